@@ -1,0 +1,137 @@
+//! Engine.IO server options, named as python-engineio names them, with the current official servers'
+//! defaults (ping 25 s / 20 s, 1 MB payloads, no cookie, same-origin CORS).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::http::{CookieConfig, CorsConfig, Request};
+
+/// A transport a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// HTTP long-polling (also JSONP for v3 clients).
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl Transport {
+    /// The name used in the `transport` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Polling => "polling",
+            Transport::WebSocket => "websocket",
+        }
+    }
+
+    /// Parses the `transport` query parameter.
+    pub fn from_query(value: &str) -> Option<Self> {
+        match value {
+            "polling" => Some(Transport::Polling),
+            "websocket" => Some(Transport::WebSocket),
+            _ => None,
+        }
+    }
+}
+
+/// A hook that can refuse a handshake (403, code 4 "Forbidden"); the error string becomes the message.
+pub type AllowRequest = Arc<dyn Fn(&Request) -> Result<(), String> + Send + Sync>;
+
+/// Engine.IO server options.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// How often the server pings a v4 client (and how often a v3 client is told to ping).
+    pub ping_interval: Duration,
+    /// How long to wait for the pong (v4) or, on top of `ping_interval`, for the next ping (v3).
+    pub ping_timeout: Duration,
+    /// How long an unfinished upgrade probe may take before it is cancelled.
+    pub upgrade_timeout: Duration,
+    /// How long a server-side close waits for the client's next poll to deliver the close packet.
+    pub close_timeout: Duration,
+    /// Largest POST body and largest WebSocket message accepted, in bytes; advertised as `maxPayload`.
+    pub max_http_buffer_size: usize,
+    /// Whether polling clients may upgrade to WebSocket.
+    pub allow_upgrades: bool,
+    /// Whether polling responses are gzip/deflate compressed when the client accepts it.
+    pub http_compression: bool,
+    /// Smallest polling response body that gets compressed.
+    pub compression_threshold: usize,
+    /// The sticky-session cookie sent with the handshake, if any.
+    pub cookie: Option<CookieConfig>,
+    /// Which origins may connect, and whether credentials are allowed.
+    pub cors: CorsConfig,
+    /// The transports clients may use.
+    pub transports: Vec<Transport>,
+    /// Whether Engine.IO 3 clients (socket.io-client 2.x) are accepted.
+    pub allow_eio3: bool,
+    /// The URL path the server answers under, with a trailing slash.
+    pub path: String,
+    /// Most packets a session buffers for a client that does not read; past it the session is closed
+    /// with [`CloseReason::OutboundQueueFull`](super::session::CloseReason::OutboundQueueFull).
+    pub max_buffered_packets: usize,
+    /// Most bytes a session buffers for a client that does not read; same policy as above.
+    pub max_buffered_bytes: usize,
+    /// Optional gate run on every handshake.
+    pub allow_request: Option<AllowRequest>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("max_http_buffer_size", &self.max_http_buffer_size)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("http_compression", &self.http_compression)
+            .field("compression_threshold", &self.compression_threshold)
+            .field("cookie", &self.cookie)
+            .field("cors", &self.cors)
+            .field("transports", &self.transports)
+            .field("allow_eio3", &self.allow_eio3)
+            .field("path", &self.path)
+            .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .field("allow_request", &self.allow_request.is_some())
+            .finish()
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            close_timeout: Duration::from_millis(30_000),
+            max_http_buffer_size: 1_000_000,
+            allow_upgrades: true,
+            http_compression: true,
+            compression_threshold: 1024,
+            cookie: None,
+            cors: CorsConfig::default(),
+            transports: vec![Transport::Polling, Transport::WebSocket],
+            allow_eio3: false,
+            path: "/engine.io/".to_owned(),
+            max_buffered_packets: 10_000,
+            max_buffered_bytes: 16 * 1024 * 1024,
+            allow_request: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// True when `transport` is in the allow-list.
+    pub fn allows(&self, transport: Transport) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// The path with exactly one trailing slash, as requests are matched against it.
+    pub fn normalized_path(&self) -> String {
+        let trimmed = self.path.trim_end_matches('/');
+        format!("{trimmed}/")
+    }
+}

@@ -1,0 +1,237 @@
+//! The Engine.IO endpoint: checks every request, performs handshakes and routes the rest by sid.
+//!
+//! The endpoint owns no sessions. A handshake returns a new [`Session`] for the driver to keep
+//! (in a map keyed by [`Sid`], sharded or locked as it likes); later requests come back as
+//! [`Routing::Existing`] and the driver hands them to that session. This keeps every session
+//! drivable on its own, with no lock around all clients.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::{HeaderMap, Method, header};
+
+use super::ProtocolVersion;
+use super::config::{EngineConfig, Transport};
+use super::session::{Output, RequestId, Session};
+use super::sid::{Sid, SidGenerator};
+use crate::http::{
+    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, ws_rejection_response,
+};
+
+/// Where a request goes, from [`Endpoint::handle_request`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Routing {
+    /// Not under the endpoint's path: pass it to the wrapped application (or answer 404).
+    NotHandled,
+    /// Answer with this response (an error, or a CORS preflight). For a WebSocket upgrade request,
+    /// answer with it instead of upgrading.
+    Respond(Response),
+    /// A handshake created a session; keep it under its sid.
+    ///
+    /// For polling, `response` answers the request now. For WebSocket, complete the upgrade adding
+    /// `upgrade_headers` to the `101` response; the session already knows the connection by the
+    /// request's id and has the open packet waiting in [`Session::poll_ws`].
+    Created {
+        session: Box<Session>,
+        response: Option<Response>,
+        upgrade_headers: HeaderMap,
+    },
+    /// The request belongs to the existing session `sid`: a polling request goes to
+    /// [`Session::handle_request`], a WebSocket upgrade to [`Session::accept_websocket`].
+    Existing { sid: Sid, websocket: bool },
+}
+
+/// Checks requests, makes handshakes and routes by sid. See the module docs.
+pub struct Endpoint {
+    config: Arc<EngineConfig>,
+    path: String,
+    sids: Arc<dyn SidGenerator>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when the request asks to upgrade the connection to WebSocket.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+impl Endpoint {
+    /// An endpoint with `config`, making session ids with `sids`.
+    pub fn new(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
+        let path = config.normalized_path();
+        Endpoint {
+            config: Arc::new(config),
+            path,
+            sids: Arc::new(sids),
+        }
+    }
+
+    /// The configuration shared with every session.
+    pub fn config(&self) -> &Arc<EngineConfig> {
+        &self.config
+    }
+
+    /// True when `path` is under this endpoint's path (with or without the trailing slash).
+    pub fn matches_path(&self, path: &str) -> bool {
+        path.starts_with(&self.path) || path == self.path.trim_end_matches('/')
+    }
+
+    /// Makes an id with the injected generator (the Socket.IO layer uses it for socket ids).
+    pub fn generate_sid(&self) -> Sid {
+        self.sids.generate()
+    }
+
+    /// The id generator, shared with the Socket.IO layer.
+    pub fn sid_generator(&self) -> &Arc<dyn SidGenerator> {
+        &self.sids
+    }
+
+    /// Checks and routes one request (polling or WebSocket upgrade), in the reference server's
+    /// order: path, transport, origin, sid, method, WebSocket-without-upgrade, `allow_request`,
+    /// protocol version. `session_exists` tells whether the driver holds a session with a sid.
+    ///
+    /// The driver passes the complete body of a POST, reading at most
+    /// `max_http_buffer_size + 1` bytes of it (the session answers 413 past the limit).
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+        session_exists: impl Fn(&str) -> bool,
+    ) -> Routing {
+        if !self.matches_path(request.uri().path()) {
+            return Routing::NotHandled;
+        }
+        let websocket = is_websocket_upgrade(request.headers());
+        let reject = |code: EngineErrorCode, message: Option<&str>, origin: &OriginCheck| {
+            if websocket {
+                Routing::Respond(ws_rejection_response(code, message))
+            } else {
+                let mut response = error_response(code, message);
+                self.config.cors.apply(origin, response.headers_mut());
+                Routing::Respond(response)
+            }
+        };
+        let origin = self.config.cors.check(request.headers());
+        if request.method() == Method::OPTIONS && !websocket {
+            if origin == OriginCheck::Denied {
+                return reject(
+                    EngineErrorCode::BadRequest,
+                    Some("Not an accepted origin"),
+                    &origin,
+                );
+            }
+            return Routing::Respond(
+                self.config
+                    .cors
+                    .preflight_response(&origin, request.headers()),
+            );
+        }
+        let query = Query::from_uri(request.uri());
+        let transport = match query.get("transport").and_then(Transport::from_query) {
+            Some(t) if self.config.allows(t) => t,
+            _ => return reject(EngineErrorCode::UnknownTransport, None, &origin),
+        };
+        if origin == OriginCheck::Denied {
+            return reject(
+                EngineErrorCode::BadRequest,
+                Some("Not an accepted origin"),
+                &origin,
+            );
+        }
+        if let Some(sid) = query.get("sid") {
+            if !session_exists(sid) {
+                return reject(EngineErrorCode::UnknownSid, None, &origin);
+            }
+            return Routing::Existing {
+                sid: Sid::from(sid),
+                websocket: websocket && transport == Transport::WebSocket,
+            };
+        }
+        if request.method() != Method::GET {
+            return reject(EngineErrorCode::BadHandshakeMethod, None, &origin);
+        }
+        if transport == Transport::WebSocket && !websocket {
+            return reject(EngineErrorCode::BadRequest, None, &origin);
+        }
+        if let Some(allow) = &self.config.allow_request
+            && let Err(message) = allow(request)
+        {
+            return reject(EngineErrorCode::Forbidden, Some(&message), &origin);
+        }
+        let version = match query.get("EIO") {
+            Some("4") => ProtocolVersion::V4,
+            _ if self.config.allow_eio3 => ProtocolVersion::V3,
+            _ => return reject(EngineErrorCode::UnsupportedProtocolVersion, None, &origin),
+        };
+        let sid = self.sids.generate();
+        let supports_binary = query.get("b64").is_none();
+        let cookie = self
+            .config
+            .cookie
+            .as_ref()
+            .map(|cookie| cookie.header_value(sid.as_str()));
+        if transport == Transport::WebSocket {
+            let session = Session::new(
+                self.config.clone(),
+                sid,
+                version,
+                supports_binary,
+                Some(id),
+                now,
+            );
+            let mut upgrade_headers = HeaderMap::new();
+            if let Some(cookie) = cookie {
+                upgrade_headers.insert(header::SET_COOKIE, cookie);
+            }
+            return Routing::Created {
+                session: Box::new(session),
+                response: None,
+                upgrade_headers,
+            };
+        }
+        let mut session = Session::new(
+            self.config.clone(),
+            sid,
+            version,
+            supports_binary,
+            None,
+            now,
+        );
+        session.handle_request(now, id, request);
+        let mut response = None;
+        while let Some(output) = session.poll_output() {
+            if let Output::Respond {
+                request: answered,
+                response: r,
+            } = output
+                && answered == id
+            {
+                response = Some(r);
+            }
+        }
+        let mut response = response.unwrap_or_else(|| {
+            // Unreachable in practice: a new session's queue holds the open packet, so the GET
+            // is answered at once. Refuse rather than hang if that ever changes.
+            error_response(EngineErrorCode::BadRequest, None)
+        });
+        if let Some(cookie) = cookie {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        Routing::Created {
+            session: Box::new(session),
+            response: Some(response),
+            upgrade_headers: HeaderMap::new(),
+        }
+    }
+}

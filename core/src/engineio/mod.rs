@@ -1,0 +1,40 @@
+//! The Engine.IO layer: packets, polling payloads, sessions and the endpoint that creates them.
+//!
+//! Usable on its own as a raw Engine.IO server (default path `/engine.io/`), the way python-engineio
+//! and the Node `engine.io` package are; the Socket.IO layer in [`crate::socketio`] sits on top.
+
+pub mod config;
+pub mod endpoint;
+pub mod frame;
+pub mod packet;
+pub mod payload;
+pub mod session;
+pub mod sid;
+
+pub use config::{EngineConfig, Transport};
+pub use endpoint::{Endpoint, Routing};
+pub use frame::Frame;
+pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
+pub use session::{CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction};
+pub use sid::{SequentialSids, Sid, SidGenerator};
+
+/// The Engine.IO protocol revision a connection speaks, chosen by the `EIO` query parameter.
+///
+/// The reference server reads `EIO === "4" ? 4 : 3`, so anything else (missing, garbage) means v3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProtocolVersion {
+    /// Engine.IO 3 (socket.io-client 2.x, python-socketio 4.x). Clients ping, servers pong.
+    V3,
+    /// Engine.IO 4 (socket.io-client 3.x and 4.x, python-socketio 5.x). Servers ping, clients pong.
+    V4,
+}
+
+impl ProtocolVersion {
+    /// Parses the `EIO` query value the way the reference server does.
+    pub fn from_query(eio: Option<&str>) -> Self {
+        match eio {
+            Some("4") => ProtocolVersion::V4,
+            _ => ProtocolVersion::V3,
+        }
+    }
+}

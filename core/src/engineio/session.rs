@@ -1,0 +1,1027 @@
+//! One Engine.IO session: transports, heartbeat, upgrade, buffering and close.
+//!
+//! # Contract
+//!
+//! A [`Session`] is a state machine with no I/O and no clock. The driver (a runtime crate, or your own
+//! loop) feeds it inputs, each stamped with the current time:
+//!
+//! - [`handle_request`](Session::handle_request): a polling GET or POST for this session's sid;
+//! - [`accept_websocket`](Session::accept_websocket): a WebSocket upgrade request for this sid;
+//! - [`handle_ws_message`](Session::handle_ws_message) / [`handle_ws_closed`](Session::handle_ws_closed);
+//! - [`handle_request_aborted`](Session::handle_request_aborted): a held GET whose client went away;
+//! - [`handle_timeout`](Session::handle_timeout): the deadline from [`poll_timeout`](Session::poll_timeout) passed;
+//! - commands: [`send`](Session::send), [`send_frames`](Session::send_frames), [`close`](Session::close).
+//!
+//! **Drain rule.** After every input or command, the driver drains [`poll_output`](Session::poll_output)
+//! (HTTP responses and WebSocket write wake-ups) and [`poll_event`](Session::poll_event) (messages and
+//! the close for the application) until both return `None`, then re-arms its single timer for
+//! [`poll_timeout`](Session::poll_timeout). Debug builds assert that outputs were drained before the next
+//! input. WebSocket messages are the exception: the driver pulls them with
+//! [`poll_ws`](Session::poll_ws) only as fast as the socket accepts them, so a client that does not read
+//! leaves its packets in this session's bounded queue instead of in driver memory.
+//!
+//! A session ends after it reports [`EngineEvent::Closed`]; the driver then drains the remaining
+//! outputs (a final poll response, WebSocket close) and forgets the session.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use bytes::Bytes;
+
+use super::ProtocolVersion;
+use super::config::{EngineConfig, Transport};
+use super::frame::Frame;
+use super::packet::{Packet, PacketData, PacketType, WsMessage};
+use super::payload;
+use super::sid::Sid;
+use crate::http::{
+    EngineErrorCode, OriginCheck, Query, Request, Response, compress, error_response,
+    plain_response, ws_rejection_response,
+};
+
+/// Identifies one HTTP request held by the driver. A WebSocket connection is identified by the id of
+/// the request that upgraded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Why a session ended, as reported to the application (names follow the reference server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client closed the connection or sent a close packet (`transport close`).
+    TransportClose,
+    /// The transport failed or the client broke a transport rule (`transport error`).
+    TransportError(&'static str),
+    /// No pong (v4) or ping (v3) in time (`ping timeout`).
+    PingTimeout,
+    /// The client sent bytes that are not Engine.IO (`parse error`).
+    ParseError,
+    /// The application closed the session (`forced close`).
+    ForcedClose,
+    /// The server is shutting down (`server shutting down`).
+    ServerShuttingDown,
+    /// The client did not read fast enough and its outbound queue hit the configured cap.
+    OutboundQueueFull,
+}
+
+impl CloseReason {
+    /// The reason string of the reference server.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError(_) => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::ServerShuttingDown => "server shutting down",
+            CloseReason::OutboundQueueFull => "outbound queue full",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::TransportError(detail) => write!(f, "transport error: {detail}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// What the session tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// A message from the client: text (an empty message arrives as empty text) or binary.
+    Message(PacketData),
+    /// The session moved from polling to WebSocket.
+    Upgraded,
+    /// The session ended. Reported exactly once, last.
+    Closed(CloseReason),
+}
+
+/// What the session asks the driver to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Answer the request `request` with `response`.
+    Respond {
+        request: RequestId,
+        response: Response,
+    },
+    /// The WebSocket `conn` has something to write or must be closed: pull [`Session::poll_ws`].
+    WebSocketReady { conn: RequestId },
+}
+
+/// The next step for one WebSocket connection, from [`Session::poll_ws`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsAction {
+    /// Write this message.
+    Send(WsMessage),
+    /// Close the connection (after everything before it was written).
+    Close,
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("the session is closed")]
+    Closed,
+    #[error("the session's outbound queue is full; the session was closed")]
+    QueueFull,
+}
+
+/// The request-time facts a held GET needs when it is finally answered.
+#[derive(Debug)]
+struct PendingGet {
+    id: RequestId,
+    origin: OriginCheck,
+    accept_encoding: Option<HeaderValue>,
+    jsonp: Option<String>,
+}
+
+#[derive(Debug)]
+enum ActiveTransport {
+    Polling {
+        pending: Option<PendingGet>,
+    },
+    WebSocket {
+        conn: RequestId,
+        supports_binary: bool,
+    },
+}
+
+#[derive(Debug)]
+struct Probe {
+    conn: RequestId,
+    supports_binary: bool,
+    deadline: Instant,
+    /// `2probe` received and `3probe` queued; waiting for the upgrade packet.
+    probed: bool,
+    /// The probe is being closed (timeout or a rule broken); only its close remains to be pulled.
+    cancelled: bool,
+    frames: VecDeque<WsAction>,
+}
+
+#[derive(Debug)]
+enum Heartbeat {
+    /// v4: the server pings. `next_ping` is set while waiting to ping, `pong_deadline` while waiting
+    /// for the pong.
+    ServerPings {
+        next_ping: Option<Instant>,
+        pong_deadline: Option<Instant>,
+    },
+    /// v3: the client pings; the session dies when no ping arrives by `deadline`.
+    ClientPings { deadline: Instant },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Closed by the server over polling with no GET pending: waiting for one to deliver the close
+    /// packet, until `deadline`.
+    Closing {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+/// One Engine.IO session. See the [module docs](self) for the driving contract.
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<EngineConfig>,
+    sid: Sid,
+    version: ProtocolVersion,
+    /// False when the handshake carried `b64=1`: binary goes base64-encoded in text.
+    supports_binary: bool,
+    transport: ActiveTransport,
+    probe: Option<Probe>,
+    queue: VecDeque<Frame>,
+    queued_bytes: usize,
+    /// Set once a close must go out on the primary WebSocket after the queue.
+    ws_close_pending: bool,
+    outputs: VecDeque<Output>,
+    events: VecDeque<EngineEvent>,
+    heartbeat: Heartbeat,
+    state: State,
+    /// Close reason decided but not yet reported (reported when the session is fully closed).
+    close_reason: Option<CloseReason>,
+}
+
+impl Session {
+    /// Creates a session after a successful handshake. Called by the endpoint; the open packet is
+    /// queued first.
+    pub(crate) fn new(
+        config: Arc<EngineConfig>,
+        sid: Sid,
+        version: ProtocolVersion,
+        supports_binary: bool,
+        websocket: Option<RequestId>,
+        now: Instant,
+    ) -> Self {
+        let heartbeat = match version {
+            ProtocolVersion::V4 => Heartbeat::ServerPings {
+                next_ping: Some(now + config.ping_interval),
+                pong_deadline: None,
+            },
+            ProtocolVersion::V3 => Heartbeat::ClientPings {
+                deadline: now + config.ping_interval + config.ping_timeout,
+            },
+        };
+        let transport = match websocket {
+            Some(conn) => ActiveTransport::WebSocket {
+                conn,
+                supports_binary,
+            },
+            None => ActiveTransport::Polling { pending: None },
+        };
+        let mut session = Session {
+            sid,
+            version,
+            supports_binary,
+            transport,
+            probe: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            ws_close_pending: false,
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            heartbeat,
+            state: State::Open,
+            close_reason: None,
+            config,
+        };
+        let open = session.open_packet_json(websocket.is_some());
+        session.push_frame(Frame::from_packet(&Packet::text(PacketType::Open, open)));
+        session.notify_ws();
+        session
+    }
+
+    /// This session's id.
+    pub fn sid(&self) -> &Sid {
+        &self.sid
+    }
+
+    /// The Engine.IO protocol version of the client.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        match self.transport {
+            ActiveTransport::Polling { .. } => Transport::Polling,
+            ActiveTransport::WebSocket { .. } => Transport::WebSocket,
+        }
+    }
+
+    /// True once the session has ended (its `Closed` event is queued or was drained).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Packets waiting for the client, and their size in bytes.
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.queue.len(), self.queued_bytes)
+    }
+
+    /// The JSON of the open packet.
+    fn open_packet_json(&self, websocket: bool) -> String {
+        let upgrades: &[&str] =
+            if !websocket && self.config.allow_upgrades && self.config.allows(Transport::WebSocket)
+            {
+                &["websocket"]
+            } else {
+                &[]
+            };
+        /// The open packet's fields, in the reference server's order.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct OpenPacket<'a> {
+            sid: &'a str,
+            upgrades: &'a [&'a str],
+            ping_interval: u64,
+            ping_timeout: u64,
+            max_payload: usize,
+        }
+        let open = OpenPacket {
+            sid: self.sid.as_str(),
+            upgrades,
+            ping_interval: self.config.ping_interval.as_millis() as u64,
+            ping_timeout: self.config.ping_timeout.as_millis() as u64,
+            max_payload: self.config.max_http_buffer_size,
+        };
+        serde_json::to_string(&open).unwrap_or_default()
+    }
+
+    // ----- inputs -----------------------------------------------------------------------------
+
+    /// Handles a polling request (GET or POST) addressed to this session.
+    ///
+    /// The answer arrives through [`poll_output`](Self::poll_output), at once or, for a GET held until
+    /// data is ready, later. Drain outputs and events afterwards.
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
+        self.debug_assert_drained();
+        let origin = self.config.cors.check(request.headers());
+        let query = Query::from_uri(request.uri());
+        let jsonp = query.get("j").map(str::to_owned);
+        if self.state == State::Closed {
+            self.respond_error(id, &origin, EngineErrorCode::UnknownSid);
+            return;
+        }
+        if matches!(self.transport, ActiveTransport::WebSocket { .. })
+            || query.get("transport") != Some("polling")
+        {
+            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
+            return;
+        }
+        match *request.method() {
+            Method::GET => self.handle_get(now, id, request, origin, jsonp),
+            Method::POST => self.handle_post(now, id, request, origin, jsonp),
+            _ => {
+                let mut response = error_response(EngineErrorCode::BadRequest, None);
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                self.respond(id, &origin, response);
+            }
+        }
+    }
+
+    fn handle_get(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+        origin: OriginCheck,
+        jsonp: Option<String>,
+    ) {
+        let ActiveTransport::Polling { pending } = &mut self.transport else {
+            return;
+        };
+        if let Some(previous) = pending.take() {
+            // The reference server treats overlapping polls as a broken client: the new one is
+            // refused, the held one gets a close packet, and the session ends.
+            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
+            self.answer_poll(previous, vec![Frame::bare(PacketType::Close)]);
+            self.finish(CloseReason::TransportError("overlapping GET requests"));
+            return;
+        }
+        *pending = Some(PendingGet {
+            id,
+            origin,
+            accept_encoding: request.headers().get(header::ACCEPT_ENCODING).cloned(),
+            jsonp,
+        });
+        self.flush_polling(now);
+    }
+
+    fn handle_post(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+        origin: OriginCheck,
+        jsonp: Option<String>,
+    ) {
+        let body = request.body().clone();
+        if body.len() > self.config.max_http_buffer_size {
+            // As the reference server: refuse the body, keep the session; the client gives up.
+            let response = plain_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/html",
+                Bytes::from_static(b"payload too large"),
+            );
+            self.respond(id, &origin, response);
+            return;
+        }
+        let binary_body = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/octet-stream"));
+        let decoded = if let Some(_j) = jsonp {
+            match payload::decode_jsonp_post(&body) {
+                Ok(text) => payload::decode_payload(Bytes::from(text), self.version, false),
+                Err(error) => payload::DecodedPayload {
+                    packets: Vec::new(),
+                    error: Some(error),
+                },
+            }
+        } else if binary_body && self.version == ProtocolVersion::V4 {
+            // Engine.IO 4 has no binary payload format; the reference server refuses and closes.
+            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
+            self.finish(CloseReason::TransportError(
+                "binary POST body on Engine.IO 4",
+            ));
+            return;
+        } else {
+            payload::decode_payload(body, self.version, binary_body)
+        };
+        let ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+        self.respond(id, &origin, ok);
+        for packet in decoded.packets {
+            self.handle_packet(now, packet, None);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if decoded.error.is_some() {
+            self.close_now(CloseReason::ParseError);
+        }
+    }
+
+    /// Handles a WebSocket upgrade request for this session's sid (a probe from polling).
+    ///
+    /// On `Ok`, the driver completes the WebSocket handshake and from then on reports the
+    /// connection's messages with `id` as its handle. On `Err`, it answers the upgrade request with
+    /// the response instead. Drain outputs and events afterwards either way.
+    pub fn accept_websocket(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+    ) -> Result<(), Box<Response>> {
+        self.debug_assert_drained();
+        let refuse = || {
+            Err(Box::new(ws_rejection_response(
+                EngineErrorCode::BadRequest,
+                None,
+            )))
+        };
+        if self.state != State::Open
+            || !self.config.allow_upgrades
+            || !self.config.allows(Transport::WebSocket)
+            || self.probe.is_some()
+            || !matches!(self.transport, ActiveTransport::Polling { .. })
+        {
+            return refuse();
+        }
+        let query = Query::from_uri(request.uri());
+        self.probe = Some(Probe {
+            conn: id,
+            supports_binary: query.get("b64").is_none(),
+            deadline: now + self.config.upgrade_timeout,
+            probed: false,
+            cancelled: false,
+            frames: VecDeque::new(),
+        });
+        Ok(())
+    }
+
+    /// Handles one WebSocket message on connection `conn`. Messages over `max_http_buffer_size` must
+    /// be refused by the driver's WebSocket layer and reported with
+    /// [`handle_ws_closed`](Self::handle_ws_closed)`(conn, true)`.
+    pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
+        self.debug_assert_drained();
+        if self.state == State::Closed {
+            return;
+        }
+        if self.probe.as_ref().is_some_and(|p| p.conn == conn) {
+            self.handle_probe_message(now, message);
+            return;
+        }
+        if !self.is_primary_ws(conn) {
+            return;
+        }
+        if message.len() > self.config.max_http_buffer_size {
+            self.close_now(CloseReason::TransportError(
+                "message over max_http_buffer_size",
+            ));
+            return;
+        }
+        match Packet::decode_ws(message, self.version) {
+            Ok(packet) => self.handle_packet(now, packet, Some(conn)),
+            Err(_) => self.close_now(CloseReason::ParseError),
+        }
+    }
+
+    /// Reports that WebSocket `conn` closed. `error` is true when it failed (protocol error, message
+    /// too large, I/O error) rather than closing cleanly.
+    pub fn handle_ws_closed(&mut self, _now: Instant, conn: RequestId, error: bool) {
+        self.debug_assert_drained();
+        if self.probe.as_ref().is_some_and(|p| p.conn == conn) {
+            self.probe = None;
+            return;
+        }
+        if self.is_primary_ws(conn) && self.state != State::Closed {
+            self.ws_close_pending = false;
+            self.finish(if error {
+                CloseReason::TransportError("websocket failed")
+            } else {
+                CloseReason::TransportClose
+            });
+        }
+    }
+
+    /// Reports that the client of a held GET went away before it was answered.
+    pub fn handle_request_aborted(&mut self, _now: Instant, id: RequestId) {
+        self.debug_assert_drained();
+        if let ActiveTransport::Polling { pending } = &mut self.transport
+            && pending.as_ref().is_some_and(|p| p.id == id)
+        {
+            *pending = None;
+            if self.state != State::Closed {
+                self.finish(CloseReason::TransportError(
+                    "poll request closed prematurely",
+                ));
+            }
+        }
+    }
+
+    /// Advances timers: heartbeat, upgrade timeout, close wait. Call it when
+    /// [`poll_timeout`](Self::poll_timeout) has passed (calling it early is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.debug_assert_drained();
+        match self.state {
+            State::Closed => return,
+            State::Closing { deadline } => {
+                if now >= deadline {
+                    self.state = State::Open;
+                    self.finish_reported();
+                }
+                return;
+            }
+            State::Open => {}
+        }
+        if let Some(probe) = &mut self.probe
+            && !probe.cancelled
+            && now >= probe.deadline
+        {
+            // An upgrade that never finished: close the probe, keep serving over polling.
+            probe.cancelled = true;
+            probe.frames.clear();
+            probe.frames.push_back(WsAction::Close);
+            let conn = probe.conn;
+            self.outputs.push_back(Output::WebSocketReady { conn });
+        }
+        match &mut self.heartbeat {
+            Heartbeat::ServerPings {
+                next_ping,
+                pong_deadline,
+            } => {
+                if pong_deadline.is_some_and(|d| now >= d) {
+                    self.close_now(CloseReason::PingTimeout);
+                    return;
+                }
+                if next_ping.is_some_and(|t| now >= t) {
+                    *next_ping = None;
+                    *pong_deadline = Some(now + self.config.ping_timeout);
+                    self.push_control(now, Frame::bare(PacketType::Ping));
+                }
+            }
+            Heartbeat::ClientPings { deadline } => {
+                if now >= *deadline {
+                    self.close_now(CloseReason::PingTimeout);
+                }
+            }
+        }
+    }
+
+    // ----- commands ---------------------------------------------------------------------------
+
+    /// Sends one message (text or binary) to the client.
+    pub fn send(&mut self, now: Instant, data: PacketData) -> Result<(), SendError> {
+        let frame = match data {
+            PacketData::Binary(bytes) => Frame::Binary(bytes),
+            PacketData::Text(text) => Frame::message(&text),
+            PacketData::Empty => Frame::message(""),
+        };
+        self.send_frames(now, std::slice::from_ref(&frame))
+    }
+
+    /// Sends frames that were encoded once for many sessions (a broadcast). All or none are queued.
+    ///
+    /// When the outbound queue would exceed `max_buffered_packets` or `max_buffered_bytes`, the
+    /// session is closed with [`CloseReason::OutboundQueueFull`] and `QueueFull` is returned: a slow
+    /// client is disconnected rather than allowed to grow server memory, and never silently loses
+    /// messages while staying connected.
+    pub fn send_frames(&mut self, now: Instant, frames: &[Frame]) -> Result<(), SendError> {
+        if self.state != State::Open || self.close_reason.is_some() {
+            return Err(SendError::Closed);
+        }
+        let bytes: usize = frames.iter().map(Frame::len).sum();
+        if self.queue.len() + frames.len() > self.config.max_buffered_packets
+            || self.queued_bytes + bytes > self.config.max_buffered_bytes
+        {
+            self.close_now(CloseReason::OutboundQueueFull);
+            return Err(SendError::QueueFull);
+        }
+        for frame in frames {
+            self.push_frame(frame.clone());
+        }
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Closes the session from the server side. Packets already queued are delivered first; the
+    /// `Closed` event carries `reason`.
+    pub fn close(&mut self, now: Instant, reason: CloseReason) {
+        if self.state != State::Open || self.close_reason.is_some() {
+            return;
+        }
+        match self.transport {
+            ActiveTransport::WebSocket { conn, .. } => {
+                self.ws_close_pending = true;
+                self.outputs.push_back(Output::WebSocketReady { conn });
+                self.cancel_probe();
+                self.finish(reason);
+            }
+            ActiveTransport::Polling { ref pending } => {
+                let has_pending = pending.is_some();
+                self.push_frame(Frame::bare(PacketType::Close));
+                if has_pending {
+                    self.cancel_probe();
+                    self.finish(reason);
+                    self.flush_polling(now);
+                } else {
+                    // Wait for the client's next poll to carry the close packet.
+                    self.close_reason = Some(reason);
+                    self.state = State::Closing {
+                        deadline: now + self.config.close_timeout,
+                    };
+                }
+            }
+        }
+    }
+
+    // ----- outputs ----------------------------------------------------------------------------
+
+    /// The next HTTP response or WebSocket wake-up. Drain until `None` after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next event for the application. Drain until `None` after every input.
+    pub fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next thing to write on WebSocket `conn`, pulled as fast as the socket accepts writes.
+    pub fn poll_ws(&mut self, conn: RequestId) -> Option<WsAction> {
+        if let Some(probe) = &mut self.probe
+            && probe.conn == conn
+        {
+            let action = probe.frames.pop_front();
+            if action == Some(WsAction::Close) {
+                self.probe = None;
+            }
+            return action;
+        }
+        let ActiveTransport::WebSocket {
+            conn: primary,
+            supports_binary,
+        } = self.transport
+        else {
+            return None;
+        };
+        if primary != conn {
+            return None;
+        }
+        if let Some(frame) = self.queue.pop_front() {
+            self.queued_bytes -= frame.len();
+            return Some(WsAction::Send(frame.to_ws(self.version, supports_binary)));
+        }
+        if self.ws_close_pending {
+            self.ws_close_pending = false;
+            return Some(WsAction::Close);
+        }
+        None
+    }
+
+    /// True when [`poll_ws`](Self::poll_ws) has something for `conn`.
+    pub fn wants_ws_write(&self, conn: RequestId) -> bool {
+        if let Some(probe) = &self.probe
+            && probe.conn == conn
+        {
+            return !probe.frames.is_empty();
+        }
+        self.is_primary_ws(conn) && (!self.queue.is_empty() || self.ws_close_pending)
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout) must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        };
+        match self.state {
+            State::Closed => return None,
+            State::Closing { deadline } => return Some(deadline),
+            State::Open => {}
+        }
+        match &self.heartbeat {
+            Heartbeat::ServerPings {
+                next_ping,
+                pong_deadline,
+            } => {
+                consider(*next_ping);
+                consider(*pong_deadline);
+            }
+            Heartbeat::ClientPings { deadline } => consider(Some(*deadline)),
+        }
+        if let Some(probe) = &self.probe
+            && !probe.cancelled
+        {
+            consider(Some(probe.deadline));
+        }
+        earliest
+    }
+
+    // ----- internals --------------------------------------------------------------------------
+
+    fn handle_packet(&mut self, now: Instant, packet: Packet, _conn: Option<RequestId>) {
+        match packet.kind {
+            PacketType::Message => {
+                let data = match packet.data {
+                    PacketData::Empty => PacketData::Text(Default::default()),
+                    other => other,
+                };
+                self.events.push_back(EngineEvent::Message(data));
+            }
+            PacketType::Pong => match &mut self.heartbeat {
+                Heartbeat::ServerPings {
+                    next_ping,
+                    pong_deadline,
+                } => {
+                    if pong_deadline.is_some() {
+                        *pong_deadline = None;
+                        *next_ping = Some(now + self.config.ping_interval);
+                    }
+                }
+                Heartbeat::ClientPings { .. } => {
+                    self.close_now(CloseReason::TransportError("invalid heartbeat direction"));
+                }
+            },
+            PacketType::Ping => match &mut self.heartbeat {
+                Heartbeat::ClientPings { deadline } => {
+                    *deadline = now + self.config.ping_interval + self.config.ping_timeout;
+                    // The reference server answers a bare pong, whatever the ping carried.
+                    self.push_control(now, Frame::bare(PacketType::Pong));
+                }
+                Heartbeat::ServerPings { .. } => {
+                    self.close_now(CloseReason::TransportError("invalid heartbeat direction"));
+                }
+            },
+            PacketType::Close => {
+                // Release a held GET so the client's poll loop ends cleanly.
+                if let ActiveTransport::Polling { pending } = &mut self.transport
+                    && let Some(get) = pending.take()
+                {
+                    self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                }
+                self.queue.clear();
+                self.queued_bytes = 0;
+                self.cancel_probe();
+                self.finish(CloseReason::TransportClose);
+            }
+            PacketType::Noop => {}
+            PacketType::Open | PacketType::Upgrade => {
+                self.close_now(CloseReason::ParseError);
+            }
+        }
+    }
+
+    fn handle_probe_message(&mut self, now: Instant, message: WsMessage) {
+        let Some(probe) = &mut self.probe else {
+            return;
+        };
+        if probe.cancelled {
+            return;
+        }
+        let conn = probe.conn;
+        let packet = Packet::decode_ws(message, self.version);
+        match packet {
+            Ok(Packet {
+                kind: PacketType::Ping,
+                data: PacketData::Text(text),
+            }) if &*text == "probe" && !probe.probed => {
+                probe.probed = true;
+                probe
+                    .frames
+                    .push_back(WsAction::Send(WsMessage::Text("3probe".into())));
+                self.outputs.push_back(Output::WebSocketReady { conn });
+                // Release the held GET so the client can finish pausing polling.
+                if let ActiveTransport::Polling { pending } = &mut self.transport
+                    && let Some(get) = pending.take()
+                {
+                    self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                }
+            }
+            Ok(Packet {
+                kind: PacketType::Upgrade,
+                ..
+            }) if probe.probed => {
+                let supports_binary = probe.supports_binary;
+                self.probe = None;
+                if let ActiveTransport::Polling { pending } = &mut self.transport
+                    && let Some(get) = pending.take()
+                {
+                    self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                }
+                self.transport = ActiveTransport::WebSocket {
+                    conn,
+                    supports_binary,
+                };
+                self.events.push_back(EngineEvent::Upgraded);
+                if let State::Closing { .. } = self.state {
+                    // A close waited for a poll that will never come; the WebSocket carries it.
+                    self.state = State::Open;
+                    self.ws_close_pending = true;
+                    self.finish_reported();
+                }
+                self.flush(now);
+            }
+            _ => {
+                // Anything else before the upgrade completes cancels the probe (reference behaviour).
+                probe.cancelled = true;
+                probe.frames.clear();
+                probe.frames.push_back(WsAction::Close);
+                self.outputs.push_back(Output::WebSocketReady { conn });
+            }
+        }
+    }
+
+    fn is_primary_ws(&self, conn: RequestId) -> bool {
+        matches!(self.transport, ActiveTransport::WebSocket { conn: c, .. } if c == conn)
+    }
+
+    fn cancel_probe(&mut self) {
+        if let Some(probe) = &mut self.probe {
+            probe.cancelled = true;
+            probe.frames.clear();
+            probe.frames.push_back(WsAction::Close);
+            let conn = probe.conn;
+            self.outputs.push_back(Output::WebSocketReady { conn });
+        }
+    }
+
+    fn push_frame(&mut self, frame: Frame) {
+        self.queued_bytes += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    /// Queues a heartbeat packet; it bypasses the queue cap (it is tiny and the heartbeat must work
+    /// precisely when the queue is full of other data).
+    fn push_control(&mut self, now: Instant, frame: Frame) {
+        self.push_frame(frame);
+        self.flush(now);
+    }
+
+    fn flush(&mut self, now: Instant) {
+        match self.transport {
+            ActiveTransport::Polling { .. } => self.flush_polling(now),
+            ActiveTransport::WebSocket { .. } => self.notify_ws(),
+        }
+    }
+
+    fn notify_ws(&mut self) {
+        if let ActiveTransport::WebSocket { conn, .. } = self.transport
+            && !self.queue.is_empty()
+        {
+            self.outputs.push_back(Output::WebSocketReady { conn });
+        }
+    }
+
+    /// Answers the held GET with everything queued, if both exist. While an upgrade probe is under
+    /// way the queue is kept for the WebSocket, and a held GET is released with a noop instead.
+    fn flush_polling(&mut self, _now: Instant) {
+        let ActiveTransport::Polling { pending } = &mut self.transport else {
+            return;
+        };
+        if pending.is_none() {
+            return;
+        }
+        if self.probe.as_ref().is_some_and(|p| p.probed) {
+            if let Some(get) = pending.take() {
+                self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+            }
+            return;
+        }
+        if self.queue.is_empty() {
+            return;
+        }
+        let Some(get) = pending.take() else {
+            return;
+        };
+        let frames: Vec<Frame> = self.queue.drain(..).collect();
+        self.queued_bytes = 0;
+        let closing = frames
+            .last()
+            .is_some_and(|f| *f == Frame::bare(PacketType::Close));
+        self.answer_poll(get, frames);
+        if closing {
+            if let State::Closing { .. } = self.state {
+                self.state = State::Open;
+            }
+            self.finish_reported();
+        }
+    }
+
+    fn answer_poll(&mut self, get: PendingGet, frames: Vec<Frame>) {
+        let packets: Vec<Packet> = frames.iter().filter_map(|f| f.to_packet().ok()).collect();
+        let (body, content_type) = match &get.jsonp {
+            Some(j) => {
+                let text = payload::encode_payload(&packets, self.version, false);
+                let text = String::from_utf8_lossy(&text.body).into_owned();
+                match payload::encode_jsonp(&text, j) {
+                    Some(body) => (body, "text/javascript; charset=UTF-8"),
+                    None => {
+                        self.respond_error(get.id, &get.origin, EngineErrorCode::BadRequest);
+                        return;
+                    }
+                }
+            }
+            None => {
+                let encoded = payload::encode_payload(&packets, self.version, self.supports_binary);
+                (encoded.body, encoded.content_type.header_value())
+            }
+        };
+        let mut response = plain_response(StatusCode::OK, content_type, body);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.config.http_compression {
+            let mut request_headers = HeaderMap::new();
+            if let Some(accept) = get.accept_encoding {
+                request_headers.insert(header::ACCEPT_ENCODING, accept);
+            }
+            response = compress::maybe_compress(
+                response,
+                &request_headers,
+                self.config.compression_threshold,
+            );
+        }
+        self.respond(get.id, &get.origin, response);
+    }
+
+    fn respond(&mut self, id: RequestId, origin: &OriginCheck, mut response: Response) {
+        self.config.cors.apply(origin, response.headers_mut());
+        self.outputs.push_back(Output::Respond {
+            request: id,
+            response,
+        });
+    }
+
+    fn respond_error(&mut self, id: RequestId, origin: &OriginCheck, code: EngineErrorCode) {
+        self.respond(id, origin, error_response(code, None));
+    }
+
+    /// Closes at once (a protocol violation or timeout): nothing more is delivered.
+    fn close_now(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.queue.clear();
+        self.queued_bytes = 0;
+        match &mut self.transport {
+            ActiveTransport::Polling { pending } => {
+                if let Some(get) = pending.take() {
+                    self.answer_poll(get, vec![Frame::bare(PacketType::Close)]);
+                }
+            }
+            ActiveTransport::WebSocket { conn, .. } => {
+                let conn = *conn;
+                self.ws_close_pending = true;
+                self.outputs.push_back(Output::WebSocketReady { conn });
+            }
+        }
+        self.cancel_probe();
+        self.state = State::Open;
+        self.close_reason = None;
+        self.finish(reason);
+    }
+
+    /// Marks the session closed and reports `reason` (once).
+    fn finish(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.close_reason.is_none() {
+            self.close_reason = Some(reason);
+        }
+        self.finish_reported();
+    }
+
+    fn finish_reported(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        let reason = self
+            .close_reason
+            .clone()
+            .unwrap_or(CloseReason::ForcedClose);
+        self.events.push_back(EngineEvent::Closed(reason));
+    }
+
+    fn debug_assert_drained(&self) {
+        debug_assert!(
+            self.outputs.is_empty() && self.events.is_empty(),
+            "sockio-core drain rule: drain poll_output and poll_event after every input"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Socket.IO server options on top of the Engine.IO ones.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::decoder::DecoderLimits;
+use crate::engineio::EngineConfig;
+
+/// Which namespaces clients may connect to; any other gets CONNECT_ERROR "Invalid namespace".
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NamespaceFilter {
+    /// Every namespace is accepted (the application decides in its connect handler).
+    Any,
+    /// Only these namespaces (python-socketio's `namespaces` list; `/` is not implied).
+    Only(HashSet<String>),
+}
+
+impl NamespaceFilter {
+    /// True when clients may connect to `namespace`.
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            NamespaceFilter::Any => true,
+            NamespaceFilter::Only(set) => set.contains(namespace),
+        }
+    }
+}
+
+/// Socket.IO server options.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SocketConfig {
+    /// The Engine.IO options; the path defaults to `/socket.io/` here.
+    pub engine: EngineConfig,
+    /// How long an Engine.IO connection may stay without any namespace before it is closed.
+    pub connect_timeout: Duration,
+    /// Namespaces clients may connect to.
+    pub namespaces: NamespaceFilter,
+    /// Caps on binary attachments of one packet.
+    pub decoder_limits: DecoderLimits,
+    /// How long the attachments of a binary packet may take to arrive once its header came.
+    pub attachment_timeout: Duration,
+    /// Most acknowledgements the server may await from one client at once; an emit asking for one
+    /// more fails with an error instead of growing memory.
+    pub max_pending_acks: usize,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        let engine = EngineConfig {
+            path: "/socket.io/".to_owned(),
+            ..EngineConfig::default()
+        };
+        SocketConfig {
+            engine,
+            connect_timeout: Duration::from_millis(45_000),
+            namespaces: NamespaceFilter::Only(HashSet::from(["/".to_owned()])),
+            decoder_limits: DecoderLimits::default(),
+            attachment_timeout: Duration::from_millis(20_000),
+            max_pending_acks: 10_000,
+        }
+    }
+}

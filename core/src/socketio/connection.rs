@@ -1,0 +1,845 @@
+//! One client's Socket.IO connection: an Engine.IO session plus its namespaces, acks and binary
+//! reassembly.
+//!
+//! # Contract
+//!
+//! Same as [`Session`](crate::engineio::session): the driver feeds the same inputs (they are
+//! forwarded to the Engine.IO session and its messages decoded here), drains
+//! [`poll_output`](Connection::poll_output) and [`poll_event`](Connection::poll_event) after every
+//! input or command, pulls WebSocket writes with [`poll_ws`](Connection::poll_ws), and arms one timer
+//! for [`poll_timeout`](Connection::poll_timeout).
+//!
+//! Connecting to a namespace is a two-step exchange: the connection reports
+//! [`SocketEvent::Connect`], and the application answers with
+//! [`accept_connect`](Connection::accept_connect) or [`reject_connect`](Connection::reject_connect).
+//! Packets for a namespace the client has not joined, a second CONNECT, or a CONNECT_ERROR from the
+//! client break the protocol and close the whole connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::http::{HeaderMap, Uri};
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde_json::{Map, Value};
+
+use super::config::SocketConfig;
+use super::decoder::{Decoder, ParseError};
+use super::packet::{Packet, PacketKind};
+use crate::engineio::frame::Frame;
+use crate::engineio::session::{
+    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction,
+};
+use crate::engineio::sid::{Sid, SidGenerator};
+use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage};
+use crate::http::{Query, Request, Response};
+
+/// The Socket.IO protocol revision: v4 rides on Engine.IO 3, v5 on Engine.IO 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketVersion {
+    /// socket.io-client 2.x.
+    V4,
+    /// socket.io-client 3.x and 4.x.
+    V5,
+}
+
+/// The remote address of a connection, put by the driver into the handshake request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteAddr(pub core::net::SocketAddr);
+
+/// What the handshake request told about the client; shown to connect handlers.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub headers: HeaderMap,
+    pub uri: Uri,
+    /// The query string pairs of the handshake request.
+    pub query: Vec<(String, String)>,
+    pub remote_addr: Option<core::net::SocketAddr>,
+}
+
+impl Handshake {
+    /// Captures the handshake facts of `request`.
+    pub fn from_request(request: &Request) -> Self {
+        let query = Query::from_uri(request.uri())
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Handshake {
+            headers: request.headers().clone(),
+            uri: request.uri().clone(),
+            query,
+            remote_addr: request.extensions().get::<RemoteAddr>().map(|a| a.0),
+        }
+    }
+
+    /// The first value of query parameter `key`.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a socket left a namespace (names follow the reference server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client left the namespace (`client namespace disconnect`).
+    ClientNamespaceDisconnect,
+    /// The server removed the socket from the namespace (`server namespace disconnect`).
+    ServerNamespaceDisconnect,
+    /// The client broke the Socket.IO protocol (`forced server close`).
+    ForcedServerClose(&'static str),
+    /// The client sent an undecodable Socket.IO packet (`parse error`).
+    ParseError(ParseError),
+    /// The Engine.IO connection ended.
+    Engine(CloseReason),
+}
+
+impl DisconnectReason {
+    /// The reason string of the reference server.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::ForcedServerClose(_) => "forced server close",
+            DisconnectReason::ParseError(_) => "parse error",
+            DisconnectReason::Engine(reason) => reason.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisconnectReason::ForcedServerClose(detail) => {
+                write!(f, "forced server close: {detail}")
+            }
+            DisconnectReason::ParseError(error) => write!(f, "parse error: {error}"),
+            DisconnectReason::Engine(reason) => reason.fmt(f),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// What the connection tells the application.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SocketEvent {
+    /// The client asks to join `namespace`. Answer with [`Connection::accept_connect`] or
+    /// [`Connection::reject_connect`]; until then the client waits.
+    Connect {
+        namespace: ByteString,
+        /// The auth payload (v5: the CONNECT packet's object; v4: the namespace query string as an
+        /// object of strings; `None` when the client sent none).
+        auth: Option<Value>,
+    },
+    /// An event from the client. `args` excludes the event name and may hold attachment
+    /// placeholders, resolved against `attachments`.
+    Event {
+        namespace: ByteString,
+        sid: Sid,
+        event: String,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+        /// Present when the client awaits an acknowledgement: answer with [`Connection::ack`].
+        ack_id: Option<u64>,
+    },
+    /// The client acknowledged an emit that asked for it.
+    Ack {
+        namespace: ByteString,
+        sid: Sid,
+        ack_id: u64,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+    },
+    /// The client did not acknowledge in time; the ack id is forgotten.
+    AckTimeout {
+        namespace: ByteString,
+        sid: Sid,
+        ack_id: u64,
+    },
+    /// A socket left a namespace.
+    Disconnect {
+        namespace: ByteString,
+        sid: Sid,
+        reason: DisconnectReason,
+    },
+    /// The whole connection ended (after the `Disconnect` of each namespace). Reported once, last.
+    Closed(CloseReason),
+}
+
+/// Why a connection command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    #[error("the client is not connected to namespace {0}")]
+    NotConnected(String),
+    #[error("no connection request is pending for namespace {0}")]
+    NoPendingConnect(String),
+    #[error("too many acknowledgements pending for this client")]
+    TooManyPendingAcks,
+    #[error("event name {0:?} is reserved")]
+    ReservedEvent(String),
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+#[derive(Debug)]
+enum NamespaceState {
+    /// CONNECT received, waiting for the application's answer.
+    Pending,
+    Connected(Sid),
+}
+
+#[derive(Debug)]
+struct AwaitedAck {
+    namespace: ByteString,
+    sid: Sid,
+    deadline: Option<Instant>,
+}
+
+/// A packet encoded once into Engine.IO frames: its text and its attachments. Cloning it, or sending
+/// it to many connections, copies no payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrames {
+    frames: Arc<[Frame]>,
+}
+
+impl EncodedFrames {
+    /// Encodes `packet`.
+    pub fn new(packet: &Packet) -> Self {
+        let encoded = packet.encode();
+        let mut frames = Vec::with_capacity(1 + encoded.attachments.len());
+        frames.push(Frame::message(&encoded.text));
+        frames.extend(encoded.attachments.into_iter().map(Frame::Binary));
+        EncodedFrames {
+            frames: frames.into(),
+        }
+    }
+
+    /// The frames: the text packet then one binary frame per attachment.
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+}
+
+/// One client's Socket.IO connection. See the [module docs](self).
+#[derive(Debug)]
+pub struct Connection {
+    engine: Session,
+    config: Arc<SocketConfig>,
+    sids: Arc<dyn SidGenerator>,
+    version: SocketVersion,
+    handshake: Arc<Handshake>,
+    decoder: Decoder,
+    attachment_deadline: Option<Instant>,
+    connect_deadline: Option<Instant>,
+    namespaces: HashMap<ByteString, NamespaceState>,
+    next_ack_id: u64,
+    awaited_acks: HashMap<u64, AwaitedAck>,
+    events: VecDeque<SocketEvent>,
+    /// Set once the connection is closing on its own initiative, so namespace disconnects carry the
+    /// Socket.IO reason rather than the Engine.IO one that follows.
+    closing_reason: Option<DisconnectReason>,
+    closed: bool,
+}
+
+impl Connection {
+    /// Wraps a new Engine.IO session. Protocol v4 clients are connected to `/` at once (they never
+    /// send a CONNECT for it), so a `Connect` event for `/` is ready when this returns.
+    pub(crate) fn new(
+        engine: Session,
+        config: Arc<SocketConfig>,
+        sids: Arc<dyn SidGenerator>,
+        handshake: Handshake,
+        now: Instant,
+    ) -> Self {
+        let version = match engine.version() {
+            ProtocolVersion::V3 => SocketVersion::V4,
+            ProtocolVersion::V4 => SocketVersion::V5,
+        };
+        let mut connection = Connection {
+            decoder: Decoder::new(config.decoder_limits),
+            connect_deadline: Some(now + config.connect_timeout),
+            engine,
+            config,
+            sids,
+            version,
+            handshake: Arc::new(handshake),
+            attachment_deadline: None,
+            namespaces: HashMap::new(),
+            next_ack_id: 0,
+            awaited_acks: HashMap::new(),
+            events: VecDeque::new(),
+            closing_reason: None,
+            closed: false,
+        };
+        if version == SocketVersion::V4 {
+            connection.request_connect(now, ByteString::from_static("/"), None);
+        }
+        connection
+    }
+
+    /// The Engine.IO session id.
+    pub fn sid(&self) -> &Sid {
+        self.engine.sid()
+    }
+
+    /// The Socket.IO protocol version of the client.
+    pub fn version(&self) -> SocketVersion {
+        self.version
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.engine.transport()
+    }
+
+    /// The handshake request's facts.
+    pub fn handshake(&self) -> &Arc<Handshake> {
+        &self.handshake
+    }
+
+    /// The socket id in `namespace`, when connected there.
+    pub fn socket_id(&self, namespace: &str) -> Option<&Sid> {
+        match self.namespaces.get(namespace) {
+            Some(NamespaceState::Connected(sid)) => Some(sid),
+            _ => None,
+        }
+    }
+
+    /// The namespaces the client is connected to, with its socket id in each.
+    pub fn connected_namespaces(&self) -> impl Iterator<Item = (&ByteString, &Sid)> {
+        self.namespaces
+            .iter()
+            .filter_map(|(ns, state)| match state {
+                NamespaceState::Connected(sid) => Some((ns, sid)),
+                NamespaceState::Pending => None,
+            })
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The underlying Engine.IO session (for inspection).
+    pub fn engine(&self) -> &Session {
+        &self.engine
+    }
+
+    // ----- inputs (forwarded to the Engine.IO session) ----------------------------------------
+
+    /// See [`Session::handle_request`].
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
+        self.engine.handle_request(now, id, request);
+        self.process_engine_events(now);
+    }
+
+    /// See [`Session::accept_websocket`].
+    pub fn accept_websocket(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+    ) -> Result<(), Box<Response>> {
+        let result = self.engine.accept_websocket(now, id, request);
+        self.process_engine_events(now);
+        result
+    }
+
+    /// See [`Session::handle_ws_message`].
+    pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
+        self.engine.handle_ws_message(now, conn, message);
+        self.process_engine_events(now);
+    }
+
+    /// See [`Session::handle_ws_closed`].
+    pub fn handle_ws_closed(&mut self, now: Instant, conn: RequestId, error: bool) {
+        self.engine.handle_ws_closed(now, conn, error);
+        self.process_engine_events(now);
+    }
+
+    /// See [`Session::handle_request_aborted`].
+    pub fn handle_request_aborted(&mut self, now: Instant, id: RequestId) {
+        self.engine.handle_request_aborted(now, id);
+        self.process_engine_events(now);
+    }
+
+    /// Advances the Engine.IO timers and this layer's: connect timeout, ack timeouts, attachment
+    /// timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.engine.handle_timeout(now);
+        self.process_engine_events(now);
+        if self.closed || self.closing_reason.is_some() {
+            return;
+        }
+        if self.connect_deadline.is_some_and(|d| now >= d) {
+            self.connect_deadline = None;
+            self.close_with(
+                now,
+                DisconnectReason::Engine(CloseReason::ForcedClose),
+                CloseReason::ForcedClose,
+            );
+            return;
+        }
+        if self.attachment_deadline.is_some_and(|d| now >= d) {
+            self.attachment_deadline = None;
+            self.decoder.reset();
+            self.close_with(
+                now,
+                DisconnectReason::ParseError(ParseError::AttachmentTimeout),
+                CloseReason::ForcedClose,
+            );
+            return;
+        }
+        let expired: Vec<u64> = self
+            .awaited_acks
+            .iter()
+            .filter(|(_, ack)| ack.deadline.is_some_and(|d| now >= d))
+            .map(|(id, _)| *id)
+            .collect();
+        for ack_id in expired {
+            if let Some(ack) = self.awaited_acks.remove(&ack_id) {
+                self.events.push_back(SocketEvent::AckTimeout {
+                    namespace: ack.namespace,
+                    sid: ack.sid,
+                    ack_id,
+                });
+            }
+        }
+    }
+
+    // ----- commands ---------------------------------------------------------------------------
+
+    /// Accepts the pending connection to `namespace`; returns the socket id. Optionally passes
+    /// `extra` keys for the v5 CONNECT reply (such as `pid` for connection state recovery).
+    pub fn accept_connect(&mut self, now: Instant, namespace: &str) -> Result<Sid, CommandError> {
+        match self.namespaces.get(namespace) {
+            Some(NamespaceState::Pending) => {}
+            _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
+        }
+        let sid = match self.version {
+            // Protocol v4 reuses the Engine.IO id, prefixed by the namespace outside `/`.
+            SocketVersion::V4 if namespace == "/" => self.engine.sid().clone(),
+            SocketVersion::V4 => Sid::new(format!("{namespace}#{}", self.engine.sid())),
+            SocketVersion::V5 => self.sids.generate(),
+        };
+        let data = match self.version {
+            SocketVersion::V4 => None,
+            SocketVersion::V5 => Some(serde_json::json!({ "sid": sid.as_str() })),
+        };
+        self.send_packet(now, &Packet::connect(namespace, data))?;
+        self.namespaces.insert(
+            ByteString::from(namespace),
+            NamespaceState::Connected(sid.clone()),
+        );
+        self.connect_deadline = None;
+        Ok(sid)
+    }
+
+    /// Refuses the pending connection to `namespace` with CONNECT_ERROR carrying `message` and
+    /// optional `data` (v5: `{"message","data"}`; v4: the data, else the message).
+    pub fn reject_connect(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        message: &str,
+        data: Option<Value>,
+    ) -> Result<(), CommandError> {
+        match self.namespaces.get(namespace) {
+            Some(NamespaceState::Pending) => {}
+            _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
+        }
+        self.namespaces.remove(namespace);
+        let payload = connect_error_payload(self.version, message, data);
+        self.send_packet(now, &Packet::connect_error(namespace, payload))?;
+        Ok(())
+    }
+
+    /// Emits `event` with `args` (attachment placeholders resolved against `attachments`) to the
+    /// client's socket in `namespace`. With `ack_timeout` set (`Some(None)` = wait forever), asks for
+    /// an acknowledgement and returns its id; the answer comes as [`SocketEvent::Ack`] or
+    /// [`SocketEvent::AckTimeout`].
+    pub fn emit(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+        ack_timeout: Option<Option<Duration>>,
+    ) -> Result<Option<u64>, CommandError> {
+        if super::packet::RESERVED_EVENTS.contains(&event) {
+            return Err(CommandError::ReservedEvent(event.to_owned()));
+        }
+        let sid = self
+            .socket_id(namespace)
+            .cloned()
+            .ok_or_else(|| CommandError::NotConnected(namespace.to_owned()))?;
+        let ack_id = match ack_timeout {
+            Some(timeout) => {
+                if self.awaited_acks.len() >= self.config.max_pending_acks {
+                    return Err(CommandError::TooManyPendingAcks);
+                }
+                let id = self.next_ack_id;
+                self.next_ack_id = self.next_ack_id.wrapping_add(1);
+                self.awaited_acks.insert(
+                    id,
+                    AwaitedAck {
+                        namespace: ByteString::from(namespace),
+                        sid,
+                        deadline: timeout.map(|t| now + t),
+                    },
+                );
+                Some(id)
+            }
+            None => None,
+        };
+        let packet = Packet::event(namespace, event, args, attachments, ack_id);
+        if let Err(error) = self.send_packet(now, &packet) {
+            if let Some(id) = ack_id {
+                self.awaited_acks.remove(&id);
+            }
+            return Err(error);
+        }
+        Ok(ack_id)
+    }
+
+    /// Sends a packet encoded once for many clients (a broadcast) to this client, which must be
+    /// connected to the packet's namespace (the caller selected it from that namespace's rooms).
+    pub fn send_encoded(
+        &mut self,
+        now: Instant,
+        frames: &EncodedFrames,
+    ) -> Result<(), CommandError> {
+        self.engine.send_frames(now, frames.frames())?;
+        self.process_engine_events(now);
+        Ok(())
+    }
+
+    /// Answers the client's event `ack_id` in `namespace` with `args`.
+    pub fn ack(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        ack_id: u64,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), CommandError> {
+        if self.socket_id(namespace).is_none() {
+            return Err(CommandError::NotConnected(namespace.to_owned()));
+        }
+        self.send_packet(now, &Packet::ack(namespace, ack_id, args, attachments))
+    }
+
+    /// Removes the client's socket from `namespace` (it receives a DISCONNECT packet). The
+    /// Engine.IO connection stays open; the client closes it when no namespace is left.
+    pub fn disconnect(&mut self, now: Instant, namespace: &str) -> Result<(), CommandError> {
+        let Some(NamespaceState::Connected(sid)) = self.namespaces.remove(namespace) else {
+            return Err(CommandError::NotConnected(namespace.to_owned()));
+        };
+        self.forget_acks_of(namespace);
+        let sent = self.send_packet(now, &Packet::disconnect(namespace));
+        self.events.push_back(SocketEvent::Disconnect {
+            namespace: ByteString::from(namespace),
+            sid,
+            reason: DisconnectReason::ServerNamespaceDisconnect,
+        });
+        sent
+    }
+
+    /// Closes the whole connection: every namespace is left with `reason` (sockets of v5 clients
+    /// get DISCONNECT packets first so they do not reconnect), then the Engine.IO session closes.
+    pub fn close(&mut self, now: Instant, reason: CloseReason) {
+        if self.closed || self.closing_reason.is_some() {
+            return;
+        }
+        let namespaces: Vec<ByteString> = self
+            .connected_namespaces()
+            .map(|(ns, _)| ns.clone())
+            .collect();
+        if reason != CloseReason::ServerShuttingDown {
+            for namespace in &namespaces {
+                // Best effort: a full queue closes the session anyway.
+                let _ = self.send_packet(now, &Packet::disconnect(namespace));
+            }
+        }
+        self.close_with(now, DisconnectReason::Engine(reason.clone()), reason);
+    }
+
+    // ----- outputs ----------------------------------------------------------------------------
+
+    /// See [`Session::poll_output`].
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.engine.poll_output()
+    }
+
+    /// The next event for the application. Drain until `None` after every input.
+    pub fn poll_event(&mut self) -> Option<SocketEvent> {
+        self.events.pop_front()
+    }
+
+    /// See [`Session::poll_ws`].
+    pub fn poll_ws(&mut self, conn: RequestId) -> Option<WsAction> {
+        self.engine.poll_ws(conn)
+    }
+
+    /// See [`Session::wants_ws_write`].
+    pub fn wants_ws_write(&self, conn: RequestId) -> bool {
+        self.engine.wants_ws_write(conn)
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout) must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let acks = self.awaited_acks.values().filter_map(|a| a.deadline);
+        [
+            self.engine.poll_timeout(),
+            self.connect_deadline,
+            self.attachment_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(acks)
+        .min()
+    }
+
+    // ----- internals --------------------------------------------------------------------------
+
+    fn send_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
+        let frames = EncodedFrames::new(packet);
+        let result = self.engine.send_frames(now, frames.frames());
+        self.process_engine_events(now);
+        result.map_err(CommandError::from)
+    }
+
+    fn process_engine_events(&mut self, now: Instant) {
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                EngineEvent::Message(data) => {
+                    if self.closing_reason.is_none() && !self.closed {
+                        self.handle_message(now, data);
+                    }
+                }
+                EngineEvent::Upgraded => {}
+                EngineEvent::Closed(reason) => self.finish(reason),
+            }
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, data: PacketData) {
+        let decoded = match data {
+            PacketData::Text(text) => self.decoder.decode_text(&text),
+            PacketData::Empty => self.decoder.decode_text(""),
+            PacketData::Binary(bytes) => self.decoder.decode_binary(bytes),
+        };
+        match decoded {
+            Ok(Some(packet)) => {
+                self.attachment_deadline = None;
+                self.handle_packet(now, packet);
+            }
+            Ok(None) => {
+                if self.attachment_deadline.is_none() {
+                    self.attachment_deadline = Some(now + self.config.attachment_timeout);
+                }
+            }
+            Err(error) => {
+                self.attachment_deadline = None;
+                self.close_with(
+                    now,
+                    DisconnectReason::ParseError(error),
+                    CloseReason::ForcedClose,
+                );
+            }
+        }
+    }
+
+    fn handle_packet(&mut self, now: Instant, packet: Packet) {
+        let (namespace, query) = split_namespace(&packet.namespace, self.version);
+        let state = self.namespaces.get(&namespace);
+        match (packet.kind, state) {
+            (PacketKind::Connect, None) => {
+                let auth = match self.version {
+                    SocketVersion::V5 => packet.data,
+                    SocketVersion::V4 => query.map(query_to_object),
+                };
+                self.request_connect(now, namespace, auth);
+            }
+            (PacketKind::Disconnect, Some(NamespaceState::Connected(sid))) => {
+                let sid = sid.clone();
+                self.namespaces.remove(&namespace);
+                self.forget_acks_of(&namespace);
+                self.events.push_back(SocketEvent::Disconnect {
+                    namespace,
+                    sid,
+                    reason: DisconnectReason::ClientNamespaceDisconnect,
+                });
+            }
+            (PacketKind::Event | PacketKind::BinaryEvent, Some(NamespaceState::Connected(sid))) => {
+                let sid = sid.clone();
+                let Some(Value::Array(mut items)) = packet.data else {
+                    self.violation(now, "event without arguments");
+                    return;
+                };
+                if items.is_empty() {
+                    self.violation(now, "event without a name");
+                    return;
+                }
+                let event = match items.remove(0) {
+                    Value::String(name) => name,
+                    Value::Number(n) => n.to_string(),
+                    _ => {
+                        self.violation(now, "event name is not a string");
+                        return;
+                    }
+                };
+                self.events.push_back(SocketEvent::Event {
+                    namespace,
+                    sid,
+                    event,
+                    args: items,
+                    attachments: packet.attachments,
+                    ack_id: packet.ack_id,
+                });
+            }
+            (PacketKind::Ack | PacketKind::BinaryAck, Some(NamespaceState::Connected(_))) => {
+                let Some(ack_id) = packet.ack_id else {
+                    self.violation(now, "ack without an id");
+                    return;
+                };
+                // Unknown ids are ignored, as by the reference server (late or duplicate acks).
+                let known = self
+                    .awaited_acks
+                    .get(&ack_id)
+                    .is_some_and(|ack| ack.namespace == namespace);
+                if let (true, Some(ack)) = (known, self.awaited_acks.remove(&ack_id)) {
+                    let args = match packet.data {
+                        Some(Value::Array(items)) => items,
+                        Some(other) => vec![other],
+                        None => Vec::new(),
+                    };
+                    self.events.push_back(SocketEvent::Ack {
+                        namespace,
+                        sid: ack.sid,
+                        ack_id,
+                        args,
+                        attachments: packet.attachments,
+                    });
+                }
+            }
+            (PacketKind::Connect, Some(_)) => self.violation(now, "second CONNECT to a namespace"),
+            (PacketKind::ConnectError, _) => self.violation(now, "CONNECT_ERROR from a client"),
+            (_, Some(NamespaceState::Pending)) => {
+                self.violation(now, "packet for a namespace not yet connected")
+            }
+            (_, None) => self.violation(now, "packet for a namespace not joined"),
+        }
+    }
+
+    fn request_connect(&mut self, now: Instant, namespace: ByteString, auth: Option<Value>) {
+        if !self.config.namespaces.allows(&namespace) {
+            let payload = serde_json::json!({ "message": "Invalid namespace" });
+            let _ = self.send_packet(now, &Packet::connect_error(&namespace, payload));
+            return;
+        }
+        self.namespaces
+            .insert(namespace.clone(), NamespaceState::Pending);
+        self.events
+            .push_back(SocketEvent::Connect { namespace, auth });
+    }
+
+    fn violation(&mut self, now: Instant, what: &'static str) {
+        self.close_with(
+            now,
+            DisconnectReason::ForcedServerClose(what),
+            CloseReason::ForcedClose,
+        );
+    }
+
+    fn forget_acks_of(&mut self, namespace: &str) {
+        self.awaited_acks
+            .retain(|_, ack| &*ack.namespace != namespace);
+    }
+
+    /// Leaves every namespace with `reason`, then closes the Engine.IO session with `engine_reason`.
+    fn close_with(&mut self, now: Instant, reason: DisconnectReason, engine_reason: CloseReason) {
+        if self.closed || self.closing_reason.is_some() {
+            return;
+        }
+        self.closing_reason = Some(reason);
+        self.engine.close(now, engine_reason);
+        self.process_engine_events(now);
+    }
+
+    /// The Engine.IO session ended: every namespace is left, then `Closed` is reported.
+    fn finish(&mut self, engine_reason: CloseReason) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let reason = self
+            .closing_reason
+            .take()
+            .unwrap_or(DisconnectReason::Engine(engine_reason.clone()));
+        let mut namespaces: Vec<(ByteString, Sid)> = self
+            .namespaces
+            .drain()
+            .filter_map(|(ns, state)| match state {
+                NamespaceState::Connected(sid) => Some((ns, sid)),
+                NamespaceState::Pending => None,
+            })
+            .collect();
+        namespaces.sort();
+        for (namespace, sid) in namespaces {
+            self.events.push_back(SocketEvent::Disconnect {
+                namespace,
+                sid,
+                reason: reason.clone(),
+            });
+        }
+        self.awaited_acks.clear();
+        self.decoder.reset();
+        self.events.push_back(SocketEvent::Closed(engine_reason));
+    }
+}
+
+/// The CONNECT_ERROR payload for `version`.
+pub fn connect_error_payload(version: SocketVersion, message: &str, data: Option<Value>) -> Value {
+    match version {
+        SocketVersion::V5 => {
+            let mut object = Map::new();
+            object.insert("message".to_owned(), Value::String(message.to_owned()));
+            if let Some(data) = data {
+                object.insert("data".to_owned(), data);
+            }
+            Value::Object(object)
+        }
+        SocketVersion::V4 => data.unwrap_or_else(|| Value::String(message.to_owned())),
+    }
+}
+
+/// Splits a protocol v4 namespace `"/admin?token=x"` into the namespace and its query. v5 clients
+/// never put a query there, so a `?` stays part of their namespace.
+fn split_namespace(namespace: &ByteString, version: SocketVersion) -> (ByteString, Option<&str>) {
+    if version == SocketVersion::V4
+        && let Some((ns, query)) = namespace.split_once('?')
+    {
+        return (namespace.slice_ref(ns), Some(query));
+    }
+    (namespace.clone(), None)
+}
+
+/// A query string as a JSON object of strings (protocol v4 auth).
+fn query_to_object(query: &str) -> Value {
+    let object: Map<String, Value> = Query::parse(query)
+        .iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect();
+    Value::Object(object)
+}

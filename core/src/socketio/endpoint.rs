@@ -1,0 +1,98 @@
+//! The Socket.IO endpoint: the Engine.IO endpoint, with each new session wrapped in a
+//! [`Connection`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::HeaderMap;
+
+use super::config::SocketConfig;
+use super::connection::{Connection, Handshake};
+use crate::engineio::endpoint::{Endpoint as EngineEndpoint, Routing as EngineRouting};
+use crate::engineio::session::RequestId;
+use crate::engineio::sid::{Sid, SidGenerator};
+use crate::http::{Request, Response};
+
+/// Where a request goes, from [`Endpoint::handle_request`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Routing {
+    /// Not under the endpoint's path: pass it on.
+    NotHandled,
+    /// Answer with this response (instead of upgrading, for a WebSocket request).
+    Respond(Response),
+    /// A handshake created a connection; keep it under [`Connection::sid`] and drain its events
+    /// (protocol v4 clients already have a `Connect` for `/` waiting).
+    ///
+    /// For polling, `response` answers the request now. For WebSocket, complete the upgrade adding
+    /// `upgrade_headers`; the open packet waits in [`Connection::poll_ws`].
+    Created {
+        connection: Box<Connection>,
+        response: Option<Response>,
+        upgrade_headers: HeaderMap,
+    },
+    /// The request belongs to the existing connection `sid`: polling goes to
+    /// [`Connection::handle_request`], a WebSocket upgrade to [`Connection::accept_websocket`].
+    Existing { sid: Sid, websocket: bool },
+}
+
+/// Checks requests, makes handshakes and routes by sid; see [`crate::engineio::endpoint`].
+#[derive(Debug)]
+pub struct Endpoint {
+    engine: EngineEndpoint,
+    config: Arc<SocketConfig>,
+}
+
+impl Endpoint {
+    /// An endpoint with `config`, making ids with `sids`.
+    pub fn new(config: SocketConfig, sids: impl SidGenerator + 'static) -> Self {
+        let engine = EngineEndpoint::new(config.engine.clone(), sids);
+        Endpoint {
+            engine,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The configuration shared with every connection.
+    pub fn config(&self) -> &Arc<SocketConfig> {
+        &self.config
+    }
+
+    /// True when `path` is under this endpoint's path.
+    pub fn matches_path(&self, path: &str) -> bool {
+        self.engine.matches_path(path)
+    }
+
+    /// See [`crate::engineio::endpoint::Endpoint::handle_request`].
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+        session_exists: impl Fn(&str) -> bool,
+    ) -> Routing {
+        match self.engine.handle_request(now, id, request, session_exists) {
+            EngineRouting::NotHandled => Routing::NotHandled,
+            EngineRouting::Respond(response) => Routing::Respond(response),
+            EngineRouting::Existing { sid, websocket } => Routing::Existing { sid, websocket },
+            EngineRouting::Created {
+                session,
+                response,
+                upgrade_headers,
+            } => {
+                let connection = Connection::new(
+                    *session,
+                    self.config.clone(),
+                    self.engine.sid_generator().clone(),
+                    Handshake::from_request(request),
+                    now,
+                );
+                Routing::Created {
+                    connection: Box::new(connection),
+                    response,
+                    upgrade_headers,
+                }
+            }
+        }
+    }
+}

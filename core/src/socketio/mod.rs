@@ -1,0 +1,16 @@
+//! The Socket.IO layer (protocol v4 over Engine.IO 3, v5 over Engine.IO 4): packets, binary
+//! reassembly, namespaces, acknowledgements, rooms and broadcast encoding.
+
+pub mod config;
+pub mod connection;
+pub mod decoder;
+pub mod endpoint;
+pub mod packet;
+
+pub use config::{NamespaceFilter, SocketConfig};
+pub use connection::{
+    CommandError, Connection, DisconnectReason, EncodedFrames, Handshake, RemoteAddr, SocketEvent,
+    SocketVersion,
+};
+pub use endpoint::{Endpoint, Routing};
+pub use packet::{Packet, PacketKind};

@@ -1,0 +1,281 @@
+//! Socket.IO packets: `<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]`, the same grammar for
+//! protocol v4 (over Engine.IO 3) and v5 (over Engine.IO 4).
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde_json::Value;
+
+/// The seven Socket.IO packet types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PacketKind {
+    Connect,
+    Disconnect,
+    Event,
+    Ack,
+    /// `ERROR` in protocol v4.
+    ConnectError,
+    BinaryEvent,
+    BinaryAck,
+}
+
+impl PacketKind {
+    /// The ASCII digit of this type on the wire.
+    pub fn as_char(self) -> char {
+        match self {
+            PacketKind::Connect => '0',
+            PacketKind::Disconnect => '1',
+            PacketKind::Event => '2',
+            PacketKind::Ack => '3',
+            PacketKind::ConnectError => '4',
+            PacketKind::BinaryEvent => '5',
+            PacketKind::BinaryAck => '6',
+        }
+    }
+
+    /// Inverse of [`as_char`](Self::as_char).
+    pub fn from_char(c: char) -> Option<Self> {
+        Some(match c {
+            '0' => PacketKind::Connect,
+            '1' => PacketKind::Disconnect,
+            '2' => PacketKind::Event,
+            '3' => PacketKind::Ack,
+            '4' => PacketKind::ConnectError,
+            '5' => PacketKind::BinaryEvent,
+            '6' => PacketKind::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    /// True for the two kinds that carry binary attachments.
+    pub fn is_binary(self) -> bool {
+        matches!(self, PacketKind::BinaryEvent | PacketKind::BinaryAck)
+    }
+}
+
+/// One Socket.IO packet.
+///
+/// Binary data travels as separate attachments: `data` holds `{"_placeholder":true,"num":i}` objects
+/// where the bytes were, and `attachments[i]` holds the bytes. The core keeps placeholders as they are;
+/// the runtime's payload layer swaps them for `bytes::Bytes` values of user types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub kind: PacketKind,
+    /// The namespace, `/` by default. For protocol v4 CONNECT packets it may carry a query string
+    /// (`/admin?token=x`); the connection layer splits it off.
+    pub namespace: ByteString,
+    pub ack_id: Option<u64>,
+    pub data: Option<Value>,
+    pub attachments: Vec<Bytes>,
+}
+
+/// The names an EVENT may not use (`isPayloadValid` of the reference parser).
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// The text part and the attachments of an encoded packet; the attachments are the same
+/// [`Bytes`] as the packet's (cheap clones).
+///
+/// The text goes out as one Engine.IO message, then each attachment as a binary message, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPacket {
+    pub text: ByteString,
+    pub attachments: Vec<Bytes>,
+}
+
+/// The namespace value used when none is written on the wire.
+pub(crate) const DEFAULT_NAMESPACE: &str = "/";
+
+fn namespace_of(namespace: &str) -> ByteString {
+    if namespace.is_empty() || namespace == DEFAULT_NAMESPACE {
+        ByteString::from_static(DEFAULT_NAMESPACE)
+    } else {
+        ByteString::from(namespace)
+    }
+}
+
+impl Packet {
+    /// A CONNECT packet (`0/admin,{"token":"x"}`). `data` is the auth object (v5); `None` for v4.
+    /// An empty namespace means `/`.
+    pub fn connect(namespace: &str, data: Option<Value>) -> Packet {
+        Packet {
+            kind: PacketKind::Connect,
+            namespace: namespace_of(namespace),
+            ack_id: None,
+            data,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// A DISCONNECT packet (`1/admin,`).
+    pub fn disconnect(namespace: &str) -> Packet {
+        Packet {
+            kind: PacketKind::Disconnect,
+            namespace: namespace_of(namespace),
+            ack_id: None,
+            data: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// An EVENT packet with `data = [event, ...args]`; a BINARY_EVENT when `attachments` is
+    /// non-empty (`args` should then hold the [`placeholder`]s).
+    pub fn event(
+        namespace: &str,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+        ack_id: Option<u64>,
+    ) -> Packet {
+        let mut data = Vec::with_capacity(args.len() + 1);
+        data.push(Value::String(event.to_owned()));
+        data.extend(args);
+        Packet {
+            kind: if attachments.is_empty() {
+                PacketKind::Event
+            } else {
+                PacketKind::BinaryEvent
+            },
+            namespace: namespace_of(namespace),
+            ack_id,
+            data: Some(Value::Array(data)),
+            attachments,
+        }
+    }
+
+    /// An ACK packet with `data = args`; a BINARY_ACK when `attachments` is non-empty.
+    pub fn ack(namespace: &str, ack_id: u64, args: Vec<Value>, attachments: Vec<Bytes>) -> Packet {
+        Packet {
+            kind: if attachments.is_empty() {
+                PacketKind::Ack
+            } else {
+                PacketKind::BinaryAck
+            },
+            namespace: namespace_of(namespace),
+            ack_id: Some(ack_id),
+            data: Some(Value::Array(args)),
+            attachments,
+        }
+    }
+
+    /// A CONNECT_ERROR packet; `data` is `{"message": ...}` (v5, optionally with `"data"`) or a
+    /// string (v4).
+    pub fn connect_error(namespace: &str, data: Value) -> Packet {
+        Packet {
+            kind: PacketKind::ConnectError,
+            namespace: namespace_of(namespace),
+            ack_id: None,
+            data: Some(data),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// For EVENT/BINARY_EVENT: the event name, i.e. the first array element as a string. Numbers
+    /// are returned as their decimal string, as the reference server stringifies them.
+    pub fn event_name(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        if !matches!(self.kind, PacketKind::Event | PacketKind::BinaryEvent) {
+            return None;
+        }
+        match self.data.as_ref()?.as_array()?.first()? {
+            Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The arguments: for EVENT/BINARY_EVENT the array elements after the event name, for
+    /// ACK/BINARY_ACK the whole array; empty otherwise.
+    pub fn args(&self) -> &[Value] {
+        let Some(array) = self.data.as_ref().and_then(Value::as_array) else {
+            return &[];
+        };
+        match self.kind {
+            PacketKind::Event | PacketKind::BinaryEvent => array.get(1..).unwrap_or(&[]),
+            PacketKind::Ack | PacketKind::BinaryAck => array,
+            _ => &[],
+        }
+    }
+
+    /// The kind written on the wire: EVENT and ACK become BINARY_EVENT and BINARY_ACK when the
+    /// packet has attachments. BINARY_* kinds stay binary even with zero attachments.
+    pub fn wire_kind(&self) -> PacketKind {
+        match self.kind {
+            PacketKind::Event if !self.attachments.is_empty() => PacketKind::BinaryEvent,
+            PacketKind::Ack if !self.attachments.is_empty() => PacketKind::BinaryAck,
+            kind => kind,
+        }
+    }
+
+    /// Encodes the packet as `<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]`.
+    ///
+    /// The namespace is written (followed by `,`) when it is neither empty nor `/`; it should
+    /// start with `/` and contain no `,` for the peer to read it back. Attachments are only
+    /// sent for the binary kinds (after promotion, see [`wire_kind`](Self::wire_kind)); other
+    /// kinds cannot declare them, so they are dropped.
+    pub fn encode(&self) -> EncodedPacket {
+        use std::fmt::Write as _;
+
+        let kind = self.wire_kind();
+        let mut text = String::with_capacity(self.namespace.len() + 32);
+        text.push(kind.as_char());
+        if kind.is_binary() {
+            // Writing into a String cannot fail.
+            let _ = write!(text, "{}-", self.attachments.len());
+        }
+        if !self.namespace.is_empty() && &*self.namespace != DEFAULT_NAMESPACE {
+            text.push_str(&self.namespace);
+            text.push(',');
+        }
+        if let Some(id) = self.ack_id {
+            let _ = write!(text, "{id}");
+        }
+        if let Some(data) = &self.data {
+            let _ = write!(text, "{data}");
+        }
+        EncodedPacket {
+            text: ByteString::from(text),
+            attachments: if kind.is_binary() {
+                self.attachments.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// The key that marks a placeholder object.
+const PLACEHOLDER_KEY: &str = "_placeholder";
+
+/// Returns the placeholder object `{"_placeholder":true,"num":num}` for attachment `num`.
+pub fn placeholder(num: usize) -> Value {
+    let mut map = serde_json::Map::with_capacity(2);
+    map.insert(PLACEHOLDER_KEY.to_owned(), Value::Bool(true));
+    map.insert("num".to_owned(), Value::from(num));
+    Value::Object(map)
+}
+
+/// True if `value` is an object with `"_placeholder": true` (what the reference parser checks),
+/// whatever its `num`.
+pub fn is_placeholder(value: &Value) -> bool {
+    value
+        .as_object()
+        .and_then(|map| map.get(PLACEHOLDER_KEY))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
+/// If `value` is a placeholder object (`{"_placeholder":true,"num":<non-negative integer>}`),
+/// returns its num.
+pub fn placeholder_num(value: &Value) -> Option<u64> {
+    if !is_placeholder(value) {
+        return None;
+    }
+    value.get("num")?.as_u64()
+}

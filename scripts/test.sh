@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every crate's tests (unit, integration, doc) and the
+# benchmarks compiled in test mode so they cannot rot. Installs nothing it cannot find.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust with rustup (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+echo "== forbidden dependencies of sockio-core"
+if cargo tree -p sockio-core -e normal --prefix none | grep -E '^(tokio|smol|async-io|async-std|futures-io|mio|hyper|tungstenite|async-tungstenite|getrandom|rand) ' ; then
+    echo "sockio-core must stay sans-IO: the crates above are forbidden" >&2
+    exit 1
+fi
+echo "sockio-core dependency check: ok"
