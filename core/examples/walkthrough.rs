@@ -45,7 +45,11 @@ impl Driver {
             format!("  body {:?}", String::from_utf8_lossy(body))
         };
         println!("client -> {method} {uri}{shown}");
-        let exists = |sid: &str| self.connection.as_ref().is_some_and(|c| c.sid().as_str() == sid);
+        let exists = |sid: &str| {
+            self.connection
+                .as_ref()
+                .is_some_and(|c| c.sid().as_str() == sid)
+        };
         match self.endpoint.handle_request(self.now, id, &request, exists) {
             Routing::Created {
                 connection,
@@ -179,7 +183,12 @@ fn main() {
     let polling = format!("{base}&sid={sid}");
     driver.request("POST", &polling, b"40{\"token\":\"secret\"}", false);
     driver.request("GET", &polling, b"", false);
-    driver.request("POST", &polling, b"421[\"hello\",{\"from\":\"client\"}]", false);
+    driver.request(
+        "POST",
+        &polling,
+        b"421[\"hello\",{\"from\":\"client\"}]",
+        false,
+    );
     driver.request("GET", &polling, b"", false);
 
     println!("\n== upgrade to WebSocket");

@@ -65,6 +65,11 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// True when `j` is a valid JSONP callback index (decimal digits, as the clients send).
+pub(crate) fn is_jsonp_index(j: &str) -> bool {
+    !j.is_empty() && j.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Endpoint {
     /// An endpoint with `config`, making session ids with `sids`.
     pub fn new(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
@@ -148,6 +153,15 @@ impl Endpoint {
                 Some("Not an accepted origin"),
                 &origin,
             );
+        }
+        if websocket && transport != Transport::WebSocket {
+            // An upgrade request for a transport that does not upgrade (the reference server
+            // closes the socket): never treat it as a long-poll.
+            return reject(EngineErrorCode::BadRequest, None, &origin);
+        }
+        if query.get("j").is_some_and(|j| !is_jsonp_index(j)) {
+            // The JSONP callback index goes into the response body: digits only.
+            return reject(EngineErrorCode::BadRequest, None, &origin);
         }
         if let Some(sid) = query.get("sid") {
             if !session_exists(sid) {

@@ -203,6 +203,8 @@ pub struct Session {
     queued_bytes: usize,
     /// Set once a close must go out on the primary WebSocket after the queue.
     ws_close_pending: bool,
+    /// The primary WebSocket was closed by the peer (nothing more can be written on it).
+    ws_gone: bool,
     outputs: VecDeque<Output>,
     events: VecDeque<EngineEvent>,
     heartbeat: Heartbeat,
@@ -247,6 +249,7 @@ impl Session {
             queue: VecDeque::new(),
             queued_bytes: 0,
             ws_close_pending: false,
+            ws_gone: false,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             heartbeat,
@@ -330,6 +333,15 @@ impl Session {
         let jsonp = query.get("j").map(str::to_owned);
         if self.state == State::Closed {
             self.respond_error(id, &origin, EngineErrorCode::UnknownSid);
+            return;
+        }
+        if jsonp
+            .as_deref()
+            .is_some_and(|j| !super::endpoint::is_jsonp_index(j))
+        {
+            // Refuse before holding the GET: answering it would drain the queue into a body that
+            // cannot be written, losing the packets.
+            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
             return;
         }
         if matches!(self.transport, ActiveTransport::WebSocket { .. })
@@ -507,6 +519,7 @@ impl Session {
         }
         if self.is_primary_ws(conn) && self.state != State::Closed {
             self.ws_close_pending = false;
+            self.ws_gone = true;
             self.finish(if error {
                 CloseReason::TransportError("websocket failed")
             } else {
@@ -632,9 +645,8 @@ impl Session {
                 let has_pending = pending.is_some();
                 self.push_frame(Frame::bare(PacketType::Close));
                 if has_pending {
-                    self.cancel_probe();
+                    // The held GET gets the queue and the close packet (see `finish_reported`).
                     self.finish(reason);
-                    self.flush_polling(now);
                 } else {
                     // Wait for the client's next poll to carry the close packet.
                     self.close_reason = Some(reason);
@@ -850,7 +862,9 @@ impl Session {
     }
 
     fn cancel_probe(&mut self) {
-        if let Some(probe) = &mut self.probe {
+        if let Some(probe) = &mut self.probe
+            && !probe.cancelled
+        {
             probe.cancelled = true;
             probe.frames.clear();
             probe.frames.push_back(WsAction::Close);
@@ -895,7 +909,11 @@ impl Session {
         if pending.is_none() {
             return;
         }
-        if self.probe.as_ref().is_some_and(|p| p.probed) {
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.probed && !p.cancelled)
+        {
             if let Some(get) = pending.take() {
                 self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
             }
@@ -1006,11 +1024,38 @@ impl Session {
         self.finish_reported();
     }
 
+    /// Marks the session closed, releases everything the client could still be waiting on, and
+    /// reports the close reason (once, last).
+    ///
+    /// Whatever ended the session, nothing is left hanging (as the reference server's
+    /// `clearTransport`): an upgrade probe is closed, a held GET gets what is queued and the close
+    /// packet, and the primary WebSocket is closed after what is queued on it.
     fn finish_reported(&mut self) {
         if self.state == State::Closed {
             return;
         }
         self.state = State::Closed;
+        self.cancel_probe();
+        match &mut self.transport {
+            ActiveTransport::Polling { pending } => {
+                if let Some(get) = pending.take() {
+                    let mut frames: Vec<Frame> = self.queue.drain(..).collect();
+                    self.queued_bytes = 0;
+                    let close = Frame::bare(PacketType::Close);
+                    if frames.last() != Some(&close) {
+                        frames.push(close);
+                    }
+                    self.answer_poll(get, frames);
+                }
+            }
+            ActiveTransport::WebSocket { conn, .. } => {
+                let conn = *conn;
+                if !self.ws_gone && !self.ws_close_pending {
+                    self.ws_close_pending = true;
+                    self.outputs.push_back(Output::WebSocketReady { conn });
+                }
+            }
+        }
         let reason = self
             .close_reason
             .clone()

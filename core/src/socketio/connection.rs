@@ -415,8 +415,8 @@ impl Connection {
 
     // ----- commands ---------------------------------------------------------------------------
 
-    /// Accepts the pending connection to `namespace`; returns the socket id. Optionally passes
-    /// `extra` keys for the v5 CONNECT reply (such as `pid` for connection state recovery).
+    /// Accepts the pending connection to `namespace`; returns the socket id (v5: a fresh id from
+    /// the injected generator, sent as `{"sid"}`; v4: the Engine.IO sid, `nsp#sid` outside `/`).
     pub fn accept_connect(&mut self, now: Instant, namespace: &str) -> Result<Sid, CommandError> {
         match self.namespaces.get(namespace) {
             Some(NamespaceState::Pending) => {}
@@ -516,9 +516,10 @@ impl Connection {
         now: Instant,
         frames: &EncodedFrames,
     ) -> Result<(), CommandError> {
-        self.engine.send_frames(now, frames.frames())?;
+        let result = self.engine.send_frames(now, frames.frames());
+        // Also on error: a full queue closes the session, which must be reported.
         self.process_engine_events(now);
-        Ok(())
+        result.map_err(CommandError::from)
     }
 
     /// Answers the client's event `ack_id` in `namespace` with `args`.
@@ -539,9 +540,12 @@ impl Connection {
     /// Removes the client's socket from `namespace` (it receives a DISCONNECT packet). The
     /// Engine.IO connection stays open; the client closes it when no namespace is left.
     pub fn disconnect(&mut self, now: Instant, namespace: &str) -> Result<(), CommandError> {
-        let Some(NamespaceState::Connected(sid)) = self.namespaces.remove(namespace) else {
+        // A pending namespace stays pending (the application still owes it an answer).
+        let Some(NamespaceState::Connected(sid)) = self.namespaces.get(namespace) else {
             return Err(CommandError::NotConnected(namespace.to_owned()));
         };
+        let sid = sid.clone();
+        self.namespaces.remove(namespace);
         self.forget_acks_of(namespace);
         let sent = self.send_packet(now, &Packet::disconnect(namespace));
         self.events.push_back(SocketEvent::Disconnect {
@@ -552,16 +556,22 @@ impl Connection {
         sent
     }
 
-    /// Closes the whole connection: every namespace is left with `reason` (sockets of v5 clients
-    /// get DISCONNECT packets first so they do not reconnect), then the Engine.IO session closes.
+    /// Closes the whole connection: every namespace is left with `reason` (unless the server is
+    /// shutting down, each socket gets a DISCONNECT packet first so the client does not
+    /// reconnect), then the Engine.IO session closes.
+    ///
+    /// The `Disconnect` events are reported at once; `Closed` follows when the Engine.IO session
+    /// has ended, which over polling may wait for the client's next poll (`close_timeout`).
     pub fn close(&mut self, now: Instant, reason: CloseReason) {
         if self.closed || self.closing_reason.is_some() {
             return;
         }
-        let namespaces: Vec<ByteString> = self
+        let mut namespaces: Vec<ByteString> = self
             .connected_namespaces()
             .map(|(ns, _)| ns.clone())
             .collect();
+        // The same order as the Disconnect events.
+        namespaces.sort();
         if reason != CloseReason::ServerShuttingDown {
             for namespace in &namespaces {
                 // Best effort: a full queue closes the session anyway.
@@ -597,6 +607,11 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
+        }
+        if self.closing_reason.is_some() {
+            // Closing: this layer's timers are dead (handle_timeout ignores them), so only the
+            // Engine.IO close wait remains. Reporting them would leave a deadline in the past.
+            return self.engine.poll_timeout();
         }
         let acks = self.awaited_acks.values().filter_map(|a| a.deadline);
         [
@@ -709,16 +724,18 @@ impl Connection {
                 });
             }
             (PacketKind::Ack | PacketKind::BinaryAck, Some(NamespaceState::Connected(_))) => {
+                // Unknown ids are ignored, as by the reference server (late or duplicate acks);
+                // so is a missing id, which the reference looks up as `undefined` and ignores.
                 let Some(ack_id) = packet.ack_id else {
-                    self.violation(now, "ack without an id");
                     return;
                 };
-                // Unknown ids are ignored, as by the reference server (late or duplicate acks).
                 let known = self
                     .awaited_acks
                     .get(&ack_id)
                     .is_some_and(|ack| ack.namespace == namespace);
-                if let (true, Some(ack)) = (known, self.awaited_acks.remove(&ack_id)) {
+                // (Only a match is removed: an id answered in the wrong namespace leaves the
+                // awaited ack in place.)
+                if known && let Some(ack) = self.awaited_acks.remove(&ack_id) {
                     let args = match packet.data {
                         Some(Value::Array(items)) => items,
                         Some(other) => vec![other],
@@ -772,12 +789,17 @@ impl Connection {
         if self.closed || self.closing_reason.is_some() {
             return;
         }
+        // The sockets leave now, as in the reference server (`client.close()` disconnects them
+        // synchronously): over polling the Engine.IO close may wait for the client's next poll,
+        // and the application must not believe the sockets connected meanwhile.
+        self.leave_all(&reason);
         self.closing_reason = Some(reason);
         self.engine.close(now, engine_reason);
         self.process_engine_events(now);
     }
 
-    /// The Engine.IO session ended: every namespace is left, then `Closed` is reported.
+    /// The Engine.IO session ended: every namespace still joined is left, then `Closed` is
+    /// reported.
     fn finish(&mut self, engine_reason: CloseReason) {
         if self.closed {
             return;
@@ -787,6 +809,13 @@ impl Connection {
             .closing_reason
             .take()
             .unwrap_or(DisconnectReason::Engine(engine_reason.clone()));
+        self.leave_all(&reason);
+        self.events.push_back(SocketEvent::Closed(engine_reason));
+    }
+
+    /// Leaves every connected namespace with `reason` (one `Disconnect` each, in namespace order)
+    /// and drops the per-connection state that only matters while open.
+    fn leave_all(&mut self, reason: &DisconnectReason) {
         let mut namespaces: Vec<(ByteString, Sid)> = self
             .namespaces
             .drain()
@@ -805,7 +834,8 @@ impl Connection {
         }
         self.awaited_acks.clear();
         self.decoder.reset();
-        self.events.push_back(SocketEvent::Closed(engine_reason));
+        self.attachment_deadline = None;
+        self.connect_deadline = None;
     }
 }
 

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod decoder;
 pub mod endpoint;
 pub mod packet;
+pub mod rooms;
 
 pub use config::{NamespaceFilter, SocketConfig};
 pub use connection::{
@@ -14,3 +15,4 @@ pub use connection::{
 };
 pub use endpoint::{Endpoint, Routing};
 pub use packet::{Packet, PacketKind};
+pub use rooms::{BroadcastTarget, RoomIndex, RoomName};

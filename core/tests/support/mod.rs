@@ -575,3 +575,184 @@ pub fn open_sid(body: &str) -> String {
     let json: serde_json::Value = serde_json::from_str(&body[start..end]).expect("open JSON");
     json["sid"].as_str().expect("sid").to_owned()
 }
+
+// ----- Socket.IO helpers (for the socket_* tests) ----------------------------------------------
+
+/// A Socket.IO config that accepts every namespace and Engine.IO 3 clients.
+pub fn sio_config_any() -> socketio::SocketConfig {
+    let mut config = socketio::SocketConfig::default();
+    config.namespaces = socketio::NamespaceFilter::Any;
+    config.engine.allow_eio3 = true;
+    config
+}
+
+/// The polling URI of session `sid` for Engine.IO version `eio` (3 or 4).
+pub fn sio_poll_uri(eio: u8, sid: &str) -> String {
+    format!("/socket.io/?EIO={eio}&transport=polling&sid={sid}")
+}
+
+/// A v3 polling text payload: `<utf16 len>:<packet>` for each packet.
+pub fn v3_payload(packets: &[&str]) -> String {
+    packets
+        .iter()
+        .map(|p| format!("{}:{p}", p.encode_utf16().count()))
+        .collect()
+}
+
+impl Harness<socketio::Endpoint> {
+    /// Opens a WebSocket-only session with Engine.IO `eio` (3 or 4); returns its sid and the
+    /// socket, with the open packet already taken.
+    #[track_caller]
+    pub fn sio_ws(&mut self, eio: u8) -> (String, RequestId) {
+        self.sio_ws_query(eio, "")
+    }
+
+    /// Like [`sio_ws`](Self::sio_ws) with `extra` appended to the query (e.g. `&b64=1`).
+    #[track_caller]
+    pub fn sio_ws_query(&mut self, eio: u8, extra: &str) -> (String, RequestId) {
+        let ws = self
+            .ws_connect(&format!("/socket.io/?EIO={eio}&transport=websocket{extra}"))
+            .expect("WebSocket handshake accepted");
+        let open = self.ws_take_text(ws);
+        assert_eq!(open.len(), 1, "only the open packet: {open:?}");
+        assert!(open[0].starts_with("0{"), "open packet: {open:?}");
+        (open_sid(&open[0]), ws)
+    }
+
+    /// Makes a polling handshake with Engine.IO `eio` (3 or 4); returns the sid.
+    #[track_caller]
+    pub fn sio_poll(&mut self, eio: u8) -> String {
+        let body = self
+            .get(&format!("/socket.io/?EIO={eio}&transport=polling"))
+            .body_text();
+        open_sid(&body)
+    }
+
+    /// A v5 client over WebSocket joined to `/` (accepted); returns the engine sid, the socket and
+    /// the socket id.
+    #[track_caller]
+    pub fn sio_ws_joined(&mut self) -> (String, RequestId, Sid) {
+        let (sid, ws) = self.sio_ws(4);
+        self.ws_send_text(ws, "40");
+        let events = self.take_events(&sid);
+        assert!(
+            matches!(events.as_slice(), [SocketEvent::Connect { namespace, .. }] if &**namespace == "/"),
+            "{events:?}"
+        );
+        let socket_id = self
+            .command(&sid, |c, now| c.accept_connect(now, "/"))
+            .expect("accept /");
+        let reply = self.ws_take_text(ws);
+        assert_eq!(reply, vec![format!("40{{\"sid\":\"{socket_id}\"}}")]);
+        (sid, ws, socket_id)
+    }
+
+    /// The client on WebSocket `ws` of session `sid` joins `namespace` (v5 `40/ns,` or v4 `40/ns,`)
+    /// and the application accepts; returns the socket id. The reply is consumed.
+    #[track_caller]
+    pub fn sio_ws_join(&mut self, sid: &str, ws: RequestId, namespace: &str) -> Sid {
+        if namespace == "/" {
+            self.ws_send_text(ws, "40");
+        } else {
+            self.ws_send_text(ws, &format!("40{namespace},"));
+        }
+        let events = self.take_events(sid);
+        assert!(
+            matches!(events.as_slice(), [SocketEvent::Connect { namespace: ns, .. }] if &**ns == namespace),
+            "{events:?}"
+        );
+        let socket_id = self
+            .command(sid, |c, now| c.accept_connect(now, namespace))
+            .expect("accept");
+        let reply = self.ws_take_text(ws);
+        assert_eq!(reply.len(), 1, "{reply:?}");
+        assert!(reply[0].starts_with("40"), "{reply:?}");
+        socket_id
+    }
+
+    /// An Engine.IO 3 (Socket.IO v4) client over WebSocket with `/` accepted; returns the sid and
+    /// the socket.
+    #[track_caller]
+    pub fn sio_ws_v4_joined(&mut self) -> (String, RequestId) {
+        let (sid, ws) = self.sio_ws(3);
+        let events = self.take_events(&sid);
+        assert!(
+            matches!(events.as_slice(), [SocketEvent::Connect { namespace, auth: None }] if &**namespace == "/"),
+            "{events:?}"
+        );
+        let socket_id = self
+            .command(&sid, |c, now| c.accept_connect(now, "/"))
+            .expect("accept /");
+        assert_eq!(socket_id.as_str(), sid);
+        assert_eq!(self.ws_take_text(ws), vec!["40"]);
+        (sid, ws)
+    }
+}
+
+// ----- Engine.IO helpers -----------------------------------------------------------------------
+
+/// The value of header `name` of `response`, as text.
+pub fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The JSON body of `response` (an Engine.IO error answer).
+#[track_caller]
+pub fn json_body(response: &Response) -> serde_json::Value {
+    serde_json::from_slice(response.body()).expect("JSON body")
+}
+
+impl Harness<engineio::Endpoint> {
+    /// A polling handshake `GET /engine.io/?<query>&transport=polling`; returns the new sid.
+    #[track_caller]
+    pub fn open_polling(&mut self, query: &str) -> String {
+        let body = self
+            .get(&format!("/engine.io/?{query}&transport=polling"))
+            .body_text();
+        open_sid(&body)
+    }
+
+    /// Runs a command on session `sid` like [`Harness::command`], but plays a client that does not
+    /// read its WebSocket: responses and events are collected, WebSocket writes stay queued in the
+    /// session. A session that closed is kept until the next [`Harness::drain`].
+    #[track_caller]
+    pub fn command_without_ws_reads<R>(
+        &mut self,
+        sid: &str,
+        f: impl FnOnce(&mut Session, Instant) -> R,
+    ) -> R {
+        let now = self.now;
+        let session = self.sessions.get_mut(sid).expect("no such session");
+        let result = f(session, now);
+        loop {
+            let mut progressed = false;
+            while let Some(output) = session.poll_output() {
+                progressed = true;
+                if let Output::Respond { request, response } = output {
+                    self.held.remove(&request);
+                    self.answered.insert(request, response);
+                }
+            }
+            while let Some(event) = session.poll_event() {
+                progressed = true;
+                self.events.entry(Sid::from(sid)).or_default().push(event);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        result
+    }
+}
+
+/// Splits a Socket.IO packet text into its header (type, attachments, namespace, ack id) and its
+/// JSON payload, so payloads compare as values (object key order is not significant).
+#[track_caller]
+pub fn sio_split(packet: &str) -> (String, serde_json::Value) {
+    let start = packet
+        .find(['[', '{', '"'])
+        .unwrap_or_else(|| panic!("no JSON payload in {packet:?}"));
+    let value = serde_json::from_str(&packet[start..])
+        .unwrap_or_else(|e| panic!("bad JSON in {packet:?}: {e}"));
+    (packet[..start].to_owned(), value)
+}

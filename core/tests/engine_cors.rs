@@ -1,0 +1,284 @@
+//! CORS: same-origin default, list, any, predicate, preflight, WebSocket upgrades.
+
+mod support;
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use sockio_core::engineio::{Endpoint, EngineConfig, PacketData};
+use sockio_core::http::{AllowedOrigins, CorsConfig, Response};
+use support::*;
+
+const HANDSHAKE: &str = "/engine.io/?EIO=4&transport=polling";
+
+fn with_origins(allowed: AllowedOrigins) -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.cors = CorsConfig {
+        allowed_origins: allowed,
+        ..CorsConfig::default()
+    };
+    config
+}
+
+fn get_from(h: &mut Harness<Endpoint>, uri: &str, host: &str, origin: &str) -> Sent {
+    h.send(Method::GET, uri, &[("host", host), ("origin", origin)], b"")
+}
+
+#[track_caller]
+fn assert_allowed(response: &Response, origin: &str) {
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(response));
+    assert_eq!(
+        header(response, "access-control-allow-origin"),
+        Some(origin)
+    );
+    assert_eq!(
+        header(response, "access-control-allow-credentials"),
+        Some("true")
+    );
+}
+
+#[track_caller]
+fn assert_refused(response: &Response) {
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(response)["code"], 3);
+    assert_eq!(header(response, "access-control-allow-origin"), None);
+}
+
+#[test]
+fn same_origin_is_allowed_by_default_and_echoed() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let response = get_from(
+        &mut h,
+        HANDSHAKE,
+        "example.com:3000",
+        "http://example.com:3000",
+    )
+    .response();
+    assert_allowed(&response, "http://example.com:3000");
+    assert!(body_text(&response).starts_with("0{"));
+    assert!(
+        response
+            .headers()
+            .get_all("vary")
+            .iter()
+            .any(|v| v == "Origin")
+    );
+}
+
+#[test]
+fn other_origin_is_refused_by_default() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let response = get_from(&mut h, HANDSHAKE, "example.com", "http://evil.example").response();
+    assert_refused(&response);
+    assert!(h.sessions.is_empty());
+}
+
+#[test]
+fn requests_without_origin_are_allowed_without_cors_headers() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let response = h.get(HANDSHAKE).response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "access-control-allow-origin"), None);
+    assert_eq!(header(&response, "access-control-allow-credentials"), None);
+}
+
+#[test]
+fn cors_headers_on_polls_and_posts_of_an_existing_session() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let sid = h.open_polling("EIO=4");
+    let q = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+    let origin = "https://app.test";
+    let held = get_from(&mut h, &q, "app.test", origin).held();
+    h.command(&sid, |s, now| s.send(now, PacketData::Text("x".into())))
+        .unwrap();
+    let poll = h.take_response(held).unwrap();
+    assert_eq!(body_text(&poll), "4x");
+    assert_allowed(&poll, origin);
+
+    let post = h
+        .send(
+            Method::POST,
+            &q,
+            &[("host", "app.test"), ("origin", origin)],
+            b"4y",
+        )
+        .response();
+    assert_allowed(&post, origin);
+
+    // A foreign origin is refused even with a valid sid, and the session is untouched.
+    let refused = get_from(&mut h, &q, "app.test", "https://other.test").response();
+    assert_refused(&refused);
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
+#[test]
+fn error_responses_carry_cors_headers_for_allowed_origins() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let response = get_from(
+        &mut h,
+        "/engine.io/?EIO=4&transport=polling&sid=nope",
+        "app.test",
+        "http://app.test",
+    )
+    .response();
+    assert_eq!(json_body(&response)["code"], 1);
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some("http://app.test")
+    );
+}
+
+#[test]
+fn origin_list() {
+    let mut h = Harness::engine(with_origins(AllowedOrigins::List(vec![
+        "http://a.test".to_owned(),
+        "http://b.test:8080".to_owned(),
+    ])));
+    for origin in ["http://a.test", "http://b.test:8080"] {
+        let response = get_from(&mut h, HANDSHAKE, "server.test", origin).response();
+        assert_allowed(&response, origin);
+    }
+    for origin in [
+        "http://c.test",
+        "http://b.test",
+        "https://a.test",
+        "http://server.test",
+    ] {
+        let response = get_from(&mut h, HANDSHAKE, "server.test", origin).response();
+        assert_refused(&response);
+    }
+}
+
+#[test]
+fn any_origin() {
+    let mut h = Harness::engine(with_origins(AllowedOrigins::Any));
+    for origin in ["http://a.test", "https://whatever.example:1234"] {
+        let response = get_from(&mut h, HANDSHAKE, "server.test", origin).response();
+        assert_allowed(&response, origin);
+    }
+}
+
+#[test]
+fn origin_predicate() {
+    let mut h = Harness::engine(with_origins(AllowedOrigins::Predicate(Arc::new(
+        |origin: &str| origin.ends_with(".trusted.test"),
+    ))));
+    let response = get_from(&mut h, HANDSHAKE, "s", "https://app.trusted.test").response();
+    assert_allowed(&response, "https://app.trusted.test");
+    let response = get_from(&mut h, HANDSHAKE, "s", "https://trusted.test.evil").response();
+    assert_refused(&response);
+}
+
+#[test]
+fn credentials_header_can_be_turned_off() {
+    let mut config = with_origins(AllowedOrigins::Any);
+    config.cors.credentials = false;
+    let mut h = Harness::engine(config);
+    let response = get_from(&mut h, HANDSHAKE, "s", "http://a.test").response();
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some("http://a.test")
+    );
+    assert_eq!(header(&response, "access-control-allow-credentials"), None);
+}
+
+#[test]
+fn options_preflight_is_204_with_methods_and_headers() {
+    let mut h = Harness::engine(with_origins(AllowedOrigins::Any));
+    let response = h
+        .send(
+            Method::OPTIONS,
+            HANDSHAKE,
+            &[
+                ("host", "server.test"),
+                ("origin", "http://a.test"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type, x-custom"),
+            ],
+            b"",
+        )
+        .response();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.body().is_empty());
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some("http://a.test")
+    );
+    assert_eq!(
+        header(&response, "access-control-allow-methods"),
+        Some("OPTIONS, GET, POST")
+    );
+    assert_eq!(
+        header(&response, "access-control-allow-headers"),
+        Some("content-type, x-custom")
+    );
+    assert!(h.sessions.is_empty());
+}
+
+#[test]
+fn options_preflight_for_an_existing_session_leaves_it_alone() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let sid = h.open_polling("EIO=4");
+    let q = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+    let response = h
+        .send(
+            Method::OPTIONS,
+            &q,
+            &[("host", "app.test"), ("origin", "http://app.test")],
+            b"",
+        )
+        .response();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(h.sessions.contains_key(sid.as_str()));
+    assert_eq!(h.post(&q, b"4x").body_text(), "ok");
+}
+
+#[test]
+fn options_preflight_from_a_refused_origin_is_400() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let response = h
+        .send(
+            Method::OPTIONS,
+            HANDSHAKE,
+            &[("host", "server.test"), ("origin", "http://evil.test")],
+            b"",
+        )
+        .response();
+    assert_refused(&response);
+}
+
+#[test]
+fn refused_origin_on_websocket_upgrade_is_400_text() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let refused = h
+        .ws_connect_with(
+            "/engine.io/?EIO=4&transport=websocket",
+            &[("host", "server.test"), ("origin", "http://evil.test")],
+        )
+        .unwrap_err();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&refused, "content-type"), Some("text/html"));
+    assert!(h.sessions.is_empty());
+
+    // Same for the probe of an existing session.
+    let sid = h.open_polling("EIO=4");
+    let uri = format!("/engine.io/?EIO=4&transport=websocket&sid={sid}");
+    let refused = h
+        .ws_connect_with(
+            &uri,
+            &[("host", "server.test"), ("origin", "http://evil.test")],
+        )
+        .unwrap_err();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&refused, "content-type"), Some("text/html"));
+
+    // A same-origin upgrade is fine.
+    let ws = h
+        .ws_connect_with(
+            &uri,
+            &[("host", "server.test"), ("origin", "https://server.test")],
+        )
+        .unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+}

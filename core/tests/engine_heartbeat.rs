@@ -1,0 +1,282 @@
+//! Heartbeat: v4 server pings, v3 client pings, timeouts and wrong directions (PROTOCOL 1.3).
+
+mod support;
+
+use std::time::Duration;
+
+use sockio_core::engineio::{CloseReason, Endpoint, EngineConfig, EngineEvent, PacketData};
+use support::*;
+
+fn eio3() -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.allow_eio3 = true;
+    config
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn open_polling(h: &mut Harness<Endpoint>, eio: &str) -> (String, String) {
+    let sid = h.open_polling(&format!("EIO={eio}"));
+    let poll = format!("/engine.io/?EIO={eio}&transport=polling&sid={sid}");
+    (sid, poll)
+}
+
+fn open_ws(h: &mut Harness<Endpoint>, eio: &str) -> (String, sockio_core::engineio::RequestId) {
+    let ws = h
+        .ws_connect(&format!("/engine.io/?EIO={eio}&transport=websocket"))
+        .unwrap();
+    let open = h.ws_take_text(ws);
+    (open_sid(&open[0]), ws)
+}
+
+#[track_caller]
+fn assert_closed_with(h: &mut Harness<Endpoint>, sid: &str, reason: CloseReason) {
+    let events = h.take_events(sid);
+    assert_eq!(
+        events.last(),
+        Some(&EngineEvent::Closed(reason)),
+        "{events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, EngineEvent::Closed(_)))
+            .count(),
+        1
+    );
+    assert!(!h.sessions.contains_key(sid));
+}
+
+#[track_caller]
+fn assert_transport_error(h: &mut Harness<Endpoint>, sid: &str) {
+    let events = h.take_events(sid);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [EngineEvent::Closed(CloseReason::TransportError(_))]
+        ),
+        "{events:?}"
+    );
+    assert!(!h.sessions.contains_key(sid));
+}
+
+#[test]
+fn v4_polling_server_pings_every_interval_and_pong_clears() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    let held = h.get(&poll).held();
+    h.advance(ms(24_999));
+    assert!(h.take_response(held).is_none());
+    h.advance(ms(1));
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "2");
+    // The pong arrives 5 s later; the next ping is due 25 s after the pong.
+    h.advance(ms(5_000));
+    assert_eq!(h.post(&poll, b"3").body_text(), "ok");
+    let held = h.get(&poll).held();
+    h.advance(ms(24_999));
+    assert!(h.take_response(held).is_none());
+    h.advance(ms(1));
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "2");
+    h.post(&poll, b"3");
+    assert!(h.sessions.contains_key(sid.as_str()));
+    // Pongs are not messages.
+    assert!(h.take_events(&sid).is_empty());
+}
+
+#[test]
+fn v4_polling_ping_timeout_closes_and_releases_the_held_get() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    let held = h.get(&poll).held();
+    h.advance(ms(25_000));
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "2");
+    let held = h.get(&poll).held();
+    h.advance(ms(19_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "1");
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+    assert_eq!(json_body(&h.get(&poll).response())["code"], 1);
+}
+
+#[test]
+fn v4_polling_client_that_stops_polling_times_out() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll) = open_polling(&mut h, "4");
+    // The ping is queued at 25 s and never fetched; the timeout runs from the queueing.
+    h.advance(ms(44_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn v4_websocket_ping_pong_and_timeout() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(ms(10_000));
+    h.ws_send_text(ws, "3");
+    h.advance(ms(24_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(ms(19_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn v4_other_traffic_does_not_count_as_liveness() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    for _ in 0..19 {
+        h.advance(ms(1_000));
+        h.ws_send_text(ws, "4busy");
+        h.ws_send_text(ws, "6");
+    }
+    h.advance(ms(1_000));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.get(&poll).body_text(), "2");
+    h.advance(ms(10_000));
+    h.post(&poll, b"4busy");
+    h.advance(ms(10_000));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn v4_custom_intervals() {
+    let mut config = EngineConfig::default();
+    config.ping_interval = ms(300);
+    config.ping_timeout = ms(200);
+    let mut h = Harness::engine(config);
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(300));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.ws_send_text(ws, "3");
+    h.advance(ms(300));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(ms(200));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn v3_polling_client_ping_gets_a_bare_pong() {
+    let mut h = Harness::engine(eio3());
+    let (sid, poll) = open_polling(&mut h, "3");
+    assert_eq!(h.post(&poll, b"1:2").body_text(), "ok");
+    assert_eq!(h.get(&poll).body_text(), "1:3");
+    // The payload of a ping is not echoed (only `2probe` on a probe gets `3probe`).
+    h.post(&poll, b"6:2hello");
+    assert_eq!(h.get(&poll).body_text(), "1:3");
+    h.post(&poll, b"6:2probe");
+    assert_eq!(h.get(&poll).body_text(), "1:3");
+    assert!(h.take_events(&sid).is_empty());
+}
+
+#[test]
+fn v3_server_never_pings() {
+    let mut h = Harness::engine(eio3());
+    let (_sid, poll) = open_polling(&mut h, "3");
+    let held = h.get(&poll).held();
+    h.advance(ms(44_999));
+    assert!(h.take_response(held).is_none());
+}
+
+#[test]
+fn v3_no_ping_within_interval_plus_timeout_is_a_ping_timeout() {
+    let mut h = Harness::engine(eio3());
+    let (sid, poll) = open_polling(&mut h, "3");
+    h.advance(ms(30_000));
+    h.post(&poll, b"1:2"); // re-arms: the deadline is now 30 + 45 s
+    assert_eq!(h.get(&poll).body_text(), "1:3");
+    let held = h.get(&poll).held();
+    h.advance(ms(44_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "1:1");
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn v3_other_traffic_does_not_rearm_the_timeout() {
+    let mut h = Harness::engine(eio3());
+    let (sid, poll) = open_polling(&mut h, "3");
+    for _ in 0..4 {
+        h.advance(ms(10_000));
+        h.post(&poll, b"2:4x");
+    }
+    h.advance(ms(5_000));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn v3_websocket_ping_pong_and_timeout() {
+    let mut h = Harness::engine(eio3());
+    let (sid, ws) = open_ws(&mut h, "3");
+    h.advance(ms(20_000));
+    h.ws_send_text(ws, "2");
+    assert_eq!(h.ws_take_text(ws), vec!["3"]);
+    h.ws_send_text(ws, "2anything");
+    assert_eq!(h.ws_take_text(ws), vec!["3"]);
+    h.advance(ms(44_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+#[test]
+fn pong_from_a_v3_client_is_a_transport_error() {
+    let mut h = Harness::engine(eio3());
+    let (sid, poll) = open_polling(&mut h, "3");
+    let held = h.get(&poll).held();
+    h.post(&poll, b"1:3");
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "1:1");
+    assert_transport_error(&mut h, &sid);
+
+    let (sid, ws) = open_ws(&mut h, "3");
+    h.ws_send_text(ws, "3");
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_transport_error(&mut h, &sid);
+}
+
+#[test]
+fn ping_from_a_v4_client_is_a_transport_error() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    let held = h.get(&poll).held();
+    h.post(&poll, b"2");
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "1");
+    assert_transport_error(&mut h, &sid);
+
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.ws_send_text(ws, "2");
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_transport_error(&mut h, &sid);
+}
+
+#[test]
+fn heartbeat_packets_are_not_reported_as_messages() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    h.ws_send_text(ws, "3");
+    h.ws_send_text(ws, "4real");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Message(PacketData::Text("real".into()))]
+    );
+}

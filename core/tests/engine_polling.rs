@@ -1,0 +1,500 @@
+//! Long-polling: held GETs, payload framing v4/v3, binary, POST rules, JSONP, headers and
+//! compression (PROTOCOL 1.4, 1.9).
+
+mod support;
+
+use std::io::Read;
+
+use bytes::Bytes;
+use flate2::read::{GzDecoder, ZlibDecoder};
+use http::{Method, StatusCode};
+use sockio_core::engineio::{CloseReason, EngineConfig, EngineEvent, PacketData};
+use support::*;
+
+fn eio3() -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.allow_eio3 = true;
+    config
+}
+
+fn text(s: &str) -> PacketData {
+    PacketData::Text(s.into())
+}
+
+fn binary(b: &'static [u8]) -> PacketData {
+    PacketData::Binary(Bytes::from_static(b))
+}
+
+/// Opens a polling session (`query` holds `EIO=...` and extras); returns the sid and the poll URI.
+fn open(h: &mut Harness<sockio_core::engineio::Endpoint>, query: &str) -> (String, String) {
+    let sid = h.open_polling(query);
+    let uri = format!("/engine.io/?{query}&transport=polling&sid={sid}");
+    (sid, uri)
+}
+
+fn send(h: &mut Harness<sockio_core::engineio::Endpoint>, sid: &str, data: PacketData) {
+    h.command(sid, |s, now| s.send(now, data)).unwrap();
+}
+
+#[test]
+fn get_is_held_until_data_is_sent() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h.get(&q).held();
+    h.advance(std::time::Duration::from_secs(10));
+    assert!(h.take_response(held).is_none());
+    send(&mut h, &sid, text("hello"));
+    let response = h.take_response(held).expect("answered on send");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(&response), "4hello");
+}
+
+#[test]
+fn get_is_answered_at_once_when_data_is_waiting() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    send(&mut h, &sid, text("queued"));
+    assert_eq!(h.get(&q).body_text(), "4queued");
+    // The queue was emptied: the next poll waits.
+    h.get(&q).held();
+}
+
+#[test]
+fn v4_batches_queued_packets_with_record_separators() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    for s in ["a", "bc", "😀", ""] {
+        send(&mut h, &sid, text(s));
+    }
+    assert_eq!(h.get(&q).body_text(), "4a\x1e4bc\x1e4😀\x1e4");
+}
+
+#[test]
+fn v3_batches_with_utf16_length_prefixes() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    for s in ["a", "😀", "é€"] {
+        send(&mut h, &sid, text(s));
+    }
+    // "4😀" is 3 UTF-16 code units (the astral char counts 2), "4é€" is 3 as well.
+    assert_eq!(h.get(&q).body_text(), "2:4a3:4😀3:4é€");
+}
+
+#[test]
+fn v4_binary_goes_as_base64_in_polling() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    send(&mut h, &sid, text("hi"));
+    send(&mut h, &sid, binary(&[1, 2, 3, 4]));
+    let response = h.get(&q).response();
+    assert_eq!(body_text(&response), "4hi\x1ebAQIDBA==");
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("text/plain; charset=UTF-8")
+    );
+}
+
+#[test]
+fn v3_binary_uses_the_binary_payload_format_when_supported() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    send(&mut h, &sid, text("hi"));
+    send(&mut h, &sid, binary(&[1, 2, 3]));
+    let response = h.get(&q).response();
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("application/octet-stream")
+    );
+    let expected: &[u8] = &[
+        0, 3, 0xff, b'4', b'h', b'i', // string packet "4hi", 3 bytes
+        1, 4, 0xff, 4, 1, 2, 3, // binary packet: type byte 4 + data, 4 bytes
+    ];
+    assert_eq!(response.body().as_ref(), expected);
+    assert_eq!(header(&response, "content-length"), Some("13"));
+}
+
+#[test]
+fn v3_binary_payload_lengths_count_bytes_one_digit_per_byte() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    send(&mut h, &sid, text("😀"));
+    send(&mut h, &sid, PacketData::Binary(Bytes::from(vec![7u8; 11])));
+    let response = h.get(&q).response();
+    let mut expected = vec![0, 5, 0xff];
+    expected.extend_from_slice("4😀".as_bytes());
+    expected.extend_from_slice(&[1, 1, 2, 0xff, 4]);
+    expected.extend_from_slice(&[7u8; 11]);
+    assert_eq!(response.body().as_ref(), expected.as_slice());
+}
+
+#[test]
+fn v3_text_only_batches_stay_text_even_with_binary_support() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    send(&mut h, &sid, text("hi"));
+    let response = h.get(&q).response();
+    assert_eq!(body_text(&response), "3:4hi");
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("text/plain; charset=UTF-8")
+    );
+}
+
+#[test]
+fn v3_b64_session_gets_binary_as_b4_base64_text() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3&b64=1");
+    send(&mut h, &sid, text("hi"));
+    send(&mut h, &sid, binary(&[1, 2, 3, 4]));
+    let response = h.get(&q).response();
+    assert_eq!(body_text(&response), "3:4hi10:b4AQIDBA==");
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("text/plain; charset=UTF-8")
+    );
+}
+
+#[test]
+fn v4_post_decodes_text_and_base64_binary() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let response = h.post(&q, b"4hello\x1ebAQID\x1e4").response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(&response), "ok");
+    assert_eq!(header(&response, "content-type"), Some("text/html"));
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("hello")),
+            EngineEvent::Message(binary(&[1, 2, 3])),
+            EngineEvent::Message(text("")),
+        ]
+    );
+}
+
+#[test]
+fn v3_post_decodes_length_prefixed_text_payload() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    let body = "3:4hi3:4😀6:b4AQID";
+    assert_eq!(h.post(&q, body.as_bytes()).body_text(), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("hi")),
+            EngineEvent::Message(text("😀")),
+            EngineEvent::Message(binary(&[1, 2, 3])),
+        ]
+    );
+}
+
+#[test]
+fn v3_post_binary_payload_is_decoded() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    let body: &[u8] = &[0, 3, 0xff, b'4', b'h', b'i', 1, 4, 0xff, 4, 1, 2, 3];
+    let response = h
+        .send(
+            Method::POST,
+            &q,
+            &[("content-type", "application/octet-stream")],
+            body,
+        )
+        .response();
+    assert_eq!(body_text(&response), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("hi")),
+            EngineEvent::Message(binary(&[1, 2, 3])),
+        ]
+    );
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
+#[test]
+fn v4_octet_stream_post_is_refused_and_closes_the_session() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h.get(&q).held();
+    let response = h
+        .send(
+            Method::POST,
+            &q,
+            &[("content-type", "application/octet-stream")],
+            &[1, 2, 3],
+        )
+        .response();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let events = h.take_events(&sid);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [EngineEvent::Closed(CloseReason::TransportError(_))]
+        ),
+        "{events:?}"
+    );
+    // The held GET is not left hanging: it gets the close packet.
+    let released = h.take_response(held).expect("held GET answered");
+    assert_eq!(body_text(&released), "1");
+    assert!(!h.sessions.contains_key(sid.as_str()));
+    assert_eq!(h.get(&q).response().status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn second_concurrent_get_is_refused_and_closes_the_session() {
+    for (config, query, close) in [
+        (EngineConfig::default(), "EIO=4", "1"),
+        (eio3(), "EIO=3", "1:1"),
+    ] {
+        let mut h = Harness::engine(config);
+        let (sid, q) = open(&mut h, query);
+        let first = h.get(&q).held();
+        let second = h.get(&q).response();
+        assert_eq!(second.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(json_body(&second)["code"], 3);
+        assert_eq!(body_text(&h.take_response(first).unwrap()), close);
+        let events = h.take_events(&sid);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [EngineEvent::Closed(CloseReason::TransportError(_))]
+            ),
+            "{events:?}"
+        );
+        assert!(h.sessions.is_empty());
+    }
+}
+
+#[test]
+fn post_over_max_http_buffer_size_is_413_and_keeps_the_session() {
+    let mut config = EngineConfig::default();
+    config.max_http_buffer_size = 10;
+    let mut h = Harness::engine(config);
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h.get(&q).held();
+    let response = h.post(&q, b"4abcdefghij").response(); // 11 bytes
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.take_events(&sid).is_empty());
+    assert!(h.take_response(held).is_none());
+    assert!(h.sessions.contains_key(sid.as_str()));
+    // Exactly at the limit is fine.
+    assert_eq!(h.post(&q, b"4abcdefghi").body_text(), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Message(text("abcdefghi"))]
+    );
+}
+
+#[test]
+fn v3_jsonp_get_wraps_the_payload_in_a_callback() {
+    let mut h = Harness::engine(eio3());
+    let response = h.get("/engine.io/?EIO=3&transport=polling&j=0").response();
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("text/javascript; charset=UTF-8")
+    );
+    let open = r#"0{\"sid\":\"sid-000001\",\"upgrades\":[\"websocket\"],\"pingInterval\":25000,\"pingTimeout\":20000,\"maxPayload\":1000000}"#;
+    assert_eq!(body_text(&response), format!("___eio[0](\"108:{open}\");"));
+
+    let q = "/engine.io/?EIO=3&transport=polling&j=3&sid=sid-000001";
+    send(&mut h, "sid-000001", text("a\"b\n\u{2028}"));
+    let response = h.get(q).response();
+    assert_eq!(body_text(&response), "___eio[3](\"6:4a\\\"b\\n\\u2028\");");
+    assert_eq!(
+        header(&response, "content-length").unwrap(),
+        response.body().len().to_string()
+    );
+}
+
+#[test]
+fn v3_jsonp_post_form_field_d_is_decoded() {
+    let mut h = Harness::engine(eio3());
+    let (sid, _) = open(&mut h, "EIO=3");
+    let q = format!("/engine.io/?EIO=3&transport=polling&j=0&sid={sid}");
+    let response = h
+        .send(
+            Method::POST,
+            &q,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"d=6%3A4hello2%3A4%C3%A9",
+        )
+        .response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(&response), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("hello")),
+            EngineEvent::Message(text("é"))
+        ]
+    );
+}
+
+#[test]
+fn jsonp_binary_is_sent_as_base64_text() {
+    let mut h = Harness::engine(eio3());
+    let (sid, _) = open(&mut h, "EIO=3");
+    send(&mut h, &sid, binary(&[1, 2, 3]));
+    let q = format!("/engine.io/?EIO=3&transport=polling&j=1&sid={sid}");
+    assert_eq!(h.get(&q).body_text(), "___eio[1](\"6:b4AQID\");");
+}
+
+#[test]
+fn poll_response_headers() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    send(&mut h, &sid, text("héllo"));
+    let response = h.get(&q).response();
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("text/plain; charset=UTF-8")
+    );
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    assert_eq!(header(&response, "content-length"), Some("7"));
+    assert_eq!(header(&response, "content-encoding"), None);
+
+    let post = h.post(&q, b"4x").response();
+    assert_eq!(post.status(), StatusCode::OK);
+    assert_eq!(header(&post, "content-type"), Some("text/html"));
+    assert_eq!(header(&post, "content-length"), Some("2"));
+}
+
+fn decode_gzip(body: &[u8]) -> String {
+    let mut out = String::new();
+    GzDecoder::new(body).read_to_string(&mut out).unwrap();
+    out
+}
+
+fn decode_deflate(body: &[u8]) -> String {
+    let mut out = String::new();
+    ZlibDecoder::new(body).read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn large_poll_responses_are_compressed_per_accept_encoding() {
+    let big = "x".repeat(2000);
+    for (accept, encoding, decode) in [
+        ("gzip, deflate", "gzip", decode_gzip as fn(&[u8]) -> String),
+        ("deflate", "deflate", decode_deflate),
+    ] {
+        let mut h = Harness::engine(EngineConfig::default());
+        let (sid, q) = open(&mut h, "EIO=4");
+        send(&mut h, &sid, text(&big));
+        let response = h
+            .send(Method::GET, &q, &[("accept-encoding", accept)], b"")
+            .response();
+        assert_eq!(header(&response, "content-encoding"), Some(encoding));
+        assert_eq!(
+            header(&response, "content-length").unwrap(),
+            response.body().len().to_string()
+        );
+        assert!(response.body().len() < 2001);
+        assert_eq!(decode(response.body()), format!("4{big}"));
+    }
+}
+
+#[test]
+fn held_get_remembers_accept_encoding_until_answered() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h
+        .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
+        .held();
+    let big = "y".repeat(1500);
+    send(&mut h, &sid, text(&big));
+    let response = h.take_response(held).unwrap();
+    assert_eq!(header(&response, "content-encoding"), Some("gzip"));
+    assert_eq!(decode_gzip(response.body()), format!("4{big}"));
+}
+
+#[test]
+fn compression_threshold_is_inclusive() {
+    let mut config = EngineConfig::default();
+    config.compression_threshold = 100;
+    let mut h = Harness::engine(config);
+    let (sid, q) = open(&mut h, "EIO=4");
+    // 99 bytes: below the threshold.
+    send(&mut h, &sid, text(&"a".repeat(98)));
+    let response = h
+        .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
+        .response();
+    assert_eq!(response.body().len(), 99);
+    assert_eq!(header(&response, "content-encoding"), None);
+    // 100 bytes: compressed.
+    send(&mut h, &sid, text(&"a".repeat(99)));
+    let response = h
+        .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
+        .response();
+    assert_eq!(header(&response, "content-encoding"), Some("gzip"));
+    assert_eq!(decode_gzip(response.body()), format!("4{}", "a".repeat(99)));
+}
+
+#[test]
+fn no_compression_when_disabled_or_not_accepted() {
+    let big = "z".repeat(2000);
+    let mut config = EngineConfig::default();
+    config.http_compression = false;
+    let mut h = Harness::engine(config);
+    let (sid, q) = open(&mut h, "EIO=4");
+    send(&mut h, &sid, text(&big));
+    let response = h
+        .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
+        .response();
+    assert_eq!(header(&response, "content-encoding"), None);
+    assert_eq!(body_text(&response), format!("4{big}"));
+
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    send(&mut h, &sid, text(&big));
+    let response = h.get(&q).response();
+    assert_eq!(header(&response, "content-encoding"), None);
+    assert_eq!(body_text(&response), format!("4{big}"));
+}
+
+#[test]
+fn aborted_held_get_closes_with_transport_error() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h.get(&q).held();
+    h.abort(held);
+    let events = h.take_events(&sid);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [EngineEvent::Closed(CloseReason::TransportError(_))]
+        ),
+        "{events:?}"
+    );
+    assert!(h.sessions.is_empty());
+    assert_eq!(json_body(&h.get(&q).response())["code"], 1);
+}
+
+#[test]
+fn v4_post_delivers_packets_before_a_bad_one_then_closes_with_parse_error() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    assert_eq!(h.post(&q, b"4a\x1e9\x1e4b").body_text(), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("a")),
+            EngineEvent::Closed(CloseReason::ParseError)
+        ]
+    );
+}
+
+#[test]
+fn v3_post_with_a_bad_length_rejects_the_whole_payload() {
+    for body in ["3:4hi5:4x", "3:4hi4:4x", "x:4hi", "3:4hi2:9x"] {
+        let mut h = Harness::engine(eio3());
+        let (sid, q) = open(&mut h, "EIO=3");
+        assert_eq!(h.post(&q, body.as_bytes()).body_text(), "ok");
+        assert_eq!(
+            h.take_events(&sid),
+            vec![EngineEvent::Closed(CloseReason::ParseError)],
+            "{body}"
+        );
+    }
+}

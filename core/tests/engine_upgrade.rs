@@ -1,0 +1,287 @@
+//! Upgrade from polling to WebSocket: probe, noop release, flush, cancel and timeout (PROTOCOL 1.6).
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use sockio_core::engineio::{
+    Endpoint, EngineConfig, EngineEvent, PacketData, Transport, WsMessage,
+};
+use support::*;
+
+fn eio3() -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.allow_eio3 = true;
+    config
+}
+
+fn text(s: &str) -> PacketData {
+    PacketData::Text(s.into())
+}
+
+/// A polling session and its poll URI and probe URI.
+fn open(h: &mut Harness<Endpoint>, eio: &str) -> (String, String, String) {
+    let sid = h.open_polling(&format!("EIO={eio}"));
+    let poll = format!("/engine.io/?EIO={eio}&transport=polling&sid={sid}");
+    let ws = format!("/engine.io/?EIO={eio}&transport=websocket&sid={sid}");
+    (sid, poll, ws)
+}
+
+fn send(h: &mut Harness<Endpoint>, sid: &str, data: PacketData) {
+    h.command(sid, |s, now| s.send(now, data)).unwrap();
+}
+
+/// Runs a full upgrade for `eio`, checking every step.
+fn full_upgrade(config: EngineConfig, eio: &str, noop: &str) {
+    let mut h = Harness::engine(config);
+    let (sid, poll, ws_uri) = open(&mut h, eio);
+    send(&mut h, &sid, text("before")); // queued: no GET pending
+    assert!(!h.get(&poll).body_text().is_empty());
+    let held = h.get(&poll).held();
+
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    assert!(h.ws_take_text(ws).is_empty(), "nothing before the probe");
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    // The held GET is released with a noop so the client can pause polling.
+    assert_eq!(body_text(&h.take_response(held).unwrap()), noop);
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::Polling);
+
+    // Messages sent while the upgrade is under way wait for the WebSocket.
+    send(&mut h, &sid, text("during 1"));
+    send(&mut h, &sid, PacketData::Binary(Bytes::from_static(&[7])));
+    send(&mut h, &sid, text("during 2"));
+    assert!(h.ws_take_text(ws).is_empty());
+
+    h.ws_send_text(ws, "5");
+    let binary = if eio == "4" {
+        "<binary:07>"
+    } else {
+        "<binary:0407>"
+    };
+    assert_eq!(h.ws_take_text(ws), vec!["4during 1", binary, "4during 2"]);
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::WebSocket);
+
+    h.ws_send_text(ws, "4over ws");
+    send(&mut h, &sid, text("reply"));
+    assert_eq!(h.ws_take_text(ws), vec!["4reply"]);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Message(text("over ws"))]
+    );
+}
+
+#[test]
+fn v4_upgrade_probe_noop_and_flush_in_order() {
+    full_upgrade(EngineConfig::default(), "4", "6");
+}
+
+#[test]
+fn v3_upgrade_probe_noop_and_flush_in_order() {
+    full_upgrade(eio3(), "3", "1:6");
+}
+
+#[test]
+fn packets_queued_before_the_probe_are_flushed_on_the_websocket() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    send(&mut h, &sid, text("a"));
+    h.ws_send_text(ws, "2probe");
+    send(&mut h, &sid, text("b"));
+    h.ws_send_text(ws, "5");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe", "4a", "4b"]);
+}
+
+#[test]
+fn a_get_during_the_probe_is_released_with_a_noop_not_with_data() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    send(&mut h, &sid, text("data"));
+    assert_eq!(h.get(&poll).body_text(), "6");
+    h.ws_send_text(ws, "5");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe", "4data"]);
+}
+
+#[test]
+fn polling_keeps_working_until_the_probe_is_answered() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    send(&mut h, &sid, text("still polling"));
+    assert_eq!(h.get(&poll).body_text(), "4still polling");
+    assert_eq!(h.post(&poll, b"4up").body_text(), "ok");
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Message(text("up"))]);
+    assert!(h.ws_take_text(ws).is_empty());
+}
+
+#[test]
+fn an_unexpected_packet_on_the_probe_closes_only_the_probe() {
+    for (first, second) in [
+        ("4hello", None),
+        ("5", None),
+        ("2ping", None),
+        ("2probe", Some("4too early")),
+        ("2probe", Some("2probe")),
+    ] {
+        let mut h = Harness::engine(EngineConfig::default());
+        let (sid, poll, ws_uri) = open(&mut h, "4");
+        let ws = h.ws_connect(&ws_uri).unwrap();
+        h.ws_send_text(ws, first);
+        if let Some(second) = second {
+            h.ws_send_text(ws, second);
+        }
+        let written = h.ws_take_text(ws);
+        assert_eq!(
+            written.last().map(String::as_str),
+            Some("<close>"),
+            "{first} {second:?}"
+        );
+        assert_eq!(h.sessions[sid.as_str()].transport(), Transport::Polling);
+        // Nothing sent on the probe reaches the application.
+        assert!(h.take_events(&sid).is_empty(), "{first} {second:?}");
+        // The session keeps polling.
+        send(&mut h, &sid, text("still here"));
+        assert_eq!(h.get(&poll).body_text(), "4still here");
+        // A new probe may start once the old one is gone.
+        let again = h.ws_connect(&ws_uri).unwrap();
+        h.ws_send_text(again, "2probe");
+        h.ws_send_text(again, "5");
+        assert_eq!(h.ws_take_text(again), vec!["3probe"]);
+        assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
+    }
+}
+
+#[test]
+fn a_binary_frame_on_the_probe_closes_only_the_probe() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send(ws, WsMessage::Binary(Bytes::from_static(&[1])));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert!(h.sessions.contains_key(sid.as_str()));
+    assert!(h.take_events(&sid).is_empty());
+}
+
+#[test]
+fn upgrade_timeout_closes_the_probe_and_polling_continues() {
+    let mut config = EngineConfig::default();
+    config.upgrade_timeout = Duration::from_secs(10);
+    let mut h = Harness::engine(config);
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    h.advance(Duration::from_millis(9_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::Polling);
+    // A late upgrade packet changes nothing.
+    h.ws_send_text(ws, "5");
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::Polling);
+    assert!(h.take_events(&sid).is_empty());
+    // Data queued during the failed probe is delivered over polling.
+    send(&mut h, &sid, text("polling again"));
+    assert_eq!(h.get(&poll).body_text(), "4polling again");
+}
+
+#[test]
+fn upgrade_timeout_without_the_probe_packet_also_closes_the_probe() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
+#[test]
+fn data_queued_during_a_probe_goes_to_polling_when_the_probe_times_out() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    send(&mut h, &sid, text("kept"));
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.ws_take_text(ws), vec!["3probe", "<close>"]);
+    assert_eq!(h.get(&poll).body_text(), "4kept");
+}
+
+#[test]
+fn probe_closed_by_the_client_leaves_the_session_polling() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    h.ws_close(ws, true);
+    assert!(h.take_events(&sid).is_empty());
+    send(&mut h, &sid, text("x"));
+    assert_eq!(h.get(&poll).body_text(), "4x");
+}
+
+#[test]
+fn allow_upgrades_false_refuses_the_websocket() {
+    let mut config = EngineConfig::default();
+    config.allow_upgrades = false;
+    let mut h = Harness::engine(config);
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let refused = h.ws_connect(&ws_uri).unwrap_err();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&refused, "content-type"), Some("text/html"));
+    send(&mut h, &sid, text("x"));
+    assert_eq!(h.get(&poll).body_text(), "4x");
+    // A direct WebSocket handshake is still allowed.
+    assert!(
+        h.ws_connect("/engine.io/?EIO=4&transport=websocket")
+            .is_ok()
+    );
+}
+
+#[test]
+fn heartbeat_follows_the_session_onto_the_websocket() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    h.advance(Duration::from_secs(5));
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    h.ws_send_text(ws, "5");
+    h.ws_take_text(ws);
+    h.advance(Duration::from_secs(20)); // 25 s after the handshake
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.ws_send_text(ws, "3");
+    h.advance(Duration::from_secs(25));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(Duration::from_millis(19_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Upgraded,
+            EngineEvent::Closed(sockio_core::engineio::CloseReason::PingTimeout)
+        ]
+    );
+}
+
+#[test]
+fn a_cancelled_probe_no_longer_diverts_polls_even_before_its_close_is_written() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    send(&mut h, &sid, text("kept"));
+    // The upgrade times out, and the runtime has not written the probe's close yet.
+    h.command_without_ws_reads(&sid, |s, now| {
+        s.handle_timeout(now + Duration::from_secs(10))
+    });
+    assert_eq!(h.get(&poll).body_text(), "4kept");
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+}

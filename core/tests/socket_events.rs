@@ -1,0 +1,376 @@
+//! Socket.IO EVENT packets both ways, client acks answered by the server, and emit errors
+//! (PROTOCOL.md 1.10).
+
+mod support;
+
+use serde_json::{Value, json};
+use sockio_core::engineio::Sid;
+use sockio_core::socketio::packet::RESERVED_EVENTS;
+use sockio_core::socketio::{CommandError, SocketConfig, SocketEvent};
+use support::*;
+
+fn event(
+    namespace: &str,
+    sid: &Sid,
+    name: &str,
+    args: Vec<Value>,
+    ack: Option<u64>,
+) -> SocketEvent {
+    SocketEvent::Event {
+        namespace: namespace.into(),
+        sid: sid.clone(),
+        event: name.to_owned(),
+        args,
+        attachments: Vec::new(),
+        ack_id: ack,
+    }
+}
+
+#[test]
+fn v5_event_with_arguments() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, r#"42["hello",1,{"a":[1,2]}]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![event(
+            "/",
+            &id,
+            "hello",
+            vec![json!(1), json!({"a": [1, 2]})],
+            None
+        )]
+    );
+    assert!(h.ws_take_text(ws).is_empty());
+}
+
+#[test]
+fn v5_event_without_arguments_and_with_unicode() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, r#"42["ping"]"#);
+    h.ws_send_text(ws, r#"42["héllo 😀","ünï"]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/", &id, "ping", vec![], None),
+            event("/", &id, "héllo 😀", vec![json!("ünï")], None)
+        ]
+    );
+}
+
+#[test]
+fn v5_event_with_ack_id_and_the_servers_answer() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, r#"421["x"]"#);
+    h.ws_send_text(ws, r#"420["zero"]"#);
+    h.ws_send_text(ws, r#"4218446744073709551615["max"]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/", &id, "x", vec![], Some(1)),
+            event("/", &id, "zero", vec![], Some(0)),
+            event("/", &id, "max", vec![], Some(u64::MAX)),
+        ]
+    );
+    h.command(&sid, |c, now| {
+        c.ack(now, "/", 1, vec![json!("ok"), json!({"n": 2})], vec![])
+    })
+    .unwrap();
+    h.command(&sid, |c, now| c.ack(now, "/", 0, vec![], vec![]))
+        .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec![r#"431["ok",{"n":2}]"#, "430[]"]);
+}
+
+#[test]
+fn number_event_names_are_stringified() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, r#"42[42,"a"]"#);
+    h.ws_send_text(ws, r#"423[1.5]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/", &id, "42", vec![json!("a")], None),
+            event("/", &id, "1.5", vec![], Some(3)),
+        ]
+    );
+}
+
+#[test]
+fn events_and_acks_in_a_custom_namespace() {
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, root) = h.sio_ws_joined();
+    let admin = h.sio_ws_join(&sid, ws, "/admin");
+    h.ws_send_text(ws, r#"42/admin,7["x",true]"#);
+    h.ws_send_text(ws, r#"42["y"]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/admin", &admin, "x", vec![json!(true)], Some(7)),
+            event("/", &root, "y", vec![], None),
+        ]
+    );
+    h.command(&sid, |c, now| {
+        c.ack(now, "/admin", 7, vec![json!(1)], vec![])
+    })
+    .unwrap();
+    h.command(&sid, |c, now| {
+        c.emit(now, "/admin", "ev", vec![], vec![], None)
+    })
+    .unwrap();
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec!["43/admin,7[1]", r#"42/admin,["ev"]"#]
+    );
+}
+
+#[test]
+fn server_emit_to_root() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, _) = h.sio_ws_joined();
+    let result = h.command(&sid, |c, now| {
+        c.emit(
+            now,
+            "/",
+            "ev",
+            vec![json!(1), json!("two"), json!({"k": null})],
+            vec![],
+            None,
+        )
+    });
+    assert_eq!(result, Ok(None));
+    assert_eq!(h.ws_take_text(ws), vec![r#"42["ev",1,"two",{"k":null}]"#]);
+}
+
+#[test]
+fn emit_of_reserved_names_is_refused() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, _) = h.sio_ws_joined();
+    for name in RESERVED_EVENTS {
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(now, "/", name, vec![], vec![], None)),
+            Err(CommandError::ReservedEvent(name.to_owned()))
+        );
+        // Also with an ack requested: nothing is registered or sent.
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(
+                now,
+                "/",
+                name,
+                vec![],
+                vec![],
+                Some(None)
+            )),
+            Err(CommandError::ReservedEvent(name.to_owned()))
+        );
+    }
+    assert!(h.ws_take_text(ws).is_empty());
+    // The first ack id is still 0.
+    assert_eq!(
+        h.command(&sid, |c, now| c.emit(
+            now,
+            "/",
+            "ok",
+            vec![],
+            vec![],
+            Some(None)
+        )),
+        Ok(Some(0))
+    );
+}
+
+#[test]
+fn emit_and_ack_to_a_namespace_not_connected() {
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, _) = h.sio_ws_joined();
+    // `/admin` is pending (asked for, not yet accepted), `/other` never asked for.
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    for ns in ["/admin", "/other"] {
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(now, ns, "ev", vec![], vec![], None)),
+            Err(CommandError::NotConnected(ns.to_owned()))
+        );
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(
+                now,
+                ns,
+                "ev",
+                vec![],
+                vec![],
+                Some(None)
+            )),
+            Err(CommandError::NotConnected(ns.to_owned()))
+        );
+        assert_eq!(
+            h.command(&sid, |c, now| c.ack(now, ns, 1, vec![], vec![])),
+            Err(CommandError::NotConnected(ns.to_owned()))
+        );
+    }
+    assert!(h.ws_take_text(ws).is_empty());
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
+#[test]
+fn v5_events_over_polling() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let sid = h.sio_poll(4);
+    let uri = sio_poll_uri(4, &sid);
+    h.post(&uri, b"40");
+    h.take_events(&sid);
+    let id = h
+        .command(&sid, |c, now| c.accept_connect(now, "/"))
+        .unwrap();
+    h.get(&uri).body_text();
+    // Two events in one POST arrive in order.
+    assert_eq!(
+        h.post(&uri, "42[\"a\",1]\x1e425[\"b\"]".as_bytes())
+            .body_text(),
+        "ok"
+    );
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/", &id, "a", vec![json!(1)], None),
+            event("/", &id, "b", vec![], Some(5)),
+        ]
+    );
+    // Server packets queue until the next poll, which carries them all.
+    h.command(&sid, |c, now| c.ack(now, "/", 5, vec![json!("r")], vec![]))
+        .unwrap();
+    h.command(&sid, |c, now| c.emit(now, "/", "ev", vec![], vec![], None))
+        .unwrap();
+    assert_eq!(h.get(&uri).body_text(), "435[\"r\"]\x1e42[\"ev\"]");
+    // A held poll is answered by the next emit.
+    let held = h.get(&uri).held();
+    h.command(&sid, |c, now| {
+        c.emit(now, "/", "late", vec![], vec![], None)
+    })
+    .unwrap();
+    assert_eq!(body_text(&h.take_response(held).unwrap()), r#"42["late"]"#);
+}
+
+#[test]
+fn v4_events_over_websocket() {
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws) = h.sio_ws_v4_joined();
+    let root = Sid::from(sid.as_str());
+    h.ws_send_text(ws, r#"42["hello",1,{"a":[1,2]}]"#);
+    h.ws_send_text(ws, r#"423["x"]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event(
+                "/",
+                &root,
+                "hello",
+                vec![json!(1), json!({"a": [1, 2]})],
+                None
+            ),
+            event("/", &root, "x", vec![], Some(3)),
+        ]
+    );
+    h.command(&sid, |c, now| c.ack(now, "/", 3, vec![json!(true)], vec![]))
+        .unwrap();
+    h.command(&sid, |c, now| {
+        c.emit(now, "/", "ev", vec![json!(1)], vec![], None)
+    })
+    .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec!["433[true]", r#"42["ev",1]"#]);
+
+    // A custom namespace; the v4 socket id is `/admin#<sid>`.
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .unwrap();
+    h.ws_take_text(ws);
+    h.ws_send_text(ws, r#"42/admin,["in"]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![event(
+            "/admin",
+            &Sid::new(format!("/admin#{sid}")),
+            "in",
+            vec![],
+            None
+        )]
+    );
+    h.command(&sid, |c, now| {
+        c.emit(now, "/admin", "out", vec![], vec![], None)
+    })
+    .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec![r#"42/admin,["out"]"#]);
+}
+
+#[test]
+fn v4_events_over_polling() {
+    let mut h = Harness::socket(sio_config_any());
+    let sid = h.sio_poll(3);
+    let uri = sio_poll_uri(3, &sid);
+    h.take_events(&sid);
+    h.command(&sid, |c, now| c.accept_connect(now, "/"))
+        .unwrap();
+    assert_eq!(h.get(&uri).body_text(), "2:40");
+    let body = v3_payload(&[r#"42["é",1]"#, r#"421["😀"]"#]);
+    assert_eq!(h.post(&uri, body.as_bytes()).body_text(), "ok");
+    let root = Sid::from(sid.as_str());
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/", &root, "é", vec![json!(1)], None),
+            event("/", &root, "😀", vec![], Some(1)),
+        ]
+    );
+    h.command(&sid, |c, now| c.ack(now, "/", 1, vec![json!("😀")], vec![]))
+        .unwrap();
+    h.command(&sid, |c, now| c.emit(now, "/", "ev", vec![], vec![], None))
+        .unwrap();
+    assert_eq!(
+        h.get(&uri).body_text(),
+        v3_payload(&[r#"431["😀"]"#, r#"42["ev"]"#])
+    );
+}
+
+#[test]
+fn namespaces_survive_the_upgrade_to_websocket() {
+    let mut h = Harness::socket(sio_config_any());
+    let sid = h.sio_poll(4);
+    let uri = sio_poll_uri(4, &sid);
+    h.post(&uri, "40\x1e40/admin,".as_bytes());
+    h.take_events(&sid);
+    let root = h
+        .command(&sid, |c, now| c.accept_connect(now, "/"))
+        .unwrap();
+    let admin = h
+        .command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .unwrap();
+    h.get(&uri);
+    let held = h.get(&uri).held();
+    let ws = h
+        .ws_connect(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+        .unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "6");
+    // Emitted while the upgrade completes: delivered on the WebSocket.
+    h.command(&sid, |c, now| {
+        c.emit(now, "/admin", "mid", vec![], vec![], None)
+    })
+    .unwrap();
+    h.ws_send_text(ws, "5");
+    assert_eq!(h.ws_take_text(ws), vec![r#"42/admin,["mid"]"#]);
+    h.ws_send_text(ws, r#"42["over ws"]"#);
+    h.ws_send_text(ws, r#"42/admin,1["too"]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            event("/", &root, "over ws", vec![], None),
+            event("/admin", &admin, "too", vec![], Some(1)),
+        ]
+    );
+    h.command(&sid, |c, now| c.ack(now, "/admin", 1, vec![], vec![]))
+        .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec!["43/admin,1[]"]);
+}
