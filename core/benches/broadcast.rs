@@ -95,7 +95,9 @@ fn broadcast(c: &mut Criterion) {
                 let frames = EncodedFrames::new(&packet);
                 for sid in &recipients {
                     if let Some((connection, conn)) = world.connections.get_mut(sid) {
-                        connection.send_encoded(world.now, &frames).expect("open");
+                        connection
+                            .send_encoded(world.now, "/", &frames)
+                            .expect("open");
                         while connection.poll_output().is_some() {}
                         while let Some(action) = connection.poll_ws(*conn) {
                             black_box(action);
@@ -114,7 +116,9 @@ fn broadcast(c: &mut Criterion) {
             let frames = EncodedFrames::new(&packet);
             for sid in &recipients {
                 if let Some((connection, conn)) = world.connections.get_mut(sid) {
-                    connection.send_encoded(world.now, &frames).expect("open");
+                    connection
+                        .send_encoded(world.now, "/", &frames)
+                        .expect("open");
                     while connection.poll_output().is_some() {}
                     while let Some(action) = connection.poll_ws(*conn) {
                         black_box(action);

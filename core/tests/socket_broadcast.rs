@@ -39,7 +39,7 @@ fn polling_v4(h: &mut Harness<Endpoint>) -> (String, String) {
 
 fn broadcast(h: &mut Harness<Endpoint>, sids: &[&str], frames: &EncodedFrames) {
     for sid in sids {
-        h.command(sid, |c, now| c.send_encoded(now, frames))
+        h.command(sid, |c, now| c.send_encoded(now, "/", frames))
             .unwrap_or_else(|e| panic!("send to {sid}: {e}"));
     }
 }
@@ -178,7 +178,7 @@ fn a_slow_polling_consumer_is_disconnected_not_skipped() {
         broadcast(&mut h, &[&slow, &fast], &frames);
     }
     assert!(h.take_events(&slow).is_empty());
-    let result = h.command(&slow, |c, now| c.send_encoded(now, &frames));
+    let result = h.command(&slow, |c, now| c.send_encoded(now, "/", &frames));
     assert_eq!(result, Err(CommandError::Send(SendError::QueueFull)));
     assert_eq!(
         h.take_events(&slow),
@@ -193,7 +193,7 @@ fn a_slow_polling_consumer_is_disconnected_not_skipped() {
     );
     assert!(!h.sessions.contains_key(slow.as_str()));
     // The fast one is unaffected.
-    h.command(&fast, |c, now| c.send_encoded(now, &frames))
+    h.command(&fast, |c, now| c.send_encoded(now, "/", &frames))
         .unwrap();
     assert_eq!(h.ws_take_text(fast_ws).len(), 4);
 }
@@ -216,7 +216,7 @@ fn a_websocket_consumer_that_does_not_read_is_disconnected() {
     let conn = h.conn(&sid);
     let mut results = Vec::new();
     for _ in 0..4 {
-        results.push(conn.send_encoded(now, &frames));
+        results.push(conn.send_encoded(now, "/", &frames));
         while conn.poll_output().is_some() {}
     }
     assert_eq!(results[..3], [Ok(()), Ok(()), Ok(())]);
@@ -278,7 +278,7 @@ fn broadcast_to_a_closing_connection_is_an_error() {
     h.command(&sid, |c, now| c.close(now, CloseReason::ForcedClose));
     let frames = EncodedFrames::new(&Packet::event("/", "late", vec![], vec![], None));
     assert_eq!(
-        h.command(&sid, |c, now| c.send_encoded(now, &frames)),
+        h.command(&sid, |c, now| c.send_encoded(now, "/", &frames)),
         Err(CommandError::Send(SendError::Closed))
     );
 }

@@ -182,35 +182,95 @@ fn emit_of_reserved_names_is_refused() {
 }
 
 #[test]
-fn emit_and_ack_to_a_namespace_not_connected() {
+fn emit_and_ack_to_a_namespace_never_joined_fail() {
     let mut h = Harness::socket(sio_config_any());
     let (sid, ws, _) = h.sio_ws_joined();
-    // `/admin` is pending (asked for, not yet accepted), `/other` never asked for.
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
-    for ns in ["/admin", "/other"] {
-        assert_eq!(
-            h.command(&sid, |c, now| c.emit(now, ns, "ev", vec![], vec![], None)),
-            Err(CommandError::NotConnected(ns.to_owned()))
-        );
-        assert_eq!(
-            h.command(&sid, |c, now| c.emit(
-                now,
-                ns,
-                "ev",
-                vec![],
-                vec![],
-                Some(None)
-            )),
-            Err(CommandError::NotConnected(ns.to_owned()))
-        );
-        assert_eq!(
-            h.command(&sid, |c, now| c.ack(now, ns, 1, vec![], vec![])),
-            Err(CommandError::NotConnected(ns.to_owned()))
-        );
-    }
+    let ns = "/other";
+    assert_eq!(
+        h.command(&sid, |c, now| c.emit(now, ns, "ev", vec![], vec![], None)),
+        Err(CommandError::NotConnected(ns.to_owned()))
+    );
+    assert_eq!(
+        h.command(&sid, |c, now| c.emit(
+            now,
+            ns,
+            "ev",
+            vec![],
+            vec![],
+            Some(None)
+        )),
+        Err(CommandError::NotConnected(ns.to_owned()))
+    );
+    assert_eq!(
+        h.command(&sid, |c, now| c.ack(now, ns, 1, vec![], vec![])),
+        Err(CommandError::NotConnected(ns.to_owned()))
+    );
     assert!(h.ws_take_text(ws).is_empty());
     assert!(h.sessions.contains_key(sid.as_str()));
+}
+
+#[test]
+fn emits_to_a_pending_socket_follow_its_connect_reply() {
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    let events = h.take_events(&sid);
+    let Some(SocketEvent::Connect { sid: socket_id, .. }) = events.first() else {
+        panic!("{events:?}")
+    };
+    let socket_id = socket_id.clone();
+    // As from a connect handler: the socket is addressable before it is accepted.
+    assert_eq!(
+        h.command(&sid, |c, now| c.emit(
+            now,
+            "/admin",
+            "welcome",
+            vec![json!(1)],
+            vec![],
+            None
+        )),
+        Ok(None)
+    );
+    assert!(
+        h.ws_take_text(ws).is_empty(),
+        "nothing may precede the CONNECT reply"
+    );
+    assert_eq!(
+        h.command(&sid, |c, now| c.accept_connect(now, "/admin")),
+        Ok(socket_id.clone())
+    );
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec![
+            format!("40/admin,{{\"sid\":\"{socket_id}\"}}"),
+            "42/admin,[\"welcome\",1]".to_owned()
+        ]
+    );
+}
+
+#[test]
+fn emits_to_a_refused_socket_are_discarded() {
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    assert_eq!(
+        h.command(&sid, |c, now| c.emit(
+            now,
+            "/admin",
+            "welcome",
+            vec![],
+            vec![],
+            None
+        )),
+        Ok(None)
+    );
+    h.command(&sid, |c, now| c.reject_connect(now, "/admin", "no", None))
+        .expect("pending");
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec!["44/admin,{\"message\":\"no\"}".to_owned()]
+    );
 }
 
 #[test]

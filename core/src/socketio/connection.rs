@@ -132,6 +132,8 @@ pub enum SocketEvent {
     /// [`Connection::reject_connect`]; until then the client waits.
     Connect {
         namespace: ByteString,
+        /// The socket id the client gets if accepted.
+        sid: Sid,
         /// The auth payload (v5: the CONNECT packet's object; v4: the namespace query string as an
         /// object of strings; `None` when the client sent none).
         auth: Option<Value>,
@@ -189,8 +191,13 @@ pub enum CommandError {
 
 #[derive(Debug)]
 enum NamespaceState {
-    /// CONNECT received, waiting for the application's answer.
-    Pending,
+    /// CONNECT received, waiting for the application's answer. The socket id is already chosen so
+    /// the application can address the socket from its connect handler; what it sends meanwhile
+    /// waits here and follows the CONNECT reply (it is discarded if the connection is refused).
+    Pending {
+        sid: Sid,
+        buffered: Vec<EncodedFrames>,
+    },
     Connected(Sid),
 }
 
@@ -317,7 +324,7 @@ impl Connection {
             .iter()
             .filter_map(|(ns, state)| match state {
                 NamespaceState::Connected(sid) => Some((ns, sid)),
-                NamespaceState::Pending => None,
+                NamespaceState::Pending { .. } => None,
             })
     }
 
@@ -418,26 +425,26 @@ impl Connection {
     /// Accepts the pending connection to `namespace`; returns the socket id (v5: a fresh id from
     /// the injected generator, sent as `{"sid"}`; v4: the Engine.IO sid, `nsp#sid` outside `/`).
     pub fn accept_connect(&mut self, now: Instant, namespace: &str) -> Result<Sid, CommandError> {
-        match self.namespaces.get(namespace) {
-            Some(NamespaceState::Pending) => {}
+        let sid = match self.namespaces.get(namespace) {
+            Some(NamespaceState::Pending { sid, .. }) => sid.clone(),
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
-        }
-        let sid = match self.version {
-            // Protocol v4 reuses the Engine.IO id, prefixed by the namespace outside `/`.
-            SocketVersion::V4 if namespace == "/" => self.engine.sid().clone(),
-            SocketVersion::V4 => Sid::new(format!("{namespace}#{}", self.engine.sid())),
-            SocketVersion::V5 => self.sids.generate(),
         };
         let data = match self.version {
             SocketVersion::V4 => None,
             SocketVersion::V5 => Some(serde_json::json!({ "sid": sid.as_str() })),
         };
         self.send_packet(now, &Packet::connect(namespace, data))?;
-        self.namespaces.insert(
+        let previous = self.namespaces.insert(
             ByteString::from(namespace),
             NamespaceState::Connected(sid.clone()),
         );
         self.connect_deadline = None;
+        if let Some(NamespaceState::Pending { buffered, .. }) = previous {
+            for frames in buffered {
+                self.engine.send_frames(now, frames.frames())?;
+            }
+            self.process_engine_events(now);
+        }
         Ok(sid)
     }
 
@@ -451,7 +458,7 @@ impl Connection {
         data: Option<Value>,
     ) -> Result<(), CommandError> {
         match self.namespaces.get(namespace) {
-            Some(NamespaceState::Pending) => {}
+            Some(NamespaceState::Pending { .. }) => {}
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
         }
         self.namespaces.remove(namespace);
@@ -476,10 +483,12 @@ impl Connection {
         if super::packet::RESERVED_EVENTS.contains(&event) {
             return Err(CommandError::ReservedEvent(event.to_owned()));
         }
-        let sid = self
-            .socket_id(namespace)
-            .cloned()
-            .ok_or_else(|| CommandError::NotConnected(namespace.to_owned()))?;
+        let sid = match self.namespaces.get(namespace) {
+            Some(NamespaceState::Connected(sid) | NamespaceState::Pending { sid, .. }) => {
+                sid.clone()
+            }
+            None => return Err(CommandError::NotConnected(namespace.to_owned())),
+        };
         let ack_id = match ack_timeout {
             Some(timeout) => {
                 if self.awaited_acks.len() >= self.config.max_pending_acks {
@@ -500,7 +509,7 @@ impl Connection {
             None => None,
         };
         let packet = Packet::event(namespace, event, args, attachments, ack_id);
-        if let Err(error) = self.send_packet(now, &packet) {
+        if let Err(error) = self.deliver(now, namespace, EncodedFrames::new(&packet)) {
             if let Some(id) = ack_id {
                 self.awaited_acks.remove(&id);
             }
@@ -509,17 +518,44 @@ impl Connection {
         Ok(ack_id)
     }
 
-    /// Sends a packet encoded once for many clients (a broadcast) to this client, which must be
-    /// connected to the packet's namespace (the caller selected it from that namespace's rooms).
+    /// Sends a packet encoded once for many clients (a broadcast) to this client's socket in
+    /// `namespace` (the caller selected it from that namespace's rooms). A socket whose connect is
+    /// still pending gets it right after its CONNECT reply.
     pub fn send_encoded(
         &mut self,
         now: Instant,
+        namespace: &str,
         frames: &EncodedFrames,
     ) -> Result<(), CommandError> {
-        let result = self.engine.send_frames(now, frames.frames());
-        // Also on error: a full queue closes the session, which must be reported.
-        self.process_engine_events(now);
-        result.map_err(CommandError::from)
+        self.deliver(now, namespace, frames.clone())
+    }
+
+    /// Sends `frames` to the socket in `namespace`, or holds them while its connect is pending.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        frames: EncodedFrames,
+    ) -> Result<(), CommandError> {
+        if self.closed || self.closing_reason.is_some() {
+            return Err(CommandError::Send(SendError::Closed));
+        }
+        let cap = self.config.engine.max_buffered_packets;
+        match self.namespaces.get_mut(namespace) {
+            Some(NamespaceState::Connected(_)) => {
+                let result = self.engine.send_frames(now, frames.frames());
+                self.process_engine_events(now);
+                result.map_err(CommandError::from)
+            }
+            Some(NamespaceState::Pending { buffered, .. }) => {
+                if buffered.len() >= cap {
+                    return Err(CommandError::Send(SendError::QueueFull));
+                }
+                buffered.push(frames);
+                Ok(())
+            }
+            None => Err(CommandError::NotConnected(namespace.to_owned())),
+        }
     }
 
     /// Answers the client's event `ack_id` in `namespace` with `args`.
@@ -752,7 +788,7 @@ impl Connection {
             }
             (PacketKind::Connect, Some(_)) => self.violation(now, "second CONNECT to a namespace"),
             (PacketKind::ConnectError, _) => self.violation(now, "CONNECT_ERROR from a client"),
-            (_, Some(NamespaceState::Pending)) => {
+            (_, Some(NamespaceState::Pending { .. })) => {
                 self.violation(now, "packet for a namespace not yet connected")
             }
             (_, None) => self.violation(now, "packet for a namespace not joined"),
@@ -765,10 +801,24 @@ impl Connection {
             let _ = self.send_packet(now, &Packet::connect_error(&namespace, payload));
             return;
         }
-        self.namespaces
-            .insert(namespace.clone(), NamespaceState::Pending);
-        self.events
-            .push_back(SocketEvent::Connect { namespace, auth });
+        let sid = match self.version {
+            // Protocol v4 reuses the Engine.IO id, prefixed by the namespace outside `/`.
+            SocketVersion::V4 if &*namespace == "/" => self.engine.sid().clone(),
+            SocketVersion::V4 => Sid::new(format!("{namespace}#{}", self.engine.sid())),
+            SocketVersion::V5 => self.sids.generate(),
+        };
+        self.namespaces.insert(
+            namespace.clone(),
+            NamespaceState::Pending {
+                sid: sid.clone(),
+                buffered: Vec::new(),
+            },
+        );
+        self.events.push_back(SocketEvent::Connect {
+            namespace,
+            sid,
+            auth,
+        });
     }
 
     fn violation(&mut self, now: Instant, what: &'static str) {
@@ -821,7 +871,7 @@ impl Connection {
             .drain()
             .filter_map(|(ns, state)| match state {
                 NamespaceState::Connected(sid) => Some((ns, sid)),
-                NamespaceState::Pending => None,
+                NamespaceState::Pending { .. } => None,
             })
             .collect();
         namespaces.sort();

@@ -677,7 +677,7 @@ impl Harness<socketio::Endpoint> {
         let (sid, ws) = self.sio_ws(3);
         let events = self.take_events(&sid);
         assert!(
-            matches!(events.as_slice(), [SocketEvent::Connect { namespace, auth: None }] if &**namespace == "/"),
+            matches!(events.as_slice(), [SocketEvent::Connect { namespace, auth: None, .. }] if &**namespace == "/"),
             "{events:?}"
         );
         let socket_id = self
@@ -755,4 +755,21 @@ pub fn sio_split(packet: &str) -> (String, serde_json::Value) {
     let value = serde_json::from_str(&packet[start..])
         .unwrap_or_else(|e| panic!("bad JSON in {packet:?}: {e}"));
     (packet[..start].to_owned(), value)
+}
+
+/// Blanks the socket id of `Connect` events so expected event lists need not know generated ids.
+pub fn strip(events: Vec<SocketEvent>) -> Vec<SocketEvent> {
+    events
+        .into_iter()
+        .map(|event| match event {
+            SocketEvent::Connect {
+                namespace, auth, ..
+            } => SocketEvent::Connect {
+                namespace,
+                sid: Sid::from(""),
+                auth,
+            },
+            other => other,
+        })
+        .collect()
 }
