@@ -72,4 +72,5 @@
 
 pub mod engineio;
 pub mod http;
+pub mod payload;
 pub mod socketio;

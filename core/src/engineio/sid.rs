@@ -35,6 +35,14 @@ impl Borrow<str> for Sid {
     }
 }
 
+impl std::ops::Deref for Sid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for Sid {
     fn as_ref(&self) -> &str {
         &self.0

@@ -1,19 +1,32 @@
 //! Socket.IO server options on top of the Engine.IO ones.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::decoder::DecoderLimits;
 use crate::engineio::EngineConfig;
 
 /// Which namespaces clients may connect to; any other gets CONNECT_ERROR "Invalid namespace".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum NamespaceFilter {
     /// Every namespace is accepted (the application decides in its connect handler).
     Any,
     /// Only these namespaces (python-socketio's `namespaces` list; `/` is not implied).
     Only(HashSet<String>),
+    /// Decided per request, e.g. by a runtime's registry of namespaces that have handlers.
+    Dynamic(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for NamespaceFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NamespaceFilter::Any => f.write_str("Any"),
+            NamespaceFilter::Only(set) => f.debug_tuple("Only").field(set).finish(),
+            NamespaceFilter::Dynamic(_) => f.write_str("Dynamic(..)"),
+        }
+    }
 }
 
 impl NamespaceFilter {
@@ -22,6 +35,7 @@ impl NamespaceFilter {
         match self {
             NamespaceFilter::Any => true,
             NamespaceFilter::Only(set) => set.contains(namespace),
+            NamespaceFilter::Dynamic(allows) => allows(namespace),
         }
     }
 }

@@ -1,0 +1,154 @@
+//! One client's connection as the runtime holds it: the core [`Connection`] behind a lock, the
+//! requests and WebSocket writers waiting on it, and its timer.
+//!
+//! Every input goes through [`ConnCell::drive`], which applies the core's drain rule: after the
+//! input, HTTP responses go to the waiting request handlers, WebSocket writers are woken, events are
+//! collected for dispatch, and the timer task is told when the deadline changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use sockio_core::engineio::{Output, RequestId, Sid};
+use sockio_core::http::Response;
+use sockio_core::payload::Args;
+use sockio_core::socketio::{Connection, SocketEvent};
+use tokio::sync::{Notify, oneshot};
+
+/// How an awaited acknowledgement ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AckOutcome {
+    Answered(Args),
+    TimedOut,
+    Disconnected,
+}
+
+pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
+
+pub(crate) struct ConnState {
+    pub conn: Connection,
+    /// Held polling requests, answered by `Output::Respond`.
+    pub waiters: HashMap<RequestId, oneshot::Sender<Response>>,
+    /// The wake-up of each WebSocket writer.
+    pub ws_writers: HashMap<RequestId, Arc<Notify>>,
+    /// Callbacks for acknowledgements the server awaits from this client, by ack id.
+    pub acks: HashMap<u64, AckCallback>,
+    deadline: Option<Instant>,
+}
+
+pub(crate) struct ConnCell {
+    pub sid: Sid,
+    state: Mutex<ConnState>,
+    /// Wakes the timer task when the deadline changes or the connection closes.
+    pub timer: Notify,
+}
+
+impl ConnCell {
+    pub fn new(conn: Connection) -> Arc<Self> {
+        Arc::new(ConnCell {
+            sid: conn.sid().clone(),
+            state: Mutex::new(ConnState {
+                conn,
+                waiters: HashMap::new(),
+                ws_writers: HashMap::new(),
+                acks: HashMap::new(),
+                deadline: None,
+            }),
+            timer: Notify::new(),
+        })
+    }
+
+    /// Locks the state. A poisoned lock means a panic elsewhere while holding it; the connection's
+    /// state is still structurally valid (the core never leaves it half-updated on a panic-free
+    /// path), so continue with it rather than spreading the panic.
+    pub fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs one input or command on the connection and drains it. Returns the command's result
+    /// and the events for the application (acknowledgements are resolved here, not dispatched).
+    pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, Vec<SocketEvent>) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let result = f(&mut state, now);
+        let events = state.drain();
+        let deadline = state.conn.poll_timeout();
+        let closed = state.conn.is_closed();
+        if deadline != state.deadline || closed {
+            state.deadline = deadline;
+            drop(state);
+            self.timer.notify_one();
+        }
+        (result, events)
+    }
+
+    /// The current deadline and whether the connection has ended.
+    pub fn deadline(&self) -> (Option<Instant>, bool) {
+        let state = self.lock();
+        (state.deadline, state.conn.is_closed())
+    }
+}
+
+impl ConnState {
+    /// The drain rule: empty the outputs and events of the core connection.
+    fn drain(&mut self) -> Vec<SocketEvent> {
+        let mut events = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(output) = self.conn.poll_output() {
+                progressed = true;
+                match output {
+                    Output::Respond { request, response } => {
+                        if let Some(waiter) = self.waiters.remove(&request) {
+                            // The request's client may be gone already; nothing to do then.
+                            let _ = waiter.send(response);
+                        }
+                    }
+                    Output::WebSocketReady { conn } => {
+                        if let Some(writer) = self.ws_writers.get(&conn) {
+                            writer.notify_one();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(event) = self.conn.poll_event() {
+                progressed = true;
+                match event {
+                    SocketEvent::Ack {
+                        ack_id,
+                        args,
+                        attachments,
+                        ..
+                    } => {
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            callback(AckOutcome::Answered(Args::from_parts(args, attachments)));
+                        }
+                    }
+                    SocketEvent::AckTimeout { ack_id, .. } => {
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            callback(AckOutcome::TimedOut);
+                        }
+                    }
+                    SocketEvent::Closed(reason) => {
+                        for (_, callback) in self.acks.drain() {
+                            callback(AckOutcome::Disconnected);
+                        }
+                        // Writers of sockets the core no longer knows must not wait forever.
+                        for writer in self.ws_writers.values() {
+                            writer.notify_one();
+                        }
+                        events.push(SocketEvent::Closed(reason));
+                    }
+                    other => events.push(other),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        events
+    }
+}

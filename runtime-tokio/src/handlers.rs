@@ -1,0 +1,126 @@
+//! Handler types: what applications register per namespace, and how typed closures are erased.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sockio_core::payload::{self, Args};
+use sockio_core::socketio::{DisconnectReason, Handshake};
+
+use crate::socket::Socket;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRefused {
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl ConnectRefused {
+    /// A refusal with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectRefused {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds data for the client (`err.data` in the JavaScript client).
+    pub fn with_data(mut self, data: impl Serialize) -> Self {
+        self.data = serde_json::to_value(data).ok();
+        self
+    }
+}
+
+/// The result of a connect handler.
+pub type ConnectResult = Result<(), ConnectRefused>;
+
+/// Class-based namespaces (python-socketio's `Namespace` class): one object handles a namespace's
+/// connect, disconnect and events. Register it with
+/// [`Server::register_namespace`](crate::Server::register_namespace).
+pub trait NamespaceHandler: Send + Sync + 'static {
+    /// A client asks to join; return `Err` to refuse. Accepts by default.
+    fn on_connect(
+        &self,
+        socket: Socket,
+        handshake: Arc<Handshake>,
+        auth: Option<Value>,
+    ) -> BoxFuture<ConnectResult> {
+        let _ = (socket, handshake, auth);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A socket left the namespace.
+    fn on_disconnect(&self, socket: Socket, reason: DisconnectReason) -> BoxFuture<()> {
+        let _ = (socket, reason);
+        Box::pin(async {})
+    }
+
+    /// An event arrived; the returned arguments become the acknowledgement when the client asked
+    /// for one. This is where a Rust namespace dispatches by event name (the `on_<event>` methods of
+    /// a Python class).
+    fn on_event(&self, socket: Socket, event: String, args: Args) -> BoxFuture<Args>;
+}
+
+pub(crate) type ConnectHandler =
+    Arc<dyn Fn(Socket, Arc<Handshake>, Option<Value>) -> BoxFuture<ConnectResult> + Send + Sync>;
+pub(crate) type EventHandler = Arc<dyn Fn(Socket, Args) -> BoxFuture<Args> + Send + Sync>;
+pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> BoxFuture<Args> + Send + Sync>;
+pub(crate) type DisconnectHandler =
+    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
+
+/// Everything registered for one namespace.
+#[derive(Default, Clone)]
+pub(crate) struct NamespaceHandlers {
+    pub connect: Option<ConnectHandler>,
+    pub disconnect: Option<DisconnectHandler>,
+    pub events: HashMap<String, EventHandler>,
+    pub any: Option<AnyHandler>,
+    pub class: Option<Arc<dyn NamespaceHandler>>,
+}
+
+/// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →
+/// that value, several → a tuple), and the return value is serialized into the acknowledgement.
+pub(crate) fn typed_event<T, R, F, Fut>(event: String, handler: F) -> EventHandler
+where
+    F: Fn(Socket, T) -> Fut + Send + Sync + 'static,
+    T: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |socket: Socket, args: Args| {
+        let handler = handler.clone();
+        let event = event.clone();
+        Box::pin(async move {
+            let data = match payload::from_args::<T>(&args) {
+                Ok(data) => data,
+                Err(error) => {
+                    tracing::warn!(
+                        sid = %socket.sid(),
+                        namespace = socket.namespace(),
+                        event,
+                        %error,
+                        "event arguments do not match the handler's type; event dropped"
+                    );
+                    return Args::default();
+                }
+            };
+            let result = handler(socket, data).await;
+            match payload::to_args(&result) {
+                Ok(args) => args,
+                Err(error) => {
+                    tracing::warn!(event, %error, "the handler's return value cannot be sent as an ack");
+                    Args::default()
+                }
+            }
+        }) as BoxFuture<Args>
+    })
+}

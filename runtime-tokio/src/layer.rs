@@ -1,0 +1,93 @@
+//! Embedding: a tower [`Layer`] that answers the Socket.IO path and passes every other request to
+//! the wrapped service (python-socketio's `ASGIApp`/`Middleware`), for axum and plain hyper.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::{Either, Full};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::handlers::BoxFuture;
+use crate::server::Server;
+use crate::service::Handled;
+
+/// Wraps a service so the Socket.IO path is served by `server`.
+#[derive(Clone, Debug)]
+pub struct SocketIoLayer {
+    server: Server,
+}
+
+impl SocketIoLayer {
+    /// A layer serving `server` under its configured path.
+    pub fn new(server: Server) -> Self {
+        SocketIoLayer { server }
+    }
+}
+
+impl<S> Layer<S> for SocketIoLayer {
+    type Service = SocketIoService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SocketIoService {
+            server: self.server.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service made by [`SocketIoLayer`].
+#[derive(Clone, Debug)]
+pub struct SocketIoService<S> {
+    server: Server,
+    inner: S,
+}
+
+impl<S, B, ResBody> Service<http::Request<B>> for SocketIoService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    type Response = http::Response<Either<Full<Bytes>, ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let server = self.server.clone();
+        // The ready clone serves this request; the fresh clone stays for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let remote = request
+                .extensions()
+                .get::<SocketAddr>()
+                .copied()
+                .or_else(|| request.extensions().get::<ConnectInfo>().map(|info| info.0));
+            match server.handle_request(request, remote).await {
+                Handled::Response(response) => Ok(response.map(Either::Left)),
+                Handled::NotSocketIo(request) => {
+                    let response = inner.call(request).await?;
+                    Ok(response.map(Either::Right))
+                }
+            }
+        })
+    }
+}
+
+/// Put this in a request's extensions to tell the layer the client's address (axum's
+/// `ConnectInfo` is not visible here without depending on axum).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectInfo(pub SocketAddr);
+
+#[allow(dead_code)]
+fn _assert_infallible(_: Infallible) {}

@@ -1,0 +1,1076 @@
+//! [`Server`]: the python-socketio `AsyncServer` API on tokio.
+
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
+use sockio_core::payload::{self, Args};
+use sockio_core::socketio::packet::RESERVED_EVENTS;
+use sockio_core::socketio::{
+    BroadcastTarget, CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, RoomIndex,
+    SocketConfig, SocketEvent,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::cell::{AckCallback, AckOutcome, ConnCell};
+use crate::config::ServerBuilder;
+use crate::error::{CallError, EmitError, ServerError};
+use crate::handlers::{BoxFuture, ConnectResult, NamespaceHandler, NamespaceHandlers, typed_event};
+use crate::socket::Socket;
+
+/// How many events may wait for one connection's dispatcher before its input (socket reads,
+/// polling POSTs) is paused: backpressure instead of unbounded memory.
+const DISPATCH_QUEUE: usize = 256;
+
+/// A Socket.IO server. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Server {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("connections", &self.inner.connection_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rooms, sockets and sessions of one namespace.
+#[derive(Default)]
+pub(crate) struct NamespaceState {
+    pub rooms: RoomIndex<Sid>,
+    /// Which connection each socket of the namespace lives on.
+    pub owners: HashMap<Sid, Arc<ConnCell>>,
+    pub sessions: HashMap<Sid, Value>,
+}
+
+pub(crate) struct Inner {
+    pub config: Arc<SocketConfig>,
+    pub endpoint: Mutex<Endpoint>,
+    connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
+    pub handlers: RwLock<HashMap<String, NamespaceHandlers>>,
+    namespaces: Mutex<HashMap<String, NamespaceState>>,
+    pub async_handlers: bool,
+    next_request: AtomicU64,
+    pub shutting_down: AtomicBool,
+    /// Handler tasks and connection tasks still running (for graceful shutdown).
+    pub busy: AtomicUsize,
+    pub idle: Notify,
+    dispatchers: Mutex<HashMap<Sid, mpsc::Sender<SocketEvent>>>,
+}
+
+impl Inner {
+    pub fn connection_count(&self) -> usize {
+        lock(&self.connections).len()
+    }
+
+    pub fn connection(&self, sid: &str) -> Option<Arc<ConnCell>> {
+        lock(&self.connections).get(sid).cloned()
+    }
+
+    pub fn has_connection(&self, sid: &str) -> bool {
+        lock(&self.connections).contains_key(sid)
+    }
+
+    pub fn next_request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn namespaces(&self) -> MutexGuard<'_, HashMap<String, NamespaceState>> {
+        lock(&self.namespaces)
+    }
+}
+
+/// Locks a std mutex, continuing past poisoning (a handler panic must not take the server down).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counts a running task for graceful shutdown; dropping it marks the task done.
+pub(crate) struct BusyGuard(Arc<Inner>);
+
+impl BusyGuard {
+    pub fn new(inner: &Arc<Inner>) -> Self {
+        inner.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(inner.clone())
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Session ids from the operating system's random source (15 bytes, as the reference server).
+pub(crate) struct OsRandomSids;
+
+impl SidGenerator for OsRandomSids {
+    fn generate(&self) -> Sid {
+        let mut bytes = [0u8; 15];
+        if let Err(error) = getrandom::fill(&mut bytes) {
+            // Without randomness ids would be guessable; refusing to run is the safe answer.
+            panic!("the operating system's random source failed: {error}");
+        }
+        Sid::from_random_bytes(bytes)
+    }
+}
+
+impl Server {
+    /// A builder with python-socketio's option names.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A server with default options.
+    pub fn new() -> Self {
+        ServerBuilder::default().build()
+    }
+
+    pub(crate) fn from_parts(
+        mut config: SocketConfig,
+        async_handlers: bool,
+        sids: Option<Arc<dyn SidGenerator>>,
+    ) -> Self {
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let registry = weak.clone();
+            if matches!(config.namespaces, NamespaceFilter::Any) {
+                // Keep "any namespace" as configured.
+            } else {
+                // Namespaces exist when they have handlers (python-socketio's default).
+                config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
+                    registry.upgrade().is_some_and(|inner| {
+                        inner
+                            .handlers
+                            .read()
+                            .map(|h| h.contains_key(namespace))
+                            .unwrap_or(false)
+                    })
+                }));
+            }
+            let endpoint = match sids {
+                Some(sids) => Endpoint::new(config.clone(), SharedSids(sids)),
+                None => Endpoint::new(config.clone(), OsRandomSids),
+            };
+            Inner {
+                config: Arc::new(config),
+                endpoint: Mutex::new(endpoint),
+                connections: Mutex::new(HashMap::new()),
+                handlers: RwLock::new(HashMap::new()),
+                namespaces: Mutex::new(HashMap::new()),
+                async_handlers,
+                next_request: AtomicU64::new(1),
+                shutting_down: AtomicBool::new(false),
+                busy: AtomicUsize::new(0),
+                idle: Notify::new(),
+                dispatchers: Mutex::new(HashMap::new()),
+            }
+        });
+        Server { inner }
+    }
+
+    /// The options in effect.
+    pub fn config(&self) -> &SocketConfig {
+        &self.inner.config
+    }
+
+    // ----- handlers ---------------------------------------------------------------------------
+
+    /// The handle of namespace `namespace` (handlers and methods scoped to it).
+    pub fn of(&self, namespace: &str) -> Namespace {
+        Namespace {
+            server: self.clone(),
+            name: Arc::from(namespace),
+        }
+    }
+
+    /// Registers `handler` for `event` in `/`; see [`Namespace::on`].
+    pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, T) -> Fut + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        self.of("/").on(event, handler);
+        self
+    }
+
+    /// Registers the connect handler of `/`; see [`Namespace::on_connect`].
+    pub fn on_connect<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, Arc<sockio_core::socketio::Handshake>, Option<Value>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: Future<Output = ConnectResult> + Send + 'static,
+    {
+        self.of("/").on_connect(handler);
+        self
+    }
+
+    /// Registers the disconnect handler of `/`.
+    pub fn on_disconnect<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, sockio_core::socketio::DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.of("/").on_disconnect(handler);
+        self
+    }
+
+    /// Registers the catch-all handler of `/`.
+    pub fn on_any<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Args> + Send + 'static,
+    {
+        self.of("/").on_any(handler);
+        self
+    }
+
+    /// Registers a class-based namespace (python-socketio's `register_namespace`). It replaces
+    /// handlers registered with `on` for that namespace's connect, disconnect and events.
+    pub fn register_namespace(&self, namespace: &str, handler: impl NamespaceHandler) -> &Self {
+        self.of(namespace)
+            .update(|h| h.class = Some(Arc::new(handler)));
+        self
+    }
+
+    // ----- emitting ---------------------------------------------------------------------------
+
+    /// Emits `event` with `data` (a tuple for several arguments, `()` for none; `bytes::Bytes`
+    /// anywhere inside travels as binary). Configure with the builder methods, then `.await`:
+    ///
+    /// ```no_run
+    /// # async fn f(io: sockio_tokio::Server, sid: sockio_tokio::Sid) -> Result<(), sockio_tokio::EmitError> {
+    /// io.emit("news", &("headline", 3)).to("room-a").skip_sid(sid).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+        Emit::new(self.clone(), event, payload::to_args(data))
+    }
+
+    /// Emits the `message` event (python-socketio's `send`).
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
+        self.emit("message", data)
+    }
+
+    /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
+    /// Set the recipient with `.to(sid)`; the default timeout is 60 s.
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+        Call {
+            server: self.clone(),
+            event: event.to_owned(),
+            args: payload::to_args(data),
+            to: None,
+            namespace: Arc::from("/"),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    // ----- rooms, sessions, connections (namespace `/`; use `of(ns)` for others) --------------
+
+    /// Puts socket `sid` of `/` in `room`.
+    pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        self.of("/").enter_room(sid, room)
+    }
+
+    /// Takes socket `sid` of `/` out of `room`.
+    pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        self.of("/").leave_room(sid, room)
+    }
+
+    /// Removes every socket of `/` from `room`.
+    pub fn close_room(&self, room: &str) {
+        self.of("/").close_room(room)
+    }
+
+    /// The rooms socket `sid` of `/` is in (its own sid room included).
+    pub fn rooms(&self, sid: &str) -> Vec<String> {
+        self.of("/").rooms(sid)
+    }
+
+    /// Disconnects socket `sid` from `/`.
+    pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
+        self.of("/").disconnect(sid)
+    }
+
+    /// The transport socket `sid` of `/` uses.
+    pub fn transport(&self, sid: &str) -> Result<Transport, ServerError> {
+        self.of("/").transport(sid)
+    }
+
+    /// The user session of socket `sid` of `/` (`null` when nothing was saved).
+    pub fn get_session<T: DeserializeOwned>(&self, sid: &str) -> Result<T, ServerError> {
+        self.of("/").get_session(sid)
+    }
+
+    /// Saves the user session of socket `sid` of `/`.
+    pub fn save_session<T: Serialize>(&self, sid: &str, session: &T) -> Result<(), ServerError> {
+        self.of("/").save_session(sid, session)
+    }
+
+    /// Number of Engine.IO connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.connection_count()
+    }
+
+    /// Runs `task` in the background (python-socketio's `start_background_task`).
+    pub fn start_background_task<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(task)
+    }
+
+    /// Sleeps (python-socketio's `sleep`).
+    pub async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await
+    }
+
+    /// Graceful shutdown: new handshakes are refused, every client is told (`server shutting
+    /// down`), and this returns once connections are closed and running handlers have finished, or
+    /// after `grace`, whichever comes first.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
+        for cell in cells {
+            let (_, events) =
+                cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
+            self.dispatch(&cell, events).await;
+        }
+        let wait = async {
+            loop {
+                let idle = self.inner.idle.notified();
+                if self.inner.busy.load(Ordering::SeqCst) == 0 && self.inner.connection_count() == 0
+                {
+                    return;
+                }
+                tokio::select! {
+                    _ = idle => {}
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        };
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            tracing::warn!(
+                connections = self.inner.connection_count(),
+                "shutdown grace period over with connections or handlers still running"
+            );
+        }
+    }
+
+    // ----- internals --------------------------------------------------------------------------
+
+    /// Registers a new connection: its cell, timer task and event dispatcher.
+    pub(crate) fn adopt(&self, cell: Arc<ConnCell>) {
+        lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
+        let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
+        lock(&self.inner.dispatchers).insert(cell.sid.clone(), tx);
+        let guard = BusyGuard::new(&self.inner);
+        tokio::spawn(self.clone().run_dispatcher(cell.clone(), rx, guard));
+        let guard = BusyGuard::new(&self.inner);
+        tokio::spawn(self.clone().run_timer(cell, guard));
+    }
+
+    /// Hands events to the connection's dispatcher; waits when it is busy (backpressure).
+    pub(crate) async fn dispatch(&self, cell: &Arc<ConnCell>, events: Vec<SocketEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let sender = lock(&self.inner.dispatchers).get(&cell.sid).cloned();
+        let Some(sender) = sender else {
+            return;
+        };
+        for event in events {
+            if sender.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Same as [`dispatch`](Self::dispatch) from a context that cannot wait (drop guards).
+    pub(crate) fn dispatch_later(&self, cell: Arc<ConnCell>, events: Vec<SocketEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let server = self.clone();
+        tokio::spawn(async move { server.dispatch(&cell, events).await });
+    }
+
+    async fn run_timer(self, cell: Arc<ConnCell>, _busy: BusyGuard) {
+        loop {
+            let (deadline, closed) = cell.deadline();
+            if closed {
+                return;
+            }
+            let notified = cell.timer.notified();
+            match deadline {
+                Some(deadline) => {
+                    let deadline = tokio::time::Instant::from_std(deadline);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => {
+                            let (_, events) = cell.drive(|state, now| state.conn.handle_timeout(now));
+                            self.dispatch(&cell, events).await;
+                        }
+                        _ = notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    async fn run_dispatcher(
+        self,
+        cell: Arc<ConnCell>,
+        mut events: mpsc::Receiver<SocketEvent>,
+        _busy: BusyGuard,
+    ) {
+        while let Some(event) = events.recv().await {
+            let closed = matches!(event, SocketEvent::Closed(_));
+            self.handle_event(&cell, event).await;
+            if closed {
+                break;
+            }
+        }
+    }
+
+    async fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
+        match event {
+            SocketEvent::Connect {
+                namespace,
+                sid,
+                auth,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                {
+                    let mut namespaces = self.inner.namespaces();
+                    let state = namespaces.entry(namespace.to_string()).or_default();
+                    state.rooms.join(&sid, sid.as_str());
+                    state.owners.insert(sid.clone(), cell.clone());
+                }
+                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
+                let handshake = cell.lock().conn.handshake().clone();
+                let handlers = self.handlers_of(&namespace);
+                let verdict = match handlers.as_ref() {
+                    Some(NamespaceHandlers {
+                        class: Some(class), ..
+                    }) => class.on_connect(socket, handshake, auth).await,
+                    Some(NamespaceHandlers {
+                        connect: Some(connect),
+                        ..
+                    }) => connect(socket, handshake, auth).await,
+                    _ => Ok(()),
+                };
+                let (result, events) = cell.drive(|state, now| match &verdict {
+                    Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
+                    Err(refused) => state.conn.reject_connect(
+                        now,
+                        &namespace,
+                        &refused.message,
+                        refused.data.clone(),
+                    ),
+                });
+                if verdict.is_err() || result.is_err() {
+                    self.forget_socket(&namespace, &sid);
+                }
+                if let Err(error) = result {
+                    tracing::debug!(%sid, %error, "connect answer not delivered");
+                }
+                self.dispatch(cell, events).await;
+            }
+            SocketEvent::Event {
+                namespace,
+                sid,
+                event,
+                args,
+                attachments,
+                ack_id,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                let socket = Socket::new(self.clone(), namespace.clone(), sid);
+                let args = Args::from_parts(args, attachments);
+                let Some(handler) = self.event_handler(&namespace, &event) else {
+                    tracing::debug!(namespace = &*namespace, event, "no handler for event");
+                    return;
+                };
+                let cell = cell.clone();
+                let server = self.clone();
+                let run = async move {
+                    let reply = handler(socket, args).await;
+                    if let Some(ack_id) = ack_id {
+                        let (result, events) = cell.drive(|state, now| {
+                            state
+                                .conn
+                                .ack(now, &namespace, ack_id, reply.values, reply.attachments)
+                        });
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "acknowledgement not delivered");
+                        }
+                        server.dispatch(&cell, events).await;
+                    }
+                };
+                if self.inner.async_handlers {
+                    let guard = BusyGuard::new(&self.inner);
+                    tokio::spawn(async move {
+                        run.await;
+                        drop(guard);
+                    });
+                } else {
+                    run.await;
+                }
+            }
+            SocketEvent::Disconnect {
+                namespace,
+                sid,
+                reason,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
+                match self.handlers_of(&namespace) {
+                    Some(NamespaceHandlers {
+                        class: Some(class), ..
+                    }) => class.on_disconnect(socket, reason).await,
+                    Some(NamespaceHandlers {
+                        disconnect: Some(disconnect),
+                        ..
+                    }) => disconnect(socket, reason).await,
+                    _ => {}
+                }
+                self.forget_socket(&namespace, &sid);
+            }
+            SocketEvent::Closed(reason) => {
+                tracing::debug!(sid = %cell.sid, %reason, "connection closed");
+                lock(&self.inner.connections).remove(&cell.sid);
+                lock(&self.inner.dispatchers).remove(&cell.sid);
+                cell.timer.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    fn forget_socket(&self, namespace: &str, sid: &Sid) {
+        let mut namespaces = self.inner.namespaces();
+        if let Some(state) = namespaces.get_mut(namespace) {
+            state.rooms.remove_member(sid);
+            state.owners.remove(sid);
+            state.sessions.remove(sid);
+        }
+    }
+
+    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers> {
+        self.inner
+            .handlers
+            .read()
+            .ok()
+            .and_then(|h| h.get(namespace).cloned())
+    }
+
+    fn event_handler(&self, namespace: &str, event: &str) -> Option<crate::handlers::EventHandler> {
+        let handlers = self.handlers_of(namespace)?;
+        if let Some(class) = handlers.class {
+            let event = event.to_owned();
+            return Some(Arc::new(move |socket, args| {
+                class.on_event(socket, event.clone(), args)
+            }));
+        }
+        if let Some(handler) = handlers.events.get(event) {
+            return Some(handler.clone());
+        }
+        let any = handlers.any?;
+        let event = event.to_owned();
+        Some(Arc::new(move |socket, args| {
+            any(socket, event.clone(), args)
+        }))
+    }
+
+    /// The connection that holds socket `sid` of `namespace`.
+    pub(crate) fn owner(&self, namespace: &str, sid: &str) -> Option<Arc<ConnCell>> {
+        self.inner
+            .namespaces()
+            .get(namespace)
+            .and_then(|state| state.owners.get(sid).cloned())
+    }
+
+    /// Delivers one emit: selects recipients, encodes once, queues on each connection.
+    async fn deliver(&self, emit: EmitSpec) -> Result<(), EmitError> {
+        if RESERVED_EVENTS.contains(&emit.event.as_str()) {
+            return Err(EmitError::ReservedEvent(emit.event));
+        }
+        let args = emit.args?;
+        let recipients: Vec<(Sid, Arc<ConnCell>)> = {
+            let namespaces = self.inner.namespaces();
+            let Some(state) = namespaces.get(&*emit.namespace) else {
+                return Ok(());
+            };
+            let mut target = if emit.rooms.is_empty() {
+                BroadcastTarget::all()
+            } else {
+                BroadcastTarget::rooms(emit.rooms.iter())
+            };
+            target.skip = emit.skip.iter().map(|s| Sid::from(s.as_str())).collect();
+            state
+                .rooms
+                .select(&target)
+                .into_iter()
+                .filter_map(|sid| state.owners.get(&sid).map(|cell| (sid, cell.clone())))
+                .collect()
+        };
+        match emit.callback {
+            None => {
+                let frames = EncodedFrames::new(&Packet::event(
+                    &emit.namespace,
+                    &emit.event,
+                    args.values,
+                    args.attachments,
+                    None,
+                ));
+                for (sid, cell) in recipients {
+                    let (result, events) = cell
+                        .drive(|state, now| state.conn.send_encoded(now, &emit.namespace, &frames));
+                    if let Err(error) = result {
+                        tracing::debug!(%sid, %error, "emit not delivered to this client");
+                    }
+                    self.dispatch(&cell, events).await;
+                }
+            }
+            Some((callback, timeout)) => {
+                // Each recipient gets its own ack id and calls the callback with its answer.
+                for (sid, cell) in recipients {
+                    let callback = callback.clone();
+                    let args = args.clone();
+                    let (result, events) = cell.drive(|state, now| {
+                        let id = state.conn.emit(
+                            now,
+                            &emit.namespace,
+                            &emit.event,
+                            args.values,
+                            args.attachments,
+                            Some(timeout),
+                        )?;
+                        if let Some(id) = id {
+                            let callback: AckCallback = Box::new(move |outcome| callback(outcome));
+                            state.acks.insert(id, callback);
+                        }
+                        Ok::<_, CommandError>(())
+                    });
+                    if let Err(error) = result {
+                        tracing::debug!(%sid, %error, "emit with callback not delivered");
+                    }
+                    self.dispatch(&cell, events).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server::new()
+    }
+}
+
+struct SharedSids(Arc<dyn SidGenerator>);
+
+impl SidGenerator for SharedSids {
+    fn generate(&self) -> Sid {
+        self.0.generate()
+    }
+}
+
+type SharedCallback = Arc<dyn Fn(AckOutcome) + Send + Sync>;
+
+struct EmitSpec {
+    event: String,
+    args: Result<Args, EmitError>,
+    namespace: Arc<str>,
+    rooms: Vec<String>,
+    skip: Vec<String>,
+    callback: Option<(SharedCallback, Option<Duration>)>,
+}
+
+/// An emit being configured; `.await` it to send. Built by [`Server::emit`].
+#[must_use = "an emit does nothing until awaited"]
+pub struct Emit {
+    server: Server,
+    spec: EmitSpec,
+}
+
+impl Emit {
+    fn new(server: Server, event: &str, args: Result<Args, payload::PayloadError>) -> Self {
+        Emit {
+            server,
+            spec: EmitSpec {
+                event: event.to_owned(),
+                args: args.map_err(EmitError::from),
+                namespace: Arc::from("/"),
+                rooms: Vec::new(),
+                skip: Vec::new(),
+                callback: None,
+            },
+        }
+    }
+
+    /// Sends to one socket id or room (callable several times: the union is used). Without `to`,
+    /// the emit goes to every socket of the namespace.
+    pub fn to(mut self, room: impl AsRef<str>) -> Self {
+        self.spec.rooms.push(room.as_ref().to_owned());
+        self
+    }
+
+    /// Sends to every room listed.
+    pub fn to_rooms<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, rooms: I) -> Self {
+        self.spec
+            .rooms
+            .extend(rooms.into_iter().map(|r| r.as_ref().to_owned()));
+        self
+    }
+
+    /// Skips this socket (callable several times).
+    pub fn skip_sid(mut self, sid: impl AsRef<str>) -> Self {
+        self.spec.skip.push(sid.as_ref().to_owned());
+        self
+    }
+
+    /// The namespace (default `/`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.spec.namespace = Arc::from(namespace);
+        self
+    }
+
+    /// Asks each recipient for an acknowledgement and calls `callback` with its arguments (or
+    /// `Err` when the client did not answer within `timeout` or went away).
+    pub fn callback<T, F>(mut self, timeout: Option<Duration>, callback: F) -> Self
+    where
+        T: DeserializeOwned,
+        F: Fn(Result<T, CallError>) + Send + Sync + 'static,
+    {
+        let callback: SharedCallback = Arc::new(move |outcome| {
+            callback(match outcome {
+                AckOutcome::Answered(args) => payload::from_args(&args).map_err(CallError::from),
+                AckOutcome::TimedOut => Err(CallError::Timeout),
+                AckOutcome::Disconnected => Err(CallError::Disconnected),
+            })
+        });
+        self.spec.callback = Some((callback, timeout));
+        self
+    }
+}
+
+impl IntoFuture for Emit {
+    type Output = Result<(), EmitError>;
+    type IntoFuture = BoxFuture<Result<(), EmitError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.server.deliver(self.spec).await })
+    }
+}
+
+/// A call being configured; `.await` it for the client's answer. Built by [`Server::call`].
+#[must_use = "a call does nothing until awaited"]
+pub struct Call {
+    server: Server,
+    event: String,
+    args: Result<Args, payload::PayloadError>,
+    to: Option<String>,
+    namespace: Arc<str>,
+    timeout: Duration,
+}
+
+impl Call {
+    /// The socket to call (required).
+    pub fn to(mut self, sid: impl AsRef<str>) -> Self {
+        self.to = Some(sid.as_ref().to_owned());
+        self
+    }
+
+    /// The namespace (default `/`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Arc::from(namespace);
+        self
+    }
+
+    /// How long to wait for the answer (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Waits for the answer and deserializes it into `T` (python-style: one argument → that
+    /// value, several → a tuple, none → `()`).
+    pub async fn answer<T: DeserializeOwned>(self) -> Result<T, CallError> {
+        let args = self.await?;
+        payload::from_args(&args).map_err(CallError::from)
+    }
+
+    async fn run(self) -> Result<Args, CallError> {
+        if RESERVED_EVENTS.contains(&self.event.as_str()) {
+            return Err(CallError::ReservedEvent(self.event));
+        }
+        let args = self.args?;
+        let sid = self.to.ok_or(CallError::NoRecipient)?;
+        let cell = self
+            .server
+            .owner(&self.namespace, &sid)
+            .ok_or_else(|| CallError::UnknownSid(sid.clone()))?;
+        let (tx, rx) = oneshot::channel();
+        let (result, events) = cell.drive(|state, now| {
+            let id = state.conn.emit(
+                now,
+                &self.namespace,
+                &self.event,
+                args.values,
+                args.attachments,
+                Some(Some(self.timeout)),
+            )?;
+            if let Some(id) = id {
+                state.acks.insert(
+                    id,
+                    Box::new(move |outcome| {
+                        let _ = tx.send(outcome);
+                    }),
+                );
+            }
+            Ok::<_, CommandError>(())
+        });
+        self.server.dispatch(&cell, events).await;
+        result?;
+        match rx.await {
+            Ok(AckOutcome::Answered(args)) => Ok(args),
+            Ok(AckOutcome::TimedOut) => Err(CallError::Timeout),
+            Ok(AckOutcome::Disconnected) | Err(_) => Err(CallError::Disconnected),
+        }
+    }
+}
+
+impl IntoFuture for Call {
+    type Output = Result<Args, CallError>;
+    type IntoFuture = BoxFuture<Result<Args, CallError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// A namespace's handle: register handlers and act on its sockets. From [`Server::of`].
+#[derive(Clone)]
+pub struct Namespace {
+    server: Server,
+    name: Arc<str>,
+}
+
+impl Namespace {
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn update(&self, f: impl FnOnce(&mut NamespaceHandlers)) {
+        let mut handlers = self
+            .server
+            .inner
+            .handlers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(handlers.entry(self.name.to_string()).or_default());
+    }
+
+    /// Registers `handler` for `event`. The handler receives the socket and the event's data
+    /// deserialized python-style (no arguments → `()` or `None`, one → that value, several → a
+    /// tuple); its return value is sent as the acknowledgement when the client asked for one (`()`
+    /// for an empty one, a tuple for several arguments).
+    pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, T) -> Fut + Send + Sync + 'static,
+        T: DeserializeOwned + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        let handler = typed_event(event.to_owned(), handler);
+        self.update(|h| {
+            h.events.insert(event.to_owned(), handler);
+        });
+        self
+    }
+
+    /// Registers a handler that receives the raw arguments and returns the raw acknowledgement.
+    pub fn on_args<F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Args> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.update(|h| {
+            h.events.insert(
+                event.to_owned(),
+                Arc::new(move |socket, args| Box::pin(handler(socket, args)) as BoxFuture<Args>),
+            );
+        });
+        self
+    }
+
+    /// Registers the connect handler: it sees the socket, the handshake (headers, query, remote
+    /// address) and the auth payload, and may refuse with [`ConnectRefused`](crate::ConnectRefused).
+    /// What it emits to the socket is delivered right after the connection is accepted.
+    pub fn on_connect<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, Arc<sockio_core::socketio::Handshake>, Option<Value>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: Future<Output = ConnectResult> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.update(|h| {
+            h.connect = Some(Arc::new(move |socket, handshake, auth| {
+                Box::pin(handler(socket, handshake, auth)) as BoxFuture<ConnectResult>
+            }));
+        });
+        self
+    }
+
+    /// Registers the disconnect handler; it receives the reason.
+    pub fn on_disconnect<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, sockio_core::socketio::DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.update(|h| {
+            h.disconnect = Some(Arc::new(move |socket, reason| {
+                Box::pin(handler(socket, reason)) as BoxFuture<()>
+            }));
+        });
+        self
+    }
+
+    /// Registers the catch-all handler for events without a handler of their own.
+    pub fn on_any<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Args> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.update(|h| {
+            h.any = Some(Arc::new(move |socket, event, args| {
+                Box::pin(handler(socket, event, args)) as BoxFuture<Args>
+            }));
+        });
+        self
+    }
+
+    /// Emits in this namespace; see [`Server::emit`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+        self.server.emit(event, data).namespace(&self.name)
+    }
+
+    /// Calls a client of this namespace; see [`Server::call`].
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+        self.server.call(event, data).namespace(&self.name)
+    }
+
+    /// Puts socket `sid` in `room`.
+    pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        let mut namespaces = self.server.inner.namespaces();
+        let state = namespaces
+            .get_mut(&*self.name)
+            .filter(|s| s.owners.contains_key(sid))
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        state.rooms.join(&Sid::from(sid), room);
+        Ok(())
+    }
+
+    /// Takes socket `sid` out of `room`.
+    pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        let mut namespaces = self.server.inner.namespaces();
+        let state = namespaces
+            .get_mut(&*self.name)
+            .filter(|s| s.owners.contains_key(sid))
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        state.rooms.leave(&Sid::from(sid), room);
+        Ok(())
+    }
+
+    /// Removes every socket from `room`.
+    pub fn close_room(&self, room: &str) {
+        if let Some(state) = self.server.inner.namespaces().get_mut(&*self.name) {
+            state.rooms.close_room(room);
+        }
+    }
+
+    /// The rooms socket `sid` is in, its own sid room included.
+    pub fn rooms(&self, sid: &str) -> Vec<String> {
+        self.server
+            .inner
+            .namespaces()
+            .get(&*self.name)
+            .map(|state| {
+                state
+                    .rooms
+                    .rooms_of(&Sid::from(sid))
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Disconnects socket `sid` from this namespace (the client is told).
+    pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
+        let cell = self
+            .server
+            .owner(&self.name, sid)
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        let (result, events) = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
+        self.server.dispatch_later(cell, events);
+        result.map_err(ServerError::from)
+    }
+
+    /// The transport socket `sid` uses.
+    pub fn transport(&self, sid: &str) -> Result<Transport, ServerError> {
+        let cell = self
+            .server
+            .owner(&self.name, sid)
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        Ok(cell.lock().conn.transport())
+    }
+
+    /// The user session of socket `sid` (deserialized from what was saved; `null` when nothing).
+    pub fn get_session<T: DeserializeOwned>(&self, sid: &str) -> Result<T, ServerError> {
+        let namespaces = self.server.inner.namespaces();
+        let state = namespaces
+            .get(&*self.name)
+            .filter(|s| s.owners.contains_key(sid))
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        let value = state.sessions.get(sid).cloned().unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|e| ServerError::Session(e.to_string()))
+    }
+
+    /// Saves the user session of socket `sid`.
+    pub fn save_session<T: Serialize>(&self, sid: &str, session: &T) -> Result<(), ServerError> {
+        let value =
+            serde_json::to_value(session).map_err(|e| ServerError::Session(e.to_string()))?;
+        let mut namespaces = self.server.inner.namespaces();
+        let state = namespaces
+            .get_mut(&*self.name)
+            .filter(|s| s.owners.contains_key(sid))
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        state.sessions.insert(Sid::from(sid), value);
+        Ok(())
+    }
+}

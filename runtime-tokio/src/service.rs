@@ -1,0 +1,396 @@
+//! Carries HTTP requests and WebSocket connections between hyper and the core.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use sockio_core::engineio::{RequestId, WsAction, WsMessage};
+use sockio_core::socketio::{RemoteAddr, Routing};
+use tokio::sync::{Notify, oneshot};
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
+
+use crate::cell::ConnCell;
+use crate::server::{BusyGuard, Server};
+
+/// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
+type UpgradedIo = async_tungstenite::tokio::TokioAdapter<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The response type of the Socket.IO endpoint.
+pub type SocketIoResponse = http::Response<Full<Bytes>>;
+
+/// What [`Server::handle_request`] did with a request.
+#[derive(Debug)]
+pub enum Handled<B> {
+    /// The request was for the Socket.IO endpoint; send this response.
+    Response(SocketIoResponse),
+    /// The request is not under the Socket.IO path; here it is back, untouched.
+    NotSocketIo(http::Request<B>),
+}
+
+fn to_hyper(response: sockio_core::http::Response) -> SocketIoResponse {
+    response.map(Full::new)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
+    let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+/// The tungstenite settings: messages capped at `max_http_buffer_size`, small buffers (most
+/// Socket.IO messages are small, and thousands of connections each keep one).
+fn websocket_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// Reads a body, stopping one byte past `limit` (the core answers 413 on seeing it).
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            let room = (limit + 1).saturating_sub(collected.len());
+            collected.extend_from_slice(&data[..data.len().min(room)]);
+            if collected.len() > limit {
+                break;
+            }
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// Tells the core a held poll's client went away, when the response future is dropped early.
+struct HeldRequest {
+    server: Server,
+    cell: Arc<ConnCell>,
+    id: RequestId,
+    answered: bool,
+}
+
+impl Drop for HeldRequest {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let id = self.id;
+        let (_, events) = self.cell.drive(|state, now| {
+            state.waiters.remove(&id);
+            state.conn.handle_request_aborted(now, id);
+        });
+        self.server.dispatch_later(self.cell.clone(), events);
+    }
+}
+
+impl Server {
+    /// Handles one HTTP request: Socket.IO requests are answered (long-polls are held until there
+    /// is data), WebSocket upgrades are accepted, and anything outside the Socket.IO path is handed
+    /// back. This is the entry point for embedding in any hyper-based server (python-socketio's
+    /// `handle_request`); [`SocketIoLayer`](crate::SocketIoLayer) uses it for tower and axum.
+    pub async fn handle_request<B>(
+        &self,
+        mut request: http::Request<B>,
+        remote: Option<SocketAddr>,
+    ) -> Handled<B>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        if !self.inner.config.engine.normalized_path().is_empty()
+            && !self
+                .inner
+                .endpoint
+                .lock()
+                .map(|e| e.matches_path(request.uri().path()))
+                .unwrap_or(false)
+        {
+            return Handled::NotSocketIo(request);
+        }
+        let upgrade = sockio_core::engineio::endpoint::is_websocket_upgrade(request.headers())
+            .then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        let body = match read_body(body, self.inner.config.engine.max_http_buffer_size).await {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::debug!(%error, "request body failed");
+                return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
+            }
+        };
+        if let Some(remote) = remote {
+            parts.extensions.insert(RemoteAddr(remote));
+        }
+        let request = http::Request::from_parts(parts, body);
+        Handled::Response(self.route(request, upgrade).await)
+    }
+
+    async fn route(
+        &self,
+        request: sockio_core::http::Request,
+        upgrade: Option<OnUpgrade>,
+    ) -> SocketIoResponse {
+        let id = RequestId(self.inner.next_request_id());
+        let now = std::time::Instant::now();
+        let is_handshake = !request.uri().query().unwrap_or("").contains("sid=");
+        if is_handshake
+            && self
+                .inner
+                .shutting_down
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+        }
+        let routing = {
+            let mut endpoint = crate::server::lock(&self.inner.endpoint);
+            endpoint.handle_request(now, id, &request, |sid| self.inner.has_connection(sid))
+        };
+        match routing {
+            Routing::Respond(response) => to_hyper(response),
+            Routing::Created {
+                connection,
+                response,
+                upgrade_headers,
+            } => {
+                let cell = ConnCell::new(*connection);
+                let writer = Arc::new(Notify::new());
+                let websocket = response.is_none();
+                if websocket {
+                    cell.lock().ws_writers.insert(id, writer.clone());
+                }
+                self.adopt(cell.clone());
+                // Drain what the handshake produced (a protocol v4 client's implicit `/` connect).
+                let (_, events) = cell.drive(|_, _| ());
+                self.dispatch(&cell, events).await;
+                match response {
+                    Some(response) => to_hyper(response),
+                    None => self.upgrade(&request, upgrade, cell, id, writer, upgrade_headers),
+                }
+            }
+            Routing::Existing { sid, websocket } => {
+                let Some(cell) = self.inner.connection(&sid) else {
+                    return plain(StatusCode::BAD_REQUEST, "session closed");
+                };
+                if websocket {
+                    let writer = Arc::new(Notify::new());
+                    let (accepted, events) = cell.drive(|state, now| {
+                        state.ws_writers.insert(id, writer.clone());
+                        let accepted = state.conn.accept_websocket(now, id, &request);
+                        if accepted.is_err() {
+                            state.ws_writers.remove(&id);
+                        }
+                        accepted
+                    });
+                    self.dispatch(&cell, events).await;
+                    match accepted {
+                        Ok(()) => self.upgrade(
+                            &request,
+                            upgrade,
+                            cell,
+                            id,
+                            writer,
+                            http::HeaderMap::new(),
+                        ),
+                        Err(response) => to_hyper(*response),
+                    }
+                } else {
+                    self.poll(cell, id, &request).await
+                }
+            }
+            _ => plain(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// A polling request: hand it to the connection and wait for its answer.
+    async fn poll(
+        &self,
+        cell: Arc<ConnCell>,
+        id: RequestId,
+        request: &sockio_core::http::Request,
+    ) -> SocketIoResponse {
+        let (tx, rx) = oneshot::channel();
+        let (_, events) = cell.drive(|state, now| {
+            state.waiters.insert(id, tx);
+            state.conn.handle_request(now, id, request);
+        });
+        let mut held = HeldRequest {
+            server: self.clone(),
+            cell: cell.clone(),
+            id,
+            answered: false,
+        };
+        self.dispatch(&cell, events).await;
+        let response = rx.await;
+        held.answered = true;
+        match response {
+            Ok(response) => to_hyper(response),
+            // The connection ended without answering (cannot happen with the core's rules, but a
+            // client must never hang on it).
+            Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
+        }
+    }
+
+    /// Answers a WebSocket upgrade with `101` and runs the socket once hyper hands it over.
+    fn upgrade(
+        &self,
+        request: &sockio_core::http::Request,
+        upgrade: Option<OnUpgrade>,
+        cell: Arc<ConnCell>,
+        id: RequestId,
+        writer: Arc<Notify>,
+        extra_headers: http::HeaderMap,
+    ) -> SocketIoResponse {
+        let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
+        let version_ok = request
+            .headers()
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+        let (Some(key), true, Some(upgrade)) = (key, version_ok, upgrade) else {
+            let (_, events) = cell.drive(|state, now| {
+                state.ws_writers.remove(&id);
+                state.conn.handle_ws_closed(now, id, true);
+            });
+            self.dispatch_later(cell, events);
+            return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
+        };
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let server = self.clone();
+        let max = self.inner.config.engine.max_http_buffer_size;
+        let busy = BusyGuard::new(&self.inner);
+        tokio::spawn(async move {
+            let _busy = busy;
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let io = async_tungstenite::tokio::TokioAdapter::new(TokioIo::new(upgraded));
+                    let ws = async_tungstenite::WebSocketStream::from_raw_socket(
+                        io,
+                        Role::Server,
+                        Some(websocket_config(max)),
+                    )
+                    .await;
+                    server.run_websocket(cell, id, writer, ws).await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "WebSocket upgrade failed");
+                    let (_, events) = cell.drive(|state, now| {
+                        state.ws_writers.remove(&id);
+                        state.conn.handle_ws_closed(now, id, true);
+                    });
+                    server.dispatch(&cell, events).await;
+                }
+            }
+        });
+        let mut response = http::Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(accept) = HeaderValue::from_str(&accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        headers.extend(extra_headers);
+        response
+    }
+
+    /// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
+    /// only as fast as the socket takes them, so a slow reader's backlog stays in the core's
+    /// bounded queue.
+    async fn run_websocket(
+        &self,
+        cell: Arc<ConnCell>,
+        id: RequestId,
+        writer: Arc<Notify>,
+        ws: async_tungstenite::WebSocketStream<UpgradedIo>,
+    ) {
+        let (mut sink, mut stream) = ws.split();
+        let mut failed = false;
+        'outer: loop {
+            // Write whatever is ready, in small batches.
+            loop {
+                let actions: Vec<WsAction> = {
+                    let mut state = cell.lock();
+                    std::iter::from_fn(|| state.conn.poll_ws(id))
+                        .take(64)
+                        .collect()
+                };
+                if actions.is_empty() {
+                    break;
+                }
+                for action in actions {
+                    let message = match action {
+                        WsAction::Send(WsMessage::Text(text)) => {
+                            match Utf8Bytes::try_from(text.into_bytes()) {
+                                Ok(text) => Message::Text(text),
+                                Err(_) => continue,
+                            }
+                        }
+                        WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
+                        WsAction::Close => {
+                            let _ = sink.close(None).await;
+                            break 'outer;
+                        }
+                    };
+                    if sink.feed(message).await.is_err() {
+                        failed = true;
+                        break 'outer;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    failed = true;
+                    break 'outer;
+                }
+            }
+            let finished = {
+                let state = cell.lock();
+                state.conn.is_closed() && !state.conn.wants_ws_write(id)
+            };
+            if finished {
+                // The connection ended and nothing more will come for this socket.
+                let _ = sink.close(None).await;
+                break;
+            }
+            let notified = writer.notified();
+            tokio::select! {
+                message = stream.next() => {
+                    let message = match message {
+                        Some(Ok(Message::Text(text))) => WsMessage::Text(
+                            bytestring::ByteString::try_from(bytes::Bytes::from(text))
+                                .unwrap_or_default(),
+                        ),
+                        Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
+                        Some(Ok(Message::Close(_))) | None => break,
+                        Some(Ok(_)) => continue,
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "WebSocket read failed");
+                            failed = true;
+                            break;
+                        }
+                    };
+                    let (_, events) = cell.drive(|state, now| {
+                        state.conn.handle_ws_message(now, id, message);
+                    });
+                    self.dispatch(&cell, events).await;
+                }
+                _ = notified => {}
+            }
+        }
+        let (_, events) = cell.drive(|state, now| {
+            state.ws_writers.remove(&id);
+            state.conn.handle_ws_closed(now, id, failed);
+        });
+        self.dispatch(&cell, events).await;
+    }
+}
