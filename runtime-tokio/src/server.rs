@@ -262,6 +262,12 @@ impl Server {
         Emit::new(self.clone(), event, payload::to_args(data))
     }
 
+    /// Emits `event` with arguments already in wire form (for relaying what a client sent,
+    /// binary included).
+    pub fn emit_args(&self, event: &str, args: Args) -> Emit {
+        Emit::new(self.clone(), event, Ok(args))
+    }
+
     /// Emits the `message` event (python-socketio's `send`).
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
         self.emit("message", data)
@@ -303,8 +309,8 @@ impl Server {
     }
 
     /// Disconnects socket `sid` from `/`.
-    pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
-        self.of("/").disconnect(sid)
+    pub async fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
+        self.of("/").disconnect(sid).await
     }
 
     /// The transport socket `sid` of `/` uses.
@@ -772,6 +778,24 @@ impl Emit {
     }
 }
 
+impl Emit {
+    /// Like [`callback`](Self::callback), with the answer's raw arguments.
+    pub fn callback_args<F>(mut self, timeout: Option<Duration>, callback: F) -> Self
+    where
+        F: Fn(Result<Args, CallError>) + Send + Sync + 'static,
+    {
+        let callback: SharedCallback = Arc::new(move |outcome| {
+            callback(match outcome {
+                AckOutcome::Answered(args) => Ok(args),
+                AckOutcome::TimedOut => Err(CallError::Timeout),
+                AckOutcome::Disconnected => Err(CallError::Disconnected),
+            })
+        });
+        self.spec.callback = Some((callback, timeout));
+        self
+    }
+}
+
 impl IntoFuture for Emit {
     type Output = Result<(), EmitError>;
     type IntoFuture = BoxFuture<Result<(), EmitError>>;
@@ -979,6 +1003,11 @@ impl Namespace {
         self.server.emit(event, data).namespace(&self.name)
     }
 
+    /// Emits raw arguments in this namespace; see [`Server::emit_args`].
+    pub fn emit_args(&self, event: &str, args: Args) -> Emit {
+        self.server.emit_args(event, args).namespace(&self.name)
+    }
+
     /// Calls a client of this namespace; see [`Server::call`].
     pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
         self.server.call(event, data).namespace(&self.name)
@@ -1030,14 +1059,15 @@ impl Namespace {
             .unwrap_or_default()
     }
 
-    /// Disconnects socket `sid` from this namespace (the client is told).
-    pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
+    /// Disconnects socket `sid` from this namespace (the client is told; the disconnect handler
+    /// runs).
+    pub async fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
         let cell = self
             .server
             .owner(&self.name, sid)
             .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
         let (result, events) = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
-        self.server.dispatch_later(cell, events);
+        self.server.dispatch(&cell, events).await;
         result.map_err(ServerError::from)
     }
 

@@ -66,6 +66,14 @@ impl Socket {
             .to(&self.sid)
     }
 
+    /// Emits raw arguments (for relaying what a client sent, binary included) to this socket.
+    pub fn emit_args(&self, event: &str, args: sockio_core::payload::Args) -> Emit {
+        self.server
+            .emit_args(event, args)
+            .namespace(&self.namespace)
+            .to(&self.sid)
+    }
+
     /// Emits to everyone in the namespace (or in rooms set with `.to`) except this socket.
     pub fn broadcast<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
         self.server
@@ -98,8 +106,8 @@ impl Socket {
     }
 
     /// Disconnects this socket from its namespace.
-    pub fn disconnect(&self) -> Result<(), ServerError> {
-        self.server.of(&self.namespace).disconnect(&self.sid)
+    pub async fn disconnect(&self) -> Result<(), ServerError> {
+        self.server.of(&self.namespace).disconnect(&self.sid).await
     }
 
     /// The transport in use.

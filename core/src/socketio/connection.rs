@@ -285,7 +285,10 @@ impl Connection {
             closed: false,
         };
         if version == SocketVersion::V4 {
-            connection.request_connect(now, ByteString::from_static("/"), None);
+            // socket.io-client 2.x never sends a CONNECT for `/`; its `query` option rides on the
+            // handshake URL, which is therefore this socket's auth.
+            let auth = handshake_auth(&connection.handshake);
+            connection.request_connect(now, ByteString::from_static("/"), auth);
         }
         connection
     }
@@ -913,6 +916,18 @@ fn split_namespace(namespace: &ByteString, version: SocketVersion) -> (ByteStrin
         return (namespace.slice_ref(ns), Some(query));
     }
     (namespace.clone(), None)
+}
+
+/// The handshake query without the Engine.IO parameters, as protocol v4 auth for `/`.
+fn handshake_auth(handshake: &Handshake) -> Option<Value> {
+    const ENGINE_PARAMS: [&str; 6] = ["EIO", "transport", "t", "sid", "b64", "j"];
+    let object: Map<String, Value> = handshake
+        .query
+        .iter()
+        .filter(|(k, _)| !ENGINE_PARAMS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    (!object.is_empty()).then_some(Value::Object(object))
 }
 
 /// A query string as a JSON object of strings (protocol v4 auth).
