@@ -25,6 +25,16 @@ pub(crate) enum AckOutcome {
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
+/// Calls an application's ack callback. It runs under the connection's lock in the middle of a
+/// drain, so a panic in it must not unwind into the task driving the connection (that would end
+/// the task and strand the connection); it is logged instead.
+fn call_back(callback: AckCallback, outcome: AckOutcome) {
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
+    if called.is_err() {
+        tracing::error!("an emit callback panicked");
+    }
+}
+
 pub(crate) struct ConnState {
     pub conn: Connection,
     /// Held polling requests, answered by `Output::Respond`.
@@ -124,17 +134,20 @@ impl ConnState {
                         ..
                     } => {
                         if let Some(callback) = self.acks.remove(&ack_id) {
-                            callback(AckOutcome::Answered(Args::from_parts(args, attachments)));
+                            call_back(
+                                callback,
+                                AckOutcome::Answered(Args::from_parts(args, attachments)),
+                            );
                         }
                     }
                     SocketEvent::AckTimeout { ack_id, .. } => {
                         if let Some(callback) = self.acks.remove(&ack_id) {
-                            callback(AckOutcome::TimedOut);
+                            call_back(callback, AckOutcome::TimedOut);
                         }
                     }
                     SocketEvent::Closed(reason) => {
                         for (_, callback) in self.acks.drain() {
-                            callback(AckOutcome::Disconnected);
+                            call_back(callback, AckOutcome::Disconnected);
                         }
                         // Writers of sockets the core no longer knows must not wait forever.
                         for writer in self.ws_writers.values() {

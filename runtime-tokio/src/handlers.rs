@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -84,6 +86,24 @@ pub(crate) struct NamespaceHandlers {
     pub events: HashMap<String, EventHandler>,
     pub any: Option<AnyHandler>,
     pub class: Option<Arc<dyn NamespaceHandler>>,
+}
+
+/// Runs an application handler's future, catching a panic so it cannot take down the connection's
+/// dispatcher (which would leave the connection unserved) or a handler task; `None` when it
+/// panicked (logged as an error).
+pub(crate) async fn catch_panic<T>(handler: &str, future: impl Future<Output = T>) -> Option<T> {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(output) => Some(output),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(not a string)".to_owned());
+            tracing::error!(handler, panic = message, "a handler panicked");
+            None
+        }
+    }
 }
 
 /// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →

@@ -29,10 +29,13 @@ impl Server {
             if self.inner.shutting_down.load(Ordering::SeqCst) {
                 return Ok(());
             }
+            let stopping = self.inner.stopping.notified();
+            if self.inner.shutting_down.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
-                _ = self.inner.idle.notified() => continue,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => continue,
+                _ = stopping => return Ok(()),
             };
             let (stream, remote) = match accepted {
                 Ok(accepted) => accepted,

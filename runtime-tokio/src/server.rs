@@ -21,7 +21,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::cell::{AckCallback, AckOutcome, ConnCell};
 use crate::config::ServerBuilder;
 use crate::error::{CallError, EmitError, ServerError};
-use crate::handlers::{BoxFuture, ConnectResult, NamespaceHandler, NamespaceHandlers, typed_event};
+use crate::handlers::{
+    BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler, NamespaceHandlers, catch_panic,
+    typed_event,
+};
 use crate::socket::Socket;
 
 /// How many events may wait for one connection's dispatcher before its input (socket reads,
@@ -63,6 +66,8 @@ pub(crate) struct Inner {
     /// Handler tasks and connection tasks still running (for graceful shutdown).
     pub busy: AtomicUsize,
     pub idle: Notify,
+    /// Wakes the accept loops when shutdown starts.
+    pub stopping: Notify,
     dispatchers: Mutex<HashMap<Sid, mpsc::Sender<SocketEvent>>>,
 }
 
@@ -148,15 +153,17 @@ impl Server {
             if matches!(config.namespaces, NamespaceFilter::Any) {
                 // Keep "any namespace" as configured.
             } else {
-                // Namespaces exist when they have handlers (python-socketio's default).
+                // `/` always exists, other namespaces when they have handlers (python-socketio's
+                // default `namespaces=['/']`, and the official Node server's).
                 config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
-                    registry.upgrade().is_some_and(|inner| {
-                        inner
-                            .handlers
-                            .read()
-                            .map(|h| h.contains_key(namespace))
-                            .unwrap_or(false)
-                    })
+                    namespace == "/"
+                        || registry.upgrade().is_some_and(|inner| {
+                            inner
+                                .handlers
+                                .read()
+                                .map(|h| h.contains_key(namespace))
+                                .unwrap_or(false)
+                        })
                 }));
             }
             let endpoint = match sids {
@@ -174,6 +181,7 @@ impl Server {
                 shutting_down: AtomicBool::new(false),
                 busy: AtomicUsize::new(0),
                 idle: Notify::new(),
+                stopping: Notify::new(),
                 dispatchers: Mutex::new(HashMap::new()),
             }
         });
@@ -352,6 +360,7 @@ impl Server {
     /// after `grace`, whichever comes first.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.stopping.notify_waiters();
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
         for cell in cells {
             let (_, events) =
@@ -472,16 +481,20 @@ impl Server {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
                 let handlers = self.handlers_of(&namespace);
-                let verdict = match handlers.as_ref() {
-                    Some(NamespaceHandlers {
-                        class: Some(class), ..
-                    }) => class.on_connect(socket, handshake, auth).await,
-                    Some(NamespaceHandlers {
-                        connect: Some(connect),
-                        ..
-                    }) => connect(socket, handshake, auth).await,
-                    _ => Ok(()),
-                };
+                let verdict = catch_panic("connect", async move {
+                    match handlers.as_ref() {
+                        Some(NamespaceHandlers {
+                            class: Some(class), ..
+                        }) => class.on_connect(socket, handshake, auth).await,
+                        Some(NamespaceHandlers {
+                            connect: Some(connect),
+                            ..
+                        }) => connect(socket, handshake, auth).await,
+                        _ => Ok(()),
+                    }
+                })
+                .await
+                .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
                 let (result, events) = cell.drive(|state, now| match &verdict {
                     Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
                     Err(refused) => state.conn.reject_connect(
@@ -517,7 +530,12 @@ impl Server {
                 let cell = cell.clone();
                 let server = self.clone();
                 let run = async move {
-                    let reply = handler(socket, args).await;
+                    // A panicking handler's event gets no acknowledgement.
+                    let Some(reply) =
+                        catch_panic("event", async move { handler(socket, args).await }).await
+                    else {
+                        return;
+                    };
                     if let Some(ack_id) = ack_id {
                         let (result, events) = cell.drive(|state, now| {
                             state
@@ -547,16 +565,20 @@ impl Server {
             } => {
                 let namespace: Arc<str> = Arc::from(&*namespace);
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
-                match self.handlers_of(&namespace) {
-                    Some(NamespaceHandlers {
-                        class: Some(class), ..
-                    }) => class.on_disconnect(socket, reason).await,
-                    Some(NamespaceHandlers {
-                        disconnect: Some(disconnect),
-                        ..
-                    }) => disconnect(socket, reason).await,
-                    _ => {}
-                }
+                let handlers = self.handlers_of(&namespace);
+                catch_panic("disconnect", async move {
+                    match handlers {
+                        Some(NamespaceHandlers {
+                            class: Some(class), ..
+                        }) => class.on_disconnect(socket, reason).await,
+                        Some(NamespaceHandlers {
+                            disconnect: Some(disconnect),
+                            ..
+                        }) => disconnect(socket, reason).await,
+                        _ => {}
+                    }
+                })
+                .await;
                 self.forget_socket(&namespace, &sid);
             }
             SocketEvent::Closed(reason) => {

@@ -111,14 +111,8 @@ impl Server {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
     {
-        if !self.inner.config.engine.normalized_path().is_empty()
-            && !self
-                .inner
-                .endpoint
-                .lock()
-                .map(|e| e.matches_path(request.uri().path()))
-                .unwrap_or(false)
-        {
+        let ours = crate::server::lock(&self.inner.endpoint).matches_path(request.uri().path());
+        if !ours {
             return Handled::NotSocketIo(request);
         }
         let upgrade = sockio_core::engineio::endpoint::is_websocket_upgrade(request.headers())
@@ -145,7 +139,9 @@ impl Server {
     ) -> SocketIoResponse {
         let id = RequestId(self.inner.next_request_id());
         let now = std::time::Instant::now();
-        let is_handshake = !request.uri().query().unwrap_or("").contains("sid=");
+        let is_handshake = sockio_core::http::Query::from_uri(request.uri())
+            .get("sid")
+            .is_none();
         if is_handshake
             && self
                 .inner

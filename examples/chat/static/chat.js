@@ -1,0 +1,387 @@
+// The sockio chat page: plain browser JavaScript, no build step. `io` comes from socket.io.min.js,
+// the official client. The server side is examples/chat.rs; its header lists every event.
+"use strict";
+
+const LOBBY = "lobby";
+const MAX_IMAGE_BYTES = 512 * 1024; // the server checks too; this only spares a useless upload
+const ACK_TIMEOUT_MS = 10000; // a message without an answer by then is shown as failed
+const TYPING_SEND_EVERY_MS = 1000; // at most one "typing" emit per second while typing...
+const TYPING_SHOW_MS = 3000; // ...and each one shows "X is typing…" for 3 s
+
+// Connect only once the user has picked a name (it goes in `auth`, checked by the server).
+// Same origin as the page, so no URL is needed.
+const socket = io({ autoConnect: false });
+
+const $ = (id) => document.getElementById(id);
+
+// Everything the page knows. The server is the authority; this mirrors what it told us.
+const state = {
+  name: null,
+  current: LOBBY,
+  rooms: new Map(), // room name → { users, log (an <ol>), unread, typing: Map(name → timer) }
+  lastTypingSent: 0,
+};
+
+// ----- rooms ------------------------------------------------------------------------------------
+
+function room(name) {
+  let r = state.rooms.get(name);
+  if (!r) {
+    const log = document.createElement("ol");
+    log.className = "log";
+    log.hidden = name !== state.current;
+    $("logs").append(log);
+    r = { users: [], log, unread: 0, typing: new Map() };
+    state.rooms.set(name, r);
+  }
+  return r;
+}
+
+function switchTo(name) {
+  state.current = name;
+  const r = room(name);
+  r.unread = 0;
+  for (const [other, { log }] of state.rooms) log.hidden = other !== name;
+  $("room-title").textContent = "#" + name;
+  state.lastTypingSent = 0;
+  renderRooms();
+  renderUsers();
+  renderTyping();
+  r.log.lastElementChild?.scrollIntoView({ block: "end" });
+  $("text").focus();
+}
+
+function forgetRoom(name) {
+  const r = state.rooms.get(name);
+  if (!r) return;
+  r.log.remove();
+  for (const timer of r.typing.values()) clearTimeout(timer);
+  state.rooms.delete(name);
+}
+
+function renderRooms() {
+  const list = $("room-list");
+  list.replaceChildren();
+  for (const [name, r] of state.rooms) {
+    const li = document.createElement("li");
+    li.classList.toggle("current", name === state.current);
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "room";
+    open.textContent = "#" + name;
+    open.onclick = () => switchTo(name);
+    li.append(open);
+    if (r.unread > 0) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = r.unread;
+      li.append(badge);
+    }
+    if (name !== LOBBY) {
+      const leave = document.createElement("button");
+      leave.type = "button";
+      leave.className = "leave";
+      leave.title = "Leave #" + name;
+      leave.textContent = "×";
+      leave.onclick = () => leaveRoom(name);
+      li.append(leave);
+    }
+    list.append(li);
+  }
+}
+
+function renderUsers() {
+  const list = $("user-list");
+  list.replaceChildren();
+  for (const name of room(state.current).users) {
+    const li = document.createElement("li");
+    li.textContent = name === state.name ? `${name} (you)` : name;
+    list.append(li);
+  }
+}
+
+function renderTyping() {
+  const names = [...room(state.current).typing.keys()];
+  $("typing").textContent =
+    names.length === 0 ? "" :
+    names.length === 1 ? `${names[0]} is typing…` :
+    `${names.join(", ")} are typing…`;
+}
+
+// ----- the message log ----------------------------------------------------------------------------
+
+function time(at) {
+  return new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// Adds a line to a room's log and returns it. User content always goes in with textContent, never
+// innerHTML, so a message cannot inject markup into other people's pages.
+function addLine(roomName, { from, text, imageUrl, at, own = false, notice = false }) {
+  const r = room(roomName);
+  const li = document.createElement("li");
+  li.classList.toggle("own", own);
+  li.classList.toggle("notice", notice);
+  li.classList.toggle("image", Boolean(imageUrl));
+
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = `${time(at ?? Date.now())}${from ? " " + from : ""}`;
+  li.append(meta);
+
+  if (text !== undefined) {
+    const body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    li.append(body);
+  }
+  if (imageUrl) {
+    const img = document.createElement("img");
+    img.src = imageUrl;
+    img.alt = `image from ${from}`;
+    li.append(img);
+  }
+
+  // Only scroll when the reader is at the bottom already, so reading history is not disturbed.
+  const box = $("logs");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  r.log.append(li);
+  if (roomName === state.current) {
+    if (atBottom || own) li.scrollIntoView({ block: "end" });
+  } else if (!notice) {
+    r.unread += 1;
+    renderRooms();
+  }
+  return li;
+}
+
+function notice(roomName, text) {
+  return addLine(roomName, { text, notice: true });
+}
+
+// Emits `event` with an acknowledgement and resolves with the server's answer. The server's
+// handlers return a Rust `Result`, which arrives as {Ok: value} or {Err: "why"}; this turns it into
+// a value or a thrown Error, so callers can use try/catch.
+async function request(event, data) {
+  let reply;
+  try {
+    reply = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, data);
+  } catch {
+    throw new Error("no answer from the server");
+  }
+  if (reply && "Ok" in reply) return reply.Ok;
+  // An empty acknowledgement means sockio could not read our data as the handler's type.
+  throw new Error(reply?.Err ?? "the server could not read the request");
+}
+
+// Own messages appear at once, marked pending; the server's acknowledgement settles them.
+async function deliver(li, event, data) {
+  li.classList.add("pending");
+  const status = document.createElement("span");
+  status.className = "delivery";
+  status.textContent = "sending…";
+  li.append(status);
+  try {
+    const { at } = await request(event, data);
+    status.textContent = "✓";
+    status.title = "delivered at " + time(at);
+  } catch (error) {
+    li.classList.add("failed");
+    status.textContent = "not delivered: " + error.message;
+  } finally {
+    li.classList.remove("pending");
+  }
+}
+
+// ----- actions ----------------------------------------------------------------------------------
+
+function sendMessage(text) {
+  const roomName = state.current;
+  const li = addLine(roomName, { from: state.name, text, own: true });
+  deliver(li, "message", { room: roomName, text });
+}
+
+async function sendImage(file) {
+  const roomName = state.current;
+  if (file.size > MAX_IMAGE_BYTES) {
+    notice(roomName, `${file.name} is ${Math.ceil(file.size / 1024)} KB; images are at most 512 KB.`);
+    return;
+  }
+  // An ArrayBuffer anywhere in the data makes the client send it as a binary attachment
+  // (no base64); the server receives it in a `Bytes` field.
+  const data = await file.arrayBuffer();
+  const li = addLine(roomName, { from: state.name, imageUrl: URL.createObjectURL(file), own: true });
+  deliver(li, "image", { room: roomName, data });
+}
+
+// Asks the server to put us in a room; `show` switches to it once the server agrees.
+async function joinRoom(name, { show }) {
+  try {
+    const joined = await request("join", name); // `joined.room` is the server's spelling
+    $("join-error").textContent = "";
+    room(joined.room).users = joined.users;
+    if (show) switchTo(joined.room);
+    else renderRooms();
+  } catch (error) {
+    $("join-error").textContent = `Cannot join "${name}": ${error.message}`;
+  }
+}
+
+async function leaveRoom(name) {
+  try {
+    await request("leave", name);
+    forgetRoom(name);
+    switchTo(LOBBY);
+  } catch (error) {
+    $("join-error").textContent = `Cannot leave #${name}: ${error.message}`;
+  }
+}
+
+function showLogin(error = "") {
+  $("login-view").hidden = false;
+  $("chat-view").hidden = true;
+  $("sign-out").hidden = true;
+  $("me").textContent = "";
+  $("login-error").textContent = error;
+  $("name").focus();
+}
+
+// ----- form wiring --------------------------------------------------------------------------------
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  // A fresh start: rooms of an earlier session are not rejoined.
+  for (const name of [...state.rooms.keys()]) forgetRoom(name);
+  state.current = LOBBY;
+  state.name = null;
+  socket.auth = { name: $("name").value };
+  $("login-error").textContent = "";
+  $("status").textContent = "connecting…";
+  socket.connect();
+});
+
+$("sign-out").addEventListener("click", () => {
+  socket.disconnect(); // the others see us leave with the reason "client namespace disconnect"
+  showLogin();
+});
+
+$("join-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("room-name").value.trim();
+  if (name) joinRoom(name, { show: true });
+  $("room-name").value = "";
+});
+
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) return;
+  sendMessage(text);
+  $("text").value = "";
+  state.lastTypingSent = 0; // the next keystroke is news again
+});
+
+// Typing is throttled: sending every keystroke would flood the room for no benefit, since
+// receivers show the indicator for a few seconds anyway.
+$("text").addEventListener("input", () => {
+  const now = Date.now();
+  if ($("text").value && now - state.lastTypingSent > TYPING_SEND_EVERY_MS) {
+    state.lastTypingSent = now;
+    socket.emit("typing", state.current);
+  }
+});
+
+$("image-input").addEventListener("change", () => {
+  const file = $("image-input").files[0];
+  $("image-input").value = ""; // so picking the same file again fires "change" again
+  if (file) sendImage(file);
+});
+
+// ----- events from the server ---------------------------------------------------------------------
+
+// The first event on every (re)connection: the connect handler sends it.
+socket.on("welcome", ({ name, room: lobby, users }) => {
+  const reconnected = state.name !== null; // reset by the login form
+  state.name = name;
+  $("me").textContent = "signed in as " + name;
+  $("login-view").hidden = true;
+  $("chat-view").hidden = false;
+  $("sign-out").hidden = false;
+  room(lobby).users = users;
+  notice(lobby, reconnected ? "Reconnected." : `You are in #${lobby} as ${name}.`);
+  // After an automatic reconnection the server sees a brand-new socket, in the lobby only: join
+  // again the rooms we were in.
+  for (const other of state.rooms.keys()) {
+    if (other !== lobby) joinRoom(other, { show: false });
+  }
+  switchTo(state.rooms.has(state.current) ? state.current : lobby);
+});
+
+socket.on("message", ({ room: roomName, from, text, at }) => {
+  stopTyping(roomName, from);
+  addLine(roomName, { from, text, at });
+});
+
+socket.on("image", ({ room: roomName, from, mime, data, at }) => {
+  stopTyping(roomName, from);
+  // `data` arrives as an ArrayBuffer; a Blob URL lets an <img> show it without base64.
+  const url = URL.createObjectURL(new Blob([data], { type: mime }));
+  addLine(roomName, { from, imageUrl: url, at });
+});
+
+socket.on("typing", ({ room: roomName, name }) => {
+  const r = room(roomName);
+  clearTimeout(r.typing.get(name));
+  r.typing.set(name, setTimeout(() => stopTyping(roomName, name), TYPING_SHOW_MS));
+  if (roomName === state.current) renderTyping();
+});
+
+function stopTyping(roomName, name) {
+  const r = state.rooms.get(roomName);
+  if (!r || !r.typing.has(name)) return;
+  clearTimeout(r.typing.get(name));
+  r.typing.delete(name);
+  if (roomName === state.current) renderTyping();
+}
+
+socket.on("user joined", ({ room: roomName, name, users }) => {
+  room(roomName).users = users;
+  notice(roomName, `${name} joined.`);
+  if (roomName === state.current) renderUsers();
+});
+
+socket.on("user left", ({ room: roomName, name, users, reason }) => {
+  room(roomName).users = users;
+  stopTyping(roomName, name);
+  notice(roomName, `${name} left (${reason}).`);
+  if (roomName === state.current) renderUsers();
+});
+
+// ----- connection state -----------------------------------------------------------------------------
+
+socket.on("connect", () => {
+  $("status").textContent = "connected (" + socket.io.engine.transport.name + ")";
+  // The first transport is HTTP long-polling; the client upgrades to WebSocket when it can.
+  socket.io.engine.once("upgrade", (transport) => {
+    $("status").textContent = "connected (" + transport.name + ")";
+  });
+});
+
+socket.on("connect_error", (err) => {
+  if (socket.active) {
+    // A network problem: the client retries by itself.
+    $("status").textContent = "reconnecting…";
+  } else {
+    // The server refused us (ConnectRefused): `err.message` is its message, `err.data` its data.
+    $("status").textContent = "not connected";
+    const suggestion = err.data?.suggestion;
+    if (suggestion) $("name").value = suggestion;
+    showLogin((err.data?.detail ?? err.message) + (suggestion ? ` How about ${suggestion}?` : ""));
+  }
+});
+
+socket.on("disconnect", (reason) => {
+  $("status").textContent = "disconnected: " + reason;
+  // After "io server disconnect" the client does not reconnect by itself; other reasons (network,
+  // server restart) reconnect automatically and the page keeps its state meanwhile.
+  if (!socket.active && reason !== "io client disconnect") showLogin("Disconnected by the server.");
+});

@@ -1,0 +1,65 @@
+//! The second example of python-socketio's "Getting Started", in Rust: the Socket.IO server wraps
+//! an existing web application like `socketio.Middleware(sio, app)` wraps a Flask app. Here the
+//! application is a plain hyper service and the server is hyper itself, with no framework.
+//!
+//! ```text
+//! cargo run --example middleware      # Socket.IO at http://127.0.0.1:8000/socket.io/
+//! ```
+
+use std::convert::Infallible;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use sockio::{Server, Socket, SocketIoLayer};
+use tower::ServiceBuilder;
+
+/// The "Flask app": everything that is not Socket.IO.
+async fn app(
+    _request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<String>, Infallible> {
+    Ok(http::Response::new(
+        "Hello from the wrapped application\n".to_owned(),
+    ))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init();
+    let sio = Server::builder().build();
+    sio.on_connect(|socket: Socket, _handshake, _auth| async move {
+        println!("connect {}", socket.sid());
+        Ok(())
+    });
+    sio.on(
+        "my message",
+        |_socket: Socket, data: serde_json::Value| async move {
+            println!("message {data}");
+        },
+    );
+    sio.on_disconnect(|socket: Socket, reason| async move {
+        println!("disconnect {} ({reason})", socket.sid());
+    });
+
+    // `app = socketio.Middleware(sio, app)`
+    let service = ServiceBuilder::new()
+        .layer(SocketIoLayer::new(sio))
+        .service_fn(app);
+
+    let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("listening on http://{addr}/");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let served = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+            if let Err(error) = served {
+                eprintln!("connection error: {error}");
+            }
+        });
+    }
+}

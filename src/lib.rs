@@ -1,0 +1,26 @@
+//! # sockio
+//!
+//! A Socket.IO server for Rust: every official client's protocol (Engine.IO v3/v4, Socket.IO
+//! v4/v5), python-socketio's API, and a pure sans-IO protocol engine ([`core`]) that runs on any
+//! executor. Pick the runtime with a feature: `tokio` (default).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn run() -> Result<(), sockio::ServerError> {
+//! use sockio::{Server, Socket};
+//!
+//! let io = Server::builder().build();
+//! io.on("chat message", |socket: Socket, text: String| async move {
+//!     let _ = socket.broadcast("chat message", &text).await;
+//! });
+//! io.serve("127.0.0.1:5000").await
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+/// The sans-IO protocol engine, for driving Socket.IO from your own event loop.
+pub use sockio_core as core;
+
+#[cfg(feature = "tokio")]
+pub use sockio_tokio::*;

@@ -1,0 +1,266 @@
+//! Server-to-client acknowledgements: `call` (answered, timed out, unknown sid, no recipient),
+//! `emit(..).callback(..)`, and reserved event names refused by `emit` and `call`.
+
+mod api_support;
+
+use std::time::{Duration, Instant};
+
+use api_support::{Node, recv, serve, within};
+use serde_json::{Value, json};
+use sockio::{Args, CallError, EmitError, Server};
+use tokio::sync::mpsc;
+
+/// A client that answers `question` (or, with `ANSWER=0`, receives it and never acknowledges),
+/// prints its socket id, then waits for `bye`.
+const CLIENT: &str = r#"
+const answer = process.env.ANSWER === "1";
+const socket = io(URL + (process.env.NS || ""), { reconnection: false, transports: [process.env.T] });
+socket.on("question", (...args) => {
+  const callback = args.pop();
+  out("asked", args);
+  if (answer) callback("answer:" + args[0], { n: args.length });
+});
+await connected(socket);
+out("ready", socket.id);
+await command();
+process.exit(0);
+"#;
+
+fn client(url: &str, answer: bool, transport: &str, namespace: &str) -> Node {
+    Node::spawn(
+        url,
+        &format!(
+            "process.env.ANSWER = {:?}; process.env.T = {transport:?}; process.env.NS = {namespace:?};\n{CLIENT}",
+            if answer { "1" } else { "0" }
+        ),
+    )
+}
+
+async fn ready(client: &mut Node) -> String {
+    client
+        .expect("ready")
+        .await
+        .as_str()
+        .expect("sid")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_gets_the_answer_or_times_out() {
+    let io = Server::builder().build();
+    let running = serve(&io).await;
+    for transport in ["polling", "websocket"] {
+        let mut answering = client(&running.url, true, transport, "");
+        let mut silent = client(&running.url, false, transport, "");
+        let answering_sid = ready(&mut answering).await;
+        let silent_sid = ready(&mut silent).await;
+
+        let answer: (String, Value) = within(
+            "a call to the answering client",
+            io.call("question", &"q1")
+                .to(&answering_sid)
+                .timeout(Duration::from_secs(10))
+                .answer(),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(answer, ("answer:q1".to_owned(), json!({"n": 1})));
+        assert_eq!(answering.expect("asked").await, json!(["q1"]));
+
+        // Raw arguments, several of them.
+        let raw: Args = within(
+            "a raw call",
+            io.call("question", &("q2", 2))
+                .to(&answering_sid)
+                .timeout(Duration::from_secs(10)),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(raw.values, vec![json!("answer:q2"), json!({"n": 2})]);
+        assert_eq!(answering.expect("asked").await, json!(["q2", 2]));
+
+        let started = Instant::now();
+        let result = within(
+            "a call to the silent client",
+            io.call("question", &"q3")
+                .to(&silent_sid)
+                .timeout(Duration::from_millis(300)),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(CallError::Timeout)),
+            "{transport}: {result:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // The client did get the question; it just never answered.
+        assert_eq!(silent.expect("asked").await, json!(["q3"]));
+
+        for mut node in [answering, silent] {
+            node.send("bye").await;
+            node.finish().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_a_namespace_and_to_a_disconnecting_client() {
+    let io = Server::builder().build();
+    let ns = io.of("/calls");
+    ns.on("noop", |_socket: sockio::Socket, _: Option<Value>| async {});
+    let running = serve(&io).await;
+    let mut answering = client(&running.url, true, "websocket", "/calls");
+    let sid = ready(&mut answering).await;
+    // The sid belongs to /calls, not to /.
+    let result = io.call("question", &"x").to(&sid).await;
+    assert!(
+        matches!(&result, Err(CallError::UnknownSid(s)) if *s == sid),
+        "{result:?}"
+    );
+    let answer: (String, Value) = within(
+        "a call in /calls",
+        ns.call("question", &"ns").to(&sid).answer(),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(answer.0, "answer:ns");
+    answering.expect("asked").await;
+
+    // A client that goes away before answering: Disconnected (not a 60 s wait).
+    let mut silent = client(&running.url, false, "polling", "/calls");
+    let silent_sid = ready(&mut silent).await;
+    let pending = tokio::spawn({
+        let ns = ns.clone();
+        let sid = silent_sid.clone();
+        async move { ns.call("question", &"never").to(&sid).await }
+    });
+    silent.expect("asked").await;
+    ns.disconnect(&silent_sid).await.expect("disconnect");
+    let result = within("the pending call", pending).await.expect("task");
+    assert!(matches!(result, Err(CallError::Disconnected)), "{result:?}");
+    silent.send("bye").await;
+    silent.finish().await;
+    answering.send("bye").await;
+    answering.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_without_a_known_recipient_fails_at_once() {
+    let io = Server::builder().build();
+    let result = io
+        .call("question", &"q")
+        .to("no-such-sid")
+        .timeout(Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(&result, Err(CallError::UnknownSid(s)) if s == "no-such-sid"),
+        "{result:?}"
+    );
+    let result = io.call("question", &"q").await;
+    assert!(matches!(result, Err(CallError::NoRecipient)), "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_callback_receives_each_clients_acknowledgement() {
+    let io = Server::builder().build();
+    let running = serve(&io).await;
+    let mut first = client(&running.url, true, "polling", "");
+    let mut second = client(&running.url, true, "websocket", "");
+    let mut silent = client(&running.url, false, "websocket", "");
+    let first_sid = ready(&mut first).await;
+    ready(&mut second).await;
+    ready(&mut silent).await;
+
+    // One recipient, typed answer.
+    let (tx, mut answers) = mpsc::unbounded_channel();
+    io.emit("question", &"cb")
+        .to(&first_sid)
+        .callback(
+            Some(Duration::from_secs(10)),
+            move |answer: Result<(String, Value), CallError>| {
+                let _ = tx.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .await
+        .expect("emit");
+    assert_eq!(
+        recv(&mut answers, "the callback").await,
+        Ok(("answer:cb".to_owned(), json!({"n": 1})))
+    );
+    first.expect("asked").await;
+
+    // A broadcast with a callback: each recipient answers on its own; the silent one times out.
+    let (tx, mut raw) = mpsc::unbounded_channel();
+    io.emit("question", &"all")
+        .callback_args(Some(Duration::from_millis(500)), move |answer| {
+            let _ = tx.send(answer);
+        })
+        .await
+        .expect("emit");
+    let mut answered = Vec::new();
+    let mut timed_out = 0;
+    for _ in 0..3 {
+        match recv(&mut raw, "the broadcast callbacks").await {
+            Ok(args) => answered.push(args.values),
+            Err(CallError::Timeout) => timed_out += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        answered,
+        vec![
+            vec![json!("answer:all"), json!({"n": 1})],
+            vec![json!("answer:all"), json!({"n": 1})]
+        ]
+    );
+    assert_eq!(timed_out, 1);
+    for node in [&mut first, &mut second, &mut silent] {
+        assert_eq!(node.expect("asked").await, json!(["all"]));
+    }
+    for mut node in [first, second, silent] {
+        node.send("bye").await;
+        node.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_event_names_are_refused() {
+    let io = Server::builder().build();
+    let running = serve(&io).await;
+    let mut node = client(&running.url, true, "websocket", "");
+    let sid = ready(&mut node).await;
+    for reserved in [
+        "connect",
+        "connect_error",
+        "disconnect",
+        "disconnecting",
+        "newListener",
+        "removeListener",
+    ] {
+        let result = io.emit(reserved, &"x").await;
+        assert!(
+            matches!(&result, Err(EmitError::ReservedEvent(e)) if e == reserved),
+            "{reserved}: {result:?}"
+        );
+        let result = io.emit(reserved, &"x").to(&sid).await;
+        assert!(
+            matches!(&result, Err(EmitError::ReservedEvent(_))),
+            "{result:?}"
+        );
+        let result = io.call(reserved, &"x").to(&sid).await;
+        assert!(
+            matches!(&result, Err(CallError::ReservedEvent(e)) if e == reserved),
+            "{reserved}: {result:?}"
+        );
+    }
+    // Nothing reached the client: the next event it sees is this one.
+    let answer: (String, Value) = within(
+        "a call after the refusals",
+        io.call("question", &"after").to(&sid).answer(),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(answer.0, "answer:after");
+    assert_eq!(node.expect("asked").await, json!(["after"]));
+    node.send("bye").await;
+    node.finish().await;
+}

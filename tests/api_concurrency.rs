@@ -1,0 +1,94 @@
+//! `async_handlers(false)` handles one client's events strictly in arrival order; `true` (the
+//! default) runs them concurrently.
+
+mod api_support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api_support::{Node, serve};
+use sockio::{Server, Socket};
+
+const EVENTS: u64 = 20;
+
+#[derive(Default)]
+struct Observed {
+    started: Mutex<Vec<u64>>,
+    finished: Mutex<Vec<u64>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Handler `k` sleeps `(20 - k)` ms, so later events finish first unless handled one at a time.
+async fn run(concurrent: bool, transport: &str) -> Arc<Observed> {
+    let io = Server::builder().async_handlers(concurrent).build();
+    let observed = Arc::new(Observed::default());
+    let seen = observed.clone();
+    io.on("work", move |_socket: Socket, k: u64| {
+        let seen = seen.clone();
+        async move {
+            seen.started.lock().expect("started").push(k);
+            let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(EVENTS - k)).await;
+            seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+            seen.finished.lock().expect("finished").push(k);
+            k
+        }
+    });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        &format!(
+            r#"
+const socket = io(URL, {{ transports: [{transport:?}], reconnection: false }});
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {EVENTS}; k++) acks.push(emitWithAck(socket, "work", k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+        ),
+    );
+    let acks = client.expect("acks").await;
+    let expected: Vec<u64> = (0..EVENTS).collect();
+    assert_eq!(
+        acks,
+        serde_json::json!(expected),
+        "every event is acknowledged"
+    );
+    client.finish().await;
+    observed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_handlers_run_one_at_a_time_in_arrival_order() {
+    for transport in ["polling", "websocket"] {
+        let observed = run(false, transport).await;
+        let in_order: Vec<u64> = (0..EVENTS).collect();
+        assert_eq!(*observed.started.lock().unwrap(), in_order, "{transport}");
+        assert_eq!(*observed.finished.lock().unwrap(), in_order, "{transport}");
+        assert_eq!(
+            observed.max_in_flight.load(Ordering::SeqCst),
+            1,
+            "{transport}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_handlers_overlap() {
+    for transport in ["polling", "websocket"] {
+        let observed = run(true, transport).await;
+        let max = observed.max_in_flight.load(Ordering::SeqCst);
+        assert!(
+            max > 1,
+            "{transport}: handlers never overlapped (max in flight {max})"
+        );
+        let mut finished = observed.finished.lock().unwrap().clone();
+        assert_eq!(finished.len(), EVENTS as usize);
+        finished.sort_unstable();
+        assert_eq!(finished, (0..EVENTS).collect::<Vec<_>>(), "{transport}");
+    }
+}

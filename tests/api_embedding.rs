@@ -1,0 +1,187 @@
+//! Embedding: `SocketIoLayer` inside an axum `Router` and around a plain hyper/tower service, and
+//! `handle_request` handing back requests outside the Socket.IO path.
+
+mod api_support;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use api_support::{Node, http, listen, recv};
+use serde_json::{Value, json};
+use sockio::{ConnectInfo, Handled, Server, SocketIoLayer};
+use tokio::sync::mpsc;
+
+/// A server that acknowledges `echo` with its argument and reports each connection's remote IP.
+fn echo_server() -> (Server, mpsc::UnboundedReceiver<Option<IpAddr>>) {
+    let io = Server::builder().build();
+    let (tx, rx) = mpsc::unbounded_channel();
+    io.on_connect(
+        move |_socket: sockio::Socket, handshake, _auth: Option<Value>| {
+            let _ = tx.send(handshake.remote_addr.map(|a| a.ip()));
+            async { Ok(()) }
+        },
+    );
+    io.on("echo", |_socket: sockio::Socket, data: Value| async move {
+        data
+    });
+    (io, rx)
+}
+
+/// Connects over polling only, WebSocket only and polling-then-upgrade, and echoes once on each.
+const ECHO_SCRIPT: &str = r#"
+for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
+  const socket = io(URL, { transports, reconnection: false, forceNew: true });
+  await connected(socket);
+  const [answer] = await emitWithAck(socket, "echo", { via: transports.join("+") });
+  out("echo", { answer, transport: socket.io.engine.transport.name });
+  socket.disconnect();
+}
+process.exit(0);
+"#;
+
+async fn check_echo(url: &str, remotes: &mut mpsc::UnboundedReceiver<Option<IpAddr>>) {
+    let mut client = Node::spawn(url, ECHO_SCRIPT);
+    for via in ["polling", "websocket", "polling+websocket"] {
+        let echo = client.expect("echo").await;
+        assert_eq!(echo["answer"], json!({ "via": via }));
+        if via != "polling+websocket" {
+            assert_eq!(echo["transport"], json!(via));
+        }
+        let remote = recv(remotes, "the connect handler").await;
+        assert_eq!(remote, Some(IpAddr::from([127, 0, 0, 1])), "{via}");
+    }
+    client.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_router_serves_its_routes_and_socket_io_on_one_port() {
+    use axum::extract::ConnectInfo as AxumConnectInfo;
+    use axum::routing::{get, post};
+
+    let (io, mut remotes) = echo_server();
+    let app = axum::Router::new()
+        .route("/hello", get(|| async { "hello from axum" }))
+        .route("/echo", post(|body: String| async move { body }))
+        .layer(SocketIoLayer::new(io.clone()))
+        // Outermost: tell the Socket.IO layer the client's address (axum's own ConnectInfo type
+        // is not visible to it).
+        .layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                if let Some(AxumConnectInfo(addr)) = request
+                    .extensions()
+                    .get::<AxumConnectInfo<SocketAddr>>()
+                    .copied()
+                {
+                    request.extensions_mut().insert(ConnectInfo(addr));
+                }
+                request
+            },
+        ));
+    let (listener, addr) = listen().await;
+    let serving = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+
+    let hello = http(addr, "GET", "/hello", b"").await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.text(), "hello from axum");
+    // A body passes through the layer to the inner service untouched.
+    let echo = http(addr, "POST", "/echo", b"some body").await;
+    assert_eq!(echo.status, 200);
+    assert_eq!(echo.text(), "some body");
+    let missing = http(addr, "GET", "/missing", b"").await;
+    assert_eq!(missing.status, 404, "axum answers its own 404");
+
+    check_echo(&format!("http://{addr}"), &mut remotes).await;
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_hyper_with_a_tower_service_builder() {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceBuilder;
+
+    let (io, mut remotes) = echo_server();
+    let (listener, addr) = listen().await;
+    let serving = tokio::spawn(async move {
+        loop {
+            let Ok((stream, remote)) = listener.accept().await else {
+                continue;
+            };
+            let service = ServiceBuilder::new()
+                .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(remote);
+                    request
+                })
+                .layer(SocketIoLayer::new(io.clone()))
+                .service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                    Ok::<_, Infallible>(http::Response::new(format!(
+                        "plain hyper: {}",
+                        request.uri().path()
+                    )))
+                });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+
+    let hello = http(addr, "GET", "/hello", b"").await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.text(), "plain hyper: /hello");
+    check_echo(&format!("http://{addr}"), &mut remotes).await;
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
+    let io = Server::builder().build();
+    let request = http::Request::post("/api/things?x=1")
+        .header("x-kept", "yes")
+        .body(String::from("the body"))
+        .expect("request");
+    match io.handle_request(request, None).await {
+        Handled::NotSocketIo(request) => {
+            assert_eq!(request.uri(), "/api/things?x=1");
+            assert_eq!(request.headers()["x-kept"], "yes");
+            assert_eq!(request.body(), "the body");
+        }
+        Handled::Response(response) => panic!("answered {response:?}"),
+    }
+    // The Socket.IO path is answered: a polling handshake opens a session.
+    let request = http::Request::get("/socket.io/?EIO=4&transport=polling")
+        .body(String::new())
+        .expect("request");
+    match io.handle_request(request, None).await {
+        Handled::Response(response) => assert_eq!(response.status(), 200),
+        Handled::NotSocketIo(request) => panic!("handed back {request:?}"),
+    }
+    assert_eq!(io.connection_count(), 1);
+
+    // With another path configured, `/socket.io/` is somebody else's.
+    let io = Server::builder().path("/realtime/").build();
+    for (path, ours) in [
+        ("/socket.io/?EIO=4&transport=polling", false),
+        ("/realtime/?EIO=4&transport=polling", true),
+        ("/", false),
+    ] {
+        let request = http::Request::get(path)
+            .body(String::new())
+            .expect("request");
+        let handled = io.handle_request(request, None).await;
+        assert_eq!(
+            matches!(handled, Handled::Response(_)),
+            ours,
+            "{path}: {handled:?}"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! Class-based namespaces (`register_namespace` with a [`NamespaceHandler`]) and the catch-all
+//! `on_any` handler, driven by the official JavaScript client.
+
+mod api_support;
+
+use std::sync::Arc;
+
+use api_support::{Node, recv, serve};
+use serde_json::{Value, json};
+use sockio::payload::{from_args, to_args};
+use sockio::{
+    Args, BoxFuture, ConnectRefused, ConnectResult, DisconnectReason, Handshake, NamespaceHandler,
+    Server, Socket,
+};
+use tokio::sync::mpsc;
+
+/// What the class-based namespace saw, in order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Connect { sid: String, auth: Option<Value> },
+    Event { event: String, args: Vec<Value> },
+    Disconnect { sid: String, reason: String },
+}
+
+/// python-socketio's `class Chat(socketio.AsyncNamespace)` with `on_greet` and `on_add`.
+struct Chat {
+    log: mpsc::UnboundedSender<Seen>,
+}
+
+impl NamespaceHandler for Chat {
+    fn on_connect(
+        &self,
+        socket: Socket,
+        _handshake: Arc<Handshake>,
+        auth: Option<Value>,
+    ) -> BoxFuture<ConnectResult> {
+        let _ = self.log.send(Seen::Connect {
+            sid: socket.sid().to_string(),
+            auth: auth.clone(),
+        });
+        Box::pin(async move {
+            if auth.as_ref().is_some_and(|a| a["user"] == "mallory") {
+                return Err(ConnectRefused::new("go away"));
+            }
+            Ok(())
+        })
+    }
+
+    fn on_disconnect(&self, socket: Socket, reason: DisconnectReason) -> BoxFuture<()> {
+        let _ = self.log.send(Seen::Disconnect {
+            sid: socket.sid().to_string(),
+            reason: reason.as_str().to_owned(),
+        });
+        Box::pin(async {})
+    }
+
+    fn on_event(&self, socket: Socket, event: String, args: Args) -> BoxFuture<Args> {
+        let _ = self.log.send(Seen::Event {
+            event: event.clone(),
+            args: args.values.clone(),
+        });
+        Box::pin(async move {
+            match event.as_str() {
+                "greet" => {
+                    let name: String = from_args(&args).unwrap_or_default();
+                    assert_eq!(socket.namespace(), "/chat");
+                    to_args(&format!("hello {name}")).expect("ack")
+                }
+                "add" => {
+                    let (a, b): (i64, i64) = from_args(&args).unwrap_or_default();
+                    to_args(&(a + b, "sum")).expect("ack")
+                }
+                _ => Args::default(),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_based_namespace_dispatches_connect_events_and_disconnect() {
+    let io = Server::builder().build();
+    let (tx, mut log) = mpsc::unbounded_channel();
+    io.register_namespace("/chat", Chat { log: tx });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const socket = io(URL + "/chat", { auth: { user: "alice" }, reconnection: false });
+await connected(socket);
+out("connected", socket.id);
+out("greet", await emitWithAck(socket, "greet", "alice"));
+out("add", await emitWithAck(socket, "add", 2, 40));
+socket.emit("unhandled", "x");
+out("other", await emitWithAck(socket, "other"));
+socket.disconnect();
+const refused = io(URL + "/chat", { auth: { user: "mallory" }, reconnection: false, forceNew: true });
+const err = await new Promise((resolve) => { refused.on("connect", () => fail("mallory got in")); refused.on("connect_error", resolve); });
+out("refused", err.message);
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("connected").await;
+    assert_eq!(client.expect("greet").await, json!(["hello alice"]));
+    assert_eq!(client.expect("add").await, json!([42, "sum"]));
+    assert_eq!(client.expect("other").await, json!([]));
+    assert_eq!(client.expect("refused").await, json!("go away"));
+    client.finish().await;
+
+    let sid = sid.as_str().expect("sid").to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(recv(&mut log, "the namespace's log").await);
+    }
+    // Connect, greet and add happen one after the other (the client awaits each answer).
+    assert_eq!(
+        seen[..3],
+        [
+            Seen::Connect {
+                sid: sid.clone(),
+                auth: Some(json!({"user": "alice"}))
+            },
+            Seen::Event {
+                event: "greet".into(),
+                args: vec![json!("alice")]
+            },
+            Seen::Event {
+                event: "add".into(),
+                args: vec![json!(2), json!(40)]
+            },
+        ]
+    );
+    // The rest may interleave (handlers run concurrently, and the second connection has its own
+    // dispatcher).
+    let rest = &seen[3..];
+    for expected in [
+        Seen::Event {
+            event: "unhandled".into(),
+            args: vec![json!("x")],
+        },
+        Seen::Event {
+            event: "other".into(),
+            args: vec![],
+        },
+        Seen::Disconnect {
+            sid,
+            reason: "client namespace disconnect".into(),
+        },
+    ] {
+        assert!(rest.contains(&expected), "{expected:?} missing in {rest:?}");
+    }
+    assert!(
+        rest.iter()
+            .any(|s| matches!(s, Seen::Connect { auth: Some(a), .. } if a["user"] == "mallory")),
+        "mallory's connect missing in {rest:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_any_receives_events_without_a_handler_of_their_own() {
+    let io = Server::builder().build();
+    let (tx, mut any) = mpsc::unbounded_channel::<(String, Vec<Value>)>();
+    io.on("known", |_socket: Socket, n: i64| async move { n * 2 });
+    io.on_any(move |socket: Socket, event: String, args: Args| {
+        let _ = tx.send((event.clone(), args.values.clone()));
+        async move {
+            assert_eq!(socket.namespace(), "/");
+            to_args(&json!({"caught": event, "args": args.values})).expect("ack")
+        }
+    });
+    // A namespace with only a catch-all handler exists too.
+    let (tx2, mut any2) = mpsc::unbounded_channel::<String>();
+    io.of("/only-any")
+        .on_any(move |_socket: Socket, event: String, _args: Args| {
+            let _ = tx2.send(event);
+            async { Args::default() }
+        });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const socket = io(URL, { reconnection: false });
+await connected(socket);
+out("known", await emitWithAck(socket, "known", 21));
+out("mystery", await emitWithAck(socket, "mystery", 1, "two", { three: 3 }));
+out("noargs", await emitWithAck(socket, "no-args"));
+const other = io(URL + "/only-any", { reconnection: false, forceNew: true });
+await connected(other);
+out("other", await emitWithAck(other, "whatever", true));
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("known").await, json!([42]));
+    assert_eq!(
+        client.expect("mystery").await,
+        json!([{"caught": "mystery", "args": [1, "two", {"three": 3}]}])
+    );
+    assert_eq!(
+        client.expect("noargs").await,
+        json!([{"caught": "no-args", "args": []}])
+    );
+    assert_eq!(client.expect("other").await, json!([]));
+    client.finish().await;
+    // Only the events without a handler went to on_any.
+    assert_eq!(
+        recv(&mut any, "on_any").await,
+        (
+            "mystery".to_owned(),
+            vec![json!(1), json!("two"), json!({"three": 3})]
+        )
+    );
+    assert_eq!(
+        recv(&mut any, "on_any").await,
+        ("no-args".to_owned(), vec![])
+    );
+    assert!(any.try_recv().is_err(), "`known` must not reach on_any");
+    assert_eq!(recv(&mut any2, "on_any of /only-any").await, "whatever");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_namespace_exists_without_handlers_and_others_only_with_them() {
+    // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` always accepts.
+    let io = Server::builder().build();
+    io.of("/with-handler")
+        .on("ping", |_socket: Socket, _: Option<Value>| async { "pong" });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const main = io(URL, { reconnection: false });
+await connected(main);
+out("main", main.id.length > 0);
+const other = io(URL + "/with-handler", { reconnection: false });
+await connected(other);
+out("pong", await emitWithAck(other, "ping"));
+const missing = io(URL + "/missing", { reconnection: false });
+const err = await new Promise((resolve) => { missing.on("connect", () => fail("connected to /missing")); missing.on("connect_error", resolve); });
+out("missing", err.message);
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("main").await, json!(true));
+    assert_eq!(client.expect("pong").await, json!(["pong"]));
+    assert_eq!(client.expect("missing").await, json!("Invalid namespace"));
+    client.finish().await;
+}
