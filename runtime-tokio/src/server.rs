@@ -316,6 +316,11 @@ impl Server {
         self.of("/").rooms(sid)
     }
 
+    /// The sockets of `/` in `room` (python-socketio's `get_participants`).
+    pub fn participants(&self, room: &str) -> Vec<Sid> {
+        self.of("/").participants(room)
+    }
+
     /// Disconnects socket `sid` from `/`.
     pub async fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
         self.of("/").disconnect(sid).await
@@ -1078,6 +1083,16 @@ impl Namespace {
                     .map(|r| r.to_string())
                     .collect()
             })
+            .unwrap_or_default()
+    }
+
+    /// The sockets in `room` (python-socketio's `get_participants`).
+    pub fn participants(&self, room: &str) -> Vec<Sid> {
+        self.server
+            .inner
+            .namespaces()
+            .get(&*self.name)
+            .map(|state| state.rooms.members_of(room))
             .unwrap_or_default()
     }
 
