@@ -27,7 +27,7 @@ struct Chat {
     log: mpsc::UnboundedSender<Seen>,
 }
 
-impl NamespaceHandler for Chat {
+impl NamespaceHandler<sockio::Tokio> for Chat {
     fn on_connect(
         &self,
         socket: Socket,

@@ -1,8 +1,11 @@
 //! # sockio-tokio
 //!
-//! A Socket.IO server on tokio with python-socketio's API, driving the sans-IO
+//! sockio on tokio: a Socket.IO server with python-socketio's API, driving the sans-IO
 //! [`sockio_core`] engine. Serve it standalone ([`Server::serve`]) or inside an axum/hyper app
 //! ([`SocketIoLayer`]).
+//!
+//! This crate only adapts: [`Tokio`] gives the runtime-neutral server of `sockio-server` tokio's
+//! spawning, timers and TCP, and the types below are that server with tokio filled in.
 //!
 //! ```no_run
 //! use sockio_tokio::{ConnectRefused, Server, Socket};
@@ -31,25 +34,71 @@
 
 #![forbid(unsafe_code)]
 
-mod cell;
-mod config;
-mod error;
-mod handlers;
-mod layer;
-mod serve;
-mod server;
-mod service;
-mod socket;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
 
-pub use config::ServerBuilder;
-pub use error::{CallError, EmitError, ServerError};
-pub use handlers::{BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler};
-pub use layer::{ConnectInfo, SocketIoLayer, SocketIoService};
-pub use server::{Call, Emit, Namespace, Server};
-pub use service::{Handled, SocketIoResponse};
-pub use socket::Socket;
+use hyper_util::rt::TokioIo;
 
-pub use sockio_core::engineio::{Sid, Transport};
-pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};
-pub use sockio_core::payload::{self, Args};
-pub use sockio_core::socketio::{DisconnectReason, Handshake};
+/// tokio as a sockio runtime: `tokio::spawn`, tokio timers, tokio TCP.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokio;
+
+impl sockio_server::Runtime for Tokio {
+    type Listener = tokio::net::TcpListener;
+    type Stream = TokioIo<tokio::net::TcpStream>;
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(future);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
+    }
+
+    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send {
+        tokio::net::TcpListener::bind(addr.to_owned())
+    }
+
+    fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
+        tokio::net::TcpListener::from_std(listener)
+    }
+
+    async fn accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (stream, remote) = listener.accept().await?;
+        // Socket.IO packets are small and latency-sensitive.
+        let _ = stream.set_nodelay(true);
+        Ok((TokioIo::new(stream), remote))
+    }
+
+    fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+}
+
+/// A Socket.IO server on tokio.
+pub type Server = sockio_server::Server<Tokio>;
+/// Builds a [`Server`] with python-socketio's option names.
+pub type ServerBuilder = sockio_server::ServerBuilder<Tokio>;
+/// A client's socket in one namespace, as handlers receive it.
+pub type Socket = sockio_server::Socket<Tokio>;
+/// A namespace's handle, from [`Server::of`](sockio_server::Server::of).
+pub type Namespace = sockio_server::Namespace<Tokio>;
+/// An emit being configured; `.await` it.
+pub type Emit = sockio_server::Emit<Tokio>;
+/// A call being configured; `.await` it for the answer.
+pub type Call = sockio_server::Call<Tokio>;
+/// The tower layer serving Socket.IO in an axum or hyper app.
+pub type SocketIoLayer = sockio_server::SocketIoLayer<Tokio>;
+/// The service made by [`SocketIoLayer`].
+pub type SocketIoService<S> = sockio_server::SocketIoService<Tokio, S>;
+
+pub use sockio_server::{
+    AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ConnectInfo, ConnectRefused,
+    ConnectResult, CookieConfig, DisconnectReason, EmitError, Handled, Handshake, NamespaceHandler,
+    Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
+};

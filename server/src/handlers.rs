@@ -1,5 +1,6 @@
 //! Handler types: what applications register per namespace, and how typed closures are erased.
 
+use crate::runtime::Runtime;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -47,11 +48,11 @@ pub type ConnectResult = Result<(), ConnectRefused>;
 /// Class-based namespaces (python-socketio's `Namespace` class): one object handles a namespace's
 /// connect, disconnect and events. Register it with
 /// [`Server::register_namespace`](crate::Server::register_namespace).
-pub trait NamespaceHandler: Send + Sync + 'static {
+pub trait NamespaceHandler<Rt: Runtime>: Send + Sync + 'static {
     /// A client asks to join; return `Err` to refuse. Accepts by default.
     fn on_connect(
         &self,
-        socket: Socket,
+        socket: Socket<Rt>,
         handshake: Arc<Handshake>,
         auth: Option<Value>,
     ) -> BoxFuture<ConnectResult> {
@@ -60,7 +61,7 @@ pub trait NamespaceHandler: Send + Sync + 'static {
     }
 
     /// A socket left the namespace.
-    fn on_disconnect(&self, socket: Socket, reason: DisconnectReason) -> BoxFuture<()> {
+    fn on_disconnect(&self, socket: Socket<Rt>, reason: DisconnectReason) -> BoxFuture<()> {
         let _ = (socket, reason);
         Box::pin(async {})
     }
@@ -68,24 +69,26 @@ pub trait NamespaceHandler: Send + Sync + 'static {
     /// An event arrived; the returned arguments become the acknowledgement when the client asked
     /// for one. This is where a Rust namespace dispatches by event name (the `on_<event>` methods of
     /// a Python class).
-    fn on_event(&self, socket: Socket, event: String, args: Args) -> BoxFuture<Args>;
+    fn on_event(&self, socket: Socket<Rt>, event: String, args: Args) -> BoxFuture<Args>;
 }
 
-pub(crate) type ConnectHandler =
-    Arc<dyn Fn(Socket, Arc<Handshake>, Option<Value>) -> BoxFuture<ConnectResult> + Send + Sync>;
-pub(crate) type EventHandler = Arc<dyn Fn(Socket, Args) -> BoxFuture<Args> + Send + Sync>;
-pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> BoxFuture<Args> + Send + Sync>;
-pub(crate) type DisconnectHandler =
-    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type ConnectHandler<Rt> = Arc<
+    dyn Fn(Socket<Rt>, Arc<Handshake>, Option<Value>) -> BoxFuture<ConnectResult> + Send + Sync,
+>;
+pub(crate) type EventHandler<Rt> = Arc<dyn Fn(Socket<Rt>, Args) -> BoxFuture<Args> + Send + Sync>;
+pub(crate) type AnyHandler<Rt> =
+    Arc<dyn Fn(Socket<Rt>, String, Args) -> BoxFuture<Args> + Send + Sync>;
+pub(crate) type DisconnectHandler<Rt> =
+    Arc<dyn Fn(Socket<Rt>, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 
 /// Everything registered for one namespace.
 #[derive(Default, Clone)]
-pub(crate) struct NamespaceHandlers {
-    pub connect: Option<ConnectHandler>,
-    pub disconnect: Option<DisconnectHandler>,
-    pub events: HashMap<String, EventHandler>,
-    pub any: Option<AnyHandler>,
-    pub class: Option<Arc<dyn NamespaceHandler>>,
+pub(crate) struct NamespaceHandlers<Rt: Runtime> {
+    pub connect: Option<ConnectHandler<Rt>>,
+    pub disconnect: Option<DisconnectHandler<Rt>>,
+    pub events: HashMap<String, EventHandler<Rt>>,
+    pub any: Option<AnyHandler<Rt>>,
+    pub class: Option<Arc<dyn NamespaceHandler<Rt>>>,
 }
 
 /// Runs an application handler's future, catching a panic so it cannot take down the connection's
@@ -108,15 +111,15 @@ pub(crate) async fn catch_panic<T>(handler: &str, future: impl Future<Output = T
 
 /// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →
 /// that value, several → a tuple), and the return value is serialized into the acknowledgement.
-pub(crate) fn typed_event<T, R, F, Fut>(event: String, handler: F) -> EventHandler
+pub(crate) fn typed_event<Rt: Runtime, T, R, F, Fut>(event: String, handler: F) -> EventHandler<Rt>
 where
-    F: Fn(Socket, T) -> Fut + Send + Sync + 'static,
+    F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,
     T: DeserializeOwned + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: Serialize + Send + 'static,
 {
     let handler = Arc::new(handler);
-    Arc::new(move |socket: Socket, args: Args| {
+    Arc::new(move |socket: Socket<Rt>, args: Args| {
         let handler = handler.clone();
         let event = event.clone();
         Box::pin(async move {

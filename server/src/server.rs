@@ -1,4 +1,4 @@
-//! [`Server`]: the python-socketio `AsyncServer` API on tokio.
+//! [`Server`]: the python-socketio `AsyncServer` API on any [`Runtime`].
 
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use event_listener::Event;
+use futures_channel::{mpsc, oneshot};
+use futures_util::future::RemoteHandle;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -16,7 +20,8 @@ use sockio_core::socketio::{
     BroadcastTarget, CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, RoomIndex,
     SocketConfig, SocketEvent,
 };
-use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::runtime::{Runtime, until};
 
 use crate::cell::{AckCallback, AckOutcome, ConnCell};
 use crate::config::ServerBuilder;
@@ -33,11 +38,11 @@ const DISPATCH_QUEUE: usize = 256;
 
 /// A Socket.IO server. Cheap to clone: clones share everything.
 #[derive(Clone)]
-pub struct Server {
-    pub(crate) inner: Arc<Inner>,
+pub struct Server<Rt: Runtime> {
+    pub(crate) inner: Arc<Inner<Rt>>,
 }
 
-impl std::fmt::Debug for Server {
+impl<Rt: Runtime> std::fmt::Debug for Server<Rt> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("connections", &self.inner.connection_count())
@@ -54,24 +59,25 @@ pub(crate) struct NamespaceState {
     pub sessions: HashMap<Sid, Value>,
 }
 
-pub(crate) struct Inner {
+pub(crate) struct Inner<Rt: Runtime> {
+    pub runtime: Rt,
     pub config: Arc<SocketConfig>,
     pub endpoint: Mutex<Endpoint>,
     connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
-    pub handlers: RwLock<HashMap<String, NamespaceHandlers>>,
+    pub handlers: RwLock<HashMap<String, NamespaceHandlers<Rt>>>,
     namespaces: Mutex<HashMap<String, NamespaceState>>,
     pub async_handlers: bool,
     next_request: AtomicU64,
     pub shutting_down: AtomicBool,
     /// Handler tasks and connection tasks still running (for graceful shutdown).
     pub busy: AtomicUsize,
-    pub idle: Notify,
+    pub idle: Event,
     /// Wakes the accept loops when shutdown starts.
-    pub stopping: Notify,
+    pub stopping: Event,
     dispatchers: Mutex<HashMap<Sid, mpsc::Sender<SocketEvent>>>,
 }
 
-impl Inner {
+impl<Rt: Runtime> Inner<Rt> {
     pub fn connection_count(&self) -> usize {
         lock(&self.connections).len()
     }
@@ -101,19 +107,19 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Counts a running task for graceful shutdown; dropping it marks the task done.
-pub(crate) struct BusyGuard(Arc<Inner>);
+pub(crate) struct BusyGuard<Rt: Runtime>(Arc<Inner<Rt>>);
 
-impl BusyGuard {
-    pub fn new(inner: &Arc<Inner>) -> Self {
+impl<Rt: Runtime> BusyGuard<Rt> {
+    pub fn new(inner: &Arc<Inner<Rt>>) -> Self {
         inner.busy.fetch_add(1, Ordering::SeqCst);
         BusyGuard(inner.clone())
     }
 }
 
-impl Drop for BusyGuard {
+impl<Rt: Runtime> Drop for BusyGuard<Rt> {
     fn drop(&mut self) {
         if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+            self.0.idle.notify(usize::MAX);
         }
     }
 }
@@ -132,9 +138,9 @@ impl SidGenerator for OsRandomSids {
     }
 }
 
-impl Server {
+impl<Rt: Runtime> Server<Rt> {
     /// A builder with python-socketio's option names.
-    pub fn builder() -> ServerBuilder {
+    pub fn builder() -> ServerBuilder<Rt> {
         ServerBuilder::default()
     }
 
@@ -148,7 +154,7 @@ impl Server {
         async_handlers: bool,
         sids: Option<Arc<dyn SidGenerator>>,
     ) -> Self {
-        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<Rt>>| {
             let registry = weak.clone();
             if matches!(config.namespaces, NamespaceFilter::Any) {
                 // Keep "any namespace" as configured.
@@ -171,6 +177,7 @@ impl Server {
                 None => Endpoint::new(config.clone(), OsRandomSids),
             };
             Inner {
+                runtime: Rt::default(),
                 config: Arc::new(config),
                 endpoint: Mutex::new(endpoint),
                 connections: Mutex::new(HashMap::new()),
@@ -180,8 +187,8 @@ impl Server {
                 next_request: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
                 busy: AtomicUsize::new(0),
-                idle: Notify::new(),
-                stopping: Notify::new(),
+                idle: Event::new(),
+                stopping: Event::new(),
                 dispatchers: Mutex::new(HashMap::new()),
             }
         });
@@ -196,7 +203,7 @@ impl Server {
     // ----- handlers ---------------------------------------------------------------------------
 
     /// The handle of namespace `namespace` (handlers and methods scoped to it).
-    pub fn of(&self, namespace: &str) -> Namespace {
+    pub fn of(&self, namespace: &str) -> Namespace<Rt> {
         Namespace {
             server: self.clone(),
             name: Arc::from(namespace),
@@ -206,7 +213,7 @@ impl Server {
     /// Registers `handler` for `event` in `/`; see [`Namespace::on`].
     pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
     where
-        F: Fn(Socket, T) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,
         T: DeserializeOwned + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
         R: Serialize + Send + 'static,
@@ -218,7 +225,7 @@ impl Server {
     /// Registers the connect handler of `/`; see [`Namespace::on_connect`].
     pub fn on_connect<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket, Arc<sockio_core::socketio::Handshake>, Option<Value>) -> Fut
+        F: Fn(Socket<Rt>, Arc<sockio_core::socketio::Handshake>, Option<Value>) -> Fut
             + Send
             + Sync
             + 'static,
@@ -231,7 +238,7 @@ impl Server {
     /// Registers the disconnect handler of `/`.
     pub fn on_disconnect<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket, sockio_core::socketio::DisconnectReason) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, sockio_core::socketio::DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.of("/").on_disconnect(handler);
@@ -241,7 +248,7 @@ impl Server {
     /// Registers the catch-all handler of `/`.
     pub fn on_any<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, String, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Args> + Send + 'static,
     {
         self.of("/").on_any(handler);
@@ -250,7 +257,7 @@ impl Server {
 
     /// Registers a class-based namespace (python-socketio's `register_namespace`). It replaces
     /// handlers registered with `on` for that namespace's connect, disconnect and events.
-    pub fn register_namespace(&self, namespace: &str, handler: impl NamespaceHandler) -> &Self {
+    pub fn register_namespace(&self, namespace: &str, handler: impl NamespaceHandler<Rt>) -> &Self {
         self.of(namespace)
             .update(|h| h.class = Some(Arc::new(handler)));
         self
@@ -262,28 +269,28 @@ impl Server {
     /// anywhere inside travels as binary). Configure with the builder methods, then `.await`:
     ///
     /// ```no_run
-    /// # async fn f(io: sockio_tokio::Server, sid: sockio_tokio::Sid) -> Result<(), sockio_tokio::EmitError> {
+    /// # async fn f<Rt: sockio_server::Runtime>(io: sockio_server::Server<Rt>, sid: sockio_server::Sid) -> Result<(), sockio_server::EmitError> {
     /// io.emit("news", &("headline", 3)).to("room-a").skip_sid(sid).await?;
     /// # Ok(()) }
     /// ```
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit<Rt> {
         Emit::new(self.clone(), event, payload::to_args(data))
     }
 
     /// Emits `event` with arguments already in wire form (for relaying what a client sent,
     /// binary included).
-    pub fn emit_args(&self, event: &str, args: Args) -> Emit {
+    pub fn emit_args(&self, event: &str, args: Args) -> Emit<Rt> {
         Emit::new(self.clone(), event, Ok(args))
     }
 
     /// Emits the `message` event (python-socketio's `send`).
-    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit<Rt> {
         self.emit("message", data)
     }
 
     /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
     /// Set the recipient with `.to(sid)`; the default timeout is 60 s.
-    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call<Rt> {
         Call {
             server: self.clone(),
             event: event.to_owned(),
@@ -347,17 +354,24 @@ impl Server {
     }
 
     /// Runs `task` in the background (python-socketio's `start_background_task`).
-    pub fn start_background_task<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    ///
+    /// The handle resolves to the task's output; dropping it does not stop the task.
+    pub fn start_background_task<F>(&self, task: F) -> BackgroundTask<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        tokio::spawn(task)
+        let (task, handle) = task.remote_handle();
+        self.inner.runtime.spawn(task);
+        BackgroundTask(Some(handle))
     }
 
     /// Sleeps (python-socketio's `sleep`).
     pub async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await
+        self.inner
+            .runtime
+            .sleep_until(std::time::Instant::now() + duration)
+            .await
     }
 
     /// Graceful shutdown: new handshakes are refused, every client is told (`server shutting
@@ -365,7 +379,7 @@ impl Server {
     /// after `grace`, whichever comes first.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        self.inner.stopping.notify_waiters();
+        self.inner.stopping.notify(usize::MAX);
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
         for cell in cells {
             let (_, events) =
@@ -374,18 +388,17 @@ impl Server {
         }
         let wait = async {
             loop {
-                let idle = self.inner.idle.notified();
+                let idle = self.inner.idle.listen();
                 if self.inner.busy.load(Ordering::SeqCst) == 0 && self.inner.connection_count() == 0
                 {
                     return;
                 }
-                tokio::select! {
-                    _ = idle => {}
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                }
+                let poll_again = std::time::Instant::now() + Duration::from_millis(20);
+                until(&self.inner.runtime, poll_again, idle).await;
             }
         };
-        if tokio::time::timeout(grace, wait).await.is_err() {
+        let deadline = std::time::Instant::now() + grace;
+        if until(&self.inner.runtime, deadline, wait).await.is_none() {
             tracing::warn!(
                 connections = self.inner.connection_count(),
                 "shutdown grace period over with connections or handlers still running"
@@ -401,9 +414,13 @@ impl Server {
         let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
         lock(&self.inner.dispatchers).insert(cell.sid.clone(), tx);
         let guard = BusyGuard::new(&self.inner);
-        tokio::spawn(self.clone().run_dispatcher(cell.clone(), rx, guard));
+        self.inner
+            .runtime
+            .spawn(self.clone().run_dispatcher(cell.clone(), rx, guard));
         let guard = BusyGuard::new(&self.inner);
-        tokio::spawn(self.clone().run_timer(cell, guard));
+        self.inner
+            .runtime
+            .spawn(self.clone().run_timer(cell, guard));
     }
 
     /// Hands events to the connection's dispatcher; waits when it is busy (backpressure).
@@ -415,6 +432,7 @@ impl Server {
         let Some(sender) = sender else {
             return;
         };
+        let mut sender = sender;
         for event in events {
             if sender.send(event).await.is_err() {
                 return;
@@ -428,28 +446,30 @@ impl Server {
             return;
         }
         let server = self.clone();
-        tokio::spawn(async move { server.dispatch(&cell, events).await });
+        self.inner
+            .runtime
+            .spawn(async move { server.dispatch(&cell, events).await });
     }
 
-    async fn run_timer(self, cell: Arc<ConnCell>, _busy: BusyGuard) {
+    async fn run_timer(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
         loop {
+            // Listen before reading the deadline so a change in between is not missed.
+            let changed = cell.timer.listen();
             let (deadline, closed) = cell.deadline();
             if closed {
                 return;
             }
-            let notified = cell.timer.notified();
             match deadline {
                 Some(deadline) => {
-                    let deadline = tokio::time::Instant::from_std(deadline);
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(deadline) => {
-                            let (_, events) = cell.drive(|state, now| state.conn.handle_timeout(now));
-                            self.dispatch(&cell, events).await;
-                        }
-                        _ = notified => {}
+                    if until(&self.inner.runtime, deadline, changed)
+                        .await
+                        .is_none()
+                    {
+                        let (_, events) = cell.drive(|state, now| state.conn.handle_timeout(now));
+                        self.dispatch(&cell, events).await;
                     }
                 }
-                None => notified.await,
+                None => changed.await,
             }
         }
     }
@@ -458,9 +478,9 @@ impl Server {
         self,
         cell: Arc<ConnCell>,
         mut events: mpsc::Receiver<SocketEvent>,
-        _busy: BusyGuard,
+        _busy: BusyGuard<Rt>,
     ) {
-        while let Some(event) = events.recv().await {
+        while let Some(event) = events.next().await {
             let closed = matches!(event, SocketEvent::Closed(_));
             self.handle_event(&cell, event).await;
             if closed {
@@ -555,7 +575,7 @@ impl Server {
                 };
                 if self.inner.async_handlers {
                     let guard = BusyGuard::new(&self.inner);
-                    tokio::spawn(async move {
+                    self.inner.runtime.spawn(async move {
                         run.await;
                         drop(guard);
                     });
@@ -590,7 +610,7 @@ impl Server {
                 tracing::debug!(sid = %cell.sid, %reason, "connection closed");
                 lock(&self.inner.connections).remove(&cell.sid);
                 lock(&self.inner.dispatchers).remove(&cell.sid);
-                cell.timer.notify_one();
+                cell.timer.notify(usize::MAX);
             }
             _ => {}
         }
@@ -605,7 +625,7 @@ impl Server {
         }
     }
 
-    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers> {
+    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers<Rt>> {
         self.inner
             .handlers
             .read()
@@ -613,7 +633,11 @@ impl Server {
             .and_then(|h| h.get(namespace).cloned())
     }
 
-    fn event_handler(&self, namespace: &str, event: &str) -> Option<crate::handlers::EventHandler> {
+    fn event_handler(
+        &self,
+        namespace: &str,
+        event: &str,
+    ) -> Option<crate::handlers::EventHandler<Rt>> {
         let handlers = self.handlers_of(namespace)?;
         if let Some(class) = handlers.class {
             let event = event.to_owned();
@@ -712,9 +736,36 @@ impl Server {
     }
 }
 
-impl Default for Server {
+impl<Rt: Runtime> Default for Server<Rt> {
     fn default() -> Self {
         Server::new()
+    }
+}
+
+/// A task started with [`Server::start_background_task`]; await it for the task's output.
+/// Dropping it lets the task run on.
+#[must_use = "await the handle for the task's output, or drop it to let the task run on"]
+pub struct BackgroundTask<T>(Option<RemoteHandle<T>>);
+
+impl<T: 'static> Future for BackgroundTask<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        match self.0.as_mut() {
+            Some(handle) => handle.poll_unpin(cx),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for BackgroundTask<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.forget();
+        }
     }
 }
 
@@ -739,13 +790,13 @@ struct EmitSpec {
 
 /// An emit being configured; `.await` it to send. Built by [`Server::emit`].
 #[must_use = "an emit does nothing until awaited"]
-pub struct Emit {
-    server: Server,
+pub struct Emit<Rt: Runtime> {
+    server: Server<Rt>,
     spec: EmitSpec,
 }
 
-impl Emit {
-    fn new(server: Server, event: &str, args: Result<Args, payload::PayloadError>) -> Self {
+impl<Rt: Runtime> Emit<Rt> {
+    fn new(server: Server<Rt>, event: &str, args: Result<Args, payload::PayloadError>) -> Self {
         Emit {
             server,
             spec: EmitSpec {
@@ -805,7 +856,7 @@ impl Emit {
     }
 }
 
-impl Emit {
+impl<Rt: Runtime> Emit<Rt> {
     /// Like [`callback`](Self::callback), with the answer's raw arguments.
     pub fn callback_args<F>(mut self, timeout: Option<Duration>, callback: F) -> Self
     where
@@ -823,7 +874,7 @@ impl Emit {
     }
 }
 
-impl IntoFuture for Emit {
+impl<Rt: Runtime> IntoFuture for Emit<Rt> {
     type Output = Result<(), EmitError>;
     type IntoFuture = BoxFuture<Result<(), EmitError>>;
 
@@ -834,8 +885,8 @@ impl IntoFuture for Emit {
 
 /// A call being configured; `.await` it for the client's answer. Built by [`Server::call`].
 #[must_use = "a call does nothing until awaited"]
-pub struct Call {
-    server: Server,
+pub struct Call<Rt: Runtime> {
+    server: Server<Rt>,
     event: String,
     args: Result<Args, payload::PayloadError>,
     to: Option<String>,
@@ -843,7 +894,7 @@ pub struct Call {
     timeout: Duration,
 }
 
-impl Call {
+impl<Rt: Runtime> Call<Rt> {
     /// The socket to call (required).
     pub fn to(mut self, sid: impl AsRef<str>) -> Self {
         self.to = Some(sid.as_ref().to_owned());
@@ -909,7 +960,7 @@ impl Call {
     }
 }
 
-impl IntoFuture for Call {
+impl<Rt: Runtime> IntoFuture for Call<Rt> {
     type Output = Result<Args, CallError>;
     type IntoFuture = BoxFuture<Result<Args, CallError>>;
 
@@ -920,18 +971,18 @@ impl IntoFuture for Call {
 
 /// A namespace's handle: register handlers and act on its sockets. From [`Server::of`].
 #[derive(Clone)]
-pub struct Namespace {
-    server: Server,
+pub struct Namespace<Rt: Runtime> {
+    server: Server<Rt>,
     name: Arc<str>,
 }
 
-impl Namespace {
+impl<Rt: Runtime> Namespace<Rt> {
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    fn update(&self, f: impl FnOnce(&mut NamespaceHandlers)) {
+    fn update(&self, f: impl FnOnce(&mut NamespaceHandlers<Rt>)) {
         let mut handlers = self
             .server
             .inner
@@ -947,7 +998,7 @@ impl Namespace {
     /// for an empty one, a tuple for several arguments).
     pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
     where
-        F: Fn(Socket, T) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,
         T: DeserializeOwned + Send + 'static,
         Fut: Future<Output = R> + Send + 'static,
         R: Serialize + Send + 'static,
@@ -962,7 +1013,7 @@ impl Namespace {
     /// Registers a handler that receives the raw arguments and returns the raw acknowledgement.
     pub fn on_args<F, Fut>(&self, event: &str, handler: F) -> &Self
     where
-        F: Fn(Socket, Args) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Args> + Send + 'static,
     {
         let handler = Arc::new(handler);
@@ -980,7 +1031,7 @@ impl Namespace {
     /// What it emits to the socket is delivered right after the connection is accepted.
     pub fn on_connect<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket, Arc<sockio_core::socketio::Handshake>, Option<Value>) -> Fut
+        F: Fn(Socket<Rt>, Arc<sockio_core::socketio::Handshake>, Option<Value>) -> Fut
             + Send
             + Sync
             + 'static,
@@ -998,7 +1049,7 @@ impl Namespace {
     /// Registers the disconnect handler; it receives the reason.
     pub fn on_disconnect<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket, sockio_core::socketio::DisconnectReason) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, sockio_core::socketio::DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
@@ -1013,7 +1064,7 @@ impl Namespace {
     /// Registers the catch-all handler for events without a handler of their own.
     pub fn on_any<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket<Rt>, String, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Args> + Send + 'static,
     {
         let handler = Arc::new(handler);
@@ -1026,17 +1077,17 @@ impl Namespace {
     }
 
     /// Emits in this namespace; see [`Server::emit`].
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit<Rt> {
         self.server.emit(event, data).namespace(&self.name)
     }
 
     /// Emits raw arguments in this namespace; see [`Server::emit_args`].
-    pub fn emit_args(&self, event: &str, args: Args) -> Emit {
+    pub fn emit_args(&self, event: &str, args: Args) -> Emit<Rt> {
         self.server.emit_args(event, args).namespace(&self.name)
     }
 
     /// Calls a client of this namespace; see [`Server::call`].
-    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call<Rt> {
         self.server.call(event, data).namespace(&self.name)
     }
 

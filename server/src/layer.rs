@@ -1,6 +1,7 @@
 //! Embedding: a tower [`Layer`] that answers the Socket.IO path and passes every other request to
 //! the wrapped service (python-socketio's `ASGIApp`/`Middleware`), for axum and plain hyper.
 
+use crate::runtime::Runtime;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
@@ -17,19 +18,19 @@ use crate::service::Handled;
 
 /// Wraps a service so the Socket.IO path is served by `server`.
 #[derive(Clone, Debug)]
-pub struct SocketIoLayer {
-    server: Server,
+pub struct SocketIoLayer<Rt: Runtime> {
+    server: Server<Rt>,
 }
 
-impl SocketIoLayer {
+impl<Rt: Runtime> SocketIoLayer<Rt> {
     /// A layer serving `server` under its configured path.
-    pub fn new(server: Server) -> Self {
+    pub fn new(server: Server<Rt>) -> Self {
         SocketIoLayer { server }
     }
 }
 
-impl<S> Layer<S> for SocketIoLayer {
-    type Service = SocketIoService<S>;
+impl<Rt: Runtime, S> Layer<S> for SocketIoLayer<Rt> {
+    type Service = SocketIoService<Rt, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         SocketIoService {
@@ -41,12 +42,12 @@ impl<S> Layer<S> for SocketIoLayer {
 
 /// The service made by [`SocketIoLayer`].
 #[derive(Clone, Debug)]
-pub struct SocketIoService<S> {
-    server: Server,
+pub struct SocketIoService<Rt: Runtime, S> {
+    server: Server<Rt>,
     inner: S,
 }
 
-impl<S, B, ResBody> Service<http::Request<B>> for SocketIoService<S>
+impl<Rt: Runtime, S, B, ResBody> Service<http::Request<B>> for SocketIoService<Rt, S>
 where
     S: Service<http::Request<B>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,

@@ -1,54 +1,60 @@
 //! Standalone serving: an HTTP/1.1 server (hyper) that answers the Socket.IO path and 404 elsewhere.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::{Either, select};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::error::ServerError;
+use crate::runtime::Runtime;
 use crate::server::Server;
 use crate::service::Handled;
 
-impl Server {
-    /// Listens on `addr` and serves until [`shutdown`](Server::shutdown) is called.
-    pub async fn serve(&self, addr: impl ToSocketAddrs) -> Result<(), ServerError> {
-        let listener = TcpListener::bind(addr).await?;
+impl<Rt: Runtime> Server<Rt> {
+    /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) is called.
+    pub async fn serve(&self, addr: &str) -> Result<(), ServerError> {
+        let listener = self.inner.runtime.bind(addr).await?;
         self.serve_listener(listener).await
     }
 
-    /// Serves connections accepted from `listener` (bind port 0 to let the OS choose).
-    pub async fn serve_listener(&self, listener: TcpListener) -> Result<(), ServerError> {
-        tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving");
+    /// Serves connections from an already bound std listener (bind port 0 to let the OS choose).
+    pub async fn serve_std(&self, listener: std::net::TcpListener) -> Result<(), ServerError> {
+        listener.set_nonblocking(true)?;
+        let listener = self.inner.runtime.listener_from_std(listener)?;
+        self.serve_listener(listener).await
+    }
+
+    /// Serves connections accepted from `listener` until shutdown.
+    pub async fn serve_listener(&self, listener: Rt::Listener) -> Result<(), ServerError> {
+        let runtime = &self.inner.runtime;
+        tracing::info!(addr = ?runtime.local_addr(&listener).ok(), "sockio serving");
         loop {
+            let stopping = self.inner.stopping.listen();
             if self.inner.shutting_down.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let stopping = self.inner.stopping.notified();
-            if self.inner.shutting_down.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = stopping => return Ok(()),
-            };
-            let (stream, remote) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
+            let accept = pin!(runtime.accept(&listener));
+            let (stream, remote) = match select(accept, stopping).await {
+                Either::Right(_) => return Ok(()),
+                Either::Left((Ok(accepted), _)) => accepted,
+                Either::Left((Err(error), _)) => {
                     // Out of file descriptors and the like: keep serving the others.
                     tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    runtime
+                        .sleep_until(std::time::Instant::now() + Duration::from_millis(50))
+                        .await;
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let server = self.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let service = service_fn(move |request: http::Request<Incoming>| {
                     let server = server.clone();
                     async move {
@@ -56,7 +62,7 @@ impl Server {
                     }
                 });
                 let connection = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(stream, service)
                     .with_upgrades();
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, "HTTP connection ended with an error");

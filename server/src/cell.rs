@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use event_listener::Event;
+use futures_channel::oneshot;
 use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
 use sockio_core::payload::Args;
 use sockio_core::socketio::{Connection, SocketEvent};
-use tokio::sync::{Notify, oneshot};
 
 /// How an awaited acknowledgement ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +41,7 @@ pub(crate) struct ConnState {
     /// Held polling requests, answered by `Output::Respond`.
     pub waiters: HashMap<RequestId, oneshot::Sender<Response>>,
     /// The wake-up of each WebSocket writer.
-    pub ws_writers: HashMap<RequestId, Arc<Notify>>,
+    pub ws_writers: HashMap<RequestId, Arc<Event>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
     deadline: Option<Instant>,
@@ -50,7 +51,7 @@ pub(crate) struct ConnCell {
     pub sid: Sid,
     state: Mutex<ConnState>,
     /// Wakes the timer task when the deadline changes or the connection closes.
-    pub timer: Notify,
+    pub timer: Event,
 }
 
 impl ConnCell {
@@ -64,7 +65,7 @@ impl ConnCell {
                 acks: HashMap::new(),
                 deadline: None,
             }),
-            timer: Notify::new(),
+            timer: Event::new(),
         })
     }
 
@@ -89,7 +90,7 @@ impl ConnCell {
         if deadline != state.deadline || closed {
             state.deadline = deadline;
             drop(state);
-            self.timer.notify_one();
+            self.timer.notify(usize::MAX);
         }
         (result, events)
     }
@@ -118,7 +119,7 @@ impl ConnState {
                     }
                     Output::WebSocketReady { conn } => {
                         if let Some(writer) = self.ws_writers.get(&conn) {
-                            writer.notify_one();
+                            writer.notify(usize::MAX);
                         }
                     }
                     _ => {}
@@ -151,7 +152,7 @@ impl ConnState {
                         }
                         // Writers of sockets the core no longer knows must not wait forever.
                         for writer in self.ws_writers.values() {
-                            writer.notify_one();
+                            writer.notify(usize::MAX);
                         }
                         events.push(SocketEvent::Closed(reason));
                     }

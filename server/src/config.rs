@@ -1,5 +1,6 @@
 //! [`ServerBuilder`]: server options with python-socketio's names.
 
+use crate::runtime::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,16 +12,28 @@ use crate::server::Server;
 
 /// Builds a [`Server`]. Option names and meanings follow python-socketio; defaults follow today's
 /// official servers (see the README).
-#[derive(Default)]
 #[must_use]
-pub struct ServerBuilder {
+pub struct ServerBuilder<Rt: Runtime> {
+    runtime: std::marker::PhantomData<fn() -> Rt>,
     config: SocketConfig,
     sync_handlers: bool,
     any_namespace: bool,
     sids: Option<Arc<dyn SidGenerator>>,
 }
 
-impl ServerBuilder {
+impl<Rt: Runtime> Default for ServerBuilder<Rt> {
+    fn default() -> Self {
+        ServerBuilder {
+            runtime: std::marker::PhantomData,
+            config: SocketConfig::default(),
+            sync_handlers: false,
+            any_namespace: false,
+            sids: None,
+        }
+    }
+}
+
+impl<Rt: Runtime> ServerBuilder<Rt> {
     /// How often the server pings (default 25 s).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.config.engine.ping_interval = interval;
@@ -141,7 +154,7 @@ impl ServerBuilder {
     }
 
     /// Builds the server.
-    pub fn build(mut self) -> Server {
+    pub fn build(mut self) -> Server<Rt> {
         if self.any_namespace {
             self.config.namespaces = NamespaceFilter::Any;
         }

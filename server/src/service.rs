@@ -1,18 +1,20 @@
 //! Carries HTTP requests and WebSocket connections between hyper and the core.
 
+use crate::runtime::Runtime;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use event_listener::Event;
+use futures_channel::oneshot;
+use futures_util::future::{Either, select};
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use tokio::sync::{Notify, oneshot};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
@@ -20,7 +22,7 @@ use crate::cell::ConnCell;
 use crate::server::{BusyGuard, Server};
 
 /// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
-type UpgradedIo = async_tungstenite::tokio::TokioAdapter<TokioIo<hyper::upgrade::Upgraded>>;
+type UpgradedIo = crate::io::HyperIo<hyper::upgrade::Upgraded>;
 
 /// The response type of the Socket.IO endpoint.
 pub type SocketIoResponse = http::Response<Full<Bytes>>;
@@ -76,14 +78,14 @@ where
 }
 
 /// Tells the core a held poll's client went away, when the response future is dropped early.
-struct HeldRequest {
-    server: Server,
+struct HeldRequest<Rt: Runtime> {
+    server: Server<Rt>,
     cell: Arc<ConnCell>,
     id: RequestId,
     answered: bool,
 }
 
-impl Drop for HeldRequest {
+impl<Rt: Runtime> Drop for HeldRequest<Rt> {
     fn drop(&mut self) {
         if self.answered {
             return;
@@ -97,7 +99,7 @@ impl Drop for HeldRequest {
     }
 }
 
-impl Server {
+impl<Rt: Runtime> Server<Rt> {
     /// Handles one HTTP request: Socket.IO requests are answered (long-polls are held until there
     /// is data), WebSocket upgrades are accepted, and anything outside the Socket.IO path is handed
     /// back. This is the entry point for embedding in any hyper-based server (python-socketio's
@@ -162,7 +164,7 @@ impl Server {
                 upgrade_headers,
             } => {
                 let cell = ConnCell::new(*connection);
-                let writer = Arc::new(Notify::new());
+                let writer = Arc::new(Event::new());
                 let websocket = response.is_none();
                 if websocket {
                     cell.lock().ws_writers.insert(id, writer.clone());
@@ -181,7 +183,7 @@ impl Server {
                     return plain(StatusCode::BAD_REQUEST, "session closed");
                 };
                 if websocket {
-                    let writer = Arc::new(Notify::new());
+                    let writer = Arc::new(Event::new());
                     let (accepted, events) = cell.drive(|state, now| {
                         state.ws_writers.insert(id, writer.clone());
                         let accepted = state.conn.accept_websocket(now, id, &request);
@@ -246,7 +248,7 @@ impl Server {
         upgrade: Option<OnUpgrade>,
         cell: Arc<ConnCell>,
         id: RequestId,
-        writer: Arc<Notify>,
+        writer: Arc<Event>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
         let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
@@ -266,11 +268,11 @@ impl Server {
         let server = self.clone();
         let max = self.inner.config.engine.max_http_buffer_size;
         let busy = BusyGuard::new(&self.inner);
-        tokio::spawn(async move {
+        self.inner.runtime.spawn(async move {
             let _busy = busy;
             match upgrade.await {
                 Ok(upgraded) => {
-                    let io = async_tungstenite::tokio::TokioAdapter::new(TokioIo::new(upgraded));
+                    let io = crate::io::HyperIo(upgraded);
                     let ws = async_tungstenite::WebSocketStream::from_raw_socket(
                         io,
                         Role::Server,
@@ -308,12 +310,14 @@ impl Server {
         &self,
         cell: Arc<ConnCell>,
         id: RequestId,
-        writer: Arc<Notify>,
+        writer: Arc<Event>,
         ws: async_tungstenite::WebSocketStream<UpgradedIo>,
     ) {
         let (mut sink, mut stream) = ws.split();
         let mut failed = false;
         'outer: loop {
+            // Listen before pulling so a wake-up between the two is not missed.
+            let woken = writer.listen();
             // Write whatever is ready, in small batches.
             loop {
                 let actions: Vec<WsAction> = {
@@ -358,9 +362,9 @@ impl Server {
                 let _ = sink.close(None).await;
                 break;
             }
-            let notified = writer.notified();
-            tokio::select! {
-                message = stream.next() => {
+            let next = stream.next();
+            match select(next, woken).await {
+                Either::Left((message, _)) => {
                     let message = match message {
                         Some(Ok(Message::Text(text))) => WsMessage::Text(
                             bytestring::ByteString::try_from(bytes::Bytes::from(text))
@@ -380,7 +384,7 @@ impl Server {
                     });
                     self.dispatch(&cell, events).await;
                 }
-                _ = notified => {}
+                Either::Right(_) => {}
             }
         }
         let (_, events) = cell.drive(|state, now| {

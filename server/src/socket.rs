@@ -1,5 +1,6 @@
 //! [`Socket`]: the handle handlers receive for the client's socket in one namespace.
 
+use crate::runtime::Runtime;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,13 +13,13 @@ use crate::server::{Call, Emit, Server};
 
 /// One client's socket in one namespace. Cheap to clone.
 #[derive(Clone)]
-pub struct Socket {
-    server: Server,
+pub struct Socket<Rt: Runtime> {
+    server: Server<Rt>,
     namespace: Arc<str>,
     sid: Sid,
 }
 
-impl std::fmt::Debug for Socket {
+impl<Rt: Runtime> std::fmt::Debug for Socket<Rt> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Socket")
             .field("namespace", &self.namespace)
@@ -27,8 +28,8 @@ impl std::fmt::Debug for Socket {
     }
 }
 
-impl Socket {
-    pub(crate) fn new(server: Server, namespace: Arc<str>, sid: Sid) -> Self {
+impl<Rt: Runtime> Socket<Rt> {
+    pub(crate) fn new(server: Server<Rt>, namespace: Arc<str>, sid: Sid) -> Self {
         Socket {
             server,
             namespace,
@@ -47,7 +48,7 @@ impl Socket {
     }
 
     /// The server.
-    pub fn server(&self) -> &Server {
+    pub fn server(&self) -> &Server<Rt> {
         &self.server
     }
 
@@ -59,7 +60,7 @@ impl Socket {
     }
 
     /// Emits to this socket only.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit<Rt> {
         self.server
             .emit(event, data)
             .namespace(&self.namespace)
@@ -67,7 +68,7 @@ impl Socket {
     }
 
     /// Emits raw arguments (for relaying what a client sent, binary included) to this socket.
-    pub fn emit_args(&self, event: &str, args: sockio_core::payload::Args) -> Emit {
+    pub fn emit_args(&self, event: &str, args: sockio_core::payload::Args) -> Emit<Rt> {
         self.server
             .emit_args(event, args)
             .namespace(&self.namespace)
@@ -75,7 +76,7 @@ impl Socket {
     }
 
     /// Emits to everyone in the namespace (or in rooms set with `.to`) except this socket.
-    pub fn broadcast<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+    pub fn broadcast<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit<Rt> {
         self.server
             .emit(event, data)
             .namespace(&self.namespace)
@@ -83,7 +84,7 @@ impl Socket {
     }
 
     /// Emits to this socket and waits for its acknowledgement.
-    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call<Rt> {
         self.server
             .call(event, data)
             .namespace(&self.namespace)

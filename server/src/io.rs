@@ -1,0 +1,42 @@
+//! Adapts hyper's upgraded connection (hyper's own I/O traits) to futures-io, which
+//! async-tungstenite reads and writes, so WebSockets need nothing from the runtime.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A hyper I/O object seen through futures-io.
+pub(crate) struct HyperIo<T>(pub T);
+
+impl<T: hyper::rt::Read + Unpin> futures_util::AsyncRead for HyperIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut read = hyper::rt::ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, read.unfilled()) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(read.filled().len())),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> futures_util::AsyncWrite for HyperIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}

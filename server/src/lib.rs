@@ -1,0 +1,36 @@
+//! # sockio-server
+//!
+//! The runtime-neutral part of sockio's async servers: the python-socketio API ([`Server`],
+//! handlers, rooms, sessions, emit and call), HTTP long-polling and WebSocket handling on hyper and
+//! async-tungstenite, and the tower [`SocketIoLayer`]. Everything is generic over a [`Runtime`]
+//! that supplies spawning, timers and TCP; `sockio-tokio` and `sockio-smol` are those runtimes, and
+//! re-export these types with the runtime filled in (`sockio_tokio::Server` is
+//! `sockio_server::Server<sockio_tokio::Tokio>`). The protocol itself lives in [`sockio_core`].
+
+#![forbid(unsafe_code)]
+
+mod cell;
+mod config;
+mod error;
+mod handlers;
+mod io;
+mod layer;
+mod runtime;
+mod serve;
+mod server;
+mod service;
+mod socket;
+
+pub use config::ServerBuilder;
+pub use error::{CallError, EmitError, ServerError};
+pub use handlers::{BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler};
+pub use layer::{ConnectInfo, SocketIoLayer, SocketIoService};
+pub use runtime::Runtime;
+pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
+pub use service::{Handled, SocketIoResponse};
+pub use socket::Socket;
+
+pub use sockio_core::engineio::{Sid, Transport};
+pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};
+pub use sockio_core::payload::{self, Args};
+pub use sockio_core::socketio::{DisconnectReason, Handshake};

@@ -1,0 +1,56 @@
+//! [`Runtime`]: what a runtime crate supplies so this crate can run a server on its executor.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Instant;
+
+use futures_util::future::{Either, select};
+
+/// An async executor with timers and TCP. Implemented by `sockio-tokio` and `sockio-smol`; the
+/// whole server (handlers, rooms, HTTP and WebSocket handling) is written against this trait and
+/// nothing else of the runtime.
+pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// A bound TCP listener.
+    type Listener: Send + Sync + 'static;
+    /// An accepted TCP connection, readable and writable by hyper.
+    type Stream: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
+
+    /// Runs `future` in the background.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+
+    /// Completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Binds a listener to `addr` (`host:port`).
+    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+
+    /// Converts a bound std listener (for callers that bind themselves, e.g. port 0 in tests).
+    fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener>;
+
+    /// Accepts one connection.
+    fn accept(
+        &self,
+        listener: &Self::Listener,
+    ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// The address the listener is bound to.
+    fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr>;
+}
+
+/// Runs `future` for at most until `deadline`; `None` when time ran out.
+pub(crate) async fn until<Rt: Runtime, T>(
+    runtime: &Rt,
+    deadline: Instant,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    let future = pin!(future);
+    let sleep = pin!(runtime.sleep_until(deadline));
+    match select(future, sleep).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(((), _)) => None,
+    }
+}
