@@ -2,7 +2,9 @@
 //!
 //! A Socket.IO server for Rust: every official client's protocol (Engine.IO v3/v4, Socket.IO
 //! v4/v5), python-socketio's API, and a pure sans-IO protocol engine ([`core`]) that runs on any
-//! executor. Pick the runtime with a feature: `tokio` (default).
+//! executor. Pick the runtime with a feature: `tokio` (default) or `smol`. The chosen runtime's
+//! types are at the crate root; with several features on, each runtime is also in its own module
+//! ([`tokio`], [`smol`]) and the root holds tokio's.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -22,5 +24,24 @@
 /// The sans-IO protocol engine, for driving Socket.IO from your own event loop.
 pub use sockio_core as core;
 
+/// The runtime-neutral server all async runtimes share (for writing code generic over the
+/// runtime, e.g. `impl<Rt: sockio::Runtime> NamespaceHandler<Rt> for MyNamespace`).
+pub use sockio_server as server;
+
+/// The tokio runtime.
+#[cfg(feature = "tokio")]
+pub mod tokio {
+    pub use sockio_tokio::*;
+}
+
+/// The smol runtime.
+#[cfg(feature = "smol")]
+pub mod smol {
+    pub use sockio_smol::*;
+}
+
 #[cfg(feature = "tokio")]
 pub use sockio_tokio::*;
+
+#[cfg(all(feature = "smol", not(feature = "tokio")))]
+pub use sockio_smol::*;

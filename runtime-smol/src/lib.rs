@@ -1,0 +1,97 @@
+//! # sockio-smol
+//!
+//! sockio on smol: the same Socket.IO server, API and options as `sockio-tokio`, on smol's
+//! executor, async-io timers and `smol::net` TCP.
+//!
+//! This crate only adapts: [`Smol`] gives the runtime-neutral server of `sockio-server` smol's
+//! spawning, timers and TCP (hyper reads and writes through `smol-hyper`), and the types below are
+//! that server with smol filled in.
+//!
+//! ```no_run
+//! use sockio_smol::{Server, Socket};
+//!
+//! fn main() -> Result<(), sockio_smol::ServerError> {
+//!     smol::block_on(async {
+//!         let io = Server::builder().build();
+//!         io.on("my message", |socket: Socket, data: serde_json::Value| async move {
+//!             println!("message from {}: {data}", socket.sid());
+//!             "got it"
+//!         });
+//!         io.serve("127.0.0.1:5000").await
+//!     })
+//! }
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use smol_hyper::rt::FuturesIo;
+
+/// smol as a sockio runtime: `smol::spawn`, async-io timers, `smol::net` TCP.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smol;
+
+impl sockio_server::Runtime for Smol {
+    type Listener = smol::net::TcpListener;
+    type Stream = FuturesIo<smol::net::TcpStream>;
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        smol::spawn(future).detach();
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        let timer = smol::Timer::at(deadline);
+        async move {
+            timer.await;
+        }
+    }
+
+    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send {
+        smol::net::TcpListener::bind(addr.to_owned())
+    }
+
+    fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
+        smol::net::TcpListener::try_from(listener)
+    }
+
+    async fn accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (stream, remote) = listener.accept().await?;
+        // Socket.IO packets are small and latency-sensitive.
+        let _ = stream.set_nodelay(true);
+        Ok((FuturesIo::new(stream), remote))
+    }
+
+    fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+}
+
+/// A Socket.IO server on smol.
+pub type Server = sockio_server::Server<Smol>;
+/// Builds a [`Server`] with python-socketio's option names.
+pub type ServerBuilder = sockio_server::ServerBuilder<Smol>;
+/// A client's socket in one namespace, as handlers receive it.
+pub type Socket = sockio_server::Socket<Smol>;
+/// A namespace's handle, from [`Server::of`](sockio_server::Server::of).
+pub type Namespace = sockio_server::Namespace<Smol>;
+/// An emit being configured; `.await` it.
+pub type Emit = sockio_server::Emit<Smol>;
+/// A call being configured; `.await` it for the answer.
+pub type Call = sockio_server::Call<Smol>;
+/// The tower layer serving Socket.IO in a hyper app.
+pub type SocketIoLayer = sockio_server::SocketIoLayer<Smol>;
+/// The service made by [`SocketIoLayer`].
+pub type SocketIoService<S> = sockio_server::SocketIoService<Smol, S>;
+
+pub use sockio_server::{
+    AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ConnectInfo, ConnectRefused,
+    ConnectResult, CookieConfig, DisconnectReason, EmitError, Handled, Handshake, NamespaceHandler,
+    Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
+};
