@@ -1,6 +1,8 @@
 //! Server-to-client acknowledgements: `call` (answered, timed out, unknown sid, no recipient),
 //! `emit(..).callback(..)`, and reserved event names refused by `emit` and `call`.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::time::{Duration, Instant};

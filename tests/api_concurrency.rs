@@ -1,6 +1,8 @@
 //! `async_handlers(false)` handles one client's events strictly in arrival order; `true` (the
 //! default) runs them concurrently.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,8 @@
 //! Embedding: `SocketIoLayer` inside an axum `Router` and around a plain hyper/tower service, and
 //! `handle_request` handing back requests outside the Socket.IO path.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::convert::Infallible;

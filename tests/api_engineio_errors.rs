@@ -1,5 +1,7 @@
 //! Engine.IO error responses over real HTTP, as the reference server gives them.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use api_support::{RawResponse, http, serve};

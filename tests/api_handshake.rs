@@ -1,6 +1,8 @@
 //! Connect handlers see the handshake (headers, query, remote address) and the auth payload, and a
 //! refusal's message and data reach the official JavaScript client's `connect_error`.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::net::IpAddr;

@@ -1,6 +1,8 @@
 //! Class-based namespaces (`register_namespace` with a [`NamespaceHandler`]) and the catch-all
 //! `on_any` handler, driven by the official JavaScript client.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! A handler that panics does not take the server (or its own client's connection) down: the
 //! event gets no acknowledgement and everything else keeps working.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::time::Duration;

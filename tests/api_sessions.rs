@@ -1,6 +1,8 @@
 //! User sessions, rooms (`rooms`, `enter_room`, `close_room`) and `transport()`, observed through
 //! the official JavaScript client.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::time::Duration;

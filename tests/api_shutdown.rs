@@ -2,6 +2,8 @@
 //! and running handlers finished, clients see the disconnect, disconnect handlers get
 //! "server shutting down", new handshakes get 503, and `serve_listener` returns `Ok`.
 
+#![cfg(feature = "tokio")]
+
 mod api_support;
 
 use std::sync::Arc;
