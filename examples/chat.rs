@@ -1,5 +1,6 @@
 //! The sockio chat demo: a multi-room chat with user names, images, typing indicators and
-//! delivery confirmations, served by axum with Socket.IO on the same origin.
+//! delivery confirmations, served with Socket.IO on the same origin by `Server::serve_with`, on tokio (default) or
+//! smol (`--no-default-features --features smol`).
 //!
 //! ```text
 //! cargo run --example chat                 # then open http://127.0.0.1:3000/ in two tabs
@@ -26,19 +27,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::extract::Path;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
+use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sockio::{
-    ConnectRefused, ConnectResult, DisconnectReason, Emit, Server, Sid, Socket, SocketIoLayer,
-};
+use sockio::{ConnectRefused, ConnectResult, DisconnectReason, Emit, Server, Sid, Socket};
 
 /// Everyone joins this room on connecting, and cannot leave it.
 const LOBBY: &str = "lobby";
@@ -505,19 +500,39 @@ async fn on_typing(socket: Socket, room: String) {
 
 // ----- HTTP ------------------------------------------------------------------------------------
 
-async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, body, content_type)) => {
-            ([(header::CONTENT_TYPE, *content_type)], *body).into_response()
+/// Everything that is not Socket.IO: the page and its assets.
+fn page(request: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let found: Option<(&'static [u8], &'static str)> = if path == "/" {
+        Some((INDEX_HTML.as_bytes(), "text/html; charset=utf-8"))
+    } else {
+        path.strip_prefix("/static/").and_then(|file| {
+            ASSETS
+                .iter()
+                .find(|(name, _, _)| *name == file)
+                .map(|(_, body, content_type)| (body.as_bytes(), *content_type))
+        })
+    };
+    let mut response = match found {
+        Some((body, content_type)) => {
+            let mut response = http::Response::new(Full::new(Bytes::from_static(body)));
+            if let Ok(value) = http::HeaderValue::from_str(content_type) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, value);
+            }
+            response
         }
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => http::Response::new(Full::new(Bytes::from_static(b"not found"))),
+    };
+    if found.is_none() {
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
     }
+    response
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt::init();
-
+/// The chat server; the same code on every runtime.
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Defaults suit this chat: same-origin CORS (the page comes from this server), and a
     // 1,000,000-byte message limit, above a 512 KB image even base64-encoded for HTTP polling.
     let io = Server::builder().build();
@@ -540,28 +555,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     io.on("image", on_image);
     io.on("typing", on_typing);
 
-    let app = Router::new()
-        .route("/", get(|| async { Html(INDEX_HTML) }))
-        .route("/static/{file}", get(asset))
-        // Socket.IO on the same origin: the layer answers /socket.io/ and passes the rest on.
-        .layer(SocketIoLayer::new(io.clone()));
-
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port
             .parse()
             .map_err(|_| format!("PORT={port:?} is not a port number"))?,
         Err(_) => 3000,
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat on http://127.0.0.1:{port}/ (Ctrl-C to stop)");
-
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            // Tell every client ("server shutting down") and let running handlers finish; then
-            // axum stops.
-            io.shutdown(Duration::from_secs(5)).await;
-        })
-        .await?;
+    // Socket.IO at /socket.io/, the page for everything else, on the same origin.
+    io.serve_with(&format!("127.0.0.1:{port}"), page).await?;
     Ok(())
+}
+
+/// `cargo run --example chat` runs on tokio; add `--no-default-features --features smol` for smol.
+#[cfg(feature = "tokio")]
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+#[cfg(all(feature = "smol", not(feature = "tokio")))]
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init();
+    smol::block_on(run())
 }

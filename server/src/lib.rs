@@ -17,6 +17,7 @@ mod io;
 mod layer;
 mod runtime;
 mod serve;
+pub use serve::Fallback;
 mod server;
 mod service;
 mod socket;

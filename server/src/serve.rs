@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,11 +18,35 @@ use crate::runtime::Runtime;
 use crate::server::Server;
 use crate::service::Handled;
 
+/// Answers the requests that are not Socket.IO's when serving with [`Server::serve_with`].
+pub type Fallback =
+    Arc<dyn Fn(http::Request<Incoming>) -> http::Response<Full<Bytes>> + Send + Sync + 'static>;
+
+fn not_found() -> Fallback {
+    Arc::new(|_| {
+        let mut response = http::Response::new(Full::new(Bytes::from_static(b"not found")));
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        response
+    })
+}
+
 impl<Rt: Runtime> Server<Rt> {
     /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) is called.
+    /// Requests outside the Socket.IO path get 404.
     pub async fn serve(&self, addr: &str) -> Result<(), ServerError> {
         let listener = self.inner.runtime.bind(addr).await?;
         self.serve_listener(listener).await
+    }
+
+    /// Like [`serve`](Self::serve), answering every request outside the Socket.IO path with
+    /// `fallback`: a page, static assets or a health check next to Socket.IO, on any runtime and
+    /// without a web framework. (With a framework, use [`SocketIoLayer`](crate::SocketIoLayer).)
+    pub async fn serve_with<F>(&self, addr: &str, fallback: F) -> Result<(), ServerError>
+    where
+        F: Fn(http::Request<Incoming>) -> http::Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        let listener = self.inner.runtime.bind(addr).await?;
+        self.serve_listener_with(listener, Arc::new(fallback)).await
     }
 
     /// Serves connections from an already bound std listener (bind port 0 to let the OS choose).
@@ -33,6 +58,16 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Serves connections accepted from `listener` until shutdown.
     pub async fn serve_listener(&self, listener: Rt::Listener) -> Result<(), ServerError> {
+        self.serve_listener_with(listener, not_found()).await
+    }
+
+    /// Serves connections accepted from `listener` until shutdown, answering requests outside the
+    /// Socket.IO path with `fallback`.
+    pub async fn serve_listener_with(
+        &self,
+        listener: Rt::Listener,
+        fallback: Fallback,
+    ) -> Result<(), ServerError> {
         let runtime = &self.inner.runtime;
         tracing::info!(addr = ?runtime.local_addr(&listener).ok(), "sockio serving");
         loop {
@@ -54,11 +89,15 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             };
             let server = self.clone();
+            let fallback = fallback.clone();
             runtime.spawn(async move {
                 let service = service_fn(move |request: http::Request<Incoming>| {
                     let server = server.clone();
+                    let fallback = fallback.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(server.respond(request, remote).await)
+                        Ok::<_, std::convert::Infallible>(
+                            server.respond(request, remote, &fallback).await,
+                        )
                     }
                 });
                 let connection = http1::Builder::new()
@@ -75,14 +114,11 @@ impl<Rt: Runtime> Server<Rt> {
         &self,
         request: http::Request<Incoming>,
         remote: SocketAddr,
+        fallback: &Fallback,
     ) -> http::Response<Full<Bytes>> {
         match self.handle_request(request, Some(remote)).await {
             Handled::Response(response) => response,
-            Handled::NotSocketIo(_) => {
-                let mut response = http::Response::new(Full::new(Bytes::from_static(b"not found")));
-                *response.status_mut() = http::StatusCode::NOT_FOUND;
-                response
-            }
+            Handled::NotSocketIo(request) => fallback(request),
         }
     }
 }
