@@ -70,7 +70,12 @@
 
 #![forbid(unsafe_code)]
 
+/// The cheaply cloneable UTF-8 string type of [`engineio::WsMessage::Text`], re-exported so
+/// drivers need not depend on `bytestring` themselves.
+pub use bytestring::ByteString;
+
 pub mod engineio;
 pub mod http;
+pub mod hub;
 pub mod payload;
 pub mod socketio;

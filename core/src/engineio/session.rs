@@ -281,9 +281,21 @@ impl Session {
         }
     }
 
-    /// True once the session has ended (its `Closed` event is queued or was drained).
+    /// True once the session has ended (its `Closed` event is queued or was drained). WebSocket
+    /// writes may still be waiting in [`poll_ws`](Self::poll_ws); see
+    /// [`is_finished`](Self::is_finished).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// True once the session has ended and nothing is left for the driver to pull: no WebSocket
+    /// message or close waits in [`poll_ws`](Self::poll_ws). The driver may forget the session then.
+    pub fn is_finished(&self) -> bool {
+        let ws_pending = match self.transport {
+            ActiveTransport::WebSocket { .. } => !self.queue.is_empty() || self.ws_close_pending,
+            ActiveTransport::Polling { .. } => false,
+        };
+        self.is_closed() && !ws_pending && self.probe.is_none()
     }
 
     /// Packets waiting for the client, and their size in bytes.
@@ -713,6 +725,8 @@ impl Session {
     }
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must be called, if any.
+    /// It changes only as a result of an input or a command, so a driver that keeps deadlines in a
+    /// heap re-reads it after each of those and nowhere else.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {

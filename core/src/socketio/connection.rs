@@ -331,9 +331,15 @@ impl Connection {
             })
     }
 
-    /// True once the connection has ended.
+    /// True once the connection has ended (WebSocket writes may still wait in `poll_ws`).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// True once the connection has ended and nothing is left to pull; see
+    /// [`Session::is_finished`].
+    pub fn is_finished(&self) -> bool {
+        self.closed && self.engine.is_finished()
     }
 
     /// The underlying Engine.IO session (for inspection).

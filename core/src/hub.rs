@@ -1,0 +1,342 @@
+//! The runtime-neutral registry of a server's sockets: per namespace, which sockets exist, which
+//! connection owns each (a handle of the runtime's choosing), their rooms and their user sessions.
+//!
+//! A [`Hub`] is plain data with no locks, threads, clocks or I/O; a runtime keeps one behind its
+//! own lock (or shards it) and drives the connections it names. It answers the application's
+//! room and session commands and selects the recipients of a broadcast:
+//!
+//! ```
+//! use sockio_core::engineio::Sid;
+//! use sockio_core::hub::Hub;
+//!
+//! // The handle is whatever the runtime uses to reach a connection; here a number.
+//! let mut hub: Hub<u32> = Hub::new();
+//! hub.register_socket("/", Sid::from("a"), 1);
+//! hub.register_socket("/", Sid::from("b"), 2);
+//! hub.enter_room("/", "a", "lobby").unwrap();
+//!
+//! let lobby: Vec<_> = hub.recipients("/", &["lobby"], &[] as &[&str]);
+//! assert_eq!(lobby, vec![(Sid::from("a"), 1)]);
+//! let everyone_but_a = hub.recipients("/", &[] as &[&str], &["a"]);
+//! assert_eq!(everyone_but_a, vec![(Sid::from("b"), 2)]);
+//! ```
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::engineio::Sid;
+use crate::socketio::{BroadcastTarget, RoomIndex};
+
+/// A command named a socket the hub does not know in that namespace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no socket {sid} in namespace {namespace}")]
+pub struct UnknownSocket {
+    pub namespace: String,
+    pub sid: String,
+}
+
+/// The sockets, rooms and sessions of one namespace.
+#[derive(Debug)]
+struct NamespaceEntry<H> {
+    rooms: RoomIndex<Sid>,
+    owners: HashMap<Sid, H>,
+    sessions: HashMap<Sid, Value>,
+}
+
+impl<H> Default for NamespaceEntry<H> {
+    fn default() -> Self {
+        NamespaceEntry {
+            rooms: RoomIndex::new(),
+            owners: HashMap::new(),
+            sessions: HashMap::new(),
+        }
+    }
+}
+
+/// The per-namespace registry of sockets, generic over the runtime's connection handle `H`. See
+/// the [module docs](self).
+#[derive(Debug)]
+pub struct Hub<H> {
+    namespaces: HashMap<String, NamespaceEntry<H>>,
+}
+
+impl<H> Default for Hub<H> {
+    fn default() -> Self {
+        Hub {
+            namespaces: HashMap::new(),
+        }
+    }
+}
+
+impl<H: Clone> Hub<H> {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers socket `sid` of `namespace`, owned by the connection `handle`, and puts it in its
+    /// own room (named by its sid). Registering again replaces the handle.
+    pub fn register_socket(&mut self, namespace: &str, sid: Sid, handle: H) {
+        let entry = self.namespaces.entry(namespace.to_owned()).or_default();
+        entry.rooms.join(&sid, sid.as_str());
+        entry.owners.insert(sid, handle);
+    }
+
+    /// Forgets socket `sid` of `namespace`: its rooms, owner and session. Returns its handle when
+    /// it was known. A namespace left without sockets is dropped.
+    pub fn forget_socket(&mut self, namespace: &str, sid: &str) -> Option<H> {
+        let entry = self.namespaces.get_mut(namespace)?;
+        let sid = Sid::from(sid);
+        entry.rooms.remove_member(&sid);
+        entry.sessions.remove(sid.as_str());
+        let handle = entry.owners.remove(sid.as_str());
+        if entry.owners.is_empty() && entry.rooms.member_count() == 0 {
+            self.namespaces.remove(namespace);
+        }
+        handle
+    }
+
+    /// The handle of the connection that owns socket `sid` of `namespace`.
+    pub fn owner(&self, namespace: &str, sid: &str) -> Option<H> {
+        self.entry(namespace)?.owners.get(sid).cloned()
+    }
+
+    /// True when socket `sid` is registered in `namespace`.
+    pub fn contains(&self, namespace: &str, sid: &str) -> bool {
+        self.entry(namespace)
+            .is_some_and(|entry| entry.owners.contains_key(sid))
+    }
+
+    /// Number of sockets registered in `namespace`.
+    pub fn socket_count(&self, namespace: &str) -> usize {
+        self.entry(namespace).map_or(0, |entry| entry.owners.len())
+    }
+
+    /// Puts socket `sid` of `namespace` in `room`.
+    pub fn enter_room(
+        &mut self,
+        namespace: &str,
+        sid: &str,
+        room: &str,
+    ) -> Result<(), UnknownSocket> {
+        let entry = self.known_mut(namespace, sid)?;
+        entry.rooms.join(&Sid::from(sid), room);
+        Ok(())
+    }
+
+    /// Takes socket `sid` of `namespace` out of `room`.
+    pub fn leave_room(
+        &mut self,
+        namespace: &str,
+        sid: &str,
+        room: &str,
+    ) -> Result<(), UnknownSocket> {
+        let entry = self.known_mut(namespace, sid)?;
+        entry.rooms.leave(&Sid::from(sid), room);
+        Ok(())
+    }
+
+    /// Removes every socket of `namespace` from `room`; returns those that were in it.
+    pub fn close_room(&mut self, namespace: &str, room: &str) -> Vec<Sid> {
+        match self.namespaces.get_mut(namespace) {
+            Some(entry) => entry.rooms.close_room(room),
+            None => Vec::new(),
+        }
+    }
+
+    /// The rooms socket `sid` of `namespace` is in, its own sid room included (empty when
+    /// unknown).
+    pub fn rooms_of(&self, namespace: &str, sid: &str) -> Vec<String> {
+        self.entry(namespace)
+            .map(|entry| {
+                entry
+                    .rooms
+                    .rooms_of(&Sid::from(sid))
+                    .iter()
+                    .map(|room| room.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The sockets of `namespace` in `room`.
+    pub fn participants(&self, namespace: &str, room: &str) -> Vec<Sid> {
+        self.entry(namespace)
+            .map(|entry| entry.rooms.members_of(room))
+            .unwrap_or_default()
+    }
+
+    /// The user session of socket `sid` of `namespace` (`null` when nothing was saved).
+    pub fn session(&self, namespace: &str, sid: &str) -> Result<Value, UnknownSocket> {
+        let entry = self
+            .entry(namespace)
+            .filter(|entry| entry.owners.contains_key(sid))
+            .ok_or_else(|| unknown(namespace, sid))?;
+        Ok(entry.sessions.get(sid).cloned().unwrap_or(Value::Null))
+    }
+
+    /// Saves the user session of socket `sid` of `namespace`.
+    pub fn save_session(
+        &mut self,
+        namespace: &str,
+        sid: &str,
+        session: Value,
+    ) -> Result<(), UnknownSocket> {
+        let entry = self.known_mut(namespace, sid)?;
+        entry.sessions.insert(Sid::from(sid), session);
+        Ok(())
+    }
+
+    /// The recipients of a broadcast in `namespace`: the sockets in any of `rooms` (every socket
+    /// when `rooms` is empty) except those listed in `skip`, each with its owner's handle.
+    pub fn recipients<R: AsRef<str>, S: AsRef<str>>(
+        &self,
+        namespace: &str,
+        rooms: &[R],
+        skip: &[S],
+    ) -> Vec<(Sid, H)> {
+        let Some(entry) = self.entry(namespace) else {
+            return Vec::new();
+        };
+        let mut target = if rooms.is_empty() {
+            BroadcastTarget::all()
+        } else {
+            BroadcastTarget::rooms(rooms.iter())
+        };
+        target.skip = skip.iter().map(|s| Sid::from(s.as_ref())).collect();
+        entry
+            .rooms
+            .select(&target)
+            .into_iter()
+            .filter_map(|sid| {
+                let handle = entry.owners.get(&sid)?.clone();
+                Some((sid, handle))
+            })
+            .collect()
+    }
+
+    fn entry(&self, namespace: &str) -> Option<&NamespaceEntry<H>> {
+        self.namespaces.get(namespace)
+    }
+
+    fn known_mut(
+        &mut self,
+        namespace: &str,
+        sid: &str,
+    ) -> Result<&mut NamespaceEntry<H>, UnknownSocket> {
+        self.namespaces
+            .get_mut(namespace)
+            .filter(|entry| entry.owners.contains_key(sid))
+            .ok_or_else(|| unknown(namespace, sid))
+    }
+}
+
+fn unknown(namespace: &str, sid: &str) -> UnknownSocket {
+    UnknownSocket {
+        namespace: namespace.to_owned(),
+        sid: sid.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sids(mut v: Vec<(Sid, u8)>) -> Vec<(String, u8)> {
+        v.sort();
+        v.into_iter().map(|(s, h)| (s.to_string(), h)).collect()
+    }
+
+    const NONE: &[&str] = &[];
+
+    #[test]
+    fn register_puts_socket_in_its_own_room() {
+        let mut hub = Hub::new();
+        hub.register_socket("/", Sid::from("a"), 1u8);
+        assert_eq!(hub.rooms_of("/", "a"), vec!["a".to_owned()]);
+        assert_eq!(hub.owner("/", "a"), Some(1));
+        assert_eq!(hub.owner("/other", "a"), None);
+        assert!(hub.contains("/", "a"));
+        assert_eq!(hub.socket_count("/"), 1);
+        assert_eq!(
+            sids(hub.recipients("/", &["a"], NONE)),
+            vec![("a".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn rooms_and_broadcast_selection() {
+        let mut hub = Hub::new();
+        for (i, sid) in ["a", "b", "c"].into_iter().enumerate() {
+            hub.register_socket("/", Sid::from(sid), i as u8);
+        }
+        hub.register_socket("/chat", Sid::from("x"), 9);
+        hub.enter_room("/", "a", "r").unwrap();
+        hub.enter_room("/", "b", "r").unwrap();
+        hub.enter_room("/", "c", "s").unwrap();
+        assert_eq!(
+            sids(hub.recipients("/", &["r"], NONE)),
+            vec![("a".into(), 0), ("b".into(), 1)]
+        );
+        assert_eq!(
+            sids(hub.recipients("/", &["r", "s"], &["b"])),
+            vec![("a".into(), 0), ("c".into(), 2)]
+        );
+        assert_eq!(
+            sids(hub.recipients("/", NONE, &["a", "c"])),
+            vec![("b".into(), 1)]
+        );
+        assert_eq!(
+            sids(hub.recipients("/chat", NONE, NONE)),
+            vec![("x".into(), 9)]
+        );
+        assert!(hub.recipients("/missing", NONE, NONE).is_empty());
+        let mut p = hub.participants("/", "r");
+        p.sort();
+        assert_eq!(p, vec![Sid::from("a"), Sid::from("b")]);
+        hub.leave_room("/", "a", "r").unwrap();
+        assert_eq!(hub.participants("/", "r"), vec![Sid::from("b")]);
+        let closed = hub.close_room("/", "r");
+        assert_eq!(closed, vec![Sid::from("b")]);
+        assert!(hub.participants("/", "r").is_empty());
+    }
+
+    #[test]
+    fn unknown_sockets_are_errors() {
+        let mut hub: Hub<u8> = Hub::new();
+        hub.register_socket("/", Sid::from("a"), 1);
+        assert!(hub.enter_room("/", "zz", "r").is_err());
+        assert!(hub.leave_room("/chat", "a", "r").is_err());
+        assert!(hub.session("/", "zz").is_err());
+        let err = hub.save_session("/", "zz", Value::Null).unwrap_err();
+        assert_eq!(err.to_string(), "no socket zz in namespace /");
+        assert!(hub.rooms_of("/", "zz").is_empty());
+    }
+
+    #[test]
+    fn sessions_and_forgetting() {
+        let mut hub = Hub::new();
+        hub.register_socket("/", Sid::from("a"), 1u8);
+        assert_eq!(hub.session("/", "a").unwrap(), Value::Null);
+        hub.save_session("/", "a", serde_json::json!({"user": "ann"}))
+            .unwrap();
+        assert_eq!(hub.session("/", "a").unwrap()["user"], "ann");
+        hub.enter_room("/", "a", "r").unwrap();
+        assert_eq!(hub.forget_socket("/", "a"), Some(1));
+        assert_eq!(hub.forget_socket("/", "a"), None);
+        assert!(hub.session("/", "a").is_err());
+        assert!(hub.participants("/", "r").is_empty());
+        assert!(hub.recipients("/", NONE, NONE).is_empty());
+        assert_eq!(hub.socket_count("/"), 0);
+    }
+
+    #[test]
+    fn reregistering_replaces_the_handle() {
+        let mut hub = Hub::new();
+        hub.register_socket("/", Sid::from("a"), 1u8);
+        hub.register_socket("/", Sid::from("a"), 2u8);
+        assert_eq!(hub.owner("/", "a"), Some(2));
+        assert_eq!(hub.recipients("/", NONE, NONE).len(), 1);
+    }
+}

@@ -1,0 +1,67 @@
+//! `is_finished`: a closed session still owes its driver WebSocket writes until they are pulled.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use sockio_core::engineio::{
+    CloseReason, Endpoint, EngineConfig, PacketData, RequestId, Routing, SequentialSids, WsAction,
+};
+
+#[test]
+fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
+    let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let now = Instant::now();
+    let conn = RequestId(1);
+    let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .body(Bytes::new())
+        .expect("request");
+    let Routing::Created { mut session, .. } =
+        endpoint.handle_request(now, conn, &request, |_| false)
+    else {
+        panic!("no handshake");
+    };
+    while session.poll_output().is_some() {}
+    session
+        .send(now, PacketData::Text("bye".into()))
+        .expect("open");
+    session.close(now, CloseReason::ForcedClose);
+    while session.poll_output().is_some() {}
+    while session.poll_event().is_some() {}
+    assert!(session.is_closed());
+    assert!(
+        !session.is_finished(),
+        "the open packet, the message and the close are still owed"
+    );
+    let mut pulled = Vec::new();
+    while let Some(action) = session.poll_ws(conn) {
+        pulled.push(action);
+    }
+    assert_eq!(pulled.len(), 3, "{pulled:?}");
+    assert_eq!(pulled.last(), Some(&WsAction::Close));
+    assert!(session.is_finished());
+}
+
+#[test]
+fn a_closed_polling_session_is_finished_at_once() {
+    let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let now = Instant::now();
+    let request = http::Request::get("/engine.io/?EIO=4&transport=polling")
+        .body(Bytes::new())
+        .expect("request");
+    let Routing::Created { mut session, .. } =
+        endpoint.handle_request(now, RequestId(1), &request, |_| false)
+    else {
+        panic!("no handshake");
+    };
+    let poll = http::Request::get("/engine.io/?EIO=4&transport=polling&sid=sid-000001")
+        .body(Bytes::new())
+        .expect("request");
+    session.handle_request(now, RequestId(2), &poll);
+    session.close(now, CloseReason::ForcedClose);
+    while session.poll_output().is_some() {}
+    while session.poll_event().is_some() {}
+    assert!(session.is_closed());
+    assert!(session.is_finished());
+}
