@@ -300,18 +300,20 @@ fn leaving_a_namespace_keeps_the_acks_of_the_others() {
     let mut h = Harness::socket(sio_config_any());
     let (sid, ws, root) = h.sio_ws_joined();
     h.sio_ws_join(&sid, ws, "/admin");
-    // Awaited in `/admin`, which the client then leaves: no AckTimeout for it later.
-    h.command(&sid, |c, now| {
-        c.emit(
-            now,
-            "/admin",
-            "e",
-            vec![],
-            vec![],
-            Some(Some(Duration::from_secs(1))),
-        )
-    })
-    .unwrap();
+    // Awaited in `/admin`, which the client then leaves: cancelled at once, no AckTimeout later.
+    let in_admin = h
+        .command(&sid, |c, now| {
+            c.emit(
+                now,
+                "/admin",
+                "e",
+                vec![],
+                vec![],
+                Some(Some(Duration::from_secs(1))),
+            )
+        })
+        .unwrap()
+        .unwrap();
     let in_root = h
         .command(&sid, |c, now| {
             c.emit(
@@ -328,12 +330,18 @@ fn leaving_a_namespace_keeps_the_acks_of_the_others() {
     h.ws_send_text(ws, "41/admin,");
     h.advance(Duration::from_secs(1));
     let events = h.take_events(&sid);
+    let admin = events_sid(&events[1]);
     assert_eq!(
         events,
         vec![
+            SocketEvent::AckCancelled {
+                namespace: "/admin".into(),
+                sid: admin.clone(),
+                ack_id: in_admin
+            },
             SocketEvent::Disconnect {
                 namespace: "/admin".into(),
-                sid: events_sid(&events[0]),
+                sid: admin,
                 reason: DisconnectReason::ClientNamespaceDisconnect
             },
             timeout("/", &root, in_root)

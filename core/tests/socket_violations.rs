@@ -221,9 +221,10 @@ fn undecodable_packets_are_parse_errors() {
         }
         assert_eq!(events[1], SocketEvent::Closed(CloseReason::ForcedClose));
     }
+    // The reference server's reason for an undecodable Socket.IO packet (PROTOCOL.md 1.12).
     assert_eq!(
         DisconnectReason::ParseError(ParseError::Empty).as_str(),
-        "parse error"
+        "forced close"
     );
 }
 

@@ -785,6 +785,12 @@ impl Session {
             PacketType::Ping => match &mut self.heartbeat {
                 Heartbeat::ClientPings { deadline } => {
                     *deadline = now + self.config.ping_interval + self.config.ping_timeout;
+                    // A client that pings without ever reading would otherwise grow the queue
+                    // with pongs: they count against the cap like everything else.
+                    if self.queue.len() >= self.config.max_buffered_packets {
+                        self.close_now(CloseReason::OutboundQueueFull);
+                        return;
+                    }
                     // The reference server answers a bare pong, whatever the ping carried.
                     self.push_control(now, Frame::bare(PacketType::Pong));
                 }

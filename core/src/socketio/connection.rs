@@ -105,7 +105,9 @@ impl DisconnectReason {
             DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
             DisconnectReason::ForcedServerClose(_) => "forced server close",
-            DisconnectReason::ParseError(_) => "parse error",
+            // The reference server closes with "forced close" on an undecodable Socket.IO packet;
+            // "parse error" is its Engine.IO-level reason. The detail stays in `Display`.
+            DisconnectReason::ParseError(_) => "forced close",
             DisconnectReason::Engine(reason) => reason.as_str(),
         }
     }
@@ -163,6 +165,13 @@ pub enum SocketEvent {
         sid: Sid,
         ack_id: u64,
     },
+    /// The socket left its namespace (or the connection ended) before acknowledging; the ack id
+    /// is forgotten.
+    AckCancelled {
+        namespace: ByteString,
+        sid: Sid,
+        ack_id: u64,
+    },
     /// A socket left a namespace.
     Disconnect {
         namespace: ByteString,
@@ -197,6 +206,7 @@ enum NamespaceState {
     Pending {
         sid: Sid,
         buffered: Vec<EncodedFrames>,
+        buffered_bytes: usize,
     },
     Connected(Sid),
 }
@@ -449,10 +459,16 @@ impl Connection {
         );
         self.connect_deadline = None;
         if let Some(NamespaceState::Pending { buffered, .. }) = previous {
+            let mut sent = Ok(());
             for frames in buffered {
-                self.engine.send_frames(now, frames.frames())?;
+                sent = self.engine.send_frames(now, frames.frames());
+                if sent.is_err() {
+                    break;
+                }
             }
+            // Whatever happened (a full queue closes the session), report it before returning.
             self.process_engine_events(now);
+            sent?;
         }
         Ok(sid)
     }
@@ -510,7 +526,8 @@ impl Connection {
                     AwaitedAck {
                         namespace: ByteString::from(namespace),
                         sid,
-                        deadline: timeout.map(|t| now + t),
+                        // A timeout too large to represent means "no deadline".
+                        deadline: timeout.and_then(|t| now.checked_add(t)),
                     },
                 );
                 Some(id)
@@ -549,17 +566,32 @@ impl Connection {
         if self.closed || self.closing_reason.is_some() {
             return Err(CommandError::Send(SendError::Closed));
         }
-        let cap = self.config.engine.max_buffered_packets;
+        let (max_packets, max_bytes) = (
+            self.config.engine.max_buffered_packets,
+            self.config.engine.max_buffered_bytes,
+        );
         match self.namespaces.get_mut(namespace) {
             Some(NamespaceState::Connected(_)) => {
                 let result = self.engine.send_frames(now, frames.frames());
                 self.process_engine_events(now);
                 result.map_err(CommandError::from)
             }
-            Some(NamespaceState::Pending { buffered, .. }) => {
-                if buffered.len() >= cap {
+            Some(NamespaceState::Pending {
+                buffered,
+                buffered_bytes,
+                ..
+            }) => {
+                let bytes: usize = frames.frames().iter().map(Frame::len).sum();
+                if buffered.len() >= max_packets || *buffered_bytes + bytes > max_bytes {
+                    // The same policy as the outbound queue: disconnect rather than drop silently.
+                    self.close_with(
+                        now,
+                        DisconnectReason::Engine(CloseReason::OutboundQueueFull),
+                        CloseReason::OutboundQueueFull,
+                    );
                     return Err(CommandError::Send(SendError::QueueFull));
                 }
+                *buffered_bytes += bytes;
                 buffered.push(frames);
                 Ok(())
             }
@@ -821,6 +853,7 @@ impl Connection {
             NamespaceState::Pending {
                 sid: sid.clone(),
                 buffered: Vec::new(),
+                buffered_bytes: 0,
             },
         );
         self.events.push_back(SocketEvent::Connect {
@@ -838,9 +871,24 @@ impl Connection {
         );
     }
 
+    /// Drops the acknowledgements awaited from a socket that left `namespace`, reporting each as
+    /// cancelled so the application never waits for an answer that cannot come.
     fn forget_acks_of(&mut self, namespace: &str) {
-        self.awaited_acks
-            .retain(|_, ack| &*ack.namespace != namespace);
+        let forgotten: Vec<u64> = self
+            .awaited_acks
+            .iter()
+            .filter(|(_, ack)| &*ack.namespace == namespace)
+            .map(|(id, _)| *id)
+            .collect();
+        for ack_id in forgotten {
+            if let Some(ack) = self.awaited_acks.remove(&ack_id) {
+                self.events.push_back(SocketEvent::AckCancelled {
+                    namespace: ack.namespace,
+                    sid: ack.sid,
+                    ack_id,
+                });
+            }
+        }
     }
 
     /// Leaves every namespace with `reason`, then closes the Engine.IO session with `engine_reason`.
@@ -891,7 +939,15 @@ impl Connection {
                 reason: reason.clone(),
             });
         }
-        self.awaited_acks.clear();
+        let mut cancelled: Vec<(u64, AwaitedAck)> = self.awaited_acks.drain().collect();
+        cancelled.sort_by_key(|(id, _)| *id);
+        for (ack_id, ack) in cancelled {
+            self.events.push_back(SocketEvent::AckCancelled {
+                namespace: ack.namespace,
+                sid: ack.sid,
+                ack_id,
+            });
+        }
         self.decoder.reset();
         self.attachment_deadline = None;
         self.connect_deadline = None;
