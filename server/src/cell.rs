@@ -5,7 +5,7 @@
 //! input, HTTP responses go to the waiting request handlers, WebSocket writers are woken, events are
 //! collected for dispatch, and the timer task is told when the deadline changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -44,14 +44,29 @@ pub(crate) struct ConnState {
     pub ws_writers: HashMap<RequestId, Arc<Event>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
+    /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
+    /// no event is lost when the future that fed the input is cancelled.
+    pub dispatch_queue: VecDeque<SocketEvent>,
     deadline: Option<Instant>,
 }
+
+/// Past this many waiting events, the paths that read from the client (socket reads, POSTs) wait
+/// for the dispatcher: backpressure reaches the client's TCP window instead of server memory.
+pub(crate) const DISPATCH_BACKLOG: usize = 1024;
 
 pub(crate) struct ConnCell {
     pub sid: Sid,
     state: Mutex<ConnState>,
     /// Wakes the timer task when the deadline changes or the connection closes.
     pub timer: Event,
+    /// Wakes the dispatcher when events are queued.
+    pub dispatch_wake: Event,
+    /// Wakes readers waiting for the backlog to shrink.
+    pub drained: Event,
+    /// Event handlers of this connection running right now (async handlers).
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Wakes the dispatcher when a handler finishes.
+    pub handler_done: Event,
 }
 
 impl ConnCell {
@@ -63,9 +78,14 @@ impl ConnCell {
                 waiters: HashMap::new(),
                 ws_writers: HashMap::new(),
                 acks: HashMap::new(),
+                dispatch_queue: VecDeque::new(),
                 deadline: None,
             }),
             timer: Event::new(),
+            dispatch_wake: Event::new(),
+            drained: Event::new(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            handler_done: Event::new(),
         })
     }
 
@@ -78,21 +98,59 @@ impl ConnCell {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs one input or command on the connection and drains it. Returns the command's result
-    /// and the events for the application (acknowledgements are resolved here, not dispatched).
-    pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, Vec<SocketEvent>) {
+    /// Runs one input or command on the connection and applies the drain rule: responses go to
+    /// their waiting requests, WebSocket writers are woken, events are queued for the dispatcher,
+    /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
+    /// same connection.
+    pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
         let now = Instant::now();
         let mut state = self.lock();
         let result = f(&mut state, now);
-        let events = state.drain();
+        let (queued, callbacks) = state.drain();
         let deadline = state.conn.poll_timeout();
         let closed = state.conn.is_closed();
-        if deadline != state.deadline || closed {
-            state.deadline = deadline;
-            drop(state);
+        let deadline_changed = deadline != state.deadline || closed;
+        state.deadline = deadline;
+        drop(state);
+        if deadline_changed {
             self.timer.notify(usize::MAX);
         }
-        (result, events)
+        if queued {
+            self.dispatch_wake.notify(usize::MAX);
+        }
+        for (callback, outcome) in callbacks {
+            call_back(callback, outcome);
+        }
+        result
+    }
+
+    /// The next event for the dispatcher, if any; wakes throttled readers as the backlog shrinks.
+    pub fn next_event(&self) -> Option<SocketEvent> {
+        let mut state = self.lock();
+        let event = state.dispatch_queue.pop_front();
+        let low = state.dispatch_queue.len() < DISPATCH_BACKLOG / 2;
+        drop(state);
+        if event.is_some() && low {
+            self.drained.notify(usize::MAX);
+        }
+        event
+    }
+
+    /// Waits while the dispatcher is far behind (called only by paths that read from the client,
+    /// never by the dispatcher itself, which could then wait on itself).
+    pub async fn throttle(&self) {
+        loop {
+            let drained = self.drained.listen();
+            {
+                let state = self.lock();
+                if state.dispatch_queue.len() <= DISPATCH_BACKLOG
+                    || (state.conn.is_closed() && state.dispatch_queue.is_empty())
+                {
+                    return;
+                }
+            }
+            drained.await;
+        }
     }
 
     /// The current deadline and whether the connection has ended.
@@ -103,9 +161,11 @@ impl ConnCell {
 }
 
 impl ConnState {
-    /// The drain rule: empty the outputs and events of the core connection.
-    fn drain(&mut self) -> Vec<SocketEvent> {
-        let mut events = Vec::new();
+    /// The drain rule: empty the outputs and events of the core connection. Returns whether events
+    /// were queued, and the ack callbacks to run once the lock is released.
+    fn drain(&mut self) -> (bool, Vec<(AckCallback, AckOutcome)>) {
+        let mut queued = false;
+        let mut callbacks = Vec::new();
         loop {
             let mut progressed = false;
             while let Some(output) = self.conn.poll_output() {
@@ -135,34 +195,43 @@ impl ConnState {
                         ..
                     } => {
                         if let Some(callback) = self.acks.remove(&ack_id) {
-                            call_back(
+                            callbacks.push((
                                 callback,
                                 AckOutcome::Answered(Args::from_parts(args, attachments)),
-                            );
+                            ));
                         }
                     }
                     SocketEvent::AckTimeout { ack_id, .. } => {
                         if let Some(callback) = self.acks.remove(&ack_id) {
-                            call_back(callback, AckOutcome::TimedOut);
+                            callbacks.push((callback, AckOutcome::TimedOut));
+                        }
+                    }
+                    SocketEvent::AckCancelled { ack_id, .. } => {
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            callbacks.push((callback, AckOutcome::Disconnected));
                         }
                     }
                     SocketEvent::Closed(reason) => {
                         for (_, callback) in self.acks.drain() {
-                            call_back(callback, AckOutcome::Disconnected);
+                            callbacks.push((callback, AckOutcome::Disconnected));
                         }
                         // Writers of sockets the core no longer knows must not wait forever.
                         for writer in self.ws_writers.values() {
                             writer.notify(usize::MAX);
                         }
-                        events.push(SocketEvent::Closed(reason));
+                        self.dispatch_queue.push_back(SocketEvent::Closed(reason));
+                        queued = true;
                     }
-                    other => events.push(other),
+                    other => {
+                        self.dispatch_queue.push_back(other);
+                        queued = true;
+                    }
                 }
             }
             if !progressed {
                 break;
             }
         }
-        events
+        (queued, callbacks)
     }
 }

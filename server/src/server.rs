@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use event_listener::Event;
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
+use futures_util::FutureExt;
 use futures_util::future::RemoteHandle;
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -32,9 +32,9 @@ use crate::handlers::{
 };
 use crate::socket::Socket;
 
-/// How many events may wait for one connection's dispatcher before its input (socket reads,
-/// polling POSTs) is paused: backpressure instead of unbounded memory.
-const DISPATCH_QUEUE: usize = 256;
+/// Most event handlers of one connection running at once (with `async_handlers`); past it the
+/// dispatcher waits, its backlog grows, and the connection's reads pause.
+const MAX_HANDLERS_IN_FLIGHT: usize = 64;
 
 /// A Socket.IO server. Cheap to clone: clones share everything.
 #[derive(Clone)]
@@ -74,7 +74,6 @@ pub(crate) struct Inner<Rt: Runtime> {
     pub idle: Event,
     /// Wakes the accept loops when shutdown starts.
     pub stopping: Event,
-    dispatchers: Mutex<HashMap<Sid, mpsc::Sender<SocketEvent>>>,
 }
 
 impl<Rt: Runtime> Inner<Rt> {
@@ -189,7 +188,6 @@ impl<Rt: Runtime> Server<Rt> {
                 busy: AtomicUsize::new(0),
                 idle: Event::new(),
                 stopping: Event::new(),
-                dispatchers: Mutex::new(HashMap::new()),
             }
         });
         Server { inner }
@@ -382,9 +380,7 @@ impl<Rt: Runtime> Server<Rt> {
         self.inner.stopping.notify(usize::MAX);
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
         for cell in cells {
-            let (_, events) =
-                cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
-            self.dispatch(&cell, events).await;
+            cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
         }
         let wait = async {
             loop {
@@ -411,44 +407,18 @@ impl<Rt: Runtime> Server<Rt> {
     /// Registers a new connection: its cell, timer task and event dispatcher.
     pub(crate) fn adopt(&self, cell: Arc<ConnCell>) {
         lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
-        let (tx, rx) = mpsc::channel(DISPATCH_QUEUE);
-        lock(&self.inner.dispatchers).insert(cell.sid.clone(), tx);
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            // A handshake that raced the start of shutdown: close it like the others.
+            cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
+        }
         let guard = BusyGuard::new(&self.inner);
         self.inner
             .runtime
-            .spawn(self.clone().run_dispatcher(cell.clone(), rx, guard));
+            .spawn(self.clone().run_dispatcher(cell.clone(), guard));
         let guard = BusyGuard::new(&self.inner);
         self.inner
             .runtime
             .spawn(self.clone().run_timer(cell, guard));
-    }
-
-    /// Hands events to the connection's dispatcher; waits when it is busy (backpressure).
-    pub(crate) async fn dispatch(&self, cell: &Arc<ConnCell>, events: Vec<SocketEvent>) {
-        if events.is_empty() {
-            return;
-        }
-        let sender = lock(&self.inner.dispatchers).get(&cell.sid).cloned();
-        let Some(sender) = sender else {
-            return;
-        };
-        let mut sender = sender;
-        for event in events {
-            if sender.send(event).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Same as [`dispatch`](Self::dispatch) from a context that cannot wait (drop guards).
-    pub(crate) fn dispatch_later(&self, cell: Arc<ConnCell>, events: Vec<SocketEvent>) {
-        if events.is_empty() {
-            return;
-        }
-        let server = self.clone();
-        self.inner
-            .runtime
-            .spawn(async move { server.dispatch(&cell, events).await });
     }
 
     async fn run_timer(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
@@ -465,8 +435,7 @@ impl<Rt: Runtime> Server<Rt> {
                         .await
                         .is_none()
                     {
-                        let (_, events) = cell.drive(|state, now| state.conn.handle_timeout(now));
-                        self.dispatch(&cell, events).await;
+                        cell.drive(|state, now| state.conn.handle_timeout(now));
                     }
                 }
                 None => changed.await,
@@ -474,17 +443,18 @@ impl<Rt: Runtime> Server<Rt> {
         }
     }
 
-    async fn run_dispatcher(
-        self,
-        cell: Arc<ConnCell>,
-        mut events: mpsc::Receiver<SocketEvent>,
-        _busy: BusyGuard<Rt>,
-    ) {
-        while let Some(event) = events.next().await {
+    async fn run_dispatcher(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
+        loop {
+            // Listen before looking so an event queued in between is not missed.
+            let wake = cell.dispatch_wake.listen();
+            let Some(event) = cell.next_event() else {
+                wake.await;
+                continue;
+            };
             let closed = matches!(event, SocketEvent::Closed(_));
             self.handle_event(&cell, event).await;
             if closed {
-                break;
+                return;
             }
         }
     }
@@ -520,7 +490,7 @@ impl<Rt: Runtime> Server<Rt> {
                 })
                 .await
                 .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
-                let (result, events) = cell.drive(|state, now| match &verdict {
+                let result = cell.drive(|state, now| match &verdict {
                     Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
                     Err(refused) => state.conn.reject_connect(
                         now,
@@ -535,7 +505,6 @@ impl<Rt: Runtime> Server<Rt> {
                 if let Err(error) = result {
                     tracing::debug!(%sid, %error, "connect answer not delivered");
                 }
-                self.dispatch(cell, events).await;
             }
             SocketEvent::Event {
                 namespace,
@@ -552,9 +521,9 @@ impl<Rt: Runtime> Server<Rt> {
                     tracing::debug!(namespace = &*namespace, event, "no handler for event");
                     return;
                 };
-                let cell = cell.clone();
-                let server = self.clone();
+                let handler_cell = cell.clone();
                 let run = async move {
+                    let cell = handler_cell;
                     // A panicking handler's event gets no acknowledgement.
                     let Some(reply) =
                         catch_panic("event", async move { handler(socket, args).await }).await
@@ -562,7 +531,7 @@ impl<Rt: Runtime> Server<Rt> {
                         return;
                     };
                     if let Some(ack_id) = ack_id {
-                        let (result, events) = cell.drive(|state, now| {
+                        let result = cell.drive(|state, now| {
                             state
                                 .conn
                                 .ack(now, &namespace, ack_id, reply.values, reply.attachments)
@@ -570,13 +539,25 @@ impl<Rt: Runtime> Server<Rt> {
                         if let Err(error) = result {
                             tracing::debug!(%error, "acknowledgement not delivered");
                         }
-                        server.dispatch(&cell, events).await;
                     }
                 };
                 if self.inner.async_handlers {
+                    // Bound this client's concurrent handlers; waiting here lets the backlog grow
+                    // and so pauses the client's reads.
+                    let cell = cell.clone();
+                    loop {
+                        let done = cell.handler_done.listen();
+                        if cell.in_flight.load(Ordering::SeqCst) < MAX_HANDLERS_IN_FLIGHT {
+                            break;
+                        }
+                        done.await;
+                    }
+                    cell.in_flight.fetch_add(1, Ordering::SeqCst);
                     let guard = BusyGuard::new(&self.inner);
                     self.inner.runtime.spawn(async move {
                         run.await;
+                        cell.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        cell.handler_done.notify(usize::MAX);
                         drop(guard);
                     });
                 } else {
@@ -609,7 +590,6 @@ impl<Rt: Runtime> Server<Rt> {
             SocketEvent::Closed(reason) => {
                 tracing::debug!(sid = %cell.sid, %reason, "connection closed");
                 lock(&self.inner.connections).remove(&cell.sid);
-                lock(&self.inner.dispatchers).remove(&cell.sid);
                 cell.timer.notify(usize::MAX);
             }
             _ => {}
@@ -622,6 +602,10 @@ impl<Rt: Runtime> Server<Rt> {
             state.rooms.remove_member(sid);
             state.owners.remove(sid);
             state.sessions.remove(sid);
+            if state.owners.is_empty() {
+                // Namespaces clients named (with `any_namespace`) must not accumulate.
+                namespaces.remove(namespace);
+            }
         }
     }
 
@@ -697,12 +681,11 @@ impl<Rt: Runtime> Server<Rt> {
                     None,
                 ));
                 for (sid, cell) in recipients {
-                    let (result, events) = cell
+                    let result = cell
                         .drive(|state, now| state.conn.send_encoded(now, &emit.namespace, &frames));
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "emit not delivered to this client");
                     }
-                    self.dispatch(&cell, events).await;
                 }
             }
             Some((callback, timeout)) => {
@@ -710,7 +693,7 @@ impl<Rt: Runtime> Server<Rt> {
                 for (sid, cell) in recipients {
                     let callback = callback.clone();
                     let args = args.clone();
-                    let (result, events) = cell.drive(|state, now| {
+                    let result = cell.drive(|state, now| {
                         let id = state.conn.emit(
                             now,
                             &emit.namespace,
@@ -728,7 +711,6 @@ impl<Rt: Runtime> Server<Rt> {
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "emit with callback not delivered");
                     }
-                    self.dispatch(&cell, events).await;
                 }
             }
         }
@@ -931,7 +913,7 @@ impl<Rt: Runtime> Call<Rt> {
             .owner(&self.namespace, &sid)
             .ok_or_else(|| CallError::UnknownSid(sid.clone()))?;
         let (tx, rx) = oneshot::channel();
-        let (result, events) = cell.drive(|state, now| {
+        let result = cell.drive(|state, now| {
             let id = state.conn.emit(
                 now,
                 &self.namespace,
@@ -950,7 +932,6 @@ impl<Rt: Runtime> Call<Rt> {
             }
             Ok::<_, CommandError>(())
         });
-        self.server.dispatch(&cell, events).await;
         result?;
         match rx.await {
             Ok(AckOutcome::Answered(args)) => Ok(args),
@@ -1154,8 +1135,7 @@ impl<Rt: Runtime> Namespace<Rt> {
             .server
             .owner(&self.name, sid)
             .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
-        let (result, events) = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
-        self.server.dispatch(&cell, events).await;
+        let result = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
         result.map_err(ServerError::from)
     }
 

@@ -1,8 +1,8 @@
 //! Carries HTTP requests and WebSocket connections between hyper and the core.
 
-use crate::runtime::Runtime;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use event_listener::Event;
@@ -19,6 +19,7 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
 use crate::cell::ConnCell;
+use crate::runtime::{Runtime, until};
 use crate::server::{BusyGuard, Server};
 
 /// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
@@ -78,24 +79,22 @@ where
 }
 
 /// Tells the core a held poll's client went away, when the response future is dropped early.
-struct HeldRequest<Rt: Runtime> {
-    server: Server<Rt>,
+struct HeldRequest {
     cell: Arc<ConnCell>,
     id: RequestId,
     answered: bool,
 }
 
-impl<Rt: Runtime> Drop for HeldRequest<Rt> {
+impl Drop for HeldRequest {
     fn drop(&mut self) {
         if self.answered {
             return;
         }
         let id = self.id;
-        let (_, events) = self.cell.drive(|state, now| {
+        self.cell.drive(|state, now| {
             state.waiters.remove(&id);
             state.conn.handle_request_aborted(now, id);
         });
-        self.server.dispatch_later(self.cell.clone(), events);
     }
 }
 
@@ -171,8 +170,7 @@ impl<Rt: Runtime> Server<Rt> {
                 }
                 self.adopt(cell.clone());
                 // Drain what the handshake produced (a protocol v4 client's implicit `/` connect).
-                let (_, events) = cell.drive(|_, _| ());
-                self.dispatch(&cell, events).await;
+                cell.drive(|_, _| ());
                 match response {
                     Some(response) => to_hyper(response),
                     None => self.upgrade(&request, upgrade, cell, id, writer, upgrade_headers),
@@ -184,7 +182,7 @@ impl<Rt: Runtime> Server<Rt> {
                 };
                 if websocket {
                     let writer = Arc::new(Event::new());
-                    let (accepted, events) = cell.drive(|state, now| {
+                    let accepted = cell.drive(|state, now| {
                         state.ws_writers.insert(id, writer.clone());
                         let accepted = state.conn.accept_websocket(now, id, &request);
                         if accepted.is_err() {
@@ -192,7 +190,6 @@ impl<Rt: Runtime> Server<Rt> {
                         }
                         accepted
                     });
-                    self.dispatch(&cell, events).await;
                     match accepted {
                         Ok(()) => self.upgrade(
                             &request,
@@ -220,19 +217,21 @@ impl<Rt: Runtime> Server<Rt> {
         request: &sockio_core::http::Request,
     ) -> SocketIoResponse {
         let (tx, rx) = oneshot::channel();
-        let (_, events) = cell.drive(|state, now| {
+        cell.drive(|state, now| {
             state.waiters.insert(id, tx);
             state.conn.handle_request(now, id, request);
         });
         let mut held = HeldRequest {
-            server: self.clone(),
             cell: cell.clone(),
             id,
             answered: false,
         };
-        self.dispatch(&cell, events).await;
         let response = rx.await;
         held.answered = true;
+        if request.method() == http::Method::POST {
+            // A client whose events pile up waits for its next POST's answer.
+            cell.throttle().await;
+        }
         match response {
             Ok(response) => to_hyper(response),
             // The connection ended without answering (cannot happen with the core's rules, but a
@@ -257,11 +256,10 @@ impl<Rt: Runtime> Server<Rt> {
             .get(header::SEC_WEBSOCKET_VERSION)
             .is_some_and(|v| v == "13");
         let (Some(key), true, Some(upgrade)) = (key, version_ok, upgrade) else {
-            let (_, events) = cell.drive(|state, now| {
+            cell.drive(|state, now| {
                 state.ws_writers.remove(&id);
                 state.conn.handle_ws_closed(now, id, true);
             });
-            self.dispatch_later(cell, events);
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
         let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -283,11 +281,10 @@ impl<Rt: Runtime> Server<Rt> {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket upgrade failed");
-                    let (_, events) = cell.drive(|state, now| {
+                    cell.drive(|state, now| {
                         state.ws_writers.remove(&id);
                         state.conn.handle_ws_closed(now, id, true);
                     });
-                    server.dispatch(&cell, events).await;
                 }
             }
         });
@@ -314,6 +311,9 @@ impl<Rt: Runtime> Server<Rt> {
         ws: async_tungstenite::WebSocketStream<UpgradedIo>,
     ) {
         let (mut sink, mut stream) = ws.split();
+        let runtime = &self.inner.runtime;
+        let engine = &self.inner.config.engine;
+        let write_timeout = engine.ping_interval + engine.ping_timeout;
         let mut failed = false;
         'outer: loop {
             // Listen before pulling so a wake-up between the two is not missed.
@@ -339,16 +339,24 @@ impl<Rt: Runtime> Server<Rt> {
                         }
                         WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
                         WsAction::Close => {
-                            let _ = sink.close(None).await;
+                            let deadline = Instant::now() + write_timeout;
+                            let _ = until(runtime, deadline, sink.close(None)).await;
                             break 'outer;
                         }
                     };
-                    if sink.feed(message).await.is_err() {
+                    // A client that stops reading must not pin this task and its socket forever:
+                    // a write that cannot finish within the heartbeat window fails the socket.
+                    let deadline = Instant::now() + write_timeout;
+                    if !matches!(
+                        until(runtime, deadline, sink.feed(message)).await,
+                        Some(Ok(()))
+                    ) {
                         failed = true;
                         break 'outer;
                     }
                 }
-                if sink.flush().await.is_err() {
+                let deadline = Instant::now() + write_timeout;
+                if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
                     failed = true;
                     break 'outer;
                 }
@@ -359,7 +367,8 @@ impl<Rt: Runtime> Server<Rt> {
             };
             if finished {
                 // The connection ended and nothing more will come for this socket.
-                let _ = sink.close(None).await;
+                let deadline = Instant::now() + write_timeout;
+                let _ = until(runtime, deadline, sink.close(None)).await;
                 break;
             }
             let next = stream.next();
@@ -379,18 +388,18 @@ impl<Rt: Runtime> Server<Rt> {
                             break;
                         }
                     };
-                    let (_, events) = cell.drive(|state, now| {
+                    cell.drive(|state, now| {
                         state.conn.handle_ws_message(now, id, message);
                     });
-                    self.dispatch(&cell, events).await;
+                    // Stop reading while the dispatcher is far behind.
+                    cell.throttle().await;
                 }
                 Either::Right(_) => {}
             }
         }
-        let (_, events) = cell.drive(|state, now| {
+        cell.drive(|state, now| {
             state.ws_writers.remove(&id);
             state.conn.handle_ws_closed(now, id, failed);
         });
-        self.dispatch(&cell, events).await;
     }
 }

@@ -1,0 +1,204 @@
+//! Regressions from a code review: each test reproduces a hang or leak that was fixed (ack
+//! callbacks re-entering their connection, a call outliving its namespace, a WebSocket client that
+//! never reads, a dispatcher waiting on itself, events lost with an aborted POST). Raw Engine.IO
+//! requests play the misbehaving clients; no official client misbehaves this way on purpose.
+
+#![cfg(feature = "tokio")]
+
+mod api_support;
+use api_support::*;
+use serde_json::Value;
+use sockio::{Server, Socket};
+use std::time::Duration;
+
+async fn open(addr: std::net::SocketAddr) -> String {
+    let r = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"").await;
+    let body = r.text();
+    let v: Value = serde_json::from_str(&body[1..]).unwrap();
+    v["sid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ack_callback_may_use_its_own_connection() {
+    let io = Server::builder().build();
+    io.on("go", |socket: Socket, _: Value| async move {
+        let s2 = socket.clone();
+        socket
+            .emit("q", &())
+            .callback(
+                Some(Duration::from_secs(5)),
+                move |_r: Result<Value, sockio::CallError>| {
+                    eprintln!("callback: transport = {:?}", s2.transport());
+                },
+            )
+            .await
+            .unwrap();
+    });
+    let run = serve(&io).await;
+    let addr = run.addr;
+    let sid = open(addr).await;
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(http(addr, "POST", &q, b"40").await.text(), "ok");
+    eprintln!("GET1 {}", http(addr, "GET", &q, b"").await.text());
+    assert_eq!(http(addr, "POST", &q, b"42[\"go\"]").await.text(), "ok");
+    eprintln!("GET2 {}", http(addr, "GET", &q, b"").await.text());
+    let res = tokio::time::timeout(Duration::from_secs(3), http(addr, "POST", &q, b"430[]")).await;
+    eprintln!("POST ack answered: {}", res.is_ok());
+    assert!(
+        res.is_ok(),
+        "POST carrying the ack never answered: deadlock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_fails_when_its_socket_leaves_the_namespace() {
+    let io = Server::builder().build();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    io.of("/a").on_connect(move |socket: Socket, _h, _a| {
+        let tx = tx.clone();
+        async move {
+            tokio::spawn(async move {
+                let r = socket.call("q", &()).timeout(Duration::from_secs(1)).await;
+                let _ = tx.send(format!("{r:?}"));
+            });
+            Ok(())
+        }
+    });
+    let run = serve(&io).await;
+    let addr = run.addr;
+    let sid = open(addr).await;
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    http(addr, "POST", &q, b"40\x1e40/a,").await;
+    eprintln!("GET1 {}", http(addr, "GET", &q, b"").await.text());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    http(addr, "POST", &q, b"41/a,").await;
+    let r = tokio::time::timeout(Duration::from_secs(4), rx.recv()).await;
+    eprintln!("call result within 4s (timeout was 1s): {r:?}");
+    assert!(
+        r.is_ok(),
+        "call() with a 1 s timeout still pending after 4 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_websocket_client_that_never_reads_is_released() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = Server::builder()
+        .ping_interval(Duration::from_millis(500))
+        .ping_timeout(Duration::from_millis(500))
+        .build();
+    io.on_connect(|socket: Socket, _h, _a| async move {
+        tokio::spawn(async move {
+            let big = "x".repeat(64 * 1024);
+            for _ in 0..1000 {
+                let _ = socket.emit("big", &big).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        Ok(())
+    });
+    let run = serve(&io).await;
+    let mut tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        run.addr
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tcp.read(&mut buf).await.unwrap();
+    eprintln!(
+        "handshake: {:?}",
+        String::from_utf8_lossy(&buf[..n]).lines().next()
+    );
+    // text frame "40", masked with a zero key
+    tcp.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'4', b'0'])
+        .await
+        .unwrap();
+    // Never read again: the queue cap closes the session, and the blocked write must give up
+    // within the heartbeat window instead of pinning its task.
+    assert!(
+        wait_for(|| io.connection_count() == 0, Duration::from_secs(15)).await,
+        "the session of a client that never reads was not closed"
+    );
+    let start = std::time::Instant::now();
+    io.shutdown(Duration::from_secs(30)).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "a WebSocket task stayed blocked on a client that never reads ({:?})",
+        start.elapsed()
+    );
+    drop(tcp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ordered_handlers_overflowing_the_queue_do_not_deadlock() {
+    let io = Server::builder()
+        .async_handlers(false)
+        .ping_interval(Duration::from_millis(500))
+        .ping_timeout(Duration::from_millis(500))
+        .build();
+    io.on("e", |socket: Socket, _: Value| async move {
+        let big = "x".repeat(64 * 1024);
+        let _ = socket.emit("r", &big).await;
+    });
+    let run = serve(&io).await;
+    let addr = run.addr;
+    let sid = open(addr).await;
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    http(addr, "POST", &q, b"40").await;
+    eprintln!("GET1 {}", http(addr, "GET", &q, b"").await.text());
+    let body: Vec<u8> = vec!["42[\"e\"]"; 1000].join("\x1e").into_bytes();
+    let post = tokio::spawn(async move {
+        let mut c = HttpConn::open(addr).await;
+        tokio::time::timeout(Duration::from_secs(8), c.request("POST", &q, &[], &body))
+            .await
+            .is_ok()
+    });
+    // The outbound queue overflows and the session closes; nothing may stay stuck.
+    assert!(
+        wait_for(|| io.connection_count() == 0, Duration::from_secs(15)).await,
+        "the connection leaked: its dispatcher waited on itself"
+    );
+    assert!(
+        matches!(post.await, Ok(true)),
+        "the POST was never answered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_aborted_post_keeps_the_close_event() {
+    let io = Server::builder().async_handlers(false).build();
+    io.on("e", |_socket: Socket, _: Value| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    });
+    let run = serve(&io).await;
+    let addr = run.addr;
+    let sid = open(addr).await;
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    http(addr, "POST", &q, b"40").await;
+    eprintln!("GET1 {}", http(addr, "GET", &q, b"").await.text());
+    let mut body = vec!["42[\"e\"]"; 1000].join("\x1e");
+    body.push_str("\x1e1");
+    let post = tokio::spawn(async move {
+        let mut c = HttpConn::open(addr).await;
+        c.request("POST", &q, &[], body.as_bytes()).await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    post.abort(); // the client goes away while the POST waits on dispatch backpressure
+    assert!(
+        wait_for(|| io.connection_count() == 0, Duration::from_secs(30)).await,
+        "the Closed event was lost with the aborted POST: the connection leaked"
+    );
+}
+
+/// Polls `condition` every 50 ms until it holds or `limit` passes.
+async fn wait_for(condition: impl Fn() -> bool, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    condition()
+}
