@@ -32,6 +32,8 @@ fn world() -> World {
         let request = http::Request::get("/socket.io/?EIO=4&transport=websocket")
             .header("connection", "Upgrade")
             .header("upgrade", "websocket")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
             .body(Bytes::new())
             .expect("request");
         let Routing::Created { mut connection, .. } =

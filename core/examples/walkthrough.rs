@@ -33,7 +33,9 @@ impl Driver {
         if upgrade {
             builder = builder
                 .header("connection", "Upgrade")
-                .header("upgrade", "websocket");
+                .header("upgrade", "websocket")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header("sec-websocket-version", "13");
         }
         let request: Request = builder
             .body(Bytes::copy_from_slice(body))

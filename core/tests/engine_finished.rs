@@ -15,6 +15,8 @@ fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
     let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
         .header("connection", "Upgrade")
         .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
         .body(Bytes::new())
         .expect("request");
     let Routing::Created { mut session, .. } =

@@ -161,6 +161,8 @@ fn cookie_goes_in_the_upgrade_headers_of_a_websocket_handshake() {
     let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
         .header("connection", "Upgrade")
         .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
         .body(Bytes::new())
         .unwrap();
     let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
@@ -185,6 +187,8 @@ fn websocket_handshake_without_cookie_has_no_upgrade_headers() {
     let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
         .header("connection", "Upgrade")
         .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
         .body(Bytes::new())
         .unwrap();
     let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
@@ -216,5 +220,31 @@ fn b64_handshake_opens_normally_and_marks_the_session_text_only() {
             header(&poll, "content-type"),
             Some("text/plain; charset=UTF-8")
         );
+    }
+}
+
+#[test]
+fn a_websocket_upgrade_without_key_or_version_13_is_refused_before_any_session() {
+    for (key, version) in [
+        (None, Some("13")),
+        (Some("dGhlIHNhbXBsZSBub25jZQ=="), Some("8")),
+        (Some("dGhlIHNhbXBsZSBub25jZQ=="), None),
+    ] {
+        let mut endpoint =
+            engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
+        let mut request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket");
+        if let Some(key) = key {
+            request = request.header("sec-websocket-key", key);
+        }
+        if let Some(version) = version {
+            request = request.header("sec-websocket-version", version);
+        }
+        let request = request.body(Bytes::new()).unwrap();
+        match endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false) {
+            Routing::Respond(response) => assert_eq!(response.status(), 400),
+            other => panic!("expected a refusal for {key:?}/{version:?}, got {other:?}"),
+        }
     }
 }

@@ -70,6 +70,18 @@ pub(crate) fn is_jsonp_index(j: &str) -> bool {
     !j.is_empty() && j.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// True when an upgrade request carries what RFC 6455 requires of it: a `Sec-WebSocket-Key` and
+/// `Sec-WebSocket-Version: 13`. (The driver computes `Sec-WebSocket-Accept` from the key.)
+pub fn is_valid_websocket_handshake(headers: &HeaderMap) -> bool {
+    let key_ok = headers
+        .get("sec-websocket-key")
+        .is_some_and(|key| !key.is_empty() && key.len() <= 64);
+    let version_ok = headers
+        .get("sec-websocket-version")
+        .is_some_and(|version| version.as_bytes() == b"13");
+    key_ok && version_ok
+}
+
 impl Endpoint {
     /// An endpoint with `config`, making session ids with `sids`.
     pub fn new(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
@@ -140,6 +152,14 @@ impl Endpoint {
                 self.config
                     .cors
                     .preflight_response(&origin, request.headers()),
+            );
+        }
+        if websocket && !is_valid_websocket_handshake(request.headers()) {
+            // Checked before routing so no session is made for an upgrade that cannot complete.
+            return reject(
+                EngineErrorCode::BadRequest,
+                Some("Invalid WebSocket handshake"),
+                &origin,
             );
         }
         let query = Query::from_uri(request.uri());

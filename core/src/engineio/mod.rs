@@ -12,7 +12,7 @@ pub mod session;
 pub mod sid;
 
 pub use config::{EngineConfig, Transport};
-pub use endpoint::{Endpoint, Routing, is_websocket_upgrade};
+pub use endpoint::{Endpoint, Routing, is_valid_websocket_handshake, is_websocket_upgrade};
 pub use frame::Frame;
 pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
 pub use session::{CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction};
