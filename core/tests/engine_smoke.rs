@@ -57,3 +57,21 @@ fn v4_polling_handshake_message_upgrade() {
         ))
     );
 }
+
+#[test]
+fn a_late_upgrade_or_open_packet_on_the_active_transport_is_ignored() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let ws = h
+        .ws_connect("/engine.io/?EIO=4&transport=websocket")
+        .unwrap();
+    let sid = h.sessions.keys().next().unwrap().to_string();
+    h.ws_take_text(ws);
+    h.ws_send_text(ws, "5");
+    h.ws_send_text(ws, "0");
+    h.ws_send_text(ws, "4still here");
+    assert!(h.sessions.contains_key(sid.as_str()));
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Message(PacketData::Text("still here".into()))]
+    );
+}

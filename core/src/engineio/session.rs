@@ -812,7 +812,8 @@ impl Session {
             }
             PacketType::Noop => {}
             PacketType::Open | PacketType::Upgrade => {
-                self.close_now(CloseReason::ParseError);
+                // The reference server ignores these on the active transport (a late `5` can race
+                // the end of an upgrade); they are not worth a session.
             }
         }
     }
