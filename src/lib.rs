@@ -2,9 +2,9 @@
 //!
 //! A Socket.IO server for Rust: every official client's protocol (Engine.IO v3/v4, Socket.IO
 //! v4/v5), python-socketio's API, and a pure sans-IO protocol engine ([`core`]) that runs on any
-//! executor. Pick the runtime with a feature: `tokio` (default) or `smol`. The chosen runtime's
+//! executor. Pick the runtime with a feature: `tokio` (default), `smol` or `threads`. The chosen runtime's
 //! types are at the crate root; with several features on, each runtime is also in its own module
-//! ([`tokio`], [`smol`]) and the root holds tokio's.
+//! ([`tokio`], [`smol`], [`threads`]) and the root holds tokio's.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -40,8 +40,17 @@ pub mod smol {
     pub use sockio_smol::*;
 }
 
+/// The OS-thread runtime (plain closures, blocking calls).
+#[cfg(feature = "threads")]
+pub mod threads {
+    pub use sockio_threads::*;
+}
+
 #[cfg(feature = "tokio")]
 pub use sockio_tokio::*;
 
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 pub use sockio_smol::*;
+
+#[cfg(all(feature = "threads", not(feature = "tokio"), not(feature = "smol")))]
+pub use sockio_threads::*;

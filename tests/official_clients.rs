@@ -32,3 +32,8 @@ fn profile_server_process() {
 fn official_clients_on_smol() {
     official_clients_pass_every_scenario(RuntimeKind::Smol);
 }
+
+#[test]
+fn official_clients_on_threads() {
+    official_clients_pass_every_scenario(RuntimeKind::Threads);
+}

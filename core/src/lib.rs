@@ -74,6 +74,7 @@
 /// drivers need not depend on `bytestring` themselves.
 pub use bytestring::ByteString;
 
+pub mod api;
 pub mod engineio;
 pub mod http;
 pub mod hub;

@@ -19,31 +19,7 @@ use crate::socket::Socket;
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectRefused {
-    pub message: String,
-    pub data: Option<Value>,
-}
-
-impl ConnectRefused {
-    /// A refusal with `message`.
-    pub fn new(message: impl Into<String>) -> Self {
-        ConnectRefused {
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    /// Adds data for the client (`err.data` in the JavaScript client).
-    pub fn with_data(mut self, data: impl Serialize) -> Self {
-        self.data = serde_json::to_value(data).ok();
-        self
-    }
-}
-
-/// The result of a connect handler.
-pub type ConnectResult = Result<(), ConnectRefused>;
+pub use sockio_core::api::{ConnectRefused, ConnectResult};
 
 /// Class-based namespaces (python-socketio's `Namespace` class): one object handles a namespace's
 /// connect, disconnect and events. Register it with

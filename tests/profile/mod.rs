@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use sockio::server::{AllowedOrigins, Args, CallError, ConnectRefused, Runtime, Server, Socket};
 use sockio_testkit::TestServer;
 
+mod threads;
+
 /// The profile's ping timeout here. The conformance profile says 200 ms; on a loaded two-core CI
 /// machine a client process can be starved that long and every socket then dies of "ping timeout"
 /// at once. No scenario of these tests measures the heartbeat, so a second keeps them about
@@ -156,11 +158,12 @@ fn ack(value: impl serde::Serialize) -> Args {
 pub enum RuntimeKind {
     Tokio,
     Smol,
+    Threads,
 }
 
 impl RuntimeKind {
-    pub fn all() -> [RuntimeKind; 2] {
-        [RuntimeKind::Tokio, RuntimeKind::Smol]
+    pub fn all() -> [RuntimeKind; 3] {
+        [RuntimeKind::Tokio, RuntimeKind::Smol, RuntimeKind::Threads]
     }
 }
 
@@ -171,6 +174,11 @@ enum Running {
     /// smol's executor is global, so its tasks cannot be dropped at once: the server runs in a
     /// child process (this test binary, see [`serve_in_this_process`]) that a restart kills.
     Process(std::process::Child),
+    /// `abort()` cuts every TCP stream of the threads server, as when a process dies.
+    Threads {
+        server: sockio_threads::Server,
+        accept: std::thread::JoinHandle<()>,
+    },
 }
 
 /// The environment variable that turns this test binary into a profile server:
@@ -244,6 +252,16 @@ impl InProcessServer {
                 wait_until_listening(addr)?;
                 Running::Process(child)
             }
+            RuntimeKind::Threads => {
+                let server = threads::socket_io_profile();
+                let serving = server.clone();
+                let accept = std::thread::spawn(move || {
+                    if let Err(error) = serving.serve_std(listener) {
+                        eprintln!("threads test server stopped: {error}");
+                    }
+                });
+                Running::Threads { server, accept }
+            }
         };
         Ok(InProcessServer {
             kind,
@@ -258,6 +276,10 @@ impl InProcessServer {
             Some(Running::Process(mut child)) => {
                 let _ = child.kill();
                 let _ = child.wait();
+            }
+            Some(Running::Threads { server, accept }) => {
+                server.abort();
+                let _ = accept.join();
             }
             None => {}
         }

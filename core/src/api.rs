@@ -1,0 +1,217 @@
+//! The vocabulary every runtime's server API shares, so the three runtimes expose the same types
+//! and option names without each writing them: errors, the connect refusal, and the python-named
+//! option setters of the server builders ([`server_builder_options!`]).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::hub::UnknownSocket;
+use crate::payload::PayloadError;
+use crate::socketio::CommandError;
+
+/// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRefused {
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl ConnectRefused {
+    /// A refusal with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectRefused {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds data for the client (`err.data` in the JavaScript client).
+    pub fn with_data(mut self, data: impl Serialize) -> Self {
+        self.data = serde_json::to_value(data).ok();
+        self
+    }
+}
+
+/// The result of a connect handler.
+pub type ConnectResult = Result<(), ConnectRefused>;
+
+/// A server method failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("no socket {0} in this namespace on this server")]
+    UnknownSid(String),
+    #[error("session data: {0}")]
+    Session(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An emit could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    #[error("event name {0:?} is reserved")]
+    ReservedEvent(String),
+    #[error("the data cannot be sent: {0}")]
+    Payload(#[from] PayloadError),
+}
+
+/// A call (or an emit callback) did not get its answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    #[error("the client did not answer in time")]
+    Timeout,
+    #[error("the client disconnected before answering")]
+    Disconnected,
+    #[error("no recipient: set one with .to(sid)")]
+    NoRecipient,
+    #[error("no socket {0} in this namespace on this server")]
+    UnknownSid(String),
+    #[error("event name {0:?} is reserved")]
+    ReservedEvent(String),
+    #[error("payload: {0}")]
+    Payload(#[from] PayloadError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl From<UnknownSocket> for ServerError {
+    fn from(error: UnknownSocket) -> Self {
+        ServerError::UnknownSid(error.sid)
+    }
+}
+
+/// Defines the python-socketio-named option setters on a server builder, written once for every
+/// runtime. The builder must have the fields `config: SocketConfig`, `sync_handlers: bool`,
+/// `any_namespace: bool` and `sids: Option<Arc<dyn SidGenerator>>`; invoke the macro inside its
+/// `impl` block.
+#[macro_export]
+macro_rules! server_builder_options {
+    () => {
+        /// How often the server pings (default 25 s).
+        pub fn ping_interval(mut self, interval: ::std::time::Duration) -> Self {
+            self.config.engine.ping_interval = interval;
+            self
+        }
+
+        /// How long to wait for the pong (default 20 s).
+        pub fn ping_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.config.engine.ping_timeout = timeout;
+            self
+        }
+
+        /// Largest POST body / WebSocket message in bytes (default 1,000,000).
+        pub fn max_http_buffer_size(mut self, bytes: usize) -> Self {
+            self.config.engine.max_http_buffer_size = bytes;
+            self
+        }
+
+        /// Whether polling clients may upgrade to WebSocket (default true).
+        pub fn allow_upgrades(mut self, allow: bool) -> Self {
+            self.config.engine.allow_upgrades = allow;
+            self
+        }
+
+        /// Whether polling responses are compressed (default true).
+        pub fn http_compression(mut self, enabled: bool) -> Self {
+            self.config.engine.http_compression = enabled;
+            self
+        }
+
+        /// Smallest response compressed, in bytes (default 1024).
+        pub fn compression_threshold(mut self, bytes: usize) -> Self {
+            self.config.engine.compression_threshold = bytes;
+            self
+        }
+
+        /// The sticky-session cookie (default none). `CookieConfig::default()` is `io`, path `/`,
+        /// HttpOnly, SameSite=Lax.
+        pub fn cookie(mut self, cookie: Option<$crate::http::CookieConfig>) -> Self {
+            self.config.engine.cookie = cookie;
+            self
+        }
+
+        /// Allowed origins (default: same origin only). `$crate::http::AllowedOrigins::Any` is python's `'*'`.
+        pub fn cors_allowed_origins(mut self, origins: $crate::http::AllowedOrigins) -> Self {
+            self.config.engine.cors.allowed_origins = origins;
+            self
+        }
+
+        /// Whether cross-origin requests may carry credentials (default true).
+        pub fn cors_credentials(mut self, credentials: bool) -> Self {
+            self.config.engine.cors.credentials = credentials;
+            self
+        }
+
+        /// Allowed transports (default polling and WebSocket).
+        pub fn transports(mut self, transports: &[$crate::engineio::Transport]) -> Self {
+            self.config.engine.transports = transports.to_vec();
+            self
+        }
+
+        /// How long an upgrade may take (default 10 s).
+        pub fn upgrade_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.config.engine.upgrade_timeout = timeout;
+            self
+        }
+
+        /// How long a connection may stay without a namespace (default 45 s).
+        pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.config.connect_timeout = timeout;
+            self
+        }
+
+        /// Whether socket.io-client 2.x (Engine.IO 3) clients are accepted (default false).
+        pub fn allow_eio3(mut self, allow: bool) -> Self {
+            self.config.engine.allow_eio3 = allow;
+            self
+        }
+
+        /// The URL path (default `/socket.io/`).
+        pub fn path(mut self, path: &str) -> Self {
+            self.config.engine.path = path.to_owned();
+            self
+        }
+
+        /// `true` (default): events of one client are handled concurrently, each in its own task.
+        /// `false`: strictly one after another, in arrival order.
+        pub fn async_handlers(mut self, concurrent: bool) -> Self {
+            self.sync_handlers = !concurrent;
+            self
+        }
+
+        /// Accept connections to any namespace, not only those with handlers (python's
+        /// `namespaces='*'`).
+        pub fn any_namespace(mut self) -> Self {
+            self.any_namespace = true;
+            self
+        }
+
+        /// Outbound queue cap per client, in packets and bytes (defaults 10,000 and 16 MiB); a client
+        /// that does not read past it is disconnected.
+        pub fn max_buffered(mut self, packets: usize, bytes: usize) -> Self {
+            self.config.engine.max_buffered_packets = packets;
+            self.config.engine.max_buffered_bytes = bytes;
+            self
+        }
+
+        /// Replaces the session id generator (the default uses the OS random source).
+        pub fn sid_generator(
+            mut self,
+            sids: impl $crate::engineio::SidGenerator + 'static,
+        ) -> Self {
+            self.sids = Some(::std::sync::Arc::new(sids));
+            self
+        }
+
+        /// Replaces the whole core configuration (advanced).
+        pub fn socket_config(mut self, config: $crate::socketio::SocketConfig) -> Self {
+            self.config = config;
+            self
+        }
+    };
+}

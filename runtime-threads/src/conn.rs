@@ -1,0 +1,249 @@
+//! One client's connection as the threads runtime holds it: the core [`Connection`] behind a
+//! mutex, the polling requests and WebSocket writers waiting on it, the acknowledgements it
+//! awaits, and the queue of its events waiting for the handler pool.
+//!
+//! Every input goes through [`Server::drive`](crate::Server), which applies the core's drain rule
+//! ([`ConnCell::drive_locked`]): after the input, HTTP responses go to the waiting request threads,
+//! WebSocket writer threads are woken, acknowledgements are resolved (their callbacks run in the
+//! driving thread once the lock is released), events are queued for the handler pool (in order,
+//! under the lock), and the timer thread learns the new deadline.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use sockio_core::engineio::{Output, RequestId, Sid};
+use sockio_core::http::Response;
+use sockio_core::payload::Args;
+use sockio_core::socketio::{Connection, SocketEvent};
+
+/// Locks a std mutex, continuing past poisoning (a handler panic must not take the server down;
+/// every state guarded here stays structurally valid).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How an awaited acknowledgement ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AckOutcome {
+    Answered(Args),
+    TimedOut,
+    Disconnected,
+}
+
+pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
+
+/// Calls an application's ack callback, logging rather than spreading a panic.
+pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
+    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
+    if called.is_err() {
+        tracing::error!("an emit callback panicked");
+    }
+}
+
+/// The wake-up of one WebSocket writer thread.
+#[derive(Default)]
+pub(crate) struct WsWake {
+    flags: Mutex<(bool, bool)>, // (pending, stopped)
+    cond: Condvar,
+}
+
+impl WsWake {
+    /// There may be something to write.
+    pub fn notify(&self) {
+        lock(&self.flags).0 = true;
+        self.cond.notify_one();
+    }
+
+    /// The writer must stop.
+    pub fn stop(&self) {
+        lock(&self.flags).1 = true;
+        self.cond.notify_one();
+    }
+
+    /// Waits for a wake-up; `false` once stopped.
+    pub fn wait(&self) -> bool {
+        let mut flags = lock(&self.flags);
+        while !flags.0 && !flags.1 {
+            flags = self
+                .cond
+                .wait(flags)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        flags.0 = false;
+        !flags.1
+    }
+}
+
+pub(crate) struct ConnState {
+    pub conn: Connection,
+    /// Held polling requests, answered by `Output::Respond`.
+    pub waiters: HashMap<RequestId, SyncSender<Response>>,
+    /// The wake-up of each WebSocket writer.
+    pub ws_writers: HashMap<RequestId, Arc<WsWake>>,
+    /// Callbacks for acknowledgements the server awaits from this client, by ack id.
+    pub acks: HashMap<u64, AckCallback>,
+    deadline: Option<Instant>,
+}
+
+struct EventQueue {
+    events: VecDeque<SocketEvent>,
+    /// A pool job is queued or running for this connection.
+    scheduled: bool,
+}
+
+pub(crate) struct ConnCell {
+    pub sid: Sid,
+    state: Mutex<ConnState>,
+    queue: Mutex<EventQueue>,
+}
+
+/// What a drive did besides the command's own result.
+pub(crate) struct Driven<R> {
+    pub result: R,
+    /// Acknowledgement callbacks to call (outside the lock).
+    pub callbacks: Vec<(AckCallback, AckOutcome)>,
+    /// Events queued for the pool.
+    pub queued: usize,
+    /// The connection needs a pool job (none is queued or running).
+    pub schedule: bool,
+    /// The deadline after the drive, and whether it changed.
+    pub deadline: Option<Instant>,
+    pub deadline_changed: bool,
+}
+
+impl ConnCell {
+    pub fn new(conn: Connection) -> Arc<Self> {
+        Arc::new(ConnCell {
+            sid: conn.sid().clone(),
+            state: Mutex::new(ConnState {
+                conn,
+                waiters: HashMap::new(),
+                ws_writers: HashMap::new(),
+                acks: HashMap::new(),
+                deadline: None,
+            }),
+            queue: Mutex::new(EventQueue {
+                events: VecDeque::new(),
+                scheduled: false,
+            }),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, ConnState> {
+        lock(&self.state)
+    }
+
+    /// Runs one input or command on the connection and applies the drain rule, all under the
+    /// connection's lock. The caller finishes the job (see [`Driven`]).
+    pub fn drive_locked<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> Driven<R> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let result = f(&mut state, now);
+        let mut callbacks = Vec::new();
+        let events = state.drain(&mut callbacks);
+        let deadline = state.conn.poll_timeout();
+        let deadline_changed = deadline != state.deadline;
+        state.deadline = deadline;
+        let queued = events.len();
+        let schedule = if events.is_empty() {
+            false
+        } else {
+            // Queued under the connection's lock, so events keep the order the core made them in
+            // even when several threads drive the connection.
+            let mut queue = lock(&self.queue);
+            queue.events.extend(events);
+            !std::mem::replace(&mut queue.scheduled, true)
+        };
+        drop(state);
+        Driven {
+            result,
+            callbacks,
+            queued,
+            schedule,
+            deadline,
+            deadline_changed,
+        }
+    }
+
+    /// The next queued event; `None` (and the connection unscheduled) when there is none.
+    pub fn next_event(&self) -> Option<SocketEvent> {
+        let mut queue = lock(&self.queue);
+        let event = queue.events.pop_front();
+        if event.is_none() {
+            queue.scheduled = false;
+        }
+        event
+    }
+
+    /// Events waiting for the pool.
+    pub fn queued_events(&self) -> usize {
+        lock(&self.queue).events.len()
+    }
+}
+
+impl ConnState {
+    /// The drain rule: empty the outputs and events of the core connection.
+    fn drain(&mut self, callbacks: &mut Vec<(AckCallback, AckOutcome)>) -> Vec<SocketEvent> {
+        let mut events = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(output) = self.conn.poll_output() {
+                progressed = true;
+                match output {
+                    Output::Respond { request, response } => {
+                        if let Some(waiter) = self.waiters.remove(&request) {
+                            // The request's thread may be gone already; nothing to do then.
+                            let _ = waiter.try_send(response);
+                        }
+                    }
+                    Output::WebSocketReady { conn } => {
+                        if let Some(writer) = self.ws_writers.get(&conn) {
+                            writer.notify();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(event) = self.conn.poll_event() {
+                progressed = true;
+                match event {
+                    SocketEvent::Ack {
+                        ack_id,
+                        args,
+                        attachments,
+                        ..
+                    } => {
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            let outcome = AckOutcome::Answered(Args::from_parts(args, attachments));
+                            callbacks.push((callback, outcome));
+                        }
+                    }
+                    SocketEvent::AckTimeout { ack_id, .. } => {
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            callbacks.push((callback, AckOutcome::TimedOut));
+                        }
+                    }
+                    SocketEvent::Closed(reason) => {
+                        for (_, callback) in self.acks.drain() {
+                            callbacks.push((callback, AckOutcome::Disconnected));
+                        }
+                        // Writers of sockets the core no longer knows must not wait forever.
+                        for writer in self.ws_writers.values() {
+                            writer.notify();
+                        }
+                        events.push(SocketEvent::Closed(reason));
+                    }
+                    other => events.push(other),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        events
+    }
+}

@@ -1,0 +1,434 @@
+//! A small, strict HTTP/1.1 request reader and response writer for blocking std sockets.
+//!
+//! Limits: the request line and headers together at most [`MAX_HEAD`] bytes and
+//! [`MAX_HEADERS`] headers (431 past either); bodies only with `Content-Length` (a
+//! `Transfer-Encoding` is refused with 411 for chunked, 400 otherwise), read up to the Socket.IO
+//! limit plus one byte (the core answers 413 on seeing that byte; the connection then closes
+//! because the rest of the body was not read). Anything malformed gets 400 and a close.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+use sockio_core::http::{Request, Response};
+
+/// Most bytes of a request line plus headers.
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
+/// Most header fields in one request.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// What the next read from a connection produced.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A complete request. `keep_alive` is false when the client asked to close or the body was
+    /// not read to its end.
+    Request {
+        request: Box<Request>,
+        keep_alive: bool,
+    },
+    /// The peer closed (or went idle past the read timeout) between requests.
+    Closed,
+    /// A malformed request: answer with this status and close.
+    Bad(StatusCode, &'static str),
+}
+
+/// Reads requests from one connection, keeping bytes read past the current request.
+#[derive(Default)]
+pub(crate) struct HttpReader {
+    buf: Vec<u8>,
+}
+
+impl HttpReader {
+    /// Bytes received after the last request (the first WebSocket frames after an upgrade).
+    pub fn take_leftover(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads the next request, its body capped at `max_body + 1` bytes.
+    pub fn read_request(&mut self, mut stream: &TcpStream, max_body: usize) -> Incoming {
+        let head_end = loop {
+            if let Some(end) = find_head_end(&self.buf) {
+                break end;
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Incoming::Bad(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request head too large",
+                );
+            }
+            let mut chunk = [0u8; 2048];
+            match stream.read(&mut chunk) {
+                Ok(0) => return Incoming::Closed,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Incoming::Closed,
+            }
+        };
+        if head_end > MAX_HEAD {
+            return Incoming::Bad(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request head too large",
+            );
+        }
+        let head = match parse_head(&self.buf[..head_end]) {
+            Ok(head) => head,
+            Err((status, text)) => return Incoming::Bad(status, text),
+        };
+        self.buf.drain(..head_end);
+        let Head {
+            method,
+            uri,
+            version,
+            headers,
+        } = head;
+        if let Some(encoding) = headers.get(TRANSFER_ENCODING) {
+            let chunked = encoding
+                .to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"));
+            return if chunked {
+                Incoming::Bad(
+                    StatusCode::LENGTH_REQUIRED,
+                    "chunked bodies are not accepted",
+                )
+            } else {
+                Incoming::Bad(StatusCode::BAD_REQUEST, "unsupported transfer encoding")
+            };
+        }
+        let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+        let length = match (lengths.next(), lengths.next()) {
+            (None, _) => 0,
+            (Some(value), None) => match value.to_str().ok().and_then(parse_length) {
+                Some(length) => length,
+                None => return Incoming::Bad(StatusCode::BAD_REQUEST, "bad content-length"),
+            },
+            (Some(_), Some(_)) => {
+                return Incoming::Bad(StatusCode::BAD_REQUEST, "several content-lengths");
+            }
+        };
+        let wanted = length.min(max_body.saturating_add(1));
+        let mut keep_alive = wants_keep_alive(version, &headers) && wanted == length;
+        let body = if wanted == 0 {
+            Bytes::new()
+        } else {
+            let mut body = Vec::with_capacity(wanted.min(64 * 1024));
+            let from_buf = wanted.min(self.buf.len());
+            body.extend(self.buf.drain(..from_buf));
+            if body.len() < wanted {
+                let missing = (wanted - body.len()) as u64;
+                match stream.take(missing).read_to_end(&mut body) {
+                    Ok(_) if body.len() == wanted => {}
+                    // The peer went away mid-body.
+                    _ => return Incoming::Closed,
+                }
+            }
+            if wanted < length {
+                keep_alive = false;
+            }
+            Bytes::from(body)
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = headers;
+        Incoming::Request {
+            request: Box::new(request),
+            keep_alive,
+        }
+    }
+}
+
+struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|position| position + 4)
+}
+
+fn parse_length(text: &str) -> Option<usize> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn parse_head(head: &[u8]) -> Result<Head, (StatusCode, &'static str)> {
+    const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "malformed request");
+    let head = head.strip_suffix(b"\r\n\r\n").ok_or(BAD)?;
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
+    let request_line = lines.next().ok_or(BAD)?;
+    let mut parts = request_line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(BAD);
+    };
+    let method = Method::from_bytes(method).map_err(|_| BAD)?;
+    let uri = Uri::try_from(target).map_err(|_| BAD)?;
+    let version = match version {
+        b"HTTP/1.1" => Version::HTTP_11,
+        b"HTTP/1.0" => Version::HTTP_10,
+        _ => {
+            return Err((
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "HTTP/1.0 and HTTP/1.1 only",
+            ));
+        }
+    };
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        if headers.len() >= MAX_HEADERS {
+            return Err((
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many headers",
+            ));
+        }
+        // Obsolete line folding and empty lines inside the head are refused.
+        if line.first().is_none_or(|b| *b == b' ' || *b == b'\t') {
+            return Err(BAD);
+        }
+        let colon = line.iter().position(|&b| b == b':').ok_or(BAD)?;
+        let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| BAD)?;
+        let value = line[colon + 1..].trim_ascii();
+        let value = HeaderValue::from_bytes(value).map_err(|_| BAD)?;
+        headers.append(name, value);
+    }
+    Ok(Head {
+        method,
+        uri,
+        version,
+        headers,
+    })
+}
+
+fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers.get_all(CONNECTION).iter().any(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    match version {
+        Version::HTTP_11 => !has("close"),
+        _ => has("keep-alive"),
+    }
+}
+
+/// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`).
+pub(crate) fn write_response(
+    mut stream: &TcpStream,
+    response: &Response,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let status = response.status();
+    let mut out = Vec::with_capacity(256 + response.body().len());
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
+    );
+    write_headers(&mut out, response.headers(), true);
+    out.extend_from_slice(format!("Content-Length: {}\r\n", response.body().len()).as_bytes());
+    out.extend_from_slice(if keep_alive {
+        b"Connection: keep-alive\r\n\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
+    out.extend_from_slice(response.body());
+    stream.write_all(&out)?;
+    stream.flush()
+}
+
+/// A plain-text response.
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut response = Response::new(Bytes::from_static(text.as_bytes()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Writes a `101 Switching Protocols` head with `headers`.
+pub(crate) fn write_switching(mut stream: &TcpStream, headers: &HeaderMap) -> io::Result<()> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    write_headers(&mut out, headers, false);
+    out.extend_from_slice(b"\r\n");
+    stream.write_all(&out)?;
+    stream.flush()
+}
+
+/// Writes `headers`; with `replace_framing`, without those this writer sets itself.
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap, replace_framing: bool) {
+    for (name, value) in headers {
+        if replace_framing
+            && (name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION)
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Feeds `bytes` to a reader through a real socket pair.
+    fn read(bytes: &[u8], max_body: usize) -> (Incoming, HttpReader) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.write_all(bytes).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reader = HttpReader::default();
+        let incoming = reader.read_request(&server, max_body);
+        (incoming, reader)
+    }
+
+    #[test]
+    fn reads_a_request_with_body_and_keeps_the_rest() {
+        let (incoming, mut reader) = read(
+            b"POST /socket.io/?EIO=4 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\n40GET",
+            100,
+        );
+        let Incoming::Request {
+            request,
+            keep_alive,
+        } = incoming
+        else {
+            panic!("{incoming:?}")
+        };
+        assert!(keep_alive);
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.uri().query(), Some("EIO=4"));
+        assert_eq!(request.body().as_ref(), b"40");
+        assert_eq!(request.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!(reader.take_leftover(), b"GET");
+    }
+
+    #[test]
+    fn caps_the_body_one_past_the_limit() {
+        let (incoming, _) = read(
+            b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
+            4,
+        );
+        let Incoming::Request {
+            request,
+            keep_alive,
+        } = incoming
+        else {
+            panic!()
+        };
+        assert_eq!(request.body().len(), 5);
+        assert!(!keep_alive);
+    }
+
+    #[test]
+    fn refuses_malformed_requests() {
+        let cases: [(&[u8], StatusCode); 8] = [
+            (b"GET /\r\n\r\n", StatusCode::BAD_REQUEST),
+            (
+                b"GET / HTTP/2.0\r\n\r\n",
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                StatusCode::LENGTH_REQUIRED,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+            ),
+            (b"G\x01T / HTTP/1.1\r\n\r\n", StatusCode::BAD_REQUEST),
+        ];
+        for (bytes, status) in cases {
+            match read(bytes, 100).0 {
+                Incoming::Bad(got, _) => {
+                    assert_eq!(got, status, "{:?}", String::from_utf8_lossy(bytes))
+                }
+                other => panic!("{other:?} for {:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+    }
+
+    #[test]
+    fn limits_the_head() {
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..101 {
+            big.extend_from_slice(format!("x-{i}: y\r\n").as_bytes());
+        }
+        big.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            read(&big, 10).0,
+            Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
+        ));
+        let mut huge = b"GET / HTTP/1.1\r\nx: ".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', MAX_HEAD));
+        assert!(matches!(
+            read(&huge, 10).0,
+            Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
+        ));
+    }
+
+    #[test]
+    fn truncated_or_empty_input_is_a_close() {
+        assert!(matches!(read(b"", 10).0, Incoming::Closed));
+        assert!(matches!(
+            read(b"GET / HTTP/1.1\r\n", 10).0,
+            Incoming::Closed
+        ));
+        assert!(matches!(
+            read(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab", 10).0,
+            Incoming::Closed
+        ));
+    }
+
+    #[test]
+    fn http10_closes_by_default() {
+        let Incoming::Request { keep_alive, .. } = read(b"GET / HTTP/1.0\r\n\r\n", 10).0 else {
+            panic!()
+        };
+        assert!(!keep_alive);
+        let Incoming::Request { keep_alive, .. } =
+            read(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 10).0
+        else {
+            panic!()
+        };
+        assert!(!keep_alive);
+    }
+}

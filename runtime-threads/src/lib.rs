@@ -1,0 +1,64 @@
+//! # sockio-threads
+//!
+//! sockio on plain OS threads: blocking std I/O, sync handlers, no async runtime (python-engineio's
+//! `threading` async mode). The API is the one of `sockio-tokio` and `sockio-smol` (python-socketio's
+//! `Server`), with plain closures for handlers and blocking calls where those runtimes `.await`.
+//!
+//! ```no_run
+//! use sockio_threads::{Server, Socket};
+//!
+//! let io = Server::builder().build();
+//! io.on("chat", |socket: Socket, text: String| {
+//!     // Blocking calls end with `.send()` where the async runtimes `.await`.
+//!     let _ = socket.broadcast("chat", &text).send();
+//!     "delivered" // the acknowledgement, when the client asked for one
+//! });
+//! io.serve("127.0.0.1:3000").unwrap();
+//! ```
+//!
+//! ## Differences from the async runtimes
+//!
+//! - Handlers are `Fn(Socket, T) -> R` closures (and [`NamespaceHandler`] methods return values,
+//!   not futures); they run on a fixed pool of worker threads
+//!   ([`handler_threads`](ServerBuilder::handler_threads), default 32) and may block.
+//! - `emit`, `call`, `disconnect` and `shutdown` block instead of returning futures: an [`Emit`]
+//!   or [`Call`] builder ends with `.send()` (`io.emit("ev", &data).to(room).send()?`,
+//!   `io.call("ev", &data).to(sid).timeout(d).send()?`), where the async runtimes `.await` it.
+//! - `start_background_task` takes a closure and runs it on a new thread; its handle has
+//!   `join()`. `sleep` blocks.
+//! - `serve`/`serve_std` block the calling thread; [`Server::abort`] stops them and cuts every
+//!   connection. Embedding is [`Server::handle_request`] (returns [`Handled`], with a
+//!   [`WebSocketUpgrade`] to run on the TCP stream) or [`Server::handle_connection`].
+//!
+//! ## Threads
+//!
+//! One thread per TCP connection (reading HTTP/1.1 requests, holding long-polls, then reading its
+//! WebSocket), one writer thread per WebSocket, one timer thread for every deadline, and the
+//! handler pool. With `async_handlers(false)` the events of one client are handled strictly in
+//! order; with `true` (default) any worker may run them concurrently. Acknowledgements of the
+//! server's own emits (`call`, emit callbacks) resolve on the thread that received them, never
+//! through the pool, so a handler blocked in `call` cannot starve its own answer.
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod conn;
+mod error;
+mod handlers;
+mod http1;
+mod runtime;
+mod serve;
+mod server;
+mod socket;
+
+pub use config::ServerBuilder;
+pub use error::{CallError, EmitError, ServerError};
+pub use handlers::{ConnectRefused, ConnectResult, NamespaceHandler};
+pub use serve::{CONNECTION_STACK, Handled, WebSocketUpgrade};
+pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
+pub use socket::Socket;
+
+pub use sockio_core::engineio::{Sid, Transport};
+pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};
+pub use sockio_core::payload::{self, Args};
+pub use sockio_core::socketio::{DisconnectReason, Handshake, RemoteAddr};

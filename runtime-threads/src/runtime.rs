@@ -1,0 +1,202 @@
+//! The threads the server runs besides the connection threads: one timer thread for every
+//! connection's deadline, and a fixed pool of handler workers fed by a bounded channel.
+
+use std::cell::Cell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::conn::{ConnCell, lock};
+use crate::server::{Inner, Server};
+
+/// A unit of work for the handler pool.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// Set on threads that must never wait for room in the pool's queue (the workers themselves
+    /// and the timer thread): waiting there could deadlock the pool.
+    static MUST_NOT_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The handler pool: `threads` workers take jobs from a channel of `capacity`.
+pub(crate) struct Pool {
+    jobs: SyncSender<Job>,
+}
+
+impl Pool {
+    pub fn start(threads: usize, capacity: usize) -> Pool {
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..threads {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sockio-handler-{i}"))
+                .spawn(move || worker(receiver));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a handler thread");
+            }
+        }
+        Pool { jobs }
+    }
+
+    /// Queues `job`. Connection threads wait while the queue is full (backpressure on their
+    /// client); workers and the timer thread hand the job to a short-lived helper thread instead.
+    pub fn submit(&self, job: Job) {
+        if MUST_NOT_WAIT.with(Cell::get) {
+            match self.jobs.try_send(job) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(job)) => {
+                    let jobs = self.jobs.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("sockio-handoff".into())
+                        .stack_size(64 * 1024)
+                        .spawn(move || {
+                            let _ = jobs.send(job);
+                        });
+                    if let Err(error) = spawned {
+                        tracing::error!(%error, "handler queue full and no thread to wait on it; job dropped");
+                    }
+                }
+            }
+        } else {
+            let _ = self.jobs.send(job);
+        }
+    }
+}
+
+fn worker(receiver: Arc<Mutex<Receiver<Job>>>) {
+    MUST_NOT_WAIT.with(|flag| flag.set(true));
+    loop {
+        let job = {
+            let receiver = lock(&receiver);
+            receiver.recv()
+        };
+        match job {
+            Ok(job) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("a handler job panicked");
+                }
+            }
+            // The server is gone.
+            Err(_) => return,
+        }
+    }
+}
+
+struct Entry {
+    at: Instant,
+    seq: u64,
+    cell: Weak<ConnCell>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+#[derive(Default)]
+struct TimerHeap {
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+    stopped: bool,
+}
+
+/// The deadlines of every connection, served by one thread. Stale entries (a deadline that moved)
+/// are skipped when they come due.
+#[derive(Default)]
+pub(crate) struct Timers {
+    state: Mutex<TimerHeap>,
+    cond: Condvar,
+}
+
+impl Timers {
+    /// Calls `handle_timeout` on `cell` at `at`.
+    pub fn schedule(&self, at: Instant, cell: &Arc<ConnCell>) {
+        let mut state = lock(&self.state);
+        let earliest = state.heap.peek().map(|entry| entry.0.at);
+        state.seq += 1;
+        let seq = state.seq;
+        state.heap.push(Reverse(Entry {
+            at,
+            seq,
+            cell: Arc::downgrade(cell),
+        }));
+        if earliest.is_none_or(|earliest| at < earliest) {
+            self.cond.notify_one();
+        }
+    }
+
+    /// Ends the timer thread.
+    pub fn stop(&self) {
+        lock(&self.state).stopped = true;
+        self.cond.notify_one();
+    }
+
+    /// The timer thread: sleeps until the earliest deadline, then drives the connections due.
+    pub fn run(self: Arc<Self>, server: Weak<Inner>) {
+        MUST_NOT_WAIT.with(|flag| flag.set(true));
+        let mut due = Vec::new();
+        loop {
+            {
+                let mut state = lock(&self.state);
+                loop {
+                    if state.stopped {
+                        return;
+                    }
+                    let now = Instant::now();
+                    match state.heap.peek().map(|entry| entry.0.at) {
+                        Some(at) if at <= now => {
+                            while let Some(entry) = state.heap.peek() {
+                                if entry.0.at > now {
+                                    break;
+                                }
+                                if let Some(Reverse(entry)) = state.heap.pop() {
+                                    due.push(entry.cell);
+                                }
+                            }
+                            break;
+                        }
+                        Some(at) => {
+                            state = self
+                                .cond
+                                .wait_timeout(state, at - now)
+                                .map(|(guard, _)| guard)
+                                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+                        }
+                        None => {
+                            state = self
+                                .cond
+                                .wait(state)
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        }
+                    }
+                }
+            }
+            let Some(inner) = server.upgrade() else {
+                return;
+            };
+            let server = Server { inner };
+            for cell in due.drain(..).filter_map(|weak| weak.upgrade()) {
+                server.fire_timer(&cell);
+            }
+        }
+    }
+}
+
+/// The smallest delay before re-arming a deadline the core did not move (guards against a busy
+/// loop should a deadline stay in the past).
+pub(crate) const REARM_DELAY: Duration = Duration::from_millis(5);

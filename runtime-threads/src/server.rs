@@ -1,0 +1,1054 @@
+//! [`Server`]: the python-socketio `Server` API on OS threads.
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
+use sockio_core::hub::Hub;
+use sockio_core::payload::{self, Args};
+use sockio_core::socketio::packet::RESERVED_EVENTS;
+use sockio_core::socketio::{
+    CommandError, DisconnectReason, EncodedFrames, Endpoint, Handshake, NamespaceFilter, Packet,
+    SocketConfig, SocketEvent,
+};
+
+use crate::config::ServerBuilder;
+use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, call_back, lock};
+use crate::error::{CallError, EmitError, ServerError};
+use crate::handlers::{
+    ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
+    typed_event,
+};
+use crate::runtime::{Job, Pool, REARM_DELAY, Timers};
+use crate::socket::Socket;
+
+/// How many events may wait for one connection's handlers before its input is paused.
+const DISPATCH_QUEUE: usize = 256;
+
+/// A Socket.IO server on OS threads. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Server {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("connections", &self.connection_count())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub config: Arc<SocketConfig>,
+    pub endpoint: Mutex<Endpoint>,
+    connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
+    handlers: RwLock<HashMap<String, NamespaceHandlers>>,
+    hub: Mutex<Hub<Arc<ConnCell>>>,
+    async_handlers: bool,
+    next_request: AtomicU64,
+    pub shutting_down: AtomicBool,
+    /// Bumped by `shutdown` and `abort`: accept loops started before stop.
+    pub generation: AtomicU64,
+    /// Queued or running handler events, and live WebSocket connections (graceful shutdown waits
+    /// for them).
+    pub busy: AtomicUsize,
+    timers: Arc<Timers>,
+    pool: Pool,
+    /// Every open TCP stream, so `abort` can cut them.
+    pub streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    pub next_stream: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.timers.stop();
+    }
+}
+
+/// Session ids from the operating system's random source (15 bytes, as the reference server).
+struct OsRandomSids;
+
+impl SidGenerator for OsRandomSids {
+    fn generate(&self) -> Sid {
+        let mut bytes = [0u8; 15];
+        if let Err(error) = getrandom::fill(&mut bytes) {
+            // Without randomness ids would be guessable; refusing to run is the safe answer.
+            panic!("the operating system's random source failed: {error}");
+        }
+        Sid::from_random_bytes(bytes)
+    }
+}
+
+struct SharedSids(Arc<dyn SidGenerator>);
+
+impl SidGenerator for SharedSids {
+    fn generate(&self) -> Sid {
+        self.0.generate()
+    }
+}
+
+impl Server {
+    /// A builder with python-socketio's option names.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A server with default options.
+    pub fn new() -> Self {
+        ServerBuilder::default().build()
+    }
+
+    pub(crate) fn from_parts(
+        mut config: SocketConfig,
+        async_handlers: bool,
+        sids: Option<Arc<dyn SidGenerator>>,
+        builder: &ServerBuilder,
+    ) -> Self {
+        let timers = Arc::new(Timers::default());
+        let pool = Pool::start(builder.handler_threads, builder.handler_queue);
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            if !matches!(config.namespaces, NamespaceFilter::Any) {
+                // `/` always exists, other namespaces when they have handlers.
+                let registry = weak.clone();
+                config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
+                    namespace == "/"
+                        || registry.upgrade().is_some_and(|inner| {
+                            inner
+                                .handlers
+                                .read()
+                                .map(|h| h.contains_key(namespace))
+                                .unwrap_or(false)
+                        })
+                }));
+            }
+            let endpoint = match sids {
+                Some(sids) => Endpoint::new(config.clone(), SharedSids(sids)),
+                None => Endpoint::new(config.clone(), OsRandomSids),
+            };
+            Inner {
+                config: Arc::new(config),
+                endpoint: Mutex::new(endpoint),
+                connections: Mutex::new(HashMap::new()),
+                handlers: RwLock::new(HashMap::new()),
+                hub: Mutex::new(Hub::new()),
+                async_handlers,
+                next_request: AtomicU64::new(1),
+                shutting_down: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+                busy: AtomicUsize::new(0),
+                timers: timers.clone(),
+                pool,
+                streams: Mutex::new(HashMap::new()),
+                next_stream: AtomicU64::new(1),
+            }
+        });
+        let weak = Arc::downgrade(&inner);
+        let spawned = std::thread::Builder::new()
+            .name("sockio-timers".into())
+            .spawn(move || timers.run(weak));
+        if let Err(error) = spawned {
+            panic!("cannot start the timer thread: {error}");
+        }
+        Server { inner }
+    }
+
+    /// The options in effect.
+    pub fn config(&self) -> &SocketConfig {
+        &self.inner.config
+    }
+
+    // ----- handlers ---------------------------------------------------------------------------
+
+    /// The handle of namespace `namespace` (handlers and methods scoped to it).
+    pub fn of(&self, namespace: &str) -> Namespace {
+        Namespace {
+            server: self.clone(),
+            name: Arc::from(namespace),
+        }
+    }
+
+    /// Registers `handler` for `event` in `/`; see [`Namespace::on`].
+    pub fn on<T, R, F>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        self.of("/").on(event, handler);
+        self
+    }
+
+    /// Registers a raw-arguments handler for `event` in `/`; see [`Namespace::on_args`].
+    pub fn on_args<F>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, Args) -> Args + Send + Sync + 'static,
+    {
+        self.of("/").on_args(event, handler);
+        self
+    }
+
+    /// Registers the connect handler of `/`; see [`Namespace::on_connect`].
+    pub fn on_connect<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, Arc<Handshake>, Option<Value>) -> ConnectResult + Send + Sync + 'static,
+    {
+        self.of("/").on_connect(handler);
+        self
+    }
+
+    /// Registers the disconnect handler of `/`.
+    pub fn on_disconnect<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.of("/").on_disconnect(handler);
+        self
+    }
+
+    /// Registers the catch-all handler of `/`.
+    pub fn on_any<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, String, Args) -> Args + Send + Sync + 'static,
+    {
+        self.of("/").on_any(handler);
+        self
+    }
+
+    /// Registers a class-based namespace (python-socketio's `register_namespace`). It replaces
+    /// handlers registered with `on` for that namespace's connect, disconnect and events.
+    pub fn register_namespace(&self, namespace: &str, handler: impl NamespaceHandler) -> &Self {
+        self.of(namespace)
+            .update(|h| h.class = Some(Arc::new(handler)));
+        self
+    }
+
+    // ----- emitting ---------------------------------------------------------------------------
+
+    /// Emits `event` with `data` (a tuple for several arguments, `()` for none; `bytes::Bytes`
+    /// anywhere inside travels as binary). Configure with the builder methods, then `.send()`:
+    ///
+    /// ```no_run
+    /// # fn f(io: sockio_threads::Server, sid: sockio_threads::Sid) -> Result<(), sockio_threads::EmitError> {
+    /// io.emit("news", &("headline", 3)).to("room-a").skip_sid(sid).send()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+        Emit::new(self.clone(), event, payload::to_args(data))
+    }
+
+    /// Emits `event` with arguments already in wire form (for relaying what a client sent,
+    /// binary included).
+    pub fn emit_args(&self, event: &str, args: Args) -> Emit {
+        Emit::new(self.clone(), event, Ok(args))
+    }
+
+    /// Emits the `message` event (python-socketio's `send`).
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
+        self.emit("message", data)
+    }
+
+    /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
+    /// Set the recipient with `.to(sid)`, then `.send()`; the default timeout is 60 s.
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+        Call {
+            server: self.clone(),
+            event: event.to_owned(),
+            args: payload::to_args(data),
+            to: None,
+            namespace: Arc::from("/"),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    // ----- rooms, sessions, connections (namespace `/`; use `of(ns)` for others) --------------
+
+    /// Puts socket `sid` of `/` in `room`.
+    pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        self.of("/").enter_room(sid, room)
+    }
+
+    /// Takes socket `sid` of `/` out of `room`.
+    pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        self.of("/").leave_room(sid, room)
+    }
+
+    /// Removes every socket of `/` from `room`.
+    pub fn close_room(&self, room: &str) {
+        self.of("/").close_room(room)
+    }
+
+    /// The rooms socket `sid` of `/` is in (its own sid room included).
+    pub fn rooms(&self, sid: &str) -> Vec<String> {
+        self.of("/").rooms(sid)
+    }
+
+    /// The sockets of `/` in `room` (python-socketio's `get_participants`).
+    pub fn participants(&self, room: &str) -> Vec<Sid> {
+        self.of("/").participants(room)
+    }
+
+    /// Disconnects socket `sid` from `/`.
+    pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
+        self.of("/").disconnect(sid)
+    }
+
+    /// The transport socket `sid` of `/` uses.
+    pub fn transport(&self, sid: &str) -> Result<Transport, ServerError> {
+        self.of("/").transport(sid)
+    }
+
+    /// The user session of socket `sid` of `/` (`null` when nothing was saved).
+    pub fn get_session<T: DeserializeOwned>(&self, sid: &str) -> Result<T, ServerError> {
+        self.of("/").get_session(sid)
+    }
+
+    /// Saves the user session of socket `sid` of `/`.
+    pub fn save_session<T: Serialize>(&self, sid: &str, session: &T) -> Result<(), ServerError> {
+        self.of("/").save_session(sid, session)
+    }
+
+    /// Number of Engine.IO connections.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.inner.connections).len()
+    }
+
+    /// Runs `task` on a new thread (python-socketio's `start_background_task` in threading mode).
+    /// The handle's [`join`](BackgroundTask::join) waits for the task's output; dropping the handle
+    /// lets the task run on.
+    pub fn start_background_task<F, T>(&self, task: F) -> BackgroundTask<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        BackgroundTask(std::thread::Builder::new().spawn(task).map_err(|error| {
+            tracing::error!(%error, "cannot start a background task");
+            error
+        }))
+    }
+
+    /// Sleeps (python-socketio's `sleep`): blocks the calling thread.
+    pub fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration)
+    }
+
+    /// Graceful shutdown: new handshakes are refused, accept loops stop, every client is told
+    /// (`server shutting down`), and this returns once connections are closed and running handlers
+    /// have finished, or after `grace`, whichever comes first.
+    pub fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        for cell in self.cells() {
+            self.drive(&cell, |state, now| {
+                state.conn.close(now, CloseReason::ServerShuttingDown)
+            });
+        }
+        let deadline = Instant::now() + grace;
+        while self.inner.busy.load(Ordering::SeqCst) != 0 || self.connection_count() != 0 {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    connections = self.connection_count(),
+                    "shutdown grace period over with connections or handlers still running"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the server as if its process died: accept loops stop, every TCP stream is cut
+    /// (`shutdown(Both)`) without telling clients, and every session is closed (disconnect
+    /// handlers run with `forced close`). Serving again afterwards (on the same port) works.
+    pub fn abort(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        let streams: Vec<Arc<TcpStream>> = lock(&self.inner.streams).values().cloned().collect();
+        for stream in streams {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        for cell in self.cells() {
+            self.drive(&cell, |state, now| {
+                state.conn.close(now, CloseReason::ForcedClose)
+            });
+        }
+    }
+
+    // ----- internals --------------------------------------------------------------------------
+
+    fn cells(&self) -> Vec<Arc<ConnCell>> {
+        lock(&self.inner.connections).values().cloned().collect()
+    }
+
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.inner.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn connection(&self, sid: &str) -> Option<Arc<ConnCell>> {
+        lock(&self.inner.connections).get(sid).cloned()
+    }
+
+    pub(crate) fn has_connection(&self, sid: &str) -> bool {
+        lock(&self.inner.connections).contains_key(sid)
+    }
+
+    /// Backpressure on a client's input: while more than [`DISPATCH_QUEUE`] of its events wait for
+    /// the handler pool, the thread reading from it waits (so a client cannot grow server memory
+    /// by sending faster than its handlers run).
+    pub(crate) fn wait_for_dispatch(&self, cell: &ConnCell) {
+        while cell.queued_events() > DISPATCH_QUEUE && !cell.lock().conn.is_closed() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {
+        lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
+    }
+
+    fn hub(&self) -> MutexGuard<'_, Hub<Arc<ConnCell>>> {
+        lock(&self.inner.hub)
+    }
+
+    /// Runs one input or command on `cell` under its lock and drains it (the core's drain rule);
+    /// then, outside the lock, calls resolved acknowledgement callbacks, re-arms the timer and
+    /// hands queued events to the handler pool.
+    pub(crate) fn drive<R>(
+        &self,
+        cell: &Arc<ConnCell>,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+    ) -> R {
+        let driven = cell.drive_locked(f);
+        self.finish_drive(cell, driven.queued, driven.schedule);
+        for (callback, outcome) in driven.callbacks {
+            call_back(callback, outcome);
+        }
+        if driven.deadline_changed
+            && let Some(at) = driven.deadline
+        {
+            self.inner.timers.schedule(at, cell);
+        }
+        driven.result
+    }
+
+    fn finish_drive(&self, cell: &Arc<ConnCell>, queued: usize, schedule: bool) {
+        if queued > 0 {
+            self.inner.busy.fetch_add(queued, Ordering::SeqCst);
+        }
+        if schedule {
+            let server = self.clone();
+            let cell = cell.clone();
+            self.inner
+                .pool
+                .submit(Box::new(move || server.run_queue(&cell)));
+        }
+    }
+
+    /// Called by the timer thread when a deadline of `cell` may be due.
+    pub(crate) fn fire_timer(&self, cell: &Arc<ConnCell>) {
+        let driven = cell.drive_locked(|state, now| {
+            if state.conn.poll_timeout().is_some_and(|at| at <= now) {
+                state.conn.handle_timeout(now);
+            }
+        });
+        self.finish_drive(cell, driven.queued, driven.schedule);
+        for (callback, outcome) in driven.callbacks {
+            call_back(callback, outcome);
+        }
+        if let Some(at) = driven.deadline {
+            if driven.deadline_changed {
+                self.inner.timers.schedule(at, cell);
+            } else if at <= Instant::now() {
+                // The core kept a deadline in the past: try again shortly rather than spin.
+                self.inner
+                    .timers
+                    .schedule(Instant::now() + REARM_DELAY, cell);
+            }
+        }
+    }
+
+    /// A pool job: handles `cell`'s queued events in order until none is left.
+    fn run_queue(&self, cell: &Arc<ConnCell>) {
+        while let Some(event) = cell.next_event() {
+            self.handle_event(cell, event);
+            self.inner.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn submit(&self, job: Job) {
+        self.inner.pool.submit(job);
+    }
+
+    fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
+        match event {
+            SocketEvent::Connect {
+                namespace,
+                sid,
+                auth,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                self.hub()
+                    .register_socket(&namespace, sid.clone(), cell.clone());
+                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
+                let handshake = cell.lock().conn.handshake().clone();
+                let handlers = self.handlers_of(&namespace);
+                let verdict = catch_panic("connect", move || match handlers.as_ref() {
+                    Some(NamespaceHandlers {
+                        class: Some(class), ..
+                    }) => class.on_connect(socket, handshake, auth),
+                    Some(NamespaceHandlers {
+                        connect: Some(connect),
+                        ..
+                    }) => connect(socket, handshake, auth),
+                    _ => Ok(()),
+                })
+                .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
+                let result = self.drive(cell, |state, now| match &verdict {
+                    Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
+                    Err(refused) => state.conn.reject_connect(
+                        now,
+                        &namespace,
+                        &refused.message,
+                        refused.data.clone(),
+                    ),
+                });
+                if verdict.is_err() || result.is_err() {
+                    self.hub().forget_socket(&namespace, &sid);
+                }
+                if let Err(error) = result {
+                    tracing::debug!(%sid, %error, "connect answer not delivered");
+                }
+            }
+            SocketEvent::Event {
+                namespace,
+                sid,
+                event,
+                args,
+                attachments,
+                ack_id,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                let socket = Socket::new(self.clone(), namespace.clone(), sid);
+                let args = Args::from_parts(args, attachments);
+                let Some(handler) = self.event_handler(&namespace, &event) else {
+                    tracing::debug!(namespace = &*namespace, event, "no handler for event");
+                    return;
+                };
+                let cell = cell.clone();
+                let server = self.clone();
+                let run = move || {
+                    // A panicking handler's event gets no acknowledgement.
+                    let Some(reply) = catch_panic("event", move || handler(socket, args)) else {
+                        return;
+                    };
+                    if let Some(ack_id) = ack_id {
+                        let result = server.drive(&cell, |state, now| {
+                            state
+                                .conn
+                                .ack(now, &namespace, ack_id, reply.values, reply.attachments)
+                        });
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "acknowledgement not delivered");
+                        }
+                    }
+                };
+                if self.inner.async_handlers {
+                    self.inner.busy.fetch_add(1, Ordering::SeqCst);
+                    let inner = self.inner.clone();
+                    self.submit(Box::new(move || {
+                        run();
+                        inner.busy.fetch_sub(1, Ordering::SeqCst);
+                    }));
+                } else {
+                    run();
+                }
+            }
+            SocketEvent::Disconnect {
+                namespace,
+                sid,
+                reason,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
+                let handlers = self.handlers_of(&namespace);
+                catch_panic("disconnect", move || match handlers {
+                    Some(NamespaceHandlers {
+                        class: Some(class), ..
+                    }) => class.on_disconnect(socket, reason),
+                    Some(NamespaceHandlers {
+                        disconnect: Some(disconnect),
+                        ..
+                    }) => disconnect(socket, reason),
+                    _ => {}
+                });
+                self.hub().forget_socket(&namespace, &sid);
+            }
+            SocketEvent::Closed(reason) => {
+                tracing::debug!(sid = %cell.sid, %reason, "connection closed");
+                let mut connections = lock(&self.inner.connections);
+                if connections
+                    .get(&cell.sid)
+                    .is_some_and(|known| Arc::ptr_eq(known, cell))
+                {
+                    connections.remove(&cell.sid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers> {
+        self.inner
+            .handlers
+            .read()
+            .ok()
+            .and_then(|h| h.get(namespace).cloned())
+    }
+
+    fn event_handler(&self, namespace: &str, event: &str) -> Option<EventHandler> {
+        let handlers = self.handlers_of(namespace)?;
+        if let Some(class) = handlers.class {
+            let event = event.to_owned();
+            return Some(Arc::new(move |socket, args| {
+                class.on_event(socket, event.clone(), args)
+            }));
+        }
+        if let Some(handler) = handlers.events.get(event) {
+            return Some(handler.clone());
+        }
+        let any = handlers.any?;
+        let event = event.to_owned();
+        Some(Arc::new(move |socket, args| {
+            any(socket, event.clone(), args)
+        }))
+    }
+
+    /// The connection that holds socket `sid` of `namespace`.
+    pub(crate) fn owner(&self, namespace: &str, sid: &str) -> Option<Arc<ConnCell>> {
+        self.hub().owner(namespace, sid)
+    }
+
+    /// Delivers one emit: selects recipients, encodes once, queues on each connection.
+    fn deliver(&self, emit: EmitSpec) -> Result<(), EmitError> {
+        if RESERVED_EVENTS.contains(&emit.event.as_str()) {
+            return Err(EmitError::ReservedEvent(emit.event));
+        }
+        let args = emit.args?;
+        let recipients = self
+            .hub()
+            .recipients(&emit.namespace, &emit.rooms, &emit.skip);
+        match emit.callback {
+            None => {
+                let frames = EncodedFrames::new(&Packet::event(
+                    &emit.namespace,
+                    &emit.event,
+                    args.values,
+                    args.attachments,
+                    None,
+                ));
+                for (sid, cell) in recipients {
+                    let result = self.drive(&cell, |state, now| {
+                        state.conn.send_encoded(now, &emit.namespace, &frames)
+                    });
+                    if let Err(error) = result {
+                        tracing::debug!(%sid, %error, "emit not delivered to this client");
+                    }
+                }
+            }
+            Some((callback, timeout)) => {
+                // Each recipient gets its own ack id and calls the callback with its answer.
+                for (sid, cell) in recipients {
+                    let callback = callback.clone();
+                    let args = args.clone();
+                    let result = self.drive(&cell, |state, now| {
+                        let id = state.conn.emit(
+                            now,
+                            &emit.namespace,
+                            &emit.event,
+                            args.values,
+                            args.attachments,
+                            Some(timeout),
+                        )?;
+                        if let Some(id) = id {
+                            let callback: AckCallback = Box::new(move |outcome| callback(outcome));
+                            state.acks.insert(id, callback);
+                        }
+                        Ok::<_, CommandError>(())
+                    });
+                    if let Err(error) = result {
+                        tracing::debug!(%sid, %error, "emit with callback not delivered");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server::new()
+    }
+}
+
+/// A task started with [`Server::start_background_task`] (a thread).
+#[must_use = "join the handle for the task's output, or drop it to let the task run on"]
+pub struct BackgroundTask<T>(std::io::Result<std::thread::JoinHandle<T>>);
+
+impl<T> BackgroundTask<T> {
+    /// Waits for the task and returns its output; `None` when it panicked or could not start.
+    pub fn join(self) -> Option<T> {
+        self.0.ok()?.join().ok()
+    }
+
+    /// True once the task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.0.as_ref().map_or(true, |handle| handle.is_finished())
+    }
+}
+
+type SharedCallback = Arc<dyn Fn(AckOutcome) + Send + Sync>;
+
+struct EmitSpec {
+    event: String,
+    args: Result<Args, EmitError>,
+    namespace: Arc<str>,
+    rooms: Vec<String>,
+    skip: Vec<String>,
+    callback: Option<(SharedCallback, Option<Duration>)>,
+}
+
+/// An emit being configured; [`send`](Emit::send) it. Built by [`Server::emit`].
+#[must_use = "an emit does nothing until sent with .send()"]
+pub struct Emit {
+    server: Server,
+    spec: EmitSpec,
+}
+
+impl Emit {
+    fn new(server: Server, event: &str, args: Result<Args, payload::PayloadError>) -> Self {
+        Emit {
+            server,
+            spec: EmitSpec {
+                event: event.to_owned(),
+                args: args.map_err(EmitError::from),
+                namespace: Arc::from("/"),
+                rooms: Vec::new(),
+                skip: Vec::new(),
+                callback: None,
+            },
+        }
+    }
+
+    /// Sends to one socket id or room (callable several times: the union is used). Without `to`,
+    /// the emit goes to every socket of the namespace.
+    pub fn to(mut self, room: impl AsRef<str>) -> Self {
+        self.spec.rooms.push(room.as_ref().to_owned());
+        self
+    }
+
+    /// Sends to every room listed.
+    pub fn to_rooms<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, rooms: I) -> Self {
+        self.spec
+            .rooms
+            .extend(rooms.into_iter().map(|r| r.as_ref().to_owned()));
+        self
+    }
+
+    /// Skips this socket (callable several times).
+    pub fn skip_sid(mut self, sid: impl AsRef<str>) -> Self {
+        self.spec.skip.push(sid.as_ref().to_owned());
+        self
+    }
+
+    /// The namespace (default `/`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.spec.namespace = Arc::from(namespace);
+        self
+    }
+
+    /// Asks each recipient for an acknowledgement and calls `callback` with its arguments (or
+    /// `Err` when the client did not answer within `timeout` or went away). The callback runs on
+    /// the thread that received the answer (a connection thread, or the timer thread for
+    /// timeouts), outside every lock: keep it short, or start a background task.
+    pub fn callback<T, F>(mut self, timeout: Option<Duration>, callback: F) -> Self
+    where
+        T: DeserializeOwned,
+        F: Fn(Result<T, CallError>) + Send + Sync + 'static,
+    {
+        let callback: SharedCallback = Arc::new(move |outcome| {
+            callback(match outcome {
+                AckOutcome::Answered(args) => payload::from_args(&args).map_err(CallError::from),
+                AckOutcome::TimedOut => Err(CallError::Timeout),
+                AckOutcome::Disconnected => Err(CallError::Disconnected),
+            })
+        });
+        self.spec.callback = Some((callback, timeout));
+        self
+    }
+
+    /// Like [`callback`](Self::callback), with the answer's raw arguments.
+    pub fn callback_args<F>(mut self, timeout: Option<Duration>, callback: F) -> Self
+    where
+        F: Fn(Result<Args, CallError>) + Send + Sync + 'static,
+    {
+        let callback: SharedCallback = Arc::new(move |outcome| {
+            callback(match outcome {
+                AckOutcome::Answered(args) => Ok(args),
+                AckOutcome::TimedOut => Err(CallError::Timeout),
+                AckOutcome::Disconnected => Err(CallError::Disconnected),
+            })
+        });
+        self.spec.callback = Some((callback, timeout));
+        self
+    }
+
+    /// Sends the emit: the packet is encoded once and queued on every recipient's connection.
+    /// Returns once queued (it does not wait for the network).
+    pub fn send(self) -> Result<(), EmitError> {
+        self.server.deliver(self.spec)
+    }
+}
+
+/// A call being configured; [`send`](Call::send) it and get the client's answer. Built by
+/// [`Server::call`].
+#[must_use = "a call does nothing until sent with .send()"]
+pub struct Call {
+    server: Server,
+    event: String,
+    args: Result<Args, payload::PayloadError>,
+    to: Option<String>,
+    namespace: Arc<str>,
+    timeout: Duration,
+}
+
+impl Call {
+    /// The socket to call (required).
+    pub fn to(mut self, sid: impl AsRef<str>) -> Self {
+        self.to = Some(sid.as_ref().to_owned());
+        self
+    }
+
+    /// The namespace (default `/`).
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Arc::from(namespace);
+        self
+    }
+
+    /// How long to wait for the answer (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Waits for the answer and deserializes it into `T` (python-style: one argument → that
+    /// value, several → a tuple, none → `()`).
+    pub fn answer<T: DeserializeOwned>(self) -> Result<T, CallError> {
+        let args = self.send()?;
+        payload::from_args(&args).map_err(CallError::from)
+    }
+
+    /// Sends the event and blocks until the client answers (its raw arguments), the timeout
+    /// passes, or the client goes away.
+    pub fn send(self) -> Result<Args, CallError> {
+        if RESERVED_EVENTS.contains(&self.event.as_str()) {
+            return Err(CallError::ReservedEvent(self.event));
+        }
+        let args = self.args?;
+        let sid = self.to.ok_or(CallError::NoRecipient)?;
+        let cell = self
+            .server
+            .owner(&self.namespace, &sid)
+            .ok_or_else(|| CallError::UnknownSid(sid.clone()))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.server.drive(&cell, |state, now| {
+            let id = state.conn.emit(
+                now,
+                &self.namespace,
+                &self.event,
+                args.values,
+                args.attachments,
+                Some(Some(self.timeout)),
+            )?;
+            if let Some(id) = id {
+                state.acks.insert(
+                    id,
+                    Box::new(move |outcome| {
+                        let _ = tx.try_send(outcome);
+                    }),
+                );
+            }
+            Ok::<_, CommandError>(())
+        })?;
+        match rx.recv() {
+            Ok(AckOutcome::Answered(args)) => Ok(args),
+            Ok(AckOutcome::TimedOut) => Err(CallError::Timeout),
+            Ok(AckOutcome::Disconnected) | Err(_) => Err(CallError::Disconnected),
+        }
+    }
+}
+
+/// A namespace's handle: register handlers and act on its sockets. From [`Server::of`].
+#[derive(Clone)]
+pub struct Namespace {
+    server: Server,
+    name: Arc<str>,
+}
+
+impl Namespace {
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn update(&self, f: impl FnOnce(&mut NamespaceHandlers)) {
+        let mut handlers = self
+            .server
+            .inner
+            .handlers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(handlers.entry(self.name.to_string()).or_default());
+    }
+
+    /// Registers `handler` for `event`. The handler receives the socket and the event's data
+    /// deserialized python-style (no arguments → `()` or `None`, one → that value, several → a
+    /// tuple); its return value is sent as the acknowledgement when the client asked for one (`()`
+    /// for an empty one, a tuple for several arguments). It runs on the handler pool and may
+    /// block.
+    pub fn on<T, R, F>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        let handler = typed_event(event.to_owned(), handler);
+        self.update(|h| {
+            h.events.insert(event.to_owned(), handler);
+        });
+        self
+    }
+
+    /// Registers a handler that receives the raw arguments and returns the raw acknowledgement.
+    pub fn on_args<F>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket, Args) -> Args + Send + Sync + 'static,
+    {
+        let handler: EventHandler = Arc::new(handler);
+        self.update(|h| {
+            h.events.insert(event.to_owned(), handler);
+        });
+        self
+    }
+
+    /// Registers the connect handler: it sees the socket, the handshake (headers, query, remote
+    /// address) and the auth payload, and may refuse with [`ConnectRefused`].
+    /// What it emits to the socket is delivered right after the connection is accepted.
+    pub fn on_connect<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, Arc<Handshake>, Option<Value>) -> ConnectResult + Send + Sync + 'static,
+    {
+        self.update(|h| h.connect = Some(Arc::new(handler)));
+        self
+    }
+
+    /// Registers the disconnect handler; it receives the reason.
+    pub fn on_disconnect<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.update(|h| h.disconnect = Some(Arc::new(handler)));
+        self
+    }
+
+    /// Registers the catch-all handler for events without a handler of their own.
+    pub fn on_any<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket, String, Args) -> Args + Send + Sync + 'static,
+    {
+        self.update(|h| h.any = Some(Arc::new(handler)));
+        self
+    }
+
+    /// Emits in this namespace; see [`Server::emit`].
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit {
+        self.server.emit(event, data).namespace(&self.name)
+    }
+
+    /// Emits raw arguments in this namespace; see [`Server::emit_args`].
+    pub fn emit_args(&self, event: &str, args: Args) -> Emit {
+        self.server.emit_args(event, args).namespace(&self.name)
+    }
+
+    /// Emits the `message` event in this namespace.
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
+        self.emit("message", data)
+    }
+
+    /// Calls a client of this namespace; see [`Server::call`].
+    pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
+        self.server.call(event, data).namespace(&self.name)
+    }
+
+    /// Puts socket `sid` in `room`.
+    pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        Ok(self.server.hub().enter_room(&self.name, sid, room)?)
+    }
+
+    /// Takes socket `sid` out of `room`.
+    pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        Ok(self.server.hub().leave_room(&self.name, sid, room)?)
+    }
+
+    /// Removes every socket from `room`.
+    pub fn close_room(&self, room: &str) {
+        self.server.hub().close_room(&self.name, room);
+    }
+
+    /// The rooms socket `sid` is in, its own sid room included.
+    pub fn rooms(&self, sid: &str) -> Vec<String> {
+        self.server.hub().rooms_of(&self.name, sid)
+    }
+
+    /// The sockets in `room` (python-socketio's `get_participants`).
+    pub fn participants(&self, room: &str) -> Vec<Sid> {
+        self.server.hub().participants(&self.name, room)
+    }
+
+    /// Disconnects socket `sid` from this namespace (the client is told; the disconnect handler
+    /// runs on the pool).
+    pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
+        let cell = self
+            .server
+            .owner(&self.name, sid)
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        self.server
+            .drive(&cell, |state, now| state.conn.disconnect(now, &self.name))
+            .map_err(ServerError::from)
+    }
+
+    /// The transport socket `sid` uses.
+    pub fn transport(&self, sid: &str) -> Result<Transport, ServerError> {
+        let cell = self
+            .server
+            .owner(&self.name, sid)
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        Ok(cell.lock().conn.transport())
+    }
+
+    /// The user session of socket `sid` (deserialized from what was saved; `null` when nothing).
+    pub fn get_session<T: DeserializeOwned>(&self, sid: &str) -> Result<T, ServerError> {
+        let value = self.server.hub().session(&self.name, sid)?;
+        serde_json::from_value(value).map_err(|e| ServerError::Session(e.to_string()))
+    }
+
+    /// Saves the user session of socket `sid`.
+    pub fn save_session<T: Serialize>(&self, sid: &str, session: &T) -> Result<(), ServerError> {
+        let value =
+            serde_json::to_value(session).map_err(|e| ServerError::Session(e.to_string()))?;
+        Ok(self.server.hub().save_session(&self.name, sid, value)?)
+    }
+}
