@@ -17,11 +17,11 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 use sockio_core::socketio::{
-    BroadcastTarget, CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, RoomIndex,
-    SocketConfig, SocketEvent,
+    CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig, SocketEvent,
 };
 
 use crate::runtime::{Runtime, until};
+use sockio_core::hub::Hub;
 
 use crate::cell::{AckCallback, AckOutcome, ConnCell};
 use crate::config::ServerBuilder;
@@ -50,22 +50,14 @@ impl<Rt: Runtime> std::fmt::Debug for Server<Rt> {
     }
 }
 
-/// The rooms, sockets and sessions of one namespace.
-#[derive(Default)]
-pub(crate) struct NamespaceState {
-    pub rooms: RoomIndex<Sid>,
-    /// Which connection each socket of the namespace lives on.
-    pub owners: HashMap<Sid, Arc<ConnCell>>,
-    pub sessions: HashMap<Sid, Value>,
-}
-
 pub(crate) struct Inner<Rt: Runtime> {
     pub runtime: Rt,
     pub config: Arc<SocketConfig>,
     pub endpoint: Mutex<Endpoint>,
     connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
     pub handlers: RwLock<HashMap<String, NamespaceHandlers<Rt>>>,
-    namespaces: Mutex<HashMap<String, NamespaceState>>,
+    /// Rooms, socket owners and sessions of every namespace (the core's hub, shared by all runtimes).
+    hub: Mutex<Hub<Arc<ConnCell>>>,
     pub async_handlers: bool,
     next_request: AtomicU64,
     pub shutting_down: AtomicBool,
@@ -93,8 +85,8 @@ impl<Rt: Runtime> Inner<Rt> {
         self.next_request.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn namespaces(&self) -> MutexGuard<'_, HashMap<String, NamespaceState>> {
-        lock(&self.namespaces)
+    fn hub(&self) -> MutexGuard<'_, Hub<Arc<ConnCell>>> {
+        lock(&self.hub)
     }
 }
 
@@ -181,7 +173,7 @@ impl<Rt: Runtime> Server<Rt> {
                 endpoint: Mutex::new(endpoint),
                 connections: Mutex::new(HashMap::new()),
                 handlers: RwLock::new(HashMap::new()),
-                namespaces: Mutex::new(HashMap::new()),
+                hub: Mutex::new(Hub::new()),
                 async_handlers,
                 next_request: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
@@ -467,12 +459,9 @@ impl<Rt: Runtime> Server<Rt> {
                 auth,
             } => {
                 let namespace: Arc<str> = Arc::from(&*namespace);
-                {
-                    let mut namespaces = self.inner.namespaces();
-                    let state = namespaces.entry(namespace.to_string()).or_default();
-                    state.rooms.join(&sid, sid.as_str());
-                    state.owners.insert(sid.clone(), cell.clone());
-                }
+                self.inner
+                    .hub()
+                    .register_socket(&namespace, sid.clone(), cell.clone());
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
                 let handlers = self.handlers_of(&namespace);
@@ -597,16 +586,9 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     fn forget_socket(&self, namespace: &str, sid: &Sid) {
-        let mut namespaces = self.inner.namespaces();
-        if let Some(state) = namespaces.get_mut(namespace) {
-            state.rooms.remove_member(sid);
-            state.owners.remove(sid);
-            state.sessions.remove(sid);
-            if state.owners.is_empty() {
-                // Namespaces clients named (with `any_namespace`) must not accumulate.
-                namespaces.remove(namespace);
-            }
-        }
+        // The hub drops a namespace with its last socket, so names clients made up (with
+        // `any_namespace`) do not accumulate.
+        self.inner.hub().forget_socket(namespace, sid);
     }
 
     fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers<Rt>> {
@@ -641,10 +623,7 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// The connection that holds socket `sid` of `namespace`.
     pub(crate) fn owner(&self, namespace: &str, sid: &str) -> Option<Arc<ConnCell>> {
-        self.inner
-            .namespaces()
-            .get(namespace)
-            .and_then(|state| state.owners.get(sid).cloned())
+        self.inner.hub().owner(namespace, sid)
     }
 
     /// Delivers one emit: selects recipients, encodes once, queues on each connection.
@@ -653,24 +632,10 @@ impl<Rt: Runtime> Server<Rt> {
             return Err(EmitError::ReservedEvent(emit.event));
         }
         let args = emit.args?;
-        let recipients: Vec<(Sid, Arc<ConnCell>)> = {
-            let namespaces = self.inner.namespaces();
-            let Some(state) = namespaces.get(&*emit.namespace) else {
-                return Ok(());
-            };
-            let mut target = if emit.rooms.is_empty() {
-                BroadcastTarget::all()
-            } else {
-                BroadcastTarget::rooms(emit.rooms.iter())
-            };
-            target.skip = emit.skip.iter().map(|s| Sid::from(s.as_str())).collect();
-            state
-                .rooms
-                .select(&target)
-                .into_iter()
-                .filter_map(|sid| state.owners.get(&sid).map(|cell| (sid, cell.clone())))
-                .collect()
-        };
+        let recipients: Vec<(Sid, Arc<ConnCell>)> =
+            self.inner
+                .hub()
+                .recipients(&emit.namespace, &emit.rooms, &emit.skip);
         match emit.callback {
             None => {
                 let frames = EncodedFrames::new(&Packet::event(
@@ -1074,58 +1039,27 @@ impl<Rt: Runtime> Namespace<Rt> {
 
     /// Puts socket `sid` in `room`.
     pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
-        let mut namespaces = self.server.inner.namespaces();
-        let state = namespaces
-            .get_mut(&*self.name)
-            .filter(|s| s.owners.contains_key(sid))
-            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
-        state.rooms.join(&Sid::from(sid), room);
-        Ok(())
+        Ok(self.server.inner.hub().enter_room(&self.name, sid, room)?)
     }
 
     /// Takes socket `sid` out of `room`.
     pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
-        let mut namespaces = self.server.inner.namespaces();
-        let state = namespaces
-            .get_mut(&*self.name)
-            .filter(|s| s.owners.contains_key(sid))
-            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
-        state.rooms.leave(&Sid::from(sid), room);
-        Ok(())
+        Ok(self.server.inner.hub().leave_room(&self.name, sid, room)?)
     }
 
     /// Removes every socket from `room`.
     pub fn close_room(&self, room: &str) {
-        if let Some(state) = self.server.inner.namespaces().get_mut(&*self.name) {
-            state.rooms.close_room(room);
-        }
+        self.server.inner.hub().close_room(&self.name, room);
     }
 
     /// The rooms socket `sid` is in, its own sid room included.
     pub fn rooms(&self, sid: &str) -> Vec<String> {
-        self.server
-            .inner
-            .namespaces()
-            .get(&*self.name)
-            .map(|state| {
-                state
-                    .rooms
-                    .rooms_of(&Sid::from(sid))
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.server.inner.hub().rooms_of(&self.name, sid)
     }
 
     /// The sockets in `room` (python-socketio's `get_participants`).
     pub fn participants(&self, room: &str) -> Vec<Sid> {
-        self.server
-            .inner
-            .namespaces()
-            .get(&*self.name)
-            .map(|state| state.rooms.members_of(room))
-            .unwrap_or_default()
+        self.server.inner.hub().participants(&self.name, room)
     }
 
     /// Disconnects socket `sid` from this namespace (the client is told; the disconnect handler
@@ -1150,12 +1084,7 @@ impl<Rt: Runtime> Namespace<Rt> {
 
     /// The user session of socket `sid` (deserialized from what was saved; `null` when nothing).
     pub fn get_session<T: DeserializeOwned>(&self, sid: &str) -> Result<T, ServerError> {
-        let namespaces = self.server.inner.namespaces();
-        let state = namespaces
-            .get(&*self.name)
-            .filter(|s| s.owners.contains_key(sid))
-            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
-        let value = state.sessions.get(sid).cloned().unwrap_or(Value::Null);
+        let value = self.server.inner.hub().session(&self.name, sid)?;
         serde_json::from_value(value).map_err(|e| ServerError::Session(e.to_string()))
     }
 
@@ -1163,12 +1092,10 @@ impl<Rt: Runtime> Namespace<Rt> {
     pub fn save_session<T: Serialize>(&self, sid: &str, session: &T) -> Result<(), ServerError> {
         let value =
             serde_json::to_value(session).map_err(|e| ServerError::Session(e.to_string()))?;
-        let mut namespaces = self.server.inner.namespaces();
-        let state = namespaces
-            .get_mut(&*self.name)
-            .filter(|s| s.owners.contains_key(sid))
-            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
-        state.sessions.insert(Sid::from(sid), value);
-        Ok(())
+        Ok(self
+            .server
+            .inner
+            .hub()
+            .save_session(&self.name, sid, value)?)
     }
 }
