@@ -215,3 +215,38 @@ macro_rules! server_builder_options {
         }
     };
 }
+
+/// Defines the targeting methods of an emit builder (`to`, `to_rooms`, `skip_sid`, `namespace`),
+/// written once for every runtime. The builder must have a field `spec` with `rooms: Vec<String>`,
+/// `skip: Vec<String>` and `namespace: Arc<str>`; invoke the macro inside its `impl` block.
+#[macro_export]
+macro_rules! emit_target_methods {
+    () => {
+        /// Sends to one socket id or room (callable several times: the union is used). Without `to`,
+        /// the emit goes to every socket of the namespace.
+        pub fn to(mut self, room: impl AsRef<str>) -> Self {
+            self.spec.rooms.push(room.as_ref().to_owned());
+            self
+        }
+
+        /// Sends to every room listed.
+        pub fn to_rooms<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, rooms: I) -> Self {
+            self.spec
+                .rooms
+                .extend(rooms.into_iter().map(|r| r.as_ref().to_owned()));
+            self
+        }
+
+        /// Skips this socket (callable several times).
+        pub fn skip_sid(mut self, sid: impl AsRef<str>) -> Self {
+            self.spec.skip.push(sid.as_ref().to_owned());
+            self
+        }
+
+        /// The namespace (default `/`).
+        pub fn namespace(mut self, namespace: &str) -> Self {
+            self.spec.namespace = ::std::sync::Arc::from(namespace);
+            self
+        }
+    };
+}

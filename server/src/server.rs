@@ -757,32 +757,7 @@ impl<Rt: Runtime> Emit<Rt> {
         }
     }
 
-    /// Sends to one socket id or room (callable several times: the union is used). Without `to`,
-    /// the emit goes to every socket of the namespace.
-    pub fn to(mut self, room: impl AsRef<str>) -> Self {
-        self.spec.rooms.push(room.as_ref().to_owned());
-        self
-    }
-
-    /// Sends to every room listed.
-    pub fn to_rooms<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, rooms: I) -> Self {
-        self.spec
-            .rooms
-            .extend(rooms.into_iter().map(|r| r.as_ref().to_owned()));
-        self
-    }
-
-    /// Skips this socket (callable several times).
-    pub fn skip_sid(mut self, sid: impl AsRef<str>) -> Self {
-        self.spec.skip.push(sid.as_ref().to_owned());
-        self
-    }
-
-    /// The namespace (default `/`).
-    pub fn namespace(mut self, namespace: &str) -> Self {
-        self.spec.namespace = Arc::from(namespace);
-        self
-    }
+    sockio_core::emit_target_methods!();
 
     /// Asks each recipient for an acknowledgement and calls `callback` with its arguments (or
     /// `Err` when the client did not answer within `timeout` or went away).
