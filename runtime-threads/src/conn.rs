@@ -227,6 +227,12 @@ impl ConnState {
                             callbacks.push((callback, AckOutcome::TimedOut));
                         }
                     }
+                    SocketEvent::AckCancelled { ack_id, .. } => {
+                        // The socket left its namespace: the answer can never come.
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            callbacks.push((callback, AckOutcome::Disconnected));
+                        }
+                    }
                     SocketEvent::Closed(reason) => {
                         for (_, callback) in self.acks.drain() {
                             callbacks.push((callback, AckOutcome::Disconnected));
