@@ -69,14 +69,29 @@ async fn a_call_fails_when_its_socket_leaves_the_namespace() {
     let sid = open(addr).await;
     let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     http(addr, "POST", &q, b"40\x1e40/a,").await;
-    eprintln!("GET1 {}", http(addr, "GET", &q, b"").await.text());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Poll until the call's packet (`42/a,<id>["q"]`) has reached the client, so the socket
+    // leaves while the server really awaits the answer.
+    let mut received = String::new();
+    for _ in 0..20 {
+        received.push_str(&http(addr, "GET", &q, b"").await.text());
+        if received.contains("42/a,") {
+            break;
+        }
+    }
+    assert!(
+        received.contains("42/a,"),
+        "the call never reached the client: {received:?}"
+    );
     http(addr, "POST", &q, b"41/a,").await;
     let r = tokio::time::timeout(Duration::from_secs(4), rx.recv()).await;
-    eprintln!("call result within 4s (timeout was 1s): {r:?}");
     assert!(
         r.is_ok(),
         "call() with a 1 s timeout still pending after 4 s"
+    );
+    let outcome = r.unwrap_or_default().unwrap_or_default();
+    assert!(
+        outcome.contains("Disconnected"),
+        "the call must fail because the socket left, got {outcome}"
     );
 }
 
