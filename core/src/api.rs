@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::hub::UnknownSocket;
-use crate::payload::PayloadError;
-use crate::socketio::CommandError;
+use crate::payload::{Args, PayloadError};
+use crate::socketio::{CommandError, SocketEvent};
 
 /// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +82,62 @@ pub enum CallError {
 impl From<UnknownSocket> for ServerError {
     fn from(error: UnknownSocket) -> Self {
         ServerError::UnknownSid(error.sid)
+    }
+}
+
+/// How an acknowledgement the server awaited ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckOutcome {
+    /// The client answered with these arguments.
+    Answered(Args),
+    /// The client did not answer in time.
+    TimedOut,
+    /// The socket left its namespace or the connection ended first.
+    Disconnected,
+}
+
+impl AckOutcome {
+    /// Splits the acknowledgement events (`Ack`, `AckTimeout`, `AckCancelled`) off a connection's
+    /// events. Every runtime's drain loop uses it, so they resolve acknowledgements the same way.
+    pub fn classify(event: SocketEvent) -> AckOrEvent {
+        AckOrEvent::from(match event {
+            SocketEvent::Ack {
+                ack_id,
+                args,
+                attachments,
+                ..
+            } => (
+                ack_id,
+                AckOutcome::Answered(Args::from_parts(args, attachments)),
+            ),
+            SocketEvent::AckTimeout { ack_id, .. } => (ack_id, AckOutcome::TimedOut),
+            SocketEvent::AckCancelled { ack_id, .. } => (ack_id, AckOutcome::Disconnected),
+            other => return AckOrEvent::Event(other),
+        })
+    }
+
+    /// The outcome as the result a `call` or an emit callback reports.
+    pub fn into_result(self) -> Result<Args, CallError> {
+        match self {
+            AckOutcome::Answered(args) => Ok(args),
+            AckOutcome::TimedOut => Err(CallError::Timeout),
+            AckOutcome::Disconnected => Err(CallError::Disconnected),
+        }
+    }
+}
+
+/// A connection event, split by [`AckOutcome::classify`].
+#[derive(Debug)]
+pub enum AckOrEvent {
+    /// The outcome of the acknowledgement `ack_id`.
+    Ack { ack_id: u64, outcome: AckOutcome },
+    /// Any other event, for the application.
+    Event(SocketEvent),
+}
+
+impl From<(u64, AckOutcome)> for AckOrEvent {
+    fn from((ack_id, outcome): (u64, AckOutcome)) -> Self {
+        AckOrEvent::Ack { ack_id, outcome }
     }
 }
 
@@ -249,4 +305,57 @@ macro_rules! emit_target_methods {
             self
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engineio::Sid;
+    use serde_json::json;
+
+    #[test]
+    fn acknowledgement_events_are_split_off_and_mapped_to_call_results() {
+        let answered = SocketEvent::Ack {
+            namespace: "/".into(),
+            sid: Sid::from("s"),
+            ack_id: 7,
+            args: vec![json!("yes")],
+            attachments: vec![],
+        };
+        let AckOrEvent::Ack { ack_id, outcome } = AckOutcome::classify(answered) else {
+            panic!("an Ack is an acknowledgement");
+        };
+        assert_eq!(ack_id, 7);
+        let args = outcome.into_result().expect("answered");
+        assert_eq!(args.values, vec![json!("yes")]);
+        let timeout = SocketEvent::AckTimeout {
+            namespace: "/".into(),
+            sid: Sid::from("s"),
+            ack_id: 1,
+        };
+        assert!(matches!(
+            AckOutcome::classify(timeout),
+            AckOrEvent::Ack {
+                ack_id: 1,
+                outcome: AckOutcome::TimedOut
+            }
+        ));
+        let cancelled = SocketEvent::AckCancelled {
+            namespace: "/".into(),
+            sid: Sid::from("s"),
+            ack_id: 2,
+        };
+        let AckOrEvent::Ack { outcome, .. } = AckOutcome::classify(cancelled) else {
+            panic!("a cancelled ack is an acknowledgement");
+        };
+        assert!(matches!(
+            outcome.into_result(),
+            Err(CallError::Disconnected)
+        ));
+        let other = SocketEvent::Closed(crate::engineio::CloseReason::TransportClose);
+        assert!(matches!(
+            AckOutcome::classify(other),
+            AckOrEvent::Event(SocketEvent::Closed(_))
+        ));
+    }
 }

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
-use sockio_core::payload::Args;
 use sockio_core::socketio::{Connection, SocketEvent};
 
 /// Locks a std mutex, continuing past poisoning (a handler panic must not take the server down;
@@ -26,13 +25,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// How an awaited acknowledgement ended.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum AckOutcome {
-    Answered(Args),
-    TimedOut,
-    Disconnected,
-}
+use sockio_core::api::AckOrEvent;
+pub(crate) use sockio_core::api::AckOutcome;
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
@@ -210,29 +204,16 @@ impl ConnState {
             }
             while let Some(event) = self.conn.poll_event() {
                 progressed = true;
-                match event {
-                    SocketEvent::Ack {
-                        ack_id,
-                        args,
-                        attachments,
-                        ..
-                    } => {
+                let event = match AckOutcome::classify(event) {
+                    AckOrEvent::Ack { ack_id, outcome } => {
                         if let Some(callback) = self.acks.remove(&ack_id) {
-                            let outcome = AckOutcome::Answered(Args::from_parts(args, attachments));
                             callbacks.push((callback, outcome));
                         }
+                        continue;
                     }
-                    SocketEvent::AckTimeout { ack_id, .. } => {
-                        if let Some(callback) = self.acks.remove(&ack_id) {
-                            callbacks.push((callback, AckOutcome::TimedOut));
-                        }
-                    }
-                    SocketEvent::AckCancelled { ack_id, .. } => {
-                        // The socket left its namespace: the answer can never come.
-                        if let Some(callback) = self.acks.remove(&ack_id) {
-                            callbacks.push((callback, AckOutcome::Disconnected));
-                        }
-                    }
+                    AckOrEvent::Event(event) => event,
+                };
+                match event {
                     SocketEvent::Closed(reason) => {
                         for (_, callback) in self.acks.drain() {
                             callbacks.push((callback, AckOutcome::Disconnected));

@@ -13,16 +13,10 @@ use event_listener::Event;
 use futures_channel::oneshot;
 use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
-use sockio_core::payload::Args;
 use sockio_core::socketio::{Connection, SocketEvent};
 
-/// How an awaited acknowledgement ended.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum AckOutcome {
-    Answered(Args),
-    TimedOut,
-    Disconnected,
-}
+use sockio_core::api::AckOrEvent;
+pub(crate) use sockio_core::api::AckOutcome;
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
@@ -187,30 +181,16 @@ impl ConnState {
             }
             while let Some(event) = self.conn.poll_event() {
                 progressed = true;
+                let event = match AckOutcome::classify(event) {
+                    AckOrEvent::Ack { ack_id, outcome } => {
+                        if let Some(callback) = self.acks.remove(&ack_id) {
+                            callbacks.push((callback, outcome));
+                        }
+                        continue;
+                    }
+                    AckOrEvent::Event(event) => event,
+                };
                 match event {
-                    SocketEvent::Ack {
-                        ack_id,
-                        args,
-                        attachments,
-                        ..
-                    } => {
-                        if let Some(callback) = self.acks.remove(&ack_id) {
-                            callbacks.push((
-                                callback,
-                                AckOutcome::Answered(Args::from_parts(args, attachments)),
-                            ));
-                        }
-                    }
-                    SocketEvent::AckTimeout { ack_id, .. } => {
-                        if let Some(callback) = self.acks.remove(&ack_id) {
-                            callbacks.push((callback, AckOutcome::TimedOut));
-                        }
-                    }
-                    SocketEvent::AckCancelled { ack_id, .. } => {
-                        if let Some(callback) = self.acks.remove(&ack_id) {
-                            callbacks.push((callback, AckOutcome::Disconnected));
-                        }
-                    }
                     SocketEvent::Closed(reason) => {
                         for (_, callback) in self.acks.drain() {
                             callbacks.push((callback, AckOutcome::Disconnected));

@@ -767,11 +767,11 @@ impl<Rt: Runtime> Emit<Rt> {
         F: Fn(Result<T, CallError>) + Send + Sync + 'static,
     {
         let callback: SharedCallback = Arc::new(move |outcome| {
-            callback(match outcome {
-                AckOutcome::Answered(args) => payload::from_args(&args).map_err(CallError::from),
-                AckOutcome::TimedOut => Err(CallError::Timeout),
-                AckOutcome::Disconnected => Err(CallError::Disconnected),
-            })
+            callback(
+                outcome
+                    .into_result()
+                    .and_then(|args| payload::from_args(&args).map_err(CallError::from)),
+            )
         });
         self.spec.callback = Some((callback, timeout));
         self
@@ -784,13 +784,7 @@ impl<Rt: Runtime> Emit<Rt> {
     where
         F: Fn(Result<Args, CallError>) + Send + Sync + 'static,
     {
-        let callback: SharedCallback = Arc::new(move |outcome| {
-            callback(match outcome {
-                AckOutcome::Answered(args) => Ok(args),
-                AckOutcome::TimedOut => Err(CallError::Timeout),
-                AckOutcome::Disconnected => Err(CallError::Disconnected),
-            })
-        });
+        let callback: SharedCallback = Arc::new(move |outcome| callback(outcome.into_result()));
         self.spec.callback = Some((callback, timeout));
         self
     }
@@ -874,9 +868,8 @@ impl<Rt: Runtime> Call<Rt> {
         });
         result?;
         match rx.await {
-            Ok(AckOutcome::Answered(args)) => Ok(args),
-            Ok(AckOutcome::TimedOut) => Err(CallError::Timeout),
-            Ok(AckOutcome::Disconnected) | Err(_) => Err(CallError::Disconnected),
+            Ok(outcome) => outcome.into_result(),
+            Err(_) => Err(CallError::Disconnected),
         }
     }
 }
