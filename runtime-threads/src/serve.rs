@@ -24,9 +24,11 @@ use crate::http1::{HttpReader, Incoming, plain, write_response, write_switching}
 use crate::server::Server;
 
 /// Stack of each connection thread (HTTP, then the WebSocket reader) and of each WebSocket writer
-/// thread. Small, so thousands of clients fit; large enough for the core's decoders in debug
-/// builds.
-pub const CONNECTION_STACK: usize = 256 * 1024;
+/// thread. The kernel commits stack pages only when touched, so this reserve costs address space,
+/// not memory; it must hold the core's decoders at their deepest in debug builds (JSON nested to
+/// the 128-level limit alone needs between 128 and 192 KiB unoptimised, and 256 KiB overflowed
+/// in CI).
+pub const CONNECTION_STACK: usize = 1024 * 1024;
 /// How long an idle keep-alive connection waits for its next request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one write may block before the peer is considered gone.

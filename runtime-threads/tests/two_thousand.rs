@@ -64,6 +64,7 @@ fn two_thousand_websocket_clients_connect_and_get_a_broadcast() {
     let serving = io.clone();
     std::thread::spawn(move || serving.serve_std(listener));
 
+    sockio_testkit::ensure_clients().expect("installing the official clients");
     let modules =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/clients/node_modules");
     let script = std::env::temp_dir().join(format!("sockio-2000-{}.js", std::process::id()));
