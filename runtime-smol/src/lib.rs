@@ -73,6 +73,33 @@ impl sockio_server::Runtime for Smol {
     }
 }
 
+/// Serves one connection of any futures-io stream (a Unix socket, a TLS stream from
+/// `futures-rustls`, a `smol::Async` of any socket, ...) as HTTP/1.1 with WebSocket upgrades,
+/// until the client closes it; requests outside the Socket.IO path get 404. Spawn one per
+/// accepted connection. `remote` is the address connect handlers see (`None` when the transport
+/// has none).
+///
+/// ```no_run
+/// # fn main() -> std::io::Result<()> {
+/// smol::block_on(async {
+///     let io = sockio_smol::Server::builder().build();
+///     let listener = smol::net::unix::UnixListener::bind("/tmp/sockio.sock")?;
+///     loop {
+///         let (stream, _) = listener.accept().await?;
+///         smol::spawn(sockio_smol::serve_stream(io.clone(), stream, None)).detach();
+///     }
+/// })
+/// # }
+/// ```
+pub async fn serve_stream<S>(server: Server, stream: S, remote: Option<SocketAddr>)
+where
+    S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin + Send + 'static,
+{
+    server
+        .serve_connection(FuturesIo::new(stream), remote)
+        .await;
+}
+
 /// A Socket.IO server on smol.
 pub type Server = sockio_server::Server<Smol>;
 /// Builds a [`Server`] with python-socketio's option names.

@@ -80,6 +80,17 @@ impl sockio_server::Runtime for Tokio {
     }
 }
 
+/// Serves one connection of any tokio-io stream (a Unix socket, a TLS stream from
+/// `tokio-rustls`, a `tokio::io::duplex` pipe, ...) as HTTP/1.1 with WebSocket upgrades, until the
+/// client closes it; requests outside the Socket.IO path get 404. Spawn one per accepted
+/// connection. `remote` is the address connect handlers see (`None` when the transport has none).
+pub async fn serve_stream<S>(server: Server, stream: S, remote: Option<SocketAddr>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    server.serve_connection(TokioIo::new(stream), remote).await;
+}
+
 /// A Socket.IO server on tokio.
 pub type Server = sockio_server::Server<Tokio>;
 /// Builds a [`Server`] with python-socketio's option names.

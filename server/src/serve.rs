@@ -91,32 +91,61 @@ impl<Rt: Runtime> Server<Rt> {
             let server = self.clone();
             let fallback = fallback.clone();
             runtime.spawn(async move {
-                let service = service_fn(move |request: http::Request<Incoming>| {
-                    let server = server.clone();
-                    let fallback = fallback.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            server.respond(request, remote, &fallback).await,
-                        )
-                    }
-                });
-                let connection = http1::Builder::new()
-                    .serve_connection(stream, service)
-                    .with_upgrades();
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "HTTP connection ended with an error");
-                }
+                server
+                    .serve_connection_with(stream, Some(remote), fallback)
+                    .await;
             });
+        }
+    }
+
+    /// Serves one already accepted connection of any kind (a Unix socket, a TLS stream, an
+    /// in-memory pipe, ...) as HTTP/1.1 with WebSocket upgrades, until the client closes it.
+    /// Requests outside the Socket.IO path get 404. `remote` is what connect handlers see as the
+    /// client's address (`None` when the transport has none).
+    ///
+    /// The runtime crates adapt their own stream traits to hyper's: `sockio_smol::serve_stream`
+    /// takes any futures-io stream, `sockio_tokio::serve_stream` any tokio-io stream.
+    pub async fn serve_connection<S>(&self, stream: S, remote: Option<SocketAddr>)
+    where
+        S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        self.serve_connection_with(stream, remote, not_found())
+            .await;
+    }
+
+    /// Like [`serve_connection`](Self::serve_connection), answering requests outside the
+    /// Socket.IO path with `fallback`.
+    pub async fn serve_connection_with<S>(
+        &self,
+        stream: S,
+        remote: Option<SocketAddr>,
+        fallback: Fallback,
+    ) where
+        S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let server = self.clone();
+        let service = service_fn(move |request: http::Request<Incoming>| {
+            let server = server.clone();
+            let fallback = fallback.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(server.respond(request, remote, &fallback).await)
+            }
+        });
+        let connection = http1::Builder::new()
+            .serve_connection(stream, service)
+            .with_upgrades();
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "HTTP connection ended with an error");
         }
     }
 
     async fn respond(
         &self,
         request: http::Request<Incoming>,
-        remote: SocketAddr,
+        remote: Option<SocketAddr>,
         fallback: &Fallback,
     ) -> http::Response<Full<Bytes>> {
-        match self.handle_request(request, Some(remote)).await {
+        match self.handle_request(request, remote).await {
             Handled::Response(response) => response,
             Handled::NotSocketIo(request) => fallback(request),
         }
