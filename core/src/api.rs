@@ -47,7 +47,15 @@ pub enum ServerError {
     Command(#[from] CommandError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
+
+/// The message broker of a client manager did not take a message (it is unreachable or refused
+/// it); the operation did not reach the other servers.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("the message broker did not take the message: {0}")]
+pub struct PublishError(pub String);
 
 /// An emit could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +65,10 @@ pub enum EmitError {
     ReservedEvent(String),
     #[error("the data cannot be sent: {0}")]
     Payload(#[from] PayloadError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    TooManyPending(#[from] crate::pubsub::TooManyPending),
 }
 
 /// A call (or an emit callback) did not get its answer.
@@ -77,6 +89,10 @@ pub enum CallError {
     Payload(#[from] PayloadError),
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    TooManyPending(#[from] crate::pubsub::TooManyPending),
 }
 
 impl From<UnknownSocket> for ServerError {

@@ -79,4 +79,5 @@ pub mod engineio;
 pub mod http;
 pub mod hub;
 pub mod payload;
+pub mod pubsub;
 pub mod socketio;

@@ -71,6 +71,12 @@ impl sockio_server::Runtime for Smol {
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
         listener.local_addr()
     }
+
+    async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
+        let stream = smol::net::TcpStream::connect((host, port)).await?;
+        let _ = stream.set_nodelay(true);
+        Ok(FuturesIo::new(stream))
+    }
 }
 
 /// Serves one connection of any futures-io stream (a Unix socket, a TLS stream from
@@ -118,7 +124,7 @@ pub type SocketIoLayer = sockio_server::SocketIoLayer<Smol>;
 pub type SocketIoService<S> = sockio_server::SocketIoService<Smol, S>;
 
 pub use sockio_server::{
-    AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ConnectInfo, ConnectRefused,
-    ConnectResult, CookieConfig, DisconnectReason, EmitError, Handled, Handshake, NamespaceHandler,
-    Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
+    AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ClientManager, ConnectInfo,
+    ConnectRefused, ConnectResult, CookieConfig, DisconnectReason, EmitError, Handled, Handshake,
+    NamespaceHandler, Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
 };

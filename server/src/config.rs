@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sockio_core::engineio::SidGenerator;
 use sockio_core::socketio::{NamespaceFilter, SocketConfig};
 
+use crate::manager::ClientManager;
 use crate::server::Server;
 
 /// Builds a [`Server`]. Option names and meanings follow python-socketio; defaults follow today's
@@ -17,6 +18,7 @@ pub struct ServerBuilder<Rt: Runtime> {
     sync_handlers: bool,
     any_namespace: bool,
     sids: Option<Arc<dyn SidGenerator>>,
+    manager: Option<ClientManager>,
 }
 
 impl<Rt: Runtime> Default for ServerBuilder<Rt> {
@@ -27,6 +29,7 @@ impl<Rt: Runtime> Default for ServerBuilder<Rt> {
             sync_handlers: false,
             any_namespace: false,
             sids: None,
+            manager: None,
         }
     }
 }
@@ -34,11 +37,20 @@ impl<Rt: Runtime> Default for ServerBuilder<Rt> {
 impl<Rt: Runtime> ServerBuilder<Rt> {
     sockio_core::server_builder_options!();
 
+    /// Shares this server's clients with the other servers on the same broker channel
+    /// (python-socketio's `client_manager`): emits, room changes and disconnects reach clients
+    /// connected to any of them, and callbacks come back to the server that asked. Without it,
+    /// the in-memory manager serves this process alone.
+    pub fn client_manager(mut self, manager: ClientManager) -> Self {
+        self.manager = Some(manager);
+        self
+    }
+
     /// Builds the server.
     pub fn build(mut self) -> Server<Rt> {
         if self.any_namespace {
             self.config.namespaces = NamespaceFilter::Any;
         }
-        Server::from_parts(self.config, !self.sync_handlers, self.sids)
+        Server::from_parts(self.config, !self.sync_handlers, self.sids, self.manager)
     }
 }

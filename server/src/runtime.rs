@@ -39,6 +39,13 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
 
     /// The address the listener is bound to.
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr>;
+
+    /// Opens a TCP connection to `host:port` (the message broker of a client manager).
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 }
 
 /// Runs `future` for at most until `deadline`; `None` when time ran out.

@@ -30,7 +30,9 @@ use crate::handlers::{
     BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler, NamespaceHandlers, catch_panic,
     typed_event,
 };
+use crate::manager::{Bus, ClientManager, RemoteCallback};
 use crate::socket::Socket;
+use sockio_core::pubsub::{Expired, Message, RemoteAck};
 
 /// Most event handlers of one connection running at once (with `async_handlers`); past it the
 /// dispatcher waits, its backlog grows, and the connection's reads pause.
@@ -66,6 +68,8 @@ pub(crate) struct Inner<Rt: Runtime> {
     pub idle: Event,
     /// Wakes the accept loops when shutdown starts.
     pub stopping: Event,
+    /// The cluster, when a client manager with a broker is configured.
+    pub bus: Option<Arc<Bus>>,
 }
 
 impl<Rt: Runtime> Inner<Rt> {
@@ -144,7 +148,12 @@ impl<Rt: Runtime> Server<Rt> {
         mut config: SocketConfig,
         async_handlers: bool,
         sids: Option<Arc<dyn SidGenerator>>,
+        manager: Option<ClientManager>,
     ) -> Self {
+        let runtime = Rt::default();
+        let bus = manager
+            .as_ref()
+            .map(|manager| crate::manager::start_bus(&runtime, manager));
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<Rt>>| {
             let registry = weak.clone();
             if matches!(config.namespaces, NamespaceFilter::Any) {
@@ -168,7 +177,7 @@ impl<Rt: Runtime> Server<Rt> {
                 None => Endpoint::new(config.clone(), OsRandomSids),
             };
             Inner {
-                runtime: Rt::default(),
+                runtime,
                 config: Arc::new(config),
                 endpoint: Mutex::new(endpoint),
                 connections: Mutex::new(HashMap::new()),
@@ -180,9 +189,147 @@ impl<Rt: Runtime> Server<Rt> {
                 busy: AtomicUsize::new(0),
                 idle: Event::new(),
                 stopping: Event::new(),
+                bus,
             }
         });
+        if let Some(manager) = manager {
+            let weak = Arc::downgrade(&inner);
+            let alive = weak.clone();
+            crate::manager::listen(
+                &inner.runtime,
+                &manager,
+                move |payload| {
+                    if let Some(inner) = weak.upgrade() {
+                        Server { inner }.apply_remote(&payload);
+                    }
+                },
+                move || {
+                    alive
+                        .upgrade()
+                        .is_some_and(|inner| !inner.shutting_down.load(Ordering::SeqCst))
+                },
+            );
+            inner
+                .runtime
+                .spawn(expire_remote_callbacks(Arc::downgrade(&inner)));
+        }
         Server { inner }
+    }
+
+    /// This server's id on the message broker (python-socketio's `host_id`), when a client
+    /// manager with a broker is configured.
+    pub fn host_id(&self) -> Option<&str> {
+        self.inner.bus.as_ref().map(|bus| bus.host_id.as_str())
+    }
+
+    /// Acts on one message from the broker (python-socketio's `_handle_*` methods): emits reach
+    /// this server's clients, room changes and disconnects apply to its own sockets, answers to
+    /// this server's remote callbacks are delivered.
+    fn apply_remote(&self, payload: &[u8]) {
+        let Some(bus) = self.inner.bus.clone() else {
+            return;
+        };
+        let message = match Message::decode(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "ignoring a message from the broker");
+                return;
+            }
+        };
+        if !message.is_for(&bus.host_id) {
+            return;
+        }
+        match message {
+            Message::Emit {
+                event,
+                args,
+                namespace,
+                rooms,
+                skip,
+                callback,
+                host_id,
+            } => {
+                if RESERVED_EVENTS.contains(&event.as_str()) {
+                    tracing::warn!(%event, "ignoring a broker emit of a reserved event");
+                    return;
+                }
+                let callback = match (callback, host_id) {
+                    (Some(remote), Some(origin)) => {
+                        let bus = bus.clone();
+                        let answer: SharedCallback = Arc::new(move |outcome| {
+                            if let AckOutcome::Answered(args) = outcome {
+                                bus.publish_detached(&Message::Callback {
+                                    host_id: origin.clone(),
+                                    sid: remote.sid.clone(),
+                                    namespace: remote.namespace.clone(),
+                                    id: remote.id,
+                                    args,
+                                });
+                            }
+                        });
+                        Some((answer, None))
+                    }
+                    (Some(_), None) => {
+                        tracing::warn!(
+                            %event,
+                            "a broker emit asks for a callback but names no host to answer; delivered without it"
+                        );
+                        None
+                    }
+                    (None, _) => None,
+                };
+                self.deliver_local(
+                    &Arc::from(namespace.as_str()),
+                    &event,
+                    args,
+                    &rooms,
+                    &skip,
+                    callback,
+                );
+            }
+            Message::Disconnect { sid, namespace, .. } => {
+                if let Some(cell) = self.owner(&namespace, &sid) {
+                    let result = cell.drive(|state, now| state.conn.disconnect(now, &namespace));
+                    if let Err(error) = result {
+                        tracing::debug!(%sid, %error, "remote disconnect not applied");
+                    }
+                }
+            }
+            Message::EnterRoom {
+                sid,
+                room,
+                namespace,
+                ..
+            } => {
+                let mut hub = self.inner.hub();
+                if hub.contains(&namespace, &sid) {
+                    let _ = hub.enter_room(&namespace, &sid, &room);
+                }
+            }
+            Message::LeaveRoom {
+                sid,
+                room,
+                namespace,
+                ..
+            } => {
+                let mut hub = self.inner.hub();
+                if hub.contains(&namespace, &sid) {
+                    let _ = hub.leave_room(&namespace, &sid, &room);
+                }
+            }
+            Message::CloseRoom {
+                room, namespace, ..
+            } => {
+                self.inner.hub().close_room(&namespace, &room);
+            }
+            Message::Callback { id, args, .. } => {
+                let callback = lock(&bus.pending).answer(id);
+                if let Some(callback) = callback {
+                    callback(AckOutcome::Answered(args));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The options in effect.
@@ -626,28 +773,96 @@ impl<Rt: Runtime> Server<Rt> {
         self.inner.hub().owner(namespace, sid)
     }
 
-    /// Delivers one emit: selects recipients, encodes once, queues on each connection.
+    /// Delivers one emit here and, with a client manager, to the other servers (python-socketio's
+    /// order: local clients first, then the broker).
     async fn deliver(&self, emit: EmitSpec) -> Result<(), EmitError> {
         if RESERVED_EVENTS.contains(&emit.event.as_str()) {
             return Err(EmitError::ReservedEvent(emit.event));
         }
         let args = emit.args?;
-        let recipients: Vec<(Sid, Arc<ConnCell>)> =
-            self.inner
-                .hub()
-                .recipients(&emit.namespace, &emit.rooms, &emit.skip);
-        match emit.callback {
-            None => {
-                let frames = EncodedFrames::new(&Packet::event(
+        let bus = match &self.inner.bus {
+            Some(bus) if !emit.ignore_queue => bus.clone(),
+            _ => {
+                self.deliver_local(
                     &emit.namespace,
                     &emit.event,
+                    args,
+                    &emit.rooms,
+                    &emit.skip,
+                    emit.callback,
+                );
+                return Ok(());
+            }
+        };
+        // A client of this server is in its own sid room only: nobody elsewhere can match.
+        let local_sid_only =
+            emit.rooms.len() == 1 && self.inner.hub().contains(&emit.namespace, &emit.rooms[0]);
+        let remote_ack = match &emit.callback {
+            Some((callback, timeout)) if !local_sid_only => {
+                let callback: RemoteCallback = callback.clone();
+                let id = bus.register_callback(callback, *timeout, false)?;
+                Some(RemoteAck {
+                    sid: emit.rooms.first().cloned().unwrap_or_default(),
+                    namespace: emit.namespace.to_string(),
+                    id,
+                })
+            }
+            _ => None,
+        };
+        self.deliver_local(
+            &emit.namespace,
+            &emit.event,
+            args.clone(),
+            &emit.rooms,
+            &emit.skip,
+            emit.callback,
+        );
+        if local_sid_only {
+            return Ok(());
+        }
+        let message = Message::Emit {
+            event: emit.event,
+            args,
+            namespace: emit.namespace.to_string(),
+            rooms: emit.rooms,
+            skip: emit.skip,
+            callback: remote_ack.clone(),
+            host_id: Some(bus.host_id.clone()),
+        };
+        if let Err(error) = bus.publish(&message).await {
+            if let Some(ack) = remote_ack {
+                lock(&bus.pending).cancel(ack.id);
+            }
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
+    /// each connection.
+    fn deliver_local(
+        &self,
+        namespace: &Arc<str>,
+        event: &str,
+        args: Args,
+        rooms: &[String],
+        skip: &[String],
+        callback: Option<(SharedCallback, Option<Duration>)>,
+    ) {
+        let recipients: Vec<(Sid, Arc<ConnCell>)> =
+            self.inner.hub().recipients(namespace, rooms, skip);
+        match callback {
+            None => {
+                let frames = EncodedFrames::new(&Packet::event(
+                    namespace,
+                    event,
                     args.values,
                     args.attachments,
                     None,
                 ));
                 for (sid, cell) in recipients {
-                    let result = cell
-                        .drive(|state, now| state.conn.send_encoded(now, &emit.namespace, &frames));
+                    let result =
+                        cell.drive(|state, now| state.conn.send_encoded(now, namespace, &frames));
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "emit not delivered to this client");
                     }
@@ -661,8 +876,8 @@ impl<Rt: Runtime> Server<Rt> {
                     let result = cell.drive(|state, now| {
                         let id = state.conn.emit(
                             now,
-                            &emit.namespace,
-                            &emit.event,
+                            namespace,
+                            event,
                             args.values,
                             args.attachments,
                             Some(timeout),
@@ -679,7 +894,34 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
         }
-        Ok(())
+    }
+}
+
+/// Reports remote callbacks that were not answered in time, until the server is gone.
+async fn expire_remote_callbacks<Rt: Runtime>(weak: std::sync::Weak<Inner<Rt>>) {
+    loop {
+        let (runtime, next) = {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let Some(bus) = inner.bus.clone() else {
+                return;
+            };
+            let now = std::time::Instant::now();
+            let expired = lock(&bus.pending).expire(now);
+            for expired in expired {
+                if let Expired::Unanswered(callback) = expired {
+                    callback(AckOutcome::TimedOut);
+                }
+            }
+            // Checked at least every second, so the server's end is noticed.
+            let soon = now + Duration::from_secs(1);
+            let next = lock(&bus.pending)
+                .next_deadline()
+                .map_or(soon, |deadline| deadline.min(soon));
+            (inner.runtime.clone(), next)
+        };
+        runtime.sleep_until(next).await;
     }
 }
 
@@ -733,6 +975,7 @@ struct EmitSpec {
     rooms: Vec<String>,
     skip: Vec<String>,
     callback: Option<(SharedCallback, Option<Duration>)>,
+    ignore_queue: bool,
 }
 
 /// An emit being configured; `.await` it to send. Built by [`Server::emit`].
@@ -753,8 +996,16 @@ impl<Rt: Runtime> Emit<Rt> {
                 rooms: Vec::new(),
                 skip: Vec::new(),
                 callback: None,
+                ignore_queue: false,
             },
         }
+    }
+
+    /// Delivers to this server's clients only, even with a client manager (python-socketio's
+    /// `ignore_queue`).
+    pub fn ignore_queue(mut self) -> Self {
+        self.spec.ignore_queue = true;
+        self
     }
 
     sockio_core::emit_target_methods!();
@@ -842,10 +1093,12 @@ impl<Rt: Runtime> Call<Rt> {
         }
         let args = self.args?;
         let sid = self.to.ok_or(CallError::NoRecipient)?;
-        let cell = self
-            .server
-            .owner(&self.namespace, &sid)
-            .ok_or_else(|| CallError::UnknownSid(sid.clone()))?;
+        let Some(cell) = self.server.owner(&self.namespace, &sid) else {
+            let Some(bus) = self.server.inner.bus.clone() else {
+                return Err(CallError::UnknownSid(sid));
+            };
+            return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout).await;
+        };
         let (tx, rx) = oneshot::channel();
         let result = cell.drive(|state, now| {
             let id = state.conn.emit(
@@ -871,6 +1124,47 @@ impl<Rt: Runtime> Call<Rt> {
             Ok(outcome) => outcome.into_result(),
             Err(_) => Err(CallError::Disconnected),
         }
+    }
+}
+
+/// A call to a client that is not on this server: published with a callback that the server
+/// holding the client answers through the broker.
+async fn call_remote(
+    bus: &Arc<Bus>,
+    event: String,
+    args: Args,
+    namespace: &str,
+    sid: String,
+    timeout: Duration,
+) -> Result<Args, CallError> {
+    let (tx, rx) = oneshot::channel();
+    let tx = Mutex::new(Some(tx));
+    let callback: RemoteCallback = Arc::new(move |outcome| {
+        if let Some(tx) = lock(&tx).take() {
+            let _ = tx.send(outcome);
+        }
+    });
+    let id = bus.register_callback(callback, Some(timeout), true)?;
+    let message = Message::Emit {
+        event,
+        args,
+        namespace: namespace.to_owned(),
+        rooms: vec![sid.clone()],
+        skip: Vec::new(),
+        callback: Some(RemoteAck {
+            sid,
+            namespace: namespace.to_owned(),
+            id,
+        }),
+        host_id: Some(bus.host_id.clone()),
+    };
+    if let Err(error) = bus.publish(&message).await {
+        lock(&bus.pending).cancel(id);
+        return Err(error.into());
+    }
+    match rx.await {
+        Ok(outcome) => outcome.into_result(),
+        Err(_) => Err(CallError::Disconnected),
     }
 }
 
@@ -1005,19 +1299,52 @@ impl<Rt: Runtime> Namespace<Rt> {
         self.server.call(event, data).namespace(&self.name)
     }
 
-    /// Puts socket `sid` in `room`.
+    /// Puts socket `sid` in `room`. With a client manager, a socket of another server is put
+    /// there by its server (the message is queued for the broker; a failure to publish is
+    /// logged).
     pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
-        Ok(self.server.inner.hub().enter_room(&self.name, sid, room)?)
+        let local = self.server.inner.hub().enter_room(&self.name, sid, room);
+        match (local, &self.server.inner.bus) {
+            (Err(_), Some(bus)) => {
+                bus.publish_detached(&Message::EnterRoom {
+                    sid: sid.to_owned(),
+                    room: room.to_owned(),
+                    namespace: self.name.to_string(),
+                    host_id: Some(bus.host_id.clone()),
+                });
+                Ok(())
+            }
+            (local, _) => Ok(local?),
+        }
     }
 
-    /// Takes socket `sid` out of `room`.
+    /// Takes socket `sid` out of `room` (on its own server, with a client manager).
     pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
-        Ok(self.server.inner.hub().leave_room(&self.name, sid, room)?)
+        let local = self.server.inner.hub().leave_room(&self.name, sid, room);
+        match (local, &self.server.inner.bus) {
+            (Err(_), Some(bus)) => {
+                bus.publish_detached(&Message::LeaveRoom {
+                    sid: sid.to_owned(),
+                    room: room.to_owned(),
+                    namespace: self.name.to_string(),
+                    host_id: Some(bus.host_id.clone()),
+                });
+                Ok(())
+            }
+            (local, _) => Ok(local?),
+        }
     }
 
-    /// Removes every socket from `room`.
+    /// Removes every socket from `room` (on every server, with a client manager).
     pub fn close_room(&self, room: &str) {
         self.server.inner.hub().close_room(&self.name, room);
+        if let Some(bus) = &self.server.inner.bus {
+            bus.publish_detached(&Message::CloseRoom {
+                room: room.to_owned(),
+                namespace: self.name.to_string(),
+                host_id: Some(bus.host_id.clone()),
+            });
+        }
     }
 
     /// The rooms socket `sid` is in, its own sid room included.
@@ -1033,10 +1360,18 @@ impl<Rt: Runtime> Namespace<Rt> {
     /// Disconnects socket `sid` from this namespace (the client is told; the disconnect handler
     /// runs).
     pub async fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
-        let cell = self
-            .server
-            .owner(&self.name, sid)
-            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        let Some(cell) = self.server.owner(&self.name, sid) else {
+            // With a client manager, the server holding `sid` disconnects it.
+            let Some(bus) = self.server.inner.bus.clone() else {
+                return Err(ServerError::UnknownSid(sid.to_owned()));
+            };
+            let message = Message::Disconnect {
+                sid: sid.to_owned(),
+                namespace: self.name.to_string(),
+                host_id: Some(bus.host_id.clone()),
+            };
+            return Ok(bus.publish(&message).await?);
+        };
         let result = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
         result.map_err(ServerError::from)
     }

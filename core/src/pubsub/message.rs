@@ -1,0 +1,651 @@
+//! The messages servers and emitters exchange over a broker, in python-socketio's JSON dialect
+//! (5.15 and later; see `PROTOCOL.md` §3), so Python and Rust servers and emitters can share one
+//! channel.
+//!
+//! Every message is a JSON object with a `method` key. [`Message::decode`] is total: anything
+//! that is not such an object, or names an unknown method, or carries malformed fields, is a
+//! [`DecodeError`] that the listener logs and skips; nothing panics on what a foreign publisher
+//! sends.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::payload::Args;
+
+/// Why a message from the broker was not understood. The listener logs it and skips the message
+/// (as python-socketio does); the others keep flowing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not JSON (pre-5.14 Python servers publish pickle, which no other language can read).
+    #[error("not a JSON message (a python-socketio older than 5.14 publishes pickle)")]
+    NotJson,
+    /// JSON, but not an object with a string `method`.
+    #[error("no `method` in the message")]
+    NoMethod,
+    /// A method this version does not know.
+    #[error("unknown method `{0}`")]
+    UnknownMethod(String),
+    /// A required field is missing or has the wrong type.
+    #[error("field `{0}` is missing or malformed")]
+    Field(&'static str),
+    /// An attachment is not standard base64.
+    #[error("attachment {0} is not valid base64")]
+    Attachment(usize),
+    /// A binary placeholder refers to an attachment the message does not carry.
+    #[error("a binary placeholder refers to attachment {0}, which the message does not carry")]
+    Placeholder(u64),
+}
+
+/// Where an emit's acknowledgement goes back to: the originating host registered `id`, and the
+/// host that owns `sid` sends the answer as a [`Message::Callback`] addressed to that host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAck {
+    /// The client (or, as python-socketio allows, the room) the emit went to.
+    pub sid: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The originating host's callback id.
+    pub id: u64,
+}
+
+/// One broker message.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Message {
+    /// Emit `event` with `args` to the clients of `namespace` in any of `rooms` (all of them when
+    /// empty), except those in (or named by) `skip`.
+    Emit {
+        event: String,
+        args: Args,
+        namespace: String,
+        rooms: Vec<String>,
+        skip: Vec<String>,
+        callback: Option<RemoteAck>,
+        host_id: Option<String>,
+    },
+    /// Disconnect `sid` from `namespace`, on whichever host holds it.
+    Disconnect {
+        sid: String,
+        namespace: String,
+        host_id: Option<String>,
+    },
+    /// Put `sid` into `room`, on whichever host holds it.
+    EnterRoom {
+        sid: String,
+        room: String,
+        namespace: String,
+        host_id: Option<String>,
+    },
+    /// Take `sid` out of `room`, on whichever host holds it.
+    LeaveRoom {
+        sid: String,
+        room: String,
+        namespace: String,
+        host_id: Option<String>,
+    },
+    /// Empty `room` on every host.
+    CloseRoom {
+        room: String,
+        namespace: String,
+        host_id: Option<String>,
+    },
+    /// A client's answer to an emit with a callback, for the host `host_id` that made the emit.
+    Callback {
+        host_id: String,
+        sid: String,
+        namespace: String,
+        id: u64,
+        args: Args,
+    },
+}
+
+impl Message {
+    /// The publishing host, when it said (foreign publishers may not).
+    pub fn host_id(&self) -> Option<&str> {
+        match self {
+            Message::Emit { host_id, .. }
+            | Message::Disconnect { host_id, .. }
+            | Message::EnterRoom { host_id, .. }
+            | Message::LeaveRoom { host_id, .. }
+            | Message::CloseRoom { host_id, .. } => host_id.as_deref(),
+            Message::Callback { host_id, .. } => Some(host_id),
+        }
+    }
+
+    /// Whether the host `me` acts on this message. A host handles its own emits, disconnects and
+    /// room changes before publishing them, so it skips their echo; a callback is the opposite:
+    /// only the host it names acts on it.
+    pub fn is_for(&self, me: &str) -> bool {
+        match self {
+            Message::Callback { host_id, .. } => host_id == me,
+            other => other.host_id() != Some(me),
+        }
+    }
+
+    /// The method name on the wire.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Message::Emit { .. } => "emit",
+            Message::Disconnect { .. } => "disconnect",
+            Message::EnterRoom { .. } => "enter_room",
+            Message::LeaveRoom { .. } => "leave_room",
+            Message::CloseRoom { .. } => "close_room",
+            Message::Callback { .. } => "callback",
+        }
+    }
+
+    /// The JSON bytes to publish.
+    pub fn encode(&self) -> Vec<u8> {
+        let value = match self {
+            Message::Emit {
+                event,
+                args,
+                namespace,
+                rooms,
+                skip,
+                callback,
+                host_id,
+            } => {
+                let (data, binary) = encode_data(args);
+                json!({
+                    "method": "emit",
+                    "event": event,
+                    "data": data,
+                    "binary": binary,
+                    "namespace": namespace,
+                    "room": one_or_list(rooms),
+                    "skip_sid": one_or_list(skip),
+                    "callback": callback.as_ref().map(|c| json!([c.sid, c.namespace, c.id])),
+                    "host_id": host_id,
+                })
+            }
+            Message::Disconnect {
+                sid,
+                namespace,
+                host_id,
+            } => json!({
+                "method": "disconnect",
+                "sid": sid,
+                "namespace": namespace,
+                "host_id": host_id,
+            }),
+            Message::EnterRoom {
+                sid,
+                room,
+                namespace,
+                host_id,
+            }
+            | Message::LeaveRoom {
+                sid,
+                room,
+                namespace,
+                host_id,
+            } => json!({
+                "method": self.method(),
+                "sid": sid,
+                "room": room,
+                "namespace": namespace,
+                "host_id": host_id,
+            }),
+            Message::CloseRoom {
+                room,
+                namespace,
+                host_id,
+            } => json!({
+                "method": "close_room",
+                "room": room,
+                "namespace": namespace,
+                "host_id": host_id,
+            }),
+            Message::Callback {
+                host_id,
+                sid,
+                namespace,
+                id,
+                args,
+            } => {
+                // python-socketio sends callback arguments as a plain list (it cannot send
+                // bytes there); binary answers use the emit's `binary` form, which only sockio
+                // reads.
+                let (data, binary) = encode_data(args);
+                let mut value = json!({
+                    "method": "callback",
+                    "host_id": host_id,
+                    "sid": sid,
+                    "namespace": namespace,
+                    "id": id,
+                    "args": data,
+                });
+                if binary {
+                    value["binary"] = Value::Bool(true);
+                }
+                value
+            }
+        };
+        // Serializing a `Value` cannot fail.
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+
+    /// Parses one message from the broker.
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|_| DecodeError::NotJson)?;
+        let Value::Object(map) = value else {
+            return Err(DecodeError::NoMethod);
+        };
+        let method = map
+            .get("method")
+            .and_then(Value::as_str)
+            .ok_or(DecodeError::NoMethod)?;
+        let host_id = optional_str(&map, "host_id")?;
+        // python-socketio defaults a missing namespace to "/".
+        let namespace = optional_str(&map, "namespace")?.unwrap_or_else(|| "/".to_owned());
+        match method {
+            "emit" => Ok(Message::Emit {
+                event: required_str(&map, "event")?,
+                args: decode_data(&map)?,
+                namespace,
+                rooms: one_or_list_field(&map, "room")?,
+                skip: one_or_list_field(&map, "skip_sid")?,
+                callback: decode_callback(&map)?,
+                host_id,
+            }),
+            "disconnect" => Ok(Message::Disconnect {
+                sid: required_str(&map, "sid")?,
+                namespace,
+                host_id,
+            }),
+            "enter_room" | "leave_room" => {
+                let sid = required_str(&map, "sid")?;
+                let room = required_str(&map, "room")?;
+                Ok(if method == "enter_room" {
+                    Message::EnterRoom {
+                        sid,
+                        room,
+                        namespace,
+                        host_id,
+                    }
+                } else {
+                    Message::LeaveRoom {
+                        sid,
+                        room,
+                        namespace,
+                        host_id,
+                    }
+                })
+            }
+            "close_room" => Ok(Message::CloseRoom {
+                room: required_str(&map, "room")?,
+                namespace,
+                host_id,
+            }),
+            "callback" => Ok(Message::Callback {
+                host_id: host_id.ok_or(DecodeError::Field("host_id"))?,
+                sid: required_str(&map, "sid")?,
+                namespace,
+                id: map
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .ok_or(DecodeError::Field("id"))?,
+                args: decode_args(&map, "args")?,
+            }),
+            other => Err(DecodeError::UnknownMethod(other.to_owned())),
+        }
+    }
+}
+
+fn required_str(map: &Map<String, Value>, key: &'static str) -> Result<String, DecodeError> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(DecodeError::Field(key))
+}
+
+fn optional_str(
+    map: &Map<String, Value>,
+    key: &'static str,
+) -> Result<Option<String>, DecodeError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(DecodeError::Field(key)),
+    }
+}
+
+/// `null` for none, a string for one, a list for several: what python-socketio publishes.
+fn one_or_list(items: &[String]) -> Value {
+    match items {
+        [] => Value::Null,
+        [one] => Value::String(one.clone()),
+        many => Value::from(many.to_vec()),
+    }
+}
+
+fn one_or_list_field(
+    map: &Map<String, Value>,
+    key: &'static str,
+) -> Result<Vec<String>, DecodeError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(one)) => Ok(vec![one.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(DecodeError::Field(key)),
+        Some(_) => Err(DecodeError::Field(key)),
+    }
+}
+
+fn decode_callback(map: &Map<String, Value>) -> Result<Option<RemoteAck>, DecodeError> {
+    match map.get("callback") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(parts)) => match parts.as_slice() {
+            [Value::String(sid), Value::String(namespace), id] => Ok(Some(RemoteAck {
+                sid: sid.clone(),
+                namespace: namespace.clone(),
+                id: id.as_u64().ok_or(DecodeError::Field("callback"))?,
+            })),
+            _ => Err(DecodeError::Field("callback")),
+        },
+        Some(_) => Err(DecodeError::Field("callback")),
+    }
+}
+
+/// `data` is always the argument list; with binary, `[<list with placeholders>, b64, b64, ...]`.
+fn encode_data(args: &Args) -> (Value, bool) {
+    let list = Value::from(args.values.clone());
+    if args.attachments.is_empty() {
+        return (list, false);
+    }
+    let mut data = Vec::with_capacity(1 + args.attachments.len());
+    data.push(list);
+    data.extend(
+        args.attachments
+            .iter()
+            .map(|bytes| Value::String(STANDARD.encode(bytes))),
+    );
+    (Value::Array(data), true)
+}
+
+fn decode_data(map: &Map<String, Value>) -> Result<Args, DecodeError> {
+    decode_args(map, "data")
+}
+
+/// Arguments from `key` (`data` of an emit, `args` of a callback), in plain or binary form.
+fn decode_args(map: &Map<String, Value>, key: &'static str) -> Result<Args, DecodeError> {
+    let data = map.get(key).cloned().unwrap_or(Value::Null);
+    let binary = match map.get("binary") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(DecodeError::Field("binary")),
+    };
+    let (list, attachments) = if binary {
+        let Value::Array(mut parts) = data else {
+            return Err(DecodeError::Field(key));
+        };
+        if parts.is_empty() {
+            return Err(DecodeError::Field(key));
+        }
+        let list = parts.remove(0);
+        let attachments = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                part.as_str()
+                    .and_then(|text| STANDARD.decode(text).ok())
+                    .map(Bytes::from)
+                    .ok_or(DecodeError::Attachment(i))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        (list, attachments)
+    } else {
+        (data, Vec::new())
+    };
+    let values = match list {
+        // A one-element list is one argument; python-socketio turns `None` into no argument.
+        Value::Array(values) if values.len() == 1 && values[0].is_null() => Vec::new(),
+        Value::Array(values) => values,
+        // The legacy form: `data` itself is the one argument.
+        Value::Null => Vec::new(),
+        single => vec![single],
+    };
+    check_placeholders(&values, attachments.len())?;
+    Ok(Args::from_parts(values, attachments))
+}
+
+/// Every placeholder must name an attachment the message carries, or a client's decoder would
+/// wait forever for it. (serde_json bounds nesting at 128, so the walk is bounded too.)
+fn check_placeholders(values: &[Value], attachments: usize) -> Result<(), DecodeError> {
+    let mut stack: Vec<&Value> = values.iter().collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if map.len() == 2 && map.get("_placeholder") == Some(&Value::Bool(true)) {
+                    let num = map.get("num").and_then(Value::as_u64);
+                    match num {
+                        Some(num) if num < attachments as u64 => continue,
+                        Some(num) => return Err(DecodeError::Placeholder(num)),
+                        None => {}
+                    }
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_json(value: Value) -> Result<Message, DecodeError> {
+        Message::decode(&serde_json::to_vec(&value).unwrap())
+    }
+
+    /// What python-socketio 5.18 publishes for `emit('ev', {'a': b'\x01'}, room='r')`
+    /// (PROTOCOL.md §3).
+    #[test]
+    fn decodes_python_binary_emit() {
+        let message = decode_json(json!({
+            "method": "emit", "event": "ev",
+            "data": [[{"a": {"_placeholder": true, "num": 0}}], "AQ=="], "binary": true,
+            "namespace": "/", "room": "r", "skip_sid": null, "callback": null,
+            "host_id": "0123456789abcdef0123456789abcdef"
+        }))
+        .unwrap();
+        let Message::Emit {
+            event,
+            args,
+            rooms,
+            skip,
+            callback,
+            host_id,
+            ..
+        } = message
+        else {
+            panic!("not an emit");
+        };
+        assert_eq!(event, "ev");
+        assert_eq!(
+            args.values,
+            vec![json!({"a": {"_placeholder": true, "num": 0}})]
+        );
+        assert_eq!(args.attachments, vec![Bytes::from_static(&[1])]);
+        assert_eq!(rooms, vec!["r".to_owned()]);
+        assert!(skip.is_empty());
+        assert_eq!(callback, None);
+        assert_eq!(host_id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn data_forms_follow_python_socketio() {
+        let args =
+            |data: Value| match decode_json(json!({"method": "emit", "event": "e", "data": data}))
+                .unwrap()
+            {
+                Message::Emit { args, .. } => args.values,
+                _ => unreachable!(),
+            };
+        assert_eq!(args(json!(["x"])), vec![json!("x")]);
+        assert_eq!(args(json!([1, "two"])), vec![json!(1), json!("two")]);
+        assert_eq!(args(json!([[1, "two"]])), vec![json!([1, "two"])]);
+        assert_eq!(args(json!([])), Vec::<Value>::new());
+        assert_eq!(args(json!([null])), Vec::<Value>::new());
+        // Legacy: not a list, passed through as the one argument.
+        assert_eq!(args(json!({"k": 1})), vec![json!({"k": 1})]);
+        assert_eq!(args(json!("plain")), vec![json!("plain")]);
+    }
+
+    #[test]
+    fn round_trips_every_method() {
+        let messages = vec![
+            Message::Emit {
+                event: "e".into(),
+                args: Args::from_parts(
+                    vec![
+                        json!("a"),
+                        json!({"b": {"_placeholder": true, "num": 1}}),
+                        json!({"_placeholder": true, "num": 0}),
+                    ],
+                    vec![Bytes::from_static(b"\x00\xff"), Bytes::from_static(b"hi")],
+                ),
+                namespace: "/chat".into(),
+                rooms: vec!["r1".into(), "r2".into()],
+                skip: vec!["s1".into()],
+                callback: Some(RemoteAck {
+                    sid: "s2".into(),
+                    namespace: "/chat".into(),
+                    id: 7,
+                }),
+                host_id: Some("h".into()),
+            },
+            Message::Disconnect {
+                sid: "s".into(),
+                namespace: "/".into(),
+                host_id: None,
+            },
+            Message::EnterRoom {
+                sid: "s".into(),
+                room: "r".into(),
+                namespace: "/".into(),
+                host_id: Some("h".into()),
+            },
+            Message::LeaveRoom {
+                sid: "s".into(),
+                room: "r".into(),
+                namespace: "/".into(),
+                host_id: Some("h".into()),
+            },
+            Message::CloseRoom {
+                room: "r".into(),
+                namespace: "/".into(),
+                host_id: Some("h".into()),
+            },
+            Message::Callback {
+                host_id: "h".into(),
+                sid: "s".into(),
+                namespace: "/".into(),
+                id: 3,
+                args: Args::from_parts(vec![json!(1), json!("x")], vec![]),
+            },
+            Message::Callback {
+                host_id: "h".into(),
+                sid: "s".into(),
+                namespace: "/".into(),
+                id: 4,
+                args: Args::from_parts(
+                    vec![json!({"_placeholder": true, "num": 0})],
+                    vec![Bytes::from_static(b"\x01")],
+                ),
+            },
+        ];
+        for message in messages {
+            assert_eq!(Message::decode(&message.encode()).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn encodes_python_shapes() {
+        let encoded: Value = serde_json::from_slice(
+            &Message::Emit {
+                event: "e".into(),
+                args: Args::from_parts(vec![json!("x")], vec![]),
+                namespace: "/".into(),
+                rooms: vec![],
+                skip: vec!["a".into(), "b".into()],
+                callback: None,
+                host_id: Some("h".into()),
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(
+            encoded,
+            json!({"method": "emit", "event": "e", "data": ["x"], "binary": false,
+                   "namespace": "/", "room": null, "skip_sid": ["a", "b"], "callback": null,
+                   "host_id": "h"})
+        );
+    }
+
+    #[test]
+    fn host_filtering() {
+        let emit =
+            decode_json(json!({"method": "close_room", "room": "r", "host_id": "me"})).unwrap();
+        assert!(!emit.is_for("me"));
+        assert!(emit.is_for("other"));
+        let foreign = decode_json(json!({"method": "close_room", "room": "r"})).unwrap();
+        assert!(
+            foreign.is_for("me"),
+            "messages without host_id are for everyone"
+        );
+        let callback = decode_json(
+            json!({"method": "callback", "host_id": "me", "sid": "s", "namespace": "/", "id": 1, "args": []}),
+        )
+        .unwrap();
+        assert!(callback.is_for("me"));
+        assert!(!callback.is_for("other"));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_use() {
+        assert_eq!(
+            Message::decode(b"\x80\x04pickle"),
+            Err(DecodeError::NotJson)
+        );
+        assert_eq!(decode_json(json!([1])), Err(DecodeError::NoMethod));
+        assert_eq!(decode_json(json!({"x": 1})), Err(DecodeError::NoMethod));
+        assert_eq!(
+            decode_json(json!({"method": "explode"})),
+            Err(DecodeError::UnknownMethod("explode".into()))
+        );
+        assert_eq!(
+            decode_json(json!({"method": "emit", "data": []})),
+            Err(DecodeError::Field("event"))
+        );
+        assert_eq!(
+            decode_json(json!({"method": "emit", "event": "e", "binary": true,
+                               "data": [[{"_placeholder": true, "num": 1}], "AQ=="]})),
+            Err(DecodeError::Placeholder(1))
+        );
+        assert_eq!(
+            decode_json(
+                json!({"method": "emit", "event": "e", "binary": true, "data": [[], "!!"]})
+            ),
+            Err(DecodeError::Attachment(0))
+        );
+        assert_eq!(
+            decode_json(json!({"method": "emit", "event": "e", "room": 5})),
+            Err(DecodeError::Field("room"))
+        );
+        assert_eq!(
+            decode_json(json!({"method": "callback", "sid": "s", "id": 1})),
+            Err(DecodeError::Field("host_id"))
+        );
+    }
+}

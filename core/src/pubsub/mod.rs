@@ -1,0 +1,18 @@
+//! Scaling out through a message broker, sans-IO: python-socketio's message format
+//! ([`message`]), broker URLs ([`url`]), and the Redis pub/sub protocol ([`resp`]).
+//!
+//! Runtimes own the broker sockets and reconnection; everything that decides what goes on the
+//! wire and what a received message means lives here, so every runtime speaks the same dialect
+//! and Python and Rust servers and emitters can share one channel.
+
+pub mod callbacks;
+pub mod message;
+pub mod resp;
+pub mod url;
+
+pub use callbacks::{Expired, PendingCallbacks, TooManyPending};
+pub use message::{DecodeError, Message, RemoteAck};
+pub use url::{AmqpConfig, BrokerUrl, RedisAddress, RedisConfig, UrlError};
+
+/// The channel python-socketio's managers use by default.
+pub const DEFAULT_CHANNEL: &str = "socketio";

@@ -1,0 +1,494 @@
+//! Redis pub/sub, sans-IO: the RESP2 codec and a [`RedisLink`] state machine for one connection
+//! that either subscribes to a channel or publishes to it (a subscribed RESP2 connection cannot
+//! publish, so a manager keeps one of each, as python-socketio's `RedisManager` does).
+//!
+//! The driver connects a socket, writes what [`RedisLink::poll_transmit`] returns, feeds what it
+//! reads to [`RedisLink::handle_input`], and acts on [`RedisLink::poll_event`]. A
+//! [`LinkError`] means the connection is unusable: the driver drops it and reconnects with a
+//! fresh link (the subscription is then made again).
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::url::RedisConfig;
+
+/// The largest bulk string accepted from the server (Redis' own `proto-max-bulk-len` default).
+pub const MAX_BULK: usize = 512 * 1024 * 1024;
+/// The largest array accepted from the server; pub/sub replies have 3 or 4 elements.
+const MAX_ARRAY: usize = 1024;
+/// Nesting bound for arrays (pub/sub replies nest at most once).
+const MAX_DEPTH: usize = 4;
+
+/// One RESP2 reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Simple(String),
+    Error(String),
+    Integer(i64),
+    Bulk(Option<Bytes>),
+    Array(Option<Vec<Reply>>),
+}
+
+/// Why the connection is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The server sent something that is not RESP2, or exceeds the limits above.
+    #[error("invalid reply from Redis: {0}")]
+    Protocol(&'static str),
+    /// The server refused a command needed to set the link up (authentication, database,
+    /// subscription) or a publish.
+    #[error("Redis refused {command}: {message}")]
+    Refused {
+        command: &'static str,
+        message: String,
+    },
+}
+
+/// Encodes one command as a RESP array of bulk strings.
+pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// An incremental RESP2 decoder: feed bytes, take whole replies.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buffer: BytesMut,
+}
+
+impl Decoder {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next complete reply, `Ok(None)` when more bytes are needed.
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, LinkError> {
+        match parse(&self.buffer, 0)? {
+            Some((reply, used)) => {
+                self.buffer.advance(used);
+                Ok(Some(reply))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Parses one reply at the start of `input`: the reply and the bytes it used, or `None` when
+/// incomplete.
+fn parse(input: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, LinkError> {
+    let Some(line_end) = find_crlf(input) else {
+        if input.len() > 64 * 1024 {
+            return Err(LinkError::Protocol("line too long"));
+        }
+        return Ok(None);
+    };
+    let Some((&kind, line)) = input[..line_end].split_first() else {
+        return Err(LinkError::Protocol("empty line"));
+    };
+    let after_line = line_end + 2;
+    let text = || {
+        std::str::from_utf8(line)
+            .map(str::to_owned)
+            .map_err(|_| LinkError::Protocol("line is not UTF-8"))
+    };
+    match kind {
+        b'+' => Ok(Some((Reply::Simple(text()?), after_line))),
+        b'-' => Ok(Some((Reply::Error(text()?), after_line))),
+        b':' => Ok(Some((Reply::Integer(integer(line)?), after_line))),
+        b'$' => {
+            let len = integer(line)?;
+            if len < 0 {
+                return Ok(Some((Reply::Bulk(None), after_line)));
+            }
+            let len = usize::try_from(len).map_err(|_| LinkError::Protocol("bulk length"))?;
+            if len > MAX_BULK {
+                return Err(LinkError::Protocol("bulk string too long"));
+            }
+            let end = after_line + len;
+            if input.len() < end + 2 {
+                return Ok(None);
+            }
+            if &input[end..end + 2] != b"\r\n" {
+                return Err(LinkError::Protocol("bulk string not terminated"));
+            }
+            let data = Bytes::copy_from_slice(&input[after_line..end]);
+            Ok(Some((Reply::Bulk(Some(data)), end + 2)))
+        }
+        b'*' => {
+            let len = integer(line)?;
+            if len < 0 {
+                return Ok(Some((Reply::Array(None), after_line)));
+            }
+            if depth >= MAX_DEPTH {
+                return Err(LinkError::Protocol("arrays nested too deep"));
+            }
+            let len = usize::try_from(len).map_err(|_| LinkError::Protocol("array length"))?;
+            if len > MAX_ARRAY {
+                return Err(LinkError::Protocol("array too long"));
+            }
+            let mut items = Vec::with_capacity(len);
+            let mut at = after_line;
+            for _ in 0..len {
+                match parse(&input[at..], depth + 1)? {
+                    Some((item, used)) => {
+                        items.push(item);
+                        at += used;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((Reply::Array(Some(items)), at)))
+        }
+        _ => Err(LinkError::Protocol("unknown reply type")),
+    }
+}
+
+fn find_crlf(input: &[u8]) -> Option<usize> {
+    input.windows(2).position(|pair| pair == b"\r\n")
+}
+
+fn integer(line: &[u8]) -> Result<i64, LinkError> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or(LinkError::Protocol("not an integer"))
+}
+
+/// What a [`RedisLink`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The link is set up: subscribed (subscriber) or authenticated (publisher).
+    Ready,
+    /// A message published on the channel (subscriber).
+    Message(Bytes),
+    /// The publish with this sequence number reached `receivers` subscribers (publisher).
+    Published { seq: u64, receivers: i64 },
+}
+
+/// What the link is waiting for, in order (RESP2 answers commands in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Auth,
+    Select,
+    Subscribe,
+    Publish(u64),
+}
+
+/// One Redis connection used for pub/sub, without I/O.
+#[derive(Debug)]
+pub struct RedisLink {
+    decoder: Decoder,
+    outbox: Vec<u8>,
+    expect: VecDeque<Expect>,
+    events: VecDeque<LinkEvent>,
+    channel: Vec<u8>,
+    subscriber: bool,
+    ready: bool,
+    next_seq: u64,
+}
+
+impl RedisLink {
+    /// A link that subscribes to `channel` and reports every message on it.
+    pub fn subscriber(config: &RedisConfig, channel: &str) -> Self {
+        let mut link = Self::new(config, channel, true);
+        let channel = link.channel.clone();
+        encode_command(&mut link.outbox, &[b"SUBSCRIBE", &channel]);
+        link.expect.push_back(Expect::Subscribe);
+        link
+    }
+
+    /// A link that publishes to `channel`.
+    pub fn publisher(config: &RedisConfig, channel: &str) -> Self {
+        let mut link = Self::new(config, channel, false);
+        if link.expect.is_empty() {
+            link.ready = true;
+            link.events.push_back(LinkEvent::Ready);
+        }
+        link
+    }
+
+    fn new(config: &RedisConfig, channel: &str, subscriber: bool) -> Self {
+        let mut link = RedisLink {
+            decoder: Decoder::default(),
+            outbox: Vec::new(),
+            expect: VecDeque::new(),
+            events: VecDeque::new(),
+            channel: channel.as_bytes().to_vec(),
+            subscriber,
+            ready: false,
+            next_seq: 0,
+        };
+        if let Some(password) = &config.password {
+            match &config.username {
+                Some(user) => encode_command(
+                    &mut link.outbox,
+                    &[b"AUTH", user.as_bytes(), password.as_bytes()],
+                ),
+                None => encode_command(&mut link.outbox, &[b"AUTH", password.as_bytes()]),
+            }
+            link.expect.push_back(Expect::Auth);
+        }
+        if config.db != 0 {
+            let db = config.db.to_string();
+            encode_command(&mut link.outbox, &[b"SELECT", db.as_bytes()]);
+            link.expect.push_back(Expect::Select);
+        }
+        link
+    }
+
+    /// Queues a publish of `payload`; its outcome is reported as [`LinkEvent::Published`] with the
+    /// returned sequence number, or the link fails (and every unanswered publish with it).
+    pub fn publish(&mut self, payload: &[u8]) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let channel = self.channel.clone();
+        encode_command(&mut self.outbox, &[b"PUBLISH", &channel, payload]);
+        self.expect.push_back(Expect::Publish(seq));
+        seq
+    }
+
+    /// Queues a `PING` on a subscribed link, to find out whether a quiet connection still works
+    /// (its answer is consumed here; any input proves the connection alive).
+    pub fn ping(&mut self) {
+        encode_command(&mut self.outbox, &[b"PING"]);
+    }
+
+    /// The sequence numbers of publishes not answered yet (to fail them when the link dies).
+    pub fn unanswered(&self) -> impl Iterator<Item = u64> + '_ {
+        self.expect.iter().filter_map(|expect| match expect {
+            Expect::Publish(seq) => Some(*seq),
+            _ => None,
+        })
+    }
+
+    /// True once set up.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Bytes to write to the socket, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.outbox.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.outbox))
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    /// Feeds bytes read from the socket.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.decoder.push(bytes);
+        while let Some(reply) = self.decoder.next_reply()? {
+            self.handle_reply(reply)?;
+        }
+        Ok(())
+    }
+
+    fn handle_reply(&mut self, reply: Reply) -> Result<(), LinkError> {
+        if self.subscriber && self.ready {
+            return self.handle_push(reply);
+        }
+        let Some(expect) = self.expect.pop_front() else {
+            return Err(LinkError::Protocol("reply to no command"));
+        };
+        let command = match expect {
+            Expect::Auth => "AUTH",
+            Expect::Select => "SELECT",
+            Expect::Subscribe => "SUBSCRIBE",
+            Expect::Publish(_) => "PUBLISH",
+        };
+        if let Reply::Error(message) = reply {
+            return Err(LinkError::Refused { command, message });
+        }
+        match (expect, reply) {
+            (Expect::Auth | Expect::Select, Reply::Simple(_)) => {}
+            (Expect::Subscribe, Reply::Array(Some(items))) => {
+                if !matches!(items.first(), Some(Reply::Bulk(Some(kind))) if kind.as_ref() == b"subscribe")
+                {
+                    return Err(LinkError::Protocol("unexpected SUBSCRIBE reply"));
+                }
+            }
+            (Expect::Publish(seq), Reply::Integer(receivers)) => {
+                self.events
+                    .push_back(LinkEvent::Published { seq, receivers });
+            }
+            _ => return Err(LinkError::Protocol("unexpected reply")),
+        }
+        if !self.ready && !self.expect.iter().any(|e| !matches!(e, Expect::Publish(_))) {
+            self.ready = true;
+            self.events.push_back(LinkEvent::Ready);
+        }
+        Ok(())
+    }
+
+    /// A subscribed connection receives `["message", channel, payload]` pushes.
+    fn handle_push(&mut self, reply: Reply) -> Result<(), LinkError> {
+        let Reply::Array(Some(items)) = reply else {
+            return Err(LinkError::Protocol("pub/sub push is not an array"));
+        };
+        match items.as_slice() {
+            [
+                Reply::Bulk(Some(kind)),
+                Reply::Bulk(Some(_channel)),
+                Reply::Bulk(Some(payload)),
+            ] if kind.as_ref() == b"message" => {
+                self.events.push_back(LinkEvent::Message(payload.clone()));
+                Ok(())
+            }
+            // Replies to a later SUBSCRIBE or a PING on the subscribed connection.
+            [Reply::Bulk(Some(kind)), ..]
+                if kind.as_ref() == b"subscribe" || kind.as_ref() == b"pong" =>
+            {
+                Ok(())
+            }
+            _ => Err(LinkError::Protocol("unexpected pub/sub push")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(password: Option<&str>, db: u32) -> RedisConfig {
+        RedisConfig {
+            address: super::super::url::RedisAddress::Tcp {
+                host: "127.0.0.1".into(),
+                port: 6379,
+            },
+            db,
+            username: None,
+            password: password.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn encodes_commands() {
+        let mut out = Vec::new();
+        encode_command(&mut out, &[b"PUBLISH", b"socketio", b"{}"]);
+        assert_eq!(
+            out,
+            b"*3\r\n$7\r\nPUBLISH\r\n$8\r\nsocketio\r\n$2\r\n{}\r\n"
+        );
+    }
+
+    #[test]
+    fn decodes_replies_split_anywhere() {
+        let wire: &[u8] =
+            b"+OK\r\n:3\r\n$-1\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nhe\r\nl\r\n-ERR no\r\n";
+        for split in 0..wire.len() {
+            let mut decoder = Decoder::default();
+            let mut replies = Vec::new();
+            for part in [&wire[..split], &wire[split..]] {
+                decoder.push(part);
+                while let Some(reply) = decoder.next_reply().unwrap() {
+                    replies.push(reply);
+                }
+            }
+            assert_eq!(
+                replies,
+                vec![
+                    Reply::Simple("OK".into()),
+                    Reply::Integer(3),
+                    Reply::Bulk(None),
+                    Reply::Array(Some(vec![
+                        Reply::Bulk(Some(Bytes::from_static(b"message"))),
+                        Reply::Bulk(Some(Bytes::from_static(b"c"))),
+                        Reply::Bulk(Some(Bytes::from_static(b"he\r\nl"))),
+                    ])),
+                    Reply::Error("ERR no".into()),
+                ],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_and_oversized_input() {
+        let mut decoder = Decoder::default();
+        decoder.push(b"?what\r\n");
+        assert!(decoder.next_reply().is_err());
+        let mut decoder = Decoder::default();
+        decoder.push(b"*99999999\r\n");
+        assert!(decoder.next_reply().is_err());
+        let mut decoder = Decoder::default();
+        decoder.push(b"$9999999999999\r\n");
+        assert!(decoder.next_reply().is_err());
+        let mut decoder = Decoder::default();
+        decoder.push(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n");
+        assert!(decoder.next_reply().is_err());
+    }
+
+    #[test]
+    fn subscriber_authenticates_selects_subscribes_then_reports_messages() {
+        let mut link = RedisLink::subscriber(&config(Some("pw"), 2), "socketio");
+        assert_eq!(
+            link.poll_transmit().unwrap(),
+            b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$8\r\nsocketio\r\n"
+        );
+        link.handle_input(b"+OK\r\n+OK\r\n").unwrap();
+        assert!(!link.is_ready());
+        link.handle_input(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        link.handle_input(b"*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$2\r\n{}\r\n")
+            .unwrap();
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Message(Bytes::from_static(b"{}")))
+        );
+    }
+
+    #[test]
+    fn refused_authentication_fails_the_link() {
+        let mut link = RedisLink::subscriber(&config(Some("bad"), 0), "socketio");
+        let _ = link.poll_transmit();
+        assert_eq!(
+            link.handle_input(b"-WRONGPASS invalid password\r\n"),
+            Err(LinkError::Refused {
+                command: "AUTH",
+                message: "WRONGPASS invalid password".into()
+            })
+        );
+    }
+
+    #[test]
+    fn publisher_reports_each_publish_in_order() {
+        let mut link = RedisLink::publisher(&config(None, 0), "c");
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        let first = link.publish(b"a");
+        let second = link.publish(b"b");
+        assert_eq!(link.unanswered().collect::<Vec<_>>(), vec![first, second]);
+        assert_eq!(
+            link.poll_transmit().unwrap(),
+            b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\na\r\n*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$1\r\nb\r\n"
+        );
+        link.handle_input(b":2\r\n:0\r\n").unwrap();
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Published {
+                seq: first,
+                receivers: 2
+            })
+        );
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Published {
+                seq: second,
+                receivers: 0
+            })
+        );
+        assert_eq!(link.unanswered().count(), 0);
+    }
+}

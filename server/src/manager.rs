@@ -1,0 +1,208 @@
+//! Client managers: where a server's emits, room changes and disconnects go beyond its own
+//! clients. The in-memory manager (no broker) is the default; [`ClientManager::from_url`] shares
+//! one client list among servers through Redis pub/sub, speaking python-socketio's message
+//! format (the core's [`pubsub`](sockio_core::pubsub) module decides every byte and every
+//! meaning; this module only moves messages between the broker and the server).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use sockio_core::api::PublishError;
+use sockio_core::pubsub::{
+    BrokerUrl, DEFAULT_CHANNEL, Message, PendingCallbacks, RedisConfig, UrlError,
+};
+
+use crate::runtime::Runtime;
+use crate::server::lock;
+
+/// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
+/// from synchronous methods fail with a log line).
+const PUBLISH_QUEUE: usize = 4096;
+
+/// How a server reaches the other servers of its cluster. Pass it to
+/// [`ServerBuilder::client_manager`](crate::ServerBuilder::client_manager).
+#[derive(Debug, Clone)]
+pub struct ClientManager {
+    pub(crate) broker: BrokerUrl,
+    pub(crate) channel: String,
+}
+
+impl ClientManager {
+    /// A manager on the broker at `url`: `redis://[[user]:password@]host[:port][/db]` (Redis or
+    /// Valkey pub/sub, python-socketio's `RedisManager` / `AsyncRedisManager`).
+    pub fn from_url(url: &str) -> Result<ClientManager, UrlError> {
+        let broker = BrokerUrl::parse(url)?;
+        match &broker {
+            BrokerUrl::Redis(config) => {
+                if let sockio_core::pubsub::RedisAddress::Unix { .. } = config.address {
+                    return Err(UrlError::Malformed(
+                        "unix:// Redis sockets are supported by the threads runtime only so far",
+                    ));
+                }
+            }
+            BrokerUrl::Amqp(_) => {
+                return Err(UrlError::Malformed(
+                    "amqp:// managers are not implemented yet (issue 6); use redis://",
+                ));
+            }
+            _ => {}
+        }
+        Ok(ClientManager {
+            broker,
+            channel: DEFAULT_CHANNEL.to_owned(),
+        })
+    }
+
+    /// The channel (Redis) or exchange (AMQP) name; `socketio` by default, as python-socketio.
+    #[must_use]
+    pub fn channel(mut self, channel: &str) -> Self {
+        self.channel = channel.to_owned();
+        self
+    }
+
+    fn redis(&self) -> Option<&RedisConfig> {
+        match &self.broker {
+            BrokerUrl::Redis(config) => Some(config),
+            _ => None,
+        }
+    }
+}
+
+/// One message to publish, and who waits for the broker's answer.
+pub(crate) struct PublishJob {
+    pub payload: Vec<u8>,
+    pub reply: Option<oneshot::Sender<Result<(), PublishError>>>,
+}
+
+/// A callback of an emit answered on another server.
+pub(crate) type RemoteCallback = Arc<dyn Fn(sockio_core::api::AckOutcome) + Send + Sync>;
+
+/// A server's connection to its cluster: the publishing queue, its host id, and the callbacks
+/// waiting for answers from other servers.
+pub(crate) struct Bus {
+    pub host_id: String,
+    jobs: mpsc::Sender<PublishJob>,
+    pub pending: std::sync::Mutex<PendingCallbacks<RemoteCallback>>,
+}
+
+impl Bus {
+    /// Publishes `message` and waits until the broker took it.
+    pub async fn publish(&self, message: &Message) -> Result<(), PublishError> {
+        let (reply, answer) = oneshot::channel();
+        let job = PublishJob {
+            payload: message.encode(),
+            reply: Some(reply),
+        };
+        let mut jobs = self.jobs.clone();
+        futures_util::SinkExt::send(&mut jobs, job)
+            .await
+            .map_err(|_| PublishError("the publisher stopped".to_owned()))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(PublishError("the publisher stopped".to_owned())))
+    }
+
+    /// Publishes `message` without waiting (for synchronous methods and for answers to remote
+    /// callbacks); a failure is logged.
+    pub fn publish_detached(&self, message: &Message) {
+        let job = PublishJob {
+            payload: message.encode(),
+            reply: None,
+        };
+        if let Err(error) = self.jobs.clone().try_send(job) {
+            tracing::error!(
+                method = message.method(),
+                %error,
+                "cannot queue a message for the broker; it does not reach the other servers"
+            );
+        }
+    }
+
+    /// Registers a callback for answers from other servers.
+    pub fn register_callback(
+        &self,
+        callback: RemoteCallback,
+        timeout: Option<Duration>,
+        single: bool,
+    ) -> Result<u64, sockio_core::pubsub::TooManyPending> {
+        lock(&self.pending).register(callback, Instant::now(), timeout, single)
+    }
+}
+
+/// A fresh host id: 32 hex digits, as python-socketio's `uuid4().hex`.
+fn new_host_id() -> String {
+    let mut bytes = [0u8; 16];
+    if let Err(error) = getrandom::fill(&mut bytes) {
+        panic!("the operating system's random source failed: {error}");
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts the publisher and returns the bus; the caller starts the listener with
+/// [`listen`] once the server exists.
+pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> Arc<Bus> {
+    let (jobs, receiver) = mpsc::channel(PUBLISH_QUEUE);
+    let bus = Arc::new(Bus {
+        host_id: new_host_id(),
+        jobs,
+        pending: std::sync::Mutex::new(PendingCallbacks::default()),
+    });
+    if let Some(config) = manager.redis() {
+        runtime.spawn(crate::redis::run_publisher(
+            runtime.clone(),
+            config.clone(),
+            manager.channel.clone(),
+            receiver,
+        ));
+    }
+    bus
+}
+
+/// Starts the listener: every message from the broker that concerns this host goes to `deliver`.
+/// It runs until `alive` says the server is gone.
+pub(crate) fn listen<Rt, D, A>(runtime: &Rt, manager: &ClientManager, deliver: D, alive: A)
+where
+    Rt: Runtime,
+    D: Fn(bytes::Bytes) + Send + Sync + 'static,
+    A: Fn() -> bool + Send + Sync + 'static,
+{
+    if let Some(config) = manager.redis() {
+        runtime.spawn(crate::redis::run_subscriber(
+            runtime.clone(),
+            config.clone(),
+            manager.channel.clone(),
+            deliver,
+            alive,
+        ));
+    }
+}
+
+/// The next messages to publish: waits for one, then takes what else is queued (up to 256), so a
+/// burst of emits costs one round trip to the broker. `None` when every sender is gone.
+pub(crate) async fn next_batch(
+    receiver: &mut mpsc::Receiver<PublishJob>,
+) -> Option<Vec<PublishJob>> {
+    let first = receiver.next().await?;
+    let mut batch = vec![first];
+    while batch.len() < 256 {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Tells everyone waiting on `batch` how publishing went; logs a failure once.
+pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
+    if let Err(error) = &result {
+        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed; the messages did not reach the other servers");
+    }
+    for job in batch {
+        if let Some(reply) = job.reply {
+            let _ = reply.send(result.clone());
+        }
+    }
+}

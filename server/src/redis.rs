@@ -1,0 +1,243 @@
+//! Redis connections for the client manager, on any [`Runtime`]: sockets, timeouts and
+//! reconnection only. What is written and what a reply means is the core's
+//! [`RedisLink`](sockio_core::pubsub::resp::RedisLink).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use sockio_core::api::PublishError;
+use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
+use sockio_core::pubsub::{RedisAddress, RedisConfig};
+
+use crate::io::HyperIo;
+use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::runtime::{Runtime, until};
+
+/// How long connecting and setting a link up may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to answer a batch of publishes.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the subscriber checks that its connection still carries traffic, and how long it
+/// waits for the answer: a silently dead connection must not leave the server deaf.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Reconnection backoff of the subscriber, as python-socketio's listener: 1 s doubling to 60 s.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+struct Connection<Rt: Runtime> {
+    io: HyperIo<Rt::Stream>,
+    link: RedisLink,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot connect to Redis: {0}")]
+    Connect(std::io::Error),
+    #[error("Redis connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("Redis closed the connection")]
+    Closed,
+    #[error("Redis did not answer in time")]
+    Timeout,
+}
+
+impl<Rt: Runtime> Connection<Rt> {
+    /// Connects and sets `link` up (authentication, database, subscription).
+    async fn open(runtime: &Rt, config: &RedisConfig, link: RedisLink) -> Result<Self, Failure> {
+        let RedisAddress::Tcp { host, port } = &config.address else {
+            return Err(Failure::Connect(std::io::Error::other(
+                "unix:// sockets are not supported on this runtime",
+            )));
+        };
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let stream = until(runtime, deadline, runtime.connect(host, *port))
+            .await
+            .ok_or(Failure::Timeout)?
+            .map_err(Failure::Connect)?;
+        let mut connection = Connection {
+            io: HyperIo(stream),
+            link,
+        };
+        connection.flush().await?;
+        while !connection.link.is_ready() {
+            until(runtime, deadline, connection.read_some())
+                .await
+                .ok_or(Failure::Timeout)??;
+        }
+        // `Ready` itself needs no action.
+        while let Some(event) = connection.link.poll_event() {
+            debug_assert_eq!(event, LinkEvent::Ready);
+        }
+        Ok(connection)
+    }
+
+    async fn flush(&mut self) -> Result<(), Failure> {
+        while let Some(bytes) = self.link.poll_transmit() {
+            self.io.write_all(&bytes).await?;
+        }
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    async fn read_some(&mut self) -> Result<(), Failure> {
+        let mut buffer = [0u8; 16 * 1024];
+        let read = self.io.read(&mut buffer).await?;
+        if read == 0 {
+            return Err(Failure::Closed);
+        }
+        self.link.handle_input(&buffer[..read])?;
+        Ok(())
+    }
+
+    /// Publishes every payload and waits for all answers.
+    async fn publish(&mut self, runtime: &Rt, payloads: &[Vec<u8>]) -> Result<(), Failure> {
+        for payload in payloads {
+            self.link.publish(payload);
+        }
+        self.flush().await?;
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        let mut answered = 0;
+        while answered < payloads.len() {
+            while let Some(event) = self.link.poll_event() {
+                if let LinkEvent::Published { .. } = event {
+                    answered += 1;
+                }
+            }
+            if answered < payloads.len() {
+                until(runtime, deadline, self.read_some())
+                    .await
+                    .ok_or(Failure::Timeout)??;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Publishes queued messages until the server is gone, reconnecting as needed.
+pub(crate) async fn run_publisher<Rt: Runtime>(
+    runtime: Rt,
+    config: RedisConfig,
+    channel: String,
+    mut jobs: mpsc::Receiver<PublishJob>,
+) {
+    let mut connection: Option<Connection<Rt>> = None;
+    while let Some(batch) = next_batch(&mut jobs).await {
+        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        // Two attempts, as python-socketio's RedisManager: the first may find a connection the
+        // broker dropped since the last publish.
+        let mut result = Err(PublishError("not attempted".to_owned()));
+        for _attempt in 0..2 {
+            if connection.is_none() {
+                match Connection::open(&runtime, &config, RedisLink::publisher(&config, &channel))
+                    .await
+                {
+                    Ok(fresh) => connection = Some(fresh),
+                    Err(error) => {
+                        result = Err(PublishError(error.to_string()));
+                        continue;
+                    }
+                }
+            }
+            if let Some(open) = connection.as_mut() {
+                match open.publish(&runtime, &payloads).await {
+                    Ok(()) => {
+                        result = Ok(());
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
+                        connection = None;
+                        result = Err(PublishError(error.to_string()));
+                    }
+                }
+            }
+        }
+        answer_batch(batch, result);
+    }
+}
+
+/// Subscribes to the channel and hands every message to `deliver`, reconnecting with backoff
+/// for as long as `alive()` holds.
+pub(crate) async fn run_subscriber<Rt, D, A>(
+    runtime: Rt,
+    config: RedisConfig,
+    channel: String,
+    deliver: D,
+    alive: A,
+) where
+    Rt: Runtime,
+    D: Fn(Bytes) + Send + Sync + 'static,
+    A: Fn() -> bool + Send + Sync + 'static,
+{
+    let mut backoff = BACKOFF_FIRST;
+    let mut lost_before = false;
+    while alive() {
+        match Connection::open(&runtime, &config, RedisLink::subscriber(&config, &channel)).await {
+            Ok(mut connection) => {
+                if lost_before {
+                    tracing::warn!(%channel, "Redis subscription restored; messages published while it was down did not reach this server");
+                } else {
+                    tracing::info!(%channel, "subscribed to Redis");
+                }
+                backoff = BACKOFF_FIRST;
+                let error = receive(&runtime, &mut connection, &deliver, &alive).await;
+                match error {
+                    None => return,
+                    Some(error) => {
+                        tracing::error!(%error, %channel, "Redis subscription lost; reconnecting");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, %channel, retry_in = ?backoff, "cannot subscribe to Redis");
+            }
+        }
+        lost_before = true;
+        runtime.sleep_until(Instant::now() + backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`).
+async fn receive<Rt, D, A>(
+    runtime: &Rt,
+    connection: &mut Connection<Rt>,
+    deliver: &D,
+    alive: &A,
+) -> Option<Failure>
+where
+    Rt: Runtime,
+    D: Fn(Bytes),
+    A: Fn() -> bool,
+{
+    let mut pinged = false;
+    loop {
+        if !alive() {
+            return None;
+        }
+        match until(runtime, Instant::now() + PING_EVERY, connection.read_some()).await {
+            Some(Ok(())) => {
+                pinged = false;
+                while let Some(event) = connection.link.poll_event() {
+                    if let LinkEvent::Message(payload) = event {
+                        deliver(payload);
+                    }
+                }
+            }
+            Some(Err(error)) => return Some(error),
+            None if pinged => return Some(Failure::Timeout),
+            None => {
+                // Quiet channel: make sure the connection is still there.
+                connection.link.ping();
+                if let Err(error) = connection.flush().await {
+                    return Some(error);
+                }
+                pinged = true;
+            }
+        }
+    }
+}

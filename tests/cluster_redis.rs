@@ -1,0 +1,294 @@
+//! Two servers sharing one client list through a real Redis (python-socketio's message format):
+//! one on tokio and one on smol, each with an official client (socket.io-client 4.x) connected.
+//! Broadcasts, room emits, remote enter/leave/close, cross-server calls and callbacks, and remote
+//! disconnects all arrive exactly once.
+//!
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without one the test
+//! is skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which turns a missing broker into a failure.
+
+#![cfg(feature = "tokio")]
+
+mod api_support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use api_support::{Node, listen};
+use serde_json::{Value, json};
+use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
+use sockio::server::{ClientManager, Runtime, Server, Socket};
+
+fn redis_url() -> String {
+    std::env::var("SOCKIO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `host:port` of the Redis under test, or `None` (skip) when it is not there and not required.
+fn redis_addr() -> Option<String> {
+    let url = redis_url();
+    let addr = url
+        .trim_start_matches("redis://")
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match std::net::TcpStream::connect(&addr) {
+        Ok(_) => Some(addr),
+        Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
+            panic!("Redis at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
+        }
+        Err(error) => {
+            eprintln!("skipped: no Redis at {url} ({error})");
+            None
+        }
+    }
+}
+
+/// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`), asked with a plain
+/// socket so the test does not rely on the code under test.
+fn subscribers(addr: &str, channel: &str) -> i64 {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to Redis");
+    let mut command = Vec::new();
+    encode_command(&mut command, &[b"PUBSUB", b"NUMSUB", channel.as_bytes()]);
+    stream.write_all(&command).expect("write to Redis");
+    let mut decoder = Decoder::default();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let read = stream.read(&mut buffer).expect("read from Redis");
+        assert!(read > 0, "Redis closed the connection");
+        decoder.push(&buffer[..read]);
+        if let Some(reply) = decoder.next_reply().expect("a RESP reply") {
+            let Reply::Array(Some(items)) = reply else {
+                panic!("unexpected reply {reply:?}");
+            };
+            let Some(Reply::Integer(count)) = items.get(1) else {
+                panic!("unexpected reply {items:?}");
+            };
+            return *count;
+        }
+    }
+}
+
+async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
+    for _ in 0..500 {
+        if subscribers(addr, channel) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the servers never subscribed to {channel}");
+}
+
+fn clustered<Rt: Runtime>(manager: &ClientManager) -> Server<Rt> {
+    let io = Server::<Rt>::builder()
+        .client_manager(manager.clone())
+        .build();
+    io.on("join", |socket: Socket<Rt>, room: String| async move {
+        socket.enter_room(&room).is_ok()
+    });
+    io
+}
+
+/// Two clients, `a` on server A and `b` on server B, reporting every event they receive (and
+/// answering every acknowledgement request with `answer-from-<who>`).
+const CLIENTS: &str = r#"
+const options = { transports: ["websocket"], forceNew: true, reconnection: false };
+const a = io(URL, options);
+const b = io(URL_B, options);
+await connected(a);
+await connected(b);
+for (const [who, socket] of [["a", a], ["b", b]]) {
+  socket.onAny((event, ...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    out("ev", { who, event, args });
+    if (ack) ack(`answer-from-${who}`);
+  });
+  socket.on("disconnect", (reason) => out("ev", { who, event: "disconnect", args: [reason] }));
+}
+out("sids", { a: a.id, b: b.id });
+await command();
+a.disconnect();
+process.exit(0);
+"#;
+
+/// Collects `ev` lines until both clients saw `marker`; returns every (who, event, args) before.
+async fn events_until_marker(client: &mut Node, marker: &str) -> Vec<(String, String, Value)> {
+    let mut events = Vec::new();
+    let mut markers = 0;
+    while markers < 2 {
+        let ev = client.expect("ev").await;
+        let who = ev["who"].as_str().unwrap_or_default().to_owned();
+        let event = ev["event"].as_str().unwrap_or_default().to_owned();
+        if event == marker {
+            markers += 1;
+        } else {
+            events.push((who, event, ev["args"].clone()));
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
+    let Some(addr) = redis_addr() else {
+        return;
+    };
+    let channel = format!(
+        "sockio-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let manager = ClientManager::from_url(&redis_url())
+        .expect("a Redis URL")
+        .channel(&channel);
+
+    let server_a = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener_a, addr_a) = listen().await;
+    let serving = server_a.clone();
+    tokio::spawn(async move { serving.serve_listener(listener_a).await });
+
+    let server_b = clustered::<sockio_smol::Smol>(&manager);
+    let listener_b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind B");
+    let addr_b = listener_b.local_addr().expect("B's address");
+    let serving = server_b.clone();
+    std::thread::spawn(move || smol::block_on(serving.serve_std(listener_b)));
+
+    wait_for_subscribers(&addr, &channel, 2).await;
+    let script = CLIENTS.replace("URL_B", &format!("\"http://{addr_b}\""));
+    let mut client = Node::spawn(&format!("http://{addr_a}"), &script);
+    let sids = client.expect("sids").await;
+    let (sid_a, sid_b) = (
+        sids["a"].as_str().expect("a's sid").to_owned(),
+        sids["b"].as_str().expect("b's sid").to_owned(),
+    );
+
+    // A broadcast from either server reaches both clients exactly once.
+    server_a.emit("news", &"from A").await.expect("emit");
+    server_b.emit("news", &"from B").await.expect("emit");
+    server_a.emit("marker", &()).await.expect("emit");
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by(|x, y| (&x.0, x.2.to_string()).cmp(&(&y.0, y.2.to_string())));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "news".into(), json!(["from A"])),
+            ("a".into(), "news".into(), json!(["from B"])),
+            ("b".into(), "news".into(), json!(["from A"])),
+            ("b".into(), "news".into(), json!(["from B"])),
+        ]
+    );
+
+    // A puts B's client in a room and emits to it; skip_sid works across servers.
+    server_a.enter_room(&sid_b, "r").expect("remote enter_room");
+    server_a.enter_room(&sid_a, "r").expect("local enter_room");
+    server_a
+        .emit("to-room", &1)
+        .to("r")
+        .await
+        .expect("room emit");
+    server_b
+        .emit("to-room-skip", &2)
+        .to("r")
+        .skip_sid(&sid_b)
+        .await
+        .expect("room emit skipping b");
+    server_a
+        .emit("to-b", &3)
+        .to(&sid_b)
+        .await
+        .expect("emit to a remote sid");
+    server_a.emit("marker", &()).await.expect("emit");
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "to-room".into(), json!([1])),
+            ("a".into(), "to-room-skip".into(), json!([2])),
+            ("b".into(), "to-b".into(), json!([3])),
+            ("b".into(), "to-room".into(), json!([1])),
+        ]
+    );
+
+    // A call from A to B's client is answered through B and the broker.
+    let answer: String = server_a
+        .call("question", &"?")
+        .to(&sid_b)
+        .timeout(Duration::from_secs(10))
+        .answer()
+        .await
+        .expect("a cross-server call");
+    assert_eq!(answer, "answer-from-b");
+    assert_eq!(client.expect("ev").await["event"], "question");
+
+    // An emit with a callback to a room: answers from both servers come back to B.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    server_b
+        .emit("room-question", &())
+        .to("r")
+        .callback(
+            Some(Duration::from_secs(10)),
+            move |answer: Result<String, _>| {
+                let _ = tx.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .await
+        .expect("emit with callback");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let answer = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a callback answer in time")
+            .expect("the callback channel");
+        answers.push(answer.expect("an answer"));
+    }
+    answers.sort();
+    assert_eq!(answers, vec!["answer-from-a", "answer-from-b"]);
+    for _ in 0..2 {
+        assert_eq!(client.expect("ev").await["event"], "room-question");
+    }
+
+    // Remote leave_room, then close_room from B empties A's side too.
+    server_a.leave_room(&sid_b, "r").expect("remote leave_room");
+    server_a
+        .emit("after-leave", &())
+        .to("r")
+        .await
+        .expect("emit");
+    server_b.close_room("r");
+    server_b
+        .emit("after-close", &())
+        .to("r")
+        .await
+        .expect("emit");
+    server_a.emit("marker", &()).await.expect("emit");
+    let seen = events_until_marker(&mut client, "marker").await;
+    assert_eq!(
+        seen,
+        vec![("a".into(), "after-leave".into(), json!([]))],
+        "b left r remotely, and nobody is in r after close_room"
+    );
+    assert!(server_a.rooms(&sid_a).iter().all(|room| room != "r"));
+
+    // A disconnects B's client.
+    server_a
+        .disconnect(&sid_b)
+        .await
+        .expect("remote disconnect");
+    let ev = client.expect("ev").await;
+    assert_eq!(
+        (ev["who"].clone(), ev["event"].clone(), ev["args"].clone()),
+        (
+            json!("b"),
+            json!("disconnect"),
+            json!(["io server disconnect"])
+        )
+    );
+    client.send("done").await;
+    client.finish().await;
+}
