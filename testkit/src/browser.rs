@@ -128,9 +128,9 @@ fn install_browser() -> Result<PathBuf, String> {
     let result = if path.exists() {
         Ok(())
     } else {
-        apt_get(&["install", "-y", "--no-install-recommends", "chromium"]).or_else(|first| {
+        apt_get(&["install", "-y", "chromium"]).or_else(|first| {
             apt_get(&["update"])
-                .and_then(|()| apt_get(&["install", "-y", "--no-install-recommends", "chromium"]))
+                .and_then(|()| apt_get(&["install", "-y", "chromium"]))
                 .map_err(|second| format!("{first}\nafter apt-get update: {second}"))
         })
     };
@@ -185,8 +185,6 @@ pub fn run_browser_scenarios(
     timeout: Duration,
     on_line: &mut dyn FnMut(&str),
 ) -> RunOutput {
-    let started = Instant::now();
-    let deadline = started + timeout;
     if let Err(e) = ensure_clients() {
         return missing_all(
             scenarios,
@@ -210,6 +208,8 @@ pub fn run_browser_scenarios(
         percent_encode(&scenarios.join(",")),
         SCENARIO_TIMEOUT.as_millis()
     );
+    // Like run_scenarios, the bound starts with the client, not with the installs before it.
+    let deadline = Instant::now() + timeout;
     let mut browser = match Browser::launch(&chromium, &page_url) {
         Ok(b) => b,
         Err(e) => return missing_all(scenarios, format!("harness: {e}")),
@@ -731,6 +731,13 @@ fn post(tx: &Sender<PageMsg>, msg: PageMsg) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_root_agrees_with_id() {
+        let out = Command::new("id").arg("-u").output().expect("id -u");
+        let uid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(is_root(), uid == "0", "id -u says {uid}");
+    }
 
     #[test]
     fn percent_encodes_query_values() {
