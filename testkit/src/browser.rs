@@ -380,7 +380,10 @@ impl Browser {
         // HOME and the XDG dirs point into the profile too: Chromium's crash handler and caches
         // otherwise write under the real home, and would outlive the run.
         let home = profile.join("home");
-        fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+        if let Err(e) = fs::create_dir_all(&home) {
+            let _ = fs::remove_dir_all(&profile);
+            return Err(format!("cannot create {}: {e}", home.display()));
+        }
         let spawned = Command::new(chromium)
             .args(CHROMIUM_FLAGS)
             .arg(format!(
@@ -731,6 +734,62 @@ fn post(tx: &Sender<PageMsg>, msg: PageMsg) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(addr: SocketAddr, raw: &str) -> String {
+        let mut stream = TcpStream::connect(addr).expect("connect to the page server");
+        stream.write_all(raw.as_bytes()).expect("send");
+        let mut out = String::new();
+        stream.read_to_string(&mut out).expect("read the response");
+        out
+    }
+
+    #[test]
+    fn page_server_serves_the_page_and_forwards_posts() {
+        let (tx, rx) = mpsc::channel();
+        let server = PageServer::start(tx).expect("page server");
+        let page = request(
+            server.addr,
+            "GET /index.html?url=x HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert!(
+            page.contains("<script src=\"/scenarios.js\"></script>"),
+            "{page}"
+        );
+
+        let body = "{\"scenario\":\"a\",\"ok\":true}\n@@restart";
+        let posted = request(
+            server.addr,
+            &format!(
+                "POST /line HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(posted.starts_with("HTTP/1.1 204 "), "{posted}");
+        let lines: Vec<String> = rx
+            .try_iter()
+            .map(|m| match m {
+                PageMsg::Line(l) => l,
+                _ => panic!("not a line"),
+            })
+            .collect();
+        assert_eq!(lines, ["{\"scenario\":\"a\",\"ok\":true}", "@@restart"]);
+
+        request(
+            server.addr,
+            "POST /done HTTP/1.1\r\ncontent-length: 2\r\n\r\nok",
+        );
+        assert!(matches!(rx.try_recv(), Ok(PageMsg::Done(true))));
+        let wrong = request(server.addr, "GET /line HTTP/1.1\r\n\r\n");
+        assert!(wrong.starts_with("HTTP/1.1 405 "), "{wrong}");
+        let missing = request(server.addr, "GET /etc/passwd HTTP/1.1\r\n\r\n");
+        assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+        let bad = request(
+            server.addr,
+            "POST /log HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        );
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    }
 
     #[test]
     fn is_root_agrees_with_id() {
