@@ -21,6 +21,8 @@
 //! [`RESTART_LINE`]; [`run_matrix`] answers it with [`TestServer::restart`], and direct callers of
 //! [`run_scenarios`] do so from their `on_line` callback.
 
+pub mod browser;
+
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read};
