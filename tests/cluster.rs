@@ -1,7 +1,7 @@
-//! Two servers sharing one client list through a real Redis (python-socketio's message format):
+//! Two servers sharing one client list through a real broker (python-socketio's message format):
 //! one on tokio and one on smol, each with an official client (socket.io-client 4.x) connected.
 //! Broadcasts, room emits, remote enter/leave/close, cross-server calls and callbacks, and remote
-//! disconnects all arrive exactly once.
+//! disconnects all arrive exactly once. One scenario, run once per broker.
 //!
 //! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without one the test
 //! is skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which turns a missing broker into a failure.
@@ -22,11 +22,11 @@ fn redis_url() -> String {
     std::env::var("SOCKIO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// `host:port` of the Redis under test, or `None` (skip) when it is not there and not required.
-fn redis_addr() -> Option<String> {
-    let url = redis_url();
+/// `host:port` of the broker at `url`, or `None` (skip) when it is not there and not required.
+fn broker_addr(url: &str) -> Option<String> {
     let addr = url
-        .trim_start_matches("redis://")
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
         .rsplit('@')
         .next()
         .unwrap_or_default()
@@ -37,10 +37,10 @@ fn redis_addr() -> Option<String> {
     match std::net::TcpStream::connect(&addr) {
         Ok(_) => Some(addr),
         Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
-            panic!("Redis at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
+            panic!("the broker at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
         }
         Err(error) => {
-            eprintln!("skipped: no Redis at {url} ({error})");
+            eprintln!("skipped: no broker at {url} ({error})");
             None
         }
     }
@@ -79,6 +79,33 @@ async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the servers never subscribed to {channel}");
+}
+
+/// A channel name no other test run uses.
+fn fresh_channel() -> String {
+    format!(
+        "sockio-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let redis = addr.clone();
+    let check = channel.clone();
+    two_servers_share_clients(&url, &channel, async move {
+        wait_for_subscribers(&redis, &check, 2).await;
+    })
+    .await;
 }
 
 fn clustered<Rt: Runtime>(manager: &ClientManager) -> Server<Rt> {
@@ -130,22 +157,16 @@ async fn events_until_marker(client: &mut Node, marker: &str) -> Vec<(String, St
     events
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
-    let Some(addr) = redis_addr() else {
-        return;
-    };
-    let channel = format!(
-        "sockio-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    );
-    let manager = ClientManager::from_url(&redis_url())
-        .expect("a Redis URL")
-        .channel(&channel);
+/// The scenario: `url` is the broker, `channel` the channel (exchange), and `subscribed`
+/// completes once both servers listen.
+async fn two_servers_share_clients(
+    url: &str,
+    channel: &str,
+    subscribed: impl std::future::Future<Output = ()>,
+) {
+    let manager = ClientManager::from_url(url)
+        .expect("a broker URL")
+        .channel(channel);
 
     let server_a = clustered::<sockio::tokio::Tokio>(&manager);
     let (listener_a, addr_a) = listen().await;
@@ -158,7 +179,7 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
     let serving = server_b.clone();
     std::thread::spawn(move || smol::block_on(serving.serve_std(listener_b)));
 
-    wait_for_subscribers(&addr, &channel, 2).await;
+    subscribed.await;
     let script = CLIENTS.replace("URL_B", &format!("\"http://{addr_b}\""));
     let mut client = Node::spawn(&format!("http://{addr_a}"), &script);
     let sids = client.expect("sids").await;
