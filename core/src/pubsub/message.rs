@@ -229,9 +229,14 @@ impl Message {
         serde_json::to_vec(&value).unwrap_or_default()
     }
 
-    /// Parses one message from the broker.
+    /// Parses one message from the broker. Also accepts the message as a JSON string holding
+    /// the JSON object: python-socketio's `KombuManager` publishes `json.dumps(message)` through
+    /// kombu's JSON serializer, which encodes that string once more.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|_| DecodeError::NotJson)?;
+        let mut value: Value = serde_json::from_slice(bytes).map_err(|_| DecodeError::NotJson)?;
+        if let Value::String(inner) = &value {
+            value = serde_json::from_str(inner).map_err(|_| DecodeError::NotJson)?;
+        }
         let Value::Object(map) = value else {
             return Err(DecodeError::NoMethod);
         };
@@ -481,6 +486,20 @@ mod tests {
         assert!(skip.is_empty());
         assert_eq!(callback, None);
         assert_eq!(host_id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn accepts_kombus_double_encoding() {
+        let inner = r#"{"method": "close_room", "room": "r", "namespace": "/", "host_id": "h"}"#;
+        let outer = serde_json::to_vec(&Value::String(inner.to_owned())).unwrap();
+        assert_eq!(
+            Message::decode(&outer).unwrap(),
+            Message::CloseRoom {
+                room: "r".into(),
+                namespace: "/".into(),
+                host_id: Some("h".into())
+            }
+        );
     }
 
     #[test]
