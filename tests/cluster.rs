@@ -135,7 +135,14 @@ for (const [who, socket] of [["a", a], ["b", b]]) {
   socket.on("disconnect", (reason) => out("ev", { who, event: "disconnect", args: [reason] }));
 }
 out("sids", { a: a.id, b: b.id });
-await command();
+// Commands: "done", or {"who", "event", "args"} to emit from a client (the ack is printed).
+for (;;) {
+  const line = await command();
+  if (line === "done") break;
+  const { who, event, args } = JSON.parse(line);
+  const answer = await emitWithAck(who === "a" ? a : b, event, ...args);
+  out("ack", { who, event, answer });
+}
 a.disconnect();
 process.exit(0);
 "#;
@@ -307,6 +314,192 @@ async fn two_servers_share_clients(
         (
             json!("b"),
             json!("disconnect"),
+            json!(["io server disconnect"])
+        )
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// python-socketio's side of the interop test (`tests/python/mq_peer.py`).
+fn python_peer(args: &[&str]) -> tokio::process::Command {
+    sockio_testkit::ensure_clients().expect("installing the official clients");
+    let python = sockio_testkit::clients_dir().join(".venv/bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/mq_peer.py");
+    let mut command = tokio::process::Command::new(python);
+    command
+        .arg(script)
+        .args(args)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    command
+}
+
+/// The next `ev` line, as (who, event, args).
+async fn next_event(client: &mut Node) -> (String, String, Value) {
+    let ev = client.expect("ev").await;
+    (
+        ev["who"].as_str().unwrap_or_default().to_owned(),
+        ev["event"].as_str().unwrap_or_default().to_owned(),
+        ev["args"].clone(),
+    )
+}
+
+/// A sockio server and a python-socketio server (AsyncServer on aiohttp with
+/// `AsyncRedisManager`) on one Redis channel, an official client on each, and a write-only
+/// python-socketio `RedisManager` emitter: every direction works, binary included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockio_and_python_socketio_share_a_redis_channel() {
+    use tokio::io::AsyncBufReadExt;
+
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener, server_addr) = listen().await;
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve_listener(listener).await });
+
+    let mut python = python_peer(&["server", "--url", &url, "--channel", &channel])
+        .spawn()
+        .expect("python-socketio server starts");
+    let mut lines = tokio::io::BufReader::new(python.stdout.take().expect("stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the python server starts in time")
+        .expect("python's stdout")
+        .expect("a line from python");
+    let python_port = ready
+        .strip_prefix("listening ")
+        .expect("`listening <port>`")
+        .to_owned();
+
+    let script = CLIENTS.replace("URL_B", &format!("\"http://127.0.0.1:{python_port}\""));
+    let mut client = Node::spawn(&format!("http://{server_addr}"), &script);
+    let sids = client.expect("sids").await;
+    let (sid_a, sid_b) = (
+        sids["a"].as_str().expect("a's sid").to_owned(),
+        sids["b"].as_str().expect("b's sid").to_owned(),
+    );
+    // python-socketio subscribes when its first client connects.
+    wait_for_subscribers(&addr, &channel, 2).await;
+
+    // A python-socketio write-only emitter reaches both servers' clients, binary included.
+    let emitted = python_peer(&[
+        "emit",
+        "--url",
+        &url,
+        "--channel",
+        &channel,
+        "--event",
+        "from-python",
+        "--data",
+        r#"{"x": 1}"#,
+        "--binary",
+    ])
+    .output()
+    .await
+    .expect("the python emitter runs");
+    assert!(emitted.status.success(), "python emitter: {emitted:?}");
+    let buffer = json!({"type": "Buffer", "data": [1, 2, 255]});
+    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "from-python".into(), json!([{"x": 1}, buffer])),
+            ("b".into(), "from-python".into(), json!([{"x": 1}, buffer])),
+        ]
+    );
+
+    // sockio's emit (binary, several arguments) reaches the python server's client.
+    server
+        .emit(
+            "from-sockio",
+            &("two", bytes::Bytes::from_static(&[1, 2, 255])),
+        )
+        .await
+        .expect("emit");
+    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "from-sockio".into(), json!(["two", buffer])),
+            ("b".into(), "from-sockio".into(), json!(["two", buffer])),
+        ]
+    );
+
+    // The python server's broadcast reaches sockio's client.
+    client
+        .send(&json!({"who": "b", "event": "relay", "args": ["hi"]}).to_string())
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let line = client.next().await;
+        match line.t.as_str() {
+            "ev" => seen.push(json!([line.v["who"], line.v["event"], line.v["args"]])),
+            "ack" => seen.push(json!(["ack", line.v["answer"]])),
+            other => panic!("unexpected line {other}"),
+        }
+    }
+    seen.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            json!(["a", "relayed", ["hi"]]),
+            json!(["ack", ["relayed"]]),
+            json!(["b", "relayed", ["hi"]]),
+        ]
+    );
+
+    // sockio calls python's client, and python calls sockio's client: callbacks cross back.
+    let answer: String = server
+        .call("question", &"?")
+        .to(&sid_b)
+        .timeout(Duration::from_secs(10))
+        .answer()
+        .await
+        .expect("a call through the python server");
+    assert_eq!(answer, "answer-from-b");
+    assert_eq!(next_event(&mut client).await.1, "question");
+    client
+        .send(&json!({"who": "b", "event": "call-sid", "args": [[sid_a, "question"]]}).to_string())
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let line = client.next().await;
+        seen.push(json!([line.t, line.v]));
+    }
+    seen.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            json!(["ack", {"who": "b", "event": "call-sid", "answer": ["answer-from-a"]}]),
+            json!(["ev", {"who": "a", "event": "question", "args": ["from-python"]}]),
+        ]
+    );
+
+    // Room changes and disconnects for python's client are carried out by the python server.
+    server.enter_room(&sid_b, "pr").expect("remote enter_room");
+    server.emit("to-pr", &1).to("pr").await.expect("room emit");
+    assert_eq!(
+        next_event(&mut client).await,
+        ("b".into(), "to-pr".into(), json!([1]))
+    );
+    server.disconnect(&sid_b).await.expect("remote disconnect");
+    assert_eq!(
+        next_event(&mut client).await,
+        (
+            "b".into(),
+            "disconnect".into(),
             json!(["io server disconnect"])
         )
     );

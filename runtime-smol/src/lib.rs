@@ -118,6 +118,8 @@ pub type Namespace = sockio_server::Namespace<Smol>;
 pub type Emit = sockio_server::Emit<Smol>;
 /// A call being configured; `.await` it for the answer.
 pub type Call = sockio_server::Call<Smol>;
+/// A write-only client manager for processes that are not servers.
+pub type Emitter = sockio_server::Emitter<Smol>;
 /// The tower layer serving Socket.IO in a hyper app.
 pub type SocketIoLayer = sockio_server::SocketIoLayer<Smol>;
 /// The service made by [`SocketIoLayer`].

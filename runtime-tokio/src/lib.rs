@@ -109,6 +109,8 @@ pub type Namespace = sockio_server::Namespace<Tokio>;
 pub type Emit = sockio_server::Emit<Tokio>;
 /// A call being configured; `.await` it for the answer.
 pub type Call = sockio_server::Call<Tokio>;
+/// A write-only client manager for processes that are not servers.
+pub type Emitter = sockio_server::Emitter<Tokio>;
 /// The tower layer serving Socket.IO in an axum or hyper app.
 pub type SocketIoLayer = sockio_server::SocketIoLayer<Tokio>;
 /// The service made by [`SocketIoLayer`].

@@ -11,6 +11,7 @@
 
 mod cell;
 mod config;
+mod emitter;
 mod error;
 mod handlers;
 mod io;
@@ -25,6 +26,7 @@ mod service;
 mod socket;
 
 pub use config::ServerBuilder;
+pub use emitter::{Emitter, ExternalEmit};
 pub use error::{CallError, EmitError, PublishError, ServerError};
 pub use handlers::{BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler};
 pub use layer::{ConnectInfo, SocketIoLayer, SocketIoService};
