@@ -46,29 +46,56 @@ fn broker_addr(url: &str) -> Option<String> {
     }
 }
 
-/// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`), asked with a plain
-/// socket so the test does not rely on the code under test.
-fn subscribers(addr: &str, channel: &str) -> i64 {
+/// Runs one Redis command on a plain socket (so the checks do not rely on the code under test).
+fn redis_command(addr: &str, args: &[&[u8]]) -> Reply {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to Redis");
     let mut command = Vec::new();
-    encode_command(&mut command, &[b"PUBSUB", b"NUMSUB", channel.as_bytes()]);
+    encode_command(&mut command, args);
     stream.write_all(&command).expect("write to Redis");
     let mut decoder = Decoder::default();
-    let mut buffer = [0u8; 1024];
+    let mut buffer = [0u8; 64 * 1024];
     loop {
         let read = stream.read(&mut buffer).expect("read from Redis");
         assert!(read > 0, "Redis closed the connection");
         decoder.push(&buffer[..read]);
         if let Some(reply) = decoder.next_reply().expect("a RESP reply") {
-            let Reply::Array(Some(items)) = reply else {
-                panic!("unexpected reply {reply:?}");
-            };
-            let Some(Reply::Integer(count)) = items.get(1) else {
-                panic!("unexpected reply {items:?}");
-            };
-            return *count;
+            return reply;
         }
     }
+}
+
+/// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`).
+fn subscribers(addr: &str, channel: &str) -> i64 {
+    let reply = redis_command(addr, &[b"PUBSUB", b"NUMSUB", channel.as_bytes()]);
+    let Reply::Array(Some(items)) = reply else {
+        panic!("unexpected reply {reply:?}");
+    };
+    let Some(Reply::Integer(count)) = items.get(1) else {
+        panic!("unexpected reply {items:?}");
+    };
+    *count
+}
+
+/// Cuts every Redis connection of the server with `host_id` (sockio names them
+/// `sockio:<host_id>:pub|sub`), as a broker restart or a network failure would.
+fn cut_connections(addr: &str, host_id: &str) -> usize {
+    let Reply::Bulk(Some(list)) = redis_command(addr, &[b"CLIENT", b"LIST"]) else {
+        panic!("CLIENT LIST failed");
+    };
+    let prefix = format!("name=sockio:{host_id}:");
+    let ids: Vec<String> = String::from_utf8_lossy(&list)
+        .lines()
+        .filter(|line| line.split(' ').any(|field| field.starts_with(&prefix)))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect();
+    for id in &ids {
+        redis_command(addr, &[b"CLIENT", b"KILL", b"ID", id.as_bytes()]);
+    }
+    ids.len()
 }
 
 async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
@@ -502,6 +529,110 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
             "disconnect".into(),
             json!(["io server disconnect"])
         )
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// The broker connection is cut mid-run (as a Redis restart or a network failure would): the next
+/// emit is published on a fresh connection, and the subscription comes back by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_connections_cut_mid_run_come_back() {
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let server_a = clustered::<sockio::tokio::Tokio>(&manager);
+    let server_b = clustered::<sockio::tokio::Tokio>(&manager);
+    let mut urls = Vec::new();
+    for server in [&server_a, &server_b] {
+        let (listener, server_addr) = listen().await;
+        let serving = server.clone();
+        tokio::spawn(async move { serving.serve_listener(listener).await });
+        urls.push(format!("http://{server_addr}"));
+    }
+    wait_for_subscribers(&addr, &channel, 2).await;
+    let script = CLIENTS.replace("URL_B", &format!("\"{}\"", urls[1]));
+    let mut client = Node::spawn(&urls[0], &script);
+    client.expect("sids").await;
+    server_a.emit("before", &()).await.expect("emit");
+    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(seen[0].1, "before");
+    assert_eq!(seen[1].1, "before");
+
+    // Publisher and subscriber of A are cut.
+    server_a.emit("warm-up", &()).await.expect("emit");
+    for _ in 0..2 {
+        next_event(&mut client).await;
+    }
+    let host_a = server_a.host_id().expect("a host id").to_owned();
+    assert_eq!(
+        cut_connections(&addr, &host_a),
+        2,
+        "A's publisher and subscriber"
+    );
+    // A's emit still reaches B's client (published on a fresh connection) and its own.
+    server_a
+        .emit("after-cut", &())
+        .await
+        .expect("emit after the cut");
+    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "after-cut".into(), json!([])),
+            ("b".into(), "after-cut".into(), json!([])),
+        ]
+    );
+    // A subscribes again by itself, and hears B again.
+    wait_for_subscribers(&addr, &channel, 2).await;
+    server_b.emit("after-restore", &()).await.expect("emit");
+    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "after-restore".into(), json!([])),
+            ("b".into(), "after-restore".into(), json!([])),
+        ]
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// With the broker unreachable, a server keeps serving its own clients, and an emit says that it
+/// did not reach the others instead of pretending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_fails_the_emit_but_local_clients_get_it() {
+    // Nothing listens on port 1.
+    let manager = ClientManager::from_url("redis://127.0.0.1:1").expect("a broker URL");
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener, server_addr) = listen().await;
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve_listener(listener).await });
+    let url = format!("http://{server_addr}");
+    let script = CLIENTS.replace("URL_B", &format!("\"{url}\""));
+    let mut client = Node::spawn(&url, &script);
+    client.expect("sids").await;
+    let result = server.emit("local", &"still served").await;
+    assert!(
+        matches!(result, Err(sockio::EmitError::Publish(_))),
+        "{result:?}"
+    );
+    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "local".into(), json!(["still served"])),
+            ("b".into(), "local".into(), json!(["still served"])),
+        ]
     );
     client.send("done").await;
     client.finish().await;

@@ -154,6 +154,7 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> A
             runtime.clone(),
             config.clone(),
             manager.channel.clone(),
+            bus.host_id.clone(),
             receiver,
         ));
     }
@@ -162,8 +163,13 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> A
 
 /// Starts the listener: every message from the broker that concerns this host goes to `deliver`.
 /// It runs until `alive` says the server is gone.
-pub(crate) fn listen<Rt, D, A>(runtime: &Rt, manager: &ClientManager, deliver: D, alive: A)
-where
+pub(crate) fn listen<Rt, D, A>(
+    runtime: &Rt,
+    manager: &ClientManager,
+    host_id: &str,
+    deliver: D,
+    alive: A,
+) where
     Rt: Runtime,
     D: Fn(bytes::Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
@@ -173,6 +179,7 @@ where
             runtime.clone(),
             config.clone(),
             manager.channel.clone(),
+            host_id.to_owned(),
             deliver,
             alive,
         ));

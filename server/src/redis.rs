@@ -122,8 +122,10 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     runtime: Rt,
     config: RedisConfig,
     channel: String,
+    host_id: String,
     mut jobs: mpsc::Receiver<PublishJob>,
 ) {
+    let name = format!("sockio:{host_id}:pub");
     let mut connection: Option<Connection<Rt>> = None;
     while let Some(batch) = next_batch(&mut jobs).await {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
@@ -132,8 +134,12 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
         let mut result = Err(PublishError("not attempted".to_owned()));
         for _attempt in 0..2 {
             if connection.is_none() {
-                match Connection::open(&runtime, &config, RedisLink::publisher(&config, &channel))
-                    .await
+                match Connection::open(
+                    &runtime,
+                    &config,
+                    RedisLink::publisher(&config, &channel, &name),
+                )
+                .await
                 {
                     Ok(fresh) => connection = Some(fresh),
                     Err(error) => {
@@ -166,6 +172,7 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
     runtime: Rt,
     config: RedisConfig,
     channel: String,
+    host_id: String,
     deliver: D,
     alive: A,
 ) where
@@ -173,10 +180,17 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
     D: Fn(Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
+    let name = format!("sockio:{host_id}:sub");
     let mut backoff = BACKOFF_FIRST;
     let mut lost_before = false;
     while alive() {
-        match Connection::open(&runtime, &config, RedisLink::subscriber(&config, &channel)).await {
+        match Connection::open(
+            &runtime,
+            &config,
+            RedisLink::subscriber(&config, &channel, &name),
+        )
+        .await
+        {
             Ok(mut connection) => {
                 if lost_before {
                     tracing::warn!(%channel, "Redis subscription restored; messages published while it was down did not reach this server");

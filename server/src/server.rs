@@ -195,9 +195,15 @@ impl<Rt: Runtime> Server<Rt> {
         if let Some(manager) = manager {
             let weak = Arc::downgrade(&inner);
             let alive = weak.clone();
+            let host_id = inner
+                .bus
+                .as_ref()
+                .map(|bus| bus.host_id.clone())
+                .unwrap_or_default();
             crate::manager::listen(
                 &inner.runtime,
                 &manager,
+                &host_id,
                 move |payload| {
                     if let Some(inner) = weak.upgrade() {
                         Server { inner }.apply_remote(&payload);

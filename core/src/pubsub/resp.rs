@@ -176,6 +176,7 @@ pub enum LinkEvent {
 enum Expect {
     Auth,
     Select,
+    SetName,
     Subscribe,
     Publish(u64),
 }
@@ -194,18 +195,19 @@ pub struct RedisLink {
 }
 
 impl RedisLink {
-    /// A link that subscribes to `channel` and reports every message on it.
-    pub fn subscriber(config: &RedisConfig, channel: &str) -> Self {
-        let mut link = Self::new(config, channel, true);
+    /// A link that subscribes to `channel` and reports every message on it. `name` labels the
+    /// connection in `CLIENT LIST` (no spaces), so operators can tell which server it serves.
+    pub fn subscriber(config: &RedisConfig, channel: &str, name: &str) -> Self {
+        let mut link = Self::new(config, channel, name, true);
         let channel = link.channel.clone();
         encode_command(&mut link.outbox, &[b"SUBSCRIBE", &channel]);
         link.expect.push_back(Expect::Subscribe);
         link
     }
 
-    /// A link that publishes to `channel`.
-    pub fn publisher(config: &RedisConfig, channel: &str) -> Self {
-        let mut link = Self::new(config, channel, false);
+    /// A link that publishes to `channel`, labelled `name` in `CLIENT LIST`.
+    pub fn publisher(config: &RedisConfig, channel: &str, name: &str) -> Self {
+        let mut link = Self::new(config, channel, name, false);
         if link.expect.is_empty() {
             link.ready = true;
             link.events.push_back(LinkEvent::Ready);
@@ -213,7 +215,7 @@ impl RedisLink {
         link
     }
 
-    fn new(config: &RedisConfig, channel: &str, subscriber: bool) -> Self {
+    fn new(config: &RedisConfig, channel: &str, name: &str, subscriber: bool) -> Self {
         let mut link = RedisLink {
             decoder: Decoder::default(),
             outbox: Vec::new(),
@@ -238,6 +240,14 @@ impl RedisLink {
             let db = config.db.to_string();
             encode_command(&mut link.outbox, &[b"SELECT", db.as_bytes()]);
             link.expect.push_back(Expect::Select);
+        }
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+            .collect();
+        if !name.is_empty() {
+            encode_command(&mut link.outbox, &[b"CLIENT", b"SETNAME", name.as_bytes()]);
+            link.expect.push_back(Expect::SetName);
         }
         link
     }
@@ -305,6 +315,7 @@ impl RedisLink {
         let command = match expect {
             Expect::Auth => "AUTH",
             Expect::Select => "SELECT",
+            Expect::SetName => "CLIENT SETNAME",
             Expect::Subscribe => "SUBSCRIBE",
             Expect::Publish(_) => "PUBLISH",
         };
@@ -312,7 +323,7 @@ impl RedisLink {
             return Err(LinkError::Refused { command, message });
         }
         match (expect, reply) {
-            (Expect::Auth | Expect::Select, Reply::Simple(_)) => {}
+            (Expect::Auth | Expect::Select | Expect::SetName, Reply::Simple(_)) => {}
             (Expect::Subscribe, Reply::Array(Some(items))) => {
                 if !matches!(items.first(), Some(Reply::Bulk(Some(kind))) if kind.as_ref() == b"subscribe")
                 {
@@ -432,12 +443,12 @@ mod tests {
 
     #[test]
     fn subscriber_authenticates_selects_subscribes_then_reports_messages() {
-        let mut link = RedisLink::subscriber(&config(Some("pw"), 2), "socketio");
+        let mut link = RedisLink::subscriber(&config(Some("pw"), 2), "socketio", "s 1");
         assert_eq!(
             link.poll_transmit().unwrap(),
-            b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$8\r\nsocketio\r\n"
+            b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$3\r\ns_1\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$8\r\nsocketio\r\n"
         );
-        link.handle_input(b"+OK\r\n+OK\r\n").unwrap();
+        link.handle_input(b"+OK\r\n+OK\r\n+OK\r\n").unwrap();
         assert!(!link.is_ready());
         link.handle_input(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
             .unwrap();
@@ -452,7 +463,7 @@ mod tests {
 
     #[test]
     fn refused_authentication_fails_the_link() {
-        let mut link = RedisLink::subscriber(&config(Some("bad"), 0), "socketio");
+        let mut link = RedisLink::subscriber(&config(Some("bad"), 0), "socketio", "");
         let _ = link.poll_transmit();
         assert_eq!(
             link.handle_input(b"-WRONGPASS invalid password\r\n"),
@@ -465,7 +476,7 @@ mod tests {
 
     #[test]
     fn publisher_reports_each_publish_in_order() {
-        let mut link = RedisLink::publisher(&config(None, 0), "c");
+        let mut link = RedisLink::publisher(&config(None, 0), "c", "");
         assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
         let first = link.publish(b"a");
         let second = link.publish(b"b");
