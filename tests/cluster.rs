@@ -436,7 +436,7 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
     .expect("the python emitter runs");
     assert!(emitted.status.success(), "python emitter: {emitted:?}");
     let buffer = json!({"type": "Buffer", "data": [1, 2, 255]});
-    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
         seen,
@@ -454,7 +454,7 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
         )
         .await
         .expect("emit");
-    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
         seen,
@@ -560,7 +560,7 @@ async fn redis_connections_cut_mid_run_come_back() {
     let mut client = Node::spawn(&urls[0], &script);
     client.expect("sids").await;
     server_a.emit("before", &()).await.expect("emit");
-    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(seen[0].1, "before");
     assert_eq!(seen[1].1, "before");
@@ -581,7 +581,7 @@ async fn redis_connections_cut_mid_run_come_back() {
         .emit("after-cut", &())
         .await
         .expect("emit after the cut");
-    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
         seen,
@@ -593,7 +593,7 @@ async fn redis_connections_cut_mid_run_come_back() {
     // A subscribes again by itself, and hears B again.
     wait_for_subscribers(&addr, &channel, 2).await;
     server_b.emit("after-restore", &()).await.expect("emit");
-    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
         seen,
@@ -625,7 +625,7 @@ async fn an_unreachable_broker_fails_the_emit_but_local_clients_get_it() {
         matches!(result, Err(sockio::EmitError::Publish(_))),
         "{result:?}"
     );
-    let mut seen = vec![next_event(&mut client).await, next_event(&mut client).await];
+    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
         seen,
