@@ -364,6 +364,13 @@ fn python_peer(args: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// The next two `ev` lines, in a stable order (by client, then event).
+async fn two_events(client: &mut Node) -> Vec<(String, String, Value)> {
+    let mut seen = vec![next_event(client).await, next_event(client).await];
+    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    seen
+}
+
 /// The next `ev` line, as (who, event, args).
 async fn next_event(client: &mut Node) -> (String, String, Value) {
     let ev = client.expect("ev").await;
@@ -436,8 +443,7 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
     .expect("the python emitter runs");
     assert!(emitted.status.success(), "python emitter: {emitted:?}");
     let buffer = json!({"type": "Buffer", "data": [1, 2, 255]});
-    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
-    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let seen = two_events(&mut client).await;
     assert_eq!(
         seen,
         vec![
@@ -454,8 +460,7 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
         )
         .await
         .expect("emit");
-    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
-    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let seen = two_events(&mut client).await;
     assert_eq!(
         seen,
         vec![
@@ -560,8 +565,7 @@ async fn redis_connections_cut_mid_run_come_back() {
     let mut client = Node::spawn(&urls[0], &script);
     client.expect("sids").await;
     server_a.emit("before", &()).await.expect("emit");
-    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
-    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let seen = two_events(&mut client).await;
     assert_eq!(seen[0].1, "before");
     assert_eq!(seen[1].1, "before");
 
@@ -581,8 +585,7 @@ async fn redis_connections_cut_mid_run_come_back() {
         .emit("after-cut", &())
         .await
         .expect("emit after the cut");
-    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
-    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let seen = two_events(&mut client).await;
     assert_eq!(
         seen,
         vec![
@@ -593,8 +596,7 @@ async fn redis_connections_cut_mid_run_come_back() {
     // A subscribes again by itself, and hears B again.
     wait_for_subscribers(&addr, &channel, 2).await;
     server_b.emit("after-restore", &()).await.expect("emit");
-    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
-    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let seen = two_events(&mut client).await;
     assert_eq!(
         seen,
         vec![
@@ -625,8 +627,7 @@ async fn an_unreachable_broker_fails_the_emit_but_local_clients_get_it() {
         matches!(result, Err(sockio::EmitError::Publish(_))),
         "{result:?}"
     );
-    let mut seen = [next_event(&mut client).await, next_event(&mut client).await];
-    seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+    let seen = two_events(&mut client).await;
     assert_eq!(
         seen,
         vec![
