@@ -174,11 +174,13 @@ a.disconnect();
 process.exit(0);
 "#;
 
-/// Collects `ev` lines until both clients saw `marker`; returns every (who, event, args) before.
+/// Collects `ev` lines until both clients saw `marker` from both servers; returns every (who,
+/// event, args) before. Each server's messages arrive in the order it sent them, but the two
+/// servers' are not ordered with each other, so one marker per server closes a step.
 async fn events_until_marker(client: &mut Node, marker: &str) -> Vec<(String, String, Value)> {
     let mut events = Vec::new();
     let mut markers = 0;
-    while markers < 2 {
+    while markers < 4 {
         let ev = client.expect("ev").await;
         let who = ev["who"].as_str().unwrap_or_default().to_owned();
         let event = ev["event"].as_str().unwrap_or_default().to_owned();
@@ -225,7 +227,8 @@ async fn two_servers_share_clients(
     // A broadcast from either server reaches both clients exactly once.
     server_a.emit("news", &"from A").await.expect("emit");
     server_b.emit("news", &"from B").await.expect("emit");
-    server_a.emit("marker", &()).await.expect("emit");
+    server_a.emit("marker", &"A").await.expect("emit");
+    server_b.emit("marker", &"B").await.expect("emit");
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by(|x, y| (&x.0, x.2.to_string()).cmp(&(&y.0, y.2.to_string())));
     assert_eq!(
@@ -257,7 +260,8 @@ async fn two_servers_share_clients(
         .to(&sid_b)
         .await
         .expect("emit to a remote sid");
-    server_a.emit("marker", &()).await.expect("emit");
+    server_a.emit("marker", &"A").await.expect("emit");
+    server_b.emit("marker", &"B").await.expect("emit");
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
@@ -321,7 +325,8 @@ async fn two_servers_share_clients(
         .to("r")
         .await
         .expect("emit");
-    server_a.emit("marker", &()).await.expect("emit");
+    server_a.emit("marker", &"A").await.expect("emit");
+    server_b.emit("marker", &"B").await.expect("emit");
     let seen = events_until_marker(&mut client, "marker").await;
     assert_eq!(
         seen,

@@ -32,7 +32,8 @@ use crate::handlers::{
 };
 use crate::manager::{Bus, ClientManager, RemoteCallback};
 use crate::socket::Socket;
-use sockio_core::pubsub::{Expired, Message, RemoteAck};
+use sockio_core::pubsub::remote::{RoomChange, only_local, room_change_elsewhere};
+use sockio_core::pubsub::{Expired, Message, Remote, RemoteAck, triage};
 
 /// Most event handlers of one connection running at once (with `async_handlers`); past it the
 /// dispatcher waits, its backlog grows, and the connection's reads pause.
@@ -230,60 +231,32 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Acts on one message from the broker (python-socketio's `_handle_*` methods): emits reach
     /// this server's clients, room changes and disconnects apply to its own sockets, answers to
-    /// this server's remote callbacks are delivered.
+    /// this server's remote callbacks are delivered. What each message means is decided by the
+    /// core ([`triage`]).
     fn apply_remote(&self, payload: &[u8]) {
         let Some(bus) = self.inner.bus.clone() else {
             return;
         };
-        let message = match Message::decode(payload) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "ignoring a message from the broker");
-                return;
-            }
-        };
-        if !message.is_for(&bus.host_id) {
-            return;
-        }
-        match message {
-            Message::Emit {
+        let remote = triage(payload, &bus.host_id, &mut self.inner.hub());
+        match remote {
+            Err(ignored) => tracing::warn!(%ignored, "ignoring a message from the broker"),
+            Ok(Remote::Deliver {
                 event,
                 args,
                 namespace,
                 rooms,
                 skip,
-                callback,
-                host_id,
-            } => {
-                if RESERVED_EVENTS.contains(&event.as_str()) {
-                    tracing::warn!(%event, "ignoring a broker emit of a reserved event");
-                    return;
-                }
-                let callback = match (callback, host_id) {
-                    (Some(remote), Some(origin)) => {
-                        let bus = bus.clone();
-                        let answer: SharedCallback = Arc::new(move |outcome| {
-                            if let AckOutcome::Answered(args) = outcome {
-                                bus.publish_detached(&Message::Callback {
-                                    host_id: origin.clone(),
-                                    sid: remote.sid.clone(),
-                                    namespace: remote.namespace.clone(),
-                                    id: remote.id,
-                                    args,
-                                });
-                            }
-                        });
-                        Some((answer, None))
-                    }
-                    (Some(_), None) => {
-                        tracing::warn!(
-                            %event,
-                            "a broker emit asks for a callback but names no host to answer; delivered without it"
-                        );
-                        None
-                    }
-                    (None, _) => None,
-                };
+                reply_to,
+            }) => {
+                let callback = reply_to.map(|reply_to| {
+                    let bus = bus.clone();
+                    let answer: SharedCallback = Arc::new(move |outcome| {
+                        if let AckOutcome::Answered(args) = outcome {
+                            bus.publish_detached(&reply_to.answer(args));
+                        }
+                    });
+                    (answer, None)
+                });
                 self.deliver_local(
                     &Arc::from(namespace.as_str()),
                     &event,
@@ -293,7 +266,7 @@ impl<Rt: Runtime> Server<Rt> {
                     callback,
                 );
             }
-            Message::Disconnect { sid, namespace, .. } => {
+            Ok(Remote::Disconnect { sid, namespace }) => {
                 if let Some(cell) = self.owner(&namespace, &sid) {
                     let result = cell.drive(|state, now| state.conn.disconnect(now, &namespace));
                     if let Err(error) = result {
@@ -301,40 +274,13 @@ impl<Rt: Runtime> Server<Rt> {
                     }
                 }
             }
-            Message::EnterRoom {
-                sid,
-                room,
-                namespace,
-                ..
-            } => {
-                let mut hub = self.inner.hub();
-                if hub.contains(&namespace, &sid) {
-                    let _ = hub.enter_room(&namespace, &sid, &room);
-                }
-            }
-            Message::LeaveRoom {
-                sid,
-                room,
-                namespace,
-                ..
-            } => {
-                let mut hub = self.inner.hub();
-                if hub.contains(&namespace, &sid) {
-                    let _ = hub.leave_room(&namespace, &sid, &room);
-                }
-            }
-            Message::CloseRoom {
-                room, namespace, ..
-            } => {
-                self.inner.hub().close_room(&namespace, &room);
-            }
-            Message::Callback { id, args, .. } => {
+            Ok(Remote::Answer { id, args }) => {
                 let callback = lock(&bus.pending).answer(id);
                 if let Some(callback) = callback {
                     callback(AckOutcome::Answered(args));
                 }
             }
-            _ => {}
+            Ok(_) => {}
         }
     }
 
@@ -800,9 +746,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return Ok(());
             }
         };
-        // A client of this server is in its own sid room only: nobody elsewhere can match.
-        let local_sid_only =
-            emit.rooms.len() == 1 && self.inner.hub().contains(&emit.namespace, &emit.rooms[0]);
+        let local_sid_only = only_local(&self.inner.hub(), &emit.namespace, &emit.rooms);
         let remote_ack = match &emit.callback {
             Some((callback, timeout)) if !local_sid_only => {
                 let callback: RemoteCallback = callback.clone();
@@ -1309,35 +1253,39 @@ impl<Rt: Runtime> Namespace<Rt> {
     /// there by its server (the message is queued for the broker; a failure to publish is
     /// logged).
     pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
-        let local = self.server.inner.hub().enter_room(&self.name, sid, room);
-        match (local, &self.server.inner.bus) {
-            (Err(_), Some(bus)) => {
-                bus.publish_detached(&Message::EnterRoom {
-                    sid: sid.to_owned(),
-                    room: room.to_owned(),
-                    namespace: self.name.to_string(),
-                    host_id: Some(bus.host_id.clone()),
-                });
-                Ok(())
-            }
-            (local, _) => Ok(local?),
+        if self.publish_elsewhere(RoomChange::Enter(room), sid) {
+            return Ok(());
         }
+        Ok(self.server.inner.hub().enter_room(&self.name, sid, room)?)
     }
 
     /// Takes socket `sid` out of `room` (on its own server, with a client manager).
     pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
-        let local = self.server.inner.hub().leave_room(&self.name, sid, room);
-        match (local, &self.server.inner.bus) {
-            (Err(_), Some(bus)) => {
-                bus.publish_detached(&Message::LeaveRoom {
-                    sid: sid.to_owned(),
-                    room: room.to_owned(),
-                    namespace: self.name.to_string(),
-                    host_id: Some(bus.host_id.clone()),
-                });
-                Ok(())
+        if self.publish_elsewhere(RoomChange::Leave(room), sid) {
+            return Ok(());
+        }
+        Ok(self.server.inner.hub().leave_room(&self.name, sid, room)?)
+    }
+
+    /// With a client manager and `sid` on another server, queues `change` for that server and
+    /// returns true.
+    fn publish_elsewhere(&self, change: RoomChange<'_>, sid: &str) -> bool {
+        let Some(bus) = &self.server.inner.bus else {
+            return false;
+        };
+        let message = room_change_elsewhere(
+            &self.server.inner.hub(),
+            &bus.host_id,
+            change,
+            &self.name,
+            sid,
+        );
+        match message {
+            Some(message) => {
+                bus.publish_detached(&message);
+                true
             }
-            (local, _) => Ok(local?),
+            None => false,
         }
     }
 
@@ -1371,12 +1319,18 @@ impl<Rt: Runtime> Namespace<Rt> {
             let Some(bus) = self.server.inner.bus.clone() else {
                 return Err(ServerError::UnknownSid(sid.to_owned()));
             };
-            let message = Message::Disconnect {
-                sid: sid.to_owned(),
-                namespace: self.name.to_string(),
-                host_id: Some(bus.host_id.clone()),
+            let message = room_change_elsewhere(
+                &self.server.inner.hub(),
+                &bus.host_id,
+                RoomChange::Disconnect,
+                &self.name,
+                sid,
+            );
+            return match message {
+                Some(message) => Ok(bus.publish(&message).await?),
+                // It connected here in the meantime.
+                None => Box::pin(self.disconnect(sid)).await,
             };
-            return Ok(bus.publish(&message).await?);
         };
         let result = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
         result.map_err(ServerError::from)

@@ -7,11 +7,13 @@
 
 pub mod callbacks;
 pub mod message;
+pub mod remote;
 pub mod resp;
 pub mod url;
 
 pub use callbacks::{Expired, PendingCallbacks, TooManyPending};
 pub use message::{DecodeError, Message, RemoteAck};
+pub use remote::{Ignored, Remote, ReplyAddress, RoomChange, triage};
 pub use url::{AmqpConfig, BrokerUrl, RedisAddress, RedisConfig, UrlError};
 
 /// The channel python-socketio's managers use by default.

@@ -1,0 +1,301 @@
+//! What a server does with a message from the broker, and what it publishes for its own
+//! operations, written once for every runtime (python-socketio's `PubSubManager` semantics: a
+//! host acts locally first, then publishes with its `host_id`; listeners skip their own messages
+//! except callbacks, which only the host they name acts on).
+//!
+//! [`triage`] applies what the [`Hub`] can do by itself (room changes) and returns what needs the
+//! runtime's connections ([`Remote`]): deliveries, disconnects and answers to callbacks.
+
+use crate::hub::Hub;
+use crate::payload::Args;
+
+use super::message::{DecodeError, Message, RemoteAck};
+
+/// Where a client's answer to a remote emit goes back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyAddress {
+    /// The host that made the emit.
+    pub host_id: String,
+    pub ack: RemoteAck,
+}
+
+impl ReplyAddress {
+    /// The message that carries `args` back to the emitting host.
+    pub fn answer(&self, args: Args) -> Message {
+        Message::Callback {
+            host_id: self.host_id.clone(),
+            sid: self.ack.sid.clone(),
+            namespace: self.ack.namespace.clone(),
+            id: self.ack.id,
+            args,
+        }
+    }
+}
+
+/// What the runtime still has to do for a message from the broker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Remote {
+    /// Deliver `event` to this server's clients of `namespace` in `rooms` (all when empty) but
+    /// not in `skip`; with `reply_to`, each recipient's answer is published there.
+    Deliver {
+        event: String,
+        args: Args,
+        namespace: String,
+        rooms: Vec<String>,
+        skip: Vec<String>,
+        reply_to: Option<ReplyAddress>,
+    },
+    /// Disconnect this server's socket `sid` of `namespace`.
+    Disconnect { sid: String, namespace: String },
+    /// Call this server's remote callback `id` with `args`.
+    Answer { id: u64, args: Args },
+    /// Nothing left to do: a room change was applied to the hub, the message concerned
+    /// another host, or a socket this server does not hold.
+    Done,
+}
+
+/// Why a message was not acted on; the listener logs it and goes on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ignored {
+    #[error(transparent)]
+    Undecodable(#[from] DecodeError),
+    /// A reserved event name (`connect`, `disconnect`, ...) cannot be emitted.
+    #[error("a broker emit of the reserved event {0:?}")]
+    ReservedEvent(String),
+}
+
+/// Decodes `payload` and applies it for host `me`: room changes to sockets in `hub` are done
+/// here; the rest is returned.
+pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Remote, Ignored> {
+    let message = Message::decode(payload)?;
+    if !message.is_for(me) {
+        return Ok(Remote::Done);
+    }
+    Ok(match message {
+        Message::Emit {
+            event,
+            args,
+            namespace,
+            rooms,
+            skip,
+            callback,
+            host_id,
+        } => {
+            if crate::socketio::packet::RESERVED_EVENTS.contains(&event.as_str()) {
+                return Err(Ignored::ReservedEvent(event));
+            }
+            // A publisher without a host id cannot be answered; the event is delivered anyway.
+            let reply_to = match (callback, host_id) {
+                (Some(ack), Some(host_id)) => Some(ReplyAddress { host_id, ack }),
+                _ => None,
+            };
+            Remote::Deliver {
+                event,
+                args,
+                namespace,
+                rooms,
+                skip,
+                reply_to,
+            }
+        }
+        Message::Disconnect { sid, namespace, .. } => {
+            if hub.contains(&namespace, &sid) {
+                Remote::Disconnect { sid, namespace }
+            } else {
+                Remote::Done
+            }
+        }
+        Message::EnterRoom {
+            sid,
+            room,
+            namespace,
+            ..
+        } => {
+            // Only the server holding the socket acts; for the others it is unknown.
+            let _ = hub.enter_room(&namespace, &sid, &room);
+            Remote::Done
+        }
+        Message::LeaveRoom {
+            sid,
+            room,
+            namespace,
+            ..
+        } => {
+            let _ = hub.leave_room(&namespace, &sid, &room);
+            Remote::Done
+        }
+        Message::CloseRoom {
+            room, namespace, ..
+        } => {
+            hub.close_room(&namespace, &room);
+            Remote::Done
+        }
+        Message::Callback { id, args, .. } => Remote::Answer { id, args },
+    })
+}
+
+/// The local-or-remote decision for a room change or disconnect of socket `sid`: `None` when the
+/// socket is this server's (act locally), else the message for the server that holds it.
+pub fn room_change_elsewhere<H: Clone>(
+    hub: &Hub<H>,
+    me: &str,
+    change: RoomChange,
+    namespace: &str,
+    sid: &str,
+) -> Option<Message> {
+    if hub.contains(namespace, sid) {
+        return None;
+    }
+    let host_id = Some(me.to_owned());
+    let (sid, namespace) = (sid.to_owned(), namespace.to_owned());
+    Some(match change {
+        RoomChange::Enter(room) => Message::EnterRoom {
+            sid,
+            room: room.to_owned(),
+            namespace,
+            host_id,
+        },
+        RoomChange::Leave(room) => Message::LeaveRoom {
+            sid,
+            room: room.to_owned(),
+            namespace,
+            host_id,
+        },
+        RoomChange::Disconnect => Message::Disconnect {
+            sid,
+            namespace,
+            host_id,
+        },
+    })
+}
+
+/// An operation on one socket that another server may have to carry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomChange<'a> {
+    Enter(&'a str),
+    Leave(&'a str),
+    Disconnect,
+}
+
+/// Whether an emit to `rooms` of `namespace` can only reach this server's clients: a single
+/// target that is one of its sockets (a sid is the only member of its own room).
+pub fn only_local<H: Clone>(hub: &Hub<H>, namespace: &str, rooms: &[String]) -> bool {
+    matches!(rooms, [only] if hub.contains(namespace, only))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engineio::Sid;
+    use serde_json::json;
+
+    fn hub() -> Hub<u8> {
+        let mut hub = Hub::new();
+        hub.register_socket("/", Sid::from("mine"), 1);
+        hub
+    }
+
+    fn bytes(value: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn own_messages_are_skipped_but_callbacks_for_me_are_answered() {
+        let mut hub = hub();
+        let own = bytes(json!({"method": "emit", "event": "e", "data": [], "host_id": "me"}));
+        assert_eq!(triage(&own, "me", &mut hub), Ok(Remote::Done));
+        let answer = bytes(
+            json!({"method": "callback", "host_id": "me", "sid": "s", "namespace": "/", "id": 9, "args": ["ok"]}),
+        );
+        assert_eq!(
+            triage(&answer, "me", &mut hub),
+            Ok(Remote::Answer {
+                id: 9,
+                args: Args::from_parts(vec![json!("ok")], vec![])
+            })
+        );
+        assert_eq!(triage(&answer, "other", &mut hub), Ok(Remote::Done));
+    }
+
+    #[test]
+    fn room_changes_apply_to_own_sockets_only() {
+        let mut hub = hub();
+        let enter = bytes(
+            json!({"method": "enter_room", "sid": "mine", "room": "r", "namespace": "/", "host_id": "x"}),
+        );
+        assert_eq!(triage(&enter, "me", &mut hub), Ok(Remote::Done));
+        assert!(hub.rooms_of("/", "mine").contains(&"r".to_owned()));
+        let elsewhere = bytes(
+            json!({"method": "enter_room", "sid": "theirs", "room": "r", "namespace": "/", "host_id": "x"}),
+        );
+        assert_eq!(triage(&elsewhere, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(hub.participants("/", "r"), vec![Sid::from("mine")]);
+        let close = bytes(json!({"method": "close_room", "room": "r", "host_id": "x"}));
+        assert_eq!(triage(&close, "me", &mut hub), Ok(Remote::Done));
+        assert!(hub.participants("/", "r").is_empty());
+    }
+
+    #[test]
+    fn disconnects_and_emits_go_to_the_runtime() {
+        let mut hub = hub();
+        let disconnect = bytes(json!({"method": "disconnect", "sid": "mine", "namespace": "/"}));
+        assert_eq!(
+            triage(&disconnect, "me", &mut hub),
+            Ok(Remote::Disconnect {
+                sid: "mine".into(),
+                namespace: "/".into()
+            })
+        );
+        let not_mine = bytes(json!({"method": "disconnect", "sid": "theirs", "namespace": "/"}));
+        assert_eq!(triage(&not_mine, "me", &mut hub), Ok(Remote::Done));
+        let emit = bytes(
+            json!({"method": "emit", "event": "e", "data": [1], "room": "mine",
+                                "callback": ["mine", "/", 4], "host_id": "origin"}),
+        );
+        let Ok(Remote::Deliver {
+            reply_to, rooms, ..
+        }) = triage(&emit, "me", &mut hub)
+        else {
+            panic!("not a delivery");
+        };
+        assert_eq!(rooms, vec!["mine".to_owned()]);
+        let reply_to = reply_to.expect("an answer address");
+        assert_eq!(
+            reply_to.answer(Args::from_parts(vec![json!("a")], vec![])),
+            Message::Callback {
+                host_id: "origin".into(),
+                sid: "mine".into(),
+                namespace: "/".into(),
+                id: 4,
+                args: Args::from_parts(vec![json!("a")], vec![])
+            }
+        );
+        let reserved = bytes(json!({"method": "emit", "event": "disconnect", "data": []}));
+        assert_eq!(
+            triage(&reserved, "me", &mut hub),
+            Err(Ignored::ReservedEvent("disconnect".into()))
+        );
+    }
+
+    #[test]
+    fn local_or_remote_decisions() {
+        let hub = hub();
+        assert!(only_local(&hub, "/", &["mine".to_owned()]));
+        assert!(!only_local(&hub, "/", &["room".to_owned()]));
+        assert!(!only_local(&hub, "/", &[]));
+        assert_eq!(
+            room_change_elsewhere(&hub, "me", RoomChange::Enter("r"), "/", "mine"),
+            None
+        );
+        assert_eq!(
+            room_change_elsewhere(&hub, "me", RoomChange::Disconnect, "/", "theirs"),
+            Some(Message::Disconnect {
+                sid: "theirs".into(),
+                namespace: "/".into(),
+                host_id: Some("me".into())
+            })
+        );
+    }
+}
