@@ -27,7 +27,9 @@
 //! - `start_background_task` takes a closure and runs it on a new thread; its handle has
 //!   `join()`. `sleep` blocks.
 //! - `serve`/`serve_std` block the calling thread; [`Server::abort`] stops them and cuts every
-//!   connection. Embedding is [`Server::handle_request`] (returns [`Handled`], with a
+//!   connection. [`Server::serve_with`] (or [`Middleware`], python-socketio's WSGI `Middleware`)
+//!   passes requests outside the Socket.IO path to a blocking handler of yours. Embedding is
+//!   [`Server::handle_request`] or [`Server::handle_request_on`] (return [`Handled`], with a
 //!   [`WebSocketUpgrade`] to run on the TCP stream) or [`Server::handle_connection`].
 //!
 //! ## Threads
@@ -54,7 +56,7 @@ mod socket;
 pub use config::ServerBuilder;
 pub use error::{CallError, EmitError, ServerError};
 pub use handlers::{ConnectRefused, ConnectResult, NamespaceHandler};
-pub use serve::{CONNECTION_STACK, Handled, WebSocketUpgrade};
+pub use serve::{CONNECTION_STACK, Fallback, Handled, Middleware, WebSocketUpgrade};
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use socket::Socket;
 
