@@ -203,12 +203,15 @@ impl Middleware {
 
     /// Serves connections from an already bound listener; see [`Server::serve_std`].
     pub fn serve_std(&self, listener: TcpListener) -> Result<(), ServerError> {
-        self.server.accept_loop(listener, Some(self.fallback.clone()))
+        self.server
+            .accept_loop(listener, Some(self.fallback.clone()))
     }
 
     fn answer(&self, handled: Handled) -> Handled {
         match handled {
-            Handled::NotSocketIo(request) => Handled::Response(call_fallback(&self.fallback, request)),
+            Handled::NotSocketIo(request) => {
+                Handled::Response(call_fallback(&self.fallback, request))
+            }
             other => other,
         }
     }
@@ -217,12 +220,8 @@ impl Middleware {
 /// Runs the application's fallback; a panic in it becomes a 500 rather than the end of the
 /// connection thread.
 fn call_fallback(fallback: &Fallback, request: Request) -> Response {
-    crate::handlers::catch_panic("fallback", || fallback(request)).unwrap_or_else(|| {
-        plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error",
-        )
-    })
+    crate::handlers::catch_panic("fallback", || fallback(request))
+        .unwrap_or_else(|| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"))
 }
 
 impl Server {
