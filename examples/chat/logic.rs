@@ -212,12 +212,17 @@ impl Outs {
     }
 
     /// To everyone in `room`.
-    fn to_room<T: Serialize>(&mut self, room: String, event: &'static str, data: &T) {
+    fn emit_to_room<T: Serialize>(&mut self, room: String, event: &'static str, data: &T) {
         self.push(event, data, room, None);
     }
 
     /// To `socket` alone (the room named after its sid).
-    fn to_socket<T: Serialize>(&mut self, socket: &impl ChatSocket, event: &'static str, data: &T) {
+    fn emit_to_socket<T: Serialize>(
+        &mut self,
+        socket: &impl ChatSocket,
+        event: &'static str,
+        data: &T,
+    ) {
         self.push(event, data, socket.sid().to_string(), None);
     }
 
@@ -442,7 +447,7 @@ impl Chat {
             room: LOBBY,
             users,
         };
-        outs.to_socket(socket, "welcome", &welcome);
+        outs.emit_to_socket(socket, "welcome", &welcome);
         Ok(outs)
     }
 
@@ -511,7 +516,7 @@ impl Chat {
             };
             // The leaver is out of the room already, so a plain emit to the room reaches exactly
             // the others.
-            outs.to_room(room_key(&room), "user left", &left);
+            outs.emit_to_room(room_key(&room), "user left", &left);
             Ok(())
         })();
         (ack, outs)
