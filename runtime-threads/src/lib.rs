@@ -37,7 +37,11 @@
 //! One thread per TCP connection (reading HTTP/1.1 requests, holding long-polls, then reading its
 //! WebSocket), one writer thread per WebSocket, one timer thread for every deadline, and the
 //! handler pool. With `async_handlers(false)` the events of one client are handled strictly in
-//! order; with `true` (default) any worker may run them concurrently. Acknowledgements of the
+//! order; with `true` (default) any worker may run them concurrently, but at most
+//! [`handlers_per_client`](ServerBuilder::handlers_per_client) of one client's at once (a quarter
+//! of the pool by default), so a client flooding events cannot take the whole pool from the
+//! others: its further events wait in order and, past a backlog of 256, its reads pause.
+//! Acknowledgements of the
 //! server's own emits (`call`, emit callbacks) resolve on the thread that received them, never
 //! through the pool, so a handler blocked in `call` cannot starve its own answer.
 

@@ -342,9 +342,11 @@ impl Server {
         std::thread::sleep(duration)
     }
 
-    /// Graceful shutdown: new handshakes are refused, accept loops stop, every client is told
-    /// (`server shutting down`), and this returns once connections are closed and running handlers
-    /// have finished, or after `grace`, whichever comes first.
+    /// Graceful shutdown: new handshakes are refused (503, on connections still open and through
+    /// [`handle_request`](Server::handle_request)), accept loops stop, every client is told
+    /// (`server shutting down`; a handshake already under way when this began is closed the same
+    /// way), and this returns once connections are closed and running handlers have finished, or
+    /// after `grace`, whichever comes first.
     pub fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
