@@ -18,6 +18,7 @@ pub struct ServerBuilder {
     sids: Option<Arc<dyn SidGenerator>>,
     pub(crate) handler_threads: usize,
     pub(crate) handler_queue: usize,
+    handlers_per_client: Option<usize>,
 }
 
 impl Default for ServerBuilder {
@@ -29,6 +30,7 @@ impl Default for ServerBuilder {
             sids: None,
             handler_threads: 32,
             handler_queue: 4096,
+            handlers_per_client: None,
         }
     }
 }
@@ -49,6 +51,23 @@ impl ServerBuilder {
     pub fn handler_queue(mut self, jobs: usize) -> Self {
         self.handler_queue = jobs.max(1);
         self
+    }
+
+    /// Most event handlers of one client queued or running on the pool at once, with
+    /// `async_handlers(true)` (default: a quarter of [`handler_threads`](Self::handler_threads),
+    /// at least 1 and at most 64, the async runtimes' cap). A client sending events faster than
+    /// its handlers finish then holds at most this many workers, and the rest of the pool keeps
+    /// serving other clients; its further events wait, in order, and once 256 of them wait its
+    /// reads pause (no event is dropped). A handler that blocks until a later event of the same
+    /// client is handled needs a cap above the number of such handlers.
+    pub fn handlers_per_client(mut self, handlers: usize) -> Self {
+        self.handlers_per_client = Some(handlers.max(1));
+        self
+    }
+
+    pub(crate) fn client_cap(&self) -> usize {
+        self.handlers_per_client
+            .unwrap_or_else(|| (self.handler_threads / 4).clamp(1, 64))
     }
 
     /// Builds the server and starts its timer thread and handler pool.

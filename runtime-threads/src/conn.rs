@@ -85,8 +85,25 @@ pub(crate) struct ConnState {
 
 struct EventQueue {
     events: VecDeque<SocketEvent>,
-    /// A pool job is queued or running for this connection.
+    /// A pool job is queued or running for this connection, or the connection's dispatch is
+    /// parked (see `parked`): either way nobody else may start one.
     scheduled: bool,
+    /// Event handlers of this connection queued or running on the pool (with async handlers).
+    in_flight: usize,
+    /// Dispatch stopped at an event because `in_flight` reached the cap; the handler that
+    /// finishes next resumes it.
+    parked: bool,
+}
+
+/// What the dispatcher of a connection does next.
+pub(crate) enum Next {
+    /// Handle this event. For an application event under a cap, a handler slot is reserved:
+    /// release it with [`ConnCell::handler_finished`].
+    Event(SocketEvent),
+    /// The connection has its cap of handlers in flight: stop; a finishing handler resumes.
+    Parked,
+    /// Nothing is queued.
+    Empty,
 }
 
 pub(crate) struct ConnCell {
@@ -123,6 +140,8 @@ impl ConnCell {
             queue: Mutex::new(EventQueue {
                 events: VecDeque::new(),
                 scheduled: false,
+                in_flight: 0,
+                parked: false,
             }),
         })
     }
@@ -163,14 +182,36 @@ impl ConnCell {
         }
     }
 
-    /// The next queued event; `None` (and the connection unscheduled) when there is none.
-    pub fn next_event(&self) -> Option<SocketEvent> {
+    /// The next queued event. With `cap` (async handlers), an application event is only taken
+    /// while fewer than `cap` of this connection's handlers are in flight, and takes a slot;
+    /// otherwise dispatch parks, the event staying first in line. Empty: the connection is
+    /// unscheduled.
+    pub fn next_event(&self, cap: Option<usize>) -> Next {
         let mut queue = lock(&self.queue);
-        let event = queue.events.pop_front();
-        if event.is_none() {
-            queue.scheduled = false;
+        if let Some(cap) = cap
+            && matches!(queue.events.front(), Some(SocketEvent::Event { .. }))
+        {
+            if queue.in_flight >= cap {
+                queue.parked = true;
+                return Next::Parked;
+            }
+            queue.in_flight += 1;
         }
-        event
+        match queue.events.pop_front() {
+            Some(event) => Next::Event(event),
+            None => {
+                queue.scheduled = false;
+                Next::Empty
+            }
+        }
+    }
+
+    /// A handler slot taken by [`next_event`](Self::next_event) is free again; true when dispatch
+    /// was parked and must be resumed by the caller.
+    pub fn handler_finished(&self) -> bool {
+        let mut queue = lock(&self.queue);
+        queue.in_flight = queue.in_flight.saturating_sub(1);
+        std::mem::replace(&mut queue.parked, false)
     }
 
     /// Events waiting for the pool.

@@ -27,7 +27,9 @@
 //! - `start_background_task` takes a closure and runs it on a new thread; its handle has
 //!   `join()`. `sleep` blocks.
 //! - `serve`/`serve_std` block the calling thread; [`Server::abort`] stops them and cuts every
-//!   connection. Embedding is [`Server::handle_request`] (returns [`Handled`], with a
+//!   connection. [`Server::serve_with`] (or [`Middleware`], python-socketio's WSGI `Middleware`)
+//!   passes requests outside the Socket.IO path to a blocking handler of yours. Embedding is
+//!   [`Server::handle_request`] or [`Server::handle_request_on`] (return [`Handled`], with a
 //!   [`WebSocketUpgrade`] to run on the TCP stream) or [`Server::handle_connection`].
 //!
 //! ## Threads
@@ -35,7 +37,11 @@
 //! One thread per TCP connection (reading HTTP/1.1 requests, holding long-polls, then reading its
 //! WebSocket), one writer thread per WebSocket, one timer thread for every deadline, and the
 //! handler pool. With `async_handlers(false)` the events of one client are handled strictly in
-//! order; with `true` (default) any worker may run them concurrently. Acknowledgements of the
+//! order; with `true` (default) any worker may run them concurrently, but at most
+//! [`handlers_per_client`](ServerBuilder::handlers_per_client) of one client's at once (a quarter
+//! of the pool by default), so a client flooding events cannot take the whole pool from the
+//! others: its further events wait in order and, past a backlog of 256, its reads pause.
+//! Acknowledgements of the
 //! server's own emits (`call`, emit callbacks) resolve on the thread that received them, never
 //! through the pool, so a handler blocked in `call` cannot starve its own answer.
 
@@ -54,7 +60,7 @@ mod socket;
 pub use config::ServerBuilder;
 pub use error::{CallError, EmitError, ServerError};
 pub use handlers::{ConnectRefused, ConnectResult, NamespaceHandler};
-pub use serve::{CONNECTION_STACK, Handled, WebSocketUpgrade};
+pub use serve::{CONNECTION_STACK, Fallback, Handled, Middleware, WebSocketUpgrade};
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use socket::Socket;
 

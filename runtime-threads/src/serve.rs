@@ -119,18 +119,141 @@ fn websocket_config(max_message: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message))
 }
 
-impl Server {
-    /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) or
-    /// [`abort`](Server::abort). Blocks the calling thread (the accept loop); every connection
-    /// gets its own thread.
+/// Answers the requests that are not Socket.IO's (the application a [`Middleware`] wraps). It
+/// gets the request with its body read (at most `max_http_buffer_size` bytes; a larger body is
+/// answered 413 without calling it) and the client's [`RemoteAddr`] in its extensions when known.
+pub type Fallback = Arc<dyn Fn(Request) -> Response + Send + Sync + 'static>;
+
+/// A Socket.IO server in front of another blocking HTTP handler, as python-socketio's WSGI
+/// `Middleware` (`socketio.WSGIApp(sio, other_app)`) wraps a Flask app: requests under the
+/// Socket.IO path go to the [`Server`], every other request to the fallback. Cheap to clone.
+///
+/// ```no_run
+/// use sockio_threads::{Middleware, Server};
+///
+/// let io = Server::builder().build();
+/// let app = Middleware::new(io, |request: http::Request<bytes::Bytes>| {
+///     http::Response::new(bytes::Bytes::from(format!("hello from {}", request.uri().path())))
+/// });
+/// app.serve("127.0.0.1:5000").unwrap(); // Socket.IO at /socket.io/, `app` for the rest
+/// ```
+///
+/// [`Server::serve_with`] is the same without naming the wrapper. To embed it in a blocking
+/// HTTP server of your own, call [`handle_request`](Self::handle_request) (or
+/// [`handle_request_on`](Self::handle_request_on) when you have the client's `TcpStream`) for
+/// each request, or give it whole connections with
+/// [`handle_connection`](Self::handle_connection).
+#[derive(Clone)]
+pub struct Middleware {
+    server: Server,
+    fallback: Fallback,
+}
+
+impl std::fmt::Debug for Middleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Middleware")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Middleware {
+    /// Wraps `fallback`: Socket.IO requests go to `server`, the others to `fallback`.
+    pub fn new<F>(server: Server, fallback: F) -> Self
+    where
+        F: Fn(Request) -> Response + Send + Sync + 'static,
+    {
+        Middleware {
+            server,
+            fallback: Arc::new(fallback),
+        }
+    }
+
+    /// The wrapped Socket.IO server.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Like [`Server::handle_request`], with requests outside the Socket.IO path answered by the
+    /// fallback: the result is a [`Handled::Response`] or a [`Handled::WebSocket`], never
+    /// [`Handled::NotSocketIo`].
+    pub fn handle_request(&self, request: Request) -> Handled {
+        self.answer(self.server.route(request, None))
+    }
+
+    /// Like [`Server::handle_request_on`] (long-polls notice the client hanging up), with requests
+    /// outside the Socket.IO path answered by the fallback.
+    pub fn handle_request_on(&self, request: Request, stream: &TcpStream) -> Handled {
+        self.answer(self.server.route(request, Some(stream)))
+    }
+
+    /// Serves one accepted TCP connection on the calling thread until it closes, as
+    /// [`Server::handle_connection`] does, with the fallback answering what is not Socket.IO.
+    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+        self.server
+            .connection_loop(stream, remote, Some(&self.fallback));
+    }
+
+    /// Listens on `addr` and serves until the server shuts down or is aborted; see
+    /// [`Server::serve`].
     pub fn serve(&self, addr: &str) -> Result<(), ServerError> {
         let listener = TcpListener::bind(addr)?;
         self.serve_std(listener)
     }
 
+    /// Serves connections from an already bound listener; see [`Server::serve_std`].
+    pub fn serve_std(&self, listener: TcpListener) -> Result<(), ServerError> {
+        self.server
+            .accept_loop(listener, Some(self.fallback.clone()))
+    }
+
+    fn answer(&self, handled: Handled) -> Handled {
+        match handled {
+            Handled::NotSocketIo(request) => {
+                Handled::Response(call_fallback(&self.fallback, request))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Runs the application's fallback; a panic in it becomes a 500 rather than the end of the
+/// connection thread.
+fn call_fallback(fallback: &Fallback, request: Request) -> Response {
+    crate::handlers::catch_panic("fallback", || fallback(request))
+        .unwrap_or_else(|| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"))
+}
+
+impl Server {
+    /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) or
+    /// [`abort`](Server::abort). Blocks the calling thread (the accept loop); every connection
+    /// gets its own thread. Requests outside the Socket.IO path get 404.
+    pub fn serve(&self, addr: &str) -> Result<(), ServerError> {
+        let listener = TcpListener::bind(addr)?;
+        self.serve_std(listener)
+    }
+
+    /// Like [`serve`](Self::serve), answering every request outside the Socket.IO path with
+    /// `fallback`: a page, static assets or a health check next to Socket.IO, without a web
+    /// framework. The same as [`Middleware::new`]`(server, fallback).serve(addr)`.
+    pub fn serve_with<F>(&self, addr: &str, fallback: F) -> Result<(), ServerError>
+    where
+        F: Fn(Request) -> Response + Send + Sync + 'static,
+    {
+        Middleware::new(self.clone(), fallback).serve(addr)
+    }
+
     /// Serves connections from an already bound listener (bind port 0 to let the OS choose).
     /// Returns when the server shuts down or is aborted; the listener is closed then.
     pub fn serve_std(&self, listener: TcpListener) -> Result<(), ServerError> {
+        self.accept_loop(listener, None)
+    }
+
+    fn accept_loop(
+        &self,
+        listener: TcpListener,
+        fallback: Option<Fallback>,
+    ) -> Result<(), ServerError> {
         let generation = self.inner.generation.load(Ordering::SeqCst);
         listener.set_nonblocking(true)?;
         tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
@@ -143,10 +266,13 @@ impl Server {
             match listener.accept() {
                 Ok((stream, remote)) => {
                     let server = self.clone();
+                    let fallback = fallback.clone();
                     let spawned = std::thread::Builder::new()
                         .name("sockio-conn".into())
                         .stack_size(CONNECTION_STACK)
-                        .spawn(move || server.handle_connection(stream, Some(remote)));
+                        .spawn(move || {
+                            server.connection_loop(stream, Some(remote), fallback.as_ref());
+                        });
                     if let Err(error) = spawned {
                         tracing::warn!(%error, "cannot start a connection thread; connection dropped");
                     }
@@ -166,8 +292,18 @@ impl Server {
 
     /// Serves one accepted TCP connection on the calling thread until it closes: HTTP/1.1
     /// requests (keep-alive), long-polls, and a WebSocket after an upgrade. Requests outside the
-    /// Socket.IO path get 404. For embedding in a server that accepts its own connections.
+    /// Socket.IO path get 404 ([`Middleware::handle_connection`] passes them to an application
+    /// instead). For embedding in a server that accepts its own connections.
     pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+        self.connection_loop(stream, remote, None);
+    }
+
+    fn connection_loop(
+        &self,
+        stream: TcpStream,
+        remote: Option<SocketAddr>,
+        fallback: Option<&Fallback>,
+    ) {
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
@@ -191,18 +327,17 @@ impl Server {
             if let Some(remote) = remote {
                 request.extensions_mut().insert(RemoteAddr(remote));
             }
-            match self.route(request, Some(&stream)) {
-                Handled::Response(response) => {
-                    if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
-                        break;
-                    }
+            let response = match self.route(request, Some(&stream)) {
+                Handled::Response(response) => response,
+                // The reader stops one byte past the limit, so the application would see a
+                // truncated body: refuse it instead (the connection closes, the rest is unread).
+                Handled::NotSocketIo(request) if request.body().len() > max_body => {
+                    plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
                 }
-                Handled::NotSocketIo(_) => {
-                    let response = plain(StatusCode::NOT_FOUND, "not found");
-                    if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
-                        break;
-                    }
-                }
+                Handled::NotSocketIo(request) => match fallback {
+                    Some(fallback) => call_fallback(fallback, request),
+                    None => plain(StatusCode::NOT_FOUND, "not found"),
+                },
                 Handled::WebSocket(mut upgrade) => {
                     if write_switching(&stream, &upgrade.headers).is_err() {
                         break; // the upgrade's drop reports the failure
@@ -218,6 +353,9 @@ impl Server {
                     );
                     break;
                 }
+            };
+            if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
+                break;
             }
         }
         let _ = stream.shutdown(Shutdown::Both);
@@ -231,11 +369,25 @@ impl Server {
     /// `handle_request`). Put a [`RemoteAddr`] in the request's extensions to show handlers the
     /// client's address.
     ///
-    /// A long-poll held here cannot notice its client hanging up (it has no socket to watch);
-    /// the session then ends by the ping timeout. [`handle_connection`](Self::handle_connection)
-    /// watches the socket.
+    /// A long-poll held here has no socket to watch, so it cannot notice its client hanging up:
+    /// it stays held (and the calling thread blocked) until data arrives or the next ping
+    /// (within `ping_interval`), answered then into a socket nobody reads; the session of a
+    /// client gone for good ends only by the ping timeout (`ping_interval + ping_timeout` after
+    /// its last pong), its disconnect handler seeing `ping timeout` instead of `transport error`.
+    /// When the embedding server can lend the client's `TcpStream`, use
+    /// [`handle_request_on`](Self::handle_request_on), which notices the hang-up.
     pub fn handle_request(&self, request: Request) -> Handled {
         self.route(request, None)
+    }
+
+    /// Like [`handle_request`](Self::handle_request), for an embedding server that holds the
+    /// client's TCP `stream`: while a long-poll is held, the stream is checked every half second
+    /// for the client hanging up (a non-blocking `peek` seeing end of stream), which ends the
+    /// poll and tells the core (`transport error`), as standalone serving does. The stream is
+    /// only peeked, never read, and is left in blocking mode. Bytes the client pipelined behind
+    /// the request count as "still there".
+    pub fn handle_request_on(&self, request: Request, stream: &TcpStream) -> Handled {
+        self.route(request, Some(stream))
     }
 
     fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled {

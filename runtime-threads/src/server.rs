@@ -19,7 +19,7 @@ use sockio_core::socketio::{
 };
 
 use crate::config::ServerBuilder;
-use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, call_back, lock};
+use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
 use crate::error::{CallError, EmitError, ServerError};
 use crate::handlers::{
     ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     handlers: RwLock<HashMap<String, NamespaceHandlers>>,
     hub: Mutex<Hub<Arc<ConnCell>>>,
     async_handlers: bool,
+    /// Most event handlers of one connection queued or running on the pool at once (with async
+    /// handlers).
+    handlers_per_client: usize,
     next_request: AtomicU64,
     pub shutting_down: AtomicBool,
     /// Bumped by `shutdown` and `abort`: accept loops started before stop.
@@ -139,6 +142,7 @@ impl Server {
                 handlers: RwLock::new(HashMap::new()),
                 hub: Mutex::new(Hub::new()),
                 async_handlers,
+                handlers_per_client: builder.client_cap(),
                 next_request: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
@@ -338,9 +342,11 @@ impl Server {
         std::thread::sleep(duration)
     }
 
-    /// Graceful shutdown: new handshakes are refused, accept loops stop, every client is told
-    /// (`server shutting down`), and this returns once connections are closed and running handlers
-    /// have finished, or after `grace`, whichever comes first.
+    /// Graceful shutdown: new handshakes are refused (503, on connections still open and through
+    /// [`handle_request`](Server::handle_request)), accept loops stop, every client is told
+    /// (`server shutting down`; a handshake already under way when this began is closed the same
+    /// way), and this returns once connections are closed and running handlers have finished, or
+    /// after `grace`, whichever comes first.
     pub fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
@@ -407,6 +413,15 @@ impl Server {
 
     pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {
         lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
+        // A handshake that passed the shutdown check just before `shutdown` began, and was
+        // registered after `shutdown` closed the connections it found: close it like them, or
+        // `shutdown` would wait for it until its grace period ran out. (`shutdown` raises the
+        // flag before listing connections, so each connection is closed by one or the other.)
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            self.drive(cell, |state, now| {
+                state.conn.close(now, CloseReason::ServerShuttingDown)
+            });
+        }
     }
 
     fn hub(&self) -> MutexGuard<'_, Hub<Arc<ConnCell>>> {
@@ -470,11 +485,27 @@ impl Server {
         }
     }
 
-    /// A pool job: handles `cell`'s queued events in order until none is left.
+    /// A pool job: handles `cell`'s queued events in order until none is left, or until the
+    /// connection has its cap of handlers in flight. Parking returns the worker to the pool
+    /// rather than waiting on it, so a flooding client holds at most its cap of workers; its
+    /// backlog then grows and [`wait_for_dispatch`](Self::wait_for_dispatch) pauses its reads.
     fn run_queue(&self, cell: &Arc<ConnCell>) {
-        while let Some(event) = cell.next_event() {
+        let cap = self
+            .inner
+            .async_handlers
+            .then_some(self.inner.handlers_per_client);
+        while let Next::Event(event) = cell.next_event(cap) {
             self.handle_event(cell, event);
             self.inner.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Frees the handler slot of one of `cell`'s events, resuming its parked dispatch.
+    fn handler_finished(&self, cell: &Arc<ConnCell>) {
+        if cell.handler_finished() {
+            let server = self.clone();
+            let cell = cell.clone();
+            self.submit(Box::new(move || server.run_queue(&cell)));
         }
     }
 
@@ -535,11 +566,15 @@ impl Server {
                 let args = Args::from_parts(args, attachments);
                 let Some(handler) = self.event_handler(&namespace, &event) else {
                     tracing::debug!(namespace = &*namespace, event, "no handler for event");
+                    if self.inner.async_handlers {
+                        self.handler_finished(cell);
+                    }
                     return;
                 };
-                let cell = cell.clone();
+                let handler_cell = cell.clone();
                 let server = self.clone();
                 let run = move || {
+                    let cell = handler_cell;
                     // A panicking handler's event gets no acknowledgement.
                     let Some(reply) = catch_panic("event", move || handler(socket, args)) else {
                         return;
@@ -557,10 +592,12 @@ impl Server {
                 };
                 if self.inner.async_handlers {
                     self.inner.busy.fetch_add(1, Ordering::SeqCst);
-                    let inner = self.inner.clone();
+                    let server = self.clone();
+                    let cell = cell.clone();
                     self.submit(Box::new(move || {
                         run();
-                        inner.busy.fetch_sub(1, Ordering::SeqCst);
+                        server.handler_finished(&cell);
+                        server.inner.busy.fetch_sub(1, Ordering::SeqCst);
                     }));
                 } else {
                     run();

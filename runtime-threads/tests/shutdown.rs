@@ -1,0 +1,149 @@
+//! Graceful shutdown against handshakes: a handshake that raced the start of `shutdown` (it passed
+//! the shutdown check, and its connection was registered only after `shutdown` had closed the
+//! connections it found) is closed too, so `shutdown` returns without waiting out its grace;
+//! handshakes after that get 503, over a kept-alive connection and through `handle_request`.
+
+mod support;
+
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::json;
+use sockio_threads::{Handled, Server, Sid, Socket};
+use support::{HttpConn, Node, STEP, sid_of_open};
+
+/// Ids (of sessions and sockets) from a counter; once armed, the next one asked for (the racing
+/// handshake's) stops inside the core's handshake, after the shutdown check, until the test lets
+/// it go on.
+struct GatedSids {
+    next: AtomicUsize,
+    armed: Arc<AtomicBool>,
+    entered: Mutex<Sender<()>>,
+    release: Mutex<Receiver<()>>,
+}
+
+impl sockio_core::engineio::SidGenerator for GatedSids {
+    fn generate(&self) -> Sid {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let _ = self.entered.lock().unwrap().send(());
+            let _ = self.release.lock().unwrap().recv_timeout(STEP);
+            return Sid::new("racing");
+        }
+        Sid::new(format!("id-{n}"))
+    }
+}
+
+const CLIENT: &str = r#"
+const socket = io(URL, { transports: ["websocket"], reconnection: false });
+socket.on("disconnect", (reason) => { out("disconnect", reason); process.exit(0); });
+await connected(socket);
+out("connected", socket.id);
+"#;
+
+fn handshake_request() -> http::Request<Bytes> {
+    http::Request::get("/socket.io/?EIO=4&transport=polling")
+        .body(Bytes::new())
+        .expect("request")
+}
+
+#[test]
+fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
+    let (entered_tx, entered) = channel();
+    let (release, release_rx) = channel();
+    let grace = Duration::from_secs(20);
+    let armed = Arc::new(AtomicBool::new(false));
+    let io = Server::builder()
+        .ping_interval(Duration::from_secs(25))
+        .ping_timeout(Duration::from_secs(20))
+        .sid_generator(GatedSids {
+            next: AtomicUsize::new(0),
+            armed: armed.clone(),
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        })
+        .build();
+    let (reasons_tx, reasons) = channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = reasons_tx.send(reason.as_str().to_owned());
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = {
+        let io = io.clone();
+        std::thread::spawn(move || io.serve_std(listener))
+    };
+
+    // A client connected before the shutdown.
+    let mut client = Node::spawn(&format!("http://{addr}"), CLIENT);
+    client.expect("connected");
+    // A keep-alive connection opened before the shutdown, for a handshake after it.
+    let mut kept = HttpConn::open(addr);
+    assert_eq!(kept.request("GET", "/elsewhere", b"").status, 404);
+
+    // The racing handshake stops inside the core, past the shutdown check.
+    armed.store(true, Ordering::SeqCst);
+    let racing = {
+        let io = io.clone();
+        std::thread::spawn(move || io.handle_request(handshake_request()))
+    };
+    entered
+        .recv_timeout(STEP)
+        .expect("the racing handshake to start");
+
+    let shutting_down = {
+        let io = io.clone();
+        std::thread::spawn(move || {
+            let begun = Instant::now();
+            io.shutdown(grace);
+            begun.elapsed()
+        })
+    };
+    // The first client's disconnect handler running shows `shutdown` has begun (and closed the
+    // connections it found); only now does the racing handshake register its connection.
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the first disconnect"),
+        "server shutting down"
+    );
+    release.send(()).expect("release the racing handshake");
+    let open = match racing.join().expect("the racing handshake") {
+        Handled::Response(response) => response,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(open.status(), 200);
+    assert_eq!(sid_of_open(&String::from_utf8_lossy(open.body())), "racing");
+
+    // Its connection was closed: the client's first poll carries the close packet (without the
+    // fix it would be held until the first ping, 25 s on, and `shutdown` would wait out its grace).
+    let poll = http::Request::get("/socket.io/?EIO=4&transport=polling&sid=racing")
+        .body(Bytes::new())
+        .expect("request");
+    match io.handle_request(poll) {
+        Handled::Response(response) => assert_eq!(&response.body()[..], b"1"),
+        other => panic!("{other:?}"),
+    }
+
+    let took = shutting_down.join().expect("shutdown");
+    assert!(
+        took < grace / 2,
+        "shutdown waited {took:?} (grace {grace:?}) for the connection of the racing handshake"
+    );
+    assert_eq!(io.connection_count(), 0);
+    assert_eq!(client.expect("disconnect"), json!("transport close"));
+    client.finish();
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+
+    // After the shutdown: 503 over the kept connection and through `handle_request`.
+    let refused = kept.request("GET", "/socket.io/?EIO=4&transport=polling", b"");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    match io.handle_request(handshake_request()) {
+        Handled::Response(response) => assert_eq!(response.status(), 503),
+        other => panic!("{other:?}"),
+    }
+}
