@@ -474,6 +474,31 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
         ]
     );
 
+    // sockio's write-only emitter reaches both, to a room of the python server's client too.
+    let emitter = sockio::tokio::Emitter::new(&manager);
+    emitter
+        .emit("from-emitter", &json!({"n": 1}))
+        .send()
+        .await
+        .expect("external emit");
+    assert_eq!(
+        two_events(&mut client).await,
+        vec![
+            ("a".into(), "from-emitter".into(), json!([{"n": 1}])),
+            ("b".into(), "from-emitter".into(), json!([{"n": 1}])),
+        ]
+    );
+    emitter
+        .emit("emitter-to-b", &())
+        .to(&sid_b)
+        .send()
+        .await
+        .expect("external emit to a sid");
+    assert_eq!(
+        next_event(&mut client).await,
+        ("b".into(), "emitter-to-b".into(), json!([]))
+    );
+
     // The python server's broadcast reaches sockio's client.
     client
         .send(&json!({"who": "b", "event": "relay", "args": ["hi"]}).to_string())

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use sockio_core::engineio::SidGenerator;
 use sockio_core::socketio::{NamespaceFilter, SocketConfig};
 
+use sockio_core::pubsub::ClientManager;
+
 use crate::server::Server;
 
 /// Builds a [`Server`]. Option names and meanings follow python-socketio; defaults follow today's
@@ -19,6 +21,7 @@ pub struct ServerBuilder {
     pub(crate) handler_threads: usize,
     pub(crate) handler_queue: usize,
     handlers_per_client: Option<usize>,
+    pub(crate) manager: Option<ClientManager>,
 }
 
 impl Default for ServerBuilder {
@@ -31,6 +34,7 @@ impl Default for ServerBuilder {
             handler_threads: 32,
             handler_queue: 4096,
             handlers_per_client: None,
+            manager: None,
         }
     }
 }
@@ -68,6 +72,15 @@ impl ServerBuilder {
     pub(crate) fn client_cap(&self) -> usize {
         self.handlers_per_client
             .unwrap_or_else(|| (self.handler_threads / 4).clamp(1, 64))
+    }
+
+    /// Shares this server's clients with the other servers on the same broker channel
+    /// (python-socketio's `client_manager`): emits, room changes and disconnects reach clients
+    /// connected to any of them, and callbacks come back to the server that asked. Without it,
+    /// the in-memory manager serves this process alone.
+    pub fn client_manager(mut self, manager: ClientManager) -> Self {
+        self.manager = Some(manager);
+        self
     }
 
     /// Builds the server and starts its timer thread and handler pool.

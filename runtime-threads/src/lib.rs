@@ -49,22 +49,28 @@
 
 mod config;
 mod conn;
+mod emitter;
 mod error;
 mod handlers;
 mod http1;
+mod manager;
+mod redis;
 mod runtime;
 mod serve;
 mod server;
 mod socket;
 
 pub use config::ServerBuilder;
+pub use emitter::{Emitter, ExternalEmit};
 pub use error::{CallError, EmitError, ServerError};
 pub use handlers::{ConnectRefused, ConnectResult, NamespaceHandler};
 pub use serve::{CONNECTION_STACK, Fallback, Handled, Middleware, WebSocketUpgrade};
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use socket::Socket;
 
+pub use sockio_core::api::PublishError;
 pub use sockio_core::engineio::{Sid, Transport};
 pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};
 pub use sockio_core::payload::{self, Args};
+pub use sockio_core::pubsub::ClientManager;
 pub use sockio_core::socketio::{DisconnectReason, Handshake, RemoteAddr};

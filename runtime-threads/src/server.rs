@@ -18,6 +18,9 @@ use sockio_core::socketio::{
     SocketConfig, SocketEvent,
 };
 
+use sockio_core::pubsub::remote::{RoomChange, only_local, room_change_elsewhere};
+use sockio_core::pubsub::{ClientManager, Expired, Message, Remote, RemoteAck, triage};
+
 use crate::config::ServerBuilder;
 use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
 use crate::error::{CallError, EmitError, ServerError};
@@ -25,6 +28,7 @@ use crate::handlers::{
     ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
     typed_event,
 };
+use crate::manager::{Bus, RemoteCallback};
 use crate::runtime::{Job, Pool, REARM_DELAY, Timers};
 use crate::socket::Socket;
 
@@ -67,6 +71,8 @@ pub(crate) struct Inner {
     /// Every open TCP stream, so `abort` can cut them.
     pub streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
     pub next_stream: AtomicU64,
+    /// The cluster, when a client manager with a broker is configured.
+    bus: Option<Arc<Bus>>,
 }
 
 impl Drop for Inner {
@@ -116,6 +122,7 @@ impl Server {
     ) -> Self {
         let timers = Arc::new(Timers::default());
         let pool = Pool::start(builder.handler_threads, builder.handler_queue);
+        let bus = builder.manager.as_ref().map(crate::manager::start_bus);
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             if !matches!(config.namespaces, NamespaceFilter::Any) {
                 // `/` always exists, other namespaces when they have handlers.
@@ -151,6 +158,7 @@ impl Server {
                 pool,
                 streams: Mutex::new(HashMap::new()),
                 next_stream: AtomicU64::new(1),
+                bus,
             }
         });
         let weak = Arc::downgrade(&inner);
@@ -160,7 +168,69 @@ impl Server {
         if let Err(error) = spawned {
             panic!("cannot start the timer thread: {error}");
         }
+        if let (Some(manager), Some(bus)) = (&builder.manager, &inner.bus) {
+            start_listening(&inner, manager, bus);
+        }
         Server { inner }
+    }
+
+    /// This server's id on the message broker (python-socketio's `host_id`), when a client
+    /// manager with a broker is configured.
+    pub fn host_id(&self) -> Option<&str> {
+        self.inner.bus.as_ref().map(|bus| bus.host_id.as_str())
+    }
+
+    /// Acts on one message from the broker; what it means is decided by the core ([`triage`]).
+    fn apply_remote(&self, payload: &[u8]) {
+        let Some(bus) = self.inner.bus.clone() else {
+            return;
+        };
+        let remote = triage(payload, &bus.host_id, &mut self.hub());
+        match remote {
+            Err(ignored) => tracing::warn!(%ignored, "ignoring a message from the broker"),
+            Ok(Remote::Deliver {
+                event,
+                args,
+                namespace,
+                rooms,
+                skip,
+                reply_to,
+            }) => {
+                let callback = reply_to.map(|reply_to| {
+                    let bus = bus.clone();
+                    let answer: SharedCallback = Arc::new(move |outcome| {
+                        if let AckOutcome::Answered(args) = outcome {
+                            bus.publish_detached(&reply_to.answer(args));
+                        }
+                    });
+                    (answer, None)
+                });
+                self.deliver_local(
+                    &Arc::from(namespace.as_str()),
+                    &event,
+                    args,
+                    &rooms,
+                    &skip,
+                    callback,
+                );
+            }
+            Ok(Remote::Disconnect { sid, namespace }) => {
+                if let Some(cell) = self.owner(&namespace, &sid) {
+                    let result =
+                        self.drive(&cell, |state, now| state.conn.disconnect(now, &namespace));
+                    if let Err(error) = result {
+                        tracing::debug!(%sid, %error, "remote disconnect not applied");
+                    }
+                }
+            }
+            Ok(Remote::Answer { id, args }) => {
+                let callback = lock(&bus.pending).answer(id);
+                if let Some(callback) = callback {
+                    callback(AckOutcome::Answered(args));
+                }
+            }
+            Ok(_) => {}
+        }
     }
 
     /// The options in effect.
@@ -668,27 +738,93 @@ impl Server {
         self.hub().owner(namespace, sid)
     }
 
-    /// Delivers one emit: selects recipients, encodes once, queues on each connection.
+    /// Delivers one emit here and, with a client manager, to the other servers (python-socketio's
+    /// order: local clients first, then the broker).
     fn deliver(&self, emit: EmitSpec) -> Result<(), EmitError> {
         if RESERVED_EVENTS.contains(&emit.event.as_str()) {
             return Err(EmitError::ReservedEvent(emit.event));
         }
         let args = emit.args?;
-        let recipients = self
-            .hub()
-            .recipients(&emit.namespace, &emit.rooms, &emit.skip);
-        match emit.callback {
-            None => {
-                let frames = EncodedFrames::new(&Packet::event(
+        let bus = match &self.inner.bus {
+            Some(bus) if !emit.ignore_queue => bus.clone(),
+            _ => {
+                self.deliver_local(
                     &emit.namespace,
                     &emit.event,
+                    args,
+                    &emit.rooms,
+                    &emit.skip,
+                    emit.callback,
+                );
+                return Ok(());
+            }
+        };
+        let local_sid_only = only_local(&self.hub(), &emit.namespace, &emit.rooms);
+        let remote_ack = match &emit.callback {
+            Some((callback, timeout)) if !local_sid_only => {
+                let callback: RemoteCallback = callback.clone();
+                let id = bus.register_callback(callback, *timeout, false)?;
+                Some(RemoteAck {
+                    sid: emit.rooms.first().cloned().unwrap_or_default(),
+                    namespace: emit.namespace.to_string(),
+                    id,
+                })
+            }
+            _ => None,
+        };
+        self.deliver_local(
+            &emit.namespace,
+            &emit.event,
+            args.clone(),
+            &emit.rooms,
+            &emit.skip,
+            emit.callback,
+        );
+        if local_sid_only {
+            return Ok(());
+        }
+        let message = Message::Emit {
+            event: emit.event,
+            args,
+            namespace: emit.namespace.to_string(),
+            rooms: emit.rooms,
+            skip: emit.skip,
+            callback: remote_ack.clone(),
+            host_id: Some(bus.host_id.clone()),
+        };
+        if let Err(error) = bus.publish(&message) {
+            if let Some(ack) = remote_ack {
+                lock(&bus.pending).cancel(ack.id);
+            }
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
+    /// each connection.
+    fn deliver_local(
+        &self,
+        namespace: &Arc<str>,
+        event: &str,
+        args: Args,
+        rooms: &[String],
+        skip: &[String],
+        callback: Option<(SharedCallback, Option<Duration>)>,
+    ) {
+        let recipients = self.hub().recipients(namespace, rooms, skip);
+        match callback {
+            None => {
+                let frames = EncodedFrames::new(&Packet::event(
+                    namespace,
+                    event,
                     args.values,
                     args.attachments,
                     None,
                 ));
                 for (sid, cell) in recipients {
                     let result = self.drive(&cell, |state, now| {
-                        state.conn.send_encoded(now, &emit.namespace, &frames)
+                        state.conn.send_encoded(now, namespace, &frames)
                     });
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "emit not delivered to this client");
@@ -703,8 +839,8 @@ impl Server {
                     let result = self.drive(&cell, |state, now| {
                         let id = state.conn.emit(
                             now,
-                            &emit.namespace,
-                            &emit.event,
+                            namespace,
+                            event,
                             args.values,
                             args.attachments,
                             Some(timeout),
@@ -721,7 +857,62 @@ impl Server {
                 }
             }
         }
-        Ok(())
+    }
+}
+
+/// Starts the subscriber thread and the thread that reports remote callbacks not answered in
+/// time; both end once the server is gone or shutting down.
+fn start_listening(inner: &Arc<Inner>, manager: &ClientManager, bus: &Arc<Bus>) {
+    let weak = Arc::downgrade(inner);
+    let alive = weak.clone();
+    crate::manager::listen(
+        manager,
+        &bus.host_id,
+        move |payload| {
+            if let Some(inner) = weak.upgrade() {
+                Server { inner }.apply_remote(payload);
+            }
+        },
+        move || {
+            alive
+                .upgrade()
+                .is_some_and(|inner| !inner.shutting_down.load(Ordering::SeqCst))
+        },
+    );
+    let weak = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new()
+        .name("sockio-remote-acks".into())
+        .stack_size(64 * 1024)
+        .spawn(move || expire_remote_callbacks(&weak));
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the remote-callback timer; unanswered remote calls wait forever");
+    }
+}
+
+/// Reports remote callbacks that were not answered in time, until the server is gone.
+fn expire_remote_callbacks(weak: &std::sync::Weak<Inner>) {
+    loop {
+        let next = {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let Some(bus) = inner.bus.clone() else {
+                return;
+            };
+            let now = Instant::now();
+            let expired = lock(&bus.pending).expire(now);
+            for expired in expired {
+                if let Expired::Unanswered(callback) = expired {
+                    callback(AckOutcome::TimedOut);
+                }
+            }
+            // Checked at least every second, so the server's end is noticed.
+            let soon = now + Duration::from_secs(1);
+            lock(&bus.pending)
+                .next_deadline()
+                .map_or(soon, |deadline| deadline.min(soon))
+        };
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -756,6 +947,7 @@ struct EmitSpec {
     rooms: Vec<String>,
     skip: Vec<String>,
     callback: Option<(SharedCallback, Option<Duration>)>,
+    ignore_queue: bool,
 }
 
 /// An emit being configured; [`send`](Emit::send) it. Built by [`Server::emit`].
@@ -776,8 +968,16 @@ impl Emit {
                 rooms: Vec::new(),
                 skip: Vec::new(),
                 callback: None,
+                ignore_queue: false,
             },
         }
+    }
+
+    /// Delivers to this server's clients only, even with a client manager (python-socketio's
+    /// `ignore_queue`).
+    pub fn ignore_queue(mut self) -> Self {
+        self.spec.ignore_queue = true;
+        self
     }
 
     sockio_core::emit_target_methods!();
@@ -865,10 +1065,12 @@ impl Call {
         }
         let args = self.args?;
         let sid = self.to.ok_or(CallError::NoRecipient)?;
-        let cell = self
-            .server
-            .owner(&self.namespace, &sid)
-            .ok_or_else(|| CallError::UnknownSid(sid.clone()))?;
+        let Some(cell) = self.server.owner(&self.namespace, &sid) else {
+            let Some(bus) = self.server.inner.bus.clone() else {
+                return Err(CallError::UnknownSid(sid));
+            };
+            return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout);
+        };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.server.drive(&cell, |state, now| {
             let id = state.conn.emit(
@@ -893,6 +1095,44 @@ impl Call {
             Ok(outcome) => outcome.into_result(),
             Err(_) => Err(CallError::Disconnected),
         }
+    }
+}
+
+/// A call to a client that is not on this server: published with a callback that the server
+/// holding the client answers through the broker.
+fn call_remote(
+    bus: &Arc<Bus>,
+    event: String,
+    args: Args,
+    namespace: &str,
+    sid: String,
+    timeout: Duration,
+) -> Result<Args, CallError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let callback: RemoteCallback = Arc::new(move |outcome| {
+        let _ = tx.try_send(outcome);
+    });
+    let id = bus.register_callback(callback, Some(timeout), true)?;
+    let message = Message::Emit {
+        event,
+        args,
+        namespace: namespace.to_owned(),
+        rooms: vec![sid.clone()],
+        skip: Vec::new(),
+        callback: Some(RemoteAck {
+            sid,
+            namespace: namespace.to_owned(),
+            id,
+        }),
+        host_id: Some(bus.host_id.clone()),
+    };
+    if let Err(error) = bus.publish(&message) {
+        lock(&bus.pending).cancel(id);
+        return Err(error.into());
+    }
+    match rx.recv() {
+        Ok(outcome) => outcome.into_result(),
+        Err(_) => Err(CallError::Disconnected),
     }
 }
 
@@ -998,19 +1238,51 @@ impl Namespace {
         self.server.call(event, data).namespace(&self.name)
     }
 
-    /// Puts socket `sid` in `room`.
+    /// Puts socket `sid` in `room`. With a client manager, a socket of another server is put
+    /// there by its server (the message is queued for the broker; a failure to publish is
+    /// logged).
     pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        if self.publish_elsewhere(RoomChange::Enter(room), sid) {
+            return Ok(());
+        }
         Ok(self.server.hub().enter_room(&self.name, sid, room)?)
     }
 
-    /// Takes socket `sid` out of `room`.
+    /// Takes socket `sid` out of `room` (on its own server, with a client manager).
     pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        if self.publish_elsewhere(RoomChange::Leave(room), sid) {
+            return Ok(());
+        }
         Ok(self.server.hub().leave_room(&self.name, sid, room)?)
     }
 
-    /// Removes every socket from `room`.
+    /// With a client manager and `sid` on another server, queues `change` for that server and
+    /// returns true.
+    fn publish_elsewhere(&self, change: RoomChange<'_>, sid: &str) -> bool {
+        let Some(bus) = &self.server.inner.bus else {
+            return false;
+        };
+        let message =
+            room_change_elsewhere(&self.server.hub(), &bus.host_id, change, &self.name, sid);
+        match message {
+            Some(message) => {
+                bus.publish_detached(&message);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every socket from `room` (on every server, with a client manager).
     pub fn close_room(&self, room: &str) {
         self.server.hub().close_room(&self.name, room);
+        if let Some(bus) = &self.server.inner.bus {
+            bus.publish_detached(&Message::CloseRoom {
+                room: room.to_owned(),
+                namespace: self.name.to_string(),
+                host_id: Some(bus.host_id.clone()),
+            });
+        }
     }
 
     /// The rooms socket `sid` is in, its own sid room included.
@@ -1026,10 +1298,24 @@ impl Namespace {
     /// Disconnects socket `sid` from this namespace (the client is told; the disconnect handler
     /// runs on the pool).
     pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
-        let cell = self
-            .server
-            .owner(&self.name, sid)
-            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        let Some(cell) = self.server.owner(&self.name, sid) else {
+            // With a client manager, the server holding `sid` disconnects it.
+            let Some(bus) = self.server.inner.bus.clone() else {
+                return Err(ServerError::UnknownSid(sid.to_owned()));
+            };
+            let message = room_change_elsewhere(
+                &self.server.hub(),
+                &bus.host_id,
+                RoomChange::Disconnect,
+                &self.name,
+                sid,
+            );
+            return match message {
+                Some(message) => Ok(bus.publish(&message)?),
+                // It connected here in the meantime.
+                None => self.disconnect(sid),
+            };
+        };
         self.server
             .drive(&cell, |state, now| state.conn.disconnect(now, &self.name))
             .map_err(ServerError::from)

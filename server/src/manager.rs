@@ -137,7 +137,7 @@ fn new_host_id() -> String {
     if let Err(error) = getrandom::fill(&mut bytes) {
         panic!("the operating system's random source failed: {error}");
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    sockio_core::pubsub::manager::host_id(bytes)
 }
 
 /// Starts the publisher and returns the bus; the caller starts the listener with

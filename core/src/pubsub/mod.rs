@@ -6,12 +6,14 @@
 //! and Python and Rust servers and emitters can share one channel.
 
 pub mod callbacks;
+pub mod manager;
 pub mod message;
 pub mod remote;
 pub mod resp;
 pub mod url;
 
 pub use callbacks::{Expired, PendingCallbacks, TooManyPending};
+pub use manager::ClientManager;
 pub use message::{DecodeError, Message, RemoteAck};
 pub use remote::{Ignored, Remote, ReplyAddress, RoomChange, triage};
 pub use url::{AmqpConfig, BrokerUrl, RedisAddress, RedisConfig, UrlError};

@@ -1,0 +1,137 @@
+//! [`Emitter`]: a write-only client manager for processes that are not servers (a worker, a
+//! script) — python-socketio's `RedisManager(url, write_only=True)`, blocking, with `disconnect`
+//! that works.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sockio_core::api::{EmitError, PublishError};
+use sockio_core::payload::{self, Args};
+use sockio_core::pubsub::{ClientManager, Message};
+use sockio_core::socketio::packet::RESERVED_EVENTS;
+
+use crate::manager::{Bus, start_bus};
+
+/// Publishes emits, room changes and disconnects for the servers on a broker channel; every
+/// method blocks until the broker took the message. Cheap to clone.
+#[derive(Clone)]
+pub struct Emitter {
+    bus: Arc<Bus>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("host_id", &self.bus.host_id)
+            .finish()
+    }
+}
+
+impl Emitter {
+    /// An emitter on `manager`'s broker and channel (reached on the first publish, and again
+    /// after a failure).
+    pub fn new(manager: &ClientManager) -> Self {
+        Emitter {
+            bus: start_bus(manager),
+        }
+    }
+
+    /// Emits `event` with `data` (a tuple for several arguments) to every client of `/`, or as
+    /// configured with the builder methods; `.send()` publishes.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> ExternalEmit {
+        self.build(event, payload::to_args(data).map_err(EmitError::from))
+    }
+
+    /// Emits `event` with arguments already in wire form.
+    pub fn emit_args(&self, event: &str, args: Args) -> ExternalEmit {
+        self.build(event, Ok(args))
+    }
+
+    fn build(&self, event: &str, args: Result<Args, EmitError>) -> ExternalEmit {
+        ExternalEmit {
+            bus: self.bus.clone(),
+            event: event.to_owned(),
+            args,
+            spec: Targets {
+                namespace: Arc::from("/"),
+                rooms: Vec::new(),
+                skip: Vec::new(),
+            },
+        }
+    }
+
+    /// Puts client `sid` of `namespace` in `room`, on whichever server holds it.
+    pub fn enter_room(&self, sid: &str, room: &str, namespace: &str) -> Result<(), PublishError> {
+        self.bus.publish(&Message::EnterRoom {
+            sid: sid.to_owned(),
+            room: room.to_owned(),
+            namespace: namespace.to_owned(),
+            host_id: Some(self.bus.host_id.clone()),
+        })
+    }
+
+    /// Takes client `sid` of `namespace` out of `room`, on whichever server holds it.
+    pub fn leave_room(&self, sid: &str, room: &str, namespace: &str) -> Result<(), PublishError> {
+        self.bus.publish(&Message::LeaveRoom {
+            sid: sid.to_owned(),
+            room: room.to_owned(),
+            namespace: namespace.to_owned(),
+            host_id: Some(self.bus.host_id.clone()),
+        })
+    }
+
+    /// Empties `room` of `namespace` on every server.
+    pub fn close_room(&self, room: &str, namespace: &str) -> Result<(), PublishError> {
+        self.bus.publish(&Message::CloseRoom {
+            room: room.to_owned(),
+            namespace: namespace.to_owned(),
+            host_id: Some(self.bus.host_id.clone()),
+        })
+    }
+
+    /// Disconnects client `sid` of `namespace`, on whichever server holds it.
+    pub fn disconnect(&self, sid: &str, namespace: &str) -> Result<(), PublishError> {
+        self.bus.publish(&Message::Disconnect {
+            sid: sid.to_owned(),
+            namespace: namespace.to_owned(),
+            host_id: Some(self.bus.host_id.clone()),
+        })
+    }
+}
+
+/// An emit of an [`Emitter`] being configured; `.send()` publishes it.
+#[must_use = "an emit does nothing until sent"]
+pub struct ExternalEmit {
+    bus: Arc<Bus>,
+    event: String,
+    args: Result<Args, EmitError>,
+    spec: Targets,
+}
+
+/// Who an external emit goes to (the fields `emit_target_methods!` sets).
+struct Targets {
+    namespace: Arc<str>,
+    rooms: Vec<String>,
+    skip: Vec<String>,
+}
+
+impl ExternalEmit {
+    sockio_core::emit_target_methods!();
+
+    /// Publishes; `Ok` once the broker took it.
+    pub fn send(self) -> Result<(), EmitError> {
+        if RESERVED_EVENTS.contains(&self.event.as_str()) {
+            return Err(EmitError::ReservedEvent(self.event));
+        }
+        let message = Message::Emit {
+            event: self.event,
+            args: self.args?,
+            namespace: self.spec.namespace.to_string(),
+            rooms: self.spec.rooms,
+            skip: self.spec.skip,
+            callback: None,
+            host_id: Some(self.bus.host_id.clone()),
+        };
+        Ok(self.bus.publish(&message)?)
+    }
+}

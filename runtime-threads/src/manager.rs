@@ -1,0 +1,174 @@
+//! The client manager on OS threads: a publisher thread and a subscriber thread per server (or
+//! emitter), and the callbacks waiting for answers from other servers. What messages mean and
+//! what to publish is the core's ([`sockio_core::pubsub`]); this module moves them.
+
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sockio_core::api::{AckOutcome, PublishError};
+use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks, TooManyPending};
+
+use crate::conn::lock;
+
+/// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
+/// without waiting fail with a log line).
+const PUBLISH_QUEUE: usize = 4096;
+
+/// One message to publish, and who waits for the broker's answer.
+pub(crate) struct PublishJob {
+    pub payload: Vec<u8>,
+    pub reply: Option<SyncSender<Result<(), PublishError>>>,
+}
+
+/// A callback of an emit answered on another server.
+pub(crate) type RemoteCallback = Arc<dyn Fn(AckOutcome) + Send + Sync>;
+
+/// A server's (or emitter's) connection to its cluster.
+pub(crate) struct Bus {
+    pub host_id: String,
+    jobs: SyncSender<PublishJob>,
+    pub pending: Mutex<PendingCallbacks<RemoteCallback>>,
+}
+
+impl Bus {
+    /// Publishes `message` and blocks until the broker took it.
+    pub fn publish(&self, message: &Message) -> Result<(), PublishError> {
+        let (reply, answer) = sync_channel(1);
+        let job = PublishJob {
+            payload: message.encode(),
+            reply: Some(reply),
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| PublishError("the publisher stopped".to_owned()))?;
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(PublishError("the publisher stopped".to_owned())))
+    }
+
+    /// Publishes `message` without waiting; a failure is logged.
+    pub fn publish_detached(&self, message: &Message) {
+        let job = PublishJob {
+            payload: message.encode(),
+            reply: None,
+        };
+        if let Err(error) = self.jobs.try_send(job) {
+            let error = match error {
+                TrySendError::Full(_) => "the publish queue is full",
+                TrySendError::Disconnected(_) => "the publisher stopped",
+            };
+            tracing::error!(
+                method = message.method(),
+                error,
+                "cannot queue a message for the broker; it does not reach the other servers"
+            );
+        }
+    }
+
+    /// Registers a callback for answers from other servers.
+    pub fn register_callback(
+        &self,
+        callback: RemoteCallback,
+        timeout: Option<Duration>,
+        single: bool,
+    ) -> Result<u64, TooManyPending> {
+        lock(&self.pending).register(callback, Instant::now(), timeout, single)
+    }
+}
+
+/// Starts the publisher thread and returns the bus.
+pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
+    let mut random = [0u8; 16];
+    if let Err(error) = getrandom::fill(&mut random) {
+        panic!("the operating system's random source failed: {error}");
+    }
+    let (jobs, receiver) = sync_channel(PUBLISH_QUEUE);
+    let bus = Arc::new(Bus {
+        host_id: sockio_core::pubsub::manager::host_id(random),
+        jobs,
+        pending: Mutex::new(PendingCallbacks::default()),
+    });
+    let (broker, channel, host_id) = (
+        manager.broker().clone(),
+        manager.channel_name().to_owned(),
+        bus.host_id.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("sockio-publisher".into())
+        .spawn(move || match broker {
+            BrokerUrl::Redis(config) => {
+                crate::redis::run_publisher(config, channel, host_id, receiver);
+            }
+            _ => refuse_all(
+                &receiver,
+                "amqp:// is not supported by the threads runtime yet",
+            ),
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the publisher thread; nothing reaches the broker");
+    }
+    bus
+}
+
+/// Answers every publish with `reason` (a broker this runtime cannot reach).
+fn refuse_all(receiver: &Receiver<PublishJob>, reason: &str) {
+    tracing::error!(reason, "the client manager cannot publish");
+    while let Some(batch) = next_batch(receiver) {
+        answer_batch(batch, Err(PublishError(reason.to_owned())));
+    }
+}
+
+/// Starts the subscriber thread: every message from the broker goes to `deliver`, until
+/// `alive()` fails.
+pub(crate) fn listen(
+    manager: &ClientManager,
+    host_id: &str,
+    deliver: impl Fn(&[u8]) + Send + 'static,
+    alive: impl Fn() -> bool + Send + 'static,
+) {
+    let (broker, channel, host_id) = (
+        manager.broker().clone(),
+        manager.channel_name().to_owned(),
+        host_id.to_owned(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("sockio-subscriber".into())
+        .spawn(move || match broker {
+            BrokerUrl::Redis(config) => {
+                crate::redis::run_subscriber(config, channel, host_id, deliver, alive);
+            }
+            _ => tracing::error!(
+                "amqp:// is not supported by the threads runtime yet; this server hears no other server"
+            ),
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the subscriber thread; this server hears no other server");
+    }
+}
+
+/// The next messages to publish: waits for one, then takes what else is queued (up to 256), so a
+/// burst of emits costs one round trip to the broker. `None` when every sender is gone.
+pub(crate) fn next_batch(receiver: &Receiver<PublishJob>) -> Option<Vec<PublishJob>> {
+    let first = receiver.recv().ok()?;
+    let mut batch = vec![first];
+    while batch.len() < 256 {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Tells everyone waiting on `batch` how publishing went; logs a failure once.
+pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
+    if let Err(error) = &result {
+        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed; the messages did not reach the other servers");
+    }
+    for job in batch {
+        if let Some(reply) = job.reply {
+            let _ = reply.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Blocking Redis connections for the client manager: sockets, timeouts and reconnection only.
+//! What is written and what a reply means is the core's
+//! [`RedisLink`](sockio_core::pubsub::resp::RedisLink).
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use sockio_core::api::PublishError;
+use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
+use sockio_core::pubsub::{RedisAddress, RedisConfig};
+
+use crate::manager::{PublishJob, answer_batch, next_batch};
+
+/// How long connecting and setting a link up may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to answer a batch of publishes.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a quiet subscriber checks that its connection still works, and how long it waits.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Reconnection backoff of the subscriber, as python-socketio's listener: 1 s doubling to 60 s.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot connect to Redis: {0}")]
+    Connect(io::Error),
+    #[error("Redis connection: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("Redis closed the connection")]
+    Closed,
+    #[error("Redis did not answer in time")]
+    Timeout,
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn connect(address: &RedisAddress) -> io::Result<Stream> {
+        match address {
+            RedisAddress::Tcp { host, port } => {
+                let mut last = io::Error::other("the host name resolves to no address");
+                for addr in (host.as_str(), *port).to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                        Ok(stream) => {
+                            let _ = stream.set_nodelay(true);
+                            return Ok(Stream::Tcp(stream));
+                        }
+                        Err(error) => last = error,
+                    }
+                }
+                Err(last)
+            }
+            RedisAddress::Unix { path } => UnixStream::connect(path).map(Stream::Unix),
+        }
+    }
+
+    fn set_timeouts(&self, read: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(read))?;
+                s.set_write_timeout(Some(PUBLISH_TIMEOUT))
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(read))?;
+                s.set_write_timeout(Some(PUBLISH_TIMEOUT))
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+struct Connection {
+    stream: Stream,
+    link: RedisLink,
+}
+
+impl Connection {
+    fn open(config: &RedisConfig, link: RedisLink) -> Result<Connection, Failure> {
+        let stream = Stream::connect(&config.address).map_err(Failure::Connect)?;
+        stream.set_timeouts(CONNECT_TIMEOUT)?;
+        let mut connection = Connection { stream, link };
+        connection.flush()?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while !connection.link.is_ready() {
+            if Instant::now() > deadline {
+                return Err(Failure::Timeout);
+            }
+            connection.read_some()?;
+        }
+        while connection.link.poll_event().is_some() {}
+        Ok(connection)
+    }
+
+    fn flush(&mut self) -> Result<(), Failure> {
+        while let Some(bytes) = self.link.poll_transmit() {
+            self.stream.write_all(&bytes)?;
+        }
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Reads once; a read timeout is `Failure::Timeout`.
+    fn read_some(&mut self) -> Result<(), Failure> {
+        let mut buffer = [0u8; 16 * 1024];
+        let read = match self.stream.read(&mut buffer) {
+            Ok(0) => return Err(Failure::Closed),
+            Ok(read) => read,
+            Err(error) if is_timeout(&error) => return Err(Failure::Timeout),
+            Err(error) => return Err(error.into()),
+        };
+        self.link.handle_input(&buffer[..read])?;
+        Ok(())
+    }
+
+    fn publish(&mut self, payloads: &[Vec<u8>]) -> Result<(), Failure> {
+        for payload in payloads {
+            self.link.publish(payload);
+        }
+        self.flush()?;
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        let mut answered = 0;
+        while answered < payloads.len() {
+            while let Some(event) = self.link.poll_event() {
+                if let LinkEvent::Published { .. } = event {
+                    answered += 1;
+                }
+            }
+            if answered < payloads.len() {
+                if Instant::now() > deadline {
+                    return Err(Failure::Timeout);
+                }
+                self.read_some()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Publishes queued messages until every sender is gone, reconnecting as needed.
+pub(crate) fn run_publisher(
+    config: RedisConfig,
+    channel: String,
+    host_id: String,
+    jobs: std::sync::mpsc::Receiver<PublishJob>,
+) {
+    let name = format!("sockio:{host_id}:pub");
+    let mut connection: Option<Connection> = None;
+    while let Some(batch) = next_batch(&jobs) {
+        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        // Two attempts, as python-socketio's RedisManager: the first may find a connection the
+        // broker dropped since the last publish.
+        let mut result = Err(PublishError("not attempted".to_owned()));
+        for _attempt in 0..2 {
+            if connection.is_none() {
+                match Connection::open(&config, RedisLink::publisher(&config, &channel, &name)) {
+                    Ok(fresh) => connection = Some(fresh),
+                    Err(error) => {
+                        result = Err(PublishError(error.to_string()));
+                        continue;
+                    }
+                }
+            }
+            if let Some(open) = connection.as_mut() {
+                match open.publish(&payloads) {
+                    Ok(()) => {
+                        result = Ok(());
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
+                        connection = None;
+                        result = Err(PublishError(error.to_string()));
+                    }
+                }
+            }
+        }
+        answer_batch(batch, result);
+    }
+}
+
+/// Subscribes to the channel and hands every message to `deliver`, reconnecting with backoff
+/// for as long as `alive()` holds.
+pub(crate) fn run_subscriber(
+    config: RedisConfig,
+    channel: String,
+    host_id: String,
+    deliver: impl Fn(&[u8]),
+    alive: impl Fn() -> bool,
+) {
+    let name = format!("sockio:{host_id}:sub");
+    let mut backoff = BACKOFF_FIRST;
+    let mut lost_before = false;
+    while alive() {
+        match Connection::open(&config, RedisLink::subscriber(&config, &channel, &name)) {
+            Ok(mut connection) => {
+                if lost_before {
+                    tracing::warn!(%channel, "Redis subscription restored; messages published while it was down did not reach this server");
+                } else {
+                    tracing::info!(%channel, "subscribed to Redis");
+                }
+                backoff = BACKOFF_FIRST;
+                match receive(&mut connection, &deliver, &alive) {
+                    None => return,
+                    Some(error) => {
+                        tracing::error!(%error, %channel, "Redis subscription lost; reconnecting");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, %channel, retry_in = ?backoff, "cannot subscribe to Redis");
+            }
+        }
+        lost_before = true;
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`).
+fn receive(
+    connection: &mut Connection,
+    deliver: &impl Fn(&[u8]),
+    alive: &impl Fn() -> bool,
+) -> Option<Failure> {
+    if let Err(error) = connection.stream.set_timeouts(PING_EVERY) {
+        return Some(error.into());
+    }
+    let mut pinged = false;
+    loop {
+        if !alive() {
+            return None;
+        }
+        match connection.read_some() {
+            Ok(()) => {
+                pinged = false;
+                while let Some(event) = connection.link.poll_event() {
+                    if let LinkEvent::Message(payload) = event {
+                        deliver(&payload);
+                    }
+                }
+            }
+            Err(Failure::Timeout) if !pinged => {
+                // Quiet channel: make sure the connection is still there.
+                connection.link.ping();
+                if let Err(error) = connection.flush() {
+                    return Some(error);
+                }
+                pinged = true;
+            }
+            Err(error) => return Some(error),
+        }
+    }
+}
