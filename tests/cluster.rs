@@ -3,8 +3,15 @@
 //! Broadcasts, room emits, remote enter/leave/close, cross-server calls and callbacks, and remote
 //! disconnects all arrive exactly once. One scenario, run once per broker.
 //!
-//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without one the test
-//! is skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which turns a missing broker into a failure.
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), RabbitMQ from
+//! `SOCKIO_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672//`); without one its tests are
+//! skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which turns a missing broker into a failure.
+//!
+//! The RabbitMQ tests also interoperate with python-socketio's `KombuManager` (the testkit's
+//! venv), and observe and disturb the broker through its own CLI, `rabbitmqctl` (or the command
+//! in `SOCKIO_RABBITMQCTL`, e.g. `docker exec rabbitmq rabbitmqctl`): bindings tell when the
+//! servers' queues are bound, and `close_connection` drops the servers' connections from the
+//! broker's side.
 
 #![cfg(feature = "tokio")]
 
@@ -13,7 +20,7 @@ mod api_support;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use api_support::{Node, listen};
+use api_support::{Node, STEP, listen};
 use serde_json::{Value, json};
 use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
 use sockio::server::{ClientManager, Runtime, Server, Socket};
@@ -106,6 +113,389 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
         wait_for_subscribers(&redis, &check, 2).await;
     })
     .await;
+}
+
+fn amqp_url() -> String {
+    std::env::var("SOCKIO_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
+}
+
+/// The vhost of an `amqp://` URL.
+fn vhost(url: &str) -> String {
+    match sockio::core::pubsub::BrokerUrl::parse(url) {
+        Ok(sockio::core::pubsub::BrokerUrl::Amqp(config)) => config.vhost,
+        other => panic!("not an amqp:// URL: {other:?}"),
+    }
+}
+
+/// Runs the broker's CLI and returns what it printed.
+fn broker_cli(args: &[&str]) -> String {
+    let command = std::env::var("SOCKIO_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
+    let mut words = command.split_whitespace();
+    let program = words.next().expect("a rabbitmqctl command");
+    let output = std::process::Command::new(program)
+        .args(words)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "the RabbitMQ tests need the broker's CLI ({command}: {error}); set SOCKIO_RABBITMQCTL"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "{command} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs the broker's CLI with `--formatter json`.
+fn rabbitmqctl(args: &[&str]) -> Value {
+    let output = broker_cli(args);
+    serde_json::from_str(&output)
+        .unwrap_or_else(|error| panic!("rabbitmqctl {args:?} printed no JSON ({error}): {output}"))
+}
+
+/// How many queues the broker has bound to `exchange`, asked from the broker so the test does
+/// not rely on the code under test.
+fn bindings(vhost: &str, exchange: &str) -> usize {
+    let list = rabbitmqctl(&[
+        "list_bindings",
+        "-q",
+        "-p",
+        vhost,
+        "source_name",
+        "destination_name",
+        "destination_kind",
+        "--formatter",
+        "json",
+    ]);
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
+                .count()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_for_bindings(vhost: &str, exchange: &str, count: usize) {
+    // Each rabbitmqctl call takes a good fraction of a second (it starts an Erlang VM).
+    for _ in 0..60 {
+        if bindings(vhost, exchange) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{count} queues were never bound to {exchange}");
+}
+
+/// Closes, from the broker's side, every connection whose client-provided name mentions
+/// `exchange` (sockio names its connections `sockio subscriber <exchange> <queue>` and
+/// `sockio publisher <exchange>`); returns how many.
+fn drop_connections(exchange: &str) -> usize {
+    // `close_connection` wants the connection's Erlang pid as the plain listing prints it
+    // (`<rabbit@host.N.N.N>`), not as the JSON formatter does.
+    let listing = broker_cli(&["list_connections", "-s", "pid", "client_properties"]);
+    let mut closed = 0;
+    for line in listing.lines() {
+        let Some((pid, properties)) = line.split_once('\t') else {
+            continue;
+        };
+        if properties.contains(&format!(" {exchange}")) {
+            broker_cli(&[
+                "close_connection",
+                pid,
+                "sockio test: dropped by the broker",
+            ]);
+            closed += 1;
+        }
+    }
+    closed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_amqp() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let (vhost, check) = (vhost(&url), exchange.clone());
+    two_servers_share_clients(&url, &exchange, async move {
+        wait_for_bindings(&vhost, &check, 2).await;
+    })
+    .await;
+}
+
+/// The broker drops every connection of both servers mid-test: emits made right after still
+/// succeed (the publishers reconnect), and reach both clients exactly once without restarting
+/// anything (the subscribers reconnect to their queues, which kept what was published meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server_a = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener_a, addr_a) = listen().await;
+    let serving = server_a.clone();
+    tokio::spawn(async move { serving.serve_listener(listener_a).await });
+    let server_b = clustered::<sockio_smol::Smol>(&manager);
+    let listener_b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind B");
+    let addr_b = listener_b.local_addr().expect("B's address");
+    let serving = server_b.clone();
+    std::thread::spawn(move || smol::block_on(serving.serve_std(listener_b)));
+    wait_for_bindings(&vhost(&url), &exchange, 2).await;
+
+    let script = CLIENTS.replace("URL_B", &format!("\"http://{addr_b}\""));
+    let mut client = Node::spawn(&format!("http://{addr_a}"), &script);
+    client.expect("sids").await;
+    server_a.emit("before", &1).await.expect("emit");
+    server_b.emit("before", &2).await.expect("emit");
+    server_a.emit("marker", &()).await.expect("emit");
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| (event.0.clone(), event.2.to_string()));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "before".into(), json!([1])),
+            ("a".into(), "before".into(), json!([2])),
+            ("b".into(), "before".into(), json!([1])),
+            ("b".into(), "before".into(), json!([2])),
+        ]
+    );
+
+    // Two subscribers and two publishers.
+    let dropped = drop_connections(&exchange);
+    assert_eq!(dropped, 4, "the servers' four connections");
+    server_a
+        .emit("after", &1)
+        .await
+        .expect("emit after the drop");
+    server_b
+        .emit("after", &2)
+        .await
+        .expect("emit after the drop");
+    server_a.emit("marker", &()).await.expect("emit");
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| (event.0.clone(), event.2.to_string()));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "after".into(), json!([1])),
+            ("a".into(), "after".into(), json!([2])),
+            ("b".into(), "after".into(), json!([1])),
+            ("b".into(), "after".into(), json!([2])),
+        ]
+    );
+    // And traffic keeps flowing on the new connections.
+    server_b.emit("later", &3).await.expect("emit");
+    server_b.emit("marker", &()).await.expect("emit");
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| event.0.clone());
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "later".into(), json!([3])),
+            ("b".into(), "later".into(), json!([3])),
+        ]
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// A Python script run with the testkit's venv (python-socketio, kombu), printing JSON lines.
+struct Python {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Python {
+    fn spawn(script: &str, args: &[&str]) -> Python {
+        sockio_testkit::ensure_clients().expect("the official clients install");
+        let python = sockio_testkit::clients_dir()
+            .join(".venv")
+            .join("bin")
+            .join("python");
+        let mut child = tokio::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python starts");
+        let stdout = child.stdout.take().expect("stdout");
+        Python {
+            child,
+            lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        }
+    }
+
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(STEP, self.lines.next_line())
+            .await
+            .expect("a line from python in time")
+            .expect("python's stdout")
+            .expect("python ended early (its stderr is above)");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    async fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .expect("python exits in time")
+            .expect("python's status");
+        assert!(status.success(), "python failed: {status}");
+    }
+}
+
+/// python-socketio's `KombuManager(url, write_only=True)`, the external emitter of its docs,
+/// reaches the clients of a sockio server through RabbitMQ: broadcast, to one sid, with several
+/// arguments. Its exchange declaration agrees with sockio's (or the broker would refuse one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_kombu_emitter_reaches_a_sockio_client() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener, addr) = listen().await;
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve_listener(listener).await });
+    wait_for_bindings(&vhost(&url), &exchange, 1).await;
+    let mut client = Node::spawn(
+        &format!("http://{addr}"),
+        r#"
+const socket = io(URL, { transports: ["websocket"], forceNew: true, reconnection: false });
+await connected(socket);
+socket.onAny((event, ...args) => out("ev", { event, args }));
+out("sid", socket.id);
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("sid").await;
+    let sid = sid.as_str().expect("a sid");
+    let mut python = Python::spawn(
+        r#"
+import json, sys, socketio
+url, channel, sid = sys.argv[1:4]
+emitter = socketio.KombuManager(url, channel=channel, write_only=True)
+emitter.emit("from-python", {"n": 1}, namespace="/")
+emitter.emit("to-sid", "only you", namespace="/", room=sid)
+emitter.emit("several", (1, "two"), namespace="/")
+print(json.dumps("published"), flush=True)
+"#,
+        &[&url, &exchange, sid],
+    );
+    assert_eq!(python.next().await, json!("published"));
+    python.finish().await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(client.expect("ev").await);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            json!({"event": "from-python", "args": [{"n": 1}]}),
+            json!({"event": "to-sid", "args": ["only you"]}),
+            json!({"event": "several", "args": [1, "two"]}),
+        ]
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// A sockio server's emits reach the client of a python-socketio server that uses
+/// `KombuManager` (threading mode, served by wsgiref): sockio's JSON messages, as published to
+/// RabbitMQ, are what kombu's consumer decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockio_emits_reach_a_python_socketio_servers_client() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let mut python = Python::spawn(
+        r#"
+import json, sys, threading, socketio
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+url, channel = sys.argv[1:3]
+sio = socketio.Server(client_manager=socketio.KombuManager(url, channel=channel),
+                      async_mode="threading")
+
+class Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+httpd = make_server("127.0.0.1", 0, socketio.WSGIApp(sio), server_class=Server,
+                    handler_class=Quiet)
+threading.Thread(target=httpd.serve_forever, daemon=True).start()
+client = socketio.Client()
+
+@client.on("*")
+def any_event(event, *args):
+    print(json.dumps({"event": event, "args": list(args)}), flush=True)
+
+client.connect(f"http://127.0.0.1:{httpd.server_port}", transports=["polling"])
+print(json.dumps({"event": "connected", "args": []}), flush=True)
+sys.stdin.readline()
+client.disconnect()
+"#,
+        &[&url, &exchange],
+    );
+    assert_eq!(
+        python.next().await,
+        json!({"event": "connected", "args": []})
+    );
+    // The python server's listener starts on its first connection; its queue is then bound.
+    wait_for_bindings(&vhost(&url), &exchange, 1).await;
+
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    server
+        .emit("from-rust", &json!({"n": 1}))
+        .await
+        .expect("emit through RabbitMQ");
+    server
+        .emit("several", &(1, "two"))
+        .await
+        .expect("emit through RabbitMQ");
+    assert_eq!(
+        python.next().await,
+        json!({"event": "from-rust", "args": [{"n": 1}]})
+    );
+    assert_eq!(
+        python.next().await,
+        json!({"event": "several", "args": [1, "two"]})
+    );
+    let stdin = python.child.stdin.as_mut().expect("python's stdin");
+    tokio::io::AsyncWriteExt::write_all(stdin, b"done\n")
+        .await
+        .expect("write to python");
+    python.finish().await;
 }
 
 fn clustered<Rt: Runtime>(manager: &ClientManager) -> Server<Rt> {

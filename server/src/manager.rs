@@ -1,6 +1,7 @@
 //! Client managers: where a server's emits, room changes and disconnects go beyond its own
 //! clients. The in-memory manager (no broker) is the default; [`ClientManager::from_url`] shares
-//! one client list among servers through Redis pub/sub, speaking python-socketio's message
+//! one client list among servers through Redis pub/sub or a RabbitMQ fanout exchange, speaking
+//! python-socketio's message
 //! format (the core's [`pubsub`](sockio_core::pubsub) module decides every byte and every
 //! meaning; this module only moves messages between the broker and the server).
 
@@ -10,9 +11,7 @@ use std::time::{Duration, Instant};
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use sockio_core::api::PublishError;
-use sockio_core::pubsub::{
-    BrokerUrl, DEFAULT_CHANNEL, Message, PendingCallbacks, RedisConfig, UrlError,
-};
+use sockio_core::pubsub::{BrokerUrl, DEFAULT_CHANNEL, Message, PendingCallbacks, UrlError};
 
 use crate::runtime::Runtime;
 use crate::server::lock;
@@ -31,7 +30,9 @@ pub struct ClientManager {
 
 impl ClientManager {
     /// A manager on the broker at `url`: `redis://[[user]:password@]host[:port][/db]` (Redis or
-    /// Valkey pub/sub, python-socketio's `RedisManager` / `AsyncRedisManager`).
+    /// Valkey pub/sub, python-socketio's `RedisManager` / `AsyncRedisManager`), or
+    /// `amqp://user:password@host[:port]/[vhost]` (RabbitMQ: a fanout exchange named after the
+    /// channel, python-socketio's `KombuManager` / `AsyncAioPikaManager`).
     pub fn from_url(url: &str) -> Result<ClientManager, UrlError> {
         let broker = BrokerUrl::parse(url)?;
         match &broker {
@@ -41,11 +42,6 @@ impl ClientManager {
                         "unix:// Redis sockets are supported by the threads runtime only so far",
                     ));
                 }
-            }
-            BrokerUrl::Amqp(_) => {
-                return Err(UrlError::Malformed(
-                    "amqp:// managers are not implemented yet (issue 6); use redis://",
-                ));
             }
             _ => {}
         }
@@ -60,13 +56,6 @@ impl ClientManager {
     pub fn channel(mut self, channel: &str) -> Self {
         self.channel = channel.to_owned();
         self
-    }
-
-    fn redis(&self) -> Option<&RedisConfig> {
-        match &self.broker {
-            BrokerUrl::Redis(config) => Some(config),
-            _ => None,
-        }
     }
 }
 
@@ -133,6 +122,11 @@ impl Bus {
 
 /// A fresh host id: 32 hex digits, as python-socketio's `uuid4().hex`.
 fn new_host_id() -> String {
+    random_hex()
+}
+
+/// 32 random hex digits.
+fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     if let Err(error) = getrandom::fill(&mut bytes) {
         panic!("the operating system's random source failed: {error}");
@@ -149,13 +143,20 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> A
         jobs,
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
     });
-    if let Some(config) = manager.redis() {
-        runtime.spawn(crate::redis::run_publisher(
+    match &manager.broker {
+        BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_publisher(
             runtime.clone(),
             config.clone(),
             manager.channel.clone(),
             receiver,
-        ));
+        )),
+        BrokerUrl::Amqp(config) => runtime.spawn(crate::amqp::run_publisher(
+            runtime.clone(),
+            config.clone(),
+            manager.channel.clone(),
+            receiver,
+        )),
+        _ => {}
     }
     bus
 }
@@ -168,14 +169,25 @@ where
     D: Fn(bytes::Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
-    if let Some(config) = manager.redis() {
-        runtime.spawn(crate::redis::run_subscriber(
+    match &manager.broker {
+        BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_subscriber(
             runtime.clone(),
             config.clone(),
             manager.channel.clone(),
             deliver,
             alive,
-        ));
+        )),
+        // One queue per server, `sockio.<32 hex digits>` (KombuManager's are
+        // `python-socketio.<uuid4>`), kept across reconnections.
+        BrokerUrl::Amqp(config) => runtime.spawn(crate::amqp::run_subscriber(
+            runtime.clone(),
+            config.clone(),
+            manager.channel.clone(),
+            format!("sockio.{}", random_hex()),
+            deliver,
+            alive,
+        )),
+        _ => {}
     }
 }
 

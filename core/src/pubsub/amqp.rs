@@ -788,6 +788,10 @@ impl AmqpLink {
                 }
                 self.handle_method(now, frame.channel, &frame.payload)
             }
+            // After our connection.close, the content of a method discarded below follows it.
+            FRAME_HEADER | FRAME_BODY if self.state == State::Closing && self.content.is_none() => {
+                Ok(())
+            }
             FRAME_HEADER => self.handle_header(frame.channel, &frame.payload),
             FRAME_BODY => self.handle_body(frame.channel, &frame.payload),
             _ => Err(LinkError::Protocol("unknown frame type")),
@@ -1712,6 +1716,7 @@ mod tests {
         let mut wire = Vec::new();
         // What the broker still sends after our close is discarded; then close-ok.
         server_method(&mut wire, CHANNEL, BASIC, 30, b"\x00\x00");
+        deliver(&mut wire, 9, &[b"late"]);
         server_method(&mut wire, 0, CONNECTION, 51, &[]);
         link.handle_input(Instant::now(), &wire).unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Closed));
