@@ -196,25 +196,29 @@ async fn wait_for_bindings(vhost: &str, exchange: &str, count: usize) {
 /// Closes, from the broker's side, every connection whose client-provided name mentions
 /// `exchange` (sockio names its connections `sockio subscriber <exchange> <queue>` and
 /// `sockio publisher <exchange>`); returns how many.
-fn drop_connections(exchange: &str) -> usize {
+fn drop_connections(exchange: &str) -> Vec<String> {
+    let pids = connections(exchange);
+    for pid in &pids {
+        broker_cli(&[
+            "close_connection",
+            pid,
+            "sockio test: dropped by the broker",
+        ]);
+    }
+    pids
+}
+
+/// The pids of the connections whose client-provided name mentions `exchange`.
+fn connections(exchange: &str) -> Vec<String> {
     // `close_connection` wants the connection's Erlang pid as the plain listing prints it
     // (`<rabbit@host.N.N.N>`), not as the JSON formatter does.
     let listing = broker_cli(&["list_connections", "-s", "pid", "client_properties"]);
-    let mut closed = 0;
-    for line in listing.lines() {
-        let Some((pid, properties)) = line.split_once('\t') else {
-            continue;
-        };
-        if properties.contains(&format!(" {exchange}")) {
-            broker_cli(&[
-                "close_connection",
-                pid,
-                "sockio test: dropped by the broker",
-            ]);
-            closed += 1;
-        }
-    }
-    closed
+    listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, properties)| properties.contains(&format!(" {exchange}")))
+        .map(|(pid, _)| pid.to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +264,7 @@ async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
     client.expect("sids").await;
     server_a.emit("before", &1).await.expect("emit");
     server_b.emit("before", &2).await.expect("emit");
-    server_a.emit("marker", &()).await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by_key(|event| (event.0.clone(), event.2.to_string()));
     assert_eq!(
@@ -275,7 +279,7 @@ async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
 
     // Two subscribers and two publishers.
     let dropped = drop_connections(&exchange);
-    assert_eq!(dropped, 4, "the servers' four connections");
+    assert_eq!(dropped.len(), 4, "the servers' four connections");
     server_a
         .emit("after", &1)
         .await
@@ -284,7 +288,7 @@ async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
         .emit("after", &2)
         .await
         .expect("emit after the drop");
-    server_a.emit("marker", &()).await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by_key(|event| (event.0.clone(), event.2.to_string()));
     assert_eq!(
@@ -296,9 +300,13 @@ async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
             ("b".into(), "after".into(), json!([2])),
         ]
     );
-    // And traffic keeps flowing on the new connections.
+    // Four new connections replaced the dropped ones.
+    let now = connections(&exchange);
+    assert_eq!(now.len(), 4, "reconnected: {now:?}");
+    assert!(now.iter().all(|pid| !dropped.contains(pid)));
+    // And traffic keeps flowing on them.
     server_b.emit("later", &3).await.expect("emit");
-    server_b.emit("marker", &()).await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by_key(|event| event.0.clone());
     assert_eq!(
@@ -498,6 +506,15 @@ client.disconnect()
     python.finish().await;
 }
 
+/// Emits `marker` from both servers. A client sees a server's marker after everything that
+/// server emitted before it (one publisher connection, one channel, delivered in order), but a
+/// marker from its own server alone could overtake what the other server published just
+/// before, which travels through the broker.
+async fn mark(server_a: &Server<sockio::tokio::Tokio>, server_b: &Server<sockio_smol::Smol>) {
+    server_a.emit("marker", &()).await.expect("emit a marker");
+    server_b.emit("marker", &()).await.expect("emit a marker");
+}
+
 fn clustered<Rt: Runtime>(manager: &ClientManager) -> Server<Rt> {
     let io = Server::<Rt>::builder()
         .client_manager(manager.clone())
@@ -530,11 +547,12 @@ a.disconnect();
 process.exit(0);
 "#;
 
-/// Collects `ev` lines until both clients saw `marker`; returns every (who, event, args) before.
+/// Collects `ev` lines until both clients saw `marker` from both servers (see [`mark`]); returns
+/// every (who, event, args) before.
 async fn events_until_marker(client: &mut Node, marker: &str) -> Vec<(String, String, Value)> {
     let mut events = Vec::new();
     let mut markers = 0;
-    while markers < 2 {
+    while markers < 4 {
         let ev = client.expect("ev").await;
         let who = ev["who"].as_str().unwrap_or_default().to_owned();
         let event = ev["event"].as_str().unwrap_or_default().to_owned();
@@ -581,7 +599,7 @@ async fn two_servers_share_clients(
     // A broadcast from either server reaches both clients exactly once.
     server_a.emit("news", &"from A").await.expect("emit");
     server_b.emit("news", &"from B").await.expect("emit");
-    server_a.emit("marker", &()).await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by(|x, y| (&x.0, x.2.to_string()).cmp(&(&y.0, y.2.to_string())));
     assert_eq!(
@@ -613,7 +631,7 @@ async fn two_servers_share_clients(
         .to(&sid_b)
         .await
         .expect("emit to a remote sid");
-    server_a.emit("marker", &()).await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
@@ -677,7 +695,7 @@ async fn two_servers_share_clients(
         .to("r")
         .await
         .expect("emit");
-    server_a.emit("marker", &()).await.expect("emit");
+    mark(&server_a, &server_b).await;
     let seen = events_until_marker(&mut client, "marker").await;
     assert_eq!(
         seen,
