@@ -370,9 +370,51 @@ impl Python {
 
 /// python-socketio's `KombuManager(url, write_only=True)`, the external emitter of its docs,
 /// reaches the clients of a sockio server through RabbitMQ: broadcast, to one sid, with several
-/// arguments. Its exchange declaration agrees with sockio's (or the broker would refuse one).
+/// arguments. Its exchange declaration agrees with sockio's (or the broker would refuse one), and
+/// kombu's JSON-encoded string bodies are understood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_kombu_emitter_reaches_a_sockio_client() {
+    python_emitter_reaches_a_sockio_client(
+        r#"
+import json, sys, socketio
+url, channel, sid = sys.argv[1:4]
+emitter = socketio.KombuManager(url, channel=channel, write_only=True)
+emitter.emit("from-python", {"n": 1}, namespace="/")
+emitter.emit("to-sid", "only you", namespace="/", room=sid)
+emitter.emit("several", (1, "two"), namespace="/")
+print(json.dumps("published"), flush=True)
+"#,
+    )
+    .await;
+}
+
+/// The same with asyncio's `AsyncAioPikaManager(url, write_only=True)`: its exchange declaration
+/// agrees too, and its plain JSON bodies (routing key `*`, persistent) are understood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_aio_pika_emitter_reaches_a_sockio_client() {
+    python_emitter_reaches_a_sockio_client(
+        r#"
+import asyncio, json, sys, socketio
+url, channel, sid = sys.argv[1:4]
+
+async def main():
+    emitter = socketio.AsyncAioPikaManager(url, channel=channel, write_only=True)
+    await emitter.emit("from-python", {"n": 1}, namespace="/")
+    await emitter.emit("to-sid", "only you", namespace="/", room=sid)
+    await emitter.emit("several", (1, "two"), namespace="/")
+    await emitter.publisher_connection.close()
+
+asyncio.run(main())
+print(json.dumps("published"), flush=True)
+"#,
+    )
+    .await;
+}
+
+/// Runs `script` (argv: URL, exchange, the client's sid), which must emit `from-python`
+/// `{"n": 1}` to everyone, `to-sid` `"only you"` to the sid and `several` `(1, "two")`, and
+/// checks a sockio server's client gets exactly that.
+async fn python_emitter_reaches_a_sockio_client(script: &str) {
     let url = amqp_url();
     if broker_addr(&url).is_none() {
         return;
@@ -399,18 +441,7 @@ process.exit(0);
     );
     let sid = client.expect("sid").await;
     let sid = sid.as_str().expect("a sid");
-    let mut python = Python::spawn(
-        r#"
-import json, sys, socketio
-url, channel, sid = sys.argv[1:4]
-emitter = socketio.KombuManager(url, channel=channel, write_only=True)
-emitter.emit("from-python", {"n": 1}, namespace="/")
-emitter.emit("to-sid", "only you", namespace="/", room=sid)
-emitter.emit("several", (1, "two"), namespace="/")
-print(json.dumps("published"), flush=True)
-"#,
-        &[&url, &exchange, sid],
-    );
+    let mut python = Python::spawn(script, &[&url, &exchange, sid]);
     assert_eq!(python.next().await, json!("published"));
     python.finish().await;
     let mut seen = Vec::new();
