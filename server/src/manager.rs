@@ -35,15 +35,12 @@ impl ClientManager {
     /// channel, python-socketio's `KombuManager` / `AsyncAioPikaManager`).
     pub fn from_url(url: &str) -> Result<ClientManager, UrlError> {
         let broker = BrokerUrl::parse(url)?;
-        match &broker {
-            BrokerUrl::Redis(config) => {
-                if let sockio_core::pubsub::RedisAddress::Unix { .. } = config.address {
-                    return Err(UrlError::Malformed(
-                        "unix:// Redis sockets are supported by the threads runtime only so far",
-                    ));
-                }
-            }
-            _ => {}
+        if let BrokerUrl::Redis(config) = &broker
+            && let sockio_core::pubsub::RedisAddress::Unix { .. } = config.address
+        {
+            return Err(UrlError::Malformed(
+                "unix:// Redis sockets are supported by the threads runtime only so far",
+            ));
         }
         Ok(ClientManager {
             broker,
