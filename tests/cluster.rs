@@ -320,6 +320,49 @@ async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
     client.finish().await;
 }
 
+/// An emit that cannot be published returns an error that says why: no broker listening, a
+/// refused login (RabbitMQ's 403, reported because sockio asks for
+/// `authentication_failure_close`), a vhost that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_emits_that_cannot_be_published_fail_with_the_reason() {
+    let url = amqp_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let cases = [
+        (
+            format!("amqp://guest:guest@127.0.0.1:{closed_port}//"),
+            "cannot connect to RabbitMQ",
+        ),
+        (
+            format!("amqp://guest:wrong-password@{addr}//"),
+            "403 ACCESS_REFUSED",
+        ),
+        (
+            format!("amqp://guest:guest@{addr}/no-such-vhost-for-sockio"),
+            "530 NOT_ALLOWED",
+        ),
+    ];
+    for (url, reason) in cases {
+        let manager = ClientManager::from_url(&url)
+            .expect("a broker URL")
+            .channel(&fresh_channel());
+        let server = clustered::<sockio::tokio::Tokio>(&manager);
+        let error = server
+            .emit("lost", &1)
+            .await
+            .expect_err("an emit that cannot reach the broker fails");
+        assert!(
+            error.to_string().contains(reason),
+            "{url}: {error} does not say {reason:?}"
+        );
+    }
+}
+
 /// A Python script run with the testkit's venv (python-socketio, kombu), printing JSON lines.
 struct Python {
     child: tokio::process::Child,

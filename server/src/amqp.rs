@@ -67,12 +67,12 @@ impl<Rt: Runtime> Connection<Rt> {
             io: HyperIo(stream),
             link,
         };
-        connection.flush().await?;
+        connection.flush_by(runtime, deadline).await?;
         while !connection.link.is_ready() {
             until(runtime, deadline, connection.read_some())
                 .await
                 .ok_or(Failure::Timeout)??;
-            connection.flush().await?;
+            connection.flush_by(runtime, deadline).await?;
         }
         // The events (`Ready`, and deliveries that may have come with it when the queue already
         // held messages) are left to the caller.
@@ -85,6 +85,15 @@ impl<Rt: Runtime> Connection<Rt> {
         }
         self.io.flush().await?;
         Ok(())
+    }
+
+    /// Flushes, failing at `deadline`: a broker that stops reading (a resource alarm blocks
+    /// publishing connections) must not stall the caller forever. After a timeout the stream
+    /// may end in the middle of a frame, so the connection must be dropped.
+    async fn flush_by(&mut self, runtime: &Rt, deadline: Instant) -> Result<(), Failure> {
+        until(runtime, deadline, self.flush())
+            .await
+            .ok_or(Failure::Timeout)?
     }
 
     /// Reads what the broker sent. Writes nothing, so it can be cancelled (raced against a
@@ -133,8 +142,8 @@ impl<Rt: Runtime> Connection<Rt> {
                 waiting.push((self.link.publish(payload)?, index));
             }
         }
-        self.flush().await?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        self.flush_by(runtime, deadline).await?;
         while !waiting.is_empty() {
             while let Some(event) = self.link.poll_event() {
                 match event {
@@ -157,9 +166,12 @@ impl<Rt: Runtime> Connection<Rt> {
             match until(runtime, wake, self.read_some()).await {
                 Some(result) => {
                     result?;
-                    self.flush().await?;
+                    self.flush_by(runtime, deadline).await?;
                 }
-                None => self.on_timer().await?,
+                None => {
+                    self.link.handle_timeout(Instant::now())?;
+                    self.flush_by(runtime, deadline).await?;
+                }
             }
         }
         Ok(())
