@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use api_support::{Node, STEP, listen};
 use serde_json::{Value, json};
+use sockio::core::pubsub::BrokerUrl;
+use sockio::core::pubsub::amqp::{AmqpLink, LinkEvent};
 use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
 use sockio::server::{ClientManager, Runtime, Server, Socket};
 
@@ -122,8 +124,8 @@ fn amqp_url() -> String {
 
 /// The vhost of an `amqp://` URL.
 fn vhost(url: &str) -> String {
-    match sockio::core::pubsub::BrokerUrl::parse(url) {
-        Ok(sockio::core::pubsub::BrokerUrl::Amqp(config)) => config.vhost,
+    match BrokerUrl::parse(url) {
+        Ok(BrokerUrl::Amqp(config)) => config.vhost,
         other => panic!("not an amqp:// URL: {other:?}"),
     }
 }
@@ -360,6 +362,113 @@ async fn amqp_emits_that_cannot_be_published_fail_with_the_reason() {
             error.to_string().contains(reason),
             "{url}: {error} does not say {reason:?}"
         );
+    }
+}
+
+/// Drives `link` on a blocking socket until `done(link)` or `deadline`; with `beating`, runs its
+/// timers (heartbeats). `Err` when the link or the connection fails.
+fn pump(
+    link: &mut AmqpLink,
+    stream: &mut std::net::TcpStream,
+    deadline: std::time::Instant,
+    beating: bool,
+    done: impl Fn(&mut AmqpLink) -> bool,
+) -> Result<bool, String> {
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        while let Some(bytes) = link.poll_transmit() {
+            stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        }
+        if done(link) {
+            return Ok(true);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        let wake = match link.poll_timeout() {
+            Some(at) if beating => at.min(deadline),
+            _ => deadline,
+        };
+        let wait = wake
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        stream
+            .set_read_timeout(Some(wait))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buffer) {
+            Ok(0) => return Err("the broker closed the connection".to_owned()),
+            Ok(read) => link
+                .handle_input(std::time::Instant::now(), &buffer[..read])
+                .map_err(|e| e.to_string())?,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if beating {
+                    link.handle_timeout(std::time::Instant::now())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+}
+
+/// The core's link negotiates heartbeats with the real broker: asking for 1 s, a link whose
+/// timers run stays open through 4 idle seconds and then publishes; one whose timers do not run
+/// (no heartbeats sent) is dropped by the broker.
+#[test]
+fn amqp_link_heartbeats_keep_an_idle_connection_open() {
+    let url = amqp_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let Ok(BrokerUrl::Amqp(config)) = BrokerUrl::parse(&url) else {
+        panic!("not an amqp:// URL: {url}");
+    };
+    for beating in [true, false] {
+        let mut link = AmqpLink::publisher(&config, &fresh_channel(), "sockio heartbeat test")
+            .expect("a publisher link");
+        link.set_heartbeat(1);
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect to RabbitMQ");
+        let start = std::time::Instant::now();
+        let ready = pump(
+            &mut link,
+            &mut stream,
+            start + Duration::from_secs(5),
+            beating,
+            |link| link.is_ready(),
+        );
+        assert_eq!(ready, Ok(true), "set up");
+        assert_eq!(link.heartbeat(), Some(Duration::from_secs(1)));
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        let idle = pump(
+            &mut link,
+            &mut stream,
+            std::time::Instant::now() + Duration::from_secs(4),
+            beating,
+            |_| false,
+        );
+        if !beating {
+            assert!(
+                idle.is_err(),
+                "the broker keeps a silent connection: {idle:?}"
+            );
+            continue;
+        }
+        assert_eq!(idle, Ok(false), "idle with heartbeats");
+        let seq = link.publish(b"{}").expect("publish");
+        let published = pump(
+            &mut link,
+            &mut stream,
+            std::time::Instant::now() + Duration::from_secs(5),
+            beating,
+            |link| link.poll_event() == Some(LinkEvent::Published { seq }),
+        );
+        assert_eq!(published, Ok(true), "confirmed after the idle period");
     }
 }
 
