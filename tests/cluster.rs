@@ -163,6 +163,11 @@ fn rabbitmqctl(args: &[&str]) -> Value {
 /// How many queues the broker has bound to `exchange`, asked from the broker so the test does
 /// not rely on the code under test.
 fn bindings(vhost: &str, exchange: &str) -> usize {
+    bound_queues(vhost, exchange).len()
+}
+
+/// The names of the queues bound to `exchange`, sorted.
+fn bound_queues(vhost: &str, exchange: &str) -> Vec<String> {
     let list = rabbitmqctl(&[
         "list_bindings",
         "-q",
@@ -174,14 +179,15 @@ fn bindings(vhost: &str, exchange: &str) -> usize {
         "--formatter",
         "json",
     ]);
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
-                .count()
-        })
-        .unwrap_or_default()
+    let mut queues: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
+        .filter_map(|b| b["destination_name"].as_str().map(str::to_owned))
+        .collect();
+    queues.sort();
+    queues
 }
 
 async fn wait_for_bindings(vhost: &str, exchange: &str, count: usize) {
@@ -240,6 +246,8 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_amqp() {
 /// The broker drops every connection of both servers mid-test: emits made right after still
 /// succeed (the publishers reconnect), and reach both clients exactly once without restarting
 /// anything (the subscribers reconnect to their queues, which kept what was published meanwhile).
+/// Then the broker deletes both servers' queues: the subscribers notice (consumer cancelled),
+/// reconnect and declare them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
     let url = amqp_url();
@@ -316,6 +324,40 @@ async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
         vec![
             ("a".into(), "later".into(), json!([3])),
             ("b".into(), "later".into(), json!([3])),
+        ]
+    );
+
+    // Deleting the servers' queues cancels their consumers (sockio asks for
+    // consumer_cancel_notify); they reconnect and declare and bind their queues again.
+    let vhost = vhost(&url);
+    let queues = bound_queues(&vhost, &exchange);
+    assert_eq!(queues.len(), 2, "{queues:?}");
+    let before = connections(&exchange);
+    for queue in &queues {
+        broker_cli(&["delete_queue", "-p", &vhost, queue]);
+    }
+    // Only a subscriber that came back binds a queue again (a deleted queue takes its bindings).
+    wait_for_bindings(&vhost, &exchange, 2).await;
+    assert_eq!(
+        bound_queues(&vhost, &exchange),
+        queues,
+        "the same queue names"
+    );
+    let after = connections(&exchange);
+    assert_eq!(
+        after.iter().filter(|pid| before.contains(pid)).count(),
+        2,
+        "the publishers kept their connections, the subscribers have new ones: {before:?} {after:?}"
+    );
+    server_a.emit("recreated", &4).await.expect("emit");
+    mark(&server_a, &server_b).await;
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| event.0.clone());
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "recreated".into(), json!([4])),
+            ("b".into(), "recreated".into(), json!([4])),
         ]
     );
     client.send("done").await;
