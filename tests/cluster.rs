@@ -3,8 +3,15 @@
 //! Broadcasts, room emits, remote enter/leave/close, cross-server calls and callbacks, and remote
 //! disconnects all arrive exactly once. One scenario, run once per broker.
 //!
-//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without one the test
-//! is skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which turns a missing broker into a failure.
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), RabbitMQ from
+//! `SOCKIO_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672//`); without one its tests are
+//! skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which turns a missing broker into a failure.
+//!
+//! The RabbitMQ tests also interoperate with python-socketio's `KombuManager` (the testkit's
+//! venv), and observe and disturb the broker through its own CLI, `rabbitmqctl` (or the command
+//! in `SOCKIO_RABBITMQCTL`, e.g. `docker exec rabbitmq rabbitmqctl`): bindings tell when the
+//! servers' queues are bound, and `close_connection` drops the servers' connections from the
+//! broker's side.
 
 #![cfg(feature = "tokio")]
 
@@ -13,8 +20,10 @@ mod api_support;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use api_support::{Node, listen};
+use api_support::{Node, STEP, listen};
 use serde_json::{Value, json};
+use sockio::core::pubsub::BrokerUrl;
+use sockio::core::pubsub::amqp::{AmqpLink, LinkEvent};
 use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
 use sockio::server::{ClientManager, Runtime, Server, Socket};
 
@@ -135,6 +144,629 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
     .await;
 }
 
+fn amqp_url() -> String {
+    std::env::var("SOCKIO_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
+}
+
+/// The vhost of an `amqp://` URL.
+fn vhost(url: &str) -> String {
+    match BrokerUrl::parse(url) {
+        Ok(BrokerUrl::Amqp(config)) => config.vhost,
+        other => panic!("not an amqp:// URL: {other:?}"),
+    }
+}
+
+/// Runs the broker's CLI and returns what it printed.
+fn broker_cli(args: &[&str]) -> String {
+    let command = std::env::var("SOCKIO_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
+    let mut words = command.split_whitespace();
+    let program = words.next().expect("a rabbitmqctl command");
+    let output = std::process::Command::new(program)
+        .args(words)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "the RabbitMQ tests need the broker's CLI ({command}: {error}); set SOCKIO_RABBITMQCTL"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "{command} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs the broker's CLI with `--formatter json`.
+fn rabbitmqctl(args: &[&str]) -> Value {
+    let output = broker_cli(args);
+    serde_json::from_str(&output)
+        .unwrap_or_else(|error| panic!("rabbitmqctl {args:?} printed no JSON ({error}): {output}"))
+}
+
+/// How many queues the broker has bound to `exchange`, asked from the broker so the test does
+/// not rely on the code under test.
+fn bindings(vhost: &str, exchange: &str) -> usize {
+    bound_queues(vhost, exchange).len()
+}
+
+/// The names of the queues bound to `exchange`, sorted.
+fn bound_queues(vhost: &str, exchange: &str) -> Vec<String> {
+    let list = rabbitmqctl(&[
+        "list_bindings",
+        "-q",
+        "-p",
+        vhost,
+        "source_name",
+        "destination_name",
+        "destination_kind",
+        "--formatter",
+        "json",
+    ]);
+    let mut queues: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
+        .filter_map(|b| b["destination_name"].as_str().map(str::to_owned))
+        .collect();
+    queues.sort();
+    queues
+}
+
+async fn wait_for_bindings(vhost: &str, exchange: &str, count: usize) {
+    // Each rabbitmqctl call takes a good fraction of a second (it starts an Erlang VM).
+    for _ in 0..60 {
+        if bindings(vhost, exchange) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{count} queues were never bound to {exchange}");
+}
+
+/// Closes, from the broker's side, every connection whose client-provided name mentions
+/// `exchange` (sockio names its connections `sockio subscriber <exchange> <queue>` and
+/// `sockio publisher <exchange>`); returns how many.
+fn drop_connections(exchange: &str) -> Vec<String> {
+    let pids = connections(exchange);
+    for pid in &pids {
+        broker_cli(&[
+            "close_connection",
+            pid,
+            "sockio test: dropped by the broker",
+        ]);
+    }
+    pids
+}
+
+/// The pids of the connections whose client-provided name mentions `exchange`.
+fn connections(exchange: &str) -> Vec<String> {
+    // `close_connection` wants the connection's Erlang pid as the plain listing prints it
+    // (`<rabbit@host.N.N.N>`), not as the JSON formatter does.
+    let listing = broker_cli(&["list_connections", "-s", "pid", "client_properties"]);
+    listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, properties)| properties.contains(&format!(" {exchange}")))
+        .map(|(pid, _)| pid.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_amqp() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let (vhost, check) = (vhost(&url), exchange.clone());
+    two_servers_share_clients(&url, &exchange, async move {
+        wait_for_bindings(&vhost, &check, 2).await;
+    })
+    .await;
+}
+
+/// The broker drops every connection of both servers mid-test: emits made right after still
+/// succeed (the publishers reconnect), and reach both clients exactly once without restarting
+/// anything (the subscribers reconnect to their queues, which kept what was published meanwhile).
+/// Then the broker deletes both servers' queues: the subscribers notice (consumer cancelled),
+/// reconnect and declare them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_traffic_resumes_after_the_broker_drops_the_connections() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server_a = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener_a, addr_a) = listen().await;
+    let serving = server_a.clone();
+    tokio::spawn(async move { serving.serve_listener(listener_a).await });
+    let server_b = clustered::<sockio_smol::Smol>(&manager);
+    let listener_b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind B");
+    let addr_b = listener_b.local_addr().expect("B's address");
+    let serving = server_b.clone();
+    std::thread::spawn(move || smol::block_on(serving.serve_std(listener_b)));
+    wait_for_bindings(&vhost(&url), &exchange, 2).await;
+
+    let script = CLIENTS.replace("URL_B", &format!("\"http://{addr_b}\""));
+    let mut client = Node::spawn(&format!("http://{addr_a}"), &script);
+    client.expect("sids").await;
+    server_a.emit("before", &1).await.expect("emit");
+    server_b.emit("before", &2).await.expect("emit");
+    mark(&server_a, &server_b).await;
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| (event.0.clone(), event.2.to_string()));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "before".into(), json!([1])),
+            ("a".into(), "before".into(), json!([2])),
+            ("b".into(), "before".into(), json!([1])),
+            ("b".into(), "before".into(), json!([2])),
+        ]
+    );
+
+    // Two subscribers and two publishers.
+    let dropped = drop_connections(&exchange);
+    assert_eq!(dropped.len(), 4, "the servers' four connections");
+    server_a
+        .emit("after", &1)
+        .await
+        .expect("emit after the drop");
+    server_b
+        .emit("after", &2)
+        .await
+        .expect("emit after the drop");
+    mark(&server_a, &server_b).await;
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| (event.0.clone(), event.2.to_string()));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "after".into(), json!([1])),
+            ("a".into(), "after".into(), json!([2])),
+            ("b".into(), "after".into(), json!([1])),
+            ("b".into(), "after".into(), json!([2])),
+        ]
+    );
+    // Four new connections replaced the dropped ones.
+    let now = connections(&exchange);
+    assert_eq!(now.len(), 4, "reconnected: {now:?}");
+    assert!(now.iter().all(|pid| !dropped.contains(pid)));
+    // And traffic keeps flowing on them.
+    server_b.emit("later", &3).await.expect("emit");
+    mark(&server_a, &server_b).await;
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| event.0.clone());
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "later".into(), json!([3])),
+            ("b".into(), "later".into(), json!([3])),
+        ]
+    );
+
+    // Deleting the servers' queues cancels their consumers (sockio asks for
+    // consumer_cancel_notify); they reconnect and declare and bind their queues again.
+    let vhost = vhost(&url);
+    let queues = bound_queues(&vhost, &exchange);
+    assert_eq!(queues.len(), 2, "{queues:?}");
+    let before = connections(&exchange);
+    for queue in &queues {
+        broker_cli(&["delete_queue", "-p", &vhost, queue]);
+    }
+    // Only a subscriber that came back binds a queue again (a deleted queue takes its bindings).
+    wait_for_bindings(&vhost, &exchange, 2).await;
+    assert_eq!(
+        bound_queues(&vhost, &exchange),
+        queues,
+        "the same queue names"
+    );
+    let after = connections(&exchange);
+    assert_eq!(
+        after.iter().filter(|pid| before.contains(pid)).count(),
+        2,
+        "the publishers kept their connections, the subscribers have new ones: {before:?} {after:?}"
+    );
+    server_a.emit("recreated", &4).await.expect("emit");
+    mark(&server_a, &server_b).await;
+    let mut seen = events_until_marker(&mut client, "marker").await;
+    seen.sort_by_key(|event| event.0.clone());
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), "recreated".into(), json!([4])),
+            ("b".into(), "recreated".into(), json!([4])),
+        ]
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// An emit that cannot be published returns an error that says why: no broker listening, a
+/// refused login (RabbitMQ's 403, reported because sockio asks for
+/// `authentication_failure_close`), a vhost that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_emits_that_cannot_be_published_fail_with_the_reason() {
+    let url = amqp_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let cases = [
+        (
+            format!("amqp://guest:guest@127.0.0.1:{closed_port}//"),
+            "cannot connect to RabbitMQ",
+        ),
+        (
+            format!("amqp://guest:wrong-password@{addr}//"),
+            "403 ACCESS_REFUSED",
+        ),
+        (
+            format!("amqp://guest:guest@{addr}/no-such-vhost-for-sockio"),
+            "530 NOT_ALLOWED",
+        ),
+    ];
+    for (url, reason) in cases {
+        let manager = ClientManager::from_url(&url)
+            .expect("a broker URL")
+            .channel(&fresh_channel());
+        let server = clustered::<sockio::tokio::Tokio>(&manager);
+        let error = server
+            .emit("lost", &1)
+            .await
+            .expect_err("an emit that cannot reach the broker fails");
+        assert!(
+            error.to_string().contains(reason),
+            "{url}: {error} does not say {reason:?}"
+        );
+    }
+}
+
+/// Drives `link` on a blocking socket until `done(link)` or `deadline`; with `beating`, runs its
+/// timers (heartbeats). `Err` when the link or the connection fails.
+fn pump(
+    link: &mut AmqpLink,
+    stream: &mut std::net::TcpStream,
+    deadline: std::time::Instant,
+    beating: bool,
+    done: impl Fn(&mut AmqpLink) -> bool,
+) -> Result<bool, String> {
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        while let Some(bytes) = link.poll_transmit() {
+            stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        }
+        if done(link) {
+            return Ok(true);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        let wake = match link.poll_timeout() {
+            Some(at) if beating => at.min(deadline),
+            _ => deadline,
+        };
+        let wait = wake
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        stream
+            .set_read_timeout(Some(wait))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut buffer) {
+            Ok(0) => return Err("the broker closed the connection".to_owned()),
+            Ok(read) => link
+                .handle_input(std::time::Instant::now(), &buffer[..read])
+                .map_err(|e| e.to_string())?,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if beating {
+                    link.handle_timeout(std::time::Instant::now())
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+}
+
+/// The core's link negotiates heartbeats with the real broker: asking for 1 s, a link whose
+/// timers run stays open through 4 idle seconds and then publishes; one whose timers do not run
+/// (no heartbeats sent) is dropped by the broker.
+#[test]
+fn amqp_link_heartbeats_keep_an_idle_connection_open() {
+    let url = amqp_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let Ok(BrokerUrl::Amqp(config)) = BrokerUrl::parse(&url) else {
+        panic!("not an amqp:// URL: {url}");
+    };
+    for beating in [true, false] {
+        let mut link = AmqpLink::publisher(&config, &fresh_channel(), "sockio heartbeat test")
+            .expect("a publisher link");
+        link.set_heartbeat(1);
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect to RabbitMQ");
+        let start = std::time::Instant::now();
+        let ready = pump(
+            &mut link,
+            &mut stream,
+            start + Duration::from_secs(5),
+            beating,
+            |link| link.is_ready(),
+        );
+        assert_eq!(ready, Ok(true), "set up");
+        assert_eq!(link.heartbeat(), Some(Duration::from_secs(1)));
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        let idle = pump(
+            &mut link,
+            &mut stream,
+            std::time::Instant::now() + Duration::from_secs(4),
+            beating,
+            |_| false,
+        );
+        if !beating {
+            assert!(
+                idle.is_err(),
+                "the broker keeps a silent connection: {idle:?}"
+            );
+            continue;
+        }
+        assert_eq!(idle, Ok(false), "idle with heartbeats");
+        let seq = link.publish(b"{}").expect("publish");
+        let published = pump(
+            &mut link,
+            &mut stream,
+            std::time::Instant::now() + Duration::from_secs(5),
+            beating,
+            |link| link.poll_event() == Some(LinkEvent::Published { seq }),
+        );
+        assert_eq!(published, Ok(true), "confirmed after the idle period");
+    }
+}
+
+/// A Python script run with the testkit's venv (python-socketio, kombu), printing JSON lines.
+struct Python {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Python {
+    fn spawn(script: &str, args: &[&str]) -> Python {
+        sockio_testkit::ensure_clients().expect("the official clients install");
+        let python = sockio_testkit::clients_dir()
+            .join(".venv")
+            .join("bin")
+            .join("python");
+        let mut child = tokio::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python starts");
+        let stdout = child.stdout.take().expect("stdout");
+        Python {
+            child,
+            lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        }
+    }
+
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(STEP, self.lines.next_line())
+            .await
+            .expect("a line from python in time")
+            .expect("python's stdout")
+            .expect("python ended early (its stderr is above)");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    async fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .expect("python exits in time")
+            .expect("python's status");
+        assert!(status.success(), "python failed: {status}");
+    }
+}
+
+/// python-socketio's `KombuManager(url, write_only=True)`, the external emitter of its docs,
+/// reaches the clients of a sockio server through RabbitMQ: broadcast, to one sid, with several
+/// arguments. Its exchange declaration agrees with sockio's (or the broker would refuse one), and
+/// kombu's JSON-encoded string bodies are understood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_kombu_emitter_reaches_a_sockio_client() {
+    python_emitter_reaches_a_sockio_client(
+        r#"
+import json, sys, socketio
+url, channel, sid = sys.argv[1:4]
+emitter = socketio.KombuManager(url, channel=channel, write_only=True)
+emitter.emit("from-python", {"n": 1}, namespace="/")
+emitter.emit("to-sid", "only you", namespace="/", room=sid)
+emitter.emit("several", (1, "two"), namespace="/")
+print(json.dumps("published"), flush=True)
+"#,
+    )
+    .await;
+}
+
+/// The same with asyncio's `AsyncAioPikaManager(url, write_only=True)`: its exchange declaration
+/// agrees too, and its plain JSON bodies (routing key `*`, persistent) are understood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_aio_pika_emitter_reaches_a_sockio_client() {
+    python_emitter_reaches_a_sockio_client(
+        r#"
+import asyncio, json, sys, socketio
+url, channel, sid = sys.argv[1:4]
+
+async def main():
+    emitter = socketio.AsyncAioPikaManager(url, channel=channel, write_only=True)
+    await emitter.emit("from-python", {"n": 1}, namespace="/")
+    await emitter.emit("to-sid", "only you", namespace="/", room=sid)
+    await emitter.emit("several", (1, "two"), namespace="/")
+    await emitter.publisher_connection.close()
+
+asyncio.run(main())
+print(json.dumps("published"), flush=True)
+"#,
+    )
+    .await;
+}
+
+/// Runs `script` (argv: URL, exchange, the client's sid), which must emit `from-python`
+/// `{"n": 1}` to everyone, `to-sid` `"only you"` to the sid and `several` `(1, "two")`, and
+/// checks a sockio server's client gets exactly that.
+async fn python_emitter_reaches_a_sockio_client(script: &str) {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    let (listener, addr) = listen().await;
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve_listener(listener).await });
+    wait_for_bindings(&vhost(&url), &exchange, 1).await;
+    let mut client = Node::spawn(
+        &format!("http://{addr}"),
+        r#"
+const socket = io(URL, { transports: ["websocket"], forceNew: true, reconnection: false });
+await connected(socket);
+socket.onAny((event, ...args) => out("ev", { event, args }));
+out("sid", socket.id);
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("sid").await;
+    let sid = sid.as_str().expect("a sid");
+    let mut python = Python::spawn(script, &[&url, &exchange, sid]);
+    assert_eq!(python.next().await, json!("published"));
+    python.finish().await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(client.expect("ev").await);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            json!({"event": "from-python", "args": [{"n": 1}]}),
+            json!({"event": "to-sid", "args": ["only you"]}),
+            json!({"event": "several", "args": [1, "two"]}),
+        ]
+    );
+    client.send("done").await;
+    client.finish().await;
+}
+
+/// A sockio server's emits reach the client of a python-socketio server that uses
+/// `KombuManager` (threading mode, served by wsgiref): sockio's JSON messages, as published to
+/// RabbitMQ, are what kombu's consumer decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockio_emits_reach_a_python_socketio_servers_client() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let mut python = Python::spawn(
+        r#"
+import json, sys, threading, socketio
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+url, channel = sys.argv[1:3]
+sio = socketio.Server(client_manager=socketio.KombuManager(url, channel=channel),
+                      async_mode="threading")
+
+class Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+httpd = make_server("127.0.0.1", 0, socketio.WSGIApp(sio), server_class=Server,
+                    handler_class=Quiet)
+threading.Thread(target=httpd.serve_forever, daemon=True).start()
+client = socketio.Client()
+
+@client.on("*")
+def any_event(event, *args):
+    print(json.dumps({"event": event, "args": list(args)}), flush=True)
+
+client.connect(f"http://127.0.0.1:{httpd.server_port}", transports=["polling"])
+print(json.dumps({"event": "connected", "args": []}), flush=True)
+sys.stdin.readline()
+client.disconnect()
+"#,
+        &[&url, &exchange],
+    );
+    assert_eq!(
+        python.next().await,
+        json!({"event": "connected", "args": []})
+    );
+    // The python server's listener starts on its first connection; its queue is then bound.
+    wait_for_bindings(&vhost(&url), &exchange, 1).await;
+
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    server
+        .emit("from-rust", &json!({"n": 1}))
+        .await
+        .expect("emit through RabbitMQ");
+    server
+        .emit("several", &(1, "two"))
+        .await
+        .expect("emit through RabbitMQ");
+    assert_eq!(
+        python.next().await,
+        json!({"event": "from-rust", "args": [{"n": 1}]})
+    );
+    assert_eq!(
+        python.next().await,
+        json!({"event": "several", "args": [1, "two"]})
+    );
+    let stdin = python.child.stdin.as_mut().expect("python's stdin");
+    tokio::io::AsyncWriteExt::write_all(stdin, b"done\n")
+        .await
+        .expect("write to python");
+    python.finish().await;
+}
+
+/// Emits `marker` from both servers. A client sees a server's marker after everything that
+/// server emitted before it (one publisher connection, one channel, delivered in order), but a
+/// marker from its own server alone could overtake what the other server published just
+/// before, which travels through the broker.
+async fn mark(server_a: &Server<sockio::tokio::Tokio>, server_b: &Server<sockio_smol::Smol>) {
+    server_a.emit("marker", &()).await.expect("emit a marker");
+    server_b.emit("marker", &()).await.expect("emit a marker");
+}
+
 fn clustered<Rt: Runtime>(manager: &ClientManager) -> Server<Rt> {
     let io = Server::<Rt>::builder()
         .client_manager(manager.clone())
@@ -174,9 +806,8 @@ a.disconnect();
 process.exit(0);
 "#;
 
-/// Collects `ev` lines until both clients saw `marker` from both servers; returns every (who,
-/// event, args) before. Each server's messages arrive in the order it sent them, but the two
-/// servers' are not ordered with each other, so one marker per server closes a step.
+/// Collects `ev` lines until both clients saw `marker` from both servers (see [`mark`]); returns
+/// every (who, event, args) before.
 async fn events_until_marker(client: &mut Node, marker: &str) -> Vec<(String, String, Value)> {
     let mut events = Vec::new();
     let mut markers = 0;
@@ -227,8 +858,7 @@ async fn two_servers_share_clients(
     // A broadcast from either server reaches both clients exactly once.
     server_a.emit("news", &"from A").await.expect("emit");
     server_b.emit("news", &"from B").await.expect("emit");
-    server_a.emit("marker", &"A").await.expect("emit");
-    server_b.emit("marker", &"B").await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by(|x, y| (&x.0, x.2.to_string()).cmp(&(&y.0, y.2.to_string())));
     assert_eq!(
@@ -260,8 +890,7 @@ async fn two_servers_share_clients(
         .to(&sid_b)
         .await
         .expect("emit to a remote sid");
-    server_a.emit("marker", &"A").await.expect("emit");
-    server_b.emit("marker", &"B").await.expect("emit");
+    mark(&server_a, &server_b).await;
     let mut seen = events_until_marker(&mut client, "marker").await;
     seen.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
     assert_eq!(
@@ -325,8 +954,7 @@ async fn two_servers_share_clients(
         .to("r")
         .await
         .expect("emit");
-    server_a.emit("marker", &"A").await.expect("emit");
-    server_b.emit("marker", &"B").await.expect("emit");
+    mark(&server_a, &server_b).await;
     let seen = events_until_marker(&mut client, "marker").await;
     assert_eq!(
         seen,

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod amqp;
 mod cell;
 mod config;
 mod emitter;

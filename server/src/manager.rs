@@ -1,6 +1,7 @@
 //! Client managers: where a server's emits, room changes and disconnects go beyond its own
-//! clients. The in-memory manager (no broker) is the default; [`ClientManager::from_url`] shares
-//! one client list among servers through Redis pub/sub, speaking python-socketio's message
+//! clients. The in-memory manager (no broker) is the default; a [`ClientManager`] shares
+//! one client list among servers through Redis pub/sub or a RabbitMQ fanout exchange, speaking
+//! python-socketio's message
 //! format (the core's [`pubsub`](sockio_core::pubsub) module decides every byte and every
 //! meaning; this module only moves messages between the broker and the server).
 
@@ -10,9 +11,8 @@ use std::time::{Duration, Instant};
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use sockio_core::api::PublishError;
-use sockio_core::pubsub::{
-    BrokerUrl, DEFAULT_CHANNEL, Message, PendingCallbacks, RedisConfig, UrlError,
-};
+pub use sockio_core::pubsub::ClientManager;
+use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 
 use crate::runtime::Runtime;
 use crate::server::lock;
@@ -20,55 +20,6 @@ use crate::server::lock;
 /// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
 /// from synchronous methods fail with a log line).
 const PUBLISH_QUEUE: usize = 4096;
-
-/// How a server reaches the other servers of its cluster. Pass it to
-/// [`ServerBuilder::client_manager`](crate::ServerBuilder::client_manager).
-#[derive(Debug, Clone)]
-pub struct ClientManager {
-    pub(crate) broker: BrokerUrl,
-    pub(crate) channel: String,
-}
-
-impl ClientManager {
-    /// A manager on the broker at `url`: `redis://[[user]:password@]host[:port][/db]` (Redis or
-    /// Valkey pub/sub, python-socketio's `RedisManager` / `AsyncRedisManager`).
-    pub fn from_url(url: &str) -> Result<ClientManager, UrlError> {
-        let broker = BrokerUrl::parse(url)?;
-        match &broker {
-            BrokerUrl::Redis(config) => {
-                if let sockio_core::pubsub::RedisAddress::Unix { .. } = config.address {
-                    return Err(UrlError::Malformed(
-                        "unix:// Redis sockets are supported by the threads runtime only so far",
-                    ));
-                }
-            }
-            BrokerUrl::Amqp(_) => {
-                return Err(UrlError::Malformed(
-                    "amqp:// managers are not implemented yet (issue 6); use redis://",
-                ));
-            }
-            _ => {}
-        }
-        Ok(ClientManager {
-            broker,
-            channel: DEFAULT_CHANNEL.to_owned(),
-        })
-    }
-
-    /// The channel (Redis) or exchange (AMQP) name; `socketio` by default, as python-socketio.
-    #[must_use]
-    pub fn channel(mut self, channel: &str) -> Self {
-        self.channel = channel.to_owned();
-        self
-    }
-
-    fn redis(&self) -> Option<&RedisConfig> {
-        match &self.broker {
-            BrokerUrl::Redis(config) => Some(config),
-            _ => None,
-        }
-    }
-}
 
 /// One message to publish, and who waits for the broker's answer.
 pub(crate) struct PublishJob {
@@ -133,6 +84,11 @@ impl Bus {
 
 /// A fresh host id: 32 hex digits, as python-socketio's `uuid4().hex`.
 fn new_host_id() -> String {
+    random_hex()
+}
+
+/// 32 random hex digits.
+fn random_hex() -> String {
     let mut bytes = [0u8; 16];
     if let Err(error) = getrandom::fill(&mut bytes) {
         panic!("the operating system's random source failed: {error}");
@@ -149,14 +105,21 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> A
         jobs,
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
     });
-    if let Some(config) = manager.redis() {
-        runtime.spawn(crate::redis::run_publisher(
+    match manager.broker() {
+        BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_publisher(
             runtime.clone(),
             config.clone(),
-            manager.channel.clone(),
+            manager.channel_name().to_owned(),
             bus.host_id.clone(),
             receiver,
-        ));
+        )),
+        BrokerUrl::Amqp(config) => runtime.spawn(crate::amqp::run_publisher(
+            runtime.clone(),
+            config.clone(),
+            manager.channel_name().to_owned(),
+            receiver,
+        )),
+        _ => {}
     }
     bus
 }
@@ -174,15 +137,26 @@ pub(crate) fn listen<Rt, D, A>(
     D: Fn(bytes::Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
-    if let Some(config) = manager.redis() {
-        runtime.spawn(crate::redis::run_subscriber(
+    match manager.broker() {
+        BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_subscriber(
             runtime.clone(),
             config.clone(),
-            manager.channel.clone(),
+            manager.channel_name().to_owned(),
             host_id.to_owned(),
             deliver,
             alive,
-        ));
+        )),
+        // One queue per server, `sockio.<32 hex digits>` (KombuManager's are
+        // `python-socketio.<uuid4>`), kept across reconnections.
+        BrokerUrl::Amqp(config) => runtime.spawn(crate::amqp::run_subscriber(
+            runtime.clone(),
+            config.clone(),
+            manager.channel_name().to_owned(),
+            format!("sockio.{}", random_hex()),
+            deliver,
+            alive,
+        )),
+        _ => {}
     }
 }
 

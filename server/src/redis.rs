@@ -50,7 +50,7 @@ impl<Rt: Runtime> Connection<Rt> {
     async fn open(runtime: &Rt, config: &RedisConfig, link: RedisLink) -> Result<Self, Failure> {
         let RedisAddress::Tcp { host, port } = &config.address else {
             return Err(Failure::Connect(std::io::Error::other(
-                "unix:// sockets are not supported on this runtime",
+                "unix:// Redis sockets are supported by the threads runtime only so far",
             )));
         };
         let deadline = Instant::now() + CONNECT_TIMEOUT;

@@ -1,10 +1,12 @@
 //! Scaling out through a message broker, sans-IO: python-socketio's message format
-//! ([`message`]), broker URLs ([`url`]), and the Redis pub/sub protocol ([`resp`]).
+//! ([`message`]), broker URLs ([`url`]), the Redis pub/sub protocol ([`resp`]) and an AMQP 0-9-1
+//! client subset for RabbitMQ ([`amqp`]).
 //!
 //! Runtimes own the broker sockets and reconnection; everything that decides what goes on the
 //! wire and what a received message means lives here, so every runtime speaks the same dialect
 //! and Python and Rust servers and emitters can share one channel.
 
+pub mod amqp;
 pub mod callbacks;
 pub mod manager;
 pub mod message;

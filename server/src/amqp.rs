@@ -1,0 +1,413 @@
+//! RabbitMQ (AMQP 0-9-1) connections for the client manager, on any [`Runtime`]: sockets,
+//! timeouts, heartbeat timers and reconnection only. What is written and what a frame means is
+//! the core's [`AmqpLink`](sockio_core::pubsub::amqp::AmqpLink).
+
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_util::future::{Either, select};
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use sockio_core::api::PublishError;
+use sockio_core::pubsub::AmqpConfig;
+use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent};
+
+use crate::io::HyperIo;
+use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::runtime::{Runtime, until};
+
+/// How long connecting and setting a link up may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to confirm a batch of publishes.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the subscriber looks at whether its server still exists, when the broker is quiet
+/// and no heartbeat is due sooner.
+const ALIVE_CHECK: Duration = Duration::from_secs(15);
+/// How long a clean close may wait for the broker's close-ok.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnection backoff of the subscriber, as python-socketio's listeners: 1 s doubling to 60 s.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+struct Connection<Rt: Runtime> {
+    io: HyperIo<Rt::Stream>,
+    link: AmqpLink,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot connect to RabbitMQ: {0}")]
+    Connect(std::io::Error),
+    #[error("RabbitMQ connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("RabbitMQ closed the connection")]
+    Closed,
+    #[error("RabbitMQ did not answer in time")]
+    Timeout,
+    #[error("RabbitMQ refused a message (basic.nack)")]
+    Rejected,
+}
+
+impl<Rt: Runtime> Connection<Rt> {
+    /// Connects and sets `link` up (login, channel, declarations, consumer or confirm mode).
+    async fn open(runtime: &Rt, config: &AmqpConfig, link: AmqpLink) -> Result<Self, Failure> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let stream = until(
+            runtime,
+            deadline,
+            runtime.connect(&config.host, config.port),
+        )
+        .await
+        .ok_or(Failure::Timeout)?
+        .map_err(Failure::Connect)?;
+        let mut connection = Connection {
+            io: HyperIo(stream),
+            link,
+        };
+        connection.flush_by(runtime, deadline).await?;
+        while !connection.link.is_ready() {
+            until(runtime, deadline, connection.read_some())
+                .await
+                .ok_or(Failure::Timeout)??;
+            connection.flush_by(runtime, deadline).await?;
+        }
+        // The events (`Ready`, and deliveries that may have come with it when the queue already
+        // held messages) are left to the caller.
+        Ok(connection)
+    }
+
+    async fn flush(&mut self) -> Result<(), Failure> {
+        while let Some(bytes) = self.link.poll_transmit() {
+            self.io.write_all(&bytes).await?;
+        }
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Flushes, failing at `deadline`: a broker that stops reading (a resource alarm blocks
+    /// publishing connections) must not stall the caller forever. After a timeout the stream
+    /// may end in the middle of a frame, so the connection must be dropped.
+    async fn flush_by(&mut self, runtime: &Rt, deadline: Instant) -> Result<(), Failure> {
+        until(runtime, deadline, self.flush())
+            .await
+            .ok_or(Failure::Timeout)?
+    }
+
+    /// Reads what the broker sent. Writes nothing, so it can be cancelled (raced against a
+    /// timer or the job queue) without cutting a frame in half; callers flush afterwards.
+    async fn read_some(&mut self) -> Result<(), Failure> {
+        let mut buffer = [0u8; 16 * 1024];
+        let read = self.io.read(&mut buffer).await?;
+        if read == 0 {
+            return Err(Failure::Closed);
+        }
+        self.link.handle_input(Instant::now(), &buffer[..read])?;
+        Ok(())
+    }
+
+    /// After a failure: writes what the link still owes the broker (a close-ok when the broker
+    /// closed the connection), bounded in time, then drops the connection.
+    async fn abandon(mut self, runtime: &Rt) {
+        let _ = until(runtime, Instant::now() + CLOSE_TIMEOUT, self.flush()).await;
+    }
+
+    /// The next moment the link needs `handle_timeout`, or `fallback` when sooner.
+    fn wake_at(&self, fallback: Instant) -> Instant {
+        self.link
+            .poll_timeout()
+            .map_or(fallback, |at| at.min(fallback))
+    }
+
+    /// Runs the link's timers (heartbeats) due now.
+    async fn on_timer(&mut self) -> Result<(), Failure> {
+        self.link.handle_timeout(Instant::now())?;
+        self.flush().await
+    }
+
+    /// Publishes the payloads whose `confirmed` flag is false, and waits until the broker
+    /// confirmed all of them; `confirmed` records each confirmation, so a retry after a failure
+    /// does not publish twice what already arrived.
+    async fn publish(
+        &mut self,
+        runtime: &Rt,
+        payloads: &[Vec<u8>],
+        confirmed: &mut [bool],
+    ) -> Result<(), Failure> {
+        let mut waiting = Vec::new();
+        for (index, payload) in payloads.iter().enumerate() {
+            if !confirmed[index] {
+                waiting.push((self.link.publish(payload)?, index));
+            }
+        }
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        self.flush_by(runtime, deadline).await?;
+        while !waiting.is_empty() {
+            while let Some(event) = self.link.poll_event() {
+                match event {
+                    LinkEvent::Published { seq } => {
+                        if let Some(at) = waiting.iter().position(|(s, _)| *s == seq) {
+                            confirmed[waiting.swap_remove(at).1] = true;
+                        }
+                    }
+                    LinkEvent::Rejected { .. } => return Err(Failure::Rejected),
+                    other => log_event(&other),
+                }
+            }
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::Timeout);
+            }
+            let wake = self.wake_at(deadline);
+            match until(runtime, wake, self.read_some()).await {
+                Some(result) => {
+                    result?;
+                    self.flush_by(runtime, deadline).await?;
+                }
+                None => {
+                    self.link.handle_timeout(Instant::now())?;
+                    self.flush_by(runtime, deadline).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes cleanly (best effort, bounded): the broker then drops the consumer at once.
+    async fn close(mut self, runtime: &Rt) {
+        self.link.close();
+        if self.flush().await.is_err() {
+            return;
+        }
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        loop {
+            match until(runtime, deadline, self.read_some()).await {
+                Some(Ok(())) => {
+                    while let Some(event) = self.link.poll_event() {
+                        if event == LinkEvent::Closed {
+                            return;
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+fn log_event(event: &LinkEvent) {
+    match event {
+        LinkEvent::Blocked(reason) => {
+            tracing::warn!(%reason, "RabbitMQ blocks this connection (resource alarm); publishes wait");
+        }
+        LinkEvent::Unblocked => tracing::info!("RabbitMQ unblocked this connection"),
+        LinkEvent::TooLarge { size } => tracing::error!(
+            size,
+            limit = sockio_core::pubsub::amqp::MAX_MESSAGE,
+            "dropped a message from RabbitMQ larger than the limit"
+        ),
+        _ => {}
+    }
+}
+
+/// Waits for the next batch of jobs while keeping an idle connection alive (heartbeats, and
+/// noticing a close from the broker). `Ok(None)` when every sender is gone.
+async fn idle<Rt: Runtime>(
+    runtime: &Rt,
+    connection: &mut Connection<Rt>,
+    jobs: &mut mpsc::Receiver<PublishJob>,
+) -> Result<Option<Vec<PublishJob>>, Failure> {
+    loop {
+        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        let outcome = {
+            let next = pin!(next_batch(jobs));
+            let read = pin!(connection.read_some());
+            let timer = pin!(runtime.sleep_until(wake));
+            match select(next, select(read, timer)).await {
+                Either::Left((batch, _)) => return Ok(batch),
+                Either::Right((Either::Left((read, _)), _)) => Some(read),
+                Either::Right((Either::Right(((), _)), _)) => None,
+            }
+        };
+        match outcome {
+            Some(read) => {
+                read?;
+                connection.flush().await?;
+                while let Some(event) = connection.link.poll_event() {
+                    log_event(&event);
+                }
+            }
+            None => connection.on_timer().await?,
+        }
+    }
+}
+
+/// Publishes queued messages until the server is gone, reconnecting as needed.
+pub(crate) async fn run_publisher<Rt: Runtime>(
+    runtime: Rt,
+    config: AmqpConfig,
+    exchange: String,
+    mut jobs: mpsc::Receiver<PublishJob>,
+) {
+    let name = format!("sockio publisher {exchange}");
+    let mut connection: Option<Connection<Rt>> = None;
+    loop {
+        let batch = match connection.as_mut() {
+            None => next_batch(&mut jobs).await,
+            Some(open) => match idle(&runtime, open, &mut jobs).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(%error, "RabbitMQ publisher connection lost while idle; reconnecting on the next publish");
+                    if let Some(lost) = connection.take() {
+                        lost.abandon(&runtime).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(batch) = batch else {
+            if let Some(open) = connection.take() {
+                open.close(&runtime).await;
+            }
+            return;
+        };
+        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        let mut confirmed = vec![false; payloads.len()];
+        // Two attempts, as python-socketio's KombuManager: the first may find a connection the
+        // broker dropped since the last publish.
+        let mut result = Err(PublishError("not attempted".to_owned()));
+        for _attempt in 0..2 {
+            if connection.is_none() {
+                let link = match AmqpLink::publisher(&config, &exchange, &name) {
+                    Ok(link) => link,
+                    Err(error) => {
+                        result = Err(PublishError(error.to_string()));
+                        break;
+                    }
+                };
+                match Connection::open(&runtime, &config, link).await {
+                    Ok(fresh) => connection = Some(fresh),
+                    Err(error) => {
+                        result = Err(PublishError(error.to_string()));
+                        continue;
+                    }
+                }
+            }
+            if let Some(open) = connection.as_mut() {
+                match open.publish(&runtime, &payloads, &mut confirmed).await {
+                    Ok(()) => {
+                        result = Ok(());
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
+                        if let Some(lost) = connection.take() {
+                            lost.abandon(&runtime).await;
+                        }
+                        result = Err(PublishError(error.to_string()));
+                    }
+                }
+            }
+        }
+        answer_batch(batch, result);
+    }
+}
+
+/// Consumes the exchange through this server's queue and hands every message to `deliver`,
+/// reconnecting with backoff for as long as `alive()` holds. The queue keeps its name across
+/// reconnections: it outlives a lost connection for `x-expires` (five minutes), so what was
+/// published meanwhile is delivered after the reconnection instead of being lost.
+pub(crate) async fn run_subscriber<Rt, D, A>(
+    runtime: Rt,
+    config: AmqpConfig,
+    exchange: String,
+    queue: String,
+    deliver: D,
+    alive: A,
+) where
+    Rt: Runtime,
+    D: Fn(Bytes) + Send + Sync + 'static,
+    A: Fn() -> bool + Send + Sync + 'static,
+{
+    let name = format!("sockio subscriber {exchange} {queue}");
+    let mut backoff = BACKOFF_FIRST;
+    let mut lost_before = false;
+    while alive() {
+        let link = match AmqpLink::subscriber(&config, &exchange, &queue, &name) {
+            Ok(link) => link,
+            Err(error) => {
+                tracing::error!(%error, %exchange, "cannot subscribe to RabbitMQ");
+                return;
+            }
+        };
+        match Connection::open(&runtime, &config, link).await {
+            Ok(mut connection) => {
+                if lost_before {
+                    tracing::warn!(%exchange, %queue, "RabbitMQ subscription restored; messages published while it was down are delivered if the queue survived (x-expires 5 min)");
+                } else {
+                    tracing::info!(%exchange, %queue, "subscribed to RabbitMQ");
+                }
+                backoff = BACKOFF_FIRST;
+                match receive(&runtime, &mut connection, &deliver, &alive).await {
+                    None => {
+                        connection.close(&runtime).await;
+                        return;
+                    }
+                    Some(error) => {
+                        tracing::error!(%error, %exchange, "RabbitMQ subscription lost; reconnecting");
+                        connection.abandon(&runtime).await;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, %exchange, retry_in = ?backoff, "cannot subscribe to RabbitMQ");
+            }
+        }
+        lost_before = true;
+        runtime.sleep_until(Instant::now() + backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`).
+async fn receive<Rt, D, A>(
+    runtime: &Rt,
+    connection: &mut Connection<Rt>,
+    deliver: &D,
+    alive: &A,
+) -> Option<Failure>
+where
+    Rt: Runtime,
+    D: Fn(Bytes),
+    A: Fn() -> bool,
+{
+    loop {
+        // Deliveries may already wait in the link (they can arrive with the consumer's setup).
+        while let Some(event) = connection.link.poll_event() {
+            match event {
+                LinkEvent::Message(payload) => deliver(payload),
+                other => log_event(&other),
+            }
+        }
+        // Acknowledge what was just handed over (one basic.ack covers all of it), and answer
+        // what the broker asked.
+        if let Err(error) = connection.flush().await {
+            return Some(error);
+        }
+        if !alive() {
+            return None;
+        }
+        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        let result = match until(runtime, wake, connection.read_some()).await {
+            Some(read) => read,
+            None => connection.on_timer().await,
+        };
+        if let Err(error) = result {
+            return Some(error);
+        }
+    }
+}
