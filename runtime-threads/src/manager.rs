@@ -4,12 +4,9 @@
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use sockio_core::api::{AckOutcome, PublishError};
-use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks, TooManyPending};
-
-use crate::conn::lock;
+use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks};
 
 /// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
 /// without waiting fail with a log line).
@@ -64,16 +61,6 @@ impl Bus {
                 "cannot queue a message for the broker; it does not reach the other servers"
             );
         }
-    }
-
-    /// Registers a callback for answers from other servers.
-    pub fn register_callback(
-        &self,
-        callback: RemoteCallback,
-        timeout: Option<Duration>,
-        single: bool,
-    ) -> Result<u64, TooManyPending> {
-        lock(&self.pending).register(callback, Instant::now(), timeout, single)
     }
 }
 

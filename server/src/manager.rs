@@ -6,7 +6,6 @@
 //! meaning; this module only moves messages between the broker and the server).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
@@ -15,7 +14,6 @@ pub use sockio_core::pubsub::ClientManager;
 use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 
 use crate::runtime::Runtime;
-use crate::server::lock;
 
 /// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
 /// from synchronous methods fail with a log line).
@@ -69,16 +67,6 @@ impl Bus {
                 "cannot queue a message for the broker; it does not reach the other servers"
             );
         }
-    }
-
-    /// Registers a callback for answers from other servers.
-    pub fn register_callback(
-        &self,
-        callback: RemoteCallback,
-        timeout: Option<Duration>,
-        single: bool,
-    ) -> Result<u64, sockio_core::pubsub::TooManyPending> {
-        lock(&self.pending).register(callback, Instant::now(), timeout, single)
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use event_listener::Event;
 use futures_channel::oneshot;
@@ -32,8 +32,10 @@ use crate::handlers::{
 };
 use crate::manager::{Bus, ClientManager, RemoteCallback};
 use crate::socket::Socket;
-use sockio_core::pubsub::remote::{RoomChange, only_local, room_change_elsewhere};
-use sockio_core::pubsub::{Expired, Message, Remote, RemoteAck, triage};
+use sockio_core::pubsub::remote::{
+    EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
+};
+use sockio_core::pubsub::{Expired, Message, Remote, triage};
 
 /// Most event handlers of one connection running at once (with `async_handlers`); past it the
 /// dispatcher waits, its backlog grows, and the connection's reads pause.
@@ -746,42 +748,36 @@ impl<Rt: Runtime> Server<Rt> {
                 return Ok(());
             }
         };
-        let local_sid_only = only_local(&self.inner.hub(), &emit.namespace, &emit.rooms);
-        let remote_ack = match &emit.callback {
-            Some((callback, timeout)) if !local_sid_only => {
-                let callback: RemoteCallback = callback.clone();
-                let id = bus.register_callback(callback, *timeout, false)?;
-                Some(RemoteAck {
-                    sid: emit.rooms.first().cloned().unwrap_or_default(),
-                    namespace: emit.namespace.to_string(),
-                    id,
-                })
-            }
-            _ => None,
-        };
+        let plan = plan_emit(
+            &self.inner.hub(),
+            &bus.host_id,
+            &mut lock(&bus.pending),
+            Instant::now(),
+            EmitTarget {
+                event: &emit.event,
+                args: &args,
+                namespace: &emit.namespace,
+                rooms: &emit.rooms,
+                skip: &emit.skip,
+            },
+            emit.callback
+                .as_ref()
+                .map(|(callback, timeout)| (callback, *timeout)),
+        )?;
         self.deliver_local(
             &emit.namespace,
             &emit.event,
-            args.clone(),
+            args,
             &emit.rooms,
             &emit.skip,
             emit.callback,
         );
-        if local_sid_only {
+        let Some(message) = plan.message else {
             return Ok(());
-        }
-        let message = Message::Emit {
-            event: emit.event,
-            args,
-            namespace: emit.namespace.to_string(),
-            rooms: emit.rooms,
-            skip: emit.skip,
-            callback: remote_ack.clone(),
-            host_id: Some(bus.host_id.clone()),
         };
         if let Err(error) = bus.publish(&message).await {
-            if let Some(ack) = remote_ack {
-                lock(&bus.pending).cancel(ack.id);
+            if let Some(id) = plan.remote_ack {
+                lock(&bus.pending).cancel(id);
             }
             return Err(error.into());
         }
@@ -1094,20 +1090,17 @@ async fn call_remote(
             let _ = tx.send(outcome);
         }
     });
-    let id = bus.register_callback(callback, Some(timeout), true)?;
-    let message = Message::Emit {
-        event,
+    let (message, id) = plan_call(
+        &bus.host_id,
+        &mut lock(&bus.pending),
+        Instant::now(),
+        &event,
         args,
-        namespace: namespace.to_owned(),
-        rooms: vec![sid.clone()],
-        skip: Vec::new(),
-        callback: Some(RemoteAck {
-            sid,
-            namespace: namespace.to_owned(),
-            id,
-        }),
-        host_id: Some(bus.host_id.clone()),
-    };
+        namespace,
+        &sid,
+        callback,
+        timeout,
+    )?;
     if let Err(error) = bus.publish(&message).await {
         lock(&bus.pending).cancel(id);
         return Err(error.into());

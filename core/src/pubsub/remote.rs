@@ -6,9 +6,12 @@
 //! [`triage`] applies what the [`Hub`] can do by itself (room changes) and returns what needs the
 //! runtime's connections ([`Remote`]): deliveries, disconnects and answers to callbacks.
 
+use std::time::{Duration, Instant};
+
 use crate::hub::Hub;
 use crate::payload::Args;
 
+use super::callbacks::{PendingCallbacks, TooManyPending};
 use super::message::{DecodeError, Message, RemoteAck};
 
 /// Where a client's answer to a remote emit goes back to.
@@ -185,6 +188,97 @@ pub fn only_local<H: Clone>(hub: &Hub<H>, namespace: &str, rooms: &[String]) -> 
     matches!(rooms, [only] if hub.contains(namespace, only))
 }
 
+/// What an emit needs from the broker, decided before it is delivered locally.
+#[derive(Debug)]
+pub struct ClusterEmit {
+    /// The message to publish; `None` when the emit can only reach this server's clients.
+    pub message: Option<Message>,
+    /// The remote callback registered for the answers, to cancel if publishing fails.
+    pub remote_ack: Option<u64>,
+}
+
+/// One emit as the application made it.
+#[derive(Debug, Clone, Copy)]
+pub struct EmitTarget<'a> {
+    pub event: &'a str,
+    pub args: &'a Args,
+    pub namespace: &'a str,
+    pub rooms: &'a [String],
+    pub skip: &'a [String],
+}
+
+/// Plans an emit of host `host_id` for the cluster: unless it can only reach local clients, the
+/// message to publish, and with a `callback` (and its timeout) a remote callback registered in
+/// `pending` so answers from other servers come back to it.
+pub fn plan_emit<H: Clone, C: Clone>(
+    hub: &Hub<H>,
+    host_id: &str,
+    pending: &mut PendingCallbacks<C>,
+    now: Instant,
+    emit: EmitTarget<'_>,
+    callback: Option<(&C, Option<Duration>)>,
+) -> Result<ClusterEmit, TooManyPending> {
+    if only_local(hub, emit.namespace, emit.rooms) {
+        return Ok(ClusterEmit {
+            message: None,
+            remote_ack: None,
+        });
+    }
+    let ack = match callback {
+        Some((callback, timeout)) => Some(RemoteAck {
+            // python-socketio's callback names one room (or sid); the answer only echoes it.
+            sid: emit.rooms.first().cloned().unwrap_or_default(),
+            namespace: emit.namespace.to_owned(),
+            id: pending.register(callback.clone(), now, timeout, false)?,
+        }),
+        None => None,
+    };
+    Ok(ClusterEmit {
+        remote_ack: ack.as_ref().map(|ack| ack.id),
+        message: Some(Message::Emit {
+            event: emit.event.to_owned(),
+            args: emit.args.clone(),
+            namespace: emit.namespace.to_owned(),
+            rooms: emit.rooms.to_vec(),
+            skip: emit.skip.to_vec(),
+            callback: ack,
+            host_id: Some(host_id.to_owned()),
+        }),
+    })
+}
+
+/// Plans a `call` of host `host_id` to client `sid` of another server: registers `callback` for
+/// its one answer (or a timeout after `timeout`) and returns the message to publish with the
+/// callback's id.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_call<C: Clone>(
+    host_id: &str,
+    pending: &mut PendingCallbacks<C>,
+    now: Instant,
+    event: &str,
+    args: Args,
+    namespace: &str,
+    sid: &str,
+    callback: C,
+    timeout: Duration,
+) -> Result<(Message, u64), TooManyPending> {
+    let id = pending.register(callback, now, Some(timeout), true)?;
+    let message = Message::Emit {
+        event: event.to_owned(),
+        args,
+        namespace: namespace.to_owned(),
+        rooms: vec![sid.to_owned()],
+        skip: Vec::new(),
+        callback: Some(RemoteAck {
+            sid: sid.to_owned(),
+            namespace: namespace.to_owned(),
+            id,
+        }),
+        host_id: Some(host_id.to_owned()),
+    };
+    Ok((message, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +371,60 @@ mod tests {
             triage(&reserved, "me", &mut hub),
             Err(Ignored::ReservedEvent("disconnect".into()))
         );
+    }
+
+    #[test]
+    fn emits_are_planned_for_the_cluster() {
+        let hub = hub();
+        let mut pending = PendingCallbacks::default();
+        let now = Instant::now();
+        let args = Args::from_parts(vec![json!(1)], vec![]);
+        let to = |rooms: &'static [String]| EmitTarget {
+            event: "e",
+            args: &args,
+            namespace: "/",
+            rooms,
+            skip: &[],
+        };
+        let mine: &'static [String] = Box::leak(Box::new(["mine".to_owned()]));
+        let local =
+            plan_emit(&hub, "me", &mut pending, now, to(mine), Some((&"cb", None))).unwrap();
+        assert!(local.message.is_none() && local.remote_ack.is_none() && pending.is_empty());
+        let room: &'static [String] = Box::leak(Box::new(["room".to_owned()]));
+        let plan = plan_emit(&hub, "me", &mut pending, now, to(room), Some((&"cb", None))).unwrap();
+        let id = plan.remote_ack.expect("a remote callback");
+        let Some(Message::Emit {
+            callback, host_id, ..
+        }) = plan.message
+        else {
+            panic!("an emit to publish");
+        };
+        assert_eq!(
+            callback.map(|c| (c.sid, c.id)),
+            Some(("room".to_owned(), id))
+        );
+        assert_eq!(host_id.as_deref(), Some("me"));
+        assert_eq!(pending.answer(id), Some("cb"));
+        let (message, call) = plan_call(
+            "me",
+            &mut pending,
+            now,
+            "q",
+            Args::new(),
+            "/",
+            "theirs",
+            "call",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(
+            matches!(message, Message::Emit { ref rooms, .. } if rooms == &["theirs".to_owned()])
+        );
+        assert_eq!(
+            pending.expire(now + Duration::from_secs(1)),
+            vec![super::super::callbacks::Expired::Unanswered("call")]
+        );
+        assert_ne!(call, id);
     }
 
     #[test]
