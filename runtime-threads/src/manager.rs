@@ -77,15 +77,20 @@ impl Bus {
     }
 }
 
-/// Starts the publisher thread and returns the bus.
-pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
+/// 32 hex digits from the operating system's random source.
+fn random_hex() -> String {
     let mut random = [0u8; 16];
     if let Err(error) = getrandom::fill(&mut random) {
         panic!("the operating system's random source failed: {error}");
     }
+    sockio_core::pubsub::manager::host_id(random)
+}
+
+/// Starts the publisher thread and returns the bus.
+pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
     let (jobs, receiver) = sync_channel(PUBLISH_QUEUE);
     let bus = Arc::new(Bus {
-        host_id: sockio_core::pubsub::manager::host_id(random),
+        host_id: random_hex(),
         jobs,
         pending: Mutex::new(PendingCallbacks::default()),
     });
@@ -100,9 +105,10 @@ pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
             BrokerUrl::Redis(config) => {
                 crate::redis::run_publisher(config, channel, host_id, receiver);
             }
+            BrokerUrl::Amqp(config) => crate::amqp::run_publisher(config, channel, receiver),
             _ => refuse_all(
                 &receiver,
-                "amqp:// is not supported by the threads runtime yet",
+                "this kind of broker is not supported by the threads runtime",
             ),
         });
     if let Err(error) = spawned {
@@ -132,14 +138,20 @@ pub(crate) fn listen(
         manager.channel_name().to_owned(),
         host_id.to_owned(),
     );
+    let queue = format!("sockio.{}", random_hex());
     let spawned = std::thread::Builder::new()
         .name("sockio-subscriber".into())
         .spawn(move || match broker {
             BrokerUrl::Redis(config) => {
                 crate::redis::run_subscriber(config, channel, host_id, deliver, alive);
             }
+            // One queue per server, `sockio.<32 hex digits>` as the async runtimes' (KombuManager's
+            // are `python-socketio.<uuid4>`), kept across reconnections.
+            BrokerUrl::Amqp(config) => {
+                crate::amqp::run_subscriber(config, channel, queue, deliver, alive);
+            }
             _ => tracing::error!(
-                "amqp:// is not supported by the threads runtime yet; this server hears no other server"
+                "this kind of broker is not supported by the threads runtime; this server hears no other server"
             ),
         });
     if let Err(error) = spawned {
