@@ -17,7 +17,7 @@ use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch};
 
-use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::manager::{PublishJob, answer_batch, batch_from, next_batch};
 
 /// How long connecting and setting a link up may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -242,7 +242,7 @@ fn idle(
     loop {
         let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
         match jobs.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-            Ok(first) => return Ok(Some(more_jobs(first, jobs))),
+            Ok(first) => return Ok(Some(batch_from(first, jobs))),
             Err(RecvTimeoutError::Disconnected) => return Ok(None),
             Err(RecvTimeoutError::Timeout) => {
                 connection.read_ready()?;
@@ -253,18 +253,6 @@ fn idle(
             }
         }
     }
-}
-
-/// `first` and what else is queued behind it, as [`next_batch`] does.
-fn more_jobs(first: PublishJob, jobs: &Receiver<PublishJob>) -> Vec<PublishJob> {
-    let mut batch = vec![first];
-    while batch.len() < 256 {
-        match jobs.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    batch
 }
 
 /// Publishes queued messages until every sender is gone, reconnecting as needed.
@@ -409,10 +397,7 @@ fn receive(
         }
         let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
         // A busy queue keeps the reads coming: the timers (heartbeats) run after any read.
-        if let Err(error) = connection
-            .read_by(wake)
-            .and_then(|_| connection.on_timer())
-        {
+        if let Err(error) = connection.read_by(wake).and_then(|_| connection.on_timer()) {
             return Some(error);
         }
     }

@@ -159,10 +159,16 @@ pub(crate) fn listen(
     }
 }
 
-/// The next messages to publish: waits for one, then takes what else is queued (up to 256), so a
-/// burst of emits costs one round trip to the broker. `None` when every sender is gone.
+/// The next messages to publish: waits for one, then takes what else is queued (see
+/// [`batch_from`]). `None` when every sender is gone.
 pub(crate) fn next_batch(receiver: &Receiver<PublishJob>) -> Option<Vec<PublishJob>> {
     let first = receiver.recv().ok()?;
+    Some(batch_from(first, receiver))
+}
+
+/// `first` and what else is queued behind it (up to 256 in all), so a burst of emits costs one
+/// round trip to the broker.
+pub(crate) fn batch_from(first: PublishJob, receiver: &Receiver<PublishJob>) -> Vec<PublishJob> {
     let mut batch = vec![first];
     while batch.len() < 256 {
         match receiver.try_recv() {
@@ -170,7 +176,7 @@ pub(crate) fn next_batch(receiver: &Receiver<PublishJob>) -> Option<Vec<PublishJ
             Err(_) => break,
         }
     }
-    Some(batch)
+    batch
 }
 
 /// Tells everyone waiting on `batch` how publishing went; logs a failure once.

@@ -386,7 +386,11 @@ fn rabbitmq_traffic_resumes_after_the_broker_drops_the_connections() {
     );
 
     let dropped = connections(&exchange);
-    assert_eq!(dropped.len(), 4, "two publishers and two subscribers: {dropped:?}");
+    assert_eq!(
+        dropped.len(),
+        4,
+        "two publishers and two subscribers: {dropped:?}"
+    );
     for pid in &dropped {
         broker_cli(&[
             "close_connection",
