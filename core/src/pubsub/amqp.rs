@@ -1696,7 +1696,9 @@ mod tests {
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
         second.handle_input(Instant::now(), &wire).unwrap();
-        batch.handle_events(&mut second, |e| others.push(e)).unwrap();
+        batch
+            .handle_events(&mut second, |e| others.push(e))
+            .unwrap();
         assert!(batch.is_confirmed());
 
         // A refusal fails the batch.
