@@ -47,6 +47,7 @@
 
 #![forbid(unsafe_code)]
 
+mod amqp;
 mod config;
 mod conn;
 mod emitter;

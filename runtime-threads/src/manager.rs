@@ -64,15 +64,20 @@ impl Bus {
     }
 }
 
-/// Starts the publisher thread and returns the bus.
-pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
+/// 32 hex digits from the operating system's random source.
+fn random_hex() -> String {
     let mut random = [0u8; 16];
     if let Err(error) = getrandom::fill(&mut random) {
         panic!("the operating system's random source failed: {error}");
     }
+    sockio_core::pubsub::manager::host_id(random)
+}
+
+/// Starts the publisher thread and returns the bus.
+pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
     let (jobs, receiver) = sync_channel(PUBLISH_QUEUE);
     let bus = Arc::new(Bus {
-        host_id: sockio_core::pubsub::manager::host_id(random),
+        host_id: random_hex(),
         jobs,
         pending: Mutex::new(PendingCallbacks::default()),
     });
@@ -87,9 +92,10 @@ pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
             BrokerUrl::Redis(config) => {
                 crate::redis::run_publisher(config, channel, host_id, receiver);
             }
+            BrokerUrl::Amqp(config) => crate::amqp::run_publisher(config, channel, receiver),
             _ => refuse_all(
                 &receiver,
-                "amqp:// is not supported by the threads runtime yet",
+                "this kind of broker is not supported by the threads runtime",
             ),
         });
     if let Err(error) = spawned {
@@ -119,14 +125,20 @@ pub(crate) fn listen(
         manager.channel_name().to_owned(),
         host_id.to_owned(),
     );
+    let queue = format!("sockio.{}", random_hex());
     let spawned = std::thread::Builder::new()
         .name("sockio-subscriber".into())
         .spawn(move || match broker {
             BrokerUrl::Redis(config) => {
                 crate::redis::run_subscriber(config, channel, host_id, deliver, alive);
             }
+            // One queue per server, `sockio.<32 hex digits>` as the async runtimes' (KombuManager's
+            // are `python-socketio.<uuid4>`), kept across reconnections.
+            BrokerUrl::Amqp(config) => {
+                crate::amqp::run_subscriber(config, channel, queue, deliver, alive);
+            }
             _ => tracing::error!(
-                "amqp:// is not supported by the threads runtime yet; this server hears no other server"
+                "this kind of broker is not supported by the threads runtime; this server hears no other server"
             ),
         });
     if let Err(error) = spawned {
@@ -134,10 +146,16 @@ pub(crate) fn listen(
     }
 }
 
-/// The next messages to publish: waits for one, then takes what else is queued (up to 256), so a
-/// burst of emits costs one round trip to the broker. `None` when every sender is gone.
+/// The next messages to publish: waits for one, then takes what else is queued (see
+/// [`batch_from`]). `None` when every sender is gone.
 pub(crate) fn next_batch(receiver: &Receiver<PublishJob>) -> Option<Vec<PublishJob>> {
     let first = receiver.recv().ok()?;
+    Some(batch_from(first, receiver))
+}
+
+/// `first` and what else is queued behind it (up to 256 in all), so a burst of emits costs one
+/// round trip to the broker.
+pub(crate) fn batch_from(first: PublishJob, receiver: &Receiver<PublishJob>) -> Vec<PublishJob> {
     let mut batch = vec![first];
     while batch.len() < 256 {
         match receiver.try_recv() {
@@ -145,7 +163,7 @@ pub(crate) fn next_batch(receiver: &Receiver<PublishJob>) -> Option<Vec<PublishJ
             Err(_) => break,
         }
     }
-    Some(batch)
+    batch
 }
 
 /// Tells everyone waiting on `batch` how publishing went; logs a failure once.

@@ -1,9 +1,14 @@
-//! Two threads-runtime servers sharing one client list through a real Redis, an official client
+//! Two threads-runtime servers sharing one client list through a real broker, an official client
 //! (socket.io-client 4.x) on each, and the blocking write-only `Emitter`: broadcasts, remote room
-//! changes, a cross-server call and remote disconnects (from a server and from the emitter).
+//! changes, a cross-server call and remote disconnects (from a server and from the emitter). One
+//! scenario, run once per broker (Redis, RabbitMQ); over RabbitMQ, traffic also resumes after the
+//! broker drops every connection.
 //!
-//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without one the test
-//! is skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which makes a missing broker a failure.
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), RabbitMQ from
+//! `SOCKIO_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672//`); without one its tests are
+//! skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI), which makes a missing broker a failure. The
+//! RabbitMQ tests observe and disturb the broker through its own CLI, `rabbitmqctl` (or the
+//! command in `SOCKIO_RABBITMQCTL`, e.g. `docker exec rabbitmq rabbitmqctl`).
 
 mod support;
 
@@ -12,6 +17,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sockio_core::pubsub::BrokerUrl;
 use sockio_core::pubsub::resp::{Decoder, Reply, encode_command};
 use sockio_threads::{ClientManager, Emitter, Server};
 use support::Node;
@@ -20,10 +26,16 @@ fn redis_url() -> String {
     std::env::var("SOCKIO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// `host:port` of the Redis under test, or `None` (skip) when it is absent and not required.
-fn redis_addr(url: &str) -> Option<String> {
+fn amqp_url() -> String {
+    std::env::var("SOCKIO_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
+}
+
+/// `host:port` of the broker at `url`, or `None` (skip) when it is absent and not required.
+fn broker_addr(url: &str) -> Option<String> {
     let addr = url
-        .trim_start_matches("redis://")
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
         .rsplit('@')
         .next()
         .unwrap_or_default()
@@ -34,13 +46,25 @@ fn redis_addr(url: &str) -> Option<String> {
     match std::net::TcpStream::connect(&addr) {
         Ok(_) => Some(addr),
         Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
-            panic!("Redis at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
+            panic!("the broker at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
         }
         Err(error) => {
-            eprintln!("skipped: no Redis at {url} ({error})");
+            eprintln!("skipped: no broker at {url} ({error})");
             None
         }
     }
+}
+
+/// A channel (Redis) or exchange (RabbitMQ) name no other test uses.
+fn fresh_channel() -> String {
+    format!(
+        "sockio-threads-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
 }
 
 /// `PUBSUB NUMSUB channel`, asked on a plain socket.
@@ -62,6 +86,116 @@ fn subscribers(addr: &str, channel: &str) -> i64 {
             return *count;
         }
     }
+}
+
+/// The vhost of an `amqp://` URL.
+fn vhost(url: &str) -> String {
+    match BrokerUrl::parse(url) {
+        Ok(BrokerUrl::Amqp(config)) => config.vhost,
+        other => panic!("not an amqp:// URL: {other:?}"),
+    }
+}
+
+/// Runs the broker's CLI and returns what it printed.
+fn broker_cli(args: &[&str]) -> String {
+    let command = std::env::var("SOCKIO_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
+    let mut words = command.split_whitespace();
+    let program = words.next().expect("a rabbitmqctl command");
+    let output = std::process::Command::new(program)
+        .args(words)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "the RabbitMQ tests need the broker's CLI ({command}: {error}); set SOCKIO_RABBITMQCTL"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "{command} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The names of the queues the broker has bound to `exchange`, asked from the broker so the
+/// test does not rely on the code under test.
+fn bound_queues(vhost: &str, exchange: &str) -> Vec<String> {
+    let output = broker_cli(&[
+        "list_bindings",
+        "-q",
+        "-p",
+        vhost,
+        "source_name",
+        "destination_name",
+        "destination_kind",
+        "--formatter",
+        "json",
+    ]);
+    let list: Value = serde_json::from_str(&output)
+        .unwrap_or_else(|error| panic!("list_bindings printed no JSON ({error}): {output}"));
+    let mut queues: Vec<String> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
+        .filter_map(|b| b["destination_name"].as_str().map(str::to_owned))
+        .collect();
+    queues.sort();
+    queues
+}
+
+/// The pids of the connections whose client-provided name mentions `exchange` (sockio names its
+/// connections `sockio subscriber <exchange> <queue>` and `sockio publisher <exchange>`).
+fn connections(exchange: &str) -> Vec<String> {
+    // `close_connection` wants the connection's Erlang pid as the plain listing prints it.
+    let listing = broker_cli(&["list_connections", "-s", "pid", "client_properties"]);
+    listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, properties)| properties.contains(&format!(" {exchange}")))
+        .map(|(pid, _)| pid.to_owned())
+        .collect()
+}
+
+/// The broker under test, and how to tell that `n` servers listen on a channel.
+enum Broker {
+    Redis { addr: String },
+    Amqp { vhost: String },
+}
+
+impl Broker {
+    /// Waits until `n` servers listen on `channel`, and checks it.
+    fn wait_for_listeners(&self, channel: &str, n: usize) {
+        let count = || match self {
+            Broker::Redis { addr } => usize::try_from(subscribers(addr, channel)).unwrap_or(0),
+            Broker::Amqp { vhost } => bound_queues(vhost, channel).len(),
+        };
+        // Each rabbitmqctl call takes a good fraction of a second (it starts an Erlang VM).
+        for _ in 0..100 {
+            if count() >= n {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(count(), n, "{n} servers listen on {channel}");
+    }
+}
+
+/// The Redis under test, or `None` (skip).
+fn redis() -> Option<(String, Broker)> {
+    let url = redis_url();
+    let addr = broker_addr(&url)?;
+    Some((url, Broker::Redis { addr }))
+}
+
+/// The RabbitMQ under test, or `None` (skip).
+fn rabbitmq() -> Option<(String, Broker)> {
+    let url = amqp_url();
+    broker_addr(&url)?;
+    let vhost = vhost(&url);
+    Some((url, Broker::Amqp { vhost }))
 }
 
 fn serve(manager: &ClientManager) -> (Server, String) {
@@ -110,30 +244,28 @@ fn events(client: &mut Node, n: usize) -> Vec<(String, String, Value)> {
 
 #[test]
 fn two_threads_servers_and_an_emitter_share_clients_through_redis() {
-    let url = redis_url();
-    let Some(addr) = redis_addr(&url) else {
-        return;
-    };
-    let channel = format!(
-        "sockio-threads-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    );
-    let manager = ClientManager::from_url(&url)
-        .expect("a Redis URL")
+    if let Some((url, broker)) = redis() {
+        share_clients(&url, &broker);
+    }
+}
+
+#[test]
+fn two_threads_servers_and_an_emitter_share_clients_through_rabbitmq() {
+    if let Some((url, broker)) = rabbitmq() {
+        share_clients(&url, &broker);
+    }
+}
+
+/// The scenario: broadcasts, a remote room change, a cross-server call, the emitter, and remote
+/// disconnects, each arriving exactly once.
+fn share_clients(url: &str, broker: &Broker) {
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(url)
+        .expect("a broker URL")
         .channel(&channel);
     let (server_a, url_a) = serve(&manager);
     let (server_b, url_b) = serve(&manager);
-    for _ in 0..500 {
-        if subscribers(&addr, &channel) >= 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(subscribers(&addr, &channel), 2, "both servers subscribed");
+    broker.wait_for_listeners(&channel, 2);
 
     let mut client = Node::spawn(&url_a, &CLIENTS.replace("URL_B", &format!("\"{url_b}\"")));
     let sids = client.expect("sids");
@@ -206,6 +338,98 @@ fn two_threads_servers_and_an_emitter_share_clients_through_redis() {
         )]
     );
     drop(server_b);
+    client.send("done");
+    client.finish();
+}
+
+/// The next `n` events, sorted by (client, event, arguments).
+fn sorted_events(client: &mut Node, n: usize) -> Vec<(String, String, Value)> {
+    let mut seen = events(client, n);
+    seen.sort_by_key(|(who, event, args)| (who.clone(), event.clone(), args.to_string()));
+    seen
+}
+
+/// RabbitMQ drops every connection of both servers (their publishers and subscribers): emits
+/// made right after still succeed (the publishers notice and publish again on a new
+/// connection), and reach both clients exactly once without restarting anything (the
+/// subscribers reconnect to their queues, which kept what was published meanwhile).
+#[test]
+fn rabbitmq_traffic_resumes_after_the_broker_drops_the_connections() {
+    let Some((url, broker)) = rabbitmq() else {
+        return;
+    };
+    let exchange = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let (server_a, url_a) = serve(&manager);
+    let (server_b, url_b) = serve(&manager);
+    broker.wait_for_listeners(&exchange, 2);
+    let Broker::Amqp { vhost } = &broker else {
+        unreachable!("a RabbitMQ broker")
+    };
+    let queues = bound_queues(vhost, &exchange);
+
+    let mut client = Node::spawn(&url_a, &CLIENTS.replace("URL_B", &format!("\"{url_b}\"")));
+    client.expect("sids");
+    // Both publishers connect on their first emit.
+    server_a.emit("before", &1).send().expect("emit");
+    server_b.emit("before", &2).send().expect("emit");
+    assert_eq!(
+        sorted_events(&mut client, 4),
+        vec![
+            ("a".into(), "before".into(), json!([1])),
+            ("a".into(), "before".into(), json!([2])),
+            ("b".into(), "before".into(), json!([1])),
+            ("b".into(), "before".into(), json!([2])),
+        ]
+    );
+
+    let dropped = connections(&exchange);
+    assert_eq!(
+        dropped.len(),
+        4,
+        "two publishers and two subscribers: {dropped:?}"
+    );
+    for pid in &dropped {
+        broker_cli(&[
+            "close_connection",
+            pid,
+            "sockio test: dropped by the broker",
+        ]);
+    }
+    server_a
+        .emit("after", &1)
+        .send()
+        .expect("emit after the drop");
+    server_b
+        .emit("after", &2)
+        .send()
+        .expect("emit after the drop");
+    assert_eq!(
+        sorted_events(&mut client, 4),
+        vec![
+            ("a".into(), "after".into(), json!([1])),
+            ("a".into(), "after".into(), json!([2])),
+            ("b".into(), "after".into(), json!([1])),
+            ("b".into(), "after".into(), json!([2])),
+        ]
+    );
+    // Four new connections replaced the dropped ones, and the queues kept their names.
+    let now = connections(&exchange);
+    assert_eq!(now.len(), 4, "reconnected: {now:?}");
+    assert!(now.iter().all(|pid| !dropped.contains(pid)), "{now:?}");
+    assert_eq!(bound_queues(vhost, &exchange), queues, "the same queues");
+    // Traffic keeps flowing, and nothing arrived twice: a duplicate of "after" would be read
+    // here, before the next emit's events.
+    server_b.emit("later", &3).send().expect("emit");
+    assert_eq!(
+        sorted_events(&mut client, 2),
+        vec![
+            ("a".into(), "later".into(), json!([3])),
+            ("b".into(), "later".into(), json!([3])),
+        ]
+    );
     client.send("done");
     client.finish();
 }

@@ -11,7 +11,7 @@ use futures_util::future::{Either, select};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
-use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent};
+use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, PublishBatch};
 
 use crate::io::HyperIo;
 use crate::manager::{PublishJob, answer_batch, next_batch};
@@ -127,37 +127,24 @@ impl<Rt: Runtime> Connection<Rt> {
         self.flush().await
     }
 
-    /// Publishes the payloads whose `confirmed` flag is false, and waits until the broker
-    /// confirmed all of them; `confirmed` records each confirmation, so a retry after a failure
-    /// does not publish twice what already arrived.
+    /// Publishes what `batch` has not had confirmed yet, and waits until the broker confirmed
+    /// all of it; `batch` records each confirmation, so a retry after a failure does not publish
+    /// twice what already arrived.
     async fn publish(
         &mut self,
         runtime: &Rt,
         payloads: &[Vec<u8>],
-        confirmed: &mut [bool],
+        batch: &mut PublishBatch,
     ) -> Result<(), Failure> {
-        let mut waiting = Vec::new();
-        for (index, payload) in payloads.iter().enumerate() {
-            if !confirmed[index] {
-                waiting.push((self.link.publish(payload)?, index));
-            }
-        }
+        batch.publish(&mut self.link, payloads)?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
         self.flush_by(runtime, deadline).await?;
-        while !waiting.is_empty() {
-            while let Some(event) = self.link.poll_event() {
-                match event {
-                    LinkEvent::Published { seq } => {
-                        if let Some(at) = waiting.iter().position(|(s, _)| *s == seq) {
-                            confirmed[waiting.swap_remove(at).1] = true;
-                        }
-                    }
-                    LinkEvent::Rejected { .. } => return Err(Failure::Rejected),
-                    other => log_event(&other),
-                }
-            }
-            if waiting.is_empty() {
-                break;
+        loop {
+            batch
+                .handle_events(&mut self.link, |event| log_event(&event))
+                .map_err(|_| Failure::Rejected)?;
+            if batch.is_confirmed() {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(Failure::Timeout);
@@ -174,7 +161,6 @@ impl<Rt: Runtime> Connection<Rt> {
                 }
             }
         }
-        Ok(())
     }
 
     /// Closes cleanly (best effort, bounded): the broker then drops the consumer at once.
@@ -276,7 +262,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
             return;
         };
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
-        let mut confirmed = vec![false; payloads.len()];
+        let mut progress = PublishBatch::new(payloads.len());
         // Two attempts, as python-socketio's KombuManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
@@ -298,7 +284,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                 }
             }
             if let Some(open) = connection.as_mut() {
-                match open.publish(&runtime, &payloads, &mut confirmed).await {
+                match open.publish(&runtime, &payloads, &mut progress).await {
                     Ok(()) => {
                         result = Ok(());
                         break;

@@ -1175,6 +1175,85 @@ impl AmqpLink {
     }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Batches of publishes across attempts
+
+/// What the broker refused: a `basic.nack` for one of a batch's publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("RabbitMQ refused a message (basic.nack)")]
+pub struct Rejected;
+
+/// Which messages of a batch the broker confirmed, across the attempts a driver makes (each on a
+/// fresh link after a failure), so that a retry publishes again only what was not confirmed: the
+/// bookkeeping both the async and the blocking drivers need.
+///
+/// Use: [`publish`](Self::publish) the batch on a ready publisher link and write what it
+/// transmits; after every input or timeout, [`handle_events`](Self::handle_events) until
+/// [`is_confirmed`](Self::is_confirmed). When the link fails, drop it and call `publish` again
+/// on a new one.
+#[derive(Debug, Clone)]
+pub struct PublishBatch {
+    confirmed: Vec<bool>,
+    /// Sequence numbers of the current link still awaited, and the message each stands for.
+    waiting: Vec<(u64, usize)>,
+}
+
+impl PublishBatch {
+    /// A batch of `len` messages, none confirmed.
+    pub fn new(len: usize) -> Self {
+        PublishBatch {
+            confirmed: vec![false; len],
+            waiting: Vec::new(),
+        }
+    }
+
+    /// Queues on `link` every message of `payloads` (the batch, in order) not confirmed yet.
+    /// Sequence numbers of an earlier link are forgotten: its unconfirmed messages are sent again.
+    pub fn publish<P: AsRef<[u8]>>(
+        &mut self,
+        link: &mut AmqpLink,
+        payloads: &[P],
+    ) -> Result<(), LinkError> {
+        self.waiting.clear();
+        for (index, payload) in payloads.iter().enumerate() {
+            if !self.confirmed.get(index).copied().unwrap_or(true) {
+                let seq = link.publish(payload.as_ref())?;
+                self.waiting.push((seq, index));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `link`'s events: confirmations are recorded, other events go to `other` (to log).
+    /// Fails at the first refusal (the whole batch then fails: python-socketio has no partial
+    /// success either).
+    pub fn handle_events(
+        &mut self,
+        link: &mut AmqpLink,
+        mut other: impl FnMut(LinkEvent),
+    ) -> Result<(), Rejected> {
+        while let Some(event) = link.poll_event() {
+            match event {
+                LinkEvent::Published { seq } => {
+                    if let Some(at) = self.waiting.iter().position(|(s, _)| *s == seq)
+                        && let Some(done) = self.confirmed.get_mut(self.waiting.swap_remove(at).1)
+                    {
+                        *done = true;
+                    }
+                }
+                LinkEvent::Rejected { .. } => return Err(Rejected),
+                other_event => other(other_event),
+            }
+        }
+        Ok(())
+    }
+
+    /// True once the broker confirmed every message of the batch.
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed.iter().all(|done| *done)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1585,6 +1664,52 @@ mod tests {
             ]
         );
         assert_eq!(link.unconfirmed().count(), 0);
+    }
+
+    #[test]
+    fn a_batch_retried_on_a_new_link_publishes_only_what_was_not_confirmed() {
+        let payloads: [&[u8]; 3] = [b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
+        let mut batch = PublishBatch::new(payloads.len());
+        let mut first = ready_publisher();
+        batch.publish(&mut first, &payloads).unwrap();
+        let _ = first.poll_transmit();
+        // The broker confirms the first and the third, then the link dies.
+        let mut wire = Vec::new();
+        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 3, 0]);
+        first.handle_input(Instant::now(), &wire).unwrap();
+        let mut others = Vec::new();
+        batch.handle_events(&mut first, |e| others.push(e)).unwrap();
+        assert!(others.is_empty());
+        assert!(!batch.is_confirmed());
+
+        // The retry sends the second message only, under the new link's first sequence number.
+        let mut second = ready_publisher();
+        batch.publish(&mut second, &payloads).unwrap();
+        let sent = second.poll_transmit().unwrap();
+        let bodies: Vec<Vec<u8>> = sent_methods(&sent)
+            .into_iter()
+            .filter(|frame| frame.0 == FRAME_BODY)
+            .map(|frame| frame.4.to_vec())
+            .collect();
+        assert_eq!(bodies, vec![b"{\"n\":2}".to_vec()]);
+        let mut wire = Vec::new();
+        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        second.handle_input(Instant::now(), &wire).unwrap();
+        batch
+            .handle_events(&mut second, |e| others.push(e))
+            .unwrap();
+        assert!(batch.is_confirmed());
+
+        // A refusal fails the batch.
+        let mut refused = PublishBatch::new(1);
+        let mut third = ready_publisher();
+        refused.publish(&mut third, &payloads[..1]).unwrap();
+        let mut wire = Vec::new();
+        server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        third.handle_input(Instant::now(), &wire).unwrap();
+        assert_eq!(refused.handle_events(&mut third, |_| {}), Err(Rejected));
+        assert!(!refused.is_confirmed());
     }
 
     #[test]

@@ -1,0 +1,404 @@
+//! Blocking RabbitMQ (AMQP 0-9-1) connections for the client manager: sockets, timeouts,
+//! heartbeat timers and reconnection only. What is written and what a frame means is the core's
+//! [`AmqpLink`](sockio_core::pubsub::amqp::AmqpLink); which messages of a batch still need
+//! publishing is its [`PublishBatch`].
+//!
+//! Each connection is a std `TcpStream` used by one thread. Reads wait with a read timeout set to
+//! the link's next deadline (`poll_timeout`: heartbeats), so one thread both reads and keeps the
+//! heartbeats; writes have a write timeout, so a broker that stops reading (a resource alarm
+//! blocks publishing connections) cannot stall the thread forever.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use sockio_core::api::PublishError;
+use sockio_core::pubsub::AmqpConfig;
+use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch};
+
+use crate::manager::{PublishJob, answer_batch, batch_from, next_batch};
+
+/// How long connecting and setting a link up may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to confirm a batch of publishes, and how long one write may
+/// block.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the subscriber looks at whether its server still exists, when the broker is quiet
+/// and no heartbeat is due sooner; also how often an idle publisher reads what the broker sent.
+const ALIVE_CHECK: Duration = Duration::from_secs(15);
+/// How long a clean close, or the last write after a failure, may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnection backoff of the subscriber, as python-socketio's listeners: 1 s doubling to 60 s.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot connect to RabbitMQ: {0}")]
+    Connect(io::Error),
+    #[error("RabbitMQ connection: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("RabbitMQ closed the connection")]
+    Closed,
+    #[error("RabbitMQ did not answer in time")]
+    Timeout,
+    #[error("RabbitMQ refused a message (basic.nack)")]
+    Rejected,
+}
+
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The time left until `at`, at least a millisecond (a zero socket timeout means "none").
+fn until(at: Instant) -> Duration {
+    at.saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+fn connect(config: &AmqpConfig) -> io::Result<TcpStream> {
+    let mut last = io::Error::other("the host name resolves to no address");
+    for addr in (config.host.as_str(), config.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+struct Connection {
+    stream: TcpStream,
+    link: AmqpLink,
+}
+
+impl Connection {
+    /// Connects and sets `link` up (login, channel, declarations, consumer or confirm mode).
+    /// The events (`Ready`, and deliveries that may have come with it when the queue already
+    /// held messages) are left to the caller.
+    fn open(config: &AmqpConfig, link: AmqpLink) -> Result<Connection, Failure> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let stream = connect(config).map_err(Failure::Connect)?;
+        stream.set_write_timeout(Some(PUBLISH_TIMEOUT))?;
+        let mut connection = Connection { stream, link };
+        connection.flush()?;
+        while !connection.link.is_ready() {
+            if Instant::now() >= deadline {
+                return Err(Failure::Timeout);
+            }
+            connection.read_by(deadline)?;
+            connection.flush()?;
+        }
+        Ok(connection)
+    }
+
+    /// Writes what the link has to send. A write that times out (the socket's write timeout)
+    /// may leave a frame cut in half: the connection must then be dropped, which every caller
+    /// does on any error.
+    fn flush(&mut self) -> Result<(), Failure> {
+        while let Some(bytes) = self.link.poll_transmit() {
+            self.stream.write_all(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `at` at most for bytes from the broker and feeds them to the link;
+    /// `Ok(false)` when nothing came in time.
+    fn read_by(&mut self, at: Instant) -> Result<bool, Failure> {
+        self.stream.set_read_timeout(Some(until(at)))?;
+        let mut buffer = [0u8; 16 * 1024];
+        let read = match self.stream.read(&mut buffer) {
+            Ok(0) => return Err(Failure::Closed),
+            Ok(read) => read,
+            Err(error) if is_timeout(&error) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(error) => return Err(error.into()),
+        };
+        self.link.handle_input(Instant::now(), &buffer[..read])?;
+        Ok(true)
+    }
+
+    /// Feeds the link whatever the broker sent that is already here, without waiting (an idle
+    /// publisher learns this way that the broker closed the connection, or sent heartbeats).
+    fn read_ready(&mut self) -> Result<(), Failure> {
+        self.stream.set_nonblocking(true)?;
+        let result = self.read_available();
+        self.stream.set_nonblocking(false)?;
+        result
+    }
+
+    fn read_available(&mut self) -> Result<(), Failure> {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Err(Failure::Closed),
+                Ok(read) => self.link.handle_input(Instant::now(), &buffer[..read])?,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The next moment the link needs `handle_timeout`, or `fallback` when sooner.
+    fn wake_at(&self, fallback: Instant) -> Instant {
+        self.link
+            .poll_timeout()
+            .map_or(fallback, |at| at.min(fallback))
+    }
+
+    /// Runs the link's timers (heartbeats) due now, and writes what they produced.
+    fn on_timer(&mut self) -> Result<(), Failure> {
+        self.link.handle_timeout(Instant::now())?;
+        self.flush()
+    }
+
+    /// Publishes what `batch` has not had confirmed yet, and waits until the broker confirmed
+    /// all of it; `batch` records each confirmation, so a retry after a failure does not publish
+    /// twice what already arrived.
+    fn publish(&mut self, payloads: &[Vec<u8>], batch: &mut PublishBatch) -> Result<(), Failure> {
+        // A broker that closed this connection since the last batch (or sent heartbeats) has
+        // said so already: notice it before writing to a dead connection.
+        self.read_ready()?;
+        self.link.handle_timeout(Instant::now())?;
+        batch.publish(&mut self.link, payloads)?;
+        self.flush()?;
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        loop {
+            batch
+                .handle_events(&mut self.link, |event| log_event(&event))
+                .map_err(|_| Failure::Rejected)?;
+            if batch.is_confirmed() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::Timeout);
+            }
+            // Heartbeats stay due while confirmations come in, so the timers run after any read.
+            self.read_by(self.wake_at(deadline))?;
+            self.on_timer()?;
+        }
+    }
+
+    /// After a failure: writes what the link still owes the broker (a close-ok when the broker
+    /// closed the connection), bounded in time, then drops the connection.
+    fn abandon(mut self) {
+        if self.stream.set_write_timeout(Some(CLOSE_TIMEOUT)).is_ok() {
+            let _ = self.flush();
+        }
+    }
+
+    /// Closes cleanly (best effort, bounded): the broker then drops the consumer at once.
+    fn close(mut self) {
+        self.link.close();
+        if self.stream.set_write_timeout(Some(CLOSE_TIMEOUT)).is_err() || self.flush().is_err() {
+            return;
+        }
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        while Instant::now() < deadline {
+            if !matches!(self.read_by(deadline), Ok(true)) {
+                return;
+            }
+            while let Some(event) = self.link.poll_event() {
+                if event == LinkEvent::Closed {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn log_event(event: &LinkEvent) {
+    match event {
+        LinkEvent::Blocked(reason) => {
+            tracing::warn!(%reason, "RabbitMQ blocks this connection (resource alarm); publishes wait");
+        }
+        LinkEvent::Unblocked => tracing::info!("RabbitMQ unblocked this connection"),
+        LinkEvent::TooLarge { size } => tracing::error!(
+            size,
+            limit = MAX_MESSAGE,
+            "dropped a message from RabbitMQ larger than the limit"
+        ),
+        _ => {}
+    }
+}
+
+/// Waits for the next batch of jobs while keeping an idle connection alive: heartbeats when due,
+/// and reading what the broker sent (its heartbeats, or a close) at least every [`ALIVE_CHECK`].
+/// `Ok(None)` when every sender is gone.
+fn idle(
+    connection: &mut Connection,
+    jobs: &Receiver<PublishJob>,
+) -> Result<Option<Vec<PublishJob>>, Failure> {
+    loop {
+        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        match jobs.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+            Ok(first) => return Ok(Some(batch_from(first, jobs))),
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {
+                connection.read_ready()?;
+                while let Some(event) = connection.link.poll_event() {
+                    log_event(&event);
+                }
+                connection.on_timer()?;
+            }
+        }
+    }
+}
+
+/// Publishes queued messages until every sender is gone, reconnecting as needed.
+pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver<PublishJob>) {
+    let name = format!("sockio publisher {exchange}");
+    let mut connection: Option<Connection> = None;
+    loop {
+        let batch = match connection.as_mut() {
+            None => next_batch(&jobs),
+            Some(open) => match idle(open, &jobs) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(%error, "RabbitMQ publisher connection lost while idle; reconnecting on the next publish");
+                    if let Some(lost) = connection.take() {
+                        lost.abandon();
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(batch) = batch else {
+            if let Some(open) = connection.take() {
+                open.close();
+            }
+            return;
+        };
+        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        let mut progress = PublishBatch::new(payloads.len());
+        // Two attempts, as python-socketio's KombuManager: the first may find a connection the
+        // broker dropped since the last publish. The second publishes only what the first did
+        // not get confirmed.
+        let mut result = Err(PublishError("not attempted".to_owned()));
+        for _attempt in 0..2 {
+            if connection.is_none() {
+                let link = match AmqpLink::publisher(&config, &exchange, &name) {
+                    Ok(link) => link,
+                    Err(error) => {
+                        result = Err(PublishError(error.to_string()));
+                        break;
+                    }
+                };
+                match Connection::open(&config, link) {
+                    Ok(fresh) => connection = Some(fresh),
+                    Err(error) => {
+                        result = Err(PublishError(error.to_string()));
+                        continue;
+                    }
+                }
+            }
+            if let Some(open) = connection.as_mut() {
+                match open.publish(&payloads, &mut progress) {
+                    Ok(()) => {
+                        result = Ok(());
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
+                        if let Some(lost) = connection.take() {
+                            lost.abandon();
+                        }
+                        result = Err(PublishError(error.to_string()));
+                    }
+                }
+            }
+        }
+        answer_batch(batch, result);
+    }
+}
+
+/// Consumes the exchange through the queue `queue` and hands every message to `deliver`,
+/// reconnecting with backoff for as long as `alive()` holds. The queue keeps its name across
+/// reconnections: it outlives a lost connection for `x-expires` (five minutes), so what was
+/// published meanwhile is delivered after the reconnection instead of being lost.
+pub(crate) fn run_subscriber(
+    config: AmqpConfig,
+    exchange: String,
+    queue: String,
+    deliver: impl Fn(&[u8]),
+    alive: impl Fn() -> bool,
+) {
+    let name = format!("sockio subscriber {exchange} {queue}");
+    let mut backoff = BACKOFF_FIRST;
+    let mut lost_before = false;
+    while alive() {
+        let link = match AmqpLink::subscriber(&config, &exchange, &queue, &name) {
+            Ok(link) => link,
+            Err(error) => {
+                tracing::error!(%error, %exchange, "cannot subscribe to RabbitMQ");
+                return;
+            }
+        };
+        match Connection::open(&config, link) {
+            Ok(mut connection) => {
+                if lost_before {
+                    tracing::warn!(%exchange, %queue, "RabbitMQ subscription restored; messages published while it was down are delivered if the queue survived (x-expires 5 min)");
+                } else {
+                    tracing::info!(%exchange, %queue, "subscribed to RabbitMQ");
+                }
+                backoff = BACKOFF_FIRST;
+                match receive(&mut connection, &deliver, &alive) {
+                    None => {
+                        connection.close();
+                        return;
+                    }
+                    Some(error) => {
+                        tracing::error!(%error, %exchange, "RabbitMQ subscription lost; reconnecting");
+                        connection.abandon();
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, %exchange, retry_in = ?backoff, "cannot subscribe to RabbitMQ");
+            }
+        }
+        lost_before = true;
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`).
+fn receive(
+    connection: &mut Connection,
+    deliver: &impl Fn(&[u8]),
+    alive: &impl Fn() -> bool,
+) -> Option<Failure> {
+    loop {
+        // Deliveries may already wait in the link (they can arrive with the consumer's setup).
+        while let Some(event) = connection.link.poll_event() {
+            match event {
+                LinkEvent::Message(payload) => deliver(&payload),
+                other => log_event(&other),
+            }
+        }
+        // Acknowledge what was just handed over (one basic.ack covers all of it), and answer
+        // what the broker asked.
+        if let Err(error) = connection.flush() {
+            return Some(error);
+        }
+        if !alive() {
+            return None;
+        }
+        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        // A busy queue keeps the reads coming: the timers (heartbeats) run after any read.
+        if let Err(error) = connection.read_by(wake).and_then(|_| connection.on_timer()) {
+            return Some(error);
+        }
+    }
+}
