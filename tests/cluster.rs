@@ -693,7 +693,7 @@ async fn sockio_emits_reach_a_python_socketio_servers_client() {
     let exchange = fresh_channel();
     let mut python = Python::spawn(
         r#"
-import json, sys, threading, socketio
+import json, os, sys, threading, socketio
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -721,6 +721,10 @@ client.connect(f"http://127.0.0.1:{httpd.server_port}", transports=["polling"])
 print(json.dumps({"event": "connected", "args": []}), flush=True)
 sys.stdin.readline()
 client.disconnect()
+# The manager's listener and the WSGI server are background threads; leaving at once keeps the
+# interpreter's teardown of them (which once failed the exit status here) out of the result.
+sys.stdout.flush()
+os._exit(0)
 "#,
         &[&url, &exchange],
     );
