@@ -11,6 +11,7 @@
 
 mod cell;
 mod config;
+pub mod engine;
 mod error;
 mod handlers;
 mod io;

@@ -41,7 +41,7 @@ fn to_hyper(response: sockio_core::http::Response) -> SocketIoResponse {
     response.map(Full::new)
 }
 
-fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
     let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
@@ -49,7 +49,7 @@ fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
 
 /// The tungstenite settings: messages capped at `max_http_buffer_size`, small buffers (most
 /// Socket.IO messages are small, and thousands of connections each keep one).
-fn websocket_config(max_message: usize) -> WebSocketConfig {
+pub(crate) fn websocket_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
@@ -58,7 +58,7 @@ fn websocket_config(max_message: usize) -> WebSocketConfig {
 }
 
 /// Reads a body, stopping one byte past `limit` (the core answers 413 on seeing it).
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,

@@ -738,9 +738,32 @@ pub fn parallelism(default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The time one (client, transport) process may take: every scenario's own bound plus slack.
+/// The time one (client, transport) process may take for `scenario_count` ordinary scenarios:
+/// every scenario's own bound plus slack.
 pub fn run_timeout(scenario_count: usize) -> Duration {
     SCENARIO_TIMEOUT * (scenario_count as u32) + Duration::from_secs(30)
+}
+
+/// The bound the scripts give one scenario: [`SCENARIO_TIMEOUT`], times the scenario's factor
+/// (`LONG_SCENARIOS` in both scripts, which must agree with this list).
+pub fn scenario_timeout(scenario: &str) -> Duration {
+    let factor = LONG_SCENARIOS
+        .iter()
+        .find(|(name, _)| *name == scenario)
+        .map_or(1, |(_, factor)| *factor);
+    SCENARIO_TIMEOUT * factor
+}
+
+/// Scenarios the scripts give more than [`SCENARIO_TIMEOUT`], and by which factor.
+pub const LONG_SCENARIOS: &[(&str, u32)] = &[("messages-in-order", 4)];
+
+/// The time one client process may take for `scenarios`: each one's bound plus slack.
+pub fn run_timeout_for(scenarios: &[&str]) -> Duration {
+    scenarios
+        .iter()
+        .map(|s| scenario_timeout(s))
+        .sum::<Duration>()
+        + Duration::from_secs(30)
 }
 
 /// One (client, transport) pair's outcome.
@@ -854,7 +877,7 @@ where
                                 &url,
                                 transport,
                                 &scenarios,
-                                run_timeout(scenarios.len()),
+                                run_timeout_for(&scenarios),
                                 &mut on_line,
                             )
                         }
