@@ -436,6 +436,9 @@ fn failed_all(scenarios: &[&str], why: String) -> RunOutput {
     }
 }
 
+/// Scenarios whose reports (times, reasons) RESULTS.md lists.
+const MEASURED: &[&str] = &["messages-in-order", "client-killed", "client-frozen"];
+
 /// `conformance/RESULTS.md`.
 pub fn default_results_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md")
@@ -660,6 +663,26 @@ impl MatrixReport {
                     out.push_str(&format!(" {} |", self.marks(runtime, c, s)));
                 }
                 out.push('\n');
+            }
+        }
+        out.push_str(
+            "\n## Measurements\n\nWhat the passing runs of the timing scenarios reported \
+             (`client-killed`, `client-frozen`: how long the server took to notice, against ping \
+             interval + ping timeout + 1 s of slack; `messages-in-order`: the time for 10,000 \
+             echoes).\n\n| runtime | client | transport | scenario | report |\n|---|---|---|---|---|\n",
+        );
+        for c in &self.cells {
+            for r in &c.output.results {
+                if r.ok && MEASURED.contains(&r.scenario.as_str()) {
+                    out.push_str(&format!(
+                        "| {} | {} | {} | {} | {} |\n",
+                        c.runtime.name(),
+                        c.client,
+                        c.transport.as_str(),
+                        r.scenario,
+                        r.detail.replace('|', "/")
+                    ));
+                }
             }
         }
         let failures = self.failures();
