@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use futures_channel::oneshot;
-use futures_util::future::{Either, select};
-use futures_util::{SinkExt, StreamExt};
-use http::{HeaderValue, StatusCode, header};
+use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -43,7 +41,6 @@ use sockio_core::engineio::{
     Endpoint, EngineEvent, Output, RequestId, Routing, SendError, Session, WsAction, WsMessage,
 };
 use tungstenite::protocol::Role;
-use tungstenite::{Message, Utf8Bytes};
 
 use crate::error::ServerError;
 use crate::runtime::{Runtime, until};
@@ -481,7 +478,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
             });
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let response = crate::ws_pump::switching_protocols(key, extra_headers);
         let server = self.clone();
         let max = self.inner.config.max_http_buffer_size;
         self.inner.runtime.spawn(async move {
@@ -493,7 +490,21 @@ impl<Rt: Runtime> EngineServer<Rt> {
                         Some(websocket_config(max)),
                     )
                     .await;
-                    server.run_websocket(cell, id, writer, ws).await;
+                    let config = &server.inner.config;
+                    let write_timeout = config.ping_interval + config.ping_timeout;
+                    let session = SessionWebSocket {
+                        server: &server,
+                        cell: &cell,
+                    };
+                    crate::ws_pump::run(
+                        &server.inner.runtime,
+                        &session,
+                        id,
+                        writer,
+                        ws,
+                        write_timeout,
+                    )
+                    .await;
                 }
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket upgrade failed");
@@ -504,111 +515,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 }
             }
         });
-        let mut response = http::Response::new(Full::new(Bytes::new()));
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(accept) = HeaderValue::from_str(&accept) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
-        headers.extend(extra_headers);
         response
-    }
-
-    /// Reads and writes one WebSocket until either side closes it; writes are pulled from the
-    /// session only as fast as the socket takes them.
-    async fn run_websocket(
-        &self,
-        cell: Arc<SessionCell>,
-        id: RequestId,
-        writer: Arc<Event>,
-        ws: async_tungstenite::WebSocketStream<crate::io::HyperIo<hyper::upgrade::Upgraded>>,
-    ) {
-        let (mut sink, mut stream) = ws.split();
-        let runtime = &self.inner.runtime;
-        let write_timeout = self.inner.config.ping_interval + self.inner.config.ping_timeout;
-        let mut failed = false;
-        'outer: loop {
-            // Listen before pulling so a wake-up between the two is not missed.
-            let woken = writer.listen();
-            loop {
-                let actions: Vec<WsAction> = {
-                    let mut state = lock(&cell.state);
-                    std::iter::from_fn(|| state.session.poll_ws(id))
-                        .take(64)
-                        .collect()
-                };
-                if actions.is_empty() {
-                    break;
-                }
-                for action in actions {
-                    let message = match action {
-                        WsAction::Send(WsMessage::Text(text)) => {
-                            match Utf8Bytes::try_from(text.into_bytes()) {
-                                Ok(text) => Message::Text(text),
-                                Err(_) => continue,
-                            }
-                        }
-                        WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
-                        WsAction::Close => {
-                            let deadline = Instant::now() + write_timeout;
-                            let _ = until(runtime, deadline, sink.close(None)).await;
-                            break 'outer;
-                        }
-                    };
-                    // A client that stops reading must not pin this task forever.
-                    let deadline = Instant::now() + write_timeout;
-                    if !matches!(
-                        until(runtime, deadline, sink.feed(message)).await,
-                        Some(Ok(()))
-                    ) {
-                        failed = true;
-                        break 'outer;
-                    }
-                }
-                let deadline = Instant::now() + write_timeout;
-                if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
-                    failed = true;
-                    break 'outer;
-                }
-            }
-            let finished = {
-                let state = lock(&cell.state);
-                state.session.is_closed() && !state.session.wants_ws_write(id)
-            };
-            if finished {
-                let deadline = Instant::now() + write_timeout;
-                let _ = until(runtime, deadline, sink.close(None)).await;
-                break;
-            }
-            match select(stream.next(), woken).await {
-                Either::Left((message, _)) => {
-                    let message = match message {
-                        Some(Ok(Message::Text(text))) => WsMessage::Text(
-                            sockio_core::ByteString::try_from(Bytes::from(text))
-                                .unwrap_or_default(),
-                        ),
-                        Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
-                        Some(Ok(Message::Close(_))) | None => break,
-                        Some(Ok(_)) => continue,
-                        Some(Err(error)) => {
-                            tracing::debug!(%error, "WebSocket read failed");
-                            failed = true;
-                            break;
-                        }
-                    };
-                    self.drive(&cell, |state, now| {
-                        state.session.handle_ws_message(now, id, message);
-                    });
-                }
-                Either::Right(_) => {}
-            }
-        }
-        self.drive(&cell, |state, now| {
-            state.ws_writers.remove(&id);
-            state.session.handle_ws_closed(now, id, failed);
-        });
     }
 
     async fn run_timer(self, cell: Arc<SessionCell>) {
@@ -749,6 +656,44 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
             }
         }
+    }
+}
+
+/// A raw Engine.IO session's WebSocket, as the shared pump sees it.
+struct SessionWebSocket<'a, Rt: Runtime> {
+    server: &'a EngineServer<Rt>,
+    cell: &'a Arc<SessionCell>,
+}
+
+impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<'_, Rt> {
+    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
+        let mut state = lock(&self.cell.state);
+        std::iter::from_fn(|| state.session.poll_ws(id))
+            .take(max)
+            .collect()
+    }
+
+    fn finished(&self, id: RequestId) -> bool {
+        let state = lock(&self.cell.state);
+        state.session.is_closed() && !state.session.wants_ws_write(id)
+    }
+
+    fn received(&self, id: RequestId, message: WsMessage) {
+        self.server.drive(self.cell, |state, now| {
+            state.session.handle_ws_message(now, id, message);
+        });
+    }
+
+    async fn throttle(&self) {
+        // No dispatcher to wait for: the callbacks of a message run in the task that fed it (this
+        // one, unless another task is delivering this session's earlier messages).
+    }
+
+    fn closed(&self, id: RequestId, failed: bool) {
+        self.server.drive(self.cell, |state, now| {
+            state.ws_writers.remove(&id);
+            state.session.handle_ws_closed(now, id, failed);
+        });
     }
 }
 

@@ -22,6 +22,7 @@ pub use serve::Fallback;
 mod server;
 mod service;
 mod socket;
+mod ws_pump;
 
 pub use config::ServerBuilder;
 pub use error::{CallError, EmitError, ServerError};
