@@ -139,14 +139,16 @@ async function benchChecks() {
   const { io } = require("socket.io-client");
   const results = [];
   const opts = { transports: transports(), upgrade: ARGS.transport === "upgrade", forceNew: true, reconnection: false };
-  const a = io(ARGS.url, opts);
-  const b = io(ARGS.url, opts);
-  const connected = (s) => within(new Promise((resolve, reject) => {
+  // Listen from creation on: the second socket may connect while the first is awaited.
+  const connecting = (s) => new Promise((resolve, reject) => {
     s.on("connect", resolve);
     s.on("connect_error", reject);
-  }), "connect");
-  await connected(a);
-  await connected(b);
+  });
+  const a = io(ARGS.url, opts);
+  const aConnected = connecting(a);
+  const b = io(ARGS.url, opts);
+  const bConnected = connecting(b);
+  await within(Promise.all([aConnected, bConnected]), "connect");
   const nextBcast = (s) => within(new Promise((r) => s.once("bcast", (...args) => r(args))), "bcast");
   const check = async (name, fn) => {
     try {
