@@ -77,7 +77,7 @@ struct MatrixArgs {
     /// Client processes at once (default 3, or SOCKIO_TESTKIT_PARALLELISM).
     #[arg(long)]
     parallelism: Option<usize>,
-    /// The servers' ping timeout (default 1000 ms, see `MATRIX_PING_TIMEOUT`).
+    /// The servers' ping timeout (default 2000 ms, see `MATRIX_PING_TIMEOUT`).
     #[arg(long)]
     ping_timeout_ms: Option<u64>,
     /// Where to write the Markdown (default: conformance/RESULTS.md for a full run, nowhere for a
@@ -138,6 +138,13 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     if let Err(error) = check_supported(args.runtime, args.profile) {
         eprintln!("sockio-conformance: {error}");
         return ExitCode::from(2);
+    }
+    if let Ok(filter) = std::env::var("SOCKIO_LOG") {
+        // Server-side logs for investigating a failure, e.g. SOCKIO_LOG=sockio_server=debug.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
     }
     let mut options = ProfileOptions::default();
     if let Some(ms) = args.ping_timeout_ms {
