@@ -18,8 +18,15 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --all-targets
+# The official-client suite runs once, as the conformance matrix below. tests/official_clients.rs
+# (which plain `cargo test` runs) is the same library code over the same servers, so it is
+# skipped here rather than run twice.
+cargo test --workspace --exclude sockio --all-targets
+cargo test -p sockio --all-targets -- --skip official_clients_on_every_runtime
 cargo test --workspace --doc
+
+echo "== conformance matrix (every official client x runtime x transport x scenario)"
+cargo run -p sockio-conformance -- matrix
 
 echo "== forbidden dependencies of sockio-core"
 if cargo tree -p sockio-core -e normal --prefix none | grep -E '^(tokio|smol|async-io|async-std|futures-io|mio|hyper|tungstenite|async-tungstenite|getrandom|rand) ' ; then

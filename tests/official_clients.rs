@@ -1,39 +1,32 @@
 //! Every official client (socket.io-client 4.x, 3.x and 2.x in Node; python-socketio's `Client`
-//! and `AsyncClient`) runs every scenario of the testkit against every runtime, over polling-only,
-//! WebSocket-only and polling-then-upgrade. One suite, parameterised by runtime.
+//! and `AsyncClient`) runs every scenario of the testkit against every runtime (tokio, smol,
+//! threads), over polling-only, WebSocket-only and polling-then-upgrade: the conformance matrix of
+//! `sockio-conformance`, run by its library from this test binary.
+//!
+//! The servers are subprocesses of this very binary (the ignored test below serves one profile),
+//! so a restart is the same kill-and-respawn on every runtime. `scripts/test.sh` skips this test
+//! and runs `sockio-conformance matrix` instead, which is the same code over the same servers and
+//! also writes `conformance/RESULTS.md`: one run of the suite in CI, and `cargo test` alone still
+//! runs it.
 
-mod profile;
+use sockio_conformance::matrix::ServerLauncher;
 
-use profile::{InProcessServer, RuntimeKind};
-use sockio_testkit::{all_pairs, parallelism, run_matrix};
-
-fn official_clients_pass_every_scenario(kind: RuntimeKind) {
-    let report = run_matrix(&all_pairs(), parallelism(3), || {
-        InProcessServer::start(kind)
-    });
-    println!("{kind:?}:\n{}", report.summary());
-    report.assert_all_ok();
+/// Not a test: the entry point of the server subprocesses (see `serve_from_env`).
+#[test]
+#[ignore = "entry point of the profile server subprocesses"]
+fn conformance_server_process() {
+    sockio_conformance::serve_from_env();
 }
 
 #[test]
-fn official_clients_on_tokio() {
-    official_clients_pass_every_scenario(RuntimeKind::Tokio);
-}
-
-/// Not a test: the entry point of the server subprocess the smol suite starts (see
-/// `profile::serve_in_this_process`).
-#[test]
-#[ignore = "entry point of the profile server subprocess"]
-fn profile_server_process() {
-    profile::serve_in_this_process();
-}
-
-#[test]
-fn official_clients_on_smol() {
-    official_clients_pass_every_scenario(RuntimeKind::Smol);
-}
-
-#[test]
-fn official_clients_on_threads() {
-    official_clients_pass_every_scenario(RuntimeKind::Threads);
+fn official_clients_on_every_runtime() {
+    let report = sockio_conformance::cli::run_default_matrix(ServerLauncher::test_entry(
+        "conformance_server_process",
+    ));
+    println!("{}", report.text());
+    assert!(
+        report.all_ok(),
+        "official-client scenarios failed:\n{}",
+        report.text()
+    );
 }

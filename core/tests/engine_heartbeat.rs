@@ -131,17 +131,26 @@ fn v4_websocket_ping_pong_and_timeout() {
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
 }
 
+/// As the reference server (engine.io 6.6.13): a packet other than the pong, received while the
+/// server waits for the pong, pushes the pong deadline back by the ping timeout, once per ping. (A
+/// client writing a large message cannot send its pong before it; the message shows it is alive.)
+/// Only a pong clears the wait.
 #[test]
-fn v4_other_traffic_does_not_count_as_liveness() {
+fn v4_other_traffic_extends_the_pong_deadline_once_per_ping() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, ws) = open_ws(&mut h, "4");
     h.advance(ms(25_000));
     assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    // Traffic every second from 26 s: the first packet moves the deadline from 45 s to 46 s, the
+    // others do not move it again.
     for _ in 0..19 {
         h.advance(ms(1_000));
         h.ws_send_text(ws, "4busy");
         h.ws_send_text(ws, "6");
     }
+    h.advance(ms(1_000));
+    assert!(h.sessions.contains_key(sid.as_str()), "closed at 45 s");
+    assert!(h.ws_take_text(ws).is_empty());
     h.advance(ms(1_000));
     assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
@@ -150,9 +159,50 @@ fn v4_other_traffic_does_not_count_as_liveness() {
     let (sid, poll) = open_polling(&mut h, "4");
     h.advance(ms(25_000));
     assert_eq!(h.get(&poll).body_text(), "2");
+    // The pong was due at 45 s; a message at 35 s moves it to 55 s.
     h.advance(ms(10_000));
     h.post(&poll, b"4busy");
     h.advance(ms(10_000));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(9_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+/// The same, precisely: the deadline moves once, to the first packet's time + ping timeout.
+#[test]
+fn v4_a_packet_while_waiting_for_the_pong_extends_the_deadline_once() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    // The pong was due at 45 s; this message at 40 s moves it to 60 s.
+    h.advance(ms(15_000));
+    h.ws_send_text(ws, "4big");
+    h.advance(ms(4_999));
+    h.ws_send_text(ws, "4again"); // only once per ping
+    h.advance(ms(1));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(14_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+
+    // After a pong, the next ping may be refreshed again.
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.ws_send_text(ws, "4early"); // refreshes the first ping's deadline to 45 s
+    h.ws_send_text(ws, "3");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]); // second ping at 50 s, pong due at 70 s
+    h.advance(ms(10_000));
+    h.ws_send_text(ws, "4late"); // 60 s: due at 80 s
+    h.advance(ms(19_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
 }
 

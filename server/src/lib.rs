@@ -13,6 +13,7 @@ mod amqp;
 mod cell;
 mod config;
 mod emitter;
+pub mod engine;
 mod error;
 mod handlers;
 mod io;
@@ -25,6 +26,7 @@ pub use serve::Fallback;
 mod server;
 mod service;
 mod socket;
+mod ws_pump;
 
 pub use config::ServerBuilder;
 pub use emitter::{Emitter, ExternalEmit};

@@ -2,28 +2,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use event_listener::Event;
 use futures_channel::oneshot;
-use futures_util::future::{Either, select};
-use futures_util::{SinkExt, StreamExt};
-use http::{HeaderValue, StatusCode, header};
+use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
 use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::{Message, Utf8Bytes};
 
 use crate::cell::ConnCell;
-use crate::runtime::{Runtime, until};
+use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
-
-/// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
-type UpgradedIo = crate::io::HyperIo<hyper::upgrade::Upgraded>;
 
 /// The response type of the Socket.IO endpoint.
 pub type SocketIoResponse = http::Response<Full<Bytes>>;
@@ -41,7 +34,7 @@ fn to_hyper(response: sockio_core::http::Response) -> SocketIoResponse {
     response.map(Full::new)
 }
 
-fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
     let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
@@ -49,7 +42,7 @@ fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse {
 
 /// The tungstenite settings: messages capped at `max_http_buffer_size`, small buffers (most
 /// Socket.IO messages are small, and thousands of connections each keep one).
-fn websocket_config(max_message: usize) -> WebSocketConfig {
+pub(crate) fn websocket_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
@@ -58,7 +51,7 @@ fn websocket_config(max_message: usize) -> WebSocketConfig {
 }
 
 /// Reads a body, stopping one byte past `limit` (the core answers 413 on seeing it).
-async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -262,7 +255,7 @@ impl<Rt: Runtime> Server<Rt> {
             });
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let response = crate::ws_pump::switching_protocols(key, extra_headers);
         let server = self.clone();
         let max = self.inner.config.engine.max_http_buffer_size;
         let busy = BusyGuard::new(&self.inner);
@@ -277,7 +270,17 @@ impl<Rt: Runtime> Server<Rt> {
                         Some(websocket_config(max)),
                     )
                     .await;
-                    server.run_websocket(cell, id, writer, ws).await;
+                    let engine = &server.inner.config.engine;
+                    let write_timeout = engine.ping_interval + engine.ping_timeout;
+                    crate::ws_pump::run(
+                        &server.inner.runtime,
+                        &ConnWebSocket { cell: &cell },
+                        id,
+                        writer,
+                        ws,
+                        write_timeout,
+                    )
+                    .await;
                 }
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket upgrade failed");
@@ -288,116 +291,41 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
         });
-        let mut response = http::Response::new(Full::new(Bytes::new()));
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(accept) = HeaderValue::from_str(&accept) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
-        headers.extend(extra_headers);
         response
     }
+}
 
-    /// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
-    /// only as fast as the socket takes them, so a slow reader's backlog stays in the core's
-    /// bounded queue.
-    async fn run_websocket(
-        &self,
-        cell: Arc<ConnCell>,
-        id: RequestId,
-        writer: Arc<Event>,
-        ws: async_tungstenite::WebSocketStream<UpgradedIo>,
-    ) {
-        let (mut sink, mut stream) = ws.split();
-        let runtime = &self.inner.runtime;
-        let engine = &self.inner.config.engine;
-        let write_timeout = engine.ping_interval + engine.ping_timeout;
-        let mut failed = false;
-        'outer: loop {
-            // Listen before pulling so a wake-up between the two is not missed.
-            let woken = writer.listen();
-            // Write whatever is ready, in small batches.
-            loop {
-                let actions: Vec<WsAction> = {
-                    let mut state = cell.lock();
-                    std::iter::from_fn(|| state.conn.poll_ws(id))
-                        .take(64)
-                        .collect()
-                };
-                if actions.is_empty() {
-                    break;
-                }
-                for action in actions {
-                    let message = match action {
-                        WsAction::Send(WsMessage::Text(text)) => {
-                            match Utf8Bytes::try_from(text.into_bytes()) {
-                                Ok(text) => Message::Text(text),
-                                Err(_) => continue,
-                            }
-                        }
-                        WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
-                        WsAction::Close => {
-                            let deadline = Instant::now() + write_timeout;
-                            let _ = until(runtime, deadline, sink.close(None)).await;
-                            break 'outer;
-                        }
-                    };
-                    // A client that stops reading must not pin this task and its socket forever:
-                    // a write that cannot finish within the heartbeat window fails the socket.
-                    let deadline = Instant::now() + write_timeout;
-                    if !matches!(
-                        until(runtime, deadline, sink.feed(message)).await,
-                        Some(Ok(()))
-                    ) {
-                        failed = true;
-                        break 'outer;
-                    }
-                }
-                let deadline = Instant::now() + write_timeout;
-                if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
-                    failed = true;
-                    break 'outer;
-                }
-            }
-            let finished = {
-                let state = cell.lock();
-                state.conn.is_closed() && !state.conn.wants_ws_write(id)
-            };
-            if finished {
-                // The connection ended and nothing more will come for this socket.
-                let deadline = Instant::now() + write_timeout;
-                let _ = until(runtime, deadline, sink.close(None)).await;
-                break;
-            }
-            let next = stream.next();
-            match select(next, woken).await {
-                Either::Left((message, _)) => {
-                    let message = match message {
-                        Some(Ok(Message::Text(text))) => WsMessage::Text(
-                            bytestring::ByteString::try_from(bytes::Bytes::from(text))
-                                .unwrap_or_default(),
-                        ),
-                        Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
-                        Some(Ok(Message::Close(_))) | None => break,
-                        Some(Ok(_)) => continue,
-                        Some(Err(error)) => {
-                            tracing::debug!(%error, "WebSocket read failed");
-                            failed = true;
-                            break;
-                        }
-                    };
-                    cell.drive(|state, now| {
-                        state.conn.handle_ws_message(now, id, message);
-                    });
-                    // Stop reading while the dispatcher is far behind.
-                    cell.throttle().await;
-                }
-                Either::Right(_) => {}
-            }
-        }
-        cell.drive(|state, now| {
+/// A Socket.IO connection's WebSocket, as the shared pump sees it.
+struct ConnWebSocket<'a> {
+    cell: &'a Arc<ConnCell>,
+}
+
+impl crate::ws_pump::WsSession for ConnWebSocket<'_> {
+    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
+        let mut state = self.cell.lock();
+        std::iter::from_fn(|| state.conn.poll_ws(id))
+            .take(max)
+            .collect()
+    }
+
+    fn finished(&self, id: RequestId) -> bool {
+        let state = self.cell.lock();
+        state.conn.is_closed() && !state.conn.wants_ws_write(id)
+    }
+
+    fn received(&self, id: RequestId, message: WsMessage) {
+        self.cell.drive(|state, now| {
+            state.conn.handle_ws_message(now, id, message);
+        });
+    }
+
+    async fn throttle(&self) {
+        // Stop reading while the dispatcher is far behind.
+        self.cell.throttle().await;
+    }
+
+    fn closed(&self, id: RequestId, failed: bool) {
+        self.cell.drive(|state, now| {
             state.ws_writers.remove(&id);
             state.conn.handle_ws_closed(now, id, failed);
         });

@@ -54,6 +54,9 @@ pub const ALL_SCENARIOS: &[&str] = &[
     "server-call-timeout",
     "server-disconnect",
     "client-disconnect",
+    "messages-in-order",
+    "client-killed",
+    "client-frozen",
     "payload-under-limit",
     "payload-over-limit",
     "reconnect-after-restart",
@@ -612,16 +615,33 @@ pub struct ReferenceServer {
     // Held open: the server exits when it closes (`--watch-stdin`), even if we die unannounced.
     _stdin: ChildStdin,
     port: u16,
+    ping_timeout: Duration,
 }
 
-/// Starts the reference server on a free port of 127.0.0.1.
+/// The ping timeout of the profile (what [`start_reference_server`] uses).
+pub const PROFILE_PING_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The ping timeout the testkit's own matrix gives the reference server, as sockio's matrix does
+/// its servers: on a loaded two-core machine a client process can be starved for 200 ms, and its
+/// sockets then die of "ping timeout". The heartbeat scenarios (`client-killed`,
+/// `client-frozen`) bound detection by the values the server advertises, whatever they are.
+pub const REFERENCE_PING_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Starts the reference server on a free port of 127.0.0.1, with the profile's 200 ms ping
+/// timeout.
 pub fn start_reference_server() -> Result<ReferenceServer, String> {
+    start_reference_server_with(PROFILE_PING_TIMEOUT)
+}
+
+/// Starts the reference server on a free port of 127.0.0.1 with another ping timeout.
+pub fn start_reference_server_with(ping_timeout: Duration) -> Result<ReferenceServer, String> {
     ensure_clients()?;
-    let (child, stdin, port) = spawn_reference(0)?;
+    let (child, stdin, port) = spawn_reference(0, ping_timeout)?;
     Ok(ReferenceServer {
         child,
         _stdin: stdin,
         port,
+        ping_timeout,
     })
 }
 
@@ -642,7 +662,7 @@ impl ReferenceServer {
         // The port may take a moment to be free again; retry briefly.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match spawn_reference(self.port) {
+            match spawn_reference(self.port, self.ping_timeout) {
                 Ok((child, stdin, _)) => {
                     self.child = child;
                     self._stdin = stdin;
@@ -671,11 +691,12 @@ impl Drop for ReferenceServer {
     }
 }
 
-fn spawn_reference(port: u16) -> Result<(Child, ChildStdin, u16), String> {
+fn spawn_reference(port: u16, ping_timeout: Duration) -> Result<(Child, ChildStdin, u16), String> {
     let dir = clients_dir();
     let mut child = Command::new("node")
         .arg(dir.join("node").join("reference-server.js"))
         .args(["--port", &port.to_string(), "--watch-stdin"])
+        .args(["--ping-timeout-ms", &ping_timeout.as_millis().to_string()])
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -740,9 +761,32 @@ pub fn parallelism(default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The time one (client, transport) process may take: every scenario's own bound plus slack.
+/// The time one (client, transport) process may take for `scenario_count` ordinary scenarios:
+/// every scenario's own bound plus slack.
 pub fn run_timeout(scenario_count: usize) -> Duration {
     SCENARIO_TIMEOUT * (scenario_count as u32) + Duration::from_secs(30)
+}
+
+/// The bound the scripts give one scenario: [`SCENARIO_TIMEOUT`], times the scenario's factor
+/// (`LONG_SCENARIOS` in both scripts, which must agree with this list).
+pub fn scenario_timeout(scenario: &str) -> Duration {
+    let factor = LONG_SCENARIOS
+        .iter()
+        .find(|(name, _)| *name == scenario)
+        .map_or(1, |(_, factor)| *factor);
+    SCENARIO_TIMEOUT * factor
+}
+
+/// Scenarios the scripts give more than [`SCENARIO_TIMEOUT`], and by which factor.
+pub const LONG_SCENARIOS: &[(&str, u32)] = &[("messages-in-order", 6)];
+
+/// The time one client process may take for `scenarios`: each one's bound plus slack.
+pub fn run_timeout_for(scenarios: &[&str]) -> Duration {
+    scenarios
+        .iter()
+        .map(|s| scenario_timeout(s))
+        .sum::<Duration>()
+        + Duration::from_secs(30)
 }
 
 /// One (client, transport) pair's outcome.
@@ -856,7 +900,7 @@ where
                                 &url,
                                 transport,
                                 &scenarios,
-                                run_timeout(scenarios.len()),
+                                run_timeout_for(&scenarios),
                                 &mut on_line,
                             )
                         }
@@ -910,6 +954,26 @@ mod tests {
             for s in scenarios_for(c) {
                 assert!(ALL_SCENARIOS.contains(&s), "{s} is not a known scenario");
             }
+        }
+    }
+
+    #[test]
+    fn both_scripts_know_every_scenario_and_its_timeout() {
+        let node = fs::read_to_string(clients_dir().join("node/scenarios.js")).unwrap();
+        let python = fs::read_to_string(clients_dir().join("python/scenarios.py")).unwrap();
+        for s in ALL_SCENARIOS {
+            assert!(
+                node.contains(&format!("async \"{s}\"(ctx)")),
+                "node lacks {s}"
+            );
+            assert!(python.contains(&format!("\"{s}\": s_")), "python lacks {s}");
+        }
+        for (s, factor) in LONG_SCENARIOS {
+            assert!(ALL_SCENARIOS.contains(s));
+            let node_entry = format!("const LONG_SCENARIOS = {{ \"{s}\": {factor} }};");
+            let python_entry = format!("LONG_SCENARIOS = {{\"{s}\": {factor}}}");
+            assert!(node.contains(&node_entry), "node: {node_entry}");
+            assert!(python.contains(&python_entry), "python: {python_entry}");
         }
     }
 

@@ -8,8 +8,9 @@
 use std::time::Instant;
 
 use sockio_testkit::{
-    Client, TransportMode, all_pairs, ensure_clients, parallelism, restart_on_request, run_matrix,
-    run_scenarios, start_reference_server,
+    Client, REFERENCE_PING_TIMEOUT, TransportMode, all_pairs, ensure_clients, parallelism,
+    restart_on_request, run_matrix, run_scenarios, start_reference_server,
+    start_reference_server_with,
 };
 
 const PARALLELISM: usize = 3;
@@ -18,11 +19,9 @@ const PARALLELISM: usize = 3;
 fn every_client_and_transport_passes_against_the_reference_server() {
     ensure_clients().expect("installing the official clients");
     let started = Instant::now();
-    let report = run_matrix(
-        &all_pairs(),
-        parallelism(PARALLELISM),
-        start_reference_server,
-    );
+    let report = run_matrix(&all_pairs(), parallelism(PARALLELISM), || {
+        start_reference_server_with(REFERENCE_PING_TIMEOUT)
+    });
     eprintln!(
         "official clients against the reference server ({:.1?}):\n{}",
         started.elapsed(),

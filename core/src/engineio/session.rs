@@ -169,10 +169,11 @@ struct Probe {
 #[derive(Debug)]
 enum Heartbeat {
     /// v4: the server pings. `next_ping` is set while waiting to ping, `pong_deadline` while waiting
-    /// for the pong.
+    /// for the pong. `refreshed`: the pong deadline was already pushed back once for this ping.
     ServerPings {
         next_ping: Option<Instant>,
         pong_deadline: Option<Instant>,
+        refreshed: bool,
     },
     /// v3: the client pings; the session dies when no ping arrives by `deadline`.
     ClientPings { deadline: Instant },
@@ -228,6 +229,7 @@ impl Session {
             ProtocolVersion::V4 => Heartbeat::ServerPings {
                 next_ping: Some(now + config.ping_interval),
                 pong_deadline: None,
+                refreshed: false,
             },
             ProtocolVersion::V3 => Heartbeat::ClientPings {
                 deadline: now + config.ping_interval + config.ping_timeout,
@@ -585,6 +587,7 @@ impl Session {
             Heartbeat::ServerPings {
                 next_ping,
                 pong_deadline,
+                refreshed,
             } => {
                 if pong_deadline.is_some_and(|d| now >= d) {
                     self.close_now(CloseReason::PingTimeout);
@@ -593,6 +596,7 @@ impl Session {
                 if next_ping.is_some_and(|t| now >= t) {
                     *next_ping = None;
                     *pong_deadline = Some(now + self.config.ping_timeout);
+                    *refreshed = false;
                     self.push_control(now, Frame::bare(PacketType::Ping));
                 }
             }
@@ -743,6 +747,7 @@ impl Session {
             Heartbeat::ServerPings {
                 next_ping,
                 pong_deadline,
+                ..
             } => {
                 consider(*next_ping);
                 consider(*pong_deadline);
@@ -760,6 +765,19 @@ impl Session {
     // ----- internals --------------------------------------------------------------------------
 
     fn handle_packet(&mut self, now: Instant, packet: Packet, _conn: Option<RequestId>) {
+        if let Heartbeat::ServerPings {
+            pong_deadline: Some(deadline),
+            refreshed: refreshed @ false,
+            ..
+        } = &mut self.heartbeat
+            && packet.kind != PacketType::Pong
+        {
+            // As the reference server (engine.io 6.6.13 `socket.ts` onPacket), once per ping: a
+            // client that is sending is alive, and its pong may be queued behind a large message
+            // it is still writing.
+            *deadline = now + self.config.ping_timeout;
+            *refreshed = true;
+        }
         match packet.kind {
             PacketType::Message => {
                 let data = match packet.data {
@@ -772,6 +790,7 @@ impl Session {
                 Heartbeat::ServerPings {
                     next_ping,
                     pong_deadline,
+                    ..
                 } => {
                     if pong_deadline.is_some() {
                         *pong_deadline = None;

@@ -3,9 +3,10 @@
 // client scenarios correct. sockio's own test servers implement the very same profile; see
 // testkit/README.md for the profile, which this file must keep in step with.
 //
-//   node reference-server.js --port N [--host 127.0.0.1] [--watch-stdin]
+//   node reference-server.js --port N [--host 127.0.0.1] [--watch-stdin] [--ping-timeout-ms MS]
 //
-// N = 0 picks a free port. With --watch-stdin the server exits when its stdin closes (the harness
+// N = 0 picks a free port. --ping-timeout-ms overrides the profile's 200 ms (the testkit's own
+// tests relax it on a loaded machine; see REFERENCE_PING_TIMEOUT in testkit/src/lib.rs). With --watch-stdin the server exits when its stdin closes (the harness
 // holds a pipe, so a crashed test process never leaves a server behind).
 //
 // Prints `listening <port>` on stdout once it accepts connections.
@@ -15,16 +16,21 @@ const http = require("http");
 const { Server } = require("socket.io");
 
 function parseArgs(argv) {
-  const out = { port: 0, host: "127.0.0.1", watchStdin: false };
+  const out = { port: 0, host: "127.0.0.1", watchStdin: false, pingTimeoutMs: 200 };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port") out.port = Number(argv[++i]);
     else if (a === "--host") out.host = argv[++i];
     else if (a === "--watch-stdin") out.watchStdin = true;
+    else if (a === "--ping-timeout-ms") out.pingTimeoutMs = Number(argv[++i]);
     else {
       console.error(`unknown argument ${a}`);
       process.exit(2);
     }
+  }
+  if (!Number.isInteger(out.pingTimeoutMs) || out.pingTimeoutMs <= 0) {
+    console.error("--ping-timeout-ms must be a positive integer");
+    process.exit(2);
   }
   if (!Number.isInteger(out.port) || out.port < 0 || out.port > 65535) {
     console.error("--port must be an integer in 0..65535");
@@ -139,12 +145,23 @@ const httpServer = http.createServer();
 const io = new Server(httpServer, {
   path: "/socket.io/",
   pingInterval: 300,
-  pingTimeout: 200,
+  pingTimeout: args.pingTimeoutMs,
   connectTimeout: 1000,
   maxHttpBufferSize: 1000000,
   allowEIO3: true,
   cors: { origin: true, credentials: true },
   serveClient: false,
+});
+
+// Works around an engine.io 6.6.13 bug: upgrading clears the ping timeout timer
+// (`clearTransport` sets `pingTimeoutTimer` to null), and for Engine.IO 3 clients, which ping,
+// the timer is only ever refreshed (`pingTimeoutTimer?.refresh()`), never re-armed. A 2.x client
+// that upgrades and then goes silent would never time out; `client-frozen` catches that. Re-arm
+// the timer after the upgrade, as the handshake did.
+io.engine.on("connection", (conn) => {
+  conn.on("upgrade", () => {
+    if (conn.protocol === 3 && typeof conn.resetPingTimeout === "function") conn.resetPingTimeout();
+  });
 });
 
 // Only `/` and `/custom` exist: any other namespace gets "Invalid namespace".

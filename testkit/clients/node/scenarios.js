@@ -16,7 +16,7 @@ const util = require("util");
 // Command line
 
 function parseArgs(argv) {
-  const out = { client: null, url: null, transport: null, scenarios: [], timeoutMs: 10000 };
+  const out = { client: null, url: null, transport: null, scenarios: [], timeoutMs: 10000, child: false };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -42,6 +42,10 @@ function parseArgs(argv) {
         out.timeoutMs = Number(v);
         i++;
         break;
+      case "--child":
+        // Internal: the process `client-killed` / `client-frozen` start and then kill or freeze.
+        out.child = true;
+        break;
       default:
         usage(`unknown argument ${a}`);
     }
@@ -51,7 +55,7 @@ function parseArgs(argv) {
   if (!["polling", "websocket", "upgrade"].includes(out.transport)) {
     usage("--transport must be polling, websocket or upgrade");
   }
-  if (out.scenarios.length === 0) usage("--scenario is required");
+  if (out.scenarios.length === 0 && !out.child) usage("--scenario is required");
   if (!(out.timeoutMs > 0)) usage("--timeout-ms must be positive");
   return out;
 }
@@ -213,6 +217,7 @@ class Ctx {
     this.sockets = [];
     this.notes = [];
     this.disconnects = []; // every disconnect seen, for the failure report
+    this.children = []; // child processes, killed at cleanup
   }
 
   remaining() {
@@ -262,6 +267,13 @@ class Ctx {
   }
 
   async cleanup() {
+    for (const child of this.children) {
+      try {
+        child.kill("SIGKILL");
+      } catch (_) {
+        /* already gone */
+      }
+    }
     for (const m of this.managers) {
       try {
         m.reconnection(false);
@@ -389,6 +401,84 @@ function underLimitSize() {
   }
   const safety = 32;
   return MAX_HTTP_BUFFER - framing - transport - safety;
+}
+
+// How many messages `messages-in-order` sends, and how many may be unanswered at once.
+const IN_ORDER_COUNT = 10000;
+const IN_ORDER_WINDOW = 100;
+
+// Scenarios that get more than --timeout-ms, by factor (must agree with LONG_SCENARIOS in
+// testkit/src/lib.rs).
+const LONG_SCENARIOS = { "messages-in-order": 6 };
+
+// What `client-killed` / `client-frozen` allow on top of ping interval + ping timeout before the
+// server must have noticed: the observer's polling (50 ms), its round trip, and scheduling on a
+// loaded machine.
+const HEARTBEAT_SLACK_MS = 1000;
+
+// Starts this script as a child client (same flavour, URL and transport) that connects to `/`,
+// reports its socket id and the heartbeat values of its handshake, and then idles until killed.
+function spawnChild(ctx) {
+  const { spawn } = require("child_process");
+  const proc = spawn(
+    process.execPath,
+    [__filename, "--child", "--client", ARGS.client, "--url", ARGS.url, "--transport", ARGS.transport],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  ctx.children.push(proc);
+  ctx.step = "waiting for the child client to connect";
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    proc.stderr.on("data", (d) => (err += d));
+    proc.stdout.on("data", (d) => {
+      out += d;
+      const line = out.split("\n").find((l) => l.startsWith("child "));
+      if (line) {
+        const [, sid, pingInterval, pingTimeout] = line.trim().split(" ");
+        resolve({ proc, sid, pingInterval: Number(pingInterval), pingTimeout: Number(pingTimeout) });
+      }
+    });
+    proc.on("exit", (code) => reject(new ScenarioError(`child client exited (${code}) before connecting: ${err.trim()}`)));
+  });
+}
+
+// The body of a child client (see spawnChild).
+async function childMain() {
+  const ctx = new Ctx("child", ARGS.timeoutMs);
+  const s = ctx.client("/");
+  await connected(ctx, s);
+  await nextAuth(ctx, s, {});
+  await expectTransport(ctx, s.io);
+  const e = s.io.engine;
+  const interval = e.pingInterval !== undefined && e.pingInterval !== null ? e.pingInterval : e._pingInterval;
+  const timeout = e.pingTimeout !== undefined && e.pingTimeout !== null ? e.pingTimeout : e._pingTimeout;
+  process.stdout.write(`child ${s.id} ${interval} ${timeout}\n`);
+  setInterval(() => {}, 1 << 30); // idle until killed
+}
+
+// A child client vanishes (`signal`): SIGKILL ends the process (its kernel closes the TCP
+// connections), SIGSTOP freezes it (connections stay open, nothing answers). The server must
+// notice within ping interval + ping timeout (+ slack), as the observer sees through
+// `disconnect-reason`. Returns [reason, elapsed ms].
+async function vanishingClient(ctx, signal) {
+  const observer = ctx.client("/");
+  await connected(ctx, observer, "connect of the observer");
+  const child = await spawnChild(ctx);
+  if (!(child.pingInterval > 0) || !(child.pingTimeout > 0)) {
+    fail(`child reported no heartbeat values (${child.pingInterval}, ${child.pingTimeout})`);
+  }
+  const t0 = Date.now();
+  child.proc.kill(signal);
+  const reason = await disconnectReason(ctx, observer, child.sid);
+  const elapsed = Date.now() - t0;
+  const bound = child.pingInterval + child.pingTimeout + HEARTBEAT_SLACK_MS;
+  if (elapsed > bound) {
+    fail(`the server noticed after ${elapsed} ms (${reason}), over ${bound} ms = ping interval ` +
+      `${child.pingInterval} + ping timeout ${child.pingTimeout} + slack ${HEARTBEAT_SLACK_MS}`);
+  }
+  ctx.note(`reason=${reason} after ${elapsed} ms (bound ${bound} ms)`);
+  return [reason, elapsed];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,6 +757,54 @@ const SCENARIOS = {
     ctx.note(`disconnect reason=${reason}, sid ${before} -> ${s.id}`);
   },
 
+  async "messages-in-order"(ctx) {
+    const s = ctx.client("/");
+    await connected(ctx, s);
+    await nextAuth(ctx, s, {});
+    const got = [];
+    let sent = 0;
+    // Never more than IN_ORDER_WINDOW unanswered: one synchronous burst of 10,000 emits would
+    // block this process's event loop (and its pongs) long enough to fail a 200 ms ping timeout.
+    const pump = () => {
+      while (sent < IN_ORDER_COUNT && sent - got.length < IN_ORDER_WINDOW) s.emit("message", sent++);
+    };
+    const all = new Promise((resolve) => {
+      s.on("message-back", (i) => {
+        got.push(i);
+        if (got.length % 1000 === 0) ctx.step = `waiting for echoes (${got.length} of ${IN_ORDER_COUNT} so far)`;
+        if (got.length === IN_ORDER_COUNT) resolve();
+        else if (sent - got.length <= IN_ORDER_WINDOW / 2) pump();
+      });
+    });
+    const t0 = Date.now();
+    ctx.step = `waiting for echoes (none of ${IN_ORDER_COUNT} so far)`;
+    pump();
+    await Promise.race([
+      all,
+      s.rec.next("disconnect").then(([reason]) => fail(`disconnected (${reason}) after ${got.length} echoes`)),
+    ]);
+    for (let i = 0; i < IN_ORDER_COUNT; i++) {
+      if (got[i] !== i) fail(`echo #${i} was ${show(got[i])}, expected ${i} (order or content broken)`);
+    }
+    await expectTransport(ctx, s.io);
+    ctx.note(`${IN_ORDER_COUNT} in order in ${Date.now() - t0} ms, at most ${IN_ORDER_WINDOW} unanswered`);
+  },
+
+  async "client-killed"(ctx) {
+    const [reason] = await vanishingClient(ctx, "SIGKILL");
+    // The kernel closes a killed process's connections: the server may see that at once
+    // ("transport close" / "transport error") or, when nothing of the connection was held open,
+    // only through the heartbeat ("ping timeout").
+    const accepted = ["transport close", "transport error", "ping timeout"];
+    if (!accepted.includes(reason)) fail(`server-side reason: expected one of ${show(accepted)}, got ${show(reason)}`);
+  },
+
+  async "client-frozen"(ctx) {
+    const [reason] = await vanishingClient(ctx, "SIGSTOP");
+    // A frozen process keeps its connections open: only the heartbeat can tell.
+    if (reason !== "ping timeout") fail(`server-side reason: expected "ping timeout", got ${show(reason)}`);
+  },
+
   async "payload-under-limit"(ctx) {
     const s = ctx.client("/");
     await connected(ctx, s);
@@ -708,10 +846,11 @@ const SCENARIOS = {
 async function runOne(name) {
   const fn = SCENARIOS[name];
   if (!fn) return { scenario: name, ok: false, detail: `unknown scenario (client ${ARGS.client})` };
-  const ctx = new Ctx(name, ARGS.timeoutMs);
+  const timeoutMs = ARGS.timeoutMs * (LONG_SCENARIOS[name] || 1);
+  const ctx = new Ctx(name, timeoutMs);
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new ScenarioError(`timed out after ${ARGS.timeoutMs} ms`)), ARGS.timeoutMs);
+    timer = setTimeout(() => reject(new ScenarioError(`timed out after ${timeoutMs} ms`)), timeoutMs);
   });
   let result;
   try {
@@ -742,7 +881,7 @@ process.on("unhandledRejection", (e) => {
   process.stderr.write(`unhandled rejection: ${e && e.stack ? e.stack : e}\n`);
 });
 
-main().catch((e) => {
+(ARGS.child ? childMain() : main()).catch((e) => {
   process.stderr.write(`fatal: ${e && e.stack ? e.stack : e}\n`);
   process.exit(1);
 });

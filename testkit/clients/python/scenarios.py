@@ -17,6 +17,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -26,16 +28,33 @@ import socketio
 
 MAX_HTTP_BUFFER = 1_000_000
 
+# How many messages `messages-in-order` sends, and how many may be unanswered at once.
+IN_ORDER_COUNT = 10_000
+IN_ORDER_WINDOW = 100
+
+# Scenarios that get more than --timeout-ms, by factor (must agree with LONG_SCENARIOS in
+# testkit/src/lib.rs).
+LONG_SCENARIOS = {"messages-in-order": 6}
+
+# What `client-killed` / `client-frozen` allow on top of ping interval + ping timeout before the
+# server must have noticed: the observer's polling (50 ms), its round trip, and scheduling on a
+# loaded machine.
+HEARTBEAT_SLACK_MS = 1000
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--client", choices=["sync", "async"], required=True)
     p.add_argument("--url", required=True)
     p.add_argument("--transport", choices=["polling", "websocket", "upgrade"], required=True)
-    p.add_argument("--scenario", "--scenarios", action="append", required=True)
+    p.add_argument("--scenario", "--scenarios", action="append")
     p.add_argument("--timeout-ms", type=int, default=10_000)
+    # Internal: the process `client-killed` / `client-frozen` start and then kill or freeze.
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
-    a.scenarios = [s for chunk in a.scenario for s in chunk.split(",") if s]
+    if not a.scenario and not a.child:
+        p.error("--scenario is required")
+    a.scenarios = [s for chunk in (a.scenario or []) for s in chunk.split(",") if s]
     return a
 
 
@@ -317,14 +336,19 @@ class Peer:
 # Scenario context
 
 
+def timeout_ms(name):
+    return ARGS.timeout_ms * LONG_SCENARIOS.get(name, 1)
+
+
 class Ctx:
     def __init__(self, name):
         self.name = name
-        self.deadline = time.monotonic() + ARGS.timeout_ms / 1000
+        self.deadline = time.monotonic() + timeout_ms(name) / 1000
         self.step = "start"
         self.peers = []
         self.notes = []
         self.disconnects = []  # every disconnect seen, for the failure report
+        self.children = []  # child processes, killed at cleanup
 
     def remaining(self):
         return max(0.0, self.deadline - time.monotonic())
@@ -333,6 +357,12 @@ class Ctx:
         self.notes.append(s)
 
     def cleanup(self):
+        for child in self.children:
+            try:
+                child.kill()
+                child.wait(timeout=5)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
         for p in self.peers:
             try:
                 p.shutdown()
@@ -650,6 +680,147 @@ def s_reconnect_after_restart(ctx):
     ctx.note(f"disconnect reason={reason[0] if reason else None}, sid {before} -> {p.sid()}")
 
 
+def s_messages_in_order(ctx):
+    p = Peer(ctx)
+    got = []
+    cv = threading.Condition()
+
+    def on_back(i):
+        with cv:
+            got.append(i)
+            if len(got) % 1000 == 0:
+                ctx.step = f"waiting for echoes ({len(got)} of {IN_ORDER_COUNT} so far)"
+            cv.notify_all()
+
+    p.on("message-back", on_back)
+    p.connect()
+    assert_equal(p.next("auth"), [{}], "auth event")
+    # At most IN_ORDER_WINDOW unanswered, so the emitting thread does not starve the client's
+    # heartbeat. python-engineio's polling client also refuses a response of more than 16 packets
+    # (`Payload.max_decode_packets`) and drops the connection, and a server may batch every queued
+    # echo into one response: over polling, keep at most 12 unanswered.
+    window = 12 if ARGS.transport == "polling" else IN_ORDER_WINDOW
+    t0 = time.monotonic()
+    sent = 0
+    ctx.step = f"waiting for echoes (none of {IN_ORDER_COUNT} so far)"
+    while True:
+        with cv:
+            received = len(got)
+        if received == IN_ORDER_COUNT:
+            break
+        while sent < IN_ORDER_COUNT and sent - received < window:
+            p.emit("message", sent)
+            sent += 1
+        with cv:
+            cv.wait_for(lambda: len(got) > received, timeout=0.05)
+        if p.rec.pending(("/", "disconnect")):
+            fail(f"disconnected after {len(got)} echoes")
+        if ctx.remaining() <= 0:
+            raise ScenarioTimeout(f"only {len(got)} of {IN_ORDER_COUNT} echoes arrived")
+    if ARGS.client == "sync":
+        # python-engineio's threaded client runs the handlers of every received message in a
+        # thread of its own, so `Client` itself does not deliver events in order: check that
+        # each arrived exactly once. (`AsyncClient` runs them as tasks, which start in order.)
+        if sorted(got) != list(range(IN_ORDER_COUNT)):
+            missing = sorted(set(range(IN_ORDER_COUNT)) - set(got))[:5]
+            fail(f"echoes are not 0..{IN_ORDER_COUNT - 1} exactly once (missing e.g. {missing})")
+        what = "each exactly once"
+    else:
+        for i, v in enumerate(got):
+            if v != i:
+                fail(f"echo #{i} was {show(v)}, expected {i} (order or content broken)")
+        what = "in order"
+    expect_transport(ctx, p)
+    ms = int((time.monotonic() - t0) * 1000)
+    ctx.note(f"{IN_ORDER_COUNT} {what} in {ms} ms, at most {window} unanswered")
+
+
+def spawn_child(ctx):
+    """Starts this script as a child client (same flavour, URL and transport) that connects to
+    `/`, reports its socket id and the heartbeat values of its handshake, and idles until killed.
+    Returns (process, sid, ping interval ms, ping timeout ms)."""
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--child", "--client", ARGS.client,
+         "--url", ARGS.url, "--transport", ARGS.transport],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ctx.children.append(proc)
+    ctx.step = "waiting for the child client to connect"
+    first = {}
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("child "):
+                first["line"] = line
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(max(ctx.remaining(), 0.1))
+    if "line" not in first:
+        proc.kill()
+        fail(f"the child client did not connect: {proc.stderr.read()[-2000:] if proc.poll() is not None else 'still starting'}")
+    _, sid, interval, timeout = first["line"].split()
+    return proc, sid, float(interval), float(timeout)
+
+
+def child_main():
+    """The body of a child client (see spawn_child)."""
+    ctx = Ctx("child")
+    p = Peer(ctx)
+    p.connect()
+    assert_equal(p.next("auth"), [{}], "auth event")
+    expect_transport(ctx, p)
+    eio = p.sio.eio
+    sys.stdout.write(f"child {p.sid()} {int(eio.ping_interval * 1000)} {int(eio.ping_timeout * 1000)}\n")
+    sys.stdout.flush()
+    threading.Event().wait()  # idle until killed
+
+
+def vanishing_client(ctx, sig):
+    """A child client vanishes (`sig`): SIGKILL ends the process (its kernel closes the TCP
+    connections), SIGSTOP freezes it (connections stay open, nothing answers). The server must
+    notice within ping interval + ping timeout (+ slack), as the observer sees through
+    `disconnect-reason`. Returns the server's reason."""
+    observer = Peer(ctx)
+    observer.connect()
+    proc, sid, interval, timeout = spawn_child(ctx)
+    if not (interval > 0 and timeout > 0):
+        fail(f"child reported no heartbeat values ({interval}, {timeout})")
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    reason = disconnect_reason(ctx, observer, sid)
+    elapsed = (time.monotonic() - t0) * 1000
+    bound = interval + timeout + HEARTBEAT_SLACK_MS
+    if elapsed > bound:
+        fail(
+            f"the server noticed after {int(elapsed)} ms ({reason}), over {int(bound)} ms = ping "
+            f"interval {int(interval)} + ping timeout {int(timeout)} + slack {HEARTBEAT_SLACK_MS}"
+        )
+    ctx.note(f"reason={reason} after {int(elapsed)} ms (bound {int(bound)} ms)")
+    return reason
+
+
+def s_client_killed(ctx):
+    reason = vanishing_client(ctx, signal.SIGKILL)
+    # The kernel closes a killed process's connections: the server may see that at once
+    # ("transport close" / "transport error") or, when nothing of the connection was held open,
+    # only through the heartbeat ("ping timeout").
+    accepted = ("transport close", "transport error", "ping timeout")
+    if reason not in accepted:
+        fail(f"server-side reason: expected one of {accepted}, got {show(reason)}")
+
+
+def s_client_frozen(ctx):
+    reason = vanishing_client(ctx, signal.SIGSTOP)
+    # A frozen process keeps its connections open: only the heartbeat can tell.
+    if reason != "ping timeout":
+        fail(f'server-side reason: expected "ping timeout", got {show(reason)}')
+
+
 def s_payload_under_limit(ctx):
     p = Peer(ctx)
     p.connect()
@@ -700,6 +871,9 @@ SCENARIOS = {
     "server-disconnect": s_server_disconnect,
     "client-disconnect": s_client_disconnect,
     "reconnect-after-restart": s_reconnect_after_restart,
+    "messages-in-order": s_messages_in_order,
+    "client-killed": s_client_killed,
+    "client-frozen": s_client_frozen,
     "payload-under-limit": s_payload_under_limit,
     "payload-over-limit": s_payload_over_limit,
 }
@@ -727,13 +901,13 @@ def run_one(name):
 
     worker = threading.Thread(target=body, name=name, daemon=True)
     worker.start()
-    worker.join(ARGS.timeout_ms / 1000 + 0.5)
+    worker.join(timeout_ms(name) / 1000 + 0.5)
     seen = f"; disconnects seen: {', '.join(ctx.disconnects)}" if ctx.disconnects else ""
     if worker.is_alive():
         result = {
             "scenario": name,
             "ok": False,
-            "detail": f"timed out after {ARGS.timeout_ms} ms (step: {ctx.step}){seen}",
+            "detail": f"timed out after {timeout_ms(name)} ms (step: {ctx.step}){seen}",
         }
     elif outcome.get("ok"):
         result = {"scenario": name, "ok": True, "detail": "; ".join(ctx.notes)}
@@ -761,4 +935,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if ARGS.child:
+        child_main()
+    else:
+        main()

@@ -1,5 +1,5 @@
-//! The "socket-io" test-server profile on the threads runtime: the same handlers as
-//! [`super::socket_io_profile`], as plain closures with blocking calls.
+//! The test-server profiles on the threads runtime: the same handlers as [`crate::profile`], as
+//! plain closures with blocking calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,17 +8,20 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sockio_threads::{AllowedOrigins, Args, CallError, ConnectRefused, Server, Socket};
 
-use super::PING_TIMEOUT;
+use crate::ProfileOptions;
+use crate::profile::{ack, room_and_rest};
 
-/// Builds a server with the profile's options and handlers.
-pub fn socket_io_profile() -> Server {
+/// Builds a server with the socket-io profile's options and handlers.
+pub fn socket_io(options: &ProfileOptions) -> Server {
     let io = Server::builder()
-        .ping_interval(Duration::from_millis(300))
-        .ping_timeout(PING_TIMEOUT)
+        .ping_interval(options.ping_interval)
+        .ping_timeout(options.ping_timeout)
         .connect_timeout(Duration::from_millis(1000))
         .max_http_buffer_size(1_000_000)
         .cors_allowed_origins(AllowedOrigins::Any)
         .allow_eio3(true)
+        // As in the async profile: one client's events in arrival order.
+        .async_handlers(false)
         .handler_threads(8)
         .build();
     let reasons: Arc<Mutex<HashMap<String, String>>> = Arc::default();
@@ -55,15 +58,9 @@ pub fn socket_io_profile() -> Server {
             ack(true)
         });
         ns.on_args("to-room", |socket: Socket, args: Args| {
-            let Some(room) = args
-                .values
-                .first()
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
+            let Some((room, data)) = room_and_rest(args) else {
                 return ack(false);
             };
-            let data = Args::from_parts(args.values[1..].to_vec(), args.attachments);
             let _ = socket
                 .server()
                 .of(socket.namespace())
@@ -120,6 +117,23 @@ pub fn socket_io_profile() -> Server {
     io
 }
 
-fn ack(value: impl serde::Serialize) -> Args {
-    sockio_threads::payload::to_args(&value).unwrap_or_default()
+/// Builds a server with the bench profile (see [`crate::profile::bench`]).
+pub fn bench() -> Server {
+    let io = Server::builder().build();
+    let ns = io.of("/");
+    ns.on_args("echo", |_socket: Socket, args: Args| args);
+    ns.on_args("broadcast", |socket: Socket, args: Args| {
+        let _ = socket.server().emit_args("bcast", args).send();
+        Args::default()
+    });
+    ns.on("join", |socket: Socket, room: String| {
+        socket.enter_room(&room).is_ok()
+    });
+    ns.on_args("to-room", |socket: Socket, args: Args| {
+        if let Some((room, data)) = room_and_rest(args) {
+            let _ = socket.server().emit_args("bcast", data).to(&room).send();
+        }
+        Args::default()
+    });
+    io
 }

@@ -1,0 +1,98 @@
+//! Runs one profile on one runtime until the process is killed.
+
+use std::net::TcpListener;
+
+use crate::{Profile, ProfileOptions, RuntimeKind, engine_profile, profile, profile_threads};
+
+/// Why a server could not be started or stopped serving.
+#[derive(Debug)]
+pub struct ServeError(pub String);
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Checks that `profile` can run on `runtime`, before anything is bound.
+pub fn check_supported(runtime: RuntimeKind, profile: Profile) -> Result<(), ServeError> {
+    if runtime == RuntimeKind::Threads && profile == Profile::EngineIo {
+        return Err(threads_engine_io_missing());
+    }
+    Ok(())
+}
+
+fn threads_engine_io_missing() -> ServeError {
+    ServeError(
+        "the engine-io profile is not available on the threads runtime yet: sockio-threads \
+             drives Socket.IO connections only and has no raw Engine.IO server (its HTTP/1.1 and \
+             WebSocket loops in runtime-threads/src/serve.rs and conn.rs would need to drive a \
+             sockio_core::engineio::Session the way they drive a socketio::Connection)"
+            .to_owned(),
+    )
+}
+
+/// Serves `profile` on `runtime` from `listener` until the process ends.
+pub fn serve(
+    runtime: RuntimeKind,
+    profile: Profile,
+    listener: TcpListener,
+    options: &ProfileOptions,
+) -> Result<(), ServeError> {
+    check_supported(runtime, profile)?;
+    let failed = |e: &dyn std::fmt::Display| ServeError(format!("the server stopped: {e}"));
+    match runtime {
+        RuntimeKind::Tokio => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| ServeError(format!("cannot start tokio: {e}")))?;
+            rt.block_on(async {
+                type Rt = sockio_tokio::Tokio;
+                match profile {
+                    Profile::SocketIo => profile::socket_io::<Rt>(options)
+                        .serve_std(listener)
+                        .await
+                        .map_err(|e| failed(&e)),
+                    Profile::Bench => profile::bench::<Rt>()
+                        .serve_std(listener)
+                        .await
+                        .map_err(|e| failed(&e)),
+                    Profile::EngineIo => engine_profile::engine_io::<Rt>(options)
+                        .serve_std(listener)
+                        .await
+                        .map_err(|e| failed(&e)),
+                }
+            })
+        }
+        RuntimeKind::Smol => smol::block_on(async {
+            type Rt = sockio_smol::Smol;
+            match profile {
+                Profile::SocketIo => profile::socket_io::<Rt>(options)
+                    .serve_std(listener)
+                    .await
+                    .map_err(|e| failed(&e)),
+                Profile::Bench => profile::bench::<Rt>()
+                    .serve_std(listener)
+                    .await
+                    .map_err(|e| failed(&e)),
+                Profile::EngineIo => engine_profile::engine_io::<Rt>(options)
+                    .serve_std(listener)
+                    .await
+                    .map_err(|e| failed(&e)),
+            }
+        }),
+        RuntimeKind::Threads => match profile {
+            Profile::SocketIo => profile_threads::socket_io(options)
+                .serve_std(listener)
+                .map_err(|e| failed(&e)),
+            Profile::Bench => profile_threads::bench()
+                .serve_std(listener)
+                .map_err(|e| failed(&e)),
+            Profile::EngineIo => Err(threads_engine_io_missing()),
+        },
+    }
+}

@@ -1,0 +1,719 @@
+//! [`EngineServer`]: a raw Engine.IO server (no Socket.IO layer) on any [`Runtime`], like
+//! python-engineio's `AsyncServer` or the Node `engine.io` package.
+//!
+//! The protocol (handshakes, polling, upgrades, heartbeat, limits, CORS) is
+//! [`sockio_core::engineio`]'s; this module only carries requests and WebSocket messages between
+//! hyper and the core's [`Endpoint`] and [`Session`]s, and calls the application's callbacks:
+//!
+//! ```no_run
+//! # async fn f<Rt: sockio_server::Runtime>() -> Result<(), sockio_server::ServerError> {
+//! use sockio_server::engine::{EngineConfig, EngineServer};
+//!
+//! let engine = EngineServer::<Rt>::new(EngineConfig::default());
+//! engine.on_message(|socket, data| {
+//!     let _ = socket.send(data); // echo
+//! });
+//! engine.serve("127.0.0.1:3000").await
+//! # }
+//! ```
+//!
+//! Callbacks are plain closures. Those of one session run one at a time and in order (connect,
+//! then its messages, then disconnect), on whichever task fed the input that produced them; they
+//! must not block.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use event_listener::Event;
+use futures_channel::oneshot;
+use http::{StatusCode, header};
+use http_body::Body;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
+use sockio_core::engineio::{
+    Endpoint, EngineEvent, Output, RequestId, Routing, SendError, Session, WsAction, WsMessage,
+};
+use tungstenite::protocol::Role;
+
+use crate::error::ServerError;
+use crate::runtime::{Runtime, until};
+use crate::server::OsRandomSids;
+use crate::service::{Handled, SocketIoResponse, plain, read_body, websocket_config};
+
+pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
+
+type ConnectCallback<Rt> = Arc<dyn Fn(EngineSocket<Rt>) + Send + Sync>;
+type MessageCallback<Rt> = Arc<dyn Fn(EngineSocket<Rt>, PacketData) + Send + Sync>;
+type DisconnectCallback<Rt> = Arc<dyn Fn(EngineSocket<Rt>, CloseReason) + Send + Sync>;
+
+struct Callbacks<Rt: Runtime> {
+    connect: Option<ConnectCallback<Rt>>,
+    message: Option<MessageCallback<Rt>>,
+    disconnect: Option<DisconnectCallback<Rt>>,
+}
+
+impl<Rt: Runtime> Clone for Callbacks<Rt> {
+    fn clone(&self) -> Self {
+        Callbacks {
+            connect: self.connect.clone(),
+            message: self.message.clone(),
+            disconnect: self.disconnect.clone(),
+        }
+    }
+}
+
+/// A raw Engine.IO server. Cheap to clone: clones share everything.
+pub struct EngineServer<Rt: Runtime> {
+    inner: Arc<Inner<Rt>>,
+}
+
+impl<Rt: Runtime> Clone for EngineServer<Rt> {
+    fn clone(&self) -> Self {
+        EngineServer {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<Rt: Runtime> std::fmt::Debug for EngineServer<Rt> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineServer")
+            .field("sessions", &lock(&self.inner.sessions).len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<Rt: Runtime> {
+    runtime: Rt,
+    config: Arc<EngineConfig>,
+    endpoint: Mutex<Endpoint>,
+    sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
+    callbacks: RwLock<Callbacks<Rt>>,
+    next_request: AtomicU64,
+}
+
+/// What the application hears about one session, in order.
+enum Notice {
+    Open,
+    Message(PacketData),
+    Closed(CloseReason),
+}
+
+struct SessionState {
+    session: Session,
+    /// Held polling requests, answered by `Output::Respond`.
+    waiters: HashMap<RequestId, oneshot::Sender<sockio_core::http::Response>>,
+    /// The wake-up of each WebSocket writer.
+    ws_writers: HashMap<RequestId, Arc<Event>>,
+    deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Delivery {
+    queue: VecDeque<Notice>,
+    /// A task is calling callbacks for this session; others only queue.
+    busy: bool,
+}
+
+struct SessionCell {
+    sid: Sid,
+    state: Mutex<SessionState>,
+    delivery: Mutex<Delivery>,
+    /// Wakes the timer task when the deadline changes or the session closes.
+    timer: Event,
+}
+
+/// Locks a std mutex, continuing past poisoning (a panicking callback must not take the server
+/// down; the state it guards is only changed by the core, never half-way).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One client session of an [`EngineServer`], as the callbacks see it.
+pub struct EngineSocket<Rt: Runtime> {
+    server: EngineServer<Rt>,
+    cell: Arc<SessionCell>,
+}
+
+impl<Rt: Runtime> Clone for EngineSocket<Rt> {
+    fn clone(&self) -> Self {
+        EngineSocket {
+            server: self.server.clone(),
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<Rt: Runtime> std::fmt::Debug for EngineSocket<Rt> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSocket")
+            .field("sid", &self.cell.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Rt: Runtime> EngineSocket<Rt> {
+    /// The session id.
+    pub fn sid(&self) -> &Sid {
+        &self.cell.sid
+    }
+
+    /// The transport the session runs on now.
+    pub fn transport(&self) -> Transport {
+        lock(&self.cell.state).session.transport()
+    }
+
+    /// Sends a message (text or binary) to the client.
+    pub fn send(&self, data: PacketData) -> Result<(), SendError> {
+        self.server
+            .drive(&self.cell, |state, now| state.session.send(now, data))
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.send(PacketData::Text(text.into()))
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&self, data: Bytes) -> Result<(), SendError> {
+        self.send(PacketData::Binary(data))
+    }
+
+    /// Closes the session (the disconnect callback then reports `forced close`).
+    pub fn close(&self) {
+        self.server.drive(&self.cell, |state, now| {
+            state.session.close(now, CloseReason::ForcedClose)
+        });
+    }
+}
+
+impl<Rt: Runtime> EngineServer<Rt> {
+    /// A server with `config` (its path defaults to `/engine.io/`).
+    pub fn new(config: EngineConfig) -> Self {
+        let endpoint = Endpoint::new(config, OsRandomSids);
+        EngineServer {
+            inner: Arc::new(Inner {
+                runtime: Rt::default(),
+                config: endpoint.config().clone(),
+                endpoint: Mutex::new(endpoint),
+                sessions: Mutex::new(HashMap::new()),
+                callbacks: RwLock::new(Callbacks {
+                    connect: None,
+                    message: None,
+                    disconnect: None,
+                }),
+                next_request: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The options in effect.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Called once per new session, before any of its messages.
+    pub fn on_connect(&self, callback: impl Fn(EngineSocket<Rt>) + Send + Sync + 'static) {
+        self.callbacks_mut().connect = Some(Arc::new(callback));
+    }
+
+    /// Called for every message from a client (text, or binary).
+    pub fn on_message(
+        &self,
+        callback: impl Fn(EngineSocket<Rt>, PacketData) + Send + Sync + 'static,
+    ) {
+        self.callbacks_mut().message = Some(Arc::new(callback));
+    }
+
+    /// Called once when a session ends, with the reason.
+    pub fn on_disconnect(
+        &self,
+        callback: impl Fn(EngineSocket<Rt>, CloseReason) + Send + Sync + 'static,
+    ) {
+        self.callbacks_mut().disconnect = Some(Arc::new(callback));
+    }
+
+    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks<Rt>> {
+        self.inner
+            .callbacks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn callbacks(&self) -> Callbacks<Rt> {
+        self.inner
+            .callbacks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The number of open sessions.
+    pub fn session_count(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
+    /// The socket of session `sid`, while it is open.
+    pub fn socket(&self, sid: &str) -> Option<EngineSocket<Rt>> {
+        let cell = lock(&self.inner.sessions).get(sid).cloned()?;
+        Some(EngineSocket {
+            server: self.clone(),
+            cell,
+        })
+    }
+
+    // ----- serving ----------------------------------------------------------------------------
+
+    /// Listens on `addr` (`host:port`) and serves forever; other paths get 404.
+    pub async fn serve(&self, addr: &str) -> Result<(), ServerError> {
+        let listener = self.inner.runtime.bind(addr).await?;
+        self.serve_listener(listener).await
+    }
+
+    /// Serves connections from an already bound std listener.
+    pub async fn serve_std(&self, listener: std::net::TcpListener) -> Result<(), ServerError> {
+        listener.set_nonblocking(true)?;
+        let listener = self.inner.runtime.listener_from_std(listener)?;
+        self.serve_listener(listener).await
+    }
+
+    /// Serves connections accepted from `listener` forever.
+    pub async fn serve_listener(&self, listener: Rt::Listener) -> Result<(), ServerError> {
+        let runtime = &self.inner.runtime;
+        loop {
+            let (stream, remote) = match runtime.accept(&listener).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    tracing::warn!(%error, "accept failed");
+                    runtime
+                        .sleep_until(Instant::now() + Duration::from_millis(50))
+                        .await;
+                    continue;
+                }
+            };
+            let server = self.clone();
+            runtime.spawn(async move {
+                let service = service_fn(move |request: http::Request<Incoming>| {
+                    let server = server.clone();
+                    async move {
+                        let response = match server.handle_request(request, Some(remote)).await {
+                            Handled::Response(response) => response,
+                            Handled::NotSocketIo(_) => plain(StatusCode::NOT_FOUND, "not found"),
+                        };
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let connection = http1::Builder::new()
+                    .serve_connection(stream, service)
+                    .with_upgrades();
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "HTTP connection ended with an error");
+                }
+            });
+        }
+    }
+
+    /// Handles one HTTP request: Engine.IO requests are answered (long-polls are held until there
+    /// is data), WebSocket upgrades are accepted, anything outside the path is handed back.
+    pub async fn handle_request<B>(
+        &self,
+        mut request: http::Request<B>,
+        _remote: Option<SocketAddr>,
+    ) -> Handled<B>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        if !lock(&self.inner.endpoint).matches_path(request.uri().path()) {
+            return Handled::NotSocketIo(request);
+        }
+        let upgrade = sockio_core::engineio::is_websocket_upgrade(request.headers())
+            .then(|| hyper::upgrade::on(&mut request));
+        let (parts, body) = request.into_parts();
+        let body = match read_body(body, self.inner.config.max_http_buffer_size).await {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::debug!(%error, "request body failed");
+                return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
+            }
+        };
+        let request = http::Request::from_parts(parts, body);
+        Handled::Response(self.route(request, upgrade).await)
+    }
+
+    async fn route(
+        &self,
+        request: sockio_core::http::Request,
+        upgrade: Option<OnUpgrade>,
+    ) -> SocketIoResponse {
+        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let routing = {
+            let mut endpoint = lock(&self.inner.endpoint);
+            endpoint.handle_request(Instant::now(), id, &request, |sid| {
+                lock(&self.inner.sessions).contains_key(sid)
+            })
+        };
+        match routing {
+            Routing::Respond(response) => response.map(Full::new),
+            Routing::Created {
+                session,
+                response,
+                upgrade_headers,
+            } => {
+                let writer = Arc::new(Event::new());
+                let mut ws_writers = HashMap::new();
+                if response.is_none() {
+                    ws_writers.insert(id, writer.clone());
+                }
+                let cell = Arc::new(SessionCell {
+                    sid: session.sid().clone(),
+                    state: Mutex::new(SessionState {
+                        session: *session,
+                        waiters: HashMap::new(),
+                        ws_writers,
+                        deadline: None,
+                    }),
+                    delivery: Mutex::new(Delivery::default()),
+                    timer: Event::new(),
+                });
+                lock(&cell.delivery).queue.push_back(Notice::Open);
+                lock(&self.inner.sessions).insert(cell.sid.clone(), cell.clone());
+                self.inner
+                    .runtime
+                    .spawn(self.clone().run_timer(cell.clone()));
+                // Drains what the handshake produced and tells the application.
+                self.drive(&cell, |_, _| ());
+                match response {
+                    Some(response) => response.map(Full::new),
+                    None => self.upgrade(&request, upgrade, cell, id, writer, upgrade_headers),
+                }
+            }
+            Routing::Existing { sid, websocket } => {
+                let Some(cell) = lock(&self.inner.sessions).get(&sid).cloned() else {
+                    return plain(StatusCode::BAD_REQUEST, "session closed");
+                };
+                if websocket {
+                    let writer = Arc::new(Event::new());
+                    let accepted = self.drive(&cell, |state, now| {
+                        state.ws_writers.insert(id, writer.clone());
+                        let accepted = state.session.accept_websocket(now, id, &request);
+                        if accepted.is_err() {
+                            state.ws_writers.remove(&id);
+                        }
+                        accepted
+                    });
+                    match accepted {
+                        Ok(()) => self.upgrade(
+                            &request,
+                            upgrade,
+                            cell,
+                            id,
+                            writer,
+                            http::HeaderMap::new(),
+                        ),
+                        Err(response) => (*response).map(Full::new),
+                    }
+                } else {
+                    self.poll(cell, id, &request).await
+                }
+            }
+            _ => plain(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// A polling request: hand it to the session and wait for its answer.
+    async fn poll(
+        &self,
+        cell: Arc<SessionCell>,
+        id: RequestId,
+        request: &sockio_core::http::Request,
+    ) -> SocketIoResponse {
+        let (tx, rx) = oneshot::channel();
+        self.drive(&cell, |state, now| {
+            state.waiters.insert(id, tx);
+            state.session.handle_request(now, id, request);
+        });
+        let mut held = HeldPoll {
+            server: self.clone(),
+            cell,
+            id,
+            answered: false,
+        };
+        let response = rx.await;
+        held.answered = true;
+        match response {
+            Ok(response) => response.map(Full::new),
+            // The session ended without answering: the client must not hang on it.
+            Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
+        }
+    }
+
+    /// Answers a WebSocket upgrade with `101` and runs the socket once hyper hands it over.
+    fn upgrade(
+        &self,
+        request: &sockio_core::http::Request,
+        upgrade: Option<OnUpgrade>,
+        cell: Arc<SessionCell>,
+        id: RequestId,
+        writer: Arc<Event>,
+        extra_headers: http::HeaderMap,
+    ) -> SocketIoResponse {
+        // The endpoint checked the key and version already; hyper's upgrade may still be missing
+        // when the request did not come through a hyper connection.
+        let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
+        let (Some(key), Some(upgrade)) = (key, upgrade) else {
+            self.drive(&cell, |state, now| {
+                state.ws_writers.remove(&id);
+                state.session.handle_ws_closed(now, id, true);
+            });
+            return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
+        };
+        let response = crate::ws_pump::switching_protocols(key, extra_headers);
+        let server = self.clone();
+        let max = self.inner.config.max_http_buffer_size;
+        self.inner.runtime.spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => {
+                    let ws = async_tungstenite::WebSocketStream::from_raw_socket(
+                        crate::io::HyperIo(upgraded),
+                        Role::Server,
+                        Some(websocket_config(max)),
+                    )
+                    .await;
+                    let config = &server.inner.config;
+                    let write_timeout = config.ping_interval + config.ping_timeout;
+                    let session = SessionWebSocket {
+                        server: &server,
+                        cell: &cell,
+                    };
+                    crate::ws_pump::run(
+                        &server.inner.runtime,
+                        &session,
+                        id,
+                        writer,
+                        ws,
+                        write_timeout,
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "WebSocket upgrade failed");
+                    server.drive(&cell, |state, now| {
+                        state.ws_writers.remove(&id);
+                        state.session.handle_ws_closed(now, id, true);
+                    });
+                }
+            }
+        });
+        response
+    }
+
+    async fn run_timer(self, cell: Arc<SessionCell>) {
+        loop {
+            // Listen before reading the deadline so a change in between is not missed.
+            let changed = cell.timer.listen();
+            let (deadline, closed) = {
+                let state = lock(&cell.state);
+                (state.deadline, state.session.is_closed())
+            };
+            if closed {
+                return;
+            }
+            match deadline {
+                Some(deadline) => {
+                    if until(&self.inner.runtime, deadline, changed)
+                        .await
+                        .is_none()
+                    {
+                        self.drive(&cell, |state, now| state.session.handle_timeout(now));
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Runs one input or command on a session and applies the core's drain rule: responses go to
+    /// their waiting requests, WebSocket writers are woken, the timer learns the new deadline, and
+    /// the application's callbacks run (after the lock is released, so they may use the session).
+    fn drive<R>(
+        &self,
+        cell: &Arc<SessionCell>,
+        f: impl FnOnce(&mut SessionState, Instant) -> R,
+    ) -> R {
+        let now = Instant::now();
+        let mut state = lock(&cell.state);
+        let result = f(&mut state, now);
+        let mut notices = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(output) = state.session.poll_output() {
+                progressed = true;
+                match output {
+                    Output::Respond { request, response } => {
+                        if let Some(waiter) = state.waiters.remove(&request) {
+                            // The request's client may be gone already; nothing to do then.
+                            let _ = waiter.send(response);
+                        }
+                    }
+                    Output::WebSocketReady { conn } => {
+                        if let Some(writer) = state.ws_writers.get(&conn) {
+                            writer.notify(usize::MAX);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(event) = state.session.poll_event() {
+                progressed = true;
+                match event {
+                    EngineEvent::Message(data) => notices.push(Notice::Message(data)),
+                    EngineEvent::Closed(reason) => {
+                        // Writers must notice the end even when nothing is left to write.
+                        for writer in state.ws_writers.values() {
+                            writer.notify(usize::MAX);
+                        }
+                        notices.push(Notice::Closed(reason));
+                    }
+                    _ => {}
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let deadline = state.session.poll_timeout();
+        let closed = state.session.is_closed();
+        let deadline_changed = deadline != state.deadline || closed;
+        state.deadline = deadline;
+        if !notices.is_empty() {
+            // Queued under the session's lock, so notices keep the order the core made them in.
+            lock(&cell.delivery).queue.extend(notices);
+        }
+        drop(state);
+        if deadline_changed {
+            cell.timer.notify(usize::MAX);
+        }
+        self.deliver(cell);
+        result
+    }
+
+    /// Calls the callbacks for `cell`'s queued notices, unless another task already does (it will
+    /// see these too).
+    fn deliver(&self, cell: &Arc<SessionCell>) {
+        {
+            let mut delivery = lock(&cell.delivery);
+            if delivery.busy || delivery.queue.is_empty() {
+                return;
+            }
+            delivery.busy = true;
+        }
+        let callbacks = self.callbacks();
+        loop {
+            let notice = {
+                let mut delivery = lock(&cell.delivery);
+                match delivery.queue.pop_front() {
+                    Some(notice) => notice,
+                    None => {
+                        delivery.busy = false;
+                        return;
+                    }
+                }
+            };
+            let socket = EngineSocket {
+                server: self.clone(),
+                cell: cell.clone(),
+            };
+            let call = std::panic::AssertUnwindSafe(|| match notice {
+                Notice::Open => {
+                    if let Some(connect) = &callbacks.connect {
+                        connect(socket);
+                    }
+                }
+                Notice::Message(data) => {
+                    if let Some(message) = &callbacks.message {
+                        message(socket, data);
+                    }
+                }
+                Notice::Closed(reason) => {
+                    lock(&self.inner.sessions).remove(&cell.sid);
+                    if let Some(disconnect) = &callbacks.disconnect {
+                        disconnect(socket, reason);
+                    }
+                }
+            });
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
+            }
+        }
+    }
+}
+
+/// A raw Engine.IO session's WebSocket, as the shared pump sees it.
+struct SessionWebSocket<'a, Rt: Runtime> {
+    server: &'a EngineServer<Rt>,
+    cell: &'a Arc<SessionCell>,
+}
+
+impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<'_, Rt> {
+    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
+        let mut state = lock(&self.cell.state);
+        std::iter::from_fn(|| state.session.poll_ws(id))
+            .take(max)
+            .collect()
+    }
+
+    fn finished(&self, id: RequestId) -> bool {
+        let state = lock(&self.cell.state);
+        state.session.is_closed() && !state.session.wants_ws_write(id)
+    }
+
+    fn received(&self, id: RequestId, message: WsMessage) {
+        self.server.drive(self.cell, |state, now| {
+            state.session.handle_ws_message(now, id, message);
+        });
+    }
+
+    async fn throttle(&self) {
+        // No dispatcher to wait for: the callbacks of a message run in the task that fed it (this
+        // one, unless another task is delivering this session's earlier messages).
+    }
+
+    fn closed(&self, id: RequestId, failed: bool) {
+        self.server.drive(self.cell, |state, now| {
+            state.ws_writers.remove(&id);
+            state.session.handle_ws_closed(now, id, failed);
+        });
+    }
+}
+
+/// Tells the session a held poll's client went away, when the response future is dropped early.
+struct HeldPoll<Rt: Runtime> {
+    server: EngineServer<Rt>,
+    cell: Arc<SessionCell>,
+    id: RequestId,
+    answered: bool,
+}
+
+impl<Rt: Runtime> Drop for HeldPoll<Rt> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let id = self.id;
+        self.server.drive(&self.cell, |state, now| {
+            state.waiters.remove(&id);
+            state.session.handle_request_aborted(now, id);
+        });
+    }
+}

@@ -1,0 +1,138 @@
+//! The WebSocket side of a session, written once for the Socket.IO server ([`crate::Server`]) and
+//! the raw Engine.IO server ([`crate::engine::EngineServer`]): the `101` answer, and the loop that
+//! moves messages between an upgraded connection and the core.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use event_listener::Event;
+use futures_util::future::{Either, select};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::Full;
+use sockio_core::engineio::{RequestId, WsAction, WsMessage};
+use tungstenite::{Message, Utf8Bytes};
+
+use crate::runtime::{Runtime, until};
+use crate::service::SocketIoResponse;
+
+/// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
+pub(crate) type UpgradedWebSocket =
+    async_tungstenite::WebSocketStream<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
+
+/// What the pump needs of a session (a Socket.IO connection or a raw Engine.IO session).
+pub(crate) trait WsSession: Send + Sync {
+    /// Up to `max` next writes (or the close) for the WebSocket `id`.
+    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction>;
+    /// The session has ended and nothing more will come for `id`.
+    fn finished(&self, id: RequestId) -> bool;
+    /// A message from the client, fed to the core (with the drain rule).
+    fn received(&self, id: RequestId, message: WsMessage);
+    /// Waits while the application is far behind, so reading pauses (backpressure).
+    fn throttle(&self) -> impl Future<Output = ()> + Send;
+    /// The WebSocket `id` is gone (`failed`: by an error rather than a close).
+    fn closed(&self, id: RequestId, failed: bool);
+}
+
+/// The `101 Switching Protocols` answer for a request with WebSocket key `key`.
+pub(crate) fn switching_protocols(
+    key: &HeaderValue,
+    extra_headers: http::HeaderMap,
+) -> SocketIoResponse {
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    headers.extend(extra_headers);
+    response
+}
+
+/// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
+/// only as fast as the socket takes them, so a slow reader's backlog stays in the core's bounded
+/// queue. A write that cannot finish within `write_timeout` fails the socket.
+pub(crate) async fn run<Rt: Runtime, S: WsSession>(
+    runtime: &Rt,
+    session: &S,
+    id: RequestId,
+    writer: Arc<Event>,
+    ws: UpgradedWebSocket,
+    write_timeout: Duration,
+) {
+    let (mut sink, mut stream) = ws.split();
+    let mut failed = false;
+    'outer: loop {
+        // Listen before pulling so a wake-up between the two is not missed.
+        let woken = writer.listen();
+        // Write whatever is ready, in small batches.
+        loop {
+            let actions = session.pull(id, 64);
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                let message = match action {
+                    WsAction::Send(WsMessage::Text(text)) => {
+                        match Utf8Bytes::try_from(text.into_bytes()) {
+                            Ok(text) => Message::Text(text),
+                            Err(_) => continue,
+                        }
+                    }
+                    WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
+                    WsAction::Close => {
+                        let deadline = Instant::now() + write_timeout;
+                        let _ = until(runtime, deadline, sink.close(None)).await;
+                        break 'outer;
+                    }
+                };
+                // A client that stops reading must not pin this task and its socket forever.
+                let deadline = Instant::now() + write_timeout;
+                if !matches!(
+                    until(runtime, deadline, sink.feed(message)).await,
+                    Some(Ok(()))
+                ) {
+                    failed = true;
+                    break 'outer;
+                }
+            }
+            let deadline = Instant::now() + write_timeout;
+            if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
+                failed = true;
+                break 'outer;
+            }
+        }
+        if session.finished(id) {
+            // The session ended and nothing more will come for this socket.
+            let deadline = Instant::now() + write_timeout;
+            let _ = until(runtime, deadline, sink.close(None)).await;
+            break;
+        }
+        match select(stream.next(), woken).await {
+            Either::Left((message, _)) => {
+                let message = match message {
+                    Some(Ok(Message::Text(text))) => WsMessage::Text(
+                        sockio_core::ByteString::try_from(Bytes::from(text)).unwrap_or_default(),
+                    ),
+                    Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "WebSocket read failed");
+                        failed = true;
+                        break;
+                    }
+                };
+                session.received(id, message);
+                session.throttle().await;
+            }
+            Either::Right(_) => {}
+        }
+    }
+    session.closed(id, failed);
+}
