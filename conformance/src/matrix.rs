@@ -4,21 +4,8 @@
 //! # Adding a client
 //!
 //! A client row is anything implementing [`MatrixClient`]; [`all_clients`] lists them. The
-//! official Node and Python clients are [`sockio_testkit::Client`]. A client that runs elsewhere
-//! (say the official client inside headless Chromium, with the `run_scenarios` shape) needs only
-//! an implementation that forwards to its runner and one more entry in [`all_clients`]:
-//!
-//! ```ignore
-//! struct Browser;
-//! impl MatrixClient for Browser {
-//!     fn name(&self) -> String { "browser-v4".into() }
-//!     fn scenarios(&self) -> Vec<&'static str> { sockio_testkit::browser::scenarios() }
-//!     fn run(&self, url: &str, transport: TransportMode, scenarios: &[&str], timeout: Duration,
-//!            on_line: &mut dyn FnMut(&str)) -> RunOutput {
-//!         sockio_testkit::browser::run_browser_scenarios(url, transport, scenarios, timeout, on_line)
-//!     }
-//! }
-//! ```
+//! official Node and Python clients are [`sockio_testkit::Client`]; [`Browser`] forwards to the
+//! headless-Chromium runner, which has the same shape as `run_scenarios`.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -73,11 +60,37 @@ impl MatrixClient for Client {
     }
 }
 
-/// Every client row: the official Node and Python clients.
+/// The official client 4.x inside headless Chromium, its page served from a second origin
+/// (`sockio_testkit::browser`).
+pub struct Browser;
+
+impl MatrixClient for Browser {
+    fn name(&self) -> String {
+        "browser-v4".to_owned()
+    }
+
+    fn scenarios(&self) -> Vec<&'static str> {
+        sockio_testkit::browser::scenarios()
+    }
+
+    fn run(
+        &self,
+        url: &str,
+        transport: TransportMode,
+        scenarios: &[&str],
+        timeout: Duration,
+        on_line: &mut dyn FnMut(&str),
+    ) -> RunOutput {
+        sockio_testkit::browser::run_browser_scenarios(url, transport, scenarios, timeout, on_line)
+    }
+}
+
+/// Every client row: the official Node and Python clients, and the browser client.
 pub fn all_clients() -> Vec<Box<dyn MatrixClient>> {
     Client::all()
         .into_iter()
         .map(|c| Box::new(c) as Box<dyn MatrixClient>)
+        .chain(std::iter::once(Box::new(Browser) as Box<dyn MatrixClient>))
         .collect()
 }
 
