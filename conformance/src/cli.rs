@@ -48,9 +48,13 @@ struct ServeArgs {
     port: u16,
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// A message-queue manager (Redis, Kafka, ...) to broadcast through.
+    /// A message-queue manager to share clients through: `redis://...`, `unix://...` (threads)
+    /// or `amqp://...` (socket-io and bench profiles).
     #[arg(long)]
     manager: Option<String>,
+    /// The manager's channel (Redis) or exchange (RabbitMQ).
+    #[arg(long, default_value = sockio_core::pubsub::DEFAULT_CHANNEL)]
+    channel: String,
     /// Overrides the profile's 200 ms ping timeout (engine-io and socket-io profiles).
     #[arg(long)]
     ping_timeout_ms: Option<u64>,
@@ -128,10 +132,21 @@ pub fn run_default_matrix(launcher: ServerLauncher) -> matrix::MatrixReport {
 }
 
 fn run_serve(args: ServeArgs) -> ExitCode {
-    if let Some(url) = &args.manager {
+    let manager = match args
+        .manager
+        .as_deref()
+        .map(sockio_core::pubsub::ClientManager::from_url)
+    {
+        None => None,
+        Some(Ok(manager)) => Some(manager.channel(&args.channel)),
+        Some(Err(error)) => {
+            eprintln!("sockio-conformance: --manager: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if manager.is_some() && args.profile == Profile::EngineIo {
         eprintln!(
-            "sockio-conformance: --manager {url}: the message-queue managers (issue 6) are not \
-             implemented yet, so no profile can broadcast through one"
+            "sockio-conformance: --manager: the engine-io profile has no Socket.IO layer to share"
         );
         return ExitCode::from(2);
     }
@@ -146,7 +161,10 @@ fn run_serve(args: ServeArgs) -> ExitCode {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let mut options = ProfileOptions::default();
+    let mut options = ProfileOptions {
+        manager,
+        ..ProfileOptions::default()
+    };
     if let Some(ms) = args.ping_timeout_ms {
         options.ping_timeout = Duration::from_millis(ms);
     }
@@ -296,19 +314,25 @@ mod tests {
     }
 
     #[test]
-    fn a_manager_is_refused_rather_than_ignored() {
-        let code = main_with_args([
-            "sockio-conformance",
-            "serve",
-            "--runtime",
-            "tokio",
-            "--profile",
-            "bench",
-            "--port",
-            "0",
-            "--manager",
-            "redis://127.0.0.1:6379",
-        ]);
-        assert_eq!(code, ExitCode::from(2));
+    fn bad_manager_urls_and_a_manager_without_socket_io_are_refused() {
+        for (profile, url) in [
+            ("bench", "kafka://127.0.0.1:9092"),
+            ("bench", "rediss://127.0.0.1:6379"),
+            ("engine-io", "redis://127.0.0.1:6379"),
+        ] {
+            let code = main_with_args([
+                "sockio-conformance",
+                "serve",
+                "--runtime",
+                "tokio",
+                "--profile",
+                profile,
+                "--port",
+                "0",
+                "--manager",
+                url,
+            ]);
+            assert_eq!(code, ExitCode::from(2), "{profile} {url}");
+        }
     }
 }

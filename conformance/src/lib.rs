@@ -72,6 +72,9 @@ pub struct ProfileOptions {
     pub ping_interval: Duration,
     /// 200 ms in the profiles; see [`MATRIX_PING_TIMEOUT`] for what the matrix uses.
     pub ping_timeout: Duration,
+    /// The message-queue manager the socket-io and bench profiles share clients through
+    /// (`serve --manager URL [--channel NAME]`); in-memory when `None`.
+    pub manager: Option<sockio_core::pubsub::ClientManager>,
 }
 
 impl Default for ProfileOptions {
@@ -79,6 +82,7 @@ impl Default for ProfileOptions {
         ProfileOptions {
             ping_interval: Duration::from_millis(300),
             ping_timeout: Duration::from_millis(200),
+            manager: None,
         }
     }
 }

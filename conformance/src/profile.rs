@@ -13,7 +13,11 @@ use crate::ProfileOptions;
 
 /// Builds a server with the socket-io profile's options and handlers.
 pub fn socket_io<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
-    let io = Server::<Rt>::builder()
+    let mut builder = Server::<Rt>::builder();
+    if let Some(manager) = &options.manager {
+        builder = builder.client_manager(manager.clone());
+    }
+    let io = builder
         .ping_interval(options.ping_interval)
         .ping_timeout(options.ping_timeout)
         .connect_timeout(Duration::from_millis(1000))
@@ -124,6 +128,54 @@ pub fn socket_io<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
             rooms.sort();
             rooms
         });
+        // Operations on any client of the cluster (with `--manager`, the server holding it acts).
+        ns.on(
+            "enter-room-of",
+            |socket: Socket<Rt>, (sid, room): (String, String)| async move {
+                let ns = socket.server().of(socket.namespace());
+                ns.enter_room(&sid, &room).is_ok()
+            },
+        );
+        ns.on(
+            "leave-room-of",
+            |socket: Socket<Rt>, (sid, room): (String, String)| async move {
+                let ns = socket.server().of(socket.namespace());
+                ns.leave_room(&sid, &room).is_ok()
+            },
+        );
+        ns.on(
+            "close-room",
+            |socket: Socket<Rt>, room: String| async move {
+                socket.server().of(socket.namespace()).close_room(&room);
+                true
+            },
+        );
+        ns.on(
+            "disconnect-sid",
+            |socket: Socket<Rt>, sid: String| async move {
+                let ns = socket.server().of(socket.namespace());
+                match ns.disconnect(&sid).await {
+                    Ok(()) => json!(true),
+                    Err(error) => json!({ "error": error.to_string() }),
+                }
+            },
+        );
+        ns.on(
+            "call-sid",
+            |socket: Socket<Rt>, (sid, event): (String, String)| async move {
+                let answer = socket
+                    .server()
+                    .of(socket.namespace())
+                    .call(&event, &"from-server")
+                    .to(&sid)
+                    .timeout(Duration::from_secs(10))
+                    .await;
+                match answer {
+                    Ok(answer) => json!({ "answer": answer.values }),
+                    Err(error) => json!({ "error": error.to_string() }),
+                }
+            },
+        );
         let recorded = reasons.clone();
         ns.on_disconnect(move |socket: Socket<Rt>, reason| {
             recorded
@@ -138,8 +190,12 @@ pub fn socket_io<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
 
 /// Builds a server with the bench profile: default engine settings, `echo`, `broadcast`, `join`
 /// and `to-room` on `/`.
-pub fn bench<Rt: Runtime>() -> Server<Rt> {
-    let io = Server::<Rt>::builder().build();
+pub fn bench<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
+    let mut builder = Server::<Rt>::builder();
+    if let Some(manager) = &options.manager {
+        builder = builder.client_manager(manager.clone());
+    }
+    let io = builder.build();
     let ns = io.of("/");
     ns.on_args(
         "echo",

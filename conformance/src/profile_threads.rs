@@ -13,7 +13,11 @@ use crate::profile::{ack, room_and_rest};
 
 /// Builds a server with the socket-io profile's options and handlers.
 pub fn socket_io(options: &ProfileOptions) -> Server {
-    let io = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(manager) = &options.manager {
+        builder = builder.client_manager(manager.clone());
+    }
+    let io = builder
         .ping_interval(options.ping_interval)
         .ping_timeout(options.ping_timeout)
         .connect_timeout(Duration::from_millis(1000))
@@ -106,6 +110,49 @@ pub fn socket_io(options: &ProfileOptions) -> Server {
             rooms.sort();
             rooms
         });
+        // Operations on any client of the cluster (with `--manager`, the server holding it acts).
+        ns.on(
+            "enter-room-of",
+            |socket: Socket, (sid, room): (String, String)| {
+                let ns = socket.server().of(socket.namespace());
+                ns.enter_room(&sid, &room).is_ok()
+            },
+        );
+        ns.on(
+            "leave-room-of",
+            |socket: Socket, (sid, room): (String, String)| {
+                let ns = socket.server().of(socket.namespace());
+                ns.leave_room(&sid, &room).is_ok()
+            },
+        );
+        ns.on("close-room", |socket: Socket, room: String| {
+            socket.server().of(socket.namespace()).close_room(&room);
+            true
+        });
+        ns.on("disconnect-sid", |socket: Socket, sid: String| match socket
+            .server()
+            .of(socket.namespace())
+            .disconnect(&sid)
+        {
+            Ok(()) => json!(true),
+            Err(error) => json!({ "error": error.to_string() }),
+        });
+        ns.on(
+            "call-sid",
+            |socket: Socket, (sid, event): (String, String)| {
+                let answer = socket
+                    .server()
+                    .of(socket.namespace())
+                    .call(&event, &"from-server")
+                    .to(&sid)
+                    .timeout(Duration::from_secs(10))
+                    .send();
+                match answer {
+                    Ok(answer) => json!({ "answer": answer.values }),
+                    Err(error) => json!({ "error": error.to_string() }),
+                }
+            },
+        );
         let recorded = reasons.clone();
         ns.on_disconnect(move |socket: Socket, reason| {
             recorded
@@ -118,8 +165,12 @@ pub fn socket_io(options: &ProfileOptions) -> Server {
 }
 
 /// Builds a server with the bench profile (see [`crate::profile::bench`]).
-pub fn bench() -> Server {
-    let io = Server::builder().build();
+pub fn bench(options: &ProfileOptions) -> Server {
+    let mut builder = Server::builder();
+    if let Some(manager) = &options.manager {
+        builder = builder.client_manager(manager.clone());
+    }
+    let io = builder.build();
     let ns = io.of("/");
     ns.on_args("echo", |_socket: Socket, args: Args| args);
     ns.on_args("broadcast", |socket: Socket, args: Args| {

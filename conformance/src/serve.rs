@@ -57,7 +57,7 @@ pub fn serve(
                         .serve_std(listener)
                         .await
                         .map_err(|e| failed(&e)),
-                    Profile::Bench => profile::bench::<Rt>()
+                    Profile::Bench => profile::bench::<Rt>(options)
                         .serve_std(listener)
                         .await
                         .map_err(|e| failed(&e)),
@@ -75,7 +75,7 @@ pub fn serve(
                     .serve_std(listener)
                     .await
                     .map_err(|e| failed(&e)),
-                Profile::Bench => profile::bench::<Rt>()
+                Profile::Bench => profile::bench::<Rt>(options)
                     .serve_std(listener)
                     .await
                     .map_err(|e| failed(&e)),
@@ -89,7 +89,7 @@ pub fn serve(
             Profile::SocketIo => profile_threads::socket_io(options)
                 .serve_std(listener)
                 .map_err(|e| failed(&e)),
-            Profile::Bench => profile_threads::bench()
+            Profile::Bench => profile_threads::bench(options)
                 .serve_std(listener)
                 .map_err(|e| failed(&e)),
             Profile::EngineIo => Err(threads_engine_io_missing()),

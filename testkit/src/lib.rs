@@ -21,7 +21,9 @@
 //! [`RESTART_LINE`]; [`run_matrix`] answers it with [`TestServer::restart`], and direct callers of
 //! [`run_scenarios`] do so from their `on_line` callback.
 
+pub mod brokers;
 pub mod browser;
+pub mod node_script;
 
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};

@@ -1,0 +1,164 @@
+//! The message brokers of the machine, seen from a test: where they are (from the environment),
+//! whether a test must fail or may skip without them, and what they say about subscribers —
+//! asked on plain sockets or through the broker's own CLI, so checks do not rely on the code under
+//! test.
+//!
+//! * `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), `SOCKIO_AMQP_URL` (default
+//!   `amqp://guest:guest@127.0.0.1:5672//`);
+//! * `SOCKIO_REQUIRE_BROKERS=1` (CI) turns a missing broker into a failure instead of a skip;
+//! * `SOCKIO_RABBITMQCTL` overrides the `rabbitmqctl` command (e.g. `docker exec rabbit rabbitmqctl`).
+
+use std::io::{Read, Write};
+use std::process::Command;
+
+/// The Redis URL under test.
+pub fn redis_url() -> String {
+    std::env::var("SOCKIO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The RabbitMQ URL under test.
+pub fn amqp_url() -> String {
+    std::env::var("SOCKIO_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
+}
+
+/// A fresh channel (exchange) name, so concurrent tests never hear each other.
+pub fn fresh_channel(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+/// `host:port` of the broker at `url` when it accepts connections; `None` (the test skips) when
+/// it does not and brokers are not required; a panic when they are.
+pub fn reachable(url: &str) -> Option<String> {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let addr = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match std::net::TcpStream::connect(&addr) {
+        Ok(_) => Some(addr),
+        Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
+            panic!("the broker at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
+        }
+        Err(error) => {
+            eprintln!("skipped: no broker at {url} ({error})");
+            None
+        }
+    }
+}
+
+/// How many connections Redis at `addr` has subscribed to `channel` (`PUBSUB NUMSUB`).
+pub fn redis_subscribers(addr: &str, channel: &str) -> Result<i64, String> {
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let command = format!(
+        "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n${}\r\n{channel}\r\n",
+        channel.len()
+    );
+    stream
+        .write_all(command.as_bytes())
+        .map_err(|e| e.to_string())?;
+    // The reply is `*2 $len channel :count`: the count is the last line.
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 512];
+    loop {
+        let read = stream.read(&mut buffer).map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("Redis closed the connection".to_owned());
+        }
+        reply.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(count) = text
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix(':'))
+            .and_then(|n| n.parse().ok())
+        {
+            return Ok(count);
+        }
+        if reply.len() > 64 * 1024 {
+            return Err(format!("unexpected reply: {text}"));
+        }
+    }
+}
+
+/// Runs the broker's CLI (`rabbitmqctl`, or `SOCKIO_RABBITMQCTL`) with `args`; its stdout.
+pub fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
+    let command = std::env::var("SOCKIO_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
+    let mut words = command.split_whitespace();
+    let program = words.next().unwrap_or("rabbitmqctl");
+    let output = Command::new(program)
+        .args(words)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {command}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{command} {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The vhost of an `amqp://` URL (`/` when none; `%2f` is `/`).
+pub fn vhost(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.split_once('/') {
+        None | Some((_, "")) => "/".to_owned(),
+        Some((_, vhost)) => vhost.replace("%2f", "/").replace("%2F", "/"),
+    }
+}
+
+/// How many queues RabbitMQ has bound to `exchange` in `vhost`.
+pub fn rabbitmq_bindings(vhost: &str, exchange: &str) -> Result<usize, String> {
+    let listing = rabbitmqctl(&[
+        "list_bindings",
+        "-q",
+        "-p",
+        vhost,
+        "source_name",
+        "destination_kind",
+    ])?;
+    Ok(listing
+        .lines()
+        .filter(|line| {
+            let mut fields = line.split('\t');
+            fields.next() == Some(exchange) && fields.next() == Some("queue")
+        })
+        .count())
+}
+
+/// Waits until `count` servers listen on `channel` of the broker at `url` (Redis subscribers or
+/// RabbitMQ queues bound to the exchange); an error after about 30 s.
+pub fn wait_for_listeners(
+    url: &str,
+    addr: &str,
+    channel: &str,
+    count: usize,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = if url.starts_with("amqp") {
+            rabbitmq_bindings(&vhost(url), channel)?
+        } else {
+            usize::try_from(redis_subscribers(addr, channel)?).unwrap_or(0)
+        };
+        if now >= count {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{now} of {count} servers listen on {channel}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
