@@ -256,6 +256,25 @@ fn connections(exchange: &str) -> Vec<String> {
         .collect()
 }
 
+/// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_socket() {
+    let Some(redis) = sockio_testkit::brokers::UnixRedis::start() else {
+        return;
+    };
+    let channel = fresh_channel();
+    let (path, check) = (redis.path(), channel.clone());
+    two_servers_share_clients(&redis.url(), &channel, async move {
+        tokio::task::spawn_blocking(move || {
+            sockio_testkit::brokers::wait_for_listeners("unix://", &path, &check, 2)
+        })
+        .await
+        .expect("the wait ran")
+        .expect("both servers subscribed");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_amqp() {
     let url = amqp_url();

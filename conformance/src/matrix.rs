@@ -632,7 +632,10 @@ impl MatrixReport {
         out.push_str(
             "Clients: socket.io-client 4.8.4 (`node-v4`), 3.1.3 (`node-v3`), 2.5.0 (`node-v2`) in \
              Node; python-socketio 5.18.1 `Client` (`python-sync`) and `AsyncClient` \
-             (`python-async`).\n\n",
+             (`python-async`); socket.io-client 4.8.4's browser bundle in headless Chromium \
+             (`browser-v4`), its page served from a second origin so CORS is exercised, binary \
+             as ArrayBuffer and Blob (client-killed and client-frozen need a client process \
+             to kill or stop; messages-in-order is not in the page script yet).\n\n",
         );
         out.push_str("## Summary\n\n| runtime |");
         for c in &clients {

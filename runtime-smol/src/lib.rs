@@ -38,6 +38,7 @@ pub struct Smol;
 impl sockio_server::Runtime for Smol {
     type Listener = smol::net::TcpListener;
     type Stream = FuturesIo<smol::net::TcpStream>;
+    type UnixStream = FuturesIo<smol::net::unix::UnixStream>;
 
     fn spawn<F>(&self, future: F)
     where
@@ -76,6 +77,12 @@ impl sockio_server::Runtime for Smol {
         let stream = smol::net::TcpStream::connect((host, port)).await?;
         let _ = stream.set_nodelay(true);
         Ok(FuturesIo::new(stream))
+    }
+
+    async fn connect_unix(&self, path: &str) -> io::Result<Self::UnixStream> {
+        Ok(FuturesIo::new(
+            smol::net::unix::UnixStream::connect(path).await?,
+        ))
     }
 }
 

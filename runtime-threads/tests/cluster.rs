@@ -12,13 +12,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sockio_core::pubsub::BrokerUrl;
-use sockio_core::pubsub::resp::{Decoder, Reply, encode_command};
 use sockio_threads::{ClientManager, Emitter, Server};
 use support::Node;
 
@@ -67,25 +65,9 @@ fn fresh_channel() -> String {
     )
 }
 
-/// `PUBSUB NUMSUB channel`, asked on a plain socket.
+/// `PUBSUB NUMSUB channel` of the Redis at `addr` (`host:port` or a Unix socket's path).
 fn subscribers(addr: &str, channel: &str) -> i64 {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to Redis");
-    let mut command = Vec::new();
-    encode_command(&mut command, &[b"PUBSUB", b"NUMSUB", channel.as_bytes()]);
-    stream.write_all(&command).expect("write to Redis");
-    let mut decoder = Decoder::default();
-    let mut buffer = [0u8; 1024];
-    loop {
-        let read = stream.read(&mut buffer).expect("read from Redis");
-        assert!(read > 0, "Redis closed the connection");
-        decoder.push(&buffer[..read]);
-        if let Some(Reply::Array(Some(items))) = decoder.next_reply().expect("RESP") {
-            let Some(Reply::Integer(count)) = items.get(1) else {
-                panic!("unexpected reply {items:?}");
-            };
-            return *count;
-        }
-    }
+    sockio_testkit::brokers::redis_subscribers(addr, channel).expect("PUBSUB NUMSUB")
 }
 
 /// The vhost of an `amqp://` URL.
@@ -246,6 +228,14 @@ fn events(client: &mut Node, n: usize) -> Vec<(String, String, Value)> {
 fn two_threads_servers_and_an_emitter_share_clients_through_redis() {
     if let Some((url, broker)) = redis() {
         share_clients(&url, &broker);
+    }
+}
+
+/// `unix://` URLs: a Redis of the test's own on a Unix socket.
+#[test]
+fn two_threads_servers_and_an_emitter_share_clients_through_redis_on_a_unix_socket() {
+    if let Some(redis) = sockio_testkit::brokers::UnixRedis::start() {
+        share_clients(&redis.url(), &Broker::Redis { addr: redis.path() });
     }
 }
 

@@ -48,6 +48,7 @@ pub struct Tokio;
 impl sockio_server::Runtime for Tokio {
     type Listener = tokio::net::TcpListener;
     type Stream = TokioIo<tokio::net::TcpStream>;
+    type UnixStream = TokioIo<tokio::net::UnixStream>;
 
     fn spawn<F>(&self, future: F)
     where
@@ -83,6 +84,10 @@ impl sockio_server::Runtime for Tokio {
         let stream = tokio::net::TcpStream::connect((host, port)).await?;
         let _ = stream.set_nodelay(true);
         Ok(TokioIo::new(stream))
+    }
+
+    async fn connect_unix(&self, path: &str) -> io::Result<Self::UnixStream> {
+        Ok(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
     }
 }
 

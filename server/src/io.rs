@@ -40,3 +40,49 @@ impl<T: hyper::rt::Write + Unpin> futures_util::AsyncWrite for HyperIo<T> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+/// A connection to a message broker: TCP or a Unix-domain socket, through futures-io.
+pub(crate) enum BrokerIo<Rt: crate::runtime::Runtime> {
+    Tcp(HyperIo<Rt::Stream>),
+    Unix(HyperIo<Rt::UnixStream>),
+}
+
+impl<Rt: crate::runtime::Runtime> futures_util::AsyncRead for BrokerIo<Rt> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BrokerIo::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+            BrokerIo::Unix(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BrokerIo::Tcp(io) => Pin::new(io).poll_write(cx, buf),
+            BrokerIo::Unix(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BrokerIo::Tcp(io) => Pin::new(io).poll_flush(cx),
+            BrokerIo::Unix(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BrokerIo::Tcp(io) => Pin::new(io).poll_close(cx),
+            BrokerIo::Unix(io) => Pin::new(io).poll_close(cx),
+        }
+    }
+}

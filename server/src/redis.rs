@@ -11,7 +11,7 @@ use sockio_core::api::PublishError;
 use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
-use crate::io::HyperIo;
+use crate::io::{BrokerIo, HyperIo};
 use crate::manager::{PublishJob, answer_batch, next_batch};
 use crate::runtime::{Runtime, until};
 
@@ -27,7 +27,7 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 struct Connection<Rt: Runtime> {
-    io: HyperIo<Rt::Stream>,
+    io: BrokerIo<Rt>,
     link: RedisLink,
 }
 
@@ -48,20 +48,21 @@ enum Failure {
 impl<Rt: Runtime> Connection<Rt> {
     /// Connects and sets `link` up (authentication, database, subscription).
     async fn open(runtime: &Rt, config: &RedisConfig, link: RedisLink) -> Result<Self, Failure> {
-        let RedisAddress::Tcp { host, port } = &config.address else {
-            return Err(Failure::Connect(std::io::Error::other(
-                "unix:// Redis sockets are supported by the threads runtime only so far",
-            )));
-        };
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let stream = until(runtime, deadline, runtime.connect(host, *port))
-            .await
-            .ok_or(Failure::Timeout)?
-            .map_err(Failure::Connect)?;
-        let mut connection = Connection {
-            io: HyperIo(stream),
-            link,
-        };
+        let io = match &config.address {
+            RedisAddress::Tcp { host, port } => {
+                until(runtime, deadline, runtime.connect(host, *port))
+                    .await
+                    .ok_or(Failure::Timeout)?
+                    .map(|stream| BrokerIo::Tcp(HyperIo(stream)))
+            }
+            RedisAddress::Unix { path } => until(runtime, deadline, runtime.connect_unix(path))
+                .await
+                .ok_or(Failure::Timeout)?
+                .map(|stream| BrokerIo::Unix(HyperIo(stream))),
+        }
+        .map_err(Failure::Connect)?;
+        let mut connection = Connection { io, link };
         connection.flush().await?;
         while !connection.link.is_ready() {
             until(runtime, deadline, connection.read_some())

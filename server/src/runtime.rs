@@ -16,6 +16,8 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     type Listener: Send + Sync + 'static;
     /// An accepted TCP connection, readable and writable by hyper.
     type Stream: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
+    /// A connected Unix-domain socket (a message broker listening on one).
+    type UnixStream: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static;
 
     /// Runs `future` in the background.
     fn spawn<F>(&self, future: F)
@@ -46,6 +48,10 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
         host: &str,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// Connects to the Unix-domain socket at `path` (a broker's `unix://` URL).
+    fn connect_unix(&self, path: &str)
+    -> impl Future<Output = io::Result<Self::UnixStream>> + Send;
 }
 
 /// Runs `future` for at most until `deadline`; `None` when time ran out.

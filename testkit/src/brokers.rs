@@ -58,9 +58,14 @@ pub fn reachable(url: &str) -> Option<String> {
     }
 }
 
-/// How many connections Redis at `addr` has subscribed to `channel` (`PUBSUB NUMSUB`).
+/// How many connections Redis at `addr` (`host:port`, or the path of a Unix socket) has
+/// subscribed to `channel` (`PUBSUB NUMSUB`).
 pub fn redis_subscribers(addr: &str, channel: &str) -> Result<i64, String> {
-    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let mut stream: Box<dyn ReadWrite> = if addr.starts_with('/') {
+        Box::new(std::os::unix::net::UnixStream::connect(addr).map_err(|e| e.to_string())?)
+    } else {
+        Box::new(std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?)
+    };
     let command = format!(
         "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n${}\r\n{channel}\r\n",
         channel.len()
@@ -88,6 +93,77 @@ pub fn redis_subscribers(addr: &str, channel: &str) -> Result<i64, String> {
         if reply.len() > 64 * 1024 {
             return Err(format!("unexpected reply: {text}"));
         }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// A Redis server of its own on a Unix socket (the machine's listens on TCP only), for the
+/// `unix://` URLs: `redis-server` started by the test, stopped when dropped.
+pub struct UnixRedis {
+    child: std::process::Child,
+    path: std::path::PathBuf,
+}
+
+impl UnixRedis {
+    /// Starts one; `None` (skip) when `redis-server` is not installed and brokers are not
+    /// required, a panic when they are.
+    pub fn start() -> Option<UnixRedis> {
+        let path = std::env::temp_dir().join(format!("{}.sock", fresh_channel("sockio-redis")));
+        let _ = std::fs::remove_file(&path);
+        let spawned = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&path)
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
+                panic!("redis-server is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
+            }
+            Err(error) => {
+                eprintln!("skipped: cannot start redis-server ({error})");
+                return None;
+            }
+        };
+        let redis = UnixRedis { child, path };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&redis.path).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server never listened on {}",
+                redis.path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(redis)
+    }
+
+    /// `unix:///path/to/socket`.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    /// The socket's path (what [`redis_subscribers`] takes for it).
+    pub fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl Drop for UnixRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
