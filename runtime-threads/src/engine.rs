@@ -693,3 +693,125 @@ impl WsSession for EngineWebSocket {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::mpsc::{Receiver, channel};
+
+    use tungstenite::Message;
+
+    use super::*;
+
+    /// An echo server with fast heartbeats and a small payload limit, serving on its own thread;
+    /// its disconnect reasons come out of the receiver.
+    fn echo_server(max_payload: usize) -> (EngineServer, u16, Receiver<CloseReason>) {
+        let mut config = EngineConfig::default();
+        config.ping_interval = Duration::from_millis(100);
+        config.ping_timeout = Duration::from_millis(100);
+        config.max_http_buffer_size = max_payload;
+        let engine = EngineServer::new(config);
+        engine.on_message(|socket, data| {
+            socket.send(data).expect("echo");
+        });
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        engine.on_disconnect(move |_socket, reason| {
+            let _ = lock(&tx).send(reason);
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let serving = engine.clone();
+        std::thread::spawn(move || serving.serve_std(listener));
+        (engine, port, rx)
+    }
+
+    /// One HTTP/1.1 request on a new connection: the status code and the body.
+    fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let status = response[9..12].parse().expect("status");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn sid_of(open: &str) -> String {
+        let json: serde_json::Value =
+            serde_json::from_str(open.strip_prefix('0').expect("open packet")).expect("json");
+        json["sid"].as_str().expect("sid").to_owned()
+    }
+
+    #[test]
+    fn polling_echoes_and_a_silent_client_times_out() {
+        let (engine, port, closed) = echo_server(1000);
+        let (status, open) = http(port, "GET", "/engine.io/?EIO=4&transport=polling", "");
+        assert_eq!(status, 200, "{open}");
+        let sid = sid_of(&open);
+        assert_eq!(engine.session_count(), 1);
+        let path = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+        assert_eq!(http(port, "POST", &path, "4hello"), (200, "ok".to_owned()));
+        let (status, body) = http(port, "GET", &path, "");
+        assert_eq!(status, 200);
+        assert!(body.split('\u{1e}').any(|p| p == "4hello"), "{body}");
+        // A body past max_http_buffer_size is refused.
+        let (status, _) = http(port, "POST", &path, &format!("4{}", "x".repeat(2000)));
+        assert_eq!(status, 413);
+        // No pong ever: the timer thread ends the session after ping interval + timeout.
+        let reason = closed
+            .recv_timeout(Duration::from_secs(3))
+            .expect("disconnect");
+        assert_eq!(reason, CloseReason::PingTimeout);
+        assert_eq!(engine.session_count(), 0);
+    }
+
+    #[test]
+    fn websocket_echoes_text_and_binary_and_enforces_the_limit() {
+        let (engine, port, closed) = echo_server(16);
+        let url = format!("ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tungstenite::connect(url).expect("WebSocket");
+        let Message::Text(open) = ws.read().expect("open") else {
+            panic!("open packet expected");
+        };
+        let sid = sid_of(&open);
+        assert_eq!(
+            engine.socket(&sid).expect("socket").transport(),
+            Transport::WebSocket
+        );
+        ws.send(Message::text("4hi")).expect("send");
+        let next_data = |ws: &mut tungstenite::WebSocket<_>| loop {
+            match ws.read().expect("read") {
+                // Answer pings so only the limit ends the session.
+                Message::Text(text) if text.as_str() == "2" => {
+                    ws.send(Message::text("3")).expect("pong");
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(next_data(&mut ws), Message::text("4hi"));
+        ws.send(Message::binary(vec![1u8, 2, 3])).expect("send");
+        assert_eq!(next_data(&mut ws), Message::binary(vec![1u8, 2, 3]));
+        ws.send(Message::text(format!("4{}", "x".repeat(64))))
+            .expect("send");
+        let reason = closed
+            .recv_timeout(Duration::from_secs(3))
+            .expect("disconnect");
+        assert!(
+            matches!(reason, CloseReason::TransportError(_)),
+            "{reason:?}"
+        );
+        assert_eq!(engine.session_count(), 0);
+    }
+}
