@@ -814,4 +814,56 @@ mod tests {
         );
         assert_eq!(engine.session_count(), 0);
     }
+
+    #[test]
+    fn shutdown_closes_sessions_refuses_handshakes_and_stops_serving() {
+        let mut config = EngineConfig::default();
+        config.ping_interval = Duration::from_secs(5);
+        let engine = EngineServer::new(config);
+        let (tx, closed) = channel();
+        let tx = Mutex::new(tx);
+        engine.on_disconnect(move |_socket, reason| {
+            let _ = lock(&tx).send(reason);
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let serving = engine.clone();
+        let served = std::thread::spawn(move || serving.serve_std(listener));
+        let url = format!("ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tungstenite::connect(url).expect("WebSocket");
+        ws.read().expect("open packet");
+        engine.shutdown(Duration::from_secs(3));
+        assert_eq!(
+            closed.recv_timeout(Duration::from_secs(1)),
+            Ok(CloseReason::ServerShuttingDown)
+        );
+        assert_eq!(engine.session_count(), 0);
+        // The client sees its WebSocket end (not a read timeout).
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_mut() {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+        }
+        let end = loop {
+            if let Err(error) = ws.read() {
+                break error;
+            }
+        };
+        assert!(
+            !matches!(&end, tungstenite::Error::Io(e)
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "{end:?}"
+        );
+        // The accept loop returned; a handshake through the embedding entry point is refused.
+        served.join().expect("accept loop").expect("serve_std");
+        let request = http::Request::get("/engine.io/?EIO=4&transport=polling")
+            .body(Bytes::new())
+            .expect("request");
+        match engine.handle_request(request) {
+            Handled::Response(response) => {
+                assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+            }
+            other => panic!("503 expected, got {other:?}"),
+        }
+    }
 }
