@@ -16,22 +16,12 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// Checks that `profile` can run on `runtime`, before anything is bound.
+/// Checks that `profile` can run on `runtime`, before anything is bound. Every runtime serves
+/// every profile now (threads got its raw Engine.IO server), so nothing is refused here; the
+/// check stays the one place a future runtime without some profile would say so.
 pub fn check_supported(runtime: RuntimeKind, profile: Profile) -> Result<(), ServeError> {
-    if runtime == RuntimeKind::Threads && profile == Profile::EngineIo {
-        return Err(threads_engine_io_missing());
-    }
+    let _ = (runtime, profile);
     Ok(())
-}
-
-fn threads_engine_io_missing() -> ServeError {
-    ServeError(
-        "the engine-io profile is not available on the threads runtime yet: sockio-threads \
-             drives Socket.IO connections only and has no raw Engine.IO server (its HTTP/1.1 and \
-             WebSocket loops in runtime-threads/src/serve.rs and conn.rs would need to drive a \
-             sockio_core::engineio::Session the way they drive a socketio::Connection)"
-            .to_owned(),
-    )
 }
 
 /// Serves `profile` on `runtime` from `listener` until the process ends.
@@ -92,7 +82,9 @@ pub fn serve(
             Profile::Bench => profile_threads::bench(options)
                 .serve_std(listener)
                 .map_err(|e| failed(&e)),
-            Profile::EngineIo => Err(threads_engine_io_missing()),
+            Profile::EngineIo => engine_profile::engine_io_threads(options)
+                .serve_std(listener)
+                .map_err(|e| failed(&e)),
         },
     }
 }

@@ -1,8 +1,8 @@
 //! The `serve` command: the engine-io and bench profiles on every runtime that has them, checked
 //! with the official Node clients (`testkit/clients/node/profile-check.js`: engine.io-client 6.6
 //! for the raw Engine.IO profile, socket.io-client 4.8 for the bench profile) over every
-//! transport; the threads runtime refuses the engine-io profile with a clear error, and so does a
-//! `--manager` the server cannot use (`conformance/tests/cluster.rs` runs the managers). (The socket-io profile is the matrix's, run by
+//! transport on tokio, smol and threads; a `--manager` the server cannot use is refused with a
+//! clear error (`conformance/tests/cluster.rs` runs the managers). (The socket-io profile is the matrix's, run by
 //! `tests/official_clients.rs` at the workspace root and `sockio-conformance matrix`.)
 
 use std::io::{BufRead, BufReader};
@@ -100,8 +100,8 @@ fn profile_passes_everywhere(profile: &str, runtimes: &[&str]) {
 }
 
 #[test]
-fn engine_io_profile_echoes_on_the_async_runtimes() {
-    profile_passes_everywhere("engine-io", &["tokio", "smol"]);
+fn engine_io_profile_echoes_on_every_runtime() {
+    profile_passes_everywhere("engine-io", &["tokio", "smol", "threads"]);
 }
 
 #[test]
@@ -121,20 +121,7 @@ fn refused(args: &[&str]) -> String {
 }
 
 #[test]
-fn threads_engine_io_and_unusable_managers_are_refused_clearly() {
-    let error = refused(&[
-        "serve",
-        "--runtime",
-        "threads",
-        "--profile",
-        "engine-io",
-        "--port",
-        "0",
-    ]);
-    assert!(
-        error.contains("not available on the threads runtime yet"),
-        "{error}"
-    );
+fn unusable_managers_are_refused_clearly() {
     let error = refused(&[
         "serve",
         "--runtime",

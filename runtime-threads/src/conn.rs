@@ -220,6 +220,29 @@ impl ConnCell {
     }
 }
 
+/// The outputs half of the drain rule, the same for a Socket.IO connection and a raw Engine.IO
+/// session: a response goes to its waiting request thread, a ready WebSocket wakes its writer.
+pub(crate) fn hand_over(
+    output: Output,
+    waiters: &mut HashMap<RequestId, SyncSender<Response>>,
+    ws_writers: &HashMap<RequestId, Arc<WsWake>>,
+) {
+    match output {
+        Output::Respond { request, response } => {
+            if let Some(waiter) = waiters.remove(&request) {
+                // The request's thread may be gone already; nothing to do then.
+                let _ = waiter.try_send(response);
+            }
+        }
+        Output::WebSocketReady { conn } => {
+            if let Some(writer) = ws_writers.get(&conn) {
+                writer.notify();
+            }
+        }
+        _ => {}
+    }
+}
+
 impl ConnState {
     /// The drain rule: empty the outputs and events of the core connection.
     fn drain(&mut self, callbacks: &mut Vec<(AckCallback, AckOutcome)>) -> Vec<SocketEvent> {
@@ -228,20 +251,7 @@ impl ConnState {
             let mut progressed = false;
             while let Some(output) = self.conn.poll_output() {
                 progressed = true;
-                match output {
-                    Output::Respond { request, response } => {
-                        if let Some(waiter) = self.waiters.remove(&request) {
-                            // The request's thread may be gone already; nothing to do then.
-                            let _ = waiter.try_send(response);
-                        }
-                    }
-                    Output::WebSocketReady { conn } => {
-                        if let Some(writer) = self.ws_writers.get(&conn) {
-                            writer.notify();
-                        }
-                    }
-                    _ => {}
-                }
+                hand_over(output, &mut self.waiters, &self.ws_writers);
             }
             while let Some(event) = self.conn.poll_event() {
                 progressed = true;

@@ -32,6 +32,9 @@
 //!   [`Server::handle_request`] or [`Server::handle_request_on`] (return [`Handled`], with a
 //!   [`WebSocketUpgrade`] to run on the TCP stream) or [`Server::handle_connection`].
 //!
+//! [`engine::EngineServer`] is a raw Engine.IO server (no Socket.IO layer) on the same HTTP/1.1
+//! and WebSocket threads, with the API of `sockio_server::engine`.
+//!
 //! ## Threads
 //!
 //! One thread per TCP connection (reading HTTP/1.1 requests, holding long-polls, then reading its
@@ -51,6 +54,7 @@ mod amqp;
 mod config;
 mod conn;
 mod emitter;
+pub mod engine;
 mod error;
 mod handlers;
 mod http1;

@@ -8,8 +8,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::conn::{ConnCell, lock};
-use crate::server::{Inner, Server};
+use crate::conn::lock;
 
 /// A unit of work for the handler pool.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
@@ -85,47 +84,58 @@ fn worker(receiver: Arc<Mutex<Receiver<Job>>>) {
     }
 }
 
-struct Entry {
+struct Entry<C> {
     at: Instant,
     seq: u64,
-    cell: Weak<ConnCell>,
+    cell: Weak<C>,
 }
 
-impl PartialEq for Entry {
+impl<C> PartialEq for Entry<C> {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
+impl<C> Eq for Entry<C> {}
+impl<C> PartialOrd for Entry<C> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Entry {
+impl<C> Ord for Entry<C> {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.at, self.seq).cmp(&(other.at, other.seq))
     }
 }
 
-#[derive(Default)]
-struct TimerHeap {
-    heap: BinaryHeap<Reverse<Entry>>,
+struct TimerHeap<C> {
+    heap: BinaryHeap<Reverse<Entry<C>>>,
     seq: u64,
     stopped: bool,
 }
 
-/// The deadlines of every connection, served by one thread. Stale entries (a deadline that moved)
-/// are skipped when they come due.
-#[derive(Default)]
-pub(crate) struct Timers {
-    state: Mutex<TimerHeap>,
+/// The deadlines of every connection (or raw Engine.IO session: `C` is its cell), served by one
+/// thread. Stale entries (a deadline that moved) are skipped when they come due.
+pub(crate) struct Timers<C> {
+    state: Mutex<TimerHeap<C>>,
     cond: Condvar,
 }
 
-impl Timers {
-    /// Calls `handle_timeout` on `cell` at `at`.
-    pub fn schedule(&self, at: Instant, cell: &Arc<ConnCell>) {
+impl<C> Default for Timers<C> {
+    fn default() -> Self {
+        Timers {
+            state: Mutex::new(TimerHeap {
+                heap: BinaryHeap::new(),
+                seq: 0,
+                stopped: false,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+}
+
+impl<C> Timers<C> {
+    /// Hands `cell` to the timer thread's `fire` at `at`.
+    pub fn schedule(&self, at: Instant, cell: &Arc<C>) {
         let mut state = lock(&self.state);
         let earliest = state.heap.peek().map(|entry| entry.0.at);
         state.seq += 1;
@@ -146,8 +156,10 @@ impl Timers {
         self.cond.notify_one();
     }
 
-    /// The timer thread: sleeps until the earliest deadline, then drives the connections due.
-    pub fn run(self: Arc<Self>, server: Weak<Inner>) {
+    /// The timer thread: sleeps until the earliest deadline, then hands the cells due (still
+    /// alive) to `fire`, which drives them; ends on [`stop`](Self::stop) or when `fire` returns
+    /// false (its server is gone).
+    pub fn run(self: Arc<Self>, mut fire: impl FnMut(Vec<Arc<C>>) -> bool) {
         MUST_NOT_WAIT.with(|flag| flag.set(true));
         let mut due = Vec::new();
         loop {
@@ -186,12 +198,9 @@ impl Timers {
                     }
                 }
             }
-            let Some(inner) = server.upgrade() else {
+            let cells = due.drain(..).filter_map(|weak| weak.upgrade()).collect();
+            if !fire(cells) {
                 return;
-            };
-            let server = Server { inner };
-            for cell in due.drain(..).filter_map(|weak| weak.upgrade()) {
-                server.fire_timer(&cell);
             }
         }
     }

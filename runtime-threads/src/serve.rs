@@ -1,12 +1,16 @@
 //! Standalone serving and embedding: a thread per TCP connection reads HTTP/1.1 requests, holds
 //! long-polls on a response slot, and turns upgrades into WebSockets run by a reader thread and a
 //! writer thread.
+//!
+//! The loops are shared by the Socket.IO [`Server`] and the raw
+//! [`EngineServer`](crate::engine::EngineServer): each implements [`Host`] (routing a request)
+//! and [`WsSession`] (feeding and draining one WebSocket of a session).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,40 +40,109 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a thread holding a long-poll checks whether its client hung up.
 const HANGUP_CHECK: Duration = Duration::from_millis(500);
 
-/// What [`Server::handle_request`] did with a request.
+/// What [`Server::handle_request`] (or
+/// [`EngineServer::handle_request`](crate::engine::EngineServer::handle_request), with `U` an
+/// [`EngineWebSocketUpgrade`](crate::engine::EngineWebSocketUpgrade)) did with a request.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Handled {
-    /// The request was for the Socket.IO endpoint; send this response.
+pub enum Handled<U = WebSocketUpgrade> {
+    /// The request was for the server's endpoint; send this response.
     Response(Response),
-    /// The request is not under the Socket.IO path; here it is back, untouched.
+    /// The request is not under the server's path; here it is back, untouched.
     NotSocketIo(Request),
-    /// An accepted WebSocket upgrade: write [`WebSocketUpgrade::response`], then hand the TCP
-    /// stream to [`WebSocketUpgrade::run`].
-    WebSocket(WebSocketUpgrade),
+    /// An accepted WebSocket upgrade: write its `response()`, then hand the TCP stream to its
+    /// `run`.
+    WebSocket(U),
 }
 
-/// A WebSocket upgrade the core accepted. Dropping it without [`run`](Self::run) tells the core
-/// the WebSocket failed.
-pub struct WebSocketUpgrade {
-    server: Server,
-    cell: Arc<ConnCell>,
+/// The serving state a server shares with its loops: shutdown flags, the count of live work that
+/// a graceful shutdown waits for, and every open TCP stream (so `abort` can cut them).
+#[derive(Default)]
+pub(crate) struct Serving {
+    pub shutting_down: AtomicBool,
+    /// Bumped by `shutdown` and `abort`: accept loops started before stop.
+    pub generation: AtomicU64,
+    /// Queued or running handler events, and live WebSocket connections (graceful shutdown waits
+    /// for them).
+    pub busy: AtomicUsize,
+    streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
+    next_stream: AtomicU64,
+}
+
+impl Serving {
+    fn track(&self, stream: &Arc<TcpStream>) -> u64 {
+        let key = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        lock(&self.streams).insert(key, stream.clone());
+        key
+    }
+
+    fn untrack(&self, key: u64) {
+        lock(&self.streams).remove(&key);
+    }
+
+    /// Cuts every open TCP stream (`shutdown(Both)`), without telling the clients.
+    pub fn cut_streams(&self) {
+        let streams: Vec<Arc<TcpStream>> = lock(&self.streams).values().cloned().collect();
+        for stream in streams {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// A server the shared HTTP/1.1 loops serve.
+pub(crate) trait Host: Clone + Send + Sync + 'static {
+    type Upgrade: Upgrade;
+    fn serving(&self) -> &Serving;
+    /// The largest request body (`max_http_buffer_size`).
+    fn max_body(&self) -> usize;
+    /// Routes one request; a long-poll blocks here, watching `watch` for its client hanging up.
+    fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled<Self::Upgrade>;
+}
+
+/// An accepted WebSocket upgrade, as the connection loop runs it.
+pub(crate) trait Upgrade {
+    fn switching(&self) -> &HeaderMap;
+    /// Runs the WebSocket on a stream the loop already tracks.
+    fn run_tracked(self, stream: Arc<TcpStream>, leftover: Vec<u8>);
+}
+
+/// One session's side of a WebSocket: what the reader and writer threads call.
+pub(crate) trait WsSession: Send + Sync + 'static {
+    fn serving(&self) -> &Serving;
+    /// The largest message (`max_http_buffer_size`).
+    fn max_message(&self) -> usize;
+    /// Feeds a message received on WebSocket `id`.
+    fn received(&self, id: RequestId, message: WsMessage);
+    /// Called after each batch of received messages: may block the reader (backpressure).
+    fn pause(&self);
+    /// Takes up to `max` actions for WebSocket `id`, and whether the session is over with
+    /// nothing left for it.
+    fn pull(&self, id: RequestId, max: usize) -> (Vec<WsAction>, bool);
+    /// WebSocket `id` ended (`failed`: without a clean close).
+    fn closed(&self, id: RequestId, failed: bool);
+}
+
+/// A WebSocket upgrade accepted by the core, for the session `S`. Dropped without running, it
+/// tells the core the WebSocket failed.
+pub(crate) struct Upgrading<S: WsSession> {
+    pub session: Arc<S>,
     id: RequestId,
     wake: Arc<WsWake>,
     headers: HeaderMap,
     done: bool,
 }
 
-impl std::fmt::Debug for WebSocketUpgrade {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebSocketUpgrade")
-            .field("sid", &self.cell.sid)
-            .finish_non_exhaustive()
+impl<S: WsSession> Upgrading<S> {
+    pub fn new(session: S, id: RequestId, wake: Arc<WsWake>, headers: HeaderMap) -> Self {
+        Upgrading {
+            session: Arc::new(session),
+            id,
+            wake,
+            headers,
+            done: false,
+        }
     }
-}
 
-impl WebSocketUpgrade {
-    /// The `101 Switching Protocols` response to send before [`run`](Self::run).
     pub fn response(&self) -> Response {
         let mut response = Response::new(Bytes::new());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -77,35 +150,132 @@ impl WebSocketUpgrade {
         response
     }
 
-    /// Runs the WebSocket on `stream` (after the 101 was written) until either side closes it;
-    /// `leftover` holds bytes already read past the upgrade request. Blocks the calling thread,
-    /// which becomes the reader; a writer thread is started.
-    pub fn run(mut self, stream: TcpStream, leftover: Vec<u8>) {
-        self.done = true;
-        let server = self.server.clone();
+    /// Runs the WebSocket on a stream nobody tracks yet (embedding).
+    pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
+        let session = self.session.clone();
         let stream = Arc::new(stream);
-        let key = server.track_stream(&stream);
+        let key = session.serving().track(&stream);
+        self.run_tracked(stream, leftover);
+        session.serving().untrack(key);
+    }
+}
+
+impl<S: WsSession> Upgrade for Upgrading<S> {
+    fn switching(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    fn run_tracked(mut self, stream: Arc<TcpStream>, leftover: Vec<u8>) {
+        self.done = true;
         run_websocket(
-            &server,
-            self.cell.clone(),
+            self.session.clone(),
             self.id,
             self.wake.clone(),
             stream,
             leftover,
         );
-        server.untrack_stream(key);
     }
 }
 
-impl Drop for WebSocketUpgrade {
+impl<S: WsSession> Drop for Upgrading<S> {
     fn drop(&mut self) {
         if !self.done {
-            let id = self.id;
-            self.server.drive(&self.cell, |state, now| {
-                state.ws_writers.remove(&id);
-                state.conn.handle_ws_closed(now, id, true);
-            });
+            self.session.closed(self.id, true);
         }
+    }
+}
+
+/// A Socket.IO connection's WebSocket.
+pub(crate) struct ConnWebSocket {
+    server: Server,
+    cell: Arc<ConnCell>,
+}
+
+impl WsSession for ConnWebSocket {
+    fn serving(&self) -> &Serving {
+        &self.server.inner.serving
+    }
+
+    fn max_message(&self) -> usize {
+        self.server.inner.config.engine.max_http_buffer_size
+    }
+
+    fn received(&self, id: RequestId, message: WsMessage) {
+        self.server.drive(&self.cell, |state, now| {
+            state.conn.handle_ws_message(now, id, message)
+        });
+    }
+
+    fn pause(&self) {
+        self.server.wait_for_dispatch(&self.cell);
+    }
+
+    fn pull(&self, id: RequestId, max: usize) -> (Vec<WsAction>, bool) {
+        let mut state = self.cell.lock();
+        let actions: Vec<WsAction> = std::iter::from_fn(|| state.conn.poll_ws(id))
+            .take(max)
+            .collect();
+        let finished = state.conn.is_closed() && !state.conn.wants_ws_write(id);
+        (actions, finished)
+    }
+
+    fn closed(&self, id: RequestId, failed: bool) {
+        self.server.drive(&self.cell, |state, now| {
+            state.ws_writers.remove(&id);
+            state.conn.handle_ws_closed(now, id, failed);
+        });
+    }
+}
+
+/// A WebSocket upgrade the core accepted. Dropping it without [`run`](Self::run) tells the core
+/// the WebSocket failed.
+pub struct WebSocketUpgrade(pub(crate) Upgrading<ConnWebSocket>);
+
+impl std::fmt::Debug for WebSocketUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("sid", &self.0.session.cell.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketUpgrade {
+    /// The `101 Switching Protocols` response to send before [`run`](Self::run).
+    pub fn response(&self) -> Response {
+        self.0.response()
+    }
+
+    /// Runs the WebSocket on `stream` (after the 101 was written) until either side closes it;
+    /// `leftover` holds bytes already read past the upgrade request. Blocks the calling thread,
+    /// which becomes the reader; a writer thread is started.
+    pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
+        self.0.run(stream, leftover);
+    }
+}
+
+impl Upgrade for WebSocketUpgrade {
+    fn switching(&self) -> &HeaderMap {
+        self.0.switching()
+    }
+
+    fn run_tracked(self, stream: Arc<TcpStream>, leftover: Vec<u8>) {
+        self.0.run_tracked(stream, leftover);
+    }
+}
+
+impl Host for Server {
+    type Upgrade = WebSocketUpgrade;
+
+    fn serving(&self) -> &Serving {
+        &self.inner.serving
+    }
+
+    fn max_body(&self) -> usize {
+        self.inner.config.engine.max_http_buffer_size
+    }
+
+    fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled {
+        Server::route(self, request, watch)
     }
 }
 
@@ -190,8 +360,7 @@ impl Middleware {
     /// Serves one accepted TCP connection on the calling thread until it closes, as
     /// [`Server::handle_connection`] does, with the fallback answering what is not Socket.IO.
     pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
-        self.server
-            .connection_loop(stream, remote, Some(&self.fallback));
+        connection_loop(&self.server, stream, remote, Some(&self.fallback));
     }
 
     /// Listens on `addr` and serves until the server shuts down or is aborted; see
@@ -203,8 +372,7 @@ impl Middleware {
 
     /// Serves connections from an already bound listener; see [`Server::serve_std`].
     pub fn serve_std(&self, listener: TcpListener) -> Result<(), ServerError> {
-        self.server
-            .accept_loop(listener, Some(self.fallback.clone()))
+        accept_loop(&self.server, listener, Some(self.fallback.clone()))
     }
 
     fn answer(&self, handled: Handled) -> Handled {
@@ -246,48 +414,7 @@ impl Server {
     /// Serves connections from an already bound listener (bind port 0 to let the OS choose).
     /// Returns when the server shuts down or is aborted; the listener is closed then.
     pub fn serve_std(&self, listener: TcpListener) -> Result<(), ServerError> {
-        self.accept_loop(listener, None)
-    }
-
-    fn accept_loop(
-        &self,
-        listener: TcpListener,
-        fallback: Option<Fallback>,
-    ) -> Result<(), ServerError> {
-        let generation = self.inner.generation.load(Ordering::SeqCst);
-        listener.set_nonblocking(true)?;
-        tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
-        loop {
-            if self.inner.generation.load(Ordering::SeqCst) != generation
-                || self.inner.shutting_down.load(Ordering::SeqCst)
-            {
-                return Ok(());
-            }
-            match listener.accept() {
-                Ok((stream, remote)) => {
-                    let server = self.clone();
-                    let fallback = fallback.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("sockio-conn".into())
-                        .stack_size(CONNECTION_STACK)
-                        .spawn(move || {
-                            server.connection_loop(stream, Some(remote), fallback.as_ref());
-                        });
-                    if let Err(error) = spawned {
-                        tracing::warn!(%error, "cannot start a connection thread; connection dropped");
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(%error, "accept failed");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
+        accept_loop(self, listener, None)
     }
 
     /// Serves one accepted TCP connection on the calling thread until it closes: HTTP/1.1
@@ -295,71 +422,7 @@ impl Server {
     /// Socket.IO path get 404 ([`Middleware::handle_connection`] passes them to an application
     /// instead). For embedding in a server that accepts its own connections.
     pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
-        self.connection_loop(stream, remote, None);
-    }
-
-    fn connection_loop(
-        &self,
-        stream: TcpStream,
-        remote: Option<SocketAddr>,
-        fallback: Option<&Fallback>,
-    ) {
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-        let stream = Arc::new(stream);
-        let key = self.track_stream(&stream);
-        let max_body = self.inner.config.engine.max_http_buffer_size;
-        let mut reader = HttpReader::default();
-        loop {
-            let (mut request, keep_alive) = match reader.read_request(&stream, max_body) {
-                Incoming::Closed => break,
-                Incoming::Bad(status, text) => {
-                    let _ = write_response(&stream, &plain(status, text), false);
-                    break;
-                }
-                Incoming::Request {
-                    request,
-                    keep_alive,
-                } => (*request, keep_alive),
-            };
-            if let Some(remote) = remote {
-                request.extensions_mut().insert(RemoteAddr(remote));
-            }
-            let response = match self.route(request, Some(&stream)) {
-                Handled::Response(response) => response,
-                // The reader stops one byte past the limit, so the application would see a
-                // truncated body: refuse it instead (the connection closes, the rest is unread).
-                Handled::NotSocketIo(request) if request.body().len() > max_body => {
-                    plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-                }
-                Handled::NotSocketIo(request) => match fallback {
-                    Some(fallback) => call_fallback(fallback, request),
-                    None => plain(StatusCode::NOT_FOUND, "not found"),
-                },
-                Handled::WebSocket(mut upgrade) => {
-                    if write_switching(&stream, &upgrade.headers).is_err() {
-                        break; // the upgrade's drop reports the failure
-                    }
-                    upgrade.done = true;
-                    run_websocket(
-                        self,
-                        upgrade.cell.clone(),
-                        upgrade.id,
-                        upgrade.wake.clone(),
-                        stream.clone(),
-                        reader.take_leftover(),
-                    );
-                    break;
-                }
-            };
-            if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
-                break;
-            }
-        }
-        let _ = stream.shutdown(Shutdown::Both);
-        self.untrack_stream(key);
+        connection_loop(self, stream, remote, None);
     }
 
     /// Handles one HTTP request (its body already read, at most `max_http_buffer_size + 1`
@@ -400,7 +463,7 @@ impl Server {
         let is_handshake = sockio_core::http::Query::from_uri(request.uri())
             .get("sid")
             .is_none();
-        if is_handshake && self.inner.shutting_down.load(Ordering::SeqCst) {
+        if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             return Handled::Response(plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server shutting down",
@@ -456,9 +519,8 @@ impl Server {
         }
     }
 
-    /// A polling request: hand it to the connection and wait for its answer. While waiting, the
-    /// client's socket (when known) is checked every [`HANGUP_CHECK`] with a non-blocking peek;
-    /// end of stream means the client hung up, reported as `handle_request_aborted`.
+    /// A polling request: hand it to the connection and wait for its answer (see
+    /// [`await_answer`]).
     fn poll(
         &self,
         cell: Arc<ConnCell>,
@@ -474,28 +536,12 @@ impl Server {
         if request.method() == http::Method::POST {
             self.wait_for_dispatch(&cell);
         }
-        loop {
-            match rx.recv_timeout(HANGUP_CHECK) {
-                Ok(response) => return response,
-                // The connection ended without answering (the core always answers, but a client
-                // must never hang on it).
-                Err(RecvTimeoutError::Disconnected) => {
-                    return plain(StatusCode::BAD_REQUEST, "session closed");
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if watch.is_some_and(peer_hung_up) {
-                        self.drive(&cell, |state, now| {
-                            state.waiters.remove(&id);
-                            state.conn.handle_request_aborted(now, id);
-                        });
-                        // Answered into the void, in case the core answered meanwhile.
-                        return rx
-                            .try_recv()
-                            .unwrap_or_else(|_| plain(StatusCode::BAD_REQUEST, "aborted"));
-                    }
-                }
-            }
-        }
+        await_answer(rx, watch, || {
+            self.drive(&cell, |state, now| {
+                state.waiters.remove(&id);
+                state.conn.handle_request_aborted(now, id);
+            });
+        })
     }
 
     /// Completes a WebSocket upgrade the core accepted: checks the handshake headers and prepares
@@ -508,45 +554,172 @@ impl Server {
         wake: Arc<WsWake>,
         extra_headers: HeaderMap,
     ) -> Handled {
-        let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
-        let version_ok = request
-            .headers()
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_some_and(|v| v == "13");
-        let (Some(key), true) = (key, version_ok) else {
+        let Some(headers) = switching_headers(request, extra_headers) else {
             self.drive(&cell, |state, now| {
                 state.ws_writers.remove(&id);
                 state.conn.handle_ws_closed(now, id, true);
             });
             return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake"));
         };
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-        let mut headers = HeaderMap::new();
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(accept) = HeaderValue::from_str(&accept) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
-        headers.extend(extra_headers);
-        Handled::WebSocket(WebSocketUpgrade {
+        let session = ConnWebSocket {
             server: self.clone(),
             cell,
-            id,
-            wake,
-            headers,
-            done: false,
-        })
+        };
+        Handled::WebSocket(WebSocketUpgrade(Upgrading::new(session, id, wake, headers)))
     }
+}
 
-    fn track_stream(&self, stream: &Arc<TcpStream>) -> u64 {
-        let key = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.streams).insert(key, stream.clone());
-        key
+/// Accepts connections from `listener` until `host` shuts down or is aborted, each served by
+/// [`connection_loop`] on its own thread.
+pub(crate) fn accept_loop<H: Host>(
+    host: &H,
+    listener: TcpListener,
+    fallback: Option<Fallback>,
+) -> Result<(), ServerError> {
+    let serving = host.serving();
+    let generation = serving.generation.load(Ordering::SeqCst);
+    listener.set_nonblocking(true)?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
+    loop {
+        if serving.generation.load(Ordering::SeqCst) != generation
+            || serving.shutting_down.load(Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        match listener.accept() {
+            Ok((stream, remote)) => {
+                let host = host.clone();
+                let fallback = fallback.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("sockio-conn".into())
+                    .stack_size(CONNECTION_STACK)
+                    .spawn(move || {
+                        connection_loop(&host, stream, Some(remote), fallback.as_ref());
+                    });
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "cannot start a connection thread; connection dropped");
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                // Out of file descriptors and the like: keep serving the others.
+                tracing::warn!(%error, "accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
+}
 
-    fn untrack_stream(&self, key: u64) {
-        lock(&self.inner.streams).remove(&key);
+/// Serves one TCP connection on the calling thread until it closes: HTTP/1.1 requests
+/// (keep-alive), long-polls, and a WebSocket after an upgrade.
+pub(crate) fn connection_loop<H: Host>(
+    host: &H,
+    stream: TcpStream,
+    remote: Option<SocketAddr>,
+    fallback: Option<&Fallback>,
+) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let stream = Arc::new(stream);
+    let key = host.serving().track(&stream);
+    let max_body = host.max_body();
+    let mut reader = HttpReader::default();
+    loop {
+        let (mut request, keep_alive) = match reader.read_request(&stream, max_body) {
+            Incoming::Closed => break,
+            Incoming::Bad(status, text) => {
+                let _ = write_response(&stream, &plain(status, text), false);
+                break;
+            }
+            Incoming::Request {
+                request,
+                keep_alive,
+            } => (*request, keep_alive),
+        };
+        if let Some(remote) = remote {
+            request.extensions_mut().insert(RemoteAddr(remote));
+        }
+        let response = match host.route(request, Some(&stream)) {
+            Handled::Response(response) => response,
+            // The reader stops one byte past the limit, so the application would see a
+            // truncated body: refuse it instead (the connection closes, the rest is unread).
+            Handled::NotSocketIo(request) if request.body().len() > max_body => {
+                plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            }
+            Handled::NotSocketIo(request) => match fallback {
+                Some(fallback) => call_fallback(fallback, request),
+                None => plain(StatusCode::NOT_FOUND, "not found"),
+            },
+            Handled::WebSocket(upgrade) => {
+                if write_switching(&stream, upgrade.switching()).is_err() {
+                    break; // the upgrade's drop reports the failure
+                }
+                upgrade.run_tracked(stream.clone(), reader.take_leftover());
+                break;
+            }
+        };
+        if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
+            break;
+        }
     }
+    let _ = stream.shutdown(Shutdown::Both);
+    host.serving().untrack(key);
+}
+
+/// Waits for the answer to a polling request. While waiting, the client's socket (when known)
+/// is checked every [`HANGUP_CHECK`] with a non-blocking peek; end of stream means the client
+/// hung up: `abort` then tells the core (`handle_request_aborted`).
+pub(crate) fn await_answer(
+    rx: Receiver<Response>,
+    watch: Option<&TcpStream>,
+    abort: impl FnOnce(),
+) -> Response {
+    loop {
+        match rx.recv_timeout(HANGUP_CHECK) {
+            Ok(response) => return response,
+            // The session ended without answering (the core always answers, but a client must
+            // never hang on it).
+            Err(RecvTimeoutError::Disconnected) => {
+                return plain(StatusCode::BAD_REQUEST, "session closed");
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if watch.is_some_and(peer_hung_up) {
+                    abort();
+                    // Answered into the void, in case the core answered meanwhile.
+                    return rx
+                        .try_recv()
+                        .unwrap_or_else(|_| plain(StatusCode::BAD_REQUEST, "aborted"));
+                }
+            }
+        }
+    }
+}
+
+/// The headers of the `101` for an upgrade the core accepted, or `None` when the handshake
+/// headers are unusable (the caller tells the core the WebSocket failed and answers 400).
+pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> Option<HeaderMap> {
+    let key = request.headers().get(header::SEC_WEBSOCKET_KEY)?;
+    let version_ok = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    if !version_ok {
+        return None;
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut headers = HeaderMap::new();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    headers.extend(extra_headers);
+    Some(headers)
 }
 
 /// True when the peer of `stream` closed its side (a non-blocking peek sees end of stream).
@@ -609,17 +782,16 @@ struct WsShared {
 
 /// Runs a WebSocket: the calling thread reads, a new thread writes. Returns when both ended and
 /// the core was told.
-fn run_websocket(
-    server: &Server,
-    cell: Arc<ConnCell>,
+fn run_websocket<S: WsSession>(
+    session: Arc<S>,
     id: RequestId,
     wake: Arc<WsWake>,
     stream: Arc<TcpStream>,
     leftover: Vec<u8>,
 ) {
-    server.inner.busy.fetch_add(1, Ordering::SeqCst);
+    session.serving().busy.fetch_add(1, Ordering::SeqCst);
     let _ = stream.set_read_timeout(None);
-    let max = server.inner.config.engine.max_http_buffer_size;
+    let max = session.max_message();
     let io = WsIo {
         inbox: leftover.into(),
         eof: false,
@@ -635,17 +807,16 @@ fn run_websocket(
         writer_closed: AtomicBool::new(false),
     });
     let writer = {
-        let server = server.clone();
-        let cell = cell.clone();
+        let session = session.clone();
         let shared = shared.clone();
         let wake = wake.clone();
         std::thread::Builder::new()
             .name("sockio-ws-writer".into())
             .stack_size(CONNECTION_STACK)
-            .spawn(move || write_loop(&server, &cell, id, &wake, &shared))
+            .spawn(move || write_loop(&*session, id, &wake, &shared))
     };
     let failed = match &writer {
-        Ok(_) => read_loop(server, &cell, id, &shared),
+        Ok(_) => read_loop(&*session, id, &shared),
         Err(error) => {
             tracing::warn!(%error, "cannot start a WebSocket writer thread");
             true
@@ -657,15 +828,12 @@ fn run_websocket(
         let _ = writer.join();
     }
     let failed = failed && !shared.writer_closed.load(Ordering::SeqCst);
-    server.drive(&cell, |state, now| {
-        state.ws_writers.remove(&id);
-        state.conn.handle_ws_closed(now, id, failed);
-    });
-    server.inner.busy.fetch_sub(1, Ordering::SeqCst);
+    session.closed(id, failed);
+    session.serving().busy.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Reads until the WebSocket ends; returns whether it failed (rather than closed).
-fn read_loop(server: &Server, cell: &Arc<ConnCell>, id: RequestId, shared: &WsShared) -> bool {
+fn read_loop(session: &impl WsSession, id: RequestId, shared: &WsShared) -> bool {
     let mut buf = vec![0u8; 4096];
     let mut received = 0;
     loop {
@@ -715,11 +883,9 @@ fn read_loop(server: &Server, cell: &Arc<ConnCell>, id: RequestId, shared: &WsSh
             let _ = ws.flush();
         }
         for message in messages {
-            server.drive(cell, |state, now| {
-                state.conn.handle_ws_message(now, id, message)
-            });
+            session.received(id, message);
         }
-        server.wait_for_dispatch(cell);
+        session.pause();
         if let Some(failed) = end {
             return failed;
         }
@@ -740,24 +906,10 @@ fn read_loop(server: &Server, cell: &Arc<ConnCell>, id: RequestId, shared: &WsSh
 
 /// Writes what the core has for this WebSocket whenever woken, until the core closes it or the
 /// reader ends.
-fn write_loop(
-    server: &Server,
-    cell: &Arc<ConnCell>,
-    id: RequestId,
-    wake: &WsWake,
-    shared: &WsShared,
-) {
-    let _ = server;
+fn write_loop(session: &impl WsSession, id: RequestId, wake: &WsWake, shared: &WsShared) {
     while wake.wait() {
         loop {
-            let (actions, finished) = {
-                let mut state = cell.lock();
-                let actions: Vec<WsAction> = std::iter::from_fn(|| state.conn.poll_ws(id))
-                    .take(64)
-                    .collect();
-                let finished = state.conn.is_closed() && !state.conn.wants_ws_write(id);
-                (actions, finished)
-            };
+            let (actions, finished) = session.pull(id, 64);
             if actions.is_empty() {
                 if finished {
                     close(shared);

@@ -1,8 +1,7 @@
 //! [`Server`]: the python-socketio `Server` API on OS threads.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +31,7 @@ use crate::handlers::{
 };
 use crate::manager::{Bus, RemoteCallback};
 use crate::runtime::{Job, Pool, REARM_DELAY, Timers};
+use crate::serve::Serving;
 use crate::socket::Socket;
 
 /// How many events may wait for one connection's handlers before its input is paused.
@@ -62,17 +62,9 @@ pub(crate) struct Inner {
     /// handlers).
     handlers_per_client: usize,
     next_request: AtomicU64,
-    pub shutting_down: AtomicBool,
-    /// Bumped by `shutdown` and `abort`: accept loops started before stop.
-    pub generation: AtomicU64,
-    /// Queued or running handler events, and live WebSocket connections (graceful shutdown waits
-    /// for them).
-    pub busy: AtomicUsize,
-    timers: Arc<Timers>,
+    pub serving: Serving,
+    timers: Arc<Timers<ConnCell>>,
     pool: Pool,
-    /// Every open TCP stream, so `abort` can cut them.
-    pub streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
-    pub next_stream: AtomicU64,
     /// The cluster, when a client manager with a broker is configured.
     bus: Option<Arc<Bus>>,
 }
@@ -84,7 +76,7 @@ impl Drop for Inner {
 }
 
 /// Session ids from the operating system's random source (15 bytes, as the reference server).
-struct OsRandomSids;
+pub(crate) struct OsRandomSids;
 
 impl SidGenerator for OsRandomSids {
     fn generate(&self) -> Sid {
@@ -153,20 +145,27 @@ impl Server {
                 async_handlers,
                 handlers_per_client: builder.client_cap(),
                 next_request: AtomicU64::new(1),
-                shutting_down: AtomicBool::new(false),
-                generation: AtomicU64::new(0),
-                busy: AtomicUsize::new(0),
+                serving: Serving::default(),
                 timers: timers.clone(),
                 pool,
-                streams: Mutex::new(HashMap::new()),
-                next_stream: AtomicU64::new(1),
                 bus,
             }
         });
         let weak = Arc::downgrade(&inner);
         let spawned = std::thread::Builder::new()
             .name("sockio-timers".into())
-            .spawn(move || timers.run(weak));
+            .spawn(move || {
+                timers.run(|due| {
+                    let Some(inner) = weak.upgrade() else {
+                        return false;
+                    };
+                    let server = Server { inner };
+                    for cell in due {
+                        server.fire_timer(&cell);
+                    }
+                    true
+                })
+            });
         if let Err(error) = spawned {
             panic!("cannot start the timer thread: {error}");
         }
@@ -420,15 +419,18 @@ impl Server {
     /// way), and this returns once connections are closed and running handlers have finished, or
     /// after `grace`, whichever comes first.
     pub fn shutdown(&self, grace: Duration) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .serving
+            .shutting_down
+            .store(true, Ordering::SeqCst);
+        self.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
             });
         }
         let deadline = Instant::now() + grace;
-        while self.inner.busy.load(Ordering::SeqCst) != 0 || self.connection_count() != 0 {
+        while self.inner.serving.busy.load(Ordering::SeqCst) != 0 || self.connection_count() != 0 {
             if Instant::now() >= deadline {
                 tracing::warn!(
                     connections = self.connection_count(),
@@ -444,11 +446,8 @@ impl Server {
     /// (`shutdown(Both)`) without telling clients, and every session is closed (disconnect
     /// handlers run with `forced close`). Serving again afterwards (on the same port) works.
     pub fn abort(&self) {
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        let streams: Vec<Arc<TcpStream>> = lock(&self.inner.streams).values().cloned().collect();
-        for stream in streams {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
+        self.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.serving.cut_streams();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ForcedClose)
@@ -489,7 +488,7 @@ impl Server {
         // registered after `shutdown` closed the connections it found: close it like them, or
         // `shutdown` would wait for it until its grace period ran out. (`shutdown` raises the
         // flag before listing connections, so each connection is closed by one or the other.)
-        if self.inner.shutting_down.load(Ordering::SeqCst) {
+        if self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             self.drive(cell, |state, now| {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
             });
@@ -523,7 +522,7 @@ impl Server {
 
     fn finish_drive(&self, cell: &Arc<ConnCell>, queued: usize, schedule: bool) {
         if queued > 0 {
-            self.inner.busy.fetch_add(queued, Ordering::SeqCst);
+            self.inner.serving.busy.fetch_add(queued, Ordering::SeqCst);
         }
         if schedule {
             let server = self.clone();
@@ -568,7 +567,7 @@ impl Server {
             .then_some(self.inner.handlers_per_client);
         while let Next::Event(event) = cell.next_event(cap) {
             self.handle_event(cell, event);
-            self.inner.busy.fetch_sub(1, Ordering::SeqCst);
+            self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -663,13 +662,13 @@ impl Server {
                     }
                 };
                 if self.inner.async_handlers {
-                    self.inner.busy.fetch_add(1, Ordering::SeqCst);
+                    self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
                     let server = self.clone();
                     let cell = cell.clone();
                     self.submit(Box::new(move || {
                         run();
                         server.handler_finished(&cell);
-                        server.inner.busy.fetch_sub(1, Ordering::SeqCst);
+                        server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
                     }));
                 } else {
                     run();
@@ -872,7 +871,7 @@ fn start_listening(inner: &Arc<Inner>, manager: &ClientManager, bus: &Arc<Bus>) 
         move || {
             alive
                 .upgrade()
-                .is_some_and(|inner| !inner.shutting_down.load(Ordering::SeqCst))
+                .is_some_and(|inner| !inner.serving.shutting_down.load(Ordering::SeqCst))
         },
     );
     let weak = Arc::downgrade(inner);

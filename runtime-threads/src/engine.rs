@@ -1,0 +1,869 @@
+//! [`EngineServer`]: a raw Engine.IO server (no Socket.IO layer) on OS threads, like
+//! python-engineio's `Server` in `threading` mode, with the API of `sockio_server::engine`
+//! (blocking where that one is async).
+//!
+//! The protocol (handshakes, polling, upgrades, heartbeat, limits, CORS) is
+//! [`sockio_core::engineio`]'s; this module only carries requests and WebSocket messages between
+//! the shared HTTP/1.1 and WebSocket loops of the Socket.IO [`Server`](crate::Server) and the
+//! core's [`Endpoint`] and [`Session`]s, and calls the application's callbacks:
+//!
+//! ```no_run
+//! use sockio_threads::engine::{EngineConfig, EngineServer};
+//!
+//! let engine = EngineServer::new(EngineConfig::default());
+//! engine.on_message(|socket, data| {
+//!     let _ = socket.send(data); // echo
+//! });
+//! engine.serve("127.0.0.1:3000").unwrap();
+//! ```
+//!
+//! Callbacks are plain closures. Those of one session run one at a time and in order (connect,
+//! then its messages, then disconnect), on whichever thread fed the input that produced them (a
+//! connection thread, a WebSocket reader, or the timer thread for a ping timeout); they should
+//! not block for long: a WebSocket's next messages wait for them, and so do other sessions'
+//! heartbeats when the timer thread runs them.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use sockio_core::engineio::{
+    Endpoint, EngineEvent, RequestId, Routing, SendError, Session, WsAction, WsMessage,
+};
+use sockio_core::http::{Request, Response};
+
+use crate::conn::{WsWake, hand_over, lock};
+use crate::error::ServerError;
+use crate::http1::plain;
+use crate::runtime::{REARM_DELAY, Timers};
+use crate::serve::{
+    Handled, Host, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
+    connection_loop, switching_headers,
+};
+use crate::server::OsRandomSids;
+
+pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
+
+type ConnectCallback = Arc<dyn Fn(EngineSocket) + Send + Sync>;
+type MessageCallback = Arc<dyn Fn(EngineSocket, PacketData) + Send + Sync>;
+type DisconnectCallback = Arc<dyn Fn(EngineSocket, CloseReason) + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Callbacks {
+    connect: Option<ConnectCallback>,
+    message: Option<MessageCallback>,
+    disconnect: Option<DisconnectCallback>,
+}
+
+/// A raw Engine.IO server on threads. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct EngineServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EngineServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineServer")
+            .field("sessions", &self.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: Arc<EngineConfig>,
+    endpoint: Mutex<Endpoint>,
+    sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
+    callbacks: RwLock<Callbacks>,
+    next_request: AtomicU64,
+    serving: Serving,
+    timers: Arc<Timers<SessionCell>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.timers.stop();
+    }
+}
+
+/// What the application hears about one session, in order.
+enum Notice {
+    Open,
+    Message(PacketData),
+    Closed(CloseReason),
+}
+
+struct SessionState {
+    session: Session,
+    /// Held polling requests, answered by `Output::Respond`.
+    waiters: HashMap<RequestId, SyncSender<Response>>,
+    /// The wake-up of each WebSocket writer thread.
+    ws_writers: HashMap<RequestId, Arc<WsWake>>,
+    deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Delivery {
+    queue: VecDeque<Notice>,
+    /// A thread is calling callbacks for this session; others only queue.
+    busy: bool,
+}
+
+struct SessionCell {
+    sid: Sid,
+    state: Mutex<SessionState>,
+    delivery: Mutex<Delivery>,
+}
+
+/// One client session of an [`EngineServer`], as the callbacks see it.
+#[derive(Clone)]
+pub struct EngineSocket {
+    server: EngineServer,
+    cell: Arc<SessionCell>,
+}
+
+impl std::fmt::Debug for EngineSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSocket")
+            .field("sid", &self.cell.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineSocket {
+    /// The session id.
+    pub fn sid(&self) -> &Sid {
+        &self.cell.sid
+    }
+
+    /// The transport the session runs on now.
+    pub fn transport(&self) -> Transport {
+        lock(&self.cell.state).session.transport()
+    }
+
+    /// Sends a message (text or binary) to the client.
+    pub fn send(&self, data: PacketData) -> Result<(), SendError> {
+        self.server
+            .drive(&self.cell, |state, now| state.session.send(now, data))
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.send(PacketData::Text(text.into()))
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&self, data: Bytes) -> Result<(), SendError> {
+        self.send(PacketData::Binary(data))
+    }
+
+    /// Closes the session (the disconnect callback then reports `forced close`).
+    pub fn close(&self) {
+        self.server.drive(&self.cell, |state, now| {
+            state.session.close(now, CloseReason::ForcedClose)
+        });
+    }
+}
+
+/// A WebSocket upgrade the core accepted for an [`EngineServer`] session. Dropping it without
+/// [`run`](Self::run) tells the core the WebSocket failed.
+pub struct EngineWebSocketUpgrade(Upgrading<EngineWebSocket>);
+
+impl std::fmt::Debug for EngineWebSocketUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineWebSocketUpgrade")
+            .field("sid", &self.0.session.cell.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineWebSocketUpgrade {
+    /// The `101 Switching Protocols` response to send before [`run`](Self::run).
+    pub fn response(&self) -> Response {
+        self.0.response()
+    }
+
+    /// Runs the WebSocket on `stream` (after the 101 was written) until either side closes it;
+    /// `leftover` holds bytes already read past the upgrade request. Blocks the calling thread,
+    /// which becomes the reader; a writer thread is started.
+    pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
+        self.0.run(stream, leftover);
+    }
+}
+
+impl Upgrade for EngineWebSocketUpgrade {
+    fn switching(&self) -> &HeaderMap {
+        self.0.switching()
+    }
+
+    fn run_tracked(self, stream: std::sync::Arc<TcpStream>, leftover: Vec<u8>) {
+        self.0.run_tracked(stream, leftover);
+    }
+}
+
+impl Default for EngineServer {
+    fn default() -> Self {
+        EngineServer::new(EngineConfig::default())
+    }
+}
+
+impl EngineServer {
+    /// A server with `config` (its path defaults to `/engine.io/`). Starts its timer thread.
+    pub fn new(config: EngineConfig) -> Self {
+        let endpoint = Endpoint::new(config, OsRandomSids);
+        let timers = Arc::new(Timers::default());
+        let inner = Arc::new(Inner {
+            config: endpoint.config().clone(),
+            endpoint: Mutex::new(endpoint),
+            sessions: Mutex::new(HashMap::new()),
+            callbacks: RwLock::new(Callbacks::default()),
+            next_request: AtomicU64::new(1),
+            serving: Serving::default(),
+            timers: timers.clone(),
+        });
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let spawned = std::thread::Builder::new()
+            .name("sockio-engine-timers".into())
+            .spawn(move || {
+                timers.run(|due| {
+                    let Some(inner) = weak.upgrade() else {
+                        return false;
+                    };
+                    let server = EngineServer { inner };
+                    for cell in due {
+                        server.fire_timer(&cell);
+                    }
+                    true
+                })
+            });
+        if let Err(error) = spawned {
+            panic!("cannot start the timer thread: {error}");
+        }
+        EngineServer { inner }
+    }
+
+    /// The options in effect.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Called once per new session, before any of its messages.
+    pub fn on_connect(&self, callback: impl Fn(EngineSocket) + Send + Sync + 'static) {
+        self.callbacks_mut().connect = Some(Arc::new(callback));
+    }
+
+    /// Called for every message from a client (text, or binary).
+    pub fn on_message(&self, callback: impl Fn(EngineSocket, PacketData) + Send + Sync + 'static) {
+        self.callbacks_mut().message = Some(Arc::new(callback));
+    }
+
+    /// Called once when a session ends, with the reason.
+    pub fn on_disconnect(
+        &self,
+        callback: impl Fn(EngineSocket, CloseReason) + Send + Sync + 'static,
+    ) {
+        self.callbacks_mut().disconnect = Some(Arc::new(callback));
+    }
+
+    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks> {
+        self.inner
+            .callbacks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn callbacks(&self) -> Callbacks {
+        self.inner
+            .callbacks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The number of open sessions.
+    pub fn session_count(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
+    /// The socket of session `sid`, while it is open.
+    pub fn socket(&self, sid: &str) -> Option<EngineSocket> {
+        let cell = lock(&self.inner.sessions).get(sid).cloned()?;
+        Some(EngineSocket {
+            server: self.clone(),
+            cell,
+        })
+    }
+
+    // ----- serving ----------------------------------------------------------------------------
+
+    /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Self::shutdown) or
+    /// [`abort`](Self::abort); other paths get 404. Blocks the calling thread (the accept loop);
+    /// every connection gets its own thread.
+    pub fn serve(&self, addr: &str) -> Result<(), ServerError> {
+        let listener = TcpListener::bind(addr)?;
+        self.serve_std(listener)
+    }
+
+    /// Serves connections from an already bound listener (bind port 0 to let the OS choose).
+    pub fn serve_std(&self, listener: TcpListener) -> Result<(), ServerError> {
+        accept_loop(self, listener, None)
+    }
+
+    /// Serves one accepted TCP connection on the calling thread until it closes (embedding).
+    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+        connection_loop(self, stream, remote, None);
+    }
+
+    /// Handles one HTTP request (its body already read, at most `max_http_buffer_size + 1`
+    /// bytes): Engine.IO requests are answered (a long-poll blocks this thread until there is
+    /// data or the next ping), WebSocket upgrades are accepted ([`Handled::WebSocket`]), anything
+    /// outside the path is handed back. A long-poll held here cannot notice its client hanging
+    /// up; [`handle_request_on`](Self::handle_request_on) can.
+    pub fn handle_request(&self, request: Request) -> Handled<EngineWebSocketUpgrade> {
+        self.route(request, None)
+    }
+
+    /// Like [`handle_request`](Self::handle_request), watching the client's `stream` (peeked,
+    /// never read) while a long-poll is held, so a client hanging up ends it.
+    pub fn handle_request_on(
+        &self,
+        request: Request,
+        stream: &TcpStream,
+    ) -> Handled<EngineWebSocketUpgrade> {
+        self.route(request, Some(stream))
+    }
+
+    /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
+    /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
+    /// or after `grace`.
+    pub fn shutdown(&self, grace: Duration) {
+        let serving = &self.inner.serving;
+        serving.shutting_down.store(true, Ordering::SeqCst);
+        serving.generation.fetch_add(1, Ordering::SeqCst);
+        for cell in self.cells() {
+            self.drive(&cell, |state, now| {
+                state.session.close(now, CloseReason::ServerShuttingDown)
+            });
+        }
+        let deadline = Instant::now() + grace;
+        while serving.busy.load(Ordering::SeqCst) != 0 || self.session_count() != 0 {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    sessions = self.session_count(),
+                    "shutdown grace period over with sessions still open"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the server as if its process died: accept loops stop, every TCP stream is cut
+    /// without telling clients, and every session is closed (disconnect callbacks see
+    /// `forced close`). Serving again afterwards works.
+    pub fn abort(&self) {
+        self.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.serving.cut_streams();
+        for cell in self.cells() {
+            self.drive(&cell, |state, now| {
+                state.session.close(now, CloseReason::ForcedClose)
+            });
+        }
+    }
+
+    // ----- internals --------------------------------------------------------------------------
+
+    fn cells(&self) -> Vec<Arc<SessionCell>> {
+        lock(&self.inner.sessions).values().cloned().collect()
+    }
+
+    fn route(
+        &self,
+        request: Request,
+        watch: Option<&TcpStream>,
+    ) -> Handled<EngineWebSocketUpgrade> {
+        if !lock(&self.inner.endpoint).matches_path(request.uri().path()) {
+            return Handled::NotSocketIo(request);
+        }
+        let shutting_down = || self.inner.serving.shutting_down.load(Ordering::SeqCst);
+        let is_handshake = sockio_core::http::Query::from_uri(request.uri())
+            .get("sid")
+            .is_none();
+        if is_handshake && shutting_down() {
+            return Handled::Response(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server shutting down",
+            ));
+        }
+        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let routing = {
+            let mut endpoint = lock(&self.inner.endpoint);
+            endpoint.handle_request(Instant::now(), id, &request, |sid| {
+                lock(&self.inner.sessions).contains_key(sid)
+            })
+        };
+        match routing {
+            Routing::Respond(response) => Handled::Response(response),
+            Routing::Created {
+                session,
+                response,
+                upgrade_headers,
+            } => {
+                let wake = Arc::new(WsWake::default());
+                let mut ws_writers = HashMap::new();
+                if response.is_none() {
+                    ws_writers.insert(id, wake.clone());
+                }
+                let cell = Arc::new(SessionCell {
+                    sid: session.sid().clone(),
+                    state: Mutex::new(SessionState {
+                        session: *session,
+                        waiters: HashMap::new(),
+                        ws_writers,
+                        deadline: None,
+                    }),
+                    delivery: Mutex::new(Delivery::default()),
+                });
+                lock(&cell.delivery).queue.push_back(Notice::Open);
+                lock(&self.inner.sessions).insert(cell.sid.clone(), cell.clone());
+                // Drains what the handshake produced and tells the application. A handshake that
+                // passed the check above just before `shutdown` listed the sessions is closed
+                // like them.
+                self.drive(&cell, |state, now| {
+                    if shutting_down() {
+                        state.session.close(now, CloseReason::ServerShuttingDown);
+                    }
+                });
+                match response {
+                    Some(response) => Handled::Response(response),
+                    None => self.upgrade(&request, cell, id, wake, upgrade_headers),
+                }
+            }
+            Routing::Existing { sid, websocket } => {
+                let Some(cell) = lock(&self.inner.sessions).get(&sid).cloned() else {
+                    return Handled::Response(plain(StatusCode::BAD_REQUEST, "session closed"));
+                };
+                if websocket {
+                    let wake = Arc::new(WsWake::default());
+                    let accepted = self.drive(&cell, |state, now| {
+                        state.ws_writers.insert(id, wake.clone());
+                        let accepted = state.session.accept_websocket(now, id, &request);
+                        if accepted.is_err() {
+                            state.ws_writers.remove(&id);
+                        }
+                        accepted
+                    });
+                    match accepted {
+                        Ok(()) => self.upgrade(&request, cell, id, wake, HeaderMap::new()),
+                        Err(response) => Handled::Response(*response),
+                    }
+                } else {
+                    let (tx, rx) = sync_channel(1);
+                    self.drive(&cell, |state, now| {
+                        state.waiters.insert(id, tx);
+                        state.session.handle_request(now, id, &request);
+                    });
+                    Handled::Response(await_answer(rx, watch, || {
+                        self.drive(&cell, |state, now| {
+                            state.waiters.remove(&id);
+                            state.session.handle_request_aborted(now, id);
+                        });
+                    }))
+                }
+            }
+            _ => Handled::Response(plain(StatusCode::NOT_FOUND, "not found")),
+        }
+    }
+
+    /// Completes a WebSocket upgrade the core accepted: checks the handshake headers and prepares
+    /// the 101.
+    fn upgrade(
+        &self,
+        request: &Request,
+        cell: Arc<SessionCell>,
+        id: RequestId,
+        wake: Arc<WsWake>,
+        extra_headers: HeaderMap,
+    ) -> Handled<EngineWebSocketUpgrade> {
+        let session = EngineWebSocket {
+            server: self.clone(),
+            cell,
+        };
+        let Some(headers) = switching_headers(request, extra_headers) else {
+            session.closed(id, true);
+            return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake"));
+        };
+        Handled::WebSocket(EngineWebSocketUpgrade(Upgrading::new(
+            session, id, wake, headers,
+        )))
+    }
+
+    /// Runs one input or command on a session and applies the core's drain rule: responses go to
+    /// their waiting requests, WebSocket writers are woken, the timer thread learns the new
+    /// deadline, and the application's callbacks run (after the lock is released, so they may
+    /// use the session).
+    fn drive<R>(
+        &self,
+        cell: &Arc<SessionCell>,
+        f: impl FnOnce(&mut SessionState, Instant) -> R,
+    ) -> R {
+        self.drive_with(cell, false, f)
+    }
+
+    /// Called by the timer thread when a deadline of `cell` may be due.
+    fn fire_timer(&self, cell: &Arc<SessionCell>) {
+        self.drive_with(cell, true, |state, now| {
+            if state.session.poll_timeout().is_some_and(|at| at <= now) {
+                state.session.handle_timeout(now);
+            }
+        });
+    }
+
+    fn drive_with<R>(
+        &self,
+        cell: &Arc<SessionCell>,
+        fired: bool,
+        f: impl FnOnce(&mut SessionState, Instant) -> R,
+    ) -> R {
+        let now = Instant::now();
+        let mut state = lock(&cell.state);
+        let result = f(&mut state, now);
+        let mut notices = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(output) = state.session.poll_output() {
+                progressed = true;
+                let state = &mut *state;
+                hand_over(output, &mut state.waiters, &state.ws_writers);
+            }
+            while let Some(event) = state.session.poll_event() {
+                progressed = true;
+                match event {
+                    EngineEvent::Message(data) => notices.push(Notice::Message(data)),
+                    EngineEvent::Closed(reason) => {
+                        // Writers must notice the end even when nothing is left to write.
+                        for writer in state.ws_writers.values() {
+                            writer.notify();
+                        }
+                        notices.push(Notice::Closed(reason));
+                    }
+                    _ => {}
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let deadline = state.session.poll_timeout();
+        let deadline_changed = deadline != state.deadline;
+        state.deadline = deadline;
+        if !notices.is_empty() {
+            // Queued under the session's lock, so notices keep the order the core made them in.
+            lock(&cell.delivery).queue.extend(notices);
+        }
+        drop(state);
+        if let Some(at) = deadline {
+            if deadline_changed {
+                self.inner.timers.schedule(at, cell);
+            } else if fired && at <= Instant::now() {
+                // The core kept a deadline in the past: try again shortly rather than spin.
+                self.inner
+                    .timers
+                    .schedule(Instant::now() + REARM_DELAY, cell);
+            }
+        }
+        self.deliver(cell);
+        result
+    }
+
+    /// Calls the callbacks for `cell`'s queued notices, unless another thread already does (it
+    /// will see these too).
+    fn deliver(&self, cell: &Arc<SessionCell>) {
+        {
+            let mut delivery = lock(&cell.delivery);
+            if delivery.busy || delivery.queue.is_empty() {
+                return;
+            }
+            delivery.busy = true;
+        }
+        let callbacks = self.callbacks();
+        loop {
+            let notice = {
+                let mut delivery = lock(&cell.delivery);
+                match delivery.queue.pop_front() {
+                    Some(notice) => notice,
+                    None => {
+                        delivery.busy = false;
+                        return;
+                    }
+                }
+            };
+            let socket = EngineSocket {
+                server: self.clone(),
+                cell: cell.clone(),
+            };
+            let call = std::panic::AssertUnwindSafe(|| match notice {
+                Notice::Open => {
+                    if let Some(connect) = &callbacks.connect {
+                        connect(socket);
+                    }
+                }
+                Notice::Message(data) => {
+                    if let Some(message) = &callbacks.message {
+                        message(socket, data);
+                    }
+                }
+                Notice::Closed(reason) => {
+                    lock(&self.inner.sessions).remove(&cell.sid);
+                    if let Some(disconnect) = &callbacks.disconnect {
+                        disconnect(socket, reason);
+                    }
+                }
+            });
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
+            }
+        }
+    }
+}
+
+impl Host for EngineServer {
+    type Upgrade = EngineWebSocketUpgrade;
+
+    fn serving(&self) -> &Serving {
+        &self.inner.serving
+    }
+
+    fn max_body(&self) -> usize {
+        self.inner.config.max_http_buffer_size
+    }
+
+    fn route(
+        &self,
+        request: Request,
+        watch: Option<&TcpStream>,
+    ) -> Handled<EngineWebSocketUpgrade> {
+        EngineServer::route(self, request, watch)
+    }
+}
+
+/// A raw Engine.IO session's WebSocket, as the shared reader and writer threads see it.
+pub(crate) struct EngineWebSocket {
+    server: EngineServer,
+    cell: Arc<SessionCell>,
+}
+
+impl WsSession for EngineWebSocket {
+    fn serving(&self) -> &Serving {
+        &self.server.inner.serving
+    }
+
+    fn max_message(&self) -> usize {
+        self.server.inner.config.max_http_buffer_size
+    }
+
+    fn received(&self, id: RequestId, message: WsMessage) {
+        self.server.drive(&self.cell, |state, now| {
+            state.session.handle_ws_message(now, id, message);
+        });
+    }
+
+    fn pause(&self) {
+        // No pool to wait for: the callbacks of a message ran in `received`, on this thread
+        // (unless another thread is delivering this session's earlier messages).
+    }
+
+    fn pull(&self, id: RequestId, max: usize) -> (Vec<WsAction>, bool) {
+        let mut state = lock(&self.cell.state);
+        let actions: Vec<WsAction> = std::iter::from_fn(|| state.session.poll_ws(id))
+            .take(max)
+            .collect();
+        let finished = state.session.is_closed() && !state.session.wants_ws_write(id);
+        (actions, finished)
+    }
+
+    fn closed(&self, id: RequestId, failed: bool) {
+        self.server.drive(&self.cell, |state, now| {
+            state.ws_writers.remove(&id);
+            state.session.handle_ws_closed(now, id, failed);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::mpsc::{Receiver, channel};
+
+    use tungstenite::Message;
+
+    use super::*;
+
+    /// An echo server with fast heartbeats and a small payload limit, serving on its own thread;
+    /// its disconnect reasons come out of the receiver.
+    fn echo_server(max_payload: usize) -> (EngineServer, u16, Receiver<CloseReason>) {
+        let mut config = EngineConfig::default();
+        config.ping_interval = Duration::from_millis(100);
+        config.ping_timeout = Duration::from_millis(100);
+        config.max_http_buffer_size = max_payload;
+        let engine = EngineServer::new(config);
+        engine.on_message(|socket, data| {
+            socket.send(data).expect("echo");
+        });
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        engine.on_disconnect(move |_socket, reason| {
+            let _ = lock(&tx).send(reason);
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let serving = engine.clone();
+        std::thread::spawn(move || serving.serve_std(listener));
+        (engine, port, rx)
+    }
+
+    /// One HTTP/1.1 request on a new connection: the status code and the body.
+    fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let status = response[9..12].parse().expect("status");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn sid_of(open: &str) -> String {
+        let json: serde_json::Value =
+            serde_json::from_str(open.strip_prefix('0').expect("open packet")).expect("json");
+        json["sid"].as_str().expect("sid").to_owned()
+    }
+
+    #[test]
+    fn polling_echoes_and_a_silent_client_times_out() {
+        let (engine, port, closed) = echo_server(1000);
+        let (status, open) = http(port, "GET", "/engine.io/?EIO=4&transport=polling", "");
+        assert_eq!(status, 200, "{open}");
+        let sid = sid_of(&open);
+        assert_eq!(engine.session_count(), 1);
+        let path = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+        assert_eq!(http(port, "POST", &path, "4hello"), (200, "ok".to_owned()));
+        let (status, body) = http(port, "GET", &path, "");
+        assert_eq!(status, 200);
+        assert!(body.split('\u{1e}').any(|p| p == "4hello"), "{body}");
+        // A body past max_http_buffer_size is refused.
+        let (status, _) = http(port, "POST", &path, &format!("4{}", "x".repeat(2000)));
+        assert_eq!(status, 413);
+        // No pong ever: the timer thread ends the session after ping interval + timeout.
+        let reason = closed
+            .recv_timeout(Duration::from_secs(3))
+            .expect("disconnect");
+        assert_eq!(reason, CloseReason::PingTimeout);
+        assert_eq!(engine.session_count(), 0);
+    }
+
+    #[test]
+    fn websocket_echoes_text_and_binary_and_enforces_the_limit() {
+        let (engine, port, closed) = echo_server(16);
+        let url = format!("ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tungstenite::connect(url).expect("WebSocket");
+        let Message::Text(open) = ws.read().expect("open") else {
+            panic!("open packet expected");
+        };
+        let sid = sid_of(&open);
+        assert_eq!(
+            engine.socket(&sid).expect("socket").transport(),
+            Transport::WebSocket
+        );
+        ws.send(Message::text("4hi")).expect("send");
+        let next_data = |ws: &mut tungstenite::WebSocket<_>| loop {
+            match ws.read().expect("read") {
+                // Answer pings so only the limit ends the session.
+                Message::Text(text) if text.as_str() == "2" => {
+                    ws.send(Message::text("3")).expect("pong");
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(next_data(&mut ws), Message::text("4hi"));
+        ws.send(Message::binary(vec![1u8, 2, 3])).expect("send");
+        assert_eq!(next_data(&mut ws), Message::binary(vec![1u8, 2, 3]));
+        ws.send(Message::text(format!("4{}", "x".repeat(64))))
+            .expect("send");
+        let reason = closed
+            .recv_timeout(Duration::from_secs(3))
+            .expect("disconnect");
+        assert!(
+            matches!(reason, CloseReason::TransportError(_)),
+            "{reason:?}"
+        );
+        assert_eq!(engine.session_count(), 0);
+    }
+
+    #[test]
+    fn shutdown_closes_sessions_refuses_handshakes_and_stops_serving() {
+        let mut config = EngineConfig::default();
+        config.ping_interval = Duration::from_secs(5);
+        let engine = EngineServer::new(config);
+        let (tx, closed) = channel();
+        let tx = Mutex::new(tx);
+        engine.on_disconnect(move |_socket, reason| {
+            let _ = lock(&tx).send(reason);
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let serving = engine.clone();
+        let served = std::thread::spawn(move || serving.serve_std(listener));
+        let url = format!("ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tungstenite::connect(url).expect("WebSocket");
+        ws.read().expect("open packet");
+        engine.shutdown(Duration::from_secs(3));
+        assert_eq!(
+            closed.recv_timeout(Duration::from_secs(1)),
+            Ok(CloseReason::ServerShuttingDown)
+        );
+        assert_eq!(engine.session_count(), 0);
+        // The client sees its WebSocket end (not a read timeout).
+        if let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_mut() {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+        }
+        let end = loop {
+            if let Err(error) = ws.read() {
+                break error;
+            }
+        };
+        assert!(
+            !matches!(&end, tungstenite::Error::Io(e)
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "{end:?}"
+        );
+        // The accept loop returned; a handshake through the embedding entry point is refused.
+        served.join().expect("accept loop").expect("serve_std");
+        let request = http::Request::get("/engine.io/?EIO=4&transport=polling")
+            .body(Bytes::new())
+            .expect("request");
+        match engine.handle_request(request) {
+            Handled::Response(response) => {
+                assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+            }
+            other => panic!("503 expected, got {other:?}"),
+        }
+    }
+}
