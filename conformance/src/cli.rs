@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::matrix::{self, MatrixOptions, ServerLauncher};
-use crate::serve::{check_supported, serve};
+use crate::serve::serve;
 use crate::{MATRIX_PING_TIMEOUT, Profile, ProfileOptions, RuntimeKind};
 
 /// Set to a `serve ...` command line, it turns a test binary into a profile server (see
@@ -148,10 +148,6 @@ fn run_serve(args: ServeArgs) -> ExitCode {
         eprintln!(
             "sockio-conformance: --manager: the engine-io profile has no Socket.IO layer to share"
         );
-        return ExitCode::from(2);
-    }
-    if let Err(error) = check_supported(args.runtime, args.profile) {
-        eprintln!("sockio-conformance: {error}");
         return ExitCode::from(2);
     }
     if let Ok(filter) = std::env::var("SOCKIO_LOG") {

@@ -16,14 +16,6 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// Checks that `profile` can run on `runtime`, before anything is bound. Every runtime serves
-/// every profile now (threads got its raw Engine.IO server), so nothing is refused here; the
-/// check stays the one place a future runtime without some profile would say so.
-pub fn check_supported(runtime: RuntimeKind, profile: Profile) -> Result<(), ServeError> {
-    let _ = (runtime, profile);
-    Ok(())
-}
-
 /// Serves `profile` on `runtime` from `listener` until the process ends.
 pub fn serve(
     runtime: RuntimeKind,
@@ -31,7 +23,6 @@ pub fn serve(
     listener: TcpListener,
     options: &ProfileOptions,
 ) -> Result<(), ServeError> {
-    check_supported(runtime, profile)?;
     let failed = |e: &dyn std::fmt::Display| ServeError(format!("the server stopped: {e}"));
     match runtime {
         RuntimeKind::Tokio => {
