@@ -3,7 +3,7 @@
 //! text or binary, to its sender. Async runtimes only (see [`crate::serve::check_supported`]).
 
 use sockio_core::engineio::EngineConfig;
-use sockio_core::http::{AllowedOrigins, CorsConfig};
+use sockio_core::http::CorsConfig;
 use sockio_server::Runtime;
 use sockio_server::engine::EngineServer;
 
@@ -16,7 +16,7 @@ pub fn engine_io<Rt: Runtime>(options: &ProfileOptions) -> EngineServer<Rt> {
     config.ping_timeout = options.ping_timeout;
     config.max_http_buffer_size = 1_000_000;
     config.cors = CorsConfig {
-        allowed_origins: AllowedOrigins::Any,
+        allowed_origins: options.allowed_origins(),
         ..CorsConfig::default()
     };
     config.path = "/engine.io/".to_owned();

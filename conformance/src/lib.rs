@@ -72,6 +72,20 @@ pub struct ProfileOptions {
     pub ping_interval: Duration,
     /// 200 ms in the profiles; see [`MATRIX_PING_TIMEOUT`] for what the matrix uses.
     pub ping_timeout: Duration,
+    /// The origins the engine-io and socket-io profiles accept: empty (the default) means any
+    /// origin; otherwise only these exact origins (`serve --cors-origin`, repeatable).
+    pub cors_origins: Vec<String>,
+}
+
+impl ProfileOptions {
+    /// The CORS policy of [`cors_origins`](Self::cors_origins).
+    pub fn allowed_origins(&self) -> sockio_core::http::AllowedOrigins {
+        if self.cors_origins.is_empty() {
+            sockio_core::http::AllowedOrigins::Any
+        } else {
+            sockio_core::http::AllowedOrigins::List(self.cors_origins.clone())
+        }
+    }
 }
 
 impl Default for ProfileOptions {
@@ -79,6 +93,7 @@ impl Default for ProfileOptions {
         ProfileOptions {
             ping_interval: Duration::from_millis(300),
             ping_timeout: Duration::from_millis(200),
+            cors_origins: Vec::new(),
         }
     }
 }
