@@ -1,0 +1,151 @@
+//! Issue 7's hostile-client suite: every attack against a `sockio-conformance serve --profile
+//! socket-io` subprocess on each runtime (tokio, smol, threads), while two official
+//! socket.io-client 4.8 processes (one polling, one WebSocket) stay connected and keep getting
+//! their acked echoes answered. For each attack the server must answer per PROTOCOL.md (checked
+//! inside the attack), the bystanders must see no disconnect, no lost or wrong ack and no stall
+//! (no gap of [`STALL`] between two answers), and the server's resident memory must come back to
+//! within [`RSS_TOLERANCE_KIB`] of its baseline once the attackers are gone. Latencies
+//! before/during/after and the memory figures are printed (`cargo test --test hostile --
+//! --nocapture`).
+
+mod hostile {
+    pub mod attacks;
+    pub mod harness;
+    pub mod net;
+}
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hostile::attacks::ALL;
+use hostile::harness::{Bystanders, Served, summary};
+use hostile::net::sio_polling;
+
+/// The runtimes run one after another: the machine has two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A gap between two echoes of a bystander this long is a stall (they normally come every ~20 ms
+/// plus a few ms of latency).
+const STALL: Duration = Duration::from_secs(5);
+
+/// How far above its baseline the server's RSS may stay once an attack is over: 24 MiB. The
+/// attacks push it up by 10 to 300 MiB (the size bomb alone pins ~90 MB); what the allocator keeps
+/// for reuse after freeing stays well under this, while a leak of the attack's state would not.
+const RSS_TOLERANCE_KIB: u64 = 24 * 1024;
+
+/// How long the memory may take to come back (sessions end after ping interval + timeout).
+const RSS_SETTLE: Duration = Duration::from_secs(20);
+
+fn run(runtime: &str) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let suite_started = Instant::now();
+    let mut served = Served::start(runtime);
+    let port = served.port;
+    let bystanders = Bystanders::start(port);
+    // Warm-up: the code paths of the attacks, once, so that the baseline includes lazily
+    // allocated runtime state (thread pools, buffers).
+    for _ in 0..20 {
+        sio_polling(port).expect("warm-up session");
+    }
+    let warm = Instant::now();
+    bystanders
+        .wait_acks_after(warm, 10, Duration::from_secs(20))
+        .expect("echoes after the warm-up");
+    let baseline = served.rss_kib();
+    println!(
+        "[{runtime}] baseline RSS {} KiB ({} threads); tolerance +{} KiB",
+        baseline,
+        served.threads(),
+        RSS_TOLERANCE_KIB
+    );
+    let mut failures = Vec::new();
+    for (name, attack) in ALL {
+        let before_from = Instant::now() - Duration::from_secs(1);
+        let start = Instant::now();
+        let outcome = attack(port);
+        let end = Instant::now();
+        let peak_after_attack = served.rss_kib();
+        let after_ok = bystanders.wait_acks_after(end, 5, Duration::from_secs(10));
+        // The memory, once the attackers are gone.
+        let settle_deadline = Instant::now() + RSS_SETTLE;
+        let mut rss = served.rss_kib();
+        while rss > baseline + RSS_TOLERANCE_KIB && Instant::now() < settle_deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            rss = served.rss_kib();
+        }
+        let settled = Instant::now();
+        let gap = bystanders.longest_gap(start, settled);
+        let lat = |from, to| {
+            (0..bystanders.names.len())
+                .map(|i| format!("{} {}", bystanders.names[i], summary(&bystanders.acks(i, from, to))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "[{runtime}] {name}: {} in {:?}\n    echoes before: {}\n    echoes during: {}\n    \
+             echoes after:  {}\n    longest gap {:?}; RSS {} KiB at the end of the attack, {} KiB \
+             after ({:+} KiB vs baseline)",
+            match &outcome {
+                Ok(detail) => format!("ok ({detail})"),
+                Err(e) => format!("FAILED: {e}"),
+            },
+            end - start,
+            lat(before_from, start),
+            lat(start, end),
+            lat(end, settled),
+            gap,
+            peak_after_attack,
+            rss,
+            rss as i64 - baseline as i64
+        );
+        if let Err(e) = outcome {
+            failures.push(format!("{name}: {e}"));
+        }
+        if let Err(e) = after_ok {
+            failures.push(format!("{name}: bystanders not served afterwards: {e}"));
+        }
+        if gap > STALL {
+            failures.push(format!("{name}: a bystander waited {gap:?} for an answer"));
+        }
+        if rss > baseline + RSS_TOLERANCE_KIB {
+            failures.push(format!(
+                "{name}: RSS {rss} KiB stayed above baseline {baseline} KiB + {RSS_TOLERANCE_KIB} \
+                 KiB for {RSS_SETTLE:?}"
+            ));
+        }
+        if !served.alive() {
+            failures.push(format!("{name}: the server process died"));
+            break;
+        }
+    }
+    let problems = bystanders.problems();
+    if !problems.is_empty() {
+        failures.push(format!("the bystanders reported: {problems:?}"));
+    }
+    println!(
+        "[{runtime}] {} attacks in {:?}; final RSS {} KiB (baseline {baseline} KiB)",
+        ALL.len(),
+        suite_started.elapsed(),
+        served.rss_kib()
+    );
+    assert!(
+        failures.is_empty(),
+        "[{runtime}] hostile clients:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn hostile_clients_tokio() {
+    run("tokio");
+}
+
+#[test]
+fn hostile_clients_smol() {
+    run("smol");
+}
+
+#[test]
+fn hostile_clients_threads() {
+    run("threads");
+}
