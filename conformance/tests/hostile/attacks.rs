@@ -40,8 +40,8 @@ impl Checks {
     fn new() -> Self {
         Checks(Vec::new())
     }
-    fn check(&mut self, what: &str, result: Result<(), String>) {
-        if let Err(e) = result {
+    fn check(&mut self, what: &str, run: impl FnOnce() -> Result<(), String>) {
+        if let Err(e) = run() {
             self.0.push(format!("{what}: {e}"));
         }
     }
@@ -72,8 +72,20 @@ fn post_closes(port: u16, body: &[u8]) -> Result<(), String> {
 /// Sends `text` on a fresh WebSocket Socket.IO session and checks the server ends it.
 fn ws_closes(port: u16, message: Message) -> Result<(), String> {
     let mut ws = ws_sio(port)?;
-    ws.send(message).map_err(|e| e.to_string())?;
-    ws_expect_closed(&mut ws, Duration::from_secs(5)).map(|_| ())
+    match ws.send(message) {
+        Ok(()) => ws_expect_closed(&mut ws, Duration::from_secs(5)).map(|_| ()),
+        // The server may reject a frame from its header and end the connection while the rest
+        // of it is still being written.
+        Err(tungstenite::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn malformed_engine_io(port: u16) -> Result<String, String> {
@@ -90,19 +102,19 @@ fn malformed_engine_io(port: u16) -> Result<String, String> {
     for body in bodies {
         checks.check(
             &format!("polling {:?}", String::from_utf8_lossy(body)),
-            post_closes(port, body),
+            || post_closes(port, body),
         );
     }
     for text in ["9", "", "b@@@@", "2", "7x"] {
-        checks.check(&format!("ws {text:?}"), ws_closes(port, Message::text(text)));
+        checks.check(&format!("ws {text:?}"), || ws_closes(port, Message::text(text)));
     }
     // A binary Engine.IO message where Socket.IO expects none.
     checks.check(
         "ws binary without a header",
-        ws_closes(port, Message::binary(vec![1u8, 2, 3])),
+        || ws_closes(port, Message::binary(vec![1u8, 2, 3])),
     );
     // v4 polling refuses octet-stream bodies.
-    checks.check("polling octet-stream", {
+    checks.check("polling octet-stream", || {
         let sid = sio_polling(port)?;
         let resp = request(
             port,
@@ -145,15 +157,15 @@ fn malformed_socket_io(port: u16) -> Result<String, String> {
         let text = format!("4{packet}");
         checks.check(
             &format!("ws {text:?}"),
-            ws_closes(port, Message::text(text.clone())),
+            || ws_closes(port, Message::text(text.clone())),
         );
         checks.check(
             &format!("polling {text:?}"),
-            post_closes(port, text.as_bytes()),
+            || post_closes(port, text.as_bytes()),
         );
     }
     // A placeholder pointing past the attachments, then the attachment.
-    checks.check("placeholder out of range", {
+    checks.check("placeholder out of range", || {
         let mut ws = ws_sio(port)?;
         ws.send(Message::text(
             "451-[\"message-with-ack\",{\"_placeholder\":true,\"num\":3}]",
@@ -163,7 +175,7 @@ fn malformed_socket_io(port: u16) -> Result<String, String> {
         ws_expect_closed(&mut ws, Duration::from_secs(5)).map(|_| ())
     });
     // Text where an attachment is due.
-    checks.check("text while attachments are pending", {
+    checks.check("text while attachments are pending", || {
         let mut ws = ws_sio(port)?;
         ws.send(Message::text(
             "451-[\"message-with-ack\",{\"_placeholder\":true,\"num\":0}]",
@@ -185,37 +197,37 @@ fn bad_query(port: u16) -> Result<String, String> {
     };
     checks.check(
         "no transport",
-        error("/socket.io/?EIO=4", 0),
+        || error("/socket.io/?EIO=4", 0),
     );
     checks.check(
         "transport=flashsocket",
-        error("/socket.io/?EIO=4&transport=flashsocket", 0),
+        || error("/socket.io/?EIO=4&transport=flashsocket", 0),
     );
     checks.check(
         "transport=webtransport over HTTP",
-        error("/socket.io/?EIO=4&transport=webtransport", 0),
+        || error("/socket.io/?EIO=4&transport=webtransport", 0),
     );
     checks.check(
         "unknown sid",
-        error(&format!("{POLL}&sid=AAAAAAAAAAAAAAAAAAAA"), 1),
+        || error(&format!("{POLL}&sid=AAAAAAAAAAAAAAAAAAAA"), 1),
     );
     checks.check(
         "garbage sid",
-        error(&format!("{POLL}&sid=%00%ff%fe..%2F"), 1),
+        || error(&format!("{POLL}&sid=%00%ff%fe..%2F"), 1),
     );
     checks.check(
-        "a 10 kB sid",
-        error(&format!("{POLL}&sid={}", "A".repeat(10_000)), 1),
+        "a 4 kB sid",
+        || error(&format!("{POLL}&sid={}", "A".repeat(4_000)), 1),
     );
     checks.check(
         "transport=websocket without Upgrade",
-        error("/socket.io/?EIO=4&transport=websocket", 3),
+        || error("/socket.io/?EIO=4&transport=websocket", 3),
     );
-    checks.check("JSONP index that is not digits", error(&format!("{POLL}&j=alert(1)"), 3));
+    checks.check("JSONP index that is not digits", || error(&format!("{POLL}&j=alert(1)"), 3));
     // The socket-io profile allows Engine.IO 3, so any EIO other than 4 is a v3 handshake
     // (PROTOCOL.md 1.1: `EIO === "4" ? 4 : 3`): a length-prefixed open packet.
     for eio in ["3", "abc", "99999999999999999999", ""] {
-        checks.check(&format!("EIO={eio:?}"), {
+        checks.check(&format!("EIO={eio:?}"), || {
             request(port, "GET", &format!("/socket.io/?EIO={eio}&transport=polling"), &[], b"")
                 .and_then(|r| {
                     let text = r.text();
@@ -231,7 +243,7 @@ fn bad_query(port: u16) -> Result<String, String> {
         });
     }
     // A sid of a polling session, asked for over WebSocket without an upgrade.
-    checks.check("polling sid on transport=websocket without Upgrade", {
+    checks.check("polling sid on transport=websocket without Upgrade", || {
         let sid = handshake(port)?;
         request(
             port,
@@ -249,7 +261,7 @@ fn bad_query(port: u16) -> Result<String, String> {
         })
     });
     // A WebSocket session's sid used for polling: 400 code 3 (transport mismatch).
-    checks.check("WebSocket sid over polling", {
+    checks.check("WebSocket sid over polling", || {
         let mut ws = ws_open(port, "", &[])?;
         let sid = sid_of_open(&ws_next_text(&mut ws)?)?;
         let r = get(port, &sid)?;
@@ -257,7 +269,7 @@ fn bad_query(port: u16) -> Result<String, String> {
         r.expect_error(400, 3)
     });
     // Outside the path: not the endpoint's business, and no crash.
-    checks.check("outside the path", {
+    checks.check("outside the path", || {
         request(port, "GET", "/elsewhere/?EIO=4&transport=polling", &[], b"").and_then(|r| {
             if r.status == 404 {
                 Ok(())
@@ -272,12 +284,12 @@ fn bad_query(port: u16) -> Result<String, String> {
 fn wrong_methods(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
-        checks.check(&format!("{method} handshake"), {
+        checks.check(&format!("{method} handshake"), || {
             request(port, method, POLL, &[], b"x").and_then(|r| r.expect_error(400, 2))
         });
     }
     for method in ["PUT", "DELETE", "PATCH"] {
-        checks.check(&format!("{method} on a session"), {
+        checks.check(&format!("{method} on a session"), || {
             let sid = sio_polling(port)?;
             request(port, method, &format!("{POLL}&sid={sid}"), &[], b"x").and_then(|r| {
                 if r.status == 400 || r.status == 500 {
@@ -288,7 +300,7 @@ fn wrong_methods(port: u16) -> Result<String, String> {
             })
         });
     }
-    checks.check("HEAD handshake", {
+    checks.check("HEAD handshake", || {
         let mut http = Http::connect(port).map_err(|e| e.to_string())?;
         http.send("HEAD", POLL, &[], b"").map_err(|e| e.to_string())?;
         // A HEAD answer has no body whatever its Content-Length: read the head only.
@@ -316,7 +328,7 @@ fn post_over_limit(port: u16) -> Result<String, String> {
     let sid = sio_polling(port)?;
     let mut body = b"4".to_vec();
     body.extend(std::iter::repeat_n(b'2', 1_000_000));
-    checks.check("1,000,001 bytes", {
+    checks.check("1,000,001 bytes", || {
         post(port, &sid, &body).and_then(|r| {
             if r.status == 413 {
                 Ok(())
@@ -326,7 +338,7 @@ fn post_over_limit(port: u16) -> Result<String, String> {
         })
     });
     // A body that claims 100 MB: answered once the limit is passed, without reading the rest.
-    checks.check("Content-Length 100,000,000", {
+    checks.check("Content-Length 100,000,000", || {
         let sid = sio_polling(port)?;
         let mut http = Http::connect(port).map_err(|e| e.to_string())?;
         let head = format!(
@@ -349,18 +361,19 @@ fn post_over_limit(port: u16) -> Result<String, String> {
 fn ws_over_limit(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     let big = format!("42[\"message\",\"{}\"]", "x".repeat(1_000_000));
-    checks.check("text", ws_closes(port, Message::text(big)));
+    checks.check("text", || ws_closes(port, Message::text(big)));
     checks.check(
         "binary",
-        ws_closes(port, Message::binary(vec![7u8; 1_000_001])),
+        || ws_closes(port, Message::binary(vec![7u8; 1_000_001])),
     );
     checks.done("2 messages of ~1 MB".to_owned())
 }
 
 fn concurrent_polls(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
+    let mut conclusive = 0;
     for round in 0..20 {
-        checks.check(&format!("round {round}"), {
+        checks.check(&format!("round {round}"), || {
             let sid = sio_polling(port)?;
             let target = format!("{POLL}&sid={sid}");
             let mut first = Http::connect(port).map_err(|e| e.to_string())?;
@@ -370,7 +383,14 @@ fn concurrent_polls(port: u16) -> Result<String, String> {
             let a = first.read_response().map_err(|e| e.to_string())?;
             let b = second.read_response().map_err(|e| e.to_string())?;
             // Whichever arrived second gets 400 (or 500), the held one gets the close packet.
+            let both_answered = a.status == 200 && b.status == 200;
             let (refused, held) = if a.status == 200 { (b, a) } else { (a, b) };
+            if both_answered && !held.packets().iter().any(|p| p == "1") {
+                // The first poll was answered (a ping was due) before the second arrived: the
+                // polls were not concurrent; this round proves nothing.
+                return Ok(());
+            }
+            conclusive += 1;
             if !(refused.status == 400 || refused.status == 500) {
                 Err(format!("second poll: {} {:?}", refused.status, refused.text()))
             } else if held.status != 200 || !held.packets().iter().any(|p| p == "1") {
@@ -382,35 +402,25 @@ fn concurrent_polls(port: u16) -> Result<String, String> {
             }
         });
     }
-    checks.done("20 sessions".to_owned())
+    if conclusive < 10 {
+        return Err(format!("only {conclusive} of 20 rounds had two polls at once"));
+    }
+    checks.done(format!("{conclusive} of 20 rounds with two polls at once"))
 }
 
 fn invalid_utf8(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     checks.check(
         "polling body",
-        post_closes(port, b"42[\"message-with-ack\",\"\xff\xfe\xc3\x28\"]"),
+        || post_closes(port, b"42[\"message-with-ack\",\"\xff\xfe\xc3\x28\"]"),
     );
-    checks.check("lone surrogate escape is fine JSON, stays", {
-        // Not a UTF-8 error: JSON's \ud800 escape; the reference accepts it. Only check the
-        // server answers the ack.
-        let mut ws = ws_sio(port)?;
-        ws.send(Message::text("421[\"message-with-ack\",\"\\ud800\"]"))
-            .map_err(|e| e.to_string())?;
-        loop {
-            let text = ws_next_text(&mut ws)?;
-            if text.starts_with("431[") {
-                break Ok(());
-            }
-        }
-    });
-    checks.check("WebSocket text frame", {
+    checks.check("WebSocket text frame", || {
         let mut ws = ws_sio(port)?;
         let frame = raw_frame(0x1, b"42[\"message\",\"\xff\xfe\xc3\x28\"]");
         ws.get_mut().write_all(&frame).map_err(|e| e.to_string())?;
         ws_expect_closed(&mut ws, Duration::from_secs(5)).map(|_| ())
     });
-    checks.check("query string", {
+    checks.check("query string", || {
         let mut http = Http::connect(port).map_err(|e| e.to_string())?;
         http.stream
             .write_all(b"GET /socket.io/?EIO=4&transport=polling&sid=\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -421,10 +431,10 @@ fn invalid_utf8(port: u16) -> Result<String, String> {
             Err(e) => Err(format!("no answer: {e}")),
         }
     });
-    checks.check("header value", {
+    checks.check("header value", || {
         request(port, "GET", POLL, &[("Origin", "http://\u{ff}x")], b"").and_then(|r| r.expect_error(400, 3))
     });
-    checks.done("5 places".to_owned())
+    checks.done("polling body, WebSocket text frame, query, header".to_owned())
 }
 
 fn deep_json(port: u16) -> Result<String, String> {
@@ -435,19 +445,19 @@ fn deep_json(port: u16) -> Result<String, String> {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        checks.check(&format!("ws depth {depth}"), ws_closes(port, Message::text(text.clone())));
+        checks.check(&format!("ws depth {depth}"), || ws_closes(port, Message::text(text.clone())));
         if depth < 500_000 {
-            checks.check(&format!("polling depth {depth}"), post_closes(port, text.as_bytes()));
+            checks.check(&format!("polling depth {depth}"), || post_closes(port, text.as_bytes()));
         }
         let objects = format!(
             "42[\"message-with-ack\",{}1{}]",
             "{\"a\":".repeat(depth),
             "}".repeat(depth)
         );
-        checks.check(&format!("ws objects depth {depth}"), ws_closes(port, Message::text(objects)));
+        checks.check(&format!("ws objects depth {depth}"), || ws_closes(port, Message::text(objects)));
     }
     // Under the limit: answered.
-    checks.check("depth 100 is answered", {
+    checks.check("depth 100 is answered", || {
         let mut ws = ws_sio(port)?;
         ws.send(Message::text(format!(
             "427[\"message-with-ack\",{}{}]",
@@ -473,14 +483,14 @@ fn ack_overflow(port: u16) -> Result<String, String> {
     ] {
         checks.check(
             &format!("event with ack id {id}"),
-            ws_closes(port, Message::text(format!("42{id}[\"message-with-ack\",1]"))),
+            || ws_closes(port, Message::text(format!("42{id}[\"message-with-ack\",1]"))),
         );
         checks.check(
             &format!("ACK with id {id}"),
-            ws_closes(port, Message::text(format!("43{id}[1]"))),
+            || ws_closes(port, Message::text(format!("43{id}[1]"))),
         );
     }
-    checks.check("u64::MAX is answered", {
+    checks.check("u64::MAX is answered", || {
         let mut ws = ws_sio(port)?;
         ws.send(Message::text("4218446744073709551615[\"message-with-ack\",1]"))
             .map_err(|e| e.to_string())?;
@@ -491,7 +501,7 @@ fn ack_overflow(port: u16) -> Result<String, String> {
             Err(format!("{reply:?}"))
         }
     });
-    checks.check("an ACK nobody awaits is ignored", {
+    checks.check("an ACK nobody awaits is ignored", || {
         let mut ws = ws_sio(port)?;
         ws.send(Message::text("4312345[1]")).map_err(|e| e.to_string())?;
         ws.send(Message::text("425[\"message-with-ack\",2]"))
@@ -516,10 +526,10 @@ fn attachment_count_bomb(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for count in ["11", "1000000", "18446744073709551616"] {
         let text = format!("45{count}-[\"message-with-ack\"{}]", placeholders(11));
-        checks.check(&format!("ws {count}"), ws_closes(port, Message::text(text.clone())));
-        checks.check(&format!("polling {count}"), post_closes(port, text.as_bytes()));
+        checks.check(&format!("ws {count}"), || ws_closes(port, Message::text(text.clone())));
+        checks.check(&format!("polling {count}"), || post_closes(port, text.as_bytes()));
     }
-    checks.check("10 attachments are answered", {
+    checks.check("10 attachments are answered", || {
         let mut ws = ws_sio(port)?;
         ws.send(Message::text(format!(
             "4510-3[\"message-with-ack\"{}]",
@@ -580,7 +590,7 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
         };
         checks.check(
             &format!("attacker {i}"),
-            if ended {
+            || if ended {
                 Ok(())
             } else {
                 Err("still open after 25 s".to_owned())
@@ -596,7 +606,7 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
 fn cors(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     let evil = [("Origin", "http://evil.example")];
-    checks.check("handshake", {
+    checks.check("handshake", || {
         request(port, "GET", POLL, &evil, b"").and_then(|r| {
             r.expect_error(400, 3)?;
             match r.header("access-control-allow-origin") {
@@ -605,7 +615,7 @@ fn cors(port: u16) -> Result<String, String> {
             }
         })
     });
-    checks.check("preflight", {
+    checks.check("preflight", || {
         request(
             port,
             "OPTIONS",
@@ -624,7 +634,7 @@ fn cors(port: u16) -> Result<String, String> {
             }
         })
     });
-    checks.check("POST on a session", {
+    checks.check("POST on a session", || {
         let sid = sio_polling(port)?;
         request(
             port,
@@ -635,14 +645,14 @@ fn cors(port: u16) -> Result<String, String> {
         )
         .and_then(|r| r.expect_error(400, 3))
     });
-    checks.check("WebSocket", {
+    checks.check("WebSocket", || {
         match ws_open(port, "", &evil) {
             Ok(_) => Err("upgraded".to_owned()),
             Err(e) if e.contains("400") => Ok(()),
             Err(e) => Err(e),
         }
     });
-    checks.check("the allowed origin is echoed", {
+    checks.check("the allowed origin is echoed", || {
         request(port, "GET", POLL, &[("Origin", ALLOWED_ORIGIN)], b"").and_then(|r| {
             match (r.status, r.header("access-control-allow-origin")) {
                 (200, Some(v)) if v == ALLOWED_ORIGIN => Ok(()),
@@ -650,7 +660,7 @@ fn cors(port: u16) -> Result<String, String> {
             }
         })
     });
-    checks.check("the allowed origin over WebSocket", {
+    checks.check("the allowed origin over WebSocket", || {
         ws_open(port, "", &[("Origin", ALLOWED_ORIGIN)]).map(|_| ())
     });
     checks.done("HTTP handshake, preflight, POST, WebSocket".to_owned())
@@ -658,7 +668,7 @@ fn cors(port: u16) -> Result<String, String> {
 
 /// 5,000 Socket.IO sessions over polling, joined to `/`, then never polled again; they must be
 /// gone once ping interval + ping timeout (+ slack) have passed.
-fn abandoned_sessions(port: u16) -> Result<String, String> {
+pub fn abandoned_sessions(port: u16) -> Result<String, String> {
     const SESSIONS: usize = 5_000;
     const THREADS: usize = 4;
     let started = Instant::now();
@@ -787,7 +797,7 @@ fn slowloris(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for (i, s) in slow.into_iter().enumerate() {
         let mut http = Http::from_stream(s).map_err(|e| e.to_string())?;
-        checks.check(&format!("slow {i}"), {
+        checks.check(&format!("slow {i}"), || {
             match http.read_response() {
                 Ok(r) if r.status == 200 && r.text().starts_with("0{") => Ok(()),
                 Ok(r) => Err(format!("{} {:?}", r.status, r.text())),
@@ -804,7 +814,7 @@ fn slowloris(port: u16) -> Result<String, String> {
 /// WebSocket clients that never read while another client broadcasts ~21 MB to everyone.
 fn slow_readers(port: u16) -> Result<String, String> {
     const READERS: usize = 10;
-    const BROADCASTS: usize = 80;
+    const BROADCASTS: usize = 120;
     let mut readers = Vec::new();
     for _ in 0..READERS {
         readers.push(ws_sio(port)?);
@@ -812,7 +822,16 @@ fn slow_readers(port: u16) -> Result<String, String> {
     let mut sender = ws_sio(port)?;
     let payload = "y".repeat(256 * 1024);
     let started = Instant::now();
+    let mut last_pong = Instant::now();
     for i in 0..BROADCASTS {
+        // The readers answer the heartbeat without reading (a pong every 250 ms, blindly), so
+        // what ends them is the outbound-queue cap, not the ping timeout.
+        if last_pong.elapsed() >= Duration::from_millis(250) {
+            for reader in &mut readers {
+                let _ = reader.send(Message::text("3"));
+            }
+            last_pong = Instant::now();
+        }
         sender
             .send(Message::text(format!("42{i}[\"broadcast\",\"{payload}\"]")))
             .map_err(|e| format!("broadcast {i}: {e}"))?;
@@ -827,8 +846,9 @@ fn slow_readers(port: u16) -> Result<String, String> {
     let sent = started.elapsed();
     drop(sender);
     // Now read what each slow reader was sent: the server must have ended each of them (queue
-    // cap or heartbeat: they never answered a ping) rather than buffering forever.
+    // cap, or the heartbeat once the pongs stopped) rather than buffering forever.
     let mut received = Vec::new();
+    let mut endings: Vec<String> = Vec::new();
     let mut checks = Checks::new();
     for (i, mut ws) in readers.into_iter().enumerate() {
         let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(500)));
@@ -840,22 +860,35 @@ fn slow_readers(port: u16) -> Result<String, String> {
             }
             match ws.read() {
                 Ok(Message::Text(t)) => bytes += t.len(),
-                Ok(Message::Close(_)) => break Ok(()),
+                Ok(Message::Close(frame)) => {
+                    break Ok(format!("close {}", frame.map(|f| u16::from(f.code)).unwrap_or(0)));
+                }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
-                Err(_) => break Ok(()),
+                // A reset discards what the reader's kernel had buffered: the count is then
+                // what was read before it.
+                Err(e) => break Ok(format!("{e}")),
             }
         };
+        if let Ok(how) = &result {
+            endings.push(how.clone());
+        }
         received.push(bytes / 1024 / 1024);
-        checks.check(&format!("reader {i}"), result);
+        checks.check(&format!("reader {i}"), || result.map(|_| ()));
     }
     checks.done(format!(
         "{BROADCASTS} × 256 KiB broadcast in {sent:?}; the {READERS} readers had been sent \
-         {received:?} MiB before being closed"
+         {received:?} MiB of the {} MiB before being closed ({})",
+        BROADCASTS / 4,
+        {
+            endings.sort();
+            endings.dedup();
+            endings.join(", ")
+        }
     ))
 }
 

@@ -349,6 +349,11 @@ pub fn ws_sio(port: u16) -> Result<Ws, String> {
     if !reply.starts_with("40{") {
         return Err(format!("no CONNECT reply: {reply:?}"));
     }
+    // The profile greets every client with `auth`.
+    let auth = ws_next_text(&mut ws)?;
+    if !auth.starts_with("42[\"auth\"") {
+        return Err(format!("no auth event: {auth:?}"));
+    }
     Ok(ws)
 }
 
