@@ -109,7 +109,13 @@ fn run(runtime: &str) {
         let gap = bystanders.longest_gap(start, settled);
         let lat = |from, to| {
             (0..bystanders.names.len())
-                .map(|i| format!("{} {}", bystanders.names[i], summary(&bystanders.acks(i, from, to))))
+                .map(|i| {
+                    format!(
+                        "{} {}",
+                        bystanders.names[i],
+                        summary(&bystanders.acks(i, from, to))
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };

@@ -106,13 +106,14 @@ fn malformed_engine_io(port: u16) -> Result<String, String> {
         );
     }
     for text in ["9", "", "b@@@@", "2", "7x"] {
-        checks.check(&format!("ws {text:?}"), || ws_closes(port, Message::text(text)));
+        checks.check(&format!("ws {text:?}"), || {
+            ws_closes(port, Message::text(text))
+        });
     }
     // A binary Engine.IO message where Socket.IO expects none.
-    checks.check(
-        "ws binary without a header",
-        || ws_closes(port, Message::binary(vec![1u8, 2, 3])),
-    );
+    checks.check("ws binary without a header", || {
+        ws_closes(port, Message::binary(vec![1u8, 2, 3]))
+    });
     // v4 polling refuses octet-stream bodies.
     checks.check("polling octet-stream", || {
         let sid = sio_polling(port)?;
@@ -131,23 +132,26 @@ fn malformed_engine_io(port: u16) -> Result<String, String> {
             Err("the session lives on".to_owned())
         }
     });
-    checks.done(format!("{} polling bodies, 6 WebSocket frames", bodies.len() + 1))
+    checks.done(format!(
+        "{} polling bodies, 6 WebSocket frames",
+        bodies.len() + 1
+    ))
 }
 
 const BAD_SOCKET_IO: &[&str] = &[
-    "7",                                           // unknown type
-    "2[",                                          // bad JSON
-    "2{}",                                         // an event that is not an array
-    "2[]",                                         // an event without a name
-    "2[{}]",                                       // an event name that is an object
-    "2[\"disconnect\"]",                           // a reserved event name
-    "4\"from the client\"",                        // CONNECT_ERROR from a client
-    "0",                                           // CONNECT to a joined namespace
-    "2/unjoined,[\"x\"]",                          // an event for a namespace not joined
-    "5-[\"x\"]",                                   // BINARY_EVENT without a count
-    "5x-[\"x\"]",                                  // a count that is not a number
-    "3abc",                                        // an ACK with a bad payload
-    "1[1]",                                        // DISCONNECT with a payload
+    "7",                                                     // unknown type
+    "2[",                                                    // bad JSON
+    "2{}",                                                   // an event that is not an array
+    "2[]",                                                   // an event without a name
+    "2[{}]",                                                 // an event name that is an object
+    "2[\"disconnect\"]",                                     // a reserved event name
+    "4\"from the client\"",                                  // CONNECT_ERROR from a client
+    "0",                                                     // CONNECT to a joined namespace
+    "2/unjoined,[\"x\"]",                                    // an event for a namespace not joined
+    "5-[\"x\"]",                                             // BINARY_EVENT without a count
+    "5x-[\"x\"]",                                            // a count that is not a number
+    "3abc",                                                  // an ACK with a bad payload
+    "1[1]",                                                  // DISCONNECT with a payload
     "2[\"message\",{\"_placeholder\":true,\"num\":0}]\u{0}", // trailing garbage
 ];
 
@@ -155,14 +159,12 @@ fn malformed_socket_io(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for packet in BAD_SOCKET_IO {
         let text = format!("4{packet}");
-        checks.check(
-            &format!("ws {text:?}"),
-            || ws_closes(port, Message::text(text.clone())),
-        );
-        checks.check(
-            &format!("polling {text:?}"),
-            || post_closes(port, text.as_bytes()),
-        );
+        checks.check(&format!("ws {text:?}"), || {
+            ws_closes(port, Message::text(text.clone()))
+        });
+        checks.check(&format!("polling {text:?}"), || {
+            post_closes(port, text.as_bytes())
+        });
     }
     // A placeholder pointing past the attachments, then the attachment.
     checks.check("placeholder out of range", || {
@@ -195,51 +197,49 @@ fn bad_query(port: u16) -> Result<String, String> {
     let error = |target: &str, code: i64| {
         request(port, "GET", target, &[], b"").and_then(|r| r.expect_error(400, code))
     };
-    checks.check(
-        "no transport",
-        || error("/socket.io/?EIO=4", 0),
-    );
-    checks.check(
-        "transport=flashsocket",
-        || error("/socket.io/?EIO=4&transport=flashsocket", 0),
-    );
-    checks.check(
-        "transport=webtransport over HTTP",
-        || error("/socket.io/?EIO=4&transport=webtransport", 0),
-    );
-    checks.check(
-        "unknown sid",
-        || error(&format!("{POLL}&sid=AAAAAAAAAAAAAAAAAAAA"), 1),
-    );
-    checks.check(
-        "garbage sid",
-        || error(&format!("{POLL}&sid=%00%ff%fe..%2F"), 1),
-    );
-    checks.check(
-        "a 4 kB sid",
-        || error(&format!("{POLL}&sid={}", "A".repeat(4_000)), 1),
-    );
-    checks.check(
-        "transport=websocket without Upgrade",
-        || error("/socket.io/?EIO=4&transport=websocket", 3),
-    );
-    checks.check("JSONP index that is not digits", || error(&format!("{POLL}&j=alert(1)"), 3));
+    checks.check("no transport", || error("/socket.io/?EIO=4", 0));
+    checks.check("transport=flashsocket", || {
+        error("/socket.io/?EIO=4&transport=flashsocket", 0)
+    });
+    checks.check("transport=webtransport over HTTP", || {
+        error("/socket.io/?EIO=4&transport=webtransport", 0)
+    });
+    checks.check("unknown sid", || {
+        error(&format!("{POLL}&sid=AAAAAAAAAAAAAAAAAAAA"), 1)
+    });
+    checks.check("garbage sid", || {
+        error(&format!("{POLL}&sid=%00%ff%fe..%2F"), 1)
+    });
+    checks.check("a 4 kB sid", || {
+        error(&format!("{POLL}&sid={}", "A".repeat(4_000)), 1)
+    });
+    checks.check("transport=websocket without Upgrade", || {
+        error("/socket.io/?EIO=4&transport=websocket", 3)
+    });
+    checks.check("JSONP index that is not digits", || {
+        error(&format!("{POLL}&j=alert(1)"), 3)
+    });
     // The socket-io profile allows Engine.IO 3, so any EIO other than 4 is a v3 handshake
     // (PROTOCOL.md 1.1: `EIO === "4" ? 4 : 3`): a length-prefixed open packet.
     for eio in ["3", "abc", "99999999999999999999", ""] {
         checks.check(&format!("EIO={eio:?}"), || {
-            request(port, "GET", &format!("/socket.io/?EIO={eio}&transport=polling"), &[], b"")
-                .and_then(|r| {
-                    let text = r.text();
-                    match text.split_once(':') {
-                        Some((len, rest)) if r.status == 200 && rest.starts_with("0{") => {
-                            len.parse::<usize>()
-                                .map(|_| ())
-                                .map_err(|_| format!("not v3 framing: {text:?}"))
-                        }
-                        _ => Err(format!("{} {text:?}", r.status)),
-                    }
-                })
+            request(
+                port,
+                "GET",
+                &format!("/socket.io/?EIO={eio}&transport=polling"),
+                &[],
+                b"",
+            )
+            .and_then(|r| {
+                let text = r.text();
+                match text.split_once(':') {
+                    Some((len, rest)) if r.status == 200 && rest.starts_with("0{") => len
+                        .parse::<usize>()
+                        .map(|_| ())
+                        .map_err(|_| format!("not v3 framing: {text:?}")),
+                    _ => Err(format!("{} {text:?}", r.status)),
+                }
+            })
         });
     }
     // A sid of a polling session, asked for over WebSocket without an upgrade.
@@ -302,7 +302,8 @@ fn wrong_methods(port: u16) -> Result<String, String> {
     }
     checks.check("HEAD handshake", || {
         let mut http = Http::connect(port).map_err(|e| e.to_string())?;
-        http.send("HEAD", POLL, &[], b"").map_err(|e| e.to_string())?;
+        http.send("HEAD", POLL, &[], b"")
+            .map_err(|e| e.to_string())?;
         // A HEAD answer has no body whatever its Content-Length: read the head only.
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -362,10 +363,9 @@ fn ws_over_limit(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     let big = format!("42[\"message\",\"{}\"]", "x".repeat(1_000_000));
     checks.check("text", || ws_closes(port, Message::text(big)));
-    checks.check(
-        "binary",
-        || ws_closes(port, Message::binary(vec![7u8; 1_000_001])),
-    );
+    checks.check("binary", || {
+        ws_closes(port, Message::binary(vec![7u8; 1_000_001]))
+    });
     checks.done("2 messages of ~1 MB".to_owned())
 }
 
@@ -378,8 +378,12 @@ fn concurrent_polls(port: u16) -> Result<String, String> {
             let target = format!("{POLL}&sid={sid}");
             let mut first = Http::connect(port).map_err(|e| e.to_string())?;
             let mut second = Http::connect(port).map_err(|e| e.to_string())?;
-            first.send("GET", &target, &[], b"").map_err(|e| e.to_string())?;
-            second.send("GET", &target, &[], b"").map_err(|e| e.to_string())?;
+            first
+                .send("GET", &target, &[], b"")
+                .map_err(|e| e.to_string())?;
+            second
+                .send("GET", &target, &[], b"")
+                .map_err(|e| e.to_string())?;
             let a = first.read_response().map_err(|e| e.to_string())?;
             let b = second.read_response().map_err(|e| e.to_string())?;
             // Whichever arrived second gets 400 (or 500), the held one gets the close packet.
@@ -392,7 +396,11 @@ fn concurrent_polls(port: u16) -> Result<String, String> {
             }
             conclusive += 1;
             if !(refused.status == 400 || refused.status == 500) {
-                Err(format!("second poll: {} {:?}", refused.status, refused.text()))
+                Err(format!(
+                    "second poll: {} {:?}",
+                    refused.status,
+                    refused.text()
+                ))
             } else if held.status != 200 || !held.packets().iter().any(|p| p == "1") {
                 Err(format!("held poll: {} {:?}", held.status, held.text()))
             } else if !polling_closed(port, &sid)? {
@@ -403,17 +411,18 @@ fn concurrent_polls(port: u16) -> Result<String, String> {
         });
     }
     if conclusive < 10 {
-        return Err(format!("only {conclusive} of 20 rounds had two polls at once"));
+        return Err(format!(
+            "only {conclusive} of 20 rounds had two polls at once"
+        ));
     }
     checks.done(format!("{conclusive} of 20 rounds with two polls at once"))
 }
 
 fn invalid_utf8(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
-    checks.check(
-        "polling body",
-        || post_closes(port, b"42[\"message-with-ack\",\"\xff\xfe\xc3\x28\"]"),
-    );
+    checks.check("polling body", || {
+        post_closes(port, b"42[\"message-with-ack\",\"\xff\xfe\xc3\x28\"]")
+    });
     checks.check("WebSocket text frame", || {
         let mut ws = ws_sio(port)?;
         let frame = raw_frame(0x1, b"42[\"message\",\"\xff\xfe\xc3\x28\"]");
@@ -423,7 +432,9 @@ fn invalid_utf8(port: u16) -> Result<String, String> {
     checks.check("query string", || {
         let mut http = Http::connect(port).map_err(|e| e.to_string())?;
         http.stream
-            .write_all(b"GET /socket.io/?EIO=4&transport=polling&sid=\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(
+                b"GET /socket.io/?EIO=4&transport=polling&sid=\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
             .map_err(|e| e.to_string())?;
         match http.read_response() {
             Ok(r) if r.status == 400 => Ok(()),
@@ -432,7 +443,8 @@ fn invalid_utf8(port: u16) -> Result<String, String> {
         }
     });
     checks.check("header value", || {
-        request(port, "GET", POLL, &[("Origin", "http://\u{ff}x")], b"").and_then(|r| r.expect_error(400, 3))
+        request(port, "GET", POLL, &[("Origin", "http://\u{ff}x")], b"")
+            .and_then(|r| r.expect_error(400, 3))
     });
     checks.done("polling body, WebSocket text frame, query, header".to_owned())
 }
@@ -445,16 +457,22 @@ fn deep_json(port: u16) -> Result<String, String> {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        checks.check(&format!("ws depth {depth}"), || ws_closes(port, Message::text(text.clone())));
+        checks.check(&format!("ws depth {depth}"), || {
+            ws_closes(port, Message::text(text.clone()))
+        });
         if depth < 500_000 {
-            checks.check(&format!("polling depth {depth}"), || post_closes(port, text.as_bytes()));
+            checks.check(&format!("polling depth {depth}"), || {
+                post_closes(port, text.as_bytes())
+            });
         }
         let objects = format!(
             "42[\"message-with-ack\",{}1{}]",
             "{\"a\":".repeat(depth),
             "}".repeat(depth)
         );
-        checks.check(&format!("ws objects depth {depth}"), || ws_closes(port, Message::text(objects)));
+        checks.check(&format!("ws objects depth {depth}"), || {
+            ws_closes(port, Message::text(objects))
+        });
     }
     // Under the limit: answered.
     checks.check("depth 100 is answered", || {
@@ -481,19 +499,22 @@ fn ack_overflow(port: u16) -> Result<String, String> {
         "18446744073709551616",
         "99999999999999999999999999999999999999",
     ] {
-        checks.check(
-            &format!("event with ack id {id}"),
-            || ws_closes(port, Message::text(format!("42{id}[\"message-with-ack\",1]"))),
-        );
-        checks.check(
-            &format!("ACK with id {id}"),
-            || ws_closes(port, Message::text(format!("43{id}[1]"))),
-        );
+        checks.check(&format!("event with ack id {id}"), || {
+            ws_closes(
+                port,
+                Message::text(format!("42{id}[\"message-with-ack\",1]")),
+            )
+        });
+        checks.check(&format!("ACK with id {id}"), || {
+            ws_closes(port, Message::text(format!("43{id}[1]")))
+        });
     }
     checks.check("u64::MAX is answered", || {
         let mut ws = ws_sio(port)?;
-        ws.send(Message::text("4218446744073709551615[\"message-with-ack\",1]"))
-            .map_err(|e| e.to_string())?;
+        ws.send(Message::text(
+            "4218446744073709551615[\"message-with-ack\",1]",
+        ))
+        .map_err(|e| e.to_string())?;
         let reply = ws_next_text(&mut ws)?;
         if reply == "4318446744073709551615[1]" {
             Ok(())
@@ -503,7 +524,8 @@ fn ack_overflow(port: u16) -> Result<String, String> {
     });
     checks.check("an ACK nobody awaits is ignored", || {
         let mut ws = ws_sio(port)?;
-        ws.send(Message::text("4312345[1]")).map_err(|e| e.to_string())?;
+        ws.send(Message::text("4312345[1]"))
+            .map_err(|e| e.to_string())?;
         ws.send(Message::text("425[\"message-with-ack\",2]"))
             .map_err(|e| e.to_string())?;
         let reply = ws_next_text(&mut ws)?;
@@ -526,8 +548,12 @@ fn attachment_count_bomb(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for count in ["11", "1000000", "18446744073709551616"] {
         let text = format!("45{count}-[\"message-with-ack\"{}]", placeholders(11));
-        checks.check(&format!("ws {count}"), || ws_closes(port, Message::text(text.clone())));
-        checks.check(&format!("polling {count}"), || post_closes(port, text.as_bytes()));
+        checks.check(&format!("ws {count}"), || {
+            ws_closes(port, Message::text(text.clone()))
+        });
+        checks.check(&format!("polling {count}"), || {
+            post_closes(port, text.as_bytes())
+        });
     }
     checks.check("10 attachments are answered", || {
         let mut ws = ws_sio(port)?;
@@ -537,7 +563,8 @@ fn attachment_count_bomb(port: u16) -> Result<String, String> {
         )))
         .map_err(|e| e.to_string())?;
         for i in 0..10u8 {
-            ws.send(Message::binary(vec![i; 10])).map_err(|e| e.to_string())?;
+            ws.send(Message::binary(vec![i; 10]))
+                .map_err(|e| e.to_string())?;
         }
         let reply = ws_next_text(&mut ws)?;
         if reply.starts_with("4610-3[") {
@@ -571,7 +598,9 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for (i, ws) in sockets.iter_mut().enumerate() {
         // Not answering pings here: the heartbeat (or the attachment timeout) must end it.
-        let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)));
         let deadline = Instant::now() + Duration::from_secs(25);
         let ended = loop {
             if Instant::now() > deadline {
@@ -588,14 +617,13 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
                 Err(_) => break true,
             }
         };
-        checks.check(
-            &format!("attacker {i}"),
-            || if ended {
+        checks.check(&format!("attacker {i}"), || {
+            if ended {
                 Ok(())
             } else {
                 Err("still open after 25 s".to_owned())
-            },
-        );
+            }
+        });
     }
     checks.done(format!(
         "{attackers} × 9 MB of a 10-attachment packet; all ended after {:?}",
@@ -645,12 +673,10 @@ fn cors(port: u16) -> Result<String, String> {
         )
         .and_then(|r| r.expect_error(400, 3))
     });
-    checks.check("WebSocket", || {
-        match ws_open(port, "", &evil) {
-            Ok(_) => Err("upgraded".to_owned()),
-            Err(e) if e.contains("400") => Ok(()),
-            Err(e) => Err(e),
-        }
+    checks.check("WebSocket", || match ws_open(port, "", &evil) {
+        Ok(_) => Err("upgraded".to_owned()),
+        Err(e) if e.contains("400") => Ok(()),
+        Err(e) => Err(e),
     });
     checks.check("the allowed origin is echoed", || {
         request(port, "GET", POLL, &[("Origin", ALLOWED_ORIGIN)], b"").and_then(|r| {
@@ -738,7 +764,8 @@ fn unfinished_upgrades(port: u16) -> Result<String, String> {
         let sid = sio_polling(port)?;
         let mut ws = ws_open(port, &format!("&sid={sid}"), &[])?;
         if i < PROBED {
-            ws.send(Message::text("2probe")).map_err(|e| e.to_string())?;
+            ws.send(Message::text("2probe"))
+                .map_err(|e| e.to_string())?;
             let reply = ws_next_text(&mut ws)?;
             if reply != "3probe" {
                 return Err(format!("probe answered {reply:?}"));
@@ -754,7 +781,9 @@ fn unfinished_upgrades(port: u16) -> Result<String, String> {
         }
     }
     if still_open > 0 {
-        return Err(format!("{still_open} unfinished upgrades still open after 15 s"));
+        return Err(format!(
+            "{still_open} unfinished upgrades still open after 15 s"
+        ));
     }
     Ok(format!(
         "{PROBED} stopped after 3probe, {SILENT} sent nothing; all closed by the server within {:?}",
@@ -797,12 +826,10 @@ fn slowloris(port: u16) -> Result<String, String> {
     let mut checks = Checks::new();
     for (i, s) in slow.into_iter().enumerate() {
         let mut http = Http::from_stream(s).map_err(|e| e.to_string())?;
-        checks.check(&format!("slow {i}"), || {
-            match http.read_response() {
-                Ok(r) if r.status == 200 && r.text().starts_with("0{") => Ok(()),
-                Ok(r) => Err(format!("{} {:?}", r.status, r.text())),
-                Err(e) => Err(e.to_string()),
-            }
+        checks.check(&format!("slow {i}"), || match http.read_response() {
+            Ok(r) if r.status == 200 && r.text().starts_with("0{") => Ok(()),
+            Ok(r) => Err(format!("{} {:?}", r.status, r.text())),
+            Err(e) => Err(e.to_string()),
         });
     }
     drop(stuck);
@@ -851,7 +878,9 @@ fn slow_readers(port: u16) -> Result<String, String> {
     let mut endings: Vec<String> = Vec::new();
     let mut checks = Checks::new();
     for (i, mut ws) in readers.into_iter().enumerate() {
-        let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(500)));
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut bytes = 0usize;
         let result = loop {
@@ -861,7 +890,10 @@ fn slow_readers(port: u16) -> Result<String, String> {
             match ws.read() {
                 Ok(Message::Text(t)) => bytes += t.len(),
                 Ok(Message::Close(frame)) => {
-                    break Ok(format!("close {}", frame.map(|f| u16::from(f.code)).unwrap_or(0)));
+                    break Ok(format!(
+                        "close {}",
+                        frame.map(|f| u16::from(f.code)).unwrap_or(0)
+                    ));
                 }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
@@ -919,7 +951,9 @@ fn connect_flood(port: u16) -> Result<String, String> {
     let idle_count = idle.len();
     drop(idle);
     if idle_count < IDLE_TCP {
-        return Err(format!("only {idle_count} of {IDLE_TCP} TCP connections opened"));
+        return Err(format!(
+            "only {idle_count} of {IDLE_TCP} TCP connections opened"
+        ));
     }
     Ok(format!(
         "{WS_CLIENTS} WebSocket clients joined and vanished, {IDLE_TCP} idle TCP connections, in {:?}",

@@ -44,9 +44,7 @@ impl Resp {
     pub fn expect_error(&self, status: u16, code: i64) -> Result<(), String> {
         let content_type = self.header("content-type").unwrap_or("");
         match self.error_code() {
-            Some((c, _))
-                if self.status == status && c == code && content_type.contains("json") =>
-            {
+            Some((c, _)) if self.status == status && c == code && content_type.contains("json") => {
                 Ok(())
             }
             _ => Err(format!(
@@ -171,8 +169,9 @@ impl Http {
                     self.fill()?;
                 };
                 let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-                let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| io::Error::other(format!("bad chunk size {size_text:?}")))?;
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| io::Error::other(format!("bad chunk size {size_text:?}")))?;
                 self.buf.drain(..line_end + 2);
                 while self.buf.len() < size + 2 {
                     self.fill()?;
@@ -308,7 +307,8 @@ pub fn ws_open(port: u16, query: &str, headers: &[(&str, &str)]) -> Result<Ws, S
         .map_err(|e| e.to_string())?;
     for (name, value) in headers {
         request.headers_mut().insert(
-            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?,
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| e.to_string())?,
             tungstenite::http::HeaderValue::from_str(value).map_err(|e| e.to_string())?,
         );
     }
@@ -318,9 +318,7 @@ pub fn ws_open(port: u16, query: &str, headers: &[(&str, &str)]) -> Result<Ws, S
     match tungstenite::client::client_with_config(request, stream, Some(config)) {
         Ok((ws, _)) => Ok(ws),
         Err(tungstenite::HandshakeError::Failure(e)) => Err(format!("handshake: {e}")),
-        Err(tungstenite::HandshakeError::Interrupted(_)) => {
-            Err("handshake interrupted".to_owned())
-        }
+        Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake interrupted".to_owned()),
     }
 }
 
@@ -361,7 +359,9 @@ pub fn ws_sio(port: u16) -> Result<Ws, String> {
 /// WebSocket, within `within`. Returns how it ended and the last text it sent before.
 pub fn ws_expect_closed(ws: &mut Ws, within: Duration) -> Result<String, String> {
     let deadline = Instant::now() + within;
-    let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = ws
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)));
     let mut last = String::new();
     loop {
         if Instant::now() > deadline {
