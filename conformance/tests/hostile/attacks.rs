@@ -292,7 +292,7 @@ fn wrong_methods(port: u16) -> Result<String, String> {
         checks.check(&format!("{method} on a session"), || {
             let sid = sio_polling(port)?;
             request(port, method, &format!("{POLL}&sid={sid}"), &[], b"x").and_then(|r| {
-                if r.status == 400 || r.status == 500 {
+                if r.status == 500 {
                     Ok(())
                 } else {
                     Err(format!("{} {:?}", r.status, r.text()))
