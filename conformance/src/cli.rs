@@ -58,6 +58,10 @@ struct ServeArgs {
     /// Overrides the profile's 200 ms ping timeout (engine-io and socket-io profiles).
     #[arg(long)]
     ping_timeout_ms: Option<u64>,
+    /// Accept only this origin (repeatable; engine-io and socket-io profiles). Without it every
+    /// origin is accepted.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
     /// Exit when stdin closes (the matrix holds a pipe, so no server outlives it).
     #[arg(long, hide = true)]
     exit_on_stdin_close: bool,
@@ -164,6 +168,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     if let Some(ms) = args.ping_timeout_ms {
         options.ping_timeout = Duration::from_millis(ms);
     }
+    options.cors_origins = args.cors_origins.clone();
     let listener = match TcpListener::bind((args.host.as_str(), args.port)) {
         Ok(listener) => listener,
         Err(error) => {

@@ -4,7 +4,7 @@
 //! (`sockio_server::engine`), [`engine_io_threads`] on threads (`sockio_threads::engine`).
 
 use sockio_core::engineio::EngineConfig;
-use sockio_core::http::{AllowedOrigins, CorsConfig};
+use sockio_core::http::CorsConfig;
 use sockio_server::Runtime;
 use sockio_server::engine::EngineServer;
 
@@ -17,7 +17,7 @@ fn config(options: &ProfileOptions) -> EngineConfig {
     config.ping_timeout = options.ping_timeout;
     config.max_http_buffer_size = 1_000_000;
     config.cors = CorsConfig {
-        allowed_origins: AllowedOrigins::Any,
+        allowed_origins: options.allowed_origins(),
         ..CorsConfig::default()
     };
     config.path = "/engine.io/".to_owned();

@@ -75,6 +75,20 @@ pub struct ProfileOptions {
     /// The message-queue manager the socket-io and bench profiles share clients through
     /// (`serve --manager URL [--channel NAME]`); in-memory when `None`.
     pub manager: Option<sockio_core::pubsub::ClientManager>,
+    /// The origins the engine-io and socket-io profiles accept: empty (the default) means any
+    /// origin; otherwise only these exact origins (`serve --cors-origin`, repeatable).
+    pub cors_origins: Vec<String>,
+}
+
+impl ProfileOptions {
+    /// The CORS policy of [`cors_origins`](Self::cors_origins).
+    pub fn allowed_origins(&self) -> sockio_core::http::AllowedOrigins {
+        if self.cors_origins.is_empty() {
+            sockio_core::http::AllowedOrigins::Any
+        } else {
+            sockio_core::http::AllowedOrigins::List(self.cors_origins.clone())
+        }
+    }
 }
 
 impl Default for ProfileOptions {
@@ -83,6 +97,7 @@ impl Default for ProfileOptions {
             ping_interval: Duration::from_millis(300),
             ping_timeout: Duration::from_millis(200),
             manager: None,
+            cors_origins: Vec::new(),
         }
     }
 }

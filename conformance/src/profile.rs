@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sockio_server::{AllowedOrigins, Args, CallError, ConnectRefused, Runtime, Server, Socket};
+use sockio_server::{Args, CallError, ConnectRefused, Runtime, Server, Socket};
 
 use crate::ProfileOptions;
 
@@ -22,7 +22,7 @@ pub fn socket_io<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
         .ping_timeout(options.ping_timeout)
         .connect_timeout(Duration::from_millis(1000))
         .max_http_buffer_size(1_000_000)
-        .cors_allowed_origins(AllowedOrigins::Any)
+        .cors_allowed_origins(options.allowed_origins())
         .allow_eio3(true)
         // One client's events are handled in arrival order, so `messages-in-order` observes the
         // whole path (client → server → client) rather than the scheduling of concurrent handlers.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sockio_threads::{AllowedOrigins, Args, CallError, ConnectRefused, Server, Socket};
+use sockio_threads::{Args, CallError, ConnectRefused, Server, Socket};
 
 use crate::ProfileOptions;
 use crate::profile::{ack, room_and_rest};
@@ -22,7 +22,7 @@ pub fn socket_io(options: &ProfileOptions) -> Server {
         .ping_timeout(options.ping_timeout)
         .connect_timeout(Duration::from_millis(1000))
         .max_http_buffer_size(1_000_000)
-        .cors_allowed_origins(AllowedOrigins::Any)
+        .cors_allowed_origins(options.allowed_origins())
         .allow_eio3(true)
         // As in the async profile: one client's events in arrival order.
         .async_handlers(false)
