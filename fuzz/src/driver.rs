@@ -23,6 +23,20 @@ use sockio_core::http::{Request, Response};
 use sockio_core::hub::Hub;
 use sockio_core::socketio::{self, Connection, SocketConfig, SocketEvent};
 
+/// With `SOCKIO_FUZZ_TRACE` set, the driver prints what it does (to debug a failing input).
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SOCKIO_FUZZ_TRACE").is_some())
+}
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 /// Namespaces the targets use; the config allows the first two.
 pub const NAMESPACES: [&str; 3] = ["/", "/admin", "/nope"];
 
@@ -71,6 +85,7 @@ pub struct Driver {
     pub pending_acks: Vec<(Sid, ByteString, u64)>,
     caps: (usize, usize),
     pub now: Instant,
+    start: Instant,
     next_id: u64,
 }
 
@@ -80,6 +95,7 @@ impl Driver {
             config.engine.max_buffered_packets,
             config.engine.max_buffered_bytes,
         );
+        let now = Instant::now();
         Driver {
             endpoint: socketio::Endpoint::new(config, SequentialSids::default()),
             conns: HashMap::new(),
@@ -90,7 +106,8 @@ impl Driver {
             pending_connects: Vec::new(),
             pending_acks: Vec::new(),
             caps,
-            now: Instant::now(),
+            now,
+            start: now,
             next_id: 0,
         }
     }
@@ -135,6 +152,7 @@ impl Driver {
         let routing = self
             .endpoint
             .handle_request(now, id, request, |sid| conns.contains_key(sid));
+        trace!("{id:?} {} {} -> {routing:?}", request.method(), request.uri());
         match routing {
             socketio::Routing::NotHandled => Sent::NotHandled,
             socketio::Routing::Respond(response) => Sent::Answered(response),
@@ -209,6 +227,7 @@ impl Driver {
         let Some(ws) = self.ws.get(&conn) else { return };
         let sid = ws.sid.clone();
         let now = self.now;
+        trace!("{conn:?} ws <- {message:?}");
         if let Some(c) = self.conns.get_mut(&sid) {
             c.connection.handle_ws_message(now, conn, message);
             self.drain(&sid);
@@ -219,6 +238,7 @@ impl Driver {
     pub fn ws_close(&mut self, conn: RequestId, error: bool) {
         let Some(ws) = self.ws.remove(&conn) else { return };
         let now = self.now;
+        trace!("{conn:?} ws closed by the client (error: {error})");
         if let Some(c) = self.conns.get_mut(&ws.sid) {
             c.connection.handle_ws_closed(now, conn, error);
             self.drain(&ws.sid);
@@ -228,6 +248,7 @@ impl Driver {
     /// Makes the client of WebSocket `conn` read its socket (or stop reading).
     pub fn set_reading(&mut self, conn: RequestId, reading: bool) {
         let Some(ws) = self.ws.get_mut(&conn) else { return };
+        trace!("{conn:?} reading: {reading}");
         ws.reading = reading;
         let sid = ws.sid.clone();
         self.drain(&sid);
@@ -239,6 +260,7 @@ impl Driver {
             return;
         };
         let now = self.now;
+        trace!("{id:?} aborted");
         if let Some(c) = self.conns.get_mut(&sid) {
             c.connection.handle_request_aborted(now, id);
             self.drain(&sid);
@@ -259,6 +281,7 @@ impl Driver {
         let now = self.now;
         let conn = self.conns.get_mut(sid)?;
         let result = f(&mut conn.connection, now);
+        trace!("{sid}: command");
         self.drain(&Sid::from(sid));
         Some(result)
     }
@@ -273,6 +296,7 @@ impl Driver {
             let mut progressed = false;
             while let Some(output) = conn.connection.poll_output() {
                 progressed = true;
+                trace!("{sid} output {output:?}");
                 match output {
                     Output::Respond { request, .. } => {
                         assert!(
@@ -286,7 +310,9 @@ impl Driver {
                     }
                     Output::WebSocketReady { conn: ws } => {
                         if self.ws.get(&ws).is_some_and(|w| w.reading) {
-                            while conn.connection.poll_ws(ws).is_some() {}
+                            while let Some(action) = conn.connection.poll_ws(ws) {
+                                trace!("{ws:?} ws -> {action:?}");
+                            }
                         }
                     }
                     _ => {}
@@ -294,6 +320,7 @@ impl Driver {
             }
             while let Some(event) = conn.connection.poll_event() {
                 progressed = true;
+                trace!("{sid} event {event:?}");
                 assert!(
                     !conn.closed_reported,
                     "{sid} reported {event:?} after Closed"
@@ -322,6 +349,7 @@ impl Driver {
         for (id, ws) in &self.ws {
             if ws.reading && &ws.sid == sid {
                 while let Some(action) = conn.connection.poll_ws(*id) {
+                    trace!("{id:?} ws -> {action:?}");
                     if action == WsAction::Close {
                         break;
                     }
@@ -376,6 +404,7 @@ impl Driver {
                 break;
             };
             rounds += 1;
+            trace!("clock -> {:?}", deadline - self.start);
             assert!(rounds < MAX_TIMER_ROUNDS, "timers keep firing: a livelock");
             self.now = self.now.max(deadline);
             self.fire_timers();
