@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 use sockio_core::engineio::payload::{
-    PayloadContentType, decode_jsonp_post, decode_payload, encode_jsonp, encode_payload,
-    utf16_len,
+    PayloadContentType, decode_jsonp_post, decode_payload, encode_jsonp, encode_payload, utf16_len,
 };
 use sockio_core::engineio::{DecodeError, Packet, ProtocolVersion, WsMessage};
 use sockio_core::pubsub::amqp::{self, AmqpLink};
@@ -71,7 +70,11 @@ pub fn eio_decode(data: &[u8]) {
         }
         eio_mode::JSONP_BODY => {
             if let Ok(payload_text) = decode_jsonp_post(body) {
-                payload(Bytes::from(payload_text.clone()), ProtocolVersion::V3, false);
+                payload(
+                    Bytes::from(payload_text.clone()),
+                    ProtocolVersion::V3,
+                    false,
+                );
                 let script = encode_jsonp(&payload_text, "7").expect("a digit callback index");
                 let script = std::str::from_utf8(&script).expect("JSONP is UTF-8");
                 // Line terminators would end the script's string literal.
@@ -141,9 +144,10 @@ pub const SIO_BINARY: u8 = 1;
 pub fn sio_decode(data: &[u8]) {
     let mut input = Input::new(data);
     let limits_byte = input.u8();
-    let mut limits = DecoderLimits::default();
-    limits.max_attachments = usize::from(limits_byte & 3);
-    limits.max_attachment_bytes = usize::from(limits_byte >> 2) * 16;
+    let limits = DecoderLimits {
+        max_attachments: usize::from(limits_byte & 3),
+        max_attachment_bytes: usize::from(limits_byte >> 2) * 16,
+    };
     let mut decoder = Decoder::new(limits);
     let mut text_len = 0;
     while !input.is_empty() {
@@ -207,7 +211,9 @@ fn shape(value: &Value) -> Value {
     match value {
         Value::Number(_) => Value::Null,
         Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
         other => other.clone(),
     }
 }

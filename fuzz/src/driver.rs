@@ -123,7 +123,12 @@ impl Driver {
 
     /// Builds a request, skipping header names or values `http` refuses; `None` for a URI it
     /// refuses.
-    pub fn build(method: Method, uri: &str, headers: &[(&[u8], &[u8])], body: &[u8]) -> Option<Request> {
+    pub fn build(
+        method: Method,
+        uri: &str,
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) -> Option<Request> {
         let mut builder = http::Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             if let (Ok(name), Ok(value)) =
@@ -152,7 +157,11 @@ impl Driver {
         let routing = self
             .endpoint
             .handle_request(now, id, request, |sid| conns.contains_key(sid));
-        trace!("{id:?} {} {} -> {routing:?}", request.method(), request.uri());
+        trace!(
+            "{id:?} {} {} -> {routing:?}",
+            request.method(),
+            request.uri()
+        );
         match routing {
             socketio::Routing::NotHandled => Sent::NotHandled,
             socketio::Routing::Respond(response) => Sent::Answered(response),
@@ -236,7 +245,9 @@ impl Driver {
 
     /// The client's WebSocket `conn` goes away.
     pub fn ws_close(&mut self, conn: RequestId, error: bool) {
-        let Some(ws) = self.ws.remove(&conn) else { return };
+        let Some(ws) = self.ws.remove(&conn) else {
+            return;
+        };
         let now = self.now;
         trace!("{conn:?} ws closed by the client (error: {error})");
         if let Some(c) = self.conns.get_mut(&ws.sid) {
@@ -247,7 +258,9 @@ impl Driver {
 
     /// Makes the client of WebSocket `conn` read its socket (or stop reading).
     pub fn set_reading(&mut self, conn: RequestId, reading: bool) {
-        let Some(ws) = self.ws.get_mut(&conn) else { return };
+        let Some(ws) = self.ws.get_mut(&conn) else {
+            return;
+        };
         trace!("{conn:?} reading: {reading}");
         ws.reading = reading;
         let sid = ws.sid.clone();
@@ -308,11 +321,11 @@ impl Driver {
                             "answer to request {request:?}, which was not held by {sid}"
                         );
                     }
-                    Output::WebSocketReady { conn: ws } => {
-                        if self.ws.get(&ws).is_some_and(|w| w.reading) {
-                            while let Some(action) = conn.connection.poll_ws(ws) {
-                                trace!("{ws:?} ws -> {action:?}");
-                            }
+                    Output::WebSocketReady { conn: ws }
+                        if self.ws.get(&ws).is_some_and(|w| w.reading) =>
+                    {
+                        while let Some(action) = conn.connection.poll_ws(ws) {
+                            trace!("{ws:?} ws -> {action:?}");
                         }
                     }
                     _ => {}
@@ -334,7 +347,11 @@ impl Driver {
                         ack_id: Some(ack_id),
                         ..
                     } => self.pending_acks.push((sid.clone(), namespace, ack_id)),
-                    SocketEvent::Disconnect { namespace, sid: socket, .. } => {
+                    SocketEvent::Disconnect {
+                        namespace,
+                        sid: socket,
+                        ..
+                    } => {
                         self.hub.forget_socket(&namespace, &socket);
                     }
                     SocketEvent::Closed(_) => conn.closed_reported = true,

@@ -56,10 +56,7 @@ pub fn http_request(data: &[u8]) {
         };
         if let Sent::Answered(response) = driver.request(&request) {
             let status = response.status().as_u16();
-            assert!(
-                (100..600).contains(&status),
-                "status {status} for {uri:?}"
-            );
+            assert!((100..600).contains(&status), "status {status} for {uri:?}");
         }
     }
     // One session is closed by the application, the rest are abandoned by their clients.

@@ -29,8 +29,11 @@ pub use decoders::{broker_links, eio_decode, pubsub_message, sio_decode};
 pub use http_target::http_request;
 pub use stateful::endpoint_stateful;
 
+/// A fuzz target: a function of the input bytes that panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the names of the cargo-fuzz binaries and of the corpus directories).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("eio_decode", eio_decode),
     ("sio_decode", sio_decode),
     ("http_request", http_request),
@@ -67,7 +70,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// The `main` of a target binary built without libFuzzer: runs `target` on every file named on
 /// the command line (directories recursively) and reports which ones panic.
-pub fn replay_main(target: fn(&[u8])) -> std::process::ExitCode {
+pub fn replay_main(target: Target) -> std::process::ExitCode {
     let mut failed = 0;
     let mut ran = 0;
     for arg in std::env::args_os().skip(1) {

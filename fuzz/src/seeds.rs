@@ -58,11 +58,23 @@ fn eio(seeds: &mut Vec<Seed>) {
     add("v4-payload", TEXT_PAYLOAD, b"4hello\x1e2\x1ebAQID");
     add("v4-payload-empty-parts", TEXT_PAYLOAD, b"\x1e\x1e4a\x1e");
     add("v3-payload", TEXT_PAYLOAD | V3, b"6:4hello1:2");
-    add("v3-payload-utf16", TEXT_PAYLOAD | V3, "3:4\u{1F600}2:4\u{e9}".as_bytes());
+    add(
+        "v3-payload-utf16",
+        TEXT_PAYLOAD | V3,
+        "3:4\u{1F600}2:4\u{e9}".as_bytes(),
+    );
     add("v3-payload-base64", TEXT_PAYLOAD | V3, b"10:b4AQIDBA==");
-    add("v3-payload-huge-length", TEXT_PAYLOAD | V3, b"99999999999999999999999:4");
+    add(
+        "v3-payload-huge-length",
+        TEXT_PAYLOAD | V3,
+        b"99999999999999999999999:4",
+    );
     add("v3-payload-empty", TEXT_PAYLOAD | V3, b"0:");
-    add("v3-binary-payload", BINARY_PAYLOAD | V3, b"\x00\x06\xff4hello\x01\x04\xff\x04\x01\x02\x03");
+    add(
+        "v3-binary-payload",
+        BINARY_PAYLOAD | V3,
+        b"\x00\x06\xff4hello\x01\x04\xff\x04\x01\x02\x03",
+    );
     add("v3-binary-payload-overflow", BINARY_PAYLOAD | V3, b"\x00\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\xff4");
     add("v4-binary-payload", BINARY_PAYLOAD, b"\x00\x01\xff4");
     add("jsonp", JSONP_BODY, b"d=6%3A4hello");
@@ -93,7 +105,10 @@ fn sio(seeds: &mut Vec<Seed>) {
     add("event", &[(t, br#"2["chat",{"text":"hi","n":1.5}]"#)]);
     add("event-ack", &[(t, br#"2/admin,12["chat"]"#)]);
     add("ack", &[(t, br#"312["ok",null]"#)]);
-    add("connect-error", &[(t, br#"4{"message":"not allowed","data":{"code":1}}"#)]);
+    add(
+        "connect-error",
+        &[(t, br#"4{"message":"not allowed","data":{"code":1}}"#)],
+    );
     add(
         "binary-event",
         &[
@@ -104,7 +119,10 @@ fn sio(seeds: &mut Vec<Seed>) {
     add(
         "binary-ack-two",
         &[
-            (t, br#"62-/admin,7[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#),
+            (
+                t,
+                br#"62-/admin,7[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+            ),
             (b, b"\xff"),
             (b, b""),
         ],
@@ -113,16 +131,38 @@ fn sio(seeds: &mut Vec<Seed>) {
     add("binary-without-header", &[(b, b"\x00")]);
     add(
         "text-while-waiting",
-        &[(t, br#"51-["a",{"_placeholder":true,"num":0}]"#), (t, b"2[\"b\"]")],
+        &[
+            (t, br#"51-["a",{"_placeholder":true,"num":0}]"#),
+            (t, b"2[\"b\"]"),
+        ],
     );
     add("reserved-event", &[(t, br#"2["connect"]"#)]);
-    add("ack-id-overflow", &[(t, br#"299999999999999999999999["e"]"#)]);
-    add("deep-json", &[(t, format!("2[\"e\",{}{}]", "[".repeat(200), "]".repeat(200)).as_bytes())]);
-    add("bad-placeholder", &[(t, br#"51-["a",{"_placeholder":true,"num":7}]"#), (b, b"x")]);
+    add(
+        "ack-id-overflow",
+        &[(t, br#"299999999999999999999999["e"]"#)],
+    );
+    add(
+        "deep-json",
+        &[(
+            t,
+            format!("2[\"e\",{}{}]", "[".repeat(200), "]".repeat(200)).as_bytes(),
+        )],
+    );
+    add(
+        "bad-placeholder",
+        &[(t, br#"51-["a",{"_placeholder":true,"num":7}]"#), (b, b"x")],
+    );
 }
 
 /// An `http_request` request.
-fn request(w: &mut Writer, method: u8, flags: u8, target: &str, headers: &[(&str, &str)], body: &[u8]) {
+fn request(
+    w: &mut Writer,
+    method: u8,
+    flags: u8,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
     w.u8(flags | (method << flag::METHOD_SHIFT)).text(target);
     w.u8(headers.len() as u8);
     for (name, value) in headers {
@@ -131,6 +171,9 @@ fn request(w: &mut Writer, method: u8, flags: u8, target: &str, headers: &[(&str
     w.bytes(body);
 }
 
+/// An `http_request` request in a seed: method index, flags, target, headers, body.
+type SeedRequest<'a> = (u8, u8, &'a str, &'a [(&'a str, &'a str)], &'a [u8]);
+
 fn http(seeds: &mut Vec<Seed>) {
     const GET: u8 = 0;
     const POST: u8 = 1;
@@ -138,7 +181,7 @@ fn http(seeds: &mut Vec<Seed>) {
     const PUT: u8 = 3;
     let p = flag::PREFIX;
     let ws = flag::PREFIX | flag::WEBSOCKET;
-    let mut add = |name: &str, config: u8, requests: &[(u8, u8, &str, &[(&str, &str)], &[u8])]| {
+    let mut add = |name: &str, config: u8, requests: &[SeedRequest]| {
         let mut w = Writer::new();
         w.u8(config);
         for (method, flags, target, headers, body) in requests {
@@ -152,7 +195,13 @@ fn http(seeds: &mut Vec<Seed>) {
         0,
         &[
             (GET, p, "EIO=4&transport=polling&t=N8hyd6w", &[], b""),
-            (POST, p, sid, &[("content-type", "text/plain;charset=UTF-8")], b"40"),
+            (
+                POST,
+                p,
+                sid,
+                &[("content-type", "text/plain;charset=UTF-8")],
+                b"40",
+            ),
             (GET, p, sid, &[("accept-encoding", "gzip, deflate")], b""),
             (POST, p, sid, &[], b"42[\"ev\"]\x1e3"),
             (GET, p, sid, &[], b""),
@@ -171,7 +220,13 @@ fn http(seeds: &mut Vec<Seed>) {
                 &[("content-type", "application/x-www-form-urlencoded")],
                 b"d=2:40",
             ),
-            (GET, p, "EIO=3&transport=polling&j=0&sid=sid-000001", &[], b""),
+            (
+                GET,
+                p,
+                "EIO=3&transport=polling&j=0&sid=sid-000001",
+                &[],
+                b"",
+            ),
         ],
     );
     add(
@@ -186,7 +241,13 @@ fn http(seeds: &mut Vec<Seed>) {
                 &[("content-type", "application/octet-stream")],
                 b"\x00\x02\xff40\x00\x02\xff2",
             ),
-            (GET, p, "EIO=3&transport=polling&sid=sid-000001&b64=1", &[], b""),
+            (
+                GET,
+                p,
+                "EIO=3&transport=polling&sid=sid-000001&b64=1",
+                &[],
+                b"",
+            ),
         ],
     );
     add(
@@ -195,8 +256,20 @@ fn http(seeds: &mut Vec<Seed>) {
         &[
             (GET, ws, "EIO=4&transport=websocket", &[], b""),
             (GET, p, "EIO=4&transport=polling", &[], b""),
-            (GET, ws, "EIO=4&transport=websocket&sid=sid-000002", &[], b""),
-            (GET, ws, "EIO=4&transport=websocket&sid=sid-000002", &[], b""),
+            (
+                GET,
+                ws,
+                "EIO=4&transport=websocket&sid=sid-000002",
+                &[],
+                b"",
+            ),
+            (
+                GET,
+                ws,
+                "EIO=4&transport=websocket&sid=sid-000002",
+                &[],
+                b"",
+            ),
         ],
     );
     add(
@@ -207,12 +280,33 @@ fn http(seeds: &mut Vec<Seed>) {
                 OPTIONS,
                 p,
                 "EIO=4&transport=polling",
-                &[("origin", "https://good.example"), ("access-control-request-method", "POST")],
+                &[
+                    ("origin", "https://good.example"),
+                    ("access-control-request-method", "POST"),
+                ],
                 b"",
             ),
-            (GET, p, "EIO=4&transport=polling", &[("origin", "https://evil.example")], b""),
-            (GET, ws, "EIO=4&transport=websocket", &[("origin", "https://evil.example")], b""),
-            (GET, p, "EIO=4&transport=polling", &[("origin", "https://good.example")], b""),
+            (
+                GET,
+                p,
+                "EIO=4&transport=polling",
+                &[("origin", "https://evil.example")],
+                b"",
+            ),
+            (
+                GET,
+                ws,
+                "EIO=4&transport=websocket",
+                &[("origin", "https://evil.example")],
+                b"",
+            ),
+            (
+                GET,
+                p,
+                "EIO=4&transport=polling",
+                &[("origin", "https://good.example")],
+                b"",
+            ),
         ],
     );
     add(
@@ -226,7 +320,13 @@ fn http(seeds: &mut Vec<Seed>) {
             (GET, 0, "/elsewhere?EIO=4", &[], b""),
             (GET, 0, "/socket.io", &[], b""),
             (GET, p, "EIO=4&transport=websocket", &[], b""),
-            (GET, p, "EIO=4&EIO=3&transport=polling&transport=websocket", &[], b""),
+            (
+                GET,
+                p,
+                "EIO=4&EIO=3&transport=polling&transport=websocket",
+                &[],
+                b"",
+            ),
             (GET, p, "EIO=4&transport=polling%", &[], b""),
         ],
     );
@@ -253,27 +353,46 @@ fn http(seeds: &mut Vec<Seed>) {
 }
 
 fn pubsub(seeds: &mut Vec<Seed>) {
-    let mut add = |name: &str, json: &str| push(seeds, "pubsub_message", name, json.as_bytes().to_vec());
+    let mut add =
+        |name: &str, json: &str| push(seeds, "pubsub_message", name, json.as_bytes().to_vec());
     let host = "0123456789abcdef0123456789abcdef";
     add(
         "emit",
-        &format!(r#"{{"method":"emit","event":"chat","data":["hi",{{"n":1}}],"namespace":"/","room":null,"skip_sid":null,"callback":null,"host_id":"{host}"}}"#),
+        &format!(
+            r#"{{"method":"emit","event":"chat","data":["hi",{{"n":1}}],"namespace":"/","room":null,"skip_sid":null,"callback":null,"host_id":"{host}"}}"#
+        ),
     );
     add(
         "emit-rooms-skip-callback",
-        &format!(r#"{{"method":"emit","event":"e","data":"x","namespace":"/admin","room":["a","b"],"skip_sid":["s1"],"callback":["s2","/admin",3],"host_id":"{host}"}}"#),
+        &format!(
+            r#"{{"method":"emit","event":"e","data":"x","namespace":"/admin","room":["a","b"],"skip_sid":["s1"],"callback":["s2","/admin",3],"host_id":"{host}"}}"#
+        ),
     );
     add(
         "emit-binary",
         r#"{"method":"emit","event":"ev","data":[[{"a":{"_placeholder":true,"num":0}}],"AQ=="],"binary":true,"namespace":"/","room":"r","skip_sid":null,"callback":null}"#,
     );
-    add("disconnect", &format!(r#"{{"method":"disconnect","sid":"s1","namespace":"/","host_id":"{host}"}}"#));
-    add("enter-room", r#"{"method":"enter_room","sid":"s1","room":"lobby","namespace":"/"}"#);
-    add("leave-room", r#"{"method":"leave_room","sid":"s1","room":"lobby","namespace":"/"}"#);
-    add("close-room", r#"{"method":"close_room","room":"lobby","namespace":"/"}"#);
+    add(
+        "disconnect",
+        &format!(r#"{{"method":"disconnect","sid":"s1","namespace":"/","host_id":"{host}"}}"#),
+    );
+    add(
+        "enter-room",
+        r#"{"method":"enter_room","sid":"s1","room":"lobby","namespace":"/"}"#,
+    );
+    add(
+        "leave-room",
+        r#"{"method":"leave_room","sid":"s1","room":"lobby","namespace":"/"}"#,
+    );
+    add(
+        "close-room",
+        r#"{"method":"close_room","room":"lobby","namespace":"/"}"#,
+    );
     add(
         "callback",
-        &format!(r#"{{"method":"callback","host_id":"{host}","sid":"s1","namespace":"/","id":7,"args":["ok"]}}"#),
+        &format!(
+            r#"{{"method":"callback","host_id":"{host}","sid":"s1","namespace":"/","id":7,"args":["ok"]}}"#
+        ),
     );
     add(
         "kombu-double-encoded",
@@ -281,7 +400,10 @@ fn pubsub(seeds: &mut Vec<Seed>) {
     );
     add("unknown-method", r#"{"method":"frobnicate"}"#);
     add("not-an-object", "[1,2,3]");
-    add("bad-placeholder", r#"{"method":"emit","event":"ev","data":[{"_placeholder":true,"num":99}],"binary":true,"namespace":"/"}"#);
+    add(
+        "bad-placeholder",
+        r#"{"method":"emit","event":"ev","data":[{"_placeholder":true,"num":99}],"binary":true,"namespace":"/"}"#,
+    );
 }
 
 fn amqp_frame(out: &mut Vec<u8>, kind: u8, channel: u16, payload: &[u8]) {
@@ -354,16 +476,37 @@ fn links(seeds: &mut Vec<Seed>) {
         w.bytes(chunk);
     }
     add("resp-replies", w.finish());
-    add("resp-array-too-long", Writer::new().u8(link_mode::RESP_DECODER).bytes(b"*99999999\r\n").finish());
-    add("resp-deep", Writer::new().u8(link_mode::RESP_DECODER).bytes(&b"*1\r\n".repeat(8)).finish());
-    add("resp-huge-bulk", Writer::new().u8(link_mode::RESP_DECODER).bytes(b"$999999999999\r\n").finish());
+    add(
+        "resp-array-too-long",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .bytes(b"*99999999\r\n")
+            .finish(),
+    );
+    add(
+        "resp-deep",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .bytes(&b"*1\r\n".repeat(8))
+            .finish(),
+    );
+    add(
+        "resp-huge-bulk",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .bytes(b"$999999999999\r\n")
+            .finish(),
+    );
 
     // Redis subscriber with AUTH, SELECT and SETNAME, then a message and a ping.
     let mut w = Writer::new();
     w.u8(link_mode::REDIS_SUBSCRIBER).u8(8 | 1);
     input(&mut w, b"+OK\r\n+OK\r\n+OK\r\n");
     input(&mut w, b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n");
-    input(&mut w, b"*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$13\r\n{\"method\":1}\r\n");
+    input(
+        &mut w,
+        b"*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$13\r\n{\"method\":1}\r\n",
+    );
     w.u8(link_op::TICK);
     input(&mut w, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     add("redis-subscriber", w.finish());
@@ -391,7 +534,11 @@ fn links(seeds: &mut Vec<Seed>) {
     amqp_method(&mut broker, 1, 60, 11, &[]);
     amqp_method(&mut broker, 1, 60, 21, b"\x04ctag");
     let mut delivery = Vec::new();
-    amqp_delivery(&mut delivery, 1, br#"{"method":"close_room","room":"r","namespace":"/"}"#);
+    amqp_delivery(
+        &mut delivery,
+        1,
+        br#"{"method":"close_room","room":"r","namespace":"/"}"#,
+    );
     let mut w = Writer::new();
     w.u8(link_mode::AMQP_SUBSCRIBER).u8(1);
     input(&mut w, &broker);
@@ -422,7 +569,10 @@ fn links(seeds: &mut Vec<Seed>) {
     args.push(1);
     amqp_method(&mut ack, 1, 60, 80, &args);
     let mut close = 320u16.to_be_bytes().to_vec();
-    shortstr(&mut close, "CONNECTION_FORCED - broker forced connection closure");
+    shortstr(
+        &mut close,
+        "CONNECTION_FORCED - broker forced connection closure",
+    );
     close.extend_from_slice(&[0, 0, 0, 0]);
     amqp_method(&mut ack, 0, 10, 50, &close);
     input(&mut w, &ack);
@@ -435,13 +585,26 @@ fn links(seeds: &mut Vec<Seed>) {
             ("b".into(), FieldValue::Bool(true)),
             ("i".into(), FieldValue::I64(-1)),
             ("f".into(), FieldValue::F64(1.5)),
-            ("d".into(), FieldValue::Decimal { scale: 2, value: 314 }),
+            (
+                "d".into(),
+                FieldValue::Decimal {
+                    scale: 2,
+                    value: 314,
+                },
+            ),
             ("s".into(), FieldValue::LongString("text".into())),
             (
                 "a".into(),
-                FieldValue::Array(vec![FieldValue::U8(1), FieldValue::Void, FieldValue::Timestamp(9)]),
+                FieldValue::Array(vec![
+                    FieldValue::U8(1),
+                    FieldValue::Void,
+                    FieldValue::Timestamp(9),
+                ]),
             ),
-            ("t".into(), FieldValue::Table(vec![("x".into(), FieldValue::I16(-2))])),
+            (
+                "t".into(),
+                FieldValue::Table(vec![("x".into(), FieldValue::I16(-2))]),
+            ),
         ],
     )
     .expect("small table");
@@ -493,7 +656,13 @@ impl Script {
         self
     }
     fn raw(&mut self, client: u8, method: u8, ws: u8, suffix: &str, body: &[u8]) -> &mut Self {
-        self.0.u8(op::RAW).u8(client).u8(method).u8(ws).text(suffix).bytes(body);
+        self.0
+            .u8(op::RAW)
+            .u8(client)
+            .u8(method)
+            .u8(ws)
+            .text(suffix)
+            .bytes(body);
         self
     }
     fn finish(&mut self) -> Vec<u8> {

@@ -63,7 +63,9 @@ pub mod op {
 const ROOMS: [&str; 4] = ["", "lobby", "game", "sid-000001"];
 
 /// Methods the raw requests use.
-pub const METHODS: [&str; 8] = ["GET", "POST", "OPTIONS", "PUT", "DELETE", "HEAD", "PATCH", "BREW"];
+pub const METHODS: [&str; 8] = [
+    "GET", "POST", "OPTIONS", "PUT", "DELETE", "HEAD", "PATCH", "BREW",
+];
 
 struct Client {
     sid: String,
@@ -167,7 +169,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             }
         }
         op::POLL => {
-            let Some(i) = pick(clients, input.u8()) else { return };
+            let Some(i) = pick(clients, input.u8()) else {
+                return;
+            };
             let uri = uri(&clients[i], "polling");
             if let Some(request) = Driver::build(Method::GET, &uri, &[], b"")
                 && let Sent::Held(id) = driver.request(&request)
@@ -177,7 +181,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
         }
         op::POST => {
             let (index, flags, body) = (input.u8(), input.u8(), input.bytes());
-            let Some(i) = pick(clients, index) else { return };
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
             let uri = uri(&clients[i], "polling");
             let headers: &[(&[u8], &[u8])] = if flags & 1 != 0 {
                 &[(b"content-type", b"application/octet-stream")]
@@ -191,7 +197,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             }
         }
         op::UPGRADE => {
-            let Some(i) = pick(clients, input.u8()) else { return };
+            let Some(i) = pick(clients, input.u8()) else {
+                return;
+            };
             let uri = uri(&clients[i], "websocket");
             if let Some(request) = Driver::build(Method::GET, &uri, &Driver::WS_HEADERS, b"")
                 && let Sent::WebSocket(id) = driver.request(&request)
@@ -224,7 +232,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             }
         }
         op::ABORT => {
-            let Some(i) = pick(clients, input.u8()) else { return };
+            let Some(i) = pick(clients, input.u8()) else {
+                return;
+            };
             clients[i].held.retain(|&id| driver.is_held(id));
             if !clients[i].held.is_empty() {
                 let id = clients[i].held.remove(0);
@@ -252,7 +262,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
         }
         op::EMIT => {
             let (index, ns, flags) = (input.u8(), input.u8(), input.u8());
-            let Some(i) = pick(clients, index) else { return };
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
             let namespace = NAMESPACES[usize::from(ns) % NAMESPACES.len()];
             let (args, attachments) = binary_args(flags & 1 == 1);
             let timeout = (flags & 2 != 0).then_some(Some(Duration::from_millis(700)));
@@ -275,7 +287,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
         }
         op::JOIN => {
             let (index, ns, room) = (input.u8(), input.u8(), input.u8());
-            let Some(i) = pick(clients, index) else { return };
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
             let namespace = NAMESPACES[usize::from(ns) % NAMESPACES.len()];
             let room = ROOMS[usize::from(room) % ROOMS.len()];
             let socket = driver
@@ -311,7 +325,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
         }
         op::DISCONNECT => {
             let (index, ns) = (input.u8(), input.u8());
-            let Some(i) = pick(clients, index) else { return };
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
             let namespace = NAMESPACES[usize::from(ns) % NAMESPACES.len()];
             let sid = clients[i].sid.clone();
             let socket = driver
@@ -324,7 +340,9 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             }
         }
         op::CLOSE => {
-            let Some(i) = pick(clients, input.u8()) else { return };
+            let Some(i) = pick(clients, input.u8()) else {
+                return;
+            };
             let sid = clients[i].sid.clone();
             driver.command(&sid, |c, now| c.close(now, CloseReason::ForcedClose));
         }
@@ -343,11 +361,12 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
         op::RAW => {
             let (index, method, ws) = (input.u8(), input.u8(), input.u8() & 1 == 1);
             let (suffix, body) = (input.text(), input.bytes());
-            let Some(i) = pick(clients, index) else { return };
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
             let client = &clients[i];
             let uri = format!("/socket.io/?EIO={}&sid={}{suffix}", client.eio, client.sid);
-            let Ok(method) = Method::from_bytes(METHODS[usize::from(method) % 8].as_bytes())
-            else {
+            let Ok(method) = Method::from_bytes(METHODS[usize::from(method) % 8].as_bytes()) else {
                 return;
             };
             let headers: &[(&[u8], &[u8])] = if ws { &Driver::WS_HEADERS } else { &[] };
