@@ -239,7 +239,7 @@ fn http(seeds: &mut Vec<Seed>) {
                 p,
                 "EIO=3&transport=polling&sid=sid-000001",
                 &[("content-type", "application/octet-stream")],
-                b"\x00\x02\xff40\x00\x02\xff2",
+                b"\x00\x02\xff40\x00\x01\xff2",
             ),
             (
                 GET,
@@ -689,7 +689,7 @@ fn stateful(seeds: &mut Vec<Seed>) {
             .op(op::POLL, &[0])
             .op(op::EMIT, &[0, 0, 2])
             .op(op::POLL, &[0])
-            .post(0, 0, b"431[\"ok\"]\x1e421[\"ask\",1]")
+            .post(0, 0, b"430[\"ok\"]\x1e421[\"ask\",1]")
             .op(op::ACK, &[0, 0])
             .op(op::POLL, &[0])
             .advance(1_000)
@@ -766,7 +766,7 @@ fn stateful(seeds: &mut Vec<Seed>) {
         "v3-jsonp-b64",
         Script::new(1)
             .op(op::HANDSHAKE, &[POLL_V3 | 16 | 8])
-            .post(0, 2, b"d=12:40/admin,")
+            .post(0, 2, b"d=9:40/admin,")
             .op(op::ANSWER_CONNECT, &ACCEPT)
             .op(op::EMIT, &[0, 1, 1])
             .op(op::POLL, &[0])
