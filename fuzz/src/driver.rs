@@ -12,7 +12,7 @@
 //! - once the clients are gone and time passes, every connection is finished and every socket
 //!   has been reported disconnected.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +39,8 @@ macro_rules! trace {
 
 /// Namespaces the targets use; the config allows the first two.
 pub const NAMESPACES: [&str; 3] = ["/", "/admin", "/nope"];
+
+// Ordered maps throughout: a fuzz input must replay the same way every time.
 
 /// Upper bound on timer firings in one [`Driver::advance`]; far above what any legitimate
 /// schedule needs for the few connections a fuzz input creates.
@@ -72,12 +74,12 @@ struct Ws {
 
 pub struct Driver {
     endpoint: socketio::Endpoint,
-    conns: HashMap<Sid, Conn>,
-    ws: HashMap<RequestId, Ws>,
+    conns: BTreeMap<Sid, Conn>,
+    ws: BTreeMap<RequestId, Ws>,
     /// Requests handed to a connection and not answered yet.
-    unanswered: HashMap<RequestId, Sid>,
+    unanswered: BTreeMap<RequestId, Sid>,
     /// Requests answered by a connection (to catch a second answer).
-    answered: HashSet<RequestId>,
+    answered: BTreeSet<RequestId>,
     pub hub: Hub<Sid>,
     /// Connects waiting for the application: (engine sid, namespace).
     pub pending_connects: Vec<(Sid, ByteString)>,
@@ -98,10 +100,10 @@ impl Driver {
         let now = Instant::now();
         Driver {
             endpoint: socketio::Endpoint::new(config, SequentialSids::default()),
-            conns: HashMap::new(),
-            ws: HashMap::new(),
-            unanswered: HashMap::new(),
-            answered: HashSet::new(),
+            conns: BTreeMap::new(),
+            ws: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
+            answered: BTreeSet::new(),
             hub: Hub::new(),
             pending_connects: Vec::new(),
             pending_acks: Vec::new(),
