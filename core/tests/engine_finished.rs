@@ -67,3 +67,67 @@ fn a_closed_polling_session_is_finished_at_once() {
     assert!(session.is_closed());
     assert!(session.is_finished());
 }
+
+/// A WebSocket session whose handshake was made and whose open packet was never pulled: a client
+/// that does not read.
+fn unread_websocket_session() -> (sockio_core::engineio::Session, RequestId, Instant) {
+    let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let now = Instant::now();
+    let conn = RequestId(1);
+    let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .body(Bytes::new())
+        .expect("request");
+    let Routing::Created { mut session, .. } =
+        endpoint.handle_request(now, conn, &request, |_| false)
+    else {
+        panic!("no handshake");
+    };
+    while session.poll_output().is_some() {}
+    (*session, conn, now)
+}
+
+// Found by the `endpoint_stateful` fuzz target: the writes a closed session owes its WebSocket
+// can never be pulled once that socket is gone, so they must not keep the session unfinished
+// (a driver that forgets sessions when `is_finished` would leak it).
+#[test]
+fn a_closed_session_whose_unread_websocket_then_fails_is_finished() {
+    let (mut session, conn, now) = unread_websocket_session();
+    session.close(now, CloseReason::ForcedClose);
+    while session.poll_output().is_some() {}
+    while session.poll_event().is_some() {}
+    assert!(!session.is_finished(), "the close is still owed");
+    session.handle_ws_closed(now, conn, true);
+    assert!(session.poll_output().is_none());
+    assert!(session.poll_event().is_none(), "Closed was reported once");
+    assert!(session.is_finished());
+    assert_eq!(session.poll_ws(conn), None);
+}
+
+#[test]
+fn an_open_session_whose_unread_websocket_fails_is_finished() {
+    let (mut session, conn, now) = unread_websocket_session();
+    for _ in 0..3 {
+        session
+            .send(now, PacketData::Text("unread".into()))
+            .expect("open");
+        while session.poll_output().is_some() {}
+    }
+    session.handle_ws_closed(now, conn, true);
+    while session.poll_output().is_some() {}
+    let mut events = Vec::new();
+    while let Some(event) = session.poll_event() {
+        events.push(event);
+    }
+    assert_eq!(
+        events,
+        vec![sockio_core::engineio::EngineEvent::Closed(
+            CloseReason::TransportError("websocket failed")
+        )]
+    );
+    assert!(session.is_finished());
+    assert_eq!(session.buffered(), (0, 0));
+}

@@ -531,9 +531,13 @@ impl Session {
             self.probe = None;
             return;
         }
-        if self.is_primary_ws(conn) && self.state != State::Closed {
+        if self.is_primary_ws(conn) {
+            // Nothing can be written on a socket that is gone: what waited for it (also after a
+            // close) must not keep the session unfinished.
             self.ws_close_pending = false;
             self.ws_gone = true;
+            self.queue.clear();
+            self.queued_bytes = 0;
             self.finish(if error {
                 CloseReason::TransportError("websocket failed")
             } else {

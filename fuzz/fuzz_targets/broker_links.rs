@@ -1,0 +1,11 @@
+//! cargo-fuzz target `broker_links`: see [`sockio_fuzz::broker_links`]. Built without `--cfg fuzzing` (plain
+//! cargo), it replays the files or directories given as arguments through the same function.
+#![cfg_attr(fuzzing, no_main)]
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sockio_fuzz::broker_links(data));
+
+#[cfg(not(fuzzing))]
+fn main() -> std::process::ExitCode {
+    sockio_fuzz::replay_main(sockio_fuzz::broker_links)
+}

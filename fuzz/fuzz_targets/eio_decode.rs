@@ -1,0 +1,11 @@
+//! cargo-fuzz target `eio_decode`: see [`sockio_fuzz::eio_decode`]. Built without `--cfg fuzzing` (plain
+//! cargo), it replays the files or directories given as arguments through the same function.
+#![cfg_attr(fuzzing, no_main)]
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sockio_fuzz::eio_decode(data));
+
+#[cfg(not(fuzzing))]
+fn main() -> std::process::ExitCode {
+    sockio_fuzz::replay_main(sockio_fuzz::eio_decode)
+}

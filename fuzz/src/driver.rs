@@ -1,0 +1,509 @@
+//! A runtime played on a virtual clock, for the endpoint targets: it routes requests through a
+//! [`socketio::Endpoint`], keeps the connections, pulls outputs after every input (the drain
+//! rule), keeps a [`Hub`] of accepted sockets like the runtimes do, and checks the core's promises
+//! as it goes:
+//!
+//! - every request handed to a connection is answered at most once, and by the end exactly once
+//!   (or aborted by the client);
+//! - a connection reports `Closed` exactly once and nothing after it, and is only finished after
+//!   reporting it;
+//! - queued bytes and packets never exceed the configured caps;
+//! - `handle_timeout(now)` leaves no deadline at or before `now` (a driver would spin);
+//! - once the clients are gone and time passes, every connection is finished and every socket
+//!   has been reported disconnected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use sockio_core::ByteString;
+use sockio_core::engineio::{Output, RequestId, SequentialSids, Sid, WsAction, WsMessage};
+use sockio_core::http::{Request, Response};
+use sockio_core::hub::Hub;
+use sockio_core::socketio::{self, Connection, SocketConfig, SocketEvent};
+
+/// With `SOCKIO_FUZZ_TRACE` set, the driver prints what it does (to debug a failing input).
+fn tracing() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SOCKIO_FUZZ_TRACE").is_some())
+}
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+/// Namespaces the targets use; the config allows the first two.
+pub const NAMESPACES: [&str; 3] = ["/", "/admin", "/nope"];
+
+// Ordered maps throughout: a fuzz input must replay the same way every time.
+
+/// Upper bound on timer firings in one [`Driver::advance`]; far above what any legitimate
+/// schedule needs for the few connections a fuzz input creates.
+const MAX_TIMER_ROUNDS: usize = 100_000;
+
+/// How a request was handled.
+#[derive(Debug)]
+pub enum Sent {
+    Answered(Response),
+    Held(RequestId),
+    /// Handed to a connection, which answered it at once.
+    Done,
+    /// A WebSocket was accepted under this id.
+    WebSocket(RequestId),
+    NotHandled,
+}
+
+/// One connection as the driver keeps it.
+struct Conn {
+    connection: Connection,
+    closed_reported: bool,
+}
+
+/// One client WebSocket.
+#[derive(Debug, Clone)]
+struct Ws {
+    sid: Sid,
+    /// A fast client pulls every write at once; a slow one leaves them queued in the session.
+    reading: bool,
+}
+
+pub struct Driver {
+    endpoint: socketio::Endpoint,
+    conns: BTreeMap<Sid, Conn>,
+    ws: BTreeMap<RequestId, Ws>,
+    /// Requests handed to a connection and not answered yet.
+    unanswered: BTreeMap<RequestId, Sid>,
+    /// Requests answered by a connection (to catch a second answer).
+    answered: BTreeSet<RequestId>,
+    pub hub: Hub<Sid>,
+    /// Connects waiting for the application: (engine sid, namespace).
+    pub pending_connects: Vec<(Sid, ByteString)>,
+    /// Client events waiting for an ack: (engine sid, namespace, ack id).
+    pub pending_acks: Vec<(Sid, ByteString, u64)>,
+    caps: (usize, usize),
+    pub now: Instant,
+    start: Instant,
+    next_id: u64,
+}
+
+impl Driver {
+    pub fn new(config: SocketConfig) -> Self {
+        let caps = (
+            config.engine.max_buffered_packets,
+            config.engine.max_buffered_bytes,
+        );
+        let now = Instant::now();
+        Driver {
+            endpoint: socketio::Endpoint::new(config, SequentialSids::default()),
+            conns: BTreeMap::new(),
+            ws: BTreeMap::new(),
+            unanswered: BTreeMap::new(),
+            answered: BTreeSet::new(),
+            hub: Hub::new(),
+            pending_connects: Vec::new(),
+            pending_acks: Vec::new(),
+            caps,
+            now,
+            start: now,
+            next_id: 0,
+        }
+    }
+
+    /// The live connections' sids.
+    pub fn sids(&self) -> Vec<Sid> {
+        self.conns.keys().cloned().collect()
+    }
+
+    pub fn is_live(&self, sid: &str) -> bool {
+        self.conns.contains_key(sid)
+    }
+
+    /// Builds a request, skipping header names or values `http` refuses; `None` for a URI it
+    /// refuses.
+    pub fn build(
+        method: Method,
+        uri: &str,
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) -> Option<Request> {
+        let mut builder = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+            {
+                builder = builder.header(name, value);
+            }
+        }
+        builder.body(Bytes::copy_from_slice(body)).ok()
+    }
+
+    /// The headers of a WebSocket upgrade.
+    pub const WS_HEADERS: [(&'static [u8], &'static [u8]); 4] = [
+        (b"connection", b"Upgrade"),
+        (b"upgrade", b"websocket"),
+        (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+        (b"sec-websocket-version", b"13"),
+    ];
+
+    /// Routes and delivers one request as a runtime would.
+    pub fn request(&mut self, request: &Request) -> Sent {
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        let now = self.now;
+        let conns = &self.conns;
+        let routing = self
+            .endpoint
+            .handle_request(now, id, request, |sid| conns.contains_key(sid));
+        trace!(
+            "{id:?} {} {} -> {routing:?}",
+            request.method(),
+            request.uri()
+        );
+        match routing {
+            socketio::Routing::NotHandled => Sent::NotHandled,
+            socketio::Routing::Respond(response) => Sent::Answered(response),
+            socketio::Routing::Created {
+                connection,
+                response,
+                ..
+            } => {
+                let sid = connection.sid().clone();
+                assert!(
+                    !self.conns.contains_key(&sid),
+                    "handshake reused the live sid {sid}"
+                );
+                self.conns.insert(
+                    sid.clone(),
+                    Conn {
+                        connection: *connection,
+                        closed_reported: false,
+                    },
+                );
+                let sent = match response {
+                    Some(response) => Sent::Answered(response),
+                    None => {
+                        self.ws.insert(
+                            id,
+                            Ws {
+                                sid: sid.clone(),
+                                reading: true,
+                            },
+                        );
+                        Sent::WebSocket(id)
+                    }
+                };
+                self.drain(&sid);
+                sent
+            }
+            socketio::Routing::Existing { sid, websocket } => {
+                let Some(conn) = self.conns.get_mut(&sid) else {
+                    panic!("routed to {sid}, which the driver said does not exist");
+                };
+                let sent = if websocket {
+                    match conn.connection.accept_websocket(now, id, request) {
+                        Ok(()) => {
+                            self.ws.insert(
+                                id,
+                                Ws {
+                                    sid: sid.clone(),
+                                    reading: true,
+                                },
+                            );
+                            Sent::WebSocket(id)
+                        }
+                        Err(response) => Sent::Answered(*response),
+                    }
+                } else {
+                    self.unanswered.insert(id, sid.clone());
+                    conn.connection.handle_request(now, id, request);
+                    Sent::Held(id)
+                };
+                self.drain(&sid);
+                match sent {
+                    Sent::Held(id) if !self.unanswered.contains_key(&id) => Sent::Done,
+                    other => other,
+                }
+            }
+            _ => Sent::NotHandled,
+        }
+    }
+
+    /// The client sends a WebSocket message on `conn`.
+    pub fn ws_send(&mut self, conn: RequestId, message: WsMessage) {
+        let Some(ws) = self.ws.get(&conn) else { return };
+        let sid = ws.sid.clone();
+        let now = self.now;
+        trace!("{conn:?} ws <- {message:?}");
+        if let Some(c) = self.conns.get_mut(&sid) {
+            c.connection.handle_ws_message(now, conn, message);
+            self.drain(&sid);
+        }
+    }
+
+    /// The client's WebSocket `conn` goes away.
+    pub fn ws_close(&mut self, conn: RequestId, error: bool) {
+        let Some(ws) = self.ws.remove(&conn) else {
+            return;
+        };
+        let now = self.now;
+        trace!("{conn:?} ws closed by the client (error: {error})");
+        if let Some(c) = self.conns.get_mut(&ws.sid) {
+            c.connection.handle_ws_closed(now, conn, error);
+            self.drain(&ws.sid);
+        }
+    }
+
+    /// Makes the client of WebSocket `conn` read its socket (or stop reading).
+    pub fn set_reading(&mut self, conn: RequestId, reading: bool) {
+        let Some(ws) = self.ws.get_mut(&conn) else {
+            return;
+        };
+        trace!("{conn:?} reading: {reading}");
+        ws.reading = reading;
+        let sid = ws.sid.clone();
+        self.drain(&sid);
+    }
+
+    /// The client of the held request `id` goes away.
+    pub fn abort(&mut self, id: RequestId) {
+        let Some(sid) = self.unanswered.remove(&id) else {
+            return;
+        };
+        let now = self.now;
+        trace!("{id:?} aborted");
+        if let Some(c) = self.conns.get_mut(&sid) {
+            c.connection.handle_request_aborted(now, id);
+            self.drain(&sid);
+        }
+    }
+
+    /// True while request `id` waits for its answer.
+    pub fn is_held(&self, id: RequestId) -> bool {
+        self.unanswered.contains_key(&id)
+    }
+
+    /// Runs an application command on connection `sid`, then drains it; `None` when gone.
+    pub fn command<R>(
+        &mut self,
+        sid: &str,
+        f: impl FnOnce(&mut Connection, Instant) -> R,
+    ) -> Option<R> {
+        let now = self.now;
+        let conn = self.conns.get_mut(sid)?;
+        let result = f(&mut conn.connection, now);
+        trace!("{sid}: command");
+        self.drain(&Sid::from(sid));
+        Some(result)
+    }
+
+    /// Pulls every output and event of `sid`, then checks its invariants; forgets it once
+    /// finished.
+    pub fn drain(&mut self, sid: &Sid) {
+        let Some(conn) = self.conns.get_mut(sid) else {
+            return;
+        };
+        loop {
+            let mut progressed = false;
+            while let Some(output) = conn.connection.poll_output() {
+                progressed = true;
+                trace!("{sid} output {output:?}");
+                match output {
+                    Output::Respond { request, .. } => {
+                        assert!(
+                            self.answered.insert(request),
+                            "request {request:?} answered twice"
+                        );
+                        assert!(
+                            self.unanswered.remove(&request).is_some(),
+                            "answer to request {request:?}, which was not held by {sid}"
+                        );
+                    }
+                    Output::WebSocketReady { conn: ws }
+                        if self.ws.get(&ws).is_some_and(|w| w.reading) =>
+                    {
+                        while let Some(action) = conn.connection.poll_ws(ws) {
+                            trace!("{ws:?} ws -> {action:?}");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(event) = conn.connection.poll_event() {
+                progressed = true;
+                trace!("{sid} event {event:?}");
+                assert!(
+                    !conn.closed_reported,
+                    "{sid} reported {event:?} after Closed"
+                );
+                match event {
+                    SocketEvent::Connect { namespace, .. } => {
+                        self.pending_connects.push((sid.clone(), namespace));
+                    }
+                    SocketEvent::Event {
+                        namespace,
+                        ack_id: Some(ack_id),
+                        ..
+                    } => self.pending_acks.push((sid.clone(), namespace, ack_id)),
+                    SocketEvent::Disconnect {
+                        namespace,
+                        sid: socket,
+                        ..
+                    } => {
+                        self.hub.forget_socket(&namespace, &socket);
+                    }
+                    SocketEvent::Closed(_) => conn.closed_reported = true,
+                    _ => {}
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        // A reading client pulls whatever its socket may write.
+        for (id, ws) in &self.ws {
+            if ws.reading && &ws.sid == sid {
+                while let Some(action) = conn.connection.poll_ws(*id) {
+                    trace!("{id:?} ws -> {action:?}");
+                    if action == WsAction::Close {
+                        break;
+                    }
+                }
+            }
+        }
+        let (packets, bytes) = conn.connection.engine().buffered();
+        // A close packet may ride past the cap; nothing else may.
+        assert!(
+            packets <= self.caps.0 + 1,
+            "{sid} queues {packets} packets, over the cap of {}",
+            self.caps.0
+        );
+        assert!(
+            bytes <= self.caps.1 + 1,
+            "{sid} queues {bytes} bytes, over the cap of {}",
+            self.caps.1
+        );
+        if conn.connection.is_finished() {
+            assert!(
+                conn.closed_reported,
+                "{sid} finished without reporting Closed"
+            );
+            self.conns.remove(sid);
+            self.ws.retain(|_, ws| &ws.sid != sid);
+            self.pending_connects.retain(|(s, _)| s != sid);
+            self.pending_acks.retain(|(s, _, _)| s != sid);
+            let held: Vec<RequestId> = self
+                .unanswered
+                .iter()
+                .filter(|(_, s)| *s == sid)
+                .map(|(id, _)| *id)
+                .collect();
+            assert!(
+                held.is_empty(),
+                "{sid} finished with requests {held:?} never answered"
+            );
+        }
+    }
+
+    /// Moves the virtual clock forward by `by`, firing every deadline on the way, in order.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.now + by;
+        let mut rounds = 0;
+        loop {
+            let next = self
+                .conns
+                .values()
+                .filter_map(|c| c.connection.poll_timeout())
+                .min();
+            let Some(deadline) = next.filter(|&d| d <= target) else {
+                break;
+            };
+            rounds += 1;
+            trace!("clock -> {:?}", deadline - self.start);
+            assert!(rounds < MAX_TIMER_ROUNDS, "timers keep firing: a livelock");
+            self.now = self.now.max(deadline);
+            self.fire_timers();
+        }
+        self.now = target;
+        self.fire_timers();
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now;
+        let due: Vec<Sid> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.connection.poll_timeout().is_some_and(|d| d <= now))
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in due {
+            let Some(conn) = self.conns.get_mut(&sid) else {
+                continue;
+            };
+            conn.connection.handle_timeout(now);
+            self.drain(&sid);
+            if let Some(conn) = self.conns.get(&sid)
+                && let Some(deadline) = conn.connection.poll_timeout()
+            {
+                assert!(
+                    deadline > now,
+                    "{sid}: after handle_timeout the next deadline is not in the future"
+                );
+            }
+        }
+    }
+
+    /// The clients go away: sockets close (or are read to the end), held polls are dropped, and
+    /// time passes. Every connection must end and every socket be reported disconnected.
+    pub fn finish(&mut self, clients_hang_up: bool) {
+        if clients_hang_up {
+            let sockets: Vec<RequestId> = self.ws.keys().copied().collect();
+            for ws in sockets {
+                self.ws_close(ws, true);
+            }
+            let held: Vec<RequestId> = self.unanswered.keys().copied().collect();
+            for id in held {
+                self.abort(id);
+            }
+        } else {
+            // The clients stay connected at the TCP level but say nothing more; they read what
+            // they are sent.
+            let sockets: Vec<RequestId> = self.ws.keys().copied().collect();
+            for ws in sockets {
+                self.set_reading(ws, true);
+            }
+        }
+        self.advance(Duration::from_secs(600));
+        let left: Vec<String> = self
+            .conns
+            .iter()
+            .map(|(sid, c)| {
+                format!(
+                    "{sid} (closed: {}, buffered: {:?})",
+                    c.connection.is_closed(),
+                    c.connection.engine().buffered()
+                )
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "connections left 600 s after the clients went silent: {left:?}"
+        );
+        for namespace in NAMESPACES {
+            assert_eq!(
+                self.hub.socket_count(namespace),
+                0,
+                "sockets in {namespace} never reported disconnected"
+            );
+        }
+        assert!(
+            self.unanswered.is_empty(),
+            "requests never answered: {:?}",
+            self.unanswered
+        );
+    }
+}
