@@ -23,6 +23,7 @@
 
 pub mod brokers;
 pub mod browser;
+pub mod clock;
 pub mod node_script;
 
 use std::collections::VecDeque;

@@ -1433,7 +1433,7 @@ mod tests {
         deliver(&mut wire, 1, &[b"{\"method\":", b"\"emit\"}"]);
         deliver(&mut wire, 2, &[]);
         encode_frame(&mut wire, FRAME_HEARTBEAT, 0, &[]);
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         for split in 0..wire.len() {
             let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "test").unwrap();
             let mut sent = link.poll_transmit().unwrap();
@@ -1488,7 +1488,7 @@ mod tests {
         let mut wire = Vec::new();
         handshake(&mut wire, 60);
         let _ = link.poll_transmit();
-        link.handle_input(Instant::now(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         let sent = link.poll_transmit().unwrap();
         let methods = sent_methods(&sent);
         let (_, channel, class, id, declare) = methods.last().unwrap().clone();
@@ -1500,7 +1500,7 @@ mod tests {
         );
         let mut ok = Vec::new();
         server_method(&mut ok, CHANNEL, EXCHANGE, 11, &[]);
-        link.handle_input(Instant::now(), &ok).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &ok).unwrap();
         let sent = link.poll_transmit().unwrap();
         let (_, _, class, id, declare) = sent_methods(&sent).remove(0);
         assert_eq!((class, id), (QUEUE, 10));
@@ -1516,7 +1516,7 @@ mod tests {
         assert_eq!(&link.poll_transmit().unwrap(), PROTOCOL_HEADER);
         let mut wire = Vec::new();
         server_method(&mut wire, 0, CONNECTION, 10, &start_args(b"PLAIN AMQPLAIN"));
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         link.handle_input(now, &wire).unwrap();
         let sent = link.poll_transmit().unwrap();
         let (_, _, _, _, start_ok) = sent_methods(&sent).remove(0);
@@ -1571,7 +1571,7 @@ mod tests {
         put_shortstr(&mut close, "ACCESS_REFUSED - Login was refused").unwrap();
         close.extend_from_slice(&[0, 10, 0, 11]);
         server_method(&mut wire, 0, CONNECTION, 50, &close);
-        let error = link.handle_input(Instant::now(), &wire).unwrap_err();
+        let error = link.handle_input(sockio_testkit::clock::start(), &wire).unwrap_err();
         assert_eq!(
             error,
             LinkError::ConnectionClosed {
@@ -1595,14 +1595,14 @@ mod tests {
         .unwrap();
         close.extend_from_slice(&[0, 40, 0, 10]);
         server_method(&mut wire, CHANNEL, CHANNEL_CLASS, 40, &close);
-        let error = link.handle_input(Instant::now(), &wire).unwrap_err();
+        let error = link.handle_input(sockio_testkit::clock::start(), &wire).unwrap_err();
         assert_eq!(
             error.to_string(),
             "the AMQP broker closed the channel: 406 PRECONDITION_FAILED - inequivalent arg 'durable' (in reply to exchange.declare)"
         );
         let no_plain = AmqpLink::publisher(&config(), "x", "me")
             .unwrap()
-            .handle_input(Instant::now(), &{
+            .handle_input(sockio_testkit::clock::start(), &{
                 let mut wire = Vec::new();
                 server_method(&mut wire, 0, CONNECTION, 10, &start_args(b"EXTERNAL"));
                 wire
@@ -1616,7 +1616,7 @@ mod tests {
         handshake(&mut wire, 60);
         server_method(&mut wire, CHANNEL, EXCHANGE, 11, &[]);
         server_method(&mut wire, CHANNEL, CONFIRM, 11, &[]);
-        link.handle_input(Instant::now(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
         let sent = link.poll_transmit().unwrap();
         let last = sent_methods(&sent).pop().unwrap();
@@ -1653,7 +1653,7 @@ mod tests {
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 2, 1]);
         server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 3, 0]);
-        link.handle_input(Instant::now(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
         assert_eq!(
             events,
@@ -1677,7 +1677,7 @@ mod tests {
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 3, 0]);
-        first.handle_input(Instant::now(), &wire).unwrap();
+        first.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         let mut others = Vec::new();
         batch.handle_events(&mut first, |e| others.push(e)).unwrap();
         assert!(others.is_empty());
@@ -1695,7 +1695,7 @@ mod tests {
         assert_eq!(bodies, vec![b"{\"n\":2}".to_vec()]);
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        second.handle_input(Instant::now(), &wire).unwrap();
+        second.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         batch
             .handle_events(&mut second, |e| others.push(e))
             .unwrap();
@@ -1707,7 +1707,7 @@ mod tests {
         refused.publish(&mut third, &payloads[..1]).unwrap();
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        third.handle_input(Instant::now(), &wire).unwrap();
+        third.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         assert_eq!(refused.handle_events(&mut third, |_| {}), Err(Rejected));
         assert!(!refused.is_confirmed());
     }
@@ -1722,7 +1722,7 @@ mod tests {
         server_method(&mut wire, CHANNEL, CHANNEL_CLASS, 11, &[0, 0, 0, 0]);
         server_method(&mut wire, CHANNEL, EXCHANGE, 11, &[]);
         server_method(&mut wire, CHANNEL, CONFIRM, 11, &[]);
-        link.handle_input(Instant::now(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         assert!(link.is_ready());
         let _ = link.poll_transmit();
         let payload = vec![b'x'; 10_000];
@@ -1754,7 +1754,7 @@ mod tests {
         header.extend_from_slice(&(MAX_MESSAGE + 1).to_be_bytes());
         header.extend_from_slice(&[0, 0]);
         encode_frame(&mut wire, FRAME_HEADER, CHANNEL, &header);
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         link.handle_input(now, &wire).unwrap();
         let chunk = vec![0u8; 131_064];
         let mut left = MAX_MESSAGE + 1;
@@ -1783,7 +1783,7 @@ mod tests {
         server_method(&mut wire, CHANNEL, BASIC, 30, b"\x03tag\x01");
         let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "me").unwrap();
         assert_eq!(
-            link.handle_input(Instant::now(), &wire),
+            link.handle_input(sockio_testkit::clock::start(), &wire),
             Err(LinkError::ConsumerCancelled)
         );
         // A body longer than announced.
@@ -1792,7 +1792,7 @@ mod tests {
         deliver_sized(&mut wire, 1, 1, &[b"ab"]);
         let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "me").unwrap();
         assert_eq!(
-            link.handle_input(Instant::now(), &wire),
+            link.handle_input(sockio_testkit::clock::start(), &wire),
             Err(LinkError::Protocol("content body longer than announced"))
         );
         // A method where a message's body is expected.
@@ -1802,7 +1802,7 @@ mod tests {
         server_method(&mut wire, CHANNEL, BASIC, 21, b"\x03tag");
         let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "me").unwrap();
         assert_eq!(
-            link.handle_input(Instant::now(), &wire),
+            link.handle_input(sockio_testkit::clock::start(), &wire),
             Err(LinkError::Protocol("method frame inside a message"))
         );
         // The broker closing the connection (rabbitmqctl close_connection).
@@ -1818,7 +1818,7 @@ mod tests {
         close.extend_from_slice(&[0, 0, 0, 0]);
         server_method(&mut wire, 0, CONNECTION, 50, &close);
         assert!(matches!(
-            link.handle_input(Instant::now(), &wire),
+            link.handle_input(sockio_testkit::clock::start(), &wire),
             Err(LinkError::ConnectionClosed {
                 code: 320,
                 during: None,
@@ -1843,7 +1843,7 @@ mod tests {
         server_method(&mut wire, CHANNEL, BASIC, 30, b"\x00\x00");
         deliver(&mut wire, 9, &[b"late"]);
         server_method(&mut wire, 0, CONNECTION, 51, &[]);
-        link.handle_input(Instant::now(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Closed));
     }
 }

@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn single_recipient_completes_on_first_answer() {
         let mut pending = PendingCallbacks::default();
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         let id = pending
             .register("cb", now, Some(Duration::from_secs(5)), true)
             .unwrap();
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn room_callbacks_collect_answers_until_the_deadline() {
         let mut pending = PendingCallbacks::default();
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         let room = pending.register("room", now, None, false).unwrap();
         let call = pending
             .register("call", now, Some(Duration::from_secs(1)), true)
@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn the_registry_is_bounded() {
         let mut pending = PendingCallbacks::default();
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         for _ in 0..MAX_PENDING_REMOTE_ACKS {
             pending.register((), now, None, true).unwrap();
         }

@@ -377,7 +377,7 @@ mod tests {
     fn emits_are_planned_for_the_cluster() {
         let hub = hub();
         let mut pending = PendingCallbacks::default();
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         let args = Args::from_parts(vec![json!(1)], vec![]);
         let to = |rooms: &'static [String]| EmitTarget {
             event: "e",
