@@ -288,6 +288,86 @@ macro_rules! server_builder_options {
     };
 }
 
+/// A callback of an emit: called with each recipient's outcome (shared by every recipient).
+pub type SharedCallback = std::sync::Arc<dyn Fn(AckOutcome) + Send + Sync>;
+
+/// An emit as the application configured it, before delivery: every runtime's `Emit` builder
+/// fills one ([`emit_target_methods!`](crate::emit_target_methods) and
+/// [`emit_callback_methods!`](crate::emit_callback_methods)) and its server delivers it.
+pub struct EmitSpec {
+    pub event: String,
+    pub args: Result<Args, EmitError>,
+    pub namespace: std::sync::Arc<str>,
+    pub rooms: Vec<String>,
+    pub skip: Vec<String>,
+    pub callback: Option<(SharedCallback, Option<std::time::Duration>)>,
+    pub ignore_queue: bool,
+}
+
+impl EmitSpec {
+    /// An emit of `event` to every socket of `/`.
+    pub fn new(event: &str, args: Result<Args, PayloadError>) -> Self {
+        EmitSpec {
+            event: event.to_owned(),
+            args: args.map_err(EmitError::from),
+            namespace: std::sync::Arc::from("/"),
+            rooms: Vec::new(),
+            skip: Vec::new(),
+            callback: None,
+            ignore_queue: false,
+        }
+    }
+}
+
+/// Defines `ignore_queue`, `callback` and `callback_args` of an emit builder whose field `spec`
+/// is an [`EmitSpec`], written once for every runtime. Invoke inside its `impl` block.
+#[macro_export]
+macro_rules! emit_callback_methods {
+    () => {
+        /// Delivers to this server's clients only, even with a client manager
+        /// (python-socketio's `ignore_queue`).
+        pub fn ignore_queue(mut self) -> Self {
+            self.spec.ignore_queue = true;
+            self
+        }
+
+        /// Asks each recipient for an acknowledgement and calls `callback` with its arguments
+        /// (or `Err` when the client did not answer within `timeout` or went away). The
+        /// callback runs outside every lock, on whichever task or thread received the answer:
+        /// keep it short, or start a background task.
+        pub fn callback<T, F>(mut self, timeout: Option<::std::time::Duration>, callback: F) -> Self
+        where
+            T: ::serde::de::DeserializeOwned,
+            F: Fn(Result<T, $crate::api::CallError>) + Send + Sync + 'static,
+        {
+            let callback: $crate::api::SharedCallback = ::std::sync::Arc::new(move |outcome| {
+                callback(outcome.into_result().and_then(|args| {
+                    $crate::payload::from_args(&args).map_err($crate::api::CallError::from)
+                }))
+            });
+            self.spec.callback = Some((callback, timeout));
+            self
+        }
+
+        /// Like [`callback`](Self::callback), with the answer's raw arguments.
+        pub fn callback_args<F>(
+            mut self,
+            timeout: Option<::std::time::Duration>,
+            callback: F,
+        ) -> Self
+        where
+            F: Fn(Result<$crate::payload::Args, $crate::api::CallError>) + Send + Sync + 'static,
+        {
+            let callback: $crate::api::SharedCallback =
+                ::std::sync::Arc::new(move |outcome: $crate::api::AckOutcome| {
+                    callback(outcome.into_result())
+                });
+            self.spec.callback = Some((callback, timeout));
+            self
+        }
+    };
+}
+
 /// Defines the targeting methods of an emit builder (`to`, `to_rooms`, `skip_sid`, `namespace`),
 /// written once for every runtime. The builder must have a field `spec` with `rooms: Vec<String>`,
 /// `skip: Vec<String>` and `namespace: Arc<str>`; invoke the macro inside its `impl` block.

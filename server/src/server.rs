@@ -13,6 +13,7 @@ use futures_util::future::RemoteHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sockio_core::api::{EmitSpec, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
@@ -912,18 +913,6 @@ impl SidGenerator for SharedSids {
     }
 }
 
-type SharedCallback = Arc<dyn Fn(AckOutcome) + Send + Sync>;
-
-struct EmitSpec {
-    event: String,
-    args: Result<Args, EmitError>,
-    namespace: Arc<str>,
-    rooms: Vec<String>,
-    skip: Vec<String>,
-    callback: Option<(SharedCallback, Option<Duration>)>,
-    ignore_queue: bool,
-}
-
 /// An emit being configured; `.await` it to send. Built by [`Server::emit`].
 #[must_use = "an emit does nothing until awaited"]
 pub struct Emit<Rt: Runtime> {
@@ -935,56 +924,12 @@ impl<Rt: Runtime> Emit<Rt> {
     fn new(server: Server<Rt>, event: &str, args: Result<Args, payload::PayloadError>) -> Self {
         Emit {
             server,
-            spec: EmitSpec {
-                event: event.to_owned(),
-                args: args.map_err(EmitError::from),
-                namespace: Arc::from("/"),
-                rooms: Vec::new(),
-                skip: Vec::new(),
-                callback: None,
-                ignore_queue: false,
-            },
+            spec: EmitSpec::new(event, args),
         }
     }
 
-    /// Delivers to this server's clients only, even with a client manager (python-socketio's
-    /// `ignore_queue`).
-    pub fn ignore_queue(mut self) -> Self {
-        self.spec.ignore_queue = true;
-        self
-    }
-
     sockio_core::emit_target_methods!();
-
-    /// Asks each recipient for an acknowledgement and calls `callback` with its arguments (or
-    /// `Err` when the client did not answer within `timeout` or went away).
-    pub fn callback<T, F>(mut self, timeout: Option<Duration>, callback: F) -> Self
-    where
-        T: DeserializeOwned,
-        F: Fn(Result<T, CallError>) + Send + Sync + 'static,
-    {
-        let callback: SharedCallback = Arc::new(move |outcome| {
-            callback(
-                outcome
-                    .into_result()
-                    .and_then(|args| payload::from_args(&args).map_err(CallError::from)),
-            )
-        });
-        self.spec.callback = Some((callback, timeout));
-        self
-    }
-}
-
-impl<Rt: Runtime> Emit<Rt> {
-    /// Like [`callback`](Self::callback), with the answer's raw arguments.
-    pub fn callback_args<F>(mut self, timeout: Option<Duration>, callback: F) -> Self
-    where
-        F: Fn(Result<Args, CallError>) + Send + Sync + 'static,
-    {
-        let callback: SharedCallback = Arc::new(move |outcome| callback(outcome.into_result()));
-        self.spec.callback = Some((callback, timeout));
-        self
-    }
+    sockio_core::emit_callback_methods!();
 }
 
 impl<Rt: Runtime> IntoFuture for Emit<Rt> {

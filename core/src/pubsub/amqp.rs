@@ -1488,7 +1488,8 @@ mod tests {
         let mut wire = Vec::new();
         handshake(&mut wire, 60);
         let _ = link.poll_transmit();
-        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         let sent = link.poll_transmit().unwrap();
         let methods = sent_methods(&sent);
         let (_, channel, class, id, declare) = methods.last().unwrap().clone();
@@ -1500,7 +1501,8 @@ mod tests {
         );
         let mut ok = Vec::new();
         server_method(&mut ok, CHANNEL, EXCHANGE, 11, &[]);
-        link.handle_input(sockio_testkit::clock::start(), &ok).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &ok)
+            .unwrap();
         let sent = link.poll_transmit().unwrap();
         let (_, _, class, id, declare) = sent_methods(&sent).remove(0);
         assert_eq!((class, id), (QUEUE, 10));
@@ -1571,7 +1573,9 @@ mod tests {
         put_shortstr(&mut close, "ACCESS_REFUSED - Login was refused").unwrap();
         close.extend_from_slice(&[0, 10, 0, 11]);
         server_method(&mut wire, 0, CONNECTION, 50, &close);
-        let error = link.handle_input(sockio_testkit::clock::start(), &wire).unwrap_err();
+        let error = link
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap_err();
         assert_eq!(
             error,
             LinkError::ConnectionClosed {
@@ -1595,7 +1599,9 @@ mod tests {
         .unwrap();
         close.extend_from_slice(&[0, 40, 0, 10]);
         server_method(&mut wire, CHANNEL, CHANNEL_CLASS, 40, &close);
-        let error = link.handle_input(sockio_testkit::clock::start(), &wire).unwrap_err();
+        let error = link
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             "the AMQP broker closed the channel: 406 PRECONDITION_FAILED - inequivalent arg 'durable' (in reply to exchange.declare)"
@@ -1616,7 +1622,8 @@ mod tests {
         handshake(&mut wire, 60);
         server_method(&mut wire, CHANNEL, EXCHANGE, 11, &[]);
         server_method(&mut wire, CHANNEL, CONFIRM, 11, &[]);
-        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
         let sent = link.poll_transmit().unwrap();
         let last = sent_methods(&sent).pop().unwrap();
@@ -1653,7 +1660,8 @@ mod tests {
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 2, 1]);
         server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 3, 0]);
-        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
         assert_eq!(
             events,
@@ -1677,7 +1685,9 @@ mod tests {
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 3, 0]);
-        first.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        first
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         let mut others = Vec::new();
         batch.handle_events(&mut first, |e| others.push(e)).unwrap();
         assert!(others.is_empty());
@@ -1695,7 +1705,9 @@ mod tests {
         assert_eq!(bodies, vec![b"{\"n\":2}".to_vec()]);
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        second.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        second
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         batch
             .handle_events(&mut second, |e| others.push(e))
             .unwrap();
@@ -1707,7 +1719,9 @@ mod tests {
         refused.publish(&mut third, &payloads[..1]).unwrap();
         let mut wire = Vec::new();
         server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        third.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        third
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         assert_eq!(refused.handle_events(&mut third, |_| {}), Err(Rejected));
         assert!(!refused.is_confirmed());
     }
@@ -1722,7 +1736,8 @@ mod tests {
         server_method(&mut wire, CHANNEL, CHANNEL_CLASS, 11, &[0, 0, 0, 0]);
         server_method(&mut wire, CHANNEL, EXCHANGE, 11, &[]);
         server_method(&mut wire, CHANNEL, CONFIRM, 11, &[]);
-        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         assert!(link.is_ready());
         let _ = link.poll_transmit();
         let payload = vec![b'x'; 10_000];
@@ -1843,7 +1858,8 @@ mod tests {
         server_method(&mut wire, CHANNEL, BASIC, 30, b"\x00\x00");
         deliver(&mut wire, 9, &[b"late"]);
         server_method(&mut wire, 0, CONNECTION, 51, &[]);
-        link.handle_input(sockio_testkit::clock::start(), &wire).unwrap();
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Closed));
     }
 }
