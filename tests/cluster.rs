@@ -180,41 +180,15 @@ fn broker_cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Runs the broker's CLI with `--formatter json`.
-fn rabbitmqctl(args: &[&str]) -> Value {
-    let output = broker_cli(args);
-    serde_json::from_str(&output)
-        .unwrap_or_else(|error| panic!("rabbitmqctl {args:?} printed no JSON ({error}): {output}"))
-}
-
 /// How many queues the broker has bound to `exchange`, asked from the broker so the test does
 /// not rely on the code under test.
 fn bindings(vhost: &str, exchange: &str) -> usize {
     bound_queues(vhost, exchange).len()
 }
 
-/// The names of the queues bound to `exchange`, sorted.
+/// The names of the queues bound to `exchange`, sorted (asked from the broker).
 fn bound_queues(vhost: &str, exchange: &str) -> Vec<String> {
-    let list = rabbitmqctl(&[
-        "list_bindings",
-        "-q",
-        "-p",
-        vhost,
-        "source_name",
-        "destination_name",
-        "destination_kind",
-        "--formatter",
-        "json",
-    ]);
-    let mut queues: Vec<String> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
-        .filter_map(|b| b["destination_name"].as_str().map(str::to_owned))
-        .collect();
-    queues.sort();
-    queues
+    sockio_testkit::brokers::bound_queues(vhost, exchange).expect("list_bindings")
 }
 
 async fn wait_for_bindings(vhost: &str, exchange: &str, count: usize) {
@@ -245,15 +219,7 @@ fn drop_connections(exchange: &str) -> Vec<String> {
 
 /// The pids of the connections whose client-provided name mentions `exchange`.
 fn connections(exchange: &str) -> Vec<String> {
-    // `close_connection` wants the connection's Erlang pid as the plain listing prints it
-    // (`<rabbit@host.N.N.N>`), not as the JSON formatter does.
-    let listing = broker_cli(&["list_connections", "-s", "pid", "client_properties"]);
-    listing
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .filter(|(_, properties)| properties.contains(&format!(" {exchange}")))
-        .map(|(pid, _)| pid.to_owned())
-        .collect()
+    sockio_testkit::brokers::rabbitmq_connections(exchange).expect("list_connections")
 }
 
 /// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.

@@ -80,65 +80,18 @@ fn vhost(url: &str) -> String {
 
 /// Runs the broker's CLI and returns what it printed.
 fn broker_cli(args: &[&str]) -> String {
-    let command = std::env::var("SOCKIO_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
-    let mut words = command.split_whitespace();
-    let program = words.next().expect("a rabbitmqctl command");
-    let output = std::process::Command::new(program)
-        .args(words)
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| {
-            panic!(
-                "the RabbitMQ tests need the broker's CLI ({command}: {error}); set SOCKIO_RABBITMQCTL"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "{command} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    sockio_testkit::brokers::rabbitmqctl(args)
+        .unwrap_or_else(|error| panic!("the RabbitMQ tests need the broker's CLI: {error}"))
 }
 
-/// The names of the queues the broker has bound to `exchange`, asked from the broker so the
-/// test does not rely on the code under test.
+/// The names of the queues the broker has bound to `exchange`.
 fn bound_queues(vhost: &str, exchange: &str) -> Vec<String> {
-    let output = broker_cli(&[
-        "list_bindings",
-        "-q",
-        "-p",
-        vhost,
-        "source_name",
-        "destination_name",
-        "destination_kind",
-        "--formatter",
-        "json",
-    ]);
-    let list: Value = serde_json::from_str(&output)
-        .unwrap_or_else(|error| panic!("list_bindings printed no JSON ({error}): {output}"));
-    let mut queues: Vec<String> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|b| b["source_name"] == exchange && b["destination_kind"] == "queue")
-        .filter_map(|b| b["destination_name"].as_str().map(str::to_owned))
-        .collect();
-    queues.sort();
-    queues
+    sockio_testkit::brokers::bound_queues(vhost, exchange).expect("list_bindings")
 }
 
-/// The pids of the connections whose client-provided name mentions `exchange` (sockio names its
-/// connections `sockio subscriber <exchange> <queue>` and `sockio publisher <exchange>`).
+/// The pids of the connections whose client-provided name mentions `exchange`.
 fn connections(exchange: &str) -> Vec<String> {
-    // `close_connection` wants the connection's Erlang pid as the plain listing prints it.
-    let listing = broker_cli(&["list_connections", "-s", "pid", "client_properties"]);
-    listing
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .filter(|(_, properties)| properties.contains(&format!(" {exchange}")))
-        .map(|(pid, _)| pid.to_owned())
-        .collect()
+    sockio_testkit::brokers::rabbitmq_connections(exchange).expect("list_connections")
 }
 
 /// The broker under test, and how to tell that `n` servers listen on a channel.

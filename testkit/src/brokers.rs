@@ -197,21 +197,7 @@ pub fn vhost(url: &str) -> String {
 
 /// How many queues RabbitMQ has bound to `exchange` in `vhost`.
 pub fn rabbitmq_bindings(vhost: &str, exchange: &str) -> Result<usize, String> {
-    let listing = rabbitmqctl(&[
-        "list_bindings",
-        "-q",
-        "-p",
-        vhost,
-        "source_name",
-        "destination_kind",
-    ])?;
-    Ok(listing
-        .lines()
-        .filter(|line| {
-            let mut fields = line.split('\t');
-            fields.next() == Some(exchange) && fields.next() == Some("queue")
-        })
-        .count())
+    bound_queues(vhost, exchange).map(|queues| queues.len())
 }
 
 /// Waits until `count` servers listen on `channel` of the broker at `url` (Redis subscribers or
@@ -237,4 +223,40 @@ pub fn wait_for_listeners(
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The names of the queues RabbitMQ has bound to `exchange` in `vhost`, sorted.
+pub fn bound_queues(vhost: &str, exchange: &str) -> Result<Vec<String>, String> {
+    let listing = rabbitmqctl(&[
+        "list_bindings",
+        "-q",
+        "-p",
+        vhost,
+        "source_name",
+        "destination_name",
+        "destination_kind",
+    ])?;
+    let mut queues: Vec<String> = listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let (source, destination, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            (source == exchange && kind == "queue").then(|| destination.to_owned())
+        })
+        .collect();
+    queues.sort();
+    Ok(queues)
+}
+
+/// The Erlang pids (as `close_connection` wants them) of the RabbitMQ connections whose
+/// client-provided name mentions `exchange` (sockio names its connections `sockio subscriber
+/// <exchange> <queue>` and `sockio publisher <exchange>`).
+pub fn rabbitmq_connections(exchange: &str) -> Result<Vec<String>, String> {
+    let listing = rabbitmqctl(&["list_connections", "-s", "pid", "client_properties"])?;
+    Ok(listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, properties)| properties.contains(&format!(" {exchange}")))
+        .map(|(pid, _)| pid.to_owned())
+        .collect())
 }
