@@ -241,6 +241,80 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_soc
     .await;
 }
 
+/// `rediss://`: Redis's own TLS port, the certificate checked against the URL's `ssl_ca_certs`.
+/// The servers reach Redis only through its TLS port; the test counts subscribers on the
+/// plain-text port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_redis_over_tls() {
+    let Some(redis) = sockio_testkit::tls::TlsRedis::start() else {
+        return;
+    };
+    let channel = fresh_channel();
+    let (addr, check) = (redis.plain_address(), channel.clone());
+    two_servers_share_clients(&redis.url(), &channel, async move {
+        tokio::task::spawn_blocking(move || {
+            sockio_testkit::brokers::wait_for_listeners("redis://", &addr, &check, 2)
+        })
+        .await
+        .expect("the wait ran")
+        .expect("both servers subscribed");
+    })
+    .await;
+}
+
+/// `amqps://`: the machine's RabbitMQ behind a TLS terminator (socat), the certificate checked
+/// against the URL's `cafile`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_tokio_and_smol_share_clients_through_amqp_over_tls() {
+    let url = amqp_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let Some(terminator) = sockio_testkit::tls::TlsTerminator::start(&addr) else {
+        return;
+    };
+    let exchange = fresh_channel();
+    let (vhost, check) = (vhost(&url), exchange.clone());
+    two_servers_share_clients(&terminator.amqps_url(&url), &exchange, async move {
+        wait_for_bindings(&vhost, &check, 2).await;
+    })
+    .await;
+}
+
+/// A broker whose certificate the URL's CA did not sign is refused, and the emit says why
+/// instead of vanishing; `ssl_cert_reqs=none` accepts it (encrypted, unauthenticated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_certificate_the_url_does_not_trust_fails_the_emit_with_the_reason() {
+    let Some(redis) = sockio_testkit::tls::TlsRedis::start() else {
+        return;
+    };
+    let untrusted = redis.url_with(&format!(
+        "ssl_ca_certs={}",
+        redis.certificates().other_ca_file()
+    ));
+    let server = clustered::<sockio::tokio::Tokio>(
+        &ClientManager::from_url(&untrusted).expect("a broker URL"),
+    );
+    let error = server
+        .emit("news", &"never published")
+        .await
+        .expect_err("an untrusted broker fails the emit");
+    let reason = error.to_string();
+    assert!(
+        reason.contains("certificate") && reason.contains("UnknownIssuer"),
+        "{reason}"
+    );
+
+    let unverified = redis.url_with("ssl_cert_reqs=none");
+    let server = clustered::<sockio_smol::Smol>(
+        &ClientManager::from_url(&unverified).expect("a broker URL"),
+    );
+    server
+        .emit("news", &"published")
+        .await
+        .expect("ssl_cert_reqs=none publishes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_amqp() {
     let url = amqp_url();
@@ -625,6 +699,52 @@ async fn python_emitter_reaches_a_sockio_client(script: &str) {
     if broker_addr(&url).is_none() {
         return;
     }
+    let vhost = vhost(&url);
+    python_emitter_reaches_a_sockio_client_through(script, &url, |exchange| async move {
+        wait_for_bindings(&vhost, &exchange, 1).await;
+    })
+    .await;
+}
+
+/// python-socketio's `RedisManager(url, write_only=True)` reaches a sockio client through
+/// `rediss://`, both sides given the very same URL (redis-py's `ssl_ca_certs` query parameter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_redis_emitter_reaches_a_sockio_client_over_tls() {
+    let Some(redis) = sockio_testkit::tls::TlsRedis::start() else {
+        return;
+    };
+    let addr = redis.plain_address();
+    python_emitter_reaches_a_sockio_client_through(
+        r#"
+import json, sys, socketio
+url, channel, sid = sys.argv[1:4]
+emitter = socketio.RedisManager(url, channel=channel, write_only=True)
+emitter.emit("from-python", {"n": 1}, namespace="/")
+emitter.emit("to-sid", "only you", namespace="/", room=sid)
+emitter.emit("several", (1, "two"), namespace="/")
+print(json.dumps("published"), flush=True)
+"#,
+        &redis.url(),
+        |channel| async move {
+            tokio::task::spawn_blocking(move || {
+                sockio_testkit::brokers::wait_for_listeners("redis://", &addr, &channel, 1)
+            })
+            .await
+            .expect("the wait ran")
+            .expect("the server subscribed");
+        },
+    )
+    .await;
+}
+
+/// [`python_emitter_reaches_a_sockio_client`] on the broker at `url`; `listening(channel)`
+/// completes once the server listens on the channel.
+async fn python_emitter_reaches_a_sockio_client_through<F: std::future::Future<Output = ()>>(
+    script: &str,
+    url: &str,
+    listening: impl FnOnce(String) -> F,
+) {
+    let url = url.to_owned();
     let exchange = fresh_channel();
     let manager = ClientManager::from_url(&url)
         .expect("a broker URL")
@@ -633,7 +753,7 @@ async fn python_emitter_reaches_a_sockio_client(script: &str) {
     let (listener, addr) = listen().await;
     let serving = server.clone();
     tokio::spawn(async move { serving.serve_listener(listener).await });
-    wait_for_bindings(&vhost(&url), &exchange, 1).await;
+    listening(exchange.clone()).await;
     let mut client = Node::spawn(
         &format!("http://{addr}"),
         r#"

@@ -318,7 +318,7 @@ mod tests {
     fn bad_manager_urls_and_a_manager_without_socket_io_are_refused() {
         for (profile, url) in [
             ("bench", "kafka://127.0.0.1:9092"),
-            ("bench", "rediss://127.0.0.1:6379"),
+            ("bench", "redis://127.0.0.1:6379?ssl_ca_certs=/ca.pem"),
             ("engine-io", "redis://127.0.0.1:6379"),
         ] {
             let code = main_with_args([

@@ -289,6 +289,7 @@ pub fn broker_links(data: &[u8]) {
                 db: u32::from(flags & 3),
                 username: (flags & 4 != 0).then(|| "user".into()),
                 password: (flags & 8 != 0).then(|| "secret".into()),
+                tls: None,
             };
             let mut link = if mode == link_mode::REDIS_SUBSCRIBER {
                 RedisLink::subscriber(&config, "socketio", "server 1")
@@ -323,6 +324,7 @@ pub fn broker_links(data: &[u8]) {
                 vhost: "/".into(),
                 username: "guest".into(),
                 password: "guest".into(),
+                tls: None,
             };
             let heartbeat = u16::from(input.u8() & 3);
             let link = if mode == link_mode::AMQP_SUBSCRIBER {

@@ -3,13 +3,12 @@
 //! [`AmqpLink`](sockio_core::pubsub::amqp::AmqpLink); which messages of a batch still need
 //! publishing is its [`PublishBatch`].
 //!
-//! Each connection is a std `TcpStream` used by one thread. Reads wait with a read timeout set to
+//! Each connection is a [`BrokerStream`] (TCP, or TCP with TLS) used by one thread. Reads wait with a read timeout set to
 //! the link's next deadline (`poll_timeout`: heartbeats), so one thread both reads and keeps the
 //! heartbeats; writes have a write timeout, so a broker that stops reading (a resource alarm
 //! blocks publishing connections) cannot stall the thread forever.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch};
 
+use crate::broker_stream::BrokerStream;
 use crate::manager::{PublishJob, answer_batch, batch_from, next_batch};
 
 /// How long connecting and setting a link up may take.
@@ -62,22 +62,8 @@ fn until(at: Instant) -> Duration {
         .max(Duration::from_millis(1))
 }
 
-fn connect(config: &AmqpConfig) -> io::Result<TcpStream> {
-    let mut last = io::Error::other("the host name resolves to no address");
-    for addr in (config.host.as_str(), config.port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Err(error) => last = error,
-        }
-    }
-    Err(last)
-}
-
 struct Connection {
-    stream: TcpStream,
+    stream: BrokerStream,
     link: AmqpLink,
 }
 
@@ -87,7 +73,13 @@ impl Connection {
     /// held messages) are left to the caller.
     fn open(config: &AmqpConfig, link: AmqpLink) -> Result<Connection, Failure> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let stream = connect(config).map_err(Failure::Connect)?;
+        let stream = BrokerStream::connect_tcp(
+            &config.host,
+            config.port,
+            config.tls.as_ref(),
+            CONNECT_TIMEOUT,
+        )
+        .map_err(Failure::Connect)?;
         stream.set_write_timeout(Some(PUBLISH_TIMEOUT))?;
         let mut connection = Connection { stream, link };
         connection.flush()?;

@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 mod amqp;
+mod broker_stream;
 mod config;
 mod conn;
 mod emitter;

@@ -3,14 +3,13 @@
 //! [`RedisLink`](sockio_core::pubsub::resp::RedisLink).
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
+use crate::broker_stream::BrokerStream;
 use crate::manager::{PublishJob, answer_batch, next_batch};
 
 /// How long connecting and setting a link up may take.
@@ -37,70 +36,6 @@ enum Failure {
     Timeout,
 }
 
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    fn connect(address: &RedisAddress) -> io::Result<Stream> {
-        match address {
-            RedisAddress::Tcp { host, port } => {
-                let mut last = io::Error::other("the host name resolves to no address");
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                        Ok(stream) => {
-                            let _ = stream.set_nodelay(true);
-                            return Ok(Stream::Tcp(stream));
-                        }
-                        Err(error) => last = error,
-                    }
-                }
-                Err(last)
-            }
-            RedisAddress::Unix { path } => UnixStream::connect(path).map(Stream::Unix),
-        }
-    }
-
-    fn set_timeouts(&self, read: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(Some(read))?;
-                s.set_write_timeout(Some(PUBLISH_TIMEOUT))
-            }
-            Stream::Unix(s) => {
-                s.set_read_timeout(Some(read))?;
-                s.set_write_timeout(Some(PUBLISH_TIMEOUT))
-            }
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
-        }
-    }
-}
-
 fn is_timeout(error: &io::Error) -> bool {
     matches!(
         error.kind(),
@@ -109,14 +44,21 @@ fn is_timeout(error: &io::Error) -> bool {
 }
 
 struct Connection {
-    stream: Stream,
+    stream: BrokerStream,
     link: RedisLink,
 }
 
 impl Connection {
     fn open(config: &RedisConfig, link: RedisLink) -> Result<Connection, Failure> {
-        let stream = Stream::connect(&config.address).map_err(Failure::Connect)?;
-        stream.set_timeouts(CONNECT_TIMEOUT)?;
+        let stream = match &config.address {
+            RedisAddress::Tcp { host, port } => {
+                BrokerStream::connect_tcp(host, *port, config.tls.as_ref(), CONNECT_TIMEOUT)
+            }
+            RedisAddress::Unix { path } => BrokerStream::connect_unix(path),
+        }
+        .map_err(Failure::Connect)?;
+        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        stream.set_write_timeout(Some(PUBLISH_TIMEOUT))?;
         let mut connection = Connection { stream, link };
         connection.flush()?;
         let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -261,7 +203,7 @@ fn receive(
     deliver: &impl Fn(&[u8]),
     alive: &impl Fn() -> bool,
 ) -> Option<Failure> {
-    if let Err(error) = connection.stream.set_timeouts(PING_EVERY) {
+    if let Err(error) = connection.stream.set_read_timeout(Some(PING_EVERY)) {
         return Some(error.into());
     }
     let mut pinged = false;

@@ -192,6 +192,31 @@ fn two_threads_servers_and_an_emitter_share_clients_through_redis_on_a_unix_sock
     }
 }
 
+/// `rediss://`: Redis's own TLS port; subscribers are counted on its plain-text port.
+#[test]
+fn two_threads_servers_and_an_emitter_share_clients_through_redis_over_tls() {
+    if let Some(redis) = sockio_testkit::tls::TlsRedis::start() {
+        let broker = Broker::Redis {
+            addr: redis.plain_address(),
+        };
+        share_clients(&redis.url(), &broker);
+    }
+}
+
+/// `amqps://`: the machine's RabbitMQ behind a TLS terminator (socat).
+#[test]
+fn two_threads_servers_and_an_emitter_share_clients_through_rabbitmq_over_tls() {
+    let Some((url, broker)) = rabbitmq() else {
+        return;
+    };
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    if let Some(terminator) = sockio_testkit::tls::TlsTerminator::start(&addr) {
+        share_clients(&terminator.amqps_url(&url), &broker);
+    }
+}
+
 #[test]
 fn two_threads_servers_and_an_emitter_share_clients_through_rabbitmq() {
     if let Some((url, broker)) = rabbitmq() {

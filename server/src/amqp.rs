@@ -13,7 +13,7 @@ use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, PublishBatch};
 
-use crate::io::HyperIo;
+use crate::io::BrokerIo;
 use crate::manager::{PublishJob, answer_batch, next_batch};
 use crate::runtime::{Runtime, until};
 
@@ -31,7 +31,7 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 struct Connection<Rt: Runtime> {
-    io: HyperIo<Rt::Stream>,
+    io: BrokerIo<Rt>,
     link: AmqpLink,
 }
 
@@ -55,18 +55,15 @@ impl<Rt: Runtime> Connection<Rt> {
     /// Connects and sets `link` up (login, channel, declarations, consumer or confirm mode).
     async fn open(runtime: &Rt, config: &AmqpConfig, link: AmqpLink) -> Result<Self, Failure> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let stream = until(
+        let io = until(
             runtime,
             deadline,
-            runtime.connect(&config.host, config.port),
+            BrokerIo::connect_tcp(runtime, &config.host, config.port, config.tls.as_ref()),
         )
         .await
         .ok_or(Failure::Timeout)?
         .map_err(Failure::Connect)?;
-        let mut connection = Connection {
-            io: HyperIo(stream),
-            link,
-        };
+        let mut connection = Connection { io, link };
         connection.flush_by(runtime, deadline).await?;
         while !connection.link.is_ready() {
             until(runtime, deadline, connection.read_some())

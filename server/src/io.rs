@@ -1,5 +1,6 @@
 //! Adapts hyper's upgraded connection (hyper's own I/O traits) to futures-io, which
-//! async-tungstenite reads and writes, so WebSockets need nothing from the runtime.
+//! async-tungstenite reads and writes, so WebSockets need nothing from the runtime; and the
+//! broker connections (plain, TLS or Unix socket) to the same traits.
 
 use std::io;
 use std::pin::Pin;
@@ -41,10 +42,34 @@ impl<T: hyper::rt::Write + Unpin> futures_util::AsyncWrite for HyperIo<T> {
     }
 }
 
-/// A connection to a message broker: TCP or a Unix-domain socket, through futures-io.
+/// A connection to a message broker: TCP, TCP with TLS, or a Unix-domain socket, through
+/// futures-io.
 pub(crate) enum BrokerIo<Rt: crate::runtime::Runtime> {
     Tcp(HyperIo<Rt::Stream>),
+    Tls(Box<futures_rustls::client::TlsStream<HyperIo<Rt::Stream>>>),
     Unix(HyperIo<Rt::UnixStream>),
+}
+
+impl<Rt: crate::runtime::Runtime> BrokerIo<Rt> {
+    /// Connects over TCP, with the TLS handshake done when `tls` asks for it: a certificate the
+    /// broker's name does not match fails here, as a connection failure.
+    pub(crate) async fn connect_tcp(
+        runtime: &Rt,
+        host: &str,
+        port: u16,
+        tls: Option<&sockio_core::pubsub::TlsOptions>,
+    ) -> io::Result<Self> {
+        let Some(options) = tls else {
+            return Ok(BrokerIo::Tcp(HyperIo(runtime.connect(host, port).await?)));
+        };
+        let client = sockio_tls::TlsClient::new(options).map_err(io::Error::other)?;
+        let stream = runtime.connect(host, port).await?;
+        let connector = futures_rustls::TlsConnector::from(client.config);
+        let tls = connector
+            .connect(client.server_name, HyperIo(stream))
+            .await?;
+        Ok(BrokerIo::Tls(Box::new(tls)))
+    }
 }
 
 impl<Rt: crate::runtime::Runtime> futures_util::AsyncRead for BrokerIo<Rt> {
@@ -55,6 +80,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncRead for BrokerIo<Rt> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+            BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
             BrokerIo::Unix(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
@@ -68,6 +94,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_write(cx, buf),
+            BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
             BrokerIo::Unix(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
@@ -75,6 +102,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_flush(cx),
+            BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
             BrokerIo::Unix(io) => Pin::new(io).poll_flush(cx),
         }
     }
@@ -82,6 +110,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_close(cx),
+            BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_close(cx),
             BrokerIo::Unix(io) => Pin::new(io).poll_close(cx),
         }
     }

@@ -50,12 +50,13 @@ impl<Rt: Runtime> Connection<Rt> {
     async fn open(runtime: &Rt, config: &RedisConfig, link: RedisLink) -> Result<Self, Failure> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         let io = match &config.address {
-            RedisAddress::Tcp { host, port } => {
-                until(runtime, deadline, runtime.connect(host, *port))
-                    .await
-                    .ok_or(Failure::Timeout)?
-                    .map(|stream| BrokerIo::Tcp(HyperIo(stream)))
-            }
+            RedisAddress::Tcp { host, port } => until(
+                runtime,
+                deadline,
+                BrokerIo::connect_tcp(runtime, host, *port, config.tls.as_ref()),
+            )
+            .await
+            .ok_or(Failure::Timeout)?,
             RedisAddress::Unix { path } => until(runtime, deadline, runtime.connect_unix(path))
                 .await
                 .ok_or(Failure::Timeout)?

@@ -13,7 +13,7 @@
 //!   running as root on a bare machine).
 //! * [`run_browser_scenarios`] runs one Chromium process through a list of [`scenarios`].
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::{
     RunOutput, SCENARIO_TIMEOUT, STDERR_CAP, ScenarioResult, TransportMode, clients_dir,
-    ensure_clients, kill, missing_all, parse_result, read_capped, run_install,
+    ensure_clients, kill, missing_all, parse_result, read_capped,
 };
 
 /// Where Debian's `chromium` package puts its launcher.
@@ -95,74 +95,15 @@ const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Makes sure Chromium is installed at [`CHROMIUM`] and returns that path.
 ///
-/// When it is missing and the process runs as root (CI machines start bare), runs
-/// `apt-get install -y chromium`, and `apt-get update` plus a second attempt only if the first
-/// fails. Runs once per process; an exclusive lock on a file in the temp directory keeps
-/// concurrent test processes from running apt at the same time (apt would refuse the second).
+/// When it is missing and the process runs as root (CI machines start bare), installs Debian's
+/// `chromium` ([`crate::debian::ensure_program`]). Runs once per process.
 pub fn ensure_browser() -> Result<PathBuf, String> {
     static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     DONE.get_or_init(install_browser).clone()
 }
 
 fn install_browser() -> Result<PathBuf, String> {
-    let path = PathBuf::from(CHROMIUM);
-    if path.exists() {
-        return Ok(path);
-    }
-    if !is_root() {
-        return Err(format!(
-            "{CHROMIUM} is missing and this process is not root: install Debian's `chromium` \
-             package (apt-get install chromium)"
-        ));
-    }
-    let lock_path = std::env::temp_dir().join("sockio-testkit-chromium-install.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    // Another process may have installed it while this one waited for the lock.
-    let result = if path.exists() {
-        Ok(())
-    } else {
-        apt_get(&["install", "-y", "chromium"]).or_else(|first| {
-            apt_get(&["update"])
-                .and_then(|()| apt_get(&["install", "-y", "chromium"]))
-                .map_err(|second| format!("{first}\nafter apt-get update: {second}"))
-        })
-    };
-    drop(lock); // releases the flock
-    result?;
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "apt-get install chromium succeeded but {CHROMIUM} does not exist"
-        ))
-    }
-}
-
-fn apt_get(args: &[&str]) -> Result<(), String> {
-    let mut cmd = Command::new("apt-get");
-    cmd.args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .current_dir("/");
-    run_install(cmd, &format!("apt-get {}", args.join(" ")))
-}
-
-/// The effective uid is 0 (`/proc/self/status`, so no libc and no `unsafe`).
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-            // Uid: real effective saved filesystem
-            line.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
+    crate::debian::ensure_program(Path::new(CHROMIUM), "chromium")
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -789,13 +730,6 @@ mod tests {
             "POST /log HTTP/1.1\r\nContent-Length: x\r\n\r\n",
         );
         assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
-    }
-
-    #[test]
-    fn is_root_agrees_with_id() {
-        let out = Command::new("id").arg("-u").output().expect("id -u");
-        let uid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(is_root(), uid == "0", "id -u says {uid}");
     }
 
     #[test]

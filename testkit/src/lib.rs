@@ -24,7 +24,9 @@
 pub mod brokers;
 pub mod browser;
 pub mod clock;
+pub mod debian;
 pub mod node_script;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};

@@ -1265,6 +1265,7 @@ mod tests {
             vhost: "/".into(),
             username: "guest".into(),
             password: "guest".into(),
+            tls: None,
         }
     }
 

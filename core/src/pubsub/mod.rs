@@ -18,7 +18,9 @@ pub use callbacks::{Expired, PendingCallbacks, TooManyPending};
 pub use manager::ClientManager;
 pub use message::{DecodeError, Message, RemoteAck};
 pub use remote::{Ignored, Remote, ReplyAddress, RoomChange, triage};
-pub use url::{AmqpConfig, BrokerUrl, RedisAddress, RedisConfig, UrlError};
+pub use url::{
+    AmqpConfig, BrokerUrl, ClientIdentity, RedisAddress, RedisConfig, TlsOptions, UrlError,
+};
 
 /// The channel python-socketio's managers use by default.
 pub const DEFAULT_CHANNEL: &str = "socketio";

@@ -381,6 +381,7 @@ mod tests {
             db,
             username: None,
             password: password.map(str::to_owned),
+            tls: None,
         }
     }
 

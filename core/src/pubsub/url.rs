@@ -1,5 +1,12 @@
 //! Broker URLs, as python-socketio's managers take them: `redis://[[user]:password@]host[:port][/db]`,
-//! `unix://[[user]:password@]/path/to/redis.sock[?db=N]` and `amqp://user:password@host[:port][/vhost]`.
+//! `rediss://...` (Redis over TLS), `unix://[[user]:password@]/path/to/redis.sock[?db=N]`,
+//! `amqp://user:password@host[:port][/vhost]` and `amqps://...` (AMQP over TLS).
+//!
+//! TLS settings ride in the query string under the names the Python clients use, so one URL works
+//! for python-socketio and for sockio: redis-py's `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`
+//! and `ssl_cert_reqs` for `rediss://`, aio-pika's `cafile`, `certfile`, `keyfile` and
+//! `no_verify_ssl` for `amqps://`. Only the settings are parsed here; reading the files and the
+//! handshake belong to the runtimes.
 
 /// Where a Redis server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,16 +15,18 @@ pub enum RedisAddress {
     Unix { path: String },
 }
 
-/// A parsed `redis://` or `unix://` URL.
+/// A parsed `redis://`, `rediss://` or `unix://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     pub address: RedisAddress,
     pub db: u32,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Set for `rediss://`.
+    pub tls: Option<TlsOptions>,
 }
 
-/// A parsed `amqp://` URL.
+/// A parsed `amqp://` or `amqps://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
     pub host: String,
@@ -25,6 +34,29 @@ pub struct AmqpConfig {
     pub vhost: String,
     pub username: String,
     pub password: String,
+    /// Set for `amqps://`.
+    pub tls: Option<TlsOptions>,
+}
+
+/// How to secure a broker connection with TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The name the server's certificate must carry: the URL's host.
+    pub server_name: String,
+    /// A PEM file of the certificate authorities to trust instead of the system's.
+    pub ca_file: Option<String>,
+    /// A PEM certificate chain and its PEM private key, for brokers that authenticate clients.
+    pub client_identity: Option<ClientIdentity>,
+    /// `false` accepts any server certificate (`ssl_cert_reqs=none`, `no_verify_ssl=1`): the
+    /// connection is encrypted but not authenticated.
+    pub verify_server: bool,
+}
+
+/// Files of a client certificate for TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub certificate_file: String,
+    pub key_file: String,
 }
 
 /// A message-queue URL.
@@ -39,30 +71,128 @@ pub enum BrokerUrl {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UrlError {
-    #[error("`{0}` is not a broker URL (expected redis://, unix:// or amqp://)")]
-    Scheme(String),
     #[error(
-        "{0} (TLS) is not supported yet; terminate TLS in front of the broker or use a plain URL on a private network"
+        "`{0}` is not a broker URL (expected redis://, rediss://, unix://, amqp:// or amqps://)"
     )]
-    Tls(&'static str),
+    Scheme(String),
+    #[error("`{0}` is a TLS setting: use it with {1}")]
+    TlsSettingWithoutTls(String, &'static str),
     #[error("bad broker URL: {0}")]
     Malformed(&'static str),
 }
+
+/// The URL's query string as decoded `(name, value)` pairs.
+type Query = Vec<(String, String)>;
 
 impl BrokerUrl {
     pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| UrlError::Scheme(url.to_owned()))?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, parse_query(query)?),
+            None => (rest, Vec::new()),
+        };
         match scheme {
-            "redis" | "valkey" => parse_redis(rest).map(BrokerUrl::Redis),
-            "unix" => parse_redis_unix(rest).map(BrokerUrl::Redis),
-            "amqp" => parse_amqp(rest).map(BrokerUrl::Amqp),
-            "rediss" | "valkeys" => Err(UrlError::Tls("rediss://")),
-            "amqps" => Err(UrlError::Tls("amqps://")),
+            "redis" | "valkey" => parse_redis(rest, &query, false).map(BrokerUrl::Redis),
+            "rediss" | "valkeys" => parse_redis(rest, &query, true).map(BrokerUrl::Redis),
+            "unix" => parse_redis_unix(rest, &query).map(BrokerUrl::Redis),
+            "amqp" => parse_amqp(rest, &query, false).map(BrokerUrl::Amqp),
+            "amqps" => parse_amqp(rest, &query, true).map(BrokerUrl::Amqp),
             other => Err(UrlError::Scheme(format!("{other}://"))),
         }
     }
+}
+
+fn parse_query(query: &str) -> Result<Query, UrlError> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(name)?, percent_decode(value)?))
+        })
+        .collect()
+}
+
+fn query_value<'q>(query: &'q Query, name: &str) -> Option<&'q str> {
+    query
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The query names that set TLS up, per scheme family: (CA file, certificate, key).
+struct TlsNames {
+    ca_file: &'static str,
+    certificate: &'static str,
+    key: &'static str,
+    /// The scheme these names need, for the error when they come without it.
+    scheme: &'static str,
+}
+
+const REDIS_TLS: TlsNames = TlsNames {
+    ca_file: "ssl_ca_certs",
+    certificate: "ssl_certfile",
+    key: "ssl_keyfile",
+    scheme: "rediss://",
+};
+
+const AMQP_TLS: TlsNames = TlsNames {
+    ca_file: "cafile",
+    certificate: "certfile",
+    key: "keyfile",
+    scheme: "amqps://",
+};
+
+/// Reads the TLS settings of the query: `None` without TLS, where any TLS setting is an error
+/// rather than a silently plain-text connection.
+fn tls_options(
+    query: &Query,
+    names: &TlsNames,
+    host: &str,
+    tls: bool,
+    verify_server: Option<bool>,
+) -> Result<Option<TlsOptions>, UrlError> {
+    let ca_file = query_value(query, names.ca_file);
+    let certificate = query_value(query, names.certificate);
+    let key = query_value(query, names.key);
+    if !tls {
+        let setting = [
+            (names.ca_file, ca_file.is_some()),
+            (names.certificate, certificate.is_some()),
+            (names.key, key.is_some()),
+            ("verification", verify_server.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, present)| *present);
+        return match setting {
+            Some((name, _)) => Err(UrlError::TlsSettingWithoutTls(
+                name.to_owned(),
+                names.scheme,
+            )),
+            None => Ok(None),
+        };
+    }
+    let client_identity = match (certificate, key) {
+        (Some(certificate), Some(key)) => Some(ClientIdentity {
+            certificate_file: certificate.to_owned(),
+            key_file: key.to_owned(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(UrlError::Malformed(
+                "a client certificate needs both its certificate and its key file",
+            ));
+        }
+    };
+    Ok(Some(TlsOptions {
+        server_name: host.to_owned(),
+        ca_file: ca_file.map(str::to_owned),
+        client_identity,
+        verify_server: verify_server.unwrap_or(true),
+    }))
 }
 
 /// Splits `user:password@rest` into credentials and the rest.
@@ -109,72 +239,101 @@ fn host_port(authority: &str, default_port: u16) -> Result<(String, u16), UrlErr
     Ok((host.to_owned(), port))
 }
 
-fn parse_redis(rest: &str) -> Result<RedisConfig, UrlError> {
+fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlError> {
     let (username, password, rest) = credentials(rest)?;
     let (authority, path) = match rest.split_once('/') {
         Some((authority, path)) => (authority, path),
         None => (rest, ""),
     };
     let (host, port) = host_port(authority, 6379)?;
-    let db = match path.split('?').next().unwrap_or("") {
-        "" => 0,
+    let db = match path {
+        "" => query_db(query)?,
         db => db
             .parse()
             .map_err(|_| UrlError::Malformed("bad database number"))?,
     };
+    // redis-py's `ssl_cert_reqs`: `none` skips verifying the server; `optional` and `required`
+    // verify it (a server always presents a certificate).
+    let verify_server = match query_value(query, "ssl_cert_reqs") {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("cert_none") => {
+            Some(false)
+        }
+        Some(v)
+            if ["optional", "required", "cert_optional", "cert_required"]
+                .iter()
+                .any(|known| v.eq_ignore_ascii_case(known)) =>
+        {
+            Some(true)
+        }
+        Some(_) => {
+            return Err(UrlError::Malformed(
+                "ssl_cert_reqs must be none, optional or required",
+            ));
+        }
+    };
+    let tls = tls_options(query, &REDIS_TLS, &host, tls, verify_server)?;
     Ok(RedisConfig {
         address: RedisAddress::Tcp { host, port },
         db,
         username,
         password,
+        tls,
     })
 }
 
-fn parse_redis_unix(rest: &str) -> Result<RedisConfig, UrlError> {
-    let (username, password, rest) = credentials(rest)?;
-    let (path, query) = match rest.split_once('?') {
-        Some((path, query)) => (path, query),
-        None => (rest, ""),
-    };
+fn query_db(query: &Query) -> Result<u32, UrlError> {
+    match query_value(query, "db") {
+        None => Ok(0),
+        Some(db) => db
+            .parse()
+            .map_err(|_| UrlError::Malformed("bad database number")),
+    }
+}
+
+fn parse_redis_unix(rest: &str, query: &Query) -> Result<RedisConfig, UrlError> {
+    let (username, password, path) = credentials(rest)?;
     if !path.starts_with('/') {
         return Err(UrlError::Malformed("unix:// needs an absolute socket path"));
-    }
-    let mut db = 0;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        if let Some(value) = pair.strip_prefix("db=") {
-            db = value
-                .parse()
-                .map_err(|_| UrlError::Malformed("bad database number"))?;
-        }
     }
     Ok(RedisConfig {
         address: RedisAddress::Unix {
             path: percent_decode(path)?,
         },
-        db,
+        db: query_db(query)?,
         username,
         password,
+        tls: tls_options(query, &REDIS_TLS, "", false, None)?,
     })
 }
 
-fn parse_amqp(rest: &str) -> Result<AmqpConfig, UrlError> {
+fn parse_amqp(rest: &str, query: &Query, tls: bool) -> Result<AmqpConfig, UrlError> {
     let (username, password, rest) = credentials(rest)?;
     let (authority, vhost) = match rest.split_once('/') {
         Some((authority, vhost)) => (authority, Some(vhost)),
         None => (rest, None),
     };
-    let (host, port) = host_port(authority, 5672)?;
+    let (host, port) = host_port(authority, if tls { 5671 } else { 5672 })?;
     let vhost = match vhost {
         // RabbitMQ's convention: no path is the default vhost "/"; "/x" is "x"; "/%2f" is "/".
         None | Some("") => "/".to_owned(),
         Some(vhost) => percent_decode(vhost)?,
     };
+    // aio-pika's `no_verify_ssl=1` skips verifying the server.
+    let verify_server = match query_value(query, "no_verify_ssl") {
+        None => None,
+        Some("1" | "true" | "yes") => Some(false),
+        Some("0" | "false" | "no") => Some(true),
+        Some(_) => return Err(UrlError::Malformed("no_verify_ssl must be 0 or 1")),
+    };
+    let tls = tls_options(query, &AMQP_TLS, &host, tls, verify_server)?;
     Ok(AmqpConfig {
         host,
         port,
         vhost,
         username: username.unwrap_or_else(|| "guest".to_owned()),
         password: password.unwrap_or_else(|| "guest".to_owned()),
+        tls,
     })
 }
 
@@ -221,7 +380,8 @@ mod tests {
                 },
                 db: 0,
                 username: None,
-                password: None
+                password: None,
+                tls: None
             }
         );
         let full = redis("redis://user:p%40ss@redis.example:7000/3");
@@ -264,7 +424,8 @@ mod tests {
                 port: 5672,
                 vhost: "/".into(),
                 username: "guest".into(),
-                password: "guest".into()
+                password: "guest".into(),
+                tls: None
             })
         );
         let BrokerUrl::Amqp(config) = BrokerUrl::parse("amqp://localhost").unwrap() else {
@@ -282,14 +443,74 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls() {
+        let plain_default = redis("rediss://:pw@cache.example");
+        assert_eq!(
+            plain_default.tls,
+            Some(TlsOptions {
+                server_name: "cache.example".into(),
+                ca_file: None,
+                client_identity: None,
+                verify_server: true,
+            })
+        );
+        let full = redis(
+            "rediss://cache.example:6380/2?ssl_ca_certs=%2Fetc%2Fca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_cert_reqs=required",
+        );
+        assert_eq!(full.db, 2);
+        let tls = full.tls.expect("TLS");
+        assert_eq!(tls.ca_file.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(
+            tls.client_identity,
+            Some(ClientIdentity {
+                certificate_file: "/c.pem".into(),
+                key_file: "/k.pem".into()
+            })
+        );
+        assert!(tls.verify_server);
+        let unverified = redis("rediss://h?ssl_cert_reqs=none");
+        assert!(!unverified.tls.expect("TLS").verify_server);
+
+        let BrokerUrl::Amqp(amqps) =
+            BrokerUrl::parse("amqps://u:p@mq.example/prod?cafile=/ca.pem&no_verify_ssl=0").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((amqps.port, amqps.vhost.as_str()), (5671, "prod"));
+        let tls = amqps.tls.expect("TLS");
+        assert_eq!(tls.server_name, "mq.example");
+        assert_eq!(tls.ca_file.as_deref(), Some("/ca.pem"));
+        assert!(tls.verify_server);
+        let BrokerUrl::Amqp(plain) = BrokerUrl::parse("amqp://u:p@h/prod?heartbeat=30").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((plain.vhost.as_str(), plain.tls), ("prod", None));
+    }
+
+    #[test]
     fn refusals_are_clear() {
+        assert_eq!(
+            BrokerUrl::parse("redis://h?ssl_ca_certs=/ca.pem"),
+            Err(UrlError::TlsSettingWithoutTls(
+                "ssl_ca_certs".into(),
+                "rediss://"
+            ))
+        );
+        assert_eq!(
+            BrokerUrl::parse("amqp://h?no_verify_ssl=1"),
+            Err(UrlError::TlsSettingWithoutTls(
+                "verification".into(),
+                "amqps://"
+            ))
+        );
         assert!(matches!(
-            BrokerUrl::parse("rediss://h"),
-            Err(UrlError::Tls(_))
+            BrokerUrl::parse("rediss://h?ssl_certfile=/c.pem"),
+            Err(UrlError::Malformed(_))
         ));
         assert!(matches!(
-            BrokerUrl::parse("amqps://h"),
-            Err(UrlError::Tls(_))
+            BrokerUrl::parse("rediss://h?ssl_cert_reqs=maybe"),
+            Err(UrlError::Malformed(_))
         ));
         assert!(matches!(
             BrokerUrl::parse("kafka://h"),

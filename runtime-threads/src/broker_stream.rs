@@ -1,0 +1,110 @@
+//! A blocking connection to a message broker: TCP, TCP with TLS (`rediss://`, `amqps://`) or a
+//! Unix-domain socket. Each is used by one thread; timeouts are set on the socket underneath.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use sockio_core::pubsub::TlsOptions;
+use sockio_tls::rustls::{ClientConnection, StreamOwned};
+
+pub(crate) enum BrokerStream {
+    Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Unix(UnixStream),
+}
+
+impl BrokerStream {
+    /// Connects to the first address of `host` that answers within `timeout`, then runs the TLS
+    /// handshake when `tls` asks for it, bounded by the same timeout.
+    pub(crate) fn connect_tcp(
+        host: &str,
+        port: u16,
+        tls: Option<&TlsOptions>,
+        timeout: Duration,
+    ) -> io::Result<BrokerStream> {
+        let client = tls
+            .map(sockio_tls::TlsClient::new)
+            .transpose()
+            .map_err(io::Error::other)?;
+        let mut last = io::Error::other("the host name resolves to no address");
+        for addr in (host, port).to_socket_addrs()? {
+            let stream = match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    last = error;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            return match &client {
+                None => Ok(BrokerStream::Tcp(stream)),
+                Some(client) => {
+                    stream.set_read_timeout(Some(timeout))?;
+                    stream.set_write_timeout(Some(timeout))?;
+                    Ok(BrokerStream::Tls(Box::new(
+                        client.connect_blocking(stream)?,
+                    )))
+                }
+            };
+        }
+        Err(last)
+    }
+
+    pub(crate) fn connect_unix(path: &str) -> io::Result<BrokerStream> {
+        UnixStream::connect(path).map(BrokerStream::Unix)
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            BrokerStream::Tcp(s) => s.set_read_timeout(timeout),
+            BrokerStream::Tls(s) => s.sock.set_read_timeout(timeout),
+            BrokerStream::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            BrokerStream::Tcp(s) => s.set_write_timeout(timeout),
+            BrokerStream::Tls(s) => s.sock.set_write_timeout(timeout),
+            BrokerStream::Unix(s) => s.set_write_timeout(timeout),
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            BrokerStream::Tcp(s) => s.set_nonblocking(nonblocking),
+            BrokerStream::Tls(s) => s.sock.set_nonblocking(nonblocking),
+            BrokerStream::Unix(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+}
+
+impl Read for BrokerStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            BrokerStream::Tcp(s) => s.read(buf),
+            BrokerStream::Tls(s) => s.read(buf),
+            BrokerStream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for BrokerStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            BrokerStream::Tcp(s) => s.write(buf),
+            BrokerStream::Tls(s) => s.write(buf),
+            BrokerStream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            BrokerStream::Tcp(s) => s.flush(),
+            BrokerStream::Tls(s) => s.flush(),
+            BrokerStream::Unix(s) => s.flush(),
+        }
+    }
+}

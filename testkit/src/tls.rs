@@ -1,0 +1,268 @@
+//! Brokers behind TLS for the `rediss://` and `amqps://` tests: a certificate authority made up
+//! for the test run, a `redis-server` with a TLS port (Redis's own TLS, OpenSSL), and a TLS
+//! terminator (`socat`, OpenSSL) in front of the machine's RabbitMQ, whose own configuration a
+//! test cannot change.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+use crate::brokers::fresh_channel;
+
+/// PEM files in a temporary directory, removed on drop: a CA, a server certificate it signed for
+/// `localhost` and `127.0.0.1`, and a second CA that signed nothing (for "unknown issuer").
+pub struct TestCertificates {
+    dir: PathBuf,
+}
+
+impl TestCertificates {
+    pub fn generate() -> Result<TestCertificates, String> {
+        let dir = std::env::temp_dir().join(fresh_channel("sockio-tls"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let certificates = TestCertificates { dir };
+        let fail = |e: rcgen::Error| format!("generating a test certificate: {e}");
+
+        let (ca_params, ca_key) = certificate_authority("sockio test CA").map_err(fail)?;
+        let ca = ca_params.self_signed(&ca_key).map_err(fail)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().map_err(fail)?;
+        let mut server_params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .map_err(fail)?;
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let server = server_params
+            .signed_by(&server_key, &issuer)
+            .map_err(fail)?;
+        let (other_params, other_key) = certificate_authority("unrelated CA").map_err(fail)?;
+        let other = other_params.self_signed(&other_key).map_err(fail)?;
+
+        certificates.write("ca.pem", &ca.pem())?;
+        certificates.write("server.pem", &server.pem())?;
+        certificates.write("server.key", &server_key.serialize_pem())?;
+        certificates.write("other-ca.pem", &other.pem())?;
+        Ok(certificates)
+    }
+
+    fn write(&self, name: &str, pem: &str) -> Result<(), String> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// The CA that signed the server certificate.
+    pub fn ca_file(&self) -> String {
+        self.path("ca.pem")
+    }
+
+    /// A CA that did not sign the server certificate.
+    pub fn other_ca_file(&self) -> String {
+        self.path("other-ca.pem")
+    }
+
+    pub fn server_certificate(&self) -> String {
+        self.path("server.pem")
+    }
+
+    pub fn server_key(&self) -> String {
+        self.path("server.key")
+    }
+}
+
+impl Drop for TestCertificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn certificate_authority(name: &str) -> Result<(CertificateParams, KeyPair), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    Ok((params, key))
+}
+
+/// A `redis-server` listening with TLS on one port and in plain text on another (for the
+/// tests' own probes, such as counting subscribers), killed on drop.
+pub struct TlsRedis {
+    child: Child,
+    plain_port: u16,
+    tls_port: u16,
+    certificates: TestCertificates,
+}
+
+impl TlsRedis {
+    /// Starts one; `None` (skip) when `redis-server` cannot start and brokers are not required,
+    /// a panic when they are.
+    pub fn start() -> Option<TlsRedis> {
+        let certificates = TestCertificates::generate().unwrap_or_else(|e| panic!("{e}"));
+        let (plain_port, tls_port) = (free_port(), free_port());
+        let spawned = Command::new("redis-server")
+            .args(["--port", &plain_port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--tls-port", &tls_port.to_string()])
+            .args(["--tls-cert-file", &certificates.server_certificate()])
+            .args(["--tls-key-file", &certificates.server_key()])
+            .args(["--tls-ca-cert-file", &certificates.ca_file()])
+            .args(["--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) => return skip_or_panic(&format!("cannot start redis-server ({error})")),
+        };
+        let redis = TlsRedis {
+            child,
+            plain_port,
+            tls_port,
+            certificates,
+        };
+        wait_for_port(redis.plain_port, "redis-server");
+        wait_for_port(redis.tls_port, "redis-server's TLS port");
+        Some(redis)
+    }
+
+    /// `rediss://localhost:PORT/0?ssl_ca_certs=CA` with the CA that signed the server's
+    /// certificate.
+    pub fn url(&self) -> String {
+        self.url_with(&format!("ssl_ca_certs={}", self.certificates.ca_file()))
+    }
+
+    /// `rediss://localhost:PORT/0?QUERY`.
+    pub fn url_with(&self, query: &str) -> String {
+        format!("rediss://localhost:{}/0?{query}", self.tls_port)
+    }
+
+    /// `127.0.0.1:PORT` of the plain-text port.
+    pub fn plain_address(&self) -> String {
+        format!("127.0.0.1:{}", self.plain_port)
+    }
+
+    pub fn certificates(&self) -> &TestCertificates {
+        &self.certificates
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `socat` terminating TLS on a port of 127.0.0.1 and forwarding the plain bytes to `upstream`
+/// (one forked socat per connection, all in one process group, killed on drop).
+pub struct TlsTerminator {
+    child: Child,
+    port: u16,
+    certificates: TestCertificates,
+}
+
+impl TlsTerminator {
+    /// Starts one in front of `upstream` (`host:port`); `None` (skip) when `socat` is missing
+    /// and cannot be installed and brokers are not required, a panic when they are.
+    pub fn start(upstream: &str) -> Option<TlsTerminator> {
+        let socat = match crate::debian::ensure_program(Path::new("/usr/bin/socat"), "socat") {
+            Ok(socat) => socat,
+            Err(error) => return skip_or_panic(&format!("no socat: {error}")),
+        };
+        let certificates = TestCertificates::generate().unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+            certificates.server_certificate(),
+            certificates.server_key()
+        );
+        let spawned = {
+            use std::os::unix::process::CommandExt;
+            Command::new(socat)
+                .arg(listen)
+                .arg(format!("TCP:{upstream}"))
+                .process_group(0)
+                .stdout(Stdio::null())
+                .spawn()
+        };
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) => return skip_or_panic(&format!("cannot start socat ({error})")),
+        };
+        let terminator = TlsTerminator {
+            child,
+            port,
+            certificates,
+        };
+        wait_for_port(port, "socat");
+        Some(terminator)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `amqps://` URL that reaches the broker of the plain `amqp://` URL `plain` through
+    /// this terminator: same credentials and vhost, host `localhost` (the certificate's name),
+    /// and the CA that signed the certificate as `cafile`.
+    pub fn amqps_url(&self, plain: &str) -> String {
+        let rest = plain.split_once("://").map_or(plain, |(_, rest)| rest);
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let credentials = authority
+            .rsplit_once('@')
+            .map_or(String::new(), |(credentials, _)| format!("{credentials}@"));
+        format!(
+            "amqps://{credentials}localhost:{}/{path}?cafile={}",
+            self.port,
+            self.certificates.ca_file()
+        )
+    }
+
+    pub fn certificates(&self) -> &TestCertificates {
+        &self.certificates
+    }
+}
+
+impl Drop for TlsTerminator {
+    fn drop(&mut self) {
+        // The whole group: socat forks a child per connection, which would outlive the parent.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skip_or_panic<T>(why: &str) -> Option<T> {
+    if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") {
+        panic!("required (SOCKIO_REQUIRE_BROKERS=1): {why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never listened on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,229 @@
+//! TLS for sockio's broker connections (`rediss://`, `amqps://`).
+//!
+//! The core parses what the URL asks for ([`TlsOptions`]); this crate turns that into rustls
+//! client settings (trusted roots, client certificate, verification) once for every runtime, and
+//! gives the blocking runtime its handshake. The async runtimes run the same settings through
+//! futures-rustls. Reading certificate files is I/O, which is why this is not in the core.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use sockio_core::pubsub::TlsOptions;
+
+pub use rustls;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("cannot read TLS file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("no certificate in the TLS CA file {0}")]
+    NoCertificates(String),
+    #[error("no trusted certificate authority: the system has none and the URL names no CA file")]
+    NoRoots,
+    #[error("`{0}` is not a valid TLS server name")]
+    ServerName(String),
+    #[error("TLS settings refused: {0}")]
+    Config(rustls::Error),
+}
+
+/// What a connection needs to start a TLS handshake.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub config: Arc<ClientConfig>,
+    pub server_name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// Builds the client settings: the CA file's certificates, or the system's when the URL
+    /// names none; the client certificate if given; no server verification only when asked.
+    pub fn new(options: &TlsOptions) -> Result<TlsClient, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?;
+        let builder = if options.verify_server {
+            builder.with_root_certificates(roots(options.ca_file.as_deref())?)
+        } else {
+            tracing::warn!(
+                server = %options.server_name,
+                "broker TLS without verifying the server's certificate: encrypted, not authenticated"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
+        };
+        let config = match &options.client_identity {
+            Some(identity) => {
+                let chain = certificates(&identity.certificate_file)?;
+                let key = PrivateKeyDer::from_pem_file(&identity.key_file).map_err(|error| {
+                    TlsError::File {
+                        path: identity.key_file.clone(),
+                        reason: error.to_string(),
+                    }
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(TlsError::Config)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let server_name = ServerName::try_from(options.server_name.clone())
+            .map_err(|_| TlsError::ServerName(options.server_name.clone()))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+
+    /// Runs the handshake over a blocking stream, so a refused certificate is reported as a
+    /// connection failure rather than at the first publish.
+    pub fn connect_blocking<S: Read + Write>(
+        &self,
+        mut stream: S,
+    ) -> std::io::Result<rustls::StreamOwned<ClientConnection, S>> {
+        let mut connection = ClientConnection::new(self.config.clone(), self.server_name.clone())
+            .map_err(std::io::Error::other)?;
+        while connection.is_handshaking() {
+            connection.complete_io(&mut stream)?;
+        }
+        Ok(rustls::StreamOwned::new(connection, stream))
+    }
+}
+
+fn roots(ca_file: Option<&str>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let (added, _) = roots.add_parsable_certificates(certificates(path)?);
+            if added == 0 {
+                return Err(TlsError::NoCertificates(path.to_owned()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::warn!(%error, "skipping part of the system's certificate store");
+            }
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(TlsError::NoRoots);
+            }
+        }
+    }
+    Ok(roots)
+}
+
+fn certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let file_error = |reason: String| TlsError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| file_error(error.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| file_error(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(TlsError::NoCertificates(path.to_owned()));
+    }
+    Ok(certificates)
+}
+
+/// `ssl_cert_reqs=none` / `no_verify_ssl=1`: any certificate is accepted, but the handshake's
+/// signatures are still checked so the session keys belong to whoever holds that certificate.
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(ca_file: Option<&str>) -> TlsOptions {
+        TlsOptions {
+            server_name: "localhost".into(),
+            ca_file: ca_file.map(str::to_owned),
+            client_identity: None,
+            verify_server: true,
+        }
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named_in_the_error() {
+        let error = TlsClient::new(&options(Some("/nonexistent/ca.pem")))
+            .err()
+            .expect("a missing file fails");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let path =
+            std::env::temp_dir().join(format!("sockio-tls-empty-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").expect("write a temp file");
+        let error = TlsClient::new(&options(path.to_str()))
+            .err()
+            .expect("no certificate fails");
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(error, TlsError::NoCertificates(_)), "{error}");
+    }
+
+    #[test]
+    fn unverified_settings_build_without_roots() {
+        let mut options = options(Some("/nonexistent/ca.pem"));
+        options.verify_server = false;
+        assert!(TlsClient::new(&options).is_ok());
+    }
+}
