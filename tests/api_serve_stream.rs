@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sockio::server::{Args, Runtime, Server, Socket};
 use tokio::sync::mpsc;
 
-/// A server that acknowledges `echo` with its arguments (binary attachments included)s (binary attachments included) and reports each connection's remote IP.
+/// A server that acknowledges `echo` with its arguments (binary attachments included) and reports each connection's remote IP.
 fn echo_server<Rt: Runtime>() -> (Server<Rt>, mpsc::UnboundedReceiver<Option<IpAddr>>) {
     let io = Server::<Rt>::builder().build();
     let (tx, rx) = mpsc::unbounded_channel();

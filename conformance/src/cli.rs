@@ -2,7 +2,6 @@
 //! [`serve_from_env`]).
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -169,7 +168,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
         options.ping_timeout = Duration::from_millis(ms);
     }
     options.cors_origins = args.cors_origins.clone();
-    let listener = match TcpListener::bind((args.host.as_str(), args.port)) {
+    let listener = match sockio_net::listen::bind((args.host.as_str(), args.port)) {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!(

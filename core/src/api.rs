@@ -231,6 +231,15 @@ macro_rules! server_builder_options {
             self
         }
 
+        /// How long a client may take to send an HTTP request head (default 30 s); counted from
+        /// when the server starts waiting for it, so it also ends a kept-alive connection that
+        /// stays idle that long. On the threads runtime it bounds each read instead (a blocking
+        /// socket's read timeout), so a head trickled a byte at a time inside the bound is kept.
+        pub fn http_header_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.config.engine.http_header_timeout = timeout;
+            self
+        }
+
         /// How long a connection may stay without a namespace (default 45 s).
         pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
             self.config.connect_timeout = timeout;

@@ -54,10 +54,6 @@ impl sockio_server::Runtime for Smol {
         }
     }
 
-    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send {
-        smol::net::TcpListener::bind(addr.to_owned())
-    }
-
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
         smol::net::TcpListener::try_from(listener)
     }

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use sockio_core::pubsub::TlsOptions;
-use sockio_tls::rustls::{ClientConnection, StreamOwned};
+use sockio_net::tls::rustls::{ClientConnection, StreamOwned};
 
 pub(crate) enum BrokerStream {
     Tcp(TcpStream),
@@ -25,7 +25,7 @@ impl BrokerStream {
         timeout: Duration,
     ) -> io::Result<BrokerStream> {
         let client = tls
-            .map(sockio_tls::TlsClient::new)
+            .map(sockio_net::tls::TlsClient::new)
             .transpose()
             .map_err(io::Error::other)?;
         let mut last = io::Error::other("the host name resolves to no address");

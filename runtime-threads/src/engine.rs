@@ -304,7 +304,7 @@ impl EngineServer {
     /// [`abort`](Self::abort); other paths get 404. Blocks the calling thread (the accept loop);
     /// every connection gets its own thread.
     pub fn serve(&self, addr: &str) -> Result<(), ServerError> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = sockio_net::listen::bind(addr)?;
         self.serve_std(listener)
     }
 
@@ -640,6 +640,10 @@ impl Host for EngineServer {
 
     fn max_body(&self) -> usize {
         self.inner.config.max_http_buffer_size
+    }
+
+    fn header_timeout(&self) -> Duration {
+        self.inner.config.http_header_timeout
     }
 
     fn route(

@@ -33,8 +33,6 @@ use crate::server::Server;
 /// the 128-level limit alone needs between 128 and 192 KiB unoptimised, and 256 KiB overflowed
 /// in CI).
 pub const CONNECTION_STACK: usize = 1024 * 1024;
-/// How long an idle keep-alive connection waits for its next request.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one write may block before the peer is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a thread holding a long-poll checks whether its client hung up.
@@ -95,6 +93,9 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     fn serving(&self) -> &Serving;
     /// The largest request body (`max_http_buffer_size`).
     fn max_body(&self) -> usize;
+    /// How long one read of a request head (or an idle keep-alive connection) may wait
+    /// (`http_header_timeout`).
+    fn header_timeout(&self) -> Duration;
     /// Routes one request; a long-poll blocks here, watching `watch` for its client hanging up.
     fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled<Self::Upgrade>;
 }
@@ -274,6 +275,10 @@ impl Host for Server {
         self.inner.config.engine.max_http_buffer_size
     }
 
+    fn header_timeout(&self) -> Duration {
+        self.inner.config.engine.http_header_timeout
+    }
+
     fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled {
         Server::route(self, request, watch)
     }
@@ -366,7 +371,7 @@ impl Middleware {
     /// Listens on `addr` and serves until the server shuts down or is aborted; see
     /// [`Server::serve`].
     pub fn serve(&self, addr: &str) -> Result<(), ServerError> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = sockio_net::listen::bind(addr)?;
         self.serve_std(listener)
     }
 
@@ -397,7 +402,7 @@ impl Server {
     /// [`abort`](Server::abort). Blocks the calling thread (the accept loop); every connection
     /// gets its own thread. Requests outside the Socket.IO path get 404.
     pub fn serve(&self, addr: &str) -> Result<(), ServerError> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = sockio_net::listen::bind(addr)?;
         self.serve_std(listener)
     }
 
@@ -623,7 +628,7 @@ pub(crate) fn connection_loop<H: Host>(
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_read_timeout(Some(host.header_timeout()));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let stream = Arc::new(stream);
     let key = host.serving().track(&stream);

@@ -61,10 +61,6 @@ impl sockio_server::Runtime for Tokio {
         tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
     }
 
-    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send {
-        tokio::net::TcpListener::bind(addr.to_owned())
-    }
-
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
         tokio::net::TcpListener::from_std(listener)
     }

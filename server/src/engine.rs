@@ -34,7 +34,6 @@ use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
@@ -275,14 +274,13 @@ impl<Rt: Runtime> EngineServer<Rt> {
 
     /// Listens on `addr` (`host:port`) and serves forever; other paths get 404.
     pub async fn serve(&self, addr: &str) -> Result<(), ServerError> {
-        let listener = self.inner.runtime.bind(addr).await?;
+        let listener = crate::runtime::bind(&self.inner.runtime, addr)?;
         self.serve_listener(listener).await
     }
 
     /// Serves connections from an already bound std listener.
     pub async fn serve_std(&self, listener: std::net::TcpListener) -> Result<(), ServerError> {
-        listener.set_nonblocking(true)?;
-        let listener = self.inner.runtime.listener_from_std(listener)?;
+        let listener = crate::runtime::from_std(&self.inner.runtime, listener)?;
         self.serve_listener(listener).await
     }
 
@@ -302,6 +300,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 }
             };
             let server = self.clone();
+            let http = crate::http1::builder(runtime, self.inner.config.http_header_timeout);
             runtime.spawn(async move {
                 let service = service_fn(move |request: http::Request<Incoming>| {
                     let server = server.clone();
@@ -313,9 +312,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                         Ok::<_, std::convert::Infallible>(response)
                     }
                 });
-                let connection = http1::Builder::new()
-                    .serve_connection(stream, service)
-                    .with_upgrades();
+                let connection = http.serve_connection(stream, service).with_upgrades();
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, "HTTP connection ended with an error");
                 }

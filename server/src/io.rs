@@ -62,7 +62,7 @@ impl<Rt: crate::runtime::Runtime> BrokerIo<Rt> {
         let Some(options) = tls else {
             return Ok(BrokerIo::Tcp(HyperIo(runtime.connect(host, port).await?)));
         };
-        let client = sockio_tls::TlsClient::new(options).map_err(io::Error::other)?;
+        let client = sockio_net::tls::TlsClient::new(options).map_err(io::Error::other)?;
         let stream = runtime.connect(host, port).await?;
         let connector = futures_rustls::TlsConnector::from(client.config);
         let tls = connector

@@ -16,6 +16,7 @@ mod emitter;
 pub mod engine;
 mod error;
 mod handlers;
+mod http1;
 mod io;
 mod layer;
 mod manager;

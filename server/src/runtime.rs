@@ -27,10 +27,8 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// Completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static;
 
-    /// Binds a listener to `addr` (`host:port`).
-    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send;
-
-    /// Converts a bound std listener (for callers that bind themselves, e.g. port 0 in tests).
+    /// Converts a bound, non-blocking std listener: servers bind with
+    /// [`sockio_net::listen::bind`] (a deep accept backlog) and hand the listener over.
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener>;
 
     /// Accepts one connection.
@@ -52,6 +50,21 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// Connects to the Unix-domain socket at `path` (a broker's `unix://` URL).
     fn connect_unix(&self, path: &str)
     -> impl Future<Output = io::Result<Self::UnixStream>> + Send;
+}
+
+/// Binds `addr` (`host:port`; a host name is resolved on the calling thread, once) with
+/// [`sockio_net::listen::bind`] and gives the listener to `runtime`.
+pub(crate) fn bind<Rt: Runtime>(runtime: &Rt, addr: &str) -> io::Result<Rt::Listener> {
+    from_std(runtime, sockio_net::listen::bind(addr)?)
+}
+
+/// Gives a std listener to `runtime`, non-blocking as async runtimes need it.
+pub(crate) fn from_std<Rt: Runtime>(
+    runtime: &Rt,
+    listener: std::net::TcpListener,
+) -> io::Result<Rt::Listener> {
+    listener.set_nonblocking(true)?;
+    runtime.listener_from_std(listener)
 }
 
 /// Runs `future` for at most until `deadline`; `None` when time ran out.

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures_util::future::{Either, select};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 
 use crate::error::ServerError;
@@ -34,7 +33,7 @@ impl<Rt: Runtime> Server<Rt> {
     /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) is called.
     /// Requests outside the Socket.IO path get 404.
     pub async fn serve(&self, addr: &str) -> Result<(), ServerError> {
-        let listener = self.inner.runtime.bind(addr).await?;
+        let listener = crate::runtime::bind(&self.inner.runtime, addr)?;
         self.serve_listener(listener).await
     }
 
@@ -45,14 +44,13 @@ impl<Rt: Runtime> Server<Rt> {
     where
         F: Fn(http::Request<Incoming>) -> http::Response<Full<Bytes>> + Send + Sync + 'static,
     {
-        let listener = self.inner.runtime.bind(addr).await?;
+        let listener = crate::runtime::bind(&self.inner.runtime, addr)?;
         self.serve_listener_with(listener, Arc::new(fallback)).await
     }
 
     /// Serves connections from an already bound std listener (bind port 0 to let the OS choose).
     pub async fn serve_std(&self, listener: std::net::TcpListener) -> Result<(), ServerError> {
-        listener.set_nonblocking(true)?;
-        let listener = self.inner.runtime.listener_from_std(listener)?;
+        let listener = crate::runtime::from_std(&self.inner.runtime, listener)?;
         self.serve_listener(listener).await
     }
 
@@ -131,9 +129,12 @@ impl<Rt: Runtime> Server<Rt> {
                 Ok::<_, std::convert::Infallible>(server.respond(request, remote, &fallback).await)
             }
         });
-        let connection = http1::Builder::new()
-            .serve_connection(stream, service)
-            .with_upgrades();
+        let connection = crate::http1::builder(
+            &self.inner.runtime,
+            self.inner.config.engine.http_header_timeout,
+        )
+        .serve_connection(stream, service)
+        .with_upgrades();
         if let Err(error) = connection.await {
             tracing::debug!(%error, "HTTP connection ended with an error");
         }

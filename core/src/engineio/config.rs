@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub upgrade_timeout: Duration,
     /// How long a server-side close waits for the client's next poll to deliver the close packet.
     pub close_timeout: Duration,
+    /// How long a client may take to send an HTTP request head (runtimes enforce it: a
+    /// connection that sends its head slowly, or stops half-way, is closed).
+    pub http_header_timeout: Duration,
     /// Largest POST body and largest WebSocket message accepted, in bytes; advertised as `maxPayload`.
     pub max_http_buffer_size: usize,
     /// Whether polling clients may upgrade to WebSocket.
@@ -84,6 +87,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("ping_timeout", &self.ping_timeout)
             .field("upgrade_timeout", &self.upgrade_timeout)
             .field("close_timeout", &self.close_timeout)
+            .field("http_header_timeout", &self.http_header_timeout)
             .field("max_http_buffer_size", &self.max_http_buffer_size)
             .field("allow_upgrades", &self.allow_upgrades)
             .field("http_compression", &self.http_compression)
@@ -107,6 +111,7 @@ impl Default for EngineConfig {
             ping_timeout: Duration::from_millis(20_000),
             upgrade_timeout: Duration::from_millis(10_000),
             close_timeout: Duration::from_millis(30_000),
+            http_header_timeout: Duration::from_secs(30),
             max_http_buffer_size: 1_000_000,
             allow_upgrades: true,
             http_compression: true,

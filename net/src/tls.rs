@@ -1,6 +1,6 @@
-//! TLS for sockio's broker connections (`rediss://`, `amqps://`).
+//! TLS for broker connections (`rediss://`, `amqps://`).
 //!
-//! The core parses what the URL asks for ([`TlsOptions`]); this crate turns that into rustls
+//! The core parses what the URL asks for ([`TlsOptions`]); this module turns that into rustls
 //! client settings (trusted roots, client certificate, verification) once for every runtime, and
 //! gives the blocking runtime its handshake. The async runtimes run the same settings through
 //! futures-rustls. Reading certificate files is I/O, which is why this is not in the core.

@@ -1,0 +1,58 @@
+//! hyper's HTTP/1.1 connection settings, with a timer from the [`Runtime`] so that a client
+//! sending its request head slowly (or never finishing it) is cut off.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+
+use crate::runtime::Runtime;
+
+/// The builder every connection of the async servers is served with. `header_timeout` is the
+/// configured `http_header_timeout`, counted by hyper from when it starts waiting for a head
+/// (for a kept-alive connection: from the end of the previous response).
+pub(crate) fn builder<Rt: Runtime>(runtime: &Rt, header_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(RuntimeTimer(runtime.clone()))
+        .header_read_timeout(header_timeout);
+    builder
+}
+
+/// hyper's timer on the runtime's `sleep_until`.
+#[derive(Clone)]
+struct RuntimeTimer<Rt>(Rt);
+
+impl<Rt: Runtime> hyper::rt::Timer for RuntimeTimer<Rt> {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(RuntimeSleep(Mutex::new(Box::pin(
+            self.0.sleep_until(deadline),
+        ))))
+    }
+}
+
+/// hyper wants a `Sync` sleep; a runtime's sleep future is only `Send`. It is only ever polled
+/// through `&mut`, so the mutex is never locked, just there to make the type `Sync`.
+struct RuntimeSleep(Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Future for RuntimeSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for RuntimeSleep {}

@@ -1,0 +1,92 @@
+//! `http_header_timeout` on every runtime: a connection that stops in the middle of its request
+//! head is closed once the timeout passes, and complete requests are still answered.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use sockio::server::{Runtime, Server};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+const HANDSHAKE: &str = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+
+fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    (listener, addr)
+}
+
+fn serve_async<Rt: Runtime>(
+    block_on: fn(std::pin::Pin<Box<dyn Future<Output = ()>>>),
+) -> SocketAddr {
+    let io = Server::<Rt>::builder().http_header_timeout(TIMEOUT).build();
+    let (listener, addr) = bind();
+    std::thread::spawn(move || {
+        block_on(Box::pin(async move {
+            let _ = io.serve_std(listener).await;
+        }))
+    });
+    addr
+}
+
+fn serve_threads() -> SocketAddr {
+    let io = sockio_threads::Server::builder()
+        .http_header_timeout(TIMEOUT)
+        .build();
+    let (listener, addr) = bind();
+    std::thread::spawn(move || io.serve_std(listener));
+    addr
+}
+
+/// What a half-sent head gets, and a whole one on another connection.
+fn check(addr: SocketAddr) {
+    let mut stuck = TcpStream::connect(addr).expect("connect");
+    stuck
+        .write_all(HANDSHAKE.as_bytes())
+        .expect("write half a head");
+    // Far longer than TIMEOUT: the read returns because the server closed the connection.
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut answer = Vec::new();
+    match stuck.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
+        Err(error) => panic!("the stuck connection was not closed: {error}"),
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    let mut whole = TcpStream::connect(addr).expect("connect");
+    whole
+        .write_all(format!("{HANDSHAKE}Connection: close\r\n\r\n").as_bytes())
+        .expect("write a head");
+    let mut answer = String::new();
+    whole.read_to_string(&mut answer).expect("the handshake");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"sid\""), "{answer}");
+}
+
+#[test]
+fn a_half_sent_head_is_closed_on_tokio() {
+    check(serve_async::<sockio_tokio::Tokio>(|future| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    }));
+}
+
+#[test]
+fn a_half_sent_head_is_closed_on_smol() {
+    check(serve_async::<sockio_smol::Smol>(smol::block_on));
+}
+
+#[test]
+fn a_half_sent_head_is_closed_on_threads() {
+    check(serve_threads());
+}
