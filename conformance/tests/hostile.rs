@@ -13,6 +13,7 @@ mod hostile {
     pub mod attacks;
     pub mod harness;
     pub mod net;
+    pub mod v3;
 }
 
 use std::sync::Mutex;

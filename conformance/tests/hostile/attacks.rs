@@ -15,6 +15,10 @@ pub type Attack = fn(u16) -> Result<String, String>;
 pub const ALL: &[(&str, Attack)] = &[
     ("malformed Engine.IO packets", malformed_engine_io),
     ("malformed Socket.IO packets", malformed_socket_io),
+    (
+        "Engine.IO v3 and JSONP garbage",
+        super::v3::v3_and_jsonp_garbage,
+    ),
     ("bad EIO, transport, sid", bad_query),
     ("wrong methods", wrong_methods),
     ("POST body over the limit", post_over_limit),
@@ -34,18 +38,18 @@ pub const ALL: &[(&str, Attack)] = &[
 ];
 
 /// Every check of an attack, so one failure does not hide the others.
-struct Checks(Vec<String>);
+pub(super) struct Checks(Vec<String>);
 
 impl Checks {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Checks(Vec::new())
     }
-    fn check(&mut self, what: &str, run: impl FnOnce() -> Result<(), String>) {
+    pub(super) fn check(&mut self, what: &str, run: impl FnOnce() -> Result<(), String>) {
         if let Err(e) = run() {
             self.0.push(format!("{what}: {e}"));
         }
     }
-    fn done(self, detail: String) -> Result<String, String> {
+    pub(super) fn done(self, detail: String) -> Result<String, String> {
         if self.0.is_empty() {
             Ok(detail)
         } else {

@@ -297,12 +297,22 @@ pub type Ws = WebSocket<TcpStream>;
 
 /// Opens a WebSocket at `/socket.io/?EIO=4&transport=websocket<query>` with extra headers.
 pub fn ws_open(port: u16, query: &str, headers: &[(&str, &str)]) -> Result<Ws, String> {
+    ws_open_eio(port, 4, query, headers)
+}
+
+/// Opens a WebSocket at `/socket.io/?EIO=<eio>&transport=websocket<query>` with extra headers.
+pub fn ws_open_eio(
+    port: u16,
+    eio: u8,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, String> {
     let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     stream
         .set_read_timeout(Some(IO_TIMEOUT))
         .map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket{query}");
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO={eio}&transport=websocket{query}");
     let mut request = tungstenite::client::IntoClientRequest::into_client_request(url.as_str())
         .map_err(|e| e.to_string())?;
     for (name, value) in headers {
