@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
+use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch};
 
 use crate::broker_stream::BrokerStream;
@@ -29,9 +30,6 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 const ALIVE_CHECK: Duration = Duration::from_secs(15);
 /// How long a clean close, or the last write after a failure, may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Reconnection backoff of the subscriber, as python-socketio's listeners: 1 s doubling to 60 s.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -326,8 +324,7 @@ pub(crate) fn run_subscriber(
     alive: impl Fn() -> bool,
 ) {
     let name = format!("sockio subscriber {exchange} {queue}");
-    let mut backoff = BACKOFF_FIRST;
-    let mut lost_before = false;
+    let mut reconnect = Reconnect::default();
     while alive() {
         let link = match AmqpLink::subscriber(&config, &exchange, &queue, &name) {
             Ok(link) => link,
@@ -338,12 +335,11 @@ pub(crate) fn run_subscriber(
         };
         match Connection::open(&config, link) {
             Ok(mut connection) => {
-                if lost_before {
+                if reconnect.connected() {
                     tracing::warn!(%exchange, %queue, "RabbitMQ subscription restored; messages published while it was down are delivered if the queue survived (x-expires 5 min)");
                 } else {
                     tracing::info!(%exchange, %queue, "subscribed to RabbitMQ");
                 }
-                backoff = BACKOFF_FIRST;
                 match receive(&mut connection, &deliver, &alive) {
                     None => {
                         connection.close();
@@ -356,12 +352,10 @@ pub(crate) fn run_subscriber(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, %exchange, retry_in = ?backoff, "cannot subscribe to RabbitMQ");
+                tracing::error!(%error, %exchange, retry_in = ?reconnect.retry_in(), "cannot subscribe to RabbitMQ");
             }
         }
-        lost_before = true;
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        std::thread::sleep(reconnect.failed());
     }
 }
 

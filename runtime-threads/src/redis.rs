@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use sockio_core::api::PublishError;
+use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
@@ -18,9 +19,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a quiet subscriber checks that its connection still works, and how long it waits.
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// Reconnection backoff of the subscriber, as python-socketio's listener: 1 s doubling to 60 s.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -169,17 +167,15 @@ pub(crate) fn run_subscriber(
     alive: impl Fn() -> bool,
 ) {
     let name = format!("sockio:{host_id}:sub");
-    let mut backoff = BACKOFF_FIRST;
-    let mut lost_before = false;
+    let mut reconnect = Reconnect::default();
     while alive() {
         match Connection::open(&config, RedisLink::subscriber(&config, &channel, &name)) {
             Ok(mut connection) => {
-                if lost_before {
+                if reconnect.connected() {
                     tracing::warn!(%channel, "Redis subscription restored; messages published while it was down did not reach this server");
                 } else {
                     tracing::info!(%channel, "subscribed to Redis");
                 }
-                backoff = BACKOFF_FIRST;
                 match receive(&mut connection, &deliver, &alive) {
                     None => return,
                     Some(error) => {
@@ -188,12 +184,10 @@ pub(crate) fn run_subscriber(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, %channel, retry_in = ?backoff, "cannot subscribe to Redis");
+                tracing::error!(%error, %channel, retry_in = ?reconnect.retry_in(), "cannot subscribe to Redis");
             }
         }
-        lost_before = true;
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        std::thread::sleep(reconnect.failed());
     }
 }
 

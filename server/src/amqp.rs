@@ -11,6 +11,7 @@ use futures_util::future::{Either, select};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
+use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, PublishBatch};
 
 use crate::io::BrokerIo;
@@ -26,9 +27,6 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 const ALIVE_CHECK: Duration = Duration::from_secs(15);
 /// How long a clean close may wait for the broker's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Reconnection backoff of the subscriber, as python-socketio's listeners: 1 s doubling to 60 s.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 struct Connection<Rt: Runtime> {
     io: BrokerIo<Rt>,
@@ -317,8 +315,7 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
     A: Fn() -> bool + Send + Sync + 'static,
 {
     let name = format!("sockio subscriber {exchange} {queue}");
-    let mut backoff = BACKOFF_FIRST;
-    let mut lost_before = false;
+    let mut reconnect = Reconnect::default();
     while alive() {
         let link = match AmqpLink::subscriber(&config, &exchange, &queue, &name) {
             Ok(link) => link,
@@ -329,12 +326,11 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
         };
         match Connection::open(&runtime, &config, link).await {
             Ok(mut connection) => {
-                if lost_before {
+                if reconnect.connected() {
                     tracing::warn!(%exchange, %queue, "RabbitMQ subscription restored; messages published while it was down are delivered if the queue survived (x-expires 5 min)");
                 } else {
                     tracing::info!(%exchange, %queue, "subscribed to RabbitMQ");
                 }
-                backoff = BACKOFF_FIRST;
                 match receive(&runtime, &mut connection, &deliver, &alive).await {
                     None => {
                         connection.close(&runtime).await;
@@ -347,12 +343,12 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, %exchange, retry_in = ?backoff, "cannot subscribe to RabbitMQ");
+                tracing::error!(%error, %exchange, retry_in = ?reconnect.retry_in(), "cannot subscribe to RabbitMQ");
             }
         }
-        lost_before = true;
-        runtime.sleep_until(Instant::now() + backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        runtime
+            .sleep_until(Instant::now() + reconnect.failed())
+            .await;
     }
 }
 

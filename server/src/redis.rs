@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use sockio_core::api::PublishError;
+use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
@@ -22,9 +23,6 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the subscriber checks that its connection still carries traffic, and how long it
 /// waits for the answer: a silently dead connection must not leave the server deaf.
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// Reconnection backoff of the subscriber, as python-socketio's listener: 1 s doubling to 60 s.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 struct Connection<Rt: Runtime> {
     io: BrokerIo<Rt>,
@@ -183,8 +181,7 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
     A: Fn() -> bool + Send + Sync + 'static,
 {
     let name = format!("sockio:{host_id}:sub");
-    let mut backoff = BACKOFF_FIRST;
-    let mut lost_before = false;
+    let mut reconnect = Reconnect::default();
     while alive() {
         match Connection::open(
             &runtime,
@@ -194,12 +191,11 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
         .await
         {
             Ok(mut connection) => {
-                if lost_before {
+                if reconnect.connected() {
                     tracing::warn!(%channel, "Redis subscription restored; messages published while it was down did not reach this server");
                 } else {
                     tracing::info!(%channel, "subscribed to Redis");
                 }
-                backoff = BACKOFF_FIRST;
                 let error = receive(&runtime, &mut connection, &deliver, &alive).await;
                 match error {
                     None => return,
@@ -209,12 +205,12 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, %channel, retry_in = ?backoff, "cannot subscribe to Redis");
+                tracing::error!(%error, %channel, retry_in = ?reconnect.retry_in(), "cannot subscribe to Redis");
             }
         }
-        lost_before = true;
-        runtime.sleep_until(Instant::now() + backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        runtime
+            .sleep_until(Instant::now() + reconnect.failed())
+            .await;
     }
 }
 

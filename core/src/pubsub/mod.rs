@@ -10,6 +10,7 @@ pub mod amqp;
 pub mod callbacks;
 pub mod manager;
 pub mod message;
+pub mod reconnect;
 pub mod remote;
 pub mod resp;
 pub mod url;
@@ -17,6 +18,7 @@ pub mod url;
 pub use callbacks::{Expired, PendingCallbacks, TooManyPending};
 pub use manager::ClientManager;
 pub use message::{DecodeError, Message, RemoteAck};
+pub use reconnect::Reconnect;
 pub use remote::{Ignored, Remote, ReplyAddress, RoomChange, triage};
 pub use url::{
     AmqpConfig, BrokerUrl, ClientIdentity, RedisAddress, RedisConfig, TlsOptions, UrlError,
