@@ -23,7 +23,7 @@
 //! not block for long: a WebSocket's next messages wait for them, and so do other sessions'
 //! heartbeats when the timer thread runs them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use sockio_core::engineio::{
-    Endpoint, EngineEvent, RequestId, Routing, SendError, Session, WsAction, WsMessage,
+    Endpoint, EngineEvent, OrderedDelivery, RequestId, Routing, SendError, Session, SessionNotice,
+    WsAction, WsMessage, deliver_in_order,
 };
 use sockio_core::http::{Request, Response};
 
@@ -90,13 +91,6 @@ impl Drop for Inner {
     }
 }
 
-/// What the application hears about one session, in order.
-enum Notice {
-    Open,
-    Message(PacketData),
-    Closed(CloseReason),
-}
-
 struct SessionState {
     session: Session,
     /// Held polling requests, answered by `Output::Respond`.
@@ -106,17 +100,10 @@ struct SessionState {
     deadline: Option<Instant>,
 }
 
-#[derive(Default)]
-struct Delivery {
-    queue: VecDeque<Notice>,
-    /// A thread is calling callbacks for this session; others only queue.
-    busy: bool,
-}
-
 struct SessionCell {
     sid: Sid,
     state: Mutex<SessionState>,
-    delivery: Mutex<Delivery>,
+    delivery: Mutex<OrderedDelivery<SessionNotice>>,
 }
 
 /// One client session of an [`EngineServer`], as the callbacks see it.
@@ -426,9 +413,9 @@ impl EngineServer {
                         ws_writers,
                         deadline: None,
                     }),
-                    delivery: Mutex::new(Delivery::default()),
+                    delivery: Mutex::new(OrderedDelivery::default()),
                 });
-                lock(&cell.delivery).queue.push_back(Notice::Open);
+                lock(&cell.delivery).push(SessionNotice::Open);
                 lock(&self.inner.sessions).insert(cell.sid.clone(), cell.clone());
                 // Drains what the handshake produced and tells the application. A handshake that
                 // passed the check above just before `shutdown` listed the sessions is closed
@@ -543,13 +530,13 @@ impl EngineServer {
             while let Some(event) = state.session.poll_event() {
                 progressed = true;
                 match event {
-                    EngineEvent::Message(data) => notices.push(Notice::Message(data)),
+                    EngineEvent::Message(data) => notices.push(SessionNotice::Message(data)),
                     EngineEvent::Closed(reason) => {
                         // Writers must notice the end even when nothing is left to write.
                         for writer in state.ws_writers.values() {
                             writer.notify();
                         }
-                        notices.push(Notice::Closed(reason));
+                        notices.push(SessionNotice::Closed(reason));
                     }
                     _ => {}
                 }
@@ -563,7 +550,7 @@ impl EngineServer {
         state.deadline = deadline;
         if !notices.is_empty() {
             // Queued under the session's lock, so notices keep the order the core made them in.
-            lock(&cell.delivery).queue.extend(notices);
+            lock(&cell.delivery).extend(notices);
         }
         drop(state);
         if let Some(at) = deadline {
@@ -583,41 +570,25 @@ impl EngineServer {
     /// Calls the callbacks for `cell`'s queued notices, unless another thread already does (it
     /// will see these too).
     fn deliver(&self, cell: &Arc<SessionCell>) {
-        {
-            let mut delivery = lock(&cell.delivery);
-            if delivery.busy || delivery.queue.is_empty() {
-                return;
-            }
-            delivery.busy = true;
-        }
-        let callbacks = self.callbacks();
-        loop {
-            let notice = {
-                let mut delivery = lock(&cell.delivery);
-                match delivery.queue.pop_front() {
-                    Some(notice) => notice,
-                    None => {
-                        delivery.busy = false;
-                        return;
-                    }
-                }
-            };
+        let mut callbacks = None;
+        deliver_in_order(&cell.delivery, |notice| {
+            let callbacks = callbacks.get_or_insert_with(|| self.callbacks());
             let socket = EngineSocket {
                 server: self.clone(),
                 cell: cell.clone(),
             };
             let call = std::panic::AssertUnwindSafe(|| match notice {
-                Notice::Open => {
+                SessionNotice::Open => {
                     if let Some(connect) = &callbacks.connect {
                         connect(socket);
                     }
                 }
-                Notice::Message(data) => {
+                SessionNotice::Message(data) => {
                     if let Some(message) = &callbacks.message {
                         message(socket, data);
                     }
                 }
-                Notice::Closed(reason) => {
+                SessionNotice::Closed(reason) => {
                     lock(&self.inner.sessions).remove(&cell.sid);
                     if let Some(disconnect) = &callbacks.disconnect {
                         disconnect(socket, reason);
@@ -627,7 +598,7 @@ impl EngineServer {
             if std::panic::catch_unwind(call).is_err() {
                 tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
             }
-        }
+        });
     }
 }
 

@@ -21,7 +21,7 @@
 //! then its messages, then disconnect), on whichever task fed the input that produced them; they
 //! must not block.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -37,7 +37,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
-    Endpoint, EngineEvent, Output, RequestId, Routing, SendError, Session, WsAction, WsMessage,
+    Endpoint, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError, Session,
+    SessionNotice, WsAction, WsMessage, deliver_in_order,
 };
 use tungstenite::protocol::Role;
 
@@ -98,13 +99,6 @@ struct Inner<Rt: Runtime> {
     next_request: AtomicU64,
 }
 
-/// What the application hears about one session, in order.
-enum Notice {
-    Open,
-    Message(PacketData),
-    Closed(CloseReason),
-}
-
 struct SessionState {
     session: Session,
     /// Held polling requests, answered by `Output::Respond`.
@@ -114,17 +108,10 @@ struct SessionState {
     deadline: Option<Instant>,
 }
 
-#[derive(Default)]
-struct Delivery {
-    queue: VecDeque<Notice>,
-    /// A task is calling callbacks for this session; others only queue.
-    busy: bool,
-}
-
 struct SessionCell {
     sid: Sid,
     state: Mutex<SessionState>,
-    delivery: Mutex<Delivery>,
+    delivery: Mutex<OrderedDelivery<SessionNotice>>,
     /// Wakes the timer task when the deadline changes or the session closes.
     timer: Event,
 }
@@ -380,10 +367,10 @@ impl<Rt: Runtime> EngineServer<Rt> {
                         ws_writers,
                         deadline: None,
                     }),
-                    delivery: Mutex::new(Delivery::default()),
+                    delivery: Mutex::new(OrderedDelivery::default()),
                     timer: Event::new(),
                 });
-                lock(&cell.delivery).queue.push_back(Notice::Open);
+                lock(&cell.delivery).push(SessionNotice::Open);
                 lock(&self.inner.sessions).insert(cell.sid.clone(), cell.clone());
                 self.inner
                     .runtime
@@ -574,13 +561,13 @@ impl<Rt: Runtime> EngineServer<Rt> {
             while let Some(event) = state.session.poll_event() {
                 progressed = true;
                 match event {
-                    EngineEvent::Message(data) => notices.push(Notice::Message(data)),
+                    EngineEvent::Message(data) => notices.push(SessionNotice::Message(data)),
                     EngineEvent::Closed(reason) => {
                         // Writers must notice the end even when nothing is left to write.
                         for writer in state.ws_writers.values() {
                             writer.notify(usize::MAX);
                         }
-                        notices.push(Notice::Closed(reason));
+                        notices.push(SessionNotice::Closed(reason));
                     }
                     _ => {}
                 }
@@ -595,7 +582,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
         state.deadline = deadline;
         if !notices.is_empty() {
             // Queued under the session's lock, so notices keep the order the core made them in.
-            lock(&cell.delivery).queue.extend(notices);
+            lock(&cell.delivery).extend(notices);
         }
         drop(state);
         if deadline_changed {
@@ -608,41 +595,25 @@ impl<Rt: Runtime> EngineServer<Rt> {
     /// Calls the callbacks for `cell`'s queued notices, unless another task already does (it will
     /// see these too).
     fn deliver(&self, cell: &Arc<SessionCell>) {
-        {
-            let mut delivery = lock(&cell.delivery);
-            if delivery.busy || delivery.queue.is_empty() {
-                return;
-            }
-            delivery.busy = true;
-        }
-        let callbacks = self.callbacks();
-        loop {
-            let notice = {
-                let mut delivery = lock(&cell.delivery);
-                match delivery.queue.pop_front() {
-                    Some(notice) => notice,
-                    None => {
-                        delivery.busy = false;
-                        return;
-                    }
-                }
-            };
+        let mut callbacks = None;
+        deliver_in_order(&cell.delivery, |notice| {
+            let callbacks = callbacks.get_or_insert_with(|| self.callbacks());
             let socket = EngineSocket {
                 server: self.clone(),
                 cell: cell.clone(),
             };
             let call = std::panic::AssertUnwindSafe(|| match notice {
-                Notice::Open => {
+                SessionNotice::Open => {
                     if let Some(connect) = &callbacks.connect {
                         connect(socket);
                     }
                 }
-                Notice::Message(data) => {
+                SessionNotice::Message(data) => {
                     if let Some(message) = &callbacks.message {
                         message(socket, data);
                     }
                 }
-                Notice::Closed(reason) => {
+                SessionNotice::Closed(reason) => {
                     lock(&self.inner.sessions).remove(&cell.sid);
                     if let Some(disconnect) = &callbacks.disconnect {
                         disconnect(socket, reason);
@@ -652,7 +623,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
             if std::panic::catch_unwind(call).is_err() {
                 tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
             }
-        }
+        });
     }
 }
 

@@ -4,6 +4,7 @@
 //! and the Node `engine.io` package are; the Socket.IO layer in [`crate::socketio`] sits on top.
 
 pub mod config;
+pub mod delivery;
 pub mod endpoint;
 pub mod frame;
 pub mod packet;
@@ -12,6 +13,7 @@ pub mod session;
 pub mod sid;
 
 pub use config::{EngineConfig, Transport};
+pub use delivery::{OrderedDelivery, SessionNotice, deliver_in_order};
 pub use endpoint::{Endpoint, Routing, is_valid_websocket_handshake, is_websocket_upgrade};
 pub use frame::Frame;
 pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
