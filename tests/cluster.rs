@@ -229,16 +229,19 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_soc
         return;
     };
     let channel = fresh_channel();
-    let (path, check) = (redis.path(), channel.clone());
-    two_servers_share_clients(&redis.url(), &channel, async move {
-        tokio::task::spawn_blocking(move || {
-            sockio_testkit::brokers::wait_for_listeners("unix://", &path, &check, 2)
-        })
-        .await
-        .expect("the wait ran")
-        .expect("both servers subscribed");
+    let subscribed = redis_listeners("unix://", redis.path(), channel.clone(), 2);
+    two_servers_share_clients(&redis.url(), &channel, subscribed).await;
+}
+
+/// Completes once `count` servers subscribe to `channel` on the Redis at `addr` (a socket path
+/// for `unix://`).
+async fn redis_listeners(scheme: &'static str, addr: String, channel: String, count: usize) {
+    tokio::task::spawn_blocking(move || {
+        sockio_testkit::brokers::wait_for_listeners(scheme, &addr, &channel, count)
     })
-    .await;
+    .await
+    .expect("the wait ran")
+    .expect("the servers subscribed");
 }
 
 /// `rediss://`: Redis's own TLS port, the certificate checked against the URL's `ssl_ca_certs`.
@@ -250,16 +253,8 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis_over_tls() {
         return;
     };
     let channel = fresh_channel();
-    let (addr, check) = (redis.plain_address(), channel.clone());
-    two_servers_share_clients(&redis.url(), &channel, async move {
-        tokio::task::spawn_blocking(move || {
-            sockio_testkit::brokers::wait_for_listeners("redis://", &addr, &check, 2)
-        })
-        .await
-        .expect("the wait ran")
-        .expect("both servers subscribed");
-    })
-    .await;
+    let subscribed = redis_listeners("redis://", redis.plain_address(), channel.clone(), 2);
+    two_servers_share_clients(&redis.url(), &channel, subscribed).await;
 }
 
 /// `amqps://`: the machine's RabbitMQ behind a TLS terminator (socat), the certificate checked
@@ -725,14 +720,7 @@ emitter.emit("several", (1, "two"), namespace="/")
 print(json.dumps("published"), flush=True)
 "#,
         &redis.url(),
-        |channel| async move {
-            tokio::task::spawn_blocking(move || {
-                sockio_testkit::brokers::wait_for_listeners("redis://", &addr, &channel, 1)
-            })
-            .await
-            .expect("the wait ran")
-            .expect("the server subscribed");
-        },
+        |channel| redis_listeners("redis://", addr, channel, 1),
     )
     .await;
 }

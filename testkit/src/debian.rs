@@ -1,11 +1,11 @@
 //! Debian packages the tests need besides the clients (Chromium, socat), installed with apt-get
 //! when missing, because CI machines start bare.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::run_install;
+use crate::{run_install, with_file_lock};
 
 /// Makes sure `program` exists, installing Debian's `package` when it is missing and the process
 /// runs as root: `apt-get install -y`, and `apt-get update` plus a second attempt only if the
@@ -23,25 +23,17 @@ pub fn ensure_program(program: &Path, package: &str) -> Result<PathBuf, String> 
         ));
     }
     let lock_path = std::env::temp_dir().join(format!("sockio-testkit-{package}-install.lock"));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    // Another process may have installed it while this one waited for the lock.
-    let result = if program.exists() {
-        Ok(())
-    } else {
+    let result = with_file_lock(&lock_path, || {
+        // Another process may have installed it while this one waited for the lock.
+        if program.exists() {
+            return Ok(());
+        }
         apt_get(&["install", "-y", package]).or_else(|first| {
             apt_get(&["update"])
                 .and_then(|()| apt_get(&["install", "-y", package]))
                 .map_err(|second| format!("{first}\nafter apt-get update: {second}"))
         })
-    };
-    drop(lock); // releases the flock
+    });
     result?;
     if program.exists() {
         Ok(program.to_path_buf())

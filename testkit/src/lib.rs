@@ -286,20 +286,30 @@ pub fn ensure_clients() -> Result<(), String> {
     DONE.get_or_init(install_clients).clone()
 }
 
-fn install_clients() -> Result<(), String> {
-    let dir = clients_dir();
-    let lock_path = dir.join(".install.lock");
+/// Runs `work` holding an exclusive lock (flock) on the file at `lock_path`, so that concurrent
+/// test processes install one at a time.
+pub(crate) fn with_file_lock<T>(
+    lock_path: &Path,
+    work: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&lock_path)
+        .open(lock_path)
         .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    let result = install_node(&dir).and_then(|()| install_python(&dir));
+    let result = work();
     drop(lock); // releases the flock
     result
+}
+
+fn install_clients() -> Result<(), String> {
+    let dir = clients_dir();
+    with_file_lock(&dir.join(".install.lock"), || {
+        install_node(&dir).and_then(|()| install_python(&dir))
+    })
 }
 
 fn install_node(dir: &Path) -> Result<(), String> {

@@ -613,11 +613,7 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
             match ws.read() {
                 Ok(Message::Close(_)) => break true,
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if is_wait(&e) => {}
                 Err(_) => break true,
             }
         };
@@ -900,11 +896,7 @@ fn slow_readers(port: u16) -> Result<String, String> {
                     ));
                 }
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if is_wait(&e) => {}
                 // A reset discards what the reader's kernel had buffered: the count is then
                 // what was read before it.
                 Err(e) => break Ok(format!("{e}")),

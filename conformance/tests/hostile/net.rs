@@ -396,11 +396,7 @@ pub fn ws_expect_closed(ws: &mut Ws, within: Duration) -> Result<String, String>
                 ));
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if is_wait(&e) => {}
             Err(
                 tungstenite::Error::ConnectionClosed
                 | tungstenite::Error::AlreadyClosed
@@ -410,6 +406,12 @@ pub fn ws_expect_closed(ws: &mut Ws, within: Duration) -> Result<String, String>
             Err(e) => return Ok(format!("ended: {e}")),
         }
     }
+}
+
+/// A read that timed out (the socket's read timeout): nothing came yet.
+pub fn is_wait(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Io(e)
+        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
 }
 
 /// Writes one masked WebSocket frame with any payload (for invalid UTF-8 in a text frame).

@@ -201,11 +201,7 @@ fn ws3_closed(ws: &mut Ws, within: Duration) -> Result<bool, String> {
             Ok(Message::Text(text)) if text.as_str() == "1" => return Ok(true),
             Ok(Message::Close(_)) => return Ok(true),
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if is_wait(&e) => {}
             Err(_) => return Ok(true),
         }
     }
