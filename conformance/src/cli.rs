@@ -57,6 +57,12 @@ struct ServeArgs {
     /// Overrides the profile's 200 ms ping timeout (engine-io and socket-io profiles).
     #[arg(long)]
     ping_timeout_ms: Option<u64>,
+    /// Overrides the engine's 10 s upgrade timeout (socket-io profile).
+    #[arg(long)]
+    upgrade_timeout_ms: Option<u64>,
+    /// Overrides the core's 20 s binary-attachment timeout (socket-io profile).
+    #[arg(long)]
+    attachment_timeout_ms: Option<u64>,
     /// Accept only this origin (repeatable; engine-io and socket-io profiles). Without it every
     /// origin is accepted.
     #[arg(long = "cors-origin")]
@@ -166,6 +172,12 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     };
     if let Some(ms) = args.ping_timeout_ms {
         options.ping_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.upgrade_timeout_ms {
+        options.upgrade_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.attachment_timeout_ms {
+        options.attachment_timeout = Duration::from_millis(ms);
     }
     options.cors_origins = args.cors_origins.clone();
     let listener = match sockio_net::listen::bind((args.host.as_str(), args.port)) {

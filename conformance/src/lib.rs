@@ -72,6 +72,12 @@ pub struct ProfileOptions {
     pub ping_interval: Duration,
     /// 200 ms in the profiles; see [`MATRIX_PING_TIMEOUT`] for what the matrix uses.
     pub ping_timeout: Duration,
+    /// The engine's default (10 s) unless `serve --upgrade-timeout-ms` says otherwise (socket-io
+    /// profile).
+    pub upgrade_timeout: Duration,
+    /// The core's default (20 s) unless `serve --attachment-timeout-ms` says otherwise (socket-io
+    /// profile).
+    pub attachment_timeout: Duration,
     /// The message-queue manager the socket-io and bench profiles share clients through
     /// (`serve --manager URL [--channel NAME]`); in-memory when `None`.
     pub manager: Option<sockio_core::pubsub::ClientManager>,
@@ -96,6 +102,8 @@ impl Default for ProfileOptions {
         ProfileOptions {
             ping_interval: Duration::from_millis(300),
             ping_timeout: Duration::from_millis(200),
+            upgrade_timeout: Duration::from_secs(10),
+            attachment_timeout: Duration::from_secs(20),
             manager: None,
             cors_origins: Vec::new(),
         }

@@ -20,6 +20,8 @@ pub fn socket_io(options: &ProfileOptions) -> Server {
     let io = builder
         .ping_interval(options.ping_interval)
         .ping_timeout(options.ping_timeout)
+        .upgrade_timeout(options.upgrade_timeout)
+        .attachment_timeout(options.attachment_timeout)
         .connect_timeout(Duration::from_millis(1000))
         .max_http_buffer_size(1_000_000)
         .cors_allowed_origins(options.allowed_origins())

@@ -240,6 +240,13 @@ macro_rules! server_builder_options {
             self
         }
 
+        /// How long the binary attachments of one packet may take to arrive once its header
+        /// came (default 20 s); past it the connection is closed, and what arrived is freed.
+        pub fn attachment_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.config.attachment_timeout = timeout;
+            self
+        }
+
         /// How long a connection may stay without a namespace (default 45 s).
         pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
             self.config.connect_timeout = timeout;

@@ -97,15 +97,43 @@ fn packets_queued_before_the_probe_are_flushed_on_the_websocket() {
 }
 
 #[test]
-fn a_get_during_the_probe_is_released_with_a_noop_not_with_data() {
+fn a_get_during_the_probe_gets_what_is_queued_or_a_noop() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, poll, ws_uri) = open(&mut h, "4");
     let ws = h.ws_connect(&ws_uri).unwrap();
     h.ws_send_text(ws, "2probe");
+    // As the reference server's flush: queued packets go to a polling GET during the probe.
     send(&mut h, &sid, text("data"));
+    assert_eq!(h.get(&poll).body_text(), "4data");
+    // Nothing queued: released with a noop at once, so the client can pause polling.
     assert_eq!(h.get(&poll).body_text(), "6");
+    send(&mut h, &sid, text("after"));
     h.ws_send_text(ws, "5");
-    assert_eq!(h.ws_take_text(ws), vec!["3probe", "4data"]);
+    assert_eq!(h.ws_take_text(ws), vec!["3probe", "4after"]);
+}
+
+#[test]
+fn a_stalled_upgrade_keeps_its_heartbeat_over_polling() {
+    // Ping interval + timeout (300 ms + 200 ms) far shorter than the upgrade timeout (10 s):
+    // the pings must reach the client over polling while the probe waits, or the session would
+    // die of a ping timeout that its client did nothing to cause.
+    let mut config = EngineConfig::default();
+    config.ping_interval = Duration::from_millis(300);
+    config.ping_timeout = Duration::from_millis(200);
+    let mut h = Harness::engine(config);
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    for _ in 0..10 {
+        // Nothing queued: the GET comes back with a noop at once (the client's pausing).
+        assert_eq!(h.get(&poll).body_text(), "6");
+        h.advance(Duration::from_millis(300));
+        assert_eq!(h.get(&poll).body_text(), "2");
+        assert_eq!(h.post(&poll, b"3").body_text(), "ok");
+    }
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::Polling);
+    assert!(h.take_events(&sid).is_empty(), "the session lives");
 }
 
 #[test]

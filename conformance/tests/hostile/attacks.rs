@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tungstenite::Message;
 
-use super::harness::ALLOWED_ORIGIN;
+use super::harness::{ALLOWED_ORIGIN, ATTACHMENT_TIMEOUT, UPGRADE_TIMEOUT};
 use super::net::*;
 
 pub type Attack = fn(u16) -> Result<String, String>;
@@ -32,6 +32,10 @@ pub const ALL: &[(&str, Attack)] = &[
     ("CORS from a disallowed origin", cors),
     ("5,000 polling sessions abandoned", abandoned_sessions),
     ("upgrades never finished", unfinished_upgrades),
+    (
+        "upgrades held past the upgrade timeout",
+        upgrades_held_past_the_timeout,
+    ),
     ("slowloris headers", slowloris),
     ("slow readers during broadcasts", slow_readers),
     ("connect flood", connect_flood),
@@ -581,7 +585,8 @@ fn attachment_count_bomb(port: u16) -> Result<String, String> {
 }
 
 /// Binary packets that announce 10 attachments of ~1 MB, send 9 and stop: ~9 MB pinned per
-/// attacker until the session ends (these attackers never pong, so the heartbeat ends it).
+/// attacker until the attachment timeout ends the connection (the attackers answer every ping,
+/// so the heartbeat cannot be what ends it).
 fn attachment_size_bomb(port: u16) -> Result<String, String> {
     let attackers = 10;
     let mut sockets = Vec::new();
@@ -600,33 +605,23 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
     }
     let started = Instant::now();
     let mut checks = Checks::new();
+    let within = ATTACHMENT_TIMEOUT + Duration::from_secs(10);
     for (i, ws) in sockets.iter_mut().enumerate() {
-        // Not answering pings here: the heartbeat (or the attachment timeout) must end it.
-        let _ = ws
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_millis(200)));
-        let deadline = Instant::now() + Duration::from_secs(25);
-        let ended = loop {
-            if Instant::now() > deadline {
-                break false;
-            }
-            match ws.read() {
-                Ok(Message::Close(_)) => break true,
-                Ok(_) => {}
-                Err(e) if is_wait(&e) => {}
-                Err(_) => break true,
-            }
-        };
+        // ws_expect_closed answers pings: only the attachment timeout can end these.
         checks.check(&format!("attacker {i}"), || {
-            if ended {
-                Ok(())
-            } else {
-                Err("still open after 25 s".to_owned())
-            }
+            ws_expect_closed(ws, within).map(|_| ())
         });
     }
+    checks.check("not before the attachment timeout", || {
+        if started.elapsed() + Duration::from_millis(500) >= ATTACHMENT_TIMEOUT {
+            Ok(())
+        } else {
+            Err(format!("all ended after {:?}", started.elapsed()))
+        }
+    });
     checks.done(format!(
-        "{attackers} × 9 MB of a 10-attachment packet; all ended after {:?}",
+        "{attackers} × 9 MB of a 10-attachment packet, pings answered; all ended after {:?} \
+         (attachment timeout {ATTACHMENT_TIMEOUT:?})",
         started.elapsed()
     ))
 }
@@ -789,6 +784,96 @@ fn unfinished_upgrades(port: u16) -> Result<String, String> {
         "{PROBED} stopped after 3probe, {SILENT} sent nothing; all closed by the server within {:?}",
         started.elapsed()
     ))
+}
+
+/// Upgrades that stop after the probe while their polling sessions stay alive (pings answered
+/// over polling): the upgrade timeout must end the probe WebSocket, and the session must go on
+/// over polling, as the reference server does.
+fn upgrades_held_past_the_timeout(port: u16) -> Result<String, String> {
+    const SESSIONS: usize = 20;
+    let mut held = Vec::new();
+    for _ in 0..SESSIONS {
+        let sid = sio_polling(port)?;
+        let mut ws = ws_open(port, &format!("&sid={sid}"), &[])?;
+        ws.send(Message::text("2probe"))
+            .map_err(|e| e.to_string())?;
+        let reply = ws_next_text(&mut ws)?;
+        if reply != "3probe" {
+            return Err(format!("probe answered {reply:?}"));
+        }
+        held.push((sid, ws, Instant::now()));
+    }
+    let within = UPGRADE_TIMEOUT + Duration::from_secs(10);
+    let outcomes: Vec<Result<Duration, String>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = held
+            .into_iter()
+            .map(|(sid, mut ws, probed)| {
+                scope.spawn(move || {
+                    let done = std::sync::atomic::AtomicBool::new(false);
+                    std::thread::scope(|inner| {
+                        let polling = inner.spawn(|| keep_polling(port, &sid, &done));
+                        let closed = ws_expect_closed(&mut ws, within);
+                        let after = probed.elapsed();
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let polled = polling
+                            .join()
+                            .unwrap_or_else(|_| Err("the polling thread panicked".to_owned()));
+                        closed?;
+                        polled.map_err(|e| format!("the session did not survive: {e}"))?;
+                        Ok(after)
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("worker panicked".to_owned()))
+            })
+            .collect()
+    });
+    let mut checks = Checks::new();
+    let mut latest = Duration::ZERO;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        checks.check(&format!("session {i}"), || {
+            let after = outcome?;
+            latest = latest.max(after);
+            if after + Duration::from_millis(500) < UPGRADE_TIMEOUT {
+                Err(format!(
+                    "the probe ended after {after:?}, before the timeout"
+                ))
+            } else {
+                Ok(())
+            }
+        });
+    }
+    checks.done(format!(
+        "{SESSIONS} probes held with their sessions alive: every probe WebSocket closed at most \
+         {latest:?} after its probe (upgrade timeout {UPGRADE_TIMEOUT:?}), every session still \
+         polling"
+    ))
+}
+
+/// Polls `sid` and answers its pings until `done`; an error if the session ends meanwhile.
+fn keep_polling(port: u16, sid: &str, done: &std::sync::atomic::AtomicBool) -> Result<(), String> {
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let resp = get(port, sid)?;
+        if resp.status != 200 {
+            return Err(format!("GET: {} {:?}", resp.status, resp.text()));
+        }
+        let packets = resp.packets();
+        if packets.iter().any(|p| p == "1") {
+            return Err("the server closed the session".to_owned());
+        }
+        if packets.iter().any(|p| p == "2") {
+            let pong = post(port, sid, b"3")?;
+            if pong.status != 200 {
+                return Err(format!("POST 3: {} {:?}", pong.status, pong.text()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Connections that send their request head one byte at a time (all interleaved), and others

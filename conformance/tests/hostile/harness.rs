@@ -17,6 +17,12 @@ pub const ALLOWED_ORIGIN: &str = "http://allowed.example";
 /// abandoned session lives. 2 s, as in the matrix, so that the bystanders survive a loaded machine.
 pub const PING_TIMEOUT_MS: u64 = 2000;
 
+/// The upgrade and attachment timeouts given to the server (the defaults are 10 s and 20 s):
+/// short, so the attacks that keep their sessions alive while never finishing an upgrade or a
+/// binary packet see these timeouts end them without making the suite slow.
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A `serve --profile socket-io` subprocess, killed when dropped.
 pub struct Served {
     child: Child,
@@ -38,6 +44,12 @@ impl Served {
             .args(["serve", "--runtime", runtime, "--profile", "socket-io"])
             .args(["--port", "0", "--ping-timeout-ms", &ping_timeout])
             .args(["--cors-origin", ALLOWED_ORIGIN])
+            .args([
+                "--upgrade-timeout-ms",
+                &UPGRADE_TIMEOUT.as_millis().to_string(),
+                "--attachment-timeout-ms",
+                &ATTACHMENT_TIMEOUT.as_millis().to_string(),
+            ])
             // glibc gives each thread that allocates its own arena (up to 8 per core) and returns
             // little of a fragmented arena to the OS: with every runtime thread (the threads
             // runtime has one per connection) spreading sessions over many arenas, the RSS

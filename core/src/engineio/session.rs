@@ -945,7 +945,9 @@ impl Session {
     }
 
     /// Answers the held GET with everything queued, if both exist. While an upgrade probe is under
-    /// way the queue is kept for the WebSocket, and a held GET is released with a noop instead.
+    /// way, a held GET with nothing queued is released with a noop so the client can pause
+    /// polling; what is queued still goes to polling, as the reference server's `flush` does, so
+    /// the heartbeat keeps working over polling however long the client takes to finish.
     fn flush_polling(&mut self, _now: Instant) {
         let ActiveTransport::Polling { pending } = &mut self.transport else {
             return;
@@ -953,17 +955,15 @@ impl Session {
         if pending.is_none() {
             return;
         }
-        if self
-            .probe
-            .as_ref()
-            .is_some_and(|p| p.probed && !p.cancelled)
-        {
-            if let Some(get) = pending.take() {
+        if self.queue.is_empty() {
+            if self
+                .probe
+                .as_ref()
+                .is_some_and(|p| p.probed && !p.cancelled)
+                && let Some(get) = pending.take()
+            {
                 self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
             }
-            return;
-        }
-        if self.queue.is_empty() {
             return;
         }
         let Some(get) = pending.take() else {
