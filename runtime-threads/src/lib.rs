@@ -65,6 +65,7 @@ mod runtime;
 mod serve;
 mod server;
 mod socket;
+mod thread_budget;
 
 pub use config::ServerBuilder;
 pub use emitter::{Emitter, ExternalEmit};

@@ -19,13 +19,14 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::Role;
 use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
 use crate::http1::{HttpReader, Incoming, plain, write_response, write_switching};
 use crate::server::Server;
+use crate::thread_budget::BUDGET;
 
 /// Stack of each connection thread (HTTP, then the WebSocket reader) and of each WebSocket writer
 /// thread. The kernel commits stack pages only when touched, so this reserve costs address space,
@@ -282,16 +283,6 @@ impl Host for Server {
     fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled {
         Server::route(self, request, watch)
     }
-}
-
-/// The tungstenite settings: messages capped at `max_http_buffer_size`, small buffers (thousands
-/// of connections each keep one), writes straight to the socket.
-fn websocket_config(max_message: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
 }
 
 /// Answers the requests that are not Socket.IO's (the application a [`Middleware`] wraps). It
@@ -593,12 +584,18 @@ pub(crate) fn accept_loop<H: Host>(
         }
         match listener.accept() {
             Ok((stream, remote)) => {
+                // Room for this connection's thread and the writer its WebSocket would need.
+                let Some(slot) = BUDGET.reserve(1) else {
+                    refuse_busy(&stream);
+                    continue;
+                };
                 let host = host.clone();
                 let fallback = fallback.clone();
                 let spawned = std::thread::Builder::new()
                     .name("sockio-conn".into())
                     .stack_size(CONNECTION_STACK)
                     .spawn(move || {
+                        let _slot = slot;
                         connection_loop(&host, stream, Some(remote), fallback.as_ref());
                     });
                 if let Err(error) = spawned {
@@ -616,6 +613,23 @@ pub(crate) fn accept_loop<H: Host>(
             }
         }
     }
+}
+
+/// Answers a connection the thread budget has no room for with 503 and closes it, without
+/// waiting: the accept loop must keep up with everyone else.
+fn refuse_busy(stream: &TcpStream) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "refusing connections: the process is at its thread budget (vm.max_map_count); \
+             further refusals are not logged"
+        );
+    }
+    let _ = stream.set_nonblocking(true);
+    let _ = (&*stream).write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 /// Serves one TCP connection on the calling thread until it closes: HTTP/1.1 requests
@@ -806,19 +820,25 @@ fn run_websocket<S: WsSession>(
         ws: Mutex::new(WebSocket::from_raw_socket(
             io,
             Role::Server,
-            Some(websocket_config(max)),
+            Some(sockio_net::websocket::config(max)),
         )),
         stream: stream.clone(),
         writer_closed: AtomicBool::new(false),
     });
-    let writer = {
-        let session = session.clone();
-        let shared = shared.clone();
-        let wake = wake.clone();
-        std::thread::Builder::new()
-            .name("sockio-ws-writer".into())
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || write_loop(&*session, id, &wake, &shared))
+    let writer = match BUDGET.reserve(0) {
+        Some(slot) => {
+            let session = session.clone();
+            let shared = shared.clone();
+            let wake = wake.clone();
+            std::thread::Builder::new()
+                .name("sockio-ws-writer".into())
+                .stack_size(CONNECTION_STACK)
+                .spawn(move || {
+                    let _slot = slot;
+                    write_loop(&*session, id, &wake, &shared)
+                })
+        }
+        None => Err(io::Error::other("the thread budget is spent")),
     };
     let failed = match &writer {
         Ok(_) => read_loop(&*session, id, &shared),

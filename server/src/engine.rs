@@ -45,7 +45,7 @@ use tungstenite::protocol::Role;
 use crate::error::ServerError;
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
-use crate::service::{Handled, SocketIoResponse, plain, read_body, websocket_config};
+use crate::service::{Handled, SocketIoResponse, plain, read_body};
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 
@@ -471,7 +471,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                     let ws = async_tungstenite::WebSocketStream::from_raw_socket(
                         crate::io::HyperIo(upgraded),
                         Role::Server,
-                        Some(websocket_config(max)),
+                        Some(sockio_net::websocket::config(max)),
                     )
                     .await;
                     let config = &server.inner.config;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::protocol::Role;
 
 use crate::cell::ConnCell;
 use crate::runtime::Runtime;
@@ -38,16 +38,6 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse 
     let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
-}
-
-/// The tungstenite settings: messages capped at `max_http_buffer_size`, small buffers (most
-/// Socket.IO messages are small, and thousands of connections each keep one).
-pub(crate) fn websocket_config(max_message: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
 }
 
 /// Reads a body, stopping one byte past `limit` (the core answers 413 on seeing it).
@@ -267,7 +257,7 @@ impl<Rt: Runtime> Server<Rt> {
                     let ws = async_tungstenite::WebSocketStream::from_raw_socket(
                         io,
                         Role::Server,
-                        Some(websocket_config(max)),
+                        Some(sockio_net::websocket::config(max)),
                     )
                     .await;
                     let engine = &server.inner.config.engine;
