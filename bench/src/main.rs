@@ -80,7 +80,7 @@ struct PlanArgs {
     #[arg(long, default_value_t = 1_000)]
     broadcast: usize,
     /// Deliveries each broadcast run aims at (broadcasts = this / receivers).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 500_000)]
     deliveries: u64,
     /// Polling clients.
     #[arg(long, default_value_t = 1_000)]
@@ -94,7 +94,7 @@ struct PlanArgs {
     #[arg(long, default_value_t = 15_000)]
     capacity: usize,
     /// Longest wait for the deliveries of one broadcast run, seconds.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 150.0)]
     broadcast_wait: f64,
     /// Worker threads of the load generator.
     #[arg(long, default_value_t = 1)]
@@ -291,46 +291,34 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
             return r;
         }
     };
+    if !large_phase(&mut server, kind, plan.storm, plan, &mut r, true).await {
+        let half = plan.storm / 2;
+        eprintln!("  the server died: restarted, storm and idle again with {half} clients");
+        r.errors.push(format!(
+            "the server died during the {}-client phase (see target/bench-logs/{}.log); restarted, and the idle memory measured with {half} clients instead",
+            plan.storm,
+            kind.name()
+        ));
+        server = match RunningServer::start(paths, kind) {
+            Ok(s) => s,
+            Err(e) => {
+                r.errors.push(e.to_string());
+                return r;
+            }
+        };
+        if !large_phase(&mut server, kind, half, plan, &mut r, false).await {
+            r.errors.push(format!("the server died again with {half} clients"));
+            server = match RunningServer::start(paths, kind) {
+                Ok(s) => s,
+                Err(e) => {
+                    r.errors.push(e.to_string());
+                    return r;
+                }
+            };
+        }
+    }
     let addr = server.addr;
-    let rss_before = server.rss();
-
-    // Connect storm, then the same clients idle, then the large broadcast to them.
-    let (mut fleet, storm) = scenarios::storm(addr, plan.storm).await;
-    eprintln!(
-        "  storm {}: {} connected, {} failed in {:.2} s",
-        plan.storm, storm.connected, storm.failed, storm.secs
-    );
-    r.storm = Some(storm);
-    tokio::time::sleep(Duration::from_secs_f64(plan.idle_secs)).await;
-    let idle = IdleResult {
-        clients: plan.storm,
-        rss_before,
-        rss_with: server.rss(),
-        alive: fleet.alive.load(std::sync::atomic::Ordering::Relaxed),
-    };
-    eprintln!(
-        "  idle: {:.1} KiB per connection",
-        idle.bytes_per_connection() / 1024.0
-    );
-    r.idle = Some(idle);
     let wait = Duration::from_secs_f64(plan.broadcast_wait);
-    if kind.is_socket_io() {
-        let count = (plan.deliveries / (plan.storm as u64 + 1)).max(1);
-        let b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
-        eprintln!(
-            "  broadcast {}: {:.0}/s, lost {}",
-            b.receivers,
-            b.per_sec(),
-            b.lost()
-        );
-        r.broadcast.push(b);
-    }
-    fleet.close().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    if !server.alive() {
-        r.errors.push("the server died".into());
-        return r;
-    }
 
     for &clients in &plan.echo {
         let p = EchoParams {
@@ -389,6 +377,57 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
         r.errors.push("the server died".into());
     }
     r
+}
+
+/// Storm, idle memory and (`with_broadcast`) the large broadcast on one fleet of `n` clients.
+/// Returns whether the server survived.
+async fn large_phase(
+    server: &mut RunningServer,
+    kind: ServerKind,
+    n: usize,
+    plan: &PlanArgs,
+    r: &mut ServerResults,
+    with_broadcast: bool,
+) -> bool {
+    let addr = server.addr;
+    let rss_before = server.rss();
+    let (mut fleet, storm) = scenarios::storm(addr, n).await;
+    eprintln!(
+        "  storm {n}: {} connected, {} failed in {:.2} s",
+        storm.connected, storm.failed, storm.secs
+    );
+    if with_broadcast {
+        r.storm = Some(storm);
+    }
+    tokio::time::sleep(Duration::from_secs_f64(plan.idle_secs)).await;
+    if server.alive() {
+        let idle = IdleResult {
+            clients: n,
+            rss_before,
+            rss_with: server.rss(),
+            alive: fleet.alive.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        eprintln!(
+            "  idle: {:.1} KiB per connection",
+            idle.bytes_per_connection() / 1024.0
+        );
+        r.idle = Some(idle);
+        if with_broadcast && kind.is_socket_io() {
+            let count = (plan.deliveries / (n as u64 + 1)).max(1);
+            let wait = Duration::from_secs_f64(plan.broadcast_wait);
+            let b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+            eprintln!(
+                "  broadcast {}: {:.0}/s, lost {}",
+                b.receivers,
+                b.per_sec(),
+                b.lost()
+            );
+            r.broadcast.push(b);
+        }
+    }
+    fleet.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.alive()
 }
 
 async fn capacity_check(paths: &Paths, clients: usize) -> Result<Capacity> {

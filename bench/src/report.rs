@@ -516,7 +516,7 @@ pub fn render(input: &Input) -> String {
     for b in [plan.broadcast, plan.storm] {
         let _ = writeln!(
             w,
-            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery; lost = expected − received after the deliveries stopped (5 s without progress, {} s at most).\n\n| server | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio |\n| --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery; lost = expected − received after the deliveries stopped (5 s without progress, {} s at most). A lost count marked \"wait ended\" means deliveries were still arriving when that limit ended the run: those were not delivered in time, not necessarily dropped.\n\n| server | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio |\n| --- | --- | --- | --- | --- | --- | --- |",
             64, plan.broadcast_wait
         );
         for (k, r) in res {
@@ -528,7 +528,11 @@ pub fn render(input: &Input) -> String {
                     num(x.sent as f64),
                     num(x.expected as f64),
                     num(x.received as f64),
-                    num(x.lost() as f64),
+                    if x.timed_out {
+                        format!("{} (wait ended)", num(x.lost() as f64))
+                    } else {
+                        num(x.lost() as f64)
+                    },
                     num(x.per_sec()),
                     ratio(bcast_rate(r, b), base.and_then(|s| bcast_rate(s, b)))
                 );

@@ -17,6 +17,8 @@ use crate::net::{Result, Ws, ack_id, event_with_ack, is_bcast, within, ws_connec
 use crate::polling::PollingClient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// A broadcast run ends after this long without a delivery (or an ack, for the sender).
+const STALL: Duration = Duration::from_secs(5);
 
 /// Connect storm: every client started at once.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +77,8 @@ pub struct BroadcastResult {
     pub received: u64,
     /// From the first `broadcast` to the last delivery.
     pub secs: f64,
+    /// The wait ended at its limit while deliveries were still arriving.
+    pub timed_out: bool,
     pub error: Option<String>,
 }
 
@@ -101,8 +105,30 @@ pub struct PollingResult {
 pub struct Fleet {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    pub bcast: Arc<AtomicU64>,
+    pub bcast: Arc<Deliveries>,
     pub alive: Arc<AtomicUsize>,
+}
+
+/// `bcast` deliveries counted over a fleet, and when the last one arrived.
+pub struct Deliveries {
+    count: AtomicU64,
+    epoch: Instant,
+    /// Nanoseconds from `epoch` to the last delivery.
+    last: AtomicU64,
+}
+
+impl Deliveries {
+    fn record(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let at = self.epoch.elapsed().as_nanos() as u64;
+        self.last.fetch_max(at, Ordering::Relaxed);
+    }
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+    fn last(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
 }
 
 impl Fleet {
@@ -110,7 +136,11 @@ impl Fleet {
         Fleet {
             stop: watch::channel(false).0,
             tasks: Vec::new(),
-            bcast: Arc::new(AtomicU64::new(0)),
+            bcast: Arc::new(Deliveries {
+                count: AtomicU64::new(0),
+                epoch: Instant::now(),
+                last: AtomicU64::new(0),
+            }),
             alive: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -135,7 +165,7 @@ impl Fleet {
 async fn idle_loop(
     mut ws: Ws,
     mut stop: watch::Receiver<bool>,
-    bcast: Arc<AtomicU64>,
+    bcast: Arc<Deliveries>,
     alive: Arc<AtomicUsize>,
 ) {
     loop {
@@ -144,7 +174,7 @@ async fn idle_loop(
             m = ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     if is_bcast(&t) {
-                        bcast.fetch_add(1, Ordering::Relaxed);
+                        bcast.record();
                     } else if t.as_str() == "2" && ws.send(Message::text("3")).await.is_err() {
                         break;
                     }
@@ -228,7 +258,7 @@ pub async fn broadcast(
             return result;
         }
     };
-    let before = fleet.bcast.load(Ordering::Relaxed);
+    let before = fleet.bcast.count();
     result.receivers = fleet.alive.load(Ordering::Relaxed) + 1;
     let start = Instant::now();
     let counter = fleet.bcast.clone();
@@ -245,9 +275,16 @@ pub async fn broadcast(
                     .await?;
                 next += 1;
             }
-            let text = crate::net::next_text(&mut sender).await?;
+            let text = tokio::time::timeout(STALL, crate::net::next_text(&mut sender))
+                .await
+                .map_err(|_| {
+                    format!(
+                        "{} of {count} broadcasts unacknowledged after {STALL:?} without progress",
+                        next - acked
+                    )
+                })??;
             if is_bcast(&text) {
-                counter.fetch_add(1, Ordering::Relaxed);
+                counter.record();
             } else if ack_id(&text).is_some() {
                 acked += 1;
             } else if text == "2" {
@@ -266,22 +303,23 @@ pub async fn broadcast(
     let mut last_value = 0;
     let mut last_change = Instant::now();
     loop {
-        let got = fleet.bcast.load(Ordering::Relaxed) - before;
+        let got = fleet.bcast.count() - before;
         let now = Instant::now();
         if got != last_value {
             last_value = got;
             last_change = now;
         }
-        if got >= result.expected
-            || now.duration_since(last_change) > Duration::from_secs(5)
-            || now > deadline
-        {
+        if got >= result.expected || now.duration_since(last_change) > STALL {
+            break;
+        }
+        if now > deadline {
+            result.timed_out = true;
             break;
         }
         sleep(Duration::from_millis(2)).await;
     }
-    result.received = last_value;
-    result.secs = last_change.duration_since(start).as_secs_f64();
+    result.received = fleet.bcast.count() - before;
+    result.secs = fleet.bcast.last().duration_since(start).as_secs_f64();
     result
 }
 
