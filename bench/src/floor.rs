@@ -1,7 +1,7 @@
 //! The floor: a raw tokio-tungstenite WebSocket server that answers the echo scenario's frames
 //! with the frames a Socket.IO server would send, without any Socket.IO machinery.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -43,7 +43,7 @@ pub fn serve(port: u16) -> Result<()> {
                     Some(
                         WebSocketConfig::default()
                             .read_buffer_size(4096)
-                            .write_buffer_size(0),
+                            .write_buffer_size(64 * 1024),
                     ),
                 )
                 .await
@@ -53,17 +53,42 @@ pub fn serve(port: u16) -> Result<()> {
                 if ws.send(Message::text(OPEN)).await.is_err() {
                     return;
                 }
+                // Answer every frame already received, then write them in one flush: the same
+                // batching a server does when it drains a connection's queue.
                 while let Some(Ok(m)) = ws.next().await {
-                    if let Message::Text(t) = m
-                        && let Some(reply) = answer(t.as_str())
-                        && ws.send(Message::text(reply)).await.is_err()
-                    {
+                    if feed_answer(&mut ws, m).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        match ws.next().now_or_never() {
+                            Some(Some(Ok(m))) => {
+                                if feed_answer(&mut ws, m).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(_) => return,
+                            None => break,
+                        }
+                    }
+                    if ws.flush().await.is_err() {
                         return;
                     }
                 }
             });
         }
     })
+}
+
+async fn feed_answer(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    m: Message,
+) -> Result<()> {
+    if let Message::Text(t) = m
+        && let Some(reply) = answer(t.as_str())
+    {
+        ws.feed(Message::text(reply)).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
