@@ -607,5 +607,9 @@ pub fn render(input: &Input) -> String {
             let _ = writeln!(w, "- {e}");
         }
     }
+    // Profiling notes kept by hand next to the harness (not numbers of this run).
+    if let Ok(notes) = std::fs::read_to_string(input.paths.root.join("bench").join("ANALYSIS.md")) {
+        let _ = writeln!(w, "\n{}", notes.trim_end());
+    }
     s
 }

@@ -169,6 +169,16 @@ impl RunningServer {
         std::fs::create_dir_all(&log_dir)?;
         let log = std::fs::File::create(log_dir.join(format!("{}.log", kind.name())))?;
         let mut cmd = paths.command(kind, port)?;
+        // Profiling: SOCKIO_BENCH_WRAP="heaptrack -o /tmp/ht" (or "perf record -g -o ...") runs
+        // every server under that command.
+        if let Ok(wrap) = std::env::var("SOCKIO_BENCH_WRAP") {
+            let mut words = wrap.split_whitespace();
+            if let Some(program) = words.next() {
+                let mut wrapped = Command::new(program);
+                wrapped.args(words).arg(cmd.get_program()).args(cmd.get_args());
+                cmd = wrapped;
+            }
+        }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
