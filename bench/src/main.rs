@@ -307,7 +307,8 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
             }
         };
         if !large_phase(&mut server, kind, half, plan, &mut r, false).await {
-            r.errors.push(format!("the server died again with {half} clients"));
+            r.errors
+                .push(format!("the server died again with {half} clients"));
             server = match RunningServer::start(paths, kind) {
                 Ok(s) => s,
                 Err(e) => {

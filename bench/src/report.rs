@@ -36,7 +36,7 @@ fn num(v: f64) -> String {
     let s = rounded.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -373,7 +373,18 @@ fn targets(input: &Input) -> Vec<Target> {
                     };
                     (Some(ok), format!("{ratio:.2}x tokio"))
                 }
-                _ => (None, "not measured".into()),
+                _ => match r.storm.as_ref().filter(|s| s.failed > 0) {
+                    // The server could not hold the large phase's clients.
+                    Some(s) if what == "storm time" || what.ends_with(&n.to_string()) => (
+                        Some(false),
+                        format!(
+                            "{} of {} clients connected, then the server died",
+                            num(s.connected as f64),
+                            num(s.clients as f64)
+                        ),
+                    ),
+                    _ => (None, "not measured".into()),
+                },
             };
             out.push(Target {
                 text: format!("{} within 30% of tokio: {what}", kind.name()),

@@ -175,7 +175,10 @@ impl RunningServer {
             let mut words = wrap.split_whitespace();
             if let Some(program) = words.next() {
                 let mut wrapped = Command::new(program);
-                wrapped.args(words).arg(cmd.get_program()).args(cmd.get_args());
+                wrapped
+                    .args(words)
+                    .arg(cmd.get_program())
+                    .args(cmd.get_args());
                 cmd = wrapped;
             }
         }
