@@ -135,7 +135,13 @@ fn versions(paths: &Paths) -> String {
     );
     let dirty = !cmd_output(
         "git",
-        &["-C", &root.to_string_lossy(), "status", "--porcelain", "--untracked-files=no"],
+        &[
+            "-C",
+            &root.to_string_lossy(),
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ],
     )
     .is_empty();
     format!(
