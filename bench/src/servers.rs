@@ -56,7 +56,7 @@ impl ServerKind {
     pub fn describe(self) -> &'static str {
         match self {
             ServerKind::SockioTokio => "sockio, tokio runtime (2 worker threads)",
-            ServerKind::SockioSmol => "sockio, smol runtime",
+            ServerKind::SockioSmol => "sockio, smol runtime (global executor, SMOL_THREADS=2)",
             ServerKind::SockioThreads => "sockio, OS-thread runtime",
             ServerKind::Socketioxide => "socketioxide on axum (tokio, 2 worker threads)",
             ServerKind::Node => "socket.io on Node.js (one process)",
@@ -116,6 +116,11 @@ impl Paths {
                     _ => "threads",
                 };
                 let mut c = Command::new(need(self.bin_dir.join("sockio-conformance"))?);
+                // smol's global executor runs SMOL_THREADS threads (default 1): 2, like the
+                // 2 tokio workers, so both runtimes get the same number of task threads.
+                if kind == ServerKind::SockioSmol {
+                    c.env("SMOL_THREADS", "2");
+                }
                 c.args([
                     "serve",
                     "--runtime",
