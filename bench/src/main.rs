@@ -351,7 +351,8 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
             ));
         }
         let count = (plan.deliveries / (plan.broadcast as u64 + 1)).max(1);
-        let b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+        let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+        b.nominal = plan.broadcast;
         eprintln!(
             "  broadcast {}: {:.0}/s, lost {}",
             b.receivers,
@@ -416,7 +417,8 @@ async fn large_phase(
         if with_broadcast && kind.is_socket_io() {
             let count = (plan.deliveries / (n as u64 + 1)).max(1);
             let wait = Duration::from_secs_f64(plan.broadcast_wait);
-            let b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+            let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+            b.nominal = n;
             eprintln!(
                 "  broadcast {}: {:.0}/s, lost {}",
                 b.receivers,

@@ -170,8 +170,7 @@ fn echo_of(r: &ServerResults, clients: usize) -> Option<&EchoResult> {
 }
 
 fn bcast_of(r: &ServerResults, receivers: usize) -> Option<&BroadcastResult> {
-    // The sender is one of the receivers.
-    r.broadcast.iter().find(|b| b.receivers == receivers + 1)
+    r.broadcast.iter().find(|b| b.nominal == receivers)
 }
 
 fn kib_per_conn(r: &ServerResults) -> Option<f64> {
@@ -533,15 +532,16 @@ pub fn render(input: &Input) -> String {
     for b in [plan.broadcast, plan.storm] {
         let _ = writeln!(
             w,
-            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery; lost = expected − received after the deliveries stopped (5 s without progress, {} s at most). A lost count marked \"wait ended\" means deliveries were still arriving when that limit ended the run: those were not delivered in time, not necessarily dropped.\n\n| server | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio |\n| --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery; lost = expected − received after the deliveries stopped (5 s without progress, {} s at most). A lost count marked \"wait ended\" means deliveries were still arriving when that limit ended the run: those were not delivered in time, not necessarily dropped.\n\n| server | receivers (with the sender) | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
             64, plan.broadcast_wait
         );
         for (k, r) in res {
             if let Some(x) = bcast_of(r, b) {
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
+                    num(x.receivers as f64),
                     num(x.sent as f64),
                     num(x.expected as f64),
                     num(x.received as f64),

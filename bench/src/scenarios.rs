@@ -70,6 +70,8 @@ pub struct EchoResult {
 /// Broadcast.
 #[derive(Clone, Debug, Default)]
 pub struct BroadcastResult {
+    /// The scenario's client count (the fleet as started, without the sender).
+    pub nominal: usize,
     /// Receiving connections (the sender is one of them).
     pub receivers: usize,
     pub sent: u64,
