@@ -28,6 +28,12 @@ cargo test --workspace --doc
 echo "== conformance matrix (every official client x runtime x transport x scenario)"
 cargo run -p sockio-conformance -- matrix
 
+echo "== benchmark harness smoke run"
+# Seconds long, small N, against sockio (tokio) and the raw WebSocket floor only (no node/python
+# peers needed). Debug build: it reuses the sockio-conformance binary the matrix above built.
+cargo build -p sockio-conformance
+cargo run -p sockio-bench -- smoke
+
 echo "== forbidden dependencies of sockio-core"
 if cargo tree -p sockio-core -e normal --prefix none | grep -E '^(tokio|smol|async-io|async-std|futures-io|mio|hyper|tungstenite|async-tungstenite|getrandom|rand) ' ; then
     echo "sockio-core must stay sans-IO: the crates above are forbidden" >&2

@@ -1,0 +1,453 @@
+//! `sockio-bench`: side-by-side load benchmarks of sockio and other Socket.IO servers.
+//!
+//! `compare` runs every scenario on every server and writes BENCHMARKS.md; `smoke` is a
+//! seconds-long version against sockio (tokio) and the raw WebSocket floor; `floor` is the raw
+//! WebSocket echo server itself. See bench/README.md.
+
+mod floor;
+mod net;
+mod polling;
+mod report;
+mod scenarios;
+mod servers;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+use crate::net::Result;
+use crate::scenarios::{
+    BroadcastResult, EchoParams, EchoResult, IdleResult, PollingResult, StormResult,
+};
+use crate::servers::{Paths, RunningServer, ServerKind};
+
+#[derive(Parser)]
+#[command(
+    name = "sockio-bench",
+    about = "Socket.IO load benchmarks: sockio and its peers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run every scenario on every server and write BENCHMARKS.md.
+    Compare {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Where to write the report (default: BENCHMARKS.md at the repository root).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A seconds-long run (small N) against sockio (tokio) and the floor; fails on lost
+    /// broadcasts or a scenario without results.
+    Smoke {
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Serve the raw WebSocket echo floor on 127.0.0.1:PORT.
+    Floor {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+#[derive(clap::Args, Clone, Debug)]
+struct PlanArgs {
+    /// Servers to run (repeatable; default all): sockio-tokio, sockio-smol, sockio-threads,
+    /// socketioxide, node, python, raw-ws-floor.
+    #[arg(long = "server")]
+    servers: Vec<String>,
+    /// Clients of the connect storm, idle memory and large broadcast.
+    #[arg(long, default_value_t = 10_000)]
+    storm: usize,
+    /// Client counts of the echo scenario.
+    #[arg(long = "echo", default_values_t = [100, 1_000])]
+    echo: Vec<usize>,
+    /// Echo closed loop: acks outstanding per client.
+    #[arg(long, default_value_t = 2)]
+    echo_window: usize,
+    /// Seconds of each echo phase (closed loop, then open loop).
+    #[arg(long, default_value_t = 5.0)]
+    echo_secs: f64,
+    /// Echo open loop: events per second over all clients.
+    #[arg(long, default_value_t = 4_000.0)]
+    echo_rate: f64,
+    /// Receivers of the small broadcast.
+    #[arg(long, default_value_t = 1_000)]
+    broadcast: usize,
+    /// Deliveries each broadcast run aims at (broadcasts = this / receivers).
+    #[arg(long, default_value_t = 500_000)]
+    deliveries: u64,
+    /// Polling clients.
+    #[arg(long, default_value_t = 1_000)]
+    polling: usize,
+    #[arg(long, default_value_t = 5.0)]
+    polling_secs: f64,
+    /// Seconds the idle fleet stays connected before its memory is read.
+    #[arg(long, default_value_t = 3.0)]
+    idle_secs: f64,
+    /// Connections of the load generator capacity check against sockio (tokio); 0 skips it.
+    #[arg(long, default_value_t = 15_000)]
+    capacity: usize,
+    /// Longest wait for the deliveries of one broadcast run, seconds.
+    #[arg(long, default_value_t = 150.0)]
+    broadcast_wait: f64,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Repository root (default: where this crate was built from).
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+impl PlanArgs {
+    fn smoke(root: Option<PathBuf>) -> PlanArgs {
+        PlanArgs {
+            servers: vec!["sockio-tokio".into(), "raw-ws-floor".into()],
+            storm: 300,
+            echo: vec![20],
+            echo_window: 2,
+            echo_secs: 1.0,
+            echo_rate: 1_000.0,
+            broadcast: 100,
+            deliveries: 20_000,
+            polling: 20,
+            polling_secs: 1.0,
+            idle_secs: 0.5,
+            capacity: 0,
+            broadcast_wait: 30.0,
+            client_threads: 1,
+            root,
+        }
+    }
+
+    fn kinds(&self) -> Result<Vec<ServerKind>> {
+        if self.servers.is_empty() {
+            return Ok(ServerKind::ALL.to_vec());
+        }
+        self.servers
+            .iter()
+            .map(|s| ServerKind::parse(s).ok_or_else(|| format!("unknown server {s:?}").into()))
+            .collect()
+    }
+}
+
+/// Everything measured on one server.
+#[derive(Debug, Default)]
+pub struct ServerResults {
+    pub storm: Option<StormResult>,
+    pub idle: Option<IdleResult>,
+    pub echo: Vec<EchoResult>,
+    pub broadcast: Vec<BroadcastResult>,
+    pub polling: Option<PollingResult>,
+    pub errors: Vec<String>,
+}
+
+/// The load generator's capacity check.
+#[derive(Debug, Default)]
+pub struct Capacity {
+    pub storm: StormResult,
+    pub held_after_secs: usize,
+    pub secs: f64,
+    pub source_addresses: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Cmd::Floor { port } => floor::serve(port),
+        Cmd::Compare { plan, out } => compare(plan, out),
+        Cmd::Smoke { root } => smoke(root),
+    };
+    if let Err(e) = outcome {
+        eprintln!("sockio-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?)
+}
+
+fn compare(plan: PlanArgs, out: Option<PathBuf>) -> Result<()> {
+    let paths = Paths::discover(plan.root.clone())?;
+    let started = Instant::now();
+    let rt = runtime(plan.client_threads)?;
+    let kinds = plan.kinds()?;
+    let mut results = Vec::new();
+    for kind in kinds {
+        eprintln!("== {}", kind.name());
+        let r = rt.block_on(run_server(&paths, kind, &plan));
+        results.push((kind, r));
+    }
+    let capacity = if plan.capacity > 0 {
+        eprintln!("== load generator capacity: {} connections", plan.capacity);
+        Some(rt.block_on(capacity_check(&paths, plan.capacity)))
+    } else {
+        None
+    };
+    let total = started.elapsed();
+    let text = report::render(&report::Input {
+        paths: &paths,
+        plan: &plan,
+        results: &results,
+        capacity: capacity.as_ref().and_then(|c| c.as_ref().ok()),
+        capacity_error: capacity
+            .as_ref()
+            .and_then(|c| c.as_ref().err())
+            .map(|e| e.to_string()),
+        runtime: total,
+    });
+    let out = out.unwrap_or_else(|| paths.root.join("BENCHMARKS.md"));
+    std::fs::write(&out, text)?;
+    eprintln!("wrote {} in {:.0} s", out.display(), total.as_secs_f64());
+    Ok(())
+}
+
+fn smoke(root: Option<PathBuf>) -> Result<()> {
+    let plan = PlanArgs::smoke(root);
+    let paths = Paths::discover(plan.root.clone())?;
+    let rt = runtime(1)?;
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    for kind in plan.kinds()? {
+        let r = rt.block_on(run_server(&paths, kind, &plan));
+        failures.extend(smoke_failures(kind, &plan, &r));
+        results.push((kind, r));
+    }
+    let text = report::render(&report::Input {
+        paths: &paths,
+        plan: &plan,
+        results: &results,
+        capacity: None,
+        capacity_error: None,
+        runtime: Duration::ZERO,
+    });
+    let out = paths.root.join("target").join("bench-smoke.md");
+    std::fs::write(&out, &text)?;
+    println!("{}", report::summary(&results));
+    if failures.is_empty() {
+        println!("benchmark smoke: ok ({})", out.display());
+        Ok(())
+    } else {
+        for f in &failures {
+            eprintln!("smoke failure: {f}");
+        }
+        Err(format!("{} smoke check(s) failed", failures.len()).into())
+    }
+}
+
+fn smoke_failures(kind: ServerKind, plan: &PlanArgs, r: &ServerResults) -> Vec<String> {
+    let name = kind.name();
+    let mut f: Vec<String> = r.errors.iter().map(|e| format!("{name}: {e}")).collect();
+    match &r.storm {
+        Some(s) if s.connected == plan.storm => {}
+        other => f.push(format!("{name}: storm incomplete: {other:?}")),
+    }
+    match &r.idle {
+        Some(i) if i.rss_with > 0 => {}
+        other => f.push(format!("{name}: no idle memory: {other:?}")),
+    }
+    if r.echo.len() != plan.echo.len()
+        || r.echo.iter().any(|e| {
+            e.max_acks_per_sec <= 0.0 || e.open_acks_per_sec <= 0.0 || e.failed_clients > 0
+        })
+    {
+        f.push(format!("{name}: echo without results: {:?}", r.echo));
+    }
+    if kind.is_socket_io() {
+        if r.broadcast.len() != 2
+            || r.broadcast
+                .iter()
+                .any(|b| b.received == 0 || b.lost() > 0 || b.error.is_some())
+        {
+            f.push(format!(
+                "{name}: broadcast lost or failed: {:?}",
+                r.broadcast
+            ));
+        }
+        match &r.polling {
+            Some(p) if p.round_trips_per_sec > 0.0 && p.failed_clients == 0 => {}
+            other => f.push(format!("{name}: polling without results: {other:?}")),
+        }
+    }
+    f
+}
+
+async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerResults {
+    let mut r = ServerResults::default();
+    let mut server = match RunningServer::start(paths, kind) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("  cannot start: {e}");
+            r.errors.push(e.to_string());
+            return r;
+        }
+    };
+    if !large_phase(&mut server, kind, plan.storm, plan, &mut r, true).await {
+        let half = plan.storm / 2;
+        eprintln!("  the server died: restarted, storm and idle again with {half} clients");
+        r.errors.push(format!(
+            "the server died during the {}-client phase (see target/bench-logs/{}.log); restarted, and the idle memory measured with {half} clients instead",
+            plan.storm,
+            kind.name()
+        ));
+        server = match RunningServer::start(paths, kind) {
+            Ok(s) => s,
+            Err(e) => {
+                r.errors.push(e.to_string());
+                return r;
+            }
+        };
+        if !large_phase(&mut server, kind, half, plan, &mut r, false).await {
+            r.errors
+                .push(format!("the server died again with {half} clients"));
+            server = match RunningServer::start(paths, kind) {
+                Ok(s) => s,
+                Err(e) => {
+                    r.errors.push(e.to_string());
+                    return r;
+                }
+            };
+        }
+    }
+    let addr = server.addr;
+    let wait = Duration::from_secs_f64(plan.broadcast_wait);
+
+    for &clients in &plan.echo {
+        let p = EchoParams {
+            clients,
+            window: plan.echo_window,
+            closed: Duration::from_secs_f64(plan.echo_secs),
+            open_rate: plan.echo_rate,
+            open: Duration::from_secs_f64(plan.echo_secs),
+        };
+        match scenarios::echo(addr, p).await {
+            Ok(e) => {
+                eprintln!(
+                    "  echo {clients}: {:.0} acks/s, open {:.0}/s p50 {} us p99 {} us",
+                    e.max_acks_per_sec, e.open_acks_per_sec, e.p50_us, e.p99_us
+                );
+                r.echo.push(e);
+            }
+            Err(e) => r.errors.push(format!("echo {clients}: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    if kind.is_socket_io() {
+        let (mut fleet, storm) = scenarios::storm(addr, plan.broadcast).await;
+        if storm.failed > 0 {
+            r.errors.push(format!(
+                "broadcast {}: {} clients failed to connect: {:?}",
+                plan.broadcast, storm.failed, storm.first_error
+            ));
+        }
+        let count = (plan.deliveries / (plan.broadcast as u64 + 1)).max(1);
+        let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+        b.nominal = plan.broadcast;
+        eprintln!(
+            "  broadcast {}: {:.0}/s, lost {}",
+            b.receivers,
+            b.per_sec(),
+            b.lost()
+        );
+        r.broadcast.push(b);
+        fleet.close().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let p = scenarios::polling(
+            addr,
+            plan.polling,
+            Duration::from_secs_f64(plan.polling_secs),
+        )
+        .await;
+        eprintln!(
+            "  polling {}: {:.0} round trips/s ({} failed)",
+            plan.polling, p.round_trips_per_sec, p.failed_clients
+        );
+        r.polling = Some(p);
+    }
+    if !server.alive() {
+        r.errors.push("the server died".into());
+    }
+    r
+}
+
+/// Storm, idle memory and (`with_broadcast`) the large broadcast on one fleet of `n` clients.
+/// Returns whether the server survived.
+async fn large_phase(
+    server: &mut RunningServer,
+    kind: ServerKind,
+    n: usize,
+    plan: &PlanArgs,
+    r: &mut ServerResults,
+    with_broadcast: bool,
+) -> bool {
+    let addr = server.addr;
+    let rss_before = server.rss();
+    let (mut fleet, storm) = scenarios::storm(addr, n).await;
+    eprintln!(
+        "  storm {n}: {} connected, {} failed in {:.2} s",
+        storm.connected, storm.failed, storm.secs
+    );
+    if with_broadcast {
+        r.storm = Some(storm);
+    }
+    tokio::time::sleep(Duration::from_secs_f64(plan.idle_secs)).await;
+    if server.alive() {
+        let idle = IdleResult {
+            clients: n,
+            rss_before,
+            rss_with: server.rss(),
+            alive: fleet.alive.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        eprintln!(
+            "  idle: {:.1} KiB per connection",
+            idle.bytes_per_connection() / 1024.0
+        );
+        r.idle = Some(idle);
+        if with_broadcast && kind.is_socket_io() {
+            let count = (plan.deliveries / (n as u64 + 1)).max(1);
+            let wait = Duration::from_secs_f64(plan.broadcast_wait);
+            let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+            b.nominal = n;
+            eprintln!(
+                "  broadcast {}: {:.0}/s, lost {}",
+                b.receivers,
+                b.per_sec(),
+                b.lost()
+            );
+            r.broadcast.push(b);
+        }
+    }
+    fleet.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.alive()
+}
+
+async fn capacity_check(paths: &Paths, clients: usize) -> Result<Capacity> {
+    let server = RunningServer::start(paths, ServerKind::SockioTokio)?;
+    let start = Instant::now();
+    let opened = net::connections_opened();
+    let (fleet, storm) = scenarios::storm(server.addr, clients).await;
+    let source_addresses = net::source_addresses_between(opened, net::connections_opened());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = fleet.alive.load(std::sync::atomic::Ordering::Relaxed);
+    let secs = start.elapsed().as_secs_f64();
+    fleet.close().await;
+    drop(server);
+    Ok(Capacity {
+        storm,
+        held_after_secs: held,
+        secs,
+        source_addresses,
+    })
+}

@@ -1,0 +1,632 @@
+//! BENCHMARKS.md: a table per scenario, ratios to sockio (tokio), the targets, machine and versions.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::scenarios::{BroadcastResult, EchoResult};
+use crate::servers::{Paths, ServerKind};
+use crate::{Capacity, PlanArgs, ServerResults};
+
+pub struct Input<'a> {
+    pub paths: &'a Paths,
+    pub plan: &'a PlanArgs,
+    pub results: &'a [(ServerKind, ServerResults)],
+    pub capacity: Option<&'a Capacity>,
+    pub capacity_error: Option<String>,
+    pub runtime: Duration,
+}
+
+const BASE: ServerKind = ServerKind::SockioTokio;
+
+fn get(results: &[(ServerKind, ServerResults)], kind: ServerKind) -> Option<&ServerResults> {
+    results.iter().find(|(k, _)| *k == kind).map(|(_, r)| r)
+}
+
+fn ratio(value: Option<f64>, base: Option<f64>) -> String {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 && v.is_finite() => format!("{:.2}x", v / b),
+        _ => "–".into(),
+    }
+}
+
+fn num(v: f64) -> String {
+    let rounded = v.round() as i64;
+    let s = rounded.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if rounded < 0 { format!("-{out}") } else { out }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn cmd_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            let mut s = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            if s.is_empty() {
+                s = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+            }
+            s
+        })
+        .unwrap_or_else(|| "not found".into())
+}
+
+fn lock_version(lock: &Path, package: &str) -> String {
+    let Ok(text) = std::fs::read_to_string(lock) else {
+        return "not found".into();
+    };
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    text.find(&needle)
+        .and_then(|i| {
+            let rest = &text[i + needle.len()..];
+            rest.find('"').map(|j| rest[..j].to_owned())
+        })
+        .unwrap_or_else(|| "not found".into())
+}
+
+fn json_version(file: &Path) -> String {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "not found".into())
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    format!(
+        "- CPU: {model}, {cores} logical cores (nproc)\n- RAM: {mem}\n- Linux kernel {kernel}\n- fd limit: {}\n",
+        cmd_output("sh", &["-c", "ulimit -n"])
+    )
+}
+
+fn versions(paths: &Paths) -> String {
+    let root = &paths.root;
+    let peers = paths.peers();
+    let py = peers.join("python/.venv/bin/python");
+    let py_pkgs = cmd_output(
+        &py.to_string_lossy(),
+        &[
+            "-c",
+            "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in ['python-socketio','python-engineio','uvicorn','uvloop','websockets']))",
+        ],
+    );
+    let git = cmd_output(
+        "git",
+        &[
+            "-C",
+            &root.to_string_lossy(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    );
+    let dirty = !cmd_output(
+        "git",
+        &[
+            "-C",
+            &root.to_string_lossy(),
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ],
+    )
+    .is_empty();
+    format!(
+        "- sockio: commit {git}{} (release build)\n- {}\n- socketioxide {} (axum {}, tokio {}), release build\n- socket.io {} (npm) on Node.js {}\n- {} with {}\n- the load generator: tokio {}, tokio-tungstenite {}, hdrhistogram {}\n",
+        if dirty {
+            " plus uncommitted changes"
+        } else {
+            ""
+        },
+        cmd_output("rustc", &["--version"]),
+        lock_version(&peers.join("socketioxide/Cargo.lock"), "socketioxide"),
+        lock_version(&peers.join("socketioxide/Cargo.lock"), "axum"),
+        lock_version(&peers.join("socketioxide/Cargo.lock"), "tokio"),
+        json_version(&peers.join("node/node_modules/socket.io/package.json")),
+        cmd_output("node", &["--version"]),
+        cmd_output(&py.to_string_lossy(), &["--version"]),
+        py_pkgs,
+        lock_version(&root.join("Cargo.lock"), "tokio"),
+        lock_version(&root.join("Cargo.lock"), "tokio-tungstenite"),
+        lock_version(&root.join("Cargo.lock"), "hdrhistogram"),
+    )
+}
+
+fn echo_of(r: &ServerResults, clients: usize) -> Option<&EchoResult> {
+    r.echo.iter().find(|e| e.clients == clients)
+}
+
+fn bcast_of(r: &ServerResults, receivers: usize) -> Option<&BroadcastResult> {
+    r.broadcast.iter().find(|b| b.nominal == receivers)
+}
+
+fn kib_per_conn(r: &ServerResults) -> Option<f64> {
+    r.idle
+        .as_ref()
+        .filter(|i| i.alive > 0)
+        .map(|i| i.bytes_per_connection() / 1024.0)
+}
+
+fn storm_secs(r: &ServerResults) -> Option<f64> {
+    r.storm.as_ref().filter(|s| s.failed == 0).map(|s| s.secs)
+}
+
+fn echo_rate(r: &ServerResults, n: usize) -> Option<f64> {
+    echo_of(r, n)
+        .filter(|e| e.failed_clients == 0)
+        .map(|e| e.max_acks_per_sec)
+}
+
+fn echo_p99(r: &ServerResults, n: usize) -> Option<f64> {
+    echo_of(r, n)
+        .filter(|e| e.failed_clients == 0)
+        .map(|e| e.p99_us as f64)
+}
+
+fn bcast_rate(r: &ServerResults, n: usize) -> Option<f64> {
+    bcast_of(r, n).map(BroadcastResult::per_sec)
+}
+
+fn poll_rate(r: &ServerResults) -> Option<f64> {
+    r.polling
+        .as_ref()
+        .filter(|p| p.failed_clients == 0)
+        .map(|p| p.round_trips_per_sec)
+}
+
+/// A short text summary (the smoke run prints it).
+pub fn summary(results: &[(ServerKind, ServerResults)]) -> String {
+    let mut s = String::new();
+    for (k, r) in results {
+        let _ = writeln!(
+            s,
+            "{}: storm {:?} s, idle {:?} KiB/conn, echo {:?} acks/s, broadcast {:?}/s lost {:?}, polling {:?} rt/s, errors {:?}",
+            k.name(),
+            storm_secs(r).map(|v| (v * 100.0).round() / 100.0),
+            kib_per_conn(r).map(|v| v.round()),
+            r.echo
+                .iter()
+                .map(|e| e.max_acks_per_sec.round())
+                .collect::<Vec<_>>(),
+            r.broadcast
+                .iter()
+                .map(|b| b.per_sec().round())
+                .collect::<Vec<_>>(),
+            r.broadcast
+                .iter()
+                .map(BroadcastResult::lost)
+                .collect::<Vec<_>>(),
+            poll_rate(r).map(f64::round),
+            r.errors,
+        );
+    }
+    s
+}
+
+struct Target {
+    text: String,
+    met: Option<bool>,
+    measured: String,
+}
+
+fn push(
+    out: &mut Vec<Target>,
+    text: String,
+    value: Option<f64>,
+    other: Option<f64>,
+    ok: &dyn Fn(f64) -> bool,
+    what: &str,
+) {
+    let (met, measured) = match (value, other) {
+        (Some(v), Some(o)) if o > 0.0 => {
+            let r = v / o;
+            (Some(ok(r)), format!("{what} ratio {r:.2}"))
+        }
+        _ => (None, "not measured".into()),
+    };
+    out.push(Target {
+        text,
+        met,
+        measured,
+    });
+}
+
+fn targets(input: &Input) -> Vec<Target> {
+    let res = input.results;
+    let base = get(res, BASE);
+    let of = |k| get(res, k);
+    let mut out = Vec::new();
+    let Some(base) = base else {
+        return out;
+    };
+    let n = input.plan.storm;
+    // Memory.
+    for (kind, limit) in [
+        (ServerKind::Node, 0.5),
+        (ServerKind::Socketioxide, 1.0 / 3.0),
+    ] {
+        push(
+            &mut out,
+            format!(
+                "idle memory per connection at {n} clients at most {limit:.2}x {}",
+                kind.name()
+            ),
+            kib_per_conn(base),
+            of(kind).and_then(kib_per_conn),
+            &|r| r <= limit,
+            "sockio/peer",
+        );
+    }
+    for &e in &input.plan.echo {
+        for (kind, min) in [
+            (ServerKind::Socketioxide, 1.1),
+            (ServerKind::Node, 3.0),
+            (ServerKind::Floor, 0.85),
+        ] {
+            push(
+                &mut out,
+                format!(
+                    "echo {e} clients: acks/s at least {min:.2}x {}",
+                    kind.name()
+                ),
+                echo_rate(base, e),
+                of(kind).and_then(|r| echo_rate(r, e)),
+                &|r| r >= min,
+                "sockio/peer",
+            );
+        }
+        push(
+            &mut out,
+            format!("echo {e} clients: p99 latency no worse than socketioxide"),
+            echo_p99(base, e),
+            of(ServerKind::Socketioxide).and_then(|r| echo_p99(r, e)),
+            &|r| r <= 1.0,
+            "sockio/peer",
+        );
+    }
+    for b in [input.plan.broadcast, n] {
+        push(
+            &mut out,
+            format!("broadcast {b} clients: deliveries/s at least 5x node"),
+            bcast_rate(base, b),
+            of(ServerKind::Node).and_then(|r| bcast_rate(r, b)),
+            &|r| r >= 5.0,
+            "sockio/peer",
+        );
+        let lost = bcast_of(base, b).map(BroadcastResult::lost);
+        out.push(Target {
+            text: format!("broadcast {b} clients: zero lost deliveries (sockio-tokio)"),
+            met: lost.map(|l| l == 0),
+            measured: lost.map_or("not measured".into(), |l| format!("lost {l}")),
+        });
+    }
+    for kind in [ServerKind::SockioSmol, ServerKind::SockioThreads] {
+        let Some(r) = of(kind) else { continue };
+        let mut checks: Vec<(String, Option<f64>, Option<f64>, bool)> = vec![
+            ("storm time".into(), storm_secs(r), storm_secs(base), false),
+            (
+                "idle memory".into(),
+                kib_per_conn(r),
+                kib_per_conn(base),
+                false,
+            ),
+            ("polling".into(), poll_rate(r), poll_rate(base), true),
+        ];
+        for &e in &input.plan.echo {
+            checks.push((
+                format!("echo {e} acks/s"),
+                echo_rate(r, e),
+                echo_rate(base, e),
+                true,
+            ));
+            checks.push((
+                format!("echo {e} p99"),
+                echo_p99(r, e),
+                echo_p99(base, e),
+                false,
+            ));
+        }
+        for b in [input.plan.broadcast, n] {
+            checks.push((
+                format!("broadcast {b}"),
+                bcast_rate(r, b),
+                bcast_rate(base, b),
+                true,
+            ));
+        }
+        for (what, v, b, higher_better) in checks {
+            let (met, measured) = match (v, b) {
+                (Some(v), Some(b)) if b > 0.0 => {
+                    let ratio = v / b;
+                    let ok = if higher_better {
+                        ratio >= 0.7
+                    } else {
+                        ratio <= 1.3
+                    };
+                    (Some(ok), format!("{ratio:.2}x tokio"))
+                }
+                _ => match r.storm.as_ref().filter(|s| s.failed > 0) {
+                    // The server could not hold the large phase's clients.
+                    Some(s) if what == "storm time" || what.ends_with(&n.to_string()) => (
+                        Some(false),
+                        format!(
+                            "{} of {} clients connected, then the server died",
+                            num(s.connected as f64),
+                            num(s.clients as f64)
+                        ),
+                    ),
+                    _ => (None, "not measured".into()),
+                },
+            };
+            out.push(Target {
+                text: format!("{} within 30% of tokio: {what}", kind.name()),
+                met,
+                measured,
+            });
+        }
+    }
+    out
+}
+
+/// The whole report.
+pub fn render(input: &Input) -> String {
+    let mut s = String::new();
+    let plan = input.plan;
+    let res = input.results;
+    let base = get(res, BASE);
+    let w = &mut s;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Generated by `sockio-bench compare` (bench/), {} (UTC). Every number below comes from that one run, on one machine, every server started in turn by the harness with the same load generator. Ratios are to **sockio-tokio** (value of the server / value of sockio-tokio): higher is better for rates, lower is better for time, memory and latency. See bench/README.md for what each scenario does.\n",
+        cmd_output("date", &["-u", "+%Y-%m-%d %H:%M"])
+    );
+    let _ = writeln!(
+        w,
+        "Command: `bench/run.sh` (builds every peer, then `target/release/sockio-bench compare`). Whole comparison: {:.0} s.\n",
+        input.runtime.as_secs_f64()
+    );
+    let _ = writeln!(
+        w,
+        "Load generator: one process, {} tokio worker thread(s), WebSocket clients from 127.0.0.x (10,000 per source address). Parameters: storm/idle/large broadcast {} clients; echo {:?} clients, {} acks outstanding per client in the closed loop, open loop at {} events/s in total, {} s per phase; small broadcast {} clients; {} deliveries aimed at per broadcast run; polling {} clients for {} s.\n",
+        plan.client_threads,
+        plan.storm,
+        plan.echo,
+        plan.echo_window,
+        num(plan.echo_rate),
+        plan.echo_secs,
+        plan.broadcast,
+        num(plan.deliveries as f64),
+        plan.polling,
+        plan.polling_secs
+    );
+    let _ = writeln!(w, "## Machine\n\n{}", machine());
+    let _ = writeln!(w, "## Versions\n\n{}", versions(input.paths));
+    let _ = writeln!(w, "## Servers\n");
+    for (k, _) in res {
+        let _ = writeln!(w, "- **{}**: {}", k.name(), k.describe());
+    }
+    let _ = writeln!(w);
+
+    // Targets.
+    let ts = targets(input);
+    if !ts.is_empty() {
+        let _ = writeln!(
+            w,
+            "## Targets\n\n| target | measured | met |\n| --- | --- | --- |"
+        );
+        for t in &ts {
+            let met = match t.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "not measured",
+            };
+            let _ = writeln!(w, "| {} | {} | {met} |", t.text, t.measured);
+        }
+        let _ = writeln!(w);
+    }
+
+    // Storm.
+    let _ = writeln!(
+        w,
+        "## Connect storm: {} WebSocket clients at once\n\nTime from the start until the last client had its Socket.IO connect answered (TCP, WebSocket upgrade, Engine.IO open, namespace connect).\n\n| server | connected | failed | time (s) | connections/s | time / sockio-tokio |\n| --- | --- | --- | --- | --- | --- |",
+        plan.storm
+    );
+    for (k, r) in res {
+        if let Some(st) = &r.storm {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {:.2} | {} | {} |",
+                k.name(),
+                num(st.connected as f64),
+                num(st.failed as f64),
+                st.secs,
+                num(st.connected as f64 / st.secs.max(1e-9)),
+                ratio(storm_secs(r), base.and_then(storm_secs))
+            );
+        }
+    }
+    // Idle.
+    let _ = writeln!(
+        w,
+        "\n## Idle: {} WebSocket clients connected, answering pings\n\nServer RSS (VmRSS of the process tree) before any client and with the clients connected ({} s after the storm).\n\n| server | open | RSS before (MiB) | RSS with clients (MiB) | KiB per connection | per connection / sockio-tokio |\n| --- | --- | --- | --- | --- | --- |",
+        plan.storm, plan.idle_secs
+    );
+    for (k, r) in res {
+        if let Some(i) = &r.idle {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                k.name(),
+                num(i.alive as f64),
+                i.rss_before as f64 / 1048576.0,
+                i.rss_with as f64 / 1048576.0,
+                i.bytes_per_connection() / 1024.0,
+                ratio(kib_per_conn(r), base.and_then(kib_per_conn))
+            );
+        }
+    }
+    // Echo.
+    for &e in &plan.echo {
+        let _ = writeln!(
+            w,
+            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s. Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | unanswered | failed clients |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            plan.echo_window,
+            plan.echo_secs,
+            num(plan.echo_rate)
+        );
+        for (k, r) in res {
+            if let Some(x) = echo_of(r, e) {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    k.name(),
+                    num(x.max_acks_per_sec),
+                    ratio(echo_rate(r, e), base.and_then(|b| echo_rate(b, e))),
+                    num(x.open_acks_per_sec),
+                    ms(x.p50_us),
+                    ms(x.p99_us),
+                    ms(x.p999_us),
+                    ms(x.max_us),
+                    ratio(echo_p99(r, e), base.and_then(|b| echo_p99(b, e))),
+                    num(x.missing as f64),
+                    x.failed_clients
+                );
+            }
+        }
+    }
+    // Broadcast.
+    for b in [plan.broadcast, plan.storm] {
+        let _ = writeln!(
+            w,
+            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery; lost = expected − received after the deliveries stopped (5 s without progress, {} s at most). A lost count marked \"wait ended\" means deliveries were still arriving when that limit ended the run: those were not delivered in time, not necessarily dropped.\n\n| server | receivers (with the sender) | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
+            64, plan.broadcast_wait
+        );
+        for (k, r) in res {
+            if let Some(x) = bcast_of(r, b) {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    k.name(),
+                    num(x.receivers as f64),
+                    num(x.sent as f64),
+                    num(x.expected as f64),
+                    num(x.received as f64),
+                    if x.timed_out {
+                        format!("{} (wait ended)", num(x.lost() as f64))
+                    } else {
+                        num(x.lost() as f64)
+                    },
+                    num(x.per_sec()),
+                    ratio(bcast_rate(r, b), base.and_then(|s| bcast_rate(s, b)))
+                );
+            }
+        }
+    }
+    // Polling.
+    let _ = writeln!(
+        w,
+        "\n## Polling: {} polling-only clients echoing\n\nEach client, on one keep-alive HTTP/1.1 connection: POST an acked `echo`, then GET until the ack arrives. Round trips per second over {} s.\n\n| server | connected | round trips/s | / sockio-tokio | failed clients |\n| --- | --- | --- | --- | --- |",
+        plan.polling, plan.polling_secs
+    );
+    for (k, r) in res {
+        if let Some(p) = &r.polling {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} |",
+                k.name(),
+                num(p.connected as f64),
+                num(p.round_trips_per_sec),
+                ratio(poll_rate(r), base.and_then(poll_rate)),
+                p.failed_clients
+            );
+        }
+    }
+    // Capacity.
+    if let Some(c) = input.capacity {
+        let _ = writeln!(
+            w,
+            "\n## Load generator capacity\n\n{} WebSocket clients from one process against sockio-tokio over {} source addresses: {} connected in {:.2} s ({} failed), {} still open 5 s later.",
+            num(c.storm.clients as f64),
+            c.source_addresses,
+            num(c.storm.connected as f64),
+            c.storm.secs,
+            num(c.storm.failed as f64),
+            num(c.held_after_secs as f64)
+        );
+    } else if let Some(e) = &input.capacity_error {
+        let _ = writeln!(w, "\n## Load generator capacity\n\nFailed: {e}");
+    }
+    // Errors.
+    let errors: Vec<String> = res
+        .iter()
+        .flat_map(|(k, r)| {
+            let mut v: Vec<String> = r
+                .errors
+                .iter()
+                .map(|e| format!("{}: {e}", k.name()))
+                .collect();
+            if let Some(e) = r.storm.as_ref().and_then(|s| s.first_error.clone()) {
+                v.push(format!("{}: storm: {e}", k.name()));
+            }
+            for x in &r.echo {
+                if let Some(e) = &x.first_error {
+                    v.push(format!("{}: echo {}: {e}", k.name(), x.clients));
+                }
+            }
+            for x in &r.broadcast {
+                if let Some(e) = &x.error {
+                    v.push(format!("{}: broadcast {}: {e}", k.name(), x.receivers));
+                }
+            }
+            if let Some(e) = r.polling.as_ref().and_then(|p| p.first_error.clone()) {
+                v.push(format!("{}: polling: {e}", k.name()));
+            }
+            v
+        })
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(w, "\n## Errors seen during the run\n");
+        for e in errors {
+            let _ = writeln!(w, "- {e}");
+        }
+    }
+    // Profiling notes kept by hand next to the harness (not numbers of this run).
+    if let Ok(notes) = std::fs::read_to_string(input.paths.root.join("bench").join("ANALYSIS.md")) {
+        let _ = writeln!(w, "\n{}", notes.trim_end());
+    }
+    s
+}

@@ -1,0 +1,280 @@
+//! The servers under test: how to start each one as a child process, and its memory.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::net::Result;
+
+/// A server under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ServerKind {
+    SockioTokio,
+    SockioSmol,
+    SockioThreads,
+    Socketioxide,
+    Node,
+    Python,
+    /// The raw WebSocket echo server: the floor for idle, connect storm and echo.
+    Floor,
+}
+
+impl ServerKind {
+    pub const ALL: [ServerKind; 7] = [
+        ServerKind::SockioTokio,
+        ServerKind::SockioSmol,
+        ServerKind::SockioThreads,
+        ServerKind::Socketioxide,
+        ServerKind::Node,
+        ServerKind::Python,
+        ServerKind::Floor,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::SockioTokio => "sockio-tokio",
+            ServerKind::SockioSmol => "sockio-smol",
+            ServerKind::SockioThreads => "sockio-threads",
+            ServerKind::Socketioxide => "socketioxide",
+            ServerKind::Node => "node",
+            ServerKind::Python => "python",
+            ServerKind::Floor => "raw-ws-floor",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ServerKind> {
+        ServerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether it speaks Socket.IO (the floor only answers the echo frames).
+    pub fn is_socket_io(self) -> bool {
+        self != ServerKind::Floor
+    }
+
+    /// What it is, for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ServerKind::SockioTokio => "sockio, tokio runtime (2 worker threads)",
+            ServerKind::SockioSmol => "sockio, smol runtime (global executor, SMOL_THREADS=2)",
+            ServerKind::SockioThreads => "sockio, OS-thread runtime",
+            ServerKind::Socketioxide => "socketioxide on axum (tokio, 2 worker threads)",
+            ServerKind::Node => "socket.io on Node.js (one process)",
+            ServerKind::Python => "python-socketio AsyncServer on uvicorn (one worker)",
+            ServerKind::Floor => "tokio-tungstenite echo (2 worker threads), no Socket.IO",
+        }
+    }
+}
+
+/// Where the repository and the binaries are.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+    /// The directory of `sockio-bench` itself (holds `sockio-conformance` of the same profile).
+    pub bin_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn discover(root: Option<PathBuf>) -> Result<Paths> {
+        let exe = std::env::current_exe()?;
+        let bin_dir = exe
+            .parent()
+            .ok_or("the executable has no directory")?
+            .to_path_buf();
+        let root = root.unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        });
+        Ok(Paths { root, bin_dir })
+    }
+
+    pub fn peers(&self) -> PathBuf {
+        self.root.join("bench").join("peers")
+    }
+
+    /// The command that starts `kind` on `port`, or why it cannot.
+    pub fn command(&self, kind: ServerKind, port: u16) -> Result<Command> {
+        let port = port.to_string();
+        let need = |p: PathBuf| -> Result<PathBuf> {
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(format!(
+                    "{} is missing: run bench/run.sh (it builds the peers)",
+                    p.display()
+                )
+                .into())
+            }
+        };
+        let cmd = match kind {
+            ServerKind::SockioTokio | ServerKind::SockioSmol | ServerKind::SockioThreads => {
+                let runtime = match kind {
+                    ServerKind::SockioTokio => "tokio",
+                    ServerKind::SockioSmol => "smol",
+                    _ => "threads",
+                };
+                let mut c = Command::new(need(self.bin_dir.join("sockio-conformance"))?);
+                // smol's global executor runs SMOL_THREADS threads (default 1): 2, like the
+                // 2 tokio workers, so both runtimes get the same number of task threads.
+                if kind == ServerKind::SockioSmol {
+                    c.env("SMOL_THREADS", "2");
+                }
+                c.args([
+                    "serve",
+                    "--runtime",
+                    runtime,
+                    "--profile",
+                    "bench",
+                    "--port",
+                    &port,
+                ]);
+                c
+            }
+            ServerKind::Socketioxide => {
+                let mut c = Command::new(need(
+                    self.peers()
+                        .join("socketioxide/target/release/bench-socketioxide"),
+                )?);
+                c.arg(&port);
+                c
+            }
+            ServerKind::Node => {
+                need(self.peers().join("node/node_modules/socket.io"))?;
+                let mut c = Command::new("node");
+                c.arg(self.peers().join("node/server.js")).arg(&port);
+                c
+            }
+            ServerKind::Python => {
+                let mut c = Command::new(need(self.peers().join("python/.venv/bin/python"))?);
+                c.arg(self.peers().join("python/server.py")).arg(&port);
+                c
+            }
+            ServerKind::Floor => {
+                let mut c = Command::new(std::env::current_exe()?);
+                c.args(["floor", "--port", &port]);
+                c
+            }
+        };
+        Ok(cmd)
+    }
+}
+
+/// A running server process, killed on drop.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl RunningServer {
+    pub fn start(paths: &Paths, kind: ServerKind) -> Result<RunningServer> {
+        let port = free_port()?;
+        let log_dir = paths.root.join("target").join("bench-logs");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = std::fs::File::create(log_dir.join(format!("{}.log", kind.name())))?;
+        let mut cmd = paths.command(kind, port)?;
+        // Profiling: SOCKIO_BENCH_WRAP="heaptrack -o /tmp/ht" (or "perf record -g -o ...") runs
+        // every server under that command.
+        if let Ok(wrap) = std::env::var("SOCKIO_BENCH_WRAP") {
+            let mut words = wrap.split_whitespace();
+            if let Some(program) = words.next() {
+                let mut wrapped = Command::new(program);
+                wrapped
+                    .args(words)
+                    .arg(cmd.get_program())
+                    .args(cmd.get_args());
+                cmd = wrapped;
+            }
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", kind.name()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut server = RunningServer { addr, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if let Some(status) = server.child.try_wait()? {
+                return Err(format!("{} exited at start: {status}", kind.name()).into());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not listen within 60 s", kind.name()).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let the runtime settle (python imports, node JIT) before the baseline memory.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the process and its descendants, in bytes.
+    pub fn rss(&self) -> u64 {
+        tree_rss(self.pid())
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        for pid in descendants(self.child.id()) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                stack.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// VmRSS of one process, in bytes.
+pub fn process_rss(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn tree_rss(pid: u32) -> u64 {
+    process_rss(pid) + descendants(pid).into_iter().map(process_rss).sum::<u64>()
+}
