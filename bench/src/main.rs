@@ -359,7 +359,7 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
             b.per_sec(),
             b.lost()
         );
-        r.broadcast.push(b);
+        record_broadcast(&mut r, b);
         fleet.close().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -379,6 +379,20 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
         r.errors.push("the server died".into());
     }
     r
+}
+
+/// Keeps a broadcast's result, unless its sender never connected (nothing was measured: the
+/// server refused it); that becomes an error line instead of a rate of zero.
+fn record_broadcast(r: &mut ServerResults, b: scenarios::BroadcastResult) {
+    if b.receivers == 0 {
+        r.errors.push(format!(
+            "broadcast {}: not measured: {}",
+            b.nominal,
+            b.error.as_deref().unwrap_or("the sender did not connect")
+        ));
+    } else {
+        r.broadcast.push(b);
+    }
 }
 
 /// Storm, idle memory and (`with_broadcast`) the large broadcast on one fleet of `n` clients.
@@ -425,7 +439,7 @@ async fn large_phase(
                 b.per_sec(),
                 b.lost()
             );
-            r.broadcast.push(b);
+            record_broadcast(r, b);
         }
     }
     fleet.close().await;

@@ -383,7 +383,8 @@ fn targets(input: &Input) -> Vec<Target> {
                     Some(s) if what == "storm time" || what.ends_with(&n.to_string()) => (
                         Some(false),
                         format!(
-                            "{} of {} clients connected, then the server died",
+                            "{} of {} clients connected; the rest were refused or failed \
+                             (see the storm table and the notes)",
                             num(s.connected as f64),
                             num(s.clients as f64)
                         ),
