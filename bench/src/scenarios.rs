@@ -405,20 +405,16 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
     let (mut closed, mut open) = (0u64, 0u64);
     for t in tasks {
-        match t.await {
-            Ok(Ok(c)) => {
+        match joined(t.await) {
+            Ok(c) => {
                 closed += c.closed_acks;
                 open += c.open_acks;
                 result.missing += c.missing;
                 hist.add(&c.hist)?;
             }
-            Ok(Err(e)) => {
-                result.failed_clients += 1;
-                result.first_error.get_or_insert(e.to_string());
-            }
             Err(e) => {
                 result.failed_clients += 1;
-                result.first_error.get_or_insert(e.to_string());
+                result.first_error.get_or_insert(e);
             }
         }
     }
@@ -576,18 +572,25 @@ pub async fn polling(server: SocketAddr, clients: usize, duration: Duration) -> 
         .collect();
     let mut trips = 0u64;
     for t in tasks {
-        match t.await {
-            Ok(Ok(n)) => trips += n,
-            Ok(Err(e)) => {
-                result.failed_clients += 1;
-                result.first_error.get_or_insert(e.to_string());
-            }
+        match joined(t.await) {
+            Ok(n) => trips += n,
             Err(e) => {
                 result.failed_clients += 1;
-                result.first_error.get_or_insert(e.to_string());
+                result.first_error.get_or_insert(e);
             }
         }
     }
     result.round_trips_per_sec = trips as f64 / duration.as_secs_f64();
     result
+}
+
+/// A client task's outcome, with its panic or cancellation folded into its error.
+fn joined<T, E: std::fmt::Display>(
+    outcome: std::result::Result<std::result::Result<T, E>, tokio::task::JoinError>,
+) -> std::result::Result<T, String> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
 }
