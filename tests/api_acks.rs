@@ -266,3 +266,45 @@ async fn reserved_event_names_are_refused() {
     node.send("bye").await;
     node.finish().await;
 }
+
+/// An emit callback with no timeout, to a socket that leaves its namespace while the client's
+/// connection stays (it is still in `/`): the callback hears `Disconnected` then, not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_without_timeout_ends_when_its_socket_leaves_the_namespace() {
+    let io = Server::builder().build();
+    let room = io.of("/room");
+    room.on("noop", |_socket: sockio::Socket, _: Option<Value>| async {});
+    let running = serve(&io).await;
+    let mut node = Node::spawn(
+        &running.url,
+        r#"
+const options = { reconnection: false, transports: ["websocket"] };
+const main = io(URL, options);
+const other = io(URL + "/room", options);
+other.on("question", () => out("asked", null));
+main.on("disconnect", (reason) => out("main-disconnect", reason));
+await connected(main);
+await connected(other);
+out("ready", other.id);
+await command();
+out("main-connected", main.connected);
+process.exit(0);
+"#,
+    );
+    let sid = ready(&mut node).await;
+    let (tx, mut answers) = mpsc::unbounded_channel();
+    room.emit("question", &())
+        .to(&sid)
+        .callback(None, move |answer: Result<Value, CallError>| {
+            let _ = tx.send(answer.map_err(|e| e.to_string()));
+        })
+        .await
+        .expect("emit");
+    node.expect("asked").await;
+    room.disconnect(&sid).await.expect("disconnect from /room");
+    let answer = recv(&mut answers, "the callback").await;
+    assert_eq!(answer, Err(CallError::Disconnected.to_string()));
+    node.send("bye").await;
+    assert_eq!(node.expect("main-connected").await, json!(true));
+    node.finish().await;
+}
