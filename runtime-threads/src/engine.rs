@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use sockio_core::engineio::{
-    Endpoint, EngineEvent, OrderedDelivery, RequestId, Routing, SendError, Session, SessionNotice,
-    WsAction, WsMessage, deliver_in_order,
+    Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, RequestId, Routing, SendError,
+    Session, SessionNotice, WsAction, WsMessage, deliver_in_order,
 };
 use sockio_core::http::{Request, Response};
 
@@ -49,17 +49,6 @@ use crate::serve::{
 use crate::server::OsRandomSids;
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
-
-type ConnectCallback = Arc<dyn Fn(EngineSocket) + Send + Sync>;
-type MessageCallback = Arc<dyn Fn(EngineSocket, PacketData) + Send + Sync>;
-type DisconnectCallback = Arc<dyn Fn(EngineSocket, CloseReason) + Send + Sync>;
-
-#[derive(Clone, Default)]
-struct Callbacks {
-    connect: Option<ConnectCallback>,
-    message: Option<MessageCallback>,
-    disconnect: Option<DisconnectCallback>,
-}
 
 /// A raw Engine.IO server on threads. Cheap to clone: clones share everything.
 #[derive(Clone)]
@@ -79,7 +68,7 @@ struct Inner {
     config: Arc<EngineConfig>,
     endpoint: Mutex<Endpoint>,
     sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
-    callbacks: RwLock<Callbacks>,
+    callbacks: RwLock<EngineCallbacks<EngineSocket>>,
     next_request: AtomicU64,
     serving: Serving,
     timers: Arc<Timers<SessionCell>>,
@@ -207,7 +196,7 @@ impl EngineServer {
             config: endpoint.config().clone(),
             endpoint: Mutex::new(endpoint),
             sessions: Mutex::new(HashMap::new()),
-            callbacks: RwLock::new(Callbacks::default()),
+            callbacks: RwLock::new(EngineCallbacks::default()),
             next_request: AtomicU64::new(1),
             serving: Serving::default(),
             timers: timers.clone(),
@@ -256,14 +245,14 @@ impl EngineServer {
         self.callbacks_mut().disconnect = Some(Arc::new(callback));
     }
 
-    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks> {
+    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, EngineCallbacks<EngineSocket>> {
         self.inner
             .callbacks
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn callbacks(&self) -> Callbacks {
+    fn callbacks(&self) -> EngineCallbacks<EngineSocket> {
         self.inner
             .callbacks
             .read()
@@ -573,29 +562,14 @@ impl EngineServer {
         let mut callbacks = None;
         deliver_in_order(&cell.delivery, |notice| {
             let callbacks = callbacks.get_or_insert_with(|| self.callbacks());
+            if matches!(notice, SessionNotice::Closed(_)) {
+                lock(&self.inner.sessions).remove(&cell.sid);
+            }
             let socket = EngineSocket {
                 server: self.clone(),
                 cell: cell.clone(),
             };
-            let call = std::panic::AssertUnwindSafe(|| match notice {
-                SessionNotice::Open => {
-                    if let Some(connect) = &callbacks.connect {
-                        connect(socket);
-                    }
-                }
-                SessionNotice::Message(data) => {
-                    if let Some(message) = &callbacks.message {
-                        message(socket, data);
-                    }
-                }
-                SessionNotice::Closed(reason) => {
-                    lock(&self.inner.sessions).remove(&cell.sid);
-                    if let Some(disconnect) = &callbacks.disconnect {
-                        disconnect(socket, reason);
-                    }
-                }
-            });
-            if std::panic::catch_unwind(call).is_err() {
+            if !callbacks.call(socket, notice) {
                 tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
             }
         });

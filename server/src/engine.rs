@@ -37,8 +37,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
-    Endpoint, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError, Session,
-    SessionNotice, WsAction, WsMessage, deliver_in_order,
+    Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
+    Session, SessionNotice, WsAction, WsMessage, deliver_in_order,
 };
 use tungstenite::protocol::Role;
 
@@ -48,26 +48,6 @@ use crate::server::OsRandomSids;
 use crate::service::{Handled, SocketIoResponse, plain, read_body};
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
-
-type ConnectCallback<Rt> = Arc<dyn Fn(EngineSocket<Rt>) + Send + Sync>;
-type MessageCallback<Rt> = Arc<dyn Fn(EngineSocket<Rt>, PacketData) + Send + Sync>;
-type DisconnectCallback<Rt> = Arc<dyn Fn(EngineSocket<Rt>, CloseReason) + Send + Sync>;
-
-struct Callbacks<Rt: Runtime> {
-    connect: Option<ConnectCallback<Rt>>,
-    message: Option<MessageCallback<Rt>>,
-    disconnect: Option<DisconnectCallback<Rt>>,
-}
-
-impl<Rt: Runtime> Clone for Callbacks<Rt> {
-    fn clone(&self) -> Self {
-        Callbacks {
-            connect: self.connect.clone(),
-            message: self.message.clone(),
-            disconnect: self.disconnect.clone(),
-        }
-    }
-}
 
 /// A raw Engine.IO server. Cheap to clone: clones share everything.
 pub struct EngineServer<Rt: Runtime> {
@@ -95,7 +75,7 @@ struct Inner<Rt: Runtime> {
     config: Arc<EngineConfig>,
     endpoint: Mutex<Endpoint>,
     sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
-    callbacks: RwLock<Callbacks<Rt>>,
+    callbacks: RwLock<EngineCallbacks<EngineSocket<Rt>>>,
     next_request: AtomicU64,
 }
 
@@ -192,11 +172,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 config: endpoint.config().clone(),
                 endpoint: Mutex::new(endpoint),
                 sessions: Mutex::new(HashMap::new()),
-                callbacks: RwLock::new(Callbacks {
-                    connect: None,
-                    message: None,
-                    disconnect: None,
-                }),
+                callbacks: RwLock::new(EngineCallbacks::default()),
                 next_request: AtomicU64::new(1),
             }),
         }
@@ -228,14 +204,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
         self.callbacks_mut().disconnect = Some(Arc::new(callback));
     }
 
-    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks<Rt>> {
+    fn callbacks_mut(&self) -> std::sync::RwLockWriteGuard<'_, EngineCallbacks<EngineSocket<Rt>>> {
         self.inner
             .callbacks
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn callbacks(&self) -> Callbacks<Rt> {
+    fn callbacks(&self) -> EngineCallbacks<EngineSocket<Rt>> {
         self.inner
             .callbacks
             .read()
@@ -598,29 +574,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
         let mut callbacks = None;
         deliver_in_order(&cell.delivery, |notice| {
             let callbacks = callbacks.get_or_insert_with(|| self.callbacks());
+            if matches!(notice, SessionNotice::Closed(_)) {
+                lock(&self.inner.sessions).remove(&cell.sid);
+            }
             let socket = EngineSocket {
                 server: self.clone(),
                 cell: cell.clone(),
             };
-            let call = std::panic::AssertUnwindSafe(|| match notice {
-                SessionNotice::Open => {
-                    if let Some(connect) = &callbacks.connect {
-                        connect(socket);
-                    }
-                }
-                SessionNotice::Message(data) => {
-                    if let Some(message) = &callbacks.message {
-                        message(socket, data);
-                    }
-                }
-                SessionNotice::Closed(reason) => {
-                    lock(&self.inner.sessions).remove(&cell.sid);
-                    if let Some(disconnect) = &callbacks.disconnect {
-                        disconnect(socket, reason);
-                    }
-                }
-            });
-            if std::panic::catch_unwind(call).is_err() {
+            if !callbacks.call(socket, notice) {
                 tracing::error!(sid = %cell.sid, "an Engine.IO callback panicked");
             }
         });

@@ -7,7 +7,7 @@
 //! other tasks add meanwhile; the others only queue.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{CloseReason, PacketData};
 
@@ -17,6 +17,59 @@ pub enum SessionNotice {
     Open,
     Message(PacketData),
     Closed(CloseReason),
+}
+
+/// A raw Engine.IO server's application callbacks, for sessions seen as `S`.
+pub struct EngineCallbacks<S> {
+    pub connect: Option<Arc<dyn Fn(S) + Send + Sync>>,
+    pub message: Option<Arc<dyn Fn(S, PacketData) + Send + Sync>>,
+    pub disconnect: Option<Arc<dyn Fn(S, CloseReason) + Send + Sync>>,
+}
+
+impl<S> Default for EngineCallbacks<S> {
+    fn default() -> Self {
+        EngineCallbacks {
+            connect: None,
+            message: None,
+            disconnect: None,
+        }
+    }
+}
+
+impl<S> Clone for EngineCallbacks<S> {
+    fn clone(&self) -> Self {
+        EngineCallbacks {
+            connect: self.connect.clone(),
+            message: self.message.clone(),
+            disconnect: self.disconnect.clone(),
+        }
+    }
+}
+
+impl<S> EngineCallbacks<S> {
+    /// Calls the callback for `notice`, if one is set. A panicking callback is caught, so that
+    /// one application bug cannot stop the session's later notices (nor leave its delivery
+    /// marked busy); `false` tells the caller to report it.
+    pub fn call(&self, socket: S, notice: SessionNotice) -> bool {
+        let call = std::panic::AssertUnwindSafe(|| match notice {
+            SessionNotice::Open => {
+                if let Some(connect) = &self.connect {
+                    connect(socket);
+                }
+            }
+            SessionNotice::Message(data) => {
+                if let Some(message) = &self.message {
+                    message(socket, data);
+                }
+            }
+            SessionNotice::Closed(reason) => {
+                if let Some(disconnect) = &self.disconnect {
+                    disconnect(socket, reason);
+                }
+            }
+        });
+        std::panic::catch_unwind(call).is_ok()
+    }
 }
 
 /// A session's undelivered notices, and whether someone is delivering them.
@@ -80,6 +133,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn callbacks_get_their_notices_and_a_panic_is_contained() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut callbacks = EngineCallbacks::<u8>::default();
+        assert!(
+            callbacks.call(1, SessionNotice::Open),
+            "no callback set: nothing to call"
+        );
+        let log = seen.clone();
+        callbacks.connect = Some(Arc::new(move |socket| {
+            lock(&log).push(format!("open {socket}"))
+        }));
+        callbacks.message = Some(Arc::new(|_, _| panic!("an application bug")));
+        let log = seen.clone();
+        callbacks.disconnect = Some(Arc::new(move |socket, reason| {
+            lock(&log).push(format!("closed {socket} {reason:?}"))
+        }));
+        assert!(callbacks.call(7, SessionNotice::Open));
+        assert!(!callbacks.call(7, SessionNotice::Message(PacketData::Text("x".into()))));
+        assert!(callbacks.call(7, SessionNotice::Closed(CloseReason::TransportClose)));
+        assert_eq!(
+            *lock(&seen),
+            ["open 7".to_owned(), "closed 7 TransportClose".to_owned()]
+        );
+    }
 
     #[test]
     fn items_queued_during_delivery_are_delivered_by_the_same_caller_in_order() {

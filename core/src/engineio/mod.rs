@@ -13,7 +13,7 @@ pub mod session;
 pub mod sid;
 
 pub use config::{EngineConfig, Transport};
-pub use delivery::{OrderedDelivery, SessionNotice, deliver_in_order};
+pub use delivery::{EngineCallbacks, OrderedDelivery, SessionNotice, deliver_in_order};
 pub use endpoint::{Endpoint, Routing, is_valid_websocket_handshake, is_websocket_upgrade};
 pub use frame::Frame;
 pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
