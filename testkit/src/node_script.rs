@@ -14,8 +14,10 @@ pub const STEP: Duration = Duration::from_secs(20);
 
 /// Defines, for every script: `io` (socket.io-client 4.x), `URL`, `out(tag, value)` (one JSON line
 /// on stdout), `fail(message)`, `command()` (a promise of the next line the test writes to stdin),
-/// `connected(socket)` and a hard stop after 60 s so a stuck script never outlives its test.
-const PRELUDE: &str = r#"
+/// `connected(socket)`, `emitWithAck(socket, event, ...args)` (a promise of the ack's arguments)
+/// and a hard stop after 60 s so a stuck script never outlives its test. Shared by every
+/// official-client test script (the root crate's async runner prepends it too).
+pub const PRELUDE: &str = r#"
 "use strict";
 const { io } = require("socket.io-client");
 const URL = process.env.SOCKIO_URL;
@@ -43,6 +45,8 @@ const connected = (socket) => new Promise((resolve, reject) => {
   socket.once("connect", () => resolve(socket));
   socket.once("connect_error", (err) => reject(new Error("connect_error: " + err.message)));
 });
+const emitWithAck = (socket, event, ...args) =>
+  new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(answer)));
 "#;
 
 /// A running Node script using the official client.

@@ -69,40 +69,8 @@ pub async fn listen() -> (TcpListener, SocketAddr) {
 // ------------------------------------------------------------------------------------------------
 // The official Node client
 
-/// Defines, for every script: `io` (socket.io-client 4.x), `URL`, `out(tag, value)` (one JSON line
-/// on stdout), `fail(message)`, `command()` (a promise of the next line the test sends on stdin)
-/// and a hard stop after 30 s so a stuck script never outlives its test.
-const PRELUDE: &str = r#"
-"use strict";
-const { io } = require("socket.io-client");
-const URL = process.env.SOCKIO_URL;
-const out = (t, v) => process.stdout.write(JSON.stringify({ t, v: v === undefined ? null : v }) + "\n");
-const fail = (message) => { out("fail", String(message)); process.exit(2); };
-process.on("uncaughtException", (e) => fail(e && e.stack ? e.stack : e));
-process.on("unhandledRejection", (e) => fail(e && e.stack ? e.stack : e));
-setTimeout(() => fail("script timed out"), 30000).unref();
-let commandReader = null;
-const commandQueue = [];
-const commandWaiters = [];
-function command() {
-  if (commandReader === null) {
-    commandReader = require("readline").createInterface({ input: process.stdin });
-    commandReader.on("line", (line) => {
-      const waiter = commandWaiters.shift();
-      if (waiter) waiter(line); else commandQueue.push(line);
-    });
-  }
-  if (commandQueue.length > 0) return Promise.resolve(commandQueue.shift());
-  return new Promise((resolve) => commandWaiters.push(resolve));
-}
-const connected = (socket) => new Promise((resolve, reject) => {
-  if (socket.connected) return resolve(socket);
-  socket.once("connect", () => resolve(socket));
-  socket.once("connect_error", (err) => reject(new Error("connect_error: " + err.message)));
-});
-const emitWithAck = (socket, event, ...args) =>
-  new Promise((resolve) => socket.emit(event, ...args, (...answer) => resolve(answer)));
-"#;
+// The script prelude every official-client test shares (`out`, `command`, `connected`, ...).
+use sockio_testkit::node_script::PRELUDE;
 
 /// One line a script printed: `{"t": tag, "v": value}`.
 #[derive(Debug, Clone)]
