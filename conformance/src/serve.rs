@@ -31,41 +31,13 @@ pub fn serve(
                 .enable_all()
                 .build()
                 .map_err(|e| ServeError(format!("cannot start tokio: {e}")))?;
-            rt.block_on(async {
-                type Rt = sockio_tokio::Tokio;
-                match profile {
-                    Profile::SocketIo => profile::socket_io::<Rt>(options)
-                        .serve_std(listener)
-                        .await
-                        .map_err(|e| failed(&e)),
-                    Profile::Bench => profile::bench::<Rt>(options)
-                        .serve_std(listener)
-                        .await
-                        .map_err(|e| failed(&e)),
-                    Profile::EngineIo => engine_profile::engine_io::<Rt>(options)
-                        .serve_std(listener)
-                        .await
-                        .map_err(|e| failed(&e)),
-                }
-            })
+            rt.block_on(serve_async::<sockio_tokio::Tokio>(
+                profile, listener, options,
+            ))
         }
-        RuntimeKind::Smol => smol::block_on(async {
-            type Rt = sockio_smol::Smol;
-            match profile {
-                Profile::SocketIo => profile::socket_io::<Rt>(options)
-                    .serve_std(listener)
-                    .await
-                    .map_err(|e| failed(&e)),
-                Profile::Bench => profile::bench::<Rt>(options)
-                    .serve_std(listener)
-                    .await
-                    .map_err(|e| failed(&e)),
-                Profile::EngineIo => engine_profile::engine_io::<Rt>(options)
-                    .serve_std(listener)
-                    .await
-                    .map_err(|e| failed(&e)),
-            }
-        }),
+        RuntimeKind::Smol => {
+            smol::block_on(serve_async::<sockio_smol::Smol>(profile, listener, options))
+        }
         RuntimeKind::Threads => match profile {
             Profile::SocketIo => profile_threads::socket_io(options)
                 .serve_std(listener)
@@ -78,4 +50,22 @@ pub fn serve(
                 .map_err(|e| failed(&e)),
         },
     }
+}
+
+/// Serves `profile` on an async runtime (the same code for tokio and smol).
+async fn serve_async<Rt: sockio_server::Runtime>(
+    profile: Profile,
+    listener: TcpListener,
+    options: &ProfileOptions,
+) -> Result<(), ServeError> {
+    let result = match profile {
+        Profile::SocketIo => profile::socket_io::<Rt>(options).serve_std(listener).await,
+        Profile::Bench => profile::bench::<Rt>(options).serve_std(listener).await,
+        Profile::EngineIo => {
+            engine_profile::engine_io::<Rt>(options)
+                .serve_std(listener)
+                .await
+        }
+    };
+    result.map_err(|e| ServeError(format!("the server stopped: {e}")))
 }
