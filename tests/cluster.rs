@@ -27,32 +27,16 @@ use sockio::core::pubsub::amqp::{AmqpLink, LinkEvent};
 use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
 use sockio::server::{ClientManager, Runtime, Server, Socket};
 
-fn redis_url() -> String {
-    std::env::var("SOCKIO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+use sockio_testkit::brokers::{amqp_url, reachable as broker_addr, redis_url, vhost};
+
+/// A channel (Redis) or exchange (RabbitMQ) name no other test run uses.
+fn fresh_channel() -> String {
+    sockio_testkit::brokers::fresh_channel("sockio-test")
 }
 
-/// `host:port` of the broker at `url`, or `None` (skip) when it is not there and not required.
-fn broker_addr(url: &str) -> Option<String> {
-    let addr = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .rsplit('@')
-        .next()
-        .unwrap_or_default()
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    match std::net::TcpStream::connect(&addr) {
-        Ok(_) => Some(addr),
-        Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
-            panic!("the broker at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
-        }
-        Err(error) => {
-            eprintln!("skipped: no broker at {url} ({error})");
-            None
-        }
-    }
+/// How many connections are subscribed to `channel` on the Redis at `addr` (`PUBSUB NUMSUB`).
+fn subscribers(addr: &str, channel: &str) -> i64 {
+    sockio_testkit::brokers::redis_subscribers(addr, channel).expect("PUBSUB NUMSUB")
 }
 
 /// Runs one Redis command on a plain socket (so the checks do not rely on the code under test).
@@ -71,18 +55,6 @@ fn redis_command(addr: &str, args: &[&[u8]]) -> Reply {
             return reply;
         }
     }
-}
-
-/// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`).
-fn subscribers(addr: &str, channel: &str) -> i64 {
-    let reply = redis_command(addr, &[b"PUBSUB", b"NUMSUB", channel.as_bytes()]);
-    let Reply::Array(Some(items)) = reply else {
-        panic!("unexpected reply {reply:?}");
-    };
-    let Some(Reply::Integer(count)) = items.get(1) else {
-        panic!("unexpected reply {items:?}");
-    };
-    *count
 }
 
 /// Cuts every Redis connection of the server with `host_id` (sockio names them
@@ -117,18 +89,6 @@ async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
     panic!("the servers never subscribed to {channel}");
 }
 
-/// A channel name no other test run uses.
-fn fresh_channel() -> String {
-    format!(
-        "sockio-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
     let url = redis_url();
@@ -142,19 +102,6 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
         wait_for_subscribers(&redis, &check, 2).await;
     })
     .await;
-}
-
-fn amqp_url() -> String {
-    std::env::var("SOCKIO_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
-}
-
-/// The vhost of an `amqp://` URL.
-fn vhost(url: &str) -> String {
-    match BrokerUrl::parse(url) {
-        Ok(BrokerUrl::Amqp(config)) => config.vhost,
-        other => panic!("not an amqp:// URL: {other:?}"),
-    }
 }
 
 /// Runs the broker's CLI and returns what it printed.

@@ -16,66 +16,19 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sockio_core::pubsub::BrokerUrl;
 use sockio_threads::{ClientManager, Emitter, Server};
 use support::Node;
 
-fn redis_url() -> String {
-    std::env::var("SOCKIO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+use sockio_testkit::brokers::{amqp_url, reachable as broker_addr, redis_url, vhost};
 
-fn amqp_url() -> String {
-    std::env::var("SOCKIO_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
-}
-
-/// `host:port` of the broker at `url`, or `None` (skip) when it is absent and not required.
-fn broker_addr(url: &str) -> Option<String> {
-    let addr = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .rsplit('@')
-        .next()
-        .unwrap_or_default()
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    match std::net::TcpStream::connect(&addr) {
-        Ok(_) => Some(addr),
-        Err(error) if std::env::var("SOCKIO_REQUIRE_BROKERS").as_deref() == Ok("1") => {
-            panic!("the broker at {url} is required (SOCKIO_REQUIRE_BROKERS=1): {error}")
-        }
-        Err(error) => {
-            eprintln!("skipped: no broker at {url} ({error})");
-            None
-        }
-    }
-}
-
-/// A channel (Redis) or exchange (RabbitMQ) name no other test uses.
+/// A channel (Redis) or exchange (RabbitMQ) name no other test run uses.
 fn fresh_channel() -> String {
-    format!(
-        "sockio-threads-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
+    sockio_testkit::brokers::fresh_channel("sockio-threads-test")
 }
 
-/// `PUBSUB NUMSUB channel` of the Redis at `addr` (`host:port` or a Unix socket's path).
+/// How many connections are subscribed to `channel` on the Redis at `addr` (`PUBSUB NUMSUB`).
 fn subscribers(addr: &str, channel: &str) -> i64 {
     sockio_testkit::brokers::redis_subscribers(addr, channel).expect("PUBSUB NUMSUB")
-}
-
-/// The vhost of an `amqp://` URL.
-fn vhost(url: &str) -> String {
-    match BrokerUrl::parse(url) {
-        Ok(BrokerUrl::Amqp(config)) => config.vhost,
-        other => panic!("not an amqp:// URL: {other:?}"),
-    }
 }
 
 /// Runs the broker's CLI and returns what it printed.
