@@ -80,4 +80,5 @@ pub mod http;
 pub mod hub;
 pub mod payload;
 pub mod pubsub;
+pub mod queue;
 pub mod socketio;

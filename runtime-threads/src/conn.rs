@@ -197,7 +197,7 @@ impl ConnCell {
             }
             queue.in_flight += 1;
         }
-        match queue.events.pop_front() {
+        match sockio_core::queue::pop_front_releasing(&mut queue.events) {
             Some(event) => Next::Event(event),
             None => {
                 queue.scheduled = false;

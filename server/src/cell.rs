@@ -121,7 +121,7 @@ impl ConnCell {
     /// The next event for the dispatcher, if any; wakes throttled readers as the backlog shrinks.
     pub fn next_event(&self) -> Option<SocketEvent> {
         let mut state = self.lock();
-        let event = state.dispatch_queue.pop_front();
+        let event = sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue);
         let low = state.dispatch_queue.len() < DISPATCH_BACKLOG / 2;
         drop(state);
         if event.is_some() && low {

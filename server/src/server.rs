@@ -546,7 +546,9 @@ impl<Rt: Runtime> Server<Rt> {
                 continue;
             };
             let closed = matches!(event, SocketEvent::Closed(_));
-            self.handle_event(&cell, event).await;
+            // Boxed: handlers' futures live only while an event is handled, so an idle
+            // connection's dispatcher task stays small (bench/ANALYSIS.md, idle memory).
+            Box::pin(self.handle_event(&cell, event)).await;
             if closed {
                 return;
             }

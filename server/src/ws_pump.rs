@@ -66,52 +66,16 @@ pub(crate) async fn run<Rt: Runtime, S: WsSession>(
     write_timeout: Duration,
 ) {
     let (mut sink, mut stream) = ws.split();
-    let mut failed = false;
-    'outer: loop {
+    let failed = loop {
         // Listen before pulling so a wake-up between the two is not missed.
         let woken = writer.listen();
-        // Write whatever is ready, in small batches.
-        loop {
-            let actions = session.pull(id, 64);
-            if actions.is_empty() {
-                break;
-            }
-            for action in actions {
-                let message = match action {
-                    WsAction::Send(WsMessage::Text(text)) => {
-                        match Utf8Bytes::try_from(text.into_bytes()) {
-                            Ok(text) => Message::Text(text),
-                            Err(_) => continue,
-                        }
-                    }
-                    WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
-                    WsAction::Close => {
-                        let deadline = Instant::now() + write_timeout;
-                        let _ = until(runtime, deadline, sink.close(None)).await;
-                        break 'outer;
-                    }
-                };
-                // A client that stops reading must not pin this task and its socket forever.
-                let deadline = Instant::now() + write_timeout;
-                if !matches!(
-                    until(runtime, deadline, sink.feed(message)).await,
-                    Some(Ok(()))
-                ) {
-                    failed = true;
-                    break 'outer;
-                }
-            }
-            let deadline = Instant::now() + write_timeout;
-            if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
-                failed = true;
-                break 'outer;
-            }
-        }
-        if session.finished(id) {
-            // The session ended and nothing more will come for this socket.
-            let deadline = Instant::now() + write_timeout;
-            let _ = until(runtime, deadline, sink.close(None)).await;
-            break;
+        // The write path is boxed: it lives only while there is something to write, so an idle
+        // connection's task keeps just the small read-or-wake state below (bench/ANALYSIS.md,
+        // idle memory).
+        match Box::pin(write_ready(runtime, session, id, &mut sink, write_timeout)).await {
+            Written::Open => {}
+            Written::Closed => break false,
+            Written::Failed => break true,
         }
         match select(stream.next(), woken).await {
             Either::Left((message, _)) => {
@@ -120,12 +84,11 @@ pub(crate) async fn run<Rt: Runtime, S: WsSession>(
                         sockio_core::ByteString::try_from(Bytes::from(text)).unwrap_or_default(),
                     ),
                     Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) | None => break false,
                     Some(Ok(_)) => continue,
                     Some(Err(error)) => {
                         tracing::debug!(%error, "WebSocket read failed");
-                        failed = true;
-                        break;
+                        break true;
                     }
                 };
                 session.received(id, message);
@@ -133,6 +96,70 @@ pub(crate) async fn run<Rt: Runtime, S: WsSession>(
             }
             Either::Right(_) => {}
         }
-    }
+    };
     session.closed(id, failed);
+}
+
+/// What [`write_ready`] left the socket as.
+enum Written {
+    /// Everything ready was written; keep reading.
+    Open,
+    /// The socket was closed on purpose (the session ended or the core asked for it).
+    Closed,
+    /// A write failed or timed out.
+    Failed,
+}
+
+type WsSink = async_tungstenite::WebSocketSender<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
+
+/// Writes whatever the core has ready for the socket, in batches of up to 64 frames with one
+/// flush each, and closes the socket when the session has ended.
+async fn write_ready<Rt: Runtime, S: WsSession>(
+    runtime: &Rt,
+    session: &S,
+    id: RequestId,
+    sink: &mut WsSink,
+    write_timeout: Duration,
+) -> Written {
+    loop {
+        let actions = session.pull(id, 64);
+        if actions.is_empty() {
+            break;
+        }
+        for action in actions {
+            let message = match action {
+                WsAction::Send(WsMessage::Text(text)) => {
+                    match Utf8Bytes::try_from(text.into_bytes()) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => continue,
+                    }
+                }
+                WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
+                WsAction::Close => {
+                    let deadline = Instant::now() + write_timeout;
+                    let _ = until(runtime, deadline, sink.close(None)).await;
+                    return Written::Closed;
+                }
+            };
+            // A client that stops reading must not pin this task and its socket forever.
+            let deadline = Instant::now() + write_timeout;
+            if !matches!(
+                until(runtime, deadline, sink.feed(message)).await,
+                Some(Ok(()))
+            ) {
+                return Written::Failed;
+            }
+        }
+        let deadline = Instant::now() + write_timeout;
+        if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
+            return Written::Failed;
+        }
+    }
+    if session.finished(id) {
+        // The session ended and nothing more will come for this socket.
+        let deadline = Instant::now() + write_timeout;
+        let _ = until(runtime, deadline, sink.close(None)).await;
+        return Written::Closed;
+    }
+    Written::Open
 }

@@ -682,12 +682,12 @@ impl Session {
 
     /// The next HTTP response or WebSocket wake-up. Drain until `None` after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        crate::queue::pop_front_releasing(&mut self.outputs)
     }
 
     /// The next event for the application. Drain until `None` after every input.
     pub fn poll_event(&mut self) -> Option<EngineEvent> {
-        self.events.pop_front()
+        crate::queue::pop_front_releasing(&mut self.events)
     }
 
     /// The next thing to write on WebSocket `conn`, pulled as fast as the socket accepts writes.

@@ -688,7 +688,7 @@ impl Connection {
 
     /// The next event for the application. Drain until `None` after every input.
     pub fn poll_event(&mut self) -> Option<SocketEvent> {
-        self.events.pop_front()
+        crate::queue::pop_front_releasing(&mut self.events)
     }
 
     /// See [`Session::poll_ws`].
