@@ -3,11 +3,32 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 
 use serde_json::Value;
+use sockio_threads::Server;
 
 pub use sockio_testkit::node_script::{NodeScript as Node, STEP};
+
+/// Serves `io` (`serve_std`) on a fresh loopback port, on a thread of its own; returns the
+/// address. The thread ends with `io.shutdown(..)` or `io.abort()`.
+pub fn serve(io: &Server) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let serving = io.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+    addr
+}
+
+/// The next item of `rx`; fails the test after [`STEP`] or when every sender is gone.
+pub fn recv<T>(rx: &Receiver<T>, what: &str) -> T {
+    match rx.recv_timeout(STEP) {
+        Ok(item) => item,
+        Err(RecvTimeoutError::Timeout) => panic!("timed out after {STEP:?} waiting for {what}"),
+        Err(RecvTimeoutError::Disconnected) => panic!("channel closed while waiting for {what}"),
+    }
+}
 
 /// A parsed HTTP response.
 #[derive(Debug)]

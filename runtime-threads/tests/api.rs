@@ -1,0 +1,1281 @@
+//! The API of the tokio runtime's official-client tests (`tests/api_sessions.rs`,
+//! `api_namespaces.rs`, `api_panics.rs`, `api_acks.rs` of the root crate), on the threads runtime:
+//! sessions, rooms, emits to several rooms skipping several sids, `transport`, background tasks,
+//! `send`, class-based namespaces, `on_any`, panicking handlers, `call`, emit callbacks and
+//! disconnects by the server, driven by socket.io-client 4.x (one Node process per test).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Sender, channel};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sockio_threads::payload::{from_args, to_args};
+use sockio_threads::{
+    Args, CallError, ConnectRefused, ConnectResult, DisconnectReason, EmitError, Handshake,
+    NamespaceHandler, Server, ServerError, Socket, Transport,
+};
+use support::{Node, recv, serve};
+
+/// Script helpers for tests that check which socket got which event, in order:
+/// `logged(name, socket)` records every event `socket` receives; `commands()` then runs the test's
+/// commands until `bye`: `{"until": [names, event, value]}` waits until each named socket has
+/// received `event` with first argument `value`, then prints each one's log (tagged with its name)
+/// and clears it; `{"emit": [name, event, ...args]}` emits with an ack and prints it (`acked`).
+const EVENT_LOG: &str = r#"
+const logs = {};
+const sockets = {};
+let checks = [];
+const recheck = () => { checks = checks.filter((check) => !check()); };
+const logged = (name, socket) => {
+  logs[name] = [];
+  sockets[name] = socket;
+  socket.onAny((event, ...args) => { logs[name].push([event, ...args]); recheck(); });
+  return socket;
+};
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const until = (names, event, value) => new Promise((resolve) => {
+  const check = () => {
+    if (!names.every((name) => logs[name].some((entry) => entry[0] === event && same(entry[1], value)))) return false;
+    for (const name of names) { out(name, logs[name]); logs[name] = []; }
+    resolve();
+    return true;
+  };
+  if (!check()) checks.push(check);
+});
+const commands = async () => {
+  for (;;) {
+    const line = await command();
+    if (line === "bye") process.exit(0);
+    const order = JSON.parse(line);
+    if (order.until) await until(...order.until);
+    if (order.emit) {
+      const [name, event, ...args] = order.emit;
+      out("acked", await emitWithAck(sockets[name], event, ...args));
+    }
+  }
+};
+"#;
+
+/// Starts a script with [`EVENT_LOG`] in front.
+fn logging_node(io: &Server, script: &str) -> Node {
+    Node::spawn(&url(io), &format!("{EVENT_LOG}\n{script}"))
+}
+
+/// Waits until each of `names` got `event` with `value`; returns their logs (in `names` order).
+fn until(node: &mut Node, names: &[&str], event: &str, value: Value) -> Vec<Value> {
+    node.send(&json!({"until": [names, event, value]}).to_string());
+    names.iter().map(|name| node.expect(name)).collect()
+}
+
+fn url(io: &Server) -> String {
+    format!("http://{}", serve(io))
+}
+
+fn sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items
+}
+
+/// The sids a script printed as `{name: sid}` under `tag`.
+fn sids(node: &mut Node, tag: &str) -> BTreeMap<String, String> {
+    serde_json::from_value(node.expect(tag)).expect("a map of names to sids")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Sessions, rooms, transport, background tasks
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Session {
+    user: String,
+    visits: u32,
+}
+
+#[test]
+fn session_saved_in_connect_is_read_in_event_handlers() {
+    let io = Server::builder().build();
+    let (empty_tx, empty) = channel();
+    io.on_connect(move |socket: Socket, _handshake, auth: Option<Value>| {
+        let user = auth
+            .as_ref()
+            .and_then(|a| a["user"].as_str())
+            .unwrap_or("nobody")
+            .to_owned();
+        // Nothing saved yet: the session reads as null.
+        let _ = empty_tx.send(socket.get_session::<Option<Session>>().ok());
+        socket
+            .save_session(&Session { user, visits: 0 })
+            .expect("save_session in connect");
+        Ok(())
+    });
+    io.on("visit", |socket: Socket, _: Option<Value>| {
+        let mut session: Session = socket.get_session().expect("get_session");
+        session.visits += 1;
+        socket.save_session(&session).expect("save_session");
+        session
+    });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const make = (user) => io(URL, { auth: { user }, reconnection: false, forceNew: true });
+const alice = make("alice");
+const bob = make("bob");
+await connected(alice);
+await connected(bob);
+out("sids", { alice: alice.id, bob: bob.id });
+out("alice", await emitWithAck(alice, "visit"));
+out("alice", await emitWithAck(alice, "visit"));
+out("bob", await emitWithAck(bob, "visit"));
+await command();
+process.exit(0);
+"#,
+    );
+    let sids = sids(&mut client, "sids");
+    assert_eq!(
+        client.expect("alice"),
+        json!([{"user": "alice", "visits": 1}])
+    );
+    assert_eq!(
+        client.expect("alice"),
+        json!([{"user": "alice", "visits": 2}])
+    );
+    assert_eq!(client.expect("bob"), json!([{"user": "bob", "visits": 1}]));
+    for _ in 0..2 {
+        assert_eq!(recv(&empty, "a connect handler"), Some(None));
+    }
+    // The server-level accessors see the same session, and can change it.
+    let alice = &sids["alice"];
+    assert_eq!(
+        io.get_session::<Session>(alice)
+            .expect("server get_session"),
+        Session {
+            user: "alice".into(),
+            visits: 2
+        }
+    );
+    io.save_session(
+        alice,
+        &Session {
+            user: "alice".into(),
+            visits: 10,
+        },
+    )
+    .expect("server save_session");
+    let saved: Session = io.get_session(alice).expect("server get_session");
+    assert_eq!(saved.visits, 10);
+    assert!(matches!(
+        io.get_session::<Session>("nope"),
+        Err(ServerError::UnknownSid(_))
+    ));
+    assert!(matches!(
+        io.save_session("nope", &1),
+        Err(ServerError::UnknownSid(_))
+    ));
+    assert!(matches!(
+        io.get_session::<u32>(alice),
+        Err(ServerError::Session(_))
+    ));
+    // A namespace's sessions are its own: alice has none in /other.
+    assert!(matches!(
+        io.of("/other").get_session::<Value>(alice),
+        Err(ServerError::UnknownSid(_))
+    ));
+    client.send("bye");
+    client.finish();
+    io.abort();
+}
+
+#[test]
+fn rooms_lists_the_own_sid_room_and_joined_rooms_and_close_room_empties_a_room() {
+    let io = Server::builder().build();
+    io.on("join", |socket: Socket, room: String| {
+        socket.enter_room(&room).expect("enter_room");
+        sorted(socket.rooms())
+    });
+    io.on("leave", |socket: Socket, room: String| {
+        socket.leave_room(&room).expect("leave_room");
+        sorted(socket.rooms())
+    });
+    let mut client = logging_node(
+        &io,
+        r#"
+const make = (transport) => io(URL, { reconnection: false, forceNew: true, transports: [transport] });
+const polling = logged("polling", make("polling"));
+const websocket = logged("websocket", make("websocket"));
+await connected(polling);
+await connected(websocket);
+out("sids", { polling: polling.id, websocket: websocket.id });
+for (const socket of [polling, websocket]) {
+  out("joined", (await emitWithAck(socket, "join", "lobby"))[0]);
+  out("joined", (await emitWithAck(socket, "join", "extra"))[0]);
+  out("left", (await emitWithAck(socket, "leave", "extra"))[0]);
+}
+await commands();
+"#,
+    );
+    let sids = sids(&mut client, "sids");
+    let both = ["polling", "websocket"];
+    for name in both {
+        let sid = &sids[name];
+        let mut expected = sorted(vec![sid.clone(), "lobby".to_owned()]);
+        assert_eq!(client.expect("joined"), json!(expected));
+        expected.push("extra".to_owned());
+        assert_eq!(client.expect("joined"), json!(sorted(expected.clone())));
+        expected.retain(|r| r != "extra");
+        assert_eq!(client.expect("left"), json!(sorted(expected)));
+    }
+    let mut members: Vec<String> = io
+        .participants("lobby")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    members.sort();
+    assert_eq!(members, sorted(sids.values().cloned().collect()));
+
+    // The room reaches both members.
+    io.emit("news", &"first").to("lobby").send().expect("emit");
+    assert_eq!(
+        until(&mut client, &both, "news", json!("first")),
+        [json!([["news", "first"]]), json!([["news", "first"]])]
+    );
+
+    // The server-level room methods.
+    io.enter_room(&sids["polling"], "vip").expect("enter_room");
+    assert!(io.rooms(&sids["polling"]).contains(&"vip".to_owned()));
+    io.leave_room(&sids["polling"], "vip").expect("leave_room");
+    assert!(!io.rooms(&sids["polling"]).contains(&"vip".to_owned()));
+
+    io.close_room("lobby");
+    for sid in sids.values() {
+        assert_eq!(
+            io.rooms(sid),
+            vec![sid.clone()],
+            "only the own room is left"
+        );
+    }
+    assert!(io.participants("lobby").is_empty());
+    // An emit to the closed room reaches nobody: the marker sent after it is the only event each
+    // client sees (events of one connection arrive in order).
+    io.emit("news", &"second").to("lobby").send().expect("emit");
+    io.emit("marker", &"after").send().expect("emit");
+    assert_eq!(
+        until(&mut client, &both, "marker", json!("after")),
+        [json!([["marker", "after"]]), json!([["marker", "after"]])]
+    );
+    // Each sid room still addresses its socket.
+    io.emit("news", &"direct")
+        .to(&sids["websocket"])
+        .send()
+        .expect("emit to sid");
+    io.emit("marker", &"end").send().expect("emit");
+    assert_eq!(
+        until(&mut client, &both, "marker", json!("end")),
+        [
+            json!([["marker", "end"]]),
+            json!([["news", "direct"], ["marker", "end"]])
+        ]
+    );
+
+    assert!(io.rooms("unknown").is_empty());
+    assert!(matches!(
+        io.enter_room("unknown", "lobby"),
+        Err(ServerError::UnknownSid(_))
+    ));
+    assert!(matches!(
+        io.leave_room("unknown", "lobby"),
+        Err(ServerError::UnknownSid(_))
+    ));
+    client.send("bye");
+    client.finish();
+    io.abort();
+}
+
+#[test]
+fn emits_to_several_rooms_reach_each_member_once_and_skip_several_sids() {
+    let io = Server::builder().build();
+    io.on("join", |socket: Socket, rooms: Vec<String>| {
+        for room in rooms {
+            socket.enter_room(&room).expect("enter_room");
+        }
+    });
+    // A socket's broadcast reaches the rooms' members except the socket itself.
+    io.on("shout", |socket: Socket, text: String| {
+        socket
+            .broadcast("news", &text)
+            .to_rooms(["red", "blue"])
+            .send()
+            .is_ok()
+    });
+    let mut client = logging_node(
+        &io,
+        r#"
+const make = (name, transport, rooms) => {
+  const socket = logged(name, io(URL, { reconnection: false, forceNew: true, transports: [transport] }));
+  return connected(socket).then(() => emitWithAck(socket, "join", rooms)).then(() => socket.id);
+};
+out("sids", {
+  red: await make("red", "polling", ["red"]),
+  blue: await make("blue", "websocket", ["blue"]),
+  both: await make("both", "websocket", ["red", "blue"]),
+  none: await make("none", "polling", []),
+});
+await commands();
+"#,
+    );
+    let sids = sids(&mut client, "sids");
+    let all = ["red", "blue", "both", "none"];
+    let marker = |n: u32| json!(["marker", n]);
+
+    // Two rooms: each member once, however many of the rooms it is in.
+    io.emit("news", &1)
+        .to("red")
+        .to("blue")
+        .send()
+        .expect("emit");
+    io.emit("marker", &1).send().expect("emit");
+    let news = json!(["news", 1]);
+    assert_eq!(
+        until(&mut client, &all, "marker", json!(1)),
+        [
+            json!([news, marker(1)]),
+            json!([news, marker(1)]),
+            json!([news, marker(1)]),
+            json!([marker(1)])
+        ]
+    );
+
+    // Two rooms, two sids skipped.
+    io.emit("news", &2)
+        .to_rooms(["red", "blue"])
+        .skip_sid(&sids["red"])
+        .skip_sid(&sids["both"])
+        .send()
+        .expect("emit");
+    io.emit("marker", &2).send().expect("emit");
+    let news = json!(["news", 2]);
+    assert_eq!(
+        until(&mut client, &all, "marker", json!(2)),
+        [
+            json!([marker(2)]),
+            json!([news, marker(2)]),
+            json!([marker(2)]),
+            json!([marker(2)])
+        ]
+    );
+
+    // The whole namespace, two sids skipped.
+    io.emit("news", &3)
+        .skip_sid(&sids["red"])
+        .skip_sid(&sids["blue"])
+        .send()
+        .expect("emit");
+    io.emit("marker", &3).send().expect("emit");
+    let news = json!(["news", 3]);
+    assert_eq!(
+        until(&mut client, &all, "marker", json!(3)),
+        [
+            json!([marker(3)]),
+            json!([marker(3)]),
+            json!([news, marker(3)]),
+            json!([news, marker(3)])
+        ]
+    );
+
+    // `blue` broadcasts to both rooms: `red` and `both` get it, `blue` itself does not.
+    client.send(&json!({"emit": ["blue", "shout", "hi"]}).to_string());
+    assert_eq!(client.expect("acked"), json!([true]));
+    io.emit("marker", &4).send().expect("emit");
+    let news = json!(["news", "hi"]);
+    assert_eq!(
+        until(&mut client, &all, "marker", json!(4)),
+        [
+            json!([news, marker(4)]),
+            json!([marker(4)]),
+            json!([news, marker(4)]),
+            json!([marker(4)])
+        ]
+    );
+    client.send("bye");
+    client.finish();
+    io.abort();
+}
+
+#[test]
+fn transport_reports_polling_then_websocket_after_the_upgrade() {
+    let io = Server::builder().build();
+    let (tx, at_connect) = channel();
+    io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+        let _ = tx.send((socket.sid().to_string(), socket.transport().ok()));
+        Ok(())
+    });
+    let (gone_tx, gone) = channel();
+    io.on_disconnect(move |socket: Socket, _reason| {
+        let _ = gone_tx.send(socket.transport().ok());
+    });
+    io.on("transport", |socket: Socket, _: Option<Value>| {
+        socket.transport().map(|t| t.as_str()).unwrap_or("unknown")
+    });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL, { reconnection: false });
+const upgraded = new Promise((resolve) => socket.io.on("open", () => socket.io.engine.on("upgrade", resolve)));
+await connected(socket);
+out("connected", { id: socket.id, transport: socket.io.engine.transport.name });
+await upgraded;
+out("upgraded", { client: socket.io.engine.transport.name, server: (await emitWithAck(socket, "transport"))[0] });
+await command();
+process.exit(0);
+"#,
+    );
+    let connected = client.expect("connected");
+    let (sid, transport) = recv(&at_connect, "the connect handler");
+    assert_eq!(connected["id"], json!(sid));
+    // The official client starts with a long-polling handshake.
+    assert_eq!(transport, Some(Transport::Polling));
+    assert_eq!(
+        client.expect("upgraded"),
+        json!({"client": "websocket", "server": "websocket"})
+    );
+    assert_eq!(io.transport(&sid).ok(), Some(Transport::WebSocket));
+    assert!(matches!(
+        io.transport("unknown"),
+        Err(ServerError::UnknownSid(_))
+    ));
+    client.send("bye");
+    client.finish();
+    // The disconnect handler still sees the socket; once shutdown returned (it waits for the
+    // connection's handlers), the sid is unknown.
+    assert_eq!(
+        recv(&gone, "the disconnect handler"),
+        Some(Transport::WebSocket)
+    );
+    io.shutdown(Duration::from_secs(5));
+    assert_eq!(io.connection_count(), 0);
+    assert!(matches!(
+        io.transport(&sid),
+        Err(ServerError::UnknownSid(_))
+    ));
+}
+
+#[test]
+fn background_task_emits_with_sleep_between_and_send_uses_message() {
+    let io = Server::builder().build();
+    let (tx, joined) = channel();
+    io.on("subscribe", move |socket: Socket, _: Option<Value>| {
+        socket.enter_room("ticks").expect("enter_room");
+        let _ = tx.send(());
+    });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL, { reconnection: false });
+socket.on("tick", (n) => out("tick", n));
+socket.on("message", (text) => { out("message", text); process.exit(0); });
+await connected(socket);
+socket.emit("subscribe");
+"#,
+    );
+    recv(&joined, "the subscription");
+    let server = io.clone();
+    let task = io.start_background_task(move || {
+        for n in 0..3 {
+            server.sleep(Duration::from_millis(20));
+            server.emit("tick", &n).to("ticks").send().expect("emit");
+        }
+        server.send(&"done").send().expect("send");
+        "finished"
+    });
+    for n in 0..3 {
+        assert_eq!(client.expect("tick"), json!(n));
+    }
+    assert_eq!(client.expect("message"), json!("done"));
+    // The message came last, so the task is at its end.
+    assert_eq!(task.join(), Some("finished"));
+    client.finish();
+    // A panicking task is reported by `join`, and the server lives on.
+    let task = io.start_background_task(|| -> u32 { panic!("test panic in a background task") });
+    assert_eq!(task.join(), None);
+    io.abort();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Class-based namespaces, on_any, which namespaces exist
+
+/// What the class-based namespace saw, in order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Connect { sid: String, auth: Option<Value> },
+    Event { event: String, args: Vec<Value> },
+    Disconnect { sid: String, reason: String },
+}
+
+/// python-socketio's `class Chat(socketio.Namespace)` with `on_greet` and `on_add`.
+struct Chat {
+    log: Sender<Seen>,
+}
+
+impl NamespaceHandler for Chat {
+    fn on_connect(
+        &self,
+        socket: Socket,
+        _handshake: std::sync::Arc<Handshake>,
+        auth: Option<Value>,
+    ) -> ConnectResult {
+        let _ = self.log.send(Seen::Connect {
+            sid: socket.sid().to_string(),
+            auth: auth.clone(),
+        });
+        if auth.as_ref().is_some_and(|a| a["user"] == "mallory") {
+            return Err(ConnectRefused::new("go away"));
+        }
+        Ok(())
+    }
+
+    fn on_disconnect(&self, socket: Socket, reason: DisconnectReason) {
+        let _ = self.log.send(Seen::Disconnect {
+            sid: socket.sid().to_string(),
+            reason: reason.as_str().to_owned(),
+        });
+    }
+
+    fn on_event(&self, socket: Socket, event: String, args: Args) -> Args {
+        let _ = self.log.send(Seen::Event {
+            event: event.clone(),
+            args: args.values.clone(),
+        });
+        match event.as_str() {
+            "greet" => {
+                let name: String = from_args(&args).unwrap_or_default();
+                assert_eq!(socket.namespace(), "/chat");
+                to_args(&format!("hello {name}")).expect("ack")
+            }
+            "add" => {
+                let (a, b): (i64, i64) = from_args(&args).unwrap_or_default();
+                to_args(&(a + b, "sum")).expect("ack")
+            }
+            _ => Args::default(),
+        }
+    }
+}
+
+#[test]
+fn class_based_namespace_dispatches_connect_events_and_disconnect() {
+    let io = Server::builder().build();
+    let (tx, log) = channel();
+    io.register_namespace("/chat", Chat { log: tx });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL + "/chat", { auth: { user: "alice" }, reconnection: false });
+await connected(socket);
+out("connected", socket.id);
+out("greet", await emitWithAck(socket, "greet", "alice"));
+out("add", await emitWithAck(socket, "add", 2, 40));
+socket.emit("unhandled", "x");
+out("other", await emitWithAck(socket, "other"));
+socket.disconnect();
+const refused = io(URL + "/chat", { auth: { user: "mallory" }, reconnection: false, forceNew: true });
+const err = await new Promise((resolve) => { refused.on("connect", () => fail("mallory got in")); refused.on("connect_error", resolve); });
+out("refused", err.message);
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("connected");
+    assert_eq!(client.expect("greet"), json!(["hello alice"]));
+    assert_eq!(client.expect("add"), json!([42, "sum"]));
+    assert_eq!(client.expect("other"), json!([]));
+    assert_eq!(client.expect("refused"), json!("go away"));
+    client.finish();
+
+    let sid = sid.as_str().expect("sid").to_owned();
+    let seen: Vec<Seen> = (0..7).map(|_| recv(&log, "the namespace's log")).collect();
+    // Connect, greet and add happen one after the other (the client awaits each answer).
+    assert_eq!(
+        seen[..3],
+        [
+            Seen::Connect {
+                sid: sid.clone(),
+                auth: Some(json!({"user": "alice"}))
+            },
+            Seen::Event {
+                event: "greet".into(),
+                args: vec![json!("alice")]
+            },
+            Seen::Event {
+                event: "add".into(),
+                args: vec![json!(2), json!(40)]
+            },
+        ]
+    );
+    // The rest may interleave (handlers run concurrently, and the second connection has its own
+    // queue).
+    let rest = &seen[3..];
+    for expected in [
+        Seen::Event {
+            event: "unhandled".into(),
+            args: vec![json!("x")],
+        },
+        Seen::Event {
+            event: "other".into(),
+            args: vec![],
+        },
+        Seen::Disconnect {
+            sid,
+            reason: "client namespace disconnect".into(),
+        },
+    ] {
+        assert!(rest.contains(&expected), "{expected:?} missing in {rest:?}");
+    }
+    assert!(
+        rest.iter()
+            .any(|s| matches!(s, Seen::Connect { auth: Some(a), .. } if a["user"] == "mallory")),
+        "mallory's connect missing in {rest:?}"
+    );
+    io.abort();
+}
+
+#[test]
+fn on_any_receives_events_without_a_handler_of_their_own() {
+    let io = Server::builder().build();
+    let (tx, any) = channel::<(String, Vec<Value>)>();
+    io.on("known", |_socket: Socket, n: i64| n * 2);
+    io.on_any(move |socket: Socket, event: String, args: Args| {
+        let _ = tx.send((event.clone(), args.values.clone()));
+        assert_eq!(socket.namespace(), "/");
+        to_args(&json!({"caught": event, "args": args.values})).expect("ack")
+    });
+    // A namespace with only a catch-all handler exists too.
+    let (tx2, any2) = channel::<String>();
+    io.of("/only-any")
+        .on_any(move |_socket: Socket, event: String, _args: Args| {
+            let _ = tx2.send(event);
+            Args::default()
+        });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL, { reconnection: false });
+await connected(socket);
+out("known", await emitWithAck(socket, "known", 21));
+out("mystery", await emitWithAck(socket, "mystery", 1, "two", { three: 3 }));
+out("noargs", await emitWithAck(socket, "no-args"));
+const other = io(URL + "/only-any", { reconnection: false, forceNew: true });
+await connected(other);
+out("other", await emitWithAck(other, "whatever", true));
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("known"), json!([42]));
+    assert_eq!(
+        client.expect("mystery"),
+        json!([{"caught": "mystery", "args": [1, "two", {"three": 3}]}])
+    );
+    assert_eq!(
+        client.expect("noargs"),
+        json!([{"caught": "no-args", "args": []}])
+    );
+    assert_eq!(client.expect("other"), json!([]));
+    client.finish();
+    // Only the events without a handler went to on_any (each was acknowledged before the next
+    // was sent, so the log is complete).
+    assert_eq!(
+        recv(&any, "on_any"),
+        (
+            "mystery".to_owned(),
+            vec![json!(1), json!("two"), json!({"three": 3})]
+        )
+    );
+    assert_eq!(recv(&any, "on_any"), ("no-args".to_owned(), vec![]));
+    assert!(any.try_recv().is_err(), "`known` must not reach on_any");
+    assert_eq!(recv(&any2, "on_any of /only-any"), "whatever");
+    io.abort();
+}
+
+#[test]
+fn the_main_namespace_exists_without_handlers_and_others_only_with_them() {
+    // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` always accepts.
+    let io = Server::builder().build();
+    io.of("/with-handler")
+        .on("ping", |_socket: Socket, _: Option<Value>| "pong");
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const main = io(URL, { reconnection: false });
+await connected(main);
+out("main", main.id.length > 0);
+const other = io(URL + "/with-handler", { reconnection: false });
+await connected(other);
+out("pong", await emitWithAck(other, "ping"));
+const missing = io(URL + "/missing", { reconnection: false });
+const err = await new Promise((resolve) => { missing.on("connect", () => fail("connected to /missing")); missing.on("connect_error", resolve); });
+out("missing", err.message);
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("main"), json!(true));
+    assert_eq!(client.expect("pong"), json!(["pong"]));
+    assert_eq!(client.expect("missing"), json!("Invalid namespace"));
+    client.finish();
+    io.abort();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Panicking handlers
+
+/// A server whose `boom` handler panics, whose connect handler panics for `auth.panic ==
+/// "connect"` and whose disconnect handler panics for sockets that sent `mark`; each disconnect's
+/// reason, and whether its handler is about to panic, arrive on the channel.
+fn panicking_server(concurrent: bool) -> (Server, std::sync::mpsc::Receiver<(String, bool)>) {
+    let io = Server::builder().async_handlers(concurrent).build();
+    io.on_connect(|_socket: Socket, _handshake, auth: Option<Value>| {
+        if auth.as_ref().is_some_and(|a| a["panic"] == "connect") {
+            panic!("test panic in a connect handler");
+        }
+        Ok(())
+    });
+    let (tx, disconnects) = channel();
+    io.on_disconnect(move |socket: Socket, reason| {
+        let panic_here = socket
+            .get_session::<Option<Value>>()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s["panic"] == "disconnect");
+        let _ = tx.send((reason.as_str().to_owned(), panic_here));
+        if panic_here {
+            panic!("test panic in a disconnect handler");
+        }
+    });
+    io.on("mark", |socket: Socket, _: Option<Value>| {
+        socket
+            .save_session(&json!({"panic": "disconnect"}))
+            .expect("save_session");
+    });
+    io.on(
+        "boom",
+        |_socket: Socket, _: Option<Value>| -> &'static str {
+            panic!("test panic in an event handler")
+        },
+    );
+    io.on("ping", |_socket: Socket, n: u32| n + 1);
+    (io, disconnects)
+}
+
+/// Per transport: 10 `boom`s, one more with an ack (none within 1 s) then `ping` on one
+/// connection, then the same on a second one; then a client refused by a panicking connect handler, and a panicking disconnect
+/// handler, each followed by a connection that is still served.
+const PANICS_CLIENT: &str = r#"
+const boomThenPing = async (socket) => {
+  // More panics than a client's share of the handler pool: none of them keeps its slot.
+  for (let i = 0; i < 10; i++) socket.emit("boom");
+  out("boom", await new Promise((resolve) => socket.timeout(1000).emit("boom", (err) => resolve(err ? "no ack" : "ack"))));
+  out("ping", await emitWithAck(socket, "ping", 1));
+};
+for (const transport of ["polling", "websocket"]) {
+  const options = { transports: [transport], reconnection: false, forceNew: true };
+  const socket = io(URL, options);
+  await connected(socket);
+  await boomThenPing(socket);
+  const other = io(URL, options);
+  await connected(other);
+  await boomThenPing(other);
+  // The first connection still works after the second one's panic.
+  out("ping", await emitWithAck(socket, "ping", 1));
+  socket.disconnect();
+  other.disconnect();
+}
+const refused = io(URL, { auth: { panic: "connect" }, reconnection: false, forceNew: true });
+const err = await new Promise((resolve) => { refused.on("connect", () => resolve(null)); refused.on("connect_error", resolve); });
+out("refused", err ? err.message : "connected");
+refused.close();
+const fine = io(URL, { reconnection: false, forceNew: true });
+await connected(fine);
+out("ping", await emitWithAck(fine, "ping", 41));
+await emitWithAck(fine, "mark");
+fine.disconnect();
+const after = io(URL, { reconnection: false, forceNew: true });
+await connected(after);
+out("ping", await emitWithAck(after, "ping", 99));
+await command();
+process.exit(0);
+"#;
+
+fn a_panicking_handler_leaves_the_server_working(concurrent: bool) {
+    let (io, disconnects) = panicking_server(concurrent);
+    let mut client = Node::spawn(&url(&io), PANICS_CLIENT);
+    for transport in ["polling", "websocket"] {
+        for _ in 0..2 {
+            assert_eq!(client.expect("boom"), json!("no ack"), "{transport}");
+            // The same connection still works.
+            assert_eq!(client.expect("ping"), json!([2]), "{transport}");
+        }
+        assert_eq!(client.expect("ping"), json!([2]), "{transport}");
+    }
+    // A connect handler that panics refuses that client; the server keeps accepting others.
+    assert_eq!(client.expect("refused"), json!("internal server error"));
+    assert_eq!(client.expect("ping"), json!([42]));
+    // A disconnect handler that panicked did not stop the server either.
+    assert_eq!(client.expect("ping"), json!([100]));
+    // Every socket that left was seen by the disconnect handler (in some order: they are
+    // different connections), and the one that sent `mark` had its handler panic.
+    let mut panicked = 0;
+    for _ in 0..5 {
+        let (reason, panic_here) = recv(&disconnects, "the disconnect handler");
+        assert_eq!(reason, "client namespace disconnect");
+        panicked += usize::from(panic_here);
+    }
+    assert_eq!(panicked, 1);
+    client.send("bye");
+    client.finish();
+    // Nothing is left behind: every connection is cleaned up and shutdown completes in time.
+    io.shutdown(Duration::from_secs(5));
+    assert_eq!(io.connection_count(), 0);
+}
+
+#[test]
+fn panicking_handlers_with_async_handlers() {
+    a_panicking_handler_leaves_the_server_working(true);
+}
+
+#[test]
+fn panicking_handlers_with_sync_handlers() {
+    a_panicking_handler_leaves_the_server_working(false);
+}
+
+#[test]
+fn a_panicking_emit_callback_leaves_the_connection_working() {
+    let (io, _disconnects) = panicking_server(true);
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+for (const transport of ["polling", "websocket"]) {
+  const socket = io(URL, { transports: [transport], reconnection: false, forceNew: true });
+  socket.on("question", (callback) => { out("asked"); callback("answer"); });
+  await connected(socket);
+  out("connected", socket.id);
+  await command();
+  out("ping", await emitWithAck(socket, "ping", 1));
+  socket.disconnect();
+}
+await command();
+process.exit(0);
+"#,
+    );
+    for transport in ["polling", "websocket"] {
+        let sid = client.expect("connected");
+        let sid = sid.as_str().expect("sid");
+        let (tx, called) = channel();
+        io.emit("question", &())
+            .to(sid)
+            .callback(Some(Duration::from_secs(5)), move |_: Result<Value, _>| {
+                let _ = tx.send(());
+                panic!("test panic in an emit callback");
+            })
+            .send()
+            .expect("emit");
+        client.expect("asked");
+        recv(&called, "the callback");
+        client.send("go");
+        assert_eq!(client.expect("ping"), json!([2]), "{transport}");
+    }
+    client.send("bye");
+    client.finish();
+    io.abort();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Server-to-client acknowledgements: call, emit callbacks
+
+/// `callee(name, options)`: a socket that prints each `question` it gets (`asked`: `[name,
+/// ...args]`) and, unless `answer: false`, acknowledges it with `["answer:" + first argument, {n:
+/// number of arguments}]`. `ready(sockets)` waits until they are connected and prints their sids
+/// (`ready`: `{name: sid}`).
+const CALLEES: &str = r#"
+const callee = (name, { transport = "websocket", namespace = "", answer = true } = {}) => {
+  const socket = io(URL + namespace, { reconnection: false, forceNew: true, transports: [transport] });
+  socket.on("question", (...args) => {
+    const callback = args.pop();
+    out("asked", [name, ...args]);
+    if (answer) callback("answer:" + args[0], { n: args.length });
+  });
+  return socket;
+};
+const ready = async (sockets) => {
+  const sids = {};
+  for (const [name, socket] of Object.entries(sockets)) { await connected(socket); sids[name] = socket.id; }
+  out("ready", sids);
+  return sockets;
+};
+"#;
+
+fn callees(io: &Server, script: &str) -> (Node, BTreeMap<String, String>) {
+    let mut node = Node::spawn(&url(io), &format!("{CALLEES}\n{script}"));
+    let sids = sids(&mut node, "ready");
+    (node, sids)
+}
+
+#[test]
+fn call_gets_the_answer_or_times_out() {
+    let io = Server::builder().build();
+    let (mut node, sids) = callees(
+        &io,
+        r#"
+await ready({
+  "answering-polling": callee("answering-polling", { transport: "polling" }),
+  "silent-polling": callee("silent-polling", { transport: "polling", answer: false }),
+  "answering-websocket": callee("answering-websocket"),
+  "silent-websocket": callee("silent-websocket", { answer: false }),
+});
+await command();
+process.exit(0);
+"#,
+    );
+    for transport in ["polling", "websocket"] {
+        let answering = format!("answering-{transport}");
+        let silent = format!("silent-{transport}");
+        let answer: (String, Value) = io
+            .call("question", &"q1")
+            .to(&sids[&answering])
+            .timeout(Duration::from_secs(10))
+            .answer()
+            .expect("answered");
+        assert_eq!(answer, ("answer:q1".to_owned(), json!({"n": 1})));
+        assert_eq!(node.expect("asked"), json!([answering, "q1"]));
+
+        // Raw arguments, several of them.
+        let raw: Args = io
+            .call("question", &("q2", 2))
+            .to(&sids[&answering])
+            .timeout(Duration::from_secs(10))
+            .send()
+            .expect("answered");
+        assert_eq!(raw.values, vec![json!("answer:q2"), json!({"n": 2})]);
+        assert_eq!(node.expect("asked"), json!([answering, "q2", 2]));
+
+        let result = io
+            .call("question", &"q3")
+            .to(&sids[&silent])
+            .timeout(Duration::from_millis(300))
+            .send();
+        assert!(
+            matches!(result, Err(CallError::Timeout)),
+            "{transport}: {result:?}"
+        );
+        // The client did get the question; it just never answered.
+        assert_eq!(node.expect("asked"), json!([silent, "q3"]));
+    }
+    node.send("bye");
+    node.finish();
+    io.abort();
+}
+
+#[test]
+fn call_in_a_namespace_and_to_a_disconnecting_client() {
+    let io = Server::builder().build();
+    let ns = io.of("/calls");
+    ns.on("noop", |_socket: Socket, _: Option<Value>| {});
+    let (mut node, sids) = callees(
+        &io,
+        r#"
+await ready({
+  answering: callee("answering", { namespace: "/calls" }),
+  silent: callee("silent", { namespace: "/calls", transport: "polling", answer: false }),
+});
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = &sids["answering"];
+    // The sid belongs to /calls, not to /.
+    let result = io.call("question", &"x").to(sid).send();
+    assert!(
+        matches!(&result, Err(CallError::UnknownSid(s)) if s == sid),
+        "{result:?}"
+    );
+    let answer: (String, Value) = ns
+        .call("question", &"ns")
+        .to(sid)
+        .answer()
+        .expect("answered");
+    assert_eq!(answer.0, "answer:ns");
+    assert_eq!(node.expect("asked"), json!(["answering", "ns"]));
+    // `Call::namespace` picks the namespace too.
+    let answer: (String, Value) = io
+        .call("question", &"by-name")
+        .namespace("/calls")
+        .to(sid)
+        .answer()
+        .expect("answered");
+    assert_eq!(answer.0, "answer:by-name");
+    assert_eq!(node.expect("asked"), json!(["answering", "by-name"]));
+
+    // A client that goes away before answering: Disconnected (not a 60 s wait).
+    let silent = sids["silent"].clone();
+    let (tx, pending) = channel();
+    {
+        let ns = ns.clone();
+        let silent = silent.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(ns.call("question", &"never").to(&silent).send());
+        });
+    }
+    assert_eq!(node.expect("asked"), json!(["silent", "never"]));
+    ns.disconnect(&silent).expect("disconnect");
+    let result = recv(&pending, "the pending call");
+    assert!(matches!(result, Err(CallError::Disconnected)), "{result:?}");
+    node.send("bye");
+    node.finish();
+    io.abort();
+}
+
+#[test]
+fn call_without_a_known_recipient_fails_at_once() {
+    let io = Server::builder().build();
+    let result = io
+        .call("question", &"q")
+        .to("no-such-sid")
+        .timeout(Duration::from_secs(30))
+        .send();
+    assert!(
+        matches!(&result, Err(CallError::UnknownSid(s)) if s == "no-such-sid"),
+        "{result:?}"
+    );
+    let result = io.call("question", &"q").send();
+    assert!(matches!(result, Err(CallError::NoRecipient)), "{result:?}");
+    io.abort();
+}
+
+#[test]
+fn emit_callback_receives_each_clients_acknowledgement() {
+    let io = Server::builder().build();
+    let (mut node, sids) = callees(
+        &io,
+        r#"
+await ready({
+  first: callee("first", { transport: "polling" }),
+  second: callee("second"),
+  silent: callee("silent", { answer: false }),
+});
+await command();
+process.exit(0);
+"#,
+    );
+
+    // One recipient, typed answer.
+    let (tx, answers) = channel();
+    io.emit("question", &"cb")
+        .to(&sids["first"])
+        .callback(
+            Some(Duration::from_secs(10)),
+            move |answer: Result<(String, Value), CallError>| {
+                let _ = tx.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .send()
+        .expect("emit");
+    assert_eq!(
+        recv(&answers, "the callback"),
+        Ok(("answer:cb".to_owned(), json!({"n": 1})))
+    );
+    assert_eq!(node.expect("asked"), json!(["first", "cb"]));
+
+    // A broadcast with a callback (skipping the silent client): each recipient answers on its own.
+    let (tx, raw) = channel();
+    io.emit("question", &"all")
+        .skip_sid(&sids["silent"])
+        .callback_args(Some(Duration::from_secs(10)), move |answer| {
+            let _ = tx.send(answer);
+        })
+        .send()
+        .expect("emit");
+    for _ in 0..2 {
+        let answer = recv(&raw, "the broadcast callbacks").expect("answered");
+        assert_eq!(answer.values, vec![json!("answer:all"), json!({"n": 1})]);
+    }
+    let mut asked = vec![node.expect("asked"), node.expect("asked")];
+    asked.sort_by_key(ToString::to_string);
+    assert_eq!(asked, [json!(["first", "all"]), json!(["second", "all"])]);
+
+    // The silent client's callback hears the timeout.
+    let (tx, timed_out) = channel();
+    io.emit("question", &"silence")
+        .to(&sids["silent"])
+        .callback_args(Some(Duration::from_millis(300)), move |answer| {
+            let _ = tx.send(answer);
+        })
+        .send()
+        .expect("emit");
+    let result = recv(&timed_out, "the silent client's callback");
+    assert!(matches!(result, Err(CallError::Timeout)), "{result:?}");
+    assert_eq!(node.expect("asked"), json!(["silent", "silence"]));
+    node.send("bye");
+    node.finish();
+    io.abort();
+}
+
+#[test]
+fn reserved_event_names_are_refused() {
+    let io = Server::builder().build();
+    let (mut node, sids) = callees(
+        &io,
+        r#"
+await ready({ only: callee("only") });
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = &sids["only"];
+    for reserved in [
+        "connect",
+        "connect_error",
+        "disconnect",
+        "disconnecting",
+        "newListener",
+        "removeListener",
+    ] {
+        let result = io.emit(reserved, &"x").send();
+        assert!(
+            matches!(&result, Err(EmitError::ReservedEvent(e)) if e == reserved),
+            "{reserved}: {result:?}"
+        );
+        let result = io.emit(reserved, &"x").to(sid).send();
+        assert!(
+            matches!(&result, Err(EmitError::ReservedEvent(_))),
+            "{result:?}"
+        );
+        let result = io.call(reserved, &"x").to(sid).send();
+        assert!(
+            matches!(&result, Err(CallError::ReservedEvent(e)) if e == reserved),
+            "{reserved}: {result:?}"
+        );
+    }
+    // Nothing reached the client: the next event it sees is this one.
+    let answer: (String, Value) = io
+        .call("question", &"after")
+        .to(sid)
+        .answer()
+        .expect("answered");
+    assert_eq!(answer.0, "answer:after");
+    assert_eq!(node.expect("asked"), json!(["only", "after"]));
+    node.send("bye");
+    node.finish();
+    io.abort();
+}
+
+/// An emit callback with no timeout, to a socket that leaves its namespace while the client's
+/// connection stays (it is still in `/`): the callback hears `Disconnected` then, not never.
+#[test]
+fn a_callback_without_timeout_ends_when_its_socket_leaves_the_namespace() {
+    let io = Server::builder().build();
+    let room = io.of("/room");
+    room.on("noop", |_socket: Socket, _: Option<Value>| {});
+    let mut node = Node::spawn(
+        &url(&io),
+        r#"
+const options = { reconnection: false, transports: ["websocket"] };
+const main = io(URL, options);
+const other = io(URL + "/room", options);
+other.on("question", () => out("asked", null));
+main.on("disconnect", (reason) => out("main-disconnect", reason));
+await connected(main);
+await connected(other);
+out("ready", other.id);
+await command();
+out("main-connected", main.connected);
+process.exit(0);
+"#,
+    );
+    let sid = node.expect("ready");
+    let sid = sid.as_str().expect("sid");
+    let (tx, answers) = channel();
+    room.emit("question", &())
+        .to(sid)
+        .callback(None, move |answer: Result<Value, CallError>| {
+            let _ = tx.send(answer.map_err(|e| e.to_string()));
+        })
+        .send()
+        .expect("emit");
+    node.expect("asked");
+    room.disconnect(sid).expect("disconnect from /room");
+    assert_eq!(
+        recv(&answers, "the callback"),
+        Err(CallError::Disconnected.to_string())
+    );
+    node.send("bye");
+    assert_eq!(node.expect("main-connected"), json!(true));
+    node.finish();
+    io.abort();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Disconnects by the server
+
+#[test]
+fn the_server_disconnects_a_socket_from_outside_and_from_its_own_handler() {
+    let io = Server::builder().build();
+    let (tx, reasons) = channel();
+    io.on_disconnect(move |socket: Socket, reason| {
+        let _ = tx.send((socket.sid().to_string(), reason.as_str().to_owned()));
+    });
+    io.on("leave-me", |socket: Socket, _: Option<Value>| {
+        socket.disconnect().expect("disconnect in a handler");
+        "unreachable ack"
+    });
+    let mut node = Node::spawn(
+        &url(&io),
+        r#"
+const make = (name, transport) => {
+  const socket = io(URL, { reconnection: false, forceNew: true, transports: [transport] });
+  socket.on("disconnect", (reason) => out("disconnect", [name, reason]));
+  return socket;
+};
+const outside = make("outside", "polling");
+const own = make("own", "websocket");
+await connected(outside);
+await connected(own);
+out("sids", { outside: outside.id, own: own.id });
+await command();
+own.emit("leave-me");
+await command();
+process.exit(0);
+"#,
+    );
+    let sids = sids(&mut node, "sids");
+    io.disconnect(&sids["outside"]).expect("disconnect");
+    assert_eq!(
+        node.expect("disconnect"),
+        json!(["outside", "io server disconnect"])
+    );
+    assert_eq!(
+        recv(&reasons, "the disconnect handler"),
+        (
+            sids["outside"].clone(),
+            "server namespace disconnect".to_owned()
+        )
+    );
+    assert!(matches!(
+        io.disconnect(&sids["outside"]),
+        Err(ServerError::UnknownSid(_))
+    ));
+    assert!(matches!(
+        io.of("/elsewhere").disconnect(&sids["own"]),
+        Err(ServerError::UnknownSid(_))
+    ));
+    node.send("go");
+    assert_eq!(
+        node.expect("disconnect"),
+        json!(["own", "io server disconnect"])
+    );
+    assert_eq!(
+        recv(&reasons, "the disconnect handler"),
+        (
+            sids["own"].clone(),
+            "server namespace disconnect".to_owned()
+        )
+    );
+    node.send("bye");
+    node.finish();
+    io.abort();
+}
