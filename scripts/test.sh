@@ -17,6 +17,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== the root crate with each runtime feature alone, and with all of them"
+for features in "--no-default-features --features smol" "--no-default-features --features threads" "--all-features"; do
+    # shellcheck disable=SC2086 # the features are separate words on purpose
+    cargo clippy -p sockio --all-targets $features -- -D warnings
+done
+
 echo "== cargo test"
 # The official-client suite runs once, as the conformance matrix below. tests/official_clients.rs
 # (which plain `cargo test` runs) is the same library code over the same servers, so it is
