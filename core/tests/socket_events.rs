@@ -249,28 +249,75 @@ fn emits_to_a_pending_socket_follow_its_connect_reply() {
 }
 
 #[test]
-fn emits_to_a_refused_socket_are_discarded() {
-    let mut h = Harness::socket(sio_config_any());
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
-    assert_eq!(
-        h.command(&sid, |c, now| c.emit(
-            now,
-            "/admin",
-            "welcome",
-            vec![],
-            vec![],
-            None
-        )),
-        Ok(None)
-    );
-    h.command(&sid, |c, now| c.reject_connect(now, "/admin", "no", None))
-        .expect("pending");
-    assert_eq!(
-        h.ws_take_text(ws),
-        vec!["44/admin,{\"message\":\"no\"}".to_owned()]
-    );
+fn emits_to_a_refused_socket_are_discarded_and_its_acks_cancelled() {
+    use std::time::Duration;
+    for timeout in [None, Some(Duration::from_secs(5))] {
+        let mut config = sio_config_any();
+        config.max_pending_acks = 2;
+        let mut h = Harness::socket(config);
+        let (sid, ws, _) = h.sio_ws_joined();
+        h.ws_send_text(ws, "40/admin,");
+        let pending = match h.take_events(&sid).as_slice() {
+            [SocketEvent::Connect { sid, .. }] => sid.clone(),
+            other => panic!("{other:?}"),
+        };
+        // A plain emit and two awaiting an ack (the pending cap is reached).
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(
+                now,
+                "/admin",
+                "welcome",
+                vec![],
+                vec![],
+                None
+            )),
+            Ok(None)
+        );
+        for expected in [0, 1] {
+            assert_eq!(
+                h.command(&sid, |c, now| {
+                    c.emit(now, "/admin", "q", vec![], vec![], Some(timeout))
+                }),
+                Ok(Some(expected))
+            );
+        }
+        h.command(&sid, |c, now| c.reject_connect(now, "/admin", "no", None))
+            .expect("pending");
+        // Nothing buffered reaches the client, and the application hears of every ack at once.
+        assert_eq!(
+            h.ws_take_text(ws),
+            vec!["44/admin,{\"message\":\"no\"}".to_owned()]
+        );
+        let cancelled = |ack_id| SocketEvent::AckCancelled {
+            namespace: "/admin".into(),
+            sid: pending.clone(),
+            ack_id,
+        };
+        assert_eq!(
+            h.take_events(&sid),
+            vec![cancelled(0), cancelled(1)],
+            "{timeout:?}"
+        );
+        // They no longer count against `max_pending_acks`, and no AckTimeout follows.
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(
+                now,
+                "/",
+                "q",
+                vec![],
+                vec![],
+                Some(None)
+            )),
+            Ok(Some(2))
+        );
+        h.advance(Duration::from_secs(10));
+        assert!(
+            !h.take_events(&sid)
+                .iter()
+                .any(|e| matches!(e, SocketEvent::AckTimeout { .. })),
+            "{timeout:?}"
+        );
+    }
 }
 
 #[test]

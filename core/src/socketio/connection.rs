@@ -186,8 +186,8 @@ pub enum SocketEvent {
         sid: Sid,
         ack_id: u64,
     },
-    /// The socket left its namespace (or the connection ended) before acknowledging; the ack id
-    /// is forgotten.
+    /// The socket left its namespace (or the connection ended, or the application refused the
+    /// socket's pending connect) before acknowledging; the ack id is forgotten.
     AckCancelled {
         namespace: ByteString,
         sid: Sid,
@@ -223,7 +223,8 @@ pub enum CommandError {
 enum NamespaceState {
     /// CONNECT received, waiting for the application's answer. The socket id is already chosen so
     /// the application can address the socket from its connect handler; what it sends meanwhile
-    /// waits here and follows the CONNECT reply (it is discarded if the connection is refused).
+    /// waits here and follows the CONNECT reply (if the connection is refused, it is discarded
+    /// and the acks it awaited are cancelled).
     Pending {
         sid: Sid,
         buffered: Vec<EncodedFrames>,
@@ -496,6 +497,13 @@ impl Connection {
 
     /// Refuses the pending connection to `namespace` with CONNECT_ERROR carrying `message` and
     /// optional `data` (v5: `{"message","data"}`; v4: the data, else the message).
+    ///
+    /// The refused socket never existed for the client, so what the application emitted to it
+    /// while its connect was pending (accepted by [`emit`](Self::emit) or
+    /// [`send_encoded`](Self::send_encoded) and held until the CONNECT reply) is discarded, never
+    /// sent. Every acknowledgement awaited among those emits is reported as
+    /// [`SocketEvent::AckCancelled`] (in ack id order, before this returns), exactly as when a
+    /// connected socket leaves its namespace, and stops counting against `max_pending_acks`.
     pub fn reject_connect(
         &mut self,
         now: Instant,
@@ -507,7 +515,9 @@ impl Connection {
             Some(NamespaceState::Pending { .. }) => {}
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
         }
+        // Drops the emits buffered for the socket along with its pending state.
         self.namespaces.remove(namespace);
+        self.forget_acks_of(namespace);
         let payload = connect_error_payload(self.version, message, data);
         self.send_packet(now, &Packet::connect_error(namespace, payload))?;
         Ok(())
@@ -515,8 +525,12 @@ impl Connection {
 
     /// Emits `event` with `args` (attachment placeholders resolved against `attachments`) to the
     /// client's socket in `namespace`. With `ack_timeout` set (`Some(None)` = wait forever), asks for
-    /// an acknowledgement and returns its id; the answer comes as [`SocketEvent::Ack`] or
-    /// [`SocketEvent::AckTimeout`].
+    /// an acknowledgement and returns its id; the answer comes as [`SocketEvent::Ack`],
+    /// [`SocketEvent::AckTimeout`] or [`SocketEvent::AckCancelled`].
+    ///
+    /// To a socket whose connect is still pending, the packet is held and follows the CONNECT
+    /// reply; if the application refuses the connect instead, it is discarded (see
+    /// [`reject_connect`](Self::reject_connect)).
     pub fn emit(
         &mut self,
         now: Instant,
@@ -892,16 +906,24 @@ impl Connection {
         );
     }
 
-    /// Drops the acknowledgements awaited from a socket that left `namespace`, reporting each as
-    /// cancelled so the application never waits for an answer that cannot come.
+    /// Drops the acknowledgements awaited from the socket in `namespace` (it left, or its
+    /// connection was refused), reporting each as cancelled so the application never waits for
+    /// an answer that cannot come.
     fn forget_acks_of(&mut self, namespace: &str) {
-        let forgotten: Vec<u64> = self
+        self.cancel_acks(|ack| &*ack.namespace == namespace);
+    }
+
+    /// Removes the awaited acknowledgements that `matches` selects and reports each as
+    /// [`SocketEvent::AckCancelled`], in ack id order.
+    fn cancel_acks(&mut self, matches: impl Fn(&AwaitedAck) -> bool) {
+        let mut cancelled: Vec<u64> = self
             .awaited_acks
             .iter()
-            .filter(|(_, ack)| &*ack.namespace == namespace)
+            .filter(|(_, ack)| matches(ack))
             .map(|(id, _)| *id)
             .collect();
-        for ack_id in forgotten {
+        cancelled.sort_unstable();
+        for ack_id in cancelled {
             if let Some(ack) = self.awaited_acks.remove(&ack_id) {
                 self.events.push_back(SocketEvent::AckCancelled {
                     namespace: ack.namespace,
@@ -960,15 +982,7 @@ impl Connection {
                 reason: reason.clone(),
             });
         }
-        let mut cancelled: Vec<(u64, AwaitedAck)> = self.awaited_acks.drain().collect();
-        cancelled.sort_by_key(|(id, _)| *id);
-        for (ack_id, ack) in cancelled {
-            self.events.push_back(SocketEvent::AckCancelled {
-                namespace: ack.namespace,
-                sid: ack.sid,
-                ack_id,
-            });
-        }
+        self.cancel_acks(|_| true);
         self.decoder.reset();
         self.attachment_deadline = None;
         self.connect_deadline = None;
