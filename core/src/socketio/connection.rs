@@ -158,7 +158,10 @@ pub enum SocketEvent {
         /// The socket id the client gets if accepted.
         sid: Sid,
         /// The auth payload (v5: the CONNECT packet's object; v4: the namespace query string as an
-        /// object of strings; `None` when the client sent none).
+        /// object of strings, and for `/`, which v4 clients join without a CONNECT, the handshake
+        /// query minus the Engine.IO parameters; `None` when the client sent none). The Node
+        /// reference server hands v4 clients an empty auth and leaves those queries in
+        /// `handshake.query`; [`Handshake::query`] still holds the whole handshake query.
         auth: Option<Value>,
     },
     /// An event from the client. `args` excludes the event name and may hold attachment
