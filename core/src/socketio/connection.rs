@@ -421,7 +421,8 @@ impl Connection {
     }
 
     /// Advances the Engine.IO timers and this layer's: connect timeout, ack timeouts, attachment
-    /// timeout.
+    /// timeout. Acks that expired by `now` are reported as [`SocketEvent::AckTimeout`] in deadline
+    /// order (ties by ack id), also when a late call expires several at once.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.engine.handle_timeout(now);
         self.process_engine_events(now);
@@ -447,13 +448,15 @@ impl Connection {
             );
             return;
         }
-        let expired: Vec<u64> = self
+        // In deadline order (ties by ack id), whatever the map's order: a timer that fires late
+        // expires several at once, and the application hears them as they fell due.
+        let mut expired: Vec<(Instant, u64)> = self
             .awaited_acks
             .iter()
-            .filter(|(_, ack)| ack.deadline.is_some_and(|d| now >= d))
-            .map(|(id, _)| *id)
+            .filter_map(|(id, ack)| ack.deadline.filter(|d| now >= *d).map(|d| (d, *id)))
             .collect();
-        for ack_id in expired {
+        expired.sort_unstable();
+        for (_, ack_id) in expired {
             if let Some(ack) = self.awaited_acks.remove(&ack_id) {
                 self.events.push_back(SocketEvent::AckTimeout {
                     namespace: ack.namespace,
