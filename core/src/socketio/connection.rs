@@ -32,7 +32,7 @@ use crate::engineio::session::{
     CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction,
 };
 use crate::engineio::sid::{Sid, SidGenerator};
-use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage};
+use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after};
 use crate::http::{Query, Request, Response};
 
 /// The Socket.IO protocol revision: v4 rides on Engine.IO 3, v5 on Engine.IO 4.
@@ -305,7 +305,7 @@ impl Connection {
         };
         let mut connection = Connection {
             decoder: Decoder::new(config.decoder_limits),
-            connect_deadline: Some(now + config.connect_timeout),
+            connect_deadline: deadline_after(now, config.connect_timeout),
             engine,
             config,
             sids,
@@ -568,7 +568,7 @@ impl Connection {
                         namespace: ByteString::from(namespace),
                         sid,
                         // A timeout too large to represent means "no deadline".
-                        deadline: timeout.and_then(|t| now.checked_add(t)),
+                        deadline: timeout.and_then(|t| deadline_after(now, t)),
                     },
                 );
                 Some(id)
@@ -779,7 +779,7 @@ impl Connection {
             }
             Ok(None) => {
                 if self.attachment_deadline.is_none() {
-                    self.attachment_deadline = Some(now + self.config.attachment_timeout);
+                    self.attachment_deadline = deadline_after(now, self.config.attachment_timeout);
                 }
             }
             Err(error) => {
