@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use sockio_core::engineio::Sid;
+use sockio_core::engineio::{Sid, WsMessage};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 use sockio_core::socketio::{CommandError, SocketConfig, SocketEvent};
 use support::*;
@@ -480,4 +480,42 @@ fn namespaces_survive_the_upgrade_to_websocket() {
     h.command(&sid, |c, now| c.ack(now, "/admin", 1, vec![], vec![]))
         .unwrap();
     assert_eq!(h.ws_take_text(ws), vec!["43/admin,1[]"]);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "drain rule: drain Connection::poll_event")]
+fn an_input_before_the_events_are_drained_panics_in_debug_builds() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, _) = h.sio_ws_joined();
+    let now = h.now;
+    let conn = h.conn(&sid);
+    conn.handle_ws_message(now, ws, WsMessage::Text(r#"42["first"]"#.into()));
+    // The driver forgot to drain the first Event: the next input breaks the drain rule.
+    conn.handle_ws_message(now, ws, WsMessage::Text(r#"42["second"]"#.into()));
+}
+
+#[test]
+fn commands_may_run_before_the_events_are_drained() {
+    // Answering an event from inside the drain loop (accept, emit, ack) is the normal way to drive
+    // a connection: only inputs require the events to be drained first.
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws) = h.sio_ws(4);
+    let now = h.now;
+    let conn = h.conn(&sid);
+    conn.handle_ws_message(now, ws, WsMessage::Text("40".into()));
+    // The Connect event is still queued: commands are fine.
+    conn.accept_connect(now, "/").expect("pending");
+    conn.emit(now, "/", "hi", vec![], vec![], None)
+        .expect("sent");
+    h.drain(&Sid::from(sid.as_str()));
+    assert!(matches!(
+        h.take_events(&sid).as_slice(),
+        [SocketEvent::Connect { .. }]
+    ));
+    h.ws_send_text(ws, r#"42["later"]"#);
+    assert!(matches!(
+        h.take_events(&sid).as_slice(),
+        [SocketEvent::Event { event, .. }] if event == "later"
+    ));
 }

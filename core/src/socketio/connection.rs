@@ -7,7 +7,9 @@
 //! forwarded to the Engine.IO session and its messages decoded here), drains
 //! [`poll_output`](Connection::poll_output) and [`poll_event`](Connection::poll_event) after every
 //! input or command, pulls WebSocket writes with [`poll_ws`](Connection::poll_ws), and arms one timer
-//! for [`poll_timeout`](Connection::poll_timeout).
+//! for [`poll_timeout`](Connection::poll_timeout). Debug builds assert at every input that the
+//! previous outputs and events were drained; commands (accept, emit, ack, ...) may run before
+//! that, typically from the drain loop in answer to an event.
 //!
 //! Connecting to a namespace is a two-step exchange: the connection reports
 //! [`SocketEvent::Connect`], and the application answers with
@@ -386,6 +388,7 @@ impl Connection {
 
     /// See [`Session::handle_request`].
     pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
+        self.debug_assert_drained();
         self.engine.handle_request(now, id, request);
         self.process_engine_events(now);
     }
@@ -397,6 +400,7 @@ impl Connection {
         id: RequestId,
         request: &Request,
     ) -> Result<(), Box<Response>> {
+        self.debug_assert_drained();
         let result = self.engine.accept_websocket(now, id, request);
         self.process_engine_events(now);
         result
@@ -404,18 +408,21 @@ impl Connection {
 
     /// See [`Session::handle_ws_message`].
     pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
+        self.debug_assert_drained();
         self.engine.handle_ws_message(now, conn, message);
         self.process_engine_events(now);
     }
 
     /// See [`Session::handle_ws_closed`].
     pub fn handle_ws_closed(&mut self, now: Instant, conn: RequestId, error: bool) {
+        self.debug_assert_drained();
         self.engine.handle_ws_closed(now, conn, error);
         self.process_engine_events(now);
     }
 
     /// See [`Session::handle_request_aborted`].
     pub fn handle_request_aborted(&mut self, now: Instant, id: RequestId) {
+        self.debug_assert_drained();
         self.engine.handle_request_aborted(now, id);
         self.process_engine_events(now);
     }
@@ -424,6 +431,7 @@ impl Connection {
     /// timeout. Acks that expired by `now` are reported as [`SocketEvent::AckTimeout`] in deadline
     /// order (ties by ack id), also when a late call expires several at once.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.debug_assert_drained();
         self.engine.handle_timeout(now);
         self.process_engine_events(now);
         if self.closed || self.closing_reason.is_some() {
@@ -744,6 +752,18 @@ impl Connection {
     }
 
     // ----- internals --------------------------------------------------------------------------
+
+    /// The drain rule, checked in debug builds at every input: this connection's events were
+    /// drained since the last input or command. (The Engine.IO session checks its own outputs;
+    /// its events are always consumed here.) Commands are not checked: answering an event from
+    /// inside the drain loop is how a connection is driven.
+    fn debug_assert_drained(&self) {
+        debug_assert!(
+            self.events.is_empty(),
+            "sockio-core drain rule: drain Connection::poll_event (and poll_output) after every \
+             input or command, before the next input"
+        );
+    }
 
     fn send_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
         let frames = EncodedFrames::new(packet);
