@@ -36,6 +36,104 @@ fn send(h: &mut Harness<sockio_core::engineio::Endpoint>, sid: &str, data: Packe
     h.command(sid, |s, now| s.send(now, data)).unwrap();
 }
 
+/// The polling flavours a behaviour is checked over when it must not depend on the protocol:
+/// Engine.IO 4, Engine.IO 3, and Engine.IO 3 over JSONP (`j=`).
+#[derive(Debug, Clone, Copy)]
+enum Flavour {
+    V4,
+    V3,
+    Jsonp,
+}
+
+use Flavour::*;
+
+impl Flavour {
+    const ALL: [Flavour; 3] = [V4, V3, Jsonp];
+
+    /// A default config that accepts this flavour.
+    fn config(self) -> EngineConfig {
+        match self {
+            V4 => EngineConfig::default(),
+            V3 | Jsonp => eio3(),
+        }
+    }
+
+    /// Opens a session; returns its sid and the URI its polls and POSTs use.
+    fn open(self, h: &mut Harness<sockio_core::engineio::Endpoint>) -> (String, String) {
+        match self {
+            V4 => open(h, "EIO=4"),
+            V3 => open(h, "EIO=3"),
+            Jsonp => {
+                let body = h.get("/engine.io/?EIO=3&j=0&transport=polling").body_text();
+                let literal = body
+                    .strip_prefix("___eio[0](")
+                    .and_then(|b| b.strip_suffix(");"))
+                    .expect("a JSONP handshake");
+                let payload: String = serde_json::from_str(literal).expect("a string literal");
+                let sid = open_sid(&payload);
+                let uri = format!("/engine.io/?EIO=3&j=0&transport=polling&sid={sid}");
+                (sid, uri)
+            }
+        }
+    }
+
+    /// The poll body carrying text messages `texts`.
+    fn poll_body(self, texts: &[&str]) -> String {
+        let packets: Vec<String> = texts.iter().map(|t| format!("4{t}")).collect();
+        let packets: Vec<&str> = packets.iter().map(String::as_str).collect();
+        match self {
+            V4 => packets.join("\x1e"),
+            V3 => v3_payload(&packets),
+            Jsonp => format!(
+                "___eio[0]({});",
+                serde_json::to_string(&v3_payload(&packets)).unwrap()
+            ),
+        }
+    }
+
+    /// The content type of a text poll body.
+    fn poll_content_type(self) -> &'static str {
+        match self {
+            V4 | V3 => "text/plain; charset=UTF-8",
+            Jsonp => "text/javascript; charset=UTF-8",
+        }
+    }
+
+    /// POSTs text messages `texts` to `uri`.
+    fn post(
+        self,
+        h: &mut Harness<sockio_core::engineio::Endpoint>,
+        uri: &str,
+        texts: &[&str],
+    ) -> http::Response<Bytes> {
+        let body = self.post_body(texts);
+        let headers: &[(&str, &str)] = match self {
+            V4 | V3 => &[],
+            Jsonp => &[("content-type", "application/x-www-form-urlencoded")],
+        };
+        h.send(Method::POST, uri, headers, &body).response()
+    }
+
+    /// The POST body carrying text messages `texts` (JSONP: the form field `d`).
+    fn post_body(self, texts: &[&str]) -> Vec<u8> {
+        match self {
+            V4 | V3 => self.poll_body(texts).into_bytes(),
+            Jsonp => {
+                let payload = V3.poll_body(texts);
+                let mut form = String::from("d=");
+                for b in payload.bytes() {
+                    if b.is_ascii_alphanumeric() {
+                        form.push(char::from(b));
+                    } else {
+                        form.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                form.into_bytes()
+            }
+        }
+    }
+}
+
 #[test]
 fn get_is_held_until_data_is_sent() {
     let mut h = Harness::engine(EngineConfig::default());
@@ -268,22 +366,33 @@ fn second_concurrent_get_is_refused_and_closes_the_session() {
 
 #[test]
 fn post_over_max_http_buffer_size_is_413_and_keeps_the_session() {
-    let mut config = EngineConfig::default();
-    config.max_http_buffer_size = 10;
-    let mut h = Harness::engine(config);
-    let (sid, q) = open(&mut h, "EIO=4");
-    let held = h.get(&q).held();
-    let response = h.post(&q, b"4abcdefghij").response(); // 11 bytes
-    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(h.take_events(&sid).is_empty());
-    assert!(h.take_response(held).is_none());
-    assert!(h.sessions.contains_key(sid.as_str()));
-    // Exactly at the limit is fine.
-    assert_eq!(h.post(&q, b"4abcdefghi").body_text(), "ok");
-    assert_eq!(
-        h.take_events(&sid),
-        vec![EngineEvent::Message(text("abcdefghi"))]
-    );
+    // The reference server (engine.io 6, which also serves Engine.IO 3 clients) answers 413 and
+    // leaves the session to the client, whatever the protocol or transport flavour. The limit is
+    // the byte length of the whole body.
+    for flavour in Flavour::ALL {
+        let mut config = flavour.config();
+        config.max_http_buffer_size = flavour.post_body(&["abcdefghi"]).len();
+        let mut h = Harness::engine(config);
+        let (sid, q) = flavour.open(&mut h);
+        let held = h.get(&q).held();
+        let response = flavour.post(&mut h, &q, &["abcdefghij"]); // one byte over
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{flavour:?}"
+        );
+        assert!(h.take_events(&sid).is_empty(), "{flavour:?}");
+        assert!(h.take_response(held).is_none(), "{flavour:?}");
+        assert!(h.sessions.contains_key(sid.as_str()), "{flavour:?}");
+        // Exactly at the limit is fine.
+        let response = flavour.post(&mut h, &q, &["abcdefghi"]);
+        assert_eq!(body_text(&response), "ok", "{flavour:?}");
+        assert_eq!(
+            h.take_events(&sid),
+            vec![EngineEvent::Message(text("abcdefghi"))],
+            "{flavour:?}"
+        );
+    }
 }
 
 #[test]
@@ -342,22 +451,34 @@ fn jsonp_binary_is_sent_as_base64_text() {
 
 #[test]
 fn poll_response_headers() {
-    let mut h = Harness::engine(EngineConfig::default());
-    let (sid, q) = open(&mut h, "EIO=4");
-    send(&mut h, &sid, text("héllo"));
-    let response = h.get(&q).response();
-    assert_eq!(
-        header(&response, "content-type"),
-        Some("text/plain; charset=UTF-8")
-    );
-    assert_eq!(header(&response, "cache-control"), Some("no-store"));
-    assert_eq!(header(&response, "content-length"), Some("7"));
-    assert_eq!(header(&response, "content-encoding"), None);
+    for flavour in Flavour::ALL {
+        let mut h = Harness::engine(flavour.config());
+        let (sid, q) = flavour.open(&mut h);
+        send(&mut h, &sid, text("héllo"));
+        let response = h.get(&q).response();
+        let expected = flavour.poll_body(&["héllo"]);
+        assert_eq!(body_text(&response), expected, "{flavour:?}");
+        assert_eq!(
+            header(&response, "content-type"),
+            Some(flavour.poll_content_type()),
+            "{flavour:?}"
+        );
+        assert_eq!(header(&response, "cache-control"), Some("no-store"));
+        assert_eq!(
+            header(&response, "content-length"),
+            Some(expected.len().to_string().as_str()),
+            "{flavour:?}"
+        );
+        assert_eq!(header(&response, "content-encoding"), None, "{flavour:?}");
 
-    let post = h.post(&q, b"4x").response();
-    assert_eq!(post.status(), StatusCode::OK);
-    assert_eq!(header(&post, "content-type"), Some("text/html"));
-    assert_eq!(header(&post, "content-length"), Some("2"));
+        let post = flavour.post(&mut h, &q, &["x"]);
+        assert_eq!(post.status(), StatusCode::OK, "{flavour:?}");
+        assert_eq!(body_text(&post), "ok", "{flavour:?}");
+        assert_eq!(header(&post, "content-type"), Some("text/html"));
+        assert_eq!(header(&post, "content-length"), Some("2"));
+    }
+    // The v4 figure spelled out: "4héllo" is 7 bytes.
+    assert_eq!(V4.poll_body(&["héllo"]).len(), 7);
 }
 
 fn decode_gzip(body: &[u8]) -> String {
@@ -375,23 +496,35 @@ fn decode_deflate(body: &[u8]) -> String {
 #[test]
 fn large_poll_responses_are_compressed_per_accept_encoding() {
     let big = "x".repeat(2000);
-    for (accept, encoding, decode) in [
-        ("gzip, deflate", "gzip", decode_gzip as fn(&[u8]) -> String),
-        ("deflate", "deflate", decode_deflate),
-    ] {
-        let mut h = Harness::engine(EngineConfig::default());
-        let (sid, q) = open(&mut h, "EIO=4");
-        send(&mut h, &sid, text(&big));
-        let response = h
-            .send(Method::GET, &q, &[("accept-encoding", accept)], b"")
-            .response();
-        assert_eq!(header(&response, "content-encoding"), Some(encoding));
-        assert_eq!(
-            header(&response, "content-length").unwrap(),
-            response.body().len().to_string()
-        );
-        assert!(response.body().len() < 2001);
-        assert_eq!(decode(response.body()), format!("4{big}"));
+    for flavour in Flavour::ALL {
+        for (accept, encoding, decode) in [
+            ("gzip, deflate", "gzip", decode_gzip as fn(&[u8]) -> String),
+            ("deflate", "deflate", decode_deflate),
+        ] {
+            let mut h = Harness::engine(flavour.config());
+            let (sid, q) = flavour.open(&mut h);
+            send(&mut h, &sid, text(&big));
+            let response = h
+                .send(Method::GET, &q, &[("accept-encoding", accept)], b"")
+                .response();
+            let expected = flavour.poll_body(&[&big]);
+            assert_eq!(
+                header(&response, "content-encoding"),
+                Some(encoding),
+                "{flavour:?}"
+            );
+            assert_eq!(
+                header(&response, "content-type"),
+                Some(flavour.poll_content_type()),
+                "{flavour:?}"
+            );
+            assert_eq!(
+                header(&response, "content-length").unwrap(),
+                response.body().len().to_string()
+            );
+            assert!(response.body().len() < expected.len(), "{flavour:?}");
+            assert_eq!(decode(response.body()), expected, "{flavour:?}");
+        }
     }
 }
 
@@ -411,24 +544,38 @@ fn held_get_remembers_accept_encoding_until_answered() {
 
 #[test]
 fn compression_threshold_is_inclusive() {
-    let mut config = EngineConfig::default();
-    config.compression_threshold = 100;
-    let mut h = Harness::engine(config);
-    let (sid, q) = open(&mut h, "EIO=4");
-    // 99 bytes: below the threshold.
-    send(&mut h, &sid, text(&"a".repeat(98)));
-    let response = h
-        .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
-        .response();
-    assert_eq!(response.body().len(), 99);
-    assert_eq!(header(&response, "content-encoding"), None);
-    // 100 bytes: compressed.
-    send(&mut h, &sid, text(&"a".repeat(99)));
-    let response = h
-        .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
-        .response();
-    assert_eq!(header(&response, "content-encoding"), Some("gzip"));
-    assert_eq!(decode_gzip(response.body()), format!("4{}", "a".repeat(99)));
+    // The threshold applies to the body as written: framing (and the JSONP wrapper) included.
+    for flavour in Flavour::ALL {
+        let mut config = flavour.config();
+        config.compression_threshold = 100;
+        let mut h = Harness::engine(config);
+        let (sid, q) = flavour.open(&mut h);
+        let sized = |len: usize| {
+            (1..200)
+                .map(|n| "a".repeat(n))
+                .find(|t| flavour.poll_body(&[t]).len() == len)
+                .expect("a message of that body size")
+        };
+        // 99 bytes: below the threshold.
+        send(&mut h, &sid, text(&sized(99)));
+        let response = h
+            .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
+            .response();
+        assert_eq!(response.body().len(), 99, "{flavour:?}");
+        assert_eq!(header(&response, "content-encoding"), None, "{flavour:?}");
+        // 100 bytes: compressed.
+        let at = sized(100);
+        send(&mut h, &sid, text(&at));
+        let response = h
+            .send(Method::GET, &q, &[("accept-encoding", "gzip")], b"")
+            .response();
+        assert_eq!(
+            header(&response, "content-encoding"),
+            Some("gzip"),
+            "{flavour:?}"
+        );
+        assert_eq!(decode_gzip(response.body()), flavour.poll_body(&[&at]));
+    }
 }
 
 #[test]

@@ -128,6 +128,47 @@ fn an_ack_in_another_namespace_does_not_consume_the_id() {
 }
 
 #[test]
+fn acks_expiring_in_one_late_timer_time_out_in_deadline_order() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, _ws, id) = h.sio_ws_joined();
+    // Ack ids 0..8 with deadlines out of id order, two pairs of ties.
+    let seconds = [8, 3, 5, 1, 3, 7, 1, 2];
+    for (expected, secs) in seconds.iter().enumerate() {
+        let ack_id = h
+            .command(&sid, |c, now| {
+                c.emit(
+                    now,
+                    "/",
+                    "e",
+                    vec![],
+                    vec![],
+                    Some(Some(Duration::from_secs(*secs))),
+                )
+            })
+            .unwrap();
+        assert_eq!(ack_id, Some(expected as u64));
+    }
+    // The timer fires once, late, past every deadline (but before the first ping).
+    h.now += Duration::from_secs(10);
+    let now = h.now;
+    h.conn(&sid).handle_timeout(now);
+    h.drain(&Sid::from(sid.as_str()));
+    let mut by_deadline: Vec<(u64, u64)> = seconds
+        .iter()
+        .enumerate()
+        .map(|(ack_id, secs)| (*secs, ack_id as u64))
+        .collect();
+    by_deadline.sort();
+    assert_eq!(
+        h.take_events(&sid),
+        by_deadline
+            .into_iter()
+            .map(|(_, ack_id)| timeout("/", &id, ack_id))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn ack_timeout_then_a_late_ack_is_ignored() {
     let mut h = Harness::socket(SocketConfig::default());
     let (sid, ws, id) = h.sio_ws_joined();

@@ -376,6 +376,36 @@ fn v4_joins_root_implicitly_and_sends_connect_unprompted() {
 }
 
 #[test]
+fn v4_root_auth_comes_from_the_handshake_query() {
+    // socket.io-client 2.x never sends a CONNECT for `/`: its `query` option rides on the
+    // handshake URL. The Engine.IO parameters (EIO, transport, t, sid, b64, j) are not auth.
+    let polling = "/socket.io/?EIO=3&transport=polling&token=abc&t=NzX1&b64=1&room=a%20b";
+    let websocket = "/socket.io/?EIO=3&transport=websocket&token=abc&t=NzX1&b64=1&room=a%20b";
+    for (transport, uri) in [("polling", polling), ("websocket", websocket)] {
+        let mut h = Harness::socket(only(&["/"]));
+        let sid = if transport == "polling" {
+            open_sid(&h.get(uri).body_text())
+        } else {
+            let ws = h.ws_connect(uri).expect("handshake");
+            open_sid(&h.ws_take_text(ws)[0])
+        };
+        assert_eq!(
+            strip(h.take_events(&sid)),
+            vec![connect("/", Some(json!({"token": "abc", "room": "a b"})))],
+            "{transport}"
+        );
+        // The whole query stays in the handshake.
+        let handshake = h.conn(&sid).handshake().clone();
+        assert_eq!(handshake.query_param("t"), Some("NzX1"), "{transport}");
+        assert_eq!(handshake.query_param("token"), Some("abc"), "{transport}");
+        let id = h
+            .command(&sid, |c, now| c.accept_connect(now, "/"))
+            .unwrap();
+        assert_eq!(id.as_str(), sid, "{transport}");
+    }
+}
+
+#[test]
 fn v4_custom_namespace_with_query_auth() {
     let mut h = Harness::socket(only(&["/", "/admin"]));
     let (sid, ws) = h.sio_ws_v4_joined();

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use sockio_core::engineio::Sid;
+use sockio_core::engineio::{Sid, WsMessage};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 use sockio_core::socketio::{CommandError, SocketConfig, SocketEvent};
 use support::*;
@@ -249,28 +249,75 @@ fn emits_to_a_pending_socket_follow_its_connect_reply() {
 }
 
 #[test]
-fn emits_to_a_refused_socket_are_discarded() {
-    let mut h = Harness::socket(sio_config_any());
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
-    assert_eq!(
-        h.command(&sid, |c, now| c.emit(
-            now,
-            "/admin",
-            "welcome",
-            vec![],
-            vec![],
-            None
-        )),
-        Ok(None)
-    );
-    h.command(&sid, |c, now| c.reject_connect(now, "/admin", "no", None))
-        .expect("pending");
-    assert_eq!(
-        h.ws_take_text(ws),
-        vec!["44/admin,{\"message\":\"no\"}".to_owned()]
-    );
+fn emits_to_a_refused_socket_are_discarded_and_its_acks_cancelled() {
+    use std::time::Duration;
+    for timeout in [None, Some(Duration::from_secs(5))] {
+        let mut config = sio_config_any();
+        config.max_pending_acks = 2;
+        let mut h = Harness::socket(config);
+        let (sid, ws, _) = h.sio_ws_joined();
+        h.ws_send_text(ws, "40/admin,");
+        let pending = match h.take_events(&sid).as_slice() {
+            [SocketEvent::Connect { sid, .. }] => sid.clone(),
+            other => panic!("{other:?}"),
+        };
+        // A plain emit and two awaiting an ack (the pending cap is reached).
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(
+                now,
+                "/admin",
+                "welcome",
+                vec![],
+                vec![],
+                None
+            )),
+            Ok(None)
+        );
+        for expected in [0, 1] {
+            assert_eq!(
+                h.command(&sid, |c, now| {
+                    c.emit(now, "/admin", "q", vec![], vec![], Some(timeout))
+                }),
+                Ok(Some(expected))
+            );
+        }
+        h.command(&sid, |c, now| c.reject_connect(now, "/admin", "no", None))
+            .expect("pending");
+        // Nothing buffered reaches the client, and the application hears of every ack at once.
+        assert_eq!(
+            h.ws_take_text(ws),
+            vec!["44/admin,{\"message\":\"no\"}".to_owned()]
+        );
+        let cancelled = |ack_id| SocketEvent::AckCancelled {
+            namespace: "/admin".into(),
+            sid: pending.clone(),
+            ack_id,
+        };
+        assert_eq!(
+            h.take_events(&sid),
+            vec![cancelled(0), cancelled(1)],
+            "{timeout:?}"
+        );
+        // They no longer count against `max_pending_acks`, and no AckTimeout follows.
+        assert_eq!(
+            h.command(&sid, |c, now| c.emit(
+                now,
+                "/",
+                "q",
+                vec![],
+                vec![],
+                Some(None)
+            )),
+            Ok(Some(2))
+        );
+        h.advance(Duration::from_secs(10));
+        assert!(
+            !h.take_events(&sid)
+                .iter()
+                .any(|e| matches!(e, SocketEvent::AckTimeout { .. })),
+            "{timeout:?}"
+        );
+    }
 }
 
 #[test]
@@ -433,4 +480,42 @@ fn namespaces_survive_the_upgrade_to_websocket() {
     h.command(&sid, |c, now| c.ack(now, "/admin", 1, vec![], vec![]))
         .unwrap();
     assert_eq!(h.ws_take_text(ws), vec!["43/admin,1[]"]);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "drain rule: drain Connection::poll_event")]
+fn an_input_before_the_events_are_drained_panics_in_debug_builds() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, _) = h.sio_ws_joined();
+    let now = h.now;
+    let conn = h.conn(&sid);
+    conn.handle_ws_message(now, ws, WsMessage::Text(r#"42["first"]"#.into()));
+    // The driver forgot to drain the first Event: the next input breaks the drain rule.
+    conn.handle_ws_message(now, ws, WsMessage::Text(r#"42["second"]"#.into()));
+}
+
+#[test]
+fn commands_may_run_before_the_events_are_drained() {
+    // Answering an event from inside the drain loop (accept, emit, ack) is the normal way to drive
+    // a connection: only inputs require the events to be drained first.
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws) = h.sio_ws(4);
+    let now = h.now;
+    let conn = h.conn(&sid);
+    conn.handle_ws_message(now, ws, WsMessage::Text("40".into()));
+    // The Connect event is still queued: commands are fine.
+    conn.accept_connect(now, "/").expect("pending");
+    conn.emit(now, "/", "hi", vec![], vec![], None)
+        .expect("sent");
+    h.drain(&Sid::from(sid.as_str()));
+    assert!(matches!(
+        h.take_events(&sid).as_slice(),
+        [SocketEvent::Connect { .. }]
+    ));
+    h.ws_send_text(ws, r#"42["later"]"#);
+    assert!(matches!(
+        h.take_events(&sid).as_slice(),
+        [SocketEvent::Event { event, .. }] if event == "later"
+    ));
 }

@@ -20,6 +20,18 @@ pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
 pub use session::{CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction};
 pub use sid::{SequentialSids, Sid, SidGenerator};
 
+/// The instant `wait` after `now`, or `None` (no deadline) when the clock cannot represent it.
+///
+/// Every timer of the core (heartbeat, upgrade, close wait, connect, attachments, acks) arms its
+/// deadline through this: a setting too large for the clock, such as `Duration::MAX`, means
+/// "never" rather than a panic.
+pub(crate) fn deadline_after(
+    now: std::time::Instant,
+    wait: std::time::Duration,
+) -> Option<std::time::Instant> {
+    now.checked_add(wait)
+}
+
 /// The Engine.IO protocol revision a connection speaks, chosen by the `EIO` query parameter.
 ///
 /// The reference server reads `EIO === "4" ? 4 : 3`, so anything else (missing, garbage) means v3.

@@ -30,12 +30,12 @@ use std::time::Instant;
 use ::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
 
-use super::ProtocolVersion;
 use super::config::{EngineConfig, Transport};
 use super::frame::Frame;
 use super::packet::{Packet, PacketData, PacketType, WsMessage};
 use super::payload;
 use super::sid::Sid;
+use super::{ProtocolVersion, deadline_after};
 use crate::http::{
     EngineErrorCode, OriginCheck, Query, Request, Response, compress, error_response,
     plain_response, ws_rejection_response,
@@ -158,7 +158,8 @@ enum ActiveTransport {
 struct Probe {
     conn: RequestId,
     supports_binary: bool,
-    deadline: Instant,
+    /// `None`: the upgrade timeout is too large for the clock; the probe never times out.
+    deadline: Option<Instant>,
     /// `2probe` received and `3probe` queued; waiting for the upgrade packet.
     probed: bool,
     /// The probe is being closed (timeout or a rule broken); only its close remains to be pulled.
@@ -168,24 +169,27 @@ struct Probe {
 
 #[derive(Debug)]
 enum Heartbeat {
-    /// v4: the server pings. `next_ping` is set while waiting to ping, `pong_deadline` while waiting
-    /// for the pong. `refreshed`: the pong deadline was already pushed back once for this ping.
+    /// v4: the server pings. `next_ping` is set while waiting to ping, `awaiting_pong` while
+    /// waiting for the pong, which is due by `pong_deadline`. `refreshed`: the pong deadline was
+    /// already pushed back once for this ping. A deadline too large for the clock is `None`
+    /// (never), so neither deadline alone tells which phase the heartbeat is in.
     ServerPings {
         next_ping: Option<Instant>,
+        awaiting_pong: bool,
         pong_deadline: Option<Instant>,
         refreshed: bool,
     },
-    /// v3: the client pings; the session dies when no ping arrives by `deadline`.
-    ClientPings { deadline: Instant },
+    /// v3: the client pings; the session dies when no ping arrives by `deadline` (`None`: never).
+    ClientPings { deadline: Option<Instant> },
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     Open,
     /// Closed by the server over polling with no GET pending: waiting for one to deliver the close
-    /// packet, until `deadline`.
+    /// packet, until `deadline` (`None`: the close timeout is too large for the clock).
     Closing {
-        deadline: Instant,
+        deadline: Option<Instant>,
     },
     Closed,
 }
@@ -227,12 +231,13 @@ impl Session {
     ) -> Self {
         let heartbeat = match version {
             ProtocolVersion::V4 => Heartbeat::ServerPings {
-                next_ping: Some(now + config.ping_interval),
+                next_ping: deadline_after(now, config.ping_interval),
+                awaiting_pong: false,
                 pong_deadline: None,
                 refreshed: false,
             },
             ProtocolVersion::V3 => Heartbeat::ClientPings {
-                deadline: now + config.ping_interval + config.ping_timeout,
+                deadline: client_ping_deadline(&config, now),
             },
         };
         let transport = match websocket {
@@ -327,8 +332,9 @@ impl Session {
         let open = OpenPacket {
             sid: self.sid.as_str(),
             upgrades,
-            ping_interval: self.config.ping_interval.as_millis() as u64,
-            ping_timeout: self.config.ping_timeout.as_millis() as u64,
+            // Saturated: a setting too large for the clock must not wrap to a short one.
+            ping_interval: saturating_millis(self.config.ping_interval),
+            ping_timeout: saturating_millis(self.config.ping_timeout),
             max_payload: self.config.max_http_buffer_size,
         };
         serde_json::to_string(&open).unwrap_or_default()
@@ -488,7 +494,7 @@ impl Session {
         self.probe = Some(Probe {
             conn: id,
             supports_binary: query.get("b64").is_none(),
-            deadline: now + self.config.upgrade_timeout,
+            deadline: deadline_after(now, self.config.upgrade_timeout),
             probed: false,
             cancelled: false,
             frames: VecDeque::new(),
@@ -568,7 +574,7 @@ impl Session {
         match self.state {
             State::Closed => return,
             State::Closing { deadline } => {
-                if now >= deadline {
+                if deadline.is_some_and(|d| now >= d) {
                     self.state = State::Open;
                     self.finish_reported();
                 }
@@ -578,7 +584,7 @@ impl Session {
         }
         if let Some(probe) = &mut self.probe
             && !probe.cancelled
-            && now >= probe.deadline
+            && probe.deadline.is_some_and(|d| now >= d)
         {
             // An upgrade that never finished: close the probe, keep serving over polling.
             probe.cancelled = true;
@@ -590,6 +596,7 @@ impl Session {
         match &mut self.heartbeat {
             Heartbeat::ServerPings {
                 next_ping,
+                awaiting_pong,
                 pong_deadline,
                 refreshed,
             } => {
@@ -599,13 +606,14 @@ impl Session {
                 }
                 if next_ping.is_some_and(|t| now >= t) {
                     *next_ping = None;
-                    *pong_deadline = Some(now + self.config.ping_timeout);
+                    *awaiting_pong = true;
+                    *pong_deadline = deadline_after(now, self.config.ping_timeout);
                     *refreshed = false;
                     self.push_control(now, Frame::bare(PacketType::Ping));
                 }
             }
             Heartbeat::ClientPings { deadline } => {
-                if now >= *deadline {
+                if deadline.is_some_and(|d| now >= d) {
                     self.close_now(CloseReason::PingTimeout);
                 }
             }
@@ -671,7 +679,7 @@ impl Session {
                     // Wait for the client's next poll to carry the close packet.
                     self.close_reason = Some(reason);
                     self.state = State::Closing {
-                        deadline: now + self.config.close_timeout,
+                        deadline: deadline_after(now, self.config.close_timeout),
                     };
                 }
             }
@@ -744,7 +752,7 @@ impl Session {
         };
         match self.state {
             State::Closed => return None,
-            State::Closing { deadline } => return Some(deadline),
+            State::Closing { deadline } => return deadline,
             State::Open => {}
         }
         match &self.heartbeat {
@@ -756,12 +764,12 @@ impl Session {
                 consider(*next_ping);
                 consider(*pong_deadline);
             }
-            Heartbeat::ClientPings { deadline } => consider(Some(*deadline)),
+            Heartbeat::ClientPings { deadline } => consider(*deadline),
         }
         if let Some(probe) = &self.probe
             && !probe.cancelled
         {
-            consider(Some(probe.deadline));
+            consider(probe.deadline);
         }
         earliest
     }
@@ -770,7 +778,8 @@ impl Session {
 
     fn handle_packet(&mut self, now: Instant, packet: Packet, _conn: Option<RequestId>) {
         if let Heartbeat::ServerPings {
-            pong_deadline: Some(deadline),
+            awaiting_pong: true,
+            pong_deadline,
             refreshed: refreshed @ false,
             ..
         } = &mut self.heartbeat
@@ -779,7 +788,7 @@ impl Session {
             // As the reference server (engine.io 6.6.13 `socket.ts` onPacket), once per ping: a
             // client that is sending is alive, and its pong may be queued behind a large message
             // it is still writing.
-            *deadline = now + self.config.ping_timeout;
+            *pong_deadline = deadline_after(now, self.config.ping_timeout);
             *refreshed = true;
         }
         match packet.kind {
@@ -793,12 +802,14 @@ impl Session {
             PacketType::Pong => match &mut self.heartbeat {
                 Heartbeat::ServerPings {
                     next_ping,
+                    awaiting_pong,
                     pong_deadline,
                     ..
                 } => {
-                    if pong_deadline.is_some() {
+                    if *awaiting_pong {
+                        *awaiting_pong = false;
                         *pong_deadline = None;
-                        *next_ping = Some(now + self.config.ping_interval);
+                        *next_ping = deadline_after(now, self.config.ping_interval);
                     }
                 }
                 Heartbeat::ClientPings { .. } => {
@@ -807,7 +818,7 @@ impl Session {
             },
             PacketType::Ping => match &mut self.heartbeat {
                 Heartbeat::ClientPings { deadline } => {
-                    *deadline = now + self.config.ping_interval + self.config.ping_timeout;
+                    *deadline = client_ping_deadline(&self.config, now);
                     // A client that pings without ever reading would otherwise grow the queue
                     // with pongs: they count against the cap like everything else.
                     if self.queue.len() >= self.config.max_buffered_packets {
@@ -1113,4 +1124,18 @@ impl Session {
             "sockio-core drain rule: drain poll_output and poll_event after every input"
         );
     }
+}
+
+/// When an Engine.IO 3 client that pinged at `now` must have pinged again: `ping_interval +
+/// ping_timeout` later (`None` when that is too large for the clock).
+fn client_ping_deadline(config: &EngineConfig, now: Instant) -> Option<Instant> {
+    deadline_after(
+        now,
+        config.ping_interval.saturating_add(config.ping_timeout),
+    )
+}
+
+/// `duration` in whole milliseconds, `u64::MAX` when it does not fit.
+fn saturating_millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

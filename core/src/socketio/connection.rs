@@ -7,7 +7,9 @@
 //! forwarded to the Engine.IO session and its messages decoded here), drains
 //! [`poll_output`](Connection::poll_output) and [`poll_event`](Connection::poll_event) after every
 //! input or command, pulls WebSocket writes with [`poll_ws`](Connection::poll_ws), and arms one timer
-//! for [`poll_timeout`](Connection::poll_timeout).
+//! for [`poll_timeout`](Connection::poll_timeout). Debug builds assert at every input that the
+//! previous outputs and events were drained; commands (accept, emit, ack, ...) may run before
+//! that, typically from the drain loop in answer to an event.
 //!
 //! Connecting to a namespace is a two-step exchange: the connection reports
 //! [`SocketEvent::Connect`], and the application answers with
@@ -32,7 +34,7 @@ use crate::engineio::session::{
     CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction,
 };
 use crate::engineio::sid::{Sid, SidGenerator};
-use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage};
+use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after};
 use crate::http::{Query, Request, Response};
 
 /// The Socket.IO protocol revision: v4 rides on Engine.IO 3, v5 on Engine.IO 4.
@@ -158,7 +160,10 @@ pub enum SocketEvent {
         /// The socket id the client gets if accepted.
         sid: Sid,
         /// The auth payload (v5: the CONNECT packet's object; v4: the namespace query string as an
-        /// object of strings; `None` when the client sent none).
+        /// object of strings, and for `/`, which v4 clients join without a CONNECT, the handshake
+        /// query minus the Engine.IO parameters; `None` when the client sent none). The Node
+        /// reference server hands v4 clients an empty auth and leaves those queries in
+        /// `handshake.query`; [`Handshake::query`] still holds the whole handshake query.
         auth: Option<Value>,
     },
     /// An event from the client. `args` excludes the event name and may hold attachment
@@ -186,8 +191,8 @@ pub enum SocketEvent {
         sid: Sid,
         ack_id: u64,
     },
-    /// The socket left its namespace (or the connection ended) before acknowledging; the ack id
-    /// is forgotten.
+    /// The socket left its namespace (or the connection ended, or the application refused the
+    /// socket's pending connect) before acknowledging; the ack id is forgotten.
     AckCancelled {
         namespace: ByteString,
         sid: Sid,
@@ -223,7 +228,8 @@ pub enum CommandError {
 enum NamespaceState {
     /// CONNECT received, waiting for the application's answer. The socket id is already chosen so
     /// the application can address the socket from its connect handler; what it sends meanwhile
-    /// waits here and follows the CONNECT reply (it is discarded if the connection is refused).
+    /// waits here and follows the CONNECT reply (if the connection is refused, it is discarded
+    /// and the acks it awaited are cancelled).
     Pending {
         sid: Sid,
         buffered: Vec<EncodedFrames>,
@@ -301,7 +307,7 @@ impl Connection {
         };
         let mut connection = Connection {
             decoder: Decoder::new(config.decoder_limits),
-            connect_deadline: Some(now + config.connect_timeout),
+            connect_deadline: deadline_after(now, config.connect_timeout),
             engine,
             config,
             sids,
@@ -382,6 +388,7 @@ impl Connection {
 
     /// See [`Session::handle_request`].
     pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
+        self.debug_assert_drained();
         self.engine.handle_request(now, id, request);
         self.process_engine_events(now);
     }
@@ -393,6 +400,7 @@ impl Connection {
         id: RequestId,
         request: &Request,
     ) -> Result<(), Box<Response>> {
+        self.debug_assert_drained();
         let result = self.engine.accept_websocket(now, id, request);
         self.process_engine_events(now);
         result
@@ -400,25 +408,30 @@ impl Connection {
 
     /// See [`Session::handle_ws_message`].
     pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
+        self.debug_assert_drained();
         self.engine.handle_ws_message(now, conn, message);
         self.process_engine_events(now);
     }
 
     /// See [`Session::handle_ws_closed`].
     pub fn handle_ws_closed(&mut self, now: Instant, conn: RequestId, error: bool) {
+        self.debug_assert_drained();
         self.engine.handle_ws_closed(now, conn, error);
         self.process_engine_events(now);
     }
 
     /// See [`Session::handle_request_aborted`].
     pub fn handle_request_aborted(&mut self, now: Instant, id: RequestId) {
+        self.debug_assert_drained();
         self.engine.handle_request_aborted(now, id);
         self.process_engine_events(now);
     }
 
     /// Advances the Engine.IO timers and this layer's: connect timeout, ack timeouts, attachment
-    /// timeout.
+    /// timeout. Acks that expired by `now` are reported as [`SocketEvent::AckTimeout`] in deadline
+    /// order (ties by ack id), also when a late call expires several at once.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.debug_assert_drained();
         self.engine.handle_timeout(now);
         self.process_engine_events(now);
         if self.closed || self.closing_reason.is_some() {
@@ -443,13 +456,15 @@ impl Connection {
             );
             return;
         }
-        let expired: Vec<u64> = self
+        // In deadline order (ties by ack id), whatever the map's order: a timer that fires late
+        // expires several at once, and the application hears them as they fell due.
+        let mut expired: Vec<(Instant, u64)> = self
             .awaited_acks
             .iter()
-            .filter(|(_, ack)| ack.deadline.is_some_and(|d| now >= d))
-            .map(|(id, _)| *id)
+            .filter_map(|(id, ack)| ack.deadline.filter(|d| now >= *d).map(|d| (d, *id)))
             .collect();
-        for ack_id in expired {
+        expired.sort_unstable();
+        for (_, ack_id) in expired {
             if let Some(ack) = self.awaited_acks.remove(&ack_id) {
                 self.events.push_back(SocketEvent::AckTimeout {
                     namespace: ack.namespace,
@@ -496,6 +511,13 @@ impl Connection {
 
     /// Refuses the pending connection to `namespace` with CONNECT_ERROR carrying `message` and
     /// optional `data` (v5: `{"message","data"}`; v4: the data, else the message).
+    ///
+    /// The refused socket never existed for the client, so what the application emitted to it
+    /// while its connect was pending (accepted by [`emit`](Self::emit) or
+    /// [`send_encoded`](Self::send_encoded) and held until the CONNECT reply) is discarded, never
+    /// sent. Every acknowledgement awaited among those emits is reported as
+    /// [`SocketEvent::AckCancelled`] (in ack id order, before this returns), exactly as when a
+    /// connected socket leaves its namespace, and stops counting against `max_pending_acks`.
     pub fn reject_connect(
         &mut self,
         now: Instant,
@@ -507,7 +529,9 @@ impl Connection {
             Some(NamespaceState::Pending { .. }) => {}
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
         }
+        // Drops the emits buffered for the socket along with its pending state.
         self.namespaces.remove(namespace);
+        self.forget_acks_of(namespace);
         let payload = connect_error_payload(self.version, message, data);
         self.send_packet(now, &Packet::connect_error(namespace, payload))?;
         Ok(())
@@ -515,8 +539,12 @@ impl Connection {
 
     /// Emits `event` with `args` (attachment placeholders resolved against `attachments`) to the
     /// client's socket in `namespace`. With `ack_timeout` set (`Some(None)` = wait forever), asks for
-    /// an acknowledgement and returns its id; the answer comes as [`SocketEvent::Ack`] or
-    /// [`SocketEvent::AckTimeout`].
+    /// an acknowledgement and returns its id; the answer comes as [`SocketEvent::Ack`],
+    /// [`SocketEvent::AckTimeout`] or [`SocketEvent::AckCancelled`].
+    ///
+    /// To a socket whose connect is still pending, the packet is held and follows the CONNECT
+    /// reply; if the application refuses the connect instead, it is discarded (see
+    /// [`reject_connect`](Self::reject_connect)).
     pub fn emit(
         &mut self,
         now: Instant,
@@ -548,7 +576,7 @@ impl Connection {
                         namespace: ByteString::from(namespace),
                         sid,
                         // A timeout too large to represent means "no deadline".
-                        deadline: timeout.and_then(|t| now.checked_add(t)),
+                        deadline: timeout.and_then(|t| deadline_after(now, t)),
                     },
                 );
                 Some(id)
@@ -725,6 +753,18 @@ impl Connection {
 
     // ----- internals --------------------------------------------------------------------------
 
+    /// The drain rule, checked in debug builds at every input: this connection's events were
+    /// drained since the last input or command. (The Engine.IO session checks its own outputs;
+    /// its events are always consumed here.) Commands are not checked: answering an event from
+    /// inside the drain loop is how a connection is driven.
+    fn debug_assert_drained(&self) {
+        debug_assert!(
+            self.events.is_empty(),
+            "sockio-core drain rule: drain Connection::poll_event (and poll_output) after every \
+             input or command, before the next input"
+        );
+    }
+
     fn send_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
         let frames = EncodedFrames::new(packet);
         let result = self.engine.send_frames(now, frames.frames());
@@ -759,7 +799,7 @@ impl Connection {
             }
             Ok(None) => {
                 if self.attachment_deadline.is_none() {
-                    self.attachment_deadline = Some(now + self.config.attachment_timeout);
+                    self.attachment_deadline = deadline_after(now, self.config.attachment_timeout);
                 }
             }
             Err(error) => {
@@ -892,16 +932,24 @@ impl Connection {
         );
     }
 
-    /// Drops the acknowledgements awaited from a socket that left `namespace`, reporting each as
-    /// cancelled so the application never waits for an answer that cannot come.
+    /// Drops the acknowledgements awaited from the socket in `namespace` (it left, or its
+    /// connection was refused), reporting each as cancelled so the application never waits for
+    /// an answer that cannot come.
     fn forget_acks_of(&mut self, namespace: &str) {
-        let forgotten: Vec<u64> = self
+        self.cancel_acks(|ack| &*ack.namespace == namespace);
+    }
+
+    /// Removes the awaited acknowledgements that `matches` selects and reports each as
+    /// [`SocketEvent::AckCancelled`], in ack id order.
+    fn cancel_acks(&mut self, matches: impl Fn(&AwaitedAck) -> bool) {
+        let mut cancelled: Vec<u64> = self
             .awaited_acks
             .iter()
-            .filter(|(_, ack)| &*ack.namespace == namespace)
+            .filter(|(_, ack)| matches(ack))
             .map(|(id, _)| *id)
             .collect();
-        for ack_id in forgotten {
+        cancelled.sort_unstable();
+        for ack_id in cancelled {
             if let Some(ack) = self.awaited_acks.remove(&ack_id) {
                 self.events.push_back(SocketEvent::AckCancelled {
                     namespace: ack.namespace,
@@ -960,15 +1008,7 @@ impl Connection {
                 reason: reason.clone(),
             });
         }
-        let mut cancelled: Vec<(u64, AwaitedAck)> = self.awaited_acks.drain().collect();
-        cancelled.sort_by_key(|(id, _)| *id);
-        for (ack_id, ack) in cancelled {
-            self.events.push_back(SocketEvent::AckCancelled {
-                namespace: ack.namespace,
-                sid: ack.sid,
-                ack_id,
-            });
-        }
+        self.cancel_acks(|_| true);
         self.decoder.reset();
         self.attachment_deadline = None;
         self.connect_deadline = None;
