@@ -10,10 +10,12 @@ pub const WRITE_BUFFER: usize = 16 * 1024;
 
 /// Read buffer of a WebSocket, and the most one read from the socket takes. Every connection holds
 /// one for its whole life (tungstenite allocates it up front), so it is sized for the small frames
-/// Socket.IO mostly carries: 512 bytes instead of 4 KiB took 3.5 KiB off each idle connection
+/// Socket.IO mostly carries: 1 KiB instead of 4 KiB took 3 KiB off each idle connection
 /// (bench/ANALYSIS.md). A larger message still arrives whole (the buffer grows to the frame's
-/// length), in reads of this size.
-pub const READ_BUFFER: usize = 512;
+/// length), but in reads of this size: 1,024 reads for a 1 MB message. 512 bytes saved another
+/// half KiB per connection but made a 10 × 9 MB upload slow enough, on a loaded machine, to
+/// delay other sockets (the hostile suite's attachment bomb).
+pub const READ_BUFFER: usize = 1024;
 
 /// The configuration of a server-side WebSocket whose messages and frames may not exceed
 /// `max_message` bytes (`max_http_buffer_size`).
