@@ -66,6 +66,7 @@ fn chat_example_passes_its_smoke_test_with_the_official_client() {
         chat.context()
     );
     assert!(success, "the chat smoke test failed\n{report}");
+    println!("{stdout}");
     // Every check printed `ok`, none `FAIL`, and the summary counts them all (16 today).
     let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
     assert!(!stdout.contains("FAIL"), "{report}");

@@ -79,9 +79,9 @@ fn getting_started_serves_its_page_and_chat_namespace_to_the_official_client() {
         let id = reply["id"].as_str().expect("socket id");
         assert_eq!(client.expect("disconnect"), json!("io client disconnect"));
         // The example's handlers ran for this very socket, in order.
-        example.expect_line(&format!("connect {id}"));
-        example.expect_line(&format!(r#"message {{"text":"hello","via":"{via}"}}"#));
-        example.expect_line(&format!("disconnect {id} (client namespace disconnect)"));
+        example.expect_exact(&format!("connect {id}"));
+        example.expect_exact(&format!(r#"message {{"text":"hello","via":"{via}"}}"#));
+        example.expect_exact(&format!("disconnect {id} (client namespace disconnect)"));
     }
     client.finish();
 }
@@ -149,11 +149,11 @@ fn middleware_serves_socket_io_and_passes_other_requests_to_the_wrapped_app() {
         assert_eq!(connected["via"], json!(via));
         assert_eq!(connected["transport"], json!(final_transport(via)), "{via}");
         let id = connected["id"].as_str().expect("socket id");
-        example.expect_line(&format!("connect {id}"));
-        example.expect_line(&format!(r#"message {{"via":"{via}"}}"#));
+        example.expect_exact(&format!("connect {id}"));
+        example.expect_exact(&format!(r#"message {{"via":"{via}"}}"#));
         client.send("next");
         assert_eq!(client.expect("disconnect"), json!("io client disconnect"));
-        example.expect_line(&format!("disconnect {id} (client namespace disconnect)"));
+        example.expect_exact(&format!("disconnect {id} (client namespace disconnect)"));
     }
     client.finish();
 }

@@ -4,7 +4,7 @@
 //! only, so the same helpers serve the tokio, smol and threads builds.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -129,8 +129,35 @@ pub fn example_binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("cargo named no executable for example {name}: {described}\n{stdout}")
         });
+    let executable = hashed_copy(&executable).unwrap_or(executable);
     built.insert(name.to_owned(), executable.clone());
     executable
+}
+
+/// The file `<name>-<hash>` that cargo hard-linked to `executable` (`<dir>/<name>`): unlike
+/// `<name>`, it belongs to this feature set alone, so a build for other features (another test
+/// process) cannot replace it under us.
+#[cfg(unix)]
+fn hashed_copy(executable: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(executable).ok()?.ino();
+    let prefix = format!("{}-", executable.file_name()?.to_str()?);
+    std::fs::read_dir(executable.parent()?)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+                && entry.metadata().is_ok_and(|m| m.ino() == inode)
+        })
+        .map(|entry| entry.path())
+}
+
+#[cfg(not(unix))]
+fn hashed_copy(_executable: &Path) -> Option<PathBuf> {
+    None
 }
 
 /// Runs `command` to its end (killed after `timeout`): whether it exited 0, its stdout, its
@@ -175,6 +202,8 @@ pub struct Example {
     name: String,
     child: Child,
     lines: Receiver<String>,
+    /// Lines read but not used up by [`wait_for`](Self::wait_for).
+    pending: VecDeque<String>,
     seen: Vec<String>,
     stderr: Arc<Mutex<String>>,
 }
@@ -220,6 +249,7 @@ impl Example {
             name: name.to_owned(),
             child,
             lines,
+            pending: VecDeque::new(),
             seen: Vec::new(),
             stderr,
         }
@@ -235,9 +265,17 @@ impl Example {
         )
     }
 
-    /// Reads stdout until a line for which `matches` returns `Some`, and returns that; fails the
-    /// test when the example exits first or prints nothing matching within [`STEP`].
+    /// The first stdout line (in printed order) for which `matches` returns `Some`, which it
+    /// returns; that line is used up, the others stay for later calls (a server's lines about
+    /// different clients may interleave). Fails the test when the example exits first or prints
+    /// nothing matching within [`STEP`].
     pub fn wait_for<T>(&mut self, what: &str, mut matches: impl FnMut(&str) -> Option<T>) -> T {
+        for (index, line) in self.pending.iter().enumerate() {
+            if let Some(found) = matches(line) {
+                self.pending.remove(index);
+                return found;
+            }
+        }
         let deadline = Instant::now() + STEP;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -247,6 +285,7 @@ impl Example {
                     if let Some(found) = matches(&line) {
                         return found;
                     }
+                    self.pending.push_back(line);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     panic!("no {what} within {STEP:?}\n{}", self.context())
@@ -270,11 +309,18 @@ impl Example {
         })
     }
 
-    /// Waits for the line with `text` and returns it.
-    pub fn expect_line(&mut self, text: &str) -> String {
-        self.wait_for(&format!("a line with {text:?}"), |line| {
-            line.contains(text).then(|| line.to_owned())
+    /// Waits for a line starting with `prefix` and returns it.
+    pub fn expect_line(&mut self, prefix: &str) -> String {
+        self.wait_for(&format!("a line starting with {prefix:?}"), |line| {
+            line.starts_with(prefix).then(|| line.to_owned())
         })
+    }
+
+    /// Waits for the line `expected`, exactly.
+    pub fn expect_exact(&mut self, expected: &str) {
+        self.wait_for(&format!("the line {expected:?}"), |line| {
+            (line == expected).then_some(())
+        });
     }
 }
 
