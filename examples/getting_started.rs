@@ -53,7 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("listening on http://{addr}/");
+    // The bound address: with `ADDR=127.0.0.1:0` the OS picks the port (the tests do that).
+    println!("listening on http://{}/", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -1,19 +1,55 @@
 //! Graceful shutdown with connected official clients: `shutdown(grace)` returns once they are gone
 //! and running handlers finished, clients see the disconnect, disconnect handlers get
-//! "server shutting down", new handshakes get 503, and `serve_listener` returns `Ok`.
+//! "server shutting down", new handshakes get 503, and `serve_std` returns `Ok`.
+//!
+//! One scenario, generic over the runtime: the server, its handlers and its listener run on tokio
+//! or on smol (smol's executor beside the test's tokio runtime, which only drives the clients).
+//!
+//! ```text
+//! cargo test -p sockio --test api_shutdown                                         # tokio
+//! cargo test -p sockio --no-default-features --features smol --test api_shutdown   # smol
+//! ```
 
-#![cfg(feature = "tokio")]
+#![cfg(any(feature = "tokio", feature = "smol"))]
 
 mod api_support;
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use api_support::{HttpConn, Node, recv, serve, within};
+use api_support::{HttpConn, Node, recv, within};
 use serde_json::{Value, json};
-use sockio::{Handled, Server, Socket};
+use sockio::server::{Handled, Runtime, Server, ServerError, Socket};
 use tokio::sync::mpsc;
+
+/// `serve_std` running on the server's runtime; resolves to its result.
+type Serving = Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>;
+
+/// Starts `serve_std` for a listener on the runtime's own executor.
+type Spawn<Rt> = fn(Server<Rt>, std::net::TcpListener) -> Serving;
+
+#[cfg(feature = "tokio")]
+fn on_tokio(io: Server<sockio::tokio::Tokio>, listener: std::net::TcpListener) -> Serving {
+    let task = tokio::spawn(async move { io.serve_std(listener).await });
+    Box::pin(async move { task.await.expect("the serving task") })
+}
+
+#[cfg(feature = "smol")]
+fn on_smol(io: Server<sockio::smol::Smol>, listener: std::net::TcpListener) -> Serving {
+    // A smol task is a future any executor can await; smol's own threads run it.
+    Box::pin(smol::spawn(async move { io.serve_std(listener).await }))
+}
+
+/// Serves `io` on a fresh loopback port.
+fn serve<Rt: Runtime>(io: &Server<Rt>, spawn: Spawn<Rt>) -> (SocketAddr, Serving) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    (addr, spawn(io.clone(), listener))
+}
 
 const CLIENT: &str = r#"
 const socket = io(URL, { transports: [process.env.T], reconnection: false });
@@ -23,33 +59,36 @@ out("connected", socket.id);
 if (process.env.SLOW === "1") socket.emit("slow");
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes() {
-    let io = Server::builder().build();
+async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
     let (tx, mut reasons) = mpsc::unbounded_channel();
-    io.on_disconnect(move |socket: Socket, reason| {
+    io.on_disconnect(move |socket: Socket<Rt>, reason| {
         let _ = tx.send((socket.sid().to_string(), reason.as_str().to_owned()));
         async {}
     });
     let (started_tx, mut started) = mpsc::unbounded_channel();
     let slow_done = Arc::new(AtomicBool::new(false));
     let done = slow_done.clone();
-    io.on("slow", move |_socket: Socket, _: Option<Value>| {
+    io.on("slow", move |socket: Socket<Rt>, _: Option<Value>| {
         let started = started_tx.clone();
         let done = done.clone();
         async move {
             let _ = started.send(());
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The runtime's own timer: this handler runs on the server's executor.
+            socket.server().sleep(Duration::from_millis(300)).await;
             done.store(true, Ordering::SeqCst);
         }
     });
-    let running = serve(&io).await;
+    let (addr, serving) = serve(&io, spawn);
+    let url = format!("http://{addr}");
 
     let mut clients = Vec::new();
     let mut sids = Vec::new();
     for (transport, slow) in [("polling", "0"), ("websocket", "1")] {
         let mut client = Node::spawn(
-            &running.url,
+            &url,
             &format!("process.env.T = {transport:?}; process.env.SLOW = {slow:?};\n{CLIENT}"),
         );
         let sid = client.expect("connected").await;
@@ -59,7 +98,7 @@ async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handsha
     recv(&mut started, "the slow handler to start").await;
 
     // An HTTP connection opened before the shutdown stays usable for the 503 below.
-    let mut kept = HttpConn::open(running.addr).await;
+    let mut kept = HttpConn::open(addr).await;
     let response = kept.request("GET", "/not-socket-io", &[], b"").await;
     assert_eq!(response.status, 404);
 
@@ -96,10 +135,8 @@ async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handsha
         client.finish().await;
     }
 
-    // serve_listener stops accepting and returns Ok.
-    let served = within("serve_listener to return", running.serving)
-        .await
-        .expect("the serving task");
+    // serve_std stops accepting and returns Ok.
+    let served = within("serve_std to return", serving).await;
     assert!(served.is_ok(), "{served:?}");
 
     // A handshake after shutdown is refused with 503: over the kept connection...
@@ -117,21 +154,53 @@ async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handsha
     }
     // The listener is closed.
     assert!(
-        tokio::net::TcpStream::connect(running.addr).await.is_err(),
-        "the listener still accepts after serve_listener returned"
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener still accepts after serve_std returned"
     );
     assert_eq!(io.connection_count(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_without_connections_returns_at_once_and_stops_serving() {
-    let io = Server::builder().build();
-    let running = serve(&io).await;
+async fn shutdown_without_connections_returns_at_once_and_stops_serving<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
+    let (_addr, serving) = serve(&io, spawn);
     let begun = Instant::now();
     within("shutdown", io.shutdown(Duration::from_secs(5))).await;
     assert!(begun.elapsed() < Duration::from_secs(1));
-    let served = within("serve_listener to return", running.serving)
-        .await
-        .expect("the serving task");
+    let served = within("serve_std to return", serving).await;
     assert!(served.is_ok(), "{served:?}");
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_runtime {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes() {
+        super::shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes(
+            super::on_tokio,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_without_connections_returns_at_once_and_stops_serving() {
+        super::shutdown_without_connections_returns_at_once_and_stops_serving(super::on_tokio)
+            .await;
+    }
+}
+
+#[cfg(feature = "smol")]
+mod smol_runtime {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes() {
+        super::shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes(
+            super::on_smol,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_without_connections_returns_at_once_and_stops_serving() {
+        super::shutdown_without_connections_returns_at_once_and_stops_serving(super::on_smol).await;
+    }
 }

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use sockio::{Server, ServerError};
+// sockio-tokio directly (the same types as `sockio::Server` with the default feature), so these
+// helpers also build for tests of other runtimes, whose clients and HTTP still run on tokio.
+use sockio_tokio::{Server, ServerError};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};

@@ -1,0 +1,147 @@
+//! Embedding on smol: your own hyper server on smol's executor, where sockio's `SocketIoLayer`
+//! answers the Socket.IO path and passes every other request to your application (the smol
+//! counterpart of `examples/middleware.rs`).
+//!
+//! ```text
+//! cargo run --example smol_hyper --no-default-features --features smol
+//! ADDR=127.0.0.1:9000 cargo run --example smol_hyper --no-default-features --features smol
+//! ```
+//!
+//! hyper reads and writes through its own I/O traits; smol's sockets implement the futures-io
+//! ones. The `smol-hyper` crate has the adapter (`smol_hyper::rt::FuturesIo`); this example
+//! carries an equivalent one of a few lines (`HyperIo` below) so that it needs no more crates.
+
+/// The application: everything that is not Socket.IO.
+#[cfg(feature = "smol")]
+mod app {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+
+    pub async fn handle(
+        request: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Response<String>, Infallible> {
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_else(|_| Bytes::new());
+        Ok(http::Response::new(format!(
+            "Hello from the application on smol: {} {} ({} bytes)\n",
+            parts.method,
+            parts.uri.path(),
+            body.len()
+        )))
+    }
+}
+
+/// futures-io (smol) to hyper's I/O traits, as `smol_hyper::rt::FuturesIo` does.
+#[cfg(feature = "smol")]
+mod io {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+
+    use smol::io::{AsyncRead, AsyncWrite};
+
+    pub struct HyperIo<T>(pub T);
+
+    impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            mut buf: hyper::rt::ReadBufCursor<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            // Read into a small buffer of our own, then hand the bytes to hyper (no unsafe).
+            let mut chunk = [0u8; 8192];
+            let room = buf.remaining().min(chunk.len());
+            let n = ready!(Pin::new(&mut self.0).poll_read(cx, &mut chunk[..room]))?;
+            buf.put_slice(&chunk[..n]);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_close(cx)
+        }
+    }
+}
+
+#[cfg(feature = "smol")]
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    use hyper::server::conn::http1;
+    use hyper_util::service::TowerToHyperService;
+    use sockio::smol::{Server, Socket, SocketIoLayer};
+    use tower::ServiceBuilder;
+
+    tracing_subscriber::fmt::init();
+    smol::block_on(async {
+        let sio = Server::builder().build();
+        sio.on_connect(|socket: Socket, handshake, _auth| async move {
+            let from = handshake
+                .remote_addr
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            println!("connect {} from {from}", socket.sid());
+            Ok(())
+        });
+        // The acknowledgement is the handler's return value: the data, back to the sender.
+        sio.on(
+            "echo",
+            |_socket: Socket, data: serde_json::Value| async move { data },
+        );
+        sio.on_disconnect(|socket: Socket, reason| async move {
+            println!("disconnect {} ({reason})", socket.sid());
+        });
+
+        let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
+        let listener = smol::net::TcpListener::bind(&addr).await?;
+        println!("listening on http://{}/", listener.local_addr()?);
+        loop {
+            let (stream, remote) = listener.accept().await?;
+            // `app = socketio.Middleware(sio, app)`; the client's address (a `SocketAddr` in the
+            // request's extensions) is what connect handlers see as `handshake.remote_addr`.
+            let service = ServiceBuilder::new()
+                .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(remote);
+                    request
+                })
+                .layer(SocketIoLayer::new(sio.clone()))
+                .service_fn(app::handle);
+            smol::spawn(async move {
+                // `with_upgrades`: WebSocket connections are handed to sockio after the 101.
+                let served = http1::Builder::new()
+                    .serve_connection(io::HyperIo(stream), TowerToHyperService::new(service))
+                    .with_upgrades()
+                    .await;
+                if let Err(error) = served {
+                    eprintln!("connection error: {error}");
+                }
+            })
+            .detach();
+        }
+    })
+}
+
+#[cfg(not(feature = "smol"))]
+fn main() {
+    eprintln!("this example needs the smol feature: --no-default-features --features smol");
+    std::process::exit(1);
+}
