@@ -8,8 +8,7 @@
 //! ```
 //!
 //! hyper reads and writes through its own I/O traits; smol's sockets implement the futures-io
-//! ones. The `smol-hyper` crate has the adapter (`smol_hyper::rt::FuturesIo`); this example
-//! carries an equivalent one of a few lines (`HyperIo` below) so that it needs no more crates.
+//! ones. `sockio::smol::FuturesIo` (smol-hyper's adapter) connects the two.
 
 /// The application: everything that is not Socket.IO.
 #[cfg(feature = "smol")]
@@ -37,58 +36,11 @@ mod app {
     }
 }
 
-/// futures-io (smol) to hyper's I/O traits, as `smol_hyper::rt::FuturesIo` does.
-#[cfg(feature = "smol")]
-mod io {
-    use std::pin::Pin;
-    use std::task::{Context, Poll, ready};
-
-    use smol::io::{AsyncRead, AsyncWrite};
-
-    pub struct HyperIo<T>(pub T);
-
-    impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            mut buf: hyper::rt::ReadBufCursor<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            // Read into a small buffer of our own, then hand the bytes to hyper (no unsafe).
-            let mut chunk = [0u8; 8192];
-            let room = buf.remaining().min(chunk.len());
-            let n = ready!(Pin::new(&mut self.0).poll_read(cx, &mut chunk[..room]))?;
-            buf.put_slice(&chunk[..n]);
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write(cx, buf)
-        }
-
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-
-        fn poll_shutdown(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.0).poll_close(cx)
-        }
-    }
-}
-
 #[cfg(feature = "smol")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     use hyper::server::conn::http1;
     use hyper_util::service::TowerToHyperService;
-    use sockio::smol::{Server, Socket, SocketIoLayer};
+    use sockio::smol::{FuturesIo, Server, Socket, SocketIoLayer};
     use tower::ServiceBuilder;
 
     tracing_subscriber::fmt::init();
@@ -128,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             smol::spawn(async move {
                 // `with_upgrades`: WebSocket connections are handed to sockio after the 101.
                 let served = http1::Builder::new()
-                    .serve_connection(io::HyperIo(stream), TowerToHyperService::new(service))
+                    .serve_connection(FuturesIo::new(stream), TowerToHyperService::new(service))
                     .with_upgrades()
                     .await;
                 if let Err(error) = served {

@@ -29,8 +29,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use smol_hyper::rt::FuturesIo;
-
 /// smol as a sockio runtime: `smol::spawn`, async-io timers, `smol::net` TCP.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
@@ -108,6 +106,10 @@ where
         .serve_connection(FuturesIo::new(stream), remote)
         .await;
 }
+
+/// smol's (futures-io) streams as hyper's I/O: wrap an accepted stream in it to serve your own
+/// hyper application on smol, with [`SocketIoLayer`] in front (`examples/smol_hyper.rs`).
+pub use smol_hyper::rt::FuturesIo;
 
 /// A Socket.IO server on smol.
 pub type Server = sockio_server::Server<Smol>;
