@@ -78,7 +78,7 @@ struct MatrixArgs {
     #[arg(long = "runtime", value_enum)]
     runtimes: Vec<RuntimeKind>,
     /// Only these clients by name (repeatable; default all): node-v4, node-v3, node-v2,
-    /// python-sync, python-async.
+    /// python-sync, python-async, browser-v4.
     #[arg(long = "client")]
     clients: Vec<String>,
     /// Only these transports (repeatable; default all): polling, websocket, upgrade.
@@ -300,6 +300,27 @@ fn run_matrix(args: MatrixArgs, launcher: ServerLauncher) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_help_names_every_row() {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        let matrix = cmd
+            .find_subcommand_mut("matrix")
+            .expect("matrix subcommand");
+        let help = matrix
+            .get_arguments()
+            .find(|a| a.get_id() == "clients")
+            .and_then(|a| a.get_help())
+            .expect("--client help")
+            .to_string();
+        for client in matrix::all_clients() {
+            assert!(
+                help.contains(&client.name()),
+                "{help} lacks {}",
+                client.name()
+            );
+        }
+    }
 
     #[test]
     fn parses_the_serve_command_of_issue_5() {

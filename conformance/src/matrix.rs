@@ -634,8 +634,8 @@ impl MatrixReport {
              Node; python-socketio 5.18.1 `Client` (`python-sync`) and `AsyncClient` \
              (`python-async`); socket.io-client 4.8.4's browser bundle in headless Chromium \
              (`browser-v4`), its page served from a second origin so CORS is exercised, binary \
-             as ArrayBuffer and Blob (client-killed and client-frozen need a client process \
-             to kill or stop; messages-in-order is not in the page script yet).\n\n",
+             as ArrayBuffer and Blob; its client-killed and client-frozen kill or freeze every \
+             process of a second Chromium.\n\n",
         );
         out.push_str("## Summary\n\n| runtime |");
         for c in &clients {

@@ -783,7 +783,7 @@ pub fn run_timeout(scenario_count: usize) -> Duration {
 }
 
 /// The bound the scripts give one scenario: [`SCENARIO_TIMEOUT`], times the scenario's factor
-/// (`LONG_SCENARIOS` in both scripts, which must agree with this list).
+/// (`LONG_SCENARIOS` in the Node, Python and browser scripts, which must agree with this list).
 pub fn scenario_timeout(scenario: &str) -> Duration {
     let factor = LONG_SCENARIOS
         .iter()
@@ -973,9 +973,10 @@ mod tests {
     }
 
     #[test]
-    fn both_scripts_know_every_scenario_and_its_timeout() {
+    fn every_script_knows_its_scenarios_and_their_timeouts() {
         let node = fs::read_to_string(clients_dir().join("node/scenarios.js")).unwrap();
         let python = fs::read_to_string(clients_dir().join("python/scenarios.py")).unwrap();
+        let page = fs::read_to_string(clients_dir().join("browser/scenarios.js")).unwrap();
         for s in ALL_SCENARIOS {
             assert!(
                 node.contains(&format!("async \"{s}\"(ctx)")),
@@ -983,12 +984,19 @@ mod tests {
             );
             assert!(python.contains(&format!("\"{s}\": s_")), "python lacks {s}");
         }
+        for s in browser::BROWSER_SCENARIOS {
+            assert!(
+                page.contains(&format!("async \"{s}\"(ctx)")),
+                "the browser page lacks {s}"
+            );
+        }
         for (s, factor) in LONG_SCENARIOS {
             assert!(ALL_SCENARIOS.contains(s));
             let node_entry = format!("const LONG_SCENARIOS = {{ \"{s}\": {factor} }};");
             let python_entry = format!("LONG_SCENARIOS = {{\"{s}\": {factor}}}");
             assert!(node.contains(&node_entry), "node: {node_entry}");
             assert!(python.contains(&python_entry), "python: {python_entry}");
+            assert!(page.contains(&node_entry), "browser page: {node_entry}");
         }
     }
 

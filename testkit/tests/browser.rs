@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sockio_testkit::browser::{self, PROFILE_PREFIX, run_browser_scenarios};
 use sockio_testkit::{
     RESTART_LINE, RunOutput, TransportMode, ensure_clients, restart_on_request, run_timeout,
-    start_reference_server,
+    run_timeout_for, start_reference_server,
 };
 
 static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -44,7 +44,7 @@ fn every_browser_scenario_and_transport_passes_against_the_reference_server() {
             &url,
             transport,
             &scenarios,
-            run_timeout(scenarios.len()),
+            run_timeout_for(&scenarios),
             &mut on_line,
         );
         runs.push((transport, out, t0.elapsed()));

@@ -14,6 +14,19 @@
 //            the harness to restart the server on the same port (reconnect-after-restart);
 //   /log     what the Node script would print on stderr (uncaught errors);
 //   /done    `ok` or `fail` after the last scenario: the browser's "exit status".
+//
+// `client-killed` and `client-frozen` need a client that vanishes without closing, which a page
+// cannot do to itself. The harness hosts a second Chromium for them (the "child browser"), driven
+// through more same-origin POSTs:
+//   /child/start   (main page) body: the child page's query string. The harness starts a second
+//                  Chromium on index.html?child=1&..., waits for its /child/ready and answers with
+//                  that body (JSON {sid, pingInterval, pingTimeout}), or 500 with what went wrong;
+//   /child/ready   (child page) its socket id and the heartbeat values of its handshake;
+//   /child/log     (child page) errors, kept for the main page's 500 answer;
+//   /child/signal  (main page) body `KILL` or `STOP`: every process of the child Chromium is
+//                  stopped at once (SIGSTOP) and, for KILL, then SIGKILLed, so no close frame or
+//                  close request can leave it; answered once the signals are sent;
+//   /child/end     (main page) kills whatever is left of the child Chromium and removes its profile.
 "use strict";
 
 (function () {
@@ -36,9 +49,12 @@
     return outbox;
   }
 
+  // A child page's errors go to /child/log, so they never mix with the main page's report.
+  const LOG_PATH = new URLSearchParams(location.search).get("child") === "1" ? "/child/log" : "/log";
+
   function logError(text) {
     console.error(text);
-    post("/log", text);
+    post(LOG_PATH, text);
   }
 
   window.addEventListener("error", (e) => {
@@ -55,6 +71,8 @@
   function parseArgs() {
     const q = new URLSearchParams(location.search);
     const out = {
+      // A child page (see the header): connects, reports to /child/ready and idles.
+      child: q.get("child") === "1",
       url: q.get("url"),
       transport: q.get("transport"),
       scenarios: String(q.get("scenarios") || "")
@@ -67,7 +85,7 @@
     if (!["polling", "websocket", "upgrade"].includes(out.transport)) {
       problems.push("transport must be polling, websocket or upgrade");
     }
-    if (out.scenarios.length === 0) problems.push("scenarios is required");
+    if (out.scenarios.length === 0 && !out.child) problems.push("scenarios is required");
     if (!(out.timeoutMs > 0)) problems.push("timeoutMs must be positive");
     return { args: out, problems };
   }
@@ -252,6 +270,7 @@
       this.sockets = [];
       this.notes = [];
       this.disconnects = []; // every disconnect seen, for the failure report
+      this.child = false; // a child browser was started (ended at cleanup)
     }
 
     remaining() {
@@ -297,7 +316,14 @@
       return this.socket(m, nsp, opts.auth);
     }
 
-    cleanup() {
+    async cleanup() {
+      if (this.child) {
+        try {
+          await fetch("/child/end", { method: "POST", cache: "no-store" });
+        } catch (e) {
+          console.error(`POST /child/end: ${e}`);
+        }
+      }
       for (const m of this.managers) {
         try {
           m.reconnection(false);
@@ -411,6 +437,119 @@
     const transport = ARGS.transport !== "websocket" ? 1 + 8 : 0;
     const safety = 32;
     return MAX_HTTP_BUFFER - framing - transport - safety;
+  }
+
+  // `payload-over-limit` sends a string whose Engine.IO packet, `4` + `2["message","<s>"]`, is
+  // OVER_LIMIT_BY bytes over the limit. That packet is the whole WebSocket message, and (Engine.IO
+  // 4 joins polling packets with `\x1e` and adds nothing to a lone one) the whole POST body over
+  // polling; a heartbeat batched into the same POST only adds to it.
+  const OVER_LIMIT_BY = 1;
+  function overLimitSize() {
+    const framing = 1 + utf8(`2${JSON.stringify(["message", ""])}`).length;
+    return MAX_HTTP_BUFFER + OVER_LIMIT_BY - framing;
+  }
+
+  // How many messages `messages-in-order` sends, and how many may be unanswered at once.
+  const IN_ORDER_COUNT = 10000;
+  const IN_ORDER_WINDOW = 100;
+
+  // Scenarios that get more than timeoutMs, by factor (must agree with LONG_SCENARIOS in
+  // testkit/src/lib.rs).
+  const LONG_SCENARIOS = { "messages-in-order": 6 };
+
+  // What `client-killed` / `client-frozen` allow on top of ping interval + ping timeout before the
+  // server must have noticed: the observer's polling (50 ms), its round trip, and scheduling on a
+  // loaded machine (the same as the Node and Python scripts).
+  const HEARTBEAT_SLACK_MS = 1000;
+
+  // A POST to the page server's /child/... endpoints; the answer's text, or a failure.
+  async function childRequest(path, body) {
+    let res;
+    try {
+      res = await fetch(path, { method: "POST", body, cache: "no-store" });
+    } catch (e) {
+      fail(`POST ${path}: ${e}`);
+    }
+    const text = await res.text();
+    if (!res.ok) fail(`POST ${path}: HTTP ${res.status}: ${text}`);
+    return text;
+  }
+
+  // Has the harness start a child browser (a second Chromium: same client, URL and transport)
+  // that connects to `/` and reports its socket id and the heartbeat values of its handshake.
+  async function startChild(ctx) {
+    ctx.step = "waiting for the child browser to connect";
+    ctx.child = true;
+    const query = new URLSearchParams({
+      child: "1",
+      url: ARGS.url,
+      transport: ARGS.transport,
+      timeoutMs: String(ARGS.timeoutMs),
+    }).toString();
+    const text = await childRequest("/child/start", query);
+    let child;
+    try {
+      child = JSON.parse(text);
+    } catch (e) {
+      fail(`the child browser's report is not JSON: ${show(text)}`);
+    }
+    if (child.error) fail(`the child browser did not connect: ${child.error}`);
+    return child;
+  }
+
+  // A child browser vanishes: `KILL` stops every process of that Chromium and then SIGKILLs them
+  // (the kernel closes their connections; nothing in Chromium gets to send a close frame or a
+  // close request), `STOP` only freezes them (the connections stay open and nothing answers). The
+  // server must notice within ping interval + ping timeout (+ slack), as the observer sees through
+  // `disconnect-reason`. Returns the server's reason.
+  async function vanishingClient(ctx, signal) {
+    const observer = ctx.client("/");
+    await connected(ctx, observer, "connect of the observer");
+    const child = await startChild(ctx);
+    if (!(child.pingInterval > 0) || !(child.pingTimeout > 0)) {
+      fail(`child reported no heartbeat values (${child.pingInterval}, ${child.pingTimeout})`);
+    }
+    ctx.step = `sending ${signal} to the child browser`;
+    // Taken before the request: the signals are sent before the answer, so the time measured
+    // includes the round trip to the page server and is never shorter than the server's.
+    const t0 = Date.now();
+    await childRequest("/child/signal", signal);
+    const reason = await disconnectReason(ctx, observer, child.sid);
+    const elapsed = Date.now() - t0;
+    const bound = child.pingInterval + child.pingTimeout + HEARTBEAT_SLACK_MS;
+    if (elapsed > bound) {
+      fail(
+        `the server noticed after ${elapsed} ms (${reason}), over ${bound} ms = ping interval ` +
+          `${child.pingInterval} + ping timeout ${child.pingTimeout} + slack ${HEARTBEAT_SLACK_MS}`,
+      );
+    }
+    ctx.note(`reason=${reason} after ${elapsed} ms (bound ${bound} ms)`);
+    return reason;
+  }
+
+  // The body of a child page: connects like a scenario's client and reports to /child/ready.
+  async function childMain() {
+    const ctx = new Ctx("child", ARGS.timeoutMs);
+    let report;
+    try {
+      if (ARG_PROBLEMS.length > 0 || typeof io !== "function") {
+        fail(`page setup: ${ARG_PROBLEMS.concat(typeof io !== "function" ? ["no io"] : []).join("; ")}`);
+      }
+      const s = ctx.client("/");
+      await connected(ctx, s);
+      await nextAuth(ctx, s, {});
+      await expectTransport(ctx, s.io);
+      const e = s.io.engine;
+      const interval = e.pingInterval !== undefined && e.pingInterval !== null ? e.pingInterval : e._pingInterval;
+      const timeout = e.pingTimeout !== undefined && e.pingTimeout !== null ? e.pingTimeout : e._pingTimeout;
+      report = { sid: s.id, pingInterval: interval, pingTimeout: timeout };
+    } catch (e) {
+      const msg = e instanceof ScenarioError ? e.message : e && e.stack ? e.stack : String(e);
+      report = { error: `${msg} (step: ${ctx.step})` };
+      post("/child/log", report.error);
+    }
+    // Idles (connected) until the harness kills or freezes this Chromium.
+    await post("/child/ready", JSON.stringify(report));
   }
 
   // Sends `args` both ways (message → message-back, and as an ack) and checks that every binary
@@ -739,16 +878,67 @@
       const s = ctx.client("/");
       await connected(ctx, s);
       await expectTransport(ctx, s.io);
+      const size = overLimitSize();
       const t0 = Date.now();
-      s.emit("message", "y".repeat(1100000));
-      ctx.step = "waiting for the disconnect after the oversized message";
+      s.emit("message", "y".repeat(size));
+      ctx.step = `waiting for the disconnect after the oversized message (${size} bytes)`;
       const got = await s.rec.within("disconnect", 5000);
-      if (!got) fail("still connected 5 s after sending 1,100,000 bytes");
+      if (!got) {
+        fail(`still connected 5 s after sending a ${size}-byte string (packet ${MAX_HTTP_BUFFER + OVER_LIMIT_BY} bytes)`);
+      }
       const [reason] = got;
       if (reason !== "transport close" && reason !== "transport error") {
         fail(`disconnect reason: expected transport close/error, got ${show(reason)}`);
       }
-      ctx.note(`reason=${reason} after ${Date.now() - t0} ms`);
+      ctx.note(`size=${size} (packet ${MAX_HTTP_BUFFER + OVER_LIMIT_BY} bytes), reason=${reason} after ${Date.now() - t0} ms`);
+    },
+
+    async "messages-in-order"(ctx) {
+      const s = ctx.client("/");
+      await connected(ctx, s);
+      await nextAuth(ctx, s, {});
+      const got = [];
+      let sent = 0;
+      // Never more than IN_ORDER_WINDOW unanswered: one synchronous burst of 10,000 emits would
+      // block the page's event loop (and its pongs) long enough to fail the ping timeout.
+      const pump = () => {
+        while (sent < IN_ORDER_COUNT && sent - got.length < IN_ORDER_WINDOW) s.emit("message", sent++);
+      };
+      const all = new Promise((resolve) => {
+        s.on("message-back", (i) => {
+          got.push(i);
+          if (got.length % 1000 === 0) ctx.step = `waiting for echoes (${got.length} of ${IN_ORDER_COUNT} so far)`;
+          if (got.length === IN_ORDER_COUNT) resolve();
+          else if (sent - got.length <= IN_ORDER_WINDOW / 2) pump();
+        });
+      });
+      const t0 = Date.now();
+      ctx.step = `waiting for echoes (none of ${IN_ORDER_COUNT} so far)`;
+      pump();
+      await Promise.race([
+        all,
+        s.rec.next("disconnect").then(([reason]) => fail(`disconnected (${reason}) after ${got.length} echoes`)),
+      ]);
+      for (let i = 0; i < IN_ORDER_COUNT; i++) {
+        if (got[i] !== i) fail(`echo #${i} was ${show(got[i])}, expected ${i} (order or content broken)`);
+      }
+      await expectTransport(ctx, s.io);
+      ctx.note(`${IN_ORDER_COUNT} in order in ${Date.now() - t0} ms, at most ${IN_ORDER_WINDOW} unanswered`);
+    },
+
+    async "client-killed"(ctx) {
+      const reason = await vanishingClient(ctx, "KILL");
+      // The kernel closes a killed process's connections: the server may see that at once
+      // ("transport close" / "transport error") or, when nothing of the connection was held open,
+      // only through the heartbeat ("ping timeout").
+      const accepted = ["transport close", "transport error", "ping timeout"];
+      if (!accepted.includes(reason)) fail(`server-side reason: expected one of ${show(accepted)}, got ${show(reason)}`);
+    },
+
+    async "client-frozen"(ctx) {
+      const reason = await vanishingClient(ctx, "STOP");
+      // A frozen browser keeps its connections open: only the heartbeat can tell.
+      if (reason !== "ping timeout") fail(`server-side reason: expected "ping timeout", got ${show(reason)}`);
     },
   };
 
@@ -758,10 +948,11 @@
   async function runOne(name) {
     const fn = SCENARIOS[name];
     if (!fn) return { scenario: name, ok: false, detail: "unknown scenario (client browser)" };
-    const ctx = new Ctx(name, ARGS.timeoutMs);
+    const timeoutMs = ARGS.timeoutMs * (LONG_SCENARIOS[name] || 1);
+    const ctx = new Ctx(name, timeoutMs);
     let timer;
     const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new ScenarioError(`timed out after ${ARGS.timeoutMs} ms`)), ARGS.timeoutMs);
+      timer = setTimeout(() => reject(new ScenarioError(`timed out after ${timeoutMs} ms`)), timeoutMs);
     });
     let result;
     try {
@@ -773,7 +964,7 @@
       result = { scenario: name, ok: false, detail: `${msg} (step: ${ctx.step})${seen}` };
     } finally {
       clearTimeout(timer);
-      ctx.cleanup();
+      await ctx.cleanup();
     }
     return result;
   }
@@ -814,8 +1005,12 @@
     await post("/done", allOk ? "ok" : "fail");
   }
 
-  main().catch((e) => {
-    logError(`fatal: ${e && e.stack ? e.stack : e}`);
-    post("/done", "fail");
-  });
+  if (ARGS.child) {
+    childMain().catch((e) => post("/child/log", `fatal: ${e && e.stack ? e.stack : e}`));
+  } else {
+    main().catch((e) => {
+      logError(`fatal: ${e && e.stack ? e.stack : e}`);
+      post("/done", "fail");
+    });
+  }
 })();

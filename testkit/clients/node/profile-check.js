@@ -87,8 +87,10 @@ async function engineChecks() {
     const interval = socket._pingInterval;
     const timeout = socket._pingTimeout;
     const max = socket._maxPayload;
-    if (interval !== 300 || max !== 1000000) {
-      throw new Error(`pingInterval ${interval}, maxPayload ${max}; expected 300 and 1000000`);
+    if (interval !== 300 || timeout !== 200 || max !== 1000000) {
+      throw new Error(
+        `pingInterval ${interval}, pingTimeout ${timeout}, maxPayload ${max}; expected 300, 200 and 1000000`,
+      );
     }
     return `pingInterval=${interval} pingTimeout=${timeout} maxPayload=${max}`;
   });

@@ -403,6 +403,34 @@ function underLimitSize() {
   return MAX_HTTP_BUFFER - framing - transport - safety;
 }
 
+// `payload-over-limit` sends a string whose Engine.IO packet, `4` + `2["message","<s>"]`, makes
+// what the server measures OVER_LIMIT_BY bytes larger than the limit: over WebSocket (also after
+// the upgrade) the message, which is that packet; over polling the POST body, which for Engine.IO
+// 4 is that packet too (packets are joined with `\x1e`; a lone one gets nothing) and for
+// Engine.IO 3 (2.x) is `<packet length>:<packet>`. A heartbeat batched into the same POST only
+// adds to it.
+const OVER_LIMIT_BY = 1;
+function overLimitSize() {
+  const packet = 1 + Buffer.byteLength(`2${JSON.stringify(["message", ""])}`); // + the string
+  const target = MAX_HTTP_BUFFER + OVER_LIMIT_BY;
+  let envelope = target;
+  if (ARGS.transport === "polling" && FLAVOUR.eio === 3) {
+    // body = digits(P) + 1 + P = target: try each digit count.
+    for (let d = 1; d <= String(target).length; d++) {
+      const p = target - d - 1;
+      if (String(p).length === d) envelope = p;
+    }
+  }
+  return envelope - packet;
+}
+
+// What the server measures for a `payload-over-limit` string of `size` bytes (see overLimitSize).
+function overLimitMeasure(size) {
+  const packet = 1 + Buffer.byteLength(`2${JSON.stringify(["message", ""])}`) + size;
+  if (ARGS.transport === "polling" && FLAVOUR.eio === 3) return String(packet).length + 1 + packet;
+  return packet;
+}
+
 // How many messages `messages-in-order` sends, and how many may be unanswered at once.
 const IN_ORDER_COUNT = 10000;
 const IN_ORDER_WINDOW = 100;
@@ -827,16 +855,19 @@ const SCENARIOS = {
     const s = ctx.client("/");
     await connected(ctx, s);
     await expectTransport(ctx, s.io);
+    const size = overLimitSize();
+    const measured = overLimitMeasure(size);
+    if (measured !== MAX_HTTP_BUFFER + OVER_LIMIT_BY) fail(`harness: ${size} bytes make ${measured}`);
     const t0 = Date.now();
-    s.emit("message", "y".repeat(1100000));
-    ctx.step = "waiting for the disconnect after the oversized message";
+    s.emit("message", "y".repeat(size));
+    ctx.step = `waiting for the disconnect after the oversized message (${size} bytes)`;
     const got = await s.rec.within("disconnect", 5000);
-    if (!got) fail("still connected 5 s after sending 1,100,000 bytes");
+    if (!got) fail(`still connected 5 s after sending a ${size}-byte string (${measured} bytes on the wire)`);
     const [reason] = got;
     if (reason !== "transport close" && reason !== "transport error") {
       fail(`disconnect reason: expected transport close/error, got ${show(reason)}`);
     }
-    ctx.note(`reason=${reason} after ${Date.now() - t0} ms`);
+    ctx.note(`size=${size} (${measured} bytes on the wire), reason=${reason} after ${Date.now() - t0} ms`);
   },
 };
 

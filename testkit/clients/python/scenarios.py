@@ -16,6 +16,7 @@ port (reconnect-after-restart).
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -162,6 +163,36 @@ RECORDED = ["auth", "message-back", "broadcast", "room-message", "got-ack"]
 NAMESPACES = ["/", "/custom", "/nope"]
 
 
+class WireLog(logging.Handler):
+    """The Socket.IO events a client's engine received, in the order it received them.
+
+    python-engineio's client has one reading thread per connection (`_read_loop_polling` /
+    `_read_loop_websocket`) that decodes each packet and passes it to `_receive_packet`, which logs
+    it (`Received packet MESSAGE data 2[...]`, INFO) before handing the message to the Socket.IO
+    layer. Given to the client as its `engineio_logger` (a public option), this handler sees those
+    records in wire order, whatever the threads that then run the event handlers do."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.events = []
+        self.logger = logging.getLogger(f"sockio-testkit.wire.{id(self)}")
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record):
+        if record.msg != "Received packet %s data %s" or len(record.args) != 2:
+            return
+        kind, data = record.args
+        # A Socket.IO EVENT on `/`: `2[...]`.
+        if kind != "MESSAGE" or not isinstance(data, str) or not data.startswith("2["):
+            return
+        try:
+            self.events.append(json.loads(data[1:]))
+        except ValueError:
+            self.events.append(["undecodable", data[:80]])
+
+
 class Delay:
     """Returned by an ack handler: wait `seconds` before answering `value`."""
 
@@ -173,7 +204,8 @@ class Delay:
 class Peer:
     """One python-socketio client (one Engine.IO connection), sync or async behind one facade."""
 
-    def __init__(self, ctx, reconnection=False):
+    def __init__(self, ctx, reconnection=False, wire=None):
+        """`wire`: a WireLog that records what the engine receives."""
         self.ctx = ctx
         self.rec = Recorder(ctx)
         self.is_async = ARGS.client == "async"
@@ -185,6 +217,8 @@ class Peer:
             randomization_factor=0,
             handle_sigint=False,
         )
+        if wire is not None:
+            opts["engineio_logger"] = wire.logger
         if self.is_async:
 
             async def make():
@@ -410,6 +444,21 @@ def under_limit_size():
     transport = 0 if ARGS.transport == "websocket" else 1 + 8
     safety = 32
     return MAX_HTTP_BUFFER - framing - transport - safety
+
+
+# `payload-over-limit` sends a string whose Engine.IO packet, `4` + `2["message","<s>"]`, is
+# OVER_LIMIT_BY bytes over the limit. That packet is the whole WebSocket message, and (Engine.IO 4
+# joins polling packets with \x1e and adds nothing to a lone one) the whole POST body over
+# polling; a pong batched into the same POST only adds to it.
+OVER_LIMIT_BY = 1
+
+
+def over_limit_packet(size):
+    return 1 + len("2" + json.dumps(["message", ""], separators=(",", ":"))) + size
+
+
+def over_limit_size():
+    return MAX_HTTP_BUFFER + OVER_LIMIT_BY - over_limit_packet(0)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -681,7 +730,8 @@ def s_reconnect_after_restart(ctx):
 
 
 def s_messages_in_order(ctx):
-    p = Peer(ctx)
+    wire = WireLog()
+    p = Peer(ctx, wire=wire)
     got = []
     cv = threading.Condition()
 
@@ -718,13 +768,26 @@ def s_messages_in_order(ctx):
         if ctx.remaining() <= 0:
             raise ScenarioTimeout(f"only {len(got)} of {IN_ORDER_COUNT} echoes arrived")
     if ARGS.client == "sync":
-        # python-engineio's threaded client runs the handlers of every received message in a
-        # thread of its own, so `Client` itself does not deliver events in order: check that
-        # each arrived exactly once. (`AsyncClient` runs them as tasks, which start in order.)
+        # python-engineio's threaded `Client` runs the handlers of every received message in a
+        # thread of its own (`_trigger_event('message', ..., run_async=True)`), so the order in
+        # which the handlers run is the threads' race, not the order of arrival. Two checks
+        # instead: the engine's reading thread received 0..9999 in order (WireLog), and each
+        # echo reached the handler exactly once. (`AsyncClient` runs them as tasks, which start
+        # in order, so its handlers' order is checked directly below.)
+        echoes = [e for e in wire.events if e and e[0] == "message-back"]
+        if len(echoes) != IN_ORDER_COUNT:
+            fail(
+                f"the engine logged {len(echoes)} message-back packets, expected {IN_ORDER_COUNT} "
+                f"(first records: {show(wire.events[:3])})"
+            )
+        for i, e in enumerate(echoes):
+            if e != ["message-back", i]:
+                fail(f"echo #{i} received was {show(e)}, expected {i} (order or content broken)")
         if sorted(got) != list(range(IN_ORDER_COUNT)):
             missing = sorted(set(range(IN_ORDER_COUNT)) - set(got))[:5]
             fail(f"echoes are not 0..{IN_ORDER_COUNT - 1} exactly once (missing e.g. {missing})")
-        what = "each exactly once"
+        swapped = sum(1 for a, b in zip(got, got[1:]) if a > b)
+        what = f"received in order (handlers ran {swapped} out of turn)"
     else:
         for i, v in enumerate(got):
             if v != i:
@@ -840,18 +903,23 @@ def s_payload_over_limit(ctx):
     p = Peer(ctx)
     p.connect()
     expect_transport(ctx, p)
+    size = over_limit_size()
+    packet = over_limit_packet(size)
     t0 = time.monotonic()
-    p.emit("message", "y" * 1_100_000)
-    ctx.step = "waiting for the disconnect after the oversized message"
+    p.emit("message", "y" * size)
+    ctx.step = f"waiting for the disconnect after the oversized message ({size} bytes)"
     got = p.next("disconnect", timeout=5)
     if got is None:
-        fail("still connected 5 s after sending 1,100,000 bytes")
+        fail(f"still connected 5 s after sending a {size}-byte string (packet {packet} bytes)")
     # python-engineio reports a lost or refused transport as "transport error" and a close
     # packet from the server as "server disconnect"; it has no separate "transport close".
     accepted = (p.reason.TRANSPORT_ERROR, p.reason.SERVER_DISCONNECT)
     if got[0] not in accepted:
         fail(f"disconnect reason: expected one of {accepted}, got {show(got)}")
-    ctx.note(f"reason={got[0]} after {int((time.monotonic() - t0) * 1000)} ms")
+    ctx.note(
+        f"size={size} (packet {packet} bytes), reason={got[0]} after "
+        f"{int((time.monotonic() - t0) * 1000)} ms"
+    )
 
 
 SCENARIOS = {
