@@ -1,6 +1,9 @@
 //! WebSocket settings every runtime serves with.
 
+use sockio_core::ByteString;
+use sockio_core::engineio::WsMessage;
 use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Bytes, Message, Utf8Bytes};
 
 /// How many bytes of outgoing frames are gathered before they are written to the socket. The
 /// writers feed a batch of frames and then flush, so nothing waits in this buffer; without it
@@ -25,4 +28,46 @@ pub fn config(max_message: usize) -> WebSocketConfig {
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+}
+
+/// The core's message as the frame to write. `None` only for text that is not UTF-8, which the
+/// core never produces (its text is a `ByteString`); nothing is written then.
+pub fn to_frame(message: WsMessage) -> Option<Message> {
+    match message {
+        WsMessage::Text(text) => Utf8Bytes::try_from(text.into_bytes())
+            .ok()
+            .map(Message::Text),
+        WsMessage::Binary(data) => Some(Message::Binary(data)),
+    }
+}
+
+/// A data frame read from the client as the core's message; `None` for control frames (ping,
+/// pong, close), which tungstenite answers or the caller handles.
+pub fn from_frame(frame: Message) -> Option<WsMessage> {
+    match frame {
+        // tungstenite checked the UTF-8 already, so the conversion cannot fail.
+        Message::Text(text) => Some(WsMessage::Text(
+            ByteString::try_from(Bytes::from(text)).unwrap_or_default(),
+        )),
+        Message::Binary(data) => Some(WsMessage::Binary(data)),
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_cross_to_frames_and_back_unchanged() {
+        for message in [
+            WsMessage::Text(ByteString::from_static("42[\"a\",\"é\"]")),
+            WsMessage::Binary(Bytes::from_static(&[0, 1, 255])),
+        ] {
+            let frame = to_frame(message.clone()).expect("a frame");
+            assert_eq!(from_frame(frame), Some(message));
+        }
+        assert_eq!(from_frame(Message::Ping(Bytes::new())), None);
+        assert_eq!(from_frame(Message::Close(None)), None);
+    }
 }

@@ -20,7 +20,7 @@ use sockio_core::engineio::{RequestId, WsAction, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
 use tungstenite::protocol::Role;
-use tungstenite::{Message, Utf8Bytes, WebSocket};
+use tungstenite::{Message, WebSocket};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
@@ -873,15 +873,11 @@ fn read_loop(session: &impl WsSession, id: RequestId, shared: &WsShared) -> bool
             }
             loop {
                 match ws.read() {
-                    Ok(Message::Text(text)) => messages.push(WsMessage::Text(
-                        bytestring::ByteString::try_from(Bytes::from(text)).unwrap_or_default(),
-                    )),
-                    Ok(Message::Binary(data)) => messages.push(WsMessage::Binary(data)),
                     Ok(Message::Close(_)) => {
                         end = Some(false);
                         break;
                     }
-                    Ok(_) => {}
+                    Ok(frame) => messages.extend(sockio_net::websocket::from_frame(frame)),
                     Err(tungstenite::Error::Io(error))
                         if error.kind() == io::ErrorKind::WouldBlock =>
                     {
@@ -945,13 +941,10 @@ fn write_loop(session: &impl WsSession, id: RequestId, wake: &WsWake, shared: &W
             let mut ws = lock(&shared.ws);
             for action in actions {
                 let message = match action {
-                    WsAction::Send(WsMessage::Text(text)) => {
-                        match Utf8Bytes::try_from(text.into_bytes()) {
-                            Ok(text) => Message::Text(text),
-                            Err(_) => continue,
-                        }
-                    }
-                    WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
+                    WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
+                        Some(frame) => frame,
+                        None => continue,
+                    },
                     WsAction::Close => {
                         drop(ws);
                         close(shared);

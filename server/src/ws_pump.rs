@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
-use tungstenite::{Message, Utf8Bytes};
+use tungstenite::Message;
 
 use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
@@ -80,12 +80,11 @@ pub(crate) async fn run<Rt: Runtime, S: WsSession>(
         match select(stream.next(), woken).await {
             Either::Left((message, _)) => {
                 let message = match message {
-                    Some(Ok(Message::Text(text))) => WsMessage::Text(
-                        sockio_core::ByteString::try_from(Bytes::from(text)).unwrap_or_default(),
-                    ),
-                    Some(Ok(Message::Binary(data))) => WsMessage::Binary(data),
                     Some(Ok(Message::Close(_))) | None => break false,
-                    Some(Ok(_)) => continue,
+                    Some(Ok(frame)) => match sockio_net::websocket::from_frame(frame) {
+                        Some(message) => message,
+                        None => continue,
+                    },
                     Some(Err(error)) => {
                         tracing::debug!(%error, "WebSocket read failed");
                         break true;
@@ -128,13 +127,10 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
         }
         for action in actions {
             let message = match action {
-                WsAction::Send(WsMessage::Text(text)) => {
-                    match Utf8Bytes::try_from(text.into_bytes()) {
-                        Ok(text) => Message::Text(text),
-                        Err(_) => continue,
-                    }
-                }
-                WsAction::Send(WsMessage::Binary(data)) => Message::Binary(data),
+                WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
                 WsAction::Close => {
                     let deadline = Instant::now() + write_timeout;
                     let _ = until(runtime, deadline, sink.close(None)).await;
