@@ -25,14 +25,14 @@ impl Drop for Served {
     }
 }
 
-fn serve(runtime: &str, manager: &str, channel: &str) -> Served {
+fn serve(runtime: &str, profile: &str, manager: &str, channel: &str) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockio-conformance"))
         .args([
             "serve",
             "--runtime",
             runtime,
             "--profile",
-            "socket-io",
+            profile,
             "--port",
             "0",
             "--ping-timeout-ms",
@@ -138,21 +138,28 @@ impl Clients {
     }
 }
 
-fn three_runtimes_share_clients(url: &str, channel: &str) {
-    let Some(addr) = reachable(url) else {
-        return;
-    };
-    let servers = [
-        serve("tokio", url, channel),
-        serve("smol", url, channel),
-        serve("threads", url, channel),
-    ];
-    wait_for_listeners(url, &addr, channel, 3).expect("three servers listen on the channel");
+/// One `profile` server per runtime on `channel`, once all three listen on it.
+fn serve_three(profile: &str, url: &str, addr: &str, channel: &str) -> [Served; 3] {
+    let servers = ["tokio", "smol", "threads"].map(|runtime| serve(runtime, profile, url, channel));
+    wait_for_listeners(url, addr, channel, 3).expect("three servers listen on the channel");
+    servers
+}
+
+/// [`CLIENTS`] with a on the first server, b on the second, c on the third.
+fn spawn_clients(servers: &[Served; 3]) -> NodeScript {
     let script = CLIENTS
         .replace("URL_A", &format!("\"{}\"", servers[0].url))
         .replace("URL_B", &format!("\"{}\"", servers[1].url))
         .replace("URL_C", &format!("\"{}\"", servers[2].url));
-    let mut script = NodeScript::spawn(&servers[0].url, &script);
+    NodeScript::spawn(&servers[0].url, &script)
+}
+
+fn three_runtimes_share_clients(url: &str, channel: &str) {
+    let Some(addr) = reachable(url) else {
+        return;
+    };
+    let servers = serve_three("socket-io", url, &addr, channel);
+    let mut script = spawn_clients(&servers);
     let sids = script.expect("sids");
     let sid = |who: &str| sids[who].as_str().expect("a sid").to_owned();
     let mut clients = Clients {
@@ -257,4 +264,62 @@ fn tokio_smol_and_threads_servers_share_clients_through_redis() {
 #[test]
 fn tokio_smol_and_threads_servers_share_clients_through_rabbitmq() {
     three_runtimes_share_clients(&amqp_url(), &fresh_channel("sockio-conformance"));
+}
+
+/// The bench profile (issue 5: `broadcast` and `to-room` go through the manager when one is given):
+/// a bench server per runtime on one channel and a client on each; every client, the sender
+/// included, gets each `bcast` exactly once, and a room emit reaches the room's members only.
+fn bench_profile_broadcasts_across_servers(url: &str, channel: &str) {
+    let Some(addr) = reachable(url) else {
+        return;
+    };
+    let servers = serve_three("bench", url, &addr, channel);
+    let mut script = spawn_clients(&servers);
+    script.expect("sids");
+    let mut clients = Clients {
+        script,
+        events: Vec::new(),
+    };
+    let next_bcast = |clients: &mut Clients, who: &str| clients.until_marker_or_event(who, "bcast");
+
+    clients.emit("a", "broadcast", json!(["hello"]));
+    clients.emit("b", "broadcast", json!(["end"]));
+    for who in ["a", "b", "c"] {
+        assert_eq!(
+            next_bcast(&mut clients, who),
+            json!([who, "bcast", ["hello"]])
+        );
+        // Nothing twice: the next one is already the second broadcast.
+        assert_eq!(
+            next_bcast(&mut clients, who),
+            json!([who, "bcast", ["end"]])
+        );
+    }
+
+    assert_eq!(clients.emit("a", "join", json!(["r"])), json!([true]));
+    assert_eq!(clients.emit("c", "join", json!(["r"])), json!([true]));
+    clients.emit("b", "to-room", json!(["r", "x"]));
+    clients.emit("b", "broadcast", json!(["end2"]));
+    for who in ["a", "c"] {
+        assert_eq!(next_bcast(&mut clients, who), json!([who, "bcast", ["x"]]));
+        assert_eq!(
+            next_bcast(&mut clients, who),
+            json!([who, "bcast", ["end2"]])
+        );
+    }
+    assert_eq!(
+        next_bcast(&mut clients, "b"),
+        json!(["b", "bcast", ["end2"]])
+    );
+    clients.script.send("done");
+}
+
+#[test]
+fn bench_profile_broadcasts_through_redis() {
+    bench_profile_broadcasts_across_servers(&redis_url(), &fresh_channel("sockio-conformance"));
+}
+
+#[test]
+fn bench_profile_broadcasts_through_rabbitmq() {
+    bench_profile_broadcasts_across_servers(&amqp_url(), &fresh_channel("sockio-conformance"));
 }
