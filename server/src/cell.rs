@@ -6,6 +6,9 @@
 //! collected for dispatch, and the timer task is told when the deadline changed.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -19,6 +22,9 @@ use sockio_core::api::AckOrEvent;
 pub(crate) use sockio_core::api::AckOutcome;
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
+
+/// An event's handling that could not finish where it started, given to the dispatcher task.
+pub(crate) type HandOff = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Calls an application's ack callback. It runs under the connection's lock in the middle of a
 /// drain, so a panic in it must not unwind into the task driving the connection (that would end
@@ -41,6 +47,10 @@ pub(crate) struct ConnState {
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
     /// no event is lost when the future that fed the input is cancelled.
     pub dispatch_queue: VecDeque<SocketEvent>,
+    /// Someone (the dispatcher task, or the WebSocket task handling its own events) is handling
+    /// this connection's events; kept under the same lock as the queue so that giving the role up
+    /// and queueing an event cannot interleave and strand the event.
+    dispatching: bool,
     deadline: Option<Instant>,
 }
 
@@ -61,6 +71,11 @@ pub(crate) struct ConnCell {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Wakes the dispatcher when a handler finishes.
     pub handler_done: Event,
+    /// An event handling started on the WebSocket task that has to wait, for the dispatcher task
+    /// to finish; the dispatcher's role goes with it.
+    handoff: Mutex<Option<HandOff>>,
+    /// The `Closed` event has been handled: the dispatcher task can end.
+    dispatch_done: AtomicBool,
 }
 
 impl ConnCell {
@@ -73,6 +88,7 @@ impl ConnCell {
                 ws_writers: HashMap::new(),
                 acks: HashMap::new(),
                 dispatch_queue: VecDeque::new(),
+                dispatching: false,
                 deadline: None,
             }),
             timer: Event::new(),
@@ -80,6 +96,8 @@ impl ConnCell {
             drained: Event::new(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             handler_done: Event::new(),
+            handoff: Mutex::new(None),
+            dispatch_done: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +115,17 @@ impl ConnCell {
     /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
     /// same connection.
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
+        let (result, queued) = self.drive_quietly(f);
+        if queued {
+            self.dispatch_wake.notify(usize::MAX);
+        }
+        result
+    }
+
+    /// [`ConnCell::drive`] without waking the dispatcher task: for a caller that handles the
+    /// queued events itself ([`crate::Server`]'s inline dispatch). Returns whether events were
+    /// queued.
+    pub fn drive_quietly<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, bool) {
         let now = Instant::now();
         let mut state = self.lock();
         let result = f(&mut state, now);
@@ -109,25 +138,70 @@ impl ConnCell {
         if deadline_changed {
             self.timer.notify(usize::MAX);
         }
-        if queued {
-            self.dispatch_wake.notify(usize::MAX);
-        }
         for (callback, outcome) in callbacks {
             call_back(callback, outcome);
         }
-        result
+        (result, queued)
     }
 
-    /// The next event for the dispatcher, if any; wakes throttled readers as the backlog shrinks.
-    pub fn next_event(&self) -> Option<SocketEvent> {
+    /// Takes the dispatcher's role if nobody holds it and an event is waiting. Whoever holds it
+    /// takes events with [`ConnCell::next_claimed_event`] until none is left, which gives the
+    /// role up, so one connection's events are handled in order by one party at a time.
+    pub fn claim_dispatch(&self) -> bool {
         let mut state = self.lock();
+        if state.dispatching || state.dispatch_queue.is_empty() {
+            return false;
+        }
+        state.dispatching = true;
+        true
+    }
+
+    /// The next event for the holder of the dispatcher's role; `None` gives the role up (under
+    /// the lock, so an event queued meanwhile is either returned here or claimable by others).
+    /// Wakes throttled readers as the backlog shrinks.
+    pub fn next_claimed_event(&self) -> Option<SocketEvent> {
+        let mut state = self.lock();
+        debug_assert!(
+            state.dispatching,
+            "events taken without the dispatcher's role"
+        );
         let event = sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue);
+        if event.is_none() {
+            state.dispatching = false;
+        }
         let low = state.dispatch_queue.len() < DISPATCH_BACKLOG / 2;
         drop(state);
         if event.is_some() && low {
             self.drained.notify(usize::MAX);
         }
         event
+    }
+
+    /// Gives an unfinished event handling, and the dispatcher's role with it, to the dispatcher
+    /// task.
+    pub fn hand_off(&self, handling: HandOff) {
+        *self.handoff.lock().unwrap_or_else(|p| p.into_inner()) = Some(handling);
+        self.dispatch_wake.notify(usize::MAX);
+    }
+
+    /// The handling given by [`ConnCell::hand_off`], if any (its taker holds the role).
+    pub fn take_handoff(&self) -> Option<HandOff> {
+        self.handoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Marks the connection's last event (`Closed`) as handled and wakes the dispatcher task so
+    /// it can end.
+    pub fn finish_dispatch(&self) {
+        self.dispatch_done.store(true, Ordering::SeqCst);
+        self.dispatch_wake.notify(usize::MAX);
+    }
+
+    /// Whether the connection's last event has been handled.
+    pub fn dispatch_finished(&self) -> bool {
+        self.dispatch_done.load(Ordering::SeqCst)
     }
 
     /// Waits while the dispatcher is far behind (called only by paths that read from the client,

@@ -12,6 +12,7 @@
 mod amqp;
 mod cell;
 mod config;
+mod dispatch;
 mod emitter;
 pub mod engine;
 mod error;

@@ -18,7 +18,7 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 use sockio_core::socketio::{
-    CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig, SocketEvent,
+    CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig,
 };
 
 use crate::runtime::{Runtime, until};
@@ -27,20 +27,13 @@ use sockio_core::hub::Hub;
 use crate::cell::{AckCallback, AckOutcome, ConnCell};
 use crate::config::ServerBuilder;
 use crate::error::{CallError, EmitError, ServerError};
-use crate::handlers::{
-    BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler, NamespaceHandlers, catch_panic,
-    typed_event,
-};
+use crate::handlers::{BoxFuture, ConnectResult, NamespaceHandler, NamespaceHandlers, typed_event};
 use crate::manager::{Bus, ClientManager, RemoteCallback};
 use crate::socket::Socket;
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
 };
 use sockio_core::pubsub::{Expired, Message, Remote, triage};
-
-/// Most event handlers of one connection running at once (with `async_handlers`); past it the
-/// dispatcher waits, its backlog grows, and the connection's reads pause.
-const MAX_HANDLERS_IN_FLIGHT: usize = 64;
 
 /// A Socket.IO server. Cheap to clone: clones share everything.
 #[derive(Clone)]
@@ -93,8 +86,13 @@ impl<Rt: Runtime> Inner<Rt> {
         self.next_request.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn hub(&self) -> MutexGuard<'_, Hub<Arc<ConnCell>>> {
+    pub fn hub(&self) -> MutexGuard<'_, Hub<Arc<ConnCell>>> {
         lock(&self.hub)
+    }
+
+    /// Forgets a connection whose `Closed` event has been handled.
+    pub fn remove_connection(&self, sid: &str) {
+        lock(&self.connections).remove(sid);
     }
 }
 
@@ -535,194 +533,6 @@ impl<Rt: Runtime> Server<Rt> {
                 None => changed.await,
             }
         }
-    }
-
-    async fn run_dispatcher(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
-        loop {
-            // Listen before looking so an event queued in between is not missed.
-            let wake = cell.dispatch_wake.listen();
-            let Some(event) = cell.next_event() else {
-                wake.await;
-                continue;
-            };
-            let closed = matches!(event, SocketEvent::Closed(_));
-            // Boxed: handlers' futures live only while an event is handled, so an idle
-            // connection's dispatcher task stays small (bench/ANALYSIS.md, idle memory).
-            Box::pin(self.handle_event(&cell, event)).await;
-            if closed {
-                return;
-            }
-        }
-    }
-
-    async fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
-        match event {
-            SocketEvent::Connect {
-                namespace,
-                sid,
-                auth,
-            } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
-                self.inner
-                    .hub()
-                    .register_socket(&namespace, sid.clone(), cell.clone());
-                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
-                let handshake = cell.lock().conn.handshake().clone();
-                let handlers = self.handlers_of(&namespace);
-                let verdict = catch_panic("connect", async move {
-                    match handlers.as_ref() {
-                        Some(NamespaceHandlers {
-                            class: Some(class), ..
-                        }) => class.on_connect(socket, handshake, auth).await,
-                        Some(NamespaceHandlers {
-                            connect: Some(connect),
-                            ..
-                        }) => connect(socket, handshake, auth).await,
-                        _ => Ok(()),
-                    }
-                })
-                .await
-                .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
-                let result = cell.drive(|state, now| match &verdict {
-                    Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
-                    Err(refused) => state.conn.reject_connect(
-                        now,
-                        &namespace,
-                        &refused.message,
-                        refused.data.clone(),
-                    ),
-                });
-                if verdict.is_err() || result.is_err() {
-                    self.forget_socket(&namespace, &sid);
-                }
-                if let Err(error) = result {
-                    tracing::debug!(%sid, %error, "connect answer not delivered");
-                }
-            }
-            SocketEvent::Event {
-                namespace,
-                sid,
-                event,
-                args,
-                attachments,
-                ack_id,
-            } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
-                let socket = Socket::new(self.clone(), namespace.clone(), sid);
-                let args = Args::from_parts(args, attachments);
-                let Some(handler) = self.event_handler(&namespace, &event) else {
-                    tracing::debug!(namespace = &*namespace, event, "no handler for event");
-                    return;
-                };
-                let handler_cell = cell.clone();
-                let run = async move {
-                    let cell = handler_cell;
-                    // A panicking handler's event gets no acknowledgement.
-                    let Some(reply) =
-                        catch_panic("event", async move { handler(socket, args).await }).await
-                    else {
-                        return;
-                    };
-                    if let Some(ack_id) = ack_id {
-                        let result = cell.drive(|state, now| {
-                            state
-                                .conn
-                                .ack(now, &namespace, ack_id, reply.values, reply.attachments)
-                        });
-                        if let Err(error) = result {
-                            tracing::debug!(%error, "acknowledgement not delivered");
-                        }
-                    }
-                };
-                if self.inner.async_handlers {
-                    // Bound this client's concurrent handlers; waiting here lets the backlog grow
-                    // and so pauses the client's reads.
-                    let cell = cell.clone();
-                    loop {
-                        let done = cell.handler_done.listen();
-                        if cell.in_flight.load(Ordering::SeqCst) < MAX_HANDLERS_IN_FLIGHT {
-                            break;
-                        }
-                        done.await;
-                    }
-                    cell.in_flight.fetch_add(1, Ordering::SeqCst);
-                    let guard = BusyGuard::new(&self.inner);
-                    self.inner.runtime.spawn(async move {
-                        run.await;
-                        cell.in_flight.fetch_sub(1, Ordering::SeqCst);
-                        cell.handler_done.notify(usize::MAX);
-                        drop(guard);
-                    });
-                } else {
-                    run.await;
-                }
-            }
-            SocketEvent::Disconnect {
-                namespace,
-                sid,
-                reason,
-            } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
-                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
-                let handlers = self.handlers_of(&namespace);
-                catch_panic("disconnect", async move {
-                    match handlers {
-                        Some(NamespaceHandlers {
-                            class: Some(class), ..
-                        }) => class.on_disconnect(socket, reason).await,
-                        Some(NamespaceHandlers {
-                            disconnect: Some(disconnect),
-                            ..
-                        }) => disconnect(socket, reason).await,
-                        _ => {}
-                    }
-                })
-                .await;
-                self.forget_socket(&namespace, &sid);
-            }
-            SocketEvent::Closed(reason) => {
-                tracing::debug!(sid = %cell.sid, %reason, "connection closed");
-                lock(&self.inner.connections).remove(&cell.sid);
-                cell.timer.notify(usize::MAX);
-            }
-            _ => {}
-        }
-    }
-
-    fn forget_socket(&self, namespace: &str, sid: &Sid) {
-        // The hub drops a namespace with its last socket, so names clients made up (with
-        // `any_namespace`) do not accumulate.
-        self.inner.hub().forget_socket(namespace, sid);
-    }
-
-    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers<Rt>> {
-        self.inner
-            .handlers
-            .read()
-            .ok()
-            .and_then(|h| h.get(namespace).cloned())
-    }
-
-    fn event_handler(
-        &self,
-        namespace: &str,
-        event: &str,
-    ) -> Option<crate::handlers::EventHandler<Rt>> {
-        let handlers = self.handlers_of(namespace)?;
-        if let Some(class) = handlers.class {
-            let event = event.to_owned();
-            return Some(Arc::new(move |socket, args| {
-                class.on_event(socket, event.clone(), args)
-            }));
-        }
-        if let Some(handler) = handlers.events.get(event) {
-            return Some(handler.clone());
-        }
-        let any = handlers.any?;
-        let event = event.to_owned();
-        Some(Arc::new(move |socket, args| {
-            any(socket, event.clone(), args)
-        }))
     }
 
     /// The connection that holds socket `sid` of `namespace`.

@@ -264,7 +264,10 @@ impl<Rt: Runtime> Server<Rt> {
                     let write_timeout = engine.ping_interval + engine.ping_timeout;
                     crate::ws_pump::run(
                         &server.inner.runtime,
-                        &ConnWebSocket { cell: &cell },
+                        &ConnWebSocket {
+                            server: &server,
+                            cell: &cell,
+                        },
                         id,
                         writer,
                         ws,
@@ -286,11 +289,12 @@ impl<Rt: Runtime> Server<Rt> {
 }
 
 /// A Socket.IO connection's WebSocket, as the shared pump sees it.
-struct ConnWebSocket<'a> {
+struct ConnWebSocket<'a, Rt: Runtime> {
+    server: &'a Server<Rt>,
     cell: &'a Arc<ConnCell>,
 }
 
-impl crate::ws_pump::WsSession for ConnWebSocket<'_> {
+impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<'_, Rt> {
     fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
         let mut state = self.cell.lock();
         std::iter::from_fn(|| state.conn.poll_ws(id))
@@ -304,9 +308,13 @@ impl crate::ws_pump::WsSession for ConnWebSocket<'_> {
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {
-        self.cell.drive(|state, now| {
+        let ((), queued) = self.cell.drive_quietly(|state, now| {
             state.conn.handle_ws_message(now, id, message);
         });
+        if queued {
+            // Handled here rather than by waking the dispatcher task (crate::dispatch).
+            self.server.dispatch_inline(self.cell);
+        }
     }
 
     async fn throttle(&self) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use futures_util::future::{Either, select};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
@@ -54,6 +54,9 @@ pub(crate) fn switching_protocols(
     response
 }
 
+/// Most messages taken from one read before their answers are written.
+const READ_BATCH: usize = 64;
+
 /// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
 /// only as fast as the socket takes them, so a slow reader's backlog stays in the core's bounded
 /// queue. A write that cannot finish within `write_timeout` fails the socket.
@@ -66,7 +69,7 @@ pub(crate) async fn run<Rt: Runtime, S: WsSession>(
     write_timeout: Duration,
 ) {
     let (mut sink, mut stream) = ws.split();
-    let failed = loop {
+    let failed = 'pump: loop {
         // Listen before pulling so a wake-up between the two is not missed.
         let woken = writer.listen();
         // The write path is boxed: it lives only while there is something to write, so an idle
@@ -78,19 +81,29 @@ pub(crate) async fn run<Rt: Runtime, S: WsSession>(
             Written::Failed => break true,
         }
         match select(stream.next(), woken).await {
-            Either::Left((message, _)) => {
-                let message = match message {
-                    Some(Ok(Message::Close(_))) | None => break false,
-                    Some(Ok(frame)) => match sockio_net::websocket::from_frame(frame) {
-                        Some(message) => message,
-                        None => continue,
-                    },
-                    Some(Err(error)) => {
-                        tracing::debug!(%error, "WebSocket read failed");
-                        break true;
+            Either::Left((first, _)) => {
+                // Take every message already read in the same go, so their answers leave in one
+                // write (two events in flight from a client cost one send, not two).
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some(read) = next.take() {
+                    match read {
+                        Some(Ok(Message::Close(_))) | None => break 'pump false,
+                        Some(Ok(frame)) => {
+                            if let Some(message) = sockio_net::websocket::from_frame(frame) {
+                                session.received(id, message);
+                            }
+                        }
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "WebSocket read failed");
+                            break 'pump true;
+                        }
                     }
-                };
-                session.received(id, message);
+                    taken += 1;
+                    if taken < READ_BATCH {
+                        next = stream.next().now_or_never();
+                    }
+                }
                 session.throttle().await;
             }
             Either::Right(_) => {}

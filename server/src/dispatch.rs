@@ -1,0 +1,267 @@
+//! Handling a connection's events (connects, events, disconnects) with the application's
+//! handlers, in arrival order.
+//!
+//! Two parties can hold a connection's dispatcher role, one at a time ([`ConnCell::claim_dispatch`]):
+//! the connection's dispatcher task, and the WebSocket task that read the events. The WebSocket
+//! task handles what it read on the spot as long as each handler finishes without waiting
+//! ([`Server::dispatch_inline`]); that saves the task wake-ups between reading an event and
+//! writing its acknowledgement, which is most of an echo's cost (bench/ANALYSIS.md). A handling
+//! that has to wait (for a client's answer, a timer, a broker) is handed to the dispatcher task
+//! with the role, so the reader never blocks on a handler and the order stays intact.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use sockio_core::engineio::Sid;
+use sockio_core::payload::Args;
+use sockio_core::socketio::SocketEvent;
+
+use crate::cell::{ConnCell, HandOff};
+use crate::handlers::{ConnectRefused, NamespaceHandlers, catch_panic};
+use crate::runtime::Runtime;
+use crate::server::{BusyGuard, Server};
+use crate::socket::Socket;
+
+/// Most event handlers of one connection running at once (with `async_handlers`); past it the
+/// dispatcher waits, its backlog grows, and the connection's reads pause.
+const MAX_HANDLERS_IN_FLIGHT: usize = 64;
+
+/// Polls `future` once, without a waker to call: a pending future is polled again (with a real
+/// waker) by whoever continues it, as every future's contract allows.
+fn poll_once(future: Pin<&mut (dyn Future<Output = ()> + Send)>) -> Poll<()> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+impl<Rt: Runtime> Server<Rt> {
+    /// The dispatcher task of one connection: handles the events no one else is handling (those
+    /// of polling requests and timers, and handlings the WebSocket task handed over) until the
+    /// connection's `Closed` event has been handled.
+    pub(crate) async fn run_dispatcher(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
+        loop {
+            // Listen before looking so an event or hand-off in between is not missed.
+            let wake = cell.dispatch_wake.listen();
+            if let Some(handling) = cell.take_handoff() {
+                handling.await;
+                self.dispatch_claimed(&cell).await;
+            } else if cell.claim_dispatch() {
+                self.dispatch_claimed(&cell).await;
+            } else if cell.dispatch_finished() {
+                return;
+            } else {
+                wake.await;
+            }
+        }
+    }
+
+    /// Handles events while holding the dispatcher's role, until none is left.
+    async fn dispatch_claimed(&self, cell: &Arc<ConnCell>) {
+        while let Some(event) = cell.next_claimed_event() {
+            // Boxed: handlers' futures live only while an event is handled, so an idle
+            // connection's dispatcher task stays small (bench/ANALYSIS.md, idle memory).
+            Box::pin(self.handle_event(cell, event)).await;
+        }
+    }
+
+    /// Handles `cell`'s queued events on the calling task, as long as each finishes without
+    /// waiting; the first that has to wait goes to the dispatcher task. Does nothing while
+    /// another party holds the dispatcher's role (it takes the new events in turn).
+    pub(crate) fn dispatch_inline(&self, cell: &Arc<ConnCell>) {
+        if !cell.claim_dispatch() {
+            return;
+        }
+        while let Some(event) = cell.next_claimed_event() {
+            let server = self.clone();
+            let owner = cell.clone();
+            let mut handling: HandOff =
+                Box::pin(async move { server.handle_event(&owner, event).await });
+            if poll_once(handling.as_mut()).is_pending() {
+                cell.hand_off(handling);
+                return;
+            }
+        }
+    }
+
+    async fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
+        match event {
+            SocketEvent::Connect {
+                namespace,
+                sid,
+                auth,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                self.inner
+                    .hub()
+                    .register_socket(&namespace, sid.clone(), cell.clone());
+                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
+                let handshake = cell.lock().conn.handshake().clone();
+                let handlers = self.handlers_of(&namespace);
+                let verdict = catch_panic("connect", async move {
+                    match handlers.as_ref() {
+                        Some(NamespaceHandlers {
+                            class: Some(class), ..
+                        }) => class.on_connect(socket, handshake, auth).await,
+                        Some(NamespaceHandlers {
+                            connect: Some(connect),
+                            ..
+                        }) => connect(socket, handshake, auth).await,
+                        _ => Ok(()),
+                    }
+                })
+                .await
+                .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
+                let result = cell.drive(|state, now| match &verdict {
+                    Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
+                    Err(refused) => state.conn.reject_connect(
+                        now,
+                        &namespace,
+                        &refused.message,
+                        refused.data.clone(),
+                    ),
+                });
+                if verdict.is_err() || result.is_err() {
+                    self.forget_socket(&namespace, &sid);
+                }
+                if let Err(error) = result {
+                    tracing::debug!(%sid, %error, "connect answer not delivered");
+                }
+            }
+            SocketEvent::Event {
+                namespace,
+                sid,
+                event,
+                args,
+                attachments,
+                ack_id,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                let socket = Socket::new(self.clone(), namespace.clone(), sid);
+                let args = Args::from_parts(args, attachments);
+                let Some(handler) = self.event_handler(&namespace, &event) else {
+                    tracing::debug!(namespace = &*namespace, event, "no handler for event");
+                    return;
+                };
+                let handler_cell = cell.clone();
+                let run = async move {
+                    let cell = handler_cell;
+                    // A panicking handler's event gets no acknowledgement.
+                    let Some(reply) =
+                        catch_panic("event", async move { handler(socket, args).await }).await
+                    else {
+                        return;
+                    };
+                    if let Some(ack_id) = ack_id {
+                        let result = cell.drive(|state, now| {
+                            state
+                                .conn
+                                .ack(now, &namespace, ack_id, reply.values, reply.attachments)
+                        });
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "acknowledgement not delivered");
+                        }
+                    }
+                };
+                if self.inner.async_handlers {
+                    // Bound this client's concurrent handlers; waiting here lets the backlog grow
+                    // and so pauses the client's reads.
+                    let cell = cell.clone();
+                    while cell.in_flight.load(Ordering::SeqCst) >= MAX_HANDLERS_IN_FLIGHT {
+                        // Listen, then look again, so a handler finishing in between is not missed.
+                        let done = cell.handler_done.listen();
+                        if cell.in_flight.load(Ordering::SeqCst) < MAX_HANDLERS_IN_FLIGHT {
+                            break;
+                        }
+                        done.await;
+                    }
+                    // A handler that finishes without waiting needs no task of its own.
+                    let mut run: HandOff = Box::pin(run);
+                    if poll_once(run.as_mut()).is_ready() {
+                        return;
+                    }
+                    cell.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let guard = BusyGuard::new(&self.inner);
+                    self.inner.runtime.spawn(async move {
+                        run.await;
+                        cell.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        cell.handler_done.notify(usize::MAX);
+                        drop(guard);
+                    });
+                } else {
+                    run.await;
+                }
+            }
+            SocketEvent::Disconnect {
+                namespace,
+                sid,
+                reason,
+            } => {
+                let namespace: Arc<str> = Arc::from(&*namespace);
+                let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
+                let handlers = self.handlers_of(&namespace);
+                catch_panic("disconnect", async move {
+                    match handlers {
+                        Some(NamespaceHandlers {
+                            class: Some(class), ..
+                        }) => class.on_disconnect(socket, reason).await,
+                        Some(NamespaceHandlers {
+                            disconnect: Some(disconnect),
+                            ..
+                        }) => disconnect(socket, reason).await,
+                        _ => {}
+                    }
+                })
+                .await;
+                self.forget_socket(&namespace, &sid);
+            }
+            SocketEvent::Closed(reason) => {
+                tracing::debug!(sid = %cell.sid, %reason, "connection closed");
+                self.inner.remove_connection(&cell.sid);
+                cell.timer.notify(usize::MAX);
+                cell.finish_dispatch();
+            }
+            _ => {}
+        }
+    }
+
+    fn forget_socket(&self, namespace: &str, sid: &Sid) {
+        // The hub drops a namespace with its last socket, so names clients made up (with
+        // `any_namespace`) do not accumulate.
+        self.inner.hub().forget_socket(namespace, sid);
+    }
+
+    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers<Rt>> {
+        self.inner
+            .handlers
+            .read()
+            .ok()
+            .and_then(|h| h.get(namespace).cloned())
+    }
+
+    fn event_handler(
+        &self,
+        namespace: &str,
+        event: &str,
+    ) -> Option<crate::handlers::EventHandler<Rt>> {
+        // Looked up under the read lock: cloning the namespace's whole handler map for every
+        // event showed up as five allocations per event in the echo profile.
+        let registry = self.inner.handlers.read().ok()?;
+        let handlers = registry.get(namespace)?;
+        if let Some(class) = &handlers.class {
+            let class = class.clone();
+            let event = event.to_owned();
+            return Some(Arc::new(move |socket, args| {
+                class.on_event(socket, event.clone(), args)
+            }));
+        }
+        if let Some(handler) = handlers.events.get(event) {
+            return Some(handler.clone());
+        }
+        let any = handlers.any.clone()?;
+        let event = event.to_owned();
+        Some(Arc::new(move |socket, args| {
+            any(socket, event.clone(), args)
+        }))
+    }
+}
