@@ -1,9 +1,9 @@
 //! One client's connection as the runtime holds it: the core [`Connection`] behind a lock, the
-//! requests and WebSocket writers waiting on it, and its timer.
+//! requests and WebSocket writers waiting on it, and the wake-up of its task (timer and dispatcher).
 //!
 //! Every input goes through [`ConnCell::drive`], which applies the core's drain rule: after the
 //! input, HTTP responses go to the waiting request handlers, WebSocket writers are woken, events are
-//! collected for dispatch, and the timer task is told when the deadline changed.
+//! collected for dispatch, and the connection's task is told when the deadline changed.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -23,7 +23,7 @@ pub(crate) use sockio_core::api::AckOutcome;
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
-/// An event's handling that could not finish where it started, given to the dispatcher task.
+/// An event's handling that could not finish where it started, given to the connection's task.
 pub(crate) type HandOff = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Calls an application's ack callback. It runs under the connection's lock in the middle of a
@@ -47,7 +47,7 @@ pub(crate) struct ConnState {
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
     /// no event is lost when the future that fed the input is cancelled.
     pub dispatch_queue: VecDeque<SocketEvent>,
-    /// Someone (the dispatcher task, or the WebSocket task handling its own events) is handling
+    /// Someone (the connection's task, or the WebSocket task handling its own events) is handling
     /// this connection's events; kept under the same lock as the queue so that giving the role up
     /// and queueing an event cannot interleave and strand the event.
     dispatching: bool,
@@ -61,20 +61,19 @@ pub(crate) const DISPATCH_BACKLOG: usize = 1024;
 pub(crate) struct ConnCell {
     pub sid: Sid,
     state: Mutex<ConnState>,
-    /// Wakes the timer task when the deadline changes or the connection closes.
-    pub timer: Event,
-    /// Wakes the dispatcher when events are queued.
-    pub dispatch_wake: Event,
+    /// Wakes the connection's task ([`crate::dispatch`]): the deadline changed, the connection
+    /// closed, events were queued, or a handling was handed over.
+    pub task_wake: Event,
     /// Wakes readers waiting for the backlog to shrink.
     pub drained: Event,
     /// Event handlers of this connection running right now (async handlers).
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Wakes the dispatcher when a handler finishes.
     pub handler_done: Event,
-    /// An event handling started on the WebSocket task that has to wait, for the dispatcher task
+    /// An event handling started on the WebSocket task that has to wait, for the connection's task
     /// to finish; the dispatcher's role goes with it.
     handoff: Mutex<Option<HandOff>>,
-    /// The `Closed` event has been handled: the dispatcher task can end.
+    /// The `Closed` event has been handled: the connection's task can end.
     dispatch_done: AtomicBool,
 }
 
@@ -91,8 +90,7 @@ impl ConnCell {
                 dispatching: false,
                 deadline: None,
             }),
-            timer: Event::new(),
-            dispatch_wake: Event::new(),
+            task_wake: Event::new(),
             drained: Event::new(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             handler_done: Event::new(),
@@ -117,14 +115,14 @@ impl ConnCell {
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
         let (result, queued) = self.drive_quietly(f);
         if queued {
-            self.dispatch_wake.notify(usize::MAX);
+            self.task_wake.notify(usize::MAX);
         }
         result
     }
 
-    /// [`ConnCell::drive`] without waking the dispatcher task: for a caller that handles the
-    /// queued events itself ([`crate::Server`]'s inline dispatch). Returns whether events were
-    /// queued.
+    /// [`ConnCell::drive`] without waking the connection's task for the queued events: for a
+    /// caller that handles them itself ([`crate::Server`]'s inline dispatch). The task is still
+    /// woken when the deadline changed. Returns whether events were queued.
     pub fn drive_quietly<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, bool) {
         let now = Instant::now();
         let mut state = self.lock();
@@ -136,7 +134,7 @@ impl ConnCell {
         state.deadline = deadline;
         drop(state);
         if deadline_changed {
-            self.timer.notify(usize::MAX);
+            self.task_wake.notify(usize::MAX);
         }
         for (callback, outcome) in callbacks {
             call_back(callback, outcome);
@@ -181,7 +179,7 @@ impl ConnCell {
     /// task.
     pub fn hand_off(&self, handling: HandOff) {
         *self.handoff.lock().unwrap_or_else(|p| p.into_inner()) = Some(handling);
-        self.dispatch_wake.notify(usize::MAX);
+        self.task_wake.notify(usize::MAX);
     }
 
     /// The handling given by [`ConnCell::hand_off`], if any (its taker holds the role).
@@ -192,11 +190,11 @@ impl ConnCell {
             .take()
     }
 
-    /// Marks the connection's last event (`Closed`) as handled and wakes the dispatcher task so
+    /// Marks the connection's last event (`Closed`) as handled and wakes the connection's task so
     /// it can end.
     pub fn finish_dispatch(&self) {
         self.dispatch_done.store(true, Ordering::SeqCst);
-        self.dispatch_wake.notify(usize::MAX);
+        self.task_wake.notify(usize::MAX);
     }
 
     /// Whether the connection's last event has been handled.

@@ -1,19 +1,20 @@
 //! Handling a connection's events (connects, events, disconnects) with the application's
 //! handlers, in arrival order.
 //!
-//! Two parties can hold a connection's dispatcher role, one at a time ([`ConnCell::claim_dispatch`]):
-//! the connection's dispatcher task, and the WebSocket task that read the events. The WebSocket
-//! task handles what it read on the spot as long as each handler finishes without waiting
-//! ([`Server::dispatch_inline`]); that saves the task wake-ups between reading an event and
-//! writing its acknowledgement, which is most of an echo's cost (bench/ANALYSIS.md). A handling
-//! that has to wait (for a client's answer, a timer, a broker) is handed to the dispatcher task
+//! Two parties can hold a connection's dispatcher role, one at a time
+//! ([`ConnCell::claim_dispatch`]): the connection's task (which also runs its timer), and the
+//! WebSocket task that read the events. The WebSocket task handles what it read on the spot as
+//! long as each handler finishes without waiting ([`Server::dispatch_inline`]), which saves the
+//! wake-ups of other tasks between reading an event and writing its acknowledgement. A handling
+//! that has to wait (for a client's answer, a timer, a broker) is handed to the connection's task
 //! with the role, so the reader never blocks on a handler and the order stays intact.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
@@ -29,6 +30,16 @@ use crate::socket::Socket;
 /// dispatcher waits, its backlog grows, and the connection's reads pause.
 const MAX_HANDLERS_IN_FLIGHT: usize = 64;
 
+/// What woke the connection's task.
+enum Next {
+    /// The handling it ran has finished.
+    Handled,
+    /// The core's deadline has passed.
+    Deadline,
+    /// Something changed: an event, a hand-off, a new deadline, the end.
+    Look,
+}
+
 /// Polls `future` once, without a waker to call: a pending future is polled again (with a real
 /// waker) by whoever continues it, as every future's contract allows.
 fn poll_once(future: Pin<&mut (dyn Future<Output = ()> + Send)>) -> Poll<()> {
@@ -36,47 +47,92 @@ fn poll_once(future: Pin<&mut (dyn Future<Output = ()> + Send)>) -> Poll<()> {
 }
 
 impl<Rt: Runtime> Server<Rt> {
-    /// The dispatcher task of one connection: handles the events no one else is handling (those
-    /// of polling requests and timers, and handlings the WebSocket task handed over) until the
-    /// connection's `Closed` event has been handled.
-    pub(crate) async fn run_dispatcher(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
+    /// The task of one connection: runs the core's timer, and handles the events no one else is
+    /// handling (those of polling requests and timeouts, and handlings the WebSocket task handed
+    /// over). One task for both keeps an idle connection's memory down (bench/ANALYSIS.md); the
+    /// timer keeps running while a handler waits. Ends once the connection has closed and its
+    /// `Closed` event has been handled.
+    pub(crate) async fn run_connection(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
+        // The handling this task runs; while it runs, and until the queue is empty after it,
+        // this task holds the dispatcher's role.
+        let mut handling: Option<HandOff> = None;
+        let mut holds_role = false;
+        // The timer, armed for `armed`.
+        let mut sleep = pin!(None);
+        let mut armed: Option<Instant> = None;
         loop {
-            // Listen before looking so an event or hand-off in between is not missed.
-            let wake = cell.dispatch_wake.listen();
-            if let Some(handling) = cell.take_handoff() {
-                handling.await;
-                self.dispatch_claimed(&cell).await;
-            } else if cell.claim_dispatch() {
-                self.dispatch_claimed(&cell).await;
-            } else if cell.dispatch_finished() {
+            // Listen before looking, so a change in between is not missed.
+            let mut woken = cell.task_wake.listen();
+            if handling.is_none() {
+                if let Some(handed) = cell.take_handoff() {
+                    handling = Some(handed);
+                    holds_role = true;
+                } else if holds_role || cell.claim_dispatch() {
+                    holds_role = match cell.next_claimed_event() {
+                        Some(event) => {
+                            handling = Some(self.handling(&cell, event));
+                            true
+                        }
+                        // The role was given up with the empty queue.
+                        None => false,
+                    };
+                }
+            }
+            let (deadline, closed) = cell.deadline();
+            if closed && handling.is_none() && cell.dispatch_finished() {
                 return;
-            } else {
-                wake.await;
+            }
+            // A closed connection has no timeouts left.
+            let deadline = deadline.filter(|_| !closed);
+            if deadline != armed {
+                armed = deadline;
+                sleep.set(deadline.map(|at| self.inner.runtime.sleep_until(at)));
+            }
+            let next = poll_fn(|cx| {
+                if let Some(running) = handling.as_mut()
+                    && running.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Next::Handled);
+                }
+                if let Some(timer) = sleep.as_mut().as_pin_mut()
+                    && timer.poll(cx).is_ready()
+                {
+                    return Poll::Ready(Next::Deadline);
+                }
+                match Pin::new(&mut woken).poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Next::Look),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            match next {
+                Next::Handled => handling = None,
+                Next::Deadline => {
+                    armed = None;
+                    sleep.set(None);
+                    cell.drive(|state, now| state.conn.handle_timeout(now));
+                }
+                Next::Look => {}
             }
         }
     }
 
-    /// Handles events while holding the dispatcher's role, until none is left.
-    async fn dispatch_claimed(&self, cell: &Arc<ConnCell>) {
-        while let Some(event) = cell.next_claimed_event() {
-            // Boxed: handlers' futures live only while an event is handled, so an idle
-            // connection's dispatcher task stays small (bench/ANALYSIS.md, idle memory).
-            Box::pin(self.handle_event(cell, event)).await;
-        }
+    /// `event`'s handling as a future of its own, to run now or later on another task.
+    fn handling(&self, cell: &Arc<ConnCell>, event: SocketEvent) -> HandOff {
+        let server = self.clone();
+        let owner = cell.clone();
+        Box::pin(async move { server.handle_event(&owner, event).await })
     }
 
     /// Handles `cell`'s queued events on the calling task, as long as each finishes without
-    /// waiting; the first that has to wait goes to the dispatcher task. Does nothing while
+    /// waiting; the first that has to wait goes to the connection's task. Does nothing while
     /// another party holds the dispatcher's role (it takes the new events in turn).
     pub(crate) fn dispatch_inline(&self, cell: &Arc<ConnCell>) {
         if !cell.claim_dispatch() {
             return;
         }
         while let Some(event) = cell.next_claimed_event() {
-            let server = self.clone();
-            let owner = cell.clone();
-            let mut handling: HandOff =
-                Box::pin(async move { server.handle_event(&owner, event).await });
+            let mut handling = self.handling(cell, event);
             if poll_once(handling.as_mut()).is_pending() {
                 cell.hand_off(handling);
                 return;
@@ -218,7 +274,6 @@ impl<Rt: Runtime> Server<Rt> {
             SocketEvent::Closed(reason) => {
                 tracing::debug!(sid = %cell.sid, %reason, "connection closed");
                 self.inner.remove_connection(&cell.sid);
-                cell.timer.notify(usize::MAX);
                 cell.finish_dispatch();
             }
             _ => {}

@@ -496,7 +496,7 @@ impl<Rt: Runtime> Server<Rt> {
 
     // ----- internals --------------------------------------------------------------------------
 
-    /// Registers a new connection: its cell, timer task and event dispatcher.
+    /// Registers a new connection: its cell, and its task (timer and event dispatcher).
     pub(crate) fn adopt(&self, cell: Arc<ConnCell>) {
         lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
         if self.inner.shutting_down.load(Ordering::SeqCst) {
@@ -506,33 +506,7 @@ impl<Rt: Runtime> Server<Rt> {
         let guard = BusyGuard::new(&self.inner);
         self.inner
             .runtime
-            .spawn(self.clone().run_dispatcher(cell.clone(), guard));
-        let guard = BusyGuard::new(&self.inner);
-        self.inner
-            .runtime
-            .spawn(self.clone().run_timer(cell, guard));
-    }
-
-    async fn run_timer(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
-        loop {
-            // Listen before reading the deadline so a change in between is not missed.
-            let changed = cell.timer.listen();
-            let (deadline, closed) = cell.deadline();
-            if closed {
-                return;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if until(&self.inner.runtime, deadline, changed)
-                        .await
-                        .is_none()
-                    {
-                        cell.drive(|state, now| state.conn.handle_timeout(now));
-                    }
-                }
-                None => changed.await,
-            }
-        }
+            .spawn(self.clone().run_connection(cell, guard));
     }
 
     /// The connection that holds socket `sid` of `namespace`.

@@ -312,7 +312,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<'_, Rt> {
             state.conn.handle_ws_message(now, id, message);
         });
         if queued {
-            // Handled here rather than by waking the dispatcher task (crate::dispatch).
+            // Handled here rather than by waking the connection's task (crate::dispatch).
             self.server.dispatch_inline(self.cell);
         }
     }
