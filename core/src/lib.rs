@@ -81,4 +81,5 @@ pub mod hub;
 pub mod payload;
 pub mod pubsub;
 pub mod queue;
+pub mod small_map;
 pub mod socketio;

@@ -461,7 +461,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                         &session,
                         id,
                         writer,
-                        ws,
+                        crate::ws_pump::split(ws),
                         write_timeout,
                     )
                     .await;

@@ -250,7 +250,6 @@ impl<Rt: Runtime> Server<Rt> {
         let max = self.inner.config.engine.max_http_buffer_size;
         let busy = BusyGuard::new(&self.inner);
         self.inner.runtime.spawn(async move {
-            let _busy = busy;
             match upgrade.await {
                 Ok(upgraded) => {
                     let io = crate::io::HyperIo(upgraded);
@@ -260,22 +259,31 @@ impl<Rt: Runtime> Server<Rt> {
                         Some(sockio_net::websocket::config(max)),
                     )
                     .await;
-                    let engine = &server.inner.config.engine;
-                    let write_timeout = engine.ping_interval + engine.ping_timeout;
-                    crate::ws_pump::run(
-                        &server.inner.runtime,
-                        &ConnWebSocket {
+                    let ws = crate::ws_pump::split(ws);
+                    // The socket gets a task of its own: this one's future also holds the
+                    // upgrade's states, dead weight for the connection's whole life.
+                    let runtime = server.inner.runtime.clone();
+                    runtime.spawn(async move {
+                        let _busy = busy;
+                        let engine = &server.inner.config.engine;
+                        let write_timeout = engine.ping_interval + engine.ping_timeout;
+                        let session = ConnWebSocket {
                             server: &server,
                             cell: &cell,
-                        },
-                        id,
-                        writer,
-                        ws,
-                        write_timeout,
-                    )
-                    .await;
+                        };
+                        crate::ws_pump::run(
+                            &server.inner.runtime,
+                            &session,
+                            id,
+                            writer,
+                            ws,
+                            write_timeout,
+                        )
+                        .await;
+                    });
                 }
                 Err(error) => {
+                    drop(busy);
                     tracing::debug!(%error, "WebSocket upgrade failed");
                     cell.drive(|state, now| {
                         state.ws_writers.remove(&id);

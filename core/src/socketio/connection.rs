@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::small_map::SmallMap;
 use ::http::{HeaderMap, Uri};
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -281,7 +282,7 @@ pub struct Connection {
     decoder: Decoder,
     attachment_deadline: Option<Instant>,
     connect_deadline: Option<Instant>,
-    namespaces: HashMap<ByteString, NamespaceState>,
+    namespaces: SmallMap<ByteString, NamespaceState>,
     next_ack_id: u64,
     awaited_acks: HashMap<u64, AwaitedAck>,
     events: VecDeque<SocketEvent>,
@@ -314,7 +315,7 @@ impl Connection {
             version,
             handshake: Arc::new(handshake),
             attachment_deadline: None,
-            namespaces: HashMap::new(),
+            namespaces: SmallMap::new(),
             next_ack_id: 0,
             awaited_acks: HashMap::new(),
             events: VecDeque::new(),
@@ -994,7 +995,8 @@ impl Connection {
     fn leave_all(&mut self, reason: &DisconnectReason) {
         let mut namespaces: Vec<(ByteString, Sid)> = self
             .namespaces
-            .drain()
+            .take_all()
+            .into_iter()
             .filter_map(|(ns, state)| match state {
                 NamespaceState::Connected(sid) => Some((ns, sid)),
                 NamespaceState::Pending { .. } => None,
