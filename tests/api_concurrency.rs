@@ -98,3 +98,52 @@ async fn async_handlers_overlap() {
         assert_eq!(finished, (0..EVENTS).collect::<Vec<_>>(), "{transport}");
     }
 }
+
+/// With `async_handlers`, a handler that finishes without waiting runs on the task that read its
+/// event; one that ran long (here 30 ms of work without an await) sends the next events to tasks
+/// of their own, so long handlers still use every worker thread instead of queueing on one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_handlers_that_never_wait_still_run_side_by_side() {
+    const LONG_EVENTS: u64 = 6;
+    let io = Server::builder().async_handlers(true).build();
+    let observed = Arc::new(Observed::default());
+    let seen = observed.clone();
+    io.on("busy", move |_socket: Socket, k: u64| {
+        let seen = seen.clone();
+        async move {
+            let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+            seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+            k
+        }
+    });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        &format!(
+            r#"
+const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {LONG_EVENTS}; k++) acks.push(emitWithAck(socket, "busy", k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+        ),
+    );
+    let acks = client.expect("acks").await;
+    assert_eq!(
+        acks,
+        serde_json::json!((0..LONG_EVENTS).collect::<Vec<_>>())
+    );
+    client.finish().await;
+    let max = observed.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        max > 1,
+        "long handlers never overlapped (max in flight {max})"
+    );
+}

@@ -70,6 +70,8 @@ pub(crate) struct ConnCell {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Wakes the dispatcher when a handler finishes.
     pub handler_done: Event,
+    /// Events left that go straight to tasks of their own (after a long handler, crate::dispatch).
+    spawn_turns: std::sync::atomic::AtomicUsize,
     /// An event handling started on the WebSocket task that has to wait, for the connection's task
     /// to finish; the dispatcher's role goes with it.
     handoff: Mutex<Option<HandOff>>,
@@ -94,6 +96,7 @@ impl ConnCell {
             drained: Event::new(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             handler_done: Event::new(),
+            spawn_turns: std::sync::atomic::AtomicUsize::new(0),
             handoff: Mutex::new(None),
             dispatch_done: AtomicBool::new(false),
         })
@@ -173,6 +176,18 @@ impl ConnCell {
             self.drained.notify(usize::MAX);
         }
         event
+    }
+
+    /// Sends the next `events` event handlings to tasks of their own.
+    pub fn spawn_next(&self, events: usize) {
+        self.spawn_turns.store(events, Ordering::Relaxed);
+    }
+
+    /// Whether this event's handling goes to a task of its own (uses up one such turn).
+    pub fn take_spawn_turn(&self) -> bool {
+        self.spawn_turns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Gives an unfinished event handling, and the dispatcher's role with it, to the dispatcher

@@ -14,7 +14,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
@@ -29,6 +29,14 @@ use crate::socket::Socket;
 /// Most event handlers of one connection running at once (with `async_handlers`); past it the
 /// dispatcher waits, its backlog grows, and the connection's reads pause.
 const MAX_HANDLERS_IN_FLIGHT: usize = 64;
+
+/// A handler (with `async_handlers`) that ran this long without waiting where its event was read
+/// sends the connection's next events to tasks of their own.
+const LONG_INLINE_HANDLER: Duration = Duration::from_micros(50);
+
+/// How many events go to tasks of their own after a long handler, before handlers run where their
+/// events are read again.
+const SPAWNED_AFTER_LONG: usize = 64;
 
 /// What woke the connection's task.
 enum Next {
@@ -231,10 +239,18 @@ impl<Rt: Runtime> Server<Rt> {
                         }
                         done.await;
                     }
-                    // A handler that finishes without waiting needs no task of its own.
+                    // A handler that finishes without waiting needs no task of its own; but
+                    // after a long one the next events get tasks, so long handlers (an emit to
+                    // thousands of clients) run side by side on the runtime's threads.
                     let mut run: HandOff = Box::pin(run);
-                    if poll_once(run.as_mut()).is_ready() {
-                        return;
+                    if !cell.take_spawn_turn() {
+                        let started = Instant::now();
+                        if poll_once(run.as_mut()).is_ready() {
+                            if started.elapsed() >= LONG_INLINE_HANDLER {
+                                cell.spawn_next(SPAWNED_AFTER_LONG);
+                            }
+                            return;
+                        }
                     }
                     cell.in_flight.fetch_add(1, Ordering::SeqCst);
                     let guard = BusyGuard::new(&self.inner);
