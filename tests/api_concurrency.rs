@@ -147,3 +147,43 @@ process.exit(0);
         "long handlers never overlapped (max in flight {max})"
     );
 }
+
+/// A client that sends far more than the dispatch backlog (1,024 events) while its first handler
+/// waits: the server stops reading from it, and reads again once the backlog drains, so every event
+/// is handled, in order, and acknowledged (a lost wake-up of the paused reader hangs this test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_far_ahead_of_its_handlers_is_paused_and_resumed() {
+    const FLOOD: u64 = 3000;
+    let io = Server::builder().async_handlers(false).build();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    io.on("work", move |_socket: Socket, k: u64| {
+        let seen = seen.clone();
+        async move {
+            if k == 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            seen.lock().expect("handled").push(k);
+            k
+        }
+    });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        &format!(
+            r#"
+const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {FLOOD}; k++) acks.push(emitWithAck(socket, "work", k));
+const answers = (await Promise.all(acks)).map((a) => a[0]);
+out("in-order", answers.every((a, k) => a === k));
+process.exit(0);
+"#
+        ),
+    );
+    assert_eq!(client.expect("in-order").await, serde_json::json!(true));
+    client.finish().await;
+    let handled = handled.lock().expect("handled").clone();
+    assert_eq!(handled, (0..FLOOD).collect::<Vec<_>>());
+}

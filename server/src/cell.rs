@@ -16,6 +16,7 @@ use event_listener::Event;
 use futures_channel::oneshot;
 use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
+use sockio_core::small_map::SmallMap;
 use sockio_core::socketio::{Connection, SocketEvent};
 
 use sockio_core::api::AckOrEvent;
@@ -41,7 +42,7 @@ pub(crate) struct ConnState {
     /// Held polling requests, answered by `Output::Respond`.
     pub waiters: HashMap<RequestId, oneshot::Sender<Response>>,
     /// The wake-up of each WebSocket writer.
-    pub ws_writers: HashMap<RequestId, Arc<Event>>,
+    pub ws_writers: SmallMap<RequestId, Arc<Event>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
@@ -51,6 +52,9 @@ pub(crate) struct ConnState {
     /// this connection's events; kept under the same lock as the queue so that giving the role up
     /// and queueing an event cannot interleave and strand the event.
     dispatching: bool,
+    /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
+    /// `drained` notified (a notified `Event` allocates its state, for every connection).
+    throttled: bool,
     deadline: Option<Instant>,
 }
 
@@ -86,10 +90,11 @@ impl ConnCell {
             state: Mutex::new(ConnState {
                 conn,
                 waiters: HashMap::new(),
-                ws_writers: HashMap::new(),
+                ws_writers: SmallMap::new(),
                 acks: HashMap::new(),
                 dispatch_queue: VecDeque::new(),
                 dispatching: false,
+                throttled: false,
                 deadline: None,
             }),
             task_wake: Event::new(),
@@ -170,9 +175,13 @@ impl ConnCell {
         if event.is_none() {
             state.dispatching = false;
         }
-        let low = state.dispatch_queue.len() < DISPATCH_BACKLOG / 2;
+        let wake_readers =
+            event.is_some() && state.throttled && state.dispatch_queue.len() < DISPATCH_BACKLOG / 2;
+        if wake_readers {
+            state.throttled = false;
+        }
         drop(state);
-        if event.is_some() && low {
+        if wake_readers {
             self.drained.notify(usize::MAX);
         }
         event
@@ -221,17 +230,28 @@ impl ConnCell {
     /// never by the dispatcher itself, which could then wait on itself).
     pub async fn throttle(&self) {
         loop {
+            if self.backlog_allows_reading(false) {
+                return;
+            }
+            // Listen, then look again, so a drain in between is not missed.
             let drained = self.drained.listen();
-            {
-                let state = self.lock();
-                if state.dispatch_queue.len() <= DISPATCH_BACKLOG
-                    || (state.conn.is_closed() && state.dispatch_queue.is_empty())
-                {
-                    return;
-                }
+            if self.backlog_allows_reading(true) {
+                return;
             }
             drained.await;
         }
+    }
+
+    /// Whether the dispatch backlog is small enough to read more from the client (or the
+    /// connection is over); if not and `waiting`, the reader is marked as waiting.
+    fn backlog_allows_reading(&self, waiting: bool) -> bool {
+        let mut state = self.lock();
+        let allows = state.dispatch_queue.len() <= DISPATCH_BACKLOG
+            || (state.conn.is_closed() && state.dispatch_queue.is_empty());
+        if !allows && waiting {
+            state.throttled = true;
+        }
+        allows
     }
 
     /// The current deadline and whether the connection has ended.
@@ -283,7 +303,7 @@ impl ConnState {
                             callbacks.push((callback, AckOutcome::Disconnected));
                         }
                         // Writers of sockets the core no longer knows must not wait forever.
-                        for writer in self.ws_writers.values() {
+                        for (_, writer) in self.ws_writers.iter() {
                             writer.notify(usize::MAX);
                         }
                         self.dispatch_queue.push_back(SocketEvent::Closed(reason));
