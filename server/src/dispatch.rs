@@ -32,11 +32,13 @@ const MAX_HANDLERS_IN_FLIGHT: usize = 64;
 
 /// A handler (with `async_handlers`) that ran this long without waiting where its event was read
 /// sends the connection's next events to tasks of their own.
-const LONG_INLINE_HANDLER: Duration = Duration::from_micros(50);
+const LONG_INLINE_HANDLER: Duration = Duration::from_micros(100);
 
 /// How many events go to tasks of their own after a long handler, before handlers run where their
-/// events are read again.
-const SPAWNED_AFTER_LONG: usize = 64;
+/// events are read again. The clock is the wall clock, so a thread preempted in the middle of a
+/// short handler counts as a long one too; a small number keeps that cheap, while a connection
+/// whose handlers are all long still runs most of them on tasks.
+const SPAWNED_AFTER_LONG: usize = 16;
 
 /// What woke the connection's task.
 enum Next {
