@@ -266,7 +266,11 @@ macro_rules! server_builder_options {
         }
 
         /// `true` (default): events of one client are handled concurrently, each in its own task.
-        /// `false`: strictly one after another, in arrival order.
+        /// `false`: strictly one after another, in arrival order. On the async runtimes, a
+        /// handler that finishes without waiting runs on the task that read its event either way
+        /// (no task is spawned for it), as a Python handler without an `await` runs to its end
+        /// before the next one starts; after one that ran 100 µs or more, the next events get
+        /// tasks of their own so long handlers spread over the runtime's threads.
         pub fn async_handlers(mut self, concurrent: bool) -> Self {
             self.sync_handlers = !concurrent;
             self
