@@ -40,12 +40,12 @@ use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
     Session, SessionNotice, WsAction, WsMessage, deliver_in_order,
 };
-use tungstenite::protocol::Role;
 
 use crate::error::ServerError;
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{Handled, SocketIoResponse, plain, read_body};
+use crate::ws_pump::WsSession;
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 
@@ -431,50 +431,26 @@ impl<Rt: Runtime> EngineServer<Rt> {
         // The endpoint checked the key and version already; hyper's upgrade may still be missing
         // when the request did not come through a hyper connection.
         let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
+        let session = SessionWebSocket {
+            server: self.clone(),
+            cell,
+        };
         let (Some(key), Some(upgrade)) = (key, upgrade) else {
-            self.drive(&cell, |state, now| {
-                state.ws_writers.remove(&id);
-                state.session.handle_ws_closed(now, id, true);
-            });
+            session.closed(id, true);
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
         let response = crate::ws_pump::switching_protocols(key, extra_headers);
-        let server = self.clone();
-        let max = self.inner.config.max_http_buffer_size;
-        self.inner.runtime.spawn(async move {
-            match upgrade.await {
-                Ok(upgraded) => {
-                    let ws = async_tungstenite::WebSocketStream::from_raw_socket(
-                        crate::io::HyperIo(upgraded),
-                        Role::Server,
-                        Some(sockio_net::websocket::config(max)),
-                    )
-                    .await;
-                    let config = &server.inner.config;
-                    let write_timeout = config.ping_interval + config.ping_timeout;
-                    let session = SessionWebSocket {
-                        server: &server,
-                        cell: &cell,
-                    };
-                    crate::ws_pump::run(
-                        &server.inner.runtime,
-                        &session,
-                        id,
-                        writer,
-                        crate::ws_pump::split(ws),
-                        write_timeout,
-                    )
-                    .await;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "WebSocket upgrade failed");
-                    server.drive(&cell, |state, now| {
-                        state.ws_writers.remove(&id);
-                        state.session.handle_ws_closed(now, id, true);
-                    });
-                }
-            }
-        });
+        let config = &self.inner.config;
+        crate::ws_pump::accept(
+            &self.inner.runtime,
+            upgrade,
+            config.max_http_buffer_size,
+            session,
+            id,
+            writer,
+            config.ping_interval + config.ping_timeout,
+            (),
+        );
         response
     }
 
@@ -589,12 +565,12 @@ impl<Rt: Runtime> EngineServer<Rt> {
 }
 
 /// A raw Engine.IO session's WebSocket, as the shared pump sees it.
-struct SessionWebSocket<'a, Rt: Runtime> {
-    server: &'a EngineServer<Rt>,
-    cell: &'a Arc<SessionCell>,
+struct SessionWebSocket<Rt: Runtime> {
+    server: EngineServer<Rt>,
+    cell: Arc<SessionCell>,
 }
 
-impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<'_, Rt> {
+impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
     fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
         let mut state = lock(&self.cell.state);
         std::iter::from_fn(|| state.session.poll_ws(id))
@@ -608,7 +584,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<'_, Rt> {
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {
-        self.server.drive(self.cell, |state, now| {
+        self.server.drive(&self.cell, |state, now| {
             state.session.handle_ws_message(now, id, message);
         });
     }
@@ -619,7 +595,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<'_, Rt> {
     }
 
     fn closed(&self, id: RequestId, failed: bool) {
-        self.server.drive(self.cell, |state, now| {
+        self.server.drive(&self.cell, |state, now| {
             state.ws_writers.remove(&id);
             state.session.handle_ws_closed(now, id, failed);
         });

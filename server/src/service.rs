@@ -12,11 +12,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{RequestId, WsAction, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use tungstenite::protocol::Role;
 
 use crate::cell::ConnCell;
 use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
+use crate::ws_pump::WsSession;
 
 /// The response type of the Socket.IO endpoint.
 pub type SocketIoResponse = http::Response<Full<Bytes>>;
@@ -238,71 +238,37 @@ impl<Rt: Runtime> Server<Rt> {
             .headers()
             .get(header::SEC_WEBSOCKET_VERSION)
             .is_some_and(|v| v == "13");
+        let session = ConnWebSocket {
+            server: self.clone(),
+            cell,
+        };
         let (Some(key), true, Some(upgrade)) = (key, version_ok, upgrade) else {
-            cell.drive(|state, now| {
-                state.ws_writers.remove(&id);
-                state.conn.handle_ws_closed(now, id, true);
-            });
+            session.closed(id, true);
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
         let response = crate::ws_pump::switching_protocols(key, extra_headers);
-        let server = self.clone();
-        let max = self.inner.config.engine.max_http_buffer_size;
-        let busy = BusyGuard::new(&self.inner);
-        self.inner.runtime.spawn(async move {
-            match upgrade.await {
-                Ok(upgraded) => {
-                    let io = crate::io::HyperIo(upgraded);
-                    let ws = async_tungstenite::WebSocketStream::from_raw_socket(
-                        io,
-                        Role::Server,
-                        Some(sockio_net::websocket::config(max)),
-                    )
-                    .await;
-                    let ws = crate::ws_pump::split(ws);
-                    // The socket gets a task of its own: this one's future also holds the
-                    // upgrade's states, dead weight for the connection's whole life.
-                    let runtime = server.inner.runtime.clone();
-                    runtime.spawn(async move {
-                        let _busy = busy;
-                        let engine = &server.inner.config.engine;
-                        let write_timeout = engine.ping_interval + engine.ping_timeout;
-                        let session = ConnWebSocket {
-                            server: &server,
-                            cell: &cell,
-                        };
-                        crate::ws_pump::run(
-                            &server.inner.runtime,
-                            &session,
-                            id,
-                            writer,
-                            ws,
-                            write_timeout,
-                        )
-                        .await;
-                    });
-                }
-                Err(error) => {
-                    drop(busy);
-                    tracing::debug!(%error, "WebSocket upgrade failed");
-                    cell.drive(|state, now| {
-                        state.ws_writers.remove(&id);
-                        state.conn.handle_ws_closed(now, id, true);
-                    });
-                }
-            }
-        });
+        let engine = &self.inner.config.engine;
+        crate::ws_pump::accept(
+            &self.inner.runtime,
+            upgrade,
+            engine.max_http_buffer_size,
+            session,
+            id,
+            writer,
+            engine.ping_interval + engine.ping_timeout,
+            BusyGuard::new(&self.inner),
+        );
         response
     }
 }
 
 /// A Socket.IO connection's WebSocket, as the shared pump sees it.
-struct ConnWebSocket<'a, Rt: Runtime> {
-    server: &'a Server<Rt>,
-    cell: &'a Arc<ConnCell>,
+struct ConnWebSocket<Rt: Runtime> {
+    server: Server<Rt>,
+    cell: Arc<ConnCell>,
 }
 
-impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<'_, Rt> {
+impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
     fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
         let mut state = self.cell.lock();
         std::iter::from_fn(|| state.conn.poll_ws(id))
@@ -321,7 +287,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<'_, Rt> {
         });
         if queued {
             // Handled here rather than by waking the connection's task (crate::dispatch).
-            self.server.dispatch_inline(self.cell);
+            self.server.dispatch_inline(&self.cell);
         }
     }
 

@@ -19,7 +19,7 @@ use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
 
 /// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
-pub(crate) type UpgradedWebSocket =
+type UpgradedWebSocket =
     async_tungstenite::WebSocketStream<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
 
 /// What the pump needs of a session (a Socket.IO connection or a raw Engine.IO session).
@@ -57,23 +57,63 @@ pub(crate) fn switching_protocols(
 /// Most messages taken from one read before their answers are written.
 const READ_BATCH: usize = 64;
 
+/// Accepts the WebSocket of an answered upgrade request: waits for hyper's upgrade, then runs the
+/// pump for `session` in a task of its own (the task that awaited the upgrade would keep the
+/// upgrade's states for the connection's whole life, bench/ANALYSIS.md). `guard` lives as long as
+/// the socket (a shutdown's busy count). A failed upgrade closes the session's socket `id`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
+    runtime: &Rt,
+    upgrade: hyper::upgrade::OnUpgrade,
+    max_message: usize,
+    session: S,
+    id: RequestId,
+    writer: Arc<Event>,
+    write_timeout: Duration,
+    guard: impl Send + 'static,
+) {
+    let pump_runtime = runtime.clone();
+    runtime.spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket upgrade failed");
+                session.closed(id, true);
+                return;
+            }
+        };
+        let ws = async_tungstenite::WebSocketStream::from_raw_socket(
+            crate::io::HyperIo(upgraded),
+            tungstenite::protocol::Role::Server,
+            Some(sockio_net::websocket::config(max_message)),
+        )
+        .await;
+        let ws = split(ws);
+        let runtime = pump_runtime.clone();
+        runtime.spawn(async move {
+            let _guard = guard;
+            run(&pump_runtime, &session, id, writer, ws, write_timeout).await;
+        });
+    });
+}
+
 /// An upgraded WebSocket's two halves. The pump takes the socket split: a future that holds the
 /// unsplit stream (about 330 bytes) keeps it for the connection's whole life, even after the
 /// split moved it to the heap (bench/ANALYSIS.md, idle memory).
-pub(crate) type SplitWebSocket = (WsSink, WsStream);
+type SplitWebSocket = (WsSink, WsStream);
 
 type WsSink = async_tungstenite::WebSocketSender<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
 type WsStream = async_tungstenite::WebSocketReceiver<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
 
 /// Splits an upgraded WebSocket for [`run`].
-pub(crate) fn split(ws: UpgradedWebSocket) -> SplitWebSocket {
+fn split(ws: UpgradedWebSocket) -> SplitWebSocket {
     ws.split()
 }
 
 /// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
 /// only as fast as the socket takes them, so a slow reader's backlog stays in the core's bounded
 /// queue. A write that cannot finish within `write_timeout` fails the socket.
-pub(crate) async fn run<Rt: Runtime, S: WsSession>(
+async fn run<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
