@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_support::{Node, serve};
+use serde_json::Value;
 use sockio::{Server, Socket};
 
 const EVENTS: u64 = 20;
@@ -20,6 +21,28 @@ struct Observed {
     finished: Mutex<Vec<u64>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+}
+
+/// Emits `event` with `0..count` and acks from the official client over `transport`, all at
+/// once, and returns the acknowledgements in emit order.
+async fn acks_of_all_at_once(io: &Server, transport: &str, event: &str, count: u64) -> Value {
+    let running = serve(io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        &format!(
+            r#"
+const socket = io(URL, {{ transports: [{transport:?}], reconnection: false }});
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {count}; k++) acks.push(emitWithAck(socket, {event:?}, k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+        ),
+    );
+    let acks = client.expect("acks").await;
+    client.finish().await;
+    acks
 }
 
 /// Handler `k` sleeps `(20 - k)` ms, so later events finish first unless handled one at a time;
@@ -43,28 +66,13 @@ async fn run(concurrent: bool, transport: &str) -> Arc<Observed> {
             k
         }
     });
-    let running = serve(&io).await;
-    let mut client = Node::spawn(
-        &running.url,
-        &format!(
-            r#"
-const socket = io(URL, {{ transports: [{transport:?}], reconnection: false }});
-await connected(socket);
-const acks = [];
-for (let k = 0; k < {EVENTS}; k++) acks.push(emitWithAck(socket, "work", k));
-out("acks", (await Promise.all(acks)).map((a) => a[0]));
-process.exit(0);
-"#
-        ),
-    );
-    let acks = client.expect("acks").await;
+    let acks = acks_of_all_at_once(&io, transport, "work", EVENTS).await;
     let expected: Vec<u64> = (0..EVENTS).collect();
     assert_eq!(
         acks,
         serde_json::json!(expected),
         "every event is acknowledged"
     );
-    client.finish().await;
     observed
 }
 
@@ -121,26 +129,11 @@ async fn long_handlers_that_never_wait_still_run_side_by_side() {
             k
         }
     });
-    let running = serve(&io).await;
-    let mut client = Node::spawn(
-        &running.url,
-        &format!(
-            r#"
-const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
-await connected(socket);
-const acks = [];
-for (let k = 0; k < {LONG_EVENTS}; k++) acks.push(emitWithAck(socket, "busy", k));
-out("acks", (await Promise.all(acks)).map((a) => a[0]));
-process.exit(0);
-"#
-        ),
-    );
-    let acks = client.expect("acks").await;
+    let acks = acks_of_all_at_once(&io, "websocket", "busy", LONG_EVENTS).await;
     assert_eq!(
         acks,
         serde_json::json!((0..LONG_EVENTS).collect::<Vec<_>>())
     );
-    client.finish().await;
     let max = observed.max_in_flight.load(Ordering::SeqCst);
     assert!(
         max > 1,
@@ -167,23 +160,8 @@ async fn a_client_far_ahead_of_its_handlers_is_paused_and_resumed() {
             k
         }
     });
-    let running = serve(&io).await;
-    let mut client = Node::spawn(
-        &running.url,
-        &format!(
-            r#"
-const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
-await connected(socket);
-const acks = [];
-for (let k = 0; k < {FLOOD}; k++) acks.push(emitWithAck(socket, "work", k));
-const answers = (await Promise.all(acks)).map((a) => a[0]);
-out("in-order", answers.every((a, k) => a === k));
-process.exit(0);
-"#
-        ),
-    );
-    assert_eq!(client.expect("in-order").await, serde_json::json!(true));
-    client.finish().await;
+    let acks = acks_of_all_at_once(&io, "websocket", "work", FLOOD).await;
+    assert_eq!(acks, serde_json::json!((0..FLOOD).collect::<Vec<_>>()));
     let handled = handled.lock().expect("handled").clone();
     assert_eq!(handled, (0..FLOOD).collect::<Vec<_>>());
 }
