@@ -19,6 +19,8 @@ use sockio_core::http::Response;
 use sockio_core::small_map::SmallMap;
 use sockio_core::socketio::{Connection, SocketEvent};
 
+use crate::write_signal::WriteSignal;
+
 use sockio_core::api::AckOrEvent;
 pub(crate) use sockio_core::api::AckOutcome;
 
@@ -42,7 +44,7 @@ pub(crate) struct ConnState {
     /// Held polling requests, answered by `Output::Respond`.
     pub waiters: HashMap<RequestId, oneshot::Sender<Response>>,
     /// The wake-up of each WebSocket writer.
-    pub ws_writers: SmallMap<RequestId, Arc<Event>>,
+    pub ws_writers: SmallMap<RequestId, Arc<WriteSignal>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
@@ -280,7 +282,7 @@ impl ConnState {
                     }
                     Output::WebSocketReady { conn } => {
                         if let Some(writer) = self.ws_writers.get(&conn) {
-                            writer.notify(usize::MAX);
+                            writer.notify();
                         }
                     }
                     _ => {}
@@ -304,7 +306,7 @@ impl ConnState {
                         }
                         // Writers of sockets the core no longer knows must not wait forever.
                         for (_, writer) in self.ws_writers.iter() {
-                            writer.notify(usize::MAX);
+                            writer.notify();
                         }
                         self.dispatch_queue.push_back(SocketEvent::Closed(reason));
                         queued = true;

@@ -38,14 +38,15 @@ use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
-    Session, SessionNotice, WsAction, WsMessage, deliver_in_order,
+    Session, SessionNotice, WsMessage, deliver_in_order,
 };
 
 use crate::error::ServerError;
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{Handled, SocketIoResponse, plain, read_body};
-use crate::ws_pump::WsSession;
+use crate::write_signal::WriteSignal;
+use crate::ws_pump::{Pulled, WsSession};
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 
@@ -84,7 +85,7 @@ struct SessionState {
     /// Held polling requests, answered by `Output::Respond`.
     waiters: HashMap<RequestId, oneshot::Sender<sockio_core::http::Response>>,
     /// The wake-up of each WebSocket writer.
-    ws_writers: HashMap<RequestId, Arc<Event>>,
+    ws_writers: HashMap<RequestId, Arc<WriteSignal>>,
     deadline: Option<Instant>,
 }
 
@@ -330,7 +331,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 response,
                 upgrade_headers,
             } => {
-                let writer = Arc::new(Event::new());
+                let writer = Arc::new(WriteSignal::new());
                 let mut ws_writers = HashMap::new();
                 if response.is_none() {
                     ws_writers.insert(id, writer.clone());
@@ -363,7 +364,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                     return plain(StatusCode::BAD_REQUEST, "session closed");
                 };
                 if websocket {
-                    let writer = Arc::new(Event::new());
+                    let writer = Arc::new(WriteSignal::new());
                     let accepted = self.drive(&cell, |state, now| {
                         state.ws_writers.insert(id, writer.clone());
                         let accepted = state.session.accept_websocket(now, id, &request);
@@ -425,7 +426,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
         upgrade: Option<OnUpgrade>,
         cell: Arc<SessionCell>,
         id: RequestId,
-        writer: Arc<Event>,
+        writer: Arc<WriteSignal>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
         // The endpoint checked the key and version already; hyper's upgrade may still be missing
@@ -504,7 +505,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                     }
                     Output::WebSocketReady { conn } => {
                         if let Some(writer) = state.ws_writers.get(&conn) {
-                            writer.notify(usize::MAX);
+                            writer.notify();
                         }
                     }
                     _ => {}
@@ -517,7 +518,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                     EngineEvent::Closed(reason) => {
                         // Writers must notice the end even when nothing is left to write.
                         for writer in state.ws_writers.values() {
-                            writer.notify(usize::MAX);
+                            writer.notify();
                         }
                         notices.push(SessionNotice::Closed(reason));
                     }
@@ -571,16 +572,14 @@ struct SessionWebSocket<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
-    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
+    fn pull(&self, id: RequestId, max: usize) -> Pulled {
         let mut state = lock(&self.cell.state);
-        std::iter::from_fn(|| state.session.poll_ws(id))
-            .take(max)
-            .collect()
-    }
-
-    fn finished(&self, id: RequestId) -> bool {
-        let state = lock(&self.cell.state);
-        state.session.is_closed() && !state.session.wants_ws_write(id)
+        Pulled::take(
+            &mut state.session,
+            max,
+            |session| session.poll_ws(id),
+            |session| session.is_closed() && !session.wants_ws_write(id),
+        )
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

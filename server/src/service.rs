@@ -4,19 +4,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use event_listener::Event;
 use futures_channel::oneshot;
 use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
-use sockio_core::engineio::{RequestId, WsAction, WsMessage};
+use sockio_core::engineio::{RequestId, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
 
 use crate::cell::ConnCell;
 use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
-use crate::ws_pump::WsSession;
+use crate::write_signal::WriteSignal;
+use crate::ws_pump::{Pulled, WsSession};
 
 /// The response type of the Socket.IO endpoint.
 pub type SocketIoResponse = http::Response<Full<Bytes>>;
@@ -146,7 +146,7 @@ impl<Rt: Runtime> Server<Rt> {
                 upgrade_headers,
             } => {
                 let cell = ConnCell::new(*connection);
-                let writer = Arc::new(Event::new());
+                let writer = Arc::new(WriteSignal::new());
                 let websocket = response.is_none();
                 if websocket {
                     cell.lock().ws_writers.insert(id, writer.clone());
@@ -164,7 +164,7 @@ impl<Rt: Runtime> Server<Rt> {
                     return plain(StatusCode::BAD_REQUEST, "session closed");
                 };
                 if websocket {
-                    let writer = Arc::new(Event::new());
+                    let writer = Arc::new(WriteSignal::new());
                     let accepted = cell.drive(|state, now| {
                         state.ws_writers.insert(id, writer.clone());
                         let accepted = state.conn.accept_websocket(now, id, &request);
@@ -230,7 +230,7 @@ impl<Rt: Runtime> Server<Rt> {
         upgrade: Option<OnUpgrade>,
         cell: Arc<ConnCell>,
         id: RequestId,
-        writer: Arc<Event>,
+        writer: Arc<WriteSignal>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
         let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
@@ -269,16 +269,14 @@ struct ConnWebSocket<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
-    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction> {
+    fn pull(&self, id: RequestId, max: usize) -> Pulled {
         let mut state = self.cell.lock();
-        std::iter::from_fn(|| state.conn.poll_ws(id))
-            .take(max)
-            .collect()
-    }
-
-    fn finished(&self, id: RequestId) -> bool {
-        let state = self.cell.lock();
-        state.conn.is_closed() && !state.conn.wants_ws_write(id)
+        Pulled::take(
+            &mut state.conn,
+            max,
+            |conn| conn.poll_ws(id),
+            |conn| conn.is_closed() && !conn.wants_ws_write(id),
+        )
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use event_listener::Event;
 use futures_util::future::{Either, select};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
@@ -17,6 +16,7 @@ use tungstenite::Message;
 
 use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
+use crate::write_signal::WriteSignal;
 
 /// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
 type UpgradedWebSocket =
@@ -25,15 +25,43 @@ type UpgradedWebSocket =
 /// What the pump needs of a session (a Socket.IO connection or a raw Engine.IO session).
 pub(crate) trait WsSession: Send + Sync {
     /// Up to `max` next writes (or the close) for the WebSocket `id`.
-    fn pull(&self, id: RequestId, max: usize) -> Vec<WsAction>;
-    /// The session has ended and nothing more will come for `id`.
-    fn finished(&self, id: RequestId) -> bool;
+    fn pull(&self, id: RequestId, max: usize) -> Pulled;
     /// A message from the client, fed to the core (with the drain rule).
     fn received(&self, id: RequestId, message: WsMessage);
     /// Waits while the application is far behind, so reading pauses (backpressure).
     fn throttle(&self) -> impl Future<Output = ()> + Send;
     /// The WebSocket `id` is gone (`failed`: by an error rather than a close).
     fn closed(&self, id: RequestId, failed: bool);
+}
+
+/// What [`WsSession::pull`] found for a WebSocket.
+pub(crate) enum Pulled {
+    /// Frames to write, or the close (never empty).
+    Actions(Vec<WsAction>),
+    /// Nothing for now.
+    Nothing,
+    /// The session has ended and nothing more will come for the socket.
+    Finished,
+}
+
+impl Pulled {
+    /// Up to `max` actions of `session` from `poll`; when there are none, whether the session
+    /// is `finished` (asked only then, under the same lock as the polls).
+    pub(crate) fn take<T>(
+        session: &mut T,
+        max: usize,
+        mut poll: impl FnMut(&mut T) -> Option<WsAction>,
+        finished: impl FnOnce(&T) -> bool,
+    ) -> Pulled {
+        let actions: Vec<WsAction> = std::iter::from_fn(|| poll(session)).take(max).collect();
+        if !actions.is_empty() {
+            Pulled::Actions(actions)
+        } else if finished(session) {
+            Pulled::Finished
+        } else {
+            Pulled::Nothing
+        }
+    }
 }
 
 /// The `101 Switching Protocols` answer for a request with WebSocket key `key`.
@@ -68,7 +96,7 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
     max_message: usize,
     session: S,
     id: RequestId,
-    writer: Arc<Event>,
+    writer: Arc<WriteSignal>,
     write_timeout: Duration,
     guard: impl Send + 'static,
 ) {
@@ -112,18 +140,18 @@ fn split(ws: UpgradedWebSocket) -> SplitWebSocket {
 
 /// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
 /// only as fast as the socket takes them, so a slow reader's backlog stays in the core's bounded
-/// queue. A write that cannot finish within `write_timeout` fails the socket.
+/// queue. A batch of writes that cannot finish within `write_timeout` fails the socket.
 async fn run<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
-    writer: Arc<Event>,
+    writer: Arc<WriteSignal>,
     (mut sink, mut stream): SplitWebSocket,
     write_timeout: Duration,
 ) {
     let failed = 'pump: loop {
-        // Listen before pulling so a wake-up between the two is not missed.
-        let woken = writer.listen();
+        // Cleared before pulling, so what is notified from here on is pulled by the next turn.
+        writer.clear();
         // The write path is boxed: it lives only while there is something to write, so an idle
         // connection's task keeps just the small read-or-wake state below (bench/ANALYSIS.md,
         // idle memory).
@@ -132,8 +160,11 @@ async fn run<Rt: Runtime, S: WsSession>(
             Written::Closed => break false,
             Written::Failed => break true,
         }
-        match select(stream.next(), woken).await {
+        match select(stream.next(), writer.notified()).await {
             Either::Left((first, _)) => {
+                // This task writes what handling the reads produces on its next turn anyway: it
+                // must not wake itself for that (crate::write_signal).
+                writer.quiet();
                 // Take every message already read in the same go, so their answers leave in one
                 // write (two events in flight from a client cost one send, not two).
                 let mut next = Some(first);
@@ -184,10 +215,18 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
     write_timeout: Duration,
 ) -> Written {
     loop {
-        let actions = session.pull(id, 64);
-        if actions.is_empty() {
-            break;
-        }
+        let actions = match session.pull(id, 64) {
+            Pulled::Actions(actions) => actions,
+            Pulled::Nothing => return Written::Open,
+            Pulled::Finished => {
+                let deadline = Instant::now() + write_timeout;
+                let _ = until(runtime, deadline, sink.close(None)).await;
+                return Written::Closed;
+            }
+        };
+        // A client that stops reading must not pin this task and its socket forever: each
+        // batch (its writes and the flush) gets `write_timeout`.
+        let deadline = Instant::now() + write_timeout;
         for action in actions {
             let message = match action {
                 WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
@@ -195,13 +234,10 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
                     None => continue,
                 },
                 WsAction::Close => {
-                    let deadline = Instant::now() + write_timeout;
                     let _ = until(runtime, deadline, sink.close(None)).await;
                     return Written::Closed;
                 }
             };
-            // A client that stops reading must not pin this task and its socket forever.
-            let deadline = Instant::now() + write_timeout;
             if !matches!(
                 until(runtime, deadline, sink.feed(message)).await,
                 Some(Ok(()))
@@ -209,16 +245,8 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
                 return Written::Failed;
             }
         }
-        let deadline = Instant::now() + write_timeout;
         if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
             return Written::Failed;
         }
     }
-    if session.finished(id) {
-        // The session ended and nothing more will come for this socket.
-        let deadline = Instant::now() + write_timeout;
-        let _ = until(runtime, deadline, sink.close(None)).await;
-        return Written::Closed;
-    }
-    Written::Open
 }
