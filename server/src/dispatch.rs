@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use bytestring::ByteString;
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
@@ -48,6 +49,23 @@ enum Next {
     Deadline,
     /// Something changed: an event, a hand-off, a new deadline, the end.
     Look,
+}
+
+/// An event from the client, as its handler gets it.
+struct ReceivedEvent {
+    namespace: ByteString,
+    sid: Sid,
+    event: String,
+    args: Args,
+    ack_id: Option<u64>,
+}
+
+/// How an event's handling went when started ([`Server::start_event`]).
+enum Started {
+    /// It finished, or runs on a task of its own.
+    Done,
+    /// It has to wait, and the connection's later events with it.
+    Waiting(HandOff),
 }
 
 /// Polls `future` once, without a waker to call: a pending future is polled again (with a real
@@ -142,12 +160,128 @@ impl<Rt: Runtime> Server<Rt> {
             return;
         }
         while let Some(event) = cell.next_claimed_event() {
-            let mut handling = self.handling(cell, event);
-            if poll_once(handling.as_mut()).is_pending() {
-                cell.hand_off(handling);
+            let waiting = match event {
+                // The common case, without the boxed `handle_event` around it.
+                SocketEvent::Event {
+                    namespace,
+                    sid,
+                    event,
+                    args,
+                    attachments,
+                    ack_id,
+                } => {
+                    let received = ReceivedEvent {
+                        namespace,
+                        sid,
+                        event,
+                        args: Args::from_parts(args, attachments),
+                        ack_id,
+                    };
+                    match self.start_event(cell, received) {
+                        Started::Done => None,
+                        Started::Waiting(rest) => Some(rest),
+                    }
+                }
+                other => {
+                    let mut handling = self.handling(cell, other);
+                    poll_once(handling.as_mut())
+                        .is_pending()
+                        .then_some(handling)
+                }
+            };
+            if let Some(rest) = waiting {
+                cell.hand_off(rest);
                 return;
             }
         }
+    }
+
+    /// Starts the handling of an event from the client: runs its handler until it first waits
+    /// and, with `async_handlers`, sends a handler that has to wait to a task of its own. The
+    /// connection's later events wait for what is returned as [`Started::Waiting`].
+    fn start_event(&self, cell: &Arc<ConnCell>, received: ReceivedEvent) -> Started {
+        let ReceivedEvent {
+            namespace,
+            sid,
+            event,
+            args,
+            ack_id,
+        } = received;
+        let Some((namespace, handler)) = self.event_handler(&namespace, &event) else {
+            tracing::debug!(namespace = &*namespace, event, "no handler for event");
+            return Started::Done;
+        };
+        let socket = Socket::new(self.clone(), namespace.clone(), sid);
+        let handler_cell = cell.clone();
+        let mut run: HandOff = Box::pin(async move {
+            let cell = handler_cell;
+            // A panicking handler's event gets no acknowledgement.
+            let Some(reply) =
+                catch_panic("event", async move { handler(socket, args).await }).await
+            else {
+                return;
+            };
+            if let Some(ack_id) = ack_id {
+                let result = cell.drive(|state, now| {
+                    state
+                        .conn
+                        .ack(now, &namespace, ack_id, reply.values, reply.attachments)
+                });
+                if let Err(error) = result {
+                    tracing::debug!(%error, "acknowledgement not delivered");
+                }
+            }
+        });
+        if !self.inner.async_handlers {
+            return match poll_once(run.as_mut()) {
+                Poll::Ready(()) => Started::Done,
+                Poll::Pending => Started::Waiting(run),
+            };
+        }
+        if cell.in_flight.load(Ordering::SeqCst) >= MAX_HANDLERS_IN_FLIGHT {
+            // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
+            // pauses the client's reads.
+            let server = self.clone();
+            let cell = cell.clone();
+            return Started::Waiting(Box::pin(async move {
+                loop {
+                    // Listen, then look again, so a handler finishing in between is not missed.
+                    let done = cell.handler_done.listen();
+                    if cell.in_flight.load(Ordering::SeqCst) < MAX_HANDLERS_IN_FLIGHT {
+                        break;
+                    }
+                    done.await;
+                }
+                server.spawn_handler(cell, run);
+            }));
+        }
+        // A handler that finishes without waiting needs no task of its own; but after a long one
+        // the next events get tasks, so long handlers (an emit to thousands of clients) run side
+        // by side on the runtime's threads.
+        if !cell.take_spawn_turn() {
+            let started = Instant::now();
+            if poll_once(run.as_mut()).is_ready() {
+                if started.elapsed() >= LONG_INLINE_HANDLER {
+                    cell.spawn_next(SPAWNED_AFTER_LONG);
+                }
+                return Started::Done;
+            }
+        }
+        self.spawn_handler(cell.clone(), run);
+        Started::Done
+    }
+
+    /// Runs an event's handling on a task of its own, counted in the connection's handlers in
+    /// flight.
+    fn spawn_handler(&self, cell: Arc<ConnCell>, run: HandOff) {
+        cell.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = BusyGuard::new(&self.inner);
+        self.inner.runtime.spawn(async move {
+            run.await;
+            cell.in_flight.fetch_sub(1, Ordering::SeqCst);
+            cell.handler_done.notify(usize::MAX);
+            drop(guard);
+        });
     }
 
     async fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
@@ -202,68 +336,15 @@ impl<Rt: Runtime> Server<Rt> {
                 attachments,
                 ack_id,
             } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
-                let socket = Socket::new(self.clone(), namespace.clone(), sid);
-                let args = Args::from_parts(args, attachments);
-                let Some(handler) = self.event_handler(&namespace, &event) else {
-                    tracing::debug!(namespace = &*namespace, event, "no handler for event");
-                    return;
+                let received = ReceivedEvent {
+                    namespace,
+                    sid,
+                    event,
+                    args: Args::from_parts(args, attachments),
+                    ack_id,
                 };
-                let handler_cell = cell.clone();
-                let run = async move {
-                    let cell = handler_cell;
-                    // A panicking handler's event gets no acknowledgement.
-                    let Some(reply) =
-                        catch_panic("event", async move { handler(socket, args).await }).await
-                    else {
-                        return;
-                    };
-                    if let Some(ack_id) = ack_id {
-                        let result = cell.drive(|state, now| {
-                            state
-                                .conn
-                                .ack(now, &namespace, ack_id, reply.values, reply.attachments)
-                        });
-                        if let Err(error) = result {
-                            tracing::debug!(%error, "acknowledgement not delivered");
-                        }
-                    }
-                };
-                if self.inner.async_handlers {
-                    // Bound this client's concurrent handlers; waiting here lets the backlog grow
-                    // and so pauses the client's reads.
-                    let cell = cell.clone();
-                    while cell.in_flight.load(Ordering::SeqCst) >= MAX_HANDLERS_IN_FLIGHT {
-                        // Listen, then look again, so a handler finishing in between is not missed.
-                        let done = cell.handler_done.listen();
-                        if cell.in_flight.load(Ordering::SeqCst) < MAX_HANDLERS_IN_FLIGHT {
-                            break;
-                        }
-                        done.await;
-                    }
-                    // A handler that finishes without waiting needs no task of its own; but
-                    // after a long one the next events get tasks, so long handlers (an emit to
-                    // thousands of clients) run side by side on the runtime's threads.
-                    let mut run: HandOff = Box::pin(run);
-                    if !cell.take_spawn_turn() {
-                        let started = Instant::now();
-                        if poll_once(run.as_mut()).is_ready() {
-                            if started.elapsed() >= LONG_INLINE_HANDLER {
-                                cell.spawn_next(SPAWNED_AFTER_LONG);
-                            }
-                            return;
-                        }
-                    }
-                    cell.in_flight.fetch_add(1, Ordering::SeqCst);
-                    let guard = BusyGuard::new(&self.inner);
-                    self.inner.runtime.spawn(async move {
-                        run.await;
-                        cell.in_flight.fetch_sub(1, Ordering::SeqCst);
-                        cell.handler_done.notify(usize::MAX);
-                        drop(guard);
-                    });
-                } else {
-                    run.await;
+                if let Started::Waiting(rest) = self.start_event(cell, received) {
+                    rest.await;
                 }
             }
             SocketEvent::Disconnect {
@@ -312,29 +393,33 @@ impl<Rt: Runtime> Server<Rt> {
             .and_then(|h| h.get(namespace).cloned())
     }
 
+    /// The handler of `event` in `namespace`, with the namespace's shared name.
     fn event_handler(
         &self,
         namespace: &str,
         event: &str,
-    ) -> Option<crate::handlers::EventHandler<Rt>> {
+    ) -> Option<(Arc<str>, crate::handlers::EventHandler<Rt>)> {
         // Looked up under the read lock: cloning the namespace's whole handler map for every
         // event showed up as five allocations per event in the echo profile.
         let registry = self.inner.handlers.read().ok()?;
         let handlers = registry.get(namespace)?;
+        let name = handlers.name.clone();
         if let Some(class) = &handlers.class {
             let class = class.clone();
             let event = event.to_owned();
-            return Some(Arc::new(move |socket, args| {
-                class.on_event(socket, event.clone(), args)
-            }));
+            return Some((
+                name,
+                Arc::new(move |socket, args| class.on_event(socket, event.clone(), args)),
+            ));
         }
         if let Some(handler) = handlers.events.get(event) {
-            return Some(handler.clone());
+            return Some((name, handler.clone()));
         }
         let any = handlers.any.clone()?;
         let event = event.to_owned();
-        Some(Arc::new(move |socket, args| {
-            any(socket, event.clone(), args)
-        }))
+        Some((
+            name,
+            Arc::new(move |socket, args| any(socket, event.clone(), args)),
+        ))
     }
 }

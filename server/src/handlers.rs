@@ -60,6 +60,8 @@ pub(crate) type DisconnectHandler<Rt> =
 /// Everything registered for one namespace.
 #[derive(Default, Clone)]
 pub(crate) struct NamespaceHandlers<Rt: Runtime> {
+    /// The namespace's name, shared with the sockets that handlers get.
+    pub name: Arc<str>,
     pub connect: Option<ConnectHandler<Rt>>,
     pub disconnect: Option<DisconnectHandler<Rt>>,
     pub events: HashMap<String, EventHandler<Rt>>,

@@ -871,7 +871,12 @@ impl<Rt: Runtime> Namespace<Rt> {
             .handlers
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(handlers.entry(self.name.to_string()).or_default());
+        f(handlers
+            .entry(self.name.to_string())
+            .or_insert_with(|| NamespaceHandlers {
+                name: self.name.clone(),
+                ..NamespaceHandlers::default()
+            }));
     }
 
     /// Registers `handler` for `event`. The handler receives the socket and the event's data
