@@ -22,7 +22,7 @@ use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
 
 use crate::cell::{ConnCell, HandOff};
-use crate::handlers::{ConnectRefused, NamespaceHandlers, catch_panic};
+use crate::handlers::{BoxFuture, ConnectRefused, NamespaceHandlers, catch_panic, catch_panic_now};
 use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
 use crate::socket::Socket;
@@ -85,6 +85,8 @@ impl<Rt: Runtime> Server<Rt> {
         // this task holds the dispatcher's role.
         let mut handling: Option<HandOff> = None;
         let mut holds_role = false;
+        // This connection's server handle for its sockets, made with the first event.
+        let mut handle: Option<Arc<Self>> = None;
         // The timer, armed for `armed`.
         let mut sleep = pin!(None);
         let mut armed: Option<Instant> = None;
@@ -98,7 +100,8 @@ impl<Rt: Runtime> Server<Rt> {
                 } else if holds_role || cell.claim_dispatch() {
                     holds_role = match cell.next_claimed_event() {
                         Some(event) => {
-                            handling = Some(self.handling(&cell, event));
+                            let handle = handle.get_or_insert_with(|| Arc::new(self.clone()));
+                            handling = Some(handle.handling(&cell, event));
                             true
                         }
                         // The role was given up with the empty queue.
@@ -146,7 +149,7 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// `event`'s handling as a future of its own, to run now or later on another task.
-    fn handling(&self, cell: &Arc<ConnCell>, event: SocketEvent) -> HandOff {
+    fn handling(self: &Arc<Self>, cell: &Arc<ConnCell>, event: SocketEvent) -> HandOff {
         let server = self.clone();
         let owner = cell.clone();
         Box::pin(async move { server.handle_event(&owner, event).await })
@@ -155,7 +158,8 @@ impl<Rt: Runtime> Server<Rt> {
     /// Handles `cell`'s queued events on the calling task, as long as each finishes without
     /// waiting; the first that has to wait goes to the connection's task. Does nothing while
     /// another party holds the dispatcher's role (it takes the new events in turn).
-    pub(crate) fn dispatch_inline(&self, cell: &Arc<ConnCell>) {
+    /// `self` is the connection's own server handle (see [`Socket`]).
+    pub(crate) fn dispatch_inline(self: &Arc<Self>, cell: &Arc<ConnCell>) {
         if !cell.claim_dispatch() {
             return;
         }
@@ -199,7 +203,7 @@ impl<Rt: Runtime> Server<Rt> {
     /// Starts the handling of an event from the client: runs its handler until it first waits
     /// and, with `async_handlers`, sends a handler that has to wait to a task of its own. The
     /// connection's later events wait for what is returned as [`Started::Waiting`].
-    fn start_event(&self, cell: &Arc<ConnCell>, received: ReceivedEvent) -> Started {
+    fn start_event(self: &Arc<Self>, cell: &Arc<ConnCell>, received: ReceivedEvent) -> Started {
         let ReceivedEvent {
             namespace,
             sid,
@@ -207,18 +211,15 @@ impl<Rt: Runtime> Server<Rt> {
             args,
             ack_id,
         } = received;
-        let Some((namespace, handler)) = self.event_handler(&namespace, &event) else {
-            tracing::debug!(namespace = &*namespace, event, "no handler for event");
+        let socket = Socket::new(self.clone(), namespace.clone(), sid);
+        let Some(handler) = self.call_event_handler(socket, &namespace, event, args) else {
             return Started::Done;
         };
-        let socket = Socket::new(self.clone(), namespace.clone(), sid);
         let handler_cell = cell.clone();
         let mut run: HandOff = Box::pin(async move {
             let cell = handler_cell;
             // A panicking handler's event gets no acknowledgement.
-            let Some(reply) =
-                catch_panic("event", async move { handler(socket, args).await }).await
-            else {
+            let Some(reply) = catch_panic("event", handler).await else {
                 return;
             };
             if let Some(ack_id) = ack_id {
@@ -284,14 +285,13 @@ impl<Rt: Runtime> Server<Rt> {
         });
     }
 
-    async fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
+    async fn handle_event(self: &Arc<Self>, cell: &Arc<ConnCell>, event: SocketEvent) {
         match event {
             SocketEvent::Connect {
                 namespace,
                 sid,
                 auth,
             } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
                 self.inner
                     .hub()
                     .register_socket(&namespace, sid.clone(), cell.clone());
@@ -352,7 +352,6 @@ impl<Rt: Runtime> Server<Rt> {
                 sid,
                 reason,
             } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handlers = self.handlers_of(&namespace);
                 catch_panic("disconnect", async move {
@@ -386,40 +385,31 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers<Rt>> {
-        self.inner
-            .handlers
-            .read()
-            .ok()
-            .and_then(|h| h.get(namespace).cloned())
+        self.inner.handlers.load().get(namespace).cloned()
     }
 
-    /// The handler of `event` in `namespace`, with the namespace's shared name.
-    fn event_handler(
+    /// Calls the handler of `event` in `namespace` and returns its future; `None` when there is
+    /// no handler or it panicked. Called with the registry borrowed, not the handler cloned:
+    /// cloning took a reference count that every connection's events change (bench/ANALYSIS.md).
+    fn call_event_handler(
         &self,
+        socket: Socket<Rt>,
         namespace: &str,
-        event: &str,
-    ) -> Option<(Arc<str>, crate::handlers::EventHandler<Rt>)> {
-        // Looked up under the read lock: cloning the namespace's whole handler map for every
-        // event showed up as five allocations per event in the echo profile.
-        let registry = self.inner.handlers.read().ok()?;
-        let handlers = registry.get(namespace)?;
-        let name = handlers.name.clone();
-        if let Some(class) = &handlers.class {
-            let class = class.clone();
-            let event = event.to_owned();
-            return Some((
-                name,
-                Arc::new(move |socket, args| class.on_event(socket, event.clone(), args)),
-            ));
+        event: String,
+        args: Args,
+    ) -> Option<BoxFuture<Args>> {
+        let registry = self.inner.handlers.load();
+        let handlers = registry.get(namespace);
+        if let Some(class) = handlers.and_then(|h| h.class.as_ref()) {
+            return catch_panic_now("event", || class.on_event(socket, event, args));
         }
-        if let Some(handler) = handlers.events.get(event) {
-            return Some((name, handler.clone()));
+        if let Some(handler) = handlers.and_then(|h| h.events.get(&event)) {
+            return catch_panic_now("event", || handler(socket, args));
         }
-        let any = handlers.any.clone()?;
-        let event = event.to_owned();
-        Some((
-            name,
-            Arc::new(move |socket, args| any(socket, event.clone(), args)),
-        ))
+        if let Some(any) = handlers.and_then(|h| h.any.as_ref()) {
+            return catch_panic_now("event", || any(socket, event, args));
+        }
+        tracing::debug!(namespace, event, "no handler for event");
+        None
     }
 }

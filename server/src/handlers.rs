@@ -57,11 +57,12 @@ pub(crate) type AnyHandler<Rt> =
 pub(crate) type DisconnectHandler<Rt> =
     Arc<dyn Fn(Socket<Rt>, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 
+/// Every namespace's handlers, by name.
+pub(crate) type HandlerRegistry<Rt> = HashMap<String, NamespaceHandlers<Rt>>;
+
 /// Everything registered for one namespace.
 #[derive(Default, Clone)]
 pub(crate) struct NamespaceHandlers<Rt: Runtime> {
-    /// The namespace's name, shared with the sockets that handlers get.
-    pub name: Arc<str>,
     pub connect: Option<ConnectHandler<Rt>>,
     pub disconnect: Option<DisconnectHandler<Rt>>,
     pub events: HashMap<String, EventHandler<Rt>>,
@@ -76,15 +77,30 @@ pub(crate) async fn catch_panic<T>(handler: &str, future: impl Future<Output = T
     match AssertUnwindSafe(future).catch_unwind().await {
         Ok(output) => Some(output),
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(not a string)".to_owned());
-            tracing::error!(handler, panic = message, "a handler panicked");
+            log_panic(handler, panic);
             None
         }
     }
+}
+
+/// [`catch_panic`] for calling a handler, which may panic before it returns its future.
+pub(crate) fn catch_panic_now<T>(handler: &str, call: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+        Ok(output) => Some(output),
+        Err(panic) => {
+            log_panic(handler, panic);
+            None
+        }
+    }
+}
+
+fn log_panic(handler: &str, panic: Box<dyn std::any::Any + Send>) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not a string)".to_owned());
+    tracing::error!(handler, panic = message, "a handler panicked");
 }
 
 /// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →

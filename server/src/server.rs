@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use event_listener::Event;
 use futures_channel::oneshot;
 use futures_util::FutureExt;
@@ -27,7 +28,9 @@ use sockio_core::hub::Hub;
 use crate::cell::{AckCallback, AckOutcome, ConnCell};
 use crate::config::ServerBuilder;
 use crate::error::{CallError, EmitError, ServerError};
-use crate::handlers::{BoxFuture, ConnectResult, NamespaceHandler, NamespaceHandlers, typed_event};
+use crate::handlers::{
+    BoxFuture, ConnectResult, HandlerRegistry, NamespaceHandler, NamespaceHandlers, typed_event,
+};
 use crate::manager::{Bus, ClientManager, RemoteCallback};
 use crate::socket::Socket;
 use sockio_core::pubsub::remote::{
@@ -54,7 +57,11 @@ pub(crate) struct Inner<Rt: Runtime> {
     pub config: Arc<SocketConfig>,
     pub endpoint: Mutex<Endpoint>,
     connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
-    pub handlers: RwLock<HashMap<String, NamespaceHandlers<Rt>>>,
+    /// The handlers by namespace, swapped whole on registration: reading them for every event
+    /// takes no lock whose cache line both worker threads would write (bench/ANALYSIS.md).
+    pub handlers: ArcSwap<HandlerRegistry<Rt>>,
+    /// Held by a registration while it replaces `handlers`.
+    registering: Mutex<()>,
     /// Rooms, socket owners and sessions of every namespace (the core's hub, shared by all runtimes).
     hub: Mutex<Hub<Arc<ConnCell>>>,
     pub async_handlers: bool,
@@ -165,13 +172,9 @@ impl<Rt: Runtime> Server<Rt> {
                 // default `namespaces=['/']`, and the official Node server's).
                 config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
                     namespace == "/"
-                        || registry.upgrade().is_some_and(|inner| {
-                            inner
-                                .handlers
-                                .read()
-                                .map(|h| h.contains_key(namespace))
-                                .unwrap_or(false)
-                        })
+                        || registry
+                            .upgrade()
+                            .is_some_and(|inner| inner.handlers.load().contains_key(namespace))
                 }));
             }
             let endpoint = match sids {
@@ -183,7 +186,8 @@ impl<Rt: Runtime> Server<Rt> {
                 config: Arc::new(config),
                 endpoint: Mutex::new(endpoint),
                 connections: Mutex::new(HashMap::new()),
-                handlers: RwLock::new(HashMap::new()),
+                handlers: ArcSwap::default(),
+                registering: Mutex::new(()),
                 hub: Mutex::new(Hub::new()),
                 async_handlers,
                 next_request: AtomicU64::new(1),
@@ -865,18 +869,17 @@ impl<Rt: Runtime> Namespace<Rt> {
     }
 
     fn update(&self, f: impl FnOnce(&mut NamespaceHandlers<Rt>)) {
-        let mut handlers = self
+        // One registration at a time: each copies the registry, changes the copy and swaps it
+        // in, so a concurrent one must not work from the same original.
+        let _registering = self
             .server
             .inner
-            .handlers
-            .write()
+            .registering
+            .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(handlers
-            .entry(self.name.to_string())
-            .or_insert_with(|| NamespaceHandlers {
-                name: self.name.clone(),
-                ..NamespaceHandlers::default()
-            }));
+        let mut handlers = HandlerRegistry::clone(&self.server.inner.handlers.load());
+        f(handlers.entry(self.name.to_string()).or_default());
+        self.server.inner.handlers.store(Arc::new(handlers));
     }
 
     /// Registers `handler` for `event`. The handler receives the socket and the event's data

@@ -1,7 +1,7 @@
 //! Carries HTTP requests and WebSocket connections between hyper and the core.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
@@ -241,6 +241,7 @@ impl<Rt: Runtime> Server<Rt> {
         let session = ConnWebSocket {
             server: self.clone(),
             cell,
+            handle: OnceLock::new(),
         };
         let (Some(key), true, Some(upgrade)) = (key, version_ok, upgrade) else {
             session.closed(id, true);
@@ -266,6 +267,9 @@ impl<Rt: Runtime> Server<Rt> {
 struct ConnWebSocket<Rt: Runtime> {
     server: Server<Rt>,
     cell: Arc<ConnCell>,
+    /// The connection's server handle for the sockets of the events read here (see
+    /// [`crate::Socket`]), made with the first event.
+    handle: OnceLock<Arc<Server<Rt>>>,
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
@@ -285,7 +289,9 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
         });
         if queued {
             // Handled here rather than by waking the connection's task (crate::dispatch).
-            self.server.dispatch_inline(&self.cell);
+            self.handle
+                .get_or_init(|| Arc::new(self.server.clone()))
+                .dispatch_inline(&self.cell);
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::runtime::Runtime;
 use std::sync::Arc;
 
+use bytestring::ByteString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sockio_core::engineio::{Sid, Transport};
@@ -14,8 +15,11 @@ use crate::server::{Call, Emit, Server};
 /// One client's socket in one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Socket<Rt: Runtime> {
-    server: Server<Rt>,
-    namespace: Arc<str>,
+    /// A server handle of the socket's connection (or of the one call that made the socket), not
+    /// the server's own: handing sockets to handlers for every event then changes no reference
+    /// count that other connections' threads change too (bench/ANALYSIS.md).
+    server: Arc<Server<Rt>>,
+    namespace: ByteString,
     sid: Sid,
 }
 
@@ -29,7 +33,7 @@ impl<Rt: Runtime> std::fmt::Debug for Socket<Rt> {
 }
 
 impl<Rt: Runtime> Socket<Rt> {
-    pub(crate) fn new(server: Server<Rt>, namespace: Arc<str>, sid: Sid) -> Self {
+    pub(crate) fn new(server: Arc<Server<Rt>>, namespace: ByteString, sid: Sid) -> Self {
         Socket {
             server,
             namespace,
