@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use sockio_core::engineio::{CloseReason, EngineConfig};
+use sockio_core::engineio::{CloseReason, EngineConfig, SendError};
 use sockio_core::socketio::{CommandError, SocketEvent};
 use support::*;
 
@@ -181,4 +181,35 @@ fn an_endless_ping_timeout_waits_for_the_pong_then_pings_again() {
     h.ws_send_text(ws, "3");
     h.advance(Duration::from_secs(25));
     assert_eq!(h.ws_take_text(ws), vec!["2"]);
+}
+
+#[test]
+fn a_packet_past_the_byte_cap_is_queued_whole_or_not_at_all() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_bytes = 100;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_take(ws);
+    h.ws_send_text(ws, r#"421["e"]"#);
+    h.take_events(&sid);
+    // The text frame fits the cap, its attachment does not: neither is written.
+    let placeholder = serde_json::json!({"_placeholder": true, "num": 0});
+    let sent = h.command(&sid, |c, now| {
+        c.ack(
+            now,
+            "/",
+            1,
+            vec![placeholder],
+            vec![bytes::Bytes::from(vec![7u8; 200])],
+        )
+    });
+    assert!(
+        matches!(sent, Err(CommandError::Send(SendError::QueueFull))),
+        "{sent:?}"
+    );
+    assert_eq!(h.ws_take_text(ws), vec!["<close>".to_owned()]);
+    assert_eq!(
+        h.take_events(&sid).last(),
+        Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
+    );
 }

@@ -87,6 +87,16 @@ impl Frame {
         self.len() == 0
     }
 
+    /// [`Frame::to_ws`] for a frame that is used up: a text frame's buffer becomes the message
+    /// without a reference-counted copy.
+    pub fn into_ws(self, version: ProtocolVersion, supports_binary: bool) -> WsMessage {
+        match (self, version, supports_binary) {
+            (Frame::Text(text), _, _) => WsMessage::Text(text),
+            (Frame::Binary(data), ProtocolVersion::V4, true) => WsMessage::Binary(data),
+            (frame, version, supports_binary) => frame.to_ws(version, supports_binary),
+        }
+    }
+
     /// The WebSocket message for a session of `version`.
     pub fn to_ws(&self, version: ProtocolVersion, supports_binary: bool) -> WsMessage {
         match (self, version, supports_binary) {

@@ -629,7 +629,7 @@ impl Session {
             PacketData::Text(text) => Frame::message(&text),
             PacketData::Empty => Frame::message(""),
         };
-        self.send_frames(now, std::slice::from_ref(&frame))
+        self.send_owned_frames(now, std::iter::once(frame))
     }
 
     /// Sends frames that were encoded once for many sessions (a broadcast). All or none are queued.
@@ -639,18 +639,28 @@ impl Session {
     /// client is disconnected rather than allowed to grow server memory, and never silently loses
     /// messages while staying connected.
     pub fn send_frames(&mut self, now: Instant, frames: &[Frame]) -> Result<(), SendError> {
+        self.send_owned_frames(now, frames.iter().cloned())
+    }
+
+    /// [`Session::send_frames`] for frames made for this session alone: queued as they are, without
+    /// a reference-counted copy of each (bench/ANALYSIS.md).
+    pub fn send_owned_frames(
+        &mut self,
+        now: Instant,
+        frames: impl IntoIterator<Item = Frame>,
+    ) -> Result<(), SendError> {
         if self.state != State::Open || self.close_reason.is_some() {
             return Err(SendError::Closed);
         }
-        let bytes: usize = frames.iter().map(Frame::len).sum();
-        if self.queue.len() + frames.len() > self.config.max_buffered_packets
-            || self.queued_bytes + bytes > self.config.max_buffered_bytes
+        for frame in frames {
+            self.push_frame(frame);
+        }
+        if self.queue.len() > self.config.max_buffered_packets
+            || self.queued_bytes > self.config.max_buffered_bytes
         {
+            // Closing drops the queue, so no part of these frames reaches the client.
             self.close_now(CloseReason::OutboundQueueFull);
             return Err(SendError::QueueFull);
-        }
-        for frame in frames {
-            self.push_frame(frame.clone());
         }
         self.flush(now);
         Ok(())
@@ -721,7 +731,7 @@ impl Session {
         }
         if let Some(frame) = self.queue.pop_front() {
             self.queued_bytes -= frame.len();
-            return Some(WsAction::Send(frame.to_ws(self.version, supports_binary)));
+            return Some(WsAction::Send(frame.into_ws(self.version, supports_binary)));
         }
         if self.ws_close_pending {
             self.ws_close_pending = false;

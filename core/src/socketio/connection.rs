@@ -256,12 +256,8 @@ pub struct EncodedFrames {
 impl EncodedFrames {
     /// Encodes `packet`.
     pub fn new(packet: &Packet) -> Self {
-        let encoded = packet.encode();
-        let mut frames = Vec::with_capacity(1 + encoded.attachments.len());
-        frames.push(Frame::message(&encoded.text));
-        frames.extend(encoded.attachments.into_iter().map(Frame::Binary));
         EncodedFrames {
-            frames: frames.into(),
+            frames: message_frames(packet).collect(),
         }
     }
 
@@ -269,6 +265,13 @@ impl EncodedFrames {
     pub fn frames(&self) -> &[Frame] {
         &self.frames
     }
+}
+
+/// `packet` as Engine.IO frames: the text message, then one binary frame per attachment.
+fn message_frames(packet: &Packet) -> impl Iterator<Item = Frame> {
+    let encoded = packet.encode_message();
+    std::iter::once(Frame::Text(encoded.text))
+        .chain(encoded.attachments.into_iter().map(Frame::Binary))
 }
 
 /// One client's Socket.IO connection. See the [module docs](self).
@@ -767,8 +770,7 @@ impl Connection {
     }
 
     fn send_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
-        let frames = EncodedFrames::new(packet);
-        let result = self.engine.send_frames(now, frames.frames());
+        let result = self.engine.send_owned_frames(now, message_frames(packet));
         self.process_engine_events(now);
         result.map_err(CommandError::from)
     }

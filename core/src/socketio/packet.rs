@@ -220,25 +220,41 @@ impl Packet {
     /// sent for the binary kinds (after promotion, see [`wire_kind`](Self::wire_kind)); other
     /// kinds cannot declare them, so they are dropped.
     pub fn encode(&self) -> EncodedPacket {
-        use std::fmt::Write as _;
+        self.encode_after(b"")
+    }
+
+    /// [`Packet::encode`] as the text of an Engine.IO message (`4` in front), written in one
+    /// buffer so the frame needs no second copy.
+    pub fn encode_message(&self) -> EncodedPacket {
+        self.encode_after(b"4")
+    }
+
+    fn encode_after(&self, prefix: &[u8]) -> EncodedPacket {
+        use std::io::Write as _;
 
         let kind = self.wire_kind();
-        let mut text = String::with_capacity(self.namespace.len() + 32);
-        text.push(kind.as_char());
+        let mut text = Vec::with_capacity(prefix.len() + self.namespace.len() + 32);
+        text.extend_from_slice(prefix);
+        text.push(kind.as_char() as u8);
+        // Writing into a Vec cannot fail.
         if kind.is_binary() {
-            // Writing into a String cannot fail.
             let _ = write!(text, "{}-", self.attachments.len());
         }
         if !self.namespace.is_empty() && &*self.namespace != DEFAULT_NAMESPACE {
-            text.push_str(&self.namespace);
-            text.push(',');
+            text.extend_from_slice(self.namespace.as_bytes());
+            text.push(b',');
         }
         if let Some(id) = self.ack_id {
             let _ = write!(text, "{id}");
         }
         if let Some(data) = &self.data {
-            let _ = write!(text, "{data}");
+            // Straight into the buffer: `Value`'s `Display` goes through the formatter for every
+            // token (bench/ANALYSIS.md).
+            let _ = serde_json::to_writer(&mut text, data);
         }
+        // Every piece is UTF-8 (the prefix, ASCII, a `str`, serde_json's output).
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         EncodedPacket {
             text: ByteString::from(text),
             attachments: if kind.is_binary() {
