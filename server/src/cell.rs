@@ -152,23 +152,27 @@ impl ConnCell {
         (result, queued)
     }
 
-    /// Takes the dispatcher's role if nobody holds it and an event is waiting. Whoever holds it
-    /// takes events with [`ConnCell::next_claimed_event`] until none is left, which gives the
-    /// role up, so one connection's events are handled in order by one party at a time.
-    pub fn claim_dispatch(&self) -> bool {
+    /// Takes the dispatcher's role if nobody holds it and an event is waiting, and returns that
+    /// event. Whoever holds the role takes the next events with
+    /// [`ConnCell::next_claimed_event`] until none is left, which gives the role up, so one
+    /// connection's events are handled in order by one party at a time.
+    pub fn claim_dispatch(&self) -> Option<SocketEvent> {
         let mut state = self.lock();
         if state.dispatching || state.dispatch_queue.is_empty() {
-            return false;
+            return None;
         }
         state.dispatching = true;
-        true
+        self.pop_claimed(state)
     }
 
     /// The next event for the holder of the dispatcher's role; `None` gives the role up (under
     /// the lock, so an event queued meanwhile is either returned here or claimable by others).
     /// Wakes throttled readers as the backlog shrinks.
     pub fn next_claimed_event(&self) -> Option<SocketEvent> {
-        let mut state = self.lock();
+        self.pop_claimed(self.lock())
+    }
+
+    fn pop_claimed(&self, mut state: MutexGuard<'_, ConnState>) -> Option<SocketEvent> {
         debug_assert!(
             state.dispatching,
             "events taken without the dispatcher's role"

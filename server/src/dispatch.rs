@@ -97,14 +97,19 @@ impl<Rt: Runtime> Server<Rt> {
                 if let Some(handed) = cell.take_handoff() {
                     handling = Some(handed);
                     holds_role = true;
-                } else if holds_role || cell.claim_dispatch() {
-                    holds_role = match cell.next_claimed_event() {
+                } else {
+                    let event = if holds_role {
+                        cell.next_claimed_event()
+                    } else {
+                        cell.claim_dispatch()
+                    };
+                    holds_role = match event {
                         Some(event) => {
                             let handle = handle.get_or_insert_with(|| Arc::new(self.clone()));
                             handling = Some(handle.handling(&cell, event));
                             true
                         }
-                        // The role was given up with the empty queue.
+                        // Not claimed, or given up with the empty queue.
                         None => false,
                     };
                 }
@@ -157,13 +162,15 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Handles `cell`'s queued events on the calling task, as long as each finishes without
     /// waiting; the first that has to wait goes to the connection's task. Does nothing while
-    /// another party holds the dispatcher's role (it takes the new events in turn).
+    /// another party holds the dispatcher's role (it takes the new events in turn). Returns
+    /// whether it handled every queued event (and so left no backlog).
     /// `self` is the connection's own server handle (see [`Socket`]).
-    pub(crate) fn dispatch_inline(self: &Arc<Self>, cell: &Arc<ConnCell>) {
-        if !cell.claim_dispatch() {
-            return;
+    pub(crate) fn dispatch_inline(self: &Arc<Self>, cell: &Arc<ConnCell>) -> bool {
+        let mut next = cell.claim_dispatch();
+        if next.is_none() {
+            return false;
         }
-        while let Some(event) = cell.next_claimed_event() {
+        while let Some(event) = next {
             let waiting = match event {
                 // The common case, without the boxed `handle_event` around it.
                 SocketEvent::Event {
@@ -195,9 +202,11 @@ impl<Rt: Runtime> Server<Rt> {
             };
             if let Some(rest) = waiting {
                 cell.hand_off(rest);
-                return;
+                return false;
             }
+            next = cell.next_claimed_event();
         }
+        true
     }
 
     /// Starts the handling of an event from the client: runs its handler until it first waits

@@ -1,6 +1,7 @@
 //! Carries HTTP requests and WebSocket connections between hyper and the core.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -242,6 +243,7 @@ impl<Rt: Runtime> Server<Rt> {
             server: self.clone(),
             cell,
             handle: OnceLock::new(),
+            lagging: AtomicBool::new(false),
         };
         let (Some(key), true, Some(upgrade)) = (key, version_ok, upgrade) else {
             session.closed(id, true);
@@ -270,6 +272,9 @@ struct ConnWebSocket<Rt: Runtime> {
     /// The connection's server handle for the sockets of the events read here (see
     /// [`crate::Socket`]), made with the first event.
     handle: OnceLock<Arc<Server<Rt>>>,
+    /// Events read here were left queued (another party dispatches, or a handler waits): the
+    /// backlog has to be looked at before reading on.
+    lagging: AtomicBool,
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
@@ -289,15 +294,22 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
         });
         if queued {
             // Handled here rather than by waking the connection's task (crate::dispatch).
-            self.handle
+            let drained = self
+                .handle
                 .get_or_init(|| Arc::new(self.server.clone()))
                 .dispatch_inline(&self.cell);
+            if !drained {
+                self.lagging.store(true, Ordering::Relaxed);
+            }
         }
     }
 
     async fn throttle(&self) {
-        // Stop reading while the dispatcher is far behind.
-        self.cell.throttle().await;
+        // Stop reading while the dispatcher is far behind; no backlog to look at when every event
+        // read was handled here.
+        if self.lagging.swap(false, Ordering::Relaxed) {
+            self.cell.throttle().await;
+        }
     }
 
     fn closed(&self, id: RequestId, failed: bool) {

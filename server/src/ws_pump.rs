@@ -82,6 +82,9 @@ pub(crate) fn switching_protocols(
     response
 }
 
+/// Most frames pulled from the core for one flush.
+const WRITE_BATCH: usize = 64;
+
 /// Most messages taken from one read before their answers are written.
 const READ_BATCH: usize = 64;
 
@@ -215,7 +218,7 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
     write_timeout: Duration,
 ) -> Written {
     loop {
-        let actions = match session.pull(id, 64) {
+        let actions = match session.pull(id, WRITE_BATCH) {
             Pulled::Actions(actions) => actions,
             Pulled::Nothing => return Written::Open,
             Pulled::Finished => {
@@ -224,6 +227,7 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
                 return Written::Closed;
             }
         };
+        let full = actions.len() == WRITE_BATCH;
         // A client that stops reading must not pin this task and its socket forever: each
         // batch (its writes and the flush) gets `write_timeout`.
         let deadline = Instant::now() + write_timeout;
@@ -247,6 +251,10 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
         }
         if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
             return Written::Failed;
+        }
+        if !full {
+            // Everything queued was taken; what comes later is announced by the write signal.
+            return Written::Open;
         }
     }
 }
