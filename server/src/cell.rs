@@ -19,7 +19,7 @@ use sockio_core::http::Response;
 use sockio_core::small_map::SmallMap;
 use sockio_core::socketio::{Connection, SocketEvent};
 
-use crate::write_signal::WriteSignal;
+use crate::wake_signal::WakeSignal;
 
 use sockio_core::api::AckOrEvent;
 pub(crate) use sockio_core::api::AckOutcome;
@@ -44,7 +44,7 @@ pub(crate) struct ConnState {
     /// Held polling requests, answered by `Output::Respond`.
     pub waiters: HashMap<RequestId, oneshot::Sender<Response>>,
     /// The wake-up of each WebSocket writer.
-    pub ws_writers: SmallMap<RequestId, Arc<WriteSignal>>,
+    pub ws_writers: SmallMap<RequestId, Arc<WakeSignal>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
@@ -69,7 +69,7 @@ pub(crate) struct ConnCell {
     state: Mutex<ConnState>,
     /// Wakes the connection's task ([`crate::dispatch`]): the deadline changed, the connection
     /// closed, events were queued, or a handling was handed over.
-    pub task_wake: Event,
+    pub task_wake: WakeSignal,
     /// Wakes readers waiting for the backlog to shrink.
     pub drained: Event,
     /// Event handlers of this connection running right now (async handlers).
@@ -99,7 +99,7 @@ impl ConnCell {
                 throttled: false,
                 deadline: None,
             }),
-            task_wake: Event::new(),
+            task_wake: WakeSignal::new(),
             drained: Event::new(),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             handler_done: Event::new(),
@@ -125,7 +125,7 @@ impl ConnCell {
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
         let (result, queued) = self.drive_quietly(f);
         if queued {
-            self.task_wake.notify(usize::MAX);
+            self.task_wake.notify();
         }
         result
     }
@@ -144,7 +144,7 @@ impl ConnCell {
         state.deadline = deadline;
         drop(state);
         if deadline_changed {
-            self.task_wake.notify(usize::MAX);
+            self.task_wake.notify();
         }
         for (callback, outcome) in callbacks {
             call_back(callback, outcome);
@@ -209,7 +209,7 @@ impl ConnCell {
     /// task.
     pub fn hand_off(&self, handling: HandOff) {
         *self.handoff.lock().unwrap_or_else(|p| p.into_inner()) = Some(handling);
-        self.task_wake.notify(usize::MAX);
+        self.task_wake.notify();
     }
 
     /// The handling given by [`ConnCell::hand_off`], if any (its taker holds the role).
@@ -224,7 +224,7 @@ impl ConnCell {
     /// it can end.
     pub fn finish_dispatch(&self) {
         self.dispatch_done.store(true, Ordering::SeqCst);
-        self.task_wake.notify(usize::MAX);
+        self.task_wake.notify();
     }
 
     /// Whether the connection's last event has been handled.

@@ -91,8 +91,8 @@ impl<Rt: Runtime> Server<Rt> {
         let mut sleep = pin!(None);
         let mut armed: Option<Instant> = None;
         loop {
-            // Listen before looking, so a change in between is not missed.
-            let mut woken = cell.task_wake.listen();
+            // Cleared before looking, so a change from here on wakes the wait below.
+            cell.task_wake.clear();
             if handling.is_none() {
                 if let Some(handed) = cell.take_handoff() {
                     handling = Some(handed);
@@ -135,10 +135,7 @@ impl<Rt: Runtime> Server<Rt> {
                 {
                     return Poll::Ready(Next::Deadline);
                 }
-                match Pin::new(&mut woken).poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Next::Look),
-                    Poll::Pending => Poll::Pending,
-                }
+                cell.task_wake.poll_notified(cx).map(|()| Next::Look)
             })
             .await;
             match next {

@@ -45,7 +45,7 @@ use crate::error::ServerError;
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{Handled, SocketIoResponse, plain, read_body};
-use crate::write_signal::WriteSignal;
+use crate::wake_signal::WakeSignal;
 use crate::ws_pump::{Pulled, WsSession};
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
@@ -85,7 +85,7 @@ struct SessionState {
     /// Held polling requests, answered by `Output::Respond`.
     waiters: HashMap<RequestId, oneshot::Sender<sockio_core::http::Response>>,
     /// The wake-up of each WebSocket writer.
-    ws_writers: HashMap<RequestId, Arc<WriteSignal>>,
+    ws_writers: HashMap<RequestId, Arc<WakeSignal>>,
     deadline: Option<Instant>,
 }
 
@@ -331,7 +331,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 response,
                 upgrade_headers,
             } => {
-                let writer = Arc::new(WriteSignal::new());
+                let writer = Arc::new(WakeSignal::new());
                 let mut ws_writers = HashMap::new();
                 if response.is_none() {
                     ws_writers.insert(id, writer.clone());
@@ -364,7 +364,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                     return plain(StatusCode::BAD_REQUEST, "session closed");
                 };
                 if websocket {
-                    let writer = Arc::new(WriteSignal::new());
+                    let writer = Arc::new(WakeSignal::new());
                     let accepted = self.drive(&cell, |state, now| {
                         state.ws_writers.insert(id, writer.clone());
                         let accepted = state.session.accept_websocket(now, id, &request);
@@ -426,7 +426,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
         upgrade: Option<OnUpgrade>,
         cell: Arc<SessionCell>,
         id: RequestId,
-        writer: Arc<WriteSignal>,
+        writer: Arc<WakeSignal>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
         // The endpoint checked the key and version already; hyper's upgrade may still be missing

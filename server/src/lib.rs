@@ -28,7 +28,7 @@ pub use serve::Fallback;
 mod server;
 mod service;
 mod socket;
-mod write_signal;
+mod wake_signal;
 mod ws_pump;
 
 pub use config::ServerBuilder;

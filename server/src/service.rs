@@ -16,7 +16,7 @@ use sockio_core::socketio::{RemoteAddr, Routing};
 use crate::cell::ConnCell;
 use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
-use crate::write_signal::WriteSignal;
+use crate::wake_signal::WakeSignal;
 use crate::ws_pump::{Pulled, WsSession};
 
 /// The response type of the Socket.IO endpoint.
@@ -147,7 +147,7 @@ impl<Rt: Runtime> Server<Rt> {
                 upgrade_headers,
             } => {
                 let cell = ConnCell::new(*connection);
-                let writer = Arc::new(WriteSignal::new());
+                let writer = Arc::new(WakeSignal::new());
                 let websocket = response.is_none();
                 if websocket {
                     cell.lock().ws_writers.insert(id, writer.clone());
@@ -165,7 +165,7 @@ impl<Rt: Runtime> Server<Rt> {
                     return plain(StatusCode::BAD_REQUEST, "session closed");
                 };
                 if websocket {
-                    let writer = Arc::new(WriteSignal::new());
+                    let writer = Arc::new(WakeSignal::new());
                     let accepted = cell.drive(|state, now| {
                         state.ws_writers.insert(id, writer.clone());
                         let accepted = state.conn.accept_websocket(now, id, &request);
@@ -231,7 +231,7 @@ impl<Rt: Runtime> Server<Rt> {
         upgrade: Option<OnUpgrade>,
         cell: Arc<ConnCell>,
         id: RequestId,
-        writer: Arc<WriteSignal>,
+        writer: Arc<WakeSignal>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
         let key = request.headers().get(header::SEC_WEBSOCKET_KEY);

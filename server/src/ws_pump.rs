@@ -16,7 +16,7 @@ use tungstenite::Message;
 
 use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
-use crate::write_signal::WriteSignal;
+use crate::wake_signal::WakeSignal;
 
 /// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
 type UpgradedWebSocket =
@@ -99,7 +99,7 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
     max_message: usize,
     session: S,
     id: RequestId,
-    writer: Arc<WriteSignal>,
+    writer: Arc<WakeSignal>,
     write_timeout: Duration,
     guard: impl Send + 'static,
 ) {
@@ -148,7 +148,7 @@ async fn run<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
-    writer: Arc<WriteSignal>,
+    writer: Arc<WakeSignal>,
     (mut sink, mut stream): SplitWebSocket,
     write_timeout: Duration,
 ) {
@@ -166,7 +166,7 @@ async fn run<Rt: Runtime, S: WsSession>(
         match select(stream.next(), writer.notified()).await {
             Either::Left((first, _)) => {
                 // This task writes what handling the reads produces on its next turn anyway: it
-                // must not wake itself for that (crate::write_signal).
+                // must not wake itself for that (crate::wake_signal).
                 writer.quiet();
                 // Take every message already read in the same go, so their answers leave in one
                 // write (two events in flight from a client cost one send, not two).

@@ -1,61 +1,65 @@
-//! The wake-up of a WebSocket's pump ([`crate::ws_pump`]) when the core has something for it to
-//! write.
+//! The wake-up of one waiting task: a WebSocket's pump ([`crate::ws_pump`]) when the core has
+//! something for it to write, a connection's task ([`crate::dispatch`]) when its deadline, queue
+//! or hand-off changed.
 //!
-//! An `event_listener::Event` did this before: every turn of the pump's loop allocated a listener
-//! and took the event's lock twice, and a listener still registered while the pump handled what it
+//! An `event_listener::Event` did this before: every turn of the waiter's loop allocated a
+//! listener and took the event's lock twice, an idle connection's task kept a listener and the
+//! event's shared state allocated, and a listener still registered while the pump handled what it
 //! had read made every acknowledgement written from that same task wake the task again, for one
-//! more empty turn per read (bench/ANALYSIS.md, "Echo, third round"). Here the pump says when it
+//! more empty turn per read (bench/ANALYSIS.md, "Echo, third round"). Here the waiter says when it
 //! wants to be woken: only while it waits.
 
 use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-/// Set by the drain rule when the core may have frames for the socket; awaited by its pump.
+/// A notification for one waiter: set by whoever changed what it looks at, awaited by it.
 #[derive(Default)]
-pub(crate) struct WriteSignal {
+pub(crate) struct WakeSignal {
     pending: AtomicBool,
     waker: AtomicWaker,
 }
 
-impl WriteSignal {
+impl WakeSignal {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The core may have something to write (or the session ended): the pump looks again, waking
-    /// up if it waits.
+    /// Something changed: the waiter looks again, waking up if it waits.
     pub fn notify(&self) {
         self.pending.store(true, Ordering::SeqCst);
         self.waker.wake();
     }
 
-    /// Forgets the notifications so far: the pump is about to pull everything they announced.
+    /// Forgets the notifications so far: the waiter is about to look at everything they announced.
     pub fn clear(&self) {
         self.pending.store(false, Ordering::SeqCst);
     }
 
-    /// Stops waking the pump's task: it is running and will look before it waits again.
+    /// Stops waking the waiter's task: it is running and will look before it waits again.
     pub fn quiet(&self) {
         drop(self.waker.take());
     }
 
-    /// Waits for a notification since the last [`WriteSignal::clear`].
+    /// Waits for a notification since the last [`WakeSignal::clear`].
     pub fn notified(&self) -> impl Future<Output = ()> + '_ {
-        poll_fn(|cx| {
-            if self.pending.load(Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            // Register, then look again, so a notification in between is not missed.
-            self.waker.register(cx.waker());
-            if self.pending.load(Ordering::SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+        poll_fn(|cx| self.poll_notified(cx))
+    }
+
+    /// [`WakeSignal::notified`] as a poll, for a waiter that polls several things at once.
+    pub fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.pending.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        // Register, then look again, so a notification in between is not missed.
+        self.waker.register(cx.waker());
+        if self.pending.load(Ordering::SeqCst) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -67,7 +71,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Context, Poll, Wake, Waker};
 
-    use super::WriteSignal;
+    use super::WakeSignal;
 
     struct CountingWaker(AtomicUsize);
 
@@ -84,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_waiting_pump_is_woken_and_sees_the_notification() {
-        let signal = WriteSignal::new();
+        let signal = WakeSignal::new();
         let (wakes, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         let mut wait = pin!(signal.notified());
@@ -96,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_notification_before_the_wait_is_kept_until_cleared() {
-        let signal = WriteSignal::new();
+        let signal = WakeSignal::new();
         let (_, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         signal.notify();
@@ -107,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_quiet_pump_is_not_woken_but_still_sees_the_notification() {
-        let signal = WriteSignal::new();
+        let signal = WakeSignal::new();
         let (wakes, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         assert!(pin!(signal.notified()).poll(&mut cx).is_pending());
