@@ -423,6 +423,16 @@ macro_rules! emit_target_methods {
     };
 }
 
+/// The message of a caught panic's payload (`panic!` with a string literal or a formatted
+/// string), for the log line every runtime writes when an application handler panics.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not a string)".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,5 +483,16 @@ mod tests {
             AckOutcome::classify(other),
             AckOrEvent::Event(SocketEvent::Closed(_))
         ));
+    }
+
+    #[test]
+    fn panic_messages_of_strings_and_formatted_strings_and_the_rest() {
+        let message_of = |f: fn()| {
+            let panic = std::panic::catch_unwind(f).expect_err("panics");
+            super::panic_message(&*panic)
+        };
+        assert_eq!(message_of(|| panic!("boom")), "boom");
+        assert_eq!(message_of(|| panic!("{}-{}", 1, 2)), "1-2");
+        assert_eq!(message_of(|| std::panic::panic_any(7_u8)), "(not a string)");
     }
 }

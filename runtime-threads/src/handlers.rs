@@ -62,11 +62,7 @@ pub(crate) fn catch_panic<T>(handler: &str, f: impl FnOnce() -> T) -> Option<T> 
     match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(output) => Some(output),
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(not a string)".to_owned());
+            let message = sockio_core::api::panic_message(&*panic);
             tracing::error!(handler, panic = message, "a handler panicked");
             None
         }

@@ -60,6 +60,31 @@ struct ReceivedEvent {
     ack_id: Option<u64>,
 }
 
+impl TryFrom<SocketEvent> for ReceivedEvent {
+    /// Any other kind of event, given back.
+    type Error = SocketEvent;
+
+    fn try_from(event: SocketEvent) -> Result<Self, SocketEvent> {
+        match event {
+            SocketEvent::Event {
+                namespace,
+                sid,
+                event,
+                args,
+                attachments,
+                ack_id,
+            } => Ok(ReceivedEvent {
+                namespace,
+                sid,
+                event,
+                args: Args::from_parts(args, attachments),
+                ack_id,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// How an event's handling went when started ([`Server::start_event`]).
 enum Started {
     /// It finished, or runs on a task of its own.
@@ -168,29 +193,13 @@ impl<Rt: Runtime> Server<Rt> {
             return false;
         }
         while let Some(event) = next {
-            let waiting = match event {
+            let waiting = match ReceivedEvent::try_from(event) {
                 // The common case, without the boxed `handle_event` around it.
-                SocketEvent::Event {
-                    namespace,
-                    sid,
-                    event,
-                    args,
-                    attachments,
-                    ack_id,
-                } => {
-                    let received = ReceivedEvent {
-                        namespace,
-                        sid,
-                        event,
-                        args: Args::from_parts(args, attachments),
-                        ack_id,
-                    };
-                    match self.start_event(cell, received) {
-                        Started::Done => None,
-                        Started::Waiting(rest) => Some(rest),
-                    }
-                }
-                other => {
+                Ok(received) => match self.start_event(cell, received) {
+                    Started::Done => None,
+                    Started::Waiting(rest) => Some(rest),
+                },
+                Err(other) => {
                     let mut handling = self.handling(cell, other);
                     poll_once(handling.as_mut())
                         .is_pending()
@@ -292,6 +301,15 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     async fn handle_event(self: &Arc<Self>, cell: &Arc<ConnCell>, event: SocketEvent) {
+        let event = match ReceivedEvent::try_from(event) {
+            Ok(received) => {
+                if let Started::Waiting(rest) = self.start_event(cell, received) {
+                    rest.await;
+                }
+                return;
+            }
+            Err(other) => other,
+        };
         match event {
             SocketEvent::Connect {
                 namespace,
@@ -332,25 +350,6 @@ impl<Rt: Runtime> Server<Rt> {
                 }
                 if let Err(error) = result {
                     tracing::debug!(%sid, %error, "connect answer not delivered");
-                }
-            }
-            SocketEvent::Event {
-                namespace,
-                sid,
-                event,
-                args,
-                attachments,
-                ack_id,
-            } => {
-                let received = ReceivedEvent {
-                    namespace,
-                    sid,
-                    event,
-                    args: Args::from_parts(args, attachments),
-                    ack_id,
-                };
-                if let Started::Waiting(rest) = self.start_event(cell, received) {
-                    rest.await;
                 }
             }
             SocketEvent::Disconnect {

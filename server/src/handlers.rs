@@ -95,11 +95,7 @@ pub(crate) fn catch_panic_now<T>(handler: &str, call: impl FnOnce() -> T) -> Opt
 }
 
 fn log_panic(handler: &str, panic: Box<dyn std::any::Any + Send>) {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(not a string)".to_owned());
+    let message = sockio_core::api::panic_message(&*panic);
     tracing::error!(handler, panic = message, "a handler panicked");
 }
 
