@@ -4,14 +4,15 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use sockio_core::engineio::{
-    CloseReason, Endpoint, EngineConfig, PacketData, RequestId, Routing, SequentialSids, WsAction,
+    CloseReason, Endpoint, EngineConfig, PacketData, RequestId, Routing, SequentialSids, Session,
+    WsAction, WsBatch,
 };
 
-#[test]
-fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
+/// A WebSocket session (socket `RequestId(1)`) that was sent one message and then closed, with
+/// its open packet, the message and the close still to be pulled.
+fn closed_websocket_session() -> Session {
     let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = Instant::now();
-    let conn = RequestId(1);
     let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
         .header("connection", "Upgrade")
         .header("upgrade", "websocket")
@@ -20,7 +21,7 @@ fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
         .body(Bytes::new())
         .expect("request");
     let Routing::Created { mut session, .. } =
-        endpoint.handle_request(now, conn, &request, |_| false)
+        endpoint.handle_request(now, RequestId(1), &request, |_| false)
     else {
         panic!("no handshake");
     };
@@ -31,6 +32,13 @@ fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
     session.close(now, CloseReason::ForcedClose);
     while session.poll_output().is_some() {}
     while session.poll_event().is_some() {}
+    *session
+}
+
+#[test]
+fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
+    let mut session = closed_websocket_session();
+    let conn = RequestId(1);
     assert!(session.is_closed());
     assert!(
         !session.is_finished(),
@@ -43,6 +51,29 @@ fn a_closed_websocket_session_is_finished_once_its_writes_are_pulled() {
     assert_eq!(pulled.len(), 3, "{pulled:?}");
     assert_eq!(pulled.last(), Some(&WsAction::Close));
     assert!(session.is_finished());
+}
+
+#[test]
+fn pull_ws_takes_at_most_max_and_says_finished_only_when_nothing_is_left() {
+    let mut session = closed_websocket_session();
+    let conn = RequestId(1);
+    let first = session.pull_ws(conn, 2);
+    assert_eq!(first.actions.len(), 2, "{first:?}");
+    assert!(!first.finished, "the close is still owed");
+    let second = session.pull_ws(conn, 2);
+    assert_eq!(second.actions, vec![WsAction::Close]);
+    assert!(!second.finished, "finished is only said with nothing taken");
+    let last = session.pull_ws(conn, 2);
+    assert!(last.actions.is_empty());
+    assert!(last.finished);
+    assert_eq!(
+        session.pull_ws(RequestId(2), 2),
+        WsBatch {
+            actions: Vec::new(),
+            finished: true
+        },
+        "another socket of an ended session gets nothing more either"
+    );
 }
 
 #[test]

@@ -175,6 +175,41 @@ fn v5_reject_connect_sends_message_and_data() {
 }
 
 #[test]
+fn answer_connect_accepts_or_refuses_with_the_verdict() {
+    let mut h = Harness::socket(only(&["/", "/admin"]));
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40");
+    h.ws_send_text(ws, "40/admin,");
+    strip(h.take_events(&sid));
+    h.command(&sid, |c, now| c.answer_connect(now, "/", &Ok(())))
+        .unwrap();
+    let refused = sockio_core::api::ConnectRefused {
+        message: "nope".to_owned(),
+        data: Some(json!({"code": 7})),
+    };
+    h.command(&sid, |c, now| {
+        c.answer_connect(now, "/admin", &Err(refused))
+    })
+    .unwrap();
+    let replies = h.ws_take_text(ws);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(replies[0].starts_with(r#"40{"sid":"#), "{replies:?}");
+    assert_eq!(
+        sio_split(&replies[1]),
+        (
+            "44/admin,".to_owned(),
+            json!({"message": "nope", "data": {"code": 7}})
+        )
+    );
+    assert!(h.conn(&sid).socket_id("/").is_some());
+    assert_eq!(h.conn(&sid).socket_id("/admin"), None);
+    assert_eq!(
+        h.command(&sid, |c, now| c.answer_connect(now, "/admin", &Ok(()))),
+        Err(CommandError::NoPendingConnect("/admin".to_owned()))
+    );
+}
+
+#[test]
 fn answering_without_a_pending_connect_is_an_error() {
     let mut h = Harness::socket(SocketConfig::default());
     let (sid, ws, _) = h.sio_ws_joined();

@@ -34,7 +34,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, RequestId, Routing, SendError,
-    Session, SessionNotice, WsAction, WsMessage, deliver_in_order,
+    Session, SessionNotice, WsBatch, WsMessage, deliver_in_order,
 };
 use sockio_core::http::{Request, Response};
 
@@ -626,13 +626,8 @@ impl WsSession for EngineWebSocket {
         // (unless another thread is delivering this session's earlier messages).
     }
 
-    fn pull(&self, id: RequestId, max: usize) -> (Vec<WsAction>, bool) {
-        let mut state = lock(&self.cell.state);
-        let actions: Vec<WsAction> = std::iter::from_fn(|| state.session.poll_ws(id))
-            .take(max)
-            .collect();
-        let finished = state.session.is_closed() && !state.session.wants_ws_write(id);
-        (actions, finished)
+    fn pull(&self, id: RequestId, max: usize) -> WsBatch {
+        lock(&self.cell.state).session.pull_ws(id, max)
     }
 
     fn closed(&self, id: RequestId, failed: bool) {

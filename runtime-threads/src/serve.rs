@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use sockio_core::engineio::{RequestId, WsAction, WsMessage};
+use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
 use tungstenite::protocol::Role;
@@ -119,7 +119,7 @@ pub(crate) trait WsSession: Send + Sync + 'static {
     fn pause(&self);
     /// Takes up to `max` actions for WebSocket `id`, and whether the session is over with
     /// nothing left for it.
-    fn pull(&self, id: RequestId, max: usize) -> (Vec<WsAction>, bool);
+    fn pull(&self, id: RequestId, max: usize) -> WsBatch;
     /// WebSocket `id` ended (`failed`: without a clean close).
     fn closed(&self, id: RequestId, failed: bool);
 }
@@ -212,13 +212,8 @@ impl WsSession for ConnWebSocket {
         self.server.wait_for_dispatch(&self.cell);
     }
 
-    fn pull(&self, id: RequestId, max: usize) -> (Vec<WsAction>, bool) {
-        let mut state = self.cell.lock();
-        let actions: Vec<WsAction> = std::iter::from_fn(|| state.conn.poll_ws(id))
-            .take(max)
-            .collect();
-        let finished = state.conn.is_closed() && !state.conn.wants_ws_write(id);
-        (actions, finished)
+    fn pull(&self, id: RequestId, max: usize) -> WsBatch {
+        self.cell.lock().conn.pull_ws(id, max)
     }
 
     fn closed(&self, id: RequestId, failed: bool) {
@@ -930,7 +925,7 @@ fn read_loop(session: &impl WsSession, id: RequestId, shared: &WsShared) -> bool
 fn write_loop(session: &impl WsSession, id: RequestId, wake: &WsWake, shared: &WsShared) {
     while wake.wait() {
         loop {
-            let (actions, finished) = session.pull(id, 64);
+            let WsBatch { actions, finished } = session.pull(id, 64);
             if actions.is_empty() {
                 if finished {
                     close(shared);

@@ -609,14 +609,8 @@ impl Server {
                     _ => Ok(()),
                 })
                 .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
-                let result = self.drive(cell, |state, now| match &verdict {
-                    Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
-                    Err(refused) => state.conn.reject_connect(
-                        now,
-                        &namespace,
-                        &refused.message,
-                        refused.data.clone(),
-                    ),
+                let result = self.drive(cell, |state, now| {
+                    state.conn.answer_connect(now, &namespace, &verdict)
                 });
                 if verdict.is_err() || result.is_err() {
                     self.hub().forget_socket(&namespace, &sid);

@@ -336,15 +336,8 @@ impl<Rt: Runtime> Server<Rt> {
                 })
                 .await
                 .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
-                let result = cell.drive(|state, now| match &verdict {
-                    Ok(()) => state.conn.accept_connect(now, &namespace).map(|_| ()),
-                    Err(refused) => state.conn.reject_connect(
-                        now,
-                        &namespace,
-                        &refused.message,
-                        refused.data.clone(),
-                    ),
-                });
+                let result =
+                    cell.drive(|state, now| state.conn.answer_connect(now, &namespace, &verdict));
                 if verdict.is_err() || result.is_err() {
                     self.forget_socket(&namespace, &sid);
                 }

@@ -38,7 +38,7 @@ use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
-    Session, SessionNotice, WsMessage, deliver_in_order,
+    Session, SessionNotice, WsBatch, WsMessage, deliver_in_order,
 };
 
 use crate::error::ServerError;
@@ -46,7 +46,7 @@ use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{Handled, SocketIoResponse, plain, read_body};
 use crate::wake_signal::WakeSignal;
-use crate::ws_pump::{Pulled, WsSession};
+use crate::ws_pump::WsSession;
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 
@@ -572,14 +572,8 @@ struct SessionWebSocket<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
-    fn pull(&self, id: RequestId, max: usize) -> Pulled {
-        let mut state = lock(&self.cell.state);
-        Pulled::take(
-            &mut state.session,
-            max,
-            |session| session.poll_ws(id),
-            |session| session.is_closed() && !session.wants_ws_write(id),
-        )
+    fn pull(&self, id: RequestId, max: usize) -> WsBatch {
+        lock(&self.cell.state).session.pull_ws(id, max)
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

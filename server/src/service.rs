@@ -10,14 +10,14 @@ use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
-use sockio_core::engineio::{RequestId, WsMessage};
+use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
 
 use crate::cell::ConnCell;
 use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
 use crate::wake_signal::WakeSignal;
-use crate::ws_pump::{Pulled, WsSession};
+use crate::ws_pump::WsSession;
 
 /// The response type of the Socket.IO endpoint.
 pub type SocketIoResponse = http::Response<Full<Bytes>>;
@@ -278,14 +278,8 @@ struct ConnWebSocket<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
-    fn pull(&self, id: RequestId, max: usize) -> Pulled {
-        let mut state = self.cell.lock();
-        Pulled::take(
-            &mut state.conn,
-            max,
-            |conn| conn.poll_ws(id),
-            |conn| conn.is_closed() && !conn.wants_ws_write(id),
-        )
+    fn pull(&self, id: RequestId, max: usize) -> WsBatch {
+        self.cell.lock().conn.pull_ws(id, max)
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

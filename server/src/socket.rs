@@ -15,9 +15,9 @@ use crate::server::{Call, Emit, Server};
 /// One client's socket in one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Socket<Rt: Runtime> {
-    /// A server handle of the socket's connection (or of the one call that made the socket), not
-    /// the server's own: handing sockets to handlers for every event then changes no reference
-    /// count that other connections' threads change too (bench/ANALYSIS.md).
+    /// A server handle of the socket's connection, not the server's own: handing sockets to
+    /// handlers for every event then changes no reference count that other connections' threads
+    /// change too (bench/ANALYSIS.md).
     server: Arc<Server<Rt>>,
     namespace: ByteString,
     sid: Sid,

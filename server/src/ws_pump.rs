@@ -11,7 +11,7 @@ use futures_util::future::{Either, select};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
-use sockio_core::engineio::{RequestId, WsAction, WsMessage};
+use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use tungstenite::Message;
 
 use crate::runtime::{Runtime, until};
@@ -24,44 +24,16 @@ type UpgradedWebSocket =
 
 /// What the pump needs of a session (a Socket.IO connection or a raw Engine.IO session).
 pub(crate) trait WsSession: Send + Sync {
-    /// Up to `max` next writes (or the close) for the WebSocket `id`.
-    fn pull(&self, id: RequestId, max: usize) -> Pulled;
+    /// Up to `max` next writes (or the close) for the WebSocket `id` ([`Session::pull_ws`]).
+    ///
+    /// [`Session::pull_ws`]: sockio_core::engineio::Session::pull_ws
+    fn pull(&self, id: RequestId, max: usize) -> WsBatch;
     /// A message from the client, fed to the core (with the drain rule).
     fn received(&self, id: RequestId, message: WsMessage);
     /// Waits while the application is far behind, so reading pauses (backpressure).
     fn throttle(&self) -> impl Future<Output = ()> + Send;
     /// The WebSocket `id` is gone (`failed`: by an error rather than a close).
     fn closed(&self, id: RequestId, failed: bool);
-}
-
-/// What [`WsSession::pull`] found for a WebSocket.
-pub(crate) enum Pulled {
-    /// Frames to write, or the close (never empty).
-    Actions(Vec<WsAction>),
-    /// Nothing for now.
-    Nothing,
-    /// The session has ended and nothing more will come for the socket.
-    Finished,
-}
-
-impl Pulled {
-    /// Up to `max` actions of `session` from `poll`; when there are none, whether the session
-    /// is `finished` (asked only then, under the same lock as the polls).
-    pub(crate) fn take<T>(
-        session: &mut T,
-        max: usize,
-        mut poll: impl FnMut(&mut T) -> Option<WsAction>,
-        finished: impl FnOnce(&T) -> bool,
-    ) -> Pulled {
-        let actions: Vec<WsAction> = std::iter::from_fn(|| poll(session)).take(max).collect();
-        if !actions.is_empty() {
-            Pulled::Actions(actions)
-        } else if finished(session) {
-            Pulled::Finished
-        } else {
-            Pulled::Nothing
-        }
-    }
 }
 
 /// The `101 Switching Protocols` answer for a request with WebSocket key `key`.
@@ -218,15 +190,15 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
     write_timeout: Duration,
 ) -> Written {
     loop {
-        let actions = match session.pull(id, WRITE_BATCH) {
-            Pulled::Actions(actions) => actions,
-            Pulled::Nothing => return Written::Open,
-            Pulled::Finished => {
-                let deadline = Instant::now() + write_timeout;
-                let _ = until(runtime, deadline, sink.close(None)).await;
-                return Written::Closed;
-            }
-        };
+        let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
+        if finished {
+            let deadline = Instant::now() + write_timeout;
+            let _ = until(runtime, deadline, sink.close(None)).await;
+            return Written::Closed;
+        }
+        if actions.is_empty() {
+            return Written::Open;
+        }
         let full = actions.len() == WRITE_BATCH;
         // A client that stops reading must not pin this task and its socket forever: each
         // batch (its writes and the flush) gets `write_timeout`.

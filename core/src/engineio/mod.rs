@@ -17,7 +17,9 @@ pub use delivery::{EngineCallbacks, OrderedDelivery, SessionNotice, deliver_in_o
 pub use endpoint::{Endpoint, Routing, is_valid_websocket_handshake, is_websocket_upgrade};
 pub use frame::Frame;
 pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
-pub use session::{CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction};
+pub use session::{
+    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch,
+};
 pub use sid::{SequentialSids, Sid, SidGenerator};
 
 /// The instant `wait` after `now`, or `None` (no deadline) when the clock cannot represent it.

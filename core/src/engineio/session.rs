@@ -124,6 +124,16 @@ pub enum WsAction {
     Close,
 }
 
+/// What [`Session::pull_ws`] gives a WebSocket's writer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WsBatch {
+    /// The next writes (or the close), in order.
+    pub actions: Vec<WsAction>,
+    /// Nothing was left to take and nothing more will come for this socket (the session has
+    /// ended): the writer closes its socket.
+    pub finished: bool,
+}
+
 /// Why a command could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -738,6 +748,16 @@ impl Session {
             return Some(WsAction::Close);
         }
         None
+    }
+
+    /// Up to `max` next actions of [`poll_ws`](Self::poll_ws) for `conn`, for a writer that writes
+    /// them in one batch; when there are none, whether the socket is done.
+    pub fn pull_ws(&mut self, conn: RequestId, max: usize) -> WsBatch {
+        let actions: Vec<WsAction> = std::iter::from_fn(|| self.poll_ws(conn))
+            .take(max)
+            .collect();
+        let finished = actions.is_empty() && self.is_closed() && !self.wants_ws_write(conn);
+        WsBatch { actions, finished }
     }
 
     /// True when [`poll_ws`](Self::poll_ws) has something for `conn`.

@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::api::ConnectResult;
 use crate::small_map::SmallMap;
 use ::http::{HeaderMap, Uri};
 use bytes::Bytes;
@@ -32,7 +33,7 @@ use super::decoder::{Decoder, ParseError};
 use super::packet::{Packet, PacketKind};
 use crate::engineio::frame::Frame;
 use crate::engineio::session::{
-    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction,
+    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch,
 };
 use crate::engineio::sid::{Sid, SidGenerator};
 use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after};
@@ -513,6 +514,23 @@ impl Connection {
         Ok(sid)
     }
 
+    /// Answers the pending connect to `namespace` with the application's verdict: accepted
+    /// ([`accept_connect`](Self::accept_connect)) or refused with the refusal's message and data
+    /// ([`reject_connect`](Self::reject_connect)).
+    pub fn answer_connect(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        verdict: &ConnectResult,
+    ) -> Result<(), CommandError> {
+        match verdict {
+            Ok(()) => self.accept_connect(now, namespace).map(|_| ()),
+            Err(refused) => {
+                self.reject_connect(now, namespace, &refused.message, refused.data.clone())
+            }
+        }
+    }
+
     /// Refuses the pending connection to `namespace` with CONNECT_ERROR carrying `message` and
     /// optional `data` (v5: `{"message","data"}`; v4: the data, else the message).
     ///
@@ -726,6 +744,11 @@ impl Connection {
     /// See [`Session::poll_ws`].
     pub fn poll_ws(&mut self, conn: RequestId) -> Option<WsAction> {
         self.engine.poll_ws(conn)
+    }
+
+    /// See [`Session::pull_ws`].
+    pub fn pull_ws(&mut self, conn: RequestId, max: usize) -> WsBatch {
+        self.engine.pull_ws(conn, max)
     }
 
     /// See [`Session::wants_ws_write`].
