@@ -29,12 +29,8 @@ fn recording_server() -> (Server, mpsc::UnboundedReceiver<Seen>) {
         let tx = tx.clone();
         async move {
             let seen = Seen {
-                header: handshake
-                    .headers
-                    .get("x-test")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                query_a: handshake.query_param("a").map(str::to_owned),
+                header: handshake.headers.get_str("x-test").map(str::to_owned),
+                query_a: handshake.query_param("a").map(|a| a.into_owned()),
                 remote_ip: handshake.remote_addr.map(|a| a.ip()),
                 auth: auth.clone(),
                 transport: socket

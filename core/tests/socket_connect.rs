@@ -431,8 +431,16 @@ fn v4_root_auth_comes_from_the_handshake_query() {
         );
         // The whole query stays in the handshake.
         let handshake = h.conn(&sid).handshake().clone();
-        assert_eq!(handshake.query_param("t"), Some("NzX1"), "{transport}");
-        assert_eq!(handshake.query_param("token"), Some("abc"), "{transport}");
+        assert_eq!(
+            handshake.query_param("t").as_deref(),
+            Some("NzX1"),
+            "{transport}"
+        );
+        assert_eq!(
+            handshake.query_param("token").as_deref(),
+            Some("abc"),
+            "{transport}"
+        );
         let id = h
             .command(&sid, |c, now| c.accept_connect(now, "/"))
             .unwrap();

@@ -5,7 +5,7 @@
 //! input, HTTP responses go to the waiting request handlers, WebSocket writers are woken, events are
 //! collected for dispatch, and the connection's task is told when the deadline changed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,12 +41,13 @@ fn call_back(callback: AckCallback, outcome: AckOutcome) {
 
 pub(crate) struct ConnState {
     pub conn: Connection,
-    /// Held polling requests, answered by `Output::Respond`.
-    pub waiters: HashMap<RequestId, oneshot::Sender<Response>>,
+    /// Held polling requests, answered by `Output::Respond`. (BTreeMaps here: an empty one is
+    /// half the size of a HashMap, and every idle connection holds these.)
+    pub waiters: BTreeMap<RequestId, oneshot::Sender<Response>>,
     /// The wake-up of each WebSocket writer.
     pub ws_writers: SmallMap<RequestId, Arc<WakeSignal>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
-    pub acks: HashMap<u64, AckCallback>,
+    pub acks: BTreeMap<u64, AckCallback>,
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
     /// no event is lost when the future that fed the input is cancelled.
     pub dispatch_queue: VecDeque<SocketEvent>,
@@ -91,9 +92,9 @@ impl ConnCell {
             sid: conn.sid().clone(),
             state: Mutex::new(ConnState {
                 conn,
-                waiters: HashMap::new(),
+                waiters: BTreeMap::new(),
                 ws_writers: SmallMap::new(),
-                acks: HashMap::new(),
+                acks: BTreeMap::new(),
                 dispatch_queue: VecDeque::new(),
                 dispatching: false,
                 throttled: false,
@@ -305,7 +306,7 @@ impl ConnState {
                 };
                 match event {
                     SocketEvent::Closed(reason) => {
-                        for (_, callback) in self.acks.drain() {
+                        for (_, callback) in std::mem::take(&mut self.acks) {
                             callbacks.push((callback, AckOutcome::Disconnected));
                         }
                         // Writers of sockets the core no longer knows must not wait forever.

@@ -9,6 +9,7 @@ pub mod compress;
 pub mod cookie;
 pub mod cors;
 pub mod error;
+pub mod header_list;
 pub mod query;
 
 /// An HTTP request as seen by the engine: the whole body already buffered.
@@ -20,4 +21,5 @@ pub use compress::{ContentEncoding, DEFAULT_COMPRESSION_THRESHOLD, maybe_compres
 pub use cookie::{CookieConfig, InvalidCookieConfig, SameSite};
 pub use cors::{AllowedOrigins, CorsConfig, OriginCheck};
 pub use error::{EngineErrorCode, error_response, plain_response, ws_rejection_response};
+pub use header_list::HeaderList;
 pub use query::Query;

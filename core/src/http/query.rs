@@ -38,6 +38,18 @@ impl Query {
         Query { pairs }
     }
 
+    /// The decoded value of the first pair of `raw` whose decoded key is `key`, found the way
+    /// [`Query::parse`] would find it but without keeping the other pairs.
+    pub fn find<'a>(raw: &'a str, key: &str) -> Option<Cow<'a, str>> {
+        let raw = raw.strip_prefix('?').unwrap_or(raw);
+        raw.split('&')
+            .filter(|segment| !segment.is_empty())
+            .take(Self::MAX_PAIRS)
+            .map(|segment| segment.split_once('=').unwrap_or((segment, "")))
+            .find(|(k, _)| decode(k) == key)
+            .map(|(_, value)| decode(value))
+    }
+
     /// Parses the query component of `uri` (an empty [`Query`] if it has none).
     pub fn from_uri(uri: &::http::Uri) -> Query {
         uri.query().map(Query::parse).unwrap_or_default()
@@ -133,6 +145,15 @@ fn decode(input: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_agrees_with_parse_on_the_first_pair_of_a_key() {
+        let raw = "?a=1&b=x%20y&a=2&c+d=e+f&flag&%zz=bad%";
+        let parsed = Query::parse(raw);
+        for key in ["a", "b", "c d", "flag", "%zz", "missing", ""] {
+            assert_eq!(Query::find(raw, key).as_deref(), parsed.get(key), "{key}");
+        }
+    }
 
     #[test]
     fn engineio_handshake_query() {

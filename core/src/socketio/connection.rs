@@ -17,16 +17,17 @@
 //! Packets for a namespace the client has not joined, a second CONNECT, or a CONNECT_ERROR from the
 //! client break the protocol and close the whole connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::ConnectResult;
 use crate::small_map::SmallMap;
-use ::http::{HeaderMap, Uri};
+use ::http::Uri;
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::config::SocketConfig;
 use super::decoder::{Decoder, ParseError};
@@ -37,7 +38,7 @@ use crate::engineio::session::{
 };
 use crate::engineio::sid::{Sid, SidGenerator};
 use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after};
-use crate::http::{Query, Request, Response};
+use crate::http::{HeaderList, Query, Request, Response};
 
 /// The Socket.IO protocol revision: v4 rides on Engine.IO 3, v5 on Engine.IO 4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,58 +54,40 @@ pub enum SocketVersion {
 pub struct RemoteAddr(pub core::net::SocketAddr);
 
 /// What the handshake request told about the client; shown to connect handlers.
+///
+/// It lives as long as the connection, so it is kept compact: the headers in one buffer
+/// ([`HeaderList`]) and the query read from the URI when asked for.
 #[derive(Debug, Clone)]
 pub struct Handshake {
-    pub headers: HeaderMap,
+    /// The headers of the handshake request.
+    pub headers: HeaderList,
+    /// The handshake request's URI (path and query).
     pub uri: Uri,
-    /// The query string pairs of the handshake request.
-    pub query: Vec<(String, String)>,
     pub remote_addr: Option<core::net::SocketAddr>,
 }
 
 impl Handshake {
-    /// Captures the handshake facts of `request`.
+    /// Captures the handshake facts of `request`. The copy shares no memory with the request:
+    /// HTTP servers such as hyper parse header values as slices of their connection's read
+    /// buffer, so a plain clone kept that whole buffer (8 KiB per connection, heaptrack in
+    /// bench/ANALYSIS.md) alive long after the upgrade.
     pub fn from_request(request: &Request) -> Self {
-        let query = Query::from_uri(request.uri())
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
         Handshake {
-            headers: detached_headers(request.headers()),
-            uri: detached_uri(request.uri()),
-            query,
+            headers: HeaderList::from_map(request.headers()),
+            uri: Uri::try_from(request.uri().to_string()).unwrap_or_else(|_| request.uri().clone()),
             remote_addr: request.extensions().get::<RemoteAddr>().map(|a| a.0),
         }
     }
 
+    /// The decoded query string pairs of the handshake request.
+    pub fn query(&self) -> Query {
+        Query::from_uri(&self.uri)
+    }
+
     /// The first value of query parameter `key`.
-    pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    pub fn query_param(&self, key: &str) -> Option<Cow<'_, str>> {
+        Query::find(self.uri.query()?, key)
     }
-}
-
-/// A copy of `headers` that shares no memory with the request. HTTP servers such as hyper parse
-/// header values as slices of their connection's read buffer; a handshake keeps its headers for
-/// the connection's whole life, so a plain clone kept that whole buffer (8 KiB per connection,
-/// heaptrack in bench/ANALYSIS.md) alive long after the upgrade.
-fn detached_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut copy = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        // A value that was valid stays valid; the fallback is only for the type system.
-        let mut fresh =
-            ::http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        fresh.set_sensitive(value.is_sensitive());
-        copy.append(name.clone(), fresh);
-    }
-    copy
-}
-
-/// A copy of `uri` that shares no memory with the request (see [`detached_headers`]).
-fn detached_uri(uri: &Uri) -> Uri {
-    Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone())
 }
 
 /// Why a socket left a namespace (names follow the reference server).
@@ -288,7 +271,9 @@ pub struct Connection {
     connect_deadline: Option<Instant>,
     namespaces: SmallMap<ByteString, NamespaceState>,
     next_ack_id: u64,
-    awaited_acks: HashMap<u64, AwaitedAck>,
+    /// A BTreeMap rather than a HashMap: half the size in every idle connection, and ack ids
+    /// grow, so new entries go to the end.
+    awaited_acks: BTreeMap<u64, AwaitedAck>,
     events: VecDeque<SocketEvent>,
     /// Set once the connection is closing on its own initiative, so namespace disconnects carry the
     /// Socket.IO reason rather than the Engine.IO one that follows.
@@ -321,7 +306,7 @@ impl Connection {
             attachment_deadline: None,
             namespaces: SmallMap::new(),
             next_ack_id: 0,
-            awaited_acks: HashMap::new(),
+            awaited_acks: BTreeMap::new(),
             events: VecDeque::new(),
             closing_reason: None,
             closed: false,
@@ -1072,10 +1057,10 @@ fn split_namespace(namespace: &ByteString, version: SocketVersion) -> (ByteStrin
 fn handshake_auth(handshake: &Handshake) -> Option<Value> {
     const ENGINE_PARAMS: [&str; 6] = ["EIO", "transport", "t", "sid", "b64", "j"];
     let object: Map<String, Value> = handshake
-        .query
+        .query()
         .iter()
-        .filter(|(k, _)| !ENGINE_PARAMS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .filter(|(k, _)| !ENGINE_PARAMS.contains(k))
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
         .collect();
     (!object.is_empty()).then_some(Value::Object(object))
 }
@@ -1113,9 +1098,11 @@ mod tests {
 
         let handshake = Handshake::from_request(&request);
         let copied = handshake.headers.get("x-token").expect("the header");
-        assert_eq!(copied, "secret-token");
-        assert!(!within(copied.as_bytes().as_ptr()), "the copy is its own");
+        assert_eq!(copied, b"secret-token");
+        assert!(!within(copied.as_ptr()), "the copy is its own");
         assert_eq!(handshake.uri, "/socket.io/?EIO=4&token=1");
-        assert_eq!(handshake.query_param("token"), Some("1"));
+        assert_eq!(handshake.query_param("token").as_deref(), Some("1"));
+        assert_eq!(handshake.query_param("EIO").as_deref(), Some("4"));
+        assert_eq!(handshake.query_param("missing"), None);
     }
 }
