@@ -5,7 +5,7 @@
 
 mod api_support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,62 @@ process.exit(0);
     let acks = client.expect("acks").await;
     client.finish().await;
     acks
+}
+
+/// While the server has stopped reading from a client far ahead of its handlers, it still writes
+/// to it: the first handler waits (300 ms) until the flood has filled the backlog and paused the
+/// reader, emits `tick`, and then waits for the client to confirm it over a second connection.
+/// A pump that stopped writing while paused would hold `tick` back until the handler returned,
+/// so the handler would give up after 10 s instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_client_still_receives_what_the_server_sends() {
+    const FLOOD: u64 = 3000;
+    let io = Server::builder().async_handlers(false).build();
+    let confirmed = Arc::new(tokio::sync::Notify::new());
+    let tick_seen_in_time = Arc::new(AtomicBool::new(false));
+    let notify = confirmed.clone();
+    io.on("got-tick", move |_socket: Socket, _: u64| {
+        let notify = notify.clone();
+        async move { notify.notify_one() }
+    });
+    let (wait, seen) = (confirmed.clone(), tick_seen_in_time.clone());
+    io.on("work", move |socket: Socket, k: u64| {
+        let (wait, seen) = (wait.clone(), seen.clone());
+        async move {
+            if k == 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                socket.emit("tick", &()).await.expect("emit tick");
+                let in_time = tokio::time::timeout(Duration::from_secs(10), wait.notified()).await;
+                seen.store(in_time.is_ok(), Ordering::SeqCst);
+            }
+            k
+        }
+    });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        &format!(
+            r#"
+const options = {{ transports: ["websocket"], reconnection: false, forceNew: true }};
+const flooding = io(URL, options);
+const witness = io(URL, options);
+await connected(flooding);
+await connected(witness);
+flooding.on("tick", () => witness.emit("got-tick", 1));
+const acks = [];
+for (let k = 0; k < {FLOOD}; k++) acks.push(emitWithAck(flooding, "work", k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+        ),
+    );
+    let acks = client.expect("acks").await;
+    client.finish().await;
+    assert_eq!(acks, serde_json::json!((0..FLOOD).collect::<Vec<_>>()));
+    assert!(
+        tick_seen_in_time.load(Ordering::SeqCst),
+        "the client got `tick` while the server was not reading from it"
+    );
 }
 
 /// Handler `k` sleeps `(20 - k)` ms, so later events finish first unless handled one at a time;

@@ -3,6 +3,7 @@
 //! moves messages between an upgraded connection and the core.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,7 +163,19 @@ async fn run<Rt: Runtime, S: WsSession>(
                         next = stream.next().now_or_never();
                     }
                 }
-                session.throttle().await;
+                // Reading waits while the application is far behind; writing does not, so what
+                // the handlers send meanwhile and the heartbeat's pings still reach the client.
+                let mut caught_up = pin!(session.throttle());
+                while let Either::Right(_) = select(caught_up.as_mut(), writer.notified()).await {
+                    writer.clear();
+                    match Box::pin(write_ready(runtime, session, id, &mut sink, write_timeout))
+                        .await
+                    {
+                        Written::Open => {}
+                        Written::Closed => break 'pump false,
+                        Written::Failed => break 'pump true,
+                    }
+                }
             }
             Either::Right(_) => {}
         }
