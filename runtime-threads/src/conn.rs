@@ -4,13 +4,13 @@
 //!
 //! Every input goes through [`Server::drive`](crate::Server), which applies the core's drain rule
 //! ([`ConnCell::drive_locked`]): after the input, HTTP responses go to the waiting request threads,
-//! WebSocket writer threads are woken, acknowledgements are resolved (their callbacks run in the
+//! WebSocket writers are woken, acknowledgements are resolved (their callbacks run in the
 //! driving thread once the lock is released), events are queued for the handler pool (in order,
 //! under the lock), and the timer thread learns the new deadline.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use sockio_core::engineio::{Output, RequestId, Sid};
@@ -38,39 +38,7 @@ pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
     }
 }
 
-/// The wake-up of one WebSocket writer thread.
-#[derive(Default)]
-pub(crate) struct WsWake {
-    flags: Mutex<(bool, bool)>, // (pending, stopped)
-    cond: Condvar,
-}
-
-impl WsWake {
-    /// There may be something to write.
-    pub fn notify(&self) {
-        lock(&self.flags).0 = true;
-        self.cond.notify_one();
-    }
-
-    /// The writer must stop.
-    pub fn stop(&self) {
-        lock(&self.flags).1 = true;
-        self.cond.notify_one();
-    }
-
-    /// Waits for a wake-up; `false` once stopped.
-    pub fn wait(&self) -> bool {
-        let mut flags = lock(&self.flags);
-        while !flags.0 && !flags.1 {
-            flags = self
-                .cond
-                .wait(flags)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        flags.0 = false;
-        !flags.1
-    }
-}
+pub(crate) use crate::ws_writer::WsWake;
 
 pub(crate) struct ConnState {
     pub conn: Connection,

@@ -84,7 +84,7 @@ struct SessionState {
     session: Session,
     /// Held polling requests, answered by `Output::Respond`.
     waiters: HashMap<RequestId, SyncSender<Response>>,
-    /// The wake-up of each WebSocket writer thread.
+    /// The wake-up of each WebSocket's writer.
     ws_writers: HashMap<RequestId, Arc<WsWake>>,
     deadline: Option<Instant>,
 }
@@ -165,7 +165,7 @@ impl EngineWebSocketUpgrade {
 
     /// Runs the WebSocket on `stream` (after the 101 was written) until either side closes it;
     /// `leftover` holds bytes already read past the upgrade request. Blocks the calling thread,
-    /// which becomes the reader; a writer thread is started.
+    /// which becomes the reader; the writer pool writes.
     pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
         self.0.run(stream, leftover);
     }
@@ -600,7 +600,7 @@ impl Host for EngineServer {
     }
 }
 
-/// A raw Engine.IO session's WebSocket, as the shared reader and writer threads see it.
+/// A raw Engine.IO session's WebSocket, as its reader thread and its writer see it.
 pub(crate) struct EngineWebSocket {
     server: EngineServer,
     cell: Arc<SessionCell>,

@@ -38,8 +38,9 @@
 //! ## Threads
 //!
 //! One thread per TCP connection (reading HTTP/1.1 requests, holding long-polls, then reading its
-//! WebSocket), one writer thread per WebSocket, one timer thread for every deadline, and the
-//! handler pool. With `async_handlers(false)` the events of one client are handled strictly in
+//! WebSocket), a pool of WebSocket writer threads (one per core, two to eight) with a writer thread
+//! of its own only for a socket whose client stopped taking data, one timer thread for every
+//! deadline, and the handler pool. With `async_handlers(false)` the events of one client are handled strictly in
 //! order; with `true` (default) any worker may run them concurrently, but at most
 //! [`handlers_per_client`](ServerBuilder::handlers_per_client) of one client's at once (a quarter
 //! of the pool by default), so a client flooding events cannot take the whole pool from the
@@ -66,6 +67,7 @@ mod serve;
 mod server;
 mod socket;
 mod thread_budget;
+mod ws_writer;
 
 pub use config::ServerBuilder;
 pub use emitter::{Emitter, ExternalEmit};

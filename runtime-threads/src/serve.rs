@@ -1,6 +1,6 @@
 //! Standalone serving and embedding: a thread per TCP connection reads HTTP/1.1 requests, holds
-//! long-polls on a response slot, and turns upgrades into WebSockets run by a reader thread and a
-//! writer thread.
+//! long-polls on a response slot, and turns upgrades into WebSockets read by that thread and
+//! written by the writer pool ([`crate::ws_writer`]).
 //!
 //! The loops are shared by the Socket.IO [`Server`] and the raw
 //! [`EngineServer`](crate::engine::EngineServer): each implements [`Host`] (routing a request)
@@ -27,6 +27,7 @@ use crate::error::ServerError;
 use crate::http1::{HttpReader, Incoming, plain, write_response, write_switching};
 use crate::server::Server;
 use crate::thread_budget::BUDGET;
+use crate::ws_writer::{Progress, SocketWrites};
 
 /// Stack of each connection thread (HTTP, then the WebSocket reader) and of each WebSocket writer
 /// thread. The kernel commits stack pages only when touched, so this reserve costs address space,
@@ -35,7 +36,11 @@ use crate::thread_budget::BUDGET;
 /// in CI).
 pub const CONNECTION_STACK: usize = 1024 * 1024;
 /// How long one write may block before the peer is considered gone.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a write of the writer pool may block: a send that cannot finish within it means the
+/// client's receive window is full, and the socket goes to a thread of its own
+/// ([`crate::ws_writer`]). The kernel rounds it up to one clock tick.
+const POOL_WRITE_TIMEOUT: Duration = Duration::from_millis(1);
 /// How often a thread holding a long-poll checks whether its client hung up.
 const HANGUP_CHECK: Duration = Duration::from_millis(500);
 
@@ -108,7 +113,7 @@ pub(crate) trait Upgrade {
     fn run_tracked(self, stream: Arc<TcpStream>, leftover: Vec<u8>);
 }
 
-/// One session's side of a WebSocket: what the reader and writer threads call.
+/// One session's side of a WebSocket: what its reader thread and its writer call.
 pub(crate) trait WsSession: Send + Sync + 'static {
     fn serving(&self) -> &Serving;
     /// The largest message (`max_http_buffer_size`).
@@ -244,7 +249,7 @@ impl WebSocketUpgrade {
 
     /// Runs the WebSocket on `stream` (after the 101 was written) until either side closes it;
     /// `leftover` holds bytes already read past the upgrade request. Blocks the calling thread,
-    /// which becomes the reader; a writer thread is started.
+    /// which becomes the reader; the writer pool writes.
     pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
         self.0.run(stream, leftover);
     }
@@ -760,6 +765,9 @@ struct WsIo {
     inbox: VecDeque<u8>,
     eof: bool,
     out: Arc<TcpStream>,
+    /// A send ran into its timeout: later writes of the same turn report WouldBlock without
+    /// trying (each try would wait the timeout again); the frames stay in tungstenite's buffer.
+    blocked: bool,
 }
 
 impl Read for WsIo {
@@ -777,7 +785,20 @@ impl Read for WsIo {
 
 impl Write for WsIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.out).write(buf)
+        if self.blocked {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let written = (&*self.out).write(buf);
+        if let Err(error) = &written
+            && matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        {
+            self.blocked = true;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        written
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -785,8 +806,9 @@ impl Write for WsIo {
     }
 }
 
-/// One WebSocket shared by its reader and writer threads: every tungstenite call happens under
-/// this mutex, so automatic pongs and close replies never interleave with data frames.
+/// One WebSocket shared by its reader thread and its writer (a pool thread, or its own thread
+/// while the client is slow): every tungstenite call happens under this mutex, so automatic pongs
+/// and close replies never interleave with data frames.
 struct WsShared {
     ws: Mutex<WebSocket<WsIo>>,
     stream: Arc<TcpStream>,
@@ -794,8 +816,8 @@ struct WsShared {
     writer_closed: AtomicBool,
 }
 
-/// Runs a WebSocket: the calling thread reads, a new thread writes. Returns when both ended and
-/// the core was told.
+/// Runs a WebSocket: the calling thread reads, the writer pool writes. Returns when the socket
+/// ended, no writer is left on it, and the core was told.
 fn run_websocket<S: WsSession>(
     session: Arc<S>,
     id: RequestId,
@@ -805,11 +827,13 @@ fn run_websocket<S: WsSession>(
 ) {
     session.serving().busy.fetch_add(1, Ordering::SeqCst);
     let _ = stream.set_read_timeout(None);
+    let _ = stream.set_write_timeout(Some(POOL_WRITE_TIMEOUT));
     let max = session.max_message();
     let io = WsIo {
         inbox: leftover.into(),
         eof: false,
         out: stream.clone(),
+        blocked: false,
     };
     let shared = Arc::new(WsShared {
         ws: Mutex::new(WebSocket::from_raw_socket(
@@ -820,46 +844,35 @@ fn run_websocket<S: WsSession>(
         stream: stream.clone(),
         writer_closed: AtomicBool::new(false),
     });
-    let writer = match BUDGET.reserve(0) {
-        Some(slot) => {
-            let session = session.clone();
-            let shared = shared.clone();
-            let wake = wake.clone();
-            std::thread::Builder::new()
-                .name("sockio-ws-writer".into())
-                .stack_size(CONNECTION_STACK)
-                .spawn(move || {
-                    let _slot = slot;
-                    write_loop(&*session, id, &wake, &shared)
-                })
-        }
-        None => Err(io::Error::other("the thread budget is spent")),
-    };
-    let failed = match &writer {
-        Ok(_) => read_loop(&*session, id, &shared),
-        Err(error) => {
-            tracing::warn!(%error, "cannot start a WebSocket writer thread");
-            true
-        }
-    };
-    wake.stop();
+    wake.attach(Arc::new(SocketWriter {
+        session: session.clone(),
+        id,
+        shared: shared.clone(),
+    }));
+    let failed = read_loop(&*session, id, &shared, &wake);
+    // Cut first, so a writer blocked on the socket returns at once.
     let _ = stream.shutdown(Shutdown::Both);
-    if let Ok(writer) = writer {
-        let _ = writer.join();
-    }
+    wake.stop();
     let failed = failed && !shared.writer_closed.load(Ordering::SeqCst);
     session.closed(id, failed);
     session.serving().busy.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Reads until the WebSocket ends; returns whether it failed (rather than closed).
-fn read_loop(session: &impl WsSession, id: RequestId, shared: &WsShared) -> bool {
-    let mut buf = vec![0u8; 4096];
+fn read_loop(
+    session: &impl WsSession,
+    id: RequestId,
+    shared: &WsShared,
+    wake: &Arc<WsWake>,
+) -> bool {
+    // Read in the async runtimes' WebSocket read size: the bytes read wait in `inbox`, whose
+    // buffer keeps the size of the largest read for the connection's whole life.
+    let mut buf = vec![0u8; sockio_net::websocket::READ_BUFFER];
     let mut received = 0;
     loop {
         let mut messages = Vec::new();
         let mut end = None;
-        {
+        let unflushed = {
             let mut ws = lock(&shared.ws);
             if received == usize::MAX {
                 ws.get_mut().eof = true;
@@ -895,8 +908,12 @@ fn read_loop(session: &impl WsSession, id: RequestId, shared: &WsShared) -> bool
                     }
                 }
             }
-            // Pongs and close replies tungstenite queued.
-            let _ = ws.flush();
+            // Pongs and close replies tungstenite queued; when the socket is full they wait in
+            // tungstenite's buffer for the writer.
+            matches!(ws.flush(), Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock)
+        };
+        if unflushed {
+            wake.notify();
         }
         for message in messages {
             session.received(id, message);
@@ -920,43 +937,80 @@ fn read_loop(session: &impl WsSession, id: RequestId, shared: &WsShared) -> bool
     }
 }
 
-/// Writes what the core has for this WebSocket whenever woken, until the core closes it or the
-/// reader ends.
-fn write_loop(session: &impl WsSession, id: RequestId, wake: &WsWake, shared: &WsShared) {
-    while wake.wait() {
-        loop {
-            let WsBatch { actions, finished } = session.pull(id, 64);
-            if actions.is_empty() {
-                if finished {
-                    close(shared);
-                    return;
+/// Most frames pulled from the core for one write.
+const WRITE_BATCH: usize = 64;
+
+/// The writing side of a WebSocket: what the writer pool and a slow socket's own thread call.
+struct SocketWriter<S: WsSession> {
+    session: Arc<S>,
+    id: RequestId,
+    shared: Arc<WsShared>,
+}
+
+impl<S: WsSession> SocketWrites for SocketWriter<S> {
+    fn write_batch(&self) -> Progress {
+        let WsBatch { actions, finished } = self.session.pull(self.id, WRITE_BATCH);
+        if actions.is_empty() && finished {
+            close(&self.shared);
+            return Progress::Ended;
+        }
+        let full = actions.len() == WRITE_BATCH;
+        let mut ws = lock(&self.shared.ws);
+        // A new turn tries the socket again.
+        ws.get_mut().blocked = false;
+        for action in actions {
+            let message = match action {
+                WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
+                WsAction::Close => {
+                    drop(ws);
+                    close(&self.shared);
+                    return Progress::Ended;
                 }
-                break;
-            }
-            let mut ws = lock(&shared.ws);
-            for action in actions {
-                let message = match action {
-                    WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
-                        Some(frame) => frame,
-                        None => continue,
-                    },
-                    WsAction::Close => {
-                        drop(ws);
-                        close(shared);
-                        return;
-                    }
-                };
-                if let Err(error) = ws.write(message) {
+            };
+            match ws.write(message) {
+                Ok(()) => {}
+                // Buffered; the flush below or a later turn sends it.
+                Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                }
+                Err(error) => {
                     tracing::debug!(%error, "WebSocket write failed");
-                    let _ = shared.stream.shutdown(Shutdown::Both);
-                    return;
+                    let _ = self.shared.stream.shutdown(Shutdown::Both);
+                    return Progress::Ended;
                 }
-            }
-            if ws.flush().is_err() {
-                let _ = shared.stream.shutdown(Shutdown::Both);
-                return;
             }
         }
+        match ws.flush() {
+            Ok(()) if full => Progress::More,
+            Ok(()) => Progress::Done,
+            Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                Progress::Blocked
+            }
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket write failed");
+                let _ = self.shared.stream.shutdown(Shutdown::Both);
+                Progress::Ended
+            }
+        }
+    }
+
+    fn set_patient(&self, patient: bool) {
+        // Under the lock, so no write of the reader (pongs) is in flight while it changes.
+        let mut ws = lock(&self.shared.ws);
+        let timeout = if patient {
+            WRITE_TIMEOUT
+        } else {
+            POOL_WRITE_TIMEOUT
+        };
+        let _ = self.shared.stream.set_write_timeout(Some(timeout));
+        ws.get_mut().blocked = false;
+    }
+
+    fn fail(&self) {
+        tracing::debug!("WebSocket client took nothing for the write timeout");
+        let _ = self.shared.stream.shutdown(Shutdown::Both);
     }
 }
 

@@ -18,7 +18,7 @@ const RESERVED_MAPPINGS: usize = 4_096;
 /// `vm.max_map_count` when it cannot be read: Linux's default.
 const DEFAULT_MAX_MAP_COUNT: usize = 65_530;
 
-/// Live connection and WebSocket-writer threads, and how many may live at once.
+/// Live connection threads and writer threads of slow WebSockets, and how many may live at once.
 pub(crate) struct ThreadBudget {
     live: AtomicUsize,
     limit: usize,
@@ -47,7 +47,7 @@ impl ThreadBudget {
     }
 
     /// A slot for one thread, if one is free and `spare` more would still be free after it (a
-    /// connection reserves room for the writer thread its WebSocket will need).
+    /// connection keeps room for a writer thread its WebSocket may need when its client is slow).
     pub(crate) fn reserve(&self, spare: usize) -> Option<ThreadSlot<'_>> {
         let mut live = self.live.load(Ordering::Relaxed);
         loop {

@@ -1,7 +1,7 @@
 //! 2,000 concurrent WebSocket clients (socket.io-client 4.x in one Node process) against the
 //! threads runtime: all connect, then all receive one broadcast. Prints the time to connect them
-//! all, the server's resident memory and its thread count (about 4,000 threads; 6 s in a debug
-//! build on 2 cores, so it runs with the rest of the suite):
+//! all, the server's resident memory and its thread count (about 2,000 threads: one per
+//! connection; a few seconds in a debug build on 2 cores, so it runs with the rest of the suite):
 //!
 //! ```sh
 //! cargo test -p sockio-threads --test two_thousand -- --nocapture
