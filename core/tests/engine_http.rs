@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use sockio_core::engineio::{EngineConfig, PacketData, ProtocolVersion, Transport};
+use sockio_core::engineio::{Endpoint, EngineConfig, PacketData, ProtocolVersion, Transport};
 use sockio_core::http::Response;
 use support::*;
 
@@ -94,6 +94,34 @@ fn unknown_sid_is_code_1_for_get_post_and_websocket() {
         .ws_connect("/engine.io/?EIO=4&transport=websocket&sid=nope")
         .unwrap_err();
     assert_ws_refused(&refused, "Session ID unknown");
+}
+
+/// A session that ends between the endpoint routing a request to it and the driver looking it
+/// up gets the answer of a moment later: unknown sid, for polling with CORS headers.
+#[test]
+fn a_session_gone_after_routing_is_answered_as_unknown() {
+    let h = Harness::engine(EngineConfig::default());
+    let q = "/engine.io/?EIO=4&transport=polling&sid=gone";
+    let poll =
+        Harness::<Endpoint>::build(Method::POST, q, &[("origin", "http://localhost")], b"4x");
+    assert_error(
+        &h.endpoint.session_gone(&poll),
+        StatusCode::BAD_REQUEST,
+        1,
+        "Session ID unknown",
+    );
+    let upgrade = Harness::<Endpoint>::build(
+        Method::GET,
+        "/engine.io/?EIO=4&transport=websocket&sid=gone",
+        &[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ],
+        b"",
+    );
+    assert_ws_refused(&h.endpoint.session_gone(&upgrade), "Session ID unknown");
 }
 
 #[test]

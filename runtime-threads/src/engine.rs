@@ -421,7 +421,8 @@ impl EngineServer {
             }
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = lock(&self.inner.sessions).get(&sid).cloned() else {
-                    return Handled::Response(plain(StatusCode::BAD_REQUEST, "session closed"));
+                    // Ended since the endpoint routed it here.
+                    return Handled::Response(lock(&self.inner.endpoint).session_gone(&request));
                 };
                 if websocket {
                     let wake = Arc::new(WsWake::default());

@@ -491,7 +491,8 @@ impl Server {
             }
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = self.connection(&sid) else {
-                    return Handled::Response(plain(StatusCode::BAD_REQUEST, "session closed"));
+                    // Ended since the endpoint routed it here.
+                    return Handled::Response(lock(&self.inner.endpoint).session_gone(&request));
                 };
                 if websocket {
                     let wake = Arc::new(WsWake::default());

@@ -361,7 +361,10 @@ impl<Rt: Runtime> EngineServer<Rt> {
             }
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = lock(&self.inner.sessions).get(&sid).cloned() else {
-                    return plain(StatusCode::BAD_REQUEST, "session closed");
+                    // Ended since the endpoint routed it here.
+                    return lock(&self.inner.endpoint)
+                        .session_gone(&request)
+                        .map(Full::new);
                 };
                 if websocket {
                     let writer = Arc::new(WakeSignal::new());

@@ -162,7 +162,9 @@ impl<Rt: Runtime> Server<Rt> {
             }
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = self.inner.connection(&sid) else {
-                    return plain(StatusCode::BAD_REQUEST, "session closed");
+                    // Ended since the endpoint routed it here.
+                    let gone = crate::server::lock(&self.inner.endpoint).session_gone(&request);
+                    return to_hyper(gone);
                 };
                 if websocket {
                     let writer = Arc::new(WakeSignal::new());

@@ -113,6 +113,33 @@ impl Endpoint {
         &self.sids
     }
 
+    /// The answer to a request that [`handle_request`](Self::handle_request) routed to an
+    /// existing session which ended before the driver looked it up: what routing it a moment
+    /// later gives (`Session ID unknown`).
+    pub fn session_gone(&self, request: &Request) -> Response {
+        let origin = self.config.cors.check(request.headers());
+        let websocket = is_websocket_upgrade(request.headers());
+        self.rejection(websocket, EngineErrorCode::UnknownSid, None, &origin)
+    }
+
+    /// A refusal: the reference server's error JSON (with CORS headers) for polling, its plain
+    /// rejection for a WebSocket upgrade.
+    fn rejection(
+        &self,
+        websocket: bool,
+        code: EngineErrorCode,
+        message: Option<&str>,
+        origin: &OriginCheck,
+    ) -> Response {
+        if websocket {
+            ws_rejection_response(code, message)
+        } else {
+            let mut response = error_response(code, message);
+            self.config.cors.apply(origin, response.headers_mut());
+            response
+        }
+    }
+
     /// Checks and routes one request (polling or WebSocket upgrade), in the reference server's
     /// order: path, transport, origin, sid, method, WebSocket-without-upgrade, `allow_request`,
     /// protocol version. `session_exists` tells whether the driver holds a session with a sid.
@@ -131,13 +158,7 @@ impl Endpoint {
         }
         let websocket = is_websocket_upgrade(request.headers());
         let reject = |code: EngineErrorCode, message: Option<&str>, origin: &OriginCheck| {
-            if websocket {
-                Routing::Respond(ws_rejection_response(code, message))
-            } else {
-                let mut response = error_response(code, message);
-                self.config.cors.apply(origin, response.headers_mut());
-                Routing::Respond(response)
-            }
+            Routing::Respond(self.rejection(websocket, code, message, origin))
         };
         let origin = self.config.cors.check(request.headers());
         if request.method() == Method::OPTIONS && !websocket {

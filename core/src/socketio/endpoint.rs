@@ -63,6 +63,11 @@ impl Endpoint {
         self.engine.matches_path(path)
     }
 
+    /// See [`crate::engineio::endpoint::Endpoint::session_gone`].
+    pub fn session_gone(&self, request: &Request) -> Response {
+        self.engine.session_gone(request)
+    }
+
     /// See [`crate::engineio::endpoint::Endpoint::handle_request`].
     pub fn handle_request(
         &mut self,
