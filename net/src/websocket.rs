@@ -1,7 +1,7 @@
 //! WebSocket settings every runtime serves with.
 
 use sockio_core::ByteString;
-use sockio_core::engineio::WsMessage;
+use sockio_core::engineio::{WsAction, WsMessage};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Bytes, Message, Utf8Bytes};
 
@@ -28,6 +28,24 @@ pub fn config(max_message: usize) -> WebSocketConfig {
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+}
+
+/// What a writer does with one of the core's WebSocket actions.
+pub enum Outgoing {
+    /// Write this frame.
+    Frame(Message),
+    /// Close the WebSocket (close frame, then the connection).
+    Close,
+    /// Nothing: text that is not UTF-8, which the core never produces.
+    Skip,
+}
+
+/// The writer's part of `action`.
+pub fn outgoing(action: WsAction) -> Outgoing {
+    match action {
+        WsAction::Send(message) => to_frame(message).map_or(Outgoing::Skip, Outgoing::Frame),
+        WsAction::Close => Outgoing::Close,
+    }
 }
 
 /// The core's message as the frame to write. `None` only for text that is not UTF-8, which the

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
+use sockio_net::websocket::{Outgoing, outgoing};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
@@ -960,12 +961,10 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
         // A new turn tries the socket again.
         ws.get_mut().blocked = false;
         for action in actions {
-            let message = match action {
-                WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
-                    Some(frame) => frame,
-                    None => continue,
-                },
-                WsAction::Close => {
+            let message = match outgoing(action) {
+                Outgoing::Frame(frame) => frame,
+                Outgoing::Skip => continue,
+                Outgoing::Close => {
                     drop(ws);
                     close(&self.shared);
                     return Progress::Ended;

@@ -12,7 +12,8 @@ use futures_util::future::{Either, select};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
-use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
+use sockio_net::websocket::{Outgoing, outgoing};
 use tungstenite::Message;
 
 use crate::runtime::{Runtime, until};
@@ -217,12 +218,10 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
         // batch (its writes and the flush) gets `write_timeout`.
         let deadline = Instant::now() + write_timeout;
         for action in actions {
-            let message = match action {
-                WsAction::Send(message) => match sockio_net::websocket::to_frame(message) {
-                    Some(frame) => frame,
-                    None => continue,
-                },
-                WsAction::Close => {
+            let message = match outgoing(action) {
+                Outgoing::Frame(frame) => frame,
+                Outgoing::Skip => continue,
+                Outgoing::Close => {
                     let _ = until(runtime, deadline, sink.close(None)).await;
                     return Written::Closed;
                 }
