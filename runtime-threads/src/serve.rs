@@ -770,6 +770,8 @@ struct WsIo {
     /// A send ran into its timeout: later writes of the same turn report WouldBlock without
     /// trying (each try would wait the timeout again); the frames stay in tungstenite's buffer.
     blocked: bool,
+    /// tungstenite holds frames a flush could not send (the writer's business, not a turn's).
+    backlog: bool,
 }
 
 impl Read for WsIo {
@@ -836,6 +838,7 @@ fn run_websocket<S: WsSession>(
         eof: false,
         out: stream.clone(),
         blocked: false,
+        backlog: false,
     };
     let shared = Arc::new(WsShared {
         ws: Mutex::new(WebSocket::from_raw_socket(
@@ -951,24 +954,30 @@ struct SocketWriter<S: WsSession> {
 
 impl<S: WsSession> SocketWrites for SocketWriter<S> {
     fn write_batch(&self) -> Progress {
-        let WsBatch { actions, finished } = self.session.pull(self.id, WRITE_BATCH);
-        if actions.is_empty() && finished {
-            close(&self.shared);
-            return Progress::Ended;
+        {
+            let mut ws = lock(&self.shared.ws);
+            // A new turn tries the socket again.
+            ws.get_mut().blocked = false;
+            if self.shared.writer_closed.load(Ordering::SeqCst) {
+                return self.close(&mut ws);
+            }
+            // What an earlier turn could not send goes first, and nothing more is pulled until
+            // it went: the rest waits in the core's queue, under its limits.
+            if ws.get_ref().backlog {
+                match self.flush(&mut ws) {
+                    Progress::Done => {}
+                    other => return other,
+                }
+            }
         }
+        let WsBatch { actions, finished } = self.session.pull(self.id, WRITE_BATCH);
         let full = actions.len() == WRITE_BATCH;
         let mut ws = lock(&self.shared.ws);
-        // A new turn tries the socket again.
-        ws.get_mut().blocked = false;
         for action in actions {
             let message = match outgoing(action) {
                 Outgoing::Frame(frame) => frame,
                 Outgoing::Skip => continue,
-                Outgoing::Close => {
-                    drop(ws);
-                    close(&self.shared);
-                    return Progress::Ended;
-                }
+                Outgoing::Close => return self.close(&mut ws),
             };
             match ws.write(message) {
                 Ok(()) => {}
@@ -982,17 +991,12 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
                 }
             }
         }
-        match ws.flush() {
-            Ok(()) if full => Progress::More,
-            Ok(()) => Progress::Done,
-            Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                Progress::Blocked
-            }
-            Err(error) => {
-                tracing::debug!(%error, "WebSocket write failed");
-                let _ = self.shared.stream.shutdown(Shutdown::Both);
-                Progress::Ended
-            }
+        if finished {
+            return self.close(&mut ws);
+        }
+        match self.flush(&mut ws) {
+            Progress::Done if full => Progress::More,
+            progress => progress,
         }
     }
 
@@ -1014,13 +1018,41 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
     }
 }
 
-/// Closes the WebSocket cleanly (close frame) and cuts the TCP stream, which ends the reader.
-fn close(shared: &WsShared) {
-    shared.writer_closed.store(true, Ordering::SeqCst);
-    {
-        let mut ws = lock(&shared.ws);
-        let _ = ws.close(None);
-        let _ = ws.flush();
+impl<S: WsSession> SocketWriter<S> {
+    /// Sends what tungstenite holds: `Done`, `Blocked` when the socket is full (the rest waits
+    /// in tungstenite's buffer, marked as backlog), `Ended` when the socket failed.
+    fn flush(&self, ws: &mut WebSocket<WsIo>) -> Progress {
+        match ws.flush() {
+            Ok(()) => {
+                ws.get_mut().backlog = false;
+                Progress::Done
+            }
+            Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
+                ws.get_mut().backlog = true;
+                Progress::Blocked
+            }
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket write failed");
+                let _ = self.shared.stream.shutdown(Shutdown::Both);
+                Progress::Ended
+            }
+        }
     }
-    let _ = shared.stream.shutdown(Shutdown::Both);
+
+    /// Closes the WebSocket cleanly on the core's request: the close frame after everything
+    /// written before it, then the cut, which ends the reader. When the socket is full, the
+    /// socket's own thread finishes it with the long timeout (`Blocked`), so nothing written
+    /// before the close is thrown away.
+    fn close(&self, ws: &mut WebSocket<WsIo>) -> Progress {
+        if !self.shared.writer_closed.swap(true, Ordering::SeqCst) {
+            let _ = ws.close(None);
+        }
+        match self.flush(ws) {
+            Progress::Blocked => Progress::Blocked,
+            _ => {
+                let _ = self.shared.stream.shutdown(Shutdown::Both);
+                Progress::Ended
+            }
+        }
+    }
 }

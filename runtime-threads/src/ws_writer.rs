@@ -151,9 +151,10 @@ impl WsWake {
                 }
             }
         };
-        match writes.write_batch() {
+        match turn(&*writes) {
             Progress::More => {
                 drop(writes);
+                lock(&self.state).blocked_since = None;
                 POOL.push(self.clone());
             }
             Progress::Done => {
@@ -226,7 +227,7 @@ impl WsWake {
     fn own_thread(self: &Arc<Self>, writes: Arc<dyn SocketWrites>) {
         writes.set_patient(true);
         loop {
-            match writes.write_batch() {
+            match turn(&*writes) {
                 Progress::More => continue,
                 Progress::Done => {}
                 Progress::Blocked => {
@@ -245,6 +246,7 @@ impl WsWake {
                 // switching, so no pool turn writes with the long timeout.
                 writes.set_patient(false);
                 drop(writes);
+                lock(&self.state).blocked_since = None;
                 self.release(false);
                 let state = lock(&self.state);
                 if state.pending && !state.stopped {
@@ -278,6 +280,19 @@ impl WsWake {
             }
         }
     }
+}
+
+/// One turn of `writes`. A panic in it (the core's pull, tungstenite) cuts that socket, as a
+/// failed write would, instead of leaving the socket owned by a dead turn, whose reader would
+/// then wait for it forever.
+fn turn(writes: &dyn SocketWrites) -> Progress {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writes.write_batch())).unwrap_or_else(
+        |_| {
+            tracing::error!("a WebSocket write turn panicked; the socket is cut");
+            writes.fail();
+            Progress::Ended
+        },
+    )
 }
 
 /// The pool threads and their queue.
@@ -425,6 +440,43 @@ mod tests {
         fn fail(&self) {
             self.record(|log| log.failed += 1);
         }
+    }
+
+    /// A socket whose writing panics.
+    struct Panicking(Scripted);
+
+    impl SocketWrites for Panicking {
+        fn write_batch(&self) -> Progress {
+            self.0.record(|log| log.turns += 1);
+            panic!("a writer bug");
+        }
+        fn set_patient(&self, patient: bool) {
+            self.0.set_patient(patient);
+        }
+        fn fail(&self) {
+            self.0.fail();
+        }
+    }
+
+    #[test]
+    fn a_panicking_turn_cuts_its_socket_and_lets_the_reader_stop() {
+        let wake = Arc::new(WsWake::default());
+        let writes = Arc::new(Panicking(Scripted {
+            log: Mutex::new(Log::default()),
+            changed: Condvar::new(),
+        }));
+        wake.attach(writes.clone());
+        wake.notify();
+        writes.0.wait_until("cut", |log| log.failed == 1);
+        // Returns: the socket is nobody's after the panic.
+        wake.stop();
+        assert_eq!(writes.0.turns(), 1);
+        // The pool still writes other sockets.
+        let (other, other_writes) = (Arc::new(WsWake::default()), Scripted::new(&[]));
+        other.attach(other_writes.clone());
+        other.notify();
+        other_writes.wait_until("a turn", |log| log.turns == 1);
+        other.stop();
     }
 
     #[test]

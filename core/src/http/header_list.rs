@@ -112,13 +112,20 @@ impl From<&HeaderMap> for HeaderList {
     }
 }
 
+/// Headers whose values `Debug` leaves out: credentials that would otherwise reach logs.
+const SECRET_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
 impl std::fmt::Debug for HeaderList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(
-                self.iter()
-                    .map(|(name, value)| (name, String::from_utf8_lossy(value))),
-            )
+            .entries(self.iter().map(|(name, value)| {
+                let shown = if SECRET_HEADERS.contains(&name) {
+                    "Sensitive".into()
+                } else {
+                    String::from_utf8_lossy(value)
+                };
+                (name, shown)
+            }))
             .finish()
     }
 }
@@ -183,6 +190,18 @@ mod tests {
         assert_eq!(list.get("x-raw"), Some(&[0xff, b'a'][..]));
         assert_eq!(list.get_str("x-raw"), None);
         assert_eq!(list.to_header_map(), original);
+    }
+
+    #[test]
+    fn debug_output_leaves_credentials_out() {
+        let list = HeaderList::from_map(&map(&[
+            ("host", "example.com"),
+            ("cookie", "io=secret"),
+            ("authorization", "Bearer secret"),
+        ]));
+        let shown = format!("{list:?}");
+        assert!(shown.contains("example.com"), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]
