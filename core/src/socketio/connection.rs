@@ -148,7 +148,7 @@ pub enum SocketEvent {
         /// object of strings, and for `/`, which v4 clients join without a CONNECT, the handshake
         /// query minus the Engine.IO parameters; `None` when the client sent none). The Node
         /// reference server hands v4 clients an empty auth and leaves those queries in
-        /// `handshake.query`; [`Handshake::query`] still holds the whole handshake query.
+        /// `handshake.query`; [`Handshake::query`] still gives the whole handshake query.
         auth: Option<Value>,
     },
     /// An event from the client. `args` excludes the event name and may hold attachment
