@@ -5,9 +5,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::engineio::Sid;
 use crate::hub::UnknownSocket;
 use crate::payload::{Args, PayloadError};
 use crate::socketio::{CommandError, SocketEvent};
+use bytestring::ByteString;
 
 /// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,11 +435,72 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(not a string)".to_owned())
 }
 
+/// An event from the client, as its handler gets it: a [`SocketEvent::Event`] with its arguments
+/// and attachments joined into [`Args`]. Every runtime's dispatch takes events apart this way.
+#[derive(Debug)]
+pub struct ReceivedEvent {
+    pub namespace: ByteString,
+    pub sid: Sid,
+    pub event: String,
+    pub args: Args,
+    pub ack_id: Option<u64>,
+}
+
+impl TryFrom<SocketEvent> for ReceivedEvent {
+    /// Any other kind of event, given back.
+    type Error = SocketEvent;
+
+    fn try_from(event: SocketEvent) -> Result<Self, SocketEvent> {
+        match event {
+            SocketEvent::Event {
+                namespace,
+                sid,
+                event,
+                args,
+                attachments,
+                ack_id,
+            } => Ok(ReceivedEvent {
+                namespace,
+                sid,
+                event,
+                args: Args::from_parts(args, attachments),
+                ack_id,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engineio::Sid;
     use serde_json::json;
+
+    #[test]
+    fn a_client_event_becomes_a_received_event_and_other_events_come_back() {
+        let event = SocketEvent::Event {
+            namespace: "/chat".into(),
+            sid: Sid::from("s1"),
+            event: "msg".to_owned(),
+            args: vec![json!("hi")],
+            attachments: vec![],
+            ack_id: Some(4),
+        };
+        let received = ReceivedEvent::try_from(event).expect("an event");
+        assert_eq!(&*received.namespace, "/chat");
+        assert_eq!(received.event, "msg");
+        assert_eq!(received.args.values, vec![json!("hi")]);
+        assert_eq!(received.ack_id, Some(4));
+        let timeout = SocketEvent::AckTimeout {
+            namespace: "/".into(),
+            sid: Sid::from("s1"),
+            ack_id: 1,
+        };
+        assert!(matches!(
+            ReceivedEvent::try_from(timeout),
+            Err(SocketEvent::AckTimeout { ack_id: 1, .. })
+        ));
+    }
 
     #[test]
     fn acknowledgement_events_are_split_off_and_mapped_to_call_results() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sockio_core::api::{EmitSpec, SharedCallback};
+use sockio_core::api::{EmitSpec, ReceivedEvent, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
@@ -586,6 +586,10 @@ impl Server {
     }
 
     fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
+        let event = match ReceivedEvent::try_from(event) {
+            Ok(received) => return self.handle_received(cell, received),
+            Err(other) => other,
+        };
         match event {
             SocketEvent::Connect {
                 namespace,
@@ -619,56 +623,6 @@ impl Server {
                     tracing::debug!(%sid, %error, "connect answer not delivered");
                 }
             }
-            SocketEvent::Event {
-                namespace,
-                sid,
-                event,
-                args,
-                attachments,
-                ack_id,
-            } => {
-                let namespace: Arc<str> = Arc::from(&*namespace);
-                let socket = Socket::new(self.clone(), namespace.clone(), sid);
-                let args = Args::from_parts(args, attachments);
-                let Some(handler) = self.event_handler(&namespace, &event) else {
-                    tracing::debug!(namespace = &*namespace, event, "no handler for event");
-                    if self.inner.async_handlers {
-                        self.handler_finished(cell);
-                    }
-                    return;
-                };
-                let handler_cell = cell.clone();
-                let server = self.clone();
-                let run = move || {
-                    let cell = handler_cell;
-                    // A panicking handler's event gets no acknowledgement.
-                    let Some(reply) = catch_panic("event", move || handler(socket, args)) else {
-                        return;
-                    };
-                    if let Some(ack_id) = ack_id {
-                        let result = server.drive(&cell, |state, now| {
-                            state
-                                .conn
-                                .ack(now, &namespace, ack_id, reply.values, reply.attachments)
-                        });
-                        if let Err(error) = result {
-                            tracing::debug!(%error, "acknowledgement not delivered");
-                        }
-                    }
-                };
-                if self.inner.async_handlers {
-                    self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
-                    let server = self.clone();
-                    let cell = cell.clone();
-                    self.submit(Box::new(move || {
-                        run();
-                        server.handler_finished(&cell);
-                        server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
-                    }));
-                } else {
-                    run();
-                }
-            }
             SocketEvent::Disconnect {
                 namespace,
                 sid,
@@ -700,6 +654,58 @@ impl Server {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Runs the handler of an event from the client (on a pool job of its own with async
+    /// handlers) and sends its acknowledgement.
+    fn handle_received(&self, cell: &Arc<ConnCell>, received: ReceivedEvent) {
+        let ReceivedEvent {
+            namespace,
+            sid,
+            event,
+            args,
+            ack_id,
+        } = received;
+        let namespace: Arc<str> = Arc::from(&*namespace);
+        let socket = Socket::new(self.clone(), namespace.clone(), sid);
+        let Some(handler) = self.event_handler(&namespace, &event) else {
+            tracing::debug!(namespace = &*namespace, event, "no handler for event");
+            if self.inner.async_handlers {
+                self.handler_finished(cell);
+            }
+            return;
+        };
+        let handler_cell = cell.clone();
+        let server = self.clone();
+        let run = move || {
+            let cell = handler_cell;
+            // A panicking handler's event gets no acknowledgement.
+            let Some(reply) = catch_panic("event", move || handler(socket, args)) else {
+                return;
+            };
+            if let Some(ack_id) = ack_id {
+                let result = server.drive(&cell, |state, now| {
+                    state
+                        .conn
+                        .ack(now, &namespace, ack_id, reply.values, reply.attachments)
+                });
+                if let Err(error) = result {
+                    tracing::debug!(%error, "acknowledgement not delivered");
+                }
+            }
+        };
+        if self.inner.async_handlers {
+            self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
+            let server = self.clone();
+            let cell = cell.clone();
+            self.submit(Box::new(move || {
+                run();
+                server.handler_finished(&cell);
+                server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+            }));
+        } else {
+            run();
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
+use sockio_core::api::ReceivedEvent;
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
@@ -49,40 +49,6 @@ enum Next {
     Deadline,
     /// Something changed: an event, a hand-off, a new deadline, the end.
     Look,
-}
-
-/// An event from the client, as its handler gets it.
-struct ReceivedEvent {
-    namespace: ByteString,
-    sid: Sid,
-    event: String,
-    args: Args,
-    ack_id: Option<u64>,
-}
-
-impl TryFrom<SocketEvent> for ReceivedEvent {
-    /// Any other kind of event, given back.
-    type Error = SocketEvent;
-
-    fn try_from(event: SocketEvent) -> Result<Self, SocketEvent> {
-        match event {
-            SocketEvent::Event {
-                namespace,
-                sid,
-                event,
-                args,
-                attachments,
-                ack_id,
-            } => Ok(ReceivedEvent {
-                namespace,
-                sid,
-                event,
-                args: Args::from_parts(args, attachments),
-                ack_id,
-            }),
-            other => Err(other),
-        }
-    }
 }
 
 /// How an event's handling went when started ([`Server::start_event`]).
