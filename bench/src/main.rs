@@ -8,6 +8,7 @@ mod floor;
 mod net;
 mod polling;
 mod report;
+mod rounds;
 mod scenarios;
 mod servers;
 
@@ -71,7 +72,7 @@ struct PlanArgs {
     #[arg(long, default_value_t = 2)]
     echo_window: usize,
     /// Seconds of each echo phase (closed loop, then open loop).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 3.0)]
     echo_secs: f64,
     /// Echo open loop: events per second over all clients.
     #[arg(long, default_value_t = 4_000.0)]
@@ -85,8 +86,13 @@ struct PlanArgs {
     /// Polling clients.
     #[arg(long, default_value_t = 1_000)]
     polling: usize,
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 3.0)]
     polling_secs: f64,
+    /// Rounds of the rate scenarios (echo, small broadcast, polling), each round going through
+    /// every server in turn; a server's rounds are combined (median rates and latencies, total
+    /// deliveries). The large broadcast is repeated as often on its fleet. See bench/src/rounds.rs.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Seconds the idle fleet stays connected before its memory is read.
     #[arg(long, default_value_t = 3.0)]
     idle_secs: f64,
@@ -117,6 +123,7 @@ impl PlanArgs {
             deliveries: 20_000,
             polling: 20,
             polling_secs: 1.0,
+            rounds: 1,
             idle_secs: 0.5,
             capacity: 0,
             broadcast_wait: 30.0,
@@ -181,12 +188,7 @@ fn compare(plan: PlanArgs, out: Option<PathBuf>) -> Result<()> {
     let started = Instant::now();
     let rt = runtime(plan.client_threads)?;
     let kinds = plan.kinds()?;
-    let mut results = Vec::new();
-    for kind in kinds {
-        eprintln!("== {}", kind.name());
-        let r = rt.block_on(run_server(&paths, kind, &plan));
-        results.push((kind, r));
-    }
+    let results = rt.block_on(measure(&paths, &kinds, &plan));
     let capacity = if plan.capacity > 0 {
         eprintln!("== load generator capacity: {} connections", plan.capacity);
         Some(rt.block_on(capacity_check(&paths, plan.capacity)))
@@ -215,13 +217,11 @@ fn smoke(root: Option<PathBuf>) -> Result<()> {
     let plan = PlanArgs::smoke(root);
     let paths = Paths::discover(plan.root.clone())?;
     let rt = runtime(1)?;
-    let mut failures = Vec::new();
-    let mut results = Vec::new();
-    for kind in plan.kinds()? {
-        let r = rt.block_on(run_server(&paths, kind, &plan));
-        failures.extend(smoke_failures(kind, &plan, &r));
-        results.push((kind, r));
-    }
+    let results = rt.block_on(measure(&paths, &plan.kinds()?, &plan));
+    let failures: Vec<String> = results
+        .iter()
+        .flat_map(|(kind, r)| smoke_failures(*kind, &plan, r))
+        .collect();
     let text = report::render(&report::Input {
         paths: &paths,
         plan: &plan,
@@ -281,14 +281,96 @@ fn smoke_failures(kind: ServerKind, plan: &PlanArgs, r: &ServerResults) -> Vec<S
     f
 }
 
-async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerResults {
+/// One server under test: its process while it serves, and its runs so far.
+struct UnderTest {
+    kind: ServerKind,
+    server: Option<RunningServer>,
+    results: ServerResults,
+    /// Per echo client count (in the plan's order), every run.
+    echo_runs: Vec<Vec<EchoResult>>,
+    small_broadcast_runs: Vec<BroadcastResult>,
+    /// Wall-clock time of the small broadcast's runs so far.
+    small_broadcast_time: Duration,
+    polling_runs: Vec<PollingResult>,
+}
+
+/// Every server's large phase (storm, idle memory, large broadcast) in turn, each on a server of
+/// its own; then `plan.rounds` rounds of the rate scenarios, each round going through every
+/// server that still runs, so a slow minute of the machine falls on all servers alike; then each
+/// server's runs combined.
+async fn measure(
+    paths: &Paths,
+    kinds: &[ServerKind],
+    plan: &PlanArgs,
+) -> Vec<(ServerKind, ServerResults)> {
+    let mut all = Vec::new();
+    for &kind in kinds {
+        eprintln!("== {}: storm, idle, large broadcast", kind.name());
+        let (server, results) = large_phases(paths, kind, plan).await;
+        all.push(UnderTest {
+            kind,
+            server,
+            results,
+            echo_runs: vec![Vec::new(); plan.echo.len()],
+            small_broadcast_runs: Vec::new(),
+            small_broadcast_time: Duration::ZERO,
+            polling_runs: Vec::new(),
+        });
+    }
+    let rounds = plan.rounds.max(1);
+    for round in 1..=rounds {
+        for t in &mut all {
+            let Some(server) = &mut t.server else {
+                continue;
+            };
+            if !server.alive() {
+                t.results
+                    .errors
+                    .push(format!("the server died before round {round}"));
+                t.server = None;
+                continue;
+            }
+            eprintln!("== round {round}/{rounds}: {}", t.kind.name());
+            rate_round(server.addr, t, plan, round).await;
+        }
+    }
+    all.into_iter().map(finish).collect()
+}
+
+/// A server's runs combined into its results.
+fn finish(mut t: UnderTest) -> (ServerKind, ServerResults) {
+    let r = &mut t.results;
+    r.echo = t
+        .echo_runs
+        .iter()
+        .filter_map(|runs| rounds::echo(runs))
+        .collect();
+    if let Some(b) = rounds::broadcast(&t.small_broadcast_runs) {
+        record_broadcast(r, b);
+    }
+    r.polling = rounds::polling(&t.polling_runs);
+    if let Some(mut server) = t.server.take()
+        && !server.alive()
+    {
+        r.errors.push("the server died".into());
+    }
+    (t.kind, t.results)
+}
+
+/// Storm, idle memory and large broadcast, restarting the server with half the clients if it
+/// dies; returns the server for the rate scenarios (`None` if it cannot be started).
+async fn large_phases(
+    paths: &Paths,
+    kind: ServerKind,
+    plan: &PlanArgs,
+) -> (Option<RunningServer>, ServerResults) {
     let mut r = ServerResults::default();
     let mut server = match RunningServer::start(paths, kind) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("  cannot start: {e}");
             r.errors.push(e.to_string());
-            return r;
+            return (None, r);
         }
     };
     if !large_phase(&mut server, kind, plan.storm, plan, &mut r, true).await {
@@ -303,7 +385,7 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
             Ok(s) => s,
             Err(e) => {
                 r.errors.push(e.to_string());
-                return r;
+                return (None, r);
             }
         };
         if !large_phase(&mut server, kind, half, plan, &mut r, false).await {
@@ -313,15 +395,19 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
                 Ok(s) => s,
                 Err(e) => {
                     r.errors.push(e.to_string());
-                    return r;
+                    return (None, r);
                 }
             };
         }
     }
-    let addr = server.addr;
-    let wait = Duration::from_secs_f64(plan.broadcast_wait);
+    (Some(server), r)
+}
 
-    for &clients in &plan.echo {
+/// One round of the rate scenarios on one server: echo at each client count, the small
+/// broadcast (while its runs stay within [`rounds::REPEAT_BUDGET`]) and polling.
+async fn rate_round(addr: std::net::SocketAddr, t: &mut UnderTest, plan: &PlanArgs, round: usize) {
+    let r = &mut t.results;
+    for (i, &clients) in plan.echo.iter().enumerate() {
         let p = EchoParams {
             clients,
             window: plan.echo_window,
@@ -335,23 +421,28 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
                     "  echo {clients}: {:.0} acks/s, open {:.0}/s p50 {} us p99 {} us",
                     e.max_acks_per_sec, e.open_acks_per_sec, e.p50_us, e.p99_us
                 );
-                r.echo.push(e);
+                t.echo_runs[i].push(e);
             }
-            Err(e) => r.errors.push(format!("echo {clients}: {e}")),
+            Err(e) => r.errors.push(format!("echo {clients}, round {round}: {e}")),
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-
-    if kind.is_socket_io() {
+    if !t.kind.is_socket_io() {
+        return;
+    }
+    if t.small_broadcast_time < rounds::REPEAT_BUDGET {
         let (mut fleet, storm) = scenarios::storm(addr, plan.broadcast).await;
         if storm.failed > 0 {
             r.errors.push(format!(
-                "broadcast {}: {} clients failed to connect: {:?}",
+                "broadcast {}, round {round}: {} clients failed to connect: {:?}",
                 plan.broadcast, storm.failed, storm.first_error
             ));
         }
         let count = (plan.deliveries / (plan.broadcast as u64 + 1)).max(1);
+        let wait = Duration::from_secs_f64(plan.broadcast_wait);
+        let started = Instant::now();
         let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+        t.small_broadcast_time += started.elapsed();
         b.nominal = plan.broadcast;
         eprintln!(
             "  broadcast {}: {:.0}/s, lost {}",
@@ -359,26 +450,26 @@ async fn run_server(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> ServerR
             b.per_sec(),
             b.lost()
         );
-        record_broadcast(&mut r, b);
+        if b.receivers == 0 {
+            record_broadcast(r, b);
+        } else {
+            t.small_broadcast_runs.push(b);
+        }
         fleet.close().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-
-        let p = scenarios::polling(
-            addr,
-            plan.polling,
-            Duration::from_secs_f64(plan.polling_secs),
-        )
-        .await;
-        eprintln!(
-            "  polling {}: {:.0} round trips/s ({} failed)",
-            plan.polling, p.round_trips_per_sec, p.failed_clients
-        );
-        r.polling = Some(p);
     }
-    if !server.alive() {
-        r.errors.push("the server died".into());
-    }
-    r
+    let p = scenarios::polling(
+        addr,
+        plan.polling,
+        Duration::from_secs_f64(plan.polling_secs),
+    )
+    .await;
+    eprintln!(
+        "  polling {}: {:.0} round trips/s ({} failed)",
+        plan.polling, p.round_trips_per_sec, p.failed_clients
+    );
+    t.polling_runs.push(p);
+    tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
 /// Keeps a broadcast's result, unless its sender never connected (nothing was measured: the
@@ -395,8 +486,9 @@ fn record_broadcast(r: &mut ServerResults, b: scenarios::BroadcastResult) {
     }
 }
 
-/// Storm, idle memory and (`with_broadcast`) the large broadcast on one fleet of `n` clients.
-/// Returns whether the server survived.
+/// Storm, idle memory and (`with_broadcast`) the large broadcast on one fleet of `n` clients,
+/// the broadcast repeated up to `plan.rounds` times while its runs stay within
+/// [`rounds::REPEAT_BUDGET`]. Returns whether the server survived.
 async fn large_phase(
     server: &mut RunningServer,
     kind: ServerKind,
@@ -431,15 +523,30 @@ async fn large_phase(
         if with_broadcast && kind.is_socket_io() {
             let count = (plan.deliveries / (n as u64 + 1)).max(1);
             let wait = Duration::from_secs_f64(plan.broadcast_wait);
-            let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
-            b.nominal = n;
-            eprintln!(
-                "  broadcast {}: {:.0}/s, lost {}",
-                b.receivers,
-                b.per_sec(),
-                b.lost()
-            );
-            record_broadcast(r, b);
+            let started = Instant::now();
+            let mut runs = Vec::new();
+            while runs.len() < plan.rounds.max(1) && started.elapsed() < rounds::REPEAT_BUDGET {
+                let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+                b.nominal = n;
+                eprintln!(
+                    "  broadcast {}: {:.0}/s, lost {}",
+                    b.receivers,
+                    b.per_sec(),
+                    b.lost()
+                );
+                if b.receivers == 0 {
+                    record_broadcast(r, b);
+                    break;
+                }
+                let failed = b.error.is_some() || !server.alive();
+                runs.push(b);
+                if failed {
+                    break;
+                }
+            }
+            if let Some(b) = rounds::broadcast(&runs) {
+                record_broadcast(r, b);
+            }
         }
     }
     fleet.close().await;

@@ -422,7 +422,7 @@ pub fn render(input: &Input) -> String {
     );
     let _ = writeln!(
         w,
-        "Load generator: one process, {} tokio worker thread(s), WebSocket clients from 127.0.0.x (10,000 per source address). Parameters: storm/idle/large broadcast {} clients; echo {:?} clients, {} acks outstanding per client in the closed loop, open loop at {} events/s in total, {} s per phase; small broadcast {} clients; {} deliveries aimed at per broadcast run; polling {} clients for {} s.\n",
+        "Load generator: one process, {} tokio worker thread(s), WebSocket clients from 127.0.0.x (10,000 per source address). Parameters: storm/idle/large broadcast {} clients; echo {:?} clients, {} acks outstanding per client in the closed loop, open loop at {} events/s in total, {} s per phase; small broadcast {} clients; {} deliveries aimed at per broadcast run; polling {} clients for {} s. Rounds: {} (the echo, small broadcast and polling scenarios run once per round, each round going through every server in turn, and the large broadcast is repeated as often on its fleet; a broadcast is not repeated once its runs took {} s. A server's echo and polling rows are the medians of its runs, its broadcast rows the totals of its runs).\n",
         plan.client_threads,
         plan.storm,
         plan.echo,
@@ -432,7 +432,9 @@ pub fn render(input: &Input) -> String {
         plan.broadcast,
         num(plan.deliveries as f64),
         plan.polling,
-        plan.polling_secs
+        plan.polling_secs,
+        plan.rounds,
+        crate::rounds::REPEAT_BUDGET.as_secs()
     );
     let _ = writeln!(w, "## Machine\n\n{}", machine());
     let _ = writeln!(w, "## Versions\n\n{}", versions(input.paths));
@@ -504,7 +506,7 @@ pub fn render(input: &Input) -> String {
     for &e in &plan.echo {
         let _ = writeln!(
             w,
-            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s. Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | unanswered | failed clients |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s. Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             plan.echo_window,
             plan.echo_secs,
             num(plan.echo_rate)
@@ -513,7 +515,7 @@ pub fn render(input: &Input) -> String {
             if let Some(x) = echo_of(r, e) {
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
                     num(x.max_acks_per_sec),
                     ratio(echo_rate(r, e), base.and_then(|b| echo_rate(b, e))),
@@ -524,7 +526,8 @@ pub fn render(input: &Input) -> String {
                     ms(x.max_us),
                     ratio(echo_p99(r, e), base.and_then(|b| echo_p99(b, e))),
                     num(x.missing as f64),
-                    x.failed_clients
+                    x.failed_clients,
+                    x.runs
                 );
             }
         }
@@ -533,14 +536,14 @@ pub fn render(input: &Input) -> String {
     for b in [plan.broadcast, plan.storm] {
         let _ = writeln!(
             w,
-            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery; lost = expected − received after the deliveries stopped (5 s without progress, {} s at most). A lost count marked \"wait ended\" means deliveries were still arriving when that limit ended the run: those were not delivered in time, not necessarily dropped.\n\n| server | receivers (with the sender) | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Broadcast: {b} clients, one sender\n\nOne more client (itself a receiver) emits acked `broadcast` events as fast as the acks come back ({} outstanding at most); the server emits `bcast` to every client. Deliveries per second from the first `broadcast` to the last delivery (over several runs: all their deliveries over all their time); lost = expected − received after the deliveries stopped (5 s without progress, {} s at most). A lost count marked \"wait ended\" means deliveries were still arriving when that limit ended the run: those were not delivered in time, not necessarily dropped.\n\n| server | receivers (with the sender) | broadcasts | expected | received | lost | deliveries/s | / sockio-tokio | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             64, plan.broadcast_wait
         );
         for (k, r) in res {
             if let Some(x) = bcast_of(r, b) {
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
                     num(x.receivers as f64),
                     num(x.sent as f64),
@@ -552,7 +555,8 @@ pub fn render(input: &Input) -> String {
                         num(x.lost() as f64)
                     },
                     num(x.per_sec()),
-                    ratio(bcast_rate(r, b), base.and_then(|s| bcast_rate(s, b)))
+                    ratio(bcast_rate(r, b), base.and_then(|s| bcast_rate(s, b))),
+                    x.runs
                 );
             }
         }
@@ -560,19 +564,20 @@ pub fn render(input: &Input) -> String {
     // Polling.
     let _ = writeln!(
         w,
-        "\n## Polling: {} polling-only clients echoing\n\nEach client, on one keep-alive HTTP/1.1 connection: POST an acked `echo`, then GET until the ack arrives. Round trips per second over {} s.\n\n| server | connected | round trips/s | / sockio-tokio | failed clients |\n| --- | --- | --- | --- | --- |",
+        "\n## Polling: {} polling-only clients echoing\n\nEach client, on one keep-alive HTTP/1.1 connection: POST an acked `echo`, then GET until the ack arrives. Round trips per second over {} s.\n\n| server | connected | round trips/s | / sockio-tokio | failed clients | runs |\n| --- | --- | --- | --- | --- | --- |",
         plan.polling, plan.polling_secs
     );
     for (k, r) in res {
         if let Some(p) = &r.polling {
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 k.name(),
                 num(p.connected as f64),
                 num(p.round_trips_per_sec),
                 ratio(poll_rate(r), base.and_then(poll_rate)),
-                p.failed_clients
+                p.failed_clients,
+                p.runs
             );
         }
     }

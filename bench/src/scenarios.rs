@@ -65,6 +65,8 @@ pub struct EchoResult {
     pub missing: u64,
     pub failed_clients: usize,
     pub first_error: Option<String>,
+    /// Runs combined into this result (see `rounds`); 1 for a single run.
+    pub runs: usize,
 }
 
 /// Broadcast.
@@ -82,6 +84,8 @@ pub struct BroadcastResult {
     /// The wait ended at its limit while deliveries were still arriving.
     pub timed_out: bool,
     pub error: Option<String>,
+    /// Runs combined into this result (see `rounds`); 1 for a single run.
+    pub runs: usize,
 }
 
 impl BroadcastResult {
@@ -101,6 +105,8 @@ pub struct PollingResult {
     pub round_trips_per_sec: f64,
     pub failed_clients: usize,
     pub first_error: Option<String>,
+    /// Runs combined into this result (see `rounds`); 1 for a single run.
+    pub runs: usize,
 }
 
 /// Connected WebSocket clients that answer pings and count `bcast` deliveries until stopped.
@@ -252,7 +258,10 @@ pub async fn broadcast(
     window: u64,
     max_wait: Duration,
 ) -> BroadcastResult {
-    let mut result = BroadcastResult::default();
+    let mut result = BroadcastResult {
+        runs: 1,
+        ..BroadcastResult::default()
+    };
     let mut sender = match within(CONNECT_TIMEOUT, ws_connect(server)).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -379,6 +388,7 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
         open_rate: p.open_rate,
         failed_clients: p.clients - conns.len(),
         first_error: error,
+        runs: 1,
         ..EchoResult::default()
     };
     let warmup = Duration::from_millis(500);
@@ -524,6 +534,7 @@ async fn echo_client(
 pub async fn polling(server: SocketAddr, clients: usize, duration: Duration) -> PollingResult {
     let mut result = PollingResult {
         clients,
+        runs: 1,
         ..PollingResult::default()
     };
     let tasks: Vec<_> = (0..clients)
