@@ -281,11 +281,12 @@ fn smoke_failures(kind: ServerKind, plan: &PlanArgs, r: &ServerResults) -> Vec<S
     f
 }
 
-/// One server under test: its process while it serves, and its runs so far.
+/// One server under test and its runs so far.
 struct UnderTest {
     kind: ServerKind,
-    server: Option<RunningServer>,
     results: ServerResults,
+    /// Whether it could be started at all (a peer not installed is skipped in the rounds).
+    startable: bool,
     /// Per echo client count (in the plan's order), every run.
     echo_runs: Vec<Vec<EchoResult>>,
     small_broadcast_runs: Vec<BroadcastResult>,
@@ -294,10 +295,12 @@ struct UnderTest {
     polling_runs: Vec<PollingResult>,
 }
 
-/// Every server's large phase (storm, idle memory, large broadcast) in turn, each on a server of
-/// its own; then `plan.rounds` rounds of the rate scenarios, each round going through every
-/// server that still runs, so a slow minute of the machine falls on all servers alike; then each
-/// server's runs combined.
+/// Every server's large phase (storm, idle memory, large broadcast) in turn; then `plan.rounds`
+/// rounds of the rate scenarios, each round going through every server (starting one further
+/// along the list each round), so a slow minute of the machine falls on all servers alike; then
+/// each server's runs combined. Every phase and round gets a server process of its own, killed
+/// when it ends: a server still working off a large phase (a peer still sending what its
+/// clients left behind) must not run beside the next one's measurement.
 async fn measure(
     paths: &Paths,
     kinds: &[ServerKind],
@@ -306,11 +309,11 @@ async fn measure(
     let mut all = Vec::new();
     for &kind in kinds {
         eprintln!("== {}: storm, idle, large broadcast", kind.name());
-        let (server, results) = large_phases(paths, kind, plan).await;
+        let (startable, results) = large_phases(paths, kind, plan).await;
         all.push(UnderTest {
             kind,
-            server,
             results,
+            startable,
             echo_runs: vec![Vec::new(); plan.echo.len()],
             small_broadcast_runs: Vec::new(),
             small_broadcast_time: Duration::ZERO,
@@ -318,20 +321,27 @@ async fn measure(
         });
     }
     let rounds = plan.rounds.max(1);
+    let count = all.len();
     for round in 1..=rounds {
-        for t in &mut all {
-            let Some(server) = &mut t.server else {
-                continue;
-            };
-            if !server.alive() {
-                t.results
-                    .errors
-                    .push(format!("the server died before round {round}"));
-                t.server = None;
+        for i in 0..count {
+            let t = &mut all[(i + round - 1) % count];
+            if !t.startable {
                 continue;
             }
             eprintln!("== round {round}/{rounds}: {}", t.kind.name());
+            let mut server = match RunningServer::start(paths, t.kind) {
+                Ok(server) => server,
+                Err(e) => {
+                    t.results.errors.push(format!("round {round}: {e}"));
+                    continue;
+                }
+            };
             rate_round(server.addr, t, plan, round).await;
+            if !server.alive() {
+                t.results
+                    .errors
+                    .push(format!("the server died in round {round}"));
+            }
         }
     }
     all.into_iter().map(finish).collect()
@@ -349,28 +359,19 @@ fn finish(mut t: UnderTest) -> (ServerKind, ServerResults) {
         record_broadcast(r, b);
     }
     r.polling = rounds::polling(&t.polling_runs);
-    if let Some(mut server) = t.server.take()
-        && !server.alive()
-    {
-        r.errors.push("the server died".into());
-    }
     (t.kind, t.results)
 }
 
 /// Storm, idle memory and large broadcast, restarting the server with half the clients if it
-/// dies; returns the server for the rate scenarios (`None` if it cannot be started).
-async fn large_phases(
-    paths: &Paths,
-    kind: ServerKind,
-    plan: &PlanArgs,
-) -> (Option<RunningServer>, ServerResults) {
+/// dies; returns whether the server could be started, and the results.
+async fn large_phases(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> (bool, ServerResults) {
     let mut r = ServerResults::default();
     let mut server = match RunningServer::start(paths, kind) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("  cannot start: {e}");
             r.errors.push(e.to_string());
-            return (None, r);
+            return (false, r);
         }
     };
     if !large_phase(&mut server, kind, plan.storm, plan, &mut r, true).await {
@@ -385,22 +386,15 @@ async fn large_phases(
             Ok(s) => s,
             Err(e) => {
                 r.errors.push(e.to_string());
-                return (None, r);
+                return (true, r);
             }
         };
         if !large_phase(&mut server, kind, half, plan, &mut r, false).await {
             r.errors
                 .push(format!("the server died again with {half} clients"));
-            server = match RunningServer::start(paths, kind) {
-                Ok(s) => s,
-                Err(e) => {
-                    r.errors.push(e.to_string());
-                    return (None, r);
-                }
-            };
         }
     }
-    (Some(server), r)
+    (true, r)
 }
 
 /// One round of the rate scenarios on one server: echo at each client count, the small
