@@ -336,7 +336,7 @@ async fn measure(
                     continue;
                 }
             };
-            rate_round(server.addr, t, plan, round).await;
+            rate_round(server.addr, server.pid(), t, plan, round).await;
             if !server.alive() {
                 t.results
                     .errors
@@ -399,7 +399,13 @@ async fn large_phases(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> (bool
 
 /// One round of the rate scenarios on one server: echo at each client count, the small
 /// broadcast (while its runs stay within [`rounds::REPEAT_BUDGET`]) and polling.
-async fn rate_round(addr: std::net::SocketAddr, t: &mut UnderTest, plan: &PlanArgs, round: usize) {
+async fn rate_round(
+    addr: std::net::SocketAddr,
+    server_pid: u32,
+    t: &mut UnderTest,
+    plan: &PlanArgs,
+    round: usize,
+) {
     let r = &mut t.results;
     for (i, &clients) in plan.echo.iter().enumerate() {
         let p = EchoParams {
@@ -408,6 +414,7 @@ async fn rate_round(addr: std::net::SocketAddr, t: &mut UnderTest, plan: &PlanAr
             closed: Duration::from_secs_f64(plan.echo_secs),
             open_rate: plan.echo_rate,
             open: Duration::from_secs_f64(plan.echo_secs),
+            server_pid: Some(server_pid),
         };
         match scenarios::echo(addr, p).await {
             Ok(e) => {

@@ -196,6 +196,12 @@ fn echo_p99(r: &ServerResults, n: usize) -> Option<f64> {
         .map(|e| e.p99_us as f64)
 }
 
+fn echo_cpu(r: &ServerResults, n: usize) -> Option<f64> {
+    echo_of(r, n)
+        .filter(|e| e.failed_clients == 0)
+        .and_then(|e| e.server_us_per_ack)
+}
+
 fn bcast_rate(r: &ServerResults, n: usize) -> Option<f64> {
     bcast_of(r, n).map(BroadcastResult::per_sec)
 }
@@ -307,6 +313,21 @@ fn targets(input: &Input) -> Vec<Target> {
                 &|r| r >= min,
                 "sockio/peer",
             );
+            // The closed loop can be held back by the load generator, which shares the machine:
+            // the server's CPU time per ack shows the work each server does for an event.
+            if let (Some(ours), Some(theirs), Some(target)) = (
+                echo_cpu(base, e),
+                of(kind).and_then(|r| echo_cpu(r, e)),
+                out.last_mut(),
+            ) && ours > 0.0
+            {
+                target.measured += &format!(
+                    "; server CPU per ack {:.1} µs against {:.1} µs ({:.2}x)",
+                    ours,
+                    theirs,
+                    theirs / ours
+                );
+            }
         }
         push(
             &mut out,
@@ -506,7 +527,7 @@ pub fn render(input: &Input) -> String {
     for &e in &plan.echo {
         let _ = writeln!(
             w,
-            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s. Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s; the server's CPU time (user + system, its process tree, from /proc) over the same seconds, per ack and in cores. Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | server CPU per ack (µs) | server cores | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             plan.echo_window,
             plan.echo_secs,
             num(plan.echo_rate)
@@ -515,7 +536,7 @@ pub fn render(input: &Input) -> String {
             if let Some(x) = echo_of(r, e) {
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
                     num(x.max_acks_per_sec),
                     ratio(echo_rate(r, e), base.and_then(|b| echo_rate(b, e))),
@@ -525,6 +546,10 @@ pub fn render(input: &Input) -> String {
                     ms(x.p999_us),
                     ms(x.max_us),
                     ratio(echo_p99(r, e), base.and_then(|b| echo_p99(b, e))),
+                    x.server_us_per_ack
+                        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+                    x.server_cores
+                        .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
                     num(x.missing as f64),
                     x.failed_clients,
                     x.runs

@@ -27,7 +27,8 @@ fn median_us(values: impl Iterator<Item = u64>) -> u64 {
     median(values.map(|v| v as f64).collect()).map_or(0, |m| m.round() as u64)
 }
 
-/// Echo runs of one client count: the median of each rate and latency percentile, the largest
+/// Echo runs of one client count: the median of each rate, latency percentile and CPU figure
+/// (of the runs that have one), the largest
 /// maximum, every unanswered event, the most failed clients of a run.
 pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
     let first = runs.first()?;
@@ -41,6 +42,8 @@ pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
         p99_us: median_us(runs.iter().map(|r| r.p99_us)),
         p999_us: median_us(runs.iter().map(|r| r.p999_us)),
         max_us: runs.iter().map(|r| r.max_us).max().unwrap_or(0),
+        server_us_per_ack: median(runs.iter().filter_map(|r| r.server_us_per_ack).collect()),
+        server_cores: median(runs.iter().filter_map(|r| r.server_cores).collect()),
         missing: runs.iter().map(|r| r.missing).sum(),
         failed_clients: runs.iter().map(|r| r.failed_clients).max().unwrap_or(0),
         first_error: runs.iter().find_map(|r| r.first_error.clone()),
@@ -98,6 +101,7 @@ mod tests {
             open_acks_per_sec: 4_000.0,
             p99_us: p99,
             max_us: p99 * 2,
+            server_us_per_ack: (p99 < 9_000).then_some(7.0),
             missing,
             runs: 1,
             ..EchoResult::default()
@@ -111,6 +115,8 @@ mod tests {
         assert_eq!(combined.max_acks_per_sec, 140_000.0);
         assert_eq!(combined.p99_us, 1_200);
         assert_eq!(combined.max_us, 18_000);
+        assert_eq!(combined.server_us_per_ack, Some(7.0));
+        assert_eq!(combined.server_cores, None);
         assert_eq!(combined.missing, 2);
         assert_eq!(combined.runs, 3);
     }

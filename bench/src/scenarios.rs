@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::net::{Result, Ws, ack_id, event_with_ack, is_bcast, within, ws_connect};
 use crate::polling::PollingClient;
+use crate::servers::tree_cpu_secs;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A broadcast run ends after this long without a delivery (or an ack, for the sender).
@@ -61,6 +62,11 @@ pub struct EchoResult {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// Server CPU time (user + system, its whole process tree) per acknowledgement over the
+    /// closed loop, in microseconds; `None` when the server's process was not known.
+    pub server_us_per_ack: Option<f64>,
+    /// The server's CPU use over the closed loop, in cores.
+    pub server_cores: Option<f64>,
     /// Open-loop events that got no ack before the drain ended.
     pub missing: u64,
     pub failed_clients: usize,
@@ -365,6 +371,8 @@ pub struct EchoParams {
     /// Open loop: total events per second over all clients.
     pub open_rate: f64,
     pub open: Duration,
+    /// The server's process, whose CPU time is read at the start and end of the closed loop.
+    pub server_pid: Option<u32>,
 }
 
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
@@ -412,6 +420,14 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
             ))
         })
         .collect();
+    let cpu_reader = p.server_pid.map(|pid| {
+        tokio::spawn(async move {
+            sleep_until(closed_from).await;
+            let before = tree_cpu_secs(pid);
+            sleep_until(t1).await;
+            tree_cpu_secs(pid) - before
+        })
+    });
     let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
     let (mut closed, mut open) = (0u64, 0u64);
     for t in tasks {
@@ -429,6 +445,12 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
         }
     }
     result.max_acks_per_sec = closed as f64 / p.closed.as_secs_f64();
+    if let Some(reader) = cpu_reader
+        && let Ok(cpu) = reader.await
+    {
+        result.server_cores = Some(cpu / p.closed.as_secs_f64());
+        result.server_us_per_ack = (closed > 0).then(|| cpu / closed as f64 * 1e6);
+    }
     result.open_acks_per_sec = open as f64 / p.open.as_secs_f64();
     result.p50_us = hist.value_at_quantile(0.5);
     result.p99_us = hist.value_at_quantile(0.99);
