@@ -24,18 +24,20 @@
 
 #![forbid(unsafe_code)]
 
+mod tcp;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// smol as a sockio runtime: `smol::spawn`, async-io timers, `smol::net` TCP.
+/// smol as a sockio runtime: `smol::spawn`, async-io timers and TCP.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Smol;
 
 impl sockio_server::Runtime for Smol {
-    type Listener = smol::net::TcpListener;
-    type Stream = FuturesIo<smol::net::TcpStream>;
+    type Listener = smol::Async<std::net::TcpListener>;
+    type Stream = FuturesIo<TcpStream>;
     type UnixStream = FuturesIo<smol::net::unix::UnixStream>;
 
     fn spawn<F>(&self, future: F)
@@ -53,22 +55,23 @@ impl sockio_server::Runtime for Smol {
     }
 
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
-        smol::net::TcpListener::try_from(listener)
+        smol::Async::new(listener)
     }
 
     async fn accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
         let (stream, remote) = listener.accept().await?;
+        let stream = TcpStream::new(stream);
         // Socket.IO packets are small and latency-sensitive.
         let _ = stream.set_nodelay(true);
         Ok((FuturesIo::new(stream), remote))
     }
 
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
-        listener.local_addr()
+        listener.get_ref().local_addr()
     }
 
     async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
-        let stream = smol::net::TcpStream::connect((host, port)).await?;
+        let stream = TcpStream::connect(host, port).await?;
         let _ = stream.set_nodelay(true);
         Ok(FuturesIo::new(stream))
     }
@@ -110,6 +113,8 @@ where
 /// smol's (futures-io) streams as hyper's I/O: wrap an accepted stream in it to serve your own
 /// hyper application on smol, with [`SocketIoLayer`] in front (`examples/smol_hyper.rs`).
 pub use smol_hyper::rt::FuturesIo;
+
+pub use tcp::TcpStream;
 
 /// A Socket.IO server on smol.
 pub type Server = sockio_server::Server<Smol>;
