@@ -439,18 +439,9 @@ async fn rate_round(
                 plan.broadcast, storm.failed, storm.first_error
             ));
         }
-        let count = (plan.deliveries / (plan.broadcast as u64 + 1)).max(1);
-        let wait = Duration::from_secs_f64(plan.broadcast_wait);
         let started = Instant::now();
-        let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
+        let b = broadcast_run(addr, &mut fleet, plan.broadcast, plan).await;
         t.small_broadcast_time += started.elapsed();
-        b.nominal = plan.broadcast;
-        eprintln!(
-            "  broadcast {}: {:.0}/s, lost {}",
-            b.receivers,
-            b.per_sec(),
-            b.lost()
-        );
         if b.receivers == 0 {
             record_broadcast(r, b);
         } else {
@@ -471,6 +462,26 @@ async fn rate_round(
     );
     t.polling_runs.push(p);
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// One broadcast run to `fleet` (of `nominal` clients), aiming at the plan's deliveries.
+async fn broadcast_run(
+    addr: std::net::SocketAddr,
+    fleet: &mut scenarios::Fleet,
+    nominal: usize,
+    plan: &PlanArgs,
+) -> BroadcastResult {
+    let count = (plan.deliveries / (nominal as u64 + 1)).max(1);
+    let wait = Duration::from_secs_f64(plan.broadcast_wait);
+    let mut b = scenarios::broadcast(addr, fleet, count, 64, wait).await;
+    b.nominal = nominal;
+    eprintln!(
+        "  broadcast {}: {:.0}/s, lost {}",
+        b.receivers,
+        b.per_sec(),
+        b.lost()
+    );
+    b
 }
 
 /// Keeps a broadcast's result, unless its sender never connected (nothing was measured: the
@@ -522,19 +533,10 @@ async fn large_phase(
         );
         r.idle = Some(idle);
         if with_broadcast && kind.is_socket_io() {
-            let count = (plan.deliveries / (n as u64 + 1)).max(1);
-            let wait = Duration::from_secs_f64(plan.broadcast_wait);
             let started = Instant::now();
             let mut runs = Vec::new();
             while runs.len() < plan.rounds.max(1) && started.elapsed() < rounds::REPEAT_BUDGET {
-                let mut b = scenarios::broadcast(addr, &mut fleet, count, 64, wait).await;
-                b.nominal = n;
-                eprintln!(
-                    "  broadcast {}: {:.0}/s, lost {}",
-                    b.receivers,
-                    b.per_sec(),
-                    b.lost()
-                );
+                let b = broadcast_run(addr, &mut fleet, n, plan).await;
                 if b.receivers == 0 {
                     record_broadcast(r, b);
                     break;
