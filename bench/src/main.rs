@@ -91,8 +91,8 @@ struct PlanArgs {
     /// Rounds of the rate scenarios (echo, small broadcast, polling), each round going through
     /// every server in turn; a server's rounds are combined (median rates and latencies, total
     /// deliveries). The large broadcast is repeated as often on its fleet. See bench/src/rounds.rs.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// Seconds the idle fleet stays connected before its memory is read.
     #[arg(long, default_value_t = 3.0)]
     idle_secs: f64,
@@ -298,8 +298,8 @@ struct UnderTest {
 /// Every server's large phase (storm, idle memory, large broadcast) in turn; then `plan.rounds`
 /// rounds of the rate scenarios, each round going through every server (starting one further
 /// along the list each round), so a slow minute of the machine falls on all servers alike; then
-/// each server's runs combined. Every phase and round gets a server process of its own, killed
-/// when it ends: a server still working off a large phase (a peer still sending what its
+/// each server's runs combined. The large phase and each round get a server process of their own,
+/// killed when they end: a server still working off a large phase (a peer still sending what its
 /// clients left behind) must not run beside the next one's measurement.
 async fn measure(
     paths: &Paths,
@@ -320,7 +320,7 @@ async fn measure(
             polling_runs: Vec::new(),
         });
     }
-    let rounds = plan.rounds.max(1);
+    let rounds = usize::from(plan.rounds);
     let count = all.len();
     for round in 1..=rounds {
         for i in 0..count {
@@ -329,7 +329,7 @@ async fn measure(
                 continue;
             }
             eprintln!("== round {round}/{rounds}: {}", t.kind.name());
-            let mut server = match RunningServer::start(paths, t.kind) {
+            let mut server = match RunningServer::start(paths, t.kind, &format!("round{round}")) {
                 Ok(server) => server,
                 Err(e) => {
                     t.results.errors.push(format!("round {round}: {e}"));
@@ -366,7 +366,7 @@ fn finish(mut t: UnderTest) -> (ServerKind, ServerResults) {
 /// dies; returns whether the server could be started, and the results.
 async fn large_phases(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> (bool, ServerResults) {
     let mut r = ServerResults::default();
-    let mut server = match RunningServer::start(paths, kind) {
+    let mut server = match RunningServer::start(paths, kind, "large") {
         Ok(s) => s,
         Err(e) => {
             eprintln!("  cannot start: {e}");
@@ -378,11 +378,11 @@ async fn large_phases(paths: &Paths, kind: ServerKind, plan: &PlanArgs) -> (bool
         let half = plan.storm / 2;
         eprintln!("  the server died: restarted, storm and idle again with {half} clients");
         r.errors.push(format!(
-            "the server died during the {}-client phase (see target/bench-logs/{}.log); restarted, and the idle memory measured with {half} clients instead",
+            "the server died during the {}-client phase (see {}); restarted, and the idle memory measured with {half} clients instead",
             plan.storm,
-            kind.name()
+            servers::log_path(paths, kind, "large").display()
         ));
-        server = match RunningServer::start(paths, kind) {
+        server = match RunningServer::start(paths, kind, "large-restarted") {
             Ok(s) => s,
             Err(e) => {
                 r.errors.push(e.to_string());
@@ -535,13 +535,16 @@ async fn large_phase(
         if with_broadcast && kind.is_socket_io() {
             let started = Instant::now();
             let mut runs = Vec::new();
-            while runs.len() < plan.rounds.max(1) && started.elapsed() < rounds::REPEAT_BUDGET {
+            while runs.len() < usize::from(plan.rounds) && started.elapsed() < rounds::REPEAT_BUDGET
+            {
                 let b = broadcast_run(addr, &mut fleet, n, plan).await;
                 if b.receivers == 0 {
                     record_broadcast(r, b);
                     break;
                 }
-                let failed = b.error.is_some() || !server.alive();
+                // A run that ended at its wait limit may still have deliveries on the way, which
+                // the next run would count as its own.
+                let failed = b.error.is_some() || b.timed_out || !server.alive();
                 runs.push(b);
                 if failed {
                     break;
@@ -558,7 +561,7 @@ async fn large_phase(
 }
 
 async fn capacity_check(paths: &Paths, clients: usize) -> Result<Capacity> {
-    let server = RunningServer::start(paths, ServerKind::SockioTokio)?;
+    let server = RunningServer::start(paths, ServerKind::SockioTokio, "capacity")?;
     let start = Instant::now();
     let opened = net::connections_opened();
     let (fleet, storm) = scenarios::storm(server.addr, clients).await;

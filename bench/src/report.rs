@@ -322,9 +322,8 @@ fn targets(input: &Input) -> Vec<Target> {
             ) && ours > 0.0
             {
                 target.measured += &format!(
-                    "; server CPU per ack {:.1} µs against {:.1} µs ({:.2}x)",
-                    ours,
-                    theirs,
+                    "; server CPU per ack: sockio {ours:.1} µs, {} {theirs:.1} µs (peer/sockio {:.2})",
+                    kind.name(),
                     theirs / ours
                 );
             }
@@ -443,7 +442,7 @@ pub fn render(input: &Input) -> String {
     );
     let _ = writeln!(
         w,
-        "Load generator: one process, {} tokio worker thread(s), WebSocket clients from 127.0.0.x (10,000 per source address). Parameters: storm/idle/large broadcast {} clients; echo {:?} clients, {} acks outstanding per client in the closed loop, open loop at {} events/s in total, {} s per phase; small broadcast {} clients; {} deliveries aimed at per broadcast run; polling {} clients for {} s. Rounds: {} (the echo, small broadcast and polling scenarios run once per round, each round going through every server in turn, and the large broadcast is repeated as often on its fleet; a broadcast is not repeated once its runs took {} s. A server's echo and polling rows are the medians of its runs, its broadcast rows the totals of its runs).\n",
+        "Load generator: one process, {} tokio worker thread(s), WebSocket clients from 127.0.0.x (10,000 per source address). Parameters: storm/idle/large broadcast {} clients; echo {:?} clients, {} acks outstanding per client in the closed loop, open loop at {} events/s in total, {} s per phase; small broadcast {} clients; {} deliveries aimed at per broadcast run; polling {} clients for {} s. Rounds: {} (the echo, small broadcast and polling scenarios run once per round, each round going through every server in turn, and the large broadcast is repeated as often on its fleet; a broadcast is not repeated once its runs took {} s. A server's echo and polling rates, latency percentiles and CPU figures are the medians of its runs; the largest maximum latency, all unanswered events, the most failed and the fewest connected clients of a run are shown; its broadcast rows are the totals of its runs, lost deliveries added up run by run, and a repeated large broadcast has one more receiver each run, the previous run's sender).\n",
         plan.client_threads,
         plan.storm,
         plan.echo,
@@ -570,7 +569,15 @@ pub fn render(input: &Input) -> String {
                     w,
                     "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
-                    num(x.receivers as f64),
+                    if x.receivers_last > x.receivers {
+                        format!(
+                            "{}–{}",
+                            num(x.receivers as f64),
+                            num(x.receivers_last as f64)
+                        )
+                    } else {
+                        num(x.receivers as f64)
+                    },
                     num(x.sent as f64),
                     num(x.expected as f64),
                     num(x.received as f64),

@@ -51,13 +51,15 @@ pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
     })
 }
 
-/// Broadcast runs: their totals, so every lost delivery of every run shows, and the rate is all
-/// deliveries over all the runs' time.
+/// Broadcast runs: their totals, every run's lost deliveries added up (one run's surplus cannot
+/// hide another's loss), and the rate of all deliveries over all the runs' time.
 pub fn broadcast(runs: &[BroadcastResult]) -> Option<BroadcastResult> {
     let first = runs.first()?;
     Some(BroadcastResult {
         nominal: first.nominal,
         receivers: first.receivers,
+        receivers_last: runs.last().map_or(first.receivers, |r| r.receivers_last),
+        lost_in_runs: Some(runs.iter().map(BroadcastResult::lost).sum()),
         sent: runs.iter().map(|r| r.sent).sum(),
         expected: runs.iter().map(|r| r.expected).sum(),
         received: runs.iter().map(|r| r.received).sum(),
@@ -134,10 +136,11 @@ mod tests {
             ..BroadcastResult::default()
         };
         let combined =
-            broadcast(&[run(10_010, 1.0), run(10_009, 1.0), run(10_010, 2.0)]).expect("three runs");
+            broadcast(&[run(10_010, 1.0), run(10_009, 1.0), run(10_011, 2.0)]).expect("three runs");
+        // The third run's surplus does not hide the second's loss.
         assert_eq!(combined.lost(), 1);
         assert_eq!(combined.runs, 3);
-        assert!((combined.per_sec() - 30_029.0 / 4.0).abs() < 1e-6);
+        assert!((combined.per_sec() - 30_030.0 / 4.0).abs() < 1e-6);
     }
 
     #[test]

@@ -92,11 +92,17 @@ pub struct BroadcastResult {
     pub error: Option<String>,
     /// Runs combined into this result (see `rounds`); 1 for a single run.
     pub runs: usize,
+    /// Of combined runs: the receivers of the last one (each run on the same fleet adds the
+    /// previous run's sender), and the sum of each run's lost deliveries (so one run's surplus
+    /// cannot hide another's loss).
+    pub receivers_last: usize,
+    pub lost_in_runs: Option<u64>,
 }
 
 impl BroadcastResult {
     pub fn lost(&self) -> u64 {
-        self.expected.saturating_sub(self.received)
+        self.lost_in_runs
+            .unwrap_or_else(|| self.expected.saturating_sub(self.received))
     }
     pub fn per_sec(&self) -> f64 {
         self.received as f64 / self.secs.max(1e-9)
@@ -277,6 +283,7 @@ pub async fn broadcast(
     };
     let before = fleet.bcast.count();
     result.receivers = fleet.alive.load(Ordering::Relaxed) + 1;
+    result.receivers_last = result.receivers;
     let start = Instant::now();
     let counter = fleet.bcast.clone();
     let send_all = async {
@@ -420,12 +427,13 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
             ))
         })
         .collect();
+    // (CPU seconds, wall seconds) between the closed loop's start and end.
     let cpu_reader = p.server_pid.map(|pid| {
         tokio::spawn(async move {
             sleep_until(closed_from).await;
-            let before = tree_cpu_secs(pid);
+            let (before, from) = (tree_cpu_secs(pid), Instant::now());
             sleep_until(t1).await;
-            tree_cpu_secs(pid) - before
+            (tree_cpu_secs(pid) - before, from.elapsed().as_secs_f64())
         })
     });
     let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
@@ -445,10 +453,13 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
         }
     }
     result.max_acks_per_sec = closed as f64 / p.closed.as_secs_f64();
+    // A process of the tree that ended in between takes its time out of the sum: no figure then.
     if let Some(reader) = cpu_reader
-        && let Ok(cpu) = reader.await
+        && let Ok((cpu, secs)) = reader.await
+        && cpu >= 0.0
+        && secs > 0.0
     {
-        result.server_cores = Some(cpu / p.closed.as_secs_f64());
+        result.server_cores = Some(cpu / secs);
         result.server_us_per_ack = (closed > 0).then(|| cpu / closed as f64 * 1e6);
     }
     result.open_acks_per_sec = open as f64 / p.open.as_secs_f64();

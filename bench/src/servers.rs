@@ -168,11 +168,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    pub fn start(paths: &Paths, kind: ServerKind) -> Result<RunningServer> {
+    /// Starts `kind`; its output goes to `target/bench-logs/<name>-<phase>.log` (one file per
+    /// start, so a later start does not overwrite the log of one that failed).
+    pub fn start(paths: &Paths, kind: ServerKind, phase: &str) -> Result<RunningServer> {
         let port = free_port()?;
-        let log_dir = paths.root.join("target").join("bench-logs");
-        std::fs::create_dir_all(&log_dir)?;
-        let log = std::fs::File::create(log_dir.join(format!("{}.log", kind.name())))?;
+        let log = std::fs::File::create(log_path(paths, kind, phase))?;
         let mut cmd = paths.command(kind, port)?;
         // Profiling: SOCKIO_BENCH_WRAP="heaptrack -o /tmp/ht" (or "perf record -g -o ...") runs
         // every server under that command.
@@ -236,6 +236,13 @@ impl Drop for RunningServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where the output of `kind`'s server started for `phase` goes (the directory is created).
+pub fn log_path(paths: &Paths, kind: ServerKind, phase: &str) -> PathBuf {
+    let dir = paths.root.join("target").join("bench-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!("{}-{phase}.log", kind.name()))
 }
 
 fn free_port() -> Result<u16> {

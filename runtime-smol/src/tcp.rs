@@ -69,6 +69,9 @@ impl AsyncRead for TcpStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         // Only the first poll after a short read trusts it: a task polled again before the
         // reactor reported anything was woken for something else, and reading then picks up
         // what arrived meanwhile without waiting for the reactor's turn (a broadcast sender's
