@@ -9,7 +9,14 @@
 use std::collections::VecDeque;
 
 /// Pops the front element of `queue`, and releases the queue's buffer when that left it empty.
+/// Inlined: callers poll their queues until `None`, so most calls find them empty, and a call
+/// that is not inlined moves the large `Option<T>` out through memory even then (callgrind: 15
+/// calls and 15 `memcpy`s per echo event, bench/ANALYSIS.md).
+#[inline]
 pub fn pop_front_releasing<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    if queue.is_empty() {
+        return None;
+    }
     let front = queue.pop_front();
     if queue.is_empty() && queue.capacity() > 0 {
         *queue = VecDeque::new();

@@ -439,6 +439,9 @@ fn ack_id_overflow() {
     assert_error("3/a,18446744073709551616[]", ParseError::InvalidAckId);
     let max = decode_packet("3/a,18446744073709551615[]").unwrap();
     assert_eq!(max.ack_id, Some(u64::MAX));
+    golden(max, "3/a,18446744073709551615[]", &[]);
+    let zero = decode_packet("30[]").unwrap();
+    golden(zero, "30[]", &[]);
 }
 
 #[test]

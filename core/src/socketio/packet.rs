@@ -245,7 +245,8 @@ impl Packet {
             text.push(b',');
         }
         if let Some(id) = self.ack_id {
-            let _ = write!(text, "{id}");
+            // itoa: `write!` goes through the formatter (3% of the instructions per echo event).
+            text.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         }
         if let Some(data) = &self.data {
             // Straight into the buffer: `Value`'s `Display` goes through the formatter for every
