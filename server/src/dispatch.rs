@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use bytestring::ByteString;
 use sockio_core::api::ReceivedEvent;
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
@@ -63,6 +64,36 @@ enum Started {
 /// waker) by whoever continues it, as every future's contract allows.
 fn poll_once(future: Pin<&mut (dyn Future<Output = ()> + Send)>) -> Poll<()> {
     future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// The rest of an event's handling: the handler's future to its end, then its acknowledgement.
+fn answering(
+    cell: Arc<ConnCell>,
+    namespace: ByteString,
+    ack_id: Option<u64>,
+    handler: BoxFuture<Args>,
+) -> HandOff {
+    Box::pin(async move {
+        // A panicking handler's event gets no acknowledgement.
+        if let Some(reply) = catch_panic("event", handler).await {
+            acknowledge(&cell, &namespace, ack_id, reply);
+        }
+    })
+}
+
+/// Sends a handler's reply as the acknowledgement the client asked for, if it asked for one.
+fn acknowledge(cell: &ConnCell, namespace: &str, ack_id: Option<u64>, reply: Args) {
+    let Some(ack_id) = ack_id else {
+        return;
+    };
+    let result = cell.drive(|state, now| {
+        state
+            .conn
+            .ack(now, namespace, ack_id, reply.values, reply.attachments)
+    });
+    if let Err(error) = result {
+        tracing::debug!(%error, "acknowledgement not delivered");
+    }
 }
 
 impl<Rt: Runtime> Server<Rt> {
@@ -193,36 +224,19 @@ impl<Rt: Runtime> Server<Rt> {
             ack_id,
         } = received;
         let socket = Socket::new(self.clone(), namespace.clone(), sid);
-        let Some(handler) = self.call_event_handler(socket, &namespace, event, args) else {
+        let Some(mut handler) = self.call_event_handler(socket, &namespace, event, args) else {
             return Started::Done;
         };
-        let handler_cell = cell.clone();
-        let mut run: HandOff = Box::pin(async move {
-            let cell = handler_cell;
-            // A panicking handler's event gets no acknowledgement.
-            let Some(reply) = catch_panic("event", handler).await else {
-                return;
-            };
-            if let Some(ack_id) = ack_id {
-                let result = cell.drive(|state, now| {
-                    state
-                        .conn
-                        .ack(now, &namespace, ack_id, reply.values, reply.attachments)
-                });
-                if let Err(error) = result {
-                    tracing::debug!(%error, "acknowledgement not delivered");
-                }
-            }
-        });
-        if !self.inner.async_handlers {
-            return match poll_once(run.as_mut()) {
-                Poll::Ready(()) => Started::Done,
-                Poll::Pending => Started::Waiting(run),
-            };
-        }
-        if cell.in_flight.load(Ordering::SeqCst) >= MAX_HANDLERS_IN_FLIGHT {
+        let async_handlers = self.inner.async_handlers;
+        // A handler runs where its event was read, unless (with `async_handlers`) too many of
+        // this connection's handlers are in flight, or a long one ran just before: handling in
+        // place had serialised long handlers that never wait on one thread.
+        let in_place = if !async_handlers {
+            true
+        } else if cell.in_flight.load(Ordering::SeqCst) >= MAX_HANDLERS_IN_FLIGHT {
             // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
             // pauses the client's reads.
+            let run = answering(cell.clone(), namespace, ack_id, handler);
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
@@ -236,18 +250,38 @@ impl<Rt: Runtime> Server<Rt> {
                 }
                 server.spawn_handler(cell, run);
             }));
-        }
-        // A handler that finishes without waiting needs no task of its own; but after a long one
-        // the next events get tasks, so long handlers (an emit to thousands of clients) run side
-        // by side on the runtime's threads.
-        if !cell.take_spawn_turn() {
+        } else {
+            !cell.take_spawn_turn()
+        };
+        if in_place {
+            // The handler's own (boxed) future is polled here; the future that continues it is
+            // made only when it has to wait, so a handler that finishes at once costs no second
+            // allocation.
             let started = Instant::now();
-            if poll_once(run.as_mut()).is_ready() {
-                if started.elapsed() >= LONG_INLINE_HANDLER {
+            let polled = catch_panic_now("event", || {
+                handler
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+            });
+            let finished = match polled {
+                // A panicking handler's event gets no acknowledgement.
+                None => true,
+                Some(Poll::Ready(reply)) => {
+                    acknowledge(cell, &namespace, ack_id, reply);
+                    true
+                }
+                Some(Poll::Pending) => false,
+            };
+            if finished {
+                if async_handlers && started.elapsed() >= LONG_INLINE_HANDLER {
                     cell.spawn_next(SPAWNED_AFTER_LONG);
                 }
                 return Started::Done;
             }
+        }
+        let run = answering(cell.clone(), namespace, ack_id, handler);
+        if !async_handlers {
+            return Started::Waiting(run);
         }
         self.spawn_handler(cell.clone(), run);
         Started::Done
