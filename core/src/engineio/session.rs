@@ -709,11 +709,15 @@ impl Session {
     // ----- outputs ----------------------------------------------------------------------------
 
     /// The next HTTP response or WebSocket wake-up. Drain until `None` after every input.
+    // Inlined: drained until `None` after every input, so most calls find nothing.
+    #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
         crate::queue::pop_front_releasing(&mut self.outputs)
     }
 
     /// The next event for the application. Drain until `None` after every input.
+    // Inlined: drained until `None` after every input, so most calls find nothing.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<EngineEvent> {
         crate::queue::pop_front_releasing(&mut self.events)
     }

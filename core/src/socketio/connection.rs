@@ -717,11 +717,13 @@ impl Connection {
     // ----- outputs ----------------------------------------------------------------------------
 
     /// See [`Session::poll_output`].
+    #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.engine.poll_output()
     }
 
     /// The next event for the application. Drain until `None` after every input.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<SocketEvent> {
         crate::queue::pop_front_releasing(&mut self.events)
     }
