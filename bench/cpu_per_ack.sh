@@ -11,14 +11,14 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 "$root/target/release/sockio-bench" compare --root "$root" --server sockio-tokio --storm 100 \
     --deliveries 1 --echo 100 --echo-secs 6 --broadcast 100 --polling 10 --polling-secs 1 \
-    --capacity 0 --out "$log.md" >"$log" 2>&1 &
+    --capacity 0 --rounds 1 --out "$log.md" >"$log" 2>&1 &
 harness=$!
-# The echo phase starts right after the small broadcast.
+# The round's echo phase starts on a fresh server right after the large phase.
 for _ in $(seq 1 300); do
     sleep 0.1
-    grep -q "broadcast 101" "$log" && break
+    grep -q "round 1/1" "$log" && break
 done
-sleep 0.7
+sleep 1.5
 pid="$(pgrep -f "$root/target/release/sockio-conformance serve")"
 hz="$(getconf CLK_TCK)"
 before="$(awk '{print $14+$15}' "/proc/$pid/stat")"
