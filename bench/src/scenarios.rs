@@ -470,9 +470,13 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
     Ok(result)
 }
 
+/// The acked `echo` event number `id`.
+fn echo_event(id: u64) -> Message {
+    Message::text(event_with_ack(id, "echo", ECHO_ARG))
+}
+
 async fn send_echo(ws: &mut Ws, id: u64) -> Result<()> {
-    ws.send(Message::text(event_with_ack(id, "echo", ECHO_ARG)))
-        .await?;
+    ws.send(echo_event(id)).await?;
     Ok(())
 }
 
@@ -514,8 +518,7 @@ async fn echo_client(
                     out.closed_acks += 1;
                 }
                 if now < t1 {
-                    ws.feed(Message::text(event_with_ack(id, "echo", ECHO_ARG)))
-                        .await?;
+                    ws.feed(echo_event(id)).await?;
                     id += 1;
                     outstanding += 1;
                 } else if outstanding == 0 {

@@ -283,7 +283,15 @@ pub fn process_rss(pid: u32) -> u64 {
 }
 
 fn tree_rss(pid: u32) -> u64 {
-    process_rss(pid) + descendants(pid).into_iter().map(process_rss).sum::<u64>()
+    over_tree(pid, process_rss)
+}
+
+/// `per_process` of a process plus that of each of its descendants.
+fn over_tree<T: std::iter::Sum<T>>(pid: u32, per_process: impl Fn(u32) -> T) -> T {
+    std::iter::once(pid)
+        .chain(descendants(pid))
+        .map(per_process)
+        .sum()
 }
 
 /// Clock ticks per second of `/proc/PID/stat`'s times: USER_HZ, 100 on every Linux the kernel
@@ -312,11 +320,7 @@ pub fn process_cpu_secs(pid: u32) -> f64 {
 
 /// utime + stime of a process and its descendants, in seconds.
 pub fn tree_cpu_secs(pid: u32) -> f64 {
-    process_cpu_secs(pid)
-        + descendants(pid)
-            .into_iter()
-            .map(process_cpu_secs)
-            .sum::<f64>()
+    over_tree(pid, process_cpu_secs)
 }
 
 #[cfg(test)]

@@ -257,7 +257,8 @@ impl<Rt: Runtime> Server<Rt> {
             // The handler's own (boxed) future is polled here; the future that continues it is
             // made only when it has to wait, so a handler that finishes at once costs no second
             // allocation.
-            let started = Instant::now();
+            // Only async handlers are sent to tasks after a long one, so only they are timed.
+            let started = async_handlers.then(Instant::now);
             let polled = catch_panic_now("event", || {
                 handler
                     .as_mut()
@@ -273,7 +274,7 @@ impl<Rt: Runtime> Server<Rt> {
                 Some(Poll::Pending) => false,
             };
             if finished {
-                if async_handlers && started.elapsed() >= LONG_INLINE_HANDLER {
+                if started.is_some_and(|at| at.elapsed() >= LONG_INLINE_HANDLER) {
                     cell.spawn_next(SPAWNED_AFTER_LONG);
                 }
                 return Started::Done;
