@@ -221,6 +221,9 @@ pub struct Session {
     /// The primary WebSocket was closed by the peer (nothing more can be written on it).
     ws_gone: bool,
     outputs: VecDeque<Output>,
+    /// A WebSocket wake-up not yet reported, reported after `outputs`. Kept out of that queue
+    /// because every message sent reports one: each would otherwise fill an empty queue.
+    ws_ready: Option<RequestId>,
     events: VecDeque<EngineEvent>,
     heartbeat: Heartbeat,
     state: State,
@@ -268,6 +271,7 @@ impl Session {
             ws_close_pending: false,
             ws_gone: false,
             outputs: VecDeque::new(),
+            ws_ready: None,
             events: VecDeque::new(),
             heartbeat,
             state: State::Open,
@@ -464,7 +468,9 @@ impl Session {
         let ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
         self.respond(id, &origin, ok);
         for packet in decoded.packets {
-            self.handle_packet(now, packet, None);
+            if let Some(data) = self.handle_packet(now, packet, None) {
+                self.events.push_back(EngineEvent::Message(data));
+            }
             if self.state == State::Closed {
                 return;
             }
@@ -516,26 +522,44 @@ impl Session {
     /// be refused by the driver's WebSocket layer and reported with
     /// [`handle_ws_closed`](Self::handle_ws_closed)`(conn, true)`.
     pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
+        if let Some(data) = self.receive_ws_message(now, conn, message) {
+            self.events.push_back(EngineEvent::Message(data));
+        }
+    }
+
+    /// [`Session::handle_ws_message`] for a caller that handles the message at once (the
+    /// Socket.IO layer): a message's data is returned rather than queued as
+    /// [`EngineEvent::Message`], which spares every message a trip through the event queue. What
+    /// else the frame caused is queued as usual and came before the message.
+    pub(crate) fn receive_ws_message(
+        &mut self,
+        now: Instant,
+        conn: RequestId,
+        message: WsMessage,
+    ) -> Option<PacketData> {
         self.debug_assert_drained();
         if self.state == State::Closed {
-            return;
+            return None;
         }
         if self.probe.as_ref().is_some_and(|p| p.conn == conn) {
             self.handle_probe_message(now, message);
-            return;
+            return None;
         }
         if !self.is_primary_ws(conn) {
-            return;
+            return None;
         }
         if message.len() > self.config.max_http_buffer_size {
             self.close_now(CloseReason::TransportError(
                 "message over max_http_buffer_size",
             ));
-            return;
+            return None;
         }
         match Packet::decode_ws(message, self.version) {
             Ok(packet) => self.handle_packet(now, packet, Some(conn)),
-            Err(_) => self.close_now(CloseReason::ParseError),
+            Err(_) => {
+                self.close_now(CloseReason::ParseError);
+                None
+            }
         }
     }
 
@@ -601,7 +625,7 @@ impl Session {
             probe.frames.clear();
             probe.frames.push_back(WsAction::Close);
             let conn = probe.conn;
-            self.outputs.push_back(Output::WebSocketReady { conn });
+            self.report_ws_ready(conn);
         }
         match &mut self.heartbeat {
             Heartbeat::ServerPings {
@@ -685,7 +709,7 @@ impl Session {
         match self.transport {
             ActiveTransport::WebSocket { conn, .. } => {
                 self.ws_close_pending = true;
-                self.outputs.push_back(Output::WebSocketReady { conn });
+                self.report_ws_ready(conn);
                 self.cancel_probe();
                 self.finish(reason);
             }
@@ -712,7 +736,12 @@ impl Session {
     // Inlined: drained until `None` after every input, so most calls find nothing.
     #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
-        crate::queue::pop_front_releasing(&mut self.outputs)
+        if let Some(output) = crate::queue::pop_front_releasing(&mut self.outputs) {
+            return Some(output);
+        }
+        self.ws_ready
+            .take()
+            .map(|conn| Output::WebSocketReady { conn })
     }
 
     /// The next event for the application. Drain until `None` after every input.
@@ -810,7 +839,14 @@ impl Session {
 
     // ----- internals --------------------------------------------------------------------------
 
-    fn handle_packet(&mut self, now: Instant, packet: Packet, _conn: Option<RequestId>) {
+    /// Handles a packet from the client; a message's data is returned for the caller to report.
+    #[must_use = "a message's data is returned, not queued"]
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: Packet,
+        _conn: Option<RequestId>,
+    ) -> Option<PacketData> {
         if let Heartbeat::ServerPings {
             awaiting_pong: true,
             pong_deadline,
@@ -827,11 +863,10 @@ impl Session {
         }
         match packet.kind {
             PacketType::Message => {
-                let data = match packet.data {
+                return Some(match packet.data {
                     PacketData::Empty => PacketData::Text(Default::default()),
                     other => other,
-                };
-                self.events.push_back(EngineEvent::Message(data));
+                });
             }
             PacketType::Pong => match &mut self.heartbeat {
                 Heartbeat::ServerPings {
@@ -857,7 +892,7 @@ impl Session {
                     // with pongs: they count against the cap like everything else.
                     if self.queue.len() >= self.config.max_buffered_packets {
                         self.close_now(CloseReason::OutboundQueueFull);
-                        return;
+                        return None;
                     }
                     // The reference server answers a bare pong, whatever the ping carried.
                     self.push_control(now, Frame::bare(PacketType::Pong));
@@ -884,6 +919,7 @@ impl Session {
                 // the end of an upgrade); they are not worth a session.
             }
         }
+        None
     }
 
     fn handle_probe_message(&mut self, now: Instant, message: WsMessage) {
@@ -904,7 +940,7 @@ impl Session {
                 probe
                     .frames
                     .push_back(WsAction::Send(WsMessage::Text("3probe".into())));
-                self.outputs.push_back(Output::WebSocketReady { conn });
+                self.report_ws_ready(conn);
                 // Release the held GET so the client can finish pausing polling.
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
@@ -941,7 +977,7 @@ impl Session {
                 probe.cancelled = true;
                 probe.frames.clear();
                 probe.frames.push_back(WsAction::Close);
-                self.outputs.push_back(Output::WebSocketReady { conn });
+                self.report_ws_ready(conn);
             }
         }
     }
@@ -958,7 +994,7 @@ impl Session {
             probe.frames.clear();
             probe.frames.push_back(WsAction::Close);
             let conn = probe.conn;
-            self.outputs.push_back(Output::WebSocketReady { conn });
+            self.report_ws_ready(conn);
         }
     }
 
@@ -985,7 +1021,7 @@ impl Session {
         if let ActiveTransport::WebSocket { conn, .. } = self.transport
             && !self.queue.is_empty()
         {
-            self.outputs.push_back(Output::WebSocketReady { conn });
+            self.report_ws_ready(conn);
         }
     }
 
@@ -1093,7 +1129,7 @@ impl Session {
             ActiveTransport::WebSocket { conn, .. } => {
                 let conn = *conn;
                 self.ws_close_pending = true;
-                self.outputs.push_back(Output::WebSocketReady { conn });
+                self.report_ws_ready(conn);
             }
         }
         self.cancel_probe();
@@ -1141,7 +1177,7 @@ impl Session {
                 let conn = *conn;
                 if !self.ws_gone && !self.ws_close_pending {
                     self.ws_close_pending = true;
-                    self.outputs.push_back(Output::WebSocketReady { conn });
+                    self.report_ws_ready(conn);
                 }
             }
         }
@@ -1152,9 +1188,19 @@ impl Session {
         self.events.push_back(EngineEvent::Closed(reason));
     }
 
+    /// Reports that WebSocket `conn` has something to write, once until it is polled.
+    fn report_ws_ready(&mut self, conn: RequestId) {
+        match self.ws_ready {
+            Some(ready) if ready == conn => {}
+            None => self.ws_ready = Some(conn),
+            // The other socket of an upgrade: rare, so it may take the queue.
+            Some(_) => self.outputs.push_back(Output::WebSocketReady { conn }),
+        }
+    }
+
     fn debug_assert_drained(&self) {
         debug_assert!(
-            self.outputs.is_empty() && self.events.is_empty(),
+            self.outputs.is_empty() && self.ws_ready.is_none() && self.events.is_empty(),
             "sockio-core drain rule: drain poll_output and poll_event after every input"
         );
     }

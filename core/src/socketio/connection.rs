@@ -399,8 +399,15 @@ impl Connection {
     /// See [`Session::handle_ws_message`].
     pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
         self.debug_assert_drained();
-        self.engine.handle_ws_message(now, conn, message);
+        let message = self.engine.receive_ws_message(now, conn, message);
+        // What the session queued came before the message.
         self.process_engine_events(now);
+        if let Some(data) = message
+            && self.closing_reason.is_none()
+            && !self.closed
+        {
+            self.handle_message(now, data);
+        }
     }
 
     /// See [`Session::handle_ws_closed`].
