@@ -61,6 +61,17 @@ pub(crate) struct ConnState {
     deadline: Option<Instant>,
 }
 
+/// What a drive did with the events the core reported.
+pub(crate) enum Drained {
+    /// No event for the dispatcher.
+    Nothing,
+    /// Events wait in the dispatch queue.
+    Queued,
+    /// The caller holds the dispatcher's role and must handle this event first, then take the
+    /// rest with [`ConnCell::next_claimed_event`] (more may have been queued behind it).
+    Claimed(SocketEvent),
+}
+
 /// Past this many waiting events, the paths that read from the client (socket reads, POSTs) wait
 /// for the dispatcher: backpressure reaches the client's TCP window instead of server memory.
 pub(crate) const DISPATCH_BACKLOG: usize = 1024;
@@ -124,21 +135,31 @@ impl ConnCell {
     /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
     /// same connection.
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
-        let (result, queued) = self.drive_quietly(f);
-        if queued {
+        let (result, drained) = self.drive_with(f, false);
+        if !matches!(drained, Drained::Nothing) {
             self.task_wake.notify();
         }
         result
     }
 
-    /// [`ConnCell::drive`] without waking the connection's task for the queued events: for a
-    /// caller that handles them itself ([`crate::Server`]'s inline dispatch). The task is still
-    /// woken when the deadline changed. Returns whether events were queued.
-    pub fn drive_quietly<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, bool) {
+    /// [`ConnCell::drive`] for a caller that handles the new events itself ([`crate::Server`]'s
+    /// inline dispatch), without waking the connection's task for them: if nobody holds the
+    /// dispatcher's role and no event waits, the first new event comes back
+    /// [claimed](Drained::Claimed) with the role, without a trip through the queue. The task is
+    /// still woken when the deadline changed.
+    pub fn drive_claiming<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, Drained) {
+        self.drive_with(f, true)
+    }
+
+    fn drive_with<R>(
+        &self,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+        claim: bool,
+    ) -> (R, Drained) {
         let now = Instant::now();
         let mut state = self.lock();
         let result = f(&mut state, now);
-        let (queued, callbacks) = state.drain();
+        let (drained, callbacks) = state.drain(claim);
         let deadline = state.conn.poll_timeout();
         let closed = state.conn.is_closed();
         let deadline_changed = deadline != state.deadline || closed;
@@ -150,7 +171,7 @@ impl ConnCell {
         for (callback, outcome) in callbacks {
             call_back(callback, outcome);
         }
-        (result, queued)
+        (result, drained)
     }
 
     /// Takes the dispatcher's role if nobody holds it and an event is waiting, and returns that
@@ -269,10 +290,11 @@ impl ConnCell {
 }
 
 impl ConnState {
-    /// The drain rule: empty the outputs and events of the core connection. Returns whether events
-    /// were queued, and the ack callbacks to run once the lock is released.
-    fn drain(&mut self) -> (bool, Vec<(AckCallback, AckOutcome)>) {
-        let mut queued = false;
+    /// The drain rule: empty the outputs and events of the core connection. Returns what became
+    /// of the events (with `claim`, the first may be claimed: see [`ConnCell::drive_claiming`]),
+    /// and the ack callbacks to run once the lock is released.
+    fn drain(&mut self, claim: bool) -> (Drained, Vec<(AckCallback, AckOutcome)>) {
+        let mut drained = Drained::Nothing;
         let mut callbacks = Vec::new();
         loop {
             let mut progressed = false;
@@ -313,19 +335,29 @@ impl ConnState {
                         for (_, writer) in self.ws_writers.iter() {
                             writer.notify();
                         }
-                        self.dispatch_queue.push_back(SocketEvent::Closed(reason));
-                        queued = true;
+                        self.queue_for_dispatch(SocketEvent::Closed(reason), claim, &mut drained);
                     }
-                    other => {
-                        self.dispatch_queue.push_back(other);
-                        queued = true;
-                    }
+                    other => self.queue_for_dispatch(other, claim, &mut drained),
                 }
             }
             if !progressed {
                 break;
             }
         }
-        (queued, callbacks)
+        (drained, callbacks)
+    }
+
+    fn queue_for_dispatch(&mut self, event: SocketEvent, claim: bool, drained: &mut Drained) {
+        // Nothing waits before it and nobody dispatches: the queue would hand this event to the
+        // claimer at once anyway.
+        if claim && !self.dispatching && self.dispatch_queue.is_empty() {
+            self.dispatching = true;
+            *drained = Drained::Claimed(event);
+            return;
+        }
+        self.dispatch_queue.push_back(event);
+        if matches!(drained, Drained::Nothing) {
+            *drained = Drained::Queued;
+        }
     }
 }

@@ -180,12 +180,17 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Handles `cell`'s queued events on the calling task, as long as each finishes without
-    /// waiting; the first that has to wait goes to the connection's task. Does nothing while
-    /// another party holds the dispatcher's role (it takes the new events in turn). Returns
-    /// whether it handled every queued event (and so left no backlog).
+    /// waiting; the first that has to wait goes to the connection's task. `claimed` is an event
+    /// the caller already holds the dispatcher's role for ([`ConnCell::drive_claiming`]); without
+    /// it, does nothing while another party holds the role (it takes the new events in turn).
+    /// Returns whether it handled every queued event (and so left no backlog).
     /// `self` is the connection's own server handle (see [`Socket`]).
-    pub(crate) fn dispatch_inline(self: &Arc<Self>, cell: &Arc<ConnCell>) -> bool {
-        let mut next = cell.claim_dispatch();
+    pub(crate) fn dispatch_inline(
+        self: &Arc<Self>,
+        cell: &Arc<ConnCell>,
+        claimed: Option<SocketEvent>,
+    ) -> bool {
+        let mut next = claimed.or_else(|| cell.claim_dispatch());
         if next.is_none() {
             return false;
         }

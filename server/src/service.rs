@@ -13,7 +13,7 @@ use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
 use sockio_core::socketio::{RemoteAddr, Routing};
 
-use crate::cell::ConnCell;
+use crate::cell::{ConnCell, Drained};
 use crate::runtime::Runtime;
 use crate::server::{BusyGuard, Server};
 use crate::wake_signal::WakeSignal;
@@ -285,18 +285,21 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {
-        let ((), queued) = self.cell.drive_quietly(|state, now| {
+        let ((), drained) = self.cell.drive_claiming(|state, now| {
             state.conn.handle_ws_message(now, id, message);
         });
-        if queued {
-            // Handled here rather than by waking the connection's task (crate::dispatch).
-            let drained = self
-                .handle
-                .get_or_init(|| Arc::new(self.server.clone()))
-                .dispatch_inline(&self.cell);
-            if !drained {
-                self.lagging.store(true, Ordering::Relaxed);
-            }
+        let first = match drained {
+            Drained::Nothing => return,
+            Drained::Queued => None,
+            Drained::Claimed(event) => Some(event),
+        };
+        // Handled here rather than by waking the connection's task (crate::dispatch).
+        let handled_all = self
+            .handle
+            .get_or_init(|| Arc::new(self.server.clone()))
+            .dispatch_inline(&self.cell, first);
+        if !handled_all {
+            self.lagging.store(true, Ordering::Relaxed);
         }
     }
 

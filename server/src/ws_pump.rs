@@ -2,9 +2,10 @@
 //! the raw Engine.IO server ([`crate::engine::EngineServer`]): the `101` answer, and the loop that
 //! moves messages between an upgraded connection and the core.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use futures_util::future::{Either, select};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
-use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_net::websocket::{Outgoing, outgoing};
 use tungstenite::Message;
 
@@ -129,10 +130,7 @@ async fn run<Rt: Runtime, S: WsSession>(
     let failed = 'pump: loop {
         // Cleared before pulling, so what is notified from here on is pulled by the next turn.
         writer.clear();
-        // The write path is boxed: it lives only while there is something to write, so an idle
-        // connection's task keeps just the small read-or-wake state below (bench/ANALYSIS.md,
-        // idle memory).
-        match Box::pin(write_ready(runtime, session, id, &mut sink, write_timeout)).await {
+        match write_ready(runtime, session, id, &mut sink, write_timeout).await {
             Written::Open => {}
             Written::Closed => break false,
             Written::Failed => break true,
@@ -169,9 +167,7 @@ async fn run<Rt: Runtime, S: WsSession>(
                 let mut caught_up = pin!(session.throttle());
                 while let Either::Right(_) = select(caught_up.as_mut(), writer.notified()).await {
                     writer.clear();
-                    match Box::pin(write_ready(runtime, session, id, &mut sink, write_timeout))
-                        .await
-                    {
+                    match write_ready(runtime, session, id, &mut sink, write_timeout).await {
                         Written::Open => {}
                         Written::Closed => break 'pump false,
                         Written::Failed => break 'pump true,
@@ -196,6 +192,11 @@ enum Written {
 
 /// Writes whatever the core has ready for the socket, in batches of up to 64 frames with one
 /// flush each, and closes the socket when the session has ended.
+///
+/// What the socket takes at once (the common case: a few frames into its buffer) is written
+/// without waiting, so without a timer. The rest goes to a boxed path: it lives only while the
+/// socket makes the pump wait, so an idle connection's task keeps just the small read-or-wake
+/// state of [`run`] (bench/ANALYSIS.md, idle memory).
 async fn write_ready<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
@@ -203,6 +204,89 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
     sink: &mut WsSink,
     write_timeout: Duration,
 ) -> Written {
+    match poll_fn(|cx| Poll::Ready(write_now(cx, session, id, sink))).await {
+        WroteNow::Done(written) => written,
+        WroteNow::Blocked(rest) => {
+            Box::pin(write_waiting(
+                runtime,
+                session,
+                id,
+                sink,
+                write_timeout,
+                rest,
+            ))
+            .await
+        }
+    }
+}
+
+/// What [`write_now`] got done.
+enum WroteNow {
+    /// Everything ready was written and flushed, or the socket failed.
+    Done(Written),
+    /// The socket cannot take more yet (or has to be closed): these actions, then what the core
+    /// has next, are written by [`write_waiting`], which flushes what was fed before them too.
+    Blocked(std::vec::IntoIter<WsAction>),
+}
+
+/// Feeds the socket what the core has ready as long as the socket takes it at once, then flushes.
+fn write_now<S: WsSession>(
+    cx: &mut Context<'_>,
+    session: &S,
+    id: RequestId,
+    sink: &mut WsSink,
+) -> WroteNow {
+    loop {
+        let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
+        if finished {
+            return WroteNow::Blocked(vec![WsAction::Close].into_iter());
+        }
+        if actions.is_empty() {
+            break;
+        }
+        let full = actions.len() == WRITE_BATCH;
+        let mut actions = actions.into_iter();
+        while let Some(action) = actions.as_slice().first() {
+            if matches!(action, WsAction::Close) {
+                return WroteNow::Blocked(actions);
+            }
+            match sink.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return WroteNow::Done(Written::Failed),
+                Poll::Pending => return WroteNow::Blocked(actions),
+            }
+            let Some(action) = actions.next() else { break };
+            if let Outgoing::Frame(message) = outgoing(action)
+                && sink.start_send_unpin(message).is_err()
+            {
+                return WroteNow::Done(Written::Failed);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    match sink.poll_flush_unpin(cx) {
+        Poll::Ready(Ok(())) => WroteNow::Done(Written::Open),
+        Poll::Ready(Err(_)) => WroteNow::Done(Written::Failed),
+        Poll::Pending => WroteNow::Blocked(Vec::new().into_iter()),
+    }
+}
+
+/// Writes `rest` and then whatever the core has ready, waiting for the socket: each batch (its
+/// writes and the flush) gets `write_timeout`, so a client that stops reading cannot pin this
+/// task and its socket forever.
+async fn write_waiting<Rt: Runtime, S: WsSession>(
+    runtime: &Rt,
+    session: &S,
+    id: RequestId,
+    sink: &mut WsSink,
+    write_timeout: Duration,
+    rest: std::vec::IntoIter<WsAction>,
+) -> Written {
+    if let Some(ended) = write_batch(runtime, sink, write_timeout, rest).await {
+        return ended;
+    }
     loop {
         let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
         if finished {
@@ -214,31 +298,42 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
             return Written::Open;
         }
         let full = actions.len() == WRITE_BATCH;
-        // A client that stops reading must not pin this task and its socket forever: each
-        // batch (its writes and the flush) gets `write_timeout`.
-        let deadline = Instant::now() + write_timeout;
-        for action in actions {
-            let message = match outgoing(action) {
-                Outgoing::Frame(frame) => frame,
-                Outgoing::Skip => continue,
-                Outgoing::Close => {
-                    let _ = until(runtime, deadline, sink.close(None)).await;
-                    return Written::Closed;
-                }
-            };
-            if !matches!(
-                until(runtime, deadline, sink.feed(message)).await,
-                Some(Ok(()))
-            ) {
-                return Written::Failed;
-            }
-        }
-        if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
-            return Written::Failed;
+        if let Some(ended) = write_batch(runtime, sink, write_timeout, actions.into_iter()).await {
+            return ended;
         }
         if !full {
             // Everything queued was taken; what comes later is announced by the write signal.
             return Written::Open;
         }
     }
+}
+
+/// Writes `actions` and flushes, within `write_timeout`; `None` when the socket stays open.
+async fn write_batch<Rt: Runtime>(
+    runtime: &Rt,
+    sink: &mut WsSink,
+    write_timeout: Duration,
+    actions: impl Iterator<Item = WsAction>,
+) -> Option<Written> {
+    let deadline = Instant::now() + write_timeout;
+    for action in actions {
+        let message = match outgoing(action) {
+            Outgoing::Frame(frame) => frame,
+            Outgoing::Skip => continue,
+            Outgoing::Close => {
+                let _ = until(runtime, deadline, sink.close(None)).await;
+                return Some(Written::Closed);
+            }
+        };
+        if !matches!(
+            until(runtime, deadline, sink.feed(message)).await,
+            Some(Ok(()))
+        ) {
+            return Some(Written::Failed);
+        }
+    }
+    if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
+        return Some(Written::Failed);
+    }
+    None
 }
