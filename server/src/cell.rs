@@ -135,31 +135,37 @@ impl ConnCell {
     /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
     /// same connection.
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
-        let (result, drained) = self.drive_with(f, false);
+        let (result, drained) = self.drive_with(|state, now| (f(state, now), None), false);
         if !matches!(drained, Drained::Nothing) {
             self.task_wake.notify();
         }
         result
     }
 
-    /// [`ConnCell::drive`] for a caller that handles the new events itself ([`crate::Server`]'s
-    /// inline dispatch), without waking the connection's task for them: if nobody holds the
-    /// dispatcher's role and no event waits, the first new event comes back
-    /// [claimed](Drained::Claimed) with the role, without a trip through the queue. The task is
-    /// still woken when the deadline changed.
-    pub fn drive_claiming<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> (R, Drained) {
-        self.drive_with(f, true)
+    /// [`ConnCell::drive`] for an input that returns the first event it caused rather than
+    /// queueing it ([`Connection::receive_ws_message`]), and for a caller that handles the new
+    /// events itself ([`crate::Server`]'s inline dispatch), without waking the connection's task
+    /// for them: if nobody holds the dispatcher's role and no event waits, the first event comes
+    /// back [claimed](Drained::Claimed) with the role, without a trip through a queue. The task
+    /// is still woken when the deadline changed.
+    pub fn drive_claiming(
+        &self,
+        input: impl FnOnce(&mut ConnState, Instant) -> Option<SocketEvent>,
+    ) -> Drained {
+        self.drive_with(|state, now| ((), input(state, now)), true)
+            .1
     }
 
+    /// Runs `input`, takes the event it returned and then the core's events (the drain rule).
     fn drive_with<R>(
         &self,
-        f: impl FnOnce(&mut ConnState, Instant) -> R,
+        input: impl FnOnce(&mut ConnState, Instant) -> (R, Option<SocketEvent>),
         claim: bool,
     ) -> (R, Drained) {
         let now = Instant::now();
         let mut state = self.lock();
-        let result = f(&mut state, now);
-        let (drained, callbacks) = state.drain(claim);
+        let (result, first) = input(&mut state, now);
+        let (drained, callbacks) = state.drain(first, claim);
         let deadline = state.conn.poll_timeout();
         let closed = state.conn.is_closed();
         let deadline_changed = deadline != state.deadline || closed;
@@ -293,9 +299,16 @@ impl ConnState {
     /// The drain rule: empty the outputs and events of the core connection. Returns what became
     /// of the events (with `claim`, the first may be claimed: see [`ConnCell::drive_claiming`]),
     /// and the ack callbacks to run once the lock is released.
-    fn drain(&mut self, claim: bool) -> (Drained, Vec<(AckCallback, AckOutcome)>) {
+    fn drain(
+        &mut self,
+        first: Option<SocketEvent>,
+        claim: bool,
+    ) -> (Drained, Vec<(AckCallback, AckOutcome)>) {
         let mut drained = Drained::Nothing;
         let mut callbacks = Vec::new();
+        if let Some(event) = first {
+            self.take_event(event, claim, &mut drained, &mut callbacks);
+        }
         loop {
             let mut progressed = false;
             while let Some(output) = self.conn.poll_output() {
@@ -317,34 +330,43 @@ impl ConnState {
             }
             while let Some(event) = self.conn.poll_event() {
                 progressed = true;
-                let event = match AckOutcome::classify(event) {
-                    AckOrEvent::Ack { ack_id, outcome } => {
-                        if let Some(callback) = self.acks.remove(&ack_id) {
-                            callbacks.push((callback, outcome));
-                        }
-                        continue;
-                    }
-                    AckOrEvent::Event(event) => event,
-                };
-                match event {
-                    SocketEvent::Closed(reason) => {
-                        for (_, callback) in std::mem::take(&mut self.acks) {
-                            callbacks.push((callback, AckOutcome::Disconnected));
-                        }
-                        // Writers of sockets the core no longer knows must not wait forever.
-                        for (_, writer) in self.ws_writers.iter() {
-                            writer.notify();
-                        }
-                        self.queue_for_dispatch(SocketEvent::Closed(reason), claim, &mut drained);
-                    }
-                    other => self.queue_for_dispatch(other, claim, &mut drained),
-                }
+                self.take_event(event, claim, &mut drained, &mut callbacks);
             }
             if !progressed {
                 break;
             }
         }
         (drained, callbacks)
+    }
+
+    /// One event of the drain: an acknowledgement's callback is collected, anything else goes to
+    /// the dispatcher.
+    fn take_event(
+        &mut self,
+        event: SocketEvent,
+        claim: bool,
+        drained: &mut Drained,
+        callbacks: &mut Vec<(AckCallback, AckOutcome)>,
+    ) {
+        let event = match AckOutcome::classify(event) {
+            AckOrEvent::Ack { ack_id, outcome } => {
+                if let Some(callback) = self.acks.remove(&ack_id) {
+                    callbacks.push((callback, outcome));
+                }
+                return;
+            }
+            AckOrEvent::Event(event) => event,
+        };
+        if let SocketEvent::Closed(_) = &event {
+            for (_, callback) in std::mem::take(&mut self.acks) {
+                callbacks.push((callback, AckOutcome::Disconnected));
+            }
+            // Writers of sockets the core no longer knows must not wait forever.
+            for (_, writer) in self.ws_writers.iter() {
+                writer.notify();
+            }
+        }
+        self.queue_for_dispatch(event, claim, drained);
     }
 
     fn queue_for_dispatch(&mut self, event: SocketEvent, claim: bool, drained: &mut Drained) {

@@ -285,9 +285,9 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {
-        let ((), drained) = self.cell.drive_claiming(|state, now| {
-            state.conn.handle_ws_message(now, id, message);
-        });
+        let drained = self
+            .cell
+            .drive_claiming(|state, now| state.conn.receive_ws_message(now, id, message));
         let first = match drained {
             Drained::Nothing => return,
             Drained::Queued => None,

@@ -398,16 +398,35 @@ impl Connection {
 
     /// See [`Session::handle_ws_message`].
     pub fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage) {
+        if let Some(event) = self.receive_ws_message(now, conn, message) {
+            self.events.push_back(event);
+        }
+    }
+
+    /// [`handle_ws_message`](Self::handle_ws_message) for a driver that takes the message's event
+    /// at once: the event or acknowledgement the message carries is returned rather than queued
+    /// when no event waits before it, which spares the common message a trip through the event
+    /// queue. Drain as after any input; the returned event comes before what
+    /// [`poll_event`](Self::poll_event) reports.
+    pub fn receive_ws_message(
+        &mut self,
+        now: Instant,
+        conn: RequestId,
+        message: WsMessage,
+    ) -> Option<SocketEvent> {
         self.debug_assert_drained();
         let message = self.engine.receive_ws_message(now, conn, message);
         // What the session queued came before the message.
         self.process_engine_events(now);
-        if let Some(data) = message
-            && self.closing_reason.is_none()
-            && !self.closed
-        {
-            self.handle_message(now, data);
+        if self.closing_reason.is_some() || self.closed {
+            return None;
         }
+        let event = self.handle_message(now, message?)?;
+        if self.events.is_empty() {
+            return Some(event);
+        }
+        self.events.push_back(event);
+        None
     }
 
     /// See [`Session::handle_ws_closed`].
@@ -796,8 +815,11 @@ impl Connection {
         while let Some(event) = self.engine.poll_event() {
             match event {
                 EngineEvent::Message(data) => {
-                    if self.closing_reason.is_none() && !self.closed {
-                        self.handle_message(now, data);
+                    if self.closing_reason.is_none()
+                        && !self.closed
+                        && let Some(event) = self.handle_message(now, data)
+                    {
+                        self.events.push_back(event);
                     }
                 }
                 EngineEvent::Upgraded => {}
@@ -806,7 +828,10 @@ impl Connection {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, data: PacketData) {
+    /// Handles one Socket.IO message; the event or acknowledgement it carries is returned for the
+    /// caller to report (other events are queued).
+    #[must_use = "the message's event is returned, not queued"]
+    fn handle_message(&mut self, now: Instant, data: PacketData) -> Option<SocketEvent> {
         let decoded = match data {
             PacketData::Text(text) => self.decoder.decode_text(&text),
             PacketData::Empty => self.decoder.decode_text(""),
@@ -815,12 +840,13 @@ impl Connection {
         match decoded {
             Ok(Some(packet)) => {
                 self.attachment_deadline = None;
-                self.handle_packet(now, packet);
+                self.handle_packet(now, packet)
             }
             Ok(None) => {
                 if self.attachment_deadline.is_none() {
                     self.attachment_deadline = deadline_after(now, self.config.attachment_timeout);
                 }
+                None
             }
             Err(error) => {
                 self.attachment_deadline = None;
@@ -829,11 +855,14 @@ impl Connection {
                     DisconnectReason::ParseError(error),
                     CloseReason::ForcedClose,
                 );
+                None
             }
         }
     }
 
-    fn handle_packet(&mut self, now: Instant, packet: Packet) {
+    /// Handles one Socket.IO packet; an EVENT's or ACK's event is returned for the caller to
+    /// report (other events are queued).
+    fn handle_packet(&mut self, now: Instant, packet: Packet) -> Option<SocketEvent> {
         let (namespace, query) = split_namespace(&packet.namespace, self.version);
         let state = self.namespaces.get(&namespace);
         match (packet.kind, state) {
@@ -858,21 +887,21 @@ impl Connection {
                 let sid = sid.clone();
                 let Some(Value::Array(mut items)) = packet.data else {
                     self.violation(now, "event without arguments");
-                    return;
+                    return None;
                 };
                 if items.is_empty() {
                     self.violation(now, "event without a name");
-                    return;
+                    return None;
                 }
                 let event = match items.remove(0) {
                     Value::String(name) => name,
                     Value::Number(n) => n.to_string(),
                     _ => {
                         self.violation(now, "event name is not a string");
-                        return;
+                        return None;
                     }
                 };
-                self.events.push_back(SocketEvent::Event {
+                return Some(SocketEvent::Event {
                     namespace,
                     sid,
                     event,
@@ -884,9 +913,7 @@ impl Connection {
             (PacketKind::Ack | PacketKind::BinaryAck, Some(NamespaceState::Connected(_))) => {
                 // Unknown ids are ignored, as by the reference server (late or duplicate acks);
                 // so is a missing id, which the reference looks up as `undefined` and ignores.
-                let Some(ack_id) = packet.ack_id else {
-                    return;
-                };
+                let ack_id = packet.ack_id?;
                 let known = self
                     .awaited_acks
                     .get(&ack_id)
@@ -899,7 +926,7 @@ impl Connection {
                         Some(other) => vec![other],
                         None => Vec::new(),
                     };
-                    self.events.push_back(SocketEvent::Ack {
+                    return Some(SocketEvent::Ack {
                         namespace,
                         sid: ack.sid,
                         ack_id,
@@ -915,6 +942,7 @@ impl Connection {
             }
             (_, None) => self.violation(now, "packet for a namespace not joined"),
         }
+        None
     }
 
     fn request_connect(&mut self, now: Instant, namespace: ByteString, auth: Option<Value>) {
