@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use sockio_core::engineio::{Sid, WsMessage};
+use sockio_core::engineio::{Output, Sid, WsMessage};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 use sockio_core::socketio::{CommandError, SocketConfig, SocketEvent};
 use support::*;
@@ -518,4 +518,64 @@ fn commands_may_run_before_the_events_are_drained() {
         h.take_events(&sid).as_slice(),
         [SocketEvent::Event { event, .. }] if event == "later"
     ));
+}
+
+#[test]
+fn receive_ws_message_returns_the_event_instead_of_queueing_it() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, id) = h.sio_ws_joined();
+    let now = h.now;
+    let returned =
+        h.conn(&sid)
+            .receive_ws_message(now, ws, WsMessage::Text(r#"421["x",{"a":1}]"#.into()));
+    assert_eq!(
+        returned,
+        Some(event("/", &id, "x", vec![json!({"a": 1})], Some(1)))
+    );
+    h.drain(&Sid::from(sid.as_str()));
+    assert!(h.take_events(&sid).is_empty());
+    // The same message through handle_ws_message is queued as before.
+    h.ws_send_text(ws, r#"422["x",{"a":1}]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![event("/", &id, "x", vec![json!({"a": 1})], Some(2))]
+    );
+}
+
+#[test]
+fn receive_ws_message_returns_nothing_for_a_message_that_closes_the_connection() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, _) = h.sio_ws_joined();
+    let now = h.now;
+    let returned = h
+        .conn(&sid)
+        .receive_ws_message(now, ws, WsMessage::Text("42{}".into()));
+    assert_eq!(returned, None);
+    h.drain(&Sid::from(sid.as_str()));
+    assert!(matches!(
+        h.take_events(&sid).first(),
+        Some(SocketEvent::Disconnect { .. })
+    ));
+}
+
+#[test]
+fn two_sends_before_a_drain_report_the_socket_ready_once() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, _) = h.sio_ws_joined();
+    let now = h.now;
+    let conn = h.conn(&sid);
+    conn.emit(now, "/", "a", vec![], vec![], None)
+        .expect("sent");
+    conn.emit(now, "/", "b", vec![], vec![], None)
+        .expect("sent");
+    let mut outputs = Vec::new();
+    while let Some(output) = conn.poll_output() {
+        outputs.push(output);
+    }
+    assert!(
+        matches!(outputs.as_slice(), [Output::WebSocketReady { conn }] if *conn == ws),
+        "{outputs:?}"
+    );
+    h.drain(&Sid::from(sid.as_str()));
+    assert_eq!(h.ws_take_text(ws), vec![r#"42["a"]"#, r#"42["b"]"#]);
 }

@@ -236,6 +236,7 @@ fn write_now<S: WsSession>(
     id: RequestId,
     sink: &mut WsSink,
 ) -> WroteNow {
+    let mut fed = false;
     loop {
         let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
         if finished {
@@ -256,15 +257,20 @@ fn write_now<S: WsSession>(
                 Poll::Pending => return WroteNow::Blocked(actions),
             }
             let Some(action) = actions.next() else { break };
-            if let Outgoing::Frame(message) = outgoing(action)
-                && sink.start_send_unpin(message).is_err()
-            {
-                return WroteNow::Done(Written::Failed);
+            if let Outgoing::Frame(message) = outgoing(action) {
+                if sink.start_send_unpin(message).is_err() {
+                    return WroteNow::Done(Written::Failed);
+                }
+                fed = true;
             }
         }
         if !full {
             break;
         }
+    }
+    if !fed {
+        // Every earlier write was flushed before its call returned.
+        return WroteNow::Done(Written::Open);
     }
     match sink.poll_flush_unpin(cx) {
         Poll::Ready(Ok(())) => WroteNow::Done(Written::Open),
