@@ -237,8 +237,7 @@ fn parse(text: &str, max_attachments: usize) -> Result<(Packet, usize), ParseErr
     let data = if rest.is_empty() {
         None
     } else {
-        let value: Value =
-            serde_json::from_str(rest).map_err(|e| ParseError::InvalidJson(e.to_string()))?;
+        let value = super::json::parse(rest).map_err(|e| ParseError::InvalidJson(e.to_string()))?;
         if !is_payload_valid(kind, &value) {
             return Err(ParseError::InvalidPayload(kind));
         }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod connection;
 pub mod decoder;
 pub mod endpoint;
+mod json;
 pub mod packet;
 pub mod rooms;
 

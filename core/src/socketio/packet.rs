@@ -230,34 +230,48 @@ impl Packet {
     }
 
     fn encode_after(&self, prefix: &[u8]) -> EncodedPacket {
-        use std::io::Write as _;
-
         let kind = self.wire_kind();
-        let mut text = Vec::with_capacity(prefix.len() + self.namespace.len() + 32);
-        text.extend_from_slice(prefix);
-        text.push(kind.as_char() as u8);
-        // Writing into a Vec cannot fail.
-        if kind.is_binary() {
-            let _ = write!(text, "{}-", self.attachments.len());
-        }
-        if !self.namespace.is_empty() && &*self.namespace != DEFAULT_NAMESPACE {
-            text.extend_from_slice(self.namespace.as_bytes());
-            text.push(b',');
-        }
-        if let Some(id) = self.ack_id {
-            // itoa: `write!` goes through the formatter (3% of the instructions per echo event).
-            text.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-        }
-        if let Some(data) = &self.data {
-            // Straight into the buffer: `Value`'s `Display` goes through the formatter for every
-            // token (bench/ANALYSIS.md).
-            let _ = serde_json::to_writer(&mut text, data);
-        }
-        // Every piece is UTF-8 (the prefix, ASCII, a `str`, serde_json's output).
-        let text = String::from_utf8(text)
-            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+        let text = ENCODE_SCRATCH.with(|scratch| {
+            let mut text = scratch.take();
+            text.clear();
+            text.extend_from_slice(prefix);
+            text.push(kind.as_char() as u8);
+            if kind.is_binary() {
+                text.extend_from_slice(
+                    itoa::Buffer::new()
+                        .format(self.attachments.len())
+                        .as_bytes(),
+                );
+                text.push(b'-');
+            }
+            if !self.namespace.is_empty() && &*self.namespace != DEFAULT_NAMESPACE {
+                text.extend_from_slice(self.namespace.as_bytes());
+                text.push(b',');
+            }
+            if let Some(id) = self.ack_id {
+                // itoa: `write!` goes through the formatter (3% of the instructions per echo event).
+                text.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            }
+            if let Some(data) = &self.data {
+                super::json::write(&mut text, data);
+            }
+            // Every piece is UTF-8 (the prefix, ASCII, a `str`, JSON written from `str`s).
+            let Ok(small) = std::str::from_utf8(&text) else {
+                return ByteString::from(String::from_utf8_lossy(&text).into_owned());
+            };
+            if text.len() <= SCRATCH_KEPT {
+                // Copied out at its exact size, the text is one allocation; handing over a
+                // buffer with spare room would cost a second one in `Bytes`, and growing it two.
+                let copied = ByteString::from(small);
+                scratch.set(text);
+                copied
+            } else {
+                // Large texts are not copied; the next packet starts a new buffer.
+                ByteString::from(String::from_utf8(text).unwrap_or_default())
+            }
+        });
         EncodedPacket {
-            text: ByteString::from(text),
+            text,
             attachments: if kind.is_binary() {
                 self.attachments.clone()
             } else {
@@ -265,6 +279,15 @@ impl Packet {
             },
         }
     }
+}
+
+/// The largest encoded text copied out of the per-thread encoding buffer (and so the most that
+/// buffer keeps between packets).
+const SCRATCH_KEPT: usize = 4096;
+
+thread_local! {
+    /// Where packets are written before they are copied out at their exact size.
+    static ENCODE_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The key that marks a placeholder object.
