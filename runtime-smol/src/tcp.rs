@@ -74,31 +74,53 @@ impl AsyncRead for TcpStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
+        let inner = &this.inner;
+        poll_read_gated(
+            &mut this.drained,
+            buf,
+            || inner.poll_readable(cx),
+            |buf| inner.get_ref().read(buf),
+        )
+    }
+}
+
+/// A read poll given the socket's readiness (`poll_readable`, which also registers the waker)
+/// and its non-blocking `read`; `drained` is [`TcpStream::drained`]. Apart from the socket so
+/// that what it asks of each, in which order, can be tested step by step.
+fn poll_read_gated(
+    drained: &mut bool,
+    buf: &mut [u8],
+    mut poll_readable: impl FnMut() -> Poll<io::Result<()>>,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    // Only the first poll after a short read trusts it: a task polled again before the
+    // reactor reported anything was woken for something else, and reading then picks up
+    // what arrived meanwhile without waiting for the reactor's turn (a broadcast sender's
+    // events; waiting for the reactor there cost 10-20% of the smol broadcast rate).
+    if std::mem::take(drained) {
+        // A readiness already recorded is most likely the one that led to the short read
+        // (the reactor has not run since): reading now would fail. Register again instead;
+        // the re-arm reports data that did arrive meanwhile at once.
+        if poll_readable()?.is_ready() {
+            ready!(poll_readable())?;
+        } else {
+            return Poll::Pending;
         }
-        // Only the first poll after a short read trusts it: a task polled again before the
-        // reactor reported anything was woken for something else, and reading then picks up
-        // what arrived meanwhile without waiting for the reactor's turn (a broadcast sender's
-        // events; waiting for the reactor there cost 10-20% of the smol broadcast rate).
-        if std::mem::take(&mut this.drained) && this.inner.poll_readable(cx)?.is_ready() {
-            // A readiness already recorded is most likely the one that led to the short read
-            // (the reactor has not run since): reading now would fail. Register again instead;
-            // the re-arm reports data that did arrive meanwhile at once.
-            ready!(this.inner.poll_readable(cx))?;
-        }
-        loop {
-            match this.inner.get_ref().read(buf) {
-                Ok(n) => {
-                    this.drained = n > 0 && n < buf.len();
-                    return Poll::Ready(Ok(n));
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(this.inner.poll_readable(cx))?;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Poll::Ready(Err(error)),
+    }
+    loop {
+        match read(buf) {
+            Ok(n) => {
+                *drained = n > 0 && n < buf.len();
+                return Poll::Ready(Ok(n));
             }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                ready!(poll_readable())?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Poll::Ready(Err(error)),
         }
     }
 }
@@ -141,6 +163,83 @@ mod tests {
             std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (ours, _) = listener.accept().expect("accept");
         (TcpStream::new(Async::new(ours).expect("async")), peer)
+    }
+
+    /// Runs one [`poll_read_gated`] against scripted answers: `readiness` in order (Pending
+    /// once it runs out) and `reads` in order; returns the poll's result and how many times
+    /// each was asked.
+    fn gated(
+        drained: &mut bool,
+        readiness: &[Poll<()>],
+        reads: &[io::Result<usize>],
+    ) -> (Poll<io::Result<usize>>, usize, usize) {
+        let (mut asked_ready, mut asked_read) = (0, 0);
+        let mut buf = [0u8; 8];
+        let result = poll_read_gated(
+            drained,
+            &mut buf,
+            || {
+                asked_ready += 1;
+                readiness
+                    .get(asked_ready - 1)
+                    .copied()
+                    .unwrap_or(Poll::Pending)
+                    .map(Ok)
+            },
+            |_| {
+                asked_read += 1;
+                match reads.get(asked_read - 1) {
+                    Some(Ok(n)) => Ok(*n),
+                    Some(Err(error)) => Err(io::Error::from(error.kind())),
+                    None => panic!("read more often than scripted"),
+                }
+            },
+        );
+        (result, asked_ready, asked_read)
+    }
+
+    #[test]
+    fn after_a_short_read_a_recorded_readiness_registers_again_instead_of_reading() {
+        let mut drained = true;
+        let (result, asked_ready, asked_read) = gated(&mut drained, &[Poll::Ready(())], &[]);
+        assert!(result.is_pending());
+        assert_eq!((asked_ready, asked_read), (2, 0));
+        assert!(
+            !drained,
+            "only the first poll after the short read is held back"
+        );
+    }
+
+    #[test]
+    fn after_a_short_read_data_reported_on_registering_again_is_read() {
+        let mut drained = true;
+        let ready = [Poll::Ready(()), Poll::Ready(())];
+        let (result, asked_ready, asked_read) = gated(&mut drained, &ready, &[Ok(3)]);
+        assert!(matches!(result, Poll::Ready(Ok(3))));
+        assert_eq!((asked_ready, asked_read), (2, 1));
+        assert!(drained, "3 of 8 bytes is a short read");
+    }
+
+    #[test]
+    fn after_a_short_read_the_first_poll_waits_for_the_reactor() {
+        let mut drained = true;
+        let (result, asked_ready, asked_read) = gated(&mut drained, &[], &[]);
+        assert!(result.is_pending());
+        assert_eq!((asked_ready, asked_read), (1, 0));
+    }
+
+    #[test]
+    fn without_a_short_read_the_poll_reads_first_and_waits_only_on_would_block() {
+        let mut drained = false;
+        let (result, asked_ready, asked_read) = gated(&mut drained, &[], &[Ok(8)]);
+        assert!(matches!(result, Poll::Ready(Ok(8))));
+        assert_eq!((asked_ready, asked_read), (0, 1));
+        assert!(!drained, "a full buffer may leave more in the socket");
+
+        let would_block = [Err(io::ErrorKind::WouldBlock.into())];
+        let (result, asked_ready, asked_read) = gated(&mut drained, &[], &would_block);
+        assert!(result.is_pending());
+        assert_eq!((asked_ready, asked_read), (1, 1));
     }
 
     #[test]
