@@ -180,6 +180,15 @@ pub fn sio_decode(data: &[u8]) {
 
 fn sio_round_trip(packet: &socketio::Packet, limits: DecoderLimits) {
     let encoded = packet.encode();
+    // The packet's own JSON writer must write what serde_json writes.
+    if let Some(data) = &packet.data {
+        let json = serde_json::to_string(data).expect("a Value always serializes");
+        assert!(
+            encoded.text.ends_with(&json),
+            "{:?} does not end with serde_json's {json:?}",
+            encoded.text
+        );
+    }
     let mut decoder = Decoder::new(limits);
     let mut result = decoder.decode_text(&encoded.text);
     for attachment in &encoded.attachments {

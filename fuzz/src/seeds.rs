@@ -109,6 +109,16 @@ fn sio(seeds: &mut Vec<Seed>) {
         "connect-error",
         &[(t, br#"4{"message":"not allowed","data":{"code":1}}"#)],
     );
+    // JSON the packet codec reads and writes itself next to JSON it leaves to serde_json.
+    add(
+        "event-json-mix",
+        &[(
+            t,
+            "2[\"m\",\"plain\",\"tab\\t \\\"q\\\" \\u00e9 é\",-12,0,1e3,-0,1.5,999999999999999999999,\
+             {\"k\":[true,false,null,{\"a\":\"b\",\"a\":\"c\"}],\"\\n\":[]}, [[[[\"d\"]]]] ]"
+                .as_bytes(),
+        )],
+    );
     add(
         "binary-event",
         &[
