@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::engineio::Sid;
+use crate::engineio::sid::SidMap;
 use crate::socketio::{BroadcastTarget, RoomIndex};
 
 /// A command named a socket the hub does not know in that namespace.
@@ -40,7 +41,7 @@ pub struct UnknownSocket {
 #[derive(Debug)]
 struct NamespaceEntry<H> {
     rooms: RoomIndex<Sid>,
-    owners: HashMap<Sid, H>,
+    owners: SidMap<H>,
     sessions: HashMap<Sid, Value>,
 }
 
@@ -48,7 +49,7 @@ impl<H> Default for NamespaceEntry<H> {
     fn default() -> Self {
         NamespaceEntry {
             rooms: RoomIndex::new(),
-            owners: HashMap::new(),
+            owners: SidMap::default(),
             sessions: HashMap::new(),
         }
     }

@@ -3,7 +3,9 @@
 use sockio_core::ByteString;
 use sockio_core::engineio::{WsAction, WsMessage};
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Bytes, Message, Utf8Bytes};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::{Bytes, Message};
 
 /// How many bytes of outgoing frames are gathered before they are written to the socket. The
 /// writers feed a batch of frames and then flush, so nothing waits in this buffer; without it
@@ -36,26 +38,30 @@ pub enum Outgoing {
     Frame(Message),
     /// Close the WebSocket (close frame, then the connection).
     Close,
-    /// Nothing: text that is not UTF-8, which the core never produces.
-    Skip,
 }
 
 /// The writer's part of `action`.
 pub fn outgoing(action: WsAction) -> Outgoing {
     match action {
-        WsAction::Send(message) => to_frame(message).map_or(Outgoing::Skip, Outgoing::Frame),
+        WsAction::Send(message) => Outgoing::Frame(to_frame(message)),
         WsAction::Close => Outgoing::Close,
     }
 }
 
-/// The core's message as the frame to write. `None` only for text that is not UTF-8, which the
-/// core never produces (its text is a `ByteString`); nothing is written then.
-pub fn to_frame(message: WsMessage) -> Option<Message> {
+/// The core's message as the frame to write.
+///
+/// Text goes out as a text frame built from its bytes: the core's text is a `ByteString`, UTF-8
+/// already, and `Message::Text` would have checked it again for every recipient of a broadcast
+/// (80 instructions per delivery of a short event, callgrind, bench/ANALYSIS.md). tungstenite
+/// writes `Message::Text` as exactly this frame.
+pub fn to_frame(message: WsMessage) -> Message {
     match message {
-        WsMessage::Text(text) => Utf8Bytes::try_from(text.into_bytes())
-            .ok()
-            .map(Message::Text),
-        WsMessage::Binary(data) => Some(Message::Binary(data)),
+        WsMessage::Text(text) => Message::Frame(Frame::message(
+            text.into_bytes(),
+            OpCode::Data(Data::Text),
+            true,
+        )),
+        WsMessage::Binary(data) => Message::Binary(data),
     }
 }
 
@@ -77,14 +83,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_cross_to_frames_and_back_unchanged() {
-        for message in [
-            WsMessage::Text(ByteString::from_static("42[\"a\",\"é\"]")),
-            WsMessage::Binary(Bytes::from_static(&[0, 1, 255])),
-        ] {
-            let frame = to_frame(message.clone()).expect("a frame");
-            assert_eq!(from_frame(frame), Some(message));
-        }
+    fn text_goes_out_as_the_frame_tungstenite_writes_for_text() {
+        let text = "42[\"a\",\"é\"]";
+        let Message::Frame(frame) = to_frame(WsMessage::Text(ByteString::from_static(text))) else {
+            panic!("text is written as a frame");
+        };
+        let expected = Frame::message(text.as_bytes().to_vec(), OpCode::Data(Data::Text), true);
+        assert_eq!(frame.header(), expected.header());
+        assert_eq!(frame.payload(), text.as_bytes());
+    }
+
+    #[test]
+    fn binary_and_read_messages_cross_unchanged() {
+        let binary = WsMessage::Binary(Bytes::from_static(&[0, 1, 255]));
+        assert_eq!(from_frame(to_frame(binary.clone())), Some(binary));
+        let text = Message::text("42[\"a\",\"é\"]");
+        assert_eq!(
+            from_frame(text),
+            Some(WsMessage::Text(ByteString::from_static("42[\"a\",\"é\"]")))
+        );
         assert_eq!(from_frame(Message::Ping(Bytes::new())), None);
         assert_eq!(from_frame(Message::Close(None)), None);
     }

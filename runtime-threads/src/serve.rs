@@ -976,7 +976,6 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
         for action in actions {
             let message = match outgoing(action) {
                 Outgoing::Frame(frame) => frame,
-                Outgoing::Skip => continue,
                 Outgoing::Close => return self.close(&mut ws),
             };
             match ws.write(message) {

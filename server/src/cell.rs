@@ -135,7 +135,8 @@ impl ConnCell {
     /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
     /// same connection.
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
-        let (result, drained) = self.drive_with(|state, now| (f(state, now), None), false);
+        let mut drained = Drained::Nothing;
+        let result = self.drive_with(|state, now| (f(state, now), None), false, &mut drained);
         if !matches!(drained, Drained::Nothing) {
             self.task_wake.notify();
         }
@@ -152,20 +153,26 @@ impl ConnCell {
         &self,
         input: impl FnOnce(&mut ConnState, Instant) -> Option<SocketEvent>,
     ) -> Drained {
-        self.drive_with(|state, now| ((), input(state, now)), true)
-            .1
+        let mut drained = Drained::Nothing;
+        self.drive_with(|state, now| ((), input(state, now)), true, &mut drained);
+        drained
     }
 
-    /// Runs `input`, takes the event it returned and then the core's events (the drain rule).
+    /// Runs `input`, takes the event it returned and then the core's events (the drain rule);
+    /// what became of them is left in `drained`, which the caller owns so that an event (152
+    /// bytes) is not copied out through every return on the way (a broadcast drives every
+    /// recipient's connection).
+    #[inline]
     fn drive_with<R>(
         &self,
         input: impl FnOnce(&mut ConnState, Instant) -> (R, Option<SocketEvent>),
         claim: bool,
-    ) -> (R, Drained) {
+        drained: &mut Drained,
+    ) -> R {
         let now = Instant::now();
         let mut state = self.lock();
         let (result, first) = input(&mut state, now);
-        let (drained, callbacks) = state.drain(first, claim);
+        let callbacks = state.drain(first, claim, drained);
         let deadline = state.conn.poll_timeout();
         let closed = state.conn.is_closed();
         let deadline_changed = deadline != state.deadline || closed;
@@ -174,10 +181,12 @@ impl ConnCell {
         if deadline_changed {
             self.task_wake.notify();
         }
-        for (callback, outcome) in callbacks {
-            call_back(callback, outcome);
+        if !callbacks.is_empty() {
+            for (callback, outcome) in callbacks {
+                call_back(callback, outcome);
+            }
         }
-        (result, drained)
+        result
     }
 
     /// Takes the dispatcher's role if nobody holds it and an event is waiting, and returns that
@@ -296,18 +305,19 @@ impl ConnCell {
 }
 
 impl ConnState {
-    /// The drain rule: empty the outputs and events of the core connection. Returns what became
-    /// of the events (with `claim`, the first may be claimed: see [`ConnCell::drive_claiming`]),
-    /// and the ack callbacks to run once the lock is released.
+    /// The drain rule: empty the outputs and events of the core connection. Leaves what became of
+    /// the events in `drained` (with `claim`, the first may be claimed: see
+    /// [`ConnCell::drive_claiming`]) and returns the ack callbacks to run once the lock is
+    /// released.
     fn drain(
         &mut self,
         first: Option<SocketEvent>,
         claim: bool,
-    ) -> (Drained, Vec<(AckCallback, AckOutcome)>) {
-        let mut drained = Drained::Nothing;
+        drained: &mut Drained,
+    ) -> Vec<(AckCallback, AckOutcome)> {
         let mut callbacks = Vec::new();
         if let Some(event) = first {
-            self.take_event(event, claim, &mut drained, &mut callbacks);
+            self.take_event(event, claim, drained, &mut callbacks);
         }
         loop {
             let mut progressed = false;
@@ -330,13 +340,13 @@ impl ConnState {
             }
             while let Some(event) = self.conn.poll_event() {
                 progressed = true;
-                self.take_event(event, claim, &mut drained, &mut callbacks);
+                self.take_event(event, claim, drained, &mut callbacks);
             }
             if !progressed {
                 break;
             }
         }
-        (drained, callbacks)
+        callbacks
     }
 
     /// One event of the drain: an acknowledgement's callback is collected, anything else goes to

@@ -325,7 +325,6 @@ async fn write_batch<Rt: Runtime>(
     for action in actions {
         let message = match outgoing(action) {
             Outgoing::Frame(frame) => frame,
-            Outgoing::Skip => continue,
             Outgoing::Close => {
                 let _ = until(runtime, deadline, sink.close(None)).await;
                 return Some(Written::Closed);
