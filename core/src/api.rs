@@ -115,6 +115,17 @@ pub enum AckOutcome {
 }
 
 impl AckOutcome {
+    /// Whether [`AckOutcome::classify`] makes an acknowledgement of `event`: drain loops ask
+    /// first, so that the other events (most of them) are not moved in and out of it.
+    pub fn is_ack_event(event: &SocketEvent) -> bool {
+        matches!(
+            event,
+            SocketEvent::Ack { .. }
+                | SocketEvent::AckTimeout { .. }
+                | SocketEvent::AckCancelled { .. }
+        )
+    }
+
     /// Splits the acknowledgement events (`Ack`, `AckTimeout`, `AckCancelled`) off a connection's
     /// events. Every runtime's drain loop uses it, so they resolve acknowledgements the same way.
     pub fn classify(event: SocketEvent) -> AckOrEvent {
@@ -475,6 +486,49 @@ impl TryFrom<SocketEvent> for ReceivedEvent {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn is_ack_event_names_exactly_the_events_classify_makes_acknowledgements_of() {
+        let (namespace, sid) = (ByteString::from("/"), Sid::from("s1"));
+        let events = vec![
+            SocketEvent::Ack {
+                namespace: namespace.clone(),
+                sid: sid.clone(),
+                ack_id: 1,
+                args: vec![json!(1)],
+                attachments: vec![],
+            },
+            SocketEvent::AckTimeout {
+                namespace: namespace.clone(),
+                sid: sid.clone(),
+                ack_id: 2,
+            },
+            SocketEvent::AckCancelled {
+                namespace: namespace.clone(),
+                sid: sid.clone(),
+                ack_id: 3,
+            },
+            SocketEvent::Event {
+                namespace: namespace.clone(),
+                sid: sid.clone(),
+                event: "msg".to_owned(),
+                args: vec![],
+                attachments: vec![],
+                ack_id: Some(4),
+            },
+            SocketEvent::Disconnect {
+                namespace,
+                sid,
+                reason: crate::socketio::DisconnectReason::ClientNamespaceDisconnect,
+            },
+        ];
+        let flags: Vec<bool> = events.iter().map(AckOutcome::is_ack_event).collect();
+        assert_eq!(flags, [true, true, true, false, false]);
+        for (event, flagged) in events.into_iter().zip(flags) {
+            let classified = matches!(AckOutcome::classify(event), AckOrEvent::Ack { .. });
+            assert_eq!(classified, flagged);
+        }
+    }
 
     #[test]
     fn a_client_event_becomes_a_received_event_and_other_events_come_back() {

@@ -358,15 +358,14 @@ impl ConnState {
         drained: &mut Drained,
         callbacks: &mut Vec<(AckCallback, AckOutcome)>,
     ) {
-        let event = match AckOutcome::classify(event) {
-            AckOrEvent::Ack { ack_id, outcome } => {
-                if let Some(callback) = self.acks.remove(&ack_id) {
-                    callbacks.push((callback, outcome));
-                }
-                return;
+        if AckOutcome::is_ack_event(&event) {
+            if let AckOrEvent::Ack { ack_id, outcome } = AckOutcome::classify(event)
+                && let Some(callback) = self.acks.remove(&ack_id)
+            {
+                callbacks.push((callback, outcome));
             }
-            AckOrEvent::Event(event) => event,
-        };
+            return;
+        }
         if let SocketEvent::Closed(_) = &event {
             for (_, callback) in std::mem::take(&mut self.acks) {
                 callbacks.push((callback, AckOutcome::Disconnected));
