@@ -11,47 +11,12 @@
 # frames a write batches, so it moves by about 10% between runs of the same build).
 # Usage: bench/instructions_per_delivery.sh [ROOT]
 set -euo pipefail
+script=instructions_per_delivery.sh
 root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
-ulimit -n 20000 2>/dev/null || true
-out="$(mktemp -d)"
-harness=""
-cleanup() {
-    [ -n "$harness" ] && kill "$harness" 2>/dev/null || true
-    pkill -f "callgrind.*$root/target/release/sockio-conformance serve" 2>/dev/null || true
-    rm -rf "$out"
-}
-trap cleanup EXIT
-fail() {
-    echo "instructions_per_delivery.sh: $*" >&2
-    exit 1
-}
-SOCKIO_BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=$out/cg.%p" \
-    "$root/target/release/sockio-bench" compare --root "$root" --server sockio-tokio --storm 10 \
-    --echo 1 --echo-secs 1 --broadcast 1000 --deliveries 3000000 --polling 10 --polling-secs 1 \
-    --capacity 0 --rounds 1 --broadcast-wait 40 --out "$out/report.md" >"$out/log" 2>&1 &
-harness=$!
-for _ in $(seq 1 600); do
-    sleep 0.1
-    grep -q "round 1/1" "$out/log" && break
-done
-pid=""
-for _ in $(seq 1 300); do
-    sleep 0.1
-    pid="$(pgrep -f "callgrind.*$root/target/release/sockio-conformance serve" | tail -1)" && break
-done
-[ -n "$pid" ] || fail "the server under callgrind did not start (log: $(tail -3 "$out/log"))"
-base="$(ls "/proc/$pid/fd" | wc -l)"
-for _ in $(seq 1 900); do
-    sleep 0.1
-    [ "$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)" -ge $((base + 1000)) ] && break
-done
-sleep 4
-callgrind_control -z "$pid" >/dev/null 2>&1 || fail "callgrind_control -z $pid failed"
-sleep 4
-callgrind_control -d "$pid" >/dev/null 2>&1 || fail "callgrind_control -d $pid failed"
-sleep 1
-dump="$(ls "$out/cg.$pid".* 2>/dev/null | head -1)"
-[ -n "$dump" ] || fail "callgrind wrote no dump"
+. "$(dirname "$0")/callgrind_window.sh"
+# Counting starts 4 s after the 1,000 receivers are connected: the sender is broadcasting by then.
+callgrind_window "$root" 1000 4 4 --storm 10 --echo 1 --echo-secs 1 --broadcast 1000 \
+    --deliveries 3000000 --polling 10 --polling-secs 1 --capacity 0 --rounds 1 --broadcast-wait 40
 python3 - "$dump" <<'PY'
 import re, subprocess, sys
 dump = sys.argv[1]

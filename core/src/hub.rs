@@ -77,7 +77,9 @@ impl<H: Clone> Hub<H> {
     }
 
     /// Registers socket `sid` of `namespace`, owned by the connection `handle`, and puts it in its
-    /// own room (named by its sid). Registering again replaces the handle.
+    /// own room (named by its sid). Registering again replaces the handle. `sid` is one the
+    /// server made (as [`SocketEvent::Connect`](crate::socketio::SocketEvent::Connect) reports
+    /// it): the owners are hashed without a defence against ids chosen to collide.
     pub fn register_socket(&mut self, namespace: &str, sid: Sid, handle: H) {
         let entry = self.namespaces.entry(namespace.to_owned()).or_default();
         entry.rooms.join(&sid, sid.as_str());

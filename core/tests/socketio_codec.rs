@@ -807,3 +807,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn packets_of_any_size_encode_one_after_another() {
+    // Past the encoder's per-thread buffer size (4 KiB) the text is handed over rather than
+    // copied; small packets before and after must not see any of it.
+    let sizes = [10, 5_000, 10, 100_000, 3, 4_090, 4_100, 0];
+    for (i, size) in sizes.into_iter().enumerate() {
+        let text = "é".repeat(size / 2);
+        let packet = Packet::event("/", "big", vec![json!(text)], vec![], Some(i as u64));
+        let expected = format!("2{i}[\"big\",\"{text}\"]");
+        assert_eq!(&*packet.encode().text, expected.as_str());
+        assert_eq!(
+            &*packet.encode_message().text,
+            format!("4{expected}").as_str()
+        );
+    }
+}

@@ -36,9 +36,8 @@ pub(crate) type SidMap<V> =
 /// A hasher for session ids, several times cheaper than the standard SipHash on a 20-character
 /// id: a broadcast looks up every recipient's connection by its id, and SipHash was a tenth of
 /// the instructions per delivery (callgrind, bench/ANALYSIS.md). It gives up SipHash's defence
-/// against keys chosen to collide, which ids do not need: the server makes them (the generator,
-/// or `<namespace>#<Engine.IO id>` for protocol v4), and a recovered connection gets back an
-/// id the server made before, never one the client names.
+/// against keys chosen to collide, which ids do not need: the server makes them (its
+/// [`SidGenerator`], or `<namespace>#<Engine.IO id>` for protocol v4), never the client.
 ///
 /// The mixing is FxHash's (rotate, xor a word, multiply), eight bytes at a time.
 #[derive(Debug, Default, Clone, Copy)]

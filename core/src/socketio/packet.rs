@@ -1,6 +1,8 @@
 //! Socket.IO packets: `<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]`, the same grammar for
 //! protocol v4 (over Engine.IO 3) and v5 (over Engine.IO 4).
 
+use std::cell::Cell;
+
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::Value;
@@ -231,45 +233,27 @@ impl Packet {
 
     fn encode_after(&self, prefix: &[u8]) -> EncodedPacket {
         let kind = self.wire_kind();
-        let text = ENCODE_SCRATCH.with(|scratch| {
-            let mut text = scratch.take();
-            text.clear();
-            text.extend_from_slice(prefix);
-            text.push(kind.as_char() as u8);
-            if kind.is_binary() {
-                text.extend_from_slice(
-                    itoa::Buffer::new()
-                        .format(self.attachments.len())
-                        .as_bytes(),
-                );
-                text.push(b'-');
-            }
-            if !self.namespace.is_empty() && &*self.namespace != DEFAULT_NAMESPACE {
-                text.extend_from_slice(self.namespace.as_bytes());
-                text.push(b',');
-            }
-            if let Some(id) = self.ack_id {
-                // itoa: `write!` goes through the formatter (3% of the instructions per echo event).
-                text.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            }
-            if let Some(data) = &self.data {
-                super::json::write(&mut text, data);
-            }
-            // Every piece is UTF-8 (the prefix, ASCII, a `str`, JSON written from `str`s).
-            let Ok(small) = std::str::from_utf8(&text) else {
-                return ByteString::from(String::from_utf8_lossy(&text).into_owned());
-            };
-            if text.len() <= SCRATCH_KEPT {
-                // Copied out at its exact size, the text is one allocation; handing over a
-                // buffer with spare room would cost a second one in `Bytes`, and growing it two.
-                let copied = ByteString::from(small);
-                scratch.set(text);
-                copied
-            } else {
-                // Large texts are not copied; the next packet starts a new buffer.
-                ByteString::from(String::from_utf8(text).unwrap_or_default())
-            }
-        });
+        // The buffer is taken out of its slot while in use, and a thread whose slot is gone (its
+        // locals destroyed at exit) writes into a new one.
+        let mut text = ENCODE_SCRATCH.try_with(Cell::take).unwrap_or_default();
+        text.clear();
+        self.write_text(prefix, kind, &mut text);
+        let text = if text.len() > SCRATCH_KEPT {
+            // Large texts are handed over as they are; the next packet starts a new buffer.
+            String::from_utf8(text).map_or_else(
+                |error| ByteString::from(String::from_utf8_lossy(error.as_bytes()).into_owned()),
+                ByteString::from,
+            )
+        } else {
+            // Copied out at its exact size, the text is one allocation; handing over a buffer
+            // with spare room would cost a second one in `Bytes`, and growing it two.
+            let copied = std::str::from_utf8(&text).map_or_else(
+                |_| ByteString::from(String::from_utf8_lossy(&text).into_owned()),
+                ByteString::from,
+            );
+            let _ = ENCODE_SCRATCH.try_with(|scratch| scratch.set(text));
+            copied
+        };
         EncodedPacket {
             text,
             attachments: if kind.is_binary() {
@@ -279,15 +263,41 @@ impl Packet {
             },
         }
     }
+
+    /// Appends `<type>[<attachments>-][<nsp>,][<ackId>][<JSON>]` to `text`. Every piece is
+    /// UTF-8 (the prefix, ASCII, a `str`, JSON written from `str`s).
+    fn write_text(&self, prefix: &[u8], kind: PacketKind, text: &mut Vec<u8>) {
+        text.extend_from_slice(prefix);
+        text.push(kind.as_char() as u8);
+        if kind.is_binary() {
+            text.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(self.attachments.len())
+                    .as_bytes(),
+            );
+            text.push(b'-');
+        }
+        if !self.namespace.is_empty() && &*self.namespace != DEFAULT_NAMESPACE {
+            text.extend_from_slice(self.namespace.as_bytes());
+            text.push(b',');
+        }
+        if let Some(id) = self.ack_id {
+            // itoa: `write!` goes through the formatter (3% of the instructions per echo event).
+            text.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        }
+        if let Some(data) = &self.data {
+            super::json::write(text, data);
+        }
+    }
 }
 
-/// The largest encoded text copied out of the per-thread encoding buffer (and so the most that
-/// buffer keeps between packets).
+/// The largest encoded text copied out of the per-thread encoding buffer (which so keeps less
+/// than twice this between packets).
 const SCRATCH_KEPT: usize = 4096;
 
 thread_local! {
     /// Where packets are written before they are copied out at their exact size.
-    static ENCODE_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    static ENCODE_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// The key that marks a placeholder object.

@@ -1,0 +1,58 @@
+# Sourced by bench/instructions_per_*.sh: runs `sockio-bench compare` with sockio-tokio's server
+# under callgrind and counts one window of its work.
+#
+#   callgrind_window ROOT CLIENTS SETTLE SECONDS COMPARE-ARGS...
+#
+# starts the comparison (COMPARE-ARGS after `--server sockio-tokio`) with the server of the
+# repository at ROOT under `valgrind --tool=callgrind`, waits until the server holds CLIENTS more
+# sockets than when it started its round, waits SETTLE more seconds, zeroes the counts, dumps them
+# SECONDS later and sets `dump` to the dump's path. The caller sets `script` (its name, for
+# errors); everything is stopped and removed when the calling script exits.
+callgrind_window() {
+    local root="$1" clients="$2" settle="$3" seconds="$4"
+    shift 4
+    ulimit -n 20000 2>/dev/null || true
+    callgrind_out="$(mktemp -d)"
+    callgrind_root="$root"
+    callgrind_harness=""
+    trap callgrind_cleanup EXIT
+    SOCKIO_BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=$callgrind_out/cg.%p" \
+        "$root/target/release/sockio-bench" compare --root "$root" --server sockio-tokio "$@" \
+        --out "$callgrind_out/report.md" >"$callgrind_out/log" 2>&1 &
+    callgrind_harness=$!
+    local _ pid="" base
+    for _ in $(seq 1 600); do
+        sleep 0.1
+        grep -q "round 1/1" "$callgrind_out/log" && break
+    done
+    for _ in $(seq 1 300); do
+        sleep 0.1
+        pid="$(pgrep -f "callgrind.*$root/target/release/sockio-conformance serve" | tail -1)" && break
+    done
+    [ -n "$pid" ] ||
+        callgrind_fail "the server under callgrind did not start (log: $(tail -3 "$callgrind_out/log"))"
+    base="$(ls "/proc/$pid/fd" | wc -l)"
+    for _ in $(seq 1 900); do
+        sleep 0.1
+        [ "$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)" -ge $((base + clients)) ] && break
+    done
+    sleep "$settle"
+    callgrind_control -z "$pid" >/dev/null 2>&1 || callgrind_fail "callgrind_control -z $pid failed"
+    sleep "$seconds"
+    callgrind_control -d "$pid" >/dev/null 2>&1 || callgrind_fail "callgrind_control -d $pid failed"
+    sleep 1
+    dump="$(ls "$callgrind_out/cg.$pid".* 2>/dev/null | head -1)"
+    [ -n "$dump" ] || callgrind_fail "callgrind wrote no dump"
+}
+
+callgrind_cleanup() {
+    # The harness kills its servers when it ends normally; on an early exit both are stopped here.
+    [ -n "${callgrind_harness:-}" ] && kill "$callgrind_harness" 2>/dev/null || true
+    pkill -f "callgrind.*$callgrind_root/target/release/sockio-conformance serve" 2>/dev/null || true
+    rm -rf "$callgrind_out"
+}
+
+callgrind_fail() {
+    echo "${script:-callgrind_window}: $*" >&2
+    exit 1
+}
