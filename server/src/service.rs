@@ -124,9 +124,8 @@ impl<Rt: Runtime> Server<Rt> {
     ) -> SocketIoResponse {
         let id = RequestId(self.inner.next_request_id());
         let now = std::time::Instant::now();
-        let is_handshake = sockio_core::http::Query::from_uri(request.uri())
-            .get("sid")
-            .is_none();
+        let is_handshake =
+            sockio_core::http::Query::find(request.uri().query().unwrap_or(""), "sid").is_none();
         if is_handshake
             && self
                 .inner

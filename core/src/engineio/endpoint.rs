@@ -183,8 +183,14 @@ impl Endpoint {
                 &origin,
             );
         }
-        let query = Query::from_uri(request.uri());
-        let transport = match query.get("transport").and_then(Transport::from_query) {
+        // The few parameters routing reads, looked up in the raw query: parsing it into owned
+        // pairs cost two allocations per pair on every polling request (bench/ANALYSIS.md).
+        let raw_query = request.uri().query().unwrap_or("");
+        let param = |key: &str| Query::find(raw_query, key);
+        let transport = match param("transport")
+            .as_deref()
+            .and_then(Transport::from_query)
+        {
             Some(t) if self.config.allows(t) => t,
             _ => return reject(EngineErrorCode::UnknownTransport, None, &origin),
         };
@@ -200,16 +206,16 @@ impl Endpoint {
             // closes the socket): never treat it as a long-poll.
             return reject(EngineErrorCode::BadRequest, None, &origin);
         }
-        if query.get("j").is_some_and(|j| !is_jsonp_index(j)) {
+        if param("j").is_some_and(|j| !is_jsonp_index(&j)) {
             // The JSONP callback index goes into the response body: digits only.
             return reject(EngineErrorCode::BadRequest, None, &origin);
         }
-        if let Some(sid) = query.get("sid") {
-            if !session_exists(sid) {
+        if let Some(sid) = param("sid") {
+            if !session_exists(&sid) {
                 return reject(EngineErrorCode::UnknownSid, None, &origin);
             }
             return Routing::Existing {
-                sid: Sid::from(sid),
+                sid: Sid::from(&*sid),
                 websocket: websocket && transport == Transport::WebSocket,
             };
         }
@@ -224,13 +230,13 @@ impl Endpoint {
         {
             return reject(EngineErrorCode::Forbidden, Some(&message), &origin);
         }
-        let version = match query.get("EIO") {
+        let version = match param("EIO").as_deref() {
             Some("4") => ProtocolVersion::V4,
             _ if self.config.allow_eio3 => ProtocolVersion::V3,
             _ => return reject(EngineErrorCode::UnsupportedProtocolVersion, None, &origin),
         };
         let sid = self.sids.generate();
-        let supports_binary = query.get("b64").is_none();
+        let supports_binary = param("b64").is_none();
         let cookie = self
             .config
             .cookie
