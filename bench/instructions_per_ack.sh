@@ -15,17 +15,4 @@ root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 # start and warm-up, with margin for callgrind.
 callgrind_window "$root" 100 2 3 --storm 10 --echo 100 --echo-secs 6 --broadcast 10 \
     --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 --rounds 1
-python3 - "$dump" <<'PY'
-import re, subprocess, sys
-dump = sys.argv[1]
-flat = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
-                      capture_output=True, text=True, check=True).stdout
-total = int(re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", flat).group(1).replace(",", ""))
-tree = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--tree=caller", dump],
-                      capture_output=True, text=True, check=True).stdout
-calls = re.search(r"\(([\d,]+)x\)[^\n]*\n[^\n]*\*\s+\?\?\?:sockio_core::socketio::decoder::Decoder::decode_text", tree)
-if not calls:
-    sys.exit("no echo event was decoded while counting")
-events = int(calls.group(1).replace(",", ""))
-print(f"instructions {total:,}  echo events {events:,}  instructions per event {total / events:,.0f}")
-PY
+python3 "$(dirname "$0")/callgrind_count.py" "$dump" "sockio_core::socketio::decoder::Decoder::decode_text" "echo event"

@@ -17,23 +17,4 @@ root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 # Counting starts 4 s after the 1,000 receivers are connected: the sender is broadcasting by then.
 callgrind_window "$root" 1000 4 4 --storm 10 --echo 1 --echo-secs 1 --broadcast 1000 \
     --deliveries 3000000 --polling 10 --polling-secs 1 --capacity 0 --rounds 1 --broadcast-wait 40
-python3 - "$dump" <<'PY'
-import re, subprocess, sys
-dump = sys.argv[1]
-flat = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
-                      capture_output=True, text=True, check=True).stdout
-def inclusive(name):
-    m = re.search(r"^\s*([\d,]+) \([\d.]+%\)\s+\S*" + re.escape(name) + r" ", flat, re.M)
-    return int(m.group(1).replace(",", "")) if m else 0
-total = int(re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", flat).group(1).replace(",", ""))
-tree = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--tree=caller", dump],
-                      capture_output=True, text=True, check=True).stdout
-block = re.search(r"((?:[^\n]*<[^\n]*\n)+)[^\n]*\*\s+\?\?\?:sockio_core::engineio::session::Session::send_frames ", tree)
-if not block:
-    sys.exit("no broadcast delivery while counting")
-deliveries = sum(int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+)x\)", block.group(1)))
-sender = inclusive("sockio_server::server::Server<Rt>::deliver_local")
-writers = inclusive("sockio_server::ws_pump::write_now")
-print(f"instructions {total:,}  deliveries {deliveries:,}  per delivery {total / deliveries:,.0f}"
-      f"  (sender {sender / deliveries:,.0f}, writers {writers / deliveries:,.0f})")
-PY
+python3 "$(dirname "$0")/callgrind_count.py" "$dump" "sockio_core::engineio::session::Session::send_frames" "delivery" "sender=sockio_server::server::Server<Rt>::deliver_local" "writers=sockio_server::ws_pump::write_now"

@@ -5,7 +5,8 @@
 # repository at ROOT (default: this one; build it first with `cargo build --release -p
 # sockio-conformance -p sockio-bench`) with the server under `valgrind --tool=callgrind`, zeroes the
 # counts 4 s after the 100 clients are connected, dumps them 5 s later and divides by the requests
-# the Socket.IO connections handled in between (one `Connection::handle_request` each).
+# the Socket.IO connections handled in between (one `Connection::handle_request` each). Prints the
+# total, the count and the instructions per request.
 # Usage: bench/instructions_per_request.sh [ROOT]
 set -euo pipefail
 script=instructions_per_request.sh
@@ -13,17 +14,4 @@ root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 . "$(dirname "$0")/callgrind_window.sh"
 callgrind_window "$root" 100 4 5 --storm 10 --echo 1 --echo-secs 1 --broadcast 10 \
     --deliveries 10 --polling 100 --polling-secs 30 --capacity 0 --rounds 1
-python3 - "$dump" <<'PY'
-import re, subprocess, sys
-dump = sys.argv[1]
-flat = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
-                      capture_output=True, text=True, check=True).stdout
-total = int(re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", flat).group(1).replace(",", ""))
-tree = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--tree=caller", dump],
-                      capture_output=True, text=True, check=True).stdout
-block = re.search(r"((?:[^\n]*<[^\n]*\n)+)[^\n]*\*\s+\?\?\?:sockio_core::socketio::connection::Connection::handle_request ", tree)
-if not block:
-    sys.exit("no polling request while counting")
-requests = sum(int(n.replace(",", "")) for n in re.findall(r"\(([\d,]+)x\)", block.group(1)))
-print(f"instructions {total:,}  requests {requests:,}  per request {total / requests:,.0f}")
-PY
+python3 "$(dirname "$0")/callgrind_count.py" "$dump" "sockio_core::socketio::connection::Connection::handle_request" "request"
