@@ -181,10 +181,8 @@ impl ConnCell {
         if deadline_changed {
             self.task_wake.notify();
         }
-        if !callbacks.is_empty() {
-            for (callback, outcome) in callbacks {
-                call_back(callback, outcome);
-            }
+        for (callback, outcome) in callbacks {
+            call_back(callback, outcome);
         }
         result
     }
