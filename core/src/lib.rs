@@ -83,3 +83,4 @@ pub mod pubsub;
 pub mod queue;
 pub mod small_map;
 pub mod socketio;
+mod swar;

@@ -1,6 +1,5 @@
 //! [`Server`]: the python-socketio `AsyncServer` API on any [`Runtime`].
 
-use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sockio_core::api::{EmitSpec, SharedCallback};
-use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
+use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 use sockio_core::socketio::{
@@ -56,7 +55,9 @@ pub(crate) struct Inner<Rt: Runtime> {
     pub runtime: Rt,
     pub config: Arc<SocketConfig>,
     pub endpoint: Mutex<Endpoint>,
-    connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
+    /// Keyed by the Engine.IO ids the endpoint made (so hashed without SipHash, see
+    /// [`SidMap`]): every polling request looks its connection up here.
+    connections: Mutex<SidMap<Arc<ConnCell>>>,
     /// The handlers by namespace, swapped whole on registration: reading them for every event
     /// takes no lock whose cache line both worker threads would write (bench/ANALYSIS.md).
     pub handlers: ArcSwap<HandlerRegistry<Rt>>,
@@ -85,9 +86,6 @@ impl<Rt: Runtime> Inner<Rt> {
         lock(&self.connections).get(sid).cloned()
     }
 
-    pub fn has_connection(&self, sid: &str) -> bool {
-        lock(&self.connections).contains_key(sid)
-    }
 
     pub fn next_request_id(&self) -> u64 {
         self.next_request.fetch_add(1, Ordering::Relaxed)
@@ -185,7 +183,7 @@ impl<Rt: Runtime> Server<Rt> {
                 runtime,
                 config: Arc::new(config),
                 endpoint: Mutex::new(endpoint),
-                connections: Mutex::new(HashMap::new()),
+                connections: Mutex::new(SidMap::default()),
                 handlers: ArcSwap::default(),
                 registering: Mutex::new(()),
                 hub: Mutex::new(Hub::new()),

@@ -110,22 +110,25 @@ impl<Rt: Runtime> Server<Rt> {
                 return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
             }
         };
-        if let Some(remote) = remote {
+        let is_handshake =
+            sockio_core::http::Query::find(parts.uri.query().unwrap_or(""), "sid").is_none();
+        // Only a handshake reads the client's address (into the connection's environ); the
+        // extension costs two allocations, which the other requests are spared.
+        if is_handshake && let Some(remote) = remote {
             parts.extensions.insert(RemoteAddr(remote));
         }
         let request = http::Request::from_parts(parts, body);
-        Handled::Response(self.route(request, upgrade).await)
+        Handled::Response(self.route(request, upgrade, is_handshake).await)
     }
 
     async fn route(
         &self,
         request: sockio_core::http::Request,
         upgrade: Option<OnUpgrade>,
+        is_handshake: bool,
     ) -> SocketIoResponse {
         let id = RequestId(self.inner.next_request_id());
         let now = std::time::Instant::now();
-        let is_handshake =
-            sockio_core::http::Query::find(request.uri().query().unwrap_or(""), "sid").is_none();
         if is_handshake
             && self
                 .inner
@@ -134,9 +137,16 @@ impl<Rt: Runtime> Server<Rt> {
         {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
         }
+        // The connection the endpoint asks about is kept for the request: one lookup, not two.
+        let found = std::cell::Cell::new(None);
         let routing = {
             let mut endpoint = crate::server::lock(&self.inner.endpoint);
-            endpoint.handle_request(now, id, &request, |sid| self.inner.has_connection(sid))
+            endpoint.handle_request(now, id, &request, |sid| {
+                let cell = self.inner.connection(sid);
+                let exists = cell.is_some();
+                found.set(cell);
+                exists
+            })
         };
         match routing {
             Routing::Respond(response) => to_hyper(response),
@@ -160,7 +170,7 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
             Routing::Existing { sid, websocket } => {
-                let Some(cell) = self.inner.connection(&sid) else {
+                let Some(cell) = found.take().or_else(|| self.inner.connection(&sid)) else {
                     // Ended since the endpoint routed it here.
                     let gone = crate::server::lock(&self.inner.endpoint).session_gone(&request);
                     return to_hyper(gone);

@@ -20,7 +20,7 @@ pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
 pub use session::{
     CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch,
 };
-pub use sid::{SequentialSids, Sid, SidGenerator};
+pub use sid::{SequentialSids, Sid, SidGenerator, SidHasher, SidMap};
 
 /// The instant `wait` after `now`, or `None` (no deadline) when the clock cannot represent it.
 ///

@@ -363,10 +363,11 @@ impl Session {
     pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
         self.debug_assert_drained();
         let origin = self.config.cors.check(request.headers());
-        // Two parameters, looked up in the raw query rather than parsing it into owned pairs
-        // (two allocations per pair, on every polling request; bench/ANALYSIS.md).
-        let raw_query = request.uri().query().unwrap_or("");
-        let jsonp = Query::find(raw_query, "j").map(std::borrow::Cow::into_owned);
+        // Two parameters, looked up in one scan of the raw query rather than parsing it into
+        // owned pairs (two allocations per pair, on every polling request; bench/ANALYSIS.md).
+        let [jsonp, transport] =
+            Query::find_each(request.uri().query().unwrap_or(""), ["j", "transport"]);
+        let jsonp = jsonp.map(std::borrow::Cow::into_owned);
         if self.state == State::Closed {
             self.respond_error(id, &origin, EngineErrorCode::UnknownSid);
             return;
@@ -381,7 +382,7 @@ impl Session {
             return;
         }
         if matches!(self.transport, ActiveTransport::WebSocket { .. })
-            || Query::find(raw_query, "transport").as_deref() != Some("polling")
+            || transport.as_deref() != Some("polling")
         {
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
             return;

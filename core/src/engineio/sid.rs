@@ -29,8 +29,9 @@ impl Sid {
     }
 }
 
-/// A map keyed by session ids, hashed with [`SidHasher`].
-pub(crate) type SidMap<V> =
+/// A map keyed by session ids, hashed with [`SidHasher`]: for ids the server made, not for keys
+/// a peer chooses.
+pub type SidMap<V> =
     std::collections::HashMap<Sid, V, std::hash::BuildHasherDefault<SidHasher>>;
 
 /// A hasher for session ids, several times cheaper than the standard SipHash on a 20-character
@@ -41,7 +42,7 @@ pub(crate) type SidMap<V> =
 ///
 /// The mixing is FxHash's (rotate, xor a word, multiply), eight bytes at a time.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SidHasher(u64);
+pub struct SidHasher(u64);
 
 impl SidHasher {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;

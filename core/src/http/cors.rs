@@ -127,21 +127,25 @@ impl CorsConfig {
     /// request carries its authority in the URI instead, see
     /// [`CorsConfig::check_request`].
     pub fn check(&self, headers: &HeaderMap) -> OriginCheck {
-        let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-        self.check_with_host(headers, host)
+        self.check_with_host(headers, || headers.get(HOST).and_then(|h| h.to_str().ok()))
     }
 
     /// Like [`CorsConfig::check`], taking the host from the `Host` header
     /// or, when there is none (HTTP/2), from the request URI's authority.
     pub fn check_request<B>(&self, request: &::http::Request<B>) -> OriginCheck {
-        let host = match request.headers().get(HOST) {
+        self.check_with_host(request.headers(), || match request.headers().get(HOST) {
             Some(h) => h.to_str().ok(),
             None => request.uri().authority().map(|a| a.as_str()),
-        };
-        self.check_with_host(request.headers(), host)
+        })
     }
 
-    fn check_with_host(&self, headers: &HeaderMap, host: Option<&str>) -> OriginCheck {
+    /// `host` is asked only for a same-origin check: most requests (every one of a non-browser
+    /// client) carry no `Origin`, and each header lookup costs (bench/ANALYSIS.md).
+    fn check_with_host<'h>(
+        &self,
+        headers: &HeaderMap,
+        host: impl FnOnce() -> Option<&'h str>,
+    ) -> OriginCheck {
         let mut origins = headers.get_all(ORIGIN).iter();
         let Some(value) = origins.next() else {
             return OriginCheck::NoOrigin;
@@ -153,7 +157,7 @@ impl CorsConfig {
             return OriginCheck::Denied;
         };
         let allowed = match &self.allowed_origins {
-            AllowedOrigins::SameOrigin => host.is_some_and(|host| same_origin(origin, host)),
+            AllowedOrigins::SameOrigin => host().is_some_and(|host| same_origin(origin, host)),
             AllowedOrigins::Any => true,
             AllowedOrigins::List(list) => list.iter().any(|o| o == "*" || o == origin),
             AllowedOrigins::Predicate(predicate) => predicate(origin),

@@ -44,28 +44,32 @@ impl Query {
     /// A plain byte scan: routing looks up a few keys in every polling request, and `str::split`
     /// took about 1,300 instructions per lookup of an Engine.IO query (bench/ANALYSIS.md).
     pub fn find<'a>(raw: &'a str, key: &str) -> Option<Cow<'a, str>> {
-        let raw = raw.strip_prefix('?').unwrap_or(raw);
-        let bytes = raw.as_bytes();
-        let mut start = 0;
-        let mut pairs = 0;
-        while start < bytes.len() && pairs < Self::MAX_PAIRS {
-            let end = bytes[start..]
-                .iter()
-                .position(|&b| b == b'&')
-                .map_or(bytes.len(), |at| start + at);
-            if end > start {
-                pairs += 1;
-                // `&` and `=` are ASCII, so these are character boundaries.
-                let segment = &raw[start..end];
-                let eq = segment.bytes().position(|b| b == b'=');
-                let (k, value) = segment.split_at(eq.unwrap_or(segment.len()));
-                if encoded_equals(k, key) {
-                    return Some(decode(value.strip_prefix('=').unwrap_or(value)));
+        let [found] = Self::find_each(raw, [key]);
+        found
+    }
+
+    /// [`Query::find`] for several keys in one scan of `raw`: the value of each key's first pair,
+    /// in the order of `keys`. A request's router reads several parameters, and a scan per key
+    /// read the whole query again for every key it lacks (bench/ANALYSIS.md).
+    pub fn find_each<'a, const N: usize>(
+        raw: &'a str,
+        keys: [&str; N],
+    ) -> [Option<Cow<'a, str>>; N] {
+        let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
+        let mut missing = N;
+        for pair in RawPairs::new(raw) {
+            if missing == 0 {
+                break;
+            }
+            let key = pair.key();
+            for (slot, wanted) in found.iter_mut().zip(keys) {
+                if slot.is_none() && *key == *wanted {
+                    *slot = Some(pair.value());
+                    missing -= 1;
                 }
             }
-            start = end + 1;
         }
-        None
+        found
     }
 
     /// Parses the query component of `uri` (an empty [`Query`] if it has none).
@@ -123,12 +127,99 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
-/// Whether `encoded` decodes to `key`, without decoding when it has nothing to decode.
-fn encoded_equals(encoded: &str, key: &str) -> bool {
-    if encoded.bytes().any(|b| b == b'%' || b == b'+') {
-        decode(encoded) == key
-    } else {
-        encoded == key
+/// One non-empty pair of a raw query, still encoded, and whether each side has anything to
+/// decode (a `%` or `+`).
+struct RawPair<'a> {
+    key: &'a str,
+    value: &'a str,
+    key_escaped: bool,
+    value_escaped: bool,
+}
+
+impl<'a> RawPair<'a> {
+    fn key(&self) -> Cow<'a, str> {
+        if self.key_escaped {
+            decode(self.key)
+        } else {
+            Cow::Borrowed(self.key)
+        }
+    }
+
+    fn value(&self) -> Cow<'a, str> {
+        if self.value_escaped {
+            decode(self.value)
+        } else {
+            Cow::Borrowed(self.value)
+        }
+    }
+}
+
+/// The non-empty pairs of a raw query, at most [`Query::MAX_PAIRS`] of them, split as
+/// [`Query::parse`] splits them. One pass finds a segment's end, its first `=` and its escapes
+/// together, eight bytes to a step (`crate::swar`).
+struct RawPairs<'a> {
+    raw: &'a str,
+    at: usize,
+    pairs: usize,
+}
+
+impl<'a> RawPairs<'a> {
+    fn new(raw: &'a str) -> Self {
+        RawPairs {
+            raw: raw.strip_prefix('?').unwrap_or(raw),
+            at: 0,
+            pairs: 0,
+        }
+    }
+}
+
+impl<'a> Iterator for RawPairs<'a> {
+    type Item = RawPair<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use crate::swar::{first_match, lanes_equal};
+        let bytes = self.raw.as_bytes();
+        while self.at < bytes.len() && self.pairs < Query::MAX_PAIRS {
+            let start = self.at;
+            let (mut equals, mut key_escaped, mut value_escaped) = (None, false, false);
+            let mut from = start;
+            let end = loop {
+                let marked = first_match(&bytes[from..], b'a', |word| {
+                    lanes_equal(word, b'&')
+                        | lanes_equal(word, b'=')
+                        | lanes_equal(word, b'%')
+                        | lanes_equal(word, b'+')
+                });
+                let Some(offset) = marked else {
+                    break bytes.len();
+                };
+                let at = from + offset;
+                match bytes[at] {
+                    b'&' => break at,
+                    b'=' if equals.is_none() => equals = Some(at),
+                    b'%' | b'+' if equals.is_none() => key_escaped = true,
+                    b'%' | b'+' => value_escaped = true,
+                    _ => {}
+                }
+                from = at + 1;
+            };
+            self.at = end + 1;
+            if end > start {
+                self.pairs += 1;
+                // `&` and `=` are ASCII, so these are character boundaries.
+                let (key, value) = match equals {
+                    Some(at) => (&self.raw[start..at], &self.raw[at + 1..end]),
+                    None => (&self.raw[start..end], ""),
+                };
+                return Some(RawPair {
+                    key,
+                    value,
+                    key_escaped,
+                    value_escaped,
+                });
+            }
+        }
+        None
     }
 }
 
@@ -294,6 +385,18 @@ mod tests {
             let parsed = Query::parse(&raw);
             let found = Query::find(&raw, &key);
             proptest::prop_assert_eq!(found.as_deref(), parsed.get(&key));
+        }
+
+        #[test]
+        fn find_each_agrees_with_parse_for_every_key(
+            raw in "[?a-c=&%+2D0-9]{0,40}",
+            keys in proptest::array::uniform3("[a-c=% +]{0,2}"),
+        ) {
+            let parsed = Query::parse(&raw);
+            let found = Query::find_each(&raw, [&*keys[0], &*keys[1], &*keys[2]]);
+            for (key, value) in keys.iter().zip(&found) {
+                proptest::prop_assert_eq!(value.as_deref(), parsed.get(key));
+            }
         }
     }
 }

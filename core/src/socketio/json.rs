@@ -16,6 +16,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::swar::{lanes_below, lanes_equal};
+
 /// Nesting the fast path reads; deeper text goes to serde_json (whose own limit is 128), so
 /// the fast path's recursion stays shallow.
 const MAX_FAST_DEPTH: usize = 32;
@@ -89,34 +91,9 @@ fn write_string(out: &mut Vec<u8>, string: &str) {
 /// a string or start an escape when reading. Eight bytes to a step: a byte-by-byte loop took
 /// about 10 instructions per byte of an event's strings.
 fn first_special(bytes: &[u8]) -> Option<usize> {
-    let mut chunks = bytes.chunks_exact(8);
-    for (index, chunk) in chunks.by_ref().enumerate() {
-        let mut lanes = [0; 8];
-        lanes.copy_from_slice(chunk);
-        if let Some(lane) = first_special_lane(lanes) {
-            return Some(index * 8 + lane);
-        }
-    }
-    let tail = chunks.remainder();
-    // Padding that is not special, after the real bytes.
-    let mut lanes = [b'a'; 8];
-    lanes[..tail.len()].copy_from_slice(tail);
-    first_special_lane(lanes).map(|lane| bytes.len() - tail.len() + lane)
-}
-
-/// The first of eight bytes that [`first_special`] looks for.
-fn first_special_lane(lanes: [u8; 8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Lane i is byte i, from the least significant end. A lane's high bit is set where its
-    // byte is below `n` (n <= 0x80). Subtracting borrows only out of a lane that matched, so a
-    // lane can be set falsely only above a true match: the lowest set lane is the first match.
-    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
-    let word = u64::from_le_bytes(lanes);
-    let special = below(word, 0x20)
-        | below(word ^ (ONES * u64::from(b'"')), 1)
-        | below(word ^ (ONES * u64::from(b'\\')), 1);
-    (special != 0).then(|| special.trailing_zeros() as usize / 8)
+    crate::swar::first_match(bytes, b'a', |word| {
+        lanes_below(word, 0x20) | lanes_equal(word, b'"') | lanes_equal(word, b'\\')
+    })
 }
 
 /// The fast path: `None` means "not plain JSON here, ask serde_json", never "invalid".
