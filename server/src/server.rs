@@ -86,7 +86,6 @@ impl<Rt: Runtime> Inner<Rt> {
         lock(&self.connections).get(sid).cloned()
     }
 
-
     pub fn next_request_id(&self) -> u64 {
         self.next_request.fetch_add(1, Ordering::Relaxed)
     }

@@ -190,10 +190,7 @@ impl Endpoint {
             request.uri().query().unwrap_or(""),
             ["transport", "j", "sid", "EIO", "b64"],
         );
-        let transport = match transport
-            .as_deref()
-            .and_then(Transport::from_query)
-        {
+        let transport = match transport.as_deref().and_then(Transport::from_query) {
             Some(t) if self.config.allows(t) => t,
             _ => return reject(EngineErrorCode::UnknownTransport, None, &origin),
         };

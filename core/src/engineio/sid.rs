@@ -31,8 +31,7 @@ impl Sid {
 
 /// A map keyed by session ids, hashed with [`SidHasher`]: for ids the server made, not for keys
 /// a peer chooses.
-pub type SidMap<V> =
-    std::collections::HashMap<Sid, V, std::hash::BuildHasherDefault<SidHasher>>;
+pub type SidMap<V> = std::collections::HashMap<Sid, V, std::hash::BuildHasherDefault<SidHasher>>;
 
 /// A hasher for session ids, several times cheaper than the standard SipHash on a 20-character
 /// id: a broadcast looks up every recipient's connection by its id, and SipHash was a tenth of
