@@ -454,11 +454,15 @@ async fn rate_round(
         addr,
         plan.polling,
         Duration::from_secs_f64(plan.polling_secs),
+        Some(server_pid),
     )
     .await;
     eprintln!(
-        "  polling {}: {:.0} round trips/s ({} failed)",
-        plan.polling, p.round_trips_per_sec, p.failed_clients
+        "  polling {}: {:.0} round trips/s, server CPU {:.1} us per round trip ({} failed)",
+        plan.polling,
+        p.round_trips_per_sec,
+        p.server_us_per_trip.unwrap_or(f64::NAN),
+        p.failed_clients
     );
     t.polling_runs.push(p);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -596,18 +596,22 @@ pub fn render(input: &Input) -> String {
     // Polling.
     let _ = writeln!(
         w,
-        "\n## Polling: {} polling-only clients echoing\n\nEach client, on one keep-alive HTTP/1.1 connection: POST an acked `echo`, then GET until the ack arrives. Round trips per second over {} s.\n\n| server | connected | round trips/s | / sockio-tokio | failed clients | runs |\n| --- | --- | --- | --- | --- | --- |",
+        "\n## Polling: {} polling-only clients echoing\n\nEach client, on one keep-alive HTTP/1.1 connection: POST an acked `echo`, then GET until the ack arrives. Round trips per second over {} s, and the server's CPU time (user + system, its process tree, from /proc) over the same seconds, per round trip and in cores.\n\n| server | connected | round trips/s | / sockio-tokio | server CPU per round trip (µs) | server cores | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- |",
         plan.polling, plan.polling_secs
     );
     for (k, r) in res {
         if let Some(p) = &r.polling {
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 k.name(),
                 num(p.connected as f64),
                 num(p.round_trips_per_sec),
                 ratio(poll_rate(r), base.and_then(poll_rate)),
+                p.server_us_per_trip
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+                p.server_cores
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
                 p.failed_clients,
                 p.runs
             );

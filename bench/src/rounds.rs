@@ -70,13 +70,15 @@ pub fn broadcast(runs: &[BroadcastResult]) -> Option<BroadcastResult> {
     })
 }
 
-/// Polling runs: the median rate, the fewest connected and the most failed clients of a run.
+/// Polling runs: the median rate and CPU figures, the fewest connected and the most failed clients of a run.
 pub fn polling(runs: &[PollingResult]) -> Option<PollingResult> {
     let first = runs.first()?;
     Some(PollingResult {
         clients: first.clients,
         connected: runs.iter().map(|r| r.connected).min().unwrap_or(0),
         round_trips_per_sec: median(runs.iter().map(|r| r.round_trips_per_sec).collect())?,
+        server_us_per_trip: median(runs.iter().filter_map(|r| r.server_us_per_trip).collect()),
+        server_cores: median(runs.iter().filter_map(|r| r.server_cores).collect()),
         failed_clients: runs.iter().map(|r| r.failed_clients).max().unwrap_or(0),
         first_error: runs.iter().find_map(|r| r.first_error.clone()),
         runs: runs.iter().map(|r| r.runs).sum(),
@@ -141,6 +143,29 @@ mod tests {
         assert_eq!(combined.lost(), 1);
         assert_eq!(combined.runs, 3);
         assert!((combined.per_sec() - 30_030.0 / 4.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn polling_runs_give_the_median_rate_and_cpu_of_the_runs_that_measured_it() {
+        let run = |rate: f64, us: Option<f64>| PollingResult {
+            clients: 10,
+            connected: 10,
+            round_trips_per_sec: rate,
+            server_us_per_trip: us,
+            server_cores: us.map(|_| 1.0),
+            runs: 1,
+            ..PollingResult::default()
+        };
+        let combined = polling(&[
+            run(300.0, Some(9.0)),
+            run(100.0, None),
+            run(200.0, Some(5.0)),
+        ])
+        .expect("three runs");
+        assert_eq!(combined.round_trips_per_sec, 200.0);
+        // A run whose CPU time could not be read does not count as zero.
+        assert_eq!(combined.server_us_per_trip, Some(7.0));
+        assert_eq!(combined.runs, 3);
     }
 
     #[test]

@@ -115,6 +115,11 @@ pub struct PollingResult {
     pub clients: usize,
     pub connected: usize,
     pub round_trips_per_sec: f64,
+    /// The server's CPU time (its process tree) per round trip, and the cores it used, over the
+    /// counted seconds: the load generator shares the machine, so the rate alone can hide a
+    /// server that needs less (bench/README.md).
+    pub server_us_per_trip: Option<f64>,
+    pub server_cores: Option<f64>,
     pub failed_clients: usize,
     pub first_error: Option<String>,
     /// Runs combined into this result (see `rounds`); 1 for a single run.
@@ -580,7 +585,12 @@ async fn echo_client(
 
 /// Polling-only clients, each posting an acked `echo` and long-polling for the ack, one round trip
 /// after the other.
-pub async fn polling(server: SocketAddr, clients: usize, duration: Duration) -> PollingResult {
+pub async fn polling(
+    server: SocketAddr,
+    clients: usize,
+    duration: Duration,
+    server_pid: Option<u32>,
+) -> PollingResult {
     let mut result = PollingResult {
         clients,
         runs: 1,
@@ -630,6 +640,15 @@ pub async fn polling(server: SocketAddr, clients: usize, duration: Duration) -> 
             })
         })
         .collect();
+    // (CPU seconds, wall seconds) over the counted seconds.
+    let cpu_reader = server_pid.map(|pid| {
+        tokio::spawn(async move {
+            sleep_until(t0).await;
+            let (before, from) = (tree_cpu_secs(pid), Instant::now());
+            sleep_until(t1).await;
+            (tree_cpu_secs(pid) - before, from.elapsed().as_secs_f64())
+        })
+    });
     let mut trips = 0u64;
     for t in tasks {
         match joined(t.await) {
@@ -641,6 +660,15 @@ pub async fn polling(server: SocketAddr, clients: usize, duration: Duration) -> 
         }
     }
     result.round_trips_per_sec = trips as f64 / duration.as_secs_f64();
+    // A process of the tree that ended in between takes its time out of the sum: no figure then.
+    if let Some(reader) = cpu_reader
+        && let Ok((cpu, secs)) = reader.await
+        && cpu >= 0.0
+        && secs > 0.0
+    {
+        result.server_cores = Some(cpu / secs);
+        result.server_us_per_trip = (trips > 0).then(|| cpu / trips as f64 * 1e6);
+    }
     result
 }
 
