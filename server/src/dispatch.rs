@@ -81,19 +81,25 @@ fn answering(
     })
 }
 
-/// Sends a handler's reply as the acknowledgement the client asked for, if it asked for one.
-fn acknowledge(cell: &ConnCell, namespace: &str, ack_id: Option<u64>, reply: Args) {
-    let Some(ack_id) = ack_id else {
-        return;
-    };
-    let result = cell.drive(|state, now| {
-        state
+/// Sends a handler's reply as the acknowledgement the client asked for, if it asked for one,
+/// and returns the time the connection was driven at then (a clock read the caller can reuse).
+fn acknowledge(
+    cell: &ConnCell,
+    namespace: &str,
+    ack_id: Option<u64>,
+    reply: Args,
+) -> Option<Instant> {
+    let ack_id = ack_id?;
+    let (result, now) = cell.drive(|state, now| {
+        let result = state
             .conn
-            .ack(now, namespace, ack_id, reply.values, reply.attachments)
+            .ack(now, namespace, ack_id, reply.values, reply.attachments);
+        (result, now)
     });
     if let Err(error) = result {
         tracing::debug!(%error, "acknowledgement not delivered");
     }
+    Some(now)
 }
 
 impl<Rt: Runtime> Server<Rt> {
@@ -269,17 +275,17 @@ impl<Rt: Runtime> Server<Rt> {
                     .as_mut()
                     .poll(&mut Context::from_waker(Waker::noop()))
             });
-            let finished = match polled {
+            let (finished, acknowledged) = match polled {
                 // A panicking handler's event gets no acknowledgement.
-                None => true,
-                Some(Poll::Ready(reply)) => {
-                    acknowledge(cell, &namespace, ack_id, reply);
-                    true
-                }
-                Some(Poll::Pending) => false,
+                None => (true, None),
+                Some(Poll::Ready(reply)) => (true, acknowledge(cell, &namespace, ack_id, reply)),
+                Some(Poll::Pending) => (false, None),
             };
             if finished {
-                if started.is_some_and(|at| at.elapsed() >= LONG_INLINE_HANDLER) {
+                let done = || acknowledged.unwrap_or_else(Instant::now);
+                if started
+                    .is_some_and(|at| done().saturating_duration_since(at) >= LONG_INLINE_HANDLER)
+                {
                     cell.spawn_next(SPAWNED_AFTER_LONG);
                 }
                 return Started::Done;
