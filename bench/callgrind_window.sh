@@ -49,7 +49,14 @@ callgrind_cleanup() {
     # The harness kills its servers when it ends normally; on an early exit both are stopped here.
     [ -n "${callgrind_harness:-}" ] && kill "$callgrind_harness" 2>/dev/null || true
     pkill -f "callgrind.*$callgrind_root/target/release/sockio-conformance serve" 2>/dev/null || true
-    rm -rf "$callgrind_out"
+    # valgrind writes its last dump as the server exits: wait for that before removing the files.
+    local _
+    for _ in $(seq 1 100); do
+        pgrep -f "callgrind.*$callgrind_root/target/release/sockio-conformance serve" >/dev/null ||
+            break
+        sleep 0.1
+    done
+    rm -rf "$callgrind_out" 2>/dev/null || true
 }
 
 callgrind_fail() {
