@@ -432,15 +432,9 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
             ))
         })
         .collect();
-    // (CPU seconds, wall seconds) between the closed loop's start and end.
-    let cpu_reader = p.server_pid.map(|pid| {
-        tokio::spawn(async move {
-            sleep_until(closed_from).await;
-            let (before, from) = (tree_cpu_secs(pid), Instant::now());
-            sleep_until(t1).await;
-            (tree_cpu_secs(pid) - before, from.elapsed().as_secs_f64())
-        })
-    });
+    let cpu_reader = p
+        .server_pid
+        .map(|pid| ServerCpu::read(pid, closed_from, t1));
     let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3)?;
     let (mut closed, mut open) = (0u64, 0u64);
     for t in tasks {
@@ -458,14 +452,9 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
         }
     }
     result.max_acks_per_sec = closed as f64 / p.closed.as_secs_f64();
-    // A process of the tree that ended in between takes its time out of the sum: no figure then.
-    if let Some(reader) = cpu_reader
-        && let Ok((cpu, secs)) = reader.await
-        && cpu >= 0.0
-        && secs > 0.0
-    {
-        result.server_cores = Some(cpu / secs);
-        result.server_us_per_ack = (closed > 0).then(|| cpu / closed as f64 * 1e6);
+    if let Some(cpu) = ServerCpu::measured(cpu_reader).await {
+        result.server_cores = Some(cpu.cores());
+        result.server_us_per_ack = cpu.micros_per(closed);
     }
     result.open_acks_per_sec = open as f64 / p.open.as_secs_f64();
     result.p50_us = hist.value_at_quantile(0.5);
@@ -640,15 +629,7 @@ pub async fn polling(
             })
         })
         .collect();
-    // (CPU seconds, wall seconds) over the counted seconds.
-    let cpu_reader = server_pid.map(|pid| {
-        tokio::spawn(async move {
-            sleep_until(t0).await;
-            let (before, from) = (tree_cpu_secs(pid), Instant::now());
-            sleep_until(t1).await;
-            (tree_cpu_secs(pid) - before, from.elapsed().as_secs_f64())
-        })
-    });
+    let cpu_reader = server_pid.map(|pid| ServerCpu::read(pid, t0, t1));
     let mut trips = 0u64;
     for t in tasks {
         match joined(t.await) {
@@ -660,16 +641,48 @@ pub async fn polling(
         }
     }
     result.round_trips_per_sec = trips as f64 / duration.as_secs_f64();
-    // A process of the tree that ended in between takes its time out of the sum: no figure then.
-    if let Some(reader) = cpu_reader
-        && let Ok((cpu, secs)) = reader.await
-        && cpu >= 0.0
-        && secs > 0.0
-    {
-        result.server_cores = Some(cpu / secs);
-        result.server_us_per_trip = (trips > 0).then(|| cpu / trips as f64 * 1e6);
+    if let Some(cpu) = ServerCpu::measured(cpu_reader).await {
+        result.server_cores = Some(cpu.cores());
+        result.server_us_per_trip = cpu.micros_per(trips);
     }
     result
+}
+
+/// The server's CPU time (its process tree, from /proc) over a span of wall time.
+struct ServerCpu {
+    cpu_secs: f64,
+    wall_secs: f64,
+}
+
+impl ServerCpu {
+    /// Reads the CPU time of `pid`'s tree at `from` and at `to`, on a task of its own.
+    fn read(pid: u32, from: Instant, to: Instant) -> tokio::task::JoinHandle<ServerCpu> {
+        tokio::spawn(async move {
+            sleep_until(from).await;
+            let (before, started) = (tree_cpu_secs(pid), Instant::now());
+            sleep_until(to).await;
+            ServerCpu {
+                cpu_secs: tree_cpu_secs(pid) - before,
+                wall_secs: started.elapsed().as_secs_f64(),
+            }
+        })
+    }
+
+    /// The reading, if there is one to trust: a process of the tree that ended in between takes
+    /// its time out of the sum, so no figure then.
+    async fn measured(reader: Option<tokio::task::JoinHandle<ServerCpu>>) -> Option<ServerCpu> {
+        let cpu = reader?.await.ok()?;
+        (cpu.cpu_secs >= 0.0 && cpu.wall_secs > 0.0).then_some(cpu)
+    }
+
+    fn cores(&self) -> f64 {
+        self.cpu_secs / self.wall_secs
+    }
+
+    /// Microseconds of CPU per unit of work (none for no work).
+    fn micros_per(&self, units: u64) -> Option<f64> {
+        (units > 0).then(|| self.cpu_secs / units as f64 * 1e6)
+    }
 }
 
 /// A client task's outcome, with its panic or cancellation folded into its error.
