@@ -123,6 +123,10 @@ fn browser_run_reports_unknown_scenarios_and_restarts() {
 fn browser_run_is_killed_and_cleaned_up_on_timeout() {
     let _turn = turn();
     let server = start_reference_server().expect("reference server");
+    // The run's bound starts after the installs, which a fresh checkout does in the first browser
+    // test to run (tens of seconds): do them before the clock starts, whichever test is first.
+    ensure_clients().expect("clients installed");
+    browser::ensure_browser().expect("Chromium available");
     let started = Instant::now();
     // Nobody answers the restart request, so the scenario would wait for its own 10 s timeout.
     let out = run_browser_scenarios(
