@@ -34,6 +34,20 @@ pub(crate) fn deadline_after(
     now.checked_add(wait)
 }
 
+/// The earlier of two optional deadlines; `None` is "no deadline", later than any. The
+/// `poll_timeout`s of the session and the connection fold their timers with it (plain
+/// comparisons: an iterator chain cost 130 instructions per drive, bench/ANALYSIS.md).
+pub(crate) fn earlier(
+    a: Option<std::time::Instant>,
+    b: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 /// The Engine.IO protocol revision a connection speaks, chosen by the `EIO` query parameter.
 ///
 /// The reference server reads `EIO === "4" ? 4 : 3`, so anything else (missing, garbage) means v3.

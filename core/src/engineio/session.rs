@@ -811,11 +811,7 @@ impl Session {
     /// heap re-reads it after each of those and nowhere else.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                earliest = Some(earliest.map_or(t, |e| e.min(t)));
-            }
-        };
+        let mut consider = |t: Option<Instant>| earliest = super::earlier(earliest, t);
         match self.state {
             State::Closed => return None,
             State::Closing { deadline } => return deadline,

@@ -37,7 +37,7 @@ use crate::engineio::session::{
     CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch,
 };
 use crate::engineio::sid::{Sid, SidGenerator};
-use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after};
+use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after, earlier};
 use crate::http::{HeaderList, Query, Request, Response};
 
 /// The Socket.IO protocol revision: v4 rides on Engine.IO 3, v5 on Engine.IO 4.
@@ -779,8 +779,7 @@ impl Connection {
             // Engine.IO close wait remains. Reporting them would leave a deadline in the past.
             return self.engine.poll_timeout();
         }
-        // Plain comparisons: the iterator chain this replaced cost 130 instructions, and every
-        // drive of a connection asks (each recipient of a broadcast; bench/ANALYSIS.md).
+        // Every drive of a connection asks (each recipient of a broadcast).
         let mut earliest = earlier(self.engine.poll_timeout(), self.connect_deadline);
         earliest = earlier(earliest, self.attachment_deadline);
         for ack in self.awaited_acks.values() {
@@ -1107,15 +1106,6 @@ fn query_to_object(query: &str) -> Value {
         .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
         .collect();
     Value::Object(object)
-}
-
-/// The earlier of two optional deadlines; `None` is "no deadline", later than any.
-fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
 }
 
 #[cfg(test)]
