@@ -68,10 +68,55 @@ pub(crate) enum Next {
     /// Handle this event. For an application event under a cap, a handler slot is reserved:
     /// release it with [`ConnCell::handler_finished`].
     Event(SocketEvent),
+    /// The last queued event, an application event under a cap (its handler slot reserved):
+    /// the connection is unscheduled already, so the dispatcher may run its handler itself,
+    /// while a later event starts a dispatcher of its own.
+    Last(SocketEvent),
     /// The connection has its cap of handlers in flight: stop; a finishing handler resumes.
     Parked,
     /// Nothing is queued.
     Empty,
+}
+
+impl EventQueue {
+    /// See [`ConnCell::handler_finished`].
+    fn handler_finished(&mut self) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        std::mem::replace(&mut self.parked, false)
+    }
+
+    /// Queues `events` in order; true when the connection needs a dispatcher (none is queued,
+    /// running or parked).
+    fn push(&mut self, events: Vec<SocketEvent>) -> bool {
+        self.events.extend(events);
+        !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// See [`ConnCell::next_event`].
+    fn next(&mut self, cap: Option<usize>) -> Next {
+        if let Some(cap) = cap
+            && matches!(self.events.front(), Some(SocketEvent::Event { .. }))
+        {
+            if self.in_flight >= cap {
+                self.parked = true;
+                return Next::Parked;
+            }
+            self.in_flight += 1;
+            if self.events.len() == 1
+                && let Some(event) = sockio_core::queue::pop_front_releasing(&mut self.events)
+            {
+                self.scheduled = false;
+                return Next::Last(event);
+            }
+        }
+        match sockio_core::queue::pop_front_releasing(&mut self.events) {
+            Some(event) => Next::Event(event),
+            None => {
+                self.scheduled = false;
+                Next::Empty
+            }
+        }
+    }
 }
 
 pub(crate) struct ConnCell {
@@ -135,9 +180,7 @@ impl ConnCell {
         } else {
             // Queued under the connection's lock, so events keep the order the core made them in
             // even when several threads drive the connection.
-            let mut queue = lock(&self.queue);
-            queue.events.extend(events);
-            !std::mem::replace(&mut queue.scheduled, true)
+            lock(&self.queue).push(events)
         };
         drop(state);
         Driven {
@@ -155,31 +198,13 @@ impl ConnCell {
     /// otherwise dispatch parks, the event staying first in line. Empty: the connection is
     /// unscheduled.
     pub fn next_event(&self, cap: Option<usize>) -> Next {
-        let mut queue = lock(&self.queue);
-        if let Some(cap) = cap
-            && matches!(queue.events.front(), Some(SocketEvent::Event { .. }))
-        {
-            if queue.in_flight >= cap {
-                queue.parked = true;
-                return Next::Parked;
-            }
-            queue.in_flight += 1;
-        }
-        match sockio_core::queue::pop_front_releasing(&mut queue.events) {
-            Some(event) => Next::Event(event),
-            None => {
-                queue.scheduled = false;
-                Next::Empty
-            }
-        }
+        lock(&self.queue).next(cap)
     }
 
     /// A handler slot taken by [`next_event`](Self::next_event) is free again; true when dispatch
     /// was parked and must be resumed by the caller.
     pub fn handler_finished(&self) -> bool {
-        let mut queue = lock(&self.queue);
-        queue.in_flight = queue.in_flight.saturating_sub(1);
-        std::mem::replace(&mut queue.parked, false)
+        lock(&self.queue).handler_finished()
     }
 
     /// Events waiting for the pool.
@@ -251,5 +276,96 @@ impl ConnState {
             }
         }
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockio_core::ByteString;
+    use sockio_core::engineio::CloseReason;
+
+    fn queue() -> EventQueue {
+        EventQueue {
+            events: VecDeque::new(),
+            scheduled: false,
+            in_flight: 0,
+            parked: false,
+        }
+    }
+
+    fn event(name: &str) -> SocketEvent {
+        SocketEvent::Event {
+            namespace: ByteString::from_static("/"),
+            sid: Sid::from("s"),
+            event: name.into(),
+            args: Vec::new(),
+            attachments: Vec::new(),
+            ack_id: None,
+        }
+    }
+
+    fn name(next: &Next) -> &str {
+        match next {
+            Next::Event(SocketEvent::Event { event, .. })
+            | Next::Last(SocketEvent::Event { event, .. }) => event,
+            Next::Event(_) | Next::Last(_) => "another kind",
+            Next::Parked => "parked",
+            Next::Empty => "empty",
+        }
+    }
+
+    #[test]
+    fn the_last_application_event_unschedules_the_dispatcher_so_the_next_one_starts_another() {
+        let mut queue = queue();
+        assert!(queue.push(vec![event("a"), event("b")]));
+        let first = queue.next(Some(4));
+        assert!(matches!(first, Next::Event(_)), "{}", name(&first));
+        let last = queue.next(Some(4));
+        assert!(matches!(last, Next::Last(_)), "{}", name(&last));
+        assert_eq!(name(&last), "b");
+        assert_eq!(queue.in_flight, 2, "each handler holds a slot");
+        // The dispatcher that took `b` runs its handler; an event arriving meanwhile must not
+        // wait for that handler.
+        assert!(queue.push(vec![event("c")]), "a new dispatcher is needed");
+    }
+
+    #[test]
+    fn the_last_event_of_another_kind_keeps_the_dispatcher_until_it_is_handled() {
+        let mut queue = queue();
+        assert!(queue.push(vec![SocketEvent::Closed(CloseReason::TransportClose)]));
+        assert!(matches!(
+            queue.next(Some(4)),
+            Next::Event(SocketEvent::Closed(_))
+        ));
+        // An event behind a connect or close waits for its dispatcher to finish it.
+        assert!(!queue.push(vec![event("a")]));
+        assert!(matches!(queue.next(Some(4)), Next::Last(_)));
+    }
+
+    #[test]
+    fn without_a_cap_events_are_handled_in_order_by_one_dispatcher() {
+        let mut queue = queue();
+        assert!(queue.push(vec![event("a")]));
+        let next = queue.next(None);
+        assert!(matches!(next, Next::Event(_)), "{}", name(&next));
+        assert!(!queue.push(vec![event("b")]));
+        assert_eq!(name(&queue.next(None)), "b");
+        assert!(matches!(queue.next(None), Next::Empty));
+        assert!(queue.push(vec![event("c")]));
+    }
+
+    #[test]
+    fn a_full_cap_parks_the_dispatcher_until_a_handler_finishes() {
+        let mut queue = queue();
+        assert!(queue.push(vec![event("a"), event("b")]));
+        assert!(matches!(queue.next(Some(1)), Next::Event(_)));
+        assert!(matches!(queue.next(Some(1)), Next::Parked));
+        assert!(!queue.push(vec![event("c")]), "parked counts as scheduled");
+        assert!(
+            queue.handler_finished(),
+            "the finishing handler resumes dispatch"
+        );
+        assert_eq!(name(&queue.next(Some(1))), "b");
     }
 }

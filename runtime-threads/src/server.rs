@@ -38,6 +38,15 @@ use crate::socket::Socket;
 /// How many events may wait for one connection's handlers before its input is paused.
 const DISPATCH_QUEUE: usize = 256;
 
+/// Where the handler of an event from the client runs, with async handlers.
+#[derive(Clone, Copy)]
+enum Place {
+    /// On a pool job of its own, so the dispatcher goes on with the connection's next event.
+    OwnJob,
+    /// In the calling job, which has nothing else to do.
+    Here,
+}
+
 /// A Socket.IO server on OS threads. Cheap to clone: clones share everything.
 #[derive(Clone)]
 pub struct Server {
@@ -566,8 +575,18 @@ impl Server {
             .inner
             .async_handlers
             .then_some(self.inner.handlers_per_client);
-        while let Next::Event(event) = cell.next_event(cap) {
-            self.handle_event(cell, event);
+        loop {
+            match cell.next_event(cap) {
+                Next::Event(event) => self.handle_event(cell, event, Place::OwnJob),
+                // No dispatcher is left to wait for this job, so its handler runs here instead
+                // of on a job of its own: one hand-over between threads less per event.
+                Next::Last(event) => {
+                    self.handle_event(cell, event, Place::Here);
+                    self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                Next::Parked | Next::Empty => return,
+            }
             self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -585,9 +604,9 @@ impl Server {
         self.inner.pool.submit(job);
     }
 
-    fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent) {
+    fn handle_event(&self, cell: &Arc<ConnCell>, event: SocketEvent, place: Place) {
         let event = match ReceivedEvent::try_from(event) {
-            Ok(received) => return self.handle_received(cell, received),
+            Ok(received) => return self.handle_received(cell, received, place),
             Err(other) => other,
         };
         match event {
@@ -657,9 +676,9 @@ impl Server {
         }
     }
 
-    /// Runs the handler of an event from the client (on a pool job of its own with async
-    /// handlers) and sends its acknowledgement.
-    fn handle_received(&self, cell: &Arc<ConnCell>, received: ReceivedEvent) {
+    /// Runs the handler of an event from the client (with async handlers, on a pool job of its
+    /// own unless `place` says the calling job is free to) and sends its acknowledgement.
+    fn handle_received(&self, cell: &Arc<ConnCell>, received: ReceivedEvent, place: Place) {
         let ReceivedEvent {
             namespace,
             sid,
@@ -695,17 +714,20 @@ impl Server {
                 }
             }
         };
-        if self.inner.async_handlers {
-            self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
-            let server = self.clone();
-            let cell = cell.clone();
-            self.submit(Box::new(move || {
-                run();
-                server.handler_finished(&cell);
-                server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
-            }));
-        } else {
+        if !self.inner.async_handlers {
+            return run();
+        }
+        self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
+        let server = self.clone();
+        let cell = cell.clone();
+        let job = move || {
             run();
+            server.handler_finished(&cell);
+            server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+        };
+        match place {
+            Place::Here => job(),
+            Place::OwnJob => self.submit(Box::new(job)),
         }
     }
 

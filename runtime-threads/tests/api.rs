@@ -695,6 +695,53 @@ process.exit(0);
 }
 
 #[test]
+fn a_waiting_handler_does_not_hold_up_the_next_event_of_its_client() {
+    // With async handlers, the handler of a connection's last queued event runs in the job that
+    // dispatched it; an event arriving meanwhile must get a dispatcher of its own, or `release`
+    // would wait for `wait`, which waits for `release`.
+    let io = Server::builder().build();
+    let (release_tx, release_rx) = channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    io.on("wait", move |_socket: Socket, _n: i64| {
+        let released = release_rx
+            .lock()
+            .expect("lock")
+            .recv_timeout(Duration::from_secs(10));
+        if released.is_ok() {
+            "released"
+        } else {
+            "timed out"
+        }
+        .to_owned()
+    });
+    io.on("release", move |_socket: Socket, _n: i64| {
+        let _ = release_tx.send(());
+        "sent".to_owned()
+    });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL, { reconnection: false });
+await connected(socket);
+for (let round = 0; round < 3; round++) {
+  const waiting = emitWithAck(socket, "wait", round);
+  // `wait` is dispatched alone before `release` arrives.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  out("release", await emitWithAck(socket, "release", round));
+  out("wait", await waiting);
+}
+process.exit(0);
+"#,
+    );
+    for _ in 0..3 {
+        assert_eq!(client.expect("release"), json!(["sent"]));
+        assert_eq!(client.expect("wait"), json!(["released"]));
+    }
+    client.finish();
+    io.abort();
+}
+
+#[test]
 fn the_main_namespace_exists_without_handlers_and_others_only_with_them() {
     // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` always accepts.
     let io = Server::builder().build();
