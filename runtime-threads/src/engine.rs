@@ -41,12 +41,12 @@ use sockio_core::http::{Request, Response};
 use crate::conn::{WsWake, hand_over, lock};
 use crate::error::ServerError;
 use crate::http1::plain;
-use crate::runtime::{REARM_DELAY, Timers};
 use crate::serve::{
     Handled, Host, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
     connection_loop, switching_headers,
 };
 use crate::server::OsRandomSids;
+use crate::timers::{REARM_DELAY, Timers};
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 

@@ -52,21 +52,23 @@
 #![forbid(unsafe_code)]
 
 mod amqp;
+mod backoff;
 mod broker_stream;
 mod config;
 mod conn;
 mod emitter;
 pub mod engine;
 mod error;
+mod handler_pool;
 mod handlers;
 mod http1;
 mod manager;
 mod redis;
-mod runtime;
 mod serve;
 mod server;
 mod socket;
 mod thread_budget;
+mod timers;
 mod ws_writer;
 
 pub use config::ServerBuilder;

@@ -26,14 +26,15 @@ use sockio_core::pubsub::{ClientManager, Expired, Message, Remote, triage};
 use crate::config::ServerBuilder;
 use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
 use crate::error::{CallError, EmitError, ServerError};
+use crate::handler_pool::{Job, Pool};
 use crate::handlers::{
     ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
     typed_event,
 };
 use crate::manager::{Bus, RemoteCallback};
-use crate::runtime::{Job, Pool, REARM_DELAY, Timers};
 use crate::serve::Serving;
 use crate::socket::Socket;
+use crate::timers::{REARM_DELAY, Timers};
 
 /// How many events may wait for one connection's handlers before its input is paused.
 const DISPATCH_QUEUE: usize = 256;

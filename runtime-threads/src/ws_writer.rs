@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
 use crate::conn::lock;
 use crate::serve::{CONNECTION_STACK, WRITE_TIMEOUT};
 use crate::thread_budget::BUDGET;
@@ -306,6 +307,9 @@ struct PoolQueue {
     ready: VecDeque<Arc<WsWake>>,
     /// Blocked sockets without a thread of their own, and when to try them again.
     later: Vec<(Instant, Arc<WsWake>)>,
+    /// Pool threads asleep on `work`: a push wakes one only when there is one (a notify is a
+    /// system call even when nobody waits).
+    idle: usize,
 }
 
 /// The process's pool, started on first use with a thread per core (two to eight).
@@ -331,16 +335,28 @@ static POOL: LazyLock<WritePool> = LazyLock::new(|| {
 
 impl WritePool {
     fn push(&self, wake: Arc<WsWake>) {
-        lock(&self.queue).ready.push_back(wake);
-        self.work.notify_one();
+        let mut queue = lock(&self.queue);
+        queue.ready.push_back(wake);
+        self.wake_one(queue);
     }
 
     fn push_later(&self, wake: Arc<WsWake>, at: Instant) {
-        lock(&self.queue).later.push((at, wake));
-        self.work.notify_one();
+        let mut queue = lock(&self.queue);
+        queue.later.push((at, wake));
+        self.wake_one(queue);
+    }
+
+    /// Wakes a sleeping pool thread, if any; an awake one finds the work on its next look.
+    fn wake_one(&self, queue: std::sync::MutexGuard<'_, PoolQueue>) {
+        let asleep = queue.idle > 0;
+        drop(queue);
+        if asleep {
+            self.work.notify_one();
+        }
     }
 
     fn work_loop(&self) {
+        let mut backoff = Backoff::default();
         loop {
             let next = {
                 let mut queue = lock(&self.queue);
@@ -355,7 +371,15 @@ impl WritePool {
                     if let Some(wake) = queue.ready.pop_front() {
                         break wake;
                     }
+                    if !backoff.exhausted() {
+                        drop(queue);
+                        backoff.snooze();
+                        queue = lock(&self.queue);
+                        continue;
+                    }
+                    backoff.reset();
                     let earliest = queue.later.iter().map(|(at, _)| *at).min();
+                    queue.idle += 1;
                     queue = match earliest {
                         Some(at) => {
                             self.work
@@ -368,6 +392,7 @@ impl WritePool {
                             .wait(queue)
                             .unwrap_or_else(|poisoned| poisoned.into_inner()),
                     };
+                    queue.idle -= 1;
                 }
             };
             next.pool_turn();

@@ -1,88 +1,11 @@
-//! The threads the server runs besides the connection threads: one timer thread for every
-//! connection's deadline, and a fixed pool of handler workers fed by a bounded channel.
+//! The timer thread: one thread for every connection's deadline.
 
-use std::cell::Cell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::conn::lock;
-
-/// A unit of work for the handler pool.
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
-
-thread_local! {
-    /// Set on threads that must never wait for room in the pool's queue (the workers themselves
-    /// and the timer thread): waiting there could deadlock the pool.
-    static MUST_NOT_WAIT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The handler pool: `threads` workers take jobs from a channel of `capacity`.
-pub(crate) struct Pool {
-    jobs: SyncSender<Job>,
-}
-
-impl Pool {
-    pub fn start(threads: usize, capacity: usize) -> Pool {
-        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for i in 0..threads {
-            let receiver = receiver.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("sockio-handler-{i}"))
-                .spawn(move || worker(receiver));
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start a handler thread");
-            }
-        }
-        Pool { jobs }
-    }
-
-    /// Queues `job`. Connection threads wait while the queue is full (backpressure on their
-    /// client); workers and the timer thread hand the job to a short-lived helper thread instead.
-    pub fn submit(&self, job: Job) {
-        if MUST_NOT_WAIT.with(Cell::get) {
-            match self.jobs.try_send(job) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                Err(TrySendError::Full(job)) => {
-                    let jobs = self.jobs.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("sockio-handoff".into())
-                        .stack_size(64 * 1024)
-                        .spawn(move || {
-                            let _ = jobs.send(job);
-                        });
-                    if let Err(error) = spawned {
-                        tracing::error!(%error, "handler queue full and no thread to wait on it; job dropped");
-                    }
-                }
-            }
-        } else {
-            let _ = self.jobs.send(job);
-        }
-    }
-}
-
-fn worker(receiver: Arc<Mutex<Receiver<Job>>>) {
-    MUST_NOT_WAIT.with(|flag| flag.set(true));
-    loop {
-        let job = {
-            let receiver = lock(&receiver);
-            receiver.recv()
-        };
-        match job {
-            Ok(job) => {
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                    tracing::error!("a handler job panicked");
-                }
-            }
-            // The server is gone.
-            Err(_) => return,
-        }
-    }
-}
 
 struct Entry<C> {
     at: Instant,
@@ -160,7 +83,7 @@ impl<C> Timers<C> {
     /// alive) to `fire`, which drives them; ends on [`stop`](Self::stop) or when `fire` returns
     /// false (its server is gone).
     pub fn run(self: Arc<Self>, mut fire: impl FnMut(Vec<Arc<C>>) -> bool) {
-        MUST_NOT_WAIT.with(|flag| flag.set(true));
+        crate::handler_pool::must_not_wait();
         let mut due = Vec::new();
         loop {
             {

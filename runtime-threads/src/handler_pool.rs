@@ -1,0 +1,312 @@
+//! The handler pool: a fixed set of worker threads taking jobs from one bounded queue.
+//!
+//! A worker out of jobs looks again a few times ([`Backoff`]) before it sleeps on the pool's
+//! condition variable, and a new job wakes one sleeping worker only when no worker is awake. The
+//! pool used to share a channel's receiver behind a mutex: the worker holding the mutex waited in
+//! `recv` while the others waited for the mutex, so a job could wake two threads (the receiver,
+//! then the next worker taking the mutex over) where one will do.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::backoff::Backoff;
+use crate::conn::lock;
+
+/// A unit of work for the handler pool.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// Set on threads that must never wait for room in the pool's queue (the workers themselves
+    /// and the timer thread): waiting there could deadlock the pool.
+    static MUST_NOT_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as one that must never wait for room in a pool's queue.
+pub(crate) fn must_not_wait() {
+    MUST_NOT_WAIT.with(|flag| flag.set(true));
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Workers waiting for a job: a push wakes one only when there is one (a condition
+    /// variable's notify is a system call even when nobody waits).
+    idle: usize,
+    /// Threads waiting for room.
+    waiting_for_room: usize,
+    /// The pool was dropped: workers finish the queued jobs and end.
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// A job was queued, or the pool closed.
+    ready: Condvar,
+    /// A job was taken (room in the queue), or the pool closed.
+    room: Condvar,
+    capacity: usize,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        lock(&self.queue)
+    }
+
+    /// Queues `job`, waiting for room while the queue is full; drops it when the pool closed.
+    fn push_waiting(&self, job: Job) {
+        let mut queue = self.queue();
+        while queue.jobs.len() >= self.capacity && !queue.closed {
+            queue.waiting_for_room += 1;
+            queue = self
+                .room
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue.waiting_for_room -= 1;
+        }
+        if !queue.closed {
+            self.enqueue(queue, job);
+        }
+    }
+
+    /// Queues `job` if there is room; gives it back otherwise.
+    fn try_push(&self, job: Job) -> Result<(), Job> {
+        let queue = self.queue();
+        if queue.closed {
+            return Ok(());
+        }
+        if queue.jobs.len() >= self.capacity {
+            return Err(job);
+        }
+        self.enqueue(queue, job);
+        Ok(())
+    }
+
+    fn enqueue(&self, mut queue: MutexGuard<'_, Queue>, job: Job) {
+        queue.jobs.push_back(job);
+        let wake = queue.idle > 0;
+        drop(queue);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next job, waiting for one (looking again a few times before sleeping); `None` once
+    /// the pool closed and its queue is empty.
+    fn take(&self) -> Option<Job> {
+        let mut backoff = Backoff::default();
+        let mut queue = self.queue();
+        loop {
+            if let Some(job) = queue.jobs.pop_front() {
+                let wake = queue.waiting_for_room > 0;
+                drop(queue);
+                if wake {
+                    self.room.notify_one();
+                }
+                return Some(job);
+            }
+            if queue.closed {
+                return None;
+            }
+            if !backoff.exhausted() {
+                drop(queue);
+                backoff.snooze();
+                queue = self.queue();
+                continue;
+            }
+            backoff.reset();
+            queue.idle += 1;
+            queue = self
+                .ready
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue.idle -= 1;
+        }
+    }
+
+    fn close(&self) {
+        self.queue().closed = true;
+        self.ready.notify_all();
+        self.room.notify_all();
+    }
+}
+
+/// The handler pool: `threads` workers take jobs from a queue of `capacity`.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+}
+
+impl Pool {
+    pub fn start(threads: usize, capacity: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                idle: 0,
+                waiting_for_room: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            capacity: capacity.max(1),
+        });
+        for i in 0..threads {
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sockio-handler-{i}"))
+                .spawn(move || worker(&shared));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a handler thread");
+            }
+        }
+        Pool { shared }
+    }
+
+    /// Queues `job`. Connection threads wait while the queue is full (backpressure on their
+    /// client); workers and the timer thread hand the job to a short-lived helper thread instead.
+    pub fn submit(&self, job: Job) {
+        if !MUST_NOT_WAIT.with(Cell::get) {
+            return self.shared.push_waiting(job);
+        }
+        let Err(job) = self.shared.try_push(job) else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sockio-handoff".into())
+            .stack_size(64 * 1024)
+            .spawn(move || shared.push_waiting(job));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "handler queue full and no thread to wait on it; job dropped");
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// The server is gone: the workers end once the queued jobs ran.
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+fn worker(shared: &Shared) {
+    must_not_wait();
+    while let Some(job) = shared.take() {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a handler job panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{Sender, channel};
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn send_job(tx: &Sender<usize>, value: usize) -> Job {
+        let tx = tx.clone();
+        Box::new(move || {
+            let _ = tx.send(value);
+        })
+    }
+
+    /// A job that holds its worker until `release` gets a message.
+    fn blocking_job(release: std::sync::mpsc::Receiver<()>) -> Job {
+        Box::new(move || {
+            let _ = release.recv_timeout(WAIT);
+        })
+    }
+
+    #[test]
+    fn every_job_runs_once_on_some_worker() {
+        let pool = Pool::start(3, 4);
+        let (tx, rx) = channel();
+        for value in 0..100 {
+            pool.submit(send_job(&tx, value));
+        }
+        let mut seen: Vec<usize> = (0..100)
+            .map(|_| rx.recv_timeout(WAIT).expect("ran"))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert!(
+            rx.recv_timeout(Duration::from_millis(50)).is_err(),
+            "no job ran twice"
+        );
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_its_worker_serving() {
+        let pool = Pool::start(1, 4);
+        let (tx, rx) = channel();
+        pool.submit(Box::new(|| panic!("a handler bug")));
+        pool.submit(send_job(&tx, 7));
+        assert_eq!(rx.recv_timeout(WAIT), Ok(7));
+    }
+
+    #[test]
+    fn a_full_queue_makes_a_connection_thread_wait_and_a_worker_hand_its_job_off() {
+        // One worker, held by a job; a queue of one, filled.
+        let pool = Arc::new(Pool::start(1, 1));
+        let (release_tx, release_rx) = channel();
+        let (started_tx, started_rx) = channel();
+        pool.submit(Box::new(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv_timeout(WAIT);
+        }));
+        started_rx
+            .recv_timeout(WAIT)
+            .expect("the worker took the first job");
+        let (tx, rx) = channel();
+        pool.submit(send_job(&tx, 1));
+        // A connection thread waits for room...
+        let submitter = {
+            let pool = pool.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || pool.submit(send_job(&tx, 2)))
+        };
+        // ...and a worker-like thread does not: its job goes to a helper thread.
+        let worker_like = {
+            let pool = pool.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                must_not_wait();
+                pool.submit(send_job(&tx, 3));
+            })
+        };
+        worker_like
+            .join()
+            .expect("a thread that must not wait returns at once");
+        assert!(!submitter.is_finished(), "the queue is still full");
+        release_tx.send(()).expect("release the worker");
+        submitter.join().expect("the connection thread got room");
+        let mut seen: Vec<usize> = (0..3)
+            .map(|_| rx.recv_timeout(WAIT).expect("ran"))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2, 3]);
+    }
+
+    #[test]
+    fn dropping_the_pool_runs_what_was_queued_and_ends_the_workers() {
+        let pool = Pool::start(1, 8);
+        let (release_tx, release_rx) = channel();
+        pool.submit(blocking_job(release_rx));
+        let (tx, rx) = channel();
+        pool.submit(send_job(&tx, 5));
+        let shared = Arc::downgrade(&pool.shared);
+        drop(pool);
+        release_tx.send(()).expect("release the worker");
+        assert_eq!(rx.recv_timeout(WAIT), Ok(5));
+        // The worker ended, so nothing holds the queue any more.
+        let deadline = std::time::Instant::now() + WAIT;
+        while shared.strong_count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker did not end"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
