@@ -356,9 +356,10 @@ impl WritePool {
     }
 
     fn work_loop(&self) {
-        let mut backoff = Backoff::default();
         loop {
             let next = {
+                // Each wait for work starts its looks over.
+                let mut backoff = Backoff::default();
                 let mut queue = lock(&self.queue);
                 loop {
                     let now = Instant::now();
