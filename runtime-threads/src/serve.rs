@@ -466,9 +466,16 @@ impl Server {
                 "server shutting down",
             ));
         }
+        // The connection the endpoint asks about is kept for the request: one lookup, not two.
+        let found = std::cell::Cell::new(None);
         let routing = {
             let mut endpoint = lock(&self.inner.endpoint);
-            endpoint.handle_request(now, id, &request, |sid| self.has_connection(sid))
+            endpoint.handle_request(now, id, &request, |sid| {
+                let cell = self.connection(sid);
+                let exists = cell.is_some();
+                found.set(cell);
+                exists
+            })
         };
         match routing {
             Routing::Respond(response) => Handled::Response(response),
@@ -491,7 +498,7 @@ impl Server {
                 }
             }
             Routing::Existing { sid, websocket } => {
-                let Some(cell) = self.connection(&sid) else {
+                let Some(cell) = found.take().or_else(|| self.connection(&sid)) else {
                     // Ended since the endpoint routed it here.
                     return Handled::Response(lock(&self.inner.endpoint).session_gone(&request));
                 };

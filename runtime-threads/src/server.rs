@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sockio_core::api::{EmitSpec, ReceivedEvent, SharedCallback};
-use sockio_core::engineio::{CloseReason, Sid, SidGenerator, Transport};
+use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
@@ -65,7 +65,9 @@ impl std::fmt::Debug for Server {
 pub(crate) struct Inner {
     pub config: Arc<SocketConfig>,
     pub endpoint: Mutex<Endpoint>,
-    connections: Mutex<HashMap<Sid, Arc<ConnCell>>>,
+    /// Keyed by the Engine.IO ids the endpoint made (so hashed without SipHash, see
+    /// [`SidMap`]): every polling request looks its connection up here.
+    connections: Mutex<SidMap<Arc<ConnCell>>>,
     handlers: RwLock<HashMap<String, NamespaceHandlers>>,
     hub: Mutex<Hub<Arc<ConnCell>>>,
     async_handlers: bool,
@@ -150,7 +152,7 @@ impl Server {
             Inner {
                 config: Arc::new(config),
                 endpoint: Mutex::new(endpoint),
-                connections: Mutex::new(HashMap::new()),
+                connections: Mutex::new(SidMap::default()),
                 handlers: RwLock::new(HashMap::new()),
                 hub: Mutex::new(Hub::new()),
                 async_handlers,
@@ -478,10 +480,6 @@ impl Server {
 
     pub(crate) fn connection(&self, sid: &str) -> Option<Arc<ConnCell>> {
         lock(&self.inner.connections).get(sid).cloned()
-    }
-
-    pub(crate) fn has_connection(&self, sid: &str) -> bool {
-        lock(&self.inner.connections).contains_key(sid)
     }
 
     /// Backpressure on a client's input: while more than [`DISPATCH_QUEUE`] of its events wait for

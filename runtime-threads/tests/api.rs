@@ -702,7 +702,9 @@ fn a_waiting_handler_does_not_hold_up_the_next_event_of_its_client() {
     let io = Server::builder().build();
     let (release_tx, release_rx) = channel::<()>();
     let release_rx = std::sync::Mutex::new(release_rx);
-    io.on("wait", move |_socket: Socket, _n: i64| {
+    io.on("wait", move |socket: Socket, n: i64| {
+        // Tells the client the handler runs, so `release` is sent after `wait` was dispatched.
+        socket.emit("waiting", &n).send().expect("emit");
         let released = release_rx
             .lock()
             .expect("lock")
@@ -724,16 +726,17 @@ fn a_waiting_handler_does_not_hold_up_the_next_event_of_its_client() {
 const socket = io(URL, { reconnection: false });
 await connected(socket);
 for (let round = 0; round < 3; round++) {
+  const started = new Promise((resolve) => socket.once("waiting", resolve));
   const waiting = emitWithAck(socket, "wait", round);
-  // `wait` is dispatched alone before `release` arrives.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  out("started", await started);
   out("release", await emitWithAck(socket, "release", round));
   out("wait", await waiting);
 }
 process.exit(0);
 "#,
     );
-    for _ in 0..3 {
+    for round in 0..3 {
+        assert_eq!(client.expect("started"), json!(round));
         assert_eq!(client.expect("release"), json!(["sent"]));
         assert_eq!(client.expect("wait"), json!(["released"]));
     }
