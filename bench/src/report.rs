@@ -526,7 +526,7 @@ pub fn render(input: &Input) -> String {
     for &e in &plan.echo {
         let _ = writeln!(
             w,
-            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s; the server's CPU time (user + system, its process tree, from /proc) over the same seconds, per ack and in cores. Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | server CPU per ack (µs) | server cores | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s; the server's CPU time (user + system, its process tree, from /proc) over the same seconds, per ack and in cores, and the load generator's own CPU in cores (its one thread: near 1.00, the generator sets the rate). Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | server CPU per ack (µs) | server cores | generator cores | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             plan.echo_window,
             plan.echo_secs,
             num(plan.echo_rate)
@@ -535,7 +535,7 @@ pub fn render(input: &Input) -> String {
             if let Some(x) = echo_of(r, e) {
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
                     num(x.max_acks_per_sec),
                     ratio(echo_rate(r, e), base.and_then(|b| echo_rate(b, e))),
@@ -548,6 +548,8 @@ pub fn render(input: &Input) -> String {
                     x.server_us_per_ack
                         .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
                     x.server_cores
+                        .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+                    x.generator_cores
                         .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
                     num(x.missing as f64),
                     x.failed_clients,

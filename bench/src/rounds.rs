@@ -44,6 +44,7 @@ pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
         max_us: runs.iter().map(|r| r.max_us).max().unwrap_or(0),
         server_us_per_ack: median(runs.iter().filter_map(|r| r.server_us_per_ack).collect()),
         server_cores: median(runs.iter().filter_map(|r| r.server_cores).collect()),
+        generator_cores: median(runs.iter().filter_map(|r| r.generator_cores).collect()),
         missing: runs.iter().map(|r| r.missing).sum(),
         failed_clients: runs.iter().map(|r| r.failed_clients).max().unwrap_or(0),
         first_error: runs.iter().find_map(|r| r.first_error.clone()),

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::net::{Result, Ws, ack_id, event_with_ack, is_bcast, within, ws_connect};
 use crate::polling::PollingClient;
-use crate::servers::tree_cpu_secs;
+use crate::servers::{process_cpu_secs, tree_cpu_secs};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A broadcast run ends after this long without a delivery (or an ack, for the sender).
@@ -67,6 +67,9 @@ pub struct EchoResult {
     pub server_us_per_ack: Option<f64>,
     /// The server's CPU use over the closed loop, in cores.
     pub server_cores: Option<f64>,
+    /// The load generator's own CPU use over the closed loop, in cores: near 1 (its one thread
+    /// busy), the generator rather than the server sets the closed loop's rate.
+    pub generator_cores: Option<f64>,
     /// Open-loop events that got no ack before the drain ended.
     pub missing: u64,
     pub failed_clients: usize,
@@ -454,6 +457,7 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
     result.max_acks_per_sec = closed as f64 / p.closed.as_secs_f64();
     if let Some(cpu) = ServerCpu::measured(cpu_reader).await {
         result.server_cores = Some(cpu.cores());
+        result.generator_cores = Some(cpu.generator_cores());
         result.server_us_per_ack = cpu.micros_per(closed);
     }
     result.open_acks_per_sec = open as f64 / p.open.as_secs_f64();
@@ -648,9 +652,11 @@ pub async fn polling(
     result
 }
 
-/// The server's CPU time (its process tree, from /proc) over a span of wall time.
+/// The server's CPU time (its process tree, from /proc) over a span of wall time, and the load
+/// generator's own over the same span.
 struct ServerCpu {
     cpu_secs: f64,
+    generator_secs: f64,
     wall_secs: f64,
 }
 
@@ -659,10 +665,16 @@ impl ServerCpu {
     fn read(pid: u32, from: Instant, to: Instant) -> tokio::task::JoinHandle<ServerCpu> {
         tokio::spawn(async move {
             sleep_until(from).await;
-            let (before, started) = (tree_cpu_secs(pid), Instant::now());
+            let generator = std::process::id();
+            let (before, generator_before, started) = (
+                tree_cpu_secs(pid),
+                process_cpu_secs(generator),
+                Instant::now(),
+            );
             sleep_until(to).await;
             ServerCpu {
                 cpu_secs: tree_cpu_secs(pid) - before,
+                generator_secs: process_cpu_secs(generator) - generator_before,
                 wall_secs: started.elapsed().as_secs_f64(),
             }
         })
@@ -677,6 +689,10 @@ impl ServerCpu {
 
     fn cores(&self) -> f64 {
         self.cpu_secs / self.wall_secs
+    }
+
+    fn generator_cores(&self) -> f64 {
+        self.generator_secs / self.wall_secs
     }
 
     /// Microseconds of CPU per unit of work (none for no work).
