@@ -41,7 +41,11 @@ pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
 pub(crate) use crate::ws_writer::WsWake;
 
 pub(crate) struct ConnState {
-    pub conn: Connection,
+    /// Boxed as the endpoint hands it over: moved into the cell by value, it was built on the
+    /// stack of the thread that accepted the handshake, several kilobytes deep, and a connection
+    /// thread keeps every stack page it touched (bench/ANALYSIS.md, "Threads runtime: stack
+    /// pages").
+    pub conn: Box<Connection>,
     /// Held polling requests, answered by `Output::Respond`.
     pub waiters: HashMap<RequestId, SyncSender<Response>>,
     /// The wake-up of each WebSocket writer.
@@ -140,7 +144,7 @@ pub(crate) struct Driven<R> {
 }
 
 impl ConnCell {
-    pub fn new(conn: Connection) -> Arc<Self> {
+    pub fn new(conn: Box<Connection>) -> Arc<Self> {
         Arc::new(ConnCell {
             sid: conn.sid().clone(),
             state: Mutex::new(ConnState {

@@ -18,6 +18,8 @@ use sockio_core::http::{Request, Response};
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most header fields in one request.
 pub(crate) const MAX_HEADERS: usize = 100;
+/// How much one read of a request head asks for.
+const READ_CHUNK: usize = 2048;
 
 /// What the next read from a connection produced.
 #[derive(Debug)]
@@ -42,8 +44,12 @@ pub(crate) struct HttpReader {
 
 impl HttpReader {
     /// Bytes received after the last request (the first WebSocket frames after an upgrade).
+    /// Its capacity is cut to its length: the WebSocket keeps the buffer for the connection's
+    /// life, growing it to its own read size when it needs to.
     pub fn take_leftover(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+        let mut leftover = std::mem::take(&mut self.buf);
+        leftover.shrink_to_fit();
+        leftover
     }
 
     /// Reads the next request, its body capped at `max_body + 1` bytes.
@@ -58,10 +64,16 @@ impl HttpReader {
                     "request head too large",
                 );
             }
-            let mut chunk = [0u8; 2048];
-            match stream.read(&mut chunk) {
+            // Straight into the buffer: a chunk array on the stack made this the deepest frame of
+            // a connection thread, and every stack page a thread touched stays resident for the
+            // connection's life (bench/ANALYSIS.md, "Threads runtime: stack pages").
+            let filled = self.buf.len();
+            self.buf.resize(filled + READ_CHUNK, 0);
+            let read = stream.read(&mut self.buf[filled..]);
+            self.buf.truncate(filled + read.as_ref().map_or(0, |n| *n));
+            match read {
                 Ok(0) => return Incoming::Closed,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Incoming::Closed,
             }

@@ -484,7 +484,7 @@ impl Server {
                 response,
                 upgrade_headers,
             } => {
-                let cell = ConnCell::new(*connection);
+                let cell = ConnCell::new(connection);
                 let wake = Arc::new(WsWake::default());
                 if response.is_none() {
                     cell.lock().ws_writers.insert(id, wake.clone());

@@ -235,8 +235,24 @@ impl Endpoint {
             _ if self.config.allow_eio3 => ProtocolVersion::V3,
             _ => return reject(EngineErrorCode::UnsupportedProtocolVersion, None, &origin),
         };
+        self.create(now, id, request, transport, version, b64.is_none())
+    }
+
+    /// A new session for a handshake that passed every check, and its answer. Not inlined: the
+    /// session passes through the stack by value here, and inlined it made every request's
+    /// routing frame kilobytes deep, pages a thread-per-connection runtime keeps resident for the
+    /// connection's life (bench/ANALYSIS.md, "Threads runtime: stack pages").
+    #[inline(never)]
+    fn create(
+        &self,
+        now: Instant,
+        id: RequestId,
+        request: &Request,
+        transport: Transport,
+        version: ProtocolVersion,
+        supports_binary: bool,
+    ) -> Routing {
         let sid = self.sids.generate();
-        let supports_binary = b64.is_none();
         let cookie = self
             .config
             .cookie

@@ -9,7 +9,7 @@ use ::http::HeaderMap;
 use super::config::SocketConfig;
 use super::connection::{Connection, Handshake};
 use crate::engineio::endpoint::{Endpoint as EngineEndpoint, Routing as EngineRouting};
-use crate::engineio::session::RequestId;
+use crate::engineio::session::{RequestId, Session};
 use crate::engineio::sid::{Sid, SidGenerator};
 use crate::http::{Request, Response};
 
@@ -84,20 +84,26 @@ impl Endpoint {
                 session,
                 response,
                 upgrade_headers,
-            } => {
-                let connection = Connection::new(
-                    *session,
-                    self.config.clone(),
-                    self.engine.sid_generator().clone(),
-                    Handshake::from_request(request),
-                    now,
-                );
-                Routing::Created {
-                    connection: Box::new(connection),
-                    response,
-                    upgrade_headers,
-                }
-            }
+            } => Routing::Created {
+                connection: self.connect(session, request, now),
+                response,
+                upgrade_headers,
+            },
         }
+    }
+
+    /// The connection over a new session. Not inlined: the session and the connection pass
+    /// through the stack by value here, and inlined they made every request's routing frame
+    /// kilobytes deep, pages a thread-per-connection runtime keeps resident for the connection's
+    /// life (bench/ANALYSIS.md, "Threads runtime: stack pages").
+    #[inline(never)]
+    fn connect(&self, session: Box<Session>, request: &Request, now: Instant) -> Box<Connection> {
+        Box::new(Connection::new(
+            *session,
+            self.config.clone(),
+            self.engine.sid_generator().clone(),
+            Handshake::from_request(request),
+            now,
+        ))
     }
 }
