@@ -41,10 +41,9 @@ pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
 pub(crate) use crate::ws_writer::WsWake;
 
 pub(crate) struct ConnState {
-    /// Boxed as the endpoint hands it over: moved into the cell by value, it was built on the
-    /// stack of the thread that accepted the handshake, several kilobytes deep, and a connection
-    /// thread keeps every stack page it touched (bench/ANALYSIS.md, "Threads runtime: stack
-    /// pages").
+    /// Boxed as the endpoint hands it over: moving it out of the box into the cell put a copy
+    /// of it on the handshake's stack, kilobytes deep, and a connection thread keeps every stack
+    /// page it touched (bench/ANALYSIS.md, "Threads runtime: stack pages").
     pub conn: Box<Connection>,
     /// Held polling requests, answered by `Output::Respond`.
     pub waiters: HashMap<RequestId, SyncSender<Response>>,
