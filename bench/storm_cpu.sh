@@ -10,27 +10,11 @@
 set -euo pipefail
 server_name="${1:-sockio-threads}"
 root="$(cd "${2:-$(dirname "$0")/..}" && pwd)"
-ulimit -n 20000 2>/dev/null || true
-# The harness runs the server binary beside its own executable (symbolic links resolved).
-bench_bin="$(readlink -f "$root/target/release/sockio-bench")"
-server="$(dirname "$bench_bin")/sockio-conformance serve"
-out="$(mktemp -d)"
-harness=""
-cleanup() {
-    [ -n "$harness" ] && kill "$harness" 2>/dev/null || true
-    rm -rf "$out"
-}
-trap cleanup EXIT
-"$bench_bin" compare --root "$root" --server "$server_name" --storm 10000 --idle-secs 1 \
-    --echo 10 --echo-secs 1 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 \
-    --capacity 0 --rounds 1 --out "$out/report.md" >"$out/log" 2>&1 &
-harness=$!
-pid=""
-for _ in $(seq 1 300); do
-    pid="$(pgrep -f "$server" | head -1)" && break
-    sleep 0.05
-done
-[ -n "$pid" ] || { echo "storm_cpu.sh: the server did not start" >&2; exit 1; }
+script=storm_cpu.sh
+. "$(dirname "$0")/harness_server.sh"
+harness_server "$root" --server "$server_name" --storm 10000 --idle-secs 1 --echo 10 \
+    --echo-secs 1 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 \
+    --rounds 1
 python3 - "$pid" "$harness" <<'PY'
 import sys, time
 server, generator = sys.argv[1], sys.argv[2]

@@ -11,28 +11,11 @@
 set -euo pipefail
 root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 clients="${2:-2000}"
-ulimit -n 20000 2>/dev/null || true
-# The harness runs the server binary beside its own executable (symbolic links resolved).
-server="$(dirname "$(readlink -f "$root/target/release/sockio-bench")")/sockio-conformance serve"
-out="$(mktemp -d)"
-harness=""
-cleanup() {
-    [ -n "$harness" ] && kill "$harness" 2>/dev/null || true
-    pkill -f "$server" 2>/dev/null || true
-    rm -rf "$out"
-}
-trap cleanup EXIT
-"$root/target/release/sockio-bench" compare --root "$root" --server sockio-threads \
-    --storm "$clients" --idle-secs 15 --echo 10 --echo-secs 1 --broadcast 10 --deliveries 10 \
-    --polling 10 --polling-secs 1 --capacity 0 --rounds 1 --out "$out/report.md" \
-    >"$out/log" 2>&1 &
-harness=$!
-pid=""
-for _ in $(seq 1 300); do
-    pid="$(pgrep -f "$server" | head -1)" && break
-    sleep 0.1
-done
-[ -n "$pid" ] || { echo "thread_stack_pages.sh: the server did not start" >&2; exit 1; }
+script=thread_stack_pages.sh
+. "$(dirname "$0")/harness_server.sh"
+harness_server "$root" --server sockio-threads --storm "$clients" --idle-secs 15 --echo 10 \
+    --echo-secs 1 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 \
+    --rounds 1
 for _ in $(seq 1 900); do
     [ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -ge "$clients" ] && break
     sleep 0.1
@@ -48,7 +31,7 @@ for line in open(f"/proc/{pid}/smaps", encoding="utf-8"):
     if "-" in fields[0] and ":" not in fields[0]:
         start, end = (int(x, 16) for x in fields[0].split("-"))
         size = (end - start) // 1024
-    elif fields[0] == "Rss:" and size is not None and 1020 <= size <= 1032:
+    elif fields[0] == "Rss:" and size is not None and 1020 <= size <= 1028:
         resident[int(fields[1])] += 1
 stacks = sum(resident.values())
 if stacks == 0:

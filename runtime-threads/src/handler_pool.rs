@@ -56,12 +56,7 @@ impl Shared {
     fn push_waiting(&self, job: Job) {
         let mut queue = self.queue();
         while queue.jobs.len() >= self.capacity && !queue.closed {
-            queue.waiting_for_room += 1;
-            queue = self
-                .room
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            queue.waiting_for_room -= 1;
+            queue = sleep_counted(&self.room, queue, |queue| &mut queue.waiting_for_room);
         }
         if !queue.closed {
             self.enqueue(queue, job);
@@ -114,12 +109,7 @@ impl Shared {
                 continue;
             }
             backoff.reset();
-            queue.idle += 1;
-            queue = self
-                .ready
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            queue.idle -= 1;
+            queue = sleep_counted(&self.ready, queue, |queue| &mut queue.idle);
         }
     }
 
@@ -128,6 +118,21 @@ impl Shared {
         self.ready.notify_all();
         self.room.notify_all();
     }
+}
+
+/// Sleeps on `condvar` until notified, counted in the queue by `sleepers` meanwhile: whoever
+/// makes the change the sleeper waits for notifies only when the count says someone sleeps.
+fn sleep_counted<'a>(
+    condvar: &Condvar,
+    mut queue: MutexGuard<'a, Queue>,
+    sleepers: fn(&mut Queue) -> &mut usize,
+) -> MutexGuard<'a, Queue> {
+    *sleepers(&mut queue) += 1;
+    let mut queue = condvar
+        .wait(queue)
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *sleepers(&mut queue) -= 1;
+    queue
 }
 
 /// The handler pool: `threads` workers take jobs from a queue of `capacity`.
