@@ -3,10 +3,13 @@
     callgrind_count.py DUMP FUNCTION UNIT [NAME=FUNCTION ...]
 
 Prints the instructions of the dump, how many times FUNCTION was called (the sum over its
-callers: one call per UNIT counted), the instructions per UNIT, and for each NAME=FUNCTION the
-instructions under FUNCTION (inclusive) per UNIT. FUNCTION is a whole symbol as callgrind
-records it, e.g. `sockio_core::socketio::decoder::Decoder::decode_text`.
+callers: one call per UNIT counted), the instructions per UNIT, for each NAME=FUNCTION the
+instructions under FUNCTION (inclusive) per UNIT, and, when the dump has per-instruction counts
+(`--dump-instr=yes`), the atomic read-modify-write instructions executed per UNIT (`lock`-prefixed
+ones and `xchg` with memory, found by disassembling each object with objdump). FUNCTION is a
+whole symbol as callgrind records it, e.g. `sockio_core::socketio::decoder::Decoder::decode_text`.
 """
+import collections
 import re
 import subprocess
 import sys
@@ -43,6 +46,57 @@ def calls_of(dump, function):
     return count
 
 
+def instruction_counts(dump):
+    """Executions of each instruction, by object file and address, from a dump written with
+    `--dump-instr=yes` (None without). Names are compressed (`(id) name` the first time, `(id)`
+    after); positions are absolute, relative (`+n`, `-n`) or repeated (`*`); the line after a
+    `calls=` line is the call's inclusive cost, not the calling instruction's own."""
+    objects, counts = {}, collections.defaultdict(collections.Counter)
+    obj, address, after_call, per_instruction = None, 0, False, False
+    with open(dump, errors="replace") as lines:
+        for line in lines:
+            if line.startswith("positions:"):
+                per_instruction = "instr" in line.split()[1:]
+            elif line.startswith(("ob=", "cob=")):
+                found = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+                if found and found.group(2):
+                    objects[found.group(1)] = found.group(2)
+                if found and line.startswith("ob="):
+                    obj = objects.get(found.group(1))
+            elif line.startswith("calls="):
+                after_call = True
+            elif line[:1] in "0123456789+-*":
+                fields = line.split()
+                position = fields[0]
+                if position.startswith("0x"):
+                    address = int(position, 16)
+                elif position[0] in "+-":
+                    address += int(position)
+                elif position != "*":
+                    address = int(position)
+                if after_call:
+                    after_call = False
+                elif len(fields) >= 3 and obj:
+                    counts[obj][address] += int(fields[-1])
+    return counts if per_instruction else None
+
+
+def atomic_operations(dump):
+    """Atomic read-modify-write instructions executed in the dump, or None."""
+    counts = instruction_counts(dump)
+    if counts is None:
+        return None
+    total = 0
+    for obj, executed in counts.items():
+        if not obj.startswith("/"):
+            continue
+        disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj],
+                                     capture_output=True, text=True).stdout
+        for found in re.finditer(r"^\s*([0-9a-f]+):\s+(lock |xchg\s.*\()", disassembly, re.M):
+            total += executed.get(int(found.group(1), 16), 0)
+    return total
+
+
 def main():
     dump, function, unit, *shares = sys.argv[1:]
     flat = annotate(dump)
@@ -57,6 +111,9 @@ def main():
         found = re.search(r"^\s*([\d,]+) \([\d.]+%\)\s+\S*" + re.escape(share_function) + r" ",
                           flat, re.M)
         parts.append(f"{name} {(number(found.group(1)) if found else 0) / count:,.0f}")
+    atomics = atomic_operations(dump)
+    if atomics is not None:
+        line += f"  atomic operations per {unit} {atomics / count:.1f}"
     print(line + (f"  ({', '.join(parts)})" if parts else ""))
 
 

@@ -94,7 +94,7 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
             Some(sockio_net::websocket::config(max_message)),
         )
         .await;
-        let ws = split(ws);
+        let ws = Box::new(ws);
         let runtime = pump_runtime.clone();
         runtime.spawn(async move {
             let _guard = guard;
@@ -103,18 +103,12 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
     });
 }
 
-/// An upgraded WebSocket's two halves. The pump takes the socket split: a future that holds the
-/// unsplit stream (about 330 bytes) keeps it for the connection's whole life, even after the
-/// split moved it to the heap (bench/ANALYSIS.md, idle memory).
-type SplitWebSocket = (WsSink, WsStream);
-
-type WsSink = async_tungstenite::WebSocketSender<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
-type WsStream = async_tungstenite::WebSocketReceiver<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
-
-/// Splits an upgraded WebSocket for [`run`].
-fn split(ws: UpgradedWebSocket) -> SplitWebSocket {
-    ws.split()
-}
+/// An upgraded WebSocket as the pump holds it: boxed, because a future that holds the stream
+/// itself (about 330 bytes) keeps it for the connection's whole life (bench/ANALYSIS.md, idle
+/// memory). Not split into halves: the pump reads and writes from one task, never at the same
+/// time, and the halves would take the stream's lock on every read, write and flush
+/// (bench/ANALYSIS.md, echo).
+type WsSocket = Box<UpgradedWebSocket>;
 
 /// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
 /// only as fast as the socket takes them, so a slow reader's backlog stays in the core's bounded
@@ -124,18 +118,18 @@ async fn run<Rt: Runtime, S: WsSession>(
     session: &S,
     id: RequestId,
     writer: Arc<WakeSignal>,
-    (mut sink, mut stream): SplitWebSocket,
+    mut ws: WsSocket,
     write_timeout: Duration,
 ) {
     let failed = 'pump: loop {
         // Cleared before pulling, so what is notified from here on is pulled by the next turn.
         writer.clear();
-        match write_ready(runtime, session, id, &mut sink, write_timeout).await {
+        match write_ready(runtime, session, id, &mut ws, write_timeout).await {
             Written::Open => {}
             Written::Closed => break false,
             Written::Failed => break true,
         }
-        match select(stream.next(), writer.notified()).await {
+        match select(ws.next(), writer.notified()).await {
             Either::Left((first, _)) => {
                 // This task writes what handling the reads produces on its next turn anyway: it
                 // must not wake itself for that (crate::wake_signal).
@@ -159,7 +153,7 @@ async fn run<Rt: Runtime, S: WsSession>(
                     }
                     taken += 1;
                     if taken < READ_BATCH {
-                        next = stream.next().now_or_never();
+                        next = ws.next().now_or_never();
                     }
                 }
                 // Reading waits while the application is far behind; writing does not, so what
@@ -167,7 +161,7 @@ async fn run<Rt: Runtime, S: WsSession>(
                 let mut caught_up = pin!(session.throttle());
                 while let Either::Right(_) = select(caught_up.as_mut(), writer.notified()).await {
                     writer.clear();
-                    match write_ready(runtime, session, id, &mut sink, write_timeout).await {
+                    match write_ready(runtime, session, id, &mut ws, write_timeout).await {
                         Written::Open => {}
                         Written::Closed => break 'pump false,
                         Written::Failed => break 'pump true,
@@ -201,21 +195,13 @@ async fn write_ready<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
-    sink: &mut WsSink,
+    ws: &mut WsSocket,
     write_timeout: Duration,
 ) -> Written {
-    match poll_fn(|cx| Poll::Ready(write_now(cx, session, id, sink))).await {
+    match poll_fn(|cx| Poll::Ready(write_now(cx, session, id, ws))).await {
         WroteNow::Done(written) => written,
         WroteNow::Blocked(rest) => {
-            Box::pin(write_waiting(
-                runtime,
-                session,
-                id,
-                sink,
-                write_timeout,
-                rest,
-            ))
-            .await
+            Box::pin(write_waiting(runtime, session, id, ws, write_timeout, rest)).await
         }
     }
 }
@@ -234,7 +220,7 @@ fn write_now<S: WsSession>(
     cx: &mut Context<'_>,
     session: &S,
     id: RequestId,
-    sink: &mut WsSink,
+    ws: &mut WsSocket,
 ) -> WroteNow {
     let mut fed = false;
     loop {
@@ -251,14 +237,14 @@ fn write_now<S: WsSession>(
             if matches!(action, WsAction::Close) {
                 return WroteNow::Blocked(actions);
             }
-            match sink.poll_ready_unpin(cx) {
+            match ws.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => return WroteNow::Done(Written::Failed),
                 Poll::Pending => return WroteNow::Blocked(actions),
             }
             let Some(action) = actions.next() else { break };
             if let Outgoing::Frame(message) = outgoing(action) {
-                if sink.start_send_unpin(message).is_err() {
+                if ws.start_send_unpin(message).is_err() {
                     return WroteNow::Done(Written::Failed);
                 }
                 fed = true;
@@ -272,7 +258,7 @@ fn write_now<S: WsSession>(
         // Every earlier write was flushed before its call returned.
         return WroteNow::Done(Written::Open);
     }
-    match sink.poll_flush_unpin(cx) {
+    match ws.poll_flush_unpin(cx) {
         Poll::Ready(Ok(())) => WroteNow::Done(Written::Open),
         Poll::Ready(Err(_)) => WroteNow::Done(Written::Failed),
         Poll::Pending => WroteNow::Blocked(Vec::new().into_iter()),
@@ -286,25 +272,25 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
-    sink: &mut WsSink,
+    ws: &mut WsSocket,
     write_timeout: Duration,
     rest: std::vec::IntoIter<WsAction>,
 ) -> Written {
-    if let Some(ended) = write_batch(runtime, sink, write_timeout, rest).await {
+    if let Some(ended) = write_batch(runtime, ws, write_timeout, rest).await {
         return ended;
     }
     loop {
         let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
         if finished {
             let deadline = Instant::now() + write_timeout;
-            let _ = until(runtime, deadline, sink.close(None)).await;
+            let _ = until(runtime, deadline, ws.close(None)).await;
             return Written::Closed;
         }
         if actions.is_empty() {
             return Written::Open;
         }
         let full = actions.len() == WRITE_BATCH;
-        if let Some(ended) = write_batch(runtime, sink, write_timeout, actions.into_iter()).await {
+        if let Some(ended) = write_batch(runtime, ws, write_timeout, actions.into_iter()).await {
             return ended;
         }
         if !full {
@@ -317,7 +303,7 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
 /// Writes `actions` and flushes, within `write_timeout`; `None` when the socket stays open.
 async fn write_batch<Rt: Runtime>(
     runtime: &Rt,
-    sink: &mut WsSink,
+    ws: &mut WsSocket,
     write_timeout: Duration,
     actions: impl Iterator<Item = WsAction>,
 ) -> Option<Written> {
@@ -326,18 +312,18 @@ async fn write_batch<Rt: Runtime>(
         let message = match outgoing(action) {
             Outgoing::Frame(frame) => frame,
             Outgoing::Close => {
-                let _ = until(runtime, deadline, sink.close(None)).await;
+                let _ = until(runtime, deadline, ws.close(None)).await;
                 return Some(Written::Closed);
             }
         };
         if !matches!(
-            until(runtime, deadline, sink.feed(message)).await,
+            until(runtime, deadline, ws.feed(message)).await,
             Some(Ok(()))
         ) {
             return Some(Written::Failed);
         }
     }
-    if !matches!(until(runtime, deadline, sink.flush()).await, Some(Ok(()))) {
+    if !matches!(until(runtime, deadline, ws.flush()).await, Some(Ok(()))) {
         return Some(Written::Failed);
     }
     None
