@@ -3,7 +3,8 @@
     callgrind_count.py DUMP FUNCTION UNIT [NAME=FUNCTION ...]
 
 Prints the instructions of the dump, how many times FUNCTION was called (the sum over its
-callers: one call per UNIT counted), the instructions per UNIT, for each NAME=FUNCTION the
+callers: one call per UNIT counted), the instructions and the calls of glibc's `malloc` per UNIT,
+for each NAME=FUNCTION the
 instructions under FUNCTION (inclusive) per UNIT, and, when the dump has per-instruction counts
 (`--dump-instr=yes`), the atomic read-modify-write instructions executed per UNIT (`lock`-prefixed
 ones and `xchg` with memory, found by disassembling each object with objdump). FUNCTION is a
@@ -111,6 +112,7 @@ def main():
         found = re.search(r"^\s*([\d,]+) \([\d.]+%\)\s+\S*" + re.escape(share_function) + r" ",
                           flat, re.M)
         parts.append(f"{name} {(number(found.group(1)) if found else 0) / count:,.0f}")
+    line += f"  malloc calls per {unit} {calls_of(dump, 'malloc') / count:.1f}"
     atomics = atomic_operations(dump)
     if atomics is not None:
         line += f"  atomic operations per {unit} {atomics / count:.1f}"

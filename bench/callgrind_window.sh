@@ -3,8 +3,8 @@
 #
 #   callgrind_window ROOT CLIENTS SETTLE SECONDS COMPARE-ARGS...
 #
-# starts the comparison (COMPARE-ARGS after `--server $callgrind_server`, sockio-tokio unless the
-# caller set `callgrind_server` to raw-ws-floor) with the server of the repository at ROOT under
+# starts the comparison (COMPARE-ARGS after `--server $callgrind_server`: sockio-tokio unless the
+# caller set `callgrind_server` to another sockio runtime or raw-ws-floor) with the server of the repository at ROOT under
 # `valgrind --tool=callgrind --dump-instr=yes` (per-instruction counts, which
 # bench/callgrind_count.py reads for the atomic operations), waits until the server holds CLIENTS
 # more sockets than when it started its round, waits SETTLE more seconds, zeroes the counts,
@@ -20,7 +20,7 @@ callgrind_window() {
     local bin
     bin="$(dirname "$(readlink -f "$root/target/release/sockio-bench")")"
     case "${callgrind_server:=sockio-tokio}" in
-        sockio-tokio) callgrind_pattern="$bin/sockio-conformance serve" ;;
+        sockio-tokio | sockio-smol | sockio-threads) callgrind_pattern="$bin/sockio-conformance serve" ;;
         raw-ws-floor) callgrind_pattern="$bin/sockio-bench floor" ;;
         *) callgrind_fail "no process pattern for server $callgrind_server" ;;
     esac
@@ -29,29 +29,52 @@ callgrind_window() {
         "$root/target/release/sockio-bench" compare --root "$root" --server "$callgrind_server" "$@" \
         --out "$callgrind_out/report.md" >"$callgrind_out/log" 2>&1 &
     callgrind_harness=$!
-    local _ pid="" base
+    local _ pid="" base snapshot earlier=""
+    # The server of the storm phase may still be writing its dump at exit when the round begins:
+    # `earlier` holds the servers seen before the round's header was printed (the harness starts
+    # the round's server after printing it), and the round's server is the one not among them.
     for _ in $(seq 1 600); do
         sleep 0.1
+        snapshot="$(pgrep -f "callgrind.*$callgrind_pattern" || true)"
         grep -q "round 1/1" "$callgrind_out/log" && break
+        earlier="$snapshot"
     done
     for _ in $(seq 1 300); do
         sleep 0.1
-        pid="$(pgrep -f "callgrind.*$callgrind_pattern" | tail -1)" && break
+        pid="$(pgrep -f "callgrind.*$callgrind_pattern" | grep -vxF -e "${earlier:-none}" -f <(printf '%s\n' $earlier) | tail -1 || true)"
+        [ -n "$pid" ] && break
     done
     [ -n "$pid" ] ||
         callgrind_fail "the server under callgrind did not start (log: $(tail -3 "$callgrind_out/log"))"
-    base="$(ls "/proc/$pid/fd" | wc -l)"
+    # The round's earlier scenarios connect clients of their own first: the count to wait for is
+    # CLIENTS above the fewest sockets seen meanwhile, not above the count when the server was
+    # found (which could hold those other clients, and then never be reached).
+    local held
+    base="$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)"
     for _ in $(seq 1 900); do
         sleep 0.1
-        [ "$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)" -ge $((base + clients)) ] && break
+        held="$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)"
+        [ "$held" -lt "$base" ] && base="$held"
+        [ "$held" -ge $((base + clients)) ] && break
     done
     sleep "$settle"
-    callgrind_control -z "$pid" >/dev/null 2>&1 || callgrind_fail "callgrind_control -z $pid failed"
+    # callgrind_control exits 0 even when it finds no such process, so its output is checked.
+    callgrind_command -z "$pid"
     sleep "$seconds"
-    callgrind_control -d "$pid" >/dev/null 2>&1 || callgrind_fail "callgrind_control -d $pid failed"
+    callgrind_command -d "$pid"
     sleep 1
-    dump="$(ls "$callgrind_out/cg.$pid".* 2>/dev/null | head -1)"
+    dump="$(ls "$callgrind_out/cg.$pid".* 2>/dev/null | head -1 || true)"
     [ -n "$dump" ] || callgrind_fail "callgrind wrote no dump"
+}
+
+# callgrind_control OPTION PID, failing when callgrind_control found no such process (it exits 0
+# then too, so its output is read).
+callgrind_command() {
+    local said
+    said="$(callgrind_control "$1" "$2" 2>&1 || true)"
+    case "$said" in
+        *"not detected"*) callgrind_fail "callgrind_control $1 $2: no such callgrind process (log: $(tail -3 "$callgrind_out/log"))" ;;
+    esac
 }
 
 callgrind_cleanup() {

@@ -14,9 +14,9 @@ script=instructions_per_ack.sh
 root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 callgrind_server="${2:-sockio-tokio}"
 case "$callgrind_server" in
-    sockio-tokio) counted="sockio_core::socketio::decoder::Decoder::decode_text" ;;
+    sockio-tokio | sockio-smol | sockio-threads) counted="sockio_core::socketio::decoder::Decoder::decode_text" ;;
     raw-ws-floor) counted="sockio_bench::floor::answer" ;;
-    *) echo "$script: SERVER is sockio-tokio or raw-ws-floor" >&2; exit 1 ;;
+    *) echo "$script: SERVER is sockio-tokio, sockio-smol, sockio-threads or raw-ws-floor" >&2; exit 1 ;;
 esac
 . "$(dirname "$0")/callgrind_window.sh"
 # Counting starts once the 100 echo clients are connected and past the closed loop's 0.7 s of

@@ -457,9 +457,8 @@ impl Server {
         }
         let id = RequestId(self.next_request_id());
         let now = std::time::Instant::now();
-        let is_handshake = sockio_core::http::Query::from_uri(request.uri())
-            .get("sid")
-            .is_none();
+        let is_handshake =
+            sockio_core::http::Query::find(request.uri().query().unwrap_or(""), "sid").is_none();
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             return Handled::Response(plain(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -738,9 +738,12 @@ impl Server {
             .and_then(|h| h.get(namespace).cloned())
     }
 
+    /// The handler of `event`: only it is cloned out of the registry, not the namespace's whole
+    /// handler map (its event names and handlers), which this did for every event.
     fn event_handler(&self, namespace: &str, event: &str) -> Option<EventHandler> {
-        let handlers = self.handlers_of(namespace)?;
-        if let Some(class) = handlers.class {
+        let registry = self.inner.handlers.read().ok()?;
+        let handlers = registry.get(namespace)?;
+        if let Some(class) = handlers.class.clone() {
             let event = event.to_owned();
             return Some(Arc::new(move |socket, args| {
                 class.on_event(socket, event.clone(), args)
@@ -749,7 +752,8 @@ impl Server {
         if let Some(handler) = handlers.events.get(event) {
             return Some(handler.clone());
         }
-        let any = handlers.any?;
+        let any = handlers.any.clone()?;
+        drop(registry);
         let event = event.to_owned();
         Some(Arc::new(move |socket, args| {
             any(socket, event.clone(), args)
