@@ -3,12 +3,12 @@
     callgrind_count.py DUMP FUNCTION UNIT [NAME=FUNCTION ...]
 
 Prints the instructions of the dump, how many times FUNCTION was called (the sum over its
-callers: one call per UNIT counted), the instructions and the calls of glibc's `malloc` per UNIT,
-for each NAME=FUNCTION the
-instructions under FUNCTION (inclusive) per UNIT, and, when the dump has per-instruction counts
-(`--dump-instr=yes`), the atomic read-modify-write instructions executed per UNIT (`lock`-prefixed
-ones and `xchg` with memory, found by disassembling each object with objdump). FUNCTION is a
-whole symbol as callgrind records it, e.g. `sockio_core::socketio::decoder::Decoder::decode_text`.
+callers: one call per UNIT counted), the instructions and the calls of glibc's `malloc` per
+UNIT, for each NAME=FUNCTION the instructions under FUNCTION (inclusive) per UNIT, and, when the
+dump has per-instruction counts (`--dump-instr=yes`), the atomic read-modify-write instructions
+executed per UNIT (`lock`-prefixed ones and `xchg` with memory, found by disassembling each
+object with objdump). FUNCTION is a whole symbol as callgrind records it, e.g.
+`sockio_core::socketio::decoder::Decoder::decode_text`.
 """
 import collections
 import re

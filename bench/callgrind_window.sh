@@ -4,12 +4,13 @@
 #   callgrind_window ROOT CLIENTS SETTLE SECONDS COMPARE-ARGS...
 #
 # starts the comparison (COMPARE-ARGS after `--server $callgrind_server`: sockio-tokio unless the
-# caller set `callgrind_server` to another sockio runtime or raw-ws-floor) with the server of the repository at ROOT under
-# `valgrind --tool=callgrind --dump-instr=yes` (per-instruction counts, which
-# bench/callgrind_count.py reads for the atomic operations), waits until the server holds CLIENTS
-# more sockets than when it started its round, waits SETTLE more seconds, zeroes the counts,
-# dumps them SECONDS later and sets `dump` to the dump's path. The caller sets `script` (its name,
-# for errors); everything is stopped and removed when the calling script exits.
+# caller set `callgrind_server` to another sockio runtime or raw-ws-floor) with the server of the
+# repository at ROOT under `valgrind --tool=callgrind --dump-instr=yes` (per-instruction counts,
+# which bench/callgrind_count.py reads for the atomic operations), waits until the server holds
+# CLIENTS more sockets than the fewest it held since its round began, waits SETTLE more seconds,
+# zeroes the counts, dumps them SECONDS later and sets `dump` to the dump's path. The caller sets
+# `script` (its name, for errors); everything is stopped and removed when the calling script
+# exits, and every step that fails says so.
 callgrind_window() {
     local root="$1" clients="$2" settle="$3" seconds="$4"
     shift 4
@@ -41,7 +42,7 @@ callgrind_window() {
     done
     for _ in $(seq 1 300); do
         sleep 0.1
-        pid="$(pgrep -f "callgrind.*$callgrind_pattern" | grep -vxF -e "${earlier:-none}" -f <(printf '%s\n' $earlier) | tail -1 || true)"
+        pid="$(pgrep -f "callgrind.*$callgrind_pattern" | grep -vxF -f <(printf '%s\n' none $earlier) | tail -1 || true)"
         [ -n "$pid" ] && break
     done
     [ -n "$pid" ] ||
