@@ -11,15 +11,16 @@
 # zeroes the counts, dumps them SECONDS later and sets `dump` to the dump's path. The caller sets
 # `script` (its name, for errors); everything is stopped and removed when the calling script
 # exits, and every step that fails says so.
+. "$(dirname "${BASH_SOURCE[0]}")/harness_server.sh"
+
 callgrind_window() {
     local root="$1" clients="$2" settle="$3" seconds="$4"
     shift 4
     ulimit -n 20000 2>/dev/null || true
     callgrind_out="$(mktemp -d)"
     callgrind_harness=""
-    # The harness starts the binaries beside the sockio-bench it runs, symlinks resolved.
     local bin
-    bin="$(dirname "$(readlink -f "$root/target/release/sockio-bench")")"
+    bin="$(harness_binaries "$root")"
     case "${callgrind_server:=sockio-tokio}" in
         sockio-tokio | sockio-smol | sockio-threads) callgrind_pattern="$bin/sockio-conformance serve" ;;
         raw-ws-floor) callgrind_pattern="$bin/sockio-bench floor" ;;

@@ -1,5 +1,6 @@
-# Sourced by bench/thread_stack_pages.sh and bench/storm_cpu.sh: starts `sockio-bench compare`
-# of the repository at ROOT in the background and finds the first server process it starts.
+# Sourced by bench/thread_stack_pages.sh and bench/storm_cpu.sh (and, for `harness_binaries`, by
+# bench/callgrind_window.sh): starts `sockio-bench compare` of the repository at ROOT in the
+# background and finds the first server process it starts.
 #
 #   harness_server ROOT COMPARE-ARGS...
 #
@@ -10,10 +11,9 @@ harness_server() {
     local root="$1"
     shift
     ulimit -n 20000 2>/dev/null || true
-    # The harness runs the server binary beside its own executable (symbolic links resolved).
     local bench_bin
     bench_bin="$(readlink -f "$root/target/release/sockio-bench")"
-    server_pattern="$(dirname "$bench_bin")/sockio-conformance serve"
+    server_pattern="$(harness_binaries "$root")/sockio-conformance serve"
     out="$(mktemp -d)"
     harness=""
     trap harness_server_cleanup EXIT
@@ -26,6 +26,12 @@ harness_server() {
         sleep 0.05
     done
     [ -n "$pid" ] || { echo "${script:-harness_server}: the server did not start" >&2; exit 1; }
+}
+
+# The directory of the binaries the harness of the repository at ROOT runs: it starts its servers
+# (and the floor) from beside its own executable, symbolic links resolved.
+harness_binaries() {
+    dirname "$(readlink -f "$1/target/release/sockio-bench")"
 }
 
 harness_server_cleanup() {

@@ -248,3 +248,20 @@ fn a_websocket_upgrade_without_key_or_version_13_is_refused_before_any_session()
         }
     }
 }
+
+/// The runtimes ask the core whether a request opens a session (refused while shutting down);
+/// only a request without `sid` does, whatever else its query holds.
+#[test]
+fn a_request_without_sid_is_a_handshake() {
+    use sockio_core::engineio::endpoint::is_handshake;
+    let uri = |s: &str| s.parse::<http::Uri>().expect("uri");
+    assert!(is_handshake(&uri("/socket.io/?EIO=4&transport=polling")));
+    assert!(is_handshake(&uri("/socket.io/")));
+    assert!(is_handshake(&uri(
+        "/socket.io/?EIO=4&transport=polling&sidx=1"
+    )));
+    assert!(!is_handshake(&uri(
+        "/socket.io/?EIO=4&transport=polling&sid=abc"
+    )));
+    assert!(!is_handshake(&uri("/socket.io/?sid=abc&EIO=4")));
+}

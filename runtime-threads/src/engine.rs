@@ -366,8 +366,7 @@ impl EngineServer {
             return Handled::NotSocketIo(request);
         }
         let shutting_down = || self.inner.serving.shutting_down.load(Ordering::SeqCst);
-        let is_handshake =
-            sockio_core::http::Query::find(request.uri().query().unwrap_or(""), "sid").is_none();
+        let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         if is_handshake && shutting_down() {
             return Handled::Response(plain(
                 StatusCode::SERVICE_UNAVAILABLE,

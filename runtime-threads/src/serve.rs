@@ -457,8 +457,7 @@ impl Server {
         }
         let id = RequestId(self.next_request_id());
         let now = std::time::Instant::now();
-        let is_handshake =
-            sockio_core::http::Query::find(request.uri().query().unwrap_or(""), "sid").is_none();
+        let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             return Handled::Response(plain(
                 StatusCode::SERVICE_UNAVAILABLE,

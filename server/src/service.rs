@@ -110,8 +110,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
             }
         };
-        let is_handshake =
-            sockio_core::http::Query::find(parts.uri.query().unwrap_or(""), "sid").is_none();
+        let is_handshake = sockio_core::engineio::endpoint::is_handshake(&parts.uri);
         // Only a handshake reads the client's address (into the connection's environ); the
         // extension costs two allocations, which the other requests are spared.
         if is_handshake && let Some(remote) = remote {

@@ -65,6 +65,12 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// True when the request opens a new session (no `sid` in its query): the one kind of request a
+/// server refuses while shutting down, and the only one that reads the client's address.
+pub fn is_handshake(uri: &::http::Uri) -> bool {
+    Query::find(uri.query().unwrap_or(""), "sid").is_none()
+}
+
 /// True when `j` is a valid JSONP callback index (decimal digits, as the clients send).
 pub(crate) fn is_jsonp_index(j: &str) -> bool {
     !j.is_empty() && j.bytes().all(|b| b.is_ascii_digit())
