@@ -7,7 +7,9 @@ callers: one call per UNIT counted), the instructions and the calls of glibc's `
 UNIT, for each NAME=FUNCTION the instructions under FUNCTION (inclusive) per UNIT, and, when the
 dump has per-instruction counts (`--dump-instr=yes`), the atomic read-modify-write instructions
 executed per UNIT (`lock`-prefixed ones and `xchg` with memory, found by disassembling each
-object with objdump). FUNCTION is a whole symbol as callgrind records it, e.g.
+object with objdump) and the iterations of `rep` string instructions per UNIT, which callgrind
+counts one by one (one per byte for `rep stosb`), with the instructions per UNIT without them.
+FUNCTION is a whole symbol as callgrind records it, e.g.
 `sockio_core::socketio::decoder::Decoder::decode_text`.
 """
 import collections
@@ -82,20 +84,31 @@ def instruction_counts(dump):
     return counts if per_instruction else None
 
 
-def atomic_operations(dump):
-    """Atomic read-modify-write instructions executed in the dump, or None."""
+def classified_instructions(dump):
+    """(atomic, repeated) executions in the dump, or None without per-instruction counts.
+
+    atomic: read-modify-write instructions (`lock`-prefixed, and `xchg` with memory).
+    repeated: iterations of `rep`-prefixed string instructions (`rep stos`, `rep movs`: glibc's
+    memset and memcpy of a few KiB and more). Callgrind counts each iteration, one per byte for
+    `rep stosb`, as an instruction, where the CPU runs the whole string in a few dozen cycles: a
+    count that includes them overstates the work of code that zeroes or copies large buffers."""
     counts = instruction_counts(dump)
     if counts is None:
         return None
-    total = 0
+    atomic = repeated = 0
     for obj, executed in counts.items():
         if not obj.startswith("/"):
             continue
         disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj],
                                      capture_output=True, text=True).stdout
-        for found in re.finditer(r"^\s*([0-9a-f]+):\s+(lock |xchg\s.*\()", disassembly, re.M):
-            total += executed.get(int(found.group(1), 16), 0)
-    return total
+        for found in re.finditer(r"^\s*([0-9a-f]+):\s+(lock |xchg\s.*\(|rep[a-z]* (?:stos|movs))",
+                                 disassembly, re.M):
+            times = executed.get(int(found.group(1), 16), 0)
+            if found.group(2).startswith("rep"):
+                repeated += times
+            else:
+                atomic += times
+    return atomic, repeated
 
 
 def main():
@@ -113,9 +126,12 @@ def main():
                           flat, re.M)
         parts.append(f"{name} {(number(found.group(1)) if found else 0) / count:,.0f}")
     line += f"  malloc calls per {unit} {calls_of(dump, 'malloc') / count:.1f}"
-    atomics = atomic_operations(dump)
-    if atomics is not None:
-        line += f"  atomic operations per {unit} {atomics / count:.1f}"
+    classified = classified_instructions(dump)
+    if classified is not None:
+        atomic, repeated = classified
+        line += (f"  atomic operations per {unit} {atomic / count:.1f}"
+                 f"  rep-string iterations per {unit} {repeated / count:,.0f}"
+                 f" (per {unit} without them {(total - repeated) / count:,.0f})")
     print(line + (f"  ({', '.join(parts)})" if parts else ""))
 
 

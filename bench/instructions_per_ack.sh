@@ -7,7 +7,8 @@
 # server under `valgrind --tool=callgrind`, zeroes the counts once the closed loop runs, dumps them
 # 3 s later, and divides by the echo events decoded in between (one `Decoder::decode_text` each),
 # or, with SERVER raw-ws-floor, runs the floor instead and divides by its answers (one
-# `floor::answer` each). It also prints the atomic read-modify-write instructions per event.
+# `floor::answer` each). It also prints the atomic read-modify-write instructions per event, and
+# the count without the iterations of `rep` string instructions (callgrind counts one per byte).
 # Usage: bench/instructions_per_ack.sh [ROOT] [SERVER]
 set -euo pipefail
 script=instructions_per_ack.sh

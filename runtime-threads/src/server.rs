@@ -619,15 +619,11 @@ impl Server {
                     .register_socket(&namespace, sid.clone(), cell.clone());
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
-                let handlers = self.handlers_of(&namespace);
-                let verdict = catch_panic("connect", move || match handlers.as_ref() {
-                    Some(NamespaceHandlers {
-                        class: Some(class), ..
-                    }) => class.on_connect(socket, handshake, auth),
-                    Some(NamespaceHandlers {
-                        connect: Some(connect),
-                        ..
-                    }) => connect(socket, handshake, auth),
+                let handlers =
+                    self.namespace_handler(&namespace, |h| (h.class.clone(), h.connect.clone()));
+                let verdict = catch_panic("connect", move || match handlers {
+                    Some((Some(class), _)) => class.on_connect(socket, handshake, auth),
+                    Some((None, Some(connect))) => connect(socket, handshake, auth),
                     _ => Ok(()),
                 })
                 .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
@@ -648,15 +644,11 @@ impl Server {
             } => {
                 let namespace: Arc<str> = Arc::from(&*namespace);
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
-                let handlers = self.handlers_of(&namespace);
+                let handlers =
+                    self.namespace_handler(&namespace, |h| (h.class.clone(), h.disconnect.clone()));
                 catch_panic("disconnect", move || match handlers {
-                    Some(NamespaceHandlers {
-                        class: Some(class), ..
-                    }) => class.on_disconnect(socket, reason),
-                    Some(NamespaceHandlers {
-                        disconnect: Some(disconnect),
-                        ..
-                    }) => disconnect(socket, reason),
+                    Some((Some(class), _)) => class.on_disconnect(socket, reason),
+                    Some((None, Some(disconnect))) => disconnect(socket, reason),
                     _ => {}
                 });
                 self.hub().forget_socket(&namespace, &sid);
@@ -730,12 +722,16 @@ impl Server {
         }
     }
 
-    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers> {
-        self.inner
-            .handlers
-            .read()
-            .ok()
-            .and_then(|h| h.get(namespace).cloned())
+    /// What `pick` clones out of `namespace`'s handlers (a connect or disconnect handler), under
+    /// the registry's read lock: only that, not the namespace's whole handler map with its event
+    /// names, which this cloned for every socket's connect and disconnect.
+    fn namespace_handler<T>(
+        &self,
+        namespace: &str,
+        pick: impl FnOnce(&NamespaceHandlers) -> T,
+    ) -> Option<T> {
+        let registry = self.inner.handlers.read().ok()?;
+        registry.get(namespace).map(pick)
     }
 
     /// The handler of `event`: only it is cloned out of the registry, not the namespace's whole
