@@ -422,6 +422,14 @@ impl Connection {
             return None;
         }
         let event = self.handle_message(now, message?)?;
+        // Nothing waits before it: the session hands a WebSocket message back without queueing
+        // another (`Session::handle_packet`), and a message whose event is returned queues none.
+        // Every WebSocket test checks this in debug builds; should it ever change, the event
+        // still goes behind the queued ones rather than ahead of them.
+        debug_assert!(
+            self.events.is_empty(),
+            "an event queued before the message's own"
+        );
         if self.events.is_empty() {
             return Some(event);
         }
