@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# System calls and context switches of the server per acknowledgement in the echo closed loop:
+# runs `sockio-bench compare` against SERVER (default sockio-tokio; sockio-smol, sockio-threads or
+# raw-ws-floor) of the repository at ROOT (default: this one; build it first with `cargo build
+# --release -p sockio-conformance -p sockio-bench`) with CLIENTS echo clients (default 100),
+# counts with `perf stat -t <every server thread>` over 3 s of the closed loop, and divides by the
+# acks of those 3 s at the closed loop's rate (bench/ANALYSIS.md). Failed `recvfrom`s (a read
+# that found nothing) are counted apart. Needs perf with the syscalls tracepoints.
+# Usage: bench/syscalls_per_ack.sh [SERVER] [CLIENTS] [ROOT]
+set -euo pipefail
+server_name="${1:-sockio-tokio}"
+clients="${2:-100}"
+root="$(cd "${3:-$(dirname "$0")/..}" && pwd)"
+script=syscalls_per_ack.sh
+command -v perf >/dev/null || { echo "$script: perf is not installed" >&2; exit 1; }
+. "$(dirname "$0")/harness_server.sh"
+bin="$(harness_binaries "$root")"
+case "$server_name" in
+    sockio-tokio | sockio-smol | sockio-threads) server_pattern="$bin/sockio-conformance serve" ;;
+    raw-ws-floor) server_pattern="$bin/sockio-bench floor" ;;
+    *) echo "$script: SERVER is sockio-tokio, sockio-smol, sockio-threads or raw-ws-floor" >&2; exit 1 ;;
+esac
+ulimit -n 20000 2>/dev/null || true
+out="$(mktemp -d)"
+harness=""
+trap harness_server_cleanup EXIT
+"$root/target/release/sockio-bench" compare --root "$root" --server "$server_name" --storm 10 \
+    --idle-secs 1 --echo "$clients" --echo-secs 6 --broadcast 10 --deliveries 10 --polling 10 \
+    --polling-secs 1 --capacity 0 --rounds 1 --out "$out/report.md" >"$out/log" 2>&1 &
+harness=$!
+
+# The round's server is started after the harness prints the round's header (the large phase's
+# server is killed before it); then its clients connect, and the closed loop runs from 0.7 s later.
+for _ in $(seq 1 600); do
+    grep -q "^== round 1/1" "$out/log" && break
+    sleep 0.1
+done
+grep -q "^== round 1/1" "$out/log" || { echo "$script: the round did not begin" >&2; tail -3 "$out/log" >&2; exit 1; }
+pid=""
+for _ in $(seq 1 200); do
+    pid="$(pgrep -n -f "$server_pattern" || true)"
+    [ -n "$pid" ] && [ "$(find "/proc/$pid/fd" -mindepth 1 2>/dev/null | wc -l)" -gt "$clients" ] && break
+    pid=""
+    sleep 0.05
+done
+[ -n "$pid" ] || { echo "$script: the round's server never held $clients sockets" >&2; exit 1; }
+sleep 1.5
+threads="$(ls "/proc/$pid/task" | paste -sd,)"
+perf stat -x, -t "$threads" \
+    -e task-clock,context-switches \
+    -e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret < 0' \
+    -e syscalls:sys_enter_sendto,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait \
+    -e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_futex \
+    -o "$out/perf.csv" -- sleep 3
+wait "$harness" || { echo "$script: the harness failed" >&2; tail -3 "$out/log" >&2; exit 1; }
+harness=""
+python3 - "$out/perf.csv" "$out/log" "$server_name" "$clients" <<'PY'
+import re, sys
+perf, log, server, clients = sys.argv[1:]
+counts = {}
+for line in open(perf, encoding="utf-8"):
+    fields = line.strip().split(",")
+    if len(fields) > 2 and fields[0] and not line.startswith("#"):
+        try:
+            counts[fields[2]] = float(fields[0])
+        except ValueError:
+            sys.exit(f"syscalls_per_ack.sh: perf could not count {fields[2]}: {fields[0]}")
+rate = re.search(rf"echo {clients}: (\d+) acks/s", open(log, encoding="utf-8").read())
+if not rate:
+    sys.exit("syscalls_per_ack.sh: no echo rate in the harness's log")
+acks = int(rate.group(1)) * 3
+def per(event):
+    return counts.get(event, 0) / acks
+print(f"{server}, {clients} clients: {int(rate.group(1)):,} acks/s; per ack: "
+      f"CPU {counts.get('task-clock', 0) * 1000 / acks:.1f} us, "
+      f"recvfrom {per('syscalls:sys_enter_recvfrom'):.2f} "
+      f"(failed {per('syscalls:sys_exit_recvfrom'):.2f}), "
+      f"sendto {per('syscalls:sys_enter_sendto'):.2f}, writev {per('syscalls:sys_enter_writev'):.2f}, "
+      f"epoll_wait {per('syscalls:sys_enter_epoll_wait') + per('syscalls:sys_enter_epoll_pwait'):.3f}, "
+      f"epoll_ctl {per('syscalls:sys_enter_epoll_ctl'):.2f}, futex {per('syscalls:sys_enter_futex'):.3f}, "
+      f"context switches {per('context-switches'):.3f}")
+PY
