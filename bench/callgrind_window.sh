@@ -6,11 +6,11 @@
 # starts the comparison (COMPARE-ARGS after `--server $callgrind_server`: sockio-tokio unless the
 # caller set `callgrind_server` to another sockio runtime or raw-ws-floor) with the server of the
 # repository at ROOT under `valgrind --tool=callgrind --dump-instr=yes` (per-instruction counts,
-# which bench/callgrind_count.py reads for the atomic operations), waits until the server holds
-# CLIENTS more sockets than the fewest it held since its round began, waits SETTLE more seconds,
-# zeroes the counts, dumps them SECONDS later and sets `dump` to the dump's path. The caller sets
-# `script` (its name, for errors); everything is stopped and removed when the calling script
-# exits, and every step that fails says so.
+# which bench/callgrind_count.py reads for the atomic operations), waits until the server of its
+# round holds CLIENTS more sockets than the fewest it held since (`harness_round_server`, which
+# sets `pid`), waits SETTLE more seconds, zeroes the counts, dumps them SECONDS later and sets
+# `dump` to the dump's path. The caller sets `script` (its name, for errors); everything is
+# stopped and removed when the calling script exits, and every step that fails says so.
 . "$(dirname "${BASH_SOURCE[0]}")/harness_server.sh"
 
 callgrind_window() {
@@ -19,46 +19,16 @@ callgrind_window() {
     ulimit -n 20000 2>/dev/null || true
     callgrind_out="$(mktemp -d)"
     callgrind_harness=""
-    local bin
-    bin="$(harness_binaries "$root")"
-    case "${callgrind_server:=sockio-tokio}" in
-        sockio-tokio | sockio-smol | sockio-threads) callgrind_pattern="$bin/sockio-conformance serve" ;;
-        raw-ws-floor) callgrind_pattern="$bin/sockio-bench floor" ;;
-        *) callgrind_fail "no process pattern for server $callgrind_server" ;;
-    esac
+    : "${callgrind_server:=sockio-tokio}"
+    callgrind_pattern="$(harness_server_pattern "$callgrind_server" "$root")" ||
+        callgrind_fail "no process pattern for server $callgrind_server"
     trap callgrind_cleanup EXIT
     SOCKIO_BENCH_WRAP="valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file=$callgrind_out/cg.%p" \
         "$root/target/release/sockio-bench" compare --root "$root" --server "$callgrind_server" "$@" \
         --out "$callgrind_out/report.md" >"$callgrind_out/log" 2>&1 &
     callgrind_harness=$!
-    local _ pid="" base snapshot earlier=""
-    # The server of the storm phase may still be writing its dump at exit when the round begins:
-    # `earlier` holds the servers seen before the round's header was printed (the harness starts
-    # the round's server after printing it), and the round's server is the one not among them.
-    for _ in $(seq 1 600); do
-        sleep 0.1
-        snapshot="$(pgrep -f "callgrind.*$callgrind_pattern" || true)"
-        grep -q "round 1/1" "$callgrind_out/log" && break
-        earlier="$snapshot"
-    done
-    for _ in $(seq 1 300); do
-        sleep 0.1
-        pid="$(pgrep -f "callgrind.*$callgrind_pattern" | grep -vxF -f <(printf '%s\n' none $earlier) | tail -1 || true)"
-        [ -n "$pid" ] && break
-    done
-    [ -n "$pid" ] ||
-        callgrind_fail "the server under callgrind did not start (log: $(tail -3 "$callgrind_out/log"))"
-    # The round's earlier scenarios connect clients of their own first: the count to wait for is
-    # CLIENTS above the fewest sockets seen meanwhile, not above the count when the server was
-    # found (which could hold those other clients, and then never be reached).
-    local held
-    base="$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)"
-    for _ in $(seq 1 900); do
-        sleep 0.1
-        held="$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)"
-        [ "$held" -lt "$base" ] && base="$held"
-        [ "$held" -ge $((base + clients)) ] && break
-    done
+    harness_round_server "callgrind.*$callgrind_pattern" "$callgrind_out/log" "$clients" \
+        "$callgrind_harness"
     sleep "$settle"
     # callgrind_control exits 0 even when it finds no such process, so its output is checked.
     callgrind_command -z "$pid"

@@ -14,36 +14,14 @@ root="$(cd "${3:-$(dirname "$0")/..}" && pwd)"
 script=syscalls_per_ack.sh
 command -v perf >/dev/null || { echo "$script: perf is not installed" >&2; exit 1; }
 . "$(dirname "$0")/harness_server.sh"
-bin="$(harness_binaries "$root")"
-case "$server_name" in
-    sockio-tokio | sockio-smol | sockio-threads) server_pattern="$bin/sockio-conformance serve" ;;
-    raw-ws-floor) server_pattern="$bin/sockio-bench floor" ;;
-    *) echo "$script: SERVER is sockio-tokio, sockio-smol, sockio-threads or raw-ws-floor" >&2; exit 1 ;;
-esac
-ulimit -n 20000 2>/dev/null || true
-out="$(mktemp -d)"
-harness=""
-trap harness_server_cleanup EXIT
-"$root/target/release/sockio-bench" compare --root "$root" --server "$server_name" --storm 10 \
-    --idle-secs 1 --echo "$clients" --echo-secs 6 --broadcast 10 --deliveries 10 --polling 10 \
-    --polling-secs 1 --capacity 0 --rounds 1 --out "$out/report.md" >"$out/log" 2>&1 &
-harness=$!
-
-# The round's server is started after the harness prints the round's header (the large phase's
-# server is killed before it); then its clients connect, and the closed loop runs from 0.7 s later.
-for _ in $(seq 1 600); do
-    grep -q "^== round 1/1" "$out/log" && break
-    sleep 0.1
-done
-grep -q "^== round 1/1" "$out/log" || { echo "$script: the round did not begin" >&2; tail -3 "$out/log" >&2; exit 1; }
-pid=""
-for _ in $(seq 1 200); do
-    pid="$(pgrep -n -f "$server_pattern" || true)"
-    [ -n "$pid" ] && [ "$(find "/proc/$pid/fd" -mindepth 1 2>/dev/null | wc -l)" -gt "$clients" ] && break
-    pid=""
-    sleep 0.05
-done
-[ -n "$pid" ] || { echo "$script: the round's server never held $clients sockets" >&2; exit 1; }
+harness_kind="$server_name"
+harness_server_pattern "$server_name" "$root" >/dev/null ||
+    harness_fail "SERVER is sockio-tokio, sockio-smol, sockio-threads or raw-ws-floor"
+harness_server "$root" --server "$server_name" --storm 10 --idle-secs 1 --echo "$clients" \
+    --echo-secs 6 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 \
+    --rounds 1
+harness_round_server "$server_pattern" "$out/log" "$clients" "$harness"
+# The closed loop runs from 0.7 s after the clients connected.
 sleep 1.5
 threads="$(ls "/proc/$pid/task" | paste -sd,)"
 perf stat -x, -t "$threads" \
