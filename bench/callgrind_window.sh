@@ -37,6 +37,10 @@ callgrind_window() {
     sleep 1
     dump="$(ls "$callgrind_out/cg.$pid".* 2>/dev/null | head -1 || true)"
     [ -n "$dump" ] || callgrind_fail "callgrind wrote no dump"
+    # CALLGRIND_KEEP=FILE keeps a copy of the dump for reading further (`callgrind_annotate`).
+    if [ -n "${CALLGRIND_KEEP:-}" ]; then
+        cp "$dump" "$CALLGRIND_KEEP" || callgrind_fail "cannot keep the dump as $CALLGRIND_KEEP"
+    fi
 }
 
 # callgrind_control OPTION PID, failing when callgrind_control found no such process (it exits 0
