@@ -49,6 +49,14 @@ pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
         failed_clients: runs.iter().map(|r| r.failed_clients).max().unwrap_or(0),
         first_error: runs.iter().find_map(|r| r.first_error.clone()),
         runs: runs.iter().map(|r| r.runs).sum(),
+        acks_per_sec_per_run: runs
+            .iter()
+            .flat_map(|r| r.acks_per_sec_per_run.iter().copied())
+            .collect(),
+        p99_us_per_run: runs
+            .iter()
+            .flat_map(|r| r.p99_us_per_run.iter().copied())
+            .collect(),
     })
 }
 
@@ -109,6 +117,8 @@ mod tests {
             server_us_per_ack: (p99 < 9_000).then_some(7.0),
             missing,
             runs: 1,
+            acks_per_sec_per_run: vec![rate],
+            p99_us_per_run: vec![p99],
             ..EchoResult::default()
         };
         let combined = echo(&[
@@ -124,6 +134,11 @@ mod tests {
         assert_eq!(combined.server_cores, None);
         assert_eq!(combined.missing, 2);
         assert_eq!(combined.runs, 3);
+        assert_eq!(
+            combined.acks_per_sec_per_run,
+            [150_000.0, 60_000.0, 140_000.0]
+        );
+        assert_eq!(combined.p99_us_per_run, [1_200, 9_000, 1_100]);
     }
 
     #[test]

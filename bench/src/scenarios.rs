@@ -76,6 +76,10 @@ pub struct EchoResult {
     pub first_error: Option<String>,
     /// Runs combined into this result (see `rounds`); 1 for a single run.
     pub runs: usize,
+    /// Each run's closed-loop rate and open-loop p99, in run order: what the medians above hide
+    /// (the machine's noise between rounds, which the targets' verdicts are read against).
+    pub acks_per_sec_per_run: Vec<f64>,
+    pub p99_us_per_run: Vec<u64>,
 }
 
 /// Broadcast.
@@ -465,6 +469,8 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
     result.p99_us = hist.value_at_quantile(0.99);
     result.p999_us = hist.value_at_quantile(0.999);
     result.max_us = hist.max();
+    result.acks_per_sec_per_run = vec![result.max_acks_per_sec];
+    result.p99_us_per_run = vec![result.p99_us];
     Ok(result)
 }
 
