@@ -23,6 +23,10 @@ for features in "--no-default-features --features smol" "--no-default-features -
     cargo clippy -p sockio --all-targets $features -- -D warnings
 done
 
+echo "== cargo doc (broken links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sockio --all-features
+
 echo "== cargo test"
 # The official-client suite runs once, as the conformance matrix below. tests/official_clients.rs
 # (which plain `cargo test` runs) is the same library code over the same servers, so it is

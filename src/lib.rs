@@ -4,7 +4,7 @@
 //! v4/v5), python-socketio's API, and a pure sans-IO protocol engine ([`core`]) that runs on any
 //! executor. Pick the runtime with a feature: `tokio` (default), `smol` or `threads`. The chosen runtime's
 //! types are at the crate root; with several features on, each runtime is also in its own module
-//! ([`tokio`], [`smol`], [`threads`]) and the root holds tokio's.
+//! (`sockio::tokio`, `sockio::smol`, `sockio::threads`) and the root holds tokio's.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]

@@ -1,6 +1,6 @@
 //! The vocabulary every runtime's server API shares, so the three runtimes expose the same types
 //! and option names without each writing them: errors, the connect refusal, and the python-named
-//! option setters of the server builders ([`server_builder_options!`]).
+//! option setters of the server builders ([`server_builder_options!`](crate::server_builder_options!)).
 
 use serde::Serialize;
 use serde_json::Value;
