@@ -400,15 +400,24 @@ fn targets(input: &Input) -> Vec<Target> {
     }
     for kind in [ServerKind::SockioSmol, ServerKind::SockioThreads] {
         let Some(r) = of(kind) else { continue };
-        let mut checks: Vec<(String, Option<f64>, Option<f64>, bool)> = vec![
-            ("storm time".into(), storm_secs(r), storm_secs(base), false),
+        // (what, this runtime's value, tokio's, higher is better, each round's ratio)
+        type Check = (String, Option<f64>, Option<f64>, bool, Option<String>);
+        let mut checks: Vec<Check> = vec![
+            (
+                "storm time".into(),
+                storm_secs(r),
+                storm_secs(base),
+                false,
+                None,
+            ),
             (
                 "idle memory".into(),
                 kib_per_conn(r),
                 kib_per_conn(base),
                 false,
+                None,
             ),
-            ("polling".into(), poll_rate(r), poll_rate(base), true),
+            ("polling".into(), poll_rate(r), poll_rate(base), true, None),
         ];
         for &e in &input.plan.echo {
             checks.push((
@@ -416,12 +425,18 @@ fn targets(input: &Input) -> Vec<Target> {
                 echo_rate(r, e),
                 echo_rate(base, e),
                 true,
+                per_round_ratios(echo_of(r, e), echo_of(base, e), |x| {
+                    x.acks_per_sec_per_run.clone()
+                }),
             ));
             checks.push((
                 format!("echo {e} p99"),
                 echo_p99(r, e),
                 echo_p99(base, e),
                 false,
+                per_round_ratios(echo_of(r, e), echo_of(base, e), |x| {
+                    x.p99_us_per_run.iter().map(|&v| v as f64).collect()
+                }),
             ));
         }
         for b in [input.plan.broadcast, n] {
@@ -430,9 +445,10 @@ fn targets(input: &Input) -> Vec<Target> {
                 bcast_rate(r, b),
                 bcast_rate(base, b),
                 true,
+                None,
             ));
         }
-        for (what, v, b, higher_better) in checks {
+        for (what, v, b, higher_better, rounds) in checks {
             let (met, measured) = match (v, b) {
                 (Some(v), Some(b)) if b > 0.0 => {
                     let ratio = v / b;
@@ -441,7 +457,10 @@ fn targets(input: &Input) -> Vec<Target> {
                     } else {
                         ratio <= 1.3
                     };
-                    (Some(ok), format!("{ratio:.2}x tokio"))
+                    (
+                        Some(ok),
+                        format!("{ratio:.2}x tokio{}", rounds.unwrap_or_default()),
+                    )
                 }
                 _ => match r.storm.as_ref().filter(|s| s.failed > 0) {
                     // The server could not hold the large phase's clients.
@@ -514,7 +533,7 @@ pub fn render(input: &Input) -> String {
     if !ts.is_empty() {
         let _ = writeln!(
             w,
-            "## Targets\n\nA verdict reads the servers' medians over the rounds; for the echo targets, \"per round\" gives each round's own ratio (the rounds alternate the servers), which shows how much of a verdict near its line is the machine's noise.\n\n| target | measured | met |\n| --- | --- | --- |"
+            "## Targets\n\nA verdict reads the servers' medians over the rounds; for the echo targets, \"per round\" (sockio-tokio against the peer, or the runtime against sockio-tokio) gives each round's own ratio (the rounds alternate the servers), which shows how much of a verdict near its line is the machine's noise.\n\n| target | measured | met |\n| --- | --- | --- |"
         );
         for t in &ts {
             let met = match t.met {
