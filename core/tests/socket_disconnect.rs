@@ -562,3 +562,38 @@ fn disconnect_reasons_have_the_reference_names() {
         "server shutting down"
     );
 }
+
+/// The DISCONNECT packet of a server-side namespace disconnect can be the one that overflows a
+/// slow client's queue: the socket's `Disconnect` is still reported before the connection's
+/// `Closed`, never after it (found by the `endpoint_stateful` fuzz target).
+#[test]
+fn a_namespace_disconnect_that_overflows_the_queue_is_reported_before_closed() {
+    let mut config = SocketConfig::default();
+    config.engine.max_buffered_packets = 3;
+    let mut h = Harness::socket(config);
+    let sid = h.sio_poll(4);
+    let uri = sio_poll_uri(4, &sid);
+    h.post(&uri, b"40");
+    h.take_events(&sid);
+    let socket = h
+        .command(&sid, |c, now| c.accept_connect(now, "/"))
+        .expect("accepted");
+    assert!(h.get(&uri).body_text().starts_with("40{"));
+    // The client stops polling: three events fill its queue.
+    for _ in 0..3 {
+        h.command(&sid, |c, now| {
+            c.emit(now, "/", "tick", vec![], vec![], None)
+        })
+        .expect("queued");
+    }
+    let result = h.command(&sid, |c, now| c.disconnect(now, "/"));
+    assert!(matches!(result, Err(CommandError::Send(_))), "{result:?}");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            disconnect("/", &socket, DisconnectReason::ServerNamespaceDisconnect),
+            SocketEvent::Closed(CloseReason::OutboundQueueFull),
+        ]
+    );
+    assert!(!h.sessions.contains_key(sid.as_str()));
+}

@@ -714,13 +714,14 @@ impl Connection {
         let sid = sid.clone();
         self.namespaces.remove(namespace);
         self.forget_acks_of(namespace);
-        let sent = self.send_packet(now, &Packet::disconnect(namespace));
+        // Reported before the packet is queued: a full queue closes the connection, and nothing
+        // may follow its `Closed`.
         self.events.push_back(SocketEvent::Disconnect {
             namespace: ByteString::from(namespace),
             sid,
             reason: DisconnectReason::ServerNamespaceDisconnect,
         });
-        sent
+        self.send_packet(now, &Packet::disconnect(namespace))
     }
 
     /// Closes the whole connection: every namespace is left with `reason` (unless the server is
