@@ -300,14 +300,7 @@ fn pending_ack_cap_is_freed_by_timeouts() {
 fn acks_over_polling_v5_and_v4() {
     let mut h = Harness::socket(sio_config_any());
     // v5
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, uri, id) = h.sio_poll_joined();
     h.command(&sid, |c, now| {
         c.emit(now, "/", "q", vec![], vec![], Some(None))
     })

@@ -497,14 +497,7 @@ fn attachment_timeout_over_polling() {
     let mut config = SocketConfig::default();
     config.attachment_timeout = Duration::from_secs(5);
     let mut h = Harness::socket(config);
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, uri, id) = h.sio_poll_joined();
     let held = h.get(&uri).held();
     h.post(&uri, UPLOAD.as_bytes());
     h.advance(Duration::from_secs(5));

@@ -5,26 +5,12 @@ mod support;
 
 use bytes::Bytes;
 use serde_json::json;
-use sockio_core::engineio::{CloseReason, Frame, RequestId, SendError, Sid, WsAction, WsMessage};
+use sockio_core::engineio::{CloseReason, Frame, RequestId, SendError, WsAction, WsMessage};
 use sockio_core::socketio::packet::placeholder;
 use sockio_core::socketio::{
     CommandError, DisconnectReason, EncodedFrames, Endpoint, Packet, SocketConfig, SocketEvent,
 };
 use support::*;
-
-/// A v5 polling client joined to `/`, with the CONNECT reply already polled; returns the sid,
-/// its polling URI and the socket id.
-fn polling_v5(h: &mut Harness<Endpoint>) -> (String, String, Sid) {
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    assert!(h.get(&uri).body_text().starts_with("40{"));
-    (sid, uri, id)
-}
 
 /// A v4 (EIO3) polling client joined to `/`, with the CONNECT packet already polled.
 fn polling_v4(h: &mut Harness<Endpoint>) -> (String, String) {
@@ -72,7 +58,7 @@ fn encoded_frames_hold_the_text_then_each_attachment() {
 fn one_encoding_reaches_every_version_and_transport() {
     let mut h = Harness::socket(sio_config_any());
     let (ws4_sid, ws4, _) = h.sio_ws_joined();
-    let (poll4_sid, poll4_uri, _) = polling_v5(&mut h);
+    let (poll4_sid, poll4_uri, _) = h.sio_poll_joined();
     let (ws3_sid, ws3) = h.sio_ws_v4_joined();
     let (poll3_sid, poll3_uri) = polling_v4(&mut h);
     let sids = [&*ws4_sid, &*poll4_sid, &*ws3_sid, &*poll3_sid];
@@ -171,7 +157,7 @@ fn a_slow_polling_consumer_is_disconnected_not_skipped() {
     let mut config = SocketConfig::default();
     config.engine.max_buffered_packets = 3;
     let mut h = Harness::socket(config);
-    let (slow, _slow_uri, slow_id) = polling_v5(&mut h);
+    let (slow, _slow_uri, slow_id) = h.sio_poll_joined();
     let (fast, fast_ws, _) = h.sio_ws_joined();
     let frames = EncodedFrames::new(&Packet::event("/", "tick", vec![], vec![], None));
     for _ in 0..3 {
@@ -247,7 +233,7 @@ fn emit_to_a_slow_consumer_fails_the_same_way() {
     let mut config = SocketConfig::default();
     config.engine.max_buffered_packets = 2;
     let mut h = Harness::socket(config);
-    let (sid, _uri, _) = polling_v5(&mut h);
+    let (sid, _uri, _) = h.sio_poll_joined();
     for _ in 0..2 {
         h.command(&sid, |c, now| c.emit(now, "/", "e", vec![], vec![], None))
             .unwrap();
@@ -274,7 +260,7 @@ fn emit_to_a_slow_consumer_fails_the_same_way() {
 #[test]
 fn broadcast_to_a_closing_connection_is_an_error() {
     let mut h = Harness::socket(SocketConfig::default());
-    let (sid, _uri, _) = polling_v5(&mut h);
+    let (sid, _uri, _) = h.sio_poll_joined();
     h.command(&sid, |c, now| c.close(now, CloseReason::ForcedClose));
     let frames = EncodedFrames::new(&Packet::event("/", "late", vec![], vec![], None));
     assert_eq!(

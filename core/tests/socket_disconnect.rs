@@ -571,14 +571,7 @@ fn a_namespace_disconnect_that_overflows_the_queue_is_reported_before_closed() {
     let mut config = SocketConfig::default();
     config.engine.max_buffered_packets = 3;
     let mut h = Harness::socket(config);
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    let socket = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .expect("accepted");
-    assert!(h.get(&uri).body_text().starts_with("40{"));
+    let (sid, _uri, socket) = h.sio_poll_joined();
     // The client stops polling: three events fill its queue.
     for _ in 0..3 {
         h.command(&sid, |c, now| {

@@ -323,14 +323,7 @@ fn emits_to_a_refused_socket_are_discarded_and_its_acks_cancelled() {
 #[test]
 fn v5_events_over_polling() {
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri).body_text();
+    let (sid, uri, id) = h.sio_poll_joined();
     // Two events in one POST arrive in order.
     assert_eq!(
         h.post(&uri, "42[\"a\",1]\x1e425[\"b\"]".as_bytes())

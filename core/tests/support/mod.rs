@@ -633,6 +633,22 @@ impl Harness<socketio::Endpoint> {
         open_sid(&body)
     }
 
+    /// A v5 client over HTTP long-polling joined to `/` (accepted, the CONNECT reply polled);
+    /// returns the engine sid, the polling URI and the socket id.
+    #[track_caller]
+    pub fn sio_poll_joined(&mut self) -> (String, String, Sid) {
+        let sid = self.sio_poll(4);
+        let uri = sio_poll_uri(4, &sid);
+        self.post(&uri, b"40");
+        self.take_events(&sid);
+        let socket_id = self
+            .command(&sid, |c, now| c.accept_connect(now, "/"))
+            .expect("accept /");
+        let reply = self.get(&uri).body_text();
+        assert_eq!(reply, format!("40{{\"sid\":\"{socket_id}\"}}"));
+        (sid, uri, socket_id)
+    }
+
     /// A v5 client over WebSocket joined to `/` (accepted); returns the engine sid, the socket and
     /// the socket id.
     #[track_caller]
