@@ -9,10 +9,14 @@ dump has per-instruction counts (`--dump-instr=yes`), the atomic read-modify-wri
 executed per UNIT (`lock`-prefixed ones and `xchg` with memory, found by disassembling each
 object with objdump) and the iterations of `rep` string instructions per UNIT, which callgrind
 counts one by one (one per byte for `rep stosb`), with the instructions per UNIT without them.
+With ATOMICS_BY_FUNCTION=N in the environment it also lists the N functions that execute the
+most atomic operations per UNIT (code of a stripped library, glibc's, shows under the nearest
+symbol objdump finds, not its own function's).
 FUNCTION is a whole symbol as callgrind records it, e.g.
 `sockio_core::socketio::decoder::Decoder::decode_text`.
 """
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -84,8 +88,11 @@ def instruction_counts(dump):
     return counts if per_instruction else None
 
 
-def classified_instructions(dump):
+def classified_instructions(dump, by_function=None):
     """(atomic, repeated) executions in the dump, or None without per-instruction counts.
+
+    by_function, a Counter, receives the atomic executions of each function (by the symbol
+    objdump names the code with, demangled).
 
     atomic: read-modify-write instructions (`lock`-prefixed, and `xchg` with memory).
     repeated: iterations of `rep`-prefixed string instructions (`rep stos`, `rep movs`: glibc's
@@ -99,15 +106,22 @@ def classified_instructions(dump):
     for obj, executed in counts.items():
         if not obj.startswith("/"):
             continue
-        disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj],
+        disassembly = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", obj],
                                      capture_output=True, text=True).stdout
-        for found in re.finditer(r"^\s*([0-9a-f]+):\s+(lock |xchg\s.*\(|rep[a-z]* (?:stos|movs))",
-                                 disassembly, re.M):
-            times = executed.get(int(found.group(1), 16), 0)
-            if found.group(2).startswith("rep"):
+        function = None
+        for found in re.finditer(
+                r"^[0-9a-f]+ <(.*)>:$|^\s*([0-9a-f]+):\s+(lock |xchg\s.*\(|rep[a-z]* (?:stos|movs))",
+                disassembly, re.M):
+            if found.group(1) is not None:
+                function = found.group(1)
+                continue
+            times = executed.get(int(found.group(2), 16), 0)
+            if found.group(3).startswith("rep"):
                 repeated += times
             else:
                 atomic += times
+                if by_function is not None and times:
+                    by_function[function] += times
     return atomic, repeated
 
 
@@ -126,13 +140,18 @@ def main():
                           flat, re.M)
         parts.append(f"{name} {(number(found.group(1)) if found else 0) / count:,.0f}")
     line += f"  malloc calls per {unit} {calls_of(dump, 'malloc') / count:.1f}"
-    classified = classified_instructions(dump)
+    by_function = collections.Counter()
+    classified = classified_instructions(dump, by_function)
     if classified is not None:
         atomic, repeated = classified
         line += (f"  atomic operations per {unit} {atomic / count:.1f}"
                  f"  rep-string iterations per {unit} {repeated / count:,.0f}"
                  f" (per {unit} without them {(total - repeated) / count:,.0f})")
     print(line + (f"  ({', '.join(parts)})" if parts else ""))
+    # ATOMICS_BY_FUNCTION=N: the N functions with the most atomic operations per unit.
+    top = int(os.environ.get("ATOMICS_BY_FUNCTION", "0") or 0)
+    for function, times in by_function.most_common(top):
+        print(f"  {times / count:6.2f} atomic operations per {unit} in {function[:160]}")
 
 
 main()
