@@ -417,7 +417,12 @@ async fn rate_round(
             server_pid: Some(server_pid),
         };
         match scenarios::echo(addr, p).await {
-            Ok(e) => {
+            Ok(mut e) => {
+                e.per_run = vec![scenarios::EchoRun {
+                    round,
+                    acks_per_sec: e.max_acks_per_sec,
+                    p99_us: e.p99_us,
+                }];
                 eprintln!(
                     "  echo {clients}: {:.0} acks/s, open {:.0}/s p50 {} us p99 {} us",
                     e.max_acks_per_sec, e.open_acks_per_sec, e.p50_us, e.p99_us

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::scenarios::{BroadcastResult, EchoResult};
+use crate::scenarios::{BroadcastResult, EchoResult, EchoRun};
 use crate::servers::{Paths, ServerKind};
 use crate::{Capacity, PlanArgs, ServerResults};
 
@@ -184,47 +184,72 @@ fn storm_secs(r: &ServerResults) -> Option<f64> {
     r.storm.as_ref().filter(|s| s.failed == 0).map(|s| s.secs)
 }
 
+/// The echo at `n` clients, if every client connected (the figures of a partial fleet are not
+/// compared).
+fn echo_complete(r: &ServerResults, n: usize) -> Option<&EchoResult> {
+    echo_of(r, n).filter(|e| e.failed_clients == 0)
+}
+
 fn echo_rate(r: &ServerResults, n: usize) -> Option<f64> {
-    echo_of(r, n)
-        .filter(|e| e.failed_clients == 0)
-        .map(|e| e.max_acks_per_sec)
+    echo_complete(r, n).map(|e| e.max_acks_per_sec)
 }
 
 fn echo_p99(r: &ServerResults, n: usize) -> Option<f64> {
-    echo_of(r, n)
-        .filter(|e| e.failed_clients == 0)
-        .map(|e| e.p99_us as f64)
+    echo_complete(r, n).map(|e| e.p99_us as f64)
 }
 
-/// Each round's ratio of `base` to `peer` for one echo figure, when both ran every round (rounds
-/// alternate the servers, so the same round is the same stretch of the machine's time).
+/// Each round's ratio of `base` to `peer` for one figure of their echo runs at `clients`, paired
+/// by round (the rounds alternate the servers, so a round's runs ran minutes apart at most, where
+/// the medians mix the whole run's stretches); "-" for a round either lacks. `None` unless both
+/// have every client connected and at least two rounds between them.
 fn per_round_ratios(
-    base: Option<&EchoResult>,
-    peer: Option<&EchoResult>,
-    figure: impl Fn(&EchoResult) -> Vec<f64>,
+    base: &ServerResults,
+    peer: &ServerResults,
+    clients: usize,
+    figure: fn(&EchoRun) -> f64,
 ) -> Option<String> {
-    let (ours, theirs) = (figure(base?), figure(peer?));
-    if ours.len() < 2 || ours.len() != theirs.len() {
+    let (ours, theirs) = (echo_complete(base, clients)?, echo_complete(peer, clients)?);
+    let mut rounds: Vec<usize> = ours
+        .per_run
+        .iter()
+        .chain(&theirs.per_run)
+        .map(|r| r.round)
+        .collect();
+    rounds.sort_unstable();
+    rounds.dedup();
+    if rounds.len() < 2 {
         return None;
     }
-    let ratios: Vec<String> = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(o, t)| {
-            if *t > 0.0 {
-                format!("{:.2}", o / t)
-            } else {
-                "-".into()
-            }
-        })
+    let in_round = |e: &EchoResult, round| e.per_run.iter().find(|r| r.round == round).map(figure);
+    let ratios: Vec<String> = rounds
+        .into_iter()
+        .map(
+            |round| match (in_round(ours, round), in_round(theirs, round)) {
+                (Some(o), Some(t)) if t > 0.0 => format!("{:.2}", o / t),
+                _ => "-".into(),
+            },
+        )
         .collect();
     Some(format!("; per round {}", ratios.join(", ")))
 }
 
+fn run_rate(run: &EchoRun) -> f64 {
+    run.acks_per_sec
+}
+
+fn run_p99(run: &EchoRun) -> f64 {
+    run.p99_us as f64
+}
+
+/// Appends each round's ratio (see [`per_round_ratios`]) to the target just pushed.
+fn append_rounds(out: &mut [Target], rounds: Option<String>) {
+    if let (Some(rounds), Some(target)) = (rounds, out.last_mut()) {
+        target.measured += &rounds;
+    }
+}
+
 fn echo_cpu(r: &ServerResults, n: usize) -> Option<f64> {
-    echo_of(r, n)
-        .filter(|e| e.failed_clients == 0)
-        .and_then(|e| e.server_us_per_ack)
+    echo_complete(r, n).and_then(|e| e.server_us_per_ack)
 }
 
 fn bcast_rate(r: &ServerResults, n: usize) -> Option<f64> {
@@ -338,16 +363,8 @@ fn targets(input: &Input) -> Vec<Target> {
                 &|r| r >= min,
                 "sockio/peer",
             );
-            if let (Some(rounds), Some(target)) = (
-                per_round_ratios(
-                    echo_of(base, e),
-                    of(kind).and_then(|r| echo_of(r, e)),
-                    |x| x.acks_per_sec_per_run.clone(),
-                ),
-                out.last_mut(),
-            ) {
-                target.measured += &rounds;
-            }
+            let rounds = of(kind).and_then(|peer| per_round_ratios(base, peer, e, run_rate));
+            append_rounds(&mut out, rounds);
             // The closed loop can be held back by the load generator, which shares the machine:
             // the server's CPU time per ack shows the work each server does for an event.
             if let (Some(ours), Some(theirs), Some(target)) = (
@@ -371,16 +388,9 @@ fn targets(input: &Input) -> Vec<Target> {
             &|r| r <= 1.0,
             "sockio/peer",
         );
-        if let (Some(rounds), Some(target)) = (
-            per_round_ratios(
-                echo_of(base, e),
-                of(ServerKind::Socketioxide).and_then(|r| echo_of(r, e)),
-                |x| x.p99_us_per_run.iter().map(|&v| v as f64).collect(),
-            ),
-            out.last_mut(),
-        ) {
-            target.measured += &rounds;
-        }
+        let rounds =
+            of(ServerKind::Socketioxide).and_then(|peer| per_round_ratios(base, peer, e, run_p99));
+        append_rounds(&mut out, rounds);
     }
     for b in [input.plan.broadcast, n] {
         push(
@@ -425,18 +435,14 @@ fn targets(input: &Input) -> Vec<Target> {
                 echo_rate(r, e),
                 echo_rate(base, e),
                 true,
-                per_round_ratios(echo_of(r, e), echo_of(base, e), |x| {
-                    x.acks_per_sec_per_run.clone()
-                }),
+                per_round_ratios(r, base, e, run_rate),
             ));
             checks.push((
                 format!("echo {e} p99"),
                 echo_p99(r, e),
                 echo_p99(base, e),
                 false,
-                per_round_ratios(echo_of(r, e), echo_of(base, e), |x| {
-                    x.p99_us_per_run.iter().map(|&v| v as f64).collect()
-                }),
+                per_round_ratios(r, base, e, run_p99),
             ));
         }
         for b in [input.plan.broadcast, n] {
@@ -743,31 +749,57 @@ pub fn render(input: &Input) -> String {
 mod tests {
     use super::*;
 
-    fn echo_runs(rates: &[f64]) -> EchoResult {
-        EchoResult {
-            acks_per_sec_per_run: rates.to_vec(),
-            ..EchoResult::default()
+    /// A server whose echo at 100 clients ran in `rounds`, with these rates.
+    fn echoed(rounds: &[(usize, f64)], failed_clients: usize) -> ServerResults {
+        ServerResults {
+            echo: vec![EchoResult {
+                clients: 100,
+                failed_clients,
+                per_run: rounds
+                    .iter()
+                    .map(|&(round, acks_per_sec)| EchoRun {
+                        round,
+                        acks_per_sec,
+                        p99_us: 1_000 * round as u64,
+                    })
+                    .collect(),
+                ..EchoResult::default()
+            }],
+            ..ServerResults::default()
         }
     }
 
     #[test]
     fn per_round_ratios_pair_the_same_rounds() {
-        let ours = echo_runs(&[90.0, 120.0, 100.0]);
-        let theirs = echo_runs(&[100.0, 100.0, 0.0]);
-        let text = per_round_ratios(Some(&ours), Some(&theirs), |x| {
-            x.acks_per_sec_per_run.clone()
-        });
-        assert_eq!(text.as_deref(), Some("; per round 0.90, 1.20, -"));
+        let ours = echoed(&[(1, 90.0), (2, 120.0), (3, 100.0)], 0);
+        let theirs = echoed(&[(1, 100.0), (2, 100.0), (3, 0.0)], 0);
+        assert_eq!(
+            per_round_ratios(&ours, &theirs, 100, run_rate).as_deref(),
+            Some("; per round 0.90, 1.20, -")
+        );
+        assert_eq!(
+            per_round_ratios(&ours, &theirs, 100, run_p99).as_deref(),
+            Some("; per round 1.00, 1.00, 1.00")
+        );
     }
 
     #[test]
-    fn per_round_ratios_need_every_round_of_both() {
-        let three = echo_runs(&[1.0, 2.0, 3.0]);
-        let two = echo_runs(&[1.0, 2.0]);
-        let one = echo_runs(&[1.0]);
-        let rates = |x: &EchoResult| x.acks_per_sec_per_run.clone();
-        assert_eq!(per_round_ratios(Some(&three), Some(&two), rates), None);
-        assert_eq!(per_round_ratios(Some(&one), Some(&one), rates), None);
-        assert_eq!(per_round_ratios(Some(&three), None, rates), None);
+    fn a_round_one_server_missed_is_not_paired_with_another() {
+        let ours = echoed(&[(2, 90.0), (3, 120.0)], 0);
+        let theirs = echoed(&[(1, 100.0), (2, 100.0)], 0);
+        assert_eq!(
+            per_round_ratios(&ours, &theirs, 100, run_rate).as_deref(),
+            Some("; per round -, 0.90, -")
+        );
+    }
+
+    #[test]
+    fn per_round_ratios_need_two_rounds_and_every_client() {
+        let one = echoed(&[(1, 1.0)], 0);
+        let three = echoed(&[(1, 1.0), (2, 2.0), (3, 3.0)], 0);
+        let failed = echoed(&[(1, 1.0), (2, 2.0), (3, 3.0)], 1);
+        assert_eq!(per_round_ratios(&one, &one, 100, run_rate), None);
+        assert_eq!(per_round_ratios(&three, &failed, 100, run_rate), None);
+        assert_eq!(per_round_ratios(&three, &three, 1000, run_rate), None);
     }
 }

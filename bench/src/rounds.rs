@@ -49,13 +49,9 @@ pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
         failed_clients: runs.iter().map(|r| r.failed_clients).max().unwrap_or(0),
         first_error: runs.iter().find_map(|r| r.first_error.clone()),
         runs: runs.iter().map(|r| r.runs).sum(),
-        acks_per_sec_per_run: runs
+        per_run: runs
             .iter()
-            .flat_map(|r| r.acks_per_sec_per_run.iter().copied())
-            .collect(),
-        p99_us_per_run: runs
-            .iter()
-            .flat_map(|r| r.p99_us_per_run.iter().copied())
+            .flat_map(|r| r.per_run.iter().cloned())
             .collect(),
     })
 }
@@ -97,6 +93,7 @@ pub fn polling(runs: &[PollingResult]) -> Option<PollingResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenarios::EchoRun;
 
     #[test]
     fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
@@ -117,8 +114,11 @@ mod tests {
             server_us_per_ack: (p99 < 9_000).then_some(7.0),
             missing,
             runs: 1,
-            acks_per_sec_per_run: vec![rate],
-            p99_us_per_run: vec![p99],
+            per_run: vec![EchoRun {
+                round: (p99 / 1_000) as usize,
+                acks_per_sec: rate,
+                p99_us: p99,
+            }],
             ..EchoResult::default()
         };
         let combined = echo(&[
@@ -134,11 +134,19 @@ mod tests {
         assert_eq!(combined.server_cores, None);
         assert_eq!(combined.missing, 2);
         assert_eq!(combined.runs, 3);
+        let rounds: Vec<(usize, f64, u64)> = combined
+            .per_run
+            .iter()
+            .map(|r| (r.round, r.acks_per_sec, r.p99_us))
+            .collect();
         assert_eq!(
-            combined.acks_per_sec_per_run,
-            [150_000.0, 60_000.0, 140_000.0]
+            rounds,
+            [
+                (1, 150_000.0, 1_200),
+                (9, 60_000.0, 9_000),
+                (1, 140_000.0, 1_100)
+            ]
         );
-        assert_eq!(combined.p99_us_per_run, [1_200, 9_000, 1_100]);
     }
 
     #[test]

@@ -76,10 +76,18 @@ pub struct EchoResult {
     pub first_error: Option<String>,
     /// Runs combined into this result (see `rounds`); 1 for a single run.
     pub runs: usize,
-    /// Each run's closed-loop rate and open-loop p99, in run order: what the medians above hide
-    /// (the machine's noise between rounds, which the targets' verdicts are read against).
-    pub acks_per_sec_per_run: Vec<f64>,
-    pub p99_us_per_run: Vec<u64>,
+    /// Each run's own figures, with the round it ran in (filled in by the rounds, empty for a
+    /// run outside them): what the medians above hide, the machine's noise between rounds,
+    /// which the targets' verdicts are read against.
+    pub per_run: Vec<EchoRun>,
+}
+
+/// One echo run's closed-loop rate and open-loop p99, and its round (counted from 1).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EchoRun {
+    pub round: usize,
+    pub acks_per_sec: f64,
+    pub p99_us: u64,
 }
 
 /// Broadcast.
@@ -469,8 +477,6 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
     result.p99_us = hist.value_at_quantile(0.99);
     result.p999_us = hist.value_at_quantile(0.999);
     result.max_us = hist.max();
-    result.acks_per_sec_per_run = vec![result.max_acks_per_sec];
-    result.p99_us_per_run = vec![result.p99_us];
     Ok(result)
 }
 
