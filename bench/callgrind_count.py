@@ -121,7 +121,7 @@ def classified_instructions(dump, by_function=None):
             else:
                 atomic += times
                 if by_function is not None and times:
-                    by_function[function] += times
+                    by_function[function or f"{obj} (before its first symbol)"] += times
     return atomic, repeated
 
 
@@ -150,6 +150,8 @@ def main():
     print(line + (f"  ({', '.join(parts)})" if parts else ""))
     # ATOMICS_BY_FUNCTION=N: the N functions with the most atomic operations per unit.
     top = int(os.environ.get("ATOMICS_BY_FUNCTION", "0") or 0)
+    if top and classified is None:
+        print("ATOMICS_BY_FUNCTION: the dump has no per-instruction counts (--dump-instr=yes)")
     for function, times in by_function.most_common(top):
         print(f"  {times / count:6.2f} atomic operations per {unit} in {function[:160]}")
 

@@ -396,13 +396,7 @@ fn poll_timeout_never_lags_behind_while_a_polling_close_waits() {
     // poll. Ack deadlines falling in that window must not leave poll_timeout in the past (a
     // driver would spin on it).
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    h.command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, _uri, _) = h.sio_poll_joined();
     h.command(&sid, |c, now| {
         c.emit(
             now,

@@ -133,14 +133,7 @@ fn v4_client_leaves_a_namespace() {
 #[test]
 fn client_disconnect_over_polling() {
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    strip(h.take_events(&sid));
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, uri, id) = h.sio_poll_joined();
     assert_eq!(h.post(&uri, b"41").body_text(), "ok");
     assert_eq!(
         strip(h.take_events(&sid)),
@@ -351,14 +344,7 @@ fn forced_close_over_polling_with_two_namespaces_and_a_held_get() {
 #[test]
 fn forced_close_over_polling_without_a_held_get() {
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    strip(h.take_events(&sid));
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, uri, id) = h.sio_poll_joined();
     h.command(&sid, |c, now| c.close(now, CloseReason::ForcedClose));
     // The sockets are gone at once, as in the reference server; the engine waits for the
     // client's next poll to deliver the close.
@@ -382,14 +368,7 @@ fn forced_close_over_polling_without_a_held_get() {
 #[test]
 fn forced_close_over_polling_gives_up_waiting_for_a_poll() {
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
-    strip(h.take_events(&sid));
+    let (sid, _uri, id) = h.sio_poll_joined();
     h.command(&sid, |c, now| {
         c.emit(
             now,
@@ -519,14 +498,7 @@ fn v4_ping_timeout() {
 #[test]
 fn aborted_poll_is_a_transport_error() {
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    strip(h.take_events(&sid));
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, uri, id) = h.sio_poll_joined();
     let held = h.get(&uri).held();
     h.abort(held);
     let reason = CloseReason::TransportError("poll request closed prematurely");

@@ -231,14 +231,7 @@ fn undecodable_packets_are_parse_errors() {
 #[test]
 fn violation_over_polling() {
     let mut h = Harness::socket(sio_config_any());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    strip(h.take_events(&sid));
-    let root = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
-    h.get(&uri);
+    let (sid, uri, root) = h.sio_poll_joined();
     let held = h.get(&uri).held();
     // Packets after the violation in the same POST are not delivered.
     assert_eq!(

@@ -706,6 +706,10 @@ impl Connection {
 
     /// Removes the client's socket from `namespace` (it receives a DISCONNECT packet). The
     /// Engine.IO connection stays open; the client closes it when no namespace is left.
+    ///
+    /// An `Err(CommandError::Send(_))` means the packet could not be queued (a full outbound
+    /// queue, which closes the whole connection): the socket has still left, and its
+    /// [`SocketEvent::Disconnect`] is reported, before the connection's `Closed`.
     pub fn disconnect(&mut self, now: Instant, namespace: &str) -> Result<(), CommandError> {
         // A pending namespace stays pending (the application still owes it an answer).
         let Some(NamespaceState::Connected(sid)) = self.namespaces.get(namespace) else {
