@@ -131,13 +131,7 @@ fn v4_websocket_binary_event_strips_the_type_byte() {
 #[test]
 fn v5_polling_binary_event_as_base64() {
     let mut h = Harness::socket(SocketConfig::default());
-    let sid = h.sio_poll(4);
-    let uri = sio_poll_uri(4, &sid);
-    h.post(&uri, b"40");
-    h.take_events(&sid);
-    let id = h
-        .command(&sid, |c, now| c.accept_connect(now, "/"))
-        .unwrap();
+    let (sid, uri, id) = h.sio_poll_joined();
     // Text and attachment in one POST.
     h.post(&uri, format!("{UPLOAD}\x1ebAQID").as_bytes());
     assert_eq!(
