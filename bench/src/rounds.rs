@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn an_outlying_echo_run_moves_neither_the_rate_nor_the_p99() {
-        let run = |rate: f64, p99: u64, missing: u64| EchoResult {
+        let run = |round: usize, rate: f64, p99: u64, missing: u64| EchoResult {
             clients: 100,
             max_acks_per_sec: rate,
             open_acks_per_sec: 4_000.0,
@@ -115,16 +115,16 @@ mod tests {
             missing,
             runs: 1,
             per_run: vec![EchoRun {
-                round: (p99 / 1_000) as usize,
+                round,
                 acks_per_sec: rate,
                 p99_us: p99,
             }],
             ..EchoResult::default()
         };
         let combined = echo(&[
-            run(150_000.0, 1_200, 0),
-            run(60_000.0, 9_000, 2),
-            run(140_000.0, 1_100, 0),
+            run(1, 150_000.0, 1_200, 0),
+            run(2, 60_000.0, 9_000, 2),
+            run(3, 140_000.0, 1_100, 0),
         ])
         .expect("three runs");
         assert_eq!(combined.max_acks_per_sec, 140_000.0);
@@ -143,8 +143,8 @@ mod tests {
             rounds,
             [
                 (1, 150_000.0, 1_200),
-                (9, 60_000.0, 9_000),
-                (1, 140_000.0, 1_100)
+                (2, 60_000.0, 9_000),
+                (3, 140_000.0, 1_100)
             ]
         );
     }
