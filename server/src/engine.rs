@@ -452,7 +452,6 @@ impl<Rt: Runtime> EngineServer<Rt> {
             session,
             id,
             writer,
-            config.ping_interval + config.ping_timeout,
             (),
         );
         response
@@ -585,9 +584,15 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
         });
     }
 
-    async fn throttle(&self) {
+    fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_> {
         // No dispatcher to wait for: the callbacks of a message run in the task that fed it (this
         // one, unless another task is delivering this session's earlier messages).
+        None::<std::future::Ready<()>>
+    }
+
+    fn write_timeout(&self) -> Duration {
+        let config = &self.server.inner.config;
+        config.ping_interval + config.ping_timeout
     }
 
     fn closed(&self, id: RequestId, failed: bool) {

@@ -268,7 +268,6 @@ impl<Rt: Runtime> Server<Rt> {
             session,
             id,
             writer,
-            engine.ping_interval + engine.ping_timeout,
             BusyGuard::new(&self.inner),
         );
         response
@@ -311,12 +310,17 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
         }
     }
 
-    async fn throttle(&self) {
+    fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_> {
         // Stop reading while the dispatcher is far behind; no backlog to look at when every event
         // read was handled here.
-        if self.lagging.swap(false, Ordering::Relaxed) {
-            self.cell.throttle().await;
-        }
+        self.lagging
+            .swap(false, Ordering::Relaxed)
+            .then(|| self.cell.throttle())
+    }
+
+    fn write_timeout(&self) -> std::time::Duration {
+        let engine = &self.server.inner.config.engine;
+        engine.ping_interval + engine.ping_timeout
     }
 
     fn closed(&self, id: RequestId, failed: bool) {

@@ -3,7 +3,6 @@
 //! moves messages between an upgraded connection and the core.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -33,10 +32,14 @@ pub(crate) trait WsSession: Send + Sync {
     fn pull(&self, id: RequestId, max: usize) -> WsBatch;
     /// A message from the client, fed to the core (with the drain rule).
     fn received(&self, id: RequestId, message: WsMessage);
-    /// Waits while the application is far behind, so reading pauses (backpressure).
-    fn throttle(&self) -> impl Future<Output = ()> + Send;
+    /// After a read: a wait for the application to catch up when it is far behind, so reading
+    /// pauses (backpressure); `None`, the common case, when reading can go on at once.
+    fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_>;
     /// The WebSocket `id` is gone (`failed`: by an error rather than a close).
     fn closed(&self, id: RequestId, failed: bool);
+    /// How long one batch of writes may wait for the socket before the socket fails. Asked each
+    /// time, not kept in the pump: every idle connection holds the pump (see [`pump`]).
+    fn write_timeout(&self) -> Duration;
 }
 
 /// The `101 Switching Protocols` answer for a request with WebSocket key `key`.
@@ -75,7 +78,6 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
     session: S,
     id: RequestId,
     writer: Arc<WakeSignal>,
-    write_timeout: Duration,
     guard: impl Send + 'static,
 ) {
     let pump_runtime = runtime.clone();
@@ -94,12 +96,8 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
             Some(sockio_net::websocket::config(max_message)),
         )
         .await;
-        let ws = Box::new(ws);
         let runtime = pump_runtime.clone();
-        runtime.spawn(async move {
-            let _guard = guard;
-            run(&pump_runtime, &session, id, writer, ws, write_timeout).await;
-        });
+        runtime.spawn(pump(pump_runtime, session, id, writer, Box::new(ws), guard));
     });
 }
 
@@ -110,71 +108,98 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
 /// (bench/ANALYSIS.md, echo).
 type WsSocket = Box<UpgradedWebSocket>;
 
-/// Reads and writes one WebSocket until either side closes it. Writes are pulled from the core
-/// only as fast as the socket takes them, so a slow reader's backlog stays in the core's bounded
-/// queue. A batch of writes that cannot finish within `write_timeout` fails the socket.
-async fn run<Rt: Runtime, S: WsSession>(
-    runtime: &Rt,
-    session: &S,
+/// Reads and writes one WebSocket until either side closes it, then drops `guard`. Writes are
+/// pulled from the core only as fast as the socket takes them, so a slow reader's backlog stays
+/// in the core's bounded queue. A batch of writes that cannot finish within the session's
+/// [`WsSession::write_timeout`] fails the socket.
+///
+/// Every idle WebSocket connection holds this future, so it is kept small (bench/ANALYSIS.md,
+/// idle memory, fifth round): one async block that owns its arguments (an async fn's future
+/// holds each argument twice, and a block spawned around a call a third time); the write path
+/// inline, its rare waiting part boxed; the backpressure wait boxed and only when there is one.
+// Not an async fn on purpose: see above.
+#[allow(clippy::manual_async_fn)]
+fn pump<Rt: Runtime, S: WsSession + 'static>(
+    runtime: Rt,
+    session: S,
     id: RequestId,
     writer: Arc<WakeSignal>,
     mut ws: WsSocket,
-    write_timeout: Duration,
-) {
-    let failed = 'pump: loop {
-        // Cleared before pulling, so what is notified from here on is pulled by the next turn.
-        writer.clear();
-        match write_ready(runtime, session, id, &mut ws, write_timeout).await {
-            Written::Open => {}
-            Written::Closed => break false,
-            Written::Failed => break true,
-        }
-        match select(ws.next(), writer.notified()).await {
-            Either::Left((first, _)) => {
-                // This task writes what handling the reads produces on its next turn anyway: it
-                // must not wake itself for that (crate::wake_signal).
-                writer.quiet();
-                // Take every message already read in the same go, so their answers leave in one
-                // write (two events in flight from a client cost one send, not two).
-                let mut next = Some(first);
-                let mut taken = 0;
-                while let Some(read) = next.take() {
-                    match read {
-                        Some(Ok(Message::Close(_))) | None => break 'pump false,
-                        Some(Ok(frame)) => {
-                            if let Some(message) = sockio_net::websocket::from_frame(frame) {
-                                session.received(id, message);
-                            }
-                        }
-                        Some(Err(error)) => {
-                            tracing::debug!(%error, "WebSocket read failed");
-                            break 'pump true;
-                        }
+    guard: impl Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let mut throttled = None;
+        let failed = 'pump: loop {
+            // Cleared before pulling, so what is notified from here on is pulled by the next turn.
+            writer.clear();
+            // What the socket takes at once (the common case: a few frames into its buffer) is
+            // written without waiting, so without a timer.
+            let written =
+                match poll_fn(|cx| Poll::Ready(write_now(cx, &session, id, &mut ws))).await {
+                    WroteNow::Done(written) => written,
+                    WroteNow::Blocked(rest) => {
+                        Box::pin(write_waiting(
+                            &runtime,
+                            &session,
+                            id,
+                            &mut ws,
+                            session.write_timeout(),
+                            rest,
+                        ))
+                        .await
                     }
-                    taken += 1;
-                    if taken < READ_BATCH {
-                        next = ws.next().now_or_never();
-                    }
-                }
+                };
+            match written {
+                Written::Open => {}
+                Written::Closed => break false,
+                Written::Failed => break true,
+            }
+            if let Some(waiting) = throttled.as_mut() {
                 // Reading waits while the application is far behind; writing does not, so what
                 // the handlers send meanwhile and the heartbeat's pings still reach the client.
-                let mut caught_up = pin!(session.throttle());
-                while let Either::Right(_) = select(caught_up.as_mut(), writer.notified()).await {
-                    writer.clear();
-                    match write_ready(runtime, session, id, &mut ws, write_timeout).await {
-                        Written::Open => {}
-                        Written::Closed => break 'pump false,
-                        Written::Failed => break 'pump true,
-                    }
+                if let Either::Left(_) = select(waiting, writer.notified()).await {
+                    throttled = None;
                 }
+                continue;
             }
-            Either::Right(_) => {}
-        }
-    };
-    session.closed(id, failed);
+            match select(ws.next(), writer.notified()).await {
+                Either::Left((first, _)) => {
+                    // This task writes what handling the reads produces on its next turn anyway:
+                    // it must not wake itself for that (crate::wake_signal).
+                    writer.quiet();
+                    // Take every message already read in the same go, so their answers leave in
+                    // one write (two events in flight from a client cost one send, not two).
+                    let mut next = Some(first);
+                    let mut taken = 0;
+                    while let Some(read) = next.take() {
+                        match read {
+                            Some(Ok(Message::Close(_))) | None => break 'pump false,
+                            Some(Ok(frame)) => {
+                                if let Some(message) = sockio_net::websocket::from_frame(frame) {
+                                    session.received(id, message);
+                                }
+                            }
+                            Some(Err(error)) => {
+                                tracing::debug!(%error, "WebSocket read failed");
+                                break 'pump true;
+                            }
+                        }
+                        taken += 1;
+                        if taken < READ_BATCH {
+                            next = ws.next().now_or_never();
+                        }
+                    }
+                    throttled = session.throttle().map(Box::pin);
+                }
+                Either::Right(_) => {}
+            }
+        };
+        session.closed(id, failed);
+        drop(guard);
+    }
 }
 
-/// What [`write_ready`] left the socket as.
+/// What writing left the socket as.
 enum Written {
     /// Everything ready was written; keep reading.
     Open,
@@ -182,28 +207,6 @@ enum Written {
     Closed,
     /// A write failed or timed out.
     Failed,
-}
-
-/// Writes whatever the core has ready for the socket, in batches of up to 64 frames with one
-/// flush each, and closes the socket when the session has ended.
-///
-/// What the socket takes at once (the common case: a few frames into its buffer) is written
-/// without waiting, so without a timer. The rest goes to a boxed path: it lives only while the
-/// socket makes the pump wait, so an idle connection's task keeps just the small read-or-wake
-/// state of [`run`] (bench/ANALYSIS.md, idle memory).
-async fn write_ready<Rt: Runtime, S: WsSession>(
-    runtime: &Rt,
-    session: &S,
-    id: RequestId,
-    ws: &mut WsSocket,
-    write_timeout: Duration,
-) -> Written {
-    match poll_fn(|cx| Poll::Ready(write_now(cx, session, id, ws))).await {
-        WroteNow::Done(written) => written,
-        WroteNow::Blocked(rest) => {
-            Box::pin(write_waiting(runtime, session, id, ws, write_timeout, rest)).await
-        }
-    }
 }
 
 /// What [`write_now`] got done.

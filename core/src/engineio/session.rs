@@ -156,7 +156,8 @@ struct PendingGet {
 #[derive(Debug)]
 enum ActiveTransport {
     Polling {
-        pending: Option<PendingGet>,
+        /// Boxed: inline, its 112 bytes sized every session, WebSocket ones too.
+        pending: Option<Box<PendingGet>>,
     },
     WebSocket {
         conn: RequestId,
@@ -213,7 +214,8 @@ pub struct Session {
     /// False when the handshake carried `b64=1`: binary goes base64-encoded in text.
     supports_binary: bool,
     transport: ActiveTransport,
-    probe: Option<Probe>,
+    /// Boxed: only an upgrade in progress has one, and inline it sized every session.
+    probe: Option<Box<Probe>>,
     queue: VecDeque<Frame>,
     queued_bytes: usize,
     /// Set once a close must go out on the primary WebSocket after the queue.
@@ -413,16 +415,16 @@ impl Session {
             // The reference server treats overlapping polls as a broken client: the new one is
             // refused, the held one gets a close packet, and the session ends.
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
-            self.answer_poll(previous, vec![Frame::bare(PacketType::Close)]);
+            self.answer_poll(*previous, vec![Frame::bare(PacketType::Close)]);
             self.finish(CloseReason::TransportError("overlapping GET requests"));
             return;
         }
-        *pending = Some(PendingGet {
+        *pending = Some(Box::new(PendingGet {
             id,
             origin,
             accept_encoding: request.headers().get(header::ACCEPT_ENCODING).cloned(),
             jsonp,
-        });
+        }));
         self.flush_polling(now);
     }
 
@@ -510,14 +512,14 @@ impl Session {
             return refuse();
         }
         let query = Query::from_uri(request.uri());
-        self.probe = Some(Probe {
+        self.probe = Some(Box::new(Probe {
             conn: id,
             supports_binary: query.get("b64").is_none(),
             deadline: deadline_after(now, self.config.upgrade_timeout),
             probed: false,
             cancelled: false,
             frames: VecDeque::new(),
-        });
+        }));
         Ok(())
     }
 
@@ -905,7 +907,7 @@ impl Session {
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
                 {
-                    self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                    self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
                 }
                 self.queue.clear();
                 self.queued_bytes = 0;
@@ -944,7 +946,7 @@ impl Session {
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
                 {
-                    self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                    self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
                 }
             }
             Ok(Packet {
@@ -956,7 +958,7 @@ impl Session {
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
                 {
-                    self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                    self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
                 }
                 self.transport = ActiveTransport::WebSocket {
                     conn,
@@ -999,6 +1001,13 @@ impl Session {
 
     fn push_frame(&mut self, frame: Frame) {
         self.queued_bytes += frame.len();
+        // A first buffer of one frame, not the four a plain push reserves: the handshake's frames
+        // leave one at a time, and an idle connection keeps this buffer for its whole life (40
+        // bytes instead of 160, bench/ANALYSIS.md, idle memory). A busy queue grows as usual
+        // and keeps its room; releasing it whenever it empties cost an allocation per burst.
+        if self.queue.capacity() == 0 {
+            self.queue.reserve_exact(1);
+        }
         self.queue.push_back(frame);
     }
 
@@ -1042,19 +1051,20 @@ impl Session {
                 .is_some_and(|p| p.probed && !p.cancelled)
                 && let Some(get) = pending.take()
             {
-                self.answer_poll(get, vec![Frame::bare(PacketType::Noop)]);
+                self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
             }
             return;
         }
         let Some(get) = pending.take() else {
             return;
         };
-        let frames: Vec<Frame> = self.queue.drain(..).collect();
+        // The queue's buffer becomes the answer's: no copy, and the idle session holds none.
+        let frames = Vec::from(std::mem::take(&mut self.queue));
         self.queued_bytes = 0;
         let closing = frames
             .last()
             .is_some_and(|f| *f == Frame::bare(PacketType::Close));
-        self.answer_poll(get, frames);
+        self.answer_poll(*get, frames);
         if closing {
             if let State::Closing { .. } = self.state {
                 self.state = State::Open;
@@ -1122,7 +1132,7 @@ impl Session {
         match &mut self.transport {
             ActiveTransport::Polling { pending } => {
                 if let Some(get) = pending.take() {
-                    self.answer_poll(get, vec![Frame::bare(PacketType::Close)]);
+                    self.answer_poll(*get, vec![Frame::bare(PacketType::Close)]);
                 }
             }
             ActiveTransport::WebSocket { conn, .. } => {
@@ -1169,7 +1179,7 @@ impl Session {
                     if frames.last() != Some(&close) {
                         frames.push(close);
                     }
-                    self.answer_poll(get, frames);
+                    self.answer_poll(*get, frames);
                 }
             }
             ActiveTransport::WebSocket { conn, .. } => {

@@ -130,6 +130,16 @@ enum MaskPolicy {
     Never,
 }
 
+/// Adds a room to a member's list. The first room gets a list of one: nearly every socket is in
+/// its own room only, and a plain first push reserves four entries (96 bytes per connection,
+/// bench/ANALYSIS.md, idle memory); later pushes grow the list as usual.
+fn add_membership(list: &mut Vec<(RoomName, u32)>, entry: (RoomName, u32)) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(entry);
+}
+
 impl<K: Clone + Eq + Hash> RoomIndex<K> {
     /// An empty index: no members, no rooms. O(1), allocates nothing.
     pub fn new() -> Self {
@@ -166,11 +176,11 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
                 Some((name, _)) => name.clone(),
                 None => unreachable!("room found just above"),
             };
-            self.memberships[id as usize].push((name, pos));
+            add_membership(&mut self.memberships[id as usize], (name, pos));
         } else {
             let name: RoomName = Arc::from(room);
             self.rooms.insert(name.clone(), vec![id]);
-            self.memberships[id as usize].push((name, 0));
+            add_membership(&mut self.memberships[id as usize], (name, 0));
         }
         true
     }
