@@ -267,20 +267,26 @@ impl ConnCell {
         self.dispatch_done.load(Ordering::SeqCst)
     }
 
-    /// Waits while the dispatcher is far behind (called only by paths that read from the client,
-    /// never by the dispatcher itself, which could then wait on itself).
-    pub async fn throttle(&self) {
-        loop {
-            if self.backlog_allows_reading(false) {
-                return;
-            }
-            // Listen, then look again, so a drain in between is not missed.
-            let drained = self.drained.listen();
-            if self.backlog_allows_reading(true) {
-                return;
-            }
-            drained.await;
+    /// A wait while the dispatcher is far behind, or `None` when reading may go on now (looked
+    /// at here, so the common case builds no future). Called only by paths that read from the
+    /// client, never by the dispatcher itself, which could then wait on itself.
+    pub fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_> {
+        if self.backlog_allows_reading(false) {
+            return None;
         }
+        Some(async move {
+            loop {
+                // Listen, then look again, so a drain in between is not missed.
+                let drained = self.drained.listen();
+                if self.backlog_allows_reading(true) {
+                    return;
+                }
+                drained.await;
+                if self.backlog_allows_reading(false) {
+                    return;
+                }
+            }
+        })
     }
 
     /// Whether the dispatch backlog is small enough to read more from the client (or the

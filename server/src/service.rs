@@ -224,7 +224,9 @@ impl<Rt: Runtime> Server<Rt> {
         held.answered = true;
         if request.method() == http::Method::POST {
             // A client whose events pile up waits for its next POST's answer.
-            cell.throttle().await;
+            if let Some(caught_up) = cell.throttle() {
+                caught_up.await;
+            }
         }
         match response {
             Ok(response) => to_hyper(response),
@@ -313,9 +315,11 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
     fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_> {
         // Stop reading while the dispatcher is far behind; no backlog to look at when every event
         // read was handled here.
-        self.lagging
-            .swap(false, Ordering::Relaxed)
-            .then(|| self.cell.throttle())
+        if self.lagging.swap(false, Ordering::Relaxed) {
+            self.cell.throttle()
+        } else {
+            None
+        }
     }
 
     fn write_timeout(&self) -> std::time::Duration {

@@ -157,10 +157,11 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
             if let Some(waiting) = throttled.as_mut() {
                 // Reading waits while the application is far behind; writing does not, so what
                 // the handlers send meanwhile and the heartbeat's pings still reach the client.
-                if let Either::Left(_) = select(waiting, writer.notified()).await {
-                    throttled = None;
+                if let Either::Right(_) = select(waiting, writer.notified()).await {
+                    continue;
                 }
-                continue;
+                // Caught up: read on. What was notified since the writes above wakes the read.
+                throttled = None;
             }
             match select(ws.next(), writer.notified()).await {
                 Either::Left((first, _)) => {
