@@ -1,7 +1,9 @@
 //! Regressions from a code review: each test reproduces a hang or leak that was fixed (ack
 //! callbacks re-entering their connection, a call outliving its namespace, a WebSocket client that
-//! never reads, a dispatcher waiting on itself, events lost with an aborted POST). Raw Engine.IO
-//! requests play the misbehaving clients; no official client misbehaves this way on purpose.
+//! never reads, a dispatcher waiting on itself, events lost with an aborted POST), and the server's
+//! side of a case found by fuzzing the core (a namespace disconnect overflowing a slow client's
+//! queue). Raw Engine.IO requests play the misbehaving clients; no official client misbehaves
+//! this way on purpose.
 
 #![cfg(feature = "tokio")]
 
@@ -203,6 +205,64 @@ async fn an_aborted_post_keeps_the_close_event() {
     assert!(
         wait_for(|| io.connection_count() == 0, Duration::from_secs(30)).await,
         "the Closed event was lost with the aborted POST: the connection leaked"
+    );
+}
+
+/// The server disconnects a socket whose client stopped polling, and the DISCONNECT packet is the
+/// one that overflows the client's queue, closing the connection: the socket's disconnect handler
+/// still runs, with the server's reason, and the socket leaves its rooms and the server. The core
+/// once reported this socket's `Disconnect` after the connection's `Closed` (found by fuzzing; its
+/// contract is `core/tests/socket_disconnect.rs`, `a_namespace_disconnect_that_overflows_the_queue_
+/// is_reported_before_closed`); this server handled even that order (checked with the core's old
+/// order restored), so this test covers the server's side, not that fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disconnect_that_overflows_a_slow_clients_queue_still_runs_the_disconnect_handler() {
+    let io = Server::builder().max_buffered(3, 1 << 20).build();
+    let (tx, mut disconnects) = tokio::sync::mpsc::unbounded_channel();
+    io.on_disconnect(move |socket: Socket, reason| {
+        let _ = tx.send((socket.sid().to_string(), reason.as_str().to_owned()));
+        async {}
+    });
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    io.on("go", move |socket: Socket, _: Option<Value>| {
+        let done_tx = done_tx.clone();
+        async move {
+            socket.enter_room("lobby").expect("enter a room");
+            // The client does not poll: three events fill its queue to the cap.
+            for _ in 0..3 {
+                socket.emit("tick", &()).await.expect("queued");
+            }
+            let outcome = socket.disconnect().await;
+            let _ = done_tx.send((socket.sid().to_string(), format!("{outcome:?}")));
+        }
+    });
+    let run = serve(&io).await;
+    let addr = run.addr;
+    let sid = open(addr).await;
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    http(addr, "POST", &q, b"40").await;
+    let connected = http(addr, "GET", &q, b"").await.text();
+    assert!(
+        connected.starts_with("40{"),
+        "no CONNECT answer: {connected:?}"
+    );
+    http(addr, "POST", &q, b"42[\"go\"]").await;
+    let (socket_sid, outcome) = recv(&mut done, "the handler's disconnect").await;
+    assert!(
+        outcome.starts_with("Err("),
+        "the disconnect overflowed the queue, so it reports a failed send: {outcome}"
+    );
+    let (disconnected, reason) = recv(&mut disconnects, "the disconnect handler").await;
+    assert_eq!(disconnected, socket_sid);
+    assert_eq!(reason, "server namespace disconnect");
+    assert!(
+        wait_for(
+            || io.rooms(&socket_sid).is_empty() && io.connection_count() == 0,
+            Duration::from_secs(15)
+        )
+        .await,
+        "the socket stayed in its rooms or the connection stayed open: {:?}",
+        io.rooms(&socket_sid)
     );
 }
 
