@@ -32,6 +32,55 @@ pub fn config(max_message: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message))
 }
 
+/// Messages longer than this are written straight to the socket ([`direct_frame`]), not through
+/// tungstenite: its write buffer never shrinks, so every connection kept the size of the longest
+/// message it was ever sent. One 256 KiB broadcast to 1,000 idle clients left the server 256 MB
+/// larger for good (bench/ANALYSIS.md, "Idle memory after a long message"). Shorter messages still
+/// gather in that buffer (up to [`WRITE_BUFFER`]), which bounds what it keeps.
+pub const DIRECT_WRITE: usize = WRITE_BUFFER;
+
+/// Whether `action` is a message the writers send with [`direct_frame`].
+pub fn is_direct(action: &WsAction) -> bool {
+    matches!(action, WsAction::Send(message) if message.len() > DIRECT_WRITE)
+}
+
+/// A whole data frame from the server for `message`: its header (unmasked, final, text or binary)
+/// and its payload, to be written in that order once tungstenite's buffer has been flushed.
+pub fn direct_frame(message: &WsMessage) -> (DirectHeader, &[u8]) {
+    let (opcode, payload): (u8, &[u8]) = match message {
+        WsMessage::Text(text) => (0x1, text.as_bytes()),
+        WsMessage::Binary(data) => (0x2, data),
+    };
+    let mut bytes = [0u8; 10];
+    bytes[0] = 0x80 | opcode;
+    let len = payload.len();
+    let used = if len < 126 {
+        bytes[1] = len as u8;
+        2
+    } else if let Ok(len) = u16::try_from(len) {
+        bytes[1] = 126;
+        bytes[2..4].copy_from_slice(&len.to_be_bytes());
+        4
+    } else {
+        bytes[1] = 127;
+        bytes[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (DirectHeader { bytes, used }, payload)
+}
+
+/// The header of a [`direct_frame`].
+pub struct DirectHeader {
+    bytes: [u8; 10],
+    used: usize,
+}
+
+impl DirectHeader {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.used]
+    }
+}
+
 /// What a writer does with one of the core's WebSocket actions.
 pub enum Outgoing {
     /// Write this frame.
@@ -104,5 +153,41 @@ mod tests {
         );
         assert_eq!(from_frame(Message::Ping(Bytes::new())), None);
         assert_eq!(from_frame(Message::Close(None)), None);
+    }
+
+    /// The direct frame is byte for byte what tungstenite writes for the same message, at each
+    /// length encoding (7-bit, 16-bit, 64-bit).
+    #[test]
+    fn direct_frames_are_the_frames_tungstenite_writes() {
+        for len in [0usize, 125, 126, 65_535, 65_536, 300_000] {
+            for binary in [false, true] {
+                let (message, opcode) = if binary {
+                    (WsMessage::Binary(Bytes::from(vec![7u8; len])), Data::Binary)
+                } else {
+                    (
+                        WsMessage::Text(ByteString::from(
+                            "é".repeat(len / 2) + &"x".repeat(len % 2),
+                        )),
+                        Data::Text,
+                    )
+                };
+                let (header, payload) = direct_frame(&message);
+                let mut ours = header.as_bytes().to_vec();
+                ours.extend_from_slice(payload);
+                let mut theirs = Vec::new();
+                Frame::message(payload.to_vec(), OpCode::Data(opcode), true)
+                    .format(&mut theirs)
+                    .expect("format");
+                assert_eq!(ours, theirs, "length {len}, binary {binary}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_messages_past_the_write_buffer_are_direct() {
+        let of = |len: usize| WsAction::Send(WsMessage::Binary(Bytes::from(vec![0u8; len])));
+        assert!(!is_direct(&of(DIRECT_WRITE)));
+        assert!(is_direct(&of(DIRECT_WRITE + 1)));
+        assert!(!is_direct(&WsAction::Close));
     }
 }

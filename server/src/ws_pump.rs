@@ -214,8 +214,9 @@ enum Written {
 enum WroteNow {
     /// Everything ready was written and flushed, or the socket failed.
     Done(Written),
-    /// The socket cannot take more yet (or has to be closed): these actions, then what the core
-    /// has next, are written by [`write_waiting`], which flushes what was fed before them too.
+    /// The socket cannot take more yet (or has to be closed, or a long message is next): these
+    /// actions, then what the core has next, are written by [`write_waiting`], which flushes what
+    /// was fed before them too.
     Blocked(std::vec::IntoIter<WsAction>),
 }
 
@@ -238,7 +239,7 @@ fn write_now<S: WsSession>(
         let full = actions.len() == WRITE_BATCH;
         let mut actions = actions.into_iter();
         while let Some(action) = actions.as_slice().first() {
-            if matches!(action, WsAction::Close) {
+            if matches!(action, WsAction::Close) || sockio_net::websocket::is_direct(action) {
                 return WroteNow::Blocked(actions);
             }
             match ws.poll_ready_unpin(cx) {
@@ -313,6 +314,21 @@ async fn write_batch<Rt: Runtime>(
 ) -> Option<Written> {
     let deadline = Instant::now() + write_timeout;
     for action in actions {
+        if let WsAction::Send(long) = &action
+            && sockio_net::websocket::is_direct(&action)
+        {
+            // Past tungstenite (sockio_net::websocket::DIRECT_WRITE), after what it holds.
+            if !matches!(until(runtime, deadline, ws.flush()).await, Some(Ok(()))) {
+                return Some(Written::Failed);
+            }
+            if !matches!(
+                until(runtime, deadline, write_direct(ws.get_mut(), long)).await,
+                Some(Ok(()))
+            ) {
+                return Some(Written::Failed);
+            }
+            continue;
+        }
         let message = match outgoing(action) {
             Outgoing::Frame(frame) => frame,
             Outgoing::Close => {
@@ -331,4 +347,16 @@ async fn write_batch<Rt: Runtime>(
         return Some(Written::Failed);
     }
     None
+}
+
+/// Writes `message` as one whole frame straight to the upgraded connection.
+async fn write_direct(
+    socket: &mut crate::io::HyperIo<hyper::upgrade::Upgraded>,
+    message: &WsMessage,
+) -> std::io::Result<()> {
+    use futures_util::AsyncWriteExt;
+    let (header, payload) = sockio_net::websocket::direct_frame(message);
+    socket.write_all(header.as_bytes()).await?;
+    socket.write_all(payload).await?;
+    socket.flush().await
 }
