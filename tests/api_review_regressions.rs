@@ -1,9 +1,10 @@
-//! Regressions from a code review: each test reproduces a hang or leak that was fixed (ack
-//! callbacks re-entering their connection, a call outliving its namespace, a WebSocket client that
-//! never reads, a dispatcher waiting on itself, events lost with an aborted POST), and the server's
-//! side of a case found by fuzzing the core (a namespace disconnect overflowing a slow client's
-//! queue). Raw Engine.IO requests play the misbehaving clients; no official client misbehaves
-//! this way on purpose.
+//! Regressions from code reviews: each test reproduces a hang, leak or misordering that was fixed
+//! or guarded against (ack callbacks re-entering their connection, a call outliving its namespace,
+//! a WebSocket client that never reads, a dispatcher waiting on itself, events lost with an
+//! aborted POST, long messages written past tungstenite's buffer), and the server's side of a case
+//! found by fuzzing the core (a namespace disconnect overflowing a slow client's queue). Raw
+//! Engine.IO requests play the misbehaving clients; no official client misbehaves this way on
+//! purpose.
 
 #![cfg(feature = "tokio")]
 
@@ -264,6 +265,103 @@ async fn a_disconnect_that_overflows_a_slow_clients_queue_still_runs_the_disconn
         "the socket stayed in its rooms or the connection stayed open: {:?}",
         io.rooms(&socket_sid)
     );
+}
+
+/// Messages over 16 KiB skip tungstenite's write buffer (which would keep their size for the
+/// connection's life) and go straight to the socket: they must still leave in order with the
+/// short ones around them, after a pong tungstenite owes the client, and before the disconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_message_written_past_tungstenite_keeps_its_place() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let long = "x".repeat(100 * 1024);
+    let io = Server::builder().build();
+    let sent = long.clone();
+    io.on("go", move |socket: Socket, _: Option<Value>| {
+        let sent = sent.clone();
+        async move {
+            socket.emit("a", &"short").await.expect("emit a");
+            socket.emit("b", &sent).await.expect("emit b");
+            socket.emit("c", &"short").await.expect("emit c");
+            socket.disconnect().await.expect("disconnect");
+        }
+    });
+    let run = serve(&io).await;
+    let mut tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        run.addr
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    // The response head, byte by byte: the open packet follows it at once.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(within("the 101 response", tcp.read_u8()).await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Client frames are masked; a zero key leaves the payload as it is.
+    let client_frame = |opcode: u8, payload: &[u8]| {
+        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        frame
+    };
+    tcp.write_all(&client_frame(0x9, b"")).await.unwrap();
+    tcp.write_all(&client_frame(0x1, b"40")).await.unwrap();
+    tcp.write_all(&client_frame(0x1, b"42[\"go\"]"))
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    let mut pong_before_disconnect = false;
+    loop {
+        let (opcode, payload) = within("the next frame", read_server_frame(&mut tcp)).await;
+        match opcode {
+            0xA => pong_before_disconnect = true,
+            0x1 => {
+                let text = String::from_utf8(payload).expect("UTF-8 text frame");
+                let last = text == "41";
+                texts.push(text);
+                if last {
+                    break;
+                }
+            }
+            other => panic!("unexpected frame opcode {other:#x}"),
+        }
+    }
+    assert!(pong_before_disconnect, "no pong for the client's ping");
+    let events: Vec<&str> = texts
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.starts_with("42") || *t == "41")
+        .collect();
+    let long_event = format!("42[\"b\",\"{long}\"]");
+    assert_eq!(
+        events,
+        vec![
+            "42[\"a\",\"short\"]",
+            long_event.as_str(),
+            "42[\"c\",\"short\"]",
+            "41"
+        ],
+        "frames out of order"
+    );
+}
+
+/// Reads one unmasked, unfragmented frame from the server: its opcode and payload.
+async fn read_server_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let first = tcp.read_u8().await.expect("frame header");
+    assert_eq!(first & 0x80, 0x80, "a fragmented frame");
+    let len = match tcp.read_u8().await.expect("frame length") & 0x7f {
+        126 => u64::from(tcp.read_u16().await.expect("16-bit length")),
+        127 => tcp.read_u64().await.expect("64-bit length"),
+        short => u64::from(short),
+    };
+    let mut payload = vec![0u8; usize::try_from(len).expect("length")];
+    tcp.read_exact(&mut payload).await.expect("frame payload");
+    (first & 0x0f, payload)
 }
 
 /// Polls `condition` every 50 ms until it holds or `limit` passes.

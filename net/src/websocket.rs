@@ -32,14 +32,19 @@ pub fn config(max_message: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message))
 }
 
-/// Messages longer than this are written straight to the socket ([`direct_frame`]), not through
-/// tungstenite: its write buffer never shrinks, so every connection kept the size of the longest
-/// message it was ever sent. One 256 KiB broadcast to 1,000 idle clients left the server 256 MB
-/// larger for good (bench/ANALYSIS.md, "Idle memory after a long message"). Shorter messages still
-/// gather in that buffer (up to [`WRITE_BUFFER`]), which bounds what it keeps.
+/// Messages longer than this are written straight to the socket ([`direct_frame`]) by the async
+/// runtimes' writer (`server/src/ws_pump.rs`; the threads runtime's writer does not yet), not
+/// through tungstenite: its write buffer never shrinks, so every connection kept the size of the
+/// longest message it was ever sent. One 256 KiB broadcast to 1,000 idle clients left the server
+/// 256 MB larger for good (bench/ANALYSIS.md, "Idle memory after a long message"). Shorter
+/// messages still gather in that buffer, which tungstenite writes out once it holds more than
+/// [`WRITE_BUFFER`]: what it keeps is then bounded by about twice that (a frame is added before
+/// the buffer is written out), instead of by the longest message.
 pub const DIRECT_WRITE: usize = WRITE_BUFFER;
 
-/// Whether `action` is a message the writers send with [`direct_frame`].
+/// Whether `action` is a message to send with [`direct_frame`]. Inlined: the writers ask it of
+/// every frame they write.
+#[inline]
 pub fn is_direct(action: &WsAction) -> bool {
     matches!(action, WsAction::Send(message) if message.len() > DIRECT_WRITE)
 }

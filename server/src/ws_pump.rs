@@ -70,7 +70,6 @@ const READ_BATCH: usize = 64;
 /// pump for `session` in a task of its own (the task that awaited the upgrade would keep the
 /// upgrade's states for the connection's whole life, bench/ANALYSIS.md). `guard` lives as long as
 /// the socket (a shutdown's busy count). A failed upgrade closes the session's socket `id`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
     runtime: &Rt,
     upgrade: hyper::upgrade::OnUpgrade,
@@ -317,14 +316,12 @@ async fn write_batch<Rt: Runtime>(
         if let WsAction::Send(long) = &action
             && sockio_net::websocket::is_direct(&action)
         {
-            // Past tungstenite (sockio_net::websocket::DIRECT_WRITE), after what it holds.
-            if !matches!(until(runtime, deadline, ws.flush()).await, Some(Ok(()))) {
-                return Some(Written::Failed);
-            }
-            if !matches!(
-                until(runtime, deadline, write_direct(ws.get_mut(), long)).await,
-                Some(Ok(()))
-            ) {
+            // Past tungstenite (sockio_net::websocket::DIRECT_WRITE), after what it holds. The
+            // pump never gets here once tungstenite has sent or received a close: it returns
+            // right after sending one and stops reading at one.
+            if !succeeded(until(runtime, deadline, ws.flush()).await)
+                || !succeeded(until(runtime, deadline, write_direct(ws.get_mut(), long)).await)
+            {
                 return Some(Written::Failed);
             }
             continue;
@@ -336,27 +333,40 @@ async fn write_batch<Rt: Runtime>(
                 return Some(Written::Closed);
             }
         };
-        if !matches!(
-            until(runtime, deadline, ws.feed(message)).await,
-            Some(Ok(()))
-        ) {
+        if !succeeded(until(runtime, deadline, ws.feed(message)).await) {
             return Some(Written::Failed);
         }
     }
-    if !matches!(until(runtime, deadline, ws.flush()).await, Some(Ok(()))) {
+    if !succeeded(until(runtime, deadline, ws.flush()).await) {
         return Some(Written::Failed);
     }
     None
 }
 
-/// Writes `message` as one whole frame straight to the upgraded connection.
+/// Whether a write bounded by [`until`] finished in time and without an error.
+fn succeeded<E>(outcome: Option<Result<(), E>>) -> bool {
+    matches!(outcome, Some(Ok(())))
+}
+
+/// Writes `message` as one whole frame straight to the upgraded connection: header and payload
+/// in one vectored write when the socket takes it, the rest after.
 async fn write_direct(
     socket: &mut crate::io::HyperIo<hyper::upgrade::Upgraded>,
     message: &WsMessage,
 ) -> std::io::Result<()> {
     use futures_util::AsyncWriteExt;
     let (header, payload) = sockio_net::websocket::direct_frame(message);
-    socket.write_all(header.as_bytes()).await?;
-    socket.write_all(payload).await?;
+    let header = header.as_bytes();
+    let slices = [
+        std::io::IoSlice::new(header),
+        std::io::IoSlice::new(payload),
+    ];
+    let written = socket.write_vectored(&slices).await?;
+    if written < header.len() {
+        socket.write_all(&header[written..]).await?;
+        socket.write_all(payload).await?;
+    } else {
+        socket.write_all(&payload[written - header.len()..]).await?;
+    }
     socket.flush().await
 }

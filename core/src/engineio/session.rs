@@ -1001,11 +1001,14 @@ impl Session {
 
     fn push_frame(&mut self, frame: Frame) {
         self.queued_bytes += frame.len();
-        // A first buffer of one frame, not the four a plain push reserves: the handshake's frames
-        // leave one at a time, and an idle connection keeps this buffer for its whole life (40
-        // bytes instead of 160, bench/ANALYSIS.md, idle memory). A busy queue grows as usual
-        // and keeps its room; releasing it whenever it empties cost an allocation per burst.
-        if self.queue.capacity() == 0 {
+        // Over WebSocket, a first buffer of one frame, not the four a plain push reserves: the
+        // handshake's frames leave one at a time, and an idle connection keeps this buffer for its
+        // whole life (40 bytes instead of 160, bench/ANALYSIS.md, idle memory). A busy queue grows
+        // as usual and keeps its room; releasing it whenever it empties cost an allocation per
+        // burst. Over polling every answer takes the buffer along (`flush_polling`), so the next
+        // burst starts a new one: four slots, as a burst of several frames would regrow one slot.
+        if self.queue.capacity() == 0 && matches!(self.transport, ActiveTransport::WebSocket { .. })
+        {
             self.queue.reserve_exact(1);
         }
         self.queue.push_back(frame);
