@@ -100,7 +100,7 @@ async fn a_call_fails_when_its_socket_leaves_the_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_websocket_client_that_never_reads_is_released() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let io = Server::builder()
         .ping_interval(Duration::from_millis(500))
         .ping_timeout(Duration::from_millis(500))
@@ -116,22 +116,8 @@ async fn a_websocket_client_that_never_reads_is_released() {
         Ok(())
     });
     let run = serve(&io).await;
-    let mut tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
-    let req = format!(
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        run.addr
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tcp.read(&mut buf).await.unwrap();
-    eprintln!(
-        "handshake: {:?}",
-        String::from_utf8_lossy(&buf[..n]).lines().next()
-    );
-    // text frame "40", masked with a zero key
-    tcp.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'4', b'0'])
-        .await
-        .unwrap();
+    let mut tcp = open_raw_websocket(run.addr).await;
+    tcp.write_all(&client_frame(0x1, b"40")).await.unwrap();
     // Never read again: the queue cap closes the session, and the blocked write must give up
     // within the heartbeat window instead of pinning its task.
     assert!(
@@ -272,7 +258,7 @@ async fn a_disconnect_that_overflows_a_slow_clients_queue_still_runs_the_disconn
 /// short ones around them, after a pong tungstenite owes the client, and before the disconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_long_message_written_past_tungstenite_keeps_its_place() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let long = "x".repeat(100 * 1024);
     let io = Server::builder().build();
     let sent = long.clone();
@@ -286,28 +272,7 @@ async fn a_long_message_written_past_tungstenite_keeps_its_place() {
         }
     });
     let run = serve(&io).await;
-    let mut tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
-    let req = format!(
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        run.addr
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    // The response head, byte by byte: the open packet follows it at once.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(within("the 101 response", tcp.read_u8()).await.unwrap());
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    // Client frames are masked; a zero key leaves the payload as it is.
-    let client_frame = |opcode: u8, payload: &[u8]| {
-        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
-        frame.extend_from_slice(payload);
-        frame
-    };
+    let mut tcp = open_raw_websocket(run.addr).await;
     tcp.write_all(&client_frame(0x9, b"")).await.unwrap();
     tcp.write_all(&client_frame(0x1, b"40")).await.unwrap();
     tcp.write_all(&client_frame(0x1, b"42[\"go\"]"))
@@ -347,6 +312,37 @@ async fn a_long_message_written_past_tungstenite_keeps_its_place() {
         ],
         "frames out of order"
     );
+}
+
+/// A raw WebSocket to the server at `addr`, past its `101` answer (read byte by byte: the open
+/// packet follows it at once).
+async fn open_raw_websocket(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(within("the 101 response", tcp.read_u8()).await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
+}
+
+/// A client frame (final, under 126 bytes of payload). Client frames are masked; a zero key
+/// leaves the payload as it is.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).expect("a short payload");
+    assert!(len < 126, "a short payload");
+    let mut frame = vec![0x80 | opcode, 0x80 | len, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
 }
 
 /// Reads one unmasked, unfragmented frame from the server: its opcode and payload.
