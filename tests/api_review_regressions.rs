@@ -1,7 +1,7 @@
 //! Regressions from code reviews: each test reproduces a hang, leak or misordering that was fixed
 //! or guarded against (ack callbacks re-entering their connection, a call outliving its namespace,
 //! a WebSocket client that never reads, a dispatcher waiting on itself, events lost with an
-//! aborted POST, long messages written past tungstenite's buffer), and the server's side of a case
+//! aborted POST, long messages written from their own bytes), and the server's side of a case
 //! found by fuzzing the core (a namespace disconnect overflowing a slow client's queue). Raw
 //! Engine.IO requests play the misbehaving clients; no official client misbehaves this way on
 //! purpose.
@@ -253,11 +253,12 @@ async fn a_disconnect_that_overflows_a_slow_clients_queue_still_runs_the_disconn
     );
 }
 
-/// Messages over 16 KiB skip tungstenite's write buffer (which would keep their size for the
-/// connection's life) and go straight to the socket: they must still leave in order with the
-/// short ones around them, after a pong tungstenite owes the client, and before the disconnect.
+/// Long messages are not copied into the WebSocket's outbox but written from their own bytes,
+/// between the copied frames around them (`sockio_core::websocket::Outbox`, one vectored
+/// write): they must still leave in order with the short ones around them, after the pong the
+/// server owes the client, and before the disconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_long_message_written_past_tungstenite_keeps_its_place() {
+async fn a_long_message_written_from_its_own_bytes_keeps_its_place() {
     use tokio::io::AsyncWriteExt;
     let long = "x".repeat(100 * 1024);
     let io = Server::builder().build();

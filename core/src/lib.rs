@@ -84,3 +84,4 @@ pub mod queue;
 pub mod small_map;
 pub mod socketio;
 mod swar;
+pub mod websocket;

@@ -13,6 +13,7 @@
 //! | [`pubsub_message`] | python-socketio broker messages |
 //! | [`broker_links`] | the RESP decoder, the Redis and AMQP links, AMQP tables and frames |
 //! | [`endpoint_stateful`] | whole endpoint + connections under scripts of requests, WebSocket traffic, commands and clock jumps |
+//! | [`websocket_frames`] | a client's bytes through the WebSocket frame reader, cut anywhere |
 
 #![forbid(unsafe_code)]
 
@@ -22,24 +23,27 @@ pub mod http_target;
 pub mod input;
 pub mod seeds;
 pub mod stateful;
+pub mod websocket_target;
 
 use std::path::{Path, PathBuf};
 
 pub use decoders::{broker_links, eio_decode, pubsub_message, sio_decode};
 pub use http_target::http_request;
 pub use stateful::endpoint_stateful;
+pub use websocket_target::websocket_frames;
 
 /// A fuzz target: a function of the input bytes that panics on a finding.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the names of the cargo-fuzz binaries and of the corpus directories).
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("eio_decode", eio_decode),
     ("sio_decode", sio_decode),
     ("http_request", http_request),
     ("pubsub_message", pubsub_message),
     ("broker_links", broker_links),
     ("endpoint_stateful", endpoint_stateful),
+    ("websocket_frames", websocket_frames),
 ];
 
 /// The fuzz crate's directory.

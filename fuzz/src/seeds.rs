@@ -21,6 +21,7 @@ pub fn all() -> Vec<Seed> {
     pubsub(&mut seeds);
     links(&mut seeds);
     stateful(&mut seeds);
+    websocket(&mut seeds);
     seeds
 }
 
@@ -822,4 +823,84 @@ fn stateful(seeds: &mut Vec<Seed>) {
         script.op(op::EMIT, &[0, 0, 2]);
     }
     add("ack-cap", script.advance(1_000).ws_text(0, "30[]").finish());
+}
+
+/// A masked client frame: first byte (FIN, opcode), payload, mask.
+fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![first];
+    let len = payload.len();
+    if len < 126 {
+        frame.push(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+fn websocket(seeds: &mut Vec<Seed>) {
+    const MASK: [u8; 4] = [0x12, 0x9a, 0x00, 0xff];
+    // Limit selector 3 (1,000,000 bytes) unless a case is about the limit.
+    let mut add = |name: &str, limit: u8, frames: Vec<Vec<u8>>| {
+        let mut data = vec![limit, name.len() as u8];
+        data.extend(frames.concat());
+        push(seeds, "websocket_frames", name, data);
+    };
+    add(
+        "socketio-traffic",
+        3,
+        vec![
+            client_frame(0x81, b"40", MASK),
+            client_frame(0x81, b"42[\"chat\",\"hi \xe2\x82\xac\"]", MASK),
+            client_frame(0x82, &[1, 2, 3], MASK),
+            client_frame(0x81, b"3", MASK),
+        ],
+    );
+    add(
+        "fragments-with-ping",
+        3,
+        vec![
+            client_frame(0x01, b"42[\"a", MASK),
+            client_frame(0x89, b"ping", MASK),
+            client_frame(0x00, b"bc", MASK),
+            client_frame(0x80, b"\"]", MASK),
+        ],
+    );
+    add("length-16", 3, vec![client_frame(0x82, &[7; 300], MASK)]);
+    add("length-64", 3, vec![client_frame(0x82, &[7; 70_000], MASK)]);
+    add(
+        "close-with-reason",
+        3,
+        vec![
+            client_frame(0x88, b"\x03\xe8bye", MASK),
+            client_frame(0x81, b"after", MASK),
+        ],
+    );
+    add("too-long", 1, vec![client_frame(0x82, &[0; 126], MASK)]);
+    add(
+        "too-long-fragments",
+        1,
+        vec![
+            client_frame(0x02, &[0; 100], MASK),
+            client_frame(0x80, &[0; 100], MASK),
+        ],
+    );
+    add(
+        "invalid-utf8",
+        3,
+        vec![client_frame(0x81, b"\xff\xfe", MASK)],
+    );
+    add("unmasked", 3, vec![vec![0x81, 0x02, b'h', b'i']]);
+    add("reserved-bits", 3, vec![client_frame(0xC1, b"x", MASK)]);
+    add(
+        "stray-continuation",
+        3,
+        vec![client_frame(0x80, b"x", MASK)],
+    );
+    add("long-ping", 3, vec![client_frame(0x89, &[0; 126], MASK)]);
 }

@@ -1,7 +1,6 @@
 //! Network pieces every sockio runtime shares and the core must not hold (it does no I/O):
-//! listening sockets ([`listen`]), WebSocket settings ([`websocket`]) and TLS for broker
-//! connections ([`tls`]).
+//! listening sockets ([`listen`]) and TLS for broker connections ([`tls`]). WebSocket framing is
+//! protocol, so it is the core's (`sockio_core::websocket`).
 
 pub mod listen;
 pub mod tls;
-pub mod websocket;

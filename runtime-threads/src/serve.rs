@@ -6,8 +6,8 @@
 //! [`EngineServer`](crate::engine::EngineServer): each implements [`Host`] (routing a request)
 //! and [`WsSession`] (feeding and draining one WebSocket of a session).
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
@@ -16,12 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use sockio_net::websocket::{Outgoing, outgoing};
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
+use sockio_core::websocket::{FrameReader, Incoming as WsIncoming, Outbox};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
@@ -737,7 +735,7 @@ pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> 
     if !version_ok {
         return None;
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = sockio_core::websocket::accept_key(key.as_bytes());
     let mut headers = HeaderMap::new();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -766,64 +764,69 @@ fn peer_hung_up(stream: &TcpStream) -> bool {
     gone
 }
 
-/// The socket tungstenite sees: reads come from bytes the reader thread received (WouldBlock
-/// when there are none yet), writes go straight to the TCP stream.
-struct WsIo {
-    inbox: VecDeque<u8>,
-    eof: bool,
-    out: Arc<TcpStream>,
-    /// A send ran into its timeout: later writes of the same turn report WouldBlock without
-    /// trying (each try would wait the timeout again); the frames stay in tungstenite's buffer.
+/// The writing side of one WebSocket, shared by its reader thread (pongs, the close answering
+/// the client's) and its writer (a pool thread, or its own thread while the client is slow):
+/// frames are queued and written under this mutex, so they never interleave.
+struct WsOut {
+    outbox: Outbox,
+    /// A send ran into its timeout: later writes of the same turn are not tried (each try would
+    /// wait the timeout again); the frames stay in the outbox.
     blocked: bool,
-    /// tungstenite holds frames a flush could not send (the writer's business, not a turn's).
-    backlog: bool,
 }
 
-impl Read for WsIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.inbox.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        self.inbox.read(buf)
-    }
-}
-
-impl Write for WsIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.blocked {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let written = (&*self.out).write(buf);
-        if let Err(error) = &written
-            && matches!(
-                error.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            )
-        {
-            self.blocked = true;
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        written
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        (&*self.out).flush()
-    }
-}
-
-/// One WebSocket shared by its reader thread and its writer (a pool thread, or its own thread
-/// while the client is slow): every tungstenite call happens under this mutex, so automatic pongs
-/// and close replies never interleave with data frames.
+/// One WebSocket shared by its reader thread and its writer.
 struct WsShared {
-    ws: Mutex<WebSocket<WsIo>>,
+    out: Mutex<WsOut>,
     stream: Arc<TcpStream>,
     /// The writer closed the WebSocket on the core's request (a clean end).
     writer_closed: AtomicBool,
 }
+
+impl WsShared {
+    /// Writes what the outbox holds: `Done`, `Blocked` when the socket is full (the rest waits
+    /// in the outbox, for the writer), `Ended` when the socket failed (it is cut).
+    fn flush(&self, out: &mut WsOut) -> Progress {
+        while !out.outbox.is_empty() {
+            if out.blocked {
+                return Progress::Blocked;
+            }
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let filled = out.outbox.io_slices(&mut slices);
+            match (&*self.stream).write_vectored(&slices[..filled]) {
+                Ok(0) => {
+                    let _ = self.stream.shutdown(Shutdown::Both);
+                    return Progress::Ended;
+                }
+                Ok(written) => out.outbox.advance(written),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    out.blocked = true;
+                    return Progress::Blocked;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "WebSocket write failed");
+                    let _ = self.stream.shutdown(Shutdown::Both);
+                    return Progress::Ended;
+                }
+            }
+        }
+        Progress::Done
+    }
+}
+
+/// Most slices in one vectored write.
+const WRITE_SLICES: usize = 64;
+
+/// Bytes a WebSocket's reader thread reads at a time. Every connection's thread holds a buffer of
+/// this size for its whole life, so it is sized for the small frames Socket.IO mostly carries
+/// (bench/ANALYSIS.md, idle memory); a longer message arrives in several reads. On the heap, not
+/// the stack: stack pages touched once stay with the thread.
+const READ_BUFFER: usize = 1024;
 
 /// Runs a WebSocket: the calling thread reads, the writer pool writes. Returns when the socket
 /// ended, no writer is left on it, and the core was told.
@@ -837,20 +840,12 @@ fn run_websocket<S: WsSession>(
     session.serving().busy.fetch_add(1, Ordering::SeqCst);
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(Some(POOL_WRITE_TIMEOUT));
-    let max = session.max_message();
-    let io = WsIo {
-        inbox: leftover.into(),
-        eof: false,
-        out: stream.clone(),
-        blocked: false,
-        backlog: false,
-    };
+    let reader = FrameReader::new(session.max_message());
     let shared = Arc::new(WsShared {
-        ws: Mutex::new(WebSocket::from_raw_socket(
-            io,
-            Role::Server,
-            Some(sockio_net::websocket::config(max)),
-        )),
+        out: Mutex::new(WsOut {
+            outbox: Outbox::new(),
+            blocked: false,
+        }),
         stream: stream.clone(),
         writer_closed: AtomicBool::new(false),
     });
@@ -859,7 +854,7 @@ fn run_websocket<S: WsSession>(
         id,
         shared: shared.clone(),
     }));
-    let failed = read_loop(&*session, id, &shared, &wake);
+    let failed = read_loop(&*session, id, &shared, &wake, reader, leftover);
     // Cut first, so a writer blocked on the socket returns at once.
     let _ = stream.shutdown(Shutdown::Both);
     wake.stop();
@@ -868,62 +863,70 @@ fn run_websocket<S: WsSession>(
     session.serving().busy.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Reads until the WebSocket ends; returns whether it failed (rather than closed).
+/// Reads until the WebSocket ends; returns whether it failed (rather than closed). `leftover`:
+/// bytes read with the upgrade request, the first of the WebSocket.
 fn read_loop(
     session: &impl WsSession,
     id: RequestId,
     shared: &WsShared,
     wake: &Arc<WsWake>,
+    mut reader: FrameReader,
+    leftover: Vec<u8>,
 ) -> bool {
-    // Read in the async runtimes' WebSocket read size: the bytes read wait in `inbox`, whose
-    // buffer keeps the size of the largest read for the connection's whole life.
-    let mut buf = vec![0u8; sockio_net::websocket::READ_BUFFER];
-    let mut received = 0;
+    // A buffer that never grows: a long message is kept by the reader at its own length, and
+    // only until it is delivered.
+    let mut buf = vec![0u8; READ_BUFFER];
+    // `None` once the client hung up.
+    let mut received = Some(0);
+    let mut leftover = Some(leftover);
     loop {
-        let mut messages = Vec::new();
-        let mut end = None;
-        let unflushed = {
-            let mut ws = lock(&shared.ws);
-            if received == usize::MAX {
-                ws.get_mut().eof = true;
-            } else {
-                ws.get_mut().inbox.extend(&buf[..received]);
+        let held;
+        let bytes: &[u8] = match (leftover.take(), received) {
+            (Some(first), _) => {
+                held = first;
+                &held
             }
-            loop {
-                match ws.read() {
-                    Ok(Message::Close(_)) => {
-                        end = Some(false);
-                        break;
+            (None, Some(n)) => &buf[..n],
+            (None, None) => &[],
+        };
+        let mut messages = Vec::new();
+        let mut replies = Vec::new();
+        let mut closed = false;
+        let fed = reader.feed(bytes, &mut |incoming| match incoming {
+            WsIncoming::Message(message) => messages.push(message),
+            WsIncoming::Ping(payload) => replies.push(Some(payload)),
+            WsIncoming::Close => {
+                replies.push(None);
+                closed = true;
+            }
+        });
+        let end = match &fed {
+            Err(error) => {
+                tracing::debug!(%error, "WebSocket client broke the protocol");
+                Some(true)
+            }
+            Ok(()) if closed => Some(false),
+            Ok(()) if received.is_none() => Some(false),
+            Ok(()) => None,
+        };
+        if !replies.is_empty() || fed.is_err() {
+            let mut out = lock(&shared.out);
+            for reply in replies {
+                match reply {
+                    Some(payload) => {
+                        out.outbox.push_pong(&payload);
                     }
-                    Ok(frame) => messages.extend(sockio_net::websocket::from_frame(frame)),
-                    Err(tungstenite::Error::Io(error))
-                        if error.kind() == io::ErrorKind::WouldBlock =>
-                    {
-                        break;
-                    }
-                    Err(
-                        tungstenite::Error::ConnectionClosed
-                        | tungstenite::Error::AlreadyClosed
-                        | tungstenite::Error::Protocol(
-                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                        ),
-                    ) => {
-                        end = Some(false);
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "WebSocket read failed");
-                        end = Some(true);
-                        break;
-                    }
+                    None => out.outbox.push_close(None),
                 }
             }
-            // Pongs and close replies tungstenite queued; when the socket is full they wait in
-            // tungstenite's buffer for the writer.
-            matches!(ws.flush(), Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock)
-        };
-        if unflushed {
-            wake.notify();
+            if let Err(error) = &fed {
+                out.outbox.push_close(Some(error.close_code()));
+            }
+            // Written now when the socket takes it; otherwise the writer sends it.
+            out.blocked = false;
+            if let Progress::Blocked = shared.flush(&mut out) {
+                wake.notify();
+            }
         }
         for message in messages {
             session.received(id, message);
@@ -932,14 +935,11 @@ fn read_loop(
         if let Some(failed) = end {
             return failed;
         }
-        if received == usize::MAX {
-            return false;
-        }
         // The blocking read happens without the lock, so the writer is never held up by it.
         received = loop {
             match (&*shared.stream).read(&mut buf) {
-                Ok(0) => break usize::MAX,
-                Ok(n) => break n,
+                Ok(0) => break None,
+                Ok(n) => break Some(n),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return !shared.writer_closed.load(Ordering::SeqCst),
             }
@@ -960,45 +960,32 @@ struct SocketWriter<S: WsSession> {
 impl<S: WsSession> SocketWrites for SocketWriter<S> {
     fn write_batch(&self) -> Progress {
         {
-            let mut ws = lock(&self.shared.ws);
+            let mut out = lock(&self.shared.out);
             // A new turn tries the socket again.
-            ws.get_mut().blocked = false;
+            out.blocked = false;
             if self.shared.writer_closed.load(Ordering::SeqCst) {
-                return self.close(&mut ws);
+                return self.close(&mut out);
             }
             // What an earlier turn could not send goes first, and nothing more is pulled until
             // it went: the rest waits in the core's queue, under its limits.
-            if ws.get_ref().backlog {
-                match self.flush(&mut ws) {
-                    Progress::Done => {}
-                    other => return other,
-                }
+            match self.shared.flush(&mut out) {
+                Progress::Done => {}
+                other => return other,
             }
         }
         let WsBatch { actions, finished } = self.session.pull(self.id, WRITE_BATCH);
         let full = actions.len() == WRITE_BATCH;
-        let mut ws = lock(&self.shared.ws);
+        let mut out = lock(&self.shared.out);
         for action in actions {
-            let message = match outgoing(action) {
-                Outgoing::Frame(frame) => frame,
-                Outgoing::Close => return self.close(&mut ws),
-            };
-            match ws.write(message) {
-                Ok(()) => {}
-                // Buffered; the flush below or a later turn sends it.
-                Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "WebSocket write failed");
-                    let _ = self.shared.stream.shutdown(Shutdown::Both);
-                    return Progress::Ended;
-                }
+            match action {
+                WsAction::Send(message) => out.outbox.push(message),
+                WsAction::Close => return self.close(&mut out),
             }
         }
         if finished {
-            return self.close(&mut ws);
+            return self.close(&mut out);
         }
-        match self.flush(&mut ws) {
+        match self.shared.flush(&mut out) {
             Progress::Done if full => Progress::More,
             progress => progress,
         }
@@ -1006,14 +993,14 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
 
     fn set_patient(&self, patient: bool) {
         // Under the lock, so no write of the reader (pongs) is in flight while it changes.
-        let mut ws = lock(&self.shared.ws);
+        let mut out = lock(&self.shared.out);
         let timeout = if patient {
             WRITE_TIMEOUT
         } else {
             POOL_WRITE_TIMEOUT
         };
         let _ = self.shared.stream.set_write_timeout(Some(timeout));
-        ws.get_mut().blocked = false;
+        out.blocked = false;
     }
 
     fn fail(&self) {
@@ -1023,35 +1010,15 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
 }
 
 impl<S: WsSession> SocketWriter<S> {
-    /// Sends what tungstenite holds: `Done`, `Blocked` when the socket is full (the rest waits
-    /// in tungstenite's buffer, marked as backlog), `Ended` when the socket failed.
-    fn flush(&self, ws: &mut WebSocket<WsIo>) -> Progress {
-        match ws.flush() {
-            Ok(()) => {
-                ws.get_mut().backlog = false;
-                Progress::Done
-            }
-            Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {
-                ws.get_mut().backlog = true;
-                Progress::Blocked
-            }
-            Err(error) => {
-                tracing::debug!(%error, "WebSocket write failed");
-                let _ = self.shared.stream.shutdown(Shutdown::Both);
-                Progress::Ended
-            }
-        }
-    }
-
     /// Closes the WebSocket cleanly on the core's request: the close frame after everything
     /// written before it, then the cut, which ends the reader. When the socket is full, the
     /// socket's own thread finishes it with the long timeout (`Blocked`), so nothing written
     /// before the close is thrown away.
-    fn close(&self, ws: &mut WebSocket<WsIo>) -> Progress {
+    fn close(&self, out: &mut WsOut) -> Progress {
         if !self.shared.writer_closed.swap(true, Ordering::SeqCst) {
-            let _ = ws.close(None);
+            out.outbox.push_close(None);
         }
-        match self.flush(ws) {
+        match self.shared.flush(out) {
             Progress::Blocked => Progress::Blocked,
             _ => {
                 let _ = self.shared.stream.shutdown(Shutdown::Both);

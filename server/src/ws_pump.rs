@@ -3,26 +3,25 @@
 //! moves messages between an upgraded connection and the core.
 
 use std::future::{Future, poll_fn};
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::Full;
+use hyper::rt::{Read, ReadBuf, Write};
+use hyper::upgrade::Upgraded;
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
-use sockio_net::websocket::{Outgoing, outgoing};
-use tungstenite::Message;
+use sockio_core::websocket::{FrameReader, Incoming, Outbox};
 
 use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
 use crate::wake_signal::WakeSignal;
-
-/// An upgraded hyper connection as the futures-io stream async-tungstenite reads.
-type UpgradedWebSocket =
-    async_tungstenite::WebSocketStream<crate::io::HyperIo<hyper::upgrade::Upgraded>>;
 
 /// What the pump needs of a session (a Socket.IO connection or a raw Engine.IO session).
 pub(crate) trait WsSession: Send + Sync {
@@ -47,7 +46,7 @@ pub(crate) fn switching_protocols(
     key: &HeaderValue,
     extra_headers: http::HeaderMap,
 ) -> SocketIoResponse {
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = sockio_core::websocket::accept_key(key.as_bytes());
     let mut response = http::Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -60,11 +59,27 @@ pub(crate) fn switching_protocols(
     response
 }
 
-/// Most frames pulled from the core for one flush.
+/// Most frames pulled from the core in one go; the pump pulls again while the outbox holds less
+/// than [`OUTBOX_TARGET`].
 const WRITE_BATCH: usize = 64;
 
-/// Most messages taken from one read before their answers are written.
+/// Most messages taken from the socket before their answers are written.
 const READ_BATCH: usize = 64;
+
+/// Most reads from the socket in one turn, so a client sending a long message in a fast stream
+/// does not hold the pump from writing.
+const READS_PER_TURN: usize = 16;
+
+/// Most slices in one vectored write.
+const WRITE_SLICES: usize = 64;
+
+/// Bytes read from the socket at a time, into a buffer on the stack: no read buffer lives with
+/// an idle connection.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The pump pulls from the core while its outbox holds less than this: writes leave in batches
+/// of about this size.
+const OUTBOX_TARGET: usize = 16 * 1024;
 
 /// Accepts the WebSocket of an answered upgrade request: waits for hyper's upgrade, then runs the
 /// pump for `session` in a task of its own (the task that awaited the upgrade would keep the
@@ -89,28 +104,30 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
                 return;
             }
         };
-        let ws = async_tungstenite::WebSocketStream::from_raw_socket(
-            crate::io::HyperIo(upgraded),
-            tungstenite::protocol::Role::Server,
-            Some(sockio_net::websocket::config(max_message)),
-        )
-        .await;
+        let ws = Box::new(WsSocket {
+            io: upgraded,
+            reader: FrameReader::new(max_message),
+            outbox: Outbox::new(),
+        });
         let runtime = pump_runtime.clone();
-        runtime.spawn(pump(pump_runtime, session, id, writer, Box::new(ws), guard));
+        runtime.spawn(pump(pump_runtime, session, id, writer, ws, guard));
     });
 }
 
-/// An upgraded WebSocket as the pump holds it: boxed, because a future that holds the stream
-/// itself (about 330 bytes) keeps it for the connection's whole life (bench/ANALYSIS.md, idle
-/// memory). Not split into halves: the pump reads and writes from one task, never at the same
-/// time, and the halves would take the stream's lock on every read, write and flush
-/// (bench/ANALYSIS.md, echo).
-type WsSocket = Box<UpgradedWebSocket>;
+/// An upgraded connection and its WebSocket framing (`sockio_core::websocket`). Boxed: every idle
+/// connection's pump holds it for the connection's whole life, and a future that held it inline
+/// would keep it twice (bench/ANALYSIS.md, idle memory). No read buffer lives here: the pump reads
+/// into a stack buffer and the reader keeps only a frame cut off at the end of a read.
+struct WsSocket {
+    io: Upgraded,
+    reader: FrameReader,
+    outbox: Outbox,
+}
 
 /// Reads and writes one WebSocket until either side closes it, then drops `guard`. Writes are
 /// pulled from the core only as fast as the socket takes them, so a slow reader's backlog stays
-/// in the core's bounded queue. A batch of writes that cannot finish within the session's
-/// [`WsSession::write_timeout`] fails the socket.
+/// in the core's bounded queue. Writes that cannot finish within the session's
+/// [`WsSession::write_timeout`] fail the socket.
 ///
 /// Every idle WebSocket connection holds this future, so it is kept small (bench/ANALYSIS.md,
 /// idle memory, fifth round): one async block that owns its arguments (an async fn's future
@@ -123,35 +140,34 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
     session: S,
     id: RequestId,
     writer: Arc<WakeSignal>,
-    mut ws: WsSocket,
+    mut ws: Box<WsSocket>,
     guard: impl Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
         let mut throttled = None;
-        let failed = 'pump: loop {
+        let failed = loop {
             // Cleared before pulling, so what is notified from here on is pulled by the next turn.
             writer.clear();
-            // What the socket takes at once (the common case: a few frames into its buffer) is
-            // written without waiting, so without a timer.
+            // What the socket takes at once (the common case: a few frames) is written without
+            // waiting, so without a timer.
             let written =
                 match poll_fn(|cx| Poll::Ready(write_now(cx, &session, id, &mut ws))).await {
-                    WroteNow::Done(written) => written,
-                    WroteNow::Blocked(rest) => {
+                    Poll::Ready(written) => written,
+                    Poll::Pending => {
                         Box::pin(write_waiting(
                             &runtime,
                             &session,
                             id,
                             &mut ws,
                             session.write_timeout(),
-                            rest,
                         ))
                         .await
                     }
                 };
             match written {
-                Written::Open => {}
-                Written::Closed => break false,
-                Written::Failed => break true,
+                Ended::Open => {}
+                Ended::Closed => break false,
+                Ended::Failed => break true,
             }
             if let Some(waiting) = throttled.as_mut() {
                 // Reading waits while the application is far behind; writing does not, so what
@@ -162,34 +178,23 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 // Caught up: read on. What was notified since the writes above wakes the read.
                 throttled = None;
             }
-            match select(ws.next(), writer.notified()).await {
-                Either::Left((first, _)) => {
-                    // This task writes what handling the reads produces on its next turn anyway:
-                    // it must not wake itself for that (crate::wake_signal).
-                    writer.quiet();
-                    // Take every message already read in the same go, so their answers leave in
-                    // one write (two events in flight from a client cost one send, not two).
-                    let mut next = Some(first);
-                    let mut taken = 0;
-                    while let Some(read) = next.take() {
-                        match read {
-                            Some(Ok(Message::Close(_))) | None => break 'pump false,
-                            Some(Ok(frame)) => {
-                                if let Some(message) = sockio_net::websocket::from_frame(frame) {
-                                    session.received(id, message);
-                                }
-                            }
-                            Some(Err(error)) => {
-                                tracing::debug!(%error, "WebSocket read failed");
-                                break 'pump true;
-                            }
-                        }
-                        taken += 1;
-                        if taken < READ_BATCH {
-                            next = ws.next().now_or_never();
-                        }
-                    }
+            let read = poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws));
+            match select(read, writer.notified()).await {
+                Either::Left((Ended::Open, _)) => {
                     throttled = session.throttle().map(Box::pin);
+                }
+                Either::Left((end, _)) => {
+                    // The client's close, or its protocol error: the close frame answering it
+                    // goes out (after what was queued before it) before the connection is dropped.
+                    if ws.outbox.is_closed() {
+                        let _ = until(
+                            &runtime,
+                            Instant::now() + session.write_timeout(),
+                            poll_fn(|cx| poll_write_outbox(cx, &mut ws)),
+                        )
+                        .await;
+                    }
+                    break matches!(end, Ended::Failed);
                 }
                 Either::Right(_) => {}
             }
@@ -199,174 +204,171 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
     }
 }
 
-/// What writing left the socket as.
-enum Written {
-    /// Everything ready was written; keep reading.
+/// How a part of the pump's turn left the socket.
+enum Ended {
+    /// Open: go on.
     Open,
-    /// The socket was closed on purpose (the session ended or the core asked for it).
+    /// Closed on purpose (the session ended, the core or the client closed it).
     Closed,
-    /// A write failed or timed out.
+    /// Failed: a read or write error, a timeout, or the client broke the protocol.
     Failed,
 }
 
-/// What [`write_now`] got done.
-enum WroteNow {
-    /// Everything ready was written and flushed, or the socket failed.
-    Done(Written),
-    /// The socket cannot take more yet (or has to be closed, or a long message is next): these
-    /// actions, then what the core has next, are written by [`write_waiting`], which flushes what
-    /// was fed before them too.
-    Blocked(std::vec::IntoIter<WsAction>),
+/// Reads what the socket has (up to [`READS_PER_TURN`] reads or [`READ_BATCH`] messages) and
+/// hands the messages to the core. Pending only when nothing was read.
+fn read_some<S: WsSession>(
+    cx: &mut Context<'_>,
+    session: &S,
+    id: RequestId,
+    writer: &WakeSignal,
+    ws: &mut WsSocket,
+) -> Poll<Ended> {
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut messages = 0;
+    for reads in 0..READS_PER_TURN {
+        let mut read = ReadBuf::uninit(&mut chunk);
+        match Pin::new(&mut ws.io).poll_read(cx, read.unfilled()) {
+            Poll::Pending if reads == 0 => return Poll::Pending,
+            Poll::Pending => break,
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(%error, "WebSocket read failed");
+                return Poll::Ready(Ended::Failed);
+            }
+            Poll::Ready(Ok(())) => {}
+        }
+        let bytes = read.filled();
+        if bytes.is_empty() {
+            // The client hung up without a close frame.
+            return Poll::Ready(Ended::Failed);
+        }
+        if reads == 0 {
+            // This task writes what handling the reads produces on its next turn anyway: it must
+            // not wake itself for that (crate::wake_signal).
+            writer.quiet();
+        }
+        let WsSocket { reader, outbox, .. } = ws;
+        let mut closed = false;
+        let fed = reader.feed(bytes, &mut |incoming| match incoming {
+            Incoming::Message(message) => {
+                messages += 1;
+                session.received(id, message);
+            }
+            Incoming::Ping(payload) => {
+                outbox.push_pong(&payload);
+            }
+            Incoming::Close => {
+                outbox.push_close(None);
+                closed = true;
+            }
+        });
+        if let Err(error) = fed {
+            tracing::debug!(%error, "WebSocket client broke the protocol");
+            outbox.push_close(Some(error.close_code()));
+            return Poll::Ready(Ended::Failed);
+        }
+        if closed {
+            return Poll::Ready(Ended::Closed);
+        }
+        if messages >= READ_BATCH {
+            break;
+        }
+    }
+    Poll::Ready(Ended::Open)
 }
 
-/// Feeds the socket what the core has ready as long as the socket takes it at once, then flushes.
+/// Writes what the core has ready as long as the socket takes it at once: `Pending` when the
+/// socket is full (the rest waits in the outbox, for [`write_waiting`]).
 fn write_now<S: WsSession>(
     cx: &mut Context<'_>,
     session: &S,
     id: RequestId,
     ws: &mut WsSocket,
-) -> WroteNow {
-    let mut fed = false;
+) -> Poll<Ended> {
     loop {
+        fill_outbox(session, id, &mut ws.outbox);
+        if ws.outbox.is_empty() {
+            return Poll::Ready(if ws.outbox.is_closed() {
+                Ended::Closed
+            } else {
+                Ended::Open
+            });
+        }
+        match poll_write_outbox(cx, ws) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(%error, "WebSocket write failed");
+                return Poll::Ready(Ended::Failed);
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// Pulls from the core into `outbox` while it holds less than [`OUTBOX_TARGET`]: a slow
+/// client's backlog stays in the core's bounded queue, not here.
+fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) {
+    while !outbox.is_closed() && outbox.unwritten() < OUTBOX_TARGET {
         let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
-        if finished {
-            return WroteNow::Blocked(vec![WsAction::Close].into_iter());
-        }
-        if actions.is_empty() {
-            break;
-        }
         let full = actions.len() == WRITE_BATCH;
-        let mut actions = actions.into_iter();
-        while let Some(action) = actions.as_slice().first() {
-            if matches!(action, WsAction::Close) || sockio_net::websocket::is_direct(action) {
-                return WroteNow::Blocked(actions);
+        for action in actions {
+            match action {
+                WsAction::Send(message) => outbox.push(message),
+                WsAction::Close => outbox.push_close(None),
             }
-            match ws.poll_ready_unpin(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return WroteNow::Done(Written::Failed),
-                Poll::Pending => return WroteNow::Blocked(actions),
-            }
-            let Some(action) = actions.next() else { break };
-            if let Outgoing::Frame(message) = outgoing(action) {
-                if ws.start_send_unpin(message).is_err() {
-                    return WroteNow::Done(Written::Failed);
-                }
-                fed = true;
-            }
+        }
+        if finished {
+            outbox.push_close(None);
         }
         if !full {
             break;
         }
     }
-    if !fed {
-        // Every earlier write was flushed before its call returned.
-        return WroteNow::Done(Written::Open);
-    }
-    match ws.poll_flush_unpin(cx) {
-        Poll::Ready(Ok(())) => WroteNow::Done(Written::Open),
-        Poll::Ready(Err(_)) => WroteNow::Done(Written::Failed),
-        Poll::Pending => WroteNow::Blocked(Vec::new().into_iter()),
+}
+
+/// Writes the outbox until it is empty (then flushes) or the socket is full.
+fn poll_write_outbox(cx: &mut Context<'_>, ws: &mut WsSocket) -> Poll<std::io::Result<()>> {
+    let WsSocket { io, outbox, .. } = ws;
+    loop {
+        if outbox.is_empty() {
+            return Pin::new(&mut *io).poll_flush(cx);
+        }
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let filled = outbox.io_slices(&mut slices);
+        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..filled]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(written)) => outbox.advance(written),
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        }
     }
 }
 
-/// Writes `rest` and then whatever the core has ready, waiting for the socket: each batch (its
-/// writes and the flush) gets `write_timeout`, so a client that stops reading cannot pin this
-/// task and its socket forever.
+/// Writes the outbox and then whatever the core has ready, waiting for the socket: each stretch
+/// of waiting gets `write_timeout`, so a client that stops reading cannot pin this task and its
+/// socket forever.
 async fn write_waiting<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
     ws: &mut WsSocket,
     write_timeout: Duration,
-    rest: std::vec::IntoIter<WsAction>,
-) -> Written {
-    if let Some(ended) = write_batch(runtime, ws, write_timeout, rest).await {
-        return ended;
-    }
+) -> Ended {
     loop {
-        let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
-        if finished {
-            let deadline = Instant::now() + write_timeout;
-            let _ = until(runtime, deadline, ws.close(None)).await;
-            return Written::Closed;
+        let deadline = Instant::now() + write_timeout;
+        match until(runtime, deadline, poll_fn(|cx| poll_write_outbox(cx, ws))).await {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                tracing::debug!(%error, "WebSocket write failed");
+                return Ended::Failed;
+            }
+            None => {
+                tracing::debug!("WebSocket client took nothing for the write timeout");
+                return Ended::Failed;
+            }
         }
-        if actions.is_empty() {
-            return Written::Open;
-        }
-        let full = actions.len() == WRITE_BATCH;
-        if let Some(ended) = write_batch(runtime, ws, write_timeout, actions.into_iter()).await {
+        if let Poll::Ready(ended) = poll_fn(|cx| Poll::Ready(write_now(cx, session, id, ws))).await
+        {
             return ended;
         }
-        if !full {
-            // Everything queued was taken; what comes later is announced by the write signal.
-            return Written::Open;
-        }
     }
-}
-
-/// Writes `actions` and flushes, within `write_timeout`; `None` when the socket stays open.
-async fn write_batch<Rt: Runtime>(
-    runtime: &Rt,
-    ws: &mut WsSocket,
-    write_timeout: Duration,
-    actions: impl Iterator<Item = WsAction>,
-) -> Option<Written> {
-    let deadline = Instant::now() + write_timeout;
-    for action in actions {
-        if let WsAction::Send(long) = &action
-            && sockio_net::websocket::is_direct(&action)
-        {
-            // Past tungstenite (sockio_net::websocket::DIRECT_WRITE), after what it holds. The
-            // pump never gets here once tungstenite has sent or received a close: it returns
-            // right after sending one and stops reading at one.
-            if !succeeded(until(runtime, deadline, ws.flush()).await)
-                || !succeeded(until(runtime, deadline, write_direct(ws.get_mut(), long)).await)
-            {
-                return Some(Written::Failed);
-            }
-            continue;
-        }
-        let message = match outgoing(action) {
-            Outgoing::Frame(frame) => frame,
-            Outgoing::Close => {
-                let _ = until(runtime, deadline, ws.close(None)).await;
-                return Some(Written::Closed);
-            }
-        };
-        if !succeeded(until(runtime, deadline, ws.feed(message)).await) {
-            return Some(Written::Failed);
-        }
-    }
-    if !succeeded(until(runtime, deadline, ws.flush()).await) {
-        return Some(Written::Failed);
-    }
-    None
-}
-
-/// Whether a write bounded by [`until`] finished in time and without an error.
-fn succeeded<E>(outcome: Option<Result<(), E>>) -> bool {
-    matches!(outcome, Some(Ok(())))
-}
-
-/// Writes `message` as one whole frame straight to the upgraded connection: header and payload
-/// in one vectored write when the socket takes it, the rest after.
-async fn write_direct(
-    socket: &mut crate::io::HyperIo<hyper::upgrade::Upgraded>,
-    message: &WsMessage,
-) -> std::io::Result<()> {
-    use futures_util::AsyncWriteExt;
-    let (header, payload) = sockio_net::websocket::direct_frame(message);
-    let header = header.as_bytes();
-    let slices = [
-        std::io::IoSlice::new(header),
-        std::io::IoSlice::new(payload),
-    ];
-    let written = socket.write_vectored(&slices).await?;
-    if written < header.len() {
-        socket.write_all(&header[written..]).await?;
-        socket.write_all(payload).await?;
-    } else {
-        socket.write_all(&payload[written - header.len()..]).await?;
-    }
-    socket.flush().await
 }

@@ -1,0 +1,83 @@
+//! The WebSocket framing of a server (RFC 6455), sans-IO: [`FrameReader`] turns the bytes a client
+//! sends into messages, pings and its close; [`Outbox`] turns the core's messages (and pongs and
+//! closes) into the bytes to write, and tracks what the socket has taken.
+//!
+//! The runtimes do the reading and writing, and answer the handshake (`101`) with
+//! [`accept_key`]. What this does
+//! not do, on purpose: extensions (no `permessage-deflate` is offered, so none is negotiated) and
+//! client-side framing (a server never masks).
+//!
+//! Why not a WebSocket library: the one every runtime used (tungstenite) keeps its read buffer
+//! and its write buffer at the size of the longest message a connection ever carried, for the
+//! connection's life: one 256 KiB message to or from each of 1,000 clients left the server
+//! 256 MB larger for good (bench/ANALYSIS.md, "Idle memory after a long message"). Here a long
+//! message is read into an allocation of its own, handed over with the message, and written from
+//! the message's own bytes; an idle connection holds no read buffer at all.
+
+mod outbox;
+mod reader;
+
+pub use outbox::{Outbox, SHARED_PAYLOAD};
+pub use reader::{FrameReader, Incoming, ReadError};
+
+const OPCODE_CONTINUATION: u8 = 0x0;
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_BINARY: u8 = 0x2;
+const OPCODE_CLOSE: u8 = 0x8;
+const OPCODE_PING: u8 = 0x9;
+const OPCODE_PONG: u8 = 0xA;
+
+/// The `Sec-WebSocket-Accept` value answering a handshake's `Sec-WebSocket-Key` (RFC 6455 4.2.2).
+pub fn accept_key(key: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+/// The status code of a close frame (RFC 6455 7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// A normal close.
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    /// The peer broke the protocol.
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    /// A text message was not UTF-8.
+    pub const INVALID_DATA: CloseCode = CloseCode(1007);
+    /// A message was longer than the server takes.
+    pub const TOO_BIG: CloseCode = CloseCode(1009);
+
+    /// Whether a peer may send this code in a close frame (1005, 1006 and 1015 are only for
+    /// reporting, and the unassigned ranges are not allowed).
+    pub fn may_be_sent(self) -> bool {
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
+}
+
+/// The header of an unmasked, final frame with `opcode` and a payload of `len` bytes: the bytes
+/// and how many of them are used.
+fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    bytes[0] = 0x80 | opcode;
+    let used = if len < 126 {
+        bytes[1] = len as u8;
+        2
+    } else if let Ok(len) = u16::try_from(len) {
+        bytes[1] = 126;
+        bytes[2..4].copy_from_slice(&len.to_be_bytes());
+        4
+    } else {
+        bytes[1] = 127;
+        bytes[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
+    (bytes, used)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! The frames a server has to write on one WebSocket, as bytes for the socket.
+
+use std::io::IoSlice;
+
+use bytes::Bytes;
+
+use super::{CloseCode, OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, frame_header};
+use crate::engineio::WsMessage;
+
+/// Payloads longer than this are not copied into the outbox: their frame's bytes are written
+/// from the message's own (reference-counted) bytes, so a broadcast's long message exists once
+/// however many sockets it waits for, and no buffer keeps its size afterwards.
+pub const SHARED_PAYLOAD: usize = 1024;
+
+/// An outbox whose copy buffer grew past this after a burst gives it back once it is written, so
+/// an idle connection does not keep the size of its busiest moment.
+const KEEP_CAPACITY: usize = 4 * 1024;
+
+/// More unwritten bytes than this and a ping is not answered: a client that sends pings and
+/// does not read cannot grow the outbox with pongs (RFC 6455 lets a server answer only the most
+/// recent ping; a client that reads again gets the pong of its next ping).
+const PONG_BACKLOG: usize = 16 * 1024;
+
+/// The frames waiting to be written on one WebSocket, in order: [`push`](Outbox::push) the
+/// core's messages, pongs and the close; write what [`io_slices`](Outbox::io_slices) gives (a
+/// vectored write) and report it with [`advance`](Outbox::advance).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Frame headers and short payloads, in order.
+    copied: Vec<u8>,
+    /// Long payloads, each with the length of `copied` when it was pushed: it is written after
+    /// `copied[..offset]` and before the rest.
+    shared: Vec<(usize, Bytes)>,
+    /// Bytes of the whole sequence already written.
+    written: usize,
+    /// A close frame was pushed: nothing more is.
+    closed: bool,
+}
+
+impl Outbox {
+    /// An empty outbox (it allocates nothing until a frame is pushed).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the data frame for `message`. Ignored after a close.
+    pub fn push(&mut self, message: WsMessage) {
+        let (opcode, payload) = match message {
+            WsMessage::Text(text) => (OPCODE_TEXT, text.into_bytes()),
+            WsMessage::Binary(bytes) => (OPCODE_BINARY, bytes),
+        };
+        if self.closed {
+            return;
+        }
+        self.push_header(opcode, payload.len());
+        if payload.len() > SHARED_PAYLOAD {
+            self.shared.push((self.copied.len(), payload));
+        } else {
+            self.copied.extend_from_slice(&payload);
+        }
+    }
+
+    /// Adds a pong answering a ping with `payload`, unless the socket is far behind (see
+    /// `PONG_BACKLOG`) or closed; returns whether it was added.
+    pub fn push_pong(&mut self, payload: &[u8]) -> bool {
+        if self.closed || self.unwritten() > PONG_BACKLOG {
+            return false;
+        }
+        self.push_header(OPCODE_PONG, payload.len());
+        self.copied.extend_from_slice(payload);
+        true
+    }
+
+    /// Adds the close frame, with `code` when given; nothing is pushed after it.
+    pub fn push_close(&mut self, code: Option<CloseCode>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        match code {
+            Some(code) => {
+                self.push_header(OPCODE_CLOSE, 2);
+                self.copied.extend_from_slice(&code.0.to_be_bytes());
+            }
+            None => self.push_header(OPCODE_CLOSE, 0),
+        }
+    }
+
+    /// Whether a close frame was pushed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether everything pushed was written.
+    pub fn is_empty(&self) -> bool {
+        self.unwritten() == 0
+    }
+
+    /// Bytes pushed and not written yet.
+    pub fn unwritten(&self) -> usize {
+        self.total() - self.written
+    }
+
+    /// Bytes pushed since the outbox was last empty.
+    fn total(&self) -> usize {
+        let shared: usize = self.shared.iter().map(|(_, bytes)| bytes.len()).sum();
+        self.copied.len() + shared
+    }
+
+    /// Fills `slices` with the unwritten bytes, in order, for one vectored write; returns how
+    /// many it filled (0 when the outbox is empty). Fewer slices than the outbox has pieces give
+    /// a shorter write, not a wrong one.
+    pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut fill = Fill {
+            skip: self.written,
+            slices,
+            filled: 0,
+        };
+        let mut start = 0;
+        for (offset, bytes) in &self.shared {
+            if !fill.place(&self.copied[start..*offset]) || !fill.place(bytes) {
+                return fill.filled;
+            }
+            start = *offset;
+        }
+        fill.place(&self.copied[start..]);
+        fill.filled
+    }
+
+    /// Records that the socket took `written` more bytes (what a write of
+    /// [`io_slices`](Outbox::io_slices) returned). Once everything is written the outbox is
+    /// emptied, and a copy buffer grown past a few KiB is given back.
+    pub fn advance(&mut self, written: usize) {
+        debug_assert!(written <= self.unwritten(), "advanced past the outbox");
+        self.written = (self.written + written).min(self.total());
+        if self.written == self.total() {
+            self.written = 0;
+            self.shared.clear();
+            if self.copied.capacity() > KEEP_CAPACITY {
+                self.copied = Vec::new();
+                self.shared = Vec::new();
+            } else {
+                self.copied.clear();
+            }
+        }
+    }
+
+    fn push_header(&mut self, opcode: u8, len: usize) {
+        let (header, used) = frame_header(opcode, len);
+        self.copied.extend_from_slice(&header[..used]);
+    }
+}
+
+/// [`Outbox::io_slices`] placing pieces: skips what was written, stops when the slices are full.
+struct Fill<'s, 'a> {
+    skip: usize,
+    slices: &'s mut [IoSlice<'a>],
+    filled: usize,
+}
+
+impl<'a> Fill<'_, 'a> {
+    /// Places what of `piece` is unwritten; false once the slices are full.
+    fn place(&mut self, piece: &'a [u8]) -> bool {
+        if self.skip >= piece.len() {
+            self.skip -= piece.len();
+            return true;
+        }
+        let Some(slot) = self.slices.get_mut(self.filled) else {
+            return false;
+        };
+        *slot = IoSlice::new(&piece[self.skip..]);
+        self.skip = 0;
+        self.filled += 1;
+        true
+    }
+}

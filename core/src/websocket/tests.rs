@@ -1,0 +1,391 @@
+use std::io::IoSlice;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use proptest::prelude::*;
+
+use super::*;
+use crate::engineio::WsMessage;
+
+/// A frame as a client writes it: masked with `mask`.
+fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![first];
+    let len = payload.len();
+    if len < 126 {
+        frame.push(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+fn text(s: &str) -> WsMessage {
+    WsMessage::Text(ByteString::from(s))
+}
+
+/// Everything `reader` finds in `input` fed in pieces of `step` bytes.
+fn read_in_steps(
+    reader: &mut FrameReader,
+    input: &[u8],
+    step: usize,
+) -> (Vec<Incoming>, Result<(), ReadError>) {
+    let mut found = Vec::new();
+    for piece in input.chunks(step.max(1)) {
+        if let Err(error) = reader.feed(piece, &mut |incoming| found.push(incoming)) {
+            return (found, Err(error));
+        }
+    }
+    (found, Ok(()))
+}
+
+fn read_all(input: &[u8]) -> (Vec<Incoming>, Result<(), ReadError>) {
+    read_in_steps(&mut FrameReader::new(1 << 20), input, input.len())
+}
+
+#[test]
+fn messages_of_every_length_encoding_arrive_whole_however_the_bytes_are_cut() {
+    for len in [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_001] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut input = client_frame(0x82, &payload, MASK);
+        input.extend(client_frame(0x81, b"42[\"a\"]", MASK));
+        for step in [1, 3, 7, 1000, input.len()] {
+            if len > 1000 && step < 7 {
+                continue;
+            }
+            let mut reader = FrameReader::new(1 << 20);
+            let (found, result) = read_in_steps(&mut reader, &input, step);
+            assert_eq!(result, Ok(()));
+            assert_eq!(
+                found,
+                vec![
+                    Incoming::Message(WsMessage::Binary(Bytes::from(payload.clone()))),
+                    Incoming::Message(text("42[\"a\"]")),
+                ],
+                "length {len}, step {step}"
+            );
+            assert_eq!(reader.buffered(), 0);
+        }
+    }
+}
+
+#[test]
+fn a_long_message_leaves_nothing_in_the_reader() {
+    let payload = vec![9u8; 256 * 1024];
+    let input = client_frame(0x82, &payload, MASK);
+    let mut reader = FrameReader::new(1 << 20);
+    let (_, result) = read_in_steps(&mut reader, &input[..100_000], 16 * 1024);
+    assert_eq!(result, Ok(()));
+    // While it arrives, it is held at its own length, not more.
+    assert_eq!(reader.buffered(), payload.len());
+    let (found, result) = read_in_steps(&mut reader, &input[100_000..], 16 * 1024);
+    assert_eq!(result, Ok(()));
+    assert_eq!(found.len(), 1);
+    assert_eq!(reader.buffered(), 0);
+}
+
+#[test]
+fn fragments_are_joined_and_control_frames_between_them_come_first() {
+    let mut input = client_frame(0x01, "42[\"é".as_bytes()[..6].as_ref(), MASK);
+    input.extend(client_frame(0x89, b"are you there", MASK));
+    // The second fragment starts inside the two-byte "é": UTF-8 is checked on the whole message.
+    input.extend(client_frame(0x00, &"42[\"é".as_bytes()[6..], MASK));
+    input.extend(client_frame(0x8A, b"unsolicited pong", MASK));
+    input.extend(client_frame(0x80, b"\"]", MASK));
+    for step in [1, 2, 5, input.len()] {
+        let (found, result) = read_in_steps(&mut FrameReader::new(1024), &input, step);
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            found,
+            vec![
+                Incoming::Ping(Bytes::from_static(b"are you there")),
+                Incoming::Message(text("42[\"é\"]")),
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_close_ends_the_stream_and_what_follows_is_ignored() {
+    let mut input = client_frame(0x88, &[0x03, 0xE8, b'o', b'k'], MASK);
+    input.extend(client_frame(0x81, b"ignored", MASK));
+    let mut reader = FrameReader::new(1024);
+    let (found, result) = read_in_steps(&mut reader, &input, input.len());
+    assert_eq!(result, Ok(()));
+    assert_eq!(found, vec![Incoming::Close]);
+    assert!(reader.is_ended());
+    let (found, _) = read_in_steps(&mut reader, &client_frame(0x81, b"x", MASK), 10);
+    assert!(found.is_empty());
+    assert_eq!(
+        read_all(&client_frame(0x88, &[], MASK)).0,
+        vec![Incoming::Close]
+    );
+}
+
+#[test]
+fn protocol_violations_are_errors_with_their_close_codes() {
+    let unmasked = {
+        let mut frame = client_frame(0x81, b"hi", [0; 4]);
+        frame[1] &= 0x7F;
+        frame.drain(2..6);
+        frame
+    };
+    let cases: Vec<(&str, Vec<u8>, CloseCode)> = vec![
+        ("unmasked", unmasked, CloseCode::PROTOCOL_ERROR),
+        (
+            "reserved bit",
+            client_frame(0xC1, b"hi", MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "unknown opcode",
+            client_frame(0x83, b"hi", MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "fragmented ping",
+            client_frame(0x09, b"hi", MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "long ping",
+            client_frame(0x89, &[0; 126], MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "stray continuation",
+            client_frame(0x80, b"hi", MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "message inside fragments",
+            [
+                client_frame(0x01, b"a", MASK),
+                client_frame(0x81, b"b", MASK),
+            ]
+            .concat(),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "too long",
+            client_frame(0x82, &[0; 1025], MASK),
+            CloseCode::TOO_BIG,
+        ),
+        (
+            "too long in fragments",
+            [
+                client_frame(0x02, &[0; 600], MASK),
+                client_frame(0x80, &[0; 600], MASK),
+            ]
+            .concat(),
+            CloseCode::TOO_BIG,
+        ),
+        (
+            "invalid UTF-8",
+            client_frame(0x81, b"\xff\xfe", MASK),
+            CloseCode::INVALID_DATA,
+        ),
+        (
+            "one-byte close",
+            client_frame(0x88, &[3], MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close code 1005",
+            client_frame(0x88, &[0x03, 0xED], MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close code 999",
+            client_frame(0x88, &[0x03, 0xE7], MASK),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
+            "close reason not UTF-8",
+            client_frame(0x88, &[0x03, 0xE8, 0xff], MASK),
+            CloseCode::INVALID_DATA,
+        ),
+    ];
+    for (name, input, code) in cases {
+        for step in [1, input.len()] {
+            let mut reader = FrameReader::new(1024);
+            let (found, result) = read_in_steps(&mut reader, &input, step);
+            let error = result.expect_err(name);
+            assert_eq!(error.close_code(), code, "{name}");
+            assert!(found.is_empty(), "{name}");
+            assert!(reader.is_ended(), "{name}");
+            // Nothing more is read after an error.
+            assert_eq!(
+                reader.feed(&client_frame(0x81, b"x", MASK), &mut |_| panic!()),
+                Ok(())
+            );
+        }
+    }
+}
+
+#[test]
+fn a_too_long_frame_is_refused_from_its_header_before_its_payload() {
+    let header = &client_frame(0x82, &vec![0; 1 << 21], MASK)[..14];
+    let (_, result) = read_in_steps(&mut FrameReader::new(1 << 20), header, 14);
+    assert_eq!(
+        result,
+        Err(ReadError::TooLong {
+            size: 1 << 21,
+            max: 1 << 20
+        })
+    );
+}
+
+/// The bytes `outbox` gives, written `step` bytes at a time.
+fn drain(outbox: &mut Outbox, step: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while !outbox.is_empty() {
+        let mut slices = [IoSlice::new(&[]); 3];
+        let filled = outbox.io_slices(&mut slices);
+        assert!(filled > 0);
+        let mut taken = 0;
+        for slice in &slices[..filled] {
+            let take = (step - taken).min(slice.len());
+            out.extend_from_slice(&slice[..take]);
+            taken += take;
+            if taken == step {
+                break;
+            }
+        }
+        outbox.advance(taken);
+    }
+    out
+}
+
+/// A server frame as RFC 6455 lays it out.
+fn server_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = client_frame(first, payload, [0; 4]);
+    frame[1] &= 0x7F;
+    let mask_at = frame.len() - payload.len() - 4;
+    frame.drain(mask_at..mask_at + 4);
+    frame
+}
+
+#[test]
+fn the_outbox_writes_frames_in_order_however_the_socket_takes_them() {
+    let long = Bytes::from(vec![5u8; 70_000]);
+    let medium = ByteString::from("é".repeat(700));
+    let push_all = |outbox: &mut Outbox| {
+        outbox.push(text("2"));
+        assert!(outbox.push_pong(b"p"));
+        outbox.push(WsMessage::Binary(long.clone()));
+        outbox.push(WsMessage::Text(medium.clone()));
+        outbox.push(WsMessage::Binary(Bytes::from_static(&[1, 2])));
+        outbox.push_close(Some(CloseCode::NORMAL));
+        outbox.push(text("after the close"));
+    };
+    let expected = [
+        server_frame(0x81, b"2"),
+        server_frame(0x8A, b"p"),
+        server_frame(0x82, &long),
+        server_frame(0x81, medium.as_bytes()),
+        server_frame(0x82, &[1, 2]),
+        server_frame(0x88, &[0x03, 0xE8]),
+    ]
+    .concat();
+    for step in [1, 2, 9, 1000, 65_536, usize::MAX / 2] {
+        if step < 9 {
+            // Byte by byte through 70 KB is slow and proves nothing more than 9.
+            let mut outbox = Outbox::new();
+            outbox.push(text("2"));
+            outbox.push(WsMessage::Text(medium.clone()));
+            let bytes = drain(&mut outbox, step);
+            assert_eq!(
+                bytes,
+                [
+                    server_frame(0x81, b"2"),
+                    server_frame(0x81, medium.as_bytes())
+                ]
+                .concat()
+            );
+            continue;
+        }
+        let mut outbox = Outbox::new();
+        push_all(&mut outbox);
+        assert!(outbox.is_closed());
+        assert_eq!(outbox.unwritten(), expected.len());
+        assert_eq!(drain(&mut outbox, step), expected, "step {step}");
+        assert!(outbox.is_empty());
+    }
+}
+
+#[test]
+fn a_long_payload_is_written_from_the_messages_own_bytes() {
+    let long = Bytes::from(vec![5u8; SHARED_PAYLOAD + 1]);
+    let mut outbox = Outbox::new();
+    outbox.push(WsMessage::Binary(long.clone()));
+    let mut slices = [IoSlice::new(&[]); 4];
+    assert_eq!(outbox.io_slices(&mut slices), 2);
+    assert_eq!(slices[1].as_ptr(), long.as_ptr());
+    // Once written, the outbox lets go of it.
+    outbox.advance(outbox.unwritten());
+    drop(outbox);
+    assert!(long.is_unique());
+}
+
+#[test]
+fn pongs_wait_for_a_reading_client() {
+    let mut outbox = Outbox::new();
+    outbox.push(WsMessage::Binary(Bytes::from(vec![0u8; 20_000])));
+    assert!(!outbox.push_pong(b"ignored while the socket is far behind"));
+    outbox.advance(outbox.unwritten());
+    assert!(outbox.push_pong(b"answered"));
+}
+
+fn message_strategy() -> impl Strategy<Value = WsMessage> {
+    prop_oneof![
+        ".{0,300}".prop_map(|s| WsMessage::Text(ByteString::from(s))),
+        prop::collection::vec(any::<u8>(), 0..3000).prop_map(|v| WsMessage::Binary(Bytes::from(v))),
+    ]
+}
+
+proptest! {
+    /// Any messages, cut into any fragments with any masks and read in any pieces, arrive whole
+    /// and in order.
+    #[test]
+    fn messages_round_trip_through_fragments_and_pieces(
+        messages in prop::collection::vec((message_strategy(), 1usize..4, any::<[u8; 4]>()), 1..8),
+        step in 1usize..4000,
+    ) {
+        let mut input = Vec::new();
+        for (message, fragments, mask) in &messages {
+            let (opcode, bytes): (u8, &[u8]) = match message {
+                WsMessage::Text(text) => (1, text.as_bytes()),
+                WsMessage::Binary(bytes) => (2, bytes),
+            };
+            let size = bytes.len().div_ceil(*fragments).max(1);
+            let pieces: Vec<&[u8]> = if bytes.is_empty() { vec![&[]] } else { bytes.chunks(size).collect() };
+            for (index, piece) in pieces.iter().enumerate() {
+                let fin = if index + 1 == pieces.len() { 0x80 } else { 0 };
+                let op = if index == 0 { opcode } else { 0 };
+                input.extend(client_frame(fin | op, piece, *mask));
+            }
+        }
+        let (found, result) = read_in_steps(&mut FrameReader::new(1 << 20), &input, step);
+        prop_assert_eq!(result, Ok(()));
+        let expected: Vec<Incoming> =
+            messages.into_iter().map(|(message, _, _)| Incoming::Message(message)).collect();
+        prop_assert_eq!(found, expected);
+    }
+}
+
+#[test]
+fn the_accept_key_is_rfc_6455s() {
+    // The example of RFC 6455 section 1.3.
+    assert_eq!(
+        accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+}
