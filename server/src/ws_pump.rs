@@ -180,8 +180,16 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
             }
             let read = poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws));
             match select(read, writer.notified()).await {
-                Either::Left((Ended::Open, _)) => {
+                Either::Left((ReadTurn::Open { more }, _)) => {
                     throttled = session.throttle().map(Box::pin);
+                    if more {
+                        // The client keeps sending (a long upload, a flood): let the executor run
+                        // other tasks before the next turn. tokio would make this task wait after
+                        // a while (its cooperative budget); smol and others would not, and one
+                        // such client held a worker thread while other clients' pings went
+                        // unanswered (the hostile suite's attachment bomb on a loaded machine).
+                        yield_now().await;
+                    }
                 }
                 Either::Left((end, _)) => {
                     // The client's close, or its protocol error: the close frame answering it
@@ -194,7 +202,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                         )
                         .await;
                     }
-                    break matches!(end, Ended::Failed);
+                    break matches!(end, ReadTurn::Failed);
                 }
                 Either::Right(_) => {}
             }
@@ -214,6 +222,16 @@ enum Ended {
     Failed,
 }
 
+/// What a turn of reading left the socket as.
+enum ReadTurn {
+    /// Open; `more`: the turn stopped at its limit, not because the socket had nothing left.
+    Open { more: bool },
+    /// The client closed the WebSocket.
+    Closed,
+    /// The client hung up, a read failed, or the client broke the protocol.
+    Failed,
+}
+
 /// Reads what the socket has (up to [`READS_PER_TURN`] reads or [`READ_BATCH`] messages) and
 /// hands the messages to the core. Pending only when nothing was read.
 fn read_some<S: WsSession>(
@@ -222,24 +240,24 @@ fn read_some<S: WsSession>(
     id: RequestId,
     writer: &WakeSignal,
     ws: &mut WsSocket,
-) -> Poll<Ended> {
+) -> Poll<ReadTurn> {
     let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
     let mut messages = 0;
     for reads in 0..READS_PER_TURN {
         let mut read = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut ws.io).poll_read(cx, read.unfilled()) {
             Poll::Pending if reads == 0 => return Poll::Pending,
-            Poll::Pending => break,
+            Poll::Pending => return Poll::Ready(ReadTurn::Open { more: false }),
             Poll::Ready(Err(error)) => {
                 tracing::debug!(%error, "WebSocket read failed");
-                return Poll::Ready(Ended::Failed);
+                return Poll::Ready(ReadTurn::Failed);
             }
             Poll::Ready(Ok(())) => {}
         }
         let bytes = read.filled();
         if bytes.is_empty() {
             // The client hung up without a close frame.
-            return Poll::Ready(Ended::Failed);
+            return Poll::Ready(ReadTurn::Failed);
         }
         if reads == 0 {
             // This task writes what handling the reads produces on its next turn anyway: it must
@@ -264,16 +282,16 @@ fn read_some<S: WsSession>(
         if let Err(error) = fed {
             tracing::debug!(%error, "WebSocket client broke the protocol");
             outbox.push_close(Some(error.close_code()));
-            return Poll::Ready(Ended::Failed);
+            return Poll::Ready(ReadTurn::Failed);
         }
         if closed {
-            return Poll::Ready(Ended::Closed);
+            return Poll::Ready(ReadTurn::Closed);
         }
         if messages >= READ_BATCH {
             break;
         }
     }
-    Poll::Ready(Ended::Open)
+    Poll::Ready(ReadTurn::Open { more: true })
 }
 
 /// Writes what the core has ready as long as the socket takes it at once: `Pending` when the
@@ -371,4 +389,18 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
             return ended;
         }
     }
+}
+
+/// Lets the executor run other tasks once before this one goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
