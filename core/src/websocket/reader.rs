@@ -135,7 +135,7 @@ impl FrameReader {
     ) -> Result<(), ReadError> {
         while !self.ended && !input.is_empty() {
             let frame = match self.frame.take() {
-                Some(frame) => frame,
+                Some(frame) => *frame,
                 None => match self.read_header(&mut input) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => return Ok(()),
@@ -155,7 +155,7 @@ impl FrameReader {
 
     /// Takes the next frame header from `input` (joined to the header bytes kept from the last
     /// read): the frame, or `None` when the header is not whole yet (its bytes are kept).
-    fn read_header(&mut self, input: &mut &[u8]) -> Result<Option<Box<PartialFrame>>, ReadError> {
+    fn read_header(&mut self, input: &mut &[u8]) -> Result<Option<PartialFrame>, ReadError> {
         let kept = usize::from(self.head_len);
         let take = (MAX_HEADER - kept).min(input.len());
         let mut head = self.head;
@@ -215,7 +215,7 @@ impl FrameReader {
     }
 
     /// Starts the frame of a whole header ([`FrameReader::check_start`] passed).
-    fn parse_header(&self, head: &[u8]) -> Result<Box<PartialFrame>, ReadError> {
+    fn parse_header(&self, head: &[u8]) -> Result<PartialFrame, ReadError> {
         let fin = head[0] & 0x80 != 0;
         let opcode = head[0] & 0x0F;
         let (len, mask_at) = match head[1] & 0x7F {
@@ -237,7 +237,7 @@ impl FrameReader {
                 max: self.max_message,
             });
         }
-        Ok(Box::new(PartialFrame {
+        Ok(PartialFrame {
             fin,
             opcode,
             mask,
@@ -245,13 +245,13 @@ impl FrameReader {
             len: len as usize,
             done: 0,
             payload: Vec::new(),
-        }))
+        })
     }
 
     /// Takes what `input` holds of `frame`'s payload; hands the frame on once it is whole.
     fn read_payload(
         &mut self,
-        mut frame: Box<PartialFrame>,
+        mut frame: PartialFrame,
         input: &mut &[u8],
         found: &mut impl FnMut(Incoming),
     ) -> Result<(), ReadError> {
@@ -277,10 +277,11 @@ impl FrameReader {
         unmask(&mut into[start..], frame.mask, frame.done);
         frame.done += take;
         if frame.done < frame.len {
-            self.frame = Some(frame);
+            // Boxed only while it waits for more input: most frames arrive whole.
+            self.frame = Some(Box::new(frame));
             return Ok(());
         }
-        self.finish_frame(*frame, found)
+        self.finish_frame(frame, found)
     }
 
     /// A whole frame: a message, a fragment, or a control frame.
