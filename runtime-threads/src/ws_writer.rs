@@ -283,7 +283,7 @@ impl WsWake {
     }
 }
 
-/// One turn of `writes`. A panic in it (the core's pull, tungstenite) cuts that socket, as a
+/// One turn of `writes`. A panic in it (the core's pull, the framing) cuts that socket, as a
 /// failed write would, instead of leaving the socket owned by a dead turn, whose reader would
 /// then wait for it forever.
 fn turn(writes: &dyn SocketWrites) -> Progress {

@@ -1,6 +1,5 @@
-//! Adapts hyper's upgraded connection (hyper's own I/O traits) to futures-io, which
-//! async-tungstenite reads and writes, so WebSockets need nothing from the runtime; and the
-//! broker connections (plain, TLS or Unix socket) to the same traits.
+//! Adapts the broker connections (plain, TLS or Unix socket; hyper's own I/O traits, which every
+//! runtime's streams implement) to futures-io, which the broker clients read and write.
 
 use std::io;
 use std::pin::Pin;
@@ -31,16 +30,6 @@ impl<T: hyper::rt::Write + Unpin> futures_util::AsyncWrite for HyperIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    /// Forwarded, so a long WebSocket frame's header and payload leave in one write
-    /// (`ws_pump`'s direct writes).
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

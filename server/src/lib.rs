@@ -1,9 +1,10 @@
 //! # sockio-server
 //!
 //! The runtime-neutral part of sockio's async servers: the python-socketio API ([`Server`],
-//! handlers, rooms, sessions, emit and call), HTTP long-polling and WebSocket handling on hyper and
-//! async-tungstenite, and the tower [`SocketIoLayer`]. Everything is generic over a [`Runtime`]
-//! that supplies spawning, timers and TCP; `sockio-tokio` and `sockio-smol` are those runtimes, and
+//! handlers, rooms, sessions, emit and call), HTTP long-polling and WebSocket handling on hyper
+//! (WebSocket frames read and written with the core's `sockio_core::websocket`), and the tower
+//! [`SocketIoLayer`]. Everything is generic over a [`Runtime`] that supplies spawning, timers and
+//! TCP; `sockio-tokio` and `sockio-smol` are those runtimes, and
 //! re-export these types with the runtime filled in (`sockio_tokio::Server` is
 //! `sockio_server::Server<sockio_tokio::Tokio>`). The protocol itself lives in [`sockio_core`].
 
