@@ -2,8 +2,8 @@
 //!
 //! A complete Socket.IO server in one file, without tokio, hyper or any async runtime: one thread,
 //! non-blocking sockets, one readiness poller ([`mio`]), HTTP/1.1 parsed with [`httparse`] and
-//! WebSocket framing by [`tungstenite`]. It serves the official clients over long-polling, WebSocket
-//! and the upgrade from one to the other.
+//! WebSocket framing by the core itself ([`sockio_core::websocket`], sans-IO like the rest). It
+//! serves the official clients over long-polling, WebSocket and the upgrade from one to the other.
 //!
 //! ```text
 //! cargo run --example custom_loop                 # listens on 127.0.0.1:5000
@@ -31,7 +31,7 @@
 //! a cap on the number of connections, and fairness between very busy sockets in one turn.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,12 +43,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use serde_json::json;
 use sockio_core::engineio::endpoint::is_websocket_upgrade;
-use sockio_core::engineio::{CloseReason, Output, RequestId, Sid, WsAction, WsMessage};
+use sockio_core::engineio::{CloseReason, Output, RequestId, Sid, WsAction};
 use sockio_core::http::{Request, Response, plain_response};
 use sockio_core::socketio::{Connection, Endpoint, RemoteAddr, Routing, SocketConfig, SocketEvent};
-use tungstenite::error::ProtocolError;
-use tungstenite::protocol::{Message, Role, WebSocketConfig};
-use tungstenite::{Utf8Bytes, WebSocket};
+use sockio_core::websocket::{FrameReader, Incoming, Outbox};
 
 const LISTENER: Token = Token(0);
 /// How often the loop looks at the `stop` flag when nothing else wakes it.
@@ -56,6 +54,10 @@ const STOP_CHECK: Duration = Duration::from_millis(100);
 /// Largest request head (request line and headers) we buffer.
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
+/// Bytes read from a WebSocket at a time (on the stack: no read buffer per connection).
+const WS_READ: usize = 16 * 1024;
+/// We pull frames from the core while less than this waits in a WebSocket's outbox.
+const WS_OUTBOX: usize = 16 * 1024;
 
 #[allow(dead_code)] // tests include this file as a module and call `run` themselves
 fn main() -> io::Result<()> {
@@ -123,7 +125,6 @@ struct Net {
     next_request: u64,
     /// `max_http_buffer_size`: the largest POST body and WebSocket message we accept.
     max_body: usize,
-    ws_config: WebSocketConfig,
 }
 
 enum Socket {
@@ -149,7 +150,11 @@ struct HttpConn {
 }
 
 struct WsConn {
-    ws: WebSocket<TcpStream>,
+    stream: TcpStream,
+    /// The client's frames so far: a frame cut off by the last read, nothing more.
+    reader: FrameReader,
+    /// Frames to write: the core's, pongs, our close.
+    outbox: Outbox,
     /// The core's handle for this WebSocket.
     id: RequestId,
     sid: Sid,
@@ -173,10 +178,6 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let max_body = config.engine.max_http_buffer_size;
-        // tungstenite refuses larger messages itself; the core is told with `handle_ws_closed`.
-        let ws_config = WebSocketConfig::default()
-            .max_message_size(Some(max_body))
-            .max_frame_size(Some(max_body));
         Ok(Server {
             poll,
             listener,
@@ -189,7 +190,6 @@ impl Server {
                 next_token: 1,
                 next_request: 0,
                 max_body,
-                ws_config,
             },
         })
     }
@@ -458,7 +458,7 @@ impl Server {
     // --------------------------------------------------------------------------------------------
     // WebSocket
 
-    /// The 101 is written: from here on tungstenite frames the bytes. Whatever the client sent
+    /// The 101 is written: from here on the bytes are WebSocket frames. Whatever the client sent
     /// after its request head already belongs to the WebSocket.
     fn become_websocket(&mut self, token: Token, now: Instant) {
         let Some(Socket::Http(http)) = self.net.sockets.remove(&token) else {
@@ -467,51 +467,86 @@ impl Server {
         let Some((id, sid)) = http.upgrade else {
             return;
         };
-        let leftover = http.input.to_vec();
-        let ws = WebSocket::from_partially_read(
-            http.stream,
-            leftover,
-            Role::Server,
-            Some(self.net.ws_config),
-        );
         let conn = WsConn {
-            ws,
+            stream: http.stream,
+            // Frames or messages over `max_http_buffer_size` are refused from their header; the
+            // core is told with `handle_ws_closed`.
+            reader: FrameReader::new(self.net.max_body),
+            outbox: Outbox::new(),
             id,
             sid,
             writable: true,
         };
         self.net.sockets.insert(token, Socket::WebSocket(conn));
+        if !http.input.is_empty() && self.ws_input(token, &http.input, now) {
+            return;
+        }
         self.pump_ws(token, now);
     }
 
-    /// Hands every complete message to the core, then writes what the core has for this socket.
+    /// Reads what the client sent (the poller is edge-triggered: until `WouldBlock`), then writes
+    /// what the core has for this socket.
     fn pump_ws(&mut self, token: Token, now: Instant) {
+        let mut chunk = [0u8; WS_READ];
         loop {
             let Some(Socket::WebSocket(conn)) = self.net.sockets.get_mut(&token) else {
                 return;
             };
-            let message = match conn.ws.read() {
-                Ok(Message::Text(text)) => WsMessage::Text(text.as_str().into()),
-                Ok(Message::Binary(data)) => WsMessage::Binary(data),
-                // Pings, pongs and the close handshake are tungstenite's business.
-                Ok(_) => continue,
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+            let read = match conn.stream.read(&mut chunk) {
                 // A client that drops the TCP connection without the close handshake (a closing
                 // browser tab, an exiting process) left normally, as the reference server sees it.
-                Err(
-                    tungstenite::Error::ConnectionClosed
-                    | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
-                ) => return self.close_ws(token, now, false),
-                // Protocol errors, a message over `max_http_buffer_size`, I/O errors.
+                Ok(0) => return self.close_ws(token, now, false),
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return self.close_ws(token, now, true),
             };
-            let (id, sid) = (conn.id, conn.sid.clone());
+            if self.ws_input(token, &chunk[..read], now) {
+                return;
+            }
+        }
+        self.write_ws(token, now);
+    }
+
+    /// Hands the messages in `bytes` to the core and queues the pongs; returns true when the
+    /// WebSocket ended (the client closed it or broke the protocol).
+    fn ws_input(&mut self, token: Token, bytes: &[u8], now: Instant) -> bool {
+        let Some(Socket::WebSocket(conn)) = self.net.sockets.get_mut(&token) else {
+            return true;
+        };
+        let WsConn { reader, outbox, .. } = conn;
+        let mut messages = Vec::new();
+        let mut closed = false;
+        let fed = reader.feed(bytes, &mut |incoming| match incoming {
+            Incoming::Message(message) => messages.push(message),
+            Incoming::Ping(payload) => {
+                outbox.push_pong(&payload);
+            }
+            Incoming::Close => {
+                outbox.push_close(None);
+                closed = true;
+            }
+        });
+        if let Err(error) = &fed {
+            // A protocol violation or a message over `max_http_buffer_size`.
+            outbox.push_close(Some(error.close_code()));
+        }
+        let (id, sid) = (conn.id, conn.sid.clone());
+        for message in messages {
             if let Some(connection) = self.clients.get_mut(&sid) {
                 connection.handle_ws_message(now, id, message);
                 self.drain(&sid, now);
             }
         }
-        self.write_ws(token, now);
+        if fed.is_err() || closed {
+            // Our close frame goes out if the socket takes it now; we do not wait for it.
+            if let Some(Socket::WebSocket(conn)) = self.net.sockets.get_mut(&token) {
+                let _ = write_outbox(&mut conn.stream, &mut conn.outbox);
+            }
+            self.close_ws(token, now, fed.is_err());
+            return true;
+        }
+        false
     }
 
     /// Pulls frames from the core while the socket takes them.
@@ -522,33 +557,28 @@ impl Server {
         let Some(connection) = self.clients.get_mut(&conn.sid) else {
             return self.close_ws(token, now, false); // the session is gone: nothing will come
         };
-        let mut closing = false;
-        let mut result = Ok(());
-        // tungstenite buffers up to its `write_buffer_size` and then writes; once a write would
-        // block we stop pulling and leave the rest queued in the core.
-        while conn.writable && result.is_ok() && !closing {
-            result = match connection.poll_ws(conn.id) {
-                Some(WsAction::Send(message)) => conn.ws.write(to_tungstenite(message)),
-                Some(WsAction::Close) => {
-                    closing = true;
-                    conn.ws.close(None)
+        // Once a write would block we stop pulling and leave the rest queued in the core.
+        while conn.writable {
+            while !conn.outbox.is_closed() && conn.outbox.unwritten() < WS_OUTBOX {
+                match connection.poll_ws(conn.id) {
+                    Some(WsAction::Send(message)) => conn.outbox.push(message),
+                    Some(WsAction::Close) => conn.outbox.push_close(None),
+                    None => break,
                 }
-                None => break,
-            };
-        }
-        if result.is_ok() {
-            result = conn.ws.flush();
-        }
-        match result {
-            // Our close frame is out. We do not wait for the client's reply: the session is over,
-            // and nothing would bound how long a client may take to send it.
-            Ok(()) if closing => self.close_ws(token, now, false),
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.writable = false;
             }
-            Err(tungstenite::Error::ConnectionClosed) => self.close_ws(token, now, false),
-            Err(_) => self.close_ws(token, now, true),
+            if conn.outbox.is_empty() {
+                break;
+            }
+            match write_outbox(&mut conn.stream, &mut conn.outbox) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.writable = false,
+                Err(_) => return self.close_ws(token, now, true),
+            }
+        }
+        // Our close frame is out. We do not wait for the client's reply: the session is over,
+        // and nothing would bound how long a client may take to send it.
+        if conn.outbox.is_closed() && conn.outbox.is_empty() {
+            self.close_ws(token, now, false);
         }
     }
 
@@ -557,7 +587,7 @@ impl Server {
         let Some(Socket::WebSocket(mut conn)) = self.net.sockets.remove(&token) else {
             return;
         };
-        let _ = self.poll.registry().deregister(conn.ws.get_mut());
+        let _ = self.poll.registry().deregister(&mut conn.stream);
         self.net.requests.remove(&conn.id);
         if let Some(connection) = self.clients.get_mut(&conn.sid) {
             connection.handle_ws_closed(now, conn.id, error);
@@ -566,15 +596,20 @@ impl Server {
     }
 }
 
-/// The core's WebSocket message as tungstenite's. Text frames are shared, not copied: a broadcast
-/// encodes its frames once for every recipient.
-fn to_tungstenite(message: WsMessage) -> Message {
-    match message {
-        WsMessage::Text(text) => Message::Text(
-            Utf8Bytes::try_from(text.into_bytes()).expect("a ByteString is valid UTF-8"),
-        ),
-        WsMessage::Binary(data) => Message::Binary(data),
+/// Writes `outbox` until it is empty or the socket is full (`WouldBlock`), in vectored writes: a
+/// broadcast's long message is written from its shared bytes, not copied per socket.
+fn write_outbox(stream: &mut TcpStream, outbox: &mut Outbox) -> io::Result<()> {
+    while !outbox.is_empty() {
+        let mut slices = [IoSlice::new(&[]); 16];
+        let filled = outbox.io_slices(&mut slices);
+        match stream.write_vectored(&slices[..filled]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => outbox.advance(written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -630,7 +665,7 @@ impl Net {
         }
     }
 
-    /// Accepts a WebSocket upgrade by hand: tungstenite frames messages, it does not do HTTP here.
+    /// Accepts a WebSocket upgrade: the `101`, with the accept key the core derives.
     fn switch_protocols(
         &mut self,
         token: Token,
@@ -642,7 +677,7 @@ impl Net {
         let Some(Socket::Http(http)) = self.sockets.get_mut(&token) else {
             return;
         };
-        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let accept = sockio_core::websocket::accept_key(key.as_bytes());
         let head = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {accept}\r\n"

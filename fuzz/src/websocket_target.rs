@@ -10,8 +10,8 @@ const LIMITS: [usize; 4] = [0, 125, 1024, 1_000_000];
 /// Input: one byte picks the limit (low two bits), one byte seeds the cut points, the rest is
 /// what a client sends. The bytes are read whole and cut into pieces; besides "never panics" it
 /// checks that how the bytes are cut changes nothing (same messages, same error), that no message
-/// exceeds the limit, that the reader never holds more than one message's bytes plus a header,
-/// and that nothing comes after a close or an error.
+/// exceeds the limit, that the reader never holds more than one message's bytes plus a control
+/// frame and a header, and that nothing comes after a close or an error.
 pub fn websocket_frames(data: &[u8]) {
     let [selector, seed, stream @ ..] = data else {
         return;
@@ -56,8 +56,9 @@ fn read(
             assert!(reader.is_ended(), "an error must end the reader");
             error = Some(e);
         }
+        // A message's bytes, a control frame between its fragments, and a header cut off.
         assert!(
-            reader.buffered() <= max + 14,
+            reader.buffered() <= max + 125 + 13,
             "reader holds {} bytes with a {max}-byte limit",
             reader.buffered()
         );

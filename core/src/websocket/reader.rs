@@ -261,7 +261,14 @@ impl FrameReader {
         // A continuation's bytes go straight to the message's fragments; other frames' to a
         // payload of their own, allocated once at the frame's length.
         let into = match (frame.opcode, self.fragments.as_mut()) {
-            (OPCODE_CONTINUATION, Some(fragments)) => &mut fragments.bytes,
+            (OPCODE_CONTINUATION, Some(fragments)) => {
+                if frame.done == 0 {
+                    // Grown by exactly each fragment, not doubled: the message keeps this
+                    // allocation, which stays within the maximum message size.
+                    fragments.bytes.reserve_exact(frame.len);
+                }
+                &mut fragments.bytes
+            }
             (OPCODE_CONTINUATION, None) => {
                 return Err(ReadError::Protocol("continuation without a message"));
             }

@@ -389,3 +389,19 @@ fn the_accept_key_is_rfc_6455s() {
         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     );
 }
+
+/// Found by the `websocket_frames` fuzz target: the fragments of a message grew by doubling, so
+/// the reader (and then the message) held up to twice the maximum message size.
+#[test]
+fn fragments_are_held_at_their_exact_length() {
+    let mut reader = FrameReader::new(125);
+    let mut input = client_frame(0x02, &[1; 100], MASK);
+    input.extend(client_frame(0x80, &[2; 25], MASK));
+    // Everything but the last byte of the last fragment.
+    let (found, result) = read_in_steps(&mut reader, &input[..input.len() - 1], 7);
+    assert_eq!((found.len(), result), (0, Ok(())));
+    assert_eq!(reader.buffered(), 125);
+    let (found, _) = read_in_steps(&mut reader, &input[input.len() - 1..], 1);
+    assert_eq!(found.len(), 1);
+    assert_eq!(reader.buffered(), 0);
+}
