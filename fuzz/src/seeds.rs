@@ -825,25 +825,8 @@ fn stateful(seeds: &mut Vec<Seed>) {
     add("ack-cap", script.advance(1_000).ws_text(0, "30[]").finish());
 }
 
-/// A masked client frame: first byte (FIN, opcode), payload, mask.
-fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![first];
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else if len <= 0xFFFF {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(0x80 | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
-
 fn websocket(seeds: &mut Vec<Seed>) {
+    use sockio_core::websocket::client_frame;
     const MASK: [u8; 4] = [0x12, 0x9a, 0x00, 0xff];
     // Limit selector 3 (1,000,000 bytes) unless a case is about the limit.
     let mut add = |name: &str, limit: u8, frames: Vec<Vec<u8>>| {

@@ -922,9 +922,11 @@ fn read_loop(
             if let Err(error) = &fed {
                 out.outbox.push_close(Some(error.close_code()));
             }
-            // Written now when the socket takes it; otherwise the writer sends it.
-            out.blocked = false;
-            if let Progress::Blocked = shared.flush(&mut out) {
+            // Written now when the socket takes it; when it is full (or the writer found it
+            // full this turn), the writer sends it.
+            let blocked = matches!(shared.flush(&mut out), Progress::Blocked);
+            drop(out);
+            if blocked {
                 wake.notify();
             }
         }

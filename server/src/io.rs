@@ -32,6 +32,15 @@ impl<T: hyper::rt::Write + Unpin> futures_util::AsyncWrite for HyperIo<T> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 
+    /// Forwarded: rustls writes a TLS broker connection's records with vectored writes.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_flush(cx)
     }

@@ -63,7 +63,8 @@ pub(crate) fn switching_protocols(
 /// than [`OUTBOX_TARGET`].
 const WRITE_BATCH: usize = 64;
 
-/// Most messages taken from the socket before their answers are written.
+/// After a read that brought this many messages or more, their answers are written before the
+/// next read. Checked after each read, so one read of small messages may bring more.
 const READ_BATCH: usize = 64;
 
 /// Most reads from the socket in one turn, so a client sending a long message in a fast stream

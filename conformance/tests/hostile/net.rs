@@ -416,18 +416,6 @@ pub fn is_wait(error: &tungstenite::Error) -> bool {
 
 /// Writes one masked WebSocket frame with any payload (for invalid UTF-8 in a text frame).
 pub fn raw_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x80 | opcode];
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else if len <= 0xFFFF {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(0x80 | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    frame.extend_from_slice(&[0, 0, 0, 0]); // a zero mask leaves the payload as it is
-    frame.extend_from_slice(payload);
-    frame
+    // A zero mask leaves the payload as it is.
+    sockio_core::websocket::client_frame(0x80 | opcode, payload, [0; 4])
 }

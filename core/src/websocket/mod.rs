@@ -38,6 +38,19 @@ pub fn accept_key(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
 }
 
+/// A frame as a client writes it: `first` (FIN, reserved bits and opcode as the first byte),
+/// `payload` masked with `mask`. A server never sends one; this is for tests, fuzzers and tools
+/// that play the client (they can write any first byte, broken ones included).
+pub fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let (mut frame, used) = frame_header(0, payload.len());
+    frame[0] = first;
+    frame[1] |= 0x80;
+    let mut bytes = frame[..used].to_vec();
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    bytes
+}
+
 /// The status code of a close frame (RFC 6455 7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseCode(pub u16);

@@ -16,9 +16,10 @@ pub const SHARED_PAYLOAD: usize = 1024;
 /// an idle connection does not keep the size of its busiest moment.
 const KEEP_CAPACITY: usize = 4 * 1024;
 
-/// More unwritten bytes than this and a ping is not answered: a client that sends pings and
-/// does not read cannot grow the outbox with pongs (RFC 6455 lets a server answer only the most
-/// recent ping; a client that reads again gets the pong of its next ping).
+/// More unwritten bytes than this and a ping is not answered: pongs are dropped on purpose while
+/// the client is this far behind, so a client that sends pings and does not read cannot grow the
+/// outbox with them (a client that reads again gets the pong of its next ping; Socket.IO's own
+/// heartbeat is its packets, not WebSocket pings).
 const PONG_BACKLOG: usize = 16 * 1024;
 
 /// The frames waiting to be written on one WebSocket, in order: [`push`](Outbox::push) the
@@ -27,10 +28,10 @@ const PONG_BACKLOG: usize = 16 * 1024;
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Frame headers and short payloads, in order.
-    copied: Vec<u8>,
+    pub(super) copied: Vec<u8>,
     /// Long payloads, each with the length of `copied` when it was pushed: it is written after
     /// `copied[..offset]` and before the rest.
-    shared: Vec<(usize, Bytes)>,
+    pub(super) shared: Vec<(usize, Bytes)>,
     /// Bytes of the whole sequence already written.
     written: usize,
     /// A close frame was pushed: nothing more is.
@@ -128,8 +129,10 @@ impl Outbox {
     }
 
     /// Records that the socket took `written` more bytes (what a write of
-    /// [`io_slices`](Outbox::io_slices) returned). Once everything is written the outbox is
-    /// emptied, and a copy buffer grown past a few KiB is given back.
+    /// [`io_slices`](Outbox::io_slices) returned). What is written is let go of: a long payload
+    /// once its last byte is out, copied bytes once they are most of the buffer, everything once
+    /// the outbox is empty (and a copy buffer grown past a few KiB is given back then), so a
+    /// driver that pushes into a partly written outbox does not keep what already left.
     pub fn advance(&mut self, written: usize) {
         debug_assert!(written <= self.unwritten(), "advanced past the outbox");
         self.written = (self.written + written).min(self.total());
@@ -138,11 +141,50 @@ impl Outbox {
             self.shared.clear();
             if self.copied.capacity() > KEEP_CAPACITY {
                 self.copied = Vec::new();
-                self.shared = Vec::new();
             } else {
                 self.copied.clear();
             }
+            if self.shared.capacity() > 4 {
+                self.shared = Vec::new();
+            }
+            return;
         }
+        self.release_written();
+    }
+
+    /// Drops the long payloads written whole and the copied bytes before them, and the written
+    /// start of the copy buffer once it is at least half of it (so each byte moves at most once
+    /// on average).
+    fn release_written(&mut self) {
+        let mut position = 0;
+        let mut copied_done = 0;
+        let mut shared_done = 0;
+        for (offset, bytes) in &self.shared {
+            let end = position + (offset - copied_done) + bytes.len();
+            if end > self.written {
+                break;
+            }
+            position = end;
+            copied_done = *offset;
+            shared_done += 1;
+        }
+        // Written copied bytes past the last released payload (all of them when none is left
+        // before the next unwritten byte).
+        let next_offset = self
+            .shared
+            .get(shared_done)
+            .map_or(self.copied.len(), |s| s.0);
+        let more_copied = (self.written - position).min(next_offset - copied_done);
+        let copied_written = copied_done + more_copied;
+        if shared_done == 0 && copied_written * 2 < self.copied.len() {
+            return;
+        }
+        self.shared.drain(..shared_done);
+        self.copied.drain(..copied_written);
+        for (offset, _) in &mut self.shared {
+            *offset -= copied_written;
+        }
+        self.written -= position + more_copied;
     }
 
     fn push_header(&mut self, opcode: u8, len: usize) {

@@ -101,7 +101,8 @@ impl FrameReader {
     /// (`max_http_buffer_size`).
     pub fn new(max_message: usize) -> Self {
         FrameReader {
-            max_message,
+            // No allocation can exceed this anyway; a larger limit ("unlimited") means this one.
+            max_message: max_message.min(isize::MAX as usize),
             head: [0; MAX_HEADER],
             head_len: 0,
             frame: None,
@@ -229,7 +230,11 @@ impl FrameReader {
         };
         let mut mask = [0u8; 4];
         mask.copy_from_slice(&head[mask_at..mask_at + 4]);
-        let so_far = self.fragments.as_ref().map_or(0, |f| f.bytes.len() as u64);
+        // Only a continuation adds to the message: a control frame between fragments does not.
+        let so_far = match (opcode, self.fragments.as_ref()) {
+            (OPCODE_CONTINUATION, Some(fragments)) => fragments.bytes.len() as u64,
+            _ => 0,
+        };
         let size = so_far.saturating_add(len);
         if size > self.max_message as u64 {
             return Err(ReadError::TooLong {
@@ -259,26 +264,21 @@ impl FrameReader {
         let (chunk, rest) = input.split_at(take);
         *input = rest;
         // A continuation's bytes go straight to the message's fragments; other frames' to a
-        // payload of their own, allocated once at the frame's length.
-        let into = match (frame.opcode, self.fragments.as_mut()) {
-            (OPCODE_CONTINUATION, Some(fragments)) => {
-                if frame.done == 0 {
-                    // Grown by exactly each fragment, not doubled: the message keeps this
-                    // allocation, which stays within the maximum message size.
-                    fragments.bytes.reserve_exact(frame.len);
-                }
-                &mut fragments.bytes
-            }
+        // payload of their own. Either grows with what arrived (doubling, so a long message in
+        // many reads or fragments is copied a bounded number of times) and never past what the
+        // frame announced (a payload) or the maximum message size (fragments): a header alone
+        // reserves nothing, and a frame read whole is allocated once, at its length.
+        let (into, cap) = match (frame.opcode, self.fragments.as_mut()) {
+            (OPCODE_CONTINUATION, Some(fragments)) => (&mut fragments.bytes, self.max_message),
             (OPCODE_CONTINUATION, None) => {
                 return Err(ReadError::Protocol("continuation without a message"));
             }
-            _ => {
-                if frame.payload.capacity() < frame.len {
-                    frame.payload.reserve_exact(frame.len);
-                }
-                &mut frame.payload
-            }
+            _ => (&mut frame.payload, frame.len),
         };
+        grow(into, take, cap).map_err(|()| ReadError::TooLong {
+            size: (into.len() + take) as u64,
+            max: self.max_message,
+        })?;
         let start = into.len();
         into.extend_from_slice(chunk);
         unmask(&mut into[start..], frame.mask, frame.done);
@@ -313,7 +313,9 @@ impl FrameReader {
                 if frame.fin
                     && let Some(fragments) = self.fragments.take()
                 {
-                    let Fragments { text, bytes } = *fragments;
+                    let Fragments { text, mut bytes } = *fragments;
+                    // Grown by doubling: the message keeps no more than its length.
+                    bytes.shrink_to_fit();
                     found(Incoming::Message(message(text, bytes)?));
                 }
             }
@@ -327,6 +329,19 @@ impl FrameReader {
         }
         Ok(())
     }
+}
+
+/// Makes room in `bytes` for `more`, growing it to at least twice its capacity but never past
+/// `cap`; `Err` when the allocator refuses (the message is refused then, not the process).
+fn grow(bytes: &mut Vec<u8>, more: usize, cap: usize) -> Result<(), ()> {
+    let needed = bytes.len() + more;
+    if needed <= bytes.capacity() {
+        return Ok(());
+    }
+    let target = needed.max(bytes.capacity().saturating_mul(2).min(cap));
+    bytes
+        .try_reserve_exact(target - bytes.len())
+        .map_err(|_| ())
 }
 
 /// The length of the header that starts `head`, once its first two bytes are there.
