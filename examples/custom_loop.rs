@@ -46,7 +46,7 @@ use sockio_core::engineio::endpoint::is_websocket_upgrade;
 use sockio_core::engineio::{CloseReason, Output, RequestId, Sid, WsAction};
 use sockio_core::http::{Request, Response, plain_response};
 use sockio_core::socketio::{Connection, Endpoint, RemoteAddr, Routing, SocketConfig, SocketEvent};
-use sockio_core::websocket::{FrameReader, Incoming, Outbox};
+use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 const LISTENER: Token = Token(0);
 /// How often the loop looks at the `stop` flag when nothing else wakes it.
@@ -516,21 +516,9 @@ impl Server {
         };
         let WsConn { reader, outbox, .. } = conn;
         let mut messages = Vec::new();
-        let mut closed = false;
-        let fed = reader.feed(bytes, &mut |incoming| match incoming {
-            Incoming::Message(message) => messages.push(message),
-            Incoming::Ping(payload) => {
-                outbox.push_pong(&payload);
-            }
-            Incoming::Close => {
-                outbox.push_close(None);
-                closed = true;
-            }
-        });
-        if let Err(error) = &fed {
-            // A protocol violation or a message over `max_http_buffer_size`.
-            outbox.push_close(Some(error.close_code()));
-        }
+        // Pongs and the close answering the client's (or naming its protocol violation, a
+        // message over `max_http_buffer_size` included) are queued in the outbox.
+        let read = read_and_answer(reader, outbox, bytes, &mut |message| messages.push(message));
         let (id, sid) = (conn.id, conn.sid.clone());
         for message in messages {
             if let Some(connection) = self.clients.get_mut(&sid) {
@@ -538,12 +526,12 @@ impl Server {
                 self.drain(&sid, now);
             }
         }
-        if fed.is_err() || closed {
+        if read != ReadOutcome::Open {
             // Our close frame goes out if the socket takes it now; we do not wait for it.
             if let Some(Socket::WebSocket(conn)) = self.net.sockets.get_mut(&token) {
                 let _ = write_outbox(&mut conn.stream, &mut conn.outbox);
             }
-            self.close_ws(token, now, fed.is_err());
+            self.close_ws(token, now, matches!(read, ReadOutcome::Failed(_)));
             return true;
         }
         false

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use sockio_core::websocket::{FrameReader, Incoming as WsIncoming, Outbox};
+use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
@@ -890,46 +890,33 @@ fn read_loop(
             (None, None) => &[],
         };
         let mut messages = Vec::new();
-        let mut replies = Vec::new();
-        let mut closed = false;
-        let fed = reader.feed(bytes, &mut |incoming| match incoming {
-            WsIncoming::Message(message) => messages.push(message),
-            WsIncoming::Ping(payload) => replies.push(Some(payload)),
-            WsIncoming::Close => {
-                replies.push(None);
-                closed = true;
-            }
-        });
-        let end = match &fed {
-            Err(error) => {
+        // Under the writer's lock, as each read was with tungstenite: answers must not interleave
+        // with the writer's frames. Reading the bytes calls nothing in the core; the messages are
+        // handed over after the lock is let go.
+        let (read, blocked) = {
+            let mut out = lock(&shared.out);
+            let before = out.outbox.unwritten();
+            let read = read_and_answer(&mut reader, &mut out.outbox, bytes, &mut |message| {
+                messages.push(message);
+            });
+            // Pongs or a close were queued: written now when the socket takes them; when it is
+            // full (or the writer found it full this turn), the writer sends them.
+            let answered = out.outbox.unwritten() != before;
+            let blocked = answered && matches!(shared.flush(&mut out), Progress::Blocked);
+            (read, blocked)
+        };
+        if blocked {
+            wake.notify();
+        }
+        let end = match read {
+            ReadOutcome::Failed(error) => {
                 tracing::debug!(%error, "WebSocket client broke the protocol");
                 Some(true)
             }
-            Ok(()) if closed => Some(false),
-            Ok(()) if received.is_none() => Some(false),
-            Ok(()) => None,
+            ReadOutcome::Closed => Some(false),
+            ReadOutcome::Open if received.is_none() => Some(false),
+            ReadOutcome::Open => None,
         };
-        if !replies.is_empty() || fed.is_err() {
-            let mut out = lock(&shared.out);
-            for reply in replies {
-                match reply {
-                    Some(payload) => {
-                        out.outbox.push_pong(&payload);
-                    }
-                    None => out.outbox.push_close(None),
-                }
-            }
-            if let Err(error) = &fed {
-                out.outbox.push_close(Some(error.close_code()));
-            }
-            // Written now when the socket takes it; when it is full (or the writer found it
-            // full this turn), the writer sends it.
-            let blocked = matches!(shared.flush(&mut out), Progress::Blocked);
-            drop(out);
-            if blocked {
-                wake.notify();
-            }
-        }
         for message in messages {
             session.received(id, message);
         }

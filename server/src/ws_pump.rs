@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper::rt::{Read, ReadBuf, Write};
 use hyper::upgrade::Upgraded;
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
-use sockio_core::websocket::{FrameReader, Incoming, Outbox};
+use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
@@ -266,27 +266,17 @@ fn read_some<S: WsSession>(
             writer.quiet();
         }
         let WsSocket { reader, outbox, .. } = ws;
-        let mut closed = false;
-        let fed = reader.feed(bytes, &mut |incoming| match incoming {
-            Incoming::Message(message) => {
-                messages += 1;
-                session.received(id, message);
-            }
-            Incoming::Ping(payload) => {
-                outbox.push_pong(&payload);
-            }
-            Incoming::Close => {
-                outbox.push_close(None);
-                closed = true;
-            }
+        let read = read_and_answer(reader, outbox, bytes, &mut |message| {
+            messages += 1;
+            session.received(id, message);
         });
-        if let Err(error) = fed {
-            tracing::debug!(%error, "WebSocket client broke the protocol");
-            outbox.push_close(Some(error.close_code()));
-            return Poll::Ready(ReadTurn::Failed);
-        }
-        if closed {
-            return Poll::Ready(ReadTurn::Closed);
+        match read {
+            ReadOutcome::Open => {}
+            ReadOutcome::Closed => return Poll::Ready(ReadTurn::Closed),
+            ReadOutcome::Failed(error) => {
+                tracing::debug!(%error, "WebSocket client broke the protocol");
+                return Poll::Ready(ReadTurn::Failed);
+            }
         }
         if messages >= READ_BATCH {
             break;

@@ -20,6 +20,8 @@ mod reader;
 pub use outbox::{Outbox, SHARED_PAYLOAD};
 pub use reader::{FrameReader, Incoming, ReadError};
 
+use crate::engineio::WsMessage;
+
 const OPCODE_CONTINUATION: u8 = 0x0;
 const OPCODE_TEXT: u8 = 0x1;
 const OPCODE_BINARY: u8 = 0x2;
@@ -36,6 +38,50 @@ pub fn accept_key(key: &[u8]) -> String {
     sha1.update(key);
     sha1.update(GUID);
     base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+/// How a client's bytes left its WebSocket ([`read_and_answer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Open: read on.
+    Open,
+    /// The client closed it; the close frame answering it is queued. Close the connection once
+    /// it is written.
+    Closed,
+    /// The client broke the protocol; the close frame saying why is queued. Close the
+    /// connection once it is written.
+    Failed(ReadError),
+}
+
+/// Reads `input`, the next bytes from the client, hands each message to `on_message`, and
+/// queues in `outbox` what the server owes the client for the rest: a pong for each ping (unless
+/// the client is far behind, [`Outbox::push_pong`]), the close frame answering its close or
+/// naming its protocol violation. Every driver answers a client the same way through this.
+pub fn read_and_answer(
+    reader: &mut FrameReader,
+    outbox: &mut Outbox,
+    input: &[u8],
+    on_message: &mut impl FnMut(WsMessage),
+) -> ReadOutcome {
+    let mut closed = false;
+    let fed = reader.feed(input, &mut |incoming| match incoming {
+        Incoming::Message(message) => on_message(message),
+        Incoming::Ping(payload) => {
+            outbox.push_pong(&payload);
+        }
+        Incoming::Close => {
+            outbox.push_close(None);
+            closed = true;
+        }
+    });
+    match fed {
+        Err(error) => {
+            outbox.push_close(Some(error.close_code()));
+            ReadOutcome::Failed(error)
+        }
+        Ok(()) if closed => ReadOutcome::Closed,
+        Ok(()) => ReadOutcome::Open,
+    }
 }
 
 /// A frame as a client writes it: `first` (FIN, reserved bits and opcode as the first byte),

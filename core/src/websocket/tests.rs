@@ -477,3 +477,34 @@ proptest! {
         prop_assert_eq!(out, expected);
     }
 }
+
+/// What the server owes the client is queued by `read_and_answer`: a pong per ping, the close
+/// answering a close, the close naming a violation.
+#[test]
+fn the_answers_to_pings_closes_and_violations_are_queued() {
+    let drain_all = |outbox: &mut Outbox| drain(outbox, usize::MAX / 2);
+    let mut reader = FrameReader::new(1024);
+    let mut outbox = Outbox::new();
+    let mut messages = Vec::new();
+    let input = [
+        client_frame(0x89, b"hi", MASK),
+        client_frame(0x81, b"4", MASK),
+    ]
+    .concat();
+    let outcome = read_and_answer(&mut reader, &mut outbox, &input, &mut |m| messages.push(m));
+    assert_eq!(outcome, ReadOutcome::Open);
+    assert_eq!(messages, vec![text("4")]);
+    assert_eq!(drain_all(&mut outbox), server_frame(0x8A, b"hi"));
+
+    let close = client_frame(0x88, &[0x03, 0xE8], MASK);
+    let outcome = read_and_answer(&mut reader, &mut outbox, &close, &mut |_| panic!());
+    assert_eq!(outcome, ReadOutcome::Closed);
+    assert_eq!(drain_all(&mut outbox), server_frame(0x88, &[]));
+
+    let mut reader = FrameReader::new(1024);
+    let mut outbox = Outbox::new();
+    let bad = client_frame(0x81, b"\xff", MASK);
+    let outcome = read_and_answer(&mut reader, &mut outbox, &bad, &mut |_| panic!());
+    assert_eq!(outcome, ReadOutcome::Failed(ReadError::InvalidUtf8));
+    assert_eq!(drain_all(&mut outbox), server_frame(0x88, &[0x03, 0xEF]));
+}
