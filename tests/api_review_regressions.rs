@@ -315,15 +315,48 @@ async fn a_long_message_written_from_its_own_bytes_keeps_its_place() {
     );
 }
 
+/// Frames a client sends in the same write as its upgrade request reach the server with the
+/// request's head: hyper hands them over with the upgraded connection, and they must reach the
+/// core although the server lets go of the request's read buffer before the pump first reads
+/// (`ws_pump::release_request_buffer`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frames_sent_with_the_upgrade_request_are_read() {
+    let io = Server::builder().build();
+    io.on("go", |socket: Socket, _: Option<Value>| async move {
+        socket.emit("done", &"yes").await.expect("emit done");
+    });
+    let run = serve(&io).await;
+    let mut early = client_frame(0x1, b"40");
+    early.extend_from_slice(&client_frame(0x1, b"42[\"go\"]"));
+    let mut tcp = open_raw_websocket_sending(run.addr, &early).await;
+    loop {
+        let (opcode, payload) = within("the answer", read_server_frame(&mut tcp)).await;
+        if opcode == 0x1 && payload == b"42[\"done\",\"yes\"]" {
+            break;
+        }
+    }
+}
+
 /// A raw WebSocket to the server at `addr`, past its `101` answer (read byte by byte: the open
 /// packet follows it at once).
 async fn open_raw_websocket(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    open_raw_websocket_sending(addr, &[]).await
+}
+
+/// Like [`open_raw_websocket`], with `early` (frames) sent in the same write as the upgrade
+/// request, before the `101`.
+async fn open_raw_websocket_sending(
+    addr: std::net::SocketAddr,
+    early: &[u8],
+) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
+    let mut req = format!(
         "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
+    )
+    .into_bytes();
+    req.extend_from_slice(early);
+    tcp.write_all(&req).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         head.push(within("the 101 response", tcp.read_u8()).await.unwrap());

@@ -1,5 +1,6 @@
 //! `http_header_timeout` on every runtime: a connection that stops in the middle of its request
-//! head is closed once the timeout passes, and complete requests are still answered.
+//! head, or sends nothing at all, is closed once the timeout passes, and complete requests are
+//! still answered.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,12 +39,28 @@ fn serve_threads() -> SocketAddr {
     addr
 }
 
-/// What a half-sent head gets, and a whole one on another connection.
+/// What a half-sent head gets, a connection that sends nothing, and a whole head on another
+/// connection.
 fn check(addr: SocketAddr) {
     let mut stuck = TcpStream::connect(addr).expect("connect");
     stuck
         .write_all(HANDSHAKE.as_bytes())
         .expect("write half a head");
+    expect_closed(stuck);
+    expect_closed(TcpStream::connect(addr).expect("connect"));
+
+    let mut whole = TcpStream::connect(addr).expect("connect");
+    whole
+        .write_all(format!("{HANDSHAKE}Connection: close\r\n\r\n").as_bytes())
+        .expect("write a head");
+    let mut answer = String::new();
+    whole.read_to_string(&mut answer).expect("the handshake");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"sid\""), "{answer}");
+}
+
+/// Waits for the server to close `stuck`, which sent an unfinished head or nothing.
+fn expect_closed(mut stuck: TcpStream) {
     // Far longer than TIMEOUT: the read returns because the server closed the connection.
     stuck
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -59,15 +76,6 @@ fn check(addr: SocketAddr) {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
-
-    let mut whole = TcpStream::connect(addr).expect("connect");
-    whole
-        .write_all(format!("{HANDSHAKE}Connection: close\r\n\r\n").as_bytes())
-        .expect("write a head");
-    let mut answer = String::new();
-    whole.read_to_string(&mut answer).expect("the handshake");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("\"sid\""), "{answer}");
 }
 
 #[test]

@@ -66,6 +66,10 @@ impl sockio_server::Runtime for Smol {
         Ok((FuturesIo::new(stream), remote))
     }
 
+    async fn readable(&self, stream: &mut Self::Stream) -> io::Result<()> {
+        stream.get_ref().readable().await
+    }
+
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
         listener.get_ref().local_addr()
     }

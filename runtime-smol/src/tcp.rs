@@ -61,6 +61,11 @@ impl TcpStream {
         self.inner.get_ref().peer_addr()
     }
 
+    /// Completes once the socket has something to read.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.inner.readable().await
+    }
+
     /// Sets `TCP_NODELAY`.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.inner.get_ref().set_nodelay(nodelay)

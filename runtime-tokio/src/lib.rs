@@ -72,6 +72,12 @@ impl sockio_server::Runtime for Tokio {
         Ok((TokioIo::new(stream), remote))
     }
 
+    async fn readable(&self, stream: &mut Self::Stream) -> io::Result<()> {
+        // A peek, not `readable()`: tokio reports a just accepted socket readable before its
+        // client sent anything, and a peek that would block clears that and waits.
+        stream.inner().peek(&mut [0; 1]).await.map(drop)
+    }
+
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
         listener.local_addr()
     }

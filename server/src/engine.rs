@@ -252,7 +252,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
     pub async fn serve_listener(&self, listener: Rt::Listener) -> Result<(), ServerError> {
         let runtime = &self.inner.runtime;
         loop {
-            let (stream, remote) = match runtime.accept(&listener).await {
+            let (mut stream, remote) = match runtime.accept(&listener).await {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: keep serving the others.
@@ -264,8 +264,12 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 }
             };
             let server = self.clone();
-            let http = crate::http1::builder(runtime, self.inner.config.http_header_timeout);
+            let timeout = self.inner.config.http_header_timeout;
+            let http = crate::http1::builder(runtime, timeout);
             runtime.spawn(async move {
+                if !crate::runtime::first_bytes(&server.inner.runtime, &mut stream, timeout).await {
+                    return;
+                }
                 let service = service_fn(move |request: http::Request<Incoming>| {
                     let server = server.clone();
                     async move {

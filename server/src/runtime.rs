@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// An async executor with timers and TCP. Implemented by `sockio-tokio` and `sockio-smol`; the
 /// whole server (handlers, rooms, HTTP and WebSocket handling) is written against this trait and
@@ -36,6 +36,16 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
         listener: &Self::Listener,
     ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
 
+    /// Completes once `stream` has something to read (or has failed). The servers wait for it
+    /// before they build a new connection's HTTP state, hyper's 8 KiB read buffer among it: in a
+    /// connect storm thousands of accepted connections wait for their first request at once, and
+    /// what the allocator takes for that peak it keeps afterwards (bench/ANALYSIS.md, "Idle
+    /// memory, sixth round"). The default completes at once, for a runtime that cannot tell.
+    fn readable(&self, stream: &mut Self::Stream) -> impl Future<Output = io::Result<()>> + Send {
+        let _ = stream;
+        std::future::ready(Ok(()))
+    }
+
     /// The address the listener is bound to.
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr>;
 
@@ -64,6 +74,28 @@ pub(crate) fn from_std<Rt: Runtime>(
 ) -> io::Result<Rt::Listener> {
     listener.set_nonblocking(true)?;
     runtime.listener_from_std(listener)
+}
+
+/// Waits until the client of a just accepted `stream` sends something, for at most `timeout`
+/// (`http_header_timeout`: hyper counts it again from the first byte). False when it sent
+/// nothing in that time or the socket failed: the caller drops the connection, as hyper would
+/// have.
+pub(crate) async fn first_bytes<Rt: Runtime>(
+    runtime: &Rt,
+    stream: &mut Rt::Stream,
+    timeout: Duration,
+) -> bool {
+    match until(runtime, Instant::now() + timeout, runtime.readable(stream)).await {
+        Some(Ok(())) => true,
+        Some(Err(error)) => {
+            tracing::debug!(%error, "connection failed before its first request");
+            false
+        }
+        None => {
+            tracing::debug!("connection sent nothing within http_header_timeout");
+            false
+        }
+    }
 }
 
 /// Runs `future` for at most until `deadline`; `None` when time ran out. The timer is created only

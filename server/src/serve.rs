@@ -74,7 +74,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return Ok(());
             }
             let accept = pin!(runtime.accept(&listener));
-            let (stream, remote) = match select(accept, stopping).await {
+            let (mut stream, remote) = match select(accept, stopping).await {
                 Either::Right(_) => return Ok(()),
                 Either::Left((Ok(accepted), _)) => accepted,
                 Either::Left((Err(error), _)) => {
@@ -89,9 +89,13 @@ impl<Rt: Runtime> Server<Rt> {
             let server = self.clone();
             let fallback = fallback.clone();
             runtime.spawn(async move {
-                server
-                    .serve_connection_with(stream, Some(remote), fallback)
-                    .await;
+                let runtime = &server.inner.runtime;
+                let timeout = server.inner.config.engine.http_header_timeout;
+                if crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
+                    server
+                        .serve_connection_with(stream, Some(remote), fallback)
+                        .await;
+                }
             });
         }
     }
