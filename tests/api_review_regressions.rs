@@ -316,9 +316,9 @@ async fn a_long_message_written_from_its_own_bytes_keeps_its_place() {
 }
 
 /// Frames a client sends in the same write as its upgrade request reach the server with the
-/// request's head: hyper hands them over with the upgraded connection, and they must reach the
-/// core although the server lets go of the request's read buffer before the pump first reads
-/// (`ws_pump::release_request_buffer`).
+/// request's head: hyper hands them over with the upgraded connection (what it read past the
+/// request), and they must reach the core, whatever the server does with the connection before
+/// the pump's first read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn frames_sent_with_the_upgrade_request_are_read() {
     let io = Server::builder().build();

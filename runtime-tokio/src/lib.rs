@@ -73,8 +73,9 @@ impl sockio_server::Runtime for Tokio {
     }
 
     async fn readable(&self, stream: &mut Self::Stream) -> io::Result<()> {
-        // A peek, not `readable()`: tokio reports a just accepted socket readable before its
-        // client sent anything, and a peek that would block clears that and waits.
+        // A peek, not `readable()`: on a connection that had sent nothing, `readable()` returned
+        // at once, reporting it readable (seen in tests/http_header_timeout.rs); a peek that
+        // would block clears that readiness and waits. It takes nothing from the socket.
         stream.inner().peek(&mut [0; 1]).await.map(drop)
     }
 

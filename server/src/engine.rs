@@ -265,11 +265,12 @@ impl<Rt: Runtime> EngineServer<Rt> {
             };
             let server = self.clone();
             let timeout = self.inner.config.http_header_timeout;
-            let http = crate::http1::builder(runtime, timeout);
             runtime.spawn(async move {
-                if !crate::runtime::first_bytes(&server.inner.runtime, &mut stream, timeout).await {
+                let runtime = &server.inner.runtime;
+                if !crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
                     return;
                 }
+                let http = crate::http1::builder(runtime, timeout);
                 let service = service_fn(move |request: http::Request<Incoming>| {
                     let server = server.clone();
                     async move {

@@ -40,7 +40,8 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// before they build a new connection's HTTP state, hyper's 8 KiB read buffer among it: in a
     /// connect storm thousands of accepted connections wait for their first request at once, and
     /// what the allocator takes for that peak it keeps afterwards (bench/ANALYSIS.md, "Idle
-    /// memory, sixth round"). The default completes at once, for a runtime that cannot tell.
+    /// memory, sixth round"). It must not take any bytes from the stream. The default
+    /// completes at once, for a runtime that cannot tell.
     fn readable(&self, stream: &mut Self::Stream) -> impl Future<Output = io::Result<()>> + Send {
         let _ = stream;
         std::future::ready(Ok(()))
@@ -85,7 +86,13 @@ pub(crate) async fn first_bytes<Rt: Runtime>(
     stream: &mut Rt::Stream,
     timeout: Duration,
 ) -> bool {
-    match until(runtime, Instant::now() + timeout, runtime.readable(stream)).await {
+    let readable = runtime.readable(stream);
+    // A timeout too long for the clock means no limit, as the core reads such durations.
+    let waited = match Instant::now().checked_add(timeout) {
+        Some(deadline) => until(runtime, deadline, readable).await,
+        None => Some(readable.await),
+    };
+    match waited {
         Some(Ok(())) => true,
         Some(Err(error)) => {
             tracing::debug!(%error, "connection failed before its first request");

@@ -97,7 +97,7 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
 ) {
     let pump_runtime = runtime.clone();
     runtime.spawn(async move {
-        let mut upgraded = match upgrade.await {
+        let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => {
                 tracing::debug!(%error, "WebSocket upgrade failed");
@@ -105,7 +105,6 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
                 return;
             }
         };
-        poll_fn(|cx| release_request_buffer(cx, &mut upgraded)).await;
         let ws = Box::new(WsSocket {
             io: upgraded,
             reader: FrameReader::new(max_message),
@@ -114,22 +113,6 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
         let runtime = pump_runtime.clone();
         runtime.spawn(pump(pump_runtime, session, id, writer, ws, guard));
     });
-}
-
-/// Lets go of hyper's read buffer of the upgrade request (8 KiB) now instead of at the pump's
-/// first read. hyper hands the upgraded connection over with what it read past the request, an
-/// empty rest of that buffer that keeps all of it, and drops the rest on the first read: a
-/// zero-length read takes it and reads nothing. In a connect storm the pump's first turn waits
-/// behind every other task (smol's queue is first in, first out), and the allocator keeps the
-/// peak those buffers make (bench/ANALYSIS.md, "Idle memory, sixth round"). A rest that is not
-/// empty (a client that sent frames before it saw the `101`) stays for the pump to read.
-/// Ready at once.
-fn release_request_buffer(cx: &mut Context<'_>, io: &mut Upgraded) -> Poll<()> {
-    let mut nothing: [MaybeUninit<u8>; 0] = [];
-    let mut read = ReadBuf::uninit(&mut nothing);
-    // Whatever it answers, nothing was read: the pump's reads see the socket as it is.
-    let _ = Pin::new(io).poll_read(cx, read.unfilled());
-    Poll::Ready(())
 }
 
 /// An upgraded connection and its WebSocket framing (`sockio_core::websocket`). Boxed: every idle
