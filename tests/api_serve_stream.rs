@@ -1,7 +1,9 @@
 //! Serving on a stream that is not a TCP connection: a Unix socket, accepted by the application
 //! and handed to `sockio_tokio::serve_stream` (tokio-io) or `sockio_smol::serve_stream`
-//! (futures-io). The official client cannot dial a Unix socket itself, so a byte relay forwards
-//! its TCP connections to the socket (as a reverse proxy in front of such a server would).
+//! (futures-io), and a TLS connection (futures-rustls) handed to `sockio_smol::serve_stream`. The
+//! official client cannot dial a Unix socket itself, so a byte relay forwards its TCP connections
+//! to the socket (as a reverse proxy in front of such a server would); for TLS the relay is the
+//! TLS client, so the official client's every transport runs over the server's TLS stream.
 
 #![cfg(feature = "tokio")]
 
@@ -9,6 +11,7 @@ mod api_support;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use api_support::{Node, listen, recv};
 use serde_json::{Value, json};
@@ -125,4 +128,95 @@ async fn smol_serves_a_unix_socket() {
     let addr = relay_to(&path).await;
     check_echo(&format!("http://{addr}"), &mut remotes).await;
     let _ = std::fs::remove_file(&path);
+}
+
+/// A TLS server stream reports the end of its stream in ways a raw socket does not (a read that
+/// returns nothing ends it for good): every transport, the WebSocket's included, must work over
+/// one. A review found a zero-length read that would have closed every such WebSocket at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smol_serves_a_tls_stream() {
+    let (io, mut remotes) = echo_server::<sockio_smol::Smol>();
+    let certificates =
+        sockio_testkit::tls::TestCertificates::generate().expect("test certificates");
+    let acceptor = futures_rustls::TlsAcceptor::from(Arc::new(tls_server_config(&certificates)));
+    let connector = futures_rustls::TlsConnector::from(Arc::new(tls_client_config(&certificates)));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server_addr = listener.local_addr().expect("address");
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+    let relay_addr = relay.local_addr().expect("relay address");
+    // smol's executor runs on its own thread, beside the test's tokio runtime: the TLS server,
+    // and the relay that is the official client's TLS client.
+    std::thread::spawn(move || {
+        smol::block_on(async move {
+            let listener = smol::Async::new(listener).expect("async listener");
+            let relay = smol::Async::new(relay).expect("async relay");
+            smol::spawn(async move {
+                while let Ok((plain, _)) = relay.accept().await {
+                    let connector = connector.clone();
+                    smol::spawn(async move {
+                        let Ok(tcp) = smol::net::TcpStream::connect(server_addr).await else {
+                            return;
+                        };
+                        let name = rustls_pki_types::ServerName::try_from("localhost")
+                            .expect("server name");
+                        let Ok(tls) = connector.connect(name, tcp).await else {
+                            return;
+                        };
+                        let plain = smol::Async::new(plain.into_inner().expect("relay socket"))
+                            .expect("async relay socket");
+                        let (plain_in, plain_out) = smol::io::split(plain);
+                        let (tls_in, tls_out) = smol::io::split(tls);
+                        let _ = smol::future::race(
+                            smol::io::copy(plain_in, tls_out),
+                            smol::io::copy(tls_in, plain_out),
+                        )
+                        .await;
+                    })
+                    .detach();
+                }
+            })
+            .detach();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let io = io.clone();
+                smol::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        sockio_smol::serve_stream(io, tls, None).await;
+                    }
+                })
+                .detach();
+            }
+        })
+    });
+    check_echo(&format!("http://{relay_addr}"), &mut remotes).await;
+}
+
+fn tls_server_config(certificates: &sockio_testkit::tls::TestCertificates) -> rustls::ServerConfig {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(certificates.server_certificate())
+        .expect("server certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("server certificate");
+    let key = PrivateKeyDer::from_pem_file(certificates.server_key()).expect("server key");
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server TLS settings")
+}
+
+fn tls_client_config(certificates: &sockio_testkit::tls::TestCertificates) -> rustls::ClientConfig {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(certificates.ca_file()).expect("CA") {
+        roots.add(certificate.expect("CA")).expect("trusted CA");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
