@@ -162,8 +162,6 @@ async fn smol_serves_a_tls_stream() {
                         let Ok(tls) = connector.connect(name, tcp).await else {
                             return;
                         };
-                        let plain = smol::Async::new(plain.into_inner().expect("relay socket"))
-                            .expect("async relay socket");
                         let (plain_in, plain_out) = smol::io::split(plain);
                         let (tls_in, tls_out) = smol::io::split(tls);
                         let _ = smol::future::race(
