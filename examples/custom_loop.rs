@@ -43,7 +43,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use serde_json::json;
 use sockio_core::engineio::endpoint::is_websocket_upgrade;
-use sockio_core::engineio::{CloseReason, Output, RequestId, Sid, WsAction};
+use sockio_core::engineio::{CloseReason, Output, RequestId, Sid};
 use sockio_core::http::{Request, Response, plain_response};
 use sockio_core::socketio::{Connection, Endpoint, RemoteAddr, Routing, SocketConfig, SocketEvent};
 use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
@@ -549,8 +549,7 @@ impl Server {
         while conn.writable {
             while !conn.outbox.is_closed() && conn.outbox.unwritten() < WS_OUTBOX {
                 match connection.poll_ws(conn.id) {
-                    Some(WsAction::Send(message)) => conn.outbox.push(message),
-                    Some(WsAction::Close) => conn.outbox.push_close(None),
+                    Some(action) => conn.outbox.push_action(action),
                     None => break,
                 }
             }

@@ -369,14 +369,10 @@ async fn open_raw_websocket_sending(
     tcp
 }
 
-/// A client frame (final, under 126 bytes of payload). Client frames are masked; a zero key
-/// leaves the payload as it is.
+/// A final client frame with `opcode`. Client frames are masked; a zero key leaves the payload as
+/// it is.
 fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let len = u8::try_from(payload.len()).expect("a short payload");
-    assert!(len < 126, "a short payload");
-    let mut frame = vec![0x80 | opcode, 0x80 | len, 0, 0, 0, 0];
-    frame.extend_from_slice(payload);
-    frame
+    sockio::core::websocket::client_frame(0x80 | opcode, payload, [0; 4])
 }
 
 /// Reads one unmasked, unfragmented frame from the server: its opcode and payload.

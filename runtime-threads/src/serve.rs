@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
@@ -735,15 +735,10 @@ pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> 
     if !version_ok {
         return None;
     }
-    let accept = sockio_core::websocket::accept_key(key.as_bytes());
-    let mut headers = HeaderMap::new();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    headers.extend(extra_headers);
-    Some(headers)
+    Some(sockio_core::websocket::switching_headers(
+        key.as_bytes(),
+        extra_headers,
+    ))
 }
 
 /// True when the peer of `stream` closed its side (a non-blocking peek sees end of stream).
@@ -965,13 +960,11 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
         let WsBatch { actions, finished } = self.session.pull(self.id, WRITE_BATCH);
         let full = actions.len() == WRITE_BATCH;
         let mut out = lock(&self.shared.out);
+        let close_asked = finished || actions.contains(&WsAction::Close);
         for action in actions {
-            match action {
-                WsAction::Send(message) => out.outbox.push(message),
-                WsAction::Close => return self.close(&mut out),
-            }
+            out.outbox.push_action(action);
         }
-        if finished {
+        if close_asked {
             return self.close(&mut out);
         }
         match self.shared.flush(&mut out) {

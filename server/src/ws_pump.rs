@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
 use hyper::rt::{Read, ReadBuf, Write};
 use hyper::upgrade::Upgraded;
-use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
 use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::runtime::{Runtime, until};
@@ -46,16 +46,10 @@ pub(crate) fn switching_protocols(
     key: &HeaderValue,
     extra_headers: http::HeaderMap,
 ) -> SocketIoResponse {
-    let accept = sockio_core::websocket::accept_key(key.as_bytes());
     let mut response = http::Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    headers.extend(extra_headers);
+    *response.headers_mut() =
+        sockio_core::websocket::switching_headers(key.as_bytes(), extra_headers);
     response
 }
 
@@ -320,10 +314,7 @@ fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) {
         let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
         let full = actions.len() == WRITE_BATCH;
         for action in actions {
-            match action {
-                WsAction::Send(message) => outbox.push(message),
-                WsAction::Close => outbox.push_close(None),
-            }
+            outbox.push_action(action);
         }
         if finished {
             outbox.push_close(None);

@@ -40,6 +40,21 @@ pub fn accept_key(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
 }
 
+/// The headers of the `101 Switching Protocols` accepting a WebSocket whose handshake sent the
+/// `Sec-WebSocket-Key` `key`, followed by `extra` (what the endpoint adds, cookies and the like).
+pub fn switching_headers(key: &[u8], extra: http::HeaderMap) -> http::HeaderMap {
+    use http::{HeaderValue, header};
+    let mut headers = http::HeaderMap::new();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    // Base64: always a valid header value.
+    if let Ok(accept) = HeaderValue::from_str(&accept_key(key)) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    headers.extend(extra);
+    headers
+}
+
 /// How a client's bytes left its WebSocket ([`read_and_answer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOutcome {

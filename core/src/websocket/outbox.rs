@@ -5,7 +5,7 @@ use std::io::IoSlice;
 use bytes::Bytes;
 
 use super::{CloseCode, OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, frame_header};
-use crate::engineio::WsMessage;
+use crate::engineio::{WsAction, WsMessage};
 
 /// Payloads longer than this are not copied into the outbox: their frame's bytes are written
 /// from the message's own (reference-counted) bytes, so a broadcast's long message exists once
@@ -58,6 +58,16 @@ impl Outbox {
             self.shared.push((self.copied.len(), payload));
         } else {
             self.copied.extend_from_slice(&payload);
+        }
+    }
+
+    /// Adds what the core asked for ([`Session::pull_ws`]): a message's frame, or the close.
+    ///
+    /// [`Session::pull_ws`]: crate::engineio::Session::pull_ws
+    pub fn push_action(&mut self, action: WsAction) {
+        match action {
+            WsAction::Send(message) => self.push(message),
+            WsAction::Close => self.push_close(None),
         }
     }
 

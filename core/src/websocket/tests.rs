@@ -372,6 +372,34 @@ fn the_accept_key_is_rfc_6455s() {
     );
 }
 
+#[test]
+fn the_switching_headers_carry_the_accept_key_and_then_the_extra_ones() {
+    let mut extra = http::HeaderMap::new();
+    extra.insert(http::header::SET_COOKIE, "io=abc".parse().unwrap());
+    let headers = switching_headers(b"dGhlIHNhbXBsZSBub25jZQ==", extra);
+    assert_eq!(headers[http::header::UPGRADE], "websocket");
+    assert_eq!(headers[http::header::CONNECTION], "Upgrade");
+    assert_eq!(
+        headers[http::header::SEC_WEBSOCKET_ACCEPT],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+    assert_eq!(headers[http::header::SET_COOKIE], "io=abc");
+}
+
+#[test]
+fn the_cores_actions_become_frames_and_nothing_follows_its_close() {
+    use crate::engineio::WsAction;
+    let mut outbox = Outbox::new();
+    outbox.push_action(WsAction::Send(text("4hi")));
+    outbox.push_action(WsAction::Close);
+    outbox.push_action(WsAction::Send(text("4late")));
+    assert!(outbox.is_closed());
+    assert_eq!(
+        drain(&mut outbox, 3),
+        [server_frame(0x81, b"4hi"), server_frame(0x88, b"")].concat()
+    );
+}
+
 /// Found by the `websocket_frames` fuzz target: the fragments of a message grew by doubling, so
 /// the reader (and then the message) held up to twice the maximum message size.
 #[test]
