@@ -2,8 +2,9 @@
 //! and handed to `sockio_tokio::serve_stream` (tokio-io) or `sockio_smol::serve_stream`
 //! (futures-io), and a TLS connection (futures-rustls) handed to `sockio_smol::serve_stream`. The
 //! official client cannot dial a Unix socket itself, so a byte relay forwards its TCP connections
-//! to the socket (as a reverse proxy in front of such a server would); for TLS the relay is the
-//! TLS client, so the official client's every transport runs over the server's TLS stream.
+//! to the socket (as a reverse proxy in front of such a server would). A TLS connection
+//! (tokio-rustls, futures-rustls) is handed to either runtime's `serve_stream` too; there the relay
+//! is the TLS client, so the official client's every transport runs over the server's TLS stream.
 
 #![cfg(feature = "tokio")]
 
@@ -187,6 +188,48 @@ async fn smol_serves_a_tls_stream() {
         })
     });
     check_echo(&format!("http://{relay_addr}"), &mut remotes).await;
+}
+
+/// The same over tokio-rustls, served with `sockio_tokio::serve_stream`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_serves_a_tls_stream() {
+    let (io, mut remotes) = echo_server::<sockio::tokio::Tokio>();
+    let certificates =
+        sockio_testkit::tls::TestCertificates::generate().expect("test certificates");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_server_config(&certificates)));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_client_config(&certificates)));
+    let (listener, server_addr) = listen().await;
+    let serving = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let io = io.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    sockio::tokio::serve_stream(io, tls, None).await;
+                }
+            });
+        }
+    });
+    let (relay, relay_addr) = listen().await;
+    let relaying = tokio::spawn(async move {
+        while let Ok((mut plain, _)) = relay.accept().await {
+            let connector = connector.clone();
+            tokio::spawn(async move {
+                let Ok(tcp) = tokio::net::TcpStream::connect(server_addr).await else {
+                    return;
+                };
+                let name =
+                    rustls_pki_types::ServerName::try_from("localhost").expect("server name");
+                let Ok(mut tls) = connector.connect(name, tcp).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut plain, &mut tls).await;
+            });
+        }
+    });
+    check_echo(&format!("http://{relay_addr}"), &mut remotes).await;
+    serving.abort();
+    relaying.abort();
 }
 
 fn tls_server_config(certificates: &sockio_testkit::tls::TestCertificates) -> rustls::ServerConfig {

@@ -850,12 +850,38 @@ fn run_websocket<S: WsSession>(
         shared: shared.clone(),
     }));
     let failed = read_loop(&*session, id, &shared, &wake, reader, leftover);
-    // Cut first, so a writer blocked on the socket returns at once.
-    let _ = stream.shutdown(Shutdown::Both);
+    let close_unsent = {
+        let out = lock(&shared.out);
+        out.outbox.is_closed() && !out.outbox.is_empty()
+    };
+    if !close_unsent {
+        // Cut first, so a writer blocked on the socket returns at once.
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    // With a close frame still to send, a writer blocked on the socket is waited for: the client
+    // reads on until that close (or a write times out), so the wait is bounded.
     wake.stop();
     let failed = failed && !shared.writer_closed.load(Ordering::SeqCst);
     session.closed(id, failed);
+    if close_unsent {
+        finish_close(&shared);
+    }
     session.serving().busy.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Writes what the outbox still holds, up to and including its close frame, with the long write
+/// timeout, then cuts the socket. For the reader, once no writer is left: the close answering a
+/// client's found the socket full, and the pool's short timeout gave up on it. Cutting the socket
+/// then would lose the answer (and the frames queued before it), and the client would see an
+/// abnormal closure instead of its clean one.
+fn finish_close(shared: &WsShared) {
+    let mut out = lock(&shared.out);
+    let _ = shared.stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    out.blocked = false;
+    if let Progress::Blocked = shared.flush(&mut out) {
+        tracing::debug!("WebSocket client took nothing for the write timeout; its close is lost");
+    }
+    let _ = shared.stream.shutdown(Shutdown::Both);
 }
 
 /// Reads until the WebSocket ends; returns whether it failed (rather than closed). `leftover`:
@@ -1007,5 +1033,65 @@ impl<S: WsSession> SocketWriter<S> {
                 Progress::Ended
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::protocol::Role;
+    use tungstenite::{Message, WebSocket};
+
+    /// A client that closed while its socket was full (it had stopped reading) still gets every
+    /// frame queued before its close, and the close's answer last.
+    #[test]
+    fn the_answer_to_a_close_gets_through_a_full_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let stream = Arc::new(accepted);
+        stream
+            .set_write_timeout(Some(POOL_WRITE_TIMEOUT))
+            .expect("timeout");
+        let shared = WsShared {
+            out: Mutex::new(WsOut {
+                outbox: Outbox::new(),
+                blocked: false,
+            }),
+            stream,
+            writer_closed: AtomicBool::new(false),
+        };
+        // Frames until the pool's short timeout gives up: the socket is full.
+        let payload = Bytes::from(vec![7u8; 64 * 1024]);
+        let mut queued = 0;
+        {
+            let mut out = lock(&shared.out);
+            loop {
+                out.outbox
+                    .push_action(WsAction::Send(WsMessage::Binary(payload.clone())));
+                queued += 1;
+                if shared.flush(&mut out) == Progress::Blocked {
+                    break;
+                }
+                assert!(queued < 10_000, "the socket never filled");
+            }
+            out.outbox.push_close(None);
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(|| finish_close(&shared));
+            let mut socket = WebSocket::from_raw_socket(client, Role::Client, None);
+            let mut received = 0;
+            loop {
+                match socket.read().expect("a frame, not a cut") {
+                    Message::Binary(data) => {
+                        assert_eq!(data, payload);
+                        received += 1;
+                    }
+                    Message::Close(_) => break,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(received, queued, "every frame before the close arrives");
+        });
     }
 }
