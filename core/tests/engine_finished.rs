@@ -5,8 +5,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use sockio_core::engineio::{
     CloseReason, Endpoint, EngineConfig, PacketData, RequestId, Routing, SequentialSids, Session,
-    WsAction, WsBatch,
+    WsAction, WsBatch, WsPulled,
 };
+use sockio_core::websocket::Outbox;
 
 /// A WebSocket session (socket `RequestId(1)`) that was sent one message and then closed, with
 /// its open packet, the message and the close still to be pulled.
@@ -74,6 +75,40 @@ fn pull_ws_takes_at_most_max_and_says_finished_only_when_nothing_is_left() {
         },
         "another socket of an ended session gets nothing more either"
     );
+}
+
+#[test]
+fn pull_ws_into_frames_into_the_writers_outbox_what_pull_ws_would_return() {
+    let mut batches = closed_websocket_session();
+    let mut framed = closed_websocket_session();
+    let conn = RequestId(1);
+    let mut expected = Outbox::new();
+    let mut outbox = Outbox::new();
+    for _ in 0..3 {
+        let batch = batches.pull_ws(conn, 2);
+        let pulled = framed.pull_ws_into(conn, 2, &mut outbox);
+        assert_eq!(
+            pulled,
+            WsPulled {
+                taken: batch.actions.len(),
+                finished: batch.finished
+            }
+        );
+        for action in batch.actions {
+            expected.push_action(action);
+        }
+    }
+    assert!(outbox.is_closed(), "the close was framed");
+    let bytes = |outbox: &Outbox| {
+        let mut slices = [std::io::IoSlice::new(&[]); 16];
+        let filled = outbox.io_slices(&mut slices);
+        slices[..filled]
+            .iter()
+            .flat_map(|slice| slice.iter().copied())
+            .collect::<Vec<u8>>()
+    };
+    assert_eq!(bytes(&outbox), bytes(&expected));
+    assert!(framed.is_finished());
 }
 
 #[test]

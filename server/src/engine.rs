@@ -38,8 +38,9 @@ use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
-    Session, SessionNotice, WsBatch, WsMessage, deliver_in_order,
+    Session, SessionNotice, WsMessage, WsPulled, deliver_in_order,
 };
+use sockio_core::websocket::Outbox;
 
 use crate::error::ServerError;
 use crate::runtime::{Runtime, until};
@@ -579,8 +580,8 @@ struct SessionWebSocket<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
-    fn pull(&self, id: RequestId, max: usize) -> WsBatch {
-        lock(&self.cell.state).session.pull_ws(id, max)
+    fn pull_into(&self, id: RequestId, max: usize, outbox: &mut Outbox) -> WsPulled {
+        lock(&self.cell.state).session.pull_ws_into(id, max, outbox)
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

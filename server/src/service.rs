@@ -10,8 +10,9 @@ use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
-use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsMessage, WsPulled};
 use sockio_core::socketio::{RemoteAddr, Routing};
+use sockio_core::websocket::Outbox;
 
 use crate::cell::{ConnCell, Drained};
 use crate::runtime::Runtime;
@@ -289,8 +290,8 @@ struct ConnWebSocket<Rt: Runtime> {
 }
 
 impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
-    fn pull(&self, id: RequestId, max: usize) -> WsBatch {
-        self.cell.lock().conn.pull_ws(id, max)
+    fn pull_into(&self, id: RequestId, max: usize, outbox: &mut Outbox) -> WsPulled {
+        self.cell.lock().conn.pull_ws_into(id, max, outbox)
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

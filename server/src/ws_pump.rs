@@ -16,7 +16,7 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
 use hyper::rt::{Read, ReadBuf, Write};
 use hyper::upgrade::Upgraded;
-use sockio_core::engineio::{RequestId, WsBatch, WsMessage};
+use sockio_core::engineio::{RequestId, WsMessage, WsPulled};
 use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::runtime::{Runtime, until};
@@ -25,10 +25,11 @@ use crate::wake_signal::WakeSignal;
 
 /// What the pump needs of a session (a Socket.IO connection or a raw Engine.IO session).
 pub(crate) trait WsSession: Send + Sync {
-    /// Up to `max` next writes (or the close) for the WebSocket `id` ([`Session::pull_ws`]).
+    /// Up to `max` next writes (or the close) for the WebSocket `id`, framed into `outbox`
+    /// ([`Session::pull_ws_into`]).
     ///
-    /// [`Session::pull_ws`]: sockio_core::engineio::Session::pull_ws
-    fn pull(&self, id: RequestId, max: usize) -> WsBatch;
+    /// [`Session::pull_ws_into`]: sockio_core::engineio::Session::pull_ws_into
+    fn pull_into(&self, id: RequestId, max: usize, outbox: &mut Outbox) -> WsPulled;
     /// A message from the client, fed to the core (with the drain rule).
     fn received(&self, id: RequestId, message: WsMessage);
     /// After a read: a wait for the application to catch up when it is far behind, so reading
@@ -311,15 +312,11 @@ fn write_now<S: WsSession>(
 /// client's backlog stays in the core's bounded queue, not here.
 fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) {
     while !outbox.is_closed() && outbox.unwritten() < OUTBOX_TARGET {
-        let WsBatch { actions, finished } = session.pull(id, WRITE_BATCH);
-        let full = actions.len() == WRITE_BATCH;
-        for action in actions {
-            outbox.push_action(action);
-        }
+        let WsPulled { taken, finished } = session.pull_into(id, WRITE_BATCH, outbox);
         if finished {
             outbox.push_close(None);
         }
-        if !full {
+        if taken < WRITE_BATCH {
             break;
         }
     }

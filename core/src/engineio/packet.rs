@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use super::ProtocolVersion;
@@ -198,6 +198,28 @@ pub(crate) fn decode_text_in(
     text: &str,
     version: ProtocolVersion,
 ) -> Result<Packet, DecodeError> {
+    Ok(match decode_text_head(text, version)? {
+        TextHead::Whole(packet) => packet,
+        TextHead::Typed(kind) => Packet {
+            kind,
+            data: match &text[1..] {
+                "" => PacketData::Empty,
+                rest => PacketData::Text(whole.slice_ref(rest)),
+            },
+        },
+    })
+}
+
+/// A text packet as far as its first byte tells.
+enum TextHead {
+    /// Decoded already (the `b` base64 forms, whose data is not the text's).
+    Whole(Packet),
+    /// A packet of this type whose data is the text after its first byte (an ASCII byte, so
+    /// the rest starts on a char boundary).
+    Typed(PacketType),
+}
+
+fn decode_text_head(text: &str, version: ProtocolVersion) -> Result<TextHead, DecodeError> {
     let Some(&first) = text.as_bytes().first() else {
         return Err(DecodeError::Empty);
     };
@@ -205,7 +227,7 @@ pub(crate) fn decode_text_in(
     if first == b'b' {
         return match version {
             // v4 binary packets are always messages: `b<base64>`.
-            ProtocolVersion::V4 => Ok(Packet::binary(decode_base64(&text[1..])?)),
+            ProtocolVersion::V4 => Ok(TextHead::Whole(Packet::binary(decode_base64(&text[1..])?))),
             // v3 keeps the type: `b<type><base64>`.
             ProtocolVersion::V3 => {
                 let kind = text
@@ -213,21 +235,40 @@ pub(crate) fn decode_text_in(
                     .get(1)
                     .and_then(|&c| PacketType::from_char(c as char))
                     .ok_or(DecodeError::UnknownType)?;
-                Ok(Packet {
+                Ok(TextHead::Whole(Packet {
                     kind,
                     data: PacketData::Binary(decode_base64(&text[2..])?),
-                })
+                }))
             }
         };
     }
-    let kind = PacketType::from_char(first as char).ok_or(DecodeError::UnknownType)?;
-    let rest = &text[1..];
-    let data = if rest.is_empty() {
-        PacketData::Empty
-    } else {
-        PacketData::Text(whole.slice_ref(rest))
+    PacketType::from_char(first as char)
+        .map(TextHead::Typed)
+        .ok_or(DecodeError::UnknownType)
+}
+
+/// A WebSocket text message that is one packet, with the text after the type byte as its data.
+/// The message's own buffer is advanced past that byte: a second handle sliced from it would
+/// cost an allocation (the buffer's shared header, made on its first clone), one per message.
+fn decode_ws_text(text: ByteString, version: ProtocolVersion) -> Result<Packet, DecodeError> {
+    let kind = match decode_text_head(&text, version)? {
+        TextHead::Whole(packet) => return Ok(packet),
+        TextHead::Typed(kind) => kind,
     };
-    Ok(Packet { kind, data })
+    if text.len() == 1 {
+        return Ok(Packet {
+            kind,
+            data: PacketData::Empty,
+        });
+    }
+    let mut rest = text.into_bytes();
+    rest.advance(1);
+    // Still UTF-8 (an ASCII byte was dropped), checked again because only `unsafe` could skip it.
+    let rest = ByteString::try_from(rest).map_err(|_| DecodeError::InvalidUtf8)?;
+    Ok(Packet {
+        kind,
+        data: PacketData::Text(rest),
+    })
 }
 
 impl Packet {
@@ -239,7 +280,7 @@ impl Packet {
     /// and binary data shares the frame's buffer, so nothing is copied except base64.
     pub fn decode_ws(msg: WsMessage, version: ProtocolVersion) -> Result<Packet, DecodeError> {
         match msg {
-            WsMessage::Text(text) => decode_text_in(&text, &text, version),
+            WsMessage::Text(text) => decode_ws_text(text, version),
             WsMessage::Binary(bytes) => match version {
                 ProtocolVersion::V4 => Ok(Packet::binary(bytes)),
                 ProtocolVersion::V3 => {

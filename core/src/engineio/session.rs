@@ -134,6 +134,15 @@ pub struct WsBatch {
     pub finished: bool,
 }
 
+/// What [`Session::pull_ws_into`] took.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WsPulled {
+    /// How many actions were handed over (fewer than asked: nothing more is ready now).
+    pub taken: usize,
+    /// As [`WsBatch::finished`].
+    pub finished: bool,
+}
+
 /// Why a command could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -791,11 +800,27 @@ impl Session {
     /// Up to `max` next actions of [`poll_ws`](Self::poll_ws) for `conn`, for a writer that writes
     /// them in one batch; when there are none, whether the socket is done.
     pub fn pull_ws(&mut self, conn: RequestId, max: usize) -> WsBatch {
-        let actions: Vec<WsAction> = std::iter::from_fn(|| self.poll_ws(conn))
-            .take(max)
-            .collect();
-        let finished = actions.is_empty() && self.is_closed() && !self.wants_ws_write(conn);
+        let mut actions = Vec::new();
+        let WsPulled { finished, .. } = self.pull_ws_into(conn, max, &mut actions);
         WsBatch { actions, finished }
+    }
+
+    /// [`pull_ws`](Self::pull_ws) into the writer's own buffer (an
+    /// [`Outbox`](crate::websocket::Outbox), a `Vec`), so that no vector is made for each batch.
+    pub fn pull_ws_into(
+        &mut self,
+        conn: RequestId,
+        max: usize,
+        out: &mut impl Extend<WsAction>,
+    ) -> WsPulled {
+        let mut taken = 0;
+        out.extend(
+            std::iter::from_fn(|| self.poll_ws(conn))
+                .take(max)
+                .inspect(|_| taken += 1),
+        );
+        let finished = taken == 0 && self.is_closed() && !self.wants_ws_write(conn);
+        WsPulled { taken, finished }
     }
 
     /// True when [`poll_ws`](Self::poll_ws) has something for `conn`.

@@ -34,7 +34,7 @@ use super::decoder::{Decoder, ParseError};
 use super::packet::{Packet, PacketKind};
 use crate::engineio::frame::Frame;
 use crate::engineio::session::{
-    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch,
+    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch, WsPulled,
 };
 use crate::engineio::sid::{Sid, SidGenerator};
 use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after, earlier};
@@ -775,6 +775,16 @@ impl Connection {
     /// See [`Session::pull_ws`].
     pub fn pull_ws(&mut self, conn: RequestId, max: usize) -> WsBatch {
         self.engine.pull_ws(conn, max)
+    }
+
+    /// See [`Session::pull_ws_into`].
+    pub fn pull_ws_into(
+        &mut self,
+        conn: RequestId,
+        max: usize,
+        out: &mut impl Extend<WsAction>,
+    ) -> WsPulled {
+        self.engine.pull_ws_into(conn, max, out)
     }
 
     /// See [`Session::wants_ws_write`].

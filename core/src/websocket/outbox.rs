@@ -226,3 +226,14 @@ impl<'a> Fill<'_, 'a> {
         true
     }
 }
+
+/// What [`Session::pull_ws_into`] takes, as [`Outbox::push_action`] each.
+///
+/// [`Session::pull_ws_into`]: crate::engineio::Session::pull_ws_into
+impl Extend<WsAction> for Outbox {
+    fn extend<I: IntoIterator<Item = WsAction>>(&mut self, actions: I) {
+        for action in actions {
+            self.push_action(action);
+        }
+    }
+}
