@@ -1,10 +1,9 @@
-//! Serving on a stream that is not a TCP connection: a Unix socket, accepted by the application
-//! and handed to `sockio_tokio::serve_stream` (tokio-io) or `sockio_smol::serve_stream`
-//! (futures-io), and a TLS connection (futures-rustls) handed to `sockio_smol::serve_stream`. The
-//! official client cannot dial a Unix socket itself, so a byte relay forwards its TCP connections
-//! to the socket (as a reverse proxy in front of such a server would). A TLS connection
-//! (tokio-rustls, futures-rustls) is handed to either runtime's `serve_stream` too; there the relay
-//! is the TLS client, so the official client's every transport runs over the server's TLS stream.
+//! Serving on a stream that is not a TCP connection, accepted by the application and handed to
+//! `sockio_tokio::serve_stream` (tokio-io) or `sockio_smol::serve_stream` (futures-io): a Unix
+//! socket, and a TLS connection (tokio-rustls on tokio, futures-rustls on smol). The official
+//! client cannot dial a Unix socket itself, so a byte relay forwards its TCP connections to the
+//! socket (as a reverse proxy in front of such a server would); for TLS the relay is the TLS
+//! client, so the official client's every transport runs over the server's TLS stream.
 
 #![cfg(feature = "tokio")]
 
@@ -90,7 +89,8 @@ async fn check_echo(url: &str, remotes: &mut mpsc::UnboundedReceiver<Option<IpAd
             "websocket"
         };
         assert_eq!(echo["transport"], json!(expected), "{via}");
-        // A Unix socket has no peer IP: the handshake says so instead of inventing one.
+        // No peer IP was handed over (a Unix socket has none; the TLS tests pass `None` too): the
+        // handshake says so instead of inventing one.
         let remote = recv(remotes, "the connect handler").await;
         assert_eq!(remote, None, "{via}");
     }

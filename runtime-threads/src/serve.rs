@@ -12,7 +12,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
@@ -779,11 +779,19 @@ struct WsShared {
 
 impl WsShared {
     /// Writes what the outbox holds: `Done`, `Blocked` when the socket is full (the rest waits
-    /// in the outbox, for the writer), `Ended` when the socket failed (it is cut).
-    fn flush(&self, out: &mut WsOut) -> Progress {
+    /// in the outbox, for the writer), `Ended` when the socket failed (it is cut). Each write
+    /// waits at most the socket's send timeout, or, given a `deadline`, what is left until then.
+    fn flush(&self, out: &mut WsOut, deadline: Option<Instant>) -> Progress {
         while !out.outbox.is_empty() {
             if out.blocked {
                 return Progress::Blocked;
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || self.stream.set_write_timeout(Some(left)).is_err() {
+                    out.blocked = true;
+                    return Progress::Blocked;
+                }
             }
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             let filled = out.outbox.io_slices(&mut slices);
@@ -849,43 +857,56 @@ fn run_websocket<S: WsSession>(
         id,
         shared: shared.clone(),
     }));
-    let failed = read_loop(&*session, id, &shared, &wake, reader, leftover);
-    let close_unsent = {
-        let out = lock(&shared.out);
-        out.outbox.is_closed() && !out.outbox.is_empty()
-    };
-    if !close_unsent {
+    let ReadEnd {
+        failed,
+        close_unsent,
+    } = read_loop(&*session, id, &shared, &wake, reader, leftover);
+    let cleanly_closed = || shared.writer_closed.load(Ordering::SeqCst);
+    if close_unsent {
+        // A close frame is still owed (and what was queued before it): the writers get to finish
+        // their writes, then the reader writes the rest, all within one write timeout.
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        if !wake.stop_until(deadline) {
+            let _ = stream.shutdown(Shutdown::Both);
+            wake.stop();
+        }
+        session.closed(id, failed && !cleanly_closed());
+        finish_close(&shared, deadline);
+    } else {
         // Cut first, so a writer blocked on the socket returns at once.
         let _ = stream.shutdown(Shutdown::Both);
-    }
-    // With a close frame still to send, a writer blocked on the socket is waited for: the client
-    // reads on until that close (or a write times out), so the wait is bounded.
-    wake.stop();
-    let failed = failed && !shared.writer_closed.load(Ordering::SeqCst);
-    session.closed(id, failed);
-    if close_unsent {
-        finish_close(&shared);
+        wake.stop();
+        session.closed(id, failed && !cleanly_closed());
     }
     session.serving().busy.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Writes what the outbox still holds, up to and including its close frame, with the long write
-/// timeout, then cuts the socket. For the reader, once no writer is left: the close answering a
-/// client's found the socket full, and the pool's short timeout gave up on it. Cutting the socket
-/// then would lose the answer (and the frames queued before it), and the client would see an
-/// abnormal closure instead of its clean one.
-fn finish_close(shared: &WsShared) {
+/// Writes what the outbox still holds, up to and including its close frame, until `deadline`,
+/// then cuts the socket. For the reader, once no writer is left, when a close frame was still
+/// owed as the WebSocket ended: most often the answer to a client's close, which the reader's
+/// own short-timeout write found the socket too full to take. Cutting the socket then would
+/// lose that close (and the frames queued before it), and the client would see an abnormal
+/// closure instead of its clean one.
+fn finish_close(shared: &WsShared, deadline: Instant) {
     let mut out = lock(&shared.out);
-    let _ = shared.stream.set_write_timeout(Some(WRITE_TIMEOUT));
     out.blocked = false;
-    if let Progress::Blocked = shared.flush(&mut out) {
-        tracing::debug!("WebSocket client took nothing for the write timeout; its close is lost");
+    if let Progress::Blocked = shared.flush(&mut out, Some(deadline)) {
+        tracing::debug!("WebSocket client took too long to read its close; the socket is cut");
     }
     let _ = shared.stream.shutdown(Shutdown::Both);
 }
 
-/// Reads until the WebSocket ends; returns whether it failed (rather than closed). `leftover`:
-/// bytes read with the upgrade request, the first of the WebSocket.
+/// How a WebSocket's reading ended.
+struct ReadEnd {
+    /// It failed (rather than closed).
+    failed: bool,
+    /// A close frame is queued but not written yet: the answer to the client's close (or to its
+    /// protocol error), or the writer's own close.
+    close_unsent: bool,
+}
+
+/// Reads until the WebSocket ends. `leftover`: bytes read with the upgrade request, the first of
+/// the WebSocket.
 fn read_loop(
     session: &impl WsSession,
     id: RequestId,
@@ -893,7 +914,7 @@ fn read_loop(
     wake: &Arc<WsWake>,
     mut reader: FrameReader,
     leftover: Vec<u8>,
-) -> bool {
+) -> ReadEnd {
     // A buffer that never grows: a long message is kept by the reader at its own length, and
     // only until it is delivered.
     let mut buf = vec![0u8; READ_BUFFER];
@@ -914,7 +935,7 @@ fn read_loop(
         // Under the writer's lock, as each read was with tungstenite: answers must not interleave
         // with the writer's frames. Reading the bytes calls nothing in the core; the messages are
         // handed over after the lock is let go.
-        let (read, blocked) = {
+        let (read, blocked, close_unsent) = {
             let mut out = lock(&shared.out);
             let before = out.outbox.unwritten();
             let read = read_and_answer(&mut reader, &mut out.outbox, bytes, &mut |message| {
@@ -923,8 +944,9 @@ fn read_loop(
             // Pongs or a close were queued: written now when the socket takes them; when it is
             // full (or the writer found it full this turn), the writer sends them.
             let answered = out.outbox.unwritten() != before;
-            let blocked = answered && matches!(shared.flush(&mut out), Progress::Blocked);
-            (read, blocked)
+            let blocked = answered && matches!(shared.flush(&mut out, None), Progress::Blocked);
+            let close_unsent = out.outbox.is_closed() && !out.outbox.is_empty();
+            (read, blocked, close_unsent)
         };
         if blocked {
             wake.notify();
@@ -943,7 +965,10 @@ fn read_loop(
         }
         session.pause();
         if let Some(failed) = end {
-            return failed;
+            return ReadEnd {
+                failed,
+                close_unsent,
+            };
         }
         // The blocking read happens without the lock, so the writer is never held up by it.
         received = loop {
@@ -951,7 +976,13 @@ fn read_loop(
                 Ok(0) => break None,
                 Ok(n) => break Some(n),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return !shared.writer_closed.load(Ordering::SeqCst),
+                // The socket is broken: nothing more can be written to it.
+                Err(_) => {
+                    return ReadEnd {
+                        failed: true,
+                        close_unsent: false,
+                    };
+                }
             }
         };
     }
@@ -978,7 +1009,10 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
             }
             // What an earlier turn could not send goes first, and nothing more is pulled until
             // it went: the rest waits in the core's queue, under its limits.
-            match self.shared.flush(&mut out) {
+            match self.shared.flush(&mut out, None) {
+                // The reader queued a close (answering the client's): nothing may follow it, so
+                // nothing more is pulled, and the reader ends the socket.
+                Progress::Done if out.outbox.is_closed() => return Progress::Ended,
                 Progress::Done => {}
                 other => return other,
             }
@@ -993,7 +1027,7 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
         if close_asked {
             return self.close(&mut out);
         }
-        match self.shared.flush(&mut out) {
+        match self.shared.flush(&mut out, None) {
             Progress::Done if full => Progress::More,
             progress => progress,
         }
@@ -1026,7 +1060,7 @@ impl<S: WsSession> SocketWriter<S> {
         if !self.shared.writer_closed.swap(true, Ordering::SeqCst) {
             out.outbox.push_close(None);
         }
-        match self.shared.flush(out) {
+        match self.shared.flush(out, None) {
             Progress::Blocked => Progress::Blocked,
             _ => {
                 let _ = self.shared.stream.shutdown(Shutdown::Both);
@@ -1042,10 +1076,10 @@ mod tests {
     use tungstenite::protocol::Role;
     use tungstenite::{Message, WebSocket};
 
-    /// A client that closed while its socket was full (it had stopped reading) still gets every
-    /// frame queued before its close, and the close's answer last.
-    #[test]
-    fn the_answer_to_a_close_gets_through_a_full_socket() {
+    /// A WebSocket's writing side whose socket is full (its client stopped reading), with a
+    /// close queued after the frames that filled it; the client's end of the socket, the frames'
+    /// payload and how many there are.
+    fn full_socket_with_a_close() -> (WsShared, TcpStream, Bytes, usize) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
         let (accepted, _) = listener.accept().expect("accept");
@@ -1070,15 +1104,23 @@ mod tests {
                 out.outbox
                     .push_action(WsAction::Send(WsMessage::Binary(payload.clone())));
                 queued += 1;
-                if shared.flush(&mut out) == Progress::Blocked {
+                if shared.flush(&mut out, None) == Progress::Blocked {
                     break;
                 }
                 assert!(queued < 10_000, "the socket never filled");
             }
             out.outbox.push_close(None);
         }
+        (shared, client, payload, queued)
+    }
+
+    /// A client that closed while its socket was full (it had stopped reading) still gets every
+    /// frame queued before its close, and the close's answer last.
+    #[test]
+    fn the_answer_to_a_close_gets_through_a_full_socket() {
+        let (shared, client, payload, queued) = full_socket_with_a_close();
         std::thread::scope(|scope| {
-            scope.spawn(|| finish_close(&shared));
+            scope.spawn(|| finish_close(&shared, Instant::now() + WRITE_TIMEOUT));
             let mut socket = WebSocket::from_raw_socket(client, Role::Client, None);
             let mut received = 0;
             loop {
@@ -1093,5 +1135,35 @@ mod tests {
             }
             assert_eq!(received, queued, "every frame before the close arrives");
         });
+    }
+
+    /// A client that never reads again holds the closing reader until the deadline, no longer,
+    /// and then finds its socket cut.
+    #[test]
+    fn a_close_nobody_reads_is_given_up_at_its_deadline() {
+        let (shared, mut client, _, _) = full_socket_with_a_close();
+        // As a socket's own writer thread leaves it: each write may wait the long timeout.
+        shared
+            .stream
+            .set_write_timeout(Some(WRITE_TIMEOUT))
+            .expect("timeout");
+        let started = Instant::now();
+        finish_close(&shared, started + Duration::from_millis(50));
+        assert!(
+            started.elapsed() < WRITE_TIMEOUT / 2,
+            "the deadline, not the socket's write timeout, ends the wait"
+        );
+        // Cut: after what the kernel held, the client reads the end of the stream (or a reset).
+        let mut sink = vec![0u8; 64 * 1024];
+        loop {
+            match client.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        assert!(
+            !lock(&shared.out).outbox.is_empty(),
+            "what the client did not take was not written"
+        );
     }
 }

@@ -109,19 +109,44 @@ impl WsWake {
         }
     }
 
-    /// No more writing: waits until no thread writes the socket (the caller cut the stream first,
-    /// so a blocked write ends at once), and lets go of the writer.
+    /// No more writing: waits until no thread writes the socket, and lets go of the writer. The
+    /// caller cuts the stream first, so that a blocked write ends at once, or waits with
+    /// [`stop_until`](Self::stop_until).
     pub fn stop(&self) {
+        self.stop_waiting(None);
+    }
+
+    /// [`stop`](Self::stop) for a caller that lets a writer finish what it is writing, but only
+    /// until `deadline`: false when a thread still writes the socket then (it is still stopped:
+    /// it takes no further turn).
+    pub fn stop_until(&self, deadline: Instant) -> bool {
+        self.stop_waiting(Some(deadline))
+    }
+
+    fn stop_waiting(&self, deadline: Option<Instant>) -> bool {
         let mut state = lock(&self.state);
         state.stopped = true;
         self.changed.notify_all();
         while state.owner != Owner::Nobody {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = match deadline {
+                None => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+            };
         }
         state.writes = None;
+        true
     }
 
     /// Hands the socket back (nobody writes it until the next notification); `end` also stops
@@ -503,6 +528,60 @@ mod tests {
         other.notify();
         other_writes.wait_until("a turn", |log| log.turns == 1);
         other.stop();
+    }
+
+    /// A socket whose turn lasts until the test opens its gate.
+    struct Gated {
+        scripted: Arc<Scripted>,
+        open: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl SocketWrites for Gated {
+        fn write_batch(&self) -> Progress {
+            self.scripted.record(|log| log.turns += 1);
+            let mut open = lock(&self.open);
+            while !*open {
+                open = self.opened.wait(open).expect("lock");
+            }
+            Progress::Done
+        }
+        fn set_patient(&self, patient: bool) {
+            self.scripted.set_patient(patient);
+        }
+        fn fail(&self) {
+            self.scripted.fail();
+        }
+    }
+
+    #[test]
+    fn stop_until_gives_up_on_a_writer_still_writing_at_its_deadline() {
+        let idle = Arc::new(WsWake::default());
+        idle.attach(Scripted::new(&[]));
+        assert!(
+            idle.stop_until(Instant::now()),
+            "nobody writes: stopped at once"
+        );
+
+        let wake = Arc::new(WsWake::default());
+        let writes = Arc::new(Gated {
+            scripted: Scripted::new(&[]),
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+        });
+        wake.attach(writes.clone());
+        wake.notify();
+        writes.scripted.wait_until("a turn", |log| log.turns == 1);
+        assert!(
+            !wake.stop_until(Instant::now() + Duration::from_millis(20)),
+            "the turn is still writing"
+        );
+        // Notified while stopped: no further turn.
+        wake.notify();
+        *lock(&writes.open) = true;
+        writes.opened.notify_all();
+        wake.stop();
+        assert_eq!(writes.scripted.turns(), 1);
     }
 
     #[test]

@@ -247,28 +247,29 @@ fn decode_text_head(text: &str, version: ProtocolVersion) -> Result<TextHead, De
         .ok_or(DecodeError::UnknownType)
 }
 
+/// Longest text after the type byte that [`decode_ws_text`] checks as UTF-8 a second time to
+/// save an allocation; a longer one is sliced (one allocation against a long message).
+const RECHECKED_TEXT: usize = 1024;
+
 /// A WebSocket text message that is one packet, with the text after the type byte as its data.
-/// The message's own buffer is advanced past that byte: a second handle sliced from it would
+/// A short message's own buffer is advanced past that byte: a second handle sliced from it would
 /// cost an allocation (the buffer's shared header, made on its first clone), one per message.
 fn decode_ws_text(text: ByteString, version: ProtocolVersion) -> Result<Packet, DecodeError> {
     let kind = match decode_text_head(&text, version)? {
         TextHead::Whole(packet) => return Ok(packet),
         TextHead::Typed(kind) => kind,
     };
-    if text.len() == 1 {
-        return Ok(Packet {
-            kind,
-            data: PacketData::Empty,
-        });
-    }
-    let mut rest = text.into_bytes();
-    rest.advance(1);
-    // Still UTF-8 (an ASCII byte was dropped), checked again because only `unsafe` could skip it.
-    let rest = ByteString::try_from(rest).map_err(|_| DecodeError::InvalidUtf8)?;
-    Ok(Packet {
-        kind,
-        data: PacketData::Text(rest),
-    })
+    let data = match text.len() - 1 {
+        0 => PacketData::Empty,
+        len if len > RECHECKED_TEXT => PacketData::Text(text.slice_ref(&text[1..])),
+        _ => {
+            let mut rest = text.into_bytes();
+            rest.advance(1);
+            // Still UTF-8 (an ASCII byte was dropped); only `unsafe` could skip the check.
+            PacketData::Text(ByteString::try_from(rest).map_err(|_| DecodeError::InvalidUtf8)?)
+        }
+    };
+    Ok(Packet { kind, data })
 }
 
 impl Packet {
@@ -554,6 +555,24 @@ mod tests {
                 Packet::decode_ws(WsMessage::Text("".into()), version),
                 Err(DecodeError::Empty)
             );
+        }
+    }
+
+    #[test]
+    fn a_websocket_text_message_decodes_as_the_same_text_packet() {
+        let long = format!("4{}", "é".repeat(RECHECKED_TEXT));
+        let texts = [
+            "", "4", "2", "6", "4x", "4é", "2probe", "b", "bAQID", "b4AQID", "b4", "bx", "x", "é",
+            "9", &long,
+        ];
+        for version in [V3, V4] {
+            for text in texts {
+                assert_eq!(
+                    Packet::decode_ws(WsMessage::Text(ByteString::from(text)), version),
+                    Packet::decode_text(text, version),
+                    "{text:?} {version:?}"
+                );
+            }
         }
     }
 

@@ -807,6 +807,8 @@ impl Session {
 
     /// [`pull_ws`](Self::pull_ws) into the writer's own buffer (an
     /// [`Outbox`](crate::websocket::Outbox), a `Vec`), so that no vector is made for each batch.
+    /// `out` is filled while the caller holds this session (a runtime holds its connection's
+    /// lock), so its `extend` should only store what it is given.
     pub fn pull_ws_into(
         &mut self,
         conn: RequestId,
