@@ -17,13 +17,15 @@ mod api_support;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use api_support::{HttpConn, Node, recv, within};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sockio::server::{Handled, Runtime, Server, ServerError, Socket};
+use sockio_core::engineio::{Sid, SidGenerator};
 use tokio::sync::mpsc;
 
 /// `serve_std` running on the server's runtime; resolves to its result.
@@ -160,6 +162,124 @@ async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handsha
     assert_eq!(io.connection_count(), 0);
 }
 
+/// Ids from a counter; once armed, the next one asked for (the racing handshake's) waits inside
+/// the core's handshake, past the shutdown check, until the test lets it go on.
+struct GatedSids {
+    next: AtomicUsize,
+    armed: Arc<AtomicBool>,
+    entered: mpsc::UnboundedSender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl SidGenerator for GatedSids {
+    fn generate(&self) -> Sid {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let _ = self.entered.send(());
+            if let Ok(release) = self.release.lock() {
+                let _ = release.recv_timeout(Duration::from_secs(10));
+            }
+            return Sid::new("racing");
+        }
+        Sid::new(format!("id-{n}"))
+    }
+}
+
+/// A handshake that passed the shutdown check before `shutdown` began, and registers its
+/// connection only after `shutdown` closed the ones it found: `shutdown` waits for it (instead of
+/// returning once the others are gone), and its connection is closed like the others.
+async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn: Spawn<Rt>) {
+    let armed = Arc::new(AtomicBool::new(false));
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let io = Server::<Rt>::builder()
+        .ping_interval(Duration::from_secs(25))
+        .sid_generator(GatedSids {
+            next: AtomicUsize::new(0),
+            armed: armed.clone(),
+            entered: entered_tx,
+            release: Mutex::new(release_rx),
+        })
+        .build();
+    let (tx, mut reasons) = mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    let (addr, serving) = serve(&io, spawn);
+    let mut client = Node::spawn(
+        &format!("http://{addr}"),
+        &format!("process.env.T = \"websocket\"; process.env.SLOW = \"0\";\n{CLIENT}"),
+    );
+    client.expect("connected").await;
+
+    // The racing handshake, on a thread of its own: it stops inside the core, past the check.
+    armed.store(true, Ordering::SeqCst);
+    let racing = {
+        let io = io.clone();
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            let request = http::Request::get("/socket.io/?EIO=4&transport=polling")
+                .body(String::new())
+                .expect("request");
+            match runtime.block_on(io.handle_request(request, None)) {
+                Handled::Response(response) => response,
+                Handled::NotSocketIo(_) => panic!("the Socket.IO path was handed back"),
+            }
+        })
+    };
+    recv(&mut entered, "the racing handshake to start").await;
+
+    let mut shutting_down = {
+        let io = io.clone();
+        tokio::spawn(async move {
+            let begun = Instant::now();
+            io.shutdown(Duration::from_secs(20)).await;
+            begun.elapsed()
+        })
+    };
+    assert_eq!(
+        recv(&mut reasons, "the first disconnect").await,
+        "server shutting down"
+    );
+    assert_eq!(client.expect("disconnect").await, json!("transport close"));
+    // The first client is gone, and `shutdown` still waits for the handshake in flight.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut shutting_down)
+            .await
+            .is_err(),
+        "shutdown returned before the racing handshake registered its connection"
+    );
+    release.send(()).expect("release the racing handshake");
+    let open = racing.join().expect("the racing handshake");
+    assert_eq!(open.status(), 200);
+
+    // Its connection was closed: the first poll carries the close packet.
+    let poll = http::Request::get("/socket.io/?EIO=4&transport=polling&sid=racing")
+        .body(String::new())
+        .expect("request");
+    match within("the poll", io.handle_request(poll, None)).await {
+        Handled::Response(response) => {
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(&body[..], b"1");
+        }
+        Handled::NotSocketIo(_) => panic!("the Socket.IO path was handed back"),
+    }
+    let took = within("shutdown to return", shutting_down)
+        .await
+        .expect("the shutdown task");
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    assert_eq!(io.connection_count(), 0);
+    client.finish().await;
+    let served = within("serve_std to return", serving).await;
+    assert!(served.is_ok(), "{served:?}");
+}
+
 async fn shutdown_without_connections_returns_at_once_and_stops_serving<Rt: Runtime>(
     spawn: Spawn<Rt>,
 ) {
@@ -187,6 +307,11 @@ mod tokio_runtime {
         super::shutdown_without_connections_returns_at_once_and_stops_serving(super::on_tokio)
             .await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handshake_racing_shutdown_is_waited_for_and_closed() {
+        super::a_handshake_racing_shutdown_is_waited_for_and_closed(super::on_tokio).await;
+    }
 }
 
 #[cfg(feature = "smol")]
@@ -202,5 +327,10 @@ mod smol_runtime {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_without_connections_returns_at_once_and_stops_serving() {
         super::shutdown_without_connections_returns_at_once_and_stops_serving(super::on_smol).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handshake_racing_shutdown_is_waited_for_and_closed() {
+        super::a_handshake_racing_shutdown_is_waited_for_and_closed(super::on_smol).await;
     }
 }

@@ -42,7 +42,7 @@ use crate::conn::{WsWake, hand_over, lock};
 use crate::error::ServerError;
 use crate::http1::plain;
 use crate::serve::{
-    Handled, Host, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
+    Handled, Host, Registering, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
     connection_loop, switching_headers,
 };
 use crate::server::OsRandomSids;
@@ -367,6 +367,7 @@ impl EngineServer {
         }
         let shutting_down = || self.inner.serving.shutting_down.load(Ordering::SeqCst);
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
+        let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && shutting_down() {
             return Handled::Response(plain(
                 StatusCode::SERVICE_UNAVAILABLE,

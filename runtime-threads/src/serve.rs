@@ -72,6 +72,25 @@ pub(crate) struct Serving {
     next_stream: AtomicU64,
 }
 
+/// A handshake counted in [`Serving::busy`] from before its shutdown check until it is dropped,
+/// once the handshake's connection is registered: `shutdown` then waits for a handshake that
+/// passed the check (whose connection it closes on registration), instead of returning before
+/// that connection exists.
+pub(crate) struct Registering<'a>(&'a Serving);
+
+impl<'a> Registering<'a> {
+    pub(crate) fn new(serving: &'a Serving) -> Self {
+        serving.busy.fetch_add(1, Ordering::SeqCst);
+        Registering(serving)
+    }
+}
+
+impl Drop for Registering<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Serving {
     fn track(&self, stream: &Arc<TcpStream>) -> u64 {
         let key = self.next_stream.fetch_add(1, Ordering::Relaxed);
@@ -456,6 +475,7 @@ impl Server {
         let id = RequestId(self.next_request_id());
         let now = std::time::Instant::now();
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
+        let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             return Handled::Response(plain(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -96,19 +96,28 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
         .recv_timeout(STEP)
         .expect("the racing handshake to start");
 
-    let shutting_down = {
+    let (shut_tx, shut) = channel();
+    {
         let io = io.clone();
         std::thread::spawn(move || {
             let begun = Instant::now();
             io.shutdown(grace);
-            begun.elapsed()
-        })
-    };
+            let _ = shut_tx.send(begun.elapsed());
+        });
+    }
     // The first client's disconnect handler running shows `shutdown` has begun (and closed the
     // connections it found); only now does the racing handshake register its connection.
     assert_eq!(
         reasons.recv_timeout(STEP).expect("the first disconnect"),
         "server shutting down"
+    );
+    assert_eq!(client.expect("disconnect"), json!("transport close"));
+    // The first client is gone, and `shutdown` still waits: for the handshake that passed its
+    // check and has not registered its connection yet. (It used to return here, checking every
+    // 10 ms, and the racing connection then outlived it.)
+    assert!(
+        shut.recv_timeout(Duration::from_millis(300)).is_err(),
+        "shutdown returned before the racing handshake registered its connection"
     );
     release.send(()).expect("release the racing handshake");
     let open = match racing.join().expect("the racing handshake") {
@@ -128,13 +137,12 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
         other => panic!("{other:?}"),
     }
 
-    let took = shutting_down.join().expect("shutdown");
+    let took = shut.recv_timeout(grace).expect("shutdown");
     assert!(
         took < grace / 2,
         "shutdown waited {took:?} (grace {grace:?}) for the connection of the racing handshake"
     );
     assert_eq!(io.connection_count(), 0);
-    assert_eq!(client.expect("disconnect"), json!("transport close"));
     client.finish();
     let served = serving.join().expect("the serving thread");
     assert!(served.is_ok(), "{served:?}");

@@ -129,6 +129,10 @@ impl<Rt: Runtime> Server<Rt> {
     ) -> SocketIoResponse {
         let id = RequestId(self.inner.next_request_id());
         let now = std::time::Instant::now();
+        // A handshake counts as running work from before its shutdown check until its connection
+        // is registered (the end of this call): `shutdown` then waits for one that passed the
+        // check, and closes its connection, instead of returning before that connection exists.
+        let _registering = is_handshake.then(|| crate::server::BusyGuard::new(&self.inner));
         if is_handshake
             && self
                 .inner
