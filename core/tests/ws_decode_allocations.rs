@@ -1,6 +1,7 @@
-//! Decoding a WebSocket text message into its Engine.IO packet allocates nothing: the packet's
-//! data is the message's own buffer past the type byte. Slicing a second handle out of it would
-//! allocate the buffer's shared header, once per message on the echo path (bench/ANALYSIS.md).
+//! Decoding a short WebSocket text message (up to 1 KiB after its type byte) into its Engine.IO
+//! packet allocates nothing: the packet's data is the message's own buffer past the type byte.
+//! Slicing a second handle out of it would allocate the buffer's shared header, once per message
+//! on the echo path (bench/ANALYSIS.md).
 //! The only test of this binary, so that no other test allocates while it counts.
 
 use std::alloc::System;

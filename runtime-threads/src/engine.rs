@@ -326,6 +326,8 @@ impl EngineServer {
             });
         }
         let deadline = Instant::now() + grace;
+        // `busy` first: a handshake leaves it only once its session is registered, so seeing it
+        // at 0 means the count below sees that session.
         while serving.busy.load(Ordering::SeqCst) != 0 || self.session_count() != 0 {
             if Instant::now() >= deadline {
                 tracing::warn!(

@@ -65,8 +65,8 @@ pub(crate) struct Serving {
     pub shutting_down: AtomicBool,
     /// Bumped by `shutdown` and `abort`: accept loops started before stop.
     pub generation: AtomicU64,
-    /// Queued or running handler events, and live WebSocket connections (graceful shutdown waits
-    /// for them).
+    /// Queued or running handler events, accepted WebSocket upgrades until their WebSocket ended,
+    /// and handshakes until their connection is registered (graceful shutdown waits for them).
     pub busy: AtomicUsize,
     streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
     next_stream: AtomicU64,
@@ -148,7 +148,8 @@ pub(crate) trait WsSession: Send + Sync + 'static {
 }
 
 /// A WebSocket upgrade accepted by the core, for the session `S`. Dropped without running, it
-/// tells the core the WebSocket failed.
+/// tells the core the WebSocket failed. From its acceptance until it is dropped (after its
+/// WebSocket ended) it counts as live work, which a graceful shutdown waits for.
 pub(crate) struct Upgrading<S: WsSession> {
     pub session: Arc<S>,
     id: RequestId,
@@ -159,6 +160,7 @@ pub(crate) struct Upgrading<S: WsSession> {
 
 impl<S: WsSession> Upgrading<S> {
     pub fn new(session: S, id: RequestId, wake: Arc<WsWake>, headers: HeaderMap) -> Self {
+        session.serving().busy.fetch_add(1, Ordering::SeqCst);
         Upgrading {
             session: Arc::new(session),
             id,
@@ -207,6 +209,7 @@ impl<S: WsSession> Drop for Upgrading<S> {
         if !self.done {
             self.session.closed(self.id, true);
         }
+        self.session.serving().busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -860,7 +863,6 @@ fn run_websocket<S: WsSession>(
     stream: Arc<TcpStream>,
     leftover: Vec<u8>,
 ) {
-    session.serving().busy.fetch_add(1, Ordering::SeqCst);
     let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(Some(POOL_WRITE_TIMEOUT));
     let reader = FrameReader::new(session.max_message());
@@ -884,7 +886,7 @@ fn run_websocket<S: WsSession>(
     let cleanly_closed = || shared.writer_closed.load(Ordering::SeqCst);
     if close_unsent {
         // A close frame is still owed (and what was queued before it): the writers get to finish
-        // their writes, then the reader writes the rest, all within one write timeout.
+        // their writes, then the reader writes the rest, within one more write timeout in all.
         let deadline = Instant::now() + WRITE_TIMEOUT;
         if !wake.stop_until(deadline) {
             let _ = stream.shutdown(Shutdown::Both);
@@ -898,7 +900,6 @@ fn run_websocket<S: WsSession>(
         wake.stop();
         session.closed(id, failed && !cleanly_closed());
     }
-    session.serving().busy.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Writes what the outbox still holds, up to and including its close frame, until `deadline`,

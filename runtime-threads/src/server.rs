@@ -443,6 +443,8 @@ impl Server {
             });
         }
         let deadline = Instant::now() + grace;
+        // `busy` first: a handshake leaves it only once its connection is registered, so seeing
+        // it at 0 means the count below sees that connection.
         while self.inner.serving.busy.load(Ordering::SeqCst) != 0 || self.connection_count() != 0 {
             if Instant::now() >= deadline {
                 tracing::warn!(

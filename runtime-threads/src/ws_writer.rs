@@ -118,7 +118,7 @@ impl WsWake {
 
     /// [`stop`](Self::stop) for a caller that lets a writer finish what it is writing, but only
     /// until `deadline`: false when a thread still writes the socket then (it is still stopped:
-    /// it takes no further turn).
+    /// once that turn ends, no other starts).
     pub fn stop_until(&self, deadline: Instant) -> bool {
         self.stop_waiting(Some(deadline))
     }
@@ -254,8 +254,8 @@ impl WsWake {
         writes.set_patient(true);
         loop {
             match turn(&*writes) {
-                Progress::More => continue,
-                Progress::Done => {}
+                Progress::More if !lock(&self.state).stopped => continue,
+                Progress::More | Progress::Done => {}
                 Progress::Blocked => {
                     // Nothing taken for the whole write timeout.
                     writes.fail();

@@ -32,7 +32,8 @@ impl sockio_core::engineio::SidGenerator for GatedSids {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         if self.armed.swap(false, Ordering::SeqCst) {
             let _ = self.entered.lock().unwrap().send(());
-            let _ = self.release.lock().unwrap().recv_timeout(STEP);
+            // Until released, or until the test ends (its sender dropped).
+            let _ = self.release.lock().unwrap().recv();
             return Sid::new("racing");
         }
         Sid::new(format!("id-{n}"))
@@ -154,4 +155,39 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
         Handled::Response(response) => assert_eq!(response.status(), 503),
         other => panic!("{other:?}"),
     }
+}
+
+/// A WebSocket upgrade the server accepted but the application has not run yet (embedding: it
+/// holds the `WebSocketUpgrade` while it writes the 101) is live work: `shutdown` waits for it
+/// to be run or dropped, as it waits for a running WebSocket.
+#[test]
+fn an_accepted_websocket_upgrade_is_waited_for_until_it_is_dropped() {
+    let io = Server::builder().build();
+    let request = http::Request::get("/socket.io/?EIO=4&transport=websocket")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .body(Bytes::new())
+        .expect("request");
+    let upgrade = match io.handle_request(request) {
+        Handled::WebSocket(upgrade) => upgrade,
+        other => panic!("{other:?}"),
+    };
+    let (shut_tx, shut) = channel();
+    {
+        let io = io.clone();
+        std::thread::spawn(move || {
+            io.shutdown(Duration::from_secs(20));
+            let _ = shut_tx.send(());
+        });
+    }
+    assert!(
+        shut.recv_timeout(Duration::from_millis(300)).is_err(),
+        "shutdown returned while an accepted upgrade was still pending"
+    );
+    drop(upgrade);
+    shut.recv_timeout(STEP)
+        .expect("shutdown to return once the upgrade is gone");
+    assert_eq!(io.connection_count(), 0);
 }

@@ -68,7 +68,8 @@ pub(crate) struct Inner<Rt: Runtime> {
     pub async_handlers: bool,
     next_request: AtomicU64,
     pub shutting_down: AtomicBool,
-    /// Handler tasks and connection tasks still running (for graceful shutdown).
+    /// Handler tasks and connection tasks still running, and handshakes until their connection is
+    /// registered (for graceful shutdown).
     pub busy: AtomicUsize,
     pub idle: Event,
     /// Wakes the accept loops when shutdown starts.
