@@ -18,12 +18,7 @@ use tokio::io::AsyncWriteExt;
 const HANDSHAKE: &str = "/socket.io/?EIO=4&transport=polling";
 
 /// The headers of a WebSocket upgrade request.
-const UPGRADE: [(&str, &str); 4] = [
-    ("Upgrade", "websocket"),
-    ("Connection", "Upgrade"),
-    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-    ("Sec-WebSocket-Version", "13"),
-];
+const UPGRADE: [(&str, &str); 4] = sockio_testkit::requests::WEBSOCKET_UPGRADE_HEADERS;
 
 /// The JSON of a response body that is an Engine.IO open packet (`0{...}`).
 fn open_packet(body: &[u8]) -> Value {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
 
-use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use sockio_core::engineio::{RequestId, SequentialSids, Sid, WsMessage};
@@ -29,13 +28,8 @@ fn world() -> World {
     let mut rooms = RoomIndex::new();
     for i in 0..CLIENTS {
         let id = RequestId(i as u64);
-        let request = http::Request::get("/socket.io/?EIO=4&transport=websocket")
-            .header("connection", "Upgrade")
-            .header("upgrade", "websocket")
-            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-            .header("sec-websocket-version", "13")
-            .body(Bytes::new())
-            .expect("request");
+        let request =
+            sockio_testkit::requests::websocket_upgrade("/socket.io/?EIO=4&transport=websocket");
         let Routing::Created { mut connection, .. } =
             endpoint.handle_request(now, id, &request, |_| false)
         else {

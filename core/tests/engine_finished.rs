@@ -14,13 +14,8 @@ use sockio_core::websocket::Outbox;
 fn closed_websocket_session() -> Session {
     let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = Instant::now();
-    let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-version", "13")
-        .body(Bytes::new())
-        .expect("request");
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let Routing::Created { mut session, .. } =
         endpoint.handle_request(now, RequestId(1), &request, |_| false)
     else {
@@ -140,13 +135,8 @@ fn unread_websocket_session() -> (sockio_core::engineio::Session, RequestId, Ins
     let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = Instant::now();
     let conn = RequestId(1);
-    let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-version", "13")
-        .body(Bytes::new())
-        .expect("request");
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let Routing::Created { mut session, .. } =
         endpoint.handle_request(now, conn, &request, |_| false)
     else {

@@ -158,13 +158,8 @@ fn cookie_goes_in_the_upgrade_headers_of_a_websocket_handshake() {
     let mut config = EngineConfig::default();
     config.cookie = Some(CookieConfig::default());
     let mut endpoint = engineio::Endpoint::new(config, SequentialSids::default());
-    let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-version", "13")
-        .body(Bytes::new())
-        .unwrap();
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
     let Routing::Created {
         response,
@@ -184,13 +179,8 @@ fn cookie_goes_in_the_upgrade_headers_of_a_websocket_handshake() {
 #[test]
 fn websocket_handshake_without_cookie_has_no_upgrade_headers() {
     let mut endpoint = engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
-    let request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-version", "13")
-        .body(Bytes::new())
-        .unwrap();
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
     let Routing::Created {
         upgrade_headers, ..

@@ -113,12 +113,7 @@ fn a_session_gone_after_routing_is_answered_as_unknown() {
     let upgrade = Harness::<Endpoint>::build(
         Method::GET,
         "/engine.io/?EIO=4&transport=websocket&sid=gone",
-        &[
-            ("connection", "Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("sec-websocket-version", "13"),
-        ],
+        &sockio_testkit::requests::WEBSOCKET_UPGRADE_HEADERS,
         b"",
     );
     assert_ws_refused(&h.endpoint.session_gone(&upgrade), "Session ID unknown");

@@ -163,13 +163,8 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
 #[test]
 fn an_accepted_websocket_upgrade_is_waited_for_until_it_is_dropped() {
     let io = Server::builder().build();
-    let request = http::Request::get("/socket.io/?EIO=4&transport=websocket")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .header("sec-websocket-version", "13")
-        .body(Bytes::new())
-        .expect("request");
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/socket.io/?EIO=4&transport=websocket");
     let upgrade = match io.handle_request(request) {
         Handled::WebSocket(upgrade) => upgrade,
         other => panic!("{other:?}"),

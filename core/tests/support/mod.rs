@@ -369,12 +369,8 @@ impl<E: DrivenEndpoint> Harness<E> {
         uri: &str,
         headers: &[(&str, &str)],
     ) -> Result<RequestId, Response> {
-        let mut all: Vec<(&str, &str)> = vec![
-            ("connection", "Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("sec-websocket-version", "13"),
-        ];
+        let mut all: Vec<(&str, &str)> =
+            sockio_testkit::requests::WEBSOCKET_UPGRADE_HEADERS.to_vec();
         all.extend_from_slice(headers);
         let request = Self::build(Method::GET, uri, &all, b"");
         let id = self.next_request_id();
