@@ -34,7 +34,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, RequestId, Routing, SendError,
-    Session, SessionNotice, WsBatch, WsMessage, deliver_in_order,
+    Session, SessionNotice, SidGenerator, WsBatch, WsMessage, deliver_in_order,
 };
 use sockio_core::http::{Request, Response};
 
@@ -190,7 +190,14 @@ impl Default for EngineServer {
 impl EngineServer {
     /// A server with `config` (its path defaults to `/engine.io/`). Starts its timer thread.
     pub fn new(config: EngineConfig) -> Self {
-        let endpoint = Endpoint::new(config, OsRandomSids);
+        EngineServer::with_sid_generator(config, OsRandomSids)
+    }
+
+    /// A server whose session ids come from `sids` instead of the operating system's random
+    /// source. Ids must be unique and unguessable: a session id is all a polling request shows
+    /// to be its session's.
+    pub fn with_sid_generator(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
+        let endpoint = Endpoint::new(config, sids);
         let timers = Arc::new(Timers::default());
         let inner = Arc::new(Inner {
             config: endpoint.config().clone(),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
+use sockio_threads::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio_threads::{Handled, Server, Sid, Socket};
 use support::{HttpConn, Node, STEP, sid_of_open};
 
@@ -185,4 +186,104 @@ fn an_accepted_websocket_upgrade_is_waited_for_until_it_is_dropped() {
     shut.recv_timeout(STEP)
         .expect("shutdown to return once the upgrade is gone");
     assert_eq!(io.connection_count(), 0);
+}
+
+fn engine_handshake() -> http::Request<Bytes> {
+    http::Request::get("/engine.io/?EIO=4&transport=polling")
+        .body(Bytes::new())
+        .expect("request")
+}
+
+/// A polling request of session `sid`, answered when the session has something for it.
+fn poll(engine: &EngineServer, sid: &str) -> http::Response<Bytes> {
+    let request = http::Request::get(format!("/engine.io/?EIO=4&transport=polling&sid={sid}"))
+        .body(Bytes::new())
+        .expect("request");
+    match engine.handle_request(request) {
+        Handled::Response(response) => response,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The raw Engine.IO server against the same race: a handshake past the shutdown check whose
+/// session is registered only after `shutdown` listed the sessions is waited for and closed.
+#[test]
+fn an_engine_handshake_racing_shutdown_is_waited_for_and_closed() {
+    let (entered_tx, entered) = channel();
+    let (release, release_rx) = channel();
+    let armed = Arc::new(AtomicBool::new(false));
+    let mut config = EngineConfig::default();
+    config.ping_interval = Duration::from_secs(25);
+    config.ping_timeout = Duration::from_secs(20);
+    let engine = EngineServer::with_sid_generator(
+        config,
+        GatedSids {
+            next: AtomicUsize::new(0),
+            armed: armed.clone(),
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        },
+    );
+    let (reasons_tx, reasons) = channel();
+    engine.on_disconnect(move |socket, reason| {
+        let _ = reasons_tx.send((socket.sid().to_string(), reason));
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (served_tx, served) = channel();
+    {
+        let engine = engine.clone();
+        std::thread::spawn(move || served_tx.send(engine.serve_std(listener)));
+    }
+
+    // The racing handshake stops inside the core, past the shutdown check.
+    armed.store(true, Ordering::SeqCst);
+    let racing = {
+        let engine = engine.clone();
+        std::thread::spawn(move || engine.handle_request(engine_handshake()))
+    };
+    entered
+        .recv_timeout(STEP)
+        .expect("the racing handshake to start");
+
+    let grace = Duration::from_secs(20);
+    let (shut_tx, shut) = channel();
+    {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let begun = Instant::now();
+            engine.shutdown(grace);
+            let _ = shut_tx.send(begun.elapsed());
+        });
+    }
+    // The accept loop ending shows `shutdown` has begun. (Requests are routed one at a time,
+    // so while the racing handshake is stopped inside the core, no request could show it.)
+    let served = served.recv_timeout(STEP).expect("the accept loop to end");
+    assert!(served.is_ok(), "{served:?}");
+    // `shutdown` still waits: for the handshake that passed its check and has not registered
+    // its session yet.
+    assert!(
+        shut.recv_timeout(Duration::from_millis(300)).is_err(),
+        "shutdown returned before the racing handshake registered its session"
+    );
+
+    release.send(()).expect("release the racing handshake");
+    let open = match racing.join().expect("the racing handshake") {
+        Handled::Response(response) => response,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(open.status(), 200);
+    assert_eq!(sid_of_open(&String::from_utf8_lossy(open.body())), "racing");
+    // It was closed: its first poll carries the close packet, which ends it (without the wait,
+    // its session would outlive the `shutdown` that had returned).
+    assert_eq!(&poll(&engine, "racing").body()[..], b"1");
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the racing disconnect"),
+        ("racing".to_owned(), CloseReason::ServerShuttingDown)
+    );
+    let took = shut.recv_timeout(grace).expect("shutdown");
+    assert!(
+        took < grace / 2,
+        "shutdown waited {took:?} (grace {grace:?}) for the racing session"
+    );
+    assert_eq!(engine.session_count(), 0);
 }

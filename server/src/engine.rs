@@ -38,7 +38,7 @@ use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
-    Session, SessionNotice, WsMessage, WsPulled, deliver_in_order,
+    Session, SessionNotice, SidGenerator, WsMessage, WsPulled, deliver_in_order,
 };
 use sockio_core::websocket::Outbox;
 
@@ -167,7 +167,14 @@ impl<Rt: Runtime> EngineSocket<Rt> {
 impl<Rt: Runtime> EngineServer<Rt> {
     /// A server with `config` (its path defaults to `/engine.io/`).
     pub fn new(config: EngineConfig) -> Self {
-        let endpoint = Endpoint::new(config, OsRandomSids);
+        EngineServer::with_sid_generator(config, OsRandomSids)
+    }
+
+    /// A server whose session ids come from `sids` instead of the operating system's random
+    /// source. Ids must be unique and unguessable: a session id is all a polling request shows
+    /// to be its session's.
+    pub fn with_sid_generator(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
+        let endpoint = Endpoint::new(config, sids);
         EngineServer {
             inner: Arc::new(Inner {
                 runtime: Rt::default(),
