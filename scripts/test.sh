@@ -35,8 +35,9 @@ cargo test --workspace --exclude sockio --all-targets
 cargo test -p sockio --all-targets -- --skip official_clients_on_every_runtime
 cargo test --workspace --doc
 # The tests that depend on the root crate's runtime feature, on smol and threads (the default run
-# above is tokio): the chat demo checked with its smoke test, smol's hyper embedding, shutdown.
-cargo test -p sockio --no-default-features --features smol --test chat_example --test smol_hyper --test api_shutdown
+# above is tokio): the chat demo checked with its smoke test, smol's hyper embedding, shutdown
+# of the Socket.IO and of the raw Engine.IO server.
+cargo test -p sockio --no-default-features --features smol --test chat_example --test smol_hyper --test api_shutdown --test api_engine_shutdown
 cargo test -p sockio --no-default-features --features threads --test chat_example
 
 echo "== conformance matrix (every official client x runtime x transport x scenario)"

@@ -24,8 +24,9 @@ use sockio_core::socketio::SocketEvent;
 
 use crate::cell::{ConnCell, HandOff};
 use crate::handlers::{BoxFuture, ConnectRefused, NamespaceHandlers, catch_panic, catch_panic_now};
+use crate::lifecycle::BusyGuard;
 use crate::runtime::Runtime;
-use crate::server::{BusyGuard, Server};
+use crate::server::Server;
 use crate::socket::Socket;
 
 /// Most event handlers of one connection running at once (with `async_handlers`); past it the
@@ -108,7 +109,7 @@ impl<Rt: Runtime> Server<Rt> {
     /// over). One task for both keeps an idle connection's memory down (bench/ANALYSIS.md); the
     /// timer keeps running while a handler waits. Ends once the connection has closed and its
     /// `Closed` event has been handled.
-    pub(crate) async fn run_connection(self, cell: Arc<ConnCell>, _busy: BusyGuard<Rt>) {
+    pub(crate) async fn run_connection(self, cell: Arc<ConnCell>, _busy: BusyGuard) {
         // The handling this task runs; while it runs, and until the queue is empty after it,
         // this task holds the dispatcher's role.
         let mut handling: Option<HandOff> = None;
@@ -303,7 +304,7 @@ impl<Rt: Runtime> Server<Rt> {
     /// flight.
     fn spawn_handler(&self, cell: Arc<ConnCell>, run: HandOff) {
         cell.in_flight.fetch_add(1, Ordering::SeqCst);
-        let guard = BusyGuard::new(&self.inner);
+        let guard = BusyGuard::new(&self.inner.lifecycle);
         self.inner.runtime.spawn(async move {
             run.await;
             cell.in_flight.fetch_sub(1, Ordering::SeqCst);

@@ -43,6 +43,7 @@ use sockio_core::engineio::{
 use sockio_core::websocket::Outbox;
 
 use crate::error::ServerError;
+use crate::lifecycle::{BusyGuard, Lifecycle};
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{Handled, SocketIoResponse, plain, read_body};
@@ -79,6 +80,9 @@ struct Inner<Rt: Runtime> {
     sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
     callbacks: RwLock<EngineCallbacks<EngineSocket<Rt>>>,
     next_request: AtomicU64,
+    /// Graceful shutdown; its busy count holds WebSocket pumps, and handshakes until their
+    /// session is registered.
+    lifecycle: Arc<Lifecycle>,
 }
 
 struct SessionState {
@@ -183,6 +187,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 sessions: Mutex::new(HashMap::new()),
                 callbacks: RwLock::new(EngineCallbacks::default()),
                 next_request: AtomicU64::new(1),
+                lifecycle: Arc::default(),
             }),
         }
     }
@@ -256,44 +261,68 @@ impl<Rt: Runtime> EngineServer<Rt> {
         self.serve_listener(listener).await
     }
 
-    /// Serves connections accepted from `listener` forever.
+    /// Serves connections accepted from `listener` until [`shutdown`](Self::shutdown).
     pub async fn serve_listener(&self, listener: Rt::Listener) -> Result<(), ServerError> {
         let runtime = &self.inner.runtime;
-        loop {
-            let (mut stream, remote) = match runtime.accept(&listener).await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(%error, "accept failed");
-                    runtime
-                        .sleep_until(Instant::now() + Duration::from_millis(50))
-                        .await;
-                    continue;
-                }
-            };
-            let server = self.clone();
-            let timeout = self.inner.config.http_header_timeout;
-            runtime.spawn(async move {
-                let runtime = &server.inner.runtime;
-                if !crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
-                    return;
-                }
-                let http = crate::http1::builder(runtime, timeout);
-                let service = service_fn(move |request: http::Request<Incoming>| {
-                    let server = server.clone();
-                    async move {
-                        let response = match server.handle_request(request, Some(remote)).await {
-                            Handled::Response(response) => response,
-                            Handled::NotSocketIo(_) => plain(StatusCode::NOT_FOUND, "not found"),
-                        };
-                        Ok::<_, std::convert::Infallible>(response)
+        let lifecycle = &self.inner.lifecycle;
+        crate::lifecycle::accept_until_shutdown(
+            runtime,
+            &listener,
+            lifecycle,
+            |mut stream, remote| {
+                let server = self.clone();
+                let timeout = self.inner.config.http_header_timeout;
+                runtime.spawn(async move {
+                    let runtime = &server.inner.runtime;
+                    if !crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
+                        return;
+                    }
+                    let http = crate::http1::builder(runtime, timeout);
+                    let service = service_fn(move |request: http::Request<Incoming>| {
+                        let server = server.clone();
+                        async move {
+                            let response = match server.handle_request(request, Some(remote)).await
+                            {
+                                Handled::Response(response) => response,
+                                Handled::NotSocketIo(_) => {
+                                    plain(StatusCode::NOT_FOUND, "not found")
+                                }
+                            };
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let connection = http.serve_connection(stream, service).with_upgrades();
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "HTTP connection ended with an error");
                     }
                 });
-                let connection = http.serve_connection(stream, service).with_upgrades();
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "HTTP connection ended with an error");
-                }
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
+    /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
+    /// or after `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.lifecycle.begin_shutdown();
+        let cells: Vec<Arc<SessionCell>> = lock(&inner.sessions).values().cloned().collect();
+        for cell in cells {
+            self.drive(&cell, |state, now| {
+                state.session.close(now, CloseReason::ServerShuttingDown)
             });
+        }
+        let done = inner
+            .lifecycle
+            .wait_idle(&inner.runtime, grace, || self.session_count())
+            .await;
+        if !done {
+            tracing::warn!(
+                sessions = self.session_count(),
+                "shutdown grace period over with sessions still open"
+            );
         }
     }
 
@@ -330,6 +359,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
         request: sockio_core::http::Request,
         upgrade: Option<OnUpgrade>,
     ) -> SocketIoResponse {
+        // A handshake counts as running work from before its shutdown check until its session is
+        // registered (the end of this call): `shutdown` then waits for one that passed the check,
+        // and it is closed below, instead of outliving a `shutdown` that already returned.
+        let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
+        let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
+        if is_handshake && self.inner.lifecycle.is_shutting_down() {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+        }
         let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let routing = {
             let mut endpoint = lock(&self.inner.endpoint);
@@ -365,8 +402,15 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 self.inner
                     .runtime
                     .spawn(self.clone().run_timer(cell.clone()));
-                // Drains what the handshake produced and tells the application.
-                self.drive(&cell, |_, _| ());
+                // Drains what the handshake produced and tells the application. A handshake that
+                // passed the check above just before `shutdown` listed the sessions is closed
+                // like them.
+                let lifecycle = &self.inner.lifecycle;
+                self.drive(&cell, |state, now| {
+                    if lifecycle.is_shutting_down() {
+                        state.session.close(now, CloseReason::ServerShuttingDown);
+                    }
+                });
                 match response {
                     Some(response) => response.map(Full::new),
                     None => self.upgrade(&request, upgrade, cell, id, writer, upgrade_headers),
@@ -465,7 +509,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
             session,
             id,
             writer,
-            (),
+            BusyGuard::new(&self.inner.lifecycle),
         );
         response
     }

@@ -21,6 +21,7 @@ mod handlers;
 mod http1;
 mod io;
 mod layer;
+mod lifecycle;
 mod manager;
 mod redis;
 mod runtime;

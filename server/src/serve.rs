@@ -1,13 +1,9 @@
 //! Standalone serving: an HTTP/1.1 server (hyper) that answers the Socket.IO path and 404 elsewhere.
 
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::{Either, select};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -68,36 +64,27 @@ impl<Rt: Runtime> Server<Rt> {
     ) -> Result<(), ServerError> {
         let runtime = &self.inner.runtime;
         tracing::info!(addr = ?runtime.local_addr(&listener).ok(), "sockio serving");
-        loop {
-            let stopping = self.inner.stopping.listen();
-            if self.inner.shutting_down.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let accept = pin!(runtime.accept(&listener));
-            let (mut stream, remote) = match select(accept, stopping).await {
-                Either::Right(_) => return Ok(()),
-                Either::Left((Ok(accepted), _)) => accepted,
-                Either::Left((Err(error), _)) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(%error, "accept failed");
-                    runtime
-                        .sleep_until(std::time::Instant::now() + Duration::from_millis(50))
-                        .await;
-                    continue;
-                }
-            };
-            let server = self.clone();
-            let fallback = fallback.clone();
-            runtime.spawn(async move {
-                let runtime = &server.inner.runtime;
-                let timeout = server.inner.config.engine.http_header_timeout;
-                if crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
-                    server
-                        .serve_connection_with(stream, Some(remote), fallback)
-                        .await;
-                }
-            });
-        }
+        let inner = &self.inner;
+        crate::lifecycle::accept_until_shutdown(
+            runtime,
+            &listener,
+            &inner.lifecycle,
+            |mut stream, remote| {
+                let server = self.clone();
+                let fallback = fallback.clone();
+                runtime.spawn(async move {
+                    let runtime = &server.inner.runtime;
+                    let timeout = server.inner.config.engine.http_header_timeout;
+                    if crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
+                        server
+                            .serve_connection_with(stream, Some(remote), fallback)
+                            .await;
+                    }
+                });
+            },
+        )
+        .await;
+        Ok(())
     }
 
     /// Serves one already accepted connection of any kind (a Unix socket, a TLS stream, an

@@ -1,12 +1,11 @@
 //! [`Server`]: the python-socketio `AsyncServer` API on any [`Runtime`].
 
 use std::future::{Future, IntoFuture};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use event_listener::Event;
 use futures_channel::oneshot;
 use futures_util::FutureExt;
 use futures_util::future::RemoteHandle;
@@ -21,7 +20,8 @@ use sockio_core::socketio::{
     CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig,
 };
 
-use crate::runtime::{Runtime, until};
+use crate::lifecycle::{BusyGuard, Lifecycle};
+use crate::runtime::Runtime;
 use sockio_core::hub::Hub;
 
 use crate::cell::{AckCallback, AckOutcome, ConnCell};
@@ -67,13 +67,9 @@ pub(crate) struct Inner<Rt: Runtime> {
     hub: Mutex<Hub<Arc<ConnCell>>>,
     pub async_handlers: bool,
     next_request: AtomicU64,
-    pub shutting_down: AtomicBool,
-    /// Handler tasks and connection tasks still running, and handshakes until their connection is
-    /// registered (for graceful shutdown).
-    pub busy: AtomicUsize,
-    pub idle: Event,
-    /// Wakes the accept loops when shutdown starts.
-    pub stopping: Event,
+    /// Graceful shutdown; its busy count holds handler tasks, connection tasks, WebSocket pumps
+    /// and handshakes until their connection is registered.
+    pub lifecycle: Arc<Lifecycle>,
     /// The cluster, when a client manager with a broker is configured.
     pub bus: Option<Arc<Bus>>,
 }
@@ -106,24 +102,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Counts a running task for graceful shutdown; dropping it marks the task done.
-pub(crate) struct BusyGuard<Rt: Runtime>(Arc<Inner<Rt>>);
-
-impl<Rt: Runtime> BusyGuard<Rt> {
-    pub fn new(inner: &Arc<Inner<Rt>>) -> Self {
-        inner.busy.fetch_add(1, Ordering::SeqCst);
-        BusyGuard(inner.clone())
-    }
-}
-
-impl<Rt: Runtime> Drop for BusyGuard<Rt> {
-    fn drop(&mut self) {
-        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify(usize::MAX);
-        }
-    }
 }
 
 /// Session ids from the operating system's random source (15 bytes, as the reference server).
@@ -189,10 +167,7 @@ impl<Rt: Runtime> Server<Rt> {
                 hub: Mutex::new(Hub::new()),
                 async_handlers,
                 next_request: AtomicU64::new(1),
-                shutting_down: AtomicBool::new(false),
-                busy: AtomicUsize::new(0),
-                idle: Event::new(),
-                stopping: Event::new(),
+                lifecycle: Arc::default(),
                 bus,
             }
         });
@@ -216,7 +191,7 @@ impl<Rt: Runtime> Server<Rt> {
                 move || {
                     alive
                         .upgrade()
-                        .is_some_and(|inner| !inner.shutting_down.load(Ordering::SeqCst))
+                        .is_some_and(|inner| !inner.lifecycle.is_shutting_down())
                 },
             );
             inner
@@ -470,25 +445,17 @@ impl<Rt: Runtime> Server<Rt> {
     /// down`), and this returns once connections are closed and running handlers have finished, or
     /// after `grace`, whichever comes first.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
-        self.inner.stopping.notify(usize::MAX);
+        self.inner.lifecycle.begin_shutdown();
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
         for cell in cells {
             cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
         }
-        let wait = async {
-            loop {
-                let idle = self.inner.idle.listen();
-                if self.inner.busy.load(Ordering::SeqCst) == 0 && self.inner.connection_count() == 0
-                {
-                    return;
-                }
-                let poll_again = std::time::Instant::now() + Duration::from_millis(20);
-                until(&self.inner.runtime, poll_again, idle).await;
-            }
-        };
-        let deadline = std::time::Instant::now() + grace;
-        if until(&self.inner.runtime, deadline, wait).await.is_none() {
+        let inner = &self.inner;
+        let done = inner
+            .lifecycle
+            .wait_idle(&inner.runtime, grace, || inner.connection_count())
+            .await;
+        if !done {
             tracing::warn!(
                 connections = self.inner.connection_count(),
                 "shutdown grace period over with connections or handlers still running"
@@ -501,11 +468,11 @@ impl<Rt: Runtime> Server<Rt> {
     /// Registers a new connection: its cell, and its task (timer and event dispatcher).
     pub(crate) fn adopt(&self, cell: Arc<ConnCell>) {
         lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
-        if self.inner.shutting_down.load(Ordering::SeqCst) {
+        if self.inner.lifecycle.is_shutting_down() {
             // A handshake that raced the start of shutdown: close it like the others.
             cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
         }
-        let guard = BusyGuard::new(&self.inner);
+        let guard = BusyGuard::new(&self.inner.lifecycle);
         self.inner
             .runtime
             .spawn(self.clone().run_connection(cell, guard));

@@ -15,8 +15,9 @@ use sockio_core::socketio::{RemoteAddr, Routing};
 use sockio_core::websocket::Outbox;
 
 use crate::cell::{ConnCell, Drained};
+use crate::lifecycle::BusyGuard;
 use crate::runtime::Runtime;
-use crate::server::{BusyGuard, Server};
+use crate::server::Server;
 use crate::wake_signal::WakeSignal;
 use crate::ws_pump::WsSession;
 
@@ -132,13 +133,8 @@ impl<Rt: Runtime> Server<Rt> {
         // A handshake counts as running work from before its shutdown check until its connection
         // is registered (the end of this call): `shutdown` then waits for one that passed the
         // check, and closes its connection, instead of returning before that connection exists.
-        let _registering = is_handshake.then(|| crate::server::BusyGuard::new(&self.inner));
-        if is_handshake
-            && self
-                .inner
-                .shutting_down
-                .load(std::sync::atomic::Ordering::SeqCst)
-        {
+        let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
+        if is_handshake && self.inner.lifecycle.is_shutting_down() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
         }
         // The connection the endpoint asks about is kept for the request: one lookup, not two.
@@ -275,7 +271,7 @@ impl<Rt: Runtime> Server<Rt> {
             session,
             id,
             writer,
-            BusyGuard::new(&self.inner),
+            BusyGuard::new(&self.inner.lifecycle),
         );
         response
     }

@@ -1,0 +1,117 @@
+//! Graceful shutdown, shared by the Socket.IO [`Server`](crate::Server) and the raw
+//! [`EngineServer`](crate::engine::EngineServer): the flag new handshakes check, the count of
+//! work still running, and the events that wake the accept loops and the waiting `shutdown`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+use futures_util::future::{Either, select};
+
+use crate::runtime::{Runtime, until};
+
+#[derive(Default)]
+pub(crate) struct Lifecycle {
+    shutting_down: AtomicBool,
+    /// Running work that shutdown waits for: tasks, WebSocket pumps, and handshakes until their
+    /// connection is registered (see [`BusyGuard`]).
+    busy: AtomicUsize,
+    /// Notified when `busy` drops to zero.
+    idle: Event,
+    /// Wakes the accept loops when shutdown starts.
+    stopping: Event,
+}
+
+impl Lifecycle {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Raises the flag and wakes the accept loops. Raised before the caller lists the
+    /// connections to close, so a handshake registered after that listing sees it.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.stopping.notify(usize::MAX);
+    }
+
+    /// Completes once shutdown has begun: an accept loop races its `accept` against this.
+    /// Listen before checking [`is_shutting_down`](Self::is_shutting_down), so a shutdown in
+    /// between is not missed.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stopping.listen()
+    }
+
+    /// Waits until no work is running and `open()` (the connections or sessions still
+    /// registered) is zero, or until `grace` is over: false then.
+    pub async fn wait_idle<Rt: Runtime>(
+        &self,
+        runtime: &Rt,
+        grace: Duration,
+        open: impl Fn() -> usize,
+    ) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.idle.listen();
+                // `busy` first: a handshake leaves it only once its connection is registered,
+                // so seeing it at zero means `open` sees that connection.
+                if self.busy.load(Ordering::SeqCst) == 0 && open() == 0 {
+                    return;
+                }
+                // Connections leave without notifying `idle`: look again now and then.
+                let poll_again = Instant::now() + Duration::from_millis(20);
+                until(runtime, poll_again, idle).await;
+            }
+        };
+        until(runtime, Instant::now() + grace, wait).await.is_some()
+    }
+}
+
+/// Accepts connections from `listener` until shutdown begins, handing each to `serve` (which
+/// spawns what serves it).
+pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
+    runtime: &Rt,
+    listener: &Rt::Listener,
+    lifecycle: &Lifecycle,
+    mut serve: impl FnMut(Rt::Stream, SocketAddr),
+) {
+    loop {
+        let stopping = lifecycle.stopping();
+        if lifecycle.is_shutting_down() {
+            return;
+        }
+        let accept = pin!(runtime.accept(listener));
+        match select(accept, pin!(stopping)).await {
+            Either::Right(_) => return,
+            Either::Left((Ok((stream, remote)), _)) => serve(stream, remote),
+            Either::Left((Err(error), _)) => {
+                // Out of file descriptors and the like: keep serving the others.
+                tracing::warn!(%error, "accept failed");
+                runtime
+                    .sleep_until(Instant::now() + Duration::from_millis(50))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Counts running work for graceful shutdown; dropping it marks the work done.
+pub(crate) struct BusyGuard(Arc<Lifecycle>);
+
+impl BusyGuard {
+    pub fn new(lifecycle: &Arc<Lifecycle>) -> Self {
+        lifecycle.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(lifecycle.clone())
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify(usize::MAX);
+        }
+    }
+}
