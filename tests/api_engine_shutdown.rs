@@ -14,16 +14,14 @@ mod api_support;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use api_support::{Node, recv, within};
+use api_support::{GatedSids, Node, recv, within};
 use http_body_util::BodyExt;
 use serde_json::json;
 use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio::server::{Handled, Runtime, ServerError};
-use sockio_core::engineio::{Sid, SidGenerator};
 use tokio::sync::mpsc;
 
 /// `serve_std` running on the server's runtime; resolves to its result.
@@ -147,48 +145,15 @@ async fn shutdown_closes_sessions_stops_serving_and_refuses_new_handshakes<Rt: R
     assert_eq!(status, 503);
 }
 
-/// Ids from a counter; once armed, the next one asked for (the racing handshake's) waits inside
-/// the core's handshake, past the shutdown check, until the test lets it go on.
-struct GatedSids {
-    next: AtomicUsize,
-    armed: Arc<AtomicBool>,
-    entered: mpsc::UnboundedSender<()>,
-    release: Mutex<std::sync::mpsc::Receiver<()>>,
-}
-
-impl SidGenerator for GatedSids {
-    fn generate(&self) -> Sid {
-        let n = self.next.fetch_add(1, Ordering::SeqCst);
-        if self.armed.swap(false, Ordering::SeqCst) {
-            let _ = self.entered.send(());
-            // Until released, or until the test ends (its sender dropped).
-            if let Ok(release) = self.release.lock() {
-                let _ = release.recv();
-            }
-            return Sid::new("racing");
-        }
-        Sid::new(format!("id-{n}"))
-    }
-}
-
 /// A handshake that passed the shutdown check before `shutdown` began, and registers its session
 /// only after `shutdown` listed the sessions: `shutdown` waits for it (instead of returning at
 /// once), and the session is closed like the others.
 async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn: Spawn<Rt>) {
-    let armed = Arc::new(AtomicBool::new(true));
-    let (entered_tx, mut entered) = mpsc::unbounded_channel();
-    let (release, release_rx) = std::sync::mpsc::channel();
+    let (sids, mut gate) = GatedSids::new();
+    gate.armed.store(true, Ordering::SeqCst);
     let mut config = EngineConfig::default();
     config.ping_interval = Duration::from_secs(25);
-    let engine = EngineServer::<Rt>::with_sid_generator(
-        config,
-        GatedSids {
-            next: AtomicUsize::new(0),
-            armed,
-            entered: entered_tx,
-            release: Mutex::new(release_rx),
-        },
-    );
+    let engine = EngineServer::<Rt>::with_sid_generator(config, sids);
     let (tx, mut reasons) = mpsc::unbounded_channel();
     engine.on_disconnect(move |socket, reason| {
         let _ = tx.send((socket.sid().to_string(), reason));
@@ -207,7 +172,7 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
             }
         })
     };
-    recv(&mut entered, "the racing handshake to start").await;
+    recv(&mut gate.entered, "the racing handshake to start").await;
 
     let mut shutting_down = {
         let engine = engine.clone();
@@ -227,7 +192,7 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
             .is_err(),
         "shutdown returned before the racing handshake registered its session"
     );
-    release.send(()).expect("release the racing handshake");
+    gate.release.send(()).expect("release the racing handshake");
     let status = racing.join().expect("the racing handshake");
     assert_eq!(status, 200);
 

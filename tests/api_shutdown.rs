@@ -17,15 +17,14 @@ mod api_support;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use api_support::{HttpConn, Node, recv, within};
+use api_support::{GatedSids, HttpConn, Node, recv, within};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sockio::server::{Handled, Runtime, Server, ServerError, Socket};
-use sockio_core::engineio::{Sid, SidGenerator};
 use tokio::sync::mpsc;
 
 /// `serve_std` running on the server's runtime; resolves to its result.
@@ -162,45 +161,14 @@ async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handsha
     assert_eq!(io.connection_count(), 0);
 }
 
-/// Ids from a counter; once armed, the next one asked for (the racing handshake's) waits inside
-/// the core's handshake, past the shutdown check, until the test lets it go on.
-struct GatedSids {
-    next: AtomicUsize,
-    armed: Arc<AtomicBool>,
-    entered: mpsc::UnboundedSender<()>,
-    release: Mutex<std::sync::mpsc::Receiver<()>>,
-}
-
-impl SidGenerator for GatedSids {
-    fn generate(&self) -> Sid {
-        let n = self.next.fetch_add(1, Ordering::SeqCst);
-        if self.armed.swap(false, Ordering::SeqCst) {
-            let _ = self.entered.send(());
-            // Until released, or until the test ends (its sender dropped).
-            if let Ok(release) = self.release.lock() {
-                let _ = release.recv();
-            }
-            return Sid::new("racing");
-        }
-        Sid::new(format!("id-{n}"))
-    }
-}
-
 /// A handshake that passed the shutdown check before `shutdown` began, and registers its
 /// connection only after `shutdown` closed the ones it found: `shutdown` waits for it (instead of
 /// returning once the others are gone), and its connection is closed like the others.
 async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn: Spawn<Rt>) {
-    let armed = Arc::new(AtomicBool::new(false));
-    let (entered_tx, mut entered) = mpsc::unbounded_channel();
-    let (release, release_rx) = std::sync::mpsc::channel();
+    let (sids, mut gate) = GatedSids::new();
     let io = Server::<Rt>::builder()
         .ping_interval(Duration::from_secs(25))
-        .sid_generator(GatedSids {
-            next: AtomicUsize::new(0),
-            armed: armed.clone(),
-            entered: entered_tx,
-            release: Mutex::new(release_rx),
-        })
+        .sid_generator(sids)
         .build();
     let (tx, mut reasons) = mpsc::unbounded_channel();
     io.on_disconnect(move |_socket: Socket<Rt>, reason| {
@@ -215,7 +183,7 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
     client.expect("connected").await;
 
     // The racing handshake, on a thread of its own: it stops inside the core, past the check.
-    armed.store(true, Ordering::SeqCst);
+    gate.armed.store(true, Ordering::SeqCst);
     let racing = {
         let io = io.clone();
         let runtime = tokio::runtime::Handle::current();
@@ -229,7 +197,7 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
             }
         })
     };
-    recv(&mut entered, "the racing handshake to start").await;
+    recv(&mut gate.entered, "the racing handshake to start").await;
 
     let mut shutting_down = {
         let io = io.clone();
@@ -251,7 +219,7 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
             .is_err(),
         "shutdown returned before the racing handshake registered its connection"
     );
-    release.send(()).expect("release the racing handshake");
+    gate.release.send(()).expect("release the racing handshake");
     let open = racing.join().expect("the racing handshake");
     assert_eq!(open.status(), 200);
 

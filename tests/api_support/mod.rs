@@ -348,3 +348,58 @@ async fn read_response(stream: &mut BufReader<TcpStream>) -> RawResponse {
         body,
     }
 }
+
+/// Session ids from a counter (`id-0`, `id-1`, ...); once armed, the next one asked for (a
+/// handshake racing `shutdown` in the shutdown tests) waits inside the core's handshake, past
+/// the shutdown check, until the test lets it go on, and is `racing`.
+pub struct GatedSids {
+    next: std::sync::atomic::AtomicUsize,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    entered: mpsc::UnboundedSender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// The test's side of [`GatedSids`]: arm it, learn that the gated handshake stopped, let it go.
+pub struct Gate {
+    pub armed: Arc<std::sync::atomic::AtomicBool>,
+    pub entered: mpsc::UnboundedReceiver<()>,
+    pub release: std::sync::mpsc::Sender<()>,
+}
+
+impl GatedSids {
+    pub fn new() -> (GatedSids, Gate) {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (entered_tx, entered) = mpsc::unbounded_channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let sids = GatedSids {
+            next: std::sync::atomic::AtomicUsize::new(0),
+            armed: armed.clone(),
+            entered: entered_tx,
+            release: Mutex::new(release_rx),
+        };
+        (
+            sids,
+            Gate {
+                armed,
+                entered,
+                release,
+            },
+        )
+    }
+}
+
+impl sockio_core::engineio::SidGenerator for GatedSids {
+    fn generate(&self) -> sockio_core::engineio::Sid {
+        use std::sync::atomic::Ordering;
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let _ = self.entered.send(());
+            // Until released, or until the test ends (its sender dropped).
+            if let Ok(release) = self.release.lock() {
+                let _ = release.recv();
+            }
+            return sockio_core::engineio::Sid::new("racing");
+        }
+        sockio_core::engineio::Sid::new(format!("id-{n}"))
+    }
+}
