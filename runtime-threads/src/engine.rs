@@ -324,26 +324,17 @@ impl EngineServer {
     /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
     /// or after `grace`.
     pub fn shutdown(&self, grace: Duration) {
-        let serving = &self.inner.serving;
-        serving.shutting_down.store(true, Ordering::SeqCst);
-        serving.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.serving.begin_shutdown();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.session.close(now, CloseReason::ServerShuttingDown)
             });
         }
-        let deadline = Instant::now() + grace;
-        // `busy` first: a handshake leaves it only once its session is registered, so seeing it
-        // at 0 means the count below sees that session.
-        while serving.busy.load(Ordering::SeqCst) != 0 || self.session_count() != 0 {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    sessions = self.session_count(),
-                    "shutdown grace period over with sessions still open"
-                );
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !self.inner.serving.wait_idle(grace, || self.session_count()) {
+            tracing::warn!(
+                sessions = self.session_count(),
+                "shutdown grace period over with sessions still open"
+            );
         }
     }
 
@@ -351,7 +342,7 @@ impl EngineServer {
     /// without telling clients, and every session is closed (disconnect callbacks see
     /// `forced close`). Serving again afterwards works.
     pub fn abort(&self) {
-        self.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.serving.stop_accepting();
         self.inner.serving.cut_streams();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {

@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,9 @@ pub(crate) struct Serving {
     pub busy: AtomicUsize,
     streams: Mutex<HashMap<u64, Arc<TcpStream>>>,
     next_stream: AtomicU64,
+    /// The address each running accept loop is reached at, by key: a connection to it wakes the
+    /// loop from its blocking `accept` when the generation changes.
+    accepting: Mutex<HashMap<u64, SocketAddr>>,
 }
 
 /// A handshake counted in [`Serving::busy`] from before its shutdown check until it is dropped,
@@ -100,6 +104,41 @@ impl Serving {
 
     fn untrack(&self, key: u64) {
         lock(&self.streams).remove(&key);
+    }
+
+    /// Starts a graceful shutdown: new handshakes are refused from now on, accept loops stop.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.stop_accepting();
+    }
+
+    /// Stops the accept loops started before: bumps the generation, then wakes each loop from its
+    /// blocking `accept` with a connection of its own, which the loop drops as it ends.
+    pub fn stop_accepting(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let loops: Vec<SocketAddr> = lock(&self.accepting).values().copied().collect();
+        for addr in loops {
+            if let Err(error) = TcpStream::connect_timeout(&addr, WAKE_CONNECT_TIMEOUT) {
+                // It still ends, at its next `accept` timeout (where the OS has one) or with the
+                // next client.
+                tracing::warn!(%addr, %error, "could not wake an accept loop");
+            }
+        }
+    }
+
+    /// Waits until no live work is left and `open()` (connections or sessions still registered)
+    /// is zero, or until `grace` is over: false then.
+    pub fn wait_idle(&self, grace: Duration, open: impl Fn() -> usize) -> bool {
+        let deadline = Instant::now() + grace;
+        // `busy` first: a handshake leaves it only once its connection is registered, so seeing
+        // it at 0 means `open` sees that connection.
+        while self.busy.load(Ordering::SeqCst) != 0 || open() != 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Cuts every open TCP stream (`shutdown(Both)`), without telling the clients.
@@ -600,10 +639,26 @@ pub(crate) fn accept_loop<H: Host>(
     listener: TcpListener,
     fallback: Option<Fallback>,
 ) -> Result<(), ServerError> {
+    accept_loop_checking(host, listener, fallback, ACCEPT_CHECK)
+}
+
+/// [`accept_loop`], whose blocking `accept` gives up every `check` (where the OS bounds an
+/// `accept` by the socket's receive timeout, as Linux does) to look at the stop flags, in case
+/// the connection meant to wake it never came.
+fn accept_loop_checking<H: Host>(
+    host: &H,
+    listener: TcpListener,
+    fallback: Option<Fallback>,
+    check: Duration,
+) -> Result<(), ServerError> {
     let serving = host.serving();
     let generation = serving.generation.load(Ordering::SeqCst);
-    listener.set_nonblocking(true)?;
-    tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
+    listener.set_nonblocking(false)?;
+    let listener = with_accept_timeout(listener, check)?;
+    let addr = listener.local_addr()?;
+    // Registered before the first look at the flags: a stop after that look wakes this loop.
+    let _registered = AcceptLoop::register(serving, wake_address(addr));
+    tracing::info!(?addr, "sockio serving on threads");
     loop {
         if serving.generation.load(Ordering::SeqCst) != generation
             || serving.shutting_down.load(Ordering::SeqCst)
@@ -612,6 +667,10 @@ pub(crate) fn accept_loop<H: Host>(
         }
         match listener.accept() {
             Ok((stream, remote)) => {
+                if serving.generation.load(Ordering::SeqCst) != generation {
+                    // The wake-up of `stop_accepting` (or a client just too late): not served.
+                    continue;
+                }
                 // Room for this connection's thread and the writer its WebSocket would need.
                 let Some(slot) = BUDGET.reserve(1) else {
                     refuse_busy(&stream);
@@ -630,16 +689,65 @@ pub(crate) fn accept_loop<H: Host>(
                     tracing::warn!(%error, "cannot start a connection thread; connection dropped");
                 }
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            // The receive timeout of the listening socket: time to look at the flags again.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
             Err(error) => {
                 // Out of file descriptors and the like: keep serving the others.
                 tracing::warn!(%error, "accept failed");
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+}
+
+/// How often a blocking `accept` looks at the stop flags without being woken.
+const ACCEPT_CHECK: Duration = Duration::from_secs(1);
+/// How long [`Serving::stop_accepting`] tries to connect to a loop it wakes.
+const WAKE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `listener` with a receive timeout, which bounds a blocking `accept` on Linux. std sets the
+/// option only through a stream, so the socket passes through one (the option belongs to the
+/// socket, whatever std calls it).
+fn with_accept_timeout(listener: TcpListener, timeout: Duration) -> io::Result<TcpListener> {
+    let socket = TcpStream::from(OwnedFd::from(listener));
+    socket.set_read_timeout(Some(timeout))?;
+    Ok(TcpListener::from(OwnedFd::from(socket)))
+}
+
+/// Where a connection reaches a listener bound to `addr`: the loopback address for a listener
+/// on every address.
+fn wake_address(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// A running accept loop's entry in [`Serving`]'s list of loops to wake; removed when dropped.
+struct AcceptLoop<'a> {
+    serving: &'a Serving,
+    key: u64,
+}
+
+impl<'a> AcceptLoop<'a> {
+    fn register(serving: &'a Serving, addr: SocketAddr) -> Self {
+        let key = serving.next_stream.fetch_add(1, Ordering::Relaxed);
+        lock(&serving.accepting).insert(key, addr);
+        AcceptLoop { serving, key }
+    }
+}
+
+impl Drop for AcceptLoop<'_> {
+    fn drop(&mut self) {
+        lock(&self.serving.accepting).remove(&self.key);
     }
 }
 
@@ -1096,6 +1204,52 @@ mod tests {
     use super::*;
     use tungstenite::protocol::Role;
     use tungstenite::{Message, WebSocket};
+
+    /// Runs an accept loop of a new server on its own thread, whose `accept` gives up every
+    /// `check`; the receiver gets the loop's result when it ends.
+    fn accepting(check: Duration) -> (Server, Receiver<Result<(), ServerError>>) {
+        let server = Server::builder().build();
+        let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let host = server.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(accept_loop_checking(&host, listener, None, check));
+        });
+        // The loop has registered once its listener answers.
+        let started = Instant::now();
+        while lock(&server.inner.serving.accepting).is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(20), "no accept loop");
+            std::thread::yield_now();
+        }
+        (server, done)
+    }
+
+    /// `stop_accepting` ends a loop blocked in `accept` at once, through a connection to it (here
+    /// to the loopback address of a listener on every address), not at the loop's next check.
+    #[test]
+    fn a_stop_wakes_an_accept_loop_blocked_in_accept() {
+        let (server, done) = accepting(Duration::from_secs(3600));
+        server.inner.serving.stop_accepting();
+        let ended = done
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the loop to end");
+        assert!(ended.is_ok(), "{ended:?}");
+        assert!(lock(&server.inner.serving.accepting).is_empty());
+    }
+
+    /// Where `accept` honours the socket's receive timeout (Linux), a loop nobody could wake
+    /// still ends at its next check.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_accept_loop_nobody_wakes_ends_at_its_next_check() {
+        let (server, done) = accepting(Duration::from_millis(20));
+        // The generation changes without the wake-up connection.
+        server.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        let ended = done
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the loop to end");
+        assert!(ended.is_ok(), "{ended:?}");
+    }
 
     /// A WebSocket's writing side whose socket is full (its client stopped reading), with a
     /// close queued after the frames that filled it; the client's end of the socket, the frames'

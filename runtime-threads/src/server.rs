@@ -432,28 +432,21 @@ impl Server {
     /// way), and this returns once connections are closed and running handlers have finished, or
     /// after `grace`, whichever comes first.
     pub fn shutdown(&self, grace: Duration) {
-        self.inner
-            .serving
-            .shutting_down
-            .store(true, Ordering::SeqCst);
-        self.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.serving.begin_shutdown();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
             });
         }
-        let deadline = Instant::now() + grace;
-        // `busy` first: a handshake leaves it only once its connection is registered, so seeing
-        // it at 0 means the count below sees that connection.
-        while self.inner.serving.busy.load(Ordering::SeqCst) != 0 || self.connection_count() != 0 {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    connections = self.connection_count(),
-                    "shutdown grace period over with connections or handlers still running"
-                );
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !self
+            .inner
+            .serving
+            .wait_idle(grace, || self.connection_count())
+        {
+            tracing::warn!(
+                connections = self.connection_count(),
+                "shutdown grace period over with connections or handlers still running"
+            );
         }
     }
 
@@ -461,7 +454,7 @@ impl Server {
     /// (`shutdown(Both)`) without telling clients, and every session is closed (disconnect
     /// handlers run with `forced close`). Serving again afterwards (on the same port) works.
     pub fn abort(&self) {
-        self.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.serving.stop_accepting();
         self.inner.serving.cut_streams();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
