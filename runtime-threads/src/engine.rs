@@ -323,6 +323,7 @@ impl EngineServer {
     /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
     /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
     /// or after `grace`.
+    /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
         self.inner.serving.begin_shutdown();
         for cell in self.cells() {

@@ -118,7 +118,7 @@ impl Serving {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let loops: Vec<SocketAddr> = lock(&self.accepting).values().copied().collect();
         for addr in loops {
-            if let Err(error) = TcpStream::connect_timeout(&addr, WAKE_CONNECT_TIMEOUT) {
+            if let Err(error) = wake(addr) {
                 // It still ends, at its next `accept` timeout (where the OS has one) or with the
                 // next client.
                 tracing::warn!(%addr, %error, "could not wake an accept loop");
@@ -668,7 +668,9 @@ fn accept_loop_checking<H: Host>(
         match listener.accept() {
             Ok((stream, remote)) => {
                 if serving.generation.load(Ordering::SeqCst) != generation {
-                    // The wake-up of `stop_accepting` (or a client just too late): not served.
+                    // The wake-up of `stop_accepting`, or a client just too late, which learns
+                    // the server is going away rather than seeing its connection dropped.
+                    answer_unavailable(&stream);
                     continue;
                 }
                 // Room for this connection's thread and the writer its WebSocket would need.
@@ -708,27 +710,46 @@ fn accept_loop_checking<H: Host>(
 
 /// How often a blocking `accept` looks at the stop flags without being woken.
 const ACCEPT_CHECK: Duration = Duration::from_secs(1);
-/// How long [`Serving::stop_accepting`] tries to connect to a loop it wakes.
-const WAKE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long [`Serving::stop_accepting`] tries to connect to a loop it wakes (a connection to
+/// a local listener is answered at once, or refused).
+const WAKE_CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// `listener` with a receive timeout, which bounds a blocking `accept` on Linux. std sets the
-/// option only through a stream, so the socket passes through one (the option belongs to the
-/// socket, whatever std calls it).
+/// `listener` with a receive timeout, which bounds a blocking `accept` on Linux (macOS and the
+/// BSDs ignore it there: a loop whose wake-up connection failed ends with the next client). std
+/// sets the option only through a stream, so the socket passes through one. The option belongs
+/// to the socket: other handles of the same listener see it too, and on Linux every accepted
+/// socket inherits it, which is why [`connection_loop`] sets its own read timeout first.
 fn with_accept_timeout(listener: TcpListener, timeout: Duration) -> io::Result<TcpListener> {
     let socket = TcpStream::from(OwnedFd::from(listener));
     socket.set_read_timeout(Some(timeout))?;
     Ok(TcpListener::from(OwnedFd::from(socket)))
 }
 
-/// Where a connection reaches a listener bound to `addr`: the loopback address for a listener
-/// on every address.
+/// Where a connection reaches a listener bound to `addr`: `addr` itself (with its IPv6 scope),
+/// or the loopback address for a listener on every address.
 fn wake_address(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
+    let mut wake = addr;
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => wake.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_unspecified() => wake.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => {}
+    }
+    wake
+}
+
+/// Connects to an accept loop's listener to wake it. A listener on every IPv6 address is also
+/// tried over IPv4 loopback, for hosts without `::1` (a dual-stack listener takes both).
+fn wake(addr: SocketAddr) -> io::Result<()> {
+    match TcpStream::connect_timeout(&addr, WAKE_CONNECT_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(error) if addr.ip() == IpAddr::V6(Ipv6Addr::LOCALHOST) => {
+            let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port());
+            TcpStream::connect_timeout(&v4, WAKE_CONNECT_TIMEOUT)
+                .map(drop)
+                .map_err(|_| error)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A running accept loop's entry in [`Serving`]'s list of loops to wake; removed when dropped.
@@ -761,6 +782,11 @@ fn refuse_busy(stream: &TcpStream) {
              further refusals are not logged"
         );
     }
+    answer_unavailable(stream);
+}
+
+/// Answers `503` and closes, without waiting for the client: the accept loop cannot afford to.
+fn answer_unavailable(stream: &TcpStream) {
     let _ = stream.set_nonblocking(true);
     let _ = (&*stream).write_all(
         b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
@@ -1218,10 +1244,39 @@ mod tests {
         // The loop has registered once its listener answers.
         let started = Instant::now();
         while lock(&server.inner.serving.accepting).is_empty() {
-            assert!(started.elapsed() < Duration::from_secs(20), "no accept loop");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no accept loop"
+            );
             std::thread::yield_now();
         }
         (server, done)
+    }
+
+    /// The answer to one request on a new connection to `addr`.
+    fn answer(addr: SocketAddr) -> String {
+        let mut client = TcpStream::connect(addr).expect("connect");
+        client
+            .write_all(b"GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).expect("answer");
+        answer
+    }
+
+    /// Puts the accept loop of `server` back into `accept` after serving one request: the
+    /// request shows it past its first look at the flags, the pause lets it get back into the
+    /// blocking call. Returns where the loop is reached.
+    fn blocked_in_accept(server: &Server) -> SocketAddr {
+        let registered = *lock(&server.inner.serving.accepting)
+            .values()
+            .next()
+            .expect("a loop");
+        let addr = wake_address(registered);
+        let served = answer(addr);
+        assert!(served.starts_with("HTTP/1.1 404"), "{served}");
+        std::thread::sleep(Duration::from_millis(50));
+        addr
     }
 
     /// `stop_accepting` ends a loop blocked in `accept` at once, through a connection to it (here
@@ -1229,12 +1284,32 @@ mod tests {
     #[test]
     fn a_stop_wakes_an_accept_loop_blocked_in_accept() {
         let (server, done) = accepting(Duration::from_secs(3600));
+        blocked_in_accept(&server);
         server.inner.serving.stop_accepting();
         let ended = done
             .recv_timeout(Duration::from_secs(20))
             .expect("the loop to end");
         assert!(ended.is_ok(), "{ended:?}");
         assert!(lock(&server.inner.serving.accepting).is_empty());
+    }
+
+    /// A client the loop accepts after a stop is told the server is going away (503), not cut.
+    #[test]
+    fn a_client_accepted_after_a_stop_gets_503() {
+        let (server, done) = accepting(Duration::from_secs(3600));
+        let addr = blocked_in_accept(&server);
+        // The generation changes without the wake-up connection: the client wakes the loop.
+        server
+            .inner
+            .serving
+            .generation
+            .fetch_add(1, Ordering::SeqCst);
+        let refused = answer(addr);
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        let ended = done
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the loop to end");
+        assert!(ended.is_ok(), "{ended:?}");
     }
 
     /// Where `accept` honours the socket's receive timeout (Linux), a loop nobody could wake
@@ -1244,7 +1319,11 @@ mod tests {
     fn an_accept_loop_nobody_wakes_ends_at_its_next_check() {
         let (server, done) = accepting(Duration::from_millis(20));
         // The generation changes without the wake-up connection.
-        server.inner.serving.generation.fetch_add(1, Ordering::SeqCst);
+        server
+            .inner
+            .serving
+            .generation
+            .fetch_add(1, Ordering::SeqCst);
         let ended = done
             .recv_timeout(Duration::from_secs(20))
             .expect("the loop to end");

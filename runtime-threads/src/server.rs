@@ -431,6 +431,7 @@ impl Server {
     /// (`server shutting down`; a handshake already under way when this began is closed the same
     /// way), and this returns once connections are closed and running handlers have finished, or
     /// after `grace`, whichever comes first.
+    /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
         self.inner.serving.begin_shutdown();
         for cell in self.cells() {

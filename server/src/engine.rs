@@ -249,13 +249,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
 
     // ----- serving ----------------------------------------------------------------------------
 
-    /// Listens on `addr` (`host:port`) and serves forever; other paths get 404.
+    /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Self::shutdown); other paths
+    /// get 404.
     pub async fn serve(&self, addr: &str) -> Result<(), ServerError> {
         let listener = crate::runtime::bind(&self.inner.runtime, addr)?;
         self.serve_listener(listener).await
     }
 
-    /// Serves connections from an already bound std listener.
+    /// Serves connections from an already bound std listener until [`shutdown`](Self::shutdown).
     pub async fn serve_std(&self, listener: std::net::TcpListener) -> Result<(), ServerError> {
         let listener = crate::runtime::from_std(&self.inner.runtime, listener)?;
         self.serve_listener(listener).await
@@ -305,6 +306,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
     /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
     /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
     /// or after `grace`.
+    /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         inner.lifecycle.begin_shutdown();

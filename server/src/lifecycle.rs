@@ -87,12 +87,12 @@ pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
         match select(accept, pin!(stopping)).await {
             Either::Right(_) => return,
             Either::Left((Ok((stream, remote)), _)) => serve(stream, remote),
-            Either::Left((Err(error), _)) => {
-                // Out of file descriptors and the like: keep serving the others.
+            Either::Left((Err(error), stopping)) => {
+                // Out of file descriptors and the like: keep serving the others, after a pause
+                // that a shutdown cuts short.
                 tracing::warn!(%error, "accept failed");
-                runtime
-                    .sleep_until(Instant::now() + Duration::from_millis(50))
-                    .await;
+                let pause = runtime.sleep_until(Instant::now() + Duration::from_millis(50));
+                select(pin!(pause), stopping).await;
             }
         }
     }

@@ -444,6 +444,7 @@ impl<Rt: Runtime> Server<Rt> {
     /// Graceful shutdown: new handshakes are refused, every client is told (`server shutting
     /// down`), and this returns once connections are closed and running handlers have finished, or
     /// after `grace`, whichever comes first.
+    /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.lifecycle.begin_shutdown();
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
