@@ -658,7 +658,8 @@ fn accept_loop_checking<H: Host>(
     let addr = listener.local_addr()?;
     // Registered before the first look at the flags: a stop after that look wakes this loop.
     let _registered = AcceptLoop::register(serving, wake_address(addr));
-    tracing::info!(?addr, "sockio serving on threads");
+    // The same line as before and as the async runtimes print (tests and users read the address).
+    tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
     loop {
         if serving.generation.load(Ordering::SeqCst) != generation
             || serving.shutting_down.load(Ordering::SeqCst)
