@@ -1232,16 +1232,20 @@ mod tests {
     use tungstenite::protocol::Role;
     use tungstenite::{Message, WebSocket};
 
-    /// Runs an accept loop of a new server on its own thread, whose `accept` gives up every
-    /// `check`; the receiver gets the loop's result when it ends.
-    fn accepting(check: Duration) -> (Server, Receiver<Result<(), ServerError>>) {
+    /// Runs an accept loop of a new server on a thread called `name` (unique per test: tests
+    /// share the process), whose `accept` gives up every `check`; the receiver gets the loop's
+    /// result when it ends.
+    fn accepting(name: &str, check: Duration) -> (Server, Receiver<Result<(), ServerError>>) {
         let server = Server::builder().build();
         let listener = TcpListener::bind("0.0.0.0:0").expect("bind");
         let (done_tx, done) = std::sync::mpsc::channel();
         let host = server.clone();
-        std::thread::spawn(move || {
-            let _ = done_tx.send(accept_loop_checking(&host, listener, None, check));
-        });
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let _ = done_tx.send(accept_loop_checking(&host, listener, None, check));
+            })
+            .expect("the accept loop's thread");
         // The loop has registered once its listener answers.
         let started = Instant::now();
         while lock(&server.inner.serving.accepting).is_empty() {
@@ -1255,6 +1259,7 @@ mod tests {
     }
 
     /// The answer to one request on a new connection to `addr`.
+    #[cfg(target_os = "linux")]
     fn answer(addr: SocketAddr) -> String {
         let mut client = TcpStream::connect(addr).expect("connect");
         client
@@ -1265,10 +1270,39 @@ mod tests {
         answer
     }
 
-    /// Puts the accept loop of `server` back into `accept` after serving one request: the
-    /// request shows it past its first look at the flags, the pause lets it get back into the
-    /// blocking call. Returns where the loop is reached.
-    fn blocked_in_accept(server: &Server) -> SocketAddr {
+    /// True when the thread called `name` waits in the kernel's `accept`, as Linux reports it
+    /// (`/proc/self/task/*/wchan`; a kernel that hides the wait channel shows `0`, and then any
+    /// sleep of the thread counts).
+    #[cfg(target_os = "linux")]
+    fn waits_in_accept(name: &str) -> bool {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return false;
+        };
+        tasks.flatten().any(|task| {
+            let read =
+                |file: &str| std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
+            if read("comm").trim_end() != name {
+                return false;
+            }
+            let stat = read("stat");
+            let sleeping = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('S'));
+            match read("wchan").trim() {
+                "inet_csk_accept" => true,
+                "" | "0" => sleeping,
+                _ => false,
+            }
+        })
+    }
+
+    /// Serves one request through the accept loop of `server` (on the thread called `name`),
+    /// which shows the loop past its first look at the flags, then waits until the loop is back
+    /// in the kernel's `accept`, where only a connection (or the timeout) can end its wait.
+    /// Returns where the loop is reached.
+    #[cfg(target_os = "linux")]
+    fn blocked_in_accept(server: &Server, name: &str) -> SocketAddr {
         let registered = *lock(&server.inner.serving.accepting)
             .values()
             .next()
@@ -1276,16 +1310,24 @@ mod tests {
         let addr = wake_address(registered);
         let served = answer(addr);
         assert!(served.starts_with("HTTP/1.1 404"), "{served}");
-        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        while !waits_in_accept(name) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the loop never got back into accept"
+            );
+            std::thread::yield_now();
+        }
         addr
     }
 
     /// `stop_accepting` ends a loop blocked in `accept` at once, through a connection to it (here
     /// to the loopback address of a listener on every address), not at the loop's next check.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_stop_wakes_an_accept_loop_blocked_in_accept() {
-        let (server, done) = accepting(Duration::from_secs(3600));
-        blocked_in_accept(&server);
+        let (server, done) = accepting("accept-wake", Duration::from_secs(3600));
+        blocked_in_accept(&server, "accept-wake");
         server.inner.serving.stop_accepting();
         let ended = done
             .recv_timeout(Duration::from_secs(20))
@@ -1295,10 +1337,11 @@ mod tests {
     }
 
     /// A client the loop accepts after a stop is told the server is going away (503), not cut.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_client_accepted_after_a_stop_gets_503() {
-        let (server, done) = accepting(Duration::from_secs(3600));
-        let addr = blocked_in_accept(&server);
+        let (server, done) = accepting("accept-503", Duration::from_secs(3600));
+        let addr = blocked_in_accept(&server, "accept-503");
         // The generation changes without the wake-up connection: the client wakes the loop.
         server
             .inner
@@ -1318,7 +1361,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn an_accept_loop_nobody_wakes_ends_at_its_next_check() {
-        let (server, done) = accepting(Duration::from_millis(20));
+        let (server, done) = accepting("accept-check", Duration::from_millis(20));
         // The generation changes without the wake-up connection.
         server
             .inner

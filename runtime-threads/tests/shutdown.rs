@@ -41,6 +41,17 @@ impl sockio_core::engineio::SidGenerator for GatedSids {
     }
 }
 
+/// Runs `work` (a `shutdown`) on a thread of its own; the receiver gets how long it took.
+fn timed_in_background(work: impl FnOnce() + Send + 'static) -> Receiver<Duration> {
+    let (took_tx, took) = channel();
+    std::thread::spawn(move || {
+        let begun = Instant::now();
+        work();
+        let _ = took_tx.send(begun.elapsed());
+    });
+    took
+}
+
 const CLIENT: &str = r#"
 const socket = io(URL, { transports: ["websocket"], reconnection: false });
 socket.on("disconnect", (reason) => { out("disconnect", reason); process.exit(0); });
@@ -98,15 +109,10 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
         .recv_timeout(STEP)
         .expect("the racing handshake to start");
 
-    let (shut_tx, shut) = channel();
-    {
+    let shut = timed_in_background({
         let io = io.clone();
-        std::thread::spawn(move || {
-            let begun = Instant::now();
-            io.shutdown(grace);
-            let _ = shut_tx.send(begun.elapsed());
-        });
-    }
+        move || io.shutdown(grace)
+    });
     // The first client's disconnect handler running shows `shutdown` has begun (and closed the
     // connections it found); only now does the racing handshake register its connection.
     assert_eq!(
@@ -170,14 +176,10 @@ fn an_accepted_websocket_upgrade_is_waited_for_until_it_is_dropped() {
         Handled::WebSocket(upgrade) => upgrade,
         other => panic!("{other:?}"),
     };
-    let (shut_tx, shut) = channel();
-    {
+    let shut = timed_in_background({
         let io = io.clone();
-        std::thread::spawn(move || {
-            io.shutdown(Duration::from_secs(20));
-            let _ = shut_tx.send(());
-        });
-    }
+        move || io.shutdown(Duration::from_secs(20))
+    });
     assert!(
         shut.recv_timeout(Duration::from_millis(300)).is_err(),
         "shutdown returned while an accepted upgrade was still pending"
@@ -246,15 +248,10 @@ fn an_engine_handshake_racing_shutdown_is_waited_for_and_closed() {
         .expect("the racing handshake to start");
 
     let grace = Duration::from_secs(20);
-    let (shut_tx, shut) = channel();
-    {
+    let shut = timed_in_background({
         let engine = engine.clone();
-        std::thread::spawn(move || {
-            let begun = Instant::now();
-            engine.shutdown(grace);
-            let _ = shut_tx.send(begun.elapsed());
-        });
-    }
+        move || engine.shutdown(grace)
+    });
     // The accept loop ending shows `shutdown` has begun. (Requests are routed one at a time,
     // so while the racing handshake is stopped inside the core, no request could show it.)
     let served = served.recv_timeout(STEP).expect("the accept loop to end");
