@@ -1,7 +1,6 @@
 # Sourced by the bench scripts that watch a server the harness runs (bench/thread_stack_pages.sh,
-# bench/thread_stack_depth.sh,
-# bench/storm_cpu.sh, bench/syscalls_per_ack.sh, and, for the helpers below it,
-# bench/callgrind_window.sh): starts `sockio-bench compare` of the repository at ROOT in the
+# bench/thread_stack_depth.sh, bench/storm_cpu.sh, bench/syscalls_per_ack.sh, and, for the helpers
+# below it, bench/callgrind_window.sh): starts `sockio-bench compare` of the repository at ROOT in the
 # background and finds the first server process it starts.
 #
 #   harness_server ROOT COMPARE-ARGS...
