@@ -7,7 +7,7 @@ use std::io::Read;
 
 use bytes::Bytes;
 use flate2::read::{GzDecoder, ZlibDecoder};
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use sockio_core::engineio::{CloseReason, EngineConfig, EngineEvent, PacketData};
 use support::*;
 
@@ -362,6 +362,102 @@ fn second_concurrent_get_is_refused_and_closes_the_session() {
         );
         assert!(h.sessions.is_empty());
     }
+}
+
+#[test]
+fn a_post_arriving_while_another_posts_body_is_read_is_refused_and_closes_the_session() {
+    // PROTOCOL 1.4: the reference server answers an overlapping POST with 400 and ends the
+    // session; a held GET gets the close packet, the first POST's body finds the session gone.
+    for (config, query, close) in [
+        (EngineConfig::default(), "EIO=4", "1"),
+        (eio3(), "EIO=3", "1:1"),
+    ] {
+        let mut h = Harness::engine(config);
+        let (sid, q) = open(&mut h, query);
+        let held = h.get(&q).held();
+        let first = h
+            .post_started(&sid, &HeaderMap::new())
+            .expect("the first POST goes on");
+        let second = h
+            .post_started(&sid, &HeaderMap::new())
+            .expect_err("the overlapping POST is answered without its body");
+        assert_eq!(second.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(json_body(&second)["code"], 3, "{query}");
+        assert_eq!(body_text(&h.take_response(held).unwrap()), close, "{query}");
+        assert_eq!(
+            h.take_events(&sid),
+            vec![EngineEvent::Closed(CloseReason::TransportError(
+                "overlapping POST requests"
+            ))],
+            "{query}"
+        );
+        assert!(h.sessions.is_empty(), "{query}");
+        let late = h.post_finished(first, &q, b"4late");
+        assert_eq!(late.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(json_body(&late)["code"], 1, "{query}");
+    }
+}
+
+#[test]
+fn posts_one_after_another_with_their_starts_reported_are_handled() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    for text_sent in ["4one", "4two"] {
+        let id = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+        assert_eq!(
+            body_text(&h.post_finished(id, &q, text_sent.as_bytes())),
+            "ok"
+        );
+    }
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("one")),
+            EngineEvent::Message(text("two"))
+        ]
+    );
+    // A POST whose start was not reported (a driver handing complete bodies) is handled too.
+    assert_eq!(h.post(&q, b"4three").body_text(), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Message(text("three"))]
+    );
+}
+
+#[test]
+fn a_post_whose_client_leaves_mid_body_closes_with_transport_error() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h.get(&q).held();
+    let post = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+    h.abort(post);
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "1");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Closed(CloseReason::TransportError(
+            "post request closed prematurely"
+        ))]
+    );
+    assert!(h.sessions.is_empty());
+}
+
+#[test]
+fn a_closing_session_still_refuses_an_overlapping_post() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _) = open(&mut h, "EIO=4");
+    let _first = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+    // No GET held: the close packet waits for the next poll.
+    h.command(&sid, |s, now| s.close(now, CloseReason::ServerShuttingDown));
+    let second = h.post_started(&sid, &HeaderMap::new());
+    assert_eq!(
+        second.expect_err("refused").status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Closed(CloseReason::ServerShuttingDown)],
+        "the close already decided keeps its reason"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use http::HeaderMap;
 use sockio_core::engineio::{CloseReason, Sid};
 use sockio_core::socketio::{CommandError, DisconnectReason, SocketConfig, SocketEvent};
 use support::*;
@@ -502,6 +503,23 @@ fn aborted_poll_is_a_transport_error() {
     let held = h.get(&uri).held();
     h.abort(held);
     let reason = CloseReason::TransportError("poll request closed prematurely");
+    assert_eq!(
+        strip(h.take_events(&sid)),
+        vec![
+            disconnect("/", &id, DisconnectReason::Engine(reason.clone())),
+            SocketEvent::Closed(reason)
+        ]
+    );
+}
+
+#[test]
+fn an_overlapping_post_is_a_transport_error() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, _, id) = h.sio_poll_joined();
+    let _first = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+    let second = h.post_started(&sid, &HeaderMap::new());
+    assert_eq!(second.expect_err("refused").status(), 400);
+    let reason = CloseReason::TransportError("overlapping POST requests");
     assert_eq!(
         strip(h.take_events(&sid)),
         vec![

@@ -240,6 +240,8 @@ pub struct Session {
     state: State,
     /// Close reason decided but not yet reported (reported when the session is fully closed).
     close_reason: Option<CloseReason>,
+    /// The POST whose body the driver is reading ([`Session::handle_post_started`]).
+    post_in_flight: Option<RequestId>,
 }
 
 impl Session {
@@ -287,6 +289,7 @@ impl Session {
             heartbeat,
             state: State::Open,
             close_reason: None,
+            post_in_flight: None,
             config,
         };
         let open = session.open_packet_json(websocket.is_some());
@@ -367,12 +370,49 @@ impl Session {
 
     // ----- inputs -----------------------------------------------------------------------------
 
+    /// Reports that a POST addressed to this session has arrived and its body is being read, before
+    /// the driver reads it; `headers` are the request's. Returns whether to go on: read the body
+    /// and pass the request to [`handle_request`](Self::handle_request) with the same `id`.
+    ///
+    /// `false` means the request was answered (through [`poll_output`](Self::poll_output)): another
+    /// POST's body is still being read, which the reference server treats as a broken client (the
+    /// new POST gets 400 and the session ends with a transport error). The driver then answers it
+    /// without reading its body. While a POST's body is read, [`handle_request_aborted`]
+    /// (Self::handle_request_aborted) with its `id` reports a client that went away mid-body (a
+    /// transport error too). Drivers that only ever pass complete bodies may skip this call: their
+    /// POSTs are then handled one at a time, overlapping or not.
+    pub fn handle_post_started(
+        &mut self,
+        _now: Instant,
+        id: RequestId,
+        headers: &HeaderMap,
+    ) -> bool {
+        self.debug_assert_drained();
+        if self.state == State::Closed || !matches!(self.transport, ActiveTransport::Polling { .. })
+        {
+            // `handle_request` answers it (unknown sid, or a POST after the upgrade).
+            return true;
+        }
+        if self.post_in_flight.is_some_and(|reading| reading != id) {
+            let origin = self.config.cors.check(headers);
+            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
+            // A held GET gets what is queued and the close packet.
+            self.finish(CloseReason::TransportError("overlapping POST requests"));
+            return false;
+        }
+        self.post_in_flight = Some(id);
+        true
+    }
+
     /// Handles a polling request (GET or POST) addressed to this session.
     ///
     /// The answer arrives through [`poll_output`](Self::poll_output), at once or, for a GET held until
     /// data is ready, later. Drain outputs and events afterwards.
     pub fn handle_request(&mut self, now: Instant, id: RequestId, request: &Request) {
         self.debug_assert_drained();
+        if self.post_in_flight == Some(id) {
+            self.post_in_flight = None;
+        }
         let origin = self.config.cors.check(request.headers());
         // Two parameters, looked up in one scan of the raw query rather than parsing it into
         // owned pairs (two allocations per pair, on every polling request; bench/ANALYSIS.md).
@@ -600,18 +640,25 @@ impl Session {
         }
     }
 
-    /// Reports that the client of a held GET went away before it was answered.
+    /// Reports that the client of a held GET, or of a POST whose body was being read
+    /// ([`handle_post_started`](Self::handle_post_started)), went away before it was answered:
+    /// the session ends with a transport error, as with the reference server.
     pub fn handle_request_aborted(&mut self, _now: Instant, id: RequestId) {
         self.debug_assert_drained();
+        if self.post_in_flight == Some(id) {
+            self.post_in_flight = None;
+            self.finish(CloseReason::TransportError(
+                "post request closed prematurely",
+            ));
+            return;
+        }
         if let ActiveTransport::Polling { pending } = &mut self.transport
             && pending.as_ref().is_some_and(|p| p.id == id)
         {
             *pending = None;
-            if self.state != State::Closed {
-                self.finish(CloseReason::TransportError(
-                    "poll request closed prematurely",
-                ));
-            }
+            self.finish(CloseReason::TransportError(
+                "poll request closed prematurely",
+            ));
         }
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::ConnectResult;
 use crate::small_map::SmallMap;
-use ::http::Uri;
+use ::http::{HeaderMap, Uri};
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::{Map, Value};
@@ -442,6 +442,19 @@ impl Connection {
         self.debug_assert_drained();
         self.engine.handle_ws_closed(now, conn, error);
         self.process_engine_events(now);
+    }
+
+    /// See [`Session::handle_post_started`].
+    pub fn handle_post_started(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        headers: &HeaderMap,
+    ) -> bool {
+        self.debug_assert_drained();
+        let go_on = self.engine.handle_post_started(now, id, headers);
+        self.process_engine_events(now);
+        go_on
     }
 
     /// See [`Session::handle_request_aborted`].

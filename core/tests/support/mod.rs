@@ -27,6 +27,7 @@ pub trait Driven {
     fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage);
     fn handle_ws_closed(&mut self, now: Instant, conn: RequestId, error: bool);
     fn handle_request_aborted(&mut self, now: Instant, id: RequestId);
+    fn handle_post_started(&mut self, now: Instant, id: RequestId, headers: &HeaderMap) -> bool;
     fn handle_timeout(&mut self, now: Instant);
     fn poll_output(&mut self) -> Option<Output>;
     fn poll_event(&mut self) -> Option<Self::Event>;
@@ -61,6 +62,14 @@ macro_rules! impl_driven {
             }
             fn handle_request_aborted(&mut self, now: Instant, id: RequestId) {
                 <$ty>::handle_request_aborted(self, now, id)
+            }
+            fn handle_post_started(
+                &mut self,
+                now: Instant,
+                id: RequestId,
+                headers: &HeaderMap,
+            ) -> bool {
+                <$ty>::handle_post_started(self, now, id, headers)
             }
             fn handle_timeout(&mut self, now: Instant) {
                 <$ty>::handle_timeout(self, now)
@@ -355,6 +364,58 @@ impl<E: DrivenEndpoint> Harness<E> {
                     None => Sent::Held(id),
                 }
             }
+        }
+    }
+
+    /// A POST to session `sid` whose head has arrived, as a driver reports it before reading the
+    /// body: `Ok(id)` to finish later with [`post_finished`](Self::post_finished) (or
+    /// [`abort`](Self::abort)), `Err(response)` when it was answered without its body.
+    pub fn post_started(&mut self, sid: &str, headers: &HeaderMap) -> Result<RequestId, Response> {
+        let id = self.next_request_id();
+        let now = self.now;
+        let sid = Sid::from(sid);
+        self.held.insert(id, sid.clone());
+        let go_on = self
+            .sessions
+            .get_mut(&sid)
+            .expect("no such session")
+            .handle_post_started(now, id, headers);
+        self.drain(&sid);
+        if go_on {
+            assert!(
+                !self.answered.contains_key(&id),
+                "answered, yet told to go on"
+            );
+            Ok(id)
+        } else {
+            Err(self
+                .answered
+                .remove(&id)
+                .expect("told to stop, yet not answered"))
+        }
+    }
+
+    /// The body of POST `id` (from [`post_started`](Self::post_started)) has been read: routes and
+    /// handles the whole request, as the driver does next.
+    pub fn post_finished(&mut self, id: RequestId, uri: &str, body: &[u8]) -> Response {
+        let request = Self::build(Method::POST, uri, &[], body);
+        let now = self.now;
+        let sessions = &self.sessions;
+        match self
+            .endpoint
+            .route(now, id, &request, &|sid| sessions.contains_key(sid))
+        {
+            Routed::Respond(r) => r,
+            Routed::Existing { sid, .. } => {
+                if let Some(session) = self.sessions.get_mut(&sid) {
+                    session.handle_request(now, id, &request);
+                }
+                self.drain(&sid);
+                self.answered
+                    .remove(&id)
+                    .expect("a POST is answered at once")
+            }
+            _ => panic!("a POST to a session routes to it"),
         }
     }
 
