@@ -5,6 +5,7 @@
 //! [`Routing::Existing`] and the driver hands them to that session. This keeps every session
 //! drivable on its own, with no lock around all clients.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,6 +118,18 @@ impl Endpoint {
     /// The id generator, shared with the Socket.IO layer.
     pub fn sid_generator(&self) -> &Arc<dyn SidGenerator> {
         &self.sids
+    }
+
+    /// The session a POST is addressed to, read from its head: the `sid` of a POST under this
+    /// endpoint's path. A driver that reads bodies itself looks that session up and reports the
+    /// POST with `handle_post_started` before reading its body, so overlapping POSTs and a client
+    /// leaving mid-body are caught ([`Session::handle_post_started`]). Routing the complete request
+    /// with [`handle_request`](Self::handle_request) still decides everything else.
+    pub fn post_target<'a>(&self, method: &Method, uri: &'a ::http::Uri) -> Option<Cow<'a, str>> {
+        if method != Method::POST || !self.matches_path(uri.path()) {
+            return None;
+        }
+        Query::find(uri.query()?, "sid")
     }
 
     /// The answer to a request that [`handle_request`](Self::handle_request) routed to an

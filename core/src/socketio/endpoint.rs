@@ -68,6 +68,15 @@ impl Endpoint {
         self.engine.session_gone(request)
     }
 
+    /// See [`crate::engineio::endpoint::Endpoint::post_target`].
+    pub fn post_target<'a>(
+        &self,
+        method: &::http::Method,
+        uri: &'a ::http::Uri,
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        self.engine.post_target(method, uri)
+    }
+
     /// See [`crate::engineio::endpoint::Endpoint::handle_request`].
     pub fn handle_request(
         &mut self,
