@@ -46,7 +46,7 @@ use crate::error::ServerError;
 use crate::lifecycle::{BusyGuard, Lifecycle};
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
-use crate::service::{Handled, SocketIoResponse, plain, read_body};
+use crate::service::{Handled, PostInFlight, SocketIoResponse, plain, read_body};
 use crate::wake_signal::WakeSignal;
 use crate::ws_pump::WsSession;
 
@@ -345,20 +345,72 @@ impl<Rt: Runtime> EngineServer<Rt> {
         let upgrade = sockio_core::engineio::is_websocket_upgrade(request.headers())
             .then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
+        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
+        let post = match self.start_post(&parts, id).await {
+            Ok(post) => post,
+            Err(refused) => return Handled::Response(refused),
+        };
         let body = match read_body(body, self.inner.config.max_http_buffer_size).await {
             Ok(body) => body,
             Err(error) => {
+                // `post`, dropped unfinished, tells the session its client went away.
                 tracing::debug!(%error, "request body failed");
                 return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
             }
         };
+        if let Some(post) = post {
+            post.finish();
+        }
         let request = http::Request::from_parts(parts, body);
-        Handled::Response(self.route(request, upgrade).await)
+        Handled::Response(self.route(request, id, upgrade).await)
+    }
+
+    /// Tells the session a POST names that its body is being read (the core refuses a POST that
+    /// overlaps another). `Err`: the answer, to send without reading the body.
+    async fn start_post(
+        &self,
+        parts: &http::request::Parts,
+        id: RequestId,
+    ) -> Result<Option<PostInFlight<impl FnOnce() + Send + use<Rt>>>, SocketIoResponse> {
+        if parts.method != http::Method::POST {
+            return Ok(None);
+        }
+        let cell = {
+            let endpoint = lock(&self.inner.endpoint);
+            match endpoint.post_target(&parts.method, &parts.uri) {
+                Some(sid) => lock(&self.inner.sessions).get(&*sid).cloned(),
+                None => None,
+            }
+        };
+        // No such session: routing the whole request answers it.
+        let Some(cell) = cell else { return Ok(None) };
+        let (tx, rx) = oneshot::channel();
+        let go_on = self.drive(&cell, |state, now| {
+            state.waiters.insert(id, tx);
+            let go_on = state.session.handle_post_started(now, id, &parts.headers);
+            if go_on {
+                state.waiters.remove(&id);
+            }
+            go_on
+        });
+        if go_on {
+            let server = self.clone();
+            return Ok(Some(PostInFlight::new(move || {
+                server.drive(&cell, |state, now| {
+                    state.session.handle_request_aborted(now, id)
+                });
+            })));
+        }
+        Err(match rx.await {
+            Ok(response) => response.map(Full::new),
+            Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
+        })
     }
 
     async fn route(
         &self,
         request: sockio_core::http::Request,
+        id: RequestId,
         upgrade: Option<OnUpgrade>,
     ) -> SocketIoResponse {
         // A handshake counts as running work from before its shutdown check until its session is
@@ -369,7 +421,6 @@ impl<Rt: Runtime> EngineServer<Rt> {
         if is_handshake && self.inner.lifecycle.is_shutting_down() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
         }
-        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let routing = {
             let mut endpoint = lock(&self.inner.endpoint);
             endpoint.handle_request(Instant::now(), id, &request, |sid| {

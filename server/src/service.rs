@@ -64,6 +64,30 @@ where
     Ok(collected.freeze())
 }
 
+/// A POST whose body is being read, which its session was told of (`handle_post_started`):
+/// dropped before [`finish`](Self::finish) (the body failed, or the client went away and hyper
+/// dropped the request), it runs `abandoned`, which tells the session its client left mid-body.
+pub(crate) struct PostInFlight<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> PostInFlight<F> {
+    pub fn new(abandoned: F) -> Self {
+        PostInFlight(Some(abandoned))
+    }
+
+    /// The body is read: the request goes on to routing, which hands it over with its id.
+    pub fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for PostInFlight<F> {
+    fn drop(&mut self) {
+        if let Some(abandoned) = self.0.take() {
+            abandoned();
+        }
+    }
+}
+
 /// Tells the core a held poll's client went away, when the response future is dropped early.
 struct HeldRequest {
     cell: Arc<ConnCell>,
@@ -105,13 +129,22 @@ impl<Rt: Runtime> Server<Rt> {
         let upgrade = sockio_core::engineio::endpoint::is_websocket_upgrade(request.headers())
             .then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
+        let id = RequestId(self.inner.next_request_id());
+        let post = match self.start_post(&parts, id).await {
+            Ok(post) => post,
+            Err(refused) => return Handled::Response(refused),
+        };
         let body = match read_body(body, self.inner.config.engine.max_http_buffer_size).await {
             Ok(body) => body,
             Err(error) => {
+                // `post`, dropped unfinished, tells the connection its client went away.
                 tracing::debug!(%error, "request body failed");
                 return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
             }
         };
+        if let Some(post) = post {
+            post.finish();
+        }
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(&parts.uri);
         // Only a handshake reads the client's address (into the connection's environ); the
         // extension costs two allocations, which the other requests are spared.
@@ -119,16 +152,55 @@ impl<Rt: Runtime> Server<Rt> {
             parts.extensions.insert(RemoteAddr(remote));
         }
         let request = http::Request::from_parts(parts, body);
-        Handled::Response(self.route(request, upgrade, is_handshake).await)
+        Handled::Response(self.route(request, id, upgrade, is_handshake).await)
+    }
+
+    /// Tells the connection a POST names that its body is being read (the core refuses a POST
+    /// that overlaps another). `Err`: the answer, to send without reading the body.
+    async fn start_post(
+        &self,
+        parts: &http::request::Parts,
+        id: RequestId,
+    ) -> Result<Option<PostInFlight<impl FnOnce() + Send + use<Rt>>>, SocketIoResponse> {
+        if parts.method != http::Method::POST {
+            return Ok(None);
+        }
+        let cell = {
+            let endpoint = crate::server::lock(&self.inner.endpoint);
+            match endpoint.post_target(&parts.method, &parts.uri) {
+                Some(sid) => self.inner.connection(&sid),
+                None => None,
+            }
+        };
+        // No such connection: routing the whole request answers it.
+        let Some(cell) = cell else { return Ok(None) };
+        let (tx, rx) = oneshot::channel();
+        let go_on = cell.drive(|state, now| {
+            state.waiters.insert(id, tx);
+            let go_on = state.conn.handle_post_started(now, id, &parts.headers);
+            if go_on {
+                state.waiters.remove(&id);
+            }
+            go_on
+        });
+        if go_on {
+            return Ok(Some(PostInFlight::new(move || {
+                cell.drive(|state, now| state.conn.handle_request_aborted(now, id));
+            })));
+        }
+        Err(match rx.await {
+            Ok(response) => to_hyper(response),
+            Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
+        })
     }
 
     async fn route(
         &self,
         request: sockio_core::http::Request,
+        id: RequestId,
         upgrade: Option<OnUpgrade>,
         is_handshake: bool,
     ) -> SocketIoResponse {
-        let id = RequestId(self.inner.next_request_id());
         let now = std::time::Instant::now();
         // A handshake counts as running work from before its shutdown check until its connection
         // is registered (the end of this call): `shutdown` then waits for one that passed the
