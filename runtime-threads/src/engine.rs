@@ -40,7 +40,7 @@ use sockio_core::http::{Request, Response};
 
 use crate::conn::{WsWake, hand_over, lock};
 use crate::error::ServerError;
-use crate::http1::plain;
+use crate::http1::{Head, plain};
 use crate::serve::{
     Handled, Host, Registering, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
     connection_loop, switching_headers,
@@ -307,7 +307,7 @@ impl EngineServer {
     /// outside the path is handed back. A long-poll held here cannot notice its client hanging
     /// up; [`handle_request_on`](Self::handle_request_on) can.
     pub fn handle_request(&self, request: Request) -> Handled<EngineWebSocketUpgrade> {
-        self.route(request, None)
+        self.route(request, self.next_request_id(), None)
     }
 
     /// Like [`handle_request`](Self::handle_request), watching the client's `stream` (peeked,
@@ -317,7 +317,7 @@ impl EngineServer {
         request: Request,
         stream: &TcpStream,
     ) -> Handled<EngineWebSocketUpgrade> {
-        self.route(request, Some(stream))
+        self.route(request, self.next_request_id(), Some(stream))
     }
 
     /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
@@ -358,9 +358,21 @@ impl EngineServer {
         lock(&self.inner.sessions).values().cloned().collect()
     }
 
+    fn next_request_id(&self) -> RequestId {
+        RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The session a POST to `uri` names, if it exists.
+    fn post_target(&self, uri: &http::Uri) -> Option<Arc<SessionCell>> {
+        let endpoint = lock(&self.inner.endpoint);
+        let sid = endpoint.post_target(&http::Method::POST, uri)?;
+        lock(&self.inner.sessions).get(&*sid).cloned()
+    }
+
     fn route(
         &self,
         request: Request,
+        id: RequestId,
         watch: Option<&TcpStream>,
     ) -> Handled<EngineWebSocketUpgrade> {
         if !lock(&self.inner.endpoint).matches_path(request.uri().path()) {
@@ -375,7 +387,6 @@ impl EngineServer {
                 "server shutting down",
             ));
         }
-        let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let routing = {
             let mut endpoint = lock(&self.inner.endpoint);
             endpoint.handle_request(Instant::now(), id, &request, |sid| {
@@ -592,12 +603,47 @@ impl Host for EngineServer {
         self.inner.config.http_header_timeout
     }
 
+    fn next_request_id(&self) -> RequestId {
+        EngineServer::next_request_id(self)
+    }
+
+    fn start_post(&self, head: &Head, id: RequestId) -> Result<(), Box<Response>> {
+        let Some(cell) = self.post_target(&head.uri) else {
+            // No such session: routing the whole request answers it.
+            return Ok(());
+        };
+        let (tx, rx) = sync_channel(1);
+        let go_on = self.drive(&cell, |state, now| {
+            state.waiters.insert(id, tx);
+            let go_on = state.session.handle_post_started(now, id, &head.headers);
+            if go_on {
+                state.waiters.remove(&id);
+            }
+            go_on
+        });
+        if go_on {
+            return Ok(());
+        }
+        Err(Box::new(rx.recv().unwrap_or_else(|_| {
+            plain(StatusCode::BAD_REQUEST, "session closed")
+        })))
+    }
+
+    fn abandon_post(&self, uri: &http::Uri, id: RequestId) {
+        if let Some(cell) = self.post_target(uri) {
+            self.drive(&cell, |state, now| {
+                state.session.handle_request_aborted(now, id)
+            });
+        }
+    }
+
     fn route(
         &self,
         request: Request,
+        id: RequestId,
         watch: Option<&TcpStream>,
     ) -> Handled<EngineWebSocketUpgrade> {
-        EngineServer::route(self, request, watch)
+        EngineServer::route(self, request, id, watch)
     }
 }
 

@@ -53,16 +53,26 @@ impl HttpReader {
     }
 
     /// Reads the next request, its body capped at `max_body + 1` bytes.
-    pub fn read_request(&mut self, mut stream: &TcpStream, max_body: usize) -> Incoming {
+    #[cfg(test)]
+    pub fn read_request(&mut self, stream: &TcpStream, max_body: usize) -> Incoming {
+        match self.read_head(stream) {
+            Ok(head) => self.read_body(stream, head, max_body),
+            Err(incoming) => incoming,
+        }
+    }
+
+    /// Reads the next request's head, checking its framing. `Err` holds what to do instead:
+    /// [`Incoming::Closed`] or [`Incoming::Bad`].
+    pub fn read_head(&mut self, mut stream: &TcpStream) -> Result<Head, Incoming> {
         let head_end = loop {
             if let Some(end) = find_head_end(&self.buf) {
                 break end;
             }
             if self.buf.len() >= MAX_HEAD {
-                return Incoming::Bad(
+                return Err(Incoming::Bad(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "request head too large",
-                );
+                ));
             }
             // Straight into the buffer: a chunk array on the stack made this the deepest frame of
             // a connection thread, and every stack page a thread touched stays resident for the
@@ -72,56 +82,64 @@ impl HttpReader {
             let read = stream.read(&mut self.buf[filled..]);
             self.buf.truncate(filled + read.as_ref().map_or(0, |n| *n));
             match read {
-                Ok(0) => return Incoming::Closed,
+                Ok(0) => return Err(Incoming::Closed),
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Incoming::Closed,
+                Err(_) => return Err(Incoming::Closed),
             }
         };
         if head_end > MAX_HEAD {
-            return Incoming::Bad(
+            return Err(Incoming::Bad(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request head too large",
-            );
+            ));
         }
         // One copy of the head, which the URI and the header values share instead of a copy
         // each (an allocation per header on a connection thread, whose allocator caches are
         // cold: bench/ANALYSIS.md, "Threads runtime: polling").
-        let head = match parse_head(Bytes::copy_from_slice(&self.buf[..head_end])) {
-            Ok(head) => head,
-            Err((status, text)) => return Incoming::Bad(status, text),
-        };
+        let mut head = parse_head(Bytes::copy_from_slice(&self.buf[..head_end]))
+            .map_err(|(status, text)| Incoming::Bad(status, text))?;
         self.buf.drain(..head_end);
-        let Head {
-            method,
-            uri,
-            version,
-            headers,
-        } = head;
-        if let Some(encoding) = headers.get(TRANSFER_ENCODING) {
+        if let Some(encoding) = head.headers.get(TRANSFER_ENCODING) {
             let chunked = encoding
                 .to_str()
                 .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"));
-            return if chunked {
+            return Err(if chunked {
                 Incoming::Bad(
                     StatusCode::LENGTH_REQUIRED,
                     "chunked bodies are not accepted",
                 )
             } else {
                 Incoming::Bad(StatusCode::BAD_REQUEST, "unsupported transfer encoding")
-            };
+            });
         }
-        let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
-        let length = match (lengths.next(), lengths.next()) {
+        let mut lengths = head.headers.get_all(CONTENT_LENGTH).iter();
+        head.length = match (lengths.next(), lengths.next()) {
             (None, _) => 0,
             (Some(value), None) => match value.to_str().ok().and_then(parse_length) {
                 Some(length) => length,
-                None => return Incoming::Bad(StatusCode::BAD_REQUEST, "bad content-length"),
+                None => return Err(Incoming::Bad(StatusCode::BAD_REQUEST, "bad content-length")),
             },
             (Some(_), Some(_)) => {
-                return Incoming::Bad(StatusCode::BAD_REQUEST, "several content-lengths");
+                return Err(Incoming::Bad(
+                    StatusCode::BAD_REQUEST,
+                    "several content-lengths",
+                ));
             }
         };
+        Ok(head)
+    }
+
+    /// Reads the body of the request `head` began, capped at `max_body + 1` bytes.
+    /// [`Incoming::Closed`] when the peer went away before all of it came.
+    pub fn read_body(&mut self, stream: &TcpStream, head: Head, max_body: usize) -> Incoming {
+        let Head {
+            method,
+            uri,
+            version,
+            headers,
+            length,
+        } = head;
         let wanted = length.min(max_body.saturating_add(1));
         let mut keep_alive = wants_keep_alive(version, &headers) && wanted == length;
         let body = if wanted == 0 {
@@ -155,11 +173,14 @@ impl HttpReader {
     }
 }
 
-struct Head {
-    method: Method,
-    uri: Uri,
+/// A request's head, read before its body.
+pub(crate) struct Head {
+    pub method: Method,
+    pub uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    pub headers: HeaderMap,
+    /// The body's length (`Content-Length`), checked by [`HttpReader::read_head`].
+    length: usize,
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
@@ -229,6 +250,7 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         uri,
         version,
         headers,
+        length: 0,
     })
 }
 

@@ -24,7 +24,7 @@ use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
-use crate::http1::{HttpReader, Incoming, plain, write_response, write_switching};
+use crate::http1::{Head, HttpReader, Incoming, plain, write_response, write_switching};
 use crate::server::Server;
 use crate::thread_budget::BUDGET;
 use crate::ws_writer::{Progress, SocketWrites};
@@ -159,8 +159,21 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// How long one read of a request head (or an idle keep-alive connection) may wait
     /// (`http_header_timeout`).
     fn header_timeout(&self) -> Duration;
+    /// A new id for a request, under which its POST's start is reported and it is routed.
+    fn next_request_id(&self) -> RequestId;
+    /// Tells the session a POST names (`head`) that its body is about to be read (the core
+    /// refuses a POST that overlaps another). `Err`: the answer, to write without the body.
+    fn start_post(&self, head: &Head, id: RequestId) -> Result<(), Box<Response>>;
+    /// The body of POST `id` to `uri`, started with [`start_post`](Self::start_post), could not be
+    /// read: its client went away.
+    fn abandon_post(&self, uri: &http::Uri, id: RequestId);
     /// Routes one request; a long-poll blocks here, watching `watch` for its client hanging up.
-    fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled<Self::Upgrade>;
+    fn route(
+        &self,
+        request: Request,
+        id: RequestId,
+        watch: Option<&TcpStream>,
+    ) -> Handled<Self::Upgrade>;
 }
 
 /// An accepted WebSocket upgrade, as the connection loop runs it.
@@ -340,8 +353,42 @@ impl Host for Server {
         self.inner.config.engine.http_header_timeout
     }
 
-    fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled {
-        Server::route(self, request, watch)
+    fn next_request_id(&self) -> RequestId {
+        RequestId(Server::next_request_id(self))
+    }
+
+    fn start_post(&self, head: &Head, id: RequestId) -> Result<(), Box<Response>> {
+        let Some(cell) = self.post_target(&head.uri) else {
+            // No such connection: routing the whole request answers it.
+            return Ok(());
+        };
+        let (tx, rx) = sync_channel(1);
+        let go_on = self.drive(&cell, |state, now| {
+            state.waiters.insert(id, tx);
+            let go_on = state.conn.handle_post_started(now, id, &head.headers);
+            if go_on {
+                state.waiters.remove(&id);
+            }
+            go_on
+        });
+        if go_on {
+            return Ok(());
+        }
+        Err(Box::new(rx.recv().unwrap_or_else(|_| {
+            plain(StatusCode::BAD_REQUEST, "session closed")
+        })))
+    }
+
+    fn abandon_post(&self, uri: &http::Uri, id: RequestId) {
+        if let Some(cell) = self.post_target(uri) {
+            self.drive(&cell, |state, now| {
+                state.conn.handle_request_aborted(now, id)
+            });
+        }
+    }
+
+    fn route(&self, request: Request, id: RequestId, watch: Option<&TcpStream>) -> Handled {
+        Server::route(self, request, id, watch)
     }
 }
 
@@ -404,13 +451,13 @@ impl Middleware {
     /// fallback: the result is a [`Handled::Response`] or a [`Handled::WebSocket`], never
     /// [`Handled::NotSocketIo`].
     pub fn handle_request(&self, request: Request) -> Handled {
-        self.answer(self.server.route(request, None))
+        self.answer(self.server.handle_request(request))
     }
 
     /// Like [`Server::handle_request_on`] (long-polls notice the client hanging up), with requests
     /// outside the Socket.IO path answered by the fallback.
     pub fn handle_request_on(&self, request: Request, stream: &TcpStream) -> Handled {
-        self.answer(self.server.route(request, Some(stream)))
+        self.answer(self.server.handle_request_on(request, stream))
     }
 
     /// Serves one accepted TCP connection on the calling thread until it closes, as
@@ -496,7 +543,7 @@ impl Server {
     /// When the embedding server can lend the client's `TcpStream`, use
     /// [`handle_request_on`](Self::handle_request_on), which notices the hang-up.
     pub fn handle_request(&self, request: Request) -> Handled {
-        self.route(request, None)
+        self.route(request, RequestId(self.next_request_id()), None)
     }
 
     /// Like [`handle_request`](Self::handle_request), for an embedding server that holds the
@@ -506,15 +553,21 @@ impl Server {
     /// only peeked, never read, and is left in blocking mode. Bytes the client pipelined behind
     /// the request count as "still there".
     pub fn handle_request_on(&self, request: Request, stream: &TcpStream) -> Handled {
-        self.route(request, Some(stream))
+        self.route(request, RequestId(self.next_request_id()), Some(stream))
     }
 
-    fn route(&self, request: Request, watch: Option<&TcpStream>) -> Handled {
+    /// The connection a POST to `uri` names, if it exists.
+    fn post_target(&self, uri: &http::Uri) -> Option<Arc<ConnCell>> {
+        let endpoint = lock(&self.inner.endpoint);
+        let sid = endpoint.post_target(&http::Method::POST, uri)?;
+        self.connection(&sid)
+    }
+
+    fn route(&self, request: Request, id: RequestId, watch: Option<&TcpStream>) -> Handled {
         let ours = lock(&self.inner.endpoint).matches_path(request.uri().path());
         if !ours {
             return Handled::NotSocketIo(request);
         }
-        let id = RequestId(self.next_request_id());
         let now = std::time::Instant::now();
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
@@ -812,21 +865,39 @@ pub(crate) fn connection_loop<H: Host>(
     let max_body = host.max_body();
     let mut reader = HttpReader::default();
     loop {
-        let (mut request, keep_alive) = match reader.read_request(&stream, max_body) {
-            Incoming::Closed => break,
-            Incoming::Bad(status, text) => {
+        let head = match reader.read_head(&stream) {
+            Ok(head) => head,
+            Err(Incoming::Bad(status, text)) => {
                 let _ = write_response(&stream, &plain(status, text), false);
                 break;
             }
+            Err(_) => break,
+        };
+        let id = host.next_request_id();
+        // A POST's session hears of it before its body is read; the URI is kept (a shared
+        // reference, no copy) to tell it if the body never comes.
+        let post_uri = (head.method == http::Method::POST).then(|| head.uri.clone());
+        if let Err(refused) = host.start_post(&head, id) {
+            // The body stays unread: the connection cannot go on.
+            let _ = write_response(&stream, &refused, false);
+            break;
+        }
+        let (mut request, keep_alive) = match reader.read_body(&stream, head, max_body) {
             Incoming::Request {
                 request,
                 keep_alive,
             } => (*request, keep_alive),
+            _ => {
+                if let Some(uri) = post_uri {
+                    host.abandon_post(&uri, id);
+                }
+                break;
+            }
         };
         if let Some(remote) = remote {
             request.extensions_mut().insert(RemoteAddr(remote));
         }
-        let response = match host.route(request, Some(&stream)) {
+        let response = match host.route(request, id, Some(&stream)) {
             Handled::Response(response) => response,
             // The reader stops one byte past the limit, so the application would see a
             // truncated body: refuse it instead (the connection closes, the rest is unread).
