@@ -446,13 +446,18 @@ fn post_target_names_the_session_of_a_post_under_the_path() {
     let h = Harness::engine(EngineConfig::default());
     let target = |method: Method, uri: &str| {
         let uri: http::Uri = uri.parse().expect("uri");
-        h.endpoint.post_target(&method, &uri).map(|sid| sid.into_owned())
+        h.endpoint
+            .post_target(&method, &uri)
+            .map(|sid| sid.into_owned())
     };
     let uri = "/engine.io/?EIO=4&transport=polling&sid=abc";
     assert_eq!(target(Method::POST, uri).as_deref(), Some("abc"));
     assert_eq!(target(Method::GET, uri), None);
     assert_eq!(target(Method::POST, "/other/?sid=abc"), None);
-    assert_eq!(target(Method::POST, "/engine.io/?EIO=4&transport=polling"), None);
+    assert_eq!(
+        target(Method::POST, "/engine.io/?EIO=4&transport=polling"),
+        None
+    );
 }
 
 #[test]

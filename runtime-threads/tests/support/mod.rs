@@ -9,6 +9,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use serde_json::Value;
 use sockio_threads::Server;
 
+// Not every test drives a Node client.
+#[allow(unused_imports)]
 pub use sockio_testkit::node_script::{NodeScript as Node, STEP};
 
 /// Serves `io` (`serve_std`) on a fresh loopback port, on a thread of its own; returns the

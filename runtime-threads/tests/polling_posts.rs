@@ -1,0 +1,116 @@
+//! A POST sent while another POST's body is still on its way is refused with 400 and ends the
+//! session with a transport error, and so does a POST whose client goes away mid-body (PROTOCOL
+//! 1.4, as the reference server), on the threads runtime's Socket.IO and raw Engine.IO servers.
+//! The async servers' twin is `tests/api_polling_posts.rs`.
+
+mod support;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc::{Receiver, channel};
+
+use serde_json::Value;
+use sockio_testkit::raw_polling::{
+    Answer, open, post_until_refused, read_answer, request, session_uri, unfinished_post,
+};
+use sockio_threads::engine::{CloseReason, EngineConfig, EngineServer};
+use sockio_threads::{Server, Socket};
+use support::recv;
+
+fn assert_refused_as_overlapping(answer: &Answer) {
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
+    assert_eq!(body["code"], 3, "Bad request: {answer:?}");
+}
+
+fn assert_session_gone(addr: SocketAddr, uri: &str) {
+    let answer = request(addr, "GET", uri, b"");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
+    assert_eq!(body["code"], 1, "Session ID unknown: {answer:?}");
+}
+
+/// A Socket.IO server whose disconnect reasons come out of the returned channel.
+fn socket_io() -> (Server, SocketAddr, Receiver<String>) {
+    let io = Server::builder().build();
+    let (tx, rx) = channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+    });
+    let addr = support::serve(&io);
+    (io, addr, rx)
+}
+
+/// Opens a Socket.IO session and connects `/` over polling; returns its polling URI.
+fn joined(addr: SocketAddr) -> String {
+    let uri = session_uri("/socket.io/", &open(addr, "/socket.io/"));
+    assert_eq!(request(addr, "POST", &uri, b"40").body, "ok");
+    assert!(request(addr, "GET", &uri, b"").body.starts_with("40"));
+    uri
+}
+
+#[test]
+fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
+    let (io, addr, reasons) = socket_io();
+    let uri = joined(addr);
+    let mut first = unfinished_post(addr, &uri, 10, b"42");
+    assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+    assert_eq!(recv(&reasons, "the disconnect"), "transport error");
+    assert_session_gone(addr, &uri);
+    // The first POST's body, when it comes, finds the session gone.
+    first
+        .write_all(b"[\"ee\"]\x1e6")
+        .expect("the rest: 10 bytes in all");
+    assert_eq!(read_answer(&mut first).status, 400);
+    io.abort();
+}
+
+#[test]
+fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
+    let (io, addr, reasons) = socket_io();
+    let uri = joined(addr);
+    drop(unfinished_post(addr, &uri, 10, b"42"));
+    assert_eq!(recv(&reasons, "the disconnect"), "transport error");
+    assert_session_gone(addr, &uri);
+    io.abort();
+}
+
+/// A raw Engine.IO server whose close reasons come out of the returned channel.
+fn engine_io() -> (EngineServer, SocketAddr, Receiver<CloseReason>) {
+    let engine = EngineServer::new(EngineConfig::default());
+    let (tx, rx) = channel();
+    engine.on_disconnect(move |_, reason| {
+        let _ = tx.send(reason);
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+    (engine, addr, rx)
+}
+
+#[test]
+fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
+    let (engine, addr, reasons) = engine_io();
+    let uri = session_uri("/engine.io/", &open(addr, "/engine.io/"));
+    let _first = unfinished_post(addr, &uri, 10, b"4");
+    assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+    assert_eq!(
+        recv(&reasons, "the close"),
+        CloseReason::TransportError("overlapping POST requests")
+    );
+    assert_session_gone(addr, &uri);
+    engine.abort();
+}
+
+#[test]
+fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
+    let (engine, addr, reasons) = engine_io();
+    let uri = session_uri("/engine.io/", &open(addr, "/engine.io/"));
+    drop(unfinished_post(addr, &uri, 10, b"4"));
+    assert_eq!(
+        recv(&reasons, "the close"),
+        CloseReason::TransportError("post request closed prematurely")
+    );
+    engine.abort();
+}

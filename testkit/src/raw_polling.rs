@@ -1,0 +1,103 @@
+//! Polling requests written by hand over a blocking `TcpStream`, for what no official client
+//! does on purpose: a POST whose body stops half-way, and a POST sent while another's body is
+//! still on its way (PROTOCOL 1.4: the reference server answers the second with 400 and ends the
+//! session). Every runtime's tests use these against their own server.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long a request may take before the test fails.
+const STEP: Duration = Duration::from_secs(15);
+
+/// An HTTP response: status and body text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends one request on a connection of its own (`Connection: close`) and reads the answer.
+pub fn request(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Answer {
+    let mut stream = connect(addr);
+    write_head(&mut stream, method, target, body.len());
+    stream.write_all(body).expect("write the body");
+    read_answer(&mut stream)
+}
+
+/// Opens a polling session under `path` (`/socket.io/` or `/engine.io/`); returns its sid.
+pub fn open(addr: SocketAddr, path: &str) -> String {
+    let answer = request(addr, "GET", &format!("{path}?EIO=4&transport=polling"), b"");
+    assert_eq!(answer.status, 200, "handshake: {answer:?}");
+    let open = answer.body.strip_prefix('0').expect("an open packet");
+    let open: serde_json::Value = serde_json::from_str(open).expect("open packet JSON");
+    open["sid"].as_str().expect("a sid").to_owned()
+}
+
+/// The polling URI of session `sid` under `path`.
+pub fn session_uri(path: &str, sid: &str) -> String {
+    format!("{path}?EIO=4&transport=polling&sid={sid}")
+}
+
+/// Sends a POST to `target` announcing a body of `declared` bytes and only `sent` of them; the
+/// rest never comes unless the caller writes it. The server reads the head at once.
+pub fn unfinished_post(addr: SocketAddr, target: &str, declared: usize, sent: &[u8]) -> TcpStream {
+    assert!(sent.len() < declared, "an unfinished body");
+    let mut stream = connect(addr);
+    write_head(&mut stream, "POST", target, declared);
+    stream.write_all(sent).expect("write part of the body");
+    stream
+}
+
+/// POSTs a noop packet (`6`) to `target` until one is refused, and returns that answer: the
+/// server reads an [`unfinished_post`] sent just before on another connection in its own time,
+/// and a POST answered `ok` before that changes nothing. Fails the test when none is refused
+/// within a few seconds.
+pub fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let answer = request(addr, "POST", target, b"6");
+        if answer.status != 200 {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every POST was accepted while another POST's body was unfinished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads the answer to a request written on `stream` (the server closes after it).
+pub fn read_answer(stream: &mut TcpStream) -> Answer {
+    let mut raw = Vec::new();
+    // A reset after the answer (the server closing with the body unread) still leaves the
+    // answer read.
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer in {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    Answer {
+        status,
+        body: body.to_owned(),
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(STEP)).expect("read timeout");
+    stream
+}
+
+fn write_head(stream: &mut TcpStream, method: &str, target: &str, length: usize) {
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("write the head");
+}

@@ -1,0 +1,145 @@
+//! A POST sent while another POST's body is still on its way is refused with 400 and ends the
+//! session with a transport error, and so does a POST whose client goes away mid-body (PROTOCOL
+//! 1.4, as the reference server), on the async servers: Socket.IO and raw Engine.IO. The
+//! requests are written by hand (`sockio_testkit::raw_polling`): no official client does this on
+//! purpose. The same checks for the threads runtime are in `runtime-threads/tests/polling_posts.rs`.
+
+#![cfg(feature = "tokio")]
+
+mod api_support;
+
+use std::net::SocketAddr;
+
+use api_support::recv;
+use serde_json::Value;
+use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
+use sockio::{Server, Socket};
+use sockio_testkit::raw_polling::{
+    Answer, open, post_until_refused, read_answer, request, session_uri, unfinished_post,
+};
+use tokio::sync::mpsc;
+
+/// Runs the blocking raw-TCP client off the runtime's workers.
+async fn client<T: Send + 'static>(steps: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(steps)
+        .await
+        .expect("the client's steps")
+}
+
+fn assert_refused_as_overlapping(answer: &Answer) {
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
+    assert_eq!(body["code"], 3, "Bad request: {answer:?}");
+}
+
+fn assert_session_gone(addr: SocketAddr, uri: &str) {
+    let answer = request(addr, "GET", uri, b"");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
+    assert_eq!(body["code"], 1, "Session ID unknown: {answer:?}");
+}
+
+/// A Socket.IO server whose disconnect reasons come out of the returned channel.
+async fn socket_io() -> (api_support::Running, mpsc::UnboundedReceiver<String>) {
+    let io = Server::builder().build();
+    let (tx, rx) = mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    (api_support::serve(&io).await, rx)
+}
+
+/// Opens a Socket.IO session and connects `/` over polling; returns its polling URI.
+fn joined(addr: SocketAddr) -> String {
+    let uri = session_uri("/socket.io/", &open(addr, "/socket.io/"));
+    assert_eq!(request(addr, "POST", &uri, b"40").body, "ok");
+    assert!(request(addr, "GET", &uri, b"").body.starts_with("40"));
+    uri
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
+    let (run, mut reasons) = socket_io().await;
+    let addr = run.addr;
+    let (first, uri) = client(move || {
+        let uri = joined(addr);
+        let first = unfinished_post(addr, &uri, 10, b"42");
+        assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+        (first, uri)
+    })
+    .await;
+    assert_eq!(
+        recv(&mut reasons, "the disconnect").await,
+        "transport error"
+    );
+    client(move || {
+        assert_session_gone(addr, &uri);
+        // The first POST's body, when it comes, finds the session gone.
+        let mut first = first;
+        std::io::Write::write_all(&mut first, b"[\"ee\"]\x1e6").expect("the rest: 10 bytes in all");
+        assert_eq!(read_answer(&mut first).status, 400);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
+    let (run, mut reasons) = socket_io().await;
+    let addr = run.addr;
+    let uri = client(move || {
+        let uri = joined(addr);
+        drop(unfinished_post(addr, &uri, 10, b"42"));
+        uri
+    })
+    .await;
+    assert_eq!(
+        recv(&mut reasons, "the disconnect").await,
+        "transport error"
+    );
+    client(move || assert_session_gone(addr, &uri)).await;
+}
+
+/// A raw Engine.IO server whose close reasons come out of the returned channel.
+fn engine_io() -> (SocketAddr, mpsc::UnboundedReceiver<CloseReason>) {
+    let engine = EngineServer::<sockio::tokio::Tokio>::new(EngineConfig::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    engine.on_disconnect(move |_, reason| {
+        let _ = tx.send(reason);
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { engine.serve_std(listener).await });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
+    let (addr, mut reasons) = engine_io();
+    let (_first, uri) = client(move || {
+        let uri = session_uri("/engine.io/", &open(addr, "/engine.io/"));
+        let first = unfinished_post(addr, &uri, 10, b"4");
+        assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+        (first, uri)
+    })
+    .await;
+    assert_eq!(
+        recv(&mut reasons, "the close").await,
+        CloseReason::TransportError("overlapping POST requests")
+    );
+    client(move || assert_session_gone(addr, &uri)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
+    let (addr, mut reasons) = engine_io();
+    client(move || {
+        let uri = session_uri("/engine.io/", &open(addr, "/engine.io/"));
+        drop(unfinished_post(addr, &uri, 10, b"4"));
+    })
+    .await;
+    assert_eq!(
+        recv(&mut reasons, "the close").await,
+        CloseReason::TransportError("post request closed prematurely")
+    );
+}
