@@ -59,6 +59,26 @@ fn v5_event_without_arguments_and_with_unicode() {
     );
 }
 
+/// JavaScript's `JSON.stringify` escapes half a surrogate pair (a string cut inside an emoji),
+/// and the reference servers deliver it: here it reads as U+FFFD, and the connection stays.
+#[test]
+fn a_lone_surrogate_escape_reads_as_the_replacement_character() {
+    let mut h = Harness::socket(SocketConfig::default());
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, r#"42["m","cut \ud83d",{"\udc00":1}]"#);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![event(
+            "/",
+            &id,
+            "m",
+            vec![json!("cut \u{FFFD}"), json!({"\u{FFFD}": 1})],
+            None
+        )]
+    );
+    assert!(h.sessions.contains_key(sid.as_str()), "the connection stays");
+}
+
 #[test]
 fn v5_event_with_ack_id_and_the_servers_answer() {
     let mut h = Harness::socket(SocketConfig::default());

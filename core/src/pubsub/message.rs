@@ -232,10 +232,14 @@ impl Message {
     /// Parses one message from the broker. Also accepts the message as a JSON string holding
     /// the JSON object: python-socketio's `KombuManager` publishes `json.dumps(message)` through
     /// kombu's JSON serializer, which encodes that string once more.
+    ///
+    /// Halves of UTF-16 surrogate pairs escaped alone (Python's `json.dumps` writes them for a
+    /// string that holds one) read as U+FFFD, as in packets from clients.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut value: Value = serde_json::from_slice(bytes).map_err(|_| DecodeError::NotJson)?;
+        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotJson)?;
+        let mut value = crate::socketio::json::parse(text).map_err(|_| DecodeError::NotJson)?;
         if let Value::String(inner) = &value {
-            value = serde_json::from_str(inner).map_err(|_| DecodeError::NotJson)?;
+            value = crate::socketio::json::parse(inner).map_err(|_| DecodeError::NotJson)?;
         }
         let Value::Object(map) = value else {
             return Err(DecodeError::NoMethod);
@@ -500,6 +504,23 @@ mod tests {
                 host_id: Some("h".into())
             }
         );
+    }
+
+    /// Python's `json.dumps('\ud83d')` (a `str` holding half a surrogate pair) writes the half as
+    /// an escape, which a Rust string cannot hold: it reads as U+FFFD instead of failing the
+    /// message, single- or kombu-double-encoded.
+    #[test]
+    fn a_lone_surrogate_from_python_reads_as_the_replacement_character() {
+        let single = br#"{"method": "emit", "event": "e", "data": ["\ud83d"], "namespace": "/"}"#;
+        let double =
+            serde_json::to_vec(&Value::String(String::from_utf8(single.to_vec()).unwrap()))
+                .unwrap();
+        for bytes in [&single[..], &double[..]] {
+            match Message::decode(bytes).unwrap() {
+                Message::Emit { args, .. } => assert_eq!(args.values, vec![json!("\u{FFFD}")]),
+                other => panic!("not an emit: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub mod config;
 pub mod connection;
 pub mod decoder;
 pub mod endpoint;
-mod json;
+pub(crate) mod json;
 pub mod packet;
 pub mod rooms;
 
