@@ -74,6 +74,28 @@ fn other_origin_is_refused_by_default() {
 }
 
 #[test]
+fn behind_a_proxy_the_forwarded_host_counts_as_the_same_origin() {
+    // A proxy that rewrote `Host` (Apache's default, nginx without `proxy_set_header Host`)
+    // says the page's host in `X-Forwarded-Host`, as python-engineio's default reads it.
+    let mut h = Harness::engine(EngineConfig::default());
+    let headers = [
+        ("host", "127.0.0.1:3000"),
+        ("x-forwarded-host", "chat.example.com, proxy.internal"),
+        ("x-forwarded-proto", "https"),
+        ("origin", "https://chat.example.com"),
+    ];
+    let response = h.send(Method::GET, HANDSHAKE, &headers, b"").response();
+    assert_allowed(&response, "https://chat.example.com");
+    // Another origin is still refused, forwarded host or not.
+    let headers = [
+        ("host", "127.0.0.1:3000"),
+        ("x-forwarded-host", "chat.example.com"),
+        ("origin", "https://evil.example"),
+    ];
+    assert_refused(&h.send(Method::GET, HANDSHAKE, &headers, b"").response());
+}
+
+#[test]
 fn requests_without_origin_are_allowed_without_cors_headers() {
     let mut h = Harness::engine(EngineConfig::default());
     let response = h.get(HANDSHAKE).response();

@@ -76,7 +76,10 @@ fn a_lone_surrogate_escape_reads_as_the_replacement_character() {
             None
         )]
     );
-    assert!(h.sessions.contains_key(sid.as_str()), "the connection stays");
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "the connection stays"
+    );
 }
 
 #[test]

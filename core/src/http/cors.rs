@@ -117,15 +117,22 @@ fn same_origin(origin: &str, host: &str) -> bool {
     strip_default_port(scheme, authority).eq_ignore_ascii_case(strip_default_port(scheme, host))
 }
 
+/// The first host of the first `X-Forwarded-Host` header (a chain of proxies lists the
+/// client's first).
+fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("x-forwarded-host")?.to_str().ok()?;
+    value.split(',').next().map(str::trim)
+}
+
 impl CorsConfig {
     /// Checks the request's `Origin` header.
     ///
     /// A request without `Origin` is allowed ([`OriginCheck::NoOrigin`]).
     /// An empty `Origin`, one with characters outside visible ASCII, or
     /// several `Origin` headers → [`OriginCheck::Denied`]. For
-    /// [`AllowedOrigins::SameOrigin`] the `Host` header is used; an HTTP/2
-    /// request carries its authority in the URI instead, see
-    /// [`CorsConfig::check_request`].
+    /// [`AllowedOrigins::SameOrigin`] the `Host` header is used, and the
+    /// `X-Forwarded-Host` a proxy adds; an HTTP/2 request carries its
+    /// authority in the URI instead, see [`CorsConfig::check_request`].
     pub fn check(&self, headers: &HeaderMap) -> OriginCheck {
         self.check_with_host(headers, || headers.get(HOST).and_then(|h| h.to_str().ok()))
     }
@@ -157,7 +164,14 @@ impl CorsConfig {
             return OriginCheck::Denied;
         };
         let allowed = match &self.allowed_origins {
-            AllowedOrigins::SameOrigin => host().is_some_and(|host| same_origin(origin, host)),
+            // Behind a proxy that rewrote `Host`, the page's host is the forwarded one (as
+            // python-engineio's default). Safe to trust for this check: a page cannot set the
+            // header on a WebSocket handshake, and setting it on a request makes the browser ask
+            // first with a preflight, which this check refuses.
+            AllowedOrigins::SameOrigin => {
+                host().is_some_and(|host| same_origin(origin, host))
+                    || forwarded_host(headers).is_some_and(|host| same_origin(origin, host))
+            }
             AllowedOrigins::Any => true,
             AllowedOrigins::List(list) => list.iter().any(|o| o == "*" || o == origin),
             AllowedOrigins::Predicate(predicate) => predicate(origin),
