@@ -136,6 +136,29 @@ fn server_close_over_polling_without_a_get_waits_for_the_next_poll() {
 }
 
 #[test]
+fn packets_posted_while_a_close_waits_for_the_next_poll_are_dropped() {
+    // As the reference server: a closing socket takes nothing more from its client. A v3 ping
+    // answered then would put a pong behind the close packet, and the session would wait for its
+    // close timeout instead of ending with that poll.
+    for (config, eio, ping, message, close) in [
+        (eio3(), "3", "1:2", "2:4x", "1:1"),
+        (EngineConfig::default(), "4", "3", "4x", "1"),
+    ] {
+        let mut h = Harness::engine(config);
+        let (sid, poll) = open_polling(&mut h, eio);
+        h.command(&sid, |s, now| s.close(now, CloseReason::ForcedClose));
+        assert_eq!(h.post(&poll, ping.as_bytes()).body_text(), "ok", "{eio}");
+        assert_eq!(h.post(&poll, message.as_bytes()).body_text(), "ok", "{eio}");
+        assert_eq!(h.get(&poll).body_text(), close, "{eio}");
+        assert_events_and_gone(
+            &mut h,
+            &sid,
+            vec![EngineEvent::Closed(CloseReason::ForcedClose)],
+        );
+    }
+}
+
+#[test]
 fn send_after_server_close_is_refused() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, _poll) = open_polling(&mut h, "4");

@@ -922,6 +922,13 @@ impl Session {
         packet: Packet,
         _conn: Option<RequestId>,
     ) -> Option<PacketData> {
+        if matches!(self.state, State::Closing { .. }) && packet.kind != PacketType::Close {
+            // Closed by the server, its close packet waiting for the next poll: as the reference
+            // server (`onPacket` outside `open`), nothing more is taken from the client, and a
+            // v3 ping gets no pong, which would otherwise go out behind that close packet and
+            // keep it from ending the session.
+            return None;
+        }
         if let Heartbeat::ServerPings {
             awaiting_pong: true,
             pong_deadline,
