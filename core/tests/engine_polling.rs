@@ -596,6 +596,31 @@ fn poll_response_headers() {
     assert_eq!(V4.poll_body(&["héllo"]).len(), 7);
 }
 
+#[test]
+fn internet_explorer_gets_its_xss_filter_turned_off_on_polls_and_posts() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    send(&mut h, &sid, text("x"));
+    for (agent, expected) in [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko",
+            Some("0"),
+        ),
+        (
+            "Mozilla/4.0 (compatible;MSIE 9.0; Windows NT 6.1)",
+            Some("0"),
+        ),
+        ("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", None),
+    ] {
+        let headers = [("user-agent", agent)];
+        let poll = h.send(Method::GET, &q, &headers, b"").response();
+        assert_eq!(header(&poll, "x-xss-protection"), expected, "{agent}");
+        let post = h.send(Method::POST, &q, &headers, b"6").response();
+        assert_eq!(header(&post, "x-xss-protection"), expected, "{agent}");
+        send(&mut h, &sid, text("x"));
+    }
+}
+
 fn decode_gzip(body: &[u8]) -> String {
     let mut out = String::new();
     GzDecoder::new(body).read_to_string(&mut out).unwrap();

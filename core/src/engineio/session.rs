@@ -160,6 +160,25 @@ struct PendingGet {
     origin: OriginCheck,
     accept_encoding: Option<HeaderValue>,
     jsonp: Option<String>,
+    /// From Internet Explorer ([`is_internet_explorer`]).
+    from_ie: bool,
+}
+
+/// Whether a request's `User-Agent` is Internet Explorer's, whose XSS filter can block polling
+/// answers: the reference server answers its polls and POSTs with `X-XSS-Protection: 0`.
+fn is_internet_explorer(headers: &HeaderMap) -> bool {
+    headers.get(header::USER_AGENT).is_some_and(|agent| {
+        let agent = agent.as_bytes();
+        let has = |needle: &[u8]| agent.windows(needle.len()).any(|w| w == needle);
+        has(b";MSIE") || has(b"Trident/")
+    })
+}
+
+/// Adds `X-XSS-Protection: 0` for Internet Explorer (see [`is_internet_explorer`]).
+fn disable_ie_xss_filter(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert("x-xss-protection", HeaderValue::from_static("0"));
 }
 
 #[derive(Debug)]
@@ -473,6 +492,7 @@ impl Session {
             origin,
             accept_encoding: request.headers().get(header::ACCEPT_ENCODING).cloned(),
             jsonp,
+            from_ie: is_internet_explorer(request.headers()),
         }));
         self.flush_polling(now);
     }
@@ -519,7 +539,10 @@ impl Session {
         } else {
             payload::decode_payload(body, self.version, binary_body)
         };
-        let ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+        let mut ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+        if is_internet_explorer(request.headers()) {
+            disable_ie_xss_filter(&mut ok);
+        }
         self.respond(id, &origin, ok);
         for packet in decoded.packets {
             if let Some(data) = self.handle_packet(now, packet, None) {
@@ -1180,6 +1203,9 @@ impl Session {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if get.from_ie {
+            disable_ie_xss_filter(&mut response);
+        }
         if self.config.http_compression {
             let mut request_headers = HeaderMap::new();
             if let Some(accept) = get.accept_encoding {
