@@ -80,6 +80,8 @@ pub struct Driver {
     unanswered: BTreeMap<RequestId, Sid>,
     /// Requests answered by a connection (to catch a second answer).
     answered: BTreeSet<RequestId>,
+    /// POSTs whose start was reported and whose body has not come yet.
+    posting: BTreeMap<RequestId, Sid>,
     pub hub: Hub<Sid>,
     /// Connects waiting for the application: (engine sid, namespace).
     pub pending_connects: Vec<(Sid, ByteString)>,
@@ -104,6 +106,7 @@ impl Driver {
             ws: BTreeMap::new(),
             unanswered: BTreeMap::new(),
             answered: BTreeSet::new(),
+            posting: BTreeMap::new(),
             hub: Hub::new(),
             pending_connects: Vec::new(),
             pending_acks: Vec::new(),
@@ -153,7 +156,64 @@ impl Driver {
     /// Routes and delivers one request as a runtime would.
     pub fn request(&mut self, request: &Request) -> Sent {
         self.next_id += 1;
+        self.route(RequestId(self.next_id), request)
+    }
+
+    /// A POST's head for connection `sid` has come: reported as a runtime does before reading the
+    /// body. `Some(id)` for [`finish_post`](Self::finish_post) or
+    /// [`abandon_post`](Self::abandon_post); `None` when refused (answered) or `sid` is gone.
+    pub fn start_post(&mut self, sid: &str) -> Option<RequestId> {
+        let sid = Sid::from(sid);
+        let now = self.now;
+        let conn = self.conns.get_mut(&sid)?;
+        self.next_id += 1;
         let id = RequestId(self.next_id);
+        self.unanswered.insert(id, sid.clone());
+        let go_on = conn
+            .connection
+            .handle_post_started(now, id, &http::HeaderMap::new());
+        trace!("{id:?} POST started on {sid}: go on {go_on}");
+        self.drain(&sid);
+        let answered = !self.unanswered.contains_key(&id);
+        assert_eq!(
+            answered, !go_on,
+            "a POST start refused without an answer, or answered and let go on"
+        );
+        if !go_on {
+            return None;
+        }
+        self.unanswered.remove(&id);
+        self.posting.insert(id, sid);
+        Some(id)
+    }
+
+    /// The body of started POST `id` has come: the whole request is routed and delivered.
+    pub fn finish_post(&mut self, id: RequestId, request: &Request) -> Sent {
+        if self.posting.remove(&id).is_none() {
+            return Sent::NotHandled;
+        }
+        self.route(id, request)
+    }
+
+    /// The client of started POST `id` goes away before its body has come.
+    pub fn abandon_post(&mut self, id: RequestId) {
+        let Some(sid) = self.posting.remove(&id) else {
+            return;
+        };
+        let now = self.now;
+        trace!("{id:?} POST abandoned");
+        if let Some(c) = self.conns.get_mut(&sid) {
+            c.connection.handle_request_aborted(now, id);
+            self.drain(&sid);
+        }
+    }
+
+    /// The POSTs whose body has not come.
+    pub fn is_posting(&self, id: RequestId) -> bool {
+        self.posting.contains_key(&id)
+    }
+
+    fn route(&mut self, id: RequestId, request: &Request) -> Sent {
         let now = self.now;
         let conns = &self.conns;
         let routing = self
@@ -460,6 +520,11 @@ impl Driver {
     /// The clients go away: sockets close (or are read to the end), held polls are dropped, and
     /// time passes. Every connection must end and every socket be reported disconnected.
     pub fn finish(&mut self, clients_hang_up: bool) {
+        // A body that never comes ends its POST either way (a runtime's read times out).
+        let posting: Vec<RequestId> = self.posting.keys().copied().collect();
+        for id in posting {
+            self.abandon_post(id);
+        }
         if clients_hang_up {
             let sockets: Vec<RequestId> = self.ws.keys().copied().collect();
             for ws in sockets {

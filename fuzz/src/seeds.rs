@@ -662,6 +662,10 @@ impl Script {
         self.0.u8(op::POST).u8(client).u8(flags).bytes(body);
         self
     }
+    fn post_end(&mut self, client: u8, flags: u8, body: &[u8]) -> &mut Self {
+        self.0.u8(op::POST_END).u8(client).u8(flags).bytes(body);
+        self
+    }
     fn advance(&mut self, millis: u16) -> &mut Self {
         self.0.u8(op::ADVANCE).u16(millis);
         self
@@ -707,6 +711,28 @@ fn stateful(seeds: &mut Vec<Seed>) {
             .post(0, 0, b"3")
             .op(op::DISCONNECT, &[0, 0])
             .op(op::POLL, &[0])
+            .finish(),
+    );
+    // POSTs whose start comes before their body: one overlapping another (refused, the session
+    // ends, the first's body comes late), one finished, one abandoned mid-body.
+    add(
+        "posts-started",
+        Script::new(0)
+            .op(op::HANDSHAKE, &[POLL_V4])
+            .post(0, 0, b"40")
+            .op(op::ANSWER_CONNECT, &ACCEPT)
+            .op(op::POLL, &[0])
+            .op(op::POST_START, &[0])
+            .op(op::POLL, &[0])
+            .op(op::POST_START, &[0])
+            .post_end(0, 0, b"42[\"late\"]")
+            .op(op::HANDSHAKE, &[POLL_V4])
+            .post(1, 0, b"40")
+            .op(op::ANSWER_CONNECT, &ACCEPT)
+            .op(op::POST_START, &[1])
+            .post_end(1, 0, b"42[\"e\"]")
+            .op(op::POST_START, &[1])
+            .post_end(1, 4, b"")
             .finish(),
     );
     // v5 over WebSocket: namespaces, rooms, broadcast, binary both ways.

@@ -56,7 +56,12 @@ pub mod op {
     pub const SET_READING: u8 = 16;
     /// `client`, `method`, `ws` (0/1), `query suffix`, `body`: a raw request with the client's sid.
     pub const RAW: u8 = 17;
-    pub const COUNT: u8 = 18;
+    /// `client`: a POST's head comes, its body not yet.
+    pub const POST_START: u8 = 18;
+    /// `client`, `flags` (bit 0 binary content type, bit 1 JSONP form body, bit 2 the client
+    /// leaves instead), `body`: the body of the client's oldest started POST comes.
+    pub const POST_END: u8 = 19;
+    pub const COUNT: u8 = 20;
 }
 
 /// Rooms the script can name.
@@ -73,6 +78,8 @@ struct Client {
     jsonp: bool,
     ws: Option<RequestId>,
     held: Vec<RequestId>,
+    /// Started POSTs whose body has not come.
+    posting: Vec<RequestId>,
 }
 
 /// The configuration scripts run with: short timers, small caps, `/` and `/admin`.
@@ -126,6 +133,20 @@ fn uri(client: &Client, transport: &str) -> String {
     )
 }
 
+/// A POST of `body` to the client's session; `flags` bit 0 binary content type, bit 1 JSONP
+/// form body.
+fn post(client: &Client, flags: u8, body: &[u8]) -> Option<http::Request<Bytes>> {
+    let uri = uri(client, "polling");
+    let headers: &[(&[u8], &[u8])] = if flags & 1 != 0 {
+        &[(b"content-type", b"application/octet-stream")]
+    } else if flags & 2 != 0 {
+        &[(b"content-type", b"application/x-www-form-urlencoded")]
+    } else {
+        &[(b"content-type", b"text/plain;charset=UTF-8")]
+    };
+    Driver::build(Method::POST, &uri, headers, body)
+}
+
 fn binary_args(binary: bool) -> (Vec<serde_json::Value>, Vec<Bytes>) {
     if binary {
         (
@@ -165,6 +186,7 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
                         _ => None,
                     },
                     held: Vec::new(),
+                    posting: Vec::new(),
                 });
             }
         }
@@ -184,16 +206,34 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             let Some(i) = pick(clients, index) else {
                 return;
             };
-            let uri = uri(&clients[i], "polling");
-            let headers: &[(&[u8], &[u8])] = if flags & 1 != 0 {
-                &[(b"content-type", b"application/octet-stream")]
-            } else if flags & 2 != 0 {
-                &[(b"content-type", b"application/x-www-form-urlencoded")]
-            } else {
-                &[(b"content-type", b"text/plain;charset=UTF-8")]
-            };
-            if let Some(request) = Driver::build(Method::POST, &uri, headers, body) {
+            if let Some(request) = post(&clients[i], flags, body) {
                 driver.request(&request);
+            }
+        }
+        op::POST_START => {
+            let Some(i) = pick(clients, input.u8()) else {
+                return;
+            };
+            if let Some(id) = driver.start_post(&clients[i].sid) {
+                clients[i].posting.push(id);
+            }
+        }
+        op::POST_END => {
+            let (index, flags, body) = (input.u8(), input.u8(), input.bytes());
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
+            clients[i].posting.retain(|&id| driver.is_posting(id));
+            if clients[i].posting.is_empty() {
+                return;
+            }
+            let id = clients[i].posting.remove(0);
+            if flags & 4 != 0 {
+                driver.abandon_post(id);
+            } else if let Some(request) = post(&clients[i], flags, body) {
+                driver.finish_post(id, &request);
+            } else {
+                driver.abandon_post(id);
             }
         }
         op::UPGRADE => {
