@@ -362,18 +362,19 @@ impl Host for Server {
             // No such connection: routing the whole request answers it.
             return Ok(());
         };
-        let (tx, rx) = sync_channel(1);
-        let go_on = self.drive(&cell, |state, now| {
-            state.waiters.insert(id, tx);
-            let go_on = state.conn.handle_post_started(now, id, &head.headers);
-            if go_on {
-                state.waiters.remove(&id);
+        // The refusal's answer goes out when the drive drains, after this closure: a waiter
+        // made then still gets it, and a POST that goes on (nearly all) makes none.
+        let refused = self.drive(&cell, |state, now| {
+            if state.conn.handle_post_started(now, id, &head.headers) {
+                return None;
             }
-            go_on
+            let (tx, rx) = sync_channel(1);
+            state.waiters.insert(id, tx);
+            Some(rx)
         });
-        if go_on {
+        let Some(rx) = refused else {
             return Ok(());
-        }
+        };
         Err(Box::new(rx.recv().unwrap_or_else(|_| {
             plain(StatusCode::BAD_REQUEST, "session closed")
         })))

@@ -384,23 +384,24 @@ impl<Rt: Runtime> EngineServer<Rt> {
         };
         // No such session: routing the whole request answers it.
         let Some(cell) = cell else { return Ok(None) };
-        let (tx, rx) = oneshot::channel();
-        let go_on = self.drive(&cell, |state, now| {
-            state.waiters.insert(id, tx);
-            let go_on = state.session.handle_post_started(now, id, &parts.headers);
-            if go_on {
-                state.waiters.remove(&id);
+        // The refusal's answer goes out when the drive drains, after this closure: a waiter
+        // made then still gets it, and a POST that goes on (nearly all) makes none.
+        let refused = self.drive(&cell, |state, now| {
+            if state.session.handle_post_started(now, id, &parts.headers) {
+                return None;
             }
-            go_on
+            let (tx, rx) = oneshot::channel();
+            state.waiters.insert(id, tx);
+            Some(rx)
         });
-        if go_on {
+        let Some(rx) = refused else {
             let server = self.clone();
             return Ok(Some(PostInFlight::new(move || {
                 server.drive(&cell, |state, now| {
                     state.session.handle_request_aborted(now, id)
                 });
             })));
-        }
+        };
         Err(match rx.await {
             Ok(response) => response.map(Full::new),
             Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),

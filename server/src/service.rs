@@ -174,20 +174,21 @@ impl<Rt: Runtime> Server<Rt> {
         };
         // No such connection: routing the whole request answers it.
         let Some(cell) = cell else { return Ok(None) };
-        let (tx, rx) = oneshot::channel();
-        let go_on = cell.drive(|state, now| {
-            state.waiters.insert(id, tx);
-            let go_on = state.conn.handle_post_started(now, id, &parts.headers);
-            if go_on {
-                state.waiters.remove(&id);
+        // The refusal's answer goes out when the drive drains, after this closure: a waiter
+        // made then still gets it, and a POST that goes on (nearly all) makes none.
+        let refused = cell.drive(|state, now| {
+            if state.conn.handle_post_started(now, id, &parts.headers) {
+                return None;
             }
-            go_on
+            let (tx, rx) = oneshot::channel();
+            state.waiters.insert(id, tx);
+            Some(rx)
         });
-        if go_on {
+        let Some(rx) = refused else {
             return Ok(Some(PostInFlight::new(move || {
                 cell.drive(|state, now| state.conn.handle_request_aborted(now, id));
             })));
-        }
+        };
         Err(match rx.await {
             Ok(response) => to_hyper(response),
             Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
