@@ -879,9 +879,19 @@ pub(crate) fn connection_loop<H: Host>(
         // reference, no copy) to tell it if the body never comes.
         let post_uri = (head.method == http::Method::POST).then(|| head.uri.clone());
         if let Err(refused) = host.start_post(&head, id) {
-            // The body stays unread: the connection cannot go on.
-            let _ = write_response(&stream, &refused, false);
-            break;
+            // The body is read all the same (and dropped): closing a socket with unread bytes
+            // resets it, which can lose the answer on its way to the client.
+            let keep_alive = matches!(
+                reader.read_body(&stream, head, max_body),
+                Incoming::Request {
+                    keep_alive: true,
+                    ..
+                }
+            );
+            if write_response(&stream, &refused, keep_alive).is_err() || !keep_alive {
+                break;
+            }
+            continue;
         }
         let (mut request, keep_alive) = match reader.read_body(&stream, head, max_body) {
             Incoming::Request {

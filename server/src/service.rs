@@ -130,11 +130,17 @@ impl<Rt: Runtime> Server<Rt> {
             .then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let id = RequestId(self.inner.next_request_id());
+        let limit = self.inner.config.engine.max_http_buffer_size;
         let post = match self.start_post(&parts, id).await {
             Ok(post) => post,
-            Err(refused) => return Handled::Response(refused),
+            Err(refused) => {
+                // The body is read all the same (and dropped): hyper would close the connection
+                // with it unread, and a reset can lose the answer on its way to the client.
+                let _ = read_body(body, limit).await;
+                return Handled::Response(refused);
+            }
         };
-        let body = match read_body(body, self.inner.config.engine.max_http_buffer_size).await {
+        let body = match read_body(body, limit).await {
             Ok(body) => body,
             Err(error) => {
                 // `post`, dropped unfinished, tells the connection its client went away.
