@@ -16,6 +16,7 @@ use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio::{Server, Socket};
 use sockio_testkit::raw_polling::{
     Answer, open, post_until_refused, read_answer, request, session_uri, unfinished_post,
+    unfinished_upgrade,
 };
 use tokio::sync::mpsc;
 
@@ -142,4 +143,31 @@ async fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body()
         recv(&mut reasons, "the close").await,
         CloseReason::TransportError("post request closed prematurely")
     );
+}
+
+/// Only POSTs count: an upgrade under way (or a poll) does not hold the session's POST slot, so
+/// the official client's POSTs during its probe go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_during_an_unfinished_upgrade_are_not_overlapping() {
+    let (run, _reasons) = socket_io().await;
+    let addr = run.addr;
+    client(move || {
+        let uri = joined(addr);
+        let sid = uri.rsplit("sid=").next().expect("a sid").to_owned();
+        let _probe = unfinished_upgrade(addr, "/socket.io/", &sid);
+        for _ in 0..2 {
+            assert_eq!(request(addr, "POST", &uri, b"6").body, "ok");
+        }
+    })
+    .await;
+    let (addr, _reasons) = engine_io();
+    client(move || {
+        let sid = open(addr, "/engine.io/");
+        let _probe = unfinished_upgrade(addr, "/engine.io/", &sid);
+        let uri = session_uri("/engine.io/", &sid);
+        for _ in 0..2 {
+            assert_eq!(request(addr, "POST", &uri, b"6").body, "ok");
+        }
+    })
+    .await;
 }

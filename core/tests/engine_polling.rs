@@ -442,22 +442,75 @@ fn a_post_whose_client_leaves_mid_body_closes_with_transport_error() {
 }
 
 #[test]
-fn post_target_names_the_session_of_a_post_under_the_path() {
+fn post_target_names_the_session_exactly_when_routing_hands_the_post_to_it() {
     let h = Harness::engine(EngineConfig::default());
-    let target = |method: Method, uri: &str| {
+    let target = |method: Method, uri: &str, headers: &[(&str, &str)]| {
         let uri: http::Uri = uri.parse().expect("uri");
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
         h.endpoint
-            .post_target(&method, &uri)
+            .post_target(&method, &uri, &map)
             .map(|sid| sid.into_owned())
     };
     let uri = "/engine.io/?EIO=4&transport=polling&sid=abc";
-    assert_eq!(target(Method::POST, uri).as_deref(), Some("abc"));
-    assert_eq!(target(Method::GET, uri), None);
-    assert_eq!(target(Method::POST, "/other/?sid=abc"), None);
+    assert_eq!(target(Method::POST, uri, &[]).as_deref(), Some("abc"));
+    assert_eq!(target(Method::GET, uri, &[]), None);
     assert_eq!(
-        target(Method::POST, "/engine.io/?EIO=4&transport=polling"),
+        target(Method::POST, "/other/?transport=polling&sid=abc", &[]),
         None
     );
+    assert_eq!(
+        target(Method::POST, "/engine.io/?EIO=4&transport=polling", &[]),
+        None
+    );
+    // What routing answers itself, without the session, is not the session's.
+    for (uri, headers) in [
+        ("/engine.io/?EIO=4&sid=abc", &[][..]),
+        ("/engine.io/?EIO=4&transport=carrier-pigeon&sid=abc", &[]),
+        ("/engine.io/?EIO=4&transport=polling&sid=abc&j=x1", &[]),
+        (
+            uri,
+            &[("origin", "http://evil.example"), ("host", "example.com")],
+        ),
+        (
+            "/engine.io/?EIO=4&transport=websocket&sid=abc",
+            &sockio_testkit::requests::WEBSOCKET_UPGRADE_HEADERS[..],
+        ),
+    ] {
+        assert_eq!(
+            target(Method::POST, uri, headers),
+            None,
+            "{uri} {headers:?}"
+        );
+    }
+}
+
+#[test]
+fn a_started_post_that_routing_refuses_leaves_the_session_untouched() {
+    // The driver asks `post_target` before reporting a start: a POST routing refuses on its own
+    // (here a bad JSONP index) is never reported, so it cannot hold the session's POST slot.
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let bad = format!("{q}&j=x");
+    let uri: http::Uri = bad.parse().unwrap();
+    assert_eq!(
+        h.endpoint
+            .post_target(&Method::POST, &uri, &HeaderMap::new()),
+        None
+    );
+    assert_eq!(
+        h.post(&bad, b"4x").response().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let id = h
+        .post_started(&sid, &HeaderMap::new())
+        .expect("the next POST goes on");
+    assert_eq!(body_text(&h.post_finished(id, &q, b"4ok")), "ok");
 }
 
 #[test]

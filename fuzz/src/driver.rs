@@ -159,11 +159,15 @@ impl Driver {
         self.route(RequestId(self.next_id), request)
     }
 
-    /// A POST's head for connection `sid` has come: reported as a runtime does before reading the
-    /// body. `Some(id)` for [`finish_post`](Self::finish_post) or
-    /// [`abandon_post`](Self::abandon_post); `None` when refused (answered) or `sid` is gone.
-    pub fn start_post(&mut self, sid: &str) -> Option<RequestId> {
-        let sid = Sid::from(sid);
+    /// A POST's head has come: as a runtime, asks the endpoint which session routing will hand
+    /// it to (`post_target`) and reports the start there before reading the body. `Some(id)` for
+    /// [`finish_post`](Self::finish_post) or [`abandon_post`](Self::abandon_post); `None` when no
+    /// start was reported (routing will answer the whole request) or it was refused (answered).
+    pub fn start_post(&mut self, request: &Request) -> Option<RequestId> {
+        let sid = self
+            .endpoint
+            .post_target(request.method(), request.uri(), request.headers())?;
+        let sid = Sid::from(&*sid);
         let now = self.now;
         let conn = self.conns.get_mut(&sid)?;
         self.next_id += 1;
@@ -171,7 +175,7 @@ impl Driver {
         self.unanswered.insert(id, sid.clone());
         let go_on = conn
             .connection
-            .handle_post_started(now, id, &http::HeaderMap::new());
+            .handle_post_started(now, id, request.headers());
         trace!("{id:?} POST started on {sid}: go on {go_on}");
         self.drain(&sid);
         let answered = !self.unanswered.contains_key(&id);
@@ -188,11 +192,19 @@ impl Driver {
     }
 
     /// The body of started POST `id` has come: the whole request is routed and delivered.
+    /// Routing must hand it to its session while that lives (a start reported for a request the
+    /// endpoint answers itself would hold the session's POST slot for ever).
     pub fn finish_post(&mut self, id: RequestId, request: &Request) -> Sent {
-        if self.posting.remove(&id).is_none() {
+        let Some(sid) = self.posting.remove(&id) else {
             return Sent::NotHandled;
-        }
-        self.route(id, request)
+        };
+        let live = self.conns.contains_key(&sid);
+        let sent = self.route(id, request);
+        assert!(
+            !(live && matches!(sent, Sent::Answered(_))),
+            "routing answered a POST that post_target gave to the live session {sid}: {sent:?}"
+        );
+        sent
     }
 
     /// The client of started POST `id` goes away before its body has come.

@@ -662,8 +662,8 @@ impl Script {
         self.0.u8(op::POST).u8(client).u8(flags).bytes(body);
         self
     }
-    fn post_end(&mut self, client: u8, flags: u8, body: &[u8]) -> &mut Self {
-        self.0.u8(op::POST_END).u8(client).u8(flags).bytes(body);
+    fn post_start(&mut self, client: u8, flags: u8, body: &[u8]) -> &mut Self {
+        self.0.u8(op::POST_START).u8(client).u8(flags).bytes(body);
         self
     }
     fn advance(&mut self, millis: u16) -> &mut Self {
@@ -714,7 +714,9 @@ fn stateful(seeds: &mut Vec<Seed>) {
             .finish(),
     );
     // POSTs whose start comes before their body: one overlapping another (refused, the session
-    // ends, the first's body comes late), one finished, one abandoned mid-body.
+    // ends, the first's body comes late), one routing answers itself (a bad JSONP index, never
+    // started), one the session refuses once its body is there (transport `websocket`), one
+    // finished, one abandoned mid-body.
     add(
         "posts-started",
         Script::new(0)
@@ -722,17 +724,20 @@ fn stateful(seeds: &mut Vec<Seed>) {
             .post(0, 0, b"40")
             .op(op::ANSWER_CONNECT, &ACCEPT)
             .op(op::POLL, &[0])
-            .op(op::POST_START, &[0])
+            .post_start(0, 0, b"42[\"late\"]")
             .op(op::POLL, &[0])
-            .op(op::POST_START, &[0])
-            .post_end(0, 0, b"42[\"late\"]")
+            .post_start(0, 0, b"6")
+            .op(op::POST_END, &[0, 0])
             .op(op::HANDSHAKE, &[POLL_V4])
             .post(1, 0, b"40")
             .op(op::ANSWER_CONNECT, &ACCEPT)
-            .op(op::POST_START, &[1])
-            .post_end(1, 0, b"42[\"e\"]")
-            .op(op::POST_START, &[1])
-            .post_end(1, 4, b"")
+            .post_start(1, 4, b"6")
+            .post_start(1, 8, b"6")
+            .op(op::POST_END, &[1, 0])
+            .post_start(1, 0, b"42[\"e\"]")
+            .op(op::POST_END, &[1, 0])
+            .post_start(1, 0, b"42[\"cut\"]")
+            .op(op::POST_END, &[1, 1])
             .finish(),
     );
     // v5 over WebSocket: namespaces, rooms, broadcast, binary both ways.

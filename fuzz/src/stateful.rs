@@ -56,10 +56,12 @@ pub mod op {
     pub const SET_READING: u8 = 16;
     /// `client`, `method`, `ws` (0/1), `query suffix`, `body`: a raw request with the client's sid.
     pub const RAW: u8 = 17;
-    /// `client`: a POST's head comes, its body not yet.
+    /// `client`, `flags` (as [`POST`]'s, and bit 2 a bad JSONP index, bit 3 transport
+    /// `websocket`), `body`: a POST's head comes, its body not yet (a POST no start is reported
+    /// for is handled whole at once, as a runtime does once its body is read).
     pub const POST_START: u8 = 18;
-    /// `client`, `flags` (bit 0 binary content type, bit 1 JSONP form body, bit 2 the client
-    /// leaves instead), `body`: the body of the client's oldest started POST comes.
+    /// `client`, `leaves` (bit 0): the body of the client's oldest started POST comes, or its
+    /// client goes away.
     pub const POST_END: u8 = 19;
     pub const COUNT: u8 = 20;
 }
@@ -79,7 +81,7 @@ struct Client {
     ws: Option<RequestId>,
     held: Vec<RequestId>,
     /// Started POSTs whose body has not come.
-    posting: Vec<RequestId>,
+    posting: Vec<(RequestId, http::Request<Bytes>)>,
 }
 
 /// The configuration scripts run with: short timers, small caps, `/` and `/admin`.
@@ -211,29 +213,43 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             }
         }
         op::POST_START => {
-            let Some(i) = pick(clients, input.u8()) else {
-                return;
-            };
-            if let Some(id) = driver.start_post(&clients[i].sid) {
-                clients[i].posting.push(id);
-            }
-        }
-        op::POST_END => {
             let (index, flags, body) = (input.u8(), input.u8(), input.bytes());
             let Some(i) = pick(clients, index) else {
                 return;
             };
-            clients[i].posting.retain(|&id| driver.is_posting(id));
+            let Some(mut request) = post(&clients[i], flags, body) else {
+                return;
+            };
+            let mut uri = request.uri().to_string();
+            if flags & 4 != 0 {
+                uri.push_str("&j=x");
+            }
+            if flags & 8 != 0 {
+                uri = uri.replace("transport=polling", "transport=websocket");
+            }
+            let Ok(uri) = uri.parse() else { return };
+            *request.uri_mut() = uri;
+            match driver.start_post(&request) {
+                Some(id) => clients[i].posting.push((id, request)),
+                None => {
+                    driver.request(&request);
+                }
+            }
+        }
+        op::POST_END => {
+            let (index, leaves) = (input.u8(), input.u8() & 1 == 1);
+            let Some(i) = pick(clients, index) else {
+                return;
+            };
+            clients[i].posting.retain(|(id, _)| driver.is_posting(*id));
             if clients[i].posting.is_empty() {
                 return;
             }
-            let id = clients[i].posting.remove(0);
-            if flags & 4 != 0 {
+            let (id, request) = clients[i].posting.remove(0);
+            if leaves {
                 driver.abandon_post(id);
-            } else if let Some(request) = post(&clients[i], flags, body) {
-                driver.finish_post(id, &request);
             } else {
-                driver.abandon_post(id);
+                driver.finish_post(id, &request);
             }
         }
         op::UPGRADE => {

@@ -89,7 +89,7 @@ struct SessionState {
     deadline: Option<Instant>,
 }
 
-struct SessionCell {
+pub(crate) struct SessionCell {
     sid: Sid,
     state: Mutex<SessionState>,
     delivery: Mutex<OrderedDelivery<SessionNotice>>,
@@ -362,10 +362,10 @@ impl EngineServer {
         RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The session a POST to `uri` names, if it exists.
-    fn post_target(&self, uri: &http::Uri) -> Option<Arc<SessionCell>> {
+    /// The session routing will hand the POST `head` begins to, if it exists.
+    fn post_target(&self, head: &Head) -> Option<Arc<SessionCell>> {
         let endpoint = lock(&self.inner.endpoint);
-        let sid = endpoint.post_target(&http::Method::POST, uri)?;
+        let sid = endpoint.post_target(&head.method, &head.uri, &head.headers)?;
         lock(&self.inner.sessions).get(&*sid).cloned()
     }
 
@@ -603,14 +603,20 @@ impl Host for EngineServer {
         self.inner.config.http_header_timeout
     }
 
+    type Started = Arc<SessionCell>;
+
     fn next_request_id(&self) -> RequestId {
         EngineServer::next_request_id(self)
     }
 
-    fn start_post(&self, head: &Head, id: RequestId) -> Result<(), Box<Response>> {
-        let Some(cell) = self.post_target(&head.uri) else {
-            // No such session: routing the whole request answers it.
-            return Ok(());
+    fn start_post(
+        &self,
+        head: &Head,
+        id: RequestId,
+    ) -> Result<Option<Arc<SessionCell>>, Box<Response>> {
+        let Some(cell) = self.post_target(head) else {
+            // Not a POST to a session: routing the whole request answers it.
+            return Ok(None);
         };
         // The refusal's answer goes out when the drive drains, after this closure: a waiter
         // made then still gets it, and a POST that goes on (nearly all) makes none.
@@ -623,19 +629,17 @@ impl Host for EngineServer {
             Some(rx)
         });
         let Some(rx) = refused else {
-            return Ok(());
+            return Ok(Some(cell));
         };
         Err(Box::new(rx.recv().unwrap_or_else(|_| {
             plain(StatusCode::BAD_REQUEST, "session closed")
         })))
     }
 
-    fn abandon_post(&self, uri: &http::Uri, id: RequestId) {
-        if let Some(cell) = self.post_target(uri) {
-            self.drive(&cell, |state, now| {
-                state.session.handle_request_aborted(now, id)
-            });
-        }
+    fn abandon_post(&self, cell: Arc<SessionCell>, id: RequestId) {
+        self.drive(&cell, |state, now| {
+            state.session.handle_request_aborted(now, id)
+        });
     }
 
     fn route(

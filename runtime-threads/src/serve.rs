@@ -159,14 +159,21 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// How long one read of a request head (or an idle keep-alive connection) may wait
     /// (`http_header_timeout`).
     fn header_timeout(&self) -> Duration;
+    /// The session a started POST belongs to.
+    type Started;
     /// A new id for a request, under which its POST's start is reported and it is routed.
     fn next_request_id(&self) -> RequestId;
-    /// Tells the session a POST names (`head`) that its body is about to be read (the core
-    /// refuses a POST that overlaps another). `Err`: the answer, to write without the body.
-    fn start_post(&self, head: &Head, id: RequestId) -> Result<(), Box<Response>>;
-    /// The body of POST `id` to `uri`, started with [`start_post`](Self::start_post), could not be
-    /// read: its client went away.
-    fn abandon_post(&self, uri: &http::Uri, id: RequestId);
+    /// For a POST the core routes to a session (`post_target`): tells the session its body is
+    /// about to be read (the core refuses a POST that overlaps another). `Ok(Some)`: reported;
+    /// `Err`: the answer, to write instead of routing the request.
+    fn start_post(
+        &self,
+        head: &Head,
+        id: RequestId,
+    ) -> Result<Option<Self::Started>, Box<Response>>;
+    /// The body of POST `id`, reported by [`start_post`](Self::start_post), could not be read:
+    /// its client went away.
+    fn abandon_post(&self, started: Self::Started, id: RequestId);
     /// Routes one request; a long-poll blocks here, watching `watch` for its client hanging up.
     fn route(
         &self,
@@ -353,14 +360,20 @@ impl Host for Server {
         self.inner.config.engine.http_header_timeout
     }
 
+    type Started = Arc<ConnCell>;
+
     fn next_request_id(&self) -> RequestId {
         RequestId(Server::next_request_id(self))
     }
 
-    fn start_post(&self, head: &Head, id: RequestId) -> Result<(), Box<Response>> {
-        let Some(cell) = self.post_target(&head.uri) else {
-            // No such connection: routing the whole request answers it.
-            return Ok(());
+    fn start_post(
+        &self,
+        head: &Head,
+        id: RequestId,
+    ) -> Result<Option<Arc<ConnCell>>, Box<Response>> {
+        let Some(cell) = self.post_target(head) else {
+            // Not a POST to a connection: routing the whole request answers it.
+            return Ok(None);
         };
         // The refusal's answer goes out when the drive drains, after this closure: a waiter
         // made then still gets it, and a POST that goes on (nearly all) makes none.
@@ -373,19 +386,17 @@ impl Host for Server {
             Some(rx)
         });
         let Some(rx) = refused else {
-            return Ok(());
+            return Ok(Some(cell));
         };
         Err(Box::new(rx.recv().unwrap_or_else(|_| {
             plain(StatusCode::BAD_REQUEST, "session closed")
         })))
     }
 
-    fn abandon_post(&self, uri: &http::Uri, id: RequestId) {
-        if let Some(cell) = self.post_target(uri) {
-            self.drive(&cell, |state, now| {
-                state.conn.handle_request_aborted(now, id)
-            });
-        }
+    fn abandon_post(&self, cell: Arc<ConnCell>, id: RequestId) {
+        self.drive(&cell, |state, now| {
+            state.conn.handle_request_aborted(now, id)
+        });
     }
 
     fn route(&self, request: Request, id: RequestId, watch: Option<&TcpStream>) -> Handled {
@@ -557,10 +568,10 @@ impl Server {
         self.route(request, RequestId(self.next_request_id()), Some(stream))
     }
 
-    /// The connection a POST to `uri` names, if it exists.
-    fn post_target(&self, uri: &http::Uri) -> Option<Arc<ConnCell>> {
+    /// The connection routing will hand the POST `head` begins to, if it exists.
+    fn post_target(&self, head: &Head) -> Option<Arc<ConnCell>> {
         let endpoint = lock(&self.inner.endpoint);
-        let sid = endpoint.post_target(&http::Method::POST, uri)?;
+        let sid = endpoint.post_target(&head.method, &head.uri, &head.headers)?;
         self.connection(&sid)
     }
 
@@ -875,32 +886,34 @@ pub(crate) fn connection_loop<H: Host>(
             Err(_) => break,
         };
         let id = host.next_request_id();
-        // A POST's session hears of it before its body is read; the URI is kept (a shared
-        // reference, no copy) to tell it if the body never comes.
-        let post_uri = (head.method == http::Method::POST).then(|| head.uri.clone());
-        if let Err(refused) = host.start_post(&head, id) {
-            // The body is read all the same (and dropped): closing a socket with unread bytes
-            // resets it, which can lose the answer on its way to the client.
-            let keep_alive = matches!(
-                reader.read_body(&stream, head, max_body),
-                Incoming::Request {
-                    keep_alive: true,
-                    ..
+        // A POST's session hears of it before its body is read, and again if the body never
+        // comes.
+        let started = match host.start_post(&head, id) {
+            Ok(started) => started,
+            Err(refused) => {
+                // The body is read all the same (and dropped): closing a socket with unread bytes
+                // resets it, which can lose the answer on its way to the client.
+                let keep_alive = matches!(
+                    reader.read_body(&stream, head, max_body),
+                    Incoming::Request {
+                        keep_alive: true,
+                        ..
+                    }
+                );
+                if write_response(&stream, &refused, keep_alive).is_err() || !keep_alive {
+                    break;
                 }
-            );
-            if write_response(&stream, &refused, keep_alive).is_err() || !keep_alive {
-                break;
+                continue;
             }
-            continue;
-        }
+        };
         let (mut request, keep_alive) = match reader.read_body(&stream, head, max_body) {
             Incoming::Request {
                 request,
                 keep_alive,
             } => (*request, keep_alive),
             _ => {
-                if let Some(uri) = post_uri {
-                    host.abandon_post(&uri, id);
+                if let Some(started) = started {
+                    host.abandon_post(started, id);
                 }
                 break;
             }

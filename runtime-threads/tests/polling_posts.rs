@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, channel};
 use serde_json::Value;
 use sockio_testkit::raw_polling::{
     Answer, open, post_until_refused, read_answer, request, session_uri, unfinished_post,
+    unfinished_upgrade,
 };
 use sockio_threads::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio_threads::{Server, Socket};
@@ -112,5 +113,27 @@ fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
         recv(&reasons, "the close"),
         CloseReason::TransportError("post request closed prematurely")
     );
+    engine.abort();
+}
+
+/// Only POSTs count: an upgrade under way (or a poll) does not hold the session's POST slot, so
+/// the official client's POSTs during its probe go through.
+#[test]
+fn posts_during_an_unfinished_upgrade_are_not_overlapping() {
+    let (io, addr, _reasons) = socket_io();
+    let uri = joined(addr);
+    let sid = uri.rsplit("sid=").next().expect("a sid").to_owned();
+    let _probe = unfinished_upgrade(addr, "/socket.io/", &sid);
+    for _ in 0..2 {
+        assert_eq!(request(addr, "POST", &uri, b"6").body, "ok");
+    }
+    io.abort();
+    let (engine, addr, _reasons) = engine_io();
+    let sid = open(addr, "/engine.io/");
+    let _probe = unfinished_upgrade(addr, "/engine.io/", &sid);
+    let uri = session_uri("/engine.io/", &sid);
+    for _ in 0..2 {
+        assert_eq!(request(addr, "POST", &uri, b"6").body, "ok");
+    }
     engine.abort();
 }

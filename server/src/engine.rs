@@ -383,7 +383,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
         }
         let cell = {
             let endpoint = lock(&self.inner.endpoint);
-            match endpoint.post_target(&parts.method, &parts.uri) {
+            match endpoint.post_target(&parts.method, &parts.uri, &parts.headers) {
                 Some(sid) => lock(&self.inner.sessions).get(&*sid).cloned(),
                 None => None,
             }

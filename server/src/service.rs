@@ -173,7 +173,7 @@ impl<Rt: Runtime> Server<Rt> {
         }
         let cell = {
             let endpoint = crate::server::lock(&self.inner.endpoint);
-            match endpoint.post_target(&parts.method, &parts.uri) {
+            match endpoint.post_target(&parts.method, &parts.uri, &parts.headers) {
                 Some(sid) => self.inner.connection(&sid),
                 None => None,
             }

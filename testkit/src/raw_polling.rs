@@ -68,11 +68,32 @@ pub fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
     }
 }
 
+/// Starts upgrading session `sid` under `path` to WebSocket and reads the `101`; returns the
+/// socket, on which the probe is never sent: the session stays on polling.
+pub fn unfinished_upgrade(addr: SocketAddr, path: &str, sid: &str) -> TcpStream {
+    let mut stream = connect(addr);
+    let head = format!(
+        "GET {path}?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .expect("write the upgrade");
+    // Byte by byte up to the end of the head: nothing after it may be taken from the socket.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the upgrade's answer");
+        answer.push(byte[0]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    stream
+}
+
 /// Reads the answer to a request written on `stream` (the server closes after it).
 pub fn read_answer(stream: &mut TcpStream) -> Answer {
     let mut raw = Vec::new();
-    // A reset after the answer (the server closing with the body unread) still leaves the
-    // answer read.
+    // Up to the server's close; an error after the answer (a reset) leaves what was read.
     let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text

@@ -19,6 +19,25 @@ use crate::http::{
     EngineErrorCode, OriginCheck, Query, Request, Response, error_response, ws_rejection_response,
 };
 
+/// What [`Endpoint::check`] decided.
+enum Checked<'a> {
+    Respond(Response),
+    /// The request names session `sid`; `websocket`: it is an upgrade to the WebSocket transport.
+    Existing {
+        sid: Cow<'a, str>,
+        websocket: bool,
+        origin: OriginCheck,
+    },
+    /// A handshake, to check further. `websocket`: the request is an upgrade.
+    Handshake {
+        transport: Transport,
+        websocket: bool,
+        eio: Option<Cow<'a, str>>,
+        b64: bool,
+        origin: OriginCheck,
+    },
+}
+
 /// Where a request goes, from [`Endpoint::handle_request`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -120,16 +139,30 @@ impl Endpoint {
         &self.sids
     }
 
-    /// The session a POST is addressed to, read from its head: the `sid` of a POST under this
-    /// endpoint's path. A driver that reads bodies itself looks that session up and reports the
-    /// POST with `handle_post_started` before reading its body, so overlapping POSTs and a client
-    /// leaving mid-body are caught ([`Session::handle_post_started`]). Routing the complete request
-    /// with [`handle_request`](Self::handle_request) still decides everything else.
-    pub fn post_target<'a>(&self, method: &Method, uri: &'a ::http::Uri) -> Option<Cow<'a, str>> {
+    /// The session a POST is addressed to, from its head: `Some(sid)` exactly when
+    /// [`handle_request`](Self::handle_request) will route the request to session `sid` as a
+    /// polling request (if it exists). A driver that reads bodies itself looks that session up
+    /// and reports the POST with `handle_post_started` before reading its body, so overlapping
+    /// POSTs and a client leaving mid-body are caught ([`Session::handle_post_started`]); every
+    /// start it reports is then followed by `handle_request` or `handle_request_aborted` with the
+    /// same id.
+    pub fn post_target<'a>(
+        &self,
+        method: &Method,
+        uri: &'a ::http::Uri,
+        headers: &HeaderMap,
+    ) -> Option<Cow<'a, str>> {
         if method != Method::POST || !self.matches_path(uri.path()) {
             return None;
         }
-        Query::find(uri.query()?, "sid")
+        match self.check(method, uri, headers) {
+            Checked::Existing {
+                sid,
+                websocket: false,
+                ..
+            } => Some(sid),
+            _ => None,
+        }
     }
 
     /// The answer to a request that [`handle_request`](Self::handle_request) routed to an
@@ -175,12 +208,64 @@ impl Endpoint {
         if !self.matches_path(request.uri().path()) {
             return Routing::NotHandled;
         }
-        let websocket = is_websocket_upgrade(request.headers());
+        match self.check(request.method(), request.uri(), request.headers()) {
+            Checked::Respond(response) => Routing::Respond(response),
+            Checked::Existing {
+                sid,
+                websocket,
+                origin,
+            } => {
+                if !session_exists(&sid) {
+                    let response =
+                        self.rejection(websocket, EngineErrorCode::UnknownSid, None, &origin);
+                    return Routing::Respond(response);
+                }
+                Routing::Existing {
+                    sid: Sid::from(&*sid),
+                    websocket,
+                }
+            }
+            Checked::Handshake {
+                transport,
+                websocket,
+                eio,
+                b64,
+                origin,
+            } => {
+                let reject = |code: EngineErrorCode, message: Option<&str>| {
+                    Routing::Respond(self.rejection(websocket, code, message, &origin))
+                };
+                if request.method() != Method::GET {
+                    return reject(EngineErrorCode::BadHandshakeMethod, None);
+                }
+                if transport == Transport::WebSocket && !websocket {
+                    return reject(EngineErrorCode::BadRequest, None);
+                }
+                if let Some(allow) = &self.config.allow_request
+                    && let Err(message) = allow(request)
+                {
+                    return reject(EngineErrorCode::Forbidden, Some(&message));
+                }
+                let version = match eio.as_deref() {
+                    Some("4") => ProtocolVersion::V4,
+                    _ if self.config.allow_eio3 => ProtocolVersion::V3,
+                    _ => return reject(EngineErrorCode::UnsupportedProtocolVersion, None),
+                };
+                self.create(now, id, request, transport, version, !b64)
+            }
+        }
+    }
+
+    /// The checks of a request under the path that come before any session, in the reference
+    /// server's order: origin (and a preflight's answer), the WebSocket handshake, transport,
+    /// WebSocket-without-upgrade, the JSONP index; then whether it names a session.
+    fn check<'a>(&self, method: &Method, uri: &'a ::http::Uri, headers: &HeaderMap) -> Checked<'a> {
+        let websocket = is_websocket_upgrade(headers);
+        let origin = self.config.cors.check(headers);
         let reject = |code: EngineErrorCode, message: Option<&str>, origin: &OriginCheck| {
-            Routing::Respond(self.rejection(websocket, code, message, origin))
+            Checked::Respond(self.rejection(websocket, code, message, origin))
         };
-        let origin = self.config.cors.check(request.headers());
-        if request.method() == Method::OPTIONS && !websocket {
+        if method == Method::OPTIONS && !websocket {
             if origin == OriginCheck::Denied {
                 return reject(
                     EngineErrorCode::BadRequest,
@@ -188,13 +273,9 @@ impl Endpoint {
                     &origin,
                 );
             }
-            return Routing::Respond(
-                self.config
-                    .cors
-                    .preflight_response(&origin, request.headers()),
-            );
+            return Checked::Respond(self.config.cors.preflight_response(&origin, headers));
         }
-        if websocket && !is_valid_websocket_handshake(request.headers()) {
+        if websocket && !is_valid_websocket_handshake(headers) {
             // Checked before routing so no session is made for an upgrade that cannot complete.
             return reject(
                 EngineErrorCode::BadRequest,
@@ -206,7 +287,7 @@ impl Endpoint {
         // into owned pairs cost two allocations per pair on every polling request
         // (bench/ANALYSIS.md).
         let [transport, jsonp, sid, eio, b64] = Query::find_each(
-            request.uri().query().unwrap_or(""),
+            uri.query().unwrap_or(""),
             ["transport", "j", "sid", "EIO", "b64"],
         );
         let transport = match transport.as_deref().and_then(Transport::from_query) {
@@ -229,32 +310,20 @@ impl Endpoint {
             // The JSONP callback index goes into the response body: digits only.
             return reject(EngineErrorCode::BadRequest, None, &origin);
         }
-        if let Some(sid) = sid {
-            if !session_exists(&sid) {
-                return reject(EngineErrorCode::UnknownSid, None, &origin);
-            }
-            return Routing::Existing {
-                sid: Sid::from(&*sid),
-                websocket: websocket && transport == Transport::WebSocket,
-            };
+        match sid {
+            Some(sid) => Checked::Existing {
+                sid,
+                websocket,
+                origin,
+            },
+            None => Checked::Handshake {
+                transport,
+                websocket,
+                eio,
+                b64: b64.is_some(),
+                origin,
+            },
         }
-        if request.method() != Method::GET {
-            return reject(EngineErrorCode::BadHandshakeMethod, None, &origin);
-        }
-        if transport == Transport::WebSocket && !websocket {
-            return reject(EngineErrorCode::BadRequest, None, &origin);
-        }
-        if let Some(allow) = &self.config.allow_request
-            && let Err(message) = allow(request)
-        {
-            return reject(EngineErrorCode::Forbidden, Some(&message), &origin);
-        }
-        let version = match eio.as_deref() {
-            Some("4") => ProtocolVersion::V4,
-            _ if self.config.allow_eio3 => ProtocolVersion::V3,
-            _ => return reject(EngineErrorCode::UnsupportedProtocolVersion, None, &origin),
-        };
-        self.create(now, id, request, transport, version, b64.is_none())
     }
 
     /// A new session for a handshake that passed every check, and its answer. Not inlined: the

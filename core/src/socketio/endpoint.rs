@@ -73,8 +73,9 @@ impl Endpoint {
         &self,
         method: &::http::Method,
         uri: &'a ::http::Uri,
+        headers: &::http::HeaderMap,
     ) -> Option<std::borrow::Cow<'a, str>> {
-        self.engine.post_target(method, uri)
+        self.engine.post_target(method, uri, headers)
     }
 
     /// See [`crate::engineio::endpoint::Endpoint::handle_request`].
