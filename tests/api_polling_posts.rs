@@ -11,12 +11,11 @@ mod api_support;
 use std::net::SocketAddr;
 
 use api_support::recv;
-use serde_json::Value;
 use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio::{Server, Socket};
 use sockio_testkit::raw_polling::{
-    Answer, open, post_until_refused, read_answer, request, session_uri, unfinished_post,
-    unfinished_upgrade,
+    assert_bad_request, assert_session_gone, open, post_until_refused, read_answer, request,
+    session_uri, unfinished_post, unfinished_upgrade,
 };
 use tokio::sync::mpsc;
 
@@ -25,19 +24,6 @@ async fn client<T: Send + 'static>(steps: impl FnOnce() -> T + Send + 'static) -
     tokio::task::spawn_blocking(steps)
         .await
         .expect("the client's steps")
-}
-
-fn assert_refused_as_overlapping(answer: &Answer) {
-    assert_eq!(answer.status, 400, "{answer:?}");
-    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
-    assert_eq!(body["code"], 3, "Bad request: {answer:?}");
-}
-
-fn assert_session_gone(addr: SocketAddr, uri: &str) {
-    let answer = request(addr, "GET", uri, b"");
-    assert_eq!(answer.status, 400, "{answer:?}");
-    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
-    assert_eq!(body["code"], 1, "Session ID unknown: {answer:?}");
 }
 
 /// A Socket.IO server whose disconnect reasons come out of the returned channel.
@@ -66,7 +52,7 @@ async fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
     let (first, uri) = client(move || {
         let uri = joined(addr);
         let first = unfinished_post(addr, &uri, 10, b"42");
-        assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+        assert_bad_request(&post_until_refused(addr, &uri));
         (first, uri)
     })
     .await;
@@ -120,7 +106,7 @@ async fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
     let (_first, uri) = client(move || {
         let uri = session_uri("/engine.io/", &open(addr, "/engine.io/"));
         let first = unfinished_post(addr, &uri, 10, b"4");
-        assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+        assert_bad_request(&post_until_refused(addr, &uri));
         (first, uri)
     })
     .await;

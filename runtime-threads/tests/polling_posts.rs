@@ -9,27 +9,13 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc::{Receiver, channel};
 
-use serde_json::Value;
 use sockio_testkit::raw_polling::{
-    Answer, open, post_until_refused, read_answer, request, session_uri, unfinished_post,
-    unfinished_upgrade,
+    assert_bad_request, assert_session_gone, open, post_until_refused, read_answer, request,
+    session_uri, unfinished_post, unfinished_upgrade,
 };
 use sockio_threads::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio_threads::{Server, Socket};
 use support::recv;
-
-fn assert_refused_as_overlapping(answer: &Answer) {
-    assert_eq!(answer.status, 400, "{answer:?}");
-    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
-    assert_eq!(body["code"], 3, "Bad request: {answer:?}");
-}
-
-fn assert_session_gone(addr: SocketAddr, uri: &str) {
-    let answer = request(addr, "GET", uri, b"");
-    assert_eq!(answer.status, 400, "{answer:?}");
-    let body: Value = serde_json::from_str(&answer.body).expect("an error JSON");
-    assert_eq!(body["code"], 1, "Session ID unknown: {answer:?}");
-}
 
 /// A Socket.IO server whose disconnect reasons come out of the returned channel.
 fn socket_io() -> (Server, SocketAddr, Receiver<String>) {
@@ -55,7 +41,7 @@ fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
     let (io, addr, reasons) = socket_io();
     let uri = joined(addr);
     let mut first = unfinished_post(addr, &uri, 10, b"42");
-    assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+    assert_bad_request(&post_until_refused(addr, &uri));
     assert_eq!(recv(&reasons, "the disconnect"), "transport error");
     assert_session_gone(addr, &uri);
     // The first POST's body, when it comes, finds the session gone.
@@ -95,7 +81,7 @@ fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
     let (engine, addr, reasons) = engine_io();
     let uri = session_uri("/engine.io/", &open(addr, "/engine.io/"));
     let _first = unfinished_post(addr, &uri, 10, b"4");
-    assert_refused_as_overlapping(&post_until_refused(addr, &uri));
+    assert_bad_request(&post_until_refused(addr, &uri));
     assert_eq!(
         recv(&reasons, "the close"),
         CloseReason::TransportError("overlapping POST requests")

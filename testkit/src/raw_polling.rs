@@ -90,6 +90,24 @@ pub fn unfinished_upgrade(addr: SocketAddr, path: &str, sid: &str) -> TcpStream 
     stream
 }
 
+/// Asserts `answer` is the reference server's `Bad request` (400, code 3): what an overlapping
+/// POST gets.
+#[track_caller]
+pub fn assert_bad_request(answer: &Answer) {
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("an error JSON");
+    assert_eq!(body["code"], 3, "Bad request: {answer:?}");
+}
+
+/// Asserts the session polled at `uri` is gone: a GET gets `Session ID unknown` (400, code 1).
+#[track_caller]
+pub fn assert_session_gone(addr: SocketAddr, uri: &str) {
+    let answer = request(addr, "GET", uri, b"");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let body: serde_json::Value = serde_json::from_str(&answer.body).expect("an error JSON");
+    assert_eq!(body["code"], 1, "Session ID unknown: {answer:?}");
+}
+
 /// Reads the answer to a request written on `stream` (the server closes after it).
 pub fn read_answer(stream: &mut TcpStream) -> Answer {
     let mut raw = Vec::new();
