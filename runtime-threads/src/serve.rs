@@ -877,46 +877,14 @@ pub(crate) fn connection_loop<H: Host>(
     let max_body = host.max_body();
     let mut reader = HttpReader::default();
     loop {
-        let head = match reader.read_head(&stream) {
-            Ok(head) => head,
-            Err(Incoming::Bad(status, text)) => {
-                let _ = write_response(&stream, &plain(status, text), false);
-                break;
-            }
-            Err(_) => break,
-        };
-        let id = host.next_request_id();
-        // A POST's session hears of it before its body is read, and again if the body never
-        // comes.
-        let started = match host.start_post(&head, id) {
-            Ok(started) => started,
-            Err(refused) => {
-                // The body is read all the same (and dropped): closing a socket with unread bytes
-                // resets it, which can lose the answer on its way to the client.
-                let keep_alive = matches!(
-                    reader.read_body(&stream, head, max_body),
-                    Incoming::Request {
-                        keep_alive: true,
-                        ..
-                    }
-                );
-                if write_response(&stream, &refused, keep_alive).is_err() || !keep_alive {
-                    break;
-                }
-                continue;
-            }
-        };
-        let (mut request, keep_alive) = match reader.read_body(&stream, head, max_body) {
-            Incoming::Request {
+        let (mut request, keep_alive, id) = match next_request(host, &stream, &mut reader) {
+            NextRequest::Read {
                 request,
                 keep_alive,
-            } => (*request, keep_alive),
-            _ => {
-                if let Some(started) = started {
-                    host.abandon_post(started, id);
-                }
-                break;
-            }
+                id,
+            } => (*request, keep_alive, id),
+            NextRequest::Answered => continue,
+            NextRequest::End => break,
         };
         if let Some(remote) = remote {
             request.extensions_mut().insert(RemoteAddr(remote));
@@ -946,6 +914,73 @@ pub(crate) fn connection_loop<H: Host>(
     }
     let _ = stream.shutdown(Shutdown::Both);
     host.serving().untrack(key);
+}
+
+/// What [`next_request`] read.
+enum NextRequest {
+    /// A request with its body, to route under `id`.
+    Read {
+        request: Box<Request>,
+        keep_alive: bool,
+        id: RequestId,
+    },
+    /// A request was answered without routing (a refused POST); the connection goes on.
+    Answered,
+    /// The connection is over.
+    End,
+}
+
+/// Reads the next request of a connection: its head, then (a POST's start reported to its
+/// session, which may refuse it) its body. Not inlined: the head and a refusal's answer would
+/// otherwise sit in the connection loop's frame, under which the deepest calls of a connection
+/// thread run (bench/ANALYSIS.md, "Threads runtime: stack pages").
+#[inline(never)]
+fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) -> NextRequest {
+    let max_body = host.max_body();
+    let head = match reader.read_head(stream) {
+        Ok(head) => head,
+        Err(Incoming::Bad(status, text)) => {
+            let _ = write_response(stream, &plain(status, text), false);
+            return NextRequest::End;
+        }
+        Err(_) => return NextRequest::End,
+    };
+    let id = host.next_request_id();
+    // A POST's session hears of it before its body is read, and again if the body never comes.
+    let started = match host.start_post(&head, id) {
+        Ok(started) => started,
+        Err(refused) => {
+            // The body is read all the same (and dropped): closing a socket with unread bytes
+            // resets it, which can lose the answer on its way to the client.
+            let keep_alive = matches!(
+                reader.read_body(stream, head, max_body),
+                Incoming::Request {
+                    keep_alive: true,
+                    ..
+                }
+            );
+            if write_response(stream, &refused, keep_alive).is_err() || !keep_alive {
+                return NextRequest::End;
+            }
+            return NextRequest::Answered;
+        }
+    };
+    match reader.read_body(stream, head, max_body) {
+        Incoming::Request {
+            request,
+            keep_alive,
+        } => NextRequest::Read {
+            request,
+            keep_alive,
+            id,
+        },
+        _ => {
+            if let Some(started) = started {
+                host.abandon_post(started, id);
+            }
+            NextRequest::End
+        }
+    }
 }
 
 /// Waits for the answer to a polling request. While waiting, the client's socket (when known)

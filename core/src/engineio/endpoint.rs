@@ -21,7 +21,8 @@ use crate::http::{
 
 /// What [`Endpoint::check`] decided.
 enum Checked<'a> {
-    Respond(Response),
+    /// Boxed: rare, and inline it would size the routing frame of every request.
+    Respond(Box<Response>),
     /// The request names session `sid`; `websocket`: it is an upgrade to the WebSocket transport.
     Existing {
         sid: Cow<'a, str>,
@@ -209,7 +210,7 @@ impl Endpoint {
             return Routing::NotHandled;
         }
         match self.check(request.method(), request.uri(), request.headers()) {
-            Checked::Respond(response) => Routing::Respond(response),
+            Checked::Respond(response) => Routing::Respond(*response),
             Checked::Existing {
                 sid,
                 websocket,
@@ -258,12 +259,15 @@ impl Endpoint {
 
     /// The checks of a request under the path that come before any session, in the reference
     /// server's order: origin (and a preflight's answer), the WebSocket handshake, transport,
-    /// WebSocket-without-upgrade, the JSONP index; then whether it names a session.
+    /// WebSocket-without-upgrade, the JSONP index; then whether it names a session. Not inlined:
+    /// its locals would deepen every request's routing frame, which a thread-per-connection
+    /// runtime keeps resident (bench/ANALYSIS.md, "Threads runtime: stack pages").
+    #[inline(never)]
     fn check<'a>(&self, method: &Method, uri: &'a ::http::Uri, headers: &HeaderMap) -> Checked<'a> {
         let websocket = is_websocket_upgrade(headers);
         let origin = self.config.cors.check(headers);
         let reject = |code: EngineErrorCode, message: Option<&str>, origin: &OriginCheck| {
-            Checked::Respond(self.rejection(websocket, code, message, origin))
+            Checked::Respond(Box::new(self.rejection(websocket, code, message, origin)))
         };
         if method == Method::OPTIONS && !websocket {
             if origin == OriginCheck::Denied {
@@ -273,7 +277,9 @@ impl Endpoint {
                     &origin,
                 );
             }
-            return Checked::Respond(self.config.cors.preflight_response(&origin, headers));
+            return Checked::Respond(Box::new(
+                self.config.cors.preflight_response(&origin, headers),
+            ));
         }
         if websocket && !is_valid_websocket_handshake(headers) {
             // Checked before routing so no session is made for an upgrade that cannot complete.
