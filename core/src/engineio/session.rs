@@ -395,11 +395,12 @@ impl Session {
     ///
     /// `false` means the request was answered (through [`poll_output`](Self::poll_output)): another
     /// POST's body is still being read, which the reference server treats as a broken client (the
-    /// new POST gets 400 and the session ends with a transport error). The driver then answers it
-    /// without reading its body. While a POST's body is read, [`handle_request_aborted`]
-    /// (Self::handle_request_aborted) with its `id` reports a client that went away mid-body (a
-    /// transport error too). Drivers that only ever pass complete bodies may skip this call: their
-    /// POSTs are then handled one at a time, overlapping or not.
+    /// new POST gets 400 and the session ends with a transport error). The driver sends that
+    /// answer instead of routing the request (reading and dropping its body first, so that the
+    /// connection is not reset with unread bytes). While a POST's body is read,
+    /// [`handle_request_aborted`](Self::handle_request_aborted) with its `id` reports a client that
+    /// went away mid-body (a transport error too). Drivers that only ever pass complete bodies may
+    /// skip this call: their POSTs are then handled one at a time, overlapping or not.
     pub fn handle_post_started(
         &mut self,
         _now: Instant,
