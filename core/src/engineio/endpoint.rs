@@ -146,7 +146,10 @@ impl Endpoint {
     /// and reports the POST with `handle_post_started` before reading its body, so overlapping
     /// POSTs and a client leaving mid-body are caught ([`Session::handle_post_started`]); every
     /// start it reports is then followed by `handle_request` or `handle_request_aborted` with the
-    /// same id.
+    /// same id. The head is checked as routing will check the whole request, so an origin
+    /// predicate ([`crate::http::AllowedOrigins::Predicate`]) must give the same answer both times:
+    /// one that refused the request in between would leave the session waiting for that POST's
+    /// body, and refuse the client's next POST as overlapping.
     pub fn post_target<'a>(
         &self,
         method: &Method,
@@ -259,9 +262,10 @@ impl Endpoint {
 
     /// The checks of a request under the path that come before any session, in the reference
     /// server's order: origin (and a preflight's answer), the WebSocket handshake, transport,
-    /// WebSocket-without-upgrade, the JSONP index; then whether it names a session. Not inlined:
-    /// its locals would deepen every request's routing frame, which a thread-per-connection
-    /// runtime keeps resident (bench/ANALYSIS.md, "Threads runtime: stack pages").
+    /// an upgrade for a transport that does not upgrade, the JSONP index; then whether it names a
+    /// session. Not inlined: its locals would deepen every request's routing frame, which a
+    /// thread-per-connection runtime keeps resident (bench/ANALYSIS.md, "Threads runtime: stack
+    /// pages").
     #[inline(never)]
     fn check<'a>(&self, method: &Method, uri: &'a ::http::Uri, headers: &HeaderMap) -> Checked<'a> {
         let websocket = is_websocket_upgrade(headers);
