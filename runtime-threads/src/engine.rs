@@ -43,7 +43,7 @@ use crate::error::ServerError;
 use crate::http1::{Head, plain};
 use crate::serve::{
     Handled, Host, Registering, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
-    connection_loop, switching_headers,
+    connection_loop, post_refusal, refused_post, switching_headers,
 };
 use crate::server::OsRandomSids;
 use crate::timers::{REARM_DELAY, Timers};
@@ -618,22 +618,16 @@ impl Host for EngineServer {
             // Not a POST to a session: routing the whole request answers it.
             return Ok(None);
         };
-        // The refusal's answer goes out when the drive drains, after this closure: a waiter
-        // made then still gets it, and a POST that goes on (nearly all) makes none.
         let refused = self.drive(&cell, |state, now| {
-            if state.session.handle_post_started(now, id, &head.headers) {
-                return None;
-            }
-            let (tx, rx) = sync_channel(1);
-            state.waiters.insert(id, tx);
-            Some(rx)
+            let go_on = state.session.handle_post_started(now, id, &head.headers);
+            post_refusal(go_on, |tx| {
+                state.waiters.insert(id, tx);
+            })
         });
-        let Some(rx) = refused else {
-            return Ok(Some(cell));
-        };
-        Err(Box::new(rx.recv().unwrap_or_else(|_| {
-            plain(StatusCode::BAD_REQUEST, "session closed")
-        })))
+        match refused {
+            None => Ok(Some(cell)),
+            Some(refusal) => Err(refused_post(refusal)),
+        }
     }
 
     fn abandon_post(&self, cell: Arc<SessionCell>, id: RequestId) {

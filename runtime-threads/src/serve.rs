@@ -11,7 +11,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -375,22 +375,16 @@ impl Host for Server {
             // Not a POST to a connection: routing the whole request answers it.
             return Ok(None);
         };
-        // The refusal's answer goes out when the drive drains, after this closure: a waiter
-        // made then still gets it, and a POST that goes on (nearly all) makes none.
         let refused = self.drive(&cell, |state, now| {
-            if state.conn.handle_post_started(now, id, &head.headers) {
-                return None;
-            }
-            let (tx, rx) = sync_channel(1);
-            state.waiters.insert(id, tx);
-            Some(rx)
+            let go_on = state.conn.handle_post_started(now, id, &head.headers);
+            post_refusal(go_on, |tx| {
+                state.waiters.insert(id, tx);
+            })
         });
-        let Some(rx) = refused else {
-            return Ok(Some(cell));
-        };
-        Err(Box::new(rx.recv().unwrap_or_else(|_| {
-            plain(StatusCode::BAD_REQUEST, "session closed")
-        })))
+        match refused {
+            None => Ok(Some(cell)),
+            Some(refusal) => Err(refused_post(refusal)),
+        }
     }
 
     fn abandon_post(&self, cell: Arc<ConnCell>, id: RequestId) {
@@ -914,6 +908,31 @@ pub(crate) fn connection_loop<H: Host>(
     }
     let _ = stream.shutdown(Shutdown::Both);
     host.serving().untrack(key);
+}
+
+/// What a [`Host::start_post`] does once the core heard of a POST's start
+/// (`handle_post_started` said `go_on`): nothing, or, when the core refused the POST, register
+/// with `wait` a waiter for the answer, which the drive in progress sends when it drains (after
+/// the closure that called this).
+pub(crate) fn post_refusal(
+    go_on: bool,
+    wait: impl FnOnce(SyncSender<Response>),
+) -> Option<Receiver<Response>> {
+    if go_on {
+        return None;
+    }
+    let (tx, rx) = sync_channel(1);
+    wait(tx);
+    Some(rx)
+}
+
+/// The answer to a refused POST, from its [`post_refusal`] waiter.
+pub(crate) fn refused_post(refusal: Receiver<Response>) -> Box<Response> {
+    Box::new(
+        refusal
+            .recv()
+            .unwrap_or_else(|_| plain(StatusCode::BAD_REQUEST, "session closed")),
+    )
 }
 
 /// What [`next_request`] read.

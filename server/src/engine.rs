@@ -46,7 +46,9 @@ use crate::error::ServerError;
 use crate::lifecycle::{BusyGuard, Lifecycle};
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
-use crate::service::{Handled, PostInFlight, SocketIoResponse, plain, read_body};
+use crate::service::{
+    Handled, PostInFlight, SocketIoResponse, body_after_start, plain, post_refusal, refused_post,
+};
 use crate::wake_signal::WakeSignal;
 use crate::ws_pump::WsSession;
 
@@ -347,32 +349,17 @@ impl<Rt: Runtime> EngineServer<Rt> {
         let (parts, body) = request.into_parts();
         let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let limit = self.inner.config.max_http_buffer_size;
-        let post = match self.start_post(&parts, id).await {
-            Ok(post) => post,
-            Err(refused) => {
-                // The body is read all the same (and dropped): hyper would close the connection
-                // with it unread, and a reset can lose the answer on its way to the client.
-                let _ = read_body(body, limit).await;
-                return Handled::Response(refused);
-            }
-        };
-        let body = match read_body(body, limit).await {
+        let started = self.start_post(&parts, id).await;
+        let body = match body_after_start(started, body, limit).await {
             Ok(body) => body,
-            Err(error) => {
-                // `post`, dropped unfinished, tells the session its client went away.
-                tracing::debug!(%error, "request body failed");
-                return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
-            }
+            Err(answer) => return Handled::Response(answer),
         };
-        if let Some(post) = post {
-            post.finish();
-        }
         let request = http::Request::from_parts(parts, body);
         Handled::Response(self.route(request, id, upgrade).await)
     }
 
     /// Tells the session a POST names that its body is being read (the core refuses a POST that
-    /// overlaps another). `Err`: the answer, to send without reading the body.
+    /// overlaps another). `Err`: the answer, to send instead of routing the request.
     async fn start_post(
         &self,
         parts: &http::request::Parts,
@@ -390,28 +377,23 @@ impl<Rt: Runtime> EngineServer<Rt> {
         };
         // No such session: routing the whole request answers it.
         let Some(cell) = cell else { return Ok(None) };
-        // The refusal's answer goes out when the drive drains, after this closure: a waiter
-        // made then still gets it, and a POST that goes on (nearly all) makes none.
         let refused = self.drive(&cell, |state, now| {
-            if state.session.handle_post_started(now, id, &parts.headers) {
-                return None;
-            }
-            let (tx, rx) = oneshot::channel();
-            state.waiters.insert(id, tx);
-            Some(rx)
+            let go_on = state.session.handle_post_started(now, id, &parts.headers);
+            post_refusal(go_on, |tx| {
+                state.waiters.insert(id, tx);
+            })
         });
-        let Some(rx) = refused else {
-            let server = self.clone();
-            return Ok(Some(PostInFlight::new(move || {
-                server.drive(&cell, |state, now| {
-                    state.session.handle_request_aborted(now, id)
-                });
-            })));
-        };
-        Err(match rx.await {
-            Ok(response) => response.map(Full::new),
-            Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
-        })
+        match refused {
+            None => {
+                let server = self.clone();
+                Ok(Some(PostInFlight::new(move || {
+                    server.drive(&cell, |state, now| {
+                        state.session.handle_request_aborted(now, id)
+                    });
+                })))
+            }
+            Some(refusal) => Err(refused_post(refusal).await),
+        }
     }
 
     async fn route(

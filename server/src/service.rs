@@ -88,6 +88,64 @@ impl<F: FnOnce()> Drop for PostInFlight<F> {
     }
 }
 
+/// Reads a request's body once its POST's start was reported to its session (`started`, from
+/// the server's `start_post`). `Err` is the answer to send instead of routing the request: the
+/// refusal of an overlapping POST (its body read and dropped first, since hyper would close the
+/// connection with it unread, and a reset can lose the answer on its way to the client), or 400
+/// for a body that failed (the dropped `PostInFlight` tells the session its client went away).
+pub(crate) async fn body_after_start<B, F>(
+    started: Result<Option<PostInFlight<F>>, SocketIoResponse>,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, SocketIoResponse>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+    F: FnOnce(),
+{
+    let post = match started {
+        Ok(post) => post,
+        Err(refused) => {
+            let _ = read_body(body, limit).await;
+            return Err(refused);
+        }
+    };
+    let body = read_body(body, limit).await.map_err(|error| {
+        tracing::debug!(%error, "request body failed");
+        plain(StatusCode::BAD_REQUEST, "bad body")
+    })?;
+    if let Some(post) = post {
+        post.finish();
+    }
+    Ok(body)
+}
+
+/// What a driver does once the core heard of a POST's start (`handle_post_started` said
+/// `go_on`): nothing, or, when the core refused the POST, register with `wait` a waiter for the
+/// answer, which the drive in progress sends when it drains (after the closure that called
+/// this). Shared by the Socket.IO and raw Engine.IO servers.
+pub(crate) fn post_refusal(
+    go_on: bool,
+    wait: impl FnOnce(oneshot::Sender<sockio_core::http::Response>),
+) -> Option<oneshot::Receiver<sockio_core::http::Response>> {
+    if go_on {
+        return None;
+    }
+    let (tx, rx) = oneshot::channel();
+    wait(tx);
+    Some(rx)
+}
+
+/// The answer to a refused POST, from its [`post_refusal`] waiter.
+pub(crate) async fn refused_post(
+    refusal: oneshot::Receiver<sockio_core::http::Response>,
+) -> SocketIoResponse {
+    match refusal.await {
+        Ok(response) => to_hyper(response),
+        Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
+    }
+}
+
 /// Tells the core a held poll's client went away, when the response future is dropped early.
 struct HeldRequest {
     cell: Arc<ConnCell>,
@@ -131,26 +189,11 @@ impl<Rt: Runtime> Server<Rt> {
         let (mut parts, body) = request.into_parts();
         let id = RequestId(self.inner.next_request_id());
         let limit = self.inner.config.engine.max_http_buffer_size;
-        let post = match self.start_post(&parts, id).await {
-            Ok(post) => post,
-            Err(refused) => {
-                // The body is read all the same (and dropped): hyper would close the connection
-                // with it unread, and a reset can lose the answer on its way to the client.
-                let _ = read_body(body, limit).await;
-                return Handled::Response(refused);
-            }
-        };
-        let body = match read_body(body, limit).await {
+        let started = self.start_post(&parts, id).await;
+        let body = match body_after_start(started, body, limit).await {
             Ok(body) => body,
-            Err(error) => {
-                // `post`, dropped unfinished, tells the connection its client went away.
-                tracing::debug!(%error, "request body failed");
-                return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad body"));
-            }
+            Err(answer) => return Handled::Response(answer),
         };
-        if let Some(post) = post {
-            post.finish();
-        }
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(&parts.uri);
         // Only a handshake reads the client's address (into the connection's environ); the
         // extension costs two allocations, which the other requests are spared.
@@ -162,7 +205,7 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Tells the connection a POST names that its body is being read (the core refuses a POST
-    /// that overlaps another). `Err`: the answer, to send without reading the body.
+    /// that overlaps another). `Err`: the answer, to send instead of routing the request.
     async fn start_post(
         &self,
         parts: &http::request::Parts,
@@ -180,25 +223,18 @@ impl<Rt: Runtime> Server<Rt> {
         };
         // No such connection: routing the whole request answers it.
         let Some(cell) = cell else { return Ok(None) };
-        // The refusal's answer goes out when the drive drains, after this closure: a waiter
-        // made then still gets it, and a POST that goes on (nearly all) makes none.
         let refused = cell.drive(|state, now| {
-            if state.conn.handle_post_started(now, id, &parts.headers) {
-                return None;
-            }
-            let (tx, rx) = oneshot::channel();
-            state.waiters.insert(id, tx);
-            Some(rx)
+            let go_on = state.conn.handle_post_started(now, id, &parts.headers);
+            post_refusal(go_on, |tx| {
+                state.waiters.insert(id, tx);
+            })
         });
-        let Some(rx) = refused else {
-            return Ok(Some(PostInFlight::new(move || {
+        match refused {
+            None => Ok(Some(PostInFlight::new(move || {
                 cell.drive(|state, now| state.conn.handle_request_aborted(now, id));
-            })));
-        };
-        Err(match rx.await {
-            Ok(response) => to_hyper(response),
-            Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
-        })
+            }))),
+            Some(refusal) => Err(refused_post(refusal).await),
+        }
     }
 
     async fn route(
