@@ -92,6 +92,23 @@ harness_round_server() {
     harness_fail "the round's server never held $clients more sockets (log: $(tail -3 "$log"))"
 }
 
+# Starts sockio-threads of the repository at ROOT under the harness with CLIENTS idle WebSocket
+# clients (their storm, then 15 s idle) and returns once the server runs a thread for each, plus
+# 3 s to settle: sets what `harness_server` sets.
+#
+#   harness_idle_threads ROOT CLIENTS
+harness_idle_threads() {
+    local root="$1" clients="$2" _
+    harness_server "$root" --server sockio-threads --storm "$clients" --idle-secs 15 --echo 10 \
+        --echo-secs 1 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 \
+        --rounds 1
+    for _ in $(seq 1 900); do
+        [ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -ge "$clients" ] && break
+        sleep 0.1
+    done
+    sleep 3
+}
+
 harness_fail() {
     echo "${script:-harness_server}: $*" >&2
     exit 1

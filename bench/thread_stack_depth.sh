@@ -16,14 +16,7 @@ clients="${2:-300}"
 script=thread_stack_depth.sh
 harness_kind=sockio-threads
 . "$(dirname "$0")/harness_server.sh"
-harness_server "$root" --server sockio-threads --storm "$clients" --idle-secs 15 --echo 10 \
-    --echo-secs 1 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 \
-    --rounds 1
-for _ in $(seq 1 900); do
-    [ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -ge "$clients" ] && break
-    sleep 0.1
-done
-sleep 3
+harness_idle_threads "$root" "$clients"
 exe="$(readlink -f "/proc/$pid/exe")"
 # Code addresses in the file differ from those in the binary's (PIE) address space by its
 # executable segment's p_vaddr - p_offset.

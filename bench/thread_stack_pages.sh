@@ -13,14 +13,7 @@ root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 clients="${2:-2000}"
 script=thread_stack_pages.sh
 . "$(dirname "$0")/harness_server.sh"
-harness_server "$root" --server sockio-threads --storm "$clients" --idle-secs 15 --echo 10 \
-    --echo-secs 1 --broadcast 10 --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 \
-    --rounds 1
-for _ in $(seq 1 900); do
-    [ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -ge "$clients" ] && break
-    sleep 0.1
-done
-sleep 3
+harness_idle_threads "$root" "$clients"
 python3 - "$pid" <<'PY'
 import collections, sys
 pid = sys.argv[1]
