@@ -155,7 +155,7 @@ process.exit(0);
         assert_eq!(client.expect("news").await, json!("first"));
     }
 
-    io.close_room("lobby");
+    io.close_room("lobby").expect("close_room");
     for sid in &sids {
         let rooms = io.rooms(sid);
         assert_eq!(rooms, vec![sid.clone()], "only the own room is left");
@@ -167,6 +167,16 @@ process.exit(0);
     for client in &mut clients {
         assert_eq!(client.expect("marker").await, json!("after"));
     }
+    // A socket's own room can be neither entered by another socket nor closed (as in
+    // python-socketio): the emit to it below reaches its socket alone.
+    assert!(matches!(
+        io.enter_room(&sids[0], &sids[1]),
+        Err(ServerError::SidRoom(_))
+    ));
+    assert!(matches!(
+        io.close_room(&sids[1]),
+        Err(ServerError::SidRoom(_))
+    ));
     // Each sid room still addresses its socket.
     io.emit("news", &"direct")
         .to(&sids[1])

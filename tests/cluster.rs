@@ -994,7 +994,7 @@ async fn two_servers_share_clients(
         .to("r")
         .await
         .expect("emit");
-    server_b.close_room("r");
+    server_b.close_room("r").expect("close_room");
     server_b
         .emit("after-close", &())
         .to("r")

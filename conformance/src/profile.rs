@@ -148,8 +148,11 @@ pub fn socket_io<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
         ns.on(
             "close-room",
             |socket: Socket<Rt>, room: String| async move {
-                socket.server().of(socket.namespace()).close_room(&room);
-                true
+                socket
+                    .server()
+                    .of(socket.namespace())
+                    .close_room(&room)
+                    .is_ok()
             },
         );
         ns.on(

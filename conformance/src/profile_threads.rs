@@ -128,8 +128,11 @@ pub fn socket_io(options: &ProfileOptions) -> Server {
             },
         );
         ns.on("close-room", |socket: Socket, room: String| {
-            socket.server().of(socket.namespace()).close_room(&room);
-            true
+            socket
+                .server()
+                .of(socket.namespace())
+                .close_room(&room)
+                .is_ok()
         });
         ns.on("disconnect-sid", |socket: Socket, sid: String| match socket
             .server()

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engineio::Sid;
-use crate::hub::UnknownSocket;
+use crate::hub::{EnterRoomError, SidRoom, UnknownSocket};
 use crate::payload::{Args, PayloadError};
 use crate::socketio::{CommandError, SocketEvent};
 use bytestring::ByteString;
@@ -43,6 +43,12 @@ pub type ConnectResult = Result<(), ConnectRefused>;
 pub enum ServerError {
     #[error("no socket {0} in this namespace on this server")]
     UnknownSid(String),
+    /// `enter_room` of another socket's own room (its sid), or `close_room` of a socket's own
+    /// room: only that socket is in it (python-socketio refuses both too).
+    #[error(
+        "room {0} is a socket's own room (its sid): it cannot be entered by another socket or closed"
+    )]
+    SidRoom(String),
     #[error("session data: {0}")]
     Session(String),
     #[error(transparent)]
@@ -100,6 +106,21 @@ pub enum CallError {
 impl From<UnknownSocket> for ServerError {
     fn from(error: UnknownSocket) -> Self {
         ServerError::UnknownSid(error.sid)
+    }
+}
+
+impl From<SidRoom> for ServerError {
+    fn from(error: SidRoom) -> Self {
+        ServerError::SidRoom(error.room)
+    }
+}
+
+impl From<EnterRoomError> for ServerError {
+    fn from(error: EnterRoomError) -> Self {
+        match error {
+            EnterRoomError::UnknownSocket(error) => error.into(),
+            EnterRoomError::SidRoom(error) => error.into(),
+        }
     }
 }
 

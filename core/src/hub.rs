@@ -37,6 +37,26 @@ pub struct UnknownSocket {
     pub sid: String,
 }
 
+/// A room command named a socket's own room (its sid): only that socket is ever in it, as in
+/// python-socketio, which refuses the same with `cannot enter a sid room` and `cannot close a
+/// sid room`. Were it allowed, a socket entering another's sid room would receive every emit
+/// meant for that client alone, and closing one would cut its socket off from them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("room {room} of namespace {namespace} is a socket's own room (its sid)")]
+pub struct SidRoom {
+    pub namespace: String,
+    pub room: String,
+}
+
+/// Why a socket could not enter a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnterRoomError {
+    #[error(transparent)]
+    UnknownSocket(#[from] UnknownSocket),
+    #[error(transparent)]
+    SidRoom(#[from] SidRoom),
+}
+
 /// The sockets, rooms and sessions of one namespace.
 #[derive(Debug)]
 struct NamespaceEntry<H> {
@@ -116,14 +136,18 @@ impl<H: Clone> Hub<H> {
         self.entry(namespace).map_or(0, |entry| entry.owners.len())
     }
 
-    /// Puts socket `sid` of `namespace` in `room`.
+    /// Puts socket `sid` of `namespace` in `room`; another socket's own room (its sid) is
+    /// refused.
     pub fn enter_room(
         &mut self,
         namespace: &str,
         sid: &str,
         room: &str,
-    ) -> Result<(), UnknownSocket> {
+    ) -> Result<(), EnterRoomError> {
         let entry = self.known_mut(namespace, sid)?;
+        if room != sid && entry.owners.contains_key(room) {
+            return Err(sid_room(namespace, room).into());
+        }
         entry.rooms.join(&Sid::from(sid), room);
         Ok(())
     }
@@ -140,11 +164,13 @@ impl<H: Clone> Hub<H> {
         Ok(())
     }
 
-    /// Removes every socket of `namespace` from `room`; returns those that were in it.
-    pub fn close_room(&mut self, namespace: &str, room: &str) -> Vec<Sid> {
+    /// Removes every socket of `namespace` from `room`; returns those that were in it. A
+    /// socket's own room (its sid) is refused.
+    pub fn close_room(&mut self, namespace: &str, room: &str) -> Result<Vec<Sid>, SidRoom> {
         match self.namespaces.get_mut(namespace) {
-            Some(entry) => entry.rooms.close_room(room),
-            None => Vec::new(),
+            Some(entry) if entry.owners.contains_key(room) => Err(sid_room(namespace, room)),
+            Some(entry) => Ok(entry.rooms.close_room(room)),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -244,6 +270,13 @@ impl<H: Clone> Hub<H> {
     }
 }
 
+fn sid_room(namespace: &str, room: &str) -> SidRoom {
+    SidRoom {
+        namespace: namespace.to_owned(),
+        room: room.to_owned(),
+    }
+}
+
 fn unknown(namespace: &str, sid: &str) -> UnknownSocket {
     UnknownSocket {
         namespace: namespace.to_owned(),
@@ -327,8 +360,34 @@ mod tests {
         hub.leave_room("/", "a", "r").unwrap();
         assert_eq!(hub.participants("/", "r"), vec![Sid::from("b")]);
         let closed = hub.close_room("/", "r");
-        assert_eq!(closed, vec![Sid::from("b")]);
+        assert_eq!(closed, Ok(vec![Sid::from("b")]));
         assert!(hub.participants("/", "r").is_empty());
+    }
+
+    #[test]
+    fn a_sockets_own_room_is_neither_entered_by_another_nor_closed() {
+        let mut hub = Hub::new();
+        hub.register_socket("/", Sid::from("a"), 0u8);
+        hub.register_socket("/", Sid::from("b"), 1u8);
+        hub.register_socket("/chat", Sid::from("c"), 2u8);
+        let refused = sid_room("/", "b");
+        assert_eq!(hub.enter_room("/", "a", "b"), Err(refused.clone().into()));
+        assert_eq!(hub.close_room("/", "b"), Err(refused));
+        // b alone still hears what is meant for it.
+        assert_eq!(
+            sids(hub.recipients("/", &["b"], NONE)),
+            vec![("b".into(), 1)]
+        );
+        // Its own room, once left, can be entered again by itself; a sid of another namespace
+        // is an ordinary room name here.
+        hub.leave_room("/", "b", "b").unwrap();
+        hub.enter_room("/", "b", "b").unwrap();
+        hub.enter_room("/", "a", "c").unwrap();
+        assert_eq!(hub.close_room("/", "c"), Ok(vec![Sid::from("a")]));
+        // Once its socket is gone, the name is free.
+        hub.forget_socket("/", "b");
+        hub.enter_room("/", "a", "b").unwrap();
+        assert_eq!(hub.close_room("/", "b"), Ok(vec![Sid::from("a")]));
     }
 
     #[test]

@@ -367,8 +367,8 @@ impl Server {
         self.of("/").leave_room(sid, room)
     }
 
-    /// Removes every socket of `/` from `room`.
-    pub fn close_room(&self, room: &str) {
+    /// Removes every socket of `/` from `room`; see [`Namespace::close_room`].
+    pub fn close_room(&self, room: &str) -> Result<(), ServerError> {
         self.of("/").close_room(room)
     }
 
@@ -1227,9 +1227,11 @@ impl Namespace {
         }
     }
 
-    /// Removes every socket from `room` (on every server, with a client manager).
-    pub fn close_room(&self, room: &str) {
-        self.server.hub().close_room(&self.name, room);
+    /// Removes every socket from `room` (on every server, with a client manager). A socket's
+    /// own room (its sid) cannot be closed: [`ServerError::SidRoom`] for a socket of this
+    /// server; a server holding the socket ignores the message.
+    pub fn close_room(&self, room: &str) -> Result<(), ServerError> {
+        self.server.hub().close_room(&self.name, room)?;
         if let Some(bus) = &self.server.inner.bus {
             bus.publish_detached(&Message::CloseRoom {
                 room: room.to_owned(),
@@ -1237,6 +1239,7 @@ impl Namespace {
                 host_id: Some(bus.host_id.clone()),
             });
         }
+        Ok(())
     }
 
     /// The rooms socket `sid` is in, its own sid room included.

@@ -247,7 +247,7 @@ await commands();
     io.leave_room(&sids["polling"], "vip").expect("leave_room");
     assert!(!io.rooms(&sids["polling"]).contains(&"vip".to_owned()));
 
-    io.close_room("lobby");
+    io.close_room("lobby").expect("close_room");
     for sid in sids.values() {
         assert_eq!(
             io.rooms(sid),
@@ -264,6 +264,16 @@ await commands();
         until(&mut client, &both, "marker", json!("after")),
         [json!([["marker", "after"]]), json!([["marker", "after"]])]
     );
+    // A socket's own room can be neither entered by another socket nor closed (as in
+    // python-socketio): the emit to it below reaches its socket alone.
+    assert!(matches!(
+        io.enter_room(&sids["polling"], &sids["websocket"]),
+        Err(ServerError::SidRoom(_))
+    ));
+    assert!(matches!(
+        io.close_room(&sids["websocket"]),
+        Err(ServerError::SidRoom(_))
+    ));
     // Each sid room still addresses its socket.
     io.emit("news", &"direct")
         .to(&sids["websocket"])

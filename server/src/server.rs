@@ -380,8 +380,8 @@ impl<Rt: Runtime> Server<Rt> {
         self.of("/").leave_room(sid, room)
     }
 
-    /// Removes every socket of `/` from `room`.
-    pub fn close_room(&self, room: &str) {
+    /// Removes every socket of `/` from `room`; see [`Namespace::close_room`].
+    pub fn close_room(&self, room: &str) -> Result<(), ServerError> {
         self.of("/").close_room(room)
     }
 
@@ -987,9 +987,11 @@ impl<Rt: Runtime> Namespace<Rt> {
         }
     }
 
-    /// Removes every socket from `room` (on every server, with a client manager).
-    pub fn close_room(&self, room: &str) {
-        self.server.inner.hub().close_room(&self.name, room);
+    /// Removes every socket from `room` (on every server, with a client manager). A socket's
+    /// own room (its sid) cannot be closed: [`ServerError::SidRoom`] for a socket of this
+    /// server; a server holding the socket ignores the message.
+    pub fn close_room(&self, room: &str) -> Result<(), ServerError> {
+        self.server.inner.hub().close_room(&self.name, room)?;
         if let Some(bus) = &self.server.inner.bus {
             bus.publish_detached(&Message::CloseRoom {
                 room: room.to_owned(),
@@ -997,6 +999,7 @@ impl<Rt: Runtime> Namespace<Rt> {
                 host_id: Some(bus.host_id.clone()),
             });
         }
+        Ok(())
     }
 
     /// The rooms socket `sid` is in, its own sid room included.

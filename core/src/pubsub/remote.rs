@@ -116,7 +116,8 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
             namespace,
             ..
         } => {
-            // Only the server holding the socket acts; for the others it is unknown.
+            // Only the server holding the socket acts; for the others it is unknown. Another
+            // socket's own room is refused there, as a local enter_room would be.
             let _ = hub.enter_room(&namespace, &sid, &room);
             Remote::Done
         }
@@ -132,7 +133,8 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
         Message::CloseRoom {
             room, namespace, ..
         } => {
-            hub.close_room(&namespace, &room);
+            // A socket's own room stays (the sender could not tell it was one).
+            let _ = hub.close_room(&namespace, &room);
             Remote::Done
         }
         Message::Callback { id, args, .. } => Remote::Answer { id, args },
