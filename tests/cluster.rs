@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use api_support::{Node, STEP, listen};
 use serde_json::{Value, json};
+use sockio::core::api::CallError;
 use sockio::core::pubsub::BrokerUrl;
 use sockio::core::pubsub::amqp::{AmqpLink, LinkEvent};
 use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
@@ -824,7 +825,8 @@ fn clustered<Rt: Runtime>(manager: &ClientManager) -> Server<Rt> {
 }
 
 /// Two clients, `a` on server A and `b` on server B, reporting every event they receive (and
-/// answering every acknowledgement request with `answer-from-<who>`).
+/// answering every acknowledgement request with `answer-from-<who>`, but for events whose name
+/// starts with `silent`).
 const CLIENTS: &str = r#"
 const options = { transports: ["websocket"], forceNew: true, reconnection: false };
 const a = io(URL, options);
@@ -835,7 +837,7 @@ for (const [who, socket] of [["a", a], ["b", b]]) {
   socket.onAny((event, ...args) => {
     const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
     out("ev", { who, event, args });
-    if (ack) ack(`answer-from-${who}`);
+    if (ack && !event.startsWith("silent")) ack(`answer-from-${who}`);
   });
   socket.on("disconnect", (reason) => out("ev", { who, event: "disconnect", args: [reason] }));
 }
@@ -986,6 +988,27 @@ async fn two_servers_share_clients(
     for _ in 0..2 {
         assert_eq!(client.expect("ev").await["event"], "room-question");
     }
+
+    // An emit with a callback and a timeout to B's client, which does not answer: A reports
+    // the timeout, as it would for a silent client of its own.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    server_a
+        .emit("silent-question", &())
+        .to(&sid_b)
+        .callback(
+            Some(Duration::from_secs(1)),
+            move |answer: Result<String, _>| {
+                let _ = tx.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .await
+        .expect("emit with callback");
+    assert_eq!(client.expect("ev").await["event"], "silent-question");
+    let answer = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the timeout reported in time")
+        .expect("the callback channel");
+    assert_eq!(answer, Err(CallError::Timeout.to_string()));
 
     // Remote leave_room, then close_room from B empties A's side too.
     server_a.leave_room(&sid_b, "r").expect("remote leave_room");

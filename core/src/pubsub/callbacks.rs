@@ -16,21 +16,38 @@ pub const MAX_PENDING_REMOTE_ACKS: usize = 65_536;
 #[error("too many callbacks waiting for answers from other servers ({MAX_PENDING_REMOTE_ACKS})")]
 pub struct TooManyPending;
 
+/// How many answers a remote callback waits for, and what silence means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// One client (`call`): the first answer completes it; none by the deadline is a timeout.
+    One,
+    /// Any number of clients, maybe none (a room that may have no members elsewhere): answers
+    /// are taken until the deadline, and silence is not an error.
+    Any,
+    /// At least one client, none of them on this server (a client of another server, or a room
+    /// without members here): answers are taken until the deadline, and none at all is a
+    /// timeout, as a silent client of this server would be.
+    AtLeastOne,
+}
+
 /// What happened to a callback at its deadline.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Expired<C> {
-    /// The one client called did not answer: report a timeout to the callback.
+    /// Nobody answered a callback that expected an answer ([`Expect::One`],
+    /// [`Expect::AtLeastOne`]): report a timeout to the callback.
     Unanswered(C),
-    /// A room emit's time to collect answers is over. Nothing to report: how many clients the
-    /// other servers had in the room is not known here, so silence is not an error.
+    /// The time to collect answers is over, and nothing is to be reported: an answer came, or
+    /// silence is not an error ([`Expect::Any`]: how many clients the other servers had in the
+    /// room is not known here).
     Done(C),
 }
 
 struct Pending<C> {
     callback: C,
     deadline: Instant,
-    /// A single recipient (a sid): the first answer completes it.
-    single: bool,
+    expect: Expect,
+    /// An answer came.
+    answered: bool,
 }
 
 /// Remote callbacks by id.
@@ -49,14 +66,14 @@ impl<C> Default for PendingCallbacks<C> {
 }
 
 impl<C: Clone> PendingCallbacks<C> {
-    /// Registers `callback` for an emit to one client (`single`) or to rooms, answered until
-    /// `now + timeout` ([`DEFAULT_REMOTE_ACK_TIMEOUT`] when `None`). Returns the id to publish.
+    /// Registers `callback` for the answers `expect` describes, taken until `now + timeout`
+    /// ([`DEFAULT_REMOTE_ACK_TIMEOUT`] when `None`). Returns the id to publish.
     pub fn register(
         &mut self,
         callback: C,
         now: Instant,
         timeout: Option<Duration>,
-        single: bool,
+        expect: Expect,
     ) -> Result<u64, TooManyPending> {
         if self.entries.len() >= MAX_PENDING_REMOTE_ACKS {
             return Err(TooManyPending);
@@ -72,7 +89,8 @@ impl<C: Clone> PendingCallbacks<C> {
             Pending {
                 callback,
                 deadline,
-                single,
+                expect,
+                answered: false,
             },
         );
         Ok(id)
@@ -80,10 +98,11 @@ impl<C: Clone> PendingCallbacks<C> {
 
     /// The callback to call with an answer for `id`, if it is still waiting.
     pub fn answer(&mut self, id: u64) -> Option<C> {
-        let pending = self.entries.get(&id)?;
-        if pending.single {
+        let pending = self.entries.get_mut(&id)?;
+        if pending.expect == Expect::One {
             return self.entries.remove(&id).map(|p| p.callback);
         }
+        pending.answered = true;
         Some(pending.callback.clone())
     }
 
@@ -97,12 +116,9 @@ impl<C: Clone> PendingCallbacks<C> {
             .collect();
         due.into_iter()
             .filter_map(|id| self.entries.remove(&id))
-            .map(|p| {
-                if p.single {
-                    Expired::Unanswered(p.callback)
-                } else {
-                    Expired::Done(p.callback)
-                }
+            .map(|p| match p.expect {
+                Expect::One | Expect::AtLeastOne if !p.answered => Expired::Unanswered(p.callback),
+                _ => Expired::Done(p.callback),
             })
             .collect()
     }
@@ -135,7 +151,7 @@ mod tests {
         let mut pending = PendingCallbacks::default();
         let now = sockio_testkit::clock::start();
         let id = pending
-            .register("cb", now, Some(Duration::from_secs(5)), true)
+            .register("cb", now, Some(Duration::from_secs(5)), Expect::One)
             .unwrap();
         assert_eq!(pending.answer(id), Some("cb"));
         assert_eq!(pending.answer(id), None);
@@ -146,9 +162,9 @@ mod tests {
     fn room_callbacks_collect_answers_until_the_deadline() {
         let mut pending = PendingCallbacks::default();
         let now = sockio_testkit::clock::start();
-        let room = pending.register("room", now, None, false).unwrap();
+        let room = pending.register("room", now, None, Expect::Any).unwrap();
         let call = pending
-            .register("call", now, Some(Duration::from_secs(1)), true)
+            .register("call", now, Some(Duration::from_secs(1)), Expect::One)
             .unwrap();
         assert_eq!(pending.answer(room), Some("room"));
         assert_eq!(pending.answer(room), Some("room"));
@@ -170,8 +186,44 @@ mod tests {
         let mut pending = PendingCallbacks::default();
         let now = sockio_testkit::clock::start();
         for _ in 0..MAX_PENDING_REMOTE_ACKS {
-            pending.register((), now, None, true).unwrap();
+            pending.register((), now, None, Expect::One).unwrap();
         }
-        assert_eq!(pending.register((), now, None, true), Err(TooManyPending));
+        assert_eq!(
+            pending.register((), now, None, Expect::One),
+            Err(TooManyPending)
+        );
+    }
+
+    #[test]
+    fn a_callback_expecting_an_answer_from_elsewhere_times_out_only_in_silence() {
+        let mut pending = PendingCallbacks::default();
+        let now = sockio_testkit::clock::start();
+        let timeout = Some(Duration::from_secs(5));
+        let silent = pending
+            .register("silent", now, timeout, Expect::AtLeastOne)
+            .unwrap();
+        let answered = pending
+            .register("answered", now, timeout, Expect::AtLeastOne)
+            .unwrap();
+        let room = pending.register("room", now, timeout, Expect::Any).unwrap();
+        // Answers keep coming until the deadline: one client or a whole room elsewhere.
+        assert_eq!(pending.answer(answered), Some("answered"));
+        assert_eq!(pending.answer(answered), Some("answered"));
+        assert!(pending.expire(now + Duration::from_secs(4)).is_empty());
+        let mut expired = pending.expire(now + Duration::from_secs(5));
+        expired.sort_by_key(|e| match e {
+            Expired::Unanswered(c) | Expired::Done(c) => *c,
+        });
+        assert_eq!(
+            expired,
+            vec![
+                Expired::Done("answered"),
+                Expired::Done("room"),
+                Expired::Unanswered("silent"),
+            ]
+        );
+        assert_eq!(pending.answer(silent), None);
+        assert_eq!(pending.answer(room), None);
+        assert!(pending.is_empty());
     }
 }

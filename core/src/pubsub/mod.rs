@@ -15,7 +15,7 @@ pub mod remote;
 pub mod resp;
 pub mod url;
 
-pub use callbacks::{Expired, PendingCallbacks, TooManyPending};
+pub use callbacks::{Expect, Expired, PendingCallbacks, TooManyPending};
 pub use manager::ClientManager;
 pub use message::{DecodeError, Message, RemoteAck};
 pub use reconnect::Reconnect;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::hub::Hub;
 use crate::payload::Args;
 
-use super::callbacks::{PendingCallbacks, TooManyPending};
+use super::callbacks::{Expect, PendingCallbacks, TooManyPending};
 use super::message::{DecodeError, Message, RemoteAck};
 
 /// Where a client's answer to a remote emit goes back to.
@@ -231,7 +231,12 @@ pub fn plan_emit<H: Clone, C: Clone>(
             // python-socketio's callback names one room (or sid); the answer only echoes it.
             sid: emit.rooms.first().cloned().unwrap_or_default(),
             namespace: emit.namespace.to_owned(),
-            id: pending.register(callback.clone(), now, timeout, false)?,
+            id: pending.register(
+                callback.clone(),
+                now,
+                timeout,
+                remote_answers(hub, emit, timeout),
+            )?,
         }),
         None => None,
     };
@@ -249,6 +254,23 @@ pub fn plan_emit<H: Clone, C: Clone>(
     })
 }
 
+/// What a callback of `emit` can expect from the other servers. An emit with a timeout to one
+/// room (most often a client's sid) without members here can only be answered from elsewhere:
+/// no answer by its timeout is reported as one, as for a silent client of this server. Other
+/// emits may have no recipient elsewhere, so silence there is not an error.
+fn remote_answers<H: Clone>(
+    hub: &Hub<H>,
+    emit: EmitTarget<'_>,
+    timeout: Option<Duration>,
+) -> Expect {
+    match emit.rooms {
+        [room] if timeout.is_some() && hub.participants(emit.namespace, room).is_empty() => {
+            Expect::AtLeastOne
+        }
+        _ => Expect::Any,
+    }
+}
+
 /// Plans a `call` of host `host_id` to client `sid` of another server: registers `callback` for
 /// its one answer (or a timeout after `timeout`) and returns the message to publish with the
 /// callback's id.
@@ -264,7 +286,7 @@ pub fn plan_call<C: Clone>(
     callback: C,
     timeout: Duration,
 ) -> Result<(Message, u64), TooManyPending> {
-    let id = pending.register(callback, now, Some(timeout), true)?;
+    let id = pending.register(callback, now, Some(timeout), Expect::One)?;
     let message = Message::Emit {
         event: event.to_owned(),
         args,
@@ -427,6 +449,60 @@ mod tests {
             vec![super::super::callbacks::Expired::Unanswered("call")]
         );
         assert_ne!(call, id);
+    }
+
+    /// An emit with a timeout to a client of another server (one room without members here)
+    /// reports that client's silence as a timeout; an emit that may reach nobody elsewhere (a
+    /// room with members here, several rooms, no timeout) does not.
+    #[test]
+    fn a_callback_to_a_client_elsewhere_reports_its_silence() {
+        use super::super::callbacks::Expired;
+        let mut hub = hub();
+        hub.enter_room("/", "mine", "shared").unwrap();
+        let mut pending = PendingCallbacks::default();
+        let now = sockio_testkit::clock::start();
+        let args = Args::new();
+        let timeout = Duration::from_secs(5);
+        let mut plan = |rooms: &[&str], callback: &'static str, timeout: Option<Duration>| {
+            let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+            let target = EmitTarget {
+                event: "e",
+                args: &args,
+                namespace: "/",
+                rooms: &rooms,
+                skip: &[],
+            };
+            plan_emit(
+                &hub,
+                "me",
+                &mut pending,
+                now,
+                target,
+                Some((&callback, timeout)),
+            )
+            .unwrap()
+            .remote_ack
+            .expect("a remote callback")
+        };
+        plan(&["theirs"], "theirs", Some(timeout));
+        plan(&["shared"], "shared", Some(timeout));
+        plan(&["theirs", "other"], "two rooms", Some(timeout));
+        plan(&["theirs"], "no timeout", None);
+        let answered = plan(&["theirs-too"], "answered", Some(timeout));
+        assert_eq!(pending.answer(answered), Some("answered"));
+        let mut expired = pending.expire(now + timeout);
+        expired.sort_by_key(|e| match e {
+            Expired::Unanswered(c) | Expired::Done(c) => *c,
+        });
+        assert_eq!(
+            expired,
+            vec![
+                Expired::Done("answered"),
+                Expired::Done("shared"),
+                Expired::Unanswered("theirs"),
+                Expired::Done("two rooms"),
+            ]
+        );
     }
 
     #[test]
