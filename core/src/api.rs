@@ -389,6 +389,12 @@ macro_rules! emit_callback_methods {
         /// (or `Err` when the client did not answer within `timeout` or went away). The
         /// callback runs outside every lock, on whichever task or thread received the answer:
         /// keep it short, or start a background task.
+        ///
+        /// With a client manager, answers of clients of other servers come back as they
+        /// arrive, until `timeout` (60 s when `None`). How many clients a room has there is
+        /// not known here, so their silence is reported only for an emit with a `timeout` to
+        /// one room without members on this server (most often a client's sid): `Err` when
+        /// no answer came at all. A client of another server that leaves is not reported.
         pub fn callback<T, F>(mut self, timeout: Option<::std::time::Duration>, callback: F) -> Self
         where
             T: ::serde::de::DeserializeOwned,
