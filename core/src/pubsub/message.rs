@@ -268,7 +268,7 @@ impl Message {
             }),
             "enter_room" | "leave_room" => {
                 let sid = required_str(&map, "sid")?;
-                let room = required_str(&map, "room")?;
+                let room = required_room(&map, "room")?;
                 Ok(if method == "enter_room" {
                     Message::EnterRoom {
                         sid,
@@ -286,7 +286,7 @@ impl Message {
                 })
             }
             "close_room" => Ok(Message::CloseRoom {
-                room: required_str(&map, "room")?,
+                room: required_room(&map, "room")?,
                 namespace,
                 host_id,
             }),
@@ -309,6 +309,23 @@ fn required_str(map: &Map<String, Value>, key: &'static str) -> Result<String, D
     map.get(key)
         .and_then(Value::as_str)
         .map(str::to_owned)
+        .ok_or(DecodeError::Field(key))
+}
+
+/// A room name as python-socketio may publish it: a string, or a number (Python rooms are any
+/// hashable value, and an application's `enter_room(sid, user.id)` publishes `"room": 42`),
+/// which names the room of the same decimal text here.
+fn room_name(value: &Value) -> Option<String> {
+    match value {
+        Value::String(name) => Some(name.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+fn required_room(map: &Map<String, Value>, key: &'static str) -> Result<String, DecodeError> {
+    map.get(key)
+        .and_then(room_name)
         .ok_or(DecodeError::Field(key))
 }
 
@@ -338,13 +355,14 @@ fn one_or_list_field(
 ) -> Result<Vec<String>, DecodeError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(one)) => Ok(vec![one.clone()]),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|item| item.as_str().map(str::to_owned))
+            .map(room_name)
             .collect::<Option<Vec<_>>>()
             .ok_or(DecodeError::Field(key)),
-        Some(_) => Err(DecodeError::Field(key)),
+        Some(one) => room_name(one)
+            .map(|one| vec![one])
+            .ok_or(DecodeError::Field(key)),
     }
 }
 
@@ -352,8 +370,9 @@ fn decode_callback(map: &Map<String, Value>) -> Result<Option<RemoteAck>, Decode
     match map.get("callback") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(parts)) => match parts.as_slice() {
-            [Value::String(sid), Value::String(namespace), id] => Ok(Some(RemoteAck {
-                sid: sid.clone(),
+            // The first part is the emit's room, which may be a number (see `room_name`).
+            [room, Value::String(namespace), id] => Ok(Some(RemoteAck {
+                sid: room_name(room).ok_or(DecodeError::Field("callback"))?,
                 namespace: namespace.clone(),
                 id: id.as_u64().ok_or(DecodeError::Field("callback"))?,
             })),
@@ -414,8 +433,11 @@ fn decode_args(map: &Map<String, Value>, key: &'static str) -> Result<Args, Deco
         (data, Vec::new())
     };
     let values = match list {
-        // A one-element list is one argument; python-socketio turns `None` into no argument.
-        Value::Array(values) if values.len() == 1 && values[0].is_null() => Vec::new(),
+        // A one-element list is one argument; python-socketio turns an emit's `None` into no
+        // argument. A callback's `args` is the client's answer as it came (`[null]` is one).
+        Value::Array(values) if key == "data" && values.len() == 1 && values[0].is_null() => {
+            Vec::new()
+        }
         Value::Array(values) => values,
         // The legacy form: `data` itself is the one argument.
         Value::Null => Vec::new(),
@@ -490,6 +512,66 @@ mod tests {
         assert!(skip.is_empty());
         assert_eq!(callback, None);
         assert_eq!(host_id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+    }
+
+    /// python-socketio rooms are any hashable value: `enter_room(sid, 42)` and `emit(..,
+    /// room=42)` publish a number, which names the room "42" here instead of failing the message.
+    #[test]
+    fn numeric_rooms_from_python_name_their_decimal_text() {
+        let emit = decode_json(json!({
+            "method": "emit", "event": "e", "data": [], "namespace": "/",
+            "room": 42, "skip_sid": ["s", 7], "callback": [42, "/", 3], "host_id": "h"
+        }))
+        .unwrap();
+        let Message::Emit {
+            rooms,
+            skip,
+            callback,
+            ..
+        } = emit
+        else {
+            panic!("not an emit");
+        };
+        assert_eq!(rooms, vec!["42".to_owned()]);
+        assert_eq!(skip, vec!["s".to_owned(), "7".to_owned()]);
+        assert_eq!(callback.map(|c| c.sid), Some("42".to_owned()));
+        let rooms = decode_json(json!({
+            "method": "emit", "event": "e", "data": [], "room": [1, "two", 3.5]
+        }))
+        .unwrap();
+        assert!(matches!(rooms, Message::Emit { rooms, .. } if rooms == ["1", "two", "3.5"]));
+        for method in ["enter_room", "leave_room"] {
+            let message = decode_json(json!({
+                "method": method, "sid": "s", "room": 42, "namespace": "/", "host_id": "h"
+            }))
+            .unwrap();
+            assert!(matches!(
+                message,
+                Message::EnterRoom { ref room, .. } | Message::LeaveRoom { ref room, .. }
+                    if room == "42"
+            ));
+        }
+        let close = decode_json(json!({"method": "close_room", "room": 42})).unwrap();
+        assert!(matches!(close, Message::CloseRoom { room, .. } if room == "42"));
+        // Other values are still refused.
+        for room in [json!(true), json!({"a": 1}), json!([["nested"]])] {
+            let message = json!({"method": "emit", "event": "e", "data": [], "room": room});
+            assert_eq!(decode_json(message), Err(DecodeError::Field("room")));
+        }
+    }
+
+    /// A client that answers `null` gives the callback one `null` argument, as python-socketio
+    /// calls `cb(None)`; an emit's `[null]` is no argument, as python-socketio sends it.
+    #[test]
+    fn a_callback_answer_of_null_is_one_argument() {
+        let answer = decode_json(json!({
+            "method": "callback", "host_id": "h", "sid": "s", "namespace": "/", "id": 1,
+            "args": [null]
+        }))
+        .unwrap();
+        assert!(matches!(answer, Message::Callback { args, .. } if args.values == [json!(null)]));
+        let emit = decode_json(json!({"method": "emit", "event": "e", "data": [null]})).unwrap();
+        assert!(matches!(emit, Message::Emit { args, .. } if args.values.is_empty()));
     }
 
     #[test]
@@ -680,7 +762,7 @@ mod tests {
             Err(DecodeError::Attachment(0))
         );
         assert_eq!(
-            decode_json(json!({"method": "emit", "event": "e", "room": 5})),
+            decode_json(json!({"method": "emit", "event": "e", "room": false})),
             Err(DecodeError::Field("room"))
         );
         assert_eq!(
