@@ -171,6 +171,49 @@ fn connections(exchange: &str) -> Vec<String> {
 }
 
 /// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.
+/// A Redis user whose ACL does not grant `CLIENT` (sockio names its connections with `CLIENT
+/// SETNAME`, for operators only) still shares clients, as python-socketio's redis-py, which
+/// names nothing, does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_user_without_the_client_command_shares_clients() {
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    /// Deletes the user at the end, whatever the outcome.
+    struct AclUser<'a>(&'a str, String);
+    impl Drop for AclUser<'_> {
+        fn drop(&mut self) {
+            redis_command(self.0, &[b"ACL", b"DELUSER", self.1.as_bytes()]);
+        }
+    }
+    let user = AclUser(&addr, fresh_channel());
+    let created = redis_command(
+        &addr,
+        &[
+            b"ACL",
+            b"SETUSER",
+            user.1.as_bytes(),
+            b"reset",
+            b"on",
+            b">pw",
+            b"~*",
+            b"&*",
+            b"+@all",
+            b"-client",
+        ],
+    );
+    assert_eq!(created, Reply::Simple("OK".into()));
+    let url = format!("redis://{}:pw@{addr}", user.1);
+    let channel = fresh_channel();
+    let check = channel.clone();
+    let redis = addr.clone();
+    two_servers_share_clients(&url, &channel, async move {
+        wait_for_subscribers(&redis, &check, 2).await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_socket() {
     let Some(redis) = sockio_testkit::brokers::UnixRedis::start() else {

@@ -319,10 +319,12 @@ impl RedisLink {
             Expect::Subscribe => "SUBSCRIBE",
             Expect::Publish(_) => "PUBLISH",
         };
-        if let Reply::Error(message) = reply {
-            return Err(LinkError::Refused { command, message });
-        }
         match (expect, reply) {
+            // The connection's name only shows in the operators' `CLIENT LIST`: a user whose
+            // ACL does not grant `CLIENT`, or a server that renamed the command, still gets a
+            // working link (python-socketio's redis-py sets no name at all).
+            (Expect::SetName, Reply::Error(_)) => {}
+            (_, Reply::Error(message)) => return Err(LinkError::Refused { command, message }),
             (Expect::Auth | Expect::Select | Expect::SetName, Reply::Simple(_)) => {}
             (Expect::Subscribe, Reply::Array(Some(items))) => {
                 if !matches!(items.first(), Some(Reply::Bulk(Some(kind))) if kind.as_ref() == b"subscribe")
@@ -459,6 +461,33 @@ mod tests {
         assert_eq!(
             link.poll_event(),
             Some(LinkEvent::Message(Bytes::from_static(b"{}")))
+        );
+    }
+
+    /// A user whose ACL lacks `CLIENT` (or a server that renamed it) refuses the name, and the
+    /// link works without it, as python-socketio's does.
+    #[test]
+    fn a_refused_connection_name_does_not_fail_the_link() {
+        let mut link = RedisLink::subscriber(&config(Some("pw"), 0), "socketio", "s");
+        let _ = link.poll_transmit();
+        link.handle_input(
+            b"+OK\r\n-NOPERM User u has no permissions to run the 'client|setname' command\r\n",
+        )
+        .unwrap();
+        link.handle_input(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+
+        let mut link = RedisLink::publisher(&config(None, 0), "c", "p");
+        let _ = link.poll_transmit();
+        let seq = link.publish(b"a");
+        link.handle_input(b"-ERR unknown command 'CLIENT'\r\n:1\r\n")
+            .unwrap();
+        let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        assert!(events.contains(&LinkEvent::Ready), "{events:?}");
+        assert!(
+            events.contains(&LinkEvent::Published { seq, receivers: 1 }),
+            "{events:?}"
         );
     }
 
