@@ -1,6 +1,8 @@
 //! Broker URLs, as python-socketio's managers take them: `redis://[[user]:password@]host[:port][/db]`,
 //! `rediss://...` (Redis over TLS), `unix://[[user]:password@]/path/to/redis.sock[?db=N]`,
-//! `amqp://user:password@host[:port][/vhost]` and `amqps://...` (AMQP over TLS).
+//! `amqp://user:password@host[:port][/vhost]` (or kombu's `pyamqp://`) and `amqps://...` (AMQP
+//! over TLS). A URL without a host names `localhost`, as in the Python clients (`redis://`,
+//! `amqp://`).
 //!
 //! TLS settings ride in the query string under the names the Python clients use, so one URL works
 //! for python-socketio and for sockio: redis-py's `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`
@@ -97,7 +99,8 @@ impl BrokerUrl {
             "redis" | "valkey" => parse_redis(rest, &query, false).map(BrokerUrl::Redis),
             "rediss" | "valkeys" => parse_redis(rest, &query, true).map(BrokerUrl::Redis),
             "unix" => parse_redis_unix(rest, &query).map(BrokerUrl::Redis),
-            "amqp" => parse_amqp(rest, &query, false).map(BrokerUrl::Amqp),
+            // `pyamqp` is kombu's name for the same transport.
+            "amqp" | "pyamqp" => parse_amqp(rest, &query, false).map(BrokerUrl::Amqp),
             "amqps" => parse_amqp(rest, &query, true).map(BrokerUrl::Amqp),
             other => Err(UrlError::Scheme(format!("{other}://"))),
         }
@@ -229,9 +232,9 @@ fn host_port(authority: &str, default_port: u16) -> Result<(String, u16), UrlErr
             None => (authority, None),
         }
     };
-    if host.is_empty() {
-        return Err(UrlError::Malformed("no host"));
-    }
+    // No host is the local one, as redis-py and kombu read it: python-socketio's docs write
+    // `KombuManager('amqp://')`.
+    let host = if host.is_empty() { "localhost" } else { host };
     let port = match port {
         None | Some("") => default_port,
         Some(port) => port.parse().map_err(|_| UrlError::Malformed("bad port"))?,
@@ -486,6 +489,48 @@ mod tests {
             panic!()
         };
         assert_eq!((plain.vhost.as_str(), plain.tls), ("prod", None));
+    }
+
+    /// python-socketio's docs write `KombuManager('amqp://')` and `RedisManager('redis://')`:
+    /// no host is localhost, as redis-py and kombu read it; kombu's `pyamqp://` is `amqp://`.
+    #[test]
+    fn urls_without_a_host_name_localhost() {
+        assert_eq!(
+            redis("redis://").address,
+            RedisAddress::Tcp {
+                host: "localhost".into(),
+                port: 6379
+            }
+        );
+        assert_eq!(redis("redis://").db, 0);
+        let with_port = redis("redis://:pw@:6380/2");
+        assert_eq!(
+            (with_port.address, with_port.password.as_deref(), with_port.db),
+            (
+                RedisAddress::Tcp {
+                    host: "localhost".into(),
+                    port: 6380
+                },
+                Some("pw"),
+                2
+            )
+        );
+        for url in ["amqp://", "pyamqp://", "pyamqp://guest:guest@localhost:5672//"] {
+            let BrokerUrl::Amqp(config) = BrokerUrl::parse(url).unwrap() else {
+                panic!("{url} is an AMQP URL");
+            };
+            assert_eq!(
+                (
+                    config.host.as_str(),
+                    config.port,
+                    config.vhost.as_str(),
+                    config.username.as_str(),
+                    config.password.as_str()
+                ),
+                ("localhost", 5672, "/", "guest", "guest"),
+                "{url}"
+            );
+        }
     }
 
     #[test]
