@@ -241,7 +241,9 @@ macro_rules! server_builder_options {
             self
         }
 
-        /// Allowed origins (default: same origin only). `$crate::http::AllowedOrigins::Any` is python's `'*'`.
+        /// Allowed origins (default: same origin only). `$crate::http::AllowedOrigins::Any` is
+        /// python's `'*'`; `$crate::http::AllowedOrigins::Disabled` is python's `[]` (no CORS
+        /// handling, for a proxy that does it).
         pub fn cors_allowed_origins(mut self, origins: $crate::http::AllowedOrigins) -> Self {
             self.config.engine.cors.allowed_origins = origins;
             self

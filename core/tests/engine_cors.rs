@@ -304,3 +304,53 @@ fn refused_origin_on_websocket_upgrade_is_400_text() {
     h.ws_send_text(ws, "2probe");
     assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
 }
+
+/// `AllowedOrigins::Disabled` (python-engineio's `cors_allowed_origins=[]`, for a proxy that
+/// does CORS): any origin gets through on every request kind, and no CORS header is added.
+#[test]
+fn disabled_cors_checks_no_origin_and_adds_no_headers() {
+    let mut h = Harness::engine(with_origins(AllowedOrigins::Disabled));
+    let foreign = [("host", "server.test"), ("origin", "http://elsewhere.test")];
+    let cors_headers = |response: &Response| {
+        response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-") || *name == "vary")
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let open = h.send(Method::GET, HANDSHAKE, &foreign, b"").response();
+    assert_eq!(open.status(), StatusCode::OK, "{}", body_text(&open));
+    assert!(cors_headers(&open).is_empty(), "{:?}", open.headers());
+
+    let sid = h.open_polling("EIO=4");
+    let q = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+    let post = h.send(Method::POST, &q, &foreign, b"4y").response();
+    assert_eq!(post.status(), StatusCode::OK, "{}", body_text(&post));
+    assert!(cors_headers(&post).is_empty(), "{:?}", post.headers());
+
+    let preflight = h
+        .send(
+            Method::OPTIONS,
+            HANDSHAKE,
+            &[
+                ("host", "server.test"),
+                ("origin", "http://elsewhere.test"),
+                ("access-control-request-method", "POST"),
+            ],
+            b"",
+        )
+        .response();
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert!(
+        cors_headers(&preflight).is_empty(),
+        "{:?}",
+        preflight.headers()
+    );
+
+    let ws = h.ws_connect_with(
+        &format!("/engine.io/?EIO=4&transport=websocket&sid={sid}"),
+        &foreign,
+    );
+    assert!(ws.is_ok(), "the upgrade from any origin is taken");
+}

@@ -29,6 +29,11 @@ pub enum AllowedOrigins {
     List(Vec<String>),
     /// Decided by a function of the origin string.
     Predicate(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+    /// No CORS handling at all, for a proxy in front that does it: no origin is checked, no
+    /// CORS header (nor `Vary: Origin`) is added, and a preflight gets an empty `204`.
+    /// python-engineio's `cors_allowed_origins=[]`; the Node.js server's default (`cors`
+    /// unset). An empty [`List`](Self::List) instead refuses every origin.
+    Disabled,
 }
 
 impl fmt::Debug for AllowedOrigins {
@@ -38,6 +43,7 @@ impl fmt::Debug for AllowedOrigins {
             Self::Any => f.write_str("Any"),
             Self::List(list) => f.debug_tuple("List").field(list).finish(),
             Self::Predicate(_) => f.write_str("Predicate(..)"),
+            Self::Disabled => f.write_str("Disabled"),
         }
     }
 }
@@ -133,6 +139,7 @@ impl CorsConfig {
     /// [`AllowedOrigins::SameOrigin`] the `Host` header is used, and the
     /// `X-Forwarded-Host` a proxy adds; an HTTP/2 request carries its
     /// authority in the URI instead, see [`CorsConfig::check_request`].
+    /// [`AllowedOrigins::Disabled`] treats every request as one without `Origin`.
     pub fn check(&self, headers: &HeaderMap) -> OriginCheck {
         self.check_with_host(headers, || headers.get(HOST).and_then(|h| h.to_str().ok()))
     }
@@ -157,6 +164,9 @@ impl CorsConfig {
         let Some(value) = origins.next() else {
             return OriginCheck::NoOrigin;
         };
+        if let AllowedOrigins::Disabled = self.allowed_origins {
+            return OriginCheck::NoOrigin;
+        }
         if origins.next().is_some() || value.is_empty() || !is_visible_ascii(value.as_bytes()) {
             return OriginCheck::Denied;
         }
@@ -175,6 +185,7 @@ impl CorsConfig {
             AllowedOrigins::Any => true,
             AllowedOrigins::List(list) => list.iter().any(|o| o == "*" || o == origin),
             AllowedOrigins::Predicate(predicate) => predicate(origin),
+            AllowedOrigins::Disabled => true,
         };
         if allowed {
             OriginCheck::Allowed(value.clone())
@@ -190,6 +201,9 @@ impl CorsConfig {
     /// `Denied`. In every case `Vary: Origin` is added (unless the `Vary`
     /// headers already list `Origin` or `*`), since the answer depends on it.
     pub fn apply(&self, check: &OriginCheck, response_headers: &mut HeaderMap) {
+        if let AllowedOrigins::Disabled = self.allowed_origins {
+            return;
+        }
         if let OriginCheck::Allowed(origin) = check {
             response_headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             if self.credentials {
@@ -219,6 +233,9 @@ impl CorsConfig {
     pub fn preflight_response(&self, check: &OriginCheck, request_headers: &HeaderMap) -> Response {
         let mut response = Response::new(Bytes::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
+        if let AllowedOrigins::Disabled = self.allowed_origins {
+            return response;
+        }
         let headers = response.headers_mut();
         self.apply(check, headers);
         headers.insert(

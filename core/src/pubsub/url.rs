@@ -505,7 +505,11 @@ mod tests {
         assert_eq!(redis("redis://").db, 0);
         let with_port = redis("redis://:pw@:6380/2");
         assert_eq!(
-            (with_port.address, with_port.password.as_deref(), with_port.db),
+            (
+                with_port.address,
+                with_port.password.as_deref(),
+                with_port.db
+            ),
             (
                 RedisAddress::Tcp {
                     host: "localhost".into(),
@@ -515,7 +519,11 @@ mod tests {
                 2
             )
         );
-        for url in ["amqp://", "pyamqp://", "pyamqp://guest:guest@localhost:5672//"] {
+        for url in [
+            "amqp://",
+            "pyamqp://",
+            "pyamqp://guest:guest@localhost:5672//",
+        ] {
             let BrokerUrl::Amqp(config) = BrokerUrl::parse(url).unwrap() else {
                 panic!("{url} is an AMQP URL");
             };
