@@ -270,10 +270,14 @@ fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
 }
 
 /// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`).
+/// The answer to a `HEAD` request (`to_head`) has the headers a `GET` would have had, its
+/// `Content-Length` included, and no body (RFC 9110 §9.3.2): body bytes there would be read as
+/// the start of the next response.
 pub(crate) fn write_response(
     mut stream: &TcpStream,
     response: &Response,
     keep_alive: bool,
+    to_head: bool,
 ) -> io::Result<()> {
     let status = response.status();
     let mut out = Vec::with_capacity(256 + response.body().len());
@@ -291,7 +295,9 @@ pub(crate) fn write_response(
     } else {
         b"Connection: close\r\n\r\n"
     });
-    out.extend_from_slice(response.body());
+    if !to_head {
+        out.extend_from_slice(response.body());
+    }
     stream.write_all(&out)?;
     stream.flush()
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
@@ -883,6 +883,7 @@ pub(crate) fn connection_loop<H: Host>(
         if let Some(remote) = remote {
             request.extensions_mut().insert(RemoteAddr(remote));
         }
+        let to_head = request.method() == Method::HEAD;
         let response = match host.route(request, id, Some(&stream)) {
             Handled::Response(response) => response,
             // The reader stops one byte past the limit, so the application would see a
@@ -902,7 +903,7 @@ pub(crate) fn connection_loop<H: Host>(
                 break;
             }
         };
-        if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
+        if write_response(&stream, &response, keep_alive, to_head).is_err() || !keep_alive {
             break;
         }
     }
@@ -959,7 +960,8 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
     let head = match reader.read_head(stream) {
         Ok(head) => head,
         Err(Incoming::Bad(status, text)) => {
-            let _ = write_response(stream, &plain(status, text), false);
+            // The head did not parse (or its framing is refused): closed after, a body is harmless.
+            let _ = write_response(stream, &plain(status, text), false, false);
             return NextRequest::End;
         }
         Err(_) => return NextRequest::End,
@@ -978,7 +980,8 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
                     ..
                 }
             );
-            if write_response(stream, &refused, keep_alive).is_err() || !keep_alive {
+            // Only a POST is refused at its start.
+            if write_response(stream, &refused, keep_alive, false).is_err() || !keep_alive {
                 return NextRequest::End;
             }
             return NextRequest::Answered;

@@ -1,0 +1,145 @@
+//! The threads runtime's own HTTP/1.1 server, byte by byte: how responses are framed (HEAD, 204,
+//! `Connection: close`), which request heads it accepts (line ends, header values), keep-alive and
+//! `Expect: 100-continue`. Raw bytes over a `TcpStream`, as a client (or an attacker) sends them;
+//! several requests in one write check that each answer ends where the next begins.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use sockio_threads::Server;
+
+/// How long a read waits: far below the server's 30 s header timeout, so an answer the server
+/// only gives when that runs out counts as none.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One client connection, reading what the server sends as it comes.
+struct Raw {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn open(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("read timeout");
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads more; false at the end of the stream (or a reset). Fails the test on a timeout.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!(
+                    "nothing more from the server within {READ_TIMEOUT:?}; so far {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The next response head (up to its empty line), taken out of what was read.
+    fn head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end + 4]).into_owned();
+                self.buf.drain(..end + 4);
+                return head;
+            }
+            assert!(
+                self.fill(),
+                "the connection ended before a whole response head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    /// The next `n` bytes.
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill(), "the connection ended inside a body");
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// The next response: its head and its body (as long as its `Content-Length` says).
+    fn response(&mut self) -> (String, String) {
+        let head = self.head();
+        let length = content_length(&head).unwrap_or(0);
+        let body = self.bytes(length);
+        (head, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Asserts the server closes the connection without sending anything more.
+    fn assert_closed(&mut self) {
+        while self.fill() {}
+        assert!(
+            self.buf.is_empty(),
+            "more after the last expected response: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+    }
+}
+
+fn status(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn content_length(head: &str) -> Option<usize> {
+    header(head, "content-length").map(|v| v.parse().expect("a numeric Content-Length"))
+}
+
+fn serve(io: &Server) -> SocketAddr {
+    support::serve(io)
+}
+
+/// A HEAD request is answered with the headers a GET gets, `Content-Length` included, and no
+/// body: the next response on the connection starts right after the head.
+#[test]
+fn a_head_response_has_no_body() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    client.send(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (get, body) = client.response();
+    assert_eq!(status(&get), 404, "{get}");
+    client.send(
+        b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let head = client.head();
+    assert_eq!(status(&head), 404, "{head}");
+    assert_eq!(content_length(&head), Some(body.len()), "{head}");
+    let next = client.head();
+    assert!(next.starts_with("HTTP/1.1 404"), "{next:?}");
+    assert_eq!(client.bytes(body.len()), body.as_bytes());
+    client.assert_closed();
+    io.abort();
+}
