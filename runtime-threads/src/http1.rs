@@ -189,8 +189,8 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
         .map(|position| position + 4)
 }
 
+/// A `Content-Length` value (already without the whitespace around it): decimal digits only.
 fn parse_length(text: &str) -> Option<usize> {
-    let text = text.trim();
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -199,7 +199,9 @@ fn parse_length(text: &str) -> Option<usize> {
 
 fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
     const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "malformed request");
-    let end = head.strip_suffix(b"\r\n\r\n").ok_or(BAD)?.len();
+    // Without the empty line and the last line's LF: every line, the last one too, keeps the CR
+    // of its CRLF, which the split below removes (one CR only: a second is part of the line).
+    let end = head.strip_suffix(b"\n\r\n").ok_or(BAD)?.len();
     // Each line as its range in `head`, without the line end.
     let mut lines = head[..end].split(|&b| b == b'\n').scan(0, |start, line| {
         let range = *start..*start + line.strip_suffix(b"\r").unwrap_or(line).len();
@@ -241,7 +243,9 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         }
         let colon = line.iter().position(|&b| b == b':').ok_or(BAD)?;
         let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| BAD)?;
-        let value = head.slice_ref(line[colon + 1..].trim_ascii());
+        // Only SP and HTAB around the value are dropped; any other control byte in it (CR, LF,
+        // form feed, ...) makes it invalid for `HeaderValue`, and the request is refused.
+        let value = head.slice_ref(trim_ows(&line[colon + 1..]));
         let value = HeaderValue::from_maybe_shared(value).map_err(|_| BAD)?;
         headers.append(name, value);
     }
@@ -252,6 +256,17 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         headers,
         length: 0,
     })
+}
+
+/// `bytes` without the optional whitespace (SP and HTAB) around a field value (RFC 9110 §5.5).
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
@@ -406,6 +421,19 @@ mod tests {
     }
 
     #[test]
+    fn spaces_and_tabs_around_a_value_are_dropped() {
+        let (incoming, _) = read(
+            b"POST / HTTP/1.1\r\nContent-Length: \t3 \t\r\nX-A:\ta b\t\r\n\r\nabc",
+            10,
+        );
+        let Incoming::Request { request, .. } = incoming else {
+            panic!("{incoming:?}")
+        };
+        assert_eq!(request.body().as_ref(), b"abc");
+        assert_eq!(request.headers()["x-a"], "a b");
+    }
+
+    #[test]
     fn caps_the_body_one_past_the_limit() {
         let (incoming, _) = read(
             b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
@@ -424,7 +452,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_requests() {
-        let cases: [(&[u8], StatusCode); 8] = [
+        let cases: [(&[u8], StatusCode); 12] = [
             (b"GET /\r\n\r\n", StatusCode::BAD_REQUEST),
             (
                 b"GET / HTTP/2.0\r\n\r\n",
@@ -451,6 +479,23 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (b"G\x01T / HTTP/1.1\r\n\r\n", StatusCode::BAD_REQUEST),
+            // Control bytes other than HTAB around or in a value are not whitespace.
+            (
+                b"POST / HTTP/1.1\r\nContent-Length:\r3\r\n\r\nabc",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\x0c\r\n\r\nabc",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\r\n\r\nabc",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nX-A: a\x0bb\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+            ),
         ];
         for (bytes, status) in cases {
             match read(bytes, 100).0 {

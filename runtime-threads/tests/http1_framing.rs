@@ -143,3 +143,28 @@ fn a_head_response_has_no_body() {
     client.assert_closed();
     io.abort();
 }
+
+/// Only SP and HTAB surround a header value: a CR, a form feed or another control byte there is
+/// no whitespace, and such a request is refused (400, then the connection closes) instead of its
+/// `Content-Length` being read as 3 and what follows the body served as a second request.
+#[test]
+fn control_bytes_around_a_header_value_are_refused() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    for length in [&b":\r3"[..], b": 3\x0c", b": 3\r"] {
+        let mut client = Raw::open(addr);
+        let mut request = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length".to_vec();
+        request.extend_from_slice(length);
+        request.extend_from_slice(b"\r\n\r\nabcGET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+        client.send(&request);
+        let (head, _) = client.response();
+        assert_eq!(
+            status(&head),
+            400,
+            "{:?}: {head}",
+            String::from_utf8_lossy(length)
+        );
+        client.assert_closed();
+    }
+    io.abort();
+}
