@@ -269,22 +269,28 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &str| {
-        headers.get_all(CONNECTION).iter().any(|value| {
-            value.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
+/// True when a `Connection` header of `headers` lists `token` (case-insensitive).
+fn has_connection_token(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(CONNECTION).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
         })
-    };
+    })
+}
+
+fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| has_connection_token(headers, token);
     match version {
         Version::HTTP_11 => !has("close"),
         _ => has("keep-alive"),
     }
 }
 
-/// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`).
+/// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`) and
+/// returns whether the connection stays open: as `keep_alive` says, unless the response itself
+/// says `Connection: close` (the core's refusal of a WebSocket upgrade, or an application's
+/// answer), which is then written and kept.
 /// The answer to a `HEAD` request (`to_head`) has the headers a `GET` would have had, its
 /// `Content-Length` included, and no body (RFC 9110 §9.3.2): body bytes there would be read as
 /// the start of the next response.
@@ -293,7 +299,8 @@ pub(crate) fn write_response(
     response: &Response,
     keep_alive: bool,
     to_head: bool,
-) -> io::Result<()> {
+) -> io::Result<bool> {
+    let keep_alive = keep_alive && !has_connection_token(response.headers(), "close");
     let status = response.status();
     let mut out = Vec::with_capacity(256 + response.body().len());
     // Written into `out` (a `Vec` does not fail), not through `format!`'s own strings.
@@ -314,7 +321,8 @@ pub(crate) fn write_response(
         out.extend_from_slice(response.body());
     }
     stream.write_all(&out)?;
-    stream.flush()
+    stream.flush()?;
+    Ok(keep_alive)
 }
 
 /// A plain-text response.

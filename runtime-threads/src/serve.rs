@@ -903,7 +903,10 @@ pub(crate) fn connection_loop<H: Host>(
                 break;
             }
         };
-        if write_response(&stream, &response, keep_alive, to_head).is_err() || !keep_alive {
+        if !matches!(
+            write_response(&stream, &response, keep_alive, to_head),
+            Ok(true)
+        ) {
             break;
         }
     }
@@ -981,7 +984,10 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
                 }
             );
             // Only a POST is refused at its start.
-            if write_response(stream, &refused, keep_alive, false).is_err() || !keep_alive {
+            if !matches!(
+                write_response(stream, &refused, keep_alive, false),
+                Ok(true)
+            ) {
                 return NextRequest::End;
             }
             return NextRequest::Answered;

@@ -168,3 +168,48 @@ fn control_bytes_around_a_header_value_are_refused() {
     }
     io.abort();
 }
+
+/// A response that says `Connection: close` ends its connection: the core's refusal of a
+/// WebSocket upgrade (here for `Sec-WebSocket-Version: 12`) is followed by the end of the stream,
+/// not by an answer to the request pipelined behind it.
+#[test]
+fn a_refused_upgrade_closes_the_connection() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    client.send(
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: a\r\n\
+          Upgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n\r\n\
+          GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 400, "{head}");
+    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+    client.assert_closed();
+    io.abort();
+}
+
+/// So does an application's answer saying `Connection: close`.
+#[test]
+fn a_fallback_answer_saying_close_closes_the_connection() {
+    let io = Server::builder().build();
+    let app = sockio_threads::Middleware::new(io.clone(), |_request| {
+        let mut response = http::Response::new(bytes::Bytes::from_static(b"bye"));
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        response
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || app.serve_std(listener));
+    let mut client = Raw::open(addr);
+    client.send(b"GET /bye HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (200, "bye"), "{head}");
+    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+    client.assert_closed();
+    io.abort();
+}
