@@ -293,7 +293,8 @@ fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
 /// answer), which is then written and kept.
 /// The answer to a `HEAD` request (`to_head`) has the headers a `GET` would have had, its
 /// `Content-Length` included, and no body (RFC 9110 §9.3.2): body bytes there would be read as
-/// the start of the next response.
+/// the start of the next response. A 1xx, 204 or 304 response has neither a body nor a
+/// `Content-Length` (RFC 9110 §8.6, RFC 9112 §6.3).
 pub(crate) fn write_response(
     mut stream: &TcpStream,
     response: &Response,
@@ -311,13 +312,18 @@ pub(crate) fn write_response(
         status.canonical_reason().unwrap_or("")
     );
     write_headers(&mut out, response.headers(), true);
-    let _ = write!(out, "Content-Length: {}\r\n", response.body().len());
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if !bodiless {
+        let _ = write!(out, "Content-Length: {}\r\n", response.body().len());
+    }
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"
     } else {
         b"Connection: close\r\n\r\n"
     });
-    if !to_head {
+    if !to_head && !bodiless {
         out.extend_from_slice(response.body());
     }
     stream.write_all(&out)?;

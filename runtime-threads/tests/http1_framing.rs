@@ -213,3 +213,32 @@ fn a_fallback_answer_saying_close_closes_the_connection() {
     client.assert_closed();
     io.abort();
 }
+
+/// A 204 has no `Content-Length` (nor a body): the CORS preflight's answer, with the request
+/// pipelined behind it answered after it.
+#[test]
+fn a_204_has_no_content_length() {
+    let io = Server::builder()
+        .cors_allowed_origins(sockio_threads::AllowedOrigins::List(vec![
+            "http://app.example".to_owned(),
+        ]))
+        .build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    client.send(
+        b"OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\n\
+          Origin: http://app.example\r\nAccess-Control-Request-Method: POST\r\n\r\n\
+          GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let preflight = client.head();
+    assert_eq!(status(&preflight), 204, "{preflight}");
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin"),
+        Some("http://app.example"),
+        "{preflight}"
+    );
+    assert_eq!(header(&preflight, "content-length"), None, "{preflight}");
+    let (next, body) = client.response();
+    assert_eq!((status(&next), body.as_str()), (404, "not found"), "{next}");
+    io.abort();
+}
