@@ -279,12 +279,14 @@ fn has_connection_token(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
+/// Whether the client lets the connection stay open after this request: `close` (in any
+/// `Connection` header, next to any other token) ends it in every version; otherwise HTTP/1.1
+/// stays open and HTTP/1.0 only with `keep-alive`.
 fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &str| has_connection_token(headers, token);
-    match version {
-        Version::HTTP_11 => !has("close"),
-        _ => has("keep-alive"),
+    if has_connection_token(headers, "close") {
+        return false;
     }
+    version == Version::HTTP_11 || has_connection_token(headers, "keep-alive")
 }
 
 /// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`) and
@@ -565,5 +567,28 @@ mod tests {
             panic!()
         };
         assert!(!keep_alive);
+    }
+
+    #[test]
+    fn close_wins_over_keep_alive() {
+        let heads: [&[u8]; 5] = [
+            b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: Close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        ];
+        for head in heads {
+            let Incoming::Request { keep_alive, .. } = read(head, 10).0 else {
+                panic!()
+            };
+            assert!(!keep_alive, "{:?}", String::from_utf8_lossy(head));
+        }
+        let Incoming::Request { keep_alive, .. } =
+            read(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 10).0
+        else {
+            panic!()
+        };
+        assert!(keep_alive);
     }
 }

@@ -242,3 +242,42 @@ fn a_204_has_no_content_length() {
     assert_eq!((status(&next), body.as_str()), (404, "not found"), "{next}");
     io.abort();
 }
+
+/// `close` among a request's `Connection` tokens ends the connection after its answer, whatever
+/// else is listed, in one header or several, over HTTP/1.0 and HTTP/1.1.
+#[test]
+fn close_wins_over_keep_alive() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    for connection in [
+        "Connection: keep-alive, close\r\n",
+        "Connection: keep-alive\r\nConnection: close\r\n",
+    ] {
+        for version in ["HTTP/1.0", "HTTP/1.1"] {
+            let mut client = Raw::open(addr);
+            client.send(
+                format!(
+                    "GET /x {version}\r\nHost: a\r\n{connection}\r\nGET /y {version}\r\nHost: a\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            let (head, _) = client.response();
+            assert_eq!(status(&head), 404, "{head}");
+            assert_eq!(
+                header(&head, "connection"),
+                Some("close"),
+                "{version} {connection:?}"
+            );
+            client.assert_closed();
+        }
+    }
+    // Without `close`, keep-alive keeps an HTTP/1.0 connection open.
+    let mut client = Raw::open(addr);
+    client.send(b"GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /y HTTP/1.0\r\n\r\n");
+    let (first, _) = client.response();
+    assert_eq!(header(&first, "connection"), Some("keep-alive"), "{first}");
+    let (second, _) = client.response();
+    assert_eq!(header(&second, "connection"), Some("close"), "{second}");
+    client.assert_closed();
+    io.abort();
+}
