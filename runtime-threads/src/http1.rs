@@ -64,9 +64,12 @@ impl HttpReader {
     /// Reads the next request's head, checking its framing. `Err` holds what to do instead:
     /// [`Incoming::Closed`] or [`Incoming::Bad`].
     pub fn read_head(&mut self, mut stream: &TcpStream) -> Result<Head, Incoming> {
-        let head_end = loop {
-            if let Some(end) = find_head_end(&self.buf) {
-                break end;
+        let (head_start, head_end) = loop {
+            // Empty lines before a request line are skipped (RFC 9112 §2.2), but count towards
+            // the head's limit.
+            let start = leading_empty_lines(&self.buf);
+            if let Some(end) = find_head_end(&self.buf[start..]) {
+                break (start, start + end);
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(Incoming::Bad(
@@ -97,7 +100,7 @@ impl HttpReader {
         // One copy of the head, which the URI and the header values share instead of a copy
         // each (an allocation per header on a connection thread, whose allocator caches are
         // cold: bench/ANALYSIS.md, "Threads runtime: polling").
-        let mut head = parse_head(Bytes::copy_from_slice(&self.buf[..head_end]))
+        let mut head = parse_head(Bytes::copy_from_slice(&self.buf[head_start..head_end]))
             .map_err(|(status, text)| Incoming::Bad(status, text))?;
         self.buf.drain(..head_end);
         if let Some(encoding) = head.headers.get(TRANSFER_ENCODING) {
@@ -183,10 +186,31 @@ pub(crate) struct Head {
     length: usize,
 }
 
+/// How many bytes of empty lines (CRLF or a bare LF) `buf` starts with.
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut skipped = 0;
+    loop {
+        match &buf[skipped..] {
+            [b'\n', ..] => skipped += 1,
+            [b'\r', b'\n', ..] => skipped += 2,
+            _ => return skipped,
+        }
+    }
+}
+
+/// Where the head `buf` starts ends: just past its first empty line. Lines end with CRLF or a
+/// bare LF (RFC 9112 §2.2), so the empty line is the LF or CRLF right after an LF.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|position| position + 4)
+    let mut from = 0;
+    while let Some(at) = buf[from..].iter().position(|&b| b == b'\n') {
+        let lf = from + at;
+        match &buf[lf + 1..] {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            _ => from = lf + 1,
+        }
+    }
+    None
 }
 
 /// A `Content-Length` value (already without the whitespace around it): decimal digits only.
@@ -199,9 +223,12 @@ fn parse_length(text: &str) -> Option<usize> {
 
 fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
     const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "malformed request");
-    // Without the empty line and the last line's LF: every line, the last one too, keeps the CR
-    // of its CRLF, which the split below removes (one CR only: a second is part of the line).
-    let end = head.strip_suffix(b"\n\r\n").ok_or(BAD)?.len();
+    // Without the empty line (CRLF or LF) and the last line's LF: every line, the last one too,
+    // keeps the CR of its CRLF, which the split below removes (one CR only: a second is part of
+    // the line, and refused with it).
+    let without_empty = head.strip_suffix(b"\n").ok_or(BAD)?;
+    let without_empty = without_empty.strip_suffix(b"\r").unwrap_or(without_empty);
+    let end = without_empty.strip_suffix(b"\n").ok_or(BAD)?.len();
     // Each line as its range in `head`, without the line end.
     let mut lines = head[..end].split(|&b| b == b'\n').scan(0, |start, line| {
         let range = *start..*start + line.strip_suffix(b"\r").unwrap_or(line).len();
@@ -450,6 +477,41 @@ mod tests {
     }
 
     #[test]
+    fn bare_lf_line_ends_and_leading_empty_lines_are_accepted() {
+        let heads: [&[u8]; 6] = [
+            b"GET /a HTTP/1.1\nHost: x\nX-A: 1\n\n",
+            b"GET /a HTTP/1.1\nHost: x\nX-A: 1\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\nX-A: 1\r\n\n",
+            b"\r\nGET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+            b"\n\r\n\nGET /a HTTP/1.1\nHost: x\nX-A: 1\n\n",
+            b"\nGET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+        ];
+        for head in heads {
+            let mut bytes = head.to_vec();
+            bytes.extend_from_slice(b"rest");
+            let (incoming, mut reader) = read(&bytes, 10);
+            let Incoming::Request { request, .. } = incoming else {
+                panic!("{incoming:?} for {:?}", String::from_utf8_lossy(head))
+            };
+            assert_eq!(request.uri().path(), "/a");
+            assert_eq!(request.headers()["host"], "x");
+            assert_eq!(request.headers()["x-a"], "1");
+            assert_eq!(reader.take_leftover(), b"rest");
+        }
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nx"), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nx"), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\r\nx"), Some(17));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r"), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\rc"), None);
+        assert_eq!(leading_empty_lines(b"\r\n\n\r\nGET"), 5);
+        assert_eq!(leading_empty_lines(b"\r\rGET"), 0);
+    }
+
+    #[test]
     fn caps_the_body_one_past_the_limit() {
         let (incoming, _) = read(
             b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
@@ -532,6 +594,11 @@ mod tests {
         big.extend_from_slice(b"\r\n");
         assert!(matches!(
             read(&big, 10).0,
+            Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
+        ));
+        // Skipped empty lines count towards the limit.
+        assert!(matches!(
+            read(&b"\r\n".repeat(MAX_HEAD), 10).0,
             Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
         ));
         let mut huge = b"GET / HTTP/1.1\r\nx: ".to_vec();

@@ -281,3 +281,40 @@ fn close_wins_over_keep_alive() {
     client.assert_closed();
     io.abort();
 }
+
+/// Lines may end with a bare LF (RFC 9112 §2.2), the empty line ending a head too (LF or CRLF):
+/// such requests are answered at once, not when the header timeout runs out.
+#[test]
+fn bare_lf_line_ends_are_accepted() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    client.send(b"GET /x HTTP/1.1\nHost: a\n\n");
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (404, "not found"), "{head}");
+    client.send(b"GET /y HTTP/1.1\nHost: a\nConnection: close\n\r\n");
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (404, "not found"), "{head}");
+    client.assert_closed();
+    io.abort();
+}
+
+/// Empty lines before a request line are skipped (RFC 9112 §2.2: some clients send a CRLF after
+/// a POST's body), not refused as a malformed request.
+#[test]
+fn an_empty_line_before_a_request_is_ignored() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    client.send(
+        b"\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /y HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nz\r\n\
+          GET /z HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    for _ in 0..3 {
+        let (head, body) = client.response();
+        assert_eq!((status(&head), body.as_str()), (404, "not found"), "{head}");
+    }
+    client.assert_closed();
+    io.abort();
+}
