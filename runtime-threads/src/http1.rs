@@ -5,12 +5,14 @@
 //! `Transfer-Encoding` is refused with 411 for chunked, 400 otherwise), read up to the Socket.IO
 //! limit plus one byte (the core answers 413 on seeing that byte; the connection then closes
 //! because the rest of the body was not read). Anything malformed gets 400 and a close.
+//! An HTTP/1.1 request with `Expect: 100-continue` and a body gets `100 Continue` before its body
+//! is read ([`write_continue`]), unless it is refused first (see `next_request` in `serve.rs`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use sockio_core::http::{Request, Response};
 
@@ -130,6 +132,12 @@ impl HttpReader {
                 ));
             }
         };
+        head.expects_continue = head.length > 0
+            && head.version == Version::HTTP_11
+            && head
+                .headers
+                .get(EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         Ok(head)
     }
 
@@ -142,6 +150,7 @@ impl HttpReader {
             version,
             headers,
             length,
+            ..
         } = head;
         let wanted = length.min(max_body.saturating_add(1));
         let mut keep_alive = wants_keep_alive(version, &headers) && wanted == length;
@@ -184,6 +193,22 @@ pub(crate) struct Head {
     pub headers: HeaderMap,
     /// The body's length (`Content-Length`), checked by [`HttpReader::read_head`].
     length: usize,
+    /// An HTTP/1.1 request with a body and `Expect: 100-continue`: its client waits for
+    /// `100 Continue` (or a final answer) before sending the body.
+    expects_continue: bool,
+}
+
+impl Head {
+    /// True when the client waits for `100 Continue` before sending the body (RFC 9110
+    /// §10.1.1; ignored for HTTP/1.0 and for an empty body, as hyper does).
+    pub fn expects_continue(&self) -> bool {
+        self.expects_continue
+    }
+
+    /// True when the body is longer than `max_body` bytes.
+    pub fn body_longer_than(&self, max_body: usize) -> bool {
+        self.length > max_body
+    }
 }
 
 /// How many bytes of empty lines (CRLF or a bare LF) `buf` starts with.
@@ -282,6 +307,7 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         version,
         headers,
         length: 0,
+        expects_continue: false,
     })
 }
 
@@ -358,6 +384,12 @@ pub(crate) fn write_response(
     stream.write_all(&out)?;
     stream.flush()?;
     Ok(keep_alive)
+}
+
+/// Tells a client waiting to send a body (`Expect: 100-continue`) to send it.
+pub(crate) fn write_continue(mut stream: &TcpStream) -> io::Result<()> {
+    stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    stream.flush()
 }
 
 /// A plain-text response.

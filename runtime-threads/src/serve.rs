@@ -24,7 +24,9 @@ use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
-use crate::http1::{Head, HttpReader, Incoming, plain, write_response, write_switching};
+use crate::http1::{
+    Head, HttpReader, Incoming, plain, write_continue, write_response, write_switching,
+};
 use crate::server::Server;
 use crate::thread_budget::BUDGET;
 use crate::ws_writer::{Progress, SocketWrites};
@@ -963,16 +965,31 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
     let head = match reader.read_head(stream) {
         Ok(head) => head,
         Err(Incoming::Bad(status, text)) => {
-            // The head did not parse (or its framing is refused): closed after, a body is harmless.
+            // A head that did not parse (or whose framing is refused): the connection closes
+            // after the answer, so its body cannot be taken for the next response.
             let _ = write_response(stream, &plain(status, text), false, false);
             return NextRequest::End;
         }
         Err(_) => return NextRequest::End,
     };
+    if head.expects_continue() && head.body_longer_than(max_body) {
+        // Refused before its client sends the body (it waits for `100 Continue`), as every body
+        // over the limit is (by the core, or below in `connection_loop`); the connection closes,
+        // as it would with the body's rest unread.
+        let too_large = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        let _ = write_response(stream, &too_large, false, false);
+        return NextRequest::End;
+    }
     let id = host.next_request_id();
     // A POST's session hears of it before its body is read, and again if the body never comes.
     let started = match host.start_post(&head, id) {
         Ok(started) => started,
+        Err(refused) if head.expects_continue() => {
+            // Its client has not sent the body yet and, answered without `100 Continue`, may
+            // never send it: the body is not waited for, the connection closes.
+            let _ = write_response(stream, &refused, false, false);
+            return NextRequest::End;
+        }
         Err(refused) => {
             // The body is read all the same (and dropped): closing a socket with unread bytes
             // resets it, which can lose the answer on its way to the client.
@@ -993,11 +1010,13 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
             return NextRequest::Answered;
         }
     };
-    match reader.read_body(stream, head, max_body) {
-        Incoming::Request {
+    // A client waiting for `100 Continue` sends the body once told to.
+    let told = !head.expects_continue() || write_continue(stream).is_ok();
+    match told.then(|| reader.read_body(stream, head, max_body)) {
+        Some(Incoming::Request {
             request,
             keep_alive,
-        } => NextRequest::Read {
+        }) => NextRequest::Read {
             request,
             keep_alive,
             id,

@@ -318,3 +318,86 @@ fn an_empty_line_before_a_request_is_ignored() {
     client.assert_closed();
     io.abort();
 }
+
+/// A polling session's id, from a handshake on `client`.
+fn handshake(client: &mut Raw) -> String {
+    client.send(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (head, body) = client.response();
+    assert_eq!(status(&head), 200, "{head}");
+    support::sid_of_open(&body)
+}
+
+/// The head of a POST of `length` bytes to session `sid`, asking for `100 Continue`.
+fn post_expecting_continue(sid: &str, length: usize) -> Vec<u8> {
+    format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: a\r\n\
+         Content-Length: {length}\r\nExpect: 100-Continue\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A client that sends `Expect: 100-continue` and holds its body back gets `100 Continue`, then,
+/// once it sent the body, the answer; the connection stays usable.
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let sid = handshake(&mut client);
+    client.send(&post_expecting_continue(&sid, 2));
+    // Read with the client's timeout: the body has not been sent, so only the 100 can come.
+    let interim = client.head();
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    client.send(b"40");
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (200, "ok"), "{head}");
+    client.send(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 404, "{head}");
+    io.abort();
+}
+
+/// A body over `max_http_buffer_size` is refused at once (413), without `100 Continue`, and the
+/// connection closes (its body is never asked for).
+#[test]
+fn a_body_over_the_limit_expecting_100_continue_gets_413_at_once() {
+    let io = Server::builder().max_http_buffer_size(10).build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let sid = handshake(&mut client);
+    client.send(&post_expecting_continue(&sid, 11));
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 413, "{head}");
+    client.assert_closed();
+    // The session is still there.
+    let mut other = Raw::open(addr);
+    other.send(
+        format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: a\r\n\
+             Content-Length: 2\r\n\r\n40"
+        )
+        .as_bytes(),
+    );
+    let (head, body) = other.response();
+    assert_eq!((status(&head), body.as_str()), (200, "ok"), "{head}");
+    io.abort();
+}
+
+/// A POST the core refuses at its start (it overlaps one whose body is still awaited) is answered
+/// without `100 Continue`, and the connection closes without waiting for the body.
+#[test]
+fn a_post_refused_at_its_start_gets_no_100_continue() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut first = Raw::open(addr);
+    let sid = handshake(&mut first);
+    first.send(&post_expecting_continue(&sid, 2));
+    // Its start is reported: the session awaits its body.
+    assert_eq!(first.head(), "HTTP/1.1 100 Continue\r\n\r\n");
+    let mut second = Raw::open(addr);
+    second.send(&post_expecting_continue(&sid, 2));
+    let (head, _) = second.response();
+    assert_eq!(status(&head), 400, "{head}");
+    second.assert_closed();
+    io.abort();
+}
