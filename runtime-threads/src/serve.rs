@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, Version, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
@@ -683,7 +683,7 @@ impl Server {
                 state.ws_writers.remove(&id);
                 state.conn.handle_ws_closed(now, id, true);
             });
-            return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake"));
+            return Handled::Response(bad_handshake());
         };
         let session = ConnWebSocket {
             server: self.clone(),
@@ -1060,8 +1060,13 @@ pub(crate) fn await_answer(
 }
 
 /// The headers of the `101` for an upgrade the core accepted, or `None` when the handshake
-/// headers are unusable (the caller tells the core the WebSocket failed and answers 400).
+/// headers are unusable, or the request is not HTTP/1.1, the only version with this upgrade
+/// (RFC 6455 §4.1; RFC 9110 §7.8: an HTTP/1.0 `Upgrade` is ignored). The caller then tells the
+/// core the WebSocket failed and answers [`bad_handshake`].
 pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> Option<HeaderMap> {
+    if request.version() != Version::HTTP_11 {
+        return None;
+    }
     let key = request.headers().get(header::SEC_WEBSOCKET_KEY)?;
     let version_ok = request
         .headers()
@@ -1074,6 +1079,16 @@ pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> 
         key.as_bytes(),
         extra_headers,
     ))
+}
+
+/// The answer to an upgrade [`switching_headers`] refused: 400, and the connection closes, as
+/// after the core's own refusals of an upgrade.
+pub(crate) fn bad_handshake() -> Response {
+    let mut response = plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
 }
 
 /// True when the peer of `stream` closed its side (a non-blocking peek sees end of stream).

@@ -401,3 +401,28 @@ fn a_post_refused_at_its_start_gets_no_100_continue() {
     second.assert_closed();
     io.abort();
 }
+
+/// The WebSocket upgrade needs HTTP/1.1 (RFC 6455 §4.1): an HTTP/1.0 request asking for one gets
+/// 400, not 101, and the connection closes. The same request over HTTP/1.1 is upgraded.
+#[test]
+fn an_http10_upgrade_is_refused() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let upgrade = |version: &str| {
+        format!(
+            "GET /socket.io/?EIO=4&transport=websocket {version}\r\nHost: a\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    };
+    let mut client = Raw::open(addr);
+    client.send(upgrade("HTTP/1.0").as_bytes());
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 400, "{head}");
+    client.assert_closed();
+    let mut client = Raw::open(addr);
+    client.send(upgrade("HTTP/1.1").as_bytes());
+    let head = client.head();
+    assert_eq!(status(&head), 101, "{head}");
+    io.abort();
+}
