@@ -43,7 +43,7 @@ use crate::error::ServerError;
 use crate::http1::{Head, plain};
 use crate::serve::{
     Handled, Host, Registering, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
-    connection_loop, post_refusal, refused_post, switching_headers,
+    bad_handshake, connection_loop, post_refusal, refused_post, switching_headers,
 };
 use crate::server::OsRandomSids;
 use crate::timers::{REARM_DELAY, Timers};
@@ -483,7 +483,7 @@ impl EngineServer {
         };
         let Some(headers) = switching_headers(request, extra_headers) else {
             session.closed(id, true);
-            return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake"));
+            return Handled::Response(bad_handshake());
         };
         Handled::WebSocket(EngineWebSocketUpgrade(Upgrading::new(
             session, id, wake, headers,

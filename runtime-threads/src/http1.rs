@@ -5,12 +5,14 @@
 //! `Transfer-Encoding` is refused with 411 for chunked, 400 otherwise), read up to the Socket.IO
 //! limit plus one byte (the core answers 413 on seeing that byte; the connection then closes
 //! because the rest of the body was not read). Anything malformed gets 400 and a close.
+//! An HTTP/1.1 request with `Expect: 100-continue` and a body gets `100 Continue` before its body
+//! is read ([`write_continue`]), unless it is refused first (see `next_request` in `serve.rs`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use sockio_core::http::{Request, Response};
 
@@ -64,9 +66,12 @@ impl HttpReader {
     /// Reads the next request's head, checking its framing. `Err` holds what to do instead:
     /// [`Incoming::Closed`] or [`Incoming::Bad`].
     pub fn read_head(&mut self, mut stream: &TcpStream) -> Result<Head, Incoming> {
-        let head_end = loop {
-            if let Some(end) = find_head_end(&self.buf) {
-                break end;
+        let (head_start, head_end) = loop {
+            // Empty lines before a request line are skipped (RFC 9112 §2.2), but count towards
+            // the head's limit.
+            let start = leading_empty_lines(&self.buf);
+            if let Some(end) = find_head_end(&self.buf[start..]) {
+                break (start, start + end);
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(Incoming::Bad(
@@ -97,7 +102,7 @@ impl HttpReader {
         // One copy of the head, which the URI and the header values share instead of a copy
         // each (an allocation per header on a connection thread, whose allocator caches are
         // cold: bench/ANALYSIS.md, "Threads runtime: polling").
-        let mut head = parse_head(Bytes::copy_from_slice(&self.buf[..head_end]))
+        let mut head = parse_head(Bytes::copy_from_slice(&self.buf[head_start..head_end]))
             .map_err(|(status, text)| Incoming::Bad(status, text))?;
         self.buf.drain(..head_end);
         if let Some(encoding) = head.headers.get(TRANSFER_ENCODING) {
@@ -127,6 +132,12 @@ impl HttpReader {
                 ));
             }
         };
+        head.expects_continue = head.length > 0
+            && head.version == Version::HTTP_11
+            && head
+                .headers
+                .get(EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         Ok(head)
     }
 
@@ -139,6 +150,7 @@ impl HttpReader {
             version,
             headers,
             length,
+            ..
         } = head;
         let wanted = length.min(max_body.saturating_add(1));
         let mut keep_alive = wants_keep_alive(version, &headers) && wanted == length;
@@ -181,16 +193,53 @@ pub(crate) struct Head {
     pub headers: HeaderMap,
     /// The body's length (`Content-Length`), checked by [`HttpReader::read_head`].
     length: usize,
+    /// An HTTP/1.1 request with a body and `Expect: 100-continue`: its client waits for
+    /// `100 Continue` (or a final answer) before sending the body.
+    expects_continue: bool,
 }
 
+impl Head {
+    /// True when the client waits for `100 Continue` before sending the body (RFC 9110
+    /// §10.1.1; ignored for HTTP/1.0 and for an empty body, as hyper does).
+    pub fn expects_continue(&self) -> bool {
+        self.expects_continue
+    }
+
+    /// True when the body is longer than `max_body` bytes.
+    pub fn body_longer_than(&self, max_body: usize) -> bool {
+        self.length > max_body
+    }
+}
+
+/// How many bytes of empty lines (CRLF or a bare LF) `buf` starts with.
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut skipped = 0;
+    loop {
+        match &buf[skipped..] {
+            [b'\n', ..] => skipped += 1,
+            [b'\r', b'\n', ..] => skipped += 2,
+            _ => return skipped,
+        }
+    }
+}
+
+/// Where the head `buf` starts ends: just past its first empty line. Lines end with CRLF or a
+/// bare LF (RFC 9112 §2.2), so the empty line is the LF or CRLF right after an LF.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|position| position + 4)
+    let mut from = 0;
+    while let Some(at) = buf[from..].iter().position(|&b| b == b'\n') {
+        let lf = from + at;
+        match &buf[lf + 1..] {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            _ => from = lf + 1,
+        }
+    }
+    None
 }
 
+/// A `Content-Length` value (already without the whitespace around it): decimal digits only.
 fn parse_length(text: &str) -> Option<usize> {
-    let text = text.trim();
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -199,7 +248,12 @@ fn parse_length(text: &str) -> Option<usize> {
 
 fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
     const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "malformed request");
-    let end = head.strip_suffix(b"\r\n\r\n").ok_or(BAD)?.len();
+    // Without the empty line (CRLF or LF) and the last line's LF: every line, the last one too,
+    // keeps the CR of its CRLF, which the split below removes (one CR only: a second is part of
+    // the line, and refused with it).
+    let without_empty = head.strip_suffix(b"\n").ok_or(BAD)?;
+    let without_empty = without_empty.strip_suffix(b"\r").unwrap_or(without_empty);
+    let end = without_empty.strip_suffix(b"\n").ok_or(BAD)?.len();
     // Each line as its range in `head`, without the line end.
     let mut lines = head[..end].split(|&b| b == b'\n').scan(0, |start, line| {
         let range = *start..*start + line.strip_suffix(b"\r").unwrap_or(line).len();
@@ -241,7 +295,9 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         }
         let colon = line.iter().position(|&b| b == b':').ok_or(BAD)?;
         let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| BAD)?;
-        let value = head.slice_ref(line[colon + 1..].trim_ascii());
+        // Only SP and HTAB around the value are dropped; any other control byte in it (CR, LF,
+        // form feed, ...) makes it invalid for `HeaderValue`, and the request is refused.
+        let value = head.slice_ref(trim_ows(&line[colon + 1..]));
         let value = HeaderValue::from_maybe_shared(value).map_err(|_| BAD)?;
         headers.append(name, value);
     }
@@ -251,30 +307,56 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         version,
         headers,
         length: 0,
+        expects_continue: false,
     })
 }
 
-fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &str| {
-        headers.get_all(CONNECTION).iter().any(|value| {
-            value.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
-        })
-    };
-    match version {
-        Version::HTTP_11 => !has("close"),
-        _ => has("keep-alive"),
+/// `bytes` without the optional whitespace (SP and HTAB) around a field value (RFC 9110 §5.5).
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
     }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
-/// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`).
+/// True when a `Connection` header of `headers` lists `token` (case-insensitive).
+fn has_connection_token(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(CONNECTION).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// Whether the client lets the connection stay open after this request: `close` (in any
+/// `Connection` header, next to any other token) ends it in every version; otherwise HTTP/1.1
+/// stays open and HTTP/1.0 only with `keep-alive`.
+fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    if has_connection_token(headers, "close") {
+        return false;
+    }
+    version == Version::HTTP_11 || has_connection_token(headers, "keep-alive")
+}
+
+/// Writes `response` (its own framing headers replaced by `Content-Length` and `Connection`) and
+/// returns whether the connection stays open: as `keep_alive` says, unless the response itself
+/// says `Connection: close` (the core's refusal of a WebSocket upgrade, or an application's
+/// answer), which is then written and kept.
+/// The answer to a `HEAD` request (`to_head`) has the headers a `GET` would have had, its
+/// `Content-Length` included, and no body (RFC 9110 §9.3.2): body bytes there would be read as
+/// the start of the next response. A 1xx, 204 or 304 response has neither a body nor a
+/// `Content-Length` (RFC 9110 §8.6, RFC 9112 §6.3).
 pub(crate) fn write_response(
     mut stream: &TcpStream,
     response: &Response,
     keep_alive: bool,
-) -> io::Result<()> {
+    to_head: bool,
+) -> io::Result<bool> {
+    let keep_alive = keep_alive && !has_connection_token(response.headers(), "close");
     let status = response.status();
     let mut out = Vec::with_capacity(256 + response.body().len());
     // Written into `out` (a `Vec` does not fail), not through `format!`'s own strings.
@@ -285,14 +367,28 @@ pub(crate) fn write_response(
         status.canonical_reason().unwrap_or("")
     );
     write_headers(&mut out, response.headers(), true);
-    let _ = write!(out, "Content-Length: {}\r\n", response.body().len());
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if !bodiless {
+        let _ = write!(out, "Content-Length: {}\r\n", response.body().len());
+    }
     out.extend_from_slice(if keep_alive {
         b"Connection: keep-alive\r\n\r\n"
     } else {
         b"Connection: close\r\n\r\n"
     });
-    out.extend_from_slice(response.body());
+    if !to_head && !bodiless {
+        out.extend_from_slice(response.body());
+    }
     stream.write_all(&out)?;
+    stream.flush()?;
+    Ok(keep_alive)
+}
+
+/// Tells a client waiting to send a body (`Expect: 100-continue`) to send it.
+pub(crate) fn write_continue(mut stream: &TcpStream) -> io::Result<()> {
+    stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     stream.flush()
 }
 
@@ -400,6 +496,54 @@ mod tests {
     }
 
     #[test]
+    fn spaces_and_tabs_around_a_value_are_dropped() {
+        let (incoming, _) = read(
+            b"POST / HTTP/1.1\r\nContent-Length: \t3 \t\r\nX-A:\ta b\t\r\n\r\nabc",
+            10,
+        );
+        let Incoming::Request { request, .. } = incoming else {
+            panic!("{incoming:?}")
+        };
+        assert_eq!(request.body().as_ref(), b"abc");
+        assert_eq!(request.headers()["x-a"], "a b");
+    }
+
+    #[test]
+    fn bare_lf_line_ends_and_leading_empty_lines_are_accepted() {
+        let heads: [&[u8]; 6] = [
+            b"GET /a HTTP/1.1\nHost: x\nX-A: 1\n\n",
+            b"GET /a HTTP/1.1\nHost: x\nX-A: 1\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: x\nX-A: 1\r\n\n",
+            b"\r\nGET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+            b"\n\r\n\nGET /a HTTP/1.1\nHost: x\nX-A: 1\n\n",
+            b"\nGET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+        ];
+        for head in heads {
+            let mut bytes = head.to_vec();
+            bytes.extend_from_slice(b"rest");
+            let (incoming, mut reader) = read(&bytes, 10);
+            let Incoming::Request { request, .. } = incoming else {
+                panic!("{incoming:?} for {:?}", String::from_utf8_lossy(head))
+            };
+            assert_eq!(request.uri().path(), "/a");
+            assert_eq!(request.headers()["host"], "x");
+            assert_eq!(request.headers()["x-a"], "1");
+            assert_eq!(reader.take_leftover(), b"rest");
+        }
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nx"), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nx"), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\r\nx"), Some(17));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r"), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\rc"), None);
+        assert_eq!(leading_empty_lines(b"\r\n\n\r\nGET"), 5);
+        assert_eq!(leading_empty_lines(b"\r\rGET"), 0);
+    }
+
+    #[test]
     fn caps_the_body_one_past_the_limit() {
         let (incoming, _) = read(
             b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
@@ -418,7 +562,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_requests() {
-        let cases: [(&[u8], StatusCode); 8] = [
+        let cases: [(&[u8], StatusCode); 12] = [
             (b"GET /\r\n\r\n", StatusCode::BAD_REQUEST),
             (
                 b"GET / HTTP/2.0\r\n\r\n",
@@ -445,6 +589,23 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (b"G\x01T / HTTP/1.1\r\n\r\n", StatusCode::BAD_REQUEST),
+            // Control bytes other than HTAB around or in a value are not whitespace.
+            (
+                b"POST / HTTP/1.1\r\nContent-Length:\r3\r\n\r\nabc",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\x0c\r\n\r\nabc",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\r\n\r\nabc",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nX-A: a\x0bb\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+            ),
         ];
         for (bytes, status) in cases {
             match read(bytes, 100).0 {
@@ -465,6 +626,11 @@ mod tests {
         big.extend_from_slice(b"\r\n");
         assert!(matches!(
             read(&big, 10).0,
+            Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
+        ));
+        // Skipped empty lines count towards the limit.
+        assert!(matches!(
+            read(&b"\r\n".repeat(MAX_HEAD), 10).0,
             Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
         ));
         let mut huge = b"GET / HTTP/1.1\r\nx: ".to_vec();
@@ -500,5 +666,28 @@ mod tests {
             panic!()
         };
         assert!(!keep_alive);
+    }
+
+    #[test]
+    fn close_wins_over_keep_alive() {
+        let heads: [&[u8]; 5] = [
+            b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: Close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        ];
+        for head in heads {
+            let Incoming::Request { keep_alive, .. } = read(head, 10).0 else {
+                panic!()
+            };
+            assert!(!keep_alive, "{:?}", String::from_utf8_lossy(head));
+        }
+        let Incoming::Request { keep_alive, .. } =
+            read(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 10).0
+        else {
+            panic!()
+        };
+        assert!(keep_alive);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, Version, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
@@ -24,7 +24,9 @@ use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
-use crate::http1::{Head, HttpReader, Incoming, plain, write_response, write_switching};
+use crate::http1::{
+    Head, HttpReader, Incoming, plain, write_continue, write_response, write_switching,
+};
 use crate::server::Server;
 use crate::thread_budget::BUDGET;
 use crate::ws_writer::{Progress, SocketWrites};
@@ -681,7 +683,7 @@ impl Server {
                 state.ws_writers.remove(&id);
                 state.conn.handle_ws_closed(now, id, true);
             });
-            return Handled::Response(plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake"));
+            return Handled::Response(bad_handshake());
         };
         let session = ConnWebSocket {
             server: self.clone(),
@@ -883,6 +885,7 @@ pub(crate) fn connection_loop<H: Host>(
         if let Some(remote) = remote {
             request.extensions_mut().insert(RemoteAddr(remote));
         }
+        let to_head = request.method() == Method::HEAD;
         let response = match host.route(request, id, Some(&stream)) {
             Handled::Response(response) => response,
             // The reader stops one byte past the limit, so the application would see a
@@ -902,7 +905,10 @@ pub(crate) fn connection_loop<H: Host>(
                 break;
             }
         };
-        if write_response(&stream, &response, keep_alive).is_err() || !keep_alive {
+        if !matches!(
+            write_response(&stream, &response, keep_alive, to_head),
+            Ok(true)
+        ) {
             break;
         }
     }
@@ -959,15 +965,31 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
     let head = match reader.read_head(stream) {
         Ok(head) => head,
         Err(Incoming::Bad(status, text)) => {
-            let _ = write_response(stream, &plain(status, text), false);
+            // A head that did not parse (or whose framing is refused): the connection closes
+            // after the answer, so its body cannot be taken for the next response.
+            let _ = write_response(stream, &plain(status, text), false, false);
             return NextRequest::End;
         }
         Err(_) => return NextRequest::End,
     };
+    if head.expects_continue() && head.body_longer_than(max_body) {
+        // Refused before its client sends the body (it waits for `100 Continue`), as every body
+        // over the limit is (by the core, or below in `connection_loop`); the connection closes,
+        // as it would with the body's rest unread.
+        let too_large = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        let _ = write_response(stream, &too_large, false, false);
+        return NextRequest::End;
+    }
     let id = host.next_request_id();
     // A POST's session hears of it before its body is read, and again if the body never comes.
     let started = match host.start_post(&head, id) {
         Ok(started) => started,
+        Err(refused) if head.expects_continue() => {
+            // Its client has not sent the body yet and, answered without `100 Continue`, may
+            // never send it: the body is not waited for, the connection closes.
+            let _ = write_response(stream, &refused, false, false);
+            return NextRequest::End;
+        }
         Err(refused) => {
             // The body is read all the same (and dropped): closing a socket with unread bytes
             // resets it, which can lose the answer on its way to the client.
@@ -978,17 +1000,23 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
                     ..
                 }
             );
-            if write_response(stream, &refused, keep_alive).is_err() || !keep_alive {
+            // Only a POST is refused at its start.
+            if !matches!(
+                write_response(stream, &refused, keep_alive, false),
+                Ok(true)
+            ) {
                 return NextRequest::End;
             }
             return NextRequest::Answered;
         }
     };
-    match reader.read_body(stream, head, max_body) {
-        Incoming::Request {
+    // A client waiting for `100 Continue` sends the body once told to.
+    let told = !head.expects_continue() || write_continue(stream).is_ok();
+    match told.then(|| reader.read_body(stream, head, max_body)) {
+        Some(Incoming::Request {
             request,
             keep_alive,
-        } => NextRequest::Read {
+        }) => NextRequest::Read {
             request,
             keep_alive,
             id,
@@ -1032,8 +1060,13 @@ pub(crate) fn await_answer(
 }
 
 /// The headers of the `101` for an upgrade the core accepted, or `None` when the handshake
-/// headers are unusable (the caller tells the core the WebSocket failed and answers 400).
+/// headers are unusable, or the request is not HTTP/1.1, the only version with this upgrade
+/// (RFC 6455 §4.1; RFC 9110 §7.8: an HTTP/1.0 `Upgrade` is ignored). The caller then tells the
+/// core the WebSocket failed and answers [`bad_handshake`].
 pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> Option<HeaderMap> {
+    if request.version() != Version::HTTP_11 {
+        return None;
+    }
     let key = request.headers().get(header::SEC_WEBSOCKET_KEY)?;
     let version_ok = request
         .headers()
@@ -1046,6 +1079,16 @@ pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> 
         key.as_bytes(),
         extra_headers,
     ))
+}
+
+/// The answer to an upgrade [`switching_headers`] refused: 400, and the connection closes, as
+/// after the core's own refusals of an upgrade.
+pub(crate) fn bad_handshake() -> Response {
+    let mut response = plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
 }
 
 /// True when the peer of `stream` closed its side (a non-blocking peek sees end of stream).
