@@ -11,6 +11,16 @@ use crate::payload::{Args, PayloadError};
 use crate::socketio::{CommandError, SocketEvent};
 use bytestring::ByteString;
 
+/// The namespace name whose handlers serve every namespace without its own (python-socketio's
+/// catch-all namespace, `@sio.on('my_event', namespace='*')`). Which handler an event or a
+/// connect reaches, first found wins: the namespace's handler of that name, its catch-all event
+/// handler (`on_any`; not for connect and disconnect), the same two registered for `"*"`, then
+/// the namespace's class-based handler, then the class registered for `"*"` — python-socketio's
+/// order, where a function handler wins over a class-based namespace. Registering handlers for
+/// `"*"` does not make the server accept other namespaces: that takes `any_namespace`
+/// (python-socketio's `namespaces='*'`).
+pub const CATCH_ALL_NAMESPACE: &str = "*";
+
 /// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectRefused {

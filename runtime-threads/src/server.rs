@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sockio_core::api::{EmitSpec, ReceivedEvent, SharedCallback};
+use sockio_core::api::{CATCH_ALL_NAMESPACE, EmitSpec, ReceivedEvent, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
@@ -309,8 +309,12 @@ impl Server {
         self
     }
 
-    /// Registers a class-based namespace (python-socketio's `register_namespace`). It replaces
-    /// handlers registered with `on` for that namespace's connect, disconnect and events.
+    /// Registers a class-based namespace (python-socketio's `register_namespace`). It gets the
+    /// connect, disconnect and events of that namespace that no function handler takes: as in
+    /// python-socketio, a handler registered with `on` (or `on_any`, `on_connect`, ...) for the
+    /// namespace, or for the catch-all namespace `"*"`, wins (see
+    /// [`CATCH_ALL_NAMESPACE`](sockio_core::api::CATCH_ALL_NAMESPACE)). A class registered for
+    /// `"*"` serves every namespace without one.
     pub fn register_namespace(&self, namespace: &str, handler: impl NamespaceHandler) -> &Self {
         self.of(namespace)
             .update(|h| h.class = Some(Arc::new(handler)));
@@ -615,12 +619,11 @@ impl Server {
                     .register_socket(&namespace, sid.clone(), cell.clone());
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
-                let handlers =
-                    self.namespace_handler(&namespace, |h| (h.class.clone(), h.connect.clone()));
-                let verdict = catch_panic("connect", move || match handlers {
-                    Some((Some(class), _)) => class.on_connect(socket, handshake, auth),
-                    Some((None, Some(connect))) => connect(socket, handshake, auth),
-                    _ => Ok(()),
+                let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.clone());
+                let verdict = catch_panic("connect", move || match (connect, class) {
+                    (Some(connect), _) => connect(socket, handshake, auth),
+                    (None, Some(class)) => class.on_connect(socket, handshake, auth),
+                    (None, None) => Ok(()),
                 })
                 .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
                 let result = self.drive(cell, |state, now| {
@@ -640,12 +643,12 @@ impl Server {
             } => {
                 let namespace: Arc<str> = Arc::from(&*namespace);
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
-                let handlers =
-                    self.namespace_handler(&namespace, |h| (h.class.clone(), h.disconnect.clone()));
-                catch_panic("disconnect", move || match handlers {
-                    Some((Some(class), _)) => class.on_disconnect(socket, reason),
-                    Some((None, Some(disconnect))) => disconnect(socket, reason),
-                    _ => {}
+                let (disconnect, class) =
+                    self.lifecycle_handler(&namespace, |h| h.disconnect.clone());
+                catch_panic("disconnect", move || match (disconnect, class) {
+                    (Some(disconnect), _) => disconnect(socket, reason),
+                    (None, Some(class)) => class.on_disconnect(socket, reason),
+                    (None, None) => {}
                 });
                 self.hub().forget_socket(&namespace, &sid);
             }
@@ -718,37 +721,50 @@ impl Server {
         }
     }
 
-    /// What `pick` clones out of `namespace`'s handlers (a connect or disconnect handler), under
-    /// the registry's read lock: only that, not the namespace's whole handler map with its event
-    /// names, which this cloned for every socket's connect and disconnect.
-    fn namespace_handler<T>(
+    /// The connect or disconnect handler (`pick`) of `namespace`, else of the catch-all
+    /// namespace; when neither has one, the class-based handler that serves the namespace (see
+    /// [`CATCH_ALL_NAMESPACE`] for the order). Only those are cloned out of the registry, under
+    /// its read lock: not the namespace's whole handler map with its event names, which this
+    /// cloned for every socket's connect and disconnect.
+    fn lifecycle_handler<H>(
         &self,
         namespace: &str,
-        pick: impl FnOnce(&NamespaceHandlers) -> T,
-    ) -> Option<T> {
-        let registry = self.inner.handlers.read().ok()?;
-        registry.get(namespace).map(pick)
+        pick: impl Fn(&NamespaceHandlers) -> Option<H>,
+    ) -> (Option<H>, Option<Arc<dyn NamespaceHandler>>) {
+        let Ok(registry) = self.inner.handlers.read() else {
+            return (None, None);
+        };
+        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
+        let serving = serving.iter().flatten();
+        match serving.clone().find_map(|h| pick(h)) {
+            Some(handler) => (Some(handler), None),
+            None => (None, serving.clone().find_map(|h| h.class.clone())),
+        }
     }
 
     /// The handler of `event`: only it is cloned out of the registry, not the namespace's whole
     /// handler map (its event names and handlers), which this did for every event.
     fn event_handler(&self, namespace: &str, event: &str) -> Option<EventHandler> {
         let registry = self.inner.handlers.read().ok()?;
-        let handlers = registry.get(namespace)?;
-        if let Some(class) = handlers.class.clone() {
-            let event = event.to_owned();
-            return Some(Arc::new(move |socket, args| {
-                class.on_event(socket, event.clone(), args)
-            }));
+        // The namespace's own handlers, then the catch-all namespace's, functions before
+        // classes (see `CATCH_ALL_NAMESPACE`); the first lookup finds an echo's handler.
+        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
+        for handlers in serving.iter().flatten() {
+            if let Some(handler) = handlers.events.get(event) {
+                return Some(handler.clone());
+            }
+            if let Some(any) = handlers.any.clone() {
+                let event = event.to_owned();
+                return Some(Arc::new(move |socket, args| {
+                    any(socket, event.clone(), args)
+                }));
+            }
         }
-        if let Some(handler) = handlers.events.get(event) {
-            return Some(handler.clone());
-        }
-        let any = handlers.any.clone()?;
+        let class = serving.iter().flatten().find_map(|h| h.class.clone())?;
         drop(registry);
         let event = event.to_owned();
         Some(Arc::new(move |socket, args| {
-            any(socket, event.clone(), args)
+            class.on_event(socket, event.clone(), args)
         }))
     }
 

@@ -782,6 +782,104 @@ process.exit(0);
     io.abort();
 }
 
+/// python-socketio's order: a function handler wins over a class-based namespace's method for
+/// the same event (the seed: "only the standalone function handler is invoked"), and for connect;
+/// what has no function handler still reaches the class.
+#[test]
+fn function_handlers_win_over_a_class_based_namespace() {
+    let io = Server::builder().build();
+    let (tx, log) = channel();
+    io.register_namespace("/chat", Chat { log: tx });
+    let chat = io.of("/chat");
+    chat.on("greet", |_socket: Socket, name: String| {
+        format!("function greets {name}")
+    });
+    let (connects_tx, connects) = channel();
+    chat.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+        let _ = connects_tx.send(socket.sid().to_string());
+        Ok(())
+    });
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL + "/chat", { reconnection: false });
+await connected(socket);
+out("connected", socket.id);
+out("greet", await emitWithAck(socket, "greet", "bob"));
+out("add", await emitWithAck(socket, "add", 1, 2));
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("connected");
+    assert_eq!(client.expect("greet"), json!(["function greets bob"]));
+    assert_eq!(client.expect("add"), json!([3, "sum"]));
+    client.finish();
+    assert_eq!(recv(&connects, "the function connect"), sid);
+    // The class saw neither the connect nor `greet`: its first entry is `add`.
+    assert_eq!(
+        recv(&log, "the class's log"),
+        Seen::Event {
+            event: "add".into(),
+            args: vec![json!(1), json!(2)]
+        }
+    );
+    io.abort();
+}
+
+/// Handlers registered for `"*"` (python-socketio's catch-all namespace) serve every namespace
+/// without its own: its connect handler can refuse, its event handlers get the events (the
+/// socket tells which namespace). They do not open other namespaces by themselves: that takes
+/// `any_namespace` (`namespaces='*'`).
+#[test]
+fn the_catch_all_namespace_serves_namespaces_without_handlers() {
+    let catch_all = |io: &Server| {
+        let all = io.of("*");
+        all.on_connect(
+            |_socket: Socket, _handshake, auth: Option<Value>| match auth {
+                Some(auth) if auth["user"] == "mallory" => Err(ConnectRefused::new("go away")),
+                _ => Ok(()),
+            },
+        );
+        all.on("where", |socket: Socket, _: Option<Value>| {
+            socket.namespace().to_string()
+        });
+    };
+    let io = Server::builder().any_namespace().build();
+    catch_all(&io);
+    io.of("/own")
+        .on("where", |_socket: Socket, _: Option<Value>| "own handler");
+    let closed = Server::builder().build();
+    catch_all(&closed);
+    let script = r#"
+const main = io(URL, { reconnection: false });
+await connected(main);
+out("main", await emitWithAck(main, "where"));
+const dynamic = io(URL + "/dyn", { reconnection: false, forceNew: true });
+await connected(dynamic);
+out("dynamic", await emitWithAck(dynamic, "where"));
+const own = io(URL + "/own", { reconnection: false, forceNew: true });
+await connected(own);
+out("own", await emitWithAck(own, "where"));
+const refused = io(URL + "/dyn", { auth: { user: "mallory" }, reconnection: false, forceNew: true });
+const err = await new Promise((resolve) => { refused.on("connect", () => fail("mallory got in")); refused.on("connect_error", resolve); });
+out("refused", err.message);
+const elsewhere = io(CLOSED + "/dyn", { reconnection: false, forceNew: true });
+const missing = await new Promise((resolve) => { elsewhere.on("connect", () => fail("connected without any_namespace")); elsewhere.on("connect_error", resolve); });
+out("closed", missing.message);
+process.exit(0);
+"#
+    .replace("CLOSED", &format!("{:?}", url(&closed)));
+    let mut client = Node::spawn(&url(&io), &script);
+    assert_eq!(client.expect("main"), json!(["/"]));
+    assert_eq!(client.expect("dynamic"), json!(["/dyn"]));
+    assert_eq!(client.expect("own"), json!(["own handler"]));
+    assert_eq!(client.expect("refused"), json!("go away"));
+    assert_eq!(client.expect("closed"), json!("Invalid namespace"));
+    client.finish();
+    io.abort();
+    closed.abort();
+}
+
 // ------------------------------------------------------------------------------------------------
 // Panicking handlers
 

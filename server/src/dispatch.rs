@@ -17,13 +17,15 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use sockio_core::api::ReceivedEvent;
+use sockio_core::api::{CATCH_ALL_NAMESPACE, ReceivedEvent};
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
 
 use crate::cell::{ConnCell, HandOff};
-use crate::handlers::{BoxFuture, ConnectRefused, NamespaceHandlers, catch_panic, catch_panic_now};
+use crate::handlers::{
+    BoxFuture, ConnectRefused, NamespaceHandler, NamespaceHandlers, catch_panic, catch_panic_now,
+};
 use crate::lifecycle::BusyGuard;
 use crate::runtime::Runtime;
 use crate::server::Server;
@@ -334,17 +336,12 @@ impl<Rt: Runtime> Server<Rt> {
                     .register_socket(&namespace, sid.clone(), cell.clone());
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
-                let handlers = self.handlers_of(&namespace);
+                let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.clone());
                 let verdict = catch_panic("connect", async move {
-                    match handlers.as_ref() {
-                        Some(NamespaceHandlers {
-                            class: Some(class), ..
-                        }) => class.on_connect(socket, handshake, auth).await,
-                        Some(NamespaceHandlers {
-                            connect: Some(connect),
-                            ..
-                        }) => connect(socket, handshake, auth).await,
-                        _ => Ok(()),
+                    match (connect, class) {
+                        (Some(connect), _) => connect(socket, handshake, auth).await,
+                        (None, Some(class)) => class.on_connect(socket, handshake, auth).await,
+                        (None, None) => Ok(()),
                     }
                 })
                 .await
@@ -364,17 +361,13 @@ impl<Rt: Runtime> Server<Rt> {
                 reason,
             } => {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
-                let handlers = self.handlers_of(&namespace);
+                let (disconnect, class) =
+                    self.lifecycle_handler(&namespace, |h| h.disconnect.clone());
                 catch_panic("disconnect", async move {
-                    match handlers {
-                        Some(NamespaceHandlers {
-                            class: Some(class), ..
-                        }) => class.on_disconnect(socket, reason).await,
-                        Some(NamespaceHandlers {
-                            disconnect: Some(disconnect),
-                            ..
-                        }) => disconnect(socket, reason).await,
-                        _ => {}
+                    match (disconnect, class) {
+                        (Some(disconnect), _) => disconnect(socket, reason).await,
+                        (None, Some(class)) => class.on_disconnect(socket, reason).await,
+                        (None, None) => {}
                     }
                 })
                 .await;
@@ -395,8 +388,21 @@ impl<Rt: Runtime> Server<Rt> {
         self.inner.hub().forget_socket(namespace, sid);
     }
 
-    fn handlers_of(&self, namespace: &str) -> Option<NamespaceHandlers<Rt>> {
-        self.inner.handlers.load().get(namespace).cloned()
+    /// The connect or disconnect handler (`pick`) of `namespace`, else of the catch-all
+    /// namespace; when neither has one, the class-based handler that serves the namespace
+    /// (see [`CATCH_ALL_NAMESPACE`] for the order). Only those are cloned out of the registry.
+    fn lifecycle_handler<H>(
+        &self,
+        namespace: &str,
+        pick: impl Fn(&NamespaceHandlers<Rt>) -> Option<H>,
+    ) -> (Option<H>, Option<Arc<dyn NamespaceHandler<Rt>>>) {
+        let registry = self.inner.handlers.load();
+        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
+        let serving = serving.iter().flatten();
+        match serving.clone().find_map(|h| pick(h)) {
+            Some(handler) => (Some(handler), None),
+            None => (None, serving.clone().find_map(|h| h.class.clone())),
+        }
     }
 
     /// Calls the handler of `event` in `namespace` and returns its future; `None` when there is
@@ -410,15 +416,19 @@ impl<Rt: Runtime> Server<Rt> {
         args: Args,
     ) -> Option<BoxFuture<Args>> {
         let registry = self.inner.handlers.load();
-        let handlers = registry.get(namespace);
-        if let Some(class) = handlers.and_then(|h| h.class.as_ref()) {
+        // The namespace's own handlers, then the catch-all namespace's, functions before
+        // classes (see `CATCH_ALL_NAMESPACE`); the first lookup finds an echo's handler.
+        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
+        for handlers in serving.iter().flatten() {
+            if let Some(handler) = handlers.events.get(&event) {
+                return catch_panic_now("event", || handler(socket, args));
+            }
+            if let Some(any) = handlers.any.as_ref() {
+                return catch_panic_now("event", || any(socket, event, args));
+            }
+        }
+        if let Some(class) = serving.iter().flatten().find_map(|h| h.class.as_ref()) {
             return catch_panic_now("event", || class.on_event(socket, event, args));
-        }
-        if let Some(handler) = handlers.and_then(|h| h.events.get(&event)) {
-            return catch_panic_now("event", || handler(socket, args));
-        }
-        if let Some(any) = handlers.and_then(|h| h.any.as_ref()) {
-            return catch_panic_now("event", || any(socket, event, args));
         }
         tracing::debug!(namespace, event, "no handler for event");
         None

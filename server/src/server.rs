@@ -322,8 +322,12 @@ impl<Rt: Runtime> Server<Rt> {
         self
     }
 
-    /// Registers a class-based namespace (python-socketio's `register_namespace`). It replaces
-    /// handlers registered with `on` for that namespace's connect, disconnect and events.
+    /// Registers a class-based namespace (python-socketio's `register_namespace`). It gets the
+    /// connect, disconnect and events of that namespace that no function handler takes: as in
+    /// python-socketio, a handler registered with `on` (or `on_any`, `on_connect`, ...) for the
+    /// namespace, or for the catch-all namespace `"*"`, wins (see
+    /// [`CATCH_ALL_NAMESPACE`](sockio_core::api::CATCH_ALL_NAMESPACE)). A class registered for
+    /// `"*"` serves every namespace without one.
     pub fn register_namespace(&self, namespace: &str, handler: impl NamespaceHandler<Rt>) -> &Self {
         self.of(namespace)
             .update(|h| h.class = Some(Arc::new(handler)));
