@@ -347,3 +347,30 @@ process.exit(0);
     assert_eq!(client.expect("closed").await, json!("Invalid namespace"));
     client.finish().await;
 }
+
+/// Arguments that do not fit a typed handler drop the event without an acknowledgement, as
+/// python-socketio (the handler's TypeError): an empty one would tell the client the event was
+/// handled. The connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_that_do_not_fit_a_typed_handler_get_no_acknowledgement() {
+    let io = Server::builder().build();
+    io.on("double", |_socket: Socket, n: u32| async move { n * 2 });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const socket = io(URL, { reconnection: false });
+await connected(socket);
+const answer = (...args) => new Promise((resolve) =>
+  socket.timeout(1000).emit("double", ...args, (err, ...reply) => resolve(err ? "no ack" : reply)));
+out("text", await answer("twenty-one"));
+out("none", await answer());
+out("number", await answer(21));
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("text").await, json!("no ack"));
+    assert_eq!(client.expect("none").await, json!("no ack"));
+    assert_eq!(client.expect("number").await, json!([42]));
+    client.finish().await;
+}

@@ -42,7 +42,9 @@ pub trait NamespaceHandler: Send + Sync + 'static {
 
 pub(crate) type ConnectHandler =
     Arc<dyn Fn(Socket, Arc<Handshake>, Option<Value>) -> ConnectResult + Send + Sync>;
-pub(crate) type EventHandler = Arc<dyn Fn(Socket, Args) -> Args + Send + Sync>;
+/// An event handler as registered: its output is the acknowledgement to send, `None` for none
+/// (the event's arguments did not fit the handler, or its answer could not be encoded).
+pub(crate) type EventHandler = Arc<dyn Fn(Socket, Args) -> Option<Args> + Send + Sync>;
 pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> Args + Send + Sync>;
 pub(crate) type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) + Send + Sync>;
 
@@ -71,6 +73,7 @@ pub(crate) fn catch_panic<T>(handler: &str, f: impl FnOnce() -> T) -> Option<T> 
 
 /// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →
 /// that value, several → a tuple), and the return value is serialized into the acknowledgement.
+/// Arguments that do not fit `T` drop the event, and no acknowledgement is sent.
 pub(crate) fn typed_event<T, R, F>(event: String, handler: F) -> EventHandler
 where
     F: Fn(Socket, T) -> R + Send + Sync + 'static,
@@ -88,15 +91,17 @@ where
                     %error,
                     "event arguments do not match the handler's type; event dropped"
                 );
-                return Args::default();
+                // No acknowledgement either, as python-socketio (the handler's TypeError): an
+                // empty one would tell the client the event was handled.
+                return None;
             }
         };
         let result = handler(socket, data);
         match payload::to_args(&result) {
-            Ok(args) => args,
+            Ok(args) => Some(args),
             Err(error) => {
                 tracing::warn!(event, %error, "the handler's return value cannot be sent as an ack");
-                Args::default()
+                None
             }
         }
     })

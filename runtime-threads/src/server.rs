@@ -689,8 +689,9 @@ impl Server {
         let server = self.clone();
         let run = move || {
             let cell = handler_cell;
-            // A panicking handler's event gets no acknowledgement.
-            let Some(reply) = catch_panic("event", move || handler(socket, args)) else {
+            // A panicking handler's event gets no acknowledgement, nor one whose handler had
+            // none.
+            let Some(Some(reply)) = catch_panic("event", move || handler(socket, args)) else {
                 return;
             };
             if let Some(ack_id) = ack_id {
@@ -756,7 +757,7 @@ impl Server {
             if let Some(any) = handlers.any.clone() {
                 let event = event.to_owned();
                 return Some(Arc::new(move |socket, args| {
-                    any(socket, event.clone(), args)
+                    Some(any(socket, event.clone(), args))
                 }));
             }
         }
@@ -764,7 +765,7 @@ impl Server {
         drop(registry);
         let event = event.to_owned();
         Some(Arc::new(move |socket, args| {
-            class.on_event(socket, event.clone(), args)
+            Some(class.on_event(socket, event.clone(), args))
         }))
     }
 
@@ -1152,7 +1153,7 @@ impl Namespace {
     where
         F: Fn(Socket, Args) -> Args + Send + Sync + 'static,
     {
-        let handler: EventHandler = Arc::new(handler);
+        let handler: EventHandler = Arc::new(move |socket, args| Some(handler(socket, args)));
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);
         });

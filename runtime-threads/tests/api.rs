@@ -880,6 +880,33 @@ process.exit(0);
     closed.abort();
 }
 
+/// Arguments that do not fit a typed handler drop the event without an acknowledgement, as
+/// python-socketio (the handler's TypeError): an empty one would tell the client the event was
+/// handled. The connection goes on.
+#[test]
+fn arguments_that_do_not_fit_a_typed_handler_get_no_acknowledgement() {
+    let io = Server::builder().build();
+    io.on("double", |_socket: Socket, n: u32| n * 2);
+    let mut client = Node::spawn(
+        &url(&io),
+        r#"
+const socket = io(URL, { reconnection: false });
+await connected(socket);
+const answer = (...args) => new Promise((resolve) =>
+  socket.timeout(1000).emit("double", ...args, (err, ...reply) => resolve(err ? "no ack" : reply)));
+out("text", await answer("twenty-one"));
+out("none", await answer());
+out("number", await answer(21));
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("text"), json!("no ack"));
+    assert_eq!(client.expect("none"), json!("no ack"));
+    assert_eq!(client.expect("number"), json!([42]));
+    client.finish();
+    io.abort();
+}
+
 // ------------------------------------------------------------------------------------------------
 // Panicking handlers
 

@@ -74,11 +74,11 @@ fn answering(
     cell: Arc<ConnCell>,
     namespace: ByteString,
     ack_id: Option<u64>,
-    handler: BoxFuture<Args>,
+    handler: BoxFuture<Option<Args>>,
 ) -> HandOff {
     Box::pin(async move {
-        // A panicking handler's event gets no acknowledgement.
-        if let Some(reply) = catch_panic("event", handler).await {
+        // A panicking handler's event gets no acknowledgement, nor one whose handler had none.
+        if let Some(Some(reply)) = catch_panic("event", handler).await {
             acknowledge(&cell, &namespace, ack_id, reply);
         }
     })
@@ -281,7 +281,10 @@ impl<Rt: Runtime> Server<Rt> {
             let (finished, acknowledged) = match polled {
                 // A panicking handler's event gets no acknowledgement.
                 None => (true, None),
-                Some(Poll::Ready(reply)) => (true, acknowledge(cell, &namespace, ack_id, reply)),
+                Some(Poll::Ready(Some(reply))) => {
+                    (true, acknowledge(cell, &namespace, ack_id, reply))
+                }
+                Some(Poll::Ready(None)) => (true, None),
                 Some(Poll::Pending) => (false, None),
             };
             if finished {
@@ -414,7 +417,7 @@ impl<Rt: Runtime> Server<Rt> {
         namespace: &str,
         event: String,
         args: Args,
-    ) -> Option<BoxFuture<Args>> {
+    ) -> Option<BoxFuture<Option<Args>>> {
         let registry = self.inner.handlers.load();
         // The namespace's own handlers, then the catch-all namespace's, functions before
         // classes (see `CATCH_ALL_NAMESPACE`); the first lookup finds an echo's handler.
@@ -428,7 +431,8 @@ impl<Rt: Runtime> Server<Rt> {
             }
         }
         if let Some(class) = serving.iter().flatten().find_map(|h| h.class.as_ref()) {
-            return catch_panic_now("event", || class.on_event(socket, event, args));
+            let reply = catch_panic_now("event", || class.on_event(socket, event, args))?;
+            return Some(Box::pin(async move { Some(reply.await) }));
         }
         tracing::debug!(namespace, event, "no handler for event");
         None

@@ -51,9 +51,12 @@ pub trait NamespaceHandler<Rt: Runtime>: Send + Sync + 'static {
 pub(crate) type ConnectHandler<Rt> = Arc<
     dyn Fn(Socket<Rt>, Arc<Handshake>, Option<Value>) -> BoxFuture<ConnectResult> + Send + Sync,
 >;
-pub(crate) type EventHandler<Rt> = Arc<dyn Fn(Socket<Rt>, Args) -> BoxFuture<Args> + Send + Sync>;
+/// An event handler as registered: its output is the acknowledgement to send, `None` for none
+/// (the event's arguments did not fit the handler, or its answer could not be encoded).
+pub(crate) type EventHandler<Rt> =
+    Arc<dyn Fn(Socket<Rt>, Args) -> BoxFuture<Option<Args>> + Send + Sync>;
 pub(crate) type AnyHandler<Rt> =
-    Arc<dyn Fn(Socket<Rt>, String, Args) -> BoxFuture<Args> + Send + Sync>;
+    Arc<dyn Fn(Socket<Rt>, String, Args) -> BoxFuture<Option<Args>> + Send + Sync>;
 pub(crate) type DisconnectHandler<Rt> =
     Arc<dyn Fn(Socket<Rt>, DisconnectReason) -> BoxFuture<()> + Send + Sync>;
 
@@ -106,6 +109,7 @@ fn log_panic(handler: &str, panic: Box<dyn std::any::Any + Send>) {
 
 /// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →
 /// that value, several → a tuple), and the return value is serialized into the acknowledgement.
+/// Arguments that do not fit `T` drop the event, and no acknowledgement is sent.
 pub(crate) fn typed_event<Rt: Runtime, T, R, F, Fut>(event: String, handler: F) -> EventHandler<Rt>
 where
     F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,
@@ -128,17 +132,19 @@ where
                         %error,
                         "event arguments do not match the handler's type; event dropped"
                     );
-                    return Args::default();
+                    // No acknowledgement either, as python-socketio (the handler's TypeError):
+                    // an empty one would tell the client the event was handled.
+                    return None;
                 }
             };
             let result = handler(socket, data).await;
             match payload::to_args(&result) {
-                Ok(args) => args,
+                Ok(args) => Some(args),
                 Err(error) => {
                     tracing::warn!(event, %error, "the handler's return value cannot be sent as an ack");
-                    Args::default()
+                    None
                 }
             }
-        }) as BoxFuture<Args>
+        }) as BoxFuture<Option<Args>>
     })
 }

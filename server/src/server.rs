@@ -880,7 +880,10 @@ impl<Rt: Runtime> Namespace<Rt> {
         self.update(|h| {
             h.events.insert(
                 event.to_owned(),
-                Arc::new(move |socket, args| Box::pin(handler(socket, args)) as BoxFuture<Args>),
+                Arc::new(move |socket, args| {
+                    let reply = handler(socket, args);
+                    Box::pin(async move { Some(reply.await) }) as BoxFuture<Option<Args>>
+                }),
             );
         });
         self
@@ -930,7 +933,8 @@ impl<Rt: Runtime> Namespace<Rt> {
         let handler = Arc::new(handler);
         self.update(|h| {
             h.any = Some(Arc::new(move |socket, event, args| {
-                Box::pin(handler(socket, event, args)) as BoxFuture<Args>
+                let reply = handler(socket, event, args);
+                Box::pin(async move { Some(reply.await) }) as BoxFuture<Option<Args>>
             }));
         });
         self
