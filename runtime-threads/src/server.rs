@@ -748,8 +748,13 @@ impl Server {
     fn event_handler(&self, namespace: &str, event: &str) -> Option<EventHandler> {
         let registry = self.inner.handlers.read().ok()?;
         // The namespace's own handlers, then the catch-all namespace's, functions before
-        // classes (see `CATCH_ALL_NAMESPACE`); the first lookup finds an echo's handler.
-        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
+        // classes (see `CATCH_ALL_NAMESPACE`). The catch-all is looked up only when needed: an
+        // echo's handler is found by the first lookup.
+        let own = registry.get(namespace);
+        if let Some(handler) = own.and_then(|h| h.events.get(event)) {
+            return Some(handler.clone());
+        }
+        let serving = [own, registry.get(CATCH_ALL_NAMESPACE)];
         for handlers in serving.iter().flatten() {
             if let Some(handler) = handlers.events.get(event) {
                 return Some(handler.clone());
