@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::http::{HeaderMap, Method, header};
+use ::http::{HeaderMap, HeaderName, Method, header};
 
 use super::ProtocolVersion;
 use super::config::{EngineConfig, Transport};
@@ -78,12 +78,23 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// True when the request asks to upgrade the connection to WebSocket.
+/// True when the request asks to upgrade the connection to WebSocket: `websocket` is one of the
+/// protocols its `Upgrade` header lists (RFC 9110 §7.8: a comma-separated list over one or more
+/// header lines, tokens case-insensitive). Whether the request is a valid opening handshake is
+/// [`is_valid_websocket_handshake`]'s question. Allocates nothing: the runtimes ask it of every
+/// request.
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    lists_token(headers, &header::UPGRADE, b"websocket")
+}
+
+/// True when a `name` header line lists `token` (comma-separated, case-insensitive).
+fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+    })
 }
 
 /// True when the request opens a new session (no `sid` in its query): the one kind of request a
