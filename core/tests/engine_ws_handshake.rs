@@ -231,3 +231,28 @@ fn a_refused_version_is_answered_with_the_version_this_server_speaks() {
         }
     }
 }
+
+#[test]
+fn an_upgrade_by_another_method_than_get_is_refused() {
+    for method in [Method::POST, Method::PUT, Method::DELETE] {
+        let upgrade = Upgrade { method, ..VALID };
+        let what = upgrade.describe();
+        // A handshake: engine.io refuses it before `ws` sees it.
+        let refusal = refused_as_new(&upgrade);
+        assert_ws_refusal(
+            &refusal,
+            StatusCode::BAD_REQUEST,
+            "Bad handshake method",
+            &what,
+        );
+        // The probe of a session: `ws` refuses it.
+        let refusal = refused_as_probe(&upgrade);
+        assert_ws_refusal(
+            &refusal,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Invalid HTTP method",
+            &what,
+        );
+        assert_eq!(header(&refusal, "allow"), Some("GET"), "{what}");
+    }
+}

@@ -9,14 +9,16 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use bytes::Bytes;
 
 use super::ProtocolVersion;
 use super::config::{EngineConfig, Transport};
 use super::session::{Output, RequestId, Session};
 use super::sid::{Sid, SidGenerator};
 use crate::http::{
-    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, ws_rejection_response,
+    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, plain_response,
+    ws_rejection_response,
 };
 
 /// What [`Endpoint::check`] decided.
@@ -170,6 +172,24 @@ fn handshake_refusal(fault: HandshakeFault) -> Response {
         );
     }
     response
+}
+
+/// The refusal of a WebSocket upgrade of an existing session that is not a valid opening
+/// handshake, or `None` when it is one. A method other than `GET` gets what the reference
+/// server's `ws` answers: `405 Method Not Allowed` (with `Allow: GET`), `Connection: close`.
+pub(crate) fn upgrade_refusal(method: &Method, headers: &HeaderMap) -> Option<Response> {
+    if method != Method::GET {
+        let mut response = plain_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/html",
+            Bytes::from_static(b"Invalid HTTP method"),
+        );
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return Some(response);
+    }
+    handshake_fault(headers).map(handshake_refusal)
 }
 
 impl Endpoint {
