@@ -9,14 +9,16 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::http::{HeaderMap, Method, header};
+use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use bytes::Bytes;
 
 use super::ProtocolVersion;
 use super::config::{EngineConfig, Transport};
 use super::session::{Output, RequestId, Session};
 use super::sid::{Sid, SidGenerator};
 use crate::http::{
-    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, ws_rejection_response,
+    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, plain_response,
+    ws_rejection_response,
 };
 
 /// What [`Endpoint::check`] decided.
@@ -78,12 +80,23 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// True when the request asks to upgrade the connection to WebSocket.
+/// True when the request asks to upgrade the connection to WebSocket: `websocket` is one of the
+/// protocols its `Upgrade` header lists (RFC 9110 §7.8: a comma-separated list over one or more
+/// header lines, tokens case-insensitive). Whether the request is a valid opening handshake is
+/// [`is_valid_websocket_handshake`]'s question. Allocates nothing: the runtimes ask it of every
+/// request.
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    lists_token(headers, &header::UPGRADE, b"websocket")
+}
+
+/// True when a `name` header line lists `token` (comma-separated, case-insensitive).
+fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+    })
 }
 
 /// True when the request opens a new session (no `sid` in its query): the one kind of request a
@@ -97,16 +110,86 @@ pub(crate) fn is_jsonp_index(j: &str) -> bool {
     !j.is_empty() && j.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// True when an upgrade request carries what RFC 6455 requires of it: a `Sec-WebSocket-Key` and
+/// True when an upgrade request carries what RFC 6455 §4.2.1 requires of it besides its method
+/// (`GET`) and its `Upgrade` header ([`is_websocket_upgrade`]): a `Connection` header listing
+/// `upgrade`, exactly one `Sec-WebSocket-Key` that is the base64 of 16 bytes, and exactly one
 /// `Sec-WebSocket-Version: 13`. (The driver computes `Sec-WebSocket-Accept` from the key.)
 pub fn is_valid_websocket_handshake(headers: &HeaderMap) -> bool {
-    let key_ok = headers
-        .get("sec-websocket-key")
-        .is_some_and(|key| !key.is_empty() && key.len() <= 64);
-    let version_ok = headers
-        .get("sec-websocket-version")
-        .is_some_and(|version| version.as_bytes() == b"13");
-    key_ok && version_ok
+    handshake_fault(headers).is_none()
+}
+
+/// What makes an upgrade request's headers an invalid WebSocket opening handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandshakeFault {
+    /// No `Connection` header lists `upgrade`.
+    Connection,
+    /// No `Sec-WebSocket-Key`, more than one, or one that is not the base64 of 16 bytes.
+    Key,
+    /// No `Sec-WebSocket-Version`, more than one, or one other than 13.
+    Version,
+}
+
+/// The first fault of an upgrade request's headers, in the order RFC 6455 §4.2.1 lists them.
+fn handshake_fault(headers: &HeaderMap) -> Option<HandshakeFault> {
+    if !lists_token(headers, &header::CONNECTION, b"upgrade") {
+        return Some(HandshakeFault::Connection);
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    if !matches!((keys.next(), keys.next()), (Some(key), None) if is_websocket_key(key.as_bytes()))
+    {
+        return Some(HandshakeFault::Key);
+    }
+    let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    if !matches!((versions.next(), versions.next()), (Some(v), None) if v.as_bytes() == b"13") {
+        return Some(HandshakeFault::Version);
+    }
+    None
+}
+
+/// True when `key` has the shape of the base64 of 16 bytes: 22 base64 characters and `==`
+/// (the check of the reference server's `ws`; checked by hand, without decoding).
+fn is_websocket_key(key: &[u8]) -> bool {
+    key.strip_suffix(b"==").is_some_and(|body| {
+        body.len() == 22
+            && body
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    })
+}
+
+/// The refusal of an upgrade request whose headers are not a valid opening handshake: the
+/// reference server's WebSocket rejection (400, `Connection: close`). A refused version also
+/// names the one this server speaks (RFC 6455 §4.4).
+fn handshake_refusal(fault: HandshakeFault) -> Response {
+    let mut response = ws_rejection_response(
+        EngineErrorCode::BadRequest,
+        Some("Invalid WebSocket handshake"),
+    );
+    if fault == HandshakeFault::Version {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+    }
+    response
+}
+
+/// The refusal of a WebSocket upgrade of an existing session that is not a valid opening
+/// handshake, or `None` when it is one. A method other than `GET` gets what the reference
+/// server's `ws` answers: `405 Method Not Allowed` (with `Allow: GET`), `Connection: close`.
+pub(crate) fn upgrade_refusal(method: &Method, headers: &HeaderMap) -> Option<Response> {
+    if method != Method::GET {
+        let mut response = plain_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/html",
+            Bytes::from_static(b"Invalid HTTP method"),
+        );
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return Some(response);
+    }
+    handshake_fault(headers).map(handshake_refusal)
 }
 
 impl Endpoint {
@@ -285,13 +368,10 @@ impl Endpoint {
                 self.config.cors.preflight_response(&origin, headers),
             ));
         }
-        if websocket && !is_valid_websocket_handshake(headers) {
-            // Checked before routing so no session is made for an upgrade that cannot complete.
-            return reject(
-                EngineErrorCode::BadRequest,
-                Some("Invalid WebSocket handshake"),
-                &origin,
-            );
+        if websocket && let Some(fault) = handshake_fault(headers) {
+            // Checked before routing so no session is made (and no session's probe begins) for an
+            // upgrade that cannot complete.
+            return Checked::Respond(Box::new(handshake_refusal(fault)));
         }
         // The few parameters routing reads, looked up in one scan of the raw query: parsing it
         // into owned pairs cost two allocations per pair on every polling request

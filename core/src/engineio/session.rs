@@ -31,6 +31,7 @@ use ::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use bytes::Bytes;
 
 use super::config::{EngineConfig, Transport};
+use super::endpoint::upgrade_refusal;
 use super::frame::Frame;
 use super::packet::{Packet, PacketData, PacketType, WsMessage};
 use super::payload;
@@ -562,7 +563,11 @@ impl Session {
     ///
     /// On `Ok`, the driver completes the WebSocket handshake and from then on reports the
     /// connection's messages with `id` as its handle. On `Err`, it answers the upgrade request with
-    /// the response instead. Drain outputs and events afterwards either way.
+    /// the response instead, and the session is as before. A request that is not a valid opening
+    /// handshake (RFC 6455 §4.2.1: not `GET`, or headers [`is_valid_websocket_handshake`] refuses)
+    /// is refused. Drain outputs and events afterwards either way.
+    ///
+    /// [`is_valid_websocket_handshake`]: super::is_valid_websocket_handshake
     pub fn accept_websocket(
         &mut self,
         now: Instant,
@@ -570,6 +575,11 @@ impl Session {
         request: &Request,
     ) -> Result<(), Box<Response>> {
         self.debug_assert_drained();
+        if let Some(response) = upgrade_refusal(request.method(), request.headers()) {
+            // Not a valid opening handshake (a POST, a bad key, ...): refused before it touches
+            // the session, which goes on polling.
+            return Err(Box::new(response));
+        }
         let refuse = || {
             Err(Box::new(ws_rejection_response(
                 EngineErrorCode::BadRequest,

@@ -434,12 +434,18 @@ impl<E: DrivenEndpoint> Harness<E> {
             sockio_testkit::requests::WEBSOCKET_UPGRADE_HEADERS.to_vec();
         all.extend_from_slice(headers);
         let request = Self::build(Method::GET, uri, &all, b"");
+        self.ws_connect_request(&request)
+    }
+
+    /// Opens a WebSocket with a prepared upgrade request (any method and headers), routed as a
+    /// runtime routes one: `Ok(conn)` when accepted, `Err(response)` when refused.
+    pub fn ws_connect_request(&mut self, request: &Request) -> Result<RequestId, Response> {
         let id = self.next_request_id();
         let now = self.now;
         let sessions = &self.sessions;
         let routed = self
             .endpoint
-            .route(now, id, &request, &|sid| sessions.contains_key(sid));
+            .route(now, id, request, &|sid| sessions.contains_key(sid));
         match routed {
             Routed::NotHandled => panic!("WebSocket path not handled"),
             Routed::Respond(r) => Err(r),
@@ -455,7 +461,7 @@ impl<E: DrivenEndpoint> Harness<E> {
                     .sessions
                     .get_mut(&sid)
                     .expect("routed to a live session");
-                let accepted = session.accept_websocket(now, id, &request);
+                let accepted = session.accept_websocket(now, id, request);
                 self.drain(&sid);
                 match accepted {
                     Ok(()) => {
