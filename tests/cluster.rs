@@ -965,6 +965,11 @@ async fn two_servers_share_clients(
     // A puts B's client in a room and emits to it; skip_sid works across servers.
     server_a.enter_room(&sid_b, "r").expect("remote enter_room");
     server_a.enter_room(&sid_a, "r").expect("local enter_room");
+    // A client of B cannot be put in A's client's own room (B could not tell it is one).
+    assert!(matches!(
+        server_a.enter_room(&sid_b, &sid_a),
+        Err(sockio::ServerError::SidRoom(_))
+    ));
     server_a
         .emit("to-room", &1)
         .to("r")

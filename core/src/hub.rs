@@ -144,11 +144,20 @@ impl<H: Clone> Hub<H> {
         sid: &str,
         room: &str,
     ) -> Result<(), EnterRoomError> {
+        self.may_enter(namespace, sid, room)?;
         let entry = self.known_mut(namespace, sid)?;
-        if room != sid && entry.owners.contains_key(room) {
-            return Err(sid_room(namespace, room).into());
-        }
         entry.rooms.join(&Sid::from(sid), room);
+        Ok(())
+    }
+
+    /// Refuses to let socket `sid` (of this server or another) enter `room` when `room` is the
+    /// own room of another socket of this server. A server asked to put one of its sockets in
+    /// a room checks the same for its own sockets, but it cannot know the sids of the asking
+    /// server: the asking server checks first.
+    pub fn may_enter(&self, namespace: &str, sid: &str, room: &str) -> Result<(), SidRoom> {
+        if room != sid && self.contains(namespace, room) {
+            return Err(sid_room(namespace, room));
+        }
         Ok(())
     }
 
@@ -384,6 +393,12 @@ mod tests {
         hub.enter_room("/", "b", "b").unwrap();
         hub.enter_room("/", "a", "c").unwrap();
         assert_eq!(hub.close_room("/", "c"), Ok(vec![Sid::from("a")]));
+        // The check for a socket of another server (one this hub does not know).
+        assert_eq!(
+            hub.may_enter("/", "elsewhere", "a"),
+            Err(sid_room("/", "a"))
+        );
+        assert_eq!(hub.may_enter("/", "elsewhere", "lobby"), Ok(()));
         // Once its socket is gone, the name is free.
         hub.forget_socket("/", "b");
         hub.enter_room("/", "a", "b").unwrap();

@@ -207,6 +207,11 @@ fn share_clients(url: &str, broker: &Broker) {
 
     // A puts B's client in a room (B does it), then emits to the room.
     server_a.enter_room(&sid_b, "r").expect("remote enter_room");
+    // ... but not in A's client's own room (B could not tell it is one).
+    assert!(matches!(
+        server_a.enter_room(&sid_b, &sid_a),
+        Err(sockio_threads::ServerError::SidRoom(_))
+    ));
     server_a.emit("to-r", &1).to("r").send().expect("room emit");
     assert_eq!(
         events(&mut client, 1),

@@ -959,6 +959,8 @@ impl<Rt: Runtime> Namespace<Rt> {
     /// there by its server (the message is queued for the broker; a failure to publish is
     /// logged).
     pub fn enter_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        // Checked here too for a socket of another server, which cannot know this one's sids.
+        self.server.inner.hub().may_enter(&self.name, sid, room)?;
         if self.publish_elsewhere(RoomChange::Enter(room), sid) {
             return Ok(());
         }
