@@ -5,7 +5,7 @@
 
 mod support;
 
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, Version};
 use sockio_core::engineio::{Endpoint, EngineConfig, PacketData, Transport};
 use sockio_core::http::{Request, Response};
 use support::*;
@@ -16,6 +16,7 @@ const NEW: &str = "/engine.io/?EIO=4&transport=websocket";
 /// An upgrade request: each list gives that header's lines (none: the header is absent).
 struct Upgrade {
     method: Method,
+    version: Version,
     connection: &'static [&'static str],
     upgrade: &'static [&'static str],
     keys: &'static [&'static str],
@@ -25,6 +26,7 @@ struct Upgrade {
 /// A valid upgrade, to change one thing of.
 const VALID: Upgrade = Upgrade {
     method: Method::GET,
+    version: Version::HTTP_11,
     connection: &["Upgrade"],
     upgrade: &["websocket"],
     keys: &[KEY],
@@ -43,13 +45,15 @@ impl Upgrade {
             .iter()
             .flat_map(|(name, values)| values.iter().map(move |value| (*name, *value)))
             .collect();
-        Harness::<Endpoint>::build(self.method.clone(), uri, &headers, b"")
+        let mut request = Harness::<Endpoint>::build(self.method.clone(), uri, &headers, b"");
+        *request.version_mut() = self.version;
+        request
     }
 
     fn describe(&self) -> String {
         format!(
-            "{} connection {:?} upgrade {:?} keys {:?} versions {:?}",
-            self.method, self.connection, self.upgrade, self.keys, self.versions
+            "{} {:?} connection {:?} upgrade {:?} keys {:?} versions {:?}",
+            self.method, self.version, self.connection, self.upgrade, self.keys, self.versions
         )
     }
 }
@@ -254,5 +258,15 @@ fn an_upgrade_by_another_method_than_get_is_refused() {
             &what,
         );
         assert_eq!(header(&refusal, "allow"), Some("GET"), "{what}");
+    }
+}
+
+/// The upgrade exists in HTTP/1.1 only (RFC 6455 §4.1; an HTTP/1.0 `Upgrade` header means
+/// nothing, RFC 9110 §7.8): refused before any session is made, and a probe leaves its session
+/// polling.
+#[test]
+fn an_upgrade_in_another_http_version_is_refused() {
+    for version in [Version::HTTP_10, Version::HTTP_09] {
+        assert_invalid_everywhere(&Upgrade { version, ..VALID });
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Version, header};
+use http::{HeaderMap, Method, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
@@ -1059,14 +1059,10 @@ pub(crate) fn await_answer(
     }
 }
 
-/// The headers of the `101` for an upgrade the core accepted, or `None` when the handshake
-/// headers are unusable, or the request is not HTTP/1.1, the only version with this upgrade
-/// (RFC 6455 §4.1; RFC 9110 §7.8: an HTTP/1.0 `Upgrade` is ignored). The caller then tells the
-/// core the WebSocket failed and answers [`bad_handshake`].
+/// The headers of the `101` for an upgrade the core accepted (which checked the handshake: an
+/// HTTP/1.1 GET, one key, version 13), or `None` when they cannot be made. The caller then tells
+/// the core the WebSocket failed and answers [`bad_handshake`].
 pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> Option<HeaderMap> {
-    if request.version() != Version::HTTP_11 {
-        return None;
-    }
     let key = request.headers().get(header::SEC_WEBSOCKET_KEY)?;
     let version_ok = request
         .headers()

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use bytes::Bytes;
 
 use super::ProtocolVersion;
@@ -174,10 +174,25 @@ fn handshake_refusal(fault: HandshakeFault) -> Response {
     response
 }
 
+/// The refusal of an upgrade in another HTTP version than 1.1, the only one with this upgrade
+/// (RFC 6455 §4.1; an HTTP/1.0 `Upgrade` header means nothing, RFC 9110 §7.8).
+fn http_version_refusal(request: &Request) -> Option<Response> {
+    (request.version() != Version::HTTP_11).then(|| {
+        ws_rejection_response(
+            EngineErrorCode::BadRequest,
+            Some("Invalid WebSocket handshake"),
+        )
+    })
+}
+
 /// The refusal of a WebSocket upgrade of an existing session that is not a valid opening
 /// handshake, or `None` when it is one. A method other than `GET` gets what the reference
 /// server's `ws` answers: `405 Method Not Allowed` (with `Allow: GET`), `Connection: close`.
-pub(crate) fn upgrade_refusal(method: &Method, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn upgrade_refusal(request: &Request) -> Option<Response> {
+    let (method, headers) = (request.method(), request.headers());
+    if let Some(refusal) = http_version_refusal(request) {
+        return Some(refusal);
+    }
     if method != Method::GET {
         let mut response = plain_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -327,6 +342,9 @@ impl Endpoint {
                 }
                 if transport == Transport::WebSocket && !websocket {
                     return reject(EngineErrorCode::BadRequest, None);
+                }
+                if websocket && let Some(refusal) = http_version_refusal(request) {
+                    return Routing::Respond(refusal);
                 }
                 if let Some(allow) = &self.config.allow_request
                     && let Err(message) = allow(request)

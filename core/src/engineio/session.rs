@@ -564,8 +564,8 @@ impl Session {
     /// On `Ok`, the driver completes the WebSocket handshake and from then on reports the
     /// connection's messages with `id` as its handle. On `Err`, it answers the upgrade request with
     /// the response instead, and the session is as before. A request that is not a valid opening
-    /// handshake (RFC 6455 §4.2.1: not `GET`, or headers [`is_valid_websocket_handshake`] refuses)
-    /// is refused. Drain outputs and events afterwards either way.
+    /// handshake (RFC 6455 §4.2.1: not an HTTP/1.1 `GET`, or headers
+    /// [`is_valid_websocket_handshake`] refuses) is refused. Drain outputs and events afterwards either way.
     ///
     /// [`is_valid_websocket_handshake`]: super::is_valid_websocket_handshake
     pub fn accept_websocket(
@@ -575,7 +575,7 @@ impl Session {
         request: &Request,
     ) -> Result<(), Box<Response>> {
         self.debug_assert_drained();
-        if let Some(response) = upgrade_refusal(request.method(), request.headers()) {
+        if let Some(response) = upgrade_refusal(request) {
             // Not a valid opening handshake (a POST, a bad key, ...): refused before it touches
             // the session, which goes on polling.
             return Err(Box::new(response));
