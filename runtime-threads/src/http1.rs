@@ -324,12 +324,7 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
 
 /// True when a `Connection` header of `headers` lists `token` (case-insensitive).
 fn has_connection_token(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|part| part.trim().eq_ignore_ascii_case(token))
-        })
-    })
+    sockio_core::http::lists_token(headers, &CONNECTION, token.as_bytes())
 }
 
 /// Whether the client lets the connection stay open after this request: `close` (in any
@@ -670,7 +665,9 @@ mod tests {
 
     #[test]
     fn close_wins_over_keep_alive() {
-        let heads: [&[u8]; 5] = [
+        let heads: [&[u8]; 6] = [
+            // Bytes outside visible ASCII elsewhere on the line do not hide the token.
+            b"GET / HTTP/1.1\r\nConnection: close, f\xc3\xb6\r\n\r\n",
             b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
             b"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n",
             b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: Close\r\n\r\n",

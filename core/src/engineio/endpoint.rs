@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use ::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use bytes::Bytes;
 
 use super::ProtocolVersion;
@@ -17,8 +17,8 @@ use super::config::{EngineConfig, Transport};
 use super::session::{Output, RequestId, Session};
 use super::sid::{Sid, SidGenerator};
 use crate::http::{
-    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, plain_response,
-    ws_rejection_response,
+    EngineErrorCode, OriginCheck, Query, Request, Response, error_response, lists_token,
+    plain_response, ws_rejection_response,
 };
 
 /// What [`Endpoint::check`] decided.
@@ -87,16 +87,6 @@ impl std::fmt::Debug for Endpoint {
 /// request.
 pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     lists_token(headers, &header::UPGRADE, b"websocket")
-}
-
-/// True when a `name` header line lists `token` (comma-separated, case-insensitive).
-fn lists_token(headers: &HeaderMap, name: &HeaderName, token: &[u8]) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
-    })
 }
 
 /// True when the request opens a new session (no `sid` in its query): the one kind of request a

@@ -17,6 +17,18 @@ pub type Request = ::http::Request<bytes::Bytes>;
 /// An HTTP response produced by the engine.
 pub type Response = ::http::Response<bytes::Bytes>;
 
+/// True when a `name` header line lists `token`: comma-separated over one or more lines,
+/// compared case-insensitively byte by byte (RFC 9110 §5.6.1), so a line with other bytes than
+/// visible ASCII still counts (`Connection: close, fö`). Allocates nothing.
+pub fn lists_token(headers: &::http::HeaderMap, name: &::http::HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}
+
 pub use compress::{ContentEncoding, DEFAULT_COMPRESSION_THRESHOLD, maybe_compress, negotiate};
 pub use cookie::{CookieConfig, InvalidCookieConfig, SameSite};
 pub use cors::{AllowedOrigins, CorsConfig, OriginCheck};
