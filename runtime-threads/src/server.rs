@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sockio_core::api::{CATCH_ALL_NAMESPACE, EmitSpec, ReceivedEvent, SharedCallback};
+use sockio_core::api::{
+    CATCH_ALL_NAMESPACE, EmitSpec, EventRoute, LifecycleRoute, ReceivedEvent, SharedCallback,
+    route_event, route_lifecycle,
+};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
@@ -619,7 +622,7 @@ impl Server {
                     .register_socket(&namespace, sid.clone(), cell.clone());
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
-                let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.clone());
+                let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.as_ref());
                 let verdict = catch_panic("connect", move || match (connect, class) {
                     (Some(connect), _) => connect(socket, handshake, auth),
                     (None, Some(class)) => class.on_connect(socket, handshake, auth),
@@ -644,7 +647,7 @@ impl Server {
                 let namespace: Arc<str> = Arc::from(&*namespace);
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
-                    self.lifecycle_handler(&namespace, |h| h.disconnect.clone());
+                    self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());
                 catch_panic("disconnect", move || match (disconnect, class) {
                     (Some(disconnect), _) => disconnect(socket, reason),
                     (None, Some(class)) => class.on_disconnect(socket, reason),
@@ -722,56 +725,54 @@ impl Server {
         }
     }
 
-    /// The connect or disconnect handler (`pick`) of `namespace`, else of the catch-all
-    /// namespace; when neither has one, the class-based handler that serves the namespace (see
-    /// [`CATCH_ALL_NAMESPACE`] for the order). Only those are cloned out of the registry, under
-    /// its read lock: not the namespace's whole handler map with its event names, which this
-    /// cloned for every socket's connect and disconnect.
-    fn lifecycle_handler<H>(
+    /// The connect or disconnect handler (`pick`) that serves `namespace`, or its class-based
+    /// handler ([`route_lifecycle`]). Only that is cloned out of the registry, under its read
+    /// lock: not the namespace's whole handler map with its event names, which this cloned for
+    /// every socket's connect and disconnect.
+    fn lifecycle_handler<H: Clone>(
         &self,
         namespace: &str,
-        pick: impl Fn(&NamespaceHandlers) -> Option<H>,
+        pick: impl for<'a> Fn(&'a NamespaceHandlers) -> Option<&'a H>,
     ) -> (Option<H>, Option<Arc<dyn NamespaceHandler>>) {
         let Ok(registry) = self.inner.handlers.read() else {
             return (None, None);
         };
-        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
-        let serving = serving.iter().flatten();
-        match serving.clone().find_map(|h| pick(h)) {
-            Some(handler) => (Some(handler), None),
-            None => (None, serving.clone().find_map(|h| h.class.clone())),
+        let route = route_lifecycle(
+            registry.get(namespace),
+            registry.get(CATCH_ALL_NAMESPACE),
+            pick,
+            |h| h.class.as_ref(),
+        );
+        match route {
+            Some(LifecycleRoute::Function(handler)) => (Some(handler.clone()), None),
+            Some(LifecycleRoute::Class(class)) => (None, Some(class.clone())),
+            None => (None, None),
         }
     }
 
-    /// The handler of `event`: only it is cloned out of the registry, not the namespace's whole
-    /// handler map (its event names and handlers), which this did for every event.
+    /// The handler of `event` ([`route_event`]): only it is cloned out of the registry, not the
+    /// namespace's whole handler map (its event names and handlers), which this did for every
+    /// event.
     fn event_handler(&self, namespace: &str, event: &str) -> Option<EventHandler> {
         let registry = self.inner.handlers.read().ok()?;
-        // The namespace's own handlers, then the catch-all namespace's, functions before
-        // classes (see `CATCH_ALL_NAMESPACE`). The catch-all is looked up only when needed: an
-        // echo's handler is found by the first lookup.
-        let own = registry.get(namespace);
-        if let Some(handler) = own.and_then(|h| h.events.get(event)) {
-            return Some(handler.clone());
-        }
-        let serving = [own, registry.get(CATCH_ALL_NAMESPACE)];
-        for handlers in serving.iter().flatten() {
-            if let Some(handler) = handlers.events.get(event) {
-                return Some(handler.clone());
+        let route = route_event(
+            registry.get(namespace),
+            || registry.get(CATCH_ALL_NAMESPACE),
+            |h| h.events.get(event),
+            |h| h.any.as_ref(),
+            |h| h.class.as_ref(),
+        )?;
+        Some(match route {
+            EventRoute::Named(handler) => handler.clone(),
+            EventRoute::Any(any) => {
+                let (any, event) = (any.clone(), event.to_owned());
+                Arc::new(move |socket, args| Some(any(socket, event.clone(), args)))
             }
-            if let Some(any) = handlers.any.clone() {
-                let event = event.to_owned();
-                return Some(Arc::new(move |socket, args| {
-                    Some(any(socket, event.clone(), args))
-                }));
+            EventRoute::Class(class) => {
+                let (class, event) = (class.clone(), event.to_owned());
+                Arc::new(move |socket, args| Some(class.on_event(socket, event.clone(), args)))
             }
-        }
-        let class = serving.iter().flatten().find_map(|h| h.class.clone())?;
-        drop(registry);
-        let event = event.to_owned();
-        Some(Arc::new(move |socket, args| {
-            Some(class.on_event(socket, event.clone(), args))
-        }))
+        })
     }
 
     /// The connection that holds socket `sid` of `namespace`.

@@ -17,7 +17,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use sockio_core::api::{CATCH_ALL_NAMESPACE, ReceivedEvent};
+use sockio_core::api::{
+    CATCH_ALL_NAMESPACE, EventRoute, LifecycleRoute, ReceivedEvent, route_event, route_lifecycle,
+};
 use sockio_core::engineio::Sid;
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
@@ -339,7 +341,7 @@ impl<Rt: Runtime> Server<Rt> {
                     .register_socket(&namespace, sid.clone(), cell.clone());
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
-                let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.clone());
+                let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.as_ref());
                 let verdict = catch_panic("connect", async move {
                     match (connect, class) {
                         (Some(connect), _) => connect(socket, handshake, auth).await,
@@ -365,7 +367,7 @@ impl<Rt: Runtime> Server<Rt> {
             } => {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
-                    self.lifecycle_handler(&namespace, |h| h.disconnect.clone());
+                    self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());
                 catch_panic("disconnect", async move {
                     match (disconnect, class) {
                         (Some(disconnect), _) => disconnect(socket, reason).await,
@@ -391,20 +393,24 @@ impl<Rt: Runtime> Server<Rt> {
         self.inner.hub().forget_socket(namespace, sid);
     }
 
-    /// The connect or disconnect handler (`pick`) of `namespace`, else of the catch-all
-    /// namespace; when neither has one, the class-based handler that serves the namespace
-    /// (see [`CATCH_ALL_NAMESPACE`] for the order). Only those are cloned out of the registry.
-    fn lifecycle_handler<H>(
+    /// The connect or disconnect handler (`pick`) that serves `namespace`, or its class-based
+    /// handler ([`route_lifecycle`]). Only that is cloned out of the registry.
+    fn lifecycle_handler<H: Clone>(
         &self,
         namespace: &str,
-        pick: impl Fn(&NamespaceHandlers<Rt>) -> Option<H>,
+        pick: impl for<'a> Fn(&'a NamespaceHandlers<Rt>) -> Option<&'a H>,
     ) -> (Option<H>, Option<Arc<dyn NamespaceHandler<Rt>>>) {
         let registry = self.inner.handlers.load();
-        let serving = [registry.get(namespace), registry.get(CATCH_ALL_NAMESPACE)];
-        let serving = serving.iter().flatten();
-        match serving.clone().find_map(|h| pick(h)) {
-            Some(handler) => (Some(handler), None),
-            None => (None, serving.clone().find_map(|h| h.class.clone())),
+        let route = route_lifecycle(
+            registry.get(namespace),
+            registry.get(CATCH_ALL_NAMESPACE),
+            pick,
+            |h| h.class.as_ref(),
+        );
+        match route {
+            Some(LifecycleRoute::Function(handler)) => (Some(handler.clone()), None),
+            Some(LifecycleRoute::Class(class)) => (None, Some(class.clone())),
+            None => (None, None),
         }
     }
 
@@ -419,26 +425,25 @@ impl<Rt: Runtime> Server<Rt> {
         args: Args,
     ) -> Option<BoxFuture<Option<Args>>> {
         let registry = self.inner.handlers.load();
-        // The namespace's own handlers, then the catch-all namespace's, functions before
-        // classes (see `CATCH_ALL_NAMESPACE`). The catch-all is looked up only when needed: an
-        // echo's handler is found by the first lookup, and a second cost about 70 of its
-        // 7,700 instructions (bench/instructions_per_ack.sh).
-        let own = registry.get(namespace);
-        if let Some(handler) = own.and_then(|h| h.events.get(&event)) {
-            return catch_panic_now("event", || handler(socket, args));
-        }
-        let serving = [own, registry.get(CATCH_ALL_NAMESPACE)];
-        for handlers in serving.iter().flatten() {
-            if let Some(handler) = handlers.events.get(&event) {
+        let route = route_event(
+            registry.get(namespace),
+            || registry.get(CATCH_ALL_NAMESPACE),
+            |h| h.events.get(&event),
+            |h| h.any.as_ref(),
+            |h| h.class.as_ref(),
+        );
+        match route {
+            Some(EventRoute::Named(handler)) => {
                 return catch_panic_now("event", || handler(socket, args));
             }
-            if let Some(any) = handlers.any.as_ref() {
+            Some(EventRoute::Any(any)) => {
                 return catch_panic_now("event", || any(socket, event, args));
             }
-        }
-        if let Some(class) = serving.iter().flatten().find_map(|h| h.class.as_ref()) {
-            let reply = catch_panic_now("event", || class.on_event(socket, event, args))?;
-            return Some(Box::pin(async move { Some(reply.await) }));
+            Some(EventRoute::Class(class)) => {
+                let reply = catch_panic_now("event", || class.on_event(socket, event, args))?;
+                return Some(Box::pin(async move { Some(reply.await) }));
+            }
+            None => {}
         }
         tracing::debug!(namespace, event, "no handler for event");
         None
