@@ -13,12 +13,12 @@ use bytestring::ByteString;
 
 /// The namespace name whose handlers serve every namespace without its own (python-socketio's
 /// catch-all namespace, `@sio.on('my_event', namespace='*')`). Which handler an event or a
-/// connect reaches ([`route_event`], [`route_lifecycle`]), first found wins: the namespace's handler of that name, its catch-all event
-/// handler (`on_any`; not for connect and disconnect), the same two registered for `"*"`, then
-/// the namespace's class-based handler, then the class registered for `"*"` — python-socketio's
-/// order, where a function handler wins over a class-based namespace. Registering handlers for
-/// `"*"` does not make the server accept other namespaces: that takes `any_namespace`
-/// (python-socketio's `namespaces='*'`).
+/// connect reaches ([`route_event`], [`route_lifecycle`]), first found wins: the namespace's
+/// handler of that name, its catch-all event handler (`on_any`; not for connect and
+/// disconnect), the same two registered for `"*"`, then the namespace's class-based handler,
+/// then the class registered for `"*"` — python-socketio's order, where a function handler wins
+/// over a class-based namespace. Registering handlers for `"*"` does not make the server accept
+/// other namespaces: that takes `any_namespace` (python-socketio's `namespaces='*'`).
 pub const CATCH_ALL_NAMESPACE: &str = "*";
 
 /// The handler [`route_event`] chose for an event.
