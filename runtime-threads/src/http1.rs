@@ -42,9 +42,23 @@ pub(crate) enum Incoming {
 #[derive(Default)]
 pub(crate) struct HttpReader {
     buf: Vec<u8>,
+    /// Bytes of the last request's body that were not read (past the limit, or a body its
+    /// client was told not to send): the connection cannot go on, and its client may still be
+    /// sending them.
+    unread: usize,
 }
 
 impl HttpReader {
+    /// Bytes of the last request's body left unread (see [`HttpReader::leave_body`]).
+    pub fn unread(&self) -> usize {
+        self.unread
+    }
+
+    /// Notes that `head`'s body is not read: the connection ends after the answer.
+    pub fn leave_body(&mut self, head: &Head) {
+        self.unread = head.length.saturating_sub(self.buf.len());
+    }
+
     /// Bytes received after the last request (the first WebSocket frames after an upgrade).
     /// Its capacity is cut to its length: the WebSocket keeps the buffer for the connection's
     /// life, growing it to its own read size when it needs to.
@@ -170,6 +184,7 @@ impl HttpReader {
             }
             if wanted < length {
                 keep_alive = false;
+                self.unread = length - wanted;
             }
             Bytes::from(body)
         };

@@ -912,8 +912,36 @@ pub(crate) fn connection_loop<H: Host>(
             break;
         }
     }
+    drain_unread(&stream, reader.unread());
     let _ = stream.shutdown(Shutdown::Both);
     host.serving().untrack(key);
+}
+
+/// How long a connection ending with a body unread waits for that body, at most.
+const UNREAD_BODY_WAIT: Duration = Duration::from_secs(2);
+
+/// Before a connection ends with `unread` bytes of a body still on their way (over the limit,
+/// or refused before its client sent it): its answer is written, so the sending side is shut,
+/// then what arrives is read and dropped for up to [`UNREAD_BODY_WAIT`]. Closing a socket with
+/// unread bytes resets it, and the reset can reach the client before it has read the answer.
+fn drain_unread(stream: &TcpStream, unread: usize) {
+    if unread == 0 {
+        return;
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + UNREAD_BODY_WAIT;
+    let mut sink = [0u8; 8192];
+    let mut left = unread;
+    while left > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
+            return;
+        }
+        match (&*stream).read(&mut sink[..left.min(8192)]) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => left -= read,
+        }
+    }
 }
 
 /// What a [`Host::start_post`] does once the core heard of a POST's start
@@ -978,6 +1006,7 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
         // as it would with the body's rest unread.
         let too_large = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         let _ = write_response(stream, &too_large, false, false);
+        reader.leave_body(&head);
         return NextRequest::End;
     }
     let id = host.next_request_id();
@@ -986,8 +1015,10 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
         Ok(started) => started,
         Err(refused) if head.expects_continue() => {
             // Its client has not sent the body yet and, answered without `100 Continue`, may
-            // never send it: the body is not waited for, the connection closes.
+            // never send it: the body is not waited for, the connection closes (after a moment
+            // for a body sent anyway).
             let _ = write_response(stream, &refused, false, false);
+            reader.leave_body(&head);
             return NextRequest::End;
         }
         Err(refused) => {

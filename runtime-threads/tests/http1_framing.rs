@@ -383,6 +383,35 @@ fn a_body_over_the_limit_expecting_100_continue_gets_413_at_once() {
     io.abort();
 }
 
+/// A client that sends a body over the limit whole, reading nothing until it has sent it all
+/// (as an upload does), gets to send it and then reads the 413: the server reads and drops the
+/// rest before the connection ends. Closing with those bytes unread reset the connection, and
+/// the client's upload failed with "connection reset" instead of showing the answer.
+#[test]
+fn a_body_over_the_limit_sent_whole_gets_its_413_before_the_close() {
+    let io = Server::builder().max_http_buffer_size(10_000).build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let sid = handshake(&mut client);
+    let length = 16 << 20;
+    let mut request = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: a\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+    .into_bytes();
+    request.resize(request.len() + length, b'x');
+    let mut writer = client.stream.try_clone().expect("clone");
+    let sent = std::thread::spawn(move || writer.write_all(&request).is_ok());
+    assert!(
+        sent.join().expect("the writer"),
+        "the server took the whole body"
+    );
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 413, "{head}");
+    client.assert_closed();
+    io.abort();
+}
+
 /// A POST the core refuses at its start (it overlaps one whose body is still awaited) is answered
 /// without `100 Continue`, and the connection closes without waiting for the body.
 #[test]
