@@ -170,7 +170,6 @@ fn connections(exchange: &str) -> Vec<String> {
     sockio_testkit::brokers::rabbitmq_connections(exchange).expect("list_connections")
 }
 
-/// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.
 /// A Redis user whose ACL does not grant `CLIENT` (sockio names its connections with `CLIENT
 /// SETNAME`, for operators only) still shares clients, as python-socketio's redis-py, which
 /// names nothing, does.
@@ -214,6 +213,7 @@ async fn a_redis_user_without_the_client_command_shares_clients() {
     .await;
 }
 
+/// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_socket() {
     let Some(redis) = sockio_testkit::brokers::UnixRedis::start() else {

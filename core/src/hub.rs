@@ -50,6 +50,7 @@ pub struct SidRoom {
 
 /// Why a socket could not enter a room.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnterRoomError {
     #[error(transparent)]
     UnknownSocket(#[from] UnknownSocket),

@@ -15,7 +15,8 @@ use crate::socket::Socket;
 pub use sockio_core::api::{ConnectRefused, ConnectResult};
 
 /// Class-based namespaces (python-socketio's `Namespace` class): one object handles a namespace's
-/// connect, disconnect and events. Register it with
+/// connect, disconnect and events, those no function handler takes (a function handler of the
+/// namespace or of the catch-all namespace wins, as in python-socketio). Register it with
 /// [`Server::register_namespace`](crate::Server::register_namespace). The methods run on the
 /// handler pool and may block.
 pub trait NamespaceHandler: Send + Sync + 'static {

@@ -380,7 +380,16 @@ pub(crate) fn write_response(
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    if !bodiless {
+    // An application's answer to a HEAD may say how long the GET's body would be, without it.
+    let head_length = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .filter(|_| to_head && response.body().is_empty());
+    if let Some(length) = head_length.filter(|_| !bodiless) {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(length.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else if !bodiless {
         let _ = write!(out, "Content-Length: {}\r\n", response.body().len());
     }
     out.extend_from_slice(if keep_alive {

@@ -1139,7 +1139,8 @@ impl Namespace {
     /// Registers `handler` for `event`. The handler receives the socket and the event's data
     /// deserialized python-style (no arguments → `()` or `None`, one → that value, several → a
     /// tuple); its return value is sent as the acknowledgement when the client asked for one (`()`
-    /// for an empty one, a tuple for several arguments). It runs on the handler pool and may
+    /// for an empty one, a tuple for several arguments). Data that does not deserialize as `T`
+    /// drops the event (logged as a warning), and no acknowledgement is sent. It runs on the handler pool and may
     /// block.
     pub fn on<T, R, F>(&self, event: &str, handler: F) -> &Self
     where

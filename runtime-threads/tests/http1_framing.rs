@@ -214,6 +214,44 @@ fn a_fallback_answer_saying_close_closes_the_connection() {
     io.abort();
 }
 
+/// A fallback that answers a HEAD itself, with no body and the `Content-Length` its GET would
+/// have, keeps that length; the next request on the connection is answered after it.
+#[test]
+fn a_fallbacks_head_answer_keeps_its_content_length() {
+    let io = Server::builder().build();
+    let app = sockio_threads::Middleware::new(io.clone(), |request| {
+        let body: &'static [u8] = if request.method() == http::Method::HEAD {
+            b""
+        } else {
+            b"0123456789"
+        };
+        let mut response = http::Response::new(bytes::Bytes::from_static(body));
+        response.headers_mut().insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from_static("10"),
+        );
+        response
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || app.serve_std(listener));
+    let mut client = Raw::open(addr);
+    client.send(b"HEAD /file HTTP/1.1\r\nHost: a\r\n\r\nGET /file HTTP/1.1\r\nHost: a\r\n\r\n");
+    let head = client.head();
+    assert_eq!(
+        (status(&head), content_length(&head)),
+        (200, Some(10)),
+        "{head}"
+    );
+    let (head, body) = client.response();
+    assert_eq!(
+        (status(&head), body.as_str()),
+        (200, "0123456789"),
+        "{head}"
+    );
+    io.abort();
+}
+
 /// A 204 has no `Content-Length` (nor a body): the CORS preflight's answer, with the request
 /// pipelined behind it answered after it.
 #[test]

@@ -22,7 +22,8 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub use sockio_core::api::{ConnectRefused, ConnectResult};
 
 /// Class-based namespaces (python-socketio's `Namespace` class): one object handles a namespace's
-/// connect, disconnect and events. Register it with
+/// connect, disconnect and events, those no function handler takes (a function handler of the
+/// namespace or of the catch-all namespace wins, as in python-socketio). Register it with
 /// [`Server::register_namespace`](crate::Server::register_namespace).
 pub trait NamespaceHandler<Rt: Runtime>: Send + Sync + 'static {
     /// A client asks to join; return `Err` to refuse. Accepts by default.

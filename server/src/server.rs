@@ -855,7 +855,8 @@ impl<Rt: Runtime> Namespace<Rt> {
     /// Registers `handler` for `event`. The handler receives the socket and the event's data
     /// deserialized python-style (no arguments → `()` or `None`, one → that value, several → a
     /// tuple); its return value is sent as the acknowledgement when the client asked for one (`()`
-    /// for an empty one, a tuple for several arguments).
+    /// for an empty one, a tuple for several arguments). Data that does not deserialize as `T`
+    /// drops the event (logged as a warning), and no acknowledgement is sent.
     pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,

@@ -15,6 +15,7 @@ use super::Response;
 
 /// Which `Origin`s may make cross-origin requests.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum AllowedOrigins {
     /// Only an `Origin` whose `host[:port]` equals the request's `Host`
     /// header (scheme ignored, host compared case-insensitively; a default

@@ -18,6 +18,7 @@ pub struct TooManyPending;
 
 /// How many answers a remote callback waits for, and what silence means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Expect {
     /// One client (`call`): the first answer completes it; none by the deadline is a timeout.
     One,

@@ -264,7 +264,12 @@ fn remote_answers<H: Clone>(
     timeout: Option<Duration>,
 ) -> Expect {
     match emit.rooms {
-        [room] if timeout.is_some() && hub.participants(emit.namespace, room).is_empty() => {
+        // (A room it skips reaches nobody: nobody's silence is no timeout.)
+        [room]
+            if timeout.is_some()
+                && !emit.skip.contains(room)
+                && hub.participants(emit.namespace, room).is_empty() =>
+        {
             Expect::AtLeastOne
         }
         _ => Expect::Any,
@@ -465,12 +470,18 @@ mod tests {
         let timeout = Duration::from_secs(5);
         let mut plan = |rooms: &[&str], callback: &'static str, timeout: Option<Duration>| {
             let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+            // "skipped" skips the one room it names.
+            let skip = if callback == "skipped" {
+                rooms.clone()
+            } else {
+                Vec::new()
+            };
             let target = EmitTarget {
                 event: "e",
                 args: &args,
                 namespace: "/",
                 rooms: &rooms,
-                skip: &[],
+                skip: &skip,
             };
             plan_emit(
                 &hub,
@@ -488,6 +499,7 @@ mod tests {
         plan(&["shared"], "shared", Some(timeout));
         plan(&["theirs", "other"], "two rooms", Some(timeout));
         plan(&["theirs"], "no timeout", None);
+        plan(&["theirs"], "skipped", Some(timeout));
         let answered = plan(&["theirs-too"], "answered", Some(timeout));
         assert_eq!(pending.answer(answered), Some("answered"));
         let mut expired = pending.expire(now + timeout);
@@ -499,6 +511,7 @@ mod tests {
             vec![
                 Expired::Done("answered"),
                 Expired::Done("shared"),
+                Expired::Done("skipped"),
                 Expired::Unanswered("theirs"),
                 Expired::Done("two rooms"),
             ]
