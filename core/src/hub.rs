@@ -145,8 +145,11 @@ impl<H: Clone> Hub<H> {
         sid: &str,
         room: &str,
     ) -> Result<(), EnterRoomError> {
-        self.may_enter(namespace, sid, room)?;
+        // The socket first: a server that does not hold it has nothing to refuse.
         let entry = self.known_mut(namespace, sid)?;
+        if room != sid && entry.owners.contains_key(room) {
+            return Err(sid_room(namespace, room).into());
+        }
         entry.rooms.join(&Sid::from(sid), room);
         Ok(())
     }

@@ -67,6 +67,9 @@ impl Connection {
             connection.read_some()?;
         }
         while connection.link.poll_event().is_some() {}
+        if let Some(reason) = connection.link.name_refused() {
+            tracing::info!(%reason, "Redis refused the connection's name (CLIENT SETNAME); going on unnamed");
+        }
         Ok(connection)
     }
 

@@ -72,6 +72,9 @@ impl<Rt: Runtime> Connection<Rt> {
         while let Some(event) = connection.link.poll_event() {
             debug_assert_eq!(event, LinkEvent::Ready);
         }
+        if let Some(reason) = connection.link.name_refused() {
+            tracing::info!(%reason, "Redis refused the connection's name (CLIENT SETNAME); going on unnamed");
+        }
         Ok(connection)
     }
 

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::hub::Hub;
+use crate::hub::{EnterRoomError, Hub, SidRoom};
 use crate::payload::Args;
 
 use super::callbacks::{Expect, PendingCallbacks, TooManyPending};
@@ -67,6 +67,10 @@ pub enum Ignored {
     /// A reserved event name (`connect`, `disconnect`, ...) cannot be emitted.
     #[error("a broker emit of the reserved event {0:?}")]
     ReservedEvent(String),
+    /// A room change naming a socket's own room: another socket cannot enter it, nor can it be
+    /// closed (the sending server could not tell it was one).
+    #[error("a broker room change refused: {0}")]
+    SidRoom(#[from] SidRoom),
 }
 
 /// Decodes `payload` and applies it for host `me`: room changes to sockets in `hub` are done
@@ -118,8 +122,10 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
         } => {
             // Only the server holding the socket acts; for the others it is unknown. Another
             // socket's own room is refused there, as a local enter_room would be.
-            let _ = hub.enter_room(&namespace, &sid, &room);
-            Remote::Done
+            match hub.enter_room(&namespace, &sid, &room) {
+                Err(EnterRoomError::SidRoom(refused)) => return Err(refused.into()),
+                _ => Remote::Done,
+            }
         }
         Message::LeaveRoom {
             sid,
@@ -134,7 +140,7 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
             room, namespace, ..
         } => {
             // A socket's own room stays (the sender could not tell it was one).
-            let _ = hub.close_room(&namespace, &room);
+            hub.close_room(&namespace, &room)?;
             Remote::Done
         }
         Message::Callback { id, args, .. } => Remote::Answer { id, args },
@@ -358,6 +364,37 @@ mod tests {
         let close = bytes(json!({"method": "close_room", "room": "r", "host_id": "x"}));
         assert_eq!(triage(&close, "me", &mut hub), Ok(Remote::Done));
         assert!(hub.participants("/", "r").is_empty());
+    }
+
+    /// A room change naming a socket's own room is refused where that socket is, and reported
+    /// for the listener to log (python-socketio raises there too); another server, which does
+    /// not hold the socket, has nothing to refuse.
+    #[test]
+    fn room_changes_naming_a_sockets_own_room_are_refused_and_reported() {
+        let mut hub = hub();
+        hub.register_socket("/", Sid::from("other"), 2);
+        let refused = SidRoom {
+            namespace: "/".into(),
+            room: "other".into(),
+        };
+        let enter = bytes(
+            json!({"method": "enter_room", "sid": "mine", "room": "other", "namespace": "/", "host_id": "x"}),
+        );
+        assert_eq!(
+            triage(&enter, "me", &mut hub),
+            Err(Ignored::SidRoom(refused.clone()))
+        );
+        assert_eq!(hub.rooms_of("/", "mine"), vec!["mine".to_owned()]);
+        let close = bytes(json!({"method": "close_room", "room": "other", "host_id": "x"}));
+        assert_eq!(
+            triage(&close, "me", &mut hub),
+            Err(Ignored::SidRoom(refused))
+        );
+        assert_eq!(hub.participants("/", "other"), vec![Sid::from("other")]);
+        let not_here = bytes(
+            json!({"method": "enter_room", "sid": "theirs", "room": "other", "namespace": "/", "host_id": "x"}),
+        );
+        assert_eq!(triage(&not_here, "me", &mut hub), Ok(Remote::Done));
     }
 
     #[test]

@@ -192,6 +192,8 @@ pub struct RedisLink {
     subscriber: bool,
     ready: bool,
     next_seq: u64,
+    /// Why the server refused the connection's name, if it did.
+    name_refused: Option<String>,
 }
 
 impl RedisLink {
@@ -225,6 +227,7 @@ impl RedisLink {
             subscriber,
             ready: false,
             next_seq: 0,
+            name_refused: None,
         };
         if let Some(password) = &config.password {
             match &config.username {
@@ -277,6 +280,12 @@ impl RedisLink {
         })
     }
 
+    /// The server's refusal of the connection's name (`CLIENT SETNAME`), which the link goes on
+    /// without: for the driver to log, so an operator looking for it in `CLIENT LIST` knows.
+    pub fn name_refused(&self) -> Option<&str> {
+        self.name_refused.as_deref()
+    }
+
     /// True once set up.
     pub fn is_ready(&self) -> bool {
         self.ready
@@ -323,7 +332,7 @@ impl RedisLink {
             // The connection's name only shows in the operators' `CLIENT LIST`: a user whose
             // ACL does not grant `CLIENT`, or a server that renamed the command, still gets a
             // working link (python-socketio's redis-py sets no name at all).
-            (Expect::SetName, Reply::Error(_)) => {}
+            (Expect::SetName, Reply::Error(message)) => self.name_refused = Some(message),
             (_, Reply::Error(message)) => return Err(LinkError::Refused { command, message }),
             (Expect::Auth | Expect::Select | Expect::SetName, Reply::Simple(_)) => {}
             (Expect::Subscribe, Reply::Array(Some(items))) => {
@@ -477,6 +486,10 @@ mod tests {
         link.handle_input(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
             .unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        assert!(
+            link.name_refused()
+                .is_some_and(|reason| reason.starts_with("NOPERM"))
+        );
 
         let mut link = RedisLink::publisher(&config(None, 0), "c", "p");
         let _ = link.poll_transmit();
