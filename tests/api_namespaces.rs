@@ -14,6 +14,9 @@ use sockio::{
     Args, BoxFuture, ConnectRefused, ConnectResult, DisconnectReason, Handshake, NamespaceHandler,
     Server, Socket,
 };
+use sockio_testkit::handler_scripts::{
+    FUNCTION_BEFORE_CLASS, NO_ACK_FOR_MISFIT_ARGUMENTS, catch_all_namespace,
+};
 use tokio::sync::mpsc;
 
 /// What the class-based namespace saw, in order.
@@ -264,17 +267,7 @@ async fn function_handlers_win_over_a_class_based_namespace() {
         async { Ok(()) }
     });
     let running = serve(&io).await;
-    let mut client = Node::spawn(
-        &running.url,
-        r#"
-const socket = io(URL + "/chat", { reconnection: false });
-await connected(socket);
-out("connected", socket.id);
-out("greet", await emitWithAck(socket, "greet", "bob"));
-out("add", await emitWithAck(socket, "add", 1, 2));
-process.exit(0);
-"#,
-    );
+    let mut client = Node::spawn(&running.url, FUNCTION_BEFORE_CLASS);
     let sid = client.expect("connected").await;
     assert_eq!(client.expect("greet").await, json!(["function greets bob"]));
     assert_eq!(client.expect("add").await, json!([3, "sum"]));
@@ -320,25 +313,7 @@ async fn the_catch_all_namespace_serves_namespaces_without_handlers() {
     let closed = Server::builder().build();
     catch_all(&closed);
     let closed_running = serve(&closed).await;
-    let script = r#"
-const main = io(URL, { reconnection: false });
-await connected(main);
-out("main", await emitWithAck(main, "where"));
-const dynamic = io(URL + "/dyn", { reconnection: false, forceNew: true });
-await connected(dynamic);
-out("dynamic", await emitWithAck(dynamic, "where"));
-const own = io(URL + "/own", { reconnection: false, forceNew: true });
-await connected(own);
-out("own", await emitWithAck(own, "where"));
-const refused = io(URL + "/dyn", { auth: { user: "mallory" }, reconnection: false, forceNew: true });
-const err = await new Promise((resolve) => { refused.on("connect", () => fail("mallory got in")); refused.on("connect_error", resolve); });
-out("refused", err.message);
-const elsewhere = io(CLOSED + "/dyn", { reconnection: false, forceNew: true });
-const missing = await new Promise((resolve) => { elsewhere.on("connect", () => fail("connected without any_namespace")); elsewhere.on("connect_error", resolve); });
-out("closed", missing.message);
-process.exit(0);
-"#
-    .replace("CLOSED", &format!("{:?}", closed_running.url));
+    let script = catch_all_namespace(&closed_running.url);
     let mut client = Node::spawn(&running.url, &script);
     assert_eq!(client.expect("main").await, json!(["/"]));
     assert_eq!(client.expect("dynamic").await, json!(["/dyn"]));
@@ -356,19 +331,7 @@ async fn arguments_that_do_not_fit_a_typed_handler_get_no_acknowledgement() {
     let io = Server::builder().build();
     io.on("double", |_socket: Socket, n: u32| async move { n * 2 });
     let running = serve(&io).await;
-    let mut client = Node::spawn(
-        &running.url,
-        r#"
-const socket = io(URL, { reconnection: false });
-await connected(socket);
-const answer = (...args) => new Promise((resolve) =>
-  socket.timeout(1000).emit("double", ...args, (err, ...reply) => resolve(err ? "no ack" : reply)));
-out("text", await answer("twenty-one"));
-out("none", await answer());
-out("number", await answer(21));
-process.exit(0);
-"#,
-    );
+    let mut client = Node::spawn(&running.url, NO_ACK_FOR_MISFIT_ARGUMENTS);
     assert_eq!(client.expect("text").await, json!("no ack"));
     assert_eq!(client.expect("none").await, json!("no ack"));
     assert_eq!(client.expect("number").await, json!([42]));

@@ -73,6 +73,17 @@ pub enum LifecycleRoute<'r, F, C> {
     Class(&'r C),
 }
 
+impl<F: Clone, C: Clone> LifecycleRoute<'_, F, C> {
+    /// The chosen handler cloned out of the registry, as (function, class): at most one is set.
+    pub fn cloned(route: Option<Self>) -> (Option<F>, Option<C>) {
+        match route {
+            Some(LifecycleRoute::Function(function)) => (Some(function.clone()), None),
+            Some(LifecycleRoute::Class(class)) => (None, Some(class.clone())),
+            None => (None, None),
+        }
+    }
+}
+
 /// Chooses the connect or disconnect handler (`function` reads which) in the order
 /// [`CATCH_ALL_NAMESPACE`] describes: the namespace's function, the catch-all namespace's, the
 /// namespace's class, the catch-all namespace's class.

@@ -146,10 +146,11 @@ impl<H: Clone> Hub<H> {
         room: &str,
     ) -> Result<(), EnterRoomError> {
         // The socket first: a server that does not hold it has nothing to refuse.
-        let entry = self.known_mut(namespace, sid)?;
-        if room != sid && entry.owners.contains_key(room) {
-            return Err(sid_room(namespace, room).into());
+        if !self.contains(namespace, sid) {
+            return Err(unknown(namespace, sid).into());
         }
+        self.may_enter(namespace, sid, room)?;
+        let entry = self.known_mut(namespace, sid)?;
         entry.rooms.join(&Sid::from(sid), room);
         Ok(())
     }

@@ -737,17 +737,12 @@ impl Server {
         let Ok(registry) = self.inner.handlers.read() else {
             return (None, None);
         };
-        let route = route_lifecycle(
+        LifecycleRoute::cloned(route_lifecycle(
             registry.get(namespace),
             registry.get(CATCH_ALL_NAMESPACE),
             pick,
             |h| h.class.as_ref(),
-        );
-        match route {
-            Some(LifecycleRoute::Function(handler)) => (Some(handler.clone()), None),
-            Some(LifecycleRoute::Class(class)) => (None, Some(class.clone())),
-            None => (None, None),
-        }
+        ))
     }
 
     /// The handler of `event` ([`route_event`]): only it is cloned out of the registry, not the

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sockio_testkit::handler_scripts::{
+    FUNCTION_BEFORE_CLASS, NO_ACK_FOR_MISFIT_ARGUMENTS, catch_all_namespace,
+};
 use sockio_threads::payload::{from_args, to_args};
 use sockio_threads::{
     Args, CallError, ConnectRefused, ConnectResult, DisconnectReason, EmitError, Handshake,
@@ -799,17 +802,7 @@ fn function_handlers_win_over_a_class_based_namespace() {
         let _ = connects_tx.send(socket.sid().to_string());
         Ok(())
     });
-    let mut client = Node::spawn(
-        &url(&io),
-        r#"
-const socket = io(URL + "/chat", { reconnection: false });
-await connected(socket);
-out("connected", socket.id);
-out("greet", await emitWithAck(socket, "greet", "bob"));
-out("add", await emitWithAck(socket, "add", 1, 2));
-process.exit(0);
-"#,
-    );
+    let mut client = Node::spawn(&url(&io), FUNCTION_BEFORE_CLASS);
     let sid = client.expect("connected");
     assert_eq!(client.expect("greet"), json!(["function greets bob"]));
     assert_eq!(client.expect("add"), json!([3, "sum"]));
@@ -850,25 +843,7 @@ fn the_catch_all_namespace_serves_namespaces_without_handlers() {
         .on("where", |_socket: Socket, _: Option<Value>| "own handler");
     let closed = Server::builder().build();
     catch_all(&closed);
-    let script = r#"
-const main = io(URL, { reconnection: false });
-await connected(main);
-out("main", await emitWithAck(main, "where"));
-const dynamic = io(URL + "/dyn", { reconnection: false, forceNew: true });
-await connected(dynamic);
-out("dynamic", await emitWithAck(dynamic, "where"));
-const own = io(URL + "/own", { reconnection: false, forceNew: true });
-await connected(own);
-out("own", await emitWithAck(own, "where"));
-const refused = io(URL + "/dyn", { auth: { user: "mallory" }, reconnection: false, forceNew: true });
-const err = await new Promise((resolve) => { refused.on("connect", () => fail("mallory got in")); refused.on("connect_error", resolve); });
-out("refused", err.message);
-const elsewhere = io(CLOSED + "/dyn", { reconnection: false, forceNew: true });
-const missing = await new Promise((resolve) => { elsewhere.on("connect", () => fail("connected without any_namespace")); elsewhere.on("connect_error", resolve); });
-out("closed", missing.message);
-process.exit(0);
-"#
-    .replace("CLOSED", &format!("{:?}", url(&closed)));
+    let script = catch_all_namespace(&url(&closed));
     let mut client = Node::spawn(&url(&io), &script);
     assert_eq!(client.expect("main"), json!(["/"]));
     assert_eq!(client.expect("dynamic"), json!(["/dyn"]));
@@ -887,19 +862,7 @@ process.exit(0);
 fn arguments_that_do_not_fit_a_typed_handler_get_no_acknowledgement() {
     let io = Server::builder().build();
     io.on("double", |_socket: Socket, n: u32| n * 2);
-    let mut client = Node::spawn(
-        &url(&io),
-        r#"
-const socket = io(URL, { reconnection: false });
-await connected(socket);
-const answer = (...args) => new Promise((resolve) =>
-  socket.timeout(1000).emit("double", ...args, (err, ...reply) => resolve(err ? "no ack" : reply)));
-out("text", await answer("twenty-one"));
-out("none", await answer());
-out("number", await answer(21));
-process.exit(0);
-"#,
-    );
+    let mut client = Node::spawn(&url(&io), NO_ACK_FOR_MISFIT_ARGUMENTS);
     assert_eq!(client.expect("text"), json!("no ack"));
     assert_eq!(client.expect("none"), json!("no ack"));
     assert_eq!(client.expect("number"), json!([42]));

@@ -6,6 +6,10 @@
 //! socket's own writer thread holds it (its long timeout), and the reader answers once that
 //! writer let go; the reader's miss of the pool's 1 ms send timeout (`run_websocket`'s
 //! `close_unsent` path) is checked on its own by `finish_close`'s unit tests in `src/serve.rs`.
+//! Linux only: the test reads the server's socket queues from `/proc/net/tcp` to know when the
+//! socket is full and when the server has read the close.
+
+#![cfg(target_os = "linux")]
 
 mod support;
 
@@ -24,28 +28,39 @@ use tungstenite::protocol::frame::coding::CloseCode;
 const FRAMES: usize = 320;
 const FRAME_TEXT: usize = 32 * 1024;
 
-/// How many bytes wait in `stream`'s receive queue (a peek with a buffer larger than any queue).
-fn queued(stream: &TcpStream, sink: &mut [u8]) -> usize {
-    stream.set_nonblocking(true).expect("non-blocking");
-    let queued = stream.peek(sink).unwrap_or(0);
-    stream.set_nonblocking(false).expect("blocking");
-    queued
+/// The send and receive queues (bytes) of the server's end of the loopback connection whose
+/// client end is `client`, from `/proc/net/tcp`: what the kernel says the server's socket holds
+/// unacknowledged (the client's window is full) and unread (its reader has not taken it yet).
+fn server_queues(client: &TcpStream) -> (u64, u64) {
+    let server_port = client.peer_addr().expect("peer").port();
+    let client_port = client.local_addr().expect("local").port();
+    let port = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let mine = port(fields.get(1)?)? == server_port && port(fields.get(2)?)? == client_port;
+            let (tx, rx) = fields.get(4)?.split_once(':')?;
+            mine.then(|| {
+                let queue = |hex| u64::from_str_radix(hex, 16).unwrap_or(0);
+                (queue(tx), queue(rx))
+            })
+        })
+        .expect("the server's end of the connection in /proc/net/tcp")
 }
 
-/// Waits until the client's receive queue holds data and stopped growing: the server can write
-/// no more, its send buffer is full.
-fn wait_until_full(stream: &TcpStream) {
-    let mut sink = vec![0u8; 64 << 20];
+/// Polls the server's queues every 10 ms until `done` says so; fails the test after [`STEP`].
+fn wait_for_server(client: &TcpStream, what: &str, done: impl Fn((u64, u64)) -> bool) {
     let deadline = Instant::now() + STEP;
-    let (mut last, mut unchanged_since) = (0, Instant::now());
-    loop {
-        let now = queued(stream, &mut sink);
-        if now != last {
-            (last, unchanged_since) = (now, Instant::now());
-        } else if last > 0 && unchanged_since.elapsed() >= Duration::from_millis(200) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the connection never filled");
+    while !done(server_queues(client)) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -92,13 +107,17 @@ fn a_close_sent_while_the_servers_socket_is_full_is_answered_cleanly() {
     stream.set_read_timeout(Some(STEP)).expect("read timeout");
     ws.send(Message::text("42[\"flood\"]")).expect("flood");
     recv(&emitted, "the handler's emits");
-    wait_until_full(&stream);
+    // Full: the server's socket holds bytes the client's window has no room for.
+    wait_for_server(&stream, "the server's socket is full", |(unsent, _)| {
+        unsent > 0
+    });
 
     ws.close(None).expect("the close is sent");
     // Not reading yet, so the server's reader meets its answer to the close with the socket
-    // still full. Nothing the server could send tells the client when that happened, so the
-    // client gives it ample time.
-    std::thread::sleep(Duration::from_millis(300));
+    // still full: the client reads once the reader has taken the close off the socket.
+    wait_for_server(&stream, "the server read the close", |(_, unread)| {
+        unread == 0
+    });
     let mut chunks = 0;
     let close = loop {
         match ws.read() {

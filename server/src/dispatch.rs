@@ -401,17 +401,12 @@ impl<Rt: Runtime> Server<Rt> {
         pick: impl for<'a> Fn(&'a NamespaceHandlers<Rt>) -> Option<&'a H>,
     ) -> (Option<H>, Option<Arc<dyn NamespaceHandler<Rt>>>) {
         let registry = self.inner.handlers.load();
-        let route = route_lifecycle(
+        LifecycleRoute::cloned(route_lifecycle(
             registry.get(namespace),
             registry.get(CATCH_ALL_NAMESPACE),
             pick,
             |h| h.class.as_ref(),
-        );
-        match route {
-            Some(LifecycleRoute::Function(handler)) => (Some(handler.clone()), None),
-            Some(LifecycleRoute::Class(class)) => (None, Some(class.clone())),
-            None => (None, None),
-        }
+        ))
     }
 
     /// Calls the handler of `event` in `namespace` and returns its future; `None` when there is

@@ -25,6 +25,7 @@ pub mod brokers;
 pub mod browser;
 pub mod clock;
 pub mod debian;
+pub mod handler_scripts;
 pub mod node_script;
 pub mod raw_polling;
 pub mod requests;

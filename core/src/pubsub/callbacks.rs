@@ -43,6 +43,15 @@ pub enum Expired<C> {
     Done(C),
 }
 
+impl<C> Expired<C> {
+    /// The callback, whatever happened to it.
+    pub fn callback(&self) -> &C {
+        match self {
+            Expired::Unanswered(callback) | Expired::Done(callback) => callback,
+        }
+    }
+}
+
 struct Pending<C> {
     callback: C,
     deadline: Instant,
@@ -212,9 +221,7 @@ mod tests {
         assert_eq!(pending.answer(answered), Some("answered"));
         assert!(pending.expire(now + Duration::from_secs(4)).is_empty());
         let mut expired = pending.expire(now + Duration::from_secs(5));
-        expired.sort_by_key(|e| match e {
-            Expired::Unanswered(c) | Expired::Done(c) => *c,
-        });
+        expired.sort_by_key(|e| *e.callback());
         assert_eq!(
             expired,
             vec![

@@ -540,9 +540,7 @@ mod tests {
         let answered = plan(&["theirs-too"], "answered", Some(timeout));
         assert_eq!(pending.answer(answered), Some("answered"));
         let mut expired = pending.expire(now + timeout);
-        expired.sort_by_key(|e| match e {
-            Expired::Unanswered(c) | Expired::Done(c) => *c,
-        });
+        expired.sort_by_key(|e| *e.callback());
         assert_eq!(
             expired,
             vec![

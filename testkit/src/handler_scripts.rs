@@ -1,0 +1,55 @@
+//! Node scripts (socket.io-client 4.x, run with [`crate::node_script::NodeScript`]) for the
+//! handler-dispatch tests every runtime runs against the same server setup: the async runtimes in
+//! `tests/api_namespaces.rs`, the threads runtime in `runtime-threads/tests/api.rs`. Each names
+//! the server setup it expects and the lines it prints.
+
+/// Against `/chat` with a class-based namespace (answering `add` with `[a + b, "sum"]`) and a
+/// function handler of `greet`: prints `connected` (the sid), `greet` and `add` (the acks).
+pub const FUNCTION_BEFORE_CLASS: &str = r#"
+const socket = io(URL + "/chat", { reconnection: false });
+await connected(socket);
+out("connected", socket.id);
+out("greet", await emitWithAck(socket, "greet", "bob"));
+out("add", await emitWithAck(socket, "add", 1, 2));
+process.exit(0);
+"#;
+
+/// Against a server with `any_namespace` whose `"*"` handlers refuse `auth.user == "mallory"`
+/// and answer `where` with the socket's namespace, and whose `/own` answers `where` itself; and
+/// `closed`, the same `"*"` handlers without `any_namespace`. Prints `main`, `dynamic`, `own`
+/// (the acks), `refused` and `closed` (the connect errors' messages).
+pub fn catch_all_namespace(closed: &str) -> String {
+    r#"
+const main = io(URL, { reconnection: false });
+await connected(main);
+out("main", await emitWithAck(main, "where"));
+const dynamic = io(URL + "/dyn", { reconnection: false, forceNew: true });
+await connected(dynamic);
+out("dynamic", await emitWithAck(dynamic, "where"));
+const own = io(URL + "/own", { reconnection: false, forceNew: true });
+await connected(own);
+out("own", await emitWithAck(own, "where"));
+const refused = io(URL + "/dyn", { auth: { user: "mallory" }, reconnection: false, forceNew: true });
+const err = await new Promise((resolve) => { refused.on("connect", () => fail("mallory got in")); refused.on("connect_error", resolve); });
+out("refused", err.message);
+const elsewhere = io(CLOSED + "/dyn", { reconnection: false, forceNew: true });
+const missing = await new Promise((resolve) => { elsewhere.on("connect", () => fail("connected without any_namespace")); elsewhere.on("connect_error", resolve); });
+out("closed", missing.message);
+process.exit(0);
+"#
+    .replace("CLOSED", &format!("{closed:?}"))
+}
+
+/// Against a server whose `double` handler takes one `u32`: emits `double` with a string, with
+/// nothing and with 21, each with a 1 s ack timeout; prints `text`, `none` and `number`, each the
+/// ack's arguments or `"no ack"`.
+pub const NO_ACK_FOR_MISFIT_ARGUMENTS: &str = r#"
+const socket = io(URL, { reconnection: false });
+await connected(socket);
+const answer = (...args) => new Promise((resolve) =>
+  socket.timeout(1000).emit("double", ...args, (err, ...reply) => resolve(err ? "no ack" : reply)));
+out("text", await answer("twenty-one"));
+out("none", await answer());
+out("number", await answer(21));
+process.exit(0);
+"#;
