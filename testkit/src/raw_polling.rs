@@ -49,11 +49,32 @@ pub fn unfinished_post(addr: SocketAddr, target: &str, declared: usize, sent: &[
     stream
 }
 
-/// POSTs a noop packet (`6`) to `target` until one is refused, and returns that answer: the
-/// server reads an [`unfinished_post`] sent just before on another connection in its own time,
-/// and a POST answered `ok` before that changes nothing. Fails the test when none is refused
-/// within a few seconds.
-pub fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
+/// Checks that a server refuses overlapping POSTs: while `first` (an [`unfinished_post`] to
+/// `target`) waits for the rest of its body, POSTs a noop packet (`6`) until one is refused, then
+/// writes `rest` (what `first` still owes) and reads `first`'s answer. Either POST may be the one
+/// refused as overlapping: the server reads the two connections in its own time, so a noop POST's
+/// start can come before `first`'s head is read, which makes `first` the second POST. So one of
+/// the two answers must be `Bad request` (code 3) and the other 400 as well: the refusal ended
+/// the session. Fails the test when no POST is refused within a few seconds.
+pub fn assert_overlap_refused(addr: SocketAddr, target: &str, mut first: TcpStream, rest: &[u8]) {
+    let refused = post_until_refused(addr, target);
+    first.write_all(rest).expect("write the rest of the body");
+    let first = read_answer(&mut first);
+    if error_code(&refused) == Some(3) {
+        assert_eq!(first.status, 400, "after the overlap: {first:?}");
+    } else {
+        assert_eq!(
+            error_code(&refused),
+            Some(1),
+            "Session ID unknown: {refused:?}"
+        );
+        assert_bad_request(&first);
+    }
+}
+
+/// POSTs a noop packet (`6`) to `target` until one is refused, and returns that answer: a POST
+/// answered `ok` before the server has read another connection's unfinished POST changes nothing.
+fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
     let deadline = Instant::now() + STEP;
     loop {
         let answer = request(addr, "POST", target, b"6");
@@ -66,6 +87,15 @@ pub fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The `code` of a 400 answer's error JSON.
+fn error_code(answer: &Answer) -> Option<u64> {
+    if answer.status != 400 {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
+    body["code"].as_u64()
 }
 
 /// Starts upgrading session `sid` under `path` to WebSocket and reads the `101`; returns the
