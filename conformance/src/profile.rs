@@ -22,7 +22,7 @@ pub fn socket_io<Rt: Runtime>(options: &ProfileOptions) -> Server<Rt> {
         .ping_timeout(options.ping_timeout)
         .upgrade_timeout(options.upgrade_timeout)
         .attachment_timeout(options.attachment_timeout)
-        .connect_timeout(Duration::from_millis(1000))
+        .connect_timeout(Duration::from_millis(5000))
         .max_http_buffer_size(1_000_000)
         .cors_allowed_origins(options.allowed_origins())
         .allow_eio3(true)

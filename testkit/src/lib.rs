@@ -636,19 +636,17 @@ pub struct ReferenceServer {
     ping_timeout: Duration,
 }
 
-/// The ping timeout of the profile (what [`start_reference_server`] uses).
-pub const PROFILE_PING_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// The ping timeout the testkit's own matrix gives the reference server, as sockio's matrix does
-/// its servers: on a loaded two-core machine a client process can be starved for 200 ms, and its
-/// sockets then die of "ping timeout". The heartbeat scenarios (`client-killed`,
+/// The ping timeout the testkit's tests give the reference server, as sockio's matrix does its
+/// servers (`MATRIX_PING_TIMEOUT` in sockio-conformance), instead of the profile's 200 ms: on a
+/// loaded two-core machine a client process (or a headless Chromium) can be starved for longer
+/// than that, and its sockets then die of "ping timeout"; at 1 s python-socketio's client still
+/// failed about once in ten runs under load. The heartbeat scenarios (`client-killed`,
 /// `client-frozen`) bound detection by the values the server advertises, whatever they are.
-pub const REFERENCE_PING_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const REFERENCE_PING_TIMEOUT: Duration = Duration::from_millis(2000);
 
-/// Starts the reference server on a free port of 127.0.0.1, with the profile's 200 ms ping
-/// timeout.
+/// Starts the reference server on a free port of 127.0.0.1, with [`REFERENCE_PING_TIMEOUT`].
 pub fn start_reference_server() -> Result<ReferenceServer, String> {
-    start_reference_server_with(PROFILE_PING_TIMEOUT)
+    start_reference_server_with(REFERENCE_PING_TIMEOUT)
 }
 
 /// Starts the reference server on a free port of 127.0.0.1 with another ping timeout.

@@ -104,31 +104,38 @@ impl TlsRedis {
     /// a panic when they are.
     pub fn start() -> Option<TlsRedis> {
         let certificates = TestCertificates::generate().unwrap_or_else(|e| panic!("{e}"));
-        let (plain_port, tls_port) = (free_port(), free_port());
-        let spawned = Command::new("redis-server")
-            .args(["--port", &plain_port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--tls-port", &tls_port.to_string()])
-            .args(["--tls-cert-file", &certificates.server_certificate()])
-            .args(["--tls-key-file", &certificates.server_key()])
-            .args(["--tls-ca-cert-file", &certificates.ca_file()])
-            .args(["--tls-auth-clients", "no"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(error) => return skip_or_panic(&format!("cannot start redis-server ({error})")),
-        };
-        let redis = TlsRedis {
-            child,
-            plain_port,
-            tls_port,
-            certificates,
-        };
-        wait_for_port(redis.plain_port, "redis-server");
-        wait_for_port(redis.tls_port, "redis-server's TLS port");
-        Some(redis)
+        for _ in 0..ATTEMPTS {
+            let [plain_port, tls_port] = free_ports();
+            let spawned = Command::new("redis-server")
+                .args(["--port", &plain_port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--tls-port", &tls_port.to_string()])
+                .args(["--tls-cert-file", &certificates.server_certificate()])
+                .args(["--tls-key-file", &certificates.server_key()])
+                .args(["--tls-ca-cert-file", &certificates.ca_file()])
+                .args(["--tls-auth-clients", "no"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn();
+            let child = match spawned {
+                Ok(child) => child,
+                Err(error) => {
+                    return skip_or_panic(&format!("cannot start redis-server ({error})"));
+                }
+            };
+            let mut child = Reaped(Some(child));
+            if wait_for_port(child.child(), plain_port, "redis-server")
+                && wait_for_port(child.child(), tls_port, "redis-server's TLS port")
+            {
+                return Some(TlsRedis {
+                    child: child.take(),
+                    plain_port,
+                    tls_port,
+                    certificates,
+                });
+            }
+        }
+        panic!("redis-server exited before listening, {ATTEMPTS} times (ports taken meanwhile?)");
     }
 
     /// `rediss://localhost:PORT/0?ssl_ca_certs=CA` with the CA that signed the server's
@@ -176,32 +183,36 @@ impl TlsTerminator {
             Err(error) => return skip_or_panic(&format!("no socat: {error}")),
         };
         let certificates = TestCertificates::generate().unwrap_or_else(|e| panic!("{e}"));
-        let port = free_port();
-        let listen = format!(
-            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
-            certificates.server_certificate(),
-            certificates.server_key()
-        );
-        let spawned = {
-            use std::os::unix::process::CommandExt;
-            Command::new(socat)
-                .arg(listen)
-                .arg(format!("TCP:{upstream}"))
-                .process_group(0)
-                .stdout(Stdio::null())
-                .spawn()
-        };
-        let child = match spawned {
-            Ok(child) => child,
-            Err(error) => return skip_or_panic(&format!("cannot start socat ({error})")),
-        };
-        let terminator = TlsTerminator {
-            child,
-            port,
-            certificates,
-        };
-        wait_for_port(port, "socat");
-        Some(terminator)
+        for _ in 0..ATTEMPTS {
+            let [port] = free_ports();
+            let listen = format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                certificates.server_certificate(),
+                certificates.server_key()
+            );
+            let spawned = {
+                use std::os::unix::process::CommandExt;
+                Command::new(&socat)
+                    .arg(listen)
+                    .arg(format!("TCP:{upstream}"))
+                    .process_group(0)
+                    .stdout(Stdio::null())
+                    .spawn()
+            };
+            let child = match spawned {
+                Ok(child) => child,
+                Err(error) => return skip_or_panic(&format!("cannot start socat ({error})")),
+            };
+            let mut child = Reaped(Some(child));
+            if wait_for_port(child.child(), port, "socat") {
+                return Some(TlsTerminator {
+                    child: child.take(),
+                    port,
+                    certificates,
+                });
+            }
+        }
+        panic!("socat exited before listening, {ATTEMPTS} times (ports taken meanwhile?)");
     }
 
     pub fn port(&self) -> u16 {
@@ -248,17 +259,57 @@ fn skip_or_panic<T>(why: &str) -> Option<T> {
     None
 }
 
-/// A port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+/// A child process killed and reaped on drop unless taken: a server that did not start.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not taken yet")
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("taken once")
+    }
 }
 
-fn wait_for_port(port: u16, what: &str) {
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How many times a server is started on fresh ports when it exits before listening.
+const ATTEMPTS: usize = 5;
+
+/// `N` different ports of 127.0.0.1 that were free a moment ago (held together while chosen, so
+/// they differ). Another process may take one before the server binds it: the server then exits,
+/// which [`wait_for_port`] reports.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("no free port: {e}")))
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .map(|addr| addr.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"))
+    })
+}
+
+/// Waits until `port` takes connections; `false` when `child` has exited (it could not bind the
+/// port), checked again once the port answers, since another process's listener answers too.
+fn wait_for_port(child: &mut Child, port: u16, what: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return matches!(child.try_wait(), Ok(None));
+        }
         assert!(
             Instant::now() < deadline,
             "{what} never listened on port {port}"

@@ -3,7 +3,7 @@
 //! running the socket-io test-server profile, with the page served from another origin.
 //!
 //! The tests take turns (one Chromium at a time): a headless Chromium is several processes, and
-//! the profile's 200 ms ping timeout does not forgive a starved CPU.
+//! a starved one misses its pings.
 
 use std::fs;
 use std::io::{self, Read, Write};

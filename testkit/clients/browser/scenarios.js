@@ -795,8 +795,8 @@
         // when not answering, the callback is simply never called
       });
       await connected(ctx, s);
-      ctx.step = "call-client 500 (answered)";
-      assertEqual(await emitAck(s, "call-client", 500), [{ answer: ["answer", 42] }], "answered call");
+      ctx.step = "call-client 5000 (answered)";
+      assertEqual(await emitAck(s, "call-client", 5000), [{ answer: ["answer", 42] }], "answered call");
       answering = false;
       ctx.step = "call-client 300 (not answered)";
       assertEqual(await emitAck(s, "call-client", 300), [{ error: "timeout" }], "unanswered call");

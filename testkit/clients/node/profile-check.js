@@ -4,7 +4,10 @@
 // Engine.IO profile, socket.io-client 4.8 for the bench profile.
 //
 //   node profile-check.js --profile engine-io|bench --url http://127.0.0.1:PORT \
-//        --transport polling|websocket|upgrade
+//        --transport polling|websocket|upgrade [--ping-timeout MS]
+//
+// `--ping-timeout` is the one the server was started with (`serve --ping-timeout-ms`; default the
+// engine-io profile's 200 ms), which the handshake check expects.
 //
 // Prints one JSON line per check, {"scenario":"...","ok":true|false,"detail":"..."}, and exits 0
 // iff every check passed.
@@ -13,7 +16,7 @@
 const util = require("util");
 
 function parseArgs(argv) {
-  const out = { profile: null, url: null, transport: null };
+  const out = { profile: null, url: null, transport: null, "ping-timeout": "200" };
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, "");
     if (!(key in out)) usage(`unknown argument ${argv[i]}`);
@@ -22,6 +25,8 @@ function parseArgs(argv) {
   if (!["engine-io", "bench"].includes(out.profile)) usage("--profile must be engine-io or bench");
   if (!out.url) usage("--url is required");
   if (!["polling", "websocket", "upgrade"].includes(out.transport)) usage("bad --transport");
+  if (!/^[0-9]+$/.test(out["ping-timeout"])) usage("--ping-timeout must be milliseconds");
+  out.pingTimeout = Number(out["ping-timeout"]);
   return out;
 }
 
@@ -87,9 +92,9 @@ async function engineChecks() {
     const interval = socket._pingInterval;
     const timeout = socket._pingTimeout;
     const max = socket._maxPayload;
-    if (interval !== 300 || timeout !== 200 || max !== 1000000) {
+    if (interval !== 300 || timeout !== ARGS.pingTimeout || max !== 1000000) {
       throw new Error(
-        `pingInterval ${interval}, pingTimeout ${timeout}, maxPayload ${max}; expected 300, 200 and 1000000`,
+        `pingInterval ${interval}, pingTimeout ${timeout}, maxPayload ${max}; expected 300, ${ARGS.pingTimeout} and 1000000`,
       );
     }
     return `pingInterval=${interval} pingTimeout=${timeout} maxPayload=${max}`;

@@ -146,7 +146,7 @@ const io = new Server(httpServer, {
   path: "/socket.io/",
   pingInterval: 300,
   pingTimeout: args.pingTimeoutMs,
-  connectTimeout: 1000,
+  connectTimeout: 5000,
   maxHttpBufferSize: 1000000,
   allowEIO3: true,
   cors: { origin: true, credentials: true },

@@ -658,8 +658,8 @@ def s_server_call_timeout(ctx):
 
     p.on("server-call", server_call)
     p.connect()
-    ctx.step = "call-client 500 (answered)"
-    assert_equal(p.call("call-client", 500), [{"answer": ["answer", 42]}], "answered call")
+    ctx.step = "call-client 5000 (answered)"
+    assert_equal(p.call("call-client", 5000), [{"answer": ["answer", 42]}], "answered call")
     state["answering"] = False
     ctx.step = "call-client 300 (not answered in time)"
     assert_equal(p.call("call-client", 300), [{"error": "timeout"}], "unanswered call")
@@ -667,7 +667,7 @@ def s_server_call_timeout(ctx):
     # the connection survives the late ack
     ctx.step = "checking the connection after the late ack"
     state["answering"] = True
-    assert_equal(p.call("call-client", 500), [{"answer": ["answer", 42]}], "call after the late ack")
+    assert_equal(p.call("call-client", 5000), [{"answer": ["answer", 42]}], "call after the late ack")
     expect_transport(ctx, p)
 
 
