@@ -693,12 +693,24 @@ mod tests {
 
     use super::*;
 
-    /// An echo server with fast heartbeats and a small payload limit, serving on its own thread;
-    /// its disconnect reasons come out of the receiver.
-    fn echo_server(max_payload: usize) -> (EngineServer, u16, Receiver<CloseReason>) {
+    /// A heartbeat slow enough that no test ever waits on it: a client that does not answer
+    /// pings still lives for a minute, however slow the machine.
+    const SLOW_HEARTBEAT: Duration = Duration::from_secs(30);
+
+    /// How long a test waits for something the server must do on its own (a generous bound, not
+    /// a pace: waits end as soon as it happens).
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// An echo server with a small payload limit and a heartbeat of `heartbeat` (ping interval
+    /// and ping timeout alike), serving on its own thread; its disconnect reasons come out of the
+    /// receiver.
+    fn echo_server(
+        max_payload: usize,
+        heartbeat: Duration,
+    ) -> (EngineServer, u16, Receiver<CloseReason>) {
         let mut config = EngineConfig::default();
-        config.ping_interval = Duration::from_millis(100);
-        config.ping_timeout = Duration::from_millis(100);
+        config.ping_interval = heartbeat;
+        config.ping_timeout = heartbeat;
         config.max_http_buffer_size = max_payload;
         let engine = EngineServer::new(config);
         engine.on_message(|socket, data| {
@@ -720,7 +732,7 @@ mod tests {
     fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
+            .set_read_timeout(Some(SLOW_HEARTBEAT + WAIT))
             .expect("timeout");
         write!(
             stream,
@@ -744,32 +756,47 @@ mod tests {
         json["sid"].as_str().expect("sid").to_owned()
     }
 
+    /// Posts `message` to session `sid` and long-polls until the echo comes back (a poll may
+    /// also bring other packets first).
+    fn polling_echo(port: u16, sid: &str, message: &str) {
+        let path = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
+        assert_eq!(http(port, "POST", &path, message), (200, "ok".to_owned()));
+        let (status, body) = http(port, "GET", &path, "");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.split('\u{1e}').any(|p| p == message), "{body}");
+    }
+
     #[test]
     fn polling_echoes_and_a_silent_client_times_out() {
-        let (engine, port, closed) = echo_server(1000);
+        // Echoes and the limit, with a heartbeat that cannot end the session meanwhile.
+        let (engine, port, closed) = echo_server(1000, SLOW_HEARTBEAT);
         let (status, open) = http(port, "GET", "/engine.io/?EIO=4&transport=polling", "");
         assert_eq!(status, 200, "{open}");
         let sid = sid_of(&open);
         assert_eq!(engine.session_count(), 1);
+        polling_echo(port, &sid, "4hello");
+        // A body past max_http_buffer_size is refused, and the session goes on.
         let path = format!("/engine.io/?EIO=4&transport=polling&sid={sid}");
-        assert_eq!(http(port, "POST", &path, "4hello"), (200, "ok".to_owned()));
-        let (status, body) = http(port, "GET", &path, "");
-        assert_eq!(status, 200);
-        assert!(body.split('\u{1e}').any(|p| p == "4hello"), "{body}");
-        // A body past max_http_buffer_size is refused.
         let (status, _) = http(port, "POST", &path, &format!("4{}", "x".repeat(2000)));
         assert_eq!(status, 413);
+        polling_echo(port, &sid, "4again");
+        assert_eq!(engine.session_count(), 1);
+        assert_eq!(closed.try_recv().ok(), None);
+
         // No pong ever: the timer thread ends the session after ping interval + timeout.
-        let reason = closed
-            .recv_timeout(Duration::from_secs(3))
-            .expect("disconnect");
+        let (engine, port, closed) = echo_server(1000, Duration::from_millis(100));
+        let (status, open) = http(port, "GET", "/engine.io/?EIO=4&transport=polling", "");
+        assert_eq!(status, 200, "{open}");
+        sid_of(&open);
+        let reason = closed.recv_timeout(WAIT).expect("disconnect");
         assert_eq!(reason, CloseReason::PingTimeout);
         assert_eq!(engine.session_count(), 0);
     }
 
     #[test]
     fn websocket_echoes_text_and_binary_and_enforces_the_limit() {
-        let (engine, port, closed) = echo_server(16);
+        // A heartbeat that cannot end the session first, so only the limit can.
+        let (engine, port, closed) = echo_server(16, SLOW_HEARTBEAT);
         let url = format!("ws://127.0.0.1:{port}/engine.io/?EIO=4&transport=websocket");
         let (mut ws, _) = tungstenite::connect(url).expect("WebSocket");
         let Message::Text(open) = ws.read().expect("open") else {
@@ -783,7 +810,7 @@ mod tests {
         ws.send(Message::text("4hi")).expect("send");
         let next_data = |ws: &mut tungstenite::WebSocket<_>| loop {
             match ws.read().expect("read") {
-                // Answer pings so only the limit ends the session.
+                // Answer pings, should one come.
                 Message::Text(text) if text.as_str() == "2" => {
                     ws.send(Message::text("3")).expect("pong");
                 }
@@ -795,9 +822,7 @@ mod tests {
         assert_eq!(next_data(&mut ws), Message::binary(vec![1u8, 2, 3]));
         ws.send(Message::text(format!("4{}", "x".repeat(64))))
             .expect("send");
-        let reason = closed
-            .recv_timeout(Duration::from_secs(3))
-            .expect("disconnect");
+        let reason = closed.recv_timeout(WAIT).expect("disconnect");
         assert!(
             matches!(reason, CloseReason::TransportError(_)),
             "{reason:?}"

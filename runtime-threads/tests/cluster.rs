@@ -13,7 +13,7 @@
 mod support;
 
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sockio_threads::{ClientManager, Emitter, Server};
@@ -60,11 +60,11 @@ impl Broker {
             Broker::Redis { addr } => usize::try_from(subscribers(addr, channel)).unwrap_or(0),
             Broker::Amqp { vhost } => bound_queues(vhost, channel).len(),
         };
-        // Each rabbitmqctl call takes a good fraction of a second (it starts an Erlang VM).
-        for _ in 0..100 {
-            if count() >= n {
-                break;
-            }
+        // A generous bound, so that a slow machine cannot fail this (the wait ends as soon as
+        // they listen). Each rabbitmqctl call takes a good fraction of a second (it starts an
+        // Erlang VM).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count() < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(count(), n, "{n} servers listen on {channel}");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tungstenite::Message;
 
-use super::harness::{ALLOWED_ORIGIN, ATTACHMENT_TIMEOUT, UPGRADE_TIMEOUT};
+use super::harness::{ALLOWED_ORIGIN, ATTACHMENT_TIMEOUT, PING_TIMEOUT_MS, UPGRADE_TIMEOUT};
 use super::net::*;
 
 pub type Attack = fn(u16) -> Result<String, String>;
@@ -584,10 +584,15 @@ fn attachment_count_bomb(port: u16) -> Result<String, String> {
     checks.done("counts 11, 10^6, 2^64".to_owned())
 }
 
-/// Binary packets that announce 10 attachments of ~1 MB, send 9 and stop: ~9 MB pinned per
-/// attacker until the attachment timeout ends the connection (the attackers answer every ping,
-/// so the heartbeat cannot be what ends it). Each attacker runs on its own thread and times its
-/// own packet, so a slow machine cannot make one attacker miss its pings while the others send.
+/// Binary packets that announce 10 attachments of ~1 MB, send 9 and stop: up to ~9 MB pinned
+/// per attacker until the attachment timeout ends the connection. Each attacker runs on its own
+/// thread and times its own packet.
+///
+/// An attacker cannot answer the server's pings while it is writing its megabytes, and even a
+/// pong written in between would wait behind them for the server to read: however fast it
+/// answers, the server only hears it once it has read everything before it. The server's ping
+/// timeout is therefore well above the attachment timeout (see [`PING_TIMEOUT_MS`]), so that on
+/// however slow a machine, the heartbeat cannot be what ends these connections.
 fn attachment_size_bomb(port: u16) -> Result<String, String> {
     let attackers = 10;
     let within = ATTACHMENT_TIMEOUT + Duration::from_secs(10);
@@ -596,6 +601,10 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
         .map(|_| {
             std::thread::spawn(move || -> Result<Duration, String> {
                 let mut ws = ws_sio(port)?;
+                // A server that neither reads nor closes fails the attack instead of hanging it.
+                ws.get_ref()
+                    .set_write_timeout(Some(within))
+                    .map_err(|e| e.to_string())?;
                 let announced = Instant::now();
                 ws.send(Message::text(format!(
                     "4510-[\"message-with-ack\"{}]",
@@ -603,10 +612,14 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
                 )))
                 .map_err(|e| e.to_string())?;
                 for i in 0..9u8 {
-                    ws.send(Message::binary(vec![i; 1_000_000]))
-                        .map_err(|e| format!("attachment {i}: {e}"))?;
+                    match ws.send(Message::binary(vec![i; 1_000_000])) {
+                        Ok(()) => {}
+                        // On a slow machine the timeout may end the connection before the 9 MB
+                        // are written: that is the end this attack waits for.
+                        Err(e) if ended_by_the_server(&e) => return Ok(announced.elapsed()),
+                        Err(e) => return Err(format!("attachment {i}: {e}")),
+                    }
                 }
-                // ws_expect_closed answers pings: only the attachment timeout can end these.
                 ws_expect_closed(&mut ws, within)?;
                 Ok(announced.elapsed())
             })
@@ -630,10 +643,24 @@ fn attachment_size_bomb(port: u16) -> Result<String, String> {
         });
     }
     checks.done(format!(
-        "{attackers} × 9 MB of a 10-attachment packet, pings answered; all ended after {:?} \
-         (attachment timeout {ATTACHMENT_TIMEOUT:?})",
+        "{attackers} × 9 MB of a 10-attachment packet; all ended after {:?} (attachment timeout \
+         {ATTACHMENT_TIMEOUT:?}, ping timeout {PING_TIMEOUT_MS} ms)",
         started.elapsed()
     ))
+}
+
+/// A write that failed because the server closed the connection.
+fn ended_by_the_server(error: &tungstenite::Error) -> bool {
+    match error {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => true,
+        tungstenite::Error::Io(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
 }
 
 fn cors(port: u16) -> Result<String, String> {
@@ -798,51 +825,38 @@ fn unfinished_upgrades(port: u16) -> Result<String, String> {
 
 /// Upgrades that stop after the probe while their polling sessions stay alive (pings answered
 /// over polling): the upgrade timeout must end the probe WebSocket, and the session must go on
-/// over polling, as the reference server does.
+/// over polling, as the reference server does. Each session is kept alive from the moment it is
+/// joined, so however long the others take to set up, no session misses a ping.
 fn upgrades_held_past_the_timeout(port: u16) -> Result<String, String> {
     const SESSIONS: usize = 20;
-    let mut held = Vec::new();
-    for _ in 0..SESSIONS {
-        let sid = sio_polling(port)?;
-        let mut ws = ws_open(port, &format!("&sid={sid}"), &[])?;
-        ws.send(Message::text("2probe"))
-            .map_err(|e| e.to_string())?;
-        let reply = ws_next_text(&mut ws)?;
-        if reply != "3probe" {
-            return Err(format!("probe answered {reply:?}"));
-        }
-        held.push((sid, ws, Instant::now()));
-    }
     let within = UPGRADE_TIMEOUT + Duration::from_secs(10);
-    let outcomes: Vec<Result<Duration, String>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = held
-            .into_iter()
-            .map(|(sid, mut ws, probed)| {
-                scope.spawn(move || {
-                    let done = std::sync::atomic::AtomicBool::new(false);
-                    std::thread::scope(|inner| {
-                        let polling = inner.spawn(|| keep_polling(port, &sid, &done));
-                        let closed = ws_expect_closed(&mut ws, within);
-                        let after = probed.elapsed();
-                        done.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let polled = polling
-                            .join()
-                            .unwrap_or_else(|_| Err("the polling thread panicked".to_owned()));
-                        closed?;
-                        polled.map_err(|e| format!("the session did not survive: {e}"))?;
-                        Ok(after)
-                    })
+    let outcomes = std::thread::scope(|scope| -> Result<Vec<Result<Duration, String>>, String> {
+        let mut workers = Vec::new();
+        for _ in 0..SESSIONS {
+            let sid = sio_polling(port)?;
+            workers.push(scope.spawn(move || {
+                let done = std::sync::atomic::AtomicBool::new(false);
+                std::thread::scope(|inner| {
+                    let polling = inner.spawn(|| keep_polling(port, &sid, &done));
+                    let held = hold_a_probe(port, &sid, within);
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let polled = polling
+                        .join()
+                        .unwrap_or_else(|_| Err("the polling thread panicked".to_owned()));
+                    let after = held?;
+                    polled.map_err(|e| format!("the session did not survive: {e}"))?;
+                    Ok(after)
                 })
-            })
-            .collect();
-        workers
+            }));
+        }
+        Ok(workers
             .into_iter()
             .map(|w| {
                 w.join()
                     .unwrap_or_else(|_| Err("worker panicked".to_owned()))
             })
-            .collect()
-    });
+            .collect())
+    })?;
     let mut checks = Checks::new();
     let mut latest = Duration::ZERO;
     for (i, outcome) in outcomes.into_iter().enumerate() {
@@ -863,6 +877,21 @@ fn upgrades_held_past_the_timeout(port: u16) -> Result<String, String> {
          {latest:?} after its probe (upgrade timeout {UPGRADE_TIMEOUT:?}), every session still \
          polling"
     ))
+}
+
+/// Opens a WebSocket for the polling session `sid`, probes it, then never finishes the upgrade:
+/// how long after the probe the server ended that WebSocket (within `within`).
+fn hold_a_probe(port: u16, sid: &str, within: Duration) -> Result<Duration, String> {
+    let mut ws = ws_open(port, &format!("&sid={sid}"), &[])?;
+    ws.send(Message::text("2probe"))
+        .map_err(|e| e.to_string())?;
+    let reply = ws_next_text(&mut ws)?;
+    if reply != "3probe" {
+        return Err(format!("probe answered {reply:?}"));
+    }
+    let probed = Instant::now();
+    ws_expect_closed(&mut ws, within)?;
+    Ok(probed.elapsed())
 }
 
 /// Polls `sid` and answers its pings until `done`; an error if the session ends meanwhile.
