@@ -40,10 +40,11 @@ use sockio_core::http::{Request, Response};
 
 use crate::conn::{WsWake, hand_over, lock};
 use crate::error::ServerError;
-use crate::http1::{Head, plain};
+use crate::http1::plain;
 use crate::serve::{
-    Handled, Host, Registering, Serving, Upgrade, Upgrading, WsSession, accept_loop, await_answer,
-    bad_handshake, connection_loop, post_refusal, refused_post, switching_headers,
+    Handled, Host, PostHead, Registering, Serving, StartedRequest, Upgrade, Upgrading, WsSession,
+    accept_loop, await_answer, bad_handshake, connection_loop, post_refusal, refused_post,
+    start_request, switching_headers,
 };
 use crate::server::OsRandomSids;
 use crate::timers::{REARM_DELAY, Timers};
@@ -320,6 +321,20 @@ impl EngineServer {
         self.route(request, self.next_request_id(), Some(stream))
     }
 
+    /// For an embedding server that reads request bodies itself: the head of a request before
+    /// its body is read; see [`Server::start_request`](crate::Server::start_request).
+    pub fn start_request(
+        &self,
+        head: &http::request::Parts,
+    ) -> Result<StartedRequest<EngineWebSocketUpgrade>, Box<Response>> {
+        let engine = self.clone();
+        start_request(
+            self,
+            head,
+            Box::new(move |request, id, watch| engine.route(request, id, watch)),
+        )
+    }
+
     /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
     /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
     /// or after `grace`.
@@ -363,9 +378,9 @@ impl EngineServer {
     }
 
     /// The session routing will hand the POST `head` begins to, if it exists.
-    fn post_target(&self, head: &Head) -> Option<Arc<SessionCell>> {
+    fn post_target(&self, head: PostHead<'_>) -> Option<Arc<SessionCell>> {
         let endpoint = lock(&self.inner.endpoint);
-        let sid = endpoint.post_target(&head.method, &head.uri, &head.headers)?;
+        let sid = endpoint.post_target(head.method, head.uri, head.headers)?;
         lock(&self.inner.sessions).get(&*sid).cloned()
     }
 
@@ -611,7 +626,7 @@ impl Host for EngineServer {
 
     fn start_post(
         &self,
-        head: &Head,
+        head: PostHead<'_>,
         id: RequestId,
     ) -> Result<Option<Arc<SessionCell>>, Box<Response>> {
         let Some(cell) = self.post_target(head) else {
@@ -619,7 +634,7 @@ impl Host for EngineServer {
             return Ok(None);
         };
         let refused = self.drive(&cell, |state, now| {
-            let go_on = state.session.handle_post_started(now, id, &head.headers);
+            let go_on = state.session.handle_post_started(now, id, head.headers);
             post_refusal(go_on, |tx| {
                 state.waiters.insert(id, tx);
             })

@@ -30,7 +30,9 @@
 //!   connection. [`Server::serve_with`] (or [`Middleware`], python-socketio's WSGI `Middleware`)
 //!   passes requests outside the Socket.IO path to a blocking handler of yours. Embedding is
 //!   [`Server::handle_request`] or [`Server::handle_request_on`] (return [`Handled`], with a
-//!   [`WebSocketUpgrade`] to run on the TCP stream) or [`Server::handle_connection`].
+//!   [`WebSocketUpgrade`] to run on the TCP stream), [`Server::start_request`] for a server
+//!   that reads bodies itself (a POST's start is then known before its body comes), or
+//!   [`Server::handle_connection`].
 //!
 //! [`engine::EngineServer`] is a raw Engine.IO server (no Socket.IO layer) on the same HTTP/1.1
 //! and WebSocket threads, with the API of `sockio_server::engine`.
@@ -75,7 +77,9 @@ pub use config::ServerBuilder;
 pub use emitter::{Emitter, ExternalEmit};
 pub use error::{CallError, EmitError, ServerError};
 pub use handlers::{ConnectRefused, ConnectResult, NamespaceHandler};
-pub use serve::{CONNECTION_STACK, Fallback, Handled, Middleware, WebSocketUpgrade};
+pub use serve::{
+    CONNECTION_STACK, Fallback, Handled, Middleware, StartedRequest, WebSocketUpgrade,
+};
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use socket::Socket;
 

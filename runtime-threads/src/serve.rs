@@ -152,6 +152,111 @@ impl Serving {
     }
 }
 
+/// What [`Host::start_post`] looks at of a request: its head without the body.
+#[derive(Clone, Copy)]
+pub(crate) struct PostHead<'a> {
+    pub method: &'a Method,
+    pub uri: &'a http::Uri,
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> PostHead<'a> {
+    pub fn of(head: &'a Head) -> Self {
+        PostHead {
+            method: &head.method,
+            uri: &head.uri,
+            headers: &head.headers,
+        }
+    }
+
+    fn of_parts(parts: &'a http::request::Parts) -> Self {
+        PostHead {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        }
+    }
+}
+
+/// Routes a request under its id, watching the client's stream when there is one.
+type RouteStarted<U> =
+    Box<dyn for<'s> FnOnce(Request, RequestId, Option<&'s TcpStream>) -> Handled<U> + Send>;
+
+/// A request whose head an embedding server has read and whose body it has not, from
+/// [`Server::start_request`], [`Middleware::start_request`] or
+/// [`EngineServer::start_request`](crate::engine::EngineServer::start_request). Hand it the
+/// whole request once the body is read ([`handle`](Self::handle) or
+/// [`handle_on`](Self::handle_on)); dropping it instead tells the server that the body never
+/// came (its client went away), which ends a polling session a POST was on its way to, as
+/// standalone serving does.
+#[must_use = "dropping it reports the request's body as never read"]
+pub struct StartedRequest<U = WebSocketUpgrade> {
+    id: RequestId,
+    route: Option<RouteStarted<U>>,
+    abandon: Option<Box<dyn FnOnce(RequestId) + Send>>,
+}
+
+impl<U> std::fmt::Debug for StartedRequest<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedRequest")
+            .field("id", &self.id)
+            .field("post_started", &self.abandon.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<U> StartedRequest<U> {
+    /// Handles the request (the head given to `start_request`, with its body, at most
+    /// `max_http_buffer_size + 1` bytes), as [`Server::handle_request`] does.
+    pub fn handle(self, request: Request) -> Handled<U> {
+        self.finish(request, None)
+    }
+
+    /// Handles the request watching the client's `stream` while a long-poll is held, as
+    /// [`Server::handle_request_on`] does.
+    pub fn handle_on(self, request: Request, stream: &TcpStream) -> Handled<U> {
+        self.finish(request, Some(stream))
+    }
+
+    fn finish(mut self, request: Request, watch: Option<&TcpStream>) -> Handled<U> {
+        // The body came: nothing to abandon.
+        self.abandon = None;
+        match self.route.take() {
+            Some(route) => route(request, self.id, watch),
+            None => unreachable!("a started request is routed once, by value"),
+        }
+    }
+}
+
+impl<U> Drop for StartedRequest<U> {
+    fn drop(&mut self) {
+        if let Some(abandon) = self.abandon.take() {
+            abandon(self.id);
+        }
+    }
+}
+
+/// [`Host::start_post`] for an embedding server: a request under a new id whose POST's session
+/// (if any) has heard of its start, routed by `route`; or the answer to a POST refused at its
+/// start.
+pub(crate) fn start_request<H: Host>(
+    host: &H,
+    parts: &http::request::Parts,
+    route: RouteStarted<H::Upgrade>,
+) -> Result<StartedRequest<H::Upgrade>, Box<Response>> {
+    let id = host.next_request_id();
+    let started = host.start_post(PostHead::of_parts(parts), id)?;
+    let abandon = started.map(|started| {
+        let host = host.clone();
+        Box::new(move |id| host.abandon_post(started, id)) as Box<dyn FnOnce(RequestId) + Send>
+    });
+    Ok(StartedRequest {
+        id,
+        route: Some(route),
+        abandon,
+    })
+}
+
 /// A server the shared HTTP/1.1 loops serve.
 pub(crate) trait Host: Clone + Send + Sync + 'static {
     type Upgrade: Upgrade;
@@ -162,7 +267,7 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// (`http_header_timeout`).
     fn header_timeout(&self) -> Duration;
     /// The session a started POST belongs to.
-    type Started;
+    type Started: Send + 'static;
     /// A new id for a request, under which its POST's start is reported and it is routed.
     fn next_request_id(&self) -> RequestId;
     /// For a POST the core routes to a session (`post_target`): tells the session its body is
@@ -170,7 +275,7 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// `Err`: the answer, to write instead of routing the request.
     fn start_post(
         &self,
-        head: &Head,
+        head: PostHead<'_>,
         id: RequestId,
     ) -> Result<Option<Self::Started>, Box<Response>>;
     /// The body of POST `id`, reported by [`start_post`](Self::start_post), could not be read:
@@ -370,7 +475,7 @@ impl Host for Server {
 
     fn start_post(
         &self,
-        head: &Head,
+        head: PostHead<'_>,
         id: RequestId,
     ) -> Result<Option<Arc<ConnCell>>, Box<Response>> {
         let Some(cell) = self.post_target(head) else {
@@ -378,7 +483,7 @@ impl Host for Server {
             return Ok(None);
         };
         let refused = self.drive(&cell, |state, now| {
-            let go_on = state.conn.handle_post_started(now, id, &head.headers);
+            let go_on = state.conn.handle_post_started(now, id, head.headers);
             post_refusal(go_on, |tx| {
                 state.waiters.insert(id, tx);
             })
@@ -422,8 +527,8 @@ pub type Fallback = Arc<dyn Fn(Request) -> Response + Send + Sync + 'static>;
 /// [`Server::serve_with`] is the same without naming the wrapper. To embed it in a blocking
 /// HTTP server of your own, call [`handle_request`](Self::handle_request) (or
 /// [`handle_request_on`](Self::handle_request_on) when you have the client's `TcpStream`) for
-/// each request, or give it whole connections with
-/// [`handle_connection`](Self::handle_connection).
+/// each request ([`start_request`](Self::start_request) first when your server reads bodies
+/// itself), or give it whole connections with [`handle_connection`](Self::handle_connection).
 #[derive(Clone)]
 pub struct Middleware {
     server: Server,
@@ -466,6 +571,22 @@ impl Middleware {
     /// outside the Socket.IO path answered by the fallback.
     pub fn handle_request_on(&self, request: Request, stream: &TcpStream) -> Handled {
         self.answer(self.server.handle_request_on(request, stream))
+    }
+
+    /// Like [`Server::start_request`], with requests outside the Socket.IO path answered by the
+    /// fallback once handled.
+    pub fn start_request(
+        &self,
+        head: &http::request::Parts,
+    ) -> Result<StartedRequest, Box<Response>> {
+        let middleware = self.clone();
+        start_request(
+            &self.server,
+            head,
+            Box::new(move |request, id, watch| {
+                middleware.answer(middleware.server.route(request, id, watch))
+            }),
+        )
     }
 
     /// Serves one accepted TCP connection on the calling thread until it closes, as
@@ -564,10 +685,34 @@ impl Server {
         self.route(request, RequestId(self.next_request_id()), Some(stream))
     }
 
+    /// For an embedding server that reads request bodies itself: call with a request's head
+    /// (`http::Request::into_parts` of the request built without its body) before reading the
+    /// body, then hand the whole request to the returned [`StartedRequest`] (or drop it if the
+    /// body never comes). A POST to a polling session is then known to its session while its
+    /// body is on its way, so a second POST meanwhile is refused with 400 and ends the session,
+    /// and a POST whose client leaves mid-body ends it too, as the reference server does and as
+    /// standalone serving and [`handle_connection`](Self::handle_connection) do (plain
+    /// [`handle_request`](Self::handle_request) gets requests whole and cannot tell).
+    ///
+    /// `Err` is the answer to a POST refused at its start: write it, after reading and dropping
+    /// its body (closing the connection with body bytes unread resets it, which can lose the
+    /// answer).
+    pub fn start_request(
+        &self,
+        head: &http::request::Parts,
+    ) -> Result<StartedRequest, Box<Response>> {
+        let server = self.clone();
+        start_request(
+            self,
+            head,
+            Box::new(move |request, id, watch| server.route(request, id, watch)),
+        )
+    }
+
     /// The connection routing will hand the POST `head` begins to, if it exists.
-    fn post_target(&self, head: &Head) -> Option<Arc<ConnCell>> {
+    fn post_target(&self, head: PostHead<'_>) -> Option<Arc<ConnCell>> {
         let endpoint = lock(&self.inner.endpoint);
-        let sid = endpoint.post_target(&head.method, &head.uri, &head.headers)?;
+        let sid = endpoint.post_target(head.method, head.uri, head.headers)?;
         self.connection(&sid)
     }
 
@@ -1011,7 +1156,7 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
     }
     let id = host.next_request_id();
     // A POST's session hears of it before its body is read, and again if the body never comes.
-    let started = match host.start_post(&head, id) {
+    let started = match host.start_post(PostHead::of(&head), id) {
         Ok(started) => started,
         Err(refused) if head.expects_continue() => {
             // Its client has not sent the body yet and, answered without `100 Continue`, may
