@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
 use sockio_threads::{Handled, Middleware, RemoteAddr, Server, Socket};
+use support::embedding::{read_body, read_head};
 use support::{HttpConn, Node, STEP, sid_of_open};
 
 /// The wrapped application: says what it saw. `/panic` panics, like a buggy app might.
@@ -126,42 +127,10 @@ fn standalone_middleware_serves_socket_io_and_passes_the_rest_to_the_app() {
 // ----- a blocking HTTP server of our own, embedding the middleware per request -----------------
 
 /// Reads one request (head and `Content-Length` body) from `stream`; `None` at end of stream.
-/// Deliberately minimal: it stands for "any blocking HTTP server".
 fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<http::Request<Bytes>> {
-    let head_end = loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut start = lines.next()?.split(' ');
-    let (method, target) = (start.next()?, start.next()?);
-    let mut builder = http::Request::builder().method(method).uri(target);
-    let mut length = 0;
-    for line in lines.filter(|line| !line.is_empty()) {
-        let (name, value) = line.split_once(':')?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse().ok()?;
-        }
-        builder = builder.header(name, value);
-    }
-    while buf.len() < head_end + length {
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = Bytes::copy_from_slice(&buf[head_end..head_end + length]);
-    buf.drain(..head_end + length);
-    builder.body(body).ok()
+    let (head, length) = read_head(stream, buf)?;
+    let body = read_body(stream, buf, length)?;
+    Some(http::Request::from_parts(head, body))
 }
 
 fn write_head(stream: &mut TcpStream, response: &http::Response<Bytes>, upgrade: bool) {

@@ -9,6 +9,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use serde_json::Value;
 use sockio_threads::Server;
 
+pub mod embedding;
+pub mod posts;
+
 // Not every test drives a Node client.
 #[allow(unused_imports)]
 pub use sockio_testkit::node_script::{NodeScript as Node, STEP};
