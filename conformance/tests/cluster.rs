@@ -5,61 +5,21 @@
 //! arrive exactly once. Run over Redis and over RabbitMQ (`sockio_testkit::brokers` for the URLs;
 //! a missing broker skips, or fails under `SOCKIO_REQUIRE_BROKERS=1`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/served.rs"]
+mod served;
 
 use serde_json::{Value, json};
+use served::Served;
 use sockio_testkit::brokers::{amqp_url, fresh_channel, reachable, redis_url, wait_for_listeners};
 use sockio_testkit::node_script::NodeScript;
 
-/// A `serve` subprocess; killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(runtime: &str, profile: &str, manager: &str, channel: &str) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockio-conformance"))
-        .args([
-            "serve",
-            "--runtime",
-            runtime,
-            "--profile",
-            profile,
-            "--port",
-            "0",
-            "--ping-timeout-ms",
-            "2000",
-            "--manager",
-            manager,
-            "--channel",
-            channel,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("sockio-conformance serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the server's first line");
-    let port = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("`listening <port>` expected, got {line:?}"))
-        .to_owned();
-    Served {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
+    Served::start(|command| {
+        command
+            .args(["--runtime", runtime, "--profile", profile, "--port", "0"])
+            .args(["--ping-timeout-ms", "2000"])
+            .args(["--manager", manager, "--channel", channel]);
+    })
 }
 
 /// Clients a, b and c on servers A (tokio), B (smol) and C (threads). Prints every event but the
@@ -148,10 +108,10 @@ fn serve_three(profile: &str, url: &str, addr: &str, channel: &str) -> [Served; 
 /// [`CLIENTS`] with a on the first server, b on the second, c on the third.
 fn spawn_clients(servers: &[Served; 3]) -> NodeScript {
     let script = CLIENTS
-        .replace("URL_A", &format!("\"{}\"", servers[0].url))
-        .replace("URL_B", &format!("\"{}\"", servers[1].url))
-        .replace("URL_C", &format!("\"{}\"", servers[2].url));
-    NodeScript::spawn(&servers[0].url, &script)
+        .replace("URL_A", &format!("\"{}\"", servers[0].url()))
+        .replace("URL_B", &format!("\"{}\"", servers[1].url()))
+        .replace("URL_C", &format!("\"{}\"", servers[2].url()));
+    NodeScript::spawn(&servers[0].url(), &script)
 }
 
 fn three_runtimes_share_clients(url: &str, channel: &str) {

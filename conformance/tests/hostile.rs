@@ -9,6 +9,9 @@
 //! before/during/after and the memory figures are printed (`cargo test --test hostile --
 //! --nocapture`).
 
+#[path = "support/served.rs"]
+mod served;
+
 mod hostile {
     pub mod attacks;
     pub mod harness;
@@ -20,7 +23,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hostile::attacks::{ALL, abandoned_sessions};
-use hostile::harness::{Bystanders, Served, summary};
+use hostile::harness::{Bystanders, serve, summary};
 use hostile::net::sio_polling;
 
 /// The runtimes run one after another: the machine has two cores.
@@ -46,7 +49,7 @@ const RSS_SETTLE: Duration = Duration::from_secs(20);
 fn run(runtime: &str) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let suite_started = Instant::now();
-    let mut served = Served::start(runtime);
+    let mut served = serve(runtime);
     let port = served.port;
     let bystanders = Bystanders::start(port);
     // Warm-up: sessions, then two rounds of 5,000 abandoned ones, so that the baseline includes

@@ -5,26 +5,16 @@
 //! clear error (`conformance/tests/cluster.rs` runs the managers). (The socket-io profile is the matrix's, run by
 //! `tests/official_clients.rs` at the workspace root and `sockio-conformance matrix`.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/served.rs"]
+mod served;
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use served::Served;
 use sockio_testkit::{TransportMode, clients_dir, ensure_clients};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockio-conformance");
-
-/// A `serve` subprocess, killed when dropped.
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The engine-io profile's ping timeout for these checks, instead of its 200 ms: the client must
 /// answer every ping while a thousand echoes go through, with other tests' servers and Node
@@ -32,35 +22,12 @@ impl Drop for Served {
 const ENGINE_PING_TIMEOUT_MS: &str = "2000";
 
 fn serve(runtime: &str, profile: &str) -> Served {
-    let mut command = Command::new(BIN);
-    command.args([
-        "serve",
-        "--runtime",
-        runtime,
-        "--profile",
-        profile,
-        "--port",
-        "0",
-    ]);
-    if profile == "engine-io" {
-        command.args(["--ping-timeout-ms", ENGINE_PING_TIMEOUT_MS]);
-    }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sockio-conformance serve");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("read the listening line");
-    let port = first
-        .strip_prefix("listening ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-    Served { child, port }
+    Served::start(|command| {
+        command.args(["--runtime", runtime, "--profile", profile, "--port", "0"]);
+        if profile == "engine-io" {
+            command.args(["--ping-timeout-ms", ENGINE_PING_TIMEOUT_MS]);
+        }
+    })
 }
 
 /// Runs profile-check.js and returns its failures (empty when every check passed).

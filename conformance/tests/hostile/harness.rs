@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sockio_testkit::{clients_dir, ensure_clients};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sockio-conformance");
+use crate::served::Served;
 
 /// The origin the server is told to accept; every other origin is disallowed.
 pub const ALLOWED_ORIGIN: &str = "http://allowed.example";
@@ -32,26 +32,17 @@ pub const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(3);
 // PING_TIMEOUT_MS): with this much to spare, only a server stalled for seconds could.
 const _: () = assert!(PING_TIMEOUT_MS >= ATTACHMENT_TIMEOUT.as_millis() as u64 + 2000);
 
-/// A `serve --profile socket-io` subprocess, killed when dropped.
-pub struct Served {
-    child: Child,
-    pub port: u16,
-    pub pid: u32,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    pub fn start(runtime: &str) -> Served {
-        let ping_timeout = PING_TIMEOUT_MS.to_string();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--runtime", runtime, "--profile", "socket-io"])
-            .args(["--port", "0", "--ping-timeout-ms", &ping_timeout])
+/// Starts the server under attack: `serve --profile socket-io` on `runtime`.
+pub fn serve(runtime: &str) -> Served {
+    Served::start(|command| {
+        command
+            .args(["--runtime", runtime, "--profile", "socket-io"])
+            .args([
+                "--port",
+                "0",
+                "--ping-timeout-ms",
+                &PING_TIMEOUT_MS.to_string(),
+            ])
             .args(["--cors-origin", ALLOWED_ORIGIN])
             .args([
                 "--upgrade-timeout-ms",
@@ -69,52 +60,8 @@ impl Served {
             // thresholds keep the figure about the server's own memory, not glibc's heuristics.
             .env("MALLOC_ARENA_MAX", "2")
             .env("MALLOC_MMAP_THRESHOLD_", "131072")
-            .env("MALLOC_TRIM_THRESHOLD_", "131072")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sockio-conformance serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .expect("read the listening line");
-        let port = first
-            .strip_prefix("listening ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        let pid = child.id();
-        Served { child, port, pid }
-    }
-
-    /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Resident memory (VmRSS) in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("read /proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS in /proc/<pid>/status")
-    }
-
-    /// Threads of the process (the threads runtime has one per connection).
-    pub fn threads(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    }
+            .env("MALLOC_TRIM_THRESHOLD_", "131072");
+    })
 }
 
 /// What a bystander printed.
