@@ -325,7 +325,7 @@ impl EngineServer {
     /// its body is read; see [`Server::start_request`](crate::Server::start_request).
     pub fn start_request(
         &self,
-        head: &http::request::Parts,
+        head: http::request::Parts,
     ) -> Result<StartedRequest<EngineWebSocketUpgrade>, Box<Response>> {
         let engine = self.clone();
         start_request(

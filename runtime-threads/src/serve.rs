@@ -184,14 +184,14 @@ type RouteStarted<U> =
 
 /// A request whose head an embedding server has read and whose body it has not, from
 /// [`Server::start_request`], [`Middleware::start_request`] or
-/// [`EngineServer::start_request`](crate::engine::EngineServer::start_request). Hand it the
-/// whole request once the body is read ([`handle`](Self::handle) or
-/// [`handle_on`](Self::handle_on)); dropping it instead tells the server that the body never
-/// came (its client went away), which ends a polling session a POST was on its way to, as
-/// standalone serving does.
+/// [`EngineServer::start_request`](crate::engine::EngineServer::start_request). It keeps the
+/// head: hand it the body once read ([`handle`](Self::handle) or [`handle_on`](Self::handle_on));
+/// dropping it instead tells the server that the body never came (its client went away), which
+/// ends a polling session a POST was on its way to, as standalone serving does.
 #[must_use = "dropping it reports the request's body as never read"]
 pub struct StartedRequest<U = WebSocketUpgrade> {
     id: RequestId,
+    head: http::request::Parts,
     route: Option<RouteStarted<U>>,
     abandon: Option<Box<dyn FnOnce(RequestId) + Send>>,
 }
@@ -200,29 +200,39 @@ impl<U> std::fmt::Debug for StartedRequest<U> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StartedRequest")
             .field("id", &self.id)
+            .field("method", &self.head.method)
+            .field("uri", &self.head.uri)
             .field("post_started", &self.abandon.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<U> StartedRequest<U> {
-    /// Handles the request (the head given to `start_request`, with its body, at most
-    /// `max_http_buffer_size + 1` bytes), as [`Server::handle_request`] does.
-    pub fn handle(self, request: Request) -> Handled<U> {
-        self.finish(request, None)
+    /// The request's head, as given to `start_request`.
+    pub fn head(&self) -> &http::request::Parts {
+        &self.head
     }
 
-    /// Handles the request watching the client's `stream` while a long-poll is held, as
-    /// [`Server::handle_request_on`] does.
-    pub fn handle_on(self, request: Request, stream: &TcpStream) -> Handled<U> {
-        self.finish(request, Some(stream))
+    /// Handles the request with its `body` (at most `max_http_buffer_size + 1` bytes: a longer
+    /// body is refused all the same, so read no further), as [`Server::handle_request`] does. A
+    /// body you refuse yourself (too long for your server) goes here too, cut to that length,
+    /// rather than being dropped: dropping reports its client gone, which ends the session.
+    pub fn handle(self, body: Bytes) -> Handled<U> {
+        self.finish(body, None)
     }
 
-    fn finish(mut self, request: Request, watch: Option<&TcpStream>) -> Handled<U> {
+    /// Like [`handle`](Self::handle), watching the client's `stream` while a long-poll is held,
+    /// as [`Server::handle_request_on`] does.
+    pub fn handle_on(self, body: Bytes, stream: &TcpStream) -> Handled<U> {
+        self.finish(body, Some(stream))
+    }
+
+    fn finish(mut self, body: Bytes, watch: Option<&TcpStream>) -> Handled<U> {
         // The body came: nothing to abandon.
         self.abandon = None;
+        let head = std::mem::replace(&mut self.head, http::Request::new(()).into_parts().0);
         match self.route.take() {
-            Some(route) => route(request, self.id, watch),
+            Some(route) => route(Request::from_parts(head, body), self.id, watch),
             None => unreachable!("a started request is routed once, by value"),
         }
     }
@@ -241,17 +251,18 @@ impl<U> Drop for StartedRequest<U> {
 /// start.
 pub(crate) fn start_request<H: Host>(
     host: &H,
-    parts: &http::request::Parts,
+    head: http::request::Parts,
     route: RouteStarted<H::Upgrade>,
 ) -> Result<StartedRequest<H::Upgrade>, Box<Response>> {
     let id = host.next_request_id();
-    let started = host.start_post(PostHead::of_parts(parts), id)?;
+    let started = host.start_post(PostHead::of_parts(&head), id)?;
     let abandon = started.map(|started| {
         let host = host.clone();
         Box::new(move |id| host.abandon_post(started, id)) as Box<dyn FnOnce(RequestId) + Send>
     });
     Ok(StartedRequest {
         id,
+        head,
         route: Some(route),
         abandon,
     })
@@ -577,7 +588,7 @@ impl Middleware {
     /// fallback once handled.
     pub fn start_request(
         &self,
-        head: &http::request::Parts,
+        head: http::request::Parts,
     ) -> Result<StartedRequest, Box<Response>> {
         let middleware = self.clone();
         start_request(
@@ -587,12 +598,6 @@ impl Middleware {
                 middleware.answer(middleware.server.route(request, id, watch))
             }),
         )
-    }
-
-    /// Serves one accepted TCP connection on the calling thread until it closes, as
-    /// [`Server::handle_connection`] does, with the fallback answering what is not Socket.IO.
-    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
-        connection_loop(&self.server, stream, remote, Some(&self.fallback));
     }
 
     /// Listens on `addr` and serves until the server shuts down or is aborted; see
@@ -609,11 +614,26 @@ impl Middleware {
 
     fn answer(&self, handled: Handled) -> Handled {
         match handled {
-            Handled::NotSocketIo(request) => {
-                Handled::Response(call_fallback(&self.fallback, request))
-            }
+            Handled::NotSocketIo(request) => Handled::Response(answer_elsewhere(
+                Some(&self.fallback),
+                request,
+                self.server.max_body(),
+            )),
             other => other,
         }
+    }
+}
+
+/// The answer to a request outside the server's path: the fallback's, 404 without one, or 413
+/// for a body past `max_body` (a reader stops one byte past the limit, so the application would
+/// see a truncated body).
+fn answer_elsewhere(fallback: Option<&Fallback>, request: Request, max_body: usize) -> Response {
+    if request.body().len() > max_body {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    match fallback {
+        Some(fallback) => call_fallback(fallback, request),
+        None => plain(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
@@ -686,20 +706,26 @@ impl Server {
     }
 
     /// For an embedding server that reads request bodies itself: call with a request's head
-    /// (`http::Request::into_parts` of the request built without its body) before reading the
-    /// body, then hand the whole request to the returned [`StartedRequest`] (or drop it if the
-    /// body never comes). A POST to a polling session is then known to its session while its
-    /// body is on its way, so a second POST meanwhile is refused with 400 and ends the session,
-    /// and a POST whose client leaves mid-body ends it too, as the reference server does and as
+    /// (from `http::Request::into_parts` of the request built without its body) before reading
+    /// the body, then hand the body to the returned [`StartedRequest`] (or drop it if the body
+    /// never comes). A POST to a polling session is then known to its session while its body is
+    /// on its way, so a second POST meanwhile is refused with 400 and ends the session, and a
+    /// POST whose client leaves mid-body ends it too, as the reference server does and as
     /// standalone serving and [`handle_connection`](Self::handle_connection) do (plain
     /// [`handle_request`](Self::handle_request) gets requests whole and cannot tell).
     ///
-    /// `Err` is the answer to a POST refused at its start: write it, after reading and dropping
-    /// its body (closing the connection with body bytes unread resets it, which can lose the
-    /// answer).
+    /// `Err` is the answer to a POST refused at its start: write it. Read and drop the body
+    /// first (closing the connection with body bytes unread resets it, which can lose the
+    /// answer); a client that sent `Expect: 100-continue` has sent no body yet and, answered
+    /// without `100 Continue`, may send none: answer and close instead of waiting for it.
+    ///
+    /// An origin predicate (`cors_allowed_origins` as a function) must give the same answer for
+    /// the head here and for the whole request later: a POST refused only when handled would
+    /// leave its session waiting for that POST, and the client's next POST would be refused as
+    /// overlapping.
     pub fn start_request(
         &self,
-        head: &http::request::Parts,
+        head: http::request::Parts,
     ) -> Result<StartedRequest, Box<Response>> {
         let server = self.clone();
         start_request(
@@ -1033,15 +1059,8 @@ pub(crate) fn connection_loop<H: Host>(
         let to_head = request.method() == Method::HEAD;
         let response = match host.route(request, id, Some(&stream)) {
             Handled::Response(response) => response,
-            // The reader stops one byte past the limit, so the application would see a
-            // truncated body: refuse it instead (the connection closes, the rest is unread).
-            Handled::NotSocketIo(request) if request.body().len() > max_body => {
-                plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-            }
-            Handled::NotSocketIo(request) => match fallback {
-                Some(fallback) => call_fallback(fallback, request),
-                None => plain(StatusCode::NOT_FOUND, "not found"),
-            },
+            // A body past the limit is refused (the connection closes, the rest is unread).
+            Handled::NotSocketIo(request) => answer_elsewhere(fallback, request, max_body),
             Handled::WebSocket(upgrade) => {
                 if write_switching(&stream, upgrade.switching()).is_err() {
                     break; // the upgrade's drop reports the failure

@@ -19,7 +19,7 @@ use support::embedding::{read_body, read_head};
 use support::posts;
 
 /// How an embedding starts a request from its head.
-type StartFn<U> = dyn Fn(&http::request::Parts) -> Result<StartedRequest<U>, Box<http::Response<Bytes>>>
+type StartFn<U> = dyn Fn(http::request::Parts) -> Result<StartedRequest<U>, Box<http::Response<Bytes>>>
     + Send
     + Sync;
 type Start<U> = Arc<StartFn<U>>;
@@ -42,7 +42,7 @@ fn embed<U: 'static>(start: Start<U>) -> SocketAddr {
 fn serve_connection<U>(mut stream: TcpStream, start: &StartFn<U>) {
     let mut buffered = Vec::new();
     if let Some((parts, length)) = read_head(&mut stream, &mut buffered) {
-        match start(&parts) {
+        match start(parts) {
             Err(refused) => {
                 // Read and drop the body first: closing with it unread would reset the
                 // connection and could lose the answer.
@@ -54,7 +54,7 @@ fn serve_connection<U>(mut stream: TcpStream, start: &StartFn<U>) {
                 let Some(body) = read_body(&mut stream, &mut buffered, length) else {
                     return;
                 };
-                match started.handle_on(http::Request::from_parts(parts, body), &stream) {
+                match started.handle_on(body, &stream) {
                     Handled::Response(response) => write_response(&mut stream, &response),
                     _ => panic!("this embedding serves polling only"),
                 }
@@ -84,7 +84,7 @@ fn write_response(stream: &mut TcpStream, response: &http::Response<Bytes>) {
 fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
     let (io, reasons) = posts::socket_io();
     let server = io.clone();
-    let addr = embed(Arc::new(move |head: &http::request::Parts| {
+    let addr = embed(Arc::new(move |head: http::request::Parts| {
         server.start_request(head)
     }));
     posts::socket_io_refuses_an_overlapping_post(addr, &reasons);
@@ -95,7 +95,7 @@ fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
 fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     let (io, reasons) = posts::socket_io();
     let server = io.clone();
-    let addr = embed(Arc::new(move |head: &http::request::Parts| {
+    let addr = embed(Arc::new(move |head: http::request::Parts| {
         server.start_request(head)
     }));
     posts::socket_io_ends_the_session_of_a_cut_short_post(addr, &reasons);
@@ -108,13 +108,17 @@ fn middleware_refuses_an_overlapping_post_and_still_serves_the_app() {
     let middleware = Middleware::new(io.clone(), |request: http::Request<Bytes>| {
         http::Response::new(Bytes::from(format!("app: {}", request.uri().path())))
     });
-    let addr = embed(Arc::new(move |head: &http::request::Parts| {
+    let addr = embed(Arc::new(move |head: http::request::Parts| {
         middleware.start_request(head)
     }));
     assert_eq!(
         request(addr, "POST", "/elsewhere", b"x").body,
         "app: /elsewhere"
     );
+    // The application never sees a body past the limit (an embedding reads at most one byte
+    // more): 413, as in standalone serving.
+    let too_long = vec![b'x'; io.config().engine.max_http_buffer_size + 1];
+    assert_eq!(request(addr, "POST", "/elsewhere", &too_long).status, 413);
     posts::socket_io_refuses_an_overlapping_post(addr, &reasons);
     io.abort();
 }
@@ -123,7 +127,7 @@ fn middleware_refuses_an_overlapping_post_and_still_serves_the_app() {
 fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
     let (engine, reasons) = posts::engine_io();
     let server = engine.clone();
-    let addr = embed(Arc::new(move |head: &http::request::Parts| {
+    let addr = embed(Arc::new(move |head: http::request::Parts| {
         server.start_request(head)
     }));
     posts::engine_io_refuses_an_overlapping_post(addr, &reasons);
@@ -134,7 +138,7 @@ fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
 fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     let (engine, reasons) = posts::engine_io();
     let server = engine.clone();
-    let addr = embed(Arc::new(move |head: &http::request::Parts| {
+    let addr = embed(Arc::new(move |head: http::request::Parts| {
         server.start_request(head)
     }));
     posts::engine_io_ends_the_session_of_a_cut_short_post(addr, &reasons);

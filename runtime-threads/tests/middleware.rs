@@ -1,8 +1,9 @@
 //! The `Middleware` (python-socketio's WSGI `Middleware`): Socket.IO requests go to the server,
 //! every other request to the wrapped blocking handler. Checked standalone (`serve_std`) and
-//! embedded in a hand-written blocking HTTP server through `handle_request_on`, with the official
-//! Node client on both transports and plain HTTP requests for the wrapped handler; and a long-poll
-//! held through `handle_request_on` notices its client hanging up.
+//! embedded in a hand-written blocking HTTP server, through `handle_request_on` and through
+//! `start_request` (head first, then body), with the official Node client on both transports and
+//! plain HTTP requests for the wrapped handler; and a long-poll held through `handle_request_on`
+//! notices its client hanging up.
 
 mod support;
 
@@ -126,13 +127,6 @@ fn standalone_middleware_serves_socket_io_and_passes_the_rest_to_the_app() {
 
 // ----- a blocking HTTP server of our own, embedding the middleware per request -----------------
 
-/// Reads one request (head and `Content-Length` body) from `stream`; `None` at end of stream.
-fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<http::Request<Bytes>> {
-    let (head, length) = read_head(stream, buf)?;
-    let body = read_body(stream, buf, length)?;
-    Some(http::Request::from_parts(head, body))
-}
-
 fn write_head(stream: &mut TcpStream, response: &http::Response<Bytes>, upgrade: bool) {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",
@@ -154,9 +148,17 @@ fn write_head(stream: &mut TcpStream, response: &http::Response<Bytes>, upgrade:
     let _ = stream.write_all(response.body());
 }
 
-/// The embedding server: a thread per connection, each request through
-/// `Middleware::handle_request_on`.
-fn embed(middleware: Middleware) -> SocketAddr {
+/// How the embedding server hands requests to the middleware.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// Whole requests, to `handle_request_on`.
+    WholeRequest,
+    /// The head to `start_request` before the body is read, the body to the `StartedRequest`.
+    HeadThenBody,
+}
+
+/// The embedding server: a thread per connection, each request through `entry`.
+fn embed(middleware: Middleware, entry: Entry) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
@@ -166,11 +168,34 @@ fn embed(middleware: Middleware) -> SocketAddr {
             std::thread::spawn(move || {
                 let remote = stream.peer_addr().ok();
                 let mut buf = Vec::new();
-                while let Some(mut request) = read_request(&mut stream, &mut buf) {
+                while let Some((mut head, length)) = read_head(&mut stream, &mut buf) {
                     if let Some(remote) = remote {
-                        request.extensions_mut().insert(RemoteAddr(remote));
+                        head.extensions.insert(RemoteAddr(remote));
                     }
-                    match middleware.handle_request_on(request, &stream) {
+                    let handled = match entry {
+                        Entry::WholeRequest => {
+                            let Some(body) = read_body(&mut stream, &mut buf, length) else {
+                                return;
+                            };
+                            let request = http::Request::from_parts(head, body);
+                            middleware.handle_request_on(request, &stream)
+                        }
+                        Entry::HeadThenBody => match middleware.start_request(head) {
+                            Err(refused) => {
+                                let _ = read_body(&mut stream, &mut buf, length);
+                                write_head(&mut stream, &refused, false);
+                                continue;
+                            }
+                            Ok(started) => {
+                                // A body that never comes: dropping `started` says so.
+                                let Some(body) = read_body(&mut stream, &mut buf, length) else {
+                                    return;
+                                };
+                                started.handle_on(body, &stream)
+                            }
+                        },
+                    };
+                    match handled {
                         Handled::Response(response) => write_head(&mut stream, &response, false),
                         Handled::WebSocket(upgrade) => {
                             write_head(&mut stream, &upgrade.response(), true);
@@ -188,17 +213,19 @@ fn embed(middleware: Middleware) -> SocketAddr {
 
 #[test]
 fn embedded_middleware_serves_the_official_client_and_the_app() {
-    let (io, _disconnects) = echo_server();
-    let addr = embed(Middleware::new(io.clone(), app));
-    plain_requests_reach_the_app(addr);
-    official_client_echoes(&format!("http://{addr}"));
-    io.abort();
+    for entry in [Entry::WholeRequest, Entry::HeadThenBody] {
+        let (io, _disconnects) = echo_server();
+        let addr = embed(Middleware::new(io.clone(), app), entry);
+        plain_requests_reach_the_app(addr);
+        official_client_echoes(&format!("http://{addr}"));
+        io.abort();
+    }
 }
 
 #[test]
 fn a_long_poll_held_through_handle_request_on_notices_the_client_hanging_up() {
     let (io, disconnects) = echo_server();
-    let addr = embed(Middleware::new(io.clone(), app));
+    let addr = embed(Middleware::new(io.clone(), app), Entry::WholeRequest);
     let mut conn = HttpConn::open(addr);
     let open = conn.request("GET", "/socket.io/?EIO=4&transport=polling", b"");
     let sid = sid_of_open(&open.text());
