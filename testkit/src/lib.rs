@@ -767,8 +767,8 @@ pub fn all_pairs() -> Vec<(Client, TransportMode)> {
 }
 
 /// How many (client, transport) pairs to run at once: `SOCKIO_TESTKIT_PARALLELISM` if set, else
-/// `default`. Each pair is a client process plus, usually, a server; the profile's 200 ms ping
-/// timeout does not forgive a starved CPU, so stay near the core count.
+/// `default`. Each pair is a client process plus, usually, a server; a client starved of CPU
+/// for longer than the server's ping timeout loses its connection, so stay near the core count.
 pub fn parallelism(default: usize) -> usize {
     std::env::var("SOCKIO_TESTKIT_PARALLELISM")
         .ok()

@@ -3,7 +3,7 @@
 //! terminator (`socat`, OpenSSL) in front of the machine's RabbitMQ, whose own configuration a
 //! test cannot change.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -299,16 +299,17 @@ fn free_ports<const N: usize>() -> [u16; N] {
     })
 }
 
-/// Waits until `port` takes connections; `false` when `child` has exited (it could not bind the
-/// port), checked again once the port answers, since another process's listener answers too.
+/// Waits until `child` itself listens on `port` of 127.0.0.1 (the kernel's socket table names
+/// the listening socket, `child`'s open files hold it: a listener of another process that took
+/// the port meanwhile does not count); `false` when `child` has exited first (it could not bind).
 fn wait_for_port(child: &mut Child, port: u16, what: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if !matches!(child.try_wait(), Ok(None)) {
             return false;
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return matches!(child.try_wait(), Ok(None));
+        if listens(child.id(), port) {
+            return true;
         }
         assert!(
             Instant::now() < deadline,
@@ -316,4 +317,32 @@ fn wait_for_port(child: &mut Child, port: u16, what: &str) -> bool {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port` (Linux: `/proc/net/tcp`
+/// and `/proc/<pid>/fd`).
+fn listens(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    // Columns: sl, local_address, rem_address, st (0A: LISTEN), ..., inode (the tenth).
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|columns| columns.len() > 9 && columns[1] == local && columns[3] == "0A")
+        .map(|columns| format!("socket:[{}]", columns[9]))
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| fd.ok())
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| {
+            inodes
+                .iter()
+                .any(|inode| target.as_os_str() == inode.as_str())
+        })
 }

@@ -19,22 +19,24 @@ impl Served {
         let mut command = Command::new(BIN);
         command.arg("serve");
         configure(&mut command);
-        let mut child = command
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start sockio-conformance serve");
-        let stdout = child.stdout.take().expect("piped stdout");
+        // Killed on drop from here on, also when the first line is not what is expected.
+        let mut served = Served { child, port: 0 };
+        let stdout = served.child.stdout.take().expect("piped stdout");
         let mut first = String::new();
         BufReader::new(stdout)
             .read_line(&mut first)
             .expect("read the listening line");
-        let port = first
+        served.port = first
             .strip_prefix("listening ")
             .and_then(|port| port.trim().parse().ok())
             .unwrap_or_else(|| panic!("`listening <port>` expected, got {first:?}"));
-        Served { child, port }
+        served
     }
 
     /// `http://127.0.0.1:<port>`.
