@@ -600,6 +600,12 @@ impl Middleware {
         )
     }
 
+    /// Serves one accepted TCP connection on the calling thread until it closes, as
+    /// [`Server::handle_connection`] does, with the fallback answering what is not Socket.IO.
+    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+        connection_loop(&self.server, stream, remote, Some(&self.fallback));
+    }
+
     /// Listens on `addr` and serves until the server shuts down or is aborted; see
     /// [`Server::serve`].
     pub fn serve(&self, addr: &str) -> Result<(), ServerError> {

@@ -1,7 +1,7 @@
 //! The `Middleware` (python-socketio's WSGI `Middleware`): Socket.IO requests go to the server,
 //! every other request to the wrapped blocking handler. Checked standalone (`serve_std`) and
-//! embedded in a hand-written blocking HTTP server, through `handle_request_on` and through
-//! `start_request` (head first, then body), with the official Node client on both transports and
+//! embedded in a hand-written blocking HTTP server, through `handle_request_on`, through
+//! `start_request` (head first, then body) and through `handle_connection`, with the official Node client on both transports and
 //! plain HTTP requests for the wrapped handler; and a long-poll held through `handle_request_on`
 //! notices its client hanging up.
 
@@ -155,6 +155,8 @@ enum Entry {
     WholeRequest,
     /// The head to `start_request` before the body is read, the body to the `StartedRequest`.
     HeadThenBody,
+    /// Whole connections, to `handle_connection`.
+    WholeConnection,
 }
 
 /// The embedding server: a thread per connection, each request through `entry`.
@@ -167,6 +169,9 @@ fn embed(middleware: Middleware, entry: Entry) -> SocketAddr {
             let middleware = middleware.clone();
             std::thread::spawn(move || {
                 let remote = stream.peer_addr().ok();
+                if let Entry::WholeConnection = entry {
+                    return middleware.handle_connection(stream, remote);
+                }
                 let mut buf = Vec::new();
                 while let Some((mut head, length)) = read_head(&mut stream, &mut buf) {
                     if let Some(remote) = remote {
@@ -194,6 +199,7 @@ fn embed(middleware: Middleware, entry: Entry) -> SocketAddr {
                                 started.handle_on(body, &stream)
                             }
                         },
+                        Entry::WholeConnection => unreachable!("handed over above"),
                     };
                     match handled {
                         Handled::Response(response) => write_head(&mut stream, &response, false),
@@ -213,7 +219,11 @@ fn embed(middleware: Middleware, entry: Entry) -> SocketAddr {
 
 #[test]
 fn embedded_middleware_serves_the_official_client_and_the_app() {
-    for entry in [Entry::WholeRequest, Entry::HeadThenBody] {
+    for entry in [
+        Entry::WholeRequest,
+        Entry::HeadThenBody,
+        Entry::WholeConnection,
+    ] {
         let (io, _disconnects) = echo_server();
         let addr = embed(Middleware::new(io.clone(), app), entry);
         plain_requests_reach_the_app(addr);
