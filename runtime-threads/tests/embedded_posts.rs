@@ -11,10 +11,12 @@ mod support;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
 use bytes::Bytes;
 use sockio_testkit::raw_polling::request;
-use sockio_threads::{Handled, Middleware, StartedRequest};
+use sockio_threads::engine::{CloseReason, EngineServer};
+use sockio_threads::{Handled, Middleware, Server, StartedRequest};
 use support::embedding::{read_body, read_head};
 use support::posts;
 
@@ -80,24 +82,38 @@ fn write_response(stream: &mut TcpStream, response: &http::Response<Bytes>) {
     let _ = stream.write_all(response.body());
 }
 
-#[test]
-fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
+/// A Socket.IO server (see `posts::socket_io`) behind the embedding, through
+/// `Server::start_request`.
+fn embedded_socket_io() -> (Server, SocketAddr, Receiver<String>) {
     let (io, reasons) = posts::socket_io();
     let server = io.clone();
     let addr = embed(Arc::new(move |head: http::request::Parts| {
         server.start_request(head)
     }));
+    (io, addr, reasons)
+}
+
+/// A raw Engine.IO server (see `posts::engine_io`) behind the embedding, through
+/// `EngineServer::start_request`.
+fn embedded_engine_io() -> (EngineServer, SocketAddr, Receiver<CloseReason>) {
+    let (engine, reasons) = posts::engine_io();
+    let server = engine.clone();
+    let addr = embed(Arc::new(move |head: http::request::Parts| {
+        server.start_request(head)
+    }));
+    (engine, addr, reasons)
+}
+
+#[test]
+fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
+    let (io, addr, reasons) = embedded_socket_io();
     posts::socket_io_refuses_an_overlapping_post(addr, &reasons);
     io.abort();
 }
 
 #[test]
 fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
-    let (io, reasons) = posts::socket_io();
-    let server = io.clone();
-    let addr = embed(Arc::new(move |head: http::request::Parts| {
-        server.start_request(head)
-    }));
+    let (io, addr, reasons) = embedded_socket_io();
     posts::socket_io_ends_the_session_of_a_cut_short_post(addr, &reasons);
     io.abort();
 }
@@ -125,22 +141,14 @@ fn middleware_refuses_an_overlapping_post_and_still_serves_the_app() {
 
 #[test]
 fn raw_engine_io_refuses_an_overlapping_post_and_ends_the_session() {
-    let (engine, reasons) = posts::engine_io();
-    let server = engine.clone();
-    let addr = embed(Arc::new(move |head: http::request::Parts| {
-        server.start_request(head)
-    }));
+    let (engine, addr, reasons) = embedded_engine_io();
     posts::engine_io_refuses_an_overlapping_post(addr, &reasons);
     engine.abort();
 }
 
 #[test]
 fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
-    let (engine, reasons) = posts::engine_io();
-    let server = engine.clone();
-    let addr = embed(Arc::new(move |head: http::request::Parts| {
-        server.start_request(head)
-    }));
+    let (engine, addr, reasons) = embedded_engine_io();
     posts::engine_io_ends_the_session_of_a_cut_short_post(addr, &reasons);
     engine.abort();
 }
