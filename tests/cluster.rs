@@ -23,9 +23,9 @@ use std::time::Duration;
 use api_support::{Node, STEP, listen};
 use serde_json::{Value, json};
 use sockio::core::api::CallError;
-use sockio::core::pubsub::BrokerUrl;
 use sockio::core::pubsub::amqp::{AmqpLink, LinkEvent};
 use sockio::core::pubsub::resp::{Decoder, Reply, encode_command};
+use sockio::core::pubsub::{BrokerUrl, UrlError};
 use sockio::server::{ClientManager, Runtime, Server, Socket};
 
 use sockio_testkit::brokers::{amqp_url, reachable as broker_addr, redis_url, vhost};
@@ -624,6 +624,16 @@ impl Python {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
     }
 
+    /// The next line that is not an event named `skipped`.
+    async fn next_but(&mut self, skipped: &str) -> Value {
+        loop {
+            let line = self.next().await;
+            if line["event"] != skipped {
+                return line;
+            }
+        }
+    }
+
     async fn finish(mut self) {
         drop(self.child.stdin.take());
         let status = tokio::time::timeout(STEP, self.child.wait())
@@ -640,18 +650,23 @@ impl Python {
 /// kombu's JSON-encoded string bodies are understood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_kombu_emitter_reaches_a_sockio_client() {
-    python_emitter_reaches_a_sockio_client(
+    python_emitter_reaches_a_sockio_client(&sync_emitter_script("KombuManager")).await;
+}
+
+/// A script for [`python_emitter_reaches_a_sockio_client`] with python-socketio's synchronous
+/// manager `class` (`RedisManager` or `KombuManager`) as a write-only emitter.
+fn sync_emitter_script(class: &str) -> String {
+    format!(
         r#"
 import json, sys, socketio
 url, channel, sid = sys.argv[1:4]
-emitter = socketio.KombuManager(url, channel=channel, write_only=True)
-emitter.emit("from-python", {"n": 1}, namespace="/")
+emitter = socketio.{class}(url, channel=channel, write_only=True)
+emitter.emit("from-python", {{"n": 1}}, namespace="/")
 emitter.emit("to-sid", "only you", namespace="/", room=sid)
 emitter.emit("several", (1, "two"), namespace="/")
 print(json.dumps("published"), flush=True)
-"#,
+"#
     )
-    .await;
 }
 
 /// The same with asyncio's `AsyncAioPikaManager(url, write_only=True)`: its exchange declaration
@@ -686,10 +701,44 @@ async fn python_emitter_reaches_a_sockio_client(script: &str) {
         return;
     }
     let vhost = vhost(&url);
-    python_emitter_reaches_a_sockio_client_through(script, &url, |exchange| async move {
-        wait_for_bindings(&vhost, &exchange, 1).await;
-    })
+    python_emitter_reaches_a_sockio_client_through(
+        script,
+        &url,
+        ClientManager::from_url,
+        |exchange| async move {
+            wait_for_bindings(&vhost, &exchange, 1).await;
+        },
+    )
     .await;
+}
+
+/// python-socketio's `KombuManager('redis://...', write_only=True)` (the docs' "connect to the
+/// redis queue through Kombu") reaches the client of a sockio server on `ClientManager::kombu`:
+/// kombu's envelope on kombu's topic, where the server listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_kombu_redis_emitter_reaches_a_sockio_client() {
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    python_emitter_reaches_a_sockio_client_through(
+        &sync_emitter_script("KombuManager"),
+        &url,
+        ClientManager::kombu,
+        |channel| {
+            let topic = kombu_topic(&url, &channel);
+            async move { wait_for_subscribers(&addr, &topic, 1).await }
+        },
+    )
+    .await;
+}
+
+/// kombu's pub/sub topic for `channel` on the Redis at `url`.
+fn kombu_topic(url: &str, channel: &str) -> String {
+    match ClientManager::kombu(url).map(|manager| manager.broker().clone()) {
+        Ok(BrokerUrl::Redis(config)) => sockio::core::pubsub::kombu::topic(config.db, channel),
+        other => panic!("not a Redis URL: {other:?}"),
+    }
 }
 
 /// python-socketio's `RedisManager(url, write_only=True)` reaches a sockio client through
@@ -701,33 +750,26 @@ async fn python_redis_emitter_reaches_a_sockio_client_over_tls() {
     };
     let addr = redis.plain_address();
     python_emitter_reaches_a_sockio_client_through(
-        r#"
-import json, sys, socketio
-url, channel, sid = sys.argv[1:4]
-emitter = socketio.RedisManager(url, channel=channel, write_only=True)
-emitter.emit("from-python", {"n": 1}, namespace="/")
-emitter.emit("to-sid", "only you", namespace="/", room=sid)
-emitter.emit("several", (1, "two"), namespace="/")
-print(json.dumps("published"), flush=True)
-"#,
+        &sync_emitter_script("RedisManager"),
         &redis.url(),
+        ClientManager::from_url,
         |channel| redis_listeners("redis://", addr, channel, 1),
     )
     .await;
 }
 
-/// [`python_emitter_reaches_a_sockio_client`] on the broker at `url`; `listening(channel)`
+/// [`python_emitter_reaches_a_sockio_client`] on the broker at `url`, the sockio server's manager
+/// made by `class` (`ClientManager::from_url` or `ClientManager::kombu`); `listening(channel)`
 /// completes once the server listens on the channel.
 async fn python_emitter_reaches_a_sockio_client_through<F: std::future::Future<Output = ()>>(
     script: &str,
     url: &str,
+    class: fn(&str) -> Result<ClientManager, UrlError>,
     listening: impl FnOnce(String) -> F,
 ) {
     let url = url.to_owned();
     let exchange = fresh_channel();
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&exchange);
+    let manager = class(&url).expect("a broker URL").channel(&exchange);
     let server = clustered::<sockio::tokio::Tokio>(&manager);
     let (listener, addr) = listen().await;
     let serving = server.clone();
@@ -774,6 +816,25 @@ async fn sockio_emits_reach_a_python_socketio_servers_client() {
     if broker_addr(&url).is_none() {
         return;
     }
+    sockio_emits_reach_a_python_kombu_servers_client(&url).await;
+}
+
+/// The same through Redis: a sockio server on `ClientManager::kombu` and a python-socketio
+/// server on `KombuManager('redis://...')` meet on kombu's topic, and kombu's consumer takes
+/// sockio's envelopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockio_emits_reach_a_python_kombu_redis_servers_client() {
+    let url = redis_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    sockio_emits_reach_a_python_kombu_servers_client(&url).await;
+}
+
+/// A python-socketio server on `KombuManager(url)` with a client of its own, and a sockio
+/// server on `ClientManager::kombu(url)` emitting to everyone: the python client prints what
+/// it gets.
+async fn sockio_emits_reach_a_python_kombu_servers_client(url: &str) {
     let exchange = fresh_channel();
     let mut python = Python::spawn(
         r#"
@@ -810,35 +871,47 @@ client.disconnect()
 sys.stdout.flush()
 os._exit(0)
 "#,
-        &[&url, &exchange],
+        &[url, &exchange],
     );
     assert_eq!(
         python.next().await,
         json!({"event": "connected", "args": []})
     );
-    // The python server's listener starts on its first connection; its queue is then bound.
-    wait_for_bindings(&vhost(&url), &exchange, 1).await;
-
-    let manager = ClientManager::from_url(&url)
+    let manager = ClientManager::kombu(url)
         .expect("a broker URL")
         .channel(&exchange);
     let server = clustered::<sockio::tokio::Tokio>(&manager);
+    // The python server starts listening on its first connection, and nothing on the broker
+    // says when it did on Redis (kombu subscribes to a pattern): emit `probe` until its client
+    // gets one. Probes still in flight are skipped below.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the python server never got a probe"
+        );
+        server.emit("probe", &()).await.expect("emit a probe");
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(200), python.next()).await {
+            assert_eq!(line, json!({"event": "probe", "args": []}));
+            break;
+        }
+    }
+    // python-socketio's `Client` runs each event handler on a thread of its own, so two events
+    // in flight at once may print in either order: the second is emitted after the first arrived.
     server
         .emit("from-rust", &json!({"n": 1}))
         .await
-        .expect("emit through RabbitMQ");
-    // python-socketio's `Client` runs each event handler on a thread of its own, so two events
-    // in flight at once may print in either order: the second is emitted after the first arrived.
+        .expect("emit through the broker");
     assert_eq!(
-        python.next().await,
+        python.next_but("probe").await,
         json!({"event": "from-rust", "args": [{"n": 1}]})
     );
     server
         .emit("several", &(1, "two"))
         .await
-        .expect("emit through RabbitMQ");
+        .expect("emit through the broker");
     assert_eq!(
-        python.next().await,
+        python.next_but("probe").await,
         json!({"event": "several", "args": [1, "two"]})
     );
     let stdin = python.child.stdin.as_mut().expect("python's stdin");

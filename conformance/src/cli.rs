@@ -54,6 +54,10 @@ struct ServeArgs {
     /// The manager's channel (Redis) or exchange (RabbitMQ).
     #[arg(long, default_value = sockio_core::pubsub::DEFAULT_CHANNEL)]
     channel: String,
+    /// Meet python-socketio's `KombuManager` rather than its `RedisManager` on a Redis
+    /// `--manager` (kombu's envelope and topic; the same on RabbitMQ).
+    #[arg(long)]
+    kombu: bool,
     /// Overrides the profile's 200 ms ping timeout (engine-io and socket-io profiles).
     #[arg(long)]
     ping_timeout_ms: Option<u64>,
@@ -141,11 +145,12 @@ pub fn run_default_matrix(launcher: ServerLauncher) -> matrix::MatrixReport {
 }
 
 fn run_serve(args: ServeArgs) -> ExitCode {
-    let manager = match args
-        .manager
-        .as_deref()
-        .map(sockio_core::pubsub::ClientManager::from_url)
-    {
+    let class = if args.kombu {
+        sockio_core::pubsub::ClientManager::kombu
+    } else {
+        sockio_core::pubsub::ClientManager::from_url
+    };
+    let manager = match args.manager.as_deref().map(class) {
         None => None,
         Some(Ok(manager)) => Some(manager.channel(&args.channel)),
         Some(Err(error)) => {

@@ -13,12 +13,35 @@ use served::Served;
 use sockio_testkit::brokers::{amqp_url, fresh_channel, reachable, redis_url, wait_for_listeners};
 use sockio_testkit::node_script::NodeScript;
 
-fn serve(runtime: &str, profile: &str, manager: &str, channel: &str) -> Served {
+/// The broker channel the servers share, and which of python-socketio's managers they meet.
+struct Shared<'a> {
+    url: &'a str,
+    channel: String,
+    /// `KombuManager` rather than `RedisManager` (on Redis, kombu's envelope and topic).
+    kombu: bool,
+}
+
+impl Shared<'_> {
+    /// The name to count listeners on: the channel, or kombu's topic for it on Redis.
+    fn listened(&self) -> String {
+        match sockio_core::pubsub::ClientManager::kombu(self.url).map(|m| m.broker().clone()) {
+            Ok(sockio_core::pubsub::BrokerUrl::Redis(config)) if self.kombu => {
+                sockio_core::pubsub::kombu::topic(config.db, &self.channel)
+            }
+            _ => self.channel.clone(),
+        }
+    }
+}
+
+fn serve(runtime: &str, profile: &str, shared: &Shared) -> Served {
     Served::start(|command| {
         command
             .args(["--runtime", runtime, "--profile", profile, "--port", "0"])
             .args(["--ping-timeout-ms", "2000"])
-            .args(["--manager", manager, "--channel", channel]);
+            .args(["--manager", shared.url, "--channel", &shared.channel]);
+        if shared.kombu {
+            command.arg("--kombu");
+        }
     })
 }
 
@@ -98,10 +121,11 @@ impl Clients {
     }
 }
 
-/// One `profile` server per runtime on `channel`, once all three listen on it.
-fn serve_three(profile: &str, url: &str, addr: &str, channel: &str) -> [Served; 3] {
-    let servers = ["tokio", "smol", "threads"].map(|runtime| serve(runtime, profile, url, channel));
-    wait_for_listeners(url, addr, channel, 3).expect("three servers listen on the channel");
+/// One `profile` server per runtime on `shared`, once all three listen on it.
+fn serve_three(profile: &str, shared: &Shared, addr: &str) -> [Served; 3] {
+    let servers = ["tokio", "smol", "threads"].map(|runtime| serve(runtime, profile, shared));
+    wait_for_listeners(shared.url, addr, &shared.listened(), 3)
+        .expect("three servers listen on the channel");
     servers
 }
 
@@ -114,11 +138,11 @@ fn spawn_clients(servers: &[Served; 3]) -> NodeScript {
     NodeScript::spawn(&servers[0].url(), &script)
 }
 
-fn three_runtimes_share_clients(url: &str, channel: &str) {
-    let Some(addr) = reachable(url) else {
+fn three_runtimes_share_clients(shared: &Shared) {
+    let Some(addr) = reachable(shared.url) else {
         return;
     };
-    let servers = serve_three("socket-io", url, &addr, channel);
+    let servers = serve_three("socket-io", shared, &addr);
     let mut script = spawn_clients(&servers);
     let sids = script.expect("sids");
     let sid = |who: &str| sids[who].as_str().expect("a sid").to_owned();
@@ -216,24 +240,41 @@ impl Clients {
     }
 }
 
+/// The channel for one test: a fresh name on the broker at `url`.
+fn fresh(url: &str, kombu: bool) -> Shared<'_> {
+    Shared {
+        url,
+        channel: fresh_channel("sockio-conformance"),
+        kombu,
+    }
+}
+
 #[test]
 fn tokio_smol_and_threads_servers_share_clients_through_redis() {
-    three_runtimes_share_clients(&redis_url(), &fresh_channel("sockio-conformance"));
+    three_runtimes_share_clients(&fresh(&redis_url(), false));
+}
+
+/// The same through kombu's Redis transport (`--kombu`: python-socketio's
+/// `KombuManager('redis://')`): every runtime publishes and reads kombu's envelope on kombu's
+/// topic, which [`Shared::listened`] counts the subscribers of.
+#[test]
+fn tokio_smol_and_threads_servers_share_clients_through_kombus_redis_transport() {
+    three_runtimes_share_clients(&fresh(&redis_url(), true));
 }
 
 #[test]
 fn tokio_smol_and_threads_servers_share_clients_through_rabbitmq() {
-    three_runtimes_share_clients(&amqp_url(), &fresh_channel("sockio-conformance"));
+    three_runtimes_share_clients(&fresh(&amqp_url(), false));
 }
 
 /// The bench profile (issue 5: `broadcast` and `to-room` go through the manager when one is given):
 /// a bench server per runtime on one channel and a client on each; every client, the sender
 /// included, gets each `bcast` exactly once, and a room emit reaches the room's members only.
-fn bench_profile_broadcasts_across_servers(url: &str, channel: &str) {
-    let Some(addr) = reachable(url) else {
+fn bench_profile_broadcasts_across_servers(shared: &Shared) {
+    let Some(addr) = reachable(shared.url) else {
         return;
     };
-    let servers = serve_three("bench", url, &addr, channel);
+    let servers = serve_three("bench", shared, &addr);
     let mut script = spawn_clients(&servers);
     script.expect("sids");
     let mut clients = Clients {
@@ -281,10 +322,10 @@ fn bench_profile_broadcasts_across_servers(url: &str, channel: &str) {
 
 #[test]
 fn bench_profile_broadcasts_through_redis() {
-    bench_profile_broadcasts_across_servers(&redis_url(), &fresh_channel("sockio-conformance"));
+    bench_profile_broadcasts_across_servers(&fresh(&redis_url(), false));
 }
 
 #[test]
 fn bench_profile_broadcasts_through_rabbitmq() {
-    bench_profile_broadcasts_across_servers(&amqp_url(), &fresh_channel("sockio-conformance"));
+    bench_profile_broadcasts_across_servers(&fresh(&amqp_url(), false));
 }

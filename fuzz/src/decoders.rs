@@ -13,7 +13,7 @@ use sockio_core::engineio::payload::{
 use sockio_core::engineio::{DecodeError, Packet, ProtocolVersion, WsMessage};
 use sockio_core::pubsub::amqp::{self, AmqpLink};
 use sockio_core::pubsub::resp::{self, RedisLink};
-use sockio_core::pubsub::{AmqpConfig, Message, RedisAddress, RedisConfig};
+use sockio_core::pubsub::{AmqpConfig, Message, RedisAddress, RedisConfig, RedisFraming};
 use sockio_core::socketio;
 use sockio_core::socketio::decoder::{Decoder, DecoderLimits};
 
@@ -242,6 +242,9 @@ pub fn pubsub_message(data: &[u8]) {
     });
     assert_eq!(back.method(), message.method());
     assert_eq!(back.host_id(), message.host_id());
+    // What a kombu-framed Redis link publishes reads back as the same message.
+    let wrapped = sockio_core::pubsub::kombu::wrap(&encoded, "socketio", "tag.0");
+    assert_eq!(Message::decode(&wrapped).ok(), Some(back));
     let _ = message.is_for("me");
 }
 
@@ -299,6 +302,11 @@ pub fn broker_links(data: &[u8]) {
                 username: (flags & 4 != 0).then(|| "user".into()),
                 password: (flags & 8 != 0).then(|| "secret".into()),
                 tls: None,
+                framing: if flags & 16 != 0 {
+                    RedisFraming::Kombu
+                } else {
+                    RedisFraming::PubSub
+                },
             };
             let mut link = if mode == link_mode::REDIS_SUBSCRIBER {
                 RedisLink::subscriber(&config, "socketio", "server 1")

@@ -2,7 +2,7 @@
 //! through — the value every runtime's `client_manager` option takes.
 
 use super::DEFAULT_CHANNEL;
-use super::url::{BrokerUrl, UrlError};
+use super::url::{BrokerUrl, RedisFraming, UrlError};
 
 /// A message-queue client manager's settings: python-socketio's `RedisManager(url,
 /// channel=...)` / `KombuManager(url, channel=...)`. The in-memory manager is what a server uses
@@ -21,6 +21,22 @@ impl ClientManager {
     pub fn from_url(url: &str) -> Result<ClientManager, UrlError> {
         Ok(ClientManager {
             broker: BrokerUrl::parse(url)?,
+            channel: DEFAULT_CHANNEL.to_owned(),
+        })
+    }
+
+    /// A manager that meets python-socketio's `KombuManager(url)`. On `redis://`, `rediss://`
+    /// and `unix://` it speaks kombu's Redis transport (kombu's envelope, on the topic
+    /// `/{db}.{channel}`), which is not what `RedisManager` processes read: every process on a
+    /// channel must use the same class. On `amqp://` kombu speaks AMQP itself, so this is
+    /// [`ClientManager::from_url`].
+    pub fn kombu(url: &str) -> Result<ClientManager, UrlError> {
+        let mut broker = BrokerUrl::parse(url)?;
+        if let BrokerUrl::Redis(config) = &mut broker {
+            config.framing = RedisFraming::Kombu;
+        }
+        Ok(ClientManager {
+            broker,
             channel: DEFAULT_CHANNEL.to_owned(),
         })
     }

@@ -37,6 +37,15 @@ pub enum DecodeError {
     /// A binary placeholder refers to an attachment the message does not carry.
     #[error("a binary placeholder refers to attachment {0}, which the message does not carry")]
     Placeholder(u64),
+    /// A kombu envelope whose body is not JSON (a python-socketio older than 5.14 publishes
+    /// pickle through kombu).
+    #[error(
+        "a kombu message of content type `{0}`, not JSON (a python-socketio older than 5.14 publishes pickle)"
+    )]
+    KombuContentType(String),
+    /// A kombu envelope whose body is encoded in a way kombu's Redis transport does not use.
+    #[error("a kombu message with body encoding `{0}`")]
+    KombuBodyEncoding(String),
 }
 
 /// Where an emit's acknowledgement goes back to: the originating host registered `id`, and the
@@ -231,19 +240,21 @@ impl Message {
 
     /// Parses one message from the broker. Also accepts the message as a JSON string holding
     /// the JSON object: python-socketio's `KombuManager` publishes `json.dumps(message)` through
-    /// kombu's JSON serializer, which encodes that string once more.
+    /// kombu's JSON serializer, which encodes that string once more. And either inside kombu's
+    /// envelope, as kombu's Redis transport publishes it ([`kombu`](super::kombu)).
     ///
     /// Halves of UTF-16 surrogate pairs escaped alone (Python's `json.dumps` writes them for a
     /// string that holds one) read as U+FFFD, as in packets from clients.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotJson)?;
-        let mut value = crate::socketio::json::parse(text).map_err(|_| DecodeError::NotJson)?;
-        if let Value::String(inner) = &value {
-            value = crate::socketio::json::parse(inner).map_err(|_| DecodeError::NotJson)?;
+        let map = parse_object(bytes)?;
+        if super::kombu::is_envelope(&map) {
+            // The body is the message itself, never an envelope again.
+            return Self::decode_object(parse_object(&super::kombu::unwrap(&map)?)?);
         }
-        let Value::Object(map) = value else {
-            return Err(DecodeError::NoMethod);
-        };
+        Self::decode_object(map)
+    }
+
+    fn decode_object(map: Map<String, Value>) -> Result<Message, DecodeError> {
         let method = map
             .get("method")
             .and_then(Value::as_str)
@@ -327,6 +338,20 @@ fn required_room(map: &Map<String, Value>, key: &'static str) -> Result<String, 
     map.get(key)
         .and_then(room_name)
         .ok_or(DecodeError::Field(key))
+}
+
+/// The JSON object in `bytes`, or in the JSON string `bytes` holds (kombu's serializer encodes
+/// python-socketio's `json.dumps` once more).
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotJson)?;
+    let mut value = crate::socketio::json::parse(text).map_err(|_| DecodeError::NotJson)?;
+    if let Value::String(inner) = &value {
+        value = crate::socketio::json::parse(inner).map_err(|_| DecodeError::NotJson)?;
+    }
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(DecodeError::NoMethod),
+    }
 }
 
 fn optional_str(
@@ -586,6 +611,41 @@ mod tests {
                 host_id: Some("h".into())
             }
         );
+    }
+
+    /// What python-socketio 5.18's `KombuManager('redis://', channel='captest')` published for
+    /// `emit("ev", {"a": [1, "é"]}, namespace="/", room="r1")` (kombu 5.7, captured from Redis):
+    /// kombu's envelope around the JSON, `text/plain`, base64.
+    #[test]
+    fn reads_kombus_redis_envelope() {
+        let captured = br#"{"body": "eyJtZXRob2QiOiAiZW1pdCIsICJldmVudCI6ICJldiIsICJkYXRhIjogW3siYSI6IFsxLCAiXHUwMGU5Il19XSwgImJpbmFyeSI6IGZhbHNlLCAibmFtZXNwYWNlIjogIi8iLCAicm9vbSI6ICJyMSIsICJza2lwX3NpZCI6IG51bGwsICJjYWxsYmFjayI6IG51bGwsICJob3N0X2lkIjogIjYzN2U5Mjk2OGJmMDRiZjk4NjQ2ZTY3ZTliNWUxOWRhIn0=", "content-encoding": "utf-8", "content-type": "text/plain", "headers": {}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "captest", "routing_key": ""}, "priority": 0, "body_encoding": "base64", "delivery_tag": "e7d2a9e2-9317-4f5f-b465-81520f04a009"}}"#;
+        match Message::decode(captured).unwrap() {
+            Message::Emit {
+                event,
+                args,
+                namespace,
+                rooms,
+                host_id,
+                ..
+            } => {
+                assert_eq!(event, "ev");
+                assert_eq!(args.values, vec![json!({"a": [1, "é"]})]);
+                assert_eq!(namespace, "/");
+                assert_eq!(rooms, vec!["r1".to_owned()]);
+                assert_eq!(host_id.as_deref(), Some("637e92968bf04bf98646e67e9b5e19da"));
+            }
+            other => panic!("not an emit: {other:?}"),
+        }
+        // What sockio publishes reads back the same; an envelope in an envelope is not a message.
+        let message = Message::CloseRoom {
+            room: "r".into(),
+            namespace: "/".into(),
+            host_id: Some("h".into()),
+        };
+        let wrapped = super::super::kombu::wrap(&message.encode(), "socketio", "t.1");
+        assert_eq!(Message::decode(&wrapped).unwrap(), message);
+        let twice = super::super::kombu::wrap(&wrapped, "socketio", "t.2");
+        assert_eq!(Message::decode(&twice), Err(DecodeError::NoMethod));
     }
 
     /// Python's `json.dumps('\ud83d')` (a `str` holding half a surrogate pair) writes the half as

@@ -8,6 +8,7 @@
 
 pub mod amqp;
 pub mod callbacks;
+pub mod kombu;
 pub mod manager;
 pub mod message;
 pub mod reconnect;
@@ -21,7 +22,8 @@ pub use message::{DecodeError, Message, RemoteAck};
 pub use reconnect::Reconnect;
 pub use remote::{Ignored, Remote, ReplyAddress, RoomChange, triage};
 pub use url::{
-    AmqpConfig, BrokerUrl, ClientIdentity, RedisAddress, RedisConfig, TlsOptions, UrlError,
+    AmqpConfig, BrokerUrl, ClientIdentity, RedisAddress, RedisConfig, RedisFraming, TlsOptions,
+    UrlError,
 };
 
 /// The channel python-socketio's managers use by default.

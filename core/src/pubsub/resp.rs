@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::url::RedisConfig;
+use super::kombu;
+use super::url::{RedisConfig, RedisFraming};
 
 /// The largest bulk string accepted from the server (Redis' own `proto-max-bulk-len` default).
 pub const MAX_BULK: usize = 512 * 1024 * 1024;
@@ -181,6 +182,13 @@ enum Expect {
     Publish(u64),
 }
 
+/// What a publishing link needs to put messages in kombu's envelope.
+#[derive(Debug)]
+struct KombuPublishing {
+    exchange: String,
+    tag_prefix: String,
+}
+
 /// One Redis connection used for pub/sub, without I/O.
 #[derive(Debug)]
 pub struct RedisLink {
@@ -188,7 +196,11 @@ pub struct RedisLink {
     outbox: Vec<u8>,
     expect: VecDeque<Expect>,
     events: VecDeque<LinkEvent>,
+    /// The pub/sub channel: the manager's channel, or kombu's topic for it.
     channel: Vec<u8>,
+    /// Set when messages travel in kombu's envelope: the exchange (the manager's channel) and
+    /// the prefix of the envelopes' delivery tags.
+    kombu: Option<KombuPublishing>,
     subscriber: bool,
     ready: bool,
     next_seq: u64,
@@ -199,6 +211,10 @@ pub struct RedisLink {
 impl RedisLink {
     /// A link that subscribes to `channel` and reports every message on it. `name` labels the
     /// connection in `CLIENT LIST` (no spaces), so operators can tell which server it serves.
+    /// With [`RedisFraming::Kombu`] the link subscribes to kombu's topic for `channel`, and
+    /// the messages it reports are still in kombu's envelope ([`Message::decode`] reads both).
+    ///
+    /// [`Message::decode`]: super::Message::decode
     pub fn subscriber(config: &RedisConfig, channel: &str, name: &str) -> Self {
         let mut link = Self::new(config, channel, name, true);
         let channel = link.channel.clone();
@@ -207,7 +223,12 @@ impl RedisLink {
         link
     }
 
-    /// A link that publishes to `channel`, labelled `name` in `CLIENT LIST`.
+    /// A link that publishes to `channel`, labelled `name` in `CLIENT LIST`. With
+    /// [`RedisFraming::Kombu`] it publishes each payload in kombu's envelope on kombu's topic
+    /// for `channel`, tagged `<name>.<sequence number>`: a host's name is unique to it, and
+    /// kombu's consumers only need a tag unique among the messages they have not acknowledged
+    /// (python-socketio acknowledges each as it takes it), so a new link's sequence may start
+    /// over.
     pub fn publisher(config: &RedisConfig, channel: &str, name: &str) -> Self {
         let mut link = Self::new(config, channel, name, false);
         if link.expect.is_empty() {
@@ -223,7 +244,14 @@ impl RedisLink {
             outbox: Vec::new(),
             expect: VecDeque::new(),
             events: VecDeque::new(),
-            channel: channel.as_bytes().to_vec(),
+            channel: match config.framing {
+                RedisFraming::PubSub => channel.as_bytes().to_vec(),
+                RedisFraming::Kombu => kombu::topic(config.db, channel).into_bytes(),
+            },
+            kombu: (config.framing == RedisFraming::Kombu).then(|| KombuPublishing {
+                exchange: channel.to_owned(),
+                tag_prefix: name.to_owned(),
+            }),
             subscriber,
             ready: false,
             next_seq: 0,
@@ -261,7 +289,14 @@ impl RedisLink {
         let seq = self.next_seq;
         self.next_seq += 1;
         let channel = self.channel.clone();
-        encode_command(&mut self.outbox, &[b"PUBLISH", &channel, payload]);
+        match &self.kombu {
+            None => encode_command(&mut self.outbox, &[b"PUBLISH", &channel, payload]),
+            Some(kombu) => {
+                let tag = format!("{}.{seq}", kombu.tag_prefix);
+                let envelope = kombu::wrap(payload, &kombu.exchange, &tag);
+                encode_command(&mut self.outbox, &[b"PUBLISH", &channel, &envelope]);
+            }
+        }
         self.expect.push_back(Expect::Publish(seq));
         seq
     }
@@ -393,6 +428,7 @@ mod tests {
             username: None,
             password: password.map(str::to_owned),
             tls: None,
+            framing: Default::default(),
         }
     }
 
@@ -502,6 +538,41 @@ mod tests {
             events.contains(&LinkEvent::Published { seq, receivers: 1 }),
             "{events:?}"
         );
+    }
+
+    /// With kombu's framing the links use kombu's topic for the channel (the database number in
+    /// it), and a publish goes out in kombu's envelope, tagged by the link's name.
+    #[test]
+    fn kombu_framing_uses_kombus_topic_and_envelope() {
+        let kombu = |db| RedisConfig {
+            framing: RedisFraming::Kombu,
+            ..config(None, db)
+        };
+        let mut link = RedisLink::subscriber(&kombu(2), "socketio", "s");
+        let wire = link.poll_transmit().unwrap();
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(
+            wire.ends_with("*2\r\n$9\r\nSUBSCRIBE\r\n$11\r\n/2.socketio\r\n"),
+            "{wire:?}"
+        );
+
+        let mut link = RedisLink::publisher(&kombu(0), "chat", "host-a");
+        let _ = link.poll_transmit();
+        let seq = link.publish(br#"{"method":"close_room"}"#);
+        let mut expected = Vec::new();
+        encode_command(
+            &mut expected,
+            &[
+                b"PUBLISH",
+                b"/0.chat",
+                &kombu::wrap(
+                    br#"{"method":"close_room"}"#,
+                    "chat",
+                    &format!("host-a.{seq}"),
+                ),
+            ],
+        );
+        assert_eq!(link.poll_transmit().unwrap(), expected);
     }
 
     #[test]

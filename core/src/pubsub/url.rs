@@ -26,6 +26,21 @@ pub struct RedisConfig {
     pub password: Option<String>,
     /// Set for `rediss://`.
     pub tls: Option<TlsOptions>,
+    /// How messages travel on the channel. Not part of the URL: the URL is the same for
+    /// python-socketio's `RedisManager` and `KombuManager`, the class tells them apart (here
+    /// [`ClientManager::kombu`](super::ClientManager::kombu)).
+    pub framing: RedisFraming,
+}
+
+/// How messages travel on a Redis channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedisFraming {
+    /// python-socketio's `RedisManager`: each message as it is, on the channel's name.
+    #[default]
+    PubSub,
+    /// kombu's Redis transport, python-socketio's `KombuManager('redis://')`: each message in
+    /// kombu's envelope, on the topic `/{db}.{channel}` ([`kombu`](super::kombu)).
+    Kombu,
 }
 
 /// A parsed `amqp://` or `amqps://` URL.
@@ -282,6 +297,7 @@ fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlE
         username,
         password,
         tls,
+        framing: RedisFraming::PubSub,
     })
 }
 
@@ -307,6 +323,7 @@ fn parse_redis_unix(rest: &str, query: &Query) -> Result<RedisConfig, UrlError> 
         username,
         password,
         tls: tls_options(query, &REDIS_TLS, "", false, None)?,
+        framing: RedisFraming::PubSub,
     })
 }
 
@@ -384,7 +401,8 @@ mod tests {
                 db: 0,
                 username: None,
                 password: None,
-                tls: None
+                tls: None,
+                framing: RedisFraming::PubSub,
             }
         );
         let full = redis("redis://user:p%40ss@redis.example:7000/3");
