@@ -79,7 +79,7 @@ fn getting_started_serves_its_page_and_chat_namespace_to_the_official_client() {
         let id = reply["id"].as_str().expect("socket id");
         assert_eq!(client.expect("disconnect"), json!("io client disconnect"));
         // The example's handlers ran for this very socket, in order.
-        example.expect_exact(&format!("connect {id}"));
+        example.expect_exact(&format!("connect {id} from 127.0.0.1"));
         example.expect_exact(&format!(r#"message {{"text":"hello","via":"{via}"}}"#));
         example.expect_exact(&format!("disconnect {id} (client namespace disconnect)"));
     }

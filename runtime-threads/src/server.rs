@@ -15,7 +15,7 @@ use sockio_core::api::{
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
-use sockio_core::socketio::packet::RESERVED_EVENTS;
+use sockio_core::socketio::packet::{RESERVED_EVENTS, assert_handler_event};
 use sockio_core::socketio::{
     CommandError, DisconnectReason, EncodedFrames, Endpoint, Handshake, NamespaceFilter, Packet,
     SocketConfig, SocketEvent,
@@ -266,6 +266,11 @@ impl Server {
     }
 
     /// Registers `handler` for `event` in `/`; see [`Namespace::on`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Namespace::on`].
+    #[track_caller]
     pub fn on<T, R, F>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket, T) -> R + Send + Sync + 'static,
@@ -277,6 +282,11 @@ impl Server {
     }
 
     /// Registers a raw-arguments handler for `event` in `/`; see [`Namespace::on_args`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Namespace::on`].
+    #[track_caller]
     pub fn on_args<F>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket, Args) -> Args + Send + Sync + 'static,
@@ -1137,12 +1147,20 @@ impl Namespace {
     /// for an empty one, a tuple for several arguments). Data that does not deserialize as `T`
     /// drops the event (logged as a warning), and no acknowledgement is sent. It runs on the handler pool and may
     /// block.
+    ///
+    /// # Panics
+    ///
+    /// For an event no handler of its own can get: `connect` and `disconnect` (use
+    /// `on_connect` / `on_disconnect`), `*` (use `on_any`) and Socket.IO's other reserved names,
+    /// which no client can send.
+    #[track_caller]
     pub fn on<T, R, F>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket, T) -> R + Send + Sync + 'static,
         T: DeserializeOwned + 'static,
         R: Serialize + 'static,
     {
+        assert_handler_event(event);
         let handler = typed_event(event.to_owned(), handler);
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);
@@ -1151,10 +1169,16 @@ impl Namespace {
     }
 
     /// Registers a handler that receives the raw arguments and returns the raw acknowledgement.
+    ///
+    /// # Panics
+    ///
+    /// As [`Namespace::on`].
+    #[track_caller]
     pub fn on_args<F>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket, Args) -> Args + Send + Sync + 'static,
     {
+        assert_handler_event(event);
         let handler: EventHandler = Arc::new(move |socket, args| Some(handler(socket, args)));
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);

@@ -1427,3 +1427,44 @@ process.exit(0);
     node.finish();
     io.abort();
 }
+
+/// python-socketio's names for the connect, disconnect and catch-all handlers are refused by `on`
+/// and `on_args`, with the method to use instead, as are Socket.IO's other reserved names (no
+/// client can send them): such a handler would be registered and never run.
+#[test]
+#[should_panic(
+    expected = "no event handler can be registered for `connect`: register the connect handler with `on_connect`"
+)]
+fn on_connect_is_refused_with_its_replacement() {
+    let io = Server::builder().build();
+    io.on("connect", |_socket: Socket, _: Option<Value>| {});
+}
+
+#[test]
+#[should_panic(
+    expected = "no event handler can be registered for `disconnect`: register the disconnect handler with `on_disconnect`"
+)]
+fn on_disconnect_in_a_namespace_is_refused_with_its_replacement() {
+    let io = Server::builder().build();
+    io.of("/chat")
+        .on("disconnect", |_socket: Socket, _: Option<Value>| {});
+}
+
+#[test]
+#[should_panic(
+    expected = "no event handler can be registered for `*`: register a catch-all handler with `on_any`"
+)]
+fn the_catch_all_name_is_refused_with_its_replacement() {
+    let io = Server::builder().build();
+    io.on_args("*", |_socket: Socket, args: Args| args);
+}
+
+#[test]
+#[should_panic(
+    expected = "no event handler can be registered for `removeListener`: it is reserved"
+)]
+fn reserved_names_are_refused() {
+    let io = Server::builder().build();
+    io.of("/chat")
+        .on_args("removeListener", |_socket: Socket, args: Args| args);
+}

@@ -15,7 +15,7 @@ use serde_json::Value;
 use sockio_core::api::{EmitSpec, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
-use sockio_core::socketio::packet::RESERVED_EVENTS;
+use sockio_core::socketio::packet::{RESERVED_EVENTS, assert_handler_event};
 use sockio_core::socketio::{
     CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig,
 };
@@ -278,6 +278,11 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Registers `handler` for `event` in `/`; see [`Namespace::on`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Namespace::on`].
+    #[track_caller]
     pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,
@@ -286,6 +291,21 @@ impl<Rt: Runtime> Server<Rt> {
         R: Serialize + Send + 'static,
     {
         self.of("/").on(event, handler);
+        self
+    }
+
+    /// Registers a raw-arguments handler for `event` in `/`; see [`Namespace::on_args`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Namespace::on`].
+    #[track_caller]
+    pub fn on_args<F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(Socket<Rt>, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Args> + Send + 'static,
+    {
+        self.of("/").on_args(event, handler);
         self
     }
 
@@ -857,6 +877,13 @@ impl<Rt: Runtime> Namespace<Rt> {
     /// tuple); its return value is sent as the acknowledgement when the client asked for one (`()`
     /// for an empty one, a tuple for several arguments). Data that does not deserialize as `T`
     /// drops the event (logged as a warning), and no acknowledgement is sent.
+    ///
+    /// # Panics
+    ///
+    /// For an event no handler of its own can get: `connect` and `disconnect` (use
+    /// `on_connect` / `on_disconnect`), `*` (use `on_any`) and Socket.IO's other reserved names,
+    /// which no client can send.
+    #[track_caller]
     pub fn on<T, R, F, Fut>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket<Rt>, T) -> Fut + Send + Sync + 'static,
@@ -864,6 +891,7 @@ impl<Rt: Runtime> Namespace<Rt> {
         Fut: Future<Output = R> + Send + 'static,
         R: Serialize + Send + 'static,
     {
+        assert_handler_event(event);
         let handler = typed_event(event.to_owned(), handler);
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);
@@ -872,11 +900,17 @@ impl<Rt: Runtime> Namespace<Rt> {
     }
 
     /// Registers a handler that receives the raw arguments and returns the raw acknowledgement.
+    ///
+    /// # Panics
+    ///
+    /// As [`Namespace::on`].
+    #[track_caller]
     pub fn on_args<F, Fut>(&self, event: &str, handler: F) -> &Self
     where
         F: Fn(Socket<Rt>, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Args> + Send + 'static,
     {
+        assert_handler_event(event);
         let handler = Arc::new(handler);
         self.update(|h| {
             h.events.insert(
@@ -949,6 +983,11 @@ impl<Rt: Runtime> Namespace<Rt> {
     /// Emits raw arguments in this namespace; see [`Server::emit_args`].
     pub fn emit_args(&self, event: &str, args: Args) -> Emit<Rt> {
         self.server.emit_args(event, args).namespace(&self.name)
+    }
+
+    /// Emits the `message` event in this namespace; see [`Server::send`].
+    pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit<Rt> {
+        self.emit("message", data)
     }
 
     /// Calls a client of this namespace; see [`Server::call`].

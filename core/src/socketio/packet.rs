@@ -81,6 +81,30 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
+/// Panics when `event` cannot have an event handler of its own, saying what to use instead: no
+/// client can send a reserved name (the reference parser refuses them), and `*` is
+/// python-socketio's catch-all, which has a registration of its own here. Such a handler would
+/// otherwise be registered and never run. The runtimes' `on` and `on_args` call this.
+#[track_caller]
+pub fn assert_handler_event(event: &str) {
+    let instead = match event {
+        "connect" => {
+            "register the connect handler with `on_connect` (python-socketio's \
+                      `@sio.on('connect')`)"
+        }
+        "disconnect" => {
+            "register the disconnect handler with `on_disconnect` (python-socketio's \
+                         `@sio.on('disconnect')`)"
+        }
+        "*" => "register a catch-all handler with `on_any` (python-socketio's `@sio.on('*')`)",
+        _ if RESERVED_EVENTS.contains(&event) => {
+            "it is reserved by Socket.IO: no client can send it, so its handler would never run"
+        }
+        _ => return,
+    };
+    panic!("no event handler can be registered for `{event}`: {instead}");
+}
+
 /// The text part and the attachments of an encoded packet; the attachments are the same
 /// [`Bytes`] as the packet's (cheap clones).
 ///
@@ -328,4 +352,20 @@ pub fn placeholder_num(value: &Value) -> Option<u64> {
         return None;
     }
     value.get("num")?.as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handlers_may_take_any_event_a_client_can_send() {
+        for event in ["message", "connected", "disconnect_me", "**", "", "Connect"] {
+            assert_handler_event(event);
+        }
+        for event in RESERVED_EVENTS.iter().copied().chain(["*"]) {
+            let refused = std::panic::catch_unwind(|| assert_handler_event(event));
+            assert!(refused.is_err(), "{event} accepted");
+        }
+    }
 }
