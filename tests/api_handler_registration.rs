@@ -92,3 +92,24 @@ process.exit(0);
     client.send("done").await;
     client.finish().await;
 }
+
+/// The panic names the line that registered the handler, not sockio's code.
+#[test]
+fn the_refusal_points_at_the_registration() {
+    std::thread_local!(static AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) });
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|at| at.file().to_owned());
+        AT.with(|cell| *cell.borrow_mut() = at);
+    }));
+    let io = sockio::Server::builder().build();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        io.on("connect", |_socket: Socket, _: Option<Value>| async {});
+    }));
+    std::panic::set_hook(previous);
+    assert!(refused.is_err());
+    assert_eq!(
+        AT.with(|cell| cell.borrow().clone()).as_deref(),
+        Some(file!())
+    );
+}

@@ -56,7 +56,7 @@ struct ServeArgs {
     channel: String,
     /// Meet python-socketio's `KombuManager` rather than its `RedisManager` on a Redis
     /// `--manager` (kombu's envelope and topic; the same on RabbitMQ).
-    #[arg(long)]
+    #[arg(long, requires = "manager")]
     kombu: bool,
     /// Overrides the profile's 200 ms ping timeout (engine-io and socket-io profiles).
     #[arg(long)]

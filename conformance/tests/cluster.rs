@@ -26,7 +26,7 @@ impl Shared<'_> {
     fn listened(&self) -> String {
         match sockio_core::pubsub::ClientManager::kombu(self.url).map(|m| m.broker().clone()) {
             Ok(sockio_core::pubsub::BrokerUrl::Redis(config)) if self.kombu => {
-                sockio_core::pubsub::kombu::topic(config.db, &self.channel)
+                config.pubsub_channel(&self.channel)
             }
             _ => self.channel.clone(),
         }

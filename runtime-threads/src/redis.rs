@@ -125,7 +125,8 @@ pub(crate) fn run_publisher(
     host_id: String,
     jobs: std::sync::mpsc::Receiver<PublishJob>,
 ) {
-    let name = format!("sockio:{host_id}:pub");
+    // Numbered, as kombu's delivery tags are made from it (`RedisLink::publisher`).
+    let mut opened = 0u64;
     let mut connection: Option<Connection> = None;
     while let Some(batch) = next_batch(&jobs) {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
@@ -134,6 +135,8 @@ pub(crate) fn run_publisher(
         let mut result = Err(PublishError("not attempted".to_owned()));
         for _attempt in 0..2 {
             if connection.is_none() {
+                let name = format!("sockio:{host_id}:pub:{opened}");
+                opened += 1;
                 match Connection::open(&config, RedisLink::publisher(&config, &channel, &name)) {
                     Ok(fresh) => connection = Some(fresh),
                     Err(error) => {

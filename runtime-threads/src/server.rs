@@ -15,7 +15,7 @@ use sockio_core::api::{
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
-use sockio_core::socketio::packet::{RESERVED_EVENTS, assert_handler_event};
+use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
     CommandError, DisconnectReason, EncodedFrames, Endpoint, Handshake, NamespaceFilter, Packet,
     SocketConfig, SocketEvent,
@@ -1160,7 +1160,7 @@ impl Namespace {
         T: DeserializeOwned + 'static,
         R: Serialize + 'static,
     {
-        assert_handler_event(event);
+        refuse_unhandleable(event);
         let handler = typed_event(event.to_owned(), handler);
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);
@@ -1178,7 +1178,7 @@ impl Namespace {
     where
         F: Fn(Socket, Args) -> Args + Send + Sync + 'static,
     {
-        assert_handler_event(event);
+        refuse_unhandleable(event);
         let handler: EventHandler = Arc::new(move |socket, args| Some(handler(socket, args)));
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);
@@ -1343,5 +1343,14 @@ impl Namespace {
         let value =
             serde_json::to_value(session).map_err(|e| ServerError::Session(e.to_string()))?;
         Ok(self.server.hub().save_session(&self.name, sid, value)?)
+    }
+}
+
+/// Panics, at the caller's registration, for an event no handler of its own can get
+/// ([`handler_event_refusal`]).
+#[track_caller]
+fn refuse_unhandleable(event: &str) {
+    if let Some(why) = handler_event_refusal(event) {
+        panic!("{why}");
     }
 }

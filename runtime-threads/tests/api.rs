@@ -1468,3 +1468,24 @@ fn reserved_names_are_refused() {
     io.of("/chat")
         .on_args("removeListener", |_socket: Socket, args: Args| args);
 }
+
+/// The panic names the line that registered the handler, not sockio's code.
+#[test]
+fn the_refusal_points_at_the_registration() {
+    std::thread_local!(static AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) });
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|at| at.file().to_owned());
+        AT.with(|cell| *cell.borrow_mut() = at);
+    }));
+    let io = Server::builder().build();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        io.on_args("*", |_socket: Socket, args: Args| args);
+    }));
+    std::panic::set_hook(previous);
+    assert!(refused.is_err());
+    assert_eq!(
+        AT.with(|cell| cell.borrow().clone()).as_deref(),
+        Some(file!())
+    );
+}

@@ -128,7 +128,8 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     host_id: String,
     mut jobs: mpsc::Receiver<PublishJob>,
 ) {
-    let name = format!("sockio:{host_id}:pub");
+    // Numbered, as kombu's delivery tags are made from it (`RedisLink::publisher`).
+    let mut opened = 0u64;
     let mut connection: Option<Connection<Rt>> = None;
     while let Some(batch) = next_batch(&mut jobs).await {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
@@ -137,6 +138,8 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
         let mut result = Err(PublishError("not attempted".to_owned()));
         for _attempt in 0..2 {
             if connection.is_none() {
+                let name = format!("sockio:{host_id}:pub:{opened}");
+                opened += 1;
                 match Connection::open(
                     &runtime,
                     &config,

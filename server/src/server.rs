@@ -15,7 +15,7 @@ use serde_json::Value;
 use sockio_core::api::{EmitSpec, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
-use sockio_core::socketio::packet::{RESERVED_EVENTS, assert_handler_event};
+use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
     CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig,
 };
@@ -891,7 +891,7 @@ impl<Rt: Runtime> Namespace<Rt> {
         Fut: Future<Output = R> + Send + 'static,
         R: Serialize + Send + 'static,
     {
-        assert_handler_event(event);
+        refuse_unhandleable(event);
         let handler = typed_event(event.to_owned(), handler);
         self.update(|h| {
             h.events.insert(event.to_owned(), handler);
@@ -910,7 +910,7 @@ impl<Rt: Runtime> Namespace<Rt> {
         F: Fn(Socket<Rt>, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Args> + Send + 'static,
     {
-        assert_handler_event(event);
+        refuse_unhandleable(event);
         let handler = Arc::new(handler);
         self.update(|h| {
             h.events.insert(
@@ -1111,5 +1111,14 @@ impl<Rt: Runtime> Namespace<Rt> {
             .inner
             .hub()
             .save_session(&self.name, sid, value)?)
+    }
+}
+
+/// Panics, at the caller's registration, for an event no handler of its own can get
+/// ([`handler_event_refusal`]).
+#[track_caller]
+fn refuse_unhandleable(event: &str) {
+    if let Some(why) = handler_event_refusal(event) {
+        panic!("{why}");
     }
 }

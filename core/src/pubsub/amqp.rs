@@ -675,8 +675,13 @@ impl AmqpLink {
         header.extend_from_slice(&size.to_be_bytes());
         // content-type (bit 15), content-encoding (bit 14), delivery-mode (bit 12): kombu
         // consumers decode by content type; persistent like both python-socketio managers.
+        // `text/plain`, as python-socketio's own messages (a `str` body): kombu hands such a body
+        // over as it is, and python-socketio parses it with plain `json.loads`. Under
+        // `application/json` kombu's own JSON reader would turn any object shaped
+        // `{"__type__": .., "__value__": ..}` in the data into a Python value, or fail on an
+        // unknown type, which makes python-socketio's listener drop its queue and reconnect.
         header.extend_from_slice(&0b1101_0000_0000_0000u16.to_be_bytes());
-        put_shortstr(&mut header, "application/json")?;
+        put_shortstr(&mut header, "text/plain")?;
         put_shortstr(&mut header, "utf-8")?;
         header.push(2);
         encode_frame(&mut self.outbox, FRAME_HEADER, CHANNEL, &header);
@@ -1649,7 +1654,7 @@ mod tests {
         );
         // Header: basic, weight 0, size 7, content type + encoding + delivery mode 2.
         let mut header = vec![0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0xd0, 0];
-        header.extend_from_slice(b"\x10application/json\x05utf-8");
+        header.extend_from_slice(b"\x0atext/plain\x05utf-8");
         header.push(2);
         assert_eq!(frames[1].0, FRAME_HEADER);
         assert_eq!(&frames[1].4[..], &header[..]);

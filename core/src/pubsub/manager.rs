@@ -25,11 +25,12 @@ impl ClientManager {
         })
     }
 
-    /// A manager that meets python-socketio's `KombuManager(url)`. On `redis://`, `rediss://`
-    /// and `unix://` it speaks kombu's Redis transport (kombu's envelope, on the topic
-    /// `/{db}.{channel}`), which is not what `RedisManager` processes read: every process on a
-    /// channel must use the same class. On `amqp://` kombu speaks AMQP itself, so this is
-    /// [`ClientManager::from_url`].
+    /// A manager that meets python-socketio's `KombuManager(url)`. On `redis://` and `rediss://`
+    /// it speaks kombu's Redis transport with kombu's default transport options (kombu's
+    /// envelope, on the topic `/{db}.{channel}`), which is not what `RedisManager` processes
+    /// read: every process on a channel must use the same class. (`unix://` works between sockio
+    /// processes; kombu's own name for a socket is `redis+socket://`, which is not taken.) On
+    /// `amqp://` kombu speaks AMQP itself, so this is [`ClientManager::from_url`].
     pub fn kombu(url: &str) -> Result<ClientManager, UrlError> {
         let mut broker = BrokerUrl::parse(url)?;
         if let BrokerUrl::Redis(config) = &mut broker {

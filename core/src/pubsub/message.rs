@@ -239,9 +239,9 @@ impl Message {
     }
 
     /// Parses one message from the broker. Also accepts the message as a JSON string holding
-    /// the JSON object: python-socketio's `KombuManager` publishes `json.dumps(message)` through
-    /// kombu's JSON serializer, which encodes that string once more. And either inside kombu's
-    /// envelope, as kombu's Redis transport publishes it ([`kombu`](super::kombu)).
+    /// the JSON object (a publisher that gave kombu's JSON serializer python-socketio's
+    /// `json.dumps(message)` encodes it once more), and either inside kombu's envelope, as
+    /// kombu's Redis transport publishes it ([`kombu`](super::kombu)).
     ///
     /// Halves of UTF-16 surrogate pairs escaped alone (Python's `json.dumps` writes them for a
     /// string that holds one) read as U+FFFD, as in packets from clients.
@@ -340,8 +340,7 @@ fn required_room(map: &Map<String, Value>, key: &'static str) -> Result<String, 
         .ok_or(DecodeError::Field(key))
 }
 
-/// The JSON object in `bytes`, or in the JSON string `bytes` holds (kombu's serializer encodes
-/// python-socketio's `json.dumps` once more).
+/// The JSON object in `bytes`, or in the JSON string `bytes` holds (see [`Message::decode`]).
 fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotJson)?;
     let mut value = crate::socketio::json::parse(text).map_err(|_| DecodeError::NotJson)?;

@@ -1,6 +1,6 @@
 //! Scaling out through a message broker, sans-IO: python-socketio's message format
-//! ([`message`]), broker URLs ([`url`]), the Redis pub/sub protocol ([`resp`]) and an AMQP 0-9-1
-//! client subset for RabbitMQ ([`amqp`]).
+//! ([`message`]), broker URLs ([`url`]), the Redis pub/sub protocol ([`resp`]), kombu's Redis
+//! transport ([`kombu`]) and an AMQP 0-9-1 client subset for RabbitMQ ([`amqp`]).
 //!
 //! Runtimes own the broker sockets and reconnection; everything that decides what goes on the
 //! wire and what a received message means lives here, so every runtime speaks the same dialect

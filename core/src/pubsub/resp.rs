@@ -225,10 +225,9 @@ impl RedisLink {
 
     /// A link that publishes to `channel`, labelled `name` in `CLIENT LIST`. With
     /// [`RedisFraming::Kombu`] it publishes each payload in kombu's envelope on kombu's topic
-    /// for `channel`, tagged `<name>.<sequence number>`: a host's name is unique to it, and
-    /// kombu's consumers only need a tag unique among the messages they have not acknowledged
-    /// (python-socketio acknowledges each as it takes it), so a new link's sequence may start
-    /// over.
+    /// for `channel`, tagged `<name>.<sequence number>`: give each link a name of its own (the
+    /// runtimes number a host's publisher connections), as kombu's consumers keep unacknowledged
+    /// messages by tag in a hash they all share.
     pub fn publisher(config: &RedisConfig, channel: &str, name: &str) -> Self {
         let mut link = Self::new(config, channel, name, false);
         if link.expect.is_empty() {
@@ -244,10 +243,7 @@ impl RedisLink {
             outbox: Vec::new(),
             expect: VecDeque::new(),
             events: VecDeque::new(),
-            channel: match config.framing {
-                RedisFraming::PubSub => channel.as_bytes().to_vec(),
-                RedisFraming::Kombu => kombu::topic(config.db, channel).into_bytes(),
-            },
+            channel: config.pubsub_channel(channel).into_bytes(),
             kombu: (config.framing == RedisFraming::Kombu).then(|| KombuPublishing {
                 exchange: channel.to_owned(),
                 tag_prefix: name.to_owned(),

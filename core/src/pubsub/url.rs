@@ -32,8 +32,20 @@ pub struct RedisConfig {
     pub framing: RedisFraming,
 }
 
+impl RedisConfig {
+    /// The Redis pub/sub channel a manager's `channel` travels on: the name itself, or kombu's
+    /// topic for it (with this URL's database number) under [`RedisFraming::Kombu`].
+    pub fn pubsub_channel(&self, channel: &str) -> String {
+        match self.framing {
+            RedisFraming::PubSub => channel.to_owned(),
+            RedisFraming::Kombu => super::kombu::topic(self.db, channel),
+        }
+    }
+}
+
 /// How messages travel on a Redis channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RedisFraming {
     /// python-socketio's `RedisManager`: each message as it is, on the channel's name.
     #[default]
