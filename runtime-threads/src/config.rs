@@ -8,6 +8,9 @@ use sockio_core::socketio::{NamespaceFilter, SocketConfig};
 
 use sockio_core::pubsub::ClientManager;
 
+use crate::manager::Cluster;
+use crate::pubsub_backend::PubSubBackend;
+
 use crate::server::Server;
 
 /// Builds a [`Server`]. Option names and meanings follow python-socketio; defaults follow today's
@@ -21,7 +24,7 @@ pub struct ServerBuilder {
     pub(crate) handler_threads: usize,
     pub(crate) handler_queue: usize,
     handlers_per_client: Option<usize>,
-    pub(crate) manager: Option<ClientManager>,
+    pub(crate) manager: Option<Cluster>,
 }
 
 impl Default for ServerBuilder {
@@ -79,7 +82,15 @@ impl ServerBuilder {
     /// connected to any of them, and callbacks come back to the server that asked. Without it,
     /// the in-memory manager serves this process alone.
     pub fn client_manager(mut self, manager: ClientManager) -> Self {
-        self.manager = Some(manager);
+        self.manager = Some(Cluster::Broker(Box::new(manager)));
+        self
+    }
+
+    /// Shares the clients through a message queue of the application's own (a python-socketio
+    /// `PubSubManager` subclass): [`client_manager`](Self::client_manager) with `backend`
+    /// carrying the messages. Every server of the cluster needs a backend on the same channel.
+    pub fn custom_client_manager(mut self, backend: impl PubSubBackend) -> Self {
+        self.manager = Some(Cluster::Custom(std::sync::Arc::new(backend)));
         self
     }
 

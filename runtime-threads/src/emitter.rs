@@ -10,7 +10,8 @@ use sockio_core::payload::{self, Args};
 use sockio_core::pubsub::{ClientManager, Message};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 
-use crate::manager::{Bus, start_bus};
+use crate::manager::{Bus, Cluster, start_bus};
+use crate::pubsub_backend::PubSubBackend;
 
 /// Publishes emits, room changes and disconnects for the servers on a broker channel; every
 /// method blocks until the broker took the message. Cheap to clone.
@@ -32,7 +33,15 @@ impl Emitter {
     /// after a failure).
     pub fn new(manager: &ClientManager) -> Self {
         Emitter {
-            bus: start_bus(manager),
+            bus: start_bus(&Cluster::Broker(Box::new(manager.clone()))),
+        }
+    }
+
+    /// An emitter publishing through `backend`, a message queue of the application's own (see
+    /// [`ServerBuilder::custom_client_manager`](crate::ServerBuilder::custom_client_manager)).
+    pub fn custom(backend: impl PubSubBackend) -> Self {
+        Emitter {
+            bus: start_bus(&Cluster::Custom(std::sync::Arc::new(backend))),
         }
     }
 

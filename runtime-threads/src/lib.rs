@@ -65,6 +65,7 @@ mod handler_pool;
 mod handlers;
 mod http1;
 mod manager;
+mod pubsub_backend;
 mod redis;
 mod serve;
 mod server;
@@ -83,6 +84,7 @@ pub use serve::{
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use socket::Socket;
 
+pub use pubsub_backend::PubSubBackend;
 pub use sockio_core::api::PublishError;
 pub use sockio_core::engineio::{Sid, Transport};
 pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};

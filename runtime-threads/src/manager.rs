@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use sockio_core::api::{AckOutcome, PublishError};
 use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks};
 
+use crate::pubsub_backend::PubSubBackend;
+
 /// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
 /// without waiting fail with a log line).
 const PUBLISH_QUEUE: usize = 4096;
@@ -73,14 +75,36 @@ fn random_hex() -> String {
     sockio_core::pubsub::manager::host_id(random)
 }
 
+/// What a server or an emitter shares its clients through: a broker sockio speaks, or the
+/// application's own backend.
+#[derive(Clone)]
+pub(crate) enum Cluster {
+    // Boxed: built once per server, and the enum stays pointer-sized.
+    Broker(Box<ClientManager>),
+    Custom(Arc<dyn PubSubBackend>),
+}
+
 /// Starts the publisher thread and returns the bus.
-pub(crate) fn start_bus(manager: &ClientManager) -> Arc<Bus> {
+pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
     let (jobs, receiver) = sync_channel(PUBLISH_QUEUE);
     let bus = Arc::new(Bus {
         host_id: random_hex(),
         jobs,
         pending: Mutex::new(PendingCallbacks::default()),
     });
+    let manager = match cluster {
+        Cluster::Broker(manager) => manager,
+        Cluster::Custom(backend) => {
+            let backend = backend.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sockio-publisher".into())
+                .spawn(move || crate::pubsub_backend::run_publisher(&backend, &receiver));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start the publisher thread; nothing reaches the broker");
+            }
+            return bus;
+        }
+    };
     let (broker, channel, host_id) = (
         manager.broker().clone(),
         manager.channel_name().to_owned(),
@@ -115,11 +139,24 @@ fn refuse_all(receiver: &Receiver<PublishJob>, reason: &str) {
 /// Starts the subscriber thread: every message from the broker goes to `deliver`, until
 /// `alive()` fails.
 pub(crate) fn listen(
-    manager: &ClientManager,
+    cluster: &Cluster,
     host_id: &str,
     deliver: impl Fn(&[u8]) + Send + 'static,
     alive: impl Fn() -> bool + Send + 'static,
 ) {
+    let manager = match cluster {
+        Cluster::Broker(manager) => manager,
+        Cluster::Custom(backend) => {
+            let backend = backend.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sockio-subscriber".into())
+                .spawn(move || crate::pubsub_backend::run_subscriber(&backend, deliver, alive));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start the subscriber thread; this server hears no other server");
+            }
+            return;
+        }
+    };
     let (broker, channel, host_id) = (
         manager.broker().clone(),
         manager.channel_name().to_owned(),

@@ -24,7 +24,7 @@ use sockio_core::socketio::{
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
 };
-use sockio_core::pubsub::{ClientManager, Expired, Message, Remote, triage};
+use sockio_core::pubsub::{Expired, Message, Remote, triage};
 
 use crate::config::ServerBuilder;
 use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
@@ -34,7 +34,7 @@ use crate::handlers::{
     ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
     typed_event,
 };
-use crate::manager::{Bus, RemoteCallback};
+use crate::manager::{Bus, Cluster, RemoteCallback};
 use crate::serve::Serving;
 use crate::socket::Socket;
 use crate::timers::{REARM_DELAY, Timers};
@@ -903,7 +903,7 @@ impl Server {
 
 /// Starts the subscriber thread and the thread that reports remote callbacks not answered in
 /// time; both end once the server is gone or shutting down.
-fn start_listening(inner: &Arc<Inner>, manager: &ClientManager, bus: &Arc<Bus>) {
+fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
     let weak = Arc::downgrade(inner);
     let alive = weak.clone();
     crate::manager::listen(

@@ -20,6 +20,7 @@ use sockio_threads::{ClientManager, Emitter, Server};
 use support::Node;
 
 use sockio_testkit::brokers::{amqp_url, reachable as broker_addr, redis_url, vhost};
+use sockio_testkit::handler_scripts::TWO_CLUSTER_CLIENTS;
 
 /// A channel (Redis) or exchange (RabbitMQ) name no other test run uses.
 fn fresh_channel() -> String {
@@ -95,25 +96,6 @@ fn serve(manager: &ClientManager) -> (Server, String) {
     (io, url)
 }
 
-const CLIENTS: &str = r#"
-const options = { transports: ["websocket"], forceNew: true, reconnection: false };
-const a = io(URL, options);
-const b = io(URL_B, options);
-await connected(a);
-await connected(b);
-for (const [who, socket] of [["a", a], ["b", b]]) {
-  socket.onAny((event, ...args) => {
-    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
-    out("ev", { who, event, args });
-    if (ack) ack(`answer-from-${who}`);
-  });
-  socket.on("disconnect", (reason) => out("ev", { who, event: "disconnect", args: [reason] }));
-}
-out("sids", { a: a.id, b: b.id });
-await command();
-process.exit(0);
-"#;
-
 /// The next `n` events, sorted by (client, event).
 fn events(client: &mut Node, n: usize) -> Vec<(String, String, Value)> {
     let mut seen: Vec<(String, String, Value)> = (0..n)
@@ -188,7 +170,10 @@ fn share_clients(url: &str, broker: &Broker) {
     let (server_b, url_b) = serve(&manager);
     broker.wait_for_listeners(&channel, 2);
 
-    let mut client = Node::spawn(&url_a, &CLIENTS.replace("URL_B", &format!("\"{url_b}\"")));
+    let mut client = Node::spawn(
+        &url_a,
+        &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("\"{url_b}\"")),
+    );
     let sids = client.expect("sids");
     let (sid_a, sid_b) = (
         sids["a"].as_str().expect("a's sid").to_owned(),
@@ -296,7 +281,10 @@ fn rabbitmq_traffic_resumes_after_the_broker_drops_the_connections() {
     };
     let queues = bound_queues(vhost, &exchange);
 
-    let mut client = Node::spawn(&url_a, &CLIENTS.replace("URL_B", &format!("\"{url_b}\"")));
+    let mut client = Node::spawn(
+        &url_a,
+        &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("\"{url_b}\"")),
+    );
     client.expect("sids");
     // Both publishers connect on their first emit.
     server_a.emit("before", &1).send().expect("emit");

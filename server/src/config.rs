@@ -6,7 +6,8 @@ use std::sync::Arc;
 use sockio_core::engineio::SidGenerator;
 use sockio_core::socketio::{NamespaceFilter, SocketConfig};
 
-use crate::manager::ClientManager;
+use crate::manager::{ClientManager, Cluster};
+use crate::pubsub_backend::PubSubBackend;
 use crate::server::Server;
 
 /// Builds a [`Server`]. Option names and meanings follow python-socketio; defaults follow today's
@@ -18,7 +19,7 @@ pub struct ServerBuilder<Rt: Runtime> {
     sync_handlers: bool,
     any_namespace: bool,
     sids: Option<Arc<dyn SidGenerator>>,
-    manager: Option<ClientManager>,
+    manager: Option<Cluster>,
 }
 
 impl<Rt: Runtime> Default for ServerBuilder<Rt> {
@@ -42,7 +43,15 @@ impl<Rt: Runtime> ServerBuilder<Rt> {
     /// connected to any of them, and callbacks come back to the server that asked. Without it,
     /// the in-memory manager serves this process alone.
     pub fn client_manager(mut self, manager: ClientManager) -> Self {
-        self.manager = Some(manager);
+        self.manager = Some(Cluster::Broker(Box::new(manager)));
+        self
+    }
+
+    /// Shares the clients through a message queue of the application's own (a python-socketio
+    /// `PubSubManager` subclass): [`client_manager`](Self::client_manager) with `backend`
+    /// carrying the messages. Every server of the cluster needs a backend on the same channel.
+    pub fn custom_client_manager(mut self, backend: impl PubSubBackend) -> Self {
+        self.manager = Some(Cluster::Custom(std::sync::Arc::new(backend)));
         self
     }
 

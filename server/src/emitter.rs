@@ -10,7 +10,8 @@ use sockio_core::payload::{self, Args};
 use sockio_core::pubsub::Message;
 use sockio_core::socketio::packet::RESERVED_EVENTS;
 
-use crate::manager::{Bus, ClientManager, start_bus};
+use crate::manager::{Bus, ClientManager, Cluster, start_bus};
+use crate::pubsub_backend::PubSubBackend;
 use crate::runtime::Runtime;
 
 /// Publishes emits, room changes and disconnects for the servers on a broker channel. Cheap to
@@ -34,8 +35,18 @@ impl<Rt: Runtime> Emitter<Rt> {
     /// An emitter on `manager`'s broker and channel. The broker is reached on the first publish
     /// (and reached again after a failure).
     pub fn new(manager: &ClientManager) -> Self {
+        Self::on(&Cluster::Broker(Box::new(manager.clone())))
+    }
+
+    /// An emitter publishing through `backend`, a message queue of the application's own (see
+    /// [`ServerBuilder::custom_client_manager`](crate::ServerBuilder::custom_client_manager)).
+    pub fn custom(backend: impl PubSubBackend) -> Self {
+        Self::on(&Cluster::Custom(Arc::new(backend)))
+    }
+
+    fn on(cluster: &Cluster) -> Self {
         Emitter {
-            bus: start_bus(&Rt::default(), manager),
+            bus: start_bus(&Rt::default(), cluster),
             _runtime: std::marker::PhantomData,
         }
     }

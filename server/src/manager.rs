@@ -13,6 +13,7 @@ use sockio_core::api::PublishError;
 pub use sockio_core::pubsub::ClientManager;
 use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 
+use crate::pubsub_backend::PubSubBackend;
 use crate::runtime::Runtime;
 
 /// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
@@ -84,15 +85,34 @@ fn random_hex() -> String {
     sockio_core::pubsub::manager::host_id(bytes)
 }
 
+/// What a server or an emitter shares its clients through: a broker sockio speaks, or the
+/// application's own backend.
+#[derive(Clone)]
+pub(crate) enum Cluster {
+    // Boxed: built once per server, and the enum stays pointer-sized.
+    Broker(Box<ClientManager>),
+    Custom(Arc<dyn PubSubBackend>),
+}
+
 /// Starts the publisher and returns the bus; the caller starts the listener with
 /// [`listen`] once the server exists.
-pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> Arc<Bus> {
+pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus> {
     let (jobs, receiver) = mpsc::channel(PUBLISH_QUEUE);
     let bus = Arc::new(Bus {
         host_id: new_host_id(),
         jobs,
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
     });
+    let manager = match cluster {
+        Cluster::Broker(manager) => manager,
+        Cluster::Custom(backend) => {
+            runtime.spawn(crate::pubsub_backend::run_publisher(
+                backend.clone(),
+                receiver,
+            ));
+            return bus;
+        }
+    };
     match manager.broker() {
         BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_publisher(
             runtime.clone(),
@@ -114,17 +134,24 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, manager: &ClientManager) -> A
 
 /// Starts the listener: every message from the broker that concerns this host goes to `deliver`.
 /// It runs until `alive` says the server is gone.
-pub(crate) fn listen<Rt, D, A>(
-    runtime: &Rt,
-    manager: &ClientManager,
-    host_id: &str,
-    deliver: D,
-    alive: A,
-) where
+pub(crate) fn listen<Rt, D, A>(runtime: &Rt, cluster: &Cluster, host_id: &str, deliver: D, alive: A)
+where
     Rt: Runtime,
     D: Fn(bytes::Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
+    let manager = match cluster {
+        Cluster::Broker(manager) => manager,
+        Cluster::Custom(backend) => {
+            runtime.spawn(crate::pubsub_backend::run_subscriber(
+                runtime.clone(),
+                backend.clone(),
+                deliver,
+                alive,
+            ));
+            return;
+        }
+    };
     match manager.broker() {
         BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_subscriber(
             runtime.clone(),

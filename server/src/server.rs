@@ -30,7 +30,7 @@ use crate::error::{CallError, EmitError, ServerError};
 use crate::handlers::{
     BoxFuture, ConnectResult, HandlerRegistry, NamespaceHandler, NamespaceHandlers, typed_event,
 };
-use crate::manager::{Bus, ClientManager, RemoteCallback};
+use crate::manager::{Bus, Cluster, RemoteCallback};
 use crate::socket::Socket;
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -133,7 +133,7 @@ impl<Rt: Runtime> Server<Rt> {
         mut config: SocketConfig,
         async_handlers: bool,
         sids: Option<Arc<dyn SidGenerator>>,
-        manager: Option<ClientManager>,
+        manager: Option<Cluster>,
     ) -> Self {
         let runtime = Rt::default();
         let bus = manager

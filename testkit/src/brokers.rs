@@ -4,7 +4,8 @@
 //! test.
 //!
 //! * `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), `SOCKIO_AMQP_URL` (default
-//!   `amqp://guest:guest@127.0.0.1:5672//`);
+//!   `amqp://guest:guest@127.0.0.1:5672//`), `SOCKIO_POSTGRES_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/test`, for the custom client manager's tests);
 //! * `SOCKIO_REQUIRE_BROKERS=1` (CI) turns a missing broker into a failure instead of a skip;
 //! * `SOCKIO_RABBITMQCTL` overrides the `rabbitmqctl` command (e.g. `docker exec rabbit rabbitmqctl`).
 
@@ -20,6 +21,12 @@ pub fn redis_url() -> String {
 pub fn amqp_url() -> String {
     std::env::var("SOCKIO_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672//".to_owned())
+}
+
+/// The PostgreSQL URL under test (the custom client manager's tests use its LISTEN/NOTIFY).
+pub fn postgres_url() -> String {
+    std::env::var("SOCKIO_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A fresh channel (exchange) name, so concurrent tests never hear each other.

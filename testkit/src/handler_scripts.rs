@@ -53,3 +53,27 @@ out("none", await answer());
 out("number", await answer(21));
 process.exit(0);
 "#;
+
+/// Two clients of two servers sharing a client manager: `a` on `URL`, `b` on `URL_B` (replace it
+/// with the second server's URL as a JavaScript string). Prints the sids (`sids`, `{a, b}`),
+/// then every event either receives (`ev`, `{who, event, args}`, disconnects included),
+/// answering acknowledgement requests with `answer-from-<who>`; exits on the first command.
+/// Used by the threads runtime's cluster test and both runtimes' custom-manager tests.
+pub const TWO_CLUSTER_CLIENTS: &str = r#"
+const options = { transports: ["websocket"], forceNew: true, reconnection: false };
+const a = io(URL, options);
+const b = io(URL_B, options);
+await connected(a);
+await connected(b);
+for (const [who, socket] of [["a", a], ["b", b]]) {
+  socket.onAny((event, ...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    out("ev", { who, event, args });
+    if (ack) ack(`answer-from-${who}`);
+  });
+  socket.on("disconnect", (reason) => out("ev", { who, event: "disconnect", args: [reason] }));
+}
+out("sids", { a: a.id, b: b.id });
+await command();
+process.exit(0);
+"#;
