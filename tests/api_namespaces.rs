@@ -249,6 +249,33 @@ process.exit(0);
     client.finish().await;
 }
 
+/// python-socketio's `namespaces` list: the listed namespaces are accepted without handlers,
+/// those with handlers too, and `/` only when listed or given handlers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_namespaces_are_accepted_besides_those_with_handlers() {
+    let io = Server::builder().namespaces(["/listed"]).build();
+    io.of("/chat")
+        .on("ping", |_socket: Socket, _: Option<Value>| async { "pong" });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const attempt = (nsp) => new Promise((resolve) => {
+  const socket = io(URL + nsp, { reconnection: false, forceNew: true });
+  socket.on("connect", () => resolve("connected"));
+  socket.on("connect_error", (err) => resolve(err.message));
+});
+for (const nsp of ["/listed", "/chat", "/", "/other"]) out(nsp, await attempt(nsp));
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("/listed").await, json!("connected"));
+    assert_eq!(client.expect("/chat").await, json!("connected"));
+    assert_eq!(client.expect("/").await, json!("Invalid namespace"));
+    assert_eq!(client.expect("/other").await, json!("Invalid namespace"));
+    client.finish().await;
+}
+
 /// python-socketio's order: a function handler wins over a class-based namespace's method for
 /// the same event (the seed: "only the standalone function handler is invoked"), and for connect;
 /// what has no function handler still reaches the class.

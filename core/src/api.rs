@@ -415,6 +415,21 @@ macro_rules! server_builder_options {
             self
         }
 
+        /// The namespaces accepted in addition to those with handlers (python's `namespaces`
+        /// list; the default is `["/"]`, so `/` is accepted without handlers). A list without
+        /// `/` accepts `/` only once it has handlers.
+        pub fn namespaces<I, S>(mut self, namespaces: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.config.namespaces = $crate::socketio::NamespaceFilter::Only(
+                namespaces.into_iter().map(Into::into).collect(),
+            );
+            self.any_namespace = false;
+            self
+        }
+
         /// Outbound queue cap per client, in packets and bytes (defaults 10,000 and 16 MiB); a client
         /// that does not read past it is disconnected.
         pub fn max_buffered(mut self, packets: usize, bytes: usize) -> Self {

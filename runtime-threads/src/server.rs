@@ -134,11 +134,12 @@ impl Server {
         let pool = Pool::start(builder.handler_threads, builder.handler_queue);
         let bus = builder.manager.as_ref().map(crate::manager::start_bus);
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
-            if !matches!(config.namespaces, NamespaceFilter::Any) {
-                // `/` always exists, other namespaces when they have handlers.
+            if let NamespaceFilter::Only(listed) = &config.namespaces {
+                // The listed namespaces (`/` by default), and those with handlers.
+                let listed = listed.clone();
                 let registry = weak.clone();
                 config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
-                    namespace == "/"
+                    listed.contains(namespace)
                         || registry.upgrade().is_some_and(|inner| {
                             inner
                                 .handlers

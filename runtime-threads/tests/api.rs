@@ -1489,3 +1489,29 @@ fn the_refusal_points_at_the_registration() {
         Some(file!())
     );
 }
+
+/// python-socketio's `namespaces` list: the listed namespaces are accepted without handlers,
+/// those with handlers too, and `/` only when listed or given handlers.
+#[test]
+fn listed_namespaces_are_accepted_besides_those_with_handlers() {
+    let io = Server::builder().namespaces(["/listed"]).build();
+    io.of("/chat")
+        .on("ping", |_socket: Socket, _: Option<Value>| "pong");
+    let mut node = Node::spawn(
+        &url(&io),
+        r#"
+const attempt = (nsp) => new Promise((resolve) => {
+  const socket = io(URL + nsp, { reconnection: false, forceNew: true });
+  socket.on("connect", () => resolve("connected"));
+  socket.on("connect_error", (err) => resolve(err.message));
+});
+for (const nsp of ["/listed", "/chat", "/", "/other"]) out(nsp, await attempt(nsp));
+process.exit(0);
+"#,
+    );
+    assert_eq!(node.expect("/listed"), json!("connected"));
+    assert_eq!(node.expect("/chat"), json!("connected"));
+    assert_eq!(node.expect("/"), json!("Invalid namespace"));
+    assert_eq!(node.expect("/other"), json!("Invalid namespace"));
+    node.finish();
+}

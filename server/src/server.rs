@@ -141,13 +141,12 @@ impl<Rt: Runtime> Server<Rt> {
             .map(|manager| crate::manager::start_bus(&runtime, manager));
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<Rt>>| {
             let registry = weak.clone();
-            if matches!(config.namespaces, NamespaceFilter::Any) {
-                // Keep "any namespace" as configured.
-            } else {
-                // `/` always exists, other namespaces when they have handlers (python-socketio's
-                // default `namespaces=['/']`, and the official Node server's).
+            if let NamespaceFilter::Only(listed) = &config.namespaces {
+                // The listed namespaces, and those with handlers (python-socketio's `namespaces`,
+                // `['/']` by default, as the official Node server accepts `/`).
+                let listed = listed.clone();
                 config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
-                    namespace == "/"
+                    listed.contains(namespace)
                         || registry
                             .upgrade()
                             .is_some_and(|inner| inner.handlers.load().contains_key(namespace))
