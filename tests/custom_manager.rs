@@ -5,23 +5,26 @@
 //! `SOCKIO_REQUIRE_BROKERS=1`). Two tokio servers with an official client (socket.io-client 4.x)
 //! each, and an `Emitter`: broadcasts, an emit to a client of the other server, a call answered
 //! across servers, an emit whose backend cannot publish failing with the reason, and the servers
-//! listening again after the broker dropped their listening connections.
+//! listening again after the broker dropped their listening connections. Without a broker: a
+//! tokio and a smol server on an in-process backend (and a shut-down server dropping its
+//! stream), and backends that panic or never finish a publish.
 
 #![cfg(feature = "tokio")]
 
 mod api_support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_support::{Node, serve};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_channel::mpsc::{UnboundedSender, unbounded};
 use serde_json::json;
-use sockio::server::{BoxFuture, MessageStream, PubSubBackend};
-use sockio::{EmitError, PublishError};
+use sockio::{BoxFuture, EmitError, ListenError, MessageStream, PubSubBackend, PublishError};
 use sockio_testkit::brokers::{fresh_channel, postgres_url, reachable};
 use sockio_testkit::handler_scripts::TWO_CLUSTER_CLIENTS;
+use std::task::Poll;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 /// LISTEN/NOTIFY on one channel: a publishing connection made on the first publish (and again
@@ -76,65 +79,85 @@ impl PubSubBackend for Postgres {
         })
     }
 
-    fn listen(&self) -> MessageStream {
-        let (messages, stream) = futures_channel::mpsc::unbounded();
+    fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
         let (url, channel) = (self.url.clone(), self.channel.clone());
-        tokio::spawn(async move {
-            let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await else {
-                return;
-            };
-            let mut notifications =
-                futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        Box::pin(async move {
+            let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await?;
             let statement = format!("LISTEN \"{channel}\"");
             {
-                // The connection makes progress only while its messages are polled.
+                // The connection makes progress only while it is polled: poll it while the
+                // LISTEN runs.
                 let mut listening = std::pin::pin!(client.batch_execute(&statement));
                 loop {
-                    tokio::select! {
-                        done = &mut listening => if done.is_err() { return } else { break },
-                        message = notifications.next() => if message.is_none() { return },
+                    let step = std::future::poll_fn(|cx| {
+                        if let Poll::Ready(done) = listening.as_mut().poll(cx) {
+                            return Poll::Ready(Err(done));
+                        }
+                        connection.poll_message(cx).map(Ok)
+                    })
+                    .await;
+                    match step {
+                        Err(done) => break done?,
+                        Ok(None) => return Err("PostgreSQL closed the connection".into()),
+                        Ok(Some(Err(error))) => return Err(error.into()),
+                        Ok(Some(Ok(_))) => {}
                     }
                 }
             }
-            while let Some(Ok(message)) = notifications.next().await {
-                if let AsyncMessage::Notification(notification) = message
-                    && messages
-                        .unbounded_send(Bytes::from(notification.payload().to_owned()))
-                        .is_err()
-                {
-                    return;
-                }
-            }
-            // `client` lives until here: dropping it would end the connection.
-        });
-        Box::pin(stream)
+            // The stream owns the connection (and the client, whose drop would end it):
+            // dropping the stream closes it.
+            let notifications = futures_util::stream::unfold(
+                (client, connection),
+                |(client, mut connection)| async move {
+                    loop {
+                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                            Some(Ok(AsyncMessage::Notification(notification))) => {
+                                let message = Bytes::from(notification.payload().to_owned());
+                                return Some((message, (client, connection)));
+                            }
+                            Some(Ok(_)) => {}
+                            _ => return None,
+                        }
+                    }
+                },
+            );
+            Ok(Box::pin(notifications) as MessageStream)
+        })
     }
 }
 
-/// How many sessions of the PostgreSQL at `url` listen on `channel` (their last statement was
-/// its LISTEN), asked on a connection of the test's own.
-async fn listeners(url: &str, channel: &str) -> i64 {
+/// The pids of the sessions of the PostgreSQL at `url` that listen on `channel`: their last
+/// statement was its LISTEN, and it has finished (`idle`; an `active` LISTEN has not taken
+/// effect yet). Asked on a connection of the test's own.
+async fn listeners(url: &str, channel: &str) -> Vec<i32> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .expect("connect to PostgreSQL");
     tokio::spawn(connection);
-    let row = client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+    client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'idle'",
             &[&format!("LISTEN \"{channel}\"")],
         )
         .await
-        .expect("pg_stat_activity");
-    row.get(0)
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
-/// Waits until exactly `count` sessions listen on `channel`.
-async fn wait_for_listeners(url: &str, channel: &str, count: i64) {
+/// Waits until exactly `count` sessions listen on `channel`, none of them one of `former`;
+/// returns their pids.
+async fn wait_for_listeners(url: &str, channel: &str, count: usize, former: &[i32]) -> Vec<i32> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while listeners(url, channel).await != count {
+    loop {
+        let pids = listeners(url, channel).await;
+        if pids.len() == count && !pids.iter().any(|pid| former.contains(pid)) {
+            return pids;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the number of listeners on {channel} never reached {count}"
+            "{count} new listeners on {channel} never came (now {pids:?}, before {former:?})"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -155,7 +178,7 @@ async fn two_servers_share_clients_through_postgres_listen_notify() {
     let server_a = server(Postgres::new(&url, &channel));
     let server_b = server(Postgres::new(&url, &channel));
     let (running_a, running_b) = (serve(&server_a).await, serve(&server_b).await);
-    wait_for_listeners(&url, &channel, 2).await;
+    let listening = wait_for_listeners(&url, &channel, 2, &[]).await;
     let mut clients = Node::spawn(
         &running_a.url,
         &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("{:?}", running_b.url)),
@@ -233,16 +256,14 @@ async fn two_servers_share_clients_through_postgres_listen_notify() {
     tokio::spawn(connection);
     let dropped: i64 = admin
         .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
-            &[&format!("LISTEN \"{channel}\"")],
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid = ANY($1)",
+            &[&listening],
         )
         .await
         .expect("pg_terminate_backend")
         .get(0);
     assert_eq!(dropped, 2);
-    // Gone first (a terminated session can still be listed for a moment), then back.
-    wait_for_listeners(&url, &channel, 0).await;
-    wait_for_listeners(&url, &channel, 2).await;
+    wait_for_listeners(&url, &channel, 2, &listening).await;
     server_b.emit("again", &"from B").await.expect("emit");
     let mut seen = vec![clients.expect("ev").await, clients.expect("ev").await];
     seen.sort_by_key(|event| event["who"].to_string());
@@ -256,4 +277,175 @@ async fn two_servers_share_clients_through_postgres_listen_notify() {
 
     clients.send("done").await;
     clients.finish().await;
+}
+
+/// Servers of one process sharing their clients through channels: a whole backend without a
+/// broker (the trait's documentation example).
+#[derive(Clone, Default)]
+struct InProcess {
+    listeners: Arc<std::sync::Mutex<Vec<UnboundedSender<Bytes>>>>,
+}
+
+impl InProcess {
+    /// How many listeners' streams are still there.
+    fn live_listeners(&self) -> usize {
+        let listeners = self.listeners.lock().expect("listeners");
+        listeners.iter().filter(|l| !l.is_closed()).count()
+    }
+}
+
+impl PubSubBackend for InProcess {
+    fn publish(&self, messages: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>> {
+        let mut listeners = self.listeners.lock().expect("listeners");
+        listeners.retain(|listener| {
+            messages
+                .iter()
+                .all(|message| listener.unbounded_send(message.clone()).is_ok())
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
+        let (sender, stream) = unbounded();
+        self.listeners.lock().expect("listeners").push(sender);
+        Box::pin(async move { Ok(Box::pin(stream) as MessageStream) })
+    }
+}
+
+/// Waits (bounded) until `condition` holds.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A tokio and a smol server on one backend: broadcasts from either reach both clients once,
+/// and a server that shuts down drops its stream (the backend sees its listener gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokio_and_a_smol_server_share_clients_through_a_backend() {
+    let backend = InProcess::default();
+    let server_a = sockio::Server::builder()
+        .custom_client_manager(backend.clone())
+        .build();
+    let server_b = sockio_smol::Server::builder()
+        .custom_client_manager(backend.clone())
+        .build();
+    let running_a = serve(&server_a).await;
+    let listener_b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind B");
+    let url_b = format!("http://{}", listener_b.local_addr().expect("B's address"));
+    let serving = server_b.clone();
+    std::thread::spawn(move || smol::block_on(serving.serve_std(listener_b)));
+    eventually("two listeners", || backend.live_listeners() == 2).await;
+    let mut clients = Node::spawn(
+        &running_a.url,
+        &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("{url_b:?}")),
+    );
+    clients.expect("sids").await;
+    server_a.emit("news", &"A").await.expect("emit");
+    let mut seen = vec![clients.expect("ev").await, clients.expect("ev").await];
+    seen.sort_by_key(|event| event["who"].to_string());
+    assert_eq!(
+        seen,
+        vec![
+            json!({"who": "a", "event": "news", "args": ["A"]}),
+            json!({"who": "b", "event": "news", "args": ["A"]}),
+        ]
+    );
+    server_b.emit("news", &"B").await.expect("emit");
+    let mut seen = vec![clients.expect("ev").await, clients.expect("ev").await];
+    seen.sort_by_key(|event| event["who"].to_string());
+    assert_eq!(
+        seen,
+        vec![
+            json!({"who": "a", "event": "news", "args": ["B"]}),
+            json!({"who": "b", "event": "news", "args": ["B"]}),
+        ]
+    );
+    clients.send("done").await;
+    clients.finish().await;
+    server_a.shutdown(Duration::from_secs(5)).await;
+    eventually("A's stream dropped", || backend.live_listeners() == 1).await;
+}
+
+/// A backend that panics in `publish` and `listen` (once each): the emit fails with the
+/// reason, the next one goes through, and the server listens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_backend_fails_one_publish_and_one_listen() {
+    #[derive(Clone, Default)]
+    struct PanicsOnce {
+        inner: InProcess,
+        publishes: Arc<AtomicUsize>,
+        listens: Arc<AtomicUsize>,
+    }
+    impl PubSubBackend for PanicsOnce {
+        fn publish(&self, messages: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>> {
+            if self.publishes.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("publish broke");
+            }
+            self.inner.publish(messages)
+        }
+        fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
+            if self.listens.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Box::pin(async { panic!("listen broke") });
+            }
+            self.inner.listen()
+        }
+    }
+    let backend = PanicsOnce::default();
+    let io = sockio::Server::builder()
+        .custom_client_manager(backend.clone())
+        .build();
+    match io.emit("first", &()).await {
+        Err(EmitError::Publish(PublishError(reason))) => {
+            assert!(
+                reason.contains("panicked in publish: publish broke"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    io.emit("second", &()).await.expect("the publisher goes on");
+    eventually("a second listen", || {
+        backend.listens.load(Ordering::SeqCst) >= 2 && backend.inner.live_listeners() == 1
+    })
+    .await;
+}
+
+/// A publish that never finishes fails the emit after the 5 s bound, and the next one is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_hangs_fails_after_its_bound() {
+    #[derive(Clone, Default)]
+    struct Hangs {
+        publishes: Arc<AtomicUsize>,
+    }
+    impl PubSubBackend for Hangs {
+        fn publish(&self, _: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>> {
+            if self.publishes.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Box::pin(std::future::pending());
+            }
+            Box::pin(async { Ok(()) })
+        }
+        fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
+            Box::pin(async { Ok(Box::pin(futures_util::stream::pending()) as MessageStream) })
+        }
+    }
+    let backend = Hangs::default();
+    let emitter = sockio::tokio::Emitter::custom(backend.clone());
+    match emitter.emit("lost", &()).send().await {
+        Err(EmitError::Publish(PublishError(reason))) => {
+            assert!(reason.contains("did not publish within 5s"), "{reason}");
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    emitter
+        .emit("next", &())
+        .send()
+        .await
+        .expect("the next publish is tried");
+    assert_eq!(backend.publishes.load(Ordering::SeqCst), 2);
 }

@@ -84,7 +84,7 @@ pub use serve::{
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use socket::Socket;
 
-pub use pubsub_backend::PubSubBackend;
+pub use pubsub_backend::{Closed, ListenError, MessageSender, PubSubBackend};
 pub use sockio_core::api::PublishError;
 pub use sockio_core::engineio::{Sid, Transport};
 pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};

@@ -6,13 +6,14 @@
 //! (socket.io-client 4.x) each and the blocking `Emitter`: a broadcast, an emit to a client of
 //! the other server, a call answered across servers, an emit whose backend cannot publish
 //! failing with the reason, and the servers listening again after the broker dropped their
-//! listening connections.
+//! listening connections. Without a broker: a backend that panics, and a shut-down server
+//! closing its sender.
 
 mod support;
 
 use std::net::TcpListener;
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +22,9 @@ use postgres::{Client, NoTls};
 use serde_json::json;
 use sockio_testkit::brokers::{fresh_channel, postgres_url, reachable};
 use sockio_testkit::handler_scripts::TWO_CLUSTER_CLIENTS;
-use sockio_threads::{EmitError, Emitter, PubSubBackend, PublishError, Server};
+use sockio_threads::{
+    EmitError, Emitter, ListenError, MessageSender, PubSubBackend, PublishError, Server,
+};
 use support::Node;
 
 /// LISTEN/NOTIFY on one channel: a publishing connection made on the first publish (and again
@@ -63,50 +66,54 @@ impl PubSubBackend for Postgres {
         Ok(())
     }
 
-    fn listen(&self) -> Receiver<Bytes> {
-        let (messages, receiver) = channel();
-        let (url, channel) = (self.url.clone(), self.channel.clone());
+    fn listen(&self, messages: MessageSender) -> Result<(), ListenError> {
+        let mut client = Client::connect(&self.url, NoTls)?;
+        client.batch_execute(&format!("LISTEN \"{}\"", self.channel))?;
         std::thread::spawn(move || {
-            let Ok(mut client) = Client::connect(&url, NoTls) else {
-                return;
-            };
-            if client
-                .batch_execute(&format!("LISTEN \"{channel}\""))
-                .is_err()
-            {
-                return;
-            }
-            let mut notifications = client.notifications();
-            let mut iter = notifications.blocking_iter();
-            while let Ok(Some(notification)) = iter.next() {
-                let message = Bytes::from(notification.payload().to_owned());
-                if messages.send(message).is_err() {
-                    return;
+            // Until the server stops listening to this sender, or the connection fails.
+            while !messages.is_closed() {
+                let mut notifications = client.notifications();
+                let mut waiting = notifications.timeout_iter(Duration::from_secs(1));
+                loop {
+                    match waiting.next() {
+                        Ok(Some(notification)) => {
+                            let message = Bytes::from(notification.payload().to_owned());
+                            if messages.send(message).is_err() {
+                                return;
+                            }
+                        }
+                        // A quiet second: look at `is_closed` again.
+                        Ok(None) => break,
+                        Err(_) => return,
+                    }
                 }
             }
         });
-        receiver
+        Ok(())
     }
 }
 
-/// Waits until exactly `count` sessions of the PostgreSQL at `url` listen on `channel` (their
-/// last statement was its LISTEN), asked on a connection of the test's own.
-fn wait_for_listeners(admin: &mut Client, channel: &str, count: i64) {
+/// Waits until exactly `count` sessions of the PostgreSQL listen on `channel`, none of them one
+/// of `former`, and returns their pids. A session listens when its last statement was the
+/// channel's LISTEN and has finished (`idle`). Asked on a connection of the test's own.
+fn wait_for_listeners(admin: &mut Client, channel: &str, count: usize, former: &[i32]) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let listening: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+        let pids: Vec<i32> = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'idle'",
                 &[&format!("LISTEN \"{channel}\"")],
             )
             .expect("pg_stat_activity")
-            .get(0);
-        if listening == count {
-            return;
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if pids.len() == count && !pids.iter().any(|pid| former.contains(pid)) {
+            return pids;
         }
         assert!(
             Instant::now() < deadline,
-            "{listening} sessions, not {count}, listen on {channel}"
+            "{count} new listeners on {channel} never came (now {pids:?}, before {former:?})"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -138,7 +145,7 @@ fn two_threads_servers_share_clients_through_postgres_listen_notify() {
     let mut admin = Client::connect(&url, NoTls).expect("connect to PostgreSQL");
     let (server_a, url_a) = serve(Postgres::new(&url, &channel));
     let (server_b, url_b) = serve(Postgres::new(&url, &channel));
-    wait_for_listeners(&mut admin, &channel, 2);
+    let listening = wait_for_listeners(&mut admin, &channel, 2, &[]);
     let mut clients = Node::spawn(
         &url_a,
         &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("{url_b:?}")),
@@ -206,14 +213,13 @@ fn two_threads_servers_share_clients_through_postgres_listen_notify() {
     // listen again (after a second's backoff), and broadcasts flow as before.
     let dropped: i64 = admin
         .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
-            &[&format!("LISTEN \"{channel}\"")],
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid = ANY($1)",
+            &[&listening],
         )
         .expect("pg_terminate_backend")
         .get(0);
     assert_eq!(dropped, 2);
-    wait_for_listeners(&mut admin, &channel, 0);
-    wait_for_listeners(&mut admin, &channel, 2);
+    wait_for_listeners(&mut admin, &channel, 2, &listening);
     server_b.emit("again", &"from B").send().expect("emit");
     assert_eq!(
         two_events(&mut clients),
@@ -225,4 +231,85 @@ fn two_threads_servers_share_clients_through_postgres_listen_notify() {
 
     clients.send("done");
     clients.finish();
+}
+
+/// Servers of one process sharing their clients: a whole backend without a broker. It panics
+/// in its first `publish` and its first `listen`.
+#[derive(Clone, Default)]
+struct InProcessPanickingOnce {
+    listeners: Arc<Mutex<Vec<MessageSender>>>,
+    publishes: Arc<AtomicUsize>,
+    listens: Arc<AtomicUsize>,
+}
+
+impl InProcessPanickingOnce {
+    fn live_listeners(&self) -> usize {
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.iter().filter(|l| !l.is_closed()).count()
+    }
+}
+
+impl PubSubBackend for InProcessPanickingOnce {
+    fn publish(&self, messages: Vec<Bytes>) -> Result<(), PublishError> {
+        assert!(
+            self.publishes.fetch_add(1, Ordering::SeqCst) > 0,
+            "publish broke"
+        );
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|listener| {
+            messages
+                .iter()
+                .all(|message| listener.send(message.clone()).is_ok())
+        });
+        Ok(())
+    }
+
+    fn listen(&self, messages: MessageSender) -> Result<(), ListenError> {
+        assert!(
+            self.listens.fetch_add(1, Ordering::SeqCst) > 0,
+            "listen broke"
+        );
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(messages);
+        Ok(())
+    }
+}
+
+/// Waits (bounded) until `condition` holds.
+fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A backend that panics in `publish` and `listen` (once each): the emit fails with the reason,
+/// the next one goes through, the server listens again; a server that shuts down closes its
+/// sender.
+#[test]
+fn a_panicking_backend_fails_one_publish_and_one_listen() {
+    let backend = InProcessPanickingOnce::default();
+    let io = Server::builder()
+        .custom_client_manager(backend.clone())
+        .build();
+    match io.emit("first", &()).send() {
+        Err(EmitError::Publish(PublishError(reason))) => {
+            assert!(
+                reason.contains("panicked in publish: publish broke"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    io.emit("second", &())
+        .send()
+        .expect("the publisher goes on");
+    eventually("a second listen", || {
+        backend.listens.load(Ordering::SeqCst) >= 2 && backend.live_listeners() == 1
+    });
+    io.shutdown(Duration::from_secs(1));
+    eventually("the sender closed", || backend.live_listeners() == 0);
 }

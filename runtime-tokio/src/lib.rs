@@ -127,6 +127,6 @@ pub type SocketIoService<S> = sockio_server::SocketIoService<Tokio, S>;
 pub use sockio_server::{
     AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ClientManager, ConnectInfo,
     ConnectRefused, ConnectResult, CookieConfig, DisconnectReason, EmitError, Handled, Handshake,
-    MessageStream, NamespaceHandler, PubSubBackend, PublishError, Runtime, SameSite, ServerError,
-    Sid, SocketIoResponse, Transport, payload,
+    ListenError, MessageStream, NamespaceHandler, PubSubBackend, PublishError, Runtime, SameSite,
+    ServerError, Sid, SocketIoResponse, Transport, payload,
 };

@@ -40,7 +40,7 @@ pub use error::{CallError, EmitError, PublishError, ServerError};
 pub use handlers::{BoxFuture, ConnectRefused, ConnectResult, NamespaceHandler};
 pub use layer::{ConnectInfo, SocketIoLayer, SocketIoService};
 pub use manager::ClientManager;
-pub use pubsub_backend::{MessageStream, PubSubBackend};
+pub use pubsub_backend::{ListenError, MessageStream, PubSubBackend};
 pub use runtime::Runtime;
 pub use server::{BackgroundTask, Call, Emit, Namespace, Server};
 pub use service::{Handled, SocketIoResponse};

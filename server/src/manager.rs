@@ -107,6 +107,7 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
         Cluster::Broker(manager) => manager,
         Cluster::Custom(backend) => {
             runtime.spawn(crate::pubsub_backend::run_publisher(
+                runtime.clone(),
                 backend.clone(),
                 receiver,
             ));

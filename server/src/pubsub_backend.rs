@@ -3,13 +3,14 @@
 //! meaning, host ids and callbacks stay sockio's (python-socketio's JSON dialect); the backend
 //! only carries bytes between the servers of one channel.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_util::{Stream, StreamExt};
-use sockio_core::api::PublishError;
+use futures_util::{FutureExt, Stream, StreamExt};
+use sockio_core::api::{PublishError, panic_message};
 use sockio_core::pubsub::Reconnect;
 
 use crate::handlers::BoxFuture;
@@ -18,6 +19,9 @@ use crate::runtime::{Runtime, until};
 
 /// A stream of messages from a [`PubSubBackend`].
 pub type MessageStream = std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
+
+/// Why a [`PubSubBackend`] could not subscribe.
+pub type ListenError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A message queue sockio does not speak itself (python-socketio's `PubSubManager` subclass:
 /// `publish` is its `_publish`, `listen` its `_listen`), given to
@@ -28,28 +32,71 @@ pub type MessageStream = std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + 'st
 /// its own clients first and publishes for the others; the messages are python-socketio's JSON,
 /// each one `Bytes` to deliver whole and in order to every listener of the channel, the
 /// publishing server's own listener included (it recognises and skips its own messages by their
-/// host id).
+/// host id). To meet Python processes on a queue that kombu reaches, the backend must also speak
+/// kombu's framing there.
 ///
-/// The futures and streams run on the server's runtime: a backend built on a tokio-only client
-/// library needs a tokio server.
+/// The futures and streams are `'static` (clone what they need out of `self`) and run on the
+/// server's runtime: a backend built on a tokio-only client library needs a tokio server. A
+/// panic in the backend is logged and handled as a failed publish or a lost stream.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// use bytes::Bytes;
+/// use futures_channel::mpsc::{UnboundedSender, unbounded};
+/// use sockio_server::{BoxFuture, ListenError, MessageStream, PubSubBackend, PublishError};
+///
+/// /// Servers of one process sharing their clients (each server gets a clone).
+/// #[derive(Clone, Default)]
+/// struct InProcess {
+///     listeners: Arc<Mutex<Vec<UnboundedSender<Bytes>>>>,
+/// }
+///
+/// impl PubSubBackend for InProcess {
+///     fn publish(&self, messages: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>> {
+///         let mut listeners = self.listeners.lock().unwrap();
+///         // A listener whose stream was dropped is forgotten.
+///         listeners.retain(|listener| {
+///             messages
+///                 .iter()
+///                 .all(|message| listener.unbounded_send(message.clone()).is_ok())
+///         });
+///         Box::pin(async { Ok(()) })
+///     }
+///
+///     fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
+///         let (sender, stream) = unbounded();
+///         self.listeners.lock().unwrap().push(sender);
+///         Box::pin(async move { Ok(Box::pin(stream) as MessageStream) })
+///     }
+/// }
+/// ```
 pub trait PubSubBackend: Send + Sync + 'static {
     /// Publishes `messages`, in order; resolves once the broker took them (what an emit awaits:
     /// its [`EmitError::Publish`](crate::EmitError::Publish) carries the error). A batch holds
-    /// what was queued at once, up to 256 messages.
+    /// what was queued at once, up to 256 messages. A publish that takes longer than 5 s fails
+    /// (the future is dropped then, so it must be safe to drop at any await).
     fn publish(&self, messages: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>>;
 
-    /// Subscribes to the channel: its messages, from the moment the stream is returned. When
-    /// the stream ends (a lost connection), the server logs it and calls `listen` again after a
-    /// backoff of 1 s doubling to 60 s, as python-socketio's listener does; what was published
-    /// in between does not reach this server.
-    fn listen(&self) -> MessageStream;
+    /// Subscribes to the channel and resolves once subscribed, with the stream of its messages.
+    /// The stream is pulled one message at a time and dropped when the server ends, so it should
+    /// own its connection (dropping it closes the connection). It must end when its connection
+    /// is lost, a silently dead one included (keepalives); the server then logs it and listens
+    /// again, after a backoff of 1 s doubling to 60 s (reset by a successful `listen`) for an
+    /// error, as python-socketio's listener does. What was published in between does not reach
+    /// this server.
+    fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>>;
 }
 
-/// How often a listener waiting for its next message checks that its server is still there.
+/// How long a publish may take.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a listener waiting (for a message or to retry) checks that its server is there.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Publishes queued messages through `backend` until every sender is gone.
-pub(crate) async fn run_publisher(
+pub(crate) async fn run_publisher<Rt: Runtime>(
+    runtime: Rt,
     backend: Arc<dyn PubSubBackend>,
     mut jobs: mpsc::Receiver<PublishJob>,
 ) {
@@ -58,13 +105,49 @@ pub(crate) async fn run_publisher(
             .iter()
             .map(|job| Bytes::from(job.payload.clone()))
             .collect();
-        let result = backend.publish(messages).await;
+        let result = publish(&runtime, &*backend, messages).await;
         answer_batch(batch, result);
     }
 }
 
-/// Hands every message of `backend`'s channel to `deliver`, listening again with backoff when
-/// a stream ends, for as long as `alive()` holds.
+/// One publish, bounded in time, a panic turned into an error.
+async fn publish<Rt: Runtime>(
+    runtime: &Rt,
+    backend: &dyn PubSubBackend,
+    messages: Vec<Bytes>,
+) -> Result<(), PublishError> {
+    let publishing = match std::panic::catch_unwind(AssertUnwindSafe(|| backend.publish(messages)))
+    {
+        Ok(publishing) => publishing,
+        Err(panic) => return Err(panicked("publish", &*panic)),
+    };
+    let deadline = Instant::now() + PUBLISH_TIMEOUT;
+    match until(
+        runtime,
+        deadline,
+        AssertUnwindSafe(publishing).catch_unwind(),
+    )
+    .await
+    {
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(panicked("publish", &*panic)),
+        None => Err(PublishError(format!(
+            "the custom client manager did not publish within {PUBLISH_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Logs a panic of the backend's `method` and says so as an error.
+fn panicked(method: &str, panic: &(dyn std::any::Any + Send)) -> PublishError {
+    let panic = panic_message(panic);
+    tracing::error!(method, panic, "the custom client manager panicked");
+    PublishError(format!(
+        "the custom client manager panicked in {method}: {panic}"
+    ))
+}
+
+/// Hands every message of `backend`'s channel to `deliver`, listening again when a stream ends
+/// or a subscription fails, for as long as `alive()` holds.
 pub(crate) async fn run_subscriber<Rt, D, A>(
     runtime: Rt,
     backend: Arc<dyn PubSubBackend>,
@@ -77,33 +160,73 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
 {
     let mut reconnect = Reconnect::default();
     while alive() {
-        let mut messages = backend.listen();
-        // The backoff starts over once a stream has brought a message: one that ends at once,
-        // every time, is retried ever more slowly.
-        let mut working = false;
-        loop {
+        match listen(&*backend).await {
+            Ok(mut messages) => {
+                if reconnect.connected() {
+                    tracing::warn!(
+                        "listening to the custom client manager again; what was published while it was down did not reach this server"
+                    );
+                } else {
+                    tracing::info!("listening to the custom client manager");
+                }
+                if !receive(&runtime, &mut messages, &deliver, &alive).await {
+                    return;
+                }
+                tracing::error!(retry_in = ?reconnect.retry_in(), "the custom client manager's message stream ended");
+            }
+            Err(error) => {
+                tracing::error!(%error, retry_in = ?reconnect.retry_in(), "the custom client manager cannot listen");
+            }
+        }
+        let retry_at = Instant::now() + reconnect.failed();
+        // In slices, so that a server that is gone does not keep its backend until then.
+        while Instant::now() < retry_at {
             if !alive() {
                 return;
             }
-            match until(&runtime, Instant::now() + ALIVE_EVERY, messages.next()).await {
-                Some(Some(message)) => {
-                    if !working {
-                        working = true;
-                        if reconnect.connected() {
-                            tracing::warn!(
-                                "the custom client manager's messages flow again; what was published while its stream was down did not reach this server"
-                            );
-                        }
-                    }
-                    deliver(message);
-                }
-                Some(None) => break,
-                None => {}
-            }
+            runtime
+                .sleep_until(retry_at.min(Instant::now() + ALIVE_EVERY))
+                .await;
         }
-        tracing::error!(retry_in = ?reconnect.retry_in(), "the custom client manager's message stream ended");
-        runtime
-            .sleep_until(Instant::now() + reconnect.failed())
-            .await;
+    }
+}
+
+/// `backend.listen()`, a panic turned into an error.
+async fn listen(backend: &dyn PubSubBackend) -> Result<MessageStream, ListenError> {
+    let listening = std::panic::catch_unwind(AssertUnwindSafe(|| backend.listen()))
+        .map_err(|panic| panicked("listen", &*panic).0)?;
+    AssertUnwindSafe(listening)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked("listen", &*panic).0.into()))
+}
+
+/// Delivers the stream's messages until it ends or panics (`true`: listen again) or the server is
+/// gone (`false`).
+async fn receive<Rt, D, A>(
+    runtime: &Rt,
+    messages: &mut MessageStream,
+    deliver: &D,
+    alive: &A,
+) -> bool
+where
+    Rt: Runtime,
+    D: Fn(Bytes),
+    A: Fn() -> bool,
+{
+    loop {
+        if !alive() {
+            return false;
+        }
+        let next = AssertUnwindSafe(messages.next()).catch_unwind();
+        match until(runtime, Instant::now() + ALIVE_EVERY, next).await {
+            Some(Ok(Some(message))) => deliver(message),
+            Some(Ok(None)) => return true,
+            Some(Err(panic)) => {
+                panicked("its message stream", &*panic);
+                return true;
+            }
+            None => {}
+        }
     }
 }
