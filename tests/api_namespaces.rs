@@ -223,7 +223,7 @@ process.exit(0);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_main_namespace_exists_without_handlers_and_others_only_with_them() {
-    // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` always accepts.
+    // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` accepts by default.
     let io = Server::builder().build();
     io.of("/with-handler")
         .on("ping", |_socket: Socket, _: Option<Value>| async { "pong" });
@@ -249,31 +249,69 @@ process.exit(0);
     client.finish().await;
 }
 
-/// python-socketio's `namespaces` list: the listed namespaces are accepted without handlers,
-/// those with handlers too, and `/` only when listed or given handlers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listed_namespaces_are_accepted_besides_those_with_handlers() {
-    let io = Server::builder().namespaces(["/listed"]).build();
-    io.of("/chat")
-        .on("ping", |_socket: Socket, _: Option<Value>| async { "pong" });
-    let running = serve(&io).await;
+/// Connects an official client to each of `namespaces` on `io`; what each attempt got
+/// (`connected` or the CONNECT_ERROR's message).
+async fn attempts(io: &Server, namespaces: &[&str]) -> Vec<Value> {
+    let running = serve(io).await;
     let mut client = Node::spawn(
         &running.url,
-        r#"
-const attempt = (nsp) => new Promise((resolve) => {
-  const socket = io(URL + nsp, { reconnection: false, forceNew: true });
+        &format!(
+            r#"
+const attempt = (nsp) => new Promise((resolve) => {{
+  const socket = io(URL + nsp, {{ reconnection: false, forceNew: true }});
   socket.on("connect", () => resolve("connected"));
   socket.on("connect_error", (err) => resolve(err.message));
-});
-for (const nsp of ["/listed", "/chat", "/", "/other"]) out(nsp, await attempt(nsp));
+}});
+for (const nsp of {namespaces:?}) out("attempt", await attempt(nsp));
 process.exit(0);
-"#,
+"#
+        ),
     );
-    assert_eq!(client.expect("/listed").await, json!("connected"));
-    assert_eq!(client.expect("/chat").await, json!("connected"));
-    assert_eq!(client.expect("/").await, json!("Invalid namespace"));
-    assert_eq!(client.expect("/other").await, json!("Invalid namespace"));
+    let mut got = Vec::new();
+    for _ in namespaces {
+        got.push(client.expect("attempt").await);
+    }
     client.finish().await;
+    got
+}
+
+/// python-socketio's `namespaces` list: the listed namespaces are accepted without handlers,
+/// those with handlers too, and `/` only when listed or given handlers. As in python-socketio, an
+/// empty list is `["/"]` and `"*"` accepts every namespace; a filter given through
+/// `socket_config` also gets the namespaces with handlers added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_namespaces_are_accepted_besides_those_with_handlers() {
+    let (ok, invalid) = (json!("connected"), json!("Invalid namespace"));
+    let with_chat = |io: Server| {
+        io.of("/chat")
+            .on("ping", |_socket: Socket, _: Option<Value>| async { "pong" });
+        io
+    };
+    let listed = with_chat(Server::builder().namespaces(["/listed"]).build());
+    assert_eq!(
+        attempts(&listed, &["/listed", "/chat", "/", "/other"]).await,
+        vec![ok.clone(), ok.clone(), invalid.clone(), invalid.clone()]
+    );
+    let empty = Server::builder().namespaces(Vec::<String>::new()).build();
+    assert_eq!(
+        attempts(&empty, &["/", "/other"]).await,
+        vec![ok.clone(), invalid.clone()]
+    );
+    let star = Server::builder().namespaces(["*"]).build();
+    assert_eq!(
+        attempts(&star, &["/", "/other"]).await,
+        vec![ok.clone(), ok.clone()]
+    );
+    let mut config = sockio::core::socketio::SocketConfig::default();
+    config.namespaces =
+        sockio::core::socketio::NamespaceFilter::Dynamic(std::sync::Arc::new(|namespace: &str| {
+            namespace.starts_with("/dyn")
+        }));
+    let dynamic = with_chat(Server::builder().socket_config(config).build());
+    assert_eq!(
+        attempts(&dynamic, &["/dyn-1", "/chat", "/"]).await,
+        vec![ok.clone(), ok, invalid]
+    );
 }
 
 /// python-socketio's order: a function handler wins over a class-based namespace's method for

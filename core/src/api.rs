@@ -417,16 +417,22 @@ macro_rules! server_builder_options {
 
         /// The namespaces accepted in addition to those with handlers (python's `namespaces`
         /// list; the default is `["/"]`, so `/` is accepted without handlers). A list without
-        /// `/` accepts `/` only once it has handlers.
+        /// `/` accepts `/` only once it has handlers. As in python-socketio, an empty list is
+        /// `["/"]`, and a list holding `"*"` accepts every namespace ([`any_namespace`]).
+        ///
+        /// [`any_namespace`]: Self::any_namespace
         pub fn namespaces<I, S>(mut self, namespaces: I) -> Self
         where
             I: IntoIterator<Item = S>,
             S: Into<String>,
         {
-            self.config.namespaces = $crate::socketio::NamespaceFilter::Only(
-                namespaces.into_iter().map(Into::into).collect(),
-            );
-            self.any_namespace = false;
+            let mut listed: ::std::collections::HashSet<String> =
+                namespaces.into_iter().map(Into::into).collect();
+            if listed.is_empty() {
+                listed.insert("/".to_owned());
+            }
+            self.any_namespace = listed.contains("*");
+            self.config.namespaces = $crate::socketio::NamespaceFilter::Only(listed);
             self
         }
 
@@ -447,7 +453,9 @@ macro_rules! server_builder_options {
             self
         }
 
-        /// Replaces the whole core configuration (advanced).
+        /// Replaces the whole core configuration (advanced). Its namespace filter is applied
+        /// with the namespaces that have handlers accepted too (see
+        /// [`NamespaceFilter`]($crate::socketio::NamespaceFilter)).
         pub fn socket_config(mut self, config: $crate::socketio::SocketConfig) -> Self {
             self.config = config;
             self

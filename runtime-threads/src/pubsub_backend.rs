@@ -36,13 +36,15 @@ pub trait PubSubBackend: Send + Sync + 'static {
     /// (socket or statement timeouts), as every emit waits behind a publish that hangs.
     fn publish(&self, messages: Vec<Bytes>) -> Result<(), PublishError>;
 
-    /// Subscribes to the channel and returns once subscribed, then feeds the channel's messages
-    /// to `messages` from a thread or connection of its own until the connection is lost (a
-    /// silently dead one included: use keepalives) or `messages` is closed, and drops it then.
-    /// When every clone of `messages` is gone, or `listen` fails, the server logs it and listens
-    /// again with a fresh sender, after a backoff of 1 s doubling to 60 s (reset by a
-    /// successful `listen`), as python-socketio's listener does. What was published in between
-    /// does not reach this server.
+    /// Subscribes to the channel and returns once subscribed (bound its time yourself: the
+    /// listener waits for it); after it returned, feeds the channel's messages to `messages`
+    /// from a thread or connection of its own (the server reads only then: a `send` inside
+    /// `listen` can wait forever) until the connection is lost (a silently dead one included:
+    /// use keepalives) or `messages` is closed, and drops it then. When every clone of
+    /// `messages` is gone, or `listen` fails, the server logs it and listens again with a fresh
+    /// sender after 1 s, doubling to 60 s while attempts fail (a successful `listen` starts
+    /// over), as python-socketio's listener does. What was published in between does not reach
+    /// this server.
     fn listen(&self, messages: MessageSender) -> Result<(), ListenError>;
 }
 
@@ -64,8 +66,10 @@ impl MessageSender {
     /// How many messages may wait for the server.
     pub const QUEUE: usize = 1024;
 
-    /// Hands `message` to the server, waiting while it is [`QUEUE`](Self::QUEUE) behind.
-    /// `Err(Closed)`: the server no longer listens to this stream; stop feeding it.
+    /// Hands `message` to the server, waiting while it is [`QUEUE`](Self::QUEUE) behind (so do
+    /// not hold a lock that `publish` or `listen` also take while sending: the server's own
+    /// publishes can be what it is waiting for). `Err(Closed)`: the server no longer listens
+    /// to this stream; stop feeding it.
     pub fn send(&self, message: Bytes) -> Result<(), Closed> {
         if self.is_closed() {
             return Err(Closed);

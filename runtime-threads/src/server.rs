@@ -134,21 +134,18 @@ impl Server {
         let pool = Pool::start(builder.handler_threads, builder.handler_queue);
         let bus = builder.manager.as_ref().map(crate::manager::start_bus);
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
-            if let NamespaceFilter::Only(listed) = &config.namespaces {
-                // The listed namespaces (`/` by default), and those with handlers.
-                let listed = listed.clone();
-                let registry = weak.clone();
-                config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
-                    listed.contains(namespace)
-                        || registry.upgrade().is_some_and(|inner| {
-                            inner
-                                .handlers
-                                .read()
-                                .map(|h| h.contains_key(namespace))
-                                .unwrap_or(false)
-                        })
-                }));
-            }
+            // The filter's namespaces (`/` by default), and those with handlers.
+            let registry = weak.clone();
+            let filter = std::mem::replace(&mut config.namespaces, NamespaceFilter::Any);
+            config.namespaces = filter.or_registered(move |namespace: &str| {
+                registry.upgrade().is_some_and(|inner| {
+                    inner
+                        .handlers
+                        .read()
+                        .map(|h| h.contains_key(namespace))
+                        .unwrap_or(false)
+                })
+            });
             let endpoint = match sids {
                 Some(sids) => Endpoint::new(config.clone(), SharedSids(sids)),
                 None => Endpoint::new(config.clone(), OsRandomSids),

@@ -759,7 +759,7 @@ process.exit(0);
 
 #[test]
 fn the_main_namespace_exists_without_handlers_and_others_only_with_them() {
-    // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` always accepts.
+    // python-socketio's default (`namespaces=['/']`) and the Node server's: `/` accepts by default.
     let io = Server::builder().build();
     io.of("/with-handler")
         .on("ping", |_socket: Socket, _: Option<Value>| "pong");
@@ -1490,28 +1490,57 @@ fn the_refusal_points_at_the_registration() {
     );
 }
 
-/// python-socketio's `namespaces` list: the listed namespaces are accepted without handlers,
-/// those with handlers too, and `/` only when listed or given handlers.
-#[test]
-fn listed_namespaces_are_accepted_besides_those_with_handlers() {
-    let io = Server::builder().namespaces(["/listed"]).build();
-    io.of("/chat")
-        .on("ping", |_socket: Socket, _: Option<Value>| "pong");
+/// Connects an official client to each of `namespaces` on `io`; what each attempt got
+/// (`connected` or the CONNECT_ERROR's message).
+fn attempts(io: &Server, namespaces: &[&str]) -> Vec<Value> {
     let mut node = Node::spawn(
-        &url(&io),
-        r#"
-const attempt = (nsp) => new Promise((resolve) => {
-  const socket = io(URL + nsp, { reconnection: false, forceNew: true });
+        &url(io),
+        &format!(
+            r#"
+const attempt = (nsp) => new Promise((resolve) => {{
+  const socket = io(URL + nsp, {{ reconnection: false, forceNew: true }});
   socket.on("connect", () => resolve("connected"));
   socket.on("connect_error", (err) => resolve(err.message));
-});
-for (const nsp of ["/listed", "/chat", "/", "/other"]) out(nsp, await attempt(nsp));
+}});
+for (const nsp of {namespaces:?}) out("attempt", await attempt(nsp));
 process.exit(0);
-"#,
+"#
+        ),
     );
-    assert_eq!(node.expect("/listed"), json!("connected"));
-    assert_eq!(node.expect("/chat"), json!("connected"));
-    assert_eq!(node.expect("/"), json!("Invalid namespace"));
-    assert_eq!(node.expect("/other"), json!("Invalid namespace"));
+    let got = namespaces.iter().map(|_| node.expect("attempt")).collect();
     node.finish();
+    got
+}
+
+/// python-socketio's `namespaces` list: the listed namespaces are accepted without handlers,
+/// those with handlers too, and `/` only when listed or given handlers; `"*"` accepts every
+/// namespace, and a filter given through `socket_config` gets the namespaces with handlers added.
+#[test]
+fn listed_namespaces_are_accepted_besides_those_with_handlers() {
+    let (ok, invalid) = (json!("connected"), json!("Invalid namespace"));
+    let with_chat = |io: Server| {
+        io.of("/chat")
+            .on("ping", |_socket: Socket, _: Option<Value>| "pong");
+        io
+    };
+    let listed = with_chat(Server::builder().namespaces(["/listed"]).build());
+    assert_eq!(
+        attempts(&listed, &["/listed", "/chat", "/", "/other"]),
+        vec![ok.clone(), ok.clone(), invalid.clone(), invalid.clone()]
+    );
+    let star = Server::builder().namespaces(["*"]).build();
+    assert_eq!(
+        attempts(&star, &["/", "/other"]),
+        vec![ok.clone(), ok.clone()]
+    );
+    let mut config = sockio_core::socketio::SocketConfig::default();
+    config.namespaces =
+        sockio_core::socketio::NamespaceFilter::Dynamic(std::sync::Arc::new(|namespace: &str| {
+            namespace.starts_with("/dyn")
+        }));
+    let dynamic = with_chat(Server::builder().socket_config(config).build());
+    assert_eq!(
+        attempts(&dynamic, &["/dyn-1", "/chat", "/"]),
+        vec![ok.clone(), ok, invalid]
+    );
 }

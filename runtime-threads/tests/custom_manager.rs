@@ -255,12 +255,19 @@ impl PubSubBackend for InProcessPanickingOnce {
             self.publishes.fetch_add(1, Ordering::SeqCst) > 0,
             "publish broke"
         );
-        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        listeners.retain(|listener| {
-            messages
-                .iter()
-                .all(|message| listener.send(message.clone()).is_ok())
-        });
+        // Sent outside the lock: a send may wait for its server, which may be publishing.
+        let listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for listener in listeners {
+            for message in &messages {
+                if listener.send(message.clone()).is_err() {
+                    break;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -82,9 +82,9 @@ pub trait PubSubBackend: Send + Sync + 'static {
     /// The stream is pulled one message at a time and dropped when the server ends, so it should
     /// own its connection (dropping it closes the connection). It must end when its connection
     /// is lost, a silently dead one included (keepalives); the server then logs it and listens
-    /// again, after a backoff of 1 s doubling to 60 s (reset by a successful `listen`) for an
-    /// error, as python-socketio's listener does. What was published in between does not reach
-    /// this server.
+    /// again after 1 s, doubling to 60 s while attempts fail (a successful `listen` starts over),
+    /// as python-socketio's listener does. What was published in between does not reach this
+    /// server. A `listen` still pending when the server ends is dropped.
     fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>>;
 }
 
@@ -160,7 +160,10 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
 {
     let mut reconnect = Reconnect::default();
     while alive() {
-        match listen(&*backend).await {
+        let Some(listening) = while_alive(&runtime, &alive, listen(&*backend)).await else {
+            return;
+        };
+        match listening {
             Ok(mut messages) => {
                 if reconnect.connected() {
                     tracing::warn!(
@@ -187,6 +190,23 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
             runtime
                 .sleep_until(retry_at.min(Instant::now() + ALIVE_EVERY))
                 .await;
+        }
+    }
+}
+
+/// `future`, unless the server goes first (`None`).
+async fn while_alive<Rt: Runtime, T>(
+    runtime: &Rt,
+    alive: &impl Fn() -> bool,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    loop {
+        if !alive() {
+            return None;
+        }
+        if let Some(output) = until(runtime, Instant::now() + ALIVE_EVERY, future.as_mut()).await {
+            return Some(output);
         }
     }
 }

@@ -141,17 +141,14 @@ impl<Rt: Runtime> Server<Rt> {
             .map(|manager| crate::manager::start_bus(&runtime, manager));
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner<Rt>>| {
             let registry = weak.clone();
-            if let NamespaceFilter::Only(listed) = &config.namespaces {
-                // The listed namespaces, and those with handlers (python-socketio's `namespaces`,
-                // `['/']` by default, as the official Node server accepts `/`).
-                let listed = listed.clone();
-                config.namespaces = NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
-                    listed.contains(namespace)
-                        || registry
-                            .upgrade()
-                            .is_some_and(|inner| inner.handlers.load().contains_key(namespace))
-                }));
-            }
+            // The filter's namespaces, and those with handlers (python-socketio's `namespaces`,
+            // `['/']` by default, as the official Node server accepts `/`).
+            let filter = std::mem::replace(&mut config.namespaces, NamespaceFilter::Any);
+            config.namespaces = filter.or_registered(move |namespace: &str| {
+                registry
+                    .upgrade()
+                    .is_some_and(|inner| inner.handlers.load().contains_key(namespace))
+            });
             let endpoint = match sids {
                 Some(sids) => Endpoint::new(config.clone(), SharedSids(sids)),
                 None => Endpoint::new(config.clone(), OsRandomSids),

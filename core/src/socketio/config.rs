@@ -8,12 +8,14 @@ use super::decoder::DecoderLimits;
 use crate::engineio::EngineConfig;
 
 /// Which namespaces clients may connect to; any other gets CONNECT_ERROR "Invalid namespace".
+/// The core applies it as it is; the runtimes' servers also accept every namespace that has
+/// handlers, whatever the filter (python-socketio's `namespaces` adds to those).
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum NamespaceFilter {
     /// Every namespace is accepted (the application decides in its connect handler).
     Any,
-    /// Only these namespaces (python-socketio's `namespaces` list; `/` is not implied).
+    /// These namespaces (python-socketio's `namespaces` list; `/` is not implied).
     Only(HashSet<String>),
     /// Decided per request, e.g. by a runtime's registry of namespaces that have handlers.
     Dynamic(Arc<dyn Fn(&str) -> bool + Send + Sync>),
@@ -30,6 +32,17 @@ impl std::fmt::Debug for NamespaceFilter {
 }
 
 impl NamespaceFilter {
+    /// This filter, with every namespace `registered` says yes to accepted too (a runtime's
+    /// namespaces that have handlers). `Any` stays as it is.
+    pub fn or_registered(self, registered: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        if matches!(self, NamespaceFilter::Any) {
+            return self;
+        }
+        NamespaceFilter::Dynamic(Arc::new(move |namespace: &str| {
+            self.allows(namespace) || registered(namespace)
+        }))
+    }
+
     /// True when clients may connect to `namespace`.
     pub fn allows(&self, namespace: &str) -> bool {
         match self {
@@ -73,5 +86,24 @@ impl Default for SocketConfig {
             attachment_timeout: Duration::from_millis(20_000),
             max_pending_acks: 10_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_namespaces_are_added_to_any_filter_but_any() {
+        let registered = |namespace: &str| namespace == "/handled";
+        let only = NamespaceFilter::Only(HashSet::from(["/".to_owned()])).or_registered(registered);
+        assert!(only.allows("/") && only.allows("/handled") && !only.allows("/other"));
+        let dynamic = NamespaceFilter::Dynamic(Arc::new(|namespace: &str| namespace == "/dyn"))
+            .or_registered(registered);
+        assert!(dynamic.allows("/dyn") && dynamic.allows("/handled") && !dynamic.allows("/"));
+        assert!(matches!(
+            NamespaceFilter::Any.or_registered(registered),
+            NamespaceFilter::Any
+        ));
     }
 }
