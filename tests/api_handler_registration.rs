@@ -12,6 +12,7 @@ use api_support::{Node, serve};
 use serde_json::{Value, json};
 use sockio::Socket;
 use sockio::core::payload::Args;
+use sockio_testkit::handler_scripts::panic_location;
 
 #[test]
 #[should_panic(
@@ -96,20 +97,9 @@ process.exit(0);
 /// The panic names the line that registered the handler, not sockio's code.
 #[test]
 fn the_refusal_points_at_the_registration() {
-    std::thread_local!(static AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) });
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|at| at.file().to_owned());
-        AT.with(|cell| *cell.borrow_mut() = at);
-    }));
     let io = sockio::Server::builder().build();
-    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let at = panic_location(|| {
         io.on("connect", |_socket: Socket, _: Option<Value>| async {});
-    }));
-    std::panic::set_hook(previous);
-    assert!(refused.is_err());
-    assert_eq!(
-        AT.with(|cell| cell.borrow().clone()).as_deref(),
-        Some(file!())
-    );
+    });
+    assert_eq!(at.as_deref(), Some(file!()));
 }

@@ -14,6 +14,7 @@ use sockio::{
     Args, BoxFuture, ConnectRefused, ConnectResult, DisconnectReason, Handshake, NamespaceHandler,
     Server, Socket,
 };
+use sockio_testkit::handler_scripts::namespace_attempts;
 use sockio_testkit::handler_scripts::{
     FUNCTION_BEFORE_CLASS, NO_ACK_FOR_MISFIT_ARGUMENTS, catch_all_namespace,
 };
@@ -253,20 +254,7 @@ process.exit(0);
 /// (`connected` or the CONNECT_ERROR's message).
 async fn attempts(io: &Server, namespaces: &[&str]) -> Vec<Value> {
     let running = serve(io).await;
-    let mut client = Node::spawn(
-        &running.url,
-        &format!(
-            r#"
-const attempt = (nsp) => new Promise((resolve) => {{
-  const socket = io(URL + nsp, {{ reconnection: false, forceNew: true }});
-  socket.on("connect", () => resolve("connected"));
-  socket.on("connect_error", (err) => resolve(err.message));
-}});
-for (const nsp of {namespaces:?}) out("attempt", await attempt(nsp));
-process.exit(0);
-"#
-        ),
-    );
+    let mut client = Node::spawn(&running.url, &namespace_attempts(namespaces));
     let mut got = Vec::new();
     for _ in namespaces {
         got.push(client.expect("attempt").await);

@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sockio_testkit::handler_scripts::{
-    FUNCTION_BEFORE_CLASS, NO_ACK_FOR_MISFIT_ARGUMENTS, catch_all_namespace,
+    FUNCTION_BEFORE_CLASS, NO_ACK_FOR_MISFIT_ARGUMENTS, catch_all_namespace, namespace_attempts,
+    panic_location,
 };
 use sockio_threads::payload::{from_args, to_args};
 use sockio_threads::{
@@ -1472,41 +1473,17 @@ fn reserved_names_are_refused() {
 /// The panic names the line that registered the handler, not sockio's code.
 #[test]
 fn the_refusal_points_at_the_registration() {
-    std::thread_local!(static AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) });
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|at| at.file().to_owned());
-        AT.with(|cell| *cell.borrow_mut() = at);
-    }));
     let io = Server::builder().build();
-    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let at = panic_location(|| {
         io.on_args("*", |_socket: Socket, args: Args| args);
-    }));
-    std::panic::set_hook(previous);
-    assert!(refused.is_err());
-    assert_eq!(
-        AT.with(|cell| cell.borrow().clone()).as_deref(),
-        Some(file!())
-    );
+    });
+    assert_eq!(at.as_deref(), Some(file!()));
 }
 
 /// Connects an official client to each of `namespaces` on `io`; what each attempt got
 /// (`connected` or the CONNECT_ERROR's message).
 fn attempts(io: &Server, namespaces: &[&str]) -> Vec<Value> {
-    let mut node = Node::spawn(
-        &url(io),
-        &format!(
-            r#"
-const attempt = (nsp) => new Promise((resolve) => {{
-  const socket = io(URL + nsp, {{ reconnection: false, forceNew: true }});
-  socket.on("connect", () => resolve("connected"));
-  socket.on("connect_error", (err) => resolve(err.message));
-}});
-for (const nsp of {namespaces:?}) out("attempt", await attempt(nsp));
-process.exit(0);
-"#
-        ),
-    );
+    let mut node = Node::spawn(&url(io), &namespace_attempts(namespaces));
     let got = namespaces.iter().map(|_| node.expect("attempt")).collect();
     node.finish();
     got

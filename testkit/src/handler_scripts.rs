@@ -77,3 +77,35 @@ out("sids", { a: a.id, b: b.id });
 await command();
 process.exit(0);
 "#;
+
+/// Connects a fresh client to each of `namespaces` in turn and prints `attempt` with what it got:
+/// `connected`, or the CONNECT_ERROR's message (the namespace-filter tests of every runtime).
+pub fn namespace_attempts(namespaces: &[&str]) -> String {
+    format!(
+        r#"
+const attempt = (nsp) => new Promise((resolve) => {{
+  const socket = io(URL + nsp, {{ reconnection: false, forceNew: true }});
+  socket.on("connect", () => resolve("connected"));
+  socket.on("connect_error", (err) => resolve(err.message));
+}});
+for (const nsp of {namespaces:?}) out("attempt", await attempt(nsp));
+process.exit(0);
+"#
+    )
+}
+
+/// The file named by the panic `call` raises, as its panic hook reports it (`None` when it does
+/// not panic): the registration-refusal tests check that the panic points at the caller's line.
+/// Sets the process's panic hook for the call and puts the previous one back.
+pub fn panic_location(call: impl FnOnce()) -> Option<String> {
+    std::thread_local!(static AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) });
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|at| at.file().to_owned());
+        AT.with(|cell| *cell.borrow_mut() = at);
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    std::panic::set_hook(previous);
+    result.err()?;
+    AT.with(|cell| cell.borrow_mut().take())
+}
