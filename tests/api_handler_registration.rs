@@ -2,7 +2,7 @@
 //! handlers (`@sio.on('connect')`, `'disconnect'`, `'*'`) are refused with the method to use
 //! instead, as are Socket.IO's other reserved names (no client can send them, so such a handler
 //! would be registered and never run); and the registration and emit methods the server and a
-//! namespace both have, observed through the official JavaScript client.
+//! namespace both have, and `namespaces()`, observed through the official JavaScript client.
 
 #![cfg(feature = "tokio")]
 
@@ -90,6 +90,8 @@ process.exit(0);
     assert_eq!(client.expect("raw").await, json!([1, "two"]));
     assert_eq!(client.expect("chat-message").await, json!({"to": "chat"}));
     assert_eq!(client.expect("flushed").await, json!("end"));
+    // python-socketio's `get_namespaces`: those with sockets.
+    assert_eq!(io.namespaces(), vec!["/".to_owned(), "/chat".to_owned()]);
     client.send("done").await;
     client.finish().await;
 }

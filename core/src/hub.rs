@@ -132,6 +132,18 @@ impl<H: Clone> Hub<H> {
             .is_some_and(|entry| entry.owners.contains_key(sid))
     }
 
+    /// The namespaces that have sockets, sorted (python-socketio's `get_namespaces`).
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut namespaces: Vec<String> = self
+            .namespaces
+            .iter()
+            .filter(|(_, entry)| !entry.owners.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        namespaces.sort();
+        namespaces
+    }
+
     /// Number of sockets registered in `namespace`.
     pub fn socket_count(&self, namespace: &str) -> usize {
         self.entry(namespace).map_or(0, |entry| entry.owners.len())
@@ -322,6 +334,19 @@ mod tests {
             sids(hub.recipients("/", &["a"], NONE)),
             vec![("a".into(), 1)]
         );
+    }
+
+    #[test]
+    fn namespaces_are_those_with_sockets() {
+        let mut hub = Hub::new();
+        assert!(hub.namespaces().is_empty());
+        hub.register_socket("/chat", Sid::from("a"), 1u8);
+        hub.register_socket("/", Sid::from("b"), 2u8);
+        hub.register_socket("/chat", Sid::from("c"), 3u8);
+        assert_eq!(hub.namespaces(), vec!["/".to_owned(), "/chat".to_owned()]);
+        hub.forget_socket("/chat", "a");
+        hub.forget_socket("/chat", "c");
+        assert_eq!(hub.namespaces(), vec!["/".to_owned()]);
     }
 
     #[test]

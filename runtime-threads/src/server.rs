@@ -397,6 +397,12 @@ impl Server {
         self.of("/").participants(room)
     }
 
+    /// The namespaces this server has sockets in, sorted (python-socketio's `get_namespaces`;
+    /// with a client manager, this server's own).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.hub().namespaces()
+    }
+
     /// Disconnects socket `sid` from `/`.
     pub fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
         self.of("/").disconnect(sid)

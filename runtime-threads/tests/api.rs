@@ -230,6 +230,7 @@ await commands();
         expected.retain(|r| r != "extra");
         assert_eq!(client.expect("left"), json!(sorted(expected)));
     }
+    assert_eq!(io.namespaces(), vec!["/".to_owned()]);
     let mut members: Vec<String> = io
         .participants("lobby")
         .iter()

@@ -415,6 +415,12 @@ impl<Rt: Runtime> Server<Rt> {
         self.of("/").participants(room)
     }
 
+    /// The namespaces this server has sockets in, sorted (python-socketio's `get_namespaces`;
+    /// with a client manager, this server's own).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.inner.hub().namespaces()
+    }
+
     /// Disconnects socket `sid` from `/`.
     pub async fn disconnect(&self, sid: &str) -> Result<(), ServerError> {
         self.of("/").disconnect(sid).await
