@@ -161,6 +161,17 @@ pub enum ServerError {
 #[error("the message broker did not take the message: {0}")]
 pub struct PublishError(pub String);
 
+impl PublishError {
+    /// What a custom client manager's panic in `method` gives the emit that waited for it (and
+    /// the runtime's log line), with the panic's message.
+    pub fn backend_panicked(method: &str, panic: &(dyn std::any::Any + Send)) -> Self {
+        PublishError(format!(
+            "the custom client manager panicked in {method}: {}",
+            panic_message(panic)
+        ))
+    }
+}
+
 /// An emit could not be sent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sockio_core::api::{PublishError, panic_message};
+use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 
 use crate::manager::{PublishJob, answer_batch, next_batch};
@@ -113,10 +113,11 @@ const ALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Publishes queued messages through `backend` until every sender is gone.
 pub(crate) fn run_publisher(backend: &Arc<dyn PubSubBackend>, jobs: &Receiver<PublishJob>) {
-    while let Some(batch) = next_batch(jobs) {
+    while let Some(mut batch) = next_batch(jobs) {
+        // Taken, not copied: the batch keeps only its answer channels.
         let messages = batch
-            .iter()
-            .map(|job| Bytes::from(job.payload.clone()))
+            .iter_mut()
+            .map(|job| Bytes::from(std::mem::take(&mut job.payload)))
             .collect();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| backend.publish(messages)))
             .unwrap_or_else(|panic| Err(panicked("publish", &*panic)));
@@ -126,11 +127,9 @@ pub(crate) fn run_publisher(backend: &Arc<dyn PubSubBackend>, jobs: &Receiver<Pu
 
 /// Logs a panic of the backend's `method` and says so as an error.
 fn panicked(method: &str, panic: &(dyn std::any::Any + Send)) -> PublishError {
-    let panic = panic_message(panic);
-    tracing::error!(method, panic, "the custom client manager panicked");
-    PublishError(format!(
-        "the custom client manager panicked in {method}: {panic}"
-    ))
+    let error = PublishError::backend_panicked(method, panic);
+    tracing::error!(%error, "the custom client manager panicked");
+    error
 }
 
 /// Hands every message of `backend`'s channel to `deliver`, listening again when a stream ends

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::{FutureExt, Stream, StreamExt};
-use sockio_core::api::{PublishError, panic_message};
+use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 
 use crate::handlers::BoxFuture;
@@ -100,10 +100,11 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     backend: Arc<dyn PubSubBackend>,
     mut jobs: mpsc::Receiver<PublishJob>,
 ) {
-    while let Some(batch) = next_batch(&mut jobs).await {
+    while let Some(mut batch) = next_batch(&mut jobs).await {
+        // Taken, not copied: the batch keeps only its answer channels.
         let messages = batch
-            .iter()
-            .map(|job| Bytes::from(job.payload.clone()))
+            .iter_mut()
+            .map(|job| Bytes::from(std::mem::take(&mut job.payload)))
             .collect();
         let result = publish(&runtime, &*backend, messages).await;
         answer_batch(batch, result);
@@ -139,11 +140,9 @@ async fn publish<Rt: Runtime>(
 
 /// Logs a panic of the backend's `method` and says so as an error.
 fn panicked(method: &str, panic: &(dyn std::any::Any + Send)) -> PublishError {
-    let panic = panic_message(panic);
-    tracing::error!(method, panic, "the custom client manager panicked");
-    PublishError(format!(
-        "the custom client manager panicked in {method}: {panic}"
-    ))
+    let error = PublishError::backend_panicked(method, panic);
+    tracing::error!(%error, "the custom client manager panicked");
+    error
 }
 
 /// Hands every message of `backend`'s channel to `deliver`, listening again when a stream ends
