@@ -38,9 +38,12 @@
 //!   sides, so a 1-tuple `(T,)` (or `[T; 1]`) takes a single argument as its one element: whatever
 //!   `to_args` made of a tuple, `from_args` reads back into the same tuple type.
 //! - A placeholder is an object with exactly the two keys `_placeholder` (`true`) and `num` (a
-//!   non-negative integer). An object that does not have exactly that shape is an ordinary object.
-//!   A placeholder whose `num` is not below the number of attachments is
-//!   [`PayloadError::PlaceholderOutOfRange`], whatever the target type.
+//!   non-negative integer). An object that does not have exactly that shape is an ordinary object,
+//!   and so is every object of arguments without attachments: like the reference parser, which
+//!   resolves placeholders only in BINARY_* packets, a text packet's
+//!   `{"_placeholder":true,"num":0}` is the client's own data. A placeholder whose `num` is not
+//!   below the number of attachments is [`PayloadError::PlaceholderOutOfRange`], whatever the
+//!   target type.
 //! - A placeholder is **binary data** to the target type: it is handed to the visitor as the
 //!   attachment's bytes (`visit_borrowed_bytes`) when the target asks for bytes or for "anything"
 //!   (`deserialize_bytes`, `deserialize_byte_buf`, `deserialize_any`), and as a sequence of `u8` when
@@ -199,6 +202,16 @@ fn placeholder_num(map: &Map<String, Value>) -> Option<u64> {
         return None;
     }
     map.get(NUM_KEY)?.as_u64()
+}
+
+/// The `num` of a placeholder object in arguments that came with `attachments`. Arguments without
+/// any (a text packet) hold no placeholders: the reference parser resolves them only in BINARY_*
+/// packets, so an object shaped like one is an ordinary object there.
+fn placeholder_in(map: &Map<String, Value>, attachments: &[Bytes]) -> Option<u64> {
+    if attachments.is_empty() {
+        return None;
+    }
+    placeholder_num(map)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,7 +701,7 @@ fn is_json_value_visitor<'de, V: Visitor<'de>>(visitor: &V) -> bool {
 }
 
 /// What a value is, for error messages; a placeholder is a byte array.
-fn unexpected(value: &Value) -> Unexpected<'_> {
+fn unexpected<'a>(value: &'a Value, attachments: &[Bytes]) -> Unexpected<'a> {
     match value {
         Value::Null => Unexpected::Unit,
         Value::Bool(flag) => Unexpected::Bool(*flag),
@@ -703,7 +716,7 @@ fn unexpected(value: &Value) -> Unexpected<'_> {
         }
         Value::String(s) => Unexpected::Str(s),
         Value::Array(_) => Unexpected::Seq,
-        Value::Object(map) if placeholder_num(map).is_some() => Unexpected::Bytes(&[]),
+        Value::Object(map) if placeholder_in(map, attachments).is_some() => Unexpected::Bytes(&[]),
         Value::Object(_) => Unexpected::Map,
     }
 }
@@ -798,7 +811,7 @@ impl<'de> ValueDe<'de> {
     /// The attachment if this value is a placeholder.
     fn as_binary(&self) -> Result<Option<&'de Bytes>, PayloadError> {
         match self.value {
-            Value::Object(map) => placeholder_num(map)
+            Value::Object(map) => placeholder_in(map, self.attachments)
                 .map(|num| self.attachment(num))
                 .transpose(),
             _ => Ok(None),
@@ -806,7 +819,7 @@ impl<'de> ValueDe<'de> {
     }
 
     fn invalid_type<V: de::Expected>(&self, expected: &V) -> PayloadError {
-        de::Error::invalid_type(unexpected(self.value), expected)
+        de::Error::invalid_type(unexpected(self.value, self.attachments), expected)
     }
 
     fn deserialize_text<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PayloadError> {
@@ -840,7 +853,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
             Value::Number(number) => visit_number(number, visitor),
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Array(items) => visit_array(items, self.attachments, visitor),
-            Value::Object(map) => match placeholder_num(map) {
+            Value::Object(map) => match placeholder_in(map, self.attachments) {
                 Some(num) => {
                     let bytes = self.attachment(num)?;
                     if is_json_value_visitor(&visitor) {
@@ -881,7 +894,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
                 value: None,
                 attachments: self.attachments,
             }),
-            Value::Object(map) if placeholder_num(map).is_none() => {
+            Value::Object(map) if placeholder_in(map, self.attachments).is_none() => {
                 let mut entries = map.iter();
                 match (entries.next(), entries.next()) {
                     (Some((variant, value)), None) => visitor.visit_enum(EnumDe {
@@ -1219,7 +1232,10 @@ impl<'de> VariantAccess<'de> for VariantDe<'de> {
         match self.value {
             Some(Value::Array(items)) if items.is_empty() => visitor.visit_unit(),
             Some(Value::Array(items)) => visit_array(items, self.attachments, visitor),
-            Some(other) => Err(de::Error::invalid_type(unexpected(other), &"tuple variant")),
+            Some(other) => Err(de::Error::invalid_type(
+                unexpected(other, self.attachments),
+                &"tuple variant",
+            )),
             None => Err(de::Error::invalid_type(
                 Unexpected::UnitVariant,
                 &"tuple variant",
@@ -1233,11 +1249,11 @@ impl<'de> VariantAccess<'de> for VariantDe<'de> {
         visitor: V,
     ) -> Result<V::Value, PayloadError> {
         match self.value {
-            Some(Value::Object(map)) if placeholder_num(map).is_none() => {
+            Some(Value::Object(map)) if placeholder_in(map, self.attachments).is_none() => {
                 visit_object(map, self.attachments, visitor)
             }
             Some(other) => Err(de::Error::invalid_type(
-                unexpected(other),
+                unexpected(other, self.attachments),
                 &"struct variant",
             )),
             None => Err(de::Error::invalid_type(

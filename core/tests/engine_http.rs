@@ -259,6 +259,92 @@ fn allow_request_runs_after_the_transport_and_sid_checks() {
     assert_error(&response, StatusCode::FORBIDDEN, 4, "never");
 }
 
+/// PROTOCOL 1.8's check order, transport → Origin → sid → method → WebSocket without upgrade →
+/// allowRequest → version: each request below fails two checks and gets the earlier one's answer.
+#[test]
+fn a_request_failing_two_checks_gets_the_earlier_ones_answer() {
+    let mut config = EngineConfig::default();
+    config.allow_request = Some(Arc::new(|_: &sockio_core::http::Request| {
+        Err("never".to_owned())
+    }));
+    let mut h = Harness::engine(config);
+    let foreign = [
+        ("host", "localhost"),
+        ("origin", "http://elsewhere.example"),
+    ];
+    let mut answer = |method: Method, uri: &str, headers: &[(&str, &str)]| {
+        h.send(method, uri, headers, b"").response()
+    };
+
+    // Transport before Origin.
+    let response = answer(Method::GET, "/engine.io/?EIO=4&transport=nope", &foreign);
+    assert_error(&response, StatusCode::BAD_REQUEST, 0, "Transport unknown");
+    // Origin before sid.
+    let response = answer(
+        Method::GET,
+        "/engine.io/?EIO=4&transport=polling&sid=nope",
+        &foreign,
+    );
+    assert_error(
+        &response,
+        StatusCode::BAD_REQUEST,
+        3,
+        "Not an accepted origin",
+    );
+    // Method before allowRequest and the version.
+    let response = answer(Method::POST, "/engine.io/?EIO=3&transport=polling", &[]);
+    assert_error(
+        &response,
+        StatusCode::BAD_REQUEST,
+        2,
+        "Bad handshake method",
+    );
+    // A WebSocket transport without an upgrade before allowRequest: 400, not 403.
+    let response = answer(Method::GET, "/engine.io/?EIO=4&transport=websocket", &[]);
+    assert_error(&response, StatusCode::BAD_REQUEST, 3, "Bad request");
+    // allowRequest before the version (and the sessions stay empty throughout).
+    let response = answer(Method::GET, "/engine.io/?EIO=3&transport=polling", &[]);
+    assert_error(&response, StatusCode::FORBIDDEN, 4, "never");
+    assert!(h.sessions.is_empty());
+}
+
+/// The defaults are the reference server's (PROTOCOL 2.1, 2.2), which python-socketio shares;
+/// every other test sets the ones it exercises.
+#[test]
+fn defaults_are_the_reference_servers() {
+    use sockio_core::engineio::Sid;
+    use sockio_core::socketio::SocketConfig;
+    use std::time::Duration;
+
+    let engine = EngineConfig::default();
+    assert_eq!(engine.ping_interval, Duration::from_secs(25));
+    assert_eq!(engine.ping_timeout, Duration::from_secs(20));
+    assert_eq!(engine.upgrade_timeout, Duration::from_secs(10));
+    assert_eq!(engine.max_http_buffer_size, 1_000_000);
+    assert!(engine.allow_upgrades && engine.http_compression && !engine.allow_eio3);
+    assert_eq!(engine.compression_threshold, 1024);
+    assert_eq!(
+        engine.transports,
+        [Transport::Polling, Transport::WebSocket]
+    );
+    assert!(engine.cookie.is_none());
+    assert_eq!(engine.path, "/engine.io/");
+    let socket = SocketConfig::default();
+    assert_eq!(socket.connect_timeout, Duration::from_secs(45));
+    assert_eq!(socket.engine.path, "/socket.io/");
+    // base64id's shape: 15 random bytes as 20 URL-safe characters.
+    for bytes in [[0u8; 15], [0xff; 15], [0xfb; 15]] {
+        let sid = Sid::from_random_bytes(bytes);
+        assert_eq!(sid.as_str().len(), 20, "{sid:?}");
+        assert!(
+            sid.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{sid:?}"
+        );
+    }
+}
+
 #[test]
 fn requests_outside_the_path_are_not_handled() {
     let mut h = Harness::engine(EngineConfig::default());

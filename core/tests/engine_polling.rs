@@ -608,6 +608,47 @@ fn v3_jsonp_post_form_field_d_is_decoded() {
     );
 }
 
+/// JSONP wraps whatever the session's Engine.IO version writes (PROTOCOL 1.1: `j` whatever the
+/// EIO version): a v4 session's payload is v4's, packets separated by U+001E, binary as `b`.
+#[test]
+fn v4_jsonp_wraps_a_v4_payload() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let body = h.get("/engine.io/?EIO=4&transport=polling&j=0").body_text();
+    let literal = body
+        .strip_prefix("___eio[0](")
+        .and_then(|b| b.strip_suffix(");"))
+        .expect("a JSONP handshake");
+    let payload: String = serde_json::from_str(literal).expect("a string literal");
+    assert!(payload.starts_with("0{\"sid\":"), "{payload}");
+    let sid = open_sid(&payload);
+
+    let q = format!("/engine.io/?EIO=4&transport=polling&j=2&sid={sid}");
+    send(&mut h, &sid, text("a"));
+    send(&mut h, &sid, binary(&[1, 2, 3]));
+    send(&mut h, &sid, text("b"));
+    assert_eq!(
+        h.get(&q).body_text(),
+        "___eio[2](\"4a\\u001ebAQID\\u001e4b\");"
+    );
+
+    let response = h
+        .send(
+            Method::POST,
+            &q,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"d=4x%1E4y",
+        )
+        .response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            EngineEvent::Message(text("x")),
+            EngineEvent::Message(text("y"))
+        ]
+    );
+}
+
 #[test]
 fn jsonp_binary_is_sent_as_base64_text() {
     let mut h = Harness::engine(eio3());

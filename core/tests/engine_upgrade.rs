@@ -84,6 +84,57 @@ fn v3_upgrade_probe_noop_and_flush_in_order() {
     full_upgrade(eio3(), "3", "1:6");
 }
 
+/// `b64=1` is the upgrading WebSocket's own (PROTOCOL 1.13: honour it on WebSocket too): a
+/// client whose WebSocket cannot take binary frames asks for base64 text on the upgrade request,
+/// whatever its polling requests said, and binary data queued during the probe follows it.
+#[test]
+fn b64_is_taken_from_the_upgrade_request() {
+    for (config, eio, poll_b64, ws_b64, expected) in [
+        (EngineConfig::default(), "4", "", "&b64=1", "bAQID"),
+        (
+            EngineConfig::default(),
+            "4",
+            "&b64=1",
+            "",
+            "<binary:010203>",
+        ),
+        (eio3(), "3", "", "&b64=1", "b4AQID"),
+        (eio3(), "3", "&b64=1", "", "<binary:04010203>"),
+    ] {
+        let case = format!("EIO={eio}, polling '{poll_b64}', upgrade '{ws_b64}'");
+        let mut h = Harness::engine(config);
+        let sid = h.open_polling(&format!("EIO={eio}{poll_b64}"));
+        let ws = h
+            .ws_connect(&format!(
+                "/engine.io/?EIO={eio}&transport=websocket&sid={sid}{ws_b64}"
+            ))
+            .unwrap();
+        h.ws_send_text(ws, "2probe");
+        assert_eq!(h.ws_take_text(ws), vec!["3probe"], "{case}");
+        send(
+            &mut h,
+            &sid,
+            PacketData::Binary(Bytes::from_static(&[1, 2, 3])),
+        );
+        h.ws_send_text(ws, "5");
+        assert_eq!(
+            h.ws_take_text(ws),
+            vec![expected],
+            "{case}: queued during the probe"
+        );
+        send(
+            &mut h,
+            &sid,
+            PacketData::Binary(Bytes::from_static(&[1, 2, 3])),
+        );
+        assert_eq!(
+            h.ws_take_text(ws),
+            vec![expected],
+            "{case}: after the upgrade"
+        );
+    }
+}
+
 #[test]
 fn packets_queued_before_the_probe_are_flushed_on_the_websocket() {
     let mut h = Harness::engine(EngineConfig::default());

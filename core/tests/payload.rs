@@ -551,7 +551,7 @@ fn placeholder_out_of_range_is_an_error() {
     );
     assert!(err.to_string().contains("attachment 1"), "{err}");
 
-    let nested = Args::from_parts(vec![json!({"name": "n", "data": ph(5)})], vec![]);
+    let nested = Args::from_parts(vec![json!({"name": "n", "data": ph(5)})], vec![b(b"x")]);
     assert!(matches!(
         from_args::<Upload>(&nested),
         Err(PayloadError::PlaceholderOutOfRange(5))
@@ -570,6 +570,47 @@ fn placeholder_out_of_range_is_an_error() {
         from_args::<Bytes>(&huge),
         Err(PayloadError::PlaceholderOutOfRange(u64::MAX))
     ));
+}
+
+/// A text packet (arguments without attachments) holds no placeholders: the reference parser
+/// resolves them only in BINARY_* packets, so a client's object shaped like one is its data.
+#[test]
+fn arguments_without_attachments_hold_no_placeholders() {
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Lookalike {
+        _placeholder: bool,
+        num: u64,
+    }
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Shape {
+        Square { side: u32 },
+    }
+
+    let args = Args::from_parts(vec![ph(0), json!({"nested": [ph(7)]})], vec![]);
+    let (first, second): (Lookalike, HashMap<String, Vec<Lookalike>>) = from_args(&args).unwrap();
+    assert_eq!(
+        first,
+        Lookalike {
+            _placeholder: true,
+            num: 0
+        }
+    );
+    assert_eq!(
+        second["nested"],
+        vec![Lookalike {
+            _placeholder: true,
+            num: 7
+        }]
+    );
+    let values: Vec<Value> = from_args(&args).unwrap();
+    assert_eq!(values, vec![ph(0), json!({"nested": [ph(7)]})]);
+    // A byte target is refused with a type error, not sent looking for an attachment.
+    let err = from_args::<Bytes>(&Args::from_parts(vec![ph(0)], vec![])).unwrap_err();
+    assert!(matches!(err, PayloadError::Deserialize(_)), "{err:?}");
+    assert!(err.to_string().contains("map"), "{err}");
+    // Enum variants: a lookalike is an ordinary (here, malformed) map, not binary data.
+    let err = from_args::<Shape>(&Args::from_parts(vec![ph(0)], vec![])).unwrap_err();
+    assert!(err.to_string().contains("single key"), "{err}");
 }
 
 #[test]

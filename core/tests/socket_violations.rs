@@ -124,6 +124,22 @@ fn v4_connect_to_root_is_implicit_so_a_client_connect_is_a_violation() {
     assert_forced_server_close(&mut h, &sid, ws, &[("/", &root)]);
 }
 
+/// The reference decoder passes an event without a payload; its server then dispatches nothing.
+/// sockio closes the connection as for any other packet no client sends, with the reason named
+/// (SECURITY.md, "packet shape").
+#[test]
+fn event_without_a_payload() {
+    for packet in ["42", "421", "42/admin,", "42/admin,7"] {
+        let mut h = Harness::socket(sio_config_any());
+        let (sid, ws, root) = h.sio_ws_joined();
+        let admin = h.sio_ws_join(&sid, ws, "/admin");
+        h.ws_send_text(ws, packet);
+        let detail =
+            assert_forced_server_close(&mut h, &sid, ws, &[("/", &root), ("/admin", &admin)]);
+        assert_eq!(detail, "event without arguments", "{packet}");
+    }
+}
+
 #[test]
 fn connect_error_from_the_client() {
     for packet in [
