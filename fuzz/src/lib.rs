@@ -14,6 +14,7 @@
 //! | [`broker_links`] | the RESP decoder, the Redis and AMQP links, AMQP tables and frames |
 //! | [`endpoint_stateful`] | whole endpoint + connections under scripts of requests, WebSocket traffic, commands and clock jumps |
 //! | [`websocket_frames`] | a client's bytes through the WebSocket frame reader, cut anywhere |
+//! | [`payload_args`] | a client's event and ack arguments, with attachments, into the types handlers declare, with round trips |
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod decoders;
 pub mod driver;
 pub mod http_target;
 pub mod input;
+pub mod payload_target;
 pub mod seeds;
 pub mod stateful;
 pub mod websocket_target;
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 pub use decoders::{broker_links, eio_decode, pubsub_message, sio_decode};
 pub use http_target::http_request;
+pub use payload_target::payload_args;
 pub use stateful::endpoint_stateful;
 pub use websocket_target::websocket_frames;
 
@@ -36,7 +39,7 @@ pub use websocket_target::websocket_frames;
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the names of the cargo-fuzz binaries and of the corpus directories).
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("eio_decode", eio_decode),
     ("sio_decode", sio_decode),
     ("http_request", http_request),
@@ -44,6 +47,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("broker_links", broker_links),
     ("endpoint_stateful", endpoint_stateful),
     ("websocket_frames", websocket_frames),
+    ("payload_args", payload_args),
 ];
 
 /// The fuzz crate's directory.

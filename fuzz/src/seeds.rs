@@ -22,6 +22,7 @@ pub fn all() -> Vec<Seed> {
     links(&mut seeds);
     stateful(&mut seeds);
     websocket(&mut seeds);
+    payload(&mut seeds);
     seeds
 }
 
@@ -917,4 +918,76 @@ fn websocket(seeds: &mut Vec<Seed>) {
         vec![client_frame(0x80, b"x", MASK)],
     );
     add("long-ping", 3, vec![client_frame(0x89, &[0; 126], MASK)]);
+}
+
+fn payload(seeds: &mut Vec<Seed>) {
+    let mut add = |name: &str, text: &str, attachments: &[&[u8]]| {
+        let mut w = Writer::new();
+        w.bytes(text.as_bytes());
+        for attachment in attachments {
+            w.bytes(attachment);
+        }
+        push(seeds, "payload_args", name, w.finish());
+    };
+    add("no-arguments", r#"2["e"]"#, &[]);
+    add("one-string", r#"2["e","hello"]"#, &[]);
+    add(
+        "numbers",
+        r#"2["e",-3,255,18446744073709551615,1.5e300,-0]"#,
+        &[],
+    );
+    add(
+        "record",
+        r#"2["e",{"name":"n","tags":["a","b"],"count":null,"child":{"name":"c","count":2}}]"#,
+        &[],
+    );
+    add(
+        "record-binary",
+        r#"51-["e",{"name":"n","data":{"_placeholder":true,"num":0},"count":1}]"#,
+        &[b"\x00\x01"],
+    );
+    add(
+        "shapes",
+        r#"2["e",["Unit",{"New":7},{"Pair":[-1,"x"]},{"Square":{"side":2.5}}]]"#,
+        &[],
+    );
+    add(
+        "shape-blob",
+        r#"51-["e",{"Blob":{"_placeholder":true,"num":0}}]"#,
+        &[b"blob"],
+    );
+    add(
+        "tagged-file",
+        r#"51-["e",{"kind":"File","name":"a.bin","data":{"_placeholder":true,"num":0}}]"#,
+        &[b"\xff\xfe"],
+    );
+    add(
+        "loose-nested",
+        r#"52-["e",{"id":3,"a":[true,1,"s",{"b":{"_placeholder":true,"num":1}}],"c":{"_placeholder":true,"num":0}}]"#,
+        &[b"text", b"\x80"],
+    );
+    add("tuple", r#"2["e","s",null,[1,{"k":"v"}]]"#, &[]);
+    add(
+        "two-binaries",
+        r#"52-["e",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#,
+        &[b"first", b""],
+    );
+    // A text packet's object shaped like a placeholder is the client's data.
+    add(
+        "placeholder-lookalike",
+        r#"2["e",{"_placeholder":true,"num":0},{"Blob":{"_placeholder":true,"num":0}}]"#,
+        &[],
+    );
+    add("ack", r#"37["ok",{"n":1}]"#, &[]);
+    add(
+        "binary-ack",
+        r#"61-/admin,9[{"_placeholder":true,"num":0}]"#,
+        &[b"\x01\x02\x03"],
+    );
+    add("char", r#"2["e","é"]"#, &[]);
+    add(
+        "map-of-lists",
+        r#"2["e",{"a":[1,2],"b":[],"c":[-2147483648]}]"#,
+        &[],
+    );
 }
