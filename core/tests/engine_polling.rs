@@ -37,6 +37,20 @@ fn send(h: &mut Harness<sockio_core::engineio::Endpoint>, sid: &str, data: Packe
 }
 
 /// The polling flavours a behaviour is checked over when it must not depend on the protocol:
+/// Opens a session over JSONP (`j=0`) with Engine.IO `eio`; returns its sid and the handshake's
+/// payload, unwrapped from the callback.
+fn open_jsonp(h: &mut Harness<sockio_core::engineio::Endpoint>, eio: &str) -> (String, String) {
+    let body = h
+        .get(&format!("/engine.io/?EIO={eio}&j=0&transport=polling"))
+        .body_text();
+    let literal = body
+        .strip_prefix("___eio[0](")
+        .and_then(|b| b.strip_suffix(");"))
+        .expect("a JSONP handshake");
+    let payload: String = serde_json::from_str(literal).expect("a string literal");
+    (open_sid(&payload), payload)
+}
+
 /// Engine.IO 4, Engine.IO 3, and Engine.IO 3 over JSONP (`j=`).
 #[derive(Debug, Clone, Copy)]
 enum Flavour {
@@ -64,13 +78,7 @@ impl Flavour {
             V4 => open(h, "EIO=4"),
             V3 => open(h, "EIO=3"),
             Jsonp => {
-                let body = h.get("/engine.io/?EIO=3&j=0&transport=polling").body_text();
-                let literal = body
-                    .strip_prefix("___eio[0](")
-                    .and_then(|b| b.strip_suffix(");"))
-                    .expect("a JSONP handshake");
-                let payload: String = serde_json::from_str(literal).expect("a string literal");
-                let sid = open_sid(&payload);
+                let (sid, _) = open_jsonp(h, "3");
                 let uri = format!("/engine.io/?EIO=3&j=0&transport=polling&sid={sid}");
                 (sid, uri)
             }
@@ -613,14 +621,8 @@ fn v3_jsonp_post_form_field_d_is_decoded() {
 #[test]
 fn v4_jsonp_wraps_a_v4_payload() {
     let mut h = Harness::engine(EngineConfig::default());
-    let body = h.get("/engine.io/?EIO=4&transport=polling&j=0").body_text();
-    let literal = body
-        .strip_prefix("___eio[0](")
-        .and_then(|b| b.strip_suffix(");"))
-        .expect("a JSONP handshake");
-    let payload: String = serde_json::from_str(literal).expect("a string literal");
+    let (sid, payload) = open_jsonp(&mut h, "4");
     assert!(payload.starts_with("0{\"sid\":"), "{payload}");
-    let sid = open_sid(&payload);
 
     let q = format!("/engine.io/?EIO=4&transport=polling&j=2&sid={sid}");
     send(&mut h, &sid, text("a"));
