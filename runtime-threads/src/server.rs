@@ -527,14 +527,15 @@ impl Server {
 
     /// Runs one input or command on `cell` under its lock and drains it (the core's drain rule);
     /// then, outside the lock, calls resolved acknowledgement callbacks, re-arms the timer and
-    /// hands queued events to the handler pool.
+    /// hands queued events to the handler pool, in that order: on a connection thread the hand-over
+    /// waits while the pool's queue is full, and a handler blocked in `call` on a worker may be
+    /// waiting for one of those callbacks (tests/handler_queue.rs).
     pub(crate) fn drive<R>(
         &self,
         cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
         let driven = cell.drive_locked(f);
-        self.finish_drive(cell, driven.queued, driven.schedule);
         for (callback, outcome) in driven.callbacks {
             call_back(callback, outcome);
         }
@@ -543,6 +544,7 @@ impl Server {
         {
             self.inner.timers.schedule(at, cell);
         }
+        self.finish_drive(cell, driven.queued, driven.schedule);
         driven.result
     }
 
