@@ -310,3 +310,48 @@ process.exit(0);
     assert_eq!(node.expect("main-connected").await, json!(true));
     node.finish().await;
 }
+
+/// An emit with a callback to a socket that is leaving its namespace (it has left in its
+/// connection, while its disconnect handler still runs the server still lists it): the callback
+/// hears why nothing was sent, the error a `call` gets, instead of never being called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_callback_to_a_socket_leaving_hears_why_nothing_was_sent() {
+    let io = Server::builder().build();
+    let room = io.of("/room");
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (leaving_tx, mut leaving) = mpsc::unbounded_channel();
+    {
+        let release = release.clone();
+        room.on_disconnect(move |_socket: sockio::Socket, _reason| {
+            let (release, leaving_tx) = (release.clone(), leaving_tx.clone());
+            async move {
+                let _ = leaving_tx.send(());
+                release.notified().await;
+            }
+        });
+    }
+    let running = serve(&io).await;
+    let mut node = client(&running.url, true, "websocket", "/room");
+    let sid = ready(&mut node).await;
+    room.disconnect(&sid).await.expect("disconnect from /room");
+    recv(&mut leaving, "the disconnect handler").await;
+
+    let (tx, mut answers) = mpsc::unbounded_channel();
+    room.emit("question", &())
+        .to(&sid)
+        .callback(None, move |answer: Result<Value, CallError>| {
+            let _ = tx.send(answer.map_err(|e| e.to_string()));
+        })
+        .await
+        .expect("emit");
+    let answer = recv(&mut answers, "the callback").await;
+    let call = room.call("question", &()).to(&sid).await;
+    assert_eq!(answer, Err(call.expect_err("a call fails too").to_string()));
+    assert!(
+        answer.as_ref().is_err_and(|e| e.contains("not connected")),
+        "{answer:?}"
+    );
+    release.notify_one();
+    node.send("bye").await;
+    node.finish().await;
+}

@@ -240,6 +240,10 @@ pub enum AckOutcome {
     TimedOut,
     /// The socket left its namespace or the connection ended first.
     Disconnected,
+    /// The emit asking for it could not be queued on the recipient's connection (the socket was
+    /// leaving its namespace, the connection was closing, or it awaited too many
+    /// acknowledgements already): the same error a `call` to it returns.
+    NotSent(CommandError),
 }
 
 impl AckOutcome {
@@ -279,6 +283,7 @@ impl AckOutcome {
             AckOutcome::Answered(args) => Ok(args),
             AckOutcome::TimedOut => Err(CallError::Timeout),
             AckOutcome::Disconnected => Err(CallError::Disconnected),
+            AckOutcome::NotSent(error) => Err(CallError::Command(error)),
         }
     }
 }
@@ -518,7 +523,8 @@ macro_rules! emit_callback_methods {
         }
 
         /// Asks each recipient for an acknowledgement and calls `callback` with its arguments
-        /// (or `Err` when the client did not answer within `timeout` or went away). The
+        /// (or `Err` when the client did not answer within `timeout` or went away, or when the
+        /// emit could not be queued for it, with the error a `call` to it gets). The
         /// callback runs outside every lock, on whichever task or thread received the answer:
         /// keep it short, or start a background task.
         ///

@@ -881,7 +881,7 @@ impl Server {
             Some((callback, timeout)) => {
                 // Each recipient gets its own ack id and calls the callback with its answer.
                 for (sid, cell) in recipients {
-                    let callback = callback.clone();
+                    let answer = callback.clone();
                     let args = args.clone();
                     let result = self.drive(&cell, |state, now| {
                         let id = state.conn.emit(
@@ -893,13 +893,21 @@ impl Server {
                             Some(timeout),
                         )?;
                         if let Some(id) = id {
-                            let callback: AckCallback = Box::new(move |outcome| callback(outcome));
-                            state.acks.insert(id, callback);
+                            let answer: AckCallback = Box::new(move |outcome| answer(outcome));
+                            state.acks.insert(id, answer);
                         }
                         Ok::<_, CommandError>(())
                     });
                     if let Err(error) = result {
+                        // The recipient was picked while still a member (a socket leaving is
+                        // forgotten by the hub only once its disconnect is handled): its
+                        // callback still hears how the emit ended, as a call would.
                         tracing::debug!(%sid, %error, "emit with callback not delivered");
+                        let callback = callback.clone();
+                        call_back(
+                            Box::new(move |outcome| callback(outcome)),
+                            AckOutcome::NotSent(error),
+                        );
                     }
                 }
             }

@@ -1359,6 +1359,56 @@ process.exit(0);
     io.abort();
 }
 
+/// An emit with a callback to a socket that is leaving its namespace (it has left in its
+/// connection, while its disconnect handler still runs the server still lists it): the callback
+/// hears why nothing was sent, the error a `call` gets, instead of never being called.
+#[test]
+fn an_emit_callback_to_a_socket_leaving_hears_why_nothing_was_sent() {
+    let io = Server::builder().build();
+    let room = io.of("/room");
+    let (release_tx, release) = channel::<()>();
+    let release = std::sync::Mutex::new(release);
+    let (leaving_tx, leaving) = channel();
+    room.on_disconnect(move |_socket: Socket, _reason| {
+        let _ = leaving_tx.send(());
+        let _ = release.lock().unwrap().recv();
+    });
+    let mut node = Node::spawn(
+        &url(&io),
+        r#"
+const other = io(URL + "/room", { reconnection: false, transports: ["websocket"] });
+await connected(other);
+out("ready", other.id);
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = node.expect("ready");
+    let sid = sid.as_str().expect("sid");
+    room.disconnect(sid).expect("disconnect from /room");
+    recv(&leaving, "the disconnect handler");
+
+    let (tx, answers) = channel();
+    room.emit("question", &())
+        .to(sid)
+        .callback(None, move |answer: Result<Value, CallError>| {
+            let _ = tx.send(answer.map_err(|e| e.to_string()));
+        })
+        .send()
+        .expect("emit");
+    let answer = recv(&answers, "the callback");
+    let call = room.call("question", &()).to(sid).send();
+    assert_eq!(answer, Err(call.expect_err("a call fails too").to_string()));
+    assert!(
+        answer.as_ref().is_err_and(|e| e.contains("not connected")),
+        "{answer:?}"
+    );
+    let _ = release_tx.send(());
+    node.send("bye");
+    node.finish();
+    io.abort();
+}
+
 // ------------------------------------------------------------------------------------------------
 // Disconnects by the server
 

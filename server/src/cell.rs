@@ -32,7 +32,7 @@ pub(crate) type HandOff = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Calls an application's ack callback. It runs under the connection's lock in the middle of a
 /// drain, so a panic in it must not unwind into the task driving the connection (that would end
 /// the task and strand the connection); it is logged instead.
-fn call_back(callback: AckCallback, outcome: AckOutcome) {
+pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
     let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
     if called.is_err() {
         tracing::error!("an emit callback panicked");
