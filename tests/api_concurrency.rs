@@ -231,3 +231,64 @@ async fn a_client_far_ahead_of_its_handlers_is_paused_and_resumed() {
     let handled = handled.lock().expect("handled").clone();
     assert_eq!(handled, (0..FLOOD).collect::<Vec<_>>());
 }
+
+/// While the server has stopped reading from a client far ahead of its handlers, the client's
+/// pongs wait unread behind its events: the heartbeat must not count that against it. The first
+/// handler holds the backlog full for twice the ping interval plus timeout; the client, which
+/// answers every ping, stays connected, and every event is then handled and acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_client_is_not_timed_out_for_the_pongs_it_sent() {
+    const FLOOD: u64 = 1500;
+    let io = Server::builder()
+        .async_handlers(false)
+        .ping_interval(Duration::from_secs(1))
+        .ping_timeout(Duration::from_secs(2))
+        .build();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let held = release.clone();
+    io.on("work", move |_socket: Socket, k: u64| {
+        let (held, started_tx) = (held.clone(), started_tx.clone());
+        async move {
+            if k == 0 {
+                let _ = started_tx.send(());
+                held.notified().await;
+            }
+            k
+        }
+    });
+    let (gone_tx, mut gone) = tokio::sync::mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let gone_tx = gone_tx.clone();
+        async move {
+            let _ = gone_tx.send(format!("{reason:?}"));
+        }
+    });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        &format!(
+            r#"
+const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
+socket.on("disconnect", (reason) => out("disconnect", reason));
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {FLOOD}; k++) acks.push(emitWithAck(socket, "work", k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+        ),
+    );
+    tokio::time::timeout(Duration::from_secs(20), started.recv())
+        .await
+        .expect("the first handler started");
+    // Held for twice the ping interval plus timeout: pings go out, the pongs wait unread.
+    if let Ok(reason) = tokio::time::timeout(Duration::from_secs(6), gone.recv()).await {
+        panic!("disconnected while its reading was paused: {reason:?}");
+    }
+    release.notify_one();
+    let acks = client.expect("acks").await;
+    assert_eq!(acks, serde_json::json!((0..FLOOD).collect::<Vec<_>>()));
+    assert!(gone.try_recv().is_err(), "disconnected before its last ack");
+    client.finish().await;
+}

@@ -131,6 +131,93 @@ fn v4_websocket_ping_pong_and_timeout() {
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
 }
 
+/// While the driver does not read the client (backpressure: its application is behind), a pong
+/// may wait unread: the heartbeat times nothing out, and the pings go on at the interval (the
+/// client would time out a server whose pings stop). On resuming, the pong awaited has a whole
+/// ping timeout to arrive, and the pings follow the pongs again.
+#[test]
+fn v4_no_ping_timeout_while_reading_is_paused() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(10_000));
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.advance(ms(15_000));
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec!["2"],
+        "the ping goes out while paused"
+    );
+    let next = h.command(&sid, |s, now| s.poll_timeout().map(|t| t - now));
+    assert_eq!(
+        next,
+        Some(ms(25_000)),
+        "the next ping, not the pong deadline"
+    );
+    // 60 s more: two more pings (at 50 and 75 s), no timeout.
+    h.advance(ms(60_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2", "2"]);
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "not timed out while paused"
+    );
+    // Resumed at 85 s, 10 s after the last ping: the pong has 20 s from now, and no ping
+    // goes out before it.
+    h.command(&sid, |s, now| s.resume_reading(now));
+    h.advance(ms(19_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    // The unread pongs come in: the first answers, the others are ignored.
+    for _ in 0..3 {
+        h.ws_send_text(ws, "3");
+    }
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(24_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["2"], "an interval after the pong");
+    h.advance(ms(20_000));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+/// Paused while the pong is awaited: the next ping an interval from the pause.
+#[test]
+fn v4_pausing_while_a_pong_is_awaited_keeps_the_pings_going() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(ms(5_000));
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.advance(ms(24_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
+/// A pause without a ping outstanding changes nothing; one during the wait for a pong gives the
+/// pong a whole ping timeout from the moment reading resumes.
+#[test]
+fn v4_resuming_gives_the_pong_a_whole_timeout() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.command(&sid, |s, now| s.resume_reading(now));
+    h.advance(ms(24_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["2"], "the ping when it was due");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.advance(ms(1_000));
+    h.command(&sid, |s, now| s.resume_reading(now));
+    // Due 20 s after the resume (21 s after the ping), not 20 s after the ping.
+    h.advance(ms(19_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
 /// As the reference server (engine.io 6.6.13): a packet other than the pong, received while the
 /// server waits for the pong, pushes the pong deadline back by the ping timeout, once per ping. (A
 /// client writing a large message cannot send its pong before it; the message shows it is alive.)
@@ -243,6 +330,23 @@ fn v3_server_never_pings() {
     let held = h.get(&poll).held();
     h.advance(ms(44_999));
     assert!(h.take_response(held).is_none());
+}
+
+/// v3: while the driver does not read the client, its missing ping times nothing out; on
+/// resuming it has a whole interval plus timeout again.
+#[test]
+fn v3_no_ping_timeout_while_reading_is_paused() {
+    let mut h = Harness::engine(eio3());
+    let (sid, ws) = open_ws(&mut h, "3");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.advance(ms(100_000));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.command(&sid, |s, now| s.resume_reading(now));
+    h.advance(ms(44_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+    let _ = ws;
 }
 
 #[test]

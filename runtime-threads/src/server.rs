@@ -502,10 +502,27 @@ impl Server {
     /// Backpressure on a client's input: while more than [`DISPATCH_QUEUE`] of its events wait for
     /// the handler pool, the thread reading from it waits (so a client cannot grow server memory
     /// by sending faster than its handlers run).
-    pub(crate) fn wait_for_dispatch(&self, cell: &ConnCell) {
+    pub(crate) fn wait_for_dispatch(&self, cell: &Arc<ConnCell>) {
+        if cell.queued_events() <= DISPATCH_QUEUE {
+            return;
+        }
+        // The client's pong may now wait unread behind its events: the heartbeat must not count
+        // that against it (`Connection::pause_reading`).
+        self.drive(cell, |state, now| {
+            state.paused_readers = state.paused_readers.saturating_add(1);
+            if state.paused_readers == 1 {
+                state.conn.pause_reading(now);
+            }
+        });
         while cell.queued_events() > DISPATCH_QUEUE && !cell.lock().conn.is_closed() {
             std::thread::sleep(Duration::from_millis(2));
         }
+        self.drive(cell, |state, now| {
+            state.paused_readers = state.paused_readers.saturating_sub(1);
+            if state.paused_readers == 0 {
+                state.conn.resume_reading(now);
+            }
+        });
     }
 
     pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {

@@ -133,3 +133,67 @@ fn a_flooding_websocket_client_holds_at_most_its_cap_of_workers() {
 fn a_flooding_polling_client_holds_at_most_its_cap_of_workers() {
     flood("polling");
 }
+
+/// While the server has stopped reading from a client far ahead of its handlers, the client's
+/// pongs wait unread behind its events: the heartbeat must not count that against it. The first
+/// handler holds the backlog full for twice the ping interval plus timeout; the client, which
+/// answers every ping, stays connected, and every event is then handled and acknowledged.
+#[test]
+fn a_paused_client_is_not_timed_out_for_the_pongs_it_sent() {
+    const EVENTS: usize = 800;
+    let io = Server::builder()
+        .async_handlers(false)
+        .ping_interval(Duration::from_secs(1))
+        .ping_timeout(Duration::from_secs(2))
+        .build();
+    let gate = Arc::new(Gate::default());
+    let (started_tx, started) = channel();
+    {
+        let gate = gate.clone();
+        io.on("work", move |_socket: Socket, k: u64| {
+            if k == 0 {
+                let _ = started_tx.send(());
+                gate.wait();
+            }
+            k
+        });
+    }
+    let (gone_tx, gone) = channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = gone_tx.send(reason.as_str().to_owned());
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let serving = io.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+
+    let mut client = Node::spawn(
+        &url,
+        &format!(
+            r#"
+const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
+socket.on("disconnect", (reason) => out("disconnect", reason));
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {EVENTS}; k++) acks.push(emitWithAck(socket, "work", k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+        ),
+    );
+    started
+        .recv_timeout(STEP)
+        .expect("the first handler started");
+    // Held for twice the ping interval plus timeout: pings go out, the pongs wait unread.
+    if let Ok(reason) = gone.recv_timeout(Duration::from_secs(6)) {
+        panic!("disconnected while its reading was paused: {reason}");
+    }
+    gate.open();
+    assert_eq!(
+        client.expect("acks"),
+        json!((0..EVENTS as u64).collect::<Vec<_>>())
+    );
+    assert!(gone.try_recv().is_err(), "disconnected before its last ack");
+    client.finish();
+    io.abort();
+}

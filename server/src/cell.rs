@@ -58,6 +58,9 @@ pub(crate) struct ConnState {
     /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
     /// `drained` notified (a notified `Event` allocates its state, for every connection).
     throttled: bool,
+    /// Readers waiting in [`ConnCell::throttle`] (a WebSocket's and a POST's may overlap during
+    /// an upgrade): while any waits, the core knows reading is paused.
+    paused_readers: u8,
     deadline: Option<Instant>,
 }
 
@@ -109,6 +112,7 @@ impl ConnCell {
                 dispatch_queue: VecDeque::new(),
                 dispatching: false,
                 throttled: false,
+                paused_readers: 0,
                 deadline: None,
             }),
             task_wake: WakeSignal::new(),
@@ -275,6 +279,9 @@ impl ConnCell {
             return None;
         }
         Some(async move {
+            // The client's pong may now wait unread behind its events: the heartbeat must not
+            // count that against it (`Connection::pause_reading`).
+            let _paused = PausedReading::new(self);
             loop {
                 // Listen, then look again, so a drain in between is not missed.
                 let drained = self.drained.listen();
@@ -299,6 +306,26 @@ impl ConnCell {
             state.throttled = true;
         }
         allows
+    }
+
+    /// Tells the core one more reader of the client waits ([`PausedReading`]).
+    fn reader_paused(&self) {
+        self.drive(|state, now| {
+            state.paused_readers = state.paused_readers.saturating_add(1);
+            if state.paused_readers == 1 {
+                state.conn.pause_reading(now);
+            }
+        });
+    }
+
+    /// Tells the core a paused reader reads again.
+    fn reader_resumed(&self) {
+        self.drive(|state, now| {
+            state.paused_readers = state.paused_readers.saturating_sub(1);
+            if state.paused_readers == 0 {
+                state.conn.resume_reading(now);
+            }
+        });
     }
 
     /// The current deadline and whether the connection has ended.
@@ -394,5 +421,22 @@ impl ConnState {
         if matches!(drained, Drained::Nothing) {
             *drained = Drained::Queued;
         }
+    }
+}
+
+/// A reader of the client held back by [`ConnCell::throttle`], for as long as it waits (also when
+/// its wait is dropped: a POST whose client hangs up).
+struct PausedReading<'a>(&'a ConnCell);
+
+impl<'a> PausedReading<'a> {
+    fn new(cell: &'a ConnCell) -> Self {
+        cell.reader_paused();
+        PausedReading(cell)
+    }
+}
+
+impl Drop for PausedReading<'_> {
+    fn drop(&mut self) {
+        self.0.reader_resumed();
     }
 }

@@ -36,7 +36,7 @@ use super::frame::Frame;
 use super::packet::{Packet, PacketData, PacketType, WsMessage};
 use super::payload;
 use super::sid::Sid;
-use super::{ProtocolVersion, deadline_after};
+use super::{ProtocolVersion, deadline_after, later};
 use crate::http::{
     EngineErrorCode, OriginCheck, Query, Request, Response, compress, error_response,
     plain_response, ws_rejection_response,
@@ -262,6 +262,8 @@ pub struct Session {
     close_reason: Option<CloseReason>,
     /// The POST whose body the driver is reading ([`Session::handle_post_started`]).
     post_in_flight: Option<RequestId>,
+    /// The driver has stopped reading the client for now ([`Session::pause_reading`]).
+    reading_paused: bool,
 }
 
 impl Session {
@@ -310,6 +312,7 @@ impl Session {
             state: State::Open,
             close_reason: None,
             post_in_flight: None,
+            reading_paused: false,
             config,
         };
         let open = session.open_packet_json(websocket.is_some());
@@ -333,6 +336,56 @@ impl Session {
         match self.transport {
             ActiveTransport::Polling { .. } => Transport::Polling,
             ActiveTransport::WebSocket { .. } => Transport::WebSocket,
+        }
+    }
+
+    /// The driver stops reading the client's input for now: its application is far behind the
+    /// client's events (backpressure). Until [`resume_reading`](Self::resume_reading) the
+    /// heartbeat cannot tell a live client from a dead one, whose pong (v4) or ping (v3) may be
+    /// waiting unread, so it times nothing out; and the server's pings (v4) go on at the
+    /// interval, the next one not waiting for the unread pong, or the client would time the
+    /// server out instead.
+    pub fn pause_reading(&mut self, now: Instant) {
+        if std::mem::replace(&mut self.reading_paused, true) {
+            return;
+        }
+        if let Heartbeat::ServerPings {
+            next_ping,
+            awaiting_pong: true,
+            ..
+        } = &mut self.heartbeat
+        {
+            // The pong is awaited: the next ping an interval from now, whether it comes or not.
+            *next_ping = deadline_after(now, self.config.ping_interval);
+        }
+    }
+
+    /// The driver reads the client's input again (see [`pause_reading`](Self::pause_reading)).
+    /// A heartbeat deadline nearer than a whole `ping_timeout` (or, for v3, ping interval plus
+    /// timeout) moves out to it, so a pong or ping that waited unread is read before it counts
+    /// as missing.
+    pub fn resume_reading(&mut self, now: Instant) {
+        if !std::mem::replace(&mut self.reading_paused, false) {
+            return;
+        }
+        match &mut self.heartbeat {
+            Heartbeat::ServerPings {
+                awaiting_pong: true,
+                pong_deadline,
+                next_ping,
+                ..
+            } => {
+                // Back to the protocol's order: the next ping after the pong.
+                *next_ping = None;
+                *pong_deadline = later(
+                    *pong_deadline,
+                    deadline_after(now, self.config.ping_timeout),
+                );
+            }
+            Heartbeat::ServerPings { .. } => {}
+            Heartbeat::ClientPings { deadline } => {
+                *deadline = later(*deadline, client_ping_deadline(&self.config, now));
+            }
         }
     }
 
@@ -729,12 +782,19 @@ impl Session {
                 pong_deadline,
                 refreshed,
             } => {
-                if pong_deadline.is_some_and(|d| now >= d) {
+                if !self.reading_paused && pong_deadline.is_some_and(|d| now >= d) {
                     self.close_now(CloseReason::PingTimeout);
                     return;
                 }
                 if next_ping.is_some_and(|t| now >= t) {
-                    *next_ping = None;
+                    // While reading is paused the pong cannot be seen, so the pings go on at
+                    // the interval as if it had come: the client times out a server whose pings
+                    // stop, and the server is the one not reading.
+                    *next_ping = if self.reading_paused {
+                        deadline_after(now, self.config.ping_interval)
+                    } else {
+                        None
+                    };
                     *awaiting_pong = true;
                     *pong_deadline = deadline_after(now, self.config.ping_timeout);
                     *refreshed = false;
@@ -742,7 +802,7 @@ impl Session {
                 }
             }
             Heartbeat::ClientPings { deadline } => {
-                if deadline.is_some_and(|d| now >= d) {
+                if !self.reading_paused && deadline.is_some_and(|d| now >= d) {
                     self.close_now(CloseReason::PingTimeout);
                 }
             }
@@ -934,9 +994,15 @@ impl Session {
                 ..
             } => {
                 consider(*next_ping);
-                consider(*pong_deadline);
+                if !self.reading_paused {
+                    consider(*pong_deadline);
+                }
             }
-            Heartbeat::ClientPings { deadline } => consider(*deadline),
+            Heartbeat::ClientPings { deadline } => {
+                if !self.reading_paused {
+                    consider(*deadline);
+                }
+            }
         }
         if let Some(probe) = &self.probe
             && !probe.cancelled

@@ -464,6 +464,22 @@ impl Connection {
         self.process_engine_events(now);
     }
 
+    /// The driver stops reading the client for now (its application is far behind the client's
+    /// events): the heartbeat times nothing out until [`resume_reading`](Self::resume_reading),
+    /// since the client's answer may be waiting unread ([`Session::pause_reading`]).
+    ///
+    /// [`Session::pause_reading`]: crate::engineio::Session::pause_reading
+    pub fn pause_reading(&mut self, now: Instant) {
+        self.engine.pause_reading(now);
+    }
+
+    /// The driver reads the client again; see [`Session::resume_reading`].
+    ///
+    /// [`Session::resume_reading`]: crate::engineio::Session::resume_reading
+    pub fn resume_reading(&mut self, now: Instant) {
+        self.engine.resume_reading(now);
+    }
+
     /// Advances the Engine.IO timers and this layer's: connect timeout, ack timeouts, attachment
     /// timeout. Acks that expired by `now` are reported as [`SocketEvent::AckTimeout`] in deadline
     /// order (ties by ack id), also when a late call expires several at once.
