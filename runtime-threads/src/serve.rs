@@ -20,7 +20,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
+use sockio_core::websocket::{FrameReader, Outbox, Owed, ReadOutcome, read_owing};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
@@ -1477,26 +1477,18 @@ fn read_loop(
             (None, None) => &[],
         };
         let mut messages = Vec::new();
-        // Under the writer's lock, as each read was with tungstenite: answers must not interleave
-        // with the writer's frames. Reading the bytes calls nothing in the core; the messages are
-        // handed over after the lock is let go.
-        let (read, blocked, close_unsent) = {
-            let mut out = lock(&shared.out);
-            let before = out.outbox.unwritten();
-            let read = read_and_answer(&mut reader, &mut out.outbox, bytes, &mut |message| {
-                messages.push(message);
-            });
-            // Pongs or a close were queued: written now when the socket takes them; when it is
-            // full (or the writer found it full this turn), the writer sends them.
-            let answered = out.outbox.unwritten() != before;
-            let blocked = answered && matches!(shared.flush(&mut out, None), Progress::Blocked);
-            let close_unsent = out.outbox.is_closed() && !out.outbox.is_empty();
-            (read, blocked, close_unsent)
-        };
-        if blocked {
-            wake.notify();
-        }
-        let end = match read {
+        // Read without the writer's lock: a socket's own writer thread holds it through writes
+        // that wait for a slow client (up to the 30 s send timeout), and the client's events must
+        // not wait for those. What the client is owed (pongs, a close) is queued under the lock,
+        // whole, so it never interleaves with the writer's frames.
+        let mut owed = Owed::default();
+        let read = read_owing(
+            &mut reader,
+            bytes,
+            &mut |message| messages.push(message),
+            &mut owed,
+        );
+        let end = match &read {
             ReadOutcome::Failed(error) => {
                 tracing::debug!(%error, "WebSocket client broke the protocol");
                 Some(true)
@@ -1505,6 +1497,23 @@ fn read_loop(
             ReadOutcome::Open if received.is_none() => Some(false),
             ReadOutcome::Open => None,
         };
+        let mut close_unsent = false;
+        if !owed.is_empty() || end.is_some() {
+            let blocked = {
+                let mut out = lock(&shared.out);
+                let before = out.outbox.unwritten();
+                owed.queue(&mut out.outbox);
+                // Pongs or a close were queued: written now when the socket takes them; when it
+                // is full (or the writer found it full this turn), the writer sends them.
+                let answered = out.outbox.unwritten() != before;
+                let blocked = answered && matches!(shared.flush(&mut out, None), Progress::Blocked);
+                close_unsent = out.outbox.is_closed() && !out.outbox.is_empty();
+                blocked
+            };
+            if blocked {
+                wake.notify();
+            }
+        }
         for message in messages {
             session.received(id, message);
         }

@@ -1,6 +1,7 @@
 //! A client that closes its WebSocket while the server's socket to it is full (it stopped
 //! reading under a flood) gets a clean close: whole frames, then the close's answer, never a
-//! frame cut short or a reset, and its disconnect is a `transport close`.
+//! frame cut short or a reset, and its disconnect is a `transport close`. Such a client's events
+//! are still read meanwhile.
 //!
 //! Which thread writes the answer depends on timing this test cannot steer: most often the
 //! socket's own writer thread holds it (its long timeout), and the reader answers once that
@@ -136,5 +137,85 @@ fn a_close_sent_while_the_servers_socket_is_full_is_answered_cleanly() {
         assert_eq!(close.code, CloseCode::Normal);
     }
     assert_eq!(recv(&reasons, "the disconnect"), "transport close");
+    io.abort();
+}
+
+/// The threads of this process (the server runs in the test's process) whose name is `name` as
+/// the kernel keeps it (its first 15 bytes).
+fn threads_named(name: &str) -> usize {
+    let name = &name[..name.len().min(15)];
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .count()
+}
+
+/// A client whose socket is full, so that a writer thread of its own waits in a write to it,
+/// is still read: its events reach their handlers at once, not after that write gives up (the
+/// 30 s send timeout), which held the lock the reader needed.
+#[test]
+fn a_client_whose_socket_is_full_is_still_read() {
+    let io = Server::builder().build();
+    let (emitted_tx, emitted) = channel();
+    let (heard_tx, heard) = channel();
+    let text = "x".repeat(FRAME_TEXT);
+    io.on("flood", move |socket: Socket, _: ()| {
+        for _ in 0..FRAMES {
+            socket.emit("chunk", &text).send().expect("queued");
+        }
+        let _ = emitted_tx.send(());
+    });
+    io.on("hello", move |_socket: Socket, n: u64| {
+        let _ = heard_tx.send(n);
+    });
+    let addr = support::serve(&io);
+
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .expect("WebSocket handshake");
+    assert!(
+        ws.read()
+            .expect("open")
+            .to_text()
+            .expect("text")
+            .starts_with("0{")
+    );
+    ws.send(Message::text("40")).expect("connect");
+    assert!(
+        ws.read()
+            .expect("connected")
+            .to_text()
+            .expect("text")
+            .starts_with("40{")
+    );
+    let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
+        panic!("a plain TCP stream");
+    };
+    let stream = stream.try_clone().expect("clone");
+    ws.send(Message::text("42[\"flood\"]")).expect("flood");
+    recv(&emitted, "the handler's emits");
+    wait_for_server(&stream, "the server's socket is full", |(unsent, _)| {
+        unsent > 0
+    });
+    // The pool's short send timeout ran out: the socket has a writer thread of its own, which
+    // waits in its write for the client, who does not read. Its name and the pool's threads'
+    // ("sockio-ws-writer", "sockio-ws-write") look the same to the kernel: one more than the
+    // pool's (one per core, two to eight).
+    let pool = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+    let deadline = Instant::now() + STEP;
+    while threads_named("sockio-ws-writer") <= pool {
+        assert!(Instant::now() < deadline, "no writer thread of its own");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    ws.send(Message::text("42[\"hello\",7]")).expect("an event");
+    assert_eq!(
+        heard.recv_timeout(Duration::from_secs(5)),
+        Ok(7),
+        "the event waited for the writer"
+    );
     io.abort();
 }

@@ -71,27 +71,68 @@ pub enum ReadOutcome {
 /// Reads `input`, the next bytes from the client, hands each message to `on_message`, and
 /// queues in `outbox` what the server owes the client for the rest: a pong for each ping (unless
 /// the client is far behind, [`Outbox::push_pong`]), the close frame answering its close or
-/// naming its protocol violation. Every driver answers a client the same way through this.
+/// naming its protocol violation. Every driver answers a client the same way through this, or
+/// through [`read_owing`] when its outbox is not at hand while it reads.
 pub fn read_and_answer(
     reader: &mut FrameReader,
     outbox: &mut Outbox,
     input: &[u8],
     on_message: &mut impl FnMut(WsMessage),
 ) -> ReadOutcome {
+    let mut owed = Owed::default();
+    let outcome = read_owing(reader, input, on_message, &mut owed);
+    owed.queue(outbox);
+    outcome
+}
+
+/// What a server owes a client for the control frames read by [`read_owing`]: a pong per ping,
+/// then the close frame answering its close or naming its violation.
+#[derive(Debug, Default)]
+pub struct Owed {
+    pongs: Vec<bytes::Bytes>,
+    close: Option<Option<CloseCode>>,
+}
+
+impl Owed {
+    /// Nothing is owed.
+    pub fn is_empty(&self) -> bool {
+        self.pongs.is_empty() && self.close.is_none()
+    }
+
+    /// Queues what is owed in `outbox`, in the order it became owed (each pong subject to
+    /// [`Outbox::push_pong`]'s rule for a client far behind), and forgets it.
+    pub fn queue(&mut self, outbox: &mut Outbox) {
+        for payload in self.pongs.drain(..) {
+            outbox.push_pong(&payload);
+        }
+        if let Some(code) = self.close.take() {
+            outbox.push_close(code);
+        }
+    }
+}
+
+/// [`read_and_answer`] for a driver that reads without its outbox at hand (the writer may be
+/// holding it for a long write): what the client is owed is collected in `owed`, for the driver
+/// to [queue](Owed::queue) under the writer's lock. Reading a client's messages then never waits
+/// for the writer.
+pub fn read_owing(
+    reader: &mut FrameReader,
+    input: &[u8],
+    on_message: &mut impl FnMut(WsMessage),
+    owed: &mut Owed,
+) -> ReadOutcome {
     let mut closed = false;
     let fed = reader.feed(input, &mut |incoming| match incoming {
         Incoming::Message(message) => on_message(message),
-        Incoming::Ping(payload) => {
-            outbox.push_pong(&payload);
-        }
+        Incoming::Ping(payload) => owed.pongs.push(payload),
         Incoming::Close => {
-            outbox.push_close(None);
+            owed.close = Some(None);
             closed = true;
         }
     });
     match fed {
         Err(error) => {
-            outbox.push_close(Some(error.close_code()));
+            owed.close = Some(Some(error.close_code()));
             ReadOutcome::Failed(error)
         }
         Ok(()) if closed => ReadOutcome::Closed,
