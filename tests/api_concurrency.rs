@@ -267,17 +267,7 @@ async fn a_paused_client_is_not_timed_out_for_the_pongs_it_sent() {
     let running = serve(&io).await;
     let mut client = Node::spawn(
         &running.url,
-        &format!(
-            r#"
-const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
-socket.on("disconnect", (reason) => out("disconnect", reason));
-await connected(socket);
-const acks = [];
-for (let k = 0; k < {FLOOD}; k++) acks.push(emitWithAck(socket, "work", k));
-out("acks", (await Promise.all(acks)).map((a) => a[0]));
-process.exit(0);
-"#
-        ),
+        &sockio_testkit::handler_scripts::flood_of_acked_work(FLOOD),
     );
     tokio::time::timeout(Duration::from_secs(20), started.recv())
         .await

@@ -169,17 +169,7 @@ fn a_paused_client_is_not_timed_out_for_the_pongs_it_sent() {
 
     let mut client = Node::spawn(
         &url,
-        &format!(
-            r#"
-const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
-socket.on("disconnect", (reason) => out("disconnect", reason));
-await connected(socket);
-const acks = [];
-for (let k = 0; k < {EVENTS}; k++) acks.push(emitWithAck(socket, "work", k));
-out("acks", (await Promise.all(acks)).map((a) => a[0]));
-process.exit(0);
-"#
-        ),
+        &sockio_testkit::handler_scripts::flood_of_acked_work(EVENTS as u64),
     );
     started
         .recv_timeout(STEP)

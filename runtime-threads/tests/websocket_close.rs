@@ -66,11 +66,14 @@ fn wait_for_server(client: &TcpStream, what: &str, done: impl Fn((u64, u64)) -> 
     }
 }
 
-#[test]
-fn a_close_sent_while_the_servers_socket_is_full_is_answered_cleanly() {
-    let io = Server::builder().build();
+/// The client's WebSocket, and its TCP stream for [`server_queues`].
+type Client = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+/// Gives `io` a `flood` handler (FRAMES chunks of FRAME_TEXT to the sender), serves it, and
+/// connects a client over WebSocket that asks for a flood and does not read: returns once the
+/// server's socket to it is full.
+fn flooded_client(io: &Server) -> (Client, TcpStream) {
     let (emitted_tx, emitted) = channel();
-    let (reason_tx, reasons) = channel();
     let text = "x".repeat(FRAME_TEXT);
     io.on("flood", move |socket: Socket, _: ()| {
         for _ in 0..FRAMES {
@@ -78,11 +81,7 @@ fn a_close_sent_while_the_servers_socket_is_full_is_answered_cleanly() {
         }
         let _ = emitted_tx.send(());
     });
-    io.on_disconnect(move |_socket: Socket, reason| {
-        let _ = reason_tx.send(reason.as_str().to_owned());
-    });
-    let addr = support::serve(&io);
-
+    let addr = support::serve(io);
     let (mut ws, _) =
         tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
             .expect("WebSocket handshake");
@@ -112,6 +111,17 @@ fn a_close_sent_while_the_servers_socket_is_full_is_answered_cleanly() {
     wait_for_server(&stream, "the server's socket is full", |(unsent, _)| {
         unsent > 0
     });
+    (ws, stream)
+}
+
+#[test]
+fn a_close_sent_while_the_servers_socket_is_full_is_answered_cleanly() {
+    let io = Server::builder().build();
+    let (reason_tx, reasons) = channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = reason_tx.send(reason.as_str().to_owned());
+    });
+    let (mut ws, stream) = flooded_client(&io);
 
     ws.close(None).expect("the close is sent");
     // Not reading yet, so the server's reader meets its answer to the close with the socket
@@ -159,47 +169,11 @@ fn threads_named(name: &str) -> usize {
 #[test]
 fn a_client_whose_socket_is_full_is_still_read() {
     let io = Server::builder().build();
-    let (emitted_tx, emitted) = channel();
     let (heard_tx, heard) = channel();
-    let text = "x".repeat(FRAME_TEXT);
-    io.on("flood", move |socket: Socket, _: ()| {
-        for _ in 0..FRAMES {
-            socket.emit("chunk", &text).send().expect("queued");
-        }
-        let _ = emitted_tx.send(());
-    });
     io.on("hello", move |_socket: Socket, n: u64| {
         let _ = heard_tx.send(n);
     });
-    let addr = support::serve(&io);
-
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-            .expect("WebSocket handshake");
-    assert!(
-        ws.read()
-            .expect("open")
-            .to_text()
-            .expect("text")
-            .starts_with("0{")
-    );
-    ws.send(Message::text("40")).expect("connect");
-    assert!(
-        ws.read()
-            .expect("connected")
-            .to_text()
-            .expect("text")
-            .starts_with("40{")
-    );
-    let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
-        panic!("a plain TCP stream");
-    };
-    let stream = stream.try_clone().expect("clone");
-    ws.send(Message::text("42[\"flood\"]")).expect("flood");
-    recv(&emitted, "the handler's emits");
-    wait_for_server(&stream, "the server's socket is full", |(unsent, _)| {
-        unsent > 0
-    });
+    let (mut ws, _stream) = flooded_client(&io);
     // The pool's short send timeout ran out: the socket has a writer thread of its own, which
     // waits in its write for the client, who does not read. Its name and the pool's threads'
     // ("sockio-ws-writer", "sockio-ws-write") look the same to the kernel: one more than the

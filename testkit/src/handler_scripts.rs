@@ -109,3 +109,21 @@ pub fn panic_location(call: impl FnOnce()) -> Option<String> {
     result.err()?;
     AT.with(|cell| cell.borrow_mut().take())
 }
+
+/// Connects over WebSocket and emits `work` with `0..events`, all at once, each asking for an
+/// acknowledgement: prints `acks` (the first argument of each, in emit order), or `disconnect`
+/// (the reason) if the connection ends first. For the tests of a client far ahead of its
+/// handlers (`tests/api_concurrency.rs`, `runtime-threads/tests/fairness.rs`).
+pub fn flood_of_acked_work(events: u64) -> String {
+    format!(
+        r#"
+const socket = io(URL, {{ transports: ["websocket"], reconnection: false }});
+socket.on("disconnect", (reason) => out("disconnect", reason));
+await connected(socket);
+const acks = [];
+for (let k = 0; k < {events}; k++) acks.push(emitWithAck(socket, "work", k));
+out("acks", (await Promise.all(acks)).map((a) => a[0]));
+process.exit(0);
+"#
+    )
+}
