@@ -233,6 +233,7 @@ impl From<EnterRoomError> for ServerError {
 
 /// How an acknowledgement the server awaited ended.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum AckOutcome {
     /// The client answered with these arguments.
     Answered(Args),

@@ -179,6 +179,51 @@ fn v4_no_ping_timeout_while_reading_is_paused() {
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
 }
 
+/// A client that answers nothing gains only the time it was not read: each pause moves the pong
+/// deadline out by its own length, so brief pauses cannot keep such a client alive.
+#[test]
+fn v4_a_silent_client_gains_only_the_time_it_was_not_read() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"], "the pong is due at 45 s");
+    // Paused from 30 to 32 s, then from 40 to 41 s.
+    for (until_pause, pause) in [(5_000, 2_000), (8_000, 1_000)] {
+        h.advance(ms(until_pause));
+        h.command(&sid, |s, now| s.pause_reading(now));
+        h.advance(ms(pause));
+        h.command(&sid, |s, now| s.resume_reading(now));
+    }
+    // Paused 3 s in all: due at 48 s.
+    h.advance(ms(6_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+/// Several readers may pause (a WebSocket's and a POST's): reading resumes with the last.
+#[test]
+fn v4_reading_resumes_when_every_paused_reader_has() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.command(&sid, |s, now| s.resume_reading(now));
+    h.advance(ms(30_000));
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "one reader is still paused"
+    );
+    h.command(&sid, |s, now| s.resume_reading(now));
+    h.advance(ms(19_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
 /// Paused while the pong is awaited: the next ping an interval from the pause.
 #[test]
 fn v4_pausing_while_a_pong_is_awaited_keeps_the_pings_going() {

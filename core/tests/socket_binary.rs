@@ -465,6 +465,47 @@ fn attachments_that_never_arrive_time_out() {
     );
 }
 
+/// While the driver does not read the client (its application is behind), the attachments may
+/// be waiting unread: the wait for them is frozen, and the time paused is added to it on resuming.
+#[test]
+fn the_attachment_wait_is_frozen_while_reading_is_paused() {
+    let mut config = SocketConfig::default();
+    config.attachment_timeout = Duration::from_secs(5);
+    let mut h = Harness::socket(config);
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, UPLOAD);
+    h.advance(Duration::from_secs(2));
+    h.command(&sid, |c, now| c.pause_reading(now));
+    h.advance(Duration::from_secs(60));
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "timed out while paused"
+    );
+    h.command(&sid, |c, now| c.resume_reading(now));
+    // 3 s were left when reading paused.
+    h.advance(Duration::from_millis(2_999));
+    h.ws_send(ws, WsMessage::Binary(bin(&[1])));
+    assert_eq!(h.take_events(&sid), vec![upload(&id, vec![bin(&[1])])]);
+    // And without the attachment, the rest of the wait runs out.
+    h.ws_send_text(ws, UPLOAD);
+    h.advance(Duration::from_secs(1));
+    h.command(&sid, |c, now| c.pause_reading(now));
+    h.advance(Duration::from_secs(10));
+    h.command(&sid, |c, now| c.resume_reading(now));
+    h.advance(Duration::from_millis(3_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(Duration::from_millis(1));
+    // (The heartbeat's pings went out meanwhile.)
+    assert_eq!(
+        h.ws_take_text(ws).last().map(String::as_str),
+        Some("<close>")
+    );
+    assert_eq!(
+        h.take_events(&sid),
+        parse_error_close(&id, ParseError::AttachmentTimeout)
+    );
+}
+
 #[test]
 fn a_completed_packet_clears_the_attachment_timeout() {
     let mut config = SocketConfig::default();

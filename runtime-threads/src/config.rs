@@ -52,9 +52,11 @@ impl ServerBuilder {
         self
     }
 
-    /// How many jobs may wait for a handler worker (default 4096). Connection threads that find
-    /// it full wait (backpressure); the timer thread and the workers themselves never wait on it
-    /// (a helper thread delivers their job), so a full queue cannot deadlock the pool.
+    /// How many jobs may wait for a handler worker (default 4096). No thread of the server waits
+    /// for room in it: a job that finds it full is delivered by a short-lived helper thread, so
+    /// a full queue cannot deadlock the pool (a handler waiting in `call` gets its answer). A
+    /// connection has at most one dispatch job queued; what bounds a client is its own backlog
+    /// of events, past which its reads pause.
     pub fn handler_queue(mut self, jobs: usize) -> Self {
         self.handler_queue = jobs.max(1);
         self

@@ -51,9 +51,6 @@ pub(crate) struct ConnState {
     pub ws_writers: HashMap<RequestId, Arc<WsWake>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
-    /// Reader threads waiting for the handlers to catch up (a WebSocket's and a POST's may
-    /// overlap during an upgrade): while any waits, the core knows reading is paused.
-    pub paused_readers: u8,
     deadline: Option<Instant>,
 }
 
@@ -154,7 +151,6 @@ impl ConnCell {
                 waiters: HashMap::new(),
                 ws_writers: HashMap::new(),
                 acks: HashMap::new(),
-                paused_readers: 0,
                 deadline: None,
             }),
             queue: Mutex::new(EventQueue {

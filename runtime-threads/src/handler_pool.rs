@@ -171,6 +171,12 @@ impl Pool {
         if !MUST_NOT_WAIT.with(Cell::get) {
             return self.shared.push_waiting(job);
         }
+        self.submit_without_waiting(job);
+    }
+
+    /// Queues `job` without waiting, whatever thread calls: a full queue gets it through a
+    /// short-lived helper thread that waits for room.
+    pub fn submit_without_waiting(&self, job: Job) {
         let Err(job) = self.shared.try_push(job) else {
             return;
         };

@@ -1497,6 +1497,11 @@ fn read_loop(
             ReadOutcome::Open if received.is_none() => Some(false),
             ReadOutcome::Open => None,
         };
+        // The messages first: queueing what is owed takes the writer's lock, which a socket's own
+        // writer thread may hold for a while.
+        for message in messages {
+            session.received(id, message);
+        }
         let mut close_unsent = false;
         if !owed.is_empty() || end.is_some() {
             let blocked = {
@@ -1513,9 +1518,6 @@ fn read_loop(
             if blocked {
                 wake.notify();
             }
-        }
-        for message in messages {
-            session.received(id, message);
         }
         session.pause();
         if let Some(failed) = end {

@@ -508,21 +508,11 @@ impl Server {
         }
         // The client's pong may now wait unread behind its events: the heartbeat must not count
         // that against it (`Connection::pause_reading`).
-        self.drive(cell, |state, now| {
-            state.paused_readers = state.paused_readers.saturating_add(1);
-            if state.paused_readers == 1 {
-                state.conn.pause_reading(now);
-            }
-        });
+        self.drive(cell, |state, now| state.conn.pause_reading(now));
         while cell.queued_events() > DISPATCH_QUEUE && !cell.lock().conn.is_closed() {
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.drive(cell, |state, now| {
-            state.paused_readers = state.paused_readers.saturating_sub(1);
-            if state.paused_readers == 0 {
-                state.conn.resume_reading(now);
-            }
-        });
+        self.drive(cell, |state, now| state.conn.resume_reading(now));
     }
 
     pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {
@@ -544,9 +534,9 @@ impl Server {
 
     /// Runs one input or command on `cell` under its lock and drains it (the core's drain rule);
     /// then, outside the lock, calls resolved acknowledgement callbacks, re-arms the timer and
-    /// hands queued events to the handler pool, in that order: on a connection thread the hand-over
-    /// waits while the pool's queue is full, and a handler blocked in `call` on a worker may be
-    /// waiting for one of those callbacks (tests/handler_queue.rs).
+    /// hands queued events to the handler pool (without waiting for room: a handler blocked in
+    /// `call` on a worker may be waiting for one of those callbacks, or for this thread's next
+    /// message, tests/handler_queue.rs).
     pub(crate) fn drive<R>(
         &self,
         cell: &Arc<ConnCell>,
@@ -572,9 +562,13 @@ impl Server {
         if schedule {
             let server = self.clone();
             let cell = cell.clone();
+            // Never waiting for room, even on a connection thread: a handler blocked in `call`
+            // on a worker may be waiting for this thread's next message, the answer. The
+            // client's own backlog pauses its reads instead (`wait_for_dispatch`), and a
+            // connection has one such job at most.
             self.inner
                 .pool
-                .submit(Box::new(move || server.run_queue(&cell)));
+                .submit_without_waiting(Box::new(move || server.run_queue(&cell)));
         }
     }
 
@@ -919,12 +913,16 @@ impl Server {
                         // The recipient was picked while still a member (a socket leaving is
                         // forgotten by the hub only once its disconnect is handled): its
                         // callback still hears how the emit ended, as a call would.
+                        // On a handler worker, as an answer would come on another thread:
+                        // never inside the emit, whose caller may hold what the callback needs.
                         tracing::debug!(%sid, %error, "emit with callback not delivered");
                         let callback = callback.clone();
-                        call_back(
-                            Box::new(move |outcome| callback(outcome)),
-                            AckOutcome::NotSent(error),
-                        );
+                        self.inner.pool.submit_without_waiting(Box::new(move || {
+                            call_back(
+                                Box::new(move |outcome| callback(outcome)),
+                                AckOutcome::NotSent(error),
+                            );
+                        }));
                     }
                 }
             }

@@ -29,9 +29,9 @@ pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 /// An event's handling that could not finish where it started, given to the connection's task.
 pub(crate) type HandOff = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Calls an application's ack callback. It runs under the connection's lock in the middle of a
-/// drain, so a panic in it must not unwind into the task driving the connection (that would end
-/// the task and strand the connection); it is logged instead.
+/// Calls an application's ack callback, outside the connection's lock, on the task that settled
+/// it: a panic in it must not unwind into that task (it could end the task driving the connection
+/// and strand the connection); it is logged instead.
 pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
     let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
     if called.is_err() {
@@ -58,9 +58,6 @@ pub(crate) struct ConnState {
     /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
     /// `drained` notified (a notified `Event` allocates its state, for every connection).
     throttled: bool,
-    /// Readers waiting in [`ConnCell::throttle`] (a WebSocket's and a POST's may overlap during
-    /// an upgrade): while any waits, the core knows reading is paused.
-    paused_readers: u8,
     deadline: Option<Instant>,
 }
 
@@ -112,7 +109,6 @@ impl ConnCell {
                 dispatch_queue: VecDeque::new(),
                 dispatching: false,
                 throttled: false,
-                paused_readers: 0,
                 deadline: None,
             }),
             task_wake: WakeSignal::new(),
@@ -308,26 +304,6 @@ impl ConnCell {
         allows
     }
 
-    /// Tells the core one more reader of the client waits ([`PausedReading`]).
-    fn reader_paused(&self) {
-        self.drive(|state, now| {
-            state.paused_readers = state.paused_readers.saturating_add(1);
-            if state.paused_readers == 1 {
-                state.conn.pause_reading(now);
-            }
-        });
-    }
-
-    /// Tells the core a paused reader reads again.
-    fn reader_resumed(&self) {
-        self.drive(|state, now| {
-            state.paused_readers = state.paused_readers.saturating_sub(1);
-            if state.paused_readers == 0 {
-                state.conn.resume_reading(now);
-            }
-        });
-    }
-
     /// The current deadline and whether the connection has ended.
     pub fn deadline(&self) -> (Option<Instant>, bool) {
         let state = self.lock();
@@ -430,13 +406,13 @@ struct PausedReading<'a>(&'a ConnCell);
 
 impl<'a> PausedReading<'a> {
     fn new(cell: &'a ConnCell) -> Self {
-        cell.reader_paused();
+        cell.drive(|state, now| state.conn.pause_reading(now));
         PausedReading(cell)
     }
 }
 
 impl Drop for PausedReading<'_> {
     fn drop(&mut self) {
-        self.0.reader_resumed();
+        self.0.drive(|state, now| state.conn.resume_reading(now));
     }
 }

@@ -621,12 +621,16 @@ impl<Rt: Runtime> Server<Rt> {
                         // The recipient was picked while still a member (a socket leaving is
                         // forgotten by the hub only once its disconnect is handled): its
                         // callback still hears how the emit ended, as a call would.
+                        // On a task of its own, as an answer would come: never inside the
+                        // emit, whose caller may hold what the callback needs.
                         tracing::debug!(%sid, %error, "emit with callback not delivered");
                         let callback = callback.clone();
-                        call_back(
-                            Box::new(move |outcome| callback(outcome)),
-                            AckOutcome::NotSent(error),
-                        );
+                        self.inner.runtime.spawn(async move {
+                            call_back(
+                                Box::new(move |outcome| callback(outcome)),
+                                AckOutcome::NotSent(error),
+                            );
+                        });
                     }
                 }
             }

@@ -48,17 +48,6 @@ pub(crate) fn earlier(
     }
 }
 
-/// The later of two optional deadlines; `None` is "no deadline", later than any.
-pub(crate) fn later(
-    a: Option<std::time::Instant>,
-    b: Option<std::time::Instant>,
-) -> Option<std::time::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        _ => None,
-    }
-}
-
 /// The Engine.IO protocol revision a connection speaks, chosen by the `EIO` query parameter.
 ///
 /// The reference server reads `EIO === "4" ? 4 : 3`, so anything else (missing, garbage) means v3.

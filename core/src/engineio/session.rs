@@ -36,7 +36,7 @@ use super::frame::Frame;
 use super::packet::{Packet, PacketData, PacketType, WsMessage};
 use super::payload;
 use super::sid::Sid;
-use super::{ProtocolVersion, deadline_after, later};
+use super::{ProtocolVersion, deadline_after};
 use crate::http::{
     EngineErrorCode, OriginCheck, Query, Request, Response, compress, error_response,
     plain_response, ws_rejection_response,
@@ -263,7 +263,15 @@ pub struct Session {
     /// The POST whose body the driver is reading ([`Session::handle_post_started`]).
     post_in_flight: Option<RequestId>,
     /// The driver has stopped reading the client for now ([`Session::pause_reading`]).
-    reading_paused: bool,
+    paused: Option<Paused>,
+}
+
+/// Reading paused since `since`, by `readers` readers of the client (a WebSocket's and a POST's
+/// may wait at once).
+#[derive(Debug, Clone, Copy)]
+struct Paused {
+    since: Instant,
+    readers: u32,
 }
 
 impl Session {
@@ -312,7 +320,7 @@ impl Session {
             state: State::Open,
             close_reason: None,
             post_in_flight: None,
-            reading_paused: false,
+            paused: None,
             config,
         };
         let open = session.open_packet_json(websocket.is_some());
@@ -339,16 +347,23 @@ impl Session {
         }
     }
 
-    /// The driver stops reading the client's input for now: its application is far behind the
-    /// client's events (backpressure). Until [`resume_reading`](Self::resume_reading) the
-    /// heartbeat cannot tell a live client from a dead one, whose pong (v4) or ping (v3) may be
-    /// waiting unread, so it times nothing out; and the server's pings (v4) go on at the
-    /// interval, the next one not waiting for the unread pong, or the client would time the
-    /// server out instead.
+    /// A reader of the client stops reading for now: the application is far behind the client's
+    /// events (backpressure). Until every such reader has called
+    /// [`resume_reading`](Self::resume_reading), the heartbeat cannot tell a live client from a
+    /// dead one, whose pong (v4) or ping (v3) may be waiting unread: it times nothing out, and
+    /// the time paused does not count against the client. The server's v4 pings go on at the
+    /// interval meanwhile, the next one not waiting for the unread pong (the client times out a
+    /// server whose pings stop); a v3 client's pings are not answered until reading resumes, so
+    /// such a client may time the server out during a long pause.
     pub fn pause_reading(&mut self, now: Instant) {
-        if std::mem::replace(&mut self.reading_paused, true) {
+        if let Some(paused) = &mut self.paused {
+            paused.readers = paused.readers.saturating_add(1);
             return;
         }
+        self.paused = Some(Paused {
+            since: now,
+            readers: 1,
+        });
         if let Heartbeat::ServerPings {
             next_ping,
             awaiting_pong: true,
@@ -360,14 +375,29 @@ impl Session {
         }
     }
 
-    /// The driver reads the client's input again (see [`pause_reading`](Self::pause_reading)).
-    /// A heartbeat deadline nearer than a whole `ping_timeout` (or, for v3, ping interval plus
-    /// timeout) moves out to it, so a pong or ping that waited unread is read before it counts
-    /// as missing.
+    /// A reader paused with [`pause_reading`](Self::pause_reading) reads the client again. Once
+    /// none is paused, the heartbeat's deadline moves out by the time reading was paused, but to
+    /// no more than a whole `ping_timeout` (v3: ping interval plus timeout) from now: a pong or
+    /// ping that waited unread is read before it counts as missing, and a client that answers
+    /// nothing gains only the time it was not read.
     pub fn resume_reading(&mut self, now: Instant) {
-        if !std::mem::replace(&mut self.reading_paused, false) {
+        let Some(paused) = &mut self.paused else {
+            return;
+        };
+        paused.readers = paused.readers.saturating_sub(1);
+        if paused.readers > 0 {
             return;
         }
+        let paused_for = now.saturating_duration_since(paused.since);
+        self.paused = None;
+        // The deadline as if the paused time had not passed, at most a fresh wait from now.
+        let frozen = |deadline: Option<Instant>, wait: Option<Instant>| match deadline {
+            Some(deadline) => match deadline.checked_add(paused_for) {
+                Some(moved) => super::earlier(Some(moved), wait),
+                None => wait,
+            },
+            None => None,
+        };
         match &mut self.heartbeat {
             Heartbeat::ServerPings {
                 awaiting_pong: true,
@@ -377,16 +407,21 @@ impl Session {
             } => {
                 // Back to the protocol's order: the next ping after the pong.
                 *next_ping = None;
-                *pong_deadline = later(
+                *pong_deadline = frozen(
                     *pong_deadline,
                     deadline_after(now, self.config.ping_timeout),
                 );
             }
             Heartbeat::ServerPings { .. } => {}
             Heartbeat::ClientPings { deadline } => {
-                *deadline = later(*deadline, client_ping_deadline(&self.config, now));
+                *deadline = frozen(*deadline, client_ping_deadline(&self.config, now));
             }
         }
+    }
+
+    /// Since when reading the client has been paused ([`pause_reading`](Self::pause_reading)).
+    pub(crate) fn reading_paused_since(&self) -> Option<Instant> {
+        self.paused.map(|paused| paused.since)
     }
 
     /// True once the session has ended (its `Closed` event is queued or was drained). WebSocket
@@ -782,27 +817,31 @@ impl Session {
                 pong_deadline,
                 refreshed,
             } => {
-                if !self.reading_paused && pong_deadline.is_some_and(|d| now >= d) {
+                let paused = self.paused.is_some();
+                if !paused && pong_deadline.is_some_and(|d| now >= d) {
                     self.close_now(CloseReason::PingTimeout);
                     return;
                 }
                 if next_ping.is_some_and(|t| now >= t) {
-                    // While reading is paused the pong cannot be seen, so the pings go on at
-                    // the interval as if it had come: the client times out a server whose pings
-                    // stop, and the server is the one not reading.
-                    *next_ping = if self.reading_paused {
-                        deadline_after(now, self.config.ping_interval)
+                    if paused {
+                        // The pong cannot be seen, so the pings go on at the interval as if it
+                        // had come: the client times out a server whose pings stop, and the
+                        // server is the one not reading. The first unanswered ping's deadline
+                        // stands.
+                        *next_ping = deadline_after(now, self.config.ping_interval);
                     } else {
-                        None
-                    };
-                    *awaiting_pong = true;
-                    *pong_deadline = deadline_after(now, self.config.ping_timeout);
-                    *refreshed = false;
+                        *next_ping = None;
+                    }
+                    if !*awaiting_pong {
+                        *awaiting_pong = true;
+                        *pong_deadline = deadline_after(now, self.config.ping_timeout);
+                        *refreshed = false;
+                    }
                     self.push_control(now, Frame::bare(PacketType::Ping));
                 }
             }
             Heartbeat::ClientPings { deadline } => {
-                if !self.reading_paused && deadline.is_some_and(|d| now >= d) {
+                if self.paused.is_none() && deadline.is_some_and(|d| now >= d) {
                     self.close_now(CloseReason::PingTimeout);
                 }
             }
@@ -994,12 +1033,12 @@ impl Session {
                 ..
             } => {
                 consider(*next_ping);
-                if !self.reading_paused {
+                if self.paused.is_none() {
                     consider(*pong_deadline);
                 }
             }
             Heartbeat::ClientPings { deadline } => {
-                if !self.reading_paused {
+                if self.paused.is_none() {
                     consider(*deadline);
                 }
             }

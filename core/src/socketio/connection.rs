@@ -464,20 +464,35 @@ impl Connection {
         self.process_engine_events(now);
     }
 
-    /// The driver stops reading the client for now (its application is far behind the client's
-    /// events): the heartbeat times nothing out until [`resume_reading`](Self::resume_reading),
-    /// since the client's answer may be waiting unread ([`Session::pause_reading`]).
+    /// A reader of the client stops reading for now (the application is far behind the
+    /// client's events). Until every such reader has resumed
+    /// ([`resume_reading`](Self::resume_reading)), what the client may have sent unread cannot
+    /// count against it: the heartbeat ([`Session::pause_reading`]) and the wait for a binary
+    /// packet's attachments time nothing out, and the time paused is added to their deadlines.
+    /// The application's acknowledgement timeouts (`call`, emit callbacks) keep running: they
+    /// are the application's limits.
     ///
     /// [`Session::pause_reading`]: crate::engineio::Session::pause_reading
     pub fn pause_reading(&mut self, now: Instant) {
         self.engine.pause_reading(now);
     }
 
-    /// The driver reads the client again; see [`Session::resume_reading`].
+    /// A paused reader reads the client again; see [`pause_reading`](Self::pause_reading) and
+    /// [`Session::resume_reading`].
     ///
     /// [`Session::resume_reading`]: crate::engineio::Session::resume_reading
     pub fn resume_reading(&mut self, now: Instant) {
+        let since = self.engine.reading_paused_since();
         self.engine.resume_reading(now);
+        if let Some(since) = since
+            && self.engine.reading_paused_since().is_none()
+            && let Some(deadline) = self.attachment_deadline
+        {
+            // As the heartbeat's: moved out by the time paused, to at most a fresh wait.
+            let moved = deadline.checked_add(now.saturating_duration_since(since));
+            self.attachment_deadline =
+                earlier(moved, deadline_after(now, self.config.attachment_timeout));
+        }
     }
 
     /// Advances the Engine.IO timers and this layer's: connect timeout, ack timeouts, attachment
@@ -499,7 +514,8 @@ impl Connection {
             );
             return;
         }
-        if self.attachment_deadline.is_some_and(|d| now >= d) {
+        let reading = self.engine.reading_paused_since().is_none();
+        if reading && self.attachment_deadline.is_some_and(|d| now >= d) {
             self.attachment_deadline = None;
             self.decoder.reset();
             self.close_with(
@@ -833,7 +849,9 @@ impl Connection {
         }
         // Every drive of a connection asks (each recipient of a broadcast).
         let mut earliest = earlier(self.engine.poll_timeout(), self.connect_deadline);
-        earliest = earlier(earliest, self.attachment_deadline);
+        if self.engine.reading_paused_since().is_none() {
+            earliest = earlier(earliest, self.attachment_deadline);
+        }
         for ack in self.awaited_acks.values() {
             earliest = earlier(earliest, ack.deadline);
         }
