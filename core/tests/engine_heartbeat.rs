@@ -224,6 +224,21 @@ fn v4_reading_resumes_when_every_paused_reader_has() {
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
 }
 
+/// With a zero ping interval, a paused session still leaves no ping due at every timeout.
+#[test]
+fn v4_a_zero_interval_does_not_spin_while_paused() {
+    let mut config = EngineConfig::default();
+    config.ping_interval = Duration::ZERO;
+    let mut h = Harness::engine(config);
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.advance(ms(10));
+    let pings = h.ws_take_text(ws).len();
+    assert!((1..=11).contains(&pings), "{pings} pings in 10 ms");
+    let next = h.command(&sid, |s, now| s.poll_timeout().map(|t| t > now));
+    assert_eq!(next, Some(true), "a deadline after now");
+}
+
 /// Paused while the pong is awaited: the next ping an interval from the pause.
 #[test]
 fn v4_pausing_while_a_pong_is_awaited_keeps_the_pings_going() {
@@ -240,8 +255,9 @@ fn v4_pausing_while_a_pong_is_awaited_keeps_the_pings_going() {
     assert!(h.sessions.contains_key(sid.as_str()));
 }
 
-/// A pause without a ping outstanding changes nothing; one during the wait for a pong gives the
-/// pong a whole ping timeout from the moment reading resumes.
+/// A pause without a ping outstanding changes nothing; one during the wait for a pong moves the
+/// pong's deadline out by the time paused (here 1 s, which also makes it a whole ping timeout
+/// from the moment reading resumes).
 #[test]
 fn v4_resuming_gives_the_pong_a_whole_timeout() {
     let mut h = Harness::engine(EngineConfig::default());

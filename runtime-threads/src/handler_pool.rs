@@ -63,13 +63,14 @@ impl Shared {
         }
     }
 
-    /// Queues `job` if there is room; gives it back otherwise.
+    /// Queues `job` if there is room and no earlier job waits for it; gives it back otherwise
+    /// (jobs waiting for room are not overtaken).
     fn try_push(&self, job: Job) -> Result<(), Job> {
         let queue = self.queue();
         if queue.closed {
             return Ok(());
         }
-        if queue.jobs.len() >= self.capacity {
+        if queue.jobs.len() >= self.capacity || queue.waiting_for_room > 0 {
             return Err(job);
         }
         self.enqueue(queue, job);
@@ -165,8 +166,9 @@ impl Pool {
         Pool { shared }
     }
 
-    /// Queues `job`. Connection threads wait while the queue is full (backpressure on their
-    /// client); workers and the timer thread hand the job to a short-lived helper thread instead.
+    /// Queues `job`. A thread outside the pool waits while the queue is full; workers and the
+    /// timer thread hand the job to a short-lived helper thread instead
+    /// ([`submit_without_waiting`](Self::submit_without_waiting)).
     pub fn submit(&self, job: Job) {
         if !MUST_NOT_WAIT.with(Cell::get) {
             return self.shared.push_waiting(job);
@@ -175,18 +177,39 @@ impl Pool {
     }
 
     /// Queues `job` without waiting, whatever thread calls: a full queue gets it through a
-    /// short-lived helper thread that waits for room.
+    /// short-lived helper thread that waits for room (in order with other waiting jobs). When no
+    /// thread can be started, the caller waits itself: a job is never dropped.
     pub fn submit_without_waiting(&self, job: Job) {
         let Err(job) = self.shared.try_push(job) else {
             return;
         };
         let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sockio-handoff".into())
-            .stack_size(64 * 1024)
-            .spawn(move || shared.push_waiting(job));
-        if let Err(error) = spawned {
-            tracing::error!(%error, "handler queue full and no thread to wait on it; job dropped");
+        run_on_own_thread(
+            "sockio-handoff",
+            Some(64 * 1024),
+            Box::new(move || shared.push_waiting(job)),
+        );
+    }
+}
+
+/// Runs `job` on a short-lived thread named `name`, or, when no thread can be started, on the
+/// calling thread (late rather than lost).
+pub(crate) fn run_on_own_thread(name: &str, stack: Option<usize>, job: Job) {
+    let slot = Arc::new(Mutex::new(Some(job)));
+    let taken = slot.clone();
+    let mut builder = std::thread::Builder::new().name(name.to_owned());
+    if let Some(stack) = stack {
+        builder = builder.stack_size(stack);
+    }
+    let spawned = builder.spawn(move || {
+        if let Some(job) = lock(&taken).take() {
+            job();
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, name, "no thread could be started: running its job here");
+        if let Some(job) = lock(&slot).take() {
+            job();
         }
     }
 }
@@ -257,7 +280,24 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_makes_a_connection_thread_wait_and_a_worker_hand_its_job_off() {
+    fn a_job_waiting_for_room_is_not_overtaken() {
+        let pool = Pool::start(1, 4);
+        let (tx, rx) = channel();
+        // As while a helper thread waits for room that a worker has just made.
+        pool.shared.queue().waiting_for_room = 1;
+        let Err(job) = pool.shared.try_push(send_job(&tx, 1)) else {
+            panic!("a job went ahead of one waiting for room");
+        };
+        pool.shared.queue().waiting_for_room = 0;
+        assert!(
+            pool.shared.try_push(job).is_ok(),
+            "room, and nobody waiting"
+        );
+        assert_eq!(rx.recv_timeout(WAIT), Ok(1));
+    }
+
+    #[test]
+    fn a_full_queue_makes_an_outside_thread_wait_and_a_worker_hand_its_job_off() {
         // One worker, held by a job; a queue of one, filled.
         let pool = Arc::new(Pool::start(1, 1));
         let (release_tx, release_rx) = channel();
@@ -271,7 +311,7 @@ mod tests {
             .expect("the worker took the first job");
         let (tx, rx) = channel();
         pool.submit(send_job(&tx, 1));
-        // A connection thread waits for room...
+        // A thread outside the pool waits for room...
         let submitter = {
             let pool = pool.clone();
             let tx = tx.clone();
@@ -291,7 +331,7 @@ mod tests {
             .expect("a thread that must not wait returns at once");
         assert!(!submitter.is_finished(), "the queue is still full");
         release_tx.send(()).expect("release the worker");
-        submitter.join().expect("the connection thread got room");
+        submitter.join().expect("the outside thread got room");
         let mut seen: Vec<usize> = (0..3)
             .map(|_| rx.recv_timeout(WAIT).expect("ran"))
             .collect();

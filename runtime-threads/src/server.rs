@@ -29,7 +29,7 @@ use sockio_core::pubsub::{Expired, Message, Remote, triage};
 use crate::config::ServerBuilder;
 use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
 use crate::error::{CallError, EmitError, ServerError};
-use crate::handler_pool::{Job, Pool};
+use crate::handler_pool::{Job, Pool, run_on_own_thread};
 use crate::handlers::{
     ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
     typed_event,
@@ -913,16 +913,21 @@ impl Server {
                         // The recipient was picked while still a member (a socket leaving is
                         // forgotten by the hub only once its disconnect is handled): its
                         // callback still hears how the emit ended, as a call would.
-                        // On a handler worker, as an answer would come on another thread:
-                        // never inside the emit, whose caller may hold what the callback needs.
+                        // On a thread of its own, as an answer comes on another thread: never
+                        // inside the emit, whose caller may hold what the callback needs, nor
+                        // through the handler pool, whose workers may all wait for it.
                         tracing::debug!(%sid, %error, "emit with callback not delivered");
                         let callback = callback.clone();
-                        self.inner.pool.submit_without_waiting(Box::new(move || {
-                            call_back(
-                                Box::new(move |outcome| callback(outcome)),
-                                AckOutcome::NotSent(error),
-                            );
-                        }));
+                        run_on_own_thread(
+                            "sockio-callback",
+                            None,
+                            Box::new(move || {
+                                call_back(
+                                    Box::new(move |outcome| callback(outcome)),
+                                    AckOutcome::NotSent(error),
+                                );
+                            }),
+                        );
                     }
                 }
             }

@@ -371,7 +371,7 @@ impl Session {
         } = &mut self.heartbeat
         {
             // The pong is awaited: the next ping an interval from now, whether it comes or not.
-            *next_ping = deadline_after(now, self.config.ping_interval);
+            *next_ping = deadline_after(now, paused_ping_interval(&self.config));
         }
     }
 
@@ -828,7 +828,7 @@ impl Session {
                         // had come: the client times out a server whose pings stop, and the
                         // server is the one not reading. The first unanswered ping's deadline
                         // stands.
-                        *next_ping = deadline_after(now, self.config.ping_interval);
+                        *next_ping = deadline_after(now, paused_ping_interval(&self.config));
                     } else {
                         *next_ping = None;
                     }
@@ -1439,6 +1439,14 @@ impl Session {
             "sockio-core drain rule: drain poll_output and poll_event after every input"
         );
     }
+}
+
+/// The ping interval while reading is paused, when the next ping does not wait for a pong: at
+/// least a millisecond, so that a zero interval cannot leave a ping due at every timeout.
+fn paused_ping_interval(config: &EngineConfig) -> std::time::Duration {
+    config
+        .ping_interval
+        .max(std::time::Duration::from_millis(1))
 }
 
 /// When an Engine.IO 3 client that pinged at `now` must have pinged again: `ping_interval +
