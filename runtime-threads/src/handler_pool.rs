@@ -176,9 +176,10 @@ impl Pool {
         self.submit_without_waiting(job);
     }
 
-    /// Queues `job` without waiting, whatever thread calls: a full queue gets it through a
-    /// short-lived helper thread that waits for room (in order with other waiting jobs). When no
-    /// thread can be started, the caller waits itself: a job is never dropped.
+    /// Queues `job` without waiting, whatever thread calls: when the queue is full, or jobs
+    /// already wait for room (it does not go ahead of them), a short-lived helper thread waits
+    /// for room with it. When no thread can be started, the caller waits itself: a job is never
+    /// dropped.
     pub fn submit_without_waiting(&self, job: Job) {
         let Err(job) = self.shared.try_push(job) else {
             return;
