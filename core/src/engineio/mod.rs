@@ -48,6 +48,19 @@ pub(crate) fn earlier(
     }
 }
 
+/// A deadline as if `paused_for` had not passed (reading was paused: what the client sent may
+/// be waiting unread), but no later than `fresh`, a whole wait from now. `None` stays "never".
+pub(crate) fn unfrozen(
+    deadline: Option<std::time::Instant>,
+    paused_for: std::time::Duration,
+    fresh: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    match deadline {
+        Some(deadline) => earlier(deadline.checked_add(paused_for), fresh),
+        None => None,
+    }
+}
+
 /// The Engine.IO protocol revision a connection speaks, chosen by the `EIO` query parameter.
 ///
 /// The reference server reads `EIO === "4" ? 4 : 3`, so anything else (missing, garbage) means v3.

@@ -36,7 +36,7 @@ use super::frame::Frame;
 use super::packet::{Packet, PacketData, PacketType, WsMessage};
 use super::payload;
 use super::sid::Sid;
-use super::{ProtocolVersion, deadline_after};
+use super::{ProtocolVersion, deadline_after, unfrozen};
 use crate::http::{
     EngineErrorCode, OriginCheck, Query, Request, Response, compress, error_response,
     plain_response, ws_rejection_response,
@@ -262,8 +262,9 @@ pub struct Session {
     close_reason: Option<CloseReason>,
     /// The POST whose body the driver is reading ([`Session::handle_post_started`]).
     post_in_flight: Option<RequestId>,
-    /// The driver has stopped reading the client for now ([`Session::pause_reading`]).
-    paused: Option<Paused>,
+    /// The driver has stopped reading the client for now ([`Session::pause_reading`]). Boxed:
+    /// rare, and inline it would size every session.
+    paused: Option<Box<Paused>>,
 }
 
 /// Reading paused since `since`, by `readers` readers of the client (a WebSocket's and a POST's
@@ -360,10 +361,10 @@ impl Session {
             paused.readers = paused.readers.saturating_add(1);
             return;
         }
-        self.paused = Some(Paused {
+        self.paused = Some(Box::new(Paused {
             since: now,
             readers: 1,
-        });
+        }));
         if let Heartbeat::ServerPings {
             next_ping,
             awaiting_pong: true,
@@ -390,14 +391,6 @@ impl Session {
         }
         let paused_for = now.saturating_duration_since(paused.since);
         self.paused = None;
-        // The deadline as if the paused time had not passed, at most a fresh wait from now.
-        let frozen = |deadline: Option<Instant>, wait: Option<Instant>| match deadline {
-            Some(deadline) => match deadline.checked_add(paused_for) {
-                Some(moved) => super::earlier(Some(moved), wait),
-                None => wait,
-            },
-            None => None,
-        };
         match &mut self.heartbeat {
             Heartbeat::ServerPings {
                 awaiting_pong: true,
@@ -407,21 +400,26 @@ impl Session {
             } => {
                 // Back to the protocol's order: the next ping after the pong.
                 *next_ping = None;
-                *pong_deadline = frozen(
+                *pong_deadline = unfrozen(
                     *pong_deadline,
+                    paused_for,
                     deadline_after(now, self.config.ping_timeout),
                 );
             }
             Heartbeat::ServerPings { .. } => {}
             Heartbeat::ClientPings { deadline } => {
-                *deadline = frozen(*deadline, client_ping_deadline(&self.config, now));
+                *deadline = unfrozen(
+                    *deadline,
+                    paused_for,
+                    client_ping_deadline(&self.config, now),
+                );
             }
         }
     }
 
     /// Since when reading the client has been paused ([`pause_reading`](Self::pause_reading)).
     pub(crate) fn reading_paused_since(&self) -> Option<Instant> {
-        self.paused.map(|paused| paused.since)
+        self.paused.as_ref().map(|paused| paused.since)
     }
 
     /// True once the session has ended (its `Closed` event is queued or was drained). WebSocket

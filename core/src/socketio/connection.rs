@@ -37,7 +37,9 @@ use crate::engineio::session::{
     CloseReason, EngineEvent, Output, RequestId, SendError, Session, WsAction, WsBatch, WsPulled,
 };
 use crate::engineio::sid::{Sid, SidGenerator};
-use crate::engineio::{PacketData, ProtocolVersion, Transport, WsMessage, deadline_after, earlier};
+use crate::engineio::{
+    PacketData, ProtocolVersion, Transport, WsMessage, deadline_after, earlier, unfrozen,
+};
 use crate::http::{HeaderList, Query, Request, Response};
 
 /// The Socket.IO protocol revision: v4 rides on Engine.IO 3, v5 on Engine.IO 4.
@@ -489,9 +491,11 @@ impl Connection {
             && let Some(deadline) = self.attachment_deadline
         {
             // As the heartbeat's: moved out by the time paused, to at most a fresh wait.
-            let moved = deadline.checked_add(now.saturating_duration_since(since));
-            self.attachment_deadline =
-                earlier(moved, deadline_after(now, self.config.attachment_timeout));
+            self.attachment_deadline = unfrozen(
+                Some(deadline),
+                now.saturating_duration_since(since),
+                deadline_after(now, self.config.attachment_timeout),
+            );
         }
     }
 
