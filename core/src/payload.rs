@@ -37,11 +37,12 @@
 //!   arguments is an error, as with [`serde_json::from_value`]. Tuples are argument lists on both
 //!   sides, so a 1-tuple `(T,)` (or `[T; 1]`) takes a single argument as its one element: whatever
 //!   `to_args` made of a tuple, `from_args` reads back into the same tuple type.
-//! - A placeholder is an object with exactly the two keys `_placeholder` (`true`) and `num` (a
-//!   non-negative integer). An object that does not have exactly that shape is an ordinary object,
-//!   and so is every object of arguments without attachments: like the reference parser, which
-//!   resolves placeholders only in BINARY_* packets, a text packet's
-//!   `{"_placeholder":true,"num":0}` is the client's own data. A placeholder whose `num` is not
+//! - A placeholder is an object whose `_placeholder` is `true` and whose `num` is a non-negative
+//!   integer, whatever other keys it has (the reference parser's rule, which the decoder checks
+//!   a client's packets against). Other objects are ordinary objects, and so is every object of
+//!   arguments without attachments: like the reference parser, which resolves placeholders only
+//!   in packets with attachments, a text packet's `{"_placeholder":true,"num":0}` is the
+//!   client's own data. A placeholder whose `num` is not
 //!   below the number of attachments is [`PayloadError::PlaceholderOutOfRange`], whatever the
 //!   target type.
 //! - A placeholder is **binary data** to the target type: it is handed to the visitor as the
@@ -195,10 +196,10 @@ fn placeholder(num: usize) -> Value {
     Value::Object(map)
 }
 
-/// The `num` of a placeholder object: exactly the keys `_placeholder` (`true`) and `num` (a
-/// non-negative integer).
+/// The `num` of a placeholder object: `_placeholder` is `true` and `num` a non-negative integer,
+/// whatever other keys it has (the reference parser's rule, which the decoder checks).
 fn placeholder_num(map: &Map<String, Value>) -> Option<u64> {
-    if map.len() != 2 || map.get(PLACEHOLDER_KEY) != Some(&Value::Bool(true)) {
+    if map.get(PLACEHOLDER_KEY) != Some(&Value::Bool(true)) {
         return None;
     }
     map.get(NUM_KEY)?.as_u64()
@@ -1279,9 +1280,13 @@ mod tests {
     }
 
     #[test]
-    fn placeholder_shape_is_exact() {
+    fn placeholder_shape_is_the_reference_parsers() {
         let ok = json!({"_placeholder": true, "num": 3});
         assert_eq!(placeholder_num(ok.as_object().unwrap()), Some(3));
+        // The decoder accepts this in a BINARY packet (the reference parser resolves it), so
+        // the handler must get the bytes, not a map.
+        let extra = json!({"_placeholder": true, "num": 0, "extra": 1});
+        assert_eq!(placeholder_num(extra.as_object().unwrap()), Some(0));
         for not in [
             json!({"_placeholder": true}),
             json!({"_placeholder": false, "num": 0}),
@@ -1289,7 +1294,6 @@ mod tests {
             json!({"_placeholder": true, "num": -1}),
             json!({"_placeholder": true, "num": 1.5}),
             json!({"_placeholder": true, "num": "0"}),
-            json!({"_placeholder": true, "num": 0, "extra": 1}),
             json!({"_placeholder": true, "nom": 0}),
         ] {
             assert_eq!(placeholder_num(not.as_object().unwrap()), None, "{not}");

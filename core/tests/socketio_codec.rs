@@ -340,6 +340,25 @@ fn placeholders_in_plain_event_are_plain_objects() {
     assert_eq!(p.args(), &[json!({"_placeholder": true, "num": 5})]);
 }
 
+#[test]
+fn placeholders_are_what_the_reference_parser_resolves() {
+    // Any object with `_placeholder: true` in a packet with attachments, whatever else it
+    // holds: a handler asking for bytes gets the attachment, not a map.
+    let bytes = Bytes::from_static(b"\x01\x02");
+    let p = decode_all(
+        r#"51-["a",{"_placeholder":true,"num":0,"x":1}]"#,
+        std::slice::from_ref(&bytes),
+    )
+    .unwrap();
+    let args = sockio_core::payload::Args::from_parts(p.args().to_vec(), p.attachments.clone());
+    let data: Bytes = sockio_core::payload::from_args(&args).unwrap();
+    assert_eq!(data, bytes);
+    // A BINARY packet declaring no attachments is not reconstructed (the reference parser
+    // hands it on at once), so a placeholder-shaped object in it is data, as in a text packet.
+    let p = decode_all(r#"50-["a",{"_placeholder":true,"num":0}]"#, &[]).unwrap();
+    assert_eq!(p.args(), &[json!({"_placeholder": true, "num": 0})]);
+}
+
 // ---------------------------------------------------------------- errors
 
 fn assert_error(text: &str, expected: ParseError) {
@@ -516,7 +535,8 @@ fn placeholder_out_of_range() {
         r#"51-["a",{"_placeholder":true}]"#,
         r#"51-["a",[[{"x":{"_placeholder":true,"num":18446744073709551615}}]]]"#,
         r#"61-1[{"_placeholder":true,"num":1}]"#,
-        r#"50-["a",{"_placeholder":true,"num":0}]"#,
+        // Extra keys do not make it data: the reference parser looks only at `_placeholder`.
+        r#"51-["a",{"_placeholder":true,"num":1,"x":2}]"#,
     ] {
         let mut decoder = Decoder::default();
         assert_eq!(

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::payload::Args;
+use crate::socketio::packet::placeholder_out_of_range;
 
 /// Why a message from the broker was not understood. The listener logs it and skips the message
 /// (as python-socketio does); the others keep flowing.
@@ -34,9 +35,9 @@ pub enum DecodeError {
     /// An attachment is not standard base64.
     #[error("attachment {0} is not valid base64")]
     Attachment(usize),
-    /// A binary placeholder refers to an attachment the message does not carry.
-    #[error("a binary placeholder refers to attachment {0}, which the message does not carry")]
-    Placeholder(u64),
+    /// A binary placeholder names no attachment the message carries: its `num`, as JSON.
+    #[error("a binary placeholder's num {0} names no attachment the message carries")]
+    Placeholder(String),
     /// A kombu envelope whose body is not JSON (a python-socketio older than 5.14 publishes
     /// pickle through kombu).
     #[error(
@@ -472,27 +473,16 @@ fn decode_args(map: &Map<String, Value>, key: &'static str) -> Result<Args, Deco
 }
 
 /// Every placeholder must name an attachment the message carries, or a client's decoder would
-/// wait forever for it. (serde_json bounds nesting at 128, so the walk is bounded too.)
+/// reject the packet. A message without attachments goes out as a text packet, whose objects are
+/// all data.
 fn check_placeholders(values: &[Value], attachments: usize) -> Result<(), DecodeError> {
-    let mut stack: Vec<&Value> = values.iter().collect();
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::Object(map) => {
-                if map.len() == 2 && map.get("_placeholder") == Some(&Value::Bool(true)) {
-                    let num = map.get("num").and_then(Value::as_u64);
-                    match num {
-                        Some(num) if num < attachments as u64 => continue,
-                        Some(num) => return Err(DecodeError::Placeholder(num)),
-                        None => {}
-                    }
-                }
-                stack.extend(map.values());
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
+    if attachments == 0 {
+        return Ok(());
     }
-    Ok(())
+    match placeholder_out_of_range(values, attachments) {
+        Some(num) => Err(DecodeError::Placeholder(num.to_string())),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -812,8 +802,22 @@ mod tests {
         assert_eq!(
             decode_json(json!({"method": "emit", "event": "e", "binary": true,
                                "data": [[{"_placeholder": true, "num": 1}], "AQ=="]})),
-            Err(DecodeError::Placeholder(1))
+            Err(DecodeError::Placeholder("1".into()))
         );
+        // Any `_placeholder: true` object is one to a client's parser, extra keys or not.
+        assert_eq!(
+            decode_json(json!({"method": "emit", "event": "e", "binary": true,
+                               "data": [[{"_placeholder": true, "num": "0", "x": 1}], "AQ=="]})),
+            Err(DecodeError::Placeholder("\"0\"".into()))
+        );
+        // Without attachments the emit goes out as a text packet: such an object is data.
+        let lookalike = json!({"_placeholder": true, "num": 0});
+        let Ok(Message::Emit { args, .. }) =
+            decode_json(json!({"method": "emit", "event": "e", "data": [lookalike.clone()]}))
+        else {
+            panic!("a placeholder-shaped object without attachments is data");
+        };
+        assert_eq!(args.values, vec![lookalike]);
         assert_eq!(
             decode_json(
                 json!({"method": "emit", "event": "e", "binary": true, "data": [[], "!!"]})

@@ -9,7 +9,7 @@ use bytestring::ByteString;
 use serde_json::Value;
 
 use super::packet::{
-    DEFAULT_NAMESPACE, Packet, PacketKind, RESERVED_EVENTS, is_placeholder, placeholder_num,
+    DEFAULT_NAMESPACE, Packet, PacketKind, RESERVED_EVENTS, placeholder_out_of_range,
 };
 
 /// Limits on binary attachments.
@@ -241,7 +241,9 @@ fn parse(text: &str, max_attachments: usize) -> Result<(Packet, usize), ParseErr
         if !is_payload_valid(kind, &value) {
             return Err(ParseError::InvalidPayload(kind));
         }
-        if kind.is_binary() {
+        // Like the reference parser, which reconstructs only packets with attachments: without
+        // any, a placeholder-shaped object is data, as in a text packet.
+        if kind.is_binary() && expected > 0 {
             check_placeholders(&value, expected)?;
         }
         Some(value)
@@ -287,29 +289,12 @@ fn is_payload_valid(kind: PacketKind, payload: &Value) -> bool {
     }
 }
 
-/// Checks that every placeholder in `value` refers to one of the `count` attachments. Walks the
-/// value with an explicit stack, so the depth of `value` does not matter.
+/// Checks that every placeholder in `value` refers to one of the `count` attachments.
 fn check_placeholders(value: &Value, count: usize) -> Result<(), ParseError> {
-    let mut stack = vec![value];
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::Array(items) => stack.extend(items),
-            Value::Object(map) => {
-                if is_placeholder(value) {
-                    let in_range = placeholder_num(value)
-                        .and_then(|num| usize::try_from(num).ok())
-                        .is_some_and(|num| num < count);
-                    if !in_range {
-                        return Err(ParseError::PlaceholderOutOfRange);
-                    }
-                } else {
-                    stack.extend(map.values());
-                }
-            }
-            _ => {}
-        }
+    match placeholder_out_of_range([value], count) {
+        Some(_) => Err(ParseError::PlaceholderOutOfRange),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

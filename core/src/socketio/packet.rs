@@ -356,6 +356,35 @@ pub fn placeholder_num(value: &Value) -> Option<u64> {
     value.get("num")?.as_u64()
 }
 
+/// The first placeholder in `values` that names none of `count` attachments: the `num` it holds
+/// (`null` when it has none). Any object with `"_placeholder": true` is a placeholder, whatever
+/// else it holds, as the reference parser (which throws "illegal attachments" on such a packet)
+/// reads it; callers check only arguments that travel with attachments, since a packet without
+/// any is a text packet, whose objects are all data. Walks with an explicit stack, so the depth
+/// of `values` does not matter.
+pub(crate) fn placeholder_out_of_range<'a>(
+    values: impl IntoIterator<Item = &'a Value>,
+    count: usize,
+) -> Option<&'a Value> {
+    let mut stack: Vec<&Value> = values.into_iter().collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) if is_placeholder(value) => {
+                let in_range = placeholder_num(value)
+                    .and_then(|num| usize::try_from(num).ok())
+                    .is_some_and(|num| num < count);
+                if !in_range {
+                    return Some(map.get("num").unwrap_or(&Value::Null));
+                }
+            }
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
