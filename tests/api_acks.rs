@@ -316,6 +316,17 @@ process.exit(0);
 /// hears why nothing was sent, the error a `call` gets, instead of never being called.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emit_callback_to_a_socket_leaving_hears_why_nothing_was_sent() {
+    emit_callback_to_a_socket_leaving(false).await;
+}
+
+/// The same emit awaited outside any tokio runtime (under smol's `block_on` on a plain thread):
+/// the callback, deferred to a task, still runs where `tokio::spawn` would have panicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_callback_awaited_outside_tokio_is_called_too() {
+    emit_callback_to_a_socket_leaving(true).await;
+}
+
+async fn emit_callback_to_a_socket_leaving(outside_tokio: bool) {
     let io = Server::builder().build();
     let room = io.of("/room");
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -337,13 +348,25 @@ async fn an_emit_callback_to_a_socket_leaving_hears_why_nothing_was_sent() {
     recv(&mut leaving, "the disconnect handler").await;
 
     let (tx, mut answers) = mpsc::unbounded_channel();
-    room.emit("question", &())
-        .to(&sid)
-        .callback(None, move |answer: Result<Value, CallError>| {
-            let _ = tx.send(answer.map_err(|e| e.to_string()));
-        })
-        .await
-        .expect("emit");
+    let emit = {
+        let (room, sid) = (room.clone(), sid.clone());
+        async move {
+            room.emit("question", &())
+                .to(&sid)
+                .callback(None, move |answer: Result<Value, CallError>| {
+                    let _ = tx.send(answer.map_err(|e| e.to_string()));
+                })
+                .await
+        }
+    };
+    if outside_tokio {
+        std::thread::spawn(move || smol::block_on(emit))
+            .join()
+            .expect("the emit outside tokio did not panic")
+    } else {
+        emit.await
+    }
+    .expect("emit");
     let answer = recv(&mut answers, "the callback").await;
     let call = room.call("question", &()).to(&sid).await;
     assert_eq!(answer, Err(call.expect_err("a call fails too").to_string()));

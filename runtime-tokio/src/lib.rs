@@ -37,13 +37,45 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use hyper_util::rt::TokioIo;
 
 /// tokio as a sockio runtime: `tokio::spawn`, tokio timers, tokio TCP.
+///
+/// A server's work spawned where no tokio runtime is current (an emit awaited under another
+/// executor, e.g. `futures::executor::block_on` on a plain thread: the callback of a recipient
+/// it could not reach, a background task) runs on a runtime of this crate's own, with one
+/// worker thread, started the first time that happens, instead of panicking as `tokio::spawn`
+/// would.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
+
+/// The runtime for work spawned outside any tokio runtime; `None` when it could not be started.
+static OUTSIDE_RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sockio-tokio-outside")
+        .enable_all()
+        .build()
+        .inspect_err(|error| {
+            tracing::error!(%error, "cannot start a runtime for work spawned outside tokio");
+        })
+        .ok()
+});
+
+fn spawn_outside_runtime<F>(future: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match &*OUTSIDE_RUNTIME {
+        Some(runtime) => drop(runtime.spawn(future)),
+        // Logged when the runtime failed to start; running the future here would block the
+        // caller's executor, and the caller asked for a task.
+        None => tracing::error!("work spawned outside tokio is dropped: no runtime for it"),
+    }
+}
 
 impl sockio_server::Runtime for Tokio {
     type Listener = tokio::net::TcpListener;
@@ -54,7 +86,16 @@ impl sockio_server::Runtime for Tokio {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        tokio::spawn(future);
+        // Inside a task (nearly every spawn: connections, handlers) `tokio::spawn` finds the
+        // runtime without the reference count `Handle::try_current` costs.
+        if tokio::task::try_id().is_some() {
+            tokio::spawn(future);
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn(future)),
+            Err(_) => spawn_outside_runtime(future),
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
