@@ -218,9 +218,15 @@ impl EngineServer {
                         return false;
                     };
                     let server = EngineServer { inner };
-                    for cell in due {
-                        server.fire_timer(&cell);
-                    }
+                    crate::timers::fire_each(
+                        due,
+                        |cell| server.fire_timer(cell),
+                        |cell| {
+                            server.drive(cell, |state, now| {
+                                state.session.close(now, CloseReason::ForcedClose)
+                            })
+                        },
+                    );
                     true
                 })
             });

@@ -174,9 +174,11 @@ impl Server {
                         return false;
                     };
                     let server = Server { inner };
-                    for cell in due {
-                        server.fire_timer(&cell);
-                    }
+                    crate::timers::fire_each(
+                        due,
+                        |cell| server.fire_timer(cell),
+                        |cell| server.close_after_bug(cell),
+                    );
                     true
                 })
             });
@@ -572,6 +574,15 @@ impl Server {
         }
     }
 
+    /// Closes a connection whose driving panicked (a sockio bug, logged by the caller): its
+    /// state may be half updated, so it is not served further; the client is told, its sockets'
+    /// disconnect handlers run (`forced close`), and the other connections are not touched.
+    fn close_after_bug(&self, cell: &Arc<ConnCell>) {
+        self.drive(cell, |state, now| {
+            state.conn.close(now, CloseReason::ForcedClose)
+        });
+    }
+
     /// Called by the timer thread when a deadline of `cell` may be due.
     pub(crate) fn fire_timer(&self, cell: &Arc<ConnCell>) {
         let driven = cell.drive_locked(|state, now| {
@@ -605,18 +616,32 @@ impl Server {
             .async_handlers
             .then_some(self.inner.handlers_per_client);
         loop {
-            match cell.next_event(cap) {
-                Next::Event(event) => self.handle_event(cell, event, Place::OwnJob),
+            let (event, place) = match cell.next_event(cap) {
+                Next::Event(event) => (event, Place::OwnJob),
                 // No dispatcher is left to wait for this job, so its handler runs here instead
                 // of on a job of its own: one hand-over between threads less per event.
-                Next::Last(event) => {
-                    self.handle_event(cell, event, Place::Here);
-                    self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
-                    return;
-                }
+                Next::Last(event) => (event, Place::Here),
                 Next::Parked | Next::Empty => return,
+            };
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.handle_event(cell, event, place)
+            }));
+            if let Err(panic) = handled {
+                // Handlers catch their own panics: this is a sockio bug. Left alone, the
+                // connection would stay scheduled with nobody dispatching its events.
+                let message = sockio_core::api::panic_message(&*panic);
+                tracing::error!(sid = %cell.sid, panic = message, "dispatching an event panicked; the connection is closed");
+                let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.close_after_bug(cell)
+                }));
+                if closed.is_err() {
+                    tracing::error!(sid = %cell.sid, "closing the connection panicked too");
+                }
             }
             self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+            if matches!(place, Place::Here) {
+                return;
+            }
         }
     }
 

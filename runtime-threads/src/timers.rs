@@ -2,6 +2,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -132,3 +133,49 @@ impl<C> Timers<C> {
 /// The smallest delay before re-arming a deadline the core did not move (guards against a busy
 /// loop should a deadline stay in the past).
 pub(crate) const REARM_DELAY: Duration = Duration::from_millis(5);
+
+/// Fires each of `cells` with `fire`. A panic there is a sockio bug, not the application's
+/// (callbacks catch their own), and must not end the timer thread, which would stop every
+/// connection's heartbeat: it is logged, `after_panic` ends that one connection (whose deadline
+/// is no longer kept), and the other cells still fire.
+pub(crate) fn fire_each<C>(
+    cells: Vec<Arc<C>>,
+    mut fire: impl FnMut(&Arc<C>),
+    mut after_panic: impl FnMut(&Arc<C>),
+) {
+    for cell in cells {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| fire(&cell))) {
+            let message = sockio_core::api::panic_message(&*panic);
+            tracing::error!(
+                panic = message,
+                "a connection's timer panicked; it is closed"
+            );
+            if std::panic::catch_unwind(AssertUnwindSafe(|| after_panic(&cell))).is_err() {
+                tracing::error!("closing a connection whose timer panicked panicked too");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_timer_ends_its_connection_only() {
+        let cells: Vec<Arc<usize>> = (0..3).map(Arc::new).collect();
+        let (mut fired, mut ended) = (Vec::new(), Vec::new());
+        fire_each(
+            cells.clone(),
+            |cell| {
+                assert_ne!(**cell, 1, "a timer bug");
+                fired.push(**cell);
+            },
+            |cell| ended.push(**cell),
+        );
+        assert_eq!(fired, [0, 2]);
+        assert_eq!(ended, [1]);
+        // A panic while ending it is contained as well.
+        fire_each(cells, |_| panic!("a timer bug"), |_| panic!("a close bug"));
+    }
+}
