@@ -1311,6 +1311,8 @@ fn peer_hung_up(stream: &TcpStream) -> bool {
 /// frames are queued and written under this mutex, so they never interleave.
 struct WsOut {
     outbox: Outbox,
+    /// Bytes written to the socket so far.
+    written: u64,
     /// A send ran into its timeout: later writes of the same turn are not tried (each try would
     /// wait the timeout again); the frames stay in the outbox.
     blocked: bool,
@@ -1347,7 +1349,10 @@ impl WsShared {
                     let _ = self.stream.shutdown(Shutdown::Both);
                     return Progress::Ended;
                 }
-                Ok(written) => out.outbox.advance(written),
+                Ok(written) => {
+                    out.outbox.advance(written);
+                    out.written += written as u64;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error)
                     if matches!(
@@ -1393,6 +1398,7 @@ fn run_websocket<S: WsSession>(
     let shared = Arc::new(WsShared {
         out: Mutex::new(WsOut {
             outbox: Outbox::new(),
+            written: 0,
             blocked: false,
         }),
         stream: stream.clone(),
@@ -1605,6 +1611,10 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
         tracing::debug!("WebSocket client took nothing for the write timeout");
         let _ = self.shared.stream.shutdown(Shutdown::Both);
     }
+
+    fn written(&self) -> u64 {
+        lock(&self.shared.out).written
+    }
 }
 
 impl<S: WsSession> SocketWriter<S> {
@@ -1788,6 +1798,7 @@ mod tests {
         let shared = WsShared {
             out: Mutex::new(WsOut {
                 outbox: Outbox::new(),
+                written: 0,
                 blocked: false,
             }),
             stream,

@@ -47,6 +47,8 @@ pub(crate) trait SocketWrites: Send + Sync {
     fn set_patient(&self, patient: bool);
     /// Gives up on a client that took nothing for the whole write timeout: cuts the socket.
     fn fail(&self);
+    /// Bytes written to the socket so far: a blocked socket that took some made progress.
+    fn written(&self) -> u64;
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +70,32 @@ struct WakeState {
     owner: Owner,
     /// The reader ended or the writer closed the socket: no more turns.
     stopped: bool,
-    /// Since when a socket without a thread of its own has been blocked (thread budget spent).
-    blocked_since: Option<Instant>,
+    /// Since when a socket without a thread of its own has taken nothing (thread budget spent).
+    blocked_since: Option<Stall>,
+}
+
+/// A blocked socket's last progress: when it was first seen at `written` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stall {
+    since: Instant,
+    written: u64,
+}
+
+/// Whether a blocked socket without a thread of its own has taken nothing for the whole write
+/// timeout, as a socket's own thread would find (its every write waits that long): the clock
+/// starts again whenever the socket took bytes since the last look, so a slow client that keeps
+/// reading is not cut.
+fn stalled_too_long(stall: &mut Option<Stall>, now: Instant, written: u64) -> bool {
+    match stall {
+        Some(stall) if stall.written == written => now.duration_since(stall.since) >= WRITE_TIMEOUT,
+        _ => {
+            *stall = Some(Stall {
+                since: now,
+                written,
+            });
+            false
+        }
+    }
 }
 
 /// The wake-up of one WebSocket's writer: notified by whoever gave the core something for the
@@ -231,14 +257,10 @@ impl WsWake {
     /// has been blocked for the whole write timeout.
     fn retry_blocked(self: &Arc<Self>) {
         let now = Instant::now();
-        let (since, writes) = {
-            let mut state = lock(&self.state);
-            (
-                *state.blocked_since.get_or_insert(now),
-                state.writes.clone(),
-            )
-        };
-        if now.duration_since(since) >= WRITE_TIMEOUT {
+        let writes = lock(&self.state).writes.clone();
+        let written = writes.as_ref().map_or(0, |writes| writes.written());
+        let stalled = stalled_too_long(&mut lock(&self.state).blocked_since, now, written);
+        if stalled {
             if let Some(writes) = writes {
                 writes.fail();
             }
@@ -491,6 +513,9 @@ mod tests {
         fn fail(&self) {
             self.record(|log| log.failed += 1);
         }
+        fn written(&self) -> u64 {
+            0
+        }
     }
 
     /// A socket whose writing panics.
@@ -507,6 +532,31 @@ mod tests {
         fn fail(&self) {
             self.0.fail();
         }
+        fn written(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn a_blocked_socket_is_cut_only_after_the_write_timeout_without_progress() {
+        let start = Instant::now();
+        let mut stall = None;
+        assert!(!stalled_too_long(&mut stall, start, 10));
+        let just_before = start + WRITE_TIMEOUT - Duration::from_millis(1);
+        assert!(!stalled_too_long(&mut stall, just_before, 10));
+        // It took bytes: the clock starts again from there.
+        assert!(!stalled_too_long(&mut stall, just_before, 20));
+        assert!(!stalled_too_long(&mut stall, start + WRITE_TIMEOUT, 20));
+        assert!(!stalled_too_long(
+            &mut stall,
+            just_before + WRITE_TIMEOUT / 2,
+            20
+        ));
+        assert!(stalled_too_long(
+            &mut stall,
+            just_before + WRITE_TIMEOUT,
+            20
+        ));
     }
 
     #[test]
@@ -551,6 +601,9 @@ mod tests {
         }
         fn fail(&self) {
             self.scripted.fail();
+        }
+        fn written(&self) -> u64 {
+            0
         }
     }
 
