@@ -31,7 +31,7 @@ pub(crate) use sockio_core::api::AckOutcome;
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
 /// Calls an application's ack callback, logging rather than spreading a panic.
-pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
+pub(crate) fn call_back(callback: impl FnOnce(AckOutcome), outcome: AckOutcome) {
     let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
     if called.is_err() {
         tracing::error!("an emit callback panicked");

@@ -136,6 +136,18 @@ fn refuse_all(receiver: &Receiver<PublishJob>, reason: &str) {
     }
 }
 
+/// Acts on one message from the other servers. A panic there must not end the subscriber, which
+/// would leave this server deaf to the cluster without a word: it is logged, the message lost.
+fn contain_delivery(deliver: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)) {
+        let message = sockio_core::api::panic_message(&*panic);
+        tracing::error!(
+            panic = message,
+            "acting on a message from the other servers panicked; that message is lost"
+        );
+    }
+}
+
 /// Starts the subscriber thread: every message from the broker goes to `deliver`, until
 /// `alive()` fails.
 pub(crate) fn listen(
@@ -144,6 +156,7 @@ pub(crate) fn listen(
     deliver: impl Fn(&[u8]) + Send + 'static,
     alive: impl Fn() -> bool + Send + 'static,
 ) {
+    let deliver = move |message: &[u8]| contain_delivery(|| deliver(message));
     let manager = match cluster {
         Cluster::Broker(manager) => manager,
         Cluster::Custom(backend) => {

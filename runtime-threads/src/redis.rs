@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
+use sockio_core::pubsub::resp::{LinkError, LinkEvent, PublishBatch, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
@@ -32,6 +32,17 @@ enum Failure {
     Closed,
     #[error("Redis did not answer in time")]
     Timeout,
+}
+
+impl Failure {
+    /// A read or a write that waited its whole timeout.
+    fn is_timeout(&self) -> bool {
+        match self {
+            Failure::Timeout => true,
+            Failure::Io(error) => is_timeout(error),
+            _ => false,
+        }
+    }
 }
 
 fn is_timeout(error: &io::Error) -> bool {
@@ -94,27 +105,21 @@ impl Connection {
         Ok(())
     }
 
-    fn publish(&mut self, payloads: &[Vec<u8>]) -> Result<(), Failure> {
-        for payload in payloads {
-            self.link.publish(payload);
-        }
+    /// Publishes what `batch` has not had answered of `payloads`, and waits for the answers.
+    fn publish(&mut self, batch: &mut PublishBatch, payloads: &[Vec<u8>]) -> Result<(), Failure> {
+        batch.publish(&mut self.link, payloads);
         self.flush()?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
-        let mut answered = 0;
-        while answered < payloads.len() {
-            while let Some(event) = self.link.poll_event() {
-                if let LinkEvent::Published { .. } = event {
-                    answered += 1;
-                }
+        loop {
+            batch.handle_events(&mut self.link);
+            if batch.answered() >= payloads.len() {
+                return Ok(());
             }
-            if answered < payloads.len() {
-                if Instant::now() > deadline {
-                    return Err(Failure::Timeout);
-                }
-                self.read_some()?;
+            if Instant::now() > deadline {
+                return Err(Failure::Timeout);
             }
+            self.read_some()?;
         }
-        Ok(())
     }
 }
 
@@ -128,8 +133,9 @@ pub(crate) fn run_publisher(
     // Numbered, as kombu's delivery tags are made from it (`RedisLink::publisher`).
     let mut opened = 0u64;
     let mut connection: Option<Connection> = None;
-    while let Some(batch) = next_batch(&jobs) {
+    while let Some(mut batch) = next_batch(&jobs) {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        let mut progress = PublishBatch::new();
         // Two attempts, as python-socketio's RedisManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
@@ -146,7 +152,7 @@ pub(crate) fn run_publisher(
                 }
             }
             if let Some(open) = connection.as_mut() {
-                match open.publish(&payloads) {
+                match open.publish(&mut progress, &payloads) {
                     Ok(()) => {
                         result = Ok(());
                         break;
@@ -155,11 +161,22 @@ pub(crate) fn run_publisher(
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
                         connection = None;
                         result = Err(PublishError(error.to_string()));
+                        if error.is_timeout() {
+                            // Redis may have taken what it did not answer in time: publishing it
+                            // again could deliver it twice.
+                            result = Err(PublishBatch::unanswered_in_time());
+                            break;
+                        }
                     }
                 }
             }
         }
-        answer_batch(batch, result);
+        // What Redis answered went out, whatever happened to the rest.
+        let failed = batch.split_off(progress.answered().min(batch.len()));
+        answer_batch(batch, Ok(()));
+        if !failed.is_empty() {
+            answer_batch(failed, result);
+        }
     }
 }
 

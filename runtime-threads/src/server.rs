@@ -243,7 +243,9 @@ impl Server {
             Ok(Remote::Answer { id, args }) => {
                 let callback = lock(&bus.pending).answer(id);
                 if let Some(callback) = callback {
-                    callback(AckOutcome::Answered(args));
+                    // On the subscriber: a panic must not end it (the server would stop
+                    // hearing the other servers).
+                    call_back(|outcome| callback(outcome), AckOutcome::Answered(args));
                 }
             }
             Ok(_) => {}
@@ -1003,7 +1005,8 @@ fn expire_remote_callbacks(weak: &std::sync::Weak<Inner>) {
             let expired = lock(&bus.pending).expire(now);
             for expired in expired {
                 if let Expired::Unanswered(callback) = expired {
-                    callback(AckOutcome::TimedOut);
+                    // A panic must not end this loop: later calls would never time out.
+                    call_back(|outcome| callback(outcome), AckOutcome::TimedOut);
                 }
             }
             // Checked at least every second, so the server's end is noticed.

@@ -32,7 +32,7 @@ pub(crate) type HandOff = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Calls an application's ack callback, outside the connection's lock, on the task that settled
 /// it: a panic in it must not unwind into that task (it could end the task driving the connection
 /// and strand the connection); it is logged instead.
-pub(crate) fn call_back(callback: AckCallback, outcome: AckOutcome) {
+pub(crate) fn call_back(callback: impl FnOnce(AckOutcome), outcome: AckOutcome) {
     let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
     if called.is_err() {
         tracing::error!("an emit callback panicked");

@@ -133,6 +133,18 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
     bus
 }
 
+/// Acts on one message from the other servers. A panic there must not end the subscriber, which
+/// would leave this server deaf to the cluster without a word: it is logged, the message lost.
+fn contain_delivery(deliver: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)) {
+        let message = sockio_core::api::panic_message(&*panic);
+        tracing::error!(
+            panic = message,
+            "acting on a message from the other servers panicked; that message is lost"
+        );
+    }
+}
+
 /// Starts the listener: every message from the broker that concerns this host goes to `deliver`.
 /// It runs until `alive` says the server is gone.
 pub(crate) fn listen<Rt, D, A>(runtime: &Rt, cluster: &Cluster, host_id: &str, deliver: D, alive: A)
@@ -141,6 +153,7 @@ where
     D: Fn(bytes::Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
+    let deliver = move |message: bytes::Bytes| contain_delivery(|| deliver(message));
     let manager = match cluster {
         Cluster::Broker(manager) => manager,
         Cluster::Custom(backend) => {

@@ -9,7 +9,7 @@ use futures_channel::mpsc;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::resp::{LinkError, LinkEvent, RedisLink};
+use sockio_core::pubsub::resp::{LinkError, LinkEvent, PublishBatch, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
@@ -62,7 +62,7 @@ impl<Rt: Runtime> Connection<Rt> {
         }
         .map_err(Failure::Connect)?;
         let mut connection = Connection { io, link };
-        connection.flush().await?;
+        connection.flush_by(runtime, deadline).await?;
         while !connection.link.is_ready() {
             until(runtime, deadline, connection.read_some())
                 .await
@@ -86,6 +86,15 @@ impl<Rt: Runtime> Connection<Rt> {
         Ok(())
     }
 
+    /// [`flush`](Self::flush) that gives up at `deadline`: a Redis (or a network path) that
+    /// stopped reading must not hold the writer until TCP gives up, minutes later. The
+    /// connection is dropped after a timeout (part of a command may have been written).
+    async fn flush_by(&mut self, runtime: &Rt, deadline: Instant) -> Result<(), Failure> {
+        until(runtime, deadline, self.flush())
+            .await
+            .ok_or(Failure::Timeout)?
+    }
+
     async fn read_some(&mut self) -> Result<(), Failure> {
         let mut buffer = [0u8; 16 * 1024];
         let read = self.io.read(&mut buffer).await?;
@@ -96,27 +105,26 @@ impl<Rt: Runtime> Connection<Rt> {
         Ok(())
     }
 
-    /// Publishes every payload and waits for all answers.
-    async fn publish(&mut self, runtime: &Rt, payloads: &[Vec<u8>]) -> Result<(), Failure> {
-        for payload in payloads {
-            self.link.publish(payload);
-        }
-        self.flush().await?;
+    /// Publishes what `batch` has not had answered of `payloads`, and waits for the answers;
+    /// writing and waiting take at most the publish timeout.
+    async fn publish(
+        &mut self,
+        runtime: &Rt,
+        batch: &mut PublishBatch,
+        payloads: &[Vec<u8>],
+    ) -> Result<(), Failure> {
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
-        let mut answered = 0;
-        while answered < payloads.len() {
-            while let Some(event) = self.link.poll_event() {
-                if let LinkEvent::Published { .. } = event {
-                    answered += 1;
-                }
+        batch.publish(&mut self.link, payloads);
+        self.flush_by(runtime, deadline).await?;
+        loop {
+            batch.handle_events(&mut self.link);
+            if batch.answered() >= payloads.len() {
+                return Ok(());
             }
-            if answered < payloads.len() {
-                until(runtime, deadline, self.read_some())
-                    .await
-                    .ok_or(Failure::Timeout)??;
-            }
+            until(runtime, deadline, self.read_some())
+                .await
+                .ok_or(Failure::Timeout)??;
         }
-        Ok(())
     }
 }
 
@@ -131,8 +139,9 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     // Numbered, as kombu's delivery tags are made from it (`RedisLink::publisher`).
     let mut opened = 0u64;
     let mut connection: Option<Connection<Rt>> = None;
-    while let Some(batch) = next_batch(&mut jobs).await {
+    while let Some(mut batch) = next_batch(&mut jobs).await {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        let mut progress = PublishBatch::new();
         // Two attempts, as python-socketio's RedisManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
@@ -155,7 +164,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                 }
             }
             if let Some(open) = connection.as_mut() {
-                match open.publish(&runtime, &payloads).await {
+                match open.publish(&runtime, &mut progress, &payloads).await {
                     Ok(()) => {
                         result = Ok(());
                         break;
@@ -164,11 +173,22 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
                         connection = None;
                         result = Err(PublishError(error.to_string()));
+                        if matches!(error, Failure::Timeout) {
+                            // Redis may have taken what it did not answer in time: publishing it
+                            // again could deliver it twice.
+                            result = Err(PublishBatch::unanswered_in_time());
+                            break;
+                        }
                     }
                 }
             }
         }
-        answer_batch(batch, result);
+        // What Redis answered went out, whatever happened to the rest.
+        let failed = batch.split_off(progress.answered().min(batch.len()));
+        answer_batch(batch, Ok(()));
+        if !failed.is_empty() {
+            answer_batch(failed, result);
+        }
     }
 }
 
@@ -251,7 +271,8 @@ where
             None => {
                 // Quiet channel: make sure the connection is still there.
                 connection.link.ping();
-                if let Err(error) = connection.flush().await {
+                let deadline = Instant::now() + PING_EVERY;
+                if let Err(error) = connection.flush_by(runtime, deadline).await {
                     return Some(error);
                 }
                 pinged = true;

@@ -68,19 +68,31 @@ pub fn reachable(url: &str) -> Option<String> {
 /// How many connections Redis at `addr` (`host:port`, or the path of a Unix socket) has
 /// subscribed to `channel` (`PUBSUB NUMSUB`).
 pub fn redis_subscribers(addr: &str, channel: &str) -> Result<i64, String> {
+    redis_count(addr, &[b"PUBSUB", b"NUMSUB", channel.as_bytes()])
+}
+
+/// Publishes `message` on `channel` of Redis at `addr`, as another server would; how many
+/// subscribers got it.
+pub fn redis_publish(addr: &str, channel: &str, message: &[u8]) -> Result<i64, String> {
+    redis_count(addr, &[b"PUBLISH", channel.as_bytes(), message])
+}
+
+/// Runs a command whose answer holds one integer (`PUBLISH`, `PUBSUB NUMSUB`), on a connection
+/// of its own, and returns that integer.
+fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
     let mut stream: Box<dyn ReadWrite> = if addr.starts_with('/') {
         Box::new(std::os::unix::net::UnixStream::connect(addr).map_err(|e| e.to_string())?)
     } else {
         Box::new(std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?)
     };
-    let command = format!(
-        "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n${}\r\n{channel}\r\n",
-        channel.len()
-    );
-    stream
-        .write_all(command.as_bytes())
-        .map_err(|e| e.to_string())?;
-    // The reply is `*2 $len channel :count`: the count is the last line.
+    let mut command = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        command.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        command.extend_from_slice(arg);
+        command.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&command).map_err(|e| e.to_string())?;
+    // `:count`, or `*2 $len channel :count`: the count is the line that starts with `:`.
     let mut reply = Vec::new();
     let mut buffer = [0u8; 512];
     loop {

@@ -26,6 +26,7 @@ pub mod browser;
 pub mod clock;
 pub mod debian;
 pub mod handler_scripts;
+pub mod link_faults;
 pub mod node_script;
 pub mod raw_polling;
 pub mod requests;

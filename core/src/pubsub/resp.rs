@@ -410,6 +410,51 @@ impl RedisLink {
     }
 }
 
+/// One batch of publishes, across the connections it takes. Redis answers in order, so the
+/// messages answered are the first ones; after a lost connection only the rest is sent again on
+/// the next (a message answered is never sent twice).
+#[derive(Debug, Default)]
+pub struct PublishBatch {
+    answered: usize,
+}
+
+impl PublishBatch {
+    pub fn new() -> Self {
+        PublishBatch::default()
+    }
+
+    /// Queues on `link` (a fresh link for each attempt) every message of `payloads` (the batch, in
+    /// order) not answered yet.
+    pub fn publish<P: AsRef<[u8]>>(&self, link: &mut RedisLink, payloads: &[P]) {
+        for payload in payloads.get(self.answered..).unwrap_or_default() {
+            link.publish(payload.as_ref());
+        }
+    }
+
+    /// Counts `link`'s answers to this batch's publishes.
+    pub fn handle_events(&mut self, link: &mut RedisLink) {
+        while let Some(event) = link.poll_event() {
+            if let LinkEvent::Published { .. } = event {
+                self.answered += 1;
+            }
+        }
+    }
+
+    /// How many of the batch's messages Redis answered.
+    pub fn answered(&self) -> usize {
+        self.answered
+    }
+
+    /// What the messages get that Redis did not answer in time. They are not published again:
+    /// Redis may have taken them, and a second publish could deliver them twice.
+    pub fn unanswered_in_time() -> crate::api::PublishError {
+        crate::api::PublishError(
+            "Redis did not answer in time; the message may or may not reach the other servers"
+                .to_owned(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,5 +656,37 @@ mod tests {
             })
         );
         assert_eq!(link.unanswered().count(), 0);
+    }
+
+    #[test]
+    fn a_batch_sends_only_what_was_not_answered_again() {
+        let config = config(None, 0);
+        let payloads = [b"a".as_slice(), b"b", b"c"];
+        let mut batch = PublishBatch::new();
+        let mut first = RedisLink::publisher(&config, "ch", "pub");
+        batch.publish(&mut first, &payloads);
+        let written = first.poll_transmit().expect("commands");
+        assert_eq!(written.windows(3).filter(|w| *w == b"$1\r").count(), 3);
+        // Set-up answers, then the first publish's; the connection is lost before the others.
+        first.handle_input(b"+OK\r\n:1\r\n").expect("replies");
+        batch.handle_events(&mut first);
+        assert_eq!(batch.answered(), 1);
+        let mut second = RedisLink::publisher(&config, "ch", "pub");
+        batch.publish(&mut second, &payloads);
+        let again = second.poll_transmit().expect("commands");
+        let text = String::from_utf8_lossy(&again);
+        assert!(
+            !text.contains("\r\na\r\n"),
+            "the answered message again: {text}"
+        );
+        assert!(
+            text.contains("\r\nb\r\n") && text.contains("\r\nc\r\n"),
+            "{text}"
+        );
+        second
+            .handle_input(b"+OK\r\n:1\r\n:2\r\n")
+            .expect("replies");
+        batch.handle_events(&mut second);
+        assert_eq!(batch.answered(), payloads.len());
     }
 }

@@ -1,0 +1,137 @@
+//! A TCP relay between a server under test and a real broker, which can stop carrying either
+//! direction of the connections open at the time: a broker that stops reading (requests held),
+//! or one that takes commands but whose answers do not come back in time (replies held), as a
+//! stalled broker or a failing network path would, while a new connection works. Both ends are
+//! real; only the path between them is disturbed.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often a held direction looks whether it may carry again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// The relay; it stops accepting and carrying when dropped.
+pub struct FaultyLink {
+    addr: SocketAddr,
+    /// Each relayed connection's holds: requests, replies.
+    connections: Arc<Mutex<Vec<Holds>>>,
+    stopped: Arc<AtomicBool>,
+}
+
+#[derive(Clone, Default)]
+struct Holds {
+    requests: Arc<AtomicBool>,
+    replies: Arc<AtomicBool>,
+}
+
+impl FaultyLink {
+    /// Relays every connection made to [`addr`](Self::addr) to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> std::io::Result<FaultyLink> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let link = FaultyLink {
+            addr,
+            connections: Arc::default(),
+            stopped: Arc::new(AtomicBool::new(false)),
+        };
+        let (connections, stopped) = (link.connections.clone(), link.stopped.clone());
+        let upstream = upstream.to_owned();
+        listener.set_nonblocking(true)?;
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let Ok(server) = TcpStream::connect(&upstream) else {
+                            continue;
+                        };
+                        let _ = client.set_nonblocking(false);
+                        let holds = Holds::default();
+                        carry(&client, &server, holds.requests.clone(), stopped.clone());
+                        carry(&server, &client, holds.replies.clone(), stopped.clone());
+                        if let Ok(mut connections) = connections.lock() {
+                            connections.push(holds);
+                        }
+                    }
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(link)
+    }
+
+    /// Where the server under test connects instead of the broker.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// On the connections open now, stops (`true`) or resumes reading what the server sends:
+    /// it then fills the socket buffers and its writes block, as with a broker that stopped
+    /// reading.
+    pub fn hold_requests(&self, hold: bool) {
+        self.each_open(|holds| holds.requests.store(hold, Ordering::SeqCst));
+    }
+
+    /// On the connections open now, stops (`true`) or resumes passing the broker's answers on:
+    /// the broker acts on what it is sent, but the server hears nothing.
+    pub fn hold_replies(&self, hold: bool) {
+        self.each_open(|holds| holds.replies.store(hold, Ordering::SeqCst));
+    }
+
+    /// How many connections the relay has carried.
+    pub fn connections(&self) -> usize {
+        self.connections
+            .lock()
+            .map_or(0, |connections| connections.len())
+    }
+
+    fn each_open(&self, f: impl Fn(&Holds)) {
+        if let Ok(connections) = self.connections.lock() {
+            connections.iter().for_each(f);
+        }
+    }
+}
+
+impl Drop for FaultyLink {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own, not reading while `hold` is set; both are cut
+/// when either side ends.
+fn carry(from: &TcpStream, to: &TcpStream, hold: Arc<AtomicBool>, stopped: Arc<AtomicBool>) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = from.set_read_timeout(Some(POLL));
+        let mut buffer = vec![0u8; 64 * 1024];
+        while !stopped.load(Ordering::SeqCst) {
+            if hold.load(Ordering::SeqCst) {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            match from.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => {
+                    // Held while this read waited: what it got is held too.
+                    while hold.load(Ordering::SeqCst) && !stopped.load(Ordering::SeqCst) {
+                        std::thread::sleep(POLL);
+                    }
+                    if to.write_all(&buffer[..read]).is_err() {
+                        break;
+                    }
+                }
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}

@@ -1,0 +1,200 @@
+//! Cross-server messaging when something fails part way: a Redis that stops reading, one that
+//! takes a publish but whose answer does not come back in time (the servers talk to the
+//! machine's real Redis through a relay that holds one direction, `sockio_testkit::link_faults`),
+//! and an application callback that panics on the subscriber's or the expiry task's turn.
+//!
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
+//! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
+
+#![cfg(feature = "tokio")]
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
+use sockio_testkit::brokers::{reachable, redis_publish, redis_subscribers, redis_url};
+use sockio_testkit::link_faults::FaultyLink;
+
+async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
+    for _ in 0..1000 {
+        if redis_subscribers(addr, channel).expect("PUBSUB NUMSUB") >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{count} subscribers never listened on {channel}");
+}
+
+/// A server whose Redis connections go through `link`.
+async fn server_through<Rt: Runtime>(link: &FaultyLink, redis: &str, channel: &str) -> Server<Rt> {
+    let manager = ClientManager::from_url(&format!("redis://{}", link.addr()))
+        .expect("url")
+        .channel(channel);
+    let io = Server::<Rt>::builder().client_manager(manager).build();
+    wait_for_subscribers(redis, channel, 1).await;
+    // Opens the publisher's connection, so the holds below reach it.
+    io.emit("warm-up", &()).await.expect("a first publish");
+    io
+}
+
+/// Subscribes to `channel` straight on Redis (not through the relay) on a thread of its own,
+/// and counts the messages that mention `marker` until `window` has passed.
+fn count_deliveries(
+    redis: &str,
+    channel: &str,
+    marker: &str,
+    window: Duration,
+) -> std::thread::JoinHandle<usize> {
+    let mut stream = std::net::TcpStream::connect(redis).expect("connect to Redis");
+    let command = format!(
+        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+        channel.len()
+    );
+    stream.write_all(command.as_bytes()).expect("SUBSCRIBE");
+    let marker = marker.to_owned();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 64 * 1024];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("timeout");
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                Err(_) => continue,
+            }
+        }
+        String::from_utf8_lossy(&seen).matches(&*marker).count()
+    })
+}
+
+fn fresh_channel() -> String {
+    sockio_testkit::brokers::fresh_channel("sockio-faults")
+}
+
+/// A Redis that stops reading: the emit fails after the publish timeout instead of waiting until
+/// TCP gives up (minutes), and later emits are not stuck behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_to_a_redis_that_stopped_reading_fails_in_time() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let channel = fresh_channel();
+    let io: Server<sockio::tokio::Tokio> = server_through(&link, &redis, &channel).await;
+    link.hold_requests(true);
+    // More than the socket buffers hold, so the write itself waits.
+    let big = "x".repeat(8 << 20);
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(30), io.emit("big", &big))
+        .await
+        .expect("the emit waited for the stalled write");
+    match result {
+        Err(EmitError::Publish(error)) => {
+            assert!(error.0.contains("in time"), "{error}")
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // The next emit goes out on a fresh connection.
+    let counted = count_deliveries(&redis, &channel, "after-the-stall", Duration::from_secs(3));
+    wait_for_subscribers(&redis, &channel, 2).await;
+    io.emit("after-the-stall", &())
+        .await
+        .expect("published on a new connection");
+    assert_eq!(counted.join().expect("counter"), 1);
+}
+
+/// A publish Redis took but whose answer did not come back in time is not published again (it
+/// would reach the other servers twice): the emit fails, saying it may still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_answered_late_is_not_published_twice() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let channel = fresh_channel();
+    let io: Server<sockio::tokio::Tokio> = server_through(&link, &redis, &channel).await;
+    let counted = count_deliveries(&redis, &channel, "answered-late", Duration::from_secs(9));
+    wait_for_subscribers(&redis, &channel, 2).await;
+    let connections = link.connections();
+    link.hold_replies(true);
+    let result = io.emit("answered-late", &()).await;
+    match result {
+        Err(EmitError::Publish(error)) => {
+            assert!(error.0.contains("may or may not"), "{error}")
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    assert_eq!(counted.join().expect("counter"), 1, "delivered once");
+    assert_eq!(link.connections(), connections, "no second attempt");
+}
+
+/// An emit callback that panics when the answer comes from another server, or when it times out,
+/// is the application's bug: the subscriber goes on hearing the other servers, and later
+/// callbacks and calls still get their answers and their timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeouts() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&redis_url())
+        .expect("url")
+        .channel(&channel);
+    let io = sockio::Server::builder().client_manager(manager).build();
+    wait_for_subscribers(&redis, &channel, 1).await;
+    let host_id = io.host_id().expect("host id").to_owned();
+    // Remote callbacks 1 and 2 (a fresh server numbers them from 1): the first panics.
+    io.emit("question", &())
+        .to("room-elsewhere")
+        .callback(
+            Some(Duration::from_secs(30)),
+            |_: Result<String, CallError>| panic!("an application bug in an emit callback"),
+        )
+        .await
+        .expect("published");
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    io.emit("question", &())
+        .to("room-elsewhere")
+        .callback(
+            Some(Duration::from_secs(30)),
+            move |answer: Result<String, CallError>| {
+                let _ = answers.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .await
+        .expect("published");
+    for id in [1, 2] {
+        let answer = format!(
+            r#"{{"method":"callback","host_id":"{host_id}","sid":"elsewhere","namespace":"/","id":{id},"args":["hi"]}}"#
+        );
+        redis_publish(&redis, &channel, answer.as_bytes()).expect("PUBLISH");
+    }
+    let second = tokio::time::timeout(Duration::from_secs(10), answered.recv())
+        .await
+        .expect("the second answer reached its callback");
+    assert_eq!(second, Some(Ok("hi".to_owned())));
+
+    // A callback that panics when it times out.
+    io.emit("question", &())
+        .to("nobody-here")
+        .callback(
+            Some(Duration::from_millis(200)),
+            |_: Result<String, CallError>| panic!("an application bug in a timed-out callback"),
+        )
+        .await
+        .expect("published");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let call = io
+        .call("question", &())
+        .to("sid-of-nobody")
+        .timeout(Duration::from_millis(500));
+    let outcome = tokio::time::timeout(Duration::from_secs(10), call.answer::<String>())
+        .await
+        .expect("the call timed out in time");
+    assert!(matches!(outcome, Err(CallError::Timeout)), "{outcome:?}");
+    assert_eq!(redis_subscribers(&redis, &channel).expect("NUMSUB"), 1);
+}
