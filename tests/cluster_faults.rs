@@ -8,11 +8,12 @@
 
 #![cfg(feature = "tokio")]
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
-use sockio_testkit::brokers::{reachable, redis_publish, redis_subscribers, redis_url};
+use sockio_testkit::brokers::{
+    count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
+};
 use sockio_testkit::link_faults::FaultyLink;
 
 async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
@@ -35,39 +36,6 @@ async fn server_through<Rt: Runtime>(link: &FaultyLink, redis: &str, channel: &s
     // Opens the publisher's connection, so the holds below reach it.
     io.emit("warm-up", &()).await.expect("a first publish");
     io
-}
-
-/// Subscribes to `channel` straight on Redis (not through the relay) on a thread of its own,
-/// and counts the messages that mention `marker` until `window` has passed.
-fn count_deliveries(
-    redis: &str,
-    channel: &str,
-    marker: &str,
-    window: Duration,
-) -> std::thread::JoinHandle<usize> {
-    let mut stream = std::net::TcpStream::connect(redis).expect("connect to Redis");
-    let command = format!(
-        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
-        channel.len()
-    );
-    stream.write_all(command.as_bytes()).expect("SUBSCRIBE");
-    let marker = marker.to_owned();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + window;
-        let mut seen = Vec::new();
-        let mut buffer = [0u8; 64 * 1024];
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .expect("timeout");
-            match stream.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(read) => seen.extend_from_slice(&buffer[..read]),
-                Err(_) => continue,
-            }
-        }
-        String::from_utf8_lossy(&seen).matches(&*marker).count()
-    })
 }
 
 fn fresh_channel() -> String {
@@ -99,7 +67,7 @@ async fn an_emit_to_a_redis_that_stopped_reading_fails_in_time() {
     }
     assert!(started.elapsed() < Duration::from_secs(20));
     // The next emit goes out on a fresh connection.
-    let counted = count_deliveries(&redis, &channel, "after-the-stall", Duration::from_secs(3));
+    let counted = count_redis_messages(&redis, &channel, "after-the-stall", Duration::from_secs(3));
     wait_for_subscribers(&redis, &channel, 2).await;
     io.emit("after-the-stall", &())
         .await
@@ -117,7 +85,7 @@ async fn a_publish_answered_late_is_not_published_twice() {
     let link = FaultyLink::start(&redis).expect("relay");
     let channel = fresh_channel();
     let io: Server<sockio::tokio::Tokio> = server_through(&link, &redis, &channel).await;
-    let counted = count_deliveries(&redis, &channel, "answered-late", Duration::from_secs(9));
+    let counted = count_redis_messages(&redis, &channel, "answered-late", Duration::from_secs(9));
     wait_for_subscribers(&redis, &channel, 2).await;
     let connections = link.connections();
     link.hold_replies(true);

@@ -11,6 +11,7 @@
 
 use std::io::{Read, Write};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The Redis URL under test.
 pub fn redis_url() -> String {
@@ -113,6 +114,40 @@ fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
             return Err(format!("unexpected reply: {text}"));
         }
     }
+}
+
+/// Subscribes to `channel` of Redis at `addr` (`host:port`) on a thread of its own, and counts
+/// what was published there mentioning `marker` until `window` has passed. Subscribed once
+/// `PUBSUB NUMSUB` counts it (the caller waits for that before publishing).
+pub fn count_redis_messages(
+    addr: &str,
+    channel: &str,
+    marker: &str,
+    window: Duration,
+) -> std::thread::JoinHandle<usize> {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to Redis");
+    let command = format!(
+        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+        channel.len()
+    );
+    stream.write_all(command.as_bytes()).expect("SUBSCRIBE");
+    let marker = marker.to_owned();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 64 * 1024];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .expect("timeout");
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => seen.extend_from_slice(&buffer[..read]),
+                Err(_) => continue,
+            }
+        }
+        String::from_utf8_lossy(&seen).matches(&*marker).count()
+    })
 }
 
 trait ReadWrite: Read + Write {}

@@ -1,0 +1,115 @@
+//! Cross-server messaging of the threads runtime when something fails part way: a Redis that
+//! takes a publish but whose answer does not come back in time (the server talks to the
+//! machine's real Redis through a relay that holds the answers, `sockio_testkit::link_faults`),
+//! and an application callback that panics on the subscriber's or the expiry thread's turn.
+//!
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
+//! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
+
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use sockio_testkit::brokers::{
+    count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
+    wait_for_listeners,
+};
+use sockio_testkit::link_faults::FaultyLink;
+use sockio_threads::{CallError, ClientManager, EmitError, Server};
+
+fn server(url: &str, redis: &str, topic: &str) -> Server {
+    let manager = ClientManager::from_url(url).expect("url").channel(topic);
+    let io = Server::builder().client_manager(manager).build();
+    wait_for_listeners(url, redis, topic, 1).expect("subscribed");
+    io
+}
+
+/// A publish Redis took but whose answer did not come back in time is not published again (it
+/// would reach the other servers twice): the emit fails, saying it may still arrive.
+#[test]
+fn a_publish_answered_late_is_not_published_twice() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let io = server(&format!("redis://{}", link.addr()), &redis, &topic);
+    // Opens the publisher's connection, so the hold below reaches it.
+    io.emit("warm-up", &()).send().expect("a first publish");
+    let counted = count_redis_messages(&redis, &topic, "answered-late", Duration::from_secs(9));
+    wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
+    let connections = link.connections();
+    link.hold_replies(true);
+    match io.emit("answered-late", &()).send() {
+        Err(EmitError::Publish(error)) => assert!(error.0.contains("may or may not"), "{error}"),
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    assert_eq!(counted.join().expect("counter"), 1, "delivered once");
+    assert_eq!(link.connections(), connections, "no second attempt");
+}
+
+/// An emit callback that panics when the answer comes from another server, or when it times out,
+/// is the application's bug: the subscriber goes on hearing the other servers, and later
+/// callbacks and calls still get their answers and their timeouts.
+#[test]
+fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeouts() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let io = server(&redis_url(), &redis, &topic);
+    let host_id = io.host_id().expect("host id").to_owned();
+    // Remote callbacks 1 and 2 (a fresh server numbers them from 1): the first panics.
+    io.emit("question", &())
+        .to("room-elsewhere")
+        .callback(
+            Some(Duration::from_secs(30)),
+            |_: Result<String, CallError>| panic!("an application bug in an emit callback"),
+        )
+        .send()
+        .expect("published");
+    let (answers, answered) = channel();
+    io.emit("question", &())
+        .to("room-elsewhere")
+        .callback(
+            Some(Duration::from_secs(30)),
+            move |answer: Result<String, CallError>| {
+                let _ = answers.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .send()
+        .expect("published");
+    for id in [1, 2] {
+        let answer = format!(
+            r#"{{"method":"callback","host_id":"{host_id}","sid":"elsewhere","namespace":"/","id":{id},"args":["hi"]}}"#
+        );
+        redis_publish(&redis, &topic, answer.as_bytes()).expect("PUBLISH");
+    }
+    let second = answered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the second answer reached its callback");
+    assert_eq!(second, Ok("hi".to_owned()));
+
+    // A callback that panics when it times out.
+    io.emit("question", &())
+        .to("nobody-here")
+        .callback(
+            Some(Duration::from_millis(200)),
+            |_: Result<String, CallError>| panic!("an application bug in a timed-out callback"),
+        )
+        .send()
+        .expect("published");
+    std::thread::sleep(Duration::from_secs(1));
+    let (outcomes, outcome) = channel();
+    let call = io
+        .call("question", &())
+        .to("sid-of-nobody")
+        .timeout(Duration::from_millis(500));
+    std::thread::spawn(move || {
+        let _ = outcomes.send(call.answer::<String>());
+    });
+    let outcome = outcome
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call timed out in time");
+    assert!(matches!(outcome, Err(CallError::Timeout)), "{outcome:?}");
+    assert_eq!(redis_subscribers(&redis, &topic).expect("NUMSUB"), 1);
+}
