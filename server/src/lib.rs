@@ -23,6 +23,7 @@ mod io;
 mod layer;
 mod lifecycle;
 mod manager;
+mod publish_slots;
 mod pubsub_backend;
 mod redis;
 mod runtime;

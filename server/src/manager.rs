@@ -13,17 +13,21 @@ use sockio_core::api::PublishError;
 pub use sockio_core::pubsub::ClientManager;
 use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 
+use crate::publish_slots::{PublishSlot, PublishSlots};
 use crate::pubsub_backend::PubSubBackend;
 use crate::runtime::Runtime;
 
-/// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
-/// from synchronous methods fail with a log line).
+/// Most publishes queued for the broker or being published at once; past it, emits wait (and
+/// room changes made from synchronous methods, and answers to remote callbacks, fail with a log
+/// line).
 const PUBLISH_QUEUE: usize = 4096;
 
 /// One message to publish, and who waits for the broker's answer.
 pub(crate) struct PublishJob {
     pub payload: Vec<u8>,
     pub reply: Option<oneshot::Sender<Result<(), PublishError>>>,
+    /// Its place under [`PUBLISH_QUEUE`], until the publisher is done with it.
+    _slot: PublishSlot,
 }
 
 /// A callback of an emit answered on another server.
@@ -34,6 +38,7 @@ pub(crate) type RemoteCallback = Arc<dyn Fn(sockio_core::api::AckOutcome) + Send
 pub(crate) struct Bus {
     pub host_id: String,
     jobs: mpsc::Sender<PublishJob>,
+    slots: Arc<PublishSlots>,
     pub pending: std::sync::Mutex<PendingCallbacks<RemoteCallback>>,
 }
 
@@ -44,6 +49,7 @@ impl Bus {
         let job = PublishJob {
             payload: message.encode(),
             reply: Some(reply),
+            _slot: self.slots.take().await,
         };
         let mut jobs = self.jobs.clone();
         futures_util::SinkExt::send(&mut jobs, job)
@@ -57,9 +63,18 @@ impl Bus {
     /// Publishes `message` without waiting (for synchronous methods and for answers to remote
     /// callbacks); a failure is logged.
     pub fn publish_detached(&self, message: &Message) {
+        let Some(slot) = self.slots.try_take() else {
+            tracing::error!(
+                method = message.method(),
+                queued = PUBLISH_QUEUE,
+                "the broker's queue is full; this message does not reach the other servers"
+            );
+            return;
+        };
         let job = PublishJob {
             payload: message.encode(),
             reply: None,
+            _slot: slot,
         };
         if let Err(error) = self.jobs.clone().try_send(job) {
             tracing::error!(
@@ -101,6 +116,7 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
     let bus = Arc::new(Bus {
         host_id: new_host_id(),
         jobs,
+        slots: PublishSlots::new(PUBLISH_QUEUE),
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
     });
     let manager = match cluster {
@@ -214,5 +230,60 @@ pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishErr
         if let Some(reply) = job.reply {
             let _ = reply.send(result.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    /// A bus whose publisher never takes a job (a broker that does not answer).
+    fn stuck_bus() -> (Bus, mpsc::Receiver<PublishJob>) {
+        let (jobs, receiver) = mpsc::channel(PUBLISH_QUEUE);
+        let bus = Bus {
+            host_id: new_host_id(),
+            jobs,
+            slots: PublishSlots::new(PUBLISH_QUEUE),
+            pending: std::sync::Mutex::new(PendingCallbacks::default()),
+        };
+        (bus, receiver)
+    }
+
+    fn message() -> Message {
+        Message::CloseRoom {
+            room: "r".into(),
+            namespace: "/".into(),
+            host_id: None,
+        }
+    }
+
+    #[test]
+    fn the_publish_queue_is_bounded() {
+        let (bus, mut receiver) = stuck_bus();
+        for _ in 0..PUBLISH_QUEUE + 100 {
+            bus.publish_detached(&message());
+        }
+        let mut queued = 0;
+        while let Ok(job) = receiver.try_recv() {
+            queued += 1;
+            // Still held: the publisher is not done with it.
+            std::mem::forget(job);
+        }
+        assert_eq!(
+            queued, PUBLISH_QUEUE,
+            "detached publishes past the bound fail"
+        );
+
+        let (bus, _receiver) = stuck_bus();
+        for _ in 0..PUBLISH_QUEUE {
+            bus.publish_detached(&message());
+        }
+        let waiting = message();
+        let publish = bus.publish(&waiting);
+        assert!(
+            publish.now_or_never().is_none(),
+            "an awaited publish waits for room"
+        );
     }
 }
