@@ -1,6 +1,6 @@
 //! `http_header_timeout` on every runtime: a connection that stops in the middle of its request
-//! head, or sends nothing at all, is closed once the timeout passes, and complete requests are
-//! still answered.
+//! head or of its body, or sends nothing at all, is closed once the timeout passes, and complete
+//! requests are still answered.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -48,6 +48,17 @@ fn check(addr: SocketAddr) {
         .expect("write half a head");
     expect_closed(stuck);
     expect_closed(TcpStream::connect(addr).expect("connect"));
+    // A whole head announcing a body that never comes (a handshake, then a session's POST).
+    let mut bodiless = TcpStream::connect(addr).expect("connect");
+    bodiless
+        .write_all(format!("{HANDSHAKE}Content-Length: 100\r\n\r\n").as_bytes())
+        .expect("write a head");
+    expect_closed(bodiless);
+    let sid = sockio_testkit::raw_polling::open(addr, "/socket.io/");
+    let uri = sockio_testkit::raw_polling::session_uri("/socket.io/", &sid);
+    expect_closed(sockio_testkit::raw_polling::unfinished_post(
+        addr, &uri, 100, b"4",
+    ));
 
     let mut whole = TcpStream::connect(addr).expect("connect");
     whole
@@ -59,7 +70,7 @@ fn check(addr: SocketAddr) {
     assert!(answer.contains("\"sid\""), "{answer}");
 }
 
-/// Waits for the server to close `stuck`, which sent an unfinished head or nothing.
+/// Waits for the server to close `stuck`, which sent an unfinished request or nothing.
 fn expect_closed(mut stuck: TcpStream) {
     // Far longer than TIMEOUT: the read returns because the server closed the connection.
     stuck

@@ -47,9 +47,11 @@ use crate::lifecycle::{BusyGuard, Lifecycle};
 use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{
-    Handled, PostInFlight, SocketIoResponse, body_after_start, plain, post_refusal, refused_post,
+    BodyLimits, Handled, PostInFlight, SocketIoResponse, body_after_start, plain, post_refusal,
+    refused_post,
 };
 use crate::wake_signal::WakeSignal;
+use crate::write_deadline::WriteDeadline;
 use crate::ws_pump::WsSession;
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
@@ -281,6 +283,8 @@ impl<Rt: Runtime> EngineServer<Rt> {
                         return;
                     }
                     let http = crate::http1::builder(runtime, timeout);
+                    let (io_runtime, write_timeout) =
+                        (runtime.clone(), server.inner.config.write_timeout());
                     let service = service_fn(move |request: http::Request<Incoming>| {
                         let server = server.clone();
                         async move {
@@ -294,6 +298,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                             Ok::<_, std::convert::Infallible>(response)
                         }
                     });
+                    let stream = WriteDeadline::new(stream, io_runtime, write_timeout);
                     let connection = http.serve_connection(stream, service).with_upgrades();
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "HTTP connection ended with an error");
@@ -348,9 +353,12 @@ impl<Rt: Runtime> EngineServer<Rt> {
             .then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
         let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
-        let limit = self.inner.config.max_http_buffer_size;
+        let limits = BodyLimits {
+            max: self.inner.config.max_http_buffer_size,
+            wait: self.inner.config.http_header_timeout,
+        };
         let started = self.start_post(&parts, id).await;
-        let body = match body_after_start(started, body, limit).await {
+        let body = match body_after_start(&self.inner.runtime, started, body, limits).await {
             Ok(body) => body,
             Err(answer) => return Handled::Response(answer),
         };
@@ -690,8 +698,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
     }
 
     fn write_timeout(&self) -> Duration {
-        let config = &self.server.inner.config;
-        config.ping_interval + config.ping_timeout
+        self.server.inner.config.write_timeout()
     }
 
     fn closed(&self, id: RequestId, failed: bool) {

@@ -33,6 +33,7 @@ mod server;
 mod service;
 mod socket;
 mod wake_signal;
+mod write_deadline;
 mod ws_pump;
 
 pub use config::ServerBuilder;

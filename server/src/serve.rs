@@ -1,5 +1,6 @@
 //! Standalone serving: an HTTP/1.1 server (hyper) that answers the Socket.IO path and 404 elsewhere.
 
+use crate::write_deadline::WriteDeadline;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -120,6 +121,11 @@ impl<Rt: Runtime> Server<Rt> {
                 Ok::<_, std::convert::Infallible>(server.respond(request, remote, &fallback).await)
             }
         });
+        let stream = WriteDeadline::new(
+            stream,
+            self.inner.runtime.clone(),
+            self.inner.config.engine.write_timeout(),
+        );
         let connection = crate::http1::builder(
             &self.inner.runtime,
             self.inner.config.engine.http_header_timeout,

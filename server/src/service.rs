@@ -16,7 +16,7 @@ use sockio_core::websocket::Outbox;
 
 use crate::cell::{ConnCell, Drained};
 use crate::lifecycle::BusyGuard;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, until};
 use crate::server::Server;
 use crate::wake_signal::WakeSignal;
 use crate::ws_pump::WsSession;
@@ -43,16 +43,51 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse 
     response
 }
 
-/// Reads a body, stopping one byte past `limit` (the core answers 413 on seeing it).
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, String>
+/// How a body read ended other than with the body.
+#[derive(Debug)]
+pub(crate) enum BodyFailure {
+    /// The body's stream failed (the client went away, malformed chunking).
+    Failed(String),
+    /// Nothing more of the body came for the whole wait.
+    Stalled,
+}
+
+/// How much of a request body to read, and how long to wait for each part of it.
+#[derive(Clone, Copy)]
+pub(crate) struct BodyLimits {
+    /// The core answers 413 on a body longer than this; one byte more is read to tell.
+    pub max: usize,
+    /// The longest wait for more of the body (`http_header_timeout`, which bounds each read
+    /// of a request on the threads runtime too): a client that stops sending its body
+    /// mid-way must not hold the connection, its task and its buffers forever.
+    pub wait: std::time::Duration,
+}
+
+/// Reads a body, stopping one byte past `limits.max` (the core answers 413 on seeing it).
+pub(crate) async fn read_body<B, Rt: Runtime>(
+    runtime: &Rt,
+    body: B,
+    limits: BodyLimits,
+) -> Result<Bytes, BodyFailure>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
+    let limit = limits.max;
     let mut body = std::pin::pin!(body);
     let mut collected = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
+    loop {
+        // A wait too long for the clock means no limit, as the core reads such durations.
+        let next = match std::time::Instant::now().checked_add(limits.wait) {
+            Some(deadline) => until(runtime, deadline, body.frame())
+                .await
+                .ok_or(BodyFailure::Stalled)?,
+            None => body.frame().await,
+        };
+        let Some(frame) = next else {
+            break;
+        };
+        let frame = frame.map_err(|e| BodyFailure::Failed(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
             let room = (limit + 1).saturating_sub(collected.len());
             collected.extend_from_slice(&data[..data.len().min(room)]);
@@ -93,10 +128,11 @@ impl<F: FnOnce()> Drop for PostInFlight<F> {
 /// refusal of an overlapping POST (its body read and dropped first, since hyper would close the
 /// connection with it unread, and a reset can lose the answer on its way to the client), or 400
 /// for a body that failed (the dropped `PostInFlight` tells the session its client went away).
-pub(crate) async fn body_after_start<B, F>(
+pub(crate) async fn body_after_start<B, F, Rt: Runtime>(
+    runtime: &Rt,
     started: Result<Option<PostInFlight<F>>, SocketIoResponse>,
     body: B,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Bytes, SocketIoResponse>
 where
     B: Body<Data = Bytes>,
@@ -106,14 +142,22 @@ where
     let post = match started {
         Ok(post) => post,
         Err(refused) => {
-            let _ = read_body(body, limit).await;
+            let _ = read_body(runtime, body, limits).await;
             return Err(refused);
         }
     };
-    let body = read_body(body, limit).await.map_err(|error| {
-        tracing::debug!(%error, "request body failed");
-        plain(StatusCode::BAD_REQUEST, "bad body")
-    })?;
+    let body = read_body(runtime, body, limits)
+        .await
+        .map_err(|failure| match failure {
+            BodyFailure::Failed(error) => {
+                tracing::debug!(%error, "request body failed");
+                plain(StatusCode::BAD_REQUEST, "bad body")
+            }
+            BodyFailure::Stalled => {
+                tracing::debug!("request body stalled: nothing came for http_header_timeout");
+                plain(StatusCode::REQUEST_TIMEOUT, "request body timed out")
+            }
+        })?;
     if let Some(post) = post {
         post.finish();
     }
@@ -188,9 +232,12 @@ impl<Rt: Runtime> Server<Rt> {
             .then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let id = RequestId(self.inner.next_request_id());
-        let limit = self.inner.config.engine.max_http_buffer_size;
+        let limits = BodyLimits {
+            max: self.inner.config.engine.max_http_buffer_size,
+            wait: self.inner.config.engine.http_header_timeout,
+        };
         let started = self.start_post(&parts, id).await;
-        let body = match body_after_start(started, body, limit).await {
+        let body = match body_after_start(&self.inner.runtime, started, body, limits).await {
             Ok(body) => body,
             Err(answer) => return Handled::Response(answer),
         };
@@ -439,8 +486,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
     }
 
     fn write_timeout(&self) -> std::time::Duration {
-        let engine = &self.server.inner.config.engine;
-        engine.ping_interval + engine.ping_timeout
+        self.server.inner.config.engine.write_timeout()
     }
 
     fn closed(&self, id: RequestId, failed: bool) {

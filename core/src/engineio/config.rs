@@ -129,6 +129,13 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// How long one write to a client may wait without the client taking anything (a polling
+    /// answer, a WebSocket frame): a ping interval and a ping timeout, the time a live client
+    /// has to answer a ping. A client that takes nothing for that long is cut.
+    pub fn write_timeout(&self) -> Duration {
+        self.ping_interval.saturating_add(self.ping_timeout)
+    }
+
     /// True when `transport` is in the allow-list.
     pub fn allows(&self, transport: Transport) -> bool {
         self.transports.contains(&transport)
