@@ -166,3 +166,30 @@ async fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeou
     assert!(matches!(outcome, Err(CallError::Timeout)), "{outcome:?}");
     assert_eq!(redis_subscribers(&redis, &channel).expect("NUMSUB"), 1);
 }
+
+/// An emit whose message is over the broker's limit fails with the reason (local clients still
+/// get it) instead of reaching Redis, which would cut every subscriber of the channel past its
+/// pub/sub output limit while the emit looked delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_brokers_limit_is_refused() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&redis_url())
+        .expect("url")
+        .channel(&channel)
+        .max_message_size(1000);
+    let io = sockio::Server::builder().client_manager(manager).build();
+    wait_for_subscribers(&redis, &channel, 1).await;
+    let counted = count_redis_messages(&redis, &channel, "sized", Duration::from_secs(2));
+    wait_for_subscribers(&redis, &channel, 2).await;
+    match io.emit("sized", &"x".repeat(2000)).await {
+        Err(EmitError::Publish(error)) => {
+            assert!(error.0.contains("over the broker's limit"), "{error}")
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    io.emit("sized", &"small").await.expect("under the limit");
+    assert_eq!(counted.join().expect("counter"), 1, "only the small one");
+}

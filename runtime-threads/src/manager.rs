@@ -6,6 +6,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use sockio_core::api::{AckOutcome, PublishError};
+use sockio_core::pubsub::manager::check_message_size;
 use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks};
 
 use crate::pubsub_backend::PubSubBackend;
@@ -27,15 +28,19 @@ pub(crate) type RemoteCallback = Arc<dyn Fn(AckOutcome) + Send + Sync>;
 pub(crate) struct Bus {
     pub host_id: String,
     jobs: SyncSender<PublishJob>,
+    /// The largest message published (`ClientManager::message_limit`).
+    max_message: usize,
     pub pending: Mutex<PendingCallbacks<RemoteCallback>>,
 }
 
 impl Bus {
     /// Publishes `message` and blocks until the broker took it.
     pub fn publish(&self, message: &Message) -> Result<(), PublishError> {
+        let payload = message.encode();
+        check_message_size(&payload, self.max_message)?;
         let (reply, answer) = sync_channel(1);
         let job = PublishJob {
-            payload: message.encode(),
+            payload,
             reply: Some(reply),
         };
         self.jobs
@@ -48,8 +53,13 @@ impl Bus {
 
     /// Publishes `message` without waiting; a failure is logged.
     pub fn publish_detached(&self, message: &Message) {
+        let payload = message.encode();
+        if let Err(error) = check_message_size(&payload, self.max_message) {
+            tracing::error!(method = message.method(), %error, "this message does not reach the other servers");
+            return;
+        }
         let job = PublishJob {
-            payload: message.encode(),
+            payload,
             reply: None,
         };
         if let Err(error) = self.jobs.try_send(job) {
@@ -90,6 +100,10 @@ pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
     let bus = Arc::new(Bus {
         host_id: random_hex(),
         jobs,
+        max_message: match cluster {
+            Cluster::Broker(manager) => manager.message_limit(),
+            Cluster::Custom(_) => usize::MAX,
+        },
         pending: Mutex::new(PendingCallbacks::default()),
     });
     let manager = match cluster {

@@ -113,3 +113,26 @@ fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeouts() {
     assert!(matches!(outcome, Err(CallError::Timeout)), "{outcome:?}");
     assert_eq!(redis_subscribers(&redis, &topic).expect("NUMSUB"), 1);
 }
+
+/// An emit whose message is over the broker's limit fails with the reason instead of reaching
+/// Redis (which would cut every subscriber past its pub/sub output limit).
+#[test]
+fn a_message_over_the_brokers_limit_is_refused() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let manager = ClientManager::from_url(&redis_url())
+        .expect("url")
+        .channel(&topic)
+        .max_message_size(1000);
+    let io = Server::builder().client_manager(manager).build();
+    wait_for_listeners(&redis_url(), &redis, &topic, 1).expect("subscribed");
+    match io.emit("sized", &"x".repeat(2000)).send() {
+        Err(EmitError::Publish(error)) => {
+            assert!(error.0.contains("over the broker's limit"), "{error}")
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    io.emit("sized", &"small").send().expect("under the limit");
+}

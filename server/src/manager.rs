@@ -11,6 +11,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use sockio_core::api::PublishError;
 pub use sockio_core::pubsub::ClientManager;
+use sockio_core::pubsub::manager::check_message_size;
 use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 
 use crate::publish_slots::{PublishSlot, PublishSlots};
@@ -38,6 +39,8 @@ pub(crate) type RemoteCallback = Arc<dyn Fn(sockio_core::api::AckOutcome) + Send
 pub(crate) struct Bus {
     pub host_id: String,
     jobs: mpsc::Sender<PublishJob>,
+    /// The largest message published (`ClientManager::message_limit`).
+    max_message: usize,
     slots: Arc<PublishSlots>,
     pub pending: std::sync::Mutex<PendingCallbacks<RemoteCallback>>,
 }
@@ -45,9 +48,11 @@ pub(crate) struct Bus {
 impl Bus {
     /// Publishes `message` and waits until the broker took it.
     pub async fn publish(&self, message: &Message) -> Result<(), PublishError> {
+        let payload = message.encode();
+        check_message_size(&payload, self.max_message)?;
         let (reply, answer) = oneshot::channel();
         let job = PublishJob {
-            payload: message.encode(),
+            payload,
             reply: Some(reply),
             _slot: self.slots.take().await,
         };
@@ -63,6 +68,11 @@ impl Bus {
     /// Publishes `message` without waiting (for synchronous methods and for answers to remote
     /// callbacks); a failure is logged.
     pub fn publish_detached(&self, message: &Message) {
+        let payload = message.encode();
+        if let Err(error) = check_message_size(&payload, self.max_message) {
+            tracing::error!(method = message.method(), %error, "this message does not reach the other servers");
+            return;
+        }
         let Some(slot) = self.slots.try_take() else {
             tracing::error!(
                 method = message.method(),
@@ -72,7 +82,7 @@ impl Bus {
             return;
         };
         let job = PublishJob {
-            payload: message.encode(),
+            payload,
             reply: None,
             _slot: slot,
         };
@@ -117,6 +127,10 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
         host_id: new_host_id(),
         jobs,
         slots: PublishSlots::new(PUBLISH_QUEUE),
+        max_message: match cluster {
+            Cluster::Broker(manager) => manager.message_limit(),
+            Cluster::Custom(_) => usize::MAX,
+        },
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
     });
     let manager = match cluster {
@@ -245,6 +259,7 @@ mod tests {
             host_id: new_host_id(),
             jobs,
             slots: PublishSlots::new(PUBLISH_QUEUE),
+            max_message: usize::MAX,
             pending: std::sync::Mutex::new(PendingCallbacks::default()),
         };
         (bus, receiver)

@@ -11,7 +11,14 @@ use super::url::{BrokerUrl, RedisFraming, UrlError};
 pub struct ClientManager {
     broker: BrokerUrl,
     channel: String,
+    max_message: Option<usize>,
 }
+
+/// The largest message published on Redis by default. Redis cuts every pub/sub subscriber
+/// whose output buffer passes 32 MB at once (`client-output-buffer-limit pubsub 32mb 8mb 60`):
+/// one bigger message would disconnect every server on the channel, while its publisher heard
+/// it was delivered. Half that leaves room for what subscribers have not read yet.
+pub const REDIS_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 impl ClientManager {
     /// A manager on the broker at `url`: `redis://[[user]:password@]host[:port][/db]`,
@@ -22,6 +29,7 @@ impl ClientManager {
         Ok(ClientManager {
             broker: BrokerUrl::parse(url)?,
             channel: DEFAULT_CHANNEL.to_owned(),
+            max_message: None,
         })
     }
 
@@ -39,6 +47,7 @@ impl ClientManager {
         Ok(ClientManager {
             broker,
             channel: DEFAULT_CHANNEL.to_owned(),
+            max_message: None,
         })
     }
 
@@ -47,6 +56,26 @@ impl ClientManager {
     pub fn channel(mut self, channel: &str) -> Self {
         self.channel = channel.to_owned();
         self
+    }
+
+    /// The largest message (bytes, as encoded for the broker) this manager publishes; an emit
+    /// of a larger one fails with a publish error (its local clients still get it). By default
+    /// [`REDIS_MAX_MESSAGE`] on Redis, and on RabbitMQ the largest message sockio's subscribers
+    /// take ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE)). Raise it only with the broker's
+    /// own limits raised (on Redis, `client-output-buffer-limit pubsub`).
+    #[must_use]
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message = Some(bytes);
+        self
+    }
+
+    /// The largest message this manager publishes (see
+    /// [`max_message_size`](Self::max_message_size)).
+    pub fn message_limit(&self) -> usize {
+        self.max_message.unwrap_or(match &self.broker {
+            BrokerUrl::Amqp(_) => usize::try_from(super::amqp::MAX_MESSAGE).unwrap_or(usize::MAX),
+            BrokerUrl::Redis(_) => REDIS_MAX_MESSAGE,
+        })
     }
 
     /// The broker.
@@ -60,8 +89,41 @@ impl ClientManager {
     }
 }
 
+/// Refuses a message over a manager's [`message_limit`](ClientManager::message_limit), with the
+/// reason.
+pub fn check_message_size(message: &[u8], limit: usize) -> Result<(), crate::api::PublishError> {
+    if message.len() <= limit {
+        return Ok(());
+    }
+    Err(crate::api::PublishError(format!(
+        "a message of {} bytes is over the broker's limit of {limit} bytes (ClientManager::max_message_size)",
+        message.len()
+    )))
+}
+
 /// A host id from 16 random bytes: 32 hex digits, as python-socketio's `uuid4().hex`. (The
 /// runtime supplies the randomness; the core has none.)
 pub fn host_id(random: [u8; 16]) -> String {
     random.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_over_the_brokers_limit_are_refused() {
+        let redis = ClientManager::from_url("redis://127.0.0.1:6379").expect("url");
+        assert_eq!(redis.message_limit(), REDIS_MAX_MESSAGE);
+        let amqp = ClientManager::from_url("amqp://guest:guest@127.0.0.1:5672//").expect("url");
+        assert_eq!(amqp.message_limit() as u64, super::super::amqp::MAX_MESSAGE);
+        let small = redis.max_message_size(4);
+        assert_eq!(small.message_limit(), 4);
+        assert!(check_message_size(b"1234", 4).is_ok());
+        let refused = check_message_size(b"12345", 4).expect_err("over the limit");
+        assert!(
+            refused.0.contains("5 bytes") && refused.0.contains("limit of 4"),
+            "{refused:?}"
+        );
+    }
 }
