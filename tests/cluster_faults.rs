@@ -193,3 +193,42 @@ async fn a_message_over_the_brokers_limit_is_refused() {
     io.emit("sized", &"small").await.expect("under the limit");
     assert_eq!(counted.join().expect("counter"), 1, "only the small one");
 }
+
+/// A graceful shutdown publishes what is still queued for the other servers (within its grace)
+/// before the caller drops the runtime: here a message waiting behind a publish whose answer is
+/// late.
+#[test]
+fn shutdown_publishes_what_is_still_queued() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let channel = fresh_channel();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let counted = runtime.block_on(async {
+        let io: Server<sockio::tokio::Tokio> = server_through(&link, &redis, &channel).await;
+        let counted = count_redis_messages(&redis, &channel, "last-words", Duration::from_secs(12));
+        wait_for_subscribers(&redis, &channel, 2).await;
+        link.hold_replies(true);
+        // The first publish waits for its answer (and fails after the publish timeout)...
+        let first = io.clone();
+        tokio::spawn(async move { first.emit("held", &()).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // ...and this one waits in the queue behind it.
+        let second = io.clone();
+        tokio::spawn(async move { second.emit("last-words", &()).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        io.shutdown(Duration::from_secs(15)).await;
+        counted
+    });
+    drop(runtime);
+    assert_eq!(
+        counted.join().expect("counter"),
+        1,
+        "published before the end"
+    );
+}

@@ -3,7 +3,8 @@
 //! what to publish is the core's ([`sockio_core::pubsub`]); this module moves them.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
 
 use sockio_core::api::{AckOutcome, PublishError};
 use sockio_core::pubsub::manager::check_message_size;
@@ -19,6 +20,35 @@ const PUBLISH_QUEUE: usize = 4096;
 pub(crate) struct PublishJob {
     pub payload: Vec<u8>,
     pub reply: Option<SyncSender<Result<(), PublishError>>>,
+    /// Counted as unpublished until the publisher is done with it.
+    _counted: Unpublished,
+}
+
+/// How many messages are queued or being published, for a shutdown to wait for.
+#[derive(Default)]
+struct UnpublishedCount {
+    count: Mutex<usize>,
+    emptied: Condvar,
+}
+
+/// One message counted in [`UnpublishedCount`] until dropped.
+struct Unpublished(Arc<UnpublishedCount>);
+
+impl Unpublished {
+    fn new(counter: &Arc<UnpublishedCount>) -> Self {
+        *counter.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Unpublished(counter.clone())
+    }
+}
+
+impl Drop for Unpublished {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.0.emptied.notify_all();
+        }
+    }
 }
 
 /// A callback of an emit answered on another server.
@@ -30,6 +60,7 @@ pub(crate) struct Bus {
     jobs: SyncSender<PublishJob>,
     /// The largest message published (`ClientManager::message_limit`).
     max_message: usize,
+    unpublished: Arc<UnpublishedCount>,
     pub pending: Mutex<PendingCallbacks<RemoteCallback>>,
 }
 
@@ -42,6 +73,7 @@ impl Bus {
         let job = PublishJob {
             payload,
             reply: Some(reply),
+            _counted: Unpublished::new(&self.unpublished),
         };
         self.jobs
             .send(job)
@@ -49,6 +81,33 @@ impl Bus {
         answer
             .recv()
             .unwrap_or_else(|_| Err(PublishError("the publisher stopped".to_owned())))
+    }
+
+    /// Waits until everything queued was published (or failed), until `deadline` at most (no
+    /// limit without one); false when messages are left then.
+    pub fn flushed_by(&self, deadline: Option<Instant>) -> bool {
+        let mut count = self
+            .unpublished
+            .count
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while *count > 0 {
+            let emptied = &self.unpublished.emptied;
+            count = match deadline {
+                None => emptied.wait(count).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    emptied
+                        .wait_timeout(count, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        true
     }
 
     /// Publishes `message` without waiting; a failure is logged.
@@ -61,6 +120,7 @@ impl Bus {
         let job = PublishJob {
             payload,
             reply: None,
+            _counted: Unpublished::new(&self.unpublished),
         };
         if let Err(error) = self.jobs.try_send(job) {
             let error = match error {
@@ -104,6 +164,7 @@ pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
             Cluster::Broker(manager) => manager.message_limit(),
             Cluster::Custom(_) => usize::MAX,
         },
+        unpublished: Arc::default(),
         pending: Mutex::new(PendingCallbacks::default()),
     });
     let manager = match cluster {

@@ -454,10 +454,12 @@ impl Server {
     /// Graceful shutdown: new handshakes are refused (503, on connections still open and through
     /// [`handle_request`](Server::handle_request)), accept loops stop, every client is told
     /// (`server shutting down`; a handshake already under way when this began is closed the same
-    /// way), and this returns once connections are closed and running handlers have finished, or
-    /// after `grace`, whichever comes first.
+    /// way), and this returns once connections are closed, running handlers have finished and,
+    /// with a client manager, what they emitted to the other servers is published, or after
+    /// `grace`, whichever comes first.
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now().checked_add(grace);
         self.inner.serving.begin_shutdown();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
@@ -473,6 +475,15 @@ impl Server {
                 connections = self.connection_count(),
                 "shutdown grace period over with connections or handlers still running"
             );
+        }
+        // What the handlers emitted to the other servers while closing (a disconnect handler's
+        // "user left") is published before the process may end, within the grace.
+        if let Some(bus) = &self.inner.bus {
+            if !bus.flushed_by(deadline) {
+                tracing::warn!(
+                    "shutdown grace period over with messages for the other servers not yet published"
+                );
+            }
         }
     }
 

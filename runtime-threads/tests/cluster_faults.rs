@@ -136,3 +136,36 @@ fn a_message_over_the_brokers_limit_is_refused() {
     }
     io.emit("sized", &"small").send().expect("under the limit");
 }
+
+/// A graceful shutdown returns once what was queued for the other servers is published (within
+/// its grace), so a process ending right after it loses nothing: here a message waiting behind
+/// a publish whose answer is late, checked by cutting the path to Redis as soon as the
+/// shutdown returns.
+#[test]
+fn shutdown_publishes_what_is_still_queued() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let io = server(&format!("redis://{}", link.addr()), &redis, &topic);
+    io.emit("warm-up", &()).send().expect("a first publish");
+    let counted = count_redis_messages(&redis, &topic, "last-words", Duration::from_secs(12));
+    wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
+    link.hold_replies(true);
+    // The first publish waits for its answer (and fails after the publish timeout)...
+    let first = io.clone();
+    std::thread::spawn(move || first.emit("held", &()).send());
+    std::thread::sleep(Duration::from_millis(200));
+    // ...and this one waits in the queue behind it.
+    let second = io.clone();
+    std::thread::spawn(move || second.emit("last-words", &()).send());
+    std::thread::sleep(Duration::from_millis(200));
+    io.shutdown(Duration::from_secs(15));
+    drop(link);
+    assert_eq!(
+        counted.join().expect("counter"),
+        1,
+        "published before the end"
+    );
+}

@@ -65,6 +65,11 @@ impl Bus {
             .unwrap_or_else(|_| Err(PublishError("the publisher stopped".to_owned())))
     }
 
+    /// Waits until everything queued was published (or failed).
+    pub async fn flushed(&self) {
+        self.slots.emptied().await
+    }
+
     /// Publishes `message` without waiting (for synchronous methods and for answers to remote
     /// callbacks); a failure is logged.
     pub fn publish_detached(&self, message: &Message) {

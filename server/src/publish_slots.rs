@@ -15,6 +15,8 @@ pub(crate) struct PublishSlots {
     limit: usize,
     used: AtomicUsize,
     freed: Event,
+    /// Notified when the last slot in use is freed: nothing is left to publish.
+    emptied: Event,
 }
 
 /// One queued or in-flight publish; its slot is free again when this is dropped.
@@ -26,6 +28,7 @@ impl PublishSlots {
             limit,
             used: AtomicUsize::new(0),
             freed: Event::new(),
+            emptied: Event::new(),
         })
     }
 
@@ -53,11 +56,27 @@ impl PublishSlots {
             freed.await;
         }
     }
+
+    /// Waits until no slot is in use: everything queued was published (or failed).
+    pub async fn emptied(&self) {
+        loop {
+            if self.used.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            let emptied = self.emptied.listen();
+            if self.used.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            emptied.await;
+        }
+    }
 }
 
 impl Drop for PublishSlot {
     fn drop(&mut self) {
-        self.0.used.fetch_sub(1, Ordering::AcqRel);
+        if self.0.used.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.emptied.notify(usize::MAX);
+        }
         self.0.freed.notify(1);
     }
 }
@@ -76,7 +95,12 @@ mod tests {
         let mut waiting = Box::pin(slots.take());
         assert!((&mut waiting).now_or_never().is_none(), "waits while full");
         drop(first);
-        let _third = waiting.now_or_never().expect("gets the freed slot");
+        let third = waiting.now_or_never().expect("gets the freed slot");
         assert!(slots.try_take().is_none());
+
+        let mut emptied = Box::pin(slots.emptied());
+        assert!((&mut emptied).now_or_never().is_none(), "slots in use");
+        drop((_second, third));
+        assert!(emptied.now_or_never().is_some(), "all free");
     }
 }

@@ -21,7 +21,7 @@ use sockio_core::socketio::{
 };
 
 use crate::lifecycle::{BusyGuard, Lifecycle};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, until};
 use sockio_core::hub::Hub;
 
 use crate::cell::{AckCallback, AckOutcome, ConnCell, call_back};
@@ -470,10 +470,12 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Graceful shutdown: new handshakes are refused, every client is told (`server shutting
-    /// down`), and this returns once connections are closed and running handlers have finished, or
-    /// after `grace`, whichever comes first.
+    /// down`), and this returns once connections are closed, running handlers have finished and,
+    /// with a client manager, what they emitted to the other servers is published, or after
+    /// `grace`, whichever comes first.
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now().checked_add(grace);
         self.inner.lifecycle.begin_shutdown();
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
         for cell in cells {
@@ -489,6 +491,24 @@ impl<Rt: Runtime> Server<Rt> {
                 connections = self.inner.connection_count(),
                 "shutdown grace period over with connections or handlers still running"
             );
+        }
+        // What the handlers emitted to the other servers while closing (a disconnect handler's
+        // "user left") is published before the caller drops the runtime, within the grace.
+        if let Some(bus) = &inner.bus {
+            let flushed = match deadline {
+                Some(deadline) => until(&inner.runtime, deadline, bus.flushed())
+                    .await
+                    .is_some(),
+                None => {
+                    bus.flushed().await;
+                    true
+                }
+            };
+            if !flushed {
+                tracing::warn!(
+                    "shutdown grace period over with messages for the other servers not yet published"
+                );
+            }
         }
     }
 
