@@ -478,12 +478,12 @@ impl Server {
         }
         // What the handlers emitted to the other servers while closing (a disconnect handler's
         // "user left") is published before the process may end, within the grace.
-        if let Some(bus) = &self.inner.bus {
-            if !bus.flushed_by(deadline) {
-                tracing::warn!(
-                    "shutdown grace period over with messages for the other servers not yet published"
-                );
-            }
+        if let Some(bus) = &self.inner.bus
+            && !bus.flushed_by(deadline)
+        {
+            tracing::warn!(
+                "shutdown grace period over with messages for the other servers not yet published"
+            );
         }
     }
 
