@@ -232,3 +232,38 @@ fn shutdown_publishes_what_is_still_queued() {
         "published before the end"
     );
 }
+
+/// Dropping a server with emit callbacks still waiting for answers from other servers calls them
+/// with `Disconnected` (nothing can answer them any more), instead of never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&redis_url())
+        .expect("url")
+        .channel(&channel);
+    let io = sockio::Server::builder().client_manager(manager).build();
+    wait_for_subscribers(&redis, &channel, 1).await;
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    io.emit("question", &())
+        .to("room-elsewhere")
+        .callback(
+            Some(Duration::from_secs(60)),
+            move |answer: Result<String, CallError>| {
+                let _ = answers.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .await
+        .expect("published");
+    drop(io);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), answered.recv())
+        .await
+        .expect("the callback was called");
+    let outcome = outcome.expect("an outcome");
+    assert!(
+        outcome.as_ref().is_err_and(|e| e.contains("disconnected")),
+        "{outcome:?}"
+    );
+}

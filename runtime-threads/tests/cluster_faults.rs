@@ -169,3 +169,33 @@ fn shutdown_publishes_what_is_still_queued() {
         "published before the end"
     );
 }
+
+/// Dropping a server with emit callbacks still waiting for answers from other servers calls them
+/// with `Disconnected` (nothing can answer them any more), instead of never.
+#[test]
+fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let io = server(&redis_url(), &redis, &topic);
+    let (answers, answered) = channel();
+    io.emit("question", &())
+        .to("room-elsewhere")
+        .callback(
+            Some(Duration::from_secs(60)),
+            move |answer: Result<String, CallError>| {
+                let _ = answers.send(answer.map_err(|e| e.to_string()));
+            },
+        )
+        .send()
+        .expect("published");
+    drop(io);
+    let outcome = answered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the callback was called");
+    assert!(
+        outcome.as_ref().is_err_and(|e| e.contains("disconnected")),
+        "{outcome:?}"
+    );
+}

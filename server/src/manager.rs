@@ -101,6 +101,27 @@ impl Bus {
     }
 }
 
+impl Drop for Bus {
+    /// The server is gone, and with it the subscriber that would hear answers: the remote
+    /// callbacks still waiting for one hear that none will come (`Disconnected`, what a `call`
+    /// gets), instead of never being called.
+    fn drop(&mut self) {
+        let pending = self
+            .pending
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .end_all();
+        for ended in pending {
+            if let sockio_core::pubsub::Expired::Unanswered(callback) = ended {
+                crate::cell::call_back(
+                    |outcome| callback(outcome),
+                    sockio_core::api::AckOutcome::Disconnected,
+                );
+            }
+        }
+    }
+}
+
 /// A fresh host id: 32 hex digits, as python-socketio's `uuid4().hex`.
 fn new_host_id() -> String {
     random_hex()

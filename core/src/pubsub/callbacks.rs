@@ -60,6 +60,18 @@ struct Pending<C> {
     answered: bool,
 }
 
+impl<C> Pending<C> {
+    /// What ending now means for this callback.
+    fn ended(self) -> Expired<C> {
+        match self.expect {
+            Expect::One | Expect::AtLeastOne if !self.answered => {
+                Expired::Unanswered(self.callback)
+            }
+            _ => Expired::Done(self.callback),
+        }
+    }
+}
+
 /// Remote callbacks by id.
 pub struct PendingCallbacks<C> {
     next_id: u64,
@@ -126,11 +138,14 @@ impl<C: Clone> PendingCallbacks<C> {
             .collect();
         due.into_iter()
             .filter_map(|id| self.entries.remove(&id))
-            .map(|p| match p.expect {
-                Expect::One | Expect::AtLeastOne if !p.answered => Expired::Unanswered(p.callback),
-                _ => Expired::Done(p.callback),
-            })
+            .map(Pending::ended)
             .collect()
+    }
+
+    /// Removes every callback, as if each deadline had passed: for a server going away, whose
+    /// callbacks still waiting for an answer must hear that none will come.
+    pub fn end_all(&mut self) -> Vec<Expired<C>> {
+        self.entries.drain().map(|(_, p)| p.ended()).collect()
     }
 
     /// The earliest deadline, to arm one timer.
@@ -233,5 +248,29 @@ mod tests {
         assert_eq!(pending.answer(silent), None);
         assert_eq!(pending.answer(room), None);
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn ending_all_reports_the_callbacks_still_waiting() {
+        let now = Instant::now();
+        let mut pending = PendingCallbacks::default();
+        let waiting = pending.register("one", now, None, Expect::One).unwrap();
+        let answered = pending
+            .register("room", now, None, Expect::AtLeastOne)
+            .unwrap();
+        pending.register("any", now, None, Expect::Any).unwrap();
+        assert!(pending.answer(answered).is_some());
+        let mut ended = pending.end_all();
+        ended.sort_by_key(|e| *e.callback());
+        assert_eq!(
+            ended,
+            vec![
+                Expired::Done("any"),
+                Expired::Unanswered("one"),
+                Expired::Done("room")
+            ]
+        );
+        assert!(pending.is_empty());
+        let _ = waiting;
     }
 }
