@@ -46,7 +46,9 @@ pub type ListenError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// use futures_channel::mpsc::{UnboundedSender, unbounded};
 /// use sockio_server::{BoxFuture, ListenError, MessageStream, PubSubBackend, PublishError};
 ///
-/// /// Servers of one process sharing their clients (each server gets a clone).
+/// /// Servers of one process sharing their clients (each server gets a clone). Unbounded
+/// /// channels keep it short; a real backend's stream reads its own connection, whose socket
+/// /// buffers bound what waits for a slow listener.
 /// #[derive(Clone, Default)]
 /// struct InProcess {
 ///     listeners: Arc<Mutex<Vec<UnboundedSender<Bytes>>>>,
