@@ -80,6 +80,23 @@ async fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     client(move || assert_session_gone(addr, &uri)).await;
 }
 
+/// A POST over `max_http_buffer_size` gets 413, and its client can send the whole body first:
+/// the server reads and drops the rest before answering, instead of closing with it unread
+/// (which resets the connection, and the reset can reach the client before the answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_post_is_answered_after_its_body() {
+    let (run, _reasons) = socket_io().await;
+    let addr = run.addr;
+    let answer = client(move || {
+        let uri = joined(addr);
+        // Far more than the socket buffers hold, so the writes need the server to read.
+        let body = vec![b'4'; 8 << 20];
+        request(addr, "POST", &uri, &body)
+    })
+    .await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+}
+
 /// A raw Engine.IO server whose close reasons come out of the returned channel.
 fn engine_io() -> (SocketAddr, mpsc::UnboundedReceiver<CloseReason>) {
     let engine = EngineServer::<sockio::tokio::Tokio>::new(EngineConfig::default());

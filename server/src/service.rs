@@ -77,26 +77,45 @@ where
     let mut body = std::pin::pin!(body);
     let mut collected = BytesMut::new();
     loop {
-        // A wait too long for the clock means no limit, as the core reads such durations.
-        let next = match std::time::Instant::now().checked_add(limits.wait) {
-            Some(deadline) => until(runtime, deadline, body.frame())
-                .await
-                .ok_or(BodyFailure::Stalled)?,
-            None => body.frame().await,
+        // In a block of its own: the frame, whose error type need not be `Send`, is gone before
+        // the next await.
+        let data = {
+            // A wait too long for the clock means no limit, as the core reads such durations.
+            let next = match std::time::Instant::now().checked_add(limits.wait) {
+                Some(deadline) => until(runtime, deadline, body.frame())
+                    .await
+                    .ok_or(BodyFailure::Stalled)?,
+                None => body.frame().await,
+            };
+            match next {
+                None => break,
+                Some(frame) => frame.map_err(|e| BodyFailure::Failed(e.to_string()))?,
+            }
+            .into_data()
         };
-        let Some(frame) = next else {
-            break;
-        };
-        let frame = frame.map_err(|e| BodyFailure::Failed(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
+        if let Ok(data) = data {
             let room = (limit + 1).saturating_sub(collected.len());
             collected.extend_from_slice(&data[..data.len().min(room)]);
             if collected.len() > limit {
+                drain(runtime, body).await;
                 break;
             }
         }
     }
     Ok(collected.freeze())
+}
+
+/// How long the rest of a body over the limit is read and dropped, at most.
+const UNREAD_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops the rest of a body over the limit, for up to [`UNREAD_BODY_WAIT`], before
+/// the answer (413) goes out: the connection then closes, and closing a socket with unread bytes
+/// resets it, which can reach the client before it has read the answer. As the threads runtime
+/// does.
+async fn drain<B: Body<Data = Bytes>, Rt: Runtime>(runtime: &Rt, mut body: std::pin::Pin<&mut B>) {
+    let deadline = std::time::Instant::now() + UNREAD_BODY_WAIT;
+    let rest = async { while body.frame().await.is_some_and(|frame| frame.is_ok()) {} };
+    let _ = until(runtime, deadline, rest).await;
 }
 
 /// A POST whose body is being read, which its session was told of (`handle_post_started`):
