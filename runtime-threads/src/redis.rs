@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::resp::{LinkError, LinkEvent, PublishBatch, RedisLink};
+use sockio_core::pubsub::resp::{
+    AfterFailure, LinkError, LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink,
+};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
@@ -133,12 +135,16 @@ pub(crate) fn run_publisher(
     // Numbered, as kombu's delivery tags are made from it (`RedisLink::publisher`).
     let mut opened = 0u64;
     let mut connection: Option<Connection> = None;
-    while let Some(mut batch) = next_batch(&jobs) {
+    let mut last_used: Option<Instant> = None;
+    while let Some(batch) = next_batch(&jobs) {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
         let mut progress = PublishBatch::new();
         // Two attempts, as python-socketio's RedisManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
+        if last_used.is_some_and(|at: Instant| at.elapsed() >= PUBLISHER_IDLE_LIMIT) {
+            connection = None;
+        }
         for _attempt in 0..2 {
             if connection.is_none() {
                 let name = format!("sockio:{host_id}:pub:{opened}");
@@ -160,20 +166,20 @@ pub(crate) fn run_publisher(
                     Err(error) => {
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
                         connection = None;
-                        result = Err(PublishError(error.to_string()));
-                        if error.is_timeout() {
-                            // Redis may have taken what it did not answer in time: publishing it
-                            // again could deliver it twice.
-                            result = Err(PublishBatch::unanswered_in_time());
-                            break;
+                        match progress.after_failure(error.to_string(), error.is_timeout()) {
+                            AfterFailure::Retry(error) => result = Err(error),
+                            AfterFailure::GiveUp(error) => {
+                                result = Err(error);
+                                break;
+                            }
                         }
                     }
                 }
             }
         }
-        // What Redis answered went out, whatever happened to the rest.
-        let failed = batch.split_off(progress.answered().min(batch.len()));
-        answer_batch(batch, Ok(()));
+        last_used = Some(Instant::now());
+        let (answered, failed) = progress.split_answered(batch);
+        answer_batch(answered, Ok(()));
         if !failed.is_empty() {
             answer_batch(failed, result);
         }

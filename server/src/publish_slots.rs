@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use event_listener::Event;
+use event_listener::{Event, IntoNotification};
 
 /// The slots of one server's (or emitter's) publisher.
 pub(crate) struct PublishSlots {
@@ -77,7 +77,10 @@ impl Drop for PublishSlot {
         if self.0.used.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.emptied.notify(usize::MAX);
         }
-        self.0.freed.notify(1);
+        // One more waiter each time: `notify(1)` would count a waiter already woken by an
+        // earlier drop that has not run yet, and a batch freeing many slots at once would
+        // release one waiter only.
+        self.0.freed.notify(1.additional());
     }
 }
 
@@ -98,9 +101,21 @@ mod tests {
         let third = waiting.now_or_never().expect("gets the freed slot");
         assert!(slots.try_take().is_none());
 
+        // Slots freed together go to as many waiters.
+        let mut waiters = [Box::pin(slots.take()), Box::pin(slots.take())];
+        for waiter in &mut waiters {
+            assert!(waiter.as_mut().now_or_never().is_none(), "waits while full");
+        }
+        drop((_second, third));
+        let [first_waiter, second_waiter] = waiters;
+        let (_one, _two) = (
+            first_waiter.now_or_never().expect("a freed slot"),
+            second_waiter.now_or_never().expect("the other freed slot"),
+        );
+
         let mut emptied = Box::pin(slots.emptied());
         assert!((&mut emptied).now_or_never().is_none(), "slots in use");
-        drop((_second, third));
+        drop((_one, _two));
         assert!(emptied.now_or_never().is_some(), "all free");
     }
 }

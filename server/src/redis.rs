@@ -9,7 +9,9 @@ use futures_channel::mpsc;
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::resp::{LinkError, LinkEvent, PublishBatch, RedisLink};
+use sockio_core::pubsub::resp::{
+    AfterFailure, LinkError, LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink,
+};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
@@ -62,7 +64,7 @@ impl<Rt: Runtime> Connection<Rt> {
         }
         .map_err(Failure::Connect)?;
         let mut connection = Connection { io, link };
-        connection.flush_by(runtime, deadline).await?;
+        connection.flush_waiting(runtime, CONNECT_TIMEOUT).await?;
         while !connection.link.is_ready() {
             until(runtime, deadline, connection.read_some())
                 .await
@@ -78,21 +80,32 @@ impl<Rt: Runtime> Connection<Rt> {
         Ok(connection)
     }
 
-    async fn flush(&mut self) -> Result<(), Failure> {
+    /// Writes what the link queued; gives up when a write waits `wait` without Redis taking
+    /// anything: a Redis (or a network path) that stopped reading must not hold the writer until
+    /// TCP gives up, minutes later, while a slow link that keeps taking data is not cut (as the
+    /// threads runtime's socket send timeout). The connection is dropped after a timeout (part
+    /// of a command may have been written).
+    async fn flush_waiting(&mut self, runtime: &Rt, wait: Duration) -> Result<(), Failure> {
         while let Some(bytes) = self.link.poll_transmit() {
-            self.io.write_all(&bytes).await?;
+            let mut written = 0;
+            while written < bytes.len() {
+                let wrote = until(
+                    runtime,
+                    Instant::now() + wait,
+                    self.io.write(&bytes[written..]),
+                )
+                .await
+                .ok_or(Failure::Timeout)??;
+                if wrote == 0 {
+                    return Err(Failure::Closed);
+                }
+                written += wrote;
+            }
         }
-        self.io.flush().await?;
-        Ok(())
-    }
-
-    /// [`flush`](Self::flush) that gives up at `deadline`: a Redis (or a network path) that
-    /// stopped reading must not hold the writer until TCP gives up, minutes later. The
-    /// connection is dropped after a timeout (part of a command may have been written).
-    async fn flush_by(&mut self, runtime: &Rt, deadline: Instant) -> Result<(), Failure> {
-        until(runtime, deadline, self.flush())
+        until(runtime, Instant::now() + wait, self.io.flush())
             .await
-            .ok_or(Failure::Timeout)?
+            .ok_or(Failure::Timeout)??;
+        Ok(())
     }
 
     async fn read_some(&mut self) -> Result<(), Failure> {
@@ -113,9 +126,9 @@ impl<Rt: Runtime> Connection<Rt> {
         batch: &mut PublishBatch,
         payloads: &[Vec<u8>],
     ) -> Result<(), Failure> {
-        let deadline = Instant::now() + PUBLISH_TIMEOUT;
         batch.publish(&mut self.link, payloads);
-        self.flush_by(runtime, deadline).await?;
+        self.flush_waiting(runtime, PUBLISH_TIMEOUT).await?;
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
         loop {
             batch.handle_events(&mut self.link);
             if batch.answered() >= payloads.len() {
@@ -139,12 +152,16 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     // Numbered, as kombu's delivery tags are made from it (`RedisLink::publisher`).
     let mut opened = 0u64;
     let mut connection: Option<Connection<Rt>> = None;
-    while let Some(mut batch) = next_batch(&mut jobs).await {
+    let mut last_used: Option<Instant> = None;
+    while let Some(batch) = next_batch(&mut jobs).await {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
         let mut progress = PublishBatch::new();
         // Two attempts, as python-socketio's RedisManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
+        if last_used.is_some_and(|at: Instant| at.elapsed() >= PUBLISHER_IDLE_LIMIT) {
+            connection = None;
+        }
         for _attempt in 0..2 {
             if connection.is_none() {
                 let name = format!("sockio:{host_id}:pub:{opened}");
@@ -172,20 +189,22 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                     Err(error) => {
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
                         connection = None;
-                        result = Err(PublishError(error.to_string()));
-                        if matches!(error, Failure::Timeout) {
-                            // Redis may have taken what it did not answer in time: publishing it
-                            // again could deliver it twice.
-                            result = Err(PublishBatch::unanswered_in_time());
-                            break;
+                        match progress
+                            .after_failure(error.to_string(), matches!(error, Failure::Timeout))
+                        {
+                            AfterFailure::Retry(error) => result = Err(error),
+                            AfterFailure::GiveUp(error) => {
+                                result = Err(error);
+                                break;
+                            }
                         }
                     }
                 }
             }
         }
-        // What Redis answered went out, whatever happened to the rest.
-        let failed = batch.split_off(progress.answered().min(batch.len()));
-        answer_batch(batch, Ok(()));
+        last_used = Some(Instant::now());
+        let (answered, failed) = progress.split_answered(batch);
+        answer_batch(answered, Ok(()));
         if !failed.is_empty() {
             answer_batch(failed, result);
         }
@@ -271,8 +290,7 @@ where
             None => {
                 // Quiet channel: make sure the connection is still there.
                 connection.link.ping();
-                let deadline = Instant::now() + PING_EVERY;
-                if let Err(error) = connection.flush_by(runtime, deadline).await {
+                if let Err(error) = connection.flush_waiting(runtime, PING_EVERY).await {
                     return Some(error);
                 }
                 pinged = true;

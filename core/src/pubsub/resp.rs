@@ -445,15 +445,44 @@ impl PublishBatch {
         self.answered
     }
 
-    /// What the messages get that Redis did not answer in time. They are not published again:
-    /// Redis may have taken them, and a second publish could deliver them twice.
-    pub fn unanswered_in_time() -> crate::api::PublishError {
-        crate::api::PublishError(
-            "Redis did not answer in time; the message may or may not reach the other servers"
-                .to_owned(),
-        )
+    /// An attempt failed with `error` (`timed_out`: Redis took nothing, or answered nothing,
+    /// for the whole wait): whether to try the rest on a new connection, and the error the
+    /// unanswered messages get if none succeeds. After a timeout they are not published again:
+    /// Redis may have taken them, and a second publish could deliver them twice. After a lost
+    /// connection they are (python-socketio's second attempt: the first may find a connection
+    /// the broker dropped since the last publish).
+    pub fn after_failure(&self, error: String, timed_out: bool) -> AfterFailure {
+        if timed_out {
+            return AfterFailure::GiveUp(crate::api::PublishError(
+                "Redis did not answer in time; the message may or may not reach the other servers"
+                    .to_owned(),
+            ));
+        }
+        AfterFailure::Retry(crate::api::PublishError(error))
+    }
+
+    /// Splits the batch's `jobs` (in order) into those Redis answered, which went out whatever
+    /// happened to the others, and the rest.
+    pub fn split_answered<J>(&self, mut jobs: Vec<J>) -> (Vec<J>, Vec<J>) {
+        let rest = jobs.split_off(self.answered.min(jobs.len()));
+        (jobs, rest)
     }
 }
+
+/// What follows a failed attempt to publish a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try the unanswered messages again on a new connection (if attempts are left); this is the
+    /// error they get if no attempt succeeds.
+    Retry(crate::api::PublishError),
+    /// Stop: the unanswered messages get this error.
+    GiveUp(crate::api::PublishError),
+}
+
+/// A publisher connection unused this long is replaced before it publishes again: one that died
+/// without a word (an idle connection dropped by a NAT or a load balancer) would otherwise take
+/// the next publish, which would time out and, as Redis may have taken it, not be sent again.
+pub const PUBLISHER_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -688,5 +717,27 @@ mod tests {
             .expect("replies");
         batch.handle_events(&mut second);
         assert_eq!(batch.answered(), payloads.len());
+    }
+
+    #[test]
+    fn a_timed_out_batch_is_not_sent_again_and_answered_jobs_succeed() {
+        let config = config(None, 0);
+        let mut batch = PublishBatch::new();
+        let mut link = RedisLink::publisher(&config, "ch", "pub");
+        batch.publish(&mut link, &[b"a".as_slice(), b"b", b"c"]);
+        link.handle_input(b"+OK\r\n:1\r\n").expect("replies");
+        batch.handle_events(&mut link);
+        assert!(matches!(
+            batch.after_failure("reset".into(), false),
+            AfterFailure::Retry(error) if error.0 == "reset"
+        ));
+        assert!(matches!(
+            batch.after_failure("timed out".into(), true),
+            AfterFailure::GiveUp(error) if error.0.contains("may or may not")
+        ));
+        assert_eq!(
+            batch.split_answered(vec!["a", "b", "c"]),
+            (vec!["a"], vec!["b", "c"])
+        );
     }
 }
