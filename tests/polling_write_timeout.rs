@@ -8,11 +8,15 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use sockio::server::{Runtime, Server};
-use sockio_testkit::raw_polling::{open, request, session_uri};
+use sockio_testkit::raw_polling::{SocketBuffers, open, request, session_uri};
 
 const PING: Duration = Duration::from_millis(500);
-/// More than the socket buffers between the server and the client hold.
-const PAYLOAD: usize = 8 << 20;
+
+/// Twice what the socket buffers between the server and a client that does not read hold.
+fn payload() -> usize {
+    let buffers = SocketBuffers::of_this_machine();
+    2 * (buffers.send_max + buffers.receive_unread)
+}
 
 fn serve<Rt: Runtime>(
     block_on: fn(std::pin::Pin<Box<dyn Future<Output = ()>>>),
@@ -20,6 +24,7 @@ fn serve<Rt: Runtime>(
     let io = Server::<Rt>::builder()
         .ping_interval(PING)
         .ping_timeout(PING)
+        .max_buffered(10_000, 2 * payload())
         .build();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -43,7 +48,7 @@ fn check<Rt: Runtime>(
     let connected = request(addr, "GET", &uri, b"");
     assert!(connected.body.starts_with("40"), "{connected:?}");
     // A packet bigger than the socket buffers waits in the session's queue.
-    let big = "x".repeat(PAYLOAD);
+    let big = "x".repeat(payload());
     block_on(Box::pin(async {
         io.emit("big", &big).await.expect("emit");
     }));
@@ -69,7 +74,7 @@ fn check<Rt: Runtime>(
         }
     }
     assert!(
-        received < PAYLOAD,
+        received < payload(),
         "the whole answer ({received} bytes) was still there after {:?}: the server kept waiting for a client that took nothing",
         started.elapsed()
     );

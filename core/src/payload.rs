@@ -109,6 +109,9 @@ use serde::forward_to_deserialize_any;
 use serde::ser::{self, Serialize};
 use serde_json::{Map, Number, Value};
 
+// The `num` of a placeholder object, by the decoder's rule.
+use crate::socketio::packet::placeholder_num_of as placeholder_num;
+
 /// Event arguments in wire form: JSON values (with placeholders) and the attachments they refer to.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Args {
@@ -194,15 +197,6 @@ fn placeholder(num: usize) -> Value {
     map.insert(PLACEHOLDER_KEY.to_owned(), Value::Bool(true));
     map.insert(NUM_KEY.to_owned(), Value::from(num));
     Value::Object(map)
-}
-
-/// The `num` of a placeholder object: `_placeholder` is `true` and `num` a non-negative integer,
-/// whatever other keys it has (the reference parser's rule, which the decoder checks).
-fn placeholder_num(map: &Map<String, Value>) -> Option<u64> {
-    if map.get(PLACEHOLDER_KEY) != Some(&Value::Bool(true)) {
-        return None;
-    }
-    map.get(NUM_KEY)?.as_u64()
 }
 
 /// The `num` of a placeholder object in arguments that came with `attachments`. Arguments without

@@ -128,6 +128,8 @@ fn a_message_over_the_brokers_limit_is_refused() {
         .max_message_size(1000);
     let io = Server::builder().client_manager(manager).build();
     wait_for_listeners(&redis_url(), &redis, &topic, 1).expect("subscribed");
+    let counted = count_redis_messages(&redis, &topic, "sized", Duration::from_secs(2));
+    wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
     match io.emit("sized", &"x".repeat(2000)).send() {
         Err(EmitError::Publish(error)) => {
             assert!(error.0.contains("over the broker's limit"), "{error}")
@@ -135,6 +137,7 @@ fn a_message_over_the_brokers_limit_is_refused() {
         other => panic!("expected a publish error, got {other:?}"),
     }
     io.emit("sized", &"small").send().expect("under the limit");
+    assert_eq!(counted.join().expect("counter"), 1, "only the small one");
 }
 
 /// A graceful shutdown returns once what was queued for the other servers is published (within

@@ -106,18 +106,15 @@ impl Drop for Bus {
     /// callbacks still waiting for one hear that none will come (`Disconnected`, what a `call`
     /// gets), instead of never being called.
     fn drop(&mut self) {
-        let pending = self
-            .pending
-            .get_mut()
+        let pending = self.pending.get_mut();
+        let unanswered = pending
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .end_all();
-        for ended in pending {
-            if let sockio_core::pubsub::Expired::Unanswered(callback) = ended {
-                crate::cell::call_back(
-                    |outcome| callback(outcome),
-                    sockio_core::api::AckOutcome::Disconnected,
-                );
-            }
+            .end_all_unanswered();
+        for callback in unanswered {
+            crate::cell::call_back(
+                |outcome| callback(outcome),
+                sockio_core::api::AckOutcome::Disconnected,
+            );
         }
     }
 }

@@ -170,3 +170,33 @@ fn write_head(stream: &mut TcpStream, method: &str, target: &str, length: usize)
     );
     stream.write_all(head.as_bytes()).expect("write the head");
 }
+
+/// What the kernel's TCP buffers can hold, from `net.ipv4.tcp_wmem` / `tcp_rmem` (4 MiB /
+/// 128 KiB / 6 MiB, Linux's defaults, when they cannot be read), so that tests which need a
+/// writer to block send more than the buffers between the two ends hold, on any machine.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketBuffers {
+    /// The largest send buffer (`tcp_wmem` max).
+    pub send_max: usize,
+    /// A receive buffer whose reader has not read (`tcp_rmem` default: it grows as the reader
+    /// reads).
+    pub receive_unread: usize,
+    /// The largest receive buffer (`tcp_rmem` max).
+    pub receive_max: usize,
+}
+
+impl SocketBuffers {
+    pub fn of_this_machine() -> SocketBuffers {
+        let read = |name: &str| -> Option<Vec<usize>> {
+            let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok()?;
+            text.split_whitespace().map(|n| n.parse().ok()).collect()
+        };
+        let wmem = read("tcp_wmem").unwrap_or_default();
+        let rmem = read("tcp_rmem").unwrap_or_default();
+        SocketBuffers {
+            send_max: wmem.get(2).copied().unwrap_or(4 << 20),
+            receive_unread: rmem.get(1).copied().unwrap_or(128 << 10),
+            receive_max: rmem.get(2).copied().unwrap_or(6 << 20),
+        }
+    }
+}

@@ -50,8 +50,9 @@ pub struct EngineConfig {
     pub upgrade_timeout: Duration,
     /// How long a server-side close waits for the client's next poll to deliver the close packet.
     pub close_timeout: Duration,
-    /// How long a client may take to send an HTTP request head (runtimes enforce it: a
-    /// connection that sends its head slowly, or stops half-way, is closed).
+    /// How long a client may take to send an HTTP request head, and the longest wait for more
+    /// of a request body (runtimes enforce it: a connection that sends its head slowly, or stops
+    /// half-way through its head or its body, is closed).
     pub http_header_timeout: Duration,
     /// Largest POST body and largest WebSocket message accepted, in bytes; advertised as `maxPayload`.
     pub max_http_buffer_size: usize,

@@ -148,6 +148,17 @@ impl<C: Clone> PendingCallbacks<C> {
         self.entries.drain().map(|(_, p)| p.ended()).collect()
     }
 
+    /// [`end_all`](Self::end_all), keeping only the callbacks to tell (the unanswered ones).
+    pub fn end_all_unanswered(&mut self) -> Vec<C> {
+        self.end_all()
+            .into_iter()
+            .filter_map(|ended| match ended {
+                Expired::Unanswered(callback) => Some(callback),
+                Expired::Done(_) => None,
+            })
+            .collect()
+    }
+
     /// The earliest deadline, to arm one timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.entries.values().map(|p| p.deadline).min()

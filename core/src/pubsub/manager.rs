@@ -58,11 +58,13 @@ impl ClientManager {
         self
     }
 
-    /// The largest message (bytes, as encoded for the broker) this manager publishes; an emit
-    /// of a larger one fails with a publish error (its local clients still get it). By default
-    /// [`REDIS_MAX_MESSAGE`] on Redis, and on RabbitMQ the largest message sockio's subscribers
-    /// take ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE)). Raise it only with the broker's
-    /// own limits raised (on Redis, `client-output-buffer-limit pubsub`).
+    /// The largest message (bytes of python-socketio's JSON message) this manager publishes; an
+    /// emit of a larger one fails with a publish error (its local clients still get it). By
+    /// default [`REDIS_MAX_MESSAGE`] on Redis (three quarters of it with kombu's framing, whose
+    /// envelope carries the message in base64, a third larger), and on RabbitMQ the largest
+    /// message sockio's subscribers take ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE)).
+    /// Raise it only with the broker's own limits raised (on Redis,
+    /// `client-output-buffer-limit pubsub`).
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
@@ -74,6 +76,9 @@ impl ClientManager {
     pub fn message_limit(&self) -> usize {
         self.max_message.unwrap_or(match &self.broker {
             BrokerUrl::Amqp(_) => usize::try_from(super::amqp::MAX_MESSAGE).unwrap_or(usize::MAX),
+            BrokerUrl::Redis(config) if config.framing == RedisFraming::Kombu => {
+                REDIS_MAX_MESSAGE / 4 * 3
+            }
             BrokerUrl::Redis(_) => REDIS_MAX_MESSAGE,
         })
     }
@@ -117,6 +122,8 @@ mod tests {
         assert_eq!(redis.message_limit(), REDIS_MAX_MESSAGE);
         let amqp = ClientManager::from_url("amqp://guest:guest@127.0.0.1:5672//").expect("url");
         assert_eq!(amqp.message_limit() as u64, super::super::amqp::MAX_MESSAGE);
+        let kombu = ClientManager::kombu("redis://127.0.0.1:6379").expect("url");
+        assert_eq!(kombu.message_limit(), REDIS_MAX_MESSAGE / 4 * 3);
         let small = redis.max_message_size(4);
         assert_eq!(small.message_limit(), 4);
         assert!(check_message_size(b"1234", 4).is_ok());

@@ -35,9 +35,12 @@ pub enum DecodeError {
     /// An attachment is not standard base64.
     #[error("attachment {0} is not valid base64")]
     Attachment(usize),
-    /// A binary placeholder names no attachment the message carries: its `num`, as JSON.
-    #[error("a binary placeholder's num {0} names no attachment the message carries")]
-    Placeholder(String),
+    /// A binary placeholder refers to an attachment the message does not carry.
+    #[error("a binary placeholder refers to attachment {0}, which the message does not carry")]
+    Placeholder(u64),
+    /// A binary placeholder whose `num` is missing or not a non-negative integer.
+    #[error("a binary placeholder without an attachment number")]
+    PlaceholderWithoutNumber,
     /// A kombu envelope whose body is not JSON (a python-socketio older than 5.14 publishes
     /// pickle through kombu).
     #[error(
@@ -480,7 +483,10 @@ fn check_placeholders(values: &[Value], attachments: usize) -> Result<(), Decode
         return Ok(());
     }
     match placeholder_out_of_range(values, attachments) {
-        Some(num) => Err(DecodeError::Placeholder(num.to_string())),
+        Some(num) => Err(num.as_u64().map_or(
+            DecodeError::PlaceholderWithoutNumber,
+            DecodeError::Placeholder,
+        )),
         None => Ok(()),
     }
 }
@@ -802,13 +808,13 @@ mod tests {
         assert_eq!(
             decode_json(json!({"method": "emit", "event": "e", "binary": true,
                                "data": [[{"_placeholder": true, "num": 1}], "AQ=="]})),
-            Err(DecodeError::Placeholder("1".into()))
+            Err(DecodeError::Placeholder(1))
         );
         // Any `_placeholder: true` object is one to a client's parser, extra keys or not.
         assert_eq!(
             decode_json(json!({"method": "emit", "event": "e", "binary": true,
                                "data": [[{"_placeholder": true, "num": "0", "x": 1}], "AQ=="]})),
-            Err(DecodeError::Placeholder("\"0\"".into()))
+            Err(DecodeError::PlaceholderWithoutNumber)
         );
         // Without attachments the emit goes out as a text packet: such an object is data.
         let lookalike = json!({"_placeholder": true, "num": 0});

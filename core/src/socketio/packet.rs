@@ -350,10 +350,16 @@ pub fn is_placeholder(value: &Value) -> bool {
 /// If `value` is a placeholder object (`{"_placeholder":true,"num":<non-negative integer>}`),
 /// returns its num.
 pub fn placeholder_num(value: &Value) -> Option<u64> {
-    if !is_placeholder(value) {
+    placeholder_num_of(value.as_object()?)
+}
+
+/// [`placeholder_num`] of an object: `_placeholder` is `true` and `num` a non-negative integer,
+/// whatever other keys it has (the reference parser's rule).
+pub(crate) fn placeholder_num_of(map: &serde_json::Map<String, Value>) -> Option<u64> {
+    if map.get(PLACEHOLDER_KEY) != Some(&Value::Bool(true)) {
         return None;
     }
-    value.get("num")?.as_u64()
+    map.get("num")?.as_u64()
 }
 
 /// The first placeholder in `values` that names none of `count` attachments: the `num` it holds
