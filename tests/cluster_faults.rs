@@ -26,6 +26,20 @@ async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
     panic!("{count} subscribers never listened on {channel}");
 }
 
+/// A tokio server on the machine's Redis (at `redis`), its manager set up by `manager`.
+async fn server_on(
+    redis: &str,
+    channel: &str,
+    manager: impl FnOnce(ClientManager) -> ClientManager,
+) -> Server<sockio::tokio::Tokio> {
+    let defaults = ClientManager::from_url(&redis_url())
+        .expect("url")
+        .channel(channel);
+    let io = Server::builder().client_manager(manager(defaults)).build();
+    wait_for_subscribers(redis, channel, 1).await;
+    io
+}
+
 /// A server whose Redis connections go through `link`.
 async fn server_through<Rt: Runtime>(link: &FaultyLink, redis: &str, channel: &str) -> Server<Rt> {
     let manager = ClientManager::from_url(&format!("redis://{}", link.addr()))
@@ -40,6 +54,14 @@ async fn server_through<Rt: Runtime>(link: &FaultyLink, redis: &str, channel: &s
 
 fn fresh_channel() -> String {
     sockio_testkit::brokers::fresh_channel("sockio-faults")
+}
+
+/// Checks that an emit failed to publish, with `reason` in its error.
+fn expect_publish_error(result: Result<(), EmitError>, reason: &str) {
+    match result {
+        Err(EmitError::Publish(error)) => assert!(error.0.contains(reason), "{error}"),
+        other => panic!("expected a publish error, got {other:?}"),
+    }
 }
 
 /// A Redis that stops reading: the emit fails after the publish timeout instead of waiting until
@@ -59,12 +81,7 @@ async fn an_emit_to_a_redis_that_stopped_reading_fails_in_time() {
     let result = tokio::time::timeout(Duration::from_secs(30), io.emit("big", &big))
         .await
         .expect("the emit waited for the stalled write");
-    match result {
-        Err(EmitError::Publish(error)) => {
-            assert!(error.0.contains("in time"), "{error}")
-        }
-        other => panic!("expected a publish error, got {other:?}"),
-    }
+    expect_publish_error(result, "in time");
     assert!(started.elapsed() < Duration::from_secs(20));
     // The next emit goes out on a fresh connection.
     let counted = count_redis_messages(&redis, &channel, "after-the-stall", Duration::from_secs(3));
@@ -90,12 +107,7 @@ async fn a_publish_answered_late_is_not_published_twice() {
     let connections = link.connections();
     link.hold_replies(true);
     let result = io.emit("answered-late", &()).await;
-    match result {
-        Err(EmitError::Publish(error)) => {
-            assert!(error.0.contains("may or may not"), "{error}")
-        }
-        other => panic!("expected a publish error, got {other:?}"),
-    }
+    expect_publish_error(result, "may or may not");
     assert_eq!(counted.join().expect("counter"), 1, "delivered once");
     assert_eq!(link.connections(), connections, "no second attempt");
 }
@@ -109,11 +121,7 @@ async fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeou
         return;
     };
     let channel = fresh_channel();
-    let manager = ClientManager::from_url(&redis_url())
-        .expect("url")
-        .channel(&channel);
-    let io = sockio::Server::builder().client_manager(manager).build();
-    wait_for_subscribers(&redis, &channel, 1).await;
+    let io = server_on(&redis, &channel, |manager| manager).await;
     let host_id = io.host_id().expect("host id").to_owned();
     // Remote callbacks 1 and 2 (a fresh server numbers them from 1): the first panics.
     io.emit("question", &())
@@ -176,20 +184,13 @@ async fn a_message_over_the_brokers_limit_is_refused() {
         return;
     };
     let channel = fresh_channel();
-    let manager = ClientManager::from_url(&redis_url())
-        .expect("url")
-        .channel(&channel)
-        .max_message_size(1000);
-    let io = sockio::Server::builder().client_manager(manager).build();
-    wait_for_subscribers(&redis, &channel, 1).await;
+    let io = server_on(&redis, &channel, |manager| manager.max_message_size(1000)).await;
     let counted = count_redis_messages(&redis, &channel, "sized", Duration::from_secs(2));
     wait_for_subscribers(&redis, &channel, 2).await;
-    match io.emit("sized", &"x".repeat(2000)).await {
-        Err(EmitError::Publish(error)) => {
-            assert!(error.0.contains("over the broker's limit"), "{error}")
-        }
-        other => panic!("expected a publish error, got {other:?}"),
-    }
+    expect_publish_error(
+        io.emit("sized", &"x".repeat(2000)).await,
+        "over the broker's limit",
+    );
     io.emit("sized", &"small").await.expect("under the limit");
     assert_eq!(counted.join().expect("counter"), 1, "only the small one");
 }
@@ -241,11 +242,7 @@ async fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
         return;
     };
     let channel = fresh_channel();
-    let manager = ClientManager::from_url(&redis_url())
-        .expect("url")
-        .channel(&channel);
-    let io = sockio::Server::builder().client_manager(manager).build();
-    wait_for_subscribers(&redis, &channel, 1).await;
+    let io = server_on(&redis, &channel, |manager| manager).await;
     let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
     io.emit("question", &())
         .to("room-elsewhere")

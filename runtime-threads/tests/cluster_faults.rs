@@ -23,6 +23,14 @@ fn server(url: &str, redis: &str, topic: &str) -> Server {
     io
 }
 
+/// Checks that an emit failed to publish, with `reason` in its error.
+fn expect_publish_error(result: Result<(), EmitError>, reason: &str) {
+    match result {
+        Err(EmitError::Publish(error)) => assert!(error.0.contains(reason), "{error}"),
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+}
+
 /// A publish Redis took but whose answer did not come back in time is not published again (it
 /// would reach the other servers twice): the emit fails, saying it may still arrive.
 #[test]
@@ -39,10 +47,7 @@ fn a_publish_answered_late_is_not_published_twice() {
     wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
     let connections = link.connections();
     link.hold_replies(true);
-    match io.emit("answered-late", &()).send() {
-        Err(EmitError::Publish(error)) => assert!(error.0.contains("may or may not"), "{error}"),
-        other => panic!("expected a publish error, got {other:?}"),
-    }
+    expect_publish_error(io.emit("answered-late", &()).send(), "may or may not");
     assert_eq!(counted.join().expect("counter"), 1, "delivered once");
     assert_eq!(link.connections(), connections, "no second attempt");
 }
@@ -130,12 +135,10 @@ fn a_message_over_the_brokers_limit_is_refused() {
     wait_for_listeners(&redis_url(), &redis, &topic, 1).expect("subscribed");
     let counted = count_redis_messages(&redis, &topic, "sized", Duration::from_secs(2));
     wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
-    match io.emit("sized", &"x".repeat(2000)).send() {
-        Err(EmitError::Publish(error)) => {
-            assert!(error.0.contains("over the broker's limit"), "{error}")
-        }
-        other => panic!("expected a publish error, got {other:?}"),
-    }
+    expect_publish_error(
+        io.emit("sized", &"x".repeat(2000)).send(),
+        "over the broker's limit",
+    );
     io.emit("sized", &"small").send().expect("under the limit");
     assert_eq!(counted.join().expect("counter"), 1, "only the small one");
 }
