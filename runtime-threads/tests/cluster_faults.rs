@@ -23,6 +23,23 @@ fn server(url: &str, redis: &str, topic: &str) -> Server {
     io
 }
 
+/// A server whose Redis connections go through a relay, its publisher's connection open (so that
+/// holds reach it), and a count of the messages mentioning `marker` published on its channel
+/// within `window`.
+fn through_relay(
+    redis: &str,
+    marker: &str,
+    window: Duration,
+) -> (FaultyLink, Server, std::thread::JoinHandle<usize>) {
+    let link = FaultyLink::start(redis).expect("relay");
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let io = server(&format!("redis://{}", link.addr()), redis, &topic);
+    io.emit("warm-up", &()).send().expect("a first publish");
+    let counted = count_redis_messages(redis, &topic, marker, window);
+    wait_for_listeners(&redis_url(), redis, &topic, 2).expect("counter subscribed");
+    (link, io, counted)
+}
+
 /// Checks that an emit failed to publish, with `reason` in its error.
 fn expect_publish_error(result: Result<(), EmitError>, reason: &str) {
     match result {
@@ -38,13 +55,7 @@ fn a_publish_answered_late_is_not_published_twice() {
     let Some(redis) = reachable(&redis_url()) else {
         return;
     };
-    let link = FaultyLink::start(&redis).expect("relay");
-    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
-    let io = server(&format!("redis://{}", link.addr()), &redis, &topic);
-    // Opens the publisher's connection, so the hold below reaches it.
-    io.emit("warm-up", &()).send().expect("a first publish");
-    let counted = count_redis_messages(&redis, &topic, "answered-late", Duration::from_secs(9));
-    wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
+    let (link, io, counted) = through_relay(&redis, "answered-late", Duration::from_secs(9));
     let connections = link.connections();
     link.hold_replies(true);
     expect_publish_error(io.emit("answered-late", &()).send(), "may or may not");
@@ -152,12 +163,7 @@ fn shutdown_publishes_what_is_still_queued() {
     let Some(redis) = reachable(&redis_url()) else {
         return;
     };
-    let link = FaultyLink::start(&redis).expect("relay");
-    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
-    let io = server(&format!("redis://{}", link.addr()), &redis, &topic);
-    io.emit("warm-up", &()).send().expect("a first publish");
-    let counted = count_redis_messages(&redis, &topic, "last-words", Duration::from_secs(12));
-    wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("counter subscribed");
+    let (link, io, counted) = through_relay(&redis, "last-words", Duration::from_secs(12));
     link.hold_replies(true);
     // The first publish waits for its answer (and fails after the publish timeout)...
     let first = io.clone();
