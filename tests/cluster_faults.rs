@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
 use sockio_testkit::brokers::{
-    count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
+    RedisWatch, count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
 };
 use sockio_testkit::link_faults::FaultyLink;
 
@@ -155,15 +155,21 @@ async fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeou
     assert_eq!(second, Some(Ok("hi".to_owned())));
 
     // A callback that panics when it times out.
+    let (timed_out, mut expired) = tokio::sync::mpsc::unbounded_channel();
     io.emit("question", &())
         .to("nobody-here")
         .callback(
             Some(Duration::from_millis(200)),
-            |_: Result<String, CallError>| panic!("an application bug in a timed-out callback"),
+            move |_: Result<String, CallError>| {
+                let _ = timed_out.send(());
+                panic!("an application bug in a timed-out callback")
+            },
         )
         .await
         .expect("published");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::timeout(Duration::from_secs(10), expired.recv())
+        .await
+        .expect("the callback timed out");
     let call = io
         .call("question", &())
         .to("sid-of-nobody")
@@ -210,25 +216,24 @@ fn shutdown_publishes_what_is_still_queued() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let counted = runtime.block_on(async {
+    let watch = runtime.block_on(async {
         let io: Server<sockio::tokio::Tokio> = server_through(&link, &redis, &channel).await;
-        let counted = count_redis_messages(&redis, &channel, "last-words", Duration::from_secs(12));
+        let mut watch = RedisWatch::subscribe(&redis, &channel);
         wait_for_subscribers(&redis, &channel, 2).await;
         link.hold_replies(true);
-        // The first publish waits for its answer (and fails after the publish timeout)...
+        // The first publish reaches Redis and waits for its answer (failing after the publish
+        // timeout)...
         let first = io.clone();
         tokio::spawn(async move { first.emit("held", &()).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // ...and this one waits in the queue behind it.
-        let second = io.clone();
-        tokio::spawn(async move { second.emit("last-words", &()).await });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(watch.wait_for("held", Duration::from_secs(10)), "published");
+        // ...so this one (queued before `close_room` returns) waits in the queue behind it.
+        io.close_room("last-words").expect("close_room");
         io.shutdown(Duration::from_secs(15)).await;
-        counted
+        watch
     });
     drop(runtime);
     assert_eq!(
-        counted.join().expect("counter"),
+        watch.count_until("last-words", Duration::from_secs(2)),
         1,
         "published before the end"
     );

@@ -602,6 +602,14 @@ macro_rules! emit_target_methods {
     };
 }
 
+/// Runs `f`, catching a panic: `Err` with its message ([`panic_message`]) instead of unwinding
+/// into the caller. For a runtime's loops (a timer, a subscriber, a dispatcher) that must go on
+/// serving everyone else after one piece of work panicked; the runtime logs the message.
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|panic| panic_message(&*panic))
+}
+
 /// The message of a caught panic's payload (`panic!` with a string literal or a formatted
 /// string), for the log line every runtime writes when an application handler panics.
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -636,17 +636,12 @@ impl Server {
                 Next::Last(event) => (event, Place::Here),
                 Next::Parked | Next::Empty => return,
             };
-            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.handle_event(cell, event, place)
-            }));
+            let handled = sockio_core::api::catch_panic(|| self.handle_event(cell, event, place));
             if let Err(panic) = handled {
                 // Handlers catch their own panics: this is a sockio bug. Left alone, the
                 // connection would stay scheduled with nobody dispatching its events.
-                let message = sockio_core::api::panic_message(&*panic);
-                tracing::error!(sid = %cell.sid, panic = message, "dispatching an event panicked; the connection is closed");
-                let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.close_after_bug(cell)
-                }));
+                tracing::error!(sid = %cell.sid, panic, "dispatching an event panicked; the connection is closed");
+                let closed = sockio_core::api::catch_panic(|| self.close_after_bug(cell));
                 if closed.is_err() {
                     tracing::error!(sid = %cell.sid, "closing the connection panicked too");
                 }

@@ -2,9 +2,10 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+use sockio_core::api::catch_panic;
 
 use crate::conn::lock;
 
@@ -144,13 +145,9 @@ pub(crate) fn fire_each<C>(
     mut after_panic: impl FnMut(&Arc<C>),
 ) {
     for cell in cells {
-        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| fire(&cell))) {
-            let message = sockio_core::api::panic_message(&*panic);
-            tracing::error!(
-                panic = message,
-                "a connection's timer panicked; it is closed"
-            );
-            if std::panic::catch_unwind(AssertUnwindSafe(|| after_panic(&cell))).is_err() {
+        if let Err(panic) = catch_panic(|| fire(&cell)) {
+            tracing::error!(panic, "a connection's timer panicked; it is closed");
+            if catch_panic(|| after_panic(&cell)).is_err() {
                 tracing::error!("closing a connection whose timer panicked panicked too");
             }
         }

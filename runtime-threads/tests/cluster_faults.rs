@@ -10,7 +10,7 @@ use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use sockio_testkit::brokers::{
-    count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
+    RedisWatch, count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
     wait_for_listeners,
 };
 use sockio_testkit::link_faults::FaultyLink;
@@ -24,20 +24,15 @@ fn server(url: &str, redis: &str, topic: &str) -> Server {
 }
 
 /// A server whose Redis connections go through a relay, its publisher's connection open (so that
-/// holds reach it), and a count of the messages mentioning `marker` published on its channel
-/// within `window`.
-fn through_relay(
-    redis: &str,
-    marker: &str,
-    window: Duration,
-) -> (FaultyLink, Server, std::thread::JoinHandle<usize>) {
+/// holds reach it), and a watch on its channel straight on Redis.
+fn through_relay(redis: &str) -> (FaultyLink, Server, RedisWatch) {
     let link = FaultyLink::start(redis).expect("relay");
     let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
     let io = server(&format!("redis://{}", link.addr()), redis, &topic);
     io.emit("warm-up", &()).send().expect("a first publish");
-    let counted = count_redis_messages(redis, &topic, marker, window);
-    wait_for_listeners(&redis_url(), redis, &topic, 2).expect("counter subscribed");
-    (link, io, counted)
+    let watch = RedisWatch::subscribe(redis, &topic);
+    wait_for_listeners(&redis_url(), redis, &topic, 2).expect("watch subscribed");
+    (link, io, watch)
 }
 
 /// Checks that an emit failed to publish, with `reason` in its error.
@@ -55,11 +50,16 @@ fn a_publish_answered_late_is_not_published_twice() {
     let Some(redis) = reachable(&redis_url()) else {
         return;
     };
-    let (link, io, counted) = through_relay(&redis, "answered-late", Duration::from_secs(9));
+    let (link, io, watch) = through_relay(&redis);
     let connections = link.connections();
     link.hold_replies(true);
     expect_publish_error(io.emit("answered-late", &()).send(), "may or may not");
-    assert_eq!(counted.join().expect("counter"), 1, "delivered once");
+    // A second publish would follow the failed one at once.
+    assert_eq!(
+        watch.count_until("answered-late", Duration::from_secs(2)),
+        1,
+        "delivered once"
+    );
     assert_eq!(link.connections(), connections, "no second attempt");
 }
 
@@ -106,15 +106,21 @@ fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeouts() {
     assert_eq!(second, Ok("hi".to_owned()));
 
     // A callback that panics when it times out.
+    let (timed_out, expired) = channel();
     io.emit("question", &())
         .to("nobody-here")
         .callback(
             Some(Duration::from_millis(200)),
-            |_: Result<String, CallError>| panic!("an application bug in a timed-out callback"),
+            move |_: Result<String, CallError>| {
+                let _ = timed_out.send(());
+                panic!("an application bug in a timed-out callback")
+            },
         )
         .send()
         .expect("published");
-    std::thread::sleep(Duration::from_secs(1));
+    expired
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the callback timed out");
     let (outcomes, outcome) = channel();
     let call = io
         .call("question", &())
@@ -163,20 +169,19 @@ fn shutdown_publishes_what_is_still_queued() {
     let Some(redis) = reachable(&redis_url()) else {
         return;
     };
-    let (link, io, counted) = through_relay(&redis, "last-words", Duration::from_secs(12));
+    let (link, io, mut watch) = through_relay(&redis);
     link.hold_replies(true);
-    // The first publish waits for its answer (and fails after the publish timeout)...
+    // The first publish reaches Redis and waits for its answer (failing after the publish
+    // timeout)...
     let first = io.clone();
     std::thread::spawn(move || first.emit("held", &()).send());
-    std::thread::sleep(Duration::from_millis(200));
-    // ...and this one waits in the queue behind it.
-    let second = io.clone();
-    std::thread::spawn(move || second.emit("last-words", &()).send());
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(watch.wait_for("held", Duration::from_secs(10)), "published");
+    // ...so this one (queued before `close_room` returns) waits in the queue behind it.
+    io.close_room("last-words").expect("close_room");
     io.shutdown(Duration::from_secs(15));
     drop(link);
     assert_eq!(
-        counted.join().expect("counter"),
+        watch.count_until("last-words", Duration::from_secs(2)),
         1,
         "published before the end"
     );

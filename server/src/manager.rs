@@ -189,10 +189,9 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
 /// Acts on one message from the other servers. A panic there must not end the subscriber, which
 /// would leave this server deaf to the cluster without a word: it is logged, the message lost.
 fn contain_delivery(deliver: impl FnOnce()) {
-    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)) {
-        let message = sockio_core::api::panic_message(&*panic);
+    if let Err(panic) = sockio_core::api::catch_panic(deliver) {
         tracing::error!(
-            panic = message,
+            panic,
             "acting on a message from the other servers panicked; that message is lost"
         );
     }

@@ -125,29 +125,69 @@ pub fn count_redis_messages(
     marker: &str,
     window: Duration,
 ) -> std::thread::JoinHandle<usize> {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to Redis");
-    let command = format!(
-        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
-        channel.len()
-    );
-    stream.write_all(command.as_bytes()).expect("SUBSCRIBE");
+    let watch = RedisWatch::subscribe(addr, channel);
     let marker = marker.to_owned();
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + window;
-        let mut seen = Vec::new();
+    std::thread::spawn(move || watch.count_until(&marker, window))
+}
+
+/// A subscription to one channel of Redis, kept apart from the code under test, that remembers
+/// everything published there since.
+pub struct RedisWatch {
+    stream: std::net::TcpStream,
+    seen: Vec<u8>,
+}
+
+impl RedisWatch {
+    /// Subscribes to `channel` of Redis at `addr` (`host:port`). Subscribed once `PUBSUB NUMSUB`
+    /// counts it (the caller waits for that before publishing).
+    pub fn subscribe(addr: &str, channel: &str) -> RedisWatch {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to Redis");
+        let command = format!(
+            "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+            channel.len()
+        );
+        stream.write_all(command.as_bytes()).expect("SUBSCRIBE");
+        RedisWatch {
+            stream,
+            seen: Vec::new(),
+        }
+    }
+
+    /// How many of the messages seen mention `marker`.
+    fn count(&self, marker: &str) -> usize {
+        String::from_utf8_lossy(&self.seen).matches(marker).count()
+    }
+
+    /// Reads what is published until `deadline` or until `done` holds of it.
+    fn read_until(&mut self, deadline: Instant, done: impl Fn(&Self) -> bool) {
         let mut buffer = [0u8; 64 * 1024];
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            stream
+        while !done(self) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            self.stream
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .expect("timeout");
-            match stream.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(read) => seen.extend_from_slice(&buffer[..read]),
-                Err(_) => continue,
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => self.seen.extend_from_slice(&buffer[..read]),
+                Err(_) => {}
             }
         }
-        String::from_utf8_lossy(&seen).matches(&*marker).count()
-    })
+    }
+
+    /// Waits until a message mentioning `marker` was published (true), for `timeout` at most.
+    pub fn wait_for(&mut self, marker: &str, timeout: Duration) -> bool {
+        self.read_until(Instant::now() + timeout, |watch| watch.count(marker) > 0);
+        self.count(marker) > 0
+    }
+
+    /// Reads what is published until `window` has passed, then counts the messages seen since the
+    /// subscription that mention `marker`.
+    pub fn count_until(mut self, marker: &str, window: Duration) -> usize {
+        self.read_until(Instant::now() + window, |_| false);
+        self.count(marker)
+    }
 }
 
 trait ReadWrite: Read + Write {}

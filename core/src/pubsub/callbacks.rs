@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn ending_all_reports_the_callbacks_still_waiting() {
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         let mut pending = PendingCallbacks::default();
         let waiting = pending.register("one", now, None, Expect::One).unwrap();
         let answered = pending
