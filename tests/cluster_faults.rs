@@ -1,10 +1,12 @@
 //! Cross-server messaging when something fails part way: a Redis that stops reading, one that
-//! takes a publish but whose answer does not come back in time (the servers talk to the
-//! machine's real Redis through a relay that holds one direction, `sockio_testkit::link_faults`),
-//! and an application callback that panics on the subscriber's or the expiry task's turn.
+//! takes a publish but whose answer does not come back in time, a slow path to RabbitMQ (the
+//! servers talk to the machine's real brokers through a relay that holds or slows one direction,
+//! `sockio_testkit::link_faults`), and an application callback that panics on the subscriber's
+//! or the expiry task's turn.
 //!
-//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
-//! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
+//! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), RabbitMQ from
+//! `SOCKIO_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672//`); without them the tests are
+//! skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
 
 #![cfg(feature = "tokio")]
 
@@ -12,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
 use sockio_testkit::brokers::{
-    RedisWatch, count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
+    RedisWatch, amqp_url, count_redis_messages, reachable, redis_publish, redis_subscribers,
+    redis_url, wait_for_listeners,
 };
 use sockio_testkit::link_faults::FaultyLink;
+use sockio_testkit::raw_polling::SocketBuffers;
 
 async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
     for _ in 0..1000 {
@@ -90,6 +94,45 @@ async fn an_emit_to_a_redis_that_stopped_reading_fails_in_time() {
         .await
         .expect("published on a new connection");
     assert_eq!(counted.join().expect("counter"), 1);
+}
+
+/// A large emit over a slow path to RabbitMQ that keeps taking data is published, however much
+/// longer than the publish timeout its write takes: only a write that stalls fails (as on Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_emit_over_a_slow_path_to_rabbitmq_is_published() {
+    let url = amqp_url();
+    let Some(rabbitmq) = reachable(&url) else {
+        return;
+    };
+    let link = FaultyLink::start(&rabbitmq).expect("relay");
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url.replace(&rabbitmq, &link.addr().to_string()))
+        .expect("url")
+        .channel(&channel);
+    let io = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(manager)
+        .build();
+    tokio::task::spawn_blocking(move || wait_for_listeners(&url, &rabbitmq, &channel, 1))
+        .await
+        .expect("waiting")
+        .expect("the server's queue bound");
+    // Opens the publisher's connection, so the throttle below reaches it.
+    io.emit("warm-up", &()).await.expect("a first publish");
+    // The rate lets the kernel's send buffer drain within the confirmation's timeout once the
+    // write is done; the size makes the write itself last about 8 s at that rate.
+    let send_buffer = SocketBuffers::of_this_machine().send_max;
+    let rate = (2 << 20).max(send_buffer / 2);
+    let connections = link.connections();
+    link.throttle_requests(u64::try_from(rate).expect("rate"));
+    let big = "x".repeat(rate * 8 + send_buffer);
+    let started = Instant::now();
+    io.emit("big", &big)
+        .await
+        .expect("published over the slow path");
+    // Longer than the 5 s publish timeout: a deadline on the whole write would have failed it,
+    // and the retry on a fresh (fast) connection would then have published it a second time.
+    assert!(started.elapsed() > Duration::from_secs(6), "{:?}", started.elapsed());
+    assert_eq!(link.connections(), connections, "published in one attempt");
 }
 
 /// A publish Redis took but whose answer did not come back in time is not published again (it

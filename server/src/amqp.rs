@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::future::{Either, select};
-use futures_util::{AsyncReadExt, AsyncWriteExt};
+use futures_util::AsyncReadExt;
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
@@ -20,8 +20,11 @@ use crate::runtime::{Runtime, until};
 
 /// How long connecting and setting a link up may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the broker may take to confirm a batch of publishes.
+/// How long the broker may take to confirm a batch of publishes, once it has been written.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write may wait without the broker taking a byte (a resource alarm blocks
+/// publishing connections; a path may stall), however long the whole write takes.
+const WRITE_STALL: Duration = Duration::from_secs(5);
 /// How often the subscriber looks at whether its server still exists, when the broker is quiet
 /// and no heartbeat is due sooner.
 const ALIVE_CHECK: Duration = Duration::from_secs(15);
@@ -62,33 +65,28 @@ impl<Rt: Runtime> Connection<Rt> {
         .ok_or(Failure::Timeout)?
         .map_err(Failure::Connect)?;
         let mut connection = Connection { io, link };
-        connection.flush_by(runtime, deadline).await?;
+        connection.flush_waiting(runtime, CONNECT_TIMEOUT).await?;
         while !connection.link.is_ready() {
             until(runtime, deadline, connection.read_some())
                 .await
                 .ok_or(Failure::Timeout)??;
-            connection.flush_by(runtime, deadline).await?;
+            connection.flush_waiting(runtime, CONNECT_TIMEOUT).await?;
         }
         // The events (`Ready`, and deliveries that may have come with it when the queue already
         // held messages) are left to the caller.
         Ok(connection)
     }
 
-    async fn flush(&mut self) -> Result<(), Failure> {
-        while let Some(bytes) = self.link.poll_transmit() {
-            self.io.write_all(&bytes).await?;
-        }
-        self.io.flush().await?;
-        Ok(())
-    }
-
-    /// Flushes, failing at `deadline`: a broker that stops reading (a resource alarm blocks
-    /// publishing connections) must not stall the caller forever. After a timeout the stream
-    /// may end in the middle of a frame, so the connection must be dropped.
-    async fn flush_by(&mut self, runtime: &Rt, deadline: Instant) -> Result<(), Failure> {
-        until(runtime, deadline, self.flush())
+    /// Writes what the link queued, failing when a write waits `stall` without the broker
+    /// taking a byte ([`BrokerIo::write_waiting`]). After a timeout the stream may end in the
+    /// middle of a frame, so the connection must be dropped.
+    async fn flush_waiting(&mut self, runtime: &Rt, stall: Duration) -> Result<(), Failure> {
+        let link = &mut self.link;
+        self.io
+            .write_waiting(runtime, || link.poll_transmit(), stall)
             .await
-            .ok_or(Failure::Timeout)?
+            .ok_or(Failure::Timeout)??;
+        Ok(())
     }
 
     /// Reads what the broker sent. Writes nothing, so it can be cancelled (raced against a
@@ -106,7 +104,12 @@ impl<Rt: Runtime> Connection<Rt> {
     /// After a failure: writes what the link still owes the broker (a close-ok when the broker
     /// closed the connection), bounded in time, then drops the connection.
     async fn abandon(mut self, runtime: &Rt) {
-        let _ = until(runtime, Instant::now() + CLOSE_TIMEOUT, self.flush()).await;
+        let _ = until(
+            runtime,
+            Instant::now() + CLOSE_TIMEOUT,
+            self.flush_waiting(runtime, CLOSE_TIMEOUT),
+        )
+        .await;
     }
 
     /// The next moment the link needs `handle_timeout`, or `fallback` when sooner.
@@ -117,14 +120,16 @@ impl<Rt: Runtime> Connection<Rt> {
     }
 
     /// Runs the link's timers (heartbeats) due now.
-    async fn on_timer(&mut self) -> Result<(), Failure> {
+    async fn on_timer(&mut self, runtime: &Rt) -> Result<(), Failure> {
         self.link.handle_timeout(Instant::now())?;
-        self.flush().await
+        self.flush_waiting(runtime, WRITE_STALL).await
     }
 
     /// Publishes what `batch` has not had confirmed yet, and waits until the broker confirmed
     /// all of it; `batch` records each confirmation, so a retry after a failure does not publish
-    /// twice what already arrived.
+    /// twice what already arrived. The write fails only when it stalls (a large batch over a slow
+    /// path may take longer than the publish timeout), the confirmations then have the publish
+    /// timeout.
     async fn publish(
         &mut self,
         runtime: &Rt,
@@ -132,8 +137,8 @@ impl<Rt: Runtime> Connection<Rt> {
         batch: &mut PublishBatch,
     ) -> Result<(), Failure> {
         batch.publish(&mut self.link, payloads)?;
+        self.flush_waiting(runtime, WRITE_STALL).await?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
-        self.flush_by(runtime, deadline).await?;
         loop {
             batch
                 .handle_events(&mut self.link, |event| log_event(&event))
@@ -148,11 +153,11 @@ impl<Rt: Runtime> Connection<Rt> {
             match until(runtime, wake, self.read_some()).await {
                 Some(result) => {
                     result?;
-                    self.flush_by(runtime, deadline).await?;
+                    self.flush_waiting(runtime, WRITE_STALL).await?;
                 }
                 None => {
                     self.link.handle_timeout(Instant::now())?;
-                    self.flush_by(runtime, deadline).await?;
+                    self.flush_waiting(runtime, WRITE_STALL).await?;
                 }
             }
         }
@@ -161,7 +166,7 @@ impl<Rt: Runtime> Connection<Rt> {
     /// Closes cleanly (best effort, bounded): the broker then drops the consumer at once.
     async fn close(mut self, runtime: &Rt) {
         self.link.close();
-        if self.flush().await.is_err() {
+        if self.flush_waiting(runtime, CLOSE_TIMEOUT).await.is_err() {
             return;
         }
         let deadline = Instant::now() + CLOSE_TIMEOUT;
@@ -217,12 +222,12 @@ async fn idle<Rt: Runtime>(
         match outcome {
             Some(read) => {
                 read?;
-                connection.flush().await?;
+                connection.flush_waiting(runtime, WRITE_STALL).await?;
                 while let Some(event) = connection.link.poll_event() {
                     log_event(&event);
                 }
             }
-            None => connection.on_timer().await?,
+            None => connection.on_timer(runtime).await?,
         }
     }
 }
@@ -374,7 +379,7 @@ where
         }
         // Acknowledge what was just handed over (one basic.ack covers all of it), and answer
         // what the broker asked.
-        if let Err(error) = connection.flush().await {
+        if let Err(error) = connection.flush_waiting(runtime, WRITE_STALL).await {
             return Some(error);
         }
         if !alive() {
@@ -383,7 +388,7 @@ where
         let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
         let result = match until(runtime, wake, connection.read_some()).await {
             Some(read) => read,
-            None => connection.on_timer().await,
+            None => connection.on_timer(runtime).await,
         };
         if let Err(error) = result {
             return Some(error);

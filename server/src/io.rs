@@ -4,6 +4,11 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::AsyncWriteExt;
+
+use crate::runtime::until;
 
 /// A hyper I/O object seen through futures-io.
 pub(crate) struct HyperIo<T>(pub T);
@@ -77,6 +82,31 @@ impl<Rt: crate::runtime::Runtime> BrokerIo<Rt> {
             .connect(client.server_name, HyperIo(stream))
             .await?;
         Ok(BrokerIo::Tls(Box::new(tls)))
+    }
+
+    /// Writes every chunk `chunks` yields, then flushes; `None` when one write (or the flush)
+    /// waited `stall` without the broker taking a byte. A broker (or a network path) that stopped
+    /// reading must not hold the writer until TCP gives up, minutes later, while a slow path that
+    /// keeps taking data is not cut however long a large message takes (as the threads runtime's
+    /// socket send timeout). After `None` part of a frame may have been written: the connection
+    /// must be dropped.
+    pub(crate) async fn write_waiting(
+        &mut self,
+        runtime: &Rt,
+        mut chunks: impl FnMut() -> Option<Vec<u8>>,
+        stall: Duration,
+    ) -> Option<io::Result<()>> {
+        while let Some(bytes) = chunks() {
+            let mut written = 0;
+            while written < bytes.len() {
+                match until(runtime, Instant::now() + stall, self.write(&bytes[written..])).await? {
+                    Ok(0) => return Some(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(wrote) => written += wrote,
+                    Err(error) => return Some(Err(error)),
+                }
+            }
+        }
+        until(runtime, Instant::now() + stall, self.flush()).await
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_util::{AsyncReadExt, AsyncWriteExt};
+use futures_util::AsyncReadExt;
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::resp::{
@@ -81,28 +81,12 @@ impl<Rt: Runtime> Connection<Rt> {
     }
 
     /// Writes what the link queued; gives up when a write waits `wait` without Redis taking
-    /// anything: a Redis (or a network path) that stopped reading must not hold the writer until
-    /// TCP gives up, minutes later, while a slow link that keeps taking data is not cut (as the
-    /// threads runtime's socket send timeout). The connection is dropped after a timeout (part
+    /// anything ([`BrokerIo::write_waiting`]). The connection is dropped after a timeout (part
     /// of a command may have been written).
     async fn flush_waiting(&mut self, runtime: &Rt, wait: Duration) -> Result<(), Failure> {
-        while let Some(bytes) = self.link.poll_transmit() {
-            let mut written = 0;
-            while written < bytes.len() {
-                let wrote = until(
-                    runtime,
-                    Instant::now() + wait,
-                    self.io.write(&bytes[written..]),
-                )
-                .await
-                .ok_or(Failure::Timeout)??;
-                if wrote == 0 {
-                    return Err(Failure::Closed);
-                }
-                written += wrote;
-            }
-        }
-        until(runtime, Instant::now() + wait, self.io.flush())
+        let link = &mut self.link;
+        self.io
+            .write_waiting(runtime, || link.poll_transmit(), wait)
             .await
             .ok_or(Failure::Timeout)??;
         Ok(())

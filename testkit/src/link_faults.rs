@@ -1,17 +1,22 @@
 //! A TCP relay between a server under test and a real broker, which can stop carrying either
 //! direction of the connections open at the time: a broker that stops reading (requests held),
 //! or one that takes commands but whose answers do not come back in time (replies held), as a
-//! stalled broker or a failing network path would, while a new connection works. Both ends are
-//! real; only the path between them is disturbed.
+//! stalled broker or a failing network path would, while a new connection works. It can also
+//! carry the requests at a set rate, as a slow path. Both ends are real; only the path between
+//! them is disturbed.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a held direction looks whether it may carry again.
 const POLL: Duration = Duration::from_millis(10);
+/// The relay's receive buffer for what the server sends: small, so that a rate limit on the
+/// requests is felt by the server's writes rather than absorbed by the relay's socket (Linux
+/// grows a receive buffer to tens of MB otherwise).
+const REQUEST_BUFFER: usize = 64 * 1024;
 
 /// The relay; it stops accepting and carrying when dropped.
 pub struct FaultyLink {
@@ -25,6 +30,8 @@ pub struct FaultyLink {
 struct Holds {
     requests: Arc<AtomicBool>,
     replies: Arc<AtomicBool>,
+    /// Bytes per second the requests are carried at; 0 for as fast as they come.
+    request_rate: Arc<AtomicU64>,
 }
 
 impl FaultyLink {
@@ -32,6 +39,8 @@ impl FaultyLink {
     pub fn start(upstream: &str) -> std::io::Result<FaultyLink> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
+        // Accepted connections inherit it.
+        socket2::SockRef::from(&listener).set_recv_buffer_size(REQUEST_BUFFER)?;
         let link = FaultyLink {
             addr,
             connections: Arc::default(),
@@ -49,8 +58,20 @@ impl FaultyLink {
                         };
                         let _ = client.set_nonblocking(false);
                         let holds = Holds::default();
-                        carry(&client, &server, holds.requests.clone(), stopped.clone());
-                        carry(&server, &client, holds.replies.clone(), stopped.clone());
+                        carry(
+                            &client,
+                            &server,
+                            holds.requests.clone(),
+                            holds.request_rate.clone(),
+                            stopped.clone(),
+                        );
+                        carry(
+                            &server,
+                            &client,
+                            holds.replies.clone(),
+                            Arc::default(),
+                            stopped.clone(),
+                        );
                         if let Ok(mut connections) = connections.lock() {
                             connections.push(holds);
                         }
@@ -81,6 +102,12 @@ impl FaultyLink {
         self.each_open(|holds| holds.replies.store(hold, Ordering::SeqCst));
     }
 
+    /// On the connections open now, carries what the server sends at `bytes_per_second` (0: as
+    /// fast as it comes), as a slow network path that keeps taking data.
+    pub fn throttle_requests(&self, bytes_per_second: u64) {
+        self.each_open(|holds| holds.request_rate.store(bytes_per_second, Ordering::SeqCst));
+    }
+
     /// How many connections the relay has carried.
     pub fn connections(&self) -> usize {
         self.connections
@@ -101,9 +128,15 @@ impl Drop for FaultyLink {
     }
 }
 
-/// Copies `from` to `to` on a thread of its own, not reading while `hold` is set; both are cut
-/// when either side ends.
-fn carry(from: &TcpStream, to: &TcpStream, hold: Arc<AtomicBool>, stopped: Arc<AtomicBool>) {
+/// Copies `from` to `to` on a thread of its own, not reading while `hold` is set and at most
+/// `rate` bytes per second when it is not 0; both are cut when either side ends.
+fn carry(
+    from: &TcpStream,
+    to: &TcpStream,
+    hold: Arc<AtomicBool>,
+    rate: Arc<AtomicU64>,
+    stopped: Arc<AtomicBool>,
+) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
@@ -115,9 +148,23 @@ fn carry(from: &TcpStream, to: &TcpStream, hold: Arc<AtomicBool>, stopped: Arc<A
                 std::thread::sleep(POLL);
                 continue;
             }
-            match from.read(&mut buffer) {
+            // A tenth of a second's worth per read at most, then the rest of that tenth waited
+            // out: the rate holds within a tenth of a second.
+            let per_second = rate.load(Ordering::SeqCst);
+            let (chunk, started) = match per_second {
+                0 => (buffer.len(), None),
+                limited => (
+                    usize::try_from(limited / 10).map_or(buffer.len(), |c| c.clamp(1, buffer.len())),
+                    Some(std::time::Instant::now()),
+                ),
+            };
+            match from.read(&mut buffer[..chunk]) {
                 Ok(0) => break,
                 Ok(read) => {
+                    if let Some(started) = started {
+                        let due = Duration::from_secs_f64(read as f64 / per_second as f64);
+                        std::thread::sleep(due.saturating_sub(started.elapsed()));
+                    }
                     // Held while this read waited: what it got is held too.
                     while hold.load(Ordering::SeqCst) && !stopped.load(Ordering::SeqCst) {
                         std::thread::sleep(POLL);
