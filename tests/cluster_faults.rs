@@ -131,7 +131,11 @@ async fn a_large_emit_over_a_slow_path_to_rabbitmq_is_published() {
         .expect("published over the slow path");
     // Longer than the 5 s publish timeout: a deadline on the whole write would have failed it,
     // and the retry on a fresh (fast) connection would then have published it a second time.
-    assert!(started.elapsed() > Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() > Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(link.connections(), connections, "published in one attempt");
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_util::future::{Either, select};
 use futures_util::AsyncReadExt;
+use futures_util::future::{Either, select};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;

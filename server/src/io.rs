@@ -99,7 +99,13 @@ impl<Rt: crate::runtime::Runtime> BrokerIo<Rt> {
         while let Some(bytes) = chunks() {
             let mut written = 0;
             while written < bytes.len() {
-                match until(runtime, Instant::now() + stall, self.write(&bytes[written..])).await? {
+                match until(
+                    runtime,
+                    Instant::now() + stall,
+                    self.write(&bytes[written..]),
+                )
+                .await?
+                {
                     Ok(0) => return Some(Err(io::ErrorKind::WriteZero.into())),
                     Ok(wrote) => written += wrote,
                     Err(error) => return Some(Err(error)),

@@ -154,7 +154,8 @@ fn carry(
             let (chunk, started) = match per_second {
                 0 => (buffer.len(), None),
                 limited => (
-                    usize::try_from(limited / 10).map_or(buffer.len(), |c| c.clamp(1, buffer.len())),
+                    usize::try_from(limited / 10)
+                        .map_or(buffer.len(), |c| c.clamp(1, buffer.len())),
                     Some(std::time::Instant::now()),
                 ),
             };
