@@ -15,6 +15,7 @@ mod api_support;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use api_support::{GatedSids, Node, recv, within};
@@ -174,18 +175,21 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
     };
     recv(&mut gate.entered, "the racing handshake to start").await;
 
-    let mut shutting_down = {
+    let mut shutdown = {
         let engine = engine.clone();
-        tokio::spawn(async move {
+        Box::pin(async move {
             let begun = Instant::now();
             engine.shutdown(Duration::from_secs(20)).await;
             begun.elapsed()
         })
     };
-    // The accept loop ending shows `shutdown` has begun. (Requests are routed one at a time, so
+    // Its first poll begins the shutdown (raises the flag, closes the sessions it finds) and
+    // waits; polled here, so the test knows it has begun. (Requests are routed one at a time, so
     // while the racing handshake is stopped inside the core, no request could show it.)
-    let served = within("serve_std to return", serving).await;
-    assert!(served.is_ok(), "{served:?}");
+    let waiting =
+        std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_pending())).await;
+    assert!(waiting, "shutdown returned while a handshake was under way");
+    let mut shutting_down = tokio::spawn(shutdown);
     assert!(
         tokio::time::timeout(Duration::from_millis(300), &mut shutting_down)
             .await
@@ -210,6 +214,9 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
         .expect("the shutdown task");
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
     assert_eq!(engine.session_count(), 0);
+    // The accept loop ends with the shutdown.
+    let served = within("serve_std to return", serving).await;
+    assert!(served.is_ok(), "{served:?}");
 }
 
 #[cfg(feature = "tokio")]

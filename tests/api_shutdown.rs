@@ -1,6 +1,7 @@
 //! Graceful shutdown with connected official clients: `shutdown(grace)` returns once they are gone
 //! and running handlers finished, clients see the disconnect, disconnect handlers get
-//! "server shutting down", new handshakes get 503, and `serve_std` returns `Ok`.
+//! "server shutting down", new handshakes get 503, and `serve_std` returns `Ok`. A polling client
+//! written by hand, holding no request when the shutdown begins, still fetches its close packet.
 //!
 //! One scenario, generic over the runtime: the server, its handlers and its listener run on tokio
 //! or on smol (smol's executor beside the test's tokio runtime, which only drives the clients).
@@ -25,6 +26,7 @@ use api_support::{GatedSids, HttpConn, Node, recv, within};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sockio::server::{Handled, Runtime, Server, ServerError, Socket};
+use sockio_testkit::raw_polling;
 use tokio::sync::mpsc;
 
 /// `serve_std` running on the server's runtime; resolves to its result.
@@ -249,6 +251,53 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
     assert!(served.is_ok(), "{served:?}");
 }
 
+/// A polling client holding no request when `shutdown` begins (between two polls, as a client
+/// opening a new connection per request often is) fetches its close packet on a new connection:
+/// the accept loops go on until the shutdown is over, so it is told, and `shutdown` returns once
+/// it is gone instead of waiting out its grace for a poll that could not come.
+async fn a_polling_client_between_two_requests_gets_its_close_packet<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
+    let (tx, mut reasons) = mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    let (addr, serving) = serve(&io, spawn);
+    let sid = tokio::task::spawn_blocking(move || raw_polling::connected_between_polls(addr))
+        .await
+        .expect("the polling client");
+
+    let shutting_down = {
+        let io = io.clone();
+        tokio::spawn(async move {
+            let begun = Instant::now();
+            io.shutdown(Duration::from_secs(20)).await;
+            begun.elapsed()
+        })
+    };
+    assert_eq!(
+        recv(&mut reasons, "the disconnect").await,
+        "server shutting down"
+    );
+    let packets = tokio::task::spawn_blocking(move || raw_polling::poll_packets(addr, &sid))
+        .await
+        .expect("the poll");
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    let took = within("shutdown to return", shutting_down)
+        .await
+        .expect("the shutdown task");
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    assert_eq!(io.connection_count(), 0);
+    let served = within("serve_std to return", serving).await;
+    assert!(served.is_ok(), "{served:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener still accepts after the shutdown"
+    );
+}
+
 async fn shutdown_without_connections_returns_at_once_and_stops_serving<Rt: Runtime>(
     spawn: Spawn<Rt>,
 ) {
@@ -281,6 +330,11 @@ mod tokio_runtime {
     async fn a_handshake_racing_shutdown_is_waited_for_and_closed() {
         super::a_handshake_racing_shutdown_is_waited_for_and_closed(super::on_tokio).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_polling_client_between_two_requests_gets_its_close_packet() {
+        super::a_polling_client_between_two_requests_gets_its_close_packet(super::on_tokio).await;
+    }
 }
 
 #[cfg(feature = "smol")]
@@ -301,5 +355,10 @@ mod smol_runtime {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_handshake_racing_shutdown_is_waited_for_and_closed() {
         super::a_handshake_racing_shutdown_is_waited_for_and_closed(super::on_smol).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_polling_client_between_two_requests_gets_its_close_packet() {
+        super::a_polling_client_between_two_requests_gets_its_close_packet(super::on_smol).await;
     }
 }

@@ -9,6 +9,7 @@
 //! under the lock), and the timer thread learns the new deadline.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -133,8 +134,6 @@ pub(crate) struct Driven<R> {
     pub result: R,
     /// Acknowledgement callbacks to call (outside the lock).
     pub callbacks: Vec<(AckCallback, AckOutcome)>,
-    /// Events queued for the pool.
-    pub queued: usize,
     /// The connection needs a pool job (none is queued or running).
     pub schedule: bool,
     /// The deadline after the drive, and whether it changed.
@@ -168,7 +167,11 @@ impl ConnCell {
 
     /// Runs one input or command on the connection and applies the drain rule, all under the
     /// connection's lock. The caller finishes the job (see [`Driven`]).
-    pub fn drive_locked<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> Driven<R> {
+    pub fn drive_locked<R>(
+        &self,
+        busy: &AtomicUsize,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+    ) -> Driven<R> {
         let now = Instant::now();
         let mut state = self.lock();
         let result = f(&mut state, now);
@@ -177,10 +180,13 @@ impl ConnCell {
         let deadline = state.conn.poll_timeout();
         let deadline_changed = deadline != state.deadline;
         state.deadline = deadline;
-        let queued = events.len();
         let schedule = if events.is_empty() {
             false
         } else {
+            // Counted as live work before they can be taken (a pool job already running takes
+            // them as soon as they are queued, and uncounts each when handled): counted after,
+            // the count could read zero while one of them runs, and a graceful shutdown return.
+            busy.fetch_add(events.len(), Ordering::SeqCst);
             // Queued under the connection's lock, so events keep the order the core made them in
             // even when several threads drive the connection.
             lock(&self.queue).push(events)
@@ -189,7 +195,6 @@ impl ConnCell {
         Driven {
             result,
             callbacks,
-            queued,
             schedule,
             deadline,
             deadline_changed,

@@ -341,9 +341,10 @@ impl EngineServer {
         )
     }
 
-    /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
-    /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
-    /// or after `grace`.
+    /// Graceful shutdown: new handshakes are refused (503), every session is closed (`server
+    /// shutting down`), and this returns once they and their WebSockets are gone, or after
+    /// `grace`; the accept loops stop then (until then a polling client between two requests can
+    /// fetch its close packet on a new connection).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
         self.inner.serving.begin_shutdown();
@@ -358,6 +359,7 @@ impl EngineServer {
                 "shutdown grace period over with sessions still open"
             );
         }
+        self.inner.serving.end_shutdown();
     }
 
     /// Kills the server as if its process died: accept loops stop, every TCP stream is cut

@@ -65,7 +65,11 @@ pub enum Handled<U = WebSocketUpgrade> {
 /// a graceful shutdown waits for, and every open TCP stream (so `abort` can cut them).
 #[derive(Default)]
 pub(crate) struct Serving {
+    /// Raised when a graceful shutdown begins: new handshakes are refused (503).
     pub shutting_down: AtomicBool,
+    /// Raised when a graceful shutdown is over (everything closed, or the grace spent): accept
+    /// loops stop then, and one started later returns at once.
+    shutdown_over: AtomicBool,
     /// Bumped by `shutdown` and `abort`: accept loops started before stop.
     pub generation: AtomicU64,
     /// Queued or running handler events, accepted WebSocket upgrades until their WebSocket ended,
@@ -108,9 +112,17 @@ impl Serving {
         lock(&self.streams).remove(&key);
     }
 
-    /// Starts a graceful shutdown: new handshakes are refused from now on, accept loops stop.
+    /// Starts a graceful shutdown: new handshakes are refused from now on. The accept loops go
+    /// on until [`end_shutdown`](Self::end_shutdown): a polling client between two requests
+    /// fetches its close packet on a new connection, and a new client is answered 503 rather
+    /// than refused.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends a graceful shutdown: the accept loops stop, and serving again returns at once.
+    pub fn end_shutdown(&self) {
+        self.shutdown_over.store(true, Ordering::SeqCst);
         self.stop_accepting();
     }
 
@@ -900,7 +912,7 @@ fn accept_loop_checking<H: Host>(
     tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
     loop {
         if serving.generation.load(Ordering::SeqCst) != generation
-            || serving.shutting_down.load(Ordering::SeqCst)
+            || serving.shutdown_over.load(Ordering::SeqCst)
         {
             return Ok(());
         }

@@ -451,12 +451,14 @@ impl Server {
         std::thread::sleep(duration)
     }
 
-    /// Graceful shutdown: new handshakes are refused (503, on connections still open and through
-    /// [`handle_request`](Server::handle_request)), accept loops stop, every client is told
-    /// (`server shutting down`; a handshake already under way when this began is closed the same
-    /// way), and this returns once connections are closed, running handlers have finished and,
-    /// with a client manager, what they emitted to the other servers is published, or after
-    /// `grace`, whichever comes first.
+    /// Graceful shutdown: new handshakes are refused (503, also through
+    /// [`handle_request`](Server::handle_request)), every client is told (`server shutting
+    /// down`; a handshake already under way when this began is closed the same way), and this
+    /// returns once connections are closed, running handlers have finished and, with a client
+    /// manager, what they emitted to the other servers is published, or after `grace`,
+    /// whichever comes first. New TCP connections are still accepted until the connections are
+    /// closed (or the grace is over): a polling client between two requests fetches its close
+    /// packet on a new one; the accept loops stop then.
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
@@ -476,6 +478,7 @@ impl Server {
                 "shutdown grace period over with connections or handlers still running"
             );
         }
+        self.inner.serving.end_shutdown();
         // What the handlers emitted to the other servers while closing (a disconnect handler's
         // "user left") is published before the process may end, within the grace.
         if let Some(bus) = &self.inner.bus
@@ -557,7 +560,7 @@ impl Server {
         cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
-        let driven = cell.drive_locked(f);
+        let driven = cell.drive_locked(&self.inner.serving.busy, f);
         for (callback, outcome) in driven.callbacks {
             call_back(callback, outcome);
         }
@@ -566,14 +569,11 @@ impl Server {
         {
             self.inner.timers.schedule(at, cell);
         }
-        self.finish_drive(cell, driven.queued, driven.schedule);
+        self.finish_drive(cell, driven.schedule);
         driven.result
     }
 
-    fn finish_drive(&self, cell: &Arc<ConnCell>, queued: usize, schedule: bool) {
-        if queued > 0 {
-            self.inner.serving.busy.fetch_add(queued, Ordering::SeqCst);
-        }
+    fn finish_drive(&self, cell: &Arc<ConnCell>, schedule: bool) {
         if schedule {
             let server = self.clone();
             let cell = cell.clone();
@@ -598,12 +598,12 @@ impl Server {
 
     /// Called by the timer thread when a deadline of `cell` may be due.
     pub(crate) fn fire_timer(&self, cell: &Arc<ConnCell>) {
-        let driven = cell.drive_locked(|state, now| {
+        let driven = cell.drive_locked(&self.inner.serving.busy, |state, now| {
             if state.conn.poll_timeout().is_some_and(|at| at <= now) {
                 state.conn.handle_timeout(now);
             }
         });
-        self.finish_drive(cell, driven.queued, driven.schedule);
+        self.finish_drive(cell, driven.schedule);
         for (callback, outcome) in driven.callbacks {
             call_back(callback, outcome);
         }

@@ -948,6 +948,10 @@ fine.disconnect();
 const after = io(URL, { reconnection: false, forceNew: true });
 await connected(after);
 out("ping", await emitWithAck(after, "ping", 99));
+// On its WebSocket before the process exits, so the server sees it go (the end of its stream):
+// exiting half-way through the upgrade from polling, the client would leave a session the
+// server can only time out.
+if (after.io.engine.transport.name !== "websocket") await new Promise((resolve) => after.io.engine.once("upgrade", resolve));
 await command();
 process.exit(0);
 "#;

@@ -1,7 +1,8 @@
 //! Graceful shutdown against handshakes: a handshake that raced the start of `shutdown` (it passed
 //! the shutdown check, and its connection was registered only after `shutdown` had closed the
 //! connections it found) is closed too, so `shutdown` returns without waiting out its grace;
-//! handshakes after that get 503, over a kept-alive connection and through `handle_request`.
+//! handshakes after that get 503, over a kept-alive connection and through `handle_request`; a
+//! polling client holding no request when the shutdown begins still fetches its close packet.
 
 mod support;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
+use sockio_testkit::raw_polling;
 use sockio_threads::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio_threads::{Handled, Server, Sid, Socket};
 use support::{HttpConn, Node, STEP, sid_of_open};
@@ -164,6 +166,47 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
     }
 }
 
+/// A polling client holding no request when `shutdown` begins (between two polls, as a client
+/// opening a new connection per request often is) fetches its close packet on a new connection:
+/// the accept loop goes on until the shutdown is over, so it is told, and `shutdown` returns once
+/// it is gone instead of waiting out its grace for a poll that could not come.
+#[test]
+fn a_polling_client_between_two_requests_gets_its_close_packet() {
+    let grace = Duration::from_secs(20);
+    let io = Server::builder().build();
+    let (reasons_tx, reasons) = channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = reasons_tx.send(reason.as_str().to_owned());
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = {
+        let io = io.clone();
+        std::thread::spawn(move || io.serve_std(listener))
+    };
+    let sid = raw_polling::connected_between_polls(addr);
+
+    let shut = timed_in_background({
+        let io = io.clone();
+        move || io.shutdown(grace)
+    });
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the disconnect"),
+        "server shutting down"
+    );
+    let packets = raw_polling::poll_packets(addr, &sid);
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    let took = shut.recv_timeout(grace).expect("shutdown");
+    assert!(took < grace / 2, "shutdown took {took:?}");
+    assert_eq!(io.connection_count(), 0);
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the listener still accepts after the shutdown"
+    );
+}
+
 /// A WebSocket upgrade the server accepted but the application has not run yet (embedding: it
 /// holds the `WebSocketUpgrade` while it writes the 101) is live work: `shutdown` waits for it
 /// to be run or dropped, as it waits for a running WebSocket.
@@ -231,11 +274,24 @@ fn an_engine_handshake_racing_shutdown_is_waited_for_and_closed() {
         let _ = reasons_tx.send((socket.sid().to_string(), reason));
     });
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
     let (served_tx, served) = channel();
     {
         let engine = engine.clone();
         std::thread::spawn(move || served_tx.send(engine.serve_std(listener)));
     }
+    // A WebSocket session open before the shutdown: its disconnect shows `shutdown` has begun.
+    // (Requests are routed one at a time, so while the racing handshake is stopped inside the
+    // core, no request could show it.)
+    let (mut first, _) =
+        tungstenite::connect(format!("ws://{addr}/engine.io/?EIO=4&transport=websocket"))
+            .expect("a WebSocket session");
+    let opened = first
+        .read()
+        .expect("the open packet")
+        .into_text()
+        .expect("text");
+    let first_sid = sid_of_open(&opened);
 
     // The racing handshake stops inside the core, past the shutdown check.
     armed.store(true, Ordering::SeqCst);
@@ -252,10 +308,10 @@ fn an_engine_handshake_racing_shutdown_is_waited_for_and_closed() {
         let engine = engine.clone();
         move || engine.shutdown(grace)
     });
-    // The accept loop ending shows `shutdown` has begun. (Requests are routed one at a time,
-    // so while the racing handshake is stopped inside the core, no request could show it.)
-    let served = served.recv_timeout(STEP).expect("the accept loop to end");
-    assert!(served.is_ok(), "{served:?}");
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the first disconnect"),
+        (first_sid, CloseReason::ServerShuttingDown)
+    );
     // `shutdown` still waits: for the handshake that passed its check and has not registered
     // its session yet.
     assert!(
@@ -283,4 +339,7 @@ fn an_engine_handshake_racing_shutdown_is_waited_for_and_closed() {
         "shutdown waited {took:?} (grace {grace:?}) for the racing session"
     );
     assert_eq!(engine.session_count(), 0);
+    // The accept loop ends with the shutdown.
+    let served = served.recv_timeout(STEP).expect("the accept loop to end");
+    assert!(served.is_ok(), "{served:?}");
 }

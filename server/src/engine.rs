@@ -310,13 +310,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
         Ok(())
     }
 
-    /// Graceful shutdown: new handshakes are refused (503), accept loops stop, every session is
-    /// closed (`server shutting down`), and this returns once they and their WebSockets are gone,
-    /// or after `grace`.
+    /// Graceful shutdown: new handshakes are refused (503), every session is closed (`server
+    /// shutting down`), and this returns once they and their WebSockets are gone, or after
+    /// `grace`; the accept loops stop then (until then a polling client between two requests can
+    /// fetch its close packet on a new connection).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
-        inner.lifecycle.begin_shutdown();
+        let _accepting = inner.lifecycle.begin_shutdown();
         let cells: Vec<Arc<SessionCell>> = lock(&inner.sessions).values().cloned().collect();
         for cell in cells {
             self.drive(&cell, |state, now| {

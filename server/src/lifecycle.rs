@@ -22,7 +22,10 @@ pub(crate) struct Lifecycle {
     busy: AtomicUsize,
     /// Notified when `busy` drops to zero.
     idle: Event,
-    /// Wakes the accept loops when shutdown starts.
+    /// Set once a graceful shutdown is over (everything closed, or the grace spent): the accept
+    /// loops stop then, and one started later returns at once.
+    accepting_ended: AtomicBool,
+    /// Wakes the accept loops when shutdown ends.
     stopping: Event,
 }
 
@@ -31,16 +34,24 @@ impl Lifecycle {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Raises the flag and wakes the accept loops. Raised before the caller lists the
-    /// connections to close, so a handshake registered after that listing sees it.
-    pub fn begin_shutdown(&self) {
+    /// Raises the flag new handshakes check. Raised before the caller lists the connections to
+    /// close, so a handshake registered after that listing sees it. The accept loops go on until
+    /// the returned guard is dropped (when the shutdown is over, or its future dropped part way):
+    /// a polling client between two requests fetches its close packet on a new connection, and
+    /// a new client is answered 503 rather than refused.
+    pub fn begin_shutdown(&self) -> ShutdownEnd<'_> {
         self.shutting_down.store(true, Ordering::SeqCst);
-        self.stopping.notify(usize::MAX);
+        ShutdownEnd(self)
     }
 
-    /// Completes once shutdown has begun: an accept loop races its `accept` against this.
-    /// Listen before checking [`is_shutting_down`](Self::is_shutting_down), so a shutdown in
-    /// between is not missed.
+    /// Whether a graceful shutdown is over: accept loops stop.
+    fn accepting_ended(&self) -> bool {
+        self.accepting_ended.load(Ordering::SeqCst)
+    }
+
+    /// Completes once a shutdown is over: an accept loop races its `accept` against this.
+    /// Listen before checking [`accepting_ended`](Self::accepting_ended), so an end in between
+    /// is not missed.
     pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
         self.stopping.listen()
     }
@@ -70,7 +81,7 @@ impl Lifecycle {
     }
 }
 
-/// Accepts connections from `listener` until shutdown begins, handing each to `serve` (which
+/// Accepts connections from `listener` until a shutdown is over, handing each to `serve` (which
 /// spawns what serves it).
 pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
     runtime: &Rt,
@@ -80,7 +91,7 @@ pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
 ) {
     loop {
         let stopping = lifecycle.stopping();
-        if lifecycle.is_shutting_down() {
+        if lifecycle.accepting_ended() {
             return;
         }
         let accept = pin!(runtime.accept(listener));
@@ -95,6 +106,16 @@ pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
                 select(pin!(pause), stopping).await;
             }
         }
+    }
+}
+
+/// Ends a graceful shutdown when dropped: the accept loops stop.
+pub(crate) struct ShutdownEnd<'a>(&'a Lifecycle);
+
+impl Drop for ShutdownEnd<'_> {
+    fn drop(&mut self) {
+        self.0.accepting_ended.store(true, Ordering::SeqCst);
+        self.0.stopping.notify(usize::MAX);
     }
 }
 

@@ -469,14 +469,16 @@ impl<Rt: Runtime> Server<Rt> {
             .await
     }
 
-    /// Graceful shutdown: new handshakes are refused, every client is told (`server shutting
-    /// down`), and this returns once connections are closed, running handlers have finished and,
-    /// with a client manager, what they emitted to the other servers is published, or after
-    /// `grace`, whichever comes first.
+    /// Graceful shutdown: new handshakes are refused (503), every client is told (`server
+    /// shutting down`), and this returns once connections are closed, running handlers have
+    /// finished and, with a client manager, what they emitted to the other servers is published,
+    /// or after `grace`, whichever comes first. New TCP connections are still accepted until
+    /// then (a polling client between two requests fetches its close packet on a new one); the
+    /// `serve` calls return once the connections are closed (or the grace is over).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
-        self.inner.lifecycle.begin_shutdown();
+        let accepting = self.inner.lifecycle.begin_shutdown();
         let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
         for cell in cells {
             cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
@@ -492,6 +494,7 @@ impl<Rt: Runtime> Server<Rt> {
                 "shutdown grace period over with connections or handlers still running"
             );
         }
+        drop(accepting);
         // What the handlers emitted to the other servers while closing (a disconnect handler's
         // "user left") is published before the caller drops the runtime, within the grace.
         if let Some(bus) = &inner.bus {

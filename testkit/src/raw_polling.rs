@@ -34,6 +34,28 @@ pub fn open(addr: SocketAddr, path: &str) -> String {
     open["sid"].as_str().expect("a sid").to_owned()
 }
 
+/// Opens a Socket.IO session over polling and connects the main namespace, reading the
+/// server's answer: the client then holds no request, as between two polls. Returns the sid.
+pub fn connected_between_polls(addr: SocketAddr) -> String {
+    let sid = open(addr, "/socket.io/");
+    let uri = session_uri("/socket.io/", &sid);
+    let posted = request(addr, "POST", &uri, b"40");
+    assert_eq!(posted.status, 200, "namespace connect: {posted:?}");
+    let packets = poll_packets(addr, &sid);
+    assert!(
+        packets.first().is_some_and(|p| p.starts_with("40")),
+        "{packets:?}"
+    );
+    sid
+}
+
+/// Polls Socket.IO session `sid` once, on a connection of its own; returns the packets.
+pub fn poll_packets(addr: SocketAddr, sid: &str) -> Vec<String> {
+    let answer = request(addr, "GET", &session_uri("/socket.io/", sid), b"");
+    assert_eq!(answer.status, 200, "poll: {answer:?}");
+    answer.body.split('\x1e').map(str::to_owned).collect()
+}
+
 /// The polling URI of session `sid` under `path`.
 pub fn session_uri(path: &str, sid: &str) -> String {
     format!("{path}?EIO=4&transport=polling&sid={sid}")
