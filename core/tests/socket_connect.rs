@@ -84,6 +84,20 @@ fn v5_connect_with_auth() {
     );
 }
 
+/// An empty auth object is no auth, as python-socketio hands its connect handler `None` for a
+/// falsy payload (its own client sends `{}` when it has no auth).
+#[test]
+fn v5_connect_with_an_empty_auth_object_has_no_auth() {
+    let mut h = Harness::socket(only(&["/", "/admin"]));
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40{}");
+    h.ws_send_text(ws, "40/admin,{}");
+    assert_eq!(
+        strip(h.take_events(&sid)),
+        vec![connect("/", None), connect("/admin", None)]
+    );
+}
+
 #[test]
 fn v5_socket_ids_come_from_the_injected_generator() {
     let counter = AtomicU64::new(0);

@@ -20,7 +20,10 @@ pub enum AllowedOrigins {
     /// Only an `Origin` whose `host[:port]` equals the request's `Host`
     /// header (scheme ignored, host compared case-insensitively; a default
     /// port `:80` for `http`/`ws` or `:443` for `https`/`wss` may be present
-    /// on either side). This is python-engineio's default.
+    /// on either side). python-engineio's default compares the scheme too
+    /// (its own, or `X-Forwarded-Proto`); a server behind a proxy that
+    /// terminated TLS cannot know the page's, so only host and port are
+    /// compared here. List the origins to have the scheme checked.
     #[default]
     SameOrigin,
     /// Any origin (still echoed back, never `*`, so credentials work).

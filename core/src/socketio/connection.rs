@@ -148,7 +148,8 @@ pub enum SocketEvent {
         sid: Sid,
         /// The auth payload (v5: the CONNECT packet's object; v4: the namespace query string as an
         /// object of strings, and for `/`, which v4 clients join without a CONNECT, the handshake
-        /// query minus the Engine.IO parameters; `None` when the client sent none). The Node
+        /// query minus the Engine.IO parameters; `None` when the client sent none, or an empty
+        /// object, as python-socketio). The Node
         /// reference server hands v4 clients an empty auth and leaves those queries in
         /// `handshake.query`; [`Handshake::query`] still gives the whole handshake query.
         auth: Option<Value>,
@@ -941,7 +942,10 @@ impl Connection {
                 let auth = match self.version {
                     SocketVersion::V5 => packet.data,
                     SocketVersion::V4 => query.map(query_to_object),
-                };
+                }
+                // python-socketio hands its connect handler no auth for a falsy payload: its
+                // client sends `{}` when it has none.
+                .filter(|auth| auth.as_object().is_none_or(|object| !object.is_empty()));
                 self.request_connect(now, namespace, auth);
             }
             (PacketKind::Disconnect, Some(NamespaceState::Connected(sid))) => {
