@@ -10,6 +10,8 @@
 
 #![cfg(feature = "tokio")]
 
+mod api_support;
+
 use std::time::{Duration, Instant};
 
 use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
@@ -226,6 +228,75 @@ async fn a_panicking_remote_callback_stops_neither_the_subscriber_nor_the_timeou
         .expect("the call timed out in time");
     assert!(matches!(outcome, Err(CallError::Timeout)), "{outcome:?}");
     assert_eq!(redis_subscribers(&redis, &channel).expect("NUMSUB"), 1);
+}
+
+/// Another server's emits with a callback that the client never answers are awaited here only for
+/// `remote_answer_timeout` (python-socketio's message does not carry the asking server's
+/// timeout): before, each stayed awaited for as long as the client was connected, until its
+/// acknowledgements were full and nothing could ask it anything any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_emits_a_client_never_answers_are_not_awaited_forever() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let channel = fresh_channel();
+    // A small cap on awaited acknowledgements makes "full" quick to reach.
+    let holding = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(
+            ClientManager::from_url(&redis_url())
+                .expect("url")
+                .channel(&channel),
+        )
+        .max_pending_acks(4)
+        .remote_answer_timeout(Duration::from_millis(300))
+        .build();
+    let asking = server_on(&redis, &channel, |manager| manager).await;
+    wait_for_subscribers(&redis, &channel, 2).await;
+    let running = api_support::serve(&holding).await;
+    let mut client = api_support::Node::spawn(
+        &running.url,
+        r#"
+const socket = io(URL, { transports: ["websocket"], reconnection: false });
+// Heard, never answered.
+socket.on("question", () => out("asked"));
+socket.on("ping", (callback) => callback("pong"));
+await connected(socket);
+out("connected", socket.id);
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("connected").await;
+    let sid = sid.as_str().expect("sid");
+    for _ in 0..4 {
+        asking
+            .emit("question", &())
+            .to(sid)
+            .callback(Some(Duration::from_millis(200)), |_: Result<(), _>| {})
+            .await
+            .expect("published");
+        client.expect("asked").await;
+    }
+    // The four awaited answers fill the client's acknowledgements; once they have expired, it
+    // can be asked again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let call = holding
+            .call("ping", &())
+            .to(sid)
+            .timeout(Duration::from_secs(5))
+            .answer::<String>()
+            .await;
+        match call {
+            Err(CallError::Command(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(answer.expect("the client answered"), "pong");
+    client.send("bye").await;
+    client.finish().await;
 }
 
 /// An emit whose message is over the broker's limit fails with the reason (local clients still

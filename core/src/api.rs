@@ -396,6 +396,21 @@ macro_rules! server_builder_options {
             self
         }
 
+        /// Most acknowledgements the server awaits from one client at once (default 10,000);
+        /// an emit with a callback or a `call` past it fails at once (`TooManyPendingAcks`).
+        pub fn max_pending_acks(mut self, acks: usize) -> Self {
+            self.config.max_pending_acks = acks;
+            self
+        }
+
+        /// With a client manager: how long this server waits for its client's answer to another
+        /// server's emit with a callback, to relay it back (default 60 s, the asking side's
+        /// default timeout). Raise it when other servers ask with longer timeouts.
+        pub fn remote_answer_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.config.remote_answer_timeout = timeout;
+            self
+        }
+
         /// How long a connection may stay without a namespace (default 45 s).
         pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
             self.config.connect_timeout = timeout;

@@ -220,7 +220,7 @@ impl Server {
                             bus.publish_detached(&reply_to.answer(args));
                         }
                     });
-                    (answer, None)
+                    (answer, Some(self.inner.config.remote_answer_timeout))
                 });
                 self.deliver_local(
                     &Arc::from(namespace.as_str()),

@@ -6,8 +6,10 @@
 //! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
 //! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
 
+mod support;
+
 use std::sync::mpsc::channel;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sockio_testkit::brokers::{
     RedisWatch, count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
@@ -15,6 +17,7 @@ use sockio_testkit::brokers::{
 };
 use sockio_testkit::link_faults::FaultyLink;
 use sockio_threads::{CallError, ClientManager, EmitError, Server};
+use support::Node;
 
 fn server(url: &str, redis: &str, topic: &str) -> Server {
     let manager = ClientManager::from_url(url).expect("url").channel(topic);
@@ -41,6 +44,74 @@ fn expect_publish_error(result: Result<(), EmitError>, reason: &str) {
         Err(EmitError::Publish(error)) => assert!(error.0.contains(reason), "{error}"),
         other => panic!("expected a publish error, got {other:?}"),
     }
+}
+
+/// Another server's emits with a callback that the client never answers are awaited here only for
+/// `remote_answer_timeout` (python-socketio's message does not carry the asking server's
+/// timeout): before, each stayed awaited for as long as the client was connected, until its
+/// acknowledgements were full and nothing could ask it anything any more.
+#[test]
+fn remote_emits_a_client_never_answers_are_not_awaited_forever() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    // A small cap on awaited acknowledgements makes "full" quick to reach.
+    let holding = Server::builder()
+        .client_manager(
+            ClientManager::from_url(&redis_url())
+                .expect("url")
+                .channel(&topic),
+        )
+        .max_pending_acks(4)
+        .remote_answer_timeout(Duration::from_millis(300))
+        .build();
+    let asking = server(&redis_url(), &redis, &topic);
+    wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("both subscribed");
+    let addr = support::serve(&holding);
+    let mut client = Node::spawn(
+        &format!("http://{addr}"),
+        r#"
+const socket = io(URL, { transports: ["websocket"], reconnection: false });
+// Heard, never answered.
+socket.on("question", () => out("asked"));
+socket.on("ping", (callback) => callback("pong"));
+await connected(socket);
+out("connected", socket.id);
+await command();
+process.exit(0);
+"#,
+    );
+    let sid = client.expect("connected");
+    let sid = sid.as_str().expect("sid");
+    for _ in 0..4 {
+        asking
+            .emit("question", &())
+            .to(sid)
+            .callback(Some(Duration::from_millis(200)), |_: Result<(), _>| {})
+            .send()
+            .expect("published");
+        client.expect("asked");
+    }
+    // The four awaited answers fill the client's acknowledgements; once they have expired, it
+    // can be asked again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let call = holding
+            .call("ping", &())
+            .to(sid)
+            .timeout(Duration::from_secs(5))
+            .answer::<String>();
+        match call {
+            Err(CallError::Command(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(answer.expect("the client answered"), "pong");
+    client.send("bye");
+    client.finish();
 }
 
 /// A publish Redis took but whose answer did not come back in time is not published again (it

@@ -70,6 +70,11 @@ pub struct SocketConfig {
     /// Most acknowledgements the server may await from one client at once; an emit asking for one
     /// more fails with an error instead of growing memory.
     pub max_pending_acks: usize,
+    /// How long the server waits for its client's answer to another server's emit with a
+    /// callback, to relay it back (python-socketio's message does not carry the asking server's
+    /// timeout). Without it, every such emit a client never answers would stay awaited for as
+    /// long as the client is connected, and the client's acknowledgements fill up.
+    pub remote_answer_timeout: Duration,
 }
 
 impl Default for SocketConfig {
@@ -85,6 +90,7 @@ impl Default for SocketConfig {
             decoder_limits: DecoderLimits::default(),
             attachment_timeout: Duration::from_millis(20_000),
             max_pending_acks: 10_000,
+            remote_answer_timeout: crate::pubsub::callbacks::DEFAULT_REMOTE_ACK_TIMEOUT,
         }
     }
 }
