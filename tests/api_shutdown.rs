@@ -281,6 +281,13 @@ async fn a_polling_client_between_two_requests_gets_its_close_packet<Rt: Runtime
         recv(&mut reasons, "the disconnect").await,
         "server shutting down"
     );
+    // A new client, on a connection accepted during the grace, is told the server is going away.
+    let handshake = tokio::task::spawn_blocking(move || {
+        raw_polling::request(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"")
+    })
+    .await
+    .expect("the handshake");
+    assert_eq!(handshake.status, 503, "{handshake:?}");
     let packets = tokio::task::spawn_blocking(move || raw_polling::poll_packets(addr, &sid))
         .await
         .expect("the poll");
@@ -298,13 +305,33 @@ async fn a_polling_client_between_two_requests_gets_its_close_packet<Rt: Runtime
     );
 }
 
+/// A shutdown whose future is dropped before it is over (the caller gave up waiting) still ends
+/// the accept loops, as one that completed would.
+async fn a_shutdown_dropped_part_way_stops_serving<Rt: Runtime>(spawn: Spawn<Rt>) {
+    let io = Server::<Rt>::builder().build();
+    let (addr, serving) = serve(&io, spawn);
+    // A client between two polls keeps the shutdown waiting for its next one.
+    let _sid = tokio::task::spawn_blocking(move || raw_polling::connected_between_polls(addr))
+        .await
+        .expect("the polling client");
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        io.shutdown(Duration::from_secs(20)),
+    )
+    .await;
+    assert!(gave_up.is_err(), "shutdown returned with a client left");
+    let served = within("serve_std to return", serving).await;
+    assert!(served.is_ok(), "{served:?}");
+}
+
 async fn shutdown_without_connections_returns_at_once_and_stops_serving<Rt: Runtime>(
     spawn: Spawn<Rt>,
 ) {
     let io = Server::<Rt>::builder().build();
     let (_addr, serving) = serve(&io, spawn);
     let begun = Instant::now();
-    within("shutdown", io.shutdown(Duration::from_secs(5))).await;
+    // A grace too long to add to the clock is no deadline (it used to overflow).
+    within("shutdown", io.shutdown(Duration::MAX)).await;
     assert!(begun.elapsed() < Duration::from_secs(1));
     let served = within("serve_std to return", serving).await;
     assert!(served.is_ok(), "{served:?}");
@@ -335,6 +362,11 @@ mod tokio_runtime {
     async fn a_polling_client_between_two_requests_gets_its_close_packet() {
         super::a_polling_client_between_two_requests_gets_its_close_packet(super::on_tokio).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_dropped_part_way_stops_serving() {
+        super::a_shutdown_dropped_part_way_stops_serving(super::on_tokio).await;
+    }
 }
 
 #[cfg(feature = "smol")]
@@ -360,5 +392,10 @@ mod smol_runtime {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_polling_client_between_two_requests_gets_its_close_packet() {
         super::a_polling_client_between_two_requests_gets_its_close_packet(super::on_smol).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_dropped_part_way_stops_serving() {
+        super::a_shutdown_dropped_part_way_stops_serving(super::on_smol).await;
     }
 }

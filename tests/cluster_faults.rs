@@ -14,6 +14,7 @@ mod api_support;
 
 use std::time::{Duration, Instant};
 
+use sockio::core::socketio::CommandError;
 use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
 use sockio_testkit::brokers::{
     RedisWatch, amqp_url, count_redis_messages, reachable, redis_publish, redis_subscribers,
@@ -121,12 +122,19 @@ async fn a_large_emit_over_a_slow_path_to_rabbitmq_is_published() {
     // Opens the publisher's connection, so the throttle below reaches it.
     io.emit("warm-up", &()).await.expect("a first publish");
     // The rate lets the kernel's send buffer drain within the confirmation's timeout once the
-    // write is done; the size makes the write itself last about 8 s at that rate.
+    // write is done; the size makes the write itself last about 5.5 s at that rate, past the
+    // 5 s a deadline on the whole write allowed.
     let send_buffer = SocketBuffers::of_this_machine().send_max;
     let rate = (2 << 20).max(send_buffer / 2);
+    let size = rate * 11 / 2 + send_buffer;
+    // RabbitMQ 4 refuses messages over 16 MiB by default (`max_message_size`).
+    assert!(
+        size < 16 << 20,
+        "{size} bytes: this machine's send buffers are too large for the test"
+    );
     let connections = link.connections();
     link.throttle_requests(u64::try_from(rate).expect("rate"));
-    let big = "x".repeat(rate * 8 + send_buffer);
+    let big = "x".repeat(size);
     let started = Instant::now();
     io.emit("big", &big)
         .await
@@ -248,23 +256,14 @@ async fn remote_emits_a_client_never_answers_are_not_awaited_forever() {
                 .channel(&channel),
         )
         .max_pending_acks(4)
-        .remote_answer_timeout(Duration::from_millis(300))
+        .remote_answer_timeout(Duration::from_secs(2))
         .build();
     let asking = server_on(&redis, &channel, |manager| manager).await;
     wait_for_subscribers(&redis, &channel, 2).await;
     let running = api_support::serve(&holding).await;
     let mut client = api_support::Node::spawn(
         &running.url,
-        r#"
-const socket = io(URL, { transports: ["websocket"], reconnection: false });
-// Heard, never answered.
-socket.on("question", () => out("asked"));
-socket.on("ping", (callback) => callback("pong"));
-await connected(socket);
-out("connected", socket.id);
-await command();
-process.exit(0);
-"#,
+        sockio_testkit::handler_scripts::NEVER_ANSWERS_QUESTIONS,
     );
     let sid = client.expect("connected").await;
     let sid = sid.as_str().expect("sid");
@@ -277,8 +276,21 @@ process.exit(0);
             .expect("published");
         client.expect("asked").await;
     }
-    // The four awaited answers fill the client's acknowledgements; once they have expired, it
-    // can be asked again.
+    // The four awaited answers fill the client's acknowledgements (their 2 s are far from over);
+    // once they have expired, it can be asked again.
+    let full = holding
+        .call("ping", &())
+        .to(sid)
+        .timeout(Duration::from_secs(5))
+        .answer::<String>()
+        .await;
+    assert!(
+        matches!(
+            full,
+            Err(CallError::Command(CommandError::TooManyPendingAcks))
+        ),
+        "{full:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let answer = loop {
         let call = holding

@@ -323,6 +323,32 @@ mod tests {
         }
     }
 
+    /// Events are live work for a graceful shutdown from the moment they are queued: a pool job
+    /// already running takes them at once, and uncounts each when handled, so counting them
+    /// after the drive could let the count read zero while one runs.
+    #[test]
+    fn queued_events_are_counted_as_busy_by_the_drive_that_queues_them() {
+        let mut config = sockio_core::socketio::SocketConfig::default();
+        config.engine.allow_eio3 = true;
+        let mut endpoint =
+            sockio_core::socketio::Endpoint::new(config, crate::server::OsRandomSids);
+        let request = http::Request::get("/socket.io/?EIO=3&transport=polling")
+            .body(bytes::Bytes::new())
+            .expect("request");
+        let routing =
+            endpoint.handle_request(std::time::Instant::now(), RequestId(1), &request, |_| false);
+        let sockio_core::socketio::Routing::Created { connection, .. } = routing else {
+            panic!("not a handshake: {routing:?}");
+        };
+        let cell = ConnCell::new(connection);
+        let busy = AtomicUsize::new(0);
+        // A protocol v4 client joins `/` with its handshake: the drive queues that connect.
+        let driven = cell.drive_locked(&busy, |_, _| ());
+        assert!(driven.schedule);
+        assert_eq!(cell.queued_events(), 1);
+        assert_eq!(busy.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn the_last_application_event_unschedules_the_dispatcher_so_the_next_one_starts_another() {
         let mut queue = queue();

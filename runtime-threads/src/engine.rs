@@ -347,7 +347,7 @@ impl EngineServer {
     /// fetch its close packet on a new connection).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
-        self.inner.serving.begin_shutdown();
+        let _accepting = self.inner.serving.begin_shutdown();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.session.close(now, CloseReason::ServerShuttingDown)
@@ -359,7 +359,6 @@ impl EngineServer {
                 "shutdown grace period over with sessions still open"
             );
         }
-        self.inner.serving.end_shutdown();
     }
 
     /// Kills the server as if its process died: accept loops stop, every TCP stream is cut

@@ -113,17 +113,12 @@ impl Serving {
     }
 
     /// Starts a graceful shutdown: new handshakes are refused from now on. The accept loops go
-    /// on until [`end_shutdown`](Self::end_shutdown): a polling client between two requests
-    /// fetches its close packet on a new connection, and a new client is answered 503 rather
-    /// than refused.
-    pub fn begin_shutdown(&self) {
+    /// on until the returned guard is dropped (when the shutdown is over, or unwinds): a polling
+    /// client between two requests fetches its close packet on a new connection, and a new
+    /// client is answered 503 rather than refused.
+    pub fn begin_shutdown(&self) -> ShutdownEnd<'_> {
         self.shutting_down.store(true, Ordering::SeqCst);
-    }
-
-    /// Ends a graceful shutdown: the accept loops stop, and serving again returns at once.
-    pub fn end_shutdown(&self) {
-        self.shutdown_over.store(true, Ordering::SeqCst);
-        self.stop_accepting();
+        ShutdownEnd(self)
     }
 
     /// Stops the accept loops started before: bumps the generation, then wakes each loop from its
@@ -143,11 +138,12 @@ impl Serving {
     /// Waits until no live work is left and `open()` (connections or sessions still registered)
     /// is zero, or until `grace` is over: false then.
     pub fn wait_idle(&self, grace: Duration, open: impl Fn() -> usize) -> bool {
-        let deadline = Instant::now() + grace;
+        // A grace too long to add to the clock is no deadline.
+        let deadline = Instant::now().checked_add(grace);
         // `busy` first: a handshake leaves it only once its connection is registered, so seeing
         // it at 0 means `open` sees that connection.
         while self.busy.load(Ordering::SeqCst) != 0 || open() != 0 {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -161,6 +157,17 @@ impl Serving {
         for stream in streams {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+}
+
+/// Ends a graceful shutdown when dropped: the accept loops stop, and serving again returns at
+/// once.
+pub(crate) struct ShutdownEnd<'a>(&'a Serving);
+
+impl Drop for ShutdownEnd<'_> {
+    fn drop(&mut self) {
+        self.0.shutdown_over.store(true, Ordering::SeqCst);
+        self.0.stop_accepting();
     }
 }
 

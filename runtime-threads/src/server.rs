@@ -456,13 +456,14 @@ impl Server {
     /// down`; a handshake already under way when this began is closed the same way), and this
     /// returns once connections are closed, running handlers have finished and, with a client
     /// manager, what they emitted to the other servers is published, or after `grace`,
-    /// whichever comes first. New TCP connections are still accepted until the connections are
-    /// closed (or the grace is over): a polling client between two requests fetches its close
-    /// packet on a new one; the accept loops stop then.
+    /// whichever comes first. New TCP connections are still accepted until the Socket.IO
+    /// connections are closed or the grace is over (a polling client between two requests
+    /// fetches its close packet on a new one); the accept loops stop then, and idle kept-alive
+    /// HTTP connections close at `http_header_timeout`.
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
-        self.inner.serving.begin_shutdown();
+        let accepting = self.inner.serving.begin_shutdown();
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
@@ -478,7 +479,7 @@ impl Server {
                 "shutdown grace period over with connections or handlers still running"
             );
         }
-        self.inner.serving.end_shutdown();
+        drop(accepting);
         // What the handlers emitted to the other servers while closing (a disconnect handler's
         // "user left") is published before the process may end, within the grace.
         if let Some(bus) = &self.inner.bus

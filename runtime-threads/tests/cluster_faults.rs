@@ -11,6 +11,7 @@ mod support;
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
+use sockio_core::socketio::CommandError;
 use sockio_testkit::brokers::{
     RedisWatch, count_redis_messages, reachable, redis_publish, redis_subscribers, redis_url,
     wait_for_listeners,
@@ -64,23 +65,14 @@ fn remote_emits_a_client_never_answers_are_not_awaited_forever() {
                 .channel(&topic),
         )
         .max_pending_acks(4)
-        .remote_answer_timeout(Duration::from_millis(300))
+        .remote_answer_timeout(Duration::from_secs(2))
         .build();
     let asking = server(&redis_url(), &redis, &topic);
     wait_for_listeners(&redis_url(), &redis, &topic, 2).expect("both subscribed");
     let addr = support::serve(&holding);
     let mut client = Node::spawn(
         &format!("http://{addr}"),
-        r#"
-const socket = io(URL, { transports: ["websocket"], reconnection: false });
-// Heard, never answered.
-socket.on("question", () => out("asked"));
-socket.on("ping", (callback) => callback("pong"));
-await connected(socket);
-out("connected", socket.id);
-await command();
-process.exit(0);
-"#,
+        sockio_testkit::handler_scripts::NEVER_ANSWERS_QUESTIONS,
     );
     let sid = client.expect("connected");
     let sid = sid.as_str().expect("sid");
@@ -93,8 +85,20 @@ process.exit(0);
             .expect("published");
         client.expect("asked");
     }
-    // The four awaited answers fill the client's acknowledgements; once they have expired, it
-    // can be asked again.
+    // The four awaited answers fill the client's acknowledgements (their 2 s are far from over);
+    // once they have expired, it can be asked again.
+    let full = holding
+        .call("ping", &())
+        .to(sid)
+        .timeout(Duration::from_secs(5))
+        .answer::<String>();
+    assert!(
+        matches!(
+            full,
+            Err(CallError::Command(CommandError::TooManyPendingAcks))
+        ),
+        "{full:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let answer = loop {
         let call = holding

@@ -194,6 +194,9 @@ fn a_polling_client_between_two_requests_gets_its_close_packet() {
         reasons.recv_timeout(STEP).expect("the disconnect"),
         "server shutting down"
     );
+    // A new client, on a connection accepted during the grace, is told the server is going away.
+    let handshake = raw_polling::request(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"");
+    assert_eq!(handshake.status, 503, "{handshake:?}");
     let packets = raw_polling::poll_packets(addr, &sid);
     assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
     let took = shut.recv_timeout(grace).expect("shutdown");
@@ -205,6 +208,25 @@ fn a_polling_client_between_two_requests_gets_its_close_packet() {
         std::net::TcpStream::connect(addr).is_err(),
         "the listener still accepts after the shutdown"
     );
+}
+
+/// Without connections `shutdown` returns at once and the accept loop ends, also with a grace too
+/// long to add to the clock (no deadline; it used to overflow and panic, leaving the server
+/// accepting).
+#[test]
+fn shutdown_with_an_unbounded_grace_returns_at_once_and_stops_serving() {
+    let io = Server::builder().build();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let serving = {
+        let io = io.clone();
+        std::thread::spawn(move || io.serve_std(listener))
+    };
+    let took = timed_in_background(move || io.shutdown(Duration::MAX))
+        .recv_timeout(STEP)
+        .expect("shutdown");
+    assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
 }
 
 /// A WebSocket upgrade the server accepted but the application has not run yet (embedding: it

@@ -18,7 +18,8 @@ use crate::io::BrokerIo;
 use crate::manager::{PublishJob, answer_batch, next_batch};
 use crate::runtime::{Runtime, until};
 
-/// How long connecting and setting a link up may take.
+/// How long connecting and setting a link up may take (a write there fails only after this long
+/// without progress, as every write here).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the broker may take to confirm a batch of publishes, once it has been written.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);

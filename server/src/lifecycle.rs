@@ -77,7 +77,14 @@ impl Lifecycle {
                 until(runtime, poll_again, idle).await;
             }
         };
-        until(runtime, Instant::now() + grace, wait).await.is_some()
+        // A grace too long to add to the clock is no deadline.
+        match Instant::now().checked_add(grace) {
+            Some(deadline) => until(runtime, deadline, wait).await.is_some(),
+            None => {
+                wait.await;
+                true
+            }
+        }
     }
 }
 

@@ -472,9 +472,10 @@ impl<Rt: Runtime> Server<Rt> {
     /// Graceful shutdown: new handshakes are refused (503), every client is told (`server
     /// shutting down`), and this returns once connections are closed, running handlers have
     /// finished and, with a client manager, what they emitted to the other servers is published,
-    /// or after `grace`, whichever comes first. New TCP connections are still accepted until
-    /// then (a polling client between two requests fetches its close packet on a new one); the
-    /// `serve` calls return once the connections are closed (or the grace is over).
+    /// or after `grace`, whichever comes first. New TCP connections are still accepted until the
+    /// Socket.IO connections are closed or the grace is over (a polling client between two
+    /// requests fetches its close packet on a new one); the `serve` calls return then, and idle
+    /// kept-alive HTTP connections close at `http_header_timeout`.
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);

@@ -127,3 +127,16 @@ process.exit(0);
 "#
     )
 }
+
+/// Against a server whose client manager other servers emit to: a WebSocket client that hears
+/// `question` without ever answering it (prints `asked` each time) and answers `ping` with
+/// `"pong"`; prints `connected` (the sid), then exits on the test's command.
+pub const NEVER_ANSWERS_QUESTIONS: &str = r#"
+const socket = io(URL, { transports: ["websocket"], reconnection: false });
+socket.on("question", () => out("asked"));
+socket.on("ping", (callback) => callback("pong"));
+await connected(socket);
+out("connected", socket.id);
+await command();
+process.exit(0);
+"#;
