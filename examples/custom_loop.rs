@@ -28,7 +28,10 @@
 //! echo `message` as `message-back`, acknowledge `message-with-ack` with its own arguments.
 //!
 //! Left out to stay short: TLS, idle timeouts for keep-alive connections and slow request heads,
-//! a cap on the number of connections, and fairness between very busy sockets in one turn.
+//! a write timeout (a closed connection whose client stopped reading keeps its socket and last
+//! frames here until the client goes; a production loop cuts the socket after
+//! `EngineConfig::write_timeout` without progress), a cap on the number of connections, and
+//! fairness between very busy sockets in one turn.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};

@@ -249,6 +249,18 @@ fn echo(builder: ServerBuilder) -> Server {
     io
 }
 
+/// A header timeout too long for the clock (`Duration::MAX`) is no timeout, as the core reads
+/// such durations: hyper added it to the clock and panicked on every connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_timeout_too_long_for_the_clock_means_none() {
+    let io = echo(Server::builder().http_header_timeout(std::time::Duration::MAX));
+    let running = serve(&io).await;
+    for transports in [&["websocket"][..], &["polling"], &["polling", "websocket"]] {
+        let (tag, value) = connect_with(&running.url, transports).await;
+        assert_eq!(tag, "connected", "{transports:?}: {value}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transports_outside_the_allow_list_are_refused() {
     // Polling only: no upgrade offered, a WebSocket is refused as the reference server refuses an

@@ -403,6 +403,13 @@ macro_rules! server_builder_options {
             self
         }
 
+        /// Most namespaces one connection may join at once (default 100); a CONNECT past it is
+        /// answered CONNECT_ERROR `Too many namespaces`.
+        pub fn max_namespaces(mut self, namespaces: usize) -> Self {
+            self.config.max_namespaces = namespaces;
+            self
+        }
+
         /// With a client manager: how long this server waits for its client's answer to another
         /// server's emit with a callback, to relay it back (default 60 s, the asking side's
         /// default timeout). Raise it when other servers ask with longer timeouts.

@@ -21,7 +21,13 @@
 //!   wake-ups), `poll_event` (events for the application) and `poll_ws` (the next WebSocket write,
 //!   pulled as fast as the socket takes it), and the next deadline comes from `poll_timeout`.
 //! - **Drain rule.** After every input or command, drain `poll_output` and `poll_event` until both
-//!   return `None`, then arm one timer for `poll_timeout`. Debug builds assert it.
+//!   return `None`, then arm one timer for `poll_timeout`. Debug builds assert, at each input, that
+//!   the outputs of the one before were drained (commands are not checked).
+//! - **After `Closed`** a session or connection has no deadline: a WebSocket's remaining packets
+//!   (the close frame at least) wait for [`poll_ws`](socketio::Connection::poll_ws) until they are
+//!   written. A driver cuts a socket that has taken nothing for
+//!   [`EngineConfig::write_timeout`](engineio::EngineConfig::write_timeout) (as the runtimes do)
+//!   and then forgets the connection, whether or not it is finished.
 //! - **Broadcast encodes once**: [`EncodedFrames`](socketio::EncodedFrames) serializes a packet
 //!   once; every recipient gets reference-counted clones of the same bytes.
 //! - **Everything bounded**: POST bodies and WebSocket messages (`max_http_buffer_size`), binary

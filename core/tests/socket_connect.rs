@@ -84,6 +84,35 @@ fn v5_connect_with_auth() {
     );
 }
 
+/// A connection joins at most `max_namespaces` namespaces: with any name allowed, a client
+/// making names up is refused past it instead of growing the connection's state.
+#[test]
+fn a_connect_past_max_namespaces_is_refused() {
+    let mut config = only(&[]);
+    config.namespaces = NamespaceFilter::Any;
+    config.max_namespaces = 2;
+    let mut h = Harness::socket(config);
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40");
+    h.ws_send_text(ws, "40/a,");
+    h.ws_send_text(ws, "40/b,");
+    assert_eq!(
+        strip(h.take_events(&sid)),
+        vec![connect("/", None), connect("/a", None)]
+    );
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec![r#"44/b,{"message":"Too many namespaces"}"#]
+    );
+    // Leaving one makes room again.
+    h.command(&sid, |c, now| c.accept_connect(now, "/a"))
+        .unwrap();
+    h.ws_send_text(ws, "41/a,");
+    h.ws_send_text(ws, "40/b,");
+    let events = strip(h.take_events(&sid));
+    assert!(events.contains(&connect("/b", None)), "{events:?}");
+}
+
 /// An empty auth object is no auth, as python-socketio hands its connect handler `None` for a
 /// falsy payload (its own client sends `{}` when it has no auth).
 #[test]

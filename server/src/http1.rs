@@ -16,6 +16,11 @@ use crate::runtime::Runtime;
 /// (for a kept-alive connection: from the end of the previous response).
 pub(crate) fn builder<Rt: Runtime>(runtime: &Rt, header_timeout: Duration) -> http1::Builder {
     let mut builder = http1::Builder::new();
+    // hyper adds the timeout to the clock itself: one too long for it (`Duration::MAX`, "never"
+    // as the core reads it) would panic there, so it is no timeout instead.
+    let header_timeout = Instant::now()
+        .checked_add(header_timeout)
+        .map(|_| header_timeout);
     builder
         .timer(RuntimeTimer(runtime.clone()))
         .header_read_timeout(header_timeout);
@@ -28,7 +33,7 @@ struct RuntimeTimer<Rt>(Rt);
 
 impl<Rt: Runtime> hyper::rt::Timer for RuntimeTimer<Rt> {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(crate::runtime::after(duration))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {

@@ -105,6 +105,17 @@ pub(crate) async fn first_bytes<Rt: Runtime>(
     }
 }
 
+/// The instant `wait` from now. A wait too long for the clock (a setting such as `Duration::MAX`,
+/// which the core takes as "never") is a year away instead of a panic: it never comes in
+/// practice, and every runtime's timer can still be armed with it.
+pub(crate) fn after(wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(YEAR))
+        .unwrap_or(now)
+}
+
 /// Runs `future` for at most until `deadline`; `None` when time ran out. The timer is created only
 /// if `future` does not finish on its first poll: most socket writes do, and a timer per write
 /// showed in the echo profile.

@@ -465,7 +465,7 @@ impl<Rt: Runtime> Server<Rt> {
     pub async fn sleep(&self, duration: Duration) {
         self.inner
             .runtime
-            .sleep_until(std::time::Instant::now() + duration)
+            .sleep_until(crate::runtime::after(duration))
             .await
     }
 

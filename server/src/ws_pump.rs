@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
@@ -193,7 +193,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                     if ws.outbox.is_closed() {
                         let _ = until(
                             &runtime,
-                            Instant::now() + session.write_timeout(),
+                            crate::runtime::after(session.write_timeout()),
                             poll_fn(|cx| poll_write_outbox(cx, &mut ws)),
                         )
                         .await;
@@ -351,7 +351,7 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
     write_timeout: Duration,
 ) -> Ended {
     loop {
-        let deadline = Instant::now() + write_timeout;
+        let deadline = crate::runtime::after(write_timeout);
         match until(runtime, deadline, poll_fn(|cx| poll_write_outbox(cx, ws))).await {
             Some(Ok(())) => {}
             Some(Err(error)) => {

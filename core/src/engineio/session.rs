@@ -21,7 +21,10 @@
 //! leaves its packets in this session's bounded queue instead of in driver memory.
 //!
 //! A session ends after it reports [`EngineEvent::Closed`]; the driver then drains the remaining
-//! outputs (a final poll response, WebSocket close) and forgets the session.
+//! outputs (a final poll response, WebSocket close) and forgets the session. A WebSocket client
+//! that stopped reading may never take what is left: the session sets no deadline for it, so the
+//! driver cuts the socket after [`EngineConfig::write_timeout`] without progress, as the runtimes
+//! do, and forgets the session then.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -54,7 +54,8 @@ impl<C> Expired<C> {
 
 struct Pending<C> {
     callback: C,
-    deadline: Instant,
+    /// `None`: a timeout too long for the clock, which never comes.
+    deadline: Option<Instant>,
     expect: Expect,
     /// An answer came.
     answered: bool,
@@ -103,9 +104,8 @@ impl<C: Clone> PendingCallbacks<C> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let timeout = timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| now + DEFAULT_REMOTE_ACK_TIMEOUT);
+        // As every timer of the core: too long for the clock is never.
+        let deadline = crate::engineio::deadline_after(now, timeout);
         self.entries.insert(
             id,
             Pending {
@@ -133,7 +133,7 @@ impl<C: Clone> PendingCallbacks<C> {
         let due: Vec<u64> = self
             .entries
             .iter()
-            .filter(|(_, p)| p.deadline <= now)
+            .filter(|(_, p)| p.deadline.is_some_and(|deadline| deadline <= now))
             .map(|(id, _)| *id)
             .collect();
         due.into_iter()
@@ -161,7 +161,7 @@ impl<C: Clone> PendingCallbacks<C> {
 
     /// The earliest deadline, to arm one timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries.values().map(|p| p.deadline).min()
+        self.entries.values().filter_map(|p| p.deadline).min()
     }
 
     /// Removes an entry whose emit could not be published.
@@ -215,6 +215,22 @@ mod tests {
             vec![Expired::Done("room")]
         );
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_never_expires() {
+        let mut pending = PendingCallbacks::default();
+        let now = sockio_testkit::clock::start();
+        pending
+            .register("cb", now, Some(Duration::MAX), Expect::One)
+            .unwrap();
+        assert_eq!(pending.next_deadline(), None);
+        assert!(
+            pending
+                .expire(now + DEFAULT_REMOTE_ACK_TIMEOUT * 2)
+                .is_empty()
+        );
+        assert_eq!(pending.end_all_unanswered(), vec!["cb"]);
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct SocketConfig {
     /// timeout). Without it, every such emit a client never answers would stay awaited for as
     /// long as the client is connected, and the client's acknowledgements fill up.
     pub remote_answer_timeout: Duration,
+    /// Most namespaces one connection may join (or be joining) at once; a CONNECT past it is
+    /// answered CONNECT_ERROR `Too many namespaces`. Bounds what a client that makes names up
+    /// can hold with `NamespaceFilter::Any` or a dynamic filter.
+    pub max_namespaces: usize,
 }
 
 impl Default for SocketConfig {
@@ -91,6 +95,7 @@ impl Default for SocketConfig {
             attachment_timeout: Duration::from_millis(20_000),
             max_pending_acks: 10_000,
             remote_answer_timeout: crate::pubsub::callbacks::DEFAULT_REMOTE_ACK_TIMEOUT,
+            max_namespaces: 100,
         }
     }
 }

@@ -1026,6 +1026,13 @@ impl Connection {
             let _ = self.send_packet(now, &Packet::connect_error(&namespace, payload));
             return;
         }
+        // Names a client makes up (with `NamespaceFilter::Any` or a dynamic filter) would
+        // otherwise each hold state on this connection for as long as it lives.
+        if self.namespaces.len() >= self.config.max_namespaces {
+            let payload = serde_json::json!({ "message": "Too many namespaces" });
+            let _ = self.send_packet(now, &Packet::connect_error(&namespace, payload));
+            return;
+        }
         let sid = match self.version {
             // Protocol v4 reuses the Engine.IO id, prefixed by the namespace outside `/`.
             SocketVersion::V4 if &*namespace == "/" => self.engine.sid().clone(),

@@ -21,8 +21,9 @@ pub enum Routing {
     NotHandled,
     /// Answer with this response (instead of upgrading, for a WebSocket request).
     Respond(Response),
-    /// A handshake created a connection; keep it under [`Connection::sid`] and drain its events
-    /// (protocol v4 clients already have a `Connect` for `/` waiting).
+    /// A handshake created a connection; keep it under [`Connection::sid`] and drain its outputs
+    /// and events (protocol v4 clients already have a `Connect` for `/` waiting; a WebSocket has a
+    /// write wake-up).
     ///
     /// For polling, `response` answers the request now. For WebSocket, complete the upgrade adding
     /// `upgrade_headers`; the open packet waits in [`Connection::poll_ws`].
