@@ -354,3 +354,29 @@ fn disabled_cors_checks_no_origin_and_adds_no_headers() {
     );
     assert!(ws.is_ok(), "the upgrade from any origin is taken");
 }
+
+/// The driver's 503 to a handshake during a graceful shutdown carries the CORS headers the
+/// origin gets, so a cross-origin browser sees the status instead of a CORS failure.
+#[test]
+fn the_shutting_down_answer_carries_the_cors_headers() {
+    let h = Harness::engine(with_origins(AllowedOrigins::List(vec![
+        "http://app.example".to_owned(),
+    ])));
+    let request = |origin: &str| {
+        http::Request::get(HANDSHAKE)
+            .header("host", "api.example")
+            .header("origin", origin)
+            .body(bytes::Bytes::new())
+            .expect("request")
+    };
+    let allowed = h.endpoint.shutting_down(&request("http://app.example"));
+    assert_eq!(allowed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body_text(&allowed), "server shutting down");
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some("http://app.example")
+    );
+    let other = h.endpoint.shutting_down(&request("http://evil.example"));
+    assert_eq!(other.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+}

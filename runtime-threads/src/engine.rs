@@ -404,10 +404,7 @@ impl EngineServer {
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && shutting_down() {
-            return Handled::Response(plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server shutting down",
-            ));
+            return Handled::Response(lock(&self.inner.endpoint).shutting_down(&request));
         }
         let routing = {
             let mut endpoint = lock(&self.inner.endpoint);

@@ -776,10 +776,7 @@ impl Server {
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
-            return Handled::Response(plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server shutting down",
-            ));
+            return Handled::Response(lock(&self.inner.endpoint).shutting_down(&request));
         }
         // The connection the endpoint asks about is kept for the request: one lookup, not two.
         let found = std::cell::Cell::new(None);

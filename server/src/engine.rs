@@ -417,7 +417,9 @@ impl<Rt: Runtime> EngineServer<Rt> {
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
         if is_handshake && self.inner.lifecycle.is_shutting_down() {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+            return lock(&self.inner.endpoint)
+                .shutting_down(&request)
+                .map(Full::new);
         }
         let routing = {
             let mut endpoint = lock(&self.inner.endpoint);

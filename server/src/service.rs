@@ -316,7 +316,8 @@ impl<Rt: Runtime> Server<Rt> {
         // check, and closes its connection, instead of returning before that connection exists.
         let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
         if is_handshake && self.inner.lifecycle.is_shutting_down() {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+            let refusal = crate::server::lock(&self.inner.endpoint).shutting_down(&request);
+            return refusal.map(Full::new);
         }
         // The connection the endpoint asks about is kept for the request: one lookup, not two.
         let found = std::cell::Cell::new(None);

@@ -266,6 +266,20 @@ impl Endpoint {
         self.rejection(websocket, EngineErrorCode::UnknownSid, None, &origin)
     }
 
+    /// The answer to a handshake while the server shuts down (the driver refuses those, and
+    /// closes a session whose handshake raced the start of the shutdown): 503, with the CORS
+    /// headers the request's origin gets, so a browser sees the status rather than a CORS error.
+    pub fn shutting_down(&self, request: &Request) -> Response {
+        let mut response = plain_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"server shutting down"),
+        );
+        let origin = self.config.cors.check(request.headers());
+        self.config.cors.apply(&origin, response.headers_mut());
+        response
+    }
+
     /// A refusal: the reference server's error JSON (with CORS headers) for polling, its plain
     /// rejection for a WebSocket upgrade.
     fn rejection(

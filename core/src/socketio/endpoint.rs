@@ -64,6 +64,11 @@ impl Endpoint {
         self.engine.matches_path(path)
     }
 
+    /// See [`crate::engineio::endpoint::Endpoint::shutting_down`].
+    pub fn shutting_down(&self, request: &Request) -> Response {
+        self.engine.shutting_down(request)
+    }
+
     /// See [`crate::engineio::endpoint::Endpoint::session_gone`].
     pub fn session_gone(&self, request: &Request) -> Response {
         self.engine.session_gone(request)
