@@ -54,6 +54,16 @@ fn serve<Rt: Runtime>(io: &Server<Rt>, spawn: Spawn<Rt>) -> (SocketAddr, Serving
     (addr, spawn(io.clone(), listener))
 }
 
+/// `shutdown` with a 20 s grace on a task of its own; resolves to how long it took.
+fn timed_shutdown<Rt: Runtime>(io: &Server<Rt>) -> tokio::task::JoinHandle<Duration> {
+    let io = io.clone();
+    tokio::spawn(async move {
+        let begun = Instant::now();
+        io.shutdown(Duration::from_secs(20)).await;
+        begun.elapsed()
+    })
+}
+
 const CLIENT: &str = r#"
 const socket = io(URL, { transports: [process.env.T], reconnection: false });
 socket.on("disconnect", (reason) => { out("disconnect", reason); process.exit(0); });
@@ -201,14 +211,7 @@ async fn a_handshake_racing_shutdown_is_waited_for_and_closed<Rt: Runtime>(spawn
     };
     recv(&mut gate.entered, "the racing handshake to start").await;
 
-    let mut shutting_down = {
-        let io = io.clone();
-        tokio::spawn(async move {
-            let begun = Instant::now();
-            io.shutdown(Duration::from_secs(20)).await;
-            begun.elapsed()
-        })
-    };
+    let mut shutting_down = timed_shutdown(&io);
     assert_eq!(
         recv(&mut reasons, "the first disconnect").await,
         "server shutting down"
@@ -269,14 +272,7 @@ async fn a_polling_client_between_two_requests_gets_its_close_packet<Rt: Runtime
         .await
         .expect("the polling client");
 
-    let shutting_down = {
-        let io = io.clone();
-        tokio::spawn(async move {
-            let begun = Instant::now();
-            io.shutdown(Duration::from_secs(20)).await;
-            begun.elapsed()
-        })
-    };
+    let shutting_down = timed_shutdown(&io);
     assert_eq!(
         recv(&mut reasons, "the disconnect").await,
         "server shutting down"
