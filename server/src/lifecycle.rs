@@ -77,14 +77,7 @@ impl Lifecycle {
                 until(runtime, poll_again, idle).await;
             }
         };
-        // A grace too long to add to the clock is no deadline.
-        match Instant::now().checked_add(grace) {
-            Some(deadline) => until(runtime, deadline, wait).await.is_some(),
-            None => {
-                wait.await;
-                true
-            }
-        }
+        crate::runtime::within(runtime, grace, wait).await.is_some()
     }
 }
 

@@ -86,13 +86,7 @@ pub(crate) async fn first_bytes<Rt: Runtime>(
     stream: &mut Rt::Stream,
     timeout: Duration,
 ) -> bool {
-    let readable = runtime.readable(stream);
-    // A timeout too long for the clock means no limit, as the core reads such durations.
-    let waited = match Instant::now().checked_add(timeout) {
-        Some(deadline) => until(runtime, deadline, readable).await,
-        None => Some(readable.await),
-    };
-    match waited {
+    match within(runtime, timeout, runtime.readable(stream)).await {
         Some(Ok(())) => true,
         Some(Err(error)) => {
             tracing::debug!(%error, "connection failed before its first request");
@@ -114,6 +108,19 @@ pub(crate) fn after(wait: Duration) -> Instant {
     now.checked_add(wait)
         .or_else(|| now.checked_add(YEAR))
         .unwrap_or(now)
+}
+
+/// Runs `future` for at most `wait`; `None` when time ran out. A wait too long for the clock is
+/// no limit, as the core reads such durations.
+pub(crate) async fn within<Rt: Runtime, T>(
+    runtime: &Rt,
+    wait: Duration,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    match Instant::now().checked_add(wait) {
+        Some(deadline) => until(runtime, deadline, future).await,
+        None => Some(future.await),
+    }
 }
 
 /// Runs `future` for at most until `deadline`; `None` when time ran out. The timer is created only

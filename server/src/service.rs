@@ -80,13 +80,9 @@ where
         // In a block of its own: the frame, whose error type need not be `Send`, is gone before
         // the next await.
         let data = {
-            // A wait too long for the clock means no limit, as the core reads such durations.
-            let next = match std::time::Instant::now().checked_add(limits.wait) {
-                Some(deadline) => until(runtime, deadline, body.frame())
-                    .await
-                    .ok_or(BodyFailure::Stalled)?,
-                None => body.frame().await,
-            };
+            let next = crate::runtime::within(runtime, limits.wait, body.frame())
+                .await
+                .ok_or(BodyFailure::Stalled)?;
             match next {
                 None => break,
                 Some(frame) => frame.map_err(|e| BodyFailure::Failed(e.to_string()))?,
