@@ -40,7 +40,6 @@ mod logic;
 #[cfg(any(feature = "tokio", feature = "smol"))]
 mod app {
     use bytes::Bytes;
-    use http_body_util::Full;
     use serde_json::Value;
     use sockio::{Server, Socket};
 
@@ -129,9 +128,7 @@ mod app {
         // Socket.IO at /socket.io/, the page for everything else, on the same origin.
         io.serve_with(
             &format!("127.0.0.1:{port}"),
-            |request: http::Request<hyper::body::Incoming>| -> http::Response<Full<Bytes>> {
-                logic::page(request.uri().path()).map(Full::new)
-            },
+            |request: http::Request<Bytes>| logic::page(request.uri().path()),
         )
         .await?;
         Ok(())

@@ -4,7 +4,8 @@
 //! v4/v5), python-socketio's API, and a pure sans-IO protocol engine ([`core`]) that runs on any
 //! executor. Pick the runtime with a feature: `tokio` (default), `smol` or `threads`. The chosen runtime's
 //! types are at the crate root; with several features on, each runtime is also in its own module
-//! (`sockio::tokio`, `sockio::smol`, `sockio::threads`) and the root holds tokio's.
+//! (`sockio::tokio`, `sockio::smol`, `sockio::threads`) and the root holds the first of tokio,
+//! smol and threads that is on.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -20,6 +21,11 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
+#[cfg(not(any(feature = "tokio", feature = "smol", feature = "threads")))]
+compile_error!(
+    "sockio needs a runtime: enable the feature \"tokio\" (the default), \"smol\" or \"threads\""
+);
 
 /// The sans-IO protocol engine, for driving Socket.IO from your own event loop.
 pub use sockio_core as core;

@@ -163,6 +163,37 @@ async fn async_handlers_overlap() {
     }
 }
 
+/// `handlers_per_client` caps one client's handlers running at once; its other events wait, in
+/// order, and are all handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_per_client_caps_a_clients_concurrent_handlers() {
+    const CAP: usize = 3;
+    let io = Server::builder().handlers_per_client(CAP).build();
+    let observed = Arc::new(Observed::default());
+    let seen = observed.clone();
+    io.on("work", move |_socket: Socket, k: u64| {
+        let seen = seen.clone();
+        async move {
+            let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+            k
+        }
+    });
+    for transport in ["polling", "websocket"] {
+        observed.max_in_flight.store(0, Ordering::SeqCst);
+        let acks = acks_of_all_at_once(&io, transport, "work", EVENTS).await;
+        let expected: Vec<u64> = (0..EVENTS).collect();
+        assert_eq!(acks, serde_json::json!(expected), "{transport}");
+        let max = observed.max_in_flight.load(Ordering::SeqCst);
+        assert!(
+            (2..=CAP).contains(&max),
+            "{transport}: {max} handlers ran at once, the cap is {CAP}"
+        );
+    }
+}
+
 /// With `async_handlers`, a handler that finishes without waiting runs on the task that read its
 /// event; one that ran long (here 30 ms of work without an await) sends the next events to tasks
 /// of their own, so long handlers still use every worker thread instead of queueing on one.

@@ -157,7 +157,7 @@ async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
             assert_eq!(request.headers()["x-kept"], "yes");
             assert_eq!(request.body(), "the body");
         }
-        Handled::Response(response) => panic!("answered {response:?}"),
+        other => panic!("answered {other:?}"),
     }
     // The Socket.IO path is answered: a polling handshake opens a session.
     let request = http::Request::get("/socket.io/?EIO=4&transport=polling")
@@ -165,7 +165,7 @@ async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
         .expect("request");
     match io.handle_request(request, None).await {
         Handled::Response(response) => assert_eq!(response.status(), 200),
-        Handled::NotSocketIo(request) => panic!("handed back {request:?}"),
+        other => panic!("handed back {other:?}"),
     }
     assert_eq!(io.connection_count(), 1);
 

@@ -134,6 +134,9 @@ pub type Emit = sockio_server::Emit<Smol>;
 pub type Call = sockio_server::Call<Smol>;
 /// A write-only client manager for processes that are not servers.
 pub type Emitter = sockio_server::Emitter<Smol>;
+/// An external emit being configured, from [`Emitter::emit`](sockio_server::Emitter::emit);
+/// `.await` it.
+pub type ExternalEmit = sockio_server::ExternalEmit<Smol>;
 /// The tower layer serving Socket.IO in a hyper app.
 pub type SocketIoLayer = sockio_server::SocketIoLayer<Smol>;
 /// The service made by [`SocketIoLayer`].
@@ -141,7 +144,31 @@ pub type SocketIoService<S> = sockio_server::SocketIoService<Smol, S>;
 
 pub use sockio_server::{
     AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ClientManager, ConnectInfo,
-    ConnectRefused, ConnectResult, CookieConfig, DisconnectReason, EmitError, Handled, Handshake,
-    ListenError, MessageStream, NamespaceHandler, PubSubBackend, PublishError, Runtime, SameSite,
-    ServerError, Sid, SocketIoResponse, Transport, payload,
+    ConnectRefused, ConnectResult, CookieConfig, DisconnectReason, EmitError, Fallback, Handled,
+    Handshake, ListenError, MessageStream, NamespaceHandler, PubSubBackend, PublishError,
+    RemoteAddr, Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
 };
+
+/// The raw Engine.IO server (no Socket.IO layer), as python-engineio's, on smol.
+pub mod engine {
+    /// A raw Engine.IO server on smol.
+    pub type EngineServer = sockio_server::engine::EngineServer<crate::Smol>;
+    /// One Engine.IO session, as the server's callbacks receive it.
+    pub type EngineSocket = sockio_server::engine::EngineSocket<crate::Smol>;
+    pub use sockio_server::engine::{CloseReason, EngineConfig, PacketData, Sid, Transport};
+
+    /// Serves one connection of any smol stream (a Unix socket, a TLS stream, ...) as
+    /// HTTP/1.1 with WebSocket upgrades until the client closes it, as
+    /// [`serve_stream`](crate::serve_stream) does for a Socket.IO server; other paths get 404.
+    pub async fn serve_stream<S>(
+        server: EngineServer,
+        stream: S,
+        remote: Option<std::net::SocketAddr>,
+    ) where
+        S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        server
+            .serve_connection(crate::FuturesIo::new(stream), remote)
+            .await;
+    }
+}

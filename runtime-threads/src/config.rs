@@ -64,7 +64,7 @@ impl ServerBuilder {
 
     /// Most event handlers of one client queued or running on the pool at once, with
     /// `async_handlers(true)` (default: a quarter of [`handler_threads`](Self::handler_threads),
-    /// at least 1 and at most 64, the async runtimes' cap). A client sending events faster than
+    /// at least 1 and at most 64, the async runtimes' default). A client sending events faster than
     /// its handlers finish then holds at most this many workers, and the rest of the pool keeps
     /// serving other clients; its further events wait, in order, and once 256 of them wait its
     /// reads pause (no event is dropped). A handler that blocks until a later event of the same

@@ -304,7 +304,7 @@ impl EngineServer {
     }
 
     /// Serves one accepted TCP connection on the calling thread until it closes (embedding).
-    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+    pub fn serve_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
         connection_loop(self, stream, remote, None);
     }
 

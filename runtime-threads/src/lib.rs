@@ -32,10 +32,11 @@
 //!   [`Server::handle_request`] or [`Server::handle_request_on`] (return [`Handled`], with a
 //!   [`WebSocketUpgrade`] to run on the TCP stream), [`Server::start_request`] for a server
 //!   that reads bodies itself (a POST's start is then known before its body comes), or
-//!   [`Server::handle_connection`].
+//!   [`Server::serve_connection`].
 //!
 //! [`engine::EngineServer`] is a raw Engine.IO server (no Socket.IO layer) on the same HTTP/1.1
-//! and WebSocket threads, with the API of `sockio_server::engine`.
+//! and WebSocket threads, with the API of the async runtimes' `engine` module (blocking), plus
+//! what this runtime's [`Server`] adds: `abort`, `handle_request_on` and `start_request`.
 //!
 //! ## Threads
 //!

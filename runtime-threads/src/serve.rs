@@ -558,7 +558,7 @@ pub type Fallback = Arc<dyn Fn(Request) -> Response + Send + Sync + 'static>;
 /// HTTP server of your own, call [`handle_request`](Self::handle_request) (or
 /// [`handle_request_on`](Self::handle_request_on) when you have the client's `TcpStream`) for
 /// each request ([`start_request`](Self::start_request) first when your server reads bodies
-/// itself), or give it whole connections with [`handle_connection`](Self::handle_connection).
+/// itself), or give it whole connections with [`serve_connection`](Self::serve_connection).
 #[derive(Clone)]
 pub struct Middleware {
     server: Server,
@@ -620,8 +620,8 @@ impl Middleware {
     }
 
     /// Serves one accepted TCP connection on the calling thread until it closes, as
-    /// [`Server::handle_connection`] does, with the fallback answering what is not Socket.IO.
-    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+    /// [`Server::serve_connection`] does, with the fallback answering what is not Socket.IO.
+    pub fn serve_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
         connection_loop(&self.server, stream, remote, Some(&self.fallback));
     }
 
@@ -696,9 +696,9 @@ impl Server {
 
     /// Serves one accepted TCP connection on the calling thread until it closes: HTTP/1.1
     /// requests (keep-alive), long-polls, and a WebSocket after an upgrade. Requests outside the
-    /// Socket.IO path get 404 ([`Middleware::handle_connection`] passes them to an application
+    /// Socket.IO path get 404 ([`Middleware::serve_connection`] passes them to an application
     /// instead). For embedding in a server that accepts its own connections.
-    pub fn handle_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
+    pub fn serve_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
         connection_loop(self, stream, remote, None);
     }
 
@@ -706,7 +706,7 @@ impl Server {
     /// bytes): Socket.IO requests are answered (a long-poll blocks this thread until there is
     /// data), WebSocket upgrades are accepted ([`Handled::WebSocket`]), and anything outside the
     /// Socket.IO path is handed back. The embedding entry point (python-socketio's
-    /// `handle_request`). Put a [`RemoteAddr`] in the request's extensions to show handlers the
+    /// `handle_request`). Put a [`RemoteAddr`] (or a `SocketAddr`) in the request's extensions to show handlers the
     /// client's address.
     ///
     /// A long-poll held here has no socket to watch, so it cannot notice its client hanging up:
@@ -736,7 +736,7 @@ impl Server {
     /// never comes). A POST to a polling session is then known to its session while its body is
     /// on its way, so a second POST meanwhile is refused with 400 and ends the session, and a
     /// POST whose client leaves mid-body ends it too, as the reference server does and as
-    /// standalone serving and [`handle_connection`](Self::handle_connection) do (plain
+    /// standalone serving and [`serve_connection`](Self::serve_connection) do (plain
     /// [`handle_request`](Self::handle_request) gets requests whole and cannot tell).
     ///
     /// `Err` is the answer to a POST refused at its start: write it. Read and drop the body

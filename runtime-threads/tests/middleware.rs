@@ -1,7 +1,7 @@
 //! The `Middleware` (python-socketio's WSGI `Middleware`): Socket.IO requests go to the server,
 //! every other request to the wrapped blocking handler. Checked standalone (`serve_std`) and
 //! embedded in a hand-written blocking HTTP server, through `handle_request_on`, through
-//! `start_request` (head first, then body) and through `handle_connection`, with the official Node client on both transports and
+//! `start_request` (head first, then body) and through `serve_connection`, with the official Node client on both transports and
 //! plain HTTP requests for the wrapped handler; and a long-poll held through `handle_request_on`
 //! notices its client hanging up.
 
@@ -155,7 +155,7 @@ enum Entry {
     WholeRequest,
     /// The head to `start_request` before the body is read, the body to the `StartedRequest`.
     HeadThenBody,
-    /// Whole connections, to `handle_connection`.
+    /// Whole connections, to `serve_connection`.
     WholeConnection,
 }
 
@@ -170,7 +170,7 @@ fn embed(middleware: Middleware, entry: Entry) -> SocketAddr {
             std::thread::spawn(move || {
                 let remote = stream.peer_addr().ok();
                 if let Entry::WholeConnection = entry {
-                    return middleware.handle_connection(stream, remote);
+                    return middleware.serve_connection(stream, remote);
                 }
                 let mut buf = Vec::new();
                 while let Some((mut head, length)) = read_head(&mut stream, &mut buf) {

@@ -48,10 +48,10 @@ fn raw_engine_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     engine.abort();
 }
 
-/// The same through `handle_connection` (an embedding server that accepts connections itself and
+/// The same through `serve_connection` (an embedding server that accepts connections itself and
 /// hands each over whole).
 #[test]
-fn handle_connection_refuses_overlapping_and_cut_short_posts() {
+fn serve_connection_refuses_overlapping_and_cut_short_posts() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
     let (io, reasons) = posts::socket_io();
@@ -60,7 +60,7 @@ fn handle_connection_refuses_overlapping_and_cut_short_posts() {
         for stream in listener.incoming().flatten() {
             let server = server.clone();
             let remote = stream.peer_addr().ok();
-            std::thread::spawn(move || server.handle_connection(stream, remote));
+            std::thread::spawn(move || server.serve_connection(stream, remote));
         }
     });
     posts::socket_io_refuses_an_overlapping_post(addr, &reasons);

@@ -20,6 +20,7 @@ pub struct ServerBuilder<Rt: Runtime> {
     any_namespace: bool,
     sids: Option<Arc<dyn SidGenerator>>,
     manager: Option<Cluster>,
+    handlers_per_client: usize,
 }
 
 impl<Rt: Runtime> Default for ServerBuilder<Rt> {
@@ -31,12 +32,24 @@ impl<Rt: Runtime> Default for ServerBuilder<Rt> {
             any_namespace: false,
             sids: None,
             manager: None,
+            handlers_per_client: crate::dispatch::DEFAULT_HANDLERS_PER_CLIENT,
         }
     }
 }
 
 impl<Rt: Runtime> ServerBuilder<Rt> {
     sockio_core::server_builder_options!();
+
+    /// Most event handlers of one client running at once, with `async_handlers(true)` (default
+    /// 64). A client sending events faster than its handlers finish then has at most this many
+    /// handler tasks; its further events wait, in order, and once 1,024 of them wait its reads
+    /// pause (no event is dropped). A handler that waits until a later event of the same client
+    /// is handled needs a cap above the number of such handlers. (The threads runtime has the
+    /// same option, with a default tied to its handler pool.)
+    pub fn handlers_per_client(mut self, handlers: usize) -> Self {
+        self.handlers_per_client = handlers.max(1);
+        self
+    }
 
     /// Shares this server's clients with the other servers on the same broker channel
     /// (python-socketio's `client_manager`): emits, room changes and disconnects reach clients
@@ -60,6 +73,7 @@ impl<Rt: Runtime> ServerBuilder<Rt> {
         if self.any_namespace {
             self.config.namespaces = NamespaceFilter::Any;
         }
-        Server::from_parts(self.config, !self.sync_handlers, self.sids, self.manager)
+        let handlers_per_client = (!self.sync_handlers).then_some(self.handlers_per_client);
+        Server::from_parts(self.config, handlers_per_client, self.sids, self.manager)
     }
 }

@@ -33,9 +33,10 @@ use crate::runtime::Runtime;
 use crate::server::Server;
 use crate::socket::Socket;
 
-/// Most event handlers of one connection running at once (with `async_handlers`); past it the
-/// dispatcher waits, its backlog grows, and the connection's reads pause.
-const MAX_HANDLERS_IN_FLIGHT: usize = 64;
+/// Most event handlers of one connection running at once (with `async_handlers`) unless the
+/// builder's `handlers_per_client` says otherwise; past it the dispatcher waits, its backlog
+/// grows, and the connection's reads pause.
+pub(crate) const DEFAULT_HANDLERS_PER_CLIENT: usize = 64;
 
 /// A handler (with `async_handlers`) that ran this long without waiting where its event was read
 /// sends the connection's next events to tasks of their own.
@@ -249,17 +250,18 @@ impl<Rt: Runtime> Server<Rt> {
         // place had serialised long handlers that never wait on one thread.
         let in_place = if !async_handlers {
             true
-        } else if cell.in_flight.load(Ordering::SeqCst) >= MAX_HANDLERS_IN_FLIGHT {
+        } else if cell.in_flight.load(Ordering::SeqCst) >= self.inner.handlers_per_client {
             // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
             // pauses the client's reads.
             let run = answering(cell.clone(), namespace, ack_id, handler);
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
+                let cap = server.inner.handlers_per_client;
                 loop {
                     // Listen, then look again, so a handler finishing in between is not missed.
                     let done = cell.handler_done.listen();
-                    if cell.in_flight.load(Ordering::SeqCst) < MAX_HANDLERS_IN_FLIGHT {
+                    if cell.in_flight.load(Ordering::SeqCst) < cap {
                         break;
                     }
                     done.await;

@@ -172,6 +172,13 @@ impl<Rt: Runtime> EngineSocket<Rt> {
     }
 }
 
+impl<Rt: Runtime> Default for EngineServer<Rt> {
+    /// A server with the default options.
+    fn default() -> Self {
+        EngineServer::new(EngineConfig::default())
+    }
+}
+
 impl<Rt: Runtime> EngineServer<Rt> {
     /// A server with `config` (its path defaults to `/engine.io/`).
     pub fn new(config: EngineConfig) -> Self {
@@ -279,35 +286,43 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 let timeout = self.inner.config.http_header_timeout;
                 runtime.spawn(async move {
                     let runtime = &server.inner.runtime;
-                    if !crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
-                        return;
-                    }
-                    let http = crate::http1::builder(runtime, timeout);
-                    let (io_runtime, write_timeout) =
-                        (runtime.clone(), server.inner.config.write_timeout());
-                    let service = service_fn(move |request: http::Request<Incoming>| {
-                        let server = server.clone();
-                        async move {
-                            let response = match server.handle_request(request, Some(remote)).await
-                            {
-                                Handled::Response(response) => response,
-                                Handled::NotSocketIo(_) => {
-                                    plain(StatusCode::NOT_FOUND, "not found")
-                                }
-                            };
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    });
-                    let stream = WriteDeadline::new(stream, io_runtime, write_timeout);
-                    let connection = http.serve_connection(stream, service).with_upgrades();
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "HTTP connection ended with an error");
+                    if crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
+                        server.serve_connection(stream, Some(remote)).await;
                     }
                 });
             },
         )
         .await;
         Ok(())
+    }
+
+    /// Serves one already accepted connection of any kind (a Unix socket, a TLS stream, an
+    /// in-memory pipe, ...) as HTTP/1.1 with WebSocket upgrades, until the client closes it;
+    /// other paths get 404. `remote` is the client's address when the transport has one.
+    /// (`sockio_tokio::serve_stream` and `sockio_smol::serve_stream` adapt their runtime's
+    /// streams to hyper's traits the same way for a Socket.IO [`Server`](crate::Server).)
+    pub async fn serve_connection<S>(&self, stream: S, remote: Option<SocketAddr>)
+    where
+        S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let runtime = &self.inner.runtime;
+        let http = crate::http1::builder(runtime, self.inner.config.http_header_timeout);
+        let server = self.clone();
+        let service = service_fn(move |request: http::Request<Incoming>| {
+            let server = server.clone();
+            async move {
+                let response = match server.handle_request(request, remote).await {
+                    Handled::Response(response) => response,
+                    Handled::NotSocketIo(_) => plain(StatusCode::NOT_FOUND, "not found"),
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let stream = WriteDeadline::new(stream, runtime.clone(), self.inner.config.write_timeout());
+        let connection = http.serve_connection(stream, service).with_upgrades();
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "HTTP connection ended with an error");
+        }
     }
 
     /// Graceful shutdown: new handshakes are refused (503), every session is closed (`server

@@ -1,30 +1,30 @@
-//! Standalone serving: an HTTP/1.1 server (hyper) that answers the Socket.IO path and 404 elsewhere.
+//! Standalone serving: an HTTP/1.1 server (hyper) that answers the Socket.IO path and hands
+//! every other request to the application's [`Fallback`] (404 without one).
 
 use crate::write_deadline::WriteDeadline;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::StatusCode;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use sockio_core::socketio::RemoteAddr;
 
 use crate::error::ServerError;
+use crate::handlers::catch_panic_now;
 use crate::runtime::Runtime;
 use crate::server::Server;
-use crate::service::Handled;
+use crate::service::{BodyLimits, Handled, SocketIoResponse, plain, read_body};
 
-/// Answers the requests that are not Socket.IO's when serving with [`Server::serve_with`].
+/// Answers the requests that are not Socket.IO's when serving with [`Server::serve_with`]. It
+/// gets the request with its body read (at most `max_http_buffer_size` bytes; a larger body is
+/// answered 413 without calling it) and the client's [`RemoteAddr`] in its extensions when
+/// known; a panic in it answers 500. The same type as the threads runtime's, so an application
+/// keeps its fallback when it switches runtimes.
 pub type Fallback =
-    Arc<dyn Fn(http::Request<Incoming>) -> http::Response<Full<Bytes>> + Send + Sync + 'static>;
-
-fn not_found() -> Fallback {
-    Arc::new(|_| {
-        let mut response = http::Response::new(Full::new(Bytes::from_static(b"not found")));
-        *response.status_mut() = http::StatusCode::NOT_FOUND;
-        response
-    })
-}
+    Arc<dyn Fn(http::Request<Bytes>) -> http::Response<Bytes> + Send + Sync + 'static>;
 
 impl<Rt: Runtime> Server<Rt> {
     /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) is called.
@@ -39,7 +39,7 @@ impl<Rt: Runtime> Server<Rt> {
     /// without a web framework. (With a framework, use [`SocketIoLayer`](crate::SocketIoLayer).)
     pub async fn serve_with<F>(&self, addr: &str, fallback: F) -> Result<(), ServerError>
     where
-        F: Fn(http::Request<Incoming>) -> http::Response<Full<Bytes>> + Send + Sync + 'static,
+        F: Fn(http::Request<Bytes>) -> http::Response<Bytes> + Send + Sync + 'static,
     {
         let listener = crate::runtime::bind(&self.inner.runtime, addr)?;
         self.serve_listener_with(listener, Arc::new(fallback)).await
@@ -53,7 +53,7 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Serves connections accepted from `listener` until shutdown.
     pub async fn serve_listener(&self, listener: Rt::Listener) -> Result<(), ServerError> {
-        self.serve_listener_with(listener, not_found()).await
+        self.serve_accepted(listener, None).await
     }
 
     /// Serves connections accepted from `listener` until shutdown, answering requests outside the
@@ -62,6 +62,14 @@ impl<Rt: Runtime> Server<Rt> {
         &self,
         listener: Rt::Listener,
         fallback: Fallback,
+    ) -> Result<(), ServerError> {
+        self.serve_accepted(listener, Some(fallback)).await
+    }
+
+    async fn serve_accepted(
+        &self,
+        listener: Rt::Listener,
+        fallback: Option<Fallback>,
     ) -> Result<(), ServerError> {
         let runtime = &self.inner.runtime;
         tracing::info!(addr = ?runtime.local_addr(&listener).ok(), "sockio serving");
@@ -77,9 +85,7 @@ impl<Rt: Runtime> Server<Rt> {
                     let runtime = &server.inner.runtime;
                     let timeout = server.inner.config.engine.http_header_timeout;
                     if crate::runtime::first_bytes(runtime, &mut stream, timeout).await {
-                        server
-                            .serve_connection_with(stream, Some(remote), fallback)
-                            .await;
+                        server.serve_http(stream, Some(remote), fallback).await;
                     }
                 });
             },
@@ -99,8 +105,7 @@ impl<Rt: Runtime> Server<Rt> {
     where
         S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        self.serve_connection_with(stream, remote, not_found())
-            .await;
+        self.serve_http(stream, remote, None).await;
     }
 
     /// Like [`serve_connection`](Self::serve_connection), answering requests outside the
@@ -111,6 +116,13 @@ impl<Rt: Runtime> Server<Rt> {
         remote: Option<SocketAddr>,
         fallback: Fallback,
     ) where
+        S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        self.serve_http(stream, remote, Some(fallback)).await;
+    }
+
+    async fn serve_http<S>(&self, stream: S, remote: Option<SocketAddr>, fallback: Option<Fallback>)
+    where
         S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let server = self.clone();
@@ -141,11 +153,45 @@ impl<Rt: Runtime> Server<Rt> {
         &self,
         request: http::Request<Incoming>,
         remote: Option<SocketAddr>,
-        fallback: &Fallback,
-    ) -> http::Response<Full<Bytes>> {
+        fallback: &Option<Fallback>,
+    ) -> SocketIoResponse {
         match self.handle_request(request, remote).await {
             Handled::Response(response) => response,
-            Handled::NotSocketIo(request) => fallback(request),
+            Handled::NotSocketIo(request) => match fallback {
+                Some(fallback) => self.answer_elsewhere(request, remote, fallback).await,
+                // Its body is not read: nobody wants it.
+                None => plain(StatusCode::NOT_FOUND, "not found"),
+            },
         }
+    }
+
+    /// The fallback's answer to a request outside the Socket.IO path, its body read first (as
+    /// the threads runtime's `Middleware` does): 413 past `max_http_buffer_size`, 400 or 408 for
+    /// a body that failed or stalled, 500 when the fallback panics.
+    async fn answer_elsewhere(
+        &self,
+        request: http::Request<Incoming>,
+        remote: Option<SocketAddr>,
+        fallback: &Fallback,
+    ) -> SocketIoResponse {
+        let (mut parts, body) = request.into_parts();
+        let limits = BodyLimits {
+            max: self.inner.config.engine.max_http_buffer_size,
+            wait: self.inner.config.engine.http_header_timeout,
+        };
+        let body = match read_body(&self.inner.runtime, body, limits).await {
+            Ok(body) if body.len() > limits.max => {
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            }
+            Ok(body) => body,
+            Err(failure) => return failure.answer(),
+        };
+        if let Some(remote) = remote {
+            parts.extensions.insert(RemoteAddr(remote));
+        }
+        let request = http::Request::from_parts(parts, body);
+        catch_panic_now("fallback", || fallback(request))
+            .map(|response| response.map(Full::new))
+            .unwrap_or_else(|| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"))
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct Inner<Rt: Runtime> {
     /// Rooms, socket owners and sessions of every namespace (the core's hub, shared by all runtimes).
     hub: Mutex<Hub<Arc<ConnCell>>>,
     pub async_handlers: bool,
+    /// Most handlers of one connection running at once (with `async_handlers`).
+    pub handlers_per_client: usize,
     next_request: AtomicU64,
     /// Graceful shutdown; its busy count holds handler tasks, connection tasks, WebSocket pumps
     /// and handshakes until their connection is registered.
@@ -131,7 +133,7 @@ impl<Rt: Runtime> Server<Rt> {
 
     pub(crate) fn from_parts(
         mut config: SocketConfig,
-        async_handlers: bool,
+        handlers_per_client: Option<usize>,
         sids: Option<Arc<dyn SidGenerator>>,
         manager: Option<Cluster>,
     ) -> Self {
@@ -161,7 +163,8 @@ impl<Rt: Runtime> Server<Rt> {
                 handlers: ArcSwap::default(),
                 registering: Mutex::new(()),
                 hub: Mutex::new(Hub::new()),
-                async_handlers,
+                async_handlers: handlers_per_client.is_some(),
+                handlers_per_client: handlers_per_client.unwrap_or(1),
                 next_request: AtomicU64::new(1),
                 lifecycle: Arc::default(),
                 bus,
@@ -700,7 +703,8 @@ impl<Rt: Runtime> Default for Server<Rt> {
 }
 
 /// A task started with [`Server::start_background_task`]; await it for the task's output.
-/// Dropping it lets the task run on.
+/// Dropping it lets the task run on. A task that panics re-raises its panic where it is awaited
+/// (the threads runtime's `join` returns `None` instead, having no caller to unwind into).
 #[must_use = "await the handle for the task's output, or drop it to let the task run on"]
 pub struct BackgroundTask<T>(Option<RemoteHandle<T>>);
 

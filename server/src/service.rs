@@ -26,6 +26,7 @@ pub type SocketIoResponse = http::Response<Full<Bytes>>;
 
 /// What [`Server::handle_request`] did with a request.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Handled<B> {
     /// The request was for the Socket.IO endpoint; send this response.
     Response(SocketIoResponse),
@@ -50,6 +51,22 @@ pub(crate) enum BodyFailure {
     Failed(String),
     /// Nothing more of the body came for the whole wait.
     Stalled,
+}
+
+impl BodyFailure {
+    /// The answer to a request whose body failed: 400, or 408 when it stalled.
+    pub(crate) fn answer(self) -> SocketIoResponse {
+        match self {
+            BodyFailure::Failed(error) => {
+                tracing::debug!(%error, "request body failed");
+                plain(StatusCode::BAD_REQUEST, "bad body")
+            }
+            BodyFailure::Stalled => {
+                tracing::debug!("request body stalled: nothing came for http_header_timeout");
+                plain(StatusCode::REQUEST_TIMEOUT, "request body timed out")
+            }
+        }
+    }
 }
 
 /// How much of a request body to read, and how long to wait for each part of it.
@@ -163,16 +180,7 @@ where
     };
     let body = read_body(runtime, body, limits)
         .await
-        .map_err(|failure| match failure {
-            BodyFailure::Failed(error) => {
-                tracing::debug!(%error, "request body failed");
-                plain(StatusCode::BAD_REQUEST, "bad body")
-            }
-            BodyFailure::Stalled => {
-                tracing::debug!("request body stalled: nothing came for http_header_timeout");
-                plain(StatusCode::REQUEST_TIMEOUT, "request body timed out")
-            }
-        })?;
+        .map_err(BodyFailure::answer)?;
     if let Some(post) = post {
         post.finish();
     }

@@ -52,6 +52,8 @@ pub enum SocketVersion {
 }
 
 /// The remote address of a connection, put by the driver into the handshake request's extensions.
+/// A plain `SocketAddr` extension (what hyper-based servers and axum's `ConnectInfo` users often
+/// put there) is read too when this one is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub core::net::SocketAddr);
 
@@ -77,7 +79,11 @@ impl Handshake {
         Handshake {
             headers: HeaderList::from_map(request.headers()),
             uri: Uri::try_from(request.uri().to_string()).unwrap_or_else(|_| request.uri().clone()),
-            remote_addr: request.extensions().get::<RemoteAddr>().map(|a| a.0),
+            remote_addr: request
+                .extensions()
+                .get::<RemoteAddr>()
+                .map(|a| a.0)
+                .or_else(|| request.extensions().get::<core::net::SocketAddr>().copied()),
         }
     }
 
@@ -1223,5 +1229,38 @@ mod tests {
         assert_eq!(handshake.query_param("token").as_deref(), Some("1"));
         assert_eq!(handshake.query_param("EIO").as_deref(), Some("4"));
         assert_eq!(handshake.query_param("missing"), None);
+    }
+
+    #[test]
+    fn the_remote_address_is_read_from_either_extension() {
+        let addr = |port| core::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let request = |extend: &dyn Fn(&mut ::http::Extensions)| {
+            let mut request = ::http::Request::get("/socket.io/?EIO=4")
+                .body(Bytes::new())
+                .expect("a request");
+            extend(request.extensions_mut());
+            Handshake::from_request(&request).remote_addr
+        };
+        assert_eq!(request(&|_| {}), None);
+        assert_eq!(
+            request(&|e| {
+                e.insert(RemoteAddr(addr(1)));
+            }),
+            Some(addr(1))
+        );
+        assert_eq!(
+            request(&|e| {
+                e.insert(addr(2));
+            }),
+            Some(addr(2))
+        );
+        // The driver's own extension wins over one the application left there.
+        assert_eq!(
+            request(&|e| {
+                e.insert(addr(2));
+                e.insert(RemoteAddr(addr(1)));
+            }),
+            Some(addr(1))
+        );
     }
 }
