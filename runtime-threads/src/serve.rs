@@ -339,7 +339,8 @@ pub(crate) trait WsSession: Send + Sync + 'static {
     /// Takes up to `max` actions for WebSocket `id`, and whether the session is over with
     /// nothing left for it.
     fn pull(&self, id: RequestId, max: usize) -> WsBatch;
-    /// WebSocket `id` ended (`failed`: without a clean close).
+    /// WebSocket `id` ended (`failed`: a protocol error or a failed write, see
+    /// `Session::handle_ws_closed`).
     fn closed(&self, id: RequestId, failed: bool);
 }
 
@@ -1340,6 +1341,9 @@ struct WsShared {
     stream: Arc<TcpStream>,
     /// The writer closed the WebSocket on the core's request (a clean end).
     writer_closed: AtomicBool,
+    /// A write failed or timed out, and the socket was cut: the end the reader then sees is
+    /// that failure, not the client hanging up.
+    write_failed: AtomicBool,
 }
 
 impl WsShared {
@@ -1362,6 +1366,7 @@ impl WsShared {
             let filled = out.outbox.io_slices(&mut slices);
             match (&*self.stream).write_vectored(&slices[..filled]) {
                 Ok(0) => {
+                    self.write_failed.store(true, Ordering::SeqCst);
                     let _ = self.stream.shutdown(Shutdown::Both);
                     return Progress::Ended;
                 }
@@ -1381,6 +1386,7 @@ impl WsShared {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket write failed");
+                    self.write_failed.store(true, Ordering::SeqCst);
                     let _ = self.stream.shutdown(Shutdown::Both);
                     return Progress::Ended;
                 }
@@ -1419,6 +1425,7 @@ fn run_websocket<S: WsSession>(
         }),
         stream: stream.clone(),
         writer_closed: AtomicBool::new(false),
+        write_failed: AtomicBool::new(false),
     });
     wake.attach(Arc::new(SocketWriter {
         session: session.clone(),
@@ -1430,6 +1437,7 @@ fn run_websocket<S: WsSession>(
         close_unsent,
     } = read_loop(&*session, id, &shared, &wake, reader, leftover);
     let cleanly_closed = || shared.writer_closed.load(Ordering::SeqCst);
+    let failed = failed || shared.write_failed.load(Ordering::SeqCst);
     if close_unsent {
         // A close frame is still owed (and what was queued before it): the writers get to finish
         // their writes, then the reader writes the rest, within one more write timeout in all.
@@ -1554,10 +1562,12 @@ fn read_loop(
                 Ok(0) => break None,
                 Ok(n) => break Some(n),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                // The socket is broken: nothing more can be written to it.
+                // The socket is broken (a reset): nothing more can be written to it. The client
+                // hung up without a close frame, as with end of stream; the reference server, on
+                // `ws`, reports both as `transport close`.
                 Err(_) => {
                     return ReadEnd {
-                        failed: true,
+                        failed: false,
                         close_unsent: false,
                     };
                 }
@@ -1625,6 +1635,7 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
 
     fn fail(&self) {
         tracing::debug!("WebSocket client took nothing for the write timeout");
+        self.shared.write_failed.store(true, Ordering::SeqCst);
         let _ = self.shared.stream.shutdown(Shutdown::Both);
     }
 
@@ -1819,6 +1830,7 @@ mod tests {
             }),
             stream,
             writer_closed: AtomicBool::new(false),
+            write_failed: AtomicBool::new(false),
         };
         // Frames until the pool's short timeout gives up: the socket is full.
         let payload = Bytes::from(vec![7u8; 64 * 1024]);

@@ -224,7 +224,10 @@ enum ReadTurn {
     Open { more: bool },
     /// The client closed the WebSocket.
     Closed,
-    /// The client hung up, a read failed, or the client broke the protocol.
+    /// The connection ended without a close frame (end of stream, or a read error such as a
+    /// reset): the reference server, on `ws`, reports that as `transport close` too.
+    HungUp,
+    /// The client broke the protocol.
     Failed,
 }
 
@@ -246,14 +249,14 @@ fn read_some<S: WsSession>(
             Poll::Pending => return Poll::Ready(ReadTurn::Open { more: false }),
             Poll::Ready(Err(error)) => {
                 tracing::debug!(%error, "WebSocket read failed");
-                return Poll::Ready(ReadTurn::Failed);
+                return Poll::Ready(ReadTurn::HungUp);
             }
             Poll::Ready(Ok(())) => {}
         }
         let bytes = read.filled();
         if bytes.is_empty() {
             // The client hung up without a close frame.
-            return Poll::Ready(ReadTurn::Failed);
+            return Poll::Ready(ReadTurn::HungUp);
         }
         if reads == 0 {
             // This task writes what handling the reads produces on its next turn anyway: it must

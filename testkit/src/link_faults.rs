@@ -18,6 +18,14 @@ const POLL: Duration = Duration::from_millis(10);
 /// grows a receive buffer to tens of MB otherwise).
 const REQUEST_BUFFER: usize = 64 * 1024;
 
+/// Ends `stream` with a reset (RST) instead of a FIN, as a client whose machine or network
+/// dropped the connection would: a zero linger time makes the kernel reset on close.
+pub fn reset(stream: TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+    drop(stream);
+    Ok(())
+}
+
 /// The relay; it stops accepting and carrying when dropped.
 pub struct FaultyLink {
     addr: SocketAddr,

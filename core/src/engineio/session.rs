@@ -741,7 +741,9 @@ impl Session {
     }
 
     /// Reports that WebSocket `conn` closed. `error` is true when it failed (protocol error, message
-    /// too large, I/O error) rather than closing cleanly.
+    /// too large, a write that failed or timed out) rather than ending without one: a client's
+    /// close frame, or the client hanging up without one (end of stream, a reset), which the
+    /// reference server (on `ws`) also reports as `transport close`.
     pub fn handle_ws_closed(&mut self, _now: Instant, conn: RequestId, error: bool) {
         self.debug_assert_drained();
         if self.probe.as_ref().is_some_and(|p| p.conn == conn) {

@@ -16,10 +16,10 @@ pub const SHARED_PAYLOAD: usize = 1024;
 /// an idle connection does not keep the size of its busiest moment.
 const KEEP_CAPACITY: usize = 4 * 1024;
 
-/// More unwritten bytes than this and a ping is not answered: pongs are dropped on purpose while
-/// the client is this far behind, so a client that sends pings and does not read cannot grow the
-/// outbox with them (a client that reads again gets the pong of its next ping; Socket.IO's own
-/// heartbeat is its packets, not WebSocket pings).
+/// More unwritten bytes than this and a ping is not answered at once: only the latest such ping
+/// is remembered, and its pong goes out once the backlog is written down to this. So a client that
+/// sends pings and does not read cannot grow the outbox with them, and one that reads gets the
+/// pong of its most recent ping (RFC 6455 §5.5.3 lets a run of pings be answered that way).
 const PONG_BACKLOG: usize = 16 * 1024;
 
 /// The frames waiting to be written on one WebSocket, in order: [`push`](Outbox::push) the
@@ -36,6 +36,9 @@ pub struct Outbox {
     written: usize,
     /// A close frame was pushed: nothing more is.
     closed: bool,
+    /// The payload of the latest ping that came while more than `PONG_BACKLOG` bytes were
+    /// unwritten, answered once they are written down.
+    deferred_pong: Option<Box<[u8]>>,
 }
 
 impl Outbox {
@@ -71,15 +74,39 @@ impl Outbox {
         }
     }
 
-    /// Adds a pong answering a ping with `payload`, unless the socket is far behind (see
-    /// `PONG_BACKLOG`) or closed; returns whether it was added.
+    /// Adds a pong answering a ping with `payload`; returns whether it was added now. Not after
+    /// a close; and while the socket is far behind (more than 16 KiB unwritten), the pong waits
+    /// until [`advance`](Outbox::advance) finds the backlog written down, replaced by the pong
+    /// of any later ping meanwhile (one pong answers the most recent of a run of pings).
     pub fn push_pong(&mut self, payload: &[u8]) -> bool {
-        if self.closed || self.unwritten() > PONG_BACKLOG {
+        if self.closed {
             return false;
         }
+        if self.unwritten() > PONG_BACKLOG {
+            self.deferred_pong = Some(payload.into());
+            return false;
+        }
+        // A pong still waiting answered an earlier ping: this one answers the latest.
+        self.deferred_pong = None;
         self.push_header(OPCODE_PONG, payload.len());
         self.copied.extend_from_slice(payload);
         true
+    }
+
+    /// Whether a ping's pong waits for the backlog to be written (see [`push_pong`](Self::push_pong)).
+    pub fn has_deferred_pong(&self) -> bool {
+        self.deferred_pong.is_some()
+    }
+
+    /// Adds the pong that waited, once the backlog allows it.
+    fn push_deferred_pong(&mut self) {
+        if self.unwritten() > PONG_BACKLOG {
+            return;
+        }
+        if let Some(payload) = self.deferred_pong.take() {
+            self.push_header(OPCODE_PONG, payload.len());
+            self.copied.extend_from_slice(&payload);
+        }
     }
 
     /// Adds the close frame, with `code` when given; nothing is pushed after it.
@@ -88,6 +115,7 @@ impl Outbox {
             return;
         }
         self.closed = true;
+        self.deferred_pong = None;
         match code {
             Some(code) => {
                 self.push_header(OPCODE_CLOSE, 2);
@@ -157,9 +185,12 @@ impl Outbox {
             if self.shared.capacity() > 4 {
                 self.shared = Vec::new();
             }
-            return;
+        } else {
+            self.release_written();
         }
-        self.release_written();
+        if self.deferred_pong.is_some() {
+            self.push_deferred_pong();
+        }
     }
 
     /// Drops the long payloads written whole and the copied bytes before them, and the written

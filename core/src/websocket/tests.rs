@@ -321,9 +321,51 @@ fn a_long_payload_is_written_from_the_messages_own_bytes() {
 fn pongs_wait_for_a_reading_client() {
     let mut outbox = Outbox::new();
     outbox.push(WsMessage::Binary(Bytes::from(vec![0u8; 20_000])));
-    assert!(!outbox.push_pong(b"ignored while the socket is far behind"));
+    assert!(!outbox.push_pong(b"waits while the socket is far behind"));
     outbox.advance(outbox.unwritten());
     assert!(outbox.push_pong(b"answered"));
+}
+
+/// A run of pings that finds the socket far behind is answered by the pong of the latest one,
+/// once the backlog is written down: not dropped, and not one pong per ping.
+#[test]
+fn the_latest_ping_met_while_far_behind_is_answered_once_the_backlog_is_written() {
+    let mut outbox = Outbox::new();
+    outbox.push(WsMessage::Binary(Bytes::from(vec![0u8; 20_000])));
+    for payload in [b"first".as_slice(), b"second", b"latest"] {
+        assert!(!outbox.push_pong(payload));
+    }
+    assert!(outbox.has_deferred_pong());
+    // Part of the backlog written, still more than 16 KiB left: the pong waits.
+    outbox.advance(1_000);
+    assert!(outbox.has_deferred_pong());
+    // Written down below it: the pong is queued behind what is left.
+    outbox.advance(10_000);
+    assert!(!outbox.has_deferred_pong());
+    let mut out = Vec::new();
+    while !outbox.is_empty() {
+        let mut slices = [IoSlice::new(&[]); 4];
+        let filled = outbox.io_slices(&mut slices);
+        let taken: usize = slices[..filled].iter().map(|s| s.len()).sum();
+        for slice in &slices[..filled] {
+            out.extend_from_slice(slice);
+        }
+        outbox.advance(taken);
+    }
+    let pong = server_frame(0x8A, b"latest");
+    assert!(out.ends_with(&pong), "the latest ping's pong comes last");
+    assert_eq!(
+        out.len(),
+        20_000 - 11_000 + 4 + pong.len(),
+        "one pong, after the rest of the message"
+    );
+    // A close drops a pong still waiting: nothing follows a close.
+    let mut outbox = Outbox::new();
+    outbox.push(WsMessage::Binary(Bytes::from(vec![0u8; 20_000])));
+    assert!(!outbox.push_pong(b"never"));
+    outbox.push_close(None);
+    outbox.advance(outbox.unwritten());
+    assert!(outbox.is_empty());
 }
 
 fn message_strategy() -> impl Strategy<Value = WsMessage> {
@@ -469,6 +511,7 @@ proptest! {
         let mut outbox = Outbox::new();
         let mut expected = Vec::new();
         let mut out = Vec::new();
+        let mut deferred: Option<Vec<u8>> = None;
         for op in ops {
             match op {
                 OutboxOp::Push(message) => {
@@ -482,6 +525,8 @@ proptest! {
                 OutboxOp::Pong(payload) => {
                     if outbox.push_pong(&payload) {
                         expected.extend(server_frame(0x8A, &payload));
+                    } else if outbox.has_deferred_pong() {
+                        deferred = Some(payload);
                     }
                 }
                 OutboxOp::Write(limit) => {
@@ -494,6 +539,13 @@ proptest! {
                         taken += take;
                     }
                     outbox.advance(taken);
+                    // A pong that waited for the backlog is queued by the write that brings
+                    // it down.
+                    if !outbox.has_deferred_pong()
+                        && let Some(payload) = deferred.take()
+                    {
+                        expected.extend(server_frame(0x8A, &payload));
+                    }
                 }
             }
             // What is held: the unwritten bytes, written copied bytes up to as many again, and
@@ -502,6 +554,10 @@ proptest! {
             prop_assert!(held <= 2 * outbox.unwritten() + 4096, "held {held}, unwritten {}", outbox.unwritten());
         }
         out.extend(drain(&mut outbox, 1000));
+        if let Some(payload) = deferred.filter(|_| !outbox.has_deferred_pong()) {
+            expected.extend(server_frame(0x8A, &payload));
+        }
+        prop_assert!(!outbox.has_deferred_pong(), "a written outbox has no pong waiting");
         prop_assert_eq!(out, expected);
     }
 }

@@ -1,0 +1,141 @@
+//! The disconnect reason the application sees when a WebSocket client leaves without a close
+//! frame, on every runtime (a `sockio-conformance serve --profile socket-io` subprocess, whose
+//! `disconnect-reason` event reports it): the reference server (engine.io on `ws`) reports a
+//! hang-up, whether end of stream or a reset, as `transport close` (`ws` emits only its `close`
+//! then, code 1006), and a protocol violation as `transport error`. tokio and smol reported
+//! every hang-up, and threads a reset, as `transport error`.
+
+#[path = "support/served.rs"]
+mod served;
+
+mod hostile {
+    // This test uses the suite's WebSocket plumbing only.
+    #[allow(dead_code)]
+    pub mod net;
+}
+
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use hostile::net::{ws_next_text, ws_open};
+use served::Served;
+use tungstenite::Message;
+
+/// How a client leaves.
+#[derive(Debug, Clone, Copy)]
+enum Leaving {
+    CloseFrame,
+    /// FIN without a close frame.
+    EndOfStream,
+    /// FIN in the middle of a frame.
+    EndMidFrame,
+    Reset,
+    /// A frame with a reserved bit set.
+    ProtocolViolation,
+}
+
+/// A WebSocket-only session joined to `/`, and its socket id (from the CONNECT reply).
+fn connect(port: u16) -> (hostile::net::Ws, String) {
+    let mut ws = ws_open(port, "", &[]).expect("a WebSocket session");
+    ws_next_text(&mut ws).expect("the open packet");
+    ws.send(Message::text("40")).expect("CONNECT");
+    let reply = ws_next_text(&mut ws).expect("the CONNECT reply");
+    let connected: serde_json::Value = reply
+        .strip_prefix("40")
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("no CONNECT reply: {reply:?}"));
+    let sid = connected["sid"].as_str().expect("a socket id").to_owned();
+    // The profile greets every client with `auth`.
+    ws_next_text(&mut ws).expect("the auth event");
+    (ws, sid)
+}
+
+fn leave(ws: hostile::net::Ws, how: Leaving) {
+    let mut stream = ws.into_inner();
+    use std::io::Write;
+    match how {
+        Leaving::CloseFrame => {
+            // Masked close frame, code 1000.
+            let _ = stream.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Leaving::EndOfStream => {
+            let _ = stream.shutdown(Shutdown::Write);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Leaving::EndMidFrame => {
+            // The first 4 bytes of a masked 10-byte text frame.
+            let _ = stream.write_all(&[0x81, 0x8a, 0, 0]);
+            let _ = stream.shutdown(Shutdown::Write);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Leaving::Reset => {
+            sockio_testkit::link_faults::reset(stream).expect("reset");
+            return;
+        }
+        Leaving::ProtocolViolation => {
+            // RSV2 set on a masked 1-byte text frame.
+            let _ = stream.write_all(&[0xa1, 0x81, 0, 0, 0, 0, b'x']);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(stream);
+}
+
+/// The reason recorded for `sid`, asked over a new session until it is there.
+fn reason_of(port: u16, sid: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut ws, _) = connect(port);
+    loop {
+        let ask = format!("421[\"disconnect-reason\",{}]", serde_json::json!(sid));
+        ws.send(Message::text(ask)).expect("ask for the reason");
+        let answer = loop {
+            let text = ws_next_text(&mut ws).expect("the reason");
+            if let Some(ack) = text.strip_prefix("431") {
+                break ack.to_owned();
+            }
+        };
+        let answer: Vec<serde_json::Value> = serde_json::from_str(&answer).expect("JSON");
+        if let Some(reason) = answer.first().and_then(|r| r.as_str()) {
+            return reason.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no disconnect recorded for {sid}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_websocket_client_hanging_up_is_a_transport_close_on_every_runtime() {
+    let cases = [
+        (Leaving::CloseFrame, "transport close"),
+        (Leaving::EndOfStream, "transport close"),
+        (Leaving::EndMidFrame, "transport close"),
+        (Leaving::Reset, "transport close"),
+        (Leaving::ProtocolViolation, "transport error"),
+    ];
+    let mut wrong = Vec::new();
+    for runtime in ["tokio", "smol", "threads"] {
+        let served = Served::start(|command| {
+            command.args([
+                "--runtime",
+                runtime,
+                "--profile",
+                "socket-io",
+                "--port",
+                "0",
+            ]);
+        });
+        for (how, expected) in cases {
+            let (ws, sid) = connect(served.port);
+            leave(ws, how);
+            let reason = reason_of(served.port, &sid);
+            if reason != expected {
+                wrong.push(format!("{runtime} {how:?}: {reason}, expected {expected}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
