@@ -71,7 +71,7 @@ fn read(
             }
         }
     }
-    if let Some(position) = found.iter().position(|i| *i == Incoming::Close) {
+    if let Some(position) = found.iter().position(|i| matches!(i, Incoming::Close(_))) {
         assert_eq!(position + 1, found.len(), "something after a close");
     }
     (found, error)

@@ -125,8 +125,8 @@ pub fn read_owing(
     let fed = reader.feed(input, &mut |incoming| match incoming {
         Incoming::Message(message) => on_message(message),
         Incoming::Ping(payload) => owed.pongs.push(payload),
-        Incoming::Close => {
-            owed.close = Some(None);
+        Incoming::Close(code) => {
+            owed.close = Some(code);
             closed = true;
         }
     });

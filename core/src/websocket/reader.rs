@@ -16,11 +16,13 @@ pub enum Incoming {
     ///
     /// [`Outbox::push_pong`]: super::Outbox::push_pong
     Ping(Bytes),
-    /// The client closes the WebSocket: answer with a close frame ([`Outbox::push_close`]), then
-    /// close the connection. Nothing after it is read.
+    /// The client closes the WebSocket, with the status code of its close frame when it gave
+    /// one: answer with a close frame ([`Outbox::push_close`]) echoing that code, as the
+    /// reference server (`ws`) does and RFC 6455 §5.5.1 describes, then close the connection.
+    /// Nothing after it is read.
     ///
     /// [`Outbox::push_close`]: super::Outbox::push_close
-    Close,
+    Close(Option<CloseCode>),
 }
 
 /// Why a client's bytes are not a valid WebSocket stream. The connection ends: send a close
@@ -322,9 +324,9 @@ impl FrameReader {
             OPCODE_PING => found(Incoming::Ping(Bytes::from(frame.payload))),
             OPCODE_PONG => {}
             _ => {
-                check_close_payload(&frame.payload)?;
+                let code = check_close_payload(&frame.payload)?;
                 self.ended = true;
-                found(Incoming::Close);
+                found(Incoming::Close(code));
             }
         }
         Ok(())
@@ -367,17 +369,19 @@ fn message(text: bool, bytes: Vec<u8>) -> Result<WsMessage, ReadError> {
     }
 }
 
-/// A close frame's payload is empty, or a valid code and a UTF-8 reason (RFC 6455 7.4).
-fn check_close_payload(payload: &[u8]) -> Result<(), ReadError> {
+/// A close frame's payload is empty, or a valid code and a UTF-8 reason (RFC 6455 7.4); the
+/// code, when there is one.
+fn check_close_payload(payload: &[u8]) -> Result<Option<CloseCode>, ReadError> {
     match payload {
-        [] => Ok(()),
+        [] => Ok(None),
         [_] => Err(ReadError::Protocol("close frame with a one-byte payload")),
         [high, low, reason @ ..] => {
-            if !CloseCode(u16::from_be_bytes([*high, *low])).may_be_sent() {
+            let code = CloseCode(u16::from_be_bytes([*high, *low]));
+            if !code.may_be_sent() {
                 return Err(ReadError::Protocol("invalid close code"));
             }
             std::str::from_utf8(reason)
-                .map(|_| ())
+                .map(|_| Some(code))
                 .map_err(|_| ReadError::InvalidUtf8)
         }
     }

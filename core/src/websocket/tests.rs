@@ -101,13 +101,13 @@ fn a_close_ends_the_stream_and_what_follows_is_ignored() {
     let mut reader = FrameReader::new(1024);
     let (found, result) = read_in_steps(&mut reader, &input, input.len());
     assert_eq!(result, Ok(()));
-    assert_eq!(found, vec![Incoming::Close]);
+    assert_eq!(found, vec![Incoming::Close(Some(CloseCode::NORMAL))]);
     assert!(reader.is_ended());
     let (found, _) = read_in_steps(&mut reader, &client_frame(0x81, b"x", MASK), 10);
     assert!(found.is_empty());
     assert_eq!(
         read_all(&client_frame(0x88, &[], MASK)).0,
-        vec![Incoming::Close]
+        vec![Incoming::Close(None)]
     );
 }
 
@@ -580,7 +580,15 @@ fn the_answers_to_pings_closes_and_violations_are_queued() {
     assert_eq!(messages, vec![text("4")]);
     assert_eq!(drain_all(&mut outbox), server_frame(0x8A, b"hi"));
 
-    let close = client_frame(0x88, &[0x03, 0xE8], MASK);
+    // The close is answered with the client's own code (as `ws` does), its reason not repeated;
+    // a close without a code, with none.
+    let close = client_frame(0x88, b"\x0f\xa0going", MASK);
+    let outcome = read_and_answer(&mut reader, &mut outbox, &close, &mut |_| panic!());
+    assert_eq!(outcome, ReadOutcome::Closed);
+    assert_eq!(drain_all(&mut outbox), server_frame(0x88, &[0x0F, 0xA0]));
+    let mut reader = FrameReader::new(1024);
+    let mut outbox = Outbox::new();
+    let close = client_frame(0x88, &[], MASK);
     let outcome = read_and_answer(&mut reader, &mut outbox, &close, &mut |_| panic!());
     assert_eq!(outcome, ReadOutcome::Closed);
     assert_eq!(drain_all(&mut outbox), server_frame(0x88, &[]));
