@@ -1,7 +1,7 @@
-//! A polling client that asks for its queued packets and never reads the answer: on tokio and
-//! smol the connection is cut once the write has waited the write timeout (`ping_interval +
+//! A polling client that asks for its queued packets and never reads the answer: on every
+//! runtime the connection is cut once the write has waited the write timeout (`ping_interval +
 //! ping_timeout`) without the client taking anything, so the unsent answer and the socket are
-//! freed, as on the threads runtime (its sockets' 30 s send timeout, too long for this test).
+//! freed (the threads runtime used a fixed 30 s send timeout until it took the configured one).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -42,16 +42,23 @@ fn check<Rt: Runtime>(
     addr: SocketAddr,
     block_on: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + '_>>),
 ) {
+    check_unread_answer(addr, |big| {
+        block_on(Box::pin(async {
+            io.emit("big", big).await.expect("emit");
+        }))
+    });
+}
+
+/// Connects a polling client to `/` at `addr`, has `emit_big` send it a packet bigger than the
+/// socket buffers, asks for it and does not read: the answer must be cut off.
+fn check_unread_answer(addr: SocketAddr, emit_big: impl FnOnce(&str)) {
     let sid = open(addr, "/socket.io/");
     let uri = session_uri("/socket.io/", &sid);
     assert_eq!(request(addr, "POST", &uri, b"40").status, 200);
     let connected = request(addr, "GET", &uri, b"");
     assert!(connected.body.starts_with("40"), "{connected:?}");
     // A packet bigger than the socket buffers waits in the session's queue.
-    let big = "x".repeat(payload());
-    block_on(Box::pin(async {
-        io.emit("big", &big).await.expect("emit");
-    }));
+    emit_big(&"x".repeat(payload()));
 
     let mut reader = TcpStream::connect(addr).expect("connect");
     reader
@@ -99,4 +106,18 @@ fn an_unread_polling_answer_is_cut_on_tokio() {
 fn an_unread_polling_answer_is_cut_on_smol() {
     let (io, addr) = serve::<sockio_smol::Smol>(smol::block_on);
     check(&io, addr, |future| smol::block_on(future));
+}
+
+#[test]
+fn an_unread_polling_answer_is_cut_on_threads() {
+    let io = sockio_threads::Server::builder()
+        .ping_interval(PING)
+        .ping_timeout(PING)
+        .max_buffered(10_000, 2 * payload())
+        .build();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = io.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+    check_unread_answer(addr, |big| io.emit("big", big).send().expect("emit"));
 }

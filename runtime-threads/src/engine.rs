@@ -622,6 +622,10 @@ impl Host for EngineServer {
         self.inner.config.http_header_timeout
     }
 
+    fn write_timeout(&self) -> Duration {
+        self.inner.config.write_timeout()
+    }
+
     type Started = Arc<SessionCell>;
 
     fn next_request_id(&self) -> RequestId {
@@ -678,6 +682,10 @@ impl WsSession for EngineWebSocket {
 
     fn max_message(&self) -> usize {
         self.server.inner.config.max_http_buffer_size
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.server.inner.config.write_timeout()
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {

@@ -37,8 +37,6 @@ use crate::ws_writer::{Progress, SocketWrites};
 /// the 128-level limit alone needs between 128 and 192 KiB unoptimised, and 256 KiB overflowed
 /// in CI).
 pub const CONNECTION_STACK: usize = 1024 * 1024;
-/// How long one write may block before the peer is considered gone.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a write of the writer pool may block: a send that cannot finish within it means the
 /// client's receive window is full, and the socket goes to a thread of its own
 /// ([`crate::ws_writer`]). The kernel rounds it up to one clock tick.
@@ -296,6 +294,9 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// How long one read of a request head (or an idle keep-alive connection) may wait
     /// (`http_header_timeout`).
     fn header_timeout(&self) -> Duration;
+    /// How long one write may block before the client is considered gone
+    /// (`EngineConfig::write_timeout`, as on the async runtimes).
+    fn write_timeout(&self) -> Duration;
     /// The session a started POST belongs to.
     type Started: Send + 'static;
     /// A new id for a request, under which its POST's start is reported and it is routed.
@@ -332,6 +333,8 @@ pub(crate) trait WsSession: Send + Sync + 'static {
     fn serving(&self) -> &Serving;
     /// The largest message (`max_http_buffer_size`).
     fn max_message(&self) -> usize;
+    /// How long a write may wait without the client taking anything before the socket is cut.
+    fn write_timeout(&self) -> Duration;
     /// Feeds a message received on WebSocket `id`.
     fn received(&self, id: RequestId, message: WsMessage);
     /// Called after each batch of received messages: may block the reader (backpressure).
@@ -425,6 +428,10 @@ impl WsSession for ConnWebSocket {
         self.server.inner.config.engine.max_http_buffer_size
     }
 
+    fn write_timeout(&self) -> Duration {
+        self.server.inner.config.engine.write_timeout()
+    }
+
     fn received(&self, id: RequestId, message: WsMessage) {
         self.server.drive(&self.cell, |state, now| {
             state.conn.handle_ws_message(now, id, message)
@@ -496,6 +503,10 @@ impl Host for Server {
 
     fn header_timeout(&self) -> Duration {
         self.inner.config.engine.http_header_timeout
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.inner.config.engine.write_timeout()
     }
 
     type Started = Arc<ConnCell>;
@@ -1061,7 +1072,7 @@ pub(crate) fn connection_loop<H: Host>(
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(host.header_timeout()));
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(host.write_timeout()));
     let stream = Arc::new(stream);
     let key = host.serving().track(&stream);
     let max_body = host.max_body();
@@ -1441,7 +1452,7 @@ fn run_websocket<S: WsSession>(
     if close_unsent {
         // A close frame is still owed (and what was queued before it): the writers get to finish
         // their writes, then the reader writes the rest, within one more write timeout in all.
-        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let deadline = after(session.write_timeout());
         if !wake.stop_until(deadline) {
             let _ = stream.shutdown(Shutdown::Both);
             wake.stop();
@@ -1454,6 +1465,13 @@ fn run_websocket<S: WsSession>(
         wake.stop();
         session.closed(id, failed && !cleanly_closed());
     }
+}
+
+/// `wait` from now, a year at most: a write timeout too long for the clock (a huge ping
+/// interval) is no limit in practice.
+fn after(wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    Instant::now() + wait.min(YEAR)
 }
 
 /// Writes what the outbox still holds, up to and including its close frame, until `deadline`,
@@ -1508,7 +1526,7 @@ fn read_loop(
         };
         let mut messages = Vec::new();
         // Read without the writer's lock: a socket's own writer thread holds it through writes
-        // that wait for a slow client (up to the 30 s send timeout), and the client's events must
+        // that wait for a slow client (up to the write timeout), and the client's events must
         // not wait for those. What the client is owed (pongs, a close) is queued under the lock,
         // whole, so it never interleaves with the writer's frames.
         let mut owed = Owed::default();
@@ -1625,7 +1643,7 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
         // Under the lock, so no write of the reader (pongs) is in flight while it changes.
         let mut out = lock(&self.shared.out);
         let timeout = if patient {
-            WRITE_TIMEOUT
+            self.session.write_timeout()
         } else {
             POOL_WRITE_TIMEOUT
         };
@@ -1641,6 +1659,10 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
 
     fn written(&self) -> u64 {
         lock(&self.shared.out).written
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.session.write_timeout()
     }
 }
 
@@ -1668,6 +1690,9 @@ mod tests {
     use super::*;
     use tungstenite::protocol::Role;
     use tungstenite::{Message, WebSocket};
+
+    /// The default write timeout (a 25 s ping interval and a 20 s ping timeout).
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(45);
 
     /// Runs an accept loop of a new server on a thread called `name` (unique per test: tests
     /// share the process), whose `accept` gives up every `check`; the receiver gets the loop's

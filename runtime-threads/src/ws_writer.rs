@@ -6,7 +6,7 @@
 //! thread per recipient. Here a pool thread writes a socket's ready frames with a short send
 //! timeout; std has no non-blocking send on a socket whose reads block, so "the send buffer is
 //! full" shows up as that timeout expiring. Such a socket then gets a thread of its own that
-//! waits on it with the long [`WRITE_TIMEOUT`](crate::serve) (as every socket used to), and goes
+//! waits on it with the long write timeout (`EngineConfig::write_timeout`), and goes
 //! back to the pool once it caught up and stayed quiet for [`LINGER`]; a slow client therefore
 //! never holds a pool thread for longer than one short timeout.
 
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::conn::lock;
-use crate::serve::{CONNECTION_STACK, WRITE_TIMEOUT};
+use crate::serve::CONNECTION_STACK;
 use crate::thread_budget::BUDGET;
 
 /// How long a blocked socket keeps its own writer thread after catching up.
@@ -49,6 +49,9 @@ pub(crate) trait SocketWrites: Send + Sync {
     fn fail(&self);
     /// Bytes written to the socket so far: a blocked socket that took some made progress.
     fn written(&self) -> u64;
+    /// How long the socket may take nothing before it is given up on
+    /// (`EngineConfig::write_timeout`).
+    fn write_timeout(&self) -> Duration;
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +88,14 @@ struct Stall {
 /// timeout, as a socket's own thread would find (its every write waits that long): the clock
 /// starts again whenever the socket took bytes since the last look, so a slow client that keeps
 /// reading is not cut.
-fn stalled_too_long(stall: &mut Option<Stall>, now: Instant, written: u64) -> bool {
+fn stalled_too_long(
+    stall: &mut Option<Stall>,
+    now: Instant,
+    written: u64,
+    timeout: Duration,
+) -> bool {
     match stall {
-        Some(stall) if stall.written == written => now.duration_since(stall.since) >= WRITE_TIMEOUT,
+        Some(stall) if stall.written == written => now.duration_since(stall.since) >= timeout,
         _ => {
             *stall = Some(Stall {
                 since: now,
@@ -258,8 +266,10 @@ impl WsWake {
     fn retry_blocked(self: &Arc<Self>) {
         let now = Instant::now();
         let writes = lock(&self.state).writes.clone();
-        let written = writes.as_ref().map_or(0, |writes| writes.written());
-        let stalled = stalled_too_long(&mut lock(&self.state).blocked_since, now, written);
+        let (written, timeout) = writes.as_ref().map_or((0, Duration::MAX), |writes| {
+            (writes.written(), writes.write_timeout())
+        });
+        let stalled = stalled_too_long(&mut lock(&self.state).blocked_since, now, written, timeout);
         if stalled {
             if let Some(writes) = writes {
                 writes.fail();
@@ -452,6 +462,9 @@ impl WritePool {
 mod tests {
     use super::*;
 
+    /// The default write timeout (a 25 s ping interval and a 20 s ping timeout).
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(45);
+
     /// A socket that reports the progress it is scripted to and records what was done to it.
     struct Scripted {
         log: Mutex<Log>,
@@ -516,6 +529,9 @@ mod tests {
         fn written(&self) -> u64 {
             0
         }
+        fn write_timeout(&self) -> Duration {
+            WRITE_TIMEOUT
+        }
     }
 
     /// A socket whose writing panics.
@@ -535,27 +551,47 @@ mod tests {
         fn written(&self) -> u64 {
             0
         }
+        fn write_timeout(&self) -> Duration {
+            WRITE_TIMEOUT
+        }
     }
 
     #[test]
     fn a_blocked_socket_is_cut_only_after_the_write_timeout_without_progress() {
         let start = Instant::now();
         let mut stall = None;
-        assert!(!stalled_too_long(&mut stall, start, 10));
+        assert!(!stalled_too_long(&mut stall, start, 10, WRITE_TIMEOUT));
         let just_before = start + WRITE_TIMEOUT - Duration::from_millis(1);
-        assert!(!stalled_too_long(&mut stall, just_before, 10));
+        assert!(!stalled_too_long(
+            &mut stall,
+            just_before,
+            10,
+            WRITE_TIMEOUT
+        ));
         // It took bytes: the clock starts again from there.
-        assert!(!stalled_too_long(&mut stall, just_before, 20));
-        assert!(!stalled_too_long(&mut stall, start + WRITE_TIMEOUT, 20));
+        assert!(!stalled_too_long(
+            &mut stall,
+            just_before,
+            20,
+            WRITE_TIMEOUT
+        ));
+        assert!(!stalled_too_long(
+            &mut stall,
+            start + WRITE_TIMEOUT,
+            20,
+            WRITE_TIMEOUT
+        ));
         assert!(!stalled_too_long(
             &mut stall,
             just_before + WRITE_TIMEOUT / 2,
-            20
+            20,
+            WRITE_TIMEOUT
         ));
         assert!(stalled_too_long(
             &mut stall,
             just_before + WRITE_TIMEOUT,
-            20
+            20,
+            WRITE_TIMEOUT
         ));
     }
 
@@ -604,6 +640,9 @@ mod tests {
         }
         fn written(&self) -> u64 {
             0
+        }
+        fn write_timeout(&self) -> Duration {
+            WRITE_TIMEOUT
         }
     }
 
