@@ -128,7 +128,7 @@ mod app {
         // Socket.IO at /socket.io/, the page for everything else, on the same origin.
         io.serve_with(
             &format!("127.0.0.1:{port}"),
-            |request: http::Request<Bytes>| logic::page(request.uri().path()),
+            |request: http::Request<Bytes>| async move { logic::page(request.uri().path()) },
         )
         .await?;
         Ok(())

@@ -1,15 +1,15 @@
 //! `serve_with` / `serve_listener_with`: requests outside the Socket.IO path reach the
-//! application's fallback with their body read and the client's address, as on the threads
-//! runtime (`runtime-threads/tests/middleware.rs`), so a fallback ports between runtimes: a
-//! body past `max_http_buffer_size` is refused (413) without calling it, a panicking fallback
-//! answers 500 and the connection and the server carry on, and the Socket.IO path stays
-//! Socket.IO's.
+//! application's fallback (an async function of the request) with their body read and the
+//! client's address, as on the threads runtime (`runtime-threads/tests/middleware.rs`, a plain
+//! closure there), so a fallback ports between runtimes as a handler does: a body past
+//! `max_http_buffer_size` is refused (413) without calling it, a fallback that panics, or whose
+//! future does, answers 500 and the connection and the server carry on, and the Socket.IO path
+//! stays Socket.IO's.
 
 #![cfg(feature = "tokio")]
 
 mod api_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::{HttpConn, http, listen, within};
@@ -43,8 +43,16 @@ async fn the_fallback_gets_read_bodies_and_the_client_address() {
     let io = Server::builder().build();
     let (listener, addr) = listen().await;
     let server = io.clone();
-    let serving =
-        tokio::spawn(async move { server.serve_listener_with(listener, Arc::new(app)).await });
+    // The answer is an async function: a fallback may wait (a file, a database) without
+    // holding up the executor.
+    let answer = sockio::fallback(|request: http::Request<Bytes>| async move {
+        if request.uri().path() == "/panic-later" {
+            tokio::task::yield_now().await;
+            panic!("the application failed after waiting");
+        }
+        app(request)
+    });
+    let serving = tokio::spawn(async move { server.serve_listener_with(listener, answer).await });
 
     let mut conn = HttpConn::open(addr).await;
     let page = conn.request("GET", "/hello?x=1", &[], b"").await;
@@ -61,6 +69,8 @@ async fn the_fallback_gets_read_bodies_and_the_client_address() {
     assert!(open.text().starts_with("0{"), "{open:?}");
     // A panicking application answers 500; the connection and the server carry on.
     let failed = conn.request("GET", "/panic", &[], b"").await;
+    assert_eq!(failed.status, 500, "{failed:?}");
+    let failed = conn.request("GET", "/panic-later", &[], b"").await;
     assert_eq!(failed.status, 500, "{failed:?}");
     let again = conn.request("GET", "/after", &[], b"").await;
     assert_eq!(again.text(), "app: GET /after [] from 127.0.0.1");

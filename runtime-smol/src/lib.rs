@@ -120,55 +120,10 @@ pub use smol_hyper::rt::FuturesIo;
 
 pub use tcp::TcpStream;
 
-/// A Socket.IO server on smol.
-pub type Server = sockio_server::Server<Smol>;
-/// Builds a [`Server`] with python-socketio's option names.
-pub type ServerBuilder = sockio_server::ServerBuilder<Smol>;
-/// A client's socket in one namespace, as handlers receive it.
-pub type Socket = sockio_server::Socket<Smol>;
-/// A namespace's handle, from [`Server::of`](sockio_server::Server::of).
-pub type Namespace = sockio_server::Namespace<Smol>;
-/// An emit being configured; `.await` it.
-pub type Emit = sockio_server::Emit<Smol>;
-/// A call being configured; `.await` it for the answer.
-pub type Call = sockio_server::Call<Smol>;
-/// A write-only client manager for processes that are not servers.
-pub type Emitter = sockio_server::Emitter<Smol>;
-/// An external emit being configured, from [`Emitter::emit`](sockio_server::Emitter::emit);
-/// `.await` it.
-pub type ExternalEmit = sockio_server::ExternalEmit<Smol>;
-/// The tower layer serving Socket.IO in a hyper app.
-pub type SocketIoLayer = sockio_server::SocketIoLayer<Smol>;
-/// The service made by [`SocketIoLayer`].
-pub type SocketIoService<S> = sockio_server::SocketIoService<Smol, S>;
-
-pub use sockio_server::{
-    AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ClientManager, ConnectInfo,
-    ConnectRefused, ConnectResult, CookieConfig, DisconnectReason, EmitError, Fallback, Handled,
-    Handshake, ListenError, MessageStream, NamespaceHandler, PubSubBackend, PublishError,
-    RemoteAddr, Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
-};
-
-/// The raw Engine.IO server (no Socket.IO layer), as python-engineio's, on smol.
-pub mod engine {
-    /// A raw Engine.IO server on smol.
-    pub type EngineServer = sockio_server::engine::EngineServer<crate::Smol>;
-    /// One Engine.IO session, as the server's callbacks receive it.
-    pub type EngineSocket = sockio_server::engine::EngineSocket<crate::Smol>;
-    pub use sockio_server::engine::{CloseReason, EngineConfig, PacketData, Sid, Transport};
-
-    /// Serves one connection of any smol stream (a Unix socket, a TLS stream, ...) as
-    /// HTTP/1.1 with WebSocket upgrades until the client closes it, as
-    /// [`serve_stream`](crate::serve_stream) does for a Socket.IO server; other paths get 404.
-    pub async fn serve_stream<S>(
-        server: EngineServer,
-        stream: S,
-        remote: Option<std::net::SocketAddr>,
-    ) where
-        S: smol::io::AsyncRead + smol::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        server
-            .serve_connection(crate::FuturesIo::new(stream), remote)
-            .await;
-    }
-}
+sockio_server::runtime_api!(
+    Smol,
+    "smol",
+    smol_hyper::rt::FuturesIo,
+    smol::io::AsyncRead,
+    smol::io::AsyncWrite
+);

@@ -1397,7 +1397,11 @@ impl WsShared {
                 }
                 Err(error) => {
                     tracing::debug!(%error, "WebSocket write failed");
-                    self.write_failed.store(true, Ordering::SeqCst);
+                    // A client that hung up ends the socket as end of stream does, not as a
+                    // failure (`sockio_core::websocket::is_hang_up`).
+                    if !sockio_core::websocket::is_hang_up(error.kind()) {
+                        self.write_failed.store(true, Ordering::SeqCst);
+                    }
                     let _ = self.stream.shutdown(Shutdown::Both);
                     return Progress::Ended;
                 }

@@ -146,55 +146,10 @@ where
     server.serve_connection(TokioIo::new(stream), remote).await;
 }
 
-/// A Socket.IO server on tokio.
-pub type Server = sockio_server::Server<Tokio>;
-/// Builds a [`Server`] with python-socketio's option names.
-pub type ServerBuilder = sockio_server::ServerBuilder<Tokio>;
-/// A client's socket in one namespace, as handlers receive it.
-pub type Socket = sockio_server::Socket<Tokio>;
-/// A namespace's handle, from [`Server::of`](sockio_server::Server::of).
-pub type Namespace = sockio_server::Namespace<Tokio>;
-/// An emit being configured; `.await` it.
-pub type Emit = sockio_server::Emit<Tokio>;
-/// A call being configured; `.await` it for the answer.
-pub type Call = sockio_server::Call<Tokio>;
-/// A write-only client manager for processes that are not servers.
-pub type Emitter = sockio_server::Emitter<Tokio>;
-/// An external emit being configured, from [`Emitter::emit`](sockio_server::Emitter::emit);
-/// `.await` it.
-pub type ExternalEmit = sockio_server::ExternalEmit<Tokio>;
-/// The tower layer serving Socket.IO in an axum or hyper app.
-pub type SocketIoLayer = sockio_server::SocketIoLayer<Tokio>;
-/// The service made by [`SocketIoLayer`].
-pub type SocketIoService<S> = sockio_server::SocketIoService<Tokio, S>;
-
-pub use sockio_server::{
-    AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ClientManager, ConnectInfo,
-    ConnectRefused, ConnectResult, CookieConfig, DisconnectReason, EmitError, Fallback, Handled,
-    Handshake, ListenError, MessageStream, NamespaceHandler, PubSubBackend, PublishError,
-    RemoteAddr, Runtime, SameSite, ServerError, Sid, SocketIoResponse, Transport, payload,
-};
-
-/// The raw Engine.IO server (no Socket.IO layer), as python-engineio's, on tokio.
-pub mod engine {
-    /// A raw Engine.IO server on tokio.
-    pub type EngineServer = sockio_server::engine::EngineServer<crate::Tokio>;
-    /// One Engine.IO session, as the server's callbacks receive it.
-    pub type EngineSocket = sockio_server::engine::EngineSocket<crate::Tokio>;
-    pub use sockio_server::engine::{CloseReason, EngineConfig, PacketData, Sid, Transport};
-
-    /// Serves one connection of any tokio stream (a Unix socket, a TLS stream, ...) as
-    /// HTTP/1.1 with WebSocket upgrades until the client closes it, as
-    /// [`serve_stream`](crate::serve_stream) does for a Socket.IO server; other paths get 404.
-    pub async fn serve_stream<S>(
-        server: EngineServer,
-        stream: S,
-        remote: Option<std::net::SocketAddr>,
-    ) where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        server
-            .serve_connection(crate::TokioIo::new(stream), remote)
-            .await;
-    }
-}
+sockio_server::runtime_api!(
+    Tokio,
+    "tokio",
+    hyper_util::rt::TokioIo,
+    tokio::io::AsyncRead,
+    tokio::io::AsyncWrite
+);

@@ -34,7 +34,6 @@ use http::{StatusCode, header};
 use http_body::Body;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::upgrade::OnUpgrade;
 use sockio_core::engineio::{
     Endpoint, EngineCallbacks, EngineEvent, OrderedDelivery, Output, RequestId, Routing, SendError,
@@ -51,7 +50,6 @@ use crate::service::{
     refused_post,
 };
 use crate::wake_signal::WakeSignal;
-use crate::write_deadline::WriteDeadline;
 use crate::ws_pump::WsSession;
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
@@ -305,24 +303,18 @@ impl<Rt: Runtime> EngineServer<Rt> {
     where
         S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let runtime = &self.inner.runtime;
-        let http = crate::http1::builder(runtime, self.inner.config.http_header_timeout);
         let server = self.clone();
-        let service = service_fn(move |request: http::Request<Incoming>| {
+        let answer = move |request: http::Request<Incoming>| {
             let server = server.clone();
             async move {
-                let response = match server.handle_request(request, remote).await {
+                match server.handle_request(request, remote).await {
                     Handled::Response(response) => response,
                     Handled::NotSocketIo(_) => plain(StatusCode::NOT_FOUND, "not found"),
-                };
-                Ok::<_, std::convert::Infallible>(response)
+                }
             }
-        });
-        let stream = WriteDeadline::new(stream, runtime.clone(), self.inner.config.write_timeout());
-        let connection = http.serve_connection(stream, service).with_upgrades();
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "HTTP connection ended with an error");
-        }
+        };
+        let inner = &self.inner;
+        crate::http1::serve_connection(&inner.runtime, &inner.config, stream, answer).await;
     }
 
     /// Graceful shutdown: new handshakes are refused (503), every session is closed (`server

@@ -7,9 +7,42 @@ use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use sockio_core::engineio::EngineConfig;
 
 use crate::runtime::Runtime;
+use crate::service::SocketIoResponse;
+use crate::write_deadline::WriteDeadline;
+
+/// Serves one connection as HTTP/1.1 with WebSocket upgrades until it ends, each request
+/// answered by `answer`: request heads timed by the configured `http_header_timeout`, every
+/// write bounded by its `write_timeout` (hyper has none). Both servers' connections go through
+/// here.
+pub(crate) async fn serve_connection<Rt, S, F, Fut>(
+    runtime: &Rt,
+    config: &EngineConfig,
+    stream: S,
+    answer: F,
+) where
+    Rt: Runtime,
+    S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    F: Fn(http::Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = SocketIoResponse> + Send + 'static,
+{
+    let service = service_fn(move |request: http::Request<Incoming>| {
+        let answered = answer(request);
+        async move { Ok::<_, std::convert::Infallible>(answered.await) }
+    });
+    let stream = WriteDeadline::new(stream, runtime.clone(), config.write_timeout());
+    let connection = builder(runtime, config.http_header_timeout)
+        .serve_connection(stream, service)
+        .with_upgrades();
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
+}
 
 /// The builder every connection of the async servers is served with. `header_timeout` is the
 /// configured `http_header_timeout`, counted by hyper from when it starts waiting for a head

@@ -15,6 +15,7 @@ use tower_service::Service;
 use crate::handlers::BoxFuture;
 use crate::server::Server;
 use crate::service::Handled;
+use sockio_core::socketio::RemoteAddr;
 
 /// Wraps a service so the Socket.IO path is served by `server`.
 #[derive(Clone, Debug)]
@@ -69,11 +70,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let remote = request
-                .extensions()
-                .get::<SocketAddr>()
-                .copied()
-                .or_else(|| request.extensions().get::<ConnectInfo>().map(|info| info.0));
+            // In the core's order (`Handshake::from_request`), then this crate's `ConnectInfo`.
+            let extensions = request.extensions();
+            let remote = extensions
+                .get::<RemoteAddr>()
+                .map(|remote| remote.0)
+                .or_else(|| extensions.get::<SocketAddr>().copied())
+                .or_else(|| extensions.get::<ConnectInfo>().map(|info| info.0));
             match server.handle_request(request, remote).await {
                 Handled::Response(response) => Ok(response.map(Either::Left)),
                 Handled::NotSocketIo(request) => {
@@ -86,7 +89,8 @@ where
 }
 
 /// Put this in a request's extensions to tell the layer the client's address (axum's
-/// `ConnectInfo` is not visible here without depending on axum).
+/// `ConnectInfo` is not visible here without depending on axum). A [`RemoteAddr`] or a plain
+/// `SocketAddr` there does the same, and is what the threads runtime's embedding reads.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectInfo(pub SocketAddr);
 

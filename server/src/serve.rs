@@ -1,7 +1,6 @@
 //! Standalone serving: an HTTP/1.1 server (hyper) that answers the Socket.IO path and hands
 //! every other request to the application's [`Fallback`] (404 without one).
 
-use crate::write_deadline::WriteDeadline;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,11 +8,10 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use sockio_core::socketio::RemoteAddr;
 
 use crate::error::ServerError;
-use crate::handlers::catch_panic_now;
+use crate::handlers::{BoxFuture, catch_panic, catch_panic_now};
 use crate::runtime::Runtime;
 use crate::server::Server;
 use crate::service::{BodyLimits, Handled, SocketIoResponse, plain, read_body};
@@ -21,10 +19,20 @@ use crate::service::{BodyLimits, Handled, SocketIoResponse, plain, read_body};
 /// Answers the requests that are not Socket.IO's when serving with [`Server::serve_with`]. It
 /// gets the request with its body read (at most `max_http_buffer_size` bytes; a larger body is
 /// answered 413 without calling it) and the client's [`RemoteAddr`] in its extensions when
-/// known; a panic in it answers 500. The same type as the threads runtime's, so an application
-/// keeps its fallback when it switches runtimes.
+/// known, and its future's panic answers 500. The request and response types are the threads
+/// runtime's (whose fallback is a plain closure, as its handlers are), so a fallback ports
+/// between runtimes as a handler does. Make one with [`fallback`].
 pub type Fallback =
-    Arc<dyn Fn(http::Request<Bytes>) -> http::Response<Bytes> + Send + Sync + 'static>;
+    Arc<dyn Fn(http::Request<Bytes>) -> BoxFuture<http::Response<Bytes>> + Send + Sync + 'static>;
+
+/// Wraps an async function of a request into a [`Fallback`].
+pub fn fallback<F, Fut>(answer: F) -> Fallback
+where
+    F: Fn(http::Request<Bytes>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
+    Arc::new(move |request| Box::pin(answer(request)))
+}
 
 impl<Rt: Runtime> Server<Rt> {
     /// Listens on `addr` (`host:port`) and serves until [`shutdown`](Server::shutdown) is called.
@@ -35,14 +43,16 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Like [`serve`](Self::serve), answering every request outside the Socket.IO path with
-    /// `fallback`: a page, static assets or a health check next to Socket.IO, on any runtime and
-    /// without a web framework. (With a framework, use [`SocketIoLayer`](crate::SocketIoLayer).)
-    pub async fn serve_with<F>(&self, addr: &str, fallback: F) -> Result<(), ServerError>
+    /// `answer`, an async function of the request (see [`Fallback`]): a page, static assets or
+    /// a health check next to Socket.IO, on any runtime and without a web framework. (With a
+    /// framework, use [`SocketIoLayer`](crate::SocketIoLayer).)
+    pub async fn serve_with<F, Fut>(&self, addr: &str, answer: F) -> Result<(), ServerError>
     where
-        F: Fn(http::Request<Bytes>) -> http::Response<Bytes> + Send + Sync + 'static,
+        F: Fn(http::Request<Bytes>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
     {
         let listener = crate::runtime::bind(&self.inner.runtime, addr)?;
-        self.serve_listener_with(listener, Arc::new(fallback)).await
+        self.serve_listener_with(listener, fallback(answer)).await
     }
 
     /// Serves connections from an already bound std listener (bind port 0 to let the OS choose).
@@ -126,27 +136,13 @@ impl<Rt: Runtime> Server<Rt> {
         S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let server = self.clone();
-        let service = service_fn(move |request: http::Request<Incoming>| {
+        let answer = move |request: http::Request<Incoming>| {
             let server = server.clone();
             let fallback = fallback.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(server.respond(request, remote, &fallback).await)
-            }
-        });
-        let stream = WriteDeadline::new(
-            stream,
-            self.inner.runtime.clone(),
-            self.inner.config.engine.write_timeout(),
-        );
-        let connection = crate::http1::builder(
-            &self.inner.runtime,
-            self.inner.config.engine.http_header_timeout,
-        )
-        .serve_connection(stream, service)
-        .with_upgrades();
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "HTTP connection ended with an error");
-        }
+            async move { server.respond(request, remote, &fallback).await }
+        };
+        let inner = &self.inner;
+        crate::http1::serve_connection(&inner.runtime, &inner.config.engine, stream, answer).await;
     }
 
     async fn respond(
@@ -167,7 +163,7 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// The fallback's answer to a request outside the Socket.IO path, its body read first (as
     /// the threads runtime's `Middleware` does): 413 past `max_http_buffer_size`, 400 or 408 for
-    /// a body that failed or stalled, 500 when the fallback panics.
+    /// a body that failed or stalled, 500 when the fallback or its future panics.
     async fn answer_elsewhere(
         &self,
         request: http::Request<Incoming>,
@@ -190,7 +186,11 @@ impl<Rt: Runtime> Server<Rt> {
             parts.extensions.insert(RemoteAddr(remote));
         }
         let request = http::Request::from_parts(parts, body);
-        catch_panic_now("fallback", || fallback(request))
+        let answered = match catch_panic_now("fallback", || fallback(request)) {
+            Some(answer) => catch_panic("fallback", answer).await,
+            None => None,
+        };
+        answered
             .map(|response| response.map(Full::new))
             .unwrap_or_else(|| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"))
     }

@@ -162,7 +162,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 };
             match written {
                 Ended::Open => {}
-                Ended::Closed => break false,
+                Ended::Closed | Ended::HungUp => break false,
                 Ended::Failed => break true,
             }
             if let Some(waiting) = throttled.as_mut() {
@@ -214,8 +214,20 @@ enum Ended {
     Open,
     /// Closed on purpose (the session ended, the core or the client closed it).
     Closed,
-    /// Failed: a read or write error, a timeout, or the client broke the protocol.
+    /// The client went away while a write was going on (`sockio_core::websocket::is_hang_up`).
+    HungUp,
+    /// Failed: a write error, a timeout, or the client broke the protocol.
     Failed,
+}
+
+/// How a failed write ended the socket: the client hanging up, or a failure.
+fn write_failed(error: &std::io::Error) -> Ended {
+    tracing::debug!(%error, "WebSocket write failed");
+    if sockio_core::websocket::is_hang_up(error.kind()) {
+        Ended::HungUp
+    } else {
+        Ended::Failed
+    }
 }
 
 /// What a turn of reading left the socket as.
@@ -302,10 +314,7 @@ fn write_now<S: WsSession>(
         }
         match poll_write_outbox(cx, ws) {
             Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(error)) => {
-                tracing::debug!(%error, "WebSocket write failed");
-                return Poll::Ready(Ended::Failed);
-            }
+            Poll::Ready(Err(error)) => return Poll::Ready(write_failed(&error)),
             Poll::Pending => return Poll::Pending,
         }
     }
@@ -357,10 +366,7 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
         let deadline = crate::runtime::after(write_timeout);
         match until(runtime, deadline, poll_fn(|cx| poll_write_outbox(cx, ws))).await {
             Some(Ok(())) => {}
-            Some(Err(error)) => {
-                tracing::debug!(%error, "WebSocket write failed");
-                return Ended::Failed;
-            }
+            Some(Err(error)) => return write_failed(&error),
             None => {
                 tracing::debug!("WebSocket client took nothing for the write timeout");
                 return Ended::Failed;

@@ -52,8 +52,8 @@ pub enum SocketVersion {
 }
 
 /// The remote address of a connection, put by the driver into the handshake request's extensions.
-/// A plain `SocketAddr` extension (what hyper-based servers and axum's `ConnectInfo` users often
-/// put there) is read too when this one is absent.
+/// A plain `SocketAddr` extension, which an embedding server may have put there instead, is read
+/// too when this one is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub core::net::SocketAddr);
 

@@ -140,6 +140,19 @@ pub fn read_owing(
     }
 }
 
+/// Whether a socket error of this kind means the client went away (a reset, a broken pipe, an
+/// aborted connection) rather than that the server's side failed. A driver reports a WebSocket
+/// that ended so as closed, not failed (`Session::handle_ws_closed`), as it does for end of
+/// stream: the reference server (`ws`) reports a client's hang-up as `transport close`,
+/// whichever side of the socket notices it first.
+pub fn is_hang_up(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        kind,
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+    )
+}
+
 /// A frame as a client writes it: `first` (FIN, reserved bits and opcode as the first byte),
 /// `payload` masked with `mask`. A server never sends one; this is for tests, fuzzers and tools
 /// that play the client (they can write any first byte, broken ones included).

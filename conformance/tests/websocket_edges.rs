@@ -1,9 +1,14 @@
-//! The disconnect reason the application sees when a WebSocket client leaves without a close
-//! frame, on every runtime (a `sockio-conformance serve --profile socket-io` subprocess, whose
-//! `disconnect-reason` event reports it): the reference server (engine.io on `ws`) reports a
-//! hang-up, whether end of stream or a reset, as `transport close` (`ws` emits only its `close`
-//! then, code 1006), and a protocol violation as `transport error`. tokio and smol reported
-//! every hang-up, and threads a reset, as `transport error`.
+//! WebSocket edges on every runtime, against `sockio-conformance serve` subprocesses:
+//!
+//! - the disconnect reason the application sees when a client leaves without a close frame
+//!   (the socket-io profile's `disconnect-reason` event reports it): the reference server
+//!   (engine.io on `ws`) reports a hang-up, whether end of stream or a reset, as `transport
+//!   close` (`ws` emits only its `close` then, code 1006), and a protocol violation as
+//!   `transport error`; tokio and smol reported every hang-up, and threads a reset, as
+//!   `transport error`;
+//! - a burst of pings, far more pongs than the 16 KiB the server lets wait unwritten for a
+//!   client: the latest ping is answered (tokio and smol dropped the pongs of every ping past
+//!   the 16 KiB, the latest included, while the client read everything).
 
 #[path = "support/served.rs"]
 mod served;
@@ -17,8 +22,11 @@ mod hostile {
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use hostile::net::{ws_next_text, ws_open};
+use std::io::Write;
+
+use hostile::net::{is_wait, ws_next_text, ws_open};
 use served::Served;
+use sockio_core::websocket::client_frame;
 use tungstenite::Message;
 
 /// How a client leaves.
@@ -138,4 +146,81 @@ fn a_websocket_client_hanging_up_is_a_transport_close_on_every_runtime() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// How long the pong of the burst's last ping may take before the test gives up.
+const PONG_WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn the_latest_of_a_burst_of_pings_is_answered_on_every_runtime() {
+    const PINGS: usize = 400;
+    // 100-byte payloads: 400 pongs are about 42 KiB, well past what may wait unwritten.
+    let payload = |index: usize| format!("{index:0100}");
+    let burst: Vec<u8> = (0..PINGS)
+        .flat_map(|index| client_frame(0x89, payload(index).as_bytes(), [1, 2, 3, 4]))
+        .collect();
+    let mut missing = Vec::new();
+    for runtime in ["tokio", "smol", "threads"] {
+        let served = Served::start(|command| {
+            command.args([
+                "--runtime",
+                runtime,
+                "--profile",
+                "engine-io",
+                "--port",
+                "0",
+            ]);
+            // Its Engine.IO pings are answered below, between the pongs.
+            command.args(["--ping-timeout-ms", "2000"]);
+        });
+        let mut ws = ws_open_at(served.port, "/engine.io/?EIO=4&transport=websocket");
+        ws.get_mut().write_all(&burst).expect("send the pings");
+        let deadline = Instant::now() + PONG_WAIT;
+        let last = payload(PINGS - 1);
+        let mut answered = 0;
+        let latest_answered = loop {
+            if Instant::now() > deadline {
+                break false;
+            }
+            match ws.read() {
+                Ok(Message::Pong(pong)) => {
+                    answered += 1;
+                    if *pong == *last.as_bytes() {
+                        break true;
+                    }
+                }
+                Ok(Message::Text(text)) if text.as_str() == "2" => {
+                    ws.send(Message::text("3"))
+                        .expect("answer the Engine.IO ping");
+                }
+                Ok(_) => {}
+                Err(error) if is_wait(&error) => {}
+                Err(error) => panic!("{runtime}: the WebSocket ended: {error}"),
+            }
+        };
+        if !latest_answered {
+            missing.push(format!(
+                "{runtime}: {answered} pongs, none for the last of {PINGS} pings"
+            ));
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// A WebSocket to `path_and_query` on `port`, its Engine.IO open packet read.
+fn ws_open_at(port: u16, path_and_query: &str) -> hostile::net::Ws {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    let url = format!("ws://127.0.0.1:{port}{path_and_query}");
+    let (mut ws, _) = tungstenite::client::client(url.as_str(), stream).expect("the upgrade");
+    loop {
+        match ws.read() {
+            Ok(Message::Text(open)) if open.as_str().starts_with('0') => return ws,
+            Ok(_) => {}
+            Err(error) if is_wait(&error) => {}
+            Err(error) => panic!("no open packet: {error}"),
+        }
+    }
 }
