@@ -31,7 +31,7 @@ compile_error!(
 pub use sockio_core as core;
 
 /// The runtime-neutral server all async runtimes share (for writing code generic over the
-/// runtime, e.g. `impl<Rt: sockio::Runtime> NamespaceHandler<Rt> for MyNamespace`).
+/// runtime, e.g. `impl<Rt: sockio::server::Runtime> NamespaceHandler<Rt> for MyNamespace`).
 pub use sockio_server as server;
 
 /// The tokio runtime.
