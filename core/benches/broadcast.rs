@@ -22,7 +22,7 @@ struct World {
 }
 
 fn world() -> World {
-    let mut endpoint = Endpoint::new(SocketConfig::default(), SequentialSids::default());
+    let endpoint = Endpoint::new(SocketConfig::default(), SequentialSids::default());
     let now = Instant::now();
     let mut connections = HashMap::with_capacity(CLIENTS);
     let mut rooms = RoomIndex::new();

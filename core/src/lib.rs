@@ -42,7 +42,7 @@
 //! use sockio_core::engineio::{Output, RequestId, SequentialSids};
 //! use sockio_core::socketio::{Endpoint, Routing, SocketConfig, SocketEvent};
 //!
-//! let mut endpoint = Endpoint::new(SocketConfig::default(), SequentialSids::default());
+//! let endpoint = Endpoint::new(SocketConfig::default(), SequentialSids::default());
 //! let now = Instant::now(); // the driver's clock; the core never reads one
 //!
 //! // 1. Handshake: GET /socket.io/?EIO=4&transport=polling

@@ -12,7 +12,7 @@ use sockio_core::websocket::Outbox;
 /// A WebSocket session (socket `RequestId(1)`) that was sent one message and then closed, with
 /// its open packet, the message and the close still to be pulled.
 fn closed_websocket_session() -> Session {
-    let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = Instant::now();
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
@@ -108,7 +108,7 @@ fn pull_ws_into_frames_into_the_writers_outbox_what_pull_ws_would_return() {
 
 #[test]
 fn a_closed_polling_session_is_finished_at_once() {
-    let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = Instant::now();
     let request = http::Request::get("/engine.io/?EIO=4&transport=polling")
         .body(Bytes::new())
@@ -132,7 +132,7 @@ fn a_closed_polling_session_is_finished_at_once() {
 /// A WebSocket session whose handshake was made and whose open packet was never pulled: a client
 /// that does not read.
 fn unread_websocket_session() -> (sockio_core::engineio::Session, RequestId, Instant) {
-    let mut endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = Instant::now();
     let conn = RequestId(1);
     let request =

@@ -157,7 +157,7 @@ fn no_cookie_by_default() {
 fn cookie_goes_in_the_upgrade_headers_of_a_websocket_handshake() {
     let mut config = EngineConfig::default();
     config.cookie = Some(CookieConfig::default());
-    let mut endpoint = engineio::Endpoint::new(config, SequentialSids::default());
+    let endpoint = engineio::Endpoint::new(config, SequentialSids::default());
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
@@ -178,7 +178,7 @@ fn cookie_goes_in_the_upgrade_headers_of_a_websocket_handshake() {
 
 #[test]
 fn websocket_handshake_without_cookie_has_no_upgrade_headers() {
-    let mut endpoint = engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let endpoint = engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
@@ -220,8 +220,7 @@ fn a_websocket_upgrade_without_key_or_version_13_is_refused_before_any_session()
         (Some("dGhlIHNhbXBsZSBub25jZQ=="), Some("8")),
         (Some("dGhlIHNhbXBsZSBub25jZQ=="), None),
     ] {
-        let mut endpoint =
-            engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
+        let endpoint = engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
         let mut request = http::Request::get("/engine.io/?EIO=4&transport=websocket")
             .header("connection", "Upgrade")
             .header("upgrade", "websocket");

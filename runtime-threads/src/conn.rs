@@ -330,8 +330,7 @@ mod tests {
     fn queued_events_are_counted_as_busy_by_the_drive_that_queues_them() {
         let mut config = sockio_core::socketio::SocketConfig::default();
         config.engine.allow_eio3 = true;
-        let mut endpoint =
-            sockio_core::socketio::Endpoint::new(config, crate::server::OsRandomSids);
+        let endpoint = sockio_core::socketio::Endpoint::new(config, crate::server::OsRandomSids);
         let request = http::Request::get("/socket.io/?EIO=3&transport=polling")
             .body(bytes::Bytes::new())
             .expect("request");

@@ -67,7 +67,7 @@ impl std::fmt::Debug for EngineServer {
 
 struct Inner {
     config: Arc<EngineConfig>,
-    endpoint: Mutex<Endpoint>,
+    endpoint: Endpoint,
     sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
     callbacks: RwLock<EngineCallbacks<EngineSocket>>,
     next_request: AtomicU64,
@@ -202,7 +202,7 @@ impl EngineServer {
         let timers = Arc::new(Timers::default());
         let inner = Arc::new(Inner {
             config: endpoint.config().clone(),
-            endpoint: Mutex::new(endpoint),
+            endpoint,
             sessions: Mutex::new(HashMap::new()),
             callbacks: RwLock::new(EngineCallbacks::default()),
             next_request: AtomicU64::new(1),
@@ -386,7 +386,7 @@ impl EngineServer {
 
     /// The session routing will hand the POST `head` begins to, if it exists.
     fn post_target(&self, head: PostHead<'_>) -> Option<Arc<SessionCell>> {
-        let endpoint = lock(&self.inner.endpoint);
+        let endpoint = &self.inner.endpoint;
         let sid = endpoint.post_target(head.method, head.uri, head.headers)?;
         lock(&self.inner.sessions).get(&*sid).cloned()
     }
@@ -397,17 +397,17 @@ impl EngineServer {
         id: RequestId,
         watch: Option<&TcpStream>,
     ) -> Handled<EngineWebSocketUpgrade> {
-        if !lock(&self.inner.endpoint).matches_path(request.uri().path()) {
+        if !self.inner.endpoint.matches_path(request.uri().path()) {
             return Handled::NotSocketIo(request);
         }
         let shutting_down = || self.inner.serving.shutting_down.load(Ordering::SeqCst);
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && shutting_down() {
-            return Handled::Response(lock(&self.inner.endpoint).shutting_down(&request));
+            return Handled::Response(self.inner.endpoint.shutting_down(&request));
         }
         let routing = {
-            let mut endpoint = lock(&self.inner.endpoint);
+            let endpoint = &self.inner.endpoint;
             endpoint.handle_request(Instant::now(), id, &request, |sid| {
                 lock(&self.inner.sessions).contains_key(sid)
             })
@@ -452,7 +452,7 @@ impl EngineServer {
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = lock(&self.inner.sessions).get(&sid).cloned() else {
                     // Ended since the endpoint routed it here.
-                    return Handled::Response(lock(&self.inner.endpoint).session_gone(&request));
+                    return Handled::Response(self.inner.endpoint.session_gone(&request));
                 };
                 if websocket {
                     let wake = Arc::new(WsWake::default());

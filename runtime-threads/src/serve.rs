@@ -774,13 +774,13 @@ impl Server {
 
     /// The connection routing will hand the POST `head` begins to, if it exists.
     fn post_target(&self, head: PostHead<'_>) -> Option<Arc<ConnCell>> {
-        let endpoint = lock(&self.inner.endpoint);
+        let endpoint = &self.inner.endpoint;
         let sid = endpoint.post_target(head.method, head.uri, head.headers)?;
         self.connection(&sid)
     }
 
     fn route(&self, request: Request, id: RequestId, watch: Option<&TcpStream>) -> Handled {
-        let ours = lock(&self.inner.endpoint).matches_path(request.uri().path());
+        let ours = self.inner.endpoint.matches_path(request.uri().path());
         if !ours {
             return Handled::NotSocketIo(request);
         }
@@ -788,12 +788,12 @@ impl Server {
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
-            return Handled::Response(lock(&self.inner.endpoint).shutting_down(&request));
+            return Handled::Response(self.inner.endpoint.shutting_down(&request));
         }
         // The connection the endpoint asks about is kept for the request: one lookup, not two.
         let found = std::cell::Cell::new(None);
         let routing = {
-            let mut endpoint = lock(&self.inner.endpoint);
+            let endpoint = &self.inner.endpoint;
             endpoint.handle_request(now, id, &request, |sid| {
                 let cell = self.connection(sid);
                 let exists = cell.is_some();
@@ -824,7 +824,7 @@ impl Server {
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = found.take().or_else(|| self.connection(&sid)) else {
                     // Ended since the endpoint routed it here.
-                    return Handled::Response(lock(&self.inner.endpoint).session_gone(&request));
+                    return Handled::Response(self.inner.endpoint.session_gone(&request));
                 };
                 if websocket {
                     let wake = Arc::new(WsWake::default());

@@ -67,7 +67,7 @@ impl std::fmt::Debug for Server {
 
 pub(crate) struct Inner {
     pub config: Arc<SocketConfig>,
-    pub endpoint: Mutex<Endpoint>,
+    pub endpoint: Endpoint,
     /// Keyed by the Engine.IO ids the endpoint made (so hashed without SipHash, see
     /// [`SidMap`]): every polling request looks its connection up here.
     connections: Mutex<SidMap<Arc<ConnCell>>>,
@@ -152,7 +152,7 @@ impl Server {
             };
             Inner {
                 config: Arc::new(config),
-                endpoint: Mutex::new(endpoint),
+                endpoint,
                 connections: Mutex::new(SidMap::default()),
                 handlers: RwLock::new(HashMap::new()),
                 hub: Mutex::new(Hub::new()),

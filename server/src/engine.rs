@@ -78,7 +78,7 @@ impl<Rt: Runtime> std::fmt::Debug for EngineServer<Rt> {
 struct Inner<Rt: Runtime> {
     runtime: Rt,
     config: Arc<EngineConfig>,
-    endpoint: Mutex<Endpoint>,
+    endpoint: Endpoint,
     sessions: Mutex<HashMap<Sid, Arc<SessionCell>>>,
     callbacks: RwLock<EngineCallbacks<EngineSocket<Rt>>>,
     next_request: AtomicU64,
@@ -192,7 +192,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
             inner: Arc::new(Inner {
                 runtime: Rt::default(),
                 config: endpoint.config().clone(),
-                endpoint: Mutex::new(endpoint),
+                endpoint,
                 sessions: Mutex::new(HashMap::new()),
                 callbacks: RwLock::new(EngineCallbacks::default()),
                 next_request: AtomicU64::new(1),
@@ -354,7 +354,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
     {
-        if !lock(&self.inner.endpoint).matches_path(request.uri().path()) {
+        if !self.inner.endpoint.matches_path(request.uri().path()) {
             return Handled::NotSocketIo(request);
         }
         let upgrade = sockio_core::engineio::is_websocket_upgrade(request.headers())
@@ -385,7 +385,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
             return Ok(None);
         }
         let cell = {
-            let endpoint = lock(&self.inner.endpoint);
+            let endpoint = &self.inner.endpoint;
             match endpoint.post_target(&parts.method, &parts.uri, &parts.headers) {
                 Some(sid) => lock(&self.inner.sessions).get(&*sid).cloned(),
                 None => None,
@@ -424,12 +424,10 @@ impl<Rt: Runtime> EngineServer<Rt> {
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
         let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
         if is_handshake && self.inner.lifecycle.is_shutting_down() {
-            return lock(&self.inner.endpoint)
-                .shutting_down(&request)
-                .map(Full::new);
+            return self.inner.endpoint.shutting_down(&request).map(Full::new);
         }
         let routing = {
-            let mut endpoint = lock(&self.inner.endpoint);
+            let endpoint = &self.inner.endpoint;
             endpoint.handle_request(Instant::now(), id, &request, |sid| {
                 lock(&self.inner.sessions).contains_key(sid)
             })
@@ -479,9 +477,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = lock(&self.inner.sessions).get(&sid).cloned() else {
                     // Ended since the endpoint routed it here.
-                    return lock(&self.inner.endpoint)
-                        .session_gone(&request)
-                        .map(Full::new);
+                    return self.inner.endpoint.session_gone(&request).map(Full::new);
                 };
                 if websocket {
                     let writer = Arc::new(WakeSignal::new());

@@ -54,7 +54,7 @@ impl<Rt: Runtime> std::fmt::Debug for Server<Rt> {
 pub(crate) struct Inner<Rt: Runtime> {
     pub runtime: Rt,
     pub config: Arc<SocketConfig>,
-    pub endpoint: Mutex<Endpoint>,
+    pub endpoint: Endpoint,
     /// Keyed by the Engine.IO ids the endpoint made (so hashed without SipHash, see
     /// [`SidMap`]): every polling request looks its connection up here.
     connections: Mutex<SidMap<Arc<ConnCell>>>,
@@ -158,7 +158,7 @@ impl<Rt: Runtime> Server<Rt> {
             Inner {
                 runtime,
                 config: Arc::new(config),
-                endpoint: Mutex::new(endpoint),
+                endpoint,
                 connections: Mutex::new(SidMap::default()),
                 handlers: ArcSwap::default(),
                 registering: Mutex::new(()),

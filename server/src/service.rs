@@ -247,7 +247,7 @@ impl<Rt: Runtime> Server<Rt> {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
     {
-        let ours = crate::server::lock(&self.inner.endpoint).matches_path(request.uri().path());
+        let ours = self.inner.endpoint.matches_path(request.uri().path());
         if !ours {
             return Handled::NotSocketIo(request);
         }
@@ -285,7 +285,7 @@ impl<Rt: Runtime> Server<Rt> {
             return Ok(None);
         }
         let cell = {
-            let endpoint = crate::server::lock(&self.inner.endpoint);
+            let endpoint = &self.inner.endpoint;
             match endpoint.post_target(&parts.method, &parts.uri, &parts.headers) {
                 Some(sid) => self.inner.connection(&sid),
                 None => None,
@@ -320,13 +320,13 @@ impl<Rt: Runtime> Server<Rt> {
         // check, and closes its connection, instead of returning before that connection exists.
         let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
         if is_handshake && self.inner.lifecycle.is_shutting_down() {
-            let refusal = crate::server::lock(&self.inner.endpoint).shutting_down(&request);
+            let refusal = self.inner.endpoint.shutting_down(&request);
             return refusal.map(Full::new);
         }
         // The connection the endpoint asks about is kept for the request: one lookup, not two.
         let found = std::cell::Cell::new(None);
         let routing = {
-            let mut endpoint = crate::server::lock(&self.inner.endpoint);
+            let endpoint = &self.inner.endpoint;
             endpoint.handle_request(now, id, &request, |sid| {
                 let cell = self.inner.connection(sid);
                 let exists = cell.is_some();
@@ -358,7 +358,7 @@ impl<Rt: Runtime> Server<Rt> {
             Routing::Existing { sid, websocket } => {
                 let Some(cell) = found.take().or_else(|| self.inner.connection(&sid)) else {
                     // Ended since the endpoint routed it here.
-                    let gone = crate::server::lock(&self.inner.endpoint).session_gone(&request);
+                    let gone = self.inner.endpoint.session_gone(&request);
                     return to_hyper(gone);
                 };
                 if websocket {

@@ -305,7 +305,7 @@ impl Endpoint {
     /// The driver passes the complete body of a POST, reading at most
     /// `max_http_buffer_size + 1` bytes of it (the session answers 413 past the limit).
     pub fn handle_request(
-        &mut self,
+        &self,
         now: Instant,
         id: RequestId,
         request: &Request,

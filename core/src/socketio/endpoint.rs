@@ -86,7 +86,7 @@ impl Endpoint {
 
     /// See [`crate::engineio::endpoint::Endpoint::handle_request`].
     pub fn handle_request(
-        &mut self,
+        &self,
         now: Instant,
         id: RequestId,
         request: &Request,
