@@ -364,11 +364,9 @@ impl Server {
 
     /// Routes one request: to the endpoint (handshakes, errors), then to its connection.
     fn handle_http_request(&mut self, token: Token, request: Request, now: Instant) {
-        // Check the WebSocket handshake headers before the core makes a session for it.
-        let ws_key = match websocket_key(&request) {
-            Ok(key) => key,
-            Err(status) => return self.net.respond_on(token, &error_page(status), true),
-        };
+        // The core checks a WebSocket handshake's headers as it routes the request (a bad one
+        // is answered `Respond`, with `Sec-WebSocket-Version: 13`); the key is kept for the 101.
+        let ws_key = websocket_key(&request);
         let id = self.net.new_request_id();
         let clients = &self.clients;
         let routing = self
@@ -667,13 +665,12 @@ impl Net {
         let Some(Socket::Http(http)) = self.sockets.get_mut(&token) else {
             return;
         };
-        let accept = sockio_core::websocket::accept_key(key.as_bytes());
-        let head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {accept}\r\n"
-        );
-        http.output.extend_from_slice(head.as_bytes());
-        write_headers(&mut http.output, extra_headers);
+        // Upgrade, Connection and Sec-WebSocket-Accept, with what the core added.
+        let headers =
+            sockio_core::websocket::switching_headers(key.as_bytes(), extra_headers.clone());
+        http.output
+            .extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        write_headers(&mut http.output, &headers);
         http.output.extend_from_slice(b"\r\n");
         http.upgrade = Some((id, sid.clone()));
         self.requests.insert(id, token);
@@ -804,21 +801,14 @@ fn write_headers(output: &mut Vec<u8>, headers: &http::HeaderMap) {
     }
 }
 
-/// For a WebSocket upgrade, the client's `Sec-WebSocket-Key`, checked before the core makes a
-/// session for it; `None` for any other request.
-fn websocket_key(request: &Request) -> Result<Option<String>, StatusCode> {
+/// For a WebSocket upgrade, the client's `Sec-WebSocket-Key` (which the core checked if it routes
+/// the request to a WebSocket); `None` for any other request.
+fn websocket_key(request: &Request) -> Option<String> {
     if !is_websocket_upgrade(request.headers()) {
-        return Ok(None);
+        return None;
     }
-    let headers = request.headers();
-    let version = headers.get(header::SEC_WEBSOCKET_VERSION);
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|k| k.to_str().ok());
-    match (request.method(), version, key) {
-        (&http::Method::GET, Some(v), Some(key)) if v == "13" => Ok(Some(key.to_owned())),
-        _ => Err(StatusCode::BAD_REQUEST),
-    }
+    let key = request.headers().get(header::SEC_WEBSOCKET_KEY)?;
+    key.to_str().ok().map(str::to_owned)
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -33,6 +33,10 @@
 //! - **Everything bounded**: POST bodies and WebSocket messages (`max_http_buffer_size`), binary
 //!   attachments (count, bytes, completion time), outbound queues (packets and bytes; a client that
 //!   does not read is disconnected with a reported reason), pending acknowledgements.
+//! - **Types of other crates**: requests and responses are the `http` 1.x crate's, bodies and
+//!   binary data `bytes::Bytes`, arguments `serde_json::Value`. `bytes` and `serde_json` are
+//!   re-exported; `http` is not (this crate's [`http`] module holds its helpers
+//!   for those types), so a driver depends on `http = "1"` itself.
 //!
 //! ## Example: a Socket.IO v5 client over long-polling, by hand
 //!
@@ -79,6 +83,11 @@
 /// The cheaply cloneable UTF-8 string type of [`engineio::WsMessage::Text`], re-exported so
 /// drivers need not depend on `bytestring` themselves.
 pub use bytestring::ByteString;
+
+/// The byte buffers of the API (request bodies, binary messages and attachments).
+pub use bytes;
+/// The JSON values of the API (event arguments, auth payloads).
+pub use serde_json;
 
 pub mod api;
 pub mod engineio;

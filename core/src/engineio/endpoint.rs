@@ -303,7 +303,9 @@ impl Endpoint {
     /// protocol version. `session_exists` tells whether the driver holds a session with a sid.
     ///
     /// The driver passes the complete body of a POST, reading at most
-    /// `max_http_buffer_size + 1` bytes of it (the session answers 413 past the limit).
+    /// `max_http_buffer_size + 1` bytes of it (the session answers 413 past the limit); when it
+    /// stopped there, the rest of the body is unread, so it closes the connection after the
+    /// answer instead of reading the next request from it.
     pub fn handle_request(
         &self,
         now: Instant,

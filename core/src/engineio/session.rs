@@ -115,7 +115,8 @@ pub enum Output {
         request: RequestId,
         response: Response,
     },
-    /// The WebSocket `conn` has something to write or must be closed: pull [`Session::poll_ws`].
+    /// The WebSocket `conn` has something to write or must be closed: pull [`Session::poll_ws`]
+    /// (through a Socket.IO [`Connection`](crate::socketio::Connection), its `poll_ws`).
     WebSocketReady { conn: RequestId },
 }
 

@@ -392,7 +392,8 @@ impl Connection {
         self.process_engine_events(now);
     }
 
-    /// See [`Session::accept_websocket`].
+    /// See [`Session::accept_websocket`]. On `Ok`, answer the upgrade with `101 Switching
+    /// Protocols` and the headers of [`switching_headers`](crate::websocket::switching_headers).
     pub fn accept_websocket(
         &mut self,
         now: Instant,
@@ -559,6 +560,9 @@ impl Connection {
 
     /// Accepts the pending connection to `namespace`; returns the socket id (v5: a fresh id from
     /// the injected generator, sent as `{"sid"}`; v4: the Engine.IO sid, `nsp#sid` outside `/`).
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn accept_connect(&mut self, now: Instant, namespace: &str) -> Result<Sid, CommandError> {
         let sid = match self.namespaces.get(namespace) {
             Some(NamespaceState::Pending { sid, .. }) => sid.clone(),
@@ -615,6 +619,9 @@ impl Connection {
     /// sent. Every acknowledgement awaited among those emits is reported as
     /// [`SocketEvent::AckCancelled`] (in ack id order, before this returns), exactly as when a
     /// connected socket leaves its namespace, and stops counting against `max_pending_acks`.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn reject_connect(
         &mut self,
         now: Instant,
@@ -642,6 +649,9 @@ impl Connection {
     /// To a socket whose connect is still pending, the packet is held and follows the CONNECT
     /// reply; if the application refuses the connect instead, it is discarded (see
     /// [`reject_connect`](Self::reject_connect)).
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn emit(
         &mut self,
         now: Instant,
@@ -693,6 +703,9 @@ impl Connection {
     /// Sends a packet encoded once for many clients (a broadcast) to this client's socket in
     /// `namespace` (the caller selected it from that namespace's rooms). A socket whose connect is
     /// still pending gets it right after its CONNECT reply.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn send_encoded(
         &mut self,
         now: Instant,
@@ -746,6 +759,9 @@ impl Connection {
     }
 
     /// Answers the client's event `ack_id` in `namespace` with `args`.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn ack(
         &mut self,
         now: Instant,
@@ -766,6 +782,9 @@ impl Connection {
     /// An `Err(CommandError::Send(_))` means the packet could not be queued (a full outbound
     /// queue, which closes the whole connection): the socket has still left, and its
     /// [`SocketEvent::Disconnect`] is reported, before the connection's `Closed`.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn disconnect(&mut self, now: Instant, namespace: &str) -> Result<(), CommandError> {
         // A pending namespace stays pending (the application still owes it an answer).
         let Some(NamespaceState::Connected(sid)) = self.namespaces.get(namespace) else {
@@ -790,6 +809,9 @@ impl Connection {
     ///
     /// The `Disconnect` events are reported at once; `Closed` follows when the Engine.IO session
     /// has ended, which over polling may wait for the client's next poll (`close_timeout`).
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn close(&mut self, now: Instant, reason: CloseReason) {
         if self.closed || self.closing_reason.is_some() {
             return;

@@ -22,11 +22,13 @@ pub enum Routing {
     /// Answer with this response (instead of upgrading, for a WebSocket request).
     Respond(Response),
     /// A handshake created a connection; keep it under [`Connection::sid`] and drain its outputs
-    /// and events (protocol v4 clients already have a `Connect` for `/` waiting; a WebSocket has a
-    /// write wake-up).
+    /// and events (socket.io-client 2.x, which speaks Socket.IO protocol v4 over Engine.IO 3
+    /// (`EIO=3`), already has a `Connect` for `/` waiting; a WebSocket has a write wake-up).
     ///
-    /// For polling, `response` answers the request now. For WebSocket, complete the upgrade adding
-    /// `upgrade_headers`; the open packet waits in [`Connection::poll_ws`].
+    /// For polling, `response` answers the request now. For WebSocket, complete the upgrade with
+    /// `101 Switching Protocols` and the headers of
+    /// [`switching_headers`](crate::websocket::switching_headers) given `upgrade_headers`; the
+    /// open packet waits in [`Connection::poll_ws`].
     Created {
         connection: Box<Connection>,
         response: Option<Response>,
