@@ -126,16 +126,7 @@ fn a_websocket_client_hanging_up_is_a_transport_close_on_every_runtime() {
     ];
     let mut wrong = Vec::new();
     for runtime in ["tokio", "smol", "threads"] {
-        let served = Served::start(|command| {
-            command.args([
-                "--runtime",
-                runtime,
-                "--profile",
-                "socket-io",
-                "--port",
-                "0",
-            ]);
-        });
+        let served = serve(runtime, "socket-io", &[]);
         for (how, expected) in cases {
             let (ws, sid) = connect(served.port);
             leave(ws, how);
@@ -146,6 +137,14 @@ fn a_websocket_client_hanging_up_is_a_transport_close_on_every_runtime() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// `sockio-conformance serve` with `profile` on `runtime`, plus `extra` arguments.
+fn serve(runtime: &str, profile: &str, extra: &[&str]) -> Served {
+    Served::start(|command| {
+        command.args(["--runtime", runtime, "--profile", profile, "--port", "0"]);
+        command.args(extra);
+    })
 }
 
 /// How long the pong of the burst's last ping may take before the test gives up.
@@ -161,18 +160,8 @@ fn the_latest_of_a_burst_of_pings_is_answered_on_every_runtime() {
         .collect();
     let mut missing = Vec::new();
     for runtime in ["tokio", "smol", "threads"] {
-        let served = Served::start(|command| {
-            command.args([
-                "--runtime",
-                runtime,
-                "--profile",
-                "engine-io",
-                "--port",
-                "0",
-            ]);
-            // Its Engine.IO pings are answered below, between the pongs.
-            command.args(["--ping-timeout-ms", "2000"]);
-        });
+        // Its Engine.IO pings are answered below, between the pongs.
+        let served = serve(runtime, "engine-io", &["--ping-timeout-ms", "2000"]);
         let mut ws = ws_open_at(served.port, "/engine.io/?EIO=4&transport=websocket");
         ws.get_mut().write_all(&burst).expect("send the pings");
         let deadline = Instant::now() + PONG_WAIT;
