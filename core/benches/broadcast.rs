@@ -23,7 +23,7 @@ struct World {
 
 fn world() -> World {
     let endpoint = Endpoint::new(SocketConfig::default(), SequentialSids::default());
-    let now = Instant::now();
+    let now = sockio_testkit::clock::start();
     let mut connections = HashMap::with_capacity(CLIENTS);
     let mut rooms = RoomIndex::new();
     for i in 0..CLIENTS {

@@ -13,7 +13,7 @@ use sockio_core::websocket::Outbox;
 /// its open packet, the message and the close still to be pulled.
 fn closed_websocket_session() -> Session {
     let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
-    let now = Instant::now();
+    let now = sockio_testkit::clock::start();
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
     let Routing::Created { mut session, .. } =
@@ -109,7 +109,7 @@ fn pull_ws_into_frames_into_the_writers_outbox_what_pull_ws_would_return() {
 #[test]
 fn a_closed_polling_session_is_finished_at_once() {
     let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
-    let now = Instant::now();
+    let now = sockio_testkit::clock::start();
     let request = http::Request::get("/engine.io/?EIO=4&transport=polling")
         .body(Bytes::new())
         .expect("request");
@@ -133,7 +133,7 @@ fn a_closed_polling_session_is_finished_at_once() {
 /// that does not read.
 fn unread_websocket_session() -> (sockio_core::engineio::Session, RequestId, Instant) {
     let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
-    let now = Instant::now();
+    let now = sockio_testkit::clock::start();
     let conn = RequestId(1);
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");

@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use http::StatusCode;
 use sockio_core::engineio::{
@@ -160,7 +158,12 @@ fn cookie_goes_in_the_upgrade_headers_of_a_websocket_handshake() {
     let endpoint = engineio::Endpoint::new(config, SequentialSids::default());
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
-    let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
+    let routing = endpoint.handle_request(
+        sockio_testkit::clock::start(),
+        RequestId(1),
+        &request,
+        |_| false,
+    );
     let Routing::Created {
         response,
         upgrade_headers,
@@ -181,7 +184,12 @@ fn websocket_handshake_without_cookie_has_no_upgrade_headers() {
     let endpoint = engineio::Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let request =
         sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
-    let routing = endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false);
+    let routing = endpoint.handle_request(
+        sockio_testkit::clock::start(),
+        RequestId(1),
+        &request,
+        |_| false,
+    );
     let Routing::Created {
         upgrade_headers, ..
     } = routing
@@ -231,7 +239,12 @@ fn a_websocket_upgrade_without_key_or_version_13_is_refused_before_any_session()
             request = request.header("sec-websocket-version", version);
         }
         let request = request.body(Bytes::new()).unwrap();
-        match endpoint.handle_request(Instant::now(), RequestId(1), &request, |_| false) {
+        match endpoint.handle_request(
+            sockio_testkit::clock::start(),
+            RequestId(1),
+            &request,
+            |_| false,
+        ) {
             Routing::Respond(response) => assert_eq!(response.status(), 400),
             other => panic!("expected a refusal for {key:?}/{version:?}, got {other:?}"),
         }

@@ -278,7 +278,7 @@ impl Harness<engineio::Endpoint> {
 
 impl<E: DrivenEndpoint> Harness<E> {
     pub fn new(endpoint: E) -> Self {
-        let now = Instant::now();
+        let now = sockio_testkit::clock::start();
         Harness {
             endpoint,
             sessions: HashMap::new(),
