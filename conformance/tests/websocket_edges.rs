@@ -65,17 +65,14 @@ fn leave(ws: hostile::net::Ws, how: Leaving) {
         Leaving::CloseFrame => {
             // Masked close frame, code 1000.
             let _ = stream.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
-            std::thread::sleep(Duration::from_millis(100));
         }
         Leaving::EndOfStream => {
             let _ = stream.shutdown(Shutdown::Write);
-            std::thread::sleep(Duration::from_millis(100));
         }
         Leaving::EndMidFrame => {
             // The first 4 bytes of a masked 10-byte text frame.
             let _ = stream.write_all(&[0x81, 0x8a, 0, 0]);
             let _ = stream.shutdown(Shutdown::Write);
-            std::thread::sleep(Duration::from_millis(100));
         }
         Leaving::Reset => {
             sockio_testkit::link_faults::reset(stream).expect("reset");
@@ -84,10 +81,18 @@ fn leave(ws: hostile::net::Ws, how: Leaving) {
         Leaving::ProtocolViolation => {
             // RSV2 set on a masked 1-byte text frame.
             let _ = stream.write_all(&[0xa1, 0x81, 0, 0, 0, 0, b'x']);
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
-    drop(stream);
+    // Until the server ends the connection (its close frame, then end of stream): closing
+    // with its answer unread would reset the connection, which a kernel may deliver before
+    // what was sent above.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut sink = [0u8; 1024];
+    while let Ok(read) = std::io::Read::read(&mut stream, &mut sink) {
+        if read == 0 {
+            break;
+        }
+    }
 }
 
 /// The reason recorded for `sid`, asked over a new session until it is there.

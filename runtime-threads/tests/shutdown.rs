@@ -67,6 +67,28 @@ fn handshake_request() -> http::Request<Bytes> {
         .expect("request")
 }
 
+/// Serves `io` on a fresh port from a thread of its own, sending every disconnect reason to the
+/// returned receiver.
+fn serve_recording_reasons(
+    io: &Server,
+) -> (
+    std::net::SocketAddr,
+    Receiver<String>,
+    std::thread::JoinHandle<Result<(), sockio_threads::ServerError>>,
+) {
+    let (reasons_tx, reasons) = channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = reasons_tx.send(reason.as_str().to_owned());
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = {
+        let io = io.clone();
+        std::thread::spawn(move || io.serve_std(listener))
+    };
+    (addr, reasons, serving)
+}
+
 #[test]
 fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
     let (entered_tx, entered) = channel();
@@ -83,16 +105,7 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
             release: Mutex::new(release_rx),
         })
         .build();
-    let (reasons_tx, reasons) = channel();
-    io.on_disconnect(move |_socket: Socket, reason| {
-        let _ = reasons_tx.send(reason.as_str().to_owned());
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serving = {
-        let io = io.clone();
-        std::thread::spawn(move || io.serve_std(listener))
-    };
+    let (addr, reasons, serving) = serve_recording_reasons(&io);
 
     // A client connected before the shutdown.
     let mut client = Node::spawn(&format!("http://{addr}"), CLIENT);
@@ -174,16 +187,7 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
 fn a_polling_client_between_two_requests_gets_its_close_packet() {
     let grace = Duration::from_secs(20);
     let io = Server::builder().build();
-    let (reasons_tx, reasons) = channel();
-    io.on_disconnect(move |_socket: Socket, reason| {
-        let _ = reasons_tx.send(reason.as_str().to_owned());
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let serving = {
-        let io = io.clone();
-        std::thread::spawn(move || io.serve_std(listener))
-    };
+    let (addr, reasons, serving) = serve_recording_reasons(&io);
     let sid = raw_polling::connected_between_polls(addr);
 
     let shut = timed_in_background({
