@@ -23,6 +23,20 @@ for features in "--no-default-features --features smol" "--no-default-features -
     cargo clippy -p sockio --all-targets $features -- -D warnings
 done
 
+echo "== the broker clients only with their features (redis, amqp)"
+# The library alone: dev-dependencies would turn the runtime crates' default features (both
+# brokers) back on. No broker, each broker alone, on the async server and on threads.
+for features in "" "--no-default-features --features threads" "--no-default-features --features smol,threads,redis" "--no-default-features --features tokio,threads,amqp"; do
+    # shellcheck disable=SC2086 # the features are separate words on purpose
+    cargo clippy -p sockio --lib $features -- -D warnings
+done
+if cargo tree -p sockio -e normal --prefix none | grep -E '^(rustls|futures-rustls|ring) '; then
+    echo "the root crate's default build must not compile a broker client or TLS" >&2
+    exit 1
+fi
+# A broker URL without its feature is refused by name (the test's other half runs with them).
+cargo test -p sockio-core --no-default-features --lib a_broker_url_needs_its_feature
+
 echo "== cargo doc (broken links are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sockio --all-features

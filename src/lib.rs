@@ -5,7 +5,8 @@
 //! executor. Pick the runtime with a feature: `tokio` (default), `smol` or `threads`. The chosen runtime's
 //! types are at the crate root; with several features on, each runtime is also in its own module
 //! (`sockio::tokio`, `sockio::smol`, `sockio::threads`) and the root holds the first of tokio,
-//! smol and threads that is on.
+//! smol and threads that is on. The features `redis` and `amqp` compile the message-queue
+//! client managers (`ClientManager::from_url`), for servers that share their clients.
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+#[cfg(feature = "redis")]
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use sockio_net::tls::rustls::{ClientConnection, StreamOwned};
 pub(crate) enum BrokerStream {
     Tcp(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    // Only Redis is reached over a Unix socket (`unix://`).
+    #[cfg(feature = "redis")]
     Unix(UnixStream),
 }
 
@@ -52,6 +55,7 @@ impl BrokerStream {
         Err(last)
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn connect_unix(path: &str) -> io::Result<BrokerStream> {
         UnixStream::connect(path).map(BrokerStream::Unix)
     }
@@ -60,6 +64,7 @@ impl BrokerStream {
         match self {
             BrokerStream::Tcp(s) => s.set_read_timeout(timeout),
             BrokerStream::Tls(s) => s.sock.set_read_timeout(timeout),
+            #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.set_read_timeout(timeout),
         }
     }
@@ -68,14 +73,18 @@ impl BrokerStream {
         match self {
             BrokerStream::Tcp(s) => s.set_write_timeout(timeout),
             BrokerStream::Tls(s) => s.sock.set_write_timeout(timeout),
+            #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.set_write_timeout(timeout),
         }
     }
 
+    // The AMQP client polls for a broker's frames between its own writes.
+    #[cfg(feature = "amqp")]
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         match self {
             BrokerStream::Tcp(s) => s.set_nonblocking(nonblocking),
             BrokerStream::Tls(s) => s.sock.set_nonblocking(nonblocking),
+            #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.set_nonblocking(nonblocking),
         }
     }
@@ -86,6 +95,7 @@ impl Read for BrokerStream {
         match self {
             BrokerStream::Tcp(s) => s.read(buf),
             BrokerStream::Tls(s) => s.read(buf),
+            #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.read(buf),
         }
     }
@@ -96,6 +106,7 @@ impl Write for BrokerStream {
         match self {
             BrokerStream::Tcp(s) => s.write(buf),
             BrokerStream::Tls(s) => s.write(buf),
+            #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.write(buf),
         }
     }
@@ -104,6 +115,7 @@ impl Write for BrokerStream {
         match self {
             BrokerStream::Tcp(s) => s.flush(),
             BrokerStream::Tls(s) => s.flush(),
+            #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.flush(),
         }
     }

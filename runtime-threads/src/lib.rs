@@ -54,8 +54,10 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "amqp")]
 mod amqp;
 mod backoff;
+#[cfg(any(feature = "redis", feature = "amqp"))]
 mod broker_stream;
 mod config;
 mod conn;
@@ -67,6 +69,7 @@ mod handlers;
 mod http1;
 mod manager;
 mod pubsub_backend;
+#[cfg(feature = "redis")]
 mod redis;
 mod serve;
 mod server;

@@ -173,6 +173,8 @@ pub(crate) enum Cluster {
 }
 
 /// Starts the publisher thread and returns the bus.
+// What each broker's client takes; a build without one of them leaves some unused.
+#[cfg_attr(not(all(feature = "redis", feature = "amqp")), allow(unused_variables))]
 pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
     let (jobs, receiver) = sync_channel(PUBLISH_QUEUE);
     let bus = Arc::new(Bus {
@@ -206,19 +208,27 @@ pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
     let spawned = std::thread::Builder::new()
         .name("sockio-publisher".into())
         .spawn(move || match broker {
+            #[cfg(feature = "redis")]
             BrokerUrl::Redis(config) => {
                 crate::redis::run_publisher(config, channel, host_id, receiver);
             }
+            #[cfg(feature = "amqp")]
             BrokerUrl::Amqp(config) => crate::amqp::run_publisher(config, channel, receiver),
-            _ => refuse_all(
-                &receiver,
-                "this kind of broker is not supported by the threads runtime",
-            ),
+            broker => refuse_all(&receiver, &not_compiled(&broker)),
         });
     if let Err(error) = spawned {
         tracing::error!(%error, "cannot start the publisher thread; nothing reaches the broker");
     }
     bus
+}
+
+/// Why a broker cannot be reached: this crate was built without its feature. `ClientManager`
+/// refuses such URLs, unless another crate of the build turned the feature on in the core only.
+fn not_compiled(broker: &BrokerUrl) -> String {
+    format!(
+        "sockio-threads was built without its `{}` feature",
+        broker.feature()
+    )
 }
 
 /// Answers every publish with `reason` (a broker this runtime cannot reach).
@@ -242,6 +252,8 @@ fn contain_delivery(deliver: impl FnOnce()) {
 
 /// Starts the subscriber thread: every message from the broker goes to `deliver`, until
 /// `alive()` fails.
+// What each broker's client takes; a build without one of them leaves some unused.
+#[cfg_attr(not(all(feature = "redis", feature = "amqp")), allow(unused_variables))]
 pub(crate) fn listen(
     cluster: &Cluster,
     host_id: &str,
@@ -271,16 +283,19 @@ pub(crate) fn listen(
     let spawned = std::thread::Builder::new()
         .name("sockio-subscriber".into())
         .spawn(move || match broker {
+            #[cfg(feature = "redis")]
             BrokerUrl::Redis(config) => {
                 crate::redis::run_subscriber(config, channel, host_id, deliver, alive);
             }
             // One queue per server, `sockio.<32 hex digits>` as the async runtimes' (KombuManager's
             // are `python-socketio.<uuid4>`), kept across reconnections.
+            #[cfg(feature = "amqp")]
             BrokerUrl::Amqp(config) => {
                 crate::amqp::run_subscriber(config, channel, queue, deliver, alive);
             }
-            _ => tracing::error!(
-                "this kind of broker is not supported by the threads runtime; this server hears no other server"
+            broker => tracing::error!(
+                "{}; this server hears no other server",
+                not_compiled(&broker)
             ),
         });
     if let Err(error) = spawned {

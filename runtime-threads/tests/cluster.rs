@@ -10,6 +10,9 @@
 //! RabbitMQ tests observe and disturb the broker through its own CLI, `rabbitmqctl` (or the
 //! command in `SOCKIO_RABBITMQCTL`, e.g. `docker exec rabbitmq rabbitmqctl`).
 
+// The broker clients are behind features (on by default).
+#![cfg(all(feature = "redis", feature = "amqp"))]
+
 mod support;
 
 use std::net::TcpListener;

@@ -6,6 +6,9 @@
 //! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
 //! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
 
+// The broker clients are behind features (on by default).
+#![cfg(feature = "redis")]
+
 mod support;
 
 use std::sync::mpsc::channel;

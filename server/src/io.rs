@@ -60,6 +60,8 @@ impl<T: hyper::rt::Write + Unpin> futures_util::AsyncWrite for HyperIo<T> {
 pub(crate) enum BrokerIo<Rt: crate::runtime::Runtime> {
     Tcp(HyperIo<Rt::Stream>),
     Tls(Box<futures_rustls::client::TlsStream<HyperIo<Rt::Stream>>>),
+    // Only Redis is reached over a Unix socket (`unix://`).
+    #[cfg(feature = "redis")]
     Unix(HyperIo<Rt::UnixStream>),
 }
 
@@ -125,6 +127,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncRead for BrokerIo<Rt> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_read(cx, buf),
             BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+            #[cfg(feature = "redis")]
             BrokerIo::Unix(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
@@ -139,6 +142,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_write(cx, buf),
             BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+            #[cfg(feature = "redis")]
             BrokerIo::Unix(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
@@ -147,6 +151,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_flush(cx),
             BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+            #[cfg(feature = "redis")]
             BrokerIo::Unix(io) => Pin::new(io).poll_flush(cx),
         }
     }
@@ -155,6 +160,7 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
         match self.get_mut() {
             BrokerIo::Tcp(io) => Pin::new(io).poll_close(cx),
             BrokerIo::Tls(io) => Pin::new(io.as_mut()).poll_close(cx),
+            #[cfg(feature = "redis")]
             BrokerIo::Unix(io) => Pin::new(io).poll_close(cx),
         }
     }

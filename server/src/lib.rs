@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "amqp")]
 mod amqp;
 mod cell;
 mod config;
@@ -19,12 +20,14 @@ pub mod engine;
 mod error;
 mod handlers;
 mod http1;
+#[cfg(any(feature = "redis", feature = "amqp"))]
 mod io;
 mod layer;
 mod lifecycle;
 mod manager;
 mod publish_slots;
 mod pubsub_backend;
+#[cfg(feature = "redis")]
 mod redis;
 mod runtime;
 mod runtime_api;

@@ -168,6 +168,7 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
         }
     };
     match manager.broker() {
+        #[cfg(feature = "redis")]
         BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_publisher(
             runtime.clone(),
             config.clone(),
@@ -175,13 +176,15 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
             bus.host_id.clone(),
             receiver,
         )),
+        #[cfg(feature = "amqp")]
         BrokerUrl::Amqp(config) => runtime.spawn(crate::amqp::run_publisher(
             runtime.clone(),
             config.clone(),
             manager.channel_name().to_owned(),
             receiver,
         )),
-        _ => {}
+        // Every publish then fails with "the publisher stopped".
+        broker => log_not_compiled(broker, "nothing this server emits reaches the others"),
     }
     bus
 }
@@ -199,6 +202,8 @@ fn contain_delivery(deliver: impl FnOnce()) {
 
 /// Starts the listener: every message from the broker that concerns this host goes to `deliver`.
 /// It runs until `alive` says the server is gone.
+// `host_id` tells Redis subscribers which messages are this server's own.
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
 pub(crate) fn listen<Rt, D, A>(runtime: &Rt, cluster: &Cluster, host_id: &str, deliver: D, alive: A)
 where
     Rt: Runtime,
@@ -219,6 +224,7 @@ where
         }
     };
     match manager.broker() {
+        #[cfg(feature = "redis")]
         BrokerUrl::Redis(config) => runtime.spawn(crate::redis::run_subscriber(
             runtime.clone(),
             config.clone(),
@@ -229,6 +235,7 @@ where
         )),
         // One queue per server, `sockio.<32 hex digits>` (KombuManager's are
         // `python-socketio.<uuid4>`), kept across reconnections.
+        #[cfg(feature = "amqp")]
         BrokerUrl::Amqp(config) => runtime.spawn(crate::amqp::run_subscriber(
             runtime.clone(),
             config.clone(),
@@ -237,8 +244,18 @@ where
             deliver,
             alive,
         )),
-        _ => {}
+        broker => log_not_compiled(broker, "this server hears no other server"),
     }
+}
+
+/// A broker this crate was built without. `ClientManager` refuses such URLs, unless another
+/// crate of the build turned the broker's feature on in the core only (it depends on the core
+/// with the feature and on this crate without): then this is said once per server, loudly.
+fn log_not_compiled(broker: &BrokerUrl, consequence: &str) {
+    tracing::error!(
+        feature = broker.feature(),
+        "sockio-server was built without this broker's feature; {consequence}"
+    );
 }
 
 /// The next messages to publish: waits for one, then takes what else is queued (up to 256), so a

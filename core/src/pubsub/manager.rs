@@ -14,6 +14,21 @@ pub struct ClientManager {
     max_message: Option<usize>,
 }
 
+/// Refuses a broker this build has no client for. The check is here, where the application
+/// hands over its URL, so a missing feature is an error at start-up and not a server that
+/// silently keeps its emits to itself.
+fn compiled_broker(broker: BrokerUrl) -> Result<BrokerUrl, UrlError> {
+    let compiled = match broker {
+        BrokerUrl::Redis(_) => cfg!(feature = "redis"),
+        BrokerUrl::Amqp(_) => cfg!(feature = "amqp"),
+    };
+    if compiled {
+        Ok(broker)
+    } else {
+        Err(UrlError::BrokerNotCompiled(broker.feature()))
+    }
+}
+
 /// The largest message published on Redis by default. Redis cuts every pub/sub subscriber
 /// whose output buffer passes 32 MB at once (`client-output-buffer-limit pubsub 32mb 8mb 60`):
 /// one bigger message would disconnect every server on the channel, while its publisher heard
@@ -25,9 +40,14 @@ impl ClientManager {
     /// `unix:///path/to/redis.sock[?db=N]` (Redis or Valkey pub/sub) or
     /// `amqp://user:password@host[:port][/vhost]` (RabbitMQ). A runtime that cannot reach a kind
     /// of broker says so on every publish and in its log.
+    ///
+    /// # Errors
+    /// A URL that is not a broker URL sockio reads, and a Redis or AMQP URL when this build has
+    /// no client for that broker ([`UrlError::BrokerNotCompiled`]: the root crate's `redis` and
+    /// `amqp` features compile them).
     pub fn from_url(url: &str) -> Result<ClientManager, UrlError> {
         Ok(ClientManager {
-            broker: BrokerUrl::parse(url)?,
+            broker: compiled_broker(BrokerUrl::parse(url)?)?,
             channel: DEFAULT_CHANNEL.to_owned(),
             max_message: None,
         })
@@ -39,8 +59,11 @@ impl ClientManager {
     /// read: every process on a channel must use the same class. (`unix://` works between sockio
     /// processes; kombu's own name for a socket is `redis+socket://`, which is not taken.) On
     /// `amqp://` kombu speaks AMQP itself, so this is [`ClientManager::from_url`].
+    ///
+    /// # Errors
+    /// As [`ClientManager::from_url`].
     pub fn kombu(url: &str) -> Result<ClientManager, UrlError> {
-        let mut broker = BrokerUrl::parse(url)?;
+        let mut broker = compiled_broker(BrokerUrl::parse(url)?)?;
         if let BrokerUrl::Redis(config) = &mut broker {
             config.framing = RedisFraming::Kombu;
         }
@@ -116,6 +139,33 @@ pub fn host_id(random: [u8; 16]) -> String {
 mod tests {
     use super::*;
 
+    /// Each broker's URL is accepted exactly when its feature is on; `cargo test -p sockio-core
+    /// --no-default-features` runs the refusing side (scripts/test.sh).
+    #[test]
+    fn a_broker_url_needs_its_feature() {
+        let cases = [
+            ("redis://127.0.0.1:6379", "redis", cfg!(feature = "redis")),
+            ("unix:///run/redis.sock", "redis", cfg!(feature = "redis")),
+            (
+                "amqp://guest:guest@127.0.0.1:5672//",
+                "amqp",
+                cfg!(feature = "amqp"),
+            ),
+        ];
+        for (url, feature, compiled) in cases {
+            let expected = if compiled {
+                Ok(())
+            } else {
+                Err(UrlError::BrokerNotCompiled(feature))
+            };
+            assert_eq!(ClientManager::from_url(url).map(drop), expected, "{url}");
+            assert_eq!(ClientManager::kombu(url).map(drop), expected, "{url}");
+        }
+        let message = UrlError::BrokerNotCompiled("redis").to_string();
+        assert!(message.contains("`redis` feature"), "{message}");
+    }
+
+    #[cfg(all(feature = "redis", feature = "amqp"))]
     #[test]
     fn messages_over_the_brokers_limit_are_refused() {
         let redis = ClientManager::from_url("redis://127.0.0.1:6379").expect("url");

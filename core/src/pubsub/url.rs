@@ -108,12 +108,27 @@ pub enum UrlError {
     TlsSettingWithoutTls(String, &'static str),
     #[error("bad broker URL: {0}")]
     Malformed(&'static str),
+    /// The URL names a broker whose client this build leaves out.
+    #[error(
+        "this build of sockio has no {0} client: enable the `{0}` feature of the sockio crate \
+         (or of the runtime crate you depend on)"
+    )]
+    BrokerNotCompiled(&'static str),
 }
 
 /// The URL's query string as decoded `(name, value)` pairs.
 type Query = Vec<(String, String)>;
 
 impl BrokerUrl {
+    /// The cargo feature that compiles this broker's client (`redis` or `amqp`).
+    #[must_use]
+    pub fn feature(&self) -> &'static str {
+        match self {
+            BrokerUrl::Redis(_) => "redis",
+            BrokerUrl::Amqp(_) => "amqp",
+        }
+    }
+
     pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
         let (scheme, rest) = url
             .split_once("://")
