@@ -99,15 +99,37 @@ impl Drop for Registering<'_> {
     }
 }
 
+/// A connection the server tracks (for shutdown and abort). Dropping it closes the connection
+/// and forgets it: on a panic of its thread too (application code runs there, e.g. a CORS
+/// predicate), so the client sees the connection end rather than wait on it until `abort`, as
+/// the async runtimes drop a panicked connection's task.
+pub(crate) struct Tracked<'s> {
+    serving: &'s Serving,
+    key: u64,
+    stream: Arc<TcpStream>,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("a connection's thread panicked; that connection is closed");
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+        lock(&self.serving.streams).remove(&self.key);
+    }
+}
+
 impl Serving {
-    fn track(&self, stream: &Arc<TcpStream>) -> u64 {
+    /// Tracks `stream` until the returned guard drops: at the end of its thread's work, or when
+    /// that thread unwinds.
+    fn track<'s>(&'s self, stream: &Arc<TcpStream>) -> Tracked<'s> {
         let key = self.next_stream.fetch_add(1, Ordering::Relaxed);
         lock(&self.streams).insert(key, stream.clone());
-        key
-    }
-
-    fn untrack(&self, key: u64) {
-        lock(&self.streams).remove(&key);
+        Tracked {
+            serving: self,
+            key,
+            stream: stream.clone(),
+        }
     }
 
     /// Starts a graceful shutdown: new handshakes are refused from now on. The accept loops go
@@ -381,9 +403,8 @@ impl<S: WsSession> Upgrading<S> {
     pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
         let session = self.session.clone();
         let stream = Arc::new(stream);
-        let key = session.serving().track(&stream);
+        let _tracked = session.serving().track(&stream);
         self.run_tracked(stream, leftover);
-        session.serving().untrack(key);
     }
 }
 
@@ -1074,7 +1095,7 @@ pub(crate) fn connection_loop<H: Host>(
     let _ = stream.set_read_timeout(Some(host.header_timeout()));
     let _ = stream.set_write_timeout(Some(host.write_timeout()));
     let stream = Arc::new(stream);
-    let key = host.serving().track(&stream);
+    let _tracked = host.serving().track(&stream);
     let max_body = host.max_body();
     let mut reader = HttpReader::default();
     loop {
@@ -1111,8 +1132,6 @@ pub(crate) fn connection_loop<H: Host>(
         }
     }
     drain_unread(&stream, reader.unread());
-    let _ = stream.shutdown(Shutdown::Both);
-    host.serving().untrack(key);
 }
 
 /// How long a connection ending with a body unread waits for that body, at most.

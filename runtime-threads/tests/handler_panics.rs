@@ -458,3 +458,41 @@ fn a_panicking_background_task_is_reported_by_join() {
     assert_eq!(client.call(1, r#"["ping",1]"#), json!([2]));
     io.abort();
 }
+
+/// Application code that runs on a connection's own thread (here a CORS predicate) and panics
+/// ends that connection: the client sees it close at once, as on the async runtimes, instead of
+/// waiting on a connection nobody serves until the server is aborted. The server goes on.
+#[test]
+fn a_panic_on_a_connection_thread_closes_that_connection() {
+    use std::io::{Read, Write};
+
+    use sockio_threads::AllowedOrigins;
+
+    let io = Server::builder()
+        .cors_allowed_origins(AllowedOrigins::Predicate(Arc::new(|origin: &str| {
+            assert_ne!(
+                origin, "http://panic",
+                "the predicate panics on this origin"
+            );
+            true
+        })))
+        .build();
+    io.on("ping", |_socket: Socket, n: u32| n + 1);
+    let addr = serve(&io);
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(STEP)).expect("read timeout");
+    stream
+        .write_all(
+            b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nOrigin: http://panic\r\n\r\n",
+        )
+        .expect("write the request");
+    let mut answer = Vec::new();
+    let ended = stream.read_to_end(&mut answer);
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open after its thread panicked: {ended:?}, read {answer:?}"
+    );
+    let mut other = Client::joined(addr, Transport::Polling);
+    assert_eq!(other.call(1, r#"["ping",1]"#), json!([2]));
+    io.abort();
+}
