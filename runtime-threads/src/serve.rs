@@ -20,7 +20,9 @@ use http::{HeaderMap, Method, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
-use sockio_core::websocket::{FrameReader, Outbox, Owed, ReadOutcome, read_owing};
+use sockio_core::websocket::{
+    CLOSE_LINGER, FrameReader, Outbox, Owed, ReadOutcome, read_after_close, read_owing,
+};
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
@@ -1371,6 +1373,9 @@ struct WsShared {
     stream: Arc<TcpStream>,
     /// The writer closed the WebSocket on the core's request (a clean end).
     writer_closed: AtomicBool,
+    /// That close frame is written and the sending side shut: the reader lingers for the
+    /// client's close (`linger_after_close`).
+    close_sent: AtomicBool,
     /// A write failed or timed out, and the socket was cut: the end the reader then sees is
     /// that failure, not the client hanging up.
     write_failed: AtomicBool,
@@ -1448,7 +1453,9 @@ fn run_websocket<S: WsSession>(
     stream: Arc<TcpStream>,
     leftover: Vec<u8>,
 ) {
-    let _ = stream.set_read_timeout(None);
+    // Not to end the WebSocket (the core's heartbeat does that): a reader blocked on a client
+    // that stopped sending looks again this often whether the server closed it meanwhile.
+    let _ = stream.set_read_timeout(Some(session.write_timeout().max(Duration::from_millis(1))));
     let _ = stream.set_write_timeout(Some(POOL_WRITE_TIMEOUT));
     let reader = FrameReader::new(session.max_message());
     let shared = Arc::new(WsShared {
@@ -1459,6 +1466,7 @@ fn run_websocket<S: WsSession>(
         }),
         stream: stream.clone(),
         writer_closed: AtomicBool::new(false),
+        close_sent: AtomicBool::new(false),
         write_failed: AtomicBool::new(false),
     });
     wake.attach(Arc::new(SocketWriter {
@@ -1599,10 +1607,23 @@ fn read_loop(
         }
         // The blocking read happens without the lock, so the writer is never held up by it.
         received = loop {
+            if shared.close_sent.load(Ordering::SeqCst) {
+                linger_after_close(&shared.stream, &mut reader, &mut buf);
+                return ReadEnd {
+                    failed: false,
+                    close_unsent: false,
+                };
+            }
             match (&*shared.stream).read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => break Some(n),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) => {}
                 // The socket is broken (a reset): nothing more can be written to it. The client
                 // hung up without a close frame, as with end of stream; the reference server, on
                 // `ws`, reports both as `transport close`.
@@ -1614,6 +1635,31 @@ fn read_loop(
                 }
             }
         };
+    }
+}
+
+/// The closing handshake after the server's own close frame went out (the writer shut the
+/// sending side): what the client still sends is read and dropped until its close frame or the
+/// end of its stream, for [`CLOSE_LINGER`] at most. Cutting the socket at once would reset it
+/// while the client's bytes arrive, and the reset discards what the client had not read yet: the
+/// close frame and the last messages before it.
+fn linger_after_close(stream: &TcpStream, reader: &mut FrameReader, buf: &mut [u8]) {
+    let deadline = after(CLOSE_LINGER);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&*stream).read(buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if read_after_close(reader, &buf[..n]) {
+                    return;
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -1691,9 +1737,9 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
 
 impl<S: WsSession> SocketWriter<S> {
     /// Closes the WebSocket cleanly on the core's request: the close frame after everything
-    /// written before it, then the cut, which ends the reader. When the socket is full, the
-    /// socket's own thread finishes it with the long timeout (`Blocked`), so nothing written
-    /// before the close is thrown away.
+    /// written before it, then the sending side shut; the reader waits for the client's close
+    /// (`linger_after_close`). When the socket is full, the socket's own thread finishes it with
+    /// the long timeout (`Blocked`), so nothing written before the close is thrown away.
     fn close(&self, out: &mut WsOut) -> Progress {
         if !self.shared.writer_closed.swap(true, Ordering::SeqCst) {
             out.outbox.push_close(None);
@@ -1701,7 +1747,8 @@ impl<S: WsSession> SocketWriter<S> {
         match self.shared.flush(out, None) {
             Progress::Blocked => Progress::Blocked,
             _ => {
-                let _ = self.shared.stream.shutdown(Shutdown::Both);
+                let _ = self.shared.stream.shutdown(Shutdown::Write);
+                self.shared.close_sent.store(true, Ordering::SeqCst);
                 Progress::Ended
             }
         }
@@ -1878,6 +1925,7 @@ mod tests {
             }),
             stream,
             writer_closed: AtomicBool::new(false),
+            close_sent: AtomicBool::new(false),
             write_failed: AtomicBool::new(false),
         };
         // Frames until the pool's short timeout gives up: the socket is full.

@@ -17,7 +17,9 @@ use http_body_util::Full;
 use hyper::rt::{Read, ReadBuf, Write};
 use hyper::upgrade::Upgraded;
 use sockio_core::engineio::{RequestId, WsMessage, WsPulled};
-use sockio_core::websocket::{FrameReader, Outbox, ReadOutcome, read_and_answer};
+use sockio_core::websocket::{
+    CLOSE_LINGER, FrameReader, Outbox, ReadOutcome, read_after_close, read_and_answer,
+};
 
 use crate::runtime::{Runtime, until};
 use crate::service::SocketIoResponse;
@@ -141,6 +143,8 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
         let mut throttled = None;
+        // Set when the server closed the WebSocket itself: the client may still be sending.
+        let mut closed_here = false;
         let failed = loop {
             // Cleared before pulling, so what is notified from here on is pulled by the next turn.
             writer.clear();
@@ -162,7 +166,11 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 };
             match written {
                 Ended::Open => {}
-                Ended::Closed | Ended::HungUp => break false,
+                Ended::Closed => {
+                    closed_here = true;
+                    break false;
+                }
+                Ended::HungUp => break false,
                 Ended::Failed => break true,
             }
             if let Some(waiting) = throttled.as_mut() {
@@ -204,7 +212,46 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
             }
         };
         session.closed(id, failed);
+        if closed_here {
+            // Before the guard goes: a graceful shutdown waits for it, so the process does not
+            // exit (resetting the socket) before the closing handshake.
+            Box::pin(linger_after_close(&runtime, &mut ws)).await;
+        }
         drop(guard);
+    }
+}
+
+/// The closing handshake after the server's own close frame went out: the sending side is shut,
+/// then what the client still sends is read and dropped until its close frame or the end of its
+/// stream, for [`CLOSE_LINGER`] at most. Dropping the socket at once would reset it while the
+/// client's bytes arrive, and the reset discards what the client had not read yet: the close
+/// frame and the last messages before it.
+async fn linger_after_close<Rt: Runtime>(runtime: &Rt, ws: &mut WsSocket) {
+    if poll_fn(|cx| Pin::new(&mut ws.io).poll_shutdown(cx))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let deadline = crate::runtime::after(CLOSE_LINGER);
+    let _ = until(runtime, deadline, poll_fn(|cx| read_until_close(cx, ws))).await;
+}
+
+/// Reads and drops what the client sends after the server's close; ready at its close frame, a
+/// protocol violation, the end of its stream or a read error.
+fn read_until_close(cx: &mut Context<'_>, ws: &mut WsSocket) -> Poll<()> {
+    let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    loop {
+        let mut read = ReadBuf::uninit(&mut chunk);
+        match Pin::new(&mut ws.io).poll_read(cx, read.unfilled()) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(())) => {}
+        }
+        let bytes = read.filled();
+        if bytes.is_empty() || read_after_close(&mut ws.reader, bytes) {
+            return Poll::Ready(());
+        }
     }
 }
 

@@ -153,6 +153,25 @@ pub fn is_hang_up(kind: std::io::ErrorKind) -> bool {
     )
 }
 
+/// How long a driver that closed a WebSocket itself keeps reading after its close frame went
+/// out, for the client's close frame (RFC 6455 7.1.1, the closing handshake) or the end of its
+/// stream. A socket closed while the client's bytes are still arriving, or not yet read, is
+/// reset by the kernel, and a reset discards what the client had not read yet, the close frame
+/// and the last messages before it included (a graceful shutdown lost them while clients were
+/// sending). The reference server's `ws` waits the same way, up to 30 s; official clients answer
+/// at once, so this only bounds a client that never does.
+pub const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads `input`, what a client sent after the driver's own close frame went out, dropping every
+/// message (the session is over: RFC 6455 5.5.1 lets no data follow a close). True once the
+/// client's close frame, or a frame that breaks the protocol, was read: nothing it sends later
+/// matters, and the connection can be dropped. Drivers read so for at most [`CLOSE_LINGER`].
+pub fn read_after_close(reader: &mut FrameReader, input: &[u8]) -> bool {
+    let mut owed = Owed::default();
+    let outcome = read_owing(reader, input, &mut |_| {}, &mut owed);
+    !matches!(outcome, ReadOutcome::Open)
+}
+
 /// A frame as a client writes it: `first` (FIN, reserved bits and opcode as the first byte),
 /// `payload` masked with `mask`. A server never sends one; this is for tests, fuzzers and tools
 /// that play the client (they can write any first byte, broken ones included).

@@ -600,3 +600,30 @@ fn the_answers_to_pings_closes_and_violations_are_queued() {
     assert_eq!(outcome, ReadOutcome::Failed(ReadError::InvalidUtf8));
     assert_eq!(drain_all(&mut outbox), server_frame(0x88, &[0x03, 0xEF]));
 }
+
+/// After the driver's own close, the client's messages are dropped and reading stops at its
+/// close frame (or at a violation), however the bytes are cut.
+#[test]
+fn reading_after_the_servers_close_stops_at_the_clients_close() {
+    let mut input = Vec::new();
+    for _ in 0..3 {
+        input.extend(client_frame(0x81, b"42[\"noise\"]", MASK));
+    }
+    let close_at = input.len();
+    input.extend(client_frame(0x88, &[0x03, 0xE8], MASK));
+    for cut in 1..input.len() {
+        let mut reader = FrameReader::new(1024);
+        let first = read_after_close(&mut reader, &input[..cut]);
+        let second = read_after_close(&mut reader, &input[cut..]);
+        assert!(!first, "cut at {cut}: stopped before the close");
+        assert!(second, "cut at {cut}: the close was not seen");
+    }
+    let mut reader = FrameReader::new(1024);
+    assert!(!read_after_close(&mut reader, &input[..close_at]));
+    // Opcode 3 is reserved: a violation ends the reading too.
+    let mut reader = FrameReader::new(1024);
+    assert!(read_after_close(
+        &mut reader,
+        &client_frame(0x83, b"", MASK)
+    ));
+}
