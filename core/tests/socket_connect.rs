@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 use sockio_core::engineio::{CloseReason, Sid};
 use sockio_core::socketio::{
-    CommandError, Endpoint, NamespaceFilter, SocketConfig, SocketEvent, SocketVersion,
+    CommandError, DisconnectReason, Endpoint, NamespaceFilter, SocketConfig, SocketEvent,
+    SocketVersion,
 };
 use support::*;
 
@@ -400,15 +401,31 @@ fn connect_timeout_applies_while_the_connect_is_unanswered_or_refused() {
     h.advance(Duration::from_secs(10));
     assert_eq!(h.ws_take_text(ws1), vec!["<close>"]);
     assert_eq!(h.ws_take_text(ws2), vec!["<close>"]);
-    for sid in [pending, refused] {
-        assert_eq!(
-            strip(h.take_events(&sid)),
-            vec![
-                connect("/", None),
-                SocketEvent::Closed(CloseReason::ForcedClose)
-            ]
-        );
-    }
+    assert_eq!(
+        strip(h.take_events(&refused)),
+        vec![
+            connect("/", None),
+            SocketEvent::Closed(CloseReason::ForcedClose)
+        ]
+    );
+    // The unanswered one reports `Closed` after its verdict; accepted, its socket leaves first
+    // (connects_answered_after_the_client_left).
+    assert_eq!(strip(h.take_events(&pending)), vec![connect("/", None)]);
+    let socket = h
+        .command(&pending, |c, now| c.accept_connect(now, "/"))
+        .expect("the verdict is taken");
+    assert_eq!(
+        h.take_events(&pending),
+        vec![
+            SocketEvent::Disconnect {
+                namespace: "/".into(),
+                sid: socket,
+                reason: DisconnectReason::Engine(CloseReason::ForcedClose),
+            },
+            SocketEvent::Closed(CloseReason::ForcedClose)
+        ]
+    );
+    assert!(h.ws_take_text(ws1).is_empty());
     assert!(h.sessions.is_empty());
 }
 
@@ -582,4 +599,62 @@ fn v4_root_refused_by_the_filter() {
     assert_eq!(frames[1], r#"44{"message":"Invalid namespace"}"#);
     let sid = open_sid(&frames[0]);
     assert!(strip(h.take_events(&sid)).is_empty());
+}
+
+/// A client that leaves while the application decides on its connects: the connection reports
+/// `Closed` only after the last verdict; an accepted connect's socket leaves then, with the
+/// connection's reason (the application believes it connected, so its disconnect handler must
+/// run: python-socketio runs it too), and a refused one leaves nothing behind. Nothing is sent.
+#[test]
+fn connects_answered_after_the_client_left() {
+    let mut h = Harness::socket(only(&["/", "/admin"]));
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40");
+    h.ws_send_text(ws, "40/admin,");
+    assert_eq!(strip(h.take_events(&sid)).len(), 2);
+    h.ws_close(ws, false);
+    assert!(
+        h.take_events(&sid).is_empty(),
+        "Closed waits for the verdicts"
+    );
+    assert!(h.conn(&sid).is_closed() && !h.conn(&sid).is_finished());
+    // What the connect handler emits meanwhile is refused: the connection is closed.
+    assert!(
+        h.command(&sid, |c, now| c.emit(
+            now,
+            "/",
+            "hello",
+            vec![],
+            vec![],
+            None
+        ))
+        .is_err()
+    );
+
+    let socket = h
+        .command(&sid, |c, now| c.accept_connect(now, "/"))
+        .expect("the verdict is taken");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![SocketEvent::Disconnect {
+            namespace: "/".into(),
+            sid: socket,
+            reason: DisconnectReason::Engine(CloseReason::TransportClose),
+        }]
+    );
+    assert_eq!(
+        h.command(&sid, |c, now| c.accept_connect(now, "/")),
+        Err(CommandError::NoPendingConnect("/".to_owned())),
+        "answered once"
+    );
+    h.command(&sid, |c, now| c.reject_connect(now, "/admin", "no", None))
+        .expect("the verdict is taken");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![SocketEvent::Closed(CloseReason::TransportClose)]
+    );
+    assert!(
+        h.ws_take_text(ws).is_empty(),
+        "nothing is sent to a gone client"
+    );
 }

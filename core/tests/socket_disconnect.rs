@@ -259,6 +259,9 @@ fn shutting_down_sends_no_disconnect_packets() {
     );
 }
 
+/// A namespace whose connect awaits the application's verdict gets no `Disconnect` when the
+/// connection closes, and `Closed` waits for the verdict: refused, nothing more comes
+/// (socket_connect.rs `connects_answered_after_the_client_left` has the accepted case).
 #[test]
 fn pending_namespaces_get_no_disconnect() {
     let mut h = Harness::socket(sio_config_any());
@@ -269,15 +272,19 @@ fn pending_namespaces_get_no_disconnect() {
     assert_eq!(h.ws_take_text(ws), vec!["41", "<close>"]);
     assert_eq!(
         strip(h.take_events(&sid)),
-        vec![
-            disconnect(
-                "/",
-                &root,
-                DisconnectReason::Engine(CloseReason::ForcedClose)
-            ),
-            SocketEvent::Closed(CloseReason::ForcedClose)
-        ]
+        vec![disconnect(
+            "/",
+            &root,
+            DisconnectReason::Engine(CloseReason::ForcedClose)
+        )]
     );
+    h.command(&sid, |c, now| c.reject_connect(now, "/admin", "late", None))
+        .expect("the verdict is taken");
+    assert_eq!(
+        strip(h.take_events(&sid)),
+        vec![SocketEvent::Closed(CloseReason::ForcedClose)]
+    );
+    assert!(h.ws_take_text(ws).is_empty());
 }
 
 #[test]

@@ -71,6 +71,10 @@ fn emits_to_a_pending_socket_past_the_cap_close_the_connection() {
         matches!(eleventh, Err(CommandError::Send(_))),
         "{eleventh:?}"
     );
+    // The connect handler that emitted returns: its socket leaves, then the connection reports
+    // `Closed` (it waited for that verdict).
+    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .expect("the verdict is taken");
     assert!(
         !h.sessions.contains_key(sid.as_str()),
         "never silently dropped while connected"

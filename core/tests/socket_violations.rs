@@ -102,16 +102,19 @@ fn second_connect_while_the_first_is_pending() {
     assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
     assert_eq!(
         strip(h.take_events(&sid)),
-        vec![
-            SocketEvent::Connect {
-                namespace: "/".into(),
-                sid: Sid::from(""),
-                auth: None
-            },
-            SocketEvent::Closed(CloseReason::ForcedClose)
-        ]
+        vec![SocketEvent::Connect {
+            namespace: "/".into(),
+            sid: Sid::from(""),
+            auth: None
+        }]
     );
-    // The application's late answer fails cleanly.
+    // The application's late answer is taken; `Closed` waited for it.
+    h.command(&sid, |c, now| c.reject_connect(now, "/", "late", None))
+        .expect("the verdict is taken");
+    assert_eq!(
+        strip(h.take_events(&sid)),
+        vec![SocketEvent::Closed(CloseReason::ForcedClose)]
+    );
     assert!(!h.sessions.contains_key(sid.as_str()));
 }
 
@@ -165,14 +168,18 @@ fn packet_for_a_namespace_whose_connect_is_pending() {
         assert_eq!(h.ws_take_text(ws), vec!["<close>"], "{packet}");
         assert_eq!(
             strip(h.take_events(&sid)),
-            vec![
-                SocketEvent::Connect {
-                    namespace: "/".into(),
-                    sid: Sid::from(""),
-                    auth: Some(json!({"token": "x"}))
-                },
-                SocketEvent::Closed(CloseReason::ForcedClose)
-            ],
+            vec![SocketEvent::Connect {
+                namespace: "/".into(),
+                sid: Sid::from(""),
+                auth: Some(json!({"token": "x"}))
+            }],
+            "{packet}"
+        );
+        h.command(&sid, |c, now| c.reject_connect(now, "/", "late", None))
+            .expect("the verdict is taken");
+        assert_eq!(
+            strip(h.take_events(&sid)),
+            vec![SocketEvent::Closed(CloseReason::ForcedClose)],
             "{packet}"
         );
     }

@@ -126,6 +126,14 @@ impl Driver {
         self.conns.contains_key(sid)
     }
 
+    /// Whether `sid`'s socket in `namespace` is connected (an accepted connect whose client had
+    /// already left has left again by the time the verdict returns).
+    pub fn is_connected(&self, sid: &str, namespace: &str) -> bool {
+        self.conns
+            .get(sid)
+            .is_some_and(|conn| conn.connection.socket_id(namespace).is_some())
+    }
+
     /// Builds a request, skipping header names or values `http` refuses; `None` for a URI it
     /// refuses.
     pub fn build(
@@ -553,6 +561,13 @@ impl Driver {
             for ws in sockets {
                 self.set_reading(ws, true);
             }
+        }
+        // The application answers the connects it still owes: a connection that ended waits for
+        // them (an accepted one's socket leaves then).
+        for (sid, namespace) in std::mem::take(&mut self.pending_connects) {
+            self.command(&sid, |c, now| {
+                let _ = c.accept_connect(now, &namespace);
+            });
         }
         self.advance(Duration::from_secs(600));
         let left: Vec<String> = self

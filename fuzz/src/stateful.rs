@@ -311,7 +311,7 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
                 });
             } else if let Some(Ok(socket)) =
                 driver.command(&sid, |c, now| c.accept_connect(now, &namespace))
-                && driver.is_live(&sid)
+                && driver.is_connected(&sid, &namespace)
             {
                 driver.hub.register_socket(&namespace, socket, sid);
             }

@@ -198,7 +198,9 @@ pub enum SocketEvent {
         sid: Sid,
         reason: DisconnectReason,
     },
-    /// The whole connection ended (after the `Disconnect` of each namespace). Reported once, last.
+    /// The whole connection ended (after the `Disconnect` of each namespace). Reported once, last:
+    /// when it ended while connects awaited the application's verdict, after the last of those
+    /// (an accepted one's socket then leaves at once, with its `Disconnect`).
     Closed(CloseReason),
 }
 
@@ -287,7 +289,18 @@ pub struct Connection {
     /// Set once the connection is closing on its own initiative, so namespace disconnects carry the
     /// Socket.IO reason rather than the Engine.IO one that follows.
     closing_reason: Option<DisconnectReason>,
+    /// Set when the connection ended while connects awaited the application's verdict (their
+    /// namespaces stay `Pending`): the reason each accepted one leaves with, and the `Closed`
+    /// held back until the last verdict (see [`finish`](Self::finish)). Boxed: rare.
+    left_pending: Option<Box<LeftPending>>,
     closed: bool,
+}
+
+/// What a connection that ended with connects still awaiting a verdict reports later.
+#[derive(Debug)]
+struct LeftPending {
+    reason: DisconnectReason,
+    closed: Option<CloseReason>,
 }
 
 impl Connection {
@@ -318,6 +331,7 @@ impl Connection {
             awaited_acks: BTreeMap::new(),
             events: VecDeque::new(),
             closing_reason: None,
+            left_pending: None,
             closed: false,
         };
         if version == SocketVersion::V4 {
@@ -372,10 +386,11 @@ impl Connection {
         self.closed
     }
 
-    /// True once the connection has ended and nothing is left to pull; see
-    /// [`Session::is_finished`].
+    /// True once the connection has ended, nothing is left to pull (see
+    /// [`Session::is_finished`]) and no connect awaits the application's verdict (its answer
+    /// still brings events: [`SocketEvent::Closed`]).
     pub fn is_finished(&self) -> bool {
-        self.closed && self.engine.is_finished()
+        self.closed && self.left_pending.is_none() && self.engine.is_finished()
     }
 
     /// The underlying Engine.IO session (for inspection).
@@ -564,6 +579,9 @@ impl Connection {
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn accept_connect(&mut self, now: Instant, namespace: &str) -> Result<Sid, CommandError> {
+        if let Some(sid) = self.verdict_after_leaving(namespace, true) {
+            return Ok(sid);
+        }
         let sid = match self.namespaces.get(namespace) {
             Some(NamespaceState::Pending { sid, .. }) => sid.clone(),
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
@@ -629,6 +647,9 @@ impl Connection {
         message: &str,
         data: Option<Value>,
     ) -> Result<(), CommandError> {
+        if self.verdict_after_leaving(namespace, false).is_some() {
+            return Ok(());
+        }
         match self.namespaces.get(namespace) {
             Some(NamespaceState::Pending { .. }) => {}
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
@@ -1133,7 +1154,8 @@ impl Connection {
     }
 
     /// The Engine.IO session ended: every namespace still joined is left, then `Closed` is
-    /// reported.
+    /// reported, or held back while connects await their verdicts
+    /// ([`verdict_after_leaving`](Self::verdict_after_leaving)).
     fn finish(&mut self, engine_reason: CloseReason) {
         if self.closed {
             return;
@@ -1144,21 +1166,73 @@ impl Connection {
             .take()
             .unwrap_or(DisconnectReason::Engine(engine_reason.clone()));
         self.leave_all(&reason);
-        self.events.push_back(SocketEvent::Closed(engine_reason));
+        match self.left_pending.as_mut() {
+            // Reported after the last verdict, which may still bring a `Disconnect`.
+            Some(left) => left.closed = Some(engine_reason),
+            None => self.events.push_back(SocketEvent::Closed(engine_reason)),
+        }
+    }
+
+    /// The application's verdict on a connect that was pending when the connection ended (or
+    /// began closing): its socket leaves now if `accepted` (a `Disconnect` with the connection's
+    /// reason, as any socket it had; python-socketio runs the disconnect handler of a socket
+    /// whose client left during its connect handler too), and the `Closed` held back follows
+    /// the last verdict. `None` when `namespace` is not such a connect.
+    fn verdict_after_leaving(&mut self, namespace: &str, accepted: bool) -> Option<Sid> {
+        let reason = self.left_pending.as_ref()?.reason.clone();
+        let Some(NamespaceState::Pending { sid, .. }) = self.namespaces.get(namespace) else {
+            return None;
+        };
+        let sid = sid.clone();
+        self.namespaces.remove(namespace);
+        if accepted {
+            self.events.push_back(SocketEvent::Disconnect {
+                namespace: ByteString::from(namespace),
+                sid: sid.clone(),
+                reason,
+            });
+        }
+        let still_pending = self
+            .namespaces
+            .iter()
+            .any(|(_, state)| matches!(state, NamespaceState::Pending { .. }));
+        if !still_pending {
+            // Before the session ended (the server is closing it), `finish` reports `Closed`.
+            let closed = self.left_pending.take().and_then(|left| left.closed);
+            if let Some(engine_reason) = closed {
+                self.events.push_back(SocketEvent::Closed(engine_reason));
+            }
+        }
+        Some(sid)
     }
 
     /// Leaves every connected namespace with `reason` (one `Disconnect` each, in namespace order)
     /// and drops the per-connection state that only matters while open.
+    /// Connects still awaiting the application's verdict stay `Pending`: their sockets leave when
+    /// it comes ([`verdict_after_leaving`](Self::verdict_after_leaving)), since the application
+    /// believes them connected if it accepts.
     fn leave_all(&mut self, reason: &DisconnectReason) {
-        let mut namespaces: Vec<(ByteString, Sid)> = self
-            .namespaces
-            .take_all()
-            .into_iter()
-            .filter_map(|(ns, state)| match state {
-                NamespaceState::Connected(sid) => Some((ns, sid)),
-                NamespaceState::Pending { .. } => None,
-            })
-            .collect();
+        let mut namespaces = Vec::new();
+        for (ns, state) in self.namespaces.take_all() {
+            match state {
+                NamespaceState::Connected(sid) => namespaces.push((ns, sid)),
+                NamespaceState::Pending { sid, .. } => {
+                    // Nothing of it will be sent: its buffered emits go.
+                    let pending = NamespaceState::Pending {
+                        sid,
+                        buffered: Vec::new(),
+                        buffered_bytes: 0,
+                    };
+                    self.namespaces.insert(ns, pending);
+                    self.left_pending.get_or_insert_with(|| {
+                        Box::new(LeftPending {
+                            reason: reason.clone(),
+                            closed: None,
+                        })
+                    });
+                }
+            }
+        }
         namespaces.sort();
         for (namespace, sid) in namespaces {
             self.events.push_back(SocketEvent::Disconnect {

@@ -34,6 +34,7 @@ pub trait Driven {
     fn poll_ws(&mut self, conn: RequestId) -> Option<WsAction>;
     fn poll_timeout(&self) -> Option<Instant>;
     fn is_closed(&self) -> bool;
+    fn is_finished(&self) -> bool;
 }
 
 macro_rules! impl_driven {
@@ -88,6 +89,9 @@ macro_rules! impl_driven {
             }
             fn is_closed(&self) -> bool {
                 <$ty>::is_closed(self)
+            }
+            fn is_finished(&self) -> bool {
+                <$ty>::is_finished(self)
             }
         }
     };
@@ -544,7 +548,8 @@ impl<E: DrivenEndpoint> Harness<E> {
     }
 
     /// Drains every output of `sid` as a runtime would, pulling WebSocket writes at once (a fast
-    /// client), and forgets the session once closed.
+    /// client), and forgets the session once finished (a connection that ended while connects
+    /// awaited their verdicts is kept for those).
     pub fn drain(&mut self, sid: &Sid) {
         let Some(session) = self.sessions.get_mut(sid) else {
             return;
@@ -582,7 +587,7 @@ impl<E: DrivenEndpoint> Harness<E> {
                 }
             }
         }
-        if session.is_closed() {
+        if session.is_finished() {
             self.sessions.remove(sid);
         }
     }
