@@ -1,8 +1,8 @@
 //! Cross-server messaging when something fails part way: a Redis that stops reading, one that
 //! takes a publish but whose answer does not come back in time, a slow path to RabbitMQ (the
 //! servers talk to the machine's real brokers through a relay that holds or slows one direction,
-//! `sockio_testkit::link_faults`), and an application callback that panics on the subscriber's
-//! or the expiry task's turn.
+//! `sockio_testkit::link_faults`), a message that comes with the subscription's confirmation,
+//! and an application callback that panics on the subscriber's or the expiry task's turn.
 //!
 //! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`), RabbitMQ from
 //! `SOCKIO_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672//`); without them the tests are
@@ -21,7 +21,7 @@ use sockio_testkit::brokers::{
     redis_url, wait_for_listeners,
 };
 use sockio_testkit::link_faults::FaultyLink;
-use sockio_testkit::raw_polling::SocketBuffers;
+use sockio_testkit::raw_polling::{self, SocketBuffers};
 
 async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
     for _ in 0..1000 {
@@ -167,6 +167,73 @@ async fn a_publish_answered_late_is_not_published_twice() {
     expect_publish_error(result, "may or may not");
     assert_eq!(counted.join().expect("counter"), 1, "delivered once");
     assert_eq!(link.connections(), connections, "no second attempt");
+}
+
+/// What Redis sends a fresh subscriber that gets one message on `channel` (RESP2): the answer to
+/// its name (`CLIENT SETNAME`), the subscription's confirmation, and the message.
+fn subscriber_answers_with(channel: &str, message: &str) -> usize {
+    let (c, m) = (channel.len(), message.len());
+    format!(
+        "+OK\r\n*3\r\n$9\r\nsubscribe\r\n${c}\r\n{channel}\r\n:1\r\n\
+         *3\r\n$7\r\nmessage\r\n${c}\r\n{channel}\r\n${m}\r\n{message}\r\n"
+    )
+    .len()
+}
+
+/// A message published as the subscription starts (on a resubscription under traffic, say) can
+/// come in the same read as the subscription's confirmation: it reaches the clients like any
+/// other, and the subscriber goes on. Before, it was dropped (and in a debug build the subscriber
+/// stopped for good on an assertion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_read_with_the_subscriptions_confirmation_is_delivered() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let channel = fresh_channel();
+    link.hold_new_replies(true);
+    let manager = ClientManager::from_url(&format!("redis://{}", link.addr()))
+        .expect("url")
+        .channel(&channel);
+    // Under the raw client's 15 s per request: an idle poll ends with a ping.
+    let io = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(manager)
+        .ping_interval(Duration::from_secs(2))
+        .build();
+    // Redis has subscribed the server: its confirmation waits in the relay.
+    wait_for_subscribers(&redis, &channel, 1).await;
+    let running = api_support::serve(&io).await;
+    let addr = running.addr;
+    let sid = tokio::task::spawn_blocking(move || raw_polling::connected_between_polls(addr))
+        .await
+        .expect("a connected client");
+    assert_eq!(link.connections(), 1, "only the subscriber's, all held");
+    let message = r#"{"method":"emit","event":"news","data":["with-the-confirmation"],"namespace":"/","room":null,"skip_sid":null,"callback":null,"host_id":"elsewhere"}"#;
+    redis_publish(&redis, &channel, message.as_bytes()).expect("PUBLISH");
+    // Once the message waits behind the confirmation, the release hands both over in one read.
+    let answers = subscriber_answers_with(&channel, message);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link.held_reply_bytes() < answers {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {answers} bytes held",
+            link.held_reply_bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    link.hold_replies(false);
+    let news = |sid: String| {
+        tokio::task::spawn_blocking(move || {
+            raw_polling::poll_until(addr, &sid, "news", Duration::from_secs(10))
+        })
+    };
+    let received = news(sid.clone()).await.expect("the client's polls");
+    assert_eq!(received, r#"42["news","with-the-confirmation"]"#);
+    // The subscriber goes on: a later message arrives as well.
+    let later = message.replace("with-the-confirmation", "later");
+    redis_publish(&redis, &channel, later.as_bytes()).expect("PUBLISH");
+    let received = news(sid).await.expect("the client's polls");
+    assert_eq!(received, r#"42["news","later"]"#);
 }
 
 /// An emit callback that panics when the answer comes from another server, or when it times out,

@@ -79,7 +79,8 @@ impl Connection {
             }
             connection.read_some()?;
         }
-        while connection.link.poll_event().is_some() {}
+        // The events (`Ready`, and messages published as the subscription started, which can
+        // come in the same read as its confirmation) are left to the caller.
         if let Some(reason) = connection.link.name_refused() {
             tracing::info!(%reason, "Redis refused the connection's name (CLIENT SETNAME); going on unnamed");
         }
@@ -231,18 +232,18 @@ fn receive(
     }
     let mut pinged = false;
     loop {
+        // Messages may already wait in the link (they can come with the subscription's
+        // confirmation, read by `Connection::open`).
+        while let Some(event) = connection.link.poll_event() {
+            if let LinkEvent::Message(payload) = event {
+                deliver(&payload);
+            }
+        }
         if !alive() {
             return None;
         }
         match connection.read_some() {
-            Ok(()) => {
-                pinged = false;
-                while let Some(event) = connection.link.poll_event() {
-                    if let LinkEvent::Message(payload) = event {
-                        deliver(&payload);
-                    }
-                }
-            }
+            Ok(()) => pinged = false,
             Err(Failure::Timeout) if !pinged => {
                 // Quiet channel: make sure the connection is still there.
                 connection.link.ping();

@@ -1,7 +1,8 @@
 //! Cross-server messaging of the threads runtime when something fails part way: a Redis that
 //! takes a publish but whose answer does not come back in time (the server talks to the
 //! machine's real Redis through a relay that holds the answers, `sockio_testkit::link_faults`),
-//! and an application callback that panics on the subscriber's or the expiry thread's turn.
+//! a message that comes with the subscription's confirmation, and an application callback that
+//! panics on the subscriber's or the expiry thread's turn.
 //!
 //! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
 //! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
@@ -20,6 +21,7 @@ use sockio_testkit::brokers::{
     wait_for_listeners,
 };
 use sockio_testkit::link_faults::FaultyLink;
+use sockio_testkit::raw_polling;
 use sockio_threads::{CallError, ClientManager, EmitError, Server};
 use support::Node;
 
@@ -139,6 +141,64 @@ fn a_publish_answered_late_is_not_published_twice() {
         "delivered once"
     );
     assert_eq!(link.connections(), connections, "no second attempt");
+}
+
+/// What Redis sends a fresh subscriber that gets one message on `topic` (RESP2): the answer to
+/// its name (`CLIENT SETNAME`), the subscription's confirmation, and the message.
+fn subscriber_answers_with(topic: &str, message: &str) -> usize {
+    let (t, m) = (topic.len(), message.len());
+    format!(
+        "+OK\r\n*3\r\n$9\r\nsubscribe\r\n${t}\r\n{topic}\r\n:1\r\n\
+         *3\r\n$7\r\nmessage\r\n${t}\r\n{topic}\r\n${m}\r\n{message}\r\n"
+    )
+    .len()
+}
+
+/// A message published as the subscription starts (on a resubscription under traffic, say) can
+/// come in the same read as the subscription's confirmation: it reaches the clients like any
+/// other, and the subscriber goes on. Before, it was dropped.
+#[test]
+fn a_message_read_with_the_subscriptions_confirmation_is_delivered() {
+    let Some(redis) = reachable(&redis_url()) else {
+        return;
+    };
+    let link = FaultyLink::start(&redis).expect("relay");
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    link.hold_new_replies(true);
+    let manager = ClientManager::from_url(&format!("redis://{}", link.addr()))
+        .expect("url")
+        .channel(&topic);
+    // Under the raw client's 15 s per request: an idle poll ends with a ping.
+    let io = Server::builder()
+        .client_manager(manager)
+        .ping_interval(Duration::from_secs(2))
+        .build();
+    // Redis has subscribed the server: its confirmation waits in the relay.
+    wait_for_listeners(&redis_url(), &redis, &topic, 1).expect("subscribed");
+    let addr = support::serve(&io);
+    let sid = raw_polling::connected_between_polls(addr);
+    assert_eq!(link.connections(), 1, "only the subscriber's, all held");
+    let message = r#"{"method":"emit","event":"news","data":["with-the-confirmation"],"namespace":"/","room":null,"skip_sid":null,"callback":null,"host_id":"elsewhere"}"#;
+    redis_publish(&redis, &topic, message.as_bytes()).expect("PUBLISH");
+    // Once the message waits behind the confirmation, the release hands both over in one read.
+    let answers = subscriber_answers_with(&topic, message);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link.held_reply_bytes() < answers {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {answers} bytes held",
+            link.held_reply_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    link.hold_replies(false);
+    let received = raw_polling::poll_until(addr, &sid, "news", Duration::from_secs(10));
+    assert_eq!(received, r#"42["news","with-the-confirmation"]"#);
+    // The subscriber goes on: a later message arrives as well.
+    let later = message.replace("with-the-confirmation", "later");
+    redis_publish(&redis, &topic, later.as_bytes()).expect("PUBLISH");
+    let received = raw_polling::poll_until(addr, &sid, "news", Duration::from_secs(10));
+    assert_eq!(received, r#"42["news","later"]"#);
 }
 
 /// An emit callback that panics when the answer comes from another server, or when it times out,

@@ -70,10 +70,8 @@ impl<Rt: Runtime> Connection<Rt> {
                 .await
                 .ok_or(Failure::Timeout)??;
         }
-        // `Ready` itself needs no action.
-        while let Some(event) = connection.link.poll_event() {
-            debug_assert_eq!(event, LinkEvent::Ready);
-        }
+        // The events (`Ready`, and messages published as the subscription started, which can
+        // come in the same read as its confirmation) are left to the caller.
         if let Some(reason) = connection.link.name_refused() {
             tracing::info!(%reason, "Redis refused the connection's name (CLIENT SETNAME); going on unnamed");
         }
@@ -257,18 +255,18 @@ where
 {
     let mut pinged = false;
     loop {
+        // Messages may already wait in the link (they can come with the subscription's
+        // confirmation, read by `Connection::open`).
+        while let Some(event) = connection.link.poll_event() {
+            if let LinkEvent::Message(payload) = event {
+                deliver(payload);
+            }
+        }
         if !alive() {
             return None;
         }
         match until(runtime, Instant::now() + PING_EVERY, connection.read_some()).await {
-            Some(Ok(())) => {
-                pinged = false;
-                while let Some(event) = connection.link.poll_event() {
-                    if let LinkEvent::Message(payload) = event {
-                        deliver(payload);
-                    }
-                }
-            }
+            Some(Ok(())) => pinged = false,
             Some(Err(error)) => return Some(error),
             None if pinged => return Some(Failure::Timeout),
             None => {

@@ -3,11 +3,13 @@
 //! or one that takes commands but whose answers do not come back in time (replies held), as a
 //! stalled broker or a failing network path would, while a new connection works. It can also
 //! carry the requests at a set rate, as a slow path. Both ends are real; only the path between
-//! them is disturbed.
+//! them is disturbed. Replies can also be held from a connection's first byte, and the relay
+//! tells how many held reply bytes wait, so a test can wait for the broker to have answered
+//! instead of sleeping.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ pub struct FaultyLink {
     addr: SocketAddr,
     /// Each relayed connection's holds: requests, replies.
     connections: Arc<Mutex<Vec<Holds>>>,
+    /// Whether connections accepted from now on start with their replies held.
+    hold_new_replies: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
 }
 
@@ -40,6 +44,8 @@ struct Holds {
     replies: Arc<AtomicBool>,
     /// Bytes per second the requests are carried at; 0 for as fast as they come.
     request_rate: Arc<AtomicU64>,
+    /// Reply bytes waiting in the relay's socket while the replies are held.
+    held_reply_bytes: Arc<AtomicUsize>,
 }
 
 impl FaultyLink {
@@ -52,9 +58,11 @@ impl FaultyLink {
         let link = FaultyLink {
             addr,
             connections: Arc::default(),
+            hold_new_replies: Arc::default(),
             stopped: Arc::new(AtomicBool::new(false)),
         };
         let (connections, stopped) = (link.connections.clone(), link.stopped.clone());
+        let hold_new_replies = link.hold_new_replies.clone();
         let upstream = upstream.to_owned();
         listener.set_nonblocking(true)?;
         std::thread::spawn(move || {
@@ -66,11 +74,20 @@ impl FaultyLink {
                         };
                         let _ = client.set_nonblocking(false);
                         let holds = Holds::default();
+                        holds
+                            .replies
+                            .store(hold_new_replies.load(Ordering::SeqCst), Ordering::SeqCst);
+                        // Listed before anything is carried, so that a hold or release made once
+                        // the broker has seen the connection reaches it.
+                        if let Ok(mut connections) = connections.lock() {
+                            connections.push(holds.clone());
+                        }
                         carry(
                             &client,
                             &server,
                             holds.requests.clone(),
                             holds.request_rate.clone(),
+                            Arc::default(),
                             stopped.clone(),
                         );
                         carry(
@@ -78,11 +95,9 @@ impl FaultyLink {
                             &client,
                             holds.replies.clone(),
                             Arc::default(),
+                            holds.held_reply_bytes.clone(),
                             stopped.clone(),
                         );
-                        if let Ok(mut connections) = connections.lock() {
-                            connections.push(holds);
-                        }
                     }
                     Err(error) if error.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
                     Err(_) => return,
@@ -108,6 +123,26 @@ impl FaultyLink {
     /// the broker acts on what it is sent, but the server hears nothing.
     pub fn hold_replies(&self, hold: bool) {
         self.each_open(|holds| holds.replies.store(hold, Ordering::SeqCst));
+    }
+
+    /// On the connections accepted from now on, holds (`true`) the broker's answers from the
+    /// first byte, as [`hold_replies`](Self::hold_replies) does on the open ones: a connection's
+    /// set-up is then answered but the server does not know it yet.
+    pub fn hold_new_replies(&self, hold: bool) {
+        self.hold_new_replies.store(hold, Ordering::SeqCst);
+    }
+
+    /// How many bytes of the broker's held answers wait in the relay's sockets, over every
+    /// connection (up to 64 KiB each, as last seen within a poll of the relay: a test waits
+    /// until it reaches what it expects). Bytes a read had already taken when
+    /// [`hold_replies`](Self::hold_replies) came are held too but not counted.
+    pub fn held_reply_bytes(&self) -> usize {
+        self.connections.lock().map_or(0, |connections| {
+            connections
+                .iter()
+                .map(|holds| holds.held_reply_bytes.load(Ordering::SeqCst))
+                .sum()
+        })
     }
 
     /// On the connections open now, carries what the server sends at `bytes_per_second` (0: as
@@ -136,13 +171,15 @@ impl Drop for FaultyLink {
     }
 }
 
-/// Copies `from` to `to` on a thread of its own, not reading while `hold` is set and at most
-/// `rate` bytes per second when it is not 0; both are cut when either side ends.
+/// Copies `from` to `to` on a thread of its own, not reading while `hold` is set (and counting
+/// in `held` the bytes that wait meanwhile) and at most `rate` bytes per second when it is not
+/// 0; both are cut when either side ends.
 fn carry(
     from: &TcpStream,
     to: &TcpStream,
     hold: Arc<AtomicBool>,
     rate: Arc<AtomicU64>,
+    held: Arc<AtomicUsize>,
     stopped: Arc<AtomicBool>,
 ) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
@@ -153,9 +190,12 @@ fn carry(
         let mut buffer = vec![0u8; 64 * 1024];
         while !stopped.load(Ordering::SeqCst) {
             if hold.load(Ordering::SeqCst) {
+                // Waits up to the read timeout, as the sleep would; the bytes stay in the socket.
+                held.store(from.peek(&mut buffer).unwrap_or(0), Ordering::SeqCst);
                 std::thread::sleep(POLL);
                 continue;
             }
+            held.store(0, Ordering::SeqCst);
             // A tenth of a second's worth per read at most, then the rest of that tenth waited
             // out: the rate holds within a tenth of a second.
             let per_second = rate.load(Ordering::SeqCst);

@@ -56,6 +56,27 @@ pub fn poll_packets(addr: SocketAddr, sid: &str) -> Vec<String> {
     answer.body.split('\x1e').map(str::to_owned).collect()
 }
 
+/// Polls Socket.IO session `sid` until a packet holds `needle`, for at most `within`, answering
+/// the server's pings meanwhile; returns that packet, or fails the test with the packets seen.
+/// The server's ping interval must be under a request's 15 s limit: an idle poll ends with a ping.
+pub fn poll_until(addr: SocketAddr, sid: &str, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        for packet in poll_packets(addr, sid) {
+            if packet.contains(needle) {
+                return packet;
+            }
+            if packet == "2" {
+                let pong = request(addr, "POST", &session_uri("/socket.io/", sid), b"3");
+                assert_eq!(pong.status, 200, "pong: {pong:?}");
+            }
+            seen.push(packet);
+        }
+    }
+    panic!("no packet holding {needle:?} within {within:?}; packets seen: {seen:?}");
+}
+
 /// The polling URI of session `sid` under `path`.
 pub fn session_uri(path: &str, sid: &str) -> String {
     format!("{path}?EIO=4&transport=polling&sid={sid}")
