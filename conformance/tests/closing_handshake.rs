@@ -9,12 +9,16 @@
 //! the closing handshake: it reads on until the client's close frame. So does sockio now
 //! (`sockio_core::websocket::CLOSE_LINGER`).
 
+#[path = "support/in_process.rs"]
+mod in_process;
+
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use in_process::{serve_async, serve_threads};
 use serde_json::Value;
 use sockio_core::websocket::client_frame;
 use sockio_server::{Runtime, Server};
@@ -54,22 +58,8 @@ fn async_server<Rt: Runtime>() -> Server<Rt> {
     io
 }
 
-/// Serves an async server on its runtime's own executor.
-fn serve_async<Rt: Runtime>(io: &Server<Rt>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    listener.set_nonblocking(true).expect("non-blocking");
-    let runtime = Rt::default();
-    let listener = runtime.listener_from_std(listener).expect("the listener");
-    let io = io.clone();
-    runtime.spawn(async move {
-        let _ = io.serve_listener(listener).await;
-    });
-    addr
-}
-
 /// The threads runtime's server, the same application.
-fn serve_threads() -> SocketAddr {
+fn threads_server() -> SocketAddr {
     let io = sockio_threads::Server::builder().build();
     io.on("flood", |socket: sockio_threads::Socket, _: Value| {
         let payload = "x".repeat(PAYLOAD);
@@ -83,10 +73,7 @@ fn serve_threads() -> SocketAddr {
                 .start_background_task(move || server.shutdown(GRACE)),
         );
     });
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || io.serve_std(listener));
-    addr
+    serve_threads(&io)
 }
 
 /// What the client saw: the messages it read, and whether the server's close frame came.
@@ -131,7 +118,7 @@ fn flood_while_sending(addr: SocketAddr) -> Seen {
         match ws.read() {
             Ok(Message::Text(text)) if text.starts_with(r#"42["m","#) => {
                 seen.messages += 1;
-                if seen.messages % PAUSE_EVERY == 0 {
+                if seen.messages.is_multiple_of(PAUSE_EVERY) {
                     std::thread::sleep(PAUSE);
                 }
             }
@@ -194,5 +181,5 @@ fn a_shutdown_while_the_client_sends_delivers_everything_on_smol() {
 
 #[test]
 fn a_shutdown_while_the_client_sends_delivers_everything_on_threads() {
-    expect_everything("threads", serve_threads());
+    expect_everything("threads", threads_server());
 }
