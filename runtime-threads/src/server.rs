@@ -919,7 +919,7 @@ impl Server {
                         state.conn.send_encoded(now, namespace, &frames)
                     });
                     if let Err(error) = result {
-                        tracing::debug!(%sid, %error, "emit not delivered to this client");
+                        report_undelivered(&sid, &error);
                     }
                 }
             }
@@ -950,7 +950,7 @@ impl Server {
                         // On a thread of its own, as an answer comes on another thread: never
                         // inside the emit, whose caller may hold what the callback needs, nor
                         // through the handler pool, whose workers may all wait for it.
-                        tracing::debug!(%sid, %error, "emit with callback not delivered");
+                        report_undelivered(&sid, &error);
                         let callback = callback.clone();
                         run_on_own_thread(
                             "sockio-callback",
@@ -1421,5 +1421,20 @@ impl Namespace {
 fn refuse_unhandleable(event: &str) {
     if let Some(why) = handler_event_refusal(event) {
         panic!("{why}");
+    }
+}
+
+/// An emit that did not reach one of its recipients: a warning when it overflowed the client's
+/// outbound queue (the client is disconnected with `outbound queue full`, and what was queued
+/// for it is lost), else (the client was already gone) a debug line.
+fn report_undelivered(sid: &Sid, error: &CommandError) {
+    if error.is_overflow() {
+        tracing::warn!(
+            %sid,
+            "a client's outbound queue is full (max_buffered_packets / max_buffered_bytes): it is \
+             disconnected, and what was queued for it is lost"
+        );
+    } else {
+        tracing::debug!(%sid, %error, "emit not delivered to this client");
     }
 }

@@ -147,3 +147,17 @@ pub(crate) async fn until<Rt: Runtime, T>(
     })
     .await
 }
+
+/// Lets the executor run other tasks once before this one goes on.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}

@@ -234,7 +234,8 @@ impl<Rt: Runtime> Server<Rt> {
                     });
                     (answer, Some(self.inner.config.remote_answer_timeout))
                 });
-                self.deliver_local(
+                // On the subscriber, which must go on reading the broker: no yield here.
+                let _crowded = self.deliver_local(
                     &Arc::from(namespace.as_str()),
                     &event,
                     args,
@@ -549,7 +550,7 @@ impl<Rt: Runtime> Server<Rt> {
         let bus = match &self.inner.bus {
             Some(bus) if !emit.ignore_queue => bus.clone(),
             _ => {
-                self.deliver_local(
+                let crowded = self.deliver_local(
                     &emit.namespace,
                     &emit.event,
                     args,
@@ -557,6 +558,7 @@ impl<Rt: Runtime> Server<Rt> {
                     &emit.skip,
                     emit.callback,
                 );
+                let_writers_run(crowded).await;
                 return Ok(());
             }
         };
@@ -576,7 +578,7 @@ impl<Rt: Runtime> Server<Rt> {
                 .as_ref()
                 .map(|(callback, timeout)| (callback, *timeout)),
         )?;
-        self.deliver_local(
+        let crowded = self.deliver_local(
             &emit.namespace,
             &emit.event,
             args,
@@ -584,6 +586,7 @@ impl<Rt: Runtime> Server<Rt> {
             &emit.skip,
             emit.callback,
         );
+        let_writers_run(crowded).await;
         let Some(message) = plan.message else {
             return Ok(());
         };
@@ -597,7 +600,8 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
-    /// each connection.
+    /// each connection. Returns whether a recipient's queue is past half its limit
+    /// (`Session::is_crowded`): the caller then lets its writer run before emitting more.
     fn deliver_local(
         &self,
         namespace: &Arc<str>,
@@ -606,9 +610,10 @@ impl<Rt: Runtime> Server<Rt> {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
-    ) {
+    ) -> bool {
         let recipients: Vec<(Sid, Arc<ConnCell>)> =
             self.inner.hub().recipients(namespace, rooms, skip);
+        let mut crowded = false;
         match callback {
             None => {
                 let frames = EncodedFrames::new(&Packet::event(
@@ -619,10 +624,13 @@ impl<Rt: Runtime> Server<Rt> {
                     None,
                 ));
                 for (sid, cell) in recipients {
-                    let result =
-                        cell.drive(|state, now| state.conn.send_encoded(now, namespace, &frames));
+                    let result = cell.drive(|state, now| {
+                        let sent = state.conn.send_encoded(now, namespace, &frames);
+                        crowded |= state.conn.engine().is_crowded();
+                        sent
+                    });
                     if let Err(error) = result {
-                        tracing::debug!(%sid, %error, "emit not delivered to this client");
+                        report_undelivered(&sid, &error);
                     }
                 }
             }
@@ -644,6 +652,7 @@ impl<Rt: Runtime> Server<Rt> {
                             let answer: AckCallback = Box::new(move |outcome| answer(outcome));
                             state.acks.insert(id, answer);
                         }
+                        crowded |= state.conn.engine().is_crowded();
                         Ok::<_, CommandError>(())
                     });
                     if let Err(error) = result {
@@ -652,7 +661,7 @@ impl<Rt: Runtime> Server<Rt> {
                         // callback still hears how the emit ended, as a call would.
                         // On a task of its own, as an answer would come: never inside the
                         // emit, whose caller may hold what the callback needs.
-                        tracing::debug!(%sid, %error, "emit with callback not delivered");
+                        report_undelivered(&sid, &error);
                         let callback = callback.clone();
                         self.inner.runtime.spawn(async move {
                             call_back(
@@ -664,6 +673,33 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
         }
+        crowded
+    }
+}
+
+/// An emit that did not reach one of its recipients: a warning when it overflowed the client's
+/// outbound queue (the client is disconnected with `outbound queue full`, and what was queued
+/// for it is lost), else (the client was already gone) a debug line.
+fn report_undelivered(sid: &Sid, error: &CommandError) {
+    if error.is_overflow() {
+        tracing::warn!(
+            %sid,
+            "a client's outbound queue is full (max_buffered_packets / max_buffered_bytes): it is \
+             disconnected, and what was queued for it is lost"
+        );
+    } else {
+        tracing::debug!(%sid, %error, "emit not delivered to this client");
+    }
+}
+
+/// After an emit that left a recipient's queue past half its limit: the emitting task lets the
+/// others run once, its recipients' writers among them. A handler runs on the task that read
+/// its event, which is also the one that writes to that client, so a loop of emits that never
+/// waits would otherwise fill the queue to its limit (and close the client) however fast the
+/// client reads.
+async fn let_writers_run(crowded: bool) {
+    if crowded {
+        crate::runtime::yield_now().await;
     }
 }
 

@@ -21,7 +21,7 @@ use sockio_core::websocket::{
     CLOSE_LINGER, FrameReader, Outbox, ReadOutcome, read_after_close, read_and_answer,
 };
 
-use crate::runtime::{Runtime, until};
+use crate::runtime::{Runtime, until, yield_now};
 use crate::service::SocketIoResponse;
 use crate::wake_signal::WakeSignal;
 
@@ -424,18 +424,4 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
             return ended;
         }
     }
-}
-
-/// Lets the executor run other tasks once before this one goes on.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
 }

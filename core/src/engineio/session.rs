@@ -448,6 +448,16 @@ impl Session {
         (self.queue.len(), self.queued_bytes)
     }
 
+    /// Whether more than half of either outbound limit (`max_buffered_packets`,
+    /// `max_buffered_bytes`) is in use: a driver whose application emits on the same thread or
+    /// task that writes to the client should let the writing run before more is queued, or a
+    /// loop of emits fills the queue to its limit (and the client is closed) however fast the
+    /// client reads.
+    pub fn is_crowded(&self) -> bool {
+        self.queue.len() > self.config.max_buffered_packets / 2
+            || self.queued_bytes > self.config.max_buffered_bytes / 2
+    }
+
     /// The JSON of the open packet.
     fn open_packet_json(&self, websocket: bool) -> String {
         let upgrades: &[&str] =

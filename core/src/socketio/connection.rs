@@ -220,6 +220,15 @@ pub enum CommandError {
     Send(#[from] SendError),
 }
 
+impl CommandError {
+    /// The command overflowed the client's outbound queue, which closed the connection: what
+    /// was queued for the client is lost to it, a loss a driver should make heard (a warning),
+    /// unlike a command that found the connection already gone.
+    pub fn is_overflow(&self) -> bool {
+        matches!(self, CommandError::Send(SendError::QueueFull))
+    }
+}
+
 #[derive(Debug)]
 enum NamespaceState {
     /// CONNECT received, waiting for the application's answer. The socket id is already chosen so
