@@ -31,6 +31,7 @@ use crate::http1::{
 };
 use crate::server::Server;
 use crate::thread_budget::BUDGET;
+use crate::timers::Timers;
 use crate::ws_writer::{Progress, SocketWrites};
 
 /// Stack of each connection thread (HTTP, then the WebSocket reader) and of each WebSocket writer
@@ -1453,9 +1454,7 @@ fn run_websocket<S: WsSession>(
     stream: Arc<TcpStream>,
     leftover: Vec<u8>,
 ) {
-    // Not to end the WebSocket (the core's heartbeat does that): a reader blocked on a client
-    // that stopped sending looks again this often whether the server closed it meanwhile.
-    let _ = stream.set_read_timeout(Some(session.write_timeout().max(Duration::from_millis(1))));
+    let _ = stream.set_read_timeout(None);
     let _ = stream.set_write_timeout(Some(POOL_WRITE_TIMEOUT));
     let reader = FrameReader::new(session.max_message());
     let shared = Arc::new(WsShared {
@@ -1617,13 +1616,7 @@ fn read_loop(
             match (&*shared.stream).read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => break Some(n),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                    ) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 // The socket is broken (a reset): nothing more can be written to it. The client
                 // hung up without a close frame, as with end of stream; the reference server, on
                 // `ws`, reports both as `transport close`.
@@ -1659,6 +1652,39 @@ fn linger_after_close(stream: &TcpStream, reader: &mut FrameReader, buf: &mut [u
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// Cuts `stream` once [`CLOSE_LINGER`] is over, unless it is gone by then: the end of the
+/// closing handshake for a client that neither answers the server's close nor hangs up. One
+/// timer thread for every such socket, started the first time one is needed.
+fn cut_after_linger(stream: &Arc<TcpStream>) {
+    static CUTS: std::sync::LazyLock<Option<Arc<Timers<TcpStream>>>> =
+        std::sync::LazyLock::new(|| {
+            let timers: Arc<Timers<TcpStream>> = Arc::new(Timers::default());
+            let running = timers.clone();
+            std::thread::Builder::new()
+                .name("sockio-close-linger".into())
+                .spawn(move || {
+                    running.run(|streams| {
+                        for stream in streams {
+                            let _ = stream.shutdown(Shutdown::Both);
+                        }
+                        true
+                    });
+                })
+                .inspect_err(|error| {
+                    tracing::error!(%error, "cannot start the closing handshakes' timer thread");
+                })
+                .ok()
+                .map(|_| timers)
+        });
+    match &*CUTS {
+        Some(cuts) => cuts.schedule(after(CLOSE_LINGER), stream),
+        // Without the timer, no linger: the socket is cut at once, as a failed write would be.
+        None => {
+            let _ = stream.shutdown(Shutdown::Both);
         }
     }
 }
@@ -1749,6 +1775,9 @@ impl<S: WsSession> SocketWriter<S> {
             _ => {
                 let _ = self.shared.stream.shutdown(Shutdown::Write);
                 self.shared.close_sent.store(true, Ordering::SeqCst);
+                // The reader may be blocked in a read that only the client can end: a client
+                // that never answers is cut once the linger is over.
+                cut_after_linger(&self.shared.stream);
                 Progress::Ended
             }
         }
