@@ -1296,11 +1296,19 @@ impl Session {
             return;
         };
         // The queue's buffer becomes the answer's: no copy, and the idle session holds none.
-        let frames = Vec::from(std::mem::take(&mut self.queue));
+        let mut frames = Vec::from(std::mem::take(&mut self.queue));
         self.queued_bytes = 0;
-        let closing = frames
-            .last()
-            .is_some_and(|f| *f == Frame::bare(PacketType::Close));
+        let close = Frame::bare(PacketType::Close);
+        let mut closing = frames.last() == Some(&close);
+        if closing && frames.len() > 1 {
+            // The close packet waits for the next poll, which the client makes as soon as it has
+            // read these: socket.io-client acts on a close at once and on the packets before it
+            // a tick later, when its socket is already gone, so a close in the same answer lost
+            // them (a graceful shutdown over polling dropped what it had just emitted).
+            frames.pop();
+            self.push_frame(close);
+            closing = false;
+        }
         self.answer_poll(*get, frames);
         if closing {
             if let State::Closing { .. } = self.state {
