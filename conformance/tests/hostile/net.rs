@@ -282,15 +282,25 @@ pub fn sio_polling(port: u16) -> Result<String, String> {
 /// Whether the polling session `sid` is over: a GET gets 400 code 1 ("Session ID unknown") or
 /// the close packet. `Ok(false)` when the GET brought anything else (the session lives).
 pub fn polling_closed(port: u16, sid: &str) -> Result<bool, String> {
-    let resp = get(port, sid)?;
-    if resp.status == 400 {
-        resp.expect_error(400, 1)?;
-        return Ok(true);
+    // The close packet comes alone, in the poll after what was queued before it.
+    for _ in 0..2 {
+        let resp = get(port, sid)?;
+        if resp.status == 400 {
+            resp.expect_error(400, 1)?;
+            return Ok(true);
+        }
+        if resp.status != 200 {
+            return Err(format!("GET: {} {:?}", resp.status, resp.text()));
+        }
+        let packets = resp.packets();
+        if packets.iter().any(|p| p == "1") {
+            return Ok(true);
+        }
+        if packets.iter().any(|p| p == "2") {
+            return Ok(false);
+        }
     }
-    if resp.status != 200 {
-        return Err(format!("GET: {} {:?}", resp.status, resp.text()));
-    }
-    Ok(resp.packets().iter().any(|p| p == "1"))
+    Ok(false)
 }
 
 pub type Ws = WebSocket<TcpStream>;
