@@ -5,10 +5,17 @@
 //! the accepted socket joined nothing, its disconnect handler never ran, and whatever the
 //! connect handler set up for it stayed (an audit saw it with the official client, over both
 //! transports).
+//!
+//! The order is certain: the client, over polling, asks to join, then sends the Engine.IO close
+//! packet; the server's `ok` to that POST means the connection is closed. Only then is the
+//! connect handler, waiting all along, let go.
 
 #[path = "support/in_process.rs"]
 mod in_process;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -16,53 +23,82 @@ use in_process::{serve_async, serve_threads};
 use serde_json::Value;
 use sockio_core::socketio::DisconnectReason;
 use sockio_server::{Runtime, Server};
-use tungstenite::Message;
+use sockio_testkit::raw_polling::{open, request, session_uri};
 
-/// How long the connect handler takes: longer than the client takes to leave.
-const CONNECT_HANDLER: Duration = Duration::from_millis(300);
-/// A bound on waiting for the disconnect handler.
+/// A bound on every wait: a handler never released, a disconnect handler that never runs.
 const WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting connect handler looks at its release.
+const LOOK: Duration = Duration::from_millis(5);
 
-fn async_server<Rt: Runtime>(left: Sender<String>) -> Server<Rt> {
+/// What the test holds: the connect handler's release, and the disconnect reasons.
+struct Probe {
+    release: Arc<AtomicBool>,
+    left: Receiver<String>,
+}
+
+fn probe() -> (Probe, Arc<AtomicBool>, Sender<String>) {
+    let release = Arc::new(AtomicBool::new(false));
+    let (left_tx, left) = channel();
+    let probe = Probe {
+        release: release.clone(),
+        left,
+    };
+    (probe, release, left_tx)
+}
+
+fn async_server<Rt: Runtime>() -> (Server<Rt>, Probe) {
+    let (probe, release, left) = probe();
     let io = Server::<Rt>::builder().build();
-    io.on_connect(|_socket, _handshake, _auth: Option<Value>| async move {
-        Rt::default()
-            .sleep_until(Instant::now() + CONNECT_HANDLER)
-            .await;
-        Ok(())
+    io.on_connect(move |_socket, _handshake, _auth: Option<Value>| {
+        let release = release.clone();
+        async move {
+            let waited = Instant::now();
+            while !release.load(Ordering::SeqCst) && waited.elapsed() < WAIT {
+                Rt::default().sleep_until(Instant::now() + LOOK).await;
+            }
+            Ok(())
+        }
     });
     io.on_disconnect(move |_socket, reason: DisconnectReason| {
         let _ = left.send(reason.to_string());
         async {}
     });
-    io
+    (io, probe)
 }
 
-fn threads_server(left: Sender<String>) -> sockio_threads::Server {
+fn threads_server() -> (sockio_threads::Server, Probe) {
+    let (probe, release, left) = probe();
     let io = sockio_threads::Server::builder().build();
-    io.on_connect(|_socket, _handshake, _auth: Option<Value>| {
-        std::thread::sleep(CONNECT_HANDLER);
+    io.on_connect(move |_socket, _handshake, _auth: Option<Value>| {
+        let waited = Instant::now();
+        while !release.load(Ordering::SeqCst) && waited.elapsed() < WAIT {
+            std::thread::sleep(LOOK);
+        }
         Ok(())
     });
     io.on_disconnect(move |_socket, reason: DisconnectReason| {
         let _ = left.send(reason.to_string());
     });
-    io
+    (io, probe)
 }
 
-/// Opens a WebSocket session, asks to join `/` and hangs up at once.
-fn join_and_leave(addr: std::net::SocketAddr) {
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-            .expect("WebSocket handshake");
-    let open = ws.read().expect("the open packet");
-    assert!(open.to_text().expect("text").starts_with("0{"), "{open:?}");
-    ws.send(Message::text("40")).expect("CONNECT");
-    drop(ws);
-}
-
-fn expect_disconnect(runtime: &str, left: &Receiver<String>) {
-    let reason = left
+/// Joins `/` over polling and leaves (the Engine.IO close packet) before the connect handler
+/// answers, then lets the handler accept; the disconnect handler must run.
+fn leave_during_the_connect_handler(runtime: &str, addr: SocketAddr, probe: &Probe) {
+    let uri = session_uri("/socket.io/", &open(addr, "/socket.io/"));
+    assert_eq!(
+        request(addr, "POST", &uri, b"40").body,
+        "ok",
+        "{runtime}: CONNECT"
+    );
+    assert_eq!(
+        request(addr, "POST", &uri, b"1").body,
+        "ok",
+        "{runtime}: close"
+    );
+    probe.release.store(true, Ordering::SeqCst);
+    let reason = probe
+        .left
         .recv_timeout(WAIT)
         .unwrap_or_else(|_| panic!("{runtime}: the disconnect handler never ran"));
     assert_eq!(reason, "transport close", "{runtime}");
@@ -72,24 +108,18 @@ fn expect_disconnect(runtime: &str, left: &Receiver<String>) {
 fn a_client_leaving_during_its_connect_handler_is_disconnected_on_tokio() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let _entered = runtime.enter();
-    let (left, leaves) = channel();
-    let io = async_server::<sockio_tokio::Tokio>(left);
-    join_and_leave(serve_async(&io));
-    expect_disconnect("tokio", &leaves);
+    let (io, probe) = async_server::<sockio_tokio::Tokio>();
+    leave_during_the_connect_handler("tokio", serve_async(&io), &probe);
 }
 
 #[test]
 fn a_client_leaving_during_its_connect_handler_is_disconnected_on_smol() {
-    let (left, leaves) = channel();
-    let io = async_server::<sockio_smol::Smol>(left);
-    join_and_leave(serve_async(&io));
-    expect_disconnect("smol", &leaves);
+    let (io, probe) = async_server::<sockio_smol::Smol>();
+    leave_during_the_connect_handler("smol", serve_async(&io), &probe);
 }
 
 #[test]
 fn a_client_leaving_during_its_connect_handler_is_disconnected_on_threads() {
-    let (left, leaves) = channel();
-    let io = threads_server(left);
-    join_and_leave(serve_threads(&io));
-    expect_disconnect("threads", &leaves);
+    let (io, probe) = threads_server();
+    leave_during_the_connect_handler("threads", serve_threads(&io), &probe);
 }

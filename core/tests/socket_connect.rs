@@ -658,3 +658,31 @@ fn connects_answered_after_the_client_left() {
         "nothing is sent to a gone client"
     );
 }
+
+/// A driver that lost its verdicts (a bug ended the work that would give them) gives up on the
+/// pending connects: a closed connection then reports `Closed`; an open one refuses them.
+#[test]
+fn abandoned_pending_connects_let_the_connection_end() {
+    let mut h = Harness::socket(only(&["/", "/admin"]));
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40");
+    strip(h.take_events(&sid));
+    h.command(&sid, |c, now| c.abandon_pending_connects(now));
+    assert_eq!(
+        sio_split(&h.ws_take_text(ws)[0]),
+        ("44".to_owned(), json!({"message": "internal server error"}))
+    );
+    h.ws_send_text(ws, "40/admin,");
+    strip(h.take_events(&sid));
+    h.command(&sid, |c, now| c.close(now, CloseReason::ForcedClose));
+    assert!(
+        h.take_events(&sid).is_empty(),
+        "Closed waits for the verdict"
+    );
+    h.command(&sid, |c, now| c.abandon_pending_connects(now));
+    assert_eq!(
+        h.take_events(&sid),
+        vec![SocketEvent::Closed(CloseReason::ForcedClose)]
+    );
+    assert!(!h.sessions.contains_key(sid.as_str()));
+}

@@ -1658,7 +1658,8 @@ fn linger_after_close(stream: &TcpStream, reader: &mut FrameReader, buf: &mut [u
 
 /// Cuts `stream` once [`CLOSE_LINGER`] is over, unless it is gone by then: the end of the
 /// closing handshake for a client that neither answers the server's close nor hangs up. One
-/// timer thread for every such socket, started the first time one is needed.
+/// timer thread for every such socket, started the first time one is needed and kept for the
+/// process's life (outside the thread budget: it is one thread, whatever the load).
 fn cut_after_linger(stream: &Arc<TcpStream>) {
     static CUTS: std::sync::LazyLock<Option<Arc<Timers<TcpStream>>>> =
         std::sync::LazyLock::new(|| {

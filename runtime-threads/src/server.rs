@@ -459,7 +459,9 @@ impl Server {
     /// whichever comes first. New TCP connections are still accepted until the Socket.IO
     /// connections are closed or the grace is over (a polling client between two requests
     /// fetches its close packet on a new one); the accept loops stop then, and idle kept-alive
-    /// HTTP connections close at `http_header_timeout`.
+    /// HTTP connections close at `http_header_timeout`. A WebSocket's closing handshake is waited
+    /// for too: up to 5 s for a client that neither answers the close nor hangs up
+    /// (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
@@ -593,7 +595,10 @@ impl Server {
     /// disconnect handlers run (`forced close`), and the other connections are not touched.
     fn close_after_bug(&self, cell: &Arc<ConnCell>) {
         self.drive(cell, |state, now| {
-            state.conn.close(now, CloseReason::ForcedClose)
+            state.conn.close(now, CloseReason::ForcedClose);
+            // A connect the bug interrupted gets no verdict: without this, the connection would
+            // wait for it, never report `Closed`, and be kept (and waited for by `shutdown`).
+            state.conn.abandon_pending_connects(now);
         });
     }
 

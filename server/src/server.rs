@@ -479,7 +479,9 @@ impl<Rt: Runtime> Server<Rt> {
     /// or after `grace`, whichever comes first. New TCP connections are still accepted until the
     /// Socket.IO connections are closed or the grace is over (a polling client between two
     /// requests fetches its close packet on a new one); the `serve` calls return then, and idle
-    /// kept-alive HTTP connections close at `http_header_timeout`.
+    /// kept-alive HTTP connections close at `http_header_timeout`. A WebSocket's closing
+    /// handshake is waited for too: up to 5 s for a client that neither answers the close nor
+    /// hangs up (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);

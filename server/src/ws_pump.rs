@@ -227,14 +227,18 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
 /// client's bytes arrive, and the reset discards what the client had not read yet: the close
 /// frame and the last messages before it.
 async fn linger_after_close<Rt: Runtime>(runtime: &Rt, ws: &mut WsSocket) {
-    if poll_fn(|cx| Pin::new(&mut ws.io).poll_shutdown(cx))
-        .await
-        .is_err()
-    {
-        return;
-    }
+    // The shutdown too is bounded: over TLS it writes `close_notify`, which a client that stopped
+    // reading never takes.
     let deadline = crate::runtime::after(CLOSE_LINGER);
-    let _ = until(runtime, deadline, poll_fn(|cx| read_until_close(cx, ws))).await;
+    let handshake = async {
+        if poll_fn(|cx| Pin::new(&mut ws.io).poll_shutdown(cx))
+            .await
+            .is_ok()
+        {
+            poll_fn(|cx| read_until_close(cx, ws)).await;
+        }
+    };
+    let _ = until(runtime, deadline, handshake).await;
 }
 
 /// Reads and drops what the client sends after the server's close; ready at its close frame, a

@@ -190,7 +190,8 @@ fn carry(
         let mut buffer = vec![0u8; 64 * 1024];
         while !stopped.load(Ordering::SeqCst) {
             if hold.load(Ordering::SeqCst) {
-                // Waits up to the read timeout, as the sleep would; the bytes stay in the socket.
+                // The peek waits up to the read timeout when nothing is there; the bytes stay in
+                // the socket.
                 held.store(from.peek(&mut buffer).unwrap_or(0), Ordering::SeqCst);
                 std::thread::sleep(POLL);
                 continue;

@@ -147,7 +147,10 @@ impl std::fmt::Display for DisconnectReason {
 #[non_exhaustive]
 pub enum SocketEvent {
     /// The client asks to join `namespace`. Answer with [`Connection::accept_connect`] or
-    /// [`Connection::reject_connect`]; until then the client waits.
+    /// [`Connection::reject_connect`]; until then the client waits. Answer it even when the
+    /// connection ended meanwhile: an accepted socket then leaves at once (a `Disconnect`), and
+    /// [`SocketEvent::Closed`] waits for every such answer (or for
+    /// [`Connection::abandon_pending_connects`]).
     Connect {
         namespace: ByteString,
         /// The socket id the client gets if accepted.
@@ -584,6 +587,8 @@ impl Connection {
 
     /// Accepts the pending connection to `namespace`; returns the socket id (v5: a fresh id from
     /// the injected generator, sent as `{"sid"}`; v4: the Engine.IO sid, `nsp#sid` outside `/`).
+    /// After the connection ended (or began closing) it still takes the verdict: nothing is sent,
+    /// and the socket leaves at once with the connection's reason (a `Disconnect`).
     ///
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
@@ -669,6 +674,27 @@ impl Connection {
         let payload = connect_error_payload(self.version, message, data);
         self.send_packet(now, &Packet::connect_error(namespace, payload))?;
         Ok(())
+    }
+
+    /// Gives up on every connect still awaiting the application's verdict, for a driver that
+    /// lost those verdicts (a bug in it ended the work that would have given them): each is
+    /// refused, with CONNECT_ERROR `internal server error` while the client is there; once the
+    /// connection has ended, [`SocketEvent::Closed`] then follows, which it otherwise waits for.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
+    pub fn abandon_pending_connects(&mut self, now: Instant) {
+        let pending: Vec<ByteString> = self
+            .namespaces
+            .iter()
+            .filter(|(_, state)| matches!(state, NamespaceState::Pending { .. }))
+            .map(|(namespace, _)| namespace.clone())
+            .collect();
+        for namespace in pending {
+            if self.verdict_after_leaving(&namespace, false).is_none() {
+                let _ = self.reject_connect(now, &namespace, "internal server error", None);
+            }
+        }
     }
 
     /// Emits `event` with `args` (attachment placeholders resolved against `attachments`) to the
