@@ -880,36 +880,7 @@ fn arguments_that_do_not_fit_a_typed_handler_get_no_acknowledgement() {
 /// reason, and whether its handler is about to panic, arrive on the channel.
 fn panicking_server(concurrent: bool) -> (Server, std::sync::mpsc::Receiver<(String, bool)>) {
     let io = Server::builder().async_handlers(concurrent).build();
-    io.on_connect(|_socket: Socket, _handshake, auth: Option<Value>| {
-        if auth.as_ref().is_some_and(|a| a["panic"] == "connect") {
-            panic!("test panic in a connect handler");
-        }
-        Ok(())
-    });
-    let (tx, disconnects) = channel();
-    io.on_disconnect(move |socket: Socket, reason| {
-        let panic_here = socket
-            .get_session::<Option<Value>>()
-            .ok()
-            .flatten()
-            .is_some_and(|s| s["panic"] == "disconnect");
-        let _ = tx.send((reason.as_str().to_owned(), panic_here));
-        if panic_here {
-            panic!("test panic in a disconnect handler");
-        }
-    });
-    io.on("mark", |socket: Socket, _: Option<Value>| {
-        socket
-            .save_session(&json!({"panic": "disconnect"}))
-            .expect("save_session");
-    });
-    io.on(
-        "boom",
-        |_socket: Socket, _: Option<Value>| -> &'static str {
-            panic!("test panic in an event handler")
-        },
-    );
-    io.on("ping", |_socket: Socket, n: u32| n + 1);
+    let disconnects = support::add_panicking_handlers(&io);
     (io, disconnects)
 }
 

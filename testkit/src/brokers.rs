@@ -354,3 +354,14 @@ pub fn rabbitmq_connections(exchange: &str) -> Result<Vec<String>, String> {
         .map(|(pid, _)| pid.to_owned())
         .collect())
 }
+
+/// The bytes Redis sends a subscriber sockio has just set up on `channel` (the `+OK` of its
+/// `CLIENT SETNAME`, the subscription's confirmation) followed by the published `message`.
+pub fn redis_subscriber_reads(channel: &str, message: &str) -> usize {
+    let (c, m) = (channel.len(), message.len());
+    format!(
+        "+OK\r\n*3\r\n$9\r\nsubscribe\r\n${c}\r\n{channel}\r\n:1\r\n\
+         *3\r\n$7\r\nmessage\r\n${c}\r\n{channel}\r\n${m}\r\n{message}\r\n"
+    )
+    .len()
+}

@@ -145,6 +145,20 @@ impl FaultyLink {
         })
     }
 
+    /// Waits until [`held_reply_bytes`](Self::held_reply_bytes) reaches `bytes`; panics after
+    /// `within`.
+    pub fn wait_for_held_replies(&self, bytes: usize, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.held_reply_bytes() < bytes {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {bytes} reply bytes held after {within:?}",
+                self.held_reply_bytes()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// On the connections open now, carries what the server sends at `bytes_per_second` (0: as
     /// fast as it comes), as a slow network path that keeps taking data.
     pub fn throttle_requests(&self, bytes_per_second: u64) {

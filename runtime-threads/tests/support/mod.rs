@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 
-use serde_json::Value;
-use sockio_threads::Server;
+use serde_json::{Value, json};
+use sockio_threads::{Server, Socket};
 
 pub mod embedding;
 pub mod posts;
@@ -129,4 +129,42 @@ pub fn sid_of_open(body: &str) -> String {
         .unwrap_or_else(|| panic!("not an open packet: {body}"));
     let open: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
     open["sid"].as_str().expect("sid").to_owned()
+}
+
+/// Registers handlers that panic: `boom` always, the connect handler for `auth.panic ==
+/// "connect"`, the disconnect handler for sockets that sent `mark`; `ping` answers its number
+/// plus one. Each disconnect's reason, and whether its handler is about to panic, arrive on the
+/// returned channel.
+pub fn add_panicking_handlers(io: &Server) -> Receiver<(String, bool)> {
+    io.on_connect(|_socket: Socket, _handshake, auth: Option<Value>| {
+        if auth.as_ref().is_some_and(|a| a["panic"] == "connect") {
+            panic!("test panic in a connect handler");
+        }
+        Ok(())
+    });
+    let (tx, disconnects) = std::sync::mpsc::channel();
+    io.on_disconnect(move |socket: Socket, reason| {
+        let panic_here = socket
+            .get_session::<Option<Value>>()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s["panic"] == "disconnect");
+        let _ = tx.send((reason.as_str().to_owned(), panic_here));
+        if panic_here {
+            panic!("test panic in a disconnect handler");
+        }
+    });
+    io.on("mark", |socket: Socket, _: Option<Value>| {
+        socket
+            .save_session(&json!({"panic": "disconnect"}))
+            .expect("save_session");
+    });
+    io.on(
+        "boom",
+        |_socket: Socket, _: Option<Value>| -> &'static str {
+            panic!("test panic in an event handler")
+        },
+    );
+    io.on("ping", |_socket: Socket, n: u32| n + 1);
+    disconnects
 }
