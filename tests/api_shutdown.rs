@@ -355,8 +355,9 @@ const socket = io(URL, { transports: ["TRANSPORT"], reconnection: false });
 let got = 0;
 socket.on("m", () => { got += 1; });
 socket.on("disconnect", () => {
-  // Packets read with the close are handed over a tick later: those count too.
-  setTimeout(() => { out("got", got); process.exit(0); }, 100);
+  // Packets read with the close are handed over on `process.nextTick` (socket.io-client's
+  // Manager): `setImmediate` runs after those, so they count too.
+  setImmediate(() => { out("got", got); process.exit(0); });
 });
 await connected(socket);
 socket.emit("flood");
