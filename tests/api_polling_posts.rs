@@ -1,6 +1,7 @@
 //! A POST sent while another POST's body is still on its way is refused with 400 and ends the
 //! session with a transport error, and so does a POST whose client goes away mid-body (PROTOCOL
-//! 1.4, as the reference server), on the async servers: Socket.IO and raw Engine.IO. The
+//! 1.4, as the reference server), on the async servers: Socket.IO and raw Engine.IO; chunked POST
+//! bodies are read whole. The
 //! requests are written by hand (`sockio_testkit::raw_polling`): no official client does this on
 //! purpose. The same checks for the threads runtime are in `runtime-threads/tests/polling_posts.rs`.
 
@@ -14,8 +15,8 @@ use api_support::recv;
 use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio::{Server, Socket};
 use sockio_testkit::raw_polling::{
-    assert_overlap_refused, assert_session_gone, open, request, session_uri, unfinished_post,
-    unfinished_upgrade,
+    assert_chunked_posts_are_read, assert_overlap_refused, assert_session_gone, open, request,
+    session_uri, unfinished_post, unfinished_upgrade,
 };
 use tokio::sync::mpsc;
 
@@ -168,4 +169,16 @@ async fn posts_during_an_unfinished_upgrade_are_not_overlapping() {
         }
     })
     .await;
+}
+
+/// A POST whose body comes chunked (`Transfer-Encoding: chunked`) is read whole and handled, as
+/// on the threads runtime (`runtime-threads/tests/polling_posts.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_posts_are_read_whole() {
+    let io = Server::builder().build();
+    io.on("echo", |_socket: Socket, text: String| async move {
+        format!("echo:{text}")
+    });
+    let addr = api_support::serve(&io).await.addr;
+    client(move || assert_chunked_posts_are_read(addr)).await;
 }

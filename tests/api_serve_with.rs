@@ -1,9 +1,9 @@
 //! `serve_with` / `serve_listener_with`: requests outside the Socket.IO path reach the
-//! application's fallback (an async function of the request) with their body read and the
-//! client's address, as on the threads runtime (a plain closure there), so a fallback ports
-//! between runtimes as a handler does: a body past `max_http_buffer_size` is refused (413)
-//! without calling it, a fallback that panics, or whose future does, answers 500 and the
-//! connection and the server carry on, and the Socket.IO path stays Socket.IO's.
+//! application's fallback (an async function of the request) with their body read, chunked or
+//! not, and the client's address, as on the threads runtime (a plain closure there), so a
+//! fallback ports between runtimes as a handler does: a body past `max_http_buffer_size` is
+//! refused (413) without calling it, a fallback that panics, or whose future does, answers 500
+//! and the connection and the server carry on, and the Socket.IO path stays Socket.IO's.
 //!
 //! The same checks on tokio, smol and threads (each runtime crate directly, whatever the root
 //! crate's features). On threads the fallback is served by `Middleware::serve_std`, which
@@ -82,6 +82,12 @@ async fn the_fallback_answers(addr: SocketAddr, max_body: usize, panicking: &[&s
     let form = conn.request("POST", "/form", &[], b"a=1&b=2").await;
     assert_eq!(form.status, 418, "{form:?}");
     assert_eq!(form.text(), "app: POST /form [a=1&b=2] from 127.0.0.1");
+    // A chunked body reaches it whole, and the connection goes on after it.
+    let chunked = conn
+        .request_chunked("POST", "/form", &[b"a=1", b"&b=", b"2"])
+        .await;
+    assert_eq!(chunked.status, 418, "{chunked:?}");
+    assert_eq!(chunked.text(), "app: POST /form [a=1&b=2] from 127.0.0.1");
     // The Socket.IO path is still Socket.IO's, on the same connection.
     let open = conn
         .request("GET", "/socket.io/?EIO=4&transport=polling", &[], b"")
@@ -102,6 +108,17 @@ async fn the_fallback_answers(addr: SocketAddr, max_body: usize, panicking: &[&s
     assert_eq!(refused.status, 413, "{refused:?}");
     let exact = vec![b'y'; max_body];
     let taken = http(addr, "POST", "/upload", &exact).await;
+    assert_eq!(taken.status, 418, "{:?}", taken.status);
+    // So are chunked ones.
+    let refused = HttpConn::open(addr)
+        .await
+        .request_chunked("POST", "/upload", &[&big[..max_body], &big[max_body..]])
+        .await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    let taken = HttpConn::open(addr)
+        .await
+        .request_chunked("POST", "/upload", &[&exact[..10], &exact[10..]])
+        .await;
     assert_eq!(taken.status, 418, "{:?}", taken.status);
 }
 

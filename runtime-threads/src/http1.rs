@@ -1,10 +1,20 @@
 //! A small, strict HTTP/1.1 request reader and response writer for blocking std sockets.
 //!
 //! Limits: the request line and headers together at most [`MAX_HEAD`] bytes and
-//! [`MAX_HEADERS`] headers (431 past either); bodies only with `Content-Length` (a
-//! `Transfer-Encoding` is refused with 411 for chunked, 400 otherwise), read up to the Socket.IO
-//! limit plus one byte (the core answers 413 on seeing that byte; the connection then closes
-//! because the rest of the body was not read). Anything malformed gets 400 and a close.
+//! [`MAX_HEADERS`] headers (431 past either). A body comes with `Content-Length` or with
+//! `Transfer-Encoding: chunked` (RFC 9112 §7.1: chunk extensions are ignored; trailer fields are
+//! read and dropped, at most [`MAX_HEAD`] bytes of them, 431 past that). Either is read up to the
+//! Socket.IO limit plus one byte (the core answers 413 on seeing that byte; the connection then
+//! closes if the body went on past it, as the rest was not read). Anything malformed gets 400 and a close,
+//! chunk framing included: a size that is not hex or does not fit a `usize`, a chunk-size line
+//! over [`MAX_CHUNK_LINE`] bytes, a line or chunk not ended by CRLF, a body cut short.
+//! Transfer codings other than `chunked` alone (`gzip`, `gzip, chunked`, `chunked` twice), a
+//! `Transfer-Encoding` in an HTTP/1.0 request, and a request with both `Content-Length` and
+//! `Transfer-Encoding` get 400 and a close. hyper (the tokio and smol runtimes) reads that last
+//! one by `Transfer-Encoding` alone (RFC 9112 §6.3), and passes `gzip, chunked` bodies on still
+//! gzipped; here both are refused: a request with both lengths is how requests are smuggled past
+//! a proxy that reads the other one, which RFC 9112 §6.3 lets a server refuse, and no Socket.IO
+//! client sends either.
 //! An HTTP/1.1 request with `Expect: 100-continue` and a body gets `100 Continue` before its body
 //! is read ([`write_continue`]), unless it is refused first (see `next_request` in `serve.rs`).
 
@@ -22,6 +32,12 @@ pub(crate) const MAX_HEAD: usize = 8 * 1024;
 pub(crate) const MAX_HEADERS: usize = 100;
 /// How much one read of a request head asks for.
 const READ_CHUNK: usize = 2048;
+/// Most bytes of a chunk-size line, its CRLF included: a few hex digits, and extensions nobody
+/// here reads, which are refused past this rather than buffered.
+const MAX_CHUNK_LINE: usize = 1024;
+/// [`HttpReader::unread`] for a chunked body left unread: how much of it is still to come is
+/// unknown.
+const UNKNOWN_UNREAD: usize = usize::MAX;
 
 /// What the next read from a connection produced.
 #[derive(Debug)]
@@ -44,7 +60,7 @@ pub(crate) struct HttpReader {
     buf: Vec<u8>,
     /// Bytes of the last request's body that were not read (past the limit, or a body its
     /// client was told not to send): the connection cannot go on, and its client may still be
-    /// sending them.
+    /// sending them. [`UNKNOWN_UNREAD`] for a chunked body.
     unread: usize,
 }
 
@@ -56,7 +72,10 @@ impl HttpReader {
 
     /// Notes that `head`'s body is not read: the connection ends after the answer.
     pub fn leave_body(&mut self, head: &Head) {
-        self.unread = head.length.saturating_sub(self.buf.len());
+        self.unread = match head.framing {
+            Framing::Length(length) => length.saturating_sub(self.buf.len()),
+            Framing::Chunked => UNKNOWN_UNREAD,
+        };
     }
 
     /// Bytes received after the last request (the first WebSocket frames after an upgrade).
@@ -79,7 +98,7 @@ impl HttpReader {
 
     /// Reads the next request's head, checking its framing. `Err` holds what to do instead:
     /// [`Incoming::Closed`] or [`Incoming::Bad`].
-    pub fn read_head(&mut self, mut stream: &TcpStream) -> Result<Head, Incoming> {
+    pub fn read_head(&mut self, stream: &TcpStream) -> Result<Head, Incoming> {
         let (head_start, head_end) = loop {
             // Empty lines before a request line are skipped (RFC 9112 §2.2), but count towards
             // the head's limit.
@@ -93,14 +112,7 @@ impl HttpReader {
                     "request head too large",
                 ));
             }
-            // Straight into the buffer: a chunk array on the stack made this the deepest frame of
-            // a connection thread, and every stack page a thread touched stays resident for the
-            // connection's life (bench/ANALYSIS.md, "Threads runtime: stack pages").
-            let filled = self.buf.len();
-            self.buf.resize(filled + READ_CHUNK, 0);
-            let read = stream.read(&mut self.buf[filled..]);
-            self.buf.truncate(filled + read.as_ref().map_or(0, |n| *n));
-            match read {
+            match self.fill(stream) {
                 Ok(0) => return Err(Incoming::Closed),
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -119,34 +131,8 @@ impl HttpReader {
         let mut head = parse_head(Bytes::copy_from_slice(&self.buf[head_start..head_end]))
             .map_err(|(status, text)| Incoming::Bad(status, text))?;
         self.buf.drain(..head_end);
-        if let Some(encoding) = head.headers.get(TRANSFER_ENCODING) {
-            let chunked = encoding
-                .to_str()
-                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"));
-            return Err(if chunked {
-                Incoming::Bad(
-                    StatusCode::LENGTH_REQUIRED,
-                    "chunked bodies are not accepted",
-                )
-            } else {
-                Incoming::Bad(StatusCode::BAD_REQUEST, "unsupported transfer encoding")
-            });
-        }
-        let mut lengths = head.headers.get_all(CONTENT_LENGTH).iter();
-        head.length = match (lengths.next(), lengths.next()) {
-            (None, _) => 0,
-            (Some(value), None) => match value.to_str().ok().and_then(parse_length) {
-                Some(length) => length,
-                None => return Err(Incoming::Bad(StatusCode::BAD_REQUEST, "bad content-length")),
-            },
-            (Some(_), Some(_)) => {
-                return Err(Incoming::Bad(
-                    StatusCode::BAD_REQUEST,
-                    "several content-lengths",
-                ));
-            }
-        };
-        head.expects_continue = head.length > 0
+        head.framing = framing(&head.headers, head.version).map_err(bad)?;
+        head.expects_continue = head.framing != Framing::Length(0)
             && head.version == Version::HTTP_11
             && head
                 .headers
@@ -156,48 +142,223 @@ impl HttpReader {
     }
 
     /// Reads the body of the request `head` began, capped at `max_body + 1` bytes.
-    /// [`Incoming::Closed`] when the peer went away before all of it came.
+    /// [`Incoming::Closed`] when the peer went away before all of it came (or, for a chunked
+    /// body, when a read failed); [`Incoming::Bad`] for malformed chunk framing, or a chunked
+    /// body whose stream ended before its last chunk.
     pub fn read_body(&mut self, stream: &TcpStream, head: Head, max_body: usize) -> Incoming {
         let Head {
             method,
             uri,
             version,
             headers,
-            length,
+            framing,
             ..
         } = head;
-        let wanted = length.min(max_body.saturating_add(1));
-        let mut keep_alive = wants_keep_alive(version, &headers) && wanted == length;
-        let body = if wanted == 0 {
-            Bytes::new()
-        } else {
-            let mut body = Vec::with_capacity(wanted.min(64 * 1024));
-            let from_buf = wanted.min(self.buf.len());
-            body.extend(self.buf.drain(..from_buf));
-            if body.len() < wanted {
-                let missing = (wanted - body.len()) as u64;
-                match stream.take(missing).read_to_end(&mut body) {
-                    Ok(_) if body.len() == wanted => {}
-                    // The peer went away mid-body.
-                    _ => return Incoming::Closed,
-                }
-            }
-            if wanted < length {
-                keep_alive = false;
-                self.unread = length - wanted;
-            }
-            Bytes::from(body)
+        let cap = max_body.saturating_add(1);
+        let read = match framing {
+            Framing::Length(length) => self.read_sized(stream, length, cap),
+            Framing::Chunked => self.read_chunked(stream, cap),
+        };
+        let (body, whole) = match read {
+            Ok(read) => read,
+            Err(incoming) => return incoming,
         };
         let mut request = Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.version_mut() = version;
+        let keep_alive = whole && wants_keep_alive(version, &headers);
         *request.headers_mut() = headers;
         Incoming::Request {
             request: Box::new(request),
             keep_alive,
         }
     }
+
+    /// Reads a body of `length` bytes, at most `cap` of them; with it, whether it was all read.
+    fn read_sized(
+        &mut self,
+        stream: &TcpStream,
+        length: usize,
+        cap: usize,
+    ) -> Result<(Bytes, bool), Incoming> {
+        let wanted = length.min(cap);
+        if wanted == 0 {
+            return Ok((Bytes::new(), true));
+        }
+        let mut body = Vec::with_capacity(wanted.min(64 * 1024));
+        match self.read_exact_into(stream, &mut body, wanted) {
+            Ok(true) => {}
+            // The peer went away mid-body.
+            _ => return Err(Incoming::Closed),
+        }
+        if wanted < length {
+            self.unread = length - wanted;
+        }
+        Ok((Bytes::from(body), wanted == length))
+    }
+
+    /// Reads a chunked body (RFC 9112 §7.1), at most `cap` bytes of its data; with it, whether
+    /// it was read to its end, trailer fields and final CRLF included. A body longer than `cap`
+    /// is not read further (its rest is left [unread](Self::unread)): memory stays bounded by
+    /// the limit, whatever the client sends.
+    fn read_chunked(&mut self, stream: &TcpStream, cap: usize) -> Result<(Bytes, bool), Incoming> {
+        let mut body = Vec::new();
+        loop {
+            let too_long = (StatusCode::BAD_REQUEST, "chunk-size line too long");
+            let end = self.line_end(stream, MAX_CHUNK_LINE, too_long)?;
+            let size =
+                parse_chunk_size(&self.buf[..end - 2]).ok_or_else(|| bad("bad chunk size"))?;
+            self.buf.drain(..end);
+            if size == 0 {
+                self.skip_trailer_fields(stream)?;
+                return Ok((Bytes::from(body), true));
+            }
+            let room = cap - body.len();
+            self.read_chunk_data(stream, &mut body, size.min(room))?;
+            if size > room {
+                self.unread = UNKNOWN_UNREAD;
+                return Ok((Bytes::from(body), false));
+            }
+            self.expect_crlf(stream)?;
+        }
+    }
+
+    /// Appends the next `n` bytes of a chunk's data to `body`.
+    fn read_chunk_data(
+        &mut self,
+        stream: &TcpStream,
+        body: &mut Vec<u8>,
+        n: usize,
+    ) -> Result<(), Incoming> {
+        match self.read_exact_into(stream, body, n) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(bad("chunked body cut short")),
+            Err(_) => Err(Incoming::Closed),
+        }
+    }
+
+    /// Takes the CRLF that ends a chunk's data.
+    fn expect_crlf(&mut self, stream: &TcpStream) -> Result<(), Incoming> {
+        while self.buf.len() < 2 {
+            self.fill_chunked(stream)?;
+        }
+        if !self.buf.starts_with(b"\r\n") {
+            return Err(bad("chunk data not followed by CRLF"));
+        }
+        self.buf.drain(..2);
+        Ok(())
+    }
+
+    /// Reads the trailer section after the last chunk, up to and including its empty line, and
+    /// drops it: nothing here reads trailer fields, but they must be well-formed and, like a
+    /// head, at most [`MAX_HEAD`] bytes.
+    fn skip_trailer_fields(&mut self, stream: &TcpStream) -> Result<(), Incoming> {
+        let mut budget = MAX_HEAD;
+        loop {
+            let too_long = (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "trailer fields too large",
+            );
+            let end = self.line_end(stream, budget, too_long)?;
+            let line = &self.buf[..end - 2];
+            if line.is_empty() {
+                self.buf.drain(..end);
+                return Ok(());
+            }
+            if !is_field_line(line) {
+                return Err(bad("malformed trailer field"));
+            }
+            self.buf.drain(..end);
+            budget -= end;
+        }
+    }
+
+    /// The length of the next line in the buffer, its CRLF included, reading until one ends.
+    /// Chunk framing ends lines with CRLF only (as hyper reads it): a bare LF is refused, and so
+    /// is a line longer than `limit` bytes, with `too_long`.
+    fn line_end(
+        &mut self,
+        stream: &TcpStream,
+        limit: usize,
+        too_long: (StatusCode, &'static str),
+    ) -> Result<usize, Incoming> {
+        let mut searched = 0;
+        loop {
+            let window = self.buf.len().min(limit);
+            if let Some(at) = self.buf[searched..window].iter().position(|&b| b == b'\n') {
+                let lf = searched + at;
+                if lf == 0 || self.buf[lf - 1] != b'\r' {
+                    return Err(bad("chunk framing line not ended by CRLF"));
+                }
+                return Ok(lf + 1);
+            }
+            if window == limit {
+                return Err(Incoming::Bad(too_long.0, too_long.1));
+            }
+            searched = window;
+            self.fill_chunked(stream)?;
+        }
+    }
+
+    /// Reads more of a chunked body into the buffer. The stream ending inside the body is
+    /// malformed framing (400), as is any cut-short chunked body; a failed read is a close.
+    fn fill_chunked(&mut self, stream: &TcpStream) -> Result<(), Incoming> {
+        loop {
+            match self.fill(stream) {
+                Ok(0) => return Err(bad("chunked body cut short")),
+                Ok(_) => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Incoming::Closed),
+            }
+        }
+    }
+
+    /// Appends the next `n` bytes of the connection to `body`, the buffered ones first, reading
+    /// no further than them: what follows belongs to the framing or to the next request.
+    /// `Ok(false)` when the stream ended first.
+    fn read_exact_into(
+        &mut self,
+        stream: &TcpStream,
+        body: &mut Vec<u8>,
+        n: usize,
+    ) -> io::Result<bool> {
+        let from_buf = n.min(self.buf.len());
+        body.extend(self.buf.drain(..from_buf));
+        let missing = n - from_buf;
+        if missing == 0 {
+            return Ok(true);
+        }
+        let read = stream.take(missing as u64).read_to_end(body)?;
+        Ok(read == missing)
+    }
+
+    /// Reads once from `stream` onto the end of the buffer; how many bytes came (0 at the end of
+    /// the stream).
+    fn fill(&mut self, mut stream: &TcpStream) -> io::Result<usize> {
+        // Straight into the buffer: a chunk array on the stack made this the deepest frame of
+        // a connection thread, and every stack page a thread touched stays resident for the
+        // connection's life (bench/ANALYSIS.md, "Threads runtime: stack pages").
+        let filled = self.buf.len();
+        self.buf.resize(filled + READ_CHUNK, 0);
+        let read = stream.read(&mut self.buf[filled..]);
+        self.buf.truncate(filled + read.as_ref().map_or(0, |n| *n));
+        read
+    }
+}
+
+/// A 400 answer for a malformed request.
+fn bad(text: &'static str) -> Incoming {
+    Incoming::Bad(StatusCode::BAD_REQUEST, text)
+}
+
+/// How a request's body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length` bytes; none without that header.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
 }
 
 /// A request's head, read before its body.
@@ -206,8 +367,8 @@ pub(crate) struct Head {
     pub uri: Uri,
     version: Version,
     pub headers: HeaderMap,
-    /// The body's length (`Content-Length`), checked by [`HttpReader::read_head`].
-    length: usize,
+    /// How the body is delimited, checked by [`HttpReader::read_head`].
+    framing: Framing,
     /// An HTTP/1.1 request with a body and `Expect: 100-continue`: its client waits for
     /// `100 Continue` (or a final answer) before sending the body.
     expects_continue: bool,
@@ -220,10 +381,74 @@ impl Head {
         self.expects_continue
     }
 
-    /// True when the body is longer than `max_body` bytes.
+    /// True when the body is known, before it is read, to be longer than `max_body` bytes (a
+    /// chunked body's length is not).
     pub fn body_longer_than(&self, max_body: usize) -> bool {
-        self.length > max_body
+        matches!(self.framing, Framing::Length(length) if length > max_body)
     }
+}
+
+/// How the body of a request with `headers` is framed; `Err` says why it is refused (400).
+fn framing(headers: &HeaderMap, version: Version) -> Result<Framing, &'static str> {
+    let mut encodings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(encoding) = encodings.next() {
+        if headers.contains_key(CONTENT_LENGTH) {
+            // RFC 9112 §6.3 lets `Transfer-Encoding` win, or the request be refused: both
+            // lengths in one request is how a request is smuggled past a proxy reading the other.
+            return Err("both content-length and transfer-encoding");
+        }
+        if version != Version::HTTP_11 {
+            // Faulty framing (RFC 9112 §6.1), refused by hyper too.
+            return Err("transfer-encoding in an HTTP/1.0 request");
+        }
+        // Another coding would reach the application still applied, and `chunked` twice is not
+        // allowed (RFC 9112 §6.1).
+        if encodings.next().is_some() || !encoding.as_bytes().eq_ignore_ascii_case(b"chunked") {
+            return Err("unsupported transfer encoding");
+        }
+        return Ok(Framing::Chunked);
+    }
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (None, _) => Ok(Framing::Length(0)),
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(parse_length)
+            .map(Framing::Length)
+            .ok_or("bad content-length"),
+        (Some(_), Some(_)) => Err("several content-lengths"),
+    }
+}
+
+/// The size on a chunk-size line (without its CRLF): hex digits, then optionally whitespace and
+/// chunk extensions after a `;`, which are ignored (RFC 9112 §7.1.1). `None` when the line is
+/// malformed or the size does not fit a `usize`.
+fn parse_chunk_size(line: &[u8]) -> Option<usize> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let extensions_fine = match trim_ows(&line[digits..]) {
+        [] => true,
+        [b';', extensions @ ..] => !extensions
+            .iter()
+            .any(|&b| b.is_ascii_control() && b != b'\t'),
+        _ => false,
+    };
+    if digits == 0 || !extensions_fine {
+        return None;
+    }
+    line[..digits].iter().try_fold(0usize, |size, &digit| {
+        let value = char::from(digit).to_digit(16)?;
+        size.checked_mul(16)?.checked_add(value as usize)
+    })
+}
+
+/// True for a field line (`name: value`) a head would accept.
+fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    HeaderName::from_bytes(&line[..colon]).is_ok()
+        && HeaderValue::from_bytes(trim_ows(&line[colon + 1..])).is_ok()
 }
 
 /// How many bytes of empty lines (CRLF or a bare LF) `buf` starts with.
@@ -321,7 +546,7 @@ fn parse_head(head: Bytes) -> Result<Head, (StatusCode, &'static str)> {
         uri,
         version,
         headers,
-        length: 0,
+        framing: Framing::Length(0),
         expects_continue: false,
     })
 }
@@ -452,15 +677,20 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    /// Feeds `bytes` to a reader through a real socket pair.
-    fn read(bytes: &[u8], max_body: usize) -> (Incoming, HttpReader) {
+    /// The server's end of a connection whose client sent `bytes` and then shut its side.
+    fn sent(bytes: &[u8]) -> TcpStream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         client.write_all(bytes).unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
+        server
+    }
+
+    /// Feeds `bytes` to a reader through a real socket pair.
+    fn read(bytes: &[u8], max_body: usize) -> (Incoming, HttpReader) {
         let mut reader = HttpReader::default();
-        let incoming = reader.read_request(&server, max_body);
+        let incoming = reader.read_request(&sent(bytes), max_body);
         (incoming, reader)
     }
 
@@ -596,8 +826,8 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-                StatusCode::LENGTH_REQUIRED,
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                StatusCode::BAD_REQUEST,
             ),
             (
                 b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
@@ -710,5 +940,244 @@ mod tests {
             panic!()
         };
         assert!(keep_alive);
+    }
+
+    const CHUNKED_POST: &str = "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    /// Reads a chunked POST whose body (after the head) is `body`; the request's body, whether
+    /// the connection stays open, and the reader.
+    fn read_chunked(body: &[u8], max_body: usize) -> (Bytes, bool, HttpReader) {
+        let mut bytes = CHUNKED_POST.as_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        let (incoming, reader) = read(&bytes, max_body);
+        let Incoming::Request {
+            request,
+            keep_alive,
+        } = incoming
+        else {
+            panic!("{incoming:?} for {:?}", String::from_utf8_lossy(body))
+        };
+        (request.into_body(), keep_alive, reader)
+    }
+
+    #[test]
+    fn reads_a_chunked_body_of_one_chunk() {
+        let (body, keep_alive, mut reader) = read_chunked(b"2\r\n40\r\n0\r\n\r\nGET", 100);
+        assert_eq!(body.as_ref(), b"40");
+        assert!(keep_alive);
+        assert_eq!(reader.take_leftover(), b"GET");
+    }
+
+    #[test]
+    fn reads_a_chunked_body_of_several_chunks() {
+        let (body, keep_alive, _) =
+            read_chunked(b"5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n", 100);
+        assert_eq!(body.as_ref(), b"hello world");
+        assert!(keep_alive);
+    }
+
+    #[test]
+    fn chunk_extensions_are_ignored() {
+        let (body, keep_alive, _) = read_chunked(
+            b"5;name=value\r\nhello\r\n6 ; a ;b=\"c; d\"\t\r\n world\r\n0;last\r\n\r\n",
+            100,
+        );
+        assert_eq!(body.as_ref(), b"hello world");
+        assert!(keep_alive);
+    }
+
+    #[test]
+    fn trailer_fields_are_read_and_dropped() {
+        let (body, keep_alive, mut reader) = read_chunked(
+            b"2\r\n40\r\n0\r\nX-Checksum: abc\r\nX-Other:\t1 \r\n\r\nnext",
+            100,
+        );
+        assert_eq!(body.as_ref(), b"40");
+        assert!(keep_alive);
+        assert_eq!(reader.take_leftover(), b"next");
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_in_either_case_with_leading_zeros() {
+        let data = "0123456789abcdefghijklmnopqrstu"; // 31 bytes
+        for size in ["1f", "1F", "001f"] {
+            let chunked =
+                format!("{size}\r\n{data}\r\na\r\n0123456789\r\nA\r\n0123456789\r\n0\r\n\r\n");
+            let (body, _, _) = read_chunked(chunked.as_bytes(), 100);
+            assert_eq!(body, format!("{data}01234567890123456789"), "{size}");
+        }
+    }
+
+    #[test]
+    fn chunks_longer_than_a_read_are_read_whole() {
+        let big = "x".repeat(3 * READ_CHUNK + 7);
+        let chunked = format!("{:x}\r\n{big}\r\n3\r\nend\r\n0\r\n\r\n", big.len());
+        let (body, keep_alive, _) = read_chunked(chunked.as_bytes(), 10 * READ_CHUNK);
+        assert_eq!(body.len(), big.len() + 3);
+        assert!(body.ends_with(b"xend"));
+        assert!(keep_alive);
+    }
+
+    /// A body of exactly the limit is read; one byte more is read too (the core answers 413 on
+    /// seeing it), as with `Content-Length: limit + 1`; past that the body stops being read and
+    /// the connection cannot go on.
+    #[test]
+    fn a_chunked_body_is_capped_one_past_the_limit() {
+        let (body, keep_alive, reader) = read_chunked(b"6\r\n012345\r\n4\r\n6789\r\n0\r\n\r\n", 10);
+        assert_eq!((body.as_ref(), keep_alive), (&b"0123456789"[..], true));
+        assert_eq!(reader.unread(), 0);
+        let (body, keep_alive, reader) =
+            read_chunked(b"6\r\n012345\r\n5\r\n6789a\r\n0\r\n\r\n", 10);
+        assert_eq!((body.as_ref(), keep_alive), (&b"0123456789a"[..], true));
+        assert_eq!(reader.unread(), 0);
+        for past in [
+            &b"6\r\n012345\r\n6\r\n6789ab\r\n0\r\n\r\n"[..],
+            b"b\r\n0123456789a\r\n1\r\nb\r\n0\r\n\r\n",
+            b"ffffffff\r\n0123456789abcdef",
+        ] {
+            let (body, keep_alive, reader) = read_chunked(past, 10);
+            assert_eq!(
+                (body.as_ref(), keep_alive),
+                (&b"0123456789a"[..], false),
+                "{:?}",
+                String::from_utf8_lossy(past)
+            );
+            assert_eq!(reader.unread(), UNKNOWN_UNREAD);
+        }
+    }
+
+    #[test]
+    fn a_request_pipelined_after_a_chunked_body_is_read() {
+        let bytes = format!(
+            "{CHUNKED_POST}2\r\n40\r\n0\r\nX-T: 1\r\n\r\n\
+             POST /after HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi\
+             {CHUNKED_POST}3\r\nabc\r\n0\r\n\r\n"
+        );
+        let server = sent(bytes.as_bytes());
+        let mut reader = HttpReader::default();
+        let mut next = || match reader.read_request(&server, 100) {
+            Incoming::Request {
+                request,
+                keep_alive: true,
+            } => (request.uri().path().to_owned(), request.into_body()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(next(), ("/c".to_owned(), Bytes::from_static(b"40")));
+        assert_eq!(next(), ("/after".to_owned(), Bytes::from_static(b"hi")));
+        assert_eq!(next(), ("/c".to_owned(), Bytes::from_static(b"abc")));
+        assert!(matches!(
+            reader.read_request(&server, 100),
+            Incoming::Closed
+        ));
+    }
+
+    #[test]
+    fn a_chunked_request_may_expect_100_continue() {
+        let bytes = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+        let mut reader = HttpReader::default();
+        let Ok(head) = reader.read_head(&sent(bytes.as_bytes())) else {
+            panic!("a head")
+        };
+        assert!(head.expects_continue());
+        // Its length is unknown until it is read.
+        assert!(!head.body_longer_than(0));
+        reader.leave_body(&head);
+        assert_eq!(reader.unread(), UNKNOWN_UNREAD);
+    }
+
+    #[test]
+    fn refuses_malformed_chunk_framing() {
+        let long_line = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_CHUNK_LINE));
+        let big_trailer = format!("0\r\nX-T: {}\r\n\r\n", "t".repeat(MAX_HEAD));
+        let past_max = format!("1{:x}\r\nx", usize::MAX);
+        let cases: [(&[u8], StatusCode); 16] = [
+            (b"zz\r\nab\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"-1\r\n", StatusCode::BAD_REQUEST),
+            (b" 2\r\n40\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"0x2\r\n40\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"\r\n40\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (past_max.as_bytes(), StatusCode::BAD_REQUEST),
+            (b"2 x\r\n40\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"2;a\x01b\r\n40\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            // Line ends: a bare LF, data not followed by CRLF.
+            (b"2\n40\r\n0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"2\r\n40xx0\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"2\r\n400\r\n\r\n", StatusCode::BAD_REQUEST),
+            (long_line.as_bytes(), StatusCode::BAD_REQUEST),
+            // Trailer fields.
+            (b"0\r\nno colon\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"0\r\n folded: x\r\n\r\n", StatusCode::BAD_REQUEST),
+            (b"0\r\nX-T: 1\n\r\n", StatusCode::BAD_REQUEST),
+            (
+                big_trailer.as_bytes(),
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ),
+        ];
+        for (body, status) in cases {
+            let mut bytes = CHUNKED_POST.as_bytes().to_vec();
+            bytes.extend_from_slice(body);
+            match read(&bytes, 100).0 {
+                Incoming::Bad(got, _) => {
+                    assert_eq!(got, status, "{:?}", String::from_utf8_lossy(body))
+                }
+                other => panic!("{other:?} for {:?}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    /// The stream ending anywhere inside a chunked body is malformed framing, not a request.
+    #[test]
+    fn a_chunked_body_cut_short_is_refused() {
+        let whole = b"5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
+        for end in 0..whole.len() {
+            let mut bytes = CHUNKED_POST.as_bytes().to_vec();
+            bytes.extend_from_slice(&whole[..end]);
+            match read(&bytes, 100).0 {
+                Incoming::Bad(StatusCode::BAD_REQUEST, _) => {}
+                other => panic!("{other:?} cut at {end}"),
+            }
+        }
+    }
+
+    /// Only `chunked` alone, in HTTP/1.1, without `Content-Length`.
+    #[test]
+    fn refuses_other_transfer_encodings_and_both_lengths() {
+        let heads: [&[u8]; 8] = [
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n",
+        ];
+        for bytes in heads {
+            match read(bytes, 100).0 {
+                Incoming::Bad(StatusCode::BAD_REQUEST, _) => {}
+                other => panic!("{other:?} for {:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+        // The coding's name is case-insensitive (RFC 9112 §7).
+        let (incoming, _) = read(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+            100,
+        );
+        assert!(matches!(incoming, Incoming::Request { .. }), "{incoming:?}");
+    }
+
+    #[test]
+    fn parses_chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"0"), Some(0));
+        assert_eq!(parse_chunk_size(b"fF"), Some(255));
+        assert_eq!(parse_chunk_size(b"10 ;a=b"), Some(16));
+        let max = format!("{:x}", usize::MAX);
+        assert_eq!(parse_chunk_size(max.as_bytes()), Some(usize::MAX));
+        assert_eq!(parse_chunk_size(format!("1{max}").as_bytes()), None);
+        assert_eq!(parse_chunk_size(b"00000000000000000000001"), Some(1));
+        assert_eq!(parse_chunk_size(b""), None);
+        assert_eq!(parse_chunk_size(b";a"), None);
+        assert_eq!(parse_chunk_size(b"1 2"), None);
+        assert_eq!(parse_chunk_size(b"+1"), None);
     }
 }

@@ -1272,9 +1272,14 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
             keep_alive,
             id,
         },
-        _ => {
+        other => {
             if let Some(started) = started {
                 host.abandon_post(started, id);
+            }
+            // Malformed chunk framing: answered as a malformed head is, and the connection
+            // closes, since where the next request would start is unknown.
+            if let Some(Incoming::Bad(status, text)) = other {
+                let _ = write_response(stream, &plain(status, text), false, false);
             }
             NextRequest::End
         }

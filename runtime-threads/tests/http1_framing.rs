@@ -1,6 +1,6 @@
 //! The threads runtime's own HTTP/1.1 server, byte by byte: how responses are framed (HEAD, 204,
-//! `Connection: close`), which request heads it accepts (line ends, header values), keep-alive and
-//! `Expect: 100-continue`. Raw bytes over a `TcpStream`, as a client (or an attacker) sends them;
+//! `Connection: close`), which request heads it accepts (line ends, header values), chunked
+//! request bodies, keep-alive and `Expect: 100-continue`. Raw bytes over a `TcpStream`, as a client (or an attacker) sends them;
 //! several requests in one write check that each answer ends where the next begins.
 
 mod support;
@@ -491,5 +491,90 @@ fn an_http10_upgrade_is_refused() {
     client.send(upgrade("HTTP/1.1").as_bytes());
     let head = client.head();
     assert_eq!(status(&head), 101, "{head}");
+    io.abort();
+}
+
+/// The head of a chunked POST to session `sid`, with `extra` header lines.
+fn chunked_post(sid: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: a\r\n\
+         Transfer-Encoding: chunked\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A chunked body whose client waits for `100 Continue` is asked for, read and answered; the
+/// connection goes on with the request pipelined right behind the body, and again after a
+/// chunked body without `Expect`.
+#[test]
+fn a_chunked_body_expecting_100_continue_is_read_and_the_connection_kept() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let sid = handshake(&mut client);
+    client.send(&chunked_post(&sid, "Expect: 100-continue\r\n"));
+    assert_eq!(client.head(), "HTTP/1.1 100 Continue\r\n\r\n");
+    let mut rest = sockio_testkit::raw_polling::chunked(&[b"4", b"0"]);
+    rest.extend_from_slice(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    client.send(&rest);
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (200, "ok"), "{head}");
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 404, "{head}");
+    let mut noop = chunked_post(&sid, "");
+    noop.extend_from_slice(b"1\r\n6\r\n0\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n");
+    client.send(&noop);
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (200, "ok"), "{head}");
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 404, "{head}");
+    io.abort();
+}
+
+/// A chunked body past `max_http_buffer_size` gets what a `Content-Length` one gets: 413, then
+/// the connection closes (the rest of the body is not read, however much the client sends).
+#[test]
+fn a_chunked_body_over_the_limit_gets_413_and_a_close() {
+    let io = Server::builder().max_http_buffer_size(10).build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let sid = handshake(&mut client);
+    let mut request = chunked_post(&sid, "");
+    request.extend_from_slice(&sockio_testkit::raw_polling::chunked(&[
+        b"4hello", b"4world",
+    ]));
+    client.send(&request);
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 413, "{head}");
+    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+    client.assert_closed();
+    io.abort();
+}
+
+/// Malformed chunk framing, other transfer codings and a request with both `Content-Length` and
+/// `Transfer-Encoding` (a request-smuggling vector) get 400 and a close: nothing after them is
+/// read as a request.
+#[test]
+fn malformed_chunked_requests_get_400_and_a_close() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let next = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+    let requests = [
+        format!("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n{next}"),
+        format!("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n40xx0\r\n\r\n{next}"),
+        format!(
+            "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n\
+             0\r\n\r\n{next}"
+        ),
+        format!("POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{next}"),
+        format!("POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n{next}"),
+    ];
+    for request in requests {
+        let mut client = Raw::open(addr);
+        client.send(request.as_bytes());
+        let (head, _) = client.response();
+        assert_eq!(status(&head), 400, "{request:?}: {head}");
+        client.assert_closed();
+    }
     io.abort();
 }

@@ -1,14 +1,17 @@
 //! A POST sent while another POST's body is still on its way is refused with 400 and ends the
 //! session with a transport error, and so does a POST whose client goes away mid-body (PROTOCOL
-//! 1.4, as the reference server), on the threads runtime's Socket.IO and raw Engine.IO servers.
-//! The async servers' twin is `tests/api_polling_posts.rs`.
+//! 1.4, as the reference server), on the threads runtime's Socket.IO and raw Engine.IO servers;
+//! chunked POST bodies are read whole. The async servers' twin is `tests/api_polling_posts.rs`.
 
 mod support;
 
 use std::net::{SocketAddr, TcpListener};
 
-use sockio_testkit::raw_polling::{open, request, session_uri, unfinished_upgrade};
+use sockio_testkit::raw_polling::{
+    assert_chunked_posts_are_read, open, request, session_uri, unfinished_upgrade,
+};
 use sockio_threads::engine::EngineServer;
+use sockio_threads::{Server, Socket};
 use support::posts::{self, joined};
 
 /// Serves a raw Engine.IO server (`serve_std`) on a fresh loopback port, on a thread of its own.
@@ -90,4 +93,16 @@ fn posts_during_an_unfinished_upgrade_are_not_overlapping() {
         assert_eq!(request(addr, "POST", &uri, b"6").body, "ok");
     }
     engine.abort();
+}
+
+/// A POST whose body comes chunked (`Transfer-Encoding: chunked`) is read whole and handled, as
+/// hyper reads it on tokio and smol.
+#[test]
+fn chunked_posts_are_read_whole() {
+    let io = Server::builder().build();
+    io.on("echo", |_socket: Socket, text: String| {
+        format!("echo:{text}")
+    });
+    assert_chunked_posts_are_read(support::serve(&io));
+    io.abort();
 }

@@ -25,6 +25,65 @@ pub fn request(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Ans
     read_answer(&mut stream)
 }
 
+/// Like [`request`], with the body sent chunked (`Transfer-Encoding: chunked`): see [`chunked`].
+pub fn request_chunked(addr: SocketAddr, method: &str, target: &str, chunks: &[&[u8]]) -> Answer {
+    let mut stream = connect(addr);
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain;charset=UTF-8\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("write the head");
+    stream.write_all(&chunked(chunks)).expect("write the body");
+    read_answer(&mut stream)
+}
+
+/// A chunked body (RFC 9112 §7.1) of a chunk per item of `chunks`, with what a client may add
+/// and a server must skip: a chunk extension on the first chunk, a trailer field after the last.
+pub fn chunked(chunks: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let extension = if i == 0 {
+            ";note=\"first; of many\""
+        } else {
+            ""
+        };
+        body.extend_from_slice(format!("{:x}{extension}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\nX-Trailer: done\r\n\r\n");
+    body
+}
+
+/// Checks that a Socket.IO server reads polling POSTs with chunked bodies whole: a session joins
+/// `/` with a chunked CONNECT (`40`, answered `ok`), then emits `echo` with an ack in a body of
+/// several chunks. The server's `echo` handler must acknowledge with `echo:` and its argument.
+pub fn assert_chunked_posts_are_read(addr: SocketAddr) {
+    let sid = open(addr, "/socket.io/");
+    let uri = session_uri("/socket.io/", &sid);
+    let connect = request_chunked(addr, "POST", &uri, &[b"4", b"0"]);
+    assert_eq!(
+        (connect.status, connect.body.as_str()),
+        (200, "ok"),
+        "{connect:?}"
+    );
+    let packets = poll_packets(addr, &sid);
+    assert!(
+        packets.first().is_some_and(|p| p.starts_with("40")),
+        "{packets:?}"
+    );
+    let emit = request_chunked(
+        addr,
+        "POST",
+        &uri,
+        &[b"421[\"ec", b"ho\",\"in ", b"chunks\"]"],
+    );
+    assert_eq!((emit.status, emit.body.as_str()), (200, "ok"), "{emit:?}");
+    assert_eq!(
+        poll_until(addr, &sid, "431[", STEP),
+        "431[\"echo:in chunks\"]"
+    );
+}
+
 /// Opens a polling session under `path` (`/socket.io/` or `/engine.io/`); returns its sid.
 pub fn open(addr: SocketAddr, path: &str) -> String {
     let answer = request(addr, "GET", &format!("{path}?EIO=4&transport=polling"), b"");

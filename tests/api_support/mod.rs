@@ -277,6 +277,34 @@ impl HttpConn {
         if !body.is_empty() || method == "POST" {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
+        self.exchange(method, target, head, body).await
+    }
+
+    /// Like [`request`](Self::request), with the body sent chunked
+    /// (`sockio_testkit::raw_polling::chunked`, a chunk per item of `chunks`).
+    pub async fn request_chunked(
+        &mut self,
+        method: &str,
+        target: &str,
+        chunks: &[&[u8]],
+    ) -> RawResponse {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n",
+            self.host
+        );
+        let body = sockio_testkit::raw_polling::chunked(chunks);
+        self.exchange(method, target, head, &body).await
+    }
+
+    /// Sends `head` (its header lines; the empty line is added) and `body`, and reads the
+    /// response.
+    async fn exchange(
+        &mut self,
+        method: &str,
+        target: &str,
+        mut head: String,
+        body: &[u8],
+    ) -> RawResponse {
         head.push_str("\r\n");
         let stream = self.stream.get_mut();
         stream.write_all(head.as_bytes()).await.expect("send head");
