@@ -678,7 +678,7 @@ mod tests {
     use std::net::TcpListener;
 
     /// The server's end of a connection whose client sent `bytes` and then shut its side.
-    fn sent(bytes: &[u8]) -> TcpStream {
+    pub(super) fn sent(bytes: &[u8]) -> TcpStream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
@@ -1181,3 +1181,6 @@ mod tests {
         assert_eq!(parse_chunk_size(b"+1"), None);
     }
 }
+
+#[cfg(test)]
+mod chunked_props;
