@@ -1120,6 +1120,13 @@ pub(crate) fn connection_loop<H: Host>(
             // A body past the limit is refused (the connection closes, the rest is unread).
             Handled::NotSocketIo(request) => answer_elsewhere(fallback, request, max_body),
             Handled::WebSocket(upgrade) => {
+                if reader.unread() > 0 {
+                    // The rest of the request's body would be read as the first WebSocket
+                    // frames. Dropping the upgrade tells the core it failed.
+                    let refused = plain(StatusCode::BAD_REQUEST, "upgrade body past the limit");
+                    let _ = write_response(&stream, &refused, false, false);
+                    break;
+                }
                 if write_switching(&stream, upgrade.switching()).is_err() {
                     break; // the upgrade's drop reports the failure
                 }

@@ -1,7 +1,8 @@
 //! The threads runtime's own HTTP/1.1 server, byte by byte: how responses are framed (HEAD, 204,
 //! `Connection: close`), which request heads it accepts (line ends, header values), chunked
-//! request bodies, keep-alive and `Expect: 100-continue`. Raw bytes over a `TcpStream`, as a client (or an attacker) sends them;
-//! several requests in one write check that each answer ends where the next begins.
+//! request bodies, keep-alive and `Expect: 100-continue`. Raw bytes over a `TcpStream`, as a
+//! client (or an attacker) sends them; several requests in one write check that each answer ends
+//! where the next begins.
 
 mod support;
 
@@ -576,5 +577,52 @@ fn malformed_chunked_requests_get_400_and_a_close() {
         assert_eq!(status(&head), 400, "{request:?}: {head}");
         client.assert_closed();
     }
+    io.abort();
+}
+
+/// Malformed framing in a body the client sent after `100 Continue`, to a live session: the
+/// client gets a 400 after its 100, the connection closes, and the session's POST is abandoned,
+/// which ends the session as a POST cut short does (its transport failed).
+#[test]
+fn malformed_chunk_framing_after_100_continue_gets_400_and_a_close() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let sid = handshake(&mut client);
+    client.send(&chunked_post(&sid, "Expect: 100-continue\r\n"));
+    assert_eq!(client.head(), "HTTP/1.1 100 Continue\r\n\r\n");
+    client.send(b"2\r\n40\r\nzz\r\n");
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 400, "{head}");
+    client.assert_closed();
+    let mut client = Raw::open(addr);
+    let mut post = chunked_post(&sid, "");
+    post.extend_from_slice(&sockio_testkit::raw_polling::chunked(&[b"6"]));
+    client.send(&post);
+    let (head, body) = client.response();
+    assert_eq!(status(&head), 400, "{head}");
+    assert!(body.contains("Session ID unknown"), "{body}");
+    io.abort();
+}
+
+/// An upgrade request whose body goes past the limit: the rest of that body would be read as the
+/// WebSocket's first frames, so the upgrade is refused.
+#[test]
+fn an_upgrade_with_a_body_past_the_limit_is_refused() {
+    let io = Server::builder().max_http_buffer_size(10).build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    let mut request = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: a\r\n\
+          Upgrade: websocket\r\nConnection: Upgrade\r\nTransfer-Encoding: chunked\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    request.extend_from_slice(&sockio_testkit::raw_polling::chunked(&[
+        b"0123456789",
+        b"\x81\x85maskedframe",
+    ]));
+    client.send(&request);
+    let (head, _) = client.response();
+    assert_eq!(status(&head), 400, "{head}");
+    client.assert_closed();
     io.abort();
 }
