@@ -478,6 +478,8 @@ impl Server {
         {
             tracing::warn!(
                 connections = self.connection_count(),
+                // Events and callbacks still being handled, handshakes and upgrades under way.
+                busy = self.inner.serving.busy.load(Ordering::SeqCst),
                 "shutdown grace period over with connections or handlers still running"
             );
         }

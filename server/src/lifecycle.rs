@@ -56,6 +56,11 @@ impl Lifecycle {
         self.stopping.listen()
     }
 
+    /// Running work that shutdown waits for (see `busy`).
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
     /// Waits until no work is running and `open()` (the connections or sessions still
     /// registered) is zero, or until `grace` is over: false then.
     pub async fn wait_idle<Rt: Runtime>(

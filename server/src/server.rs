@@ -498,6 +498,8 @@ impl<Rt: Runtime> Server<Rt> {
         if !done {
             tracing::warn!(
                 connections = self.inner.connection_count(),
+                // Tasks (handlers among them), WebSocket pumps and handshakes still running.
+                busy = self.inner.lifecycle.busy(),
                 "shutdown grace period over with connections or handlers still running"
             );
         }
