@@ -356,7 +356,9 @@ impl EngineServer {
         if !self.inner.serving.wait_idle(grace, || self.session_count()) {
             tracing::warn!(
                 sessions = self.session_count(),
-                "shutdown grace period over with sessions still open"
+                // Handshakes and upgrades under way.
+                busy = self.inner.serving.busy.load(Ordering::SeqCst),
+                "shutdown grace period over with sessions still open or work still running"
             );
         }
     }

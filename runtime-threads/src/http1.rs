@@ -41,7 +41,8 @@ const MAX_CHUNK_LINE: usize = 1024;
 const UNKNOWN_UNREAD: usize = usize::MAX;
 /// Most bytes of chunk extensions in one body, hyper's bound (`CHUNKED_EXTENSIONS_LIMIT`): each
 /// line is capped by [`MAX_CHUNK_LINE`], but without a total a body of one-byte chunks could
-/// carry a thousand times its size in extensions nothing reads.
+/// carry a thousand times its size in extensions nothing reads. Leading zeros of a size count
+/// too (hyper does not count them).
 const MAX_CHUNK_EXTENSIONS: usize = 16 * 1024;
 
 /// What the next read from a connection produced.
@@ -82,6 +83,7 @@ impl HttpReader {
 
     /// Notes that `head`'s body is not read: the connection ends after the answer.
     pub fn leave_body(&mut self, head: &Head) {
+        debug_assert_eq!(self.pos, 0);
         self.unread = match head.framing {
             Framing::Length(length) => length.saturating_sub(self.buf.len()),
             Framing::Chunked => UNKNOWN_UNREAD,
@@ -92,6 +94,7 @@ impl HttpReader {
     /// Its capacity is cut to its length: the WebSocket keeps the buffer for the connection's
     /// life, growing it to its own read size when it needs to.
     pub fn take_leftover(&mut self) -> Vec<u8> {
+        debug_assert_eq!(self.pos, 0);
         let mut leftover = std::mem::take(&mut self.buf);
         leftover.shrink_to_fit();
         leftover
@@ -109,6 +112,9 @@ impl HttpReader {
     /// Reads the next request's head, checking its framing. `Err` holds what to do instead:
     /// [`Incoming::Closed`] or [`Incoming::Bad`].
     pub fn read_head(&mut self, stream: &TcpStream) -> Result<Head, Incoming> {
+        // Each request starts with its whole body to read; and a body read leaves no cursor.
+        self.unread = 0;
+        debug_assert_eq!(self.pos, 0);
         let (head_start, head_end) = loop {
             // Empty lines before a request line are skipped (RFC 9112 §2.2), but count towards
             // the head's limit.
@@ -229,7 +235,7 @@ impl HttpReader {
             let end = self.line_end(stream, MAX_CHUNK_LINE, too_long)?;
             let line = &self.buf[self.pos..self.pos + end - 2];
             let size = parse_chunk_size(line).ok_or_else(|| bad("bad chunk size"))?;
-            extensions += line.iter().skip_while(|b| b.is_ascii_hexdigit()).count();
+            extensions += line.len() - significant_digits(line);
             if extensions > MAX_CHUNK_EXTENSIONS {
                 return Err(bad("chunk extensions too long"));
             }
@@ -470,6 +476,15 @@ fn parse_chunk_size(line: &[u8]) -> Option<usize> {
         let value = char::from(digit).to_digit(16)?;
         size.checked_mul(16)?.checked_add(value as usize)
     })
+}
+
+/// How many hex digits of a chunk-size line carry its size: leading zeros do not, and are
+/// counted with the extensions, or a size line padded with zeros would escape their bound.
+fn significant_digits(line: &[u8]) -> usize {
+    line.iter()
+        .take_while(|b| b.is_ascii_hexdigit())
+        .skip_while(|&&b| b == b'0')
+        .count()
 }
 
 /// True for a field line (`name: value`) a head would accept.
@@ -974,12 +989,17 @@ mod tests {
 
     const CHUNKED_POST: &str = "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 
+    /// A chunked POST whose bytes after the head are `framed`.
+    pub(super) fn chunked_request(framed: &[u8]) -> Vec<u8> {
+        let mut bytes = CHUNKED_POST.as_bytes().to_vec();
+        bytes.extend_from_slice(framed);
+        bytes
+    }
+
     /// Reads a chunked POST whose body (after the head) is `body`; the request's body, whether
     /// the connection stays open, and the reader.
     fn read_chunked(body: &[u8], max_body: usize) -> (Bytes, bool, HttpReader) {
-        let mut bytes = CHUNKED_POST.as_bytes().to_vec();
-        bytes.extend_from_slice(body);
-        let (incoming, reader) = read(&bytes, max_body);
+        let (incoming, reader) = read(&chunked_request(body), max_body);
         let Incoming::Request {
             request,
             keep_alive,
@@ -1144,9 +1164,7 @@ mod tests {
             ),
         ];
         for (body, status) in cases {
-            let mut bytes = CHUNKED_POST.as_bytes().to_vec();
-            bytes.extend_from_slice(body);
-            match read(&bytes, 100).0 {
+            match read(&chunked_request(body), 100).0 {
                 Incoming::Bad(got, _) => {
                     assert_eq!(got, status, "{:?}", String::from_utf8_lossy(body))
                 }
@@ -1155,35 +1173,36 @@ mod tests {
         }
     }
 
-    /// The stream ending anywhere inside a chunked body is malformed framing, not a request.
     #[test]
     fn chunk_extensions_are_capped_over_the_whole_body() {
         let extension = format!(";{}", "e".repeat(1000));
         let within: String = (0..16).map(|_| format!("1{extension}\r\nx\r\n")).collect();
         let (body, keep_alive, _) = read_chunked(format!("{within}0\r\n\r\n").as_bytes(), 100);
         assert_eq!((body.len(), keep_alive), (16, true));
-        let past: String = (0..17).map(|_| format!("1{extension}\r\nx\r\n")).collect();
-        let mut bytes = CHUNKED_POST.as_bytes().to_vec();
-        bytes.extend_from_slice(format!("{past}0\r\n\r\n").as_bytes());
-        let (incoming, reader) = read(&bytes, 100);
-        assert!(
-            matches!(
-                incoming,
-                Incoming::Bad(StatusCode::BAD_REQUEST, "chunk extensions too long")
-            ),
-            "{incoming:?}"
-        );
-        // What the client still sends is drained before the close.
-        assert_eq!(reader.unread(), UNKNOWN_UNREAD);
+        // Leading zeros are charged as extensions are: they carry no size either.
+        let zeros = "0".repeat(1000);
+        for line in [format!("1{extension}"), format!("{zeros}1")] {
+            let past: String = (0..17).map(|_| format!("{line}\r\nx\r\n")).collect();
+            let (incoming, reader) =
+                read(&chunked_request(format!("{past}0\r\n\r\n").as_bytes()), 100);
+            assert!(
+                matches!(
+                    incoming,
+                    Incoming::Bad(StatusCode::BAD_REQUEST, "chunk extensions too long")
+                ),
+                "{incoming:?}"
+            );
+            // What the client still sends is drained before the close.
+            assert_eq!(reader.unread(), UNKNOWN_UNREAD);
+        }
     }
 
+    /// The stream ending anywhere inside a chunked body is malformed framing, not a request.
     #[test]
     fn a_chunked_body_cut_short_is_refused() {
         let whole = b"5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n";
         for end in 0..whole.len() {
-            let mut bytes = CHUNKED_POST.as_bytes().to_vec();
-            bytes.extend_from_slice(&whole[..end]);
-            match read(&bytes, 100).0 {
+            match read(&chunked_request(&whole[..end]), 100).0 {
                 Incoming::Bad(StatusCode::BAD_REQUEST, _) => {}
                 other => panic!("{other:?} cut at {end}"),
             }

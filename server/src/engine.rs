@@ -338,7 +338,9 @@ impl<Rt: Runtime> EngineServer<Rt> {
         if !done {
             tracing::warn!(
                 sessions = self.session_count(),
-                "shutdown grace period over with sessions still open"
+                // Tasks, WebSocket pumps and handshakes still running.
+                busy = self.inner.lifecycle.busy(),
+                "shutdown grace period over with sessions still open or work still running"
             );
         }
     }

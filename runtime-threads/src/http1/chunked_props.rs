@@ -2,11 +2,10 @@
 //! the request after it is found where it starts; past the limit the reader stops at limit + 1
 //! bytes; and no framing bytes make the reader panic.
 
-use super::tests::sent;
+use super::tests::{chunked_request, sent};
 use super::*;
 use proptest::prelude::*;
 
-const HEAD: &str = "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
 const NEXT: &[u8] = b"GET /next HTTP/1.1\r\n\r\n";
 
 /// How one chunk's size line is written: upper-case hex, leading zeros, an extension.
@@ -60,8 +59,7 @@ fn chunked(body: &[u8], cuts: &[usize], lines: &[SizeLine], trailers: usize) -> 
 
 /// A chunked POST of `framed` body bytes, then `after`.
 fn request(framed: &[u8], after: &[u8]) -> Vec<u8> {
-    let mut bytes = HEAD.as_bytes().to_vec();
-    bytes.extend_from_slice(framed);
+    let mut bytes = chunked_request(framed);
     bytes.extend_from_slice(after);
     bytes
 }
