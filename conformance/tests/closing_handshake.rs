@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use in_process::{serve_async, serve_threads};
+use in_process::{join_over_websocket, serve_async, serve_threads};
 use serde_json::Value;
 use sockio_core::websocket::client_frame;
 use sockio_server::{Runtime, Server};
@@ -87,22 +87,11 @@ struct Seen {
 /// keeps sending events on the same connection (as a client that is busy when the server goes
 /// away).
 fn flood_while_sending(addr: SocketAddr) -> Seen {
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-            .expect("WebSocket handshake");
+    let mut ws = join_over_websocket(addr, STEP);
     let MaybeTlsStream::Plain(stream) = ws.get_ref() else {
         panic!("a plain TCP stream");
     };
-    stream.set_read_timeout(Some(STEP)).expect("read timeout");
     let noise = stream.try_clone().expect("a second handle on the stream");
-    let open = ws.read().expect("the open packet");
-    assert!(open.to_text().expect("text").starts_with("0{"), "{open:?}");
-    ws.send(Message::text("40")).expect("CONNECT");
-    let joined = ws.read().expect("the CONNECT reply");
-    assert!(
-        joined.to_text().expect("text").starts_with("40"),
-        "{joined:?}"
-    );
     ws.send(Message::text(r#"42["flood",{}]"#)).expect("flood");
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -30,30 +30,58 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting connect handler looks at its release.
 const LOOK: Duration = Duration::from_millis(5);
 
-/// What the test holds: the connect handler's release, and the disconnect reasons.
+/// What the test holds: the connect handler's release, whether the handler gave up waiting for
+/// it (then it accepted with the race over, and the test proves nothing), and the disconnect
+/// reasons.
 struct Probe {
     release: Arc<AtomicBool>,
+    gave_up: Arc<AtomicBool>,
     left: Receiver<String>,
 }
 
-fn probe() -> (Probe, Arc<AtomicBool>, Sender<String>) {
-    let release = Arc::new(AtomicBool::new(false));
+/// What the server's handlers hold of the probe.
+#[derive(Clone)]
+struct Handlers {
+    release: Arc<AtomicBool>,
+    gave_up: Arc<AtomicBool>,
+}
+
+impl Handlers {
+    /// Whether the connect handler may go on (released), noting when it waited too long.
+    fn released(&self, waited: Instant) -> bool {
+        if self.release.load(Ordering::SeqCst) {
+            return true;
+        }
+        if waited.elapsed() >= WAIT {
+            self.gave_up.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+}
+
+fn probe() -> (Probe, Handlers, Sender<String>) {
+    let handlers = Handlers {
+        release: Arc::new(AtomicBool::new(false)),
+        gave_up: Arc::new(AtomicBool::new(false)),
+    };
     let (left_tx, left) = channel();
     let probe = Probe {
-        release: release.clone(),
+        release: handlers.release.clone(),
+        gave_up: handlers.gave_up.clone(),
         left,
     };
-    (probe, release, left_tx)
+    (probe, handlers, left_tx)
 }
 
 fn async_server<Rt: Runtime>() -> (Server<Rt>, Probe) {
-    let (probe, release, left) = probe();
+    let (probe, handlers, left) = probe();
     let io = Server::<Rt>::builder().build();
     io.on_connect(move |_socket, _handshake, _auth: Option<Value>| {
-        let release = release.clone();
+        let handlers = handlers.clone();
         async move {
             let waited = Instant::now();
-            while !release.load(Ordering::SeqCst) && waited.elapsed() < WAIT {
+            while !handlers.released(waited) {
                 Rt::default().sleep_until(Instant::now() + LOOK).await;
             }
             Ok(())
@@ -67,11 +95,11 @@ fn async_server<Rt: Runtime>() -> (Server<Rt>, Probe) {
 }
 
 fn threads_server() -> (sockio_threads::Server, Probe) {
-    let (probe, release, left) = probe();
+    let (probe, handlers, left) = probe();
     let io = sockio_threads::Server::builder().build();
     io.on_connect(move |_socket, _handshake, _auth: Option<Value>| {
         let waited = Instant::now();
-        while !release.load(Ordering::SeqCst) && waited.elapsed() < WAIT {
+        while !handlers.released(waited) {
             std::thread::sleep(LOOK);
         }
         Ok(())
@@ -102,6 +130,10 @@ fn leave_during_the_connect_handler(runtime: &str, addr: SocketAddr, probe: &Pro
         .recv_timeout(WAIT)
         .unwrap_or_else(|_| panic!("{runtime}: the disconnect handler never ran"));
     assert_eq!(reason, "transport close", "{runtime}");
+    assert!(
+        !probe.gave_up.load(Ordering::SeqCst),
+        "{runtime}: the connect handler was never let go: the close was not answered before it"
+    );
 }
 
 #[test]

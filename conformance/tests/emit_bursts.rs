@@ -12,11 +12,10 @@ mod in_process;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use in_process::{serve_async, serve_threads};
+use in_process::{join_over_websocket, serve_async, serve_threads};
 use serde_json::Value;
 use sockio_server::{Runtime, Server, Socket};
 use tungstenite::Message;
-use tungstenite::stream::MaybeTlsStream;
 
 /// Three times the default `max_buffered_packets`.
 const MESSAGES: u64 = 30_000;
@@ -33,17 +32,7 @@ fn server<Rt: Runtime>() -> Server<Rt> {
 
 /// Joins `/`, asks for the burst and counts what arrives until the last message or the end.
 fn read_burst(addr: SocketAddr) -> u64 {
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-            .expect("WebSocket handshake");
-    if let MaybeTlsStream::Plain(stream) = ws.get_ref() {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("read timeout");
-    }
-    ws.read().expect("the open packet");
-    ws.send(Message::text("40")).expect("CONNECT");
-    ws.read().expect("the CONNECT reply");
+    let mut ws = join_over_websocket(addr, Duration::from_secs(20));
     ws.send(Message::text(r#"42["burst",{}]"#)).expect("burst");
     let mut received = 0;
     while received < MESSAGES {

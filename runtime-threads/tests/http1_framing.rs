@@ -523,6 +523,7 @@ fn a_chunked_body_expecting_100_continue_is_read_and_the_connection_kept() {
     let (head, _) = client.response();
     assert_eq!(status(&head), 404, "{head}");
     let mut noop = chunked_post(&sid, "");
+    // The bare form, no extension nor trailer (`raw_polling::chunked` writes both).
     noop.extend_from_slice(b"1\r\n6\r\n0\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n");
     client.send(&noop);
     let (head, body) = client.response();

@@ -27,3 +27,30 @@ pub fn serve_threads(io: &sockio_threads::Server) -> SocketAddr {
     std::thread::spawn(move || io.serve_std(listener));
     addr
 }
+
+/// A raw WebSocket client of the server at `addr`, joined to `/`: the open packet and the
+/// CONNECT reply read and checked, each read bounded by `read_timeout`.
+#[allow(dead_code)] // not every test file that serves in-process joins over a WebSocket
+pub fn join_over_websocket(
+    addr: SocketAddr,
+    read_timeout: std::time::Duration,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .expect("WebSocket handshake");
+    let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
+        panic!("a plain TCP stream");
+    };
+    stream
+        .set_read_timeout(Some(read_timeout))
+        .expect("read timeout");
+    let open = ws.read().expect("the open packet");
+    assert!(open.to_text().expect("text").starts_with("0{"), "{open:?}");
+    ws.send(tungstenite::Message::text("40")).expect("CONNECT");
+    let joined = ws.read().expect("the CONNECT reply");
+    assert!(
+        joined.to_text().expect("text").starts_with("40"),
+        "{joined:?}"
+    );
+    ws
+}
