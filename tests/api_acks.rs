@@ -161,6 +161,36 @@ async fn call_without_a_known_recipient_fails_at_once() {
     assert!(matches!(result, Err(CallError::NoRecipient)), "{result:?}");
 }
 
+/// An emit with a callback that reaches no client (a sid that left or never was, an empty
+/// room), on a server without a client manager: nobody can answer, so the callback hears it
+/// once, at once, instead of being dropped uncalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_callback_without_a_recipient_is_told_at_once() {
+    let io = Server::builder().build();
+    for room in ["no-such-sid", "an-empty-room"] {
+        let (tx, mut outcomes) = mpsc::unbounded_channel();
+        io.emit("question", &"q")
+            .to(room)
+            .callback_args(Some(Duration::from_secs(60)), move |outcome| {
+                let _ = tx.send(outcome);
+            })
+            .await
+            .expect("emit");
+        let outcome = recv(&mut outcomes, "the callback").await;
+        assert!(
+            matches!(&outcome, Err(CallError::Command(error))
+                if error.to_string() == "the client is not connected to namespace /"),
+            "{outcome:?}"
+        );
+        // Called once: the callback is dropped after it.
+        assert!(
+            within("the callback's end", outcomes.recv())
+                .await
+                .is_none()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emit_callback_receives_each_clients_acknowledgement() {
     let io = Server::builder().build();

@@ -505,6 +505,28 @@ macro_rules! server_builder_options {
 /// A callback of an emit: called with each recipient's outcome (shared by every recipient).
 pub type SharedCallback = std::sync::Arc<dyn Fn(AckOutcome) + Send + Sync>;
 
+/// Which clients an emit can reach from where it is delivered: whether its callback, when no
+/// client here got the emit, may still hear from another server's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitReach {
+    /// This server's clients only (no client manager, or `ignore_queue`), or a message from
+    /// another server delivered here.
+    ThisServer,
+    /// Every server's, through the client manager, which awaits the other servers' answers (or
+    /// reports their silence) on its own.
+    AllServers,
+}
+
+impl EmitReach {
+    /// The outcome to give an emit's callback when `recipients` clients of `namespace` got the
+    /// emit here: with none, and nobody elsewhere to answer, the callback is told at once that
+    /// the emit was not sent, rather than never called.
+    pub fn unanswered(self, recipients: usize, namespace: &str) -> Option<AckOutcome> {
+        (recipients == 0 && self == EmitReach::ThisServer)
+            .then(|| AckOutcome::NotSent(CommandError::NotConnected(namespace.to_owned())))
+    }
+}
+
 /// An emit as the application configured it, before delivery: every runtime's `Emit` builder
 /// fills one ([`emit_target_methods!`](crate::emit_target_methods) and
 /// [`emit_callback_methods!`](crate::emit_callback_methods)) and its server delivers it.
@@ -549,7 +571,9 @@ macro_rules! emit_callback_methods {
         /// (or `Err` when the client did not answer within `timeout` or went away, or when the
         /// emit could not be queued for it, with the error a `call` to it gets). The
         /// callback runs outside every lock, on whichever task or thread received the answer:
-        /// keep it short, or start a background task.
+        /// keep it short, or start a background task. An emit that reached no client, with no
+        /// client manager to reach others (or with `ignore_queue`), calls it once, at once,
+        /// with `Err` (`CommandError::NotConnected`).
         ///
         /// With a client manager, answers of clients of other servers come back as they
         /// arrive, until `timeout` (60 s when `None`). How many clients a room has there is

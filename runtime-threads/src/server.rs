@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sockio_core::api::{
-    CATCH_ALL_NAMESPACE, EmitSpec, EventRoute, LifecycleRoute, ReceivedEvent, SharedCallback,
-    route_event, route_lifecycle,
+    CATCH_ALL_NAMESPACE, EmitReach, EmitSpec, EventRoute, LifecycleRoute, ReceivedEvent,
+    SharedCallback, route_event, route_lifecycle,
 };
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
@@ -229,6 +229,7 @@ impl Server {
                     &rooms,
                     &skip,
                     callback,
+                    EmitReach::AllServers,
                 );
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
@@ -860,6 +861,7 @@ impl Server {
                     &emit.rooms,
                     &emit.skip,
                     emit.callback,
+                    EmitReach::ThisServer,
                 );
                 return Ok(());
             }
@@ -887,6 +889,7 @@ impl Server {
             &emit.rooms,
             &emit.skip,
             emit.callback,
+            EmitReach::AllServers,
         );
         let Some(message) = plan.message else {
             return Ok(());
@@ -910,6 +913,7 @@ impl Server {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
+        reach: EmitReach,
     ) {
         let recipients = self.hub().recipients(namespace, rooms, skip);
         match callback {
@@ -931,6 +935,17 @@ impl Server {
                 }
             }
             Some((callback, timeout)) => {
+                if let Some(outcome) = reach.unanswered(recipients.len(), namespace) {
+                    // On a thread of its own, as below.
+                    run_on_own_thread(
+                        "sockio-callback",
+                        None,
+                        Box::new(move || {
+                            call_back(Box::new(move |outcome| callback(outcome)), outcome);
+                        }),
+                    );
+                    return;
+                }
                 // Each recipient gets its own ack id and calls the callback with its answer.
                 for (sid, cell) in recipients {
                     let answer = callback.clone();

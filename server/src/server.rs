@@ -12,7 +12,7 @@ use futures_util::future::RemoteHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sockio_core::api::{EmitSpec, SharedCallback};
+use sockio_core::api::{EmitReach, EmitSpec, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
@@ -242,6 +242,7 @@ impl<Rt: Runtime> Server<Rt> {
                     &rooms,
                     &skip,
                     callback,
+                    EmitReach::AllServers,
                 );
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
@@ -561,6 +562,7 @@ impl<Rt: Runtime> Server<Rt> {
                     &emit.rooms,
                     &emit.skip,
                     emit.callback,
+                    EmitReach::ThisServer,
                 );
                 let_writers_run(crowded).await;
                 return Ok(());
@@ -589,6 +591,7 @@ impl<Rt: Runtime> Server<Rt> {
             &emit.rooms,
             &emit.skip,
             emit.callback,
+            EmitReach::AllServers,
         );
         let_writers_run(crowded).await;
         let Some(message) = plan.message else {
@@ -614,6 +617,7 @@ impl<Rt: Runtime> Server<Rt> {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
+        reach: EmitReach,
     ) -> bool {
         let recipients: Vec<(Sid, Arc<ConnCell>)> =
             self.inner.hub().recipients(namespace, rooms, skip);
@@ -639,6 +643,13 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
             Some((callback, timeout)) => {
+                if let Some(outcome) = reach.unanswered(recipients.len(), namespace) {
+                    // On a task of its own, as below.
+                    self.inner.runtime.spawn(async move {
+                        call_back(Box::new(move |outcome| callback(outcome)), outcome);
+                    });
+                    return false;
+                }
                 // Each recipient gets its own ack id and calls the callback with its answer.
                 for (sid, cell) in recipients {
                     let answer = callback.clone();
