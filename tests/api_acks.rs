@@ -5,11 +5,16 @@
 
 mod api_support;
 
+use std::cell::Cell;
+use std::future::{Future, IntoFuture};
+use std::pin::pin;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use api_support::{Node, recv, serve, within};
 use serde_json::{Value, json};
 use sockio::{Args, CallError, EmitError, Server};
+use sockio_testkit::raw_polling::{open, request, session_uri};
 use tokio::sync::mpsc;
 
 /// A client that answers `question` (or, with `ANSWER=0`, receives it and never acknowledges),
@@ -159,6 +164,38 @@ async fn call_without_a_known_recipient_fails_at_once() {
     );
     let result = io.call("question", &"q").await;
     assert!(matches!(result, Err(CallError::NoRecipient)), "{result:?}");
+}
+
+/// A call from a connect handler to its own socket is refused at once: the client reads the
+/// question only after the CONNECT reply, which waits for that handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_a_connect_handler_to_its_socket_is_refused_at_once() {
+    let io = Server::builder().build();
+    let (tx, mut outcomes) = mpsc::unbounded_channel();
+    io.on_connect(
+        move |socket: sockio::Socket, _handshake, _auth: Option<Value>| {
+            let tx = tx.clone();
+            async move {
+                let answer = socket
+                    .call("question", &1)
+                    .timeout(Duration::from_secs(30))
+                    .await;
+                let _ = tx.send(answer);
+                Ok(())
+            }
+        },
+    );
+    let running = serve(&io).await;
+    let mut client = client(&running.url, true, "websocket", "");
+    ready(&mut client).await;
+    let answer = recv(&mut outcomes, "the call's outcome").await;
+    assert!(
+        matches!(&answer, Err(CallError::Command(error))
+            if error.to_string().starts_with("the client is still connecting to namespace /")),
+        "{answer:?}"
+    );
+    client.send("bye").await;
+    client.finish().await;
 }
 
 /// An emit with a callback that reaches no client (a sid that left or never was, an empty
@@ -407,4 +444,55 @@ async fn emit_callback_to_a_socket_leaving(outside_tokio: bool) {
     release.notify_one();
     node.send("bye").await;
     node.finish().await;
+}
+
+thread_local! {
+    /// Set while a handler delivers emits on this thread.
+    static EMITTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A handler emits with a callback, then emits until the client's queue (a polling client that
+/// does not poll) overflows, which closes the connection and cancels the callback's
+/// acknowledgement. The callback must not run inside the emit that settled it, where its
+/// caller may hold what the callback needs; it runs on a task of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_cancelled_by_an_overflowing_emit_runs_apart_from_it() {
+    let io = Server::builder().max_buffered(8, 1 << 20).build();
+    let (tx, mut called) = mpsc::unbounded_channel::<bool>();
+    io.on("go", move |socket: sockio::Socket, _: Option<Value>| {
+        let tx = tx.clone();
+        async move {
+            socket
+                .emit("question", &())
+                .callback(None, move |outcome: Result<Value, CallError>| {
+                    assert!(outcome.is_err(), "{outcome:?}");
+                    let _ = tx.send(EMITTING.with(Cell::get));
+                })
+                .await
+                .expect("the emit asking for an answer");
+            // Each emit is delivered at its first poll: polled once here, by hand, they are
+            // all delivered on this thread while the flag is set.
+            EMITTING.with(|emitting| emitting.set(true));
+            for n in 0..20 {
+                let emit = pin!(socket.emit("update", &n).into_future());
+                let _ = emit.poll(&mut Context::from_waker(Waker::noop()));
+            }
+            EMITTING.with(|emitting| emitting.set(false));
+        }
+    });
+    let running = serve(&io).await;
+    let addr = running.addr;
+    tokio::task::spawn_blocking(move || {
+        let uri = session_uri("/socket.io/", &open(addr, "/socket.io/"));
+        assert_eq!(request(addr, "POST", &uri, b"40").body, "ok");
+        assert!(request(addr, "GET", &uri, b"").body.starts_with("40"));
+        assert_eq!(request(addr, "POST", &uri, br#"42["go"]"#).body, "ok");
+    })
+    .await
+    .expect("the polling client");
+    let inside = recv(&mut called, "the cancelled callback").await;
+    assert!(
+        !inside,
+        "the callback ran inside the emit that overflowed the queue"
+    );
 }

@@ -320,6 +320,50 @@ async fn a_shutdown_dropped_part_way_stops_serving<Rt: Runtime>(spawn: Spawn<Rt>
     assert!(served.is_ok(), "{served:?}");
 }
 
+/// `shutdown` called from an event handler, with an unbounded grace, returns at once (it would
+/// otherwise wait for that very handler, forever); the shutdown goes on: the client is told,
+/// and `serve_std` returns once the connection is closed.
+async fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
+    let (returned_tx, mut returned) = mpsc::unbounded_channel();
+    io.on("stop", move |socket: Socket<Rt>, _: Option<Value>| {
+        let returned_tx = returned_tx.clone();
+        async move {
+            socket.server().shutdown(Duration::MAX).await;
+            let _ = returned_tx.send(());
+        }
+    });
+    let (tx, mut reasons) = mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    let (addr, serving) = serve(&io, spawn);
+    let sid = tokio::task::spawn_blocking(move || {
+        let sid = raw_polling::connected_between_polls(addr);
+        let uri = raw_polling::session_uri("/socket.io/", &sid);
+        let posted = raw_polling::request(addr, "POST", &uri, br#"42["stop"]"#);
+        assert_eq!(posted.body, "ok");
+        sid
+    })
+    .await
+    .expect("the polling client");
+    recv(&mut returned, "shutdown to return in the handler").await;
+    assert_eq!(
+        recv(&mut reasons, "the disconnect").await,
+        "server shutting down"
+    );
+    let packets = tokio::task::spawn_blocking(move || raw_polling::poll_packets(addr, &sid))
+        .await
+        .expect("the poll");
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    let served = within("serve_std to return", serving).await;
+    assert!(served.is_ok(), "{served:?}");
+    assert_eq!(io.connection_count(), 0);
+}
+
 async fn shutdown_without_connections_returns_at_once_and_stops_serving<Rt: Runtime>(
     spawn: Spawn<Rt>,
 ) {
@@ -403,6 +447,12 @@ mod tokio_runtime {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on() {
+        super::shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on(super::on_tokio)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn emits_queued_before_a_shutdown_reach_the_client() {
         super::emits_queued_before_a_shutdown_reach_the_client(super::on_tokio).await;
     }
@@ -436,6 +486,12 @@ mod smol_runtime {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_shutdown_dropped_part_way_stops_serving() {
         super::a_shutdown_dropped_part_way_stops_serving(super::on_smol).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on() {
+        super::shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on(super::on_smol)
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

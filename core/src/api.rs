@@ -278,6 +278,15 @@ impl AckOutcome {
         })
     }
 
+    /// The outcome for the callback of an emit that `recipients` clients of `namespace` got,
+    /// where no other server's client could answer it (no client manager, or `ignore_queue`):
+    /// with none, the callback is told at once that the emit was not sent, rather than never
+    /// called.
+    pub fn of_unreached_emit(recipients: usize, namespace: &str) -> Option<AckOutcome> {
+        (recipients == 0)
+            .then(|| AckOutcome::NotSent(CommandError::NotConnected(namespace.to_owned())))
+    }
+
     /// The outcome as the result a `call` or an emit callback reports.
     pub fn into_result(self) -> Result<Args, CallError> {
         match self {
@@ -504,28 +513,6 @@ macro_rules! server_builder_options {
 
 /// A callback of an emit: called with each recipient's outcome (shared by every recipient).
 pub type SharedCallback = std::sync::Arc<dyn Fn(AckOutcome) + Send + Sync>;
-
-/// Which clients an emit can reach from where it is delivered: whether its callback, when no
-/// client here got the emit, may still hear from another server's clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmitReach {
-    /// This server's clients only (no client manager, or `ignore_queue`), or a message from
-    /// another server delivered here.
-    ThisServer,
-    /// Every server's, through the client manager, which awaits the other servers' answers (or
-    /// reports their silence) on its own.
-    AllServers,
-}
-
-impl EmitReach {
-    /// The outcome to give an emit's callback when `recipients` clients of `namespace` got the
-    /// emit here: with none, and nobody elsewhere to answer, the callback is told at once that
-    /// the emit was not sent, rather than never called.
-    pub fn unanswered(self, recipients: usize, namespace: &str) -> Option<AckOutcome> {
-        (recipients == 0 && self == EmitReach::ThisServer)
-            .then(|| AckOutcome::NotSent(CommandError::NotConnected(namespace.to_owned())))
-    }
-}
 
 /// An emit as the application configured it, before delivery: every runtime's `Emit` builder
 /// fills one ([`emit_target_methods!`](crate::emit_target_methods) and

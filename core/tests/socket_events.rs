@@ -6,7 +6,7 @@ mod support;
 use serde_json::{Value, json};
 use sockio_core::engineio::{Output, Sid, WsMessage};
 use sockio_core::socketio::packet::RESERVED_EVENTS;
-use sockio_core::socketio::{CommandError, SocketConfig, SocketEvent};
+use sockio_core::socketio::{CommandError, Connection, SocketConfig, SocketEvent};
 use support::*;
 
 fn event(
@@ -268,6 +268,57 @@ fn emits_to_a_pending_socket_follow_its_connect_reply() {
             format!("40/admin,{{\"sid\":\"{socket_id}\"}}"),
             "42/admin,[\"welcome\",1]".to_owned()
         ]
+    );
+}
+
+/// A call (an emit whose caller waits for the answer) to a socket still connecting is refused:
+/// its question would wait for the CONNECT reply, which waits for the connect handler, most
+/// often the caller. Once connected, the same call is sent with its ack id.
+#[test]
+fn a_call_to_a_pending_socket_is_refused_until_it_is_connected() {
+    use std::time::Duration;
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    assert!(matches!(
+        h.take_events(&sid).first(),
+        Some(SocketEvent::Connect { .. })
+    ));
+    let call = |c: &mut Connection, now| {
+        c.call(
+            now,
+            "/admin",
+            "question",
+            vec![json!(1)],
+            vec![],
+            Some(Duration::from_secs(5)),
+        )
+    };
+    assert_eq!(
+        h.command(&sid, call),
+        Err(CommandError::StillConnecting("/admin".to_owned()))
+    );
+    assert!(h.ws_take_text(ws).is_empty(), "nothing was held for later");
+    assert!(
+        h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
+            .is_ok()
+    );
+    let _ = h.ws_take_text(ws);
+    let id = h.command(&sid, call).expect("a call once connected");
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec![format!("42/admin,{id}[\"question\",1]")]
+    );
+    assert_eq!(
+        h.command(&sid, |c, now| c.call(
+            now,
+            "/other",
+            "q",
+            vec![],
+            vec![],
+            None
+        )),
+        Err(CommandError::NotConnected("/other".to_owned()))
     );
 }
 

@@ -27,6 +27,12 @@ pub(crate) fn must_not_wait() {
     MUST_NOT_WAIT.with(|flag| flag.set(true));
 }
 
+/// Whether the calling thread is a pool worker (or the timer thread): a thread that the work a
+/// graceful shutdown waits for may be running on.
+pub(crate) fn must_not_wait_here() -> bool {
+    MUST_NOT_WAIT.with(Cell::get)
+}
+
 struct Queue {
     jobs: VecDeque<Job>,
     /// Workers waiting for a job: a push wakes one only when there is one (a condition

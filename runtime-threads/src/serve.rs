@@ -187,6 +187,14 @@ impl Serving {
 /// once.
 pub(crate) struct ShutdownEnd<'a>(&'a Serving);
 
+impl<'a> ShutdownEnd<'a> {
+    /// The end of a shutdown that [`Serving::begin_shutdown`] began on another thread.
+    pub fn of(serving: &'a Serving) -> Self {
+        debug_assert!(serving.shutting_down.load(Ordering::SeqCst));
+        ShutdownEnd(serving)
+    }
+}
+
 impl Drop for ShutdownEnd<'_> {
     fn drop(&mut self) {
         self.0.shutdown_over.store(true, Ordering::SeqCst);

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sockio_core::api::{
-    CATCH_ALL_NAMESPACE, EmitReach, EmitSpec, EventRoute, LifecycleRoute, ReceivedEvent,
-    SharedCallback, route_event, route_lifecycle,
+    CATCH_ALL_NAMESPACE, EmitSpec, EventRoute, LifecycleRoute, ReceivedEvent, SharedCallback,
+    route_event, route_lifecycle,
 };
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::hub::Hub;
@@ -35,7 +35,7 @@ use crate::handlers::{
     typed_event,
 };
 use crate::manager::{Bus, Cluster, RemoteCallback};
-use crate::serve::Serving;
+use crate::serve::{Serving, ShutdownEnd};
 use crate::socket::Socket;
 use crate::timers::{REARM_DELAY, Timers};
 
@@ -222,20 +222,19 @@ impl Server {
                     });
                     (answer, Some(self.inner.config.remote_answer_timeout))
                 });
-                self.deliver_local(
+                let _ = self.deliver_local(
                     &Arc::from(namespace.as_str()),
                     &event,
                     args,
                     &rooms,
                     &skip,
                     callback,
-                    EmitReach::AllServers,
                 );
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
                 if let Some(cell) = self.owner(&namespace, &sid) {
-                    let result =
-                        self.drive(&cell, |state, now| state.conn.disconnect(now, &namespace));
+                    let result = self
+                        .drive_apart(&cell, |state, now| state.conn.disconnect(now, &namespace));
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "remote disconnect not applied");
                     }
@@ -364,6 +363,9 @@ impl Server {
 
     /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
     /// Set the recipient with `.to(sid)`, then `.send()`; the default timeout is 60 s.
+    /// A socket still connecting (its connect handler has not returned: calling it from there)
+    /// is refused at once with `CommandError::StillConnecting`, as its answer could only come
+    /// after the handler returned.
     pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
         Call {
             server: self.clone(),
@@ -464,14 +466,37 @@ impl Server {
     /// for too: up to 5 s for a client that neither answers the close nor hangs up
     /// (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
+    ///
+    /// Called from a handler (or a background task on the handler pool), it begins the shutdown
+    /// (handshakes refused, every client told) and returns at once, the rest going on on a
+    /// thread of its own: waiting there would wait for that handler itself.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let accepting = self.inner.serving.begin_shutdown();
         for cell in self.cells() {
-            self.drive(&cell, |state, now| {
+            self.drive_apart(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
             });
         }
+        if crate::handler_pool::must_not_wait_here() {
+            // Its end (the accept loops stopped) comes from the thread below, once the wait is over.
+            std::mem::forget(accepting);
+            let server = self.clone();
+            run_on_own_thread(
+                "sockio-shutdown",
+                None,
+                Box::new(move || {
+                    let accepting = ShutdownEnd::of(&server.inner.serving);
+                    server.finish_shutdown(deadline, grace, accepting);
+                }),
+            );
+            return;
+        }
+        self.finish_shutdown(deadline, grace, accepting);
+    }
+
+    /// The rest of [`shutdown`](Self::shutdown), from the wait for the connections and handlers.
+    fn finish_shutdown(&self, deadline: Option<Instant>, grace: Duration, accepting: ShutdownEnd) {
         if !self
             .inner
             .serving
@@ -503,7 +528,7 @@ impl Server {
         self.inner.serving.stop_accepting();
         self.inner.serving.cut_streams();
         for cell in self.cells() {
-            self.drive(&cell, |state, now| {
+            self.drive_apart(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ForcedClose)
             });
         }
@@ -566,10 +591,31 @@ impl Server {
         cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
+        self.drive_calling_back(cell, CallbacksRun::Here, f)
+    }
+
+    /// [`drive`](Self::drive) for a drive made inside an application's own call (an emit, a
+    /// disconnect, a call, shutdown, abort) or on the broker's subscriber thread: the
+    /// acknowledgement callbacks it settled (an emit that overflowed a queue and closed the
+    /// connection cancels its other awaited acks) run on a thread of their own, as an answer's
+    /// would on its reading thread, not inside the call, whose caller may hold what a callback
+    /// needs, nor on the subscriber, which a callback's own remote `call` would wait for.
+    pub(crate) fn drive_apart<R>(
+        &self,
+        cell: &Arc<ConnCell>,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+    ) -> R {
+        self.drive_calling_back(cell, CallbacksRun::Apart, f)
+    }
+
+    fn drive_calling_back<R>(
+        &self,
+        cell: &Arc<ConnCell>,
+        run: CallbacksRun,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+    ) -> R {
         let driven = cell.drive_locked(&self.inner.serving.busy, f);
-        for (callback, outcome) in driven.callbacks {
-            call_back(callback, outcome);
-        }
+        run.call_back(driven.callbacks);
         if driven.deadline_changed
             && let Some(at) = driven.deadline
         {
@@ -613,9 +659,9 @@ impl Server {
             }
         });
         self.finish_drive(cell, driven.schedule);
-        for (callback, outcome) in driven.callbacks {
-            call_back(callback, outcome);
-        }
+        // Not on the timer thread: a callback that blocks (a `call` made in it) would stop every
+        // connection's heartbeats and acknowledgement timeouts, its own call's among them.
+        CallbacksRun::Apart.call_back(driven.callbacks);
         if let Some(at) = driven.deadline {
             if driven.deadline_changed {
                 self.inner.timers.schedule(at, cell);
@@ -854,15 +900,22 @@ impl Server {
         let bus = match &self.inner.bus {
             Some(bus) if !emit.ignore_queue => bus.clone(),
             _ => {
-                self.deliver_local(
+                let unreached = emit.callback.as_ref().map(|(callback, _)| callback.clone());
+                let reached = self.deliver_local(
                     &emit.namespace,
                     &emit.event,
                     args,
                     &emit.rooms,
                     &emit.skip,
                     emit.callback,
-                    EmitReach::ThisServer,
                 );
+                if let Some(callback) = unreached
+                    && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
+                {
+                    // On a thread of its own, as an answer would come on its reading thread.
+                    CallbacksRun::Apart
+                        .call_back(vec![(Box::new(move |outcome| callback(outcome)), outcome)]);
+                }
                 return Ok(());
             }
         };
@@ -882,14 +935,13 @@ impl Server {
                 .as_ref()
                 .map(|(callback, timeout)| (callback, *timeout)),
         )?;
-        self.deliver_local(
+        let _ = self.deliver_local(
             &emit.namespace,
             &emit.event,
             args,
             &emit.rooms,
             &emit.skip,
             emit.callback,
-            EmitReach::AllServers,
         );
         let Some(message) = plan.message else {
             return Ok(());
@@ -904,7 +956,7 @@ impl Server {
     }
 
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
-    /// each connection.
+    /// each connection. Returns how many recipients it had.
     fn deliver_local(
         &self,
         namespace: &Arc<str>,
@@ -913,9 +965,9 @@ impl Server {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
-        reach: EmitReach,
-    ) {
+    ) -> usize {
         let recipients = self.hub().recipients(namespace, rooms, skip);
+        let reached = recipients.len();
         match callback {
             None => {
                 let frames = EncodedFrames::new(&Packet::event(
@@ -926,7 +978,7 @@ impl Server {
                     None,
                 ));
                 for (sid, cell) in recipients {
-                    let result = self.drive(&cell, |state, now| {
+                    let result = self.drive_apart(&cell, |state, now| {
                         state.conn.send_encoded(now, namespace, &frames)
                     });
                     if let Err(error) = result {
@@ -935,22 +987,11 @@ impl Server {
                 }
             }
             Some((callback, timeout)) => {
-                if let Some(outcome) = reach.unanswered(recipients.len(), namespace) {
-                    // On a thread of its own, as below.
-                    run_on_own_thread(
-                        "sockio-callback",
-                        None,
-                        Box::new(move || {
-                            call_back(Box::new(move |outcome| callback(outcome)), outcome);
-                        }),
-                    );
-                    return;
-                }
                 // Each recipient gets its own ack id and calls the callback with its answer.
                 for (sid, cell) in recipients {
                     let answer = callback.clone();
                     let args = args.clone();
-                    let result = self.drive(&cell, |state, now| {
+                    let result = self.drive_apart(&cell, |state, now| {
                         let id = state.conn.emit(
                             now,
                             namespace,
@@ -988,6 +1029,7 @@ impl Server {
                 }
             }
         }
+        reached
     }
 }
 
@@ -1148,28 +1190,67 @@ impl Call {
             return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout);
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.server.drive(&cell, |state, now| {
-            let id = state.conn.emit(
+        self.server.drive_apart(&cell, |state, now| {
+            let id = state.conn.call(
                 now,
                 &self.namespace,
                 &self.event,
                 args.values,
                 args.attachments,
-                Some(Some(self.timeout)),
+                Some(self.timeout),
             )?;
-            if let Some(id) = id {
-                state.acks.insert(
-                    id,
-                    Box::new(move |outcome| {
-                        let _ = tx.try_send(outcome);
-                    }),
-                );
-            }
+            state.acks.insert(
+                id,
+                Box::new(move |outcome| {
+                    let _ = tx.try_send(outcome);
+                }),
+            );
             Ok::<_, CommandError>(())
         })?;
-        match rx.recv() {
-            Ok(outcome) => outcome.into_result(),
-            Err(_) => Err(CallError::Disconnected),
+        // The timer thread times the call out; the wait has a bound of its own all the same, so
+        // that a stalled timer thread cannot hold the caller forever.
+        let answered = match self.timeout.checked_add(CALL_TIMEOUT_SLACK) {
+            Some(bound) => rx.recv_timeout(bound).map_err(|error| match error {
+                std::sync::mpsc::RecvTimeoutError::Timeout => CallError::Timeout,
+                std::sync::mpsc::RecvTimeoutError::Disconnected => CallError::Disconnected,
+            }),
+            None => rx.recv().map_err(|_| CallError::Disconnected),
+        };
+        answered?.into_result()
+    }
+}
+
+/// How long past its timeout a call waits for the timer thread's verdict before giving up itself.
+const CALL_TIMEOUT_SLACK: Duration = Duration::from_secs(5);
+
+/// Where the acknowledgement callbacks a drive settled run.
+#[derive(Clone, Copy)]
+enum CallbacksRun {
+    /// On the driving thread, after the connection's lock: a connection's reading thread
+    /// (answers), a request's thread, a handler worker.
+    Here,
+    /// On a thread of their own (see [`Server::drive_apart`]).
+    Apart,
+}
+
+impl CallbacksRun {
+    fn call_back(self, callbacks: Vec<(AckCallback, AckOutcome)>) {
+        match self {
+            CallbacksRun::Here => {
+                for (callback, outcome) in callbacks {
+                    call_back(callback, outcome);
+                }
+            }
+            CallbacksRun::Apart if callbacks.is_empty() => {}
+            CallbacksRun::Apart => run_on_own_thread(
+                "sockio-callback",
+                None,
+                Box::new(move || {
+                    for (callback, outcome) in callbacks {
+                        call_back(callback, outcome);
+                    }
+                }),
+            ),
         }
     }
 }
@@ -1410,7 +1491,7 @@ impl Namespace {
             };
         };
         self.server
-            .drive(&cell, |state, now| state.conn.disconnect(now, &self.name))
+            .drive_apart(&cell, |state, now| state.conn.disconnect(now, &self.name))
             .map_err(ServerError::from)
     }
 

@@ -1175,6 +1175,31 @@ fn call_without_a_known_recipient_fails_at_once() {
 /// An emit with a callback that reaches no client (a sid that left or never was, an empty
 /// room), on a server without a client manager: nobody can answer, so the callback hears it
 /// once, at once, instead of being dropped uncalled.
+/// A call from a connect handler to its own socket is refused at once: the client reads the
+/// question only after the CONNECT reply, which waits for that handler.
+#[test]
+fn a_call_from_a_connect_handler_to_its_socket_is_refused_at_once() {
+    let io = Server::builder().build();
+    let (tx, outcomes) = channel();
+    io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+        let answer = socket
+            .call("question", &1)
+            .timeout(Duration::from_secs(30))
+            .send();
+        let _ = tx.send(answer);
+        Ok(())
+    });
+    let addr = serve(&io);
+    support::posts::joined(addr);
+    let answer = recv(&outcomes, "the call's outcome");
+    assert!(
+        matches!(&answer, Err(CallError::Command(error))
+            if error.to_string().starts_with("the client is still connecting to namespace /")),
+        "{answer:?}"
+    );
+    io.abort();
+}
+
 #[test]
 fn emit_callback_without_a_recipient_is_told_at_once() {
     let io = Server::builder().build();

@@ -233,6 +233,43 @@ fn shutdown_with_an_unbounded_grace_returns_at_once_and_stops_serving() {
     assert!(served.is_ok(), "{served:?}");
 }
 
+/// `shutdown` called from an event handler, with an unbounded grace, returns at once (it would
+/// otherwise wait for that very handler, forever); the shutdown goes on: the client is told,
+/// and `serve` returns once the connection is closed.
+#[test]
+fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on() {
+    let io = Server::builder().build();
+    let (returned_tx, returned) = channel();
+    io.on(
+        "stop",
+        move |socket: Socket, _: Option<serde_json::Value>| {
+            socket.server().shutdown(Duration::MAX);
+            let _ = returned_tx.send(());
+        },
+    );
+    let (addr, reasons, serving) = serve_recording_reasons(&io);
+    let uri = support::posts::joined(addr);
+    let posted = raw_polling::request(addr, "POST", &uri, br#"42["stop"]"#);
+    assert_eq!(posted.body, "ok");
+    returned
+        .recv_timeout(STEP)
+        .expect("shutdown returned in the handler");
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the disconnect"),
+        "server shutting down"
+    );
+    let packets = raw_polling::poll_packets(addr, &sid_of_uri(&uri));
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+    assert_eq!(io.connection_count(), 0);
+}
+
+fn sid_of_uri(uri: &str) -> String {
+    let (_, sid) = uri.split_once("sid=").expect("a session's uri");
+    sid.split('&').next().unwrap_or(sid).to_owned()
+}
+
 /// A WebSocket upgrade the server accepted but the application has not run yet (embedding: it
 /// holds the `WebSocketUpgrade` while it writes the 101) is live work: `shutdown` waits for it
 /// to be run or dropped, as it waits for a running WebSocket.

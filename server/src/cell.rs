@@ -135,12 +135,27 @@ impl ConnCell {
     /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
     /// same connection.
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
+        let (result, callbacks) = self.drive_keeping_callbacks(f);
+        for (callback, outcome) in callbacks {
+            call_back(callback, outcome);
+        }
+        result
+    }
+
+    /// [`ConnCell::drive`], returning the acknowledgement callbacks it settled instead of running
+    /// them, for a caller that must not run the application's callbacks where it is (inside an
+    /// application's own call: [`crate::Server`]'s `drive_apart`).
+    pub(crate) fn drive_keeping_callbacks<R>(
+        &self,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+    ) -> (R, Vec<(AckCallback, AckOutcome)>) {
         let mut drained = Drained::Nothing;
-        let result = self.drive_with(|state, now| (f(state, now), None), false, &mut drained);
+        let (result, callbacks) =
+            self.drive_with(|state, now| (f(state, now), None), false, &mut drained);
         if !matches!(drained, Drained::Nothing) {
             self.task_wake.notify();
         }
-        result
+        (result, callbacks)
     }
 
     /// [`ConnCell::drive`] for an input that returns the first event it caused rather than
@@ -154,7 +169,11 @@ impl ConnCell {
         input: impl FnOnce(&mut ConnState, Instant) -> Option<SocketEvent>,
     ) -> Drained {
         let mut drained = Drained::Nothing;
-        self.drive_with(|state, now| ((), input(state, now)), true, &mut drained);
+        let ((), callbacks) =
+            self.drive_with(|state, now| ((), input(state, now)), true, &mut drained);
+        for (callback, outcome) in callbacks {
+            call_back(callback, outcome);
+        }
         drained
     }
 
@@ -168,7 +187,7 @@ impl ConnCell {
         input: impl FnOnce(&mut ConnState, Instant) -> (R, Option<SocketEvent>),
         claim: bool,
         drained: &mut Drained,
-    ) -> R {
+    ) -> (R, Vec<(AckCallback, AckOutcome)>) {
         let now = Instant::now();
         let mut state = self.lock();
         let (result, first) = input(&mut state, now);
@@ -181,10 +200,7 @@ impl ConnCell {
         if deadline_changed {
             self.task_wake.notify();
         }
-        for (callback, outcome) in callbacks {
-            call_back(callback, outcome);
-        }
-        result
+        (result, callbacks)
     }
 
     /// Takes the dispatcher's role if nobody holds it and an event is waiting, and returns that

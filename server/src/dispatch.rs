@@ -26,7 +26,8 @@ use sockio_core::socketio::SocketEvent;
 
 use crate::cell::{ConnCell, HandOff};
 use crate::handlers::{
-    BoxFuture, ConnectRefused, NamespaceHandler, NamespaceHandlers, catch_panic, catch_panic_now,
+    BoxFuture, ConnectRefused, InHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
+    catch_panic_now,
 };
 use crate::lifecycle::BusyGuard;
 use crate::runtime::Runtime;
@@ -278,6 +279,7 @@ impl<Rt: Runtime> Server<Rt> {
             // Only async handlers are sent to tasks after a long one, so only they are timed.
             let started = async_handlers.then(Instant::now);
             let polled = catch_panic_now("event", || {
+                let _in_handler = InHandler::enter();
                 handler
                     .as_mut()
                     .poll(&mut Context::from_waker(Waker::noop()))

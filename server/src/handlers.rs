@@ -83,13 +83,45 @@ pub(crate) struct NamespaceHandlers<Rt: Runtime> {
 /// dispatcher (which would leave the connection unserved) or a handler task; `None` when it
 /// panicked (logged as an error).
 pub(crate) async fn catch_panic<T>(handler: &str, future: impl Future<Output = T>) -> Option<T> {
-    match AssertUnwindSafe(future).catch_unwind().await {
+    let mut future = std::pin::pin!(future);
+    let marked = std::future::poll_fn(move |cx| {
+        let _in_handler = InHandler::enter();
+        future.as_mut().poll(cx)
+    });
+    match AssertUnwindSafe(marked).catch_unwind().await {
         Ok(output) => Some(output),
         Err(panic) => {
             log_panic(handler, panic);
             None
         }
     }
+}
+
+thread_local! {
+    /// How many application handlers are being polled (or called) on this thread.
+    static IN_HANDLER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the calling thread as running an application's handler while it lives: what the
+/// handler calls can tell (a graceful shutdown must not wait for the handler it is called from).
+pub(crate) struct InHandler(());
+
+impl InHandler {
+    pub(crate) fn enter() -> Self {
+        IN_HANDLER.with(|depth| depth.set(depth.get() + 1));
+        InHandler(())
+    }
+}
+
+impl Drop for InHandler {
+    fn drop(&mut self) {
+        IN_HANDLER.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
+/// Whether the calling thread is running an application's handler ([`InHandler`]).
+pub(crate) fn in_handler() -> bool {
+    IN_HANDLER.with(|depth| depth.get() > 0)
 }
 
 /// [`catch_panic`] for calling a handler, which may panic before it returns its future.

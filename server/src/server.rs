@@ -12,7 +12,7 @@ use futures_util::future::RemoteHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sockio_core::api::{EmitReach, EmitSpec, SharedCallback};
+use sockio_core::api::{EmitSpec, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
@@ -24,7 +24,7 @@ use crate::lifecycle::{BusyGuard, Lifecycle};
 use crate::runtime::{Runtime, until};
 use sockio_core::hub::Hub;
 
-use crate::cell::{AckCallback, AckOutcome, ConnCell, call_back};
+use crate::cell::{AckCallback, AckOutcome, ConnCell, ConnState, call_back};
 use crate::config::ServerBuilder;
 use crate::error::{CallError, EmitError, ServerError};
 use crate::handlers::{
@@ -235,19 +235,19 @@ impl<Rt: Runtime> Server<Rt> {
                     (answer, Some(self.inner.config.remote_answer_timeout))
                 });
                 // On the subscriber, which must go on reading the broker: no yield here.
-                let _crowded = self.deliver_local(
+                let _ = self.deliver_local(
                     &Arc::from(namespace.as_str()),
                     &event,
                     args,
                     &rooms,
                     &skip,
                     callback,
-                    EmitReach::AllServers,
                 );
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
                 if let Some(cell) = self.owner(&namespace, &sid) {
-                    let result = cell.drive(|state, now| state.conn.disconnect(now, &namespace));
+                    let result = self
+                        .drive_apart(&cell, |state, now| state.conn.disconnect(now, &namespace));
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "remote disconnect not applied");
                     }
@@ -384,6 +384,9 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
     /// Set the recipient with `.to(sid)`; the default timeout is 60 s.
+    /// A socket still connecting (its connect handler has not returned: calling it from there)
+    /// is refused at once with `CommandError::StillConnecting`, as its answer could only come
+    /// after the handler returned.
     pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call<Rt> {
         Call {
             server: self.clone(),
@@ -484,13 +487,29 @@ impl<Rt: Runtime> Server<Rt> {
     /// handshake is waited for too: up to 5 s for a client that neither answers the close nor
     /// hangs up (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
+    ///
+    /// Called from a handler, it begins the shutdown (handshakes refused, every client told)
+    /// and returns at once, the rest going on on a task of its own: waiting there would wait
+    /// for that handler itself.
     pub async fn shutdown(&self, grace: Duration) {
+        if crate::handlers::in_handler() {
+            // Its end (the accept loops stopped) comes from the task's own shutdown.
+            std::mem::forget(self.inner.lifecycle.begin_shutdown());
+            self.close_for_shutdown();
+            let server = self.clone();
+            self.inner
+                .runtime
+                .spawn(async move { server.shut_down(grace).await });
+            return;
+        }
+        self.shut_down(grace).await;
+    }
+
+    /// [`shutdown`](Self::shutdown), waiting.
+    async fn shut_down(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let accepting = self.inner.lifecycle.begin_shutdown();
-        let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
-        for cell in cells {
-            cell.drive(|state, now| state.conn.close(now, CloseReason::ServerShuttingDown));
-        }
+        self.close_for_shutdown();
         let inner = &self.inner;
         let done = inner
             .lifecycle
@@ -527,6 +546,16 @@ impl<Rt: Runtime> Server<Rt> {
 
     // ----- internals --------------------------------------------------------------------------
 
+    /// Tells every client the server is shutting down.
+    fn close_for_shutdown(&self) {
+        let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
+        for cell in cells {
+            self.drive_apart(&cell, |state, now| {
+                state.conn.close(now, CloseReason::ServerShuttingDown)
+            });
+        }
+    }
+
     /// Registers a new connection: its cell, and its task (timer and event dispatcher).
     pub(crate) fn adopt(&self, cell: Arc<ConnCell>) {
         lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
@@ -538,6 +567,27 @@ impl<Rt: Runtime> Server<Rt> {
         self.inner
             .runtime
             .spawn(self.clone().run_connection(cell, guard));
+    }
+
+    /// [`ConnCell::drive`] for a drive made inside an application's own call (an emit, a
+    /// disconnect, a call, shutdown) or on the broker's subscriber: the acknowledgement callbacks
+    /// it settled (an emit that overflowed a queue and closed the connection cancels its other
+    /// awaited acks) run on a task of their own, as an answer's would, not inside the call,
+    /// whose caller may hold what a callback needs.
+    pub(crate) fn drive_apart<R>(
+        &self,
+        cell: &ConnCell,
+        f: impl FnOnce(&mut ConnState, Instant) -> R,
+    ) -> R {
+        let (result, callbacks) = cell.drive_keeping_callbacks(f);
+        if !callbacks.is_empty() {
+            self.inner.runtime.spawn(async move {
+                for (callback, outcome) in callbacks {
+                    call_back(callback, outcome);
+                }
+            });
+        }
+        result
     }
 
     /// The connection that holds socket `sid` of `namespace`.
@@ -555,15 +605,23 @@ impl<Rt: Runtime> Server<Rt> {
         let bus = match &self.inner.bus {
             Some(bus) if !emit.ignore_queue => bus.clone(),
             _ => {
-                let crowded = self.deliver_local(
+                let unreached = emit.callback.as_ref().map(|(callback, _)| callback.clone());
+                let (crowded, reached) = self.deliver_local(
                     &emit.namespace,
                     &emit.event,
                     args,
                     &emit.rooms,
                     &emit.skip,
                     emit.callback,
-                    EmitReach::ThisServer,
                 );
+                if let Some(callback) = unreached
+                    && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
+                {
+                    // On a task of its own, as an answer would come.
+                    self.inner.runtime.spawn(async move {
+                        call_back(Box::new(move |outcome| callback(outcome)), outcome);
+                    });
+                }
                 let_writers_run(crowded).await;
                 return Ok(());
             }
@@ -584,14 +642,13 @@ impl<Rt: Runtime> Server<Rt> {
                 .as_ref()
                 .map(|(callback, timeout)| (callback, *timeout)),
         )?;
-        let crowded = self.deliver_local(
+        let (crowded, _) = self.deliver_local(
             &emit.namespace,
             &emit.event,
             args,
             &emit.rooms,
             &emit.skip,
             emit.callback,
-            EmitReach::AllServers,
         );
         let_writers_run(crowded).await;
         let Some(message) = plan.message else {
@@ -608,7 +665,8 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
     /// each connection. Returns whether a recipient's queue is past half its limit
-    /// (`Session::is_crowded`): the caller then lets its writer run before emitting more.
+    /// (`Session::is_crowded`: the caller then lets its writer run before emitting more), and
+    /// how many recipients it had.
     fn deliver_local(
         &self,
         namespace: &Arc<str>,
@@ -617,10 +675,10 @@ impl<Rt: Runtime> Server<Rt> {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
-        reach: EmitReach,
-    ) -> bool {
+    ) -> (bool, usize) {
         let recipients: Vec<(Sid, Arc<ConnCell>)> =
             self.inner.hub().recipients(namespace, rooms, skip);
+        let reached = recipients.len();
         let mut crowded = false;
         match callback {
             None => {
@@ -632,7 +690,7 @@ impl<Rt: Runtime> Server<Rt> {
                     None,
                 ));
                 for (sid, cell) in recipients {
-                    let result = cell.drive(|state, now| {
+                    let result = self.drive_apart(&cell, |state, now| {
                         let sent = state.conn.send_encoded(now, namespace, &frames);
                         crowded |= state.conn.engine().is_crowded();
                         sent
@@ -643,18 +701,11 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
             Some((callback, timeout)) => {
-                if let Some(outcome) = reach.unanswered(recipients.len(), namespace) {
-                    // On a task of its own, as below.
-                    self.inner.runtime.spawn(async move {
-                        call_back(Box::new(move |outcome| callback(outcome)), outcome);
-                    });
-                    return false;
-                }
                 // Each recipient gets its own ack id and calls the callback with its answer.
                 for (sid, cell) in recipients {
                     let answer = callback.clone();
                     let args = args.clone();
-                    let result = cell.drive(|state, now| {
+                    let result = self.drive_apart(&cell, |state, now| {
                         let id = state.conn.emit(
                             now,
                             namespace,
@@ -688,7 +739,7 @@ impl<Rt: Runtime> Server<Rt> {
                 }
             }
         }
-        crowded
+        (crowded, reached)
     }
 }
 
@@ -867,23 +918,21 @@ impl<Rt: Runtime> Call<Rt> {
             return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout).await;
         };
         let (tx, rx) = oneshot::channel();
-        let result = cell.drive(|state, now| {
-            let id = state.conn.emit(
+        let result = self.server.drive_apart(&cell, |state, now| {
+            let id = state.conn.call(
                 now,
                 &self.namespace,
                 &self.event,
                 args.values,
                 args.attachments,
-                Some(Some(self.timeout)),
+                Some(self.timeout),
             )?;
-            if let Some(id) = id {
-                state.acks.insert(
-                    id,
-                    Box::new(move |outcome| {
-                        let _ = tx.send(outcome);
-                    }),
-                );
-            }
+            state.acks.insert(
+                id,
+                Box::new(move |outcome| {
+                    let _ = tx.send(outcome);
+                }),
+            );
             Ok::<_, CommandError>(())
         });
         result?;
@@ -1179,7 +1228,9 @@ impl<Rt: Runtime> Namespace<Rt> {
                 None => Box::pin(self.disconnect(sid)).await,
             };
         };
-        let result = cell.drive(|state, now| state.conn.disconnect(now, &self.name));
+        let result = self
+            .server
+            .drive_apart(&cell, |state, now| state.conn.disconnect(now, &self.name));
         result.map_err(ServerError::from)
     }
 

@@ -213,6 +213,11 @@ pub enum SocketEvent {
 pub enum CommandError {
     #[error("the client is not connected to namespace {0}")]
     NotConnected(String),
+    /// A [`Connection::call`] to a socket whose connect awaits the application's verdict: the
+    /// client only reads the question after the CONNECT reply, which waits for the connect
+    /// handler, most often the caller itself.
+    #[error("the client is still connecting to namespace {0}: call it once connected")]
+    StillConnecting(String),
     #[error("no connection request is pending for namespace {0}")]
     NoPendingConnect(String),
     #[error("too many acknowledgements pending for this client")]
@@ -754,6 +759,27 @@ impl Connection {
             return Err(error);
         }
         Ok(ack_id)
+    }
+
+    /// [`emit`](Self::emit) for a caller that waits for the answer (a `call`): asks for an
+    /// acknowledgement, and refuses a socket whose connect is still pending
+    /// ([`CommandError::StillConnecting`]) rather than holding the question, whose answer could
+    /// only come after the connect handler, the caller most often, returned.
+    pub fn call(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+        timeout: Option<Duration>,
+    ) -> Result<u64, CommandError> {
+        if let Some(NamespaceState::Pending { .. }) = self.namespaces.get(namespace) {
+            return Err(CommandError::StillConnecting(namespace.to_owned()));
+        }
+        let id = self.emit(now, namespace, event, args, attachments, Some(timeout))?;
+        // An emit asking for an acknowledgement always has an id.
+        id.ok_or_else(|| CommandError::NotConnected(namespace.to_owned()))
     }
 
     /// Sends a packet encoded once for many clients (a broadcast) to this client's socket in

@@ -1,0 +1,106 @@
+//! Where emit callbacks run: never inside the application's own call that settled them (an
+//! emit that overflowed a queue and closed the connection), and never on the timer thread,
+//! where a callback that blocks (a `call` made in it) would stop every connection's timers, its
+//! own call's timeout among them.
+
+mod support;
+
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sockio_testkit::raw_polling::request;
+use sockio_threads::{CallError, Server, Socket};
+use support::posts::joined;
+use support::{recv, serve};
+
+/// A handler emits with a callback, then, holding its own lock, emits until the client's queue
+/// (a polling client that does not poll) overflows, which closes the connection and cancels the
+/// callback's acknowledgement. The callback must not run on the emitting thread, inside the
+/// emit, where the lock it may need is held (a plain lock there would deadlock for good).
+#[test]
+fn a_callback_cancelled_by_an_overflowing_emit_runs_apart_from_it() {
+    let io = Server::builder().max_buffered(8, 1 << 20).build();
+    let state = Arc::new(Mutex::new(0u32));
+    let (tx, called) = channel::<(ThreadId, u32)>();
+    let (emitted_on, emitter) = channel::<ThreadId>();
+    io.on("go", move |socket: Socket, _: Option<Value>| {
+        let (in_callback, tx) = (state.clone(), Mutex::new(tx.clone()));
+        socket
+            .emit("question", &())
+            .callback(None, move |outcome: Result<Value, CallError>| {
+                assert!(outcome.is_err(), "{outcome:?}");
+                // Waits for the emitting handler to let go of its lock.
+                let value = *in_callback.lock().unwrap();
+                let _ = tx
+                    .lock()
+                    .unwrap()
+                    .send((std::thread::current().id(), value));
+            })
+            .send()
+            .expect("the emit asking for an answer");
+        let mut guard = state.lock().unwrap();
+        for n in 0..20 {
+            let _ = socket.emit("update", &n).send();
+        }
+        *guard = 1;
+        let _ = emitted_on.send(std::thread::current().id());
+    });
+    let addr = serve(&io);
+    let uri = joined(addr);
+    assert_eq!(request(addr, "POST", &uri, br#"42["go"]"#).body, "ok");
+    let emitting_thread = recv(&emitter, "the handler's emits");
+    let (callback_thread, seen) = recv(&called, "the cancelled callback");
+    assert_ne!(
+        callback_thread, emitting_thread,
+        "the callback ran inside the emit"
+    );
+    assert_eq!(
+        seen, 1,
+        "the callback ran before the handler let go of its lock"
+    );
+    io.abort();
+}
+
+/// An emit's acknowledgement times out; its callback then makes a `call` with a 1 s timeout to
+/// a client that does not answer. The callback does not run on the timer thread, so the timer
+/// thread times that call out after its 1 s; run there, it could not, and the call would only
+/// end by its own bound (its timeout plus 5 s).
+#[test]
+fn a_call_in_a_timed_out_callback_is_timed_out() {
+    let io = Server::builder().build();
+    let (tx, outcomes) = channel::<(Result<Value, CallError>, Duration)>();
+    io.on("go", move |socket: Socket, _: Option<Value>| {
+        let server = socket.server().clone();
+        let sid = socket.sid().to_string();
+        let tx = Mutex::new(tx.clone());
+        socket
+            .emit("never-answered", &())
+            .callback(
+                Some(Duration::from_millis(100)),
+                move |outcome: Result<Value, CallError>| {
+                    assert!(matches!(outcome, Err(CallError::Timeout)), "{outcome:?}");
+                    let asked = Instant::now();
+                    let answer = server
+                        .call("also-never-answered", &())
+                        .to(&sid)
+                        .timeout(Duration::from_secs(1))
+                        .answer::<Value>();
+                    let _ = tx.lock().unwrap().send((answer, asked.elapsed()));
+                },
+            )
+            .send()
+            .expect("the emit asking for an answer");
+    });
+    let addr = serve(&io);
+    let uri = joined(addr);
+    assert_eq!(request(addr, "POST", &uri, br#"42["go"]"#).body, "ok");
+    let (answer, took) = recv(&outcomes, "the call made in the callback");
+    assert!(matches!(answer, Err(CallError::Timeout)), "{answer:?}");
+    // 1 s when the timer thread times it out; 6 s (its own bound) when it is stuck in the
+    // callback.
+    assert!(took < Duration::from_secs(4), "the call took {took:?}");
+    io.abort();
+}
