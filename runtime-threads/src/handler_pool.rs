@@ -27,6 +27,20 @@ pub(crate) fn must_not_wait() {
     MUST_NOT_WAIT.with(|flag| flag.set(true));
 }
 
+/// Runs `work` with the calling thread marked as by [`must_not_wait`], then restores its mark
+/// (the thread may be the caller's own, where a thread could not be started).
+pub(crate) fn marked_must_not_wait(work: impl FnOnce()) {
+    let before = MUST_NOT_WAIT.with(|flag| flag.replace(true));
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MUST_NOT_WAIT.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(before);
+    work();
+}
+
 /// Whether the calling thread is a pool worker (or the timer thread): a thread that the work a
 /// graceful shutdown waits for may be running on.
 pub(crate) fn must_not_wait_here() -> bool {

@@ -50,7 +50,9 @@
 //! others: its further events wait in order and, past a backlog of 256, its reads pause.
 //! Acknowledgements of the
 //! server's own emits (`call`, emit callbacks) resolve on the thread that received them, never
-//! through the pool, so a handler blocked in `call` cannot starve its own answer.
+//! through the pool, so a handler blocked in `call` cannot starve its own answer; those settled
+//! otherwise (timed out, or cancelled inside an application's own call: an emit that overflowed
+//! a queue, `disconnect`, `shutdown`) run on a short-lived thread of their own.
 
 #![forbid(unsafe_code)]
 

@@ -467,9 +467,9 @@ impl Server {
     /// (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     ///
-    /// Called from a handler (or a background task on the handler pool), it begins the shutdown
-    /// (handshakes refused, every client told) and returns at once, the rest going on on a
-    /// thread of its own: waiting there would wait for that handler itself.
+    /// Called from a handler or an emit callback, it begins the shutdown (handshakes refused,
+    /// every client told) and returns at once, the rest going on on a thread of its own:
+    /// waiting there would wait for that handler (or callback) itself.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let accepting = self.inner.serving.begin_shutdown();
@@ -608,6 +608,37 @@ impl Server {
         self.drive_calling_back(cell, CallbacksRun::Apart, f)
     }
 
+    /// Runs acknowledgement callbacks where `run` says. Those run apart count as live work
+    /// until they are done, so a graceful shutdown (whose closes cancel acknowledgements) waits
+    /// for them; their thread is marked as a pool worker's, so a `shutdown` called from one of
+    /// them does not wait for itself.
+    fn call_back(&self, run: CallbacksRun, callbacks: Vec<(AckCallback, AckOutcome)>) {
+        match run {
+            CallbacksRun::Here => {
+                for (callback, outcome) in callbacks {
+                    call_back(callback, outcome);
+                }
+            }
+            CallbacksRun::Apart if callbacks.is_empty() => {}
+            CallbacksRun::Apart => {
+                self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
+                let server = self.clone();
+                run_on_own_thread(
+                    "sockio-callback",
+                    None,
+                    Box::new(move || {
+                        crate::handler_pool::marked_must_not_wait(|| {
+                            for (callback, outcome) in callbacks {
+                                call_back(callback, outcome);
+                            }
+                        });
+                        server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+                    }),
+                );
+            }
+        }
+    }
+
     fn drive_calling_back<R>(
         &self,
         cell: &Arc<ConnCell>,
@@ -615,7 +646,7 @@ impl Server {
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
         let driven = cell.drive_locked(&self.inner.serving.busy, f);
-        run.call_back(driven.callbacks);
+        self.call_back(run, driven.callbacks);
         if driven.deadline_changed
             && let Some(at) = driven.deadline
         {
@@ -661,7 +692,7 @@ impl Server {
         self.finish_drive(cell, driven.schedule);
         // Not on the timer thread: a callback that blocks (a `call` made in it) would stop every
         // connection's heartbeats and acknowledgement timeouts, its own call's among them.
-        CallbacksRun::Apart.call_back(driven.callbacks);
+        self.call_back(CallbacksRun::Apart, driven.callbacks);
         if let Some(at) = driven.deadline {
             if driven.deadline_changed {
                 self.inner.timers.schedule(at, cell);
@@ -913,8 +944,10 @@ impl Server {
                     && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
                 {
                     // On a thread of its own, as an answer would come on its reading thread.
-                    CallbacksRun::Apart
-                        .call_back(vec![(Box::new(move |outcome| callback(outcome)), outcome)]);
+                    self.call_back(
+                        CallbacksRun::Apart,
+                        vec![(Box::new(move |outcome| callback(outcome)), outcome)],
+                    );
                 }
                 return Ok(());
             }
@@ -1231,28 +1264,6 @@ enum CallbacksRun {
     Here,
     /// On a thread of their own (see [`Server::drive_apart`]).
     Apart,
-}
-
-impl CallbacksRun {
-    fn call_back(self, callbacks: Vec<(AckCallback, AckOutcome)>) {
-        match self {
-            CallbacksRun::Here => {
-                for (callback, outcome) in callbacks {
-                    call_back(callback, outcome);
-                }
-            }
-            CallbacksRun::Apart if callbacks.is_empty() => {}
-            CallbacksRun::Apart => run_on_own_thread(
-                "sockio-callback",
-                None,
-                Box::new(move || {
-                    for (callback, outcome) in callbacks {
-                        call_back(callback, outcome);
-                    }
-                }),
-            ),
-        }
-    }
 }
 
 /// A call to a client that is not on this server: published with a callback that the server

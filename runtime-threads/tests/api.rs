@@ -1172,9 +1172,6 @@ fn call_without_a_known_recipient_fails_at_once() {
     io.abort();
 }
 
-/// An emit with a callback that reaches no client (a sid that left or never was, an empty
-/// room), on a server without a client manager: nobody can answer, so the callback hears it
-/// once, at once, instead of being dropped uncalled.
 /// A call from a connect handler to its own socket is refused at once: the client reads the
 /// question only after the CONNECT reply, which waits for that handler.
 #[test]
@@ -1200,6 +1197,9 @@ fn a_call_from_a_connect_handler_to_its_socket_is_refused_at_once() {
     io.abort();
 }
 
+/// An emit with a callback that reaches no client (a sid that left or never was, an empty
+/// room), on a server without a client manager: nobody can answer, so the callback hears it
+/// once, at once, instead of being dropped uncalled.
 #[test]
 fn emit_callback_without_a_recipient_is_told_at_once() {
     let io = Server::builder().build();

@@ -26,7 +26,7 @@ use sockio_core::socketio::SocketEvent;
 
 use crate::cell::{ConnCell, HandOff};
 use crate::handlers::{
-    BoxFuture, ConnectRefused, InHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
+    BoxFuture, ConnectRefused, InHandler, NamespaceHandler, NamespaceHandlers, catch_handler_panic,
     catch_panic_now,
 };
 use crate::lifecycle::BusyGuard;
@@ -82,7 +82,7 @@ fn answering(
 ) -> HandOff {
     Box::pin(async move {
         // A panicking handler's event gets no acknowledgement, nor one whose handler had none.
-        if let Some(Some(reply)) = catch_panic("event", handler).await {
+        if let Some(Some(reply)) = catch_handler_panic("event", handler).await {
             acknowledge(&cell, &namespace, ack_id, reply);
         }
     })
@@ -346,7 +346,7 @@ impl<Rt: Runtime> Server<Rt> {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
                 let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.as_ref());
-                let verdict = catch_panic("connect", async move {
+                let verdict = catch_handler_panic("connect", async move {
                     match (connect, class) {
                         (Some(connect), _) => connect(socket, handshake, auth).await,
                         (None, Some(class)) => class.on_connect(socket, handshake, auth).await,
@@ -372,7 +372,7 @@ impl<Rt: Runtime> Server<Rt> {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
                     self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());
-                catch_panic("disconnect", async move {
+                catch_handler_panic("disconnect", async move {
                     match (disconnect, class) {
                         (Some(disconnect), _) => disconnect(socket, reason).await,
                         (None, Some(class)) => class.on_disconnect(socket, reason).await,

@@ -83,12 +83,7 @@ pub(crate) struct NamespaceHandlers<Rt: Runtime> {
 /// dispatcher (which would leave the connection unserved) or a handler task; `None` when it
 /// panicked (logged as an error).
 pub(crate) async fn catch_panic<T>(handler: &str, future: impl Future<Output = T>) -> Option<T> {
-    let mut future = std::pin::pin!(future);
-    let marked = std::future::poll_fn(move |cx| {
-        let _in_handler = InHandler::enter();
-        future.as_mut().poll(cx)
-    });
-    match AssertUnwindSafe(marked).catch_unwind().await {
+    match AssertUnwindSafe(future).catch_unwind().await {
         Ok(output) => Some(output),
         Err(panic) => {
             log_panic(handler, panic);
@@ -122,6 +117,20 @@ impl Drop for InHandler {
 /// Whether the calling thread is running an application's handler ([`InHandler`]).
 pub(crate) fn in_handler() -> bool {
     IN_HANDLER.with(|depth| depth.get() > 0)
+}
+
+/// [`catch_panic`] for an application's handler: the thread is marked [`InHandler`] while the
+/// handler's future is polled.
+pub(crate) async fn catch_handler_panic<T>(
+    handler: &str,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let marked = std::future::poll_fn(move |cx| {
+        let _in_handler = InHandler::enter();
+        future.as_mut().poll(cx)
+    });
+    catch_panic(handler, marked).await
 }
 
 /// [`catch_panic`] for calling a handler, which may panic before it returns its future.

@@ -581,10 +581,14 @@ impl<Rt: Runtime> Server<Rt> {
     ) -> R {
         let (result, callbacks) = cell.drive_keeping_callbacks(f);
         if !callbacks.is_empty() {
+            // Live work until done: a graceful shutdown, whose closes cancel acknowledgements,
+            // waits for their callbacks.
+            let busy = BusyGuard::new(&self.inner.lifecycle);
             self.inner.runtime.spawn(async move {
                 for (callback, outcome) in callbacks {
                     call_back(callback, outcome);
                 }
+                drop(busy);
             });
         }
         result
