@@ -140,8 +140,14 @@ impl Serving {
     /// client between two requests fetches its close packet on a new connection, and a new
     /// client is answered 503 rather than refused.
     pub fn begin_shutdown(&self) -> ShutdownEnd<'_> {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.begin_shutdown_ended_apart();
         ShutdownEnd(self)
+    }
+
+    /// [`begin_shutdown`](Self::begin_shutdown) for a shutdown whose wait goes on on another
+    /// thread, which ends it with a [`ShutdownEnd::of`] of its own.
+    pub fn begin_shutdown_ended_apart(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
     }
 
     /// Stops the accept loops started before: bumps the generation, then wakes each loop from its
@@ -188,7 +194,8 @@ impl Serving {
 pub(crate) struct ShutdownEnd<'a>(&'a Serving);
 
 impl<'a> ShutdownEnd<'a> {
-    /// The end of a shutdown that [`Serving::begin_shutdown`] began on another thread.
+    /// The end of a shutdown that [`Serving::begin_shutdown_ended_apart`] began on another
+    /// thread.
     pub fn of(serving: &'a Serving) -> Self {
         debug_assert!(serving.shutting_down.load(Ordering::SeqCst));
         ShutdownEnd(serving)

@@ -174,11 +174,14 @@ impl Server {
                         return false;
                     };
                     let server = Server { inner };
+                    // The callbacks this pass settled run together, on one thread of their own.
+                    let mut callbacks = Vec::new();
                     crate::timers::fire_each(
                         due,
-                        |cell| server.fire_timer(cell),
+                        |cell| server.fire_timer(cell, &mut callbacks),
                         |cell| server.close_after_bug(cell),
                     );
+                    server.call_back(CallbacksRun::Apart, callbacks);
                     true
                 })
             });
@@ -472,27 +475,33 @@ impl Server {
     /// waiting there would wait for that handler (or callback) itself.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
-        let accepting = self.inner.serving.begin_shutdown();
+        let apart = crate::handler_pool::must_not_wait_here();
+        // Apart, the end (the accept loops stopped) comes from the thread below.
+        let accepting = if apart {
+            self.inner.serving.begin_shutdown_ended_apart();
+            None
+        } else {
+            Some(self.inner.serving.begin_shutdown())
+        };
         for cell in self.cells() {
             self.drive_apart(&cell, |state, now| {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
             });
         }
-        if crate::handler_pool::must_not_wait_here() {
-            // Its end (the accept loops stopped) comes from the thread below, once the wait is over.
-            std::mem::forget(accepting);
-            let server = self.clone();
-            run_on_own_thread(
-                "sockio-shutdown",
-                None,
-                Box::new(move || {
-                    let accepting = ShutdownEnd::of(&server.inner.serving);
-                    server.finish_shutdown(deadline, grace, accepting);
-                }),
-            );
-            return;
+        match accepting {
+            Some(accepting) => self.finish_shutdown(deadline, grace, accepting),
+            None => {
+                let server = self.clone();
+                run_on_own_thread(
+                    "sockio-shutdown",
+                    None,
+                    Box::new(move || {
+                        let accepting = ShutdownEnd::of(&server.inner.serving);
+                        server.finish_shutdown(deadline, grace, accepting);
+                    }),
+                );
+            }
         }
-        self.finish_shutdown(deadline, grace, accepting);
     }
 
     /// The rest of [`shutdown`](Self::shutdown), from the wait for the connections and handlers.
@@ -682,17 +691,22 @@ impl Server {
         });
     }
 
-    /// Called by the timer thread when a deadline of `cell` may be due.
-    pub(crate) fn fire_timer(&self, cell: &Arc<ConnCell>) {
+    /// Called by the timer thread when a deadline of `cell` may be due. The callbacks it settles
+    /// are added to `callbacks`, for the caller to run apart: not on the timer thread, where one
+    /// that blocks (a `call` made in it) would stop every connection's heartbeats and
+    /// acknowledgement timeouts, its own call's among them.
+    pub(crate) fn fire_timer(
+        &self,
+        cell: &Arc<ConnCell>,
+        callbacks: &mut Vec<(AckCallback, AckOutcome)>,
+    ) {
         let driven = cell.drive_locked(&self.inner.serving.busy, |state, now| {
             if state.conn.poll_timeout().is_some_and(|at| at <= now) {
                 state.conn.handle_timeout(now);
             }
         });
         self.finish_drive(cell, driven.schedule);
-        // Not on the timer thread: a callback that blocks (a `call` made in it) would stop every
-        // connection's heartbeats and acknowledgement timeouts, its own call's among them.
-        self.call_back(CallbacksRun::Apart, driven.callbacks);
+        callbacks.extend(driven.callbacks);
         if let Some(at) = driven.deadline {
             if driven.deadline_changed {
                 self.inner.timers.schedule(at, cell);

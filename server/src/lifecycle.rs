@@ -39,9 +39,9 @@ impl Lifecycle {
     /// the returned guard is dropped (when the shutdown is over, or its future dropped part way):
     /// a polling client between two requests fetches its close packet on a new connection, and
     /// a new client is answered 503 rather than refused.
-    pub fn begin_shutdown(&self) -> ShutdownEnd<'_> {
+    pub fn begin_shutdown(self: &Arc<Self>) -> ShutdownEnd {
         self.shutting_down.store(true, Ordering::SeqCst);
-        ShutdownEnd(self)
+        ShutdownEnd(self.clone())
     }
 
     /// Whether a graceful shutdown is over: accept loops stop.
@@ -114,10 +114,11 @@ pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
     }
 }
 
-/// Ends a graceful shutdown when dropped: the accept loops stop.
-pub(crate) struct ShutdownEnd<'a>(&'a Lifecycle);
+/// Ends a graceful shutdown when dropped: the accept loops stop. Owned, so that the wait may go
+/// on on another task (a shutdown called from a handler).
+pub(crate) struct ShutdownEnd(Arc<Lifecycle>);
 
-impl Drop for ShutdownEnd<'_> {
+impl Drop for ShutdownEnd {
     fn drop(&mut self) {
         self.0.accepting_ended.store(true, Ordering::SeqCst);
         self.0.stopping.notify(usize::MAX);

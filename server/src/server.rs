@@ -20,7 +20,7 @@ use sockio_core::socketio::{
     CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig,
 };
 
-use crate::lifecycle::{BusyGuard, Lifecycle};
+use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
 use sockio_core::hub::Hub;
 
@@ -492,24 +492,31 @@ impl<Rt: Runtime> Server<Rt> {
     /// and returns at once, the rest going on on a task of its own: waiting there would wait
     /// for that handler itself.
     pub async fn shutdown(&self, grace: Duration) {
-        if crate::handlers::in_handler() {
-            // Its end (the accept loops stopped) comes from the task's own shutdown.
-            std::mem::forget(self.inner.lifecycle.begin_shutdown());
-            self.close_for_shutdown();
-            let server = self.clone();
-            self.inner
-                .runtime
-                .spawn(async move { server.shut_down(grace).await });
-            return;
-        }
-        self.shut_down(grace).await;
-    }
-
-    /// [`shutdown`](Self::shutdown), waiting.
-    async fn shut_down(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let accepting = self.inner.lifecycle.begin_shutdown();
-        self.close_for_shutdown();
+        let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
+        for cell in cells {
+            self.drive_apart(&cell, |state, now| {
+                state.conn.close(now, CloseReason::ServerShuttingDown)
+            });
+        }
+        if crate::handlers::in_handler() {
+            let server = self.clone();
+            self.inner.runtime.spawn(async move {
+                server.finish_shutdown(deadline, grace, accepting).await;
+            });
+            return;
+        }
+        self.finish_shutdown(deadline, grace, accepting).await;
+    }
+
+    /// The rest of [`shutdown`](Self::shutdown), from the wait for the connections and handlers.
+    async fn finish_shutdown(
+        &self,
+        deadline: Option<Instant>,
+        grace: Duration,
+        accepting: ShutdownEnd,
+    ) {
         let inner = &self.inner;
         let done = inner
             .lifecycle
@@ -545,16 +552,6 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     // ----- internals --------------------------------------------------------------------------
-
-    /// Tells every client the server is shutting down.
-    fn close_for_shutdown(&self) {
-        let cells: Vec<Arc<ConnCell>> = lock(&self.inner.connections).values().cloned().collect();
-        for cell in cells {
-            self.drive_apart(&cell, |state, now| {
-                state.conn.close(now, CloseReason::ServerShuttingDown)
-            });
-        }
-    }
 
     /// Registers a new connection: its cell, and its task (timer and event dispatcher).
     pub(crate) fn adopt(&self, cell: Arc<ConnCell>) {
