@@ -265,6 +265,50 @@ fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on() {
     assert_eq!(io.connection_count(), 0);
 }
 
+/// The acknowledgements a graceful shutdown cancels (its closes end the connections awaiting
+/// them) have their callbacks run before `shutdown` returns: they are live work, though they
+/// run on a thread of their own.
+#[test]
+fn shutdown_waits_for_the_callbacks_its_closes_cancel() {
+    let io = Server::builder().build();
+    let (addr, reasons, serving) = serve_recording_reasons(&io);
+    let sid = raw_polling::connected_between_polls(addr);
+    let called = Arc::new(AtomicBool::new(false));
+    io.emit("question", &1)
+        .callback_args(None, {
+            let called = called.clone();
+            move |outcome| {
+                assert!(outcome.is_err(), "{outcome:?}");
+                // A callback that takes a while: `shutdown` must not return before its end.
+                std::thread::sleep(Duration::from_millis(300));
+                called.store(true, Ordering::SeqCst);
+            }
+        })
+        .send()
+        .expect("the emit asking for an answer");
+    let shut = timed_in_background({
+        let io = io.clone();
+        move || io.shutdown(Duration::from_secs(20))
+    });
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the disconnect"),
+        "server shutting down"
+    );
+    // The question, then the close packet.
+    let mut packets = raw_polling::poll_packets(addr, &sid);
+    if packets.last().map(String::as_str) != Some("1") {
+        packets.extend(raw_polling::poll_packets(addr, &sid));
+    }
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    shut.recv_timeout(STEP).expect("shutdown");
+    assert!(
+        called.load(Ordering::SeqCst),
+        "shutdown returned before the callback it cancelled had run"
+    );
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+}
+
 fn sid_of_uri(uri: &str) -> String {
     let (_, sid) = uri.split_once("sid=").expect("a session's uri");
     sid.split('&').next().unwrap_or(sid).to_owned()

@@ -190,3 +190,41 @@ where
         }) as BoxFuture<Option<Args>>
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Poll, Waker};
+
+    fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+        let mut future = std::pin::pin!(future);
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn the_handler_mark_is_set_while_a_handler_runs_and_cleared_after_a_panic() {
+        assert!(!in_handler());
+        let marked = poll_once(catch_handler_panic("event", async { in_handler() }));
+        assert_eq!(marked, Poll::Ready(Some(true)));
+        assert!(!in_handler());
+        let panicked = poll_once(catch_handler_panic("event", async {
+            if !in_handler() {
+                return;
+            }
+            panic!("a handler bug");
+        }));
+        assert_eq!(panicked, Poll::Ready(None));
+        assert!(!in_handler(), "the mark outlived a panicking handler");
+        let called = catch_panic_now("event", || {
+            let _in_handler = InHandler::enter();
+            panic!("a handler bug");
+        });
+        assert_eq!(called, None::<()>);
+        assert!(!in_handler(), "the mark outlived a panicking call");
+        // Not a handler's (the HTTP fallback's): unmarked.
+        let unmarked = poll_once(catch_panic("fallback", async { in_handler() }));
+        assert_eq!(unmarked, Poll::Ready(Some(false)));
+    }
+}
