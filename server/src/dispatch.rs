@@ -278,12 +278,15 @@ impl<Rt: Runtime> Server<Rt> {
             // allocation.
             // Only async handlers are sent to tasks after a long one, so only they are timed.
             let started = async_handlers.then(Instant::now);
+            // Marked outside the panic boundary, which catches whatever the poll throws, so the
+            // poll's closure stays as small as it was (inlined).
+            let in_handler = InHandler::enter();
             let polled = catch_panic_now("event", || {
-                let _in_handler = InHandler::enter();
                 handler
                     .as_mut()
                     .poll(&mut Context::from_waker(Waker::noop()))
             });
+            drop(in_handler);
             let (finished, acknowledged) = match polled {
                 // A panicking handler's event gets no acknowledgement.
                 None => (true, None),
