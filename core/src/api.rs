@@ -186,6 +186,20 @@ pub enum EmitError {
     TooManyPending(#[from] crate::pubsub::TooManyPending),
 }
 
+/// How many times its usual limit a client's backlog of events may grow while a `call` waits
+/// for that client's answer (see [`backlog_allows_reading`]).
+pub const BACKLOG_GROWTH_WHILE_CALLED: usize = 4;
+
+/// Whether a runtime may read more from a client that has `queued` events waiting for its
+/// handlers, past which (`limit`) its reads pause. While `calls_waiting` of the server's `call`s
+/// wait for this client's answer, the limit is [`BACKLOG_GROWTH_WHILE_CALLED`] times higher: the
+/// answer may be behind a burst of the client's events, and pausing there would leave it unread
+/// until the call timed out (the handler waiting in `call` holds up the others).
+pub fn backlog_allows_reading(queued: usize, limit: usize, calls_waiting: usize) -> bool {
+    queued <= limit
+        || (calls_waiting > 0 && queued <= limit.saturating_mul(BACKLOG_GROWTH_WHILE_CALLED))
+}
+
 /// A call (or an emit callback) did not get its answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -691,6 +705,18 @@ impl TryFrom<SocketEvent> for ReceivedEvent {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_backlog_may_grow_fourfold_while_a_call_waits() {
+        use super::backlog_allows_reading as allows;
+        assert!(allows(256, 256, 0));
+        assert!(!allows(257, 256, 0));
+        assert!(allows(257, 256, 1));
+        assert!(allows(1024, 256, 2));
+        assert!(!allows(1025, 256, 1));
+        // The raised limit saturates instead of overflowing.
+        assert!(allows(usize::MAX, usize::MAX / 2, 1));
+    }
+
     use super::*;
     use serde_json::json;
 

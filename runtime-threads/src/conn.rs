@@ -127,6 +127,18 @@ pub(crate) struct ConnCell {
     pub sid: Sid,
     state: Mutex<ConnState>,
     queue: Mutex<EventQueue>,
+    /// The server's `call`s waiting for this client's answer
+    /// (`sockio_core::api::backlog_allows_reading`).
+    calls_waiting: AtomicUsize,
+}
+
+/// A `call` waiting for its client's answer, for as long as it lives.
+pub(crate) struct CallWaiting<'a>(&'a ConnCell);
+
+impl Drop for CallWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.calls_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a drive did besides the command's own result.
@@ -158,7 +170,24 @@ impl ConnCell {
                 in_flight: 0,
                 parked: false,
             }),
+            calls_waiting: AtomicUsize::new(0),
         })
+    }
+
+    /// Counts a `call` waiting for this client's answer until the returned guard drops.
+    pub fn call_waiting(&self) -> CallWaiting<'_> {
+        self.calls_waiting.fetch_add(1, Ordering::SeqCst);
+        CallWaiting(self)
+    }
+
+    /// Whether the thread reading from the client may read on, given its backlog of events
+    /// and `limit` (`sockio_core::api::backlog_allows_reading`).
+    pub fn backlog_allows_reading(&self, limit: usize) -> bool {
+        sockio_core::api::backlog_allows_reading(
+            self.queued_events(),
+            limit,
+            self.calls_waiting.load(Ordering::SeqCst),
+        )
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ConnState> {

@@ -558,16 +558,17 @@ impl Server {
     }
 
     /// Backpressure on a client's input: while more than [`DISPATCH_QUEUE`] of its events wait for
-    /// the handler pool, the thread reading from it waits (so a client cannot grow server memory
-    /// by sending faster than its handlers run).
+    /// the handler pool (four times more while a `call` waits for its answer), the thread
+    /// reading from it waits (so a client cannot grow server memory by sending faster than its
+    /// handlers run).
     pub(crate) fn wait_for_dispatch(&self, cell: &Arc<ConnCell>) {
-        if cell.queued_events() <= DISPATCH_QUEUE {
+        if cell.backlog_allows_reading(DISPATCH_QUEUE) {
             return;
         }
         // The client's pong may now wait unread behind its events: the heartbeat must not count
         // that against it (`Connection::pause_reading`).
         self.drive(cell, |state, now| state.conn.pause_reading(now));
-        while cell.queued_events() > DISPATCH_QUEUE && !cell.lock().conn.is_closed() {
+        while !cell.backlog_allows_reading(DISPATCH_QUEUE) && !cell.lock().conn.is_closed() {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.drive(cell, |state, now| state.conn.resume_reading(now));
@@ -1256,6 +1257,7 @@ impl Call {
         })?;
         // The timer thread times the call out; the wait has a bound of its own all the same, so
         // that a stalled timer thread cannot hold the caller forever.
+        let _waiting = cell.call_waiting();
         let answered = match self.timeout.checked_add(CALL_TIMEOUT_SLACK) {
             Some(bound) => rx.recv_timeout(bound).map_err(|error| match error {
                 std::sync::mpsc::RecvTimeoutError::Timeout => CallError::Timeout,

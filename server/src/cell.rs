@@ -21,8 +21,8 @@ use sockio_core::socketio::{Connection, SocketEvent};
 
 use crate::wake_signal::WakeSignal;
 
-use sockio_core::api::AckOrEvent;
 pub(crate) use sockio_core::api::AckOutcome;
+use sockio_core::api::{AckOrEvent, backlog_allows_reading};
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
@@ -95,6 +95,18 @@ pub(crate) struct ConnCell {
     handoff: Mutex<Option<HandOff>>,
     /// The `Closed` event has been handled: the connection's task can end.
     dispatch_done: AtomicBool,
+    /// The server's `call`s waiting for this client's answer
+    /// (`sockio_core::api::backlog_allows_reading`).
+    calls_waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// A `call` waiting for its client's answer, for as long as it lives.
+pub(crate) struct CallWaiting<'a>(&'a ConnCell);
+
+impl Drop for CallWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.calls_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ConnCell {
@@ -118,7 +130,16 @@ impl ConnCell {
             spawn_turns: std::sync::atomic::AtomicUsize::new(0),
             handoff: Mutex::new(None),
             dispatch_done: AtomicBool::new(false),
+            calls_waiting: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Counts a `call` waiting for this client's answer until the returned guard drops; a reader
+    /// held back by [`ConnCell::throttle`] looks again, as it may now read on.
+    pub fn call_waiting(&self) -> CallWaiting<'_> {
+        self.calls_waiting.fetch_add(1, Ordering::SeqCst);
+        self.drained.notify(usize::MAX);
+        CallWaiting(self)
     }
 
     /// Locks the state. A poisoned lock means a panic elsewhere while holding it; the connection's
@@ -312,8 +333,11 @@ impl ConnCell {
     /// connection is over); if not and `waiting`, the reader is marked as waiting.
     fn backlog_allows_reading(&self, waiting: bool) -> bool {
         let mut state = self.lock();
-        let allows = state.dispatch_queue.len() <= DISPATCH_BACKLOG
-            || (state.conn.is_closed() && state.dispatch_queue.is_empty());
+        let allows = backlog_allows_reading(
+            state.dispatch_queue.len(),
+            DISPATCH_BACKLOG,
+            self.calls_waiting.load(Ordering::SeqCst),
+        ) || (state.conn.is_closed() && state.dispatch_queue.is_empty());
         if !allows && waiting {
             state.throttled = true;
         }

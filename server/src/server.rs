@@ -937,6 +937,7 @@ impl<Rt: Runtime> Call<Rt> {
             Ok::<_, CommandError>(())
         });
         result?;
+        let _waiting = cell.call_waiting();
         match rx.await {
             Ok(outcome) => outcome.into_result(),
             Err(_) => Err(CallError::Disconnected),
