@@ -195,9 +195,14 @@ pub const BACKLOG_GROWTH_WHILE_CALLED: usize = 4;
 /// wait for this client's answer, the limit is [`BACKLOG_GROWTH_WHILE_CALLED`] times higher: the
 /// answer may be behind a burst of the client's events, and pausing there would leave it unread
 /// until the call timed out (the handler waiting in `call` holds up the others).
-pub fn backlog_allows_reading(queued: usize, limit: usize, calls_waiting: usize) -> bool {
+/// (`calls_waiting` is only asked for past the usual limit.)
+pub fn backlog_allows_reading(
+    queued: usize,
+    limit: usize,
+    calls_waiting: impl FnOnce() -> usize,
+) -> bool {
     queued <= limit
-        || (calls_waiting > 0 && queued <= limit.saturating_mul(BACKLOG_GROWTH_WHILE_CALLED))
+        || (queued <= limit.saturating_mul(BACKLOG_GROWTH_WHILE_CALLED) && calls_waiting() > 0)
 }
 
 /// A call (or an emit callback) did not get its answer.
@@ -707,7 +712,7 @@ impl TryFrom<SocketEvent> for ReceivedEvent {
 mod tests {
     #[test]
     fn the_backlog_may_grow_fourfold_while_a_call_waits() {
-        use super::backlog_allows_reading as allows;
+        let allows = |queued, limit, calls| super::backlog_allows_reading(queued, limit, || calls);
         assert!(allows(256, 256, 0));
         assert!(!allows(257, 256, 0));
         assert!(allows(257, 256, 1));

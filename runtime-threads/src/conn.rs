@@ -183,11 +183,9 @@ impl ConnCell {
     /// Whether the thread reading from the client may read on, given its backlog of events
     /// and `limit` (`sockio_core::api::backlog_allows_reading`).
     pub fn backlog_allows_reading(&self, limit: usize) -> bool {
-        sockio_core::api::backlog_allows_reading(
-            self.queued_events(),
-            limit,
-            self.calls_waiting.load(Ordering::SeqCst),
-        )
+        sockio_core::api::backlog_allows_reading(self.queued_events(), limit, || {
+            self.calls_waiting.load(Ordering::SeqCst)
+        })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ConnState> {

@@ -472,7 +472,8 @@ impl Server {
     ///
     /// Called from a handler or an emit callback, it begins the shutdown (handshakes refused,
     /// every client told) and returns at once, the rest going on on a thread of its own:
-    /// waiting there would wait for that handler (or callback) itself.
+    /// waiting there would wait for that handler (or callback, or the reading it holds up)
+    /// itself.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let apart = crate::handler_pool::must_not_wait_here();
@@ -624,15 +625,16 @@ impl Server {
     /// them does not wait for itself.
     fn call_back(&self, run: CallbacksRun, callbacks: Vec<(AckCallback, AckOutcome)>) {
         match run {
-            CallbacksRun::Here => {
+            _ if callbacks.is_empty() => {}
+            // Marked, so that a `shutdown` called from a callback does not wait in place for
+            // the whole shutdown (on a reading thread, nothing more would be read meanwhile).
+            CallbacksRun::Here => crate::handler_pool::marked_must_not_wait(|| {
                 for (callback, outcome) in callbacks {
                     call_back(callback, outcome);
                 }
-            }
-            CallbacksRun::Apart if callbacks.is_empty() => {}
+            }),
             CallbacksRun::Apart => {
-                self.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
-                let server = self.clone();
+                let busy = BusyCount::new(self);
                 run_on_own_thread(
                     "sockio-callback",
                     None,
@@ -642,7 +644,7 @@ impl Server {
                                 call_back(callback, outcome);
                             }
                         });
-                        server.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+                        drop(busy);
                     }),
                 );
             }
@@ -1266,6 +1268,22 @@ impl Call {
             None => rx.recv().map_err(|_| CallError::Disconnected),
         };
         answered?.into_result()
+    }
+}
+
+/// Live work a graceful shutdown waits for, for as long as it lives.
+struct BusyCount(Server);
+
+impl BusyCount {
+    fn new(server: &Server) -> Self {
+        server.inner.serving.busy.fetch_add(1, Ordering::SeqCst);
+        BusyCount(server.clone())
+    }
+}
+
+impl Drop for BusyCount {
+    fn drop(&mut self) {
+        self.0.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -135,10 +135,16 @@ impl ConnCell {
     }
 
     /// Counts a `call` waiting for this client's answer until the returned guard drops; a reader
-    /// held back by [`ConnCell::throttle`] looks again, as it may now read on.
+    /// held back by [`ConnCell::throttle`] looks again, as it may now read on. (Only a held
+    /// reader is woken: a notified `Event` allocates its state for good.) The reader reads the
+    /// count and marks itself held under the connection's lock, so either it sees this call or
+    /// this sees it held.
     pub fn call_waiting(&self) -> CallWaiting<'_> {
         self.calls_waiting.fetch_add(1, Ordering::SeqCst);
-        self.drained.notify(usize::MAX);
+        let held = std::mem::replace(&mut self.lock().throttled, false);
+        if held {
+            self.drained.notify(usize::MAX);
+        }
         CallWaiting(self)
     }
 
@@ -333,11 +339,9 @@ impl ConnCell {
     /// connection is over); if not and `waiting`, the reader is marked as waiting.
     fn backlog_allows_reading(&self, waiting: bool) -> bool {
         let mut state = self.lock();
-        let allows = backlog_allows_reading(
-            state.dispatch_queue.len(),
-            DISPATCH_BACKLOG,
-            self.calls_waiting.load(Ordering::SeqCst),
-        ) || (state.conn.is_closed() && state.dispatch_queue.is_empty());
+        let allows = backlog_allows_reading(state.dispatch_queue.len(), DISPATCH_BACKLOG, || {
+            self.calls_waiting.load(Ordering::SeqCst)
+        }) || (state.conn.is_closed() && state.dispatch_queue.is_empty());
         if !allows && waiting {
             state.throttled = true;
         }
