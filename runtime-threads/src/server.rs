@@ -1065,15 +1065,12 @@ impl Server {
                         // through the handler pool, whose workers may all wait for it.
                         report_undelivered(&sid, &error);
                         let callback = callback.clone();
-                        run_on_own_thread(
-                            "sockio-callback",
-                            None,
-                            Box::new(move || {
-                                call_back(
-                                    Box::new(move |outcome| callback(outcome)),
-                                    AckOutcome::NotSent(error),
-                                );
-                            }),
+                        self.call_back(
+                            CallbacksRun::Apart,
+                            vec![(
+                                Box::new(move |outcome| callback(outcome)),
+                                AckOutcome::NotSent(error),
+                            )],
                         );
                     }
                 }

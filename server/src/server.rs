@@ -577,18 +577,24 @@ impl<Rt: Runtime> Server<Rt> {
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
         let (result, callbacks) = cell.drive_keeping_callbacks(f);
-        if !callbacks.is_empty() {
-            // Live work until done: a graceful shutdown, whose closes cancel acknowledgements,
-            // waits for their callbacks.
-            let busy = BusyGuard::new(&self.inner.lifecycle);
-            self.inner.runtime.spawn(async move {
-                for (callback, outcome) in callbacks {
-                    call_back(callback, outcome);
-                }
-                drop(busy);
-            });
-        }
+        self.call_back_apart(callbacks);
         result
+    }
+
+    /// Runs acknowledgement callbacks on a task of their own, as an answer's would run: never
+    /// inside the application's call that settled them. Live work until done: a graceful
+    /// shutdown, whose closes cancel acknowledgements, waits for their callbacks.
+    fn call_back_apart(&self, callbacks: Vec<(AckCallback, AckOutcome)>) {
+        if callbacks.is_empty() {
+            return;
+        }
+        let busy = BusyGuard::new(&self.inner.lifecycle);
+        self.inner.runtime.spawn(async move {
+            for (callback, outcome) in callbacks {
+                call_back(callback, outcome);
+            }
+            drop(busy);
+        });
     }
 
     /// The connection that holds socket `sid` of `namespace`.
@@ -618,10 +624,10 @@ impl<Rt: Runtime> Server<Rt> {
                 if let Some(callback) = unreached
                     && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
                 {
-                    // On a task of its own, as an answer would come.
-                    self.inner.runtime.spawn(async move {
-                        call_back(Box::new(move |outcome| callback(outcome)), outcome);
-                    });
+                    self.call_back_apart(vec![(
+                        Box::new(move |outcome| callback(outcome)),
+                        outcome,
+                    )]);
                 }
                 let_writers_run(crowded).await;
                 return Ok(());
@@ -730,12 +736,10 @@ impl<Rt: Runtime> Server<Rt> {
                         // emit, whose caller may hold what the callback needs.
                         report_undelivered(&sid, &error);
                         let callback = callback.clone();
-                        self.inner.runtime.spawn(async move {
-                            call_back(
-                                Box::new(move |outcome| callback(outcome)),
-                                AckOutcome::NotSent(error),
-                            );
-                        });
+                        self.call_back_apart(vec![(
+                            Box::new(move |outcome| callback(outcome)),
+                            AckOutcome::NotSent(error),
+                        )]);
                     }
                 }
             }
