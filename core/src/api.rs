@@ -227,6 +227,15 @@ pub enum CallError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     TooManyPending(#[from] crate::pubsub::TooManyPending),
+    /// The threads runtime: a blocking `call` made inside an emit callback that the same
+    /// client's answer settled. That callback runs on the thread that reads the client, which
+    /// could not read the call's answer while the call waits for it.
+    #[error(
+        "a call to this client from an emit callback its own answer settled (on the thread \
+         reading that client) could never read the answer: make it from a handler or a thread \
+         of your own"
+    )]
+    OnItsReadingThread,
 }
 
 impl From<UnknownSocket> for ServerError {

@@ -41,6 +41,14 @@ pub(crate) fn call_back(callback: impl FnOnce(AckOutcome), outcome: AckOutcome) 
 
 pub(crate) use crate::ws_writer::WsWake;
 
+thread_local! {
+    /// The connection whose input this thread is feeding to the core (its WebSocket reader, or
+    /// the request thread of one of its POSTs), by address; 0 for none. The acknowledgement
+    /// callbacks an answer settles run there, and a blocking `call` to that same client made
+    /// in one could never read its own answer: the thread that would read it is waiting.
+    static FEEDING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(crate) struct ConnState {
     /// Boxed as the endpoint hands it over: moving it out of the box into the cell put a copy
     /// of it on the handshake's stack, kilobytes deep, and a connection thread keeps every stack
@@ -172,6 +180,29 @@ impl ConnCell {
             }),
             calls_waiting: AtomicUsize::new(0),
         })
+    }
+
+    /// Runs `feed` (a drive with the client's input) with this thread marked as the one
+    /// reading this client ([`is_fed_here`](Self::is_fed_here)), then restores the mark.
+    pub fn feeding<R>(self: &Arc<Self>, feed: impl FnOnce() -> R) -> R {
+        struct Restore(usize);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                FEEDING.with(|mark| mark.set(self.0));
+            }
+        }
+        let _restore = Restore(FEEDING.with(|mark| mark.replace(self.address())));
+        feed()
+    }
+
+    /// Whether the calling thread is feeding this connection's input (inside
+    /// [`feeding`](Self::feeding)): what the client sends next is read only once it returns.
+    pub fn is_fed_here(&self) -> bool {
+        FEEDING.with(|mark| mark.get() == self.address())
+    }
+
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// Counts a `call` waiting for this client's answer until the returned guard drops.

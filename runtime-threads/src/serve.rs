@@ -472,8 +472,10 @@ impl WsSession for ConnWebSocket {
     }
 
     fn received(&self, id: RequestId, message: WsMessage) {
-        self.server.drive(&self.cell, |state, now| {
-            state.conn.handle_ws_message(now, id, message)
+        self.cell.feeding(|| {
+            self.server.drive(&self.cell, |state, now| {
+                state.conn.handle_ws_message(now, id, message)
+            })
         });
     }
 
@@ -897,9 +899,12 @@ impl Server {
         watch: Option<&TcpStream>,
     ) -> Response {
         let (tx, rx) = sync_channel(1);
-        self.drive(&cell, |state, now| {
-            state.waiters.insert(id, tx);
-            state.conn.handle_request(now, id, request);
+        // A POST's answer is written only once the callbacks its messages settled have run.
+        cell.feeding(|| {
+            self.drive(&cell, |state, now| {
+                state.waiters.insert(id, tx);
+                state.conn.handle_request(now, id, request);
+            })
         });
         if request.method() == http::Method::POST {
             self.wait_for_dispatch(&cell);

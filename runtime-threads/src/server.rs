@@ -368,7 +368,9 @@ impl Server {
     /// Set the recipient with `.to(sid)`, then `.send()`; the default timeout is 60 s.
     /// A socket still connecting (its connect handler has not returned: calling it from there)
     /// is refused at once with `CommandError::StillConnecting`, as its answer could only come
-    /// after the handler returned.
+    /// after the handler returned. So is a call made inside an emit callback that this same
+    /// client's answer settled (`CallError::OnItsReadingThread`): that callback runs on the
+    /// thread reading the client, which could not read this call's answer meanwhile.
     pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
         Call {
             server: self.clone(),
@@ -1236,6 +1238,9 @@ impl Call {
             };
             return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout);
         };
+        if cell.is_fed_here() {
+            return Err(CallError::OnItsReadingThread);
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.server.drive_apart(&cell, |state, now| {
             let id = state.conn.call(

@@ -1,7 +1,9 @@
 //! Where emit callbacks run: never inside the application's own call that settled them (an
 //! emit that overflowed a queue and closed the connection), and never on the timer thread,
 //! where a callback that blocks (a `call` made in it) would stop every connection's timers, its
-//! own call's timeout among them.
+//! own call's timeout among them. And a callback settled by a client's answer, which runs on
+//! the thread reading that client, cannot make a blocking `call` to that client: it is refused
+//! at once, where it would wait out its whole timeout.
 
 mod support;
 
@@ -15,6 +17,7 @@ use sockio_testkit::raw_polling::request;
 use sockio_threads::{CallError, Server, Socket};
 use support::posts::joined;
 use support::{recv, serve};
+use tungstenite::Message;
 
 /// A handler emits with a callback, then, holding its own lock, emits until the client's queue
 /// (a polling client that does not poll) overflows, which closes the connection and cancels the
@@ -102,5 +105,101 @@ fn a_call_in_a_timed_out_callback_is_timed_out() {
     // 1 s when the timer thread times it out; 6 s (its own bound) when it is stuck in the
     // callback.
     assert!(took < Duration::from_secs(4), "the call took {took:?}");
+    io.abort();
+}
+
+/// What the callback's own `call` ended with, and how long it took.
+type CallInCallback = (Result<Value, CallError>, Duration);
+
+/// A server whose `go` handler asks its client `question` with a callback that, once the
+/// client answers, calls that same client (`second`, up to 30 s) and reports the outcome.
+fn calling_back_to_the_answering_client() -> (Server, std::sync::mpsc::Receiver<CallInCallback>) {
+    let io = Server::builder().build();
+    let (tx, outcomes) = channel::<CallInCallback>();
+    io.on("go", move |socket: Socket, _: Option<Value>| {
+        let again = socket.clone();
+        let tx = Mutex::new(tx.clone());
+        socket
+            .emit("question", &())
+            .callback(None, move |outcome: Result<Value, CallError>| {
+                assert!(outcome.is_ok(), "{outcome:?}");
+                let asked = Instant::now();
+                let answer = again
+                    .call("second", &())
+                    .timeout(Duration::from_secs(30))
+                    .answer::<Value>();
+                let _ = tx.lock().unwrap().send((answer, asked.elapsed()));
+            })
+            .send()
+            .expect("the emit asking for an answer");
+    });
+    (io, outcomes)
+}
+
+/// The ack id of an event packet `42<id>[...]`.
+fn ack_id(packet: &str) -> String {
+    packet
+        .strip_prefix("42")
+        .expect("an event")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+fn assert_refused_at_once((answer, took): CallInCallback) {
+    assert!(
+        matches!(answer, Err(CallError::OnItsReadingThread)),
+        "{answer:?}"
+    );
+    assert!(took < Duration::from_secs(5), "the call took {took:?}");
+}
+
+/// Over polling the answer's callback runs on the thread of the POST that carried it, whose
+/// response (and so the client's next POST) waits for it.
+#[test]
+fn a_call_to_the_client_whose_answer_ran_the_callback_is_refused_over_polling() {
+    let (io, outcomes) = calling_back_to_the_answering_client();
+    let addr = serve(&io);
+    let uri = joined(addr);
+    assert_eq!(request(addr, "POST", &uri, br#"42["go"]"#).body, "ok");
+    let question = request(addr, "GET", &uri, b"").body;
+    assert!(question.ends_with(r#"["question"]"#), "{question}");
+    let answer = format!("43{}[]", ack_id(&question));
+    assert_eq!(request(addr, "POST", &uri, answer.as_bytes()).body, "ok");
+    assert_refused_at_once(recv(&outcomes, "the call made in the callback"));
+    // The client is still served.
+    assert_eq!(request(addr, "POST", &uri, br#"42["go"]"#).body, "ok");
+    let question = request(addr, "GET", &uri, b"").body;
+    assert!(question.ends_with(r#"["question"]"#), "{question}");
+    io.abort();
+}
+
+/// Over WebSocket the answer's callback runs on the connection's reading thread.
+#[test]
+fn a_call_to_the_client_whose_answer_ran_the_callback_is_refused_over_websocket() {
+    let (io, outcomes) = calling_back_to_the_answering_client();
+    let addr = serve(&io);
+    let (mut client, _) =
+        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .expect("WebSocket handshake");
+    let next_text = |client: &mut tungstenite::WebSocket<_>| loop {
+        if let Message::Text(text) = client.read().expect("a message") {
+            return text.as_str().to_owned();
+        }
+    };
+    assert!(next_text(&mut client).starts_with("0{"));
+    client.send(Message::text("40")).expect("connect");
+    assert!(next_text(&mut client).starts_with("40{"));
+    client.send(Message::text(r#"42["go"]"#)).expect("go");
+    let question = next_text(&mut client);
+    assert!(question.ends_with(r#"["question"]"#), "{question}");
+    client
+        .send(Message::text(format!("43{}[]", ack_id(&question))))
+        .expect("the answer");
+    assert_refused_at_once(recv(&outcomes, "the call made in the callback"));
+    // The client is still served.
+    client.send(Message::text(r#"42["go"]"#)).expect("go");
+    let question = next_text(&mut client);
+    assert!(question.ends_with(r#"["question"]"#), "{question}");
     io.abort();
 }
