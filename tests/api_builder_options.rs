@@ -261,6 +261,64 @@ async fn a_header_timeout_too_long_for_the_clock_means_none() {
     }
 }
 
+/// The largest body size there is, as "no limit": every POST body was read as empty (in a
+/// release build; a debug build panicked adding one to it) and the client never connected over
+/// polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_limit_of_usize_max_reads_posts_whole() {
+    let io = echo(Server::builder().max_http_buffer_size(usize::MAX));
+    let running = serve(&io).await;
+    for transports in [&["polling"][..], &["websocket"]] {
+        let (tag, value) = connect_with(&running.url, transports).await;
+        assert_eq!(tag, "connected", "{transports:?}: {value}");
+        assert_eq!(value["answer"], json!(format!("over {}", transports[0])));
+    }
+}
+
+/// python-socketio's spelling of the path, without slashes, is the usual `/socket.io/`: it
+/// answered nothing (404) before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_without_slashes_gets_them() {
+    let io = echo(Server::builder().path("socket.io"));
+    let running = serve(&io).await;
+    let (tag, value) = connect_with(&running.url, &["polling", "websocket"]).await;
+    assert_eq!(tag, "connected", "{value}");
+}
+
+/// A CONNECT reply that overflows the client's outbound queue ends the connection; the socket
+/// the connect handler accepted then leaves, so its disconnect handler runs (it never did, and
+/// what the connect handler set up for the socket was never released).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
+    let io = Server::builder().max_buffered(0, 0).build();
+    let (tx, mut reasons) = tokio::sync::mpsc::unbounded_channel::<String>();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    let running = serve(&io).await;
+    let addr = running.addr;
+    tokio::task::spawn_blocking(move || {
+        let uri = sockio_testkit::raw_polling::session_uri(
+            "/socket.io/",
+            &sockio_testkit::raw_polling::open(addr, "/socket.io/"),
+        );
+        let _ = sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40");
+    })
+    .await
+    .expect("the client");
+    let reason = within("the disconnect", reasons.recv())
+        .await
+        .expect("the disconnect");
+    assert_eq!(reason, "outbound queue full");
+}
+
+#[test]
+#[should_panic(expected = "a URL path cannot hold '?' or '#'")]
+fn a_path_with_a_query_is_refused() {
+    let _ = Server::builder().path("/socket.io/?x=1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transports_outside_the_allow_list_are_refused() {
     // Polling only: no upgrade offered, a WebSocket is refused as the reference server refuses an

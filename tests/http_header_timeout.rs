@@ -18,9 +18,10 @@ fn bind() -> (TcpListener, SocketAddr) {
 }
 
 fn serve_async<Rt: Runtime>(
+    timeout: Duration,
     block_on: fn(std::pin::Pin<Box<dyn Future<Output = ()>>>),
 ) -> SocketAddr {
-    let io = Server::<Rt>::builder().http_header_timeout(TIMEOUT).build();
+    let io = Server::<Rt>::builder().http_header_timeout(timeout).build();
     let (listener, addr) = bind();
     std::thread::spawn(move || {
         block_on(Box::pin(async move {
@@ -30,9 +31,9 @@ fn serve_async<Rt: Runtime>(
     addr
 }
 
-fn serve_threads() -> SocketAddr {
+fn serve_threads(timeout: Duration) -> SocketAddr {
     let io = sockio_threads::Server::builder()
-        .http_header_timeout(TIMEOUT)
+        .http_header_timeout(timeout)
         .build();
     let (listener, addr) = bind();
     std::thread::spawn(move || io.serve_std(listener));
@@ -89,23 +90,58 @@ fn expect_closed(mut stuck: TcpStream) {
     );
 }
 
+fn block_on_tokio(future: std::pin::Pin<Box<dyn Future<Output = ()>>>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
 #[test]
 fn a_half_sent_head_is_closed_on_tokio() {
-    check(serve_async::<sockio_tokio::Tokio>(|future| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(future)
-    }));
+    check(serve_async::<sockio_tokio::Tokio>(TIMEOUT, block_on_tokio));
 }
 
 #[test]
 fn a_half_sent_head_is_closed_on_smol() {
-    check(serve_async::<sockio_smol::Smol>(smol::block_on));
+    check(serve_async::<sockio_smol::Smol>(TIMEOUT, smol::block_on));
 }
 
 #[test]
 fn a_half_sent_head_is_closed_on_threads() {
-    check(serve_threads());
+    check(serve_threads(TIMEOUT));
+}
+
+/// A zero timeout is none, on every runtime: it dropped every connection at once on tokio and
+/// smol, and on threads left the 1 s read timeout the listener's sockets start with.
+fn check_no_timeout(addr: SocketAddr) {
+    let mut late = TcpStream::connect(addr).expect("connect");
+    std::thread::sleep(Duration::from_millis(1500));
+    late.write_all(format!("{HANDSHAKE}Connection: close\r\n\r\n").as_bytes())
+        .expect("write a head");
+    let mut answer = String::new();
+    late.read_to_string(&mut answer).expect("the handshake");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn a_zero_header_timeout_is_none_on_tokio() {
+    check_no_timeout(serve_async::<sockio_tokio::Tokio>(
+        Duration::ZERO,
+        block_on_tokio,
+    ));
+}
+
+#[test]
+fn a_zero_header_timeout_is_none_on_smol() {
+    check_no_timeout(serve_async::<sockio_smol::Smol>(
+        Duration::ZERO,
+        smol::block_on,
+    ));
+}
+
+#[test]
+fn a_zero_header_timeout_is_none_on_threads() {
+    check_no_timeout(serve_threads(Duration::ZERO));
 }

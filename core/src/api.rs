@@ -348,7 +348,9 @@ impl From<(u64, AckOutcome)> for AckOrEvent {
 #[macro_export]
 macro_rules! server_builder_options {
     () => {
-        /// How often the server pings (default 25 s).
+        /// How often the server pings (default 25 s). With [`ping_timeout`](Self::ping_timeout)
+        /// it is cut to what clients can time (`sockio_core::engineio::EngineConfig::normalize`:
+        /// the two together at most about 24.8 days).
         pub fn ping_interval(mut self, interval: ::std::time::Duration) -> Self {
             self.config.engine.ping_interval = interval;
             self
@@ -417,7 +419,8 @@ macro_rules! server_builder_options {
             self
         }
 
-        /// How long a client may take to send an HTTP request head (default 30 s); counted from
+        /// How long a client may take to send an HTTP request head (default 30 s; zero means
+        /// no limit, as does a duration too long for the clock); counted from
         /// when the server starts waiting for it, so it also ends a kept-alive connection that
         /// stays idle that long. On the threads runtime it bounds each read instead (a blocking
         /// socket's read timeout), so a head trickled a byte at a time inside the bound is kept.
@@ -467,8 +470,15 @@ macro_rules! server_builder_options {
             self
         }
 
-        /// The URL path (default `/socket.io/`).
+        /// The URL path (default `/socket.io/`; leading and trailing slashes are added, so
+        /// python-socketio's `socket.io` is `/socket.io/`). Panics when `path` holds `?` or
+        /// `#`, which no request path can (a server with it would answer nothing).
+        #[track_caller]
         pub fn path(mut self, path: &str) -> Self {
+            assert!(
+                !path.contains(['?', '#']),
+                "path {path:?}: a URL path cannot hold '?' or '#' (the query is not part of it)"
+            );
             self.config.engine.path = path.to_owned();
             self
         }

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use sockio_core::engineio::{CloseReason, EngineConfig, SendError};
-use sockio_core::socketio::{CommandError, SocketEvent};
+use sockio_core::engineio::{CLIENT_TIMER_MAX, CloseReason, EngineConfig, SendError};
+use sockio_core::socketio::{CommandError, DisconnectReason, SocketEvent};
 use support::*;
 
 #[test]
@@ -85,11 +85,39 @@ fn emits_to_a_pending_socket_past_the_cap_close_the_connection() {
     );
 }
 
-/// Every timer setting at `Duration::MAX`: no deadline can be represented on the clock.
+/// A CONNECT reply that overflows the client's queue ends the connection; the socket the
+/// application accepted then leaves with that reason, so its disconnect handler runs.
+#[test]
+fn an_accepted_socket_whose_connect_reply_overflows_the_queue_leaves() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_packets = 0;
+    let mut h = Harness::socket(config);
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40");
+    h.take_events(&sid);
+    let socket = h
+        .command(&sid, |c, now| c.accept_connect(now, "/"))
+        .expect("the verdict is taken");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![
+            SocketEvent::Disconnect {
+                namespace: "/".into(),
+                sid: socket,
+                reason: DisconnectReason::Engine(CloseReason::OutboundQueueFull),
+            },
+            SocketEvent::Closed(CloseReason::OutboundQueueFull),
+        ]
+    );
+    assert!(!h.sessions.contains_key(sid.as_str()));
+}
+
+/// Every timer setting at `Duration::MAX`: no deadline can be represented on the clock. The
+/// ping settings are then cut to what clients can time (`EngineConfig::normalize`), half of it
+/// each, so nothing falls due for 12 days.
 fn config_with_endless_timers() -> sockio_core::socketio::SocketConfig {
     let mut config = sio_config_any();
     config.engine.ping_interval = Duration::MAX;
-    // Not `Duration::MAX`: its milliseconds happen to wrap to `u64::MAX` in the open packet.
     config.engine.ping_timeout = Duration::from_secs(u64::MAX);
     config.engine.upgrade_timeout = Duration::MAX;
     config.engine.close_timeout = Duration::MAX;
@@ -98,19 +126,27 @@ fn config_with_endless_timers() -> sockio_core::socketio::SocketConfig {
     config
 }
 
+/// Less than the cut ping interval: with the other timers endless, nothing is due this long.
+const TWELVE_DAYS: Duration = Duration::from_secs(12 * 24 * 3600);
+
+/// Nothing of `sid` falls due within [`TWELVE_DAYS`] (the ping, cut, comes later).
+fn nothing_due_for_twelve_days(h: &mut Harness<sockio_core::socketio::Endpoint>, sid: &str) {
+    let now = h.now;
+    let due = h.conn(sid).poll_timeout();
+    assert!(due.is_none_or(|at| at > now + TWELVE_DAYS), "{due:?}");
+}
+
 #[test]
 fn timer_settings_too_large_for_the_clock_mean_no_deadline() {
     let mut h = Harness::socket(config_with_endless_timers());
     // Engine.IO 4 over polling: the handshake arms the ping and connect timers.
     let open = h.get("/socket.io/?EIO=4&transport=polling").body_text();
     let sid = open_sid(&open);
-    // The open packet saturates the milliseconds rather than wrapping them.
-    let max = u64::MAX;
     assert!(
-        open.contains(&format!(r#""pingInterval":{max},"pingTimeout":{max}"#)),
+        open.contains(r#""pingInterval":1073741823,"pingTimeout":1073741824"#),
         "{open}"
     );
-    assert_eq!(h.conn(&sid).poll_timeout(), None);
+    nothing_due_for_twelve_days(&mut h, &sid);
     let uri = sio_poll_uri(4, &sid);
     h.post(&uri, b"40");
     h.take_events(&sid);
@@ -123,15 +159,15 @@ fn timer_settings_too_large_for_the_clock_mean_no_deadline() {
     let ws = h
         .ws_connect(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"))
         .expect("probe accepted");
-    assert_eq!(h.conn(&sid).poll_timeout(), None);
+    nothing_due_for_twelve_days(&mut h, &sid);
     h.ws_send_text(ws, "2probe");
     assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
     assert_eq!(body_text(&h.take_response(held).unwrap()), "6");
     h.ws_send_text(ws, "5");
     // A binary event waiting for its attachment arms the attachment timer.
     h.ws_send_text(ws, r#"451-["up",{"_placeholder":true,"num":0}]"#);
-    assert_eq!(h.conn(&sid).poll_timeout(), None);
-    h.advance(Duration::from_secs(365 * 24 * 3600));
+    nothing_due_for_twelve_days(&mut h, &sid);
+    h.advance(TWELVE_DAYS);
     assert!(h.take_events(&sid).is_empty());
     h.ws_send(
         ws,
@@ -147,18 +183,18 @@ fn timer_settings_too_large_for_the_clock_mean_no_deadline() {
     // Engine.IO 3: the client's ping deadline is the sum of two endless settings.
     let v3 = h.sio_poll(3);
     let uri = sio_poll_uri(3, &v3);
-    assert_eq!(h.conn(&v3).poll_timeout(), None);
+    nothing_due_for_twelve_days(&mut h, &v3);
     h.post(&uri, v3_payload(&["2"]).as_bytes());
-    assert_eq!(h.conn(&v3).poll_timeout(), None);
-    h.advance(Duration::from_secs(365 * 24 * 3600));
+    nothing_due_for_twelve_days(&mut h, &v3);
+    h.advance(TWELVE_DAYS);
     assert!(h.sessions.contains_key(v3.as_str()));
 
     // A server close over polling with no GET held waits for the next poll, however long.
     let closing = h.sio_poll(4);
     let uri = sio_poll_uri(4, &closing);
     h.command(&closing, |c, now| c.close(now, CloseReason::ForcedClose));
-    assert_eq!(h.conn(&closing).poll_timeout(), None);
-    h.advance(Duration::from_secs(365 * 24 * 3600));
+    nothing_due_for_twelve_days(&mut h, &closing);
+    h.advance(TWELVE_DAYS);
     assert!(h.sessions.contains_key(closing.as_str()));
     assert_eq!(h.get(&uri).body_text(), "1");
     assert!(!h.sessions.contains_key(closing.as_str()));
@@ -168,23 +204,44 @@ fn timer_settings_too_large_for_the_clock_mean_no_deadline() {
     );
 }
 
+/// Ping settings past what a client can time (socket.io-client's timers fire at once past
+/// 2^31 - 1 ms, and it would drop the connection at once) are cut, as advertised and as kept.
 #[test]
-fn an_endless_ping_timeout_waits_for_the_pong_then_pings_again() {
+fn ping_settings_are_cut_to_what_clients_can_time() {
     let mut config = sio_config_any();
+    config.engine.ping_interval = Duration::MAX;
     config.engine.ping_timeout = Duration::MAX;
     let mut h = Harness::socket(config);
+    let open = h.get("/socket.io/?EIO=4&transport=polling").body_text();
+    assert!(
+        open.contains(r#""pingInterval":1073741823,"pingTimeout":1073741824"#),
+        "{open}"
+    );
+    assert_eq!(CLIENT_TIMER_MAX, Duration::from_millis(2_147_483_647));
     let (sid, ws, _) = h.sio_ws_joined();
-    h.advance(Duration::from_secs(25));
+    h.advance(Duration::from_millis(1_073_741_823));
     assert_eq!(h.ws_take_text(ws), vec!["2"]);
-    // Any packet pushes the pong deadline back once; it stays unrepresentable.
-    h.ws_send_text(ws, r#"42["busy"]"#);
-    h.advance(Duration::from_secs(365 * 24 * 3600));
-    assert!(h.sessions.contains_key(sid.as_str()));
-    assert!(h.ws_take_text(ws).is_empty(), "one ping at a time");
-    // The pong schedules the next ping as usual.
-    h.ws_send_text(ws, "3");
-    h.advance(Duration::from_secs(25));
-    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(Duration::from_millis(1_073_741_823));
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "waiting for the pong"
+    );
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.take_events(&sid).last(),
+        Some(&SocketEvent::Closed(CloseReason::PingTimeout))
+    );
+
+    // Below the bound they are kept as given.
+    let mut config = sio_config_any();
+    config.engine.ping_interval = Duration::from_secs(3600);
+    config.engine.ping_timeout = Duration::from_secs(24 * 3600);
+    let mut h = Harness::socket(config);
+    let open = h.get("/socket.io/?EIO=4&transport=polling").body_text();
+    assert!(
+        open.contains(r#""pingInterval":3600000,"pingTimeout":86400000"#),
+        "{open}"
+    );
 }
 
 #[test]

@@ -583,6 +583,22 @@ fn attachment_byte_limit() {
     assert_eq!(decoder.limits(), limits);
 }
 
+/// An application may lift the attachment count limit; a client declaring an absurd count
+/// must then cost the attachments it sends, not what it declares (a reservation of the declared
+/// count aborted the process).
+#[test]
+fn a_declared_attachment_count_is_not_reserved_up_front() {
+    let mut decoder = Decoder::new(DecoderLimits {
+        max_attachments: usize::MAX,
+        max_attachment_bytes: usize::MAX,
+    });
+    let text = r#"51000000000000000-["a",{"_placeholder":true,"num":0}]"#;
+    assert_eq!(decoder.decode_text(text), Ok(None));
+    assert!(decoder.is_waiting_for_attachments());
+    assert_eq!(decoder.decode_binary(Bytes::from_static(b"x")), Ok(None));
+    assert_eq!(decoder.buffered_bytes(), text.len() + 1);
+}
+
 #[test]
 fn reset_drops_partial_packet() {
     let mut decoder = Decoder::default();

@@ -42,13 +42,18 @@ impl Default for ServerBuilder {
     }
 }
 
+/// The most handler workers a server starts ([`ServerBuilder::handler_threads`]).
+const MAX_HANDLER_THREADS: usize = 4096;
+
 impl ServerBuilder {
     sockio_core::server_builder_options!();
 
-    /// How many handler worker threads run events (default 32). Handlers may block (in `call`,
-    /// I/O, sleeps); size the pool for the number of handlers you expect to block at once.
+    /// How many handler worker threads run events (default 32, at least 1, at most
+    /// 4,096: `build` starts them all, and past what the system allows the process would
+    /// abort). Handlers may block (in `call`, I/O, sleeps); size the pool for the number of
+    /// handlers you expect to block at once.
     pub fn handler_threads(mut self, threads: usize) -> Self {
-        self.handler_threads = threads.max(1);
+        self.handler_threads = threads.clamp(1, MAX_HANDLER_THREADS);
         self
     }
 

@@ -151,7 +151,8 @@ impl Server {
                 None => Endpoint::new(config.clone(), OsRandomSids),
             };
             Inner {
-                config: Arc::new(config),
+                // The endpoint's copy, normalized (`EngineConfig::normalize`).
+                config: endpoint.config().clone(),
                 endpoint,
                 connections: Mutex::new(SidMap::default()),
                 handlers: RwLock::new(HashMap::new()),

@@ -1602,3 +1602,42 @@ fn listed_namespaces_are_accepted_besides_those_with_handlers() {
         vec![ok.clone(), ok, invalid]
     );
 }
+
+/// A CONNECT reply that overflows the client's outbound queue ends the connection; the socket
+/// the connect handler accepted then leaves, so its disconnect handler runs (it never did, and
+/// what the connect handler set up for the socket was never released).
+#[test]
+fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
+    let io = Server::builder().max_buffered(0, 0).build();
+    let (tx, reasons) = channel::<String>();
+    io.on_disconnect(move |_socket: Socket, reason: DisconnectReason| {
+        let _ = tx.send(reason.as_str().to_owned());
+    });
+    let addr = serve(&io);
+    let uri = sockio_testkit::raw_polling::session_uri(
+        "/socket.io/",
+        &sockio_testkit::raw_polling::open(addr, "/socket.io/"),
+    );
+    let _ = sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40");
+    assert_eq!(recv(&reasons, "the disconnect"), "outbound queue full");
+    io.abort();
+}
+
+/// A handler pool asked for more threads than the system gives is cut to 4,096: `build` went
+/// on starting threads until the process aborted.
+#[test]
+fn a_handler_pool_past_the_system_limit_is_cut() {
+    let io = Server::builder().handler_threads(usize::MAX).build();
+    let addr = serve(&io);
+    let uri = sockio_testkit::raw_polling::session_uri(
+        "/socket.io/",
+        &sockio_testkit::raw_polling::open(addr, "/socket.io/"),
+    );
+    assert_eq!(
+        sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40").body,
+        "ok"
+    );
+    let connected = sockio_testkit::raw_polling::request(addr, "GET", &uri, b"").body;
+    assert!(connected.starts_with("40"), "{connected}");
+    io.abort();
+}

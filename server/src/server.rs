@@ -157,7 +157,8 @@ impl<Rt: Runtime> Server<Rt> {
             };
             Inner {
                 runtime,
-                config: Arc::new(config),
+                // The endpoint's copy, normalized (`EngineConfig::normalize`).
+                config: endpoint.config().clone(),
                 endpoint,
                 connections: Mutex::new(SidMap::default()),
                 handlers: ArcSwap::default(),

@@ -107,7 +107,7 @@ where
             .into_data()
         };
         if let Ok(data) = data {
-            let room = (limit + 1).saturating_sub(collected.len());
+            let room = limit.saturating_add(1).saturating_sub(collected.len());
             collected.extend_from_slice(&data[..data.len().min(room)]);
             if collected.len() > limit {
                 drain(runtime, body).await;

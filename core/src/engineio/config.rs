@@ -35,6 +35,12 @@ impl Transport {
     }
 }
 
+/// The longest `ping_interval + ping_timeout` clients can time: a JavaScript timer takes at most
+/// 2^31 − 1 ms (about 24.8 days). [`EngineConfig::normalize`] keeps the settings within it.
+pub const CLIENT_TIMER_MAX: Duration = Duration::from_millis(CLIENT_TIMER_MAX_MS);
+
+const CLIENT_TIMER_MAX_MS: u64 = (1 << 31) - 1;
+
 /// A hook that can refuse a handshake (403, code 4 "Forbidden"); the error string becomes the message.
 pub type AllowRequest = Arc<dyn Fn(&Request) -> Result<(), String> + Send + Sync>;
 
@@ -54,7 +60,7 @@ pub struct EngineConfig {
     pub close_timeout: Duration,
     /// How long a client may take to send an HTTP request head, and the longest wait for more
     /// of a request body (runtimes enforce it: a connection that sends its head slowly, or stops
-    /// half-way through its head or its body, is closed).
+    /// half-way through its head or its body, is closed). Zero means no limit.
     pub http_header_timeout: Duration,
     /// Largest POST body and largest WebSocket message accepted, in bytes; advertised as `maxPayload`.
     pub max_http_buffer_size: usize,
@@ -144,9 +150,106 @@ impl EngineConfig {
         self.transports.contains(&transport)
     }
 
+    /// Brings settings a client or the clock could not honour into range; every endpoint
+    /// applies it to the configuration it is given (so do the servers to the copy they keep):
+    /// - `ping_interval` and `ping_timeout` are cut so that their sum, which a client times
+    ///   with one timer, is at most [`CLIENT_TIMER_MAX`]: socket.io-client's JavaScript timers
+    ///   fire at once past it (the client then drops the connection at once as a ping
+    ///   timeout), and python-socketio's client fails to connect with far larger values. The
+    ///   interval is cut to half of it first, the timeout to what is left;
+    /// - a zero `http_header_timeout` means none, as one too long for the clock does;
+    /// - `path` gets a leading slash and exactly one trailing slash (python-socketio's own
+    ///   spelling is `socket.io`); an empty path stays `/`, every path.
+    pub fn normalize(&mut self) {
+        self.ping_interval = self
+            .ping_interval
+            .min(Duration::from_millis(CLIENT_TIMER_MAX_MS / 2));
+        self.ping_timeout = self.ping_timeout.min(CLIENT_TIMER_MAX - self.ping_interval);
+        if self.http_header_timeout.is_zero() {
+            self.http_header_timeout = Duration::MAX;
+        }
+        let trimmed = self.path.trim_matches('/');
+        self.path = if trimmed.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/{trimmed}/")
+        };
+    }
+
     /// The path with exactly one trailing slash, as requests are matched against it.
     pub fn normalized_path(&self) -> String {
         let trimmed = self.path.trim_end_matches('/');
         format!("{trimmed}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(edit: impl FnOnce(&mut EngineConfig)) -> EngineConfig {
+        let mut config = EngineConfig::default();
+        edit(&mut config);
+        config.normalize();
+        config
+    }
+
+    #[test]
+    fn paths_get_one_leading_and_one_trailing_slash() {
+        for (given, kept) in [
+            ("socket.io", "/socket.io/"),
+            ("/socket.io", "/socket.io/"),
+            ("socket.io/", "/socket.io/"),
+            ("//a/b//", "/a/b/"),
+            ("/engine.io/", "/engine.io/"),
+            ("", "/"),
+            ("/", "/"),
+        ] {
+            assert_eq!(
+                normalized(|c| c.path = given.to_owned()).path,
+                kept,
+                "{given:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_header_timeout_is_none() {
+        assert_eq!(
+            normalized(|c| c.http_header_timeout = Duration::ZERO).http_header_timeout,
+            Duration::MAX
+        );
+        let kept = Duration::from_millis(1);
+        assert_eq!(
+            normalized(|c| c.http_header_timeout = kept).http_header_timeout,
+            kept
+        );
+    }
+
+    #[test]
+    fn ping_settings_fit_one_client_timer_together() {
+        let day = Duration::from_secs(24 * 3600);
+        for (interval, timeout) in [
+            (Duration::MAX, Duration::MAX),
+            (Duration::MAX, Duration::ZERO),
+            (Duration::ZERO, Duration::MAX),
+            (30 * day, day),
+            (day, 30 * day),
+        ] {
+            let config = normalized(|c| {
+                c.ping_interval = interval;
+                c.ping_timeout = timeout;
+            });
+            assert!(
+                config.ping_interval + config.ping_timeout <= CLIENT_TIMER_MAX,
+                "{interval:?} {timeout:?} -> {config:?}"
+            );
+            assert!(config.ping_interval >= interval.min(12 * day), "{config:?}");
+        }
+        let config = normalized(|c| {
+            c.ping_interval = day;
+            c.ping_timeout = 20 * day;
+        });
+        assert_eq!((config.ping_interval, config.ping_timeout), (day, 20 * day));
     }
 }

@@ -199,7 +199,8 @@ pub(crate) fn upgrade_refusal(request: &Request) -> Option<Response> {
 
 impl Endpoint {
     /// An endpoint with `config`, making session ids with `sids`.
-    pub fn new(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
+    pub fn new(mut config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
+        config.normalize();
         let path = config.normalized_path();
         Endpoint {
             config: Arc::new(config),

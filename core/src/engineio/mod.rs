@@ -12,7 +12,7 @@ pub mod payload;
 pub mod session;
 pub mod sid;
 
-pub use config::{EngineConfig, Transport};
+pub use config::{CLIENT_TIMER_MAX, EngineConfig, Transport};
 pub use delivery::{EngineCallbacks, OrderedDelivery, SessionNotice, deliver_in_order};
 pub use endpoint::{Endpoint, Routing, is_valid_websocket_handshake, is_websocket_upgrade};
 pub use frame::Frame;

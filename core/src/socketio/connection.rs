@@ -593,7 +593,8 @@ impl Connection {
     /// Accepts the pending connection to `namespace`; returns the socket id (v5: a fresh id from
     /// the injected generator, sent as `{"sid"}`; v4: the Engine.IO sid, `nsp#sid` outside `/`).
     /// After the connection ended (or began closing) it still takes the verdict: nothing is sent,
-    /// and the socket leaves at once with the connection's reason (a `Disconnect`).
+    /// and the socket leaves at once with the connection's reason (a `Disconnect`); so it does
+    /// when the CONNECT reply overflows the client's outbound queue, which ends the connection.
     ///
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
@@ -609,7 +610,12 @@ impl Connection {
             SocketVersion::V4 => None,
             SocketVersion::V5 => Some(serde_json::json!({ "sid": sid.as_str() })),
         };
-        self.send_packet(now, &Packet::connect(namespace, data))?;
+        if let Err(error) = self.send_packet(now, &Packet::connect(namespace, data)) {
+            // The reply overflowed the client's queue, which ended the connection: the socket
+            // the application accepted leaves at once with that reason, as after a connection
+            // that ended before the verdict (else its disconnect handler would never run).
+            return self.verdict_after_leaving(namespace, true).ok_or(error);
+        }
         let previous = self.namespaces.insert(
             ByteString::from(namespace),
             NamespaceState::Connected(sid.clone()),

@@ -22,6 +22,9 @@ pub struct DecoderLimits {
     pub max_attachment_bytes: usize,
 }
 
+/// Attachment slots reserved when a packet's header arrives, whatever count it declares.
+const ATTACHMENTS_RESERVED_AT_MOST: usize = 16;
+
 impl Default for DecoderLimits {
     /// 10 attachments, 10 MB (10,000,000 bytes) in total.
     fn default() -> Self {
@@ -126,8 +129,13 @@ impl Decoder {
         if expected == 0 {
             return Ok(Some(packet));
         }
-        // `expected` is at most `max_attachments`, so this allocation is bounded.
-        packet.attachments.reserve_exact(expected);
+        // Room for the first few only: `expected` is the client's word, bounded by nothing but
+        // `max_attachments`, which an application may set as high as it likes (`usize::MAX`
+        // made one packet's header allocate petabytes and abort the process). The rest grow
+        // the vector as they actually arrive.
+        packet
+            .attachments
+            .reserve_exact(expected.min(ATTACHMENTS_RESERVED_AT_MOST));
         self.partial = Some(Box::new(Partial {
             packet,
             expected,

@@ -48,7 +48,8 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint with `config`, making ids with `sids`.
-    pub fn new(config: SocketConfig, sids: impl SidGenerator + 'static) -> Self {
+    pub fn new(mut config: SocketConfig, sids: impl SidGenerator + 'static) -> Self {
+        config.engine.normalize();
         let engine = EngineEndpoint::new(config.engine.clone(), sids);
         Endpoint {
             engine,
