@@ -93,6 +93,7 @@ pub mod api;
 pub mod engineio;
 pub mod http;
 pub mod hub;
+pub mod log_throttle;
 pub mod payload;
 pub mod pubsub;
 pub mod queue;

@@ -66,7 +66,12 @@ pub(crate) fn catch_panic<T>(handler: &str, f: impl FnOnce() -> T) -> Option<T> 
         Ok(output) => Some(output),
         Err(panic) => {
             let message = sockio_core::api::panic_message(&*panic);
-            tracing::error!(handler, panic = message, "a handler panicked");
+            sockio_core::throttled_log!(
+                error,
+                handler,
+                panic = %message.escape_debug(),
+                "a handler panicked"
+            );
             None
         }
     }
@@ -85,11 +90,12 @@ where
         let data = match payload::from_args::<T>(&args) {
             Ok(data) => data,
             Err(error) => {
-                tracing::warn!(
+                sockio_core::throttled_log!(
+                    warn,
                     sid = %socket.sid(),
                     namespace = socket.namespace(),
                     event,
-                    %error,
+                    error = %error.to_string().escape_debug(),
                     "event arguments do not match the handler's type; event dropped"
                 );
                 // No acknowledgement either, as python-socketio (the handler's TypeError): an
@@ -101,7 +107,12 @@ where
         match payload::to_args(&result) {
             Ok(args) => Some(args),
             Err(error) => {
-                tracing::warn!(event, %error, "the handler's return value cannot be sent as an ack");
+                sockio_core::throttled_log!(
+                    warn,
+                    event,
+                    error = %error.to_string().escape_debug(),
+                    "the handler's return value cannot be sent as an ack"
+                );
                 None
             }
         }

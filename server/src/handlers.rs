@@ -146,7 +146,12 @@ pub(crate) fn catch_panic_now<T>(handler: &str, call: impl FnOnce() -> T) -> Opt
 
 fn log_panic(handler: &str, panic: Box<dyn std::any::Any + Send>) {
     let message = sockio_core::api::panic_message(&*panic);
-    tracing::error!(handler, panic = message, "a handler panicked");
+    sockio_core::throttled_log!(
+        error,
+        handler,
+        panic = %message.escape_debug(),
+        "a handler panicked"
+    );
 }
 
 /// Wraps a typed event closure: arguments are deserialized python-style (none → `()`/`None`, one →
@@ -167,11 +172,12 @@ where
             let data = match payload::from_args::<T>(&args) {
                 Ok(data) => data,
                 Err(error) => {
-                    tracing::warn!(
+                    sockio_core::throttled_log!(
+                        warn,
                         sid = %socket.sid(),
                         namespace = socket.namespace(),
                         event,
-                        %error,
+                        error = %error.to_string().escape_debug(),
                         "event arguments do not match the handler's type; event dropped"
                     );
                     // No acknowledgement either, as python-socketio (the handler's TypeError):
@@ -183,7 +189,12 @@ where
             match payload::to_args(&result) {
                 Ok(args) => Some(args),
                 Err(error) => {
-                    tracing::warn!(event, %error, "the handler's return value cannot be sent as an ack");
+                    sockio_core::throttled_log!(
+                        warn,
+                        event,
+                        error = %error.to_string().escape_debug(),
+                        "the handler's return value cannot be sent as an ack"
+                    );
                     None
                 }
             }

@@ -217,7 +217,11 @@ impl<Rt: Runtime> Server<Rt> {
         };
         let remote = triage(payload, &bus.host_id, &mut self.inner.hub());
         match remote {
-            Err(ignored) => tracing::warn!(%ignored, "ignoring a message from the broker"),
+            Err(ignored) => sockio_core::throttled_log!(
+                warn,
+                ignored = %ignored.to_string().escape_debug(),
+                "ignoring a message from the broker"
+            ),
             Ok(Remote::Deliver {
                 event,
                 args,
