@@ -41,8 +41,9 @@ pub(crate) fn marked_must_not_wait(work: impl FnOnce()) {
     work();
 }
 
-/// Whether the calling thread is a pool worker (or the timer thread): a thread that the work a
-/// graceful shutdown waits for may be running on.
+/// Whether the calling thread is a pool worker, the timer thread, or running callbacks under
+/// [`marked_must_not_wait`] (a callback thread, or a reading thread while it calls back): a
+/// thread that the work a graceful shutdown waits for may be running on.
 pub(crate) fn must_not_wait_here() -> bool {
     MUST_NOT_WAIT.with(Cell::get)
 }
