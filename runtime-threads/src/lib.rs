@@ -61,6 +61,7 @@ mod amqp;
 mod backoff;
 #[cfg(any(feature = "redis", feature = "amqp"))]
 mod broker_stream;
+mod callback_batch;
 mod config;
 mod conn;
 mod emitter;

@@ -175,7 +175,8 @@ impl Server {
                         return false;
                     };
                     let server = Server { inner };
-                    // The callbacks this pass settled run together, on one thread of their own.
+                    // The callbacks this pass settled run together, on a thread of their own (and
+                    // on relief threads when one of them blocks: `callback_batch`).
                     let mut callbacks = Vec::new();
                     crate::timers::fire_each(
                         due,
@@ -641,19 +642,7 @@ impl Server {
                 }
             }),
             CallbacksRun::Apart => {
-                let busy = BusyCount::new(self);
-                run_on_own_thread(
-                    "sockio-callback",
-                    None,
-                    Box::new(move || {
-                        crate::handler_pool::marked_must_not_wait(|| {
-                            for (callback, outcome) in callbacks {
-                                call_back(callback, outcome);
-                            }
-                        });
-                        drop(busy);
-                    }),
-                );
+                crate::callback_batch::run_apart(callbacks, Box::new(BusyCount::new(self)));
             }
         }
     }

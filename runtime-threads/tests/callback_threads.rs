@@ -203,3 +203,51 @@ fn a_call_to_the_client_whose_answer_ran_the_callback_is_refused_over_websocket(
     assert!(question.ends_with(r#"["question"]"#), "{question}");
     io.abort();
 }
+
+/// Callbacks settled together (here cancelled together by an overflowing emit; the timer
+/// thread's passes make such batches too) run apart from their settler, in order; one that
+/// blocks does not hold up the others, which go on on a relief thread.
+#[test]
+fn a_blocking_callback_does_not_hold_up_the_rest_of_its_batch() {
+    let io = Server::builder().max_buffered(8, 1 << 20).build();
+    let (release_tx, release) = channel::<()>();
+    let release = Arc::new(Mutex::new(release));
+    let (tx, second) = channel::<()>();
+    io.on("go", move |socket: Socket, _: Option<Value>| {
+        let release = release.clone();
+        socket
+            .emit("first", &())
+            .callback(None, move |_outcome: Result<Value, CallError>| {
+                // Blocks until the test ends.
+                let _ = release
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60));
+            })
+            .send()
+            .expect("the first emit asking for an answer");
+        let tx = Mutex::new(tx.clone());
+        socket
+            .emit("second", &())
+            .callback(None, move |_outcome: Result<Value, CallError>| {
+                let _ = tx.lock().unwrap().send(());
+            })
+            .send()
+            .expect("the second emit asking for an answer");
+        for n in 0..20 {
+            let _ = socket.emit("update", &n).send();
+        }
+    });
+    let addr = serve(&io);
+    let uri = joined(addr);
+    assert_eq!(request(addr, "POST", &uri, br#"42["go"]"#).body, "ok");
+    let waited = Instant::now();
+    recv(&second, "the second callback, behind the blocked first");
+    assert!(
+        waited.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        waited.elapsed()
+    );
+    let _ = release_tx.send(());
+    io.abort();
+}
