@@ -118,6 +118,21 @@ fn select(c: &mut Criterion) {
         half.join(&i, "even");
     }
     let target = BroadcastTarget::all().except_room("even").skip(1);
+    // A broadcast to 10,000 rooms by name (an application passing a client's rooms on).
+    let mut many = RoomIndex::new();
+    let many_names: Vec<String> = (0..10_000).map(|i| format!("r{i}")).collect();
+    for (i, name) in many_names.iter().enumerate() {
+        many.join(&(i as u32), name);
+    }
+    let to_many = BroadcastTarget::rooms(many_names.iter().map(String::as_str));
+    group.bench_function("union_of_10000_rooms", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            out.clear();
+            many.select_into(&to_many, &mut out);
+            black_box(out.len())
+        })
+    });
     group.bench_function("all_10000_except_room_5000", |b| {
         b.iter(|| {
             buf.clear();
@@ -145,6 +160,34 @@ fn membership(c: &mut Criterion) {
             }
             idx
         })
+    });
+    // Two sockets of one client share 20,000 rooms (client-chosen names of 64 bytes with a
+    // common prefix) and one disconnects: every room moves the other into its place.
+    let shared: Vec<String> = (0..20_000).map(|i| format!("{:0>64}", i)).collect();
+    let mut sharing = RoomIndex::new();
+    for name in &shared {
+        sharing.join(&1u32, name);
+        sharing.join(&2u32, name);
+    }
+    group.bench_function("remove_member_sharing_20000_rooms", |b| {
+        b.iter_batched(
+            || sharing.clone(),
+            |mut idx| black_box(idx.remove_member(&1)),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    // One socket leaves 20,000 rooms one by one, the last joined first.
+    group.bench_function("leave_20000_rooms_in_reverse", |b| {
+        b.iter_batched(
+            || sharing.clone(),
+            |mut idx| {
+                for name in shared.iter().rev() {
+                    black_box(idx.leave(&1, name));
+                }
+                idx
+            },
+            criterion::BatchSize::LargeInput,
+        )
     });
     group.finish();
 }

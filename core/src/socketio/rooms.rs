@@ -76,7 +76,7 @@
 //! members of a room; hash-map operations count as O(1) (expected). Limits:
 //! at most `u32::MAX` members (a panic beyond).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -161,21 +161,21 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
     pub fn join(&mut self, member: &K, room: &str) -> bool {
         let id = self.register(member);
         let rooms_of_member = &self.memberships[id as usize];
-        if let Some(list) = self.rooms.get_mut(room) {
+        if let Some((name, list)) = self.rooms.get_key_value(room) {
             let present = if rooms_of_member.len() <= list.len() {
-                rooms_of_member.iter().any(|(n, _)| **n == *room)
+                rooms_of_member.iter().any(|(n, _)| same(n, name))
             } else {
                 list.contains(&id)
             };
             if present {
                 return false;
             }
+            let name = name.clone();
+            let Some(list) = self.rooms.get_mut(room) else {
+                unreachable!("room found just above");
+            };
             let pos = to_u32(list.len());
             list.push(id);
-            let name = match self.rooms.get_key_value(room) {
-                Some((name, _)) => name.clone(),
-                None => unreachable!("room found just above"),
-            };
             add_membership(&mut self.memberships[id as usize], (name, pos));
         } else {
             let name: RoomName = Arc::from(room);
@@ -206,15 +206,19 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
     /// O(r) plus O(r') for the member moved into its place in the room's list
     /// (usually both ≤ 3).
     pub fn leave(&mut self, member: &K, room: &str) -> bool {
-        let Some(&id) = self.ids.get(member) else {
+        let (Some(&id), Some((name, _))) = (self.ids.get(member), self.rooms.get_key_value(room))
+        else {
             return false;
         };
         let rooms_of_member = &mut self.memberships[id as usize];
-        let Some(k) = rooms_of_member.iter().position(|(n, _)| **n == *room) else {
+        let Some(k) = rooms_of_member.iter().position(|(n, _)| same(n, name)) else {
             return false;
         };
         let (name, pos) = rooms_of_member.remove(k);
-        self.detach(&name, pos);
+        shrink_when_sparse(rooms_of_member);
+        if let Some(moved) = self.detach(&name, pos) {
+            self.reposition(moved, &name, pos);
+        }
         true
     }
 
@@ -230,9 +234,16 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
         };
         let slot = id as usize;
         let rooms = std::mem::take(&mut self.memberships[slot]);
+        // The members moved into the leaver's places, with their new positions. Fixed
+        // afterwards, per member: a member sharing many rooms with the leaver (most often
+        // another socket of the same client) is then searched through once, not once a room.
+        let mut moves: Vec<(u32, &RoomName, u32)> = Vec::new();
         for (name, pos) in &rooms {
-            self.detach(name, *pos);
+            if let Some(moved) = self.detach(name, *pos) {
+                moves.push((moved, name, *pos));
+            }
         }
+        self.reposition_all(&mut moves);
         // Keep the slots dense: the last member moves into the freed slot.
         self.keys.swap_remove(slot);
         self.memberships.swap_remove(slot);
@@ -260,11 +271,13 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
         let Some((name, list)) = self.rooms.remove_entry(room) else {
             return Vec::new();
         };
+        shrink_map_when_sparse(&mut self.rooms);
         let mut removed = Vec::with_capacity(list.len());
         for id in list {
             let rooms_of_member = &mut self.memberships[id as usize];
             if let Some(k) = rooms_of_member.iter().position(|(n, _)| same(n, &name)) {
                 rooms_of_member.remove(k);
+                shrink_when_sparse(rooms_of_member);
             }
             removed.push(self.keys[id as usize].clone());
         }
@@ -309,12 +322,14 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
     ///
     /// O(min(r, |room|)) (usually r ≤ 3).
     pub fn is_in_room(&self, member: &K, room: &str) -> bool {
-        let (Some(&id), Some(list)) = (self.ids.get(member), self.rooms.get(room)) else {
+        let (Some(&id), Some((name, list))) =
+            (self.ids.get(member), self.rooms.get_key_value(room))
+        else {
             return false;
         };
         let rooms_of_member = &self.memberships[id as usize];
         if rooms_of_member.len() <= list.len() {
-            rooms_of_member.iter().any(|(n, _)| **n == *room)
+            rooms_of_member.iter().any(|(n, _)| same(n, name))
         } else {
             list.contains(&id)
         }
@@ -372,11 +387,22 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
         // The target rooms (unknown ones and duplicates dropped); none means
         // the whole namespace, unless rooms were named.
         let mut lists: Vec<(&RoomName, &[u32])> = Vec::new();
+        // Rooms named twice count once: checked against those taken so far while they are few,
+        // through a set past that (a list of thousands of rooms was quadratic).
+        let mut taken: HashSet<*const u8> = HashSet::new();
         for name in &target.rooms {
-            if let Some((name, list)) = self.rooms.get_key_value(&**name)
-                && !lists.iter().any(|(n, _)| Arc::ptr_eq(n, name))
-            {
-                lists.push((name, list));
+            if let Some((name, list)) = self.rooms.get_key_value(&**name) {
+                let new = if lists.len() < ROOMS_SCANNED_MAX {
+                    !lists.iter().any(|(n, _)| same(n, name))
+                } else {
+                    if taken.is_empty() {
+                        taken.extend(lists.iter().map(|(n, _)| n.as_ptr()));
+                    }
+                    taken.insert(name.as_ptr())
+                };
+                if new {
+                    lists.push((name, list));
+                }
             }
         }
         let whole = target.rooms.is_empty();
@@ -589,21 +615,57 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
     }
 
     /// Removes the entry at `pos` of room `name`'s list (whose member has
-    /// already dropped the room from its own list), fixing the position of
-    /// the member moved into its place; drops the room if it is now empty.
-    fn detach(&mut self, name: &RoomName, pos: u32) {
+    /// already dropped the room from its own list); drops the room if it is
+    /// now empty. Returns the member moved into `pos`, whose own record of its
+    /// position the caller fixes ([`reposition`](Self::reposition)).
+    fn detach(&mut self, name: &RoomName, pos: u32) -> Option<u32> {
         let Some(list) = self.rooms.get_mut(&**name) else {
             unreachable!("a member's rooms exist");
         };
         list.swap_remove(pos as usize);
         if list.is_empty() {
             self.rooms.remove(&**name);
-        } else if let Some(&moved) = list.get(pos as usize)
-            && let Some(entry) = self.memberships[moved as usize]
-                .iter_mut()
-                .find(|(n, _)| same(n, name))
+            shrink_map_when_sparse(&mut self.rooms);
+            return None;
+        }
+        let moved = list.get(pos as usize).copied();
+        shrink_when_sparse(list);
+        moved
+    }
+
+    /// Records that member `moved` is now at `pos` in room `name`'s list. O(r).
+    fn reposition(&mut self, moved: u32, name: &RoomName, pos: u32) {
+        if let Some(entry) = self.memberships[moved as usize]
+            .iter_mut()
+            .find(|(n, _)| same(n, name))
         {
             entry.1 = pos;
+        }
+    }
+
+    /// [`reposition`](Self::reposition) for each of `moves`, (member, room, position): a member
+    /// with many moves gets its rooms indexed once. O(Σ r') over the members moved.
+    fn reposition_all(&mut self, moves: &mut [(u32, &RoomName, u32)]) {
+        moves.sort_unstable_by_key(|(moved, _, _)| *moved);
+        for group in moves.chunk_by(|a, b| a.0 == b.0) {
+            let moved = group[0].0;
+            if group.len() <= ROOMS_SCANNED_MAX {
+                for (_, name, pos) in group {
+                    self.reposition(moved, name, *pos);
+                }
+                continue;
+            }
+            let rooms_of_member = &mut self.memberships[moved as usize];
+            let at: HashMap<*const u8, usize> = rooms_of_member
+                .iter()
+                .enumerate()
+                .map(|(k, (n, _))| (n.as_ptr(), k))
+                .collect();
+            for (_, name, pos) in group {
+                if let Some(&k) = at.get(&name.as_ptr()) {
+                    rooms_of_member[k].1 = *pos;
+                }
+            }
         }
     }
 
@@ -646,10 +708,30 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
     }
 }
 
-/// The same room name (the names held by memberships share the room's
-/// allocation, so this is normally a pointer comparison).
+/// The same room: the names held by memberships share the allocation of the
+/// room's key (`check_invariants`), so a pointer comparison, whatever the
+/// length of the name (comparing the text made long names a cost per member).
 fn same(a: &RoomName, b: &RoomName) -> bool {
-    Arc::ptr_eq(a, b) || a == b
+    Arc::ptr_eq(a, b)
+}
+
+/// Past this many entries a list is not scanned for one: a set or an index is built.
+const ROOMS_SCANNED_MAX: usize = 8;
+
+/// Gives back a list's spare room once it is at most a quarter full: a socket that joined
+/// thousands of rooms, or a room that had thousands of members, would otherwise keep that
+/// peak for as long as it lives. Amortised O(1): the list shrinks to twice its length.
+fn shrink_when_sparse<T>(list: &mut Vec<T>) {
+    if list.capacity() > 16 && list.len() * 4 <= list.capacity() {
+        list.shrink_to(list.len() * 2);
+    }
+}
+
+/// [`shrink_when_sparse`] for a namespace's map of rooms (a hash table never shrinks itself).
+fn shrink_map_when_sparse<V>(map: &mut HashMap<RoomName, V>) {
+    if map.capacity() > 64 && map.len() * 4 <= map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -1292,6 +1374,75 @@ mod tests {
         Select(BroadcastTarget<u8>),
     }
 
+    /// Two sockets of one client in the same thousand rooms: when one leaves, the other moves
+    /// into its place in every room, and its positions are fixed through one index of its rooms.
+    #[test]
+    fn a_member_leaving_many_shared_rooms_keeps_the_other_in_place() {
+        let mut idx: RoomIndex<u32> = RoomIndex::new();
+        let rooms: Vec<String> = (0..1000).map(|r| format!("room-{r}")).collect();
+        for room in &rooms {
+            idx.join(&2, room);
+            idx.join(&1, room);
+        }
+        idx.join(&3, "room-7");
+        assert_eq!(idx.remove_member(&2).len(), 1000);
+        idx.check_invariants();
+        assert_eq!(idx.rooms_of(&1).len(), 1000);
+        assert_eq!(sel(&idx, &BroadcastTarget::room("room-999")), vec![1]);
+        assert_eq!(sel(&idx, &BroadcastTarget::room("room-7")), vec![1, 3]);
+        for room in rooms.iter().rev() {
+            assert!(idx.leave(&1, room));
+        }
+        idx.check_invariants();
+        assert_eq!(idx.room_count(), 1);
+    }
+
+    /// A broadcast to many rooms, some named twice, reaches each member once.
+    #[test]
+    fn a_union_of_many_rooms_named_twice_selects_each_member_once() {
+        let mut idx: RoomIndex<u32> = RoomIndex::new();
+        for m in 0..50u32 {
+            idx.join(&m, &format!("room-{}", m % 20));
+        }
+        let mut names: Vec<String> = (0..20).map(|r| format!("room-{r}")).collect();
+        names.extend((0..20).map(|r| format!("room-{r}")));
+        assert_eq!(
+            sel(&idx, &BroadcastTarget::rooms(names)),
+            (0..50).collect::<Vec<_>>()
+        );
+    }
+
+    /// A socket that joined many rooms and left them, and a namespace that had many rooms, give
+    /// the room back: their lists and the map of rooms shrink.
+    #[test]
+    fn room_lists_and_the_map_shrink_after_a_peak() {
+        let mut idx: RoomIndex<u32> = RoomIndex::new();
+        idx.join(&0, "stays");
+        for r in 0..10_000 {
+            idx.join(&1, &format!("room-{r}"));
+            idx.join(&2, &format!("room-{r}"));
+        }
+        for r in 0..10_000 {
+            idx.leave(&1, &format!("room-{r}"));
+        }
+        idx.check_invariants();
+        assert!(idx.memberships[idx.ids[&1] as usize].capacity() <= 16);
+        assert!(idx.rooms.capacity() >= 10_000);
+        idx.remove_member(&2);
+        idx.check_invariants();
+        assert_eq!(idx.room_count(), 1);
+        assert!(idx.rooms.capacity() <= 64, "{}", idx.rooms.capacity());
+        // A room that had many members.
+        for m in 10..5_000 {
+            idx.join(&m, "crowd");
+        }
+        for m in 10..4_999 {
+            idx.leave(&m, "crowd");
+        }
+        assert!(idx.rooms["crowd"].capacity() <= 16);
+        idx.check_invariants();
+    }
+
     mod model_based {
         use super::*;
         use proptest::prelude::*;
@@ -1299,16 +1450,21 @@ mod tests {
         const MEMBERS: u8 = 24;
 
         fn room() -> impl Strategy<Value = String> {
-            // A few shared rooms plus sid-like rooms ("s<member>").
+            // A few shared rooms, many more rarely used (members in more than eight rooms,
+            // broadcasts to more than eight), plus sid-like rooms ("s<member>").
             prop_oneof![
-                (0u8..6).prop_map(|r| format!("r{r}")),
-                (0..MEMBERS).prop_map(|m| format!("s{m}")),
+                2 => (0u8..6).prop_map(|r| format!("r{r}")),
+                1 => (0u8..40).prop_map(|r| format!("w{r}")),
+                2 => (0..MEMBERS).prop_map(|m| format!("s{m}")),
             ]
         }
 
         fn target() -> impl Strategy<Value = BroadcastTarget<u8>> {
             (
-                prop::collection::vec(room(), 0..5),
+                prop_oneof![
+                    prop::collection::vec(room(), 0..5),
+                    prop::collection::vec(room(), 9..20),
+                ],
                 prop::collection::vec(room(), 0..3),
                 prop_oneof![
                     prop::collection::vec(0..MEMBERS, 0..4),
