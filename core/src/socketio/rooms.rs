@@ -237,13 +237,21 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
         // The members moved into the leaver's places, with their new positions. Fixed
         // afterwards, per member: a member sharing many rooms with the leaver (most often
         // another socket of the same client) is then searched through once, not once a room.
-        let mut moves: Vec<(u32, &RoomName, u32)> = Vec::new();
-        for (name, pos) in &rooms {
-            if let Some(moved) = self.detach(name, *pos) {
-                moves.push((moved, name, *pos));
+        if rooms.len() <= ROOMS_SCANNED_MAX {
+            for (name, pos) in &rooms {
+                if let Some(moved) = self.detach(name, *pos) {
+                    self.reposition(moved, name, *pos);
+                }
             }
+        } else {
+            let mut moves: Vec<(u32, &RoomName, u32)> = Vec::new();
+            for (name, pos) in &rooms {
+                if let Some(moved) = self.detach(name, *pos) {
+                    moves.push((moved, name, *pos));
+                }
+            }
+            self.reposition_all(&mut moves);
         }
-        self.reposition_all(&mut moves);
         // Keep the slots dense: the last member moves into the freed slot.
         self.keys.swap_remove(slot);
         self.memberships.swap_remove(slot);
