@@ -3,7 +3,7 @@
 //! A client sending 10,000 events a handler cannot read made 10,000 warnings: one client could
 //! fill the disk and drown every other line. The runtimes give each such line (a handler's
 //! panic, arguments that do not fit, a return value that cannot be sent, an emit callback's
-//! panic, a broker message ignored) a [`LogThrottle`] of its own: at most
+//! panic, a raw Engine.IO callback's panic, a broker message ignored) a [`LogThrottle`] of its own: at most
 //! [`LINES_PER_WINDOW`] lines per [`WINDOW`], the rest suppressed and counted, and the count
 //! given with the next line written. Pure logic: the caller passes the time.
 

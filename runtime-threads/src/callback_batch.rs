@@ -2,13 +2,14 @@
 //! application's own call): in order, on a thread of their own. One that blocks (a `call` made
 //! in it, a slow lock) must not hold up the rest of its batch, which may be every connection's
 //! callbacks that timed out together: a relief thread looks in every [`RELIEF_AFTER`], and when
-//! no callback has started since its last look while some still wait, it runs them itself (with
-//! a relief of its own). A batch that does not block costs one thread, and one more that sleeps
-//! for a look or two when it holds several callbacks.
+//! no callback has started since its last look while some still wait, it takes the batch over
+//! (with a relief of its own); the thread it relieved stops once its callback returns, so the
+//! rest still run one at a time, in order. A batch that does not block costs one thread, and one
+//! more that waits for it to end when it holds several callbacks.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::conn::{AckCallback, AckOutcome, call_back, lock};
 use crate::handler_pool::{marked_must_not_wait, run_on_own_thread};
@@ -20,10 +21,14 @@ struct Waiting {
     callbacks: VecDeque<(AckCallback, AckOutcome)>,
     /// Callbacks started so far: a relief that sees it unchanged knows its runner is stuck.
     started: u64,
+    /// The runner in charge; a relieved one stops taking callbacks.
+    runner: u64,
 }
 
 struct Batch {
     waiting: Mutex<Waiting>,
+    /// Signalled when the last callback is taken: a relief stops waiting.
+    emptied: Condvar,
     /// Held until the batch is done (a graceful shutdown's count of live work).
     _live: Box<dyn Send + Sync>,
 }
@@ -34,55 +39,78 @@ pub(crate) fn run_apart(callbacks: Vec<(AckCallback, AckOutcome)>, live: Box<dyn
         waiting: Mutex::new(Waiting {
             callbacks: callbacks.into(),
             started: 0,
+            runner: 0,
         }),
+        emptied: Condvar::new(),
         _live: live,
     });
-    run_on_own_thread("sockio-callback", None, Box::new(move || run(&batch)));
+    run_on_own_thread("sockio-callback", None, Box::new(move || run(&batch, 0)));
 }
 
-/// Runs the batch's waiting callbacks until none is left, marked as a thread a `shutdown` called
-/// from a callback must not wait on.
-fn run(batch: &Arc<Batch>) {
-    if lock(&batch.waiting).callbacks.len() > 1 {
-        start_relief(batch.clone());
+/// Runs the batch's waiting callbacks as runner `runner` until none is left or another runner
+/// takes over, marked as a thread a `shutdown` called from a callback must not wait on.
+fn run(batch: &Arc<Batch>, runner: u64) {
+    {
+        let waiting = lock(&batch.waiting);
+        if waiting.callbacks.len() > 1 {
+            start_relief(batch.clone(), waiting.started);
+        }
     }
     marked_must_not_wait(|| {
-        while let Some((callback, outcome)) = next(batch) {
+        while let Some((callback, outcome)) = next(batch, runner) {
             call_back(callback, outcome);
         }
     });
 }
 
-fn next(batch: &Batch) -> Option<(AckCallback, AckOutcome)> {
+fn next(batch: &Batch, runner: u64) -> Option<(AckCallback, AckOutcome)> {
     let mut waiting = lock(&batch.waiting);
+    if waiting.runner != runner {
+        return None;
+    }
     let next = waiting.callbacks.pop_front();
     if next.is_some() {
         waiting.started += 1;
     }
+    if waiting.callbacks.is_empty() {
+        batch.emptied.notify_all();
+    }
     next
 }
 
-fn start_relief(batch: Arc<Batch>) {
+/// Starts a relief for a runner that had started `seen` callbacks.
+fn start_relief(batch: Arc<Batch>, seen: u64) {
     let started = std::thread::Builder::new()
         .name("sockio-callback".to_owned())
-        .spawn(move || relieve(&batch));
+        .spawn(move || relieve(&batch, seen));
     if let Err(error) = started {
         // The batch still runs, in order, on its runner.
         tracing::debug!(%error, "no relief thread for a batch of callbacks");
     }
 }
 
-fn relieve(batch: &Arc<Batch>) {
-    let mut seen = lock(&batch.waiting).started;
+fn relieve(batch: &Arc<Batch>, mut seen: u64) {
+    let mut look_at = Instant::now() + RELIEF_AFTER;
+    let mut waiting = lock(&batch.waiting);
     loop {
-        std::thread::sleep(RELIEF_AFTER);
-        let waiting = lock(&batch.waiting);
         if waiting.callbacks.is_empty() {
             return;
         }
+        let now = Instant::now();
+        if now < look_at {
+            waiting = batch
+                .emptied
+                .wait_timeout(waiting, look_at - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            continue;
+        }
+        look_at = now + RELIEF_AFTER;
         if waiting.started == seen {
+            waiting.runner += 1;
+            let runner = waiting.runner;
             drop(waiting);
-            run(batch);
+            run(batch, runner);
             return;
         }
         seen = waiting.started;

@@ -48,9 +48,8 @@ const MAX_HANDLER_THREADS: usize = 4096;
 impl ServerBuilder {
     sockio_core::server_builder_options!();
 
-    /// How many handler worker threads run events (default 32, at least 1, at most
-    /// 4,096: `build` starts them all, and past what the system allows the process would
-    /// abort). Handlers may block (in `call`, I/O, sleeps); size the pool for the number of
+    /// How many handler worker threads run events (default 32, at least 1, at most 4,096:
+    /// `build` starts them all, and `usize::MAX` started threads until the process aborted). Handlers may block (in `call`, I/O, sleeps); size the pool for the number of
     /// handlers you expect to block at once.
     pub fn handler_threads(mut self, threads: usize) -> Self {
         self.handler_threads = threads.clamp(1, MAX_HANDLER_THREADS);
@@ -109,5 +108,28 @@ impl ServerBuilder {
         let sync = self.sync_handlers;
         let sids = self.sids.take();
         Server::from_parts(self.config.clone(), !sync, sids, &self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_threads_are_at_least_one_and_at_most_the_cap() {
+        assert_eq!(
+            ServerBuilder::default().handler_threads(0).handler_threads,
+            1
+        );
+        assert_eq!(
+            ServerBuilder::default()
+                .handler_threads(usize::MAX)
+                .handler_threads,
+            MAX_HANDLER_THREADS
+        );
+        assert_eq!(
+            ServerBuilder::default().handler_threads(8).handler_threads,
+            8
+        );
     }
 }

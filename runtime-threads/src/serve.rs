@@ -899,13 +899,18 @@ impl Server {
         watch: Option<&TcpStream>,
     ) -> Response {
         let (tx, rx) = sync_channel(1);
-        // A POST's answer is written only once the callbacks its messages settled have run.
-        cell.feeding(|| {
+        let drive = || {
             self.drive(&cell, |state, now| {
                 state.waiters.insert(id, tx);
                 state.conn.handle_request(now, id, request);
             })
-        });
+        };
+        if request.method() == http::Method::POST {
+            // A POST's answer is written only once the callbacks its messages settled have run.
+            cell.feeding(drive);
+        } else {
+            drive();
+        }
         if request.method() == http::Method::POST {
             self.wait_for_dispatch(&cell);
         }

@@ -1622,22 +1622,3 @@ fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
     assert_eq!(recv(&reasons, "the disconnect"), "outbound queue full");
     io.abort();
 }
-
-/// A handler pool asked for more threads than the system gives is cut to 4,096: `build` went
-/// on starting threads until the process aborted.
-#[test]
-fn a_handler_pool_past_the_system_limit_is_cut() {
-    let io = Server::builder().handler_threads(usize::MAX).build();
-    let addr = serve(&io);
-    let uri = sockio_testkit::raw_polling::session_uri(
-        "/socket.io/",
-        &sockio_testkit::raw_polling::open(addr, "/socket.io/"),
-    );
-    assert_eq!(
-        sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40").body,
-        "ok"
-    );
-    let connected = sockio_testkit::raw_polling::request(addr, "GET", &uri, b"").body;
-    assert!(connected.starts_with("40"), "{connected}");
-    io.abort();
-}

@@ -49,6 +49,7 @@ pub type AllowRequest = Arc<dyn Fn(&Request) -> Result<(), String> + Send + Sync
 #[non_exhaustive]
 pub struct EngineConfig {
     /// How often the server pings a v4 client (and how often a v3 client is told to ping).
+    /// With `ping_timeout`, cut to what clients can time ([`EngineConfig::normalize`]).
     pub ping_interval: Duration,
     /// How long to wait for the pong (v4) or, on top of `ping_interval`, for the next ping (v3).
     pub ping_timeout: Duration,
@@ -78,7 +79,9 @@ pub struct EngineConfig {
     pub transports: Vec<Transport>,
     /// Whether Engine.IO 3 clients (socket.io-client 2.x) are accepted.
     pub allow_eio3: bool,
-    /// The URL path the server answers under, with a trailing slash.
+    /// The URL path the server answers under, with a trailing slash (an endpoint adds the
+    /// slashes missing). A path holding `?` or `#` matches no request: the builders' `path`
+    /// refuses it.
     pub path: String,
     /// Most packets a session buffers for a client that does not read; past it the session is closed
     /// with [`CloseReason::OutboundQueueFull`](super::session::CloseReason::OutboundQueueFull).
@@ -155,31 +158,33 @@ impl EngineConfig {
     /// - `ping_interval` and `ping_timeout` are cut so that their sum, which a client times
     ///   with one timer, is at most [`CLIENT_TIMER_MAX`]: socket.io-client's JavaScript timers
     ///   fire at once past it (the client then drops the connection at once as a ping
-    ///   timeout), and python-socketio's client fails to connect with far larger values. The
-    ///   interval is cut to half of it first, the timeout to what is left;
+    ///   timeout), and python-socketio's client fails to connect with far larger values. When
+    ///   the sum is past it, the interval keeps what the timeout leaves, or half of the bound
+    ///   if that is more, and the timeout what the interval then leaves;
     /// - a zero `http_header_timeout` means none, as one too long for the clock does;
     /// - `path` gets a leading slash and exactly one trailing slash (python-socketio's own
     ///   spelling is `socket.io`); an empty path stays `/`, every path.
     pub fn normalize(&mut self) {
+        let half = Duration::from_millis(CLIENT_TIMER_MAX_MS / 2);
         self.ping_interval = self
             .ping_interval
-            .min(Duration::from_millis(CLIENT_TIMER_MAX_MS / 2));
+            .min(CLIENT_TIMER_MAX.saturating_sub(self.ping_timeout).max(half));
         self.ping_timeout = self.ping_timeout.min(CLIENT_TIMER_MAX - self.ping_interval);
         if self.http_header_timeout.is_zero() {
             self.http_header_timeout = Duration::MAX;
         }
+        self.path = self.normalized_path();
+    }
+
+    /// The path with one leading and exactly one trailing slash, as requests are matched
+    /// against it (an empty path is `/`, every path).
+    pub fn normalized_path(&self) -> String {
         let trimmed = self.path.trim_matches('/');
-        self.path = if trimmed.is_empty() {
+        if trimmed.is_empty() {
             "/".to_owned()
         } else {
             format!("/{trimmed}/")
-        };
-    }
-
-    /// The path with exactly one trailing slash, as requests are matched against it.
-    pub fn normalized_path(&self) -> String {
-        let trimmed = self.path.trim_end_matches('/');
-        format!("{trimmed}/")
+        }
     }
 }
 
@@ -235,6 +240,7 @@ mod tests {
             (Duration::ZERO, Duration::MAX),
             (30 * day, day),
             (day, 30 * day),
+            (20 * day, Duration::from_secs(20)),
         ] {
             let config = normalized(|c| {
                 c.ping_interval = interval;
@@ -246,10 +252,16 @@ mod tests {
             );
             assert!(config.ping_interval >= interval.min(12 * day), "{config:?}");
         }
-        let config = normalized(|c| {
-            c.ping_interval = day;
-            c.ping_timeout = 20 * day;
-        });
-        assert_eq!((config.ping_interval, config.ping_timeout), (day, 20 * day));
+        // Kept whole while the sum fits, however the two share it.
+        for (interval, timeout) in [(day, 20 * day), (20 * day, Duration::from_secs(20))] {
+            let config = normalized(|c| {
+                c.ping_interval = interval;
+                c.ping_timeout = timeout;
+            });
+            assert_eq!(
+                (config.ping_interval, config.ping_timeout),
+                (interval, timeout)
+            );
+        }
     }
 }

@@ -26,7 +26,8 @@ pub use sid::{SequentialSids, Sid, SidGenerator, SidHasher, SidMap};
 ///
 /// Every timer of the core (heartbeat, upgrade, close wait, connect, attachments, acks) arms its
 /// deadline through this: a setting too large for the clock, such as `Duration::MAX`, means
-/// "never" rather than a panic.
+/// "never" rather than a panic. (The heartbeat's settings never get there: an endpoint cuts them
+/// to what clients can time, [`EngineConfig::normalize`].)
 pub(crate) fn deadline_after(
     now: std::time::Instant,
     wait: std::time::Duration,
