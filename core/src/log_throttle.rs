@@ -5,7 +5,8 @@
 //! panic, arguments that do not fit, a return value that cannot be sent, an emit callback's
 //! panic, a raw Engine.IO callback's panic, a broker message ignored) a [`LogThrottle`] of its own: at most
 //! [`LINES_PER_WINDOW`] lines per [`WINDOW`], the rest suppressed and counted, and the count
-//! given with the next line written. Pure logic: the caller passes the time.
+//! given with the next line written. Pure logic: the caller passes the time (the runtimes do it
+//! through `sockio_net::throttled_log!`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -82,22 +83,6 @@ impl LogThrottle {
     }
 }
 
-/// Writes a `tracing` event (level `error`, `warn`, `info`, ...) through a [`LogThrottle`] of its
-/// own, adding the field `suppressed`: for runtimes, at lines remote input can trigger at will.
-/// The caller's crate depends on `tracing`; the clock read is the caller's.
-#[macro_export]
-macro_rules! throttled_log {
-    ($level:ident, $($field_or_message:tt)+) => {{
-        static THROTTLE: $crate::log_throttle::LogThrottle =
-            $crate::log_throttle::LogThrottle::new();
-        if let $crate::log_throttle::LogVerdict::Write { suppressed } =
-            THROTTLE.admit(::std::time::Instant::now())
-        {
-            ::tracing::$level!(suppressed, $($field_or_message)+);
-        }
-    }};
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +90,7 @@ mod tests {
     #[test]
     fn a_window_writes_its_budget_then_counts_what_it_leaves_out() {
         let throttle = LogThrottle::new();
-        let start = Instant::now();
+        let start = sockio_testkit::clock::start();
         for _ in 0..LINES_PER_WINDOW {
             assert_eq!(throttle.admit(start), LogVerdict::Write { suppressed: 0 });
         }
@@ -122,7 +107,7 @@ mod tests {
     #[test]
     fn a_line_after_a_quiet_spell_is_written() {
         let throttle = LogThrottle::new();
-        let start = Instant::now();
+        let start = sockio_testkit::clock::start();
         assert_eq!(throttle.admit(start), LogVerdict::Write { suppressed: 0 });
         let later = start + WINDOW * 100;
         for _ in 0..LINES_PER_WINDOW {
@@ -135,7 +120,7 @@ mod tests {
     fn a_clock_read_before_the_window_started_stays_in_it() {
         // Threads read the clock before taking the lock, so times may come slightly out of order.
         let throttle = LogThrottle::new();
-        let start = Instant::now() + Duration::from_secs(1);
+        let start = sockio_testkit::clock::start() + Duration::from_secs(1);
         for _ in 0..LINES_PER_WINDOW {
             assert!(matches!(throttle.admit(start), LogVerdict::Write { .. }));
         }

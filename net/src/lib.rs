@@ -1,8 +1,16 @@
 //! Network pieces every sockio runtime shares and the core must not hold (it does no I/O):
-//! listening sockets ([`listen`]) and TLS for broker connections (`tls`, with the `tls` feature,
+//! listening sockets ([`listen`]), log lines written through a budget ([`throttled_log!`]: the
+//! budget is the core's, the clock and `tracing` are here) and TLS for broker connections (`tls`, with the `tls` feature,
 //! which the runtimes' broker features turn on). WebSocket framing is protocol, so it is the
 //! core's (`sockio_core::websocket`).
 
 pub mod listen;
+mod log;
+
+// What `throttled_log!` expands to, reachable from the crates that call it.
+#[doc(hidden)]
+pub use sockio_core::log_throttle as __log_throttle;
+#[doc(hidden)]
+pub use tracing as __tracing;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -603,7 +603,7 @@ impl EngineServer {
                 cell: cell.clone(),
             };
             if !callbacks.call(socket, notice) {
-                sockio_core::throttled_log!(error, sid = %cell.sid, "an Engine.IO callback panicked");
+                sockio_net::throttled_log!(error, sid = %cell.sid, "an Engine.IO callback panicked");
             }
         });
     }

@@ -66,7 +66,7 @@ pub(crate) fn catch_panic<T>(handler: &str, f: impl FnOnce() -> T) -> Option<T> 
         Ok(output) => Some(output),
         Err(panic) => {
             let message = sockio_core::api::panic_message(&*panic);
-            sockio_core::throttled_log!(
+            sockio_net::throttled_log!(
                 error,
                 handler,
                 panic = %message.escape_debug(),
@@ -90,7 +90,7 @@ where
         let data = match payload::from_args::<T>(&args) {
             Ok(data) => data,
             Err(error) => {
-                sockio_core::throttled_log!(
+                sockio_net::throttled_log!(
                     warn,
                     sid = %socket.sid(),
                     namespace = socket.namespace(),
@@ -107,7 +107,7 @@ where
         match payload::to_args(&result) {
             Ok(args) => Some(args),
             Err(error) => {
-                sockio_core::throttled_log!(
+                sockio_net::throttled_log!(
                     warn,
                     event,
                     error = %error.to_string().escape_debug(),

@@ -209,7 +209,7 @@ impl Server {
         };
         let remote = triage(payload, &bus.host_id, &mut self.hub());
         match remote {
-            Err(ignored) => sockio_core::throttled_log!(
+            Err(ignored) => sockio_net::throttled_log!(
                 warn,
                 ignored = %ignored.to_string().escape_debug(),
                 "ignoring a message from the broker"

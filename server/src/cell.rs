@@ -35,7 +35,7 @@ pub(crate) type HandOff = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(crate) fn call_back(callback: impl FnOnce(AckOutcome), outcome: AckOutcome) {
     let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(outcome)));
     if called.is_err() {
-        sockio_core::throttled_log!(error, "an emit callback panicked");
+        sockio_net::throttled_log!(error, "an emit callback panicked");
     }
 }
 

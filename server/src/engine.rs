@@ -676,7 +676,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 cell: cell.clone(),
             };
             if !callbacks.call(socket, notice) {
-                sockio_core::throttled_log!(error, sid = %cell.sid, "an Engine.IO callback panicked");
+                sockio_net::throttled_log!(error, sid = %cell.sid, "an Engine.IO callback panicked");
             }
         });
     }

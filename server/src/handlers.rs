@@ -146,7 +146,7 @@ pub(crate) fn catch_panic_now<T>(handler: &str, call: impl FnOnce() -> T) -> Opt
 
 fn log_panic(handler: &str, panic: Box<dyn std::any::Any + Send>) {
     let message = sockio_core::api::panic_message(&*panic);
-    sockio_core::throttled_log!(
+    sockio_net::throttled_log!(
         error,
         handler,
         panic = %message.escape_debug(),
@@ -172,7 +172,7 @@ where
             let data = match payload::from_args::<T>(&args) {
                 Ok(data) => data,
                 Err(error) => {
-                    sockio_core::throttled_log!(
+                    sockio_net::throttled_log!(
                         warn,
                         sid = %socket.sid(),
                         namespace = socket.namespace(),
@@ -189,7 +189,7 @@ where
             match payload::to_args(&result) {
                 Ok(args) => Some(args),
                 Err(error) => {
-                    sockio_core::throttled_log!(
+                    sockio_net::throttled_log!(
                         warn,
                         event,
                         error = %error.to_string().escape_debug(),
