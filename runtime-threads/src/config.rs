@@ -49,8 +49,9 @@ impl ServerBuilder {
     sockio_core::server_builder_options!();
 
     /// How many handler worker threads run events (default 32, at least 1, at most 4,096:
-    /// `build` starts them all, and `usize::MAX` started threads until the process aborted). Handlers may block (in `call`, I/O, sleeps); size the pool for the number of
-    /// handlers you expect to block at once.
+    /// `build` starts them all, and `usize::MAX` started threads until the process aborted).
+    /// Handlers may block (in `call`, I/O, sleeps); size the pool for the number of handlers
+    /// you expect to block at once.
     pub fn handler_threads(mut self, threads: usize) -> Self {
         self.handler_threads = threads.clamp(1, MAX_HANDLER_THREADS);
         self

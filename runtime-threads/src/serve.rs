@@ -908,11 +908,9 @@ impl Server {
         if request.method() == http::Method::POST {
             // A POST's answer is written only once the callbacks its messages settled have run.
             cell.feeding(drive);
+            self.wait_for_dispatch(&cell);
         } else {
             drive();
-        }
-        if request.method() == http::Method::POST {
-            self.wait_for_dispatch(&cell);
         }
         await_answer(rx, watch, || {
             self.drive(&cell, |state, now| {

@@ -201,7 +201,7 @@ impl Endpoint {
     /// An endpoint with `config`, making session ids with `sids`.
     pub fn new(mut config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
         config.normalize();
-        let path = config.normalized_path();
+        let path = config.path.clone();
         Endpoint {
             config: Arc::new(config),
             path,
