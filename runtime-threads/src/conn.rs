@@ -18,6 +18,8 @@ use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
 use sockio_core::socketio::{Connection, SocketEvent};
 
+use crate::timers::Arming;
+
 /// Locks a std mutex, continuing past poisoning (a handler panic must not take the server down;
 /// every state guarded here stays structurally valid).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,7 +62,8 @@ pub(crate) struct ConnState {
     pub ws_writers: HashMap<RequestId, Arc<WsWake>>,
     /// Callbacks for acknowledgements the server awaits from this client, by ack id.
     pub acks: HashMap<u64, AckCallback>,
-    deadline: Option<Instant>,
+    /// The timer thread's entry for this connection.
+    pub arming: Arming,
 }
 
 struct EventQueue {
@@ -156,9 +159,8 @@ pub(crate) struct Driven<R> {
     pub callbacks: Vec<(AckCallback, AckOutcome)>,
     /// The connection needs a pool job (none is queued or running).
     pub schedule: bool,
-    /// The deadline after the drive, and whether it changed.
-    pub deadline: Option<Instant>,
-    pub deadline_changed: bool,
+    /// An entry for the timer thread to schedule at that time (see [`Arming`]).
+    pub rearm: Option<Instant>,
 }
 
 impl ConnCell {
@@ -170,7 +172,7 @@ impl ConnCell {
                 waiters: HashMap::new(),
                 ws_writers: HashMap::new(),
                 acks: HashMap::new(),
-                deadline: None,
+                arming: Arming::default(),
             }),
             queue: Mutex::new(EventQueue {
                 events: VecDeque::new(),
@@ -236,8 +238,7 @@ impl ConnCell {
         let mut callbacks = Vec::new();
         let events = state.drain(&mut callbacks);
         let deadline = state.conn.poll_timeout();
-        let deadline_changed = deadline != state.deadline;
-        state.deadline = deadline;
+        let rearm = state.arming.after_drive(deadline, now);
         let schedule = if events.is_empty() {
             false
         } else {
@@ -254,8 +255,7 @@ impl ConnCell {
             result,
             callbacks,
             schedule,
-            deadline,
-            deadline_changed,
+            rearm,
         }
     }
 

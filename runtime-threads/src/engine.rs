@@ -47,7 +47,7 @@ use crate::serve::{
     start_request, switching_headers,
 };
 use crate::server::OsRandomSids;
-use crate::timers::{REARM_DELAY, Timers};
+use crate::timers::{Arming, Timers};
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 
@@ -87,7 +87,8 @@ struct SessionState {
     waiters: HashMap<RequestId, SyncSender<Response>>,
     /// The wake-up of each WebSocket's writer.
     ws_writers: HashMap<RequestId, Arc<WsWake>>,
-    deadline: Option<Instant>,
+    /// The timer thread's entry for this session.
+    arming: Arming,
 }
 
 pub(crate) struct SessionCell {
@@ -220,9 +221,12 @@ impl EngineServer {
                     let server = EngineServer { inner };
                     crate::timers::fire_each(
                         due,
-                        |cell| server.fire_timer(cell),
+                        |cell, at| server.fire_timer(cell, at),
                         |cell| {
                             server.drive(cell, |state, now| {
+                                // Whether the timer thread still holds an entry for it is
+                                // unknown after the bug.
+                                state.arming.forget();
                                 state.session.close(now, CloseReason::ForcedClose)
                             })
                         },
@@ -432,7 +436,7 @@ impl EngineServer {
                         session: *session,
                         waiters: HashMap::new(),
                         ws_writers,
-                        deadline: None,
+                        arming: Arming::default(),
                     }),
                     delivery: Mutex::new(OrderedDelivery::default()),
                 });
@@ -520,24 +524,6 @@ impl EngineServer {
         cell: &Arc<SessionCell>,
         f: impl FnOnce(&mut SessionState, Instant) -> R,
     ) -> R {
-        self.drive_with(cell, false, f)
-    }
-
-    /// Called by the timer thread when a deadline of `cell` may be due.
-    fn fire_timer(&self, cell: &Arc<SessionCell>) {
-        self.drive_with(cell, true, |state, now| {
-            if state.session.poll_timeout().is_some_and(|at| at <= now) {
-                state.session.handle_timeout(now);
-            }
-        });
-    }
-
-    fn drive_with<R>(
-        &self,
-        cell: &Arc<SessionCell>,
-        fired: bool,
-        f: impl FnOnce(&mut SessionState, Instant) -> R,
-    ) -> R {
         let now = Instant::now();
         let mut state = lock(&cell.state);
         let result = f(&mut state, now);
@@ -568,25 +554,28 @@ impl EngineServer {
             }
         }
         let deadline = state.session.poll_timeout();
-        let deadline_changed = deadline != state.deadline;
-        state.deadline = deadline;
+        let rearm = state.arming.after_drive(deadline, now);
         if !notices.is_empty() {
             // Queued under the session's lock, so notices keep the order the core made them in.
             lock(&cell.delivery).extend(notices);
         }
         drop(state);
-        if let Some(at) = deadline {
-            if deadline_changed {
-                self.inner.timers.schedule(at, cell);
-            } else if fired && at <= Instant::now() {
-                // The core kept a deadline in the past: try again shortly rather than spin.
-                self.inner
-                    .timers
-                    .schedule(Instant::now() + REARM_DELAY, cell);
-            }
+        if let Some(at) = rearm {
+            self.inner.timers.schedule(at, cell);
         }
         self.deliver(cell);
         result
+    }
+
+    /// Called by the timer thread when `cell`'s entry due at `entry` comes due (a deadline of
+    /// the session may be due).
+    fn fire_timer(&self, cell: &Arc<SessionCell>, entry: Instant) {
+        self.drive(cell, |state, now| {
+            state.arming.fired(entry);
+            if state.session.poll_timeout().is_some_and(|at| at <= now) {
+                state.session.handle_timeout(now);
+            }
+        });
     }
 
     /// Calls the callbacks for `cell`'s queued notices, unless another thread already does (it

@@ -1704,7 +1704,7 @@ fn cut_after_linger(stream: &Arc<TcpStream>) {
                 .name("sockio-close-linger".into())
                 .spawn(move || {
                     running.run(|streams| {
-                        for stream in streams {
+                        for (stream, _) in streams {
                             let _ = stream.shutdown(Shutdown::Both);
                         }
                         true

@@ -37,7 +37,7 @@ use crate::handlers::{
 use crate::manager::{Bus, Cluster, RemoteCallback};
 use crate::serve::{Serving, ShutdownEnd};
 use crate::socket::Socket;
-use crate::timers::{REARM_DELAY, Timers};
+use crate::timers::Timers;
 
 /// How many events may wait for one connection's handlers before its input is paused.
 const DISPATCH_QUEUE: usize = 256;
@@ -180,7 +180,7 @@ impl Server {
                     let mut callbacks = Vec::new();
                     crate::timers::fire_each(
                         due,
-                        |cell| server.fire_timer(cell, &mut callbacks),
+                        |cell, at| server.fire_timer(cell, at, &mut callbacks),
                         |cell| server.close_after_bug(cell),
                     );
                     server.call_back(CallbacksRun::Apart, callbacks);
@@ -655,9 +655,7 @@ impl Server {
     ) -> R {
         let driven = cell.drive_locked(&self.inner.serving.busy, f);
         self.call_back(run, driven.callbacks);
-        if driven.deadline_changed
-            && let Some(at) = driven.deadline
-        {
+        if let Some(at) = driven.rearm {
             self.inner.timers.schedule(at, cell);
         }
         self.finish_drive(cell, driven.schedule);
@@ -683,6 +681,8 @@ impl Server {
     /// disconnect handlers run (`forced close`), and the other connections are not touched.
     fn close_after_bug(&self, cell: &Arc<ConnCell>) {
         self.drive(cell, |state, now| {
+            // Whether the timer thread still holds an entry for it is unknown too.
+            state.arming.forget();
             state.conn.close(now, CloseReason::ForcedClose);
             // A connect the bug interrupted gets no verdict: without this, the connection would
             // wait for it, never report `Closed`, and be kept (and waited for by `shutdown`).
@@ -690,31 +690,27 @@ impl Server {
         });
     }
 
-    /// Called by the timer thread when a deadline of `cell` may be due. The callbacks it settles
-    /// are added to `callbacks`, for the caller to run apart: not on the timer thread, where one
-    /// that blocks (a `call` made in it) would stop every connection's heartbeats and
-    /// acknowledgement timeouts, its own call's among them.
+    /// Called by the timer thread when `cell`'s entry due at `entry` comes due (a deadline of
+    /// the connection may be due). The callbacks it settles are added to `callbacks`, for the
+    /// caller to run apart: not on the timer thread, where one that blocks (a `call` made in it)
+    /// would stop every connection's heartbeats and acknowledgement timeouts, its own call's
+    /// among them.
     pub(crate) fn fire_timer(
         &self,
         cell: &Arc<ConnCell>,
+        entry: Instant,
         callbacks: &mut Vec<(AckCallback, AckOutcome)>,
     ) {
         let driven = cell.drive_locked(&self.inner.serving.busy, |state, now| {
+            state.arming.fired(entry);
             if state.conn.poll_timeout().is_some_and(|at| at <= now) {
                 state.conn.handle_timeout(now);
             }
         });
         self.finish_drive(cell, driven.schedule);
         callbacks.extend(driven.callbacks);
-        if let Some(at) = driven.deadline {
-            if driven.deadline_changed {
-                self.inner.timers.schedule(at, cell);
-            } else if at <= Instant::now() {
-                // The core kept a deadline in the past: try again shortly rather than spin.
-                self.inner
-                    .timers
-                    .schedule(Instant::now() + REARM_DELAY, cell);
-            }
+        if let Some(at) = driven.rearm {
+            self.inner.timers.schedule(at, cell);
         }
     }
 
@@ -1580,5 +1576,66 @@ fn report_undelivered(sid: &Sid, error: &CommandError) {
         );
     } else {
         tracing::debug!(%sid, %error, "emit not delivered to this client");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::sync::mpsc::channel;
+
+    use tungstenite::Message;
+
+    use super::*;
+
+    /// Each answered call moved the connection's deadline twice (to its acknowledgement's
+    /// timeout, then back to the ping), and each move left an entry in the timer heap until its
+    /// time: a server calling a client in a loop grew the heap by two entries per call.
+    #[test]
+    fn answered_calls_leave_no_timer_entries_behind() {
+        let io = Server::builder().build();
+        let (sid_tx, sid) = channel();
+        io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+            let _ = sid_tx.send(socket.sid().to_string());
+            Ok(())
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let serving = io.clone();
+        std::thread::spawn(move || serving.serve_std(listener));
+        let (mut client, _) =
+            tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+                .expect("WebSocket handshake");
+        client.send(Message::text("40")).expect("connect");
+        // The client answers every event asking for one (`42<id>[...]`) at once.
+        let answering = std::thread::spawn(move || {
+            while let Ok(message) = client.read() {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Some(event) = text.as_str().strip_prefix("42") else {
+                    continue;
+                };
+                let id: String = event.chars().take_while(char::is_ascii_digit).collect();
+                if client.send(Message::text(format!("43{id}[]"))).is_err() {
+                    break;
+                }
+            }
+        });
+        let sid = sid
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the client connected");
+        for n in 0..200 {
+            // Timed out before the next ping is due, so each call's timeout is the deadline.
+            io.call("ask", &n)
+                .to(&sid)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .expect("the client answers");
+        }
+        let entries = io.inner.timers.len();
+        assert!(entries <= 4, "{entries} timer entries for one connection");
+        io.abort();
+        let _ = answering.join();
     }
 }
