@@ -17,7 +17,7 @@
 //! Packets for a namespace the client has not joined, a second CONNECT, or a CONNECT_ERROR from the
 //! client break the protocol and close the whole connection.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use bytestring::ByteString;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
+use super::awaited_acks::{AwaitedAck, AwaitedAcks};
 use super::config::SocketConfig;
 use super::decoder::{Decoder, ParseError};
 use super::packet::{Packet, PacketKind};
@@ -251,13 +252,6 @@ enum NamespaceState {
     Connected(Sid),
 }
 
-#[derive(Debug)]
-struct AwaitedAck {
-    namespace: ByteString,
-    sid: Sid,
-    deadline: Option<Instant>,
-}
-
 /// A packet encoded once into Engine.IO frames: its text and its attachments. Cloning it, or sending
 /// it to many connections, copies no payload bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,9 +293,7 @@ pub struct Connection {
     connect_deadline: Option<Instant>,
     namespaces: SmallMap<ByteString, NamespaceState>,
     next_ack_id: u64,
-    /// A BTreeMap rather than a HashMap: half the size in every idle connection, and ack ids
-    /// grow, so new entries go to the end.
-    awaited_acks: BTreeMap<u64, AwaitedAck>,
+    awaited_acks: AwaitedAcks,
     events: VecDeque<SocketEvent>,
     /// Set once the connection is closing on its own initiative, so namespace disconnects carry the
     /// Socket.IO reason rather than the Engine.IO one that follows.
@@ -345,7 +337,7 @@ impl Connection {
             attachment_deadline: None,
             namespaces: SmallMap::new(),
             next_ack_id: 0,
-            awaited_acks: BTreeMap::new(),
+            awaited_acks: AwaitedAcks::default(),
             events: VecDeque::new(),
             closing_reason: None,
             left_pending: None,
@@ -569,22 +561,12 @@ impl Connection {
             );
             return;
         }
-        // In deadline order (ties by ack id), whatever the map's order: a timer that fires late
-        // expires several at once, and the application hears them as they fell due.
-        let mut expired: Vec<(Instant, u64)> = self
-            .awaited_acks
-            .iter()
-            .filter_map(|(id, ack)| ack.deadline.filter(|d| now >= *d).map(|d| (d, *id)))
-            .collect();
-        expired.sort_unstable();
-        for (_, ack_id) in expired {
-            if let Some(ack) = self.awaited_acks.remove(&ack_id) {
-                self.events.push_back(SocketEvent::AckTimeout {
-                    namespace: ack.namespace,
-                    sid: ack.sid,
-                    ack_id,
-                });
-            }
+        for (ack_id, ack) in self.awaited_acks.take_expired(now) {
+            self.events.push_back(SocketEvent::AckTimeout {
+                namespace: ack.namespace,
+                sid: ack.sid,
+                ack_id,
+            });
         }
     }
 
@@ -760,7 +742,7 @@ impl Connection {
         let packet = Packet::event(namespace, event, args, attachments, ack_id);
         if let Err(error) = self.deliver(now, namespace, EncodedFrames::new(&packet)) {
             if let Some(id) = ack_id {
-                self.awaited_acks.remove(&id);
+                self.awaited_acks.remove(id);
             }
             return Err(error);
         }
@@ -973,10 +955,7 @@ impl Connection {
         if self.engine.reading_paused_since().is_none() {
             earliest = earlier(earliest, self.attachment_deadline);
         }
-        for ack in self.awaited_acks.values() {
-            earliest = earlier(earliest, ack.deadline);
-        }
-        earliest
+        earlier(earliest, self.awaited_acks.earliest_deadline())
     }
 
     // ----- internals --------------------------------------------------------------------------
@@ -1107,11 +1086,11 @@ impl Connection {
                 let ack_id = packet.ack_id?;
                 let known = self
                     .awaited_acks
-                    .get(&ack_id)
+                    .get(ack_id)
                     .is_some_and(|ack| ack.namespace == namespace);
                 // (Only a match is removed: an id answered in the wrong namespace leaves the
                 // awaited ack in place.)
-                if known && let Some(ack) = self.awaited_acks.remove(&ack_id) {
+                if known && let Some(ack) = self.awaited_acks.remove(ack_id) {
                     let args = match packet.data {
                         Some(Value::Array(items)) => items,
                         Some(other) => vec![other],
@@ -1188,21 +1167,12 @@ impl Connection {
     /// Removes the awaited acknowledgements that `matches` selects and reports each as
     /// [`SocketEvent::AckCancelled`], in ack id order.
     fn cancel_acks(&mut self, matches: impl Fn(&AwaitedAck) -> bool) {
-        let mut cancelled: Vec<u64> = self
-            .awaited_acks
-            .iter()
-            .filter(|(_, ack)| matches(ack))
-            .map(|(id, _)| *id)
-            .collect();
-        cancelled.sort_unstable();
-        for ack_id in cancelled {
-            if let Some(ack) = self.awaited_acks.remove(&ack_id) {
-                self.events.push_back(SocketEvent::AckCancelled {
-                    namespace: ack.namespace,
-                    sid: ack.sid,
-                    ack_id,
-                });
-            }
+        for (ack_id, ack) in self.awaited_acks.take_matching(matches) {
+            self.events.push_back(SocketEvent::AckCancelled {
+                namespace: ack.namespace,
+                sid: ack.sid,
+                ack_id,
+            });
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Socket.IO layer (protocol v4 over Engine.IO 3, v5 over Engine.IO 4): packets, binary
 //! reassembly, namespaces, acknowledgements, rooms and broadcast encoding.
 
+mod awaited_acks;
 pub mod config;
 pub mod connection;
 pub mod decoder;
