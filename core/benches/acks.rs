@@ -1,6 +1,7 @@
 //! One connection's cost per drive while it awaits many acknowledgements: the deadline the
 //! runtime asks for after every input or command (`poll_timeout`), an emit asking for an answer
-//! and the client's answer to it.
+//! and the client's answer to it. And a server's remote callbacks (emits with callbacks to
+//! clients of other servers): what its expiry timer pays at each wake while many wait.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use sockio_core::engineio::{RequestId, SequentialSids, WsMessage};
+use sockio_core::pubsub::callbacks::{Expect, PendingCallbacks};
 use sockio_core::socketio::{Connection, Endpoint, Routing, SocketConfig, SocketEvent};
 
 const ID: RequestId = RequestId(1);
@@ -73,5 +75,28 @@ fn acks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, acks);
+fn remote_callbacks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("acks/remote_callbacks");
+    for waiting in [0usize, 1_000, 60_000] {
+        let now = sockio_testkit::clock::start();
+        let mut pending = PendingCallbacks::default();
+        for n in 0..waiting {
+            // Registered over the last minute, one per millisecond: none is due yet.
+            let timeout = Duration::from_secs(60) + Duration::from_millis(n as u64);
+            pending
+                .register((), now, Some(timeout), Expect::Any)
+                .expect("room in the registry");
+        }
+        // One wake of the expiry timer with nothing due: expire, then the next deadline.
+        group.bench_function(BenchmarkId::new("timer_wake", waiting), |b| {
+            b.iter(|| {
+                black_box(pending.expire(now + Duration::from_secs(1)));
+                black_box(pending.next_deadline())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, acks, remote_callbacks);
 criterion_main!(benches);

