@@ -45,6 +45,10 @@ use crate::http::{
     plain_response, ws_rejection_response,
 };
 
+/// Most frames of room a WebSocket's outbound queue keeps once its writer emptied it: a burst
+/// past it (a handler sending a history, an emit loop) gives its room back, 40 bytes a frame.
+const KEEP_QUEUE_CAPACITY: usize = 64;
+
 /// Identifies one HTTP request held by the driver. A WebSocket connection is identified by the id of
 /// the request that upgraded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -982,6 +986,10 @@ impl Session {
         }
         if let Some(frame) = self.queue.pop_front() {
             self.queued_bytes -= frame.len();
+            if self.queue.is_empty() && self.queue.capacity() > KEEP_QUEUE_CAPACITY {
+                // A burst's room is given back once written; the connection may live for days.
+                self.queue = VecDeque::new();
+            }
             return Some(WsAction::Send(frame.into_ws(self.version, supports_binary)));
         }
         if self.ws_close_pending {
@@ -1238,8 +1246,8 @@ impl Session {
         // Over WebSocket, a first buffer of one frame, not the four a plain push reserves: the
         // handshake's frames leave one at a time, and an idle connection keeps this buffer for its
         // whole life (40 bytes instead of 160, bench/ANALYSIS.md, idle memory). A busy queue grows
-        // as usual and keeps its room; releasing it whenever it empties cost an allocation per
-        // burst. Over polling every answer takes the buffer along (`flush_polling`), so the next
+        // as usual and keeps its room up to `KEEP_QUEUE_CAPACITY` frames; releasing it whenever it
+        // empties cost an allocation per burst. Over polling every answer takes the buffer along (`flush_polling`), so the next
         // burst starts a new one: four slots, as a burst of several frames would regrow one slot.
         if self.queue.capacity() == 0 && matches!(self.transport, ActiveTransport::WebSocket { .. })
         {
