@@ -8,7 +8,7 @@
 //! driving thread once the lock is released), events are queued for the handler pool (in order,
 //! under the lock), and the timer thread learns the new deadline.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,8 +60,10 @@ pub(crate) struct ConnState {
     pub waiters: HashMap<RequestId, SyncSender<Response>>,
     /// The wake-up of each WebSocket writer.
     pub ws_writers: HashMap<RequestId, Arc<WsWake>>,
-    /// Callbacks for acknowledgements the server awaits from this client, by ack id.
-    pub acks: HashMap<u64, AckCallback>,
+    /// Callbacks for acknowledgements the server awaits from this client, by ack id. A BTreeMap,
+    /// as in the async runtimes: it gives its room back as answers come, where a HashMap kept
+    /// the room of its peak (up to `max_pending_acks`) for the connection's life.
+    pub acks: BTreeMap<u64, AckCallback>,
     /// The timer thread's entry for this connection.
     pub arming: Arming,
 }
@@ -171,7 +173,7 @@ impl ConnCell {
                 conn,
                 waiters: HashMap::new(),
                 ws_writers: HashMap::new(),
-                acks: HashMap::new(),
+                acks: BTreeMap::new(),
                 arming: Arming::default(),
             }),
             queue: Mutex::new(EventQueue {
@@ -325,7 +327,7 @@ impl ConnState {
                 };
                 match event {
                     SocketEvent::Closed(reason) => {
-                        for (_, callback) in self.acks.drain() {
+                        for (_, callback) in std::mem::take(&mut self.acks) {
                             callbacks.push((callback, AckOutcome::Disconnected));
                         }
                         // Writers of sockets the core no longer knows must not wait forever.
