@@ -222,6 +222,12 @@ impl<H: Clone> Hub<H> {
             .unwrap_or_default()
     }
 
+    /// Whether `room` of `namespace` has a socket, without listing them.
+    pub fn has_participants(&self, namespace: &str, room: &str) -> bool {
+        self.entry(namespace)
+            .is_some_and(|entry| entry.rooms.has_members(room))
+    }
+
     /// The user session of socket `sid` of `namespace` (`null` when nothing was saved).
     pub fn session(&self, namespace: &str, sid: &str) -> Result<Value, UnknownSocket> {
         let entry = self

@@ -274,7 +274,7 @@ fn remote_answers<H: Clone>(
         [room]
             if timeout.is_some()
                 && !emit.skip.contains(room)
-                && hub.participants(emit.namespace, room).is_empty() =>
+                && !hub.has_participants(emit.namespace, room) =>
         {
             Expect::AtLeastOne
         }
@@ -361,9 +361,11 @@ mod tests {
         );
         assert_eq!(triage(&elsewhere, "me", &mut hub), Ok(Remote::Done));
         assert_eq!(hub.participants("/", "r"), vec![Sid::from("mine")]);
+        assert!(hub.has_participants("/", "r"));
         let close = bytes(json!({"method": "close_room", "room": "r", "host_id": "x"}));
         assert_eq!(triage(&close, "me", &mut hub), Ok(Remote::Done));
         assert!(hub.participants("/", "r").is_empty());
+        assert!(!hub.has_participants("/", "r"));
     }
 
     /// A room change naming a socket's own room is refused where that socket is, and reported

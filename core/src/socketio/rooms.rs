@@ -319,6 +319,13 @@ impl<K: Clone + Eq + Hash> RoomIndex<K> {
         }
     }
 
+    /// Whether `room` has a member, without listing them.
+    ///
+    /// O(1) expected.
+    pub fn has_members(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|list| !list.is_empty())
+    }
+
     /// Whether `member` is a member of the namespace (in any room or none).
     ///
     /// O(1) expected.
@@ -1097,6 +1104,8 @@ mod tests {
         let idx = sample(6);
         assert_eq!(sorted(idx.members_of("three")), vec![3, 6]);
         assert!(idx.members_of("nope").is_empty());
+        assert!(idx.has_members("three"));
+        assert!(!idx.has_members("nope"));
         assert!(idx.rooms_of(&99).is_empty());
         assert!(!idx.contains_member(&99));
         assert!(!idx.is_in_room(&99, "odd"));
@@ -1559,6 +1568,7 @@ mod tests {
                     }
                     for r in model.rooms.keys() {
                         prop_assert_eq!(set_of_members(idx.members_of(r)), model.members_of(r));
+                        prop_assert_eq!(idx.has_members(r), !model.members_of(r).is_empty());
                         for m in 0..MEMBERS {
                             prop_assert_eq!(idx.is_in_room(&m, r), model.in_room(m, r));
                         }
