@@ -6,19 +6,26 @@
 //! (with a relief of its own); the thread it relieved stops once its callback returns, so the
 //! rest still run one at a time, in order. A batch that does not block costs one thread, and one
 //! more that waits for it to end when it holds several callbacks.
+//!
+//! A batch's steps are callbacks, and what must come after a connection's callbacks: handing its
+//! events to the handler pool (a disconnect among them), so that a socket's disconnect handler
+//! runs after the callbacks its departure cancelled, as on a reading thread.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::conn::{AckCallback, AckOutcome, call_back, lock};
+use crate::conn::lock;
 use crate::handler_pool::{marked_must_not_wait, run_on_own_thread};
 
 /// How long a callback may run before the rest of its batch goes on without it.
 pub(crate) const RELIEF_AFTER: Duration = Duration::from_millis(100);
 
+/// One step of a batch, run once.
+pub(crate) type Step = Box<dyn FnOnce() + Send>;
+
 struct Waiting {
-    callbacks: VecDeque<(AckCallback, AckOutcome)>,
+    callbacks: VecDeque<Step>,
     /// Callbacks started so far: a relief that sees it unchanged knows its runner is stuck.
     started: u64,
     /// The runner in charge; a relieved one stops taking callbacks.
@@ -34,7 +41,7 @@ struct Batch {
 }
 
 /// Runs `callbacks` in order on a thread of their own; `live` is dropped once all have run.
-pub(crate) fn run_apart(callbacks: Vec<(AckCallback, AckOutcome)>, live: Box<dyn Send + Sync>) {
+pub(crate) fn run_apart(callbacks: Vec<Step>, live: Box<dyn Send + Sync>) {
     let batch = Arc::new(Batch {
         waiting: Mutex::new(Waiting {
             callbacks: callbacks.into(),
@@ -57,13 +64,13 @@ fn run(batch: &Arc<Batch>, runner: u64) {
         }
     }
     marked_must_not_wait(|| {
-        while let Some((callback, outcome)) = next(batch, runner) {
-            call_back(callback, outcome);
+        while let Some(step) = next(batch, runner) {
+            step();
         }
     });
 }
 
-fn next(batch: &Batch, runner: u64) -> Option<(AckCallback, AckOutcome)> {
+fn next(batch: &Batch, runner: u64) -> Option<Step> {
     let mut waiting = lock(&batch.waiting);
     if waiting.runner != runner {
         return None;

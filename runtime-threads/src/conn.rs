@@ -89,7 +89,8 @@ pub(crate) enum Next {
     /// the connection is unscheduled already, so the dispatcher may run its handler itself,
     /// while a later event starts a dispatcher of its own.
     Last(SocketEvent),
-    /// The connection has its cap of handlers in flight: stop; a finishing handler resumes.
+    /// The connection has its cap of handlers in flight, or the next event is a socket's
+    /// disconnect while some of them run: stop; a finishing handler resumes.
     Parked,
     /// Nothing is queued.
     Empty,
@@ -111,6 +112,16 @@ impl EventQueue {
 
     /// See [`ConnCell::next_event`].
     fn next(&mut self, cap: Option<usize>) -> Next {
+        if cap.is_some()
+            && self.in_flight > 0
+            && matches!(self.events.front(), Some(SocketEvent::Disconnect { .. }))
+        {
+            // A disconnect handler runs after the client's handlers already running, as
+            // without `async_handlers`: one of them may have called `disconnect`, and goes on
+            // with the socket until it returns.
+            self.parked = true;
+            return Next::Parked;
+        }
         if let Some(cap) = cap
             && matches!(self.events.front(), Some(SocketEvent::Event { .. }))
         {

@@ -26,6 +26,7 @@ use sockio_core::pubsub::remote::{
 };
 use sockio_core::pubsub::{Expired, Message, Remote, triage};
 
+use crate::callback_batch::Step;
 use crate::config::ServerBuilder;
 use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
 use crate::error::{CallError, EmitError, ServerError};
@@ -177,13 +178,13 @@ impl Server {
                     let server = Server { inner };
                     // The callbacks this pass settled run together, on a thread of their own (and
                     // on relief threads when one of them blocks: `callback_batch`).
-                    let mut callbacks = Vec::new();
+                    let mut steps = Vec::new();
                     crate::timers::fire_each(
                         due,
-                        |cell, at| server.fire_timer(cell, at, &mut callbacks),
+                        |cell, at| server.fire_timer(cell, at, &mut steps),
                         |cell| server.close_after_bug(cell),
                     );
-                    server.call_back(CallbacksRun::Apart, callbacks);
+                    server.run_apart(steps);
                     true
                 })
             });
@@ -641,9 +642,36 @@ impl Server {
                     call_back(callback, outcome);
                 }
             }),
-            CallbacksRun::Apart => {
-                crate::callback_batch::run_apart(callbacks, Box::new(BusyCount::new(self)));
-            }
+            CallbacksRun::Apart => self.run_apart(callback_steps(callbacks).collect()),
+        }
+    }
+
+    /// Runs `steps` in order on a thread of their own ([`callback_batch`](crate::callback_batch)).
+    fn run_apart(&self, steps: Vec<Step>) {
+        if !steps.is_empty() {
+            crate::callback_batch::run_apart(steps, Box::new(BusyCount::new(self)));
+        }
+    }
+
+    /// The end of a drive whose callbacks run apart, as steps added to `steps`: the callbacks,
+    /// then, when the drive queued events and nobody dispatches them yet, their dispatch. So a
+    /// socket's disconnect handler runs after the callbacks its departure cancelled, as it does
+    /// when callbacks run in place.
+    fn finish_apart(
+        &self,
+        cell: &Arc<ConnCell>,
+        callbacks: Vec<(AckCallback, AckOutcome)>,
+        schedule: bool,
+        steps: &mut Vec<Step>,
+    ) {
+        let settled = !callbacks.is_empty();
+        steps.extend(callback_steps(callbacks));
+        if schedule && settled {
+            let server = self.clone();
+            let cell = cell.clone();
+            steps.push(Box::new(move || server.finish_drive(&cell, true)));
+        } else {
+            self.finish_drive(cell, schedule);
         }
     }
 
@@ -654,11 +682,20 @@ impl Server {
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
         let driven = cell.drive_locked(&self.inner.serving.busy, f);
-        self.call_back(run, driven.callbacks);
         if let Some(at) = driven.rearm {
             self.inner.timers.schedule(at, cell);
         }
-        self.finish_drive(cell, driven.schedule);
+        match run {
+            CallbacksRun::Here => {
+                self.call_back(run, driven.callbacks);
+                self.finish_drive(cell, driven.schedule);
+            }
+            CallbacksRun::Apart => {
+                let mut steps = Vec::new();
+                self.finish_apart(cell, driven.callbacks, driven.schedule, &mut steps);
+                self.run_apart(steps);
+            }
+        }
         driven.result
     }
 
@@ -691,24 +728,18 @@ impl Server {
     }
 
     /// Called by the timer thread when `cell`'s entry due at `entry` comes due (a deadline of
-    /// the connection may be due). The callbacks it settles are added to `callbacks`, for the
+    /// the connection may be due). The callbacks it settles are added to `steps`, for the
     /// caller to run apart: not on the timer thread, where one that blocks (a `call` made in it)
     /// would stop every connection's heartbeats and acknowledgement timeouts, its own call's
     /// among them.
-    pub(crate) fn fire_timer(
-        &self,
-        cell: &Arc<ConnCell>,
-        entry: Instant,
-        callbacks: &mut Vec<(AckCallback, AckOutcome)>,
-    ) {
+    pub(crate) fn fire_timer(&self, cell: &Arc<ConnCell>, entry: Instant, steps: &mut Vec<Step>) {
         let driven = cell.drive_locked(&self.inner.serving.busy, |state, now| {
             state.arming.fired(entry);
             if state.conn.poll_timeout().is_some_and(|at| at <= now) {
                 state.conn.handle_timeout(now);
             }
         });
-        self.finish_drive(cell, driven.schedule);
-        callbacks.extend(driven.callbacks);
+        self.finish_apart(cell, driven.callbacks, driven.schedule, steps);
         if let Some(at) = driven.rearm {
             self.inner.timers.schedule(at, cell);
         }
@@ -1577,6 +1608,13 @@ fn report_undelivered(sid: &Sid, error: &CommandError) {
     } else {
         tracing::debug!(%sid, %error, "emit not delivered to this client");
     }
+}
+
+/// Acknowledgement callbacks as steps of a batch run apart.
+fn callback_steps(callbacks: Vec<(AckCallback, AckOutcome)>) -> impl Iterator<Item = Step> {
+    callbacks
+        .into_iter()
+        .map(|(callback, outcome)| -> Step { Box::new(move || call_back(callback, outcome)) })
 }
 
 #[cfg(test)]

@@ -88,6 +88,18 @@ fn answering(
     })
 }
 
+/// Returns once fewer than `limit` of the connection's handlers run on tasks of their own.
+async fn in_flight_below(cell: &ConnCell, limit: usize) {
+    while cell.in_flight.load(Ordering::SeqCst) >= limit {
+        // Listen, then look again, so a handler finishing in between is not missed.
+        let done = cell.handler_done.listen();
+        if cell.in_flight.load(Ordering::SeqCst) < limit {
+            break;
+        }
+        done.await;
+    }
+}
+
 /// Sends a handler's reply as the acknowledgement the client asked for, if it asked for one,
 /// and returns the time the connection was driven at then (a clock read the caller can reuse).
 fn acknowledge(
@@ -258,15 +270,7 @@ impl<Rt: Runtime> Server<Rt> {
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
-                let cap = server.inner.handlers_per_client;
-                loop {
-                    // Listen, then look again, so a handler finishing in between is not missed.
-                    let done = cell.handler_done.listen();
-                    if cell.in_flight.load(Ordering::SeqCst) < cap {
-                        break;
-                    }
-                    done.await;
-                }
+                in_flight_below(&cell, server.inner.handlers_per_client).await;
                 server.spawn_handler(cell, run);
             }));
         } else {
@@ -372,6 +376,10 @@ impl<Rt: Runtime> Server<Rt> {
                 sid,
                 reason,
             } => {
+                // After the client's handlers already running on tasks of their own (with
+                // `async_handlers`), as without: one of them may have called `disconnect`, and
+                // goes on with the socket until it returns.
+                in_flight_below(cell, 1).await;
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
                     self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());

@@ -1,0 +1,135 @@
+//! The order in which a socket's disconnect handler runs, with the default `async_handlers`:
+//! after the client's event handler that called `disconnect` (which goes on with the socket
+//! until it returns), and after the acknowledgement callbacks its departure cancelled, however
+//! it left (here: the client stopped answering pings, a close the timer thread makes).
+
+mod support;
+
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use sockio_testkit::raw_polling::{connected_between_polls, request, session_uri};
+use sockio_threads::{CallError, Server, Socket};
+use support::serve;
+
+/// What the handlers and callbacks did, in order, and a signal for each entry.
+#[derive(Clone)]
+struct Log {
+    entries: Arc<Mutex<Vec<String>>>,
+    added: Arc<Mutex<std::sync::mpsc::Sender<()>>>,
+}
+
+impl Log {
+    fn new() -> (Log, Receiver<()>) {
+        let (tx, rx) = channel();
+        let log = Log {
+            entries: Arc::default(),
+            added: Arc::new(Mutex::new(tx)),
+        };
+        (log, rx)
+    }
+
+    fn add(&self, entry: impl Into<String>) {
+        self.entries.lock().unwrap().push(entry.into());
+        let _ = self.added.lock().unwrap().send(());
+    }
+
+    /// The entries once there are `count` of them.
+    fn wait_for(&self, added: &Receiver<()>, count: usize) -> Vec<String> {
+        for _ in 0..count {
+            added
+                .recv_timeout(Duration::from_secs(15))
+                .unwrap_or_else(|_| panic!("{count} entries: {:?}", self.entries.lock()));
+        }
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_disconnect_handler_runs_after_the_handler_that_called_disconnect() {
+    let io = Server::builder().build();
+    let (log, added) = Log::new();
+    let in_quit = log.clone();
+    io.on("quit", move |socket: Socket, _: Option<Value>| {
+        in_quit.add("quit");
+        socket.disconnect().expect("disconnect");
+        // Still the socket's handler: it goes on with the socket.
+        std::thread::sleep(Duration::from_millis(100));
+        let joined = socket.enter_room("after");
+        in_quit.add(format!("quit returns, enter_room {joined:?}"));
+    });
+    let in_disconnect = log.clone();
+    io.on_disconnect(move |socket: Socket, reason| {
+        in_disconnect.add(format!(
+            "disconnect ({reason}), rooms {}",
+            socket.rooms().len()
+        ));
+    });
+    let addr = serve(&io);
+    let sid = connected_between_polls(addr);
+    let posted = request(
+        addr,
+        "POST",
+        &session_uri("/socket.io/", &sid),
+        br#"42["quit"]"#,
+    );
+    assert_eq!(posted.status, 200, "{posted:?}");
+    assert_eq!(
+        log.wait_for(&added, 3),
+        [
+            "quit",
+            "quit returns, enter_room Ok(())",
+            // Its own room and the one joined last.
+            "disconnect (server namespace disconnect), rooms 2",
+        ]
+    );
+    io.abort();
+}
+
+#[test]
+fn callbacks_cancelled_by_a_ping_timeout_run_before_the_disconnect_handler() {
+    let io = Server::builder()
+        .ping_interval(Duration::from_millis(100))
+        .ping_timeout(Duration::from_millis(100))
+        .build();
+    let (log, added) = Log::new();
+    let (sid_tx, sids) = channel();
+    io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+        let _ = sid_tx.send(socket.sid().to_string());
+        Ok(())
+    });
+    let in_disconnect = log.clone();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        in_disconnect.add(format!("disconnect ({reason})"));
+    });
+    let addr = serve(&io);
+    // The client joins, then never polls again: it answers no ping.
+    connected_between_polls(addr);
+    let sid = sids
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the client connected");
+    for n in 0..2 {
+        let in_callback = log.clone();
+        io.emit("question", &n)
+            .to(&sid)
+            .callback(
+                Some(Duration::from_secs(60)),
+                move |answer: Result<Value, CallError>| {
+                    in_callback.add(format!("callback {n}: {}", answer.is_err()));
+                },
+            )
+            .send()
+            .expect("the question is queued");
+    }
+    assert_eq!(
+        log.wait_for(&added, 3),
+        [
+            "callback 0: true",
+            "callback 1: true",
+            "disconnect (ping timeout)"
+        ]
+    );
+    io.abort();
+}

@@ -1,0 +1,68 @@
+//! With the default `async_handlers`, a socket's disconnect handler runs after the client's
+//! event handler that called `disconnect`, even when that handler waits after the call (it runs
+//! on a task of its own then): it goes on with the socket until it returns. The threads runtime
+//! has the same test (runtime-threads/tests/handler_order.rs).
+
+#![cfg(feature = "tokio")]
+
+mod api_support;
+
+use std::time::Duration;
+
+use api_support::{recv, serve};
+use serde_json::Value;
+use sockio::{Server, Socket};
+use sockio_testkit::raw_polling::{connected_between_polls, request, session_uri};
+use tokio::sync::mpsc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_handler_runs_after_the_handler_that_called_disconnect() {
+    let io = Server::builder().build();
+    let (tx, mut log) = mpsc::unbounded_channel::<String>();
+    let in_quit = tx.clone();
+    io.on("quit", move |socket: Socket, _: Option<Value>| {
+        let log = in_quit.clone();
+        async move {
+            let _ = log.send("quit".into());
+            socket.disconnect().await.expect("disconnect");
+            // Still the socket's handler: it goes on with the socket.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let joined = socket.enter_room("after");
+            let _ = log.send(format!("quit returns, enter_room {joined:?}"));
+        }
+    });
+    io.on_disconnect(move |socket: Socket, reason| {
+        let _ = tx.send(format!(
+            "disconnect ({reason}), rooms {}",
+            socket.rooms().len()
+        ));
+        async {}
+    });
+    let running = serve(&io).await;
+    let addr = running.addr;
+    tokio::task::spawn_blocking(move || {
+        let sid = connected_between_polls(addr);
+        let posted = request(
+            addr,
+            "POST",
+            &session_uri("/socket.io/", &sid),
+            br#"42["quit"]"#,
+        );
+        assert_eq!(posted.status, 200, "{posted:?}");
+    })
+    .await
+    .expect("the client");
+    let mut entries = Vec::new();
+    for _ in 0..3 {
+        entries.push(recv(&mut log, "the handlers' steps").await);
+    }
+    assert_eq!(
+        entries,
+        [
+            "quit",
+            "quit returns, enter_room Ok(())",
+            // Its own room and the one joined last.
+            "disconnect (server namespace disconnect), rooms 2",
+        ]
+    );
+}
