@@ -613,6 +613,10 @@ impl Host for EngineServer {
         self.inner.config.http_header_timeout
     }
 
+    fn matches_path(&self, path: &str) -> bool {
+        self.inner.endpoint.matches_path(path)
+    }
+
     fn write_timeout(&self) -> Duration {
         self.inner.config.write_timeout()
     }

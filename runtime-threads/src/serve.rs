@@ -337,6 +337,8 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// How long one write may block before the client is considered gone
     /// (`EngineConfig::write_timeout`, as on the async runtimes).
     fn write_timeout(&self) -> Duration;
+    /// Whether a request for `path` is the server's (under its Socket.IO or Engine.IO path).
+    fn matches_path(&self, path: &str) -> bool;
     /// The session a started POST belongs to.
     type Started: Send + 'static;
     /// A new id for a request, under which its POST's start is reported and it is routed.
@@ -548,6 +550,10 @@ impl Host for Server {
 
     fn write_timeout(&self) -> Duration {
         self.inner.config.engine.write_timeout()
+    }
+
+    fn matches_path(&self, path: &str) -> bool {
+        self.inner.endpoint.matches_path(path)
     }
 
     type Started = Arc<ConnCell>;
@@ -1124,16 +1130,18 @@ pub(crate) fn connection_loop<H: Host>(
     let _tracked = host.serving().track(&stream);
     let max_body = host.max_body();
     let mut reader = HttpReader::default();
+    let outside_answered = fallback.is_none();
     loop {
-        let (mut request, keep_alive, id) = match next_request(host, &stream, &mut reader) {
-            NextRequest::Read {
-                request,
-                keep_alive,
-                id,
-            } => (*request, keep_alive, id),
-            NextRequest::Answered => continue,
-            NextRequest::End => break,
-        };
+        let (mut request, keep_alive, id) =
+            match next_request(host, &stream, &mut reader, outside_answered) {
+                NextRequest::Read {
+                    request,
+                    keep_alive,
+                    id,
+                } => (*request, keep_alive, id),
+                NextRequest::Answered => continue,
+                NextRequest::End => break,
+            };
         if let Some(remote) = remote {
             request.extensions_mut().insert(RemoteAddr(remote));
         }
@@ -1238,7 +1246,12 @@ enum NextRequest {
 /// otherwise sit in the connection loop's frame, under which the deepest calls of a connection
 /// thread run (bench/ANALYSIS.md, "Threads runtime: stack pages").
 #[inline(never)]
-fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) -> NextRequest {
+fn next_request<H: Host>(
+    host: &H,
+    stream: &TcpStream,
+    reader: &mut HttpReader,
+    outside_answered: bool,
+) -> NextRequest {
     let max_body = host.max_body();
     let head = match reader.read_head(stream) {
         Ok(head) => head,
@@ -1250,6 +1263,19 @@ fn next_request<H: Host>(host: &H, stream: &TcpStream, reader: &mut HttpReader) 
         }
         Err(_) => return NextRequest::End,
     };
+    if outside_answered && head.body_longer_than(max_body) && !host.matches_path(head.uri.path()) {
+        // Outside the path, without a fallback: 404, as the async runtimes answer it, not 413
+        // for the Socket.IO limit, and without `100 Continue` or waiting for a body nobody
+        // reads; the connection closes after the answer.
+        let _ = write_response(
+            stream,
+            &plain(StatusCode::NOT_FOUND, "not found"),
+            false,
+            false,
+        );
+        reader.leave_body(&head);
+        return NextRequest::End;
+    }
     if head.expects_continue() && head.body_longer_than(max_body) {
         // Refused before its client sends the body (it waits for `100 Continue`), as every body
         // over the limit is (by the core, or below in `connection_loop`); the connection closes,

@@ -627,3 +627,17 @@ fn an_upgrade_with_a_body_past_the_limit_is_refused() {
     client.assert_closed();
     io.abort();
 }
+
+/// A request outside the Socket.IO path, with no fallback to read it, announcing a body past
+/// the Socket.IO limit: 404 at once, as on the async runtimes, not 413 for that limit, and
+/// without waiting for the body (here never sent); the connection then closes.
+#[test]
+fn a_body_outside_the_path_is_not_waited_for() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let mut client = Raw::open(addr);
+    client.send(b"POST /other HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n");
+    let (head, body) = client.response();
+    assert_eq!((status(&head), body.as_str()), (404, "not found"), "{head}");
+    io.abort();
+}
