@@ -100,6 +100,38 @@ async fn an_oversized_post_is_answered_after_its_body() {
     assert_eq!(answer.status, 413, "{answer:?}");
 }
 
+/// A POST whose client waits for `100 Continue` before sending a body past the limit is
+/// refused at once, without the `100` (as on the threads runtime): the client need not send a
+/// body only to hear 413 after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_post_waiting_for_continue_is_refused_before_its_body() {
+    let (run, _reasons) = socket_io().await;
+    let addr = run.addr;
+    let first_line = client(move || {
+        use std::io::{Read, Write};
+        let uri = joined(addr);
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .expect("read timeout");
+        let head = format!(
+            "POST {uri} HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("write the head");
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => answer.extend_from_slice(&chunk[..read]),
+            }
+        }
+        String::from_utf8_lossy(&answer).lines().next().unwrap_or("").to_owned()
+    })
+    .await;
+    assert_eq!(first_line, "HTTP/1.1 413 Payload Too Large");
+}
+
 /// A raw Engine.IO server whose close reasons come out of the returned channel.
 fn engine_io() -> (SocketAddr, mpsc::UnboundedReceiver<CloseReason>) {
     let engine = EngineServer::<sockio::tokio::Tokio>::new(EngineConfig::default());

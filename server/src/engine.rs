@@ -47,7 +47,7 @@ use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{
     BodyLimits, Handled, PostInFlight, SocketIoResponse, body_after_start, plain, post_refusal,
-    refused_post,
+    refused_before_body, refused_post,
 };
 use crate::wake_signal::WakeSignal;
 use crate::ws_pump::WsSession;
@@ -367,6 +367,9 @@ impl<Rt: Runtime> EngineServer<Rt> {
             max: self.inner.config.max_http_buffer_size,
             wait: self.inner.config.http_header_timeout,
         };
+        if let Some(refused) = refused_before_body(&parts, limits.max) {
+            return Handled::Response(refused);
+        }
         let started = self.start_post(&parts, id).await;
         let body = match body_after_start(&self.inner.runtime, started, body, limits).await {
             Ok(body) => body,

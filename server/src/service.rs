@@ -44,6 +44,27 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse 
     response
 }
 
+/// The answer to a request whose client waits for `100 Continue` before sending a body past
+/// `max`: 413 at once, as the threads runtime answers it, instead of a `100 Continue` (which
+/// hyper sends when the body is first read) and a 413 after the whole body came. The body is
+/// not read, so the connection closes after the answer.
+pub(crate) fn refused_before_body(
+    parts: &http::request::Parts,
+    max: usize,
+) -> Option<SocketIoResponse> {
+    let waits = parts.version == http::Version::HTTP_11
+        && parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = || {
+        let length = parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
+        length.trim().parse::<u64>().ok()
+    };
+    (waits && declared().is_some_and(|length| length > max as u64))
+        .then(|| plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+}
+
 /// How a body read ended other than with the body.
 #[derive(Debug)]
 pub(crate) enum BodyFailure {
@@ -259,6 +280,9 @@ impl<Rt: Runtime> Server<Rt> {
             max: self.inner.config.engine.max_http_buffer_size,
             wait: self.inner.config.engine.http_header_timeout,
         };
+        if let Some(refused) = refused_before_body(&parts, limits.max) {
+            return Handled::Response(refused);
+        }
         let started = self.start_post(&parts, id).await;
         let body = match body_after_start(&self.inner.runtime, started, body, limits).await {
             Ok(body) => body,
