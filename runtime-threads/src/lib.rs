@@ -64,6 +64,7 @@ mod broker_stream;
 mod callback_batch;
 mod config;
 mod conn;
+mod deadline_queue;
 mod emitter;
 pub mod engine;
 mod error;

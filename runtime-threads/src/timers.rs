@@ -1,40 +1,15 @@
 //! The timer thread: one thread for every connection's deadline.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use sockio_core::api::catch_panic;
 
 use crate::conn::lock;
-
-struct Entry<C> {
-    at: Instant,
-    seq: u64,
-    cell: Weak<C>,
-}
-
-impl<C> PartialEq for Entry<C> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<C> Eq for Entry<C> {}
-impl<C> PartialOrd for Entry<C> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<C> Ord for Entry<C> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
+use crate::deadline_queue::DeadlineQueue;
 
 struct TimerHeap<C> {
-    heap: BinaryHeap<Reverse<Entry<C>>>,
-    seq: u64,
+    heap: DeadlineQueue<Weak<C>>,
     stopped: bool,
 }
 
@@ -50,8 +25,7 @@ impl<C> Default for Timers<C> {
     fn default() -> Self {
         Timers {
             state: Mutex::new(TimerHeap {
-                heap: BinaryHeap::new(),
-                seq: 0,
+                heap: DeadlineQueue::default(),
                 stopped: false,
             }),
             cond: Condvar::new(),
@@ -63,14 +37,8 @@ impl<C> Timers<C> {
     /// Hands `cell` to the timer thread's `fire` at `at`.
     pub fn schedule(&self, at: Instant, cell: &Arc<C>) {
         let mut state = lock(&self.state);
-        let earliest = state.heap.peek().map(|entry| entry.0.at);
-        state.seq += 1;
-        let seq = state.seq;
-        state.heap.push(Reverse(Entry {
-            at,
-            seq,
-            cell: Arc::downgrade(cell),
-        }));
+        let earliest = state.heap.earliest();
+        state.heap.push(at, Arc::downgrade(cell));
         if earliest.is_none_or(|earliest| at < earliest) {
             self.cond.notify_one();
         }
@@ -96,15 +64,10 @@ impl<C> Timers<C> {
                         return;
                     }
                     let now = Instant::now();
-                    match state.heap.peek().map(|entry| entry.0.at) {
+                    match state.heap.earliest() {
                         Some(at) if at <= now => {
-                            while let Some(entry) = state.heap.peek() {
-                                if entry.0.at > now {
-                                    break;
-                                }
-                                if let Some(Reverse(entry)) = state.heap.pop() {
-                                    due.push((entry.cell, entry.at));
-                                }
+                            while let Some((at, cell)) = state.heap.pop_due(now) {
+                                due.push((cell, at));
                             }
                             break;
                         }

@@ -10,13 +10,13 @@
 //! back to the pool once it caught up and stayed quiet for [`LINGER`]; a slow client therefore
 //! never holds a pool thread for longer than one short timeout.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::conn::lock;
+use crate::deadline_queue::DeadlineQueue;
 use crate::serve::CONNECTION_STACK;
 use crate::thread_budget::BUDGET;
 
@@ -364,7 +364,7 @@ struct WritePool {
 struct PoolQueue {
     ready: VecDeque<Arc<WsWake>>,
     /// Blocked sockets without a thread of their own, to try again at their time.
-    later: RetryQueue<Arc<WsWake>>,
+    later: DeadlineQueue<Arc<WsWake>>,
     /// Pool threads asleep on `work`: a push wakes one only when there is one (a notify is a
     /// system call even when nobody waits).
     idle: usize,
@@ -421,8 +421,9 @@ impl WritePool {
                 let mut queue = lock(&self.queue);
                 loop {
                     let now = Instant::now();
-                    let PoolQueue { ready, later, .. } = &mut *queue;
-                    later.take_due(now, ready);
+                    while let Some((_, wake)) = queue.later.pop_due(now) {
+                        queue.ready.push_back(wake);
+                    }
                     if let Some(wake) = queue.ready.pop_front() {
                         break wake;
                     }
@@ -455,95 +456,9 @@ impl WritePool {
     }
 }
 
-/// Items to take again at a time of their own, earliest first (ties in the order they came).
-/// A heap: every look of a pool thread for work takes the due ones, under the lock every
-/// socket's wake-up takes, and a list walked whole at each look made a retry round quadratic in
-/// the blocked sockets.
-struct RetryQueue<T> {
-    heap: BinaryHeap<Reverse<Retry<T>>>,
-    pushed: u64,
-}
-
-impl<T> Default for RetryQueue<T> {
-    fn default() -> Self {
-        RetryQueue {
-            heap: BinaryHeap::new(),
-            pushed: 0,
-        }
-    }
-}
-
-struct Retry<T> {
-    at: Instant,
-    seq: u64,
-    item: T,
-}
-
-impl<T> PartialEq for Retry<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<T> Eq for Retry<T> {}
-impl<T> PartialOrd for Retry<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Retry<T> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-impl<T> RetryQueue<T> {
-    fn push(&mut self, at: Instant, item: T) {
-        self.pushed += 1;
-        self.heap.push(Reverse(Retry {
-            at,
-            seq: self.pushed,
-            item,
-        }));
-    }
-
-    /// Moves the items due at `now` to `due`, earliest first.
-    fn take_due(&mut self, now: Instant, due: &mut impl Extend<T>) {
-        while self.heap.peek().is_some_and(|retry| retry.0.at <= now) {
-            if let Some(Reverse(retry)) = self.heap.pop() {
-                due.extend(Some(retry.item));
-            }
-        }
-    }
-
-    fn earliest(&self) -> Option<Instant> {
-        self.heap.peek().map(|retry| retry.0.at)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_are_taken_when_due_earliest_first() {
-        let now = Instant::now();
-        let ms = Duration::from_millis;
-        let mut later = RetryQueue::default();
-        later.push(now + ms(20), "c");
-        later.push(now + ms(10), "a");
-        later.push(now + ms(30), "d");
-        later.push(now + ms(10), "b");
-        assert_eq!(later.earliest(), Some(now + ms(10)));
-        let mut due = Vec::new();
-        later.take_due(now, &mut due);
-        assert!(due.is_empty());
-        later.take_due(now + ms(20), &mut due);
-        assert_eq!(due, ["a", "b", "c"]);
-        assert_eq!(later.earliest(), Some(now + ms(30)));
-        later.take_due(now + ms(60), &mut due);
-        assert_eq!(due, ["a", "b", "c", "d"]);
-        assert_eq!(later.earliest(), None);
-    }
 
     /// The default write timeout (a 25 s ping interval and a 20 s ping timeout).
     const WRITE_TIMEOUT: Duration = Duration::from_secs(45);
