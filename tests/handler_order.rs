@@ -1,7 +1,9 @@
-//! With the default `async_handlers`, a socket's disconnect handler runs after the client's
-//! event handler that called `disconnect`, even when that handler waits after the call (it runs
-//! on a task of its own then): it goes on with the socket until it returns. The threads runtime
-//! has the same test (runtime-threads/tests/handler_order.rs).
+//! Without `async_handlers`, a socket's disconnect handler runs after the client's event handler
+//! that called `disconnect`, even when that handler waits after the call: one client's handlers
+//! run one after the other. (With `async_handlers`, the default, they run side by side, and a
+//! handler that goes on after `disconnect` may find its socket gone, as in python-socketio,
+//! whose `disconnect` runs the disconnect handler before it returns.) The threads runtime has
+//! the same test (runtime-threads/tests/handler_order.rs).
 
 #![cfg(feature = "tokio")]
 
@@ -16,8 +18,8 @@ use sockio_testkit::raw_polling::{connected_between_polls, request, session_uri}
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disconnect_handler_runs_after_the_handler_that_called_disconnect() {
-    let io = Server::builder().build();
+async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it() {
+    let io = Server::builder().async_handlers(false).build();
     let (tx, mut log) = mpsc::unbounded_channel::<String>();
     let in_quit = tx.clone();
     io.on("quit", move |socket: Socket, _: Option<Value>| {

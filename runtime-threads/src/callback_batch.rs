@@ -9,7 +9,7 @@
 //!
 //! A batch's steps are callbacks, and what must come after a connection's callbacks: handing its
 //! events to the handler pool (a disconnect among them), so that a socket's disconnect handler
-//! runs after the callbacks its departure cancelled, as on a reading thread.
+//! starts after the callbacks its departure cancelled, as on a reading thread.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -25,7 +25,7 @@ pub(crate) const RELIEF_AFTER: Duration = Duration::from_millis(100);
 pub(crate) type Step = Box<dyn FnOnce() + Send>;
 
 struct Waiting {
-    callbacks: VecDeque<Step>,
+    steps: VecDeque<Step>,
     /// Callbacks started so far: a relief that sees it unchanged knows its runner is stuck.
     started: u64,
     /// The runner in charge; a relieved one stops taking callbacks.
@@ -40,11 +40,11 @@ struct Batch {
     _live: Box<dyn Send + Sync>,
 }
 
-/// Runs `callbacks` in order on a thread of their own; `live` is dropped once all have run.
-pub(crate) fn run_apart(callbacks: Vec<Step>, live: Box<dyn Send + Sync>) {
+/// Runs `steps` in order on a thread of their own; `live` is dropped once all have run.
+pub(crate) fn run_apart(steps: Vec<Step>, live: Box<dyn Send + Sync>) {
     let batch = Arc::new(Batch {
         waiting: Mutex::new(Waiting {
-            callbacks: callbacks.into(),
+            steps: steps.into(),
             started: 0,
             runner: 0,
         }),
@@ -59,7 +59,7 @@ pub(crate) fn run_apart(callbacks: Vec<Step>, live: Box<dyn Send + Sync>) {
 fn run(batch: &Arc<Batch>, runner: u64) {
     {
         let waiting = lock(&batch.waiting);
-        if waiting.callbacks.len() > 1 {
+        if waiting.steps.len() > 1 {
             start_relief(batch.clone(), waiting.started);
         }
     }
@@ -75,11 +75,11 @@ fn next(batch: &Batch, runner: u64) -> Option<Step> {
     if waiting.runner != runner {
         return None;
     }
-    let next = waiting.callbacks.pop_front();
+    let next = waiting.steps.pop_front();
     if next.is_some() {
         waiting.started += 1;
     }
-    if waiting.callbacks.is_empty() {
+    if waiting.steps.is_empty() {
         batch.emptied.notify_all();
     }
     next
@@ -100,7 +100,7 @@ fn relieve(batch: &Arc<Batch>, mut seen: u64) {
     let mut look_at = Instant::now() + RELIEF_AFTER;
     let mut waiting = lock(&batch.waiting);
     loop {
-        if waiting.callbacks.is_empty() {
+        if waiting.steps.is_empty() {
             return;
         }
         let now = Instant::now();

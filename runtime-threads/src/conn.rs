@@ -6,7 +6,8 @@
 //! ([`ConnCell::drive_locked`]): after the input, HTTP responses go to the waiting request threads,
 //! WebSocket writers are woken, acknowledgements are resolved (their callbacks run in the
 //! driving thread once the lock is released), events are queued for the handler pool (in order,
-//! under the lock), and the timer thread learns the new deadline.
+//! under the lock), and the timer thread learns of a deadline earlier than the one it holds for
+//! the connection (`timers::Arming`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,8 +90,7 @@ pub(crate) enum Next {
     /// the connection is unscheduled already, so the dispatcher may run its handler itself,
     /// while a later event starts a dispatcher of its own.
     Last(SocketEvent),
-    /// The connection has its cap of handlers in flight, or the next event is a socket's
-    /// disconnect while some of them run: stop; a finishing handler resumes.
+    /// The connection has its cap of handlers in flight: stop; a finishing handler resumes.
     Parked,
     /// Nothing is queued.
     Empty,
@@ -112,16 +112,6 @@ impl EventQueue {
 
     /// See [`ConnCell::next_event`].
     fn next(&mut self, cap: Option<usize>) -> Next {
-        if cap.is_some()
-            && self.in_flight > 0
-            && matches!(self.events.front(), Some(SocketEvent::Disconnect { .. }))
-        {
-            // A disconnect handler runs after the client's handlers already running, as
-            // without `async_handlers`: one of them may have called `disconnect`, and goes on
-            // with the socket until it returns.
-            self.parked = true;
-            return Next::Parked;
-        }
         if let Some(cap) = cap
             && matches!(self.events.front(), Some(SocketEvent::Event { .. }))
         {

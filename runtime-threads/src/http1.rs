@@ -117,13 +117,20 @@ impl HttpReader {
         // Each request starts with its whole body to read; and a body read leaves no cursor.
         self.unread = 0;
         debug_assert_eq!(self.pos, 0);
+        // How much of the buffer was searched for the head's end without finding it: a head
+        // that comes in small pieces is searched once, not once more per piece.
+        let mut searched: usize = 0;
         let (head_start, head_end) = loop {
             // Empty lines before a request line are skipped (RFC 9112 §2.2), but count towards
             // the head's limit.
             let start = leading_empty_lines(&self.buf);
-            if let Some(end) = find_head_end(&self.buf[start..]) {
-                break (start, start + end);
+            // An end not in the part searched can only begin in its last two bytes (the LF of
+            // an LF LF or an LF CR LF).
+            let from = searched.saturating_sub(2).max(start);
+            if let Some(end) = find_head_end(&self.buf[from..]) {
+                break (start, from + end);
             }
+            searched = self.buf.len();
             if self.buf.len() >= MAX_HEAD {
                 return Err(Incoming::Bad(
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -317,7 +324,7 @@ impl HttpReader {
         too_long: (StatusCode, &'static str),
     ) -> Result<usize, Incoming> {
         // Offsets from `pos`, which reading more moves to the buffer's start.
-        let mut searched = 0;
+        let mut searched: usize = 0;
         loop {
             let unread = &self.buf[self.pos..];
             let window = unread.len().min(limit);
@@ -935,6 +942,39 @@ mod tests {
             read(&huge, 10).0,
             Incoming::Bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, _)
         ));
+    }
+
+    /// A head that comes a few bytes at a time, its end split between reads in each way it can
+    /// be (LF LF, LF CR LF), is found where it ends: the search resumes near where it stopped.
+    #[test]
+    fn reads_a_head_that_comes_in_pieces() {
+        for head in [
+            "\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /a HTTP/1.1\nHost: x\n\n",
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            client.set_nodelay(true).unwrap();
+            let bytes = format!("{head}GET /b HTTP/1.1\r\n\r\n").into_bytes();
+            let writer = std::thread::spawn(move || {
+                // One byte per segment (the pauses keep the kernel from joining them), so the
+                // reader gets the head in many reads.
+                for byte in bytes {
+                    client.write_all(&[byte]).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let mut reader = HttpReader::default();
+            for path in ["/a", "/b"] {
+                match reader.read_request(&server, 10) {
+                    Incoming::Request { request, .. } => assert_eq!(request.uri().path(), path),
+                    other => panic!("{other:?} for {head:?}"),
+                }
+            }
+            writer.join().unwrap();
+        }
     }
 
     /// A browser's cookies for a site can pass 8 KiB; the async runtimes (hyper) read them.

@@ -620,6 +620,8 @@ impl Server {
     /// connection cancels its other awaited acks) run on a thread of their own, as an answer's
     /// would on its reading thread, not inside the call, whose caller may hold what a callback
     /// needs, nor on the subscriber, which a callback's own remote `call` would wait for.
+    /// When the drive also queued events (a departure's disconnect), they go to the handler pool
+    /// after those callbacks ([`finish_apart`](Self::finish_apart)).
     pub(crate) fn drive_apart<R>(
         &self,
         cell: &Arc<ConnCell>,

@@ -1,7 +1,7 @@
-//! The order in which a socket's disconnect handler runs, with the default `async_handlers`:
-//! after the client's event handler that called `disconnect` (which goes on with the socket
-//! until it returns), and after the acknowledgement callbacks its departure cancelled, however
-//! it left (here: the client stopped answering pings, a close the timer thread makes).
+//! The order in which a socket's disconnect handler runs: without `async_handlers`, after the
+//! client's event handler that called `disconnect` (one client's handlers run one after the
+//! other); and after the acknowledgement callbacks its departure cancelled when the client left
+//! on its own (here: it stopped answering pings, a close the timer thread makes).
 
 mod support;
 
@@ -48,8 +48,8 @@ impl Log {
 }
 
 #[test]
-fn a_disconnect_handler_runs_after_the_handler_that_called_disconnect() {
-    let io = Server::builder().build();
+fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it() {
+    let io = Server::builder().async_handlers(false).build();
     let (log, added) = Log::new();
     let in_quit = log.clone();
     io.on("quit", move |socket: Socket, _: Option<Value>| {

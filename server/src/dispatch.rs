@@ -376,10 +376,6 @@ impl<Rt: Runtime> Server<Rt> {
                 sid,
                 reason,
             } => {
-                // After the client's handlers already running on tasks of their own (with
-                // `async_handlers`), as without: one of them may have called `disconnect`, and
-                // goes on with the socket until it returns.
-                in_flight_below(cell, 1).await;
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
                     self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());

@@ -1247,8 +1247,9 @@ impl Session {
         // handshake's frames leave one at a time, and an idle connection keeps this buffer for its
         // whole life (40 bytes instead of 160, bench/ANALYSIS.md, idle memory). A busy queue grows
         // as usual and keeps its room up to `KEEP_QUEUE_CAPACITY` frames; releasing it whenever it
-        // empties cost an allocation per burst. Over polling every answer takes the buffer along (`flush_polling`), so the next
-        // burst starts a new one: four slots, as a burst of several frames would regrow one slot.
+        // empties cost an allocation per burst. Over polling every answer takes the buffer along
+        // (`flush_polling`), so the next burst starts a new one: four slots, as a burst of several
+        // frames would regrow one slot.
         if self.queue.capacity() == 0 && matches!(self.transport, ActiveTransport::WebSocket { .. })
         {
             self.queue.reserve_exact(1);
