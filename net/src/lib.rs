@@ -1,8 +1,9 @@
 //! Network pieces every sockio runtime shares and the core must not hold (it does no I/O):
 //! listening sockets ([`listen`]), log lines written through a budget ([`throttled_log!`]: the
-//! budget is the core's, the clock and `tracing` are here) and TLS for broker connections (`tls`, with the `tls` feature,
-//! which the runtimes' broker features turn on). WebSocket framing is protocol, so it is the
-//! core's (`sockio_core::websocket`).
+//! budget is the core's, the clock and `tracing` are here; and the lines both runtimes write for
+//! what remote input can trigger, such as [`log_handler_panicked!`]) and TLS for broker
+//! connections (`tls`, with the `tls` feature, which the runtimes' broker features turn on).
+//! WebSocket framing is protocol, so it is the core's (`sockio_core::websocket`).
 
 pub mod listen;
 mod log;

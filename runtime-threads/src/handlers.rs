@@ -66,12 +66,7 @@ pub(crate) fn catch_panic<T>(handler: &str, f: impl FnOnce() -> T) -> Option<T> 
         Ok(output) => Some(output),
         Err(panic) => {
             let message = sockio_core::api::panic_message(&*panic);
-            sockio_net::throttled_log!(
-                error,
-                handler,
-                panic = %message.escape_debug(),
-                "a handler panicked"
-            );
+            sockio_net::log_handler_panicked!(handler, message);
             None
         }
     }
@@ -90,13 +85,11 @@ where
         let data = match payload::from_args::<T>(&args) {
             Ok(data) => data,
             Err(error) => {
-                sockio_net::throttled_log!(
-                    warn,
-                    sid = %socket.sid(),
-                    namespace = socket.namespace(),
-                    event,
-                    error = %error.to_string().escape_debug(),
-                    "event arguments do not match the handler's type; event dropped"
+                sockio_net::log_arguments_mismatch!(
+                    socket.sid(),
+                    socket.namespace(),
+                    &*event,
+                    error
                 );
                 // No acknowledgement either, as python-socketio (the handler's TypeError): an
                 // empty one would tell the client the event was handled.
@@ -107,12 +100,7 @@ where
         match payload::to_args(&result) {
             Ok(args) => Some(args),
             Err(error) => {
-                sockio_net::throttled_log!(
-                    warn,
-                    event,
-                    error = %error.to_string().escape_debug(),
-                    "the handler's return value cannot be sent as an ack"
-                );
+                sockio_net::log_unsendable_reply!(&*event, error);
                 None
             }
         }

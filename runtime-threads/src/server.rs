@@ -210,11 +210,7 @@ impl Server {
         };
         let remote = triage(payload, &bus.host_id, &mut self.hub());
         match remote {
-            Err(ignored) => sockio_net::throttled_log!(
-                warn,
-                ignored = %ignored.to_string().escape_debug(),
-                "ignoring a message from the broker"
-            ),
+            Err(ignored) => sockio_net::log_broker_message_ignored!(ignored),
             Ok(Remote::Deliver {
                 event,
                 args,

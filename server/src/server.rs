@@ -217,11 +217,7 @@ impl<Rt: Runtime> Server<Rt> {
         };
         let remote = triage(payload, &bus.host_id, &mut self.inner.hub());
         match remote {
-            Err(ignored) => sockio_net::throttled_log!(
-                warn,
-                ignored = %ignored.to_string().escape_debug(),
-                "ignoring a message from the broker"
-            ),
+            Err(ignored) => sockio_net::log_broker_message_ignored!(ignored),
             Ok(Remote::Deliver {
                 event,
                 args,
