@@ -8,7 +8,7 @@
 //! ```
 //!
 //! hyper reads and writes through its own I/O traits; smol's sockets implement the futures-io
-//! ones. `sockio::smol::FuturesIo` (smol-hyper's adapter) connects the two.
+//! ones. `sockio::smol::FuturesIo` connects the two.
 
 /// The application: everything that is not Socket.IO.
 #[cfg(feature = "smol")]

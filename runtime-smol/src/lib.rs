@@ -4,8 +4,8 @@
 //! executor, async-io timers and `smol::net` TCP.
 //!
 //! This crate only adapts: [`Smol`] gives the runtime-neutral server of `sockio-server` smol's
-//! spawning, timers and TCP (hyper reads and writes through `smol-hyper`), and the types below are
-//! that server with smol filled in.
+//! spawning, timers and TCP (hyper reads and writes through [`FuturesIo`]), and the types below
+//! are that server with smol filled in.
 //!
 //! ```no_run
 //! use sockio_smol::{Server, Socket};
@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod futures_io;
 mod tcp;
 
 use std::future::Future;
@@ -114,16 +115,14 @@ where
         .await;
 }
 
-/// smol's (futures-io) streams as hyper's I/O: wrap an accepted stream in it to serve your own
-/// hyper application on smol, with [`SocketIoLayer`] in front (`examples/smol_hyper.rs`).
-pub use smol_hyper::rt::FuturesIo;
+pub use futures_io::FuturesIo;
 
 pub use tcp::TcpStream;
 
 sockio_server::runtime_api!(
     Smol,
     "smol",
-    smol_hyper::rt::FuturesIo,
+    crate::FuturesIo,
     smol::io::AsyncRead,
     smol::io::AsyncWrite
 );
