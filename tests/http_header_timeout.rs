@@ -145,3 +145,94 @@ fn a_zero_header_timeout_is_none_on_smol() {
 fn a_zero_header_timeout_is_none_on_threads() {
     check_no_timeout(serve_threads(Duration::ZERO));
 }
+
+/// A kept-alive connection: requests that each come within the timeout of the previous answer
+/// are answered for longer than the timeout in all (the timeout counts from each answer, not from
+/// the first), and a head it then leaves unfinished is closed. On tokio and smol the requests'
+/// timeouts share one runtime timer per connection (server/src/http1.rs), which fires early for
+/// all but the first and must neither close the connection then nor forget the later deadline.
+fn check_kept_alive(addr: SocketAddr) {
+    let mut kept = TcpStream::connect(addr).expect("connect");
+    kept.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    for request in 0..5 {
+        if request > 0 {
+            // The client's think time: half the timeout, 4 times.
+            std::thread::sleep(TIMEOUT / 2);
+        }
+        kept.write_all(format!("{HANDSHAKE}\r\n").as_bytes())
+            .expect("write a head");
+        let answer = read_one_answer(&mut kept);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "request {request}: {answer}"
+        );
+    }
+    kept.write_all(HANDSHAKE.as_bytes())
+        .expect("write half a head");
+    expect_closed(kept);
+
+    // A head left unfinished while the shared timer is still armed for the previous request's
+    // deadline (a third of the timeout before this one's): closed only if the early wake arms it
+    // again.
+    let mut kept = TcpStream::connect(addr).expect("connect");
+    kept.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    for request in 0..2 {
+        if request > 0 {
+            std::thread::sleep(TIMEOUT / 3);
+        }
+        kept.write_all(format!("{HANDSHAKE}\r\n").as_bytes())
+            .expect("write a head");
+        let answer = read_one_answer(&mut kept);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "request {request}: {answer}"
+        );
+    }
+    kept.write_all(HANDSHAKE.as_bytes())
+        .expect("write half a head");
+    expect_closed(kept);
+}
+
+/// Reads one answer (head and `Content-Length` body) from a kept-alive connection.
+fn read_one_answer(stream: &mut TcpStream) -> String {
+    let mut raw = Vec::new();
+    let mut byte = [0];
+    while !raw.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => raw.push(byte[0]),
+            other => panic!(
+                "the connection ended in an answer's head ({other:?}): {}",
+                String::from_utf8_lossy(&raw)
+            ),
+        }
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"));
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).expect("the answer's body");
+    head + &String::from_utf8_lossy(&body)
+}
+
+#[test]
+fn a_kept_alive_connection_is_timed_from_each_answer_on_tokio() {
+    check_kept_alive(serve_async::<sockio_tokio::Tokio>(TIMEOUT, block_on_tokio));
+}
+
+#[test]
+fn a_kept_alive_connection_is_timed_from_each_answer_on_smol() {
+    check_kept_alive(serve_async::<sockio_smol::Smol>(TIMEOUT, smol::block_on));
+}
+
+#[test]
+fn a_kept_alive_connection_is_timed_from_each_answer_on_threads() {
+    check_kept_alive(serve_threads(TIMEOUT));
+}

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -55,14 +55,35 @@ pub(crate) fn builder<Rt: Runtime>(runtime: &Rt, header_timeout: Duration) -> ht
         .checked_add(header_timeout)
         .map(|_| header_timeout);
     builder
-        .timer(RuntimeTimer(runtime.clone()))
+        .timer(RuntimeTimer {
+            runtime: runtime.clone(),
+            armed: Arc::default(),
+        })
         .header_read_timeout(header_timeout);
     builder
 }
 
-/// hyper's timer on the runtime's `sleep_until`.
-#[derive(Clone)]
-struct RuntimeTimer<Rt>(Rt);
+/// hyper's timer on the runtime's `sleep_until`, one per connection (each connection gets its own
+/// [`builder`]).
+///
+/// hyper asks it for a new sleep each time it waits for a request head (until now +
+/// `http_header_timeout`) and drops that sleep as soon as the head is in: with a runtime timer per
+/// sleep, every request of a kept-alive connection armed and disarmed one, and on async-io (smol)
+/// each new timer also wakes the reactor's thread to tell it. The connection's sleeps share one
+/// runtime timer instead, armed no later than the earliest deadline asked for: a sleep whose
+/// deadline is later than the timer's is woken early and arms it again for the rest (about once
+/// per timeout on a busy connection). hyper polls a connection's sleeps from the connection's
+/// task only, so the one waker the runtime timer keeps is that task's.
+struct RuntimeTimer<Rt> {
+    runtime: Rt,
+    armed: Arc<Mutex<Option<Armed>>>,
+}
+
+/// The runtime timer a connection's sleeps share: fires at `at`.
+struct Armed {
+    at: Instant,
+    timer: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
 
 impl<Rt: Runtime> hyper::rt::Timer for RuntimeTimer<Rt> {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -70,27 +91,50 @@ impl<Rt: Runtime> hyper::rt::Timer for RuntimeTimer<Rt> {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(RuntimeSleep(Mutex::new(Box::pin(
-            self.0.sleep_until(deadline),
-        ))))
+        Box::pin(SharedSleep {
+            runtime: self.runtime.clone(),
+            armed: Arc::clone(&self.armed),
+            deadline,
+        })
     }
 }
 
-/// hyper wants a `Sync` sleep; a runtime's sleep future is only `Send`. It is only ever polled
-/// through `&mut`, so the mutex is never locked, just there to make the type `Sync`.
-struct RuntimeSleep(Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>);
+/// A sleep of hyper's on its connection's shared runtime timer.
+struct SharedSleep<Rt> {
+    runtime: Rt,
+    armed: Arc<Mutex<Option<Armed>>>,
+    deadline: Instant,
+}
 
-impl Future for RuntimeSleep {
+impl<Rt: Runtime> Future for SharedSleep<Rt> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut()
-            .0
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-            .poll(cx)
+        let this = &*self;
+        let mut armed = this.armed.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match armed.as_mut() {
+                Some(timer) if timer.at <= this.deadline => {
+                    if timer.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let reached = timer.at >= this.deadline;
+                    // Spent: the next sleep (or this one, for the rest) arms a new one.
+                    *armed = None;
+                    if reached {
+                        return Poll::Ready(());
+                    }
+                }
+                // None armed, or one that fires after this deadline.
+                _ => {
+                    *armed = Some(Armed {
+                        at: this.deadline,
+                        timer: Box::pin(this.runtime.sleep_until(this.deadline)),
+                    });
+                }
+            }
+        }
     }
 }
 
-impl hyper::rt::Sleep for RuntimeSleep {}
+impl<Rt: Runtime> hyper::rt::Sleep for SharedSleep<Rt> {}
