@@ -496,3 +496,110 @@ async fn a_callback_cancelled_by_an_overflowing_emit_runs_apart_from_it() {
         "the callback ran inside the emit that overflowed the queue"
     );
 }
+
+/// Timers the connection's task arms, counted: tokio with a count of its `sleep_until`s.
+mod counted {
+    use std::future::Future;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use sockio_tokio::Tokio;
+
+    /// Every `sleep_until` of [`CountingTokio`] servers (this test binary's only user of it).
+    pub static SLEEPS: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct CountingTokio;
+
+    impl sockio::server::Runtime for CountingTokio {
+        type Listener = <Tokio as sockio::server::Runtime>::Listener;
+        type Stream = <Tokio as sockio::server::Runtime>::Stream;
+        type UnixStream = <Tokio as sockio::server::Runtime>::UnixStream;
+
+        fn spawn<F>(&self, future: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            Tokio.spawn(future);
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+            SLEEPS.fetch_add(1, Ordering::SeqCst);
+            Tokio.sleep_until(deadline)
+        }
+
+        fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
+            Tokio.listener_from_std(listener)
+        }
+
+        fn accept(
+            &self,
+            listener: &Self::Listener,
+        ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send {
+            Tokio.accept(listener)
+        }
+
+        fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
+            Tokio.local_addr(listener)
+        }
+
+        fn connect(
+            &self,
+            host: &str,
+            port: u16,
+        ) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+            Tokio.connect(host, port)
+        }
+
+        fn connect_unix(
+            &self,
+            path: &str,
+        ) -> impl Future<Output = io::Result<Self::UnixStream>> + Send {
+            Tokio.connect_unix(path)
+        }
+    }
+}
+
+/// A connection's deadline moves to each `call`'s timeout and back once it is answered; its task
+/// arms a timer only for a deadline earlier than the one it has, so calls answered in a row arm
+/// about one between them. It armed one for each move before: two per call, and two wake-ups of
+/// the task (on smol also two wake-ups of the reactor's thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_calls_arm_the_connections_timer_rarely() {
+    use std::sync::atomic::Ordering;
+
+    use counted::{CountingTokio, SLEEPS};
+
+    const CALLS: usize = 200;
+    let io = sockio::server::Server::<CountingTokio>::builder().build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = io.clone();
+    tokio::spawn(async move { server.serve_std(listener).await });
+    let mut answering = client(&url, true, "websocket", "");
+    let sid = ready(&mut answering).await;
+
+    let before = SLEEPS.load(Ordering::SeqCst);
+    for n in 0..CALLS {
+        let answer: (String, Value) = within(
+            "a call",
+            io.call("question", &n)
+                .to(&sid)
+                // Sooner than the next ping (25 s): the connection's deadline.
+                .timeout(Duration::from_secs(5))
+                .answer(),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(answer.0, format!("answer:{n}"));
+    }
+    let armed = SLEEPS.load(Ordering::SeqCst) - before;
+    // The first call's timeout is earlier than the next ping: one timer. The later calls' are
+    // later than that one, which is still pending: none. A few spare for pings.
+    assert!(
+        armed <= 5,
+        "{armed} timers armed for {CALLS} answered calls"
+    );
+}

@@ -58,7 +58,12 @@ pub(crate) struct ConnState {
     /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
     /// `drained` notified (a notified `Event` allocates its state, for every connection).
     throttled: bool,
-    deadline: Option<Instant>,
+    /// When the connection's task's timer fires (`None`: it has none). A deadline that moves
+    /// later leaves the timer as it is: it fires early, the core finds nothing due, and the task
+    /// arms it again ([`ConnCell::arm`]). Only a deadline earlier than this wakes the task: an
+    /// answered `call` moves the deadline to its timeout and back, and re-arming for each move
+    /// woke the task twice (and on async-io told the reactor's thread of two timers).
+    armed: Option<Instant>,
 }
 
 /// What a drive did with the events the core reported.
@@ -121,7 +126,7 @@ impl ConnCell {
                 dispatch_queue: VecDeque::new(),
                 dispatching: false,
                 throttled: false,
-                deadline: None,
+                armed: None,
             }),
             task_wake: WakeSignal::new(),
             drained: Event::new(),
@@ -219,12 +224,9 @@ impl ConnCell {
         let mut state = self.lock();
         let (result, first) = input(&mut state, now);
         let callbacks = state.drain(first, claim, drained);
-        let deadline = state.conn.poll_timeout();
-        let closed = state.conn.is_closed();
-        let deadline_changed = deadline != state.deadline || closed;
-        state.deadline = deadline;
+        let wake = state.conn.is_closed() || state.needs_earlier_timer().is_some();
         drop(state);
-        if deadline_changed {
+        if wake {
             self.task_wake.notify();
         }
         (result, callbacks)
@@ -348,14 +350,42 @@ impl ConnCell {
         allows
     }
 
-    /// The current deadline and whether the connection has ended.
-    pub fn deadline(&self) -> (Option<Instant>, bool) {
-        let state = self.lock();
-        (state.deadline, state.conn.is_closed())
+    /// For the connection's task: whether the connection has ended, and the instant to arm its
+    /// timer for when it needs one that fires sooner than the one it has (`None`: keep it). A
+    /// closed connection has no timeouts left: its timer is forgotten.
+    pub fn arm(&self) -> (Option<Instant>, bool) {
+        let mut state = self.lock();
+        if state.conn.is_closed() {
+            state.armed = None;
+            return (None, true);
+        }
+        let sooner = state.needs_earlier_timer();
+        if sooner.is_some() {
+            state.armed = sooner;
+        }
+        (sooner, false)
+    }
+
+    /// For the connection's task, when its timer fired: runs the core's timeouts (none may be due
+    /// yet, if the deadline moved later since the timer was armed; [`ConnCell::arm`] then arms it
+    /// again).
+    pub fn timer_fired(&self) {
+        self.drive(|state, now| {
+            state.armed = None;
+            state.conn.handle_timeout(now);
+        });
     }
 }
 
 impl ConnState {
+    /// The core's deadline, if the task's timer would fire after it (or there is none).
+    fn needs_earlier_timer(&self) -> Option<Instant> {
+        let deadline = self.conn.poll_timeout()?;
+        self.armed
+            .is_none_or(|armed| deadline < armed)
+            .then_some(deadline)
+    }
+
     /// The drain rule: empty the outputs and events of the core connection. Leaves what became of
     /// the events in `drained` (with `claim`, the first may be claimed: see
     /// [`ConnCell::drive_claiming`]) and returns the ack callbacks to run once the lock is

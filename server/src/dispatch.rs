@@ -134,9 +134,8 @@ impl<Rt: Runtime> Server<Rt> {
         let mut holds_role = false;
         // This connection's server handle for its sockets, made with the first event.
         let mut handle: Option<Arc<Self>> = None;
-        // The timer, armed for `armed`.
+        // The timer, armed for the instant the cell keeps ([`ConnCell::arm`]).
         let mut sleep = pin!(None);
-        let mut armed: Option<Instant> = None;
         loop {
             // Cleared before looking, so a change from here on wakes the wait below.
             cell.task_wake.clear();
@@ -161,15 +160,14 @@ impl<Rt: Runtime> Server<Rt> {
                     };
                 }
             }
-            let (deadline, closed) = cell.deadline();
-            if closed && handling.is_none() && cell.dispatch_finished() {
-                return;
-            }
-            // A closed connection has no timeouts left.
-            let deadline = deadline.filter(|_| !closed);
-            if deadline != armed {
-                armed = deadline;
-                sleep.set(deadline.map(|at| self.inner.runtime.sleep_until(at)));
+            let (sooner, closed) = cell.arm();
+            if closed {
+                if handling.is_none() && cell.dispatch_finished() {
+                    return;
+                }
+                sleep.set(None);
+            } else if let Some(at) = sooner {
+                sleep.set(Some(self.inner.runtime.sleep_until(at)));
             }
             let next = poll_fn(|cx| {
                 if let Some(running) = handling.as_mut()
@@ -188,9 +186,8 @@ impl<Rt: Runtime> Server<Rt> {
             match next {
                 Next::Handled => handling = None,
                 Next::Deadline => {
-                    armed = None;
                     sleep.set(None);
-                    cell.drive(|state, now| state.conn.handle_timeout(now));
+                    cell.timer_fired();
                 }
                 Next::Look => {}
             }
