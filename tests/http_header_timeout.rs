@@ -157,8 +157,11 @@ fn check_kept_alive(addr: SocketAddr) {
         .expect("read timeout");
     for request in 0..5 {
         if request > 0 {
-            // The client's think time: half the timeout, 4 times.
-            std::thread::sleep(TIMEOUT / 2);
+            // The client's think time, 4 times: two thirds of the timeout, so that the shared
+            // timer, armed for the first request's deadline, fires a third of the timeout
+            // before the third request, and each request still comes a third of the timeout
+            // before its own deadline (100 ms margins both ways).
+            std::thread::sleep(TIMEOUT * 2 / 3);
         }
         kept.write_all(format!("{HANDSHAKE}\r\n").as_bytes())
             .expect("write a head");

@@ -3,7 +3,8 @@
 //!
 //! Every input goes through [`ConnCell::drive`], which applies the core's drain rule: after the
 //! input, HTTP responses go to the waiting request handlers, WebSocket writers are woken, events are
-//! collected for dispatch, and the connection's task is told when the deadline changed.
+//! collected for dispatch, and the connection's task is told when the deadline moved earlier than
+//! its timer or the connection closed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -84,8 +85,8 @@ pub(crate) const DISPATCH_BACKLOG: usize = 1024;
 pub(crate) struct ConnCell {
     pub sid: Sid,
     state: Mutex<ConnState>,
-    /// Wakes the connection's task ([`crate::dispatch`]): the deadline changed, the connection
-    /// closed, events were queued, or a handling was handed over.
+    /// Wakes the connection's task ([`crate::dispatch`]): the deadline moved earlier than its
+    /// timer, the connection closed, events were queued, or a handling was handed over.
     pub task_wake: WakeSignal,
     /// Wakes readers waiting for the backlog to shrink.
     pub drained: Event,
@@ -195,7 +196,7 @@ impl ConnCell {
     /// events itself ([`crate::Server`]'s inline dispatch), without waking the connection's task
     /// for them: if nobody holds the dispatcher's role and no event waits, the first event comes
     /// back [claimed](Drained::Claimed) with the role, without a trip through a queue. The task
-    /// is still woken when the deadline changed.
+    /// is still woken when the deadline moved earlier than its timer.
     pub fn drive_claiming(
         &self,
         input: impl FnOnce(&mut ConnState, Instant) -> Option<SocketEvent>,

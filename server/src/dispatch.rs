@@ -187,6 +187,9 @@ impl<Rt: Runtime> Server<Rt> {
                 Next::Handled => handling = None,
                 Next::Deadline => {
                     sleep.set(None);
+                    // This task looks again before it waits: the timer's drive (which forgets
+                    // the timer, so it always notifies) must not wake it for one more turn.
+                    cell.task_wake.quiet();
                     cell.timer_fired();
                 }
                 Next::Look => {}

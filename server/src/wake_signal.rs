@@ -1,6 +1,6 @@
 //! The wake-up of one waiting task: a WebSocket's pump ([`crate::ws_pump`]) when the core has
-//! something for it to write, a connection's task ([`crate::dispatch`]) when its deadline, queue
-//! or hand-off changed.
+//! something for it to write, a connection's task ([`crate::dispatch`]) when its deadline moved
+//! earlier than its timer, or its queue or hand-off changed.
 //!
 //! An `event_listener::Event` did this before: every turn of the waiter's loop allocated a
 //! listener and took the event's lock twice, an idle connection's task kept a listener and the
