@@ -100,4 +100,5 @@ pub mod queue;
 pub mod small_map;
 pub mod socketio;
 mod swar;
+pub mod timer;
 pub mod websocket;

@@ -7,7 +7,7 @@
 //! WebSocket writers are woken, acknowledgements are resolved (their callbacks run in the
 //! driving thread once the lock is released), events are queued for the handler pool (in order,
 //! under the lock), and the timer thread learns of a deadline earlier than the one it holds for
-//! the connection (`timers::Arming`).
+//! the connection (`sockio_core::timer::Arming`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +19,7 @@ use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
 use sockio_core::socketio::{Connection, SocketEvent};
 
-use crate::timers::Arming;
+use sockio_core::timer::Arming;
 
 /// Locks a std mutex, continuing past poisoning (a handler panic must not take the server down;
 /// every state guarded here stays structurally valid).

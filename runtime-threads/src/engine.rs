@@ -47,7 +47,8 @@ use crate::serve::{
     start_request, switching_headers,
 };
 use crate::server::OsRandomSids;
-use crate::timers::{Arming, Timers};
+use crate::timers::Timers;
+use sockio_core::timer::Arming;
 
 pub use sockio_core::engineio::{CloseReason, EngineConfig, PacketData, Sid, Transport};
 

@@ -1,7 +1,7 @@
 //! The timer thread: one thread for every connection's deadline.
 
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sockio_core::api::catch_panic;
 
@@ -14,8 +14,8 @@ struct TimerHeap<C> {
 }
 
 /// The deadlines of every connection (or raw Engine.IO session: `C` is its cell), served by one
-/// thread. An entry is handed over with its time, when it comes due; a connection's [`Arming`]
-/// decides which entries are needed.
+/// thread. An entry is handed over with its time, when it comes due; a connection's
+/// [`Arming`](sockio_core::timer::Arming) decides which entries are needed.
 pub(crate) struct Timers<C> {
     state: Mutex<TimerHeap<C>>,
     cond: Condvar,
@@ -104,53 +104,6 @@ impl<C> Timers<C> {
     }
 }
 
-/// The smallest delay before re-arming a deadline the core keeps in the past (guards against a
-/// busy loop).
-const REARM_DELAY: Duration = Duration::from_millis(5);
-
-/// Which entry of one connection the timer thread holds: a drive schedules an entry only for a
-/// deadline earlier than that one. A deadline that moved later (an acknowledgement answered, a
-/// pong) is found by the entry held when it fires, which schedules the next. Scheduling every
-/// change instead left an entry per answered acknowledgement in the heap until its time: a
-/// server calling a client in a loop grew the heap by two entries per call.
-#[derive(Debug, Default)]
-pub(crate) struct Arming {
-    held: Option<Instant>,
-}
-
-impl Arming {
-    /// The timer thread fired the entry due at `at` (call it under the connection's lock, in
-    /// the fire's drive): if it was the entry held, none is held any more.
-    pub fn fired(&mut self, at: Instant) {
-        if self.held == Some(at) {
-            self.held = None;
-        }
-    }
-
-    /// Forgets the entry held, so the next drive schedules one (after a bug left the
-    /// connection's state unknown).
-    pub fn forget(&mut self) {
-        self.held = None;
-    }
-
-    /// After a drive that left the connection's `deadline`: the time of an entry to schedule,
-    /// if the one held is not due by then. A deadline in the past (one the core keeps after
-    /// firing) is tried again [`REARM_DELAY`] from `now`, not at once, so it cannot spin.
-    pub fn after_drive(&mut self, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
-        let deadline = deadline?;
-        let at = if deadline <= now {
-            now + REARM_DELAY
-        } else {
-            deadline
-        };
-        if self.held.is_some_and(|held| held <= at) {
-            return None;
-        }
-        self.held = Some(at);
-        Some(at)
-    }
-}
-
 /// Fires each of `cells` with `fire`, given the time of its entry. A panic there is a sockio
 /// bug, not the application's (callbacks catch their own), and must not end the timer thread,
 /// which would stop every connection's heartbeat: it is logged, `after_panic` ends that one
@@ -194,68 +147,6 @@ mod tests {
             cells,
             |_, _| panic!("a timer bug"),
             |_| panic!("a close bug"),
-        );
-    }
-
-    const SECOND: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn a_deadline_that_moves_later_schedules_nothing_until_the_held_entry_fires() {
-        let now = Instant::now();
-        let mut arming = Arming::default();
-        let ping = now + 25 * SECOND;
-        assert_eq!(arming.after_drive(Some(ping), now), Some(ping));
-        // A call's acknowledgement is awaited: its timeout comes first.
-        let ack = now + 10 * SECOND;
-        assert_eq!(arming.after_drive(Some(ack), now), Some(ack));
-        // Answered: the deadline moves back to the ping, and further calls' timeouts come
-        // after the entry held. None of them needs an entry.
-        assert_eq!(arming.after_drive(Some(ping), now), None);
-        for later in 1..100 {
-            let next_ack = now + 10 * SECOND + later * Duration::from_millis(10);
-            assert_eq!(arming.after_drive(Some(next_ack), now), None);
-            assert_eq!(arming.after_drive(Some(ping), now), None);
-        }
-        // The held entry fires; the next deadline gets one.
-        arming.fired(ack);
-        assert_eq!(arming.after_drive(Some(ping), ack), Some(ping));
-    }
-
-    #[test]
-    fn a_stale_entry_firing_does_not_schedule_a_second_one() {
-        let now = Instant::now();
-        let mut arming = Arming::default();
-        let (early, late, next) = (now + SECOND, now + 2 * SECOND, now + 3 * SECOND);
-        assert_eq!(arming.after_drive(Some(late), now), Some(late));
-        assert_eq!(arming.after_drive(Some(early), now), Some(early));
-        arming.fired(early);
-        assert_eq!(arming.after_drive(Some(next), early), Some(next));
-        // The entry for `late` is stale: it fires, and `next` keeps its single entry.
-        arming.fired(late);
-        assert_eq!(arming.after_drive(Some(next), late), None);
-        arming.fired(next);
-        assert_eq!(arming.after_drive(None, next), None);
-    }
-
-    #[test]
-    fn a_deadline_kept_in_the_past_is_retried_after_a_delay_not_at_once() {
-        let now = Instant::now();
-        let mut arming = Arming::default();
-        let past = now - SECOND;
-        assert_eq!(arming.after_drive(Some(past), now), Some(now + REARM_DELAY));
-        // Other drives before that retry add nothing.
-        assert_eq!(arming.after_drive(Some(past), now), None);
-        arming.fired(now + REARM_DELAY);
-        let then = now + REARM_DELAY;
-        assert_eq!(
-            arming.after_drive(Some(past), then),
-            Some(then + REARM_DELAY)
-        );
-        // After a bug, the entry held is forgotten and the next drive schedules one.
-        arming.forget();
-        assert_eq!(
-            arming.after_drive(Some(past), then),
-            Some(then + REARM_DELAY)
         );
     }
 }

@@ -19,6 +19,7 @@ use sockio_core::engineio::{Output, RequestId, Sid};
 use sockio_core::http::Response;
 use sockio_core::small_map::SmallMap;
 use sockio_core::socketio::{Connection, SocketEvent};
+use sockio_core::timer::Arming;
 
 use crate::wake_signal::WakeSignal;
 
@@ -59,12 +60,9 @@ pub(crate) struct ConnState {
     /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
     /// `drained` notified (a notified `Event` allocates its state, for every connection).
     throttled: bool,
-    /// When the connection's task's timer fires (`None`: it has none). A deadline that moves
-    /// later leaves the timer as it is: it fires early, the core finds nothing due, and the task
-    /// arms it again ([`ConnCell::arm`]). Only a deadline earlier than this wakes the task: an
-    /// answered `call` moves the deadline to its timeout and back, and re-arming for each move
-    /// woke the task twice (and on async-io told the reactor's thread of two timers).
-    armed: Option<Instant>,
+    /// The timer the connection's task holds: only a deadline earlier than it wakes the task
+    /// ([`ConnCell::arm`]); one that moved later is found when the held timer fires.
+    arming: Arming,
 }
 
 /// What a drive did with the events the core reported.
@@ -127,7 +125,7 @@ impl ConnCell {
                 dispatch_queue: VecDeque::new(),
                 dispatching: false,
                 throttled: false,
-                armed: None,
+                arming: Arming::default(),
             }),
             task_wake: WakeSignal::new(),
             drained: Event::new(),
@@ -225,7 +223,7 @@ impl ConnCell {
         let mut state = self.lock();
         let (result, first) = input(&mut state, now);
         let callbacks = state.drain(first, claim, drained);
-        let wake = state.conn.is_closed() || state.needs_earlier_timer().is_some();
+        let wake = state.conn.is_closed() || state.arming.would_arm(state.conn.poll_timeout(), now);
         drop(state);
         if wake {
             self.task_wake.notify();
@@ -352,41 +350,32 @@ impl ConnCell {
     }
 
     /// For the connection's task: whether the connection has ended, and the instant to arm its
-    /// timer for when it needs one that fires sooner than the one it has (`None`: keep it). A
+    /// timer for when it needs one that fires sooner than the one it holds (`None`: keep it). A
     /// closed connection has no timeouts left: its timer is forgotten.
     pub fn arm(&self) -> (Option<Instant>, bool) {
         let mut state = self.lock();
         if state.conn.is_closed() {
-            state.armed = None;
+            state.arming.forget();
             return (None, true);
         }
-        let sooner = state.needs_earlier_timer();
-        if sooner.is_some() {
-            state.armed = sooner;
-        }
-        (sooner, false)
+        let deadline = state.conn.poll_timeout();
+        (state.arming.after_drive(deadline, Instant::now()), false)
     }
 
-    /// For the connection's task, when its timer fired: runs the core's timeouts (none may be due
-    /// yet, if the deadline moved later since the timer was armed; [`ConnCell::arm`] then arms it
-    /// again).
-    pub fn timer_fired(&self) {
+    /// For the connection's task, when its timer armed for `at` fired: runs the core's timeouts
+    /// if one is due (none is when the deadline moved later since; [`ConnCell::arm`] then arms
+    /// the timer again).
+    pub fn timer_fired(&self, at: Instant) {
         self.drive(|state, now| {
-            state.armed = None;
-            state.conn.handle_timeout(now);
+            state.arming.fired(at);
+            if state.conn.poll_timeout().is_some_and(|due| due <= now) {
+                state.conn.handle_timeout(now);
+            }
         });
     }
 }
 
 impl ConnState {
-    /// The core's deadline, if the task's timer would fire after it (or there is none).
-    fn needs_earlier_timer(&self) -> Option<Instant> {
-        let deadline = self.conn.poll_timeout()?;
-        self.armed
-            .is_none_or(|armed| deadline < armed)
-            .then_some(deadline)
-    }
-
     /// The drain rule: empty the outputs and events of the core connection. Leaves what became of
     /// the events in `drained` (with `claim`, the first may be claimed: see
     /// [`ConnCell::drive_claiming`]) and returns the ack callbacks to run once the lock is

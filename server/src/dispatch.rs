@@ -134,8 +134,9 @@ impl<Rt: Runtime> Server<Rt> {
         let mut holds_role = false;
         // This connection's server handle for its sockets, made with the first event.
         let mut handle: Option<Arc<Self>> = None;
-        // The timer, armed for the instant the cell keeps ([`ConnCell::arm`]).
+        // The timer, armed for `armed_for` ([`ConnCell::arm`]).
         let mut sleep = pin!(None);
+        let mut armed_for = None;
         loop {
             // Cleared before looking, so a change from here on wakes the wait below.
             cell.task_wake.clear();
@@ -166,8 +167,10 @@ impl<Rt: Runtime> Server<Rt> {
                     return;
                 }
                 sleep.set(None);
+                armed_for = None;
             } else if let Some(at) = sooner {
                 sleep.set(Some(self.inner.runtime.sleep_until(at)));
+                armed_for = Some(at);
             }
             let next = poll_fn(|cx| {
                 if let Some(running) = handling.as_mut()
@@ -190,7 +193,9 @@ impl<Rt: Runtime> Server<Rt> {
                     // This task looks again before it waits: the timer's drive (which forgets
                     // the timer, so it always notifies) must not wake it for one more turn.
                     cell.task_wake.quiet();
-                    cell.timer_fired();
+                    if let Some(at) = armed_for.take() {
+                        cell.timer_fired(at);
+                    }
                 }
                 Next::Look => {}
             }
