@@ -35,9 +35,9 @@ impl Arming {
     }
 
     /// After a drive that left the `deadline` of `poll_timeout`: the time to arm a timer for,
-    /// if the one held does not fire by then; it is held from now on. A deadline in the past (one
-    /// the core keeps after firing) is tried again 5 ms (`REARM_DELAY`) from `now`, not at once, so it
-    /// cannot spin.
+    /// if the one held does not fire by then; it is held from now on. A deadline in the past
+    /// (one the core keeps after firing) is tried again 5 ms (`REARM_DELAY`) from `now`, not at
+    /// once, so it cannot spin.
     pub fn after_drive(&mut self, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
         let at = self.needed(deadline, now)?;
         self.held = Some(at);
