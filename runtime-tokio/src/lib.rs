@@ -48,7 +48,8 @@ use hyper_util::rt::TokioIo;
 /// executor, e.g. `futures::executor::block_on` on a plain thread: the callback of a recipient
 /// it could not reach, a background task) runs on a runtime of this crate's own, with one
 /// worker thread, started the first time that happens, instead of panicking as `tokio::spawn`
-/// would.
+/// would; the timers such code waits on (a `call`'s timeout, `shutdown`'s grace, `sleep`) are
+/// that runtime's too.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokio;
 
@@ -99,7 +100,21 @@ impl sockio_server::Runtime for Tokio {
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
+        let deadline = tokio::time::Instant::from_std(deadline);
+        // A tokio timer belongs to the runtime current where it is made; where none is (an
+        // awaited `call`'s or `shutdown`'s wait, `sleep`, under another executor) it is made on
+        // the runtime that runs work spawned outside tokio, instead of panicking.
+        if tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok() {
+            return tokio::time::sleep_until(deadline);
+        }
+        match &*OUTSIDE_RUNTIME {
+            Some(runtime) => {
+                let _entered = runtime.enter();
+                tokio::time::sleep_until(deadline)
+            }
+            // Logged when the runtime failed to start; tokio's own panic says the rest.
+            None => tokio::time::sleep_until(deadline),
+        }
     }
 
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {

@@ -1,0 +1,125 @@
+//! The tokio runtime's API awaited where no tokio runtime is current (under smol's `block_on` on
+//! a plain thread, as a program without tokio, or a library on another executor, would): what
+//! waits on a timer (`sleep`, a `call`'s timeout, `shutdown`'s grace) works there instead of
+//! panicking with tokio's "there is no reactor running", and so does a write-only `Emitter`
+//! (its broker link is spawned, which already worked there).
+
+#![cfg(feature = "tokio")]
+
+mod api_support;
+
+use std::time::{Duration, Instant};
+
+use api_support::{Node, STEP, serve};
+use serde_json::json;
+use sockio::core::api::CallError;
+use sockio::server::ClientManager;
+use sockio::tokio::{Emitter, Server};
+use sockio_testkit::brokers::{reachable as broker_addr, redis_url};
+
+/// A client that never answers `question`, reports what it hears, and reports its disconnect.
+const CLIENT: &str = r#"
+const socket = io(URL, { reconnection: false, transports: ["websocket"] });
+socket.onAny((event, ...args) => out("event", [event, args.filter((a) => typeof a !== "function")]));
+socket.on("disconnect", (reason) => out("disconnect", reason));
+await connected(socket);
+out("ready", socket.id);
+await command();
+process.exit(0);
+"#;
+
+/// Runs `work` to completion on a new plain thread, under smol's executor: no tokio runtime is
+/// current there. A panic fails the test with its message.
+async fn outside_tokio<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || smol::block_on(work))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+    .await
+    .expect("the thread outside tokio")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_call_timeout_and_shutdown_work_outside_tokio() {
+    let io = Server::builder().build();
+    let running = serve(&io).await;
+    let mut node = Node::spawn(&running.url, CLIENT);
+    let sid = node.expect("ready").await.as_str().expect("sid").to_owned();
+
+    let (slept, call) = outside_tokio({
+        let (io, sid) = (io.clone(), sid.clone());
+        async move {
+            let start = Instant::now();
+            io.sleep(Duration::from_millis(50)).await;
+            let slept = start.elapsed();
+            let call = io
+                .call("question", &1)
+                .to(&sid)
+                .timeout(Duration::from_millis(200))
+                .await;
+            (slept, call)
+        }
+    })
+    .await;
+    assert!(slept >= Duration::from_millis(50), "slept {slept:?}");
+    assert!(matches!(call, Err(CallError::Timeout)), "{call:?}");
+    assert_eq!(node.expect("event").await, json!(["question", [1]]));
+
+    let shutdown = tokio::spawn(outside_tokio({
+        let io = io.clone();
+        async move { io.shutdown(STEP).await }
+    }));
+    assert_eq!(node.expect("disconnect").await, "transport close");
+    shutdown.await.expect("the shutdown outside tokio");
+    running
+        .serving
+        .await
+        .expect("the serving task")
+        .expect("serving ends with the shutdown");
+    node.send("bye").await;
+    node.finish().await;
+}
+
+/// A worker program with no tokio runtime of its own emits through the broker to a client of a
+/// server elsewhere (python-socketio's write-only `RedisManager`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_outside_tokio_reaches_a_servers_client() {
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let channel = sockio_testkit::brokers::fresh_channel("sockio-outside-tokio");
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let io = Server::builder().client_manager(manager.clone()).build();
+    let running = serve(&io).await;
+    let mut node = Node::spawn(&running.url, CLIENT);
+    let sid = node.expect("ready").await.as_str().expect("sid").to_owned();
+    let subscribed = channel.clone();
+    tokio::task::spawn_blocking(move || {
+        sockio_testkit::brokers::wait_for_listeners("redis://", &addr, &subscribed, 1)
+    })
+    .await
+    .expect("the wait ran")
+    .expect("the server subscribed");
+
+    outside_tokio(async move {
+        Emitter::new(&manager)
+            .emit("from-worker", &json!({"n": 1}))
+            .to(&sid)
+            .send()
+            .await
+            .expect("external emit");
+    })
+    .await;
+    assert_eq!(
+        node.expect("event").await,
+        json!(["from-worker", [{"n": 1}]])
+    );
+    node.send("bye").await;
+    node.finish().await;
+}
