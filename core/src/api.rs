@@ -236,6 +236,17 @@ pub enum CallError {
          of your own"
     )]
     OnItsReadingThread,
+    /// The threads runtime: a blocking `call` made inside an emit callback (which runs on the
+    /// thread reading the client whose answer settled it) to a client whose own reading thread
+    /// already waits, in such a call, directly or through others, for an answer only this thread
+    /// could read. Each would wait out its timeout; this call is refused instead.
+    #[error(
+        "a call from an emit callback, on the thread reading one client, to a client whose \
+         reading thread waits (directly or through others) for an answer this thread must read: \
+         the calls would wait on each other until they time out; make it from a handler or a \
+         thread of your own"
+    )]
+    WaitCycle,
 }
 
 impl From<UnknownSocket> for ServerError {

@@ -206,8 +206,15 @@ impl ConnCell {
         FEEDING.with(|mark| mark.get() == self.address())
     }
 
-    fn address(&self) -> usize {
+    /// Its identity among the connections alive at once (see [`reading_waits`](crate::reading_waits)).
+    pub fn address(&self) -> usize {
         std::ptr::from_ref(self) as usize
+    }
+
+    /// The connection whose input the calling thread is feeding (inside
+    /// [`feeding`](Self::feeding)), by [`address`](Self::address); `None` outside any.
+    pub fn fed_here() -> Option<usize> {
+        Some(FEEDING.with(std::cell::Cell::get)).filter(|&address| address != 0)
     }
 
     /// Counts a `call` waiting for this client's answer until the returned guard drops.

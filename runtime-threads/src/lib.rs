@@ -74,6 +74,7 @@ mod http1;
 mod manager;
 mod pubsub_backend;
 #[cfg(feature = "redis")]
+mod reading_waits;
 mod redis;
 mod serve;
 mod server;

@@ -373,7 +373,9 @@ impl Server {
     /// is refused at once with `CommandError::StillConnecting`, as its answer could only come
     /// after the handler returned. So is a call made inside an emit callback that this same
     /// client's answer settled (`CallError::OnItsReadingThread`): that callback runs on the
-    /// thread reading the client, which could not read this call's answer meanwhile.
+    /// thread reading the client, which could not read this call's answer meanwhile; and one
+    /// from such a callback to a client whose reading thread already waits, directly or through
+    /// others, for an answer only this thread could read (`CallError::WaitCycle`).
     pub fn call<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Call {
         Call {
             server: self.clone(),
@@ -1260,6 +1262,15 @@ impl Call {
         if cell.is_fed_here() {
             return Err(CallError::OnItsReadingThread);
         }
+        // Made on the thread reading another client: recorded, unless that would close a cycle
+        // of reading threads waiting on each other's clients.
+        let _reading_wait = match ConnCell::fed_here() {
+            Some(reader) => Some(
+                crate::reading_waits::wait_for(reader, cell.address())
+                    .ok_or(CallError::WaitCycle)?,
+            ),
+            None => None,
+        };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.server.drive_apart(&cell, |state, now| {
             let id = state.conn.call(

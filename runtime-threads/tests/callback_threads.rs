@@ -2,8 +2,9 @@
 //! emit that overflowed a queue and closed the connection), and never on the timer thread,
 //! where a callback that blocks (a `call` made in it) would stop every connection's timers, its
 //! own call's timeout among them. And a callback settled by a client's answer, which runs on
-//! the thread reading that client, cannot make a blocking `call` to that client: it is refused
-//! at once, where it would wait out its whole timeout.
+//! the thread reading that client, cannot make a blocking `call` to that client, nor one that
+//! would close a cycle of reading threads waiting on each other's clients: it is refused at
+//! once, where it would wait out its whole timeout.
 
 mod support;
 
@@ -249,5 +250,90 @@ fn a_blocking_callback_does_not_hold_up_the_rest_of_its_batch() {
         waited.elapsed()
     );
     let _ = release_tx.send(());
+    io.abort();
+}
+
+/// Two clients' callbacks, each on the thread reading its client, calling the other client: the
+/// second call would close a cycle (each reading thread waiting for an answer only the other
+/// could read) and is refused at once; the first is then answered. Without the refusal both
+/// waited out their timeouts.
+#[test]
+fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
+    let io = Server::builder().build();
+    let (tx, outcomes) = channel::<(String, CallInCallback)>();
+    // `go` with the other client's sid: ask this client `question`; once it answers, call the
+    // other client (`second`) from the callback, on this client's reading thread.
+    io.on("go", move |socket: Socket, peer: String| {
+        let server = socket.server().clone();
+        let me = socket.sid().to_string();
+        let tx = Mutex::new(tx.clone());
+        socket
+            .emit("question", &())
+            .callback(None, move |outcome: Result<Value, CallError>| {
+                assert!(outcome.is_ok(), "{outcome:?}");
+                let asked = Instant::now();
+                let answer = server
+                    .call("second", &())
+                    .to(&peer)
+                    .timeout(Duration::from_secs(3))
+                    .answer::<Value>();
+                let _ = tx
+                    .lock()
+                    .unwrap()
+                    .send((me.clone(), (answer, asked.elapsed())));
+            })
+            .send()
+            .expect("the emit asking for an answer");
+    });
+    let addr = serve(&io);
+    let next_text = |client: &mut tungstenite::WebSocket<_>| loop {
+        if let Message::Text(text) = client.read().expect("a message") {
+            return text.as_str().to_owned();
+        }
+    };
+    let connect = || {
+        let (mut client, _) =
+            tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+                .expect("WebSocket handshake");
+        assert!(next_text(&mut client).starts_with("0{"));
+        client.send(Message::text("40")).expect("connect");
+        let connected = next_text(&mut client);
+        let sid: Value = serde_json::from_str(&connected[2..]).expect("CONNECT's JSON");
+        (client, sid["sid"].as_str().expect("a sid").to_owned())
+    };
+    let (mut a, sid_a) = connect();
+    let (mut b, sid_b) = connect();
+    for (client, peer) in [(&mut a, &sid_b), (&mut b, &sid_a)] {
+        client
+            .send(Message::text(format!(r#"42["go",{peer:?}]"#)))
+            .expect("go");
+    }
+    let question_a = next_text(&mut a);
+    let question_b = next_text(&mut b);
+    // A answers: A's reading thread calls B, and waits.
+    a.send(Message::text(format!("43{}[]", ack_id(&question_a))))
+        .expect("A's answer");
+    let second_to_b = next_text(&mut b);
+    assert!(second_to_b.ends_with(r#"["second"]"#), "{second_to_b}");
+    // B answers its question: B's reading thread would call A, whose answer only A's blocked
+    // reading thread could read.
+    b.send(Message::text(format!("43{}[]", ack_id(&question_b))))
+        .expect("B's answer");
+    let (who, refused) = recv(&outcomes, "the call that would close the cycle");
+    assert_eq!(who, sid_b);
+    assert!(
+        matches!(refused.0, Err(CallError::WaitCycle)),
+        "{refused:?}"
+    );
+    assert!(refused.1 < Duration::from_secs(2), "took {:?}", refused.1);
+    // B's reading thread is free again: it reads B's answer to A's call.
+    b.send(Message::text(format!(
+        "43{}[\"from b\"]",
+        ack_id(&second_to_b)
+    )))
+    .expect("B's answer to A's call");
+    let (who, answered) = recv(&outcomes, "A's call");
+    assert_eq!(who, sid_a);
+    assert_eq!(answered.0.expect("answered"), Value::from("from b"));
     io.abort();
 }
