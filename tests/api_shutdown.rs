@@ -364,6 +364,71 @@ async fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on<Rt: Run
     assert_eq!(io.connection_count(), 0);
 }
 
+/// `shutdown` of server B called from a handler of another server, A: it waits for B's
+/// connections and running handlers like any other call (only B's own handlers cannot wait for
+/// B's shutdown). The handler mark was per thread, not per server, and it returned at once,
+/// with B's handler still running.
+async fn shutdown_of_another_server_called_from_a_handler_waits_for_it<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let b = Server::<Rt>::builder().build();
+    let b_finished = Arc::new(AtomicBool::new(false));
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    {
+        let b_finished = b_finished.clone();
+        b.on("slow", move |socket: Socket<Rt>, _: Option<Value>| {
+            let (b_finished, started_tx) = (b_finished.clone(), started_tx.clone());
+            async move {
+                let _ = started_tx.send(());
+                socket.server().sleep(Duration::from_millis(500)).await;
+                b_finished.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let a = Server::<Rt>::builder().build();
+    let (returned_tx, mut returned) = mpsc::unbounded_channel();
+    {
+        let b = b.clone();
+        a.on("stop-b", move |_socket: Socket<Rt>, _: Option<Value>| {
+            let (b, b_finished, returned_tx) = (b.clone(), b_finished.clone(), returned_tx.clone());
+            async move {
+                b.shutdown(Duration::from_secs(20)).await;
+                let _ = returned_tx.send((b_finished.load(Ordering::SeqCst), b.connection_count()));
+            }
+        });
+    }
+    let (addr_b, serving_b) = serve(&b, spawn);
+    let (addr_a, _serving_a) = serve(&a, spawn);
+    let post = |addr: SocketAddr, event: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let sid = raw_polling::connected_between_polls(addr);
+            let uri = raw_polling::session_uri("/socket.io/", &sid);
+            let body = format!(r#"42["{event}"]"#);
+            assert_eq!(
+                raw_polling::request(addr, "POST", &uri, body.as_bytes()).body,
+                "ok"
+            );
+            sid
+        })
+    };
+    let sid_b = post(addr_b, "slow").await.expect("B's client");
+    recv(&mut started, "B's slow handler to start").await;
+    post(addr_a, "stop-b").await.expect("A's client");
+    // B's client fetches its close packet.
+    let packets = tokio::task::spawn_blocking(move || raw_polling::poll_packets(addr_b, &sid_b))
+        .await
+        .expect("the poll");
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    let (finished, connections) = recv(&mut returned, "B's shutdown to return").await;
+    assert!(
+        finished,
+        "B's shutdown returned while B's handler still ran"
+    );
+    assert_eq!(connections, 0);
+    let served = within("B's serve_std to return", serving_b).await;
+    assert!(served.is_ok(), "{served:?}");
+}
+
 async fn shutdown_without_connections_returns_at_once_and_stops_serving<Rt: Runtime>(
     spawn: Spawn<Rt>,
 ) {
@@ -456,6 +521,11 @@ mod tokio_runtime {
     async fn emits_queued_before_a_shutdown_reach_the_client() {
         super::emits_queued_before_a_shutdown_reach_the_client(super::on_tokio).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_of_another_server_called_from_a_handler_waits_for_it() {
+        super::shutdown_of_another_server_called_from_a_handler_waits_for_it(super::on_tokio).await;
+    }
 }
 
 #[cfg(feature = "smol")]
@@ -497,5 +567,10 @@ mod smol_runtime {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn emits_queued_before_a_shutdown_reach_the_client() {
         super::emits_queued_before_a_shutdown_reach_the_client(super::on_smol).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_of_another_server_called_from_a_handler_waits_for_it() {
+        super::shutdown_of_another_server_called_from_a_handler_waits_for_it(super::on_smol).await;
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::conn::lock;
-use crate::handler_pool::{marked_must_not_wait, run_on_own_thread};
+use crate::handler_pool::{ServerId, marked_must_not_wait, run_on_own_thread};
 
 /// How long a callback may run before the rest of its batch goes on without it.
 pub(crate) const RELIEF_AFTER: Duration = Duration::from_millis(100);
@@ -38,10 +38,12 @@ struct Batch {
     emptied: Condvar,
     /// Held until the batch is done (a graceful shutdown's count of live work).
     _live: Box<dyn Send + Sync>,
+    /// The server whose callbacks these are.
+    server: ServerId,
 }
 
 /// Runs `steps` in order on a thread of their own; `live` is dropped once all have run.
-pub(crate) fn run_apart(steps: Vec<Step>, live: Box<dyn Send + Sync>) {
+pub(crate) fn run_apart(steps: Vec<Step>, live: Box<dyn Send + Sync>, server: ServerId) {
     let batch = Arc::new(Batch {
         waiting: Mutex::new(Waiting {
             steps: steps.into(),
@@ -50,6 +52,7 @@ pub(crate) fn run_apart(steps: Vec<Step>, live: Box<dyn Send + Sync>) {
         }),
         emptied: Condvar::new(),
         _live: live,
+        server,
     });
     run_on_own_thread("sockio-callback", None, Box::new(move || run(&batch, 0)));
 }
@@ -63,7 +66,7 @@ fn run(batch: &Arc<Batch>, runner: u64) {
             start_relief(batch.clone(), waiting.started);
         }
     }
-    marked_must_not_wait(|| {
+    marked_must_not_wait(batch.server, || {
         while let Some(step) = next(batch, runner) {
             step();
         }

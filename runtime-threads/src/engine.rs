@@ -215,7 +215,8 @@ impl EngineServer {
         let spawned = std::thread::Builder::new()
             .name("sockio-engine-timers".into())
             .spawn(move || {
-                timers.run(|due| {
+                // Its callbacks run on this thread, which must not wait for a pool's room.
+                timers.run(crate::handler_pool::next_server_id(), |due| {
                     let Some(inner) = weak.upgrade() else {
                         return false;
                     };

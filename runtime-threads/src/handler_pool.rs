@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::backoff::Backoff;
@@ -17,35 +18,47 @@ use crate::conn::lock;
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 thread_local! {
-    /// Set on threads that must never wait for room in the pool's queue (the workers themselves
-    /// and the timer thread): waiting there could deadlock the pool.
-    static MUST_NOT_WAIT: Cell<bool> = const { Cell::new(false) };
+    /// On threads that must never wait for room in a pool's queue (the workers themselves, the
+    /// timer thread, threads running callbacks): waiting there could deadlock the pool. Holds
+    /// the server (by [`ServerId`]) whose work the thread runs; 0 on other threads.
+    static MUST_NOT_WAIT: Cell<ServerId> = const { Cell::new(0) };
 }
 
-/// Marks the calling thread as one that must never wait for room in a pool's queue.
-pub(crate) fn must_not_wait() {
-    MUST_NOT_WAIT.with(|flag| flag.set(true));
+/// A server's identity for [`must_not_wait`], never 0 ([`next_server_id`]).
+pub(crate) type ServerId = usize;
+
+/// A new server's identity.
+pub(crate) fn next_server_id() -> ServerId {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Marks the calling thread as one running `server`'s work, which must never wait for room in a
+/// pool's queue.
+pub(crate) fn must_not_wait(server: ServerId) {
+    MUST_NOT_WAIT.with(|mark| mark.set(server));
 }
 
 /// Runs `work` with the calling thread marked as by [`must_not_wait`], then restores its mark
 /// (the thread may be the caller's own, where a thread could not be started).
-pub(crate) fn marked_must_not_wait(work: impl FnOnce()) {
-    let before = MUST_NOT_WAIT.with(|flag| flag.replace(true));
-    struct Restore(bool);
+pub(crate) fn marked_must_not_wait(server: ServerId, work: impl FnOnce()) {
+    let before = MUST_NOT_WAIT.with(|mark| mark.replace(server));
+    struct Restore(ServerId);
     impl Drop for Restore {
         fn drop(&mut self) {
-            MUST_NOT_WAIT.with(|flag| flag.set(self.0));
+            MUST_NOT_WAIT.with(|mark| mark.set(self.0));
         }
     }
     let _restore = Restore(before);
     work();
 }
 
-/// Whether the calling thread is a pool worker, the timer thread, or running callbacks under
-/// [`marked_must_not_wait`] (a callback thread, or a reading thread while it calls back): a
-/// thread that the work a graceful shutdown waits for may be running on.
-pub(crate) fn must_not_wait_here() -> bool {
-    MUST_NOT_WAIT.with(Cell::get)
+/// Whether the calling thread is one of `server`'s pool workers, its timer thread, or runs its
+/// callbacks under [`marked_must_not_wait`] (a callback thread, or a reading thread while it
+/// calls back): a thread that the work `server`'s graceful shutdown waits for may be running on.
+/// Another server's threads are not: that shutdown may wait there.
+pub(crate) fn runs_work_of(server: ServerId) -> bool {
+    MUST_NOT_WAIT.with(Cell::get) == server
 }
 
 struct Queue {
@@ -163,7 +176,8 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub fn start(threads: usize, capacity: usize) -> Pool {
+    /// `server`'s pool: its workers are marked as running its work ([`must_not_wait`]).
+    pub fn start(server: ServerId, threads: usize, capacity: usize) -> Pool {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -179,7 +193,7 @@ impl Pool {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("sockio-handler-{i}"))
-                .spawn(move || worker(&shared));
+                .spawn(move || worker(server, &shared));
             if let Err(error) = spawned {
                 tracing::error!(%error, "cannot start a handler thread");
             }
@@ -191,7 +205,7 @@ impl Pool {
     /// timer thread hand the job to a short-lived helper thread instead
     /// ([`submit_without_waiting`](Self::submit_without_waiting)).
     pub fn submit(&self, job: Job) {
-        if !MUST_NOT_WAIT.with(Cell::get) {
+        if MUST_NOT_WAIT.with(Cell::get) == 0 {
             return self.shared.push_waiting(job);
         }
         self.submit_without_waiting(job);
@@ -243,8 +257,8 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: &Shared) {
-    must_not_wait();
+fn worker(server: ServerId, shared: &Shared) {
+    must_not_wait(server);
     while let Some(job) = shared.take() {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
             tracing::error!("a handler job panicked");
@@ -259,6 +273,7 @@ mod tests {
     use std::time::Duration;
 
     const WAIT: Duration = Duration::from_secs(10);
+    const TEST_SERVER: ServerId = usize::MAX;
 
     fn send_job(tx: &Sender<usize>, value: usize) -> Job {
         let tx = tx.clone();
@@ -276,7 +291,7 @@ mod tests {
 
     #[test]
     fn every_job_runs_once_on_some_worker() {
-        let pool = Pool::start(3, 4);
+        let pool = Pool::start(TEST_SERVER, 3, 4);
         let (tx, rx) = channel();
         for value in 0..100 {
             pool.submit(send_job(&tx, value));
@@ -294,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_panicking_job_leaves_its_worker_serving() {
-        let pool = Pool::start(1, 4);
+        let pool = Pool::start(TEST_SERVER, 1, 4);
         let (tx, rx) = channel();
         pool.submit(Box::new(|| panic!("a handler bug")));
         pool.submit(send_job(&tx, 7));
@@ -303,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_job_waiting_for_room_is_not_overtaken() {
-        let pool = Pool::start(1, 4);
+        let pool = Pool::start(TEST_SERVER, 1, 4);
         let (tx, rx) = channel();
         // As while a helper thread waits for room that a worker has just made.
         pool.shared.queue().waiting_for_room = 1;
@@ -321,7 +336,7 @@ mod tests {
     #[test]
     fn a_full_queue_makes_an_outside_thread_wait_and_a_worker_hand_its_job_off() {
         // One worker, held by a job; a queue of one, filled.
-        let pool = Arc::new(Pool::start(1, 1));
+        let pool = Arc::new(Pool::start(TEST_SERVER, 1, 1));
         let (release_tx, release_rx) = channel();
         let (started_tx, started_rx) = channel();
         pool.submit(Box::new(move || {
@@ -344,7 +359,7 @@ mod tests {
             let pool = pool.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
-                must_not_wait();
+                must_not_wait(TEST_SERVER);
                 pool.submit(send_job(&tx, 3));
             })
         };
@@ -363,7 +378,7 @@ mod tests {
 
     #[test]
     fn dropping_the_pool_runs_what_was_queued_and_ends_the_workers() {
-        let pool = Pool::start(1, 8);
+        let pool = Pool::start(TEST_SERVER, 1, 8);
         let (release_tx, release_rx) = channel();
         pool.submit(blocking_job(release_rx));
         let (tx, rx) = channel();

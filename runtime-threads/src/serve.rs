@@ -1729,7 +1729,8 @@ fn cut_after_linger(stream: &Arc<TcpStream>) {
             std::thread::Builder::new()
                 .name("sockio-close-linger".into())
                 .spawn(move || {
-                    running.run(|streams| {
+                    // No server's work runs here, but it must not wait for a pool's room.
+                    running.run(crate::handler_pool::next_server_id(), |streams| {
                         for (stream, _) in streams {
                             let _ = stream.shutdown(Shutdown::Both);
                         }

@@ -30,7 +30,7 @@ use crate::callback_batch::Step;
 use crate::config::ServerBuilder;
 use crate::conn::{AckCallback, AckOutcome, ConnCell, ConnState, Next, call_back, lock};
 use crate::error::{CallError, EmitError, ServerError};
-use crate::handler_pool::{Job, Pool, run_on_own_thread};
+use crate::handler_pool::{Job, Pool, ServerId, next_server_id, run_on_own_thread};
 use crate::handlers::{
     ConnectRefused, ConnectResult, EventHandler, NamespaceHandler, NamespaceHandlers, catch_panic,
     typed_event,
@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     pool: Pool,
     /// The cluster, when a client manager with a broker is configured.
     bus: Option<Arc<Bus>>,
+    /// Marks the threads running this server's work (`handler_pool::runs_work_of`).
+    id: ServerId,
 }
 
 impl Drop for Inner {
@@ -132,7 +134,8 @@ impl Server {
         builder: &ServerBuilder,
     ) -> Self {
         let timers = Arc::new(Timers::default());
-        let pool = Pool::start(builder.handler_threads, builder.handler_queue);
+        let id = next_server_id();
+        let pool = Pool::start(id, builder.handler_threads, builder.handler_queue);
         let bus = builder.manager.as_ref().map(crate::manager::start_bus);
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             // The filter's namespaces (`/` by default), and those with handlers.
@@ -165,13 +168,14 @@ impl Server {
                 timers: timers.clone(),
                 pool,
                 bus,
+                id,
             }
         });
         let weak = Arc::downgrade(&inner);
         let spawned = std::thread::Builder::new()
             .name("sockio-timers".into())
             .spawn(move || {
-                timers.run(|due| {
+                timers.run(id, |due| {
                     let Some(inner) = weak.upgrade() else {
                         return false;
                     };
@@ -477,13 +481,14 @@ impl Server {
     /// (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     ///
-    /// Called from a handler or an emit callback, it begins the shutdown (handshakes refused,
+    /// Called from one of this server's handlers or emit callbacks (another server's wait as
+    /// anywhere else), it begins the shutdown (handshakes refused,
     /// every client told) and returns at once, the rest going on on a thread of its own:
     /// waiting there would wait for that handler (or callback, or the reading it holds up)
     /// itself.
     pub fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
-        let apart = crate::handler_pool::must_not_wait_here();
+        let apart = crate::handler_pool::runs_work_of(self.inner.id);
         // Apart, the end (the accept loops stopped) comes from the thread below.
         let accepting = if apart {
             self.inner.serving.begin_shutdown_ended_apart();
@@ -637,7 +642,7 @@ impl Server {
             _ if callbacks.is_empty() => {}
             // Marked, so that a `shutdown` called from a callback does not wait in place for
             // the whole shutdown (on a reading thread, nothing more would be read meanwhile).
-            CallbacksRun::Here => crate::handler_pool::marked_must_not_wait(|| {
+            CallbacksRun::Here => crate::handler_pool::marked_must_not_wait(self.inner.id, || {
                 for (callback, outcome) in callbacks {
                     call_back(callback, outcome);
                 }
@@ -649,7 +654,7 @@ impl Server {
     /// Runs `steps` in order on a thread of their own ([`callback_batch`](crate::callback_batch)).
     fn run_apart(&self, steps: Vec<Step>) {
         if !steps.is_empty() {
-            crate::callback_batch::run_apart(steps, Box::new(BusyCount::new(self)));
+            crate::callback_batch::run_apart(steps, Box::new(BusyCount::new(self)), self.inner.id);
         }
     }
 

@@ -53,8 +53,12 @@ impl<C> Timers<C> {
     /// The timer thread: sleeps until the earliest deadline, then hands the cells due (still
     /// alive), each with its entry's time, to `fire`, which drives them; ends on
     /// [`stop`](Self::stop) or when `fire` returns false (its server is gone).
-    pub fn run(self: Arc<Self>, mut fire: impl FnMut(Vec<(Arc<C>, Instant)>) -> bool) {
-        crate::handler_pool::must_not_wait();
+    pub fn run(
+        self: Arc<Self>,
+        server: crate::handler_pool::ServerId,
+        mut fire: impl FnMut(Vec<(Arc<C>, Instant)>) -> bool,
+    ) {
+        crate::handler_pool::must_not_wait(server);
         let mut due = Vec::new();
         loop {
             {

@@ -265,6 +265,67 @@ fn shutdown_called_from_a_handler_returns_and_the_shutdown_goes_on() {
     assert_eq!(io.connection_count(), 0);
 }
 
+/// `shutdown` of server B called from a handler of another server, A, waits for B's
+/// connections and running handlers like any other call: only B's own threads must not wait for
+/// B's shutdown. The mark was per thread, not per server, and it returned at once, with B's
+/// handler still running.
+#[test]
+fn shutdown_of_another_server_called_from_a_handler_waits_for_it() {
+    let b = Server::builder().build();
+    let b_finished = Arc::new(AtomicBool::new(false));
+    let (started_tx, started) = channel();
+    {
+        let b_finished = b_finished.clone();
+        b.on(
+            "slow",
+            move |_socket: Socket, _: Option<serde_json::Value>| {
+                let _ = started_tx.send(());
+                std::thread::sleep(Duration::from_millis(500));
+                b_finished.store(true, Ordering::SeqCst);
+            },
+        );
+    }
+    let a = Server::builder().build();
+    let (returned_tx, returned) = channel();
+    {
+        let b = b.clone();
+        a.on(
+            "stop-b",
+            move |_socket: Socket, _: Option<serde_json::Value>| {
+                b.shutdown(Duration::from_secs(20));
+                let _ = returned_tx.send((b_finished.load(Ordering::SeqCst), b.connection_count()));
+            },
+        );
+    }
+    let (addr_b, _reasons, serving_b) = serve_recording_reasons(&b);
+    let (addr_a, _, _serving_a) = serve_recording_reasons(&a);
+    let uri_b = support::posts::joined(addr_b);
+    assert_eq!(
+        raw_polling::request(addr_b, "POST", &uri_b, br#"42["slow"]"#).body,
+        "ok"
+    );
+    started
+        .recv_timeout(STEP)
+        .expect("B's slow handler to start");
+    let uri_a = support::posts::joined(addr_a);
+    assert_eq!(
+        raw_polling::request(addr_a, "POST", &uri_a, br#"42["stop-b"]"#).body,
+        "ok"
+    );
+    // B's client fetches its close packet.
+    let packets = raw_polling::poll_packets(addr_b, &sid_of_uri(&uri_b));
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    let (finished, connections) = returned.recv_timeout(STEP).expect("B's shutdown to return");
+    assert!(
+        finished,
+        "B's shutdown returned while B's handler still ran"
+    );
+    assert_eq!(connections, 0);
+    let served = serving_b.join().expect("B's serving thread");
+    assert!(served.is_ok(), "{served:?}");
+    a.abort();
+}
+
 /// The acknowledgements a graceful shutdown cancels (its closes end the connections awaiting
 /// them) have their callbacks run before `shutdown` returns: they are live work, though they
 /// run on a thread of their own.

@@ -26,8 +26,8 @@ use sockio_core::socketio::SocketEvent;
 
 use crate::cell::{ConnCell, HandOff};
 use crate::handlers::{
-    BoxFuture, ConnectRefused, InHandler, NamespaceHandler, NamespaceHandlers, catch_handler_panic,
-    catch_panic_now,
+    BoxFuture, ConnectRefused, InHandler, NamespaceHandler, NamespaceHandlers, ServerId,
+    catch_handler_panic, catch_panic_now,
 };
 use crate::lifecycle::BusyGuard;
 use crate::runtime::Runtime;
@@ -75,6 +75,7 @@ fn poll_once(future: Pin<&mut (dyn Future<Output = ()> + Send)>) -> Poll<()> {
 
 /// The rest of an event's handling: the handler's future to its end, then its acknowledgement.
 fn answering(
+    server: ServerId,
     cell: Arc<ConnCell>,
     namespace: ByteString,
     ack_id: Option<u64>,
@@ -82,7 +83,7 @@ fn answering(
 ) -> HandOff {
     Box::pin(async move {
         // A panicking handler's event gets no acknowledgement, nor one whose handler had none.
-        if let Some(Some(reply)) = catch_handler_panic("event", handler).await {
+        if let Some(Some(reply)) = catch_handler_panic("event", server, handler).await {
             acknowledge(&cell, &namespace, ack_id, reply);
         }
     })
@@ -271,7 +272,7 @@ impl<Rt: Runtime> Server<Rt> {
         } else if cell.in_flight.load(Ordering::SeqCst) >= self.inner.handlers_per_client {
             // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
             // pauses the client's reads.
-            let run = answering(cell.clone(), namespace, ack_id, handler);
+            let run = answering(self.id(), cell.clone(), namespace, ack_id, handler);
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
@@ -289,7 +290,7 @@ impl<Rt: Runtime> Server<Rt> {
             let started = async_handlers.then(Instant::now);
             // Marked outside the panic boundary, which catches whatever the poll throws, so the
             // poll's closure stays as small as it was (inlined).
-            let in_handler = InHandler::enter();
+            let in_handler = InHandler::enter(self.id());
             let polled = catch_panic_now("event", || {
                 handler
                     .as_mut()
@@ -315,7 +316,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return Started::Done;
             }
         }
-        let run = answering(cell.clone(), namespace, ack_id, handler);
+        let run = answering(self.id(), cell.clone(), namespace, ack_id, handler);
         if !async_handlers {
             return Started::Waiting(run);
         }
@@ -358,7 +359,7 @@ impl<Rt: Runtime> Server<Rt> {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let handshake = cell.lock().conn.handshake().clone();
                 let (connect, class) = self.lifecycle_handler(&namespace, |h| h.connect.as_ref());
-                let verdict = catch_handler_panic("connect", async move {
+                let verdict = catch_handler_panic("connect", self.id(), async move {
                     match (connect, class) {
                         (Some(connect), _) => connect(socket, handshake, auth).await,
                         (None, Some(class)) => class.on_connect(socket, handshake, auth).await,
@@ -384,7 +385,7 @@ impl<Rt: Runtime> Server<Rt> {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
                     self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());
-                catch_handler_panic("disconnect", async move {
+                catch_handler_panic("disconnect", self.id(), async move {
                     match (disconnect, class) {
                         (Some(disconnect), _) => disconnect(socket, reason).await,
                         (None, Some(class)) => class.on_disconnect(socket, reason).await,

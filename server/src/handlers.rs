@@ -93,41 +93,46 @@ pub(crate) async fn catch_panic<T>(handler: &str, future: impl Future<Output = T
 }
 
 thread_local! {
-    /// How many application handlers are being polled (or called) on this thread.
+    /// The server (by [`ServerId`]) whose application handler is being polled (or called) on
+    /// this thread; 0 for none.
     static IN_HANDLER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Marks the calling thread as running an application's handler while it lives: what the
-/// handler calls can tell (a graceful shutdown must not wait for the handler it is called from).
-pub(crate) struct InHandler(());
+/// A server's identity for [`InHandler`]: the address of its shared state, never 0.
+pub(crate) type ServerId = usize;
+
+/// Marks the calling thread as running a handler of the server `ServerId` while it lives: what
+/// the handler calls can tell (a graceful shutdown of that server must not wait for the handler
+/// it is called from; another server's may). Restores the mark it found when dropped.
+pub(crate) struct InHandler(ServerId);
 
 impl InHandler {
-    pub(crate) fn enter() -> Self {
-        IN_HANDLER.with(|depth| depth.set(depth.get() + 1));
-        InHandler(())
+    pub(crate) fn enter(server: ServerId) -> Self {
+        InHandler(IN_HANDLER.with(|mark| mark.replace(server)))
     }
 }
 
 impl Drop for InHandler {
     fn drop(&mut self) {
-        IN_HANDLER.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        IN_HANDLER.with(|mark| mark.set(self.0));
     }
 }
 
-/// Whether the calling thread is running an application's handler ([`InHandler`]).
-pub(crate) fn in_handler() -> bool {
-    IN_HANDLER.with(|depth| depth.get() > 0)
+/// Whether the calling thread is running a handler of `server` ([`InHandler`]).
+pub(crate) fn in_handler_of(server: ServerId) -> bool {
+    IN_HANDLER.with(|mark| mark.get() == server)
 }
 
-/// [`catch_panic`] for an application's handler: the thread is marked [`InHandler`] while the
+/// [`catch_panic`] for a handler of `server`: the thread is marked [`InHandler`] while the
 /// handler's future is polled.
 pub(crate) async fn catch_handler_panic<T>(
     handler: &str,
+    server: ServerId,
     future: impl Future<Output = T>,
 ) -> Option<T> {
     let mut future = std::pin::pin!(future);
     let marked = std::future::poll_fn(move |cx| {
-        let _in_handler = InHandler::enter();
+        let _in_handler = InHandler::enter(server);
         future.as_mut().poll(cx)
     });
     catch_panic(handler, marked).await
@@ -204,26 +209,36 @@ mod tests {
 
     #[test]
     fn the_handler_mark_is_set_while_a_handler_runs_and_cleared_after_a_panic() {
-        assert!(!in_handler());
-        let marked = poll_once(catch_handler_panic("event", async { in_handler() }));
-        assert_eq!(marked, Poll::Ready(Some(true)));
-        assert!(!in_handler());
-        let panicked = poll_once(catch_handler_panic("event", async {
-            if !in_handler() {
+        const A: ServerId = 0x10;
+        const B: ServerId = 0x20;
+        assert!(!in_handler_of(A));
+        let marked = poll_once(catch_handler_panic("event", A, async {
+            (in_handler_of(A), in_handler_of(B))
+        }));
+        assert_eq!(marked, Poll::Ready(Some((true, false))));
+        assert!(!in_handler_of(A));
+        // A handler of B polled inside one of A's: B's mark, then A's again.
+        let nested = poll_once(catch_handler_panic("event", A, async {
+            let inner = catch_handler_panic("event", B, async { in_handler_of(B) }).await;
+            (inner, in_handler_of(A))
+        }));
+        assert_eq!(nested, Poll::Ready(Some((Some(true), true))));
+        let panicked = poll_once(catch_handler_panic("event", A, async {
+            if !in_handler_of(A) {
                 return;
             }
             panic!("a handler bug");
         }));
         assert_eq!(panicked, Poll::Ready(None));
-        assert!(!in_handler(), "the mark outlived a panicking handler");
+        assert!(!in_handler_of(A), "the mark outlived a panicking handler");
         let called = catch_panic_now("event", || {
-            let _in_handler = InHandler::enter();
+            let _in_handler = InHandler::enter(A);
             panic!("a handler bug");
         });
         assert_eq!(called, None::<()>);
-        assert!(!in_handler(), "the mark outlived a panicking call");
+        assert!(!in_handler_of(A), "the mark outlived a panicking call");
         // Not a handler's (the HTTP fallback's): unmarked.
-        let unmarked = poll_once(catch_panic("fallback", async { in_handler() }));
+        let unmarked = poll_once(catch_panic("fallback", async { in_handler_of(A) }));
         assert_eq!(unmarked, Poll::Ready(Some(false)));
     }
 }

@@ -131,6 +131,11 @@ impl<Rt: Runtime> Server<Rt> {
         ServerBuilder::default().build()
     }
 
+    /// This server's identity for the handler mark (`crate::handlers::InHandler`).
+    pub(crate) fn id(&self) -> crate::handlers::ServerId {
+        Arc::as_ptr(&self.inner).addr()
+    }
+
     pub(crate) fn from_parts(
         mut config: SocketConfig,
         handlers_per_client: Option<usize>,
@@ -489,9 +494,10 @@ impl<Rt: Runtime> Server<Rt> {
     /// hangs up (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     ///
-    /// Called from a handler, it begins the shutdown (handshakes refused, every client told)
-    /// and returns at once, the rest going on on a task of its own: waiting there would wait
-    /// for that handler itself.
+    /// Called from one of this server's handlers, it begins the shutdown (handshakes refused,
+    /// every client told) and returns at once, the rest going on on a task of its own: waiting
+    /// there would wait for that handler itself. From another server's handler it waits as
+    /// anywhere else.
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let accepting = self.inner.lifecycle.begin_shutdown();
@@ -501,7 +507,7 @@ impl<Rt: Runtime> Server<Rt> {
                 state.conn.close(now, CloseReason::ServerShuttingDown)
             });
         }
-        if crate::handlers::in_handler() {
+        if crate::handlers::in_handler_of(self.id()) {
             let server = self.clone();
             self.inner.runtime.spawn(async move {
                 server.finish_shutdown(deadline, grace, accepting).await;
