@@ -123,3 +123,29 @@ async fn an_emitter_outside_tokio_reaches_a_servers_client() {
     node.send("bye").await;
     node.finish().await;
 }
+
+/// `serve` awaited under another executor: the listener goes on the runtime for work spawned
+/// outside tokio (it panicked with "there is no reactor running"), and an official client is
+/// served through it until the shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_outside_tokio_serves_clients() {
+    let io = Server::builder().build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let serving = tokio::spawn(outside_tokio({
+        let io = io.clone();
+        async move { io.serve_std(listener).await }
+    }));
+    let mut node = Node::spawn(&url, CLIENT);
+    let sid = node.expect("ready").await.as_str().expect("sid").to_owned();
+    io.emit("hello", &"outside").to(&sid).await.expect("emit");
+    assert_eq!(node.expect("event").await, json!(["hello", ["outside"]]));
+    io.shutdown(STEP).await;
+    assert_eq!(node.expect("disconnect").await, "transport close");
+    serving
+        .await
+        .expect("the serving thread")
+        .expect("serving ends with the shutdown");
+    node.send("bye").await;
+    node.finish().await;
+}

@@ -78,6 +78,29 @@ where
     }
 }
 
+/// Whether a tokio runtime is current here (inside a task, or a runtime entered).
+fn in_tokio() -> bool {
+    // Inside a task, without the reference count `Handle::try_current` costs.
+    tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// Polls `future` (which makes tokio I/O types: they register with the reactor of the runtime
+/// current where they are made) inside the runtime for work spawned outside tokio whenever no
+/// tokio runtime is current where it is polled, instead of panicking there.
+async fn on_a_tokio_runtime<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| {
+        if !in_tokio()
+            && let Some(runtime) = &*OUTSIDE_RUNTIME
+        {
+            let _entered = runtime.enter();
+            return future.as_mut().poll(cx);
+        }
+        future.as_mut().poll(cx)
+    })
+    .await
+}
+
 impl sockio_server::Runtime for Tokio {
     type Listener = tokio::net::TcpListener;
     type Stream = TokioIo<tokio::net::TcpStream>;
@@ -104,7 +127,7 @@ impl sockio_server::Runtime for Tokio {
         // A tokio timer belongs to the runtime current where it is made; where none is (an
         // awaited `call`'s or `shutdown`'s wait, `sleep`, under another executor) it is made on
         // the runtime that runs work spawned outside tokio, instead of panicking.
-        if tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok() {
+        if in_tokio() {
             return tokio::time::sleep_until(deadline);
         }
         match &*OUTSIDE_RUNTIME {
@@ -118,11 +141,19 @@ impl sockio_server::Runtime for Tokio {
     }
 
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
+        // Registered with the current runtime's reactor; where none is (`serve` awaited under
+        // another executor), with the one for work spawned outside tokio, instead of panicking.
+        if !in_tokio()
+            && let Some(runtime) = &*OUTSIDE_RUNTIME
+        {
+            let _entered = runtime.enter();
+            return tokio::net::TcpListener::from_std(listener);
+        }
         tokio::net::TcpListener::from_std(listener)
     }
 
     async fn accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
-        let (stream, remote) = listener.accept().await?;
+        let (stream, remote) = on_a_tokio_runtime(listener.accept()).await?;
         // Socket.IO packets are small and latency-sensitive.
         let _ = stream.set_nodelay(true);
         Ok((TokioIo::new(stream), remote))
@@ -140,13 +171,14 @@ impl sockio_server::Runtime for Tokio {
     }
 
     async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
-        let stream = tokio::net::TcpStream::connect((host, port)).await?;
+        let stream = on_a_tokio_runtime(tokio::net::TcpStream::connect((host, port))).await?;
         let _ = stream.set_nodelay(true);
         Ok(TokioIo::new(stream))
     }
 
     async fn connect_unix(&self, path: &str) -> io::Result<Self::UnixStream> {
-        Ok(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+        let stream = on_a_tokio_runtime(tokio::net::UnixStream::connect(path)).await?;
+        Ok(TokioIo::new(stream))
     }
 }
 
