@@ -149,3 +149,66 @@ async fn serve_outside_tokio_serves_clients() {
     node.send("bye").await;
     node.finish().await;
 }
+
+/// A runtime dropped while it serves (a test's runtime, a runtime of a thread that ends): the
+/// connections it ran are forgotten with it (not counted, in no room, not waited for by a
+/// shutdown), though their disconnect handlers have nowhere to run. The server listed them for
+/// good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_of_a_runtime_dropped_while_serving_are_forgotten() {
+    let io = Server::builder().build();
+    io.on("join", |socket: sockio::tokio::Socket, room: String| async move {
+        socket.enter_room(&room).is_ok()
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let serving = std::thread::spawn({
+        let io = io.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.spawn(async move { io.serve_std(listener).await });
+            let _ = stopped.recv();
+            drop(runtime);
+        }
+    });
+    let mut node = Node::spawn(
+        &url,
+        r#"
+const socket = io(URL, { reconnection: false, transports: ["websocket"] });
+socket.on("disconnect", (reason) => out("disconnect", reason));
+await connected(socket);
+out("joined", await socket.emitWithAck("join", "room"));
+await command();
+process.exit(0);
+"#,
+    );
+    assert_eq!(node.expect("joined").await, json!(true));
+    assert_eq!(io.connection_count(), 1);
+    assert_eq!(io.participants("room").len(), 1);
+
+    let _ = stop.send(());
+    tokio::task::spawn_blocking(move || serving.join())
+        .await
+        .expect("the join")
+        .expect("the serving thread");
+    assert_eq!(node.expect("disconnect").await, "transport close");
+    assert_eq!(io.connection_count(), 0);
+    assert_eq!(
+        io.participants("room"),
+        Vec::<sockio::core::engineio::Sid>::new()
+    );
+    let begun = Instant::now();
+    io.shutdown(STEP).await;
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        begun.elapsed()
+    );
+    node.send("bye").await;
+    node.finish().await;
+}

@@ -20,7 +20,7 @@ use bytestring::ByteString;
 use sockio_core::api::{
     CATCH_ALL_NAMESPACE, EventRoute, LifecycleRoute, ReceivedEvent, route_event, route_lifecycle,
 };
-use sockio_core::engineio::Sid;
+use sockio_core::engineio::{CloseReason, Sid};
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
 
@@ -89,6 +89,21 @@ fn answering(
     })
 }
 
+/// A connection's task, for [`Server::abandon_connection`] when dropped before its end.
+struct ConnectionTask<'a, Rt: Runtime> {
+    server: &'a Server<Rt>,
+    cell: &'a ConnCell,
+    ended: bool,
+}
+
+impl<Rt: Runtime> Drop for ConnectionTask<'_, Rt> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.server.abandon_connection(self.cell);
+        }
+    }
+}
+
 /// Returns once fewer than `limit` of the connection's handlers run on tasks of their own.
 async fn in_flight_below(cell: &ConnCell, limit: usize) {
     while cell.in_flight.load(Ordering::SeqCst) >= limit {
@@ -129,6 +144,11 @@ impl<Rt: Runtime> Server<Rt> {
     /// timer keeps running while a handler waits. Ends once the connection has closed and its
     /// `Closed` event has been handled.
     pub(crate) async fn run_connection(self, cell: Arc<ConnCell>, _busy: BusyGuard) {
+        let mut task = ConnectionTask {
+            server: &self,
+            cell: &cell,
+            ended: false,
+        };
         // The handling this task runs; while it runs, and until the queue is empty after it,
         // this task holds the dispatcher's role.
         let mut handling: Option<HandOff> = None;
@@ -165,6 +185,7 @@ impl<Rt: Runtime> Server<Rt> {
             let (sooner, closed) = cell.arm();
             if closed {
                 if handling.is_none() && cell.dispatch_finished() {
+                    task.ended = true;
                     return;
                 }
                 sleep.set(None);
@@ -201,6 +222,43 @@ impl<Rt: Runtime> Server<Rt> {
                 Next::Look => {}
             }
         }
+    }
+
+    /// What a connection's task dropped before its end leaves behind (its runtime shut down
+    /// under a serving server): the connection is closed, its sockets and the connection itself
+    /// forgotten, without handlers, which have nowhere to run. The server would otherwise list
+    /// it for good: counted, in its rooms, emitted to, and waited for by a graceful shutdown.
+    fn abandon_connection(&self, cell: &ConnCell) {
+        let mut sockets: Vec<(ByteString, Sid)> = Vec::new();
+        let events = cell.drive(|state, now| {
+            sockets.extend(
+                state
+                    .conn
+                    .connected_namespaces()
+                    .map(|(namespace, sid)| (namespace.clone(), sid.clone())),
+            );
+            state.conn.close(now, CloseReason::TransportClose);
+            std::mem::take(&mut state.dispatch_queue)
+        });
+        for event in events {
+            // The events no one will handle now; sockets already closed in the core but not yet
+            // forgotten are among them.
+            if let SocketEvent::Disconnect { namespace, sid, .. } = event {
+                sockets.push((namespace, sid));
+            }
+        }
+        for (namespace, sid) in &sockets {
+            self.forget_socket(namespace, sid);
+        }
+        self.inner.remove_connection(&cell.sid);
+        cell.finish_dispatch();
+        // At most a few lines: a process ending with its runtime drops every connection's task.
+        sockio_net::throttled_log!(
+            warn,
+            sid = %cell.sid,
+            "a connection's task was dropped before its end (its runtime shut down?): \
+             the connection is forgotten without its disconnect handlers"
+        );
     }
 
     /// `event`'s handling as a future of its own, to run now or later on another task.
