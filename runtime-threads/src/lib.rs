@@ -73,8 +73,8 @@ mod handlers;
 mod http1;
 mod manager;
 mod pubsub_backend;
-#[cfg(feature = "redis")]
 mod reading_waits;
+#[cfg(feature = "redis")]
 mod redis;
 mod serve;
 mod server;

@@ -5,7 +5,8 @@
 //! only the other's blocked thread could read, until both calls timed out; the wait that would
 //! close such a cycle is refused instead.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::conn::lock;
 
@@ -18,14 +19,30 @@ type ConnAddress = usize;
 /// recorded, so the list holds few entries, and a lookup walks it.
 static WAITS: Mutex<Vec<(ConnAddress, ConnAddress)>> = Mutex::new(Vec::new());
 
-/// A recorded wait, removed when dropped.
-pub(crate) struct ReadingWait {
+/// A recorded wait, removed by [`release`](Self::release) (when the answer arrives, before
+/// the waiting thread wakes: that thread's client is then no longer held up) or when the last
+/// clone drops (the call ended otherwise).
+#[derive(Clone)]
+pub(crate) struct ReadingWait(Arc<Wait>);
+
+struct Wait {
     reader: ConnAddress,
     awaited: ConnAddress,
+    released: AtomicBool,
 }
 
-impl Drop for ReadingWait {
-    fn drop(&mut self) {
+impl ReadingWait {
+    /// Removes the wait (once; later calls do nothing).
+    pub fn release(&self) {
+        self.0.release();
+    }
+}
+
+impl Wait {
+    fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let mut waits = lock(&WAITS);
         if let Some(at) = waits
             .iter()
@@ -33,6 +50,12 @@ impl Drop for ReadingWait {
         {
             waits.swap_remove(at);
         }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -46,7 +69,11 @@ pub(crate) fn wait_for(reader: ConnAddress, awaited: ConnAddress) -> Option<Read
         return None;
     }
     waits.push((reader, awaited));
-    Some(ReadingWait { reader, awaited })
+    Some(ReadingWait(Arc::new(Wait {
+        reader,
+        awaited,
+        released: AtomicBool::new(false),
+    })))
 }
 
 /// Whether a chain of waits leads from `from` to `to` (or `from` is `to`).
@@ -86,8 +113,12 @@ mod tests {
         assert!(wait_for(C, A).is_none(), "C -> A -> B -> C");
         assert!(wait_for(C, C).is_none(), "a wait for itself");
         assert!(wait_for(B, A).is_none(), "B -> A -> B");
-        drop(a_waits_for_b);
+        // A's answer arrived: released, while the call's own handle still lives.
+        let answer_side = a_waits_for_b.clone();
+        answer_side.release();
         let c_waits_for_a = wait_for(C, A).expect("A no longer waits");
+        answer_side.release();
+        drop((a_waits_for_b, answer_side));
         drop((b_waits_for_c, c_waits_for_a));
         assert!(
             !lock(&WAITS).iter().any(|&(r, _)| r <= D),

@@ -1269,13 +1269,16 @@ impl Call {
         }
         // Made on the thread reading another client: recorded, unless that would close a cycle
         // of reading threads waiting on each other's clients.
-        let _reading_wait = match ConnCell::fed_here() {
+        let reading_wait = match ConnCell::fed_here() {
             Some(reader) => Some(
                 crate::reading_waits::wait_for(reader, cell.address())
                     .ok_or(CallError::WaitCycle)?,
             ),
             None => None,
         };
+        // Released by the answer as it arrives (the awaited client's reading thread may go on
+        // to call this one's before this thread wakes), else when the call ends.
+        let released_by_answer = reading_wait.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.server.drive_apart(&cell, |state, now| {
             let id = state.conn.call(
@@ -1289,6 +1292,9 @@ impl Call {
             state.acks.insert(
                 id,
                 Box::new(move |outcome| {
+                    if let Some(wait) = &released_by_answer {
+                        wait.release();
+                    }
                     let _ = tx.try_send(outcome);
                 }),
             );

@@ -253,16 +253,13 @@ fn a_blocking_callback_does_not_hold_up_the_rest_of_its_batch() {
     io.abort();
 }
 
-/// Two clients' callbacks, each on the thread reading its client, calling the other client: the
-/// second call would close a cycle (each reading thread waiting for an answer only the other
-/// could read) and is refused at once; the first is then answered. Without the refusal both
-/// waited out their timeouts.
-#[test]
-fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
+/// A server whose `go` handler (with the other client's sid) asks its client `question`, with
+/// a callback that, once the client answers, calls the other client (`second`, up to 3 s) from
+/// the thread reading the first, and reports who called and how it went.
+fn calling_the_peer_from_the_callback()
+-> (Server, std::sync::mpsc::Receiver<(String, CallInCallback)>) {
     let io = Server::builder().build();
     let (tx, outcomes) = channel::<(String, CallInCallback)>();
-    // `go` with the other client's sid: ask this client `question`; once it answers, call the
-    // other client (`second`) from the callback, on this client's reading thread.
     io.on("go", move |socket: Socket, peer: String| {
         let server = socket.server().clone();
         let me = socket.sid().to_string();
@@ -285,12 +282,22 @@ fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
             .send()
             .expect("the emit asking for an answer");
     });
-    let addr = serve(&io);
-    let next_text = |client: &mut tungstenite::WebSocket<_>| loop {
+    (io, outcomes)
+}
+
+type Ws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+fn next_text(client: &mut Ws) -> String {
+    loop {
         if let Message::Text(text) = client.read().expect("a message") {
             return text.as_str().to_owned();
         }
-    };
+    }
+}
+
+/// Two WebSocket clients connected to `/`, each told to `go` with the other's sid, each with
+/// the `question` that asks (client, sid, question).
+fn two_clients_asked(addr: std::net::SocketAddr) -> [(Ws, String, String); 2] {
     let connect = || {
         let (mut client, _) =
             tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
@@ -310,6 +317,18 @@ fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
     }
     let question_a = next_text(&mut a);
     let question_b = next_text(&mut b);
+    [(a, sid_a, question_a), (b, sid_b, question_b)]
+}
+
+/// Two clients' callbacks, each on the thread reading its client, calling the other client: the
+/// second call would close a cycle (each reading thread waiting for an answer only the other
+/// could read) and is refused at once; the first is then answered. Without the refusal both
+/// waited out their timeouts.
+#[test]
+fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
+    let (io, outcomes) = calling_the_peer_from_the_callback();
+    let addr = serve(&io);
+    let [(mut a, sid_a, question_a), (mut b, sid_b, question_b)] = two_clients_asked(addr);
     // A answers: A's reading thread calls B, and waits.
     a.send(Message::text(format!("43{}[]", ack_id(&question_a))))
         .expect("A's answer");
@@ -335,5 +354,47 @@ fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
     let (who, answered) = recv(&outcomes, "A's call");
     assert_eq!(who, sid_a);
     assert_eq!(answered.0.expect("answered"), Value::from("from b"));
+    io.abort();
+}
+
+/// No cycle once the first call is answered: B answers A's call and, right after it, its own
+/// question, whose callback calls A from B's reading thread. A's reading thread may not have
+/// woken yet, but it waits for nothing any more, so B's call goes through (the wait was
+/// recorded until A's thread woke, and B's call was refused in 2 of 6 runs).
+#[test]
+fn a_call_after_the_answer_that_ended_the_other_wait_goes_through() {
+    let (io, outcomes) = calling_the_peer_from_the_callback();
+    let addr = serve(&io);
+    let [(mut a, sid_a, question_a), (mut b, sid_b, question_b)] = two_clients_asked(addr);
+    a.send(Message::text(format!("43{}[]", ack_id(&question_a))))
+        .expect("A's answer");
+    let second_to_b = next_text(&mut b);
+    // Both answers in one write, read by B's thread one after the other.
+    b.write(Message::text(format!(
+        "43{}[\"from b\"]",
+        ack_id(&second_to_b)
+    )))
+    .expect("B's answer to A's call");
+    b.write(Message::text(format!("43{}[]", ack_id(&question_b))))
+        .expect("B's answer");
+    b.flush().expect("flush");
+    let second_to_a = next_text(&mut a);
+    assert!(second_to_a.ends_with(r#"["second"]"#), "{second_to_a}");
+    a.send(Message::text(format!(
+        "43{}[\"from a\"]",
+        ack_id(&second_to_a)
+    )))
+    .expect("A's answer to B's call");
+    let mut outcomes = [
+        recv(&outcomes, "one call's outcome"),
+        recv(&outcomes, "the other call's outcome"),
+    ];
+    outcomes.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut expected = [(sid_a, "from b"), (sid_b, "from a")];
+    expected.sort();
+    for ((who, (answer, _)), (caller, answered)) in outcomes.into_iter().zip(expected) {
+        assert_eq!(who, caller);
+        assert_eq!(answer.expect("answered"), Value::from(answered));
+    }
     io.abort();
 }
