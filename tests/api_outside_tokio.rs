@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use api_support::{Node, STEP, serve};
 use serde_json::json;
 use sockio::core::api::CallError;
+use sockio::core::engineio::Sid;
 use sockio::server::ClientManager;
 use sockio::tokio::{Emitter, Server};
 use sockio_testkit::brokers::{reachable as broker_addr, redis_url};
@@ -150,6 +151,45 @@ async fn serve_outside_tokio_serves_clients() {
     node.finish().await;
 }
 
+/// Serves `io` on a runtime of its own, on a thread of its own, until the returned
+/// [`RuntimeOfItsOwn::drop_runtime`].
+struct RuntimeOfItsOwn {
+    url: String,
+    stop: std::sync::mpsc::Sender<()>,
+    serving: std::thread::JoinHandle<()>,
+}
+
+impl RuntimeOfItsOwn {
+    fn serve(io: &Server) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let serving = std::thread::spawn({
+            let io = io.clone();
+            move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.spawn(async move { io.serve_std(listener).await });
+                let _ = stopped.recv();
+                drop(runtime);
+            }
+        });
+        RuntimeOfItsOwn { url, stop, serving }
+    }
+
+    /// Drops the runtime, with every task on it.
+    async fn drop_runtime(self) {
+        let _ = self.stop.send(());
+        tokio::task::spawn_blocking(move || self.serving.join())
+            .await
+            .expect("the join")
+            .expect("the serving thread");
+    }
+}
+
 /// A runtime dropped while it serves (a test's runtime, a runtime of a thread that ends): the
 /// connections it ran are forgotten with it (not counted, in no room, not waited for by a
 /// shutdown), though their disconnect handlers have nowhere to run. The server listed them for
@@ -160,24 +200,9 @@ async fn the_connections_of_a_runtime_dropped_while_serving_are_forgotten() {
     io.on("join", |socket: sockio::tokio::Socket, room: String| async move {
         socket.enter_room(&room).is_ok()
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let serving = std::thread::spawn({
-        let io = io.clone();
-        move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.spawn(async move { io.serve_std(listener).await });
-            let _ = stopped.recv();
-            drop(runtime);
-        }
-    });
+    let serving = RuntimeOfItsOwn::serve(&io);
     let mut node = Node::spawn(
-        &url,
+        &serving.url,
         r#"
 const socket = io(URL, { reconnection: false, transports: ["websocket"] });
 socket.on("disconnect", (reason) => out("disconnect", reason));
@@ -191,17 +216,10 @@ process.exit(0);
     assert_eq!(io.connection_count(), 1);
     assert_eq!(io.participants("room").len(), 1);
 
-    let _ = stop.send(());
-    tokio::task::spawn_blocking(move || serving.join())
-        .await
-        .expect("the join")
-        .expect("the serving thread");
+    serving.drop_runtime().await;
     assert_eq!(node.expect("disconnect").await, "transport close");
     assert_eq!(io.connection_count(), 0);
-    assert_eq!(
-        io.participants("room"),
-        Vec::<sockio::core::engineio::Sid>::new()
-    );
+    assert_eq!(io.participants("room"), Vec::<Sid>::new());
     let begun = Instant::now();
     io.shutdown(STEP).await;
     assert!(
@@ -211,4 +229,35 @@ process.exit(0);
     );
     node.send("bye").await;
     node.finish().await;
+}
+
+/// The same with a socket whose connect handler still runs (it entered a room first): no event
+/// names it once its task is gone, and it stayed in the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_still_connecting_when_its_runtime_is_dropped_is_forgotten() {
+    let io = Server::builder().build();
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    io.on_connect(
+        move |socket: sockio::tokio::Socket, _handshake, _auth: Option<serde_json::Value>| {
+            let _ = socket.enter_room("pending");
+            let _ = entered_tx.send(());
+            async move { std::future::pending::<Result<(), sockio::ConnectRefused>>().await }
+        },
+    );
+    let serving = RuntimeOfItsOwn::serve(&io);
+    let node = Node::spawn(
+        &serving.url,
+        r#"
+const socket = io(URL, { reconnection: false, transports: ["websocket"] });
+await command();
+process.exit(0);
+"#,
+    );
+    api_support::recv(&mut entered, "the connect handler").await;
+    assert_eq!(io.participants("pending").len(), 1);
+    serving.drop_runtime().await;
+    assert_eq!(io.connection_count(), 0);
+    assert_eq!(io.participants("pending"), Vec::<Sid>::new());
+    assert_eq!(io.namespaces(), Vec::<String>::new());
+    drop(node);
 }

@@ -7,11 +7,12 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 cargo build --release -p sockio-conformance
 cargo build --release --manifest-path conformance/rust-socketio-check/Cargo.toml
-check="conformance/rust-socketio-check/target/release/rust-socketio-check"
+check="${CARGO_TARGET_DIR:-conformance/rust-socketio-check/target}/release/rust-socketio-check"
+serve="${CARGO_TARGET_DIR:-target}/release/sockio-conformance"
 failed=0
 for runtime in tokio smol threads; do
     log="$(mktemp)"
-    target/release/sockio-conformance serve --runtime "$runtime" --profile socket-io --port 0 >"$log" 2>&1 &
+    "$serve" serve --runtime "$runtime" --profile socket-io --port 0 >"$log" 2>&1 &
     server=$!
     port=""
     for _ in $(seq 100); do
@@ -23,7 +24,7 @@ for runtime in tokio smol threads; do
         printf '%s ' "$runtime"
         "$check" "http://127.0.0.1:$port" "$transport" || failed=1
     done
-    kill "$server"
+    kill "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
     rm -f "$log"
 done

@@ -482,7 +482,8 @@ impl Server {
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     ///
     /// Called from one of this server's handlers or emit callbacks (another server's wait as
-    /// anywhere else), it begins the shutdown (handshakes refused,
+    /// anywhere else, so two servers' handlers shutting each other down wait on each other until
+    /// their graces end), it begins the shutdown (handshakes refused,
     /// every client told) and returns at once, the rest going on on a thread of its own:
     /// waiting there would wait for that handler (or callback, or the reading it holds up)
     /// itself.

@@ -90,16 +90,25 @@ fn answering(
 }
 
 /// A connection's task, for [`Server::abandon_connection`] when dropped before its end.
-struct ConnectionTask<'a, Rt: Runtime> {
-    server: &'a Server<Rt>,
-    cell: &'a ConnCell,
+struct ConnectionTask<Rt: Runtime> {
+    server: Server<Rt>,
+    cell: Arc<ConnCell>,
+    /// Dropped after the abandon: a graceful shutdown counts the task until then.
+    _busy: BusyGuard,
     ended: bool,
 }
 
-impl<Rt: Runtime> Drop for ConnectionTask<'_, Rt> {
+impl<Rt: Runtime> ConnectionTask<Rt> {
+    /// The task reached its end: nothing to abandon.
+    fn end(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl<Rt: Runtime> Drop for ConnectionTask<Rt> {
     fn drop(&mut self) {
         if !self.ended {
-            self.server.abandon_connection(self.cell);
+            self.server.abandon_connection(&self.cell);
         }
     }
 }
@@ -143,12 +152,27 @@ impl<Rt: Runtime> Server<Rt> {
     /// over). One task for both keeps an idle connection's memory down (bench/ANALYSIS.md); the
     /// timer keeps running while a handler waits. Ends once the connection has closed and its
     /// `Closed` event has been handled.
-    pub(crate) async fn run_connection(self, cell: Arc<ConnCell>, _busy: BusyGuard) {
+    pub(crate) fn run_connection(
+        self,
+        cell: Arc<ConnCell>,
+        busy: BusyGuard,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        // Made before the task is first polled, so that one dropped unpolled is abandoned too.
         let mut task = ConnectionTask {
-            server: &self,
-            cell: &cell,
+            server: self,
+            cell,
+            _busy: busy,
             ended: false,
         };
+        async move {
+            task.server.connection_loop(&task.cell).await;
+            task.end();
+        }
+    }
+
+    /// [`run_connection`](Self::run_connection)'s loop; returns once the connection's end is
+    /// handled.
+    async fn connection_loop(&self, cell: &Arc<ConnCell>) {
         // The handling this task runs; while it runs, and until the queue is empty after it,
         // this task holds the dispatcher's role.
         let mut handling: Option<HandOff> = None;
@@ -174,7 +198,7 @@ impl<Rt: Runtime> Server<Rt> {
                     holds_role = match event {
                         Some(event) => {
                             let handle = handle.get_or_insert_with(|| Arc::new(self.clone()));
-                            handling = Some(handle.handling(&cell, event));
+                            handling = Some(handle.handling(cell, event));
                             true
                         }
                         // Not claimed, or given up with the empty queue.
@@ -185,7 +209,6 @@ impl<Rt: Runtime> Server<Rt> {
             let (sooner, closed) = cell.arm();
             if closed {
                 if handling.is_none() && cell.dispatch_finished() {
-                    task.ended = true;
                     return;
                 }
                 sleep.set(None);
@@ -228,25 +251,23 @@ impl<Rt: Runtime> Server<Rt> {
     /// under a serving server): the connection is closed, its sockets and the connection itself
     /// forgotten, without handlers, which have nowhere to run. The server would otherwise list
     /// it for good: counted, in its rooms, emitted to, and waited for by a graceful shutdown.
-    fn abandon_connection(&self, cell: &ConnCell) {
-        let mut sockets: Vec<(ByteString, Sid)> = Vec::new();
-        let events = cell.drive(|state, now| {
-            sockets.extend(
-                state
-                    .conn
-                    .connected_namespaces()
-                    .map(|(namespace, sid)| (namespace.clone(), sid.clone())),
-            );
-            state.conn.close(now, CloseReason::TransportClose);
-            std::mem::take(&mut state.dispatch_queue)
-        });
-        for event in events {
-            // The events no one will handle now; sockets already closed in the core but not yet
-            // forgotten are among them.
-            if let SocketEvent::Disconnect { namespace, sid, .. } = event {
-                sockets.push((namespace, sid));
-            }
+    fn abandon_connection(&self, cell: &Arc<ConnCell>) {
+        // Unwinding from a panic (a bug of this crate's: handlers' panics are caught), the
+        // connection's state may be half-changed, and a second panic here would abort the
+        // process: it is only unlisted then.
+        if !std::thread::panicking() {
+            let unhandled = cell.drive(|state, now| {
+                state.conn.close(now, CloseReason::TransportClose);
+                std::mem::take(&mut state.dispatch_queue)
+            });
+            drop(unhandled);
         }
+        // Every socket it owns, connected, connecting (registered before its connect handler)
+        // or with its disconnect handling cut short: no event names them all now.
+        let sockets = self
+            .inner
+            .hub()
+            .sockets_owned_by(|owner| Arc::ptr_eq(owner, cell));
         for (namespace, sid) in &sockets {
             self.forget_socket(namespace, sid);
         }

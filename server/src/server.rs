@@ -28,7 +28,8 @@ use crate::cell::{AckCallback, AckOutcome, ConnCell, ConnState, call_back};
 use crate::config::ServerBuilder;
 use crate::error::{CallError, EmitError, ServerError};
 use crate::handlers::{
-    BoxFuture, ConnectResult, HandlerRegistry, NamespaceHandler, NamespaceHandlers, typed_event,
+    BoxFuture, ConnectResult, HandlerRegistry, NamespaceHandler, NamespaceHandlers, ServerId,
+    typed_event,
 };
 use crate::manager::{Bus, Cluster, RemoteCallback};
 use crate::socket::Socket;
@@ -74,6 +75,8 @@ pub(crate) struct Inner<Rt: Runtime> {
     pub lifecycle: Arc<Lifecycle>,
     /// The cluster, when a client manager with a broker is configured.
     pub bus: Option<Arc<Bus>>,
+    /// This server's identity for the handler mark (`crate::handlers::InHandler`).
+    id: ServerId,
 }
 
 impl<Rt: Runtime> Inner<Rt> {
@@ -132,8 +135,8 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// This server's identity for the handler mark (`crate::handlers::InHandler`).
-    pub(crate) fn id(&self) -> crate::handlers::ServerId {
-        Arc::as_ptr(&self.inner).addr()
+    pub(crate) fn id(&self) -> ServerId {
+        self.inner.id
     }
 
     pub(crate) fn from_parts(
@@ -174,6 +177,7 @@ impl<Rt: Runtime> Server<Rt> {
                 next_request: AtomicU64::new(1),
                 lifecycle: Arc::default(),
                 bus,
+                id: crate::handlers::next_server_id(),
             }
         });
         if let Some(manager) = manager {
@@ -497,7 +501,8 @@ impl<Rt: Runtime> Server<Rt> {
     /// Called from one of this server's handlers, it begins the shutdown (handshakes refused,
     /// every client told) and returns at once, the rest going on on a task of its own: waiting
     /// there would wait for that handler itself. From another server's handler it waits as
-    /// anywhere else.
+    /// anywhere else (two servers' handlers shutting each other down wait on each other until
+    /// their graces end).
     pub async fn shutdown(&self, grace: Duration) {
         let deadline = Instant::now().checked_add(grace);
         let accepting = self.inner.lifecycle.begin_shutdown();
