@@ -483,6 +483,7 @@ impl WsSession for ConnWebSocket {
 
     fn pause(&self) {
         self.server.wait_for_dispatch(&self.cell);
+        self.server.wait_for_writer(&self.cell);
     }
 
     fn pull(&self, id: RequestId, max: usize) -> WsBatch {
