@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use sockio_server::{Runtime, Server};
 
 /// Serves an async server on a fresh loopback port.
+#[allow(dead_code)] // not every test file that serves in-process runs an async server
 pub fn serve_async<Rt: Runtime>(io: &Server<Rt>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
