@@ -693,7 +693,17 @@ impl WsSession for EngineWebSocket {
 
     fn pause(&self) {
         // No pool to wait for: the callbacks of a message ran in `received`, on this thread
-        // (unless another thread is delivering this session's earlier messages).
+        // (unless another thread is delivering this session's earlier messages). The writer,
+        // though: while the client's outbound queue is more than half full, reading waits for
+        // it to catch up (as the Socket.IO server's reading threads do, `wait_for_writer`): a
+        // client sending a burst of large messages that the application answers was closed,
+        // `outbound queue full`, however fast it read.
+        while {
+            let state = lock(&self.cell.state);
+            state.session.is_crowded() && !state.session.is_closed()
+        } {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn pull(&self, id: RequestId, max: usize) -> WsBatch {
