@@ -74,7 +74,10 @@ fn poll_once(future: Pin<&mut (dyn Future<Output = ()> + Send)>) -> Poll<()> {
 }
 
 /// The rest of an event's handling: the handler's future to its end, then its acknowledgement.
-fn answering(
+/// Runs on a task apart from the one writing to the client (the connection's task, or a
+/// handler's own), never on the WebSocket task, which it may wait for.
+fn answering<Rt: Runtime>(
+    runtime: Rt,
     server: ServerId,
     cell: Arc<ConnCell>,
     namespace: ByteString,
@@ -83,10 +86,53 @@ fn answering(
 ) -> HandOff {
     Box::pin(async move {
         // A panicking handler's event gets no acknowledgement, nor one whose handler had none.
-        if let Some(Some(reply)) = catch_handler_panic("event", server, handler).await {
-            acknowledge(&cell, &namespace, ack_id, reply);
+        if let Some(Some(reply)) = catch_handler_panic("event", server, handler).await
+            && let Some(ack_id) = ack_id
+        {
+            acknowledge_when_there_is_room(&runtime, &cell, &namespace, ack_id, reply).await;
         }
     })
+}
+
+/// How often an acknowledgement waiting for room in its client's outbound queue looks again.
+const ROOM_RECHECK: Duration = Duration::from_millis(2);
+
+/// [`acknowledge`] once the client's outbound queue has room: while it is more than half full
+/// (`Session::is_crowded`), the answer waits for the writer, looked at again every
+/// [`ROOM_RECHECK`] (checked and queued in one drive). Handlers apart from the task that writes
+/// answered a client's burst of large events faster than it read them, and their answers
+/// together outgrew the queue and closed the client (`conformance/tests/ack_bursts.rs`). An
+/// answer on the task that writes (a handler that finished where its event was read) needs no
+/// wait: that task writes before it reads again.
+async fn acknowledge_when_there_is_room<Rt: Runtime>(
+    runtime: &Rt,
+    cell: &ConnCell,
+    namespace: &str,
+    ack_id: u64,
+    reply: Args,
+) {
+    let mut reply = Some(reply);
+    loop {
+        let result = cell.drive(|state, now| {
+            if state.conn.engine().is_crowded() && !state.conn.is_closed() {
+                return None;
+            }
+            let reply = reply.take()?;
+            Some(
+                state
+                    .conn
+                    .ack(now, namespace, ack_id, reply.values, reply.attachments),
+            )
+        });
+        match result {
+            Some(Ok(_)) => return,
+            Some(Err(error)) => {
+                tracing::debug!(%error, "acknowledgement not delivered");
+                return;
+            }
+            None => runtime.sleep_until(Instant::now() + ROOM_RECHECK).await,
+        }
+    }
 }
 
 /// A connection's task, for [`Server::abandon_connection`] when dropped before its end.
@@ -351,7 +397,14 @@ impl<Rt: Runtime> Server<Rt> {
         } else if cell.in_flight.load(Ordering::SeqCst) >= self.inner.handlers_per_client {
             // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
             // pauses the client's reads.
-            let run = answering(self.id(), cell.clone(), namespace, ack_id, handler);
+            let run = answering(
+                self.inner.runtime.clone(),
+                self.id(),
+                cell.clone(),
+                namespace,
+                ack_id,
+                handler,
+            );
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
@@ -395,7 +448,14 @@ impl<Rt: Runtime> Server<Rt> {
                 return Started::Done;
             }
         }
-        let run = answering(self.id(), cell.clone(), namespace, ack_id, handler);
+        let run = answering(
+            self.inner.runtime.clone(),
+            self.id(),
+            cell.clone(),
+            namespace,
+            ack_id,
+            handler,
+        );
         if !async_handlers {
             return Started::Waiting(run);
         }
