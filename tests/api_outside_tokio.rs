@@ -261,3 +261,42 @@ process.exit(0);
     assert_eq!(io.namespaces(), Vec::<String>::new());
     drop(node);
 }
+
+/// The same with a socket whose disconnect handler still runs (the core no longer names it): its
+/// handling, dropped with the runtime, forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_whose_disconnect_handler_runs_when_its_runtime_is_dropped_is_forgotten() {
+    let io = Server::builder().build();
+    io.on("join", |socket: sockio::tokio::Socket, room: String| async move {
+        socket.enter_room(&room).is_ok()
+    });
+    let (leaving_tx, mut leaving) = tokio::sync::mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: sockio::tokio::Socket, _reason| {
+        let _ = leaving_tx.send(());
+        std::future::pending::<()>()
+    });
+    let serving = RuntimeOfItsOwn::serve(&io);
+    let mut node = Node::spawn(
+        &serving.url,
+        r#"
+const socket = io(URL, { reconnection: false, transports: ["websocket"] });
+await connected(socket);
+out("joined", await socket.emitWithAck("join", "room"));
+await command();
+socket.disconnect();
+await command();
+process.exit(0);
+"#,
+    );
+    assert_eq!(node.expect("joined").await, json!(true));
+    node.send("leave").await;
+    api_support::recv(&mut leaving, "the disconnect handler").await;
+    // The handler still runs: the socket is still listed, as the README says.
+    assert_eq!(io.participants("room").len(), 1);
+    serving.drop_runtime().await;
+    assert_eq!(io.participants("room"), Vec::<Sid>::new());
+    assert_eq!(io.namespaces(), Vec::<String>::new());
+    assert_eq!(io.connection_count(), 0);
+    node.send("bye").await;
+    node.finish().await;
+}

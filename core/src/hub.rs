@@ -121,22 +121,6 @@ impl<H: Clone> Hub<H> {
         handle
     }
 
-    /// Every socket whose owner `owned` picks, with its namespace: for a runtime that must
-    /// forget a connection's sockets without the events that would name them (a connection's
-    /// task dropped before its end). Goes through every socket.
-    pub fn sockets_owned_by(&self, owned: impl Fn(&H) -> bool) -> Vec<(String, Sid)> {
-        self.namespaces
-            .iter()
-            .flat_map(|(namespace, entry)| {
-                entry
-                    .owners
-                    .iter()
-                    .filter(|(_, handle)| owned(handle))
-                    .map(move |(sid, _)| (namespace.clone(), sid.clone()))
-            })
-            .collect()
-    }
-
     /// The handle of the connection that owns socket `sid` of `namespace`.
     pub fn owner(&self, namespace: &str, sid: &str) -> Option<H> {
         self.entry(namespace)?.owners.get(sid).cloned()
@@ -369,24 +353,6 @@ mod tests {
         hub.forget_socket("/chat", "a");
         hub.forget_socket("/chat", "c");
         assert_eq!(hub.namespaces(), vec!["/".to_owned()]);
-    }
-
-    #[test]
-    fn the_sockets_a_connection_owns_are_found_in_every_namespace() {
-        let mut hub = Hub::new();
-        hub.register_socket("/", Sid::from("a"), 1u8);
-        hub.register_socket("/", Sid::from("b"), 2u8);
-        hub.register_socket("/chat", Sid::from("c"), 1u8);
-        let mut owned = hub.sockets_owned_by(|&handle| handle == 1);
-        owned.sort();
-        assert_eq!(
-            owned,
-            vec![
-                ("/".to_owned(), Sid::from("a")),
-                ("/chat".to_owned(), Sid::from("c"))
-            ]
-        );
-        assert_eq!(hub.sockets_owned_by(|&handle| handle == 3), Vec::new());
     }
 
     #[test]

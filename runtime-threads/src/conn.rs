@@ -29,6 +29,14 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Sleeps in short steps while `busy` holds: a reading thread waiting for the application or its
+/// writer to catch up, which no single notification covers.
+pub(crate) fn sleep_while(mut busy: impl FnMut() -> bool) {
+    while busy() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 use sockio_core::api::AckOrEvent;
 pub(crate) use sockio_core::api::AckOutcome;
 

@@ -698,12 +698,7 @@ impl WsSession for EngineWebSocket {
         // it to catch up (as the Socket.IO server's reading threads do, `wait_for_writer`): a
         // client sending a burst of large messages that the application answers was closed,
         // `outbound queue full`, however fast it read.
-        while {
-            let state = lock(&self.cell.state);
-            state.session.is_crowded() && !state.session.is_closed()
-        } {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        crate::conn::sleep_while(|| lock(&self.cell.state).session.writer_behind());
     }
 
     fn pull(&self, id: RequestId, max: usize) -> WsBatch {

@@ -8,7 +8,6 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::backoff::Backoff;
@@ -24,14 +23,7 @@ thread_local! {
     static MUST_NOT_WAIT: Cell<ServerId> = const { Cell::new(0) };
 }
 
-/// A server's identity for [`must_not_wait`], never 0 ([`next_server_id`]).
-pub(crate) type ServerId = usize;
-
-/// A new server's identity.
-pub(crate) fn next_server_id() -> ServerId {
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
+pub(crate) use sockio_net::{ServerId, next_server_id};
 
 /// Marks the calling thread as one running `server`'s work, which must never wait for room in a
 /// pool's queue.

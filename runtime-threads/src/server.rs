@@ -582,25 +582,20 @@ impl Server {
         // The client's pong may now wait unread behind its events: the heartbeat must not count
         // that against it (`Connection::pause_reading`).
         self.drive(cell, |state, now| state.conn.pause_reading(now));
-        while !cell.backlog_allows_reading(DISPATCH_QUEUE) && !cell.lock().conn.is_closed() {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        crate::conn::sleep_while(|| {
+            !cell.backlog_allows_reading(DISPATCH_QUEUE) && !cell.lock().conn.is_closed()
+        });
         self.drive(cell, |state, now| state.conn.resume_reading(now));
     }
 
     /// Backpressure on a client's input from its output: while more than half of its outbound
-    /// queue is in use (`Session::is_crowded`), the thread reading from it waits for the writer
+    /// queue is in use (`Session::writer_behind`), the thread reading from it waits for the writer
     /// to catch up, as the async runtimes' WebSocket task (which writes before it reads again)
     /// does. A client sending acknowledged events faster than it read their answers filled the
     /// queue to its limit and was closed. The heartbeat keeps running: a client that stops
     /// reading altogether is timed out as on the async runtimes.
     pub(crate) fn wait_for_writer(&self, cell: &Arc<ConnCell>) {
-        while {
-            let state = cell.lock();
-            state.conn.engine().is_crowded() && !state.conn.is_closed()
-        } {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        crate::conn::sleep_while(|| cell.lock().conn.engine().writer_behind());
     }
 
     pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {

@@ -84,21 +84,25 @@ fn in_tokio() -> bool {
     tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok()
 }
 
-/// Polls `future` (which makes tokio I/O types: they register with the reactor of the runtime
-/// current where they are made) inside the runtime for work spawned outside tokio whenever no
-/// tokio runtime is current where it is polled, instead of panicking there.
-async fn on_a_tokio_runtime<F: Future>(future: F) -> F::Output {
+/// Runs `make` (which makes tokio timers or I/O types: they belong to the runtime current where
+/// they are made) inside the runtime for work spawned outside tokio when no tokio runtime is
+/// current here, instead of panicking. Where that runtime could not start (logged then),
+/// tokio's own panic says the rest.
+fn on_a_tokio_runtime<T>(make: impl FnOnce() -> T) -> T {
+    if !in_tokio()
+        && let Some(runtime) = &*OUTSIDE_RUNTIME
+    {
+        let _entered = runtime.enter();
+        return make();
+    }
+    make()
+}
+
+/// [`on_a_tokio_runtime`] for each poll of `future`: accepts and connects make their sockets
+/// when polled.
+async fn polled_on_a_tokio_runtime<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
-    std::future::poll_fn(move |cx| {
-        if !in_tokio()
-            && let Some(runtime) = &*OUTSIDE_RUNTIME
-        {
-            let _entered = runtime.enter();
-            return future.as_mut().poll(cx);
-        }
-        future.as_mut().poll(cx)
-    })
-    .await
+    std::future::poll_fn(move |cx| on_a_tokio_runtime(|| future.as_mut().poll(cx))).await
 }
 
 impl sockio_server::Runtime for Tokio {
@@ -123,37 +127,19 @@ impl sockio_server::Runtime for Tokio {
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        // Where no runtime is current: an awaited `call`'s or `shutdown`'s wait, `sleep`, under
+        // another executor.
         let deadline = tokio::time::Instant::from_std(deadline);
-        // A tokio timer belongs to the runtime current where it is made; where none is (an
-        // awaited `call`'s or `shutdown`'s wait, `sleep`, under another executor) it is made on
-        // the runtime that runs work spawned outside tokio, instead of panicking.
-        if in_tokio() {
-            return tokio::time::sleep_until(deadline);
-        }
-        match &*OUTSIDE_RUNTIME {
-            Some(runtime) => {
-                let _entered = runtime.enter();
-                tokio::time::sleep_until(deadline)
-            }
-            // Logged when the runtime failed to start; tokio's own panic says the rest.
-            None => tokio::time::sleep_until(deadline),
-        }
+        on_a_tokio_runtime(|| tokio::time::sleep_until(deadline))
     }
 
     fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
-        // Registered with the current runtime's reactor; where none is (`serve` awaited under
-        // another executor), with the one for work spawned outside tokio, instead of panicking.
-        if !in_tokio()
-            && let Some(runtime) = &*OUTSIDE_RUNTIME
-        {
-            let _entered = runtime.enter();
-            return tokio::net::TcpListener::from_std(listener);
-        }
-        tokio::net::TcpListener::from_std(listener)
+        // Where no runtime is current: `serve` awaited under another executor.
+        on_a_tokio_runtime(|| tokio::net::TcpListener::from_std(listener))
     }
 
     async fn accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
-        let (stream, remote) = on_a_tokio_runtime(listener.accept()).await?;
+        let (stream, remote) = polled_on_a_tokio_runtime(listener.accept()).await?;
         // Socket.IO packets are small and latency-sensitive.
         let _ = stream.set_nodelay(true);
         Ok((TokioIo::new(stream), remote))
@@ -171,13 +157,14 @@ impl sockio_server::Runtime for Tokio {
     }
 
     async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
-        let stream = on_a_tokio_runtime(tokio::net::TcpStream::connect((host, port))).await?;
+        let stream =
+            polled_on_a_tokio_runtime(tokio::net::TcpStream::connect((host, port))).await?;
         let _ = stream.set_nodelay(true);
         Ok(TokioIo::new(stream))
     }
 
     async fn connect_unix(&self, path: &str) -> io::Result<Self::UnixStream> {
-        let stream = on_a_tokio_runtime(tokio::net::UnixStream::connect(path)).await?;
+        let stream = polled_on_a_tokio_runtime(tokio::net::UnixStream::connect(path)).await?;
         Ok(TokioIo::new(stream))
     }
 }

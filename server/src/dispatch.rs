@@ -98,7 +98,7 @@ fn answering<Rt: Runtime>(
 const ROOM_RECHECK: Duration = Duration::from_millis(2);
 
 /// [`acknowledge`] once the client's outbound queue has room: while it is more than half full
-/// (`Session::is_crowded`), the answer waits for the writer, looked at again every
+/// (`Session::writer_behind`), the answer waits for the writer, looked at again every
 /// [`ROOM_RECHECK`] (checked and queued in one drive). Handlers apart from the task that writes
 /// answered a client's burst of large events faster than it read them, and their answers
 /// together outgrew the queue and closed the client (`conformance/tests/ack_bursts.rs`). An
@@ -114,7 +114,7 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
     let mut reply = Some(reply);
     loop {
         let result = cell.drive(|state, now| {
-            if state.conn.engine().is_crowded() && !state.conn.is_closed() {
+            if state.conn.engine().writer_behind() {
                 return None;
             }
             let reply = reply.take()?;
@@ -132,6 +132,19 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
             }
             None => runtime.sleep_until(Instant::now() + ROOM_RECHECK).await,
         }
+    }
+}
+
+/// Forgets a socket in the hub when dropped (see the Disconnect event's handling).
+struct ForgetSocket<'a, Rt: Runtime> {
+    server: &'a Server<Rt>,
+    namespace: &'a str,
+    sid: &'a Sid,
+}
+
+impl<Rt: Runtime> Drop for ForgetSocket<'_, Rt> {
+    fn drop(&mut self) {
+        self.server.forget_socket(self.namespace, self.sid);
     }
 }
 
@@ -301,19 +314,26 @@ impl<Rt: Runtime> Server<Rt> {
         // Unwinding from a panic (a bug of this crate's: handlers' panics are caught), the
         // connection's state may be half-changed, and a second panic here would abort the
         // process: it is only unlisted then.
+        // Its sockets: those the core still names (connected, or connecting: registered before
+        // their connect handler ran), and those whose Disconnect waited unhandled in the queue.
+        // One whose disconnect handling was cut short forgets itself (`ForgetSocket`).
+        let mut sockets: Vec<(ByteString, Sid)> = Vec::new();
         if !std::thread::panicking() {
             let unhandled = cell.drive(|state, now| {
+                sockets.extend(
+                    state
+                        .conn
+                        .sockets()
+                        .map(|(namespace, sid)| (namespace.clone(), sid.clone())),
+                );
                 state.conn.close(now, CloseReason::TransportClose);
                 std::mem::take(&mut state.dispatch_queue)
             });
-            drop(unhandled);
+            sockets.extend(unhandled.into_iter().filter_map(|event| match event {
+                SocketEvent::Disconnect { namespace, sid, .. } => Some((namespace, sid)),
+                _ => None,
+            }));
         }
-        // Every socket it owns, connected, connecting (registered before its connect handler)
-        // or with its disconnect handling cut short: no event names them all now.
-        let sockets = self
-            .inner
-            .hub()
-            .sockets_owned_by(|owner| Arc::ptr_eq(owner, cell));
         for (namespace, sid) in &sockets {
             self.forget_socket(namespace, sid);
         }
@@ -326,6 +346,24 @@ impl<Rt: Runtime> Server<Rt> {
             "a connection's task was dropped before its end (its runtime shut down?): \
              the connection is forgotten without its disconnect handlers"
         );
+    }
+
+    /// The rest of an event's handling on this server ([`answering`]).
+    fn answering(
+        &self,
+        cell: &Arc<ConnCell>,
+        namespace: ByteString,
+        ack_id: Option<u64>,
+        handler: BoxFuture<Option<Args>>,
+    ) -> HandOff {
+        answering(
+            self.inner.runtime.clone(),
+            self.id(),
+            cell.clone(),
+            namespace,
+            ack_id,
+            handler,
+        )
     }
 
     /// `event`'s handling as a future of its own, to run now or later on another task.
@@ -397,14 +435,7 @@ impl<Rt: Runtime> Server<Rt> {
         } else if cell.in_flight.load(Ordering::SeqCst) >= self.inner.handlers_per_client {
             // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
             // pauses the client's reads.
-            let run = answering(
-                self.inner.runtime.clone(),
-                self.id(),
-                cell.clone(),
-                namespace,
-                ack_id,
-                handler,
-            );
+            let run = self.answering(cell, namespace, ack_id, handler);
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
@@ -448,14 +479,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return Started::Done;
             }
         }
-        let run = answering(
-            self.inner.runtime.clone(),
-            self.id(),
-            cell.clone(),
-            namespace,
-            ack_id,
-            handler,
-        );
+        let run = self.answering(cell, namespace, ack_id, handler);
         if !async_handlers {
             return Started::Waiting(run);
         }
@@ -524,6 +548,14 @@ impl<Rt: Runtime> Server<Rt> {
                 let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
                 let (disconnect, class) =
                     self.lifecycle_handler(&namespace, |h| h.disconnect.as_ref());
+                // After the handler (it still sees the socket's rooms), or when its handling is
+                // dropped part way (the connection's task dropped with its runtime): the core no
+                // longer names the socket then.
+                let _forget = ForgetSocket {
+                    server: self,
+                    namespace: &namespace,
+                    sid: &sid,
+                };
                 catch_handler_panic("disconnect", self.id(), async move {
                     match (disconnect, class) {
                         (Some(disconnect), _) => disconnect(socket, reason).await,
@@ -532,7 +564,6 @@ impl<Rt: Runtime> Server<Rt> {
                     }
                 })
                 .await;
-                self.forget_socket(&namespace, &sid);
             }
             SocketEvent::Closed(reason) => {
                 tracing::debug!(sid = %cell.sid, %reason, "connection closed");

@@ -98,14 +98,7 @@ thread_local! {
     static IN_HANDLER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// A server's identity for [`InHandler`], never 0 and never reused ([`next_server_id`]).
-pub(crate) type ServerId = usize;
-
-/// A new server's identity.
-pub(crate) fn next_server_id() -> ServerId {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
+pub(crate) use sockio_net::{ServerId, next_server_id};
 
 /// Marks the calling thread as running a handler of the server `ServerId` while it lives: what
 /// the handler calls can tell (a graceful shutdown of that server must not wait for the handler

@@ -462,6 +462,14 @@ impl Session {
             || self.queued_bytes > self.config.max_buffered_bytes / 2
     }
 
+    /// Whether a driver should let its writer catch up before it reads (or answers) more from
+    /// the client: the session is open and [`is_crowded`](Self::is_crowded). A driver that read
+    /// on while its writer fell behind had the answers to what it read fill the queue to its
+    /// limit, and the client was closed however fast it read.
+    pub fn writer_behind(&self) -> bool {
+        self.is_crowded() && !self.is_closed()
+    }
+
     /// The JSON of the open packet.
     fn open_packet_json(&self, websocket: bool) -> String {
         let upgrades: &[&str] =

@@ -390,6 +390,14 @@ impl Connection {
             })
     }
 
+    /// Every socket of this connection, connected or still connecting (its connect handler has
+    /// not answered yet), with its namespace.
+    pub fn sockets(&self) -> impl Iterator<Item = (&ByteString, &Sid)> {
+        self.namespaces.iter().map(|(ns, state)| match state {
+            NamespaceState::Connected(sid) | NamespaceState::Pending { sid, .. } => (ns, sid),
+        })
+    }
+
     /// True once the connection has ended (WebSocket writes may still wait in `poll_ws`).
     pub fn is_closed(&self) -> bool {
         self.closed
