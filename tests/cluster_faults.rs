@@ -448,3 +448,58 @@ async fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
         "{outcome:?}"
     );
 }
+
+/// A dropped server leaves its broker within about a second: its subscriber looks at whether the
+/// server is still there every second, not only at its next keepalive (15 s). Seen from a relay
+/// in front of the broker, which counts the connections made through it that are still open.
+async fn a_dropped_server_closes_its_broker_connections<Rt: Runtime>(url: &str) {
+    let Some(addr) = reachable(url) else {
+        return;
+    };
+    let link = FaultyLink::start(&addr).expect("relay");
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url.replace(&addr, &link.addr().to_string()))
+        .expect("url")
+        .channel(&channel);
+    let io = Server::<Rt>::builder().client_manager(manager).build();
+    let (watched, watch) = (url.to_owned(), addr.clone());
+    let listening = channel.clone();
+    tokio::task::spawn_blocking(move || wait_for_listeners(&watched, &watch, &listening, 1))
+        .await
+        .expect("joined")
+        .expect("the server listens");
+    // Nothing is published: a message on the channel would wake the subscriber, which would then
+    // notice the server gone whatever the rule.
+    assert_eq!(link.open_connections(), 1, "the subscriber's connection");
+    drop(io);
+    let dropped = Instant::now();
+    while link.open_connections() > 0 {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(5),
+            "{} connections to the broker still open {:?} after the server was dropped",
+            link.open_connections(),
+            dropped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_server_closes_its_redis_connections_on_tokio() {
+    a_dropped_server_closes_its_broker_connections::<sockio::tokio::Tokio>(&redis_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_server_closes_its_redis_connections_on_smol() {
+    a_dropped_server_closes_its_broker_connections::<sockio_smol::Smol>(&redis_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_server_closes_its_rabbitmq_connections_on_tokio() {
+    a_dropped_server_closes_its_broker_connections::<sockio::tokio::Tokio>(&amqp_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_server_closes_its_rabbitmq_connections_on_smol() {
+    a_dropped_server_closes_its_broker_connections::<sockio_smol::Smol>(&amqp_url()).await;
+}

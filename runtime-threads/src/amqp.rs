@@ -18,16 +18,18 @@ use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch};
 
 use crate::broker_stream::BrokerStream;
-use crate::manager::{PublishJob, answer_batch, batch_from, next_batch};
+use crate::manager::{
+    ALIVE_EVERY, PublishJob, answer_batch, batch_from, next_batch, sleep_while_alive,
+};
 
 /// How long connecting and setting a link up may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the broker may take to confirm a batch of publishes, and how long one write may
 /// block.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the subscriber looks at whether its server still exists, when the broker is quiet
-/// and no heartbeat is due sooner; also how often an idle publisher reads what the broker sent.
-const ALIVE_CHECK: Duration = Duration::from_secs(15);
+/// How often an idle publisher reads what the broker sent (its heartbeats, or a close of the
+/// connection) when no heartbeat is due sooner.
+const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
 /// How long a clean close, or the last write after a failure, may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -223,14 +225,14 @@ fn log_event(event: &LinkEvent) {
 }
 
 /// Waits for the next batch of jobs while keeping an idle connection alive: heartbeats when due,
-/// and reading what the broker sent (its heartbeats, or a close) at least every [`ALIVE_CHECK`].
+/// and reading what the broker sent (its heartbeats, or a close) at least every [`IDLE_READ_EVERY`].
 /// `Ok(None)` when every sender is gone.
 fn idle(
     connection: &mut Connection,
     jobs: &Receiver<PublishJob>,
 ) -> Result<Option<Vec<PublishJob>>, Failure> {
     loop {
-        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        let wake = connection.wake_at(Instant::now() + IDLE_READ_EVERY);
         match jobs.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(first) => return Ok(Some(batch_from(first, jobs))),
             Err(RecvTimeoutError::Disconnected) => return Ok(None),
@@ -355,7 +357,9 @@ pub(crate) fn run_subscriber(
                 tracing::error!(%error, %exchange, retry_in = ?reconnect.retry_in(), "cannot subscribe to RabbitMQ");
             }
         }
-        std::thread::sleep(reconnect.failed());
+        if !sleep_while_alive(Instant::now() + reconnect.failed(), &alive) {
+            return;
+        }
     }
 }
 
@@ -381,7 +385,7 @@ fn receive(
         if !alive() {
             return None;
         }
-        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        let wake = connection.wake_at(Instant::now() + ALIVE_EVERY);
         // A busy queue keeps the reads coming: the timers (heartbeats) run after any read.
         if let Err(error) = connection.read_by(wake).and_then(|_| connection.on_timer()) {
             return Some(error);

@@ -4,7 +4,7 @@
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sockio_core::api::{AckOutcome, PublishError};
 use sockio_core::pubsub::manager::check_message_size;
@@ -15,6 +15,26 @@ use crate::pubsub_backend::PubSubBackend;
 /// Most publishes waiting for the broker at once; past it, emits wait (and room changes made
 /// without waiting fail with a log line).
 const PUBLISH_QUEUE: usize = 4096;
+
+/// How often a subscriber waiting (for the broker, or to reconnect) looks at whether its server
+/// is still there: a dropped or shut-down server's subscription, with its broker connection,
+/// ends within this rather than at the next keepalive.
+pub(crate) const ALIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Sleeps until `wake`, looking at `alive()` every [`ALIVE_EVERY`]; `false` as soon as the server
+/// is gone.
+pub(crate) fn sleep_while_alive(wake: Instant, alive: &impl Fn() -> bool) -> bool {
+    loop {
+        if !alive() {
+            return false;
+        }
+        let left = wake.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(ALIVE_EVERY));
+    }
+}
 
 /// One message to publish, and who waits for the broker's answer.
 pub(crate) struct PublishJob {

@@ -7,13 +7,13 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 
-use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
 
 /// Why a [`PubSubBackend`] could not subscribe.
 pub type ListenError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -108,9 +108,6 @@ fn message_channel() -> (MessageSender, MessageReceiver) {
     )
 }
 
-/// How often a listener waiting (for a message or to retry) checks that its server is there.
-const ALIVE_EVERY: Duration = Duration::from_secs(1);
-
 /// Publishes queued messages through `backend` until every sender is gone.
 pub(crate) fn run_publisher(backend: &Arc<dyn PubSubBackend>, jobs: &Receiver<PublishJob>) {
     while let Some(mut batch) = next_batch(jobs) {
@@ -163,17 +160,8 @@ pub(crate) fn run_subscriber(
             }
         }
         drop(messages);
-        let retry_at = Instant::now() + reconnect.failed();
-        // In slices, so that a server that is gone does not keep its backend until then.
-        while Instant::now() < retry_at {
-            if !alive() {
-                return;
-            }
-            std::thread::sleep(
-                retry_at
-                    .saturating_duration_since(Instant::now())
-                    .min(ALIVE_EVERY),
-            );
+        if !sleep_while_alive(Instant::now() + reconnect.failed(), &alive) {
+            return;
         }
     }
 }

@@ -13,7 +13,7 @@ use sockio_core::pubsub::resp::{
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
-use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
 
 /// How long connecting and setting a link up may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -217,19 +217,25 @@ pub(crate) fn run_subscriber(
                 tracing::error!(%error, %channel, retry_in = ?reconnect.retry_in(), "cannot subscribe to Redis");
             }
         }
-        std::thread::sleep(reconnect.failed());
+        if !sleep_while_alive(Instant::now() + reconnect.failed(), &alive) {
+            return;
+        }
     }
 }
 
-/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`).
+/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`,
+/// noticed within [`ALIVE_EVERY`]).
 fn receive(
     connection: &mut Connection,
     deliver: &impl Fn(&[u8]),
     alive: &impl Fn() -> bool,
 ) -> Option<Failure> {
-    if let Err(error) = connection.stream.set_read_timeout(Some(PING_EVERY)) {
+    if let Err(error) = connection.stream.set_read_timeout(Some(ALIVE_EVERY)) {
         return Some(error.into());
     }
+    // When the quiet channel is next looked at: a ping then, and the connection is taken as
+    // dead when the ping's answer has not come by the time after.
+    let mut quiet_until = Instant::now() + PING_EVERY;
     let mut pinged = false;
     loop {
         // Messages may already wait in the link (they can come with the subscription's
@@ -243,7 +249,11 @@ fn receive(
             return None;
         }
         match connection.read_some() {
-            Ok(()) => pinged = false,
+            Ok(()) => {
+                pinged = false;
+                quiet_until = Instant::now() + PING_EVERY;
+            }
+            Err(Failure::Timeout) if Instant::now() < quiet_until => {}
             Err(Failure::Timeout) if !pinged => {
                 // Quiet channel: make sure the connection is still there.
                 connection.link.ping();
@@ -251,6 +261,7 @@ fn receive(
                     return Some(error);
                 }
                 pinged = true;
+                quiet_until = Instant::now() + PING_EVERY;
             }
             Err(error) => return Some(error),
         }

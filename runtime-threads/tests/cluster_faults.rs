@@ -335,3 +335,46 @@ fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
         "{outcome:?}"
     );
 }
+
+/// A dropped server leaves its broker within about a second: its subscriber thread looks at
+/// whether the server is still there every second, not only at its next keepalive (15 s). Seen
+/// from a relay in front of the broker, which counts the connections made through it that are
+/// still open.
+fn a_dropped_server_closes_its_broker_connections(url: &str) {
+    let Some(addr) = reachable(url) else {
+        return;
+    };
+    let link = FaultyLink::start(&addr).expect("relay");
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let relayed = url.replace(&addr, &link.addr().to_string());
+    let manager = ClientManager::from_url(&relayed)
+        .expect("url")
+        .channel(&topic);
+    let io = Server::builder().client_manager(manager).build();
+    wait_for_listeners(url, &addr, &topic, 1).expect("subscribed");
+    // Nothing is published: a message on the channel would wake the subscriber, which would then
+    // notice the server gone whatever the rule.
+    assert_eq!(link.open_connections(), 1, "the subscriber's connection");
+    drop(io);
+    let dropped = Instant::now();
+    while link.open_connections() > 0 {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(5),
+            "{} connections to the broker still open {:?} after the server was dropped",
+            link.open_connections(),
+            dropped.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_dropped_server_closes_its_redis_connections() {
+    a_dropped_server_closes_its_broker_connections(&redis_url());
+}
+
+#[cfg(feature = "amqp")]
+#[test]
+fn a_dropped_server_closes_its_rabbitmq_connections() {
+    a_dropped_server_closes_its_broker_connections(&sockio_testkit::brokers::amqp_url());
+}

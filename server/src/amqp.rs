@@ -15,7 +15,7 @@ use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, PublishBatch};
 
 use crate::io::BrokerIo;
-use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
 /// How long connecting and setting a link up may take (a write there fails only after this long
@@ -26,9 +26,8 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a write may wait without the broker taking a byte (a resource alarm blocks
 /// publishing connections; a path may stall), however long the whole write takes.
 const WRITE_STALL: Duration = Duration::from_secs(5);
-/// How often the subscriber looks at whether its server still exists, when the broker is quiet
-/// and no heartbeat is due sooner.
-const ALIVE_CHECK: Duration = Duration::from_secs(15);
+/// How often an idle publisher wakes to run the link's timers when no heartbeat is due sooner.
+const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
 /// How long a clean close may wait for the broker's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -209,7 +208,7 @@ async fn idle<Rt: Runtime>(
     jobs: &mut mpsc::Receiver<PublishJob>,
 ) -> Result<Option<Vec<PublishJob>>, Failure> {
     loop {
-        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        let wake = connection.wake_at(Instant::now() + IDLE_READ_EVERY);
         let outcome = {
             let next = pin!(next_batch(jobs));
             let read = pin!(connection.read_some());
@@ -352,9 +351,9 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
                 tracing::error!(%error, %exchange, retry_in = ?reconnect.retry_in(), "cannot subscribe to RabbitMQ");
             }
         }
-        runtime
-            .sleep_until(Instant::now() + reconnect.failed())
-            .await;
+        if !sleep_while_alive(&runtime, Instant::now() + reconnect.failed(), &alive).await {
+            return;
+        }
     }
 }
 
@@ -386,7 +385,7 @@ where
         if !alive() {
             return None;
         }
-        let wake = connection.wake_at(Instant::now() + ALIVE_CHECK);
+        let wake = connection.wake_at(Instant::now() + ALIVE_EVERY);
         let result = match until(runtime, wake, connection.read_some()).await {
             Some(read) => read,
             None => connection.on_timer(runtime).await,

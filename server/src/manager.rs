@@ -6,6 +6,7 @@
 //! meaning; this module only moves messages between the broker and the server).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
@@ -22,6 +23,30 @@ use crate::runtime::Runtime;
 /// room changes made from synchronous methods, and answers to remote callbacks, fail with a log
 /// line).
 const PUBLISH_QUEUE: usize = 4096;
+
+/// How often a subscriber waiting (for the broker, or to reconnect) looks at whether its server
+/// is still there: a dropped or shut-down server's subscription, with its broker connection,
+/// ends within this rather than at the next keepalive.
+pub(crate) const ALIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Sleeps until `wake`, looking at `alive()` every [`ALIVE_EVERY`]; `false` as soon as the server
+/// is gone.
+pub(crate) async fn sleep_while_alive<Rt: Runtime>(
+    runtime: &Rt,
+    wake: Instant,
+    alive: &impl Fn() -> bool,
+) -> bool {
+    loop {
+        if !alive() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= wake {
+            return true;
+        }
+        runtime.sleep_until(wake.min(now + ALIVE_EVERY)).await;
+    }
+}
 
 /// One message to publish, and who waits for the broker's answer.
 pub(crate) struct PublishJob {

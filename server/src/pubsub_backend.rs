@@ -14,7 +14,7 @@ use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 
 use crate::handlers::BoxFuture;
-use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
 /// A stream of messages from a [`PubSubBackend`].
@@ -92,9 +92,6 @@ pub trait PubSubBackend: Send + Sync + 'static {
 
 /// How long a publish may take.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often a listener waiting (for a message or to retry) checks that its server is there.
-const ALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Publishes queued messages through `backend` until every sender is gone.
 pub(crate) async fn run_publisher<Rt: Runtime>(
@@ -182,15 +179,8 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
                 tracing::error!(%error, retry_in = ?reconnect.retry_in(), "the custom client manager cannot listen");
             }
         }
-        let retry_at = Instant::now() + reconnect.failed();
-        // In slices, so that a server that is gone does not keep its backend until then.
-        while Instant::now() < retry_at {
-            if !alive() {
-                return;
-            }
-            runtime
-                .sleep_until(retry_at.min(Instant::now() + ALIVE_EVERY))
-                .await;
+        if !sleep_while_alive(&runtime, Instant::now() + reconnect.failed(), &alive).await {
+            return;
         }
     }
 }

@@ -15,7 +15,7 @@ use sockio_core::pubsub::resp::{
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
-use crate::manager::{PublishJob, answer_batch, next_batch};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
 /// How long connecting and setting a link up may take.
@@ -235,13 +235,14 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
                 tracing::error!(%error, %channel, retry_in = ?reconnect.retry_in(), "cannot subscribe to Redis");
             }
         }
-        runtime
-            .sleep_until(Instant::now() + reconnect.failed())
-            .await;
+        if !sleep_while_alive(&runtime, Instant::now() + reconnect.failed(), &alive).await {
+            return;
+        }
     }
 }
 
-/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`).
+/// Reads messages until the connection fails (`Some(error)`) or the server is gone (`None`,
+/// noticed within [`ALIVE_EVERY`]).
 async fn receive<Rt, D, A>(
     runtime: &Rt,
     connection: &mut Connection<Rt>,
@@ -253,6 +254,9 @@ where
     D: Fn(Bytes),
     A: Fn() -> bool,
 {
+    // When the quiet channel is next looked at: a ping then, and the connection is taken as
+    // dead when the ping's answer has not come by the time after.
+    let mut quiet_until = Instant::now() + PING_EVERY;
     let mut pinged = false;
     loop {
         // Messages may already wait in the link (they can come with the subscription's
@@ -265,9 +269,14 @@ where
         if !alive() {
             return None;
         }
-        match until(runtime, Instant::now() + PING_EVERY, connection.read_some()).await {
-            Some(Ok(())) => pinged = false,
+        let wake = quiet_until.min(Instant::now() + ALIVE_EVERY);
+        match until(runtime, wake, connection.read_some()).await {
+            Some(Ok(())) => {
+                pinged = false;
+                quiet_until = Instant::now() + PING_EVERY;
+            }
             Some(Err(error)) => return Some(error),
+            None if Instant::now() < quiet_until => {}
             None if pinged => return Some(Failure::Timeout),
             None => {
                 // Quiet channel: make sure the connection is still there.
@@ -276,6 +285,7 @@ where
                     return Some(error);
                 }
                 pinged = true;
+                quiet_until = Instant::now() + PING_EVERY;
             }
         }
     }

@@ -46,6 +46,8 @@ struct Holds {
     request_rate: Arc<AtomicU64>,
     /// Reply bytes waiting in the relay's socket while the replies are held.
     held_reply_bytes: Arc<AtomicUsize>,
+    /// Set once either side closed the connection (the relay then closes the other).
+    ended: Arc<AtomicBool>,
 }
 
 impl FaultyLink {
@@ -88,6 +90,7 @@ impl FaultyLink {
                             holds.requests.clone(),
                             holds.request_rate.clone(),
                             Arc::default(),
+                            holds.ended.clone(),
                             stopped.clone(),
                         );
                         carry(
@@ -96,6 +99,7 @@ impl FaultyLink {
                             holds.replies.clone(),
                             Arc::default(),
                             holds.held_reply_bytes.clone(),
+                            holds.ended.clone(),
                             stopped.clone(),
                         );
                     }
@@ -172,6 +176,16 @@ impl FaultyLink {
             .map_or(0, |connections| connections.len())
     }
 
+    /// How many of the relayed connections neither side has closed yet.
+    pub fn open_connections(&self) -> usize {
+        self.connections.lock().map_or(0, |connections| {
+            connections
+                .iter()
+                .filter(|holds| !holds.ended.load(Ordering::SeqCst))
+                .count()
+        })
+    }
+
     fn each_open(&self, f: impl Fn(&Holds)) {
         if let Ok(connections) = self.connections.lock() {
             connections.iter().for_each(f);
@@ -187,13 +201,14 @@ impl Drop for FaultyLink {
 
 /// Copies `from` to `to` on a thread of its own, not reading while `hold` is set (and counting
 /// in `held` the bytes that wait meanwhile) and at most `rate` bytes per second when it is not
-/// 0; both are cut when either side ends.
+/// 0; both are cut, and `ended` set, when either side ends.
 fn carry(
     from: &TcpStream,
     to: &TcpStream,
     hold: Arc<AtomicBool>,
     rate: Arc<AtomicU64>,
     held: Arc<AtomicUsize>,
+    ended: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
 ) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
@@ -244,5 +259,6 @@ fn carry(
         }
         let _ = from.shutdown(Shutdown::Both);
         let _ = to.shutdown(Shutdown::Both);
+        ended.store(true, Ordering::SeqCst);
     });
 }
