@@ -319,6 +319,24 @@ fn a_path_with_a_query_is_refused() {
     let _ = Server::builder().path("/socket.io/?x=1");
 }
 
+/// The same path given whole in a configuration, or to a raw Engine.IO server, is refused too:
+/// both used to build a server that answered every request with 404.
+#[test]
+#[should_panic(expected = "a URL path cannot hold '?' or '#'")]
+fn a_path_with_a_query_in_a_socket_config_is_refused() {
+    let mut config = sockio::core::socketio::SocketConfig::default();
+    config.engine.path = "/socket.io/?x=1".to_owned();
+    let _ = Server::builder().socket_config(config);
+}
+
+#[test]
+#[should_panic(expected = "a URL path cannot hold '?' or '#'")]
+fn a_path_with_a_fragment_for_a_raw_engine_io_server_is_refused() {
+    let mut config = sockio::server::engine::EngineConfig::default();
+    config.path = "/engine.io/#top".to_owned();
+    let _ = sockio::server::engine::EngineServer::<sockio::tokio::Tokio>::new(config);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transports_outside_the_allow_list_are_refused() {
     // Polling only: no upgrade offered, a WebSocket is refused as the reference server refuses an

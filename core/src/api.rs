@@ -486,11 +486,8 @@ macro_rules! server_builder_options {
         /// `#`, which no request path can (a server with it would answer nothing).
         #[track_caller]
         pub fn path(mut self, path: &str) -> Self {
-            assert!(
-                !path.contains(['?', '#']),
-                "path {path:?}: a URL path cannot hold '?' or '#' (the query is not part of it)"
-            );
             self.config.engine.path = path.to_owned();
+            self.config.engine.assert_path_can_match();
             self
         }
 
@@ -552,8 +549,11 @@ macro_rules! server_builder_options {
 
         /// Replaces the whole core configuration (advanced). Its namespace filter is applied
         /// with the namespaces that have handlers accepted too (see
-        /// [`NamespaceFilter`]($crate::socketio::NamespaceFilter)).
+        /// [`NamespaceFilter`]($crate::socketio::NamespaceFilter)). Panics as
+        /// [`path`](Self::path) does when its path holds `?` or `#`.
+        #[track_caller]
         pub fn socket_config(mut self, config: $crate::socketio::SocketConfig) -> Self {
+            config.engine.assert_path_can_match();
             self.config = config;
             self
         }

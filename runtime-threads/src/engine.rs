@@ -191,7 +191,9 @@ impl Default for EngineServer {
 }
 
 impl EngineServer {
-    /// A server with `config` (its path defaults to `/engine.io/`). Starts its timer thread.
+    /// A server with `config` (its path defaults to `/engine.io/`). Panics when the path holds
+    /// `?` or `#`, which no request path can. Starts its timer thread.
+    #[track_caller]
     pub fn new(config: EngineConfig) -> Self {
         EngineServer::with_sid_generator(config, OsRandomSids)
     }
@@ -199,6 +201,7 @@ impl EngineServer {
     /// A server whose session ids come from `sids` instead of the operating system's random
     /// source. Ids must be unique and unguessable: a session id is all a polling request shows
     /// to be its session's.
+    #[track_caller]
     pub fn with_sid_generator(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
         let endpoint = Endpoint::new(config, sids);
         let timers = Arc::new(Timers::default());

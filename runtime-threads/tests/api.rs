@@ -1622,3 +1622,22 @@ fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
     assert_eq!(recv(&reasons, "the disconnect"), "outbound queue full");
     io.abort();
 }
+
+/// A path no request can have (`?` or `#` in it), given whole in a configuration or to a raw
+/// Engine.IO server, is refused as `path` refuses it: such a server answered every request with
+/// 404.
+#[test]
+#[should_panic(expected = "a URL path cannot hold '?' or '#'")]
+fn a_path_with_a_query_in_a_socket_config_is_refused() {
+    let mut config = sockio_core::socketio::SocketConfig::default();
+    config.engine.path = "/socket.io/?x=1".to_owned();
+    let _ = Server::builder().socket_config(config);
+}
+
+#[test]
+#[should_panic(expected = "a URL path cannot hold '?' or '#'")]
+fn a_path_with_a_fragment_for_a_raw_engine_io_server_is_refused() {
+    let mut config = sockio_core::engineio::EngineConfig::default();
+    config.path = "/engine.io/#top".to_owned();
+    let _ = sockio_threads::engine::EngineServer::new(config);
+}

@@ -178,7 +178,9 @@ impl<Rt: Runtime> Default for EngineServer<Rt> {
 }
 
 impl<Rt: Runtime> EngineServer<Rt> {
-    /// A server with `config` (its path defaults to `/engine.io/`).
+    /// A server with `config` (its path defaults to `/engine.io/`). Panics when the path holds
+    /// `?` or `#`, which no request path can.
+    #[track_caller]
     pub fn new(config: EngineConfig) -> Self {
         EngineServer::with_sid_generator(config, OsRandomSids)
     }
@@ -186,6 +188,7 @@ impl<Rt: Runtime> EngineServer<Rt> {
     /// A server whose session ids come from `sids` instead of the operating system's random
     /// source. Ids must be unique and unguessable: a session id is all a polling request shows
     /// to be its session's.
+    #[track_caller]
     pub fn with_sid_generator(config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
         let endpoint = Endpoint::new(config, sids);
         EngineServer {

@@ -176,6 +176,17 @@ impl EngineConfig {
         self.path = self.normalized_path();
     }
 
+    /// Panics when `path` holds `?` or `#`, which no request path can: a server with it would
+    /// answer nothing. Every constructor taking a configuration checks it.
+    #[track_caller]
+    pub fn assert_path_can_match(&self) {
+        assert!(
+            !self.path.contains(['?', '#']),
+            "path {:?}: a URL path cannot hold '?' or '#' (the query is not part of it)",
+            self.path
+        );
+    }
+
     /// The path with one leading and exactly one trailing slash, as requests are matched
     /// against it (an empty path is `/`, every path).
     pub fn normalized_path(&self) -> String {

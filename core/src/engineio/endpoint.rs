@@ -198,8 +198,11 @@ pub(crate) fn upgrade_refusal(request: &Request) -> Option<Response> {
 }
 
 impl Endpoint {
-    /// An endpoint with `config`, making session ids with `sids`.
+    /// An endpoint with `config`, making session ids with `sids`. Panics when the configured
+    /// path holds `?` or `#` ([`EngineConfig::assert_path_can_match`]).
+    #[track_caller]
     pub fn new(mut config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
+        config.assert_path_can_match();
         config.normalize();
         let path = config.path.clone();
         Endpoint {
