@@ -449,10 +449,11 @@ async fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
     );
 }
 
-/// A dropped server leaves its broker within about a second: its subscriber looks at whether the
-/// server is still there every second, not only at its next keepalive (15 s). Seen from a relay
-/// in front of the broker, which counts the connections made through it that are still open.
-async fn a_dropped_server_closes_its_broker_connections<Rt: Runtime>(url: &str) {
+/// A server dropped (or shut down, `shut_down`) leaves its broker within about a second: its
+/// subscriber looks at whether the server is still there every second, not only at its next
+/// keepalive (15 s). Seen from a relay in front of the broker, which counts the connections made
+/// through it that are still open.
+async fn a_gone_server_closes_its_broker_connections<Rt: Runtime>(url: &str, shut_down: bool) {
     let Some(addr) = reachable(url) else {
         return;
     };
@@ -471,14 +472,18 @@ async fn a_dropped_server_closes_its_broker_connections<Rt: Runtime>(url: &str) 
     // Nothing is published: a message on the channel would wake the subscriber, which would then
     // notice the server gone whatever the rule.
     assert_eq!(link.open_connections(), 1, "the subscriber's connection");
-    drop(io);
-    let dropped = Instant::now();
+    if shut_down {
+        io.shutdown(Duration::from_secs(1)).await;
+    } else {
+        drop(io);
+    }
+    let gone = Instant::now();
     while link.open_connections() > 0 {
         assert!(
-            dropped.elapsed() < Duration::from_secs(5),
-            "{} connections to the broker still open {:?} after the server was dropped",
+            gone.elapsed() < Duration::from_secs(5),
+            "{} connections to the broker still open {:?} after the server was gone",
             link.open_connections(),
-            dropped.elapsed()
+            gone.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -486,20 +491,20 @@ async fn a_dropped_server_closes_its_broker_connections<Rt: Runtime>(url: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_server_closes_its_redis_connections_on_tokio() {
-    a_dropped_server_closes_its_broker_connections::<sockio::tokio::Tokio>(&redis_url()).await;
+    a_gone_server_closes_its_broker_connections::<sockio::tokio::Tokio>(&redis_url(), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_server_closes_its_redis_connections_on_smol() {
-    a_dropped_server_closes_its_broker_connections::<sockio_smol::Smol>(&redis_url()).await;
+async fn a_shut_down_server_closes_its_redis_connections_on_smol() {
+    a_gone_server_closes_its_broker_connections::<sockio_smol::Smol>(&redis_url(), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_server_closes_its_rabbitmq_connections_on_tokio() {
-    a_dropped_server_closes_its_broker_connections::<sockio::tokio::Tokio>(&amqp_url()).await;
+async fn a_shut_down_server_closes_its_rabbitmq_connections_on_tokio() {
+    a_gone_server_closes_its_broker_connections::<sockio::tokio::Tokio>(&amqp_url(), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_server_closes_its_rabbitmq_connections_on_smol() {
-    a_dropped_server_closes_its_broker_connections::<sockio_smol::Smol>(&amqp_url()).await;
+    a_gone_server_closes_its_broker_connections::<sockio_smol::Smol>(&amqp_url(), false).await;
 }

@@ -336,11 +336,11 @@ fn dropping_the_server_ends_the_remote_callbacks_still_waiting() {
     );
 }
 
-/// A dropped server leaves its broker within about a second: its subscriber thread looks at
-/// whether the server is still there every second, not only at its next keepalive (15 s). Seen
-/// from a relay in front of the broker, which counts the connections made through it that are
-/// still open.
-fn a_dropped_server_closes_its_broker_connections(url: &str) {
+/// A server dropped (or shut down, `shut_down`) leaves its broker within about a second: its
+/// subscriber thread looks at whether the server is still there every second, not only at its
+/// next keepalive (15 s). Seen from a relay in front of the broker, which counts the connections
+/// made through it that are still open.
+fn a_gone_server_closes_its_broker_connections(url: &str, shut_down: bool) {
     let Some(addr) = reachable(url) else {
         return;
     };
@@ -355,14 +355,18 @@ fn a_dropped_server_closes_its_broker_connections(url: &str) {
     // Nothing is published: a message on the channel would wake the subscriber, which would then
     // notice the server gone whatever the rule.
     assert_eq!(link.open_connections(), 1, "the subscriber's connection");
-    drop(io);
-    let dropped = Instant::now();
+    if shut_down {
+        io.shutdown(Duration::from_secs(1));
+    } else {
+        drop(io);
+    }
+    let gone = Instant::now();
     while link.open_connections() > 0 {
         assert!(
-            dropped.elapsed() < Duration::from_secs(5),
-            "{} connections to the broker still open {:?} after the server was dropped",
+            gone.elapsed() < Duration::from_secs(5),
+            "{} connections to the broker still open {:?} after the server was gone",
             link.open_connections(),
-            dropped.elapsed()
+            gone.elapsed()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -370,11 +374,11 @@ fn a_dropped_server_closes_its_broker_connections(url: &str) {
 
 #[test]
 fn a_dropped_server_closes_its_redis_connections() {
-    a_dropped_server_closes_its_broker_connections(&redis_url());
+    a_gone_server_closes_its_broker_connections(&redis_url(), false);
 }
 
 #[cfg(feature = "amqp")]
 #[test]
-fn a_dropped_server_closes_its_rabbitmq_connections() {
-    a_dropped_server_closes_its_broker_connections(&sockio_testkit::brokers::amqp_url());
+fn a_shut_down_server_closes_its_rabbitmq_connections() {
+    a_gone_server_closes_its_broker_connections(&sockio_testkit::brokers::amqp_url(), true);
 }
