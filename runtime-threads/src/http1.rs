@@ -19,7 +19,7 @@
 //! An HTTP/1.1 request with `Expect: 100-continue` and a body gets `100 Continue` before its body
 //! is read ([`write_continue`]), unless it is refused first (see `next_request` in `serve.rs`).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
 use bytes::Bytes;
@@ -647,7 +647,7 @@ pub(crate) fn write_response(
 ) -> io::Result<bool> {
     let keep_alive = keep_alive && !has_connection_token(response.headers(), "close");
     let status = response.status();
-    let mut out = Vec::with_capacity(256 + response.body().len());
+    let mut out = Vec::with_capacity(256);
     // Written into `out` (a `Vec` does not fail), not through `format!`'s own strings.
     let _ = write!(
         out,
@@ -676,12 +676,32 @@ pub(crate) fn write_response(
     } else {
         b"Connection: close\r\n\r\n"
     });
-    if !to_head && !bodiless {
-        out.extend_from_slice(response.body());
-    }
-    stream.write_all(&out)?;
+    let body: &[u8] = if to_head || bodiless {
+        &[]
+    } else {
+        response.body()
+    };
+    write_head_and_body(stream, &out, body)?;
     stream.flush()?;
     Ok(keep_alive)
+}
+
+/// Writes `head` and then `body` with vectored writes: one system call for both as a single
+/// buffer took, without copying a large body (a polling answer of many messages) behind its head.
+fn write_head_and_body(mut stream: &TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let mut both = [IoSlice::new(head), IoSlice::new(body)];
+    let mut left = &mut both[..];
+    // Drops a leading empty slice (a bodiless response has an empty second one, dropped below).
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match stream.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut left, written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Tells a client waiting to send a body (`Expect: 100-continue`) to send it.
@@ -746,6 +766,32 @@ mod tests {
         let mut reader = HttpReader::default();
         let incoming = reader.read_request(&sent(bytes), max_body);
         (incoming, reader)
+    }
+
+    /// A body larger than the socket buffers takes several vectored writes, each starting where
+    /// the last stopped (the head is no longer copied in front of it).
+    #[test]
+    fn a_large_response_body_arrives_whole_behind_its_head() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let body: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let expected = body.clone();
+        let reading = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).unwrap();
+            received
+        });
+        let response = Response::new(Bytes::from(body));
+        assert!(!write_response(&server, &response, false, false).unwrap());
+        drop(server);
+        let received = reading.join().unwrap();
+        let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = std::str::from_utf8(&received[..head_end]).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 4194304\r\n"), "{head}");
+        assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+        assert!(received[head_end..] == expected[..], "the body differs");
     }
 
     #[test]
