@@ -6,7 +6,7 @@
 # under `valgrind --tool=callgrind`, zeroes the counts 4 s after the receivers are connected (the
 # sender is broadcasting by then), dumps them 4 s later and divides by the deliveries in between
 # (one `Session::send_frames` call each). Prints the total, the sender's share (everything under
-# `Server::deliver_local`: selecting the recipients and queueing the frame on each connection)
+# `Server::deliver_here`: selecting the recipients and queueing the frame on each connection)
 # and the writers' share (`ws_pump::write_now`: framing and writing; this one depends on how many
 # frames a write batches, so it moves by about 10% between runs of the same build).
 # Usage: bench/instructions_per_delivery.sh [ROOT]
@@ -17,4 +17,4 @@ root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 # Counting starts 4 s after the 1,000 receivers are connected: the sender is broadcasting by then.
 callgrind_window "$root" 1000 4 4 --storm 10 --echo 1 --echo-secs 1 --broadcast 1000 \
     --deliveries 3000000 --polling 10 --polling-secs 1 --capacity 0 --rounds 1 --broadcast-wait 40
-python3 "$(dirname "$0")/callgrind_count.py" "$dump" "sockio_core::engineio::session::Session::send_frames" "delivery" "sender=sockio_server::server::Server<Rt>::deliver_local" "writers=sockio_server::ws_pump::write_now"
+python3 "$(dirname "$0")/callgrind_count.py" "$dump" "sockio_core::engineio::session::Session::send_frames" "delivery" "sender=sockio_server::server::Server<Rt>::deliver_here::{{closure}}" "writers=sockio_server::ws_pump::write_now"

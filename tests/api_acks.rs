@@ -452,9 +452,9 @@ thread_local! {
 }
 
 /// A handler emits with a callback, then emits until the client's queue (a polling client that
-/// does not poll) overflows, which closes the connection and cancels the callback's
-/// acknowledgement. The callback must not run inside the emit that settled it, where its
-/// caller may hold what the callback needs; it runs on a task of its own.
+/// does not poll, so emits soon stop waiting for it) overflows, which closes the connection and
+/// cancels the callback's acknowledgement. The callback must not run inside the emit that
+/// settled it, where its caller may hold what the callback needs; it runs on a task of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_cancelled_by_an_overflowing_emit_runs_apart_from_it() {
     let io = Server::builder().max_buffered(8, 1 << 20).build();
@@ -470,6 +470,12 @@ async fn a_callback_cancelled_by_an_overflowing_emit_runs_apart_from_it() {
                 })
                 .await
                 .expect("the emit asking for an answer");
+            // Past half the queue's limit (4 of 8 packets) an emit waits for the client's
+            // writer, here for a second (the client takes nothing), and then marks it stuck:
+            // later emits are queued at once. 7 packets queued after these.
+            for n in 0..6 {
+                socket.emit("warm-up", &n).await.expect("queued");
+            }
             // Each emit is delivered at its first poll: polled once here, by hand, they are
             // all delivered on this thread while the flag is set.
             EMITTING.with(|emitting| emitting.set(true));

@@ -102,3 +102,4 @@ pub mod socketio;
 mod swar;
 pub mod timer;
 pub mod websocket;
+pub mod writer_wait;

@@ -881,3 +881,26 @@ fn v3_post_with_a_bad_length_rejects_the_whole_payload() {
         );
     }
 }
+
+/// What a GET takes from the queue counts as taken, so a runtime can tell a client that is
+/// reading, however slowly, from one that stopped.
+#[test]
+fn a_poll_counts_the_bytes_it_takes() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let before = h.command(&sid, |s, _| s.bytes_taken());
+    send(&mut h, &sid, text("queued"));
+    send(&mut h, &sid, text("and more"));
+    let (_, queued) = h.command(&sid, |s, _| s.buffered());
+    assert!(queued > 0);
+    assert_eq!(
+        h.command(&sid, |s, _| s.bytes_taken()),
+        before,
+        "nothing taken yet"
+    );
+    h.get(&q).body_text();
+    assert_eq!(
+        h.command(&sid, |s, _| s.bytes_taken()),
+        before + queued as u64
+    );
+}

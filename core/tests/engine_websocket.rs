@@ -191,3 +191,21 @@ fn send_after_the_session_closed_is_refused() {
         Err(sockio_core::engineio::SendError::Closed)
     );
 }
+
+/// What the WebSocket writer pulls from the queue counts as taken, frame by frame (the harness
+/// pulls what is queued at each command, as a writer with room does).
+#[test]
+fn the_websocket_writer_counts_the_bytes_it_takes() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, conn) = open_ws(&mut h, "EIO=4");
+    h.ws_take(conn);
+    let before = h.command(&sid, |s, _| s.bytes_taken());
+    send(&mut h, &sid, text("one"));
+    send(&mut h, &sid, text("two"));
+    assert_eq!(h.ws_take_text(conn), ["4one", "4two"]);
+    assert_eq!(h.command(&sid, |s, _| s.buffered()), (0, 0));
+    assert_eq!(
+        h.command(&sid, |s, _| s.bytes_taken()),
+        before + ("4one".len() + "4two".len()) as u64
+    );
+}

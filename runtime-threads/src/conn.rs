@@ -33,7 +33,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// writer to catch up, which no single notification covers.
 pub(crate) fn sleep_while(mut busy: impl FnMut() -> bool) {
     while busy() {
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::thread::sleep(sockio_core::writer_wait::ROOM_RECHECK);
     }
 }
 
@@ -152,6 +152,10 @@ pub(crate) struct ConnCell {
     /// The server's `call`s waiting for this client's answer
     /// (`sockio_core::api::backlog_allows_reading`).
     calls_waiting: AtomicUsize,
+    /// The client's `Session::bytes_taken` when an emit last stopped waiting for its writer,
+    /// which took nothing for [`sockio_core::writer_wait::WRITER_STALL`]: emits do not wait for
+    /// it again until it takes something (`u64::MAX` when none).
+    pub stuck_at: std::sync::atomic::AtomicU64,
 }
 
 /// A `call` waiting for its client's answer, for as long as it lives.
@@ -192,6 +196,7 @@ impl ConnCell {
                 parked: false,
             }),
             calls_waiting: AtomicUsize::new(0),
+            stuck_at: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 

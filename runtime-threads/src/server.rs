@@ -17,9 +17,9 @@ use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
-    CommandError, DisconnectReason, EncodedFrames, Endpoint, Handshake, NamespaceFilter, Packet,
-    SocketConfig, SocketEvent,
+    CommandError, DisconnectReason, Endpoint, Handshake, NamespaceFilter, SocketConfig, SocketEvent,
 };
+use sockio_core::writer_wait::{Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
 
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -232,13 +232,15 @@ impl Server {
                     });
                     (answer, Some(self.inner.config.remote_answer_timeout))
                 });
-                let _ = self.deliver_local(
+                // On the subscriber, which must go on reading the broker: no wait here.
+                self.deliver_here(
                     &Arc::from(namespace.as_str()),
                     &event,
                     args,
                     &rooms,
                     &skip,
                     callback,
+                    false,
                 );
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
@@ -988,13 +990,14 @@ impl Server {
             Some(bus) if !emit.ignore_queue => bus.clone(),
             _ => {
                 let unreached = emit.callback.as_ref().map(|(callback, _)| callback.clone());
-                let reached = self.deliver_local(
+                let reached = self.deliver_here(
                     &emit.namespace,
                     &emit.event,
                     args,
                     &emit.rooms,
                     &emit.skip,
                     emit.callback,
+                    true,
                 );
                 if let Some(callback) = unreached
                     && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
@@ -1024,13 +1027,14 @@ impl Server {
                 .as_ref()
                 .map(|(callback, timeout)| (callback, *timeout)),
         )?;
-        let _ = self.deliver_local(
+        self.deliver_here(
             &emit.namespace,
             &emit.event,
             args,
             &emit.rooms,
             &emit.skip,
             emit.callback,
+            true,
         );
         let Some(message) = plan.message else {
             return Ok(());
@@ -1045,8 +1049,18 @@ impl Server {
     }
 
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
-    /// each connection. Returns how many recipients it had.
-    fn deliver_local(
+    /// each connection. A recipient whose queue is more than half full (`Session::writer_behind`)
+    /// gets the packet once its writer (the writer pool, or its polling GETs) made room, waited
+    /// for while the writer is taking data and looked at every [`ROOM_RECHECK`]; one whose writer
+    /// took nothing for a second is queued to at once, by this emit and the ones after until it
+    /// takes something (the core's rule, [`sockio_core::writer_wait`]). Emits faster than a client's writer closed
+    /// that client with `outbound queue full` however fast it read
+    /// (`conformance/tests/large_emit_bursts.rs`). Each recipient is checked and queued to in one
+    /// drive. No thread that emits writes to a client itself, so the wait cannot hold up the
+    /// writer it waits for. Without `wait` (the broker's subscriber, which must go on reading
+    /// the broker) nothing waits. Returns how many recipients it had.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_here(
         &self,
         namespace: &Arc<str>,
         event: &str,
@@ -1054,68 +1068,77 @@ impl Server {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
+        wait: bool,
     ) -> usize {
         let recipients = self.hub().recipients(namespace, rooms, skip);
         let reached = recipients.len();
-        match callback {
-            None => {
-                let frames = EncodedFrames::new(&Packet::event(
-                    namespace,
-                    event,
-                    args.values,
-                    args.attachments,
-                    None,
-                ));
-                for (sid, cell) in recipients {
-                    let result = self.drive_apart(&cell, |state, now| {
-                        state.conn.send_encoded(now, namespace, &frames)
-                    });
-                    if let Err(error) = result {
-                        report_undelivered(&sid, &error);
-                    }
-                }
+        let outgoing = Outgoing::new(namespace, event, args, callback);
+        let mut deferred = Vec::new();
+        for (sid, cell) in recipients {
+            if let Some(QueuedOn::Deferred(_)) = self.queue_to(&outgoing, &sid, &cell, wait) {
+                deferred.push((sid, cell));
             }
-            Some((callback, timeout)) => {
-                // Each recipient gets its own ack id and calls the callback with its answer.
-                for (sid, cell) in recipients {
-                    let answer = callback.clone();
-                    let args = args.clone();
-                    let result = self.drive_apart(&cell, |state, now| {
-                        let id = state.conn.emit(
-                            now,
-                            namespace,
-                            event,
-                            args.values,
-                            args.attachments,
-                            Some(timeout),
-                        )?;
-                        if let Some(id) = id {
-                            let answer: AckCallback = Box::new(move |outcome| answer(outcome));
-                            state.acks.insert(id, answer);
-                        }
-                        Ok::<_, CommandError>(())
-                    });
-                    if let Err(error) = result {
-                        // The recipient was picked while still a member (a socket leaving is
-                        // forgotten by the hub only once its disconnect is handled): its
-                        // callback still hears how the emit ended, as a call would.
-                        // On a thread of its own, as an answer comes on another thread: never
-                        // inside the emit, whose caller may hold what the callback needs, nor
-                        // through the handler pool, whose workers may all wait for it.
-                        report_undelivered(&sid, &error);
-                        let callback = callback.clone();
-                        self.call_back(
-                            CallbacksRun::Apart,
-                            vec![(
-                                Box::new(move |outcome| callback(outcome)),
-                                AckOutcome::NotSent(error),
-                            )],
-                        );
+        }
+        for (sid, cell) in deferred {
+            let mut wait = WriterWait::default();
+            let mut defer = true;
+            while let Some(QueuedOn::Deferred(taken)) = self.queue_to(&outgoing, &sid, &cell, defer)
+            {
+                match wait.look(Instant::now(), taken) {
+                    WriterLook::Wait => std::thread::sleep(ROOM_RECHECK),
+                    WriterLook::Stuck => {
+                        cell.stuck_at.store(taken, Ordering::Relaxed);
+                        defer = false;
                     }
                 }
             }
         }
         reached
+    }
+
+    /// Queues `outgoing` on `cell` (socket `sid`); with `defer`, not while its queue is more than
+    /// half full and it is not known to be stuck (`QueuedOn::Deferred`, [`Outgoing::queue_on`]).
+    /// `None` when the recipient is gone or its queue overflowed (logged, its callback told).
+    fn queue_to(
+        &self,
+        outgoing: &Outgoing,
+        sid: &Sid,
+        cell: &Arc<ConnCell>,
+        defer: bool,
+    ) -> Option<QueuedOn> {
+        let stuck_at = defer.then(|| cell.stuck_at.load(Ordering::Relaxed));
+        let result = self.drive_apart(cell, |state, now| {
+            let queued = outgoing.queue_on(&mut state.conn, now, stuck_at)?;
+            if let (QueuedOn::Queued(Some(id)), Some(callback)) = (queued, outgoing.callback()) {
+                let answer = callback.clone();
+                let answer: AckCallback = Box::new(move |outcome| answer(outcome));
+                state.acks.insert(id, answer);
+            }
+            Ok::<_, CommandError>(queued)
+        });
+        match result {
+            Ok(queued) => Some(queued),
+            Err(error) => {
+                report_undelivered(sid, &error);
+                if let Some(callback) = outgoing.callback() {
+                    // The recipient was picked while still a member (a socket leaving is
+                    // forgotten by the hub only once its disconnect is handled): its callback
+                    // still hears how the emit ended, as a call would. On a thread of its own,
+                    // as an answer comes on another thread: never inside the emit, whose caller
+                    // may hold what the callback needs, nor through the handler pool, whose
+                    // workers may all wait for it.
+                    let callback = callback.clone();
+                    self.call_back(
+                        CallbacksRun::Apart,
+                        vec![(
+                            Box::new(move |outcome| callback(outcome)),
+                            AckOutcome::NotSent(error),
+                        )],
+                    );
+                }
+                None
+            }
+        }
     }
 }
 

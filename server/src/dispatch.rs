@@ -23,6 +23,7 @@ use sockio_core::api::{
 use sockio_core::engineio::{CloseReason, Sid};
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
+use sockio_core::writer_wait::ROOM_RECHECK;
 
 use crate::cell::{ConnCell, HandOff};
 use crate::handlers::{
@@ -93,9 +94,6 @@ fn answering<Rt: Runtime>(
         }
     })
 }
-
-/// How often an acknowledgement waiting for room in its client's outbound queue looks again.
-const ROOM_RECHECK: Duration = Duration::from_millis(2);
 
 /// [`acknowledge`] once the client's outbound queue has room: while it is more than half full
 /// (`Session::writer_behind`), the answer waits for the writer, looked at again every

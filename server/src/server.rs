@@ -16,9 +16,8 @@ use sockio_core::api::{EmitSpec, SharedCallback};
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
-use sockio_core::socketio::{
-    CommandError, EncodedFrames, Endpoint, NamespaceFilter, Packet, SocketConfig,
-};
+use sockio_core::socketio::{CommandError, Endpoint, NamespaceFilter, SocketConfig};
+use sockio_core::writer_wait::{Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
 
 use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
@@ -244,8 +243,8 @@ impl<Rt: Runtime> Server<Rt> {
                     });
                     (answer, Some(self.inner.config.remote_answer_timeout))
                 });
-                // On the subscriber, which must go on reading the broker: no yield here.
-                let _ = self.deliver_local(
+                // On the subscriber, which must go on reading the broker: no wait here.
+                self.deliver_here_now(
                     &Arc::from(namespace.as_str()),
                     &event,
                     args,
@@ -625,14 +624,16 @@ impl<Rt: Runtime> Server<Rt> {
             Some(bus) if !emit.ignore_queue => bus.clone(),
             _ => {
                 let unreached = emit.callback.as_ref().map(|(callback, _)| callback.clone());
-                let (crowded, reached) = self.deliver_local(
-                    &emit.namespace,
-                    &emit.event,
-                    args,
-                    &emit.rooms,
-                    &emit.skip,
-                    emit.callback,
-                );
+                let reached = self
+                    .deliver_here(
+                        &emit.namespace,
+                        &emit.event,
+                        args,
+                        &emit.rooms,
+                        &emit.skip,
+                        emit.callback,
+                    )
+                    .await;
                 if let Some(callback) = unreached
                     && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
                 {
@@ -641,7 +642,6 @@ impl<Rt: Runtime> Server<Rt> {
                         outcome,
                     )]);
                 }
-                let_writers_run(crowded).await;
                 return Ok(());
             }
         };
@@ -661,15 +661,15 @@ impl<Rt: Runtime> Server<Rt> {
                 .as_ref()
                 .map(|(callback, timeout)| (callback, *timeout)),
         )?;
-        let (crowded, _) = self.deliver_local(
+        self.deliver_here(
             &emit.namespace,
             &emit.event,
             args,
             &emit.rooms,
             &emit.skip,
             emit.callback,
-        );
-        let_writers_run(crowded).await;
+        )
+        .await;
         let Some(message) = plan.message else {
             return Ok(());
         };
@@ -683,10 +683,18 @@ impl<Rt: Runtime> Server<Rt> {
     }
 
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
-    /// each connection. Returns whether a recipient's queue is past half its limit
-    /// (`Session::is_crowded`: the caller then lets its writer run before emitting more), and
-    /// how many recipients it had.
-    fn deliver_local(
+    /// each connection. A recipient whose queue is more than half full (`Session::writer_behind`)
+    /// gets the packet once its writer made room, waited for while the writer is taking data and
+    /// looked at every [`ROOM_RECHECK`]; one whose writer took nothing for a second is queued to
+    /// at once, by this emit and the ones after until it takes something (the core's rule,
+    /// [`sockio_core::writer_wait`]). Emits faster than a client's writer, in a loop or from
+    /// concurrent handlers, closed that client with `outbound queue full` however fast it read
+    /// (`conformance/tests/large_emit_bursts.rs`). Each recipient is checked and queued to in
+    /// one drive, so waiting emits cannot together overflow a queue that just made room. A
+    /// handler that started on the task that writes to its own client is handed to the
+    /// connection's task at its first wait, so that writer runs meanwhile. Returns how many
+    /// recipients it had.
+    async fn deliver_here(
         &self,
         namespace: &Arc<str>,
         event: &str,
@@ -694,69 +702,92 @@ impl<Rt: Runtime> Server<Rt> {
         rooms: &[String],
         skip: &[String],
         callback: Option<(SharedCallback, Option<Duration>)>,
-    ) -> (bool, usize) {
+    ) -> usize {
         let recipients: Vec<(Sid, Arc<ConnCell>)> =
             self.inner.hub().recipients(namespace, rooms, skip);
         let reached = recipients.len();
-        let mut crowded = false;
-        match callback {
-            None => {
-                let frames = EncodedFrames::new(&Packet::event(
-                    namespace,
-                    event,
-                    args.values,
-                    args.attachments,
-                    None,
-                ));
-                for (sid, cell) in recipients {
-                    let result = self.drive_apart(&cell, |state, now| {
-                        let sent = state.conn.send_encoded(now, namespace, &frames);
-                        crowded |= state.conn.engine().is_crowded();
-                        sent
-                    });
-                    if let Err(error) = result {
-                        report_undelivered(&sid, &error);
-                    }
-                }
+        let outgoing = Outgoing::new(namespace, event, args, callback);
+        let mut deferred = Vec::new();
+        for (sid, cell) in recipients {
+            if let Some(QueuedOn::Deferred(_)) = self.queue_to(&outgoing, &sid, &cell, true) {
+                deferred.push((sid, cell));
             }
-            Some((callback, timeout)) => {
-                // Each recipient gets its own ack id and calls the callback with its answer.
-                for (sid, cell) in recipients {
-                    let answer = callback.clone();
-                    let args = args.clone();
-                    let result = self.drive_apart(&cell, |state, now| {
-                        let id = state.conn.emit(
-                            now,
-                            namespace,
-                            event,
-                            args.values,
-                            args.attachments,
-                            Some(timeout),
-                        )?;
-                        if let Some(id) = id {
-                            let answer: AckCallback = Box::new(move |outcome| answer(outcome));
-                            state.acks.insert(id, answer);
-                        }
-                        crowded |= state.conn.engine().is_crowded();
-                        Ok::<_, CommandError>(())
-                    });
-                    if let Err(error) = result {
-                        // The recipient was picked while still a member (a socket leaving is
-                        // forgotten by the hub only once its disconnect is handled): its
-                        // callback still hears how the emit ended, as a call would.
-                        // On a task of its own, as an answer would come: never inside the
-                        // emit, whose caller may hold what the callback needs.
-                        report_undelivered(&sid, &error);
-                        let callback = callback.clone();
-                        self.call_back_apart(vec![(
-                            Box::new(move |outcome| callback(outcome)),
-                            AckOutcome::NotSent(error),
-                        )]);
+        }
+        for (sid, cell) in deferred {
+            let mut wait = WriterWait::default();
+            let mut defer = true;
+            while let Some(QueuedOn::Deferred(taken)) = self.queue_to(&outgoing, &sid, &cell, defer)
+            {
+                let now = Instant::now();
+                match wait.look(now, taken) {
+                    WriterLook::Wait => self.inner.runtime.sleep_until(now + ROOM_RECHECK).await,
+                    WriterLook::Stuck => {
+                        cell.stuck_at.store(taken, Ordering::Relaxed);
+                        defer = false;
                     }
                 }
             }
         }
-        (crowded, reached)
+        reached
+    }
+
+    /// [`deliver_here`](Self::deliver_here) without waiting for any writer: what is emitted on
+    /// the broker's subscriber, which must go on reading the broker.
+    fn deliver_here_now(
+        &self,
+        namespace: &Arc<str>,
+        event: &str,
+        args: Args,
+        rooms: &[String],
+        skip: &[String],
+        callback: Option<(SharedCallback, Option<Duration>)>,
+    ) {
+        let recipients = self.inner.hub().recipients(namespace, rooms, skip);
+        let outgoing = Outgoing::new(namespace, event, args, callback);
+        for (sid, cell) in recipients {
+            self.queue_to(&outgoing, &sid, &cell, false);
+        }
+    }
+
+    /// Queues `outgoing` on `cell` (socket `sid`); with `defer`, not while its queue is more than
+    /// half full and it is not known to be stuck (`QueuedOn::Deferred`, [`Outgoing::queue_on`]).
+    /// `None` when the recipient is gone or its queue overflowed (logged, its callback told).
+    fn queue_to(
+        &self,
+        outgoing: &Outgoing,
+        sid: &Sid,
+        cell: &Arc<ConnCell>,
+        defer: bool,
+    ) -> Option<QueuedOn> {
+        let stuck_at = defer.then(|| cell.stuck_at.load(Ordering::Relaxed));
+        let result = self.drive_apart(cell, |state, now| {
+            let queued = outgoing.queue_on(&mut state.conn, now, stuck_at)?;
+            if let (QueuedOn::Queued(Some(id)), Some(callback)) = (queued, outgoing.callback()) {
+                let answer = callback.clone();
+                let answer: AckCallback = Box::new(move |outcome| answer(outcome));
+                state.acks.insert(id, answer);
+            }
+            Ok::<_, CommandError>(queued)
+        });
+        match result {
+            Ok(queued) => Some(queued),
+            Err(error) => {
+                report_undelivered(sid, &error);
+                if let Some(callback) = outgoing.callback() {
+                    // The recipient was picked while still a member (a socket leaving is
+                    // forgotten by the hub only once its disconnect is handled): its callback
+                    // still hears how the emit ended, as a call would. On a task of its own, as
+                    // an answer would come: never inside the emit, whose caller may hold what
+                    // the callback needs.
+                    let callback = callback.clone();
+                    self.call_back_apart(vec![(
+                        Box::new(move |outcome| callback(outcome)),
+                        AckOutcome::NotSent(error),
+                    )]);
+                }
+                None
+            }
+        }
     }
 }
 
@@ -772,17 +803,6 @@ fn report_undelivered(sid: &Sid, error: &CommandError) {
         );
     } else {
         tracing::debug!(%sid, %error, "emit not delivered to this client");
-    }
-}
-
-/// After an emit that left a recipient's queue past half its limit: the emitting task lets the
-/// others run once, its recipients' writers among them. A handler runs on the task that read
-/// its event, which is also the one that writes to that client, so a loop of emits that never
-/// waits would otherwise fill the queue to its limit (and close the client) however fast the
-/// client reads.
-async fn let_writers_run(crowded: bool) {
-    if crowded {
-        crate::runtime::yield_now().await;
     }
 }
 

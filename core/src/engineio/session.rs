@@ -255,6 +255,8 @@ pub struct Session {
     probe: Option<Box<Probe>>,
     queue: VecDeque<Frame>,
     queued_bytes: usize,
+    /// Bytes the writers have taken from the queue so far ([`Session::bytes_taken`]).
+    taken: u64,
     /// Set once a close must go out on the primary WebSocket after the queue.
     ws_close_pending: bool,
     /// The primary WebSocket was closed by the peer (nothing more can be written on it).
@@ -320,6 +322,7 @@ impl Session {
             probe: None,
             queue: VecDeque::new(),
             queued_bytes: 0,
+            taken: 0,
             ws_close_pending: false,
             ws_gone: false,
             outputs: VecDeque::new(),
@@ -457,15 +460,25 @@ impl Session {
     /// task that writes to the client should let the writing run before more is queued, or a
     /// loop of emits fills the queue to its limit (and the client is closed) however fast the
     /// client reads.
+    #[inline]
     pub fn is_crowded(&self) -> bool {
         self.queue.len() > self.config.max_buffered_packets / 2
             || self.queued_bytes > self.config.max_buffered_bytes / 2
+    }
+
+    /// How many bytes the writers have taken from the outbound queue since the session began (a
+    /// WebSocket frame once pulled, a polling answer once made): whether it moves tells a client
+    /// that is taking what it is sent, however slowly, from one that stopped.
+    #[inline]
+    pub fn bytes_taken(&self) -> u64 {
+        self.taken
     }
 
     /// Whether a driver should let its writer catch up before it reads (or answers) more from
     /// the client: the session is open and [`is_crowded`](Self::is_crowded). A driver that read
     /// on while its writer fell behind had the answers to what it read fill the queue to its
     /// limit, and the client was closed however fast it read.
+    #[inline]
     pub fn writer_behind(&self) -> bool {
         self.is_crowded() && !self.is_closed()
     }
@@ -994,6 +1007,7 @@ impl Session {
         }
         if let Some(frame) = self.queue.pop_front() {
             self.queued_bytes -= frame.len();
+            self.taken += frame.len() as u64;
             if self.queue.is_empty() && self.queue.capacity() > KEEP_QUEUE_CAPACITY {
                 // A burst's room is given back once written; the connection may live for days.
                 self.queue = VecDeque::new();
@@ -1314,6 +1328,7 @@ impl Session {
         };
         // The queue's buffer becomes the answer's: no copy, and the idle session holds none.
         let mut frames = Vec::from(std::mem::take(&mut self.queue));
+        self.taken += self.queued_bytes as u64;
         self.queued_bytes = 0;
         let close = Frame::bare(PacketType::Close);
         let mut closing = frames.last() == Some(&close);

@@ -1,0 +1,233 @@
+//! A handler that emits more bytes than a client's outbound queue holds (`max_buffered_bytes`,
+//! 16 MiB by default) in large messages, to a client that reads as fast as it can: every message
+//! arrives. Emits yielded once when they left a queue more than half full, which lets the writer
+//! take a small message but not a large one: the queue reached its limit and the client was
+//! closed with `outbound queue full` (9 of 400 messages of 500 KB arrived, heartbeat-under-load
+//! audit; `testkit/clients/node/room-burst.js`), and concurrent handlers each emitting one
+//! large message did the same. An emit now waits, before it queues, while a recipient's queue is
+//! over half full and its writer is taking data.
+
+#[path = "support/in_process.rs"]
+mod in_process;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use in_process::{join_over_websocket, serve_async, serve_threads};
+use serde_json::Value;
+use sockio_server::{Runtime, Server, Socket};
+use tungstenite::Message;
+
+/// 40 MB in all, more than the default queue limit and the sockets' buffers together.
+const MESSAGES: usize = 200;
+const SIZE: usize = 200_000;
+/// `max_buffered_bytes`' default.
+const DEFAULT_QUEUE: usize = 16 * 1024 * 1024;
+
+/// `burst` emits the messages to the room `burst`; every client joins it as it connects, the one
+/// that asks included. Each client's outbound queue holds `queue_bytes`.
+fn server<Rt: Runtime>(queue_bytes: usize) -> Server<Rt> {
+    let io = Server::<Rt>::builder()
+        .max_buffered(10_000, queue_bytes)
+        .build();
+    io.on_connect(
+        |socket: Socket<Rt>, _handshake, _auth: Option<Value>| async move {
+            socket.enter_room("burst").expect("joined");
+            Ok(())
+        },
+    );
+    io.on("one", |socket: Socket<Rt>, _: Value| async move {
+        let data = "x".repeat(SIZE);
+        socket
+            .server()
+            .emit("m", &data)
+            .to("burst")
+            .await
+            .expect("emit");
+    });
+    io.on("burst", |socket: Socket<Rt>, _: Value| async move {
+        let data = "x".repeat(SIZE);
+        for _ in 0..MESSAGES {
+            socket
+                .server()
+                .emit("m", &data)
+                .to("burst")
+                .await
+                .expect("emit");
+        }
+    });
+    io
+}
+
+/// The same server on the threads runtime.
+fn threads_server(queue_bytes: usize) -> sockio_threads::Server {
+    let io = sockio_threads::Server::builder()
+        .max_buffered(10_000, queue_bytes)
+        .build();
+    io.on_connect(
+        |socket: sockio_threads::Socket, _handshake, _auth: Option<Value>| {
+            socket.enter_room("burst").expect("joined");
+            Ok(())
+        },
+    );
+    io.on("one", |socket: sockio_threads::Socket, _: Value| {
+        let data = "x".repeat(SIZE);
+        socket
+            .server()
+            .emit("m", &data)
+            .to("burst")
+            .send()
+            .expect("emit");
+    });
+    io.on("burst", |socket: sockio_threads::Socket, _: Value| {
+        let data = "x".repeat(SIZE);
+        for _ in 0..MESSAGES {
+            socket
+                .server()
+                .emit("m", &data)
+                .to("burst")
+                .send()
+                .expect("emit");
+        }
+    });
+    io
+}
+
+type Client = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// How a client asks for the burst.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// It does not.
+    Not,
+    /// One `burst` event, whose handler emits every message.
+    InOneEvent,
+    /// One `one` event per message, whose handlers emit one each (concurrently, on the async
+    /// runtimes' default `async_handlers`, and on the threads runtime's handler pool).
+    EventByEvent,
+}
+
+/// Asks for the burst as `ask` says, then counts what arrives until the last message or the end
+/// of the connection, taking `pace` over each message (a client slower than the server's emits
+/// that still reads on).
+fn read_burst(mut ws: Client, ask: Ask, pace: Duration) -> usize {
+    match ask {
+        Ask::Not => {}
+        Ask::InOneEvent => ws.send(Message::text(r#"42["burst",{}]"#)).expect("burst"),
+        Ask::EventByEvent => {
+            for _ in 0..MESSAGES {
+                ws.send(Message::text(r#"42["one",{}]"#)).expect("one");
+            }
+        }
+    }
+    let mut received = 0;
+    while received < MESSAGES {
+        match ws.read() {
+            Ok(Message::Text(text)) if text.starts_with(r#"42["m","#) => {
+                received += 1;
+                std::thread::sleep(pace);
+            }
+            Ok(Message::Text(text)) if text.as_str() == "2" => {
+                let _ = ws.send(Message::text("3"));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    received
+}
+
+/// The asking client and another one, both in the room (joined before their CONNECT is
+/// answered), each read everything; the other one reads at 50 messages a second, 10 MB/s.
+fn both_read_everything(addr: SocketAddr, ask: Ask) {
+    let other = join_over_websocket(addr, Duration::from_secs(20));
+    let asker = join_over_websocket(addr, Duration::from_secs(20));
+    let other = std::thread::spawn(move || read_burst(other, Ask::Not, Duration::from_millis(20)));
+    assert_eq!(
+        read_burst(asker, ask, Duration::ZERO),
+        MESSAGES,
+        "the asking client"
+    );
+    assert_eq!(other.join().expect("joined"), MESSAGES, "the other client");
+}
+
+#[test]
+fn a_burst_of_large_emits_arrives_whole_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE);
+    both_read_everything(serve_async(&io), Ask::InOneEvent);
+}
+
+#[test]
+fn large_emits_from_concurrent_handlers_arrive_whole_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE);
+    both_read_everything(serve_async(&io), Ask::EventByEvent);
+}
+
+#[test]
+fn a_burst_of_large_emits_arrives_whole_on_smol() {
+    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE);
+    both_read_everything(serve_async(&io), Ask::InOneEvent);
+}
+
+#[test]
+fn large_emits_from_concurrent_handlers_arrive_whole_on_smol() {
+    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE);
+    both_read_everything(serve_async(&io), Ask::EventByEvent);
+}
+
+/// A client in the room that stopped reading does not hold up the emits to the others: the emit
+/// stops waiting for a writer that takes nothing for a second, and later emits do not wait for
+/// it again (it is closed once its queue is full). With a 32 MiB queue, waiting a second at each
+/// emit until then held the asking client's burst up for over a minute; it takes a few seconds.
+fn a_stuck_client_does_not_hold_up_the_others(addr: SocketAddr) {
+    let stuck = join_over_websocket(addr, Duration::from_secs(20));
+    let asker = join_over_websocket(addr, Duration::from_secs(20));
+    let started = Instant::now();
+    assert_eq!(
+        read_burst(asker, Ask::InOneEvent, Duration::ZERO),
+        MESSAGES,
+        "the asking client"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the burst took {:?} beside a client that stopped reading",
+        started.elapsed()
+    );
+    drop(stuck);
+}
+
+#[test]
+fn a_burst_of_large_emits_arrives_whole_on_threads() {
+    let io = threads_server(DEFAULT_QUEUE);
+    both_read_everything(serve_threads(&io), Ask::InOneEvent);
+}
+
+#[test]
+fn large_emits_from_concurrent_handlers_arrive_whole_on_threads() {
+    let io = threads_server(DEFAULT_QUEUE);
+    both_read_everything(serve_threads(&io), Ask::EventByEvent);
+}
+
+#[test]
+fn a_stuck_client_does_not_hold_up_the_others_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let io = server::<sockio_tokio::Tokio>(2 * DEFAULT_QUEUE);
+    a_stuck_client_does_not_hold_up_the_others(serve_async(&io));
+}
+
+#[test]
+fn a_stuck_client_does_not_hold_up_the_others_on_smol() {
+    let io = server::<sockio_smol::Smol>(2 * DEFAULT_QUEUE);
+    a_stuck_client_does_not_hold_up_the_others(serve_async(&io));
+}
+
+#[test]
+fn a_stuck_client_does_not_hold_up_the_others_on_threads() {
+    let io = threads_server(2 * DEFAULT_QUEUE);
+    a_stuck_client_does_not_hold_up_the_others(serve_threads(&io));
+}

@@ -1,0 +1,206 @@
+//! When an emit waits for a recipient's writer. An emit that finds a client's outbound queue more
+//! than half full (`Session::writer_behind`) waits before it queues there, while that client's
+//! writer is taking data (`Session::bytes_taken` moves): emits faster than the server writes to
+//! a client otherwise fill its queue to the limit, and the client is closed with `outbound queue
+//! full` however fast it reads. A writer that takes nothing for [`WRITER_STALL`] is not waited
+//! for, by this emit or later ones until it takes something again (the runtime keeps the
+//! `bytes_taken` it stopped at per connection): a client that stopped reading must not hold up
+//! the emits to everyone else; its queue's limit or the heartbeat closes it. A client that reads,
+//! however slowly, is waited for: its senders go at its pace, as TCP's would.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::SharedCallback;
+use crate::payload::Args;
+use crate::socketio::{CommandError, Connection, EncodedFrames, Packet};
+
+/// How long a crowded recipient's writer may take nothing before emits stop waiting for it.
+pub const WRITER_STALL: Duration = Duration::from_secs(1);
+
+/// How often a runtime waiting for a writer looks again (a polling client's queue empties at its
+/// next GET and a WebSocket's as its writer runs: no one notification covers both).
+pub const ROOM_RECHECK: Duration = Duration::from_millis(2);
+
+/// What to do after a look at a recipient whose queue is more than half full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterLook {
+    /// Look again after [`ROOM_RECHECK`].
+    Wait,
+    /// Its writer took nothing for [`WRITER_STALL`]: queue without waiting, and keep
+    /// `bytes_taken` as the connection's stuck mark so that later emits do not wait for it until
+    /// it moves.
+    Stuck,
+}
+
+/// One emit's wait for one recipient's writer.
+#[derive(Debug, Default)]
+pub struct WriterWait {
+    /// `bytes_taken` at the last look, and when it was first seen at that value.
+    last: Option<(u64, Instant)>,
+}
+
+impl WriterWait {
+    /// Looks at a recipient whose queue is more than half full, at `now`, its
+    /// `Session::bytes_taken` being `taken`.
+    pub fn look(&mut self, now: Instant, taken: u64) -> WriterLook {
+        match self.last {
+            Some((seen, since)) if seen == taken => {
+                if now.saturating_duration_since(since) >= WRITER_STALL {
+                    WriterLook::Stuck
+                } else {
+                    WriterLook::Wait
+                }
+            }
+            _ => {
+                self.last = Some((taken, now));
+                WriterLook::Wait
+            }
+        }
+    }
+}
+
+/// One emit's packet for a server's clients: encoded once when no callback is asked for; else
+/// made for each recipient, which gets its own ack id (the runtime keeps the callback under it).
+pub enum Outgoing<'a> {
+    Encoded {
+        namespace: &'a Arc<str>,
+        frames: EncodedFrames,
+    },
+    WithCallback {
+        namespace: &'a Arc<str>,
+        event: &'a str,
+        args: Args,
+        callback: SharedCallback,
+        timeout: Option<Duration>,
+    },
+}
+
+/// What [`Outgoing::queue_on`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuedOn {
+    /// Queued; with the ack id the recipient's answer will carry, when a callback was asked for.
+    Queued(Option<u64>),
+    /// Not queued: the recipient's queue is more than half full; its `Session::bytes_taken`,
+    /// for [`WriterWait::look`].
+    Deferred(u64),
+}
+
+impl<'a> Outgoing<'a> {
+    pub fn new(
+        namespace: &'a Arc<str>,
+        event: &'a str,
+        args: Args,
+        callback: Option<(SharedCallback, Option<Duration>)>,
+    ) -> Self {
+        match callback {
+            None => Outgoing::Encoded {
+                namespace,
+                frames: EncodedFrames::new(&Packet::event(
+                    namespace,
+                    event,
+                    args.values,
+                    args.attachments,
+                    None,
+                )),
+            },
+            Some((callback, timeout)) => Outgoing::WithCallback {
+                namespace,
+                event,
+                args,
+                callback,
+                timeout,
+            },
+        }
+    }
+
+    /// The emit's callback, when it asked for one.
+    pub fn callback(&self) -> Option<&SharedCallback> {
+        match self {
+            Outgoing::Encoded { .. } => None,
+            Outgoing::WithCallback { callback, .. } => Some(callback),
+        }
+    }
+
+    /// Queues the packet on `conn` at `now`, unless `defer_unless_stuck_at` is given and the
+    /// connection's queue is more than half full (`Session::writer_behind`) with a
+    /// `Session::bytes_taken` other than it (the stuck mark the runtime keeps for the
+    /// connection): checked and queued under the one borrow, so that emits waiting for the same
+    /// writer cannot together overflow a queue that just made room.
+    #[inline]
+    pub fn queue_on(
+        &self,
+        conn: &mut Connection,
+        now: Instant,
+        defer_unless_stuck_at: Option<u64>,
+    ) -> Result<QueuedOn, CommandError> {
+        let engine = conn.engine();
+        if let Some(stuck_at) = defer_unless_stuck_at
+            && engine.writer_behind()
+            && engine.bytes_taken() != stuck_at
+        {
+            return Ok(QueuedOn::Deferred(engine.bytes_taken()));
+        }
+        match self {
+            Outgoing::Encoded { namespace, frames } => {
+                conn.send_encoded(now, namespace, frames)?;
+                Ok(QueuedOn::Queued(None))
+            }
+            Outgoing::WithCallback {
+                namespace,
+                event,
+                args,
+                timeout,
+                ..
+            } => {
+                let args = args.clone();
+                let id = conn.emit(
+                    now,
+                    namespace,
+                    event,
+                    args.values,
+                    args.attachments,
+                    Some(*timeout),
+                )?;
+                Ok(QueuedOn::Queued(id))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_taking_data_is_waited_for_however_long_it_takes() {
+        let start = Instant::now();
+        let mut wait = WriterWait::default();
+        for step in 0..100u32 {
+            // 0.5 s per look, each with a little taken: 50 s in all.
+            let now = start + Duration::from_millis(500) * step;
+            assert_eq!(wait.look(now, u64::from(step)), WriterLook::Wait);
+        }
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_for_the_stall_is_stuck() {
+        let start = Instant::now();
+        let mut wait = WriterWait::default();
+        assert_eq!(wait.look(start, 10), WriterLook::Wait);
+        let almost = start + WRITER_STALL - Duration::from_millis(1);
+        assert_eq!(wait.look(almost, 10), WriterLook::Wait);
+        assert_eq!(wait.look(start + WRITER_STALL, 10), WriterLook::Stuck);
+    }
+
+    #[test]
+    fn taking_something_restarts_the_stall() {
+        let start = Instant::now();
+        let mut wait = WriterWait::default();
+        assert_eq!(wait.look(start, 10), WriterLook::Wait);
+        let later = start + WRITER_STALL - Duration::from_millis(1);
+        assert_eq!(wait.look(later, 11), WriterLook::Wait);
+        assert_eq!(wait.look(start + WRITER_STALL, 11), WriterLook::Wait);
+        assert_eq!(wait.look(later + WRITER_STALL, 11), WriterLook::Stuck);
+    }
+}
