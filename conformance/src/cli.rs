@@ -165,7 +165,8 @@ fn run_serve(args: ServeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     if let Ok(filter) = std::env::var("SOCKIO_LOG") {
-        // Server-side logs for investigating a failure, e.g. SOCKIO_LOG=sockio_server=debug.
+        // Server-side logs for investigating a failure, e.g. SOCKIO_LOG=sockio_server=debug
+        // (tokio and smol; the threads runtime logs under sockio_threads).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(std::io::stderr)
