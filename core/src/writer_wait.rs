@@ -3,8 +3,8 @@
 //! writer is taking data (`Session::bytes_taken` moves): emits faster than the server writes to
 //! a client otherwise fill its queue to the limit, and the client is closed with `outbound queue
 //! full` however fast it reads. A writer that takes nothing for [`WRITER_STALL`] is not waited
-//! for, by this emit or later ones until it takes something again (the runtime keeps the
-//! `bytes_taken` it stopped at per connection): a client that stopped reading must not hold up
+//! for, by this emit or later ones until it takes something again (the session keeps the mark,
+//! `Session::mark_writer_stuck`): a client that stopped reading must not hold up
 //! the emits to everyone else; its queue's limit or the heartbeat closes it. A client that reads,
 //! however slowly, is waited for: its senders go at its pace, as TCP's would.
 
@@ -27,9 +27,8 @@ pub const ROOM_RECHECK: Duration = Duration::from_millis(2);
 pub enum WriterLook {
     /// Look again after [`ROOM_RECHECK`].
     Wait,
-    /// Its writer took nothing for [`WRITER_STALL`]: queue without waiting, and keep
-    /// `bytes_taken` as the connection's stuck mark so that later emits do not wait for it until
-    /// it moves.
+    /// Its writer took nothing for [`WRITER_STALL`]: queue without waiting, with
+    /// [`Defer::MarkStuck`] so that later emits do not wait for it until it takes something.
     Stuck,
 }
 
@@ -74,6 +73,18 @@ pub enum Outgoing<'a> {
         callback: SharedCallback,
         timeout: Option<Duration>,
     },
+}
+
+/// Whether [`Outgoing::queue_on`] may leave the packet for later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defer {
+    /// Queue now (a caller that cannot wait: the broker's subscriber).
+    Never,
+    /// Not while the writer is worth waiting for (`Session::writer_worth_waiting_for`).
+    WhileWriterBehind,
+    /// Queue now, and mark the writer stuck (`Session::mark_writer_stuck`): an emit waited
+    /// [`WRITER_STALL`] without it taking anything.
+    MarkStuck,
 }
 
 /// What [`Outgoing::queue_on`] did.
@@ -122,24 +133,22 @@ impl<'a> Outgoing<'a> {
         }
     }
 
-    /// Queues the packet on `conn` at `now`, unless `defer_unless_stuck_at` is given and the
-    /// connection's queue is more than half full (`Session::writer_behind`) with a
-    /// `Session::bytes_taken` other than it (the stuck mark the runtime keeps for the
-    /// connection): checked and queued under the one borrow, so that emits waiting for the same
-    /// writer cannot together overflow a queue that just made room.
+    /// Queues the packet on `conn` at `now`, unless `defer` says to wait and the connection's
+    /// writer is worth waiting for: checked and queued under the one borrow, so that emits
+    /// waiting for the same writer cannot together overflow a queue that just made room.
     #[inline]
     pub fn queue_on(
         &self,
         conn: &mut Connection,
         now: Instant,
-        defer_unless_stuck_at: Option<u64>,
+        defer: Defer,
     ) -> Result<QueuedOn, CommandError> {
-        let engine = conn.engine();
-        if let Some(stuck_at) = defer_unless_stuck_at
-            && engine.writer_behind()
-            && engine.bytes_taken() != stuck_at
-        {
-            return Ok(QueuedOn::Deferred(engine.bytes_taken()));
+        match defer {
+            Defer::WhileWriterBehind if conn.engine().writer_worth_waiting_for() => {
+                return Ok(QueuedOn::Deferred(conn.engine().bytes_taken()));
+            }
+            Defer::MarkStuck => conn.mark_writer_stuck(),
+            _ => {}
         }
         match self {
             Outgoing::Encoded { namespace, frames } => {
@@ -174,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_writer_taking_data_is_waited_for_however_long_it_takes() {
-        let start = Instant::now();
+        let start = sockio_testkit::clock::start();
         let mut wait = WriterWait::default();
         for step in 0..100u32 {
             // 0.5 s per look, each with a little taken: 50 s in all.
@@ -185,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_writer_that_takes_nothing_for_the_stall_is_stuck() {
-        let start = Instant::now();
+        let start = sockio_testkit::clock::start();
         let mut wait = WriterWait::default();
         assert_eq!(wait.look(start, 10), WriterLook::Wait);
         let almost = start + WRITER_STALL - Duration::from_millis(1);
@@ -195,7 +204,7 @@ mod tests {
 
     #[test]
     fn taking_something_restarts_the_stall() {
-        let start = Instant::now();
+        let start = sockio_testkit::clock::start();
         let mut wait = WriterWait::default();
         assert_eq!(wait.look(start, 10), WriterLook::Wait);
         let later = start + WRITER_STALL - Duration::from_millis(1);

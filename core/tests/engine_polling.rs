@@ -904,3 +904,26 @@ fn a_poll_counts_the_bytes_it_takes() {
         before + queued as u64
     );
 }
+
+/// A writer marked stuck is not worth waiting for until it takes something: the next poll.
+#[test]
+fn a_writer_marked_stuck_is_worth_waiting_for_again_once_it_takes_something() {
+    let mut config = EngineConfig::default();
+    config.max_buffered_packets = 4;
+    let mut h = Harness::engine(config);
+    let (sid, q) = open(&mut h, "EIO=4");
+    let worth = |h: &mut Harness<sockio_core::engineio::Endpoint>| {
+        h.command(&sid, |s, _| s.writer_worth_waiting_for())
+    };
+    for n in 0..3 {
+        send(&mut h, &sid, text(&n.to_string()));
+    }
+    assert!(worth(&mut h), "3 of 4 packets queued, nothing marked");
+    h.command(&sid, |s, _| s.mark_writer_stuck());
+    assert!(!worth(&mut h), "marked stuck, nothing taken since");
+    h.get(&q).body_text();
+    for n in 0..3 {
+        send(&mut h, &sid, text(&n.to_string()));
+    }
+    assert!(worth(&mut h), "the poll took the queue");
+}

@@ -152,10 +152,6 @@ pub(crate) struct ConnCell {
     /// The server's `call`s waiting for this client's answer
     /// (`sockio_core::api::backlog_allows_reading`).
     calls_waiting: AtomicUsize,
-    /// The client's `Session::bytes_taken` when an emit last stopped waiting for its writer,
-    /// which took nothing for [`sockio_core::writer_wait::WRITER_STALL`]: emits do not wait for
-    /// it again until it takes something (`u64::MAX` when none).
-    pub stuck_at: std::sync::atomic::AtomicU64,
 }
 
 /// A `call` waiting for its client's answer, for as long as it lives.
@@ -196,7 +192,6 @@ impl ConnCell {
                 parked: false,
             }),
             calls_waiting: AtomicUsize::new(0),
-            stuck_at: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 

@@ -19,7 +19,7 @@ use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
     CommandError, DisconnectReason, Endpoint, Handshake, NamespaceFilter, SocketConfig, SocketEvent,
 };
-use sockio_core::writer_wait::{Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
+use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
 
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -1075,40 +1075,41 @@ impl Server {
         let outgoing = Outgoing::new(namespace, event, args, callback);
         let mut deferred = Vec::new();
         for (sid, cell) in recipients {
-            if let Some(QueuedOn::Deferred(_)) = self.queue_to(&outgoing, &sid, &cell, wait) {
+            let defer = if wait {
+                Defer::WhileWriterBehind
+            } else {
+                Defer::Never
+            };
+            if let Some(QueuedOn::Deferred(_)) = self.queue_to(&outgoing, &sid, &cell, defer) {
                 deferred.push((sid, cell));
             }
         }
         for (sid, cell) in deferred {
             let mut wait = WriterWait::default();
-            let mut defer = true;
+            let mut defer = Defer::WhileWriterBehind;
             while let Some(QueuedOn::Deferred(taken)) = self.queue_to(&outgoing, &sid, &cell, defer)
             {
                 match wait.look(Instant::now(), taken) {
                     WriterLook::Wait => std::thread::sleep(ROOM_RECHECK),
-                    WriterLook::Stuck => {
-                        cell.stuck_at.store(taken, Ordering::Relaxed);
-                        defer = false;
-                    }
+                    WriterLook::Stuck => defer = Defer::MarkStuck,
                 }
             }
         }
         reached
     }
 
-    /// Queues `outgoing` on `cell` (socket `sid`); with `defer`, not while its queue is more than
-    /// half full and it is not known to be stuck (`QueuedOn::Deferred`, [`Outgoing::queue_on`]).
+    /// Queues `outgoing` on `cell` (socket `sid`), unless `defer` says to wait and its writer is
+    /// worth waiting for (`QueuedOn::Deferred`, [`Outgoing::queue_on`]).
     /// `None` when the recipient is gone or its queue overflowed (logged, its callback told).
     fn queue_to(
         &self,
         outgoing: &Outgoing,
         sid: &Sid,
         cell: &Arc<ConnCell>,
-        defer: bool,
+        defer: Defer,
     ) -> Option<QueuedOn> {
-        let stuck_at = defer.then(|| cell.stuck_at.load(Ordering::Relaxed));
         let result = self.drive_apart(cell, |state, now| {
-            let queued = outgoing.queue_on(&mut state.conn, now, stuck_at)?;
+            let queued = outgoing.queue_on(&mut state.conn, now, defer)?;
             if let (QueuedOn::Queued(Some(id)), Some(callback)) = (queued, outgoing.callback()) {
                 let answer = callback.clone();
                 let answer: AckCallback = Box::new(move |outcome| answer(outcome));

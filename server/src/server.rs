@@ -17,7 +17,7 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{CommandError, Endpoint, NamespaceFilter, SocketConfig};
-use sockio_core::writer_wait::{Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
+use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
 
 use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
@@ -709,22 +709,21 @@ impl<Rt: Runtime> Server<Rt> {
         let outgoing = Outgoing::new(namespace, event, args, callback);
         let mut deferred = Vec::new();
         for (sid, cell) in recipients {
-            if let Some(QueuedOn::Deferred(_)) = self.queue_to(&outgoing, &sid, &cell, true) {
+            if let Some(QueuedOn::Deferred(_)) =
+                self.queue_to(&outgoing, &sid, &cell, Defer::WhileWriterBehind)
+            {
                 deferred.push((sid, cell));
             }
         }
         for (sid, cell) in deferred {
             let mut wait = WriterWait::default();
-            let mut defer = true;
+            let mut defer = Defer::WhileWriterBehind;
             while let Some(QueuedOn::Deferred(taken)) = self.queue_to(&outgoing, &sid, &cell, defer)
             {
                 let now = Instant::now();
                 match wait.look(now, taken) {
                     WriterLook::Wait => self.inner.runtime.sleep_until(now + ROOM_RECHECK).await,
-                    WriterLook::Stuck => {
-                        cell.stuck_at.store(taken, Ordering::Relaxed);
-                        defer = false;
-                    }
+                    WriterLook::Stuck => defer = Defer::MarkStuck,
                 }
             }
         }
@@ -745,23 +744,22 @@ impl<Rt: Runtime> Server<Rt> {
         let recipients = self.inner.hub().recipients(namespace, rooms, skip);
         let outgoing = Outgoing::new(namespace, event, args, callback);
         for (sid, cell) in recipients {
-            self.queue_to(&outgoing, &sid, &cell, false);
+            self.queue_to(&outgoing, &sid, &cell, Defer::Never);
         }
     }
 
-    /// Queues `outgoing` on `cell` (socket `sid`); with `defer`, not while its queue is more than
-    /// half full and it is not known to be stuck (`QueuedOn::Deferred`, [`Outgoing::queue_on`]).
+    /// Queues `outgoing` on `cell` (socket `sid`), unless `defer` says to wait and its writer is
+    /// worth waiting for (`QueuedOn::Deferred`, [`Outgoing::queue_on`]).
     /// `None` when the recipient is gone or its queue overflowed (logged, its callback told).
     fn queue_to(
         &self,
         outgoing: &Outgoing,
         sid: &Sid,
         cell: &Arc<ConnCell>,
-        defer: bool,
+        defer: Defer,
     ) -> Option<QueuedOn> {
-        let stuck_at = defer.then(|| cell.stuck_at.load(Ordering::Relaxed));
         let result = self.drive_apart(cell, |state, now| {
-            let queued = outgoing.queue_on(&mut state.conn, now, stuck_at)?;
+            let queued = outgoing.queue_on(&mut state.conn, now, defer)?;
             if let (QueuedOn::Queued(Some(id)), Some(callback)) = (queued, outgoing.callback()) {
                 let answer = callback.clone();
                 let answer: AckCallback = Box::new(move |outcome| answer(outcome));

@@ -257,6 +257,9 @@ pub struct Session {
     queued_bytes: usize,
     /// Bytes the writers have taken from the queue so far ([`Session::bytes_taken`]).
     taken: u64,
+    /// `taken` when an emit last found the writer stuck ([`Session::mark_writer_stuck`]);
+    /// `u64::MAX` when never.
+    stuck_at: u64,
     /// Set once a close must go out on the primary WebSocket after the queue.
     ws_close_pending: bool,
     /// The primary WebSocket was closed by the peer (nothing more can be written on it).
@@ -323,6 +326,7 @@ impl Session {
             queue: VecDeque::new(),
             queued_bytes: 0,
             taken: 0,
+            stuck_at: u64::MAX,
             ws_close_pending: false,
             ws_gone: false,
             outputs: VecDeque::new(),
@@ -472,6 +476,22 @@ impl Session {
     #[inline]
     pub fn bytes_taken(&self) -> u64 {
         self.taken
+    }
+
+    /// Whether an emit should wait for this session's writer before queueing more
+    /// ([`crate::writer_wait`]): the queue is more than half full ([`writer_behind`]) and the
+    /// writer has taken something since it was last [marked stuck](Self::mark_writer_stuck).
+    ///
+    /// [`writer_behind`]: Self::writer_behind
+    #[inline]
+    pub fn writer_worth_waiting_for(&self) -> bool {
+        self.writer_behind() && self.taken != self.stuck_at
+    }
+
+    /// Records that the writer took nothing for [`crate::writer_wait::WRITER_STALL`]: emits do
+    /// not wait for it again until it takes something.
+    pub fn mark_writer_stuck(&mut self) {
+        self.stuck_at = self.taken;
     }
 
     /// Whether a driver should let its writer catch up before it reads (or answers) more from

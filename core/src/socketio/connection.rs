@@ -415,6 +415,11 @@ impl Connection {
         &self.engine
     }
 
+    /// See [`Session::mark_writer_stuck`].
+    pub fn mark_writer_stuck(&mut self) {
+        self.engine.mark_writer_stuck();
+    }
+
     // ----- inputs (forwarded to the Engine.IO session) ----------------------------------------
 
     /// See [`Session::handle_request`].
