@@ -24,11 +24,23 @@ const SIZE: usize = 200_000;
 /// `max_buffered_bytes`' default.
 const DEFAULT_QUEUE: usize = 16 * 1024 * 1024;
 
+/// The server's heartbeat: ping interval and ping timeout.
+type Heartbeat = (Duration, Duration);
+
+/// The defaults, 25 s and 20 s: no ping comes during a burst.
+const DEFAULT_HEARTBEAT: Heartbeat = (Duration::from_secs(25), Duration::from_secs(20));
+
+/// A ping every half second, answered within 2 s: several come during a burst, while a slow
+/// client's queue holds more than 2 s of its reading.
+const QUICK_HEARTBEAT: Heartbeat = (Duration::from_millis(500), Duration::from_secs(2));
+
 /// `burst` emits the messages to the room `burst`; every client joins it as it connects, the one
 /// that asks included. Each client's outbound queue holds `queue_bytes`.
-fn server<Rt: Runtime>(queue_bytes: usize) -> Server<Rt> {
+fn server<Rt: Runtime>(queue_bytes: usize, (interval, timeout): Heartbeat) -> Server<Rt> {
     let io = Server::<Rt>::builder()
         .max_buffered(10_000, queue_bytes)
+        .ping_interval(interval)
+        .ping_timeout(timeout)
         .build();
     io.on_connect(
         |socket: Socket<Rt>, _handshake, _auth: Option<Value>| async move {
@@ -60,9 +72,11 @@ fn server<Rt: Runtime>(queue_bytes: usize) -> Server<Rt> {
 }
 
 /// The same server on the threads runtime.
-fn threads_server(queue_bytes: usize) -> sockio_threads::Server {
+fn threads_server(queue_bytes: usize, (interval, timeout): Heartbeat) -> sockio_threads::Server {
     let io = sockio_threads::Server::builder()
         .max_buffered(10_000, queue_bytes)
+        .ping_interval(interval)
+        .ping_timeout(timeout)
         .build();
     io.on_connect(
         |socket: sockio_threads::Socket, _handshake, _auth: Option<Value>| {
@@ -128,10 +142,26 @@ fn read_burst(mut ws: Client, ask: Ask, pace: Duration) -> usize {
                 std::thread::sleep(pace);
             }
             Ok(Message::Text(text)) if text.as_str() == "2" => {
+                eprintln!(
+                    "DEBUG ping at {:?} after {received}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis()
+                        % 100000
+                );
                 let _ = ws.send(Message::text("3"));
             }
-            Ok(_) => {}
-            Err(_) => break,
+            Ok(other) => eprintln!(
+                "DEBUG other {:?}",
+                other
+                    .to_text()
+                    .map(|t| t.chars().take(40).collect::<String>())
+            ),
+            Err(e) => {
+                eprintln!("DEBUG error {e} after {received}");
+                break;
+            }
         }
     }
     received
@@ -155,7 +185,7 @@ fn both_read_everything(addr: SocketAddr, ask: Ask) {
 fn a_burst_of_large_emits_arrives_whole_on_tokio() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let _entered = runtime.enter();
-    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE);
+    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     both_read_everything(serve_async(&io), Ask::InOneEvent);
 }
 
@@ -163,19 +193,19 @@ fn a_burst_of_large_emits_arrives_whole_on_tokio() {
 fn large_emits_from_concurrent_handlers_arrive_whole_on_tokio() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let _entered = runtime.enter();
-    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE);
+    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     both_read_everything(serve_async(&io), Ask::EventByEvent);
 }
 
 #[test]
 fn a_burst_of_large_emits_arrives_whole_on_smol() {
-    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE);
+    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     both_read_everything(serve_async(&io), Ask::InOneEvent);
 }
 
 #[test]
 fn large_emits_from_concurrent_handlers_arrive_whole_on_smol() {
-    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE);
+    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     both_read_everything(serve_async(&io), Ask::EventByEvent);
 }
 
@@ -202,13 +232,13 @@ fn a_stuck_client_does_not_hold_up_the_others(addr: SocketAddr) {
 
 #[test]
 fn a_burst_of_large_emits_arrives_whole_on_threads() {
-    let io = threads_server(DEFAULT_QUEUE);
+    let io = threads_server(DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     both_read_everything(serve_threads(&io), Ask::InOneEvent);
 }
 
 #[test]
 fn large_emits_from_concurrent_handlers_arrive_whole_on_threads() {
-    let io = threads_server(DEFAULT_QUEUE);
+    let io = threads_server(DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     both_read_everything(serve_threads(&io), Ask::EventByEvent);
 }
 
@@ -216,18 +246,47 @@ fn large_emits_from_concurrent_handlers_arrive_whole_on_threads() {
 fn a_stuck_client_does_not_hold_up_the_others_on_tokio() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let _entered = runtime.enter();
-    let io = server::<sockio_tokio::Tokio>(2 * DEFAULT_QUEUE);
+    let io = server::<sockio_tokio::Tokio>(2 * DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     a_stuck_client_does_not_hold_up_the_others(serve_async(&io));
 }
 
 #[test]
 fn a_stuck_client_does_not_hold_up_the_others_on_smol() {
-    let io = server::<sockio_smol::Smol>(2 * DEFAULT_QUEUE);
+    let io = server::<sockio_smol::Smol>(2 * DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     a_stuck_client_does_not_hold_up_the_others(serve_async(&io));
 }
 
 #[test]
 fn a_stuck_client_does_not_hold_up_the_others_on_threads() {
-    let io = threads_server(2 * DEFAULT_QUEUE);
+    let io = threads_server(2 * DEFAULT_QUEUE, DEFAULT_HEARTBEAT);
     a_stuck_client_does_not_hold_up_the_others(serve_threads(&io));
+}
+
+/// A client that reads slower than the burst comes keeps about half its queue full (the emits
+/// wait there): with a 64 MiB queue, 3 s of its reading. The server's pings must not wait behind
+/// that, or the client, reading all along, answers each one too late and is closed with `ping
+/// timeout` (heartbeat-under-load audit: 20-40 s late behind the default queue's 8 MiB, closed
+/// at about 46 s).
+fn a_slow_reader_answers_pings_in_time(addr: SocketAddr) {
+    both_read_everything(addr, Ask::InOneEvent);
+}
+
+#[test]
+fn pings_do_not_wait_behind_a_slow_readers_backlog_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let io = server::<sockio_tokio::Tokio>(4 * DEFAULT_QUEUE, QUICK_HEARTBEAT);
+    a_slow_reader_answers_pings_in_time(serve_async(&io));
+}
+
+#[test]
+fn pings_do_not_wait_behind_a_slow_readers_backlog_on_smol() {
+    let io = server::<sockio_smol::Smol>(4 * DEFAULT_QUEUE, QUICK_HEARTBEAT);
+    a_slow_reader_answers_pings_in_time(serve_async(&io));
+}
+
+#[test]
+fn pings_do_not_wait_behind_a_slow_readers_backlog_on_threads() {
+    let io = threads_server(4 * DEFAULT_QUEUE, QUICK_HEARTBEAT);
+    a_slow_reader_answers_pings_in_time(serve_threads(&io));
 }

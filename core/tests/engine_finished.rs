@@ -1,11 +1,12 @@
-//! `is_finished`: a closed session still owes its driver WebSocket writes until they are pulled.
+//! `is_finished`: a closed session still owes its driver WebSocket writes until they are pulled;
+//! and what one pull of a WebSocket's writes takes.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use sockio_core::engineio::{
     CloseReason, Endpoint, EngineConfig, PacketData, RequestId, Routing, SequentialSids, Session,
-    WsAction, WsBatch, WsPulled,
+    WS_PULL_BYTES, WsAction, WsBatch, WsPulled,
 };
 use sockio_core::websocket::Outbox;
 
@@ -66,7 +67,8 @@ fn pull_ws_takes_at_most_max_and_says_finished_only_when_nothing_is_left() {
         session.pull_ws(RequestId(2), 2),
         WsBatch {
             actions: Vec::new(),
-            finished: true
+            finished: true,
+            more: false
         },
         "another socket of an ended session gets nothing more either"
     );
@@ -86,7 +88,8 @@ fn pull_ws_into_frames_into_the_writers_outbox_what_pull_ws_would_return() {
             pulled,
             WsPulled {
                 taken: batch.actions.len(),
-                finished: batch.finished
+                finished: batch.finished,
+                more: batch.more
             }
         );
         for action in batch.actions {
@@ -186,4 +189,83 @@ fn an_open_session_whose_unread_websocket_fails_is_finished() {
     );
     assert!(session.is_finished());
     assert_eq!(session.buffered(), (0, 0));
+}
+
+/// A pull stops once it took [`WS_PULL_BYTES`] (after one frame at least) and says more is
+/// ready: what a writer holds is out of the heartbeat's reach, and 64 frames of 200 KB put 12.8
+/// MB, seconds of a slow client's reading, ahead of the next ping.
+#[test]
+fn a_pull_stops_at_its_byte_budget_and_says_more_is_ready() {
+    let mut session = closed_websocket_session();
+    let conn = RequestId(1);
+    let now = sockio_testkit::clock::start();
+    let open = session.pull_ws(conn, 64);
+    assert_eq!(
+        open.actions.len(),
+        3,
+        "the open packet, `bye` and the close"
+    );
+    assert!(!open.more);
+
+    let mut session = open_websocket_session();
+    let small = WS_PULL_BYTES / 2 + 1;
+    for size in [small, small, small, 4 * WS_PULL_BYTES, small] {
+        session
+            .send(now, PacketData::Text("x".repeat(size).into()))
+            .expect("open");
+    }
+    let sizes = |batch: &WsBatch| {
+        batch
+            .actions
+            .iter()
+            .map(|action| match action {
+                WsAction::Send(message) => message.len(),
+                WsAction::Close => 0,
+            })
+            .collect::<Vec<_>>()
+    };
+    let first = session.pull_ws(conn, 64);
+    assert_eq!(sizes(&first), [small + 1, small + 1]);
+    assert!(first.more);
+    let second = session.pull_ws(conn, 64);
+    assert_eq!(sizes(&second), [small + 1, 4 * WS_PULL_BYTES + 1]);
+    assert!(second.more);
+    let third = session.pull_ws(conn, 64);
+    assert_eq!(sizes(&third), [small + 1]);
+    assert!(!third.more, "nothing left");
+    assert!(!third.finished, "the session is open");
+    let mut outbox = Outbox::new();
+    session
+        .send(now, PacketData::Text("y".repeat(small).into()))
+        .expect("open");
+    session
+        .send(now, PacketData::Text("y".repeat(small).into()))
+        .expect("open");
+    let pulled = session.pull_ws_into(conn, 1, &mut outbox);
+    assert_eq!(
+        pulled,
+        WsPulled {
+            taken: 1,
+            finished: false,
+            more: true
+        },
+        "stopped at its count"
+    );
+}
+
+/// A WebSocket session (socket `RequestId(1)`) whose open packet was pulled.
+fn open_websocket_session() -> Session {
+    let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
+    let now = sockio_testkit::clock::start();
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
+    let Routing::Created { mut session, .. } =
+        endpoint.handle_request(now, RequestId(1), &request, |_| false)
+    else {
+        panic!("no handshake");
+    };
+    while session.poll_output().is_some() {}
+    while session.poll_event().is_some() {}
+    assert_eq!(session.pull_ws(RequestId(1), 64).actions.len(), 1);
+    *session
 }

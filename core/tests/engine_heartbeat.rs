@@ -2,9 +2,11 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sockio_core::engineio::{CloseReason, Endpoint, EngineConfig, EngineEvent, PacketData};
+use sockio_core::engineio::{
+    CloseReason, Endpoint, EngineConfig, EngineEvent, PacketData, RequestId, WsAction, WsMessage,
+};
 use support::*;
 
 fn eio3() -> EngineConfig {
@@ -494,4 +496,107 @@ fn heartbeat_packets_are_not_reported_as_messages() {
         h.take_events(&sid),
         vec![EngineEvent::Message(PacketData::Text("real".into()))]
     );
+}
+
+/// Drains what a command or input left (the core's drain rule).
+fn drained(session: &mut sockio_core::engineio::Session) {
+    while session.poll_output().is_some() {}
+    while session.poll_event().is_some() {}
+}
+
+/// What `poll_ws` gives for `conn`, as text (binary as `<binary>`).
+fn ws_pending(session: &mut sockio_core::engineio::Session, conn: RequestId) -> Vec<String> {
+    std::iter::from_fn(|| session.poll_ws(conn))
+        .map(|action| match action {
+            WsAction::Send(WsMessage::Text(text)) => text.to_string(),
+            WsAction::Send(WsMessage::Binary(_)) => "<binary>".to_owned(),
+            WsAction::Close => "<close>".to_owned(),
+        })
+        .collect()
+}
+
+fn text(s: &str) -> PacketData {
+    PacketData::Text(s.into())
+}
+
+/// Sends `data` and drains.
+fn sent(session: &mut sockio_core::engineio::Session, now: Instant, data: PacketData) {
+    session.send(now, data).unwrap();
+    drained(session);
+}
+
+/// The server's ping goes ahead of the messages waiting for a WebSocket's writer: a client that
+/// reads slower than it is sent to answered pings queued behind seconds of its reading too late,
+/// and was closed with `ping timeout` while it read (heartbeat-under-load audit). The messages
+/// keep their order, binary ones included.
+#[test]
+fn v4_websocket_ping_goes_ahead_of_the_queued_messages() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    let written = h.command_without_ws_reads(&sid, |s, now| {
+        sent(s, now, text("a"));
+        sent(s, now, PacketData::Binary(vec![1, 2].into()));
+        sent(s, now, text("b"));
+        let ping_due = now + ms(25_000);
+        s.handle_timeout(ping_due);
+        drained(s);
+        sent(s, ping_due, text("c"));
+        ws_pending(s, ws)
+    });
+    assert_eq!(written, ["2", "4a", "<binary>", "4b", "4c"]);
+}
+
+/// Over long-polling the next answer starts with the ping.
+#[test]
+fn v4_polling_ping_goes_first_in_the_next_answer() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    h.command(&sid, |s, now| {
+        sent(s, now, text("a"));
+        sent(s, now, text("b"));
+    });
+    h.advance(ms(25_000));
+    assert_eq!(h.get(&poll).body_text(), "2\u{1e}4a\u{1e}4b");
+}
+
+/// A v3 client's ping is answered ahead of the messages queued for it, as the server's pings.
+#[test]
+fn v3_websocket_pong_goes_ahead_of_the_queued_messages() {
+    let mut h = Harness::engine(eio3());
+    let (sid, ws) = open_ws(&mut h, "3");
+    h.command_without_ws_reads(&sid, |s, now| {
+        sent(s, now, text("a"));
+        sent(s, now, text("b"));
+    });
+    h.ws_send_text(ws, "2");
+    assert_eq!(h.ws_take_text(ws), ["3", "4a", "4b"]);
+}
+
+/// Not ahead of the open packet, which a WebSocket session's writer has not taken yet when its
+/// first ping is due, nor of the heartbeats queued before it.
+#[test]
+fn a_ping_stays_behind_the_open_packet_and_earlier_pings() {
+    let mut config = EngineConfig::default();
+    config.ping_interval = ms(10);
+    let mut endpoint = Endpoint::new(config, sockio_core::engineio::SequentialSids::default());
+    let now = sockio_testkit::clock::start();
+    let ws = RequestId(1);
+    let request =
+        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
+    let Routed::Created { mut session, .. } = endpoint.route(now, ws, &request, &|_| false) else {
+        panic!("a session");
+    };
+    drained(&mut session);
+    sent(&mut session, now, text("a"));
+    let first_ping = now + ms(10);
+    session.handle_timeout(first_ping);
+    drained(&mut session);
+    // Reading paused: the pings go on at the interval, the pong unread.
+    session.pause_reading(first_ping);
+    session.handle_timeout(first_ping + ms(10));
+    drained(&mut session);
+    let written = ws_pending(&mut session, ws);
+    assert_eq!(written.len(), 4, "{written:?}");
+    assert!(written[0].starts_with("0{"), "{written:?}");
+    assert_eq!(written[1..], ["2", "2", "4a"]);
 }

@@ -1782,8 +1782,11 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
                 other => return other,
             }
         }
-        let WsBatch { actions, finished } = self.session.pull(self.id, WRITE_BATCH);
-        let full = actions.len() == WRITE_BATCH;
+        let WsBatch {
+            actions,
+            finished,
+            more,
+        } = self.session.pull(self.id, WRITE_BATCH);
         let mut out = lock(&self.shared.out);
         let close_asked = finished || actions.contains(&WsAction::Close);
         for action in actions {
@@ -1793,7 +1796,7 @@ impl<S: WsSession> SocketWrites for SocketWriter<S> {
             return self.close(&mut out);
         }
         match self.shared.flush(&mut out, None) {
-            Progress::Done if full => Progress::More,
+            Progress::Done if more => Progress::More,
             progress => progress,
         }
     }

@@ -31,7 +31,7 @@ const RETRY_BLOCKED: Duration = Duration::from_millis(20);
 pub(crate) enum Progress {
     /// Everything the core had is written.
     Done,
-    /// A full batch was written; more may be ready.
+    /// A batch was written and the core has more ready.
     More,
     /// The socket took no more within its send timeout; what was pulled waits in its buffer.
     Blocked,

@@ -106,6 +106,7 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
             io: upgraded,
             reader: FrameReader::new(max_message),
             outbox: Outbox::new(),
+            write_deadline: None,
         });
         let runtime = pump_runtime.clone();
         runtime.spawn(pump(pump_runtime, session, id, writer, ws, guard));
@@ -120,6 +121,9 @@ struct WsSocket {
     io: Upgraded,
     reader: FrameReader,
     outbox: Outbox,
+    /// While the socket takes no writes: when it fails for that (the session's write timeout
+    /// after the outbox was last written down), kept across the reads made meanwhile.
+    write_deadline: Option<std::time::Instant>,
 }
 
 /// Reads and writes one WebSocket until either side closes it, then drops `guard`. Writes are
@@ -150,18 +154,27 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
             writer.clear();
             // What the socket takes at once (the common case: a few frames) is written without
             // waiting, so without a timer.
+            let mut read_meanwhile = None;
             let written =
                 match poll_fn(|cx| Poll::Ready(write_now(cx, &session, id, &mut ws))).await {
                     Poll::Ready(written) => written,
                     Poll::Pending => {
-                        Box::pin(write_waiting(
+                        let waited = Box::pin(write_waiting(
                             &runtime,
                             &session,
                             id,
+                            &writer,
                             &mut ws,
-                            session.write_timeout(),
+                            throttled.is_none(),
                         ))
-                        .await
+                        .await;
+                        match waited {
+                            Waited::Wrote(written) => written,
+                            Waited::Read(turn) => {
+                                read_meanwhile = Some(turn);
+                                Ended::Open
+                            }
+                        }
                     }
                 };
             match written {
@@ -173,18 +186,29 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 Ended::HungUp => break false,
                 Ended::Failed => break true,
             }
-            if let Some(waiting) = throttled.as_mut() {
-                // Reading waits while the application is far behind; writing does not, so what
-                // the handlers send meanwhile and the heartbeat's pings still reach the client.
-                if let Either::Right(_) = select(waiting, writer.notified()).await {
-                    continue;
+            let turn = match read_meanwhile {
+                Some(turn) => turn,
+                None => {
+                    if let Some(waiting) = throttled.as_mut() {
+                        // Reading waits while the application is far behind; writing does not,
+                        // so what the handlers send meanwhile and the heartbeat's pings still
+                        // reach the client.
+                        if let Either::Right(_) = select(waiting, writer.notified()).await {
+                            continue;
+                        }
+                        // Caught up: read on. What was notified since the writes above wakes
+                        // the read.
+                        throttled = None;
+                    }
+                    let read = poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws));
+                    match select(read, writer.notified()).await {
+                        Either::Left((turn, _)) => turn,
+                        Either::Right(_) => continue,
+                    }
                 }
-                // Caught up: read on. What was notified since the writes above wakes the read.
-                throttled = None;
-            }
-            let read = poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws));
-            match select(read, writer.notified()).await {
-                Either::Left((ReadTurn::Open { more }, _)) => {
+            };
+            match turn {
+                ReadTurn::Open { more } => {
                     throttled = session.throttle().map(Box::pin);
                     if more {
                         // The client keeps sending (a long upload, a flood): let the executor run
@@ -195,7 +219,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                         yield_now().await;
                     }
                 }
-                Either::Left((end, _)) => {
+                end => {
                     // The client's close, or its protocol error: the close frame answering it
                     // goes out (after what was queued before it) before the connection is dropped.
                     if ws.outbox.is_closed() {
@@ -208,7 +232,6 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                     }
                     break matches!(end, ReadTurn::Failed);
                 }
-                Either::Right(_) => {}
             }
         };
         session.closed(id, failed);
@@ -375,11 +398,11 @@ fn write_now<S: WsSession>(
 /// client's backlog stays in the core's bounded queue, not here.
 fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) {
     while !outbox.is_closed() && outbox.unwritten() < OUTBOX_TARGET {
-        let WsPulled { taken, finished } = session.pull_into(id, WRITE_BATCH, outbox);
+        let WsPulled { finished, more, .. } = session.pull_into(id, WRITE_BATCH, outbox);
         if finished {
             outbox.push_close(None);
         }
-        if taken < WRITE_BATCH {
+        if !more {
             break;
         }
     }
@@ -387,9 +410,16 @@ fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) {
 
 /// Writes the outbox until it is empty (then flushes) or the socket is full.
 fn poll_write_outbox(cx: &mut Context<'_>, ws: &mut WsSocket) -> Poll<std::io::Result<()>> {
-    let WsSocket { io, outbox, .. } = ws;
+    let WsSocket {
+        io,
+        outbox,
+        write_deadline,
+        ..
+    } = ws;
     loop {
         if outbox.is_empty() {
+            // Written down: a wait for the socket starts its timeout afresh.
+            *write_deadline = None;
             return Pin::new(&mut *io).poll_flush(cx);
         }
         let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
@@ -403,29 +433,58 @@ fn poll_write_outbox(cx: &mut Context<'_>, ws: &mut WsSocket) -> Poll<std::io::R
     }
 }
 
+/// What waiting for the socket to take the writes ended with.
+enum Waited {
+    /// The writes: all written, or the socket ended.
+    Wrote(Ended),
+    /// A read, made while the socket took no writes; the writes go on after it is handled.
+    Read(ReadTurn),
+}
+
 /// Writes the outbox and then whatever the core has ready, waiting for the socket: each stretch
-/// of waiting gets `write_timeout`, so a client that stops reading cannot pin this task and its
-/// socket forever.
+/// of waiting gets the session's write timeout, so a client that stops reading cannot pin this
+/// task and its socket forever. Meanwhile the client is read when `read` (not throttled): a
+/// client that reads slower than it is sent to still answers the heartbeat, and its pongs went
+/// unread behind its backlog, so it was closed with `ping timeout` while it read (large emits'
+/// heartbeat test, `conformance/tests/large_emit_bursts.rs`).
 async fn write_waiting<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
+    writer: &WakeSignal,
     ws: &mut WsSocket,
-    write_timeout: Duration,
-) -> Ended {
+    read: bool,
+) -> Waited {
     loop {
-        let deadline = crate::runtime::after(write_timeout);
-        match until(runtime, deadline, poll_fn(|cx| poll_write_outbox(cx, ws))).await {
-            Some(Ok(())) => {}
-            Some(Err(error)) => return write_failed(&error),
+        let deadline = *ws
+            .write_deadline
+            .get_or_insert_with(|| crate::runtime::after(session.write_timeout()));
+        let waited = until(
+            runtime,
+            deadline,
+            poll_fn(|cx| {
+                if let Poll::Ready(written) = poll_write_outbox(cx, ws) {
+                    return Poll::Ready(Either::Left(written));
+                }
+                if read && let Poll::Ready(turn) = read_some(cx, session, id, writer, ws) {
+                    return Poll::Ready(Either::Right(turn));
+                }
+                Poll::Pending
+            }),
+        )
+        .await;
+        match waited {
+            Some(Either::Left(Ok(()))) => {}
+            Some(Either::Left(Err(error))) => return Waited::Wrote(write_failed(&error)),
+            Some(Either::Right(turn)) => return Waited::Read(turn),
             None => {
                 tracing::debug!("WebSocket client took nothing for the write timeout");
-                return Ended::Failed;
+                return Waited::Wrote(Ended::Failed);
             }
         }
         if let Poll::Ready(ended) = poll_fn(|cx| Poll::Ready(write_now(cx, session, id, ws))).await
         {
-            return ended;
+            return Waited::Wrote(ended);
         }
     }
 }

@@ -48,6 +48,11 @@ impl Frame {
         }))
     }
 
+    /// Whether this is the open packet, a ping or a pong.
+    pub(crate) fn is_open_or_heartbeat(&self) -> bool {
+        matches!(self, Frame::Text(text) if matches!(text.as_bytes().first(), Some(b'0' | b'2' | b'3')))
+    }
+
     /// Encodes any packet; binary data on a message packet becomes a binary frame.
     pub fn from_packet(packet: &Packet) -> Frame {
         match &packet.data {
