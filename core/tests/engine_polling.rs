@@ -8,7 +8,9 @@ use std::io::Read;
 use bytes::Bytes;
 use flate2::read::{GzDecoder, ZlibDecoder};
 use http::{HeaderMap, Method, StatusCode};
-use sockio_core::engineio::{CloseReason, EngineConfig, EngineEvent, PacketData};
+use sockio_core::engineio::{
+    CloseReason, EngineConfig, EngineEvent, POLL_ANSWER_BYTES, PacketData,
+};
 use support::*;
 
 fn eio3() -> EngineConfig {
@@ -926,4 +928,26 @@ fn a_writer_marked_stuck_is_worth_waiting_for_again_once_it_takes_something() {
         send(&mut h, &sid, text(&n.to_string()));
     }
     assert!(worth(&mut h), "the poll took the queue");
+}
+
+/// An answer stops taking queued frames once it holds `POLL_ANSWER_BYTES` (after one frame at
+/// least); the rest goes with the next poll. A client reads an answer whole before it sees any
+/// packet in it, so a ping queued during a slow client's long answer went out behind its whole
+/// backlog in the next one, and the pong came too late; it now leads a bounded answer.
+#[test]
+fn an_answer_stops_at_its_byte_budget_and_the_ping_leads_the_next() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open(&mut h, "EIO=4");
+    let half = "x".repeat(POLL_ANSWER_BYTES / 2);
+    for _ in 0..3 {
+        send(&mut h, &sid, text(&half));
+    }
+    let lengths = |body: String| body.split('\u{1e}').map(str::len).collect::<Vec<_>>();
+    assert_eq!(
+        lengths(h.get(&poll).body_text()),
+        [half.len() + 1, half.len() + 1]
+    );
+    h.advance(std::time::Duration::from_secs(25));
+    assert_eq!(lengths(h.get(&poll).body_text()), [1, half.len() + 1]);
+    h.get(&poll).held();
 }

@@ -1,5 +1,6 @@
 //! Network pieces every sockio runtime shares and the core must not hold (it does no I/O):
-//! listening sockets ([`listen`]), servers' identities for thread marks ([`next_server_id`]), log lines written through a budget ([`throttled_log!`]: the
+//! listening sockets ([`listen`]), what an accepted connection may hold unsent
+//! ([`limit_unsent`]), servers' identities for thread marks ([`next_server_id`]), log lines written through a budget ([`throttled_log!`]: the
 //! budget is the core's, the clock and `tracing` are here; and the lines both runtimes write for
 //! what remote input can trigger, such as [`log_handler_panicked!`]) and TLS for broker
 //! connections (`tls`, with the `tls` feature, which the runtimes' broker features turn on).
@@ -8,7 +9,9 @@
 pub mod listen;
 mod log;
 mod server_id;
+mod unsent;
 pub use server_id::{ServerId, next_server_id};
+pub use unsent::{UNSENT_LIMIT, limit_unsent};
 
 // What `throttled_log!` expands to, reachable from the crates that call it.
 #[doc(hidden)]

@@ -61,6 +61,8 @@ impl sockio_server::Runtime for Smol {
 
     async fn accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
         let (stream, remote) = listener.accept().await?;
+        // A slow client's backlog stays in the core, where the heartbeat can pass it.
+        sockio_net::limit_unsent(stream.get_ref());
         let stream = TcpStream::new(stream);
         // Socket.IO packets are small and latency-sensitive.
         let _ = stream.set_nodelay(true);

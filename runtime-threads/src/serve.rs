@@ -1125,6 +1125,8 @@ pub(crate) fn connection_loop<H: Host>(
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
+    // A slow client's backlog stays in the core, where the heartbeat can pass it.
+    sockio_net::limit_unsent(&stream);
     let _ = stream.set_read_timeout(Some(host.header_timeout()));
     let _ = stream.set_write_timeout(Some(host.write_timeout()));
     let stream = Arc::new(stream);

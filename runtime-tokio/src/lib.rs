@@ -142,6 +142,8 @@ impl sockio_server::Runtime for Tokio {
         let (stream, remote) = polled_on_a_tokio_runtime(listener.accept()).await?;
         // Socket.IO packets are small and latency-sensitive.
         let _ = stream.set_nodelay(true);
+        // A slow client's backlog stays in the core, where the heartbeat can pass it.
+        sockio_net::limit_unsent(&stream);
         Ok((TokioIo::new(stream), remote))
     }
 

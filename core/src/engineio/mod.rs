@@ -18,8 +18,8 @@ pub use endpoint::{Endpoint, Routing, is_valid_websocket_handshake, is_websocket
 pub use frame::Frame;
 pub use packet::{DecodeError, Packet, PacketData, PacketType, WsMessage};
 pub use session::{
-    CloseReason, EngineEvent, Output, RequestId, SendError, Session, WS_PULL_BYTES, WsAction,
-    WsBatch, WsPulled,
+    CloseReason, EngineEvent, Output, POLL_ANSWER_BYTES, RequestId, SendError, Session,
+    WS_PULL_BYTES, WsAction, WsBatch, WsPulled,
 };
 pub use sid::{SequentialSids, Sid, SidGenerator, SidHasher, SidMap};
 

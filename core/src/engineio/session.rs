@@ -49,6 +49,12 @@ use crate::http::{
 /// past it (a handler sending a history, an emit loop) gives its room back, 40 bytes a frame.
 const KEEP_QUEUE_CAPACITY: usize = 64;
 
+/// A long-polling answer stops taking queued frames once it holds this many bytes (after one
+/// frame at least); the rest goes with the next poll. A client reads an answer whole before it
+/// sees any packet in it, so a ping (which goes ahead of queued messages) waited behind all of a
+/// slow client's backlog, and its pong came too late.
+pub const POLL_ANSWER_BYTES: usize = 1024 * 1024;
+
 /// A pull of a WebSocket's writes ([`Session::pull_ws`]) stops once it has taken this many bytes
 /// (after one frame at least). What a writer holds is past the core's rules: the heartbeat goes
 /// ahead of queued messages, and emits wait for a writer that takes data. Pulls of 64 frames of
@@ -1385,10 +1391,25 @@ impl Session {
         let Some(get) = pending.take() else {
             return;
         };
-        // The queue's buffer becomes the answer's: no copy, and the idle session holds none.
-        let mut frames = Vec::from(std::mem::take(&mut self.queue));
-        self.taken += self.queued_bytes as u64;
-        self.queued_bytes = 0;
+        let mut frames = if self.queued_bytes <= POLL_ANSWER_BYTES {
+            // The queue's buffer becomes the answer's: no copy, and the idle session holds none.
+            self.taken += self.queued_bytes as u64;
+            self.queued_bytes = 0;
+            Vec::from(std::mem::take(&mut self.queue))
+        } else {
+            let mut bytes = 0;
+            let mut count = 0;
+            for frame in &self.queue {
+                if bytes >= POLL_ANSWER_BYTES {
+                    break;
+                }
+                bytes += frame.len();
+                count += 1;
+            }
+            self.taken += bytes as u64;
+            self.queued_bytes -= bytes;
+            self.queue.drain(..count).collect()
+        };
         let close = Frame::bare(PacketType::Close);
         let mut closing = frames.last() == Some(&close);
         if closing && frames.len() > 1 {
