@@ -35,8 +35,8 @@ mod tests {
     #[test]
     fn an_accepted_connection_holds_at_most_the_limit_unsent() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
-        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr"))
-            .expect("connected");
+        let _client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connected");
         let (accepted, _) = listener.accept().expect("accepted");
         limit_unsent(&accepted);
         assert_eq!(
