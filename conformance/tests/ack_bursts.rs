@@ -5,13 +5,13 @@
 //!   answers filled the queue to its limit and the client was closed ("outbound queue full"):
 //!   after 9 of them in an audit of large messages (default limit, release build), and in 2 of
 //!   3 runs of this test without the fix. Its reading thread now waits while the client's
-//!   outbound queue is more than half full (`Session::is_crowded`), as the async runtimes'
-//!   WebSocket task, which writes before it reads again, always did. The same for its raw
+//!   outbound queue is more than half full (`Session::is_crowded`). The same for its raw
 //!   Engine.IO server echoing a burst of large messages (9 of 50 echoed before).
 //! - On the async runtimes, the answers of events already read, made by handlers on tasks of
 //!   their own (with `async_handlers`, after a long handler), together outgrew the queue: smol
 //!   failed in 2 of 6 runs of this file (a debug build, beside its other tests). Such an answer
-//!   now waits while the queue is more than half full.
+//!   now waits while the queue is more than half full; since the WebSocket task reads on while
+//!   its writes wait, so does an answer made where its event was read (below, a slow reader).
 
 #[path = "support/in_process.rs"]
 mod in_process;
@@ -118,4 +118,160 @@ fn a_burst_of_large_messages_is_echoed_whole_by_a_raw_engine_io_server_on_thread
     let (tag, value) = client.next_line();
     assert_eq!((tag.as_str(), value), ("echoed", serde_json::json!(EVENTS)));
     client.finish();
+}
+
+/// Which server a slow reader talks to.
+#[derive(Clone, Copy)]
+enum Layer {
+    /// Socket.IO: acknowledged `echo` events, answered by the handler.
+    SocketIo,
+    /// A raw Engine.IO server whose message callback sends each message back.
+    EngineIo,
+}
+
+/// A client that sends messages faster than it reads their answers: 200 of 200 KB, written at
+/// once from a thread of their own, while it reads the answers at 10 MB/s. Every answer arrives.
+/// The async runtimes' WebSocket task reads a client while its writes wait for the socket (so
+/// that a slow reader's pongs are read); an answer made where its event was read was queued at
+/// once, and such answers filled the queue faster than the client read it (closed after 21-26
+/// answers). Socket.IO answers now wait for room, as the answers of handlers on tasks of their
+/// own do; the raw Engine.IO server stops reading while the queue is more than half full, as the
+/// threads runtime's reading thread does.
+fn answers_reach_a_slow_reader(addr: SocketAddr, layer: Layer) {
+    use std::io::Write;
+    use std::time::Duration;
+    use tungstenite::Message;
+
+    const ANSWERS: usize = 200;
+    const ANSWER_SIZE: usize = 200_000;
+    let path = match layer {
+        Layer::SocketIo => "socket.io",
+        Layer::EngineIo => "engine.io",
+    };
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/{path}/?EIO=4&transport=websocket"))
+            .expect("WebSocket handshake");
+    let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
+        panic!("a plain TCP stream");
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut writer = stream.try_clone().expect("a second handle");
+    assert!(
+        ws.read()
+            .expect("open")
+            .to_text()
+            .expect("text")
+            .starts_with("0{")
+    );
+    if let Layer::SocketIo = layer {
+        ws.send(Message::text("40")).expect("CONNECT");
+        assert!(
+            ws.read()
+                .expect("joined")
+                .to_text()
+                .expect("text")
+                .starts_with("40")
+        );
+    }
+    // Written past tungstenite, from another thread (the default heartbeat sends nothing that
+    // the reading side would answer meanwhile): masked text frames, a zero mask.
+    let sending = std::thread::spawn(move || {
+        let data = "x".repeat(ANSWER_SIZE);
+        for id in 0..ANSWERS {
+            let payload = match layer {
+                Layer::SocketIo => format!(r#"42{id}["echo","{data}"]"#),
+                Layer::EngineIo => format!("4{data}"),
+            };
+            let mut frame = vec![0x81, 0x80 | 127];
+            frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            frame.extend_from_slice(&[0; 4]);
+            frame.extend_from_slice(payload.as_bytes());
+            if writer.write_all(&frame).is_err() {
+                return;
+            }
+        }
+    });
+    let answer = match layer {
+        Layer::SocketIo => "43",
+        Layer::EngineIo => "4",
+    };
+    let mut answered = 0;
+    while answered < ANSWERS {
+        match ws.read() {
+            Ok(Message::Text(text)) if text.starts_with(answer) => {
+                answered += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(_) => {}
+            Err(error) => panic!("after {answered} answers: {error}"),
+        }
+    }
+    sending.join().expect("sent");
+}
+
+#[test]
+fn answers_reach_a_client_sending_faster_than_it_reads_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let addr = serve_async(&server::<sockio_tokio::Tokio>());
+    answers_reach_a_slow_reader(addr, Layer::SocketIo);
+}
+
+#[test]
+fn answers_reach_a_client_sending_faster_than_it_reads_on_smol() {
+    let addr = serve_async(&server::<sockio_smol::Smol>());
+    answers_reach_a_slow_reader(addr, Layer::SocketIo);
+}
+
+#[test]
+fn answers_reach_a_client_sending_faster_than_it_reads_on_threads() {
+    let io = sockio_threads::Server::builder().build();
+    io.on("echo", |_socket: sockio_threads::Socket, data: String| data);
+    answers_reach_a_slow_reader(serve_threads(&io), Layer::SocketIo);
+}
+
+/// An echoing raw Engine.IO server of an async runtime on a fresh loopback port.
+fn serve_async_echo_engine<Rt: Runtime>() -> SocketAddr {
+    let engine = sockio_server::engine::EngineServer::<Rt>::new(
+        sockio_core::engineio::EngineConfig::default(),
+    );
+    engine.on_message(|socket, data| {
+        let _ = socket.send(data);
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    listener.set_nonblocking(true).expect("non-blocking");
+    Rt::default().spawn(async move {
+        let _ = engine.serve_std(listener).await;
+    });
+    addr
+}
+
+#[test]
+fn a_raw_engine_io_servers_echoes_reach_a_slow_reader_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let addr = serve_async_echo_engine::<sockio_tokio::Tokio>();
+    answers_reach_a_slow_reader(addr, Layer::EngineIo);
+}
+
+#[test]
+fn a_raw_engine_io_servers_echoes_reach_a_slow_reader_on_smol() {
+    let addr = serve_async_echo_engine::<sockio_smol::Smol>();
+    answers_reach_a_slow_reader(addr, Layer::EngineIo);
+}
+
+#[test]
+fn a_raw_engine_io_servers_echoes_reach_a_slow_reader_on_threads() {
+    let engine =
+        sockio_threads::engine::EngineServer::new(sockio_core::engineio::EngineConfig::default());
+    engine.on_message(|socket, data| {
+        let _ = socket.send(data);
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || engine.serve_std(listener));
+    answers_reach_a_slow_reader(addr, Layer::EngineIo);
 }

@@ -1661,13 +1661,16 @@ fn read_loop(
                 wake.notify();
             }
         }
-        session.pause();
         if let Some(failed) = end {
+            // Nothing more is read, so nothing to pause for: waiting here for the writer to
+            // catch up (`pause`) waited for a client that had closed, whose queue only the end
+            // of this WebSocket frees, until the heartbeat gave up on it.
             return ReadEnd {
                 failed,
                 close_unsent,
             };
         }
+        session.pause();
         // The blocking read happens without the lock, so the writer is never held up by it.
         received = loop {
             if shared.close_sent.load(Ordering::SeqCst) {

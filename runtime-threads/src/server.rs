@@ -592,8 +592,7 @@ impl Server {
 
     /// Backpressure on a client's input from its output: while more than half of its outbound
     /// queue is in use (`Session::writer_behind`), the thread reading from it waits for the writer
-    /// to catch up, as the async runtimes' WebSocket task (which writes before it reads again)
-    /// does. A client sending acknowledged events faster than it read their answers filled the
+    /// to catch up (the async runtimes hold the answers back instead, `server/src/dispatch.rs`). A client sending acknowledged events faster than it read their answers filled the
     /// queue to its limit and was closed. The heartbeat keeps running: a client that stops
     /// reading altogether is timed out as on the async runtimes.
     pub(crate) fn wait_for_writer(&self, cell: &Arc<ConnCell>) {

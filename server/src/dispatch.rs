@@ -183,24 +183,43 @@ async fn in_flight_below(cell: &ConnCell, limit: usize) {
 }
 
 /// Sends a handler's reply as the acknowledgement the client asked for, if it asked for one,
-/// and returns the time the connection was driven at then (a clock read the caller can reuse).
-fn acknowledge(
+/// and returns the time the connection was driven at then (a clock read the caller can reuse);
+/// while the client's outbound queue is more than half full (`Session::writer_behind`), sends
+/// nothing and gives the reply back, with the acknowledgement's id.
+fn acknowledge_if_room(
     cell: &ConnCell,
     namespace: &str,
     ack_id: Option<u64>,
     reply: Args,
-) -> Option<Instant> {
-    let ack_id = ack_id?;
+) -> Result<Option<Instant>, (u64, Args)> {
+    let Some(ack_id) = ack_id else {
+        return Ok(None);
+    };
+    let mut reply = Some(reply);
     let (result, now) = cell.drive(|state, now| {
-        let result = state
-            .conn
-            .ack(now, namespace, ack_id, reply.values, reply.attachments);
+        let result = match reply.take() {
+            Some(kept) if state.conn.engine().writer_behind() => {
+                reply = Some(kept);
+                None
+            }
+            Some(sent) => {
+                Some(
+                    state
+                        .conn
+                        .ack(now, namespace, ack_id, sent.values, sent.attachments),
+                )
+            }
+            None => None,
+        };
         (result, now)
     });
-    if let Err(error) = result {
+    if let Some(reply) = reply {
+        return Err((ack_id, reply));
+    }
+    if let Some(Err(error)) = result {
         tracing::debug!(%error, "acknowledgement not delivered");
     }
-    Some(now)
+    Ok(Some(now))
 }
 
 impl<Rt: Runtime> Server<Rt> {
@@ -462,7 +481,29 @@ impl<Rt: Runtime> Server<Rt> {
                 // A panicking handler's event gets no acknowledgement.
                 None => (true, None),
                 Some(Poll::Ready(Some(reply))) => {
-                    (true, acknowledge(cell, &namespace, ack_id, reply))
+                    match acknowledge_if_room(cell, &namespace, ack_id, reply) {
+                        Ok(acknowledged) => (true, acknowledged),
+                        Err((ack_id, reply)) => {
+                            // The client's queue is more than half full: the answer waits for
+                            // room on a task, as the answers of handlers on tasks do. The
+                            // WebSocket task reads on while its writes wait (so that a slow
+                            // reader's pongs are read), so answering here at once could fill
+                            // the queue faster than the client reads it.
+                            let runtime = self.inner.runtime.clone();
+                            let waiting = cell.clone();
+                            let run: HandOff = Box::pin(async move {
+                                acknowledge_when_there_is_room(
+                                    &runtime, &waiting, &namespace, ack_id, reply,
+                                )
+                                .await;
+                            });
+                            if !async_handlers {
+                                return Started::Waiting(run);
+                            }
+                            self.spawn_handler(cell.clone(), run);
+                            return Started::Done;
+                        }
+                    }
                 }
                 Some(Poll::Ready(None)) => (true, None),
                 Some(Poll::Pending) => (false, None),
