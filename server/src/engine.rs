@@ -713,7 +713,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
         // client while its writes wait for the socket, and a client sending faster than it read
         // would have the answers fill its queue.
         let behind = || lock(&self.cell.state).session.writer_behind();
-        behind().then(move || async move {
+        behind().then_some(async move {
             while behind() {
                 let recheck = Instant::now() + sockio_core::writer_wait::ROOM_RECHECK;
                 self.server.inner.runtime.sleep_until(recheck).await;
