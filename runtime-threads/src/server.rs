@@ -901,14 +901,7 @@ impl Server {
                 return;
             };
             if let Some(ack_id) = ack_id {
-                let result = server.drive(&cell, |state, now| {
-                    state
-                        .conn
-                        .ack(now, &namespace, ack_id, reply.values, reply.attachments)
-                });
-                if let Err(error) = result {
-                    tracing::debug!(%error, "acknowledgement not delivered");
-                }
+                server.acknowledge_when_there_is_room(&cell, &namespace, ack_id, reply);
             }
         };
         if !self.inner.async_handlers {
@@ -1095,6 +1088,52 @@ impl Server {
             }
         }
         reached
+    }
+
+    /// Sends a handler's answer by the emits' rule (`sockio_core::writer_wait`): while the
+    /// client's queue is more than half full and its writer takes data, the answer waits (this
+    /// thread sleeps); a writer that took nothing for `WRITER_STALL` is marked stuck and the
+    /// answer queued. Handlers on the pool answered a client's burst of large events faster than
+    /// it read them, and their answers together outgrew the queue and closed the client, though
+    /// the reading thread waits for the writer (`conformance/tests/ack_bursts.rs`, more often
+    /// once the kernel held less of a slow client's backlog, `sockio_net::limit_unsent`).
+    fn acknowledge_when_there_is_room(
+        &self,
+        cell: &Arc<ConnCell>,
+        namespace: &str,
+        ack_id: u64,
+        reply: Args,
+    ) {
+        let mut reply = Some(reply);
+        let mut wait = WriterWait::default();
+        let mut defer = Defer::WhileWriterBehind;
+        loop {
+            let result = self.drive(cell, |state, now| {
+                match defer {
+                    Defer::WhileWriterBehind if state.conn.engine().writer_worth_waiting_for() => {
+                        return Err(state.conn.engine().bytes_taken());
+                    }
+                    Defer::MarkStuck => state.conn.mark_writer_stuck(),
+                    _ => {}
+                }
+                Ok(reply.take().map(|reply| {
+                    state
+                        .conn
+                        .ack(now, namespace, ack_id, reply.values, reply.attachments)
+                }))
+            });
+            match result {
+                Err(taken) => match wait.look(Instant::now(), taken) {
+                    WriterLook::Wait => std::thread::sleep(ROOM_RECHECK),
+                    WriterLook::Stuck => defer = Defer::MarkStuck,
+                },
+                Ok(Some(Err(error))) => {
+                    tracing::debug!(%error, "acknowledgement not delivered");
+                    return;
+                }
+                Ok(_) => return,
+            }
+        }
     }
 
     /// Queues `outgoing` on `cell` (socket `sid`), unless `defer` says to wait and its writer is

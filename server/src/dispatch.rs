@@ -95,13 +95,13 @@ fn answering<Rt: Runtime>(
     })
 }
 
-/// [`acknowledge`] once the client's outbound queue has room: while it is more than half full
+/// Acknowledges once the client's outbound queue has room: while it is more than half full
 /// (`Session::writer_behind`), the answer waits for the writer, looked at again every
 /// [`ROOM_RECHECK`] (checked and queued in one drive). Handlers apart from the task that writes
 /// answered a client's burst of large events faster than it read them, and their answers
 /// together outgrew the queue and closed the client (`conformance/tests/ack_bursts.rs`). An
-/// answer on the task that writes (a handler that finished where its event was read) needs no
-/// wait: that task writes before it reads again.
+/// answer made where its event was read comes here too when the queue is that full
+/// ([`acknowledge_if_room`]): the WebSocket task reads on while its writes wait.
 async fn acknowledge_when_there_is_room<Rt: Runtime>(
     runtime: &Rt,
     cell: &ConnCell,
