@@ -1739,11 +1739,15 @@ mod tests {
                 .expect("WebSocket handshake");
         client.send(Message::text("40")).expect("connect");
         // The client answers every event asking for one (`42<id>[...]`) at once.
+        let (joined_tx, joined) = channel();
         let answering = std::thread::spawn(move || {
             while let Ok(message) = client.read() {
                 let Message::Text(text) = message else {
                     continue;
                 };
+                if text.starts_with("40") {
+                    let _ = joined_tx.send(());
+                }
                 let Some(event) = text.as_str().strip_prefix("42") else {
                     continue;
                 };
@@ -1756,6 +1760,11 @@ mod tests {
         let sid = sid
             .recv_timeout(Duration::from_secs(10))
             .expect("the client connected");
+        // The connect handler runs before the connection is complete: a call made as soon as it
+        // told the sid could find the socket still connecting (`StillConnecting`).
+        joined
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the client got the CONNECT reply");
         for n in 0..200 {
             // Timed out before the next ping is due, so each call's timeout is the deadline.
             io.call("ask", &n)
