@@ -13,6 +13,19 @@ use sockio_core::websocket::Outbox;
 /// A WebSocket session (socket `RequestId(1)`) that was sent one message and then closed, with
 /// its open packet, the message and the close still to be pulled.
 fn closed_websocket_session() -> Session {
+    let now = sockio_testkit::clock::start();
+    let mut session = websocket_session();
+    session
+        .send(now, PacketData::Text("bye".into()))
+        .expect("open");
+    session.close(now, CloseReason::ForcedClose);
+    while session.poll_output().is_some() {}
+    while session.poll_event().is_some() {}
+    session
+}
+
+/// A new WebSocket session (socket `RequestId(1)`), its open packet not pulled yet.
+fn websocket_session() -> Session {
     let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
     let now = sockio_testkit::clock::start();
     let request =
@@ -22,11 +35,6 @@ fn closed_websocket_session() -> Session {
     else {
         panic!("no handshake");
     };
-    while session.poll_output().is_some() {}
-    session
-        .send(now, PacketData::Text("bye".into()))
-        .expect("open");
-    session.close(now, CloseReason::ForcedClose);
     while session.poll_output().is_some() {}
     while session.poll_event().is_some() {}
     *session
@@ -255,17 +263,7 @@ fn a_pull_stops_at_its_byte_budget_and_says_more_is_ready() {
 
 /// A WebSocket session (socket `RequestId(1)`) whose open packet was pulled.
 fn open_websocket_session() -> Session {
-    let endpoint = Endpoint::new(EngineConfig::default(), SequentialSids::default());
-    let now = sockio_testkit::clock::start();
-    let request =
-        sockio_testkit::requests::websocket_upgrade("/engine.io/?EIO=4&transport=websocket");
-    let Routing::Created { mut session, .. } =
-        endpoint.handle_request(now, RequestId(1), &request, |_| false)
-    else {
-        panic!("no handshake");
-    };
-    while session.poll_output().is_some() {}
-    while session.poll_event().is_some() {}
+    let mut session = websocket_session();
     assert_eq!(session.pull_ws(RequestId(1), 64).actions.len(), 1);
-    *session
+    session
 }
