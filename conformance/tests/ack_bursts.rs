@@ -18,7 +18,7 @@ mod in_process;
 
 use std::net::SocketAddr;
 
-use in_process::{serve_async, serve_threads};
+use in_process::{join_over_websocket, open_websocket, serve_async, serve_threads};
 use sockio_server::{Runtime, Server, Socket};
 use sockio_testkit::node_script::NodeScript;
 
@@ -144,37 +144,15 @@ fn answers_reach_a_slow_reader(addr: SocketAddr, layer: Layer) {
 
     const ANSWERS: usize = 200;
     const ANSWER_SIZE: usize = 200_000;
-    let path = match layer {
-        Layer::SocketIo => "socket.io",
-        Layer::EngineIo => "engine.io",
+    let timeout = Duration::from_secs(20);
+    let mut ws = match layer {
+        Layer::SocketIo => join_over_websocket(addr, timeout),
+        Layer::EngineIo => open_websocket(addr, "engine.io", timeout),
     };
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/{path}/?EIO=4&transport=websocket"))
-            .expect("WebSocket handshake");
     let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
         panic!("a plain TCP stream");
     };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("read timeout");
     let mut writer = stream.try_clone().expect("a second handle");
-    assert!(
-        ws.read()
-            .expect("open")
-            .to_text()
-            .expect("text")
-            .starts_with("0{")
-    );
-    if let Layer::SocketIo = layer {
-        ws.send(Message::text("40")).expect("CONNECT");
-        assert!(
-            ws.read()
-                .expect("joined")
-                .to_text()
-                .expect("text")
-                .starts_with("40")
-        );
-    }
     // Written past tungstenite, from another thread (the default heartbeat sends nothing that
     // the reading side would answer meanwhile): masked text frames, a zero mask.
     let sending = std::thread::spawn(move || {

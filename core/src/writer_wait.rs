@@ -87,6 +87,24 @@ pub enum Defer {
     MarkStuck,
 }
 
+impl Defer {
+    /// Applies this to `conn`'s writer just before something is queued there (an emit in
+    /// [`Outgoing::queue_on`], a handler's answer): `Some` with the writer's
+    /// `Session::bytes_taken` when it must wait, `None` when it may be queued now (for
+    /// [`MarkStuck`](Defer::MarkStuck), once the writer is marked).
+    #[inline]
+    pub fn holds_back(self, conn: &mut Connection) -> Option<u64> {
+        match self {
+            Defer::WhileWriterBehind if conn.engine().writer_worth_waiting_for() => {
+                return Some(conn.engine().bytes_taken());
+            }
+            Defer::MarkStuck => conn.mark_writer_stuck(),
+            _ => {}
+        }
+        None
+    }
+}
+
 /// What [`Outgoing::queue_on`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueuedOn {
@@ -143,12 +161,8 @@ impl<'a> Outgoing<'a> {
         now: Instant,
         defer: Defer,
     ) -> Result<QueuedOn, CommandError> {
-        match defer {
-            Defer::WhileWriterBehind if conn.engine().writer_worth_waiting_for() => {
-                return Ok(QueuedOn::Deferred(conn.engine().bytes_taken()));
-            }
-            Defer::MarkStuck => conn.mark_writer_stuck(),
-            _ => {}
+        if let Some(taken) = defer.holds_back(conn) {
+            return Ok(QueuedOn::Deferred(taken));
         }
         match self {
             Outgoing::Encoded { namespace, frames } => {

@@ -1077,15 +1077,10 @@ impl Server {
             }
         }
         for (sid, cell) in deferred {
-            let mut wait = WriterWait::default();
-            let mut defer = Defer::WhileWriterBehind;
-            while let Some(QueuedOn::Deferred(taken)) = self.queue_to(&outgoing, &sid, &cell, defer)
-            {
-                match wait.look(Instant::now(), taken) {
-                    WriterLook::Wait => std::thread::sleep(ROOM_RECHECK),
-                    WriterLook::Stuck => defer = Defer::MarkStuck,
-                }
-            }
+            until_the_writer_has_room(|defer| match self.queue_to(&outgoing, &sid, &cell, defer) {
+                Some(QueuedOn::Deferred(taken)) => Err(taken),
+                _ => Ok(()),
+            });
         }
         reached
     }
@@ -1105,34 +1100,20 @@ impl Server {
         reply: Args,
     ) {
         let mut reply = Some(reply);
-        let mut wait = WriterWait::default();
-        let mut defer = Defer::WhileWriterBehind;
-        loop {
-            let result = self.drive(cell, |state, now| {
-                match defer {
-                    Defer::WhileWriterBehind if state.conn.engine().writer_worth_waiting_for() => {
-                        return Err(state.conn.engine().bytes_taken());
-                    }
-                    Defer::MarkStuck => state.conn.mark_writer_stuck(),
-                    _ => {}
+        let result = until_the_writer_has_room(|defer| {
+            self.drive(cell, |state, now| {
+                if let Some(taken) = defer.holds_back(&mut state.conn) {
+                    return Err(taken);
                 }
                 Ok(reply.take().map(|reply| {
                     state
                         .conn
                         .ack(now, namespace, ack_id, reply.values, reply.attachments)
                 }))
-            });
-            match result {
-                Err(taken) => match wait.look(Instant::now(), taken) {
-                    WriterLook::Wait => std::thread::sleep(ROOM_RECHECK),
-                    WriterLook::Stuck => defer = Defer::MarkStuck,
-                },
-                Ok(Some(Err(error))) => {
-                    tracing::debug!(%error, "acknowledgement not delivered");
-                    return;
-                }
-                Ok(_) => return,
-            }
+            })
+        });
+        if let Some(Err(error)) = result {
+            tracing::debug!(%error, "acknowledgement not delivered");
         }
     }
 
@@ -1708,6 +1689,24 @@ fn callback_steps(callbacks: Vec<(AckCallback, AckOutcome)>) -> impl Iterator<It
     callbacks
         .into_iter()
         .map(|(callback, outcome)| -> Step { Box::new(move || call_back(callback, outcome)) })
+}
+
+/// Tries `attempt` until it is done, by the emits' rule (`sockio_core::writer_wait`): while it
+/// reports a writer worth waiting for (`Err` with the bytes that writer has taken), this thread
+/// sleeps [`ROOM_RECHECK`] and tries again; once the writer took nothing for `WRITER_STALL`, the
+/// next attempt marks it stuck and goes ahead ([`Defer::MarkStuck`]).
+fn until_the_writer_has_room<T>(mut attempt: impl FnMut(Defer) -> Result<T, u64>) -> T {
+    let mut wait = WriterWait::default();
+    let mut defer = Defer::WhileWriterBehind;
+    loop {
+        match attempt(defer) {
+            Ok(done) => return done,
+            Err(taken) => match wait.look(Instant::now(), taken) {
+                WriterLook::Wait => std::thread::sleep(ROOM_RECHECK),
+                WriterLook::Stuck => defer = Defer::MarkStuck,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,26 @@ pub fn join_over_websocket(
     addr: SocketAddr,
     read_timeout: std::time::Duration,
 ) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let mut ws = open_websocket(addr, "socket.io", read_timeout);
+    ws.send(tungstenite::Message::text("40")).expect("CONNECT");
+    let joined = ws.read().expect("the CONNECT reply");
+    assert!(
+        joined.to_text().expect("text").starts_with("40"),
+        "{joined:?}"
+    );
+    ws
+}
+
+/// A raw Engine.IO WebSocket session with the server at `addr` under `/{path}/`: its open packet
+/// read and checked, each read bounded by `read_timeout`.
+#[allow(dead_code)] // not every test file that serves in-process opens a WebSocket
+pub fn open_websocket(
+    addr: SocketAddr,
+    path: &str,
+    read_timeout: std::time::Duration,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
     let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        tungstenite::connect(format!("ws://{addr}/{path}/?EIO=4&transport=websocket"))
             .expect("WebSocket handshake");
     let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
         panic!("a plain TCP stream");
@@ -47,11 +65,5 @@ pub fn join_over_websocket(
         .expect("read timeout");
     let open = ws.read().expect("the open packet");
     assert!(open.to_text().expect("text").starts_with("0{"), "{open:?}");
-    ws.send(tungstenite::Message::text("40")).expect("CONNECT");
-    let joined = ws.read().expect("the CONNECT reply");
-    assert!(
-        joined.to_text().expect("text").starts_with("40"),
-        "{joined:?}"
-    );
     ws
 }
