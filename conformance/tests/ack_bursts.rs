@@ -135,8 +135,8 @@ enum Layer {
 /// that a slow reader's pongs are read); an answer made where its event was read was queued at
 /// once, and such answers filled the queue faster than the client read it (closed after 21-26
 /// answers). Socket.IO answers now wait for room, as the answers of handlers on tasks of their
-/// own do; the raw Engine.IO server stops reading while the queue is more than half full, as the
-/// threads runtime's reading thread does.
+/// own do; the raw Engine.IO server holds what it reads (but the heartbeat) while the queue is
+/// more than half full, as the threads runtime's reading thread does.
 fn answers_reach_a_slow_reader(addr: SocketAddr, layer: Layer) {
     use std::io::Write;
     use std::time::Duration;

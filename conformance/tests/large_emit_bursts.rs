@@ -351,3 +351,141 @@ fn pings_do_not_wait_behind_the_kernels_buffers_on_threads() {
     let io = threads_server(DEFAULT_QUEUE, QUICK_HEARTBEAT);
     a_slow_reader_answers_pings_behind_the_kernels_buffers(serve_threads(&io));
 }
+
+/// A ping every half second, answered within 3 s.
+const PATIENT_HEARTBEAT: Heartbeat = (Duration::from_millis(500), Duration::from_secs(3));
+
+/// A client that stops reading for a moment, longer than emits wait for a writer that takes
+/// nothing (`WRITER_STALL`, 1 s), has the burst's emits queue without waiting for it: 14 MB of
+/// its 16 MiB queue. Reading on at 1 MB/s, it keeps the queue over half full for about 5 s. The
+/// threads runtime's reading thread waited for its writer all that time and the client's pongs
+/// waited unread with it, past the ping timeout; what is read while the writer catches up is
+/// now held, but for the heartbeat (`sockio_core::held_input`).
+fn a_reader_back_from_a_pause_answers_pings_in_time(addr: SocketAddr) {
+    let burst = Burst {
+        messages: 1_400,
+        size: 10_000,
+    };
+    let other = join_over_websocket(addr, Duration::from_secs(20));
+    let asker = join_over_websocket(addr, Duration::from_secs(20));
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_500));
+        read_burst(other, Ask::Not, burst, Duration::from_millis(10))
+    });
+    assert_eq!(
+        read_burst(asker, Ask::InOneEvent, burst, Duration::ZERO),
+        burst.messages,
+        "the asking client"
+    );
+    assert_eq!(
+        other.join().expect("joined"),
+        burst.messages,
+        "the client back from its pause"
+    );
+}
+
+#[test]
+fn pings_reach_a_reader_back_from_a_pause_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE, PATIENT_HEARTBEAT);
+    a_reader_back_from_a_pause_answers_pings_in_time(serve_async(&io));
+}
+
+#[test]
+fn pings_reach_a_reader_back_from_a_pause_on_smol() {
+    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE, PATIENT_HEARTBEAT);
+    a_reader_back_from_a_pause_answers_pings_in_time(serve_async(&io));
+}
+
+#[test]
+fn pings_reach_a_reader_back_from_a_pause_on_threads() {
+    let io = threads_server(DEFAULT_QUEUE, PATIENT_HEARTBEAT);
+    a_reader_back_from_a_pause_answers_pings_in_time(serve_threads(&io));
+}
+
+/// A raw Engine.IO server whose application sends 14 MB at once (its sends do not wait) to a
+/// client reading 1 MB/s: the queue stays over half full for about 5 s, and the server reads only
+/// the client's heartbeat meanwhile (what the client sends must wait for the writer, or a client
+/// sending faster than it read would fill its queue with the answers). Every pong was left unread
+/// with the rest, and the client, reading all along, was closed with `ping timeout`.
+fn an_engine_io_client_answers_pings_behind_a_pushed_backlog(addr: SocketAddr) {
+    let mut ws = in_process::open_websocket(addr, "engine.io", Duration::from_secs(20));
+    ws.send(Message::text("4start")).expect("start");
+    let mut received = 0;
+    while received < PUSHED {
+        match ws.read() {
+            Ok(Message::Text(text)) if text.starts_with('4') => {
+                received += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(Message::Text(text)) if text.as_str() == "2" => {
+                let _ = ws.send(Message::text("3"));
+            }
+            Ok(_) => {}
+            Err(error) => panic!("after {received} messages: {error}"),
+        }
+    }
+}
+
+/// How many messages of 10 KB the raw Engine.IO server pushes.
+const PUSHED: usize = 1_400;
+
+fn pushing_engine_config() -> sockio_core::engineio::EngineConfig {
+    let mut config = sockio_core::engineio::EngineConfig::default();
+    (config.ping_interval, config.ping_timeout) = PATIENT_HEARTBEAT;
+    config
+}
+
+fn push_burst(data: &sockio_core::engineio::PacketData) -> Option<String> {
+    matches!(data, sockio_core::engineio::PacketData::Text(text) if text == "start")
+        .then(|| "x".repeat(10_000))
+}
+
+fn serve_async_pushing_engine<Rt: Runtime>() -> SocketAddr {
+    let engine = sockio_server::engine::EngineServer::<Rt>::new(pushing_engine_config());
+    engine.on_message(|socket, data| {
+        if let Some(message) = push_burst(&data) {
+            for _ in 0..PUSHED {
+                socket.send_text(&message).expect("queued");
+            }
+        }
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    listener.set_nonblocking(true).expect("non-blocking");
+    Rt::default().spawn(async move {
+        let _ = engine.serve_std(listener).await;
+    });
+    addr
+}
+
+#[test]
+fn pings_reach_a_raw_engine_io_client_behind_a_pushed_backlog_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let addr = serve_async_pushing_engine::<sockio_tokio::Tokio>();
+    an_engine_io_client_answers_pings_behind_a_pushed_backlog(addr);
+}
+
+#[test]
+fn pings_reach_a_raw_engine_io_client_behind_a_pushed_backlog_on_smol() {
+    let addr = serve_async_pushing_engine::<sockio_smol::Smol>();
+    an_engine_io_client_answers_pings_behind_a_pushed_backlog(addr);
+}
+
+#[test]
+fn pings_reach_a_raw_engine_io_client_behind_a_pushed_backlog_on_threads() {
+    let engine = sockio_threads::engine::EngineServer::new(pushing_engine_config());
+    engine.on_message(|socket, data| {
+        if let Some(message) = push_burst(&data) {
+            for _ in 0..PUSHED {
+                socket.send_text(&message).expect("queued");
+            }
+        }
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || engine.serve_std(listener));
+    an_engine_io_client_answers_pings_behind_a_pushed_backlog(addr);
+}

@@ -91,6 +91,7 @@ pub use serde_json;
 
 pub mod api;
 pub mod engineio;
+pub mod held_input;
 pub mod http;
 pub mod hub;
 pub mod log_throttle;

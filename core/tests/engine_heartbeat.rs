@@ -600,3 +600,91 @@ fn a_ping_stays_behind_the_open_packet_and_earlier_pings() {
     assert!(written[0].starts_with("0{"), "{written:?}");
     assert_eq!(written[1..], ["2", "2", "4a"]);
 }
+
+fn ws_text(s: &str) -> WsMessage {
+    WsMessage::Text(s.into())
+}
+
+/// A driver holding a client's messages while its writer catches up still hands over the
+/// client's pong (`handle_ws_heartbeat`): read behind a slow reader's backlog and left unread
+/// there, it came too late and the client, reading all along, was closed with `ping timeout`.
+/// The messages are given back, to be handled later in their order.
+#[test]
+fn v4_a_pong_read_while_messages_are_held_counts_at_once() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    h.advance(ms(25_000));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.advance(ms(1_000));
+    let held = h.command(&sid, |s, now| {
+        let held = s.handle_ws_heartbeat(now, ws, ws_text("4a"));
+        assert_eq!(s.handle_ws_heartbeat(now, ws, ws_text("3")), None);
+        held
+    });
+    assert_eq!(held, Some(ws_text("4a")));
+    assert!(
+        h.take_events(&sid).is_empty(),
+        "nothing handled but the pong"
+    );
+    // Long past the pong's deadline of the ping: the next ping comes an interval after the pong.
+    h.advance(ms(24_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_eq!(h.ws_take_text(ws), vec!["2"]);
+    h.ws_send(ws, ws_text("4a"));
+    assert_eq!(h.take_events(&sid), [EngineEvent::Message(text("a"))]);
+}
+
+/// A v3 client's ping is answered at once, the pong ahead of what is queued.
+#[test]
+fn v3_a_ping_read_while_messages_are_held_is_answered_at_once() {
+    let mut h = Harness::engine(eio3());
+    let (sid, ws) = open_ws(&mut h, "3");
+    h.command_without_ws_reads(&sid, |s, now| sent(s, now, text("a")));
+    let held = h.command(&sid, |s, now| {
+        let held = s.handle_ws_heartbeat(now, ws, ws_text("4b"));
+        assert_eq!(s.handle_ws_heartbeat(now, ws, ws_text("2")), None);
+        held
+    });
+    assert_eq!(held, Some(ws_text("4b")));
+    assert_eq!(h.ws_take_text(ws), ["3", "4a"]);
+    assert!(h.take_events(&sid).is_empty());
+}
+
+/// Only the client's own heartbeat is handled: a v4 client's ping (a protocol error, for
+/// `handle_ws_message` to close on in its turn), binary messages and a message on another
+/// connection are given back untouched.
+#[test]
+fn anything_but_the_clients_heartbeat_is_given_back() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, ws) = open_ws(&mut h, "4");
+    let binary = WsMessage::Binary(vec![b'3'].into());
+    let given_back = h.command(&sid, |s, now| {
+        [
+            ws_text("2"),
+            ws_text("4"),
+            ws_text("6"),
+            ws_text(""),
+            binary.clone(),
+        ]
+        .into_iter()
+        .map(|message| (ws, message))
+        .chain([(RequestId(9_999), ws_text("3"))])
+        .map(|(conn, message)| s.handle_ws_heartbeat(now, conn, message))
+        .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        given_back,
+        [
+            Some(ws_text("2")),
+            Some(ws_text("4")),
+            Some(ws_text("6")),
+            Some(ws_text("")),
+            Some(binary),
+            Some(ws_text("3")),
+        ]
+    );
+    assert!(h.take_events(&sid).is_empty());
+    assert!(h.sessions.contains_key(sid.as_str()));
+}

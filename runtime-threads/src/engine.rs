@@ -694,14 +694,23 @@ impl WsSession for EngineWebSocket {
         });
     }
 
-    fn pause(&self) {
+    fn wait_for_dispatch(&self) {
         // No pool to wait for: the callbacks of a message ran in `received`, on this thread
-        // (unless another thread is delivering this session's earlier messages). The writer,
-        // though: while the client's outbound queue is more than half full, reading waits for
-        // it to catch up (as the Socket.IO server's reading threads do, `wait_for_writer`): a
-        // client sending a burst of large messages that the application answers was closed,
-        // `outbound queue full`, however fast it read.
-        crate::conn::sleep_while(|| lock(&self.cell.state).session.writer_behind());
+        // (unless another thread is delivering this session's earlier messages).
+    }
+
+    fn writer_behind(&self) -> bool {
+        // While the client's outbound queue is more than half full, what is read waits for the
+        // writer to catch up (as on the Socket.IO server's reading threads): a client sending a
+        // burst of large messages that the application answers was closed, `outbound queue
+        // full`, however fast it read.
+        lock(&self.cell.state).session.writer_behind()
+    }
+
+    fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage> {
+        self.server.drive(&self.cell, |state, now| {
+            state.session.handle_ws_heartbeat(now, id, message)
+        })
     }
 
     fn pull(&self, id: RequestId, max: usize) -> WsBatch {

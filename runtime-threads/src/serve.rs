@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
+use sockio_core::held_input::HeldInput;
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
 use sockio_core::websocket::{
     CLOSE_LINGER, FrameReader, Outbox, Owed, ReadOutcome, read_after_close, read_owing,
 };
+use sockio_core::writer_wait::ROOM_RECHECK;
 
 use crate::conn::{ConnCell, WsWake, lock};
 use crate::error::ServerError;
@@ -379,8 +381,15 @@ pub(crate) trait WsSession: Send + Sync + 'static {
     fn write_timeout(&self) -> Duration;
     /// Feeds a message received on WebSocket `id`.
     fn received(&self, id: RequestId, message: WsMessage);
-    /// Called after each batch of received messages: may block the reader (backpressure).
-    fn pause(&self);
+    /// Called after each batch of received messages: may block the reader while the application
+    /// is behind (backpressure; the heartbeat does not count that time against the client).
+    fn wait_for_dispatch(&self);
+    /// Whether the client's outbound queue is more than half full (`Session::writer_behind`):
+    /// the reader then holds what it reads (but the heartbeat) until the writer caught up.
+    fn writer_behind(&self) -> bool;
+    /// Handles `message` at once if it is the client's heartbeat, gives it back otherwise
+    /// (`Session::handle_ws_heartbeat`).
+    fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage>;
     /// Takes up to `max` actions for WebSocket `id`, and whether the session is over with
     /// nothing left for it.
     fn pull(&self, id: RequestId, max: usize) -> WsBatch;
@@ -481,9 +490,18 @@ impl WsSession for ConnWebSocket {
         });
     }
 
-    fn pause(&self) {
+    fn wait_for_dispatch(&self) {
         self.server.wait_for_dispatch(&self.cell);
-        self.server.wait_for_writer(&self.cell);
+    }
+
+    fn writer_behind(&self) -> bool {
+        self.cell.lock().conn.engine().writer_behind()
+    }
+
+    fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage> {
+        self.server.drive(&self.cell, |state, now| {
+            state.conn.handle_ws_heartbeat(now, id, message)
+        })
     }
 
     fn pull(&self, id: RequestId, max: usize) -> WsBatch {
@@ -1594,6 +1612,14 @@ struct ReadEnd {
 
 /// Reads until the WebSocket ends. `leftover`: bytes read with the upgrade request, the first of
 /// the WebSocket.
+///
+/// Backpressure on the client's input from its output: while more than half of its outbound
+/// queue is in use, what is read is held (`sockio_core::held_input`), up to a limit, and fed
+/// once the writer caught up, but for the client's heartbeat, fed at once. A client sending
+/// acknowledged events faster than it read their answers filled the queue to its limit and was
+/// closed; and a slow reader's pong, left unread while its queue stayed over half full, came too
+/// late. The heartbeat keeps running: a client that stops reading altogether is timed out as on
+/// the async runtimes.
 fn read_loop(
     session: &impl WsSession,
     id: RequestId,
@@ -1608,12 +1634,17 @@ fn read_loop(
     // `None` once the client hung up.
     let mut received = Some(0);
     let mut leftover = Some(leftover);
+    // Read while the writer is behind, and whether the socket's reads then time out (to look at
+    // the writer again).
+    let mut held = HeldInput::default();
+    let mut holding = false;
+    let mut reads_time_out = false;
     loop {
-        let held;
+        let upgrade_leftover;
         let bytes: &[u8] = match (leftover.take(), received) {
             (Some(first), _) => {
-                held = first;
-                &held
+                upgrade_leftover = first;
+                &upgrade_leftover
             }
             (None, Some(n)) => &buf[..n],
             (None, None) => &[],
@@ -1641,8 +1672,20 @@ fn read_loop(
         };
         // The messages first: queueing what is owed takes the writer's lock, which a socket's own
         // writer thread may hold for a while.
-        for message in messages {
-            session.received(id, message);
+        if holding && end.is_none() {
+            for message in messages {
+                if let Some(message) = session.heartbeat(id, message) {
+                    held.hold(message);
+                }
+            }
+        } else {
+            // At the end nothing more is read: what was held goes to the application first.
+            while let Some(message) = held.release() {
+                session.received(id, message);
+            }
+            for message in messages {
+                session.received(id, message);
+            }
         }
         let mut close_unsent = false;
         if !owed.is_empty() || end.is_some() {
@@ -1663,14 +1706,46 @@ fn read_loop(
         }
         if let Some(failed) = end {
             // Nothing more is read, so nothing to pause for: waiting here for the writer to
-            // catch up (`pause`) waited for a client that had closed, whose queue only the end
+            // catch up waited for a client that had closed, whose queue only the end
             // of this WebSocket frees, until the heartbeat gave up on it.
             return ReadEnd {
                 failed,
                 close_unsent,
             };
         }
-        session.pause();
+        holding = loop {
+            session.wait_for_dispatch();
+            if session.writer_behind() {
+                break true;
+            }
+            if held.is_empty() {
+                break false;
+            }
+            // Caught up: what was held is fed, a read's worth at a time, in order.
+            let mut fed = 0;
+            while fed < READ_BUFFER
+                && let Some(message) = held.release()
+            {
+                fed += message.len();
+                session.received(id, message);
+            }
+        };
+        if holding && held.is_full() {
+            std::thread::sleep(ROOM_RECHECK);
+            received = Some(0);
+            continue;
+        }
+        // While holding, a read gives up after a moment to look at the writer again.
+        if holding != reads_time_out {
+            let timeout = holding.then_some(ROOM_RECHECK);
+            if shared.stream.set_read_timeout(timeout).is_err() {
+                return ReadEnd {
+                    failed: false,
+                    close_unsent: false,
+                };
+            }
+            reads_time_out = holding;
+        }
         // The blocking read happens without the lock, so the writer is never held up by it.
         received = loop {
             if shared.close_sent.load(Ordering::SeqCst) {
@@ -1684,6 +1759,15 @@ fn read_loop(
                 Ok(0) => break None,
                 Ok(n) => break Some(n),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if reads_time_out
+                        && matches!(
+                            error.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    break Some(0);
+                }
                 // The socket is broken (a reset): nothing more can be written to it. The client
                 // hung up without a close frame, as with end of stream; the reference server, on
                 // `ws`, reports both as `transport close`.

@@ -590,15 +590,6 @@ impl Server {
         self.drive(cell, |state, now| state.conn.resume_reading(now));
     }
 
-    /// Backpressure on a client's input from its output: while more than half of its outbound
-    /// queue is in use (`Session::writer_behind`), the thread reading from it waits for the writer
-    /// to catch up (the async runtimes hold the answers back instead, `server/src/dispatch.rs`). A client sending acknowledged events faster than it read their answers filled the
-    /// queue to its limit and was closed. The heartbeat keeps running: a client that stops
-    /// reading altogether is timed out as on the async runtimes.
-    pub(crate) fn wait_for_writer(&self, cell: &Arc<ConnCell>) {
-        crate::conn::sleep_while(|| cell.lock().conn.engine().writer_behind());
-    }
-
     pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {
         lock(&self.inner.connections).insert(cell.sid.clone(), cell.clone());
         // A handshake that passed the shutdown check just before `shutdown` began, and was

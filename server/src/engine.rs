@@ -708,16 +708,27 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
     fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_> {
         // No dispatcher to wait for: the callbacks of a message run in the task that fed it (this
         // one, unless another task is delivering this session's earlier messages), and what they
-        // send is queued at once. So while the client's queue is more than half full, reading
-        // waits for the writer, as the threads runtime's reading thread does: the pump reads a
-        // client while its writes wait for the socket, and a client sending faster than it read
-        // would have the answers fill its queue.
+        // send is queued at once. So while the client's queue is more than half full, what is
+        // read waits for the writer (but the heartbeat, `holds_input_while_throttled`), as on the
+        // threads runtime's reading thread: the pump reads a client while its writes wait for
+        // the socket, and a client sending faster than it read would have the answers fill its
+        // queue.
         let behind = || lock(&self.cell.state).session.writer_behind();
         behind().then_some(async move {
             while behind() {
                 let recheck = Instant::now() + sockio_core::writer_wait::ROOM_RECHECK;
                 self.server.inner.runtime.sleep_until(recheck).await;
             }
+        })
+    }
+
+    fn holds_input_while_throttled(&self) -> bool {
+        true
+    }
+
+    fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage> {
+        self.server.drive(&self.cell, |state, now| {
+            state.session.handle_ws_heartbeat(now, id, message)
         })
     }
 

@@ -533,6 +533,18 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for ConnWebSocket<Rt> {
         }
     }
 
+    fn holds_input_while_throttled(&self) -> bool {
+        // The throttle waits for the application: the heartbeat is paused meanwhile
+        // (`Connection::pause_reading`). Answers wait for the writer where they are made
+        // (crate::dispatch), so reading does not.
+        false
+    }
+
+    fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage> {
+        self.cell
+            .drive(|state, now| state.conn.handle_ws_heartbeat(now, id, message))
+    }
+
     fn write_timeout(&self) -> std::time::Duration {
         self.server.inner.config.engine.write_timeout()
     }

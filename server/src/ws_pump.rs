@@ -17,6 +17,7 @@ use http_body_util::Full;
 use hyper::rt::{Read, ReadBuf, Write};
 use hyper::upgrade::Upgraded;
 use sockio_core::engineio::{RequestId, WsMessage, WsPulled};
+use sockio_core::held_input::HeldInput;
 use sockio_core::websocket::{
     CLOSE_LINGER, FrameReader, Outbox, ReadOutcome, read_after_close, read_and_answer,
 };
@@ -37,6 +38,16 @@ pub(crate) trait WsSession: Send + Sync {
     /// After a read: a wait for the application to catch up when it is far behind, so reading
     /// pauses (backpressure); `None`, the common case, when reading can go on at once.
     fn throttle(&self) -> Option<impl Future<Output = ()> + Send + '_>;
+    /// Whether, while throttled, the client is read on and its messages held, but its heartbeat
+    /// (`sockio_core::held_input`): a throttle that waits for the client's writer does, or the
+    /// pong of a client reading slower than it is sent to went unread and came too late. (A
+    /// throttle that waits for the application pauses the heartbeat instead.)
+    fn holds_input_while_throttled(&self) -> bool;
+    /// Handles `message` at once if it is the client's heartbeat, gives it back otherwise
+    /// ([`Session::handle_ws_heartbeat`]).
+    ///
+    /// [`Session::handle_ws_heartbeat`]: sockio_core::engineio::Session::handle_ws_heartbeat
+    fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage>;
     /// The WebSocket `id` is gone (`failed`: by an error rather than a close).
     fn closed(&self, id: RequestId, failed: bool);
     /// How long one batch of writes may wait for the socket before the socket fails. Asked each
@@ -107,6 +118,7 @@ pub(crate) fn accept<Rt: Runtime, S: WsSession + 'static>(
             reader: FrameReader::new(max_message),
             outbox: Outbox::new(),
             write_deadline: None,
+            held: None,
         });
         let runtime = pump_runtime.clone();
         runtime.spawn(pump(pump_runtime, session, id, writer, ws, guard));
@@ -124,6 +136,71 @@ struct WsSocket {
     /// While the socket takes no writes: when it fails for that (the session's write timeout
     /// after the outbox was last written down), kept across the reads made meanwhile.
     write_deadline: Option<std::time::Instant>,
+    /// What was read while throttled (`WsSession::holds_input_while_throttled`), handed to the
+    /// session once the throttle ends; only then allocated.
+    held: Option<Box<HeldInput>>,
+}
+
+/// How the pump reads the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The messages go to the session.
+    Feed,
+    /// The session is throttled: the heartbeat goes to it, the rest is held.
+    Hold,
+}
+
+/// What ended a throttled pump's wait.
+enum Throttled {
+    /// The throttle: the client is read again.
+    Over,
+    /// Something to write.
+    Notified,
+    /// A read of the heartbeat (`Reading::Hold`).
+    Read(ReadTurn),
+}
+
+/// Waits for a throttled session's `waiting` to end, or for something to write (`notified`), and
+/// meanwhile, when `hold`, reads the client (`Reading::Hold`).
+#[allow(clippy::too_many_arguments)]
+fn poll_throttled<S: WsSession, F: Future<Output = ()>, N: Future + Unpin>(
+    cx: &mut Context<'_>,
+    waiting: &mut Pin<Box<F>>,
+    notified: &mut N,
+    hold: bool,
+    session: &S,
+    id: RequestId,
+    writer: &WakeSignal,
+    ws: &mut WsSocket,
+) -> Poll<Throttled> {
+    if waiting.as_mut().poll(cx).is_ready() {
+        return Poll::Ready(Throttled::Over);
+    }
+    if Pin::new(notified).poll(cx).is_ready() {
+        return Poll::Ready(Throttled::Notified);
+    }
+    if hold && let Poll::Ready(turn) = read_some(cx, session, id, writer, ws, Reading::Hold) {
+        return Poll::Ready(Throttled::Read(turn));
+    }
+    Poll::Pending
+}
+
+/// How the pump may read the client now, if at all.
+fn reading<S: WsSession>(session: &S, ws: &WsSocket, throttled: bool) -> Option<Reading> {
+    if !throttled {
+        return Some(Reading::Feed);
+    }
+    let full = ws.held.as_ref().is_some_and(|held| held.is_full());
+    (session.holds_input_while_throttled() && !full).then_some(Reading::Hold)
+}
+
+/// Hands what was held to the session, in the order read.
+fn release_held<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocket) {
+    if let Some(mut held) = ws.held.take() {
+        while let Some(message) = held.release() {
+            session.received(id, message);
+        }
+    }
 }
 
 /// Reads and writes one WebSocket until either side closes it, then drops `guard`. Writes are
@@ -149,7 +226,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
         let mut throttled = None;
         // Set when the server closed the WebSocket itself: the client may still be sending.
         let mut closed_here = false;
-        let failed = loop {
+        let failed = 'turns: loop {
             // Cleared before pulling, so what is notified from here on is pulled by the next turn.
             writer.clear();
             // What the socket takes at once (the common case: a few frames) is written without
@@ -159,13 +236,9 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 match poll_fn(|cx| Poll::Ready(write_now(cx, &session, id, &mut ws))).await {
                     Poll::Ready(written) => written,
                     Poll::Pending => {
+                        let read = reading(&session, &ws, throttled.is_some());
                         let waited = Box::pin(write_waiting(
-                            &runtime,
-                            &session,
-                            id,
-                            &writer,
-                            &mut ws,
-                            throttled.is_none(),
+                            &runtime, &session, id, &writer, &mut ws, read,
                         ))
                         .await;
                         match waited {
@@ -188,28 +261,52 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
             }
             let turn = match read_meanwhile {
                 Some(turn) => turn,
-                None => {
+                None => 'turn: {
                     if let Some(waiting) = throttled.as_mut() {
-                        // Reading waits while the application is far behind; writing does not,
-                        // so what the handlers send meanwhile and the heartbeat's pings still
-                        // reach the client.
-                        if let Either::Right(_) = select(waiting, writer.notified()).await {
-                            continue;
+                        // Reading waits while the application is far behind (or reads only the
+                        // heartbeat, `reading`); writing does not, so what the handlers send
+                        // meanwhile and the heartbeat's pings still reach the client.
+                        let hold = reading(&session, &ws, true).is_some();
+                        let mut notified = writer.notified();
+                        let waited = poll_fn(|cx| {
+                            poll_throttled(
+                                cx,
+                                waiting,
+                                &mut notified,
+                                hold,
+                                &session,
+                                id,
+                                &writer,
+                                &mut ws,
+                            )
+                        })
+                        .await;
+                        match waited {
+                            Throttled::Notified => continue 'turns,
+                            Throttled::Read(turn) => break 'turn turn,
+                            Throttled::Over => {}
                         }
                         // Caught up: read on. What was notified since the writes above wakes
                         // the read.
                         throttled = None;
+                        release_held(&session, id, &mut ws);
                     }
-                    let read = poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws));
+                    let read =
+                        poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws, Reading::Feed));
                     match select(read, writer.notified()).await {
                         Either::Left((turn, _)) => turn,
-                        Either::Right(_) => continue,
+                        Either::Right(_) => continue 'turns,
                     }
                 }
             };
             match turn {
                 ReadTurn::Open { more } => {
                     throttled = session.throttle().map(Box::pin);
+                    if throttled.is_none() && ws.held.is_some() {
+                        // Caught up while reading the heartbeat.
+                        release_held(&session, id, &mut ws);
+                        throttled = session.throttle().map(Box::pin);
+                    }
                     if more {
                         // The client keeps sending (a long upload, a flood): let the executor run
                         // other tasks before the next turn. tokio would make this task wait after
@@ -220,6 +317,8 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                     }
                 }
                 end => {
+                    // What came before the end goes to the application first.
+                    release_held(&session, id, &mut ws);
                     // The client's close, or its protocol error: the close frame answering it
                     // goes out (after what was queued before it) before the connection is dropped.
                     if ws.outbox.is_closed() {
@@ -318,13 +417,15 @@ enum ReadTurn {
 }
 
 /// Reads what the socket has (up to [`READS_PER_TURN`] reads or [`READ_BATCH`] messages) and
-/// hands the messages to the core. Pending only when nothing was read.
+/// hands the messages to the core, or, `Reading::Hold`, the heartbeat to the core and the rest to
+/// `ws.held` (up to its limit). Pending only when nothing was read.
 fn read_some<S: WsSession>(
     cx: &mut Context<'_>,
     session: &S,
     id: RequestId,
     writer: &WakeSignal,
     ws: &mut WsSocket,
+    reading: Reading,
 ) -> Poll<ReadTurn> {
     let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
     let mut messages = 0;
@@ -349,10 +450,22 @@ fn read_some<S: WsSession>(
             // not wake itself for that (crate::wake_signal).
             writer.quiet();
         }
-        let WsSocket { reader, outbox, .. } = ws;
+        let WsSocket {
+            reader,
+            outbox,
+            held,
+            ..
+        } = ws;
         let read = read_and_answer(reader, outbox, bytes, &mut |message| {
             messages += 1;
-            session.received(id, message);
+            match reading {
+                Reading::Feed => session.received(id, message),
+                Reading::Hold => {
+                    if let Some(message) = session.heartbeat(id, message) {
+                        held.get_or_insert_with(Box::default).hold(message);
+                    }
+                }
+            }
         });
         match read {
             ReadOutcome::Open => {}
@@ -362,7 +475,7 @@ fn read_some<S: WsSession>(
                 return Poll::Ready(ReadTurn::Failed);
             }
         }
-        if messages >= READ_BATCH {
+        if messages >= READ_BATCH || ws.held.as_ref().is_some_and(|held| held.is_full()) {
             break;
         }
     }
@@ -443,17 +556,17 @@ enum Waited {
 
 /// Writes the outbox and then whatever the core has ready, waiting for the socket: each stretch
 /// of waiting gets the session's write timeout, so a client that stops reading cannot pin this
-/// task and its socket forever. Meanwhile the client is read when `read` (not throttled): a
-/// client that reads slower than it is sent to still answers the heartbeat, and its pongs went
-/// unread behind its backlog, so it was closed with `ping timeout` while it read (large emits'
-/// heartbeat test, `conformance/tests/large_emit_bursts.rs`).
+/// task and its socket forever. Meanwhile the client is read as `read` says (not at all when
+/// `None`): a client that reads slower than it is sent to still answers the heartbeat, and its
+/// pongs went unread behind its backlog, so it was closed with `ping timeout` while it read
+/// (large emits' heartbeat test, `conformance/tests/large_emit_bursts.rs`).
 async fn write_waiting<Rt: Runtime, S: WsSession>(
     runtime: &Rt,
     session: &S,
     id: RequestId,
     writer: &WakeSignal,
     ws: &mut WsSocket,
-    read: bool,
+    read: Option<Reading>,
 ) -> Waited {
     loop {
         let deadline = *ws
@@ -466,7 +579,9 @@ async fn write_waiting<Rt: Runtime, S: WsSession>(
                 if let Poll::Ready(written) = poll_write_outbox(cx, ws) {
                     return Poll::Ready(Either::Left(written));
                 }
-                if read && let Poll::Ready(turn) = read_some(cx, session, id, writer, ws) {
+                if let Some(reading) = read
+                    && let Poll::Ready(turn) = read_some(cx, session, id, writer, ws, reading)
+                {
                     return Poll::Ready(Either::Right(turn));
                 }
                 Poll::Pending

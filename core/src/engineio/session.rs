@@ -8,6 +8,9 @@
 //! - [`handle_request`](Session::handle_request): a polling GET or POST for this session's sid;
 //! - [`accept_websocket`](Session::accept_websocket): a WebSocket upgrade request for this sid;
 //! - [`handle_ws_message`](Session::handle_ws_message) / [`handle_ws_closed`](Session::handle_ws_closed);
+//!   while the driver holds a client's messages for its writer to catch up
+//!   ([`writer_behind`](Session::writer_behind)), [`handle_ws_heartbeat`](Session::handle_ws_heartbeat)
+//!   takes the client's heartbeat out of them;
 //! - [`handle_request_aborted`](Session::handle_request_aborted): a held GET whose client went away;
 //! - [`handle_timeout`](Session::handle_timeout): the deadline from [`poll_timeout`](Session::poll_timeout) passed;
 //! - commands: [`send`](Session::send), [`send_frames`](Session::send_frames), [`close`](Session::close).
@@ -775,6 +778,37 @@ impl Session {
         if let Some(data) = self.receive_ws_message(now, conn, message) {
             self.events.push_back(EngineEvent::Message(data));
         }
+    }
+
+    /// For a driver that holds a client's messages back while its writer catches up
+    /// ([`writer_behind`](Self::writer_behind)): handles `message` now if it is the client's
+    /// heartbeat (a v4 pong, a v3 ping) on the session's WebSocket, and gives it back otherwise,
+    /// to be handed to [`handle_ws_message`](Self::handle_ws_message) later, in the order read.
+    /// A slow reader's pong read behind its queue's backlog then counts at once: left unread
+    /// there, it came too late and the client, reading all along, was closed with `ping
+    /// timeout`. Handling it ahead of messages read before it changes nothing they mean: a
+    /// heartbeat only says the client is there (a v3 ping's pong goes ahead of queued messages
+    /// anyway).
+    pub fn handle_ws_heartbeat(
+        &mut self,
+        now: Instant,
+        conn: RequestId,
+        message: WsMessage,
+    ) -> Option<WsMessage> {
+        let heartbeat = match self.heartbeat {
+            Heartbeat::ServerPings { .. } => PacketType::Pong,
+            Heartbeat::ClientPings { .. } => PacketType::Ping,
+        };
+        let is_heartbeat = matches!(
+            &message,
+            WsMessage::Text(text) if text.as_bytes().first() == Some(&(heartbeat.as_char() as u8))
+        );
+        if !is_heartbeat || self.state == State::Closed || !self.is_primary_ws(conn) {
+            return Some(message);
+        }
+        let data = self.receive_ws_message(now, conn, message);
+        debug_assert!(data.is_none(), "a heartbeat carries no message");
+        None
     }
 
     /// [`Session::handle_ws_message`] for a caller that handles the message at once (the

@@ -429,6 +429,25 @@ impl Connection {
         self.process_engine_events(now);
     }
 
+    /// See [`Session::handle_ws_heartbeat`]: the client's heartbeat is handled now, any other
+    /// message given back to be handed to [`handle_ws_message`](Self::handle_ws_message) later.
+    /// Drain as after any input.
+    ///
+    /// [`Session::handle_ws_heartbeat`]: crate::engineio::Session::handle_ws_heartbeat
+    pub fn handle_ws_heartbeat(
+        &mut self,
+        now: Instant,
+        conn: RequestId,
+        message: WsMessage,
+    ) -> Option<WsMessage> {
+        self.debug_assert_drained();
+        let kept = self.engine.handle_ws_heartbeat(now, conn, message);
+        if kept.is_none() {
+            self.process_engine_events(now);
+        }
+        kept
+    }
+
     /// See [`Session::accept_websocket`]. On `Ok`, answer the upgrade with `101 Switching
     /// Protocols` and the headers of [`switching_headers`](crate::websocket::switching_headers).
     pub fn accept_websocket(

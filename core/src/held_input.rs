@@ -1,0 +1,89 @@
+//! What a driver reads from a client while that client's writer catches up. A driver that reads
+//! on while the client's outbound queue is more than half full (`Session::writer_behind`) has the
+//! answers to what it reads fill that queue to its limit, so it holds the client's messages back
+//! until the writer caught up; but the client's heartbeat must not wait with them. A client
+//! reading slower than it is sent to keeps its queue about half full for as long as it is sent
+//! to, and its pong, left unread there, came too late: it was closed with `ping timeout` while it
+//! read. So the driver reads on, hands each message to `Session::handle_ws_heartbeat` (or
+//! `Connection::handle_ws_heartbeat`), which handles the heartbeat at once and gives anything
+//! else back, and keeps what it got back here, up to [`HELD_INPUT_BYTES`], for
+//! `handle_ws_message` once the writer caught up, in the order read.
+
+use std::collections::VecDeque;
+
+use crate::engineio::WsMessage;
+
+/// How many bytes of messages a driver holds before it stops reading the client (one message at
+/// least): beyond it a heartbeat behind them waits, as every message did before.
+pub const HELD_INPUT_BYTES: usize = 1024 * 1024;
+
+/// Messages read while the writer catches up, in the order read.
+#[derive(Debug, Default)]
+pub struct HeldInput {
+    messages: VecDeque<WsMessage>,
+    bytes: usize,
+}
+
+impl HeldInput {
+    /// Keeps `message` for later.
+    pub fn hold(&mut self, message: WsMessage) {
+        self.bytes = self.bytes.saturating_add(message.len());
+        self.messages.push_back(message);
+    }
+
+    /// The oldest message held.
+    pub fn release(&mut self) -> Option<WsMessage> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= message.len();
+        if self.messages.is_empty() {
+            // Held only while a writer is behind: give the buffer back.
+            self.messages = VecDeque::new();
+        }
+        Some(message)
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Whether as much is held as a driver may hold ([`HELD_INPUT_BYTES`]): read no more.
+    pub fn is_full(&self) -> bool {
+        self.bytes >= HELD_INPUT_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(len: usize) -> WsMessage {
+        WsMessage::Text("4".repeat(len).into())
+    }
+
+    #[test]
+    fn messages_come_back_in_the_order_held() {
+        let mut held = HeldInput::default();
+        held.hold(text(1));
+        held.hold(text(2));
+        assert_eq!(held.release(), Some(text(1)));
+        assert_eq!(held.release(), Some(text(2)));
+        assert_eq!(held.release(), None);
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn full_at_the_limit_until_a_message_is_released() {
+        let mut held = HeldInput::default();
+        held.hold(text(HELD_INPUT_BYTES - 1));
+        assert!(!held.is_full());
+        held.hold(text(1));
+        assert!(held.is_full());
+        held.release();
+        assert!(!held.is_full());
+        // One message over the limit alone fills it.
+        let mut held = HeldInput::default();
+        held.hold(text(HELD_INPUT_BYTES + 1));
+        assert!(held.is_full());
+    }
+}
