@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use sockio_core::ByteString;
 use sockio_core::engineio::{Output, RequestId, SequentialSids, Sid, WsAction, WsMessage};
+use sockio_core::held_input::HeldInput;
 use sockio_core::http::{Request, Response};
 use sockio_core::hub::Hub;
 use sockio_core::socketio::{self, Connection, SocketConfig, SocketEvent};
@@ -65,11 +66,14 @@ struct Conn {
 }
 
 /// One client WebSocket.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Ws {
     sid: Sid,
     /// A fast client pulls every write at once; a slow one leaves them queued in the session.
     reading: bool,
+    /// What the client sent while its writer was behind, as the runtimes' readers hold it
+    /// (`sockio_core::held_input`): handed over once the writer caught up, or at the end.
+    held: HeldInput,
 }
 
 pub struct Driver {
@@ -272,6 +276,7 @@ impl Driver {
                             Ws {
                                 sid: sid.clone(),
                                 reading: true,
+                                held: HeldInput::default(),
                             },
                         );
                         Sent::WebSocket(id)
@@ -292,6 +297,7 @@ impl Driver {
                                 Ws {
                                     sid: sid.clone(),
                                     reading: true,
+                                    held: HeldInput::default(),
                                 },
                             );
                             Sent::WebSocket(id)
@@ -313,20 +319,59 @@ impl Driver {
         }
     }
 
-    /// The client sends a WebSocket message on `conn`.
+    /// The client sends a WebSocket message on `conn`. While the connection's writer is behind,
+    /// the message is held, as the runtimes' readers do, but for the client's heartbeat.
     pub fn ws_send(&mut self, conn: RequestId, message: WsMessage) {
-        let Some(ws) = self.ws.get(&conn) else { return };
+        self.release_held(conn, false);
+        let Some(ws) = self.ws.get_mut(&conn) else {
+            return;
+        };
         let sid = ws.sid.clone();
         let now = self.now;
         trace!("{conn:?} ws <- {message:?}");
-        if let Some(c) = self.conns.get_mut(&sid) {
+        let Some(c) = self.conns.get_mut(&sid) else {
+            return;
+        };
+        if !ws.held.is_empty() || c.connection.engine().writer_behind() {
+            if let Some(message) = c.connection.handle_ws_heartbeat(now, conn, message) {
+                trace!("{conn:?} held");
+                ws.held.hold(message);
+            }
+        } else {
             c.connection.handle_ws_message(now, conn, message);
+        }
+        self.drain(&sid);
+        // A reading client's writer may have caught up.
+        self.release_held(conn, false);
+    }
+
+    /// Hands what `conn` held to its connection, in order, while its writer is not behind (or
+    /// all of it, `all`: the socket ends), draining after each message.
+    fn release_held(&mut self, conn: RequestId, all: bool) {
+        loop {
+            let Some(ws) = self.ws.get_mut(&conn) else {
+                return;
+            };
+            let sid = ws.sid.clone();
+            let Some(c) = self.conns.get_mut(&sid) else {
+                return;
+            };
+            if !all && c.connection.engine().writer_behind() {
+                return;
+            }
+            let Some(message) = ws.held.release() else {
+                return;
+            };
+            trace!("{conn:?} ws <- {message:?} (held)");
+            c.connection.handle_ws_message(self.now, conn, message);
             self.drain(&sid);
         }
     }
 
     /// The client's WebSocket `conn` goes away.
     pub fn ws_close(&mut self, conn: RequestId, error: bool) {
+        // What was read before the end goes to the application first.
+        self.release_held(conn, true);
         let Some(ws) = self.ws.remove(&conn) else {
             return;
         };
@@ -347,6 +392,7 @@ impl Driver {
         ws.reading = reading;
         let sid = ws.sid.clone();
         self.drain(&sid);
+        self.release_held(conn, false);
     }
 
     /// The client of the held request `id` goes away.

@@ -804,6 +804,24 @@ fn stateful(seeds: &mut Vec<Seed>) {
         script.op(op::EMIT, &[0, 0, 1]);
     }
     add("slow-reader", script.op(op::SET_READING, &[0, 1]).finish());
+    // A client whose queue is over half full sends an event (held until its writer catches up)
+    // and answers a ping (handled at once), then reads again.
+    let mut script = Script::new(0);
+    script
+        .op(op::HANDSHAKE, &[WS_V4])
+        .ws_text(0, "40")
+        .op(op::ANSWER_CONNECT, &ACCEPT)
+        .op(op::SET_READING, &[0, 0]);
+    for _ in 0..20 {
+        script.op(op::EMIT, &[0, 0, 0]);
+    }
+    script
+        .ws_text(0, "42[\"held\"]")
+        .advance(1_000)
+        .ws_text(0, "3")
+        .advance(700)
+        .op(op::SET_READING, &[0, 1]);
+    add("slow-reader-heartbeat", script.finish());
     // JSONP (Engine.IO 3 only) and the b64 binary fallback.
     add(
         "v3-jsonp-b64",
