@@ -18,7 +18,10 @@ mod in_process;
 
 use std::net::SocketAddr;
 
-use in_process::{join_over_websocket, open_websocket, serve_async, serve_threads};
+use in_process::{
+    join_over_websocket, open_websocket, serve_async, serve_async_engine, serve_threads,
+    serve_threads_engine,
+};
 use sockio_server::{Runtime, Server, Socket};
 use sockio_testkit::node_script::NodeScript;
 
@@ -108,9 +111,7 @@ fn a_burst_of_large_messages_is_echoed_whole_by_a_raw_engine_io_server_on_thread
     engine.on_message(|socket, data| {
         let _ = socket.send(data);
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || engine.serve_std(listener));
+    let addr = serve_threads_engine(engine);
     let script = format!(
         "process.env.SIZE = \"{SIZE}\"; process.env.EVENTS = \"{EVENTS}\";\n{ENGINE_CLIENT}"
     );
@@ -218,13 +219,7 @@ fn serve_async_echo_engine<Rt: Runtime>() -> SocketAddr {
     engine.on_message(|socket, data| {
         let _ = socket.send(data);
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    listener.set_nonblocking(true).expect("non-blocking");
-    Rt::default().spawn(async move {
-        let _ = engine.serve_std(listener).await;
-    });
-    addr
+    serve_async_engine(engine)
 }
 
 #[test]
@@ -248,8 +243,5 @@ fn a_raw_engine_io_servers_echoes_reach_a_slow_reader_on_threads() {
     engine.on_message(|socket, data| {
         let _ = socket.send(data);
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || engine.serve_std(listener));
-    answers_reach_a_slow_reader(addr, Layer::EngineIo);
+    answers_reach_a_slow_reader(serve_threads_engine(engine), Layer::EngineIo);
 }

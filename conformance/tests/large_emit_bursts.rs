@@ -451,13 +451,7 @@ fn serve_async_pushing_engine<Rt: Runtime>() -> SocketAddr {
             }
         }
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    listener.set_nonblocking(true).expect("non-blocking");
-    Rt::default().spawn(async move {
-        let _ = engine.serve_std(listener).await;
-    });
-    addr
+    in_process::serve_async_engine(engine)
 }
 
 #[test]
@@ -484,8 +478,7 @@ fn pings_reach_a_raw_engine_io_client_behind_a_pushed_backlog_on_threads() {
             }
         }
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || engine.serve_std(listener));
-    an_engine_io_client_answers_pings_behind_a_pushed_backlog(addr);
+    an_engine_io_client_answers_pings_behind_a_pushed_backlog(in_process::serve_threads_engine(
+        engine,
+    ));
 }

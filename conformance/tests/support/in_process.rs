@@ -67,3 +67,26 @@ pub fn open_websocket(
     assert!(open.to_text().expect("text").starts_with("0{"), "{open:?}");
     ws
 }
+
+/// Serves an async runtime's raw Engine.IO server on a fresh loopback port.
+#[allow(dead_code)] // not every test file that serves in-process runs a raw Engine.IO server
+pub fn serve_async_engine<Rt: Runtime>(
+    engine: sockio_server::engine::EngineServer<Rt>,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    listener.set_nonblocking(true).expect("non-blocking");
+    Rt::default().spawn(async move {
+        let _ = engine.serve_std(listener).await;
+    });
+    addr
+}
+
+/// Serves the threads runtime's raw Engine.IO server on a fresh loopback port.
+#[allow(dead_code)] // not every test file that serves in-process runs a raw Engine.IO server
+pub fn serve_threads_engine(engine: sockio_threads::engine::EngineServer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || engine.serve_std(listener));
+    addr
+}
