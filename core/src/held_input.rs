@@ -14,8 +14,14 @@ use std::collections::VecDeque;
 use crate::engineio::WsMessage;
 
 /// How many bytes of messages a driver holds before it stops reading the client (one message at
-/// least): beyond it a heartbeat behind them waits, as every message did before.
+/// least), each message counted with [`HELD_MESSAGE_OVERHEAD`]: beyond it a heartbeat behind them
+/// waits, as every message did before.
 pub const HELD_INPUT_BYTES: usize = 1024 * 1024;
+
+/// What keeping a message costs besides its bytes (its slot, its allocation), counted with each:
+/// counted by payload alone, empty messages were never full, and a megabyte of one-byte messages
+/// took about a hundred.
+pub const HELD_MESSAGE_OVERHEAD: usize = 128;
 
 /// Messages read while the writer catches up, in the order read.
 #[derive(Debug, Default)]
@@ -27,14 +33,14 @@ pub struct HeldInput {
 impl HeldInput {
     /// Keeps `message` for later.
     pub fn hold(&mut self, message: WsMessage) {
-        self.bytes = self.bytes.saturating_add(message.len());
+        self.bytes = self.bytes.saturating_add(held_size(&message));
         self.messages.push_back(message);
     }
 
     /// The oldest message held.
     pub fn release(&mut self) -> Option<WsMessage> {
         let message = self.messages.pop_front()?;
-        self.bytes -= message.len();
+        self.bytes -= held_size(&message);
         if self.messages.is_empty() {
             // Held only while a writer is behind: give the buffer back.
             self.messages = VecDeque::new();
@@ -51,6 +57,11 @@ impl HeldInput {
     pub fn is_full(&self) -> bool {
         self.bytes >= HELD_INPUT_BYTES
     }
+}
+
+/// What `message` counts for against [`HELD_INPUT_BYTES`].
+fn held_size(message: &WsMessage) -> usize {
+    message.len().saturating_add(HELD_MESSAGE_OVERHEAD)
 }
 
 #[cfg(test)]
@@ -75,7 +86,7 @@ mod tests {
     #[test]
     fn full_at_the_limit_until_a_message_is_released() {
         let mut held = HeldInput::default();
-        held.hold(text(HELD_INPUT_BYTES - 1));
+        held.hold(text(HELD_INPUT_BYTES - 2 * HELD_MESSAGE_OVERHEAD - 1));
         assert!(!held.is_full());
         held.hold(text(1));
         assert!(held.is_full());
@@ -84,6 +95,17 @@ mod tests {
         // One message over the limit alone fills it.
         let mut held = HeldInput::default();
         held.hold(text(HELD_INPUT_BYTES + 1));
+        assert!(held.is_full());
+    }
+
+    /// Empty messages fill it too: counted by their bytes alone they never did.
+    #[test]
+    fn empty_messages_count() {
+        let mut held = HeldInput::default();
+        for _ in 0..HELD_INPUT_BYTES / HELD_MESSAGE_OVERHEAD {
+            assert!(!held.is_full());
+            held.hold(text(0));
+        }
         assert!(held.is_full());
     }
 }

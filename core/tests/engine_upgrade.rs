@@ -364,3 +364,28 @@ fn a_cancelled_probe_no_longer_diverts_polls_even_before_its_close_is_written() 
     assert_eq!(h.get(&poll).body_text(), "4kept");
     assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
 }
+
+/// A driver holding a client's messages while its writer catches up (`handle_ws_heartbeat`)
+/// passes an upgrade's probe packets through: the probe carries no application message, and held,
+/// the upgrade waited for a queue that only the upgraded WebSocket would drain.
+#[test]
+fn a_held_reader_passes_the_upgrade_probe_through() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    // More than half the packets the queue takes, waiting for the client's next poll.
+    for n in 0..6_000 {
+        send(&mut h, &sid, text(&n.to_string()));
+    }
+    assert!(h.sessions[sid.as_str()].writer_behind());
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    let given_back = h.command(&sid, |s, now| {
+        s.handle_ws_heartbeat(now, ws, WsMessage::Text("2probe".into()))
+    });
+    assert_eq!(given_back, None);
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    let given_back = h.command(&sid, |s, now| {
+        s.handle_ws_heartbeat(now, ws, WsMessage::Text("5".into()))
+    });
+    assert_eq!(given_back, None);
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::WebSocket);
+}

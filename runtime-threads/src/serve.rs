@@ -1739,6 +1739,10 @@ fn read_loop(
         if holding != reads_time_out {
             let timeout = holding.then_some(ROOM_RECHECK);
             if shared.stream.set_read_timeout(timeout).is_err() {
+                // Only a broken socket refuses it: ended as by a failed read.
+                while let Some(message) = held.release() {
+                    session.received(id, message);
+                }
                 return ReadEnd {
                     failed: false,
                     close_unsent: false,
@@ -1770,8 +1774,12 @@ fn read_loop(
                 }
                 // The socket is broken (a reset): nothing more can be written to it. The client
                 // hung up without a close frame, as with end of stream; the reference server, on
-                // `ws`, reports both as `transport close`.
+                // `ws`, reports both as `transport close`. What was read before goes to the
+                // application, as at an end of stream.
                 Err(_) => {
+                    while let Some(message) = held.release() {
+                        session.received(id, message);
+                    }
                     return ReadEnd {
                         failed: false,
                         close_unsent: false,

@@ -194,8 +194,31 @@ fn reading<S: WsSession>(session: &S, ws: &WsSocket, throttled: bool) -> Option<
     (session.holds_input_while_throttled() && !full).then_some(Reading::Hold)
 }
 
-/// Hands what was held to the session, in the order read.
-fn release_held<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocket) {
+/// Hands what was held to the session, in the order read, up to a read's worth ([`READ_BATCH`]
+/// messages, [`READ_CHUNK`] bytes), so that the throttle is looked at again in between: handed
+/// all at once, what the application answered to them could fill the client's queue, the very
+/// overflow the throttle is there to prevent.
+fn release_held_batch<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocket) {
+    let Some(held) = ws.held.as_mut() else {
+        return;
+    };
+    let (mut messages, mut bytes) = (0, 0);
+    while messages < READ_BATCH
+        && bytes < READ_CHUNK
+        && let Some(message) = held.release()
+    {
+        messages += 1;
+        bytes += message.len();
+        session.received(id, message);
+    }
+    if held.is_empty() {
+        ws.held = None;
+    }
+}
+
+/// Hands everything held to the session: the socket ended, so the application is owed what was
+/// read before the end.
+fn release_all_held<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocket) {
     if let Some(mut held) = ws.held.take() {
         while let Some(message) = held.release() {
             session.received(id, message);
@@ -286,10 +309,16 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                             Throttled::Read(turn) => break 'turn turn,
                             Throttled::Over => {}
                         }
-                        // Caught up: read on. What was notified since the writes above wakes
-                        // the read.
+                        // Caught up: what was held first, then read on. What was notified since
+                        // the writes above wakes the read.
                         throttled = None;
-                        release_held(&session, id, &mut ws);
+                        while ws.held.is_some() {
+                            release_held_batch(&session, id, &mut ws);
+                            throttled = session.throttle().map(Box::pin);
+                            if throttled.is_some() {
+                                continue 'turns;
+                            }
+                        }
                     }
                     let read =
                         poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws, Reading::Feed));
@@ -302,9 +331,9 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
             match turn {
                 ReadTurn::Open { more } => {
                     throttled = session.throttle().map(Box::pin);
-                    if throttled.is_none() && ws.held.is_some() {
+                    while throttled.is_none() && ws.held.is_some() {
                         // Caught up while reading the heartbeat.
-                        release_held(&session, id, &mut ws);
+                        release_held_batch(&session, id, &mut ws);
                         throttled = session.throttle().map(Box::pin);
                     }
                     if more {
@@ -318,7 +347,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 }
                 end => {
                     // What came before the end goes to the application first.
-                    release_held(&session, id, &mut ws);
+                    release_all_held(&session, id, &mut ws);
                     // The client's close, or its protocol error: the close frame answering it
                     // goes out (after what was queued before it) before the connection is dropped.
                     if ws.outbox.is_closed() {
@@ -333,6 +362,8 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 }
             }
         };
+        // Also when writing ended it: what was read before goes to the application.
+        release_all_held(&session, id, &mut ws);
         session.closed(id, failed);
         if closed_here {
             // Before the guard goes: a graceful shutdown waits for it, so the process does not

@@ -782,7 +782,9 @@ impl Session {
 
     /// For a driver that holds a client's messages back while its writer catches up
     /// ([`writer_behind`](Self::writer_behind)): handles `message` now if it is the client's
-    /// heartbeat (a v4 pong, a v3 ping) on the session's WebSocket, and gives it back otherwise,
+    /// heartbeat (a v4 pong, a v3 ping) on the session's WebSocket, or anything on an upgrade's
+    /// probe (`2probe`, the upgrade: no application message comes there, and held, the upgrade
+    /// waited for a queue that only the upgraded WebSocket would drain), and gives it back otherwise,
     /// to be handed to [`handle_ws_message`](Self::handle_ws_message) later, in the order read.
     /// A slow reader's pong read behind its queue's backlog then counts at once: left unread
     /// there, it came too late and the client, reading all along, was closed with `ping
@@ -795,6 +797,10 @@ impl Session {
         conn: RequestId,
         message: WsMessage,
     ) -> Option<WsMessage> {
+        if self.probe.as_ref().is_some_and(|p| p.conn == conn) {
+            self.handle_ws_message(now, conn, message);
+            return None;
+        }
         let heartbeat = match self.heartbeat {
             Heartbeat::ServerPings { .. } => PacketType::Pong,
             Heartbeat::ClientPings { .. } => PacketType::Ping,
