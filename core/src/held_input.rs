@@ -48,6 +48,34 @@ impl HeldInput {
         Some(message)
     }
 
+    /// Hands the oldest messages to `feed`, in order, until `max_messages` or `max_bytes` went
+    /// (one message at least): a driver looks at its writer again between such batches, as
+    /// between reads, or what the application answers to them could fill the client's queue.
+    pub fn release_batch(
+        &mut self,
+        max_messages: usize,
+        max_bytes: usize,
+        mut feed: impl FnMut(WsMessage),
+    ) {
+        let (mut messages, mut bytes) = (0, 0usize);
+        while messages < max_messages.max(1)
+            && (messages == 0 || bytes < max_bytes)
+            && let Some(message) = self.release()
+        {
+            messages += 1;
+            bytes = bytes.saturating_add(message.len());
+            feed(message);
+        }
+    }
+
+    /// Hands every held message to `feed`, in order: the socket ended, and the application is
+    /// owed what was read before the end.
+    pub fn release_all(&mut self, mut feed: impl FnMut(WsMessage)) {
+        while let Some(message) = self.release() {
+            feed(message);
+        }
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
@@ -96,6 +124,22 @@ mod tests {
         let mut held = HeldInput::default();
         held.hold(text(HELD_INPUT_BYTES + 1));
         assert!(held.is_full());
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_count_or_bytes_and_takes_one_at_least() {
+        let mut held = HeldInput::default();
+        for len in [1, 2, 3, 4] {
+            held.hold(text(len));
+        }
+        let mut fed = Vec::new();
+        held.release_batch(2, usize::MAX, |m| fed.push(m.len()));
+        assert_eq!(fed, [1, 2]);
+        held.release_batch(usize::MAX, 1, |m| fed.push(m.len()));
+        assert_eq!(fed, [1, 2, 3]);
+        held.release_all(|m| fed.push(m.len()));
+        assert_eq!(fed, [1, 2, 3, 4]);
+        assert!(held.is_empty());
     }
 
     /// Empty messages fill it too: counted by their bytes alone they never did.

@@ -1680,9 +1680,7 @@ fn read_loop(
             }
         } else {
             // At the end nothing more is read: what was held goes to the application first.
-            while let Some(message) = held.release() {
-                session.received(id, message);
-            }
+            held.release_all(|message| session.received(id, message));
             for message in messages {
                 session.received(id, message);
             }
@@ -1722,13 +1720,9 @@ fn read_loop(
                 break false;
             }
             // Caught up: what was held is fed, a read's worth at a time, in order.
-            let mut fed = 0;
-            while fed < READ_BUFFER
-                && let Some(message) = held.release()
-            {
-                fed += message.len();
-                session.received(id, message);
-            }
+            held.release_batch(usize::MAX, READ_BUFFER, |message| {
+                session.received(id, message)
+            });
         };
         if holding && held.is_full() {
             std::thread::sleep(ROOM_RECHECK);
@@ -1740,9 +1734,7 @@ fn read_loop(
             let timeout = holding.then_some(ROOM_RECHECK);
             if shared.stream.set_read_timeout(timeout).is_err() {
                 // Only a broken socket refuses it: ended as by a failed read.
-                while let Some(message) = held.release() {
-                    session.received(id, message);
-                }
+                held.release_all(|message| session.received(id, message));
                 return ReadEnd {
                     failed: false,
                     close_unsent: false,
@@ -1777,9 +1769,7 @@ fn read_loop(
                 // `ws`, reports both as `transport close`. What was read before goes to the
                 // application, as at an end of stream.
                 Err(_) => {
-                    while let Some(message) = held.release() {
-                        session.received(id, message);
-                    }
+                    held.release_all(|message| session.received(id, message));
                     return ReadEnd {
                         failed: false,
                         close_unsent: false,

@@ -202,15 +202,9 @@ fn release_held_batch<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocke
     let Some(held) = ws.held.as_mut() else {
         return;
     };
-    let (mut messages, mut bytes) = (0, 0);
-    while messages < READ_BATCH
-        && bytes < READ_CHUNK
-        && let Some(message) = held.release()
-    {
-        messages += 1;
-        bytes += message.len();
-        session.received(id, message);
-    }
+    held.release_batch(READ_BATCH, READ_CHUNK, |message| {
+        session.received(id, message)
+    });
     if held.is_empty() {
         ws.held = None;
     }
@@ -220,9 +214,7 @@ fn release_held_batch<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocke
 /// read before the end.
 fn release_all_held<S: WsSession>(session: &S, id: RequestId, ws: &mut WsSocket) {
     if let Some(mut held) = ws.held.take() {
-        while let Some(message) = held.release() {
-            session.received(id, message);
-        }
+        held.release_all(|message| session.received(id, message));
     }
 }
 
