@@ -169,6 +169,59 @@ async fn a_publish_answered_late_is_not_published_twice() {
     assert_eq!(link.connections(), connections, "no second attempt");
 }
 
+/// The same on RabbitMQ: a publish the broker routed but whose confirmation did not come back in
+/// time is not published again on a new connection (it reached the other servers twice): the
+/// emit fails, saying it may still arrive, and a server on the same exchange gets it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_confirmed_late_by_rabbitmq_is_not_published_twice() {
+    let url = amqp_url();
+    let Some(rabbitmq) = reachable(&url) else {
+        return;
+    };
+    let link = FaultyLink::start(&rabbitmq).expect("relay");
+    let channel = fresh_channel();
+    let through_link = ClientManager::from_url(&url.replace(&rabbitmq, &link.addr().to_string()))
+        .expect("url")
+        .channel(&channel);
+    let io = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(through_link)
+        .build();
+    // The other server, straight on the broker, with one client that counts what reaches it.
+    let direct = ClientManager::from_url(&url)
+        .expect("url")
+        .channel(&channel);
+    let other = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(direct)
+        .ping_interval(Duration::from_secs(1))
+        .build();
+    let (listeners_url, listeners_channel) = (url.clone(), channel.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_for_listeners(&listeners_url, &rabbitmq, &listeners_channel, 2)
+    })
+    .await
+    .expect("waiting")
+    .expect("both servers' queues bound");
+    let addr = api_support::serve(&other).await.addr;
+    let sid = tokio::task::spawn_blocking(move || raw_polling::connected_between_polls(addr))
+        .await
+        .expect("a connected client");
+    // Opens the publisher's connection, so the hold below reaches it.
+    io.emit("warm-up", &()).await.expect("a first publish");
+    let connections = link.connections();
+    link.hold_replies(true);
+    let counting = tokio::task::spawn_blocking(move || {
+        raw_polling::count_packets(addr, &sid, "confirmed-late", Duration::from_secs(9))
+    });
+    let result = io.emit("confirmed-late", &()).await;
+    expect_publish_error(result, "may or may not");
+    assert_eq!(
+        counting.await.expect("the counting client"),
+        1,
+        "delivered once"
+    );
+    assert_eq!(link.connections(), connections, "no second attempt");
+}
+
 /// A message published as the subscription starts (on a resubscription under traffic, say) can
 /// come in the same read as the subscription's confirmation: it reaches the clients like any
 /// other, and the subscriber goes on. Before, it was dropped (and in a debug build the subscriber

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch};
+use sockio_core::pubsub::amqp::{
+    AfterFailure, AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch,
+};
 
 use crate::broker_stream::BrokerStream;
 use crate::manager::{
@@ -47,6 +49,17 @@ enum Failure {
     Timeout,
     #[error("RabbitMQ refused a message (basic.nack)")]
     Rejected,
+}
+
+impl Failure {
+    /// A wait for confirmations, or a write, that took its whole timeout.
+    fn is_timeout(&self) -> bool {
+        match self {
+            Failure::Timeout => true,
+            Failure::Io(error) => is_timeout(error),
+            _ => false,
+        }
+    }
 }
 
 fn is_timeout(error: &io::Error) -> bool {
@@ -305,12 +318,22 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
                         if let Some(lost) = connection.take() {
                             lost.abandon();
                         }
-                        result = Err(PublishError(error.to_string()));
+                        match progress.after_failure(error.to_string(), error.is_timeout()) {
+                            AfterFailure::Retry(error) => result = Err(error),
+                            AfterFailure::GiveUp(error) => {
+                                result = Err(error);
+                                break;
+                            }
+                        }
                     }
                 }
             }
         }
-        answer_batch(batch, result);
+        let (confirmed, failed) = progress.split_confirmed(batch);
+        answer_batch(confirmed, Ok(()));
+        if !failed.is_empty() {
+            answer_batch(failed, result);
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Cross-server messaging of the threads runtime when something fails part way: a Redis that
 //! takes a publish but whose answer does not come back in time (the server talks to the
 //! machine's real Redis through a relay that holds the answers, `sockio_testkit::link_faults`),
-//! a message that comes with the subscription's confirmation, and an application callback that
-//! panics on the subscriber's or the expiry thread's turn.
+//! the same with RabbitMQ's confirmation, a message that comes with the subscription's
+//! confirmation, and an application callback that panics on the subscriber's or the expiry
+//! thread's turn.
 //!
 //! Redis comes from `SOCKIO_REDIS_URL` (default `redis://127.0.0.1:6379`); without it the tests
 //! are skipped, unless `SOCKIO_REQUIRE_BROKERS=1` (CI).
@@ -141,6 +142,48 @@ fn a_publish_answered_late_is_not_published_twice() {
         "delivered once"
     );
     assert_eq!(link.connections(), connections, "no second attempt");
+}
+
+/// The same on RabbitMQ: a publish the broker routed but whose confirmation did not come back in
+/// time is not published again on a new connection: the emit fails, saying it may still arrive,
+/// and a server on the same exchange gets it once.
+#[cfg(feature = "amqp")]
+#[test]
+fn a_publish_confirmed_late_by_rabbitmq_is_not_published_twice() {
+    let url = sockio_testkit::brokers::amqp_url();
+    let Some(rabbitmq) = reachable(&url) else {
+        return;
+    };
+    let link = FaultyLink::start(&rabbitmq).expect("relay");
+    let topic = sockio_testkit::brokers::fresh_channel("sockio-threads-faults");
+    let through_link = ClientManager::from_url(&url.replace(&rabbitmq, &link.addr().to_string()))
+        .expect("url")
+        .channel(&topic);
+    let io = Server::builder().client_manager(through_link).build();
+    // The other server, straight on the broker, with one client that counts what reaches it.
+    let direct = ClientManager::from_url(&url).expect("url").channel(&topic);
+    let other = Server::builder()
+        .client_manager(direct)
+        .ping_interval(Duration::from_secs(1))
+        .build();
+    wait_for_listeners(&url, &rabbitmq, &topic, 2).expect("both servers' queues bound");
+    let addr = support::serve(&other);
+    let sid = raw_polling::connected_between_polls(addr);
+    // Opens the publisher's connection, so the hold below reaches it.
+    io.emit("warm-up", &()).send().expect("a first publish");
+    let connections = link.connections();
+    link.hold_replies(true);
+    let counting = std::thread::spawn(move || {
+        raw_polling::count_packets(addr, &sid, "confirmed-late", Duration::from_secs(9))
+    });
+    expect_publish_error(io.emit("confirmed-late", &()).send(), "may or may not");
+    assert_eq!(
+        counting.join().expect("the counting client"),
+        1,
+        "delivered once"
+    );
+    assert_eq!(link.connections(), connections, "no second attempt");
+    other.abort();
 }
 
 /// A message published as the subscription starts (on a resubscription under traffic, say) can

@@ -12,7 +12,7 @@ use futures_util::future::{Either, select};
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::amqp::{AmqpLink, LinkError, LinkEvent, PublishBatch};
+use sockio_core::pubsub::amqp::{AfterFailure, AmqpLink, LinkError, LinkEvent, PublishBatch};
 
 use crate::io::BrokerIo;
 use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
@@ -294,12 +294,24 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                         if let Some(lost) = connection.take() {
                             lost.abandon(&runtime).await;
                         }
-                        result = Err(PublishError(error.to_string()));
+                        match progress
+                            .after_failure(error.to_string(), matches!(error, Failure::Timeout))
+                        {
+                            AfterFailure::Retry(error) => result = Err(error),
+                            AfterFailure::GiveUp(error) => {
+                                result = Err(error);
+                                break;
+                            }
+                        }
                     }
                 }
             }
         }
-        answer_batch(batch, result);
+        let (confirmed, failed) = progress.split_confirmed(batch);
+        answer_batch(confirmed, Ok(()));
+        if !failed.is_empty() {
+            answer_batch(failed, result);
+        }
     }
 }
 

@@ -136,6 +136,23 @@ pub fn poll_until(addr: SocketAddr, sid: &str, needle: &str, within: Duration) -
     panic!("no packet holding {needle:?} within {within:?}; packets seen: {seen:?}");
 }
 
+/// Polls Socket.IO session `sid` for `window`, answering the server's pings meanwhile; returns how
+/// many packets held `needle`. The server's ping interval must be under a request's 15 s limit.
+pub fn count_packets(addr: SocketAddr, sid: &str, needle: &str, window: Duration) -> usize {
+    let deadline = Instant::now() + window;
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        for packet in poll_packets(addr, sid) {
+            if packet == "2" {
+                let pong = request(addr, "POST", &session_uri("/socket.io/", sid), b"3");
+                assert_eq!(pong.status, 200, "pong: {pong:?}");
+            }
+            seen += usize::from(packet.contains(needle));
+        }
+    }
+    seen
+}
+
 /// The polling URI of session `sid` under `path`.
 pub fn session_uri(path: &str, sid: &str) -> String {
     format!("{path}?EIO=4&transport=polling&sid={sid}")

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
+pub use super::resp::AfterFailure;
 use super::url::AmqpConfig;
 
 /// What a client sends first: "AMQP", 0, then protocol 0-9-1.
@@ -1257,6 +1258,39 @@ impl PublishBatch {
     pub fn is_confirmed(&self) -> bool {
         self.confirmed.iter().all(|done| *done)
     }
+
+    /// After a failed attempt with `error` (`timed_out`: the broker confirmed too late, or
+    /// stopped taking the batch's bytes): whether to publish the unconfirmed rest again on a new
+    /// link, and the error it gets if no attempt succeeds. After a timeout it is not published
+    /// again: RabbitMQ may have routed it (a confirmation held up on its way, a resource alarm
+    /// that blocked the connection until it cleared) and a second publish could deliver it
+    /// twice, as on Redis ([`resp::PublishBatch::after_failure`](super::resp::PublishBatch::after_failure)).
+    /// After a lost connection or a refusal it is (python-socketio's second attempt: the first
+    /// may find a connection the broker dropped since the last publish).
+    pub fn after_failure(&self, error: String, timed_out: bool) -> AfterFailure {
+        if timed_out {
+            return AfterFailure::GiveUp(crate::api::PublishError(
+                "RabbitMQ did not confirm in time; the message may or may not reach the other servers"
+                    .to_owned(),
+            ));
+        }
+        AfterFailure::Retry(crate::api::PublishError(error))
+    }
+
+    /// Splits the batch's `jobs` (in order, one per message) into those the broker confirmed,
+    /// which went out whatever happened to the others, and the rest.
+    pub fn split_confirmed<J>(&self, jobs: Vec<J>) -> (Vec<J>, Vec<J>) {
+        let mut confirmed = Vec::new();
+        let mut rest = Vec::new();
+        for (index, job) in jobs.into_iter().enumerate() {
+            if self.confirmed.get(index).copied().unwrap_or(false) {
+                confirmed.push(job);
+            } else {
+                rest.push(job);
+            }
+        }
+        (confirmed, rest)
+    }
 }
 
 #[cfg(test)]
@@ -1678,6 +1712,35 @@ mod tests {
             ]
         );
         assert_eq!(link.unconfirmed().count(), 0);
+    }
+
+    /// A timeout gives up (the broker may have routed what it did not confirm), a lost link
+    /// retries; either way the confirmed messages are told apart from the rest.
+    #[test]
+    fn a_timed_out_batch_is_not_retried_and_its_confirmed_part_went_out() {
+        let payloads: [&[u8]; 3] = [b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
+        let mut batch = PublishBatch::new(payloads.len());
+        let mut link = ready_publisher();
+        batch.publish(&mut link, &payloads).unwrap();
+        let _ = link.poll_transmit();
+        let mut wire = Vec::new();
+        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 2, 0]);
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
+        batch.handle_events(&mut link, |_| {}).unwrap();
+
+        match batch.after_failure("lost".to_owned(), true) {
+            AfterFailure::GiveUp(error) => assert!(error.0.contains("may or may not"), "{error}"),
+            other => panic!("a timeout must not retry: {other:?}"),
+        }
+        assert_eq!(
+            batch.after_failure("lost".to_owned(), false),
+            AfterFailure::Retry(crate::api::PublishError("lost".to_owned()))
+        );
+        assert_eq!(
+            batch.split_confirmed(vec!['a', 'b', 'c']),
+            (vec!['b'], vec!['a', 'c'])
+        );
     }
 
     #[test]
