@@ -112,6 +112,44 @@ fn an_accepted_socket_whose_connect_reply_overflows_the_queue_leaves() {
     assert!(!h.sessions.contains_key(sid.as_str()));
 }
 
+/// Emits buffered for a pending socket, each taken (`Ok`), that overflow the client's queue
+/// once the CONNECT reply goes ahead of them at the accept: the connection ends, and the socket
+/// the application accepted leaves with that reason, so its disconnect handler runs. Before, the
+/// accept returned `QueueFull` after the socket had joined, and the runtimes forgot the socket
+/// without running it.
+#[test]
+fn an_accepted_socket_whose_buffered_emits_overflow_the_queue_leaves() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_packets = 10;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    for _ in 0..10 {
+        h.command(&sid, |c, now| {
+            c.emit(now, "/admin", "e", vec![], vec![], None)
+        })
+        .expect("buffered");
+    }
+    let socket = h
+        .command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .expect("the verdict is taken");
+    let events = h.take_events(&sid);
+    assert!(
+        events.contains(&SocketEvent::Disconnect {
+            namespace: "/admin".into(),
+            sid: socket,
+            reason: DisconnectReason::Engine(CloseReason::OutboundQueueFull),
+        }),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
+    );
+    assert!(!h.sessions.contains_key(sid.as_str()));
+}
+
 /// Every timer setting at `Duration::MAX`: no deadline can be represented on the clock. The
 /// ping settings are then cut to what clients can time (`EngineConfig::normalize`), half of it
 /// each, so nothing falls due for 12 days.

@@ -608,7 +608,8 @@ impl Connection {
     /// the injected generator, sent as `{"sid"}`; v4: the Engine.IO sid, `nsp#sid` outside `/`).
     /// After the connection ended (or began closing) it still takes the verdict: nothing is sent,
     /// and the socket leaves at once with the connection's reason (a `Disconnect`); so it does
-    /// when the CONNECT reply overflows the client's outbound queue, which ends the connection.
+    /// when the CONNECT reply, or what was emitted to the socket while it was pending, overflows
+    /// the client's outbound queue, which ends the connection.
     ///
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
@@ -636,16 +637,15 @@ impl Connection {
         );
         self.connect_deadline = None;
         if let Some(NamespaceState::Pending { buffered, .. }) = previous {
-            let mut sent = Ok(());
             for frames in buffered {
-                sent = self.engine.send_frames(now, frames.frames());
-                if sent.is_err() {
+                if self.engine.send_frames(now, frames.frames()).is_err() {
                     break;
                 }
             }
-            // Whatever happened (a full queue closes the session), report it before returning.
+            // A full queue closed the session: the socket, joined now, leaves with that reason
+            // (its `Disconnect` comes with the events), so the verdict still succeeds, as when
+            // the reply itself overflows.
             self.process_engine_events(now);
-            sent?;
         }
         Ok(sid)
     }
