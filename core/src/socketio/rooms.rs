@@ -1464,28 +1464,32 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
+        /// Members of the small namespace: few enough that every room is shared.
         const MEMBERS: u8 = 24;
+        /// Members of the large one: past 64, the bit set over the slots takes several words and
+        /// `select`'s automatic policy mixes the bit-set and scanning paths.
+        const MANY_MEMBERS: u8 = 200;
 
-        fn room() -> impl Strategy<Value = String> {
+        fn room(members: u8) -> impl Strategy<Value = String> {
             // A few shared rooms, many more rarely used (members in more than eight rooms,
             // broadcasts to more than eight), plus sid-like rooms ("s<member>").
             prop_oneof![
                 2 => (0u8..6).prop_map(|r| format!("r{r}")),
                 1 => (0u8..40).prop_map(|r| format!("w{r}")),
-                2 => (0..MEMBERS).prop_map(|m| format!("s{m}")),
+                2 => (0..members).prop_map(|m| format!("s{m}")),
             ]
         }
 
-        fn target() -> impl Strategy<Value = BroadcastTarget<u8>> {
+        fn target(members: u8) -> impl Strategy<Value = BroadcastTarget<u8>> {
             (
                 prop_oneof![
-                    prop::collection::vec(room(), 0..5),
-                    prop::collection::vec(room(), 9..20),
+                    prop::collection::vec(room(members), 0..5),
+                    prop::collection::vec(room(members), 9..20),
                 ],
-                prop::collection::vec(room(), 0..3),
+                prop::collection::vec(room(members), 0..3),
                 prop_oneof![
-                    prop::collection::vec(0..MEMBERS, 0..4),
-                    prop::collection::vec(0..MEMBERS, 15..30),
+                    prop::collection::vec(0..members, 0..4),
+                    prop::collection::vec(0..members, 15..30),
                 ],
             )
                 .prop_map(|(rooms, except, skip)| {
@@ -1498,15 +1502,20 @@ mod tests {
                 })
         }
 
-        fn op() -> impl Strategy<Value = Op> {
+        fn op(members: u8) -> impl Strategy<Value = Op> {
             prop_oneof![
-                6 => (0..MEMBERS, room()).prop_map(|(m, r)| Op::Join(m, r)),
-                1 => (0..MEMBERS).prop_map(Op::InsertMember),
-                3 => (0..MEMBERS, room()).prop_map(|(m, r)| Op::Leave(m, r)),
-                1 => (0..MEMBERS).prop_map(Op::RemoveMember),
-                1 => room().prop_map(Op::CloseRoom),
-                3 => target().prop_map(Op::Select),
+                6 => (0..members, room(members)).prop_map(|(m, r)| Op::Join(m, r)),
+                1 => (0..members).prop_map(Op::InsertMember),
+                3 => (0..members, room(members)).prop_map(|(m, r)| Op::Leave(m, r)),
+                1 => (0..members).prop_map(Op::RemoveMember),
+                1 => room(members).prop_map(Op::CloseRoom),
+                3 => target(members).prop_map(Op::Select),
             ]
+        }
+
+        /// Joins that fill the large namespace before the mixed operations.
+        fn join(members: u8) -> impl Strategy<Value = Op> {
+            (0..members, room(members)).prop_map(|(m, r)| Op::Join(m, r))
         }
 
         fn set_of_names(v: Vec<RoomName>) -> BTreeSet<String> {
@@ -1523,61 +1532,84 @@ mod tests {
             s
         }
 
+        /// Runs `ops` on an index and on the reference model, comparing every answer and the
+        /// whole state after each operation.
+        fn agrees(ops: &[Op], members: u8) -> Result<(), TestCaseError> {
+            let mut idx: RoomIndex<u8> = RoomIndex::new();
+            let mut model = Model::default();
+            let mut buf = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                match op {
+                    Op::Join(m, r) => prop_assert_eq!(idx.join(m, r), model.join(*m, r)),
+                    Op::InsertMember(m) => {
+                        prop_assert_eq!(idx.insert_member(m), model.insert_member(*m))
+                    }
+                    Op::Leave(m, r) => prop_assert_eq!(idx.leave(m, r), model.leave(*m, r)),
+                    Op::RemoveMember(m) => {
+                        prop_assert_eq!(set_of_names(idx.remove_member(m)), model.remove_member(*m))
+                    }
+                    Op::CloseRoom(r) => {
+                        prop_assert_eq!(set_of_members(idx.close_room(r)), model.close_room(r))
+                    }
+                    Op::Select(t) => {
+                        let want = model.select(t);
+                        prop_assert_eq!(set_of_members(idx.select(t)), want.clone());
+                        buf.clear();
+                        idx.select_into(t, &mut buf);
+                        prop_assert_eq!(set_of_members(buf.clone()), want.clone());
+                        for policy in [MaskPolicy::Always, MaskPolicy::Never] {
+                            buf.clear();
+                            idx.select_with(t, &mut buf, policy);
+                            prop_assert_eq!(set_of_members(buf.clone()), want.clone());
+                        }
+                    }
+                }
+                idx.check_invariants();
+                prop_assert_eq!(idx.member_count(), model.members.len());
+                prop_assert_eq!(idx.room_count(), model.rooms.len());
+                // The whole state after every operation in the small namespace; in the large one
+                // (hundreds of rooms times hundreds of members) after the last.
+                if members > MEMBERS && i + 1 < ops.len() {
+                    continue;
+                }
+                for m in 0..members {
+                    prop_assert_eq!(idx.contains_member(&m), model.members.contains(&m));
+                    prop_assert_eq!(set_of_names(idx.rooms_of(&m)), model.rooms_of(m));
+                }
+                for r in model.rooms.keys() {
+                    prop_assert_eq!(set_of_members(idx.members_of(r)), model.members_of(r));
+                    prop_assert_eq!(idx.has_members(r), !model.members_of(r).is_empty());
+                    for m in 0..members {
+                        prop_assert_eq!(idx.is_in_room(&m, r), model.in_room(m, r));
+                    }
+                }
+                prop_assert_eq!(
+                    set_of_members(idx.select(&BroadcastTarget::all())),
+                    model.members.clone()
+                );
+            }
+            Ok(())
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(256))]
 
             #[test]
-            fn agrees_with_reference_model(ops in prop::collection::vec(op(), 1..120)) {
-                let mut idx: RoomIndex<u8> = RoomIndex::new();
-                let mut model = Model::default();
-                let mut buf = Vec::new();
-                for op in &ops {
-                    match op {
-                        Op::Join(m, r) => prop_assert_eq!(idx.join(m, r), model.join(*m, r)),
-                        Op::InsertMember(m) => {
-                            prop_assert_eq!(idx.insert_member(m), model.insert_member(*m))
-                        }
-                        Op::Leave(m, r) => prop_assert_eq!(idx.leave(m, r), model.leave(*m, r)),
-                        Op::RemoveMember(m) => prop_assert_eq!(
-                            set_of_names(idx.remove_member(m)),
-                            model.remove_member(*m)
-                        ),
-                        Op::CloseRoom(r) => prop_assert_eq!(
-                            set_of_members(idx.close_room(r)),
-                            model.close_room(r)
-                        ),
-                        Op::Select(t) => {
-                            let want = model.select(t);
-                            prop_assert_eq!(set_of_members(idx.select(t)), want.clone());
-                            buf.clear();
-                            idx.select_into(t, &mut buf);
-                            prop_assert_eq!(set_of_members(buf.clone()), want.clone());
-                            for policy in [MaskPolicy::Always, MaskPolicy::Never] {
-                                buf.clear();
-                                idx.select_with(t, &mut buf, policy);
-                                prop_assert_eq!(set_of_members(buf.clone()), want.clone());
-                            }
-                        }
-                    }
-                    idx.check_invariants();
-                    prop_assert_eq!(idx.member_count(), model.members.len());
-                    prop_assert_eq!(idx.room_count(), model.rooms.len());
-                    for m in 0..MEMBERS {
-                        prop_assert_eq!(idx.contains_member(&m), model.members.contains(&m));
-                        prop_assert_eq!(set_of_names(idx.rooms_of(&m)), model.rooms_of(m));
-                    }
-                    for r in model.rooms.keys() {
-                        prop_assert_eq!(set_of_members(idx.members_of(r)), model.members_of(r));
-                        prop_assert_eq!(idx.has_members(r), !model.members_of(r).is_empty());
-                        for m in 0..MEMBERS {
-                            prop_assert_eq!(idx.is_in_room(&m, r), model.in_room(m, r));
-                        }
-                    }
-                    prop_assert_eq!(
-                        set_of_members(idx.select(&BroadcastTarget::all())),
-                        model.members.clone()
-                    );
-                }
+            fn agrees_with_reference_model(ops in prop::collection::vec(op(MEMBERS), 1..120)) {
+                agrees(&ops, MEMBERS)?;
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn agrees_with_reference_model_in_a_large_namespace(
+                joins in prop::collection::vec(join(MANY_MEMBERS), 150..400),
+                ops in prop::collection::vec(op(MANY_MEMBERS), 1..60),
+            ) {
+                let all: Vec<Op> = joins.into_iter().chain(ops).collect();
+                agrees(&all, MANY_MEMBERS)?;
             }
         }
     }
