@@ -1178,7 +1178,7 @@ fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
         .stack_size(64 * 1024)
         .spawn(move || expire_remote_callbacks(&weak));
     if let Err(error) = spawned {
-        tracing::error!(%error, "cannot start the remote-callback timer; unanswered remote calls wait forever");
+        tracing::error!(%error, "cannot start the remote-callback timer; unanswered remote emits wait forever, calls their timeout and 5 s");
     }
 }
 
@@ -1417,10 +1417,21 @@ fn call_remote(
         lock(&bus.pending).cancel(id);
         return Err(error.into());
     }
-    match rx.recv() {
-        Ok(outcome) => outcome.into_result(),
-        Err(_) => Err(CallError::Disconnected),
-    }
+    // The remote-callback timer times the call out; the wait has a bound of its own all the
+    // same, as a local call's, so that a timer thread that could not start or stalls cannot hold
+    // the caller forever (the callback is then withdrawn: a late answer finds nothing).
+    let answered = match timeout.checked_add(CALL_TIMEOUT_SLACK) {
+        Some(bound) => match rx.recv_timeout(bound) {
+            Ok(outcome) => Ok(outcome),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                lock(&bus.pending).cancel(id);
+                Err(CallError::Timeout)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Disconnected),
+        },
+        None => rx.recv().map_err(|_| CallError::Disconnected),
+    };
+    answered?.into_result()
 }
 
 /// A namespace's handle: register handlers and act on its sockets. From [`Server::of`].
