@@ -4,12 +4,15 @@
 //! events on threads, 1,024 on tokio and smol), and the answer came after it: unread, the call
 //! timed out and every event of the client waited until then. While a call waits for its
 //! client, the backlog may grow four times as far (`sockio_core::api::backlog_allows_reading`),
-//! so the answer is read.
+//! so the answer is read. So it is when the call starts after the client's reading was held
+//! back (from outside the handlers, which all wait): the call wakes the held reader.
 
 #[path = "support/in_process.rs"]
 mod in_process;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
@@ -110,4 +113,129 @@ fn a_call_is_answered_behind_a_burst_on_threads() {
     });
     io.on("noise", |_socket: sockio_threads::Socket, _: Value| {});
     ask_behind_a_burst(serve_threads(&io), THREADS_BURST, &answers);
+}
+
+/// How long the client gives the server to read its burst up to the backlog limit, where its
+/// reading is held back.
+const READ_UP_TO_THE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Sends `hold` (whose handler waits until `open`) and a burst of `burst` events, so the
+/// server's reading of this client is held back; then the test calls the client from outside
+/// the handlers (`call`, given the client's sid) and the client answers behind its burst. The
+/// call must get the answer: it wakes the held reader.
+fn call_a_held_reader(
+    addr: SocketAddr,
+    burst: usize,
+    sids: &Receiver<String>,
+    call: impl FnOnce(String) -> Result<String, String> + Send + 'static,
+    open: &AtomicBool,
+) {
+    let mut ws = join_over_websocket(addr, WAIT);
+    ws.send(Message::text(r#"42["hold",{}]"#)).expect("hold");
+    let sid = sids.recv_timeout(WAIT).expect("the holding handler runs");
+    let noise = format!(r#"42["noise","{}"]"#, "x".repeat(300));
+    for _ in 0..burst {
+        ws.write(Message::text(noise.as_str())).expect("noise");
+    }
+    ws.flush().expect("the burst");
+    std::thread::sleep(READ_UP_TO_THE_LIMIT);
+    let calling = std::thread::spawn(move || call(sid));
+    let ack_id = loop {
+        match ws.read().expect("the question") {
+            Message::Text(text) if text.as_str() == "2" => {
+                ws.send(Message::text("3")).expect("pong");
+            }
+            Message::Text(text) => {
+                let Some(rest) = text.strip_prefix("42") else {
+                    continue;
+                };
+                let id: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                assert!(rest[id.len()..].starts_with(r#"["question""#), "{text}");
+                break id;
+            }
+            _ => {}
+        }
+    };
+    ws.send(Message::text(format!(r#"43{ack_id}["yes"]"#)))
+        .expect("the answer");
+    let answer = calling.join().expect("the call");
+    open.store(true, Ordering::SeqCst);
+    assert_eq!(answer, Ok("yes".to_owned()));
+}
+
+/// `hold` sends its socket's sid and waits until `open`; `noise` does nothing.
+fn holding_server<Rt: Runtime>(sids: Sender<String>, open: Arc<AtomicBool>) -> Server<Rt> {
+    let io = Server::<Rt>::builder().async_handlers(false).build();
+    io.on("hold", move |socket: Socket<Rt>, _: Value| {
+        let (sids, open) = (sids.clone(), open.clone());
+        async move {
+            let _ = sids.send(socket.sid().to_string());
+            while !open.load(Ordering::SeqCst) {
+                Rt::default()
+                    .sleep_until(std::time::Instant::now() + Duration::from_millis(10))
+                    .await;
+            }
+        }
+    });
+    io.on("noise", |_socket: Socket<Rt>, _: Value| async {});
+    io
+}
+
+/// Calls the client `sid` of `io` from outside its handlers.
+async fn ask<Rt: Runtime>(io: Server<Rt>, sid: String) -> Result<String, String> {
+    io.call("question", &1)
+        .to(sid)
+        .timeout(CALL_TIMEOUT)
+        .answer::<String>()
+        .await
+        .map_err(|error| error.to_string())
+}
+
+#[test]
+fn a_call_wakes_a_held_reader_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let (tx, sids) = channel();
+    let open = Arc::new(AtomicBool::new(false));
+    let io = holding_server::<sockio_tokio::Tokio>(tx, open.clone());
+    let handle = runtime.handle().clone();
+    let addr = serve_async(&io);
+    let call = move |sid: String| handle.block_on(ask(io, sid));
+    call_a_held_reader(addr, ASYNC_BURST, &sids, call, &open);
+}
+
+#[test]
+fn a_call_wakes_a_held_reader_on_smol() {
+    let (tx, sids) = channel();
+    let open = Arc::new(AtomicBool::new(false));
+    let io = holding_server::<sockio_smol::Smol>(tx, open.clone());
+    let addr = serve_async(&io);
+    let call = move |sid: String| smol::block_on(ask(io, sid));
+    call_a_held_reader(addr, ASYNC_BURST, &sids, call, &open);
+}
+
+#[test]
+fn a_call_wakes_a_held_reader_on_threads() {
+    let (tx, sids) = channel();
+    let open = Arc::new(AtomicBool::new(false));
+    let io = sockio_threads::Server::builder()
+        .async_handlers(false)
+        .build();
+    let holding = open.clone();
+    io.on("hold", move |socket: sockio_threads::Socket, _: Value| {
+        let _ = tx.send(socket.sid().to_string());
+        while !holding.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    io.on("noise", |_socket: sockio_threads::Socket, _: Value| {});
+    let addr = serve_threads(&io);
+    let call = move |sid: String| {
+        io.call("question", &1)
+            .to(sid)
+            .timeout(CALL_TIMEOUT)
+            .answer::<String>()
+            .map_err(|error| error.to_string())
+    };
+    call_a_held_reader(addr, THREADS_BURST, &sids, call, &open);
 }
