@@ -579,6 +579,36 @@ mod tests {
         );
     }
 
+    /// A quiet subscriber's `PING` (the runtimes send one after 15 s of silence) goes out as a
+    /// command, and its answer on the subscribed connection (`["pong", ""]`), like a later
+    /// subscription's confirmation, is taken without an event: messages go on arriving after it.
+    #[test]
+    fn a_subscribers_ping_and_its_pong_leave_the_messages_flowing() {
+        let mut link = RedisLink::subscriber(&config(None, 0), "socketio", "s");
+        let _ = link.poll_transmit();
+        link.handle_input(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        link.ping();
+        assert_eq!(link.poll_transmit().unwrap(), b"*1\r\n$4\r\nPING\r\n");
+        link.handle_input(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+            .unwrap();
+        link.handle_input(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), None);
+        link.handle_input(b"*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$2\r\n{}\r\n")
+            .unwrap();
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Message(Bytes::from_static(b"{}")))
+        );
+        // Anything else pushed on the subscribed connection is a protocol error.
+        assert!(
+            link.handle_input(b"*2\r\n$5\r\nweird\r\n$0\r\n\r\n")
+                .is_err()
+        );
+    }
+
     /// A user whose ACL lacks `CLIENT` (or a server that renamed it) refuses the name, and the
     /// link works without it, as python-socketio's does.
     #[test]
