@@ -20,9 +20,10 @@ use sockio_server::{Runtime, Server, Socket};
 use sockio_testkit::raw_polling::SocketBuffers;
 use tungstenite::Message;
 
-/// Ping interval and ping timeout: a write timeout of 1.2 s.
-const PING_INTERVAL: Duration = Duration::from_millis(600);
-const PING_TIMEOUT: Duration = Duration::from_millis(600);
+/// Ping interval and ping timeout: a write timeout of 3.3 s. The ping timeout is long, so that
+/// on a loaded machine the heartbeat cannot end the connection before the write timeout does.
+const PING_INTERVAL: Duration = Duration::from_millis(300);
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How often the client sends a pong without reading the ping: well within the ping timeout.
 const PONG_EVERY: Duration = Duration::from_millis(100);
@@ -33,7 +34,7 @@ const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 const MESSAGE_SIZE: usize = 200_000;
 
 /// How long the client waits for the cut: the buffers fill at once over loopback, and the write
-/// timeout is 1.2 s.
+/// timeout is 3.3 s.
 const WITHIN: Duration = Duration::from_secs(15);
 
 /// Enough messages to fill the socket buffers between the server and a client that does not

@@ -52,10 +52,11 @@ enum Failure {
 }
 
 impl Failure {
-    /// A wait for confirmations, or a write, that took its whole timeout.
+    /// A wait for confirmations, or a write, that took its whole timeout, or a broker that
+    /// went silent past its heartbeats: what was written may have been routed.
     fn is_timeout(&self) -> bool {
         match self {
-            Failure::Timeout => true,
+            Failure::Timeout | Failure::Link(LinkError::HeartbeatTimeout) => true,
             Failure::Io(error) => is_timeout(error),
             _ => false,
         }

@@ -1424,8 +1424,13 @@ fn call_remote(
         Some(bound) => match rx.recv_timeout(bound) {
             Ok(outcome) => Ok(outcome),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                lock(&bus.pending).cancel(id);
-                Err(CallError::Timeout)
+                let withdrawn = lock(&bus.pending).cancel(id).is_some();
+                if withdrawn {
+                    Err(CallError::Timeout)
+                } else {
+                    // Taken just now by an answer or the timer: its outcome is on its way.
+                    rx.recv().map_err(|_| CallError::Disconnected)
+                }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Disconnected),
         },

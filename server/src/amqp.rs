@@ -52,6 +52,19 @@ enum Failure {
     Rejected,
 }
 
+impl Failure {
+    /// A wait for confirmations, or a write, that took its whole timeout (ours, or the
+    /// kernel's: ETIMEDOUT), or a broker that went silent past its heartbeats: what was written
+    /// may have been routed.
+    fn is_timeout(&self) -> bool {
+        match self {
+            Failure::Timeout | Failure::Link(LinkError::HeartbeatTimeout) => true,
+            Failure::Io(error) => error.kind() == std::io::ErrorKind::TimedOut,
+            _ => false,
+        }
+    }
+}
+
 impl<Rt: Runtime> Connection<Rt> {
     /// Connects and sets `link` up (login, channel, declarations, consumer or confirm mode).
     async fn open(runtime: &Rt, config: &AmqpConfig, link: AmqpLink) -> Result<Self, Failure> {
@@ -294,9 +307,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                         if let Some(lost) = connection.take() {
                             lost.abandon(&runtime).await;
                         }
-                        match progress
-                            .after_failure(error.to_string(), matches!(error, Failure::Timeout))
-                        {
+                        match progress.after_failure(error.to_string(), error.is_timeout()) {
                             AfterFailure::Retry(error) => result = Err(error),
                             AfterFailure::GiveUp(error) => {
                                 result = Err(error);

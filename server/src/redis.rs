@@ -45,6 +45,17 @@ enum Failure {
     Timeout,
 }
 
+impl Failure {
+    /// A read or a write that waited its whole timeout (ours, or the kernel's: ETIMEDOUT).
+    fn is_timeout(&self) -> bool {
+        match self {
+            Failure::Timeout => true,
+            Failure::Io(error) => error.kind() == std::io::ErrorKind::TimedOut,
+            _ => false,
+        }
+    }
+}
+
 impl<Rt: Runtime> Connection<Rt> {
     /// Connects and sets `link` up (authentication, database, subscription).
     async fn open(runtime: &Rt, config: &RedisConfig, link: RedisLink) -> Result<Self, Failure> {
@@ -171,9 +182,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                     Err(error) => {
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
                         connection = None;
-                        match progress
-                            .after_failure(error.to_string(), matches!(error, Failure::Timeout))
-                        {
+                        match progress.after_failure(error.to_string(), error.is_timeout()) {
                             AfterFailure::Retry(error) => result = Err(error),
                             AfterFailure::GiveUp(error) => {
                                 result = Err(error);

@@ -1230,14 +1230,15 @@ impl PublishBatch {
         Ok(())
     }
 
-    /// Takes `link`'s events: confirmations are recorded, other events go to `other` (to log).
-    /// Fails at the first refusal (the whole batch then fails: python-socketio has no partial
-    /// success either).
+    /// Takes all of `link`'s events: confirmations are recorded, other events go to `other` (to
+    /// log). Fails when the broker refused a message, after recording every confirmation that
+    /// came with the refusal, so that a retry does not publish those again.
     pub fn handle_events(
         &mut self,
         link: &mut AmqpLink,
         mut other: impl FnMut(LinkEvent),
     ) -> Result<(), Rejected> {
+        let mut rejected = false;
         while let Some(event) = link.poll_event() {
             match event {
                 LinkEvent::Published { seq } => {
@@ -1247,11 +1248,11 @@ impl PublishBatch {
                         *done = true;
                     }
                 }
-                LinkEvent::Rejected { .. } => return Err(Rejected),
+                LinkEvent::Rejected { .. } => rejected = true,
                 other_event => other(other_event),
             }
         }
-        Ok(())
+        if rejected { Err(Rejected) } else { Ok(()) }
     }
 
     /// True once the broker confirmed every message of the batch.
@@ -1793,6 +1794,38 @@ mod tests {
             .unwrap();
         assert_eq!(refused.handle_events(&mut third, |_| {}), Err(Rejected));
         assert!(!refused.is_confirmed());
+    }
+
+    /// Confirmations read together with a refusal still count: the retry after the refusal
+    /// publishes the refused message only, not the ones confirmed after it.
+    #[test]
+    fn confirmations_after_a_refusal_are_kept_for_the_retry() {
+        let payloads: [&[u8]; 3] = [b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
+        let mut batch = PublishBatch::new(payloads.len());
+        let mut first = ready_publisher();
+        batch.publish(&mut first, &payloads).unwrap();
+        let _ = first.poll_transmit();
+        let mut wire = Vec::new();
+        server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 3, 1]);
+        first
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
+        assert_eq!(batch.handle_events(&mut first, |_| {}), Err(Rejected));
+        assert!(matches!(
+            batch.after_failure("refused".to_owned(), false),
+            AfterFailure::Retry(_)
+        ));
+
+        let mut second = ready_publisher();
+        batch.publish(&mut second, &payloads).unwrap();
+        let sent = second.poll_transmit().unwrap();
+        let bodies: Vec<Vec<u8>> = sent_methods(&sent)
+            .into_iter()
+            .filter(|frame| frame.0 == FRAME_BODY)
+            .map(|frame| frame.4.to_vec())
+            .collect();
+        assert_eq!(bodies, vec![b"{\"n\":1}".to_vec()]);
     }
 
     #[test]
