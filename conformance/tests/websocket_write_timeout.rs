@@ -21,7 +21,7 @@ use sockio_testkit::raw_polling::SocketBuffers;
 use tungstenite::Message;
 
 /// Ping interval and ping timeout: a write timeout of 3.3 s. The ping timeout is long, so that
-/// on a loaded machine the heartbeat cannot end the connection before the write timeout does.
+/// on a loaded machine the heartbeat is unlikely to end the connection before the write timeout does.
 const PING_INTERVAL: Duration = Duration::from_millis(300);
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 

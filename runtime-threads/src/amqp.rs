@@ -49,6 +49,8 @@ enum Failure {
     Timeout,
     #[error("RabbitMQ refused a message (basic.nack)")]
     Rejected,
+    #[error("the RabbitMQ connection was found dead before publishing: {0}")]
+    FoundDead(Box<Failure>),
 }
 
 impl Failure {
@@ -174,8 +176,10 @@ impl Connection {
     fn publish(&mut self, payloads: &[Vec<u8>], batch: &mut PublishBatch) -> Result<(), Failure> {
         // A broker that closed this connection since the last batch (or sent heartbeats) has
         // said so already: notice it before writing to a dead connection.
-        self.read_ready()?;
-        self.link.handle_timeout(Instant::now())?;
+        // Nothing is written yet, so whatever it finds is no timeout of this batch's.
+        self.read_ready()
+            .and_then(|()| Ok(self.link.handle_timeout(Instant::now())?))
+            .map_err(|error| Failure::FoundDead(Box::new(error)))?;
         batch.publish(&mut self.link, payloads)?;
         self.flush()?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
@@ -190,8 +194,15 @@ impl Connection {
                 return Err(Failure::Timeout);
             }
             // Heartbeats stay due while confirmations come in, so the timers run after any read.
-            self.read_by(self.wake_at(deadline))?;
-            self.on_timer()?;
+            let step = self
+                .read_by(self.wake_at(deadline))
+                .and_then(|_| self.on_timer());
+            if let Err(error) = step {
+                // The input that failed may have carried confirmations ahead of the error (a
+                // connection.close after acks): they count, so a retry does not repeat them.
+                let _ = batch.handle_events(&mut self.link, |event| log_event(&event));
+                return Err(error);
+            }
         }
     }
 

@@ -1428,8 +1428,15 @@ fn call_remote(
                 if withdrawn {
                     Err(CallError::Timeout)
                 } else {
-                    // Taken just now by an answer or the timer: its outcome is on its way.
-                    rx.recv().map_err(|_| CallError::Disconnected)
+                    // Taken just now by an answer or the timer: its outcome is on its way,
+                    // unless the thread that took it is held up in other callbacks.
+                    match rx.recv_timeout(CALL_TIMEOUT_SLACK) {
+                        Ok(outcome) => Ok(outcome),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(CallError::Timeout),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            Err(CallError::Disconnected)
+                        }
+                    }
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Disconnected),

@@ -163,17 +163,23 @@ impl<Rt: Runtime> Connection<Rt> {
                 return Err(Failure::Timeout);
             }
             let wake = self.wake_at(deadline);
-            match until(runtime, wake, self.read_some()).await {
-                Some(result) => {
-                    result?;
-                    self.flush_waiting(runtime, WRITE_STALL).await?;
-                }
-                None => {
-                    self.link.handle_timeout(Instant::now())?;
-                    self.flush_waiting(runtime, WRITE_STALL).await?;
-                }
+            if let Err(error) = self.read_or_tick(runtime, wake).await {
+                // The input that failed may have carried confirmations ahead of the error (a
+                // connection.close after acks): they count, so a retry does not repeat them.
+                let _ = batch.handle_events(&mut self.link, |event| log_event(&event));
+                return Err(error);
             }
         }
+    }
+
+    /// Reads what the broker sends until `wake`, or runs the link's timers then, and writes
+    /// what either produced.
+    async fn read_or_tick(&mut self, runtime: &Rt, wake: Instant) -> Result<(), Failure> {
+        match until(runtime, wake, self.read_some()).await {
+            Some(result) => result?,
+            None => self.link.handle_timeout(Instant::now())?,
+        }
+        self.flush_waiting(runtime, WRITE_STALL).await
     }
 
     /// Closes cleanly (best effort, bounded): the broker then drops the consumer at once.

@@ -302,7 +302,7 @@ pub(crate) async fn next_batch(
 /// Tells everyone waiting on `batch` how publishing went; logs a failure once.
 pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
     if let Err(error) = &result {
-        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed; the error says whether the messages may still reach the other servers");
+        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed; some may still reach the other servers (see the error)");
     }
     for job in batch {
         if let Some(reply) = job.reply {

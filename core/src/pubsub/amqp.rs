@@ -1829,6 +1829,42 @@ mod tests {
     }
 
     #[test]
+    fn confirmations_read_with_a_connection_close_are_kept_for_the_retry() {
+        let payloads: [&[u8]; 2] = [b"{\"n\":1}", b"{\"n\":2}"];
+        let mut batch = PublishBatch::new(payloads.len());
+        let mut first = ready_publisher();
+        batch.publish(&mut first, &payloads).unwrap();
+        let _ = first.poll_transmit();
+        let mut wire = Vec::new();
+        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        let mut close = 320u16.to_be_bytes().to_vec();
+        put_shortstr(
+            &mut close,
+            "CONNECTION_FORCED - broker forced connection closure",
+        )
+        .unwrap();
+        close.extend_from_slice(&[0, 0, 0, 0]);
+        server_method(&mut wire, 0, CONNECTION, 50, &close);
+        assert!(matches!(
+            first.handle_input(sockio_testkit::clock::start(), &wire),
+            Err(LinkError::ConnectionClosed { code: 320, .. })
+        ));
+        // What the drivers do before giving the error back.
+        assert_eq!(batch.handle_events(&mut first, |_| {}), Ok(()));
+        assert!(!batch.is_confirmed());
+
+        let mut second = ready_publisher();
+        batch.publish(&mut second, &payloads).unwrap();
+        let sent = second.poll_transmit().unwrap();
+        let bodies: Vec<Vec<u8>> = sent_methods(&sent)
+            .into_iter()
+            .filter(|frame| frame.0 == FRAME_BODY)
+            .map(|frame| frame.4.to_vec())
+            .collect();
+        assert_eq!(bodies, vec![b"{\"n\":2}".to_vec()]);
+    }
+
+    #[test]
     fn publisher_splits_bodies_at_frame_max() {
         let mut link = AmqpLink::publisher(&config(), "socketio", "me").unwrap();
         let mut wire = Vec::new();

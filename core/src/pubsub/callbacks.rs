@@ -175,7 +175,8 @@ impl<C: Clone> PendingCallbacks<C> {
         self.deadlines.first().map(|(deadline, _)| *deadline)
     }
 
-    /// Removes an entry whose emit could not be published.
+    /// Removes an entry whose emit could not be published, or whose caller stopped waiting;
+    /// `None` when an answer or the timer took it first (its outcome is then being delivered).
     pub fn cancel(&mut self, id: u64) -> Option<C> {
         self.remove(id).map(|p| p.callback)
     }
