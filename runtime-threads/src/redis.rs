@@ -121,7 +121,12 @@ impl Connection {
             if Instant::now() > deadline {
                 return Err(Failure::Timeout);
             }
-            self.read_some()?;
+            if let Err(error) = self.read_some() {
+                // Answers that came in the same input as an error reply count: a retry then
+                // publishes only what Redis did not take.
+                batch.handle_events(&mut self.link);
+                return Err(error);
+            }
         }
     }
 }

@@ -127,9 +127,15 @@ impl<Rt: Runtime> Connection<Rt> {
             if batch.answered() >= payloads.len() {
                 return Ok(());
             }
-            until(runtime, deadline, self.read_some())
+            let read = until(runtime, deadline, self.read_some())
                 .await
-                .ok_or(Failure::Timeout)??;
+                .unwrap_or(Err(Failure::Timeout));
+            if let Err(error) = read {
+                // Answers that came in the same input as an error reply count: a retry then
+                // publishes only what Redis did not take.
+                batch.handle_events(&mut self.link);
+                return Err(error);
+            }
         }
     }
 }

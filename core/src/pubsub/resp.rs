@@ -750,6 +750,32 @@ mod tests {
     }
 
     #[test]
+    fn answers_read_with_an_error_reply_count_for_the_retry() {
+        let config = config(None, 0);
+        let payloads = [b"a".as_slice(), b"b"];
+        let mut batch = PublishBatch::new();
+        let mut first = RedisLink::publisher(&config, "ch", "pub");
+        batch.publish(&mut first, &payloads);
+        let _ = first.poll_transmit();
+        assert!(matches!(
+            first.handle_input(b"+OK\r\n:1\r\n-LOADING Redis is loading the dataset\r\n"),
+            Err(LinkError::Refused {
+                command: "PUBLISH",
+                ..
+            })
+        ));
+        // What the drivers do before giving the error back.
+        batch.handle_events(&mut first);
+        assert_eq!(batch.answered(), 1);
+        let mut second = RedisLink::publisher(&config, "ch", "pub");
+        batch.publish(&mut second, &payloads);
+        let again =
+            String::from_utf8_lossy(&second.poll_transmit().expect("commands")).into_owned();
+        assert!(!again.contains("\r\na\r\n"), "{again}");
+        assert!(again.contains("\r\nb\r\n"), "{again}");
+    }
+
+    #[test]
     fn a_timed_out_batch_is_not_sent_again_and_answered_jobs_succeed() {
         let config = config(None, 0);
         let mut batch = PublishBatch::new();
