@@ -213,6 +213,73 @@ async fn a_redis_user_without_the_client_command_shares_clients() {
     .await;
 }
 
+/// A publish Redis refuses (here a user whose ACL does not grant `PUBLISH`: Redis answers
+/// `-NOPERM`) fails its emit with Redis's error, and the publisher connection stays: Redis runs
+/// each pipelined command on its own, so the refusal says nothing about the connection or the
+/// batch's other messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    struct AclUser<'a>(&'a str, String);
+    impl Drop for AclUser<'_> {
+        fn drop(&mut self) {
+            redis_command(self.0, &[b"ACL", b"DELUSER", self.1.as_bytes()]);
+        }
+    }
+    let user = AclUser(&addr, fresh_channel());
+    let created = redis_command(
+        &addr,
+        &[
+            b"ACL",
+            b"SETUSER",
+            user.1.as_bytes(),
+            b"reset",
+            b"on",
+            b">pw",
+            b"~*",
+            b"&*",
+            b"+@all",
+            b"-publish",
+        ],
+    );
+    assert_eq!(created, Reply::Simple("OK".into()));
+    let manager = ClientManager::from_url(&format!("redis://{}:pw@{addr}", user.1))
+        .expect("a broker URL")
+        .channel(&fresh_channel());
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    for attempt in 0..2 {
+        let error = server
+            .emit("refused", &attempt)
+            .await
+            .expect_err("a publish Redis refuses fails the emit");
+        assert!(
+            error
+                .to_string()
+                .contains("Redis refused the message: NOPERM"),
+            "{error}"
+        );
+    }
+    // The first publisher connection (named `...:pub:0`) is still the one in use.
+    let Reply::Bulk(Some(list)) = redis_command(&addr, &[b"CLIENT", b"LIST"]) else {
+        panic!("CLIENT LIST failed");
+    };
+    let publishers: Vec<String> = String::from_utf8_lossy(&list)
+        .lines()
+        .filter(|line| line.contains(&format!(" user={} ", user.1)) && line.contains(":pub:"))
+        .map(|line| {
+            line.split(' ')
+                .find(|field| field.starts_with("name="))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(publishers.len(), 1, "{publishers:?}");
+    assert!(publishers[0].ends_with(":pub:0"), "{publishers:?}");
+}
+
 /// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_socket() {

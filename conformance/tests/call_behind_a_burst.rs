@@ -140,7 +140,10 @@ fn call_a_held_reader(
     }
     ws.flush().expect("the burst");
     std::thread::sleep(READ_UP_TO_THE_LIMIT);
-    let calling = std::thread::spawn(move || call(sid));
+    let (answers, answered) = channel();
+    std::thread::spawn(move || {
+        let _ = answers.send(call(sid));
+    });
     let ack_id = loop {
         match ws.read().expect("the question") {
             Message::Text(text) if text.as_str() == "2" => {
@@ -159,9 +162,9 @@ fn call_a_held_reader(
     };
     ws.send(Message::text(format!(r#"43{ack_id}["yes"]"#)))
         .expect("the answer");
-    let answer = calling.join().expect("the call");
+    let answer = answered.recv_timeout(WAIT);
     open.store(true, Ordering::SeqCst);
-    assert_eq!(answer, Ok("yes".to_owned()));
+    assert_eq!(answer, Ok(Ok("yes".to_owned())), "the call's answer");
 }
 
 /// `hold` sends its socket's sid and waits until `open`; `noise` does nothing.
@@ -218,7 +221,7 @@ fn a_call_wakes_a_held_reader_on_smol() {
 /// The threads runtime passes with or without the wake: its held reader looks at the backlog
 /// again when it polls (a bounded wait), so this one checks that the call is answered, not how.
 #[test]
-fn a_call_wakes_a_held_reader_on_threads() {
+fn a_call_to_a_held_reader_is_answered_on_threads() {
     let (tx, sids) = channel();
     let open = Arc::new(AtomicBool::new(false));
     let io = sockio_threads::Server::builder()

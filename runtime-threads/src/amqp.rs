@@ -21,7 +21,7 @@ use sockio_core::pubsub::amqp::{
 
 use crate::broker_stream::BrokerStream;
 use crate::manager::{
-    ALIVE_EVERY, PublishJob, answer_batch, batch_from, next_batch, sleep_while_alive,
+    ALIVE_EVERY, PublishJob, answer_settled, batch_from, next_batch, sleep_while_alive,
 };
 
 /// How long connecting and setting a link up may take.
@@ -47,8 +47,6 @@ enum Failure {
     Closed,
     #[error("RabbitMQ did not answer in time")]
     Timeout,
-    #[error("RabbitMQ refused a message (basic.nack)")]
-    Rejected,
     #[error("the RabbitMQ connection was found dead before publishing: {0}")]
     FoundDead(Box<Failure>),
 }
@@ -184,25 +182,16 @@ impl Connection {
         self.flush()?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
         loop {
-            batch
-                .handle_events(&mut self.link, |event| log_event(&event))
-                .map_err(|_| Failure::Rejected)?;
-            if batch.is_confirmed() {
+            batch.handle_events(&mut self.link, |event| log_event(&event));
+            if batch.is_settled() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(Failure::Timeout);
             }
             // Heartbeats stay due while confirmations come in, so the timers run after any read.
-            let step = self
-                .read_by(self.wake_at(deadline))
-                .and_then(|_| self.on_timer());
-            if let Err(error) = step {
-                // The input that failed may have carried confirmations ahead of the error (a
-                // connection.close after acks): they count, so a retry does not repeat them.
-                let _ = batch.handle_events(&mut self.link, |event| log_event(&event));
-                return Err(error);
-            }
+            self.read_by(self.wake_at(deadline))?;
+            self.on_timer()?;
         }
     }
 
@@ -327,10 +316,15 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
                     }
                     Err(error) => {
                         tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
+                        let next = progress.after_failure(
+                            &mut open.link,
+                            error.to_string(),
+                            error.is_timeout(),
+                        );
                         if let Some(lost) = connection.take() {
                             lost.abandon();
                         }
-                        match progress.after_failure(error.to_string(), error.is_timeout()) {
+                        match next {
                             AfterFailure::Retry(error) => result = Err(error),
                             AfterFailure::GiveUp(error) => {
                                 result = Err(error);
@@ -341,11 +335,7 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
                 }
             }
         }
-        let (confirmed, failed) = progress.split_confirmed(batch);
-        answer_batch(confirmed, Ok(()));
-        if !failed.is_empty() {
-            answer_batch(failed, result);
-        }
+        answer_settled(progress.split(batch), result);
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sockio_core::api::{AckOutcome, PublishError};
+use sockio_core::pubsub::batch::Settled;
 use sockio_core::pubsub::manager::check_message_size;
 use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks};
 
@@ -346,11 +347,23 @@ pub(crate) fn batch_from(first: PublishJob, receiver: &Receiver<PublishJob>) -> 
 /// Tells everyone waiting on `batch` how publishing went; logs a failure once.
 pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
     if let Err(error) = &result {
-        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed; some may still reach the other servers (see the error)");
+        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed");
     }
     for job in batch {
         if let Some(reply) = job.reply {
             let _ = reply.send(result.clone());
         }
+    }
+}
+
+/// Tells everyone waiting on a batch its own message's outcome: sent, refused by the broker
+/// (with the broker's error), or never answered (`result`, the last attempt's error).
+pub(crate) fn answer_settled(settled: Settled<PublishJob>, result: Result<(), PublishError>) {
+    answer_batch(settled.sent, Ok(()));
+    for (job, error) in settled.refused {
+        answer_batch(vec![job], Err(error));
+    }
+    if !settled.unsettled.is_empty() {
+        answer_batch(settled.unsettled, result);
     }
 }

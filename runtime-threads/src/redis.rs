@@ -13,7 +13,7 @@ use sockio_core::pubsub::resp::{
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
 
 /// How long connecting and setting a link up may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -115,18 +115,17 @@ impl Connection {
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
         loop {
             batch.handle_events(&mut self.link);
-            if batch.answered() >= payloads.len() {
+            if batch.is_settled() {
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(Failure::Timeout);
             }
-            if let Err(error) = self.read_some() {
-                // Answers that came in the same input as an error reply count: a retry then
-                // publishes only what Redis did not take.
-                batch.handle_events(&mut self.link);
-                return Err(error);
-            }
+            // The wait for the answers ends at the deadline, not a whole read timeout after it.
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            self.read_some()?;
         }
     }
 }
@@ -144,7 +143,7 @@ pub(crate) fn run_publisher(
     let mut last_used: Option<Instant> = None;
     while let Some(batch) = next_batch(&jobs) {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
-        let mut progress = PublishBatch::new();
+        let mut progress = PublishBatch::new(payloads.len());
         // Two attempts, as python-socketio's RedisManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
@@ -171,8 +170,13 @@ pub(crate) fn run_publisher(
                     }
                     Err(error) => {
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
+                        let next = progress.after_failure(
+                            &mut open.link,
+                            error.to_string(),
+                            error.is_timeout(),
+                        );
                         connection = None;
-                        match progress.after_failure(error.to_string(), error.is_timeout()) {
+                        match next {
                             AfterFailure::Retry(error) => result = Err(error),
                             AfterFailure::GiveUp(error) => {
                                 result = Err(error);
@@ -184,11 +188,7 @@ pub(crate) fn run_publisher(
             }
         }
         last_used = Some(Instant::now());
-        let (answered, failed) = progress.split_answered(batch);
-        answer_batch(answered, Ok(()));
-        if !failed.is_empty() {
-            answer_batch(failed, result);
-        }
+        answer_settled(progress.split(batch), result);
     }
 }
 

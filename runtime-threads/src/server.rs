@@ -1178,7 +1178,7 @@ fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
         .stack_size(64 * 1024)
         .spawn(move || expire_remote_callbacks(&weak));
     if let Err(error) = spawned {
-        tracing::error!(%error, "cannot start the remote-callback timer; unanswered remote emits wait forever, calls their timeout and 5 s");
+        tracing::error!(%error, "cannot start the remote-callback timer; unanswered remote emits wait forever, calls their timeout and 5 s once published");
     }
 }
 

@@ -350,3 +350,64 @@ fn rabbitmq_traffic_resumes_after_the_broker_drops_the_connections() {
     client.send("done");
     client.finish();
 }
+
+/// A publish Redis refuses (a user whose ACL does not grant `PUBLISH`: Redis answers `-NOPERM`)
+/// fails its emit with Redis's error, and the publisher connection stays (`...:pub:0`): Redis
+/// runs each pipelined command on its own, so the refusal says nothing about the connection.
+#[test]
+fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
+    let Some((_, Broker::Redis { addr })) = redis() else {
+        return;
+    };
+    struct AclUser<'a>(&'a str, String);
+    impl Drop for AclUser<'_> {
+        fn drop(&mut self) {
+            let _ = sockio_testkit::brokers::redis_command(
+                self.0,
+                &[b"ACL", b"DELUSER", self.1.as_bytes()],
+            );
+        }
+    }
+    let user = AclUser(&addr, fresh_channel());
+    let created = sockio_testkit::brokers::redis_command(
+        &addr,
+        &[
+            b"ACL",
+            b"SETUSER",
+            user.1.as_bytes(),
+            b"reset",
+            b"on",
+            b">pw",
+            b"~*",
+            b"&*",
+            b"+@all",
+            b"-publish",
+        ],
+    );
+    assert_eq!(created.as_deref(), Ok("OK"));
+    let manager = ClientManager::from_url(&format!("redis://{}:pw@{addr}", user.1))
+        .expect("a broker URL")
+        .channel(&fresh_channel());
+    let server = Server::builder().client_manager(manager).build();
+    for attempt in 0..2 {
+        let error = server
+            .emit("refused", &attempt)
+            .send()
+            .expect_err("a publish Redis refuses fails the emit");
+        assert!(
+            error
+                .to_string()
+                .contains("Redis refused the message: NOPERM"),
+            "{error}"
+        );
+    }
+    let list =
+        sockio_testkit::brokers::redis_command(&addr, &[b"CLIENT", b"LIST"]).expect("CLIENT LIST");
+    let publishers: Vec<&str> = list
+        .lines()
+        .filter(|line| line.contains(&format!(" user={} ", user.1)) && line.contains(":pub:"))
+        .filter_map(|line| line.split(' ').find(|field| field.starts_with("name=")))
+        .collect();
+    assert_eq!(publishers.len(), 1, "{publishers:?}");
+    assert!(publishers[0].ends_with(":pub:0"), "{publishers:?}");
+}

@@ -15,7 +15,7 @@ use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::amqp::{AfterFailure, AmqpLink, LinkError, LinkEvent, PublishBatch};
 
 use crate::io::BrokerIo;
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
 /// How long connecting and setting a link up may take (a write there fails only after this long
@@ -48,8 +48,8 @@ enum Failure {
     Closed,
     #[error("RabbitMQ did not answer in time")]
     Timeout,
-    #[error("RabbitMQ refused a message (basic.nack)")]
-    Rejected,
+    #[error("the RabbitMQ connection was found dead before publishing: {0}")]
+    FoundDead(Box<Failure>),
 }
 
 impl Failure {
@@ -149,26 +149,25 @@ impl<Rt: Runtime> Connection<Rt> {
         payloads: &[Vec<u8>],
         batch: &mut PublishBatch,
     ) -> Result<(), Failure> {
+        // A broker silent past its heartbeats while the publisher idled (the idle wait takes a
+        // batch before a timer that is due): nothing is written yet, so this is no timeout of
+        // the batch's.
+        self.link
+            .handle_timeout(Instant::now())
+            .map_err(|error| Failure::FoundDead(Box::new(error.into())))?;
         batch.publish(&mut self.link, payloads)?;
         self.flush_waiting(runtime, WRITE_STALL).await?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
         loop {
-            batch
-                .handle_events(&mut self.link, |event| log_event(&event))
-                .map_err(|_| Failure::Rejected)?;
-            if batch.is_confirmed() {
+            batch.handle_events(&mut self.link, |event| log_event(&event));
+            if batch.is_settled() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(Failure::Timeout);
             }
             let wake = self.wake_at(deadline);
-            if let Err(error) = self.read_or_tick(runtime, wake).await {
-                // The input that failed may have carried confirmations ahead of the error (a
-                // connection.close after acks): they count, so a retry does not repeat them.
-                let _ = batch.handle_events(&mut self.link, |event| log_event(&event));
-                return Err(error);
-            }
+            self.read_or_tick(runtime, wake).await?;
         }
     }
 
@@ -310,10 +309,15 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                     }
                     Err(error) => {
                         tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
+                        let next = progress.after_failure(
+                            &mut open.link,
+                            error.to_string(),
+                            error.is_timeout(),
+                        );
                         if let Some(lost) = connection.take() {
                             lost.abandon(&runtime).await;
                         }
-                        match progress.after_failure(error.to_string(), error.is_timeout()) {
+                        match next {
                             AfterFailure::Retry(error) => result = Err(error),
                             AfterFailure::GiveUp(error) => {
                                 result = Err(error);
@@ -324,11 +328,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                 }
             }
         }
-        let (confirmed, failed) = progress.split_confirmed(batch);
-        answer_batch(confirmed, Ok(()));
-        if !failed.is_empty() {
-            answer_batch(failed, result);
-        }
+        answer_settled(progress.split(batch), result);
     }
 }
 

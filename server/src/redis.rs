@@ -15,7 +15,7 @@ use sockio_core::pubsub::resp::{
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
 /// How long connecting and setting a link up may take.
@@ -124,18 +124,12 @@ impl<Rt: Runtime> Connection<Rt> {
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
         loop {
             batch.handle_events(&mut self.link);
-            if batch.answered() >= payloads.len() {
+            if batch.is_settled() {
                 return Ok(());
             }
-            let read = until(runtime, deadline, self.read_some())
+            until(runtime, deadline, self.read_some())
                 .await
-                .unwrap_or(Err(Failure::Timeout));
-            if let Err(error) = read {
-                // Answers that came in the same input as an error reply count: a retry then
-                // publishes only what Redis did not take.
-                batch.handle_events(&mut self.link);
-                return Err(error);
-            }
+                .ok_or(Failure::Timeout)??;
         }
     }
 }
@@ -154,7 +148,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     let mut last_used: Option<Instant> = None;
     while let Some(batch) = next_batch(&mut jobs).await {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
-        let mut progress = PublishBatch::new();
+        let mut progress = PublishBatch::new(payloads.len());
         // Two attempts, as python-socketio's RedisManager: the first may find a connection the
         // broker dropped since the last publish.
         let mut result = Err(PublishError("not attempted".to_owned()));
@@ -187,8 +181,13 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                     }
                     Err(error) => {
                         tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
+                        let next = progress.after_failure(
+                            &mut open.link,
+                            error.to_string(),
+                            error.is_timeout(),
+                        );
                         connection = None;
-                        match progress.after_failure(error.to_string(), error.is_timeout()) {
+                        match next {
                             AfterFailure::Retry(error) => result = Err(error),
                             AfterFailure::GiveUp(error) => {
                                 result = Err(error);
@@ -200,11 +199,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
             }
         }
         last_used = Some(Instant::now());
-        let (answered, failed) = progress.split_answered(batch);
-        answer_batch(answered, Ok(()));
-        if !failed.is_empty() {
-            answer_batch(failed, result);
-        }
+        answer_settled(progress.split(batch), result);
     }
 }
 

@@ -116,6 +116,44 @@ fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
     }
 }
 
+/// Runs one command on Redis at `addr` (`host:port`) on a connection of its own; its answer
+/// when it is a status, an error (with its `-`), an integer or a bulk string (`ACL SETUSER`,
+/// `CLIENT LIST`), as text.
+pub fn redis_command(addr: &str, args: &[&[u8]]) -> Result<String, String> {
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let mut command = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        command.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        command.extend_from_slice(arg);
+        command.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&command).map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let read = stream.read(&mut buffer).map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("Redis closed the connection".to_owned());
+        }
+        reply.extend_from_slice(&buffer[..read]);
+        let Some(end) = reply.windows(2).position(|pair| pair == b"\r\n") else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&reply[1..end]).into_owned();
+        match reply[0] {
+            b'+' | b':' => return Ok(line),
+            b'-' => return Ok(format!("-{line}")),
+            b'$' => {
+                let len: usize = line.parse().map_err(|_| format!("bulk length {line:?}"))?;
+                if reply.len() >= end + 2 + len {
+                    return Ok(String::from_utf8_lossy(&reply[end + 2..end + 2 + len]).into_owned());
+                }
+            }
+            other => return Err(format!("unexpected reply type {:?}", other as char)),
+        }
+    }
+}
+
 /// Subscribes to `channel` of Redis at `addr` (`host:port`) on a thread of its own, and counts
 /// what was published there mentioning `marker` until `window` has passed. Subscribed once
 /// `PUBSUB NUMSUB` counts it (the caller waits for that before publishing).

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-pub use super::resp::AfterFailure;
+use super::batch::BatchProgress;
+pub use super::batch::{AfterFailure, Settled};
 use super::url::AmqpConfig;
 
 /// What a client sends first: "AMQP", 0, then protocol 0-9-1.
@@ -1184,113 +1185,90 @@ impl AmqpLink {
 // ------------------------------------------------------------------------------------------------
 // Batches of publishes across attempts
 
-/// What the broker refused: a `basic.nack` for one of a batch's publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("RabbitMQ refused a message (basic.nack)")]
-pub struct Rejected;
+/// The error of a message RabbitMQ refused. With a fanout exchange a `basic.nack` says that at
+/// least one queue did not take it, not that none did, so it is not published again.
+pub const REFUSED: &str =
+    "RabbitMQ refused the message (basic.nack); it may or may not reach the other servers";
 
-/// Which messages of a batch the broker confirmed, across the attempts a driver makes (each on a
-/// fresh link after a failure), so that a retry publishes again only what was not confirmed: the
-/// bookkeeping both the async and the blocking drivers need.
+/// What an emit gets when RabbitMQ confirmed its message too late (or stopped taking bytes).
+pub const NOT_CONFIRMED: &str =
+    "RabbitMQ did not confirm in time; the message may or may not reach the other servers";
+
+/// Which messages of a batch the broker confirmed or refused, across the attempts a driver makes
+/// (each on a fresh link after a failure), so that a retry publishes again only what was
+/// neither: the bookkeeping both the async and the blocking drivers need.
 ///
 /// Use: [`publish`](Self::publish) the batch on a ready publisher link and write what it
 /// transmits; after every input or timeout, [`handle_events`](Self::handle_events) until
-/// [`is_confirmed`](Self::is_confirmed). When the link fails, drop it and call `publish` again
+/// [`is_settled`](Self::is_settled). When the link fails, ask
+/// [`after_failure`](Self::after_failure) (before dropping the link), then call `publish` again
 /// on a new one.
 #[derive(Debug, Clone)]
 pub struct PublishBatch {
-    confirmed: Vec<bool>,
-    /// Sequence numbers of the current link still awaited, and the message each stands for.
-    waiting: Vec<(u64, usize)>,
+    progress: BatchProgress,
 }
 
 impl PublishBatch {
-    /// A batch of `len` messages, none confirmed.
+    /// A batch of `len` messages, none answered.
     pub fn new(len: usize) -> Self {
         PublishBatch {
-            confirmed: vec![false; len],
-            waiting: Vec::new(),
+            progress: BatchProgress::new(len),
         }
     }
 
-    /// Queues on `link` every message of `payloads` (the batch, in order) not confirmed yet.
-    /// Sequence numbers of an earlier link are forgotten: its unconfirmed messages are sent again.
+    /// Queues on `link` every message of `payloads` (the batch, in order) neither confirmed nor
+    /// refused yet. Sequence numbers of an earlier link are forgotten: its unconfirmed messages
+    /// are sent again.
     pub fn publish<P: AsRef<[u8]>>(
         &mut self,
         link: &mut AmqpLink,
         payloads: &[P],
     ) -> Result<(), LinkError> {
-        self.waiting.clear();
-        for (index, payload) in payloads.iter().enumerate() {
-            if !self.confirmed.get(index).copied().unwrap_or(true) {
+        for index in self.progress.begin_attempt() {
+            if let Some(payload) = payloads.get(index) {
                 let seq = link.publish(payload.as_ref())?;
-                self.waiting.push((seq, index));
+                self.progress.published_as(seq, index);
             }
         }
         Ok(())
     }
 
-    /// Takes all of `link`'s events: confirmations are recorded, other events go to `other` (to
-    /// log). Fails when the broker refused a message, after recording every confirmation that
-    /// came with the refusal, so that a retry does not publish those again.
-    pub fn handle_events(
-        &mut self,
-        link: &mut AmqpLink,
-        mut other: impl FnMut(LinkEvent),
-    ) -> Result<(), Rejected> {
-        let mut rejected = false;
+    /// Takes all of `link`'s events: confirmations and refusals are recorded, other events go to
+    /// `other` (to log).
+    pub fn handle_events(&mut self, link: &mut AmqpLink, mut other: impl FnMut(LinkEvent)) {
         while let Some(event) = link.poll_event() {
             match event {
-                LinkEvent::Published { seq } => {
-                    if let Some(at) = self.waiting.iter().position(|(s, _)| *s == seq)
-                        && let Some(done) = self.confirmed.get_mut(self.waiting.swap_remove(at).1)
-                    {
-                        *done = true;
-                    }
-                }
-                LinkEvent::Rejected { .. } => rejected = true,
+                LinkEvent::Published { seq } => self.progress.settle(seq, None),
+                LinkEvent::Rejected { seq } => self.progress.settle(seq, Some(REFUSED.to_owned())),
                 other_event => other(other_event),
             }
         }
-        if rejected { Err(Rejected) } else { Ok(()) }
     }
 
-    /// True once the broker confirmed every message of the batch.
-    pub fn is_confirmed(&self) -> bool {
-        self.confirmed.iter().all(|done| *done)
+    /// True once the broker confirmed or refused every message of the batch.
+    pub fn is_settled(&self) -> bool {
+        self.progress.is_settled()
     }
 
-    /// After a failed attempt with `error` (`timed_out`: the broker confirmed too late, or
-    /// stopped taking the batch's bytes): whether to publish the unconfirmed rest again on a new
-    /// link, and the error it gets if no attempt succeeds. After a timeout it is not published
-    /// again: RabbitMQ may have routed it (a confirmation held up on its way, a resource alarm
-    /// that blocked the connection until it cleared) and a second publish could deliver it
-    /// twice, as on Redis ([`resp::PublishBatch::after_failure`](super::resp::PublishBatch::after_failure)).
-    /// After a lost connection or a refusal it is (python-socketio's second attempt: the first
-    /// may find a connection the broker dropped since the last publish).
-    pub fn after_failure(&self, error: String, timed_out: bool) -> AfterFailure {
-        if timed_out {
-            return AfterFailure::GiveUp(crate::api::PublishError(
-                "RabbitMQ did not confirm in time; the message may or may not reach the other servers"
-                    .to_owned(),
-            ));
-        }
-        AfterFailure::Retry(crate::api::PublishError(error))
+    /// After a failed attempt on `link` with `error` (`timed_out`: the broker confirmed too
+    /// late, or stopped taking the batch's bytes): records the answers `link` read before the
+    /// failure (a confirmation in the same input as a connection.close), then says whether to
+    /// publish the unconfirmed rest again on a new link. After a timeout it is not: RabbitMQ may
+    /// have routed it (a confirmation held up on its way, a resource alarm holding the
+    /// connection), and a second publish could deliver it twice.
+    pub fn after_failure(
+        &mut self,
+        link: &mut AmqpLink,
+        error: String,
+        timed_out: bool,
+    ) -> AfterFailure {
+        self.handle_events(link, |_| {});
+        self.progress.after_failure(error, timed_out, NOT_CONFIRMED)
     }
 
-    /// Splits the batch's `jobs` (in order, one per message) into those the broker confirmed,
-    /// which went out whatever happened to the others, and the rest.
-    pub fn split_confirmed<J>(&self, jobs: Vec<J>) -> (Vec<J>, Vec<J>) {
-        let mut confirmed = Vec::new();
-        let mut rest = Vec::new();
-        for (index, job) in jobs.into_iter().enumerate() {
-            if self.confirmed.get(index).copied().unwrap_or(false) {
-                confirmed.push(job);
-            } else {
-                rest.push(job);
-            }
-        }
-        (confirmed, rest)
+    /// Splits the batch's `jobs` (in order, one per message) by what the broker answered.
+    pub fn split<J>(&self, jobs: Vec<J>) -> Settled<J> {
+        self.progress.split(jobs)
     }
 }
 
@@ -1717,6 +1695,29 @@ mod tests {
 
     /// A timeout gives up (the broker may have routed what it did not confirm), a lost link
     /// retries; either way the confirmed messages are told apart from the rest.
+    /// The message bodies in what a publisher link wrote.
+    fn bodies(sent: &[u8]) -> Vec<Vec<u8>> {
+        sent_methods(sent)
+            .into_iter()
+            .filter(|frame| frame.0 == FRAME_BODY)
+            .map(|frame| frame.4.to_vec())
+            .collect()
+    }
+
+    fn ack(wire: &mut Vec<u8>, tag: u8, multiple: bool) {
+        server_method(
+            wire,
+            CHANNEL,
+            BASIC,
+            80,
+            &[0, 0, 0, 0, 0, 0, 0, tag, multiple.into()],
+        );
+    }
+
+    fn nack(wire: &mut Vec<u8>, tag: u8) {
+        server_method(wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, tag, 0]);
+    }
+
     #[test]
     fn a_timed_out_batch_is_not_retried_and_its_confirmed_part_went_out() {
         let payloads: [&[u8]; 3] = [b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
@@ -1725,22 +1726,23 @@ mod tests {
         batch.publish(&mut link, &payloads).unwrap();
         let _ = link.poll_transmit();
         let mut wire = Vec::new();
-        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 2, 0]);
+        ack(&mut wire, 2, false);
         link.handle_input(sockio_testkit::clock::start(), &wire)
             .unwrap();
-        batch.handle_events(&mut link, |_| {}).unwrap();
+        batch.handle_events(&mut link, |_| {});
 
-        match batch.after_failure("lost".to_owned(), true) {
-            AfterFailure::GiveUp(error) => assert!(error.0.contains("may or may not"), "{error}"),
+        match batch.after_failure(&mut link, "lost".to_owned(), true) {
+            AfterFailure::GiveUp(error) => assert_eq!(error.0, NOT_CONFIRMED),
             other => panic!("a timeout must not retry: {other:?}"),
         }
         assert_eq!(
-            batch.after_failure("lost".to_owned(), false),
+            batch.after_failure(&mut link, "lost".to_owned(), false),
             AfterFailure::Retry(crate::api::PublishError("lost".to_owned()))
         );
+        let settled = batch.split(vec!['a', 'b', 'c']);
         assert_eq!(
-            batch.split_confirmed(vec!['a', 'b', 'c']),
-            (vec!['b'], vec!['a', 'c'])
+            (settled.sent, settled.refused, settled.unsettled),
+            (vec!['b'], vec![], vec!['a', 'c'])
         );
     }
 
@@ -1753,81 +1755,83 @@ mod tests {
         let _ = first.poll_transmit();
         // The broker confirms the first and the third, then the link dies.
         let mut wire = Vec::new();
-        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 3, 0]);
+        ack(&mut wire, 1, false);
+        ack(&mut wire, 3, false);
         first
             .handle_input(sockio_testkit::clock::start(), &wire)
             .unwrap();
         let mut others = Vec::new();
-        batch.handle_events(&mut first, |e| others.push(e)).unwrap();
+        batch.handle_events(&mut first, |e| others.push(e));
         assert!(others.is_empty());
-        assert!(!batch.is_confirmed());
+        assert!(!batch.is_settled());
 
         // The retry sends the second message only, under the new link's first sequence number.
         let mut second = ready_publisher();
         batch.publish(&mut second, &payloads).unwrap();
-        let sent = second.poll_transmit().unwrap();
-        let bodies: Vec<Vec<u8>> = sent_methods(&sent)
-            .into_iter()
-            .filter(|frame| frame.0 == FRAME_BODY)
-            .map(|frame| frame.4.to_vec())
-            .collect();
-        assert_eq!(bodies, vec![b"{\"n\":2}".to_vec()]);
+        assert_eq!(
+            bodies(&second.poll_transmit().unwrap()),
+            vec![b"{\"n\":2}".to_vec()]
+        );
         let mut wire = Vec::new();
-        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        ack(&mut wire, 1, false);
         second
             .handle_input(sockio_testkit::clock::start(), &wire)
             .unwrap();
-        batch
-            .handle_events(&mut second, |e| others.push(e))
-            .unwrap();
-        assert!(batch.is_confirmed());
-
-        // A refusal fails the batch.
-        let mut refused = PublishBatch::new(1);
-        let mut third = ready_publisher();
-        refused.publish(&mut third, &payloads[..1]).unwrap();
-        let mut wire = Vec::new();
-        server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        third
-            .handle_input(sockio_testkit::clock::start(), &wire)
-            .unwrap();
-        assert_eq!(refused.handle_events(&mut third, |_| {}), Err(Rejected));
-        assert!(!refused.is_confirmed());
+        batch.handle_events(&mut second, |e| others.push(e));
+        assert!(batch.is_settled());
+        assert_eq!(batch.split(vec!['a', 'b', 'c']).sent, vec!['a', 'b', 'c']);
     }
 
-    /// Confirmations read together with a refusal still count: the retry after the refusal
-    /// publishes the refused message only, not the ones confirmed after it.
+    /// A refusal settles its own message only: the batch waits for the others' confirmations
+    /// (which RabbitMQ may send in a later read), and nothing refused or confirmed is published
+    /// again, whatever happens to the connection after the refusal.
     #[test]
-    fn confirmations_after_a_refusal_are_kept_for_the_retry() {
+    fn a_refused_message_fails_alone_and_is_not_published_again() {
         let payloads: [&[u8]; 3] = [b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
         let mut batch = PublishBatch::new(payloads.len());
         let mut first = ready_publisher();
         batch.publish(&mut first, &payloads).unwrap();
         let _ = first.poll_transmit();
         let mut wire = Vec::new();
-        server_method(&mut wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
-        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 3, 1]);
+        nack(&mut wire, 1);
         first
             .handle_input(sockio_testkit::clock::start(), &wire)
             .unwrap();
-        assert_eq!(batch.handle_events(&mut first, |_| {}), Err(Rejected));
+        batch.handle_events(&mut first, |_| {});
+        assert!(!batch.is_settled());
+
+        // The connection fails now: the retry publishes the two unanswered, not the refused.
+        let mut retry = batch.clone();
         assert!(matches!(
-            batch.after_failure("refused".to_owned(), false),
+            retry.after_failure(&mut ready_publisher(), "closed".to_owned(), false),
             AfterFailure::Retry(_)
         ));
-
         let mut second = ready_publisher();
-        batch.publish(&mut second, &payloads).unwrap();
-        let sent = second.poll_transmit().unwrap();
-        let bodies: Vec<Vec<u8>> = sent_methods(&sent)
-            .into_iter()
-            .filter(|frame| frame.0 == FRAME_BODY)
-            .map(|frame| frame.4.to_vec())
-            .collect();
-        assert_eq!(bodies, vec![b"{\"n\":1}".to_vec()]);
+        retry.publish(&mut second, &payloads).unwrap();
+        assert_eq!(
+            bodies(&second.poll_transmit().unwrap()),
+            vec![b"{\"n\":2}".to_vec(), b"{\"n\":3}".to_vec()]
+        );
+
+        // Or the others are confirmed in a later read, and the batch is settled.
+        let mut wire = Vec::new();
+        ack(&mut wire, 3, true);
+        first
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
+        batch.handle_events(&mut first, |_| {});
+        assert!(batch.is_settled());
+        let settled = batch.split(vec!['a', 'b', 'c']);
+        assert_eq!(settled.sent, vec!['b', 'c']);
+        assert_eq!(
+            settled.refused,
+            vec![('a', crate::api::PublishError(REFUSED.to_owned()))]
+        );
+        assert!(settled.unsettled.is_empty());
     }
 
+    /// What a link read before it failed counts: a confirmation in the same input as a
+    /// connection.close is not published again.
     #[test]
     fn confirmations_read_with_a_connection_close_are_kept_for_the_retry() {
         let payloads: [&[u8]; 2] = [b"{\"n\":1}", b"{\"n\":2}"];
@@ -1836,7 +1840,7 @@ mod tests {
         batch.publish(&mut first, &payloads).unwrap();
         let _ = first.poll_transmit();
         let mut wire = Vec::new();
-        server_method(&mut wire, CHANNEL, BASIC, 80, &[0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        ack(&mut wire, 1, false);
         let mut close = 320u16.to_be_bytes().to_vec();
         put_shortstr(
             &mut close,
@@ -1845,23 +1849,24 @@ mod tests {
         .unwrap();
         close.extend_from_slice(&[0, 0, 0, 0]);
         server_method(&mut wire, 0, CONNECTION, 50, &close);
+        let error = first
+            .handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap_err();
         assert!(matches!(
-            first.handle_input(sockio_testkit::clock::start(), &wire),
-            Err(LinkError::ConnectionClosed { code: 320, .. })
+            error,
+            LinkError::ConnectionClosed { code: 320, .. }
         ));
-        // What the drivers do before giving the error back.
-        assert_eq!(batch.handle_events(&mut first, |_| {}), Ok(()));
-        assert!(!batch.is_confirmed());
+        assert!(matches!(
+            batch.after_failure(&mut first, error.to_string(), false),
+            AfterFailure::Retry(_)
+        ));
 
         let mut second = ready_publisher();
         batch.publish(&mut second, &payloads).unwrap();
-        let sent = second.poll_transmit().unwrap();
-        let bodies: Vec<Vec<u8>> = sent_methods(&sent)
-            .into_iter()
-            .filter(|frame| frame.0 == FRAME_BODY)
-            .map(|frame| frame.4.to_vec())
-            .collect();
-        assert_eq!(bodies, vec![b"{\"n\":2}".to_vec()]);
+        assert_eq!(
+            bodies(&second.poll_transmit().unwrap()),
+            vec![b"{\"n\":2}".to_vec()]
+        );
     }
 
     #[test]

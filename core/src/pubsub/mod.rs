@@ -7,6 +7,7 @@
 //! and Python and Rust servers and emitters can share one channel.
 
 pub mod amqp;
+pub mod batch;
 pub mod callbacks;
 pub mod kombu;
 pub mod manager;

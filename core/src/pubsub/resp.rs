@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::batch::BatchProgress;
+pub use super::batch::{AfterFailure, Settled};
 use super::kombu;
 use super::url::{RedisConfig, RedisFraming};
 
@@ -39,7 +41,7 @@ pub enum LinkError {
     #[error("invalid reply from Redis: {0}")]
     Protocol(&'static str),
     /// The server refused a command needed to set the link up (authentication, database,
-    /// subscription) or a publish.
+    /// subscription).
     #[error("Redis refused {command}: {message}")]
     Refused {
         command: &'static str,
@@ -170,6 +172,10 @@ pub enum LinkEvent {
     Message(Bytes),
     /// The publish with this sequence number reached `receivers` subscribers (publisher).
     Published { seq: u64, receivers: i64 },
+    /// Redis answered the publish with this sequence number with an error (`-BUSY` while a script
+    /// runs, `-NOPERM` after an ACL change): it was not published. The link stays usable; the
+    /// publishes queued after it are answered on their own.
+    PublishRefused { seq: u64, message: String },
 }
 
 /// What the link is waiting for, in order (RESP2 answers commands in order).
@@ -279,8 +285,9 @@ impl RedisLink {
         link
     }
 
-    /// Queues a publish of `payload`; its outcome is reported as [`LinkEvent::Published`] with the
-    /// returned sequence number, or the link fails (and every unanswered publish with it).
+    /// Queues a publish of `payload`; its outcome is reported as [`LinkEvent::Published`] or
+    /// [`LinkEvent::PublishRefused`] with the returned sequence number, or the link fails (and
+    /// every unanswered publish with it).
     pub fn publish(&mut self, payload: &[u8]) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -364,6 +371,10 @@ impl RedisLink {
             // ACL does not grant `CLIENT`, or a server that renamed the command, still gets a
             // working link (python-socketio's redis-py sets no name at all).
             (Expect::SetName, Reply::Error(message)) => self.name_refused = Some(message),
+            (Expect::Publish(seq), Reply::Error(message)) => {
+                self.events
+                    .push_back(LinkEvent::PublishRefused { seq, message });
+            }
             (_, Reply::Error(message)) => return Err(LinkError::Refused { command, message }),
             (Expect::Auth | Expect::Select | Expect::SetName, Reply::Simple(_)) => {}
             (Expect::Subscribe, Reply::Array(Some(items))) => {
@@ -410,73 +421,81 @@ impl RedisLink {
     }
 }
 
-/// One batch of publishes, across the connections it takes. Redis answers in order, so the
-/// messages answered are the first ones; after a lost connection only the rest is sent again on
-/// the next (a message answered is never sent twice).
-#[derive(Debug, Default)]
+/// What an emit gets when Redis did not answer its publish in time (or stopped taking bytes).
+pub const NOT_ANSWERED: &str =
+    "Redis did not answer in time; the message may or may not reach the other servers";
+
+/// One batch of publishes, across the connections it takes: after a lost connection only what
+/// Redis neither answered nor refused is sent again on the next (a message answered is never sent
+/// twice).
+///
+/// Use: [`publish`](Self::publish) the batch on a ready publisher link and write what it
+/// transmits; after every input, [`handle_events`](Self::handle_events) until
+/// [`is_settled`](Self::is_settled). When the link fails, ask
+/// [`after_failure`](Self::after_failure) (before dropping the link), then call `publish` again
+/// on a new one.
+#[derive(Debug, Clone)]
 pub struct PublishBatch {
-    answered: usize,
+    progress: BatchProgress,
 }
 
 impl PublishBatch {
-    pub fn new() -> Self {
-        PublishBatch::default()
-    }
-
-    /// Queues on `link` (a fresh link for each attempt) every message of `payloads` (the batch, in
-    /// order) not answered yet.
-    pub fn publish<P: AsRef<[u8]>>(&self, link: &mut RedisLink, payloads: &[P]) {
-        for payload in payloads.get(self.answered..).unwrap_or_default() {
-            link.publish(payload.as_ref());
+    /// A batch of `len` messages, none answered.
+    pub fn new(len: usize) -> Self {
+        PublishBatch {
+            progress: BatchProgress::new(len),
         }
     }
 
-    /// Counts `link`'s answers to this batch's publishes.
-    pub fn handle_events(&mut self, link: &mut RedisLink) {
-        while let Some(event) = link.poll_event() {
-            if let LinkEvent::Published { .. } = event {
-                self.answered += 1;
+    /// Queues on `link` (a fresh link for each attempt) every message of `payloads` (the batch,
+    /// in order) neither answered nor refused yet.
+    pub fn publish<P: AsRef<[u8]>>(&mut self, link: &mut RedisLink, payloads: &[P]) {
+        for index in self.progress.begin_attempt() {
+            if let Some(payload) = payloads.get(index) {
+                let seq = link.publish(payload.as_ref());
+                self.progress.published_as(seq, index);
             }
         }
     }
 
-    /// How many of the batch's messages Redis answered.
-    pub fn answered(&self) -> usize {
-        self.answered
-    }
-
-    /// An attempt failed with `error` (`timed_out`: Redis took nothing, or answered nothing,
-    /// for the whole wait): whether to try the rest on a new connection, and the error the
-    /// unanswered messages get if none succeeds. After a timeout they are not published again:
-    /// Redis may have taken them, and a second publish could deliver them twice. After a lost
-    /// connection they are (python-socketio's second attempt: the first may find a connection
-    /// the broker dropped since the last publish).
-    pub fn after_failure(&self, error: String, timed_out: bool) -> AfterFailure {
-        if timed_out {
-            return AfterFailure::GiveUp(crate::api::PublishError(
-                "Redis did not answer in time; the message may or may not reach the other servers"
-                    .to_owned(),
-            ));
+    /// Records `link`'s answers to this batch's publishes.
+    pub fn handle_events(&mut self, link: &mut RedisLink) {
+        while let Some(event) = link.poll_event() {
+            match event {
+                LinkEvent::Published { seq, .. } => self.progress.settle(seq, None),
+                LinkEvent::PublishRefused { seq, message } => self
+                    .progress
+                    .settle(seq, Some(format!("Redis refused the message: {message}"))),
+                LinkEvent::Ready | LinkEvent::Message(_) => {}
+            }
         }
-        AfterFailure::Retry(crate::api::PublishError(error))
     }
 
-    /// Splits the batch's `jobs` (in order) into those Redis answered, which went out whatever
-    /// happened to the others, and the rest.
-    pub fn split_answered<J>(&self, mut jobs: Vec<J>) -> (Vec<J>, Vec<J>) {
-        let rest = jobs.split_off(self.answered.min(jobs.len()));
-        (jobs, rest)
+    /// True once Redis answered every message of the batch.
+    pub fn is_settled(&self) -> bool {
+        self.progress.is_settled()
     }
-}
 
-/// What follows a failed attempt to publish a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AfterFailure {
-    /// Try the unanswered messages again on a new connection (if attempts are left); this is the
-    /// error they get if no attempt succeeds.
-    Retry(crate::api::PublishError),
-    /// Stop: the unanswered messages get this error.
-    GiveUp(crate::api::PublishError),
+    /// An attempt on `link` failed with `error` (`timed_out`: Redis took nothing, or answered
+    /// nothing, for the whole wait): records the answers `link` read before the failure, then
+    /// says whether to try the rest on a new connection. After a timeout it is not published
+    /// again: Redis may have taken it, and a second publish could deliver it twice. After a lost
+    /// connection it is (python-socketio's second attempt: the first may find a connection the
+    /// broker dropped since the last publish).
+    pub fn after_failure(
+        &mut self,
+        link: &mut RedisLink,
+        error: String,
+        timed_out: bool,
+    ) -> AfterFailure {
+        self.handle_events(link);
+        self.progress.after_failure(error, timed_out, NOT_ANSWERED)
+    }
+
+    /// Splits the batch's `jobs` (in order, one per message) by what Redis answered.
+    pub fn split<J>(&self, jobs: Vec<J>) -> Settled<J> {
+        self.progress.split(jobs)
+    }
 }
 
 /// A publisher connection unused this long is replaced before it publishes again: one that died
@@ -717,23 +736,26 @@ mod tests {
         assert_eq!(link.unanswered().count(), 0);
     }
 
+    fn written(link: &mut RedisLink) -> String {
+        String::from_utf8_lossy(&link.poll_transmit().expect("commands")).into_owned()
+    }
+
     #[test]
     fn a_batch_sends_only_what_was_not_answered_again() {
         let config = config(None, 0);
         let payloads = [b"a".as_slice(), b"b", b"c"];
-        let mut batch = PublishBatch::new();
+        let mut batch = PublishBatch::new(payloads.len());
         let mut first = RedisLink::publisher(&config, "ch", "pub");
         batch.publish(&mut first, &payloads);
-        let written = first.poll_transmit().expect("commands");
-        assert_eq!(written.windows(3).filter(|w| *w == b"$1\r").count(), 3);
+        let text = written(&mut first);
+        assert_eq!(text.matches("PUBLISH").count(), 3, "{text}");
         // Set-up answers, then the first publish's; the connection is lost before the others.
         first.handle_input(b"+OK\r\n:1\r\n").expect("replies");
         batch.handle_events(&mut first);
-        assert_eq!(batch.answered(), 1);
+        assert!(!batch.is_settled());
         let mut second = RedisLink::publisher(&config, "ch", "pub");
         batch.publish(&mut second, &payloads);
-        let again = second.poll_transmit().expect("commands");
-        let text = String::from_utf8_lossy(&again);
+        let text = written(&mut second);
         assert!(
             !text.contains("\r\na\r\n"),
             "the answered message again: {text}"
@@ -746,53 +768,100 @@ mod tests {
             .handle_input(b"+OK\r\n:1\r\n:2\r\n")
             .expect("replies");
         batch.handle_events(&mut second);
-        assert_eq!(batch.answered(), payloads.len());
+        assert!(batch.is_settled());
+        assert_eq!(batch.split(vec!["a", "b", "c"]).sent, vec!["a", "b", "c"]);
     }
 
+    /// Redis runs each pipelined command on its own: an error reply to one publish fails that
+    /// message only, the link goes on, and the publishes after it are answered as usual.
     #[test]
-    fn answers_read_with_an_error_reply_count_for_the_retry() {
+    fn a_refused_publish_fails_alone_and_the_link_goes_on() {
+        let config = config(None, 0);
+        let payloads = [b"a".as_slice(), b"b", b"c"];
+        let mut batch = PublishBatch::new(payloads.len());
+        let mut link = RedisLink::publisher(&config, "ch", "pub");
+        batch.publish(&mut link, &payloads);
+        let _ = link.poll_transmit();
+        link.handle_input(b"+OK\r\n:1\r\n-BUSY Redis is busy running a script\r\n")
+            .expect("an error reply to a publish does not fail the link");
+        batch.handle_events(&mut link);
+        assert!(!batch.is_settled());
+
+        // Lost now, the retry would publish the unanswered one only.
+        let mut retry = batch.clone();
+        assert!(matches!(
+            retry.after_failure(
+                &mut RedisLink::publisher(&config, "ch", "pub"),
+                "reset".into(),
+                false
+            ),
+            AfterFailure::Retry(_)
+        ));
+        let mut second = RedisLink::publisher(&config, "ch", "pub");
+        retry.publish(&mut second, &payloads);
+        let text = written(&mut second);
+        assert_eq!(text.matches("PUBLISH").count(), 1, "{text}");
+        assert!(text.contains("\r\nc\r\n"), "{text}");
+
+        link.handle_input(b":4\r\n").expect("reply");
+        batch.handle_events(&mut link);
+        assert!(batch.is_settled());
+        let settled = batch.split(vec!["a", "b", "c"]);
+        assert_eq!(settled.sent, vec!["a", "c"]);
+        assert_eq!(
+            settled.refused,
+            vec![(
+                "b",
+                crate::api::PublishError(
+                    "Redis refused the message: BUSY Redis is busy running a script".into()
+                )
+            )]
+        );
+    }
+
+    /// Answers read in the same input as what failed the link count: a retry does not publish
+    /// them twice.
+    #[test]
+    fn answers_read_before_a_failure_count_for_the_retry() {
         let config = config(None, 0);
         let payloads = [b"a".as_slice(), b"b"];
-        let mut batch = PublishBatch::new();
+        let mut batch = PublishBatch::new(payloads.len());
         let mut first = RedisLink::publisher(&config, "ch", "pub");
         batch.publish(&mut first, &payloads);
         let _ = first.poll_transmit();
+        let error = first
+            .handle_input(b"+OK\r\n:1\r\n?what\r\n")
+            .expect_err("not RESP2");
         assert!(matches!(
-            first.handle_input(b"+OK\r\n:1\r\n-LOADING Redis is loading the dataset\r\n"),
-            Err(LinkError::Refused {
-                command: "PUBLISH",
-                ..
-            })
+            batch.after_failure(&mut first, error.to_string(), false),
+            AfterFailure::Retry(_)
         ));
-        // What the drivers do before giving the error back.
-        batch.handle_events(&mut first);
-        assert_eq!(batch.answered(), 1);
         let mut second = RedisLink::publisher(&config, "ch", "pub");
         batch.publish(&mut second, &payloads);
-        let again =
-            String::from_utf8_lossy(&second.poll_transmit().expect("commands")).into_owned();
-        assert!(!again.contains("\r\na\r\n"), "{again}");
-        assert!(again.contains("\r\nb\r\n"), "{again}");
+        let text = written(&mut second);
+        assert!(!text.contains("\r\na\r\n"), "{text}");
+        assert!(text.contains("\r\nb\r\n"), "{text}");
     }
 
     #[test]
     fn a_timed_out_batch_is_not_sent_again_and_answered_jobs_succeed() {
         let config = config(None, 0);
-        let mut batch = PublishBatch::new();
+        let mut batch = PublishBatch::new(3);
         let mut link = RedisLink::publisher(&config, "ch", "pub");
         batch.publish(&mut link, &[b"a".as_slice(), b"b", b"c"]);
         link.handle_input(b"+OK\r\n:1\r\n").expect("replies");
         batch.handle_events(&mut link);
         assert!(matches!(
-            batch.after_failure("reset".into(), false),
+            batch.after_failure(&mut link, "reset".into(), false),
             AfterFailure::Retry(error) if error.0 == "reset"
         ));
         assert!(matches!(
-            batch.after_failure("timed out".into(), true),
-            AfterFailure::GiveUp(error) if error.0.contains("may or may not")
+            batch.after_failure(&mut link, "timed out".into(), true),
+            AfterFailure::GiveUp(error) if error.0 == NOT_ANSWERED
         ));
+        let settled = batch.split(vec!["a", "b", "c"]);
         assert_eq!(
-            batch.split_answered(vec!["a", "b", "c"]),
+            (settled.sent, settled.unsettled),
             (vec!["a"], vec!["b", "c"])
         );
     }
