@@ -933,3 +933,238 @@ proptest! {
         prop_assert_eq!(same, value);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Property: without attachments, from_value agrees with serde_json::from_value
+// ---------------------------------------------------------------------------------------------
+
+/// Any JSON value of a few levels, with keys and scalars drawn from small sets so that the
+/// targets below often fit (and often do not). No `_placeholder` keys: without attachments those
+/// are plain objects anyway.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (0u64..300).prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        (-1e6f64..1e6).prop_map(|f| json!(f)),
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("x"),
+            Just("Unit"),
+            Just("New"),
+            Just("Pair"),
+            Just("Rec"),
+            Just("1"),
+            Just("-2"),
+            Just("true"),
+            Just("é"),
+            Just("")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("a"),
+                    Just("b"),
+                    Just("x"),
+                    Just("Unit"),
+                    Just("New"),
+                    Just("Pair"),
+                    Just("Rec"),
+                    Just("1"),
+                    Just("-2"),
+                    Just("true")
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|map| Value::Object(
+                map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Newtype(String);
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct NewtypeList(Vec<Value>);
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct TupleStruct(i64, Option<bool>);
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct UnitStruct;
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Record {
+    a: i64,
+    #[serde(default)]
+    b: Option<String>,
+    #[serde(default)]
+    x: Vec<f64>,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Strict {
+    a: bool,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+enum Variants {
+    Unit,
+    New(u8),
+    Pair(i32, String),
+    Rec { a: Option<i64> },
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+enum Untagged {
+    Flag(bool),
+    Number(i64),
+    Words(Vec<String>),
+    Record { a: Value },
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(tag = "a")]
+enum Tagged {
+    #[serde(rename = "x")]
+    X { b: Option<i64> },
+    #[serde(rename = "b")]
+    B,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Flattened {
+    b: Option<String>,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+struct NewKey(String);
+
+/// `from_value` with no attachments and `serde_json::from_value` both succeed with the same
+/// result, or both fail.
+fn agrees<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    value: &Value,
+) -> Result<(), TestCaseError> {
+    let ours = from_value::<T>(value, &[]);
+    let theirs = serde_json::from_value::<T>(value.clone());
+    match (ours, theirs) {
+        (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs, "{}", value),
+        (Err(_), Err(_)) => {}
+        (ours, theirs) => prop_assert!(
+            false,
+            "{} into {}: ours {:?}, serde_json {:?}",
+            value,
+            std::any::type_name::<T>(),
+            ours,
+            theirs
+        ),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn from_value_agrees_with_serde_json(value in json_value()) {
+        agrees::<Value>(&value)?;
+        agrees::<()>(&value)?;
+        agrees::<bool>(&value)?;
+        agrees::<u8>(&value)?;
+        agrees::<i32>(&value)?;
+        agrees::<u64>(&value)?;
+        agrees::<i128>(&value)?;
+        agrees::<f32>(&value)?;
+        agrees::<f64>(&value)?;
+        agrees::<char>(&value)?;
+        agrees::<String>(&value)?;
+        agrees::<Option<String>>(&value)?;
+        agrees::<Vec<u8>>(&value)?;
+        agrees::<Vec<Value>>(&value)?;
+        agrees::<(i64, String)>(&value)?;
+        agrees::<[bool; 2]>(&value)?;
+        agrees::<HashMap<String, Value>>(&value)?;
+        agrees::<BTreeMap<i32, Value>>(&value)?;
+        agrees::<BTreeMap<bool, Value>>(&value)?;
+        agrees::<BTreeMap<char, Value>>(&value)?;
+        agrees::<Newtype>(&value)?;
+        agrees::<NewtypeList>(&value)?;
+        agrees::<TupleStruct>(&value)?;
+        agrees::<UnitStruct>(&value)?;
+        agrees::<Record>(&value)?;
+        agrees::<Strict>(&value)?;
+        agrees::<Variants>(&value)?;
+        agrees::<Vec<Variants>>(&value)?;
+        agrees::<Untagged>(&value)?;
+        agrees::<Tagged>(&value)?;
+        agrees::<Flattened>(&value)?;
+        agrees::<BTreeMap<NewKey, Value>>(&value)?;
+        agrees::<BTreeMap<Option<String>, Value>>(&value)?;
+        agrees::<serde::de::IgnoredAny>(&value)?;
+    }
+
+    /// `from_args` reads zero arguments as `null`, one as itself and several as their array
+    /// (1-tuples aside, which take one argument as their element): then it agrees with
+    /// serde_json on that value.
+    #[test]
+    fn from_args_agrees_with_serde_json_on_the_gathered_arguments(
+        values in proptest::collection::vec(json_value(), 0..4)
+    ) {
+        let gathered = match values.as_slice() {
+            [] => Value::Null,
+            [one] => one.clone(),
+            _ => Value::Array(values.clone()),
+        };
+        let args = Args::from_parts(values, vec![]);
+        fn check<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+            args: &Args,
+            gathered: &Value,
+        ) -> Result<(), TestCaseError> {
+            let ours = from_args::<T>(args);
+            let theirs = serde_json::from_value::<T>(gathered.clone());
+            match (ours, theirs) {
+                (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => prop_assert!(
+                    false,
+                    "{:?} into {}: ours {:?}, serde_json {:?}",
+                    args.values,
+                    std::any::type_name::<T>(),
+                    ours,
+                    theirs
+                ),
+            }
+            Ok(())
+        }
+        check::<Value>(&args, &gathered)?;
+        check::<()>(&args, &gathered)?;
+        check::<Option<i64>>(&args, &gathered)?;
+        check::<String>(&args, &gathered)?;
+        check::<Vec<Value>>(&args, &gathered)?;
+        check::<(Value, Value)>(&args, &gathered)?;
+        check::<(i64, Option<String>, Value)>(&args, &gathered)?;
+        check::<Newtype>(&args, &gathered)?;
+        check::<NewtypeList>(&args, &gathered)?;
+        check::<TupleStruct>(&args, &gathered)?;
+        check::<UnitStruct>(&args, &gathered)?;
+        check::<Record>(&args, &gathered)?;
+        check::<Variants>(&args, &gathered)?;
+        check::<Untagged>(&args, &gathered)?;
+        check::<HashMap<String, Value>>(&args, &gathered)?;
+        check::<serde::de::IgnoredAny>(&args, &gathered)?;
+    }
+}
