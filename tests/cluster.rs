@@ -1583,3 +1583,92 @@ async fn an_unreachable_broker_fails_the_emit_but_local_clients_get_it() {
     client.send("done").await;
     client.finish().await;
 }
+
+/// The async write-only `Emitter`'s room and disconnect requests reach a server through Redis:
+/// the client joins a room, hears an emit to it, leaves it, joins again until the room is closed,
+/// and is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emitters_room_changes_and_disconnect_reach_a_server() {
+    let url = redis_url();
+    let Some(redis) = broker_addr(&url) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let io = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(manager.clone())
+        .ping_interval(Duration::from_secs(1))
+        .build();
+    let (sids, mut connected) = tokio::sync::mpsc::unbounded_channel();
+    io.on_connect(
+        move |socket: Socket<sockio::tokio::Tokio>, _handshake, _auth: Option<Value>| {
+            let _ = sids.send(socket.sid().to_string());
+            async { Ok(()) }
+        },
+    );
+    wait_for_subscribers(&redis, &channel, 1).await;
+    let addr = api_support::serve(&io).await.addr;
+    let eio_sid = tokio::task::spawn_blocking(move || {
+        sockio_testkit::raw_polling::connected_between_polls(addr)
+    })
+    .await
+    .expect("a connected client");
+    let sid = api_support::recv(&mut connected, "the connect handler").await;
+    let emitter = sockio::tokio::Emitter::new(&manager);
+    let until = |wanted: bool| {
+        let (io, sid) = (io.clone(), sid.clone());
+        async move {
+            for _ in 0..500 {
+                if io.rooms(&sid).contains(&"r".to_owned()) == wanted {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("room r never {}", if wanted { "joined" } else { "left" });
+        }
+    };
+
+    emitter
+        .enter_room(&sid, "r", "/")
+        .await
+        .expect("enter_room");
+    until(true).await;
+    emitter
+        .emit("to-r", &1)
+        .to("r")
+        .send()
+        .await
+        .expect("an emit to the room");
+    let seen = tokio::task::spawn_blocking({
+        let eio_sid = eio_sid.clone();
+        move || {
+            sockio_testkit::raw_polling::poll_until(addr, &eio_sid, "to-r", Duration::from_secs(10))
+        }
+    })
+    .await
+    .expect("the poll");
+    assert_eq!(seen, r#"42["to-r",1]"#);
+
+    emitter
+        .leave_room(&sid, "r", "/")
+        .await
+        .expect("leave_room");
+    until(false).await;
+    emitter
+        .enter_room(&sid, "r", "/")
+        .await
+        .expect("enter_room");
+    until(true).await;
+    emitter.close_room("r", "/").await.expect("close_room");
+    until(false).await;
+
+    emitter.disconnect(&sid, "/").await.expect("disconnect");
+    let seen = tokio::task::spawn_blocking(move || {
+        sockio_testkit::raw_polling::poll_until(addr, &eio_sid, "41", Duration::from_secs(10))
+    })
+    .await
+    .expect("the poll");
+    assert_eq!(seen, "41");
+}
