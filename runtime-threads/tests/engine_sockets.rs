@@ -1,0 +1,67 @@
+//! The raw Engine.IO server's socket handle on the threads runtime (python-engineio's `send` /
+//! `disconnect` by sid): `on_connect` hands over a socket, `EngineServer::socket` finds it by
+//! sid, it reports its transport, sends binary that a polling client reads base64-encoded, and
+//! `close` ends the session: the client's next poll gets the close packet, `on_disconnect` is
+//! called once and the session is gone.
+
+use std::net::TcpListener;
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sockio_testkit::raw_polling::{self, session_uri};
+use sockio_threads::engine::{CloseReason, EngineServer, Transport};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn an_engine_socket_sends_binary_and_closes_by_sid() {
+    let engine = EngineServer::default();
+    let (connects, connected) = channel();
+    engine.on_connect(move |socket| {
+        let _ = connects.send(socket.clone());
+    });
+    let (ends, ended) = channel();
+    engine.on_disconnect(move |socket, reason| {
+        let _ = ends.send((socket.sid().to_string(), reason));
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+
+    let sid = raw_polling::open(addr, "/engine.io/");
+    let socket = connected.recv_timeout(WAIT).expect("on_connect");
+    assert_eq!(socket.sid().to_string(), sid);
+    assert_eq!(socket.transport(), Transport::Polling);
+    assert!(format!("{socket:?}").contains(&sid), "{socket:?}");
+    let found = engine.socket(&sid).expect("the session by its sid");
+    assert_eq!(found.sid(), socket.sid());
+    assert!(engine.socket("no-such-sid").is_none());
+    assert_eq!(engine.session_count(), 1);
+
+    found
+        .send_binary(Bytes::from_static(&[1, 2, 255]))
+        .expect("send binary");
+    let uri = session_uri("/engine.io/", &sid);
+    let polled = raw_polling::request(addr, "GET", &uri, b"");
+    // EIO 4 polling carries binary as `b` and base64.
+    assert_eq!((polled.status, polled.body.as_str()), (200, "bAQL/"));
+
+    // Between two polls the close waits for the client's next poll to carry the close packet
+    // (or the close timeout), so that the client learns why its session ended.
+    socket.close();
+    let polled = raw_polling::request(addr, "GET", &uri, b"");
+    assert_eq!((polled.status, polled.body.as_str()), (200, "1"));
+    let (closed, reason) = ended.recv_timeout(WAIT).expect("on_disconnect");
+    assert_eq!((closed, reason), (sid.clone(), CloseReason::ForcedClose));
+    assert!(engine.socket(&sid).is_none());
+    assert_eq!(engine.session_count(), 0);
+    let answer = raw_polling::request(addr, "GET", &uri, b"");
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        ended.recv_timeout(Duration::from_millis(200)).is_err(),
+        "on_disconnect called once"
+    );
+    engine.shutdown(Duration::from_millis(100));
+}
