@@ -1435,6 +1435,107 @@ mod tests {
         assert!(decode_table(&out).is_err());
     }
 
+    fn field_value() -> impl proptest::strategy::Strategy<Value = FieldValue> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(FieldValue::Bool),
+            any::<i8>().prop_map(FieldValue::I8),
+            any::<u8>().prop_map(FieldValue::U8),
+            any::<i16>().prop_map(FieldValue::I16),
+            any::<u16>().prop_map(FieldValue::U16),
+            any::<i32>().prop_map(FieldValue::I32),
+            any::<u32>().prop_map(FieldValue::U32),
+            any::<i64>().prop_map(FieldValue::I64),
+            (-1e30f32..1e30).prop_map(FieldValue::F32),
+            (-1e300f64..1e300).prop_map(FieldValue::F64),
+            (any::<u8>(), any::<u32>())
+                .prop_map(|(scale, value)| FieldValue::Decimal { scale, value }),
+            proptest::collection::vec(any::<u8>(), 0..12)
+                .prop_map(|v| FieldValue::LongString(Bytes::from(v))),
+            proptest::collection::vec(any::<u8>(), 0..12)
+                .prop_map(|v| FieldValue::ByteArray(Bytes::from(v))),
+            any::<u64>().prop_map(FieldValue::Timestamp),
+            Just(FieldValue::Void),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(FieldValue::Array),
+                proptest::collection::vec(("[a-z-]{0,8}", inner), 0..4).prop_map(FieldValue::Table),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Every value type RabbitMQ's tags name survives encoding and decoding, at any depth
+        /// up to the limit, and a table cut anywhere is an error, never a different table.
+        #[test]
+        fn field_tables_of_every_type_round_trip(
+            table in proptest::collection::vec(("[a-z-]{0,8}", field_value()), 0..5),
+            cut in 0usize..1000,
+        ) {
+            let mut out = Vec::new();
+            encode_table(&mut out, &table).unwrap();
+            proptest::prop_assert_eq!(decode_table(&out).unwrap(), table);
+            let cut = cut % out.len();
+            proptest::prop_assert!(decode_table(&out[..cut]).is_err());
+        }
+    }
+
+    /// What RabbitMQ may send a working connection besides deliveries: connection.blocked and
+    /// unblocked (resource alarms) become events, a channel.flow is answered with flow-ok, and a
+    /// basic.return's content is consumed without being delivered, the next delivery intact.
+    #[test]
+    fn alarms_flow_and_returned_messages_are_handled() {
+        let mut wire = Vec::new();
+        subscriber_setup(&mut wire);
+        let mut blocked = Vec::new();
+        put_shortstr(&mut blocked, "low on memory").unwrap();
+        server_method(&mut wire, 0, CONNECTION, 60, &blocked);
+        server_method(&mut wire, 0, CONNECTION, 61, &[]);
+        server_method(&mut wire, CHANNEL, CHANNEL_CLASS, 20, &[0]);
+        let mut returned = 312u16.to_be_bytes().to_vec();
+        put_shortstr(&mut returned, "NO_ROUTE").unwrap();
+        put_shortstr(&mut returned, "socketio").unwrap();
+        put_shortstr(&mut returned, "").unwrap();
+        server_method(&mut wire, CHANNEL, BASIC, 50, &returned);
+        let mut header = BASIC.to_be_bytes().to_vec();
+        header.extend_from_slice(&[0, 0]);
+        header.extend_from_slice(&5u64.to_be_bytes());
+        header.extend_from_slice(&0u16.to_be_bytes());
+        encode_frame(&mut wire, FRAME_HEADER, CHANNEL, &header);
+        encode_frame(&mut wire, FRAME_BODY, CHANNEL, b"lost!");
+        deliver(&mut wire, 1, &[b"{}"]);
+
+        let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "me").unwrap();
+        let _ = link.poll_transmit();
+        link.handle_input(sockio_testkit::clock::start(), &wire)
+            .unwrap();
+        let mut events = Vec::new();
+        while let Some(event) = link.poll_event() {
+            events.push(event);
+        }
+        assert_eq!(
+            events,
+            vec![
+                LinkEvent::Ready,
+                LinkEvent::Blocked("low on memory".into()),
+                LinkEvent::Unblocked,
+                LinkEvent::Message(Bytes::from_static(b"{}")),
+            ]
+        );
+        let mut sent = Vec::new();
+        while let Some(bytes) = link.poll_transmit() {
+            sent.extend_from_slice(&bytes);
+        }
+        let flow_ok: Vec<Bytes> = sent_methods(&sent)
+            .into_iter()
+            .filter(|frame| (frame.2, frame.3) == (CHANNEL_CLASS, 21))
+            .map(|frame| frame.4)
+            .collect();
+        assert_eq!(flow_ok.len(), 1, "one channel.flow-ok");
+        assert_eq!(flow_ok[0].last(), Some(&0), "with the flow asked for");
+    }
+
     #[test]
     fn frames_over_frame_max_or_without_end_are_refused() {
         let mut decoder = FrameDecoder::default();
