@@ -7,7 +7,7 @@
 #   uncovered.txt  per file, the lines no test ran, in runs
 # Servers the conformance tests start as subprocesses (`sockio-conformance serve`) are killed,
 # so they write no counts: what only the hostile, websocket_edges, profiles and conformance
-# cluster suites run shows as uncovered. Usage: scripts/coverage.sh (about 25 min on 2 cores).
+# cluster suites run shows as uncovered. Usage: scripts/coverage.sh (about 13 min on 2 cores).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"

@@ -183,7 +183,11 @@ async fn a_redis_user_without_the_client_command_shares_clients() {
     struct AclUser<'a>(&'a str, String);
     impl Drop for AclUser<'_> {
         fn drop(&mut self) {
-            redis_command(self.0, &[b"ACL", b"DELUSER", self.1.as_bytes()]);
+            // Errors ignored: a panic here, while a failing test unwinds, would abort the run.
+            let _ = sockio_testkit::brokers::redis_command(
+                self.0,
+                &[b"ACL", b"DELUSER", self.1.as_bytes()],
+            );
         }
     }
     let user = AclUser(&addr, fresh_channel());
@@ -226,7 +230,11 @@ async fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
     struct AclUser<'a>(&'a str, String);
     impl Drop for AclUser<'_> {
         fn drop(&mut self) {
-            redis_command(self.0, &[b"ACL", b"DELUSER", self.1.as_bytes()]);
+            // Errors ignored: a panic here, while a failing test unwinds, would abort the run.
+            let _ = sockio_testkit::brokers::redis_command(
+                self.0,
+                &[b"ACL", b"DELUSER", self.1.as_bytes()],
+            );
         }
     }
     let user = AclUser(&addr, fresh_channel());

@@ -320,6 +320,7 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
                             &mut open.link,
                             error.to_string(),
                             error.is_timeout(),
+                            |event| log_event(&event),
                         );
                         if let Some(lost) = connection.take() {
                             lost.abandon();

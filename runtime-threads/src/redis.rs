@@ -74,11 +74,9 @@ impl Connection {
         connection.flush()?;
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         while !connection.link.is_ready() {
-            if Instant::now() > deadline {
-                return Err(Failure::Timeout);
-            }
-            connection.read_some()?;
+            connection.read_by(deadline)?;
         }
+        connection.stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
         // The events (`Ready`, and messages published as the subscription started, which can
         // come in the same read as its confirmation) are left to the caller.
         if let Some(reason) = connection.link.name_refused() {
@@ -93,6 +91,18 @@ impl Connection {
         }
         self.stream.flush()?;
         Ok(())
+    }
+
+    /// Reads once, waiting until `deadline` at most (not a whole read timeout past it); a wait
+    /// that ends without input is `Failure::Timeout`.
+    fn read_by(&mut self, deadline: Instant) -> Result<(), Failure> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure::Timeout);
+        }
+        self.stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        self.read_some()
     }
 
     /// Reads once; a read timeout is `Failure::Timeout`.
@@ -118,14 +128,7 @@ impl Connection {
             if batch.is_settled() {
                 return Ok(());
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Failure::Timeout);
-            }
-            // The wait for the answers ends at the deadline, not a whole read timeout after it.
-            self.stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-            self.read_some()?;
+            self.read_by(deadline)?;
         }
     }
 }

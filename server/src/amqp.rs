@@ -313,6 +313,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                             &mut open.link,
                             error.to_string(),
                             error.is_timeout(),
+                            |event| log_event(&event),
                         );
                         if let Some(lost) = connection.take() {
                             lost.abandon(&runtime).await;

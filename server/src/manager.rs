@@ -12,6 +12,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use sockio_core::api::PublishError;
 pub use sockio_core::pubsub::ClientManager;
+#[cfg(any(feature = "redis", feature = "amqp"))]
 use sockio_core::pubsub::batch::Settled;
 use sockio_core::pubsub::manager::check_message_size;
 use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
@@ -305,6 +306,10 @@ pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishErr
     if let Err(error) = &result {
         tracing::error!(%error, messages = batch.len(), "publishing to the broker failed");
     }
+    reply_all(batch, &result);
+}
+
+fn reply_all(batch: Vec<PublishJob>, result: &Result<(), PublishError>) {
     for job in batch {
         if let Some(reply) = job.reply {
             let _ = reply.send(result.clone());
@@ -313,11 +318,16 @@ pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishErr
 }
 
 /// Tells everyone waiting on a batch its own message's outcome: sent, refused by the broker
-/// (with the broker's error), or never answered (`result`, the last attempt's error).
+/// (with the broker's error; logged once for the batch), or never answered (`result`, the last
+/// attempt's error).
+#[cfg(any(feature = "redis", feature = "amqp"))]
 pub(crate) fn answer_settled(settled: Settled<PublishJob>, result: Result<(), PublishError>) {
-    answer_batch(settled.sent, Ok(()));
+    reply_all(settled.sent, &Ok(()));
+    if let Some((_, first)) = settled.refused.first() {
+        tracing::error!(error = %first, messages = settled.refused.len(), "the broker refused messages");
+    }
     for (job, error) in settled.refused {
-        answer_batch(vec![job], Err(error));
+        reply_all(vec![job], &Err(error));
     }
     if !settled.unsettled.is_empty() {
         answer_batch(settled.unsettled, result);

@@ -139,10 +139,14 @@ pub fn redis_command(addr: &str, args: &[&[u8]]) -> Result<String, String> {
         let Some(end) = reply.windows(2).position(|pair| pair == b"\r\n") else {
             continue;
         };
+        if end == 0 {
+            return Err("an empty reply line".to_owned());
+        }
         let line = String::from_utf8_lossy(&reply[1..end]).into_owned();
         match reply[0] {
             b'+' | b':' => return Ok(line),
             b'-' => return Ok(format!("-{line}")),
+            b'$' if line == "-1" => return Ok(String::new()),
             b'$' => {
                 let len: usize = line.parse().map_err(|_| format!("bulk length {line:?}"))?;
                 if reply.len() >= end + 2 + len {

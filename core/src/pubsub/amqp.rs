@@ -1224,6 +1224,11 @@ impl PublishBatch {
         link: &mut AmqpLink,
         payloads: &[P],
     ) -> Result<(), LinkError> {
+        debug_assert_eq!(
+            payloads.len(),
+            self.progress.len(),
+            "one payload per message"
+        );
         for index in self.progress.begin_attempt() {
             if let Some(payload) = payloads.get(index) {
                 let seq = link.publish(payload.as_ref())?;
@@ -1256,13 +1261,15 @@ impl PublishBatch {
     /// publish the unconfirmed rest again on a new link. After a timeout it is not: RabbitMQ may
     /// have routed it (a confirmation held up on its way, a resource alarm holding the
     /// connection), and a second publish could deliver it twice.
+    /// The link's other events read before the failure go to `other` (to log).
     pub fn after_failure(
         &mut self,
         link: &mut AmqpLink,
         error: String,
         timed_out: bool,
+        other: impl FnMut(LinkEvent),
     ) -> AfterFailure {
-        self.handle_events(link, |_| {});
+        self.handle_events(link, other);
         self.progress.after_failure(error, timed_out, NOT_CONFIRMED)
     }
 
@@ -1794,8 +1801,6 @@ mod tests {
         assert_eq!(link.unconfirmed().count(), 0);
     }
 
-    /// A timeout gives up (the broker may have routed what it did not confirm), a lost link
-    /// retries; either way the confirmed messages are told apart from the rest.
     /// The message bodies in what a publisher link wrote.
     fn bodies(sent: &[u8]) -> Vec<Vec<u8>> {
         sent_methods(sent)
@@ -1819,6 +1824,8 @@ mod tests {
         server_method(wire, CHANNEL, BASIC, 120, &[0, 0, 0, 0, 0, 0, 0, tag, 0]);
     }
 
+    /// A timeout gives up (the broker may have routed what it did not confirm), a lost link
+    /// retries; either way the confirmed messages are told apart from the rest.
     #[test]
     fn a_timed_out_batch_is_not_retried_and_its_confirmed_part_went_out() {
         let payloads: [&[u8]; 3] = [b"{\"n\":1}", b"{\"n\":2}", b"{\"n\":3}"];
@@ -1832,12 +1839,12 @@ mod tests {
             .unwrap();
         batch.handle_events(&mut link, |_| {});
 
-        match batch.after_failure(&mut link, "lost".to_owned(), true) {
+        match batch.after_failure(&mut link, "lost".to_owned(), true, |_| {}) {
             AfterFailure::GiveUp(error) => assert_eq!(error.0, NOT_CONFIRMED),
             other => panic!("a timeout must not retry: {other:?}"),
         }
         assert_eq!(
-            batch.after_failure(&mut link, "lost".to_owned(), false),
+            batch.after_failure(&mut link, "lost".to_owned(), false, |_| {}),
             AfterFailure::Retry(crate::api::PublishError("lost".to_owned()))
         );
         let settled = batch.split(vec!['a', 'b', 'c']);
@@ -1904,7 +1911,7 @@ mod tests {
         // The connection fails now: the retry publishes the two unanswered, not the refused.
         let mut retry = batch.clone();
         assert!(matches!(
-            retry.after_failure(&mut ready_publisher(), "closed".to_owned(), false),
+            retry.after_failure(&mut ready_publisher(), "closed".to_owned(), false, |_| {}),
             AfterFailure::Retry(_)
         ));
         let mut second = ready_publisher();
@@ -1958,7 +1965,7 @@ mod tests {
             LinkError::ConnectionClosed { code: 320, .. }
         ));
         assert!(matches!(
-            batch.after_failure(&mut first, error.to_string(), false),
+            batch.after_failure(&mut first, error.to_string(), false, |_| {}),
             AfterFailure::Retry(_)
         ));
 

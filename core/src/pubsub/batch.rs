@@ -81,6 +81,16 @@ impl BatchProgress {
         }
     }
 
+    /// How many messages the batch has.
+    pub fn len(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// True for a batch of no messages.
+    pub fn is_empty(&self) -> bool {
+        self.outcomes.is_empty()
+    }
+
     /// True once every message was taken or refused.
     pub fn is_settled(&self) -> bool {
         !self.outcomes.contains(&Outcome::Unsettled)
@@ -89,13 +99,15 @@ impl BatchProgress {
     /// After a failed attempt with `error` (`timed_out`: the broker answered too late, or
     /// stopped taking the batch's bytes): whether to publish the unsettled rest again on a new
     /// connection. After a timeout it is not: the broker may have taken it, and a second publish
-    /// could deliver it twice, so it gets `timeout_error`, which says it may still arrive.
+    /// could deliver it twice, so it gets `timeout_error`, which says it may still arrive. The
+    /// failed connection's sequence numbers are forgotten: nothing it answers later counts.
     pub fn after_failure(
-        &self,
+        &mut self,
         error: String,
         timed_out: bool,
         timeout_error: &str,
     ) -> AfterFailure {
+        self.waiting.clear();
         if timed_out {
             return AfterFailure::GiveUp(PublishError(timeout_error.to_owned()));
         }

@@ -165,6 +165,7 @@ fn integer(line: &[u8]) -> Result<i64, LinkError> {
 
 /// What a [`RedisLink`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LinkEvent {
     /// The link is set up: subscribed (subscriber) or authenticated (publisher).
     Ready,
@@ -450,6 +451,11 @@ impl PublishBatch {
     /// Queues on `link` (a fresh link for each attempt) every message of `payloads` (the batch,
     /// in order) neither answered nor refused yet.
     pub fn publish<P: AsRef<[u8]>>(&mut self, link: &mut RedisLink, payloads: &[P]) {
+        debug_assert_eq!(
+            payloads.len(),
+            self.progress.len(),
+            "one payload per message"
+        );
         for index in self.progress.begin_attempt() {
             if let Some(payload) = payloads.get(index) {
                 let seq = link.publish(payload.as_ref());
