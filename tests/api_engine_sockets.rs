@@ -15,6 +15,14 @@ use bytes::Bytes;
 use sockio::engine::{CloseReason, EngineServer, Transport};
 use sockio_testkit::raw_polling::{self, session_uri};
 
+/// One poll of Engine.IO session `sid`, on a connection of its own.
+async fn poll(addr: std::net::SocketAddr, sid: &str) -> raw_polling::Answer {
+    let uri = session_uri("/engine.io/", sid);
+    tokio::task::spawn_blocking(move || raw_polling::request(addr, "GET", &uri, b""))
+        .await
+        .expect("a poll")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_socket_sends_binary_and_closes_by_sid() {
     let engine = EngineServer::default();
@@ -46,39 +54,21 @@ async fn an_engine_socket_sends_binary_and_closes_by_sid() {
     found
         .send_binary(Bytes::from_static(&[1, 2, 255]))
         .expect("send binary");
-    let polled = {
-        let sid = sid.clone();
-        tokio::task::spawn_blocking(move || {
-            raw_polling::request(addr, "GET", &session_uri("/engine.io/", &sid), b"")
-        })
-        .await
-        .expect("a poll")
-    };
+    let polled = poll(addr, &sid).await;
     // EIO 4 polling carries binary as `b` and base64.
     assert_eq!((polled.status, polled.body.as_str()), (200, "bAQL/"));
 
     // Between two polls the close waits for the client's next poll to carry the close packet
     // (or the close timeout), so that the client learns why its session ended.
     socket.close();
-    let polled = {
-        let sid = sid.clone();
-        tokio::task::spawn_blocking(move || {
-            raw_polling::request(addr, "GET", &session_uri("/engine.io/", &sid), b"")
-        })
-        .await
-        .expect("a poll")
-    };
+    let polled = poll(addr, &sid).await;
     assert_eq!((polled.status, polled.body.as_str()), (200, "1"));
     let (closed, reason) = recv(&mut ended, "on_disconnect").await;
     assert_eq!((closed, reason), (sid.clone(), CloseReason::ForcedClose));
     assert!(engine.socket(&sid).is_none());
     assert_eq!(engine.session_count(), 0);
     // The session is gone for its client too.
-    let answer = tokio::task::spawn_blocking(move || {
-        raw_polling::request(addr, "GET", &session_uri("/engine.io/", &sid), b"")
-    })
-    .await
-    .expect("a poll");
+    let answer = poll(addr, &sid).await;
     assert_eq!(answer.status, 400, "{answer:?}");
     assert!(
         tokio::time::timeout(Duration::from_millis(200), ended.recv())

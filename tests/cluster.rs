@@ -179,35 +179,9 @@ async fn a_redis_user_without_the_client_command_shares_clients() {
     let Some(addr) = broker_addr(&url) else {
         return;
     };
-    /// Deletes the user at the end, whatever the outcome.
-    struct AclUser<'a>(&'a str, String);
-    impl Drop for AclUser<'_> {
-        fn drop(&mut self) {
-            // Errors ignored: a panic here, while a failing test unwinds, would abort the run.
-            let _ = sockio_testkit::brokers::redis_command(
-                self.0,
-                &[b"ACL", b"DELUSER", self.1.as_bytes()],
-            );
-        }
-    }
-    let user = AclUser(&addr, fresh_channel());
-    let created = redis_command(
-        &addr,
-        &[
-            b"ACL",
-            b"SETUSER",
-            user.1.as_bytes(),
-            b"reset",
-            b"on",
-            b">pw",
-            b"~*",
-            b"&*",
-            b"+@all",
-            b"-client",
-        ],
-    );
-    assert_eq!(created, Reply::Simple("OK".into()));
-    let url = format!("redis://{}:pw@{addr}", user.1);
+    let user = sockio_testkit::brokers::RedisAclUser::create(&addr, &fresh_channel(), "client")
+        .expect("a Redis user");
+    let url = user.url();
     let channel = fresh_channel();
     let check = channel.clone();
     let redis = addr.clone();
@@ -227,34 +201,9 @@ async fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
     let Some(addr) = broker_addr(&url) else {
         return;
     };
-    struct AclUser<'a>(&'a str, String);
-    impl Drop for AclUser<'_> {
-        fn drop(&mut self) {
-            // Errors ignored: a panic here, while a failing test unwinds, would abort the run.
-            let _ = sockio_testkit::brokers::redis_command(
-                self.0,
-                &[b"ACL", b"DELUSER", self.1.as_bytes()],
-            );
-        }
-    }
-    let user = AclUser(&addr, fresh_channel());
-    let created = redis_command(
-        &addr,
-        &[
-            b"ACL",
-            b"SETUSER",
-            user.1.as_bytes(),
-            b"reset",
-            b"on",
-            b">pw",
-            b"~*",
-            b"&*",
-            b"+@all",
-            b"-publish",
-        ],
-    );
-    assert_eq!(created, Reply::Simple("OK".into()));
-    let manager = ClientManager::from_url(&format!("redis://{}:pw@{addr}", user.1))
+    let user = sockio_testkit::brokers::RedisAclUser::create(&addr, &fresh_channel(), "publish")
+        .expect("a Redis user");
+    let manager = ClientManager::from_url(&user.url())
         .expect("a broker URL")
         .channel(&fresh_channel());
     let server = clustered::<sockio::tokio::Tokio>(&manager);
@@ -271,19 +220,8 @@ async fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
         );
     }
     // The first publisher connection (named `...:pub:0`) is still the one in use.
-    let Reply::Bulk(Some(list)) = redis_command(&addr, &[b"CLIENT", b"LIST"]) else {
-        panic!("CLIENT LIST failed");
-    };
-    let publishers: Vec<String> = String::from_utf8_lossy(&list)
-        .lines()
-        .filter(|line| line.contains(&format!(" user={} ", user.1)) && line.contains(":pub:"))
-        .map(|line| {
-            line.split(' ')
-                .find(|field| field.starts_with("name="))
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let names = user.connection_names().expect("CLIENT LIST");
+    let publishers: Vec<&String> = names.iter().filter(|name| name.contains(":pub:")).collect();
     assert_eq!(publishers.len(), 1, "{publishers:?}");
     assert!(publishers[0].ends_with(":pub:0"), "{publishers:?}");
 }

@@ -1059,15 +1059,23 @@ struct NewKey(String);
 fn agrees<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
     value: &Value,
 ) -> Result<(), TestCaseError> {
-    let ours = from_value::<T>(value, &[]);
-    let theirs = serde_json::from_value::<T>(value.clone());
-    match (ours, theirs) {
-        (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs, "{}", value),
+    same_outcome::<T>(value, from_value::<T>(value, &[]), value)
+}
+
+/// `ours` (read from `input`) and serde_json's reading of `value` both succeed with the same
+/// result, or both fail.
+fn same_outcome<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    input: &dyn std::fmt::Debug,
+    ours: Result<T, PayloadError>,
+    value: &Value,
+) -> Result<(), TestCaseError> {
+    match (ours, serde_json::from_value::<T>(value.clone())) {
+        (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs, "{:?}", input),
         (Err(_), Err(_)) => {}
         (ours, theirs) => prop_assert!(
             false,
-            "{} into {}: ours {:?}, serde_json {:?}",
-            value,
+            "{:?} into {}: ours {:?}, serde_json {:?}",
+            input,
             std::any::type_name::<T>(),
             ours,
             theirs
@@ -1134,21 +1142,7 @@ proptest! {
             args: &Args,
             gathered: &Value,
         ) -> Result<(), TestCaseError> {
-            let ours = from_args::<T>(args);
-            let theirs = serde_json::from_value::<T>(gathered.clone());
-            match (ours, theirs) {
-                (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
-                (Err(_), Err(_)) => {}
-                (ours, theirs) => prop_assert!(
-                    false,
-                    "{:?} into {}: ours {:?}, serde_json {:?}",
-                    args.values,
-                    std::any::type_name::<T>(),
-                    ours,
-                    theirs
-                ),
-            }
-            Ok(())
+            same_outcome::<T>(&args.values, from_args::<T>(args), gathered)
         }
         check::<Value>(&args, &gathered)?;
         check::<()>(&args, &gathered)?;

@@ -359,33 +359,9 @@ fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
     let Some((_, Broker::Redis { addr })) = redis() else {
         return;
     };
-    struct AclUser<'a>(&'a str, String);
-    impl Drop for AclUser<'_> {
-        fn drop(&mut self) {
-            let _ = sockio_testkit::brokers::redis_command(
-                self.0,
-                &[b"ACL", b"DELUSER", self.1.as_bytes()],
-            );
-        }
-    }
-    let user = AclUser(&addr, fresh_channel());
-    let created = sockio_testkit::brokers::redis_command(
-        &addr,
-        &[
-            b"ACL",
-            b"SETUSER",
-            user.1.as_bytes(),
-            b"reset",
-            b"on",
-            b">pw",
-            b"~*",
-            b"&*",
-            b"+@all",
-            b"-publish",
-        ],
-    );
-    assert_eq!(created.as_deref(), Ok("OK"));
-    let manager = ClientManager::from_url(&format!("redis://{}:pw@{addr}", user.1))
+    let user = sockio_testkit::brokers::RedisAclUser::create(&addr, &fresh_channel(), "publish")
+        .expect("a Redis user");
+    let manager = ClientManager::from_url(&user.url())
         .expect("a broker URL")
         .channel(&fresh_channel());
     let server = Server::builder().client_manager(manager).build();
@@ -401,13 +377,9 @@ fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
             "{error}"
         );
     }
-    let list =
-        sockio_testkit::brokers::redis_command(&addr, &[b"CLIENT", b"LIST"]).expect("CLIENT LIST");
-    let publishers: Vec<&str> = list
-        .lines()
-        .filter(|line| line.contains(&format!(" user={} ", user.1)) && line.contains(":pub:"))
-        .filter_map(|line| line.split(' ').find(|field| field.starts_with("name=")))
-        .collect();
+    // The first publisher connection (named `...:pub:0`) is still the one in use.
+    let names = user.connection_names().expect("CLIENT LIST");
+    let publishers: Vec<&String> = names.iter().filter(|name| name.contains(":pub:")).collect();
     assert_eq!(publishers.len(), 1, "{publishers:?}");
     assert!(publishers[0].ends_with(":pub:0"), "{publishers:?}");
 }

@@ -78,9 +78,9 @@ pub fn redis_publish(addr: &str, channel: &str, message: &[u8]) -> Result<i64, S
     redis_count(addr, &[b"PUBLISH", channel.as_bytes(), message])
 }
 
-/// Runs a command whose answer holds one integer (`PUBLISH`, `PUBSUB NUMSUB`), on a connection
-/// of its own, and returns that integer.
-fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
+/// Connects to Redis at `addr` (`host:port`, or the path of a Unix socket) and sends one command
+/// as a RESP array of bulk strings; the connection, to read the answer from.
+fn send_redis_command(addr: &str, args: &[&[u8]]) -> Result<Box<dyn ReadWrite>, String> {
     let mut stream: Box<dyn ReadWrite> = if addr.starts_with('/') {
         Box::new(std::os::unix::net::UnixStream::connect(addr).map_err(|e| e.to_string())?)
     } else {
@@ -93,6 +93,81 @@ fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
         command.extend_from_slice(b"\r\n");
     }
     stream.write_all(&command).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// A Redis user made for one test (`ACL SETUSER`, password `pw`, every key and channel, every
+/// command but `denied`), deleted when dropped.
+pub struct RedisAclUser {
+    addr: String,
+    name: String,
+}
+
+impl RedisAclUser {
+    /// Creates the user `name` on Redis at `addr` (`host:port`).
+    pub fn create(addr: &str, name: &str, denied: &str) -> Result<RedisAclUser, String> {
+        let denied = format!("-{denied}");
+        let answer = redis_command(
+            addr,
+            &[
+                b"ACL",
+                b"SETUSER",
+                name.as_bytes(),
+                b"reset",
+                b"on",
+                b">pw",
+                b"~*",
+                b"&*",
+                b"+@all",
+                denied.as_bytes(),
+            ],
+        )?;
+        if answer != "OK" {
+            return Err(format!("ACL SETUSER: {answer}"));
+        }
+        Ok(RedisAclUser {
+            addr: addr.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A `redis://` URL logging in as this user.
+    pub fn url(&self) -> String {
+        format!("redis://{}:pw@{}", self.name, self.addr)
+    }
+
+    /// The names of this user's connections (`CLIENT LIST`), unnamed ones as "".
+    pub fn connection_names(&self) -> Result<Vec<String>, String> {
+        let list = redis_command(&self.addr, &[b"CLIENT", b"LIST"])?;
+        let user = format!("user={}", self.name);
+        Ok(list
+            .lines()
+            .filter(|line| line.split(' ').any(|field| field == user))
+            .map(|line| {
+                line.split(' ')
+                    .find_map(|field| field.strip_prefix("name="))
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect())
+    }
+}
+
+impl Drop for RedisAclUser {
+    fn drop(&mut self) {
+        // Errors ignored: a panic here, while a failing test unwinds, would abort the run.
+        let _ = redis_command(&self.addr, &[b"ACL", b"DELUSER", self.name.as_bytes()]);
+    }
+}
+
+/// Runs a command whose answer holds one integer (`PUBLISH`, `PUBSUB NUMSUB`), on a connection
+/// of its own, and returns that integer.
+fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
+    let mut stream = send_redis_command(addr, args)?;
     // `:count`, or `*2 $len channel :count`: the count is the line that starts with `:`.
     let mut reply = Vec::new();
     let mut buffer = [0u8; 512];
@@ -120,14 +195,7 @@ fn redis_count(addr: &str, args: &[&[u8]]) -> Result<i64, String> {
 /// when it is a status, an error (with its `-`), an integer or a bulk string (`ACL SETUSER`,
 /// `CLIENT LIST`), as text.
 pub fn redis_command(addr: &str, args: &[&[u8]]) -> Result<String, String> {
-    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    let mut command = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        command.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        command.extend_from_slice(arg);
-        command.extend_from_slice(b"\r\n");
-    }
-    stream.write_all(&command).map_err(|e| e.to_string())?;
+    let mut stream = send_redis_command(addr, args)?;
     let mut reply = Vec::new();
     let mut buffer = [0u8; 16 * 1024];
     loop {
