@@ -12,12 +12,10 @@ use std::io::{self, Read, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::amqp::{
-    AfterFailure, AmqpLink, LinkError, LinkEvent, MAX_MESSAGE, PublishBatch,
-};
+use sockio_core::pubsub::amqp::{AmqpLink, LinkEvent, MAX_MESSAGE, PublishBatch};
+use sockio_core::pubsub::failure::{AmqpFailure, is_timeout_kind};
 
 use crate::broker_stream::BrokerStream;
 use crate::manager::{
@@ -35,40 +33,7 @@ const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
 /// How long a clean close, or the last write after a failure, may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("cannot connect to RabbitMQ: {0}")]
-    Connect(io::Error),
-    #[error("RabbitMQ connection: {0}")]
-    Io(#[from] io::Error),
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    #[error("RabbitMQ closed the connection")]
-    Closed,
-    #[error("RabbitMQ did not answer in time")]
-    Timeout,
-    #[error("the RabbitMQ connection was found dead before publishing: {0}")]
-    FoundDead(Box<Failure>),
-}
-
-impl Failure {
-    /// A wait for confirmations, or a write, that took its whole timeout, or a broker that
-    /// went silent past its heartbeats: what was written may have been routed.
-    fn is_timeout(&self) -> bool {
-        match self {
-            Failure::Timeout | Failure::Link(LinkError::HeartbeatTimeout) => true,
-            Failure::Io(error) => is_timeout(error),
-            _ => false,
-        }
-    }
-}
-
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
+type Failure = AmqpFailure;
 
 /// The time left until `at`, at least a millisecond (a zero socket timeout means "none").
 fn until(at: Instant) -> Duration {
@@ -125,7 +90,7 @@ impl Connection {
         let read = match self.stream.read(&mut buffer) {
             Ok(0) => return Err(Failure::Closed),
             Ok(read) => read,
-            Err(error) if is_timeout(&error) => return Ok(false),
+            Err(error) if is_timeout_kind(error.kind()) => return Ok(false),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(error) => return Err(error.into()),
         };
@@ -287,56 +252,41 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
         };
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
         let mut progress = PublishBatch::new(payloads.len());
-        // Two attempts, as python-socketio's KombuManager: the first may find a connection the
-        // broker dropped since the last publish. The second publishes only what the first did
-        // not get confirmed.
-        let mut result = Err(PublishError("not attempted".to_owned()));
-        for _attempt in 0..2 {
-            if connection.is_none() {
-                let link = match AmqpLink::publisher(&config, &exchange, &name) {
-                    Ok(link) => link,
-                    Err(error) => {
-                        result = Err(PublishError(error.to_string()));
-                        break;
-                    }
-                };
-                match Connection::open(&config, link) {
-                    Ok(fresh) => connection = Some(fresh),
-                    Err(error) => {
-                        result = Err(PublishError(error.to_string()));
-                        continue;
+        // The second attempt publishes only what the first did not get confirmed.
+        while progress.next_attempt() {
+            let open = match connection.as_mut() {
+                Some(open) => open,
+                None => {
+                    let link = match AmqpLink::publisher(&config, &exchange, &name) {
+                        Ok(link) => link,
+                        Err(error) => {
+                            progress.give_up(error.to_string());
+                            continue;
+                        }
+                    };
+                    match Connection::open(&config, link) {
+                        Ok(fresh) => connection.insert(fresh),
+                        Err(error) => {
+                            progress.connect_failed(error.to_string());
+                            continue;
+                        }
                     }
                 }
-            }
-            if let Some(open) = connection.as_mut() {
-                match open.publish(&payloads, &mut progress) {
-                    Ok(()) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
-                        let next = progress.after_failure(
-                            &mut open.link,
-                            error.to_string(),
-                            error.is_timeout(),
-                            |event| log_event(&event),
-                        );
-                        if let Some(lost) = connection.take() {
-                            lost.abandon();
-                        }
-                        match next {
-                            AfterFailure::Retry(error) => result = Err(error),
-                            AfterFailure::GiveUp(error) => {
-                                result = Err(error);
-                                break;
-                            }
-                        }
-                    }
+            };
+            if let Err(error) = open.publish(&payloads, &mut progress) {
+                tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
+                progress.after_failure(
+                    &mut open.link,
+                    error.to_string(),
+                    error.is_timeout(),
+                    |event| log_event(&event),
+                );
+                if let Some(lost) = connection.take() {
+                    lost.abandon();
                 }
             }
         }
-        answer_settled(progress.split(batch), result);
+        answer_settled(progress.split(batch));
     }
 }
 

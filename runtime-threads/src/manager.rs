@@ -362,10 +362,10 @@ fn reply_all(batch: Vec<PublishJob>, result: &Result<(), PublishError>) {
 }
 
 /// Tells everyone waiting on a batch its own message's outcome: sent, refused by the broker
-/// (with the broker's error; logged once for the batch), or never answered (`result`, the last
+/// (with the broker's error; logged once for the batch), or never answered (with the last
 /// attempt's error).
 #[cfg(any(feature = "redis", feature = "amqp"))]
-pub(crate) fn answer_settled(settled: Settled<PublishJob>, result: Result<(), PublishError>) {
+pub(crate) fn answer_settled(settled: Settled<PublishJob>) {
     reply_all(settled.sent, &Ok(()));
     if let Some((_, first)) = settled.refused.first() {
         tracing::error!(error = %first, messages = settled.refused.len(), "the broker refused messages");
@@ -374,6 +374,6 @@ pub(crate) fn answer_settled(settled: Settled<PublishJob>, result: Result<(), Pu
         reply_all(vec![job], &Err(error));
     }
     if !settled.unsettled.is_empty() {
-        answer_batch(settled.unsettled, result);
+        answer_batch(settled.unsettled, Err(settled.unsettled_error));
     }
 }

@@ -2,14 +2,12 @@
 //! What is written and what a reply means is the core's
 //! [`RedisLink`](sockio_core::pubsub::resp::RedisLink).
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::resp::{
-    AfterFailure, LinkError, LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink,
-};
+use sockio_core::pubsub::failure::{RedisFailure, is_timeout_kind};
+use sockio_core::pubsub::resp::{LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
@@ -22,37 +20,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a quiet subscriber checks that its connection still works, and how long it waits.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("cannot connect to Redis: {0}")]
-    Connect(io::Error),
-    #[error("Redis connection: {0}")]
-    Io(#[from] io::Error),
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    #[error("Redis closed the connection")]
-    Closed,
-    #[error("Redis did not answer in time")]
-    Timeout,
-}
-
-impl Failure {
-    /// A read or a write that waited its whole timeout.
-    fn is_timeout(&self) -> bool {
-        match self {
-            Failure::Timeout => true,
-            Failure::Io(error) => is_timeout(error),
-            _ => false,
-        }
-    }
-}
-
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
+type Failure = RedisFailure;
 
 struct Connection {
     stream: BrokerStream,
@@ -111,7 +79,7 @@ impl Connection {
         let read = match self.stream.read(&mut buffer) {
             Ok(0) => return Err(Failure::Closed),
             Ok(read) => read,
-            Err(error) if is_timeout(&error) => return Err(Failure::Timeout),
+            Err(error) if is_timeout_kind(error.kind()) => return Err(Failure::Timeout),
             Err(error) => return Err(error.into()),
         };
         self.link.handle_input(&buffer[..read])?;
@@ -147,51 +115,33 @@ pub(crate) fn run_publisher(
     while let Some(batch) = next_batch(&jobs) {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
         let mut progress = PublishBatch::new(payloads.len());
-        // Two attempts, as python-socketio's RedisManager: the first may find a connection the
-        // broker dropped since the last publish.
-        let mut result = Err(PublishError("not attempted".to_owned()));
         if last_used.is_some_and(|at: Instant| at.elapsed() >= PUBLISHER_IDLE_LIMIT) {
             connection = None;
         }
-        for _attempt in 0..2 {
-            if connection.is_none() {
-                let name = format!("sockio:{host_id}:pub:{opened}");
-                opened += 1;
-                match Connection::open(&config, RedisLink::publisher(&config, &channel, &name)) {
-                    Ok(fresh) => connection = Some(fresh),
-                    Err(error) => {
-                        result = Err(PublishError(error.to_string()));
-                        continue;
-                    }
-                }
-            }
-            if let Some(open) = connection.as_mut() {
-                match open.publish(&mut progress, &payloads) {
-                    Ok(()) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
-                        let next = progress.after_failure(
-                            &mut open.link,
-                            error.to_string(),
-                            error.is_timeout(),
-                        );
-                        connection = None;
-                        match next {
-                            AfterFailure::Retry(error) => result = Err(error),
-                            AfterFailure::GiveUp(error) => {
-                                result = Err(error);
-                                break;
-                            }
+        while progress.next_attempt() {
+            let open = match connection.as_mut() {
+                Some(open) => open,
+                None => {
+                    let name = format!("sockio:{host_id}:pub:{opened}");
+                    opened += 1;
+                    let link = RedisLink::publisher(&config, &channel, &name);
+                    match Connection::open(&config, link) {
+                        Ok(fresh) => connection.insert(fresh),
+                        Err(error) => {
+                            progress.connect_failed(error.to_string());
+                            continue;
                         }
                     }
                 }
+            };
+            if let Err(error) = open.publish(&mut progress, &payloads) {
+                tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
+                progress.after_failure(&mut open.link, error.to_string(), error.is_timeout());
+                connection = None;
             }
         }
         last_used = Some(Instant::now());
-        answer_settled(progress.split(batch), result);
+        answer_settled(progress.split(batch));
     }
 }
 

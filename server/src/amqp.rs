@@ -9,10 +9,10 @@ use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::AsyncReadExt;
 use futures_util::future::{Either, select};
-use sockio_core::api::PublishError;
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::amqp::{AfterFailure, AmqpLink, LinkError, LinkEvent, PublishBatch};
+use sockio_core::pubsub::amqp::{AmqpLink, LinkEvent, PublishBatch};
+use sockio_core::pubsub::failure::AmqpFailure;
 
 use crate::io::BrokerIo;
 use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
@@ -36,34 +36,7 @@ struct Connection<Rt: Runtime> {
     link: AmqpLink,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("cannot connect to RabbitMQ: {0}")]
-    Connect(std::io::Error),
-    #[error("RabbitMQ connection: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    #[error("RabbitMQ closed the connection")]
-    Closed,
-    #[error("RabbitMQ did not answer in time")]
-    Timeout,
-    #[error("the RabbitMQ connection was found dead before publishing: {0}")]
-    FoundDead(Box<Failure>),
-}
-
-impl Failure {
-    /// A wait for confirmations, or a write, that took its whole timeout (ours, or the
-    /// kernel's: ETIMEDOUT), or a broker that went silent past its heartbeats: what was written
-    /// may have been routed.
-    fn is_timeout(&self) -> bool {
-        match self {
-            Failure::Timeout | Failure::Link(LinkError::HeartbeatTimeout) => true,
-            Failure::Io(error) => error.kind() == std::io::ErrorKind::TimedOut,
-            _ => false,
-        }
-    }
-}
+type Failure = AmqpFailure;
 
 impl<Rt: Runtime> Connection<Rt> {
     /// Connects and sets `link` up (login, channel, declarations, consumer or confirm mode).
@@ -281,55 +254,40 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
         };
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
         let mut progress = PublishBatch::new(payloads.len());
-        // Two attempts, as python-socketio's KombuManager: the first may find a connection the
-        // broker dropped since the last publish.
-        let mut result = Err(PublishError("not attempted".to_owned()));
-        for _attempt in 0..2 {
-            if connection.is_none() {
-                let link = match AmqpLink::publisher(&config, &exchange, &name) {
-                    Ok(link) => link,
-                    Err(error) => {
-                        result = Err(PublishError(error.to_string()));
-                        break;
-                    }
-                };
-                match Connection::open(&runtime, &config, link).await {
-                    Ok(fresh) => connection = Some(fresh),
-                    Err(error) => {
-                        result = Err(PublishError(error.to_string()));
-                        continue;
+        while progress.next_attempt() {
+            let open = match connection.as_mut() {
+                Some(open) => open,
+                None => {
+                    let link = match AmqpLink::publisher(&config, &exchange, &name) {
+                        Ok(link) => link,
+                        Err(error) => {
+                            progress.give_up(error.to_string());
+                            continue;
+                        }
+                    };
+                    match Connection::open(&runtime, &config, link).await {
+                        Ok(fresh) => connection.insert(fresh),
+                        Err(error) => {
+                            progress.connect_failed(error.to_string());
+                            continue;
+                        }
                     }
                 }
-            }
-            if let Some(open) = connection.as_mut() {
-                match open.publish(&runtime, &payloads, &mut progress).await {
-                    Ok(()) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
-                        let next = progress.after_failure(
-                            &mut open.link,
-                            error.to_string(),
-                            error.is_timeout(),
-                            |event| log_event(&event),
-                        );
-                        if let Some(lost) = connection.take() {
-                            lost.abandon(&runtime).await;
-                        }
-                        match next {
-                            AfterFailure::Retry(error) => result = Err(error),
-                            AfterFailure::GiveUp(error) => {
-                                result = Err(error);
-                                break;
-                            }
-                        }
-                    }
+            };
+            if let Err(error) = open.publish(&runtime, &payloads, &mut progress).await {
+                tracing::warn!(%error, "RabbitMQ publisher connection lost; reconnecting");
+                progress.after_failure(
+                    &mut open.link,
+                    error.to_string(),
+                    error.is_timeout(),
+                    |event| log_event(&event),
+                );
+                if let Some(lost) = connection.take() {
+                    lost.abandon(&runtime).await;
                 }
             }
         }
-        answer_settled(progress.split(batch), result);
+        answer_settled(progress.split(batch));
     }
 }
 

@@ -7,11 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::AsyncReadExt;
-use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::resp::{
-    AfterFailure, LinkError, LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink,
-};
+use sockio_core::pubsub::failure::RedisFailure;
+use sockio_core::pubsub::resp::{LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
@@ -31,30 +29,7 @@ struct Connection<Rt: Runtime> {
     link: RedisLink,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("cannot connect to Redis: {0}")]
-    Connect(std::io::Error),
-    #[error("Redis connection: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    #[error("Redis closed the connection")]
-    Closed,
-    #[error("Redis did not answer in time")]
-    Timeout,
-}
-
-impl Failure {
-    /// A read or a write that waited its whole timeout (ours, or the kernel's: ETIMEDOUT).
-    fn is_timeout(&self) -> bool {
-        match self {
-            Failure::Timeout => true,
-            Failure::Io(error) => error.kind() == std::io::ErrorKind::TimedOut,
-            _ => false,
-        }
-    }
-}
+type Failure = RedisFailure;
 
 impl<Rt: Runtime> Connection<Rt> {
     /// Connects and sets `link` up (authentication, database, subscription).
@@ -149,57 +124,33 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     while let Some(batch) = next_batch(&mut jobs).await {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
         let mut progress = PublishBatch::new(payloads.len());
-        // Two attempts, as python-socketio's RedisManager: the first may find a connection the
-        // broker dropped since the last publish.
-        let mut result = Err(PublishError("not attempted".to_owned()));
         if last_used.is_some_and(|at: Instant| at.elapsed() >= PUBLISHER_IDLE_LIMIT) {
             connection = None;
         }
-        for _attempt in 0..2 {
-            if connection.is_none() {
-                let name = format!("sockio:{host_id}:pub:{opened}");
-                opened += 1;
-                match Connection::open(
-                    &runtime,
-                    &config,
-                    RedisLink::publisher(&config, &channel, &name),
-                )
-                .await
-                {
-                    Ok(fresh) => connection = Some(fresh),
-                    Err(error) => {
-                        result = Err(PublishError(error.to_string()));
-                        continue;
-                    }
-                }
-            }
-            if let Some(open) = connection.as_mut() {
-                match open.publish(&runtime, &mut progress, &payloads).await {
-                    Ok(()) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
-                        let next = progress.after_failure(
-                            &mut open.link,
-                            error.to_string(),
-                            error.is_timeout(),
-                        );
-                        connection = None;
-                        match next {
-                            AfterFailure::Retry(error) => result = Err(error),
-                            AfterFailure::GiveUp(error) => {
-                                result = Err(error);
-                                break;
-                            }
+        while progress.next_attempt() {
+            let open = match connection.as_mut() {
+                Some(open) => open,
+                None => {
+                    let name = format!("sockio:{host_id}:pub:{opened}");
+                    opened += 1;
+                    let link = RedisLink::publisher(&config, &channel, &name);
+                    match Connection::open(&runtime, &config, link).await {
+                        Ok(fresh) => connection.insert(fresh),
+                        Err(error) => {
+                            progress.connect_failed(error.to_string());
+                            continue;
                         }
                     }
                 }
+            };
+            if let Err(error) = open.publish(&runtime, &mut progress, &payloads).await {
+                tracing::warn!(%error, "Redis publisher connection lost; reconnecting");
+                progress.after_failure(&mut open.link, error.to_string(), error.is_timeout());
+                connection = None;
             }
         }
         last_used = Some(Instant::now());
-        answer_settled(progress.split(batch), result);
+        answer_settled(progress.split(batch));
     }
 }
 

@@ -1250,6 +1250,21 @@ impl PublishBatch {
         }
     }
 
+    /// Whether to make another attempt ([`BatchProgress::next_attempt`]).
+    pub fn next_attempt(&mut self) -> bool {
+        self.progress.next_attempt()
+    }
+
+    /// The attempt could not connect ([`BatchProgress::connect_failed`]).
+    pub fn connect_failed(&mut self, error: String) {
+        self.progress.connect_failed(error);
+    }
+
+    /// No connection can be made ([`BatchProgress::give_up`]).
+    pub fn give_up(&mut self, error: String) {
+        self.progress.give_up(error);
+    }
+
     /// True once the broker confirmed or refused every message of the batch.
     pub fn is_settled(&self) -> bool {
         self.progress.is_settled()

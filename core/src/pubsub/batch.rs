@@ -1,9 +1,26 @@
 //! How each message of a batch of publishes stands across the attempts a publisher makes (each
 //! on a fresh connection after a failure): the bookkeeping the Redis and RabbitMQ publishers of
 //! every runtime share, so that a retry publishes again only what neither went out nor was
-//! refused, and each emit gets its own message's outcome.
+//! refused, and each emit gets its own message's outcome; and how many attempts a batch gets,
+//! so that every publisher runs the same loop:
+//!
+//! ```text
+//! while batch.next_attempt() {
+//!     connect if not connected (on failure: batch.connect_failed(error); continue)
+//!     batch.publish(link); write; read until batch.is_settled()
+//!         (on failure: batch.after_failure(link, error, timed_out); drop the connection)
+//! }
+//! answer each job by batch.split(jobs)
+//! ```
 
 use crate::api::PublishError;
+
+/// How many attempts a batch gets, as python-socketio's managers: the first may find a
+/// connection the broker dropped since the last publish, the second is made on a new one.
+pub const ATTEMPTS: u8 = 2;
+
+/// What the unsettled messages of a batch no attempt was made for are told.
+const NOT_ATTEMPTED: &str = "not attempted";
 
 /// The outcome of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +39,10 @@ pub struct BatchProgress {
     outcomes: Vec<Outcome>,
     /// Sequence numbers on the current connection still awaited, and the message each stands for.
     waiting: Vec<(u64, usize)>,
+    /// How many attempts [`next_attempt`](Self::next_attempt) started.
+    attempts: u8,
+    /// The last failure, and whether it leaves room for another attempt.
+    failure: Option<AfterFailure>,
 }
 
 /// What follows a failed attempt to publish a batch.
@@ -41,8 +62,10 @@ pub struct Settled<J> {
     pub sent: Vec<J>,
     /// The broker refused them, each with its error.
     pub refused: Vec<(J, PublishError)>,
-    /// Never answered: they get the error of the last failure.
+    /// Never answered.
     pub unsettled: Vec<J>,
+    /// What the unsettled ones are told: the error of the last failure.
+    pub unsettled_error: PublishError,
 }
 
 impl BatchProgress {
@@ -51,7 +74,30 @@ impl BatchProgress {
         BatchProgress {
             outcomes: vec![Outcome::Unsettled; len],
             waiting: Vec::new(),
+            attempts: 0,
+            failure: None,
         }
+    }
+
+    /// Whether to make (and count) another attempt: not once every message is settled, nor
+    /// after a failure that gave up, nor after [`ATTEMPTS`].
+    pub fn next_attempt(&mut self) -> bool {
+        let gave_up = matches!(self.failure, Some(AfterFailure::GiveUp(_)));
+        if gave_up || self.is_settled() || self.attempts >= ATTEMPTS {
+            return false;
+        }
+        self.attempts += 1;
+        true
+    }
+
+    /// The attempt could not connect with `error`; the next attempt tries again.
+    pub fn connect_failed(&mut self, error: String) {
+        self.failure = Some(AfterFailure::Retry(PublishError(error)));
+    }
+
+    /// No connection can be made (`error`: the configuration cannot work); no further attempt.
+    pub fn give_up(&mut self, error: String) {
+        self.failure = Some(AfterFailure::GiveUp(PublishError(error)));
     }
 
     /// Starts an attempt on a new connection: forgets the last one's sequence numbers (what it
@@ -101,6 +147,8 @@ impl BatchProgress {
     /// connection. After a timeout it is not: the broker may have taken it, and a second publish
     /// could deliver it twice, so it gets `timeout_error`, which says it may still arrive. The
     /// failed connection's sequence numbers are forgotten: nothing it answers later counts.
+    /// The decision is also kept for [`next_attempt`](Self::next_attempt) and
+    /// [`split`](Self::split).
     pub fn after_failure(
         &mut self,
         error: String,
@@ -108,21 +156,28 @@ impl BatchProgress {
         timeout_error: &str,
     ) -> AfterFailure {
         self.waiting.clear();
-        if timed_out {
-            return AfterFailure::GiveUp(PublishError(timeout_error.to_owned()));
-        }
-        if self.is_settled() {
-            return AfterFailure::GiveUp(PublishError(error));
-        }
-        AfterFailure::Retry(PublishError(error))
+        let next = if timed_out {
+            AfterFailure::GiveUp(PublishError(timeout_error.to_owned()))
+        } else if self.is_settled() {
+            AfterFailure::GiveUp(PublishError(error))
+        } else {
+            AfterFailure::Retry(PublishError(error))
+        };
+        self.failure = Some(next.clone());
+        next
     }
 
     /// Splits the batch's `jobs` (in order, one per message) by outcome.
     pub fn split<J>(&self, jobs: Vec<J>) -> Settled<J> {
+        let unsettled_error = match &self.failure {
+            Some(AfterFailure::Retry(error) | AfterFailure::GiveUp(error)) => error.clone(),
+            None => PublishError(NOT_ATTEMPTED.to_owned()),
+        };
         let mut settled = Settled {
             sent: Vec::new(),
             refused: Vec::new(),
             unsettled: Vec::new(),
+            unsettled_error,
         };
         for (index, job) in jobs.into_iter().enumerate() {
             match self.outcomes.get(index) {
@@ -168,6 +223,7 @@ mod tests {
                 sent: vec!['a', 'b'],
                 refused: vec![('c', PublishError("no".into()))],
                 unsettled: vec![],
+                unsettled_error: PublishError("reset".into()),
             }
         );
     }
@@ -198,5 +254,66 @@ mod tests {
             progress.after_failure("closed".into(), false, "late"),
             AfterFailure::GiveUp(PublishError("closed".into()))
         );
+    }
+
+    /// The attempts loop every publisher runs (the module's documentation), on a scripted
+    /// broker: what each attempt does, and the outcome.
+    fn run(len: usize, mut attempt: impl FnMut(&mut BatchProgress, u8)) -> (u8, Settled<usize>) {
+        let mut progress = BatchProgress::new(len);
+        let mut made = 0;
+        while progress.next_attempt() {
+            made += 1;
+            attempt(&mut progress, made);
+        }
+        (made, progress.split((0..len).collect()))
+    }
+
+    #[test]
+    fn two_attempts_at_most_and_the_last_error_for_the_unsettled() {
+        let (made, settled) = run(2, |progress, made| {
+            if made == 1 {
+                progress.connect_failed("refused".into());
+            } else {
+                for index in progress.begin_attempt() {
+                    progress.published_as(index as u64, index);
+                }
+                progress.settle(0, None);
+                progress.after_failure("reset".into(), false, "late");
+            }
+        });
+        assert_eq!(made, ATTEMPTS);
+        assert_eq!((settled.sent, settled.unsettled), (vec![0], vec![1]));
+        assert_eq!(settled.unsettled_error, PublishError("reset".into()));
+    }
+
+    #[test]
+    fn a_settled_batch_or_a_give_up_ends_the_attempts() {
+        let (made, settled) = run(1, |progress, _| {
+            for index in progress.begin_attempt() {
+                progress.published_as(1, index);
+            }
+            progress.settle(1, None);
+        });
+        assert_eq!((made, settled.sent), (1, vec![0]));
+
+        let (made, settled) = run(1, |progress, _| progress.give_up("bad URL".into()));
+        assert_eq!((made, settled.unsettled), (1, vec![0]));
+        assert_eq!(settled.unsettled_error, PublishError("bad URL".into()));
+
+        let (made, settled) = run(1, |progress, _| {
+            progress.after_failure("slow".into(), true, "may still arrive");
+        });
+        assert_eq!(made, 1, "a timeout is not tried again");
+        assert_eq!(
+            settled.unsettled_error,
+            PublishError("may still arrive".into())
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_needs_no_attempt() {
+        let (made, settled) = run(0, |_, _| unreachable!("no attempt"));
+        assert_eq!(made, 0);
+        assert!(settled.sent.is_empty() && settled.unsettled.is_empty());
     }
 }

@@ -9,6 +9,7 @@
 pub mod amqp;
 pub mod batch;
 pub mod callbacks;
+pub mod failure;
 pub mod kombu;
 pub mod manager;
 pub mod message;
