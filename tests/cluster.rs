@@ -226,6 +226,40 @@ async fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
     assert!(publishers[0].ends_with(":pub:0"), "{publishers:?}");
 }
 
+/// A message RabbitMQ refuses (basic.nack: here the server's own queue is full, a policy of
+/// `max-length` 0 with `overflow: reject-publish`) fails its emit with the refusal, and the
+/// publisher connection stays: the next emit, once the queue takes messages again, goes out on
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_rabbitmq_nacks_fails_its_emit_and_keeps_the_connection() {
+    let url = amqp_url();
+    if broker_addr(&url).is_none() {
+        return;
+    }
+    let exchange = fresh_channel();
+    let vhost = vhost(&url);
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    wait_for_bindings(&vhost, &exchange, 1).await;
+    let queue = bound_queues(&vhost, &exchange).remove(0);
+    let policy =
+        sockio_testkit::brokers::RejectingPolicy::apply(&vhost, &queue).expect("a RabbitMQ policy");
+    for attempt in 0..2 {
+        let error = server
+            .emit("refused", &attempt)
+            .await
+            .expect_err("a message RabbitMQ nacks fails the emit");
+        assert!(error.to_string().contains("basic.nack"), "{error}");
+    }
+    let before = connections(&exchange);
+    assert_eq!(before.len(), 2, "a subscriber and a publisher: {before:?}");
+    policy.clear().expect("the policy cleared");
+    server.emit("taken", &2).await.expect("the queue takes it");
+    assert_eq!(connections(&exchange), before, "the same connections");
+}
+
 /// `unix://` URLs: the same scenario through a Redis of the test's own on a Unix socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_redis_on_a_unix_socket() {

@@ -351,6 +351,41 @@ fn rabbitmq_traffic_resumes_after_the_broker_drops_the_connections() {
     client.finish();
 }
 
+/// A message RabbitMQ refuses (basic.nack: the server's own queue is full, a policy of
+/// `max-length` 0 with `overflow: reject-publish`) fails its emit with the refusal, and the
+/// publisher connection stays: the next emit, once the queue takes messages again, goes out on
+/// it.
+#[test]
+fn a_message_rabbitmq_nacks_fails_its_emit_and_keeps_the_connection() {
+    let Some((url, broker)) = rabbitmq() else {
+        return;
+    };
+    let Broker::Amqp { vhost } = &broker else {
+        unreachable!("a RabbitMQ broker")
+    };
+    let exchange = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&exchange);
+    let server = Server::builder().client_manager(manager).build();
+    broker.wait_for_listeners(&exchange, 1);
+    let queue = bound_queues(vhost, &exchange).remove(0);
+    let policy =
+        sockio_testkit::brokers::RejectingPolicy::apply(vhost, &queue).expect("a RabbitMQ policy");
+    for attempt in 0..2 {
+        let error = server
+            .emit("refused", &attempt)
+            .send()
+            .expect_err("a message RabbitMQ nacks fails the emit");
+        assert!(error.to_string().contains("basic.nack"), "{error}");
+    }
+    let before = connections(&exchange);
+    assert_eq!(before.len(), 2, "a subscriber and a publisher: {before:?}");
+    policy.clear().expect("the policy cleared");
+    server.emit("taken", &2).send().expect("the queue takes it");
+    assert_eq!(connections(&exchange), before, "the same connections");
+}
+
 /// A publish Redis refuses (a user whose ACL does not grant `PUBLISH`: Redis answers `-NOPERM`)
 /// fails its emit with Redis's error, and the publisher connection stays (`...:pub:0`): Redis
 /// runs each pipelined command on its own, so the refusal says nothing about the connection.

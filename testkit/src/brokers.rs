@@ -452,6 +452,75 @@ pub fn bound_queues(vhost: &str, exchange: &str) -> Result<Vec<String>, String> 
     Ok(queues)
 }
 
+/// A RabbitMQ policy that makes one queue refuse every message routed to it (`max-length` 0,
+/// `overflow: reject-publish`: a full queue that rejects publishes, which RabbitMQ answers with
+/// basic.nack), cleared when dropped.
+pub struct RejectingPolicy {
+    vhost: String,
+    name: String,
+    queue: String,
+}
+
+impl RejectingPolicy {
+    /// Applies the policy to `queue` of `vhost`, and waits until the queue has it.
+    pub fn apply(vhost: &str, queue: &str) -> Result<RejectingPolicy, String> {
+        let policy = RejectingPolicy {
+            vhost: vhost.to_owned(),
+            name: format!("reject-{queue}"),
+            queue: queue.to_owned(),
+        };
+        let pattern = format!("^{}$", queue.replace('.', "\\."));
+        rabbitmqctl(&[
+            "set_policy",
+            "-p",
+            vhost,
+            "--apply-to",
+            "queues",
+            "--priority",
+            "100",
+            &policy.name,
+            &pattern,
+            r#"{"max-length":0,"overflow":"reject-publish"}"#,
+        ])?;
+        policy.wait_until(true)?;
+        Ok(policy)
+    }
+
+    /// Clears the policy, and waits until the queue is rid of it.
+    pub fn clear(self) -> Result<(), String> {
+        rabbitmqctl(&["clear_policy", "-p", &self.vhost, &self.name])?;
+        self.wait_until(false)
+    }
+
+    /// Waits until the queue has the policy (`applied`) or not: a policy reaches a queue
+    /// shortly after the command returns.
+    fn wait_until(&self, applied: bool) -> Result<(), String> {
+        for _ in 0..60 {
+            let listing = rabbitmqctl(&["list_queues", "-p", &self.vhost, "-s", "name", "policy"])?;
+            let has = listing.lines().any(|line| {
+                line.split('\t')
+                    .eq([self.queue.as_str(), self.name.as_str()])
+            });
+            if has == applied {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(format!(
+            "the policy {} never changed on {}",
+            self.name, self.queue
+        ))
+    }
+}
+
+impl Drop for RejectingPolicy {
+    fn drop(&mut self) {
+        // Errors ignored (cleared already, or no broker): a panic here, while a failing test
+        // unwinds, would abort the run.
+        let _ = rabbitmqctl(&["clear_policy", "-p", &self.vhost, &self.name]);
+    }
+}
+
 /// The Erlang pids (as `close_connection` wants them) of the RabbitMQ connections whose
 /// client-provided name mentions `exchange` (sockio names its connections `sockio subscriber
 /// <exchange> <queue>` and `sockio publisher <exchange>`).
