@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::batch::BatchProgress;
 pub use super::batch::{AfterFailure, Settled};
 use super::url::AmqpConfig;
 
@@ -1194,28 +1193,12 @@ pub const REFUSED: &str =
 pub const NOT_CONFIRMED: &str =
     "RabbitMQ did not confirm in time; the message may or may not reach the other servers";
 
-/// Which messages of a batch the broker confirmed or refused, across the attempts a driver makes
+/// Which messages of a batch RabbitMQ confirmed or refused, across the attempts a driver makes
 /// (each on a fresh link after a failure), so that a retry publishes again only what was
-/// neither: the bookkeeping both the async and the blocking drivers need.
-///
-/// Use: [`publish`](Self::publish) the batch on a ready publisher link and write what it
-/// transmits; after every input or timeout, [`handle_events`](Self::handle_events) until
-/// [`is_settled`](Self::is_settled). When the link fails, ask
-/// [`after_failure`](Self::after_failure) (before dropping the link), then call `publish` again
-/// on a new one.
-#[derive(Debug, Clone)]
-pub struct PublishBatch {
-    progress: BatchProgress,
-}
+/// neither. How to drive it: [`super::batch::PublishBatch`].
+pub type PublishBatch = super::batch::PublishBatch<AmqpLink>;
 
 impl PublishBatch {
-    /// A batch of `len` messages, none answered.
-    pub fn new(len: usize) -> Self {
-        PublishBatch {
-            progress: BatchProgress::new(len),
-        }
-    }
-
     /// Queues on `link` every message of `payloads` (the batch, in order) neither confirmed nor
     /// refused yet. Sequence numbers of an earlier link are forgotten: its unconfirmed messages
     /// are sent again.
@@ -1250,26 +1233,6 @@ impl PublishBatch {
         }
     }
 
-    /// Whether to make another attempt ([`BatchProgress::next_attempt`]).
-    pub fn next_attempt(&mut self) -> bool {
-        self.progress.next_attempt()
-    }
-
-    /// The attempt could not connect ([`BatchProgress::connect_failed`]).
-    pub fn connect_failed(&mut self, error: String) {
-        self.progress.connect_failed(error);
-    }
-
-    /// No connection can be made ([`BatchProgress::give_up`]).
-    pub fn give_up(&mut self, error: String) {
-        self.progress.give_up(error);
-    }
-
-    /// True once the broker confirmed or refused every message of the batch.
-    pub fn is_settled(&self) -> bool {
-        self.progress.is_settled()
-    }
-
     /// After a failed attempt on `link` with `error` (`timed_out`: the broker confirmed too
     /// late, or stopped taking the batch's bytes): records the answers `link` read before the
     /// failure (a confirmation in the same input as a connection.close), then says whether to
@@ -1286,11 +1249,6 @@ impl PublishBatch {
     ) -> AfterFailure {
         self.handle_events(link, other);
         self.progress.after_failure(error, timed_out, NOT_CONFIRMED)
-    }
-
-    /// Splits the batch's `jobs` (in order, one per message) by what the broker answered.
-    pub fn split<J>(&self, jobs: Vec<J>) -> Settled<J> {
-        self.progress.split(jobs)
     }
 }
 

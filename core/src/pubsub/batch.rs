@@ -13,6 +13,8 @@
 //! answer each job by batch.split(jobs)
 //! ```
 
+use std::marker::PhantomData;
+
 use crate::api::PublishError;
 
 /// How many attempts a batch gets, as python-socketio's managers: the first may find a
@@ -189,6 +191,66 @@ impl BatchProgress {
             }
         }
         settled
+    }
+}
+
+/// One batch of publishes on links of type `L` (`resp::RedisLink`, `amqp::AmqpLink`), across
+/// the connections it takes: a [`BatchProgress`] whose broker-specific steps (`publish`,
+/// `handle_events`, `after_failure`) are implemented for each link type, next to it.
+///
+/// Use (the module's loop): while [`next_attempt`](Self::next_attempt), `publish` the batch on
+/// a ready publisher link (a fresh one after a failure, or after
+/// [`connect_failed`](Self::connect_failed)) and write what it transmits; after every input,
+/// `handle_events` until [`is_settled`](Self::is_settled). When the link fails, ask
+/// `after_failure` before dropping it. Then answer each job by [`split`](Self::split).
+#[derive(Debug)]
+pub struct PublishBatch<L> {
+    pub(super) progress: BatchProgress,
+    link: PhantomData<fn(&mut L)>,
+}
+
+// Not derived: a derive would ask `L: Clone`.
+impl<L> Clone for PublishBatch<L> {
+    fn clone(&self) -> Self {
+        PublishBatch {
+            progress: self.progress.clone(),
+            link: PhantomData,
+        }
+    }
+}
+
+impl<L> PublishBatch<L> {
+    /// A batch of `len` messages, none answered.
+    pub fn new(len: usize) -> Self {
+        PublishBatch {
+            progress: BatchProgress::new(len),
+            link: PhantomData,
+        }
+    }
+
+    /// Whether to make another attempt ([`BatchProgress::next_attempt`]).
+    pub fn next_attempt(&mut self) -> bool {
+        self.progress.next_attempt()
+    }
+
+    /// The attempt could not connect ([`BatchProgress::connect_failed`]).
+    pub fn connect_failed(&mut self, error: String) {
+        self.progress.connect_failed(error);
+    }
+
+    /// No connection can be made ([`BatchProgress::give_up`]).
+    pub fn give_up(&mut self, error: String) {
+        self.progress.give_up(error);
+    }
+
+    /// True once the broker answered (took or refused) every message of the batch.
+    pub fn is_settled(&self) -> bool {
+        self.progress.is_settled()
+    }
+
+    /// Splits the batch's `jobs` (in order, one per message) by what the broker answered.
+    pub fn split<J>(&self, jobs: Vec<J>) -> Settled<J> {
+        self.progress.split(jobs)
     }
 }
 

@@ -11,7 +11,6 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::batch::BatchProgress;
 pub use super::batch::{AfterFailure, Settled};
 use super::kombu;
 use super::url::{RedisConfig, RedisFraming};
@@ -426,28 +425,12 @@ impl RedisLink {
 pub const NOT_ANSWERED: &str =
     "Redis did not answer in time; the message may or may not reach the other servers";
 
-/// One batch of publishes, across the connections it takes: after a lost connection only what
-/// Redis neither answered nor refused is sent again on the next (a message answered is never sent
-/// twice).
-///
-/// Use: [`publish`](Self::publish) the batch on a ready publisher link and write what it
-/// transmits; after every input, [`handle_events`](Self::handle_events) until
-/// [`is_settled`](Self::is_settled). When the link fails, ask
-/// [`after_failure`](Self::after_failure) (before dropping the link), then call `publish` again
-/// on a new one.
-#[derive(Debug, Clone)]
-pub struct PublishBatch {
-    progress: BatchProgress,
-}
+/// One batch of publishes to Redis, across the connections it takes: after a lost connection
+/// only what Redis neither answered nor refused is sent again on the next (a message answered is
+/// never sent twice). How to drive it: [`super::batch::PublishBatch`].
+pub type PublishBatch = super::batch::PublishBatch<RedisLink>;
 
 impl PublishBatch {
-    /// A batch of `len` messages, none answered.
-    pub fn new(len: usize) -> Self {
-        PublishBatch {
-            progress: BatchProgress::new(len),
-        }
-    }
-
     /// Queues on `link` (a fresh link for each attempt) every message of `payloads` (the batch,
     /// in order) neither answered nor refused yet.
     pub fn publish<P: AsRef<[u8]>>(&mut self, link: &mut RedisLink, payloads: &[P]) {
@@ -477,26 +460,6 @@ impl PublishBatch {
         }
     }
 
-    /// Whether to make another attempt ([`BatchProgress::next_attempt`]).
-    pub fn next_attempt(&mut self) -> bool {
-        self.progress.next_attempt()
-    }
-
-    /// The attempt could not connect ([`BatchProgress::connect_failed`]).
-    pub fn connect_failed(&mut self, error: String) {
-        self.progress.connect_failed(error);
-    }
-
-    /// No connection can be made ([`BatchProgress::give_up`]).
-    pub fn give_up(&mut self, error: String) {
-        self.progress.give_up(error);
-    }
-
-    /// True once Redis answered every message of the batch.
-    pub fn is_settled(&self) -> bool {
-        self.progress.is_settled()
-    }
-
     /// An attempt on `link` failed with `error` (`timed_out`: Redis took nothing, or answered
     /// nothing, for the whole wait): records the answers `link` read before the failure, then
     /// says whether to try the rest on a new connection. After a timeout it is not published
@@ -511,11 +474,6 @@ impl PublishBatch {
     ) -> AfterFailure {
         self.handle_events(link);
         self.progress.after_failure(error, timed_out, NOT_ANSWERED)
-    }
-
-    /// Splits the batch's `jobs` (in order, one per message) by what Redis answered.
-    pub fn split<J>(&self, jobs: Vec<J>) -> Settled<J> {
-        self.progress.split(jobs)
     }
 }
 
