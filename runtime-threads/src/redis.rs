@@ -79,6 +79,9 @@ impl Connection {
         let read = match self.stream.read(&mut buffer) {
             Ok(0) => return Err(Failure::Closed),
             Ok(read) => read,
+            // The read timeout ran out: Unix reports it as WouldBlock, Windows as TimedOut (std's
+            // `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT) is a timeout
+            // too: what was written on it may have arrived.
             Err(error) if is_timeout_kind(error.kind()) => return Err(Failure::Timeout),
             Err(error) => return Err(error.into()),
         };
