@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_util::AsyncReadExt;
+use futures_util::{AsyncReadExt, FutureExt};
 use futures_util::future::{Either, select};
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
@@ -28,6 +28,8 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_STALL: Duration = Duration::from_secs(5);
 /// How often an idle publisher wakes to run the link's timers when no heartbeat is due sooner.
 const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
+/// How many reads of what is already here a publish makes first (16 KiB each).
+const READY_READS: usize = 16;
 /// How long a clean close may wait for the broker's close-ok.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -87,6 +89,18 @@ impl<Rt: Runtime> Connection<Rt> {
         Ok(())
     }
 
+    /// Feeds the link what the broker sent that is already here, without waiting: up to
+    /// `READY_READS` reads, so a broker that keeps sending cannot hold the publisher here.
+    fn read_ready(&mut self) -> Result<(), Failure> {
+        for _ in 0..READY_READS {
+            match self.read_some().now_or_never() {
+                Some(read) => read?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// After a failure: writes what the link still owes the broker (a close-ok when the broker
     /// closed the connection), bounded in time, then drops the connection.
     async fn abandon(mut self, runtime: &Rt) {
@@ -122,12 +136,14 @@ impl<Rt: Runtime> Connection<Rt> {
         payloads: &[Vec<u8>],
         batch: &mut PublishBatch,
     ) -> Result<(), Failure> {
-        // A broker silent past its heartbeats while the publisher idled (the idle wait takes a
-        // batch before a timer that is due): nothing is written yet, so this is no timeout of
-        // the batch's.
-        self.link
-            .handle_timeout(Instant::now())
-            .map_err(|error| Failure::FoundDead(Box::new(error.into())))?;
+        // A broker that closed this connection since the last batch, or went silent past its
+        // heartbeats while the publisher idled (the idle wait takes a batch before a read or a
+        // timer that is due), has said so already: notice it before writing to a dead
+        // connection, after reading what came (heartbeats that keep it alive). Nothing is
+        // written yet, so whatever it finds is no timeout of this batch's.
+        self.read_ready()
+            .and_then(|()| Ok(self.link.handle_timeout(Instant::now())?))
+            .map_err(|error| Failure::FoundDead(Box::new(error)))?;
         batch.publish(&mut self.link, payloads)?;
         self.flush_waiting(runtime, WRITE_STALL).await?;
         let deadline = Instant::now() + PUBLISH_TIMEOUT;
