@@ -91,8 +91,8 @@ impl Connection {
             Ok(0) => return Err(Failure::Closed),
             Ok(read) => read,
             // The read timeout ran out: Unix reports it as WouldBlock, Windows as TimedOut (std's
-            // `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT) reads the same;
-            // the link's own deadline (heartbeats, the batch's wait) finds it.
+            // `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT on Linux) reads
+            // the same once; the next read finds it closed.
             Err(error) if is_timeout_kind(error.kind()) => return Ok(false),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(error) => return Err(error.into()),

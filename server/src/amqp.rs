@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_util::{AsyncReadExt, FutureExt};
 use futures_util::future::{Either, select};
+use futures_util::{AsyncReadExt, FutureExt};
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::amqp::{AmqpLink, LinkEvent, PublishBatch};
@@ -90,7 +90,9 @@ impl<Rt: Runtime> Connection<Rt> {
     }
 
     /// Feeds the link what the broker sent that is already here, without waiting: up to
-    /// `READY_READS` reads, so a broker that keeps sending cannot hold the publisher here.
+    /// `READY_READS` reads, so a broker that keeps sending cannot hold the publisher here. Best
+    /// effort: a read the reactor has not noticed yet, or a task out of its cooperative budget,
+    /// reads nothing (as before, the connection may then be found dead and replaced).
     fn read_ready(&mut self) -> Result<(), Failure> {
         for _ in 0..READY_READS {
             match self.read_some().now_or_never() {

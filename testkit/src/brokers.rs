@@ -459,6 +459,7 @@ pub struct RejectingPolicy {
     vhost: String,
     name: String,
     queue: String,
+    cleared: bool,
 }
 
 impl RejectingPolicy {
@@ -468,8 +469,16 @@ impl RejectingPolicy {
             vhost: vhost.to_owned(),
             name: format!("reject-{queue}"),
             queue: queue.to_owned(),
+            cleared: false,
         };
-        let pattern = format!("^{}$", queue.replace('.', "\\."));
+        let mut pattern = String::from("^");
+        for c in queue.chars() {
+            if "\\^$.|?*+()[]{}".contains(c) {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('$');
         rabbitmqctl(&[
             "set_policy",
             "-p",
@@ -486,14 +495,16 @@ impl RejectingPolicy {
         Ok(policy)
     }
 
-    /// Clears the policy, and waits until the queue is rid of it.
-    pub fn clear(self) -> Result<(), String> {
+    /// Clears the policy, and waits until the queue's record is rid of it.
+    pub fn clear(mut self) -> Result<(), String> {
         rabbitmqctl(&["clear_policy", "-p", &self.vhost, &self.name])?;
+        self.cleared = true;
         self.wait_until(false)
     }
 
-    /// Waits until the queue has the policy (`applied`) or not: a policy reaches a queue
-    /// shortly after the command returns.
+    /// Waits until the queue's record has the policy (`applied`) or not: a policy reaches it
+    /// shortly after the command returns. The queue itself hears of it a moment later still, so
+    /// a test retries what it expects of the queue.
     fn wait_until(&self, applied: bool) -> Result<(), String> {
         for _ in 0..60 {
             let listing = rabbitmqctl(&["list_queues", "-p", &self.vhost, "-s", "name", "policy"])?;
@@ -515,8 +526,10 @@ impl RejectingPolicy {
 
 impl Drop for RejectingPolicy {
     fn drop(&mut self) {
-        // Errors ignored (cleared already, or no broker): a panic here, while a failing test
-        // unwinds, would abort the run.
+        if self.cleared {
+            return;
+        }
+        // Errors ignored: a panic here, while a failing test unwinds, would abort the run.
         let _ = rabbitmqctl(&["clear_policy", "-p", &self.vhost, &self.name]);
     }
 }

@@ -1240,6 +1240,8 @@ impl PublishBatch {
     /// have routed it (a confirmation held up on its way, a resource alarm holding the
     /// connection), and a second publish could deliver it twice.
     /// The link's other events read before the failure go to `other` (to log).
+    /// The decision is kept too: [`next_attempt`](super::batch::PublishBatch::next_attempt)
+    /// and [`split`](super::batch::PublishBatch::split) follow it.
     pub fn after_failure(
         &mut self,
         link: &mut AmqpLink,

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! while batch.next_attempt() {
-//!     connect if not connected (on failure: batch.connect_failed(error); continue)
+//!     connect if not connected (on failure: batch.connect_failed(error), or batch.give_up(error)
+//!         when no connection can work; continue)
 //!     batch.publish(link); write; read until batch.is_settled()
 //!         (on failure: batch.after_failure(link, error, timed_out); drop the connection)
 //! }
@@ -92,7 +93,8 @@ impl BatchProgress {
         true
     }
 
-    /// The attempt could not connect with `error`; the next attempt tries again.
+    /// The attempt could not connect with `error`: the next attempt, if one is left, tries again;
+    /// otherwise the unsettled messages get `error`.
     pub fn connect_failed(&mut self, error: String) {
         self.failure = Some(AfterFailure::Retry(PublishError(error)));
     }

@@ -50,8 +50,8 @@ pub enum ConnectionFailure<E> {
 
 impl<E: BrokerLinkError> ConnectionFailure<E> {
     /// A read or a write that waited its whole timeout (ours; the kernel's, ETIMEDOUT; or a
-    /// blocking socket's own timeout, which reads report as `WouldBlock`), or a link that gave
-    /// up waiting: what was written may have arrived.
+    /// blocking socket's send or receive timeout, EAGAIN: `WouldBlock` on Unix), or a link that
+    /// gave up waiting: what was written may have arrived.
     pub fn is_timeout(&self) -> bool {
         match self {
             ConnectionFailure::Timeout => true,
@@ -89,10 +89,14 @@ impl<E: BrokerLinkError> fmt::Display for ConnectionFailure<E> {
 impl<E: BrokerLinkError> std::error::Error for ConnectionFailure<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConnectionFailure::Connect(error) | ConnectionFailure::Io(error) => Some(error),
+            // As the runtimes' own enums had it: `Connect` and `FoundDead` print their cause
+            // already; a link error stands for itself (its cause is its own source).
+            ConnectionFailure::Io(error) => Some(error),
             ConnectionFailure::Link(error) => error.source(),
-            ConnectionFailure::FoundDead(failure) => Some(failure.as_ref()),
-            ConnectionFailure::Closed | ConnectionFailure::Timeout => None,
+            ConnectionFailure::Connect(_)
+            | ConnectionFailure::FoundDead(_)
+            | ConnectionFailure::Closed
+            | ConnectionFailure::Timeout => None,
         }
     }
 }

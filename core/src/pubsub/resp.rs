@@ -466,6 +466,8 @@ impl PublishBatch {
     /// again: Redis may have taken it, and a second publish could deliver it twice. After a lost
     /// connection it is (python-socketio's second attempt: the first may find a connection the
     /// broker dropped since the last publish).
+    /// The decision is kept too: [`next_attempt`](super::batch::PublishBatch::next_attempt)
+    /// and [`split`](super::batch::PublishBatch::split) follow it.
     pub fn after_failure(
         &mut self,
         link: &mut RedisLink,
