@@ -510,6 +510,17 @@ socket.emit("subscribe");
     // The message came last, so the task is at its end.
     assert_eq!(task.join(), Some("finished"));
     client.finish();
+    // `is_finished` tells a task still running from one that returned.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let task = io.start_background_task(move || wait.recv().is_ok());
+    assert!(!task.is_finished(), "the task waits for its go");
+    go.send(()).expect("the task is waiting");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !task.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(task.is_finished(), "the task returned");
+    assert_eq!(task.join(), Some(true));
     // A panicking task is reported by `join`, and the server lives on.
     let task = io.start_background_task(|| -> u32 { panic!("test panic in a background task") });
     assert_eq!(task.join(), None);
