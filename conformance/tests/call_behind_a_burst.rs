@@ -19,6 +19,7 @@ use std::time::Duration;
 use in_process::{join_over_websocket, serve_async, serve_threads};
 use serde_json::Value;
 use sockio_server::{Runtime, Server, Socket};
+use sockio_testkit::socket_queues;
 use tungstenite::Message;
 
 /// Past the async runtimes' backlog limit (1,024), within four times it; with their padding,
@@ -115,10 +116,11 @@ fn a_call_is_answered_behind_a_burst_on_threads() {
     ask_behind_a_burst(serve_threads(&io), THREADS_BURST, &answers);
 }
 
-/// How long the client gives the server to read its burst up to the backlog limit, where its
-/// reading is held back. On a machine too loaded to get there in time the call starts while the
-/// reader still runs: the test then passes without the wake it is about (weaker, never flaky).
-const READ_UP_TO_THE_LIMIT: Duration = Duration::from_secs(1);
+/// How long the server's receive queue must stay the same before the test takes the server's
+/// reading of the burst as held back at the backlog limit (`socket_queues`). A reader starved
+/// of CPU that long looks held too: the call then starts while the reader still runs, and the
+/// test passes without the wake it is about (weaker, never flaky).
+const READING_STOPPED_FOR: Duration = Duration::from_millis(200);
 
 /// Sends `hold` (whose handler waits until `open`) and a burst of `burst` events, so the
 /// server's reading of this client is held back; then the test calls the client from outside
@@ -139,7 +141,12 @@ fn call_a_held_reader(
         ws.write(Message::text(noise.as_str())).expect("noise");
     }
     ws.flush().expect("the burst");
-    std::thread::sleep(READ_UP_TO_THE_LIMIT);
+    let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
+        panic!("a plain TCP stream");
+    };
+    // Not asserted: where /proc/net/tcp cannot be read, or the machine is too slow, the test
+    // goes on unheld (see READING_STOPPED_FOR).
+    let _ = socket_queues::wait_until_server_stops_reading(stream, READING_STOPPED_FOR, WAIT);
     let (answers, answered) = channel();
     std::thread::spawn(move || {
         let _ = answers.send(call(sid));

@@ -18,6 +18,7 @@ use std::net::TcpStream;
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
+use sockio_testkit::socket_queues;
 use sockio_threads::{Server, Socket};
 use support::{STEP, recv};
 use tungstenite::Message;
@@ -29,31 +30,9 @@ use tungstenite::protocol::frame::coding::CloseCode;
 const FRAMES: usize = 320;
 const FRAME_TEXT: usize = 32 * 1024;
 
-/// The send and receive queues (bytes) of the server's end of the loopback connection whose
-/// client end is `client`, from `/proc/net/tcp`: what the kernel says the server's socket holds
-/// unacknowledged (the client's window is full) and unread (its reader has not taken it yet).
+/// The server's send and receive queues for `client` ([`socket_queues::server_queues`]).
 fn server_queues(client: &TcpStream) -> (u64, u64) {
-    let server_port = client.peer_addr().expect("peer").port();
-    let client_port = client.local_addr().expect("local").port();
-    let port = |address: &str| {
-        address
-            .rsplit(':')
-            .next()
-            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-    };
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let mine = port(fields.get(1)?)? == server_port && port(fields.get(2)?)? == client_port;
-            let (tx, rx) = fields.get(4)?.split_once(':')?;
-            mine.then(|| {
-                let queue = |hex| u64::from_str_radix(hex, 16).unwrap_or(0);
-                (queue(tx), queue(rx))
-            })
-        })
+    socket_queues::server_queues(client)
         .expect("the server's end of the connection in /proc/net/tcp")
 }
 

@@ -30,6 +30,7 @@ pub mod link_faults;
 pub mod node_script;
 pub mod raw_polling;
 pub mod requests;
+pub mod socket_queues;
 pub mod tls;
 
 use std::collections::VecDeque;
