@@ -467,7 +467,8 @@ impl<Rt: Runtime> Server<Rt> {
             // made only when it has to wait, so a handler that finishes at once costs no second
             // allocation.
             // Only async handlers are sent to tasks after a long one, so only they are timed.
-            let started = async_handlers.then(Instant::now);
+            // (The instant it becomes long is taken now, so the check below only compares.)
+            let long_from = async_handlers.then(|| Instant::now() + LONG_INLINE_HANDLER);
             // Marked outside the panic boundary, which catches whatever the poll throws, so the
             // poll's closure stays as small as it was (inlined).
             let in_handler = InHandler::enter(self.id());
@@ -510,9 +511,7 @@ impl<Rt: Runtime> Server<Rt> {
             };
             if finished {
                 let done = || acknowledged.unwrap_or_else(Instant::now);
-                if started
-                    .is_some_and(|at| done().saturating_duration_since(at) >= LONG_INLINE_HANDLER)
-                {
+                if long_from.is_some_and(|long| done() >= long) {
                     cell.spawn_next(SPAWNED_AFTER_LONG);
                 }
                 return Started::Done;
