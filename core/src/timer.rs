@@ -46,10 +46,12 @@ impl Arming {
 
     /// Whether [`Arming::after_drive`] would arm a timer, without holding it: for a driver whose
     /// timer is armed elsewhere (an async connection's task), to know whether to wake it.
+    #[inline]
     pub fn would_arm(&self, deadline: Option<Instant>, now: Instant) -> bool {
         self.needed(deadline, now).is_some()
     }
 
+    #[inline]
     fn needed(&self, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
         let deadline = deadline?;
         let at = if deadline <= now {

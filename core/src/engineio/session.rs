@@ -1153,6 +1153,7 @@ impl Session {
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must be called, if any.
     /// It changes only as a result of an input or a command, so a driver that keeps deadlines in a
     /// heap re-reads it after each of those and nowhere else.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| earliest = super::earlier(earliest, t);

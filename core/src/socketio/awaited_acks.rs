@@ -57,6 +57,7 @@ impl AwaitedAcks {
     }
 
     /// The earliest deadline of an awaited ack.
+    #[inline]
     pub fn earliest_deadline(&self) -> Option<Instant> {
         self.by_deadline.first().map(|(deadline, _)| *deadline)
     }

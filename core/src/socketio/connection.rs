@@ -399,6 +399,7 @@ impl Connection {
     }
 
     /// True once the connection has ended (WebSocket writes may still wait in `poll_ws`).
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -973,6 +974,7 @@ impl Connection {
     }
 
     /// The next instant at which [`handle_timeout`](Self::handle_timeout) must be called.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
