@@ -241,6 +241,11 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
         let mut throttled = None;
         // Set when the server closed the WebSocket itself: the client may still be sending.
         let mut closed_here = false;
+        // The last read of the socket found it empty, so this task is registered to be woken
+        // when it has data, and the task has not waited since (a wait could have taken that
+        // wake-up without reading). The next read then waits without asking the socket again:
+        // it would only find it empty once more (on tokio, a readiness check per event).
+        let mut read_registered = false;
         let failed = 'turns: loop {
             // Cleared before pulling, so what is notified from here on is pulled by the next turn.
             writer.clear();
@@ -251,6 +256,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 match poll_fn(|cx| Poll::Ready(write_now(cx, &session, id, &mut ws))).await {
                     Poll::Ready(written) => written,
                     Poll::Pending => {
+                        read_registered = false;
                         let read = reading(&session, &ws, throttled.is_some());
                         let waited = Box::pin(write_waiting(
                             &runtime, &session, id, &writer, &mut ws, read,
@@ -278,6 +284,7 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                 Some(turn) => turn,
                 None => 'turn: {
                     if let Some(waiting) = throttled.as_mut() {
+                        read_registered = false;
                         // Reading waits while the application is far behind (or reads only the
                         // heartbeat, `reading`); writing does not, so what the handlers send
                         // meanwhile and the heartbeat's pings still reach the client.
@@ -312,14 +319,21 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                             }
                         }
                     }
-                    let read =
-                        poll_fn(|cx| read_some(cx, &session, id, &writer, &mut ws, Reading::Feed));
+                    let mut registered = std::mem::take(&mut read_registered);
+                    let read = poll_fn(|cx| {
+                        if std::mem::take(&mut registered) {
+                            return Poll::Pending;
+                        }
+                        read_some(cx, &session, id, &writer, &mut ws, Reading::Feed)
+                    });
                     match select(read, writer.notified()).await {
                         Either::Left((turn, _)) => turn,
                         Either::Right(_) => continue 'turns,
                     }
                 }
             };
+            // `more: false`: the turn's last read found the socket empty (see `read_some`).
+            read_registered = matches!(turn, ReadTurn::Open { more: false });
             match turn {
                 ReadTurn::Open { more } => {
                     throttled = session.throttle().map(Box::pin);
