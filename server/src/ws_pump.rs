@@ -528,34 +528,42 @@ fn write_now<S: WsSession>(
     ws: &mut WsSocket,
 ) -> Poll<Ended> {
     loop {
-        fill_outbox(session, id, &mut ws.outbox);
-        if ws.outbox.is_empty() {
-            return Poll::Ready(if ws.outbox.is_closed() {
-                Ended::Closed
-            } else {
-                Ended::Open
-            });
+        let core_has_more = fill_outbox(session, id, &mut ws.outbox);
+        if !ws.outbox.is_empty() {
+            match poll_write_outbox(cx, ws) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(write_failed(&error)),
+                Poll::Pending => return Poll::Pending,
+            }
+            // The core had nothing more when it was last pulled: what it gets from now on
+            // notifies the writer signal, which the caller cleared before this, so the next turn
+            // pulls it. Pulling again here would take the connection's lock to find nothing.
+            if core_has_more {
+                continue;
+            }
         }
-        match poll_write_outbox(cx, ws) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(error)) => return Poll::Ready(write_failed(&error)),
-            Poll::Pending => return Poll::Pending,
-        }
+        return Poll::Ready(if ws.outbox.is_closed() {
+            Ended::Closed
+        } else {
+            Ended::Open
+        });
     }
 }
 
 /// Pulls from the core into `outbox` while it holds less than [`OUTBOX_TARGET`]: a slow
-/// client's backlog stays in the core's bounded queue, not here.
-fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) {
+/// client's backlog stays in the core's bounded queue, not here. Returns whether the core may
+/// have more (the outbox filled up before the core said it had nothing left).
+fn fill_outbox<S: WsSession>(session: &S, id: RequestId, outbox: &mut Outbox) -> bool {
     while !outbox.is_closed() && outbox.unwritten() < OUTBOX_TARGET {
         let WsPulled { finished, more, .. } = session.pull_into(id, WRITE_BATCH, outbox);
         if finished {
             outbox.push_close(None);
         }
         if !more {
-            break;
+            return false;
         }
     }
+    !outbox.is_closed()
 }
 
 /// Writes the outbox until it is empty (then flushes) or the socket is full.
