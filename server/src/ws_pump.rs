@@ -332,7 +332,8 @@ fn pump<Rt: Runtime, S: WsSession + 'static>(
                     }
                 }
             };
-            // `more: false`: the turn's last read found the socket empty (see `read_some`).
+            // `more: false`: the turn's last read returned `Pending`, which arranged a wake-up
+            // (registered for data, or woke the task itself: tokio's budget, a TLS stream).
             read_registered = matches!(turn, ReadTurn::Open { more: false });
             match turn {
                 ReadTurn::Open { more } => {
@@ -535,9 +536,10 @@ fn write_now<S: WsSession>(
                 Poll::Ready(Err(error)) => return Poll::Ready(write_failed(&error)),
                 Poll::Pending => return Poll::Pending,
             }
-            // The core had nothing more when it was last pulled: what it gets from now on
-            // notifies the writer signal, which the caller cleared before this, so the next turn
-            // pulls it. Pulling again here would take the connection's lock to find nothing.
+            // Unless the last pull stopped at the outbox's size, the core had nothing more: what
+            // it gets from now on notifies the writer signal, which was cleared at the start of
+            // this turn (before the pull, and not since), so the next turn pulls it. Pulling again
+            // here would take the connection's lock to find nothing.
             if core_has_more {
                 continue;
             }
