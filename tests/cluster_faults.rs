@@ -14,11 +14,12 @@ mod api_support;
 
 use std::time::{Duration, Instant};
 
+use sockio::core::pubsub::resp::MAX_RECEIVED;
 use sockio::core::socketio::CommandError;
 use sockio::server::{CallError, ClientManager, EmitError, Runtime, Server};
 use sockio_testkit::brokers::{
-    RedisWatch, amqp_url, count_redis_messages, reachable, redis_publish, redis_subscribers,
-    redis_url, wait_for_listeners,
+    RedisWatch, UnixRedis, amqp_url, count_redis_messages, reachable, redis_publish,
+    redis_subscribers, redis_url, wait_for_listeners,
 };
 use sockio_testkit::link_faults::FaultyLink;
 use sockio_testkit::raw_polling::{self, SocketBuffers};
@@ -269,6 +270,53 @@ async fn a_message_read_with_the_subscriptions_confirmation_is_delivered() {
     redis_publish(&redis, &channel, later.as_bytes()).expect("PUBLISH");
     let received = news(sid).await.expect("the client's polls");
     assert_eq!(received, r#"42["news","later"]"#);
+}
+
+/// A message over what a subscriber keeps (`resp::MAX_RECEIVED`, 64 MiB), published by anyone
+/// who can publish on the channel to a Redis whose pub/sub output limit is lifted, is dropped
+/// as it arrives instead of being held whole and handed to the clients, and the messages after
+/// it still reach them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_subscribers_limit_is_dropped_and_the_next_one_delivered() {
+    let Some(redis) = UnixRedis::start_with(&["--client-output-buffer-limit", "pubsub 0 0 0"])
+    else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&redis.url())
+        .expect("url")
+        .channel(&channel);
+    // Under the raw client's 15 s per request: an idle poll ends with a ping.
+    let io = Server::<sockio::tokio::Tokio>::builder()
+        .client_manager(manager)
+        .ping_interval(Duration::from_secs(2))
+        .build();
+    wait_for_subscribers(&redis.path(), &channel, 1).await;
+    let running = api_support::serve(&io).await;
+    let addr = running.addr;
+    let sid = tokio::task::spawn_blocking(move || raw_polling::connected_between_polls(addr))
+        .await
+        .expect("a connected client");
+    let message = |text: &str| {
+        format!(
+            r#"{{"method":"emit","event":"news","data":["{text}"],"namespace":"/","room":null,"skip_sid":null,"callback":null,"host_id":"elsewhere"}}"#
+        )
+    };
+    let path = redis.path();
+    let check = channel.clone();
+    tokio::task::spawn_blocking(move || {
+        let big = message(&"x".repeat(MAX_RECEIVED));
+        redis_publish(&path, &check, big.as_bytes()).expect("PUBLISH");
+        redis_publish(&path, &check, message("after-the-big-one").as_bytes()).expect("PUBLISH");
+    })
+    .await
+    .expect("published");
+    let received = tokio::task::spawn_blocking(move || {
+        raw_polling::poll_until(addr, &sid, "news", Duration::from_secs(20))
+    })
+    .await
+    .expect("the client's polls");
+    assert_eq!(received, r#"42["news","after-the-big-one"]"#);
 }
 
 /// An emit callback that panics when the answer comes from another server, or when it times out,

@@ -510,6 +510,17 @@ fn links(seeds: &mut Vec<Seed>) {
             .finish(),
     );
 
+    // A bulk string over the kept limit inside an array: dropped as it comes, the array done
+    // once its 64 MiB came (more than a fuzz input holds: the drop itself is what runs here).
+    add(
+        "resp-dropped-bulk",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .bytes(b"*2\r\n$67108865\r\n")
+            .bytes(b"xxxx\r\n:1\r\n")
+            .finish(),
+    );
+
     // Redis subscriber with AUTH, SELECT and SETNAME, then a message and a ping.
     let mut w = Writer::new();
     w.u8(link_mode::REDIS_SUBSCRIBER).u8(8 | 1);
@@ -522,6 +533,19 @@ fn links(seeds: &mut Vec<Seed>) {
     w.u8(link_op::TICK);
     input(&mut w, b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     add("redis-subscriber", w.finish());
+    // A message over the kept limit: reported when its length comes, its bytes thrown away.
+    let mut w = Writer::new();
+    w.u8(link_mode::REDIS_SUBSCRIBER).u8(0);
+    input(
+        &mut w,
+        b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n",
+    );
+    input(
+        &mut w,
+        b"*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$67108865\r\nxx",
+    );
+    input(&mut w, b"xxxx");
+    add("redis-message-too-large", w.finish());
     let mut w = Writer::new();
     w.u8(link_mode::REDIS_SUBSCRIBER).u8(8);
     input(&mut w, b"-WRONGPASS invalid username-password pair\r\n");

@@ -223,8 +223,14 @@ where
         // Messages may already wait in the link (they can come with the subscription's
         // confirmation, read by `Connection::open`).
         while let Some(event) = connection.link.poll_event() {
-            if let LinkEvent::Message(payload) = event {
-                deliver(payload);
+            match event {
+                LinkEvent::Message(payload) => deliver(payload),
+                LinkEvent::TooLarge { size } => tracing::error!(
+                    size,
+                    limit = sockio_core::pubsub::resp::MAX_RECEIVED,
+                    "dropped a message from Redis larger than the limit"
+                ),
+                _ => {}
             }
         }
         if !alive() {

@@ -314,6 +314,11 @@ impl UnixRedis {
     /// Starts one; `None` (skip) when `redis-server` is not installed and brokers are not
     /// required, a panic when they are.
     pub fn start() -> Option<UnixRedis> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more of `redis-server`'s options (`["--name", "value"]`).
+    pub fn start_with(options: &[&str]) -> Option<UnixRedis> {
         let path = std::env::temp_dir().join(format!("{}.sock", fresh_channel("sockio-redis")));
         let _ = std::fs::remove_file(&path);
         let spawned = Command::new("redis-server")
@@ -327,6 +332,7 @@ impl UnixRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(options)
             .stdout(std::process::Stdio::null())
             .spawn();
         let child = match spawned {

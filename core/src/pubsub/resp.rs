@@ -17,10 +17,17 @@ use super::url::{RedisConfig, RedisFraming};
 
 /// The largest bulk string accepted from the server (Redis' own `proto-max-bulk-len` default).
 pub const MAX_BULK: usize = 512 * 1024 * 1024;
+/// The largest bulk string kept: a longer one (a message published on the channel by anyone
+/// who can publish there) is dropped as its bytes arrive, never buffered, and reported by its
+/// size ([`Reply::TooLarge`], [`LinkEvent::TooLarge`]). The same limit as RabbitMQ's
+/// ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE)).
+pub const MAX_RECEIVED: usize = 64 * 1024 * 1024;
 /// The largest array accepted from the server; pub/sub replies have 3 or 4 elements.
 const MAX_ARRAY: usize = 1024;
 /// Nesting bound for arrays (pub/sub replies nest at most once).
 const MAX_DEPTH: usize = 4;
+/// The longest line (a reply's first line, or a bulk string's length) waited for.
+const MAX_LINE: usize = 64 * 1024;
 
 /// One RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +37,8 @@ pub enum Reply {
     Integer(i64),
     Bulk(Option<Bytes>),
     Array(Option<Vec<Reply>>),
+    /// A bulk string longer than [`MAX_RECEIVED`], dropped: its length.
+    TooLarge(usize),
 }
 
 /// Why the connection is unusable.
@@ -58,96 +67,175 @@ pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-/// An incremental RESP2 decoder: feed bytes, take whole replies.
+/// An incremental RESP2 decoder: feed bytes, take whole replies. It holds at most one reply's
+/// bytes, without the bulk strings over [`MAX_RECEIVED`].
 #[derive(Debug, Default)]
 pub struct Decoder {
     buffer: BytesMut,
+    /// Where a bulk string over [`MAX_RECEIVED`] stood in `buffer` (its header and data taken
+    /// out), and its length: it parses as [`Reply::TooLarge`] there.
+    dropped: Option<(usize, usize)>,
+    /// Bytes of that bulk string (and its CRLF) still to come, thrown away as they arrive.
+    discard: usize,
 }
 
 impl Decoder {
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Adds bytes read from the server. Take the replies with [`next_reply`](Self::next_reply)
+    /// after each push: a bulk string over [`MAX_RECEIVED`] is only found, and its bytes only
+    /// thrown away rather than kept, from then on.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        if self.discard > 0 {
+            let thrown = self.discard.min(bytes.len());
+            self.discard -= thrown;
+            bytes = &bytes[thrown..];
+        }
         self.buffer.extend_from_slice(bytes);
     }
 
     /// The next complete reply, `Ok(None)` when more bytes are needed.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, LinkError> {
-        match parse(&self.buffer, 0)? {
-            Some((reply, used)) => {
-                self.buffer.advance(used);
-                Ok(Some(reply))
+        loop {
+            let mut parser = Parser {
+                input: &self.buffer,
+                dropped: self.dropped,
+            };
+            match parser.parse(0, 0)? {
+                Step::Done(reply, used) => {
+                    // The dropped bulk string lies inside the reply it was found in, which is
+                    // the one parsed from the buffer's start until it completes.
+                    debug_assert!(parser.dropped.is_none(), "a dropped bulk string left over");
+                    self.dropped = None;
+                    self.buffer.advance(used);
+                    return Ok(Some(reply));
+                }
+                Step::Incomplete => return Ok(None),
+                Step::TooLarge { header, data, len } => {
+                    if self.dropped.is_some() {
+                        return Err(LinkError::Protocol(
+                            "two bulk strings over the limit in one reply",
+                        ));
+                    }
+                    // Take the bulk string's header and what came of its data (and CRLF) out
+                    // of the buffer; the rest of it is thrown away as it arrives.
+                    let whole = len.saturating_add(2);
+                    let here = whole.min(self.buffer.len() - data);
+                    let after = self.buffer.split_off(data + here);
+                    self.buffer.truncate(header);
+                    self.buffer.unsplit(after);
+                    self.discard = whole - here;
+                    self.dropped = Some((header, len));
+                }
             }
-            None => Ok(None),
         }
     }
 }
 
-/// Parses one reply at the start of `input`: the reply and the bytes it used, or `None` when
-/// incomplete.
-fn parse(input: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, LinkError> {
-    let Some(line_end) = find_crlf(input) else {
-        if input.len() > 64 * 1024 {
-            return Err(LinkError::Protocol("line too long"));
+/// What parsing from a position found.
+enum Step {
+    /// A whole reply, and the position after it.
+    Done(Reply, usize),
+    /// More bytes are needed.
+    Incomplete,
+    /// A bulk string over [`MAX_RECEIVED`]: where its header and its data start, its length.
+    TooLarge {
+        header: usize,
+        data: usize,
+        len: usize,
+    },
+}
+
+/// One parse of a decoder's buffer from its start.
+struct Parser<'a> {
+    input: &'a [u8],
+    /// The decoder's dropped bulk string, until the parse reaches it.
+    dropped: Option<(usize, usize)>,
+}
+
+impl Parser<'_> {
+    /// Parses one reply at `at`.
+    fn parse(&mut self, at: usize, depth: usize) -> Result<Step, LinkError> {
+        if let Some((dropped_at, len)) = self.dropped
+            && dropped_at == at
+        {
+            self.dropped = None;
+            return Ok(Step::Done(Reply::TooLarge(len), at));
         }
-        return Ok(None);
-    };
-    let Some((&kind, line)) = input[..line_end].split_first() else {
-        return Err(LinkError::Protocol("empty line"));
-    };
-    let after_line = line_end + 2;
-    let text = || {
-        std::str::from_utf8(line)
-            .map(str::to_owned)
-            .map_err(|_| LinkError::Protocol("line is not UTF-8"))
-    };
-    match kind {
-        b'+' => Ok(Some((Reply::Simple(text()?), after_line))),
-        b'-' => Ok(Some((Reply::Error(text()?), after_line))),
-        b':' => Ok(Some((Reply::Integer(integer(line)?), after_line))),
-        b'$' => {
-            let len = integer(line)?;
-            if len < 0 {
-                return Ok(Some((Reply::Bulk(None), after_line)));
+        let input = self.input.get(at..).unwrap_or_default();
+        let Some(line_end) = find_crlf(input) else {
+            if input.len() > MAX_LINE {
+                return Err(LinkError::Protocol("line too long"));
             }
-            let len = usize::try_from(len).map_err(|_| LinkError::Protocol("bulk length"))?;
-            if len > MAX_BULK {
-                return Err(LinkError::Protocol("bulk string too long"));
-            }
-            let end = after_line + len;
-            if input.len() < end + 2 {
-                return Ok(None);
-            }
-            if &input[end..end + 2] != b"\r\n" {
-                return Err(LinkError::Protocol("bulk string not terminated"));
-            }
-            let data = Bytes::copy_from_slice(&input[after_line..end]);
-            Ok(Some((Reply::Bulk(Some(data)), end + 2)))
-        }
-        b'*' => {
-            let len = integer(line)?;
-            if len < 0 {
-                return Ok(Some((Reply::Array(None), after_line)));
-            }
-            if depth >= MAX_DEPTH {
-                return Err(LinkError::Protocol("arrays nested too deep"));
-            }
-            let len = usize::try_from(len).map_err(|_| LinkError::Protocol("array length"))?;
-            if len > MAX_ARRAY {
-                return Err(LinkError::Protocol("array too long"));
-            }
-            let mut items = Vec::with_capacity(len);
-            let mut at = after_line;
-            for _ in 0..len {
-                match parse(&input[at..], depth + 1)? {
-                    Some((item, used)) => {
-                        items.push(item);
-                        at += used;
-                    }
-                    None => return Ok(None),
+            return Ok(Step::Incomplete);
+        };
+        let Some((&kind, line)) = input[..line_end].split_first() else {
+            return Err(LinkError::Protocol("empty line"));
+        };
+        let after_line = at + line_end + 2;
+        let text = || {
+            std::str::from_utf8(line)
+                .map(str::to_owned)
+                .map_err(|_| LinkError::Protocol("line is not UTF-8"))
+        };
+        match kind {
+            b'+' => Ok(Step::Done(Reply::Simple(text()?), after_line)),
+            b'-' => Ok(Step::Done(Reply::Error(text()?), after_line)),
+            b':' => Ok(Step::Done(Reply::Integer(integer(line)?), after_line)),
+            b'$' => {
+                let len = integer(line)?;
+                if len < 0 {
+                    return Ok(Step::Done(Reply::Bulk(None), after_line));
                 }
+                let len = usize::try_from(len).map_err(|_| LinkError::Protocol("bulk length"))?;
+                if len > MAX_BULK {
+                    return Err(LinkError::Protocol("bulk string too long"));
+                }
+                if len > MAX_RECEIVED {
+                    return Ok(Step::TooLarge {
+                        header: at,
+                        data: after_line,
+                        len,
+                    });
+                }
+                let end = after_line + len;
+                let Some(data_and_end) = self.input.get(after_line..end + 2) else {
+                    return Ok(Step::Incomplete);
+                };
+                let (data, terminator) = data_and_end.split_at(len);
+                if terminator != b"\r\n" {
+                    return Err(LinkError::Protocol("bulk string not terminated"));
+                }
+                Ok(Step::Done(
+                    Reply::Bulk(Some(Bytes::copy_from_slice(data))),
+                    end + 2,
+                ))
             }
-            Ok(Some((Reply::Array(Some(items)), at)))
+            b'*' => {
+                let len = integer(line)?;
+                if len < 0 {
+                    return Ok(Step::Done(Reply::Array(None), after_line));
+                }
+                if depth >= MAX_DEPTH {
+                    return Err(LinkError::Protocol("arrays nested too deep"));
+                }
+                let len = usize::try_from(len).map_err(|_| LinkError::Protocol("array length"))?;
+                if len > MAX_ARRAY {
+                    return Err(LinkError::Protocol("array too long"));
+                }
+                let mut items = Vec::with_capacity(len);
+                let mut next = after_line;
+                for _ in 0..len {
+                    match self.parse(next, depth + 1)? {
+                        Step::Done(item, end) => {
+                            items.push(item);
+                            next = end;
+                        }
+                        other => return Ok(other),
+                    }
+                }
+                Ok(Step::Done(Reply::Array(Some(items)), next))
+            }
+            _ => Err(LinkError::Protocol("unknown reply type")),
         }
-        _ => Err(LinkError::Protocol("unknown reply type")),
     }
 }
 
@@ -170,6 +258,9 @@ pub enum LinkEvent {
     Ready,
     /// A message published on the channel (subscriber).
     Message(Bytes),
+    /// A message over [`MAX_RECEIVED`] was published on the channel: dropped as it arrived
+    /// (subscriber).
+    TooLarge { size: usize },
     /// The publish with this sequence number reached `receivers` subscribers (publisher).
     Published { seq: u64, receivers: i64 },
     /// Redis answered the publish with this sequence number with an error (`-BUSY` while a script
@@ -410,6 +501,14 @@ impl RedisLink {
                 self.events.push_back(LinkEvent::Message(payload.clone()));
                 Ok(())
             }
+            [
+                Reply::Bulk(Some(kind)),
+                Reply::Bulk(Some(_channel)),
+                Reply::TooLarge(size),
+            ] if kind.as_ref() == b"message" => {
+                self.events.push_back(LinkEvent::TooLarge { size: *size });
+                Ok(())
+            }
             // Replies to a later SUBSCRIBE or a PING on the subscribed connection.
             [Reply::Bulk(Some(kind)), ..]
                 if kind.as_ref() == b"subscribe" || kind.as_ref() == b"pong" =>
@@ -455,7 +554,7 @@ impl PublishBatch {
                 LinkEvent::PublishRefused { seq, message } => self
                     .progress
                     .settle(seq, Some(format!("Redis refused the message: {message}"))),
-                LinkEvent::Ready | LinkEvent::Message(_) => {}
+                LinkEvent::Ready | LinkEvent::Message(_) | LinkEvent::TooLarge { .. } => {}
             }
         }
     }
@@ -557,6 +656,105 @@ mod tests {
         let mut decoder = Decoder::default();
         decoder.push(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n");
         assert!(decoder.next_reply().is_err());
+    }
+
+    /// Feeds `decoder` a bulk string of `len` bytes of `x` (without its header) in 1 MiB pieces,
+    /// checking it never holds more than `held` bytes meanwhile.
+    fn feed_bulk_data(decoder: &mut Decoder, len: usize, held: usize) {
+        let piece = vec![b'x'; 1024 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(piece.len());
+            decoder.push(&piece[..n]);
+            left -= n;
+            assert!(
+                decoder.buffer.len() <= held,
+                "held {}",
+                decoder.buffer.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_bulk_string_over_the_limit_is_dropped_as_it_arrives() {
+        let len = MAX_RECEIVED + 1;
+        let mut decoder = Decoder::default();
+        decoder.push(format!("*3\r\n$1\r\na\r\n${len}\r\n").as_bytes());
+        assert_eq!(decoder.next_reply(), Ok(None));
+        feed_bulk_data(&mut decoder, len, 64);
+        assert_eq!(decoder.next_reply(), Ok(None));
+        // Its CRLF, the item after it and the next reply, split between pushes.
+        decoder.push(b"\r");
+        decoder.push(b"\n:7\r");
+        assert_eq!(decoder.next_reply(), Ok(None));
+        decoder.push(b"\n+OK\r\n");
+        assert_eq!(
+            decoder.next_reply(),
+            Ok(Some(Reply::Array(Some(vec![
+                Reply::Bulk(Some(Bytes::from_static(b"a"))),
+                Reply::TooLarge(len),
+                Reply::Integer(7),
+            ]))))
+        );
+        assert_eq!(decoder.next_reply(), Ok(Some(Reply::Simple("OK".into()))));
+        assert_eq!(decoder.next_reply(), Ok(None));
+        assert!(decoder.buffer.is_empty());
+
+        // Arriving whole, with what follows it in the same read.
+        let mut whole = format!("${len}\r\n").into_bytes();
+        whole.resize(whole.len() + len, b'x');
+        whole.extend_from_slice(b"\r\n:1\r\n");
+        let mut decoder = Decoder::default();
+        decoder.push(&whole);
+        assert_eq!(decoder.next_reply(), Ok(Some(Reply::TooLarge(len))));
+        assert_eq!(decoder.next_reply(), Ok(Some(Reply::Integer(1))));
+        assert!(decoder.buffer.is_empty());
+
+        // One at the limit is kept.
+        let mut at_limit = format!("${MAX_RECEIVED}\r\n").into_bytes();
+        at_limit.resize(at_limit.len() + MAX_RECEIVED, b'y');
+        at_limit.extend_from_slice(b"\r\n");
+        let mut decoder = Decoder::default();
+        decoder.push(&at_limit);
+        assert!(matches!(
+            decoder.next_reply(),
+            Ok(Some(Reply::Bulk(Some(data)))) if data.len() == MAX_RECEIVED
+        ));
+    }
+
+    #[test]
+    fn one_reply_with_two_bulk_strings_over_the_limit_fails() {
+        let len = MAX_RECEIVED + 1;
+        let mut decoder = Decoder::default();
+        decoder.push(format!("*2\r\n${len}\r\n").as_bytes());
+        assert_eq!(decoder.next_reply(), Ok(None));
+        feed_bulk_data(&mut decoder, len, 64);
+        decoder.push(format!("\r\n${len}\r\n").as_bytes());
+        assert!(decoder.next_reply().is_err());
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_reported_and_the_next_one_delivered() {
+        let mut link = RedisLink::subscriber(&config(None, 0), "socketio", "s");
+        let _ = link.poll_transmit();
+        link.handle_input(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        let size = MAX_RECEIVED + 10;
+        link.handle_input(
+            format!("*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n${size}\r\n").as_bytes(),
+        )
+        .unwrap();
+        // Reported once its size is known, before its bytes arrive.
+        assert_eq!(link.poll_event(), Some(LinkEvent::TooLarge { size }));
+        feed_bulk_data(&mut link.decoder, size, 0);
+        link.handle_input(b"\r\n*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$2\r\n{}\r\n")
+            .unwrap();
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Message(Bytes::from_static(b"{}")))
+        );
+        assert_eq!(link.poll_event(), None);
     }
 
     #[test]
