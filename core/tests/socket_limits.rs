@@ -5,6 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use sockio_core::engineio::{CLIENT_TIMER_MAX, CloseReason, EngineConfig, SendError};
 use sockio_core::socketio::{CommandError, DisconnectReason, SocketEvent};
 use support::*;
@@ -287,12 +289,49 @@ fn a_packet_past_the_byte_cap_is_queued_whole_or_not_at_all() {
     let mut config = sio_config_any();
     config.engine.max_buffered_bytes = 100;
     let mut h = Harness::socket(config);
+    // Over polling what is sent waits in the queue until the client's next GET.
+    let (sid, _uri, _) = h.sio_poll_joined();
+    h.take_events(&sid);
+    let waiting = h.command(&sid, |c, now| {
+        c.emit(now, "/", "ev", vec![json!("x".repeat(45))], vec![], None)
+    });
+    assert!(waiting.is_ok(), "{waiting:?}");
+    // The text frame fits beside what waits, its attachment does not: neither is queued, and
+    // the client, which stopped taking what it is sent, is closed.
+    let placeholder = json!({"_placeholder": true, "num": 0});
+    let sent = h.command(&sid, |c, now| {
+        c.emit(
+            now,
+            "/",
+            "ev",
+            vec![placeholder],
+            vec![bytes::Bytes::from(vec![7u8; 30])],
+            None,
+        )
+    });
+    assert!(
+        matches!(sent, Err(CommandError::Send(SendError::QueueFull))),
+        "{sent:?}"
+    );
+    assert_eq!(
+        h.take_events(&sid).last(),
+        Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
+    );
+}
+
+/// A packet larger alone than the queue's byte cap could never be sent, whatever the client
+/// does: it is refused, nothing of it is written, and the client keeps its connection (before,
+/// the client was closed for the application's oversized emit).
+#[test]
+fn a_packet_larger_than_the_byte_cap_is_refused_and_the_client_kept() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_bytes = 100;
+    let mut h = Harness::socket(config);
     let (sid, ws, _) = h.sio_ws_joined();
     h.ws_take(ws);
     h.ws_send_text(ws, r#"421["e"]"#);
     h.take_events(&sid);
-    // The text frame fits the cap, its attachment does not: neither is written.
-    let placeholder = serde_json::json!({"_placeholder": true, "num": 0});
+    let placeholder = json!({"_placeholder": true, "num": 0});
     let sent = h.command(&sid, |c, now| {
         c.ack(
             now,
@@ -303,12 +342,16 @@ fn a_packet_past_the_byte_cap_is_queued_whole_or_not_at_all() {
         )
     });
     assert!(
-        matches!(sent, Err(CommandError::Send(SendError::QueueFull))),
+        matches!(
+            sent,
+            Err(CommandError::Send(SendError::TooLarge { limit: 100, .. }))
+        ),
         "{sent:?}"
     );
-    assert_eq!(h.ws_take_text(ws), vec!["<close>".to_owned()]);
-    assert_eq!(
-        h.take_events(&sid).last(),
-        Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
-    );
+    assert!(h.ws_take_text(ws).is_empty());
+    assert!(h.take_events(&sid).is_empty());
+    // The connection goes on: the next packet is written.
+    let sent = h.command(&sid, |c, now| c.ack(now, "/", 1, vec![json!("ok")], vec![]));
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(h.ws_take_text(ws), vec![r#"431["ok"]"#.to_owned()]);
 }

@@ -2,7 +2,8 @@
 //! listening sockets ([`listen`]), what an accepted connection may hold unsent
 //! ([`limit_unsent`]), servers' identities for thread marks ([`next_server_id`]), log lines written through a budget ([`throttled_log!`]: the
 //! budget is the core's, the clock and `tracing` are here; and the lines both runtimes write for
-//! what remote input can trigger, such as [`log_handler_panicked!`]) and TLS for broker
+//! what remote input can trigger, such as [`log_handler_panicked!`], and an emit that did not reach
+//! a recipient, [`report_undelivered`]) and TLS for broker
 //! connections (`tls`, with the `tls` feature, which the runtimes' broker features turn on).
 //! WebSocket framing is protocol, so it is the core's (`sockio_core::websocket`).
 
@@ -10,6 +11,7 @@ pub mod listen;
 mod log;
 mod server_id;
 mod unsent;
+pub use log::{report_unacknowledged, report_undelivered};
 pub use server_id::{ServerId, next_server_id};
 pub use unsent::{UNSENT_LIMIT, limit_unsent};
 

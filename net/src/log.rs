@@ -74,3 +74,53 @@ macro_rules! log_broker_message_ignored {
         )
     };
 }
+
+/// An emit that did not reach one of its recipients: a warning when it overflowed the client's
+/// outbound queue (the client is disconnected with `outbound queue full`, and what was queued
+/// for it is lost) or was larger alone than any queue holds (not sent; the client stays; at
+/// most 10 lines per 10 s, as a broadcast gives one per recipient), else (the client was
+/// already gone) a debug line.
+pub fn report_undelivered(
+    sid: &sockio_core::engineio::Sid,
+    error: &sockio_core::socketio::CommandError,
+) {
+    use sockio_core::engineio::SendError;
+    use sockio_core::socketio::CommandError;
+    if error.is_overflow() {
+        tracing::warn!(
+            %sid,
+            "a client's outbound queue is full (max_buffered_packets / max_buffered_bytes): it is \
+             disconnected, and what was queued for it is lost"
+        );
+    } else if let CommandError::Send(SendError::TooLarge { size, limit }) = error {
+        crate::throttled_log!(
+            warn,
+            %sid,
+            size,
+            limit,
+            "an emit larger than a client's outbound queue holds (max_buffered_bytes) was not \
+             sent to this client; it stays connected"
+        );
+    } else {
+        tracing::debug!(%sid, %error, "emit not delivered to this client");
+    }
+}
+
+/// A handler's answer (an acknowledgement) that could not be sent: a warning when it was larger
+/// alone than the client's outbound queue holds (at most 10 lines per 10 s), else (the client
+/// was gone, or its queue overflowed, which is reported as it closes) a debug line.
+pub fn report_unacknowledged(error: &sockio_core::socketio::CommandError) {
+    use sockio_core::engineio::SendError;
+    use sockio_core::socketio::CommandError;
+    if let CommandError::Send(SendError::TooLarge { size, limit }) = error {
+        crate::throttled_log!(
+            warn,
+            size,
+            limit,
+            "a handler's answer larger than a client's outbound queue holds \
+             (max_buffered_bytes) was not sent; the client stays connected"
+        );
+    } else {
+        tracing::debug!(%error, "acknowledgement not delivered");
+    }
+}

@@ -1104,7 +1104,7 @@ impl Server {
             })
         });
         if let Some(Err(error)) = result {
-            tracing::debug!(%error, "acknowledgement not delivered");
+            sockio_net::report_unacknowledged(&error);
         }
     }
 
@@ -1130,7 +1130,7 @@ impl Server {
         match result {
             Ok(queued) => Some(queued),
             Err(error) => {
-                report_undelivered(sid, &error);
+                sockio_net::report_undelivered(sid, &error);
                 if let Some(callback) = outgoing.callback() {
                     // The recipient was picked while still a member (a socket leaving is
                     // forgotten by the hub only once its disconnect is handled): its callback
@@ -1680,21 +1680,6 @@ impl Namespace {
 fn refuse_unhandleable(event: &str) {
     if let Some(why) = handler_event_refusal(event) {
         panic!("{why}");
-    }
-}
-
-/// An emit that did not reach one of its recipients: a warning when it overflowed the client's
-/// outbound queue (the client is disconnected with `outbound queue full`, and what was queued
-/// for it is lost), else (the client was already gone) a debug line.
-fn report_undelivered(sid: &Sid, error: &CommandError) {
-    if error.is_overflow() {
-        tracing::warn!(
-            %sid,
-            "a client's outbound queue is full (max_buffered_packets / max_buffered_bytes): it is \
-             disconnected, and what was queued for it is lost"
-        );
-    } else {
-        tracing::debug!(%sid, %error, "emit not delivered to this client");
     }
 }
 

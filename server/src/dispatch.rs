@@ -125,7 +125,7 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
         match result {
             Some(Ok(_)) => return,
             Some(Err(error)) => {
-                tracing::debug!(%error, "acknowledgement not delivered");
+                sockio_net::report_unacknowledged(&error);
                 return;
             }
             None => runtime.sleep_until(Instant::now() + ROOM_RECHECK).await,
@@ -217,7 +217,7 @@ fn acknowledge_if_room(
         return Err((ack_id, reply));
     }
     if let Some(Err(error)) = result {
-        tracing::debug!(%error, "acknowledgement not delivered");
+        sockio_net::report_unacknowledged(&error);
     }
     Ok(Some(now))
 }

@@ -770,7 +770,7 @@ impl<Rt: Runtime> Server<Rt> {
         match result {
             Ok(queued) => Some(queued),
             Err(error) => {
-                report_undelivered(sid, &error);
+                sockio_net::report_undelivered(sid, &error);
                 if let Some(callback) = outgoing.callback() {
                     // The recipient was picked while still a member (a socket leaving is
                     // forgotten by the hub only once its disconnect is handled): its callback
@@ -786,21 +786,6 @@ impl<Rt: Runtime> Server<Rt> {
                 None
             }
         }
-    }
-}
-
-/// An emit that did not reach one of its recipients: a warning when it overflowed the client's
-/// outbound queue (the client is disconnected with `outbound queue full`, and what was queued
-/// for it is lost), else (the client was already gone) a debug line.
-fn report_undelivered(sid: &Sid, error: &CommandError) {
-    if error.is_overflow() {
-        tracing::warn!(
-            %sid,
-            "a client's outbound queue is full (max_buffered_packets / max_buffered_bytes): it is \
-             disconnected, and what was queued for it is lost"
-        );
-    } else {
-        tracing::debug!(%sid, %error, "emit not delivered to this client");
     }
 }
 

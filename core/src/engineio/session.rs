@@ -180,6 +180,10 @@ pub enum SendError {
     Closed,
     #[error("the session's outbound queue is full; the session was closed")]
     QueueFull,
+    /// What was sent is larger alone than the outbound queue holds (`max_buffered_bytes`): no
+    /// client could ever be sent it. Nothing was queued, and the session stays open.
+    #[error("{size} bytes to send, more than the outbound queue holds ({limit}); not sent")]
+    TooLarge { size: usize, limit: usize },
 }
 
 /// The request-time facts a held GET needs when it is finally answered.
@@ -982,6 +986,8 @@ impl Session {
     /// session is closed with [`CloseReason::OutboundQueueFull`] and `QueueFull` is returned: a slow
     /// client is disconnected rather than allowed to grow server memory, and never silently loses
     /// messages while staying connected.
+    /// Frames larger together than `max_buffered_bytes`, which no queue could hold, are refused
+    /// with `TooLarge` instead, and the session stays open.
     pub fn send_frames(&mut self, now: Instant, frames: &[Frame]) -> Result<(), SendError> {
         self.send_owned_frames(now, frames.iter().cloned())
     }
@@ -996,8 +1002,20 @@ impl Session {
         if self.state != State::Open || self.close_reason.is_some() {
             return Err(SendError::Closed);
         }
+        let (queued_before, bytes_before) = (self.queue.len(), self.queued_bytes);
         for frame in frames {
             self.push_frame(frame);
+        }
+        let size = self.queued_bytes - bytes_before;
+        if size > self.config.max_buffered_bytes {
+            // The client, which did nothing wrong, keeps its connection: only what it could
+            // never be sent is refused.
+            self.queue.truncate(queued_before);
+            self.queued_bytes = bytes_before;
+            return Err(SendError::TooLarge {
+                size,
+                limit: self.config.max_buffered_bytes,
+            });
         }
         if self.queue.len() > self.config.max_buffered_packets
             || self.queued_bytes > self.config.max_buffered_bytes

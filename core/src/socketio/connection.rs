@@ -844,6 +844,13 @@ impl Connection {
                 ..
             }) => {
                 let bytes: usize = frames.frames().iter().map(Frame::len).sum();
+                if bytes > max_bytes {
+                    // As the outbound queue does (`Session::send_frames`).
+                    return Err(CommandError::Send(SendError::TooLarge {
+                        size: bytes,
+                        limit: max_bytes,
+                    }));
+                }
                 if buffered.len() >= max_packets || *buffered_bytes + bytes > max_bytes {
                     // The same policy as the outbound queue: disconnect rather than drop silently.
                     self.close_with(
