@@ -436,6 +436,12 @@ impl Server {
         self.of("/").transport(sid)
     }
 
+    /// The handshake request (headers, query, remote address) of socket `sid` of `/`:
+    /// python-socketio's `get_environ(sid)`, for code that holds a sid without its `Socket`.
+    pub fn handshake(&self, sid: &str) -> Result<Arc<Handshake>, ServerError> {
+        self.of("/").handshake(sid)
+    }
+
     /// The user session of socket `sid` of `/` (`null` when nothing was saved).
     pub fn get_session<T: DeserializeOwned>(&self, sid: &str) -> Result<T, ServerError> {
         self.of("/").get_session(sid)
@@ -1658,6 +1664,17 @@ impl Namespace {
             .owner(&self.name, sid)
             .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
         Ok(cell.lock().conn.transport())
+    }
+
+    /// The handshake request (headers, query, remote address) of socket `sid`
+    /// (python-socketio's `get_environ(sid, namespace)`).
+    pub fn handshake(&self, sid: &str) -> Result<Arc<Handshake>, ServerError> {
+        let cell = self
+            .server
+            .owner(&self.name, sid)
+            .ok_or_else(|| ServerError::UnknownSid(sid.to_owned()))?;
+        let handshake = cell.lock().conn.handshake().clone();
+        Ok(handshake)
     }
 
     /// The user session of socket `sid` (deserialized from what was saved; `null` when nothing).

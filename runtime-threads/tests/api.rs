@@ -459,6 +459,28 @@ process.exit(0);
         io.transport("unknown"),
         Err(ServerError::UnknownSid(_))
     ));
+    // python-socketio's get_environ(sid): the handshake request, by sid alone.
+    let handshake = io
+        .handshake(&sid)
+        .expect("the handshake of a connected sid");
+    assert_eq!(handshake.query_param("EIO").as_deref(), Some("4"));
+    assert!(
+        handshake
+            .remote_addr
+            .is_some_and(|addr| addr.ip().is_loopback())
+    );
+    assert_eq!(
+        io.of("/").handshake(&sid).expect("the same").uri,
+        handshake.uri
+    );
+    assert!(matches!(
+        io.handshake("unknown"),
+        Err(ServerError::UnknownSid(_))
+    ));
+    assert!(matches!(
+        io.of("/other").handshake(&sid),
+        Err(ServerError::UnknownSid(_))
+    ));
     client.send("bye");
     client.finish();
     // The disconnect handler still sees the socket; once shutdown returned (it waits for the
