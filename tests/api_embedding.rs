@@ -13,13 +13,23 @@ use serde_json::{Value, json};
 use sockio::{ConnectInfo, Handled, Server, SocketIoLayer};
 use tokio::sync::mpsc;
 
-/// A server that acknowledges `echo` with its argument and reports each connection's remote IP.
-fn echo_server() -> (Server, mpsc::UnboundedReceiver<Option<IpAddr>>) {
+/// What a layer in front of the Socket.IO layer put in the request's extensions (as an
+/// authentication layer puts its user), for the connect handler to find in the handshake.
+#[derive(Clone, Debug, PartialEq)]
+struct PutByALayer(&'static str);
+
+/// What the connect handler saw: the remote IP, and what a layer put in the extensions.
+type Seen = (Option<IpAddr>, Option<PutByALayer>);
+
+/// A server that acknowledges `echo` with its argument and reports each connection's remote IP
+/// and [`PutByALayer`].
+fn echo_server() -> (Server, mpsc::UnboundedReceiver<Seen>) {
     let io = Server::builder().build();
     let (tx, rx) = mpsc::unbounded_channel();
     io.on_connect(
         move |_socket: sockio::Socket, handshake, _auth: Option<Value>| {
-            let _ = tx.send(handshake.remote_addr.map(|a| a.ip()));
+            let put = handshake.extensions.get::<PutByALayer>().cloned();
+            let _ = tx.send((handshake.remote_addr.map(|a| a.ip()), put));
             async { Ok(()) }
         },
     );
@@ -41,7 +51,11 @@ for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]])
 process.exit(0);
 "#;
 
-async fn check_echo(url: &str, remotes: &mut mpsc::UnboundedReceiver<Option<IpAddr>>) {
+async fn check_echo(
+    url: &str,
+    remotes: &mut mpsc::UnboundedReceiver<Seen>,
+    put: Option<PutByALayer>,
+) {
     let mut client = Node::spawn(url, ECHO_SCRIPT);
     for via in ["polling", "websocket", "polling+websocket"] {
         let echo = client.expect("echo").await;
@@ -49,8 +63,9 @@ async fn check_echo(url: &str, remotes: &mut mpsc::UnboundedReceiver<Option<IpAd
         if via != "polling+websocket" {
             assert_eq!(echo["transport"], json!(via));
         }
-        let remote = recv(remotes, "the connect handler").await;
+        let (remote, seen) = recv(remotes, "the connect handler").await;
         assert_eq!(remote, Some(IpAddr::from([127, 0, 0, 1])), "{via}");
+        assert_eq!(seen, put, "{via}");
     }
     client.finish().await;
 }
@@ -76,6 +91,7 @@ async fn axum_router_serves_its_routes_and_socket_io_on_one_port() {
                 {
                     request.extensions_mut().insert(ConnectInfo(addr));
                 }
+                request.extensions_mut().insert(PutByALayer("axum"));
                 request
             },
         ));
@@ -98,7 +114,12 @@ async fn axum_router_serves_its_routes_and_socket_io_on_one_port() {
     let missing = http(addr, "GET", "/missing", b"").await;
     assert_eq!(missing.status, 404, "axum answers its own 404");
 
-    check_echo(&format!("http://{addr}"), &mut remotes).await;
+    check_echo(
+        &format!("http://{addr}"),
+        &mut remotes,
+        Some(PutByALayer("axum")),
+    )
+    .await;
     serving.abort();
 }
 
@@ -140,7 +161,7 @@ async fn plain_hyper_with_a_tower_service_builder() {
     let hello = http(addr, "GET", "/hello", b"").await;
     assert_eq!(hello.status, 200);
     assert_eq!(hello.text(), "plain hyper: /hello");
-    check_echo(&format!("http://{addr}"), &mut remotes).await;
+    check_echo(&format!("http://{addr}"), &mut remotes, None).await;
     serving.abort();
 }
 

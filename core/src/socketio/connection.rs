@@ -69,6 +69,10 @@ pub struct Handshake {
     /// The handshake request's URI (path and query).
     pub uri: Uri,
     pub remote_addr: Option<core::net::SocketAddr>,
+    /// What the HTTP stack put in the handshake request's extensions (an authentication
+    /// layer's user, axum's `ConnectInfo`), less the address read into `remote_addr`: what
+    /// python-socketio's environ holds besides the headers.
+    pub extensions: http::Extensions,
 }
 
 impl Handshake {
@@ -77,14 +81,21 @@ impl Handshake {
     /// buffer, so a plain clone kept that whole buffer (8 KiB per connection, heaptrack in
     /// bench/ANALYSIS.md) alive long after the upgrade.
     pub fn from_request(request: &Request) -> Self {
+        let mut extensions = request.extensions().clone();
+        let remote_addr = match extensions.remove::<RemoteAddr>() {
+            Some(remote) => Some(remote.0),
+            None => extensions.remove::<core::net::SocketAddr>(),
+        };
         Handshake {
             headers: HeaderList::from_map(request.headers()),
             uri: Uri::try_from(request.uri().to_string()).unwrap_or_else(|_| request.uri().clone()),
-            remote_addr: request
-                .extensions()
-                .get::<RemoteAddr>()
-                .map(|a| a.0)
-                .or_else(|| request.extensions().get::<core::net::SocketAddr>().copied()),
+            remote_addr,
+            // An emptied map keeps its allocation; every idle connection holds this.
+            extensions: if extensions.is_empty() {
+                http::Extensions::new()
+            } else {
+                extensions
+            },
         }
     }
 
