@@ -10,10 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use api_support::{Node, http, listen, recv};
 use serde_json::{Value, json};
-use sockio::{ConnectInfo, Handled, Server, SocketIoLayer};
+use sockio::{ConnectInfo, Handled, KeepInHandshake, Server, SocketIoLayer};
 use tokio::sync::mpsc;
 
-/// What a layer in front of the Socket.IO layer put in the request's extensions (as an
+/// What a layer in front of the Socket.IO layer put in the request's [`KeepInHandshake`] (as an
 /// authentication layer puts its user), for the connect handler to find in the handshake.
 #[derive(Clone, Debug, PartialEq)]
 struct PutByALayer(&'static str);
@@ -91,7 +91,11 @@ async fn axum_router_serves_its_routes_and_socket_io_on_one_port() {
                 {
                     request.extensions_mut().insert(ConnectInfo(addr));
                 }
-                request.extensions_mut().insert(PutByALayer("axum"));
+                // Kept for the handshake; a request's other extensions are not.
+                let mut kept = http::Extensions::new();
+                kept.insert(PutByALayer("axum"));
+                request.extensions_mut().insert(KeepInHandshake(kept));
+                request.extensions_mut().insert(PutByALayer("not kept"));
                 request
             },
         ));

@@ -99,4 +99,4 @@ pub use sockio_core::engineio::{Sid, Transport};
 pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};
 pub use sockio_core::payload::{self, Args};
 pub use sockio_core::pubsub::ClientManager;
-pub use sockio_core::socketio::{DisconnectReason, Handshake, RemoteAddr};
+pub use sockio_core::socketio::{DisconnectReason, Handshake, KeepInHandshake, RemoteAddr};

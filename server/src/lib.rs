@@ -55,4 +55,4 @@ pub use socket::Socket;
 pub use sockio_core::engineio::{Sid, Transport};
 pub use sockio_core::http::{AllowedOrigins, CookieConfig, SameSite};
 pub use sockio_core::payload::{self, Args};
-pub use sockio_core::socketio::{DisconnectReason, Handshake, RemoteAddr};
+pub use sockio_core::socketio::{DisconnectReason, Handshake, KeepInHandshake, RemoteAddr};

@@ -35,7 +35,7 @@ macro_rules! runtime_api {
         pub use $crate::{
             AllowedOrigins, Args, BackgroundTask, BoxFuture, CallError, ClientManager,
             ConnectInfo, ConnectRefused, ConnectResult, CookieConfig, DisconnectReason,
-            EmitError, Fallback, Handled, Handshake, ListenError, MessageStream,
+            EmitError, Fallback, Handled, Handshake, KeepInHandshake, ListenError, MessageStream,
             NamespaceHandler, PubSubBackend, PublishError, RemoteAddr, Runtime, SameSite,
             ServerError, Sid, SocketIoResponse, Transport, fallback, payload,
         };

@@ -69,11 +69,19 @@ pub struct Handshake {
     /// The handshake request's URI (path and query).
     pub uri: Uri,
     pub remote_addr: Option<core::net::SocketAddr>,
-    /// What the HTTP stack put in the handshake request's extensions (an authentication
-    /// layer's user, axum's `ConnectInfo`), less the address read into `remote_addr`: what
-    /// python-socketio's environ holds besides the headers.
+    /// What the HTTP stack put in the handshake request's [`KeepInHandshake`] (an
+    /// authentication layer's user, say): what python-socketio's environ holds besides the
+    /// headers. Empty when the request had none.
     pub extensions: http::Extensions,
 }
+
+/// Request extensions for the [`Handshake`] to keep: a tower layer in front of sockio's puts
+/// one in the handshake request's extensions, holding what connect handlers should find in
+/// [`Handshake::extensions`] (an authentication layer's user, say). Only these are kept: a
+/// request's other extensions can hold the HTTP server's read buffer (axum's `OriginalUri`
+/// shares hyper's), which every connection would then keep alive for its whole life.
+#[derive(Debug, Clone, Default)]
+pub struct KeepInHandshake(pub http::Extensions);
 
 impl Handshake {
     /// Captures the handshake facts of `request`. The copy shares no memory with the request:
@@ -81,21 +89,18 @@ impl Handshake {
     /// buffer, so a plain clone kept that whole buffer (8 KiB per connection, heaptrack in
     /// bench/ANALYSIS.md) alive long after the upgrade.
     pub fn from_request(request: &Request) -> Self {
-        let mut extensions = request.extensions().clone();
-        let remote_addr = match extensions.remove::<RemoteAddr>() {
-            Some(remote) => Some(remote.0),
-            None => extensions.remove::<core::net::SocketAddr>(),
-        };
+        let extensions = request.extensions();
         Handshake {
             headers: HeaderList::from_map(request.headers()),
             uri: Uri::try_from(request.uri().to_string()).unwrap_or_else(|_| request.uri().clone()),
-            remote_addr,
-            // An emptied map keeps its allocation; every idle connection holds this.
-            extensions: if extensions.is_empty() {
-                http::Extensions::new()
-            } else {
-                extensions
-            },
+            remote_addr: extensions
+                .get::<RemoteAddr>()
+                .map(|a| a.0)
+                .or_else(|| extensions.get::<core::net::SocketAddr>().copied()),
+            extensions: extensions
+                .get::<KeepInHandshake>()
+                .map(|kept| kept.0.clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -12,8 +12,8 @@ pub mod rooms;
 
 pub use config::{NamespaceFilter, SocketConfig};
 pub use connection::{
-    CommandError, Connection, DisconnectReason, EncodedFrames, Handshake, RemoteAddr, SocketEvent,
-    SocketVersion,
+    CommandError, Connection, DisconnectReason, EncodedFrames, Handshake, KeepInHandshake,
+    RemoteAddr, SocketEvent, SocketVersion,
 };
 pub use endpoint::{Endpoint, Routing};
 pub use packet::{Packet, PacketKind};
