@@ -286,10 +286,12 @@ async fn a_message_over_the_subscribers_limit_is_dropped_and_the_next_one_delive
     let manager = ClientManager::from_url(&redis.url())
         .expect("url")
         .channel(&channel);
-    // Under the raw client's 15 s per request: an idle poll ends with a ping.
+    // Under the raw client's 15 s per request: an idle poll ends with a ping. The client's queue
+    // would take the large message, so only its drop keeps it from the client.
     let io = Server::<sockio::tokio::Tokio>::builder()
         .client_manager(manager)
         .ping_interval(Duration::from_secs(2))
+        .max_buffered(10_000, 4 * MAX_RECEIVED)
         .build();
     wait_for_subscribers(&redis.path(), &channel, 1).await;
     let running = api_support::serve(&io).await;

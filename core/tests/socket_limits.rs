@@ -114,6 +114,56 @@ fn an_accepted_socket_whose_connect_reply_overflows_the_queue_leaves() {
     assert!(!h.sessions.contains_key(sid.as_str()));
 }
 
+/// A CONNECT reply larger alone than the client's queue (a namespace name about as long as the
+/// queue) cannot be refused as the application's data is, since the client waits for it: the
+/// connection ends as on an overflow, and the accepted socket leaves with that reason. Refusing
+/// it left the namespace pending and the connection never finished (review of 0e4309f).
+#[test]
+fn an_accepted_socket_whose_connect_reply_is_larger_than_the_queue_leaves() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_bytes = 60;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    let namespace = format!("/{}", "n".repeat(60));
+    h.ws_send_text(ws, &format!("40{namespace},"));
+    h.take_events(&sid);
+    let socket = h
+        .command(&sid, |c, now| c.accept_connect(now, &namespace))
+        .expect("the verdict is taken");
+    let events = h.take_events(&sid);
+    assert!(
+        events.contains(&SocketEvent::Disconnect {
+            namespace: namespace.as_str().into(),
+            sid: socket,
+            reason: DisconnectReason::Engine(CloseReason::OutboundQueueFull),
+        }),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
+    );
+
+    // So does a refusal whose CONNECT_ERROR is that large: the client is not left waiting.
+    let mut config = sio_config_any();
+    config.engine.max_buffered_bytes = 60;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    let refused = h.command(&sid, |c, now| {
+        c.reject_connect(now, "/admin", "refused", Some(json!("x".repeat(100))))
+    });
+    assert!(
+        matches!(refused, Err(CommandError::Send(SendError::QueueFull))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        h.take_events(&sid).last(),
+        Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
+    );
+}
+
 /// Emits buffered for a pending socket, each taken (`Ok`), that overflow the client's queue
 /// once the CONNECT reply goes ahead of them at the accept: the connection ends, and the socket
 /// the application accepted leaves with that reason, so its disconnect handler runs. Before, the

@@ -87,8 +87,9 @@ impl ClientManager {
     /// envelope carries the message in base64, a third larger), and on RabbitMQ the largest
     /// message sockio's subscribers take ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE)).
     /// Raise it only with the broker's own limits raised (on Redis,
-    /// `client-output-buffer-limit pubsub`), and not past 64 MiB: sockio's subscribers drop
-    /// larger messages on both brokers ([`resp::MAX_RECEIVED`](super::resp::MAX_RECEIVED)).
+    /// `client-output-buffer-limit pubsub`), and not past 64 MiB (48 MiB with kombu's framing,
+    /// whose base64 envelope is a third larger): sockio's subscribers drop larger messages on
+    /// both brokers ([`resp::MAX_RECEIVED`](super::resp::MAX_RECEIVED)).
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);

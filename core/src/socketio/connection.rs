@@ -642,7 +642,7 @@ impl Connection {
             SocketVersion::V4 => None,
             SocketVersion::V5 => Some(serde_json::json!({ "sid": sid.as_str() })),
         };
-        if let Err(error) = self.send_packet(now, &Packet::connect(namespace, data)) {
+        if let Err(error) = self.send_protocol_packet(now, &Packet::connect(namespace, data)) {
             // The reply overflowed the client's queue, which ended the connection: the socket
             // the application accepted leaves at once with that reason, as after a connection
             // that ended before the verdict (else its disconnect handler would never run).
@@ -714,7 +714,7 @@ impl Connection {
         self.namespaces.remove(namespace);
         self.forget_acks_of(namespace);
         let payload = connect_error_payload(self.version, message, data);
-        self.send_packet(now, &Packet::connect_error(namespace, payload))?;
+        self.send_protocol_packet(now, &Packet::connect_error(namespace, payload))?;
         Ok(())
     }
 
@@ -926,7 +926,7 @@ impl Connection {
             sid,
             reason: DisconnectReason::ServerNamespaceDisconnect,
         });
-        self.send_packet(now, &Packet::disconnect(namespace))
+        self.send_protocol_packet(now, &Packet::disconnect(namespace))
     }
 
     /// Closes the whole connection: every namespace is left with `reason` (unless the server is
@@ -951,7 +951,7 @@ impl Connection {
         if reason != CloseReason::ServerShuttingDown {
             for namespace in &namespaces {
                 // Best effort: a full queue closes the session anyway.
-                let _ = self.send_packet(now, &Packet::disconnect(namespace));
+                let _ = self.send_protocol_packet(now, &Packet::disconnect(namespace));
             }
         }
         self.close_with(now, DisconnectReason::Engine(reason.clone()), reason);
@@ -1027,6 +1027,23 @@ impl Connection {
             "sockio-core drain rule: drain Connection::poll_event (and poll_output) after every \
              input or command, before the next input"
         );
+    }
+
+    /// Sends a packet of the protocol's own (a namespace's CONNECT answer, CONNECT_ERROR or
+    /// DISCONNECT). One larger than the outbound queue holds (a namespace name about as long as
+    /// the queue) cannot be refused as the application's data is, since the client waits for
+    /// it: the connection closes, as when the queue overflows.
+    fn send_protocol_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
+        let result = self.send_packet(now, packet);
+        if let Err(CommandError::Send(SendError::TooLarge { .. })) = result {
+            self.close_with(
+                now,
+                DisconnectReason::Engine(CloseReason::OutboundQueueFull),
+                CloseReason::OutboundQueueFull,
+            );
+            return Err(CommandError::Send(SendError::QueueFull));
+        }
+        result
     }
 
     fn send_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
@@ -1175,14 +1192,14 @@ impl Connection {
     fn request_connect(&mut self, now: Instant, namespace: ByteString, auth: Option<Value>) {
         if !self.config.namespaces.allows(&namespace) {
             let payload = serde_json::json!({ "message": "Invalid namespace" });
-            let _ = self.send_packet(now, &Packet::connect_error(&namespace, payload));
+            let _ = self.send_protocol_packet(now, &Packet::connect_error(&namespace, payload));
             return;
         }
         // Names a client makes up (with `NamespaceFilter::Any` or a dynamic filter) would
         // otherwise each hold state on this connection for as long as it lives.
         if self.namespaces.len() >= self.config.max_namespaces {
             let payload = serde_json::json!({ "message": "Too many namespaces" });
-            let _ = self.send_packet(now, &Packet::connect_error(&namespace, payload));
+            let _ = self.send_protocol_packet(now, &Packet::connect_error(&namespace, payload));
             return;
         }
         let sid = match self.version {
