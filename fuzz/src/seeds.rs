@@ -788,6 +788,22 @@ fn stateful(seeds: &mut Vec<Seed>) {
             .op(op::CLOSE, &[0])
             .finish(),
     );
+    // What is larger than the outbound queue's byte cap: an emit, a broadcast and an answer,
+    // each refused whole with the client kept, then an emit that fits.
+    add(
+        "oversized-sends",
+        Script::new(0x80)
+            .op(op::HANDSHAKE, &[WS_V4])
+            .ws_text(0, "40")
+            .op(op::ANSWER_CONNECT, &ACCEPT)
+            .op(op::JOIN, &[0, 0, 1])
+            .op(op::EMIT, &[0, 0, 4])
+            .op(op::BROADCAST, &[0, 1, 4])
+            .ws_text(0, "421[\"q\"]")
+            .op(op::ACK, &[0, 4])
+            .op(op::EMIT, &[0, 0, 0])
+            .finish(),
+    );
     // Engine.IO 3 (Socket.IO v4): polling, then the WebSocket upgrade.
     add(
         "v3-upgrade",

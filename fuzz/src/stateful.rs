@@ -149,8 +149,12 @@ fn post(client: &Client, flags: u8, body: &[u8]) -> Option<http::Request<Bytes>>
     Driver::build(Method::POST, &uri, headers, body)
 }
 
-fn binary_args(binary: bool) -> (Vec<serde_json::Value>, Vec<Bytes>) {
-    if binary {
+/// What an emit, an answer or a broadcast carries, by its flags: bit 0 binary attachments, bit 2
+/// one attachment larger than the outbound queue's byte cap (refused whole, the client kept).
+fn binary_args(flags: u8) -> (Vec<serde_json::Value>, Vec<Bytes>) {
+    if flags & 4 != 0 {
+        (vec![placeholder(0)], vec![Bytes::from(vec![7u8; 3000])])
+    } else if flags & 1 != 0 {
         (
             vec![json!({"file": placeholder(0)}), placeholder(1)],
             vec![Bytes::from_static(b"\x00\x01"), Bytes::from_static(b"")],
@@ -322,7 +326,7 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
                 return;
             };
             let namespace = NAMESPACES[usize::from(ns) % NAMESPACES.len()];
-            let (args, attachments) = binary_args(flags & 1 == 1);
+            let (args, attachments) = binary_args(flags);
             let timeout = (flags & 2 != 0).then_some(Some(Duration::from_millis(700)));
             let sid = clients[i].sid.clone();
             driver.command(&sid, |c, now| {
@@ -336,7 +340,7 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             }
             let at = usize::from(index) % driver.pending_acks.len();
             let (sid, namespace, ack_id) = driver.pending_acks.remove(at);
-            let (args, attachments) = binary_args(flags & 1 == 1);
+            let (args, attachments) = binary_args(flags);
             driver.command(&sid, |c, now| {
                 let _ = c.ack(now, &namespace, ack_id, args, attachments);
             });
@@ -364,7 +368,7 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             let namespace = NAMESPACES[usize::from(ns) % NAMESPACES.len()];
             let room = ROOMS[usize::from(room) % ROOMS.len()];
             let rooms: &[&str] = if room.is_empty() { &[] } else { &[room] };
-            let (args, attachments) = binary_args(flags & 1 == 1);
+            let (args, attachments) = binary_args(flags);
             let frames = EncodedFrames::new(&Packet::event(
                 namespace,
                 "broadcast",
