@@ -28,6 +28,10 @@ const MAX_ARRAY: usize = 1024;
 const MAX_DEPTH: usize = 4;
 /// The longest line (a reply's first line, or a bulk string's length) waited for.
 const MAX_LINE: usize = 64 * 1024;
+/// The most bytes one unfinished reply may hold in the decoder: a pub/sub push is its kind, the
+/// channel and one message of at most [`MAX_RECEIVED`]; only a server that is not Redis sends
+/// more (an array of many large bulk strings).
+const MAX_REPLY: usize = MAX_RECEIVED + 1024 * 1024;
 
 /// One RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +111,10 @@ impl Decoder {
                     self.dropped = None;
                     self.buffer.advance(used);
                     return Ok(Some(reply));
+                }
+                // What waits belongs to this unfinished reply.
+                Step::Incomplete if self.buffer.len() > MAX_REPLY => {
+                    return Err(LinkError::Protocol("reply too long"));
                 }
                 Step::Incomplete => return Ok(None),
                 Step::TooLarge { header, data, len } => {
@@ -720,6 +728,24 @@ mod tests {
             decoder.next_reply(),
             Ok(Some(Reply::Bulk(Some(data)))) if data.len() == MAX_RECEIVED
         ));
+    }
+
+    #[test]
+    fn a_reply_holding_more_than_one_message_fails() {
+        let mut decoder = Decoder::default();
+        let len = MAX_RECEIVED / 4 * 3;
+        let mut reply = format!("*3\r\n${len}\r\n").into_bytes();
+        reply.resize(reply.len() + len, b'x');
+        reply.extend_from_slice(format!("\r\n${len}\r\n").as_bytes());
+        reply.resize(reply.len() + len, b'y');
+        reply.extend_from_slice(b"\r\n$5\r\n");
+        decoder.push(&reply[..MAX_REPLY]);
+        assert_eq!(decoder.next_reply(), Ok(None));
+        decoder.push(&reply[MAX_REPLY..]);
+        assert_eq!(
+            decoder.next_reply(),
+            Err(LinkError::Protocol("reply too long"))
+        );
     }
 
     #[test]
