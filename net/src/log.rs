@@ -75,6 +75,21 @@ macro_rules! log_broker_message_ignored {
     };
 }
 
+/// A message from the broker (`$broker`: "Redis", "RabbitMQ") of `$size` bytes, over the
+/// `$limit` a subscriber keeps, was dropped. Anyone who can publish on the channel can cause it.
+#[macro_export]
+macro_rules! log_broker_message_dropped {
+    ($broker:expr, $size:expr, $limit:expr) => {
+        $crate::throttled_log!(
+            error,
+            broker = $broker,
+            size = $size,
+            limit = $limit,
+            "dropped a message from the broker larger than the limit"
+        )
+    };
+}
+
 /// An emit that did not reach one of its recipients: a warning when it overflowed the client's
 /// outbound queue (the client is disconnected with `outbound queue full`, and what was queued
 /// for it is lost) or was larger alone than any queue holds (not sent; the client stays; at

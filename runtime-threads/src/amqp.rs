@@ -197,11 +197,9 @@ fn log_event(event: &LinkEvent) {
             tracing::warn!(%reason, "RabbitMQ blocks this connection (resource alarm); publishes wait");
         }
         LinkEvent::Unblocked => tracing::info!("RabbitMQ unblocked this connection"),
-        LinkEvent::TooLarge { size } => tracing::error!(
-            size,
-            limit = MAX_MESSAGE,
-            "dropped a message from RabbitMQ larger than the limit"
-        ),
+        LinkEvent::TooLarge { size } => {
+            sockio_net::log_broker_message_dropped!("RabbitMQ", size, MAX_MESSAGE)
+        }
         _ => {}
     }
 }

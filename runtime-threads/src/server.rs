@@ -436,7 +436,8 @@ impl Server {
         self.of("/").transport(sid)
     }
 
-    /// The handshake request (headers, query, remote address) of socket `sid` of `/`:
+    /// The handshake request (headers, query, remote address, what a layer kept in
+    /// [`KeepInHandshake`](sockio_core::socketio::KeepInHandshake)) of socket `sid` of `/`:
     /// python-socketio's `get_environ(sid)`, for code that holds a sid without its `Socket`.
     pub fn handshake(&self, sid: &str) -> Result<Arc<Handshake>, ServerError> {
         self.of("/").handshake(sid)

@@ -200,10 +200,10 @@ fn log_event(event: &LinkEvent) {
             tracing::warn!(%reason, "RabbitMQ blocks this connection (resource alarm); publishes wait");
         }
         LinkEvent::Unblocked => tracing::info!("RabbitMQ unblocked this connection"),
-        LinkEvent::TooLarge { size } => tracing::error!(
+        LinkEvent::TooLarge { size } => sockio_net::log_broker_message_dropped!(
+            "RabbitMQ",
             size,
-            limit = sockio_core::pubsub::amqp::MAX_MESSAGE,
-            "dropped a message from RabbitMQ larger than the limit"
+            sockio_core::pubsub::amqp::MAX_MESSAGE
         ),
         _ => {}
     }

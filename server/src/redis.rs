@@ -225,10 +225,10 @@ where
         while let Some(event) = connection.link.poll_event() {
             match event {
                 LinkEvent::Message(payload) => deliver(payload),
-                LinkEvent::TooLarge { size } => tracing::error!(
+                LinkEvent::TooLarge { size } => sockio_net::log_broker_message_dropped!(
+                    "Redis",
                     size,
-                    limit = sockio_core::pubsub::resp::MAX_RECEIVED,
-                    "dropped a message from Redis larger than the limit"
+                    sockio_core::pubsub::resp::MAX_RECEIVED
                 ),
                 _ => {}
             }
