@@ -405,3 +405,90 @@ fn a_packet_larger_than_the_byte_cap_is_refused_and_the_client_kept() {
     assert!(sent.is_ok(), "{sent:?}");
     assert_eq!(h.ws_take_text(ws), vec![r#"431["ok"]"#.to_owned()]);
 }
+
+/// A message with more packets (itself and its binary attachments) than the queue's packet cap
+/// could never be sent either: refused as an oversized one is, and the client kept (before, the
+/// client was closed with `outbound queue full`).
+#[test]
+fn a_message_with_more_packets_than_the_cap_is_refused_and_the_client_kept() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_packets = 3;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_take(ws);
+    h.ws_send_text(ws, r#"421["e"]"#);
+    h.take_events(&sid);
+    let placeholders: Vec<_> = (0..3)
+        .map(|num| json!({"_placeholder": true, "num": num}))
+        .collect();
+    let attachments = vec![bytes::Bytes::from_static(b"x"); 3];
+    let sent = h.command(&sid, |c, now| {
+        c.ack(now, "/", 1, placeholders.clone(), attachments.clone())
+    });
+    assert!(
+        matches!(
+            sent,
+            Err(CommandError::Send(SendError::TooManyPackets {
+                count: 4,
+                limit: 3
+            }))
+        ),
+        "{sent:?}"
+    );
+    assert!(h.ws_take(ws).is_empty());
+    assert!(h.take_events(&sid).is_empty());
+    // Three packets fit: the message with two attachments is written.
+    let sent = h.command(&sid, |c, now| {
+        c.ack(
+            now,
+            "/",
+            1,
+            placeholders[..2].to_vec(),
+            attachments[..2].to_vec(),
+        )
+    });
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(h.ws_take(ws).len(), 3);
+}
+
+/// The same for a socket whose connect is pending: its buffer refuses the message and the
+/// connection goes on to be accepted.
+#[test]
+fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pending() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_packets = 3;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    h.ws_take(ws);
+    let placeholders: Vec<_> = (0..3)
+        .map(|num| json!({"_placeholder": true, "num": num}))
+        .collect();
+    let sent = h.command(&sid, |c, now| {
+        c.emit(
+            now,
+            "/admin",
+            "e",
+            placeholders.clone(),
+            vec![bytes::Bytes::from_static(b"x"); 3],
+            None,
+        )
+    });
+    assert!(
+        matches!(
+            sent,
+            Err(CommandError::Send(SendError::TooManyPackets {
+                count: 4,
+                limit: 3
+            }))
+        ),
+        "{sent:?}"
+    );
+    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .expect("the verdict is taken");
+    assert!(h.sessions.contains_key(sid.as_str()), "the client is kept");
+    let written = h.ws_take_text(ws);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].starts_with("40/admin,"), "{written:?}");
+}

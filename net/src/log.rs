@@ -99,7 +99,6 @@ pub fn report_undelivered(
     sid: &sockio_core::engineio::Sid,
     error: &sockio_core::socketio::CommandError,
 ) {
-    use sockio_core::engineio::SendError;
     use sockio_core::socketio::CommandError;
     if error.is_overflow() {
         tracing::warn!(
@@ -107,14 +106,15 @@ pub fn report_undelivered(
             "a client's outbound queue is full (max_buffered_packets / max_buffered_bytes): it is \
              disconnected, and what was queued for it is lost"
         );
-    } else if let CommandError::Send(SendError::TooLarge { size, limit }) = error {
+    } else if let CommandError::Send(send) = error
+        && send.is_oversized()
+    {
         crate::throttled_log!(
             warn,
             %sid,
-            size,
-            limit,
-            "an emit larger than a client's outbound queue holds (max_buffered_bytes) was not \
-             sent to this client; it stays connected"
+            %send,
+            "an emit larger than a client's outbound queue holds (max_buffered_bytes or \
+             max_buffered_packets) was not sent to this client; it stays connected"
         );
     } else {
         tracing::debug!(%sid, %error, "emit not delivered to this client");
@@ -125,15 +125,16 @@ pub fn report_undelivered(
 /// alone than the client's outbound queue holds (at most 10 lines per 10 s), else (the client
 /// was gone, or its queue overflowed, which is reported as it closes) a debug line.
 pub fn report_unacknowledged(error: &sockio_core::socketio::CommandError) {
-    use sockio_core::engineio::SendError;
     use sockio_core::socketio::CommandError;
-    if let CommandError::Send(SendError::TooLarge { size, limit }) = error {
+    if let CommandError::Send(send) = error
+        && send.is_oversized()
+    {
         crate::throttled_log!(
             warn,
-            size,
-            limit,
+            %send,
             "a handler's answer larger than a client's outbound queue holds \
-             (max_buffered_bytes) was not sent; the client stays connected"
+             (max_buffered_bytes or max_buffered_packets) was not sent; the client stays \
+             connected"
         );
     } else {
         tracing::debug!(%error, "acknowledgement not delivered");

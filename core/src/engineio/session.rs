@@ -184,6 +184,19 @@ pub enum SendError {
     /// client could ever be sent it. Nothing was queued, and the session stays open.
     #[error("{size} bytes to send, more than the outbound queue holds ({limit}); not sent")]
     TooLarge { size: usize, limit: usize },
+    /// What was sent is more packets alone (a message and its binary attachments) than the
+    /// outbound queue holds (`max_buffered_packets`). Nothing was queued, and the session stays
+    /// open.
+    #[error("{count} packets to send, more than the outbound queue holds ({limit}); not sent")]
+    TooManyPackets { count: usize, limit: usize },
+}
+
+impl SendError {
+    /// Whether what was sent could never fit the outbound queue ([`SendError::TooLarge`] or
+    /// [`SendError::TooManyPackets`]): refused whole, with the session left open.
+    pub fn is_oversized(&self) -> bool {
+        matches!(self, Self::TooLarge { .. } | Self::TooManyPackets { .. })
+    }
 }
 
 /// The request-time facts a held GET needs when it is finally answered.
@@ -986,8 +999,9 @@ impl Session {
     /// session is closed with [`CloseReason::OutboundQueueFull`] and `QueueFull` is returned: a slow
     /// client is disconnected rather than allowed to grow server memory, and never silently loses
     /// messages while staying connected.
-    /// Frames larger together than `max_buffered_bytes`, which no queue could hold, are refused
-    /// with `TooLarge` instead, and the session stays open.
+    /// Frames larger together than `max_buffered_bytes`, or more of them than
+    /// `max_buffered_packets`, which no queue could hold, are refused with `TooLarge` or
+    /// `TooManyPackets` instead, and the session stays open.
     pub fn send_frames(&mut self, now: Instant, frames: &[Frame]) -> Result<(), SendError> {
         self.send_owned_frames(now, frames.iter().cloned())
     }
@@ -1006,16 +1020,29 @@ impl Session {
         for frame in frames {
             self.push_frame(frame);
         }
-        let size = self.queued_bytes - bytes_before;
-        if size > self.config.max_buffered_bytes {
+        let (count, size) = (
+            self.queue.len() - queued_before,
+            self.queued_bytes - bytes_before,
+        );
+        let oversized = if size > self.config.max_buffered_bytes {
+            Some(SendError::TooLarge {
+                size,
+                limit: self.config.max_buffered_bytes,
+            })
+        } else if count > self.config.max_buffered_packets {
+            Some(SendError::TooManyPackets {
+                count,
+                limit: self.config.max_buffered_packets,
+            })
+        } else {
+            None
+        };
+        if let Some(error) = oversized {
             // The client, which did nothing wrong, keeps its connection: only what it could
             // never be sent is refused.
             self.queue.truncate(queued_before);
             self.queued_bytes = bytes_before;
-            return Err(SendError::TooLarge {
-                size,
-                limit: self.config.max_buffered_bytes,
-            });
+            return Err(error);
         }
         if self.queue.len() > self.config.max_buffered_packets
             || self.queued_bytes > self.config.max_buffered_bytes

@@ -860,11 +860,17 @@ impl Connection {
                 ..
             }) => {
                 let bytes: usize = frames.frames().iter().map(Frame::len).sum();
+                // As the outbound queue does (`Session::send_frames`).
                 if bytes > max_bytes {
-                    // As the outbound queue does (`Session::send_frames`).
                     return Err(CommandError::Send(SendError::TooLarge {
                         size: bytes,
                         limit: max_bytes,
+                    }));
+                }
+                if frames.frames().len() > max_packets {
+                    return Err(CommandError::Send(SendError::TooManyPackets {
+                        count: frames.frames().len(),
+                        limit: max_packets,
                     }));
                 }
                 if buffered.len() >= max_packets || *buffered_bytes + bytes > max_bytes {
@@ -1035,7 +1041,9 @@ impl Connection {
     /// it: the connection closes, as when the queue overflows.
     fn send_protocol_packet(&mut self, now: Instant, packet: &Packet) -> Result<(), CommandError> {
         let result = self.send_packet(now, packet);
-        if let Err(CommandError::Send(SendError::TooLarge { .. })) = result {
+        if let Err(CommandError::Send(error)) = &result
+            && error.is_oversized()
+        {
             self.close_with(
                 now,
                 DisconnectReason::Engine(CloseReason::OutboundQueueFull),
