@@ -19,6 +19,82 @@ use sockio_core::socketio::decoder::{Decoder, DecoderLimits};
 
 use crate::input::Input;
 
+/// The RESP decoder with a small kept limit (one byte), fed the input's chunks one by one,
+/// against one with the real limit fed them whole: the same replies, except that each bulk
+/// string over the small limit is [`resp::Reply::TooLarge`] with its length; the same error, or
+/// the small limit's own (two such strings in one reply). The small one may have reported one
+/// reply more, holding a dropped string whose bytes were still arriving when it was reported.
+fn resp_against_reference(input: &mut Input) {
+    let limit = usize::from(input.u8());
+    let mut chunks = Vec::new();
+    while !input.is_empty() {
+        chunks.push(input.bytes());
+    }
+    let (small, small_error) = resp_replies(resp::Decoder::with_max_received(limit), &chunks);
+    let (reference, reference_error) = resp_replies(resp::Decoder::default(), &[&chunks.concat()]);
+    let expected: Vec<resp::Reply> = reference
+        .into_iter()
+        .map(|reply| dropping_over(reply, limit))
+        .collect();
+    let common = small.len().min(expected.len());
+    assert_eq!(small[..common], expected[..common], "limit {limit}");
+    if small_error
+        == Some(resp::LinkError::Protocol(
+            "two bulk strings over the limit in one reply",
+        ))
+    {
+        return;
+    }
+    assert_eq!(small_error, reference_error, "limit {limit}");
+    let reported_early =
+        small.len() == expected.len() + 1 && small.last().is_some_and(holds_too_large);
+    assert!(
+        small.len() == expected.len() || reported_early,
+        "limit {limit}: {small:?} against {expected:?}"
+    );
+}
+
+/// The replies a decoder gives for `chunks`, pushed one by one, and its error if it failed.
+fn resp_replies(
+    mut decoder: resp::Decoder,
+    chunks: &[&[u8]],
+) -> (Vec<resp::Reply>, Option<resp::LinkError>) {
+    let mut replies = Vec::new();
+    for chunk in chunks {
+        decoder.push(chunk);
+        loop {
+            match decoder.next_reply() {
+                Ok(Some(reply)) => replies.push(reply),
+                Ok(None) => break,
+                Err(error) => return (replies, Some(error)),
+            }
+        }
+    }
+    (replies, None)
+}
+
+/// `reply` as a decoder keeping bulk strings of at most `limit` bytes gives it.
+fn dropping_over(reply: resp::Reply, limit: usize) -> resp::Reply {
+    match reply {
+        resp::Reply::Bulk(Some(data)) if data.len() > limit => resp::Reply::TooLarge(data.len()),
+        resp::Reply::Array(Some(items)) => resp::Reply::Array(Some(
+            items
+                .into_iter()
+                .map(|item| dropping_over(item, limit))
+                .collect(),
+        )),
+        other => other,
+    }
+}
+
+fn holds_too_large(reply: &resp::Reply) -> bool {
+    match reply {
+        resp::Reply::TooLarge(_) => true,
+        resp::Reply::Array(Some(items)) => items.iter().any(holds_too_large),
+        _ => false,
+    }
+}
+
 /// Modes of [`eio_decode`], the low three bits of its first byte; bit 7 selects Engine.IO 3.
 pub mod eio_mode {
     pub const TEXT_PACKET: u8 = 0;
@@ -250,6 +326,7 @@ pub fn pubsub_message(data: &[u8]) {
 
 /// Modes of [`broker_links`], the first byte modulo their count.
 pub mod link_mode {
+    /// A limit byte, then chunks: [`resp_against_reference`](super::resp_against_reference).
     pub const RESP_DECODER: u8 = 0;
     pub const REDIS_SUBSCRIBER: u8 = 1;
     pub const REDIS_PUBLISHER: u8 = 2;
@@ -278,19 +355,7 @@ pub mod link_op {
 pub fn broker_links(data: &[u8]) {
     let mut input = Input::new(data);
     match input.u8() % link_mode::COUNT {
-        link_mode::RESP_DECODER => {
-            let mut decoder = resp::Decoder::default();
-            while !input.is_empty() {
-                decoder.push(input.bytes());
-                loop {
-                    match decoder.next_reply() {
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => return,
-                    }
-                }
-            }
-        }
+        link_mode::RESP_DECODER => resp_against_reference(&mut input),
         mode @ (link_mode::REDIS_SUBSCRIBER | link_mode::REDIS_PUBLISHER) => {
             let flags = input.u8();
             let config = RedisConfig {

@@ -479,7 +479,7 @@ fn links(seeds: &mut Vec<Seed>) {
 
     // RESP decoder: replies of every type, split at awkward places, and limits.
     let mut w = Writer::new();
-    w.u8(link_mode::RESP_DECODER);
+    w.u8(link_mode::RESP_DECODER).u8(255);
     for chunk in [
         &b"+OK\r\n:1\r\n$3\r\nfoo\r\n$-1\r\n*-1\r\n-ERR wrong\r\n"[..],
         b"*3\r\n$7\r\nmessage\r\n$8\r\nsocke",
@@ -492,6 +492,7 @@ fn links(seeds: &mut Vec<Seed>) {
         "resp-array-too-long",
         Writer::new()
             .u8(link_mode::RESP_DECODER)
+            .u8(255)
             .bytes(b"*99999999\r\n")
             .finish(),
     );
@@ -499,6 +500,7 @@ fn links(seeds: &mut Vec<Seed>) {
         "resp-deep",
         Writer::new()
             .u8(link_mode::RESP_DECODER)
+            .u8(255)
             .bytes(&b"*1\r\n".repeat(8))
             .finish(),
     );
@@ -506,6 +508,7 @@ fn links(seeds: &mut Vec<Seed>) {
         "resp-huge-bulk",
         Writer::new()
             .u8(link_mode::RESP_DECODER)
+            .u8(255)
             .bytes(b"$999999999999\r\n")
             .finish(),
     );
@@ -516,8 +519,41 @@ fn links(seeds: &mut Vec<Seed>) {
         "resp-dropped-bulk",
         Writer::new()
             .u8(link_mode::RESP_DECODER)
+            .u8(255)
             .bytes(b"*2\r\n$67108865\r\n")
             .bytes(b"xxxx\r\n:1\r\n")
+            .finish(),
+    );
+    // The same under a kept limit of 3 bytes, whole: a pub/sub message dropped and the next
+    // kept; a dropped string as the last item, reported before its end arrives; two in one
+    // reply; one whose CRLF is wrong.
+    let mut w = Writer::new();
+    w.u8(link_mode::RESP_DECODER).u8(3);
+    for chunk in [
+        &b"*3\r\n$7\r\nmessage\r\n$3\r\nabc\r\n$5\r\nhel"[..],
+        b"lo\r\n*3\r\n$7\r\nmessage\r\n$3\r\nabc\r\n$2\r\n{}\r\n",
+        b"*2\r\n:1\r\n$6\r\nab",
+        b"cdef\r",
+        b"\n+OK\r\n",
+    ] {
+        w.bytes(chunk);
+    }
+    add("resp-small-limit", w.finish());
+    add(
+        "resp-small-limit-two-dropped",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .u8(3)
+            .bytes(b"*2\r\n$4\r\nabcd\r\n$4\r\nefgh\r\n")
+            .finish(),
+    );
+    add(
+        "resp-small-limit-unterminated",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .u8(3)
+            .bytes(b"*2\r\n:1\r\n$4\r\nab")
+            .bytes(b"cdX\n:2\r\n")
             .finish(),
     );
 

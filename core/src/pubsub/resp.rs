@@ -28,10 +28,10 @@ const MAX_ARRAY: usize = 1024;
 const MAX_DEPTH: usize = 4;
 /// The longest line (a reply's first line, or a bulk string's length) waited for.
 const MAX_LINE: usize = 64 * 1024;
-/// The most bytes one unfinished reply may hold in the decoder: a pub/sub push is its kind, the
-/// channel and one message of at most [`MAX_RECEIVED`]; only a server that is not Redis sends
-/// more (an array of many large bulk strings).
-const MAX_REPLY: usize = MAX_RECEIVED + 1024 * 1024;
+/// The most bytes one unfinished reply may hold in the decoder beside its one message of at most
+/// [`MAX_RECEIVED`]: a pub/sub push is its kind, the channel and one message; only a server that
+/// is not Redis sends more (an array of many large bulk strings).
+const MAX_REPLY_BESIDES_MESSAGE: usize = 1024 * 1024;
 
 /// One RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,23 +73,46 @@ pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// An incremental RESP2 decoder: feed bytes, take whole replies. It holds at most one reply's
 /// bytes, without the bulk strings over [`MAX_RECEIVED`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
     buffer: BytesMut,
+    /// [`MAX_RECEIVED`], or a smaller limit ([`Decoder::with_max_received`]).
+    max_received: usize,
     /// Where a bulk string over [`MAX_RECEIVED`] stood in `buffer` (its header and data taken
-    /// out), and its length: it parses as [`Reply::TooLarge`] there.
+    /// out), and its length: it parses as [`Reply::TooLarge`] there, before its bytes arrive.
     dropped: Option<(usize, usize)>,
     /// Bytes of that bulk string (and its CRLF) still to come, thrown away as they arrive.
     discard: usize,
+    /// A dropped bulk string did not end with CRLF: the stream is out of step.
+    unterminated: bool,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::with_max_received(MAX_RECEIVED)
+    }
 }
 
 impl Decoder {
+    /// A decoder that drops bulk strings longer than `max_received` bytes instead of
+    /// [`MAX_RECEIVED`]'s: small limits let tests and fuzzers reach the end of a dropped one.
+    pub fn with_max_received(max_received: usize) -> Self {
+        Self {
+            buffer: BytesMut::new(),
+            max_received,
+            dropped: None,
+            discard: 0,
+            unterminated: false,
+        }
+    }
+
     /// Adds bytes read from the server. Take the replies with [`next_reply`](Self::next_reply)
     /// after each push: a bulk string over [`MAX_RECEIVED`] is only found, and its bytes only
     /// thrown away rather than kept, from then on.
     pub fn push(&mut self, mut bytes: &[u8]) {
         if self.discard > 0 {
             let thrown = self.discard.min(bytes.len());
+            self.unterminated |= !ends_well(&bytes[..thrown], self.discard);
             self.discard -= thrown;
             bytes = &bytes[thrown..];
         }
@@ -99,8 +122,12 @@ impl Decoder {
     /// The next complete reply, `Ok(None)` when more bytes are needed.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, LinkError> {
         loop {
+            if self.unterminated {
+                return Err(LinkError::Protocol("bulk string not terminated"));
+            }
             let mut parser = Parser {
                 input: &self.buffer,
+                max_received: self.max_received,
                 dropped: self.dropped,
             };
             match parser.parse(0, 0)? {
@@ -113,7 +140,10 @@ impl Decoder {
                     return Ok(Some(reply));
                 }
                 // What waits belongs to this unfinished reply.
-                Step::Incomplete if self.buffer.len() > MAX_REPLY => {
+                Step::Incomplete
+                    if self.buffer.len()
+                        > self.max_received.saturating_add(MAX_REPLY_BESIDES_MESSAGE) =>
+                {
                     return Err(LinkError::Protocol("reply too long"));
                 }
                 Step::Incomplete => return Ok(None),
@@ -124,9 +154,11 @@ impl Decoder {
                         ));
                     }
                     // Take the bulk string's header and what came of its data (and CRLF) out
-                    // of the buffer; the rest of it is thrown away as it arrives.
+                    // of the buffer; the rest of it is thrown away as it arrives. Its CRLF is
+                    // checked on the way, as any bulk string's is.
                     let whole = len.saturating_add(2);
                     let here = whole.min(self.buffer.len() - data);
+                    self.unterminated |= !ends_well(&self.buffer[data..data + here], whole);
                     let after = self.buffer.split_off(data + here);
                     self.buffer.truncate(header);
                     self.buffer.unsplit(after);
@@ -136,6 +168,18 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Whether `part`, the next bytes of a dropped bulk string of which `left` bytes (data and CRLF)
+/// were still to come, has the CRLF where it falls in `part`.
+fn ends_well(part: &[u8], left: usize) -> bool {
+    part.iter()
+        .enumerate()
+        .skip(left.saturating_sub(2))
+        .all(|(i, &byte)| {
+            let from_end = left - i;
+            byte == b"\r\n"[2 - from_end]
+        })
 }
 
 /// What parsing from a position found.
@@ -155,6 +199,7 @@ enum Step {
 /// One parse of a decoder's buffer from its start.
 struct Parser<'a> {
     input: &'a [u8],
+    max_received: usize,
     /// The decoder's dropped bulk string, until the parse reaches it.
     dropped: Option<(usize, usize)>,
 }
@@ -197,7 +242,7 @@ impl Parser<'_> {
                 if len > MAX_BULK {
                     return Err(LinkError::Protocol("bulk string too long"));
                 }
-                if len > MAX_RECEIVED {
+                if len > self.max_received {
                     return Ok(Step::TooLarge {
                         header: at,
                         data: after_line,
@@ -731,6 +776,38 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_string_over_the_limit_without_its_crlf_fails() {
+        let len = MAX_RECEIVED + 1;
+        for terminator in [&b"xx"[..], b"\rx", b"\n\r"] {
+            // Its CRLF arriving after its data, a byte at a time.
+            let mut decoder = Decoder::default();
+            decoder.push(format!("*2\r\n${len}\r\n").as_bytes());
+            assert_eq!(decoder.next_reply(), Ok(None));
+            feed_bulk_data(&mut decoder, len, 64);
+            decoder.push(&terminator[..1]);
+            decoder.push(&terminator[1..]);
+            decoder.push(b":1\r\n");
+            assert_eq!(
+                decoder.next_reply(),
+                Err(LinkError::Protocol("bulk string not terminated")),
+                "{terminator:?}"
+            );
+            // Arriving whole: the reply reports the dropped string, then the link fails.
+            let mut whole = format!("${len}\r\n").into_bytes();
+            whole.resize(whole.len() + len, b'x');
+            whole.extend_from_slice(terminator);
+            whole.extend_from_slice(b":1\r\n");
+            let mut decoder = Decoder::default();
+            decoder.push(&whole);
+            assert_eq!(
+                decoder.next_reply(),
+                Err(LinkError::Protocol("bulk string not terminated")),
+                "{terminator:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_reply_holding_more_than_one_message_fails() {
         let mut decoder = Decoder::default();
         let len = MAX_RECEIVED / 4 * 3;
@@ -739,9 +816,10 @@ mod tests {
         reply.extend_from_slice(format!("\r\n${len}\r\n").as_bytes());
         reply.resize(reply.len() + len, b'y');
         reply.extend_from_slice(b"\r\n$5\r\n");
-        decoder.push(&reply[..MAX_REPLY]);
+        let max_reply = MAX_RECEIVED + MAX_REPLY_BESIDES_MESSAGE;
+        decoder.push(&reply[..max_reply]);
         assert_eq!(decoder.next_reply(), Ok(None));
-        decoder.push(&reply[MAX_REPLY..]);
+        decoder.push(&reply[max_reply..]);
         assert_eq!(
             decoder.next_reply(),
             Err(LinkError::Protocol("reply too long"))
