@@ -251,6 +251,10 @@ impl Parser<'_> {
                 }
                 let end = after_line + len;
                 let Some(data_and_end) = self.input.get(after_line..end + 2) else {
+                    // A wrong first byte of the CRLF fails at once, as a dropped string's does.
+                    if self.input.get(end).is_some_and(|&byte| byte != b'\r') {
+                        return Err(LinkError::Protocol("bulk string not terminated"));
+                    }
                     return Ok(Step::Incomplete);
                 };
                 let (data, terminator) = data_and_end.split_at(len);
@@ -773,6 +777,21 @@ mod tests {
             decoder.next_reply(),
             Ok(Some(Reply::Bulk(Some(data)))) if data.len() == MAX_RECEIVED
         ));
+    }
+
+    #[test]
+    fn a_bulk_string_whose_crlf_starts_wrong_fails_before_its_second_byte() {
+        let mut decoder = Decoder::default();
+        decoder.push(b"$4\r\nabcd");
+        assert_eq!(decoder.next_reply(), Ok(None));
+        decoder.push(b"\r");
+        assert_eq!(decoder.next_reply(), Ok(None));
+        let mut decoder = Decoder::default();
+        decoder.push(b"$4\r\nabcd\n");
+        assert_eq!(
+            decoder.next_reply(),
+            Err(LinkError::Protocol("bulk string not terminated"))
+        );
     }
 
     #[test]
