@@ -688,3 +688,41 @@ fn anything_but_the_clients_heartbeat_is_given_back() {
     assert!(h.take_events(&sid).is_empty());
     assert!(h.sessions.contains_key(sid.as_str()));
 }
+
+/// Pings count against the outbound queue's cap: while reading is paused they go on at the
+/// interval, and a client that reads none of them grew its queue by one every interval for as
+/// long as it stayed (found by the `endpoint_stateful` fuzz target: 34 packets queued under a
+/// cap of 32).
+#[test]
+fn v4_pings_to_a_paused_client_that_reads_nothing_count_against_the_cap() {
+    let mut config = EngineConfig::default();
+    config.max_buffered_packets = 2;
+    let mut h = Harness::engine(config);
+    let (sid, _poll) = open_polling(&mut h, "4");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    // Pings at 25 and 50 s fill the queue.
+    h.advance(ms(50_000));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    assert!(h.take_events(&sid).is_empty());
+    // The third does not fit.
+    h.advance(ms(25_000));
+    assert_closed_with(&mut h, &sid, CloseReason::OutboundQueueFull);
+}
+
+/// The same for a ping due while the queue is full of messages: the client is closed as a slow
+/// consumer then, rather than the queue going past its cap until the pong's timeout.
+#[test]
+fn v4_a_ping_due_while_the_queue_is_full_closes_as_an_overflow() {
+    let mut config = EngineConfig::default();
+    config.max_buffered_packets = 2;
+    let mut h = Harness::engine(config);
+    let (sid, _poll) = open_polling(&mut h, "4");
+    for _ in 0..2 {
+        h.command(&sid, |s, now| s.send(now, PacketData::Text("m".into())))
+            .expect("fits the cap");
+    }
+    h.advance(ms(24_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::OutboundQueueFull);
+}

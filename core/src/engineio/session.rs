@@ -970,6 +970,13 @@ impl Session {
                         *pong_deadline = deadline_after(now, self.config.ping_timeout);
                         *refreshed = false;
                     }
+                    // Pings count against the cap, as a v3 client's pongs do: while reading is
+                    // paused they go on at the interval, so a client that reads nothing would
+                    // otherwise grow its queue by one every interval for as long as it stays.
+                    if !self.has_room_for_control_frame() {
+                        self.close_now(CloseReason::OutboundQueueFull);
+                        return;
+                    }
                     self.push_control(now, Frame::bare(PacketType::Ping));
                 }
             }
@@ -1292,7 +1299,7 @@ impl Session {
                     *deadline = client_ping_deadline(&self.config, now);
                     // A client that pings without ever reading would otherwise grow the queue
                     // with pongs: they count against the cap like everything else.
-                    if self.queue.len() >= self.config.max_buffered_packets {
+                    if !self.has_room_for_control_frame() {
                         self.close_now(CloseReason::OutboundQueueFull);
                         return None;
                     }
@@ -1422,6 +1429,12 @@ impl Session {
     /// reading too late, and was closed with `ping timeout` while it read (heartbeat-under-load
     /// audit). Engine.IO handles heartbeats apart from messages, so they may overtake them; not
     /// the open packet, nor the heartbeats queued before.
+    /// Whether a ping or pong (one packet of one byte) fits the outbound queue's caps.
+    fn has_room_for_control_frame(&self) -> bool {
+        self.queue.len() < self.config.max_buffered_packets
+            && self.queued_bytes < self.config.max_buffered_bytes
+    }
+
     fn push_control(&mut self, now: Instant, frame: Frame) {
         let ahead = self
             .queue
