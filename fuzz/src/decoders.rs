@@ -326,7 +326,7 @@ pub fn pubsub_message(data: &[u8]) {
 
 /// Modes of [`broker_links`], the first byte modulo their count.
 pub mod link_mode {
-    /// A limit byte, then chunks: [`resp_against_reference`](super::resp_against_reference).
+    /// A limit byte, then chunks: the RESP decoder under that kept limit against the real one.
     pub const RESP_DECODER: u8 = 0;
     pub const REDIS_SUBSCRIBER: u8 = 1;
     pub const REDIS_PUBLISHER: u8 = 2;
