@@ -524,16 +524,16 @@ fn links(seeds: &mut Vec<Seed>) {
             .bytes(b"xxxx\r\n:1\r\n")
             .finish(),
     );
-    // The same under a kept limit of 3 bytes, whole: a pub/sub message dropped and the next
-    // kept; a dropped string as the last item, reported before its end arrives; two in one
-    // reply; one whose CRLF is wrong.
+    // The same under a kept limit of 8 bytes: a pub/sub message dropped and the next kept; a
+    // dropped string as the last item, reported before its end arrives, its CRLF split; then
+    // (other seeds) two in one reply, and one whose CRLF is wrong.
     let mut w = Writer::new();
-    w.u8(link_mode::RESP_DECODER).u8(3);
+    w.u8(link_mode::RESP_DECODER).u8(8);
     for chunk in [
-        &b"*3\r\n$7\r\nmessage\r\n$3\r\nabc\r\n$5\r\nhel"[..],
-        b"lo\r\n*3\r\n$7\r\nmessage\r\n$3\r\nabc\r\n$2\r\n{}\r\n",
-        b"*2\r\n:1\r\n$6\r\nab",
-        b"cdef\r",
+        &b"*3\r\n$7\r\nmessage\r\n$3\r\nabc\r\n$10\r\nhello"[..],
+        b"world\r\n*3\r\n$7\r\nmessage\r\n$3\r\nabc\r\n$2\r\n{}\r\n",
+        b"*2\r\n:1\r\n$9\r\nab",
+        b"cdefghi\r",
         b"\n+OK\r\n",
     ] {
         w.bytes(chunk);

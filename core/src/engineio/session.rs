@@ -970,14 +970,18 @@ impl Session {
                         *pong_deadline = deadline_after(now, self.config.ping_timeout);
                         *refreshed = false;
                     }
-                    // Pings count against the cap, as a v3 client's pongs do: while reading is
-                    // paused they go on at the interval, so a client that reads nothing would
-                    // otherwise grow its queue by one every interval for as long as it stays.
-                    if !self.has_room_for_control_frame() {
-                        self.close_now(CloseReason::OutboundQueueFull);
-                        return;
+                    // One unsent ping is enough: while reading is paused the pings go on at the
+                    // interval, past the queue's cap as heartbeats do (`push_control`), so a
+                    // client that read none of them grew its queue by one every interval for as
+                    // long as it stayed.
+                    let ping_unsent = self
+                        .queue
+                        .iter()
+                        .take_while(|queued| queued.is_open_or_heartbeat())
+                        .any(Frame::is_ping);
+                    if !ping_unsent {
+                        self.push_control(now, Frame::bare(PacketType::Ping));
                     }
-                    self.push_control(now, Frame::bare(PacketType::Ping));
                 }
             }
             Heartbeat::ClientPings { deadline } => {
@@ -1299,7 +1303,7 @@ impl Session {
                     *deadline = client_ping_deadline(&self.config, now);
                     // A client that pings without ever reading would otherwise grow the queue
                     // with pongs: they count against the cap like everything else.
-                    if !self.has_room_for_control_frame() {
+                    if self.queue.len() >= self.config.max_buffered_packets {
                         self.close_now(CloseReason::OutboundQueueFull);
                         return None;
                     }
@@ -1429,12 +1433,6 @@ impl Session {
     /// reading too late, and was closed with `ping timeout` while it read (heartbeat-under-load
     /// audit). Engine.IO handles heartbeats apart from messages, so they may overtake them; not
     /// the open packet, nor the heartbeats queued before.
-    /// Whether a ping or pong (one packet of one byte) fits the outbound queue's caps.
-    fn has_room_for_control_frame(&self) -> bool {
-        self.queue.len() < self.config.max_buffered_packets
-            && self.queued_bytes < self.config.max_buffered_bytes
-    }
-
     fn push_control(&mut self, now: Instant, frame: Frame) {
         let ahead = self
             .queue

@@ -811,7 +811,7 @@ mod tests {
                 Err(LinkError::Protocol("bulk string not terminated")),
                 "{terminator:?}"
             );
-            // Arriving whole: the reply reports the dropped string, then the link fails.
+            // Arriving whole: the link fails before the reply is given.
             let mut whole = format!("${len}\r\n").into_bytes();
             whole.resize(whole.len() + len, b'x');
             whole.extend_from_slice(terminator);
