@@ -369,6 +369,23 @@ fn a_packet_past_the_byte_cap_is_queued_whole_or_not_at_all() {
     );
 }
 
+/// A client joined to `/` over WebSocket, its writes taken, that sent event 1 asking for an
+/// acknowledgement.
+fn joined_with_event_1_to_answer(
+    config: sockio_core::socketio::SocketConfig,
+) -> (
+    Harness<sockio_core::socketio::Endpoint>,
+    String,
+    sockio_core::engineio::RequestId,
+) {
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_take(ws);
+    h.ws_send_text(ws, r#"421["e"]"#);
+    h.take_events(&sid);
+    (h, sid, ws)
+}
+
 /// A packet larger alone than the queue's byte cap could never be sent, whatever the client
 /// does: it is refused, nothing of it is written, and the client keeps its connection (before,
 /// the client was closed for the application's oversized emit).
@@ -376,11 +393,7 @@ fn a_packet_past_the_byte_cap_is_queued_whole_or_not_at_all() {
 fn a_packet_larger_than_the_byte_cap_is_refused_and_the_client_kept() {
     let mut config = sio_config_any();
     config.engine.max_buffered_bytes = 100;
-    let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_take(ws);
-    h.ws_send_text(ws, r#"421["e"]"#);
-    h.take_events(&sid);
+    let (mut h, sid, ws) = joined_with_event_1_to_answer(config);
     let placeholder = json!({"_placeholder": true, "num": 0});
     let sent = h.command(&sid, |c, now| {
         c.ack(
@@ -413,11 +426,7 @@ fn a_packet_larger_than_the_byte_cap_is_refused_and_the_client_kept() {
 fn a_message_with_more_packets_than_the_cap_is_refused_and_the_client_kept() {
     let mut config = sio_config_any();
     config.engine.max_buffered_packets = 3;
-    let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_take(ws);
-    h.ws_send_text(ws, r#"421["e"]"#);
-    h.take_events(&sid);
+    let (mut h, sid, ws) = joined_with_event_1_to_answer(config);
     let placeholders: Vec<_> = (0..3)
         .map(|num| json!({"_placeholder": true, "num": num}))
         .collect();
