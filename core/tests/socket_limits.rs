@@ -52,6 +52,8 @@ fn engine_io_3_pings_without_reading_hit_the_queue_cap() {
     );
 }
 
+/// What a pending socket's buffer holds leaves a packet's room for the CONNECT reply, which goes
+/// ahead of it: 9 emits under a cap of 10, and the tenth closes the connection.
 #[test]
 fn emits_to_a_pending_socket_past_the_cap_close_the_connection() {
     let mut config = sio_config_any();
@@ -60,18 +62,18 @@ fn emits_to_a_pending_socket_past_the_cap_close_the_connection() {
     let (sid, ws, _) = h.sio_ws_joined();
     h.ws_send_text(ws, "40/admin,");
     h.take_events(&sid);
-    for _ in 0..10 {
+    for _ in 0..9 {
         h.command(&sid, |c, now| {
             c.emit(now, "/admin", "e", vec![], vec![], None)
         })
         .expect("buffered");
     }
-    let eleventh = h.command(&sid, |c, now| {
+    let tenth = h.command(&sid, |c, now| {
         c.emit(now, "/admin", "e", vec![], vec![], None)
     });
     assert!(
-        matches!(eleventh, Err(CommandError::Send(_))),
-        "{eleventh:?}"
+        matches!(tenth, Err(CommandError::Send(SendError::QueueFull))),
+        "{tenth:?}"
     );
     // The connect handler that emitted returns: its socket leaves, then the connection reports
     // `Closed` (it waited for that verdict).
@@ -174,10 +176,13 @@ fn an_accepted_socket_whose_buffered_emits_overflow_the_queue_leaves() {
     let mut config = sio_config_any();
     config.engine.max_buffered_packets = 10;
     let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
+    // A polling client that has not fetched an emit to `/`: the queue holds it at the accept.
+    let (sid, uri, _) = h.sio_poll_joined();
+    h.command(&sid, |c, now| c.emit(now, "/", "e", vec![], vec![], None))
+        .expect("queued");
+    assert_eq!(h.post(&uri, b"40/admin,").body_text(), "ok");
     h.take_events(&sid);
-    for _ in 0..10 {
+    for _ in 0..9 {
         h.command(&sid, |c, now| {
             c.emit(now, "/admin", "e", vec![], vec![], None)
         })
@@ -460,8 +465,9 @@ fn a_message_with_more_packets_than_the_cap_is_refused_and_the_client_kept() {
     assert_eq!(h.ws_take(ws).len(), 3);
 }
 
-/// The same for a socket whose connect is pending: its buffer refuses the message and the
-/// connection goes on to be accepted.
+/// The same for a socket whose connect is pending, whose buffer keeps a packet's room for the
+/// CONNECT reply: it refuses the message, and the connection goes on to be accepted. Before, a
+/// message of as many packets as the cap was held, and closed the client at the accept.
 #[test]
 fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pending() {
     let mut config = sio_config_any();
@@ -489,15 +495,29 @@ fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pend
             sent,
             Err(CommandError::Send(SendError::TooManyPackets {
                 count: 4,
-                limit: 3
+                limit: 2
             }))
         ),
         "{sent:?}"
     );
+    // Two packets fit beside the CONNECT reply: the message with one attachment is held, and
+    // goes out after the reply.
+    let sent = h.command(&sid, |c, now| {
+        c.emit(
+            now,
+            "/admin",
+            "e",
+            placeholders[..1].to_vec(),
+            vec![bytes::Bytes::from_static(b"x")],
+            None,
+        )
+    });
+    assert!(sent.is_ok(), "{sent:?}");
     h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
         .expect("the verdict is taken");
     assert!(h.sessions.contains_key(sid.as_str()), "the client is kept");
     let written = h.ws_take_text(ws);
-    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written.len(), 3, "{written:?}");
     assert!(written[0].starts_with("40/admin,"), "{written:?}");
+    assert!(written[1].starts_with("451-/admin,"), "{written:?}");
 }

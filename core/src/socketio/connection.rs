@@ -263,6 +263,8 @@ enum NamespaceState {
     Pending {
         sid: Sid,
         buffered: Vec<EncodedFrames>,
+        /// The packets (frames) of `buffered`.
+        buffered_packets: usize,
         buffered_bytes: usize,
     },
     Connected(Sid),
@@ -856,24 +858,28 @@ impl Connection {
             }
             Some(NamespaceState::Pending {
                 buffered,
+                buffered_packets,
                 buffered_bytes,
                 ..
             }) => {
+                // As the outbound queue does (`Session::send_frames`), keeping a packet's room
+                // for the CONNECT reply, which the accept queues ahead of what is held here.
                 let bytes: usize = frames.frames().iter().map(Frame::len).sum();
-                // As the outbound queue does (`Session::send_frames`).
+                let count = frames.frames().len();
+                let room = max_packets.saturating_sub(1);
                 if bytes > max_bytes {
                     return Err(CommandError::Send(SendError::TooLarge {
                         size: bytes,
                         limit: max_bytes,
                     }));
                 }
-                if frames.frames().len() > max_packets {
+                if count > room {
                     return Err(CommandError::Send(SendError::TooManyPackets {
-                        count: frames.frames().len(),
-                        limit: max_packets,
+                        count,
+                        limit: room,
                     }));
                 }
-                if buffered.len() >= max_packets || *buffered_bytes + bytes > max_bytes {
+                if *buffered_packets + count > room || *buffered_bytes + bytes > max_bytes {
                     // The same policy as the outbound queue: disconnect rather than drop silently.
                     self.close_with(
                         now,
@@ -882,6 +888,7 @@ impl Connection {
                     );
                     return Err(CommandError::Send(SendError::QueueFull));
                 }
+                *buffered_packets += count;
                 *buffered_bytes += bytes;
                 buffered.push(frames);
                 Ok(())
@@ -1221,6 +1228,7 @@ impl Connection {
             NamespaceState::Pending {
                 sid: sid.clone(),
                 buffered: Vec::new(),
+                buffered_packets: 0,
                 buffered_bytes: 0,
             },
         );
@@ -1340,6 +1348,7 @@ impl Connection {
                     let pending = NamespaceState::Pending {
                         sid,
                         buffered: Vec::new(),
+                        buffered_packets: 0,
                         buffered_bytes: 0,
                     };
                     self.namespaces.insert(ns, pending);
