@@ -119,6 +119,11 @@ impl Decoder {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// Whether bytes of an unfinished reply are held or still to be thrown away.
+    pub fn holds_partial_reply(&self) -> bool {
+        !self.buffer.is_empty() || self.discard > 0
+    }
+
     /// The next complete reply, `Ok(None)` when more bytes are needed.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, LinkError> {
         loop {
