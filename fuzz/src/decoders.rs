@@ -19,8 +19,9 @@ use sockio_core::socketio::decoder::{Decoder, DecoderLimits};
 
 use crate::input::Input;
 
-/// The RESP decoder with a small kept limit (0 to 255 bytes, from one input byte), fed the input's chunks one by one,
-/// against one with the real limit fed them whole: the same replies, except that each bulk
+/// The RESP decoder with a small kept limit (0 to 255 bytes, from one input byte), fed the
+/// input's chunks one by one, against one with the real limit fed them whole: the same replies,
+/// except that each bulk
 /// string over the small limit is [`resp::Reply::TooLarge`] with its length; the same error, or
 /// the small limit's own (two such strings in one reply). The small one may have reported one
 /// reply more, holding a dropped string whose bytes were still arriving when it was reported.

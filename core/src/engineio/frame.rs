@@ -48,11 +48,12 @@ impl Frame {
         }))
     }
 
-    /// Whether this is the open packet, a ping or a pong.
+    /// Whether this is a ping.
     pub(crate) fn is_ping(&self) -> bool {
         matches!(self, Frame::Text(text) if text.as_bytes().first() == Some(&b'2'))
     }
 
+    /// Whether this is the open packet, a ping or a pong.
     pub(crate) fn is_open_or_heartbeat(&self) -> bool {
         matches!(self, Frame::Text(text) if matches!(text.as_bytes().first(), Some(b'0' | b'2' | b'3')))
     }

@@ -197,6 +197,29 @@ impl SendError {
     pub fn is_oversized(&self) -> bool {
         matches!(self, Self::TooLarge { .. } | Self::TooManyPackets { .. })
     }
+
+    /// The refusal of one message of `count` packets and `size` bytes that alone exceeds the
+    /// room there is for it (`max_bytes`, `max_packets`), if it does.
+    pub(crate) fn refusing_whole(
+        count: usize,
+        size: usize,
+        max_packets: usize,
+        max_bytes: usize,
+    ) -> Option<Self> {
+        if size > max_bytes {
+            Some(Self::TooLarge {
+                size,
+                limit: max_bytes,
+            })
+        } else if count > max_packets {
+            Some(Self::TooManyPackets {
+                count,
+                limit: max_packets,
+            })
+        } else {
+            None
+        }
+    }
 }
 
 /// The request-time facts a held GET needs when it is finally answered.
@@ -1035,20 +1058,12 @@ impl Session {
             self.queue.len() - queued_before,
             self.queued_bytes - bytes_before,
         );
-        let oversized = if size > self.config.max_buffered_bytes {
-            Some(SendError::TooLarge {
-                size,
-                limit: self.config.max_buffered_bytes,
-            })
-        } else if count > self.config.max_buffered_packets {
-            Some(SendError::TooManyPackets {
-                count,
-                limit: self.config.max_buffered_packets,
-            })
-        } else {
-            None
-        };
-        if let Some(error) = oversized {
+        if let Some(error) = SendError::refusing_whole(
+            count,
+            size,
+            self.config.max_buffered_packets,
+            self.config.max_buffered_bytes,
+        ) {
             // The client, which did nothing wrong, keeps its connection: only what it could
             // never be sent is refused.
             self.queue.truncate(queued_before);

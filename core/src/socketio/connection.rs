@@ -867,17 +867,8 @@ impl Connection {
                 let bytes: usize = frames.frames().iter().map(Frame::len).sum();
                 let count = frames.frames().len();
                 let room = max_packets.saturating_sub(1);
-                if bytes > max_bytes {
-                    return Err(CommandError::Send(SendError::TooLarge {
-                        size: bytes,
-                        limit: max_bytes,
-                    }));
-                }
-                if count > room {
-                    return Err(CommandError::Send(SendError::TooManyPackets {
-                        count,
-                        limit: room,
-                    }));
+                if let Some(error) = SendError::refusing_whole(count, bytes, room, max_bytes) {
+                    return Err(CommandError::Send(error));
                 }
                 if *buffered_packets + count > room || *buffered_bytes + bytes > max_bytes {
                     // The same policy as the outbound queue: disconnect rather than drop silently.
