@@ -521,3 +521,53 @@ fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pend
     assert!(written[0].starts_with("40/admin,"), "{written:?}");
     assert!(written[1].starts_with("451-/admin,"), "{written:?}");
 }
+
+/// A pending socket's buffer keeps the CONNECT reply's bytes free too: a message that fills
+/// `max_buffered_bytes` alone is refused (its limit is the cap less the reply), and one that fills
+/// the rest is held and written after the reply, with the client kept. Before, the first was held
+/// and closed the client at the accept.
+#[test]
+fn a_pending_socket_buffer_keeps_the_connect_reply_bytes_free() {
+    const CAP: usize = 200;
+    let mut config = sio_config_any();
+    config.engine.max_buffered_bytes = CAP;
+    let mut h = Harness::socket(config);
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    h.take_events(&sid);
+    h.ws_take(ws);
+    // `42/admin,["e","…"]`: 17 bytes around the string.
+    let emit_of = |len: usize| {
+        move |c: &mut sockio_core::socketio::Connection, now| {
+            c.emit(
+                now,
+                "/admin",
+                "e",
+                vec![json!("x".repeat(len - 17))],
+                vec![],
+                None,
+            )
+        }
+    };
+    let whole_cap = h.command(&sid, emit_of(CAP));
+    let Err(CommandError::Send(SendError::TooLarge { size, limit })) = whole_cap else {
+        panic!("{whole_cap:?}");
+    };
+    assert_eq!(size, CAP);
+    let reply_len = CAP - limit;
+    assert!(reply_len > 0, "no room kept for the reply");
+    h.command(&sid, emit_of(limit))
+        .expect("fits beside the reply");
+    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .expect("the verdict is taken");
+    assert!(h.sessions.contains_key(sid.as_str()), "the client is kept");
+    let written = h.ws_take_text(ws);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written[0].starts_with("40/admin,{\"sid\":"), "{written:?}");
+    assert_eq!(
+        written[0].len(),
+        reply_len,
+        "the room kept is the reply's length"
+    );
+    assert_eq!(written[1].len(), limit, "{written:?}");
+}

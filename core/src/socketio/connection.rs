@@ -640,11 +640,8 @@ impl Connection {
             Some(NamespaceState::Pending { sid, .. }) => sid.clone(),
             _ => return Err(CommandError::NoPendingConnect(namespace.to_owned())),
         };
-        let data = match self.version {
-            SocketVersion::V4 => None,
-            SocketVersion::V5 => Some(serde_json::json!({ "sid": sid.as_str() })),
-        };
-        if let Err(error) = self.send_protocol_packet(now, &Packet::connect(namespace, data)) {
+        let reply = connect_reply(self.version, namespace, &sid);
+        if let Err(error) = self.send_protocol_packet(now, &reply) {
             // The reply overflowed the client's queue, which ended the connection: the socket
             // the application accepted leaves at once with that reason, as after a connection
             // that ended before the verdict (else its disconnect handler would never run).
@@ -857,20 +854,27 @@ impl Connection {
                 result.map_err(CommandError::from)
             }
             Some(NamespaceState::Pending {
+                sid,
                 buffered,
                 buffered_packets,
                 buffered_bytes,
-                ..
             }) => {
-                // As the outbound queue does (`Session::send_frames`), keeping a packet's room
-                // for the CONNECT reply, which the accept queues ahead of what is held here.
+                // As the outbound queue does (`Session::send_frames`), keeping room, a packet
+                // and its bytes, for the CONNECT reply that the accept queues ahead of what is
+                // held here.
+                let reply_bytes: usize =
+                    message_frames(&connect_reply(self.version, namespace, sid))
+                        .map(|frame| frame.len())
+                        .sum();
+                let packet_room = max_packets.saturating_sub(1);
+                let byte_room = max_bytes.saturating_sub(reply_bytes);
                 let bytes: usize = frames.frames().iter().map(Frame::len).sum();
                 let count = frames.frames().len();
-                let room = max_packets.saturating_sub(1);
-                if let Some(error) = SendError::refusing_whole(count, bytes, room, max_bytes) {
+                if let Some(error) = SendError::refusing_whole(count, bytes, packet_room, byte_room)
+                {
                     return Err(CommandError::Send(error));
                 }
-                if *buffered_packets + count > room || *buffered_bytes + bytes > max_bytes {
+                if *buffered_packets + count > packet_room || *buffered_bytes + bytes > byte_room {
                     // The same policy as the outbound queue: disconnect rather than drop silently.
                     self.close_with(
                         now,
@@ -1365,6 +1369,16 @@ impl Connection {
         self.attachment_deadline = None;
         self.connect_deadline = None;
     }
+}
+
+/// The CONNECT reply that accepts socket `sid` into `namespace` (v5 names the socket id; v4
+/// clients use the Engine.IO sid and get none).
+fn connect_reply(version: SocketVersion, namespace: &str, sid: &Sid) -> Packet {
+    let data = match version {
+        SocketVersion::V4 => None,
+        SocketVersion::V5 => Some(serde_json::json!({ "sid": sid.as_str() })),
+    };
+    Packet::connect(namespace, data)
 }
 
 /// The CONNECT_ERROR payload for `version`.
