@@ -21,26 +21,28 @@ use crate::input::Input;
 
 /// The RESP decoder with a small kept limit (0 to 255 bytes, from one input byte), fed the
 /// input's chunks one by one, against one with the real limit fed them whole: the same replies,
-/// except that each bulk
-/// string over the small limit is [`resp::Reply::TooLarge`] with its length; the same error, or
-/// the small limit's own (two such strings in one reply). The small one may have reported one
-/// reply more, holding a dropped string whose bytes were still arriving when it was reported.
+/// except that each bulk string over the small limit is [`resp::Reply::TooLarge`] with its
+/// length; the same error, or the small limit's own (two such strings in one reply). The small
+/// one may have reported one reply more, holding a dropped string whose bytes were still
+/// arriving when it was reported: the reference, given the bytes the small one still meant to
+/// throw away, must finish that very reply.
 fn resp_against_reference(input: &mut Input) {
     let limit = usize::from(input.u8());
     let mut chunks = Vec::new();
     while !input.is_empty() {
         chunks.push(input.bytes());
     }
-    let (small, small_error, _) = resp_replies(resp::Decoder::with_max_received(limit), &chunks);
-    let (reference, reference_error, reference_unfinished) =
-        resp_replies(resp::Decoder::default(), &[&chunks.concat()]);
+    let whole = chunks.concat();
+    let small = resp_replies(resp::Decoder::with_max_received(limit), &chunks);
+    let reference = resp_replies(resp::Decoder::default(), &[&whole]);
     let expected: Vec<resp::Reply> = reference
-        .into_iter()
-        .map(|reply| dropping_over(reply, limit))
+        .replies
+        .iter()
+        .map(|reply| dropping_over(reply.clone(), limit))
         .collect();
-    let common = small.len().min(expected.len());
-    assert_eq!(small[..common], expected[..common], "limit {limit}");
-    if small_error
+    let common = small.replies.len().min(expected.len());
+    assert_eq!(small.replies[..common], expected[..common], "limit {limit}");
+    if small.error
         == Some(resp::LinkError::Protocol(
             "two bulk strings over the limit in one reply",
         ))
@@ -48,32 +50,65 @@ fn resp_against_reference(input: &mut Input) {
         // The reference keeps both strings: its next reply must hold two over the limit, or it
         // must have stopped inside that reply (the small decoder fails at the second header,
         // before the strings' bytes).
-        let refused = expected.get(small.len());
+        let refused = expected.get(small.replies.len());
         assert!(
-            refused.map_or(reference_unfinished || reference_error.is_some(), |reply| {
+            refused.map_or(reference.unfinished || reference.error.is_some(), |reply| {
                 too_large_count(reply) >= 2
             }),
             "limit {limit}: refused two over the limit in {refused:?}"
         );
         return;
     }
-    assert_eq!(small_error, reference_error, "limit {limit}");
+    assert_eq!(small.error, reference.error, "limit {limit}");
+    if small.replies.len() == expected.len() {
+        return;
+    }
     // Only a reply the reference had not finished may have been reported early.
-    let reported_early = small.len() == expected.len() + 1
-        && small.last().is_some_and(holds_too_large)
-        && (reference_unfinished || reference_error.is_some());
+    let early = &small.replies[small.replies.len() - 1];
     assert!(
-        small.len() == expected.len() || reported_early,
-        "limit {limit}: {small:?} against {expected:?}"
+        small.replies.len() == expected.len() + 1
+            && holds_too_large(early)
+            && (reference.unfinished || reference.error.is_some()),
+        "limit {limit}: {:?} against {expected:?}",
+        small.replies
     );
+    if reference.error.is_none() {
+        // The dropped string's missing bytes, then its CRLF (or what is left of it).
+        let left = small.discarding;
+        assert!(
+            left > 0,
+            "limit {limit}: {early:?} reported with its string's bytes all in"
+        );
+        let mut rest = vec![b'x'; left.saturating_sub(2)];
+        rest.extend_from_slice(&b"\r\n"[2 - left.min(2)..]);
+        let completed = resp_replies(resp::Decoder::default(), &[&whole, &rest]);
+        let finished: Vec<resp::Reply> = completed
+            .replies
+            .into_iter()
+            .skip(reference.replies.len())
+            .map(|reply| dropping_over(reply, limit))
+            .collect();
+        assert_eq!(
+            (finished.as_slice(), completed.error, completed.unfinished),
+            (std::slice::from_ref(early), None, false),
+            "limit {limit}: the reply reported early is not the one the reference finishes"
+        );
+    }
 }
 
-/// The replies a decoder gives for `chunks`, pushed one by one, its error if it failed, and
-/// whether it was left holding part of a reply.
-fn resp_replies(
-    mut decoder: resp::Decoder,
-    chunks: &[&[u8]],
-) -> (Vec<resp::Reply>, Option<resp::LinkError>, bool) {
+/// What a RESP decoder made of some input.
+struct Decoded {
+    replies: Vec<resp::Reply>,
+    /// Its error, if it failed.
+    error: Option<resp::LinkError>,
+    /// Whether it was left holding part of a reply (always so after an error).
+    unfinished: bool,
+    /// Bytes of a dropped bulk string it still meant to throw away.
+    discarding: usize,
+}
+
+/// What a decoder gives for `chunks`, pushed one by one.
+fn resp_replies(mut decoder: resp::Decoder, chunks: &[&[u8]]) -> Decoded {
     let mut replies = Vec::new();
     for chunk in chunks {
         decoder.push(chunk);
@@ -81,12 +116,23 @@ fn resp_replies(
             match decoder.next_reply() {
                 Ok(Some(reply)) => replies.push(reply),
                 Ok(None) => break,
-                Err(error) => return (replies, Some(error), true),
+                Err(error) => {
+                    return Decoded {
+                        replies,
+                        error: Some(error),
+                        unfinished: true,
+                        discarding: decoder.bytes_to_discard(),
+                    };
+                }
             }
         }
     }
-    let unfinished = decoder.holds_partial_reply();
-    (replies, None, unfinished)
+    Decoded {
+        replies,
+        error: None,
+        unfinished: decoder.holds_partial_reply(),
+        discarding: decoder.bytes_to_discard(),
+    }
 }
 
 /// `reply` as a decoder keeping bulk strings of at most `limit` bytes gives it.

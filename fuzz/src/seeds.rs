@@ -556,6 +556,17 @@ fn links(seeds: &mut Vec<Seed>) {
             .bytes(b"cdX\n:2\r\n")
             .finish(),
     );
+    // A message over the limit reported before its bytes are all in: the reference, given the
+    // rest, finishes the same reply.
+    add(
+        "resp-small-limit-reported-early",
+        Writer::new()
+            .u8(link_mode::RESP_DECODER)
+            .u8(8)
+            .bytes(b"+OK\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$20\r\nabc")
+            .bytes(b"defgh")
+            .finish(),
+    );
 
     // Redis subscriber with AUTH, SELECT and SETNAME, then a message and a ping.
     let mut w = Writer::new();

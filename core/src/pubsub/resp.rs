@@ -124,6 +124,12 @@ impl Decoder {
         !self.buffer.is_empty() || self.discard > 0
     }
 
+    /// Bytes of a dropped bulk string (its data and CRLF) still to come, which will be thrown
+    /// away as they arrive.
+    pub fn bytes_to_discard(&self) -> usize {
+        self.discard
+    }
+
     /// The next complete reply, `Ok(None)` when more bytes are needed.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, LinkError> {
         loop {
