@@ -285,12 +285,12 @@ async fn a_path_without_slashes_gets_them() {
     assert_eq!(tag, "connected", "{value}");
 }
 
-/// A CONNECT reply that overflows the client's outbound queue ends the connection; the socket
-/// the connect handler accepted then leaves, so its disconnect handler runs (it never did, and
-/// what the connect handler set up for the socket was never released).
+/// A CONNECT reply that overflows the client's outbound queue (here one byte long) ends the
+/// connection; the socket the connect handler accepted then leaves, so its disconnect handler
+/// runs (it never did, and what the connect handler set up for the socket was never released).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
-    let io = Server::builder().max_buffered(0, 0).build();
+    let io = Server::builder().max_buffered(1, 1).build();
     let (tx, mut reasons) = tokio::sync::mpsc::unbounded_channel::<String>();
     io.on_disconnect(move |_socket: Socket, reason| {
         let _ = tx.send(reason.as_str().to_owned());
@@ -311,6 +311,14 @@ async fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
         .await
         .expect("the disconnect");
     assert_eq!(reason, "outbound queue full");
+}
+
+/// A queue of 0 packets or 0 bytes, perhaps meant as "no limit", is refused where it is set:
+/// it would disconnect every client at its CONNECT reply.
+#[test]
+#[should_panic(expected = "a queue of 0 holds no CONNECT reply")]
+fn an_outbound_queue_of_nothing_is_refused() {
+    let _ = Server::builder().max_buffered(10, 0);
 }
 
 #[test]

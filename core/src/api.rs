@@ -531,8 +531,16 @@ macro_rules! server_builder_options {
         }
 
         /// Outbound queue cap per client, in packets and bytes (defaults 10,000 and 16 MiB); a client
-        /// that does not read past it is disconnected.
+        /// that does not read past it is disconnected. Panics when either is 0, which does not
+        /// mean "no limit": no CONNECT reply would fit, so every client would be disconnected
+        /// as it connects (`usize::MAX` lifts a limit).
+        #[track_caller]
         pub fn max_buffered(mut self, packets: usize, bytes: usize) -> Self {
+            assert!(
+                packets > 0 && bytes > 0,
+                "max_buffered({packets}, {bytes}): a queue of 0 holds no CONNECT reply, so no \
+                 client could connect (usize::MAX lifts a limit)"
+            );
             self.config.engine.max_buffered_packets = packets;
             self.config.engine.max_buffered_bytes = bytes;
             self

@@ -1636,12 +1636,12 @@ fn listed_namespaces_are_accepted_besides_those_with_handlers() {
     );
 }
 
-/// A CONNECT reply that overflows the client's outbound queue ends the connection; the socket
-/// the connect handler accepted then leaves, so its disconnect handler runs (it never did, and
-/// what the connect handler set up for the socket was never released).
+/// A CONNECT reply that overflows the client's outbound queue (here one byte long) ends the
+/// connection; the socket the connect handler accepted then leaves, so its disconnect handler
+/// runs (it never did, and what the connect handler set up for the socket was never released).
 #[test]
 fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
-    let io = Server::builder().max_buffered(0, 0).build();
+    let io = Server::builder().max_buffered(1, 1).build();
     let (tx, reasons) = channel::<String>();
     io.on_disconnect(move |_socket: Socket, reason: DisconnectReason| {
         let _ = tx.send(reason.as_str().to_owned());
@@ -1654,6 +1654,14 @@ fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
     let _ = sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40");
     assert_eq!(recv(&reasons, "the disconnect"), "outbound queue full");
     io.abort();
+}
+
+/// A queue of 0 packets or 0 bytes, perhaps meant as "no limit", is refused where it is set:
+/// it would disconnect every client at its CONNECT reply.
+#[test]
+#[should_panic(expected = "a queue of 0 holds no CONNECT reply")]
+fn an_outbound_queue_of_nothing_is_refused() {
+    let _ = Server::builder().max_buffered(10, 0);
 }
 
 /// A path no request can have (`?` or `#` in it), given whole in a configuration or to a raw
