@@ -321,6 +321,15 @@ fn an_outbound_queue_of_nothing_is_refused() {
     let _ = Server::builder().max_buffered(10, 0);
 }
 
+/// So is one given whole in a configuration.
+#[test]
+#[should_panic(expected = "a queue of 0 holds no CONNECT reply")]
+fn an_outbound_queue_of_nothing_in_a_socket_config_is_refused() {
+    let mut config = sockio::core::socketio::SocketConfig::default();
+    config.engine.max_buffered_packets = 0;
+    let _ = Server::builder().socket_config(config);
+}
+
 #[test]
 #[should_panic(expected = "a URL path cannot hold '?' or '#'")]
 fn a_path_with_a_query_is_refused() {

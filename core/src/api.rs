@@ -536,13 +536,9 @@ macro_rules! server_builder_options {
         /// as it connects (`usize::MAX` lifts a limit).
         #[track_caller]
         pub fn max_buffered(mut self, packets: usize, bytes: usize) -> Self {
-            assert!(
-                packets > 0 && bytes > 0,
-                "max_buffered({packets}, {bytes}): a queue of 0 holds no CONNECT reply, so no \
-                 client could connect (usize::MAX lifts a limit)"
-            );
             self.config.engine.max_buffered_packets = packets;
             self.config.engine.max_buffered_bytes = bytes;
+            self.config.engine.assert_queue_can_hold_a_reply();
             self
         }
 
@@ -558,10 +554,12 @@ macro_rules! server_builder_options {
         /// Replaces the whole core configuration (advanced). Its namespace filter is applied
         /// with the namespaces that have handlers accepted too (see
         /// [`NamespaceFilter`]($crate::socketio::NamespaceFilter)). Panics as
-        /// [`path`](Self::path) does when its path holds `?` or `#`.
+        /// [`path`](Self::path) does when its path holds `?` or `#`, and as
+        /// [`max_buffered`](Self::max_buffered) does on an outbound queue of 0.
         #[track_caller]
         pub fn socket_config(mut self, config: $crate::socketio::SocketConfig) -> Self {
             config.engine.assert_path_can_match();
+            config.engine.assert_queue_can_hold_a_reply();
             self.config = config;
             self
         }

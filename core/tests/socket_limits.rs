@@ -524,8 +524,8 @@ fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pend
 
 /// A pending socket's buffer keeps the CONNECT reply's bytes free too: a message that fills
 /// `max_buffered_bytes` alone is refused (its limit is the cap less the reply), and one that fills
-/// the rest is held and written after the reply, with the client kept. Before, the first was held
-/// and closed the client at the accept.
+/// the rest is held and written after the reply, with the client kept (its queue was empty at the
+/// accept). Before, the first was held and closed the client at the accept.
 #[test]
 fn a_pending_socket_buffer_keeps_the_connect_reply_bytes_free() {
     const CAP: usize = 200;

@@ -1661,7 +1661,7 @@ fn a_socket_whose_connect_reply_overflows_the_queue_is_disconnected() {
 #[test]
 #[should_panic(expected = "a queue of 0 holds no CONNECT reply")]
 fn an_outbound_queue_of_nothing_is_refused() {
-    let _ = Server::builder().max_buffered(10, 0);
+    let _ = Server::builder().max_buffered(0, 10);
 }
 
 /// A path no request can have (`?` or `#` in it), given whole in a configuration or to a raw

@@ -187,6 +187,20 @@ impl EngineConfig {
         );
     }
 
+    /// Panics when `max_buffered_packets` or `max_buffered_bytes` is 0, which is not "no limit":
+    /// no Socket.IO CONNECT reply fits such a queue, so every client would be disconnected as
+    /// it connects. The Socket.IO builders check it (`max_buffered`, `socket_config`).
+    #[track_caller]
+    pub fn assert_queue_can_hold_a_reply(&self) {
+        assert!(
+            self.max_buffered_packets > 0 && self.max_buffered_bytes > 0,
+            "max_buffered({}, {}): a queue of 0 holds no CONNECT reply, so no client could \
+             connect (usize::MAX lifts a limit)",
+            self.max_buffered_packets,
+            self.max_buffered_bytes
+        );
+    }
+
     /// The path with one leading and exactly one trailing slash, as requests are matched
     /// against it (an empty path is `/`, every path).
     pub fn normalized_path(&self) -> String {
