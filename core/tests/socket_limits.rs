@@ -58,10 +58,7 @@ fn engine_io_3_pings_without_reading_hit_the_queue_cap() {
 fn emits_to_a_pending_socket_past_the_cap_close_the_connection() {
     let mut config = sio_config_any();
     config.engine.max_buffered_packets = 10;
-    let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
+    let (mut h, sid, _) = connecting_to_admin(config);
     for _ in 0..9 {
         h.command(&sid, |c, now| {
             c.emit(now, "/admin", "e", vec![], vec![], None)
@@ -149,10 +146,7 @@ fn an_accepted_socket_whose_connect_reply_is_larger_than_the_queue_leaves() {
     // So does a refusal whose CONNECT_ERROR is that large: the client is not left waiting.
     let mut config = sio_config_any();
     config.engine.max_buffered_bytes = 60;
-    let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
+    let (mut h, sid, _) = connecting_to_admin(config);
     let refused = h.command(&sid, |c, now| {
         c.reject_connect(now, "/admin", "refused", Some(json!("x".repeat(100))))
     });
@@ -374,21 +368,44 @@ fn a_packet_past_the_byte_cap_is_queued_whole_or_not_at_all() {
     );
 }
 
-/// A client joined to `/` over WebSocket, its writes taken, that sent event 1 asking for an
-/// acknowledgement.
-fn joined_with_event_1_to_answer(
-    config: sockio_core::socketio::SocketConfig,
-) -> (
+/// A socket endpoint's harness, a client's session id and its WebSocket.
+type JoinedClient = (
     Harness<sockio_core::socketio::Endpoint>,
     String,
     sockio_core::engineio::RequestId,
-) {
+);
+
+/// A client joined to `/` over WebSocket, its writes taken, that then sent `text`.
+fn joined_then_sent(config: sockio_core::socketio::SocketConfig, text: &str) -> JoinedClient {
     let mut h = Harness::socket(config);
     let (sid, ws, _) = h.sio_ws_joined();
     h.ws_take(ws);
-    h.ws_send_text(ws, r#"421["e"]"#);
+    h.ws_send_text(ws, text);
     h.take_events(&sid);
     (h, sid, ws)
+}
+
+/// A client whose connect to `/admin` awaits the application's verdict.
+fn connecting_to_admin(config: sockio_core::socketio::SocketConfig) -> JoinedClient {
+    joined_then_sent(config, "40/admin,")
+}
+
+/// A client that sent event 1 asking for an acknowledgement.
+fn joined_with_event_1_to_answer(config: sockio_core::socketio::SocketConfig) -> JoinedClient {
+    joined_then_sent(config, r#"421["e"]"#)
+}
+
+/// Accepts the pending connect to `/admin`, checks that the client stays, and returns what was
+/// written to it.
+fn accept_admin_keeping_the_client(
+    h: &mut Harness<sockio_core::socketio::Endpoint>,
+    sid: &str,
+    ws: sockio_core::engineio::RequestId,
+) -> Vec<String> {
+    h.command(sid, |c, now| c.accept_connect(now, "/admin"))
+        .expect("the verdict is taken");
+    assert!(h.sessions.contains_key(sid), "the client is kept");
+    h.ws_take_text(ws)
 }
 
 /// A packet larger alone than the queue's byte cap could never be sent, whatever the client
@@ -472,11 +489,7 @@ fn a_message_with_more_packets_than_the_cap_is_refused_and_the_client_kept() {
 fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pending() {
     let mut config = sio_config_any();
     config.engine.max_buffered_packets = 3;
-    let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
-    h.ws_take(ws);
+    let (mut h, sid, ws) = connecting_to_admin(config);
     let placeholders: Vec<_> = (0..3)
         .map(|num| json!({"_placeholder": true, "num": num}))
         .collect();
@@ -513,10 +526,7 @@ fn a_message_with_more_packets_than_the_cap_is_refused_while_the_connect_is_pend
         )
     });
     assert!(sent.is_ok(), "{sent:?}");
-    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
-        .expect("the verdict is taken");
-    assert!(h.sessions.contains_key(sid.as_str()), "the client is kept");
-    let written = h.ws_take_text(ws);
+    let written = accept_admin_keeping_the_client(&mut h, &sid, ws);
     assert_eq!(written.len(), 3, "{written:?}");
     assert!(written[0].starts_with("40/admin,"), "{written:?}");
     assert!(written[1].starts_with("451-/admin,"), "{written:?}");
@@ -531,11 +541,7 @@ fn a_pending_socket_buffer_keeps_the_connect_reply_bytes_free() {
     const CAP: usize = 200;
     let mut config = sio_config_any();
     config.engine.max_buffered_bytes = CAP;
-    let mut h = Harness::socket(config);
-    let (sid, ws, _) = h.sio_ws_joined();
-    h.ws_send_text(ws, "40/admin,");
-    h.take_events(&sid);
-    h.ws_take(ws);
+    let (mut h, sid, ws) = connecting_to_admin(config);
     // `42/admin,["e","…"]`: 17 bytes around the string.
     let emit_of = |len: usize| {
         move |c: &mut sockio_core::socketio::Connection, now| {
@@ -558,10 +564,7 @@ fn a_pending_socket_buffer_keeps_the_connect_reply_bytes_free() {
     assert!(reply_len > 0, "no room kept for the reply");
     h.command(&sid, emit_of(limit))
         .expect("fits beside the reply");
-    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
-        .expect("the verdict is taken");
-    assert!(h.sessions.contains_key(sid.as_str()), "the client is kept");
-    let written = h.ws_take_text(ws);
+    let written = accept_admin_keeping_the_client(&mut h, &sid, ws);
     assert_eq!(written.len(), 2, "{written:?}");
     assert!(written[0].starts_with("40/admin,{\"sid\":"), "{written:?}");
     assert_eq!(
