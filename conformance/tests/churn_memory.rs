@@ -1,23 +1,25 @@
 //! Rounds of official clients (socket.io-client 4.x) that use every common feature and then
 //! leave, against one server per runtime: once they are all gone, the server must hold no more
-//! heap than after the first round. A server that kept anything of a client that left (its
+//! heap than after the warm-up rounds. A server that kept anything of a client that left (its
 //! rooms, its session, an acknowledgement callback or a call it was still owed, a timer, a
 //! task, a thread's state) would grow by that much every round.
 //!
 //! The heap is counted by this binary's allocator (live bytes: allocated less freed), not read
 //! from the RSS, so the allocator's caching cannot hide a leak or fake one. Each round's clients:
 //! - connect over polling, over WebSocket or polling-then-upgrade (one in three each), to `/`
-//!   and every other one to `/chat` as well, entering a room named in their auth;
+//!   and half of them to `/chat` as well, entering a room named in their auth;
 //! - send acknowledged echoes, a message to their room, answer a server's `call`, let another
 //!   `call` time out, save and read a session, enter a room of their own;
+//! - half of those in `/chat` leave it alone, while a call and an acknowledgement callback of
+//!   the server still wait for them there;
 //! - then leave one of four ways: disconnecting every socket, being disconnected by the server,
 //!   closing the connection while a call and an acknowledgement callback still wait for them,
 //!   or vanishing with the Node process (TCP closed; polling ones reclaimed by the heartbeat)
 //!   with the same two still waiting.
 //!
 //! The first two rounds are a warm-up: what grows to a high-water mark and stays (the runtimes'
-//! pools and tables, the handler threads) is in the baseline taken after them. The tests run one at a
-//! time, since the allocator counts the whole process.
+//! pools and tables, the handler threads) is in the baseline taken after them. The tests run one
+//! at a time, since the allocator counts the whole process.
 
 #[path = "support/in_process.rs"]
 mod in_process;
@@ -66,6 +68,19 @@ const GROWTH_PER_CLIENT: usize = 32;
 /// seen was 4.9 KB, on threads over ten rounds).
 const SLACK: usize = 20 * 1024;
 
+/// Both scripts' `holdQuestions(socket)`: resolves once the server's two questions (a call and
+/// an emit with a callback, which it then waits for) reached `socket`; they are never answered.
+const HOLD_QUESTIONS: &str = r#"
+const holdQuestions = (socket) => new Promise((resolve) => {
+  let asked = 0;
+  const listener = () => {
+    if (++asked === 2) { socket.off("never-answered", listener); resolve(); }
+  };
+  socket.on("never-answered", listener);
+  socket.emit("hold-questions");
+});
+"#;
+
 /// One round: `CLIENTS` lives at once, then the process exits (which is the fourth way out).
 const CLIENT: &str = r#"
 const { Manager } = require("socket.io-client");
@@ -80,13 +95,12 @@ async function life(i) {
   const manager = new Manager(URL, { transports: TRANSPORTS[i % 3], reconnection: false, forceNew: true });
   const room = "room-" + (i % 5);
   const sockets = [manager.socket("/", { auth: { room } })];
-  if (i % 2 === 0) sockets.push(manager.socket("/chat", { auth: { room } }));
-  // The server's questions left unanswered (one call, one emit with a callback per socket).
-  let unanswered = 0;
-  let onUnanswered = () => {};
+  // Half of the clients (four in every eight, so that each way of leaving has some) join /chat
+  // too, and half of those leave it alone first, with the server's questions waiting.
+  const chat = Math.floor(i / 4) % 2 === 0;
+  if (chat) sockets.push(manager.socket("/chat", { auth: { room } }));
   for (const socket of sockets) {
     socket.on("answer-me", (n, callback) => callback(n + 1));
-    socket.on("never-answered", () => { unanswered += 1; onUnanswered(); });
     socket.on("room-message", () => {});
     socket.on("welcome", () => {});
   }
@@ -102,6 +116,10 @@ async function life(i) {
     expectEqual("read session", await emitWithAck(socket, "recall"), [session]);
     expectEqual("own room", await emitWithAck(socket, "join", "own-" + i), [true]);
   }
+  if (chat && Math.floor(i / 8) % 2 === 0) {
+    await holdQuestions(sockets[1]);
+    sockets.pop().disconnect();
+  }
   const way = i % 4;
   if (way === 0) {
     for (const socket of sockets) socket.disconnect();
@@ -115,11 +133,7 @@ async function life(i) {
     })));
     manager.engine.close();
   } else {
-    const asked = new Promise((resolve) => {
-      onUnanswered = () => { if (unanswered === 2 * sockets.length) resolve(); };
-    });
-    for (const socket of sockets) socket.emit("hold-questions");
-    await asked;
+    await Promise.all(sockets.map(holdQuestions));
     if (way === 2) manager.engine.close(); else lingering.push(manager);
   }
 }
@@ -130,7 +144,10 @@ process.exit(0);
 
 /// A client that stays connected through every round, in both namespaces and every room the
 /// others use, so that the server keeps its tables for them (a namespace or room left empty is
-/// dropped whole, with whatever a leaving client might have left in it).
+/// dropped whole, with whatever a leaving client might have left in it). At each `cycle N`
+/// command it joins `/side` and leaves it N times, each time while a call and an
+/// acknowledgement callback of the server wait for it there: what a connection that stays keeps
+/// of the namespaces it left.
 const RESIDENT: &str = r#"
 const { Manager } = require("socket.io-client");
 const manager = new Manager(URL, { transports: ["websocket"], reconnection: false });
@@ -145,10 +162,31 @@ for (const socket of sockets) {
     if (joined !== true) fail("join room-" + room);
   }
 }
+// Made at the first cycle: the manager connects a socket as it makes it.
+let side = null;
 out("ready", sockets.length);
-await command();
+for (;;) {
+  // Done when the server saw the last leave; the script prints nothing per cycle, as each line
+  // it prints stays in the test's record of its lines (the heap being counted).
+  const [verb, times] = (await command()).split(" ");
+  if (verb !== "cycle") break;
+  for (let n = 0; n < Number(times); n++) {
+    if (side === null) {
+      side = manager.socket("/side");
+      side.on("welcome", () => {});
+    } else {
+      side.connect();
+    }
+    await connected(side);
+    await holdQuestions(side);
+    side.disconnect();
+  }
+}
 process.exit(0);
 "#;
+
+/// How many times a round has the resident client join and leave `/side`.
+const SIDE_CYCLES: usize = 20;
 
 /// The resident client's sockets.
 const RESIDENT_SOCKETS: usize = 2;
@@ -158,9 +196,18 @@ const RESIDENT_SOCKETS: usize = 2;
 struct Counts {
     connects: AtomicUsize,
     disconnects: AtomicUsize,
+    /// Disconnects from `/side` (the resident client's cycles).
+    side_leaves: AtomicUsize,
 }
 
 impl Counts {
+    fn left(&self, namespace: &str) {
+        if namespace == "/side" {
+            self.side_leaves.fetch_add(1, Ordering::SeqCst);
+        }
+        self.disconnects.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// True when only the resident client's sockets are connected.
     fn settled(&self) -> bool {
         self.connects.load(Ordering::SeqCst)
@@ -171,13 +218,14 @@ impl Counts {
 /// A call or callback nobody answers, which the client's leaving must end.
 const HELD: Duration = Duration::from_secs(600);
 
-/// The test's server on an async runtime: the features the clients use, on `/` and `/chat`.
+/// The test's server on an async runtime: the features the clients use, on `/`, `/chat` and
+/// `/side`.
 fn async_server<Rt: Runtime>(counts: &Arc<Counts>) -> Server<Rt> {
     let io = Server::<Rt>::builder()
         .ping_interval(Duration::from_millis(500))
         .ping_timeout(Duration::from_millis(1000))
         .build();
-    for name in ["/", "/chat"] {
+    for name in ["/", "/chat", "/side"] {
         let ns = io.of(name);
         let counted = counts.clone();
         ns.on_connect(move |socket: Socket<Rt>, _handshake, auth: Option<Value>| {
@@ -192,8 +240,8 @@ fn async_server<Rt: Runtime>(counts: &Arc<Counts>) -> Server<Rt> {
             }
         });
         let counted = counts.clone();
-        ns.on_disconnect(move |_socket: Socket<Rt>, _reason| {
-            counted.disconnects.fetch_add(1, Ordering::SeqCst);
+        ns.on_disconnect(move |socket: Socket<Rt>, _reason| {
+            counted.left(socket.namespace());
             async {}
         });
         ns.on(
@@ -276,7 +324,7 @@ fn threads_server(counts: &Arc<Counts>) -> sockio_threads::Server {
         .ping_interval(Duration::from_millis(500))
         .ping_timeout(Duration::from_millis(1000))
         .build();
-    for name in ["/", "/chat"] {
+    for name in ["/", "/chat", "/side"] {
         let ns = io.of(name);
         let counted = counts.clone();
         ns.on_connect(move |socket: Socket, _handshake, auth: Option<Value>| {
@@ -288,8 +336,8 @@ fn threads_server(counts: &Arc<Counts>) -> sockio_threads::Server {
             Ok(())
         });
         let counted = counts.clone();
-        ns.on_disconnect(move |_socket: Socket, _reason| {
-            counted.disconnects.fetch_add(1, Ordering::SeqCst);
+        ns.on_disconnect(move |socket: Socket, _reason| {
+            counted.left(socket.namespace());
         });
         ns.on("echo", |_socket: Socket, text: String| text);
         ns.on(
@@ -363,8 +411,18 @@ fn live_bytes() -> usize {
 
 /// Runs one round of clients against `addr` and waits until the server saw every socket leave
 /// and its heap stopped moving; returns the live bytes then.
-fn round(addr: SocketAddr, counts: &Counts) -> usize {
-    let script = format!("process.env.CLIENTS = \"{CLIENTS}\";\n{CLIENT}");
+fn round(addr: SocketAddr, counts: &Counts, resident: &mut NodeScript) -> usize {
+    let side_leaves = counts.side_leaves.load(Ordering::SeqCst) + SIDE_CYCLES;
+    resident.send(&format!("cycle {SIDE_CYCLES}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while counts.side_leaves.load(Ordering::SeqCst) < side_leaves {
+        assert!(
+            Instant::now() < deadline,
+            "the resident client's cycles through /side took over 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let script = format!("process.env.CLIENTS = \"{CLIENTS}\";\n{HOLD_QUESTIONS}\n{CLIENT}");
     let mut clients = NodeScript::spawn(&format!("http://{addr}"), &script);
     let lingering = clients.expect("done");
     assert_eq!(lingering, json!(CLIENTS / 4), "clients that vanish");
@@ -398,16 +456,19 @@ fn round(addr: SocketAddr, counts: &Counts) -> usize {
 }
 
 fn churn_leaves_nothing(runtime: &str, addr: SocketAddr, counts: &Counts) {
-    let mut resident = NodeScript::spawn(&format!("http://{addr}"), RESIDENT);
+    let mut resident = NodeScript::spawn(
+        &format!("http://{addr}"),
+        &format!("{HOLD_QUESTIONS}\n{RESIDENT}"),
+    );
     assert_eq!(resident.expect("ready"), json!(RESIDENT_SOCKETS));
     let mut baseline = 0;
     for _ in 0..WARM_UP_ROUNDS {
-        baseline = round(addr, counts);
+        baseline = round(addr, counts, &mut resident);
     }
     let mut after = Vec::new();
     let rounds = rounds();
     for _ in 0..rounds {
-        after.push(round(addr, counts));
+        after.push(round(addr, counts, &mut resident));
     }
     let last = *after.last().expect("rounds");
     resident.send("quit");
