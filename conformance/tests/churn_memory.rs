@@ -17,56 +17,27 @@
 //!   or vanishing with the Node process (TCP closed; polling ones reclaimed by the heartbeat)
 //!   with the same two still waiting.
 //!
-//! The first two rounds are a warm-up: what grows to a high-water mark and stays (the runtimes'
-//! pools and tables, the handler threads) is in the baseline taken after them. The tests run one
-//! at a time, since the allocator counts the whole process.
+//! The first two rounds are a warm-up (`support/counted_heap.rs` has the rounds and the bounds).
+//! The tests run one at a time, since the allocator counts the whole process.
 
 #[path = "support/in_process.rs"]
 mod in_process;
 
-use std::alloc::System;
+#[path = "support/counted_heap.rs"]
+mod counted_heap;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use counted_heap::{Counts, ONE_AT_A_TIME, check_rounds, heap_once_still, wait_until};
 use in_process::{serve_async, serve_threads};
 use serde_json::{Value, json};
 use sockio_server::{CallError, Runtime, Server, Socket};
 use sockio_testkit::node_script::NodeScript;
-use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-
-#[global_allocator]
-static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-/// The runtimes one after another: the allocator counts every thread of the process.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Clients per round.
 const CLIENTS: usize = 60;
-
-/// Rounds after the warm-up (`SOCKIO_CHURN_ROUNDS` sets another number, to watch a trend).
-fn rounds() -> usize {
-    std::env::var("SOCKIO_CHURN_ROUNDS")
-        .ok()
-        .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(4)
-}
-
-/// Rounds before the baseline is read.
-const WARM_UP_ROUNDS: usize = 2;
-
-/// How much the heap may have grown over the measured rounds, per client they ran (a client has
-/// one or two sockets): a client's connection and socket state is several KiB, a session, a room
-/// entry or a callback about a hundred bytes or more, so leaking any of it every time would not
-/// pass this with the slack below.
-const GROWTH_PER_CLIENT: usize = 32;
-
-/// What the runtimes' own tables may add between rounds whatever the clients do (a few more
-/// tasks, connections or handler threads at once than at the warm-up's peak: the largest rise
-/// seen was 4.9 KB, on threads over ten rounds).
-const SLACK: usize = 20 * 1024;
 
 /// Both scripts' `holdQuestions(socket)`: resolves once the server's two questions (a call and
 /// an emit with a callback, which it then waits for) reached `socket`; they are never answered.
@@ -191,30 +162,6 @@ const SIDE_CYCLES: usize = 20;
 /// The resident client's sockets.
 const RESIDENT_SOCKETS: usize = 2;
 
-/// What the test's server counts.
-#[derive(Default)]
-struct Counts {
-    connects: AtomicUsize,
-    disconnects: AtomicUsize,
-    /// Disconnects from `/side` (the resident client's cycles).
-    side_leaves: AtomicUsize,
-}
-
-impl Counts {
-    fn left(&self, namespace: &str) {
-        if namespace == "/side" {
-            self.side_leaves.fetch_add(1, Ordering::SeqCst);
-        }
-        self.disconnects.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// True when only the resident client's sockets are connected.
-    fn settled(&self) -> bool {
-        self.connects.load(Ordering::SeqCst)
-            == self.disconnects.load(Ordering::SeqCst) + RESIDENT_SOCKETS
-    }
-}
-
 /// A call or callback nobody answers, which the client's leaving must end.
 const HELD: Duration = Duration::from_secs(600);
 
@@ -229,7 +176,7 @@ fn async_server<Rt: Runtime>(counts: &Arc<Counts>) -> Server<Rt> {
         let ns = io.of(name);
         let counted = counts.clone();
         ns.on_connect(move |socket: Socket<Rt>, _handshake, auth: Option<Value>| {
-            counted.connects.fetch_add(1, Ordering::SeqCst);
+            counted.joined();
             async move {
                 let room = auth.as_ref().and_then(|auth| auth["room"].as_str());
                 if let Some(room) = room {
@@ -328,7 +275,7 @@ fn threads_server(counts: &Arc<Counts>) -> sockio_threads::Server {
         let ns = io.of(name);
         let counted = counts.clone();
         ns.on_connect(move |socket: Socket, _handshake, auth: Option<Value>| {
-            counted.connects.fetch_add(1, Ordering::SeqCst);
+            counted.joined();
             if let Some(room) = auth.as_ref().and_then(|auth| auth["room"].as_str()) {
                 let _ = socket.enter_room(room);
             }
@@ -400,59 +347,23 @@ fn threads_server(counts: &Arc<Counts>) -> sockio_threads::Server {
     io
 }
 
-/// The heap's live bytes now.
-fn live_bytes() -> usize {
-    let stats = ALLOCATOR.stats();
-    // A reallocation's growth counts as allocated, its shrinking as deallocated.
-    stats
-        .bytes_allocated
-        .saturating_sub(stats.bytes_deallocated)
-}
-
-/// Runs one round of clients against `addr` and waits until the server saw every socket leave
-/// and its heap stopped moving; returns the live bytes then.
+/// Runs one round of clients against `addr` and returns the live heap once every socket but
+/// the resident client's has left.
 fn round(addr: SocketAddr, counts: &Counts, resident: &mut NodeScript) -> usize {
-    let side_leaves = counts.side_leaves.load(Ordering::SeqCst) + SIDE_CYCLES;
+    let side_leaves = counts.side_leaves() + SIDE_CYCLES;
     resident.send(&format!("cycle {SIDE_CYCLES}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while counts.side_leaves.load(Ordering::SeqCst) < side_leaves {
-        assert!(
-            Instant::now() < deadline,
-            "the resident client's cycles through /side took over 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || "the resident client's cycles through /side".to_owned(),
+        || counts.side_leaves() >= side_leaves,
+    );
     let script = format!("process.env.CLIENTS = \"{CLIENTS}\";\n{HOLD_QUESTIONS}\n{CLIENT}");
     let mut clients = NodeScript::spawn(&format!("http://{addr}"), &script);
     let lingering = clients.expect("done");
     assert_eq!(lingering, json!(CLIENTS / 4), "clients that vanish");
     clients.finish();
-    // Polling clients that vanished leave at their ping timeout: 1.5 s.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !counts.settled() {
-        assert!(
-            Instant::now() < deadline,
-            "{} connects, {} disconnects 30 s after the clients ended",
-            counts.connects.load(Ordering::SeqCst),
-            counts.disconnects.load(Ordering::SeqCst)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // What ends after the disconnect handlers (connections' tasks and threads, a WebSocket's
-    // closing handshake, background tasks woken by the leaving) ends within a few seconds: the
-    // heap is read once it stayed the same for half a second.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = live_bytes();
-    let mut same_since = Instant::now();
-    while Instant::now() < deadline && same_since.elapsed() < Duration::from_millis(500) {
-        std::thread::sleep(Duration::from_millis(50));
-        let now = live_bytes();
-        if now != last {
-            last = now;
-            same_since = Instant::now();
-        }
-    }
-    last
+    counts.wait_for_connected(RESIDENT_SOCKETS);
+    heap_once_still()
 }
 
 fn churn_leaves_nothing(runtime: &str, addr: SocketAddr, counts: &Counts) {
@@ -461,30 +372,11 @@ fn churn_leaves_nothing(runtime: &str, addr: SocketAddr, counts: &Counts) {
         &format!("{HOLD_QUESTIONS}\n{RESIDENT}"),
     );
     assert_eq!(resident.expect("ready"), json!(RESIDENT_SOCKETS));
-    let mut baseline = 0;
-    for _ in 0..WARM_UP_ROUNDS {
-        baseline = round(addr, counts, &mut resident);
-    }
-    let mut after = Vec::new();
-    let rounds = rounds();
-    for _ in 0..rounds {
-        after.push(round(addr, counts, &mut resident));
-    }
-    let last = *after.last().expect("rounds");
+    check_rounds(runtime, CLIENTS, counts, || {
+        round(addr, counts, &mut resident)
+    });
     resident.send("quit");
     resident.finish();
-    println!(
-        "[{runtime}] live heap after the warm-up {baseline} bytes, after each round {after:?} \
-         ({:+} bytes; {} sockets connected in all)",
-        last as isize - baseline as isize,
-        counts.connects.load(Ordering::SeqCst)
-    );
-    let allowed = baseline + SLACK + rounds * CLIENTS * GROWTH_PER_CLIENT;
-    assert!(
-        last <= allowed,
-        "[{runtime}] the heap grew from {baseline} to {last} bytes over {rounds} rounds of \
-         {CLIENTS} clients (after each: {after:?}); at most {allowed} allowed"
-    );
 }
 
 #[test]

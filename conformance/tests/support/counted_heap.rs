@@ -1,0 +1,152 @@
+//! The leak checks' common part (`churn_memory.rs`, `cluster_churn_memory.rs`): this binary's
+//! allocator, counting live heap bytes, the counts a test server keeps of its sockets, and the
+//! rounds that compare the heap once every client of a round has gone.
+
+use std::alloc::System;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// The runtimes one after another: the allocator counts every thread of the process.
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Rounds before the baseline is read: what grows to a high-water mark and stays (the runtimes'
+/// pools and tables, the handler threads) is in the baseline taken after them.
+const WARM_UP_ROUNDS: usize = 2;
+
+/// How much the heap may have grown over the measured rounds, per client they ran (a client has
+/// one or two sockets): a client's connection and socket state is several KiB, a session, a room
+/// entry or a callback about a hundred bytes or more, so leaking any of it every time would not
+/// pass this with the slack below.
+const GROWTH_PER_CLIENT: usize = 32;
+
+/// What the runtimes' own tables may add between rounds whatever the clients do (a few more
+/// tasks, connections or handler threads at once than at the warm-up's peak: the largest rise
+/// seen was 9.9 KB, on threads with both cores otherwise busy).
+const SLACK: usize = 20 * 1024;
+
+/// Rounds after the warm-up (`SOCKIO_CHURN_ROUNDS` sets another number, to watch a trend).
+fn rounds() -> usize {
+    std::env::var("SOCKIO_CHURN_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(4)
+}
+
+/// The heap's live bytes now.
+fn live_bytes() -> usize {
+    let stats = ALLOCATOR.stats();
+    // A reallocation's growth counts as allocated, its shrinking as deallocated.
+    stats
+        .bytes_allocated
+        .saturating_sub(stats.bytes_deallocated)
+}
+
+/// The live heap once it stayed the same for half a second (at most 20 s): what ends after the
+/// disconnect handlers (connections' tasks and threads, a WebSocket's closing handshake,
+/// background tasks woken by the leaving) ends within a few seconds.
+pub fn heap_once_still() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = live_bytes();
+    let mut same_since = Instant::now();
+    while Instant::now() < deadline && same_since.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = live_bytes();
+        if now != last {
+            last = now;
+            same_since = Instant::now();
+        }
+    }
+    last
+}
+
+/// Waits until `done` holds, failing with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: impl Fn() -> String, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{} after {limit:?}", what());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What a test server counts of its sockets (on every server of the test).
+#[derive(Default)]
+pub struct Counts {
+    connects: AtomicUsize,
+    disconnects: AtomicUsize,
+    /// Disconnects from `/side` (a resident client's cycles).
+    side_leaves: AtomicUsize,
+}
+
+impl Counts {
+    pub fn joined(&self) {
+        self.connects.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn left(&self, namespace: &str) {
+        if namespace == "/side" {
+            self.side_leaves.fetch_add(1, Ordering::SeqCst);
+        }
+        self.disconnects.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[allow(dead_code)] // not every test has a resident client cycling through `/side`
+    pub fn side_leaves(&self) -> usize {
+        self.side_leaves.load(Ordering::SeqCst)
+    }
+
+    pub fn connects(&self) -> usize {
+        self.connects.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most 30 s) until `remaining` sockets only are connected: the resident client's,
+    /// once a round's clients have gone (polling ones that vanished leave at their ping timeout).
+    pub fn wait_for_connected(&self, remaining: usize) {
+        wait_until(
+            Duration::from_secs(30),
+            || {
+                format!(
+                    "{} connects, {} disconnects, {remaining} sockets meant to stay",
+                    self.connects(),
+                    self.disconnects.load(Ordering::SeqCst)
+                )
+            },
+            || self.connects() == self.disconnects.load(Ordering::SeqCst) + remaining,
+        );
+    }
+}
+
+/// Runs the warm-up, then the measured rounds (`round` returns the live heap once its clients
+/// have gone, [`heap_once_still`]), and fails when the heap grew past the slack and
+/// `clients_per_round` × [`GROWTH_PER_CLIENT`] a round.
+pub fn check_rounds(
+    runtime: &str,
+    clients_per_round: usize,
+    counts: &Counts,
+    mut round: impl FnMut() -> usize,
+) {
+    let mut baseline = 0;
+    for _ in 0..WARM_UP_ROUNDS {
+        baseline = round();
+    }
+    let rounds = rounds();
+    let after: Vec<usize> = (0..rounds).map(|_| round()).collect();
+    let last = *after.last().expect("rounds");
+    println!(
+        "[{runtime}] live heap after the warm-up {baseline} bytes, after each round {after:?} \
+         ({:+} bytes; {} sockets connected in all)",
+        last as isize - baseline as isize,
+        counts.connects()
+    );
+    let allowed = baseline + SLACK + rounds * clients_per_round * GROWTH_PER_CLIENT;
+    assert!(
+        last <= allowed,
+        "[{runtime}] the heap grew from {baseline} to {last} bytes over {rounds} rounds of \
+         {clients_per_round} clients (after each: {after:?}); at most {allowed} allowed"
+    );
+}
