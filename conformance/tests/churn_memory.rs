@@ -39,6 +39,12 @@ use sockio_testkit::node_script::NodeScript;
 /// Clients per round.
 const CLIENTS: usize = 60;
 
+/// The heap's drift allowed over the measured rounds whatever the clients do (a few more tasks,
+/// connections or handler threads at once than at the warm-up's peak, tables whose capacity
+/// follows their last peak: the largest rise seen was 9.9 KB, on threads with both cores
+/// otherwise busy).
+const SLACK: usize = 20 * 1024;
+
 /// Both scripts' `holdQuestions(socket)`: resolves once the server's two questions (a call and
 /// an emit with a callback, which it then waits for) reached `socket`; they are never answered.
 const HOLD_QUESTIONS: &str = r#"
@@ -62,6 +68,13 @@ const expectEqual = (what, got, wanted) => {
     fail(`${what}: got ${JSON.stringify(got)}, wanted ${JSON.stringify(wanted)}`);
 };
 const lingering = [];
+// Every client waits here until all are connected, so that each round has the same peak of
+// connected sockets: the server's tables keep the capacity of their peak, which the warm-up
+// then reaches.
+let waiting = 0;
+let allThere = null;
+const everyone = new Promise((resolve) => { allThere = resolve; });
+const allConnected = () => { if (++waiting === N) allThere(); return everyone; };
 async function life(i) {
   const manager = new Manager(URL, { transports: TRANSPORTS[i % 3], reconnection: false, forceNew: true });
   const room = "room-" + (i % 5);
@@ -76,6 +89,7 @@ async function life(i) {
     socket.on("welcome", () => {});
   }
   for (const socket of sockets) await connected(socket);
+  await allConnected();
   for (const socket of sockets) {
     const text = "x".repeat(50 + (i % 200));
     expectEqual("echo", await emitWithAck(socket, "echo", text), [text]);
@@ -372,7 +386,7 @@ fn churn_leaves_nothing(runtime: &str, addr: SocketAddr, counts: &Counts) {
         &format!("{HOLD_QUESTIONS}\n{RESIDENT}"),
     );
     assert_eq!(resident.expect("ready"), json!(RESIDENT_SOCKETS));
-    check_rounds(runtime, CLIENTS, counts, || {
+    check_rounds(runtime, CLIENTS, SLACK, counts, || {
         round(addr, counts, &mut resident)
     });
     resident.send("quit");

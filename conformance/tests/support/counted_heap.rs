@@ -22,13 +22,8 @@ const WARM_UP_ROUNDS: usize = 2;
 /// How much the heap may have grown over the measured rounds, per client they ran (a client has
 /// one or two sockets): a client's connection and socket state is several KiB, a session, a room
 /// entry or a callback about a hundred bytes or more, so leaking any of it every time would not
-/// pass this with the slack below.
+/// pass this with the test's slack.
 const GROWTH_PER_CLIENT: usize = 32;
-
-/// What the runtimes' own tables may add between rounds whatever the clients do (a few more
-/// tasks, connections or handler threads at once than at the warm-up's peak: the largest rise
-/// seen was 9.9 KB, on threads with both cores otherwise busy).
-const SLACK: usize = 20 * 1024;
 
 /// Rounds after the warm-up (`SOCKIO_CHURN_ROUNDS` sets another number, to watch a trend).
 fn rounds() -> usize {
@@ -122,11 +117,12 @@ impl Counts {
 }
 
 /// Runs the warm-up, then the measured rounds (`round` returns the live heap once its clients
-/// have gone, [`heap_once_still`]), and fails when the heap grew past the slack and
+/// have gone, [`heap_once_still`]), and fails when the heap grew past `slack` and
 /// `clients_per_round` × [`GROWTH_PER_CLIENT`] a round.
 pub fn check_rounds(
     runtime: &str,
     clients_per_round: usize,
+    slack: usize,
     counts: &Counts,
     mut round: impl FnMut() -> usize,
 ) {
@@ -143,7 +139,7 @@ pub fn check_rounds(
         last as isize - baseline as isize,
         counts.connects()
     );
-    let allowed = baseline + SLACK + rounds * clients_per_round * GROWTH_PER_CLIENT;
+    let allowed = baseline + slack + rounds * clients_per_round * GROWTH_PER_CLIENT;
     assert!(
         last <= allowed,
         "[{runtime}] the heap grew from {baseline} to {last} bytes over {rounds} rounds of \
