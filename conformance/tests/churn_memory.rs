@@ -134,6 +134,8 @@ process.exit(0);
 /// acknowledgement callback of the server wait for it there: what a connection that stays keeps
 /// of the namespaces it left.
 const RESIDENT: &str = r#"
+// It lives through every round, past the prelude's 60 s stop for a stuck script.
+setInterval(() => hardStop.refresh(), 10000).unref();
 const { Manager } = require("socket.io-client");
 const manager = new Manager(URL, { transports: ["websocket"], reconnection: false });
 const sockets = [manager.socket("/", { auth: { room: "room-0" } }), manager.socket("/chat", { auth: { room: "room-0" } })];
@@ -184,7 +186,7 @@ const HELD: Duration = Duration::from_secs(600);
 fn async_server<Rt: Runtime>(counts: &Arc<Counts>) -> Server<Rt> {
     let io = Server::<Rt>::builder()
         .ping_interval(Duration::from_millis(500))
-        .ping_timeout(Duration::from_millis(1000))
+        .ping_timeout(Duration::from_millis(2000))
         .build();
     for name in ["/", "/chat", "/side"] {
         let ns = io.of(name);
@@ -283,7 +285,7 @@ fn threads_server(counts: &Arc<Counts>) -> sockio_threads::Server {
     use sockio_threads::Socket;
     let io = sockio_threads::Server::builder()
         .ping_interval(Duration::from_millis(500))
-        .ping_timeout(Duration::from_millis(1000))
+        .ping_timeout(Duration::from_millis(2000))
         .build();
     for name in ["/", "/chat", "/side"] {
         let ns = io.of(name);

@@ -15,8 +15,9 @@ pub const STEP: Duration = Duration::from_secs(20);
 /// Defines, for every script: `io` (socket.io-client 4.x), `URL`, `out(tag, value)` (one JSON line
 /// on stdout), `fail(message)`, `command()` (a promise of the next line the test writes to stdin),
 /// `connected(socket)`, `emitWithAck(socket, event, ...args)` (a promise of the ack's arguments)
-/// and a hard stop after 60 s so a stuck script never outlives its test. Shared by every
-/// official-client test script (the root crate's async runner prepends it too).
+/// and a hard stop after 60 s (`hardStop`, which a long-lived script refreshes) so a stuck script
+/// never outlives its test. Shared by every official-client test script (the root crate's async
+/// runner prepends it too).
 pub const PRELUDE: &str = r#"
 "use strict";
 const { io } = require("socket.io-client");
@@ -25,7 +26,7 @@ const out = (t, v) => process.stdout.write(JSON.stringify({ t, v: v === undefine
 const fail = (message) => { out("fail", String(message)); process.exit(2); };
 process.on("uncaughtException", (e) => fail(e && e.stack ? e.stack : e));
 process.on("unhandledRejection", (e) => fail(e && e.stack ? e.stack : e));
-setTimeout(() => fail("script timed out"), 60000).unref();
+const hardStop = setTimeout(() => fail("script timed out"), 60000).unref();
 let commandReader = null;
 const commandQueue = [];
 const commandWaiters = [];
