@@ -30,7 +30,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use counted_heap::{Counts, ONE_AT_A_TIME, check_rounds, heap_once_still, wait_until};
+use counted_heap::{
+    Counts, ONE_AT_A_TIME, ROUND_PRELUDE, check_rounds, heap_once_still, wait_until,
+};
 use in_process::{serve_async, serve_threads};
 use serde_json::{Value, json};
 use sockio_server::{CallError, Runtime, Server, Socket};
@@ -60,21 +62,6 @@ const holdQuestions = (socket) => new Promise((resolve) => {
 
 /// One round: `CLIENTS` lives at once, then the process exits (which is the fourth way out).
 const CLIENT: &str = r#"
-const { Manager } = require("socket.io-client");
-const N = Number(process.env.CLIENTS);
-const TRANSPORTS = [["polling"], ["websocket"], ["polling", "websocket"]];
-const expectEqual = (what, got, wanted) => {
-  if (JSON.stringify(got) !== JSON.stringify(wanted))
-    fail(`${what}: got ${JSON.stringify(got)}, wanted ${JSON.stringify(wanted)}`);
-};
-const lingering = [];
-// Every client waits here until all are connected, so that each round has the same peak of
-// connected sockets: the server's tables keep the capacity of their peak, which the warm-up
-// then reaches.
-let waiting = 0;
-let allThere = null;
-const everyone = new Promise((resolve) => { allThere = resolve; });
-const allConnected = () => { if (++waiting === N) allThere(); return everyone; };
 async function life(i) {
   const manager = new Manager(URL, { transports: TRANSPORTS[i % 3], reconnection: false, forceNew: true });
   const room = "room-" + (i % 5);
@@ -373,7 +360,9 @@ fn round(addr: SocketAddr, counts: &Counts, resident: &mut NodeScript) -> usize 
         || "the resident client's cycles through /side".to_owned(),
         || counts.side_leaves() >= side_leaves,
     );
-    let script = format!("process.env.CLIENTS = \"{CLIENTS}\";\n{HOLD_QUESTIONS}\n{CLIENT}");
+    let script = format!(
+        "process.env.CLIENTS = \"{CLIENTS}\";\n{ROUND_PRELUDE}\n{HOLD_QUESTIONS}\n{CLIENT}"
+    );
     let mut clients = NodeScript::spawn(&format!("http://{addr}"), &script);
     let lingering = clients.expect("done");
     assert_eq!(lingering, json!(CLIENTS / 4), "clients that vanish");

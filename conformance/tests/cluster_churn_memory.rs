@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use counted_heap::{Counts, ONE_AT_A_TIME, check_rounds, heap_once_still};
+use counted_heap::{Counts, ONE_AT_A_TIME, ROUND_PRELUDE, check_rounds, heap_once_still};
 use in_process::{serve_async, serve_threads};
 use serde_json::{Value, json};
 use sockio_core::pubsub::ClientManager;
@@ -55,21 +55,6 @@ const HELD: Duration = Duration::from_secs(1);
 /// One round: `CLIENTS` lives at once, then the process exits (the fourth way out). `URL` is
 /// server A, `URL_B` server B.
 const CLIENT: &str = r#"
-const { Manager } = require("socket.io-client");
-const N = Number(process.env.CLIENTS);
-const TRANSPORTS = [["polling"], ["websocket"], ["polling", "websocket"]];
-const expectEqual = (what, got, wanted) => {
-  if (JSON.stringify(got) !== JSON.stringify(wanted))
-    fail(`${what}: got ${JSON.stringify(got)}, wanted ${JSON.stringify(wanted)}`);
-};
-const lingering = [];
-// Every client waits here until all are connected, so that each round has the same peak of
-// connected sockets: the server's tables keep the capacity of their peak, which the warm-up
-// then reaches.
-let waiting = 0;
-let allThere = null;
-const everyone = new Promise((resolve) => { allThere = resolve; });
-const allConnected = () => { if (++waiting === N) allThere(); return everyone; };
 async function life(i) {
   const managerA = new Manager(URL, { transports: TRANSPORTS[i % 3], reconnection: false, forceNew: true });
   const managerB = new Manager(URL_B, { transports: ["websocket"], reconnection: false, forceNew: true });
@@ -287,7 +272,7 @@ fn manager() -> Option<(ClientManager, String, String)> {
 /// client's has left and B's waits have ended.
 fn round(pair: &Pair, counts: &Counts) -> usize {
     let script = format!(
-        "process.env.CLIENTS = \"{CLIENTS}\"; process.env.OPS = \"{OPS_PER_CLIENT}\";\nconst URL_B = \"http://{}\";\n{CLIENT}",
+        "process.env.CLIENTS = \"{CLIENTS}\";\n{ROUND_PRELUDE} process.env.OPS = \"{OPS_PER_CLIENT}\";\nconst URL_B = \"http://{}\";\n{CLIENT}",
         pair.b
     );
     let mut clients = NodeScript::spawn(&format!("http://{}", pair.a), &script);

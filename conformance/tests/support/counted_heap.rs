@@ -25,6 +25,27 @@ const WARM_UP_ROUNDS: usize = 2;
 /// pass this with the test's slack.
 const GROWTH_PER_CLIENT: usize = 32;
 
+/// What both tests' round scripts start with: `Manager`, `N` (`process.env.CLIENTS`),
+/// `TRANSPORTS` (a client's by its index), `expectEqual`, the `lingering` managers kept open
+/// until the process exits, and `allConnected()`.
+pub const ROUND_PRELUDE: &str = r#"
+const { Manager } = require("socket.io-client");
+const N = Number(process.env.CLIENTS);
+const TRANSPORTS = [["polling"], ["websocket"], ["polling", "websocket"]];
+const expectEqual = (what, got, wanted) => {
+  if (JSON.stringify(got) !== JSON.stringify(wanted))
+    fail(`${what}: got ${JSON.stringify(got)}, wanted ${JSON.stringify(wanted)}`);
+};
+const lingering = [];
+// Every client waits here until all are connected, so that each round has the same peak of
+// connected sockets: the server's tables keep the capacity of their peak, which the warm-up
+// then reaches.
+let waiting = 0;
+let allThere = null;
+const everyone = new Promise((resolve) => { allThere = resolve; });
+const allConnected = () => { if (++waiting === N) allThere(); return everyone; };
+"#;
+
 /// Rounds after the warm-up (`SOCKIO_CHURN_ROUNDS` sets another number, to watch a trend).
 fn rounds() -> usize {
     std::env::var("SOCKIO_CHURN_ROUNDS")
