@@ -294,6 +294,31 @@ fn cluster_churn_leaves_nothing(runtime: &str, pair: &Pair, counts: &Counts) {
     resident.finish();
 }
 
+/// Two async servers of runtime `Rt` on the channel of `manager`, served once both listen.
+fn async_pair<Rt: Runtime>(
+    manager: &ClientManager,
+    addr: &str,
+    channel: &str,
+    counts: &Arc<Counts>,
+) -> (Server<Rt>, Server<Rt>, Pair) {
+    let (a, b) = (
+        async_server::<Rt>(manager, counts),
+        async_server::<Rt>(manager, counts),
+    );
+    let pair = Pair {
+        a: serve_async(&a),
+        b: serve_async(&b),
+    };
+    wait_for_listeners(&redis_url(), addr, channel, 2).expect("both servers listen");
+    (a, b, pair)
+}
+
+/// Shuts both servers down, so that nothing of them runs while the next runtime's test counts.
+async fn shut_down<Rt: Runtime>(a: Server<Rt>, b: Server<Rt>) {
+    a.shutdown(Duration::from_secs(1)).await;
+    b.shutdown(Duration::from_secs(1)).await;
+}
+
 #[test]
 fn clients_leave_nothing_behind_on_two_tokio_servers() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -303,21 +328,9 @@ fn clients_leave_nothing_behind_on_two_tokio_servers() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let _entered = runtime.enter();
     let counts = Arc::new(Counts::default());
-    let (a, b) = (
-        async_server::<sockio_tokio::Tokio>(&manager, &counts),
-        async_server::<sockio_tokio::Tokio>(&manager, &counts),
-    );
-    let pair = Pair {
-        a: serve_async(&a),
-        b: serve_async(&b),
-    };
-    wait_for_listeners(&redis_url(), &addr, &channel, 2).expect("both servers listen");
+    let (a, b, pair) = async_pair::<sockio_tokio::Tokio>(&manager, &addr, &channel, &counts);
     cluster_churn_leaves_nothing("tokio", &pair, &counts);
-    // Stopped, so that nothing of them runs while the next runtime's test counts.
-    runtime.block_on(async {
-        a.shutdown(Duration::from_secs(1)).await;
-        b.shutdown(Duration::from_secs(1)).await;
-    });
+    runtime.block_on(shut_down(a, b));
 }
 
 #[test]
@@ -327,20 +340,9 @@ fn clients_leave_nothing_behind_on_two_smol_servers() {
         return;
     };
     let counts = Arc::new(Counts::default());
-    let (a, b) = (
-        async_server::<sockio_smol::Smol>(&manager, &counts),
-        async_server::<sockio_smol::Smol>(&manager, &counts),
-    );
-    let pair = Pair {
-        a: serve_async(&a),
-        b: serve_async(&b),
-    };
-    wait_for_listeners(&redis_url(), &addr, &channel, 2).expect("both servers listen");
+    let (a, b, pair) = async_pair::<sockio_smol::Smol>(&manager, &addr, &channel, &counts);
     cluster_churn_leaves_nothing("smol", &pair, &counts);
-    smol::block_on(async {
-        a.shutdown(Duration::from_secs(1)).await;
-        b.shutdown(Duration::from_secs(1)).await;
-    });
+    smol::block_on(shut_down(a, b));
 }
 
 #[test]
