@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use counted_heap::{
-    Counts, ONE_AT_A_TIME, ROUND_PRELUDE, check_rounds, heap_once_still, wait_until,
+    Counts, ONE_AT_A_TIME, OnDrop, ROUND_PRELUDE, check_rounds, heap_once_still, wait_until,
 };
 use in_process::{serve_async, serve_threads};
 use serde_json::{Value, json};
@@ -391,9 +391,8 @@ fn clients_leave_nothing_behind_on_tokio() {
     let _entered = runtime.enter();
     let counts = Arc::new(Counts::default());
     let io = async_server::<sockio_tokio::Tokio>(&counts);
+    let _stop = OnDrop(|| runtime.block_on(io.shutdown(Duration::from_secs(1))));
     churn_leaves_nothing("tokio", serve_async(&io), &counts);
-    // Stopped, so that nothing of it runs while the next runtime's test counts.
-    runtime.block_on(io.shutdown(Duration::from_secs(1)));
 }
 
 #[test]
@@ -401,8 +400,8 @@ fn clients_leave_nothing_behind_on_smol() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let counts = Arc::new(Counts::default());
     let io = async_server::<sockio_smol::Smol>(&counts);
+    let _stop = OnDrop(|| smol::block_on(io.shutdown(Duration::from_secs(1))));
     churn_leaves_nothing("smol", serve_async(&io), &counts);
-    smol::block_on(io.shutdown(Duration::from_secs(1)));
 }
 
 #[test]
@@ -410,6 +409,6 @@ fn clients_leave_nothing_behind_on_threads() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let counts = Arc::new(Counts::default());
     let io = threads_server(&counts);
+    let _stop = OnDrop(|| io.shutdown(Duration::from_secs(1)));
     churn_leaves_nothing("threads", serve_threads(&io), &counts);
-    io.shutdown(Duration::from_secs(1));
 }

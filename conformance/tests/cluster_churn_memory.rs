@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use counted_heap::{Counts, ONE_AT_A_TIME, ROUND_PRELUDE, check_rounds, heap_once_still};
+use counted_heap::{Counts, ONE_AT_A_TIME, OnDrop, ROUND_PRELUDE, check_rounds, heap_once_still};
 use in_process::{serve_async, serve_threads};
 use serde_json::{Value, json};
 use sockio_core::pubsub::ClientManager;
@@ -170,21 +170,24 @@ fn async_server<Rt: Runtime>(manager: &ClientManager, counts: &Arc<Counts>) -> S
             socket.server().of("/").disconnect(&sid).await.is_ok()
         },
     );
-    io.on(
-        "remote-hold",
-        |socket: Socket<Rt>, sid: String| async move {
+    let counted = counts.clone();
+    io.on("remote-hold", move |socket: Socket<Rt>, sid: String| {
+        let counted = counted.clone();
+        async move {
             let ns = socket.server().of("/");
+            let ended = counted.clone();
             let _ = ns
                 .emit("held-question", &())
                 .to(&sid)
-                .callback_args(Some(HELD), |_answer| {})
+                .callback_args(Some(HELD), move |_answer| ended.question_ended())
                 .await;
             let call = socket.server().start_background_task(async move {
                 let _ = ns.call("held-question", &()).to(&sid).timeout(HELD).await;
+                counted.question_ended();
             });
             drop(call); // runs on until its timeout
-        },
-    );
+        }
+    });
     io
 }
 
@@ -236,15 +239,19 @@ fn threads_server(manager: &ClientManager, counts: &Arc<Counts>) -> sockio_threa
     io.on("remote-kick", |socket: Socket, sid: String| {
         socket.server().of("/").disconnect(&sid).is_ok()
     });
-    io.on("remote-hold", |socket: Socket, sid: String| {
+    let counted = counts.clone();
+    io.on("remote-hold", move |socket: Socket, sid: String| {
         let ns = socket.server().of("/");
+        let ended = counted.clone();
         let _ = ns
             .emit("held-question", &())
             .to(&sid)
-            .callback_args(Some(HELD), |_answer| {})
+            .callback_args(Some(HELD), move |_answer| ended.question_ended())
             .send();
+        let counted = counted.clone();
         let call = socket.server().start_background_task(move || {
             let _ = ns.call("held-question", &()).to(&sid).timeout(HELD).send();
+            counted.question_ended();
         });
         drop(call); // runs on until its timeout
     });
@@ -268,9 +275,13 @@ fn manager() -> Option<(ClientManager, String, String)> {
     Some((manager, addr, channel))
 }
 
+/// Questions B holds each round for clients that then leave without answering: a call and an
+/// emit with a callback for each client leaving the third or fourth way.
+const HELD_PER_ROUND: usize = 2 * (CLIENTS / 2);
+
 /// Runs one round of clients and returns the live heap once every socket but the resident
-/// client's has left and B's waits have ended.
-fn round(pair: &Pair, counts: &Counts) -> usize {
+/// client's has left and B's held questions have ended (`held_so_far` in all, with this round's).
+fn round(pair: &Pair, counts: &Counts, held_so_far: usize) -> usize {
     let script = format!(
         "process.env.CLIENTS = \"{CLIENTS}\";\n{ROUND_PRELUDE} process.env.OPS = \"{OPS_PER_CLIENT}\";\nconst URL_B = \"http://{}\";\n{CLIENT}",
         pair.b
@@ -281,7 +292,7 @@ fn round(pair: &Pair, counts: &Counts) -> usize {
     clients.finish();
     counts.wait_for_connected(RESIDENT_SOCKETS);
     // B's call and callback for the clients that left while they waited end at their timeout.
-    std::thread::sleep(HELD);
+    counts.wait_for_questions_ended(held_so_far);
     heap_once_still()
 }
 
@@ -289,7 +300,11 @@ fn cluster_churn_leaves_nothing(runtime: &str, pair: &Pair, counts: &Counts) {
     let script = format!("const URL_B = \"http://{}\";\n{RESIDENT}", pair.b);
     let mut resident = NodeScript::spawn(&format!("http://{}", pair.a), &script);
     assert_eq!(resident.expect("ready"), json!(RESIDENT_SOCKETS));
-    check_rounds(runtime, CLIENTS, SLACK, counts, || round(pair, counts));
+    let mut held = 0;
+    check_rounds(runtime, CLIENTS, SLACK, counts, || {
+        held += HELD_PER_ROUND;
+        round(pair, counts, held)
+    });
     resident.send("quit");
     resident.finish();
 }
@@ -314,7 +329,7 @@ fn async_pair<Rt: Runtime>(
 }
 
 /// Shuts both servers down, so that nothing of them runs while the next runtime's test counts.
-async fn shut_down<Rt: Runtime>(a: Server<Rt>, b: Server<Rt>) {
+async fn shut_down<Rt: Runtime>(a: &Server<Rt>, b: &Server<Rt>) {
     a.shutdown(Duration::from_secs(1)).await;
     b.shutdown(Duration::from_secs(1)).await;
 }
@@ -329,8 +344,8 @@ fn clients_leave_nothing_behind_on_two_tokio_servers() {
     let _entered = runtime.enter();
     let counts = Arc::new(Counts::default());
     let (a, b, pair) = async_pair::<sockio_tokio::Tokio>(&manager, &addr, &channel, &counts);
+    let _stop = OnDrop(|| runtime.block_on(shut_down(&a, &b)));
     cluster_churn_leaves_nothing("tokio", &pair, &counts);
-    runtime.block_on(shut_down(a, b));
 }
 
 #[test]
@@ -341,8 +356,8 @@ fn clients_leave_nothing_behind_on_two_smol_servers() {
     };
     let counts = Arc::new(Counts::default());
     let (a, b, pair) = async_pair::<sockio_smol::Smol>(&manager, &addr, &channel, &counts);
+    let _stop = OnDrop(|| smol::block_on(shut_down(&a, &b)));
     cluster_churn_leaves_nothing("smol", &pair, &counts);
-    smol::block_on(shut_down(a, b));
 }
 
 #[test]
@@ -356,12 +371,14 @@ fn clients_leave_nothing_behind_on_two_threads_servers() {
         threads_server(&manager, &counts),
         threads_server(&manager, &counts),
     );
+    let _stop = OnDrop(|| {
+        a.shutdown(Duration::from_secs(1));
+        b.shutdown(Duration::from_secs(1));
+    });
     let pair = Pair {
         a: serve_threads(&a),
         b: serve_threads(&b),
     };
     wait_for_listeners(&redis_url(), &addr, &channel, 2).expect("both servers listen");
     cluster_churn_leaves_nothing("threads", &pair, &counts);
-    a.shutdown(Duration::from_secs(1));
-    b.shutdown(Duration::from_secs(1));
 }
