@@ -1371,6 +1371,16 @@ pub(crate) fn await_answer(
     watch: Option<&TcpStream>,
     abort: impl FnOnce(),
 ) -> Response {
+    // A GET for an answer a handler is producing right now (the echo of the POST just before
+    // it) most often finds it within a few looks; sleeping at once costs a wake-up
+    // (bench/ANALYSIS.md, "Threads runtime: a polling answer's wait").
+    let mut backoff = crate::backoff::Backoff::default();
+    while !backoff.exhausted() {
+        if let Ok(response) = rx.try_recv() {
+            return response;
+        }
+        backoff.snooze();
+    }
     loop {
         match rx.recv_timeout(HANGUP_CHECK) {
             Ok(response) => return response,
