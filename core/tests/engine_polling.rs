@@ -321,6 +321,32 @@ fn v3_post_binary_payload_is_decoded() {
 }
 
 #[test]
+fn a_request_with_another_eio_than_its_session_is_refused_and_the_session_goes_on() {
+    // The reference server's PROTOCOL_MISMATCH (400, code 3); a missing or unknown EIO reads as
+    // 3, as at the handshake.
+    for (session, request) in [("4", "EIO=3&"), ("4", ""), ("4", "EIO=x&"), ("3", "EIO=4&")] {
+        let mut h = Harness::engine(eio3());
+        let (sid, q) = open(&mut h, &format!("EIO={session}"));
+        let other = format!("/engine.io/?{request}transport=polling&sid={sid}");
+        for method in [Method::GET, Method::POST] {
+            let response = h.send(method.clone(), &other, &[], b"").response();
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_REQUEST,
+                "{method} {request}"
+            );
+            assert_eq!(
+                body_text(&response),
+                r#"{"code":3,"message":"Bad request"}"#
+            );
+        }
+        assert!(h.take_events(&sid).is_empty(), "{request}");
+        send(&mut h, &sid, text("x"));
+        assert!(h.get(&q).body_text().ends_with('x'), "{session} {request}");
+    }
+}
+
+#[test]
 fn v4_octet_stream_post_is_refused_and_closes_the_session() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, q) = open(&mut h, "EIO=4");

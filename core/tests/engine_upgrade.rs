@@ -203,7 +203,6 @@ fn polling_keeps_working_until_the_probe_is_answered() {
 fn an_unexpected_packet_on_the_probe_closes_only_the_probe() {
     for (first, second) in [
         ("4hello", None),
-        ("5", None),
         ("2ping", None),
         ("2probe", Some("4too early")),
         ("2probe", Some("2probe")),
@@ -233,6 +232,57 @@ fn an_unexpected_packet_on_the_probe_closes_only_the_probe() {
         h.ws_send_text(again, "5");
         assert_eq!(h.ws_take_text(again), vec!["3probe"]);
         assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
+    }
+}
+
+#[test]
+fn an_upgrade_packet_without_the_probe_exchange_upgrades() {
+    // As the reference server (`socket.ts` _maybeUpgrade): the `5` completes the upgrade whether
+    // or not a `2probe` came first.
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let held = h.get(&poll).held();
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "5");
+    assert_eq!(body_text(&h.take_response(held).unwrap()), "6");
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
+    assert_eq!(h.sessions[sid.as_str()].transport(), Transport::WebSocket);
+    send(&mut h, &sid, text("on the websocket"));
+    assert_eq!(h.ws_take_text(ws), vec!["4on the websocket"]);
+    assert_eq!(
+        h.get(&poll).response().status(),
+        StatusCode::BAD_REQUEST,
+        "polling is over"
+    );
+}
+
+#[test]
+fn an_upgrade_with_another_eio_than_the_session_is_refused() {
+    // The reference server's PROTOCOL_MISMATCH: a missing or unknown EIO reads as 3.
+    for (session, upgrade) in [("4", "3"), ("4", ""), ("4", "5"), ("3", "4")] {
+        let mut h = Harness::engine(eio3());
+        let (sid, poll, _) = open(&mut h, session);
+        let eio = if upgrade.is_empty() {
+            String::new()
+        } else {
+            format!("EIO={upgrade}&")
+        };
+        let refused = h
+            .ws_connect(&format!("/engine.io/?{eio}transport=websocket&sid={sid}"))
+            .unwrap_err();
+        assert_eq!(
+            refused.status(),
+            StatusCode::BAD_REQUEST,
+            "{session} {upgrade}"
+        );
+        // The session goes on polling, and may still upgrade with its own version.
+        send(&mut h, &sid, text("x"));
+        assert!(
+            h.get(&poll).body_text().ends_with("x"),
+            "{session} {upgrade}"
+        );
+        let own = format!("/engine.io/?EIO={session}&transport=websocket&sid={sid}");
+        assert!(h.ws_connect(&own).is_ok(), "{session} {upgrade}");
     }
 }
 

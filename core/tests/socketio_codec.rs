@@ -561,7 +561,7 @@ fn attachment_byte_limit() {
         max_attachment_bytes: 10,
     };
     let mut decoder = Decoder::new(limits);
-    let text = r#"53-["a"]"#;
+    let text = r#"53-["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},{"_placeholder":true,"num":2}]"#;
     assert_eq!(decoder.decode_text(text), Ok(None));
     assert_eq!(decoder.buffered_bytes(), text.len());
     assert_eq!(decoder.decode_binary(Bytes::from(vec![0; 6])), Ok(None));

@@ -640,10 +640,12 @@ impl Session {
             self.post_in_flight = None;
         }
         let origin = self.config.cors.check(request.headers());
-        // Two parameters, looked up in one scan of the raw query rather than parsing it into
+        // Three parameters, looked up in one scan of the raw query rather than parsing it into
         // owned pairs (two allocations per pair, on every polling request; bench/ANALYSIS.md).
-        let [jsonp, transport] =
-            Query::find_each(request.uri().query().unwrap_or(""), ["j", "transport"]);
+        let [jsonp, transport, eio] = Query::find_each(
+            request.uri().query().unwrap_or(""),
+            ["j", "transport", "EIO"],
+        );
         let jsonp = jsonp.map(std::borrow::Cow::into_owned);
         if self.state == State::Closed {
             self.respond_error(id, &origin, EngineErrorCode::UnknownSid);
@@ -660,6 +662,7 @@ impl Session {
         }
         if matches!(self.transport, ActiveTransport::WebSocket { .. })
             || transport.as_deref() != Some("polling")
+            || !self.speaks(eio.as_deref())
         {
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
             return;
@@ -673,6 +676,14 @@ impl Session {
                 self.respond(id, &origin, response);
             }
         }
+    }
+
+    /// Whether a request's `EIO` names this session's protocol version, read as at the
+    /// handshake (a missing or unknown value is Engine.IO 3). The reference server refuses a
+    /// request that does not (400, `PROTOCOL_MISMATCH`): a client never changes versions within
+    /// a session, so such a request comes from something else that learnt the sid.
+    fn speaks(&self, eio: Option<&str>) -> bool {
+        ProtocolVersion::from_query(eio) == self.version
     }
 
     fn handle_get(
@@ -791,15 +802,16 @@ impl Session {
                 None,
             )))
         };
+        let query = Query::from_uri(request.uri());
         if self.state != State::Open
             || !self.config.allow_upgrades
             || !self.config.allows(Transport::WebSocket)
             || self.probe.is_some()
             || !matches!(self.transport, ActiveTransport::Polling { .. })
+            || !self.speaks(query.get("EIO"))
         {
             return refuse();
         }
-        let query = Query::from_uri(request.uri());
         self.probe = Some(Box::new(Probe {
             conn: id,
             supports_binary: query.get("b64").is_none(),
@@ -1376,10 +1388,13 @@ impl Session {
                     self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
                 }
             }
+            // Also without the probe exchange before it: the reference server upgrades on an
+            // `upgrade` packet whenever it comes, and the probe only proves the WebSocket works,
+            // which the client's `5` on it proves as well.
             Ok(Packet {
                 kind: PacketType::Upgrade,
                 ..
-            }) if probe.probed => {
+            }) => {
                 let supports_binary = probe.supports_binary;
                 self.probe = None;
                 if let ActiveTransport::Polling { pending } = &mut self.transport

@@ -9,7 +9,8 @@ use bytestring::ByteString;
 use serde_json::Value;
 
 use super::packet::{
-    DEFAULT_NAMESPACE, Packet, PacketKind, RESERVED_EVENTS, placeholder_out_of_range,
+    DEFAULT_NAMESPACE, Packet, PacketKind, RESERVED_EVENTS, placeholder_num, placeholder_num_of,
+    placeholder_out_of_range,
 };
 
 /// Limits on binary attachments.
@@ -168,7 +169,11 @@ impl Decoder {
         if partial.packet.attachments.len() < partial.expected {
             return Ok(None);
         }
-        Ok(self.partial.take().map(|partial| partial.packet))
+        Ok(self.partial.take().map(|partial| {
+            let mut packet = partial.packet;
+            drop_unreferenced_attachments(&mut packet);
+            packet
+        }))
     }
 
     /// True while a BINARY_* packet waits for attachments (the caller runs a completion timeout).
@@ -297,6 +302,53 @@ fn is_payload_valid(kind: PacketKind, payload: &Value) -> bool {
     }
 }
 
+/// Drops the attachments of a complete BINARY_* packet that no placeholder refers to, and
+/// renumbers the placeholders to the attachments kept. The reference parser's reconstruction
+/// puts each attachment where a placeholder names it, so one named nowhere reaches no handler;
+/// kept, it travelled with the arguments into an echo or a broadcast. The placeholders are
+/// already checked to be in range ([`check_placeholders`]).
+fn drop_unreferenced_attachments(packet: &mut Packet) {
+    let count = packet.attachments.len();
+    let Some(data) = packet.data.as_mut() else {
+        packet.attachments.clear();
+        return;
+    };
+    let mut referenced = vec![false; count];
+    let mut placeholders: Vec<&mut serde_json::Map<String, Value>> = Vec::new();
+    let mut stack: Vec<&mut Value> = vec![data];
+    while let Some(value) = stack.pop() {
+        let num = placeholder_num(value).and_then(|num| usize::try_from(num).ok());
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => match num {
+                Some(num) if num < count => {
+                    referenced[num] = true;
+                    placeholders.push(map);
+                }
+                _ => stack.extend(map.values_mut()),
+            },
+            _ => {}
+        }
+    }
+    if referenced.iter().all(|&r| r) {
+        return;
+    }
+    // Each kept attachment's new index: how many kept ones come before it.
+    let mut renumbered = vec![0; count];
+    let mut kept = 0;
+    for (num, &is_referenced) in referenced.iter().enumerate() {
+        renumbered[num] = kept;
+        kept += usize::from(is_referenced);
+    }
+    for map in placeholders {
+        if let Some(num) = placeholder_num_of(map).and_then(|num| usize::try_from(num).ok()) {
+            map.insert("num".to_owned(), Value::from(renumbered[num]));
+        }
+    }
+    let mut flags = referenced.into_iter();
+    packet.attachments.retain(|_| flags.next().unwrap_or(false));
+}
+
 /// Checks that every placeholder in `value` refers to one of the `count` attachments.
 fn check_placeholders(value: &Value, count: usize) -> Result<(), ParseError> {
     match placeholder_out_of_range([value], count) {
@@ -331,5 +383,57 @@ mod tests {
             Err(ParseError::PlaceholderOutOfRange)
         );
         assert_eq!(check_placeholders(&json!(["a"]), 0), Ok(()));
+    }
+
+    /// Feeds a BINARY_EVENT's text and attachments; the complete packet.
+    fn binary_event(text: &str, attachments: &[&'static [u8]]) -> Packet {
+        let mut decoder = Decoder::new(DecoderLimits::default());
+        assert_eq!(decoder.decode_text(text), Ok(None));
+        let (last, first) = attachments.split_last().expect("an attachment");
+        for data in first {
+            assert_eq!(decoder.decode_binary(Bytes::from_static(data)), Ok(None));
+        }
+        decoder
+            .decode_binary(Bytes::from_static(last))
+            .expect("valid")
+            .expect("complete")
+    }
+
+    #[test]
+    fn an_attachment_no_placeholder_names_is_dropped() {
+        let packet = binary_event("51-[\"message\",1]", &[b"\x01"]);
+        assert_eq!(packet.data, Some(json!(["message", 1])));
+        assert!(packet.attachments.is_empty());
+    }
+
+    #[test]
+    fn the_kept_attachments_are_renumbered_in_order() {
+        let packet = binary_event(
+            "53-[\"message\",{\"_placeholder\":true,\"num\":2},[{\"_placeholder\":true,\"num\":0}],{\"_placeholder\":true,\"num\":2}]",
+            &[b"a", b"b", b"c"],
+        );
+        assert_eq!(
+            packet.data,
+            Some(json!([
+                "message",
+                placeholder(1),
+                [placeholder(0)],
+                placeholder(1)
+            ]))
+        );
+        assert_eq!(packet.attachments, vec![&b"a"[..], &b"c"[..]]);
+    }
+
+    #[test]
+    fn attachments_all_named_are_kept_as_they_came() {
+        let packet = binary_event(
+            "52-[\"message\",{\"_placeholder\":true,\"num\":1},{\"_placeholder\":true,\"num\":0}]",
+            &[b"a", b"b"],
+        );
+        assert_eq!(
+            packet.data,
+            Some(json!(["message", placeholder(1), placeholder(0)]))
+        );
+        assert_eq!(packet.attachments, vec![&b"a"[..], &b"b"[..]]);
     }
 }
