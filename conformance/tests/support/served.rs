@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sockio-conformance");
 
 pub struct Served {
     child: Child,
+    /// The server's stdin, held open: it exits when this closes, so a test process that dies
+    /// without dropping this (killed, aborted) leaves no server running.
+    _stdin: Option<ChildStdin>,
     pub port: u16,
 }
 
@@ -17,16 +20,21 @@ impl Served {
     /// environment) and waits for its `listening <port>` line.
     pub fn start(configure: impl FnOnce(&mut Command)) -> Served {
         let mut command = Command::new(BIN);
-        command.arg("serve");
+        command.args(["serve", "--exit-on-stdin-close"]);
         configure(&mut command);
-        let child = command
-            .stdin(Stdio::null())
+        let mut child = command
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start sockio-conformance serve");
         // Killed on drop from here on, also when the first line is not what is expected.
-        let mut served = Served { child, port: 0 };
+        let stdin = child.stdin.take();
+        let mut served = Served {
+            child,
+            _stdin: stdin,
+            port: 0,
+        };
         let stdout = served.child.stdout.take().expect("piped stdout");
         let mut first = String::new();
         BufReader::new(stdout)
