@@ -1324,6 +1324,10 @@ fn polling_cases() -> Vec<Case> {
             overlapping_posts,
         )
         .rewritten(OVERLAPPING_POST, overlapping_post_as_reference),
+        Case::new(
+            "a POST with another EIO while another POST's body is arriving",
+            refused_post_while_another_arrives,
+        ),
         Case::new("POST as application/octet-stream (v4)", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
             t.push(exchange(
@@ -1373,14 +1377,19 @@ fn v3_after_join(ports: Ports, t: &mut Transcript, body: &[u8]) -> Result<(), St
         .map(drop)
 }
 
-/// A POST whose body is still arriving (2 of 10 bytes), then another POST on the same session.
-fn overlapping_posts(ports: Ports, t: &mut Transcript) -> Result<(), String> {
-    let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
-    let mut first = connect(ports.sio, HOLD_WINDOW)?;
+/// The rest of the body [`post_partly`] began: with its first 2 bytes, a CONNECT to `/` and four
+/// noops.
+const POST_REST: &[u8] = b"\x1e6\x1e6\x1e6\x1e6";
+
+/// A POST to `session` whose body is still arriving: 2 of its 10 bytes (`40`) are sent, and the
+/// server must hold it for [`HOLD_WINDOW`]. Its connection, to send the rest on or read from.
+fn post_partly(session: &Polling, t: &mut Transcript) -> Result<Http, String> {
+    let mut first = connect(session.port, HOLD_WINDOW)?;
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain;charset=UTF-8\r\n\
-         Content-Length: 10\r\n\r\n40",
-        session.target()
+         Content-Length: {}\r\n\r\n40",
+        session.target(),
+        2 + POST_REST.len()
     );
     first
         .stream
@@ -1391,6 +1400,41 @@ fn overlapping_posts(ports: Ports, t: &mut Transcript) -> Result<(), String> {
         Ok(resp) => return Err(format!("first POST answered early: {}", answer(&resp))),
         Err(e) => return Err(format!("first POST: {}", no_answer(&e))),
     }
+    Ok(first)
+}
+
+/// A POST refused for its query (another EIO) while another POST's body is arriving: the
+/// refusal must not count as an overlapping POST, so the first POST is still taken.
+fn refused_post_while_another_arrives(ports: Ports, t: &mut Transcript) -> Result<(), String> {
+    let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+    let mut first = post_partly(&session, t)?;
+    let other = format!("{SIO}?EIO=3&transport=polling&sid={}", session.sid);
+    t.push(exchange(
+        ports.sio,
+        "POST",
+        &other,
+        &[("Content-Type", "text/plain;charset=UTF-8")],
+        b"6",
+    )?);
+    first
+        .stream
+        .write_all(POST_REST)
+        .map_err(|e| format!("write the rest of the first POST: {e}"))?;
+    first
+        .stream
+        .set_read_timeout(Some(ANSWER_WITHIN))
+        .map_err(|e| format!("read timeout: {e}"))?;
+    t.push(match first.read_response() {
+        Ok(resp) => format!("first POST -> {}", answer(&resp)),
+        Err(e) => format!("first POST -> {}", no_answer(&e)),
+    });
+    session.collect(t, &auth_on_root).map(drop)
+}
+
+/// A POST whose body is still arriving (2 of 10 bytes), then another POST on the same session.
+fn overlapping_posts(ports: Ports, t: &mut Transcript) -> Result<(), String> {
+    let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+    let mut first = post_partly(&session, t)?;
     session.post(b"6", t)?;
     first
         .stream
@@ -1921,8 +1965,11 @@ fn websocket_cases() -> Vec<Case> {
         ),
         Case::new("upgrade: 5 without a probe", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+            let held = session.held_get()?;
             let mut ws = upgrade_of(&session, t)?;
             ws_send(&mut ws, "5", t);
+            // What the GET held over polling gets when polling ends without a probe before it.
+            read_held(held, t);
             ws_send(&mut ws, "40", t);
             ws_collect(&mut ws, t, &auth_on_root);
             // Which transport the session kept.

@@ -347,6 +347,45 @@ fn a_request_with_another_eio_than_its_session_is_refused_and_the_session_goes_o
 }
 
 #[test]
+fn a_post_refused_for_its_query_does_not_overlap_the_post_in_flight() {
+    // The reference server refuses such a POST before its transport sees it (`verify`), so it
+    // neither counts as an overlapping POST nor makes the next one overlap.
+    for refused in [
+        "EIO=3&transport=polling",
+        "EIO=4&transport=websocket",
+        "EIO=4&transport=polling&j=x",
+    ] {
+        for refused_first in [false, true] {
+            let mut h = Harness::engine(EngineConfig::default());
+            let (sid, q) = open(&mut h, "EIO=4");
+            let other = format!("/engine.io/?{refused}&sid={sid}");
+            let start = |h: &mut Harness<_>, uri: &str| {
+                h.post_started(&sid, uri, &HeaderMap::new())
+                    .expect("goes on to be answered with its body read")
+            };
+            let (valid, bad) = if refused_first {
+                let bad = start(&mut h, &other);
+                (start(&mut h, &q), bad)
+            } else {
+                let valid = start(&mut h, &q);
+                (valid, start(&mut h, &other))
+            };
+            assert_eq!(
+                h.post_finished(bad, &other, b"4x").status(),
+                StatusCode::BAD_REQUEST,
+                "{refused}"
+            );
+            assert_eq!(body_text(&h.post_finished(valid, &q, b"4ok")), "ok");
+            assert_eq!(
+                h.take_events(&sid),
+                vec![EngineEvent::Message(text("ok"))],
+                "{refused} {refused_first}"
+            );
+        }
+    }
+}
+
+#[test]
 fn v4_octet_stream_post_is_refused_and_closes_the_session() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, q) = open(&mut h, "EIO=4");
@@ -412,10 +451,10 @@ fn a_post_arriving_while_another_posts_body_is_read_is_refused_and_closes_the_se
         let (sid, q) = open(&mut h, query);
         let held = h.get(&q).held();
         let first = h
-            .post_started(&sid, &HeaderMap::new())
+            .post_started(&sid, &q, &HeaderMap::new())
             .expect("the first POST goes on");
         let second = h
-            .post_started(&sid, &HeaderMap::new())
+            .post_started(&sid, &q, &HeaderMap::new())
             .expect_err("the overlapping POST is answered without its body");
         assert_eq!(second.status(), StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(json_body(&second)["code"], 3, "{query}");
@@ -439,7 +478,9 @@ fn posts_one_after_another_with_their_starts_reported_are_handled() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, q) = open(&mut h, "EIO=4");
     for text_sent in ["4one", "4two"] {
-        let id = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+        let id = h
+            .post_started(&sid, &q, &HeaderMap::new())
+            .expect("goes on");
         assert_eq!(
             body_text(&h.post_finished(id, &q, text_sent.as_bytes())),
             "ok"
@@ -465,7 +506,9 @@ fn a_post_whose_client_leaves_mid_body_closes_with_transport_error() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, q) = open(&mut h, "EIO=4");
     let held = h.get(&q).held();
-    let post = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+    let post = h
+        .post_started(&sid, &q, &HeaderMap::new())
+        .expect("goes on");
     h.abort(post);
     assert_eq!(body_text(&h.take_response(held).unwrap()), "1");
     assert_eq!(
@@ -544,7 +587,7 @@ fn a_started_post_that_routing_refuses_leaves_the_session_untouched() {
         StatusCode::BAD_REQUEST
     );
     let id = h
-        .post_started(&sid, &HeaderMap::new())
+        .post_started(&sid, &q, &HeaderMap::new())
         .expect("the next POST goes on");
     assert_eq!(body_text(&h.post_finished(id, &q, b"4ok")), "ok");
 }
@@ -552,11 +595,13 @@ fn a_started_post_that_routing_refuses_leaves_the_session_untouched() {
 #[test]
 fn a_closing_session_still_refuses_an_overlapping_post() {
     let mut h = Harness::engine(EngineConfig::default());
-    let (sid, _) = open(&mut h, "EIO=4");
-    let _first = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
+    let (sid, q) = open(&mut h, "EIO=4");
+    let _first = h
+        .post_started(&sid, &q, &HeaderMap::new())
+        .expect("goes on");
     // No GET held: the close packet waits for the next poll.
     h.command(&sid, |s, now| s.close(now, CloseReason::ServerShuttingDown));
-    let second = h.post_started(&sid, &HeaderMap::new());
+    let second = h.post_started(&sid, &q, &HeaderMap::new());
     assert_eq!(
         second.expect_err("refused").status(),
         StatusCode::BAD_REQUEST

@@ -526,9 +526,11 @@ fn aborted_poll_is_a_transport_error() {
 #[test]
 fn an_overlapping_post_is_a_transport_error() {
     let mut h = Harness::socket(SocketConfig::default());
-    let (sid, _, id) = h.sio_poll_joined();
-    let _first = h.post_started(&sid, &HeaderMap::new()).expect("goes on");
-    let second = h.post_started(&sid, &HeaderMap::new());
+    let (sid, uri, id) = h.sio_poll_joined();
+    let _first = h
+        .post_started(&sid, &uri, &HeaderMap::new())
+        .expect("goes on");
+    let second = h.post_started(&sid, &uri, &HeaderMap::new());
     assert_eq!(second.expect_err("refused").status(), 400);
     let reason = CloseReason::TransportError("overlapping POST requests");
     assert_eq!(

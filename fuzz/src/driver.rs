@@ -187,7 +187,7 @@ impl Driver {
         self.unanswered.insert(id, sid.clone());
         let go_on = conn
             .connection
-            .handle_post_started(now, id, request.headers());
+            .handle_post_started(now, id, request.uri(), request.headers());
         trace!("{id:?} POST started on {sid}: go on {go_on}");
         self.drain(&sid);
         let answered = !self.unanswered.contains_key(&id);

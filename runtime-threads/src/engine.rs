@@ -642,7 +642,9 @@ impl Host for EngineServer {
             return Ok(None);
         };
         let refused = self.drive(&cell, |state, now| {
-            let go_on = state.session.handle_post_started(now, id, head.headers);
+            let go_on = state
+                .session
+                .handle_post_started(now, id, head.uri, head.headers);
             post_refusal(go_on, |tx| {
                 state.waiters.insert(id, tx);
             })

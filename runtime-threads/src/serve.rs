@@ -591,7 +591,9 @@ impl Host for Server {
             return Ok(None);
         };
         let refused = self.drive(&cell, |state, now| {
-            let go_on = state.conn.handle_post_started(now, id, head.headers);
+            let go_on = state
+                .conn
+                .handle_post_started(now, id, head.uri, head.headers);
             post_refusal(go_on, |tx| {
                 state.waiters.insert(id, tx);
             })

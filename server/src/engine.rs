@@ -402,7 +402,9 @@ impl<Rt: Runtime> EngineServer<Rt> {
         // No such session: routing the whole request answers it.
         let Some(cell) = cell else { return Ok(None) };
         let refused = self.drive(&cell, |state, now| {
-            let go_on = state.session.handle_post_started(now, id, &parts.headers);
+            let go_on = state
+                .session
+                .handle_post_started(now, id, &parts.uri, &parts.headers);
             post_refusal(go_on, |tx| {
                 state.waiters.insert(id, tx);
             })

@@ -318,7 +318,9 @@ impl<Rt: Runtime> Server<Rt> {
         // No such connection: routing the whole request answers it.
         let Some(cell) = cell else { return Ok(None) };
         let refused = cell.drive(|state, now| {
-            let go_on = state.conn.handle_post_started(now, id, &parts.headers);
+            let go_on = state
+                .conn
+                .handle_post_started(now, id, &parts.uri, &parts.headers);
             post_refusal(go_on, |tx| {
                 state.waiters.insert(id, tx);
             })

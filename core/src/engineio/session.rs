@@ -29,6 +29,7 @@
 //! driver cuts the socket after [`EngineConfig::write_timeout`] without progress, as the runtimes
 //! do, and forgets the session then.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -596,8 +597,8 @@ impl Session {
     // ----- inputs -----------------------------------------------------------------------------
 
     /// Reports that a POST addressed to this session has arrived and its body is being read, before
-    /// the driver reads it; `headers` are the request's. Returns whether to go on: read the body
-    /// and pass the request to [`handle_request`](Self::handle_request) with the same `id`.
+    /// the driver reads it; `uri` and `headers` are the request's. Returns whether to go on: read
+    /// the body and pass the request to [`handle_request`](Self::handle_request) with the same `id`.
     ///
     /// `false` means the request was answered (through [`poll_output`](Self::poll_output)): another
     /// POST's body is still being read, which the reference server treats as a broken client (the
@@ -611,12 +612,14 @@ impl Session {
         &mut self,
         _now: Instant,
         id: RequestId,
+        uri: &::http::Uri,
         headers: &HeaderMap,
     ) -> bool {
         self.debug_assert_drained();
-        if self.state == State::Closed || !matches!(self.transport, ActiveTransport::Polling { .. })
-        {
-            // `handle_request` answers it (unknown sid, or a POST after the upgrade).
+        if self.state == State::Closed || self.polling_query(uri).is_none() {
+            // `handle_request` refuses it (unknown sid, a POST after the upgrade, or a query this
+            // session does not take) without reading its body, so it is not the POST in flight:
+            // counting it would refuse the client's next POST as overlapping.
             return true;
         }
         if self.post_in_flight.is_some_and(|reading| reading != id) {
@@ -640,33 +643,17 @@ impl Session {
             self.post_in_flight = None;
         }
         let origin = self.config.cors.check(request.headers());
-        // Three parameters, looked up in one scan of the raw query rather than parsing it into
-        // owned pairs (two allocations per pair, on every polling request; bench/ANALYSIS.md).
-        let [jsonp, transport, eio] = Query::find_each(
-            request.uri().query().unwrap_or(""),
-            ["j", "transport", "EIO"],
-        );
-        let jsonp = jsonp.map(std::borrow::Cow::into_owned);
         if self.state == State::Closed {
             self.respond_error(id, &origin, EngineErrorCode::UnknownSid);
             return;
         }
-        if jsonp
-            .as_deref()
-            .is_some_and(|j| !super::endpoint::is_jsonp_index(j))
-        {
-            // Refuse before holding the GET: answering it would drain the queue into a body that
-            // cannot be written, losing the packets.
+        let Some(jsonp) = self.polling_query(request.uri()) else {
+            // A bad JSONP index is refused before holding the GET too: answering it would drain
+            // the queue into a body that cannot be written, losing the packets.
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
             return;
-        }
-        if matches!(self.transport, ActiveTransport::WebSocket { .. })
-            || transport.as_deref() != Some("polling")
-            || !self.speaks(eio.as_deref())
-        {
-            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
-            return;
-        }
+        };
+        let jsonp = jsonp.map(Cow::into_owned);
         match *request.method() {
             Method::GET => self.handle_get(now, id, request, origin, jsonp),
             Method::POST => self.handle_post(now, id, request, origin, jsonp),
@@ -676,6 +663,21 @@ impl Session {
                 self.respond(id, &origin, response);
             }
         }
+    }
+
+    /// Whether this session serves a polling request with this URI: it is still polling, and the
+    /// query asks for polling in the session's protocol version, with a valid JSONP index if any.
+    /// `Some` with that index when it does.
+    fn polling_query<'a>(&self, uri: &'a ::http::Uri) -> Option<Option<Cow<'a, str>>> {
+        // Three parameters, looked up in one scan of the raw query rather than parsing it into
+        // owned pairs (two allocations per pair, on every polling request; bench/ANALYSIS.md).
+        let [jsonp, transport, eio] =
+            Query::find_each(uri.query().unwrap_or(""), ["j", "transport", "EIO"]);
+        let takes = matches!(self.transport, ActiveTransport::Polling { .. })
+            && transport.as_deref() == Some("polling")
+            && self.speaks(eio.as_deref())
+            && jsonp.as_deref().is_none_or(super::endpoint::is_jsonp_index);
+        takes.then_some(jsonp)
     }
 
     /// Whether a request's `EIO` names this session's protocol version, read as at the
@@ -1396,11 +1398,20 @@ impl Session {
                 ..
             }) => {
                 let supports_binary = probe.supports_binary;
+                let probed = probe.probed;
                 self.probe = None;
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
                 {
-                    self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
+                    // After a probe the client expects its paused poll to end with a noop. Without
+                    // one it never paused polling, so the GET is told that polling is over with a
+                    // close packet, as the reference server's discarded polling transport does.
+                    let last = if probed {
+                        PacketType::Noop
+                    } else {
+                        PacketType::Close
+                    };
+                    self.answer_poll(*get, vec![Frame::bare(last)]);
                 }
                 self.transport = ActiveTransport::WebSocket {
                     conn,

@@ -534,10 +534,11 @@ impl Connection {
         &mut self,
         now: Instant,
         id: RequestId,
+        uri: &Uri,
         headers: &HeaderMap,
     ) -> bool {
         self.debug_assert_drained();
-        let go_on = self.engine.handle_post_started(now, id, headers);
+        let go_on = self.engine.handle_post_started(now, id, uri, headers);
         self.process_engine_events(now);
         go_on
     }

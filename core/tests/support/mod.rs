@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sockio_core::engineio::{
     self, EngineEvent, Output, RequestId, SequentialSids, Session, Sid, WsAction, WsMessage,
 };
@@ -27,7 +27,13 @@ pub trait Driven {
     fn handle_ws_message(&mut self, now: Instant, conn: RequestId, message: WsMessage);
     fn handle_ws_closed(&mut self, now: Instant, conn: RequestId, error: bool);
     fn handle_request_aborted(&mut self, now: Instant, id: RequestId);
-    fn handle_post_started(&mut self, now: Instant, id: RequestId, headers: &HeaderMap) -> bool;
+    fn handle_post_started(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> bool;
     fn handle_timeout(&mut self, now: Instant);
     fn poll_output(&mut self) -> Option<Output>;
     fn poll_event(&mut self) -> Option<Self::Event>;
@@ -68,9 +74,10 @@ macro_rules! impl_driven {
                 &mut self,
                 now: Instant,
                 id: RequestId,
+                uri: &Uri,
                 headers: &HeaderMap,
             ) -> bool {
-                <$ty>::handle_post_started(self, now, id, headers)
+                <$ty>::handle_post_started(self, now, id, uri, headers)
             }
             fn handle_timeout(&mut self, now: Instant) {
                 <$ty>::handle_timeout(self, now)
@@ -371,10 +378,16 @@ impl<E: DrivenEndpoint> Harness<E> {
         }
     }
 
-    /// A POST to session `sid` whose head has arrived, as a driver reports it before reading the
-    /// body: `Ok(id)` to finish later with [`post_finished`](Self::post_finished) (or
+    /// A POST to `uri` of session `sid` whose head has arrived, as a driver reports it before
+    /// reading the body: `Ok(id)` to finish later with [`post_finished`](Self::post_finished) (or
     /// [`abort`](Self::abort)), `Err(response)` when it was answered without its body.
-    pub fn post_started(&mut self, sid: &str, headers: &HeaderMap) -> Result<RequestId, Response> {
+    pub fn post_started(
+        &mut self,
+        sid: &str,
+        uri: &str,
+        headers: &HeaderMap,
+    ) -> Result<RequestId, Response> {
+        let uri: Uri = uri.parse().expect("a test URI");
         let id = self.next_request_id();
         let now = self.now;
         let sid = Sid::from(sid);
@@ -383,7 +396,7 @@ impl<E: DrivenEndpoint> Harness<E> {
             .sessions
             .get_mut(&sid)
             .expect("no such session")
-            .handle_post_started(now, id, headers);
+            .handle_post_started(now, id, &uri, headers);
         self.drain(&sid);
         if go_on {
             assert!(
