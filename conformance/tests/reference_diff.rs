@@ -708,7 +708,8 @@ impl Polling {
     /// A GET the server holds: the first ping is taken (see the module docs), then a GET must stay
     /// unanswered for [`HOLD_WINDOW`]. Its connection, to read the answer from later.
     fn held_get(&self) -> Result<Http, String> {
-        let mut pinged = false;
+        // A v3 server does not ping: its first GET is held at once.
+        let mut pinged = !self.eio.starts_with("EIO=4");
         loop {
             let mut http = connect(self.port, if pinged { HOLD_WINDOW } else { ANSWER_WITHIN })?;
             http.send("GET", &self.target(), &[], b"")
@@ -2061,6 +2062,230 @@ fn websocket_cases() -> Vec<Case> {
     ]
 }
 
+/// A joined client, over either transport, for cases that answer what the server sent.
+enum Joined {
+    Polling(Polling),
+    WebSocket(Box<Ws>),
+}
+
+impl Joined {
+    /// A v4 session over `via`, with `/` joined (its greeting awaited).
+    fn open(ports: Ports, via: Via, t: &mut Transcript) -> Result<Joined, String> {
+        let mut joined = match via {
+            Via::Polling => Joined::Polling(Polling::open(ports.sio, SIO, "EIO=4", t)?),
+            Via::WebSocket => Joined::WebSocket(Box::new(ws_session(ports.sio, t)?.0)),
+        };
+        joined.send(&[text("40")], t)?;
+        matched(joined.collect(t, &auth_on_root)?)?;
+        Ok(joined)
+    }
+
+    /// Sends `messages`: in one POST, or one WebSocket message each.
+    fn send(&mut self, messages: &[Msg], t: &mut Transcript) -> Result<(), String> {
+        match self {
+            Joined::Polling(session) => {
+                let parts: Vec<String> = messages
+                    .iter()
+                    .map(|msg| match msg {
+                        Msg::Text(text) => text.clone(),
+                        Msg::Binary(bytes) => format!("b{}", base64(bytes)),
+                    })
+                    .collect();
+                session.post(parts.join("\x1e").as_bytes(), t)
+            }
+            Joined::WebSocket(ws) => {
+                for msg in messages {
+                    match msg {
+                        Msg::Text(text) => ws_send(ws, text, t),
+                        Msg::Binary(bytes) => {
+                            t.push(format!("> binary {}", hex(bytes)));
+                            let _ = ws.send(Message::binary(bytes.clone()));
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes down what comes until `done` matches a packet (see [`Polling::collect`] and
+    /// [`ws_collect`]).
+    fn collect(
+        &mut self,
+        t: &mut Transcript,
+        done: &dyn Fn(&str) -> bool,
+    ) -> Result<Ended, String> {
+        match self {
+            Joined::Polling(session) => session.collect(t, done),
+            Joined::WebSocket(ws) => Ok(ws_collect(ws, t, done)),
+        }
+    }
+
+    /// Sends the `message-with-ack` sentinel and collects until its ack: what was sent before it
+    /// has been handled, and the connection lives.
+    fn sentinel(&mut self, t: &mut Transcript) -> Result<(), String> {
+        self.send(&[text(Sentinel::AckOnRoot.packet())], t)?;
+        self.collect(t, &|p| Sentinel::AckOnRoot.answered(p))
+            .map(drop)
+    }
+}
+
+/// The id of the profile's `need-ack` emit (`42<id>["need-ack",...]`), if `packet` is it.
+fn need_ack_id(packet: &str) -> Option<&str> {
+    let rest = packet.strip_prefix("42")?;
+    let (id, args) = rest.split_at(rest.find('[')?);
+    (args.starts_with("[\"need-ack\"") && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(id)
+}
+
+/// The profile's `server-ack`: the server emits `need-ack` with an ack id; the client answers it
+/// with `answer` (made from that id), then once more with `again`, which the server no longer
+/// waits for.
+fn ack_of_server_emit(
+    via: Via,
+    answer: fn(&str) -> Vec<Msg>,
+    again: fn(&str) -> Vec<Msg>,
+) -> impl Fn(Ports, &mut Transcript) -> Result<(), String> + Send + Sync + 'static {
+    move |ports, t| {
+        let mut client = Joined::open(ports, via, t)?;
+        client.send(&[text("42[\"server-ack\"]")], t)?;
+        let id = std::cell::RefCell::new(None);
+        matched(client.collect(t, &|p| {
+            let found = need_ack_id(p).map(str::to_owned);
+            let matched = found.is_some();
+            *id.borrow_mut() = found;
+            matched
+        })?)?;
+        let id = id.into_inner().ok_or("no need-ack id")?;
+        let from = t.len() - 1;
+        client.send(&answer(&id), t)?;
+        matched(client.collect(t, &|p| p.contains("\"got-ack\""))?)?;
+        client.send(&again(&id), t)?;
+        let ended = client.sentinel(t);
+        // The reference counts ack ids per namespace, sockio per socket: either is the client's
+        // to echo, so the id is written down as `<id>`.
+        for line in &mut t[from..] {
+            for (before, after) in [("42", "["), ("43", "["), ("461-", "[")] {
+                *line = line.replace(
+                    &format!("{before}{id}{after}"),
+                    &format!("{before}<id>{after}"),
+                );
+            }
+        }
+        ended
+    }
+}
+
+/// Heartbeats the client should not send, and the client's acks of a server emit (text and
+/// binary, and a second ack of the same id), over each transport.
+fn heartbeat_and_ack_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for via in [Via::Polling, Via::WebSocket] {
+        let over = match via {
+            Via::Polling => "polling",
+            Via::WebSocket => "websocket",
+        };
+        cases.push(Case::new(
+            format!("a client ping (v4) after joining ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text("2")], t)?;
+                client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("a pong no ping asked for ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text("3")], t)?;
+                client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("ACK of a server emit, twice ({over})"),
+            ack_of_server_emit(
+                via,
+                |id| vec![text(format!("43{id}[\"fine\"]"))],
+                |id| vec![text(format!("43{id}[\"again\"]"))],
+            ),
+        ));
+        cases.push(Case::new(
+            format!("BINARY_ACK of a server emit, twice ({over})"),
+            ack_of_server_emit(
+                via,
+                |id| {
+                    vec![
+                        text(format!("461-{id}[{}]", placeholder(0))),
+                        Msg::Binary(vec![1, 2, 3]),
+                    ]
+                },
+                |id| {
+                    vec![
+                        text(format!("461-{id}[{}]", placeholder(0))),
+                        Msg::Binary(vec![4, 5]),
+                    ]
+                },
+            ),
+        ));
+    }
+    cases
+}
+
+/// A v3 polling body (`<length>:<packet>` each; the packets here are ASCII, so the length in
+/// UTF-16 units is the byte length).
+fn v3_body(packets: &[&str]) -> String {
+    packets.iter().map(|p| format!("{}:{p}", p.len())).collect()
+}
+
+/// Engine.IO 3 over a WebSocket, its upgrade, and its binary payloads over polling.
+fn v3_transport_cases() -> Vec<Case> {
+    vec![
+        Case::new("v3: a WebSocket session, a client ping", |ports, t| {
+            let target = format!("{SIO}?EIO=3&transport=websocket");
+            let mut ws =
+                ws_upgrade(ports.sio, &target).map_err(|refused| format!("upgrade: {refused}"))?;
+            t.push(format!("{} -> 101", label("GET (upgrade)", &target, b"")));
+            matched(ws_collect(&mut ws, t, &auth_on_root))?;
+            ws_send(&mut ws, "2", t);
+            matched(ws_collect(&mut ws, t, &|p| p == "3"))?;
+            ws_send(&mut ws, Sentinel::AckOnRoot.packet(), t);
+            ws_collect(&mut ws, t, &|p| Sentinel::AckOnRoot.answered(p));
+            Ok(())
+        }),
+        Case::new("v3: upgrade with a probe", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
+            matched(session.collect(t, &auth_on_root)?)?;
+            let held = session.held_get()?;
+            let mut ws = upgrade_of(&session, t)?;
+            ws_send(&mut ws, "2probe", t);
+            matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
+            read_held(held, t);
+            ws_send(&mut ws, "5", t);
+            ws_send(&mut ws, Sentinel::AckOnRoot.packet(), t);
+            ws_collect(&mut ws, t, &|p| Sentinel::AckOnRoot.answered(p));
+            session.get(t)
+        }),
+        Case::new("v3: BINARY_EVENT echoed with b64=1", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=3&b64=1", t)?;
+            matched(session.collect(t, &auth_on_root)?)?;
+            let event = format!("451-[\"message\",{}]", placeholder(0));
+            session.post(v3_body(&[&event, "b4AQID"]).as_bytes(), t)?;
+            session.post(v3_body(&[Sentinel::AckOnRoot.packet()]).as_bytes(), t)?;
+            session
+                .collect(t, &|p| Sentinel::AckOnRoot.answered(p))
+                .map(drop)
+        }),
+        Case::new("v3: BINARY_EVENT echoed as a binary payload", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
+            matched(session.collect(t, &auth_on_root)?)?;
+            let event = format!("451-[\"message\",{}]", placeholder(0));
+            session.post(v3_body(&[&event, "b4AQID"]).as_bytes(), t)?;
+            // One poll: a v3 client that can take binary gets the echo as one binary payload.
+            session.get(t)
+        }),
+    ]
+}
+
 /// An upgrade's answer as a transcript line.
 fn upgrade_answer(upgrade: Result<Ws, String>) -> String {
     match upgrade {
@@ -2071,7 +2296,10 @@ fn upgrade_answer(upgrade: Result<Ws, String>) -> String {
 
 /// Upgrades `session` to a WebSocket, writing down the answer; a refusal ends the case.
 fn upgrade_of(session: &Polling, t: &mut Transcript) -> Result<Ws, String> {
-    let target = format!("{SIO}?EIO=4&transport=websocket&sid={}", session.sid);
+    let target = format!(
+        "{}?{}&transport=websocket&sid={}",
+        session.path, session.eio, session.sid
+    );
     match ws_upgrade(session.port, &target) {
         Ok(ws) => {
             t.push("upgrade -> 101".to_owned());
@@ -2086,6 +2314,8 @@ fn all_cases() -> Vec<Case> {
     cases.extend(polling_cases());
     cases.extend(socket_io_cases());
     cases.extend(websocket_cases());
+    cases.extend(heartbeat_and_ack_cases());
+    cases.extend(v3_transport_cases());
     cases.extend(documented_cases());
     cases
 }
