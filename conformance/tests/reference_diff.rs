@@ -1769,6 +1769,58 @@ const PAYLOAD_TOO_LARGE: &str = "README \"Where sockio differs from the Node.js 
 const CONNECT_SPACE: &str = "README \"Where sockio differs from the Node.js server\" and \
                              PROTOCOL 1.10: `40 1` is malformed and closes the connection";
 
+/// README, "Where sockio differs from the Node.js server on the wire": a namespace's DISCONNECT
+/// and a packet for it that arrive together.
+const DISCONNECT_THEN: &str = "README \"Where sockio differs from the Node.js server\": a \
+                               namespace's DISCONNECT takes effect before the packet after it";
+
+/// A client joined to `/` and `/custom` sends `together` at once (one POST, or WebSocket frames
+/// sent one after another), then the sentinel unless the connection ended.
+fn disconnect_then(via: Via, together: &'static [&'static str]) -> Case {
+    let name = match via {
+        Via::Polling => "polling",
+        Via::WebSocket => "websocket",
+    };
+    let connect = together.contains(&Sentinel::ConnectCustom.packet());
+    Case::new(
+        format!(
+            "DISCONNECT of a namespace and {} it together ({name})",
+            if connect {
+                "a CONNECT to"
+            } else {
+                "an EVENT to"
+            }
+        ),
+        move |ports, t| {
+            let mut client = Joined::open(ports, via, t)?;
+            client.send(&[text(Sentinel::ConnectCustom.packet())], t)?;
+            matched(client.collect(t, &auth_on_custom)?)?;
+            let messages: Vec<Msg> = together.iter().map(|p| text(*p)).collect();
+            client.send(&messages, t)?;
+            if connect {
+                matched(client.collect(t, &auth_on_custom)?)?;
+            }
+            client.sentinel(t)
+        },
+    )
+}
+
+/// The transcripts of [`disconnect_then`] up to what the two servers do differently.
+fn disconnect_then_head(via: Via, together: &[&str]) -> Transcript {
+    let mut t = opened(via);
+    t.push(sent(via, "40"));
+    t.push("< 40{\"sid\":\"<sid>\"}".to_owned());
+    t.push("< 42[\"auth\",{}]".to_owned());
+    t.push(sent(via, Sentinel::ConnectCustom.packet()));
+    t.push("< 40/custom,{\"sid\":\"<sid>\"}".to_owned());
+    t.push("< 42/custom,[\"auth\",{}]".to_owned());
+    match via {
+        Via::Polling => t.push(posted(&together.join("\x1e"))),
+        Via::WebSocket => t.extend(together.iter().map(|packet| sent(via, packet))),
+    }
+    t
+}
+
 /// SECURITY.md (request checks, "In the reference server's order"): "non-digit JSONP index →
 /// 400 code 3". The Node.js server drops the non-digits (`polling-jsonp.ts`).
 const JSONP_INDEX: &str = "SECURITY.md (request checks): a non-digit JSONP index gets 400 code 3";
@@ -1873,6 +1925,36 @@ fn documented_cases() -> Vec<Case> {
             ],
         ),
     ));
+    for via in [Via::Polling, Via::WebSocket] {
+        // The reference handles a DISCONNECT a tick later (`client.ts` ondecoded), so a CONNECT
+        // read with it finds the namespace still joined and closes the connection, and an EVENT
+        // read with it reaches a socket already gone and is dropped.
+        const RECONNECT: &[&str] = &["41/custom,", "40/custom,"];
+        let head = disconnect_then_head(via, RECONNECT);
+        cases.push(disconnect_then(via, RECONNECT).differs(
+            DISCONNECT_THEN,
+            with(&head, &[closed(via)]),
+            with(
+                &head,
+                &[
+                    "< 40/custom,{\"sid\":\"<sid>\"}".to_owned(),
+                    "< 42/custom,[\"auth\",{}]".to_owned(),
+                    sent(via, Sentinel::AckOnRoot.packet()),
+                    "< 4399[\"sentinel\"]".to_owned(),
+                ],
+            ),
+        ));
+        const EVENT_AFTER: &[&str] = &["41/custom,", "42/custom,[\"message\",1]"];
+        let head = with(
+            &disconnect_then_head(via, EVENT_AFTER),
+            &[sent(via, Sentinel::AckOnRoot.packet())],
+        );
+        cases.push(disconnect_then(via, EVENT_AFTER).differs(
+            DISCONNECT_THEN,
+            with(&head, &["< 4399[\"sentinel\"]".to_owned()]),
+            with(&head, &[closed(via)]),
+        ));
+    }
     for via in [Via::Polling, Via::WebSocket] {
         let head = with(&opened(via), &[sent(via, "40 1")]);
         cases.push(
@@ -2130,12 +2212,45 @@ impl Joined {
     }
 }
 
-/// The id of the profile's `need-ack` emit (`42<id>["need-ack",...]`), if `packet` is it.
-fn need_ack_id(packet: &str) -> Option<&str> {
+/// The ack id of the server's emit of `event` on `/` (`42<id>["<event>",...]`), if `packet` is
+/// it.
+fn emit_ack_id<'a>(packet: &'a str, event: &str) -> Option<&'a str> {
     let rest = packet.strip_prefix("42")?;
     let (id, args) = rest.split_at(rest.find('[')?);
-    (args.starts_with("[\"need-ack\"") && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(id)
+    (args.starts_with(&format!("[\"{event}\""))
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit()))
+    .then_some(id)
+}
+
+/// Collects until the server emits `event` with an ack id, and returns that id.
+fn await_emit_ack_id(
+    client: &mut Joined,
+    event: &str,
+    t: &mut Transcript,
+) -> Result<String, String> {
+    let id = std::cell::RefCell::new(None);
+    matched(client.collect(t, &|p| {
+        let found = emit_ack_id(p, event).map(str::to_owned);
+        let matched = found.is_some();
+        *id.borrow_mut() = found;
+        matched
+    })?)?;
+    id.into_inner().ok_or_else(|| format!("no {event} ack id"))
+}
+
+/// Writes the server's ack id `id` down as `<id>` in `lines` (the emit carrying it and the
+/// client's acks of it): the reference counts ack ids per namespace, sockio per socket, and
+/// either is the client's to echo.
+fn hide_ack_id(lines: &mut [String], id: &str) {
+    for line in lines {
+        for (before, after) in [("42", "["), ("43", "["), ("461-", "[")] {
+            *line = line.replace(
+                &format!("{before}{id}{after}"),
+                &format!("{before}<id>{after}"),
+            );
+        }
+    }
 }
 
 /// The profile's `server-ack`: the server emits `need-ack` with an ack id; the client answers it
@@ -2149,29 +2264,13 @@ fn ack_of_server_emit(
     move |ports, t| {
         let mut client = Joined::open(ports, via, t)?;
         client.send(&[text("42[\"server-ack\"]")], t)?;
-        let id = std::cell::RefCell::new(None);
-        matched(client.collect(t, &|p| {
-            let found = need_ack_id(p).map(str::to_owned);
-            let matched = found.is_some();
-            *id.borrow_mut() = found;
-            matched
-        })?)?;
-        let id = id.into_inner().ok_or("no need-ack id")?;
+        let id = await_emit_ack_id(&mut client, "need-ack", t)?;
         let from = t.len() - 1;
         client.send(&answer(&id), t)?;
         matched(client.collect(t, &|p| p.contains("\"got-ack\""))?)?;
         client.send(&again(&id), t)?;
         let ended = client.sentinel(t);
-        // The reference counts ack ids per namespace, sockio per socket: either is the client's
-        // to echo, so the id is written down as `<id>`.
-        for line in &mut t[from..] {
-            for (before, after) in [("42", "["), ("43", "["), ("461-", "[")] {
-                *line = line.replace(
-                    &format!("{before}{id}{after}"),
-                    &format!("{before}<id>{after}"),
-                );
-            }
-        }
+        hide_ack_id(&mut t[from..], &id);
         ended
     }
 }
@@ -2199,6 +2298,42 @@ fn heartbeat_and_ack_cases() -> Vec<Case> {
                 let mut client = Joined::open(ports, via, t)?;
                 client.send(&[text("3")], t)?;
                 client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("the server disconnects the socket, then an EVENT ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text("42[\"disconnect-me\"]")], t)?;
+                matched(client.collect(t, &|p| p == "41")?)?;
+                client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("DISCONNECT of a namespace, then an EVENT to it ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text(Sentinel::ConnectCustom.packet())], t)?;
+                matched(client.collect(t, &auth_on_custom)?)?;
+                client.send(&[text("41/custom,")], t)?;
+                // Once the DISCONNECT has been handled, `/custom` is a namespace not joined.
+                client.sentinel(t)?;
+                client.send(&[text("42/custom,[\"message\",1]")], t)?;
+                client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("a server call that times out, answered late ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text("421[\"call-client\",50]")], t)?;
+                let id = await_emit_ack_id(&mut client, "server-call", t)?;
+                let from = t.len() - 1;
+                matched(client.collect(t, &|p| p.starts_with("431["))?)?;
+                client.send(&[text(format!("43{id}[\"late\"]"))], t)?;
+                let ended = client.sentinel(t);
+                hide_ack_id(&mut t[from..], &id);
+                ended
             },
         ));
         cases.push(Case::new(
