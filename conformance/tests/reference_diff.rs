@@ -1795,8 +1795,19 @@ fn disconnect_then(via: Via, together: &'static [&'static str]) -> Case {
             let mut client = Joined::open(ports, via, t)?;
             client.send(&[text(Sentinel::ConnectCustom.packet())], t)?;
             matched(client.collect(t, &auth_on_custom)?)?;
-            let messages: Vec<Msg> = together.iter().map(|p| text(*p)).collect();
-            client.send(&messages, t)?;
+            match &mut client {
+                Joined::Polling(session) => session.post(together.join("\x1e").as_bytes(), t)?,
+                Joined::WebSocket(ws) => {
+                    // In one write, so that the server reads the frames at once: sent one by one
+                    // they may arrive in two reads, which the reference handles in two ticks.
+                    let mut frames = Vec::new();
+                    for packet in together {
+                        t.push(format!("> {packet}"));
+                        frames.extend(raw_frame(0x1, packet.as_bytes()));
+                    }
+                    let _ = ws.get_mut().write_all(&frames);
+                }
+            }
             if connect {
                 matched(client.collect(t, &auth_on_custom)?)?;
             }
@@ -2334,6 +2345,47 @@ fn heartbeat_and_ack_cases() -> Vec<Case> {
                 let ended = client.sentinel(t);
                 hide_ack_id(&mut t[from..], &id);
                 ended
+            },
+        ));
+        cases.push(Case::new(
+            format!("BINARY_EVENT with an ack id, acked with the attachment ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(
+                    &[
+                        text(format!("451-7[\"message-with-ack\",{}]", placeholder(0))),
+                        Msg::Binary(vec![9, 8, 7]),
+                    ],
+                    t,
+                )?;
+                matched(client.collect(t, &|p| p.starts_with("461-7["))?)?;
+                client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("EVENT with an ack id on /custom ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text(Sentinel::ConnectCustom.packet())], t)?;
+                matched(client.collect(t, &auth_on_custom)?)?;
+                client.send(&[text("42/custom,5[\"message-with-ack\",\"x\",2]")], t)?;
+                matched(client.collect(t, &|p| p.starts_with("43/custom,5["))?)?;
+                client.sentinel(t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("join a room, emit to it, leave it ({over})"),
+            move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text("421[\"join\",\"r1\"]")], t)?;
+                matched(client.collect(t, &|p| p.starts_with("431["))?)?;
+                client.send(&[text("422[\"to-room\",\"r1\",\"hi\"]")], t)?;
+                matched(client.collect(t, &|p| p.starts_with("432["))?)?;
+                client.send(&[text("423[\"leave\",\"r1\"]")], t)?;
+                matched(client.collect(t, &|p| p.starts_with("433["))?)?;
+                client.send(&[text("424[\"to-room\",\"r1\",\"gone\"]")], t)?;
+                matched(client.collect(t, &|p| p.starts_with("434["))?)?;
+                client.sentinel(t)
             },
         ));
         cases.push(Case::new(
