@@ -2424,9 +2424,63 @@ fn v3_body(packets: &[&str]) -> String {
     packets.iter().map(|p| format!("{}:{p}", p.len())).collect()
 }
 
+/// A v3 WebSocket session (socket.io-client 2.x's protocol) with its implicit CONNECT to `/`
+/// and the greeting awaited.
+fn v3_ws_joined(port: u16, t: &mut Transcript) -> Result<Ws, String> {
+    let target = format!("{SIO}?EIO=3&transport=websocket");
+    let mut ws = ws_upgrade(port, &target).map_err(|refused| format!("upgrade: {refused}"))?;
+    t.push(format!("{} -> 101", label("GET (upgrade)", &target, b"")));
+    matched(ws_collect(&mut ws, t, &auth_on_root))?;
+    Ok(ws)
+}
+
+/// Sends the sentinel on a v3 WebSocket and writes down what comes until its ack.
+fn v3_ws_sentinel(ws: &mut Ws, t: &mut Transcript) {
+    ws_send(ws, Sentinel::AckOnRoot.packet(), t);
+    ws_collect(ws, t, &|p| Sentinel::AckOnRoot.answered(p));
+}
+
 /// Engine.IO 3 over a WebSocket, its upgrade, and its binary payloads over polling.
 fn v3_transport_cases() -> Vec<Case> {
     vec![
+        Case::new("v3: CONNECT to /custom with a query", |ports, t| {
+            let mut ws = v3_ws_joined(ports.sio, t)?;
+            ws_send(&mut ws, "40/custom?token=abc,", t);
+            matched(ws_collect(&mut ws, t, &auth_on_custom))?;
+            ws_send(&mut ws, "42/custom,3[\"message-with-ack\",\"x\"]", t);
+            matched(ws_collect(&mut ws, t, &|p| p.starts_with("43/custom,3[")))?;
+            v3_ws_sentinel(&mut ws, t);
+            Ok(())
+        }),
+        Case::new("v3: CONNECT to a namespace not accepted", |ports, t| {
+            let mut ws = v3_ws_joined(ports.sio, t)?;
+            ws_send(&mut ws, "40/nope,", t);
+            matched(ws_collect(&mut ws, t, &|p| p.starts_with("44/nope,")))?;
+            v3_ws_sentinel(&mut ws, t);
+            Ok(())
+        }),
+        Case::new("v3: DISCONNECT of /", |ports, t| {
+            let mut ws = v3_ws_joined(ports.sio, t)?;
+            ws_send(&mut ws, "41", t);
+            // Once an answer on another namespace shows the DISCONNECT handled, `/` is a
+            // namespace not joined.
+            ws_send(&mut ws, "40/custom,", t);
+            matched(ws_collect(&mut ws, t, &auth_on_custom))?;
+            v3_ws_sentinel(&mut ws, t);
+            Ok(())
+        }),
+        Case::new("v3: BINARY_EVENT over a WebSocket", |ports, t| {
+            let mut ws = v3_ws_joined(ports.sio, t)?;
+            ws_send(&mut ws, &format!("451-[\"message\",{}]", placeholder(0)), t);
+            // A v3 binary frame starts with the Engine.IO packet type, 4 (message).
+            t.push("> binary 04010203".to_owned());
+            let _ = ws.send(Message::binary(vec![4, 1, 2, 3]));
+            matched(ws_collect(&mut ws, t, &|p| {
+                p.starts_with("451-[\"message-back\"")
+            }))?;
+            v3_ws_sentinel(&mut ws, t);
+            Ok(())
+        }),
         Case::new("v3: a WebSocket session, a client ping", |ports, t| {
             let target = format!("{SIO}?EIO=3&transport=websocket");
             let mut ws =
