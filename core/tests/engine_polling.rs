@@ -348,8 +348,10 @@ fn a_request_with_another_eio_than_its_session_is_refused_and_the_session_goes_o
 
 #[test]
 fn a_post_refused_for_its_query_does_not_overlap_the_post_in_flight() {
-    // The reference server refuses such a POST before its transport sees it (`verify`), so it
-    // neither counts as an overlapping POST nor makes the next one overlap.
+    // The reference server refuses a POST with another EIO or transport before its transport
+    // sees it (`verify`), so it neither counts as an overlapping POST nor makes the next one
+    // overlap. A bad JSONP index is refused the same way here (SECURITY.md; the reference drops
+    // the non-digits instead).
     for refused in [
         "EIO=3&transport=polling",
         "EIO=4&transport=websocket",
@@ -383,6 +385,20 @@ fn a_post_refused_for_its_query_does_not_overlap_the_post_in_flight() {
             );
         }
     }
+}
+
+#[test]
+fn a_post_refused_for_its_query_ends_nothing_when_its_client_leaves() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let other = format!("/engine.io/?EIO=3&transport=polling&sid={sid}");
+    let refused = h
+        .post_started(&sid, &other, &HeaderMap::new())
+        .expect("goes on to be answered with its body read");
+    h.abort(refused);
+    assert!(h.take_events(&sid).is_empty());
+    assert_eq!(h.post(&q, b"4on").body_text(), "ok");
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Message(text("on"))]);
 }
 
 #[test]

@@ -606,7 +606,9 @@ impl Session {
     /// answer instead of routing the request (reading and dropping its body first, so that the
     /// connection is not reset with unread bytes). While a POST's body is read,
     /// [`handle_request_aborted`](Self::handle_request_aborted) with its `id` reports a client that
-    /// went away mid-body (a transport error too). Drivers that only ever pass complete bodies may
+    /// went away mid-body (a transport error too). A POST that `handle_request` will refuse
+    /// whatever its body (another `EIO` than the session's, not `transport=polling`, a bad JSONP
+    /// index) is not counted: it overlaps nothing, and its abort ends nothing. Drivers that only ever pass complete bodies may
     /// skip this call: their POSTs are then handled one at a time, overlapping or not.
     pub fn handle_post_started(
         &mut self,
@@ -617,9 +619,10 @@ impl Session {
     ) -> bool {
         self.debug_assert_drained();
         if self.state == State::Closed || self.polling_query(uri).is_none() {
-            // `handle_request` refuses it (unknown sid, a POST after the upgrade, or a query this
-            // session does not take) without reading its body, so it is not the POST in flight:
-            // counting it would refuse the client's next POST as overlapping.
+            // `handle_request` refuses it whatever its body (unknown sid, a POST after the
+            // upgrade, or a query this session does not take), as the reference server does
+            // before its transport sees it, so it is not the POST in flight: counting it would
+            // refuse a POST beside it as overlapping, and its client leaving would end the session.
             return true;
         }
         if self.post_in_flight.is_some_and(|reading| reading != id) {
@@ -1398,20 +1401,15 @@ impl Session {
                 ..
             }) => {
                 let supports_binary = probe.supports_binary;
-                let probed = probe.probed;
                 self.probe = None;
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
                 {
-                    // After a probe the client expects its paused poll to end with a noop. Without
-                    // one it never paused polling, so the GET is told that polling is over with a
-                    // close packet, as the reference server's discarded polling transport does.
-                    let last = if probed {
-                        PacketType::Noop
-                    } else {
-                        PacketType::Close
-                    };
-                    self.answer_poll(*get, vec![Frame::bare(last)]);
+                    // Only a GET held without a probe can be here (once probed, every GET is
+                    // answered at once). Its client never paused polling, so it is told that
+                    // polling is over with a close packet, as the reference server's discarded
+                    // polling transport does.
+                    self.answer_poll(*get, vec![Frame::bare(PacketType::Close)]);
                 }
                 self.transport = ActiveTransport::WebSocket {
                     conn,
