@@ -787,7 +787,8 @@ fn stateful(seeds: &mut Vec<Seed>) {
     );
     // POSTs whose start comes before their body: one overlapping another (refused, the session
     // ends, the first's body comes late), one routing answers itself (a bad JSONP index, never
-    // started), one the session refuses once its body is there (transport `websocket`), one
+    // started), one the session refuses once its body is there (transport `websocket`), one with
+    // another EIO whose client leaves mid-body (refused whatever its body, so nothing ends), one
     // finished, one abandoned mid-body.
     add(
         "posts-started",
@@ -806,6 +807,8 @@ fn stateful(seeds: &mut Vec<Seed>) {
             .post_start(1, 4, b"6")
             .post_start(1, 8, b"6")
             .op(op::POST_END, &[1, 0])
+            .post_start(1, 16, b"6")
+            .op(op::POST_END, &[1, 1])
             .post_start(1, 0, b"42[\"e\"]")
             .op(op::POST_END, &[1, 0])
             .post_start(1, 0, b"42[\"cut\"]")

@@ -231,6 +231,15 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
             if flags & 8 != 0 {
                 uri = uri.replace("transport=polling", "transport=websocket");
             }
+            if flags & 16 != 0 {
+                // Another EIO than the session's: refused whatever the body, never in flight.
+                let other = if clients[i].eio == "4" {
+                    "EIO=3"
+                } else {
+                    "EIO=4"
+                };
+                uri = uri.replacen(&format!("EIO={}", clients[i].eio), other, 1);
+            }
             let Ok(uri) = uri.parse() else { return };
             *request.uri_mut() = uri;
             match driver.start_post(&request) {
