@@ -1048,6 +1048,16 @@ enum Via {
     WebSocket,
 }
 
+impl Via {
+    /// As case names say it.
+    fn name(self) -> &'static str {
+        match self {
+            Via::Polling => "polling",
+            Via::WebSocket => "websocket",
+        }
+    }
+}
+
 /// A Socket.IO case: a fresh session (joined to `/` when `join`), the messages (in one POST, or
 /// a frame each), what came back until `wait_for` matched (when the messages have an answer of
 /// their own: the reference connects a namespace a tick later, so a sentinel sent at once could
@@ -1089,10 +1099,7 @@ impl Sio {
     fn over(&self, via: Via) -> Case {
         let (join, send, wait_for, sentinel) =
             (self.join, self.send.clone(), self.wait_for, self.sentinel);
-        let name = match via {
-            Via::Polling => format!("{} (polling)", self.name),
-            Via::WebSocket => format!("{} (websocket)", self.name),
-        };
+        let name = format!("{} ({})", self.name, via.name());
         Case::new(name, move |ports, t| match via {
             Via::Polling => {
                 let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
@@ -1779,10 +1786,7 @@ const DISCONNECT_THEN: &str = "README \"Where sockio differs from the Node.js se
 /// in one write), waits for the CONNECT's answer if `together` has one (which ends the case when
 /// the connection ends instead), then sends the sentinel.
 fn disconnect_then(via: Via, together: &'static [&'static str]) -> Case {
-    let name = match via {
-        Via::Polling => "polling",
-        Via::WebSocket => "websocket",
-    };
+    let name = via.name();
     let connect = together.contains(&Sentinel::ConnectCustom.packet());
     Case::new(
         format!(
@@ -2306,26 +2310,17 @@ fn ack_of_server_emit(
 fn heartbeat_and_ack_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for via in [Via::Polling, Via::WebSocket] {
-        let over = match via {
-            Via::Polling => "polling",
-            Via::WebSocket => "websocket",
-        };
-        cases.push(Case::new(
-            format!("a client ping (v4) after joining ({over})"),
-            move |ports, t| {
+        let over = via.name();
+        for (name, packet) in [
+            ("a client ping (v4) after joining", "2"),
+            ("a pong no ping asked for", "3"),
+        ] {
+            cases.push(Case::new(format!("{name} ({over})"), move |ports, t| {
                 let mut client = Joined::open(ports, via, t)?;
-                client.send(&[text("2")], t)?;
+                client.send(&[text(packet)], t)?;
                 client.sentinel(t)
-            },
-        ));
-        cases.push(Case::new(
-            format!("a pong no ping asked for ({over})"),
-            move |ports, t| {
-                let mut client = Joined::open(ports, via, t)?;
-                client.send(&[text("3")], t)?;
-                client.sentinel(t)
-            },
-        ));
+            }));
+        }
         cases.push(Case::new(
             format!("the server disconnects the socket, then an EVENT ({over})"),
             move |ports, t| {
