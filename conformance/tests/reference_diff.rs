@@ -6,7 +6,8 @@
 //! by field), WebSocket frames (text or binary) and how the connection ended (close frame and its
 //! code, or a TCP close). The other headers are ignored. A handful of cases use the raw
 //! Engine.IO servers instead (sockio's `engine-io` profile against a bare `engine.io` server with
-//! the same settings), the only profile of either side where Engine.IO 3 is off.
+//! the same settings), the only profile of either side where Engine.IO 3 is off; the heartbeat
+//! cases use a second pair of them with a short ping timeout ([`HEARTBEAT_TIMEOUT`]).
 //!
 //! Every case starts a fresh session where it needs one and ends on something it waits for (an
 //! answer, a close, or a sentinel: an acknowledged event or a CONNECT to `/custom` sent after the
@@ -53,10 +54,14 @@ use sockio_testkit::{ReferenceServer, clients_dir, ensure_clients, start_referen
 use tungstenite::Message;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
-/// The ping timeout given to every server (the profile's is 200 ms). Nothing here answers a ping,
-/// so a session lives ping interval (300 ms) + this: every case ends well within it, even one
-/// that waits [`ANSWER_WITHIN`] several times.
+/// The ping timeout given to every server but the heartbeat cases' (the profile's is 200 ms).
+/// Nothing outside those cases answers a ping, so a session lives ping interval (300 ms) + this:
+/// every case ends well within it, even one that waits [`ANSWER_WITHIN`] several times.
 const PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The ping timeout of the raw Engine.IO servers the heartbeat cases use: a session that does not
+/// answer its first ping ends 700 ms after the handshake.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// How long a case waits for an answer, a close or its sentinel's answer before it writes down
 /// that the connection stayed open. Only a broken case waits this long (every case ends on
@@ -82,11 +87,13 @@ const MAX_PAYLOAD: usize = 1_000_000;
 // ------------------------------------------------------------------------------------------------
 // Servers
 
-/// The ports of one side: the socket-io profile and the raw Engine.IO server.
+/// The ports of one side: the socket-io profile, the raw Engine.IO server, and the raw Engine.IO
+/// server with [`HEARTBEAT_TIMEOUT`].
 #[derive(Clone, Copy)]
 struct Ports {
     sio: u16,
     engine: u16,
+    heartbeat: u16,
 }
 
 /// A bare `engine.io` 6.6 server (Engine.IO 3 off, as in sockio's engine-io profile) that echoes
@@ -119,12 +126,12 @@ process.stdin.resume();
 "#;
 
 impl NodeEngine {
-    fn start() -> NodeEngine {
+    fn start(ping_timeout: Duration) -> NodeEngine {
         ensure_clients().expect("installing the official clients (engine.io)");
         let mut child = Command::new("node")
             .arg("-e")
             .arg(NODE_ENGINE_SCRIPT)
-            .arg(PING_TIMEOUT.as_millis().to_string())
+            .arg(ping_timeout.as_millis().to_string())
             .current_dir(clients_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -157,17 +164,19 @@ impl Drop for NodeEngine {
     }
 }
 
-/// The Node side: the reference server and the bare engine.io server.
+/// The Node side: the reference server and two bare engine.io servers.
 struct Reference {
     sio: ReferenceServer,
     engine: NodeEngine,
+    heartbeat: NodeEngine,
 }
 
 impl Reference {
     fn start() -> Reference {
         Reference {
             sio: start_reference_server_with(PING_TIMEOUT).expect("start the reference server"),
-            engine: NodeEngine::start(),
+            engine: NodeEngine::start(PING_TIMEOUT),
+            heartbeat: NodeEngine::start(HEARTBEAT_TIMEOUT),
         }
     }
 
@@ -175,27 +184,30 @@ impl Reference {
         Ports {
             sio: self.sio.port(),
             engine: self.engine.port,
+            heartbeat: self.heartbeat.port,
         }
     }
 }
 
-/// One runtime's side: `serve --profile socket-io` and `serve --profile engine-io`.
+/// One runtime's side: `serve --profile socket-io` and `serve --profile engine-io` twice.
 struct Sockio {
     sio: Served,
     engine: Served,
+    heartbeat: Served,
 }
 
 impl Sockio {
     fn start(runtime: &str) -> Sockio {
-        let serve = |profile: &str| {
+        let serve = |profile: &str, ping_timeout: Duration| {
             Served::start(|command| {
                 command.args(["--runtime", runtime, "--profile", profile, "--port", "0"]);
-                command.args(["--ping-timeout-ms", &PING_TIMEOUT.as_millis().to_string()]);
+                command.args(["--ping-timeout-ms", &ping_timeout.as_millis().to_string()]);
             })
         };
         Sockio {
-            sio: serve("socket-io"),
-            engine: serve("engine-io"),
+            sio: serve("socket-io", PING_TIMEOUT),
+            engine: serve("engine-io", PING_TIMEOUT),
+            heartbeat: serve("engine-io", HEARTBEAT_TIMEOUT),
         }
     }
 
@@ -203,6 +215,7 @@ impl Sockio {
         Ports {
             sio: self.sio.port,
             engine: self.engine.port,
+            heartbeat: self.heartbeat.port,
         }
     }
 }
@@ -2441,6 +2454,117 @@ fn v3_body(packets: &[&str]) -> String {
     packets.iter().map(|p| format!("{}:{p}", p.len())).collect()
 }
 
+/// Polls the raw Engine.IO session `session` `polls` times, one GET after another, writing
+/// down each answer, pings included; a poll that gets a close packet or an error answer ends it.
+/// After each ping, `pong` sends the pong when set.
+fn poll_heartbeats(
+    session: &Polling,
+    polls: usize,
+    pong: bool,
+    t: &mut Transcript,
+) -> Result<(), String> {
+    for _ in 0..polls {
+        let mut http = connect(session.port, ANSWER_WITHIN)?;
+        let resp = match http.request("GET", &session.target(), &[], b"") {
+            Ok(resp) => resp,
+            Err(e) => {
+                t.push(format!("GET -> {}", no_answer(&e)));
+                return Ok(());
+            }
+        };
+        t.push(format!("GET -> {}", answer(&resp)));
+        let text = resp.text();
+        if resp.status != 200 || text.split('\x1e').any(|p| p == "1") {
+            return Ok(());
+        }
+        if pong && text.split('\x1e').any(|p| p == "2") {
+            session.post(b"3", t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads WebSocket messages, pings included, until the connection ends or `messages` have come,
+/// answering each ping (`2`) with a pong when `pong` is set.
+fn ws_heartbeats(ws: &mut Ws, messages: usize, pong: bool, t: &mut Transcript) {
+    let _ = ws.get_ref().set_read_timeout(Some(ANSWER_WITHIN));
+    for _ in 0..messages {
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                t.push(format!("< {}", norm_packet(text.as_str())));
+                if pong && text.as_str() == "2" {
+                    ws_send(ws, "3", t);
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                t.push(match frame {
+                    Some(frame) => format!("< close frame {}", u16::from(frame.code)),
+                    None => "< close frame without a code".to_owned(),
+                });
+                return;
+            }
+            Ok(Message::Binary(bytes)) => t.push(format!("< binary {}", hex(&bytes))),
+            Ok(_) => {}
+            Err(e) if is_wait(&e) => {
+                t.push(format!("(nothing more within {ANSWER_WITHIN:?})"));
+                return;
+            }
+            Err(_) => {
+                t.push("< connection closed without a close frame".to_owned());
+                return;
+            }
+        }
+    }
+}
+
+/// The heartbeat at the raw Engine.IO servers with [`HEARTBEAT_TIMEOUT`]: a client that answers
+/// its pings keeps its session; one that does not loses it once the timeout has passed.
+fn heartbeat_timeout_cases() -> Vec<Case> {
+    vec![
+        Case::new(
+            "heartbeat: a polling client that answers pings",
+            |ports, t| {
+                let session = Polling::open(ports.heartbeat, EIO, "EIO=4", t)?;
+                poll_heartbeats(&session, 3, true, t)?;
+                session.post(b"4still here", t)?;
+                // Pings aside, which may come first on a slow machine.
+                session.collect(t, &|p| p == "4still here").map(drop)
+            },
+        ),
+        Case::new(
+            "heartbeat: a polling client that never pongs",
+            |ports, t| {
+                let session = Polling::open(ports.heartbeat, EIO, "EIO=4", t)?;
+                poll_heartbeats(&session, 3, false, t)
+            },
+        ),
+        Case::new(
+            "heartbeat: a WebSocket client that answers pings",
+            |ports, t| {
+                let target = format!("{EIO}?EIO=4&transport=websocket");
+                let mut ws =
+                    ws_upgrade(ports.heartbeat, &target).map_err(|e| format!("upgrade: {e}"))?;
+                t.push(format!("{} -> 101", label("GET (upgrade)", &target, b"")));
+                ws_heartbeats(&mut ws, 4, true, t);
+                ws_send(&mut ws, "4still here", t);
+                ws_collect(&mut ws, t, &|p| p == "4still here");
+                Ok(())
+            },
+        ),
+        Case::new(
+            "heartbeat: a WebSocket client that never pongs",
+            |ports, t| {
+                let target = format!("{EIO}?EIO=4&transport=websocket");
+                let mut ws =
+                    ws_upgrade(ports.heartbeat, &target).map_err(|e| format!("upgrade: {e}"))?;
+                t.push(format!("{} -> 101", label("GET (upgrade)", &target, b"")));
+                ws_heartbeats(&mut ws, 4, false, t);
+                Ok(())
+            },
+        ),
+    ]
+}
+
 /// A v3 WebSocket session (socket.io-client 2.x's protocol) with its implicit CONNECT to `/`
 /// and the greeting awaited.
 fn v3_ws_joined(port: u16, t: &mut Transcript) -> Result<Ws, String> {
@@ -2574,6 +2698,7 @@ fn all_cases() -> Vec<Case> {
     cases.extend(websocket_cases());
     cases.extend(heartbeat_and_ack_cases());
     cases.extend(v3_transport_cases());
+    cases.extend(heartbeat_timeout_cases());
     cases.extend(documented_cases());
     cases
 }
