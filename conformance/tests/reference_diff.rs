@@ -457,6 +457,53 @@ fn exchange(
     })
 }
 
+/// The CORS headers of an answer, the only headers a case writes down (in the CORS cases): each
+/// as `name: value`, lists compared as sets, in this order; `-` when it has none.
+fn cors_headers(resp: &Resp) -> String {
+    const CORS: [&str; 6] = [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-expose-headers",
+        "access-control-max-age",
+    ];
+    let found: Vec<String> = CORS
+        .iter()
+        .filter_map(|name| {
+            let value = resp.header(name)?;
+            let mut items: Vec<String> = value
+                .split(',')
+                .map(|item| item.trim().to_ascii_lowercase())
+                .collect();
+            items.sort();
+            Some(format!("{name}: {}", items.join(",")))
+        })
+        .collect();
+    if found.is_empty() {
+        "-".to_owned()
+    } else {
+        found.join("; ")
+    }
+}
+
+/// One request on a fresh connection, as a transcript line with its answer's CORS headers.
+fn exchange_cors(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<String, String> {
+    let mut http = connect(port, ANSWER_WITHIN)?;
+    let label = label(method, target, body);
+    let _ = http.send(method, target, headers, body);
+    Ok(match http.read_response() {
+        Ok(resp) => format!("{label} -> {} [{}]", answer(&resp), cors_headers(&resp)),
+        Err(e) => format!("{label} -> {}", no_answer(&e)),
+    })
+}
+
 /// `METHOD ?query body` with the session id taken out and a long body shortened.
 fn label(method: &str, target: &str, body: &[u8]) -> String {
     let query = target.split_once('?').map_or("", |(_, q)| q);
@@ -2517,6 +2564,87 @@ fn ws_heartbeats(ws: &mut Ws, messages: usize, pong: bool, t: &mut Transcript) {
     }
 }
 
+/// README, "Where sockio differs from the Node.js server on the wire": a preflight lists the
+/// methods a session takes.
+const PREFLIGHT_METHODS: &str = "README \"Where sockio differs from the Node.js server\": a \
+                                 preflight lists GET, POST and OPTIONS, not the cors defaults";
+
+/// The reference's line for sockio's answer to a preflight: the `cors` middleware's default
+/// methods instead of the ones an Engine.IO session takes.
+fn preflight_methods_as_reference(line: &str) -> Option<Vec<String>> {
+    const SOCKIO: &str = "access-control-allow-methods: get,options,post";
+    line.contains(SOCKIO).then(|| {
+        vec![line.replace(
+            SOCKIO,
+            "access-control-allow-methods: delete,get,head,patch,post,put",
+        )]
+    })
+}
+
+/// An origin other than the servers' own: both profiles allow any origin, with credentials.
+const ORIGIN: (&str, &str) = ("Origin", "http://example.com:8080");
+
+/// Cross-origin requests, with the CORS headers of every answer written down: a preflight, the
+/// handshake, a POST and a GET on the session, an error answer.
+fn cors_cases() -> Vec<Case> {
+    vec![
+        Case::new("CORS: preflight of a POST", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+            t.push(exchange_cors(
+                ports.sio,
+                "OPTIONS",
+                &session.target(),
+                &[
+                    ORIGIN,
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", "content-type"),
+                ],
+                b"",
+            )?);
+            Ok(())
+        })
+        .rewritten(PREFLIGHT_METHODS, preflight_methods_as_reference),
+        Case::new(
+            "CORS: handshake, POST and GET from another origin",
+            |ports, t| {
+                let target = format!("{SIO}?EIO=4&transport=polling");
+                let mut http = connect(ports.sio, ANSWER_WITHIN)?;
+                let resp = http
+                    .request("GET", &target, &[ORIGIN], b"")
+                    .map_err(|e| format!("handshake: {}", no_answer(&e)))?;
+                t.push(format!(
+                    "{} -> {} [{}]",
+                    label("GET", &target, b""),
+                    answer(&resp),
+                    cors_headers(&resp)
+                ));
+                let sid = body_packets(&resp.text())
+                    .first()
+                    .and_then(|open| open.strip_prefix('0'))
+                    .and_then(|json| serde_json::from_str::<Value>(json).ok())
+                    .and_then(|open| open["sid"].as_str().map(str::to_owned))
+                    .ok_or("no session")?;
+                let session = format!("{target}&sid={sid}");
+                t.push(exchange_cors(
+                    ports.sio,
+                    "POST",
+                    &session,
+                    &[ORIGIN, ("Content-Type", "text/plain;charset=UTF-8")],
+                    b"6",
+                )?);
+                // Held until the first ping, on both sides.
+                t.push(exchange_cors(ports.sio, "GET", &session, &[ORIGIN], b"")?);
+                Ok(())
+            },
+        ),
+        Case::new("CORS: an unknown sid from another origin", |ports, t| {
+            let target = format!("{SIO}?EIO=4&transport=polling&sid=nope");
+            t.push(exchange_cors(ports.sio, "GET", &target, &[ORIGIN], b"")?);
+            Ok(())
+        }),
+    ]
+}
+
 /// The heartbeat at the raw Engine.IO servers with [`HEARTBEAT_TIMEOUT`]: a client that answers
 /// its pings keeps its session; one that does not loses it once the timeout has passed.
 fn heartbeat_timeout_cases() -> Vec<Case> {
@@ -2699,6 +2827,7 @@ fn all_cases() -> Vec<Case> {
     cases.extend(heartbeat_and_ack_cases());
     cases.extend(v3_transport_cases());
     cases.extend(heartbeat_timeout_cases());
+    cases.extend(cors_cases());
     cases.extend(documented_cases());
     cases
 }
