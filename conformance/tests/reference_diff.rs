@@ -2564,6 +2564,84 @@ fn ws_heartbeats(ws: &mut Ws, messages: usize, pong: bool, t: &mut Transcript) {
     }
 }
 
+/// A poll with `Accept-Encoding: accept`, as a transcript line: the answer with its body decoded
+/// by its `Content-Encoding` (HTTP's `deflate` is a zlib stream), which is written down
+/// (compressed bytes differ between zlib builds and levels; what they decode to must not).
+/// With `drop_pings`, a ping sharing the poll (the first one, on a slow machine) is left out.
+fn poll_encoded(
+    session: &Polling,
+    accept: &str,
+    drop_pings: bool,
+    t: &mut Transcript,
+) -> Result<(), String> {
+    use std::io::Read;
+    let mut http = connect(session.port, ANSWER_WITHIN)?;
+    let label = format!("GET (Accept-Encoding: {accept})");
+    let mut resp = match http.request(
+        "GET",
+        &session.target(),
+        &[("Accept-Encoding", accept)],
+        b"",
+    ) {
+        Ok(resp) => resp,
+        Err(e) => {
+            t.push(format!("{label} -> {}", no_answer(&e)));
+            return Ok(());
+        }
+    };
+    let encoding = resp.header("content-encoding").unwrap_or("-").to_owned();
+    let mut decoded = Vec::new();
+    let read = match encoding.as_str() {
+        "gzip" => flate2::read::GzDecoder::new(&resp.body[..]).read_to_end(&mut decoded),
+        "deflate" => flate2::read::ZlibDecoder::new(&resp.body[..]).read_to_end(&mut decoded),
+        _ => Ok(0),
+    };
+    if encoding != "-" {
+        read.map_err(|e| format!("{encoding} body: {e}"))?;
+        resp.body = decoded;
+    }
+    if drop_pings {
+        let text = resp.text();
+        let kept: Vec<&str> = text.split('\x1e').filter(|p| *p != "2").collect();
+        resp.body = kept.join("\x1e").into_bytes();
+    }
+    t.push(format!(
+        "{label} -> {} [content-encoding: {encoding}]",
+        answer(&resp)
+    ));
+    Ok(())
+}
+
+/// Polls answered compressed when asked and over the threshold (1 KiB on both servers), and
+/// plain otherwise.
+fn compression_cases() -> Vec<Case> {
+    let big = format!("42[\"message\",\"{}\"]", "x".repeat(2000));
+    let mut cases = Vec::new();
+    for accept in ["gzip", "deflate", "gzip, deflate, br", "identity", "br"] {
+        let big = big.clone();
+        cases.push(Case::new(
+            format!("compression: a large poll with Accept-Encoding: {accept}"),
+            move |ports, t| {
+                let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+                session.post(b"40", t)?;
+                matched(session.collect(t, &auth_on_root)?)?;
+                session.post(big.as_bytes(), t)?;
+                poll_encoded(&session, accept, true, t)
+            },
+        ));
+    }
+    cases.push(Case::new(
+        "compression: a small poll with Accept-Encoding: gzip",
+        |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+            // Held until the first ping: two bytes.
+            session.post(b"6", t)?;
+            poll_encoded(&session, "gzip", false, t)
+        },
+    ));
+    cases
+}
+
 /// README, "Where sockio differs from the Node.js server on the wire": a preflight lists the
 /// methods a session takes.
 const PREFLIGHT_METHODS: &str = "README \"Where sockio differs from the Node.js server\": a \
@@ -2828,6 +2906,7 @@ fn all_cases() -> Vec<Case> {
     cases.extend(v3_transport_cases());
     cases.extend(heartbeat_timeout_cases());
     cases.extend(cors_cases());
+    cases.extend(compression_cases());
     cases.extend(documented_cases());
     cases
 }
