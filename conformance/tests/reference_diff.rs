@@ -396,6 +396,12 @@ fn jsonp(body: &str) -> Option<(String, String)> {
     Some((index.to_owned(), serde_json::from_str(literal).ok()?))
 }
 
+/// A poll's payload: its body, or what a JSONP poll's body wraps.
+fn poll_text(resp: &Resp) -> String {
+    let text = resp.text();
+    jsonp(&text).map_or(text, |(_, payload)| payload)
+}
+
 /// An HTTP answer as one transcript line: status, main content type, normalised body.
 fn answer(resp: &Resp) -> String {
     let ctype = main_type(resp);
@@ -665,7 +671,7 @@ impl Polling {
             label("GET", &target, b""),
             answer(&resp)
         ));
-        let open = body_packets(&resp.text())
+        let open = body_packets(&poll_text(&resp))
             .into_iter()
             .next()
             .unwrap_or_default();
@@ -739,7 +745,7 @@ impl Polling {
             }
             // Each packet as the server sent it (a v3 payload's marked `v3 `) and without the
             // marker, which is what `done` and the checks below read.
-            let packets: Vec<(String, String)> = body_packets(&resp.text())
+            let packets: Vec<(String, String)> = body_packets(&poll_text(&resp))
                 .into_iter()
                 .map(|p| (p.strip_prefix("v3 ").unwrap_or(&p).to_owned(), p))
                 // The v4 server's ping; a v3 server does not ping.
@@ -1776,6 +1782,26 @@ const NESTING: &str = "SECURITY.md (the README's list of limits): JSON nesting i
 /// README, "Where sockio differs": "JSONP polls are answered as `text/javascript;
 /// charset=UTF-8` ...; python-engineio and the Node.js server label them `text/plain`."
 const JSONP_TYPE: &str = "README \"Where sockio differs\": JSONP polls are text/javascript";
+
+/// The reference's line for a JSONP poll of sockio's: the same with `text/plain`.
+fn jsonp_type_as_reference(line: &str) -> Option<Vec<String>> {
+    line.contains(" text/javascript jsonp[")
+        .then(|| vec![line.replace(" text/javascript jsonp[", " text/plain jsonp[")])
+}
+
+/// `text` as a form field's value (`application/x-www-form-urlencoded`), as a browser sends
+/// JSONP's form: every byte but ASCII letters and digits percent-encoded.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
 
 /// README, "Where sockio differs from the Node.js server on the wire": error answers on a
 /// session carry the JSON error body.
@@ -2853,6 +2879,25 @@ fn v3_transport_cases() -> Vec<Case> {
             ws_collect(&mut ws, t, &|p| Sentinel::AckOnRoot.answered(p));
             session.get(t)
         }),
+        Case::new("JSONP: a v3 session, a form POST and polls", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=3&j=0", t)?;
+            matched(session.collect(t, &auth_on_root)?)?;
+            // Two packets, neither answered but by the sentinel's ack: answers to several
+            // packets may come in either order.
+            let payload = v3_body(&["6", Sentinel::AckOnRoot.packet()]);
+            let form = format!("d={}", form_encode(&payload));
+            t.push(exchange(
+                ports.sio,
+                "POST",
+                &session.target(),
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                form.as_bytes(),
+            )?);
+            session
+                .collect(t, &|p| Sentinel::AckOnRoot.answered(p))
+                .map(drop)
+        })
+        .rewritten(JSONP_TYPE, jsonp_type_as_reference),
         Case::new("v3: BINARY_EVENT echoed with b64=1", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=3&b64=1", t)?;
             matched(session.collect(t, &auth_on_root)?)?;
