@@ -1924,6 +1924,11 @@ fn disconnect_then_head(via: Via, together: &[&str]) -> Transcript {
     t
 }
 
+/// README, "Where sockio differs from the Node.js server on the wire": ack ids are kept exactly
+/// up to 2^64 − 1, and a longer one is malformed.
+const ACK_ID_RANGE: &str = "README \"Where sockio differs from the Node.js server\": an ack id \
+                            is exact up to 2^64 - 1 and malformed past it";
+
 /// SECURITY.md (request checks, "In the reference server's order"): "non-digit JSONP index →
 /// 400 code 3". The Node.js server drops the non-digits (`polling-jsonp.ts`).
 const JSONP_INDEX: &str = "SECURITY.md (request checks): a non-digit JSONP index gets 400 code 3";
@@ -2028,6 +2033,58 @@ fn documented_cases() -> Vec<Case> {
             ],
         ),
     ));
+    for via in [Via::Polling, Via::WebSocket] {
+        // The reference reads an ack id as a JavaScript number: past 2^53 its answer carries
+        // another id, past 10^21 one in exponent notation, which no client can match.
+        const PAST_2_53: &str = "4212345678901234567890[\"message-with-ack\",1]";
+        let head = sent_after_join(via, &[PAST_2_53], Sentinel::AckOnRoot);
+        cases.push(
+            sio(
+                "an EVENT with an ack id past 2^53",
+                true,
+                vec![text(PAST_2_53)],
+            )
+            .over(via)
+            .differs(
+                ACK_ID_RANGE,
+                with(
+                    &head,
+                    &[
+                        "< 4312345678901234567000[1]".to_owned(),
+                        "< 4399[\"sentinel\"]".to_owned(),
+                    ],
+                ),
+                with(
+                    &head,
+                    &[
+                        "< 4312345678901234567890[1]".to_owned(),
+                        "< 4399[\"sentinel\"]".to_owned(),
+                    ],
+                ),
+            ),
+        );
+        const PAST_2_64: &str = "42123456789012345678901234567890[\"message-with-ack\",1]";
+        let head = sent_after_join(via, &[PAST_2_64], Sentinel::AckOnRoot);
+        cases.push(
+            sio(
+                "an EVENT with an ack id past 2^64",
+                true,
+                vec![text(PAST_2_64)],
+            )
+            .over(via)
+            .differs(
+                ACK_ID_RANGE,
+                with(
+                    &head,
+                    &[
+                        "< 431.2345678901234568e+29[1]".to_owned(),
+                        "< 4399[\"sentinel\"]".to_owned(),
+                    ],
+                ),
+                with(&head, &[closed(via)]),
+            ),
+        );
+    }
     for via in [Via::Polling, Via::WebSocket] {
         // The reference handles a DISCONNECT a tick later (`client.ts` ondecoded), so a CONNECT
         // read with it finds the namespace still joined and closes the connection, and an EVENT
@@ -2491,6 +2548,22 @@ fn heartbeat_and_ack_cases() -> Vec<Case> {
                 client.sentinel(t)
             },
         ));
+        for (name, packet) in [
+            (
+                "an acked EVENT without arguments",
+                "427[\"message-with-ack\"]",
+            ),
+            (
+                "an EVENT with an ack id of 2^32",
+                "424294967296[\"message-with-ack\",1]",
+            ),
+        ] {
+            cases.push(Case::new(format!("{name} ({over})"), move |ports, t| {
+                let mut client = Joined::open(ports, via, t)?;
+                client.send(&[text(packet)], t)?;
+                client.sentinel(t)
+            }));
+        }
         cases.push(Case::new(
             format!("ACK of a server emit, twice ({over})"),
             ack_of_server_emit(
