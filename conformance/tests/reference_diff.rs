@@ -1317,6 +1317,16 @@ fn engine_cases() -> Vec<Case> {
             session.post(b"4hello\x1e4world", t)?;
             session.collect(t, &|p| p == "4world").map(drop)
         }),
+        Case::new(
+            "engine.io: an empty message and an empty packet",
+            |ports, t| {
+                let session = Polling::open(ports.engine, EIO, "EIO=4", t)?;
+                session.post(b"4\x1e4after", t)?;
+                matched(session.collect(t, &|p| p == "4after")?)?;
+                session.post(b"4one\x1e\x1e4two", t)?;
+                session.collect(t, &|p| p == "4two").map(drop)
+            },
+        ),
     ]
 }
 
@@ -1665,6 +1675,24 @@ fn socket_io_cases() -> Vec<Case> {
             true,
             vec![text(sized(MAX_PAYLOAD))],
         ),
+        sio("CONNECT with null as auth", false, vec![text("40null")]),
+        sio(
+            "CONNECT to a namespace with a query (v5)",
+            false,
+            vec![text("40/custom?x=1,")],
+        )
+        .wait_for(|p| p.starts_with("44/custom?x=1,")),
+        sio(
+            "EVENT named by an object",
+            true,
+            vec![text("42[{\"a\":1}]")],
+        ),
+        sio("EVENT named by null", true, vec![text("42[null]")]),
+        sio(
+            "ACK with an object instead of an array",
+            true,
+            vec![text("435{\"a\":1}")],
+        ),
     ];
     table.iter().flat_map(Sio::both).collect()
 }
@@ -1928,6 +1956,73 @@ fn disconnect_then_head(via: Via, together: &[&str]) -> Transcript {
 /// up to 2^64 − 1, and a longer one is malformed.
 const ACK_ID_RANGE: &str = "README \"Where sockio differs from the Node.js server\": an ack id \
                             is exact up to 2^64 - 1 and malformed past it";
+
+/// README, "Where sockio differs from the Node.js server on the wire": malformed base64, and a
+/// close packet over a WebSocket.
+const ENGINE_PACKETS: &str = "README \"Where sockio differs from the Node.js server\": bad \
+                              base64 closes the session, so does a close packet over a WebSocket";
+
+/// Engine.IO packets at the raw servers that sockio takes otherwise, on purpose.
+fn engine_packet_differences() -> Vec<Case> {
+    let open = handshake_line("EIO=4&transport=polling", "text/plain", None, false);
+    let session = format!("{EIO}?EIO=4&transport=polling&sid=x");
+    let upgraded = vec![
+        format!(
+            "{} -> 101",
+            label(
+                "GET (upgrade)",
+                &format!("{EIO}?EIO=4&transport=websocket"),
+                b""
+            )
+        ),
+        format!("< {}", open_packet("[]")),
+        "> 1".to_owned(),
+        "> 4after".to_owned(),
+    ];
+    vec![
+        Case::new("engine.io: a bad base64 message", |ports, t| {
+            let session = Polling::open(ports.engine, EIO, "EIO=4", t)?;
+            session.post(b"bAQ!", t)?;
+            session.post(b"4after", t)?;
+            session.collect(t, &|p| p == "4after").map(drop)
+        })
+        .differs(
+            ENGINE_PACKETS,
+            vec![
+                open.clone(),
+                posted("bAQ!"),
+                posted("4after"),
+                "< bAQ==".to_owned(),
+                "< 4after".to_owned(),
+            ],
+            vec![
+                open,
+                posted("bAQ!"),
+                format!(
+                    "{} -> 400 application/json {{\"code\":1,\"message\":\"Session ID unknown\"}}",
+                    label("POST", &session, b"4after")
+                ),
+                "GET -> 400 application/json {\"code\":1,\"message\":\"Session ID unknown\"}"
+                    .to_owned(),
+            ],
+        ),
+        Case::new("engine.io: a close packet over a WebSocket", |ports, t| {
+            let target = format!("{EIO}?EIO=4&transport=websocket");
+            let mut ws = ws_upgrade(ports.engine, &target).map_err(|e| format!("upgrade: {e}"))?;
+            t.push(format!("{} -> 101", label("GET (upgrade)", &target, b"")));
+            matched(ws_collect(&mut ws, t, &|p| p.starts_with('0')))?;
+            ws_send(&mut ws, "1", t);
+            ws_send(&mut ws, "4after", t);
+            ws_collect(&mut ws, t, &|p| p == "4after");
+            Ok(())
+        })
+        .differs(
+            ENGINE_PACKETS,
+            with(&upgraded, &["< 4after".to_owned()]),
+            with(&upgraded, &["< close frame without a code".to_owned()]),
+        ),
+    ]
+}
 
 /// SECURITY.md (request checks, "In the reference server's order"): "non-digit JSONP index →
 /// 400 code 3". The Node.js server drops the non-digits (`polling-jsonp.ts`).
@@ -3025,6 +3120,7 @@ fn all_cases() -> Vec<Case> {
     cases.extend(heartbeat_timeout_cases());
     cases.extend(cors_cases());
     cases.extend(compression_cases());
+    cases.extend(engine_packet_differences());
     cases.extend(documented_cases());
     cases
 }
