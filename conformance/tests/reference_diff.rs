@@ -2981,6 +2981,19 @@ fn v3_ws_sentinel(ws: &mut Ws, t: &mut Transcript) {
     ws_collect(ws, t, &|p| Sentinel::AckOnRoot.answered(p));
 }
 
+/// A v3 binary (XHR2) payload: each packet as a type byte (0 text, 1 binary), its length as one
+/// byte per decimal digit, 0xFF, then the packet (a binary one starting with its Engine.IO type).
+fn v3_binary_body(packets: &[(bool, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (binary, packet) in packets {
+        body.push(u8::from(*binary));
+        body.extend(packet.len().to_string().bytes().map(|digit| digit - b'0'));
+        body.push(0xFF);
+        body.extend_from_slice(packet);
+    }
+    body
+}
+
 /// Engine.IO 3 over a WebSocket, its upgrade, and its binary payloads over polling.
 fn v3_transport_cases() -> Vec<Case> {
     vec![
@@ -3075,6 +3088,21 @@ fn v3_transport_cases() -> Vec<Case> {
             session
                 .collect(t, &|p| Sentinel::AckOnRoot.answered(p))
                 .map(drop)
+        }),
+        Case::new("v3: BINARY_EVENT posted as a binary payload", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
+            matched(session.collect(t, &auth_on_root)?)?;
+            let event = format!("451-[\"message\",{}]", placeholder(0));
+            let body = v3_binary_body(&[(false, event.as_bytes()), (true, &[4, 1, 2, 3])]);
+            t.push(exchange(
+                ports.sio,
+                "POST",
+                &session.target(),
+                &[("Content-Type", "application/octet-stream")],
+                &body,
+            )?);
+            // One poll: the echo as one binary payload.
+            session.get(t)
         }),
         Case::new("v3: BINARY_EVENT echoed as a binary payload", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
