@@ -1873,7 +1873,8 @@ fn overlapping_post_as_reference(line: &str) -> Option<Vec<String>> {
 
 /// README, "Where sockio differs from the Node.js server on the wire": a second WebSocket.
 const SECOND_WEBSOCKET: &str = "README \"Where sockio differs from the Node.js server\": a \
-                                second WebSocket on an upgraded session is refused with 400";
+                                second WebSocket on a probing or upgraded session is \
+                                refused with 400";
 
 /// The reference's lines for sockio's refusal of a second WebSocket: it completes the handshake
 /// and closes the WebSocket on its probe.
@@ -2311,6 +2312,30 @@ fn websocket_cases() -> Vec<Case> {
             session.post(b"40", t)?;
             session.collect(t, &auth_on_root).map(drop)
         }),
+        Case::new(
+            "upgrade: a second WebSocket while the first probes",
+            |ports, t| {
+                let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+                let mut ws = upgrade_of(&session, t)?;
+                ws_send(&mut ws, "2probe", t);
+                matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
+                let target = format!("{SIO}?EIO=4&transport=websocket&sid={}", session.sid);
+                match ws_upgrade(ports.sio, &target) {
+                    Ok(mut second) => {
+                        t.push("second upgrade -> 101".to_owned());
+                        ws_send(&mut second, "2probe", t);
+                        ws_collect(&mut second, t, &|p| p == "3probe");
+                    }
+                    Err(refused) => t.push(format!("second upgrade -> {refused}")),
+                }
+                // The first one completes the upgrade.
+                ws_send(&mut ws, "5", t);
+                ws_send(&mut ws, Sentinel::ConnectRoot.packet(), t);
+                ws_collect(&mut ws, t, &auth_on_root);
+                Ok(())
+            },
+        )
+        .rewritten(SECOND_WEBSOCKET, second_websocket_as_reference),
         Case::new("upgrade: a second WebSocket once upgraded", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
             let mut ws = upgrade_of(&session, t)?;
