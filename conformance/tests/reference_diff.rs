@@ -2336,6 +2336,24 @@ fn websocket_cases() -> Vec<Case> {
             },
         )
         .rewritten(SECOND_WEBSOCKET, second_websocket_as_reference),
+        Case::new(
+            "upgrade: packets queued over polling arrive over the WebSocket",
+            |ports, t| {
+                let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
+                session.post(b"40", t)?;
+                matched(session.collect(t, &auth_on_root)?)?;
+                // Answered while no GET is held: the answer waits in the queue.
+                session.post(b"42[\"message\",\"queued\"]", t)?;
+                let mut ws = upgrade_of(&session, t)?;
+                ws_send(&mut ws, "2probe", t);
+                matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
+                ws_send(&mut ws, "5", t);
+                matched(ws_collect(&mut ws, t, &|p| p.contains("\"queued\"")))?;
+                ws_send(&mut ws, Sentinel::AckOnRoot.packet(), t);
+                ws_collect(&mut ws, t, &|p| Sentinel::AckOnRoot.answered(p));
+                Ok(())
+            },
+        ),
         Case::new("upgrade: a second WebSocket once upgraded", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
             let mut ws = upgrade_of(&session, t)?;
