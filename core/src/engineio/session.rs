@@ -608,8 +608,9 @@ impl Session {
     /// [`handle_request_aborted`](Self::handle_request_aborted) with its `id` reports a client that
     /// went away mid-body (a transport error too). A POST that `handle_request` will refuse
     /// whatever its body (another `EIO` than the session's, not `transport=polling`, a bad JSONP
-    /// index) is not counted: it overlaps nothing, and its abort ends nothing. Drivers that only ever pass complete bodies may
-    /// skip this call: their POSTs are then handled one at a time, overlapping or not.
+    /// index) is not counted: it overlaps nothing, and its abort ends nothing. Drivers that only
+    /// ever pass complete bodies may skip this call: their POSTs are then handled one at a time,
+    /// overlapping or not.
     pub fn handle_post_started(
         &mut self,
         _now: Instant,
