@@ -7,7 +7,9 @@
 //! code, or a TCP close). The other headers are ignored. A handful of cases use the raw
 //! Engine.IO servers instead (sockio's `engine-io` profile against a bare `engine.io` server with
 //! the same settings), the only profile of either side where Engine.IO 3 is off; the heartbeat
-//! cases use a second pair of them with a short ping timeout ([`HEARTBEAT_TIMEOUT`]).
+//! cases use a second pair of them with a short ping timeout ([`HEARTBEAT_TIMEOUT`]), and the
+//! Engine.IO 3 heartbeat and upgrade timeout cases a second pair of socket-io servers with short
+//! ping and upgrade timeouts ([`TIMEOUTS_PING_TIMEOUT`], [`UPGRADE_TIMEOUT`]).
 //!
 //! Every case starts a fresh session where it needs one and ends on something it waits for (an
 //! answer, a close, or a sentinel: an acknowledged event or a CONNECT to `/custom` sent after the
@@ -50,7 +52,10 @@ use std::time::{Duration, Instant};
 use hostile::net::{Http, Resp, Ws, is_wait, raw_frame};
 use serde_json::Value;
 use served::Served;
-use sockio_testkit::{ReferenceServer, clients_dir, ensure_clients, start_reference_server_with};
+use sockio_testkit::{
+    ReferenceServer, clients_dir, ensure_clients, start_reference_server_with,
+    start_reference_server_with_timeouts,
+};
 use tungstenite::Message;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
@@ -62,6 +67,23 @@ const PING_TIMEOUT: Duration = Duration::from_secs(30);
 /// The ping timeout of the raw Engine.IO servers the heartbeat cases use: a session that does not
 /// answer its first ping ends 700 ms after the handshake.
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// The ping interval of every server here (the profiles').
+const PING_INTERVAL: Duration = Duration::from_millis(300);
+
+/// The ping timeout of the socket-io servers the timeout cases use: an Engine.IO 3 session whose
+/// client does not ping ends 1.3 s after its last ping (or its handshake), and a v4 one whose
+/// client does not pong 1.3 s after its handshake, which leaves the upgrade timeout cases a
+/// second to go on over polling once their WebSocket is gone.
+const TIMEOUTS_PING_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The upgrade timeout of the socket-io servers the timeout cases use: a WebSocket opened for a
+/// polling session that has not upgraded it within this is closed.
+const UPGRADE_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// How long the timeout cases' clients keep their heartbeat (or their traffic) up: past
+/// [`PING_INTERVAL`] + [`TIMEOUTS_PING_TIMEOUT`], when a session without pings ends.
+const KEPT_UP_FOR: Duration = Duration::from_millis(2000);
 
 /// How long a case waits for an answer, a close or its sentinel's answer before it writes down
 /// that the connection stayed open. Only a broken case waits this long (every case ends on
@@ -87,13 +109,15 @@ const MAX_PAYLOAD: usize = 1_000_000;
 // ------------------------------------------------------------------------------------------------
 // Servers
 
-/// The ports of one side: the socket-io profile, the raw Engine.IO server, and the raw Engine.IO
-/// server with [`HEARTBEAT_TIMEOUT`].
+/// The ports of one side: the socket-io profile, the raw Engine.IO server, the raw Engine.IO
+/// server with [`HEARTBEAT_TIMEOUT`], and the socket-io profile with [`TIMEOUTS_PING_TIMEOUT`]
+/// and [`UPGRADE_TIMEOUT`].
 #[derive(Clone, Copy)]
 struct Ports {
     sio: u16,
     engine: u16,
     heartbeat: u16,
+    timeouts: u16,
 }
 
 /// A bare `engine.io` 6.6 server (Engine.IO 3 off, as in sockio's engine-io profile) that echoes
@@ -164,11 +188,12 @@ impl Drop for NodeEngine {
     }
 }
 
-/// The Node side: the reference server and two bare engine.io servers.
+/// The Node side: two reference servers and two bare engine.io servers.
 struct Reference {
     sio: ReferenceServer,
     engine: NodeEngine,
     heartbeat: NodeEngine,
+    timeouts: ReferenceServer,
 }
 
 impl Reference {
@@ -177,6 +202,8 @@ impl Reference {
             sio: start_reference_server_with(PING_TIMEOUT).expect("start the reference server"),
             engine: NodeEngine::start(PING_TIMEOUT),
             heartbeat: NodeEngine::start(HEARTBEAT_TIMEOUT),
+            timeouts: start_reference_server_with_timeouts(TIMEOUTS_PING_TIMEOUT, UPGRADE_TIMEOUT)
+                .expect("start the reference server with short timeouts"),
         }
     }
 
@@ -185,29 +212,36 @@ impl Reference {
             sio: self.sio.port(),
             engine: self.engine.port,
             heartbeat: self.heartbeat.port,
+            timeouts: self.timeouts.port(),
         }
     }
 }
 
-/// One runtime's side: `serve --profile socket-io` and `serve --profile engine-io` twice.
+/// One runtime's side: `serve --profile socket-io` and `serve --profile engine-io`, twice each.
 struct Sockio {
     sio: Served,
     engine: Served,
     heartbeat: Served,
+    timeouts: Served,
 }
 
 impl Sockio {
     fn start(runtime: &str) -> Sockio {
-        let serve = |profile: &str, ping_timeout: Duration| {
+        let serve = |profile: &str, ping_timeout: Duration, upgrade_timeout: Option<Duration>| {
             Served::start(|command| {
                 command.args(["--runtime", runtime, "--profile", profile, "--port", "0"]);
                 command.args(["--ping-timeout-ms", &ping_timeout.as_millis().to_string()]);
+                if let Some(upgrade_timeout) = upgrade_timeout {
+                    let ms = upgrade_timeout.as_millis().to_string();
+                    command.args(["--upgrade-timeout-ms", &ms]);
+                }
             })
         };
         Sockio {
-            sio: serve("socket-io", PING_TIMEOUT),
-            engine: serve("engine-io", PING_TIMEOUT),
-            heartbeat: serve("engine-io", HEARTBEAT_TIMEOUT),
+            sio: serve("socket-io", PING_TIMEOUT, None),
+            engine: serve("engine-io", PING_TIMEOUT, None),
+            heartbeat: serve("engine-io", HEARTBEAT_TIMEOUT, None),
+            timeouts: serve("socket-io", TIMEOUTS_PING_TIMEOUT, Some(UPGRADE_TIMEOUT)),
         }
     }
 
@@ -216,6 +250,7 @@ impl Sockio {
             sio: self.sio.port,
             engine: self.engine.port,
             heartbeat: self.heartbeat.port,
+            timeouts: self.timeouts.port,
         }
     }
 }
@@ -2994,6 +3029,132 @@ fn heartbeat_timeout_cases() -> Vec<Case> {
     ]
 }
 
+/// Repeats `step` once every [`PING_INTERVAL`], as a client keeping its heartbeat (or its
+/// traffic) up would, until [`KEPT_UP_FOR`] has passed or a step's wait ends otherwise than on
+/// what it waited for. Only how that went is written down: at which step a session that ends
+/// ends depends on the timers' phase, what ended it does not.
+fn keep_up(
+    t: &mut Transcript,
+    what: &str,
+    mut step: impl FnMut(&mut Transcript) -> Result<Ended, String>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    while started.elapsed() < KEPT_UP_FOR {
+        std::thread::sleep(PING_INTERVAL);
+        let mut steps = Transcript::new();
+        let ended = step(&mut steps)?;
+        if ended != Ended::Matched {
+            t.push(format!(
+                "({what} every {PING_INTERVAL:?}: ended within {KEPT_UP_FOR:?}, on {})",
+                steps.last().map_or("nothing", String::as_str)
+            ));
+            return Ok(());
+        }
+    }
+    t.push(format!(
+        "({what} every {PING_INTERVAL:?}: each answered for {KEPT_UP_FOR:?})"
+    ));
+    Ok(())
+}
+
+/// A polling session that has joined `/` (a v3 session joins it by itself).
+fn joined_polling(port: u16, eio: &'static str, t: &mut Transcript) -> Result<Polling, String> {
+    let session = Polling::open(port, SIO, eio, t)?;
+    if eio == "EIO=4" {
+        session.post(b"40", t)?;
+    }
+    matched(session.collect(t, &auth_on_root)?)?;
+    Ok(session)
+}
+
+/// Engine.IO 3 heartbeats (the client pings, the server answers) and upgrade timeouts, at the
+/// socket-io servers with [`TIMEOUTS_PING_TIMEOUT`] and [`UPGRADE_TIMEOUT`].
+fn timeout_cases() -> Vec<Case> {
+    let mut cases = vec![
+        Case::new("v3 heartbeat: a polling client that pings", |ports, t| {
+            let session = joined_polling(ports.timeouts, "EIO=3", t)?;
+            keep_up(t, "a ping", |steps| {
+                session.post(v3_body(&["2"]).as_bytes(), steps)?;
+                session.collect(steps, &|p| p == "3")
+            })?;
+            session.post(v3_body(&[Sentinel::AckOnRoot.packet()]).as_bytes(), t)?;
+            session
+                .collect(t, &|p| Sentinel::AckOnRoot.answered(p))
+                .map(drop)
+        }),
+        Case::new(
+            "v3 heartbeat: a polling client that sends events, never a ping",
+            |ports, t| {
+                let session = joined_polling(ports.timeouts, "EIO=3", t)?;
+                keep_up(t, "an acked event", |steps| {
+                    session.post(v3_body(&[Sentinel::AckOnRoot.packet()]).as_bytes(), steps)?;
+                    session.collect(steps, &|p| Sentinel::AckOnRoot.answered(p))
+                })
+            },
+        ),
+        Case::new(
+            "v3 heartbeat: a polling client that never pings",
+            |ports, t| {
+                let session = joined_polling(ports.timeouts, "EIO=3", t)?;
+                session.collect(t, &|_| false).map(drop)
+            },
+        ),
+        Case::new("v3 heartbeat: a WebSocket client that pings", |ports, t| {
+            let mut ws = v3_ws_joined(ports.timeouts, t)?;
+            keep_up(t, "a ping", |steps| {
+                ws_send(&mut ws, "2", steps);
+                Ok(ws_collect(&mut ws, steps, &|p| p == "3"))
+            })?;
+            v3_ws_sentinel(&mut ws, t);
+            Ok(())
+        }),
+        Case::new(
+            "v3 heartbeat: a WebSocket client that never pings",
+            |ports, t| {
+                let mut ws = v3_ws_joined(ports.timeouts, t)?;
+                ws_collect(&mut ws, t, &|_| false);
+                Ok(())
+            },
+        ),
+    ];
+    for eio in ["EIO=4", "EIO=3"] {
+        cases.push(Case::new(
+            format!("upgrade timeout: a probe, then no upgrade packet ({eio})"),
+            move |ports, t| {
+                let session = joined_polling(ports.timeouts, eio, t)?;
+                let mut ws = upgrade_of(&session, t)?;
+                ws_send(&mut ws, "2probe", t);
+                matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
+                ws_collect(&mut ws, t, &|_| false);
+                sentinel_over_polling(&session, t)
+            },
+        ));
+        cases.push(Case::new(
+            format!("upgrade timeout: a WebSocket that never probes ({eio})"),
+            move |ports, t| {
+                let session = joined_polling(ports.timeouts, eio, t)?;
+                let mut ws = upgrade_of(&session, t)?;
+                ws_collect(&mut ws, t, &|_| false);
+                sentinel_over_polling(&session, t)
+            },
+        ));
+    }
+    cases
+}
+
+/// The sentinel over polling, once a session's WebSocket is gone: the session goes on there.
+fn sentinel_over_polling(session: &Polling, t: &mut Transcript) -> Result<(), String> {
+    let sentinel = Sentinel::AckOnRoot.packet();
+    if session.eio == "EIO=3" {
+        session.post(v3_body(&[sentinel]).as_bytes(), t)?;
+    } else {
+        session.post(sentinel.as_bytes(), t)?;
+    }
+    session
+        .collect(t, &|p| Sentinel::AckOnRoot.answered(p))
+        .map(drop)
+}
+
 /// A v3 WebSocket session (socket.io-client 2.x's protocol) with its implicit CONNECT to `/`
 /// and the greeting awaited.
 fn v3_ws_joined(port: u16, t: &mut Transcript) -> Result<Ws, String> {
@@ -3089,6 +3250,17 @@ fn v3_transport_cases() -> Vec<Case> {
             ws_collect(&mut ws, t, &|p| Sentinel::AckOnRoot.answered(p));
             session.get(t)
         }),
+        Case::new("v3: a client ping on the probing WebSocket", |ports, t| {
+            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
+            matched(session.collect(t, &auth_on_root)?)?;
+            let mut ws = upgrade_of(&session, t)?;
+            ws_send(&mut ws, "2probe", t);
+            matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
+            ws_send(&mut ws, "2", t);
+            ws_collect(&mut ws, t, &|_| false);
+            // Which transport the session kept.
+            sentinel_over_polling(&session, t)
+        }),
         Case::new("JSONP: a v3 session, a form POST and polls", |ports, t| {
             let session = Polling::open(ports.sio, SIO, "EIO=3&j=0", t)?;
             matched(session.collect(t, &auth_on_root)?)?;
@@ -3175,6 +3347,7 @@ fn all_cases() -> Vec<Case> {
     cases.extend(heartbeat_and_ack_cases());
     cases.extend(v3_transport_cases());
     cases.extend(heartbeat_timeout_cases());
+    cases.extend(timeout_cases());
     cases.extend(cors_cases());
     cases.extend(compression_cases());
     cases.extend(engine_packet_differences());

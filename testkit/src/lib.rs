@@ -636,7 +636,11 @@ pub struct ReferenceServer {
     _stdin: ChildStdin,
     port: u16,
     ping_timeout: Duration,
+    upgrade_timeout: Duration,
 }
+
+/// engine.io's default `upgradeTimeout`, which the reference server keeps unless told otherwise.
+pub const REFERENCE_UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ping timeout the testkit's tests give the reference server, as sockio's matrix does its
 /// servers (`MATRIX_PING_TIMEOUT` in sockio-conformance), instead of the profile's 200 ms: on a
@@ -653,13 +657,23 @@ pub fn start_reference_server() -> Result<ReferenceServer, String> {
 
 /// Starts the reference server on a free port of 127.0.0.1 with another ping timeout.
 pub fn start_reference_server_with(ping_timeout: Duration) -> Result<ReferenceServer, String> {
+    start_reference_server_with_timeouts(ping_timeout, REFERENCE_UPGRADE_TIMEOUT)
+}
+
+/// Starts the reference server on a free port of 127.0.0.1 with another ping timeout and another
+/// upgrade timeout (how long a WebSocket opened for a polling session may take to upgrade it).
+pub fn start_reference_server_with_timeouts(
+    ping_timeout: Duration,
+    upgrade_timeout: Duration,
+) -> Result<ReferenceServer, String> {
     ensure_clients()?;
-    let (child, stdin, port) = spawn_reference(0, ping_timeout)?;
+    let (child, stdin, port) = spawn_reference(0, ping_timeout, upgrade_timeout)?;
     Ok(ReferenceServer {
         child,
         _stdin: stdin,
         port,
         ping_timeout,
+        upgrade_timeout,
     })
 }
 
@@ -680,7 +694,7 @@ impl ReferenceServer {
         // The port may take a moment to be free again; retry briefly.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match spawn_reference(self.port, self.ping_timeout) {
+            match spawn_reference(self.port, self.ping_timeout, self.upgrade_timeout) {
                 Ok((child, stdin, _)) => {
                     self.child = child;
                     self._stdin = stdin;
@@ -709,12 +723,20 @@ impl Drop for ReferenceServer {
     }
 }
 
-fn spawn_reference(port: u16, ping_timeout: Duration) -> Result<(Child, ChildStdin, u16), String> {
+fn spawn_reference(
+    port: u16,
+    ping_timeout: Duration,
+    upgrade_timeout: Duration,
+) -> Result<(Child, ChildStdin, u16), String> {
     let dir = clients_dir();
     let mut child = Command::new("node")
         .arg(dir.join("node").join("reference-server.js"))
         .args(["--port", &port.to_string(), "--watch-stdin"])
         .args(["--ping-timeout-ms", &ping_timeout.as_millis().to_string()])
+        .args([
+            "--upgrade-timeout-ms",
+            &upgrade_timeout.as_millis().to_string(),
+        ])
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -4,9 +4,11 @@
 // testkit/README.md for the profile, which this file must keep in step with.
 //
 //   node reference-server.js --port N [--host 127.0.0.1] [--watch-stdin] [--ping-timeout-ms MS]
+//                            [--upgrade-timeout-ms MS]
 //
 // N = 0 picks a free port. --ping-timeout-ms overrides the profile's 200 ms (the testkit's own
-// tests relax it on a loaded machine; see REFERENCE_PING_TIMEOUT in testkit/src/lib.rs). With --watch-stdin the server exits when its stdin closes (the harness
+// tests relax it on a loaded machine; see REFERENCE_PING_TIMEOUT in testkit/src/lib.rs), and
+// --upgrade-timeout-ms engine.io's 10 s upgrade timeout (sockio's `serve --upgrade-timeout-ms`). With --watch-stdin the server exits when its stdin closes (the harness
 // holds a pipe, so a crashed test process never leaves a server behind).
 //
 // Prints `listening <port>` on stdout once it accepts connections.
@@ -16,13 +18,14 @@ const http = require("http");
 const { Server } = require("socket.io");
 
 function parseArgs(argv) {
-  const out = { port: 0, host: "127.0.0.1", watchStdin: false, pingTimeoutMs: 200 };
+  const out = { port: 0, host: "127.0.0.1", watchStdin: false, pingTimeoutMs: 200, upgradeTimeoutMs: 10000 };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port") out.port = Number(argv[++i]);
     else if (a === "--host") out.host = argv[++i];
     else if (a === "--watch-stdin") out.watchStdin = true;
     else if (a === "--ping-timeout-ms") out.pingTimeoutMs = Number(argv[++i]);
+    else if (a === "--upgrade-timeout-ms") out.upgradeTimeoutMs = Number(argv[++i]);
     else {
       console.error(`unknown argument ${a}`);
       process.exit(2);
@@ -30,6 +33,10 @@ function parseArgs(argv) {
   }
   if (!Number.isInteger(out.pingTimeoutMs) || out.pingTimeoutMs <= 0) {
     console.error("--ping-timeout-ms must be a positive integer");
+    process.exit(2);
+  }
+  if (!Number.isInteger(out.upgradeTimeoutMs) || out.upgradeTimeoutMs <= 0) {
+    console.error("--upgrade-timeout-ms must be a positive integer");
     process.exit(2);
   }
   if (!Number.isInteger(out.port) || out.port < 0 || out.port > 65535) {
@@ -146,6 +153,7 @@ const io = new Server(httpServer, {
   path: "/socket.io/",
   pingInterval: 300,
   pingTimeout: args.pingTimeoutMs,
+  upgradeTimeout: args.upgradeTimeoutMs,
   connectTimeout: 5000,
   maxHttpBufferSize: 1000000,
   allowEIO3: true,
