@@ -730,6 +730,17 @@ impl Polling {
         })
     }
 
+    /// A session at the socket-io profile on `port` (`eio` as for [`open`](Self::open)) that has
+    /// joined `/` (a v4 session by sending CONNECT, a v3 one by itself), the greeting awaited.
+    fn joined(port: u16, eio: &'static str, t: &mut Transcript) -> Result<Polling, String> {
+        let session = Polling::open(port, SIO, eio, t)?;
+        if eio.starts_with("EIO=4") {
+            session.post(b"40", t)?;
+        }
+        matched(session.collect(t, &auth_on_root)?)?;
+        Ok(session)
+    }
+
     fn target(&self) -> String {
         format!(
             "{}?{}&transport=polling&sid={}",
@@ -1474,8 +1485,7 @@ fn polling_cases() -> Vec<Case> {
             },
         ),
         Case::new("v3: a client ping is answered", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3", t)?;
             session.post(b"1:2", t)?;
             session.collect(t, &|p| p == "3").map(drop)
         }),
@@ -1494,8 +1504,7 @@ fn polling_cases() -> Vec<Case> {
 /// A v3 session that got its implicit CONNECT, `body` POSTed, then a sentinel: the profile's
 /// `message-with-ack` with ack id 99.
 fn v3_after_join(ports: Ports, t: &mut Transcript, body: &[u8]) -> Result<(), String> {
-    let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
-    matched(session.collect(t, &auth_on_root)?)?;
+    let session = Polling::joined(ports.sio, "EIO=3", t)?;
     session.post(body, t)?;
     session.post(b"35:4299[\"message-with-ack\",\"sentinel\"]", t)?;
     session
@@ -2374,9 +2383,7 @@ fn websocket_cases() -> Vec<Case> {
         Case::new(
             "upgrade: packets queued over polling arrive over the WebSocket",
             |ports, t| {
-                let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
-                session.post(b"40", t)?;
-                matched(session.collect(t, &auth_on_root)?)?;
+                let session = Polling::joined(ports.sio, "EIO=4", t)?;
                 // Answered while no GET is held: the answer waits in the queue.
                 session.post(b"42[\"message\",\"queued\"]", t)?;
                 let mut ws = upgrade_of(&session, t)?;
@@ -2880,9 +2887,7 @@ fn compression_cases() -> Vec<Case> {
         cases.push(Case::new(
             format!("compression: a large poll with Accept-Encoding: {accept}"),
             move |ports, t| {
-                let session = Polling::open(ports.sio, SIO, "EIO=4", t)?;
-                session.post(b"40", t)?;
-                matched(session.collect(t, &auth_on_root)?)?;
+                let session = Polling::joined(ports.sio, "EIO=4", t)?;
                 session.post(big.as_bytes(), t)?;
                 poll_encoded(&session, accept, true, t)
             },
@@ -3057,22 +3062,12 @@ fn keep_up(
     Ok(())
 }
 
-/// A polling session that has joined `/` (a v3 session joins it by itself).
-fn joined_polling(port: u16, eio: &'static str, t: &mut Transcript) -> Result<Polling, String> {
-    let session = Polling::open(port, SIO, eio, t)?;
-    if eio == "EIO=4" {
-        session.post(b"40", t)?;
-    }
-    matched(session.collect(t, &auth_on_root)?)?;
-    Ok(session)
-}
-
 /// Engine.IO 3 heartbeats (the client pings, the server answers) and upgrade timeouts, at the
 /// socket-io servers with [`TIMEOUTS_PING_TIMEOUT`] and [`UPGRADE_TIMEOUT`].
 fn timeout_cases() -> Vec<Case> {
     let mut cases = vec![
         Case::new("v3 heartbeat: a polling client that pings", |ports, t| {
-            let session = joined_polling(ports.timeouts, "EIO=3", t)?;
+            let session = Polling::joined(ports.timeouts, "EIO=3", t)?;
             keep_up(t, "a ping", |steps| {
                 session.post(v3_body(&["2"]).as_bytes(), steps)?;
                 session.collect(steps, &|p| p == "3")
@@ -3085,7 +3080,7 @@ fn timeout_cases() -> Vec<Case> {
         Case::new(
             "v3 heartbeat: a polling client that sends events, never a ping",
             |ports, t| {
-                let session = joined_polling(ports.timeouts, "EIO=3", t)?;
+                let session = Polling::joined(ports.timeouts, "EIO=3", t)?;
                 keep_up(t, "an acked event", |steps| {
                     session.post(v3_body(&[Sentinel::AckOnRoot.packet()]).as_bytes(), steps)?;
                     session.collect(steps, &|p| Sentinel::AckOnRoot.answered(p))
@@ -3095,7 +3090,7 @@ fn timeout_cases() -> Vec<Case> {
         Case::new(
             "v3 heartbeat: a polling client that never pings",
             |ports, t| {
-                let session = joined_polling(ports.timeouts, "EIO=3", t)?;
+                let session = Polling::joined(ports.timeouts, "EIO=3", t)?;
                 session.collect(t, &|_| false).map(drop)
             },
         ),
@@ -3121,7 +3116,7 @@ fn timeout_cases() -> Vec<Case> {
         cases.push(Case::new(
             format!("upgrade timeout: a probe, then no upgrade packet ({eio})"),
             move |ports, t| {
-                let session = joined_polling(ports.timeouts, eio, t)?;
+                let session = Polling::joined(ports.timeouts, eio, t)?;
                 let mut ws = upgrade_of(&session, t)?;
                 ws_send(&mut ws, "2probe", t);
                 matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
@@ -3132,7 +3127,7 @@ fn timeout_cases() -> Vec<Case> {
         cases.push(Case::new(
             format!("upgrade timeout: a WebSocket that never probes ({eio})"),
             move |ports, t| {
-                let session = joined_polling(ports.timeouts, eio, t)?;
+                let session = Polling::joined(ports.timeouts, eio, t)?;
                 let mut ws = upgrade_of(&session, t)?;
                 ws_collect(&mut ws, t, &|_| false);
                 sentinel_over_polling(&session, t)
@@ -3238,8 +3233,7 @@ fn v3_transport_cases() -> Vec<Case> {
             Ok(())
         }),
         Case::new("v3: upgrade with a probe", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3", t)?;
             let held = session.held_get()?;
             let mut ws = upgrade_of(&session, t)?;
             ws_send(&mut ws, "2probe", t);
@@ -3251,8 +3245,7 @@ fn v3_transport_cases() -> Vec<Case> {
             session.get(t)
         }),
         Case::new("v3: a client ping on the probing WebSocket", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3", t)?;
             let mut ws = upgrade_of(&session, t)?;
             ws_send(&mut ws, "2probe", t);
             matched(ws_collect(&mut ws, t, &|p| p == "3probe"))?;
@@ -3262,8 +3255,7 @@ fn v3_transport_cases() -> Vec<Case> {
             sentinel_over_polling(&session, t)
         }),
         Case::new("JSONP: a v3 session, a form POST and polls", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3&j=0", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3&j=0", t)?;
             // Two packets, neither answered but by the sentinel's ack: answers to several
             // packets may come in either order.
             let payload = v3_body(&["6", Sentinel::AckOnRoot.packet()]);
@@ -3281,8 +3273,7 @@ fn v3_transport_cases() -> Vec<Case> {
         })
         .rewritten(JSONP_TYPE, jsonp_type_as_reference),
         Case::new("v3: BINARY_EVENT echoed with b64=1", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3&b64=1", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3&b64=1", t)?;
             let event = format!("451-[\"message\",{}]", placeholder(0));
             session.post(v3_body(&[&event, "b4AQID"]).as_bytes(), t)?;
             session.post(v3_body(&[Sentinel::AckOnRoot.packet()]).as_bytes(), t)?;
@@ -3291,8 +3282,7 @@ fn v3_transport_cases() -> Vec<Case> {
                 .map(drop)
         }),
         Case::new("v3: BINARY_EVENT posted as a binary payload", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3", t)?;
             let event = format!("451-[\"message\",{}]", placeholder(0));
             let body = v3_binary_body(&[(false, event.as_bytes()), (true, &[4, 1, 2, 3])]);
             t.push(exchange(
@@ -3306,8 +3296,7 @@ fn v3_transport_cases() -> Vec<Case> {
             session.get(t)
         }),
         Case::new("v3: BINARY_EVENT echoed as a binary payload", |ports, t| {
-            let session = Polling::open(ports.sio, SIO, "EIO=3", t)?;
-            matched(session.collect(t, &auth_on_root)?)?;
+            let session = Polling::joined(ports.sio, "EIO=3", t)?;
             let event = format!("451-[\"message\",{}]", placeholder(0));
             session.post(v3_body(&[&event, "b4AQID"]).as_bytes(), t)?;
             // One poll: a v3 client that can take binary gets the echo as one binary payload.
