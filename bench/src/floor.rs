@@ -2,7 +2,9 @@
 //! with the frames a Socket.IO server would send, without any Socket.IO machinery.
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -33,7 +35,13 @@ pub fn serve(port: u16) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        // The backlog sockio's runtimes ask for (`sockio_net::ACCEPT_BACKLOG`): tokio's `bind`
+        // asks for less, and a connect storm would then measure the floor's accept queue
+        // overflowing (clients retransmitting after a second) rather than its work.
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        let listener = socket.listen(4096)?;
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);

@@ -5,6 +5,7 @@
 //! WebSocket echo server itself. See bench/README.md.
 
 mod floor;
+mod listen_queue;
 mod net;
 mod polling;
 mod report;
@@ -522,8 +523,8 @@ async fn large_phase(
     let rss_before = server.rss();
     let (mut fleet, storm) = scenarios::storm(addr, n).await;
     eprintln!(
-        "  storm {n}: {} connected, {} failed in {:.2} s",
-        storm.connected, storm.failed, storm.secs
+        "  storm {n}: {} connected, {} failed in {:.2} s (backlog {:?}, {:?})",
+        storm.connected, storm.failed, storm.secs, storm.backlog, storm.tcp
     );
     if with_broadcast {
         r.storm = Some(storm);

@@ -44,6 +44,11 @@ fn num(v: f64) -> String {
     if rounded < 0 { format!("-{out}") } else { out }
 }
 
+/// A count, or "–" where it could not be read.
+fn optional(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), num)
+}
+
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
@@ -555,20 +560,23 @@ pub fn render(input: &Input) -> String {
     // Storm.
     let _ = writeln!(
         w,
-        "## Connect storm: {} WebSocket clients at once\n\nTime from the start until the last client had its Socket.IO connect answered (TCP, WebSocket upgrade, Engine.IO open, namespace connect).\n\n| server | connected | failed | time (s) | connections/s | time / sockio-tokio |\n| --- | --- | --- | --- | --- | --- |",
+        "## Connect storm: {} WebSocket clients at once\n\nTime from the start until the last client had its Socket.IO connect answered (TCP, WebSocket upgrade, Engine.IO open, namespace connect). The kernel's side: the backlog the server listens with (the Send-Q `ss -ltn` shows), and how much the machine's TCP counters grew during the storm (`/proc/net/netstat`, `TcpExt`; one server runs at a time). `ListenOverflows` counts handshakes completed while the server's accept queue was full: the kernel drops such a client's ACK and the client sends its SYN again (`TCPSynRetrans`) a second or more later, so a server whose queue overflows loses seconds here that are its backlog's, not its work.\n\n| server | connected | failed | time (s) | connections/s | time / sockio-tokio | listen backlog | listen queue overflows | SYN retransmits |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         plan.storm
     );
     for (k, r) in res {
         if let Some(st) = &r.storm {
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
                 k.name(),
                 num(st.connected as f64),
                 num(st.failed as f64),
                 st.secs,
                 num(st.connected as f64 / st.secs.max(1e-9)),
-                ratio(storm_secs(r), base.and_then(storm_secs))
+                ratio(storm_secs(r), base.and_then(storm_secs)),
+                optional(st.backlog.map(f64::from)),
+                optional(st.tcp.map(|t| t.listen_overflows as f64)),
+                optional(st.tcp.map(|t| t.syn_retransmits as f64)),
             );
         }
     }

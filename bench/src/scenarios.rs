@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::listen_queue::{self, TcpCounters};
 use crate::net::{Result, Ws, ack_id, event_with_ack, is_bcast, within, ws_connect};
 use crate::polling::PollingClient;
 use crate::servers::{process_cpu_secs, tree_cpu_secs};
@@ -30,6 +31,10 @@ pub struct StormResult {
     /// Until the last client was connected (or failed).
     pub secs: f64,
     pub first_error: Option<String>,
+    /// The backlog the server listened with, as `ss` showed it.
+    pub backlog: Option<u32>,
+    /// How much the machine's TCP counters grew during the storm.
+    pub tcp: Option<TcpCounters>,
 }
 
 /// Idle memory.
@@ -240,6 +245,8 @@ fn take_error(slot: &Mutex<Option<String>>) -> Option<String> {
 /// Starts `clients` WebSocket clients at once; returns them as an idle fleet with the time until
 /// the last one was connected.
 pub async fn storm(server: SocketAddr, clients: usize) -> (Fleet, StormResult) {
+    let backlog = listen_queue::backlog(server);
+    let counters_before = TcpCounters::read();
     let start = Instant::now();
     let error = Arc::new(Mutex::new(None));
     let tasks: Vec<_> = (0..clients)
@@ -259,6 +266,7 @@ pub async fn storm(server: SocketAddr, clients: usize) -> (Fleet, StormResult) {
     let mut fleet = Fleet::new();
     let mut result = StormResult {
         clients,
+        backlog,
         ..StormResult::default()
     };
     let mut last = Duration::ZERO;
@@ -278,6 +286,9 @@ pub async fn storm(server: SocketAddr, clients: usize) -> (Fleet, StormResult) {
         last.as_secs_f64()
     };
     result.first_error = take_error(&error);
+    result.tcp = TcpCounters::read()
+        .zip(counters_before)
+        .map(|(after, before)| after.since(before));
     (fleet, result)
 }
 
