@@ -572,6 +572,44 @@ fn v3_websocket_pong_goes_ahead_of_the_queued_messages() {
     assert_eq!(h.ws_take_text(ws), ["3", "4a", "4b"]);
 }
 
+/// Pongs keep their place between the writer's pulls: each goes behind the heartbeats still
+/// unsent and ahead of every message, whether the writer took a pong, a message or nothing since
+/// the last (the session remembers how many heartbeats lead its queue, so a client pinging
+/// without reading is not answered by walking all of them again).
+#[test]
+fn v3_pongs_stay_between_the_heartbeats_and_the_messages_as_the_writer_pulls() {
+    let mut h = Harness::engine(eio3());
+    let (sid, ws) = open_ws(&mut h, "3");
+    let written = h.command_without_ws_reads(&sid, |s, now| {
+        sent(s, now, text("a"));
+        sent(s, now, text("b"));
+        let ping = || WsMessage::Text("2".into());
+        let pong = |s: &mut sockio_core::engineio::Session| {
+            assert_eq!(s.handle_ws_heartbeat(now, ws, ping()), None);
+            drained(s);
+        };
+        let mut written = Vec::new();
+        let mut pull = |s: &mut sockio_core::engineio::Session| match s.poll_ws(ws) {
+            Some(WsAction::Send(WsMessage::Text(text))) => text.to_string(),
+            other => panic!("{other:?}"),
+        };
+        pong(s);
+        pong(s);
+        written.push(pull(s)); // the first pong
+        pong(s);
+        written.push(pull(s)); // the second
+        written.push(pull(s)); // the third
+        written.push(pull(s)); // "4a"
+        pong(s);
+        pong(s);
+        sent(s, now, text("c"));
+        pong(s);
+        written.extend(ws_pending(s, ws));
+        written
+    });
+    assert_eq!(written, ["3", "3", "3", "4a", "3", "3", "3", "4b", "4c"]);
+}
+
 /// Not ahead of the open packet, which a WebSocket session's writer has not taken yet when its
 /// first ping is due; and a ping due while the one before is still unsent is not queued.
 #[test]

@@ -315,6 +315,10 @@ pub struct Session {
     /// Boxed: only an upgrade in progress has one, and inline it sized every session.
     probe: Option<Box<Probe>>,
     queue: VecDeque<Frame>,
+    /// How many frames at the queue's front are known to be the open packet or heartbeats (at
+    /// most as many as there are): `push_control` goes on from there instead of walking them
+    /// again, so a client that pings without reading is not answered in quadratic time.
+    controls_ahead: usize,
     queued_bytes: usize,
     /// Bytes the writers have taken from the queue so far ([`Session::bytes_taken`]).
     taken: u64,
@@ -385,6 +389,7 @@ impl Session {
             transport,
             probe: None,
             queue: VecDeque::new(),
+            controls_ahead: 0,
             queued_bytes: 0,
             taken: 0,
             stuck_at: u64::MAX,
@@ -927,6 +932,7 @@ impl Session {
             self.ws_close_pending = false;
             self.ws_gone = true;
             self.queue.clear();
+            self.controls_ahead = 0;
             self.queued_bytes = 0;
             self.finish(if error {
                 CloseReason::TransportError("websocket failed")
@@ -1085,6 +1091,7 @@ impl Session {
             // The client, which did nothing wrong, keeps its connection: only what it could
             // never be sent is refused.
             self.queue.truncate(queued_before);
+            self.controls_ahead = self.controls_ahead.min(queued_before);
             self.queued_bytes = bytes_before;
             return Err(error);
         }
@@ -1172,6 +1179,7 @@ impl Session {
             return None;
         }
         if let Some(frame) = self.queue.pop_front() {
+            self.controls_ahead = self.controls_ahead.saturating_sub(1);
             self.queued_bytes -= frame.len();
             self.taken += frame.len() as u64;
             if self.queue.is_empty() && self.queue.capacity() > KEEP_QUEUE_CAPACITY {
@@ -1355,6 +1363,7 @@ impl Session {
                     self.answer_poll(*get, vec![Frame::bare(PacketType::Noop)]);
                 }
                 self.queue.clear();
+                self.controls_ahead = 0;
                 self.queued_bytes = 0;
                 self.cancel_probe();
                 self.finish(CloseReason::TransportClose);
@@ -1474,11 +1483,15 @@ impl Session {
     /// audit). Engine.IO handles heartbeats apart from messages, so they may overtake them; not
     /// the open packet, nor the heartbeats queued before.
     fn push_control(&mut self, now: Instant, frame: Frame) {
-        let ahead = self
-            .queue
-            .iter()
-            .take_while(|queued| queued.is_open_or_heartbeat())
-            .count();
+        let known = self.controls_ahead.min(self.queue.len());
+        let ahead = known
+            + self
+                .queue
+                .iter()
+                .skip(known)
+                .take_while(|queued| queued.is_open_or_heartbeat())
+                .count();
+        self.controls_ahead = ahead + 1;
         self.push_frame(frame);
         if ahead + 1 < self.queue.len()
             && let Some(frame) = self.queue.pop_back()
@@ -1532,6 +1545,7 @@ impl Session {
             // The queue's buffer becomes the answer's: no copy, and the idle session holds none.
             self.taken += self.queued_bytes as u64;
             self.queued_bytes = 0;
+            self.controls_ahead = 0;
             Vec::from(std::mem::take(&mut self.queue))
         } else {
             let mut bytes = 0;
@@ -1545,6 +1559,7 @@ impl Session {
             }
             self.taken += bytes as u64;
             self.queued_bytes -= bytes;
+            self.controls_ahead = self.controls_ahead.saturating_sub(count);
             self.queue.drain(..count).collect()
         };
         let close = Frame::bare(PacketType::Close);
@@ -1625,6 +1640,7 @@ impl Session {
             return;
         }
         self.queue.clear();
+        self.controls_ahead = 0;
         self.queued_bytes = 0;
         match &mut self.transport {
             ActiveTransport::Polling { pending } => {
@@ -1671,6 +1687,7 @@ impl Session {
             ActiveTransport::Polling { pending } => {
                 if let Some(get) = pending.take() {
                     let mut frames: Vec<Frame> = self.queue.drain(..).collect();
+                    self.controls_ahead = 0;
                     self.queued_bytes = 0;
                     let close = Frame::bare(PacketType::Close);
                     if frames.last() != Some(&close) {
