@@ -589,7 +589,7 @@ fn v3_pongs_stay_between_the_heartbeats_and_the_messages_as_the_writer_pulls() {
             drained(s);
         };
         let mut written = Vec::new();
-        let mut pull = |s: &mut sockio_core::engineio::Session| match s.poll_ws(ws) {
+        let pull = |s: &mut sockio_core::engineio::Session| match s.poll_ws(ws) {
             Some(WsAction::Send(WsMessage::Text(text))) => text.to_string(),
             other => panic!("{other:?}"),
         };
