@@ -107,6 +107,9 @@ pub fn route_lifecycle<'r, N, F, C>(
         })
 }
 
+/// The CONNECT_ERROR message of [`ConnectRefused::internal_error`].
+pub const INTERNAL_ERROR: &str = "internal server error";
+
 /// A connect handler's refusal: the client receives CONNECT_ERROR with this message and data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectRefused {
@@ -121,6 +124,13 @@ impl ConnectRefused {
             message: message.into(),
             data: None,
         }
+    }
+
+    /// The refusal of a connect whose verdict never came: its handler panicked, or the driver
+    /// lost it. Every runtime and the core answer it alike, so a client sees one message for a
+    /// server-side failure, not the failure's details.
+    pub fn internal_error() -> Self {
+        Self::new(INTERNAL_ERROR)
     }
 
     /// Adds data for the client (`err.data` in the JavaScript client).

@@ -829,7 +829,7 @@ impl Server {
                     (None, Some(class)) => class.on_connect(socket, handshake, auth),
                     (None, None) => Ok(()),
                 })
-                .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
+                .unwrap_or_else(|| Err(ConnectRefused::internal_error()));
                 let result = self.drive(cell, |state, now| {
                     state.conn.answer_connect(now, &namespace, &verdict)
                 });

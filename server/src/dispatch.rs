@@ -568,7 +568,7 @@ impl<Rt: Runtime> Server<Rt> {
                     }
                 })
                 .await
-                .unwrap_or_else(|| Err(ConnectRefused::new("internal server error")));
+                .unwrap_or_else(|| Err(ConnectRefused::internal_error()));
                 let result =
                     cell.drive(|state, now| state.conn.answer_connect(now, &namespace, &verdict));
                 if verdict.is_err() || result.is_err() {

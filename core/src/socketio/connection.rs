@@ -734,7 +734,7 @@ impl Connection {
             .collect();
         for namespace in pending {
             if self.verdict_after_leaving(&namespace, false).is_none() {
-                let _ = self.reject_connect(now, &namespace, "internal server error", None);
+                let _ = self.reject_connect(now, &namespace, crate::api::INTERNAL_ERROR, None);
             }
         }
     }
