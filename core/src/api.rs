@@ -107,6 +107,13 @@ pub fn route_lifecycle<'r, N, F, C>(
         })
 }
 
+/// The event python-socketio's `send` emits.
+pub const SEND_EVENT: &str = "message";
+
+/// How long a `call` waits for the client's acknowledgement unless told otherwise
+/// (python-socketio's default `timeout=60`).
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The CONNECT_ERROR message of [`ConnectRefused::internal_error`].
 pub const INTERNAL_ERROR: &str = "internal server error";
 

@@ -370,7 +370,7 @@ impl Server {
 
     /// Emits the `message` event (python-socketio's `send`).
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
-        self.emit("message", data)
+        self.emit(sockio_core::api::SEND_EVENT, data)
     }
 
     /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
@@ -389,7 +389,7 @@ impl Server {
             args: payload::to_args(data),
             to: None,
             namespace: Arc::from("/"),
-            timeout: Duration::from_secs(60),
+            timeout: sockio_core::api::DEFAULT_CALL_TIMEOUT,
         }
     }
 
@@ -1562,7 +1562,7 @@ impl Namespace {
 
     /// Emits the `message` event in this namespace.
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit {
-        self.emit("message", data)
+        self.emit(sockio_core::api::SEND_EVENT, data)
     }
 
     /// Calls a client of this namespace; see [`Server::call`].

@@ -388,7 +388,7 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Emits the `message` event (python-socketio's `send`).
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit<Rt> {
-        self.emit("message", data)
+        self.emit(sockio_core::api::SEND_EVENT, data)
     }
 
     /// Emits `event` to one client and waits for its acknowledgement (`call` of python-socketio).
@@ -403,7 +403,7 @@ impl<Rt: Runtime> Server<Rt> {
             args: payload::to_args(data),
             to: None,
             namespace: Arc::from("/"),
-            timeout: Duration::from_secs(60),
+            timeout: sockio_core::api::DEFAULT_CALL_TIMEOUT,
         }
     }
 
@@ -1163,7 +1163,7 @@ impl<Rt: Runtime> Namespace<Rt> {
 
     /// Emits the `message` event in this namespace; see [`Server::send`].
     pub fn send<T: Serialize + ?Sized>(&self, data: &T) -> Emit<Rt> {
-        self.emit("message", data)
+        self.emit(sockio_core::api::SEND_EVENT, data)
     }
 
     /// Calls a client of this namespace; see [`Server::call`].
