@@ -270,3 +270,62 @@ fn an_upgrade_in_another_http_version_is_refused() {
         assert_invalid_everywhere(&Upgrade { version, ..VALID });
     }
 }
+
+/// What a runtime answers an upgrade through (`websocket::accept_upgrade`): the `101`'s headers
+/// for a valid handshake, with what the endpoint added; for an invalid one, the endpoint's own
+/// refusal of it, never a check or an answer of the runtime's making.
+#[test]
+fn a_runtime_accepts_an_upgrade_as_the_endpoint_checks_it() {
+    let mut extra = http::HeaderMap::new();
+    extra.insert("set-cookie", http::HeaderValue::from_static("io=abc"));
+    let headers = sockio_core::websocket::accept_upgrade(&VALID.request(NEW), extra)
+        .expect("a valid handshake");
+    assert_eq!(
+        headers
+            .get("sec-websocket-accept")
+            .and_then(|v| v.to_str().ok()),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert_eq!(
+        headers.get("upgrade").and_then(|v| v.to_str().ok()),
+        Some("websocket")
+    );
+    assert_eq!(
+        headers.get("set-cookie").and_then(|v| v.to_str().ok()),
+        Some("io=abc")
+    );
+    let refused = |upgrade: &Upgrade| {
+        *sockio_core::websocket::accept_upgrade(&upgrade.request(NEW), http::HeaderMap::new())
+            .expect_err(&upgrade.describe())
+    };
+    for upgrade in [
+        Upgrade { keys: &[], ..VALID },
+        Upgrade {
+            versions: &["8"],
+            ..VALID
+        },
+        Upgrade {
+            connection: &["keep-alive"],
+            ..VALID
+        },
+    ] {
+        let what = upgrade.describe();
+        let refusal = refused(&upgrade);
+        assert_ws_refusal(
+            &refusal,
+            StatusCode::BAD_REQUEST,
+            "Invalid WebSocket handshake",
+            &what,
+        );
+        assert_eq!(
+            refusal.headers(),
+            refused_as_new(&upgrade).headers(),
+            "{what}"
+        );
+    }
+    let post = Upgrade {
+        method: Method::POST,
+        ..VALID
+    };
+    assert_eq!(refused(&post).status(), StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -43,8 +43,7 @@ use crate::error::ServerError;
 use crate::http1::plain;
 use crate::serve::{
     Handled, Host, PostHead, Registering, Serving, StartedRequest, Upgrade, Upgrading, WsSession,
-    accept_loop, await_answer, bad_handshake, connection_loop, post_refusal, refused_post,
-    start_request, switching_headers,
+    accept_loop, await_answer, connection_loop, post_refusal, refused_post, start_request,
 };
 use crate::server::OsRandomSids;
 use crate::timers::Timers;
@@ -511,9 +510,12 @@ impl EngineServer {
             server: self.clone(),
             cell,
         };
-        let Some(headers) = switching_headers(request, extra_headers) else {
-            session.closed(id, true);
-            return Handled::Response(bad_handshake());
+        let headers = match sockio_core::websocket::accept_upgrade(request, extra_headers) {
+            Ok(headers) => headers,
+            Err(refusal) => {
+                session.closed(id, true);
+                return Handled::Response(*refusal);
+            }
         };
         Handled::WebSocket(EngineWebSocketUpgrade(Upgrading::new(
             session, id, wake, headers,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode};
 use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::held_input::HeldInput;
 use sockio_core::http::{Request, Response};
@@ -947,8 +947,8 @@ impl Server {
         })
     }
 
-    /// Completes a WebSocket upgrade the core accepted: checks the handshake headers and prepares
-    /// the 101.
+    /// Completes a WebSocket upgrade the core accepted: prepares the 101 (or the core's refusal,
+    /// `sockio_core::websocket::accept_upgrade`).
     fn upgrade(
         &self,
         request: &Request,
@@ -957,12 +957,15 @@ impl Server {
         wake: Arc<WsWake>,
         extra_headers: HeaderMap,
     ) -> Handled {
-        let Some(headers) = switching_headers(request, extra_headers) else {
-            self.drive(&cell, |state, now| {
-                state.ws_writers.remove(&id);
-                state.conn.handle_ws_closed(now, id, true);
-            });
-            return Handled::Response(bad_handshake());
+        let headers = match sockio_core::websocket::accept_upgrade(request, extra_headers) {
+            Ok(headers) => headers,
+            Err(refusal) => {
+                self.drive(&cell, |state, now| {
+                    state.ws_writers.remove(&id);
+                    state.conn.handle_ws_closed(now, id, true);
+                });
+                return Handled::Response(*refusal);
+            }
         };
         let session = ConnWebSocket {
             server: self.clone(),
@@ -1402,34 +1405,6 @@ pub(crate) fn await_answer(
             }
         }
     }
-}
-
-/// The headers of the `101` for an upgrade the core accepted (which checked the handshake: an
-/// HTTP/1.1 GET, one key, version 13), or `None` when they cannot be made. The caller then tells
-/// the core the WebSocket failed and answers [`bad_handshake`].
-pub(crate) fn switching_headers(request: &Request, extra_headers: HeaderMap) -> Option<HeaderMap> {
-    let key = request.headers().get(header::SEC_WEBSOCKET_KEY)?;
-    let version_ok = request
-        .headers()
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v == "13");
-    if !version_ok {
-        return None;
-    }
-    Some(sockio_core::websocket::switching_headers(
-        key.as_bytes(),
-        extra_headers,
-    ))
-}
-
-/// The answer to an upgrade [`switching_headers`] refused: 400, and the connection closes, as
-/// after the core's own refusals of an upgrade.
-pub(crate) fn bad_handshake() -> Response {
-    let mut response = plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-    response
 }
 
 /// True when the peer of `stream` closed its side (a non-blocking peek sees end of stream).

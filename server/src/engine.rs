@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::Event;
 use futures_channel::oneshot;
-use http::{StatusCode, header};
+use http::StatusCode;
 use http_body::Body;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -555,18 +555,23 @@ impl<Rt: Runtime> EngineServer<Rt> {
         writer: Arc<WakeSignal>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
-        // The endpoint checked the key and version already; hyper's upgrade may still be missing
-        // when the request did not come through a hyper connection.
-        let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
         let session = SessionWebSocket {
             server: self.clone(),
             cell,
         };
-        let (Some(key), Some(upgrade)) = (key, upgrade) else {
+        let headers = match sockio_core::websocket::accept_upgrade(request, extra_headers) {
+            Ok(headers) => headers,
+            Err(refusal) => {
+                session.closed(id, true);
+                return (*refusal).map(Full::new);
+            }
+        };
+        // hyper's upgrade is missing when the request did not come through a hyper connection.
+        let Some(upgrade) = upgrade else {
             session.closed(id, true);
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
-        let response = crate::ws_pump::switching_protocols(key, extra_headers);
+        let response = crate::ws_pump::switching_protocols(headers);
         let config = &self.inner.config;
         crate::ws_pump::accept(
             &self.inner.runtime,

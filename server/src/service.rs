@@ -459,22 +459,25 @@ impl<Rt: Runtime> Server<Rt> {
         writer: Arc<WakeSignal>,
         extra_headers: http::HeaderMap,
     ) -> SocketIoResponse {
-        let key = request.headers().get(header::SEC_WEBSOCKET_KEY);
-        let version_ok = request
-            .headers()
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_some_and(|v| v == "13");
         let session = ConnWebSocket {
             server: self.clone(),
             cell,
             handle: OnceLock::new(),
             lagging: AtomicBool::new(false),
         };
-        let (Some(key), true, Some(upgrade)) = (key, version_ok, upgrade) else {
+        let headers = match sockio_core::websocket::accept_upgrade(request, extra_headers) {
+            Ok(headers) => headers,
+            Err(refusal) => {
+                session.closed(id, true);
+                return to_hyper(*refusal);
+            }
+        };
+        // hyper's upgrade is missing when the request did not come through a hyper connection.
+        let Some(upgrade) = upgrade else {
             session.closed(id, true);
             return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
         };
-        let response = crate::ws_pump::switching_protocols(key, extra_headers);
+        let response = crate::ws_pump::switching_protocols(headers);
         let engine = &self.inner.config.engine;
         crate::ws_pump::accept(
             &self.inner.runtime,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use http_body_util::Full;
 use hyper::rt::{Read, ReadBuf, Write};
 use hyper::upgrade::Upgraded;
@@ -55,15 +55,11 @@ pub(crate) trait WsSession: Send + Sync {
     fn write_timeout(&self) -> Duration;
 }
 
-/// The `101 Switching Protocols` answer for a request with WebSocket key `key`.
-pub(crate) fn switching_protocols(
-    key: &HeaderValue,
-    extra_headers: http::HeaderMap,
-) -> SocketIoResponse {
+/// The `101 Switching Protocols` answer with `headers` (`sockio_core::websocket::accept_upgrade`).
+pub(crate) fn switching_protocols(headers: http::HeaderMap) -> SocketIoResponse {
     let mut response = http::Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.headers_mut() =
-        sockio_core::websocket::switching_headers(key.as_bytes(), extra_headers);
+    *response.headers_mut() = headers;
     response
 }
 

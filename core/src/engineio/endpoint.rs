@@ -164,6 +164,11 @@ fn handshake_refusal(fault: HandshakeFault) -> Response {
     response
 }
 
+/// The refusal of an upgrade request whose handshake is not valid, whatever its fault.
+pub(crate) fn bad_handshake() -> Response {
+    handshake_refusal(HandshakeFault::Key)
+}
+
 /// The refusal of an upgrade in another HTTP version than 1.1, the only one with this upgrade
 /// (RFC 6455 §4.1; an HTTP/1.0 `Upgrade` header means nothing, RFC 9110 §7.8).
 fn http_version_refusal(request: &Request) -> Option<Response> {

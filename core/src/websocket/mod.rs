@@ -55,6 +55,25 @@ pub fn switching_headers(key: &[u8], extra: http::HeaderMap) -> http::HeaderMap 
     headers
 }
 
+/// Accepts an upgrade request the endpoint routed to a WebSocket: the `101`'s headers (as
+/// [`switching_headers`]), or, for a request that is not a valid opening handshake, the refusal
+/// the endpoint itself gives one (400 `Connection: close`, or 405 for another method). The
+/// endpoint checked the handshake before routing it; a runtime answering through this never
+/// builds a handshake check or refusal of its own.
+pub fn accept_upgrade(
+    request: &crate::http::Request,
+    extra: http::HeaderMap,
+) -> Result<http::HeaderMap, Box<crate::http::Response>> {
+    if let Some(refusal) = crate::engineio::endpoint::upgrade_refusal(request) {
+        return Err(Box::new(refusal));
+    }
+    match request.headers().get(http::header::SEC_WEBSOCKET_KEY) {
+        Some(key) => Ok(switching_headers(key.as_bytes(), extra)),
+        // `upgrade_refusal` refuses a request without a key; kept total all the same.
+        None => Err(Box::new(crate::engineio::endpoint::bad_handshake())),
+    }
+}
+
 /// How a client's bytes left its WebSocket ([`read_and_answer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOutcome {
