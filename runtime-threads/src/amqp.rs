@@ -14,24 +14,16 @@ use std::time::{Duration, Instant};
 
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::amqp::{AmqpLink, LinkEvent, MAX_MESSAGE, PublishBatch};
+use sockio_core::pubsub::amqp::{
+    AmqpLink, CLOSE_TIMEOUT, CONNECT_TIMEOUT, IDLE_READ_EVERY, LinkEvent, MAX_MESSAGE,
+    PUBLISH_TIMEOUT, PublishBatch, publisher_name, subscriber_name,
+};
 use sockio_core::pubsub::failure::{AmqpFailure, is_timeout_kind};
 
 use crate::broker_stream::BrokerStream;
 use crate::manager::{
     ALIVE_EVERY, PublishJob, answer_settled, batch_from, next_batch, sleep_while_alive,
 };
-
-/// How long connecting and setting a link up may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the broker may take to confirm a batch of publishes, and how long one write may
-/// block.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an idle publisher reads what the broker sent (its heartbeats, or a close of the
-/// connection) when no heartbeat is due sooner.
-const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
-/// How long a clean close, or the last write after a failure, may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 type Failure = AmqpFailure;
 
@@ -59,6 +51,7 @@ impl Connection {
             CONNECT_TIMEOUT,
         )
         .map_err(Failure::Connect)?;
+        // One write may block as long as the broker may take to confirm a batch.
         stream.set_write_timeout(Some(PUBLISH_TIMEOUT))?;
         let mut connection = Connection { stream, link };
         connection.flush()?;
@@ -229,7 +222,7 @@ fn idle(
 
 /// Publishes queued messages until every sender is gone, reconnecting as needed.
 pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver<PublishJob>) {
-    let name = format!("sockio publisher {exchange}");
+    let name = publisher_name(&exchange);
     let mut connection: Option<Connection> = None;
     loop {
         let batch = match connection.as_mut() {
@@ -302,7 +295,7 @@ pub(crate) fn run_subscriber(
     deliver: impl Fn(&[u8]),
     alive: impl Fn() -> bool,
 ) {
-    let name = format!("sockio subscriber {exchange} {queue}");
+    let name = subscriber_name(&exchange, &queue);
     let mut reconnect = Reconnect::default();
     while alive() {
         let link = match AmqpLink::subscriber(&config, &exchange, &queue, &name) {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sockio_core::api::{AckOutcome, PublishError};
+use sockio_core::pubsub::batch::MAX_BATCH;
 #[cfg(any(feature = "redis", feature = "amqp"))]
 use sockio_core::pubsub::batch::Settled;
 use sockio_core::pubsub::manager::check_message_size;
@@ -301,7 +302,7 @@ pub(crate) fn listen(
         manager.channel_name().to_owned(),
         host_id.to_owned(),
     );
-    let queue = format!("sockio.{}", random_hex());
+    let queue = sockio_core::pubsub::amqp::queue_name(&random_hex());
     let spawned = std::thread::Builder::new()
         .name("sockio-subscriber".into())
         .spawn(move || match broker {
@@ -332,11 +333,11 @@ pub(crate) fn next_batch(receiver: &Receiver<PublishJob>) -> Option<Vec<PublishJ
     Some(batch_from(first, receiver))
 }
 
-/// `first` and what else is queued behind it (up to 256 in all), so a burst of emits costs one
-/// round trip to the broker.
+/// `first` and what else is queued behind it (up to [`MAX_BATCH`] in all), so a burst of emits
+/// costs one round trip to the broker.
 pub(crate) fn batch_from(first: PublishJob, receiver: &Receiver<PublishJob>) -> Vec<PublishJob> {
     let mut batch = vec![first];
-    while batch.len() < 256 {
+    while batch.len() < MAX_BATCH {
         match receiver.try_recv() {
             Ok(job) => batch.push(job),
             Err(_) => break,

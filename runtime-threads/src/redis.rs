@@ -5,20 +5,16 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::failure::{RedisFailure, is_timeout_kind};
-use sockio_core::pubsub::resp::{LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink};
+use sockio_core::pubsub::resp::{
+    CONNECT_TIMEOUT, LinkEvent, PUBLISH_TIMEOUT, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink,
+    publisher_name, subscriber_name,
+};
+use sockio_core::pubsub::{QuietCheck, QuietWatch, Reconnect};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
 use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
-
-/// How long connecting and setting a link up may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the broker may take to answer a batch of publishes.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a quiet subscriber checks that its connection still works, and how long it waits.
-const PING_EVERY: Duration = Duration::from_secs(15);
 
 type Failure = RedisFailure;
 
@@ -125,7 +121,7 @@ pub(crate) fn run_publisher(
             let open = match connection.as_mut() {
                 Some(open) => open,
                 None => {
-                    let name = format!("sockio:{host_id}:pub:{opened}");
+                    let name = publisher_name(&host_id, opened);
                     opened += 1;
                     let link = RedisLink::publisher(&config, &channel, &name);
                     match Connection::open(&config, link) {
@@ -157,7 +153,7 @@ pub(crate) fn run_subscriber(
     deliver: impl Fn(&[u8]),
     alive: impl Fn() -> bool,
 ) {
-    let name = format!("sockio:{host_id}:sub");
+    let name = subscriber_name(&host_id);
     let mut reconnect = Reconnect::default();
     while alive() {
         match Connection::open(&config, RedisLink::subscriber(&config, &channel, &name)) {
@@ -194,10 +190,8 @@ fn receive(
     if let Err(error) = connection.stream.set_read_timeout(Some(ALIVE_EVERY)) {
         return Some(error.into());
     }
-    // When the quiet channel is next looked at: a ping then, and the connection is taken as
-    // dead when the ping's answer has not come by the time after.
-    let mut quiet_until = Instant::now() + PING_EVERY;
-    let mut pinged = false;
+    // A quiet channel is pinged, and taken as dead when the ping's answer does not come.
+    let mut watch = QuietWatch::new(Instant::now());
     loop {
         // Messages may already wait in the link (they can come with the subscription's
         // confirmation, read by `Connection::open`).
@@ -215,21 +209,21 @@ fn receive(
         if !alive() {
             return None;
         }
+        // The read timeout is ALIVE_EVERY: the watch is looked at after each quiet ALIVE_EVERY.
         match connection.read_some() {
-            Ok(()) => {
-                pinged = false;
-                quiet_until = Instant::now() + PING_EVERY;
-            }
-            Err(Failure::Timeout) if Instant::now() < quiet_until => {}
-            Err(Failure::Timeout) if !pinged => {
-                // Quiet channel: make sure the connection is still there.
-                connection.link.ping();
-                if let Err(error) = connection.flush() {
-                    return Some(error);
+            Ok(()) => watch.handle_traffic(Instant::now()),
+            Err(Failure::Timeout) => match watch.handle_timeout(Instant::now()) {
+                QuietCheck::Wait => {}
+                QuietCheck::Dead => return Some(Failure::Timeout),
+                QuietCheck::Ping => {
+                    // Quiet channel: make sure the connection is still there.
+                    connection.link.ping();
+                    if let Err(error) = connection.flush() {
+                        return Some(error);
+                    }
+                    watch.handle_ping_sent(Instant::now());
                 }
-                pinged = true;
-                quiet_until = Instant::now() + PING_EVERY;
-            }
+            },
             Err(error) => return Some(error),
         }
     }

@@ -11,27 +11,24 @@ use futures_util::future::{Either, select};
 use futures_util::{AsyncReadExt, FutureExt};
 use sockio_core::pubsub::AmqpConfig;
 use sockio_core::pubsub::Reconnect;
-use sockio_core::pubsub::amqp::{AmqpLink, LinkEvent, PublishBatch};
+use sockio_core::pubsub::amqp::{
+    AmqpLink, CLOSE_TIMEOUT, CONNECT_TIMEOUT, IDLE_READ_EVERY, LinkEvent, PUBLISH_TIMEOUT,
+    PublishBatch, publisher_name, subscriber_name,
+};
 use sockio_core::pubsub::failure::AmqpFailure;
 
 use crate::io::BrokerIo;
 use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
-/// How long connecting and setting a link up may take (a write there fails only after this long
-/// without progress, as every write here).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the broker may take to confirm a batch of publishes, once it has been written.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+// A write while connecting (CONNECT_TIMEOUT) or closing (CLOSE_TIMEOUT) fails only after that
+// long without progress, as every write here.
+
 /// How long a write may wait without the broker taking a byte (a resource alarm blocks
 /// publishing connections; a path may stall), however long the whole write takes.
 const WRITE_STALL: Duration = Duration::from_secs(5);
-/// How often an idle publisher wakes to run the link's timers when no heartbeat is due sooner.
-const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
 /// How many reads of what is already here a publish makes first (16 KiB each).
 const READY_READS: usize = 16;
-/// How long a clean close may wait for the broker's close-ok.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Connection<Rt: Runtime> {
     io: BrokerIo<Rt>,
@@ -248,7 +245,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     exchange: String,
     mut jobs: mpsc::Receiver<PublishJob>,
 ) {
-    let name = format!("sockio publisher {exchange}");
+    let name = publisher_name(&exchange);
     let mut connection: Option<Connection<Rt>> = None;
     loop {
         let batch = match connection.as_mut() {
@@ -325,7 +322,7 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
     D: Fn(Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
-    let name = format!("sockio subscriber {exchange} {queue}");
+    let name = subscriber_name(&exchange, &queue);
     let mut reconnect = Reconnect::default();
     while alive() {
         let link = match AmqpLink::subscriber(&config, &exchange, &queue, &name) {

@@ -12,6 +12,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use sockio_core::api::PublishError;
 pub use sockio_core::pubsub::ClientManager;
+use sockio_core::pubsub::batch::MAX_BATCH;
 #[cfg(any(feature = "redis", feature = "amqp"))]
 use sockio_core::pubsub::batch::Settled;
 use sockio_core::pubsub::manager::check_message_size;
@@ -267,7 +268,7 @@ where
             runtime.clone(),
             config.clone(),
             manager.channel_name().to_owned(),
-            format!("sockio.{}", random_hex()),
+            sockio_core::pubsub::amqp::queue_name(&random_hex()),
             deliver,
             alive,
         )),
@@ -285,14 +286,15 @@ fn log_not_compiled(broker: &BrokerUrl, consequence: &str) {
     );
 }
 
-/// The next messages to publish: waits for one, then takes what else is queued (up to 256), so a
-/// burst of emits costs one round trip to the broker. `None` when every sender is gone.
+/// The next messages to publish: waits for one, then takes what else is queued (up to
+/// [`MAX_BATCH`] in all), so a burst of emits costs one round trip to the broker. `None` when
+/// every sender is gone.
 pub(crate) async fn next_batch(
     receiver: &mut mpsc::Receiver<PublishJob>,
 ) -> Option<Vec<PublishJob>> {
     let first = receiver.next().await?;
     let mut batch = vec![first];
-    while batch.len() < 256 {
+    while batch.len() < MAX_BATCH {
         match receiver.try_recv() {
             Ok(job) => batch.push(job),
             Err(_) => break,

@@ -7,22 +7,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::AsyncReadExt;
-use sockio_core::pubsub::Reconnect;
 use sockio_core::pubsub::failure::RedisFailure;
-use sockio_core::pubsub::resp::{LinkEvent, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink};
+use sockio_core::pubsub::quiet_watch::PING_EVERY;
+use sockio_core::pubsub::resp::{
+    CONNECT_TIMEOUT, LinkEvent, PUBLISH_TIMEOUT, PUBLISHER_IDLE_LIMIT, PublishBatch, RedisLink,
+    publisher_name, subscriber_name,
+};
+use sockio_core::pubsub::{QuietCheck, QuietWatch, Reconnect};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
 use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
-
-/// How long connecting and setting a link up may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the broker may take to answer a batch of publishes.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the subscriber checks that its connection still carries traffic, and how long it
-/// waits for the answer: a silently dead connection must not leave the server deaf.
-const PING_EVERY: Duration = Duration::from_secs(15);
 
 struct Connection<Rt: Runtime> {
     io: BrokerIo<Rt>,
@@ -131,7 +127,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
             let open = match connection.as_mut() {
                 Some(open) => open,
                 None => {
-                    let name = format!("sockio:{host_id}:pub:{opened}");
+                    let name = publisher_name(&host_id, opened);
                     opened += 1;
                     let link = RedisLink::publisher(&config, &channel, &name);
                     match Connection::open(&runtime, &config, link).await {
@@ -168,7 +164,7 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
     D: Fn(Bytes) + Send + Sync + 'static,
     A: Fn() -> bool + Send + Sync + 'static,
 {
-    let name = format!("sockio:{host_id}:sub");
+    let name = subscriber_name(&host_id);
     let mut reconnect = Reconnect::default();
     while alive() {
         match Connection::open(
@@ -215,10 +211,8 @@ where
     D: Fn(Bytes),
     A: Fn() -> bool,
 {
-    // When the quiet channel is next looked at: a ping then, and the connection is taken as
-    // dead when the ping's answer has not come by the time after.
-    let mut quiet_until = Instant::now() + PING_EVERY;
-    let mut pinged = false;
+    // A quiet channel is pinged, and taken as dead when the ping's answer does not come.
+    let mut watch = QuietWatch::new(Instant::now());
     loop {
         // Messages may already wait in the link (they can come with the subscription's
         // confirmation, read by `Connection::open`).
@@ -236,24 +230,22 @@ where
         if !alive() {
             return None;
         }
-        let wake = quiet_until.min(Instant::now() + ALIVE_EVERY);
+        let wake = watch.poll_timeout().min(Instant::now() + ALIVE_EVERY);
         match until(runtime, wake, connection.read_some()).await {
-            Some(Ok(())) => {
-                pinged = false;
-                quiet_until = Instant::now() + PING_EVERY;
-            }
+            Some(Ok(())) => watch.handle_traffic(Instant::now()),
             Some(Err(error)) => return Some(error),
-            None if Instant::now() < quiet_until => {}
-            None if pinged => return Some(Failure::Timeout),
-            None => {
-                // Quiet channel: make sure the connection is still there.
-                connection.link.ping();
-                if let Err(error) = connection.flush_waiting(runtime, PING_EVERY).await {
-                    return Some(error);
+            None => match watch.handle_timeout(Instant::now()) {
+                QuietCheck::Wait => {}
+                QuietCheck::Dead => return Some(Failure::Timeout),
+                QuietCheck::Ping => {
+                    // Quiet channel: make sure the connection is still there.
+                    connection.link.ping();
+                    if let Err(error) = connection.flush_waiting(runtime, PING_EVERY).await {
+                        return Some(error);
+                    }
+                    watch.handle_ping_sent(Instant::now());
                 }
-                pinged = true;
-                quiet_until = Instant::now() + PING_EVERY;
-            }
+            },
         }
     }
 }

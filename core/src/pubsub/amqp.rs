@@ -50,6 +50,44 @@ pub const PREFETCH: u16 = 64;
 pub const QUEUE_EXPIRES_MS: i32 = 300_000;
 /// Heartbeat interval this link asks for, in seconds; the broker's proposal wins when smaller.
 pub const HEARTBEAT_SECS: u16 = 30;
+/// How long connecting to the broker and setting a link up (login, channel, declarations,
+/// consumer or confirm mode) may take: an unreachable or stuck broker fails the attempt (an
+/// emit's publish, or a subscription that then retries on [`Reconnect`](super::Reconnect)'s
+/// schedule) instead of waiting for the operating system's TCP timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to confirm a batch of publishes once it is written: past it the
+/// emits waiting on the unconfirmed ones fail rather than hang on a connection that may be dead.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle publisher reads what the broker sent (its heartbeats, or a close of the
+/// connection) and runs the link's timers when no heartbeat is due sooner, so that a connection
+/// the broker closed is noticed before the next publish is written to it.
+pub const IDLE_READ_EVERY: Duration = Duration::from_secs(15);
+/// How long a clean close may wait for the broker's close-ok, and the last write after a failure
+/// (a close-ok owed to the broker) may take: best effort, as the broker drops the consumer at
+/// once on a clean close, but a server shutting down must not wait on a broker that is gone.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The connection name (`connection_name` of [`AmqpLink::publisher`]) of a publisher to
+/// `exchange`, shown in the broker's connection list so operators (and the cluster tests) can
+/// tell which exchange a connection serves.
+pub fn publisher_name(exchange: &str) -> String {
+    format!("sockio publisher {exchange}")
+}
+
+/// The connection name (`connection_name` of [`AmqpLink::subscriber`]) of a subscriber to
+/// `exchange` through `queue`, shown in the broker's connection list.
+pub fn subscriber_name(exchange: &str, queue: &str) -> String {
+    format!("sockio subscriber {exchange} {queue}")
+}
+
+/// A server's own queue, `sockio.<random_hex>` (KombuManager's are `python-socketio.<uuid4>`).
+/// The runtime supplies `random_hex` (32 hex digits from its random source, as
+/// [`host_id`](super::manager::host_id) makes them; the core has no randomness) once per server
+/// and keeps the name across reconnections: the queue outlives a lost connection for
+/// [`QUEUE_EXPIRES_MS`], so what was published meanwhile is delivered after the reconnection.
+pub fn queue_name(random_hex: &str) -> String {
+    format!("sockio.{random_hex}")
+}
 /// Nesting bound for field tables and arrays received.
 const MAX_DEPTH: usize = 8;
 
@@ -2087,5 +2125,15 @@ mod tests {
         link.handle_input(sockio_testkit::clock::start(), &wire)
             .unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Closed));
+    }
+
+    #[test]
+    fn connection_and_queue_names() {
+        assert_eq!(publisher_name("socketio"), "sockio publisher socketio");
+        assert_eq!(
+            subscriber_name("socketio", "sockio.00ff"),
+            "sockio subscriber socketio sockio.00ff"
+        );
+        assert_eq!(queue_name("00ff"), "sockio.00ff");
     }
 }

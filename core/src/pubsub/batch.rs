@@ -22,6 +22,11 @@ use crate::api::PublishError;
 /// connection the broker dropped since the last publish, the second is made on a new one.
 pub const ATTEMPTS: u8 = 2;
 
+/// Most messages a publisher takes into one batch: it waits for one, then takes what else is
+/// queued up to this, so a burst of emits costs one round trip to the broker, while one batch's
+/// copies of its payloads, and what one publish timeout covers, stay bounded.
+pub const MAX_BATCH: usize = 256;
+
 /// What the unsettled messages of a batch no attempt was made for are told.
 const NOT_ATTEMPTED: &str = "not attempted";
 

@@ -651,6 +651,30 @@ impl PublishBatch {
 /// the next publish, which would time out and, as Redis may have taken it, not be sent again.
 pub const PUBLISHER_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long connecting to Redis and setting a link up (`AUTH`, `SELECT`, `CLIENT SETNAME`,
+/// `SUBSCRIBE`) may take: an unreachable or stuck Redis fails the attempt (an emit's publish, or
+/// a subscription that then retries on [`Reconnect`](super::Reconnect)'s schedule) instead of
+/// waiting for the operating system's TCP timeout.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long Redis may take to answer a batch of publishes: past it the emits waiting on them are
+/// told [`NOT_ANSWERED`] rather than hanging on a connection that may be dead.
+pub const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The name (`CLIENT SETNAME`, see [`RedisLink::publisher`]) of the `opened`-th publisher
+/// connection (counted from 0) of the host `host_id`: operators find a server's connections in
+/// `CLIENT LIST` by its host id, and each publisher connection has a name of its own because
+/// kombu's delivery tags are made from it.
+pub fn publisher_name(host_id: &str, opened: u64) -> String {
+    format!("sockio:{host_id}:pub:{opened}")
+}
+
+/// The name (`CLIENT SETNAME`, see [`RedisLink::subscriber`]) of the host `host_id`'s subscriber
+/// connection, for `CLIENT LIST`. The same on every reconnection: a host has one subscriber.
+pub fn subscriber_name(host_id: &str) -> String {
+    format!("sockio:{host_id}:sub")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1177,5 +1201,12 @@ mod tests {
             (settled.sent, settled.unsettled),
             (vec!["a"], vec!["b", "c"])
         );
+    }
+
+    #[test]
+    fn connection_names_carry_the_host_id() {
+        assert_eq!(publisher_name("abc", 0), "sockio:abc:pub:0");
+        assert_eq!(publisher_name("abc", 7), "sockio:abc:pub:7");
+        assert_eq!(subscriber_name("abc"), "sockio:abc:sub");
     }
 }
