@@ -1,7 +1,8 @@
 //! What the kernel saw of a server's listening socket during a connect storm: its backlog, and
-//! how often its accept queue was full. A full queue drops the client's handshake ACK, and that
-//! client retransmits after a second or more, so a storm's time can be the backlog's, not the
-//! server's work (the official Node.js server listens with 511, sockio with 4,096).
+//! how often its accept queue was full. A full queue makes the kernel drop the client's SYN or
+//! the handshake's last ACK, and the SYN or the SYN-ACK is sent again a second or more later, so
+//! a storm's time can be the backlog's, not the server's work (the official Node.js server listens
+//! with 511, sockio with 4,096).
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -10,9 +11,10 @@ use std::process::Command;
 /// storm; the benchmark runs one server at a time, so the difference is that server's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpCounters {
-    /// `ListenOverflows`: a connection completed its handshake while the accept queue was full.
+    /// `ListenOverflows`: a SYN or a completed handshake dropped because the accept queue was full.
     pub listen_overflows: u64,
-    /// `TCPSynRetrans`: SYNs sent again (the clients', whose first one went unanswered).
+    /// `TCPSynRetrans`: SYNs and SYN-ACKs sent again (the clients' and the server's, one side of
+    /// the loopback each).
     pub syn_retransmits: u64,
 }
 

@@ -5,8 +5,9 @@
 //! [`PING_EVERY`] more, the connection is dead and the runtime reconnects. Anything read resets
 //! the watch (a message is as good a sign of life as the ping's answer).
 //!
-//! Sans-IO: time is an input. The runtime reads from the connection until
-//! [`QuietWatch::poll_timeout`] at the latest (it may wake sooner, for its own reasons), tells
+//! Sans-IO: time is an input. The runtime reads from the connection until about
+//! [`QuietWatch::poll_timeout`] (it may wake sooner, for its own reasons, or look only at its next
+//! periodic wake-up, as the threads runtime's read timeout does), tells
 //! the watch about every read that brought bytes ([`QuietWatch::handle_traffic`]), and on a read
 //! that timed out asks [`QuietWatch::handle_timeout`] what to do.
 

@@ -58,8 +58,8 @@ pub fn switching_headers(key: &[u8], extra: http::HeaderMap) -> http::HeaderMap 
 /// Accepts an upgrade request the endpoint routed to a WebSocket: the `101`'s headers (as
 /// [`switching_headers`]), or, for a request that is not a valid opening handshake, the refusal
 /// the endpoint itself gives one (400 `Connection: close`, or 405 for another method). The
-/// endpoint checked the handshake before routing it; a runtime answering through this never
-/// builds a handshake check or refusal of its own.
+/// endpoint checked the handshake before routing it; a runtime answering through this needs no
+/// handshake check of its own.
 pub fn accept_upgrade(
     request: &crate::http::Request,
     extra: http::HeaderMap,
