@@ -2,9 +2,7 @@
 //! with the frames a Socket.IO server would send, without any Socket.IO machinery.
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use std::net::SocketAddr;
-
-use tokio::net::TcpSocket;
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -35,13 +33,12 @@ pub fn serve(port: u16) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        // The backlog sockio's runtimes ask for (`sockio_net::ACCEPT_BACKLOG`): tokio's `bind`
-        // asks for less, and a connect storm would then measure the floor's accept queue
+        // Bound as sockio's runtimes bind, with their backlog (`listen::ACCEPT_BACKLOG`): tokio's
+        // `bind` asks for less, and a connect storm would then measure the floor's accept queue
         // overflowing (clients retransmitting after a second) rather than its work.
-        let socket = TcpSocket::new_v4()?;
-        socket.set_reuseaddr(true)?;
-        socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
-        let listener = socket.listen(4096)?;
+        let listener = sockio_net::listen::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         loop {
             let (stream, _) = listener.accept().await?;
             let _ = stream.set_nodelay(true);

@@ -21,9 +21,6 @@ use crate::io::BrokerIo;
 use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
 
-// A write while connecting (CONNECT_TIMEOUT) or closing (CLOSE_TIMEOUT) fails only after that
-// long without progress, as every write here.
-
 /// How long a write may wait without the broker taking a byte (a resource alarm blocks
 /// publishing connections; a path may stall), however long the whole write takes.
 const WRITE_STALL: Duration = Duration::from_secs(5);
@@ -64,7 +61,8 @@ impl<Rt: Runtime> Connection<Rt> {
 
     /// Writes what the link queued, failing when a write waits `stall` without the broker
     /// taking a byte ([`BrokerIo::write_waiting`]). After a timeout the stream may end in the
-    /// middle of a frame, so the connection must be dropped.
+    /// middle of a frame, so the connection must be dropped. Connecting and closing pass their
+    /// whole timeout (`CONNECT_TIMEOUT`, `CLOSE_TIMEOUT`) as `stall`, publishing [`WRITE_STALL`].
     async fn flush_waiting(&mut self, runtime: &Rt, stall: Duration) -> Result<(), Failure> {
         let link = &mut self.link;
         self.io

@@ -566,10 +566,9 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 return (*refusal).map(Full::new);
             }
         };
-        // hyper's upgrade is missing when the request did not come through a hyper connection.
         let Some(upgrade) = upgrade else {
             session.closed(id, true);
-            return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
+            return crate::ws_pump::upgrade_unavailable();
         };
         let response = crate::ws_pump::switching_protocols(headers);
         let config = &self.inner.config;

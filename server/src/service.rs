@@ -472,10 +472,9 @@ impl<Rt: Runtime> Server<Rt> {
                 return to_hyper(*refusal);
             }
         };
-        // hyper's upgrade is missing when the request did not come through a hyper connection.
         let Some(upgrade) = upgrade else {
             session.closed(id, true);
-            return plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake");
+            return crate::ws_pump::upgrade_unavailable();
         };
         let response = crate::ws_pump::switching_protocols(headers);
         let engine = &self.inner.config.engine;

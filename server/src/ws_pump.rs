@@ -55,6 +55,12 @@ pub(crate) trait WsSession: Send + Sync {
     fn write_timeout(&self) -> Duration;
 }
 
+/// The answer to a WebSocket upgrade the core accepted but hyper cannot carry out: the request
+/// did not come through a hyper connection, so it has no `OnUpgrade` to take the socket from.
+pub(crate) fn upgrade_unavailable() -> SocketIoResponse {
+    crate::service::plain(StatusCode::BAD_REQUEST, "bad WebSocket handshake")
+}
+
 /// The `101 Switching Protocols` answer with `headers` (`sockio_core::websocket::accept_upgrade`).
 pub(crate) fn switching_protocols(headers: http::HeaderMap) -> SocketIoResponse {
     let mut response = http::Response::new(Full::new(Bytes::new()));

@@ -66,7 +66,7 @@ impl QuietWatch {
 
     /// A read waited until `now` and brought nothing: what to do. [`QuietCheck::Ping`] is
     /// answered until the runtime reports the ping sent.
-    pub fn handle_timeout(&mut self, now: Instant) -> QuietCheck {
+    pub fn handle_timeout(&self, now: Instant) -> QuietCheck {
         if now < self.quiet_until {
             QuietCheck::Wait
         } else if self.pinged {
