@@ -2,7 +2,8 @@
 
     callgrind_count.py DUMP FUNCTION UNIT [NAME=FUNCTION ...]
 
-Prints the instructions of the dump, how many times FUNCTION was called (the sum over its
+Prints the instructions of the dump (and, when callgrind simulated the caches, the misses of each
+cache per UNIT), how many times FUNCTION was called (the sum over its
 callers: one call per UNIT counted), the instructions and the calls of glibc's `malloc` per
 UNIT, for each NAME=FUNCTION the instructions under FUNCTION (inclusive) per UNIT, and, when the
 dump has per-instruction counts (`--dump-instr=yes`), the atomic read-modify-write instructions
@@ -125,6 +126,22 @@ def classified_instructions(dump, by_function=None):
     return atomic, repeated
 
 
+def cache_misses(dump):
+    """The dump's totals of the cache simulation's miss counts (`--cache-sim=yes`): I1mr (L1
+    instruction read misses), D1mr, D1mw (L1 data read and write misses), ILmr, DLmr, DLmw (the
+    same at the last level), by name; empty without the simulation."""
+    names = totals = None
+    with open(dump, errors="replace") as lines:
+        for line in lines:
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith(("totals:", "summary:")):
+                totals = [int(field) for field in line.split()[1:]]
+    if not names or not totals:
+        return {}
+    return {name: total for name, total in zip(names, totals) if name.endswith(("mr", "mw"))}
+
+
 def main():
     dump, function, unit, *shares = sys.argv[1:]
     flat = annotate(dump)
@@ -148,6 +165,10 @@ def main():
                  f"  rep-string iterations per {unit} {repeated / count:,.0f}"
                  f" (per {unit} without them {(total - repeated) / count:,.0f})")
     print(line + (f"  ({', '.join(parts)})" if parts else ""))
+    misses = cache_misses(dump)
+    if misses:
+        print(f"cache misses per {unit}: "
+              + ", ".join(f"{name} {total / count:.1f}" for name, total in misses.items()))
     # ATOMICS_BY_FUNCTION=N: the N functions with the most atomic operations per unit.
     top = int(os.environ.get("ATOMICS_BY_FUNCTION", "0") or 0)
     if top and classified is None:

@@ -9,8 +9,10 @@
 # which bench/callgrind_count.py reads for the atomic operations), waits until the server of its
 # round holds CLIENTS more sockets than the fewest it held since (`harness_round_server`, which
 # sets `pid`), waits SETTLE more seconds, zeroes the counts, dumps them SECONDS later and sets
-# `dump` to the dump's path. The caller sets `script` (its name, for errors); everything is
-# stopped and removed when the calling script exits, and every step that fails says so.
+# `dump` to the dump's path. CALLGRIND_OPTIONS in the environment are added to valgrind's (the
+# cache simulation of bench/instructions_per_ack.sh). The caller sets `script` (its name, for
+# errors); everything is stopped and removed when the calling script exits, and every step that
+# fails says so.
 . "$(dirname "${BASH_SOURCE[0]}")/harness_server.sh"
 
 callgrind_window() {
@@ -23,7 +25,7 @@ callgrind_window() {
     callgrind_pattern="$(harness_server_pattern "$callgrind_server" "$root")" ||
         callgrind_fail "no process pattern for server $callgrind_server"
     trap callgrind_cleanup EXIT
-    SOCKIO_BENCH_WRAP="valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file=$callgrind_out/cg.%p" \
+    SOCKIO_BENCH_WRAP="valgrind --tool=callgrind --dump-instr=yes ${CALLGRIND_OPTIONS:-} --callgrind-out-file=$callgrind_out/cg.%p" \
         "$root/target/release/sockio-bench" compare --root "$root" --server "$callgrind_server" "$@" \
         --out "$callgrind_out/report.md" >"$callgrind_out/log" 2>&1 &
     callgrind_harness=$!

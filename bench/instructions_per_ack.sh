@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# User-space instructions the server executes per acknowledgement in the 100-client echo closed
-# loop, counted by callgrind: unlike time, the count does not move with what else the machine is
+# User-space instructions the server executes per acknowledgement in the echo closed loop (100
+# clients unless CLIENTS says otherwise), counted by callgrind: unlike time, the count does not move with what else the machine is
 # doing, so small changes to the echo path can be compared build against build (bench/ANALYSIS.md).
 # Runs `sockio-bench compare` against sockio-tokio of the repository at ROOT (default: this one;
 # build it first with `cargo build --release -p sockio-conformance -p sockio-bench`) with the
@@ -9,19 +9,29 @@
 # or, with SERVER raw-ws-floor, runs the floor instead and divides by its answers (one
 # `floor::answer` each). It also prints the atomic read-modify-write instructions per event, and
 # the count without the iterations of `rep` string instructions (callgrind counts one per byte).
-# Usage: bench/instructions_per_ack.sh [ROOT] [SERVER]
+# With CACHE_SIM=1 in the environment callgrind also simulates this machine's caches per core
+# (`lscpu`: 32 KiB L1 for instructions, 32 KiB L1 for data, 1 MiB L2, given explicitly because
+# valgrind takes the shared 32 MiB L3 as its last level) and the misses per event are printed
+# too: what a time profile cannot show here, where the virtual machine has no hardware counters.
+# Usage: bench/instructions_per_ack.sh [ROOT] [SERVER] [CLIENTS]
 set -euo pipefail
 script=instructions_per_ack.sh
 root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 callgrind_server="${2:-sockio-tokio}"
+clients="${3:-100}"
 case "$callgrind_server" in
     sockio-tokio | sockio-smol | sockio-threads) counted="sockio_core::socketio::decoder::Decoder::decode_text" ;;
     raw-ws-floor) counted="sockio_bench::floor::answer" ;;
     *) echo "$script: SERVER is sockio-tokio, sockio-smol, sockio-threads or raw-ws-floor" >&2; exit 1 ;;
 esac
+if [ "${CACHE_SIM:-0}" = 1 ]; then
+    export CALLGRIND_OPTIONS="--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,8,64"
+fi
 . "$(dirname "$0")/callgrind_window.sh"
-# Counting starts once the 100 echo clients are connected and past the closed loop's 0.7 s of
-# start and warm-up, with margin for callgrind.
-callgrind_window "$root" 100 2 3 --storm 10 --echo 100 --echo-secs 6 --broadcast 10 \
+# Counting starts once the echo clients are connected and past the closed loop's 0.7 s of start
+# and warm-up, with margin for callgrind (more with more clients, which callgrind serves slowly).
+settle=2
+[ "$clients" -gt 100 ] && settle=3
+callgrind_window "$root" "$clients" "$settle" 3 --storm 10 --echo "$clients" --echo-secs 8 --broadcast 10 \
     --deliveries 10 --polling 10 --polling-secs 1 --capacity 0 --rounds 1
 python3 "$(dirname "$0")/callgrind_count.py" "$dump" "$counted" "echo event"
