@@ -41,6 +41,9 @@ pub enum DecodeError {
     /// A binary placeholder whose `num` is missing or not a non-negative integer.
     #[error("a binary placeholder without an attachment number")]
     PlaceholderWithoutNumber,
+    /// JSON nested deeper than any client's arguments may be, with the message's own levels.
+    #[error("nested deeper than {0} levels of arrays and objects")]
+    TooDeep(usize),
     /// A kombu envelope whose body is not JSON (a python-socketio older than 5.14 publishes
     /// pickle through kombu).
     #[error(
@@ -344,12 +347,26 @@ fn required_room(map: &Map<String, Value>, key: &'static str) -> Result<String, 
         .ok_or(DecodeError::Field(key))
 }
 
+/// Nesting a message may have: a client's arguments may be as deep as its packet decoder reads
+/// (127 levels, the packet's own array among them), and a message holds their list (the
+/// packet's array) inside its object and, with binary attachments, inside one more list.
+const MAX_MESSAGE_DEPTH: usize = 127 + 2;
+
 /// The JSON object in `bytes`, or in the JSON string `bytes` holds (see [`Message::decode`]).
 fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    let parse = |text: &str| {
+        crate::socketio::json::parse_nested(text, MAX_MESSAGE_DEPTH).map_err(|_| {
+            if crate::socketio::json::nesting_depth(text) > MAX_MESSAGE_DEPTH {
+                DecodeError::TooDeep(MAX_MESSAGE_DEPTH)
+            } else {
+                DecodeError::NotJson
+            }
+        })
+    };
     let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotJson)?;
-    let mut value = crate::socketio::json::parse(text).map_err(|_| DecodeError::NotJson)?;
+    let mut value = parse(text)?;
     if let Value::String(inner) = &value {
-        value = crate::socketio::json::parse(inner).map_err(|_| DecodeError::NotJson)?;
+        value = parse(inner)?;
     }
     match value {
         Value::Object(map) => Ok(map),
@@ -838,5 +855,72 @@ mod tests {
             decode_json(json!({"method": "callback", "sid": "s", "id": 1})),
             Err(DecodeError::Field("host_id"))
         );
+    }
+
+    /// The deepest arguments a client's packet may carry: `depth` levels of arrays inside the
+    /// event's own (the decoder takes a packet as deep as serde_json reads).
+    fn deepest_client_argument() -> Value {
+        let mut depth = 1;
+        loop {
+            let nested = format!("{}{}", "[".repeat(depth + 1), "]".repeat(depth + 1));
+            let text = format!("2[\"ev\",{nested}]");
+            if crate::socketio::decoder::decode_packet(&text).is_err() {
+                break;
+            }
+            depth += 1;
+        }
+        let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let text = format!("2[\"ev\",{nested}]");
+        let packet = crate::socketio::decoder::decode_packet(&text).unwrap();
+        packet.data.unwrap()[1].clone()
+    }
+
+    /// Whatever a client may send goes through the broker: the message's own object and lists
+    /// around the arguments do not push them over the limit the packet decoder keeps.
+    #[test]
+    fn the_deepest_arguments_a_client_may_send_cross_the_broker() {
+        let deepest = deepest_client_argument();
+        let plain = Args {
+            values: vec![deepest.clone()],
+            attachments: Vec::new(),
+        };
+        let binary = Args {
+            values: vec![deepest, json!({"_placeholder": true, "num": 0})],
+            attachments: vec![Bytes::from_static(b"\x01")],
+        };
+        for args in [plain, binary] {
+            let emit = Message::Emit {
+                event: "ev".into(),
+                args: args.clone(),
+                namespace: "/".into(),
+                rooms: Vec::new(),
+                skip: Vec::new(),
+                callback: None,
+                host_id: Some("h".into()),
+            };
+            assert_eq!(Message::decode(&emit.encode()), Ok(emit));
+            let callback = Message::Callback {
+                host_id: "h".into(),
+                sid: "s".into(),
+                namespace: "/".into(),
+                id: 1,
+                args,
+            };
+            assert_eq!(Message::decode(&callback.encode()), Ok(callback));
+        }
+    }
+
+    /// Nesting past what any client may send is refused as such, without recursing through it.
+    #[test]
+    fn a_message_nested_past_the_limit_is_refused() {
+        for depth in [MAX_MESSAGE_DEPTH + 1, 100_000] {
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let text =
+                format!(r#"{{"method":"emit","event":"ev","namespace":"/","data":[{nested}]}}"#);
+            assert_eq!(
+                Message::decode(text.as_bytes()),
+                Err(DecodeError::TooDeep(MAX_MESSAGE_DEPTH))
+            );
+        }
     }
 }

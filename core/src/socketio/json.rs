@@ -38,6 +38,62 @@ pub(crate) fn parse(text: &str) -> Result<Value, serde_json::Error> {
     }
 }
 
+/// Nesting serde_json reads by itself: it refuses the 128th level.
+const SERDE_JSON_DEPTH: usize = 127;
+
+/// [`parse`], for text that may nest up to `max_depth` levels of arrays and objects, past
+/// serde_json's own limit (a broker message wraps a client's arguments, which may be as deep as
+/// serde_json reads, in a few levels of its own). Deeper text is refused as [`parse`] refuses
+/// it, without being read recursively.
+pub(crate) fn parse_nested(text: &str, max_depth: usize) -> Result<Value, serde_json::Error> {
+    let error = match parse(text) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let depth = nesting_depth(text);
+    if depth <= SERDE_JSON_DEPTH || depth > max_depth {
+        return Err(error);
+    }
+    let unbounded = |text: &str| {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        reader.disable_recursion_limit();
+        let value = serde::Deserialize::deserialize(&mut reader)?;
+        reader.end().map(|()| value)
+    };
+    unbounded(text).or_else(|error| match without_lone_surrogates(text) {
+        Some(mended) => unbounded(&mended),
+        None => Err(error),
+    })
+}
+
+/// The deepest nesting of arrays and objects in `text`, brackets inside strings not counted.
+/// A scan without recursion, for text that serde_json would refuse.
+pub(crate) fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// `text` with every `\u` escape of an unpaired UTF-16 surrogate replaced by `\ufffd`; `None`
 /// when it has none. Only escapes are looked at: a backslash outside a string is a syntax error
 /// however it is read.
@@ -311,6 +367,30 @@ impl<'a> FastReader<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings_only() {
+        assert_eq!(nesting_depth(r#"[1,{"a":[2]}]"#), 3);
+        assert_eq!(nesting_depth(r#"["[[[{{{", "\\", "\"[[["]"#), 1);
+        assert_eq!(nesting_depth("7"), 0);
+    }
+
+    #[test]
+    fn parse_nested_reads_past_serde_json_up_to_the_given_depth_only() {
+        let deep = |depth: usize| format!("{}\"\\ud83d\"{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse(&deep(127)).is_ok());
+        assert!(parse(&deep(128)).is_err());
+        // A lone surrogate half reads as U+FFFD there too.
+        let value = parse_nested(&deep(129), 129).unwrap();
+        let mut inner = &value;
+        for _ in 0..129 {
+            inner = &inner[0];
+        }
+        assert_eq!(inner, "\u{fffd}");
+        assert!(parse_nested(&deep(130), 129).is_err());
+        assert!(parse_nested("[[1]", 129).is_err());
+    }
+
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
