@@ -5,7 +5,9 @@
 # --release -p sockio-conformance -p sockio-bench`) with CLIENTS echo clients (default 100),
 # counts with `perf stat -t <every server thread>` over 3 s of the closed loop, and divides by the
 # acks of those 3 s at the closed loop's rate (bench/ANALYSIS.md). Failed `recvfrom`s (a read
-# that found nothing) are counted apart. Needs perf with the syscalls tracepoints.
+# that found nothing) are counted apart. The server's user and system time over the same 3 s
+# (utime and stime of /proc/PID/stat) split its CPU per ack between its own code and the
+# kernel's. Needs perf with the syscalls tracepoints.
 # Usage: bench/syscalls_per_ack.sh [SERVER] [CLIENTS] [ROOT]
 set -euo pipefail
 server_name="${1:-sockio-tokio}"
@@ -24,17 +26,21 @@ harness_round_server "$server_pattern" "$out/log" "$clients" "$harness"
 # The closed loop runs from 0.7 s after the clients connected.
 sleep 1.5
 threads="$(ls "/proc/$pid/task" | paste -sd,)"
+# utime and stime, fields 14 and 15 (the command in field 2 has no space: a file's name).
+times_before="$(cut -d' ' -f14,15 "/proc/$pid/stat")"
 perf stat -x, -t "$threads" \
     -e task-clock,context-switches \
     -e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret < 0' \
     -e syscalls:sys_enter_sendto,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait \
     -e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_futex \
     -o "$out/perf.csv" -- sleep 3
+times_after="$(cut -d' ' -f14,15 "/proc/$pid/stat")"
 wait "$harness" || { echo "$script: the harness failed" >&2; tail -3 "$out/log" >&2; exit 1; }
 harness=""
-python3 - "$out/perf.csv" "$out/log" "$server_name" "$clients" <<'PY'
+python3 - "$out/perf.csv" "$out/log" "$server_name" "$clients" "$times_before" "$times_after" \
+    "$(getconf CLK_TCK)" <<'PY'
 import re, sys
-perf, log, server, clients = sys.argv[1:]
+perf, log, server, clients, before, after, ticks = sys.argv[1:]
 counts = {}
 for line in open(perf, encoding="utf-8"):
     fields = line.strip().split(",")
@@ -47,10 +53,15 @@ rate = re.search(rf"echo {clients}: (\d+) acks/s", open(log, encoding="utf-8").r
 if not rate:
     sys.exit("syscalls_per_ack.sh: no echo rate in the harness's log")
 acks = int(rate.group(1)) * 3
+def spent(field):
+    """Microseconds of user (0) or system (1) time per ack over the counted seconds."""
+    used = int(after.split()[field]) - int(before.split()[field])
+    return used / int(ticks) * 1e6 / acks
 def per(event):
     return counts.get(event, 0) / acks
 print(f"{server}, {clients} clients: {int(rate.group(1)):,} acks/s; per ack: "
-      f"CPU {counts.get('task-clock', 0) * 1000 / acks:.1f} us, "
+      f"CPU {counts.get('task-clock', 0) * 1000 / acks:.1f} us "
+      f"(user {spent(0):.1f}, system {spent(1):.1f}), "
       f"recvfrom {per('syscalls:sys_enter_recvfrom'):.2f} "
       f"(failed {per('syscalls:sys_exit_recvfrom'):.2f}), "
       f"sendto {per('syscalls:sys_enter_sendto'):.2f}, writev {per('syscalls:sys_enter_writev'):.2f}, "
