@@ -257,6 +257,13 @@ fn echo_cpu(r: &ServerResults, n: usize) -> Option<f64> {
     echo_complete(r, n).and_then(|e| e.server_us_per_ack)
 }
 
+/// " (system 3.1)": the system time of [`echo_cpu`], when measured.
+fn echo_system(r: &ServerResults, n: usize) -> String {
+    echo_complete(r, n)
+        .and_then(|e| e.server_system_us_per_ack)
+        .map_or_else(String::new, |system| format!(" (system {system:.1})"))
+}
+
 fn bcast_rate(r: &ServerResults, n: usize) -> Option<f64> {
     bcast_of(r, n).map(BroadcastResult::per_sec)
 }
@@ -372,15 +379,16 @@ fn targets(input: &Input) -> Vec<Target> {
             append_rounds(&mut out, rounds);
             // The closed loop can be held back by the load generator, which shares the machine:
             // the server's CPU time per ack shows the work each server does for an event.
-            if let (Some(ours), Some(theirs), Some(target)) = (
-                echo_cpu(base, e),
-                of(kind).and_then(|r| echo_cpu(r, e)),
-                out.last_mut(),
-            ) && ours > 0.0
+            if let (Some(ours), Some(peer), Some(target)) =
+                (echo_cpu(base, e), of(kind), out.last_mut())
+                && let Some(theirs) = echo_cpu(peer, e)
+                && ours > 0.0
             {
                 target.measured += &format!(
-                    "; server CPU per ack: sockio {ours:.1} µs, {} {theirs:.1} µs (peer/sockio {:.2})",
+                    "; server CPU per ack: sockio {ours:.1} µs{}, {} {theirs:.1} µs{} (peer/sockio {:.2})",
+                    echo_system(base, e),
                     kind.name(),
+                    echo_system(peer, e),
                     theirs / ours
                 );
             }
@@ -604,7 +612,7 @@ pub fn render(input: &Input) -> String {
     for &e in &plan.echo {
         let _ = writeln!(
             w,
-            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s; the server's CPU time (user + system, its process tree, from /proc) over the same seconds, per ack and in cores, and the load generator's own CPU in cores (its one thread: near 1.00, the generator sets the rate). Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | server CPU per ack (µs) | server cores | generator cores | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "\n## Echo: {e} clients, acked `echo` events\n\nClosed loop: each client keeps {} events outstanding, acks per second over {} s; the server's CPU time (user + system, its process tree, from /proc) over the same seconds, per ack (and of it the system time, the kernel's work for the server) and in cores, and the load generator's own CPU in cores (its one thread: near 1.00, the generator sets the rate). Open loop: {} events/s in total at fixed times, latency from the scheduled send time (HdrHistogram).\n\n| server | acks/s (closed loop) | / sockio-tokio | open loop acks/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | p99 / sockio-tokio | server CPU per ack (µs) | of it system (µs) | server cores | generator cores | unanswered | failed clients | runs |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             plan.echo_window,
             plan.echo_secs,
             num(plan.echo_rate)
@@ -613,7 +621,7 @@ pub fn render(input: &Input) -> String {
             if let Some(x) = echo_of(r, e) {
                 let _ = writeln!(
                     w,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     k.name(),
                     num(x.max_acks_per_sec),
                     ratio(echo_rate(r, e), base.and_then(|b| echo_rate(b, e))),
@@ -624,6 +632,8 @@ pub fn render(input: &Input) -> String {
                     ms(x.max_us),
                     ratio(echo_p99(r, e), base.and_then(|b| echo_p99(b, e))),
                     x.server_us_per_ack
+                        .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+                    x.server_system_us_per_ack
                         .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
                     x.server_cores
                         .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),

@@ -43,6 +43,11 @@ pub fn echo(runs: &[EchoResult]) -> Option<EchoResult> {
         p999_us: median_us(runs.iter().map(|r| r.p999_us)),
         max_us: runs.iter().map(|r| r.max_us).max().unwrap_or(0),
         server_us_per_ack: median(runs.iter().filter_map(|r| r.server_us_per_ack).collect()),
+        server_system_us_per_ack: median(
+            runs.iter()
+                .filter_map(|r| r.server_system_us_per_ack)
+                .collect(),
+        ),
         server_cores: median(runs.iter().filter_map(|r| r.server_cores).collect()),
         generator_cores: median(runs.iter().filter_map(|r| r.generator_cores).collect()),
         missing: runs.iter().map(|r| r.missing).sum(),
@@ -112,6 +117,7 @@ mod tests {
             p99_us: p99,
             max_us: p99 * 2,
             server_us_per_ack: (p99 < 9_000).then_some(7.0),
+            server_system_us_per_ack: Some(p99 as f64 / 1_000.0),
             missing,
             runs: 1,
             per_run: vec![EchoRun {
@@ -131,6 +137,7 @@ mod tests {
         assert_eq!(combined.p99_us, 1_200);
         assert_eq!(combined.max_us, 18_000);
         assert_eq!(combined.server_us_per_ack, Some(7.0));
+        assert_eq!(combined.server_system_us_per_ack, Some(1.2));
         assert_eq!(combined.server_cores, None);
         assert_eq!(combined.missing, 2);
         assert_eq!(combined.runs, 3);

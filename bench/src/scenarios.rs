@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::listen_queue::{self, TcpCounters};
 use crate::net::{Result, Ws, ack_id, event_with_ack, is_bcast, within, ws_connect};
 use crate::polling::PollingClient;
-use crate::servers::{process_cpu_secs, tree_cpu_secs};
+use crate::servers::{CpuTime, process_cpu_secs, tree_cpu};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A broadcast run ends after this long without a delivery (or an ack, for the sender).
@@ -70,6 +70,9 @@ pub struct EchoResult {
     /// Server CPU time (user + system, its whole process tree) per acknowledgement over the
     /// closed loop, in microseconds; `None` when the server's process was not known.
     pub server_us_per_ack: Option<f64>,
+    /// Of that, the system time: the kernel's work for the server (its reads and writes, the
+    /// TCP stack, wake-ups), apart from the server's own code.
+    pub server_system_us_per_ack: Option<f64>,
     /// The server's CPU use over the closed loop, in cores.
     pub server_cores: Option<f64>,
     /// The load generator's own CPU use over the closed loop, in cores: near 1 (its one thread
@@ -482,6 +485,7 @@ pub async fn echo(server: SocketAddr, p: EchoParams) -> Result<EchoResult> {
         result.server_cores = Some(cpu.cores());
         result.generator_cores = Some(cpu.generator_cores());
         result.server_us_per_ack = cpu.micros_per(closed);
+        result.server_system_us_per_ack = cpu.system_micros_per(closed);
     }
     result.open_acks_per_sec = open as f64 / p.open.as_secs_f64();
     result.p50_us = hist.value_at_quantile(0.5);
@@ -678,7 +682,7 @@ pub async fn polling(
 /// The server's CPU time (its process tree, from /proc) over a span of wall time, and the load
 /// generator's own over the same span.
 struct ServerCpu {
-    cpu_secs: f64,
+    cpu: CpuTime,
     generator_secs: f64,
     wall_secs: f64,
 }
@@ -689,14 +693,11 @@ impl ServerCpu {
         tokio::spawn(async move {
             sleep_until(from).await;
             let generator = std::process::id();
-            let (before, generator_before, started) = (
-                tree_cpu_secs(pid),
-                process_cpu_secs(generator),
-                Instant::now(),
-            );
+            let (before, generator_before, started) =
+                (tree_cpu(pid), process_cpu_secs(generator), Instant::now());
             sleep_until(to).await;
             ServerCpu {
-                cpu_secs: tree_cpu_secs(pid) - before,
+                cpu: tree_cpu(pid) - before,
                 generator_secs: process_cpu_secs(generator) - generator_before,
                 wall_secs: started.elapsed().as_secs_f64(),
             }
@@ -707,11 +708,11 @@ impl ServerCpu {
     /// its time out of the sum, so no figure then.
     async fn measured(reader: Option<tokio::task::JoinHandle<ServerCpu>>) -> Option<ServerCpu> {
         let cpu = reader?.await.ok()?;
-        (cpu.cpu_secs >= 0.0 && cpu.wall_secs > 0.0).then_some(cpu)
+        (cpu.cpu.user >= 0.0 && cpu.cpu.system >= 0.0 && cpu.wall_secs > 0.0).then_some(cpu)
     }
 
     fn cores(&self) -> f64 {
-        self.cpu_secs / self.wall_secs
+        self.cpu.total() / self.wall_secs
     }
 
     fn generator_cores(&self) -> f64 {
@@ -720,7 +721,12 @@ impl ServerCpu {
 
     /// Microseconds of CPU per unit of work (none for no work).
     fn micros_per(&self, units: u64) -> Option<f64> {
-        (units > 0).then(|| self.cpu_secs / units as f64 * 1e6)
+        (units > 0).then(|| self.cpu.total() / units as f64 * 1e6)
+    }
+
+    /// Microseconds of system time per unit of work (none for no work).
+    fn system_micros_per(&self, units: u64) -> Option<f64> {
+        (units > 0).then(|| self.cpu.system / units as f64 * 1e6)
     }
 }
 

@@ -298,29 +298,72 @@ fn over_tree<T: std::iter::Sum<T>>(pid: u32, per_process: impl Fn(u32) -> T) -> 
 /// exposes to user space (the value `getconf CLK_TCK` prints).
 const USER_HZ: f64 = 100.0;
 
-/// utime + stime of one process, in seconds (0 when it is gone).
-pub fn process_cpu_secs(pid: u32) -> f64 {
+/// CPU time in seconds: what a process ran itself (utime) and what the kernel ran for it
+/// (stime). The split tells a server's own work from its system calls' and interrupts'.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTime {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTime {
+    pub fn total(self) -> f64 {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = CpuTime;
+
+    fn sub(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
+impl std::iter::Sum for CpuTime {
+    fn sum<I: Iterator<Item = CpuTime>>(times: I) -> CpuTime {
+        times.fold(CpuTime::default(), |sum, time| CpuTime {
+            user: sum.user + time.user,
+            system: sum.system + time.system,
+        })
+    }
+}
+
+/// utime and stime of one process (zero when it is gone).
+pub fn process_cpu(pid: u32) -> CpuTime {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return CpuTime::default();
     };
     // The command name (field 2) is in parentheses and may hold spaces: count from after it,
     // where field 3 is the first; utime and stime are fields 14 and 15.
     let Some((_, after_name)) = stat.rsplit_once(')') else {
-        return 0.0;
+        return CpuTime::default();
     };
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
+    let seconds = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
+            .unwrap_or(0) as f64
+            / USER_HZ
     };
-    (ticks(11) + ticks(12)) as f64 / USER_HZ
+    CpuTime {
+        user: seconds(11),
+        system: seconds(12),
+    }
 }
 
-/// utime + stime of a process and its descendants, in seconds.
-pub fn tree_cpu_secs(pid: u32) -> f64 {
-    over_tree(pid, process_cpu_secs)
+/// utime + stime of one process, in seconds (0 when it is gone).
+pub fn process_cpu_secs(pid: u32) -> f64 {
+    process_cpu(pid).total()
+}
+
+/// utime and stime of a process and its descendants.
+pub fn tree_cpu(pid: u32) -> CpuTime {
+    over_tree(pid, process_cpu)
 }
 
 #[cfg(test)]
@@ -336,6 +379,7 @@ mod tests {
         }
         assert!(spins > 0);
         assert!(process_cpu_secs(std::process::id()) > 0.0);
+        assert!(process_cpu(std::process::id()).user > 0.0);
         assert_eq!(process_cpu_secs(u32::MAX), 0.0);
     }
 }
