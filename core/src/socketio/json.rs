@@ -367,6 +367,9 @@ impl<'a> FastReader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn nesting_depth_counts_brackets_outside_strings_only() {
@@ -390,10 +393,6 @@ mod tests {
         assert!(parse_nested(&deep(130), 129).is_err());
         assert!(parse_nested("[[1]", 129).is_err());
     }
-
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
 
     /// The bytes [`first_special`] looks for, one at a time.
     fn needs_escape(byte: u8) -> bool {
