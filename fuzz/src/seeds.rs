@@ -416,6 +416,24 @@ fn pubsub(seeds: &mut Vec<Seed>) {
         "bad-placeholder",
         r#"{"method":"emit","event":"ev","data":[{"_placeholder":true,"num":99}],"binary":true,"namespace":"/"}"#,
     );
+    // The deepest arguments a client's packet may carry (126 levels inside its 127-level limit),
+    // in a binary emit: 129 levels, read past serde_json's own limit. And nesting far past it,
+    // refused without being read recursively.
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    add(
+        "emit-deepest-args",
+        &format!(
+            r#"{{"method":"emit","event":"ev","data":[[{},{{"_placeholder":true,"num":0}}],"AQ=="],"binary":true,"namespace":"/","room":null,"skip_sid":null,"callback":null,"host_id":"{host}"}}"#,
+            nested(126)
+        ),
+    );
+    add(
+        "emit-nested-too-deep",
+        &format!(
+            r#"{{"method":"emit","event":"ev","data":[{}],"namespace":"/","host_id":"{host}"}}"#,
+            nested(10_000)
+        ),
+    );
 }
 
 fn amqp_frame(out: &mut Vec<u8>, kind: u8, channel: u16, payload: &[u8]) {
