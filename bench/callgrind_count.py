@@ -61,10 +61,16 @@ def instruction_counts(dump):
     `calls=` line is the call's inclusive cost, not the calling instruction's own."""
     objects, counts = {}, collections.defaultdict(collections.Counter)
     obj, address, after_call, per_instruction = None, 0, False, False
+    # A cost line is its positions, then one count per event of `events:` (trailing zeros may
+    # be left out): with the cache simulation, `Ir` is not the last.
+    positions, events = ["line"], ["Ir"]
     with open(dump, errors="replace") as lines:
         for line in lines:
             if line.startswith("positions:"):
-                per_instruction = "instr" in line.split()[1:]
+                positions = line.split()[1:]
+                per_instruction = "instr" in positions
+            elif line.startswith("events:"):
+                events = line.split()[1:]
             elif line.startswith(("ob=", "cob=")):
                 found = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
                 if found and found.group(2):
@@ -84,8 +90,10 @@ def instruction_counts(dump):
                     address = int(position)
                 if after_call:
                     after_call = False
-                elif len(fields) >= 3 and obj:
-                    counts[obj][address] += int(fields[-1])
+                elif obj:
+                    column = len(positions) + events.index("Ir")
+                    if column < len(fields):
+                        counts[obj][address] += int(fields[column])
     return counts if per_instruction else None
 
 

@@ -19,6 +19,9 @@ script=instructions_per_ack.sh
 root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 callgrind_server="${2:-sockio-tokio}"
 clients="${3:-100}"
+case "$clients" in
+    '' | *[!0-9]*) echo "$script: CLIENTS is a number of clients" >&2; exit 1 ;;
+esac
 case "$callgrind_server" in
     sockio-tokio | sockio-smol | sockio-threads) counted="sockio_core::socketio::decoder::Decoder::decode_text" ;;
     raw-ws-floor) counted="sockio_bench::floor::answer" ;;
@@ -29,7 +32,8 @@ if [ "${CACHE_SIM:-0}" = 1 ]; then
 fi
 . "$(dirname "$0")/callgrind_window.sh"
 # Counting starts once the echo clients are connected and past the closed loop's 0.7 s of start
-# and warm-up, with margin for callgrind (more with more clients, which callgrind serves slowly).
+# and warm-up, with margin for callgrind (more with more clients, which callgrind serves slowly);
+# the closed loop runs 8 s, so the 3 s counted end inside it at either size.
 settle=2
 [ "$clients" -gt 100 ] && settle=3
 callgrind_window "$root" "$clients" "$settle" 3 --storm 10 --echo "$clients" --echo-secs 8 --broadcast 10 \

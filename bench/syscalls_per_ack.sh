@@ -6,8 +6,9 @@
 # counts with `perf stat -t <every server thread>` over 3 s of the closed loop, and divides by the
 # acks of those 3 s at the closed loop's rate (bench/ANALYSIS.md). Failed `recvfrom`s (a read
 # that found nothing) are counted apart. The server's user and system time over the same 3 s
-# (utime and stime of /proc/PID/stat) split its CPU per ack between its own code and the
-# kernel's. Needs perf with the syscalls tracepoints.
+# (utime and stime of /proc/PID/stat) split its CPU per ack between its own code and the time
+# in the kernel on its threads (the tracepoints' own cost included). Needs perf with the
+# syscalls tracepoints.
 # Usage: bench/syscalls_per_ack.sh [SERVER] [CLIENTS] [ROOT]
 set -euo pipefail
 server_name="${1:-sockio-tokio}"
@@ -26,21 +27,27 @@ harness_round_server "$server_pattern" "$out/log" "$clients" "$harness"
 # The closed loop runs from 0.7 s after the clients connected.
 sleep 1.5
 threads="$(ls "/proc/$pid/task" | paste -sd,)"
-# utime and stime, fields 14 and 15 (the command in field 2 has no space: a file's name).
-times_before="$(cut -d' ' -f14,15 "/proc/$pid/stat")"
+# The server's /proc/PID/stat (utime, stime) is read at the start and the end of perf's 3 s,
+# by the command perf times, so perf's own start and end are outside the window.
 perf stat -x, -t "$threads" \
     -e task-clock,context-switches \
     -e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret < 0' \
     -e syscalls:sys_enter_sendto,syscalls:sys_enter_writev,syscalls:sys_enter_epoll_wait \
     -e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_futex \
-    -o "$out/perf.csv" -- sleep 3
-times_after="$(cut -d' ' -f14,15 "/proc/$pid/stat")"
+    -o "$out/perf.csv" -- sh -c 'cat "/proc/$1/stat" >"$2/stat.before" && sleep 3 &&
+        cat "/proc/$1/stat" >"$2/stat.after"' sh "$pid" "$out"
 wait "$harness" || { echo "$script: the harness failed" >&2; tail -3 "$out/log" >&2; exit 1; }
 harness=""
-python3 - "$out/perf.csv" "$out/log" "$server_name" "$clients" "$times_before" "$times_after" \
-    "$(getconf CLK_TCK)" <<'PY'
+python3 - "$out/perf.csv" "$out/log" "$server_name" "$clients" "$out/stat.before" \
+    "$out/stat.after" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 perf, log, server, clients, before, after, ticks = sys.argv[1:]
+def times(path):
+    """utime and stime of a /proc/PID/stat (fields 14 and 15; the command, field 2, is in
+    parentheses and may hold spaces, so fields are counted from after the last `)`)."""
+    fields = open(path, encoding="utf-8").read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+before, after = times(before), times(after)
 counts = {}
 for line in open(perf, encoding="utf-8"):
     fields = line.strip().split(",")
@@ -55,7 +62,7 @@ if not rate:
 acks = int(rate.group(1)) * 3
 def spent(field):
     """Microseconds of user (0) or system (1) time per ack over the counted seconds."""
-    used = int(after.split()[field]) - int(before.split()[field])
+    used = after[field] - before[field]
     return used / int(ticks) * 1e6 / acks
 def per(event):
     return counts.get(event, 0) / acks

@@ -70,8 +70,10 @@ pub struct EchoResult {
     /// Server CPU time (user + system, its whole process tree) per acknowledgement over the
     /// closed loop, in microseconds; `None` when the server's process was not known.
     pub server_us_per_ack: Option<f64>,
-    /// Of that, the system time: the kernel's work for the server (its reads and writes, the
-    /// TCP stack, wake-ups), apart from the server's own code.
+    /// Of that, the system time: time in the kernel on the server's threads (its reads and
+    /// writes, wake-ups; on loopback some of the TCP work for the peer's sockets too), apart
+    /// from the server's own code. A median of its own over the runs, like the CPU time's, so
+    /// the two may come from different runs.
     pub server_system_us_per_ack: Option<f64>,
     /// The server's CPU use over the closed loop, in cores.
     pub server_cores: Option<f64>,

@@ -1090,8 +1090,9 @@ impl Server {
     /// it read them, and their answers together outgrew the queue and closed the client, though
     /// the reading thread waits for the writer (`conformance/tests/ack_bursts.rs`, more often
     /// once the kernel held less of a slow client's backlog, `sockio_net::limit_unsent`).
-    /// The async runtimes' answers wait for a stuck writer too: there a wait costs a task, here
-    /// one of the pool's threads, which every client's handlers share.
+    /// The async runtimes' answers go on waiting for a stuck writer (they never queue after
+    /// `WRITER_STALL`): there a wait costs a task, here, for handlers on the pool, one of the
+    /// threads every client's handlers share.
     fn acknowledge_when_there_is_room(
         &self,
         cell: &Arc<ConnCell>,

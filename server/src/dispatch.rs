@@ -104,10 +104,11 @@ fn answering<Rt: Runtime>(
 /// ([`acknowledge_if_room`]): the WebSocket task reads on while its writes wait.
 ///
 /// Unlike an emit (and the threads runtime's answers), it waits for a writer that takes nothing,
-/// too: the wait costs a task here, where there it holds one of the handler pool's threads that
-/// all clients share, and a client that stops reading for a few seconds then gets every answer,
-/// where queueing them regardless could close it with `outbound queue full`. One that never reads
-/// again is closed by the heartbeat (it answers no ping), which ends the wait.
+/// too: the wait costs a task here (the connection's own, whose later events then wait, or a
+/// handler's), where there it holds one of the handler pool's threads that all clients share,
+/// and a client that stops reading for a few seconds then gets every answer, where queueing them
+/// regardless could close it with `outbound queue full`. A client that never reads again (and so
+/// answers no ping) is closed by the heartbeat, which ends the wait.
 async fn acknowledge_when_there_is_room<Rt: Runtime>(
     runtime: &Rt,
     cell: &ConnCell,

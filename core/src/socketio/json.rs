@@ -44,8 +44,9 @@ const SERDE_JSON_DEPTH: usize = 127;
 /// [`parse`], for text that may nest up to `max_depth` levels of arrays and objects, past
 /// serde_json's own limit (a broker message wraps a client's arguments, which may be as deep as
 /// serde_json reads, in a few levels of its own). Deeper text is refused as [`parse`] refuses
-/// it, without being read recursively.
+/// it, without being read recursively. `max_depth` is at least serde_json's own 127.
 pub(crate) fn parse_nested(text: &str, max_depth: usize) -> Result<Value, serde_json::Error> {
+    debug_assert!(max_depth >= SERDE_JSON_DEPTH);
     let error = match parse(text) {
         Ok(value) => return Ok(value),
         Err(error) => error,
