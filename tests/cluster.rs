@@ -105,6 +105,54 @@ async fn two_servers_on_tokio_and_smol_share_clients_through_redis() {
     .await;
 }
 
+/// A client's event with arguments as deep as the packet decoder takes (126 levels of arrays
+/// inside the packet's own), relayed by its server to every client: the broker message holds
+/// them two levels deeper than the packet did, past serde_json's own limit, and the other
+/// server's client still gets them (it refused such a message as "not JSON", and they were lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_as_deep_as_a_client_may_send_cross_redis() {
+    const DEEP_CLIENTS: &str = r#"
+const options = { transports: ["websocket"], forceNew: true, reconnection: false };
+const a = io(URL, options);
+const b = io(URL_B, options);
+await connected(a);
+await connected(b);
+const depth = (value) => Array.isArray(value) ? 1 + Math.max(0, ...value.map(depth)) : 0;
+b.on("deep", (value) => { out("received", depth(value)); process.exit(0); });
+const deepest = Array.from({ length: 125 }).reduce((inner) => [inner], []);
+a.emit("relay", deepest);
+"#;
+    let url = redis_url();
+    let Some(addr) = broker_addr(&url) else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let server_a = clustered::<sockio::tokio::Tokio>(&manager);
+    let relay = server_a.clone();
+    server_a.on(
+        "relay",
+        move |_socket: Socket<sockio::tokio::Tokio>, deep: Value| {
+            let relay = relay.clone();
+            async move { relay.emit("deep", &deep).await.is_ok() }
+        },
+    );
+    let server_b = clustered::<sockio::tokio::Tokio>(&manager);
+    let mut addrs = Vec::new();
+    for server in [&server_a, &server_b] {
+        let (listener, bound) = listen().await;
+        let serving = server.clone();
+        tokio::spawn(async move { serving.serve_listener(listener).await });
+        addrs.push(bound);
+    }
+    wait_for_subscribers(&addr, &channel, 2).await;
+    let script = DEEP_CLIENTS.replace("URL_B", &format!("\"http://{}\"", addrs[1]));
+    let mut client = Node::spawn(&format!("http://{}", addrs[0]), &script);
+    assert_eq!(client.expect("received").await, json!(126));
+}
+
 /// Runs the broker's CLI and returns what it printed.
 fn broker_cli(args: &[&str]) -> String {
     let command = std::env::var("SOCKIO_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".to_owned());
