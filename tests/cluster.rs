@@ -80,6 +80,32 @@ fn cut_connections(addr: &str, host_id: &str) -> usize {
     ids.len()
 }
 
+/// The test Redis (its URL and address), a channel no other run uses, and a client manager on
+/// it.
+struct RedisChannel {
+    url: String,
+    addr: String,
+    channel: String,
+    manager: ClientManager,
+}
+
+/// A [`RedisChannel`], or `None` when Redis is not reachable (the test skips, unless
+/// `SOCKIO_REQUIRE_BROKERS=1` makes that a failure).
+fn redis_channel() -> Option<RedisChannel> {
+    let url = redis_url();
+    let addr = broker_addr(&url)?;
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    Some(RedisChannel {
+        url,
+        addr,
+        channel,
+        manager,
+    })
+}
+
 async fn wait_for_subscribers(addr: &str, channel: &str, count: i64) {
     for _ in 0..500 {
         if subscribers(addr, channel) >= count {
@@ -122,14 +148,15 @@ b.on("deep", (value) => { out("received", depth(value)); process.exit(0); });
 const deepest = Array.from({ length: 125 }).reduce((inner) => [inner], []);
 a.emit("relay", deepest);
 "#;
-    let url = redis_url();
-    let Some(addr) = broker_addr(&url) else {
+    let Some(RedisChannel {
+        addr,
+        channel,
+        manager,
+        ..
+    }) = redis_channel()
+    else {
         return;
     };
-    let channel = fresh_channel();
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&channel);
     let server_a = clustered::<sockio::tokio::Tokio>(&manager);
     let relay = server_a.clone();
     server_a.on(
@@ -1357,14 +1384,15 @@ async fn next_event(client: &mut Node) -> (String, String, Value) {
 async fn sockio_and_python_socketio_share_a_redis_channel() {
     use tokio::io::AsyncBufReadExt;
 
-    let url = redis_url();
-    let Some(addr) = broker_addr(&url) else {
+    let Some(RedisChannel {
+        url,
+        addr,
+        channel,
+        manager,
+    }) = redis_channel()
+    else {
         return;
     };
-    let channel = fresh_channel();
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&channel);
     let server = clustered::<sockio::tokio::Tokio>(&manager);
     let (listener, server_addr) = listen().await;
     let serving = server.clone();
@@ -1537,14 +1565,15 @@ async fn sockio_and_python_socketio_share_a_redis_channel() {
 /// emit is published on a fresh connection, and the subscription comes back by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_connections_cut_mid_run_come_back() {
-    let url = redis_url();
-    let Some(addr) = broker_addr(&url) else {
+    let Some(RedisChannel {
+        addr,
+        channel,
+        manager,
+        ..
+    }) = redis_channel()
+    else {
         return;
     };
-    let channel = fresh_channel();
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&channel);
     let server_a = clustered::<sockio::tokio::Tokio>(&manager);
     let server_b = clustered::<sockio::tokio::Tokio>(&manager);
     let mut urls = Vec::new();
@@ -1638,14 +1667,15 @@ async fn an_unreachable_broker_fails_the_emit_but_local_clients_get_it() {
 /// and is disconnected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emitters_room_changes_and_disconnect_reach_a_server() {
-    let url = redis_url();
-    let Some(redis) = broker_addr(&url) else {
+    let Some(RedisChannel {
+        addr: redis,
+        channel,
+        manager,
+        ..
+    }) = redis_channel()
+    else {
         return;
     };
-    let channel = fresh_channel();
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&channel);
     let io = Server::<sockio::tokio::Tokio>::builder()
         .client_manager(manager.clone())
         .ping_interval(Duration::from_secs(1))
