@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -142,13 +142,9 @@ impl Server {
             let registry = weak.clone();
             let filter = std::mem::replace(&mut config.namespaces, NamespaceFilter::Any);
             config.namespaces = filter.or_registered(move |namespace: &str| {
-                registry.upgrade().is_some_and(|inner| {
-                    inner
-                        .handlers
-                        .read()
-                        .map(|h| h.contains_key(namespace))
-                        .unwrap_or(false)
-                })
+                registry
+                    .upgrade()
+                    .is_some_and(|inner| read_handlers(&inner.handlers).contains_key(namespace))
             });
             let endpoint = match sids {
                 Some(sids) => Endpoint::new(config.clone(), SharedSids(sids)),
@@ -928,9 +924,7 @@ impl Server {
         namespace: &str,
         pick: impl for<'a> Fn(&'a NamespaceHandlers) -> Option<&'a H>,
     ) -> (Option<H>, Option<Arc<dyn NamespaceHandler>>) {
-        let Ok(registry) = self.inner.handlers.read() else {
-            return (None, None);
-        };
+        let registry = read_handlers(&self.inner.handlers);
         LifecycleRoute::cloned(route_lifecycle(
             registry.get(namespace),
             registry.get(CATCH_ALL_NAMESPACE),
@@ -943,7 +937,7 @@ impl Server {
     /// namespace's whole handler map (its event names and handlers), which this did for every
     /// event.
     fn event_handler(&self, namespace: &str, event: &str) -> Option<EventHandler> {
-        let registry = self.inner.handlers.read().ok()?;
+        let registry = read_handlers(&self.inner.handlers);
         let route = route_event(
             registry.get(namespace),
             || registry.get(CATCH_ALL_NAMESPACE),
@@ -1183,9 +1177,11 @@ fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
         },
     );
     let weak = Arc::downgrade(inner);
+    // The default stack, not a small one: should no thread be free for the callbacks, they run
+    // on this one (`run_on_own_thread`), and an application's callback needs what it would have
+    // anywhere else.
     let spawned = std::thread::Builder::new()
         .name("sockio-remote-acks".into())
-        .stack_size(64 * 1024)
         .spawn(move || expire_remote_callbacks(&weak));
     if let Err(error) = spawned {
         tracing::error!(%error, "cannot start the remote-callback timer; unanswered remote emits wait forever, calls their timeout and 5 s once published");
@@ -1204,12 +1200,23 @@ fn expire_remote_callbacks(weak: &std::sync::Weak<Inner>) {
             };
             let now = Instant::now();
             let expired = lock(&bus.pending).expire(now);
-            for expired in expired {
-                if let Expired::Unanswered(callback) = expired {
-                    // A panic must not end this loop: later calls would never time out.
-                    call_back(|outcome| callback(outcome), AckOutcome::TimedOut);
-                }
+            // The application's callbacks run apart, as those of a local acknowledgement's
+            // timeout do: with a thread's usual stack, and without holding up the next expiry
+            // (a callback that blocks is relieved by another thread, `callback_batch`). A panic
+            // in one is caught there, so later calls still time out.
+            let timed_out: Vec<Step> = expired
+                .into_iter()
+                .filter_map(|expired| match expired {
+                    Expired::Unanswered(callback) => Some(Box::new(move || {
+                        call_back(|outcome| callback(outcome), AckOutcome::TimedOut);
+                    }) as Step),
+                    Expired::Done(_) => None,
+                })
+                .collect();
+            Server {
+                inner: inner.clone(),
             }
+            .run_apart(timed_out);
             // Checked at least every second, so the server's end is noticed.
             let soon = now + Duration::from_secs(1);
             lock(&bus.pending)
@@ -1475,7 +1482,7 @@ impl Namespace {
             .inner
             .handlers
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(PoisonError::into_inner);
         f(handlers.entry(self.name.to_string()).or_default());
     }
 
@@ -1705,6 +1712,13 @@ fn refuse_unhandleable(event: &str) {
 }
 
 /// Acknowledgement callbacks as steps of a batch run apart.
+/// The handler registry, read. A registration that panicked (a handler's `Drop`, say) leaves
+/// it poisoned but whole, so it is read on: refusing to read it would accept every connection
+/// without its connect handler, and drop every event.
+fn read_handlers<T>(handlers: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    handlers.read().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn callback_steps(callbacks: Vec<(AckCallback, AckOutcome)>) -> impl Iterator<Item = Step> {
     callbacks
         .into_iter()

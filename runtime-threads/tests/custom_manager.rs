@@ -320,3 +320,53 @@ fn a_panicking_backend_fails_one_publish_and_one_listen() {
     io.shutdown(Duration::from_secs(1));
     eventually("the sender closed", || backend.live_listeners() == 0);
 }
+
+/// A backend whose messages reach no other server: every remote recipient stays silent.
+#[derive(Default)]
+struct NoOtherServer {
+    listeners: Mutex<Vec<MessageSender>>,
+}
+
+impl PubSubBackend for NoOtherServer {
+    fn publish(&self, _messages: Vec<Bytes>) -> Result<(), PublishError> {
+        Ok(())
+    }
+
+    fn listen(&self, messages: MessageSender) -> Result<(), ListenError> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(messages);
+        Ok(())
+    }
+}
+
+/// An emit's callback for a client of another server that never answers is told of the timeout
+/// on a thread with a usual stack: a callback using a few hundred KiB of it, which it may on
+/// every other path, once aborted the whole process here (the timer thread had 64 KiB).
+#[test]
+fn a_remote_callback_timing_out_runs_with_a_usual_stack() {
+    let io = Server::builder()
+        .custom_client_manager(NoOtherServer::default())
+        .build();
+    let (told, timed_out) = std::sync::mpsc::channel();
+    io.emit("question", &())
+        .to("a-client-of-another-server")
+        .callback(
+            Some(Duration::from_millis(100)),
+            move |outcome: Result<serde_json::Value, sockio_threads::CallError>| {
+                // 256 KiB on the stack, read back so that it is not optimized away.
+                let scratch = std::hint::black_box([7u8; 256 * 1024]);
+                let sum: u64 = scratch.iter().map(|&b| u64::from(b)).sum();
+                let _ = told.send((outcome.is_err(), sum));
+            },
+        )
+        .send()
+        .expect("published");
+    let (failed, sum) = timed_out
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the callback is told of the timeout");
+    assert!(failed, "nobody answered: the callback gets an error");
+    assert_eq!(sum, 7 * 256 * 1024);
+    io.shutdown(Duration::from_secs(1));
+}

@@ -467,3 +467,38 @@ fn a_panic_on_a_connection_thread_closes_that_connection() {
     assert_eq!(other.call(1, r#"["ping",1]"#), json!([2]));
     io.abort();
 }
+
+/// Panics when dropped: a handler holding one panics when it is replaced.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a handler's capture panicked on drop");
+    }
+}
+
+/// A registration that panics (here the `Drop` of the handler it replaces) poisons the handler
+/// registry, which stays whole: it is read on, so the connect handler still refuses what it
+/// refuses and events still reach their handlers (reading it as empty had accepted every
+/// connect unchecked and dropped every event).
+#[test]
+fn a_registration_that_panics_leaves_the_handlers_in_force() {
+    let (io, _disconnects) = panicking_server(true);
+    let held = PanicsOnDrop;
+    io.on("spare", move |_socket: Socket, _: Option<Value>| {
+        let _ = &held;
+    });
+    let replaced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        io.on("spare", |_socket: Socket, _: Option<Value>| {});
+    }));
+    assert!(replaced.is_err(), "the replaced handler's drop panics");
+    let addr = serve(&io);
+    for transport in TRANSPORTS {
+        let mut client = Client::open(addr, transport);
+        let (kind, answer) = client.try_join(Some(json!({"panic": "connect"})));
+        assert_eq!(kind, "44", "{transport:?}: {answer}");
+        client.join(None);
+        assert_eq!(client.call(1, r#"["ping",1]"#), json!([2]), "{transport:?}");
+    }
+    io.abort();
+}
