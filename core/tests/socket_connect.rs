@@ -293,6 +293,28 @@ fn v5_unknown_namespace_is_refused_without_an_event() {
     assert!(h.sessions.contains_key(sid.as_str()));
 }
 
+/// A dynamic filter that panics on a name refuses that namespace like any other it does not
+/// allow, and the connection goes on: its state was not left half-changed by the unwinding.
+#[test]
+fn a_dynamic_filter_that_panics_refuses_the_namespace_and_the_connection_goes_on() {
+    let mut config = SocketConfig::default();
+    config.namespaces = NamespaceFilter::Dynamic(std::sync::Arc::new(|namespace: &str| {
+        assert!(namespace != "/boom", "the application's filter panicked");
+        true
+    }));
+    let mut h = Harness::socket(config);
+    let (sid, ws) = h.sio_ws(4);
+    h.ws_send_text(ws, "40/boom,");
+    assert!(strip(h.take_events(&sid)).is_empty());
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec![r#"44/boom,{"message":"Invalid namespace"}"#]
+    );
+    h.ws_send_text(ws, "40");
+    assert_eq!(strip(h.take_events(&sid)), vec![connect("/", None)]);
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
 #[test]
 fn namespace_filter_only_does_not_imply_root() {
     let mut h = Harness::socket(only(&["/admin"]));

@@ -48,7 +48,13 @@ impl NamespaceFilter {
         match self {
             NamespaceFilter::Any => true,
             NamespaceFilter::Only(set) => set.contains(namespace),
-            NamespaceFilter::Dynamic(allows) => allows(namespace),
+            // The application's predicate, run on a name a client chose, inside the connection's
+            // drive: a panic in it refuses that namespace (the panic hook reports it) instead of
+            // unwinding through the connection's state and leaving the client without an answer.
+            NamespaceFilter::Dynamic(allows) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| allows(namespace)))
+                    .unwrap_or(false)
+            }
         }
     }
 }
@@ -116,5 +122,15 @@ mod tests {
             NamespaceFilter::Any.or_registered(registered),
             NamespaceFilter::Any
         ));
+    }
+
+    #[test]
+    fn a_dynamic_filter_that_panics_refuses_the_namespace() {
+        let filter = NamespaceFilter::Dynamic(Arc::new(|namespace: &str| {
+            assert!(namespace != "/boom", "the application's filter panicked");
+            true
+        }));
+        assert!(!filter.allows("/boom"));
+        assert!(filter.allows("/fine"), "the filter goes on answering");
     }
 }
