@@ -196,8 +196,32 @@ fn put_binary_length(out: &mut BytesMut, len: usize) {
 ///
 /// An empty text body is an error in both versions (the reference parsers report a parser
 /// error), so `encode_payload(&[], V4, _)` does not round-trip; an empty v3 binary body holds
-/// no packets. Text data is sliced out of `body` without copying.
+/// no packets. The data of a body's only packet is sliced out of `body` without copying; that
+/// of several packets is copied out, each into its own allocation.
 pub fn decode_payload(body: Bytes, version: ProtocolVersion, binary_body: bool) -> DecodedPayload {
+    let mut decoded = decode_sliced(body, version, binary_body);
+    if decoded.packets.len() > 1 {
+        // Each packet's data is a slice of the body and would keep all of it alive: one packet
+        // echoed into the outbound queue, which counts only its own bytes, could pin a whole
+        // body (1 MB behind a 1-byte frame, thousands of times over). A body of one packet is
+        // about that packet, so it stays shared.
+        for packet in &mut decoded.packets {
+            packet.data = owned(&packet.data);
+        }
+    }
+    decoded
+}
+
+/// `data` in an allocation of its own.
+fn owned(data: &PacketData) -> PacketData {
+    match data {
+        PacketData::Empty => PacketData::Empty,
+        PacketData::Text(text) => PacketData::Text(ByteString::from(&**text)),
+        PacketData::Binary(bytes) => PacketData::Binary(Bytes::copy_from_slice(bytes)),
+    }
+}
+
+fn decode_sliced(body: Bytes, version: ProtocolVersion, binary_body: bool) -> DecodedPayload {
     match (version, binary_body) {
         (ProtocolVersion::V4, true) => DecodedPayload::err(DecodeError::UnsupportedBinaryPayload),
         (ProtocolVersion::V4, false) => decode_v4(body),
@@ -475,6 +499,60 @@ mod tests {
 
     fn body(p: &EncodedPayload) -> &[u8] {
         &p.body
+    }
+
+    /// Whether `data` lies inside `body`'s bytes (shares its allocation).
+    fn inside(body: &Bytes, data: &PacketData) -> bool {
+        let data: &[u8] = match data {
+            PacketData::Empty => return false,
+            PacketData::Text(text) => text.as_bytes(),
+            PacketData::Binary(bytes) => bytes,
+        };
+        let range = body.as_ptr_range();
+        range.contains(&data.as_ptr())
+    }
+
+    #[test]
+    fn packets_of_a_body_of_several_do_not_keep_the_body_alive() {
+        // v3 binary: a 1-byte binary message, then a ping padded to 64 KiB.
+        let padding = "x".repeat(64 * 1024);
+        let mut v3 = vec![1, 2, 0xFF, 4, 7];
+        v3.push(0);
+        v3.extend(
+            padding
+                .len()
+                .saturating_add(1)
+                .to_string()
+                .bytes()
+                .map(|d| d - b'0'),
+        );
+        v3.push(0xFF);
+        v3.push(b'2');
+        v3.extend(padding.as_bytes());
+        // v4 text: a small message, then a padded ping; v3 text alike.
+        let v4 = format!("4hi\x1e2{padding}");
+        let v3_text = format!("3:4hi{}:2{padding}", padding.len() + 1);
+        for (body, version, binary) in [
+            (Bytes::from(v3), ProtocolVersion::V3, true),
+            (Bytes::from(v4), ProtocolVersion::V4, false),
+            (Bytes::from(v3_text), ProtocolVersion::V3, false),
+        ] {
+            let decoded = decode_payload(body.clone(), version, binary);
+            assert_eq!(decoded.error, None, "{version:?} {binary}");
+            assert_eq!(decoded.packets.len(), 2, "{version:?} {binary}");
+            assert_eq!(decoded.packets[0].data.len(), if binary { 1 } else { 2 });
+            assert_eq!(decoded.packets[1].data.len(), padding.len());
+            for packet in &decoded.packets {
+                assert!(
+                    !inside(&body, &packet.data),
+                    "{version:?} {binary}: {packet:?}"
+                );
+            }
+        }
+        // A body of one packet is that packet: shared, not copied.
+        let single = Bytes::from(format!("4{padding}"));
+        let decoded = decode_payload(single.clone(), ProtocolVersion::V4, false);
+        assert!(inside(&single, &decoded.packets[0].data));
     }
 
     #[test]
