@@ -10,6 +10,7 @@
 mod api_support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use api_support::recv;
 use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
@@ -213,4 +214,42 @@ async fn chunked_posts_are_read_whole() {
     });
     let addr = api_support::serve(&io).await.addr;
     client(move || assert_chunked_posts_are_read(addr)).await;
+}
+
+/// While a client's events wait for a handler that has not finished, its next POSTs are not
+/// read: a client that does not wait for its POSTs' answers cannot queue events without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_wait_while_the_events_pile_up() {
+    // One handler at a time: the held one keeps every later event of the client queued.
+    let io = Server::builder().handlers_per_client(1).build();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    io.on(
+        "hold",
+        move |_socket: Socket, _: Option<serde_json::Value>| {
+            let (started, held) = (started_tx.clone(), held.clone());
+            async move {
+                let _ = started.send(());
+                held.notified().await;
+            }
+        },
+    );
+    io.on(
+        "count",
+        |_socket: Socket, _: Option<serde_json::Value>| async {},
+    );
+    let run = api_support::serve(&io).await;
+    let addr = run.addr;
+    client(move || {
+        let uri = joined(addr);
+        sockio_testkit::raw_polling::assert_posts_wait_behind_a_backlog(
+            addr,
+            &uri,
+            2_000,
+            || started_rx.recv().expect("the hold handler starts"),
+            || release.notify_one(),
+        );
+    })
+    .await;
 }

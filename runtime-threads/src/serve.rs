@@ -599,7 +599,14 @@ impl Host for Server {
             })
         });
         match refused {
-            None => Ok(Some(cell)),
+            None => {
+                // While the client's events pile up, its next POST is not read: answering the
+                // last one later slows a client that waits for answers, and this one that does
+                // not (POSTs sent on other connections without waiting). The POST counts as in
+                // flight meanwhile, so any other is refused as overlapping.
+                self.wait_for_dispatch(&cell);
+                Ok(Some(cell))
+            }
             Some(refusal) => Err(refused_post(refusal)),
         }
     }

@@ -106,3 +106,32 @@ fn chunked_posts_are_read_whole() {
     assert_chunked_posts_are_read(support::serve(&io));
     io.abort();
 }
+
+/// While a client's events wait for a handler that has not finished, its next POSTs are not
+/// read: a client that does not wait for its POSTs' answers cannot queue events without bound.
+#[test]
+fn posts_wait_while_the_events_pile_up() {
+    // Sync handlers: the held one keeps every later event of the client queued.
+    let io = Server::builder().build();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    io.on(
+        "hold",
+        move |_socket: Socket, _: Option<serde_json::Value>| {
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        },
+    );
+    io.on("count", |_socket: Socket, _: Option<serde_json::Value>| {});
+    let addr = support::serve(&io);
+    let uri = joined(addr);
+    sockio_testkit::raw_polling::assert_posts_wait_behind_a_backlog(
+        addr,
+        &uri,
+        2_000,
+        || started_rx.recv().expect("the hold handler starts"),
+        || release_tx.send(()).expect("the hold handler waits"),
+    );
+    io.abort();
+}

@@ -326,9 +326,20 @@ impl<Rt: Runtime> Server<Rt> {
             })
         });
         match refused {
-            None => Ok(Some(PostInFlight::new(move || {
-                cell.drive(|state, now| state.conn.handle_request_aborted(now, id));
-            }))),
+            None => {
+                let waiting = cell.clone();
+                let post = PostInFlight::new(move || {
+                    cell.drive(|state, now| state.conn.handle_request_aborted(now, id));
+                });
+                // While the client's events pile up, its next POST is not read: answering the
+                // last one later slows a client that waits for answers, and this one that does
+                // not (POSTs sent on other connections without waiting). The POST counts as in
+                // flight meanwhile, so any other is refused as overlapping.
+                if let Some(caught_up) = waiting.throttle() {
+                    caught_up.await;
+                }
+                Ok(Some(post))
+            }
             Some(refusal) => Err(refused_post(refusal).await),
         }
     }

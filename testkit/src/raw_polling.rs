@@ -191,6 +191,56 @@ pub fn assert_overlap_refused(addr: SocketAddr, target: &str, mut first: TcpStre
     }
 }
 
+/// Checks that a client's POSTs are not read while its events pile up unhandled. Session `uri`
+/// (joined to `/`) is sent, in one POST, a `hold` event and `events` more `count` events (more
+/// than the server's dispatch backlog); `held` returns once the `hold` handler has started (the
+/// events are then queued), and that handler must wait until `release` is called. Two more
+/// POSTs, each on a connection of its own and not waiting for the others' answers, as a client
+/// flooding the server would send them: the server must leave them unread, and one of them,
+/// overlapping the other, gets 400 while the handler is still held. A server that read them
+/// would queue their events too, without bound, and answer neither until the handler ends.
+pub fn assert_posts_wait_behind_a_backlog(
+    addr: SocketAddr,
+    uri: &str,
+    events: usize,
+    held: impl FnOnce(),
+    release: impl FnOnce(),
+) {
+    let mut flood = String::from(r#"42["hold"]"#);
+    for _ in 0..events {
+        flood.push_str("\x1e42[\"count\"]");
+    }
+    let target = uri.to_owned();
+    let first = std::thread::spawn(move || request(addr, "POST", &target, flood.as_bytes()));
+    held();
+    let (answers, answered) = std::sync::mpsc::channel();
+    let more: Vec<_> = (0..2)
+        .map(|_| {
+            let (target, answers) = (uri.to_owned(), answers.clone());
+            std::thread::spawn(move || {
+                let _ = answers.send(request(addr, "POST", &target, br#"42["count"]"#));
+            })
+        })
+        .collect();
+    let refused = answered
+        .recv_timeout(STEP)
+        .expect("one of two overlapping POSTs answered while the dispatcher is behind");
+    assert_eq!(
+        error_code(&refused),
+        Some(3),
+        "the overlapping POST is refused: {refused:?}"
+    );
+    release();
+    // Nothing is left hanging: the other POST and the first are answered once the handler ends.
+    answered
+        .recv_timeout(STEP)
+        .expect("the POST that waited is answered after the handler");
+    for post in more {
+        post.join().expect("a POST's thread");
+    }
+    first.join().expect("the first POST's thread");
+}
+
 /// POSTs a noop packet (`6`) to `target` until one is refused, and returns that answer: a POST
 /// answered `ok` before the server has read another connection's unfinished POST changes nothing.
 fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
