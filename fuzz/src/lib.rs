@@ -1,9 +1,10 @@
 //! # sockio-fuzz
 //!
-//! Fuzz targets over `sockio-core`. Every target is an ordinary function of the input bytes,
-//! so the same code runs under libFuzzer (`cargo +nightly fuzz run <target>`, see `README.md`)
-//! and on stable, where `cargo test -p sockio-fuzz` replays the committed seed corpus
-//! (`corpus/<target>/`) and every regression input (`artifacts/<target>/`).
+//! Fuzz targets over `sockio-core` (and the threads runtime's HTTP/1.1 request reader). Every
+//! target is an ordinary function of the input bytes, so the same code runs under libFuzzer
+//! (`cargo +nightly fuzz run <target>`, see `README.md`) and on stable, where
+//! `cargo test -p sockio-fuzz` replays the committed seed corpus (`corpus/<target>/`) and every
+//! regression input (`artifacts/<target>/`).
 //!
 //! | target | what it drives |
 //! |---|---|
@@ -15,11 +16,13 @@
 //! | [`endpoint_stateful`] | whole endpoint + connections under scripts of requests, WebSocket traffic, commands and clock jumps |
 //! | [`websocket_frames`] | a client's bytes through the WebSocket frame reader, cut anywhere |
 //! | [`payload_args`] | a client's event and ack arguments, with attachments, into the types handlers declare, with round trips |
+//! | [`threads_http1`] | a client's bytes through the threads runtime's HTTP/1.1 request reader, cut anywhere, with round trips |
 
 #![forbid(unsafe_code)]
 
 pub mod decoders;
 pub mod driver;
+pub mod http1_target;
 pub mod http_target;
 pub mod input;
 pub mod payload_target;
@@ -31,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 pub use decoders::{broker_links, eio_decode, pubsub_message, sio_decode};
 pub use http_target::http_request;
+pub use http1_target::threads_http1;
 pub use payload_target::payload_args;
 pub use stateful::endpoint_stateful;
 pub use websocket_target::websocket_frames;
@@ -39,7 +43,7 @@ pub use websocket_target::websocket_frames;
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the names of the cargo-fuzz binaries and of the corpus directories).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("eio_decode", eio_decode),
     ("sio_decode", sio_decode),
     ("http_request", http_request),
@@ -48,6 +52,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("endpoint_stateful", endpoint_stateful),
     ("websocket_frames", websocket_frames),
     ("payload_args", payload_args),
+    ("threads_http1", threads_http1),
 ];
 
 /// The fuzz crate's directory.

@@ -6,6 +6,7 @@ use sockio_core::pubsub::amqp::{self, FieldValue};
 
 use crate::decoders::{SIO_BINARY, SIO_TEXT, eio_mode, link_mode, link_op};
 use crate::http_target::flag;
+use crate::http1_target::config::{END_WITH_ERROR, INTERRUPT};
 use crate::input::Writer;
 use crate::stateful::op;
 
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Seed> {
     stateful(&mut seeds);
     websocket(&mut seeds);
     payload(&mut seeds);
+    threads_http1(&mut seeds);
     seeds
 }
 
@@ -1115,5 +1117,203 @@ fn payload(seeds: &mut Vec<Seed>) {
         "map-of-lists",
         r#"2["e",{"a":[1,2],"b":[],"c":[-2147483648]}]"#,
         &[],
+    );
+}
+
+fn threads_http1(seeds: &mut Vec<Seed>) {
+    // Limit selectors: 0 (0 bytes), 1 (10), 2 (1,000), 3 (1,000,000).
+    let mut add = |name: &str, config: u8, bytes: &[u8]| {
+        let mut data = vec![config, name.len() as u8];
+        data.extend_from_slice(bytes);
+        push(seeds, "threads_http1", name, data);
+    };
+    const CHUNKED: &str = "POST /socket.io/?EIO=4&transport=polling&sid=sid-000001 HTTP/1.1\r\n\
+                           Host: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    add(
+        "polling-get",
+        3,
+        b"GET /socket.io/?EIO=4&transport=polling&t=N8hyd6w HTTP/1.1\r\nHost: localhost:3000\r\n\
+          Accept: */*\r\nCookie: io=sid-000001\r\n\r\n",
+    );
+    add(
+        "polling-post",
+        3 | INTERRUPT,
+        b"POST /socket.io/?EIO=4&transport=polling&sid=sid-000001 HTTP/1.1\r\nHost: a\r\n\
+          Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 30\r\n\r\n\
+          42[\"chat\",\"hi\"]\x1e42[\"chat\",\"2\"]",
+    );
+    add(
+        "pipelined",
+        3,
+        format!(
+            "GET /a HTTP/1.1\r\nHost: a\r\n\r\n\
+             POST /b HTTP/1.1\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\n40\
+             {CHUNKED}2\r\n40\r\n0\r\n\r\n\
+             GET /c HTTP/1.1\r\nConnection: close\r\n\r\n\
+             GET /d HTTP/1.1\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    add(
+        "chunked-extensions-trailers",
+        3 | INTERRUPT,
+        format!(
+            "{CHUNKED}5;name=value\r\nhello\r\n6 ; a ;b=\"c; d\"\t\r\n world\r\n\
+             001;x\r\n!\r\n0;last\r\nX-Checksum: abc\r\nX-Other:\t1 \r\n\r\nGET /next HTTP/1.1\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    add(
+        "chunked-over-limit",
+        1,
+        format!("{CHUNKED}6\r\n012345\r\n6\r\n6789ab\r\n0\r\n\r\n").as_bytes(),
+    );
+    add(
+        "chunked-exactly-limit-plus-one",
+        1,
+        format!("{CHUNKED}b\r\n0123456789a\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n").as_bytes(),
+    );
+    add(
+        "length-over-limit",
+        1,
+        b"POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\n01234567890123456789GET / HTTP/1.1\r\n\r\n",
+    );
+    add(
+        "expect-continue",
+        3,
+        b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc\
+          POST / HTTP/1.1\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1\r\nx\r\n0\r\n\r\n",
+    );
+    add(
+        "expect-continue-too-large",
+        2,
+        b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\nabc",
+    );
+    add(
+        "http10",
+        3,
+        b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+          POST / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\nx",
+    );
+    add(
+        "http10-chunked",
+        3,
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+    );
+    add(
+        "both-lengths",
+        3,
+        b"POST / HTTP/1.1\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n\
+          2\r\n40\r\n0\r\n\r\n",
+    );
+    add(
+        "other-codings",
+        3,
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n",
+    );
+    add(
+        "two-lengths",
+        3,
+        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    );
+    add(
+        "bare-lf-and-empty-lines",
+        3 | INTERRUPT,
+        b"\r\n\n\r\nGET /a HTTP/1.1\nHost: x\nX-A: 1\n\r\nPOST /b HTTP/1.1\nContent-Length: 1\n\nz",
+    );
+    add(
+        "bad-chunk-size",
+        3,
+        format!("{CHUNKED}zz\r\nab\r\n0\r\n\r\n").as_bytes(),
+    );
+    add(
+        "chunk-size-overflow",
+        3,
+        format!("{CHUNKED}1{:x}\r\nx", u64::MAX).as_bytes(),
+    );
+    add(
+        "chunk-line-too-long",
+        3,
+        format!("{CHUNKED}1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(1024)).as_bytes(),
+    );
+    add(
+        "chunk-data-without-crlf",
+        3,
+        format!("{CHUNKED}2\r\n40xx0\r\n\r\n").as_bytes(),
+    );
+    add(
+        "chunked-cut-short",
+        3,
+        format!("{CHUNKED}5;x=y\r\nhel").as_bytes(),
+    );
+    add(
+        "chunked-cut-short-by-timeout",
+        3 | END_WITH_ERROR,
+        format!("{CHUNKED}5;x=y\r\nhel").as_bytes(),
+    );
+    add(
+        "length-cut-short",
+        3 | END_WITH_ERROR | INTERRUPT,
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+    );
+    add(
+        "malformed-trailer",
+        3,
+        format!("{CHUNKED}0\r\nno colon\r\n\r\n").as_bytes(),
+    );
+    add(
+        "chunk-extensions-over-the-cap",
+        3,
+        format!(
+            "{CHUNKED}{}0\r\n\r\n",
+            format!("1;{}\r\nx\r\n", "e".repeat(1000)).repeat(17)
+        )
+        .as_bytes(),
+    );
+    add(
+        "head-too-large",
+        3,
+        format!("GET / HTTP/1.1\r\nCookie: {}\r\n\r\n", "c".repeat(65_536)).as_bytes(),
+    );
+    add(
+        "trailer-too-large",
+        3,
+        format!("{CHUNKED}0\r\nX-T: {}\r\n\r\n", "t".repeat(65_536)).as_bytes(),
+    );
+    add(
+        "too-many-headers",
+        3,
+        format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            (0..101)
+                .map(|i| format!("x-{i}: y\r\n"))
+                .collect::<String>()
+        )
+        .as_bytes(),
+    );
+    add(
+        "malformed-heads",
+        3,
+        b"GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+    );
+    add("http2", 3, b"GET / HTTP/2.0\r\n\r\n");
+    add(
+        "control-byte-in-value",
+        3,
+        b"POST / HTTP/1.1\r\nContent-Length: 3\x0c\r\n\r\nabc",
+    );
+    add(
+        "websocket-upgrade",
+        3,
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n\x81\x82\x12\x9a\x00\xff\x26\xaa",
+    );
+    add(
+        "absolute-target",
+        3,
+        b"OPTIONS * HTTP/1.1\r\n\r\nGET http://a.example/x?y HTTP/1.1\r\n\r\n\
+          CONNECT a.example:443 HTTP/1.1\r\n\r\n",
     );
 }

@@ -18,6 +18,12 @@
 //! §6.3 lets a server refuse, and no Socket.IO client sends either.
 //! An HTTP/1.1 request with `Expect: 100-continue` and a body gets `100 Continue` before its body
 //! is read ([`write_continue`]), unless it is refused first (see `next_request` in `serve.rs`).
+//!
+//! The reader reads from any [`Read`]: a `&TcpStream` in `serve.rs`, pieces of a fuzz input in
+//! the `threads_http1` target of `sockio-fuzz` (through [`fuzzing`]). A read returning `Ok(0)` is
+//! the end of the stream, `Interrupted` is retried, and any other error (a read timeout:
+//! `WouldBlock` or `TimedOut`) is [`Incoming::Closed`]. The end of the stream is
+//! [`Incoming::Closed`] too, except inside a chunked body, where it is malformed framing (400).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
@@ -104,8 +110,8 @@ impl HttpReader {
 
     /// Reads the next request, its body capped at `max_body + 1` bytes.
     #[cfg(test)]
-    pub fn read_request(&mut self, stream: &TcpStream, max_body: usize) -> Incoming {
-        match self.read_head(stream) {
+    pub fn read_request(&mut self, mut stream: impl Read, max_body: usize) -> Incoming {
+        match self.read_head(&mut stream) {
             Ok(head) => self.read_body(stream, head, max_body),
             Err(incoming) => incoming,
         }
@@ -113,17 +119,19 @@ impl HttpReader {
 
     /// Reads the next request's head, checking its framing. `Err` holds what to do instead:
     /// [`Incoming::Closed`] or [`Incoming::Bad`].
-    pub fn read_head(&mut self, stream: &TcpStream) -> Result<Head, Incoming> {
+    pub fn read_head(&mut self, mut stream: impl Read) -> Result<Head, Incoming> {
         // Each request starts with its whole body to read; and a body read leaves no cursor.
         self.unread = 0;
         debug_assert_eq!(self.pos, 0);
         // How much of the buffer was searched for the head's end without finding it: a head
         // that comes in small pieces is searched once, not once more per piece.
         let mut searched: usize = 0;
+        // Where the head starts: empty lines before a request line are skipped (RFC 9112 §2.2),
+        // but count towards the head's limit. Those skipped stay skipped as more comes (a CR
+        // alone at the end waits for its LF), so each is looked at once, not once per read.
+        let mut start: usize = 0;
         let (head_start, head_end) = loop {
-            // Empty lines before a request line are skipped (RFC 9112 §2.2), but count towards
-            // the head's limit.
-            let start = leading_empty_lines(&self.buf);
+            start += leading_empty_lines(&self.buf[start..]);
             // An end not in the part searched can only begin in its last two bytes (the LF of
             // an LF LF or an LF CR LF).
             let from = searched.saturating_sub(2).max(start);
@@ -137,7 +145,7 @@ impl HttpReader {
                     "request head too large",
                 ));
             }
-            match self.fill(stream) {
+            match self.fill(&mut stream) {
                 Ok(0) => return Err(Incoming::Closed),
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -170,7 +178,7 @@ impl HttpReader {
     /// [`Incoming::Closed`] when the peer went away before all of it came (or, for a chunked
     /// body, when a read failed); [`Incoming::Bad`] for malformed chunk framing, or a chunked
     /// body whose stream ended before its last chunk.
-    pub fn read_body(&mut self, stream: &TcpStream, head: Head, max_body: usize) -> Incoming {
+    pub fn read_body(&mut self, mut stream: impl Read, head: Head, max_body: usize) -> Incoming {
         let Head {
             method,
             uri,
@@ -181,8 +189,8 @@ impl HttpReader {
         } = head;
         let cap = max_body.saturating_add(1);
         let read = match framing {
-            Framing::Length(length) => self.read_sized(stream, length, cap),
-            Framing::Chunked => self.read_chunked(stream, cap).inspect_err(|incoming| {
+            Framing::Length(length) => self.read_sized(&mut stream, length, cap),
+            Framing::Chunked => self.read_chunked(&mut stream, cap).inspect_err(|incoming| {
                 // Where the refused body ends is unknown: what the client still sends is
                 // drained after the answer, so that closing does not reset the connection
                 // before the client has read the 400.
@@ -212,7 +220,7 @@ impl HttpReader {
     /// Reads a body of `length` bytes, at most `cap` of them; with it, whether it was all read.
     fn read_sized(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut impl Read,
         length: usize,
         cap: usize,
     ) -> Result<(Bytes, bool), Incoming> {
@@ -236,7 +244,11 @@ impl HttpReader {
     /// it was read to its end, trailer fields and final CRLF included. A body longer than `cap`
     /// is not read further (its rest is left [unread](Self::unread)): memory stays bounded by
     /// the limit, whatever the client sends.
-    fn read_chunked(&mut self, stream: &TcpStream, cap: usize) -> Result<(Bytes, bool), Incoming> {
+    fn read_chunked(
+        &mut self,
+        stream: &mut impl Read,
+        cap: usize,
+    ) -> Result<(Bytes, bool), Incoming> {
         let mut body = Vec::new();
         let mut extensions = 0;
         loop {
@@ -266,7 +278,7 @@ impl HttpReader {
     /// Appends the next `n` bytes of a chunk's data to `body`.
     fn read_chunk_data(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut impl Read,
         body: &mut Vec<u8>,
         n: usize,
     ) -> Result<(), Incoming> {
@@ -278,7 +290,7 @@ impl HttpReader {
     }
 
     /// Takes the CRLF that ends a chunk's data.
-    fn expect_crlf(&mut self, stream: &TcpStream) -> Result<(), Incoming> {
+    fn expect_crlf(&mut self, stream: &mut impl Read) -> Result<(), Incoming> {
         while self.buf.len() - self.pos < 2 {
             self.fill_chunked(stream)?;
         }
@@ -292,7 +304,7 @@ impl HttpReader {
     /// Reads the trailer section after the last chunk, up to and including its empty line, and
     /// drops it: nothing here reads trailer fields, but they must be well-formed and, like a
     /// head, at most [`MAX_HEAD`] bytes.
-    fn skip_trailer_fields(&mut self, stream: &TcpStream) -> Result<(), Incoming> {
+    fn skip_trailer_fields(&mut self, stream: &mut impl Read) -> Result<(), Incoming> {
         let mut budget = MAX_HEAD;
         loop {
             let too_long = (
@@ -319,7 +331,7 @@ impl HttpReader {
     /// is a line longer than `limit` bytes, with `too_long`.
     fn line_end(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut impl Read,
         limit: usize,
         too_long: (StatusCode, &'static str),
     ) -> Result<usize, Incoming> {
@@ -345,7 +357,7 @@ impl HttpReader {
 
     /// Reads more of a chunked body into the buffer. The stream ending inside the body is
     /// malformed framing (400), as is any cut-short chunked body; a failed read is a close.
-    fn fill_chunked(&mut self, stream: &TcpStream) -> Result<(), Incoming> {
+    fn fill_chunked(&mut self, stream: &mut impl Read) -> Result<(), Incoming> {
         loop {
             match self.fill(stream) {
                 Ok(0) => return Err(bad("chunked body cut short")),
@@ -361,7 +373,7 @@ impl HttpReader {
     /// `Ok(false)` when the stream ended first.
     fn read_exact_into(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut impl Read,
         body: &mut Vec<u8>,
         n: usize,
     ) -> io::Result<bool> {
@@ -372,13 +384,13 @@ impl HttpReader {
         if missing == 0 {
             return Ok(true);
         }
-        let read = stream.take(missing as u64).read_to_end(body)?;
+        let read = Read::take(stream, missing as u64).read_to_end(body)?;
         Ok(read == missing)
     }
 
     /// Reads once from `stream` onto the end of the buffer; how many bytes came (0 at the end of
     /// the stream).
-    fn fill(&mut self, mut stream: &TcpStream) -> io::Result<usize> {
+    fn fill(&mut self, stream: &mut impl Read) -> io::Result<usize> {
         // Straight into the buffer: a chunk array on the stack made this the deepest frame of
         // a connection thread, and every stack page a thread touched stays resident for the
         // connection's life (bench/ANALYSIS.md, "Threads runtime: stack pages").
@@ -509,6 +521,8 @@ fn is_field_line(line: &[u8]) -> bool {
 fn leading_empty_lines(buf: &[u8]) -> usize {
     let mut skipped = 0;
     loop {
+        #[cfg(test)]
+        tests::EMPTY_LINE_STEPS.with(|steps| steps.set(steps.get() + 1));
         match &buf[skipped..] {
             [b'\n', ..] => skipped += 1,
             [b'\r', b'\n', ..] => skipped += 2,
@@ -990,6 +1004,54 @@ mod tests {
         ));
     }
 
+    /// A stream giving one byte per read, as a client sending one byte per segment does.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let (Some(slot), Some((&byte, rest))) = (buf.first_mut(), self.0.split_first()) else {
+                return Ok(0);
+            };
+            *slot = byte;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    thread_local! {
+        /// Steps taken by `leading_empty_lines` on this thread: what the test below counts.
+        pub(super) static EMPTY_LINE_STEPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Empty lines before a request line that come a byte at a time are skipped once each, as a
+    /// head's end is searched for once: they were all looked at again after every read, in
+    /// steps quadratic in their length (64 KiB of them a byte per read took 3 s in a debug
+    /// build). Counted, not timed: at most one step per byte plus one per read.
+    #[test]
+    fn empty_lines_that_come_a_byte_at_a_time_are_skipped_once() {
+        let empty_lines = b"\r\n".repeat(MAX_HEAD / 2);
+        EMPTY_LINE_STEPS.with(|steps| steps.set(0));
+        let mut reader = HttpReader::default();
+        let refused = reader.read_head(Trickle(&empty_lines));
+        assert!(
+            matches!(
+                refused,
+                Err(Incoming::Bad(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    _
+                ))
+            ),
+            "{:?}",
+            refused.err()
+        );
+        let steps = EMPTY_LINE_STEPS.with(std::cell::Cell::get);
+        assert!(
+            steps <= 2 * empty_lines.len() + 2,
+            "{steps} steps for {} bytes",
+            empty_lines.len()
+        );
+    }
+
     /// A head that comes a few bytes at a time, its end split between reads in each way it can
     /// be (LF LF, LF CR LF), is found where it ends: the search resumes near where it stopped.
     #[test]
@@ -1356,3 +1418,5 @@ mod tests {
 
 #[cfg(test)]
 mod chunked_props;
+
+pub mod fuzzing;

@@ -83,6 +83,11 @@ mod thread_budget;
 mod timers;
 mod ws_writer;
 
+/// The HTTP/1.1 request reader for the fuzz target `threads_http1` (crate `sockio-fuzz`); not
+/// part of the API.
+#[doc(hidden)]
+pub use http1::fuzzing;
+
 pub use config::ServerBuilder;
 pub use emitter::{Emitter, ExternalEmit};
 pub use error::{CallError, EmitError, ServerError};
