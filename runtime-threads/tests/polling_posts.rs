@@ -111,8 +111,8 @@ fn chunked_posts_are_read_whole() {
 /// read: a client that does not wait for its POSTs' answers cannot queue events without bound.
 #[test]
 fn posts_wait_while_the_events_pile_up() {
-    // Sync handlers: the held one keeps every later event of the client queued.
-    let io = Server::builder().build();
+    // One client's events in order: the held handler keeps every later one queued.
+    let io = Server::builder().async_handlers(false).build();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = std::sync::Mutex::new(release_rx);
