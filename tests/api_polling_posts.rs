@@ -217,39 +217,48 @@ async fn chunked_posts_are_read_whole() {
 }
 
 /// While a client's events wait for a handler that has not finished, its next POSTs are not
-/// read: a client that does not wait for its POSTs' answers cannot queue events without bound.
+/// read: a client that does not wait for its POSTs' answers cannot queue events without bound,
+/// in number (more than the backlog's 1,024) or in size (two events of 1.6 M values, each over
+/// 50 MB once parsed, past `BACKLOG_BYTES`; the one the dispatcher holds, waiting for the held
+/// handler, is out of the queue).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_wait_while_the_events_pile_up() {
-    // One handler at a time: the held one keeps every later event of the client queued.
-    let io = Server::builder().handlers_per_client(1).build();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let held = release.clone();
-    io.on(
-        "hold",
-        move |_socket: Socket, _: Option<serde_json::Value>| {
-            let (started, held) = (started_tx.clone(), held.clone());
-            async move {
-                let _ = started.send(());
-                held.notified().await;
-            }
-        },
-    );
-    io.on(
-        "count",
-        |_socket: Socket, _: Option<serde_json::Value>| async {},
-    );
-    let run = api_support::serve(&io).await;
-    let addr = run.addr;
-    client(move || {
-        let uri = joined(addr);
-        sockio_testkit::raw_polling::assert_posts_wait_behind_a_backlog(
-            addr,
-            &uri,
-            2_000,
-            || started_rx.recv().expect("the hold handler starts"),
-            || release.notify_one(),
+    use sockio_testkit::raw_polling::{heavy_events, many_events};
+    for queued in [many_events(2_000), heavy_events(2, 1_600_000)] {
+        // One handler at a time: the held one keeps every later event of the client queued.
+        let io = Server::builder()
+            .handlers_per_client(1)
+            .max_http_buffer_size(8_000_000)
+            .build();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let held = release.clone();
+        io.on(
+            "hold",
+            move |_socket: Socket, _: Option<serde_json::Value>| {
+                let (started, held) = (started_tx.clone(), held.clone());
+                async move {
+                    let _ = started.send(());
+                    held.notified().await;
+                }
+            },
         );
-    })
-    .await;
+        io.on(
+            "count",
+            |_socket: Socket, _: Option<serde_json::Value>| async {},
+        );
+        let run = api_support::serve(&io).await;
+        let addr = run.addr;
+        client(move || {
+            let uri = joined(addr);
+            sockio_testkit::raw_polling::assert_posts_wait_behind_a_backlog(
+                addr,
+                &uri,
+                &queued,
+                || started_rx.recv().expect("the hold handler starts"),
+                || release.notify_one(),
+            );
+        })
+        .await;
+    }
 }

@@ -207,19 +207,90 @@ pub enum EmitError {
 /// for that client's answer (see [`backlog_allows_reading`]).
 pub const BACKLOG_GROWTH_WHILE_CALLED: usize = 4;
 
-/// Whether a runtime may read more from a client that has `queued` events waiting for its
-/// handlers, past which (`limit`) its reads pause. While `calls_waiting` of the server's `call`s
-/// wait for this client's answer, the limit is [`BACKLOG_GROWTH_WHILE_CALLED`] times higher: the
-/// answer may be behind a burst of the client's events, and pausing there would leave it unread
-/// until the call timed out (the handler waiting in `call` holds up the others).
-/// (`calls_waiting` is only asked for past the usual limit.)
+/// Most bytes ([`event_weight`]) a client's events waiting for its handlers may hold before its
+/// reads pause, whatever their number: a 1 MB message of short JSON values holds about 16 MB
+/// once parsed (32 bytes a value), so a count alone let a client whose handlers are slow have
+/// gigabytes waiting.
+pub const BACKLOG_BYTES: usize = 32 * 1024 * 1024;
+
+/// A client's events waiting for its handlers: how many, and what they hold ([`event_weight`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub events: usize,
+    pub bytes: usize,
+}
+
+impl Backlog {
+    /// Counts an event of `weight` in.
+    pub fn add(&mut self, weight: usize) {
+        self.events += 1;
+        self.bytes = self.bytes.saturating_add(weight);
+    }
+
+    /// Counts an event of `weight` out.
+    pub fn remove(&mut self, weight: usize) {
+        self.events = self.events.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(weight);
+    }
+
+    /// Below half of both limits (`limit` events, [`BACKLOG_BYTES`]): where a paused reader
+    /// resumes.
+    pub fn halved(&self, limit: usize) -> bool {
+        self.events < limit / 2 && self.bytes < BACKLOG_BYTES / 2
+    }
+}
+
+/// About how many bytes `event` holds while it waits for a handler: 32 per JSON value (the
+/// size of a `serde_json::Value`), its strings and object keys, its attachments; a small
+/// constant for the other events. Computed once, when the event is queued.
+pub fn event_weight(event: &SocketEvent) -> usize {
+    const EVENT: usize = 128;
+    match event {
+        SocketEvent::Event {
+            args, attachments, ..
+        }
+        | SocketEvent::Ack {
+            args, attachments, ..
+        } => {
+            let values: usize = args.iter().map(value_weight).sum();
+            let binary: usize = attachments.iter().map(bytes::Bytes::len).sum();
+            EVENT + values + binary
+        }
+        _ => EVENT,
+    }
+}
+
+/// A value's bytes by [`event_weight`]'s rule. Recursive: parsed values nest at most as deep as
+/// the decoder allows (`socketio::json`).
+fn value_weight(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(text) => text.len(),
+            Value::Array(items) => items.iter().map(value_weight).sum(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(key, value)| key.len() + value_weight(value))
+                .sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+/// Whether a runtime may read more from a client whose `queued` events wait for its handlers:
+/// not past `limit` of them nor past [`BACKLOG_BYTES`], where its reads pause. While
+/// `calls_waiting` of the server's `call`s wait for this client's answer, both limits are
+/// [`BACKLOG_GROWTH_WHILE_CALLED`] times higher: the answer may be behind a burst of the client's
+/// events, and pausing there would leave it unread until the call timed out (the handler waiting
+/// in `call` holds up the others). (`calls_waiting` is only asked for past the usual limits.)
 pub fn backlog_allows_reading(
-    queued: usize,
+    queued: Backlog,
     limit: usize,
     calls_waiting: impl FnOnce() -> usize,
 ) -> bool {
-    queued <= limit
-        || (queued <= limit.saturating_mul(BACKLOG_GROWTH_WHILE_CALLED) && calls_waiting() > 0)
+    let within = |growth: usize| {
+        queued.events <= limit.saturating_mul(growth)
+            && queued.bytes <= BACKLOG_BYTES.saturating_mul(growth)
+    };
+    within(1) || (within(BACKLOG_GROWTH_WHILE_CALLED) && calls_waiting() > 0)
 }
 
 /// A call (or an emit callback) did not get its answer.
@@ -765,7 +836,10 @@ impl TryFrom<SocketEvent> for ReceivedEvent {
 mod tests {
     #[test]
     fn the_backlog_may_grow_fourfold_while_a_call_waits() {
-        let allows = |queued, limit, calls| super::backlog_allows_reading(queued, limit, || calls);
+        let allows = |events, limit, calls| {
+            let queued = super::Backlog { events, bytes: 0 };
+            super::backlog_allows_reading(queued, limit, || calls)
+        };
         assert!(allows(256, 256, 0));
         assert!(!allows(257, 256, 0));
         assert!(allows(257, 256, 1));
@@ -773,6 +847,51 @@ mod tests {
         assert!(!allows(1025, 256, 1));
         // The raised limit saturates instead of overflowing.
         assert!(allows(usize::MAX, usize::MAX / 2, 1));
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_by_its_bytes_too() {
+        use super::{BACKLOG_BYTES, BACKLOG_GROWTH_WHILE_CALLED, Backlog};
+        let allows = |bytes, calls| {
+            let queued = Backlog { events: 2, bytes };
+            super::backlog_allows_reading(queued, 1024, || calls)
+        };
+        assert!(allows(BACKLOG_BYTES, 0));
+        assert!(!allows(BACKLOG_BYTES + 1, 0));
+        assert!(allows(BACKLOG_BYTES * BACKLOG_GROWTH_WHILE_CALLED, 1));
+        assert!(!allows(BACKLOG_BYTES * BACKLOG_GROWTH_WHILE_CALLED + 1, 1));
+        let mut backlog = Backlog::default();
+        backlog.add(BACKLOG_BYTES / 2);
+        assert!(!backlog.halved(1024), "half the bytes is not below half");
+        backlog.remove(BACKLOG_BYTES / 2);
+        assert_eq!(backlog, Backlog::default());
+        assert!(backlog.halved(1024));
+    }
+
+    #[test]
+    fn an_events_weight_counts_its_values_strings_and_attachments() {
+        use super::*;
+        let event = |args: Vec<Value>, attachments: Vec<bytes::Bytes>| SocketEvent::Event {
+            namespace: ByteString::from("/"),
+            sid: Sid::from("s"),
+            event: "e".to_owned(),
+            args,
+            attachments,
+            ack_id: None,
+        };
+        let value = std::mem::size_of::<Value>();
+        let empty = event_weight(&event(vec![], vec![]));
+        // `[0, 0, 0]` inside one argument: four values.
+        let zeros = event_weight(&event(vec![serde_json::json!([0, 0, 0])], vec![]));
+        assert_eq!(zeros - empty, 4 * value);
+        // A string's bytes, an object's keys.
+        let text = event_weight(&event(vec![serde_json::json!({"key": "hello"})], vec![]));
+        assert_eq!(text - empty, 2 * value + 3 + 5);
+        let binary = event_weight(&event(vec![], vec![bytes::Bytes::from(vec![0; 1000])]));
+        assert_eq!(binary - empty, 1000);
+        // The weight of a message of many short values is many times its text.
+        let many = vec![serde_json::json!(0); 1000];
+        assert!(event_weight(&event(many, vec![])) - empty >= 16 * 2 * 1000);
     }
 
     use super::*;

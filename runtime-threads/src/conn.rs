@@ -37,8 +37,8 @@ pub(crate) fn sleep_while(mut busy: impl FnMut() -> bool) {
     }
 }
 
-use sockio_core::api::AckOrEvent;
 pub(crate) use sockio_core::api::AckOutcome;
+use sockio_core::api::{AckOrEvent, Backlog, event_weight};
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
@@ -78,7 +78,10 @@ pub(crate) struct ConnState {
 }
 
 struct EventQueue {
-    events: VecDeque<SocketEvent>,
+    /// Each with its weight (`sockio_core::api::event_weight`), counted in `backlog`.
+    events: VecDeque<(SocketEvent, usize)>,
+    /// How many events wait in `events`, and what they hold.
+    backlog: Backlog,
     /// A pool job is queued or running for this connection, or the connection's dispatch is
     /// parked (see `parked`): either way nobody else may start one.
     scheduled: bool,
@@ -114,14 +117,24 @@ impl EventQueue {
     /// Queues `events` in order; true when the connection needs a dispatcher (none is queued,
     /// running or parked).
     fn push(&mut self, events: Vec<SocketEvent>) -> bool {
-        self.events.extend(events);
+        for event in events {
+            let weight = event_weight(&event);
+            self.backlog.add(weight);
+            self.events.push_back((event, weight));
+        }
         !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    fn pop(&mut self) -> Option<SocketEvent> {
+        let (event, weight) = sockio_core::queue::pop_front_releasing(&mut self.events)?;
+        self.backlog.remove(weight);
+        Some(event)
     }
 
     /// See [`ConnCell::next_event`].
     fn next(&mut self, cap: Option<usize>) -> Next {
         if let Some(cap) = cap
-            && matches!(self.events.front(), Some(SocketEvent::Event { .. }))
+            && matches!(self.events.front(), Some((SocketEvent::Event { .. }, _)))
         {
             if self.in_flight >= cap {
                 self.parked = true;
@@ -129,13 +142,13 @@ impl EventQueue {
             }
             self.in_flight += 1;
             if self.events.len() == 1
-                && let Some(event) = sockio_core::queue::pop_front_releasing(&mut self.events)
+                && let Some(event) = self.pop()
             {
                 self.scheduled = false;
                 return Next::Last(event);
             }
         }
-        match sockio_core::queue::pop_front_releasing(&mut self.events) {
+        match self.pop() {
             Some(event) => Next::Event(event),
             None => {
                 self.scheduled = false;
@@ -187,6 +200,7 @@ impl ConnCell {
             }),
             queue: Mutex::new(EventQueue {
                 events: VecDeque::new(),
+                backlog: Backlog::default(),
                 scheduled: false,
                 in_flight: 0,
                 parked: false,
@@ -234,7 +248,8 @@ impl ConnCell {
     /// Whether the thread reading from the client may read on, given its backlog of events
     /// and `limit` (`sockio_core::api::backlog_allows_reading`).
     pub fn backlog_allows_reading(&self, limit: usize) -> bool {
-        sockio_core::api::backlog_allows_reading(self.queued_events(), limit, || {
+        let backlog = lock(&self.queue).backlog;
+        sockio_core::api::backlog_allows_reading(backlog, limit, || {
             self.calls_waiting.load(Ordering::SeqCst)
         })
     }
@@ -292,6 +307,7 @@ impl ConnCell {
     }
 
     /// Events waiting for the pool.
+    #[cfg(test)]
     pub fn queued_events(&self) -> usize {
         lock(&self.queue).events.len()
     }
@@ -372,6 +388,7 @@ mod tests {
     fn queue() -> EventQueue {
         EventQueue {
             events: VecDeque::new(),
+            backlog: Backlog::default(),
             scheduled: false,
             in_flight: 0,
             parked: false,

@@ -108,30 +108,38 @@ fn chunked_posts_are_read_whole() {
 }
 
 /// While a client's events wait for a handler that has not finished, its next POSTs are not
-/// read: a client that does not wait for its POSTs' answers cannot queue events without bound.
+/// read: a client that does not wait for its POSTs' answers cannot queue events without bound,
+/// in number (more than the backlog's 256) or in size (two events of 1.6 M values, each over
+/// 50 MB once parsed, past `BACKLOG_BYTES`).
 #[test]
 fn posts_wait_while_the_events_pile_up() {
-    // One client's events in order: the held handler keeps every later one queued.
-    let io = Server::builder().async_handlers(false).build();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = std::sync::Mutex::new(release_rx);
-    io.on(
-        "hold",
-        move |_socket: Socket, _: Option<serde_json::Value>| {
-            let _ = started_tx.send(());
-            let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        },
-    );
-    io.on("count", |_socket: Socket, _: Option<serde_json::Value>| {});
-    let addr = support::serve(&io);
-    let uri = joined(addr);
-    sockio_testkit::raw_polling::assert_posts_wait_behind_a_backlog(
-        addr,
-        &uri,
-        2_000,
-        || started_rx.recv().expect("the hold handler starts"),
-        || release_tx.send(()).expect("the hold handler waits"),
-    );
-    io.abort();
+    use sockio_testkit::raw_polling::{heavy_events, many_events};
+    for queued in [many_events(2_000), heavy_events(2, 1_600_000)] {
+        // One client's events in order: the held handler keeps every later one queued.
+        let io = Server::builder()
+            .async_handlers(false)
+            .max_http_buffer_size(8_000_000)
+            .build();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        io.on(
+            "hold",
+            move |_socket: Socket, _: Option<serde_json::Value>| {
+                let _ = started_tx.send(());
+                let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            },
+        );
+        io.on("count", |_socket: Socket, _: Option<serde_json::Value>| {});
+        let addr = support::serve(&io);
+        let uri = joined(addr);
+        sockio_testkit::raw_polling::assert_posts_wait_behind_a_backlog(
+            addr,
+            &uri,
+            &queued,
+            || started_rx.recv().expect("the hold handler starts"),
+            || release_tx.send(()).expect("the hold handler waits"),
+        );
+        io.abort();
+    }
 }

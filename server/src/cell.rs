@@ -24,7 +24,7 @@ use sockio_core::timer::Arming;
 use crate::wake_signal::WakeSignal;
 
 pub(crate) use sockio_core::api::AckOutcome;
-use sockio_core::api::{AckOrEvent, backlog_allows_reading};
+use sockio_core::api::{AckOrEvent, Backlog, backlog_allows_reading, event_weight};
 
 pub(crate) type AckCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
@@ -52,7 +52,10 @@ pub(crate) struct ConnState {
     pub acks: BTreeMap<u64, AckCallback>,
     /// Events waiting for the connection's dispatcher. Filled under the lock by every input, so
     /// no event is lost when the future that fed the input is cancelled.
-    pub dispatch_queue: VecDeque<SocketEvent>,
+    /// Each with its weight (`sockio_core::api::event_weight`), counted in `backlog`.
+    dispatch_queue: VecDeque<(SocketEvent, usize)>,
+    /// How many events wait in `dispatch_queue`, and what they hold.
+    backlog: Backlog,
     /// Someone (the connection's task, or the WebSocket task handling its own events) is handling
     /// this connection's events; kept under the same lock as the queue so that giving the role up
     /// and queueing an event cannot interleave and strand the event.
@@ -123,6 +126,7 @@ impl ConnCell {
                 ws_writers: SmallMap::new(),
                 acks: BTreeMap::new(),
                 dispatch_queue: VecDeque::new(),
+                backlog: Backlog::default(),
                 dispatching: false,
                 throttled: false,
                 arming: Arming::default(),
@@ -256,12 +260,17 @@ impl ConnCell {
             state.dispatching,
             "events taken without the dispatcher's role"
         );
-        let event = sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue);
+        let event = sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue).map(
+            |(event, weight)| {
+                state.backlog.remove(weight);
+                event
+            },
+        );
         if event.is_none() {
             state.dispatching = false;
         }
         let wake_readers =
-            event.is_some() && state.throttled && state.dispatch_queue.len() < DISPATCH_BACKLOG / 2;
+            event.is_some() && state.throttled && state.backlog.halved(DISPATCH_BACKLOG);
         if wake_readers {
             state.throttled = false;
         }
@@ -340,7 +349,7 @@ impl ConnCell {
     /// connection is over); if not and `waiting`, the reader is marked as waiting.
     fn backlog_allows_reading(&self, waiting: bool) -> bool {
         let mut state = self.lock();
-        let allows = backlog_allows_reading(state.dispatch_queue.len(), DISPATCH_BACKLOG, || {
+        let allows = backlog_allows_reading(state.backlog, DISPATCH_BACKLOG, || {
             self.calls_waiting.load(Ordering::SeqCst)
         }) || (state.conn.is_closed() && state.dispatch_queue.is_empty());
         if !allows && waiting {
@@ -449,6 +458,14 @@ impl ConnState {
         self.queue_for_dispatch(event, claim, drained);
     }
 
+    /// Empties the dispatch queue: the events nobody will handle (the connection is abandoned).
+    pub fn take_dispatch_queue(&mut self) -> impl Iterator<Item = SocketEvent> + use<> {
+        self.backlog = Backlog::default();
+        std::mem::take(&mut self.dispatch_queue)
+            .into_iter()
+            .map(|(event, _)| event)
+    }
+
     fn queue_for_dispatch(&mut self, event: SocketEvent, claim: bool, drained: &mut Drained) {
         // Nothing waits before it and nobody dispatches: the queue would hand this event to the
         // claimer at once anyway.
@@ -457,7 +474,10 @@ impl ConnState {
             *drained = Drained::Claimed(event);
             return;
         }
-        self.dispatch_queue.push_back(event);
+        // Weighed only here: an event handed over at once is never counted.
+        let weight = event_weight(&event);
+        self.backlog.add(weight);
+        self.dispatch_queue.push_back((event, weight));
         if matches!(drained, Drained::Nothing) {
             *drained = Drained::Queued;
         }

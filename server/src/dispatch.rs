@@ -351,9 +351,9 @@ impl<Rt: Runtime> Server<Rt> {
                         .map(|(namespace, sid)| (namespace.clone(), sid.clone())),
                 );
                 state.conn.close(now, CloseReason::TransportClose);
-                std::mem::take(&mut state.dispatch_queue)
+                state.take_dispatch_queue()
             });
-            sockets.extend(unhandled.into_iter().filter_map(|event| match event {
+            sockets.extend(unhandled.filter_map(|event| match event {
                 SocketEvent::Disconnect { namespace, sid, .. } => Some((namespace, sid)),
                 _ => None,
             }));

@@ -191,10 +191,24 @@ pub fn assert_overlap_refused(addr: SocketAddr, target: &str, mut first: TcpStre
     }
 }
 
+/// A POST body of `events` `count` events: more than a server's dispatch backlog takes.
+pub fn many_events(events: usize) -> String {
+    vec![r#"42["count"]"#; events].join("\x1e")
+}
+
+/// A POST body of `events` `count` events whose argument is an array of `values` zeros:
+/// `values` of 32 bytes or more (50 MB and more for 1.6 M of them) once parsed, from 2 bytes of
+/// text each.
+pub fn heavy_events(events: usize, values: usize) -> String {
+    let one = format!(r#"42["count",[{}]]"#, vec!["0"; values].join(","));
+    vec![one; events].join("\x1e")
+}
+
 /// Checks that a client's POSTs are not read while its events pile up unhandled. Session `uri`
-/// (joined to `/`) is sent, in one POST, a `hold` event and `events` more `count` events (more
-/// than the server's dispatch backlog); `held` returns once the `hold` handler has started (the
-/// events are then queued), and that handler must wait until `release` is called. Two more
+/// (joined to `/`) is sent, in one POST, a `hold` event and then `queued` (more than the
+/// server's dispatch backlog takes, in number or in size: [`many_events`], [`heavy_events`]);
+/// `held` returns once the `hold` handler has started (the events are then queued), and that
+/// handler must wait until `release` is called. Two more
 /// POSTs, each on a connection of its own and not waiting for the others' answers, as a client
 /// flooding the server would send them: the server must leave them unread, and one of them,
 /// overlapping the other, gets 400 while the handler is still held (the other, when answered
@@ -203,14 +217,11 @@ pub fn assert_overlap_refused(addr: SocketAddr, target: &str, mut first: TcpStre
 pub fn assert_posts_wait_behind_a_backlog(
     addr: SocketAddr,
     uri: &str,
-    events: usize,
+    queued: &str,
     held: impl FnOnce(),
     release: impl FnOnce(),
 ) {
-    let mut flood = String::from(r#"42["hold"]"#);
-    for _ in 0..events {
-        flood.push_str("\x1e42[\"count\"]");
-    }
+    let flood = format!("42[\"hold\"]\x1e{queued}");
     let target = uri.to_owned();
     let first = std::thread::spawn(move || request(addr, "POST", &target, flood.as_bytes()));
     held();
