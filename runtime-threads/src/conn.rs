@@ -116,9 +116,8 @@ impl EventQueue {
 
     /// Queues `events` in order; true when the connection needs a dispatcher (none is queued,
     /// running or parked).
-    fn push(&mut self, events: Vec<SocketEvent>) -> bool {
-        for event in events {
-            let weight = event_weight(&event);
+    fn push(&mut self, events: Vec<(SocketEvent, usize)>) -> bool {
+        for (event, weight) in events {
             self.backlog.add(weight);
             self.events.push_back((event, weight));
         }
@@ -279,6 +278,14 @@ impl ConnCell {
             // them as soon as they are queued, and uncounts each when handled): counted after,
             // the count could read zero while one of them runs, and a graceful shutdown return.
             busy.fetch_add(events.len(), Ordering::SeqCst);
+            // Weighed before the queue's lock is taken, which the pool's dispatchers wait on.
+            let events: Vec<_> = events
+                .into_iter()
+                .map(|event| {
+                    let weight = event_weight(&event);
+                    (event, weight)
+                })
+                .collect();
             // Queued under the connection's lock, so events keep the order the core made them in
             // even when several threads drive the connection.
             lock(&self.queue).push(events)
@@ -395,6 +402,16 @@ mod tests {
         }
     }
 
+    fn weighed(events: Vec<SocketEvent>) -> Vec<(SocketEvent, usize)> {
+        events
+            .into_iter()
+            .map(|event| {
+                let weight = event_weight(&event);
+                (event, weight)
+            })
+            .collect()
+    }
+
     fn event(name: &str) -> SocketEvent {
         SocketEvent::Event {
             namespace: ByteString::from_static("/"),
@@ -444,7 +461,7 @@ mod tests {
     #[test]
     fn the_last_application_event_unschedules_the_dispatcher_so_the_next_one_starts_another() {
         let mut queue = queue();
-        assert!(queue.push(vec![event("a"), event("b")]));
+        assert!(queue.push(weighed(vec![event("a"), event("b")])));
         let first = queue.next(Some(4));
         assert!(matches!(first, Next::Event(_)), "{}", name(&first));
         let last = queue.next(Some(4));
@@ -453,41 +470,49 @@ mod tests {
         assert_eq!(queue.in_flight, 2, "each handler holds a slot");
         // The dispatcher that took `b` runs its handler; an event arriving meanwhile must not
         // wait for that handler.
-        assert!(queue.push(vec![event("c")]), "a new dispatcher is needed");
+        assert!(
+            queue.push(weighed(vec![event("c")])),
+            "a new dispatcher is needed"
+        );
     }
 
     #[test]
     fn the_last_event_of_another_kind_keeps_the_dispatcher_until_it_is_handled() {
         let mut queue = queue();
-        assert!(queue.push(vec![SocketEvent::Closed(CloseReason::TransportClose)]));
+        assert!(queue.push(weighed(vec![SocketEvent::Closed(
+            CloseReason::TransportClose
+        )])));
         assert!(matches!(
             queue.next(Some(4)),
             Next::Event(SocketEvent::Closed(_))
         ));
         // An event behind a connect or close waits for its dispatcher to finish it.
-        assert!(!queue.push(vec![event("a")]));
+        assert!(!queue.push(weighed(vec![event("a")])));
         assert!(matches!(queue.next(Some(4)), Next::Last(_)));
     }
 
     #[test]
     fn without_a_cap_events_are_handled_in_order_by_one_dispatcher() {
         let mut queue = queue();
-        assert!(queue.push(vec![event("a")]));
+        assert!(queue.push(weighed(vec![event("a")])));
         let next = queue.next(None);
         assert!(matches!(next, Next::Event(_)), "{}", name(&next));
-        assert!(!queue.push(vec![event("b")]));
+        assert!(!queue.push(weighed(vec![event("b")])));
         assert_eq!(name(&queue.next(None)), "b");
         assert!(matches!(queue.next(None), Next::Empty));
-        assert!(queue.push(vec![event("c")]));
+        assert!(queue.push(weighed(vec![event("c")])));
     }
 
     #[test]
     fn a_full_cap_parks_the_dispatcher_until_a_handler_finishes() {
         let mut queue = queue();
-        assert!(queue.push(vec![event("a"), event("b")]));
+        assert!(queue.push(weighed(vec![event("a"), event("b")])));
         assert!(matches!(queue.next(Some(1)), Next::Event(_)));
         assert!(matches!(queue.next(Some(1)), Next::Parked));
-        assert!(!queue.push(vec![event("c")]), "parked counts as scheduled");
+        assert!(
+            !queue.push(weighed(vec![event("c")])),
+            "parked counts as scheduled"
+        );
         assert!(
             queue.handler_finished(),
             "the finishing handler resumes dispatch"

@@ -831,6 +831,11 @@ impl Server {
     /// answer); a client that sent `Expect: 100-continue` has sent no body yet and, answered
     /// without `100 Continue`, may send none: answer and close instead of waiting for it.
     ///
+    /// This blocks while the session's client has more events waiting for its handlers than
+    /// the backlog takes (SECURITY.md, "events waiting for one client's handlers"), as a
+    /// standalone server leaves such a client's next POST unread: for as long as its handlers
+    /// take to catch up.
+    ///
     /// An origin predicate (`cors_allowed_origins` as a function) must give the same answer for
     /// the head here and for the whole request later: a POST refused only when handled would
     /// leave its session waiting for that POST, and the client's next POST would be refused as

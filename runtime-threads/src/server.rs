@@ -1711,7 +1711,6 @@ fn refuse_unhandleable(event: &str) {
     }
 }
 
-/// Acknowledgement callbacks as steps of a batch run apart.
 /// The handler registry, read. A registration that panicked (a handler's `Drop`, say) leaves
 /// it poisoned but whole, so it is read on: refusing to read it would accept every connection
 /// without its connect handler, and drop every event.
@@ -1719,6 +1718,7 @@ fn read_handlers<T>(handlers: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     handlers.read().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Acknowledgement callbacks as steps of a batch run apart.
 fn callback_steps(callbacks: Vec<(AckCallback, AckOutcome)>) -> impl Iterator<Item = Step> {
     callbacks
         .into_iter()

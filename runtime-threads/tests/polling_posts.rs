@@ -137,7 +137,11 @@ fn posts_wait_while_the_events_pile_up() {
             addr,
             &uri,
             &queued,
-            || started_rx.recv().expect("the hold handler starts"),
+            || {
+                started_rx
+                    .recv_timeout(std::time::Duration::from_secs(15))
+                    .expect("the hold handler starts");
+            },
             || release_tx.send(()).expect("the hold handler waits"),
         );
         io.abort();

@@ -199,25 +199,34 @@ fn put_binary_length(out: &mut BytesMut, len: usize) {
 /// no packets. The data of a body's only packet is sliced out of `body` without copying; that
 /// of several packets is copied out, each into its own allocation.
 pub fn decode_payload(body: Bytes, version: ProtocolVersion, binary_body: bool) -> DecodedPayload {
+    let within = body.as_ptr_range();
     let mut decoded = decode_sliced(body, version, binary_body);
     if decoded.packets.len() > 1 {
-        // Each packet's data is a slice of the body and would keep all of it alive: one packet
+        // Each packet's data sliced out of the body would keep all of it alive: one packet
         // echoed into the outbound queue, which counts only its own bytes, could pin a whole
         // body (1 MB behind a 1-byte frame, thousands of times over). A body of one packet is
-        // about that packet, so it stays shared.
+        // about that packet, so it stays shared; data decoded into a buffer of its own (base64)
+        // is not copied again.
         for packet in &mut decoded.packets {
-            packet.data = owned(&packet.data);
+            if let Some(data) = owned_if_in(&packet.data, &within) {
+                packet.data = data;
+            }
         }
     }
     decoded
 }
 
-/// `data` in an allocation of its own.
-fn owned(data: &PacketData) -> PacketData {
+/// `data` in an allocation of its own, when it lies in `body` (`None`: it does not).
+fn owned_if_in(data: &PacketData, body: &std::ops::Range<*const u8>) -> Option<PacketData> {
     match data {
-        PacketData::Empty => PacketData::Empty,
-        PacketData::Text(text) => PacketData::Text(ByteString::from(&**text)),
-        PacketData::Binary(bytes) => PacketData::Binary(Bytes::copy_from_slice(bytes)),
+        PacketData::Empty => None,
+        PacketData::Text(text) if body.contains(&text.as_ptr()) => {
+            Some(PacketData::Text(ByteString::from(&**text)))
+        }
+        PacketData::Binary(bytes) if body.contains(&bytes.as_ptr()) => {
+            Some(PacketData::Binary(Bytes::copy_from_slice(bytes)))
+        }
+        PacketData::Text(_) | PacketData::Binary(_) => None,
     }
 }
 
