@@ -167,16 +167,11 @@ a.emit("relay", deepest);
         },
     );
     let server_b = clustered::<sockio::tokio::Tokio>(&manager);
-    let mut addrs = Vec::new();
-    for server in [&server_a, &server_b] {
-        let (listener, bound) = listen().await;
-        let serving = server.clone();
-        tokio::spawn(async move { serving.serve_listener(listener).await });
-        addrs.push(bound);
-    }
+    let url_a = api_support::serve(&server_a).await.url;
+    let url_b = api_support::serve(&server_b).await.url;
     wait_for_subscribers(&addr, &channel, 2).await;
-    let script = DEEP_CLIENTS.replace("URL_B", &format!("\"http://{}\"", addrs[1]));
-    let mut client = Node::spawn(&format!("http://{}", addrs[0]), &script);
+    let script = DEEP_CLIENTS.replace("URL_B", &format!("{url_b:?}"));
+    let mut client = Node::spawn(&url_a, &script);
     assert_eq!(client.expect("received").await, json!(126));
 }
 
@@ -1576,16 +1571,11 @@ async fn redis_connections_cut_mid_run_come_back() {
     };
     let server_a = clustered::<sockio::tokio::Tokio>(&manager);
     let server_b = clustered::<sockio::tokio::Tokio>(&manager);
-    let mut urls = Vec::new();
-    for server in [&server_a, &server_b] {
-        let (listener, server_addr) = listen().await;
-        let serving = server.clone();
-        tokio::spawn(async move { serving.serve_listener(listener).await });
-        urls.push(format!("http://{server_addr}"));
-    }
+    let url_a = api_support::serve(&server_a).await.url;
+    let url_b = api_support::serve(&server_b).await.url;
     wait_for_subscribers(&addr, &channel, 2).await;
-    let script = CLIENTS.replace("URL_B", &format!("\"{}\"", urls[1]));
-    let mut client = Node::spawn(&urls[0], &script);
+    let script = CLIENTS.replace("URL_B", &format!("{url_b:?}"));
+    let mut client = Node::spawn(&url_a, &script);
     client.expect("sids").await;
     server_a.emit("before", &()).await.expect("emit");
     let seen = two_events(&mut client).await;
