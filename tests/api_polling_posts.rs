@@ -266,3 +266,54 @@ async fn posts_wait_while_the_events_pile_up() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_is_handed_over_as_its_events_are_handled() {
+    // One handler at a time: the held one keeps every later event of the client queued.
+    let io = Server::builder().handlers_per_client(1).build();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    io.on(
+        "hold",
+        move |_socket: Socket, _: Option<serde_json::Value>| {
+            let (started, held) = (started_tx.clone(), held.clone());
+            async move {
+                let _ = started.send(());
+                held.notified().await;
+            }
+        },
+    );
+    let (counted_tx, counted_rx) = std::sync::mpsc::channel();
+    io.on("count", move |_socket: Socket, index: usize| {
+        let _ = counted_tx.send(index);
+        async {}
+    });
+    let run = api_support::serve(&io).await;
+    let addr = run.addr;
+    client(move || {
+        let uri = joined(addr);
+        let events = 3_000;
+        sockio_testkit::raw_polling::assert_a_post_is_handed_over_in_steps(
+            addr,
+            &uri,
+            events,
+            || {
+                started_rx
+                    .recv_timeout(std::time::Duration::from_secs(15))
+                    .expect("the hold handler starts");
+            },
+            || release.notify_one(),
+            || {
+                (0..events)
+                    .map_while(|_| {
+                        counted_rx
+                            .recv_timeout(std::time::Duration::from_secs(15))
+                            .ok()
+                    })
+                    .collect()
+            },
+        );
+    })
+    .await;
+}

@@ -213,6 +213,16 @@ pub const BACKLOG_GROWTH_WHILE_CALLED: usize = 4;
 /// gigabytes waiting.
 pub const BACKLOG_BYTES: usize = 32 * 1024 * 1024;
 
+/// Most messages one step of a POST hands over when a runtime steps them
+/// ([`Connection::step_posts`](crate::socketio::Connection::step_posts)): the runtime takes the
+/// next step only while [`backlog_allows_reading`], so one POST adds at most this many events to
+/// a backlog at its limit, as a WebSocket adds one message (a 1 MB body of short events held
+/// about 150,000 of them at once).
+pub const POST_STEP_MESSAGES: std::num::NonZeroU32 = match std::num::NonZeroU32::new(64) {
+    Some(messages) => messages,
+    None => unreachable!(),
+};
+
 /// A client's events waiting for its handlers: how many, and what they hold ([`event_weight`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Backlog {

@@ -25,6 +25,13 @@ use sockio_core::hub::Hub;
 use sockio_core::socketio::{self, Connection, SocketConfig, SocketEvent};
 
 /// With `SOCKIO_FUZZ_TRACE` set, the driver prints what it does (to debug a failing input).
+/// Most messages one step of a POST hands over (`Connection::step_posts`): small, so that
+/// the scripts' bodies are stepped and what happens between steps is explored.
+pub const POST_STEP: std::num::NonZeroU32 = match std::num::NonZeroU32::new(2) {
+    Some(step) => step,
+    None => unreachable!(),
+};
+
 fn tracing() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("SOCKIO_FUZZ_TRACE").is_some())
@@ -261,10 +268,12 @@ impl Driver {
                     !self.conns.contains_key(&sid),
                     "handshake reused the live sid {sid}"
                 );
+                let mut connection = *connection;
+                connection.step_posts(POST_STEP);
                 self.conns.insert(
                     sid.clone(),
                     Conn {
-                        connection: *connection,
+                        connection,
                         closed_reported: false,
                     },
                 );
@@ -616,6 +625,17 @@ impl Driver {
             self.command(&sid, |c, now| {
                 let _ = c.accept_connect(now, &namespace);
             });
+        }
+        // The application catches up: the POSTs handled in steps are handed over to the end.
+        let sids: Vec<Sid> = self.conns.keys().cloned().collect();
+        for sid in sids {
+            while self
+                .conns
+                .get(&sid)
+                .is_some_and(|c| c.connection.post_unfinished())
+            {
+                self.command(&sid, |c, now| c.handle_post_step(now));
+            }
         }
         self.advance(Duration::from_secs(600));
         let left: Vec<String> = self

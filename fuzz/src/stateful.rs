@@ -63,7 +63,11 @@ pub mod op {
     /// `client`, `leaves` (bit 0): the body of the client's oldest started POST comes, or its
     /// client goes away.
     pub const POST_END: u8 = 19;
-    pub const COUNT: u8 = 20;
+    /// `client`: the application has caught up, and the next step of the client's POST is
+    /// handed over (connections step their POSTs by [`POST_STEP`](crate::driver::POST_STEP)
+    /// messages, as the runtimes do).
+    pub const POST_STEP: u8 = 20;
+    pub const COUNT: u8 = 21;
 }
 
 /// Rooms the script can name.
@@ -446,6 +450,13 @@ fn step(driver: &mut Driver, clients: &mut Vec<Client>, input: &mut Input) {
                     _ => {}
                 }
             }
+        }
+        op::POST_STEP => {
+            let Some(i) = pick(clients, input.u8()) else {
+                return;
+            };
+            let sid = clients[i].sid.clone();
+            driver.command(&sid, |c, now| c.handle_post_step(now));
         }
         _ => unreachable!("opcode taken modulo op::COUNT"),
     }

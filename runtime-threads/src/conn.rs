@@ -187,7 +187,10 @@ pub(crate) struct Driven<R> {
 }
 
 impl ConnCell {
-    pub fn new(conn: Box<Connection>) -> Arc<Self> {
+    pub fn new(mut conn: Box<Connection>) -> Arc<Self> {
+        // A POST's events join the backlog a step at a time, each step taken only while the
+        // backlog has room (`serve`'s `poll`), as a WebSocket's are read.
+        conn.step_posts(sockio_core::api::POST_STEP_MESSAGES);
         Arc::new(ConnCell {
             sid: conn.sid().clone(),
             state: Mutex::new(ConnState {

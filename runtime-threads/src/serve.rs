@@ -948,6 +948,14 @@ impl Server {
             // A POST's answer is written only once the callbacks its messages settled have run.
             cell.feeding(drive);
             self.wait_for_dispatch(&cell);
+            // A POST of more events than one step (`Connection::step_posts`): each next step
+            // once the client's backlog has room, and the answer after the last.
+            while cell.lock().conn.post_unfinished() {
+                cell.feeding(|| {
+                    self.drive(&cell, |state, now| state.conn.handle_post_step(now));
+                });
+                self.wait_for_dispatch(&cell);
+            }
         } else {
             drive();
         }

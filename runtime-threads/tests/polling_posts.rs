@@ -147,3 +147,51 @@ fn posts_wait_while_the_events_pile_up() {
         io.abort();
     }
 }
+
+#[test]
+fn a_post_is_handed_over_as_its_events_are_handled() {
+    // One client's events in order: the held handler keeps every later one queued.
+    let io = Server::builder().async_handlers(false).build();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    io.on(
+        "hold",
+        move |_socket: Socket, _: Option<serde_json::Value>| {
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        },
+    );
+    let (counted_tx, counted_rx) = std::sync::mpsc::channel();
+    let counted_tx = std::sync::Mutex::new(counted_tx);
+    io.on("count", move |_socket: Socket, index: usize| {
+        let _ = counted_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(index);
+    });
+    let addr = support::serve(&io);
+    let uri = joined(addr);
+    let events = 3_000;
+    sockio_testkit::raw_polling::assert_a_post_is_handed_over_in_steps(
+        addr,
+        &uri,
+        events,
+        || {
+            started_rx
+                .recv_timeout(std::time::Duration::from_secs(15))
+                .expect("the hold handler starts");
+        },
+        || release_tx.send(()).expect("the hold handler waits"),
+        || {
+            (0..events)
+                .map_while(|_| {
+                    counted_rx
+                        .recv_timeout(std::time::Duration::from_secs(15))
+                        .ok()
+                })
+                .collect()
+        },
+    );
+    io.abort();
+}

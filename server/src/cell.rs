@@ -117,7 +117,10 @@ impl Drop for CallWaiting<'_> {
 }
 
 impl ConnCell {
-    pub fn new(conn: Connection) -> Arc<Self> {
+    pub fn new(mut conn: Connection) -> Arc<Self> {
+        // A POST's events join the backlog a step at a time, each step taken only while the
+        // backlog has room (`Server::poll`), as a WebSocket's are read.
+        conn.step_posts(sockio_core::api::POST_STEP_MESSAGES);
         Arc::new(ConnCell {
             sid: conn.sid().clone(),
             state: Mutex::new(ConnState {

@@ -444,6 +444,14 @@ impl<Rt: Runtime> Server<Rt> {
             id,
             answered: false,
         };
+        // A POST of more events than one step (`Connection::step_posts`): each next step once
+        // the client's backlog has room, and the answer after the last.
+        while cell.lock().conn.post_unfinished() {
+            if let Some(caught_up) = cell.throttle() {
+                caught_up.await;
+            }
+            cell.drive(|state, now| state.conn.handle_post_step(now));
+        }
         let response = rx.await;
         held.answered = true;
         if request.method() == http::Method::POST {

@@ -3,7 +3,7 @@
 //! still on its way (PROTOCOL 1.4: the reference server answers the second with 400 and ends the
 //! session). Every runtime's tests use these against their own server.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -260,6 +260,59 @@ pub fn assert_posts_wait_behind_a_backlog(
         post.join().expect("a POST's thread");
     }
     first.join().expect("the first POST's thread");
+}
+
+/// Checks that one POST's events are handed to the handlers a step at a time, as they catch up,
+/// rather than all at once. Session `uri` (joined to `/`) is sent, in one POST, a `hold` event,
+/// `events` `count` events carrying their index (more than the server's dispatch backlog takes),
+/// and a close packet. `held` returns once the `hold` handler has started, and that handler must
+/// wait until `release` is called. Meanwhile the close packet at the body's end is not reached:
+/// a GET is held, the session open (a server that handled the whole body at once has ended it,
+/// and refuses the GET or answers it with the close). Once released, every event is handled, in
+/// order (`counted` returns the indexes the `count` handler got, once it has had `events` of
+/// them), the POST is answered `ok`, and the GET with the noop that a client's close sends it.
+pub fn assert_a_post_is_handed_over_in_steps(
+    addr: SocketAddr,
+    uri: &str,
+    events: usize,
+    held: impl FnOnce(),
+    release: impl FnOnce(),
+    counted: impl FnOnce() -> Vec<usize>,
+) {
+    let mut body = String::from(r#"42["hold"]"#);
+    for index in 0..events {
+        body.push_str(&format!("\x1e42[\"count\",{index}]"));
+    }
+    body.push_str("\x1e1");
+    let target = uri.to_owned();
+    let post = std::thread::spawn(move || request(addr, "POST", &target, body.as_bytes()));
+    held();
+    let mut poll = connect(addr);
+    write_head(&mut poll, "GET", uri, 0);
+    poll.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    let mut early = [0u8; 64];
+    match poll.read(&mut early) {
+        Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        read => panic!(
+            "the GET was answered while the first handler was held ({read:?}: {:?}): the POST's \
+             close packet was handled before the events ahead of it were",
+            String::from_utf8_lossy(&early)
+        ),
+    }
+    poll.set_read_timeout(Some(STEP)).expect("read timeout");
+    release();
+    let indexes = counted();
+    assert!(
+        indexes.iter().copied().eq(0..events),
+        "every event of the POST, in order: got {} of {events}",
+        indexes.len()
+    );
+    let answer = post.join().expect("the POST's thread");
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
+    // The client's close packet releases a held GET with a noop.
+    let polled = read_answer(&mut poll);
+    assert_eq!((polled.status, polled.body.as_str()), (200, "6"));
 }
 
 /// POSTs a noop packet (`6`) to `target` until one is refused, and returns that answer: a POST

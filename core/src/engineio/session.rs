@@ -338,11 +338,30 @@ pub struct Session {
     state: State,
     /// Close reason decided but not yet reported (reported when the session is fully closed).
     close_reason: Option<CloseReason>,
-    /// The POST whose body the driver is reading ([`Session::handle_post_started`]).
+    /// The POST whose body the driver is reading ([`Session::handle_post_started`]), or whose
+    /// packets are handled in steps ([`Session::step_posts`]).
     post_in_flight: Option<RequestId>,
+    /// Most application messages one step of a POST hands over ([`Session::step_posts`]);
+    /// `None`: a POST's packets are all handled at once.
+    post_step: Option<std::num::NonZeroU32>,
+    /// What is left of a POST handled in steps. Boxed: rare, and inline it would size every
+    /// session.
+    post_rest: Option<Box<PostRest>>,
     /// The driver has stopped reading the client for now ([`Session::pause_reading`]). Boxed:
     /// rare, and inline it would size every session.
     paused: Option<Box<Paused>>,
+}
+
+/// A POST whose packets are handled in steps ([`Session::step_posts`]): its answer, sent once the
+/// last packet is handled, and the packets not handled yet.
+#[derive(Debug)]
+struct PostRest {
+    id: RequestId,
+    origin: OriginCheck,
+    ok: Response,
+    packets: std::vec::IntoIter<Packet>,
+    /// The body's decoding failed after these packets: the session closes once they are handled.
+    failed: bool,
 }
 
 /// Reading paused since `since`, by `readers` readers of the client (a WebSocket's and a POST's
@@ -402,6 +421,8 @@ impl Session {
             state: State::Open,
             close_reason: None,
             post_in_flight: None,
+            post_step: None,
+            post_rest: None,
             paused: None,
             config,
         };
@@ -674,6 +695,35 @@ impl Session {
         }
     }
 
+    /// Lets a POST hand the application at most `messages` messages at once: the rest of its
+    /// body waits for [`handle_post_step`](Self::handle_post_step), and the POST is answered
+    /// once its last packet is handled. A driver that holds the events it is handed until the
+    /// application takes them bounds them so, as it bounds a WebSocket's by reading on only
+    /// when the application catches up: without it, one POST of short messages (a 1 MB body
+    /// holds about 150,000 of them) is handed over at once. Not stepping is the default.
+    ///
+    /// A driver that sets it calls `handle_post_step` whenever
+    /// [`post_unfinished`](Self::post_unfinished) says so and the application can take more.
+    pub fn step_posts(&mut self, messages: std::num::NonZeroU32) {
+        self.post_step = Some(messages);
+    }
+
+    /// Whether a POST's packets are still to be handled ([`step_posts`](Self::step_posts)):
+    /// call [`handle_post_step`](Self::handle_post_step) when the application can take more.
+    /// Its client is not answered until then, so the driver must not wait for that answer
+    /// before handling the rest.
+    pub fn post_unfinished(&self) -> bool {
+        self.post_rest.is_some()
+    }
+
+    /// Hands the application the next step of the POST [`post_unfinished`](Self::post_unfinished)
+    /// reports; the POST is answered (through [`poll_output`](Self::poll_output)) after the
+    /// last one. Harmless when nothing is left. Drain outputs and events afterwards.
+    pub fn handle_post_step(&mut self, now: Instant) {
+        self.debug_assert_drained();
+        self.continue_post(now);
+    }
+
     /// Whether this session serves a polling request with this URI: it is still polling, and the
     /// query asks for polling in the session's protocol version, with a valid JSONP index if any.
     /// `Some` with that index when it does.
@@ -734,6 +784,13 @@ impl Session {
         origin: OriginCheck,
         jsonp: Option<String>,
     ) {
+        if self.post_rest.is_some() {
+            // A POST while another's packets are still handled in steps: that one is not
+            // answered yet, so this one overlaps it (see `handle_post_started`).
+            self.respond_error(id, &origin, EngineErrorCode::BadRequest);
+            self.finish(CloseReason::TransportError("overlapping POST requests"));
+            return;
+        }
         let body = request.body().clone();
         if body.len() > self.config.max_http_buffer_size {
             // As the reference server: refuse the body, keep the session; the client gives up.
@@ -772,16 +829,68 @@ impl Session {
         if is_internet_explorer(request.headers()) {
             disable_ie_xss_filter(&mut ok);
         }
-        self.respond(id, &origin, ok);
-        for packet in decoded.packets {
+        let mut packets = decoded.packets.into_iter();
+        let failed = decoded.error.is_some();
+        if self
+            .post_step
+            .is_none_or(|step| packets.len() <= step.get() as usize)
+        {
+            self.respond(id, &origin, ok);
+            self.hand_over(now, &mut packets, usize::MAX);
+            if failed {
+                self.close_now(CloseReason::ParseError);
+            }
+            return;
+        }
+        // More packets than one step may hand over: the rest waits for `handle_post_step`, and
+        // the POST's answer for the last of them (a client sends its next POST once this one is
+        // answered), so the POST counts as in flight until then.
+        self.post_in_flight = Some(id);
+        self.post_rest = Some(Box::new(PostRest {
+            id,
+            origin,
+            ok,
+            packets,
+            failed,
+        }));
+        self.continue_post(now);
+    }
+
+    /// Handles a POST's `packets` until `max` application messages have been handed over, the
+    /// packets run out, or the session closes (which drops the rest, as the reference server
+    /// drops what follows a close in a body).
+    fn hand_over(&mut self, now: Instant, packets: &mut std::vec::IntoIter<Packet>, max: usize) {
+        let mut handed = 0;
+        while handed < max && self.state != State::Closed {
+            let Some(packet) = packets.next() else {
+                return;
+            };
             if let Some(data) = self.handle_packet(now, packet, None) {
                 self.events.push_back(EngineEvent::Message(data));
-            }
-            if self.state == State::Closed {
-                return;
+                handed += 1;
             }
         }
-        if decoded.error.is_some() {
+    }
+
+    /// Handles the next step of the POST in `post_rest`, and answers it once nothing is left
+    /// (or the session has closed).
+    fn continue_post(&mut self, now: Instant) {
+        let Some(mut rest) = self.post_rest.take() else {
+            return;
+        };
+        let step = self
+            .post_step
+            .map_or(usize::MAX, |step| step.get() as usize);
+        self.hand_over(now, &mut rest.packets, step);
+        if self.state != State::Closed && rest.packets.len() > 0 {
+            self.post_rest = Some(rest);
+            return;
+        }
+        if self.post_in_flight == Some(rest.id) {
+            self.post_in_flight = None;
+        }
+        self.respond(rest.id, &rest.origin, rest.ok);
+        if rest.failed {
             self.close_now(CloseReason::ParseError);
         }
     }
@@ -949,6 +1058,11 @@ impl Session {
         self.debug_assert_drained();
         if self.post_in_flight == Some(id) {
             self.post_in_flight = None;
+            // A POST handled in steps whose client left before its answer: the client counts
+            // it as failed (and closes), so what is left of it is not handed over.
+            if self.post_rest.as_ref().is_some_and(|rest| rest.id == id) {
+                self.post_rest = None;
+            }
             self.finish(CloseReason::TransportError(
                 "post request closed prematurely",
             ));
@@ -1386,6 +1500,10 @@ impl Session {
         }
         let conn = probe.conn;
         let packet = Packet::decode_ws(message, self.version);
+        // A client upgrades once polling is paused, its last POST answered: one whose POST is
+        // still handled in steps (`step_posts`) has not waited for it, and upgrading would hand
+        // its WebSocket's messages over before the rest of that POST.
+        let post_unanswered = self.post_rest.is_some();
         match packet {
             Ok(Packet {
                 kind: PacketType::Ping,
@@ -1409,7 +1527,7 @@ impl Session {
             Ok(Packet {
                 kind: PacketType::Upgrade,
                 ..
-            }) => {
+            }) if !post_unanswered => {
                 let supports_binary = probe.supports_binary;
                 self.probe = None;
                 if let ActiveTransport::Polling { pending } = &mut self.transport
@@ -1683,6 +1801,14 @@ impl Session {
         }
         self.state = State::Closed;
         self.cancel_probe();
+        if let Some(rest) = self.post_rest.take() {
+            // A POST handled in steps: what is left is not handed over once the session has
+            // ended; its client is answered, as it was when the body was read.
+            if self.post_in_flight == Some(rest.id) {
+                self.post_in_flight = None;
+            }
+            self.respond(rest.id, &rest.origin, rest.ok);
+        }
         match &mut self.transport {
             ActiveTransport::Polling { pending } => {
                 if let Some(get) = pending.take() {

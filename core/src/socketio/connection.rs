@@ -543,6 +543,30 @@ impl Connection {
         go_on
     }
 
+    /// See [`Session::step_posts`]: a POST hands the application at most `messages` events
+    /// (and acknowledgements) at once.
+    ///
+    /// [`Session::step_posts`]: crate::engineio::Session::step_posts
+    pub fn step_posts(&mut self, messages: std::num::NonZeroU32) {
+        self.engine.step_posts(messages);
+    }
+
+    /// See [`Session::post_unfinished`].
+    ///
+    /// [`Session::post_unfinished`]: crate::engineio::Session::post_unfinished
+    pub fn post_unfinished(&self) -> bool {
+        self.engine.post_unfinished()
+    }
+
+    /// See [`Session::handle_post_step`].
+    ///
+    /// [`Session::handle_post_step`]: crate::engineio::Session::handle_post_step
+    pub fn handle_post_step(&mut self, now: Instant) {
+        self.debug_assert_drained();
+        self.engine.handle_post_step(now);
+        self.process_engine_events(now);
+    }
+
     /// See [`Session::handle_request_aborted`].
     pub fn handle_request_aborted(&mut self, now: Instant, id: RequestId) {
         self.debug_assert_drained();
