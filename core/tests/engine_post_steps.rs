@@ -61,14 +61,14 @@ fn a_post_hands_over_a_step_at_a_time_and_is_answered_after_its_last() {
             )
             .held();
         assert_eq!(h.take_events(&sid), messages(&["a", "b"]), "EIO={eio}");
-        assert!(h.sessions[sid.as_str()].post_unfinished());
+        assert!(h.sessions[sid.as_str()].unfinished_post().is_some());
         h.command(&sid, |s, now| s.handle_post_step(now));
         assert_eq!(h.take_events(&sid), messages(&["c", "d"]), "EIO={eio}");
         assert!(h.take_response(post).is_none(), "EIO={eio}: answered early");
         h.command(&sid, |s, now| s.handle_post_step(now));
         assert_eq!(h.take_events(&sid), messages(&["e"]), "EIO={eio}");
         assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
-        assert!(!h.sessions[sid.as_str()].post_unfinished());
+        assert!(h.sessions[sid.as_str()].unfinished_post().is_none());
         // Nothing left: a step more is harmless, and the next POST goes on as usual.
         h.command(&sid, |s, now| s.handle_post_step(now));
         assert_eq!(
@@ -85,7 +85,7 @@ fn a_post_within_one_step_is_answered_at_once() {
     let (sid, uri) = stepping(&mut h, "4", 2);
     assert_eq!(h.post(&uri, b"4a\x1e4b").body_text(), "ok");
     assert_eq!(h.take_events(&sid), messages(&["a", "b"]));
-    assert!(!h.sessions[sid.as_str()].post_unfinished());
+    assert!(h.sessions[sid.as_str()].unfinished_post().is_none());
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn a_session_closing_before_the_last_step_answers_the_post_without_the_rest() {
     h.command(&sid, |s, now| s.close(now, CloseReason::ForcedClose));
     h.command(&sid, |s, now| s.handle_post_step(now));
     assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
-    assert!(!h.sessions[sid.as_str()].post_unfinished());
+    assert!(h.sessions[sid.as_str()].unfinished_post().is_none());
     assert_eq!(h.get(&uri).body_text(), "1");
     assert!(h.sessions.is_empty());
     assert!(
@@ -221,8 +221,59 @@ fn a_socketio_post_hands_its_events_over_a_step_at_a_time() {
             .collect()
     };
     assert_eq!(names(h.take_events(&sid)), ["a", "b"]);
-    assert!(h.conn(&sid).post_unfinished());
+    assert!(h.conn(&sid).unfinished_post().is_some());
     h.command(&sid, |c, now| c.handle_post_step(now));
     assert_eq!(names(h.take_events(&sid)), ["c"]);
+    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+}
+
+#[test]
+fn heartbeats_in_a_stepped_post_are_handled_at_once() {
+    // As a WebSocket's reader lets them overtake: the client's pong (v4) or ping (v3) must not
+    // wait for the application to catch up with the messages ahead of it.
+    let mut config = eio3();
+    config.ping_interval = std::time::Duration::from_secs(1);
+    config.ping_timeout = std::time::Duration::from_secs(1);
+    // v4: the server's ping awaits its pong, which comes behind three messages.
+    let mut h = Harness::engine(config.clone());
+    let (sid, uri) = stepping(&mut h, "4", 1);
+    h.advance(std::time::Duration::from_secs(1));
+    assert_eq!(h.get(&uri).body_text(), "2");
+    let post = h.post(&uri, b"4a\x1e4b\x1e4c\x1e3").held();
+    assert_eq!(h.take_events(&sid), messages(&["a"]));
+    h.advance(std::time::Duration::from_millis(1_500));
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "timed out: {:?}",
+        h.take_events(&sid)
+    );
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    assert_eq!(h.take_events(&sid), messages(&["b", "c"]));
+    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+    // v3: the client's ping behind two messages is answered before they are handed over; one
+    // after a close packet is not taken ahead of it.
+    let mut h = Harness::engine(config);
+    let (sid, uri) = stepping(&mut h, "3", 1);
+    let post = h
+        .post(&uri, body("3", &["4a", "4b", "2", "4c"]).as_bytes())
+        .held();
+    assert_eq!(h.take_events(&sid), messages(&["a"]));
+    assert_eq!(h.get(&uri).body_text(), "1:3");
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    assert_eq!(h.take_events(&sid), messages(&["b", "c"]));
+    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+    let post = h
+        .post(&uri, body("3", &["4d", "4e", "1", "2"]).as_bytes())
+        .held();
+    assert_eq!(h.take_events(&sid), messages(&["d"]));
+    // The ping behind the close is not answered ahead of the messages: the queue holds nothing.
+    assert_eq!(h.sessions[sid.as_str()].buffered().0, 0);
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    let mut expected = messages(&["e"]);
+    expected.push(EngineEvent::Closed(CloseReason::TransportClose));
+    assert_eq!(h.take_events(&sid), expected);
     assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
 }

@@ -24,14 +24,15 @@ use sockio_core::http::{Request, Response};
 use sockio_core::hub::Hub;
 use sockio_core::socketio::{self, Connection, SocketConfig, SocketEvent};
 
-/// With `SOCKIO_FUZZ_TRACE` set, the driver prints what it does (to debug a failing input).
-/// Most messages one step of a POST hands over (`Connection::step_posts`): small, so that
-/// the scripts' bodies are stepped and what happens between steps is explored.
+/// Most messages one step of a POST hands over (`Connection::step_posts`) on a driver that steps
+/// them: small, so that the scripts' bodies are stepped and what happens between steps is
+/// explored.
 pub const POST_STEP: std::num::NonZeroU32 = match std::num::NonZeroU32::new(2) {
     Some(step) => step,
     None => unreachable!(),
 };
 
+/// With `SOCKIO_FUZZ_TRACE` set, the driver prints what it does (to debug a failing input).
 fn tracing() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("SOCKIO_FUZZ_TRACE").is_some())
@@ -99,6 +100,9 @@ pub struct Driver {
     /// Client events waiting for an ack: (engine sid, namespace, ack id).
     pub pending_acks: Vec<(Sid, ByteString, u64)>,
     caps: (usize, usize),
+    /// Steps every connection's POSTs by this many messages (`Connection::step_posts`), as the
+    /// runtimes do; `None` (the default): every POST is handled whole.
+    pub post_step: Option<std::num::NonZeroU32>,
     pub now: Instant,
     start: Instant,
     next_id: u64,
@@ -122,6 +126,7 @@ impl Driver {
             pending_connects: Vec::new(),
             pending_acks: Vec::new(),
             caps,
+            post_step: None,
             now,
             start: now,
             next_id: 0,
@@ -269,7 +274,9 @@ impl Driver {
                     "handshake reused the live sid {sid}"
                 );
                 let mut connection = *connection;
-                connection.step_posts(POST_STEP);
+                if let Some(step) = self.post_step {
+                    connection.step_posts(step);
+                }
                 self.conns.insert(
                     sid.clone(),
                     Conn {
@@ -632,7 +639,7 @@ impl Driver {
             while self
                 .conns
                 .get(&sid)
-                .is_some_and(|c| c.connection.post_unfinished())
+                .is_some_and(|c| c.connection.unfinished_post().is_some())
             {
                 self.command(&sid, |c, now| c.handle_post_step(now));
             }

@@ -4,6 +4,7 @@
 //!
 //! Script format ([`Input`]): one config byte, then operations, each an opcode byte (one of
 //! [`op`], modulo their count) and its operands. Config bits: 0 HTTP compression, 1 no upgrades,
+//! 6 POSTs handed over in steps (`Connection::step_posts`, by [`POST_STEP`](crate::driver::POST_STEP)),
 //! 7 the clients hang up at the end (else they fall silent).
 
 use std::time::Duration;
@@ -64,8 +65,8 @@ pub mod op {
     /// client goes away.
     pub const POST_END: u8 = 19;
     /// `client`: the application has caught up, and the next step of the client's POST is
-    /// handed over (connections step their POSTs by [`POST_STEP`](crate::driver::POST_STEP)
-    /// messages, as the runtimes do).
+    /// handed over (with bit 6 of the script's first byte, connections step their POSTs by
+    /// [`POST_STEP`](crate::driver::POST_STEP) messages, as the runtimes do).
     pub const POST_STEP: u8 = 20;
     pub const COUNT: u8 = 21;
 }
@@ -116,6 +117,7 @@ pub fn endpoint_stateful(data: &[u8]) {
     let mut input = Input::new(data);
     let config_byte = input.u8();
     let mut driver = Driver::new(config(config_byte));
+    driver.post_step = (config_byte & 0x40 != 0).then_some(crate::driver::POST_STEP);
     let mut clients: Vec<Client> = Vec::new();
     // Bounded work per input: the fuzzer wants many short runs.
     for _ in 0..256 {

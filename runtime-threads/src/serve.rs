@@ -948,9 +948,12 @@ impl Server {
             // A POST's answer is written only once the callbacks its messages settled have run.
             cell.feeding(drive);
             self.wait_for_dispatch(&cell);
-            // A POST of more events than one step (`Connection::step_posts`): each next step
-            // once the client's backlog has room, and the answer after the last.
-            while cell.lock().conn.post_unfinished() {
+            // This POST, if of more events than one step (`Connection::step_posts`): each next
+            // step once the client's backlog has room, and the answer after the last. Its
+            // client's hang-up is not watched meanwhile: the rest is handed over, as it was
+            // read, where the async runtimes, whose request ends with the client, end the
+            // session (`handle_request_aborted`).
+            while cell.lock().conn.unfinished_post() == Some(id) {
                 cell.feeding(|| {
                     self.drive(&cell, |state, now| state.conn.handle_post_step(now));
                 });

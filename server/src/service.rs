@@ -444,9 +444,10 @@ impl<Rt: Runtime> Server<Rt> {
             id,
             answered: false,
         };
-        // A POST of more events than one step (`Connection::step_posts`): each next step once
-        // the client's backlog has room, and the answer after the last.
-        while cell.lock().conn.post_unfinished() {
+        // This POST, if of more events than one step (`Connection::step_posts`): each next step
+        // once the client's backlog has room, and the answer after the last. (Only the POST's
+        // own request steps it: a GET meanwhile is answered as usual.)
+        while cell.lock().conn.unfinished_post() == Some(id) {
             if let Some(caught_up) = cell.throttle() {
                 caught_up.await;
             }

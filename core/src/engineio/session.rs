@@ -703,20 +703,24 @@ impl Session {
     /// holds about 150,000 of them) is handed over at once. Not stepping is the default.
     ///
     /// A driver that sets it calls `handle_post_step` whenever
-    /// [`post_unfinished`](Self::post_unfinished) says so and the application can take more.
+    /// [`unfinished_post`](Self::unfinished_post) names a POST and the application can take
+    /// more. The client's heartbeats in the body (a v4 pong, a v3 ping) before any close packet
+    /// are handled at once, ahead of the messages, as on a WebSocket
+    /// ([`handle_ws_heartbeat`](Self::handle_ws_heartbeat)): a v3 client would otherwise wait
+    /// for its pong until the application caught up, and time the server out.
     pub fn step_posts(&mut self, messages: std::num::NonZeroU32) {
         self.post_step = Some(messages);
     }
 
-    /// Whether a POST's packets are still to be handled ([`step_posts`](Self::step_posts)):
-    /// call [`handle_post_step`](Self::handle_post_step) when the application can take more.
-    /// Its client is not answered until then, so the driver must not wait for that answer
-    /// before handling the rest.
-    pub fn post_unfinished(&self) -> bool {
-        self.post_rest.is_some()
+    /// The POST whose packets are still to be handled ([`step_posts`](Self::step_posts)), if
+    /// any: call [`handle_post_step`](Self::handle_post_step) when the application can take
+    /// more. That POST is not answered until then, so its driver must not wait for the answer
+    /// before handling the rest; no other request waits for it.
+    pub fn unfinished_post(&self) -> Option<RequestId> {
+        self.post_rest.as_ref().map(|rest| rest.id)
     }
 
-    /// Hands the application the next step of the POST [`post_unfinished`](Self::post_unfinished)
+    /// Hands the application the next step of the POST [`unfinished_post`](Self::unfinished_post)
     /// reports; the POST is answered (through [`poll_output`](Self::poll_output)) after the
     /// last one. Harmless when nothing is left. Drain outputs and events afterwards.
     pub fn handle_post_step(&mut self, now: Instant) {
@@ -845,15 +849,41 @@ impl Session {
         // More packets than one step may hand over: the rest waits for `handle_post_step`, and
         // the POST's answer for the last of them (a client sends its next POST once this one is
         // answered), so the POST counts as in flight until then.
+        let (heartbeats, packets) = self.heartbeats_first(packets);
+        for heartbeat in heartbeats {
+            // No message: what it returns is `None`.
+            let _ = self.handle_packet(now, heartbeat, None);
+        }
         self.post_in_flight = Some(id);
         self.post_rest = Some(Box::new(PostRest {
             id,
             origin,
             ok,
-            packets,
+            packets: packets.into_iter(),
             failed,
         }));
         self.continue_post(now);
+    }
+
+    /// A body's heartbeats that come before any close packet (a v4 pong, a v3 ping: what a
+    /// WebSocket's reader lets overtake, [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)),
+    /// and its other packets, in order.
+    fn heartbeats_first(&self, packets: std::vec::IntoIter<Packet>) -> (Vec<Packet>, Vec<Packet>) {
+        let heartbeat = match self.version {
+            ProtocolVersion::V4 => PacketType::Pong,
+            ProtocolVersion::V3 => PacketType::Ping,
+        };
+        let mut closed = false;
+        let (mut heartbeats, mut rest) = (Vec::new(), Vec::with_capacity(packets.len()));
+        for packet in packets {
+            closed |= packet.kind == PacketType::Close;
+            if packet.kind == heartbeat && !closed {
+                heartbeats.push(packet);
+            } else {
+                rest.push(packet);
+            }
+        }
+        (heartbeats, rest)
     }
 
     /// Handles a POST's `packets` until `max` application messages have been handed over, the

@@ -551,11 +551,11 @@ impl Connection {
         self.engine.step_posts(messages);
     }
 
-    /// See [`Session::post_unfinished`].
+    /// See [`Session::unfinished_post`].
     ///
-    /// [`Session::post_unfinished`]: crate::engineio::Session::post_unfinished
-    pub fn post_unfinished(&self) -> bool {
-        self.engine.post_unfinished()
+    /// [`Session::unfinished_post`]: crate::engineio::Session::unfinished_post
+    pub fn unfinished_post(&self) -> Option<RequestId> {
+        self.engine.unfinished_post()
     }
 
     /// See [`Session::handle_post_step`].
