@@ -873,11 +873,22 @@ impl Session {
             ProtocolVersion::V4 => PacketType::Pong,
             ProtocolVersion::V3 => PacketType::Ping,
         };
+        let ahead = |packet: &Packet| packet.kind == heartbeat;
+        let before_close = || {
+            packets
+                .as_slice()
+                .iter()
+                .take_while(|packet| packet.kind != PacketType::Close)
+        };
+        if !before_close().any(ahead) {
+            // The usual body: kept as it is, not copied into a second vector.
+            return (Vec::new(), packets.collect());
+        }
         let mut closed = false;
         let (mut heartbeats, mut rest) = (Vec::new(), Vec::with_capacity(packets.len()));
         for packet in packets {
             closed |= packet.kind == PacketType::Close;
-            if packet.kind == heartbeat && !closed {
+            if ahead(&packet) && !closed {
                 heartbeats.push(packet);
             } else {
                 rest.push(packet);
