@@ -270,19 +270,16 @@ async fn posts_wait_while_the_events_pile_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_is_handed_over_as_its_events_are_handled() {
     // One handler at a time: the held one keeps every later event of the client queued.
-    let io = Server::builder()
-        .handlers_per_client(1)
-        .ping_interval(std::time::Duration::from_millis(300))
-        .ping_timeout(std::time::Duration::from_secs(10))
-        .build();
+    let io = Server::builder().handlers_per_client(1).build();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let release = Arc::new(tokio::sync::Notify::new());
     let held = release.clone();
     io.on(
         "hold",
-        move |_socket: Socket, _: Option<serde_json::Value>| {
+        move |socket: Socket, _: Option<serde_json::Value>| {
             let (started, held) = (started_tx.clone(), held.clone());
             async move {
+                socket.emit("held", &"now").await.expect("queued");
                 let _ = started.send(());
                 held.notified().await;
             }

@@ -277,3 +277,37 @@ fn heartbeats_in_a_stepped_post_are_handled_at_once() {
     assert_eq!(h.take_events(&sid), expected);
     assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
 }
+
+#[test]
+fn no_heartbeat_goes_ahead_of_what_would_end_the_session() {
+    // A heartbeat in the wrong direction ends the session: the messages before it are handed
+    // over first, and the heartbeat behind it waits its turn.
+    let mut h = Harness::engine(eio3());
+    let (sid, uri) = stepping(&mut h, "3", 1);
+    h.post(&uri, body("3", &["4a", "4b", "3", "2"]).as_bytes());
+    assert_eq!(h.take_events(&sid), messages(&["a"]));
+    assert_eq!(h.sessions[sid.as_str()].buffered().0, 0, "no pong ahead");
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    let mut expected = messages(&["b"]);
+    expected.push(EngineEvent::Closed(CloseReason::TransportError(
+        "invalid heartbeat direction",
+    )));
+    assert_eq!(h.take_events(&sid), expected);
+    // A v3 ping whose pong does not fit in the queue closes it: it does not go ahead either.
+    let mut config = eio3();
+    config.max_buffered_packets = 2;
+    let mut h = Harness::engine(config);
+    let (sid, uri) = stepping(&mut h, "3", 1);
+    for text in ["x", "y"] {
+        h.command(&sid, |s, now| s.send(now, PacketData::Text(text.into())))
+            .expect("room for two");
+    }
+    h.post(&uri, body("3", &["4a", "4b", "2"]).as_bytes());
+    assert_eq!(h.take_events(&sid), messages(&["a"]));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    let mut expected = messages(&["b"]);
+    expected.push(EngineEvent::Closed(CloseReason::OutboundQueueFull));
+    assert_eq!(h.take_events(&sid), expected);
+}

@@ -151,17 +151,14 @@ fn posts_wait_while_the_events_pile_up() {
 #[test]
 fn a_post_is_handed_over_as_its_events_are_handled() {
     // One client's events in order: the held handler keeps every later one queued.
-    let io = Server::builder()
-        .async_handlers(false)
-        .ping_interval(std::time::Duration::from_millis(300))
-        .ping_timeout(std::time::Duration::from_secs(10))
-        .build();
+    let io = Server::builder().async_handlers(false).build();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = std::sync::Mutex::new(release_rx);
     io.on(
         "hold",
-        move |_socket: Socket, _: Option<serde_json::Value>| {
+        move |socket: Socket, _: Option<serde_json::Value>| {
+            socket.emit("held", &"now").send().expect("queued");
             let _ = started_tx.send(());
             let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         },

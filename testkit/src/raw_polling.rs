@@ -263,13 +263,13 @@ pub fn assert_posts_wait_behind_a_backlog(
 }
 
 /// Checks that one POST's events are handed to the handlers a step at a time, as they catch up,
-/// rather than all at once. Session `uri` (joined to `/`, on a server pinging at most every
-/// 300 ms) is sent, in one POST, a `hold` event, `events` `count` events carrying their index
-/// (more than the server's dispatch backlog takes), and a close packet. `held` returns once the
-/// `hold` handler has started, and that handler must wait until `release` is called. Meanwhile
-/// the close packet at the body's end is not reached, and a GET is answered as usual, with a
-/// ping (a server that handled the whole body at once has ended the session and refuses it; one
-/// that held every request of the client behind the POST's steps does not answer it). Once
+/// rather than all at once. Session `uri` (joined to `/`) is sent, in one POST, a `hold` event,
+/// `events` `count` events carrying their index (more than the server's dispatch backlog
+/// takes), and a close packet. The `hold` handler emits `held` with `"now"`; `held` returns once
+/// it has started, and it must wait until `release` is called. Meanwhile the close packet at the
+/// body's end is not reached, and a GET is answered as usual, with that emit (a server that
+/// handled the whole body at once has ended the session and refuses it; one that held every
+/// request of the client behind the POST's steps does not answer it). Once
 /// released, every event is handled, in order (`counted` returns the indexes the `count`
 /// handler got, once it has had `events` of them), the POST is answered `ok`, and the session
 /// ends.
@@ -292,8 +292,8 @@ pub fn assert_a_post_is_handed_over_in_steps(
     let polled = request(addr, "GET", uri, b"");
     assert_eq!(
         (polled.status, polled.body.as_str()),
-        (200, "2"),
-        "a GET while the first handler is held gets the server's ping"
+        (200, r#"42["held","now"]"#),
+        "a GET while the first handler is held gets what it emitted"
     );
     release();
     let indexes = counted();
@@ -304,8 +304,8 @@ pub fn assert_a_post_is_handed_over_in_steps(
     );
     let answer = post.join().expect("the POST's thread");
     assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
-    // The close packet at the body's end has ended the session (the next GET may still get a
-    // ping or the noop a close sends a held GET, as the session's end is reported).
+    // The close packet at the body's end has ended the session (a GET answered meanwhile, with
+    // a ping, changes nothing).
     let deadline = Instant::now() + STEP;
     loop {
         let polled = request(addr, "GET", uri, b"");

@@ -865,32 +865,43 @@ impl Session {
         self.continue_post(now);
     }
 
-    /// A body's heartbeats that come before any close packet (a v4 pong, a v3 ping: what a
+    /// A body's heartbeats that may go ahead of its messages (a v4 pong, a v3 ping: what a
     /// WebSocket's reader lets overtake, [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)),
-    /// and its other packets, in order.
+    /// and its other packets, in order. None goes ahead of a packet that would end the session
+    /// (a close, a heartbeat in the wrong direction), nor, v3, a ping whose pong would not fit
+    /// in the queue (which closes it): the messages before such a packet are handed over first.
     fn heartbeats_first(&self, packets: std::vec::IntoIter<Packet>) -> (Vec<Packet>, Vec<Packet>) {
-        let heartbeat = match self.version {
-            ProtocolVersion::V4 => PacketType::Pong,
-            ProtocolVersion::V3 => PacketType::Ping,
+        let (heartbeat, wrong_way) = match self.version {
+            ProtocolVersion::V4 => (PacketType::Pong, PacketType::Ping),
+            ProtocolVersion::V3 => (PacketType::Ping, PacketType::Pong),
         };
-        let ahead = |packet: &Packet| packet.kind == heartbeat;
-        let before_close = || {
-            packets
-                .as_slice()
-                .iter()
-                .take_while(|packet| packet.kind != PacketType::Close)
+        // Pongs a v3 ping going ahead adds to the queue without closing it.
+        let room = match self.version {
+            ProtocolVersion::V4 => usize::MAX,
+            ProtocolVersion::V3 => self
+                .config
+                .max_buffered_packets
+                .saturating_sub(self.queue.len()),
         };
-        if !before_close().any(ahead) {
+        let ends = |packet: &Packet| packet.kind == PacketType::Close || packet.kind == wrong_way;
+        if !packets
+            .as_slice()
+            .iter()
+            .take_while(|packet| !ends(packet))
+            .any(|packet| packet.kind == heartbeat)
+            || room == 0
+        {
             // The usual body: kept as it is, not copied into a second vector.
             return (Vec::new(), packets.collect());
         }
-        let mut closed = false;
+        let mut barrier = false;
         let (mut heartbeats, mut rest) = (Vec::new(), Vec::with_capacity(packets.len()));
         for packet in packets {
-            closed |= packet.kind == PacketType::Close;
-            if ahead(&packet) && !closed {
+            barrier |= ends(&packet);
+            if packet.kind == heartbeat && !barrier && heartbeats.len() < room {
                 heartbeats.push(packet);
             } else {
+                barrier |= packet.kind == heartbeat;
                 rest.push(packet);
             }
         }
