@@ -704,10 +704,12 @@ impl Session {
     ///
     /// A driver that sets it calls `handle_post_step` whenever
     /// [`unfinished_post`](Self::unfinished_post) names a POST and the application can take
-    /// more. The client's heartbeats in the body (a v4 pong, a v3 ping) before any close packet
-    /// are handled at once, ahead of the messages, as on a WebSocket
+    /// more. The client's heartbeats in the body (a v4 pong, a v3 ping) are handled at once,
+    /// ahead of the messages, as on a WebSocket
     /// ([`handle_ws_heartbeat`](Self::handle_ws_heartbeat)): a v3 client would otherwise wait
-    /// for its pong until the application caught up, and time the server out.
+    /// for its pong until the application caught up, and time the server out. None goes ahead
+    /// of a packet that ends the session (a close, a heartbeat in the wrong direction, a v3
+    /// ping whose pong the queue has no room for).
     pub fn step_posts(&mut self, messages: std::num::NonZeroU32) {
         self.post_step = Some(messages);
     }
