@@ -58,8 +58,10 @@ impl ServerBuilder {
     }
 
     /// How many jobs may wait for a handler worker (default 4096). No thread of the server waits
-    /// for room in it: a job that finds it full is delivered by a short-lived helper thread, so
-    /// a full queue cannot deadlock the pool (a handler waiting in `call` gets its answer). A
+    /// for room in it: a job that finds it full waits in an overflow, in order, which one
+    /// short-lived hand-off thread delivers as room comes, so a full queue cannot deadlock the
+    /// pool (a handler waiting in `call` gets its answer) and costs one thread however many
+    /// jobs overflow. A
     /// connection has at most one dispatch job queued; what bounds a client is its own backlog
     /// of events, past which its reads pause.
     pub fn handler_queue(mut self, jobs: usize) -> Self {

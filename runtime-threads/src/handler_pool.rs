@@ -62,6 +62,11 @@ struct Queue {
     waiting_for_room: usize,
     /// The pool was dropped: workers finish the queued jobs and end.
     closed: bool,
+    /// Jobs submitted without waiting that found no room, in order: one hand-off thread moves
+    /// them into `jobs` as room comes ([`Shared::hand_off`]), however many there are.
+    overflow: VecDeque<Job>,
+    /// A hand-off thread is running.
+    handing_off: bool,
 }
 
 struct Shared {
@@ -96,11 +101,41 @@ impl Shared {
         if queue.closed {
             return Ok(());
         }
-        if queue.jobs.len() >= self.capacity || queue.waiting_for_room > 0 {
+        if queue.jobs.len() >= self.capacity
+            || queue.waiting_for_room > 0
+            || !queue.overflow.is_empty()
+        {
             return Err(job);
         }
         self.enqueue(queue, job);
         Ok(())
+    }
+
+    /// Moves the overflow into the queue as room comes, in order, then ends (run by the one
+    /// hand-off thread). Once the pool has closed, what is left is dropped, as `push_waiting`
+    /// drops its job.
+    fn hand_off(&self) {
+        let mut queue = self.queue();
+        loop {
+            if queue.closed || queue.overflow.is_empty() {
+                queue.handing_off = false;
+                let dropped = std::mem::take(&mut queue.overflow);
+                // Outside the lock: a job's drop may submit to the pool.
+                drop(queue);
+                drop(dropped);
+                return;
+            }
+            if queue.jobs.len() < self.capacity {
+                if let Some(job) = queue.overflow.pop_front() {
+                    queue.jobs.push_back(job);
+                    if queue.idle > 0 {
+                        self.ready.notify_one();
+                    }
+                }
+                continue;
+            }
+            queue = sleep_counted(&self.room, queue, |queue| &mut queue.waiting_for_room);
+        }
     }
 
     fn enqueue(&self, mut queue: MutexGuard<'_, Queue>, job: Job) {
@@ -176,6 +211,8 @@ impl Pool {
                 idle: 0,
                 waiting_for_room: 0,
                 closed: false,
+                overflow: VecDeque::new(),
+                handing_off: false,
             }),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -194,7 +231,7 @@ impl Pool {
     }
 
     /// Queues `job`. A thread outside the pool waits while the queue is full; workers and the
-    /// timer thread hand the job to a short-lived helper thread instead
+    /// timer thread hand the job to the pool's overflow and its hand-off thread instead
     /// ([`submit_without_waiting`](Self::submit_without_waiting)).
     pub fn submit(&self, job: Job) {
         if MUST_NOT_WAIT.with(Cell::get) == 0 {
@@ -204,18 +241,26 @@ impl Pool {
     }
 
     /// Queues `job` without waiting, whatever thread calls: when the queue is full, or jobs
-    /// already wait for room (it does not go ahead of them), a short-lived helper thread waits
-    /// for room with it. When no thread can be started, the caller waits itself: a job is never
-    /// dropped.
+    /// already wait for room (it does not go ahead of them), it joins the pool's overflow, which
+    /// one short-lived hand-off thread moves into the queue as room comes (one thread for the
+    /// whole overflow: a thread per job grew to thousands when many jobs came at once, such as
+    /// the callbacks of a timed-out emit to every client). When no thread can be started, the
+    /// caller hands the overflow over itself, waiting: a job is never dropped.
     pub fn submit_without_waiting(&self, job: Job) {
         let Err(job) = self.shared.try_push(job) else {
             return;
         };
+        let mut queue = self.shared.queue();
+        queue.overflow.push_back(job);
+        if std::mem::replace(&mut queue.handing_off, true) {
+            return;
+        }
+        drop(queue);
         let shared = self.shared.clone();
         run_on_own_thread(
             "sockio-handoff",
             Some(64 * 1024),
-            Box::new(move || shared.push_waiting(job)),
+            Box::new(move || shared.hand_off()),
         );
     }
 }
@@ -312,7 +357,7 @@ mod tests {
     fn a_job_waiting_for_room_is_not_overtaken() {
         let pool = Pool::start(TEST_SERVER, 1, 4);
         let (tx, rx) = channel();
-        // As while a helper thread waits for room that a worker has just made.
+        // As while the hand-off thread waits for room that a worker has just made.
         pool.shared.queue().waiting_for_room = 1;
         let Err(job) = pool.shared.try_push(send_job(&tx, 1)) else {
             panic!("a job went ahead of one waiting for room");
@@ -346,7 +391,7 @@ mod tests {
             let tx = tx.clone();
             std::thread::spawn(move || pool.submit(send_job(&tx, 2)))
         };
-        // ...and a worker-like thread does not: its job goes to a helper thread.
+        // ...and a worker-like thread does not: its job goes to the overflow.
         let worker_like = {
             let pool = pool.clone();
             let tx = tx.clone();
@@ -366,6 +411,52 @@ mod tests {
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, [1, 2, 3]);
+    }
+
+    #[test]
+    fn many_jobs_handed_off_at_once_wait_in_one_overflow_and_keep_their_order() {
+        // One worker, held by a job; a queue of one, filled.
+        let pool = Arc::new(Pool::start(TEST_SERVER, 1, 1));
+        let (release_tx, release_rx) = channel();
+        let (started_tx, started_rx) = channel();
+        pool.submit(Box::new(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv_timeout(WAIT);
+        }));
+        started_rx
+            .recv_timeout(WAIT)
+            .expect("the worker took the first job");
+        let (tx, rx) = channel();
+        pool.submit(send_job(&tx, 0));
+        // A worker-like thread (the timer thread settling many callbacks) hands 300 jobs off.
+        let handed = {
+            let pool = pool.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                must_not_wait(TEST_SERVER);
+                for value in 1..=300 {
+                    pool.submit(send_job(&tx, value));
+                }
+            })
+        };
+        handed
+            .join()
+            .expect("a thread that must not wait returns at once");
+        {
+            // Parked in the overflow for the one hand-off thread, not on a thread each.
+            let queue = pool.shared.queue();
+            assert_eq!(queue.overflow.len(), 300);
+            assert!(queue.handing_off);
+        }
+        release_tx.send(()).expect("release the worker");
+        let seen: Vec<usize> = (0..=300)
+            .map(|_| rx.recv_timeout(WAIT).expect("ran"))
+            .collect();
+        assert_eq!(
+            seen,
+            (0..=300).collect::<Vec<_>>(),
+            "in the order submitted"
+        );
     }
 
     #[test]
