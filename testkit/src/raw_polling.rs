@@ -269,10 +269,9 @@ pub fn assert_posts_wait_behind_a_backlog(
 /// it has started, and it must wait until `release` is called. Meanwhile the close packet at the
 /// body's end is not reached, and a GET is answered as usual, with that emit (a server that
 /// handled the whole body at once has ended the session and refuses it; one that held every
-/// request of the client behind the POST's steps does not answer it). Once
-/// released, every event is handled, in order (`counted` returns the indexes the `count`
-/// handler got, once it has had `events` of them), the POST is answered `ok`, and the session
-/// ends.
+/// request of the client behind the POST's steps does not answer it). Once released, every
+/// event is handled, in order (`counted` returns the indexes the `count` handler got, once it
+/// has had `events` of them), the POST is answered `ok`, and the session ends.
 pub fn assert_a_post_is_handed_over_in_steps(
     addr: SocketAddr,
     uri: &str,
