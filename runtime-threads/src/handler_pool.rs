@@ -370,9 +370,9 @@ mod tests {
         assert_eq!(rx.recv_timeout(WAIT), Ok(1));
     }
 
-    #[test]
-    fn a_full_queue_makes_an_outside_thread_wait_and_a_worker_hand_its_job_off() {
-        // One worker, held by a job; a queue of one, filled.
+    /// A pool of one worker and a queue of one, its worker held by a job until the returned
+    /// sender sends (or `WAIT` passes); the queue is empty.
+    fn held_pool() -> (Arc<Pool>, Sender<()>) {
         let pool = Arc::new(Pool::start(TEST_SERVER, 1, 1));
         let (release_tx, release_rx) = channel();
         let (started_tx, started_rx) = channel();
@@ -383,6 +383,13 @@ mod tests {
         started_rx
             .recv_timeout(WAIT)
             .expect("the worker took the first job");
+        (pool, release_tx)
+    }
+
+    #[test]
+    fn a_full_queue_makes_an_outside_thread_wait_and_a_worker_hand_its_job_off() {
+        // One worker, held by a job; a queue of one, filled below.
+        let (pool, release_tx) = held_pool();
         let (tx, rx) = channel();
         pool.submit(send_job(&tx, 1));
         // A thread outside the pool waits for room...
@@ -415,20 +422,12 @@ mod tests {
 
     #[test]
     fn many_jobs_handed_off_at_once_wait_in_one_overflow_and_keep_their_order() {
-        // One worker, held by a job; a queue of one, filled.
-        let pool = Arc::new(Pool::start(TEST_SERVER, 1, 1));
-        let (release_tx, release_rx) = channel();
-        let (started_tx, started_rx) = channel();
-        pool.submit(Box::new(move || {
-            let _ = started_tx.send(());
-            let _ = release_rx.recv_timeout(WAIT);
-        }));
-        started_rx
-            .recv_timeout(WAIT)
-            .expect("the worker took the first job");
+        // One worker, held by a job; a queue of one, filled below.
+        let (pool, release_tx) = held_pool();
         let (tx, rx) = channel();
         pool.submit(send_job(&tx, 0));
-        // A worker-like thread (the timer thread settling many callbacks) hands 300 jobs off.
+        // A thread that must not wait (a worker; connection threads hand their dispatch off alike)
+        // hands 300 jobs off.
         let handed = {
             let pool = pool.clone();
             let tx = tx.clone();
