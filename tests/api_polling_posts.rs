@@ -318,3 +318,50 @@ async fn a_post_is_handed_over_as_its_events_are_handled() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_client_leaves_mid_steps_ends_the_session() {
+    // One handler at a time: the held one keeps every later event of the client queued, and the
+    // POST's rest waiting for its steps.
+    let io = Server::builder().handlers_per_client(1).build();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    io.on(
+        "hold",
+        move |_socket: Socket, _: Option<serde_json::Value>| {
+            let (started, held) = (started_tx.clone(), held.clone());
+            async move {
+                let _ = started.send(());
+                held.notified().await;
+            }
+        },
+    );
+    io.on("count", |_socket: Socket, _: usize| async {});
+    let (reasons_tx, mut reasons) = mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = reasons_tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    let run = api_support::serve(&io).await;
+    let addr = run.addr;
+    client(move || {
+        let uri = joined(addr);
+        sockio_testkit::raw_polling::assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
+            addr,
+            &uri,
+            3_000,
+            || {
+                started_rx
+                    .recv_timeout(std::time::Duration::from_secs(15))
+                    .expect("the hold handler starts");
+            },
+            || release.notify_one(),
+        );
+    })
+    .await;
+    assert_eq!(
+        recv(&mut reasons, "the disconnect").await,
+        "transport error"
+    );
+}

@@ -944,30 +944,39 @@ impl Server {
                 state.conn.handle_request(now, id, request);
             })
         };
-        if request.method() == http::Method::POST {
-            // A POST's answer is written only once the callbacks its messages settled have run.
-            cell.feeding(drive);
-            self.wait_for_dispatch(&cell);
-            // This POST, if of more events than one step (`Connection::step_posts`): each next
-            // step once the client's backlog has room, and the answer after the last. Its
-            // client's hang-up is not watched meanwhile: the rest is handed over, as it was
-            // read, where the async runtimes, whose request ends with the client, end the
-            // session (`handle_request_aborted`).
-            while cell.lock().conn.unfinished_post() == Some(id) {
-                cell.feeding(|| {
-                    self.drive(&cell, |state, now| state.conn.handle_post_step(now));
-                });
-                self.wait_for_dispatch(&cell);
-            }
-        } else {
-            drive();
-        }
-        await_answer(rx, watch, || {
+        let abort = || {
             self.drive(&cell, |state, now| {
                 state.waiters.remove(&id);
                 state.conn.handle_request_aborted(now, id);
             });
-        })
+        };
+        if request.method() == http::Method::POST {
+            // A POST's answer is written only once the callbacks its messages settled have run.
+            cell.feeding(drive);
+            // This POST, if of more events than one step (`Connection::step_posts`): each next
+            // step once the client's backlog has room, and the answer after the last. A client
+            // that hangs up meanwhile ends the session with the rest unhandled
+            // (`handle_request_aborted`), as on the async runtimes, whose request ends with
+            // its client.
+            let mut client = HangupWatch::new(watch);
+            let mut waited = self.wait_for_dispatch_unless(&cell, || client.hung_up());
+            while cell.lock().conn.unfinished_post() == Some(id) {
+                if !waited {
+                    abort();
+                    // Answered into the void, in case the core answered meanwhile.
+                    return rx
+                        .try_recv()
+                        .unwrap_or_else(|_| plain(StatusCode::BAD_REQUEST, "aborted"));
+                }
+                cell.feeding(|| {
+                    self.drive(&cell, |state, now| state.conn.handle_post_step(now));
+                });
+                waited = self.wait_for_dispatch_unless(&cell, || client.hung_up());
+            }
+        } else {
+            drive();
+        }
+        await_answer(rx, watch, abort)
     }
 
     /// Completes a WebSocket upgrade the core accepted: prepares the 101 (or the core's refusal,
@@ -1427,6 +1436,35 @@ pub(crate) fn await_answer(
                 }
             }
         }
+    }
+}
+
+/// A request's client, looked at for its hang-up at most every [`HANGUP_CHECK`] (a look costs
+/// three system calls, and the waits that ask run their checks every few milliseconds).
+struct HangupWatch<'a> {
+    stream: Option<&'a TcpStream>,
+    next_look: Instant,
+}
+
+impl<'a> HangupWatch<'a> {
+    fn new(stream: Option<&'a TcpStream>) -> Self {
+        Self {
+            stream,
+            next_look: Instant::now() + HANGUP_CHECK,
+        }
+    }
+
+    /// True once the client has hung up, as far as the last look saw.
+    fn hung_up(&mut self) -> bool {
+        let Some(stream) = self.stream else {
+            return false;
+        };
+        let now = Instant::now();
+        if now < self.next_look {
+            return false;
+        }
+        self.next_look = now + HANGUP_CHECK;
+        peer_hung_up(stream)
     }
 }
 

@@ -581,16 +581,31 @@ impl Server {
     /// reading from it waits (so a client cannot grow server memory by sending faster than its
     /// handlers run).
     pub(crate) fn wait_for_dispatch(&self, cell: &Arc<ConnCell>) {
+        self.wait_for_dispatch_unless(cell, || false);
+    }
+
+    /// [`wait_for_dispatch`](Self::wait_for_dispatch), cut short when `give_up` holds (asked
+    /// between the backlog's checks); returns false then.
+    pub(crate) fn wait_for_dispatch_unless(
+        &self,
+        cell: &Arc<ConnCell>,
+        mut give_up: impl FnMut() -> bool,
+    ) -> bool {
         if cell.backlog_allows_reading(DISPATCH_QUEUE) {
-            return;
+            return true;
         }
         // The client's pong may now wait unread behind its events: the heartbeat must not count
         // that against it (`Connection::pause_reading`).
         self.drive(cell, |state, now| state.conn.pause_reading(now));
+        let mut gave_up = false;
         crate::conn::sleep_while(|| {
-            !cell.backlog_allows_reading(DISPATCH_QUEUE) && !cell.lock().conn.is_closed()
+            gave_up = give_up();
+            !gave_up
+                && !cell.backlog_allows_reading(DISPATCH_QUEUE)
+                && !cell.lock().conn.is_closed()
         });
         self.drive(cell, |state, now| state.conn.resume_reading(now));
+        !gave_up
     }
 
     pub(crate) fn adopt(&self, cell: &Arc<ConnCell>) {

@@ -196,3 +196,46 @@ fn a_post_is_handed_over_as_its_events_are_handled() {
     );
     io.abort();
 }
+
+/// The client's hang-up is watched while the POST waits for its steps (before, the rest was
+/// handed over and the session went on).
+#[test]
+fn a_post_whose_client_leaves_mid_steps_ends_the_session() {
+    // One client's events in order: the held handler keeps every later one queued, and the POST's
+    // rest waiting for its steps.
+    let io = Server::builder().async_handlers(false).build();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    io.on(
+        "hold",
+        move |_socket: Socket, _: Option<serde_json::Value>| {
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        },
+    );
+    io.on("count", |_socket: Socket, _: usize| {});
+    let (reasons_tx, reasons) = std::sync::mpsc::channel();
+    let reasons_tx = std::sync::Mutex::new(reasons_tx);
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = reasons_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(reason.as_str().to_owned());
+    });
+    let addr = support::serve(&io);
+    let uri = joined(addr);
+    sockio_testkit::raw_polling::assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
+        addr,
+        &uri,
+        3_000,
+        || {
+            started_rx
+                .recv_timeout(std::time::Duration::from_secs(15))
+                .expect("the hold handler starts");
+        },
+        || release_tx.send(()).expect("the hold handler waits"),
+    );
+    assert_eq!(support::recv(&reasons, "the disconnect"), "transport error");
+    io.abort();
+}

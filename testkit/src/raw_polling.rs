@@ -324,6 +324,61 @@ pub fn assert_a_post_is_handed_over_in_steps(
     }
 }
 
+/// Checks that a client hanging up while its POST is handed over in steps ends the session, with
+/// the rest of the POST unhandled. The server at `addr` has a `hold` handler that waits (`held`
+/// returns once it has started: the server has read the whole body) until `release`, and runs
+/// one handler of a client at a time. The POST, on a connection of its own, is a `hold` event and
+/// `events` `count` events; that connection is closed once the handler is held. GETs then must
+/// come to `Session ID unknown` within a few seconds (a GET held meanwhile is answered when the
+/// session ends; only a ping, 25 s on, would answer it otherwise). `release` runs after, whatever
+/// happened. The caller checks the disconnect reason.
+pub fn assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
+    addr: SocketAddr,
+    uri: &str,
+    events: usize,
+    held: impl FnOnce(),
+    release: impl FnOnce(),
+) {
+    let mut body = String::from(r#"42["hold"]"#);
+    for index in 0..events {
+        body.push_str(&format!("\x1e42[\"count\",{index}]"));
+    }
+    let mut post = connect(addr);
+    write_head(&mut post, "POST", uri, body.len());
+    post.write_all(body.as_bytes()).expect("write the body");
+    held();
+    drop(post);
+    let ended = || {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let mut get = connect(addr);
+            write_head(&mut get, "GET", uri, 0);
+            let mut raw = Vec::new();
+            // Up to the server's close, or the read timeout; an error leaves what was read.
+            let _ = get.read_to_end(&mut raw);
+            assert!(
+                !raw.is_empty() && Instant::now() < deadline,
+                "the session outlived its client's hang-up mid-POST by {STEP:?}"
+            );
+            let polled = parse_answer(&raw);
+            if polled.status == 400 {
+                assert_eq!(
+                    error_code(&polled),
+                    Some(1),
+                    "Session ID unknown: {polled:?}"
+                );
+                break;
+            }
+            assert_eq!(polled.status, 200, "{polled:?}");
+        }
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(ended));
+    release();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// POSTs a noop packet (`6`) to `target` until one is refused, and returns that answer: a POST
 /// answered `ok` before the server has read another connection's unfinished POST changes nothing.
 fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
@@ -395,7 +450,12 @@ pub fn read_answer(stream: &mut TcpStream) -> Answer {
     let mut raw = Vec::new();
     // Up to the server's close; an error after the answer (a reset) leaves what was read.
     let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    parse_answer(&raw)
+}
+
+/// The answer in `raw`, a whole HTTP response.
+fn parse_answer(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP answer in {text:?}"));
