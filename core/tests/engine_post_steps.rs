@@ -162,6 +162,24 @@ fn a_body_that_fails_to_decode_closes_after_its_last_good_packet() {
 }
 
 #[test]
+fn a_v3_body_with_a_bad_packet_past_the_first_step_is_refused_whole() {
+    // As the reference v3 parser: none of its packets is handed over, however far from the
+    // first step the bad one lies (the steps decode the body as they go, so it is looked
+    // through first).
+    let mut h = Harness::engine(eio3());
+    let (sid, uri) = stepping(&mut h, "3", 1);
+    let mut body = body("3", &["4a", "2", "4b", "4c"]);
+    body.push_str("9:4d");
+    let answer = h.post(&uri, body.as_bytes()).response();
+    assert_eq!(body_text(&answer), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        [EngineEvent::Closed(CloseReason::ParseError)]
+    );
+    assert!(h.sessions.is_empty());
+}
+
+#[test]
 fn a_session_closing_before_the_last_step_answers_the_post_without_the_rest() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, uri) = stepping(&mut h, "4", 1);

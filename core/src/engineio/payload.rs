@@ -199,21 +199,168 @@ fn put_binary_length(out: &mut BytesMut, len: usize) {
 /// no packets. The data of a body's only packet is sliced out of `body` without copying; that
 /// of several packets is copied out, each into its own allocation.
 pub fn decode_payload(body: Bytes, version: ProtocolVersion, binary_body: bool) -> DecodedPayload {
-    let within = body.as_ptr_range();
-    let mut decoded = decode_sliced(body, version, binary_body);
-    if decoded.packets.len() > 1 {
-        // Each packet's data sliced out of the body would keep all of it alive: one packet
-        // echoed into the outbound queue, which counts only its own bytes, could pin a whole
-        // body (1 MB behind a 1-byte frame, thousands of times over). A body of one packet is
-        // about that packet, so it stays shared; data decoded into a buffer of its own (base64)
-        // is not copied again.
-        for packet in &mut decoded.packets {
-            if let Some(data) = owned_if_in(&packet.data, &within) {
-                packet.data = data;
+    let reader = match PayloadReader::new(body, version, binary_body) {
+        Ok(reader) => reader,
+        Err(error) => return DecodedPayload::err(error),
+    };
+    let mut packets = Vec::new();
+    for packet in reader {
+        match packet {
+            Ok(packet) => packets.push(packet),
+            Err(error) => {
+                if version == ProtocolVersion::V3 {
+                    // The reference v3 parser refuses the whole body.
+                    packets.clear();
+                }
+                return DecodedPayload {
+                    packets,
+                    error: Some(error),
+                };
             }
         }
     }
-    decoded
+    DecodedPayload::ok(packets)
+}
+
+/// A polling body's packets, decoded one at a time as they are asked for, so that what is not
+/// handled yet is held as the body's bytes, not as packets (a 1 MB body of `42[0]` is about
+/// 150,000 of them). Yields each packet, or the error of the first bad one and nothing after it;
+/// [`decode_payload`] collects it (and, v3, drops the packets of a body with a bad one).
+///
+/// The data of a body's only packet is sliced out of the body without copying; that of a body
+/// of several packets is copied out, each into its own allocation. Each packet's data sliced out
+/// of the body would keep all of it alive: one packet echoed into the outbound queue, which
+/// counts only its own bytes, could pin a whole body (1 MB behind a 1-byte frame, thousands of
+/// times over). A body of one packet is about that packet, so it stays shared; data decoded into
+/// a buffer of its own (base64) is not copied again.
+#[derive(Debug, Clone)]
+pub struct PayloadReader {
+    format: Format,
+    /// Packets yielded so far.
+    read: usize,
+    /// A bad packet was found: nothing more is read.
+    failed: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Format {
+    /// Text packets joined by the separator; `next` is where the next one starts (`None`: none
+    /// left). The separator is ASCII, so it never occurs inside a UTF-8 sequence, and each
+    /// packet is checked on its own, keeping the ones before a bad one. A body ending in the
+    /// separator has an empty last packet, which is bad, as JavaScript's `split` gives it.
+    V4 { body: Bytes, next: Option<usize> },
+    /// `<len>:<packet>` from `pos` on.
+    V3Text { text: ByteString, pos: usize },
+    /// Header byte, length digits, `0xFF`, packet, from `pos` on.
+    V3Binary { body: Bytes, pos: usize },
+}
+
+impl PayloadReader {
+    /// A reader of `body`, or the error of a body that has no packets to read: a v4 body with
+    /// `binary_body` ([`DecodeError::UnsupportedBinaryPayload`]), a v3 text body that is empty
+    /// or not UTF-8. See [`decode_payload`] for `binary_body`.
+    pub fn new(
+        body: Bytes,
+        version: ProtocolVersion,
+        binary_body: bool,
+    ) -> Result<Self, DecodeError> {
+        let format = match (version, binary_body) {
+            (ProtocolVersion::V4, true) => return Err(DecodeError::UnsupportedBinaryPayload),
+            (ProtocolVersion::V4, false) => Format::V4 {
+                body,
+                next: Some(0),
+            },
+            (ProtocolVersion::V3, false) => {
+                let text = ByteString::try_from(body).map_err(|_| DecodeError::InvalidUtf8)?;
+                if text.is_empty() {
+                    return Err(DecodeError::Empty);
+                }
+                Format::V3Text { text, pos: 0 }
+            }
+            (ProtocolVersion::V3, true) => Format::V3Binary { body, pos: 0 },
+        };
+        Ok(PayloadReader {
+            format,
+            read: 0,
+            failed: false,
+        })
+    }
+
+    /// Nothing is left to read: every packet has been yielded, or a bad one.
+    pub fn is_done(&self) -> bool {
+        self.failed
+            || match &self.format {
+                Format::V4 { next, .. } => next.is_none(),
+                Format::V3Text { text, pos } => *pos >= text.len(),
+                Format::V3Binary { body, pos } => *pos >= body.len(),
+            }
+    }
+
+    fn body_range(&self) -> std::ops::Range<*const u8> {
+        match &self.format {
+            Format::V4 { body, .. } | Format::V3Binary { body, .. } => body.as_ptr_range(),
+            Format::V3Text { text, .. } => text.as_bytes().as_ptr_range(),
+        }
+    }
+
+    /// The next packet, `None` at the end.
+    fn decode_next(&mut self) -> Result<Option<Packet>, DecodeError> {
+        match &mut self.format {
+            Format::V4 { body, next } => {
+                let Some(start) = *next else {
+                    return Ok(None);
+                };
+                let separator = body[start..]
+                    .iter()
+                    .position(|&b| b == SEPARATOR)
+                    .map(|at| start + at);
+                *next = separator.map(|at| at + 1);
+                let end = separator.unwrap_or(body.len());
+                let text = ByteString::try_from(body.slice(start..end))
+                    .map_err(|_| DecodeError::InvalidUtf8)?;
+                decode_text_in(&text, &text, ProtocolVersion::V4).map(Some)
+            }
+            Format::V3Text { text, pos } => next_v3_text(text, pos),
+            Format::V3Binary { body, pos } => next_v3_binary(body, pos),
+        }
+    }
+}
+
+impl PayloadReader {
+    /// The next packet, its data left in the body: for a look at the packets (their kinds,
+    /// whether they decode) that does not keep them.
+    pub fn next_sliced(&mut self) -> Option<Result<Packet, DecodeError>> {
+        if self.is_done() {
+            return None;
+        }
+        match self.decode_next() {
+            Ok(Some(packet)) => {
+                self.read += 1;
+                Some(Ok(packet))
+            }
+            Ok(None) => None,
+            Err(error) => {
+                self.failed = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+impl Iterator for PayloadReader {
+    type Item = Result<Packet, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut packet = match self.next_sliced()? {
+            Ok(packet) => packet,
+            Err(error) => return Some(Err(error)),
+        };
+        let only = self.read == 1 && self.is_done();
+        if !only && let Some(data) = owned_if_in(&packet.data, &self.body_range()) {
+            packet.data = data;
+        }
+        Some(Ok(packet))
+    }
 }
 
 /// `data` in an allocation of its own, when it lies in `body` (`None`: it does not).
@@ -230,46 +377,6 @@ fn owned_if_in(data: &PacketData, body: &std::ops::Range<*const u8>) -> Option<P
     }
 }
 
-fn decode_sliced(body: Bytes, version: ProtocolVersion, binary_body: bool) -> DecodedPayload {
-    match (version, binary_body) {
-        (ProtocolVersion::V4, true) => DecodedPayload::err(DecodeError::UnsupportedBinaryPayload),
-        (ProtocolVersion::V4, false) => decode_v4(body),
-        (ProtocolVersion::V3, false) => match decode_v3_text(body) {
-            Ok(packets) => DecodedPayload::ok(packets),
-            Err(e) => DecodedPayload::err(e),
-        },
-        (ProtocolVersion::V3, true) => match decode_v3_binary(body) {
-            Ok(packets) => DecodedPayload::ok(packets),
-            Err(e) => DecodedPayload::err(e),
-        },
-    }
-}
-
-fn decode_v4(body: Bytes) -> DecodedPayload {
-    let mut packets = Vec::new();
-    let mut start = 0;
-    // Split on the separator byte: it is ASCII, so it never occurs inside a UTF-8 sequence and
-    // each segment can be validated on its own, keeping the packets before a bad segment.
-    // `split` always yields at least one (possibly empty) segment, like JS `split`.
-    for segment in body.split(|&b| b == SEPARATOR) {
-        let end = start + segment.len();
-        let result = ByteString::try_from(body.slice(start..end))
-            .map_err(|_| DecodeError::InvalidUtf8)
-            .and_then(|text| decode_text_in(&text, &text, ProtocolVersion::V4));
-        match result {
-            Ok(packet) => packets.push(packet),
-            Err(error) => {
-                return DecodedPayload {
-                    packets,
-                    error: Some(error),
-                };
-            }
-        }
-        start = end + 1;
-    }
-    DecodedPayload::ok(packets)
-}
-
 /// Accumulates one decimal digit into a length, rejecting overflow.
 fn push_digit(len: usize, digit: u8) -> Result<usize, DecodeError> {
     len.checked_mul(10)
@@ -277,15 +384,13 @@ fn push_digit(len: usize, digit: u8) -> Result<usize, DecodeError> {
         .ok_or(DecodeError::InvalidLength)
 }
 
-fn decode_v3_text(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
-    let whole = ByteString::try_from(body).map_err(|_| DecodeError::InvalidUtf8)?;
-    let text: &str = &whole;
-    if text.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    let mut packets = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
+/// The next packet of a v3 text body from `pos` on (`None` at its end), `pos` moved past it.
+fn next_v3_text(whole: &ByteString, pos: &mut usize) -> Result<Option<Packet>, DecodeError> {
+    loop {
+        let rest = &whole[*pos..];
+        if rest.is_empty() {
+            return Ok(None);
+        }
         // `<digits>:`; all ASCII, so byte positions are char boundaries.
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 || rest.as_bytes().get(digits) != Some(&b':') {
@@ -295,15 +400,13 @@ fn decode_v3_text(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
             .iter()
             .try_fold(0usize, |len, &d| push_digit(len, d - b'0'))?;
         let after = &rest[digits + 1..];
-        let msg_len = utf16_prefix_bytes(after, units)?;
-        let (msg, tail) = after.split_at(msg_len);
+        let msg = &after[..utf16_prefix_bytes(after, units)?];
+        *pos += digits + 1 + msg.len();
         // A zero-length entry (`0:`) carries no packet, as in the reference parser.
         if !msg.is_empty() {
-            packets.push(decode_text_in(&whole, msg, ProtocolVersion::V3)?);
+            return decode_text_in(whole, msg, ProtocolVersion::V3).map(Some);
         }
-        rest = tail;
     }
-    Ok(packets)
 }
 
 /// The byte length of the first `units` UTF-16 code units of `s`; a length that ends past
@@ -326,48 +429,47 @@ fn utf16_prefix_bytes(s: &str, units: usize) -> Result<usize, DecodeError> {
     }
 }
 
-fn decode_v3_binary(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
-    let mut packets = Vec::new();
-    let mut pos = 0;
-    while let Some(&header) = body.get(pos) {
-        let is_string = match header {
-            0 => true,
-            1 => false,
-            // The length prefix is header + digits + 0xFF; other header values are not valid.
+/// The next packet of a v3 binary body from `pos` on (`None` at its end), `pos` moved past it.
+fn next_v3_binary(body: &Bytes, pos: &mut usize) -> Result<Option<Packet>, DecodeError> {
+    let Some(&header) = body.get(*pos) else {
+        return Ok(None);
+    };
+    let is_string = match header {
+        0 => true,
+        1 => false,
+        // The length prefix is header + digits + 0xFF; other header values are not valid.
+        _ => return Err(DecodeError::InvalidLength),
+    };
+    let mut at = *pos + 1;
+    let mut len = 0usize;
+    let mut digits = 0usize;
+    loop {
+        match body.get(at) {
+            Some(&BINARY_LENGTH_END) => break,
+            Some(&d) if d <= 9 => len = push_digit(len, d)?,
             _ => return Err(DecodeError::InvalidLength),
-        };
-        pos += 1;
-        let mut len = 0usize;
-        let mut digits = 0usize;
-        loop {
-            match body.get(pos) {
-                Some(&BINARY_LENGTH_END) => break,
-                Some(&d) if d <= 9 => len = push_digit(len, d)?,
-                _ => return Err(DecodeError::InvalidLength),
-            }
-            digits += 1;
-            pos += 1;
         }
-        if digits == 0 {
-            return Err(DecodeError::InvalidLength);
-        }
-        pos += 1; // the 0xFF
-        let end = pos
-            .checked_add(len)
-            .filter(|&end| end <= body.len())
-            .ok_or(DecodeError::LengthMismatch)?;
-        let chunk = body.slice(pos..end);
-        pos = end;
-        let packet = if is_string {
-            let text = ByteString::try_from(chunk).map_err(|_| DecodeError::InvalidUtf8)?;
-            decode_text_in(&text, &text, ProtocolVersion::V3)?
-        } else {
-            // Same layout as a v3 binary WebSocket frame: type byte, then data.
-            Packet::decode_ws(WsMessage::Binary(chunk), ProtocolVersion::V3)?
-        };
-        packets.push(packet);
+        digits += 1;
+        at += 1;
     }
-    Ok(packets)
+    if digits == 0 {
+        return Err(DecodeError::InvalidLength);
+    }
+    at += 1; // the 0xFF
+    let end = at
+        .checked_add(len)
+        .filter(|&end| end <= body.len())
+        .ok_or(DecodeError::LengthMismatch)?;
+    let chunk = body.slice(at..end);
+    *pos = end;
+    let packet = if is_string {
+        let text = ByteString::try_from(chunk).map_err(|_| DecodeError::InvalidUtf8)?;
+        decode_text_in(&text, &text, ProtocolVersion::V3)?
+    } else {
+        // Same layout as a v3 binary WebSocket frame: type byte, then data.
+        Packet::decode_ws(WsMessage::Binary(chunk), ProtocolVersion::V3)?
+    };
+    Ok(Some(packet))
 }
 
 /// Wraps an already-encoded v3 *text* payload for JSONP: `___eio[<j>]("<escaped>");`.

@@ -353,15 +353,69 @@ pub struct Session {
 }
 
 /// A POST whose packets are handled in steps ([`Session::step_posts`]): its answer, sent once the
-/// last packet is handled, and the packets not handled yet.
+/// last packet is handled, and its body, from the packets not handled yet on (decoded as each
+/// step reads them, so that the rest is held as the body's bytes).
 #[derive(Debug)]
 struct PostRest {
     id: RequestId,
     origin: OriginCheck,
     ok: Response,
-    packets: std::vec::IntoIter<Packet>,
-    /// The body's decoding failed after these packets: the session closes once they are handled.
+    packets: payload::PayloadReader,
+    /// The index of the next packet `packets` yields.
+    next_index: usize,
+    /// The heartbeats before this index were handled ahead of the messages
+    /// ([`Session::heartbeats_ahead`]): skipped when their step reads them.
+    ahead_before: usize,
+    heartbeat: PacketType,
+    /// The next packet, read ahead to know whether any is left ([`PostRest::has_more`]).
+    peeked: Option<Packet>,
+    /// The body's decoding failed after the packets read: the session closes once they are
+    /// handled.
     failed: bool,
+}
+
+impl PostRest {
+    /// Whether a packet is left to hand over (a bad packet, or heartbeats handled ahead, at the
+    /// body's end leave none: the POST is answered with its last message's step).
+    fn has_more(&mut self) -> bool {
+        if self.peeked.is_none() {
+            self.peeked = self.next_packet();
+        }
+        self.peeked.is_some()
+    }
+
+    /// The next packet to hand over: heartbeats handled ahead skipped, a bad packet ending it.
+    fn next_packet(&mut self) -> Option<Packet> {
+        if let Some(packet) = self.peeked.take() {
+            return Some(packet);
+        }
+        loop {
+            let index = self.next_index;
+            match self.packets.next()? {
+                Ok(packet) => {
+                    self.next_index += 1;
+                    if packet.kind == self.heartbeat && index < self.ahead_before {
+                        continue;
+                    }
+                    return Some(packet);
+                }
+                Err(_) => {
+                    self.failed = true;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// What a look at a stepped POST's whole body found ([`Session::heartbeats_ahead`]).
+struct AheadScan {
+    /// A v3 body with a bad packet: refused whole, as the reference v3 parser does.
+    refused: bool,
+    /// The heartbeats to hand over ahead of the messages: those before this index.
+    before: usize,
+    /// How many there are.
+    count: usize,
 }
 
 /// Reading paused since `since`, by `readers` readers of the client (a WebSocket's and a POST's
@@ -813,14 +867,10 @@ impl Session {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/octet-stream"));
-        let decoded = if let Some(_j) = jsonp {
-            match payload::decode_jsonp_post(&body) {
-                Ok(text) => payload::decode_payload(Bytes::from(text), self.version, false),
-                Err(error) => payload::DecodedPayload {
-                    packets: Vec::new(),
-                    error: Some(error),
-                },
-            }
+        let reader = if jsonp.is_some() {
+            payload::decode_jsonp_post(&body).and_then(|text| {
+                payload::PayloadReader::new(Bytes::from(text), self.version, false)
+            })
         } else if binary_body && self.version == ProtocolVersion::V4 {
             // Engine.IO 4 has no binary payload format; the reference server refuses and closes.
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
@@ -829,53 +879,106 @@ impl Session {
             ));
             return;
         } else {
-            payload::decode_payload(body, self.version, binary_body)
+            payload::PayloadReader::new(body, self.version, binary_body)
         };
         let mut ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
         if is_internet_explorer(request.headers()) {
             disable_ie_xss_filter(&mut ok);
         }
-        let mut packets = decoded.packets.into_iter();
-        let failed = decoded.error.is_some();
-        if self
-            .post_step
-            .is_none_or(|step| packets.len() <= step.get() as usize)
-        {
+        let Ok(mut reader) = reader else {
             self.respond(id, &origin, ok);
-            self.hand_over(now, &mut packets, usize::MAX);
+            self.close_now(CloseReason::ParseError);
+            return;
+        };
+        // One step's packets and one more, read ahead: a body within one step is handled at
+        // once, whole.
+        let step = self
+            .post_step
+            .map_or(usize::MAX, |step| step.get() as usize);
+        let whole = reader.clone();
+        let mut first = Vec::new();
+        let mut failed = false;
+        while first.len() <= step {
+            match reader.next() {
+                Some(Ok(packet)) => first.push(packet),
+                Some(Err(_)) => {
+                    failed = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if failed && self.version == ProtocolVersion::V3 {
+            // The reference v3 parser refuses the whole body.
+            first.clear();
+        }
+        if reader.is_done() && first.len() <= step {
+            self.respond(id, &origin, ok);
+            let mut packets = first.into_iter();
+            self.hand_over(now, || packets.next(), usize::MAX);
             if failed {
                 self.close_now(CloseReason::ParseError);
             }
             return;
         }
+        drop(first);
         // More packets than one step may hand over: the rest waits for `handle_post_step`, and
         // the POST's answer for the last of them (a client sends its next POST once this one is
         // answered), so the POST counts as in flight until then.
-        let (heartbeats, packets) = self.heartbeats_first(packets);
-        for heartbeat in heartbeats {
-            // No message: what it returns is `None`.
-            let _ = self.handle_packet(now, heartbeat, None);
+        let scan = self.heartbeats_ahead(whole.clone());
+        if scan.refused {
+            self.respond(id, &origin, ok);
+            self.close_now(CloseReason::ParseError);
+            return;
+        }
+        let heartbeat = self.heartbeat_kind();
+        if scan.count > 0 {
+            let mut ahead = whole.clone();
+            for _ in 0..scan.before {
+                match ahead.next() {
+                    // No message: what it returns is `None`.
+                    Some(Ok(packet)) if packet.kind == heartbeat => {
+                        let _ = self.handle_packet(now, packet, None);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                }
+            }
         }
         self.post_in_flight = Some(id);
         self.post_rest = Some(Box::new(PostRest {
             id,
             origin,
             ok,
-            packets: packets.into_iter(),
-            failed,
+            packets: whole,
+            next_index: 0,
+            ahead_before: if scan.count > 0 { scan.before } else { 0 },
+            heartbeat,
+            peeked: None,
+            failed: false,
         }));
         self.continue_post(now);
     }
 
-    /// A body's heartbeats that may go ahead of its messages (a v4 pong, a v3 ping: what a
-    /// WebSocket's reader lets overtake, [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)),
-    /// and its other packets, in order. None goes ahead of a packet that would end the session
-    /// (a close, a heartbeat in the wrong direction), nor, v3, a ping whose pong would not fit
-    /// in the queue (which closes it): the messages before such a packet are handed over first.
-    fn heartbeats_first(&self, packets: std::vec::IntoIter<Packet>) -> (Vec<Packet>, Vec<Packet>) {
-        let (heartbeat, wrong_way) = match self.version {
-            ProtocolVersion::V4 => (PacketType::Pong, PacketType::Ping),
-            ProtocolVersion::V3 => (PacketType::Ping, PacketType::Pong),
+    /// The heartbeat a client sends: a v4 pong, a v3 ping.
+    fn heartbeat_kind(&self) -> PacketType {
+        match self.version {
+            ProtocolVersion::V4 => PacketType::Pong,
+            ProtocolVersion::V3 => PacketType::Ping,
+        }
+    }
+
+    /// Looks through a stepped POST's `body` for the heartbeats that may go ahead of its
+    /// messages (a v4 pong, a v3 ping: what a WebSocket's reader lets overtake,
+    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)), and, v3, for a bad packet, which
+    /// refuses the whole body. None goes ahead of a packet that would end the session (a close,
+    /// a heartbeat in the wrong direction), nor, v3, a ping whose pong would not fit in the
+    /// queue (which closes it): the messages before such a packet are handed over first.
+    fn heartbeats_ahead(&self, mut body: payload::PayloadReader) -> AheadScan {
+        let heartbeat = self.heartbeat_kind();
+        let wrong_way = match self.version {
+            ProtocolVersion::V4 => PacketType::Ping,
+            ProtocolVersion::V3 => PacketType::Pong,
         };
         // Pongs a v3 ping going ahead adds to the queue without closing it.
         let room = match self.version {
@@ -885,38 +988,43 @@ impl Session {
                 .max_buffered_packets
                 .saturating_sub(self.queue.len()),
         };
-        let ends = |packet: &Packet| packet.kind == PacketType::Close || packet.kind == wrong_way;
-        if !packets
-            .as_slice()
-            .iter()
-            .take_while(|packet| !ends(packet))
-            .any(|packet| packet.kind == heartbeat)
-            || room == 0
-        {
-            // The usual body: kept as it is, not copied into a second vector.
-            return (Vec::new(), packets.collect());
-        }
-        let mut barrier = false;
-        let (mut heartbeats, mut rest) = (Vec::new(), Vec::with_capacity(packets.len()));
-        for packet in packets {
-            barrier |= ends(&packet);
-            if packet.kind == heartbeat && !barrier && heartbeats.len() < room {
-                heartbeats.push(packet);
-            } else {
-                barrier |= packet.kind == heartbeat;
-                rest.push(packet);
+        let v3 = self.version == ProtocolVersion::V3;
+        let mut scan = AheadScan {
+            refused: false,
+            before: usize::MAX,
+            count: 0,
+        };
+        let mut index = 0;
+        while let Some(packet) = body.next_sliced() {
+            let Ok(packet) = packet else {
+                scan.refused = v3;
+                break;
+            };
+            if scan.before == usize::MAX {
+                if packet.kind == PacketType::Close
+                    || packet.kind == wrong_way
+                    || (packet.kind == heartbeat && scan.count == room)
+                {
+                    scan.before = index;
+                } else if packet.kind == heartbeat {
+                    scan.count += 1;
+                }
+            } else if !v3 {
+                // Past the barrier only a v3 body's bad packet matters.
+                break;
             }
+            index += 1;
         }
-        (heartbeats, rest)
+        scan
     }
 
-    /// Handles a POST's `packets` until `max` application messages have been handed over, the
-    /// packets run out, or the session closes (which drops the rest, as the reference server
-    /// drops what follows a close in a body).
-    fn hand_over(&mut self, now: Instant, packets: &mut std::vec::IntoIter<Packet>, max: usize) {
+    /// Hands over the packets `next` gives until `max` application messages have been handed
+    /// over, the packets run out, or the session closes (which drops the rest, as the reference
+    /// server drops what follows a close in a body).
+    fn hand_over(&mut self, now: Instant, mut next: impl FnMut() -> Option<Packet>, max: usize) {
         let mut handed = 0;
         while handed < max && self.state != State::Closed {
-            let Some(packet) = packets.next() else {
+            let Some(packet) = next() else {
                 return;
             };
             if let Some(data) = self.handle_packet(now, packet, None) {
@@ -935,8 +1043,8 @@ impl Session {
         let step = self
             .post_step
             .map_or(usize::MAX, |step| step.get() as usize);
-        self.hand_over(now, &mut rest.packets, step);
-        if self.state != State::Closed && rest.packets.len() > 0 {
+        self.hand_over(now, || rest.next_packet(), step);
+        if self.state != State::Closed && rest.has_more() {
             self.post_rest = Some(rest);
             return;
         }
