@@ -286,6 +286,16 @@ impl PayloadReader {
         })
     }
 
+    /// Reads the body again from its first packet.
+    pub fn rewind(&mut self) {
+        self.read = 0;
+        self.failed = false;
+        match &mut self.format {
+            Format::V4 { next, .. } => *next = Some(0),
+            Format::V3Text { pos, .. } | Format::V3Binary { pos, .. } => *pos = 0,
+        }
+    }
+
     /// Nothing is left to read: every packet has been yielded, or a bad one.
     pub fn is_done(&self) -> bool {
         self.failed

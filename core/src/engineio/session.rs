@@ -750,8 +750,9 @@ impl Session {
     }
 
     /// Lets a POST hand the application at most `messages` messages at once: the rest of its
-    /// body waits for [`handle_post_step`](Self::handle_post_step), and the POST is answered
-    /// once its last packet is handled. A driver that holds the events it is handed until the
+    /// body waits for [`handle_post_step`](Self::handle_post_step), held as the body's bytes and
+    /// decoded as each step reads it, and the POST is answered once its last packet is handled.
+    /// A driver that holds the events it is handed until the
     /// application takes them bounds them so, as it bounds a WebSocket's by reading on only
     /// when the application catches up: without it, one POST of short messages (a 1 MB body
     /// holds about 150,000 of them) is handed over at once. Not stepping is the default.
@@ -895,7 +896,6 @@ impl Session {
         let step = self
             .post_step
             .map_or(usize::MAX, |step| step.get() as usize);
-        let whole = reader.clone();
         let mut first = Vec::new();
         let mut failed = false;
         while first.len() <= step {
@@ -925,6 +925,8 @@ impl Session {
         // More packets than one step may hand over: the rest waits for `handle_post_step`, and
         // the POST's answer for the last of them (a client sends its next POST once this one is
         // answered), so the POST counts as in flight until then.
+        let mut whole = reader;
+        whole.rewind();
         let scan = self.heartbeats_ahead(whole.clone());
         if scan.refused {
             self.respond(id, &origin, ok);
