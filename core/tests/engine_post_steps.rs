@@ -180,6 +180,19 @@ fn a_v3_body_with_a_bad_packet_past_the_first_step_is_refused_whole() {
 }
 
 #[test]
+fn a_v3_body_is_looked_through_past_what_would_end_the_session() {
+    // The close packet stops heartbeats going ahead, not the look for a bad packet behind it.
+    let mut h = Harness::engine(eio3());
+    let (sid, uri) = stepping(&mut h, "3", 1);
+    let answer = h.post(&uri, b"2:4a2:4b1:12:4cx:").response();
+    assert_eq!(body_text(&answer), "ok");
+    assert_eq!(
+        h.take_events(&sid),
+        [EngineEvent::Closed(CloseReason::ParseError)]
+    );
+}
+
+#[test]
 fn a_session_closing_before_the_last_step_answers_the_post_without_the_rest() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, uri) = stepping(&mut h, "4", 1);

@@ -197,7 +197,8 @@ fn put_binary_length(out: &mut BytesMut, len: usize) {
 /// An empty text body is an error in both versions (the reference parsers report a parser
 /// error), so `encode_payload(&[], V4, _)` does not round-trip; an empty v3 binary body holds
 /// no packets. The data of a body's only packet is sliced out of `body` without copying; that
-/// of several packets is copied out, each into its own allocation.
+/// of several packets (or of one followed by more of the body: a bad packet, v3 `0:` entries)
+/// is copied out, each into its own allocation.
 pub fn decode_payload(body: Bytes, version: ProtocolVersion, binary_body: bool) -> DecodedPayload {
     let reader = match PayloadReader::new(body, version, binary_body) {
         Ok(reader) => reader,
@@ -371,6 +372,15 @@ impl Iterator for PayloadReader {
         }
         Some(Ok(packet))
     }
+}
+
+/// Moves `packet`'s data into an allocation of its own: it no longer keeps a body alive.
+pub(crate) fn own_data(packet: &mut Packet) {
+    packet.data = match &packet.data {
+        PacketData::Empty => return,
+        PacketData::Text(text) => PacketData::Text(ByteString::from(&**text)),
+        PacketData::Binary(bytes) => PacketData::Binary(Bytes::copy_from_slice(bytes)),
+    };
 }
 
 /// `data` in an allocation of its own, when it lies in `body` (`None`: it does not).

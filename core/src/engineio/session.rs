@@ -752,10 +752,10 @@ impl Session {
     /// Lets a POST hand the application at most `messages` messages at once: the rest of its
     /// body waits for [`handle_post_step`](Self::handle_post_step), held as the body's bytes and
     /// decoded as each step reads it, and the POST is answered once its last packet is handled.
-    /// A driver that holds the events it is handed until the
-    /// application takes them bounds them so, as it bounds a WebSocket's by reading on only
-    /// when the application catches up: without it, one POST of short messages (a 1 MB body
-    /// holds about 150,000 of them) is handed over at once. Not stepping is the default.
+    /// A driver that holds the events it is handed until the application takes them bounds them
+    /// so, as it bounds a WebSocket's by reading on only when the application catches up:
+    /// without it, one POST of short messages (a 1 MB body holds about 150,000 of them) is
+    /// handed over at once. Not stepping is the default.
     ///
     /// A driver that sets it calls `handle_post_step` whenever
     /// [`unfinished_post`](Self::unfinished_post) names a POST and the application can take
@@ -935,12 +935,17 @@ impl Session {
         }
         let heartbeat = self.heartbeat_kind();
         if scan.count > 0 {
+            // Looked at in place, the heartbeats' data copied out (a pong echoing a v3 ping's
+            // data must not pin the body).
             let mut ahead = whole.clone();
-            for _ in 0..scan.before {
-                match ahead.next() {
-                    // No message: what it returns is `None`.
-                    Some(Ok(packet)) if packet.kind == heartbeat => {
+            let mut handled = 0;
+            while handled < scan.count {
+                match ahead.next_sliced() {
+                    Some(Ok(mut packet)) if packet.kind == heartbeat => {
+                        payload::own_data(&mut packet);
+                        // No message: what it returns is `None`.
                         let _ = self.handle_packet(now, packet, None);
+                        handled += 1;
                     }
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => break,
