@@ -267,29 +267,63 @@ async fn posts_wait_while_the_events_pile_up() {
     }
 }
 
+/// A server running one handler of a client at a time, with a `hold` handler that emits `held`
+/// ("now"), says it started, and waits for the returned `Notify`, so that every later event of
+/// the client stays queued and a long POST's rest waits for its steps; `count` handlers send
+/// their index out of the returned channel.
+struct Held {
+    io: Server,
+    started: std::sync::mpsc::Receiver<()>,
+    release: Arc<tokio::sync::Notify>,
+    counted: std::sync::mpsc::Receiver<usize>,
+}
+
+impl Held {
+    fn new() -> Self {
+        let io = Server::builder().handlers_per_client(1).build();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let held = release.clone();
+        io.on(
+            "hold",
+            move |socket: Socket, _: Option<serde_json::Value>| {
+                let (started, held) = (started_tx.clone(), held.clone());
+                async move {
+                    socket.emit("held", &"now").await.expect("queued");
+                    let _ = started.send(());
+                    held.notified().await;
+                }
+            },
+        );
+        let (counted_tx, counted) = std::sync::mpsc::channel();
+        io.on("count", move |_socket: Socket, index: usize| {
+            let _ = counted_tx.send(index);
+            async {}
+        });
+        Held {
+            io,
+            started,
+            release,
+            counted,
+        }
+    }
+
+    /// Waits for the `hold` handler to start.
+    fn wait_held(started: &std::sync::mpsc::Receiver<()>) {
+        started
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .expect("the hold handler starts");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_is_handed_over_as_its_events_are_handled() {
-    // One handler at a time: the held one keeps every later event of the client queued.
-    let io = Server::builder().handlers_per_client(1).build();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let held = release.clone();
-    io.on(
-        "hold",
-        move |socket: Socket, _: Option<serde_json::Value>| {
-            let (started, held) = (started_tx.clone(), held.clone());
-            async move {
-                socket.emit("held", &"now").await.expect("queued");
-                let _ = started.send(());
-                held.notified().await;
-            }
-        },
-    );
-    let (counted_tx, counted_rx) = std::sync::mpsc::channel();
-    io.on("count", move |_socket: Socket, index: usize| {
-        let _ = counted_tx.send(index);
-        async {}
-    });
+    let Held {
+        io,
+        started,
+        release,
+        counted,
+    } = Held::new();
     let run = api_support::serve(&io).await;
     let addr = run.addr;
     client(move || {
@@ -299,16 +333,12 @@ async fn a_post_is_handed_over_as_its_events_are_handled() {
             addr,
             &uri,
             events,
-            || {
-                started_rx
-                    .recv_timeout(std::time::Duration::from_secs(15))
-                    .expect("the hold handler starts");
-            },
+            || Held::wait_held(&started),
             || release.notify_one(),
             || {
                 (0..events)
                     .map_while(|_| {
-                        counted_rx
+                        counted
                             .recv_timeout(std::time::Duration::from_secs(15))
                             .ok()
                     })
@@ -321,23 +351,12 @@ async fn a_post_is_handed_over_as_its_events_are_handled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_whose_client_leaves_mid_steps_ends_the_session() {
-    // One handler at a time: the held one keeps every later event of the client queued, and the
-    // POST's rest waiting for its steps.
-    let io = Server::builder().handlers_per_client(1).build();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let held = release.clone();
-    io.on(
-        "hold",
-        move |_socket: Socket, _: Option<serde_json::Value>| {
-            let (started, held) = (started_tx.clone(), held.clone());
-            async move {
-                let _ = started.send(());
-                held.notified().await;
-            }
-        },
-    );
-    io.on("count", |_socket: Socket, _: usize| async {});
+    let Held {
+        io,
+        started,
+        release,
+        ..
+    } = Held::new();
     let (reasons_tx, mut reasons) = mpsc::unbounded_channel();
     io.on_disconnect(move |_socket: Socket, reason| {
         let _ = reasons_tx.send(reason.as_str().to_owned());
@@ -351,11 +370,7 @@ async fn a_post_whose_client_leaves_mid_steps_ends_the_session() {
             addr,
             &uri,
             3_000,
-            || {
-                started_rx
-                    .recv_timeout(std::time::Duration::from_secs(15))
-                    .expect("the hold handler starts");
-            },
+            || Held::wait_held(&started),
             || release.notify_one(),
         );
     })

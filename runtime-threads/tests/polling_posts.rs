@@ -148,94 +148,106 @@ fn posts_wait_while_the_events_pile_up() {
     }
 }
 
+/// A server handling one client's events one at a time, in order, with a `hold` handler that
+/// emits `held` ("now"), says it started, and waits for the returned sender, so that every later
+/// event of the client stays queued and a long POST's rest waits for its steps; `count` handlers
+/// send their index out of the returned channel.
+struct Held {
+    io: Server,
+    started: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+    counted: std::sync::mpsc::Receiver<usize>,
+}
+
+impl Held {
+    fn new() -> Self {
+        let io = Server::builder().async_handlers(false).build();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        io.on(
+            "hold",
+            move |socket: Socket, _: Option<serde_json::Value>| {
+                socket.emit("held", &"now").send().expect("queued");
+                let _ = started_tx.send(());
+                let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            },
+        );
+        let (counted_tx, counted) = std::sync::mpsc::channel();
+        let counted_tx = std::sync::Mutex::new(counted_tx);
+        io.on("count", move |_socket: Socket, index: usize| {
+            let _ = counted_tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(index);
+        });
+        Held {
+            io,
+            started,
+            release,
+            counted,
+        }
+    }
+
+    /// Waits for the `hold` handler to start.
+    fn wait_held(&self) {
+        self.started
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .expect("the hold handler starts");
+    }
+
+    fn release(&self) {
+        self.release.send(()).expect("the hold handler waits");
+    }
+}
+
 #[test]
 fn a_post_is_handed_over_as_its_events_are_handled() {
-    // One client's events in order: the held handler keeps every later one queued.
-    let io = Server::builder().async_handlers(false).build();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = std::sync::Mutex::new(release_rx);
-    io.on(
-        "hold",
-        move |socket: Socket, _: Option<serde_json::Value>| {
-            socket.emit("held", &"now").send().expect("queued");
-            let _ = started_tx.send(());
-            let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        },
-    );
-    let (counted_tx, counted_rx) = std::sync::mpsc::channel();
-    let counted_tx = std::sync::Mutex::new(counted_tx);
-    io.on("count", move |_socket: Socket, index: usize| {
-        let _ = counted_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(index);
-    });
-    let addr = support::serve(&io);
+    let held = Held::new();
+    let addr = support::serve(&held.io);
     let uri = joined(addr);
     let events = 3_000;
     sockio_testkit::raw_polling::assert_a_post_is_handed_over_in_steps(
         addr,
         &uri,
         events,
-        || {
-            started_rx
-                .recv_timeout(std::time::Duration::from_secs(15))
-                .expect("the hold handler starts");
-        },
-        || release_tx.send(()).expect("the hold handler waits"),
+        || held.wait_held(),
+        || held.release(),
         || {
             (0..events)
                 .map_while(|_| {
-                    counted_rx
+                    held.counted
                         .recv_timeout(std::time::Duration::from_secs(15))
                         .ok()
                 })
                 .collect()
         },
     );
-    io.abort();
+    held.io.abort();
 }
 
 /// The client's hang-up is watched while the POST waits for its steps (before, the rest was
 /// handed over and the session went on).
 #[test]
 fn a_post_whose_client_leaves_mid_steps_ends_the_session() {
-    // One client's events in order: the held handler keeps every later one queued, and the POST's
-    // rest waiting for its steps.
-    let io = Server::builder().async_handlers(false).build();
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let release_rx = std::sync::Mutex::new(release_rx);
-    io.on(
-        "hold",
-        move |_socket: Socket, _: Option<serde_json::Value>| {
-            let _ = started_tx.send(());
-            let _ = release_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        },
-    );
-    io.on("count", |_socket: Socket, _: usize| {});
+    let held = Held::new();
     let (reasons_tx, reasons) = std::sync::mpsc::channel();
     let reasons_tx = std::sync::Mutex::new(reasons_tx);
-    io.on_disconnect(move |_socket: Socket, reason| {
+    held.io.on_disconnect(move |_socket: Socket, reason| {
         let _ = reasons_tx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .send(reason.as_str().to_owned());
     });
-    let addr = support::serve(&io);
+    let addr = support::serve(&held.io);
     let uri = joined(addr);
     sockio_testkit::raw_polling::assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
         addr,
         &uri,
         3_000,
-        || {
-            started_rx
-                .recv_timeout(std::time::Duration::from_secs(15))
-                .expect("the hold handler starts");
-        },
-        || release_tx.send(()).expect("the hold handler waits"),
+        || held.wait_held(),
+        || held.release(),
     );
     assert_eq!(support::recv(&reasons, "the disconnect"), "transport error");
-    io.abort();
+    held.io.abort();
 }

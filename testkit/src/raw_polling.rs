@@ -308,12 +308,7 @@ pub fn assert_a_post_is_handed_over_in_steps(
     let deadline = Instant::now() + STEP;
     loop {
         let polled = request(addr, "GET", uri, b"");
-        if polled.status == 400 {
-            assert_eq!(
-                error_code(&polled),
-                Some(1),
-                "Session ID unknown: {polled:?}"
-            );
+        if session_gone(&polled) {
             break;
         }
         assert!(
@@ -361,12 +356,7 @@ pub fn assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
                 "the session outlived its client's hang-up mid-POST by {STEP:?}"
             );
             let polled = parse_answer(&raw);
-            if polled.status == 400 {
-                assert_eq!(
-                    error_code(&polled),
-                    Some(1),
-                    "Session ID unknown: {polled:?}"
-                );
+            if session_gone(&polled) {
                 break;
             }
             assert_eq!(polled.status, 200, "{polled:?}");
@@ -394,6 +384,20 @@ fn post_until_refused(addr: SocketAddr, target: &str) -> Answer {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a poll's answer says its session is gone: a 400 must be `Session ID unknown` (code 1).
+#[track_caller]
+fn session_gone(polled: &Answer) -> bool {
+    if polled.status != 400 {
+        return false;
+    }
+    assert_eq!(
+        error_code(polled),
+        Some(1),
+        "Session ID unknown: {polled:?}"
+    );
+    true
 }
 
 /// The `code` of a 400 answer's error JSON.
