@@ -1,16 +1,19 @@
 //! A POST sent while another POST's body is still on its way is refused with 400 and ends the
 //! session with a transport error, and so does a POST whose client goes away mid-body (PROTOCOL
 //! 1.4, as the reference server), on the async servers: Socket.IO and raw Engine.IO; chunked POST
-//! bodies are read whole. The
-//! requests are written by hand (`sockio_testkit::raw_polling`): no official client does this on
-//! purpose. The same checks for the threads runtime are in `runtime-threads/tests/polling_posts.rs`.
+//! bodies are read whole; a long POST is handed over in steps as its events are handled, and its
+//! client leaving meanwhile ends the session (these two on tokio and on smol). The requests are
+//! written by hand (`sockio_testkit::raw_polling`): no official client does this on purpose. The
+//! same checks for the threads runtime are in `runtime-threads/tests/polling_posts.rs`.
 
 #![cfg(feature = "tokio")]
 
 mod api_support;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_support::recv;
 use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
@@ -267,26 +270,57 @@ async fn posts_wait_while_the_events_pile_up() {
     }
 }
 
+/// Serves `io` (`serve_std` on a fresh loopback port) on a thread of its own, under `block_on`,
+/// the runtime's executor.
+fn serve_on<Rt: sockio::server::Runtime>(
+    io: &sockio::server::Server<Rt>,
+    block_on: fn(Pin<Box<dyn Future<Output = ()>>>),
+) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = io.clone();
+    std::thread::spawn(move || {
+        block_on(Box::pin(async move {
+            let _ = serving.serve_std(listener).await;
+        }))
+    });
+    addr
+}
+
+/// Runs `future` to completion on a tokio runtime of its own.
+fn tokio_block_on(future: Pin<Box<dyn Future<Output = ()>>>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
 /// A server running one handler of a client at a time, with a `hold` handler that emits `held`
-/// ("now"), says it started, and waits for the returned `Notify`, so that every later event of
-/// the client stays queued and a long POST's rest waits for its steps; `count` handlers send
-/// their index out of the returned channel.
-struct Held {
-    io: Server,
+/// ("now"), says it started, and waits for `release`, so that every later event of the client
+/// stays queued and a long POST's rest waits for its steps; `count` handlers send their index
+/// out of `counted`, and disconnect reasons come out of `reasons`.
+struct Held<Rt: sockio::server::Runtime> {
+    io: sockio::server::Server<Rt>,
     started: std::sync::mpsc::Receiver<()>,
     release: Arc<tokio::sync::Notify>,
     counted: std::sync::mpsc::Receiver<usize>,
+    reasons: std::sync::mpsc::Receiver<String>,
 }
 
-impl Held {
+impl<Rt: sockio::server::Runtime> Held<Rt> {
     fn new() -> Self {
-        let io = Server::builder().handlers_per_client(1).build();
+        use sockio::server::Socket;
+        let io = sockio::server::Server::<Rt>::builder()
+            .handlers_per_client(1)
+            .build();
         let (started_tx, started) = std::sync::mpsc::channel();
         let release = Arc::new(tokio::sync::Notify::new());
         let held = release.clone();
         io.on(
             "hold",
-            move |socket: Socket, _: Option<serde_json::Value>| {
+            move |socket: Socket<Rt>, _: Option<serde_json::Value>| {
                 let (started, held) = (started_tx.clone(), held.clone());
                 async move {
                     socket.emit("held", &"now").await.expect("queued");
@@ -296,8 +330,21 @@ impl Held {
             },
         );
         let (counted_tx, counted) = std::sync::mpsc::channel();
-        io.on("count", move |_socket: Socket, index: usize| {
-            let _ = counted_tx.send(index);
+        let counted_tx = std::sync::Mutex::new(counted_tx);
+        io.on("count", move |_socket: Socket<Rt>, index: usize| {
+            let _ = counted_tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(index);
+            async {}
+        });
+        let (reasons_tx, reasons) = std::sync::mpsc::channel();
+        let reasons_tx = std::sync::Mutex::new(reasons_tx);
+        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+            let _ = reasons_tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(reason.as_str().to_owned());
             async {}
         });
         Held {
@@ -305,78 +352,76 @@ impl Held {
             started,
             release,
             counted,
+            reasons,
         }
     }
 
     /// Waits for the `hold` handler to start.
-    fn wait_held(started: &std::sync::mpsc::Receiver<()>) {
-        started
-            .recv_timeout(std::time::Duration::from_secs(15))
+    fn wait_held(&self) {
+        self.started
+            .recv_timeout(Duration::from_secs(15))
             .expect("the hold handler starts");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_post_is_handed_over_as_its_events_are_handled() {
-    let Held {
-        io,
-        started,
-        release,
-        counted,
-    } = Held::new();
-    let run = api_support::serve(&io).await;
-    let addr = run.addr;
-    client(move || {
-        let uri = joined(addr);
-        let events = 3_000;
-        sockio_testkit::raw_polling::assert_a_post_is_handed_over_in_steps(
-            addr,
-            &uri,
-            events,
-            || Held::wait_held(&started),
-            || release.notify_one(),
-            || {
-                (0..events)
-                    .map_while(|_| {
-                        counted
-                            .recv_timeout(std::time::Duration::from_secs(15))
-                            .ok()
-                    })
-                    .collect()
-            },
-        );
-    })
-    .await;
+fn a_post_is_handed_over_as_its_events_are_handled<Rt: sockio::server::Runtime>(
+    block_on: fn(Pin<Box<dyn Future<Output = ()>>>),
+) {
+    let held = Held::<Rt>::new();
+    let addr = serve_on(&held.io, block_on);
+    let uri = joined(addr);
+    let events = 3_000;
+    sockio_testkit::raw_polling::assert_a_post_is_handed_over_in_steps(
+        addr,
+        &uri,
+        events,
+        || held.wait_held(),
+        || held.release.notify_one(),
+        || {
+            (0..events)
+                .map_while(|_| held.counted.recv_timeout(Duration::from_secs(15)).ok())
+                .collect()
+        },
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_post_whose_client_leaves_mid_steps_ends_the_session() {
-    let Held {
-        io,
-        started,
-        release,
-        ..
-    } = Held::new();
-    let (reasons_tx, mut reasons) = mpsc::unbounded_channel();
-    io.on_disconnect(move |_socket: Socket, reason| {
-        let _ = reasons_tx.send(reason.as_str().to_owned());
-        async {}
-    });
-    let run = api_support::serve(&io).await;
-    let addr = run.addr;
-    client(move || {
-        let uri = joined(addr);
-        sockio_testkit::raw_polling::assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
-            addr,
-            &uri,
-            3_000,
-            || Held::wait_held(&started),
-            || release.notify_one(),
-        );
-    })
-    .await;
+fn a_post_whose_client_leaves_mid_steps_ends_the_session<Rt: sockio::server::Runtime>(
+    block_on: fn(Pin<Box<dyn Future<Output = ()>>>),
+) {
+    let held = Held::<Rt>::new();
+    let addr = serve_on(&held.io, block_on);
+    let uri = joined(addr);
+    sockio_testkit::raw_polling::assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
+        addr,
+        &uri,
+        3_000,
+        || held.wait_held(),
+        || held.release.notify_one(),
+    );
     assert_eq!(
-        recv(&mut reasons, "the disconnect").await,
+        held.reasons
+            .recv_timeout(Duration::from_secs(15))
+            .expect("the disconnect"),
         "transport error"
     );
+}
+
+#[test]
+fn a_post_is_handed_over_as_its_events_are_handled_on_tokio() {
+    a_post_is_handed_over_as_its_events_are_handled::<sockio_tokio::Tokio>(tokio_block_on);
+}
+
+#[test]
+fn a_post_is_handed_over_as_its_events_are_handled_on_smol() {
+    a_post_is_handed_over_as_its_events_are_handled::<sockio_smol::Smol>(smol::block_on);
+}
+
+#[test]
+fn a_post_whose_client_leaves_mid_steps_ends_the_session_on_tokio() {
+    a_post_whose_client_leaves_mid_steps_ends_the_session::<sockio_tokio::Tokio>(tokio_block_on);
+}
+
+#[test]
+fn a_post_whose_client_leaves_mid_steps_ends_the_session_on_smol() {
+    a_post_whose_client_leaves_mid_steps_ends_the_session::<sockio_smol::Smol>(smol::block_on);
 }
