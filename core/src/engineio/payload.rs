@@ -228,8 +228,8 @@ pub fn decode_payload(body: Bytes, version: ProtocolVersion, binary_body: bool) 
 /// 150,000 of them). Yields each packet, or the error of the first bad one and nothing after it;
 /// [`decode_payload`] collects it (and, v3, drops the packets of a body with a bad one).
 ///
-/// The data of a body's only packet is sliced out of the body without copying; that of a body
-/// of several packets is copied out, each into its own allocation. Each packet's data sliced out
+/// The data of a body's only packet is sliced out of the body without copying; that of the
+/// packets of a longer body is copied out, each into its own allocation. Each packet's data sliced out
 /// of the body would keep all of it alive: one packet echoed into the outbound queue, which
 /// counts only its own bytes, could pin a whole body (1 MB behind a 1-byte frame, thousands of
 /// times over). A body of one packet is about that packet, so it stays shared; data decoded into
@@ -335,9 +335,7 @@ impl PayloadReader {
             Format::V3Binary { body, pos } => next_v3_binary(body, pos),
         }
     }
-}
 
-impl PayloadReader {
     /// The next packet, its data left in the body: for a look at the packets (their kinds,
     /// whether they decode) that does not keep them.
     pub fn next_sliced(&mut self) -> Option<Result<Packet, DecodeError>> {
@@ -376,25 +374,28 @@ impl Iterator for PayloadReader {
 
 /// Moves `packet`'s data into an allocation of its own: it no longer keeps a body alive.
 pub(crate) fn own_data(packet: &mut Packet) {
-    packet.data = match &packet.data {
-        PacketData::Empty => return,
-        PacketData::Text(text) => PacketData::Text(ByteString::from(&**text)),
-        PacketData::Binary(bytes) => PacketData::Binary(Bytes::copy_from_slice(bytes)),
-    };
+    if let Some(data) = copied(&packet.data) {
+        packet.data = data;
+    }
+}
+
+/// `data` copied into an allocation of its own (`None`: there is none to copy).
+fn copied(data: &PacketData) -> Option<PacketData> {
+    match data {
+        PacketData::Empty => None,
+        PacketData::Text(text) => Some(PacketData::Text(ByteString::from(&**text))),
+        PacketData::Binary(bytes) => Some(PacketData::Binary(Bytes::copy_from_slice(bytes))),
+    }
 }
 
 /// `data` in an allocation of its own, when it lies in `body` (`None`: it does not).
 fn owned_if_in(data: &PacketData, body: &std::ops::Range<*const u8>) -> Option<PacketData> {
-    match data {
-        PacketData::Empty => None,
-        PacketData::Text(text) if body.contains(&text.as_ptr()) => {
-            Some(PacketData::Text(ByteString::from(&**text)))
-        }
-        PacketData::Binary(bytes) if body.contains(&bytes.as_ptr()) => {
-            Some(PacketData::Binary(Bytes::copy_from_slice(bytes)))
-        }
-        PacketData::Text(_) | PacketData::Binary(_) => None,
-    }
+    let start = match data {
+        PacketData::Empty => return None,
+        PacketData::Text(text) => text.as_ptr(),
+        PacketData::Binary(bytes) => bytes.as_ptr(),
+    };
+    body.contains(&start).then(|| copied(data)).flatten()
 }
 
 /// Accumulates one decimal digit into a length, rejecting overflow.
