@@ -9,9 +9,9 @@
 #![cfg(feature = "tokio")]
 
 mod api_support;
+mod std_serving;
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use sockio_testkit::raw_polling::{
     assert_chunked_posts_are_read, assert_overlap_refused, assert_session_gone, open, request,
     session_uri, unfinished_post, unfinished_upgrade,
 };
+use std_serving::{Work, serve_std_on, tokio_block_on};
 use tokio::sync::mpsc;
 
 /// Runs the blocking raw-TCP client off the runtime's workers.
@@ -270,33 +271,6 @@ async fn posts_wait_while_the_events_pile_up() {
     }
 }
 
-/// Serves `io` (`serve_std` on a fresh loopback port) on a thread of its own, under `block_on`,
-/// the runtime's executor.
-fn serve_on<Rt: sockio::server::Runtime>(
-    io: &sockio::server::Server<Rt>,
-    block_on: fn(Pin<Box<dyn Future<Output = ()>>>),
-) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let serving = io.clone();
-    std::thread::spawn(move || {
-        block_on(Box::pin(async move {
-            let _ = serving.serve_std(listener).await;
-        }))
-    });
-    addr
-}
-
-/// Runs `future` to completion on a tokio runtime of its own.
-fn tokio_block_on(future: Pin<Box<dyn Future<Output = ()>>>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(future)
-}
-
 /// A server running one handler of a client at a time, with a `hold` handler that emits `held`
 /// ("now"), says it started, and waits for `release`, so that every later event of the client
 /// stays queued and a long POST's rest waits for its steps; `count` handlers send their index
@@ -365,10 +339,10 @@ impl<Rt: sockio::server::Runtime> Held<Rt> {
 }
 
 fn a_post_is_handed_over_as_its_events_are_handled<Rt: sockio::server::Runtime>(
-    block_on: fn(Pin<Box<dyn Future<Output = ()>>>),
+    block_on: fn(Work<'static>),
 ) {
     let held = Held::<Rt>::new();
-    let addr = serve_on(&held.io, block_on);
+    let addr = serve_std_on(&held.io, block_on);
     let uri = joined(addr);
     let events = 3_000;
     sockio_testkit::raw_polling::assert_a_post_is_handed_over_in_steps(
@@ -386,10 +360,10 @@ fn a_post_is_handed_over_as_its_events_are_handled<Rt: sockio::server::Runtime>(
 }
 
 fn a_post_whose_client_leaves_mid_steps_ends_the_session<Rt: sockio::server::Runtime>(
-    block_on: fn(Pin<Box<dyn Future<Output = ()>>>),
+    block_on: fn(Work<'static>),
 ) {
     let held = Held::<Rt>::new();
-    let addr = serve_on(&held.io, block_on);
+    let addr = serve_std_on(&held.io, block_on);
     let uri = joined(addr);
     sockio_testkit::raw_polling::assert_a_post_whose_client_leaves_mid_steps_ends_the_session(
         addr,

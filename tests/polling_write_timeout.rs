@@ -3,12 +3,15 @@
 //! ping_timeout`) without the client taking anything, so the unsent answer and the socket are
 //! freed (the threads runtime used a fixed 30 s send timeout until it took the configured one).
 
+mod std_serving;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use sockio::server::{Runtime, Server};
 use sockio_testkit::raw_polling::{SocketBuffers, open, request, session_uri};
+use std_serving::{Work, serve_std_on, tokio_block_on};
 
 const PING: Duration = Duration::from_millis(500);
 
@@ -18,30 +21,17 @@ fn payload() -> usize {
     2 * (buffers.send_max + buffers.receive_unread)
 }
 
-fn serve<Rt: Runtime>(
-    block_on: fn(std::pin::Pin<Box<dyn Future<Output = ()>>>),
-) -> (Server<Rt>, SocketAddr) {
+fn serve<Rt: Runtime>(block_on: fn(Work<'static>)) -> (Server<Rt>, SocketAddr) {
     let io = Server::<Rt>::builder()
         .ping_interval(PING)
         .ping_timeout(PING)
         .max_buffered(10_000, 2 * payload())
         .build();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let serving = io.clone();
-    std::thread::spawn(move || {
-        block_on(Box::pin(async move {
-            let _ = serving.serve_std(listener).await;
-        }))
-    });
+    let addr = serve_std_on(&io, block_on);
     (io, addr)
 }
 
-fn check<Rt: Runtime>(
-    io: &Server<Rt>,
-    addr: SocketAddr,
-    block_on: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()> + '_>>),
-) {
+fn check<Rt: Runtime>(io: &Server<Rt>, addr: SocketAddr, block_on: impl Fn(Work<'_>)) {
     check_unread_answer(addr, |big| {
         block_on(Box::pin(async {
             io.emit("big", big).await.expect("emit");
@@ -85,15 +75,6 @@ fn check_unread_answer(addr: SocketAddr, emit_big: impl FnOnce(&str)) {
         "the whole answer ({received} bytes) was still there after {:?}: the server kept waiting for a client that took nothing",
         started.elapsed()
     );
-}
-
-/// Runs `future` to completion on a tokio runtime of its own.
-fn tokio_block_on<'a>(future: std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(future)
 }
 
 #[test]
