@@ -4,9 +4,9 @@ mod support;
 
 use std::sync::Arc;
 
-use http::{Method, StatusCode};
+use http::{Method, StatusCode, Version};
 use sockio_core::engineio::{Endpoint, EngineConfig, PacketData};
-use sockio_core::http::{AllowedOrigins, CorsConfig, Response};
+use sockio_core::http::{AllowedOrigins, CorsConfig, Request, Response};
 use support::*;
 
 const HANDSHAKE: &str = "/engine.io/?EIO=4&transport=polling";
@@ -378,5 +378,49 @@ fn the_shutting_down_answer_carries_the_cors_headers() {
     );
     let other = h.endpoint.shutting_down(&request("http://evil.example"));
     assert_eq!(other.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+}
+
+/// An HTTP/2 request (hyper's, as axum behind TLS serves browsers) carries its authority in the
+/// URI and no `Host` header: the same-origin default compares `Origin` with that authority, for
+/// the handshake, a POST, a held GET and a POST overlapping another one.
+#[test]
+fn same_origin_over_http2_compares_with_the_uri_authority() {
+    let mut h = Harness::<Endpoint>::engine(EngineConfig::default());
+    let h2 = |method: Method, uri: &str, origin: &str, body: &'static [u8]| -> Request {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("https://example.com{uri}"))
+            .version(Version::HTTP_2)
+            .header("origin", origin)
+            .body(bytes::Bytes::from_static(body))
+            .expect("a request")
+    };
+    let handshake = h
+        .send_request(&h2(Method::GET, HANDSHAKE, "https://example.com", b""))
+        .response();
+    assert_allowed(&handshake, "https://example.com");
+    let sid = open_sid(&body_text(&handshake));
+    let session = format!("{HANDSHAKE}&sid={sid}");
+
+    let post = h
+        .send_request(&h2(Method::POST, &session, "https://example.com", b"4hello"))
+        .response();
+    assert_allowed(&post, "https://example.com");
+    let held = h
+        .send_request(&h2(Method::GET, &session, "https://example.com", b""))
+        .held();
+    h.command(&sid, |s, now| s.send(now, PacketData::Text("hi".into())))
+        .expect("the session");
+    assert_allowed(
+        &h.take_response(held).expect("the held GET answered"),
+        "https://example.com",
+    );
+
+    // Another site's page is still refused.
+    let other = h
+        .send_request(&h2(Method::GET, HANDSHAKE, "https://evil.example", b""))
+        .response();
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
     assert_eq!(header(&other, "access-control-allow-origin"), None);
 }

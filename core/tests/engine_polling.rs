@@ -867,6 +867,35 @@ fn held_get_remembers_accept_encoding_until_answered() {
     assert_eq!(decode_gzip(response.body()), format!("4{big}"));
 }
 
+/// `Accept-Encoding` may be split over several lines (RFC 9110, 5.3): every line counts, for a
+/// poll answered at once and for one held until data comes, whose answer is made after the
+/// request's headers are gone.
+#[test]
+fn every_accept_encoding_line_counts() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, q) = open(&mut h, "EIO=4");
+    let big = "z".repeat(1500);
+    let split = [("accept-encoding", "br"), ("accept-encoding", "gzip")];
+    send(&mut h, &sid, text(&big));
+    let at_once = h.send(Method::GET, &q, &split, b"").response();
+    assert_eq!(header(&at_once, "content-encoding"), Some("gzip"));
+    assert_eq!(decode_gzip(at_once.body()), format!("4{big}"));
+
+    let held = h.send(Method::GET, &q, &split, b"").held();
+    send(&mut h, &sid, text(&big));
+    let later = h.take_response(held).unwrap();
+    assert_eq!(header(&later, "content-encoding"), Some("gzip"));
+    assert_eq!(decode_gzip(later.body()), format!("4{big}"));
+
+    // A refusal on one line and an acceptance on the next: the acceptance counts.
+    let refused_then_accepted = [("accept-encoding", "gzip;q=0"), ("accept-encoding", "deflate")];
+    let held = h.send(Method::GET, &q, &refused_then_accepted, b"").held();
+    send(&mut h, &sid, text(&big));
+    let later = h.take_response(held).unwrap();
+    assert_eq!(header(&later, "content-encoding"), Some("deflate"));
+    assert_eq!(decode_deflate(later.body()), format!("4{big}"));
+}
+
 #[test]
 fn compression_threshold_is_inclusive() {
     // The threshold applies to the body as written: framing (and the JSONP wrapper) included.

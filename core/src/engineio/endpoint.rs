@@ -270,7 +270,7 @@ impl Endpoint {
     /// existing session which ended before the driver looked it up: what routing it a moment
     /// later gives (`Session ID unknown`).
     pub fn session_gone(&self, request: &Request) -> Response {
-        let origin = self.config.cors.check(request.headers());
+        let origin = self.config.cors.check_request(request);
         let websocket = is_websocket_upgrade(request.headers());
         self.rejection(websocket, EngineErrorCode::UnknownSid, None, &origin)
     }
@@ -284,7 +284,7 @@ impl Endpoint {
             "text/plain; charset=utf-8",
             Bytes::from_static(b"server shutting down"),
         );
-        let origin = self.config.cors.check(request.headers());
+        let origin = self.config.cors.check_request(request);
         self.config.cors.apply(&origin, response.headers_mut());
         response
     }
@@ -385,7 +385,7 @@ impl Endpoint {
     #[inline(never)]
     fn check<'a>(&self, method: &Method, uri: &'a ::http::Uri, headers: &HeaderMap) -> Checked<'a> {
         let websocket = is_websocket_upgrade(headers);
-        let origin = self.config.cors.check(headers);
+        let origin = self.config.cors.check_parts(uri, headers);
         let reject = |code: EngineErrorCode, message: Option<&str>, origin: &OriginCheck| {
             Checked::Respond(Box::new(self.rejection(websocket, code, message, origin)))
         };

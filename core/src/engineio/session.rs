@@ -45,8 +45,8 @@ use super::payload;
 use super::sid::Sid;
 use super::{ProtocolVersion, deadline_after, unfrozen};
 use crate::http::{
-    EngineErrorCode, OriginCheck, Query, Request, Response, compress, error_response,
-    plain_response, ws_rejection_response,
+    ContentEncoding, EngineErrorCode, OriginCheck, Query, Request, Response, compress,
+    error_response, plain_response, ws_rejection_response,
 };
 
 /// Most frames of room a WebSocket's outbound queue keeps once its writer emptied it: a burst
@@ -228,7 +228,8 @@ impl SendError {
 struct PendingGet {
     id: RequestId,
     origin: OriginCheck,
-    accept_encoding: Option<HeaderValue>,
+    /// The coding its `Accept-Encoding` lines accept, when the server compresses.
+    encoding: Option<ContentEncoding>,
     jsonp: Option<String>,
     /// From Internet Explorer ([`is_internet_explorer`]).
     from_ie: bool,
@@ -707,7 +708,7 @@ impl Session {
             return true;
         }
         if self.post_in_flight.is_some_and(|reading| reading != id) {
-            let origin = self.config.cors.check(headers);
+            let origin = self.config.cors.check_parts(uri, headers);
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
             // A held GET gets what is queued and the close packet.
             self.finish(CloseReason::TransportError("overlapping POST requests"));
@@ -726,7 +727,7 @@ impl Session {
         if self.post_in_flight == Some(id) {
             self.post_in_flight = None;
         }
-        let origin = self.config.cors.check(request.headers());
+        let origin = self.config.cors.check_request(request);
         if self.state == State::Closed {
             self.respond_error(id, &origin, EngineErrorCode::UnknownSid);
             return;
@@ -830,7 +831,11 @@ impl Session {
         *pending = Some(Box::new(PendingGet {
             id,
             origin,
-            accept_encoding: request.headers().get(header::ACCEPT_ENCODING).cloned(),
+            encoding: if self.config.http_compression {
+                compress::negotiate_headers(request.headers())
+            } else {
+                None
+            },
             jsonp,
             from_ie: is_internet_explorer(request.headers()),
         }));
@@ -1895,17 +1900,7 @@ impl Session {
         if get.from_ie {
             disable_ie_xss_filter(&mut response);
         }
-        if self.config.http_compression {
-            let mut request_headers = HeaderMap::new();
-            if let Some(accept) = get.accept_encoding {
-                request_headers.insert(header::ACCEPT_ENCODING, accept);
-            }
-            response = compress::maybe_compress(
-                response,
-                &request_headers,
-                self.config.compression_threshold,
-            );
-        }
+        response = compress::compress_as(response, get.encoding, self.config.compression_threshold);
         self.respond(get.id, &get.origin, response);
     }
 

@@ -114,6 +114,17 @@ pub fn compress(body: &[u8], encoding: ContentEncoding) -> Bytes {
     Bytes::from(out)
 }
 
+/// [`negotiate`] over every `Accept-Encoding` line of a request's headers (a client may split
+/// the list over several lines).
+pub fn negotiate_headers(request_headers: &HeaderMap) -> Option<ContentEncoding> {
+    negotiate_values(
+        request_headers
+            .get_all(ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
 /// Compresses `response`'s body when it is at least `threshold` bytes
 /// long (and not empty), the response has no `Content-Encoding` yet and
 /// the request's `Accept-Encoding` headers accept gzip or deflate (see
@@ -129,17 +140,25 @@ pub fn maybe_compress(
     request_headers: &HeaderMap,
     threshold: usize,
 ) -> Response {
-    let body_len = response.body().len();
-    if body_len == 0 || body_len < threshold || response.headers().contains_key(CONTENT_ENCODING) {
+    if !worth_compressing(&response, threshold) {
         return response;
     }
-    let accepted = request_headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let Some(encoding) = negotiate_values(accepted) else {
+    compress_as(response, negotiate_headers(request_headers), threshold)
+}
+
+/// [`maybe_compress`] with the coding already negotiated (`None`: the request accepts neither),
+/// for an answer made after its request's headers are gone (a held poll).
+pub fn compress_as(
+    response: Response,
+    encoding: Option<ContentEncoding>,
+    threshold: usize,
+) -> Response {
+    let Some(encoding) = encoding else {
         return response;
     };
+    if !worth_compressing(&response, threshold) {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let compressed = compress(&body, encoding);
     parts.headers.insert(
@@ -162,6 +181,12 @@ pub fn maybe_compress(
             .append(VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     Response::from_parts(parts, compressed)
+}
+
+/// A body long enough for `threshold`, not already encoded.
+fn worth_compressing(response: &Response, threshold: usize) -> bool {
+    let body_len = response.body().len();
+    body_len != 0 && body_len >= threshold && !response.headers().contains_key(CONTENT_ENCODING)
 }
 
 #[cfg(test)]

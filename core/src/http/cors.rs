@@ -151,9 +151,15 @@ impl CorsConfig {
     /// Like [`CorsConfig::check`], taking the host from the `Host` header
     /// or, when there is none (HTTP/2), from the request URI's authority.
     pub fn check_request<B>(&self, request: &::http::Request<B>) -> OriginCheck {
-        self.check_with_host(request.headers(), || match request.headers().get(HOST) {
+        self.check_parts(request.uri(), request.headers())
+    }
+
+    /// [`CorsConfig::check_request`] for a request whose body is not there yet (its head's URI
+    /// and headers).
+    pub fn check_parts(&self, uri: &::http::Uri, headers: &HeaderMap) -> OriginCheck {
+        self.check_with_host(headers, || match headers.get(HOST) {
             Some(h) => h.to_str().ok(),
-            None => request.uri().authority().map(|a| a.as_str()),
+            None => uri.authority().map(|a| a.as_str()),
         })
     }
 

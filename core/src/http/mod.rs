@@ -29,7 +29,10 @@ pub fn lists_token(headers: &::http::HeaderMap, name: &::http::HeaderName, token
     })
 }
 
-pub use compress::{ContentEncoding, DEFAULT_COMPRESSION_THRESHOLD, maybe_compress, negotiate};
+pub use compress::{
+    ContentEncoding, DEFAULT_COMPRESSION_THRESHOLD, compress_as, maybe_compress, negotiate,
+    negotiate_headers,
+};
 pub use cookie::{CookieConfig, InvalidCookieConfig, SameSite};
 pub use cors::{AllowedOrigins, CorsConfig, OriginCheck};
 pub use error::{EngineErrorCode, error_response, plain_response, ws_rejection_response};
