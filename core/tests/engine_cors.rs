@@ -404,7 +404,12 @@ fn same_origin_over_http2_compares_with_the_uri_authority() {
     let session = format!("{HANDSHAKE}&sid={sid}");
 
     let post = h
-        .send_request(&h2(Method::POST, &session, "https://example.com", b"4hello"))
+        .send_request(&h2(
+            Method::POST,
+            &session,
+            "https://example.com",
+            b"4hello",
+        ))
         .response();
     assert_allowed(&post, "https://example.com");
     let held = h

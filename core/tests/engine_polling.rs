@@ -888,7 +888,10 @@ fn every_accept_encoding_line_counts() {
     assert_eq!(decode_gzip(later.body()), format!("4{big}"));
 
     // A refusal on one line and an acceptance on the next: the acceptance counts.
-    let refused_then_accepted = [("accept-encoding", "gzip;q=0"), ("accept-encoding", "deflate")];
+    let refused_then_accepted = [
+        ("accept-encoding", "gzip;q=0"),
+        ("accept-encoding", "deflate"),
+    ];
     let held = h.send(Method::GET, &q, &refused_then_accepted, b"").held();
     send(&mut h, &sid, text(&big));
     let later = h.take_response(held).unwrap();

@@ -1,5 +1,6 @@
 //! Broker URLs, as python-socketio's managers take them: `redis://[[user]:password@]host[:port][/db]`,
-//! `rediss://...` (Redis over TLS), `unix://[[user]:password@]/path/to/redis.sock[?db=N]`,
+//! `rediss://...` (Redis over TLS), `unix://[[user]:password@]/path/to/redis.sock[?db=N]` (a Redis
+//! URL may give `db`, `username` and `password` in its query instead, as redis-py reads them),
 //! `amqp://user:password@host[:port][/vhost]` (or kombu's `pyamqp://`) and `amqps://...` (AMQP
 //! over TLS). A URL without a host names `localhost`, as in the Python clients (`redis://`,
 //! `amqp://`).
@@ -257,8 +258,13 @@ fn credentials(
         Some((user, password)) => (user, Some(password)),
         None => (userinfo, None),
     };
+    // An empty user or password is none, as redis-py, kombu and aio-pika read it
+    // (`redis://:@host` sends no AUTH, `amqp://guest:@host` logs in as guest/guest).
     let user = Some(percent_decode(user)?).filter(|u| !u.is_empty());
-    let password = password.map(percent_decode).transpose()?;
+    let password = password
+        .map(percent_decode)
+        .transpose()?
+        .filter(|p| !p.is_empty());
     Ok((user, password, rest))
 }
 
@@ -284,18 +290,40 @@ fn host_port(authority: &str, default_port: u16) -> Result<(String, u16), UrlErr
     Ok((host.to_owned(), port))
 }
 
-fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlError> {
+/// A Redis URL's credentials: its userinfo's, or else the query's `username` and `password`
+/// (redis-py takes any connection argument from the query, and documents `password` there for
+/// `unix://`; the userinfo wins where both are given).
+fn redis_credentials<'r>(
+    rest: &'r str,
+    query: &Query,
+) -> Result<(Option<String>, Option<String>, &'r str), UrlError> {
     let (username, password, rest) = credentials(rest)?;
+    let from_query = |name| {
+        query_value(query, name)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    };
+    Ok((
+        username.or_else(|| from_query("username")),
+        password.or_else(|| from_query("password")),
+        rest,
+    ))
+}
+
+fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlError> {
+    let (username, password, rest) = redis_credentials(rest, query)?;
     let (authority, path) = match rest.split_once('/') {
         Some((authority, path)) => (authority, path),
         None => (rest, ""),
     };
     let (host, port) = host_port(authority, 6379)?;
-    let db = match path {
-        "" => query_db(query)?,
-        db => db
+    // The query's `db` wins over the path's, as in redis-py.
+    let db = match (query_value(query, "db"), path) {
+        (None, "") => 0,
+        (None, db) => db
             .parse()
             .map_err(|_| UrlError::Malformed("bad database number"))?,
+        (Some(_), _) => query_db(query)?,
     };
     // redis-py's `ssl_cert_reqs`: `none` skips verifying the server; `optional` and `required`
     // verify it (a server always presents a certificate).
@@ -338,7 +366,7 @@ fn query_db(query: &Query) -> Result<u32, UrlError> {
 }
 
 fn parse_redis_unix(rest: &str, query: &Query) -> Result<RedisConfig, UrlError> {
-    let (username, password, path) = credentials(rest)?;
+    let (username, password, path) = redis_credentials(rest, query)?;
     if !path.starts_with('/') {
         return Err(UrlError::Malformed("unix:// needs an absolute socket path"));
     }
@@ -461,6 +489,39 @@ mod tests {
             }
         );
         assert_eq!(unix.db, 2);
+    }
+
+    /// Credentials and database as redis-py's `parse_url` reads them: an empty user or password
+    /// is none (no `AUTH ""`, which a Redis without a password refuses); the query may carry
+    /// `username` and `password` (redis-py documents `unix://...?db=0&password=...`), the userinfo
+    /// winning over it; the query's `db` wins over the path's.
+    #[test]
+    fn redis_urls_read_as_redis_py() {
+        let empty = redis("redis://:@127.0.0.1:6379/0");
+        assert_eq!((empty.username, empty.password), (None, None));
+        let unix = redis("unix:///tmp/redis.sock?db=1&password=secret");
+        assert_eq!(unix.password.as_deref(), Some("secret"));
+        assert_eq!(unix.db, 1);
+        let tcp = redis("redis://localhost/0?username=app&password=s%26cret");
+        assert_eq!(tcp.username.as_deref(), Some("app"));
+        assert_eq!(tcp.password.as_deref(), Some("s&cret"));
+        let both = redis("redis://user:inurl@localhost?username=q&password=inquery");
+        assert_eq!(both.username.as_deref(), Some("user"));
+        assert_eq!(both.password.as_deref(), Some("inurl"));
+        assert_eq!(redis("redis://localhost?password=").password, None);
+        assert_eq!(redis("redis://localhost:6379/1?db=2").db, 2);
+        assert_eq!(redis("redis://localhost:6379/1").db, 1);
+        assert!(BrokerUrl::parse("redis://localhost/1?db=x").is_err());
+    }
+
+    /// An empty AMQP password is none, so the default (guest) applies, as kombu and aio-pika read
+    /// it.
+    #[test]
+    fn an_empty_amqp_password_is_the_default() {
+        let BrokerUrl::Amqp(config) = BrokerUrl::parse("amqp://guest:@localhost//").unwrap() else {
+            panic!("an AMQP URL")
+        };
+        assert_eq!(config.password, "guest");
     }
 
     #[test]
