@@ -827,7 +827,10 @@ impl AmqpLink {
         match frame.kind {
             FRAME_HEARTBEAT => Ok(()),
             FRAME_METHOD => {
-                if self.content.is_some() {
+                // A message's content frames may be mixed with other channels' frames, the
+                // connection's (channel 0: `connection.blocked`, `connection.close`) among them,
+                // never with a method of their own channel (AMQP 0-9-1, 4.2.6).
+                if self.content.is_some() && frame.channel != 0 {
                     return Err(LinkError::Protocol("method frame inside a message"));
                 }
                 self.handle_method(now, frame.channel, &frame.payload)
@@ -2103,6 +2106,47 @@ mod tests {
                 during: None,
                 ..
             })
+        ));
+    }
+
+    /// The connection's methods (channel 0) may come between a message's content frames (AMQP
+    /// 0-9-1, 4.2.6): `connection.blocked` is reported and the message still arrives whole; a
+    /// `connection.close` there reports the broker's reason.
+    #[test]
+    fn connection_methods_between_content_frames() {
+        let mut wire = Vec::new();
+        subscriber_setup(&mut wire);
+        deliver_sized(&mut wire, 1, 4, &[b"{}"]);
+        let mut blocked = Vec::new();
+        put_shortstr(&mut blocked, "low on memory").unwrap();
+        server_method(&mut wire, 0, CONNECTION, 60, &blocked);
+        encode_frame(&mut wire, FRAME_BODY, CHANNEL, b"[]");
+        let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "me").unwrap();
+        assert_eq!(
+            link.handle_input(sockio_testkit::clock::start(), &wire),
+            Ok(())
+        );
+        let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        assert_eq!(
+            events,
+            vec![
+                LinkEvent::Ready,
+                LinkEvent::Blocked("low on memory".into()),
+                LinkEvent::Message(Bytes::from_static(b"{}[]")),
+            ]
+        );
+
+        let mut wire = Vec::new();
+        subscriber_setup(&mut wire);
+        deliver_sized(&mut wire, 1, 4, &[b"{}"]);
+        let mut close = 320u16.to_be_bytes().to_vec();
+        put_shortstr(&mut close, "CONNECTION_FORCED - bye").unwrap();
+        close.extend_from_slice(&[0, 0, 0, 0]);
+        server_method(&mut wire, 0, CONNECTION, 50, &close);
+        let mut link = AmqpLink::subscriber(&config(), "socketio", "q", "me").unwrap();
+        assert!(matches!(
+            link.handle_input(sockio_testkit::clock::start(), &wire),
+            Err(LinkError::ConnectionClosed { code: 320, .. })
         ));
     }
 
