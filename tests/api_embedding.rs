@@ -212,3 +212,96 @@ async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
         );
     }
 }
+
+/// A browser reaching an embedding server over HTTP/2 (axum behind TLS, say) sends no `Host`
+/// header: the authority is in the URI. The default same-origin CORS compares the page's
+/// `Origin` with it, so a same-origin page's handshake, POST and poll are accepted over h2 as
+/// over HTTP/1.1, and another site's are refused. The client is Node's own HTTP/2 client (h2c,
+/// prior knowledge), speaking Engine.IO polling by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_origin_pages_over_http2_are_accepted() {
+    use hyper::server::conn::http2;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceBuilder;
+
+    let (io, mut remotes) = echo_server();
+    let (listener, addr) = listen().await;
+    let serving = tokio::spawn(async move {
+        loop {
+            let Ok((stream, remote)) = listener.accept().await else {
+                continue;
+            };
+            let service = ServiceBuilder::new()
+                .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(remote);
+                    request
+                })
+                .layer(SocketIoLayer::new(io.clone()))
+                .service_fn(
+                    |_request: http::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, Infallible>(http::Response::new(String::from("not socket.io")))
+                    },
+                );
+            tokio::spawn(async move {
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                    .await;
+            });
+        }
+    });
+
+    let mut client = Node::spawn(
+        &format!("http://{addr}"),
+        r#"
+const http2 = require("http2");
+const session = http2.connect(URL);
+session.on("error", (e) => fail(e));
+const request = (method, path, origin, body) => new Promise((resolve, reject) => {
+  const headers = { ":method": method, ":path": path, origin };
+  if (body !== undefined) headers["content-type"] = "text/plain;charset=UTF-8";
+  const stream = session.request(headers);
+  let status = 0, allowed = null, text = "";
+  stream.on("response", (h) => { status = h[":status"]; allowed = h["access-control-allow-origin"] || null; });
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk) => { text += chunk; });
+  stream.on("end", () => resolve({ status, allowed, text }));
+  stream.on("error", reject);
+  stream.end(body);
+});
+const page = URL;
+const open = await request("GET", "/socket.io/?EIO=4&transport=polling", page);
+out("handshake", [open.status, open.allowed]);
+const sid = JSON.parse(open.text.slice(1)).sid;
+const session_path = `/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+const connect = await request("POST", session_path, page, "40");
+out("post", [connect.status, connect.allowed, connect.text]);
+const poll = await request("GET", session_path, page);
+out("poll", [poll.status, poll.allowed, poll.text.slice(0, 2)]);
+const event = await request("POST", session_path, page, '421["echo",{"over":"h2"}]');
+out("event", [event.status, event.allowed]);
+const ack = await request("GET", session_path, page);
+out("ack", [ack.status, ack.text]);
+const other = await request("GET", "/socket.io/?EIO=4&transport=polling", "https://elsewhere.example");
+out("other site", [other.status, other.allowed]);
+session.close();
+process.exit(0);
+"#,
+    );
+    let page = format!("http://{addr}");
+    assert_eq!(client.expect("handshake").await, json!([200, page]));
+    assert_eq!(client.expect("post").await, json!([200, page, "ok"]));
+    assert_eq!(client.expect("poll").await, json!([200, page, "40"]));
+    assert_eq!(
+        recv(&mut remotes, "the connect handler").await.0,
+        Some(addr.ip())
+    );
+    assert_eq!(client.expect("event").await, json!([200, page]));
+    assert_eq!(
+        client.expect("ack").await,
+        json!([200, r#"431[{"over":"h2"}]"#])
+    );
+    assert_eq!(client.expect("other site").await, json!([400, null]));
+    client.finish().await;
+    serving.abort();
+}
