@@ -740,11 +740,13 @@ impl Middleware {
 /// for a body past `max_body` (a reader stops one byte past the limit, so the application would
 /// see a truncated body).
 fn answer_elsewhere(fallback: Option<&Fallback>, request: Request, max_body: usize) -> Response {
-    if request.body().len() > max_body {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-    }
     match fallback {
+        Some(_) if request.body().len() > max_body => {
+            plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
         Some(fallback) => call_fallback(fallback, request),
+        // Whatever the body (a chunked one's length is only known once read): as the async
+        // runtimes, and as `next_request` answers a body announced too long.
         None => plain(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -1321,6 +1323,8 @@ fn next_request<H: Host>(
         }
         Err(_) => return NextRequest::End,
     };
+    // An answer to HEAD has no body, the refusals below included.
+    let to_head = head.method == Method::HEAD;
     if outside_answered && head.body_longer_than(max_body) && !host.matches_path(head.uri.path()) {
         // Outside the path, without a fallback: 404, as the async runtimes answer it, not 413
         // for the Socket.IO limit, and without `100 Continue` or waiting for a body nobody
@@ -1329,7 +1333,7 @@ fn next_request<H: Host>(
             stream,
             &plain(StatusCode::NOT_FOUND, "not found"),
             false,
-            false,
+            to_head,
         );
         reader.leave_body(&head);
         return NextRequest::End;
@@ -1339,7 +1343,7 @@ fn next_request<H: Host>(
         // over the limit is (by the core, or below in `connection_loop`); the connection closes,
         // as it would with the body's rest unread.
         let too_large = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-        let _ = write_response(stream, &too_large, false, false);
+        let _ = write_response(stream, &too_large, false, to_head);
         reader.leave_body(&head);
         return NextRequest::End;
     }
@@ -1351,7 +1355,7 @@ fn next_request<H: Host>(
             // Its client has not sent the body yet and, answered without `100 Continue`, may
             // never send it: the body is not waited for, the connection closes (after a moment
             // for a body sent anyway).
-            let _ = write_response(stream, &refused, false, false);
+            let _ = write_response(stream, &refused, false, to_head);
             reader.leave_body(&head);
             return NextRequest::End;
         }
@@ -1367,7 +1371,7 @@ fn next_request<H: Host>(
             );
             // Only a POST is refused at its start.
             if !matches!(
-                write_response(stream, &refused, keep_alive, false),
+                write_response(stream, &refused, keep_alive, to_head),
                 Ok(true)
             ) {
                 return NextRequest::End;
@@ -1393,7 +1397,7 @@ fn next_request<H: Host>(
             // Malformed chunk framing: answered as a malformed head is, and the connection
             // closes, since where the next request would start is unknown.
             if let Some(Incoming::Bad(status, text)) = other {
-                let _ = write_response(stream, &plain(status, text), false, false);
+                let _ = write_response(stream, &plain(status, text), false, to_head);
             }
             NextRequest::End
         }

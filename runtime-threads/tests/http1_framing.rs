@@ -641,3 +641,51 @@ fn a_body_outside_the_path_is_not_waited_for() {
     assert_eq!((status(&head), body.as_str()), (404, "not found"), "{head}");
     io.abort();
 }
+
+/// Outside the Socket.IO path, without a fallback, a body past the limit gets 404 however it is
+/// framed (as on tokio and smol): sent with `Content-Length` it is refused before it is read, sent
+/// chunked its length is known only once read.
+#[test]
+fn a_body_past_the_limit_outside_the_path_gets_404_however_framed() {
+    let io = Server::builder().max_http_buffer_size(100).build();
+    let addr = serve(&io);
+    let big = "a".repeat(200);
+    for request in [
+        format!("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 200\r\n\r\n{big}"),
+        format!(
+            "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nc8\r\n{big}\r\n0\r\n\r\n"
+        ),
+    ] {
+        let mut client = Raw::open(addr);
+        client.send(request.as_bytes());
+        let (head, body) = client.response();
+        assert_eq!((status(&head), body.as_str()), (404, "not found"), "{head}");
+    }
+    io.abort();
+}
+
+/// The answers given before a HEAD request's body is read (404 outside the path, 413 when
+/// `Expect: 100-continue` announces too much) carry no body either.
+#[test]
+fn a_head_refused_before_its_body_gets_no_body() {
+    let io = Server::builder().max_http_buffer_size(100).build();
+    let addr = serve(&io);
+    for (request, expected) in [
+        (
+            "HEAD /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n",
+            404,
+        ),
+        (
+            "HEAD /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
+            413,
+        ),
+    ] {
+        let mut client = Raw::open(addr);
+        client.send(request.as_bytes());
+        let head = client.head();
+        assert_eq!(status(&head), expected, "{head}");
+        assert!(content_length(&head).is_some(), "{head}");
+        client.assert_closed();
+    }
+    io.abort();
+}
