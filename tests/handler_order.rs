@@ -68,3 +68,53 @@ async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that
         ]
     );
 }
+
+/// Without `async_handlers`, the events a client sent behind the one whose handler disconnects
+/// its socket are dropped unhandled (python-socketio drops an event whose socket is no longer
+/// connected at its turn), and the disconnect handler runs next. Both events come in one POST,
+/// so the second waits in the queue while the first's handler runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
+    let io = Server::builder().async_handlers(false).build();
+    let (tx, mut log) = mpsc::unbounded_channel::<String>();
+    let in_quit = tx.clone();
+    io.on("quit", move |socket: Socket, _: Option<Value>| {
+        let log = in_quit.clone();
+        async move {
+            socket.disconnect().await.expect("disconnect");
+            let _ = log.send("quit".into());
+        }
+    });
+    let in_later = tx.clone();
+    io.on("later", move |_socket: Socket, _: Option<Value>| {
+        let _ = in_later.send("later".into());
+        async {}
+    });
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(format!("disconnect ({reason})"));
+        async {}
+    });
+    let running = serve(&io).await;
+    let addr = running.addr;
+    tokio::task::spawn_blocking(move || {
+        let sid = connected_between_polls(addr);
+        let posted = request(
+            addr,
+            "POST",
+            &session_uri("/socket.io/", &sid),
+            b"42[\"quit\"]\x1e42[\"later\"]",
+        );
+        assert_eq!(posted.status, 200, "{posted:?}");
+    })
+    .await
+    .expect("the client");
+    let mut entries = Vec::new();
+    for _ in 0..2 {
+        entries.push(recv(&mut log, "the handlers").await);
+    }
+    assert_eq!(
+        entries,
+        ["quit", "disconnect (server namespace disconnect)"]
+    );
+    assert!(log.try_recv().is_err(), "{:?}", log.try_recv());
+}

@@ -250,6 +250,51 @@ impl Backlog {
     }
 }
 
+/// Takes out of a connection's backlog the events of a socket the server has just disconnected
+/// (`queued` is the [`SocketEvent::Disconnect`] about to join the queue; a disconnect of any other
+/// origin takes nothing): when their turn came the socket would no longer be connected, and
+/// python-socketio drops an event of a socket not connected at its turn rather than run its
+/// handler. Events the client sent before leaving on its own stay: at their turn it was still
+/// there. Returns how many were taken out; `backlog` no longer counts them.
+///
+/// Inlined: runtimes call it for every event they queue, and only a disconnect goes further.
+#[inline]
+pub fn drop_events_of_disconnected(
+    queue: &mut std::collections::VecDeque<(SocketEvent, usize)>,
+    backlog: &mut Backlog,
+    queued: &SocketEvent,
+) -> usize {
+    match queued {
+        SocketEvent::Disconnect {
+            namespace,
+            sid,
+            reason: crate::socketio::DisconnectReason::ServerNamespaceDisconnect,
+        } => drop_events_of(queue, backlog, namespace, sid),
+        _ => 0,
+    }
+}
+
+/// [`drop_events_of_disconnected`]'s work: takes socket `sid`'s events of `namespace` out.
+fn drop_events_of(
+    queue: &mut std::collections::VecDeque<(SocketEvent, usize)>,
+    backlog: &mut Backlog,
+    namespace: &str,
+    sid: &Sid,
+) -> usize {
+    let before = queue.len();
+    queue.retain(|(event, weight)| {
+        let of_socket = matches!(
+            event,
+            SocketEvent::Event { namespace: n, sid: s, .. } if &**n == namespace && s == sid
+        );
+        if of_socket {
+            backlog.remove(*weight);
+        }
+        !of_socket
+    });
+    before - queue.len()
+}
+
 /// About how many bytes `event` holds while it waits for a handler: 32 per JSON value (the
 /// size of a `serde_json::Value`), its strings and object keys, its attachments; a small
 /// constant for the other events. Computed once, when the event is queued.
@@ -844,6 +889,86 @@ impl TryFrom<SocketEvent> for ReceivedEvent {
 
 #[cfg(test)]
 mod tests {
+    /// A server-side disconnect takes its socket's queued events out (and out of the backlog's
+    /// count); other sockets' events, other kinds of event, and every event when the client left
+    /// on its own stay.
+    #[test]
+    fn a_server_side_disconnect_drops_its_sockets_queued_events() {
+        use super::{Backlog, drop_events_of_disconnected, event_weight};
+        use crate::engineio::Sid;
+        use crate::socketio::{DisconnectReason, SocketEvent};
+        use std::collections::VecDeque;
+        let event = |namespace: &str, sid: &str, name: &str| SocketEvent::Event {
+            namespace: namespace.into(),
+            sid: Sid::from(sid),
+            event: name.into(),
+            args: vec![serde_json::json!("x")],
+            attachments: Vec::new(),
+            ack_id: Some(1),
+        };
+        let disconnect = |reason| SocketEvent::Disconnect {
+            namespace: "/".into(),
+            sid: Sid::from("a"),
+            reason,
+        };
+        let queued = || {
+            let events = [
+                event("/", "a", "first"),
+                event("/chat", "b", "other namespace"),
+                SocketEvent::AckTimeout {
+                    namespace: "/".into(),
+                    sid: Sid::from("a"),
+                    ack_id: 3,
+                },
+                event("/", "a", "second"),
+            ];
+            let mut backlog = Backlog::default();
+            let queue: VecDeque<(SocketEvent, usize)> = events
+                .into_iter()
+                .map(|event| {
+                    let weight = event_weight(&event);
+                    backlog.add(weight);
+                    (event, weight)
+                })
+                .collect();
+            (queue, backlog)
+        };
+
+        let (mut queue, mut backlog) = queued();
+        let dropped = drop_events_of_disconnected(
+            &mut queue,
+            &mut backlog,
+            &disconnect(DisconnectReason::ServerNamespaceDisconnect),
+        );
+        assert_eq!(dropped, 2);
+        assert_eq!(queue.len(), 2);
+        assert!(
+            matches!(&queue[0].0, SocketEvent::Event { event, .. } if event == "other namespace")
+        );
+        assert!(matches!(&queue[1].0, SocketEvent::AckTimeout { .. }));
+        let left: usize = queue.iter().map(|(_, weight)| weight).sum();
+        assert_eq!(
+            backlog,
+            Backlog {
+                events: 2,
+                bytes: left
+            }
+        );
+
+        for reason in [
+            DisconnectReason::ClientNamespaceDisconnect,
+            DisconnectReason::Engine(crate::engineio::CloseReason::TransportClose),
+        ] {
+            let (mut queue, mut backlog) = queued();
+            let before = backlog;
+            assert_eq!(
+                drop_events_of_disconnected(&mut queue, &mut backlog, &disconnect(reason)),
+                0
+            );
+            assert_eq!((queue.len(), backlog), (4, before));
+        }
+    }
+
     #[test]
     fn the_backlog_may_grow_fourfold_while_a_call_waits() {
         let allows = |events, limit, calls| {

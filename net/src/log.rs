@@ -22,6 +22,19 @@ macro_rules! throttled_log {
 // functions: each call site keeps a throttle of its own (a process may serve with several
 // runtimes). Text a client chose is escaped, so it cannot start a line of its own.
 
+/// Events a client sent before the server disconnected its socket were dropped unhandled
+/// (`sockio_core::api::drop_events_of_disconnected`).
+#[macro_export]
+macro_rules! log_events_of_disconnected_dropped {
+    ($dropped:expr) => {
+        $crate::throttled_log!(
+            info,
+            dropped = $dropped,
+            "events queued for a socket the server disconnected were dropped unhandled"
+        )
+    };
+}
+
 /// A handler panicked (`$message`: the panic's text).
 #[macro_export]
 macro_rules! log_handler_panicked {

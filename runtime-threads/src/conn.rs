@@ -118,6 +118,14 @@ impl EventQueue {
     /// running or parked).
     fn push(&mut self, events: Vec<(SocketEvent, usize)>) -> bool {
         for (event, weight) in events {
+            let dropped = sockio_core::api::drop_events_of_disconnected(
+                &mut self.events,
+                &mut self.backlog,
+                &event,
+            );
+            if dropped > 0 {
+                sockio_net::log_events_of_disconnected_dropped!(dropped);
+            }
             self.backlog.add(weight);
             self.events.push_back((event, weight));
         }

@@ -88,6 +88,44 @@ fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_calle
     io.abort();
 }
 
+/// Without `async_handlers`, the events a client sent behind the one whose handler disconnects
+/// its socket are dropped unhandled (python-socketio drops an event whose socket is no longer
+/// connected at its turn), and the disconnect handler runs next. Both events come in one POST,
+/// so the second waits in the queue while the first's handler runs.
+#[test]
+fn events_queued_behind_a_server_side_disconnect_are_dropped() {
+    let io = Server::builder().async_handlers(false).build();
+    let (log, added) = Log::new();
+    let in_quit = log.clone();
+    io.on("quit", move |socket: Socket, _: Option<Value>| {
+        socket.disconnect().expect("disconnect");
+        in_quit.add("quit");
+    });
+    let in_later = log.clone();
+    io.on("later", move |_socket: Socket, _: Option<Value>| {
+        in_later.add("later");
+    });
+    let in_disconnect = log.clone();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        in_disconnect.add(format!("disconnect ({reason})"));
+    });
+    let addr = serve(&io);
+    let sid = connected_between_polls(addr);
+    let posted = request(
+        addr,
+        "POST",
+        &session_uri("/socket.io/", &sid),
+        b"42[\"quit\"]\x1e42[\"later\"]",
+    );
+    assert_eq!(posted.status, 200, "{posted:?}");
+    assert_eq!(
+        log.wait_for(&added, 2),
+        ["quit", "disconnect (server namespace disconnect)"]
+    );
+    io.abort();
+    assert_eq!(log.entries.lock().unwrap().len(), 2);
+}
+
 #[test]
 fn callbacks_cancelled_by_a_ping_timeout_run_before_the_disconnect_handler() {
     let io = Server::builder()

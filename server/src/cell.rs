@@ -470,6 +470,14 @@ impl ConnState {
     }
 
     fn queue_for_dispatch(&mut self, event: SocketEvent, claim: bool, drained: &mut Drained) {
+        let dropped = sockio_core::api::drop_events_of_disconnected(
+            &mut self.dispatch_queue,
+            &mut self.backlog,
+            &event,
+        );
+        if dropped > 0 {
+            sockio_net::log_events_of_disconnected_dropped!(dropped);
+        }
         // Nothing waits before it and nobody dispatches: the queue would hand this event to the
         // claimer at once anyway.
         if claim && !self.dispatching && self.dispatch_queue.is_empty() {
