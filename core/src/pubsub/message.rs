@@ -59,8 +59,10 @@ pub enum DecodeError {
 /// host that owns `sid` sends the answer as a [`Message::Callback`] addressed to that host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteAck {
-    /// The client (or, as python-socketio allows, the room) the emit went to.
-    pub sid: String,
+    /// The client (or, as python-socketio allows, the room) the emit went to, as the emitting
+    /// host wrote it: python-socketio's room may be a number, and it looks the answer up by that
+    /// same value, so the answer echoes it unchanged.
+    pub sid: Value,
     /// Its namespace.
     pub namespace: String,
     /// The originating host's callback id.
@@ -111,7 +113,8 @@ pub enum Message {
     /// A client's answer to an emit with a callback, for the host `host_id` that made the emit.
     Callback {
         host_id: String,
-        sid: String,
+        /// The [`RemoteAck::sid`] of the emit, echoed.
+        sid: Value,
         namespace: String,
         id: u64,
         args: Args,
@@ -310,7 +313,11 @@ impl Message {
             }),
             "callback" => Ok(Message::Callback {
                 host_id: host_id.ok_or(DecodeError::Field("host_id"))?,
-                sid: required_str(&map, "sid")?,
+                sid: map
+                    .get("sid")
+                    .filter(|sid| room_name(sid).is_some())
+                    .cloned()
+                    .ok_or(DecodeError::Field("sid"))?,
                 namespace,
                 id: map
                     .get("id")
@@ -416,11 +423,13 @@ fn decode_callback(map: &Map<String, Value>) -> Result<Option<RemoteAck>, Decode
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(parts)) => match parts.as_slice() {
             // The first part is the emit's room, which may be a number (see `room_name`).
-            [room, Value::String(namespace), id] => Ok(Some(RemoteAck {
-                sid: room_name(room).ok_or(DecodeError::Field("callback"))?,
-                namespace: namespace.clone(),
-                id: id.as_u64().ok_or(DecodeError::Field("callback"))?,
-            })),
+            [room, Value::String(namespace), id] if room_name(room).is_some() => {
+                Ok(Some(RemoteAck {
+                    sid: room.clone(),
+                    namespace: namespace.clone(),
+                    id: id.as_u64().ok_or(DecodeError::Field("callback"))?,
+                }))
+            }
             _ => Err(DecodeError::Field("callback")),
         },
         Some(_) => Err(DecodeError::Field("callback")),
@@ -571,7 +580,8 @@ mod tests {
         };
         assert_eq!(rooms, vec!["42".to_owned()]);
         assert_eq!(skip, vec!["s".to_owned(), "7".to_owned()]);
-        assert_eq!(callback.map(|c| c.sid), Some("42".to_owned()));
+        // The callback's room is echoed as it came: python-socketio looks its answer up by it.
+        assert_eq!(callback.map(|c| c.sid), Some(json!(42)));
         let rooms = decode_json(json!({
             "method": "emit", "event": "e", "data": [], "room": [1, "two", 3.5]
         }))

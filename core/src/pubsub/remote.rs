@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::hub::{EnterRoomError, Hub, SidRoom};
 use crate::payload::Args;
 
@@ -235,7 +237,7 @@ pub fn plan_emit<H: Clone, C: Clone>(
     let ack = match callback {
         Some((callback, timeout)) => Some(RemoteAck {
             // python-socketio's callback names one room (or sid); the answer only echoes it.
-            sid: emit.rooms.first().cloned().unwrap_or_default(),
+            sid: Value::String(emit.rooms.first().cloned().unwrap_or_default()),
             namespace: emit.namespace.to_owned(),
             id: pending.register(
                 callback.clone(),
@@ -305,7 +307,7 @@ pub fn plan_call<C: Clone>(
         rooms: vec![sid.to_owned()],
         skip: Vec::new(),
         callback: Some(RemoteAck {
-            sid: sid.to_owned(),
+            sid: Value::String(sid.to_owned()),
             namespace: namespace.to_owned(),
             id,
         }),
@@ -434,6 +436,30 @@ mod tests {
                 args: Args::from_parts(vec![json!("a")], vec![])
             }
         );
+        // python-socketio's `emit(to=42, callback=cb)` keeps `cb` under the number 42 and looks
+        // the answer up by the `sid` it carries: the answer echoes the number, not "42".
+        hub.enter_room("/", "mine", "42").expect("enter 42");
+        let numeric = bytes(
+            json!({"method": "emit", "event": "e", "data": [1], "room": 42,
+                                "callback": [42, "/", 5], "host_id": "python"}),
+        );
+        let Ok(Remote::Deliver {
+            reply_to, rooms, ..
+        }) = triage(&numeric, "me", &mut hub)
+        else {
+            panic!("not a delivery");
+        };
+        assert_eq!(rooms, vec!["42".to_owned()]);
+        let answer = reply_to
+            .expect("an answer address")
+            .answer(Args::from_parts(vec![json!("a")], vec![]));
+        let wire: serde_json::Value = serde_json::from_slice(&answer.encode()).expect("JSON");
+        assert_eq!(wire["sid"], json!(42));
+        // And a callback message whose `sid` is a number decodes (one python-socketio sent).
+        assert!(matches!(
+            Message::decode(&answer.encode()),
+            Ok(Message::Callback { sid, .. }) if sid == json!(42)
+        ));
         let reserved = bytes(json!({"method": "emit", "event": "disconnect", "data": []}));
         assert_eq!(
             triage(&reserved, "me", &mut hub),
@@ -469,7 +495,7 @@ mod tests {
         };
         assert_eq!(
             callback.map(|c| (c.sid, c.id)),
-            Some(("room".to_owned(), id))
+            Some((Value::String("room".to_owned()), id))
         );
         assert_eq!(host_id.as_deref(), Some("me"));
         assert_eq!(pending.answer(id), Some("cb"));
