@@ -49,7 +49,9 @@ pub enum Remote {
         namespace: String,
         rooms: Vec<String>,
         skip: Vec<String>,
-        reply_to: Option<ReplyAddress>,
+        /// Boxed: most deliveries carry none, and inline it made this variant far larger than
+        /// the others (clippy's `large_enum_variant`).
+        reply_to: Option<Box<ReplyAddress>>,
     },
     /// Disconnect this server's socket `sid` of `namespace`.
     Disconnect { sid: String, namespace: String },
@@ -97,7 +99,7 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
             }
             // A publisher without a host id cannot be answered; the event is delivered anyway.
             let reply_to = match (callback, host_id) {
-                (Some(ack), Some(host_id)) => Some(ReplyAddress { host_id, ack }),
+                (Some(ack), Some(host_id)) => Some(Box::new(ReplyAddress { host_id, ack })),
                 _ => None,
             };
             Remote::Deliver {
