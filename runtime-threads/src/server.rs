@@ -251,9 +251,14 @@ impl Server {
             Ok(Remote::Answer { id, args }) => {
                 let callback = lock(&bus.pending).answer(id);
                 if let Some(callback) = callback {
-                    // On the subscriber: a panic must not end it (the server would stop
-                    // hearing the other servers).
-                    call_back(|outcome| callback(outcome), AckOutcome::Answered(args));
+                    // Apart from the subscriber, as a timed-out one is (`expire_remote_callbacks`):
+                    // a callback that waits, for a blocking `call` to a client of another server
+                    // whose answer only this thread can read, say, would hold up everything the
+                    // server hears from the cluster, that answer included. A panic in it is
+                    // caught there.
+                    self.run_apart(vec![Box::new(move || {
+                        call_back(|outcome| callback(outcome), AckOutcome::Answered(args));
+                    })]);
                 }
             }
             Ok(_) => {}

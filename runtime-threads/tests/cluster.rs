@@ -439,3 +439,62 @@ fn a_publish_redis_refuses_fails_its_emit_and_keeps_the_connection() {
     assert_eq!(publishers.len(), 1, "{publishers:?}");
     assert!(publishers[0].ends_with(":pub:0"), "{publishers:?}");
 }
+
+/// An emit's callback settled by a client of another server runs apart from the thread that
+/// reads the broker: a blocking `call` made in it to a client of another server gets its answer,
+/// which that thread reads, as it does when the callback was settled by a client of this server
+/// (and the callback's wait does not stop the server hearing the cluster).
+#[test]
+fn a_callback_answered_through_the_broker_may_call_across_servers() {
+    let Some((url, broker)) = redis() else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let (server_a, url_a) = serve(&manager);
+    let (_server_b, url_b) = serve(&manager);
+    broker.wait_for_listeners(&channel, 2);
+    let mut client = Node::spawn(
+        &url_a,
+        &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("\"{url_b}\"")),
+    );
+    let sids = client.expect("sids");
+    let (sid_a, sid_b) = (
+        sids["a"].as_str().expect("a's sid").to_owned(),
+        sids["b"].as_str().expect("b's sid").to_owned(),
+    );
+    // The first answer from A's own client, then from B's client through the broker.
+    for first in [&sid_a, &sid_b] {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let caller = server_a.clone();
+        let target = sid_b.clone();
+        server_a
+            .emit("first", &())
+            .to(first)
+            .callback(
+                Some(Duration::from_secs(10)),
+                move |_: Result<String, _>| {
+                    let answer = caller
+                        .call("second", &())
+                        .to(&target)
+                        .timeout(Duration::from_secs(5))
+                        .answer::<String>();
+                    let _ = tx.send(answer.map_err(|error| error.to_string()));
+                },
+            )
+            .send()
+            .expect("emit");
+        let answer = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the callback ran");
+        assert_eq!(
+            answer,
+            Ok("answer-from-b".to_owned()),
+            "first answer from {first}"
+        );
+    }
+    client.send("done");
+    client.finish();
+}
