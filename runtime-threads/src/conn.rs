@@ -90,6 +90,9 @@ struct EventQueue {
     /// Dispatch stopped at an event because `in_flight` reached the cap; the handler that
     /// finishes next resumes it.
     parked: bool,
+    /// Events [`push`](Self::push) took out unhandled (a server-side disconnect's), not yet
+    /// uncounted from the server's live work by the drive that pushed.
+    dropped: usize,
 }
 
 /// What the dispatcher of a connection does next.
@@ -124,6 +127,7 @@ impl EventQueue {
                 &event,
             );
             if dropped > 0 {
+                self.dropped += dropped;
                 sockio_net::log_events_of_disconnected_dropped!(dropped);
             }
             self.backlog.add(weight);
@@ -214,6 +218,7 @@ impl ConnCell {
                 scheduled: false,
                 in_flight: 0,
                 parked: false,
+                dropped: 0,
             }),
             calls_waiting: AtomicUsize::new(0),
         })
@@ -299,7 +304,16 @@ impl ConnCell {
                 .collect();
             // Queued under the connection's lock, so events keep the order the core made them in
             // even when several threads drive the connection.
-            lock(&self.queue).push(events)
+            let mut queue = lock(&self.queue);
+            let schedule = queue.push(events);
+            // Those a server-side disconnect took out are never handled: uncounted here, or a
+            // graceful shutdown would wait for them until its grace ran out.
+            let dropped = std::mem::take(&mut queue.dropped);
+            drop(queue);
+            if dropped > 0 {
+                busy.fetch_sub(dropped, Ordering::SeqCst);
+            }
+            schedule
         };
         drop(state);
         Driven {
@@ -410,6 +424,7 @@ mod tests {
             scheduled: false,
             in_flight: 0,
             parked: false,
+            dropped: 0,
         }
     }
 

@@ -214,6 +214,40 @@ fn a_polling_client_between_two_requests_gets_its_close_packet() {
     );
 }
 
+/// Events dropped unhandled behind a server-side disconnect are no live work: a later shutdown
+/// returns once the connections are closed rather than waiting out its grace for them.
+#[test]
+fn events_dropped_behind_a_server_side_disconnect_do_not_hold_up_shutdown() {
+    let grace = Duration::from_secs(20);
+    let io = Server::builder().async_handlers(false).build();
+    io.on("quit", |socket: Socket, _: Option<serde_json::Value>| {
+        socket.disconnect().expect("disconnect");
+    });
+    io.on("later", |_socket: Socket, _: Option<serde_json::Value>| {});
+    let (addr, reasons, _serving) = serve_recording_reasons(&io);
+    let sid = raw_polling::connected_between_polls(addr);
+    let uri = raw_polling::session_uri("/socket.io/", &sid);
+    // `later` waits behind `quit`, whose handler disconnects the socket: it is dropped.
+    let posted = raw_polling::request(addr, "POST", &uri, b"42[\"quit\"]\x1e42[\"later\"]");
+    assert_eq!(posted.status, 200, "{posted:?}");
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the disconnect"),
+        "server namespace disconnect"
+    );
+    let shut = timed_in_background({
+        let io = io.clone();
+        move || io.shutdown(grace)
+    });
+    // The client fetches what is queued (the `41`, then the close packet).
+    let mut packets = Vec::new();
+    while !packets.iter().any(|packet| packet == "1") && packets.len() < 4 {
+        packets.extend(raw_polling::poll_packets(addr, &sid));
+    }
+    assert!(packets.iter().any(|packet| packet == "1"), "{packets:?}");
+    let took = shut.recv_timeout(grace).expect("shutdown");
+    assert!(took < grace / 2, "shutdown took {took:?}");
+}
+
 /// Without connections `shutdown` returns at once and the accept loop ends, also with a grace too
 /// long to add to the clock (no deadline; it used to overflow and panic, leaving the server
 /// accepting).
