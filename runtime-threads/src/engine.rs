@@ -73,6 +73,15 @@ struct Inner {
     next_request: AtomicU64,
     serving: Serving,
     timers: Arc<Timers<SessionCell>>,
+    /// This server's mark on the threads that run its callbacks ([`CALLING_BACK`]).
+    id: crate::handler_pool::ServerId,
+}
+
+thread_local! {
+    /// The server ([`Inner::id`]) whose callback the calling thread runs, 0 for none: a
+    /// `shutdown` called from one of them must not wait for that callback's own session.
+    static CALLING_BACK: std::cell::Cell<crate::handler_pool::ServerId> =
+        const { std::cell::Cell::new(0) };
 }
 
 impl Drop for Inner {
@@ -212,6 +221,7 @@ impl EngineServer {
             next_request: AtomicU64::new(1),
             serving: Serving::default(),
             timers: timers.clone(),
+            id: crate::handler_pool::next_server_id(),
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         let spawned = std::thread::Builder::new()
@@ -355,12 +365,41 @@ impl EngineServer {
     /// fetch its close packet on a new connection).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
     pub fn shutdown(&self, grace: Duration) {
-        let _accepting = self.inner.serving.begin_shutdown();
+        let from_callback = CALLING_BACK.with(std::cell::Cell::get) == self.inner.id;
+        // From a callback, the end (the accept loops stopped) comes from the thread below.
+        let accepting = if from_callback {
+            self.inner.serving.begin_shutdown_ended_apart();
+            None
+        } else {
+            Some(self.inner.serving.begin_shutdown())
+        };
         for cell in self.cells() {
             self.drive(&cell, |state, now| {
                 state.session.close(now, CloseReason::ServerShuttingDown)
             });
         }
+        match accepting {
+            Some(_accepting) => self.wait_for_sessions(grace),
+            None => {
+                // The session whose callback called this ends only once that callback returns:
+                // waiting here would wait out the grace. The wait goes on apart, as
+                // `Server::shutdown` does from a handler.
+                let server = self.clone();
+                crate::handler_pool::run_on_own_thread(
+                    "sockio-shutdown",
+                    None,
+                    Box::new(move || {
+                        let _accepting = crate::serve::ShutdownEnd::of(&server.inner.serving);
+                        server.wait_for_sessions(grace);
+                    }),
+                );
+            }
+        }
+    }
+
+    /// The rest of [`shutdown`](Self::shutdown): waits until no session is left, or the grace
+    /// is over.
+    fn wait_for_sessions(&self, grace: Duration) {
         if !self.inner.serving.wait_idle(grace, || self.session_count()) {
             tracing::warn!(
                 sessions = self.session_count(),
@@ -598,7 +637,10 @@ impl EngineServer {
                 server: self.clone(),
                 cell: cell.clone(),
             };
-            if !callbacks.call(socket, notice) {
+            let marked = CALLING_BACK.with(|mark| mark.replace(self.inner.id));
+            let called = callbacks.call(socket, notice);
+            CALLING_BACK.with(|mark| mark.set(marked));
+            if !called {
                 sockio_net::throttled_log!(error, sid = %cell.sid, "an Engine.IO callback panicked");
             }
         });

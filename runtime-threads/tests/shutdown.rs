@@ -545,3 +545,37 @@ fn an_engine_handshake_racing_shutdown_is_waited_for_and_closed() {
     let served = served.recv_timeout(STEP).expect("the accept loop to end");
     assert!(served.is_ok(), "{served:?}");
 }
+
+/// A raw Engine.IO server's `shutdown` called from its own `on_message` callback begins the
+/// shutdown and returns (waiting would wait for that callback's own session, which ends only
+/// once the callback returns); the wait goes on apart and ends with the sessions.
+#[test]
+fn an_engine_shutdown_called_from_its_own_callback_returns() {
+    let engine = EngineServer::new(EngineConfig::default());
+    let (took_tx, took) = channel();
+    let itself = engine.clone();
+    engine.on_message(move |_socket, _data| {
+        let begun = Instant::now();
+        itself.shutdown(Duration::from_secs(20));
+        let _ = took_tx.send(begun.elapsed());
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = {
+        let engine = engine.clone();
+        std::thread::spawn(move || engine.serve_std(listener))
+    };
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/engine.io/?EIO=4&transport=websocket"))
+            .expect("WebSocket handshake");
+    ws.send(tungstenite::Message::text("4hello"))
+        .expect("a message");
+    let took = took
+        .recv_timeout(STEP)
+        .expect("shutdown returned to the callback");
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    // The shutdown goes on: the session ends and the accept loop with it.
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+    assert_eq!(engine.session_count(), 0);
+}
