@@ -93,6 +93,10 @@ struct EventQueue {
     /// Events [`push`](Self::push) took out unhandled (a server-side disconnect's), not yet
     /// uncounted from the server's live work by the drive that pushed.
     dropped: usize,
+    /// Drives whose settled callbacks have not run yet, though their events are queued: dispatch
+    /// parks until they have ([`ConnCell::release_hold`]), so a socket's disconnect handler runs
+    /// after the callbacks its departure cancelled even when a dispatcher is already at work.
+    held: usize,
 }
 
 /// What the dispatcher of a connection does next.
@@ -142,8 +146,18 @@ impl EventQueue {
         Some(event)
     }
 
+    /// See [`ConnCell::release_hold`].
+    fn release_hold(&mut self) -> bool {
+        self.held = self.held.saturating_sub(1);
+        self.held == 0 && std::mem::replace(&mut self.parked, false)
+    }
+
     /// See [`ConnCell::next_event`].
     fn next(&mut self, cap: Option<usize>) -> Next {
+        if self.held > 0 && !self.events.is_empty() {
+            self.parked = true;
+            return Next::Parked;
+        }
         if let Some(cap) = cap
             && matches!(self.events.front(), Some((SocketEvent::Event { .. }, _)))
         {
@@ -196,6 +210,10 @@ pub(crate) struct Driven<R> {
     pub schedule: bool,
     /// An entry for the timer thread to schedule at that time (see [`Arming`]).
     pub rearm: Option<Instant>,
+    /// The drive settled callbacks and queued a socket's departure (a disconnect, or the
+    /// connection's end): the connection's dispatch is held until the callbacks have run; the
+    /// caller then calls [`ConnCell::release_hold`].
+    pub held: bool,
 }
 
 impl ConnCell {
@@ -219,6 +237,7 @@ impl ConnCell {
                 in_flight: 0,
                 parked: false,
                 dropped: 0,
+                held: 0,
             }),
             calls_waiting: AtomicUsize::new(0),
         })
@@ -285,6 +304,14 @@ impl ConnCell {
         let result = f(&mut state, now);
         let mut callbacks = Vec::new();
         let events = state.drain(&mut callbacks);
+        // Only a departure is held back: other events need not wait for a slow callback.
+        let held = !callbacks.is_empty()
+            && events.iter().any(|event| {
+                matches!(
+                    event,
+                    SocketEvent::Disconnect { .. } | SocketEvent::Closed(_)
+                )
+            });
         let deadline = state.conn.poll_timeout();
         let rearm = state.arming.after_drive(deadline, now);
         let schedule = if events.is_empty() {
@@ -305,6 +332,9 @@ impl ConnCell {
             // Queued under the connection's lock, so events keep the order the core made them in
             // even when several threads drive the connection.
             let mut queue = lock(&self.queue);
+            if held {
+                queue.held += 1;
+            }
             let schedule = queue.push(events);
             // Those a server-side disconnect took out are never handled: uncounted here, or a
             // graceful shutdown would wait for them until its grace ran out.
@@ -321,6 +351,7 @@ impl ConnCell {
             callbacks,
             schedule,
             rearm,
+            held,
         }
     }
 
@@ -330,6 +361,12 @@ impl ConnCell {
     /// unscheduled.
     pub fn next_event(&self, cap: Option<usize>) -> Next {
         lock(&self.queue).next(cap)
+    }
+
+    /// The callbacks of a drive that held the connection's dispatch ([`Driven::held`]) have run;
+    /// true when dispatch was parked and must be resumed by the caller.
+    pub fn release_hold(&self) -> bool {
+        lock(&self.queue).release_hold()
     }
 
     /// A handler slot taken by [`next_event`](Self::next_event) is free again; true when dispatch
@@ -425,6 +462,7 @@ mod tests {
             in_flight: 0,
             parked: false,
             dropped: 0,
+            held: 0,
         }
     }
 
@@ -515,6 +553,32 @@ mod tests {
         // An event behind a connect or close waits for its dispatcher to finish it.
         assert!(!queue.push(weighed(vec![event("a")])));
         assert!(matches!(queue.next(Some(4)), Next::Last(_)));
+    }
+
+    /// A hold parks the dispatcher at the next queued event; its release resumes it (once, and
+    /// only when it parked), and an empty queue is not held up.
+    #[test]
+    fn a_held_queue_parks_its_dispatcher_until_released() {
+        let mut queue = queue();
+        assert!(matches!(queue.next(None), Next::Empty));
+        queue.held = 1;
+        assert!(matches!(queue.next(None), Next::Empty), "nothing to hold");
+        assert!(queue.push(weighed(vec![event("a")])));
+        assert!(matches!(queue.next(None), Next::Parked));
+        assert!(
+            !queue.push(weighed(vec![event("b")])),
+            "parked counts as scheduled"
+        );
+        assert!(
+            queue.release_hold(),
+            "the release resumes the parked dispatch"
+        );
+        assert!(!queue.release_hold(), "once");
+        assert_eq!(name(&queue.next(None)), "a");
+        // Released before the dispatcher got there: nothing to resume.
+        queue.held = 1;
+        assert!(!queue.release_hold());
+        assert_eq!(name(&queue.next(None)), "b");
     }
 
     #[test]

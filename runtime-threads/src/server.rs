@@ -693,10 +693,17 @@ impl Server {
         cell: &Arc<ConnCell>,
         callbacks: Vec<(AckCallback, AckOutcome)>,
         schedule: bool,
+        held: bool,
         steps: &mut Vec<Step>,
     ) {
         let settled = !callbacks.is_empty();
         steps.extend(callback_steps(callbacks));
+        if held {
+            // A dispatcher already at work parked at the drive's events; it goes on now.
+            let server = self.clone();
+            let cell = cell.clone();
+            steps.push(Box::new(move || server.release_hold(&cell)));
+        }
         if schedule && settled {
             let server = self.clone();
             let cell = cell.clone();
@@ -719,11 +726,20 @@ impl Server {
         match run {
             CallbacksRun::Here => {
                 self.call_back(run, driven.callbacks);
+                if driven.held {
+                    self.release_hold(cell);
+                }
                 self.finish_drive(cell, driven.schedule);
             }
             CallbacksRun::Apart => {
                 let mut steps = Vec::new();
-                self.finish_apart(cell, driven.callbacks, driven.schedule, &mut steps);
+                self.finish_apart(
+                    cell,
+                    driven.callbacks,
+                    driven.schedule,
+                    driven.held,
+                    &mut steps,
+                );
                 self.run_apart(steps);
             }
         }
@@ -770,7 +786,7 @@ impl Server {
                 state.conn.handle_timeout(now);
             }
         });
-        self.finish_apart(cell, driven.callbacks, driven.schedule, steps);
+        self.finish_apart(cell, driven.callbacks, driven.schedule, driven.held, steps);
         if let Some(at) = driven.rearm {
             self.inner.timers.schedule(at, cell);
         }
@@ -807,6 +823,18 @@ impl Server {
             if matches!(place, Place::Here) {
                 return;
             }
+        }
+    }
+
+    /// Ends the hold a drive put on `cell`'s dispatch until its callbacks ran, resuming the
+    /// dispatch that parked at it.
+    fn release_hold(&self, cell: &Arc<ConnCell>) {
+        if cell.release_hold() {
+            let server = self.clone();
+            let cell = cell.clone();
+            self.inner
+                .pool
+                .submit_without_waiting(Box::new(move || server.run_queue(&cell)));
         }
     }
 

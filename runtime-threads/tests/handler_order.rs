@@ -171,3 +171,45 @@ fn callbacks_cancelled_by_a_ping_timeout_run_before_the_disconnect_handler() {
     );
     io.abort();
 }
+
+/// The callbacks a handler's own `disconnect` cancelled run before the socket's disconnect
+/// handler, though the connection's dispatcher is at work (it runs that very handler) and would
+/// take the disconnect as soon as the handler returns. Several rounds: the order was a race.
+#[test]
+fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_handler() {
+    for round in 0..5 {
+        let io = Server::builder().async_handlers(false).build();
+        let (log, added) = Log::new();
+        let in_quit = log.clone();
+        io.on("quit", move |socket: Socket, _: Option<Value>| {
+            let in_callback = in_quit.clone();
+            socket
+                .emit("question", &1)
+                .callback(None, move |_answer: Result<Value, CallError>| {
+                    in_callback.add("callback");
+                })
+                .send()
+                .expect("the question is queued");
+            socket.disconnect().expect("disconnect");
+        });
+        let in_disconnect = log.clone();
+        io.on_disconnect(move |_socket: Socket, reason| {
+            in_disconnect.add(format!("disconnect ({reason})"));
+        });
+        let addr = serve(&io);
+        let sid = connected_between_polls(addr);
+        let posted = request(
+            addr,
+            "POST",
+            &session_uri("/socket.io/", &sid),
+            br#"42["quit"]"#,
+        );
+        assert_eq!(posted.status, 200, "{posted:?}");
+        assert_eq!(
+            log.wait_for(&added, 2),
+            ["callback", "disconnect (server namespace disconnect)"],
+            "round {round}"
+        );
+        io.abort();
+    }
+}
