@@ -390,3 +390,51 @@ async fn arguments_that_do_not_fit_a_typed_handler_get_no_acknowledgement() {
     assert_eq!(client.expect("number").await, json!([42]));
     client.finish().await;
 }
+
+/// socket.io-client sends a socket's CONNECT again when `connect()` is called before the first is
+/// answered: `manager.socket(nsp)` connects at once, so `manager.socket(nsp).connect()` asks
+/// twice. The server answers once: one connect handler call, one socket, and the connection's
+/// other namespaces go on (closing the connection, as before, disconnected them all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_repeated_before_its_answer_gets_the_one_answer() {
+    let io = Server::builder().build();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (calls, mut connects) = mpsc::unbounded_channel();
+    let gate = release.clone();
+    io.of("/admin")
+        .on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+            let _ = calls.send(socket.sid().to_string());
+            let gate = gate.clone();
+            async move {
+                gate.notified().await;
+                Ok(())
+            }
+        })
+        .on("ping", |_socket: Socket, _: Option<Value>| async { "pong" });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const main = io(URL, { reconnection: false });
+await connected(main);
+main.on("disconnect", (reason) => out("main disconnected", reason));
+const admin = main.io.socket("/admin").connect();
+admin.on("disconnect", (reason) => out("admin disconnected", reason));
+out("asked twice", admin.connected);
+await connected(admin);
+out("pong", await emitWithAck(admin, "ping"));
+out("both connected", main.connected && admin.connected);
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("asked twice").await, json!(false));
+    let sid = recv(&mut connects, "the connect handler").await;
+    release.notify_one();
+    assert_eq!(client.expect("pong").await, json!(["pong"]));
+    assert_eq!(client.expect("both connected").await, json!(true));
+    client.finish().await;
+    assert!(
+        connects.try_recv().is_err(),
+        "the connect handler ran again after {sid}"
+    );
+}

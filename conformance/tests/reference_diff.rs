@@ -1616,7 +1616,6 @@ fn socket_io_cases() -> Vec<Case> {
             vec![text("40/nope,")],
         )
         .wait_for(connect_error),
-        sio("CONNECT / twice", true, vec![text("40")]),
         sio(
             "EVENT before CONNECT",
             false,
@@ -2003,6 +2002,11 @@ fn disconnect_then_head(via: Via, together: &[&str]) -> Transcript {
     t
 }
 
+/// README, "Where sockio differs from the Node.js server on the wire": a CONNECT to a namespace
+/// already joined.
+const CONNECT_AGAIN: &str = "README \"Where sockio differs from the Node.js server\": a v5 \
+                             client's CONNECT to a namespace it joined is ignored";
+
 /// README, "Where sockio differs from the Node.js server on the wire": ack ids are kept exactly
 /// up to 2^64 − 1, and a longer one is malformed.
 const ACK_ID_RANGE: &str = "README \"Where sockio differs from the Node.js server\": an ack id \
@@ -2265,6 +2269,18 @@ fn documented_cases() -> Vec<Case> {
                 ),
                 with(&head, &[closed(via)]),
             ),
+        );
+    }
+    for via in [Via::Polling, Via::WebSocket] {
+        let head = sent_after_join(via, &["40"], Sentinel::AckOnRoot);
+        cases.push(
+            sio("CONNECT / twice", true, vec![text("40")])
+                .over(via)
+                .differs(
+                    CONNECT_AGAIN,
+                    with(&head, &[closed(via)]),
+                    with(&head, &["< 4399[\"sentinel\"]".to_owned()]),
+                ),
         );
     }
     for via in [Via::Polling, Via::WebSocket] {

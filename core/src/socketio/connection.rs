@@ -14,8 +14,9 @@
 //! Connecting to a namespace is a two-step exchange: the connection reports
 //! [`SocketEvent::Connect`], and the application answers with
 //! [`accept_connect`](Connection::accept_connect) or [`reject_connect`](Connection::reject_connect).
-//! Packets for a namespace the client has not joined, a second CONNECT, or a CONNECT_ERROR from the
-//! client break the protocol and close the whole connection.
+//! Packets for a namespace the client has not joined, or a CONNECT_ERROR from the client, break the
+//! protocol and close the whole connection; a v5 client's repeated CONNECT to a namespace it joins
+//! or joined is answered once (see `handle_packet`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -1214,6 +1215,14 @@ impl Connection {
                     });
                 }
             }
+            // socket.io-client 3.x/4.x sends a socket's CONNECT again when `connect()` is called
+            // before the first is answered (`manager.socket(nsp)` connects at once, so
+            // `manager.socket(nsp).connect()` asks twice): one socket answers both, the verdict
+            // of the first, and a client already answered needs nothing more. Closing, as the
+            // Node.js server does for a namespace already joined, would cut every namespace of the
+            // connection off; python-socketio answers CONNECT_ERROR, which leaves the client's
+            // socket deaf. (A v4 client's `/` is joined without a CONNECT: one is a violation.)
+            (PacketKind::Connect, Some(_)) if self.version == SocketVersion::V5 => {}
             (PacketKind::Connect, Some(_)) => self.violation(now, "second CONNECT to a namespace"),
             (PacketKind::ConnectError, _) => self.violation(now, "CONNECT_ERROR from a client"),
             (_, Some(NamespaceState::Pending { .. })) => {
