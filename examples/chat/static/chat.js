@@ -169,7 +169,8 @@ async function request(event, data) {
     throw new Error("no answer from the server");
   }
   if (reply && "Ok" in reply) return reply.Ok;
-  // An empty acknowledgement means sockio could not read our data as the handler's type.
+  // Anything but {Ok} or {Err} is not this server's answer. (Data sockio cannot read as the
+  // handler's type gets no acknowledgement at all: the timeout above.)
   throw new Error(reply?.Err ?? "the server could not read the request");
 }
 
