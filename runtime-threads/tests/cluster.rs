@@ -164,24 +164,49 @@ fn two_threads_servers_and_an_emitter_share_clients_through_rabbitmq() {
 
 /// The scenario: broadcasts, a remote room change, a cross-server call, the emitter, and remote
 /// disconnects, each arriving exactly once.
-fn share_clients(url: &str, broker: &Broker) {
+/// Two servers on a fresh channel of `url`'s broker, with client `a` on the first and `b` on the
+/// second (`TWO_CLUSTER_CLIENTS`): the servers, the clients' script, and the sids of `a` and `b`.
+struct TwoServers {
+    a: Server,
+    b: Server,
+    client: Node,
+    sid_a: String,
+    sid_b: String,
+    manager: ClientManager,
+}
+
+fn two_servers(url: &str, broker: &Broker) -> TwoServers {
     let channel = fresh_channel();
     let manager = ClientManager::from_url(url)
         .expect("a broker URL")
         .channel(&channel);
-    let (server_a, url_a) = serve(&manager);
-    let (server_b, url_b) = serve(&manager);
+    let (a, url_a) = serve(&manager);
+    let (b, url_b) = serve(&manager);
     broker.wait_for_listeners(&channel, 2);
-
     let mut client = Node::spawn(
         &url_a,
         &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("\"{url_b}\"")),
     );
     let sids = client.expect("sids");
-    let (sid_a, sid_b) = (
-        sids["a"].as_str().expect("a's sid").to_owned(),
-        sids["b"].as_str().expect("b's sid").to_owned(),
-    );
+    TwoServers {
+        a,
+        b,
+        sid_a: sids["a"].as_str().expect("a's sid").to_owned(),
+        sid_b: sids["b"].as_str().expect("b's sid").to_owned(),
+        client,
+        manager,
+    }
+}
+
+fn share_clients(url: &str, broker: &Broker) {
+    let TwoServers {
+        a: server_a,
+        b: server_b,
+        mut client,
+        sid_a,
+        sid_b,
+        manager,
+    } = two_servers(url, broker);
 
     // A broadcast from A reaches both clients once.
     server_a.emit("news", &"from A").send().expect("emit");
@@ -449,22 +474,13 @@ fn a_callback_answered_through_the_broker_may_call_across_servers() {
     let Some((url, broker)) = redis() else {
         return;
     };
-    let channel = fresh_channel();
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&channel);
-    let (server_a, url_a) = serve(&manager);
-    let (_server_b, url_b) = serve(&manager);
-    broker.wait_for_listeners(&channel, 2);
-    let mut client = Node::spawn(
-        &url_a,
-        &TWO_CLUSTER_CLIENTS.replace("URL_B", &format!("\"{url_b}\"")),
-    );
-    let sids = client.expect("sids");
-    let (sid_a, sid_b) = (
-        sids["a"].as_str().expect("a's sid").to_owned(),
-        sids["b"].as_str().expect("b's sid").to_owned(),
-    );
+    let TwoServers {
+        a: server_a,
+        mut client,
+        sid_a,
+        sid_b,
+        ..
+    } = two_servers(&url, &broker);
     // The first answer from A's own client, then from B's client through the broker.
     for first in [&sid_a, &sid_b] {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
