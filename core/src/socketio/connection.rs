@@ -1220,8 +1220,9 @@ impl Connection {
             // `manager.socket(nsp).connect()` asks twice): one socket answers both, the verdict
             // of the first, and a client already answered needs nothing more. Closing, as the
             // Node.js server does for a namespace already joined, would cut every namespace of the
-            // connection off; python-socketio answers CONNECT_ERROR, which leaves the client's
-            // socket deaf. (A v4 client's `/` is joined without a CONNECT: one is a violation.)
+            // connection off; python-socketio answers CONNECT_ERROR (`Unable to connect`) to a
+            // socket the client already has. (A v4 client's `/` is joined without a CONNECT:
+            // one is a violation.)
             (PacketKind::Connect, Some(_)) if self.version == SocketVersion::V5 => {}
             (PacketKind::Connect, Some(_)) => self.violation(now, "second CONNECT to a namespace"),
             (PacketKind::ConnectError, _) => self.violation(now, "CONNECT_ERROR from a client"),
