@@ -14,7 +14,7 @@ use std::time::Duration;
 use api_support::{recv, serve};
 use serde_json::Value;
 use sockio::{Server, Socket};
-use sockio_testkit::raw_polling::{connected_between_polls, request, session_uri};
+use sockio_testkit::raw_polling::post_after_joining;
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,14 +43,7 @@ async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that
     let running = serve(&io).await;
     let addr = running.addr;
     tokio::task::spawn_blocking(move || {
-        let sid = connected_between_polls(addr);
-        let posted = request(
-            addr,
-            "POST",
-            &session_uri("/socket.io/", &sid),
-            br#"42["quit"]"#,
-        );
-        assert_eq!(posted.status, 200, "{posted:?}");
+        post_after_joining(addr, br#"42["quit"]"#);
     })
     .await
     .expect("the client");
@@ -97,14 +90,7 @@ async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
     let running = serve(&io).await;
     let addr = running.addr;
     tokio::task::spawn_blocking(move || {
-        let sid = connected_between_polls(addr);
-        let posted = request(
-            addr,
-            "POST",
-            &session_uri("/socket.io/", &sid),
-            b"42[\"quit\"]\x1e42[\"later\"]",
-        );
-        assert_eq!(posted.status, 200, "{posted:?}");
+        post_after_joining(addr, b"42[\"quit\"]\x1e42[\"later\"]");
     })
     .await
     .expect("the client");

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use sockio_testkit::raw_polling::{connected_between_polls, request, session_uri};
+use sockio_testkit::raw_polling::{connected_between_polls, post_after_joining};
 use sockio_threads::{CallError, Server, Socket};
 use support::serve;
 
@@ -68,14 +68,7 @@ fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_calle
         ));
     });
     let addr = serve(&io);
-    let sid = connected_between_polls(addr);
-    let posted = request(
-        addr,
-        "POST",
-        &session_uri("/socket.io/", &sid),
-        br#"42["quit"]"#,
-    );
-    assert_eq!(posted.status, 200, "{posted:?}");
+    post_after_joining(addr, br#"42["quit"]"#);
     assert_eq!(
         log.wait_for(&added, 3),
         [
@@ -110,14 +103,7 @@ fn events_queued_behind_a_server_side_disconnect_are_dropped() {
         in_disconnect.add(format!("disconnect ({reason})"));
     });
     let addr = serve(&io);
-    let sid = connected_between_polls(addr);
-    let posted = request(
-        addr,
-        "POST",
-        &session_uri("/socket.io/", &sid),
-        b"42[\"quit\"]\x1e42[\"later\"]",
-    );
-    assert_eq!(posted.status, 200, "{posted:?}");
+    post_after_joining(addr, b"42[\"quit\"]\x1e42[\"later\"]");
     assert_eq!(
         log.wait_for(&added, 2),
         ["quit", "disconnect (server namespace disconnect)"]
@@ -197,14 +183,7 @@ fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_
             in_disconnect.add(format!("disconnect ({reason})"));
         });
         let addr = serve(&io);
-        let sid = connected_between_polls(addr);
-        let posted = request(
-            addr,
-            "POST",
-            &session_uri("/socket.io/", &sid),
-            br#"42["quit"]"#,
-        );
-        assert_eq!(posted.status, 200, "{posted:?}");
+        post_after_joining(addr, br#"42["quit"]"#);
         assert_eq!(
             log.wait_for(&added, 2),
             ["callback", "disconnect (server namespace disconnect)"],

@@ -225,11 +225,8 @@ fn events_dropped_behind_a_server_side_disconnect_do_not_hold_up_shutdown() {
     });
     io.on("later", |_socket: Socket, _: Option<serde_json::Value>| {});
     let (addr, reasons, _serving) = serve_recording_reasons(&io);
-    let sid = raw_polling::connected_between_polls(addr);
-    let uri = raw_polling::session_uri("/socket.io/", &sid);
     // `later` waits behind `quit`, whose handler disconnects the socket: it is dropped.
-    let posted = raw_polling::request(addr, "POST", &uri, b"42[\"quit\"]\x1e42[\"later\"]");
-    assert_eq!(posted.status, 200, "{posted:?}");
+    let sid = raw_polling::post_after_joining(addr, b"42[\"quit\"]\x1e42[\"later\"]");
     assert_eq!(
         reasons.recv_timeout(STEP).expect("the disconnect"),
         "server namespace disconnect"

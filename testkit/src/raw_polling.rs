@@ -108,6 +108,16 @@ pub fn connected_between_polls(addr: SocketAddr) -> String {
     sid
 }
 
+/// Opens a Socket.IO session joined to `/` ([`connected_between_polls`]) and POSTs `body` (one
+/// or several packets) in one request, which must be answered 200 (so the packets are all read
+/// before any of their handlers can act). Returns the session's sid.
+pub fn post_after_joining(addr: SocketAddr, body: &[u8]) -> String {
+    let sid = connected_between_polls(addr);
+    let posted = request(addr, "POST", &session_uri("/socket.io/", &sid), body);
+    assert_eq!(posted.status, 200, "{posted:?}");
+    sid
+}
+
 /// Polls Socket.IO session `sid` once, on a connection of its own; returns the packets.
 pub fn poll_packets(addr: SocketAddr, sid: &str) -> Vec<String> {
     let answer = request(addr, "GET", &session_uri("/socket.io/", sid), b"");
