@@ -104,3 +104,99 @@ async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
     );
     assert!(log.try_recv().is_err(), "{:?}", log.try_recv());
 }
+
+/// The callbacks a handler's own `disconnect` cancelled run before the socket's disconnect
+/// handler, with or without `async_handlers`: the connection's task would take the disconnect
+/// as soon as it is queued (or as soon as the handler returns) while the callbacks run on a task
+/// of their own. Several rounds: the order was a race. The threads runtime has the same test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_handler() {
+    for async_handlers in [false, true] {
+        for round in 0..5 {
+            let io = Server::builder().async_handlers(async_handlers).build();
+            let (tx, mut log) = mpsc::unbounded_channel::<String>();
+            let in_quit = tx.clone();
+            io.on("quit", move |socket: Socket, _: Option<Value>| {
+                let log = in_quit.clone();
+                async move {
+                    socket
+                        .emit("question", &1)
+                        .callback(None, move |_answer: Result<Value, sockio::CallError>| {
+                            // A callback that takes its time: the disconnect handler must wait.
+                            std::thread::sleep(Duration::from_millis(20));
+                            let _ = log.send("callback".into());
+                        })
+                        .await
+                        .expect("the question is queued");
+                    socket.disconnect().await.expect("disconnect");
+                }
+            });
+            io.on_disconnect(move |_socket: Socket, reason| {
+                let _ = tx.send(format!("disconnect ({reason})"));
+                async {}
+            });
+            let running = serve(&io).await;
+            let addr = running.addr;
+            tokio::task::spawn_blocking(move || {
+                post_after_joining(addr, br#"42["quit"]"#);
+            })
+            .await
+            .expect("the client");
+            let mut entries = Vec::new();
+            for _ in 0..2 {
+                entries.push(recv(&mut log, "the callback and the handler").await);
+            }
+            assert_eq!(
+                entries,
+                ["callback", "disconnect (server namespace disconnect)"],
+                "async_handlers {async_handlers}, round {round}"
+            );
+        }
+    }
+}
+
+/// The same order for a disconnect made from outside any handler, by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect_handler() {
+    for round in 0..5 {
+        let io = Server::builder().build();
+        let (tx, mut log) = mpsc::unbounded_channel::<String>();
+        let (sid_tx, mut sids) = mpsc::unbounded_channel::<String>();
+        io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+            let _ = sid_tx.send(socket.sid().to_string());
+            async { Ok(()) }
+        });
+        let in_disconnect = tx.clone();
+        io.on_disconnect(move |_socket: Socket, reason| {
+            let _ = in_disconnect.send(format!("disconnect ({reason})"));
+            async {}
+        });
+        let running = serve(&io).await;
+        let addr = running.addr;
+        tokio::task::spawn_blocking(move || {
+            sockio_testkit::raw_polling::connected_between_polls(addr)
+        })
+        .await
+        .expect("the polling client");
+        let sid = recv(&mut sids, "the client's socket").await;
+        let in_callback = tx.clone();
+        io.emit("question", &1)
+            .to(&sid)
+            .callback(None, move |_answer: Result<Value, sockio::CallError>| {
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = in_callback.send("callback".into());
+            })
+            .await
+            .expect("the question is queued");
+        io.disconnect(&sid).await.expect("disconnect");
+        let mut entries = Vec::new();
+        for _ in 0..2 {
+            entries.push(recv(&mut log, "the callback and the handler").await);
+        }
+        assert_eq!(
+            entries,
+            ["callback", "disconnect (server namespace disconnect)"],
+            "round {round}"
+        );
+    }
+}

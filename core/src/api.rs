@@ -250,6 +250,18 @@ impl Backlog {
     }
 }
 
+/// A socket's or the connection's end ([`SocketEvent::Disconnect`], [`SocketEvent::Closed`]):
+/// the events a runtime holds back from its dispatcher until the acknowledgement callbacks
+/// settled by the same drive have run, so that a disconnect handler runs after the callbacks
+/// its disconnect cancelled (as the callbacks of the acks a client answered before leaving run
+/// before it). Other events need not wait for a slow callback.
+pub fn is_departure(event: &SocketEvent) -> bool {
+    matches!(
+        event,
+        SocketEvent::Disconnect { .. } | SocketEvent::Closed(_)
+    )
+}
+
 /// Takes out of a connection's backlog the events of a socket the server has just disconnected
 /// (`queued` is the [`SocketEvent::Disconnect`] about to join the queue; a disconnect of any other
 /// origin takes nothing): when their turn came the socket would no longer be connected, and

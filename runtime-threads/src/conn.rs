@@ -305,13 +305,7 @@ impl ConnCell {
         let mut callbacks = Vec::new();
         let events = state.drain(&mut callbacks);
         // Only a departure is held back: other events need not wait for a slow callback.
-        let held = !callbacks.is_empty()
-            && events.iter().any(|event| {
-                matches!(
-                    event,
-                    SocketEvent::Disconnect { .. } | SocketEvent::Closed(_)
-                )
-            });
+        let held = !callbacks.is_empty() && events.iter().any(sockio_core::api::is_departure);
         let deadline = state.conn.poll_timeout();
         let rearm = state.arming.after_drive(deadline, now);
         let schedule = if events.is_empty() {

@@ -41,6 +41,26 @@ pub(crate) fn call_back(callback: impl FnOnce(AckOutcome), outcome: AckOutcome) 
     }
 }
 
+/// The acknowledgement callbacks one drive settled, to run once the connection's lock is released.
+pub(crate) struct Settled {
+    pub callbacks: Vec<(AckCallback, AckOutcome)>,
+    /// The drive also queued a departure ([`sockio_core::api::is_departure`]): the connection's
+    /// dispatch is held until these callbacks have run, so that a disconnect handler runs after
+    /// the callbacks its disconnect cancelled, as the threads runtime orders them. Whoever runs
+    /// them releases the hold with a [`HeldDispatch`].
+    pub holds_dispatch: bool,
+}
+
+/// A hold on a connection's dispatch ([`Settled::holds_dispatch`]), released when dropped: after
+/// the callbacks ran, or with them when their task is dropped unpolled.
+pub(crate) struct HeldDispatch<C: std::ops::Deref<Target = ConnCell>>(pub C);
+
+impl<C: std::ops::Deref<Target = ConnCell>> Drop for HeldDispatch<C> {
+    fn drop(&mut self) {
+        self.0.release_hold();
+    }
+}
+
 pub(crate) struct ConnState {
     pub conn: Connection,
     /// Held polling requests, answered by `Output::Respond`. (BTreeMaps here: an empty one is
@@ -63,6 +83,9 @@ pub(crate) struct ConnState {
     /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
     /// `drained` notified (a notified `Event` allocates its state, for every connection).
     throttled: bool,
+    /// Drives whose settled callbacks have not run yet, each of which queued a departure
+    /// ([`Settled::holds_dispatch`]): while any is left, nobody takes an event.
+    dispatch_holds: u32,
     /// The timer the connection's task holds: only a deadline earlier than it wakes the task
     /// ([`ConnCell::arm`]); one that moved later is found when the held timer fires.
     arming: Arming,
@@ -132,6 +155,7 @@ impl ConnCell {
                 backlog: Backlog::default(),
                 dispatching: false,
                 throttled: false,
+                dispatch_holds: 0,
                 arming: Arming::default(),
             }),
             task_wake: WakeSignal::new(),
@@ -173,11 +197,31 @@ impl ConnCell {
     /// and acknowledgement callbacks run — after the lock is released, so a callback may use the
     /// same connection.
     pub fn drive<R>(&self, f: impl FnOnce(&mut ConnState, Instant) -> R) -> R {
-        let (result, callbacks) = self.drive_keeping_callbacks(f);
-        for (callback, outcome) in callbacks {
+        let (result, settled) = self.drive_keeping_callbacks(f);
+        self.call_back(settled);
+        result
+    }
+
+    /// Runs the callbacks a drive of this connection settled, here, then releases the dispatch
+    /// they held.
+    fn call_back(&self, settled: Settled) {
+        let _hold = settled.holds_dispatch.then(|| HeldDispatch(self));
+        for (callback, outcome) in settled.callbacks {
             call_back(callback, outcome);
         }
-        result
+    }
+
+    /// A drive's hold on the dispatch is over ([`HeldDispatch`]): with no other hold left, the
+    /// connection's task takes the events that waited.
+    fn release_hold(&self) {
+        let mut state = self.lock();
+        state.dispatch_holds = state.dispatch_holds.saturating_sub(1);
+        let wake =
+            state.dispatch_holds == 0 && !state.dispatching && !state.dispatch_queue.is_empty();
+        drop(state);
+        if wake {
+            self.task_wake.notify();
+        }
     }
 
     /// [`ConnCell::drive`], returning the acknowledgement callbacks it settled instead of running
@@ -186,14 +230,14 @@ impl ConnCell {
     pub(crate) fn drive_keeping_callbacks<R>(
         &self,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
-    ) -> (R, Vec<(AckCallback, AckOutcome)>) {
+    ) -> (R, Settled) {
         let mut drained = Drained::Nothing;
-        let (result, callbacks) =
+        let (result, settled) =
             self.drive_with(|state, now| (f(state, now), None), false, &mut drained);
         if !matches!(drained, Drained::Nothing) {
             self.task_wake.notify();
         }
-        (result, callbacks)
+        (result, settled)
     }
 
     /// [`ConnCell::drive`] for an input that returns the first event it caused rather than
@@ -207,11 +251,9 @@ impl ConnCell {
         input: impl FnOnce(&mut ConnState, Instant) -> Option<SocketEvent>,
     ) -> Drained {
         let mut drained = Drained::Nothing;
-        let ((), callbacks) =
+        let ((), settled) =
             self.drive_with(|state, now| ((), input(state, now)), true, &mut drained);
-        for (callback, outcome) in callbacks {
-            call_back(callback, outcome);
-        }
+        self.call_back(settled);
         drained
     }
 
@@ -225,17 +267,34 @@ impl ConnCell {
         input: impl FnOnce(&mut ConnState, Instant) -> (R, Option<SocketEvent>),
         claim: bool,
         drained: &mut Drained,
-    ) -> (R, Vec<(AckCallback, AckOutcome)>) {
+    ) -> (R, Settled) {
         let now = Instant::now();
         let mut state = self.lock();
         let (result, first) = input(&mut state, now);
         let callbacks = state.drain(first, claim, drained);
+        // Rare (a drive that settled callbacks), so the queue's scan costs nothing in the
+        // common case. Set under the lock that queued the departure: no dispatcher takes it
+        // in between.
+        let holds_dispatch = !callbacks.is_empty()
+            && state
+                .dispatch_queue
+                .iter()
+                .any(|(event, _)| sockio_core::api::is_departure(event));
+        if holds_dispatch {
+            state.dispatch_holds += 1;
+        }
         let wake = state.conn.is_closed() || state.arming.would_arm(state.conn.poll_timeout(), now);
         drop(state);
         if wake {
             self.task_wake.notify();
         }
-        (result, callbacks)
+        (
+            result,
+            Settled {
+                callbacks,
+                holds_dispatch,
+            },
+        )
     }
 
     /// Takes the dispatcher's role if nobody holds it and an event is waiting, and returns that
@@ -244,7 +303,7 @@ impl ConnCell {
     /// connection's events are handled in order by one party at a time.
     pub fn claim_dispatch(&self) -> Option<SocketEvent> {
         let mut state = self.lock();
-        if state.dispatching || state.dispatch_queue.is_empty() {
+        if state.dispatching || state.dispatch_holds > 0 || state.dispatch_queue.is_empty() {
             return None;
         }
         state.dispatching = true;
@@ -263,12 +322,18 @@ impl ConnCell {
             state.dispatching,
             "events taken without the dispatcher's role"
         );
-        let event = sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue).map(
-            |(event, weight)| {
-                state.backlog.remove(weight);
-                event
-            },
-        );
+        // A held dispatch ([`Settled::holds_dispatch`]) is given up: the hold's release wakes
+        // the connection's task to take it again.
+        let event = if state.dispatch_holds > 0 {
+            None
+        } else {
+            sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue).map(
+                |(event, weight)| {
+                    state.backlog.remove(weight);
+                    event
+                },
+            )
+        };
         if event.is_none() {
             state.dispatching = false;
         }
@@ -480,7 +545,8 @@ impl ConnState {
         }
         // Nothing waits before it and nobody dispatches: the queue would hand this event to the
         // claimer at once anyway.
-        if claim && !self.dispatching && self.dispatch_queue.is_empty() {
+        if claim && !self.dispatching && self.dispatch_holds == 0 && self.dispatch_queue.is_empty()
+        {
             self.dispatching = true;
             *drained = Drained::Claimed(event);
             return;

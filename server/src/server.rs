@@ -23,7 +23,7 @@ use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
 use sockio_core::hub::Hub;
 
-use crate::cell::{AckCallback, AckOutcome, ConnCell, ConnState, call_back};
+use crate::cell::{AckCallback, AckOutcome, ConnCell, ConnState, HeldDispatch, call_back};
 use crate::config::ServerBuilder;
 use crate::error::{CallError, EmitError, ServerError};
 use crate::handlers::{
@@ -594,18 +594,24 @@ impl<Rt: Runtime> Server<Rt> {
     /// whose caller may hold what a callback needs.
     pub(crate) fn drive_apart<R>(
         &self,
-        cell: &ConnCell,
+        cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
-        let (result, callbacks) = cell.drive_keeping_callbacks(f);
-        self.call_back_apart(callbacks);
+        let (result, settled) = cell.drive_keeping_callbacks(f);
+        let hold = settled.holds_dispatch.then(|| HeldDispatch(cell.clone()));
+        self.call_back_apart(settled.callbacks, hold);
         result
     }
 
     /// Runs acknowledgement callbacks on a task of their own, as an answer's would run: never
     /// inside the application's call that settled them. Live work until done: a graceful
     /// shutdown, whose closes cancel acknowledgements, waits for their callbacks.
-    fn call_back_apart(&self, callbacks: Vec<(AckCallback, AckOutcome)>) {
+    /// `hold`, the connection's dispatch held for them, is released once they have run.
+    fn call_back_apart(
+        &self,
+        callbacks: Vec<(AckCallback, AckOutcome)>,
+        hold: Option<HeldDispatch<Arc<ConnCell>>>,
+    ) {
         if callbacks.is_empty() {
             return;
         }
@@ -614,6 +620,7 @@ impl<Rt: Runtime> Server<Rt> {
             for (callback, outcome) in callbacks {
                 call_back(callback, outcome);
             }
+            drop(hold);
             drop(busy);
         });
     }
@@ -647,10 +654,10 @@ impl<Rt: Runtime> Server<Rt> {
                 if let Some(callback) = unreached
                     && let Some(outcome) = AckOutcome::of_unreached_emit(reached, &emit.namespace)
                 {
-                    self.call_back_apart(vec![(
-                        Box::new(move |outcome| callback(outcome)),
-                        outcome,
-                    )]);
+                    self.call_back_apart(
+                        vec![(Box::new(move |outcome| callback(outcome)), outcome)],
+                        None,
+                    );
                 }
                 return Ok(());
             }
@@ -788,10 +795,13 @@ impl<Rt: Runtime> Server<Rt> {
                     // an answer would come: never inside the emit, whose caller may hold what
                     // the callback needs.
                     let callback = callback.clone();
-                    self.call_back_apart(vec![(
-                        Box::new(move |outcome| callback(outcome)),
-                        AckOutcome::NotSent(error),
-                    )]);
+                    self.call_back_apart(
+                        vec![(
+                            Box::new(move |outcome| callback(outcome)),
+                            AckOutcome::NotSent(error),
+                        )],
+                        None,
+                    );
                 }
                 None
             }
