@@ -42,17 +42,66 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p sockio --all-features
 
 echo "== cargo test"
+# The tests that depend on the root crate's runtime feature run on smol and threads too (the
+# default run is tokio): the chat demo checked with its smoke test, smol's hyper embedding,
+# shutdown of the Socket.IO and of the raw Engine.IO server.
+SMOL_TESTS=(--test chat_example --test smol_hyper --test api_shutdown --test api_engine_shutdown)
+THREADS_TESTS=(--test chat_example)
+# Everything is built first, so that the suites run below beside the others share the cores with
+# tests only, never with the compiler.
+cargo test --workspace --exclude sockio --all-targets --no-run
+cargo test -p sockio --all-targets --no-run
+cargo test -p sockio --no-default-features --features smol "${SMOL_TESTS[@]}" --no-run
+cargo test -p sockio --no-default-features --features threads "${THREADS_TESTS[@]}" --no-run
+cargo build -p sockio-conformance
+
+# These conformance suites spend their time waiting (paced readers, acknowledgement timeouts,
+# clients' lifetimes): 311 s of wall time for 52 s of CPU time (each measured with
+# `/usr/bin/time cargo test -p sockio-conformance --test NAME`), so they run beside the other
+# tests, into a log shown when they are done. Their checks count the heap of their own process
+# or wait with timeouts of seconds, which a busy neighbour does not trip.
+WAITING_SUITES=(cluster_churn_memory large_emit_bursts churn_memory reference_diff)
+# Every other test target of the workspace but the root crate's, by name. Both runs select the
+# same packages as the build above, so that Cargo unifies the same features and builds nothing.
+mapfile -t OTHER_SUITES < <(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+waiting = set(sys.argv[1:])
+for package in json.load(sys.stdin)["packages"]:
+    if package["name"] == "sockio":
+        continue
+    for target in package["targets"]:
+        if "test" in target["kind"] and target["name"] not in waiting:
+            print(target["name"])
+' "${WAITING_SUITES[@]}" | sort -u)
+as_test_args() {
+    for suite in "$@"; do
+        printf -- '--test\n%s\n' "$suite"
+    done
+}
+mapfile -t waiting_args < <(as_test_args "${WAITING_SUITES[@]}")
+mapfile -t other_args < <(as_test_args "${OTHER_SUITES[@]}")
+waiting_log="$(mktemp)"
+cargo test --workspace --exclude sockio "${waiting_args[@]}" >"$waiting_log" 2>&1 &
+waiting_pid=$!
+trap 'pkill -TERM -P "$waiting_pid" 2>/dev/null || true; kill "$waiting_pid" 2>/dev/null || true; rm -f "$waiting_log"' EXIT
+
+cargo test --workspace --exclude sockio --lib --bins --examples --benches "${other_args[@]}"
 # The official-client suite runs once, as the conformance matrix below. tests/official_clients.rs
 # (which plain `cargo test` runs) is the same library code over the same servers, so it is
 # skipped here rather than run twice.
-cargo test --workspace --exclude sockio --all-targets
 cargo test -p sockio --all-targets -- --skip official_clients_on_every_runtime
 cargo test --workspace --doc
-# The tests that depend on the root crate's runtime feature, on smol and threads (the default run
-# above is tokio): the chat demo checked with its smoke test, smol's hyper embedding, shutdown
-# of the Socket.IO and of the raw Engine.IO server.
-cargo test -p sockio --no-default-features --features smol --test chat_example --test smol_hyper --test api_shutdown --test api_engine_shutdown
-cargo test -p sockio --no-default-features --features threads --test chat_example
+cargo test -p sockio --no-default-features --features smol "${SMOL_TESTS[@]}"
+cargo test -p sockio --no-default-features --features threads "${THREADS_TESTS[@]}"
+
+echo "== the conformance suites run beside the tests above (${WAITING_SUITES[*]})"
+waiting_status=0
+wait "$waiting_pid" || waiting_status=$?
+cat "$waiting_log"
+if [[ "$waiting_status" -ne 0 ]]; then
+    echo "the conformance suites run beside the others failed (exit status $waiting_status)" >&2
+    exit 1
+fi
 
 echo "== conformance matrix (every official client x runtime x transport x scenario)"
 cargo run -p sockio-conformance -- matrix
