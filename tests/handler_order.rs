@@ -17,6 +17,22 @@ use sockio::{Server, Socket};
 use sockio_testkit::raw_polling::post_after_joining;
 use tokio::sync::mpsc;
 
+/// The first `count` entries of `log`.
+async fn entries(log: &mut mpsc::UnboundedReceiver<String>, count: usize) -> Vec<String> {
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        entries.push(recv(log, &format!("{count} entries, after {entries:?}")).await);
+    }
+    entries
+}
+
+/// A client joins `/` over polling and sends `packets` in one POST (off the runtime's threads).
+async fn joins_and_posts(addr: std::net::SocketAddr, packets: &'static [u8]) {
+    tokio::task::spawn_blocking(move || post_after_joining(addr, packets))
+        .await
+        .expect("the client");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it() {
     let io = Server::builder().async_handlers(false).build();
@@ -42,15 +58,8 @@ async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that
     });
     let running = serve(&io).await;
     let addr = running.addr;
-    tokio::task::spawn_blocking(move || {
-        post_after_joining(addr, br#"42["quit"]"#);
-    })
-    .await
-    .expect("the client");
-    let mut entries = Vec::new();
-    for _ in 0..3 {
-        entries.push(recv(&mut log, "the handlers' steps").await);
-    }
+    joins_and_posts(addr, br#"42["quit"]"#).await;
+    let entries = entries(&mut log, 3).await;
     assert_eq!(
         entries,
         [
@@ -89,15 +98,8 @@ async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
     });
     let running = serve(&io).await;
     let addr = running.addr;
-    tokio::task::spawn_blocking(move || {
-        post_after_joining(addr, b"42[\"quit\"]\x1e42[\"later\"]");
-    })
-    .await
-    .expect("the client");
-    let mut entries = Vec::new();
-    for _ in 0..2 {
-        entries.push(recv(&mut log, "the handlers").await);
-    }
+    joins_and_posts(addr, b"42[\"quit\"]\x1e42[\"later\"]").await;
+    let entries = entries(&mut log, 2).await;
     assert_eq!(
         entries,
         ["quit", "disconnect (server namespace disconnect)"]
@@ -137,15 +139,8 @@ async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disco
             });
             let running = serve(&io).await;
             let addr = running.addr;
-            tokio::task::spawn_blocking(move || {
-                post_after_joining(addr, br#"42["quit"]"#);
-            })
-            .await
-            .expect("the client");
-            let mut entries = Vec::new();
-            for _ in 0..2 {
-                entries.push(recv(&mut log, "the callback and the handler").await);
-            }
+            joins_and_posts(addr, br#"42["quit"]"#).await;
+            let entries = entries(&mut log, 2).await;
             assert_eq!(
                 entries,
                 ["callback", "disconnect (server namespace disconnect)"],
@@ -189,10 +184,7 @@ async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect
             .await
             .expect("the question is queued");
         io.disconnect(&sid).await.expect("disconnect");
-        let mut entries = Vec::new();
-        for _ in 0..2 {
-            entries.push(recv(&mut log, "the callback and the handler").await);
-        }
+        let entries = entries(&mut log, 2).await;
         assert_eq!(
             entries,
             ["callback", "disconnect (server namespace disconnect)"],
