@@ -667,7 +667,8 @@ macro_rules! server_builder_options {
         /// The namespaces accepted in addition to those with handlers (python's `namespaces`
         /// list; the default is `["/"]`, so `/` is accepted without handlers). A list without
         /// `/` accepts `/` only once it has handlers. As in python-socketio, an empty list is
-        /// `["/"]`, and a list holding `"*"` accepts every namespace ([`any_namespace`]).
+        /// `["/"]`. A list holding `"*"` accepts every namespace ([`any_namespace`]), as
+        /// python-socketio's string `'*'` does (its list `['*']` names a namespace `*`).
         ///
         /// [`any_namespace`]: Self::any_namespace
         pub fn namespaces<I, S>(mut self, namespaces: I) -> Self
