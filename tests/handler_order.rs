@@ -192,3 +192,85 @@ async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect
         );
     }
 }
+
+/// A socket whose connect handler is still running when its connection closes leaves once the
+/// handler accepts it (its disconnect handler then runs): the acknowledgement callbacks of what
+/// the connect handler emitted to it, which that departure cancels, run before its disconnect
+/// handler too. Here the close is the server's shutdown, whose callbacks ran on a task of their
+/// own while the disconnect handler could already run. The callback waits (up to a second) for
+/// the disconnect handler: in the right order it waits in vain, and logs first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler() {
+    let io = Server::builder().build();
+    let (tx, mut log) = mpsc::unbounded_channel::<String>();
+    let (connecting_tx, mut connecting) = mpsc::unbounded_channel::<()>();
+    let (go_tx, go) = std::sync::mpsc::channel::<()>();
+    let go = std::sync::Arc::new(std::sync::Mutex::new(Some(go)));
+    // The disconnect handler tells the callback that it ran.
+    let (ran_tx, ran) = std::sync::mpsc::channel::<()>();
+    let ran = std::sync::Arc::new(std::sync::Mutex::new(Some(ran)));
+    let in_callback = tx.clone();
+    io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+        let log = in_callback.clone();
+        let connecting = connecting_tx.clone();
+        let go = go.lock().expect("go").take().expect("one connect");
+        let ran = std::sync::Mutex::new(ran.lock().expect("ran").take().expect("one connect"));
+        async move {
+            socket
+                .emit("question", &1)
+                .callback(None, move |_answer: Result<Value, sockio::CallError>| {
+                    let _ = ran
+                        .lock()
+                        .expect("ran")
+                        .recv_timeout(Duration::from_secs(1));
+                    let _ = log.send("callback".into());
+                })
+                .await
+                .expect("the question is queued");
+            let _ = connecting.send(());
+            // Accepted once the connection has closed.
+            tokio::task::spawn_blocking(move || go.recv_timeout(Duration::from_secs(15)))
+                .await
+                .expect("the wait")
+                .expect("go");
+            Ok(())
+        }
+    });
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(format!("disconnect ({reason})"));
+        let _ = ran_tx.send(());
+        async {}
+    });
+    let running = serve(&io).await;
+    let addr = running.addr;
+    let sid = tokio::task::spawn_blocking(move || {
+        let sid = sockio_testkit::raw_polling::open(addr, "/socket.io/");
+        let uri = sockio_testkit::raw_polling::session_uri("/socket.io/", &sid);
+        let posted = sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40");
+        assert_eq!(posted.status, 200, "{posted:?}");
+        sid
+    })
+    .await
+    .expect("the polling client");
+    recv(&mut connecting, "the connect handler's emit").await;
+    let shutting = io.clone();
+    let shutdown = tokio::spawn(async move { shutting.shutdown(Duration::from_secs(10)).await });
+    // The poll returns once the shutdown has closed the connection.
+    tokio::task::spawn_blocking(move || {
+        sockio_testkit::raw_polling::request(
+            addr,
+            "GET",
+            &sockio_testkit::raw_polling::session_uri("/socket.io/", &sid),
+            b"",
+        )
+    })
+    .await
+    .expect("the poll");
+    go_tx.send(()).expect("the connect handler waits");
+    let mut entries = Vec::new();
+    for _ in 0..2 {
+        entries.push(recv(&mut log, "the callback and the handler").await);
+    }
+    assert_eq!(entries, ["callback", "disconnect (server shutting down)"]);
+    shutdown.await.expect("the shutdown");
+}
