@@ -267,10 +267,9 @@ async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnec
     .await
     .expect("the poll");
     go_tx.send(()).expect("the connect handler waits");
-    let mut entries = Vec::new();
-    for _ in 0..2 {
-        entries.push(recv(&mut log, "the callback and the handler").await);
-    }
-    assert_eq!(entries, ["callback", "disconnect (server shutting down)"]);
+    assert_eq!(
+        entries(&mut log, 2).await,
+        ["callback", "disconnect (server shutting down)"]
+    );
     shutdown.await.expect("the shutdown");
 }

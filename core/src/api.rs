@@ -250,16 +250,31 @@ impl Backlog {
     }
 }
 
-/// A socket's or the connection's end ([`SocketEvent::Disconnect`], [`SocketEvent::Closed`]):
-/// the events a runtime holds back from its dispatcher until the acknowledgement callbacks
-/// settled by the same drive have run, so that a disconnect handler runs after the callbacks
-/// its disconnect cancelled (as the callbacks of the acks a client answered before leaving run
-/// before it). Other events need not wait for a slow callback.
+/// A socket's or the connection's end ([`SocketEvent::Disconnect`], [`SocketEvent::Closed`]).
 pub fn is_departure(event: &SocketEvent) -> bool {
     matches!(
         event,
         SocketEvent::Disconnect { .. } | SocketEvent::Closed(_)
     )
+}
+
+/// Whether a drive that settled acknowledgement callbacks with `outcomes` and left `queued`
+/// waiting for the dispatcher holds the connection's dispatch until those callbacks have run, so
+/// that a disconnect handler runs after them: when it cancelled one (its socket or connection
+/// left: the socket's `Disconnect` is queued now, or, for a socket whose connect handler still
+/// runs, at that handler's verdict), or when a departure ([`is_departure`]) waits behind the
+/// callbacks of acknowledgements answered before it. Other events need not wait for a slow
+/// callback.
+pub fn callbacks_hold_dispatch<'a>(
+    outcomes: impl IntoIterator<Item = &'a AckOutcome>,
+    queued: impl IntoIterator<Item = &'a SocketEvent>,
+) -> bool {
+    let mut outcomes = outcomes.into_iter().peekable();
+    if outcomes.peek().is_none() {
+        return false;
+    }
+    outcomes.any(|outcome| matches!(outcome, AckOutcome::Disconnected))
+        || queued.into_iter().any(is_departure)
 }
 
 /// Takes out of a connection's backlog the events of a socket the server has just disconnected

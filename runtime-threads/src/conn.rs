@@ -93,7 +93,7 @@ struct EventQueue {
     /// Events [`push`](Self::push) took out unhandled (a server-side disconnect's), not yet
     /// uncounted from the server's live work by the drive that pushed.
     dropped: usize,
-    /// Drives whose settled callbacks have not run yet, though their events are queued: dispatch
+    /// Drives whose settled callbacks have not run yet and hold the dispatch: it
     /// parks until they have ([`ConnCell::release_hold`]), so a socket's disconnect handler runs
     /// after the callbacks its departure cancelled even when a dispatcher is already at work.
     held: usize,
@@ -210,9 +210,9 @@ pub(crate) struct Driven<R> {
     pub schedule: bool,
     /// An entry for the timer thread to schedule at that time (see [`Arming`]).
     pub rearm: Option<Instant>,
-    /// The drive settled callbacks and queued a socket's departure (a disconnect, or the
-    /// connection's end): the connection's dispatch is held until the callbacks have run; the
-    /// caller then calls [`ConnCell::release_hold`].
+    /// The drive settled callbacks that hold the connection's dispatch until they have run
+    /// ([`sockio_core::api::callbacks_hold_dispatch`]: it cancelled some, or queued a departure
+    /// behind them); the caller then calls [`ConnCell::release_hold`].
     pub held: bool,
 }
 
@@ -304,11 +304,17 @@ impl ConnCell {
         let result = f(&mut state, now);
         let mut callbacks = Vec::new();
         let events = state.drain(&mut callbacks);
-        // Only a departure is held back: other events need not wait for a slow callback.
-        let held = !callbacks.is_empty() && events.iter().any(sockio_core::api::is_departure);
+        let held = sockio_core::api::callbacks_hold_dispatch(
+            callbacks.iter().map(|(_, outcome)| outcome),
+            &events,
+        );
         let deadline = state.conn.poll_timeout();
         let rearm = state.arming.after_drive(deadline, now);
         let schedule = if events.is_empty() {
+            // A cancellation whose departure comes later (a pending connect's verdict).
+            if held {
+                lock(&self.queue).held += 1;
+            }
             false
         } else {
             // Counted as live work before they can be taken (a pool job already running takes

@@ -192,3 +192,68 @@ fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_
         io.abort();
     }
 }
+
+/// A socket whose connect handler still runs when its connection closes leaves once the handler
+/// accepts it: the callbacks of what that handler emitted to it, cancelled at the close, run
+/// before its disconnect handler too (the close's drive holds the dispatch without a departure
+/// of its own: the `Disconnect` comes with the verdict). The callback waits (50 ms) for the
+/// disconnect handler: in the right order it waits in vain, and logs first. (Not longer: a
+/// callback run apart that takes over `callback_batch::RELIEF_AFTER`, 100 ms, lets the steps
+/// behind it go on, the hold's release among them.) The tokio test of the same name is in
+/// tests/handler_order.rs.
+#[test]
+fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler() {
+    use sockio_testkit::raw_polling::{open, request, session_uri};
+    let io = Server::builder().build();
+    let (log, added) = Log::new();
+    let (connecting_tx, connecting) = channel::<()>();
+    let (go_tx, go) = channel::<()>();
+    let go = Mutex::new(go);
+    // The disconnect handler tells the callback that it ran.
+    let (ran_tx, ran) = channel::<()>();
+    let ran = Arc::new(Mutex::new(ran));
+    let in_callback = log.clone();
+    io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+        let log = in_callback.clone();
+        let ran = ran.clone();
+        socket
+            .emit("question", &1)
+            .callback(None, move |_answer: Result<Value, CallError>| {
+                let _ = ran.lock().unwrap().recv_timeout(Duration::from_millis(50));
+                log.add("callback");
+            })
+            .send()
+            .expect("the question is queued");
+        let _ = connecting_tx.send(());
+        // Accepted once the connection has closed.
+        go.lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(15))
+            .expect("go");
+        Ok(())
+    });
+    let in_disconnect = log.clone();
+    let ran_tx = Mutex::new(ran_tx);
+    io.on_disconnect(move |_socket: Socket, reason| {
+        in_disconnect.add(format!("disconnect ({reason})"));
+        let _ = ran_tx.lock().unwrap().send(());
+    });
+    let addr = serve(&io);
+    let sid = open(addr, "/socket.io/");
+    let uri = session_uri("/socket.io/", &sid);
+    let posted = request(addr, "POST", &uri, b"40");
+    assert_eq!(posted.status, 200, "{posted:?}");
+    connecting
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the connect handler's emit");
+    let shutting = io.clone();
+    let shutdown = std::thread::spawn(move || shutting.shutdown(Duration::from_secs(10)));
+    // The poll returns once the shutdown has closed the connection.
+    request(addr, "GET", &uri, b"");
+    go_tx.send(()).expect("the connect handler waits");
+    assert_eq!(
+        log.wait_for(&added, 2),
+        ["callback", "disconnect (server shutting down)"]
+    );
+    shutdown.join().expect("the shutdown");
+}

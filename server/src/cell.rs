@@ -44,10 +44,10 @@ pub(crate) fn call_back(callback: impl FnOnce(AckOutcome), outcome: AckOutcome) 
 /// The acknowledgement callbacks one drive settled, to run once the connection's lock is released.
 pub(crate) struct Settled {
     pub callbacks: Vec<(AckCallback, AckOutcome)>,
-    /// The drive also queued a departure ([`sockio_core::api::is_departure`]): the connection's
-    /// dispatch is held until these callbacks have run, so that a disconnect handler runs after
-    /// the callbacks its disconnect cancelled, as the threads runtime orders them. Whoever runs
-    /// them releases the hold with a [`HeldDispatch`].
+    /// The connection's dispatch is held until these callbacks have run, so that a disconnect
+    /// handler runs after the callbacks its departure cancelled
+    /// ([`sockio_core::api::callbacks_hold_dispatch`]). Whoever runs them releases the hold with
+    /// a [`HeldDispatch`].
     pub holds_dispatch: bool,
 }
 
@@ -83,7 +83,7 @@ pub(crate) struct ConnState {
     /// A reader waits in [`ConnCell::throttle`] for the backlog to shrink; only then is
     /// `drained` notified (a notified `Event` allocates its state, for every connection).
     throttled: bool,
-    /// Drives whose settled callbacks have not run yet, each of which queued a departure
+    /// Drives whose settled callbacks have not run yet and hold the dispatch
     /// ([`Settled::holds_dispatch`]): while any is left, nobody takes an event.
     dispatch_holds: u32,
     /// The timer the connection's task holds: only a deadline earlier than it wakes the task
@@ -272,14 +272,12 @@ impl ConnCell {
         let mut state = self.lock();
         let (result, first) = input(&mut state, now);
         let callbacks = state.drain(first, claim, drained);
-        // Rare (a drive that settled callbacks), so the queue's scan costs nothing in the
-        // common case. Set under the lock that queued the departure: no dispatcher takes it
-        // in between.
-        let holds_dispatch = !callbacks.is_empty()
-            && state
-                .dispatch_queue
-                .iter()
-                .any(|(event, _)| sockio_core::api::is_departure(event));
+        // Looked at only when callbacks were settled (rare). Set under the lock that queued
+        // the departure: no dispatcher takes it in between.
+        let holds_dispatch = sockio_core::api::callbacks_hold_dispatch(
+            callbacks.iter().map(|(_, outcome)| outcome),
+            state.dispatch_queue.iter().map(|(event, _)| event),
+        );
         if holds_dispatch {
             state.dispatch_holds += 1;
         }
