@@ -63,7 +63,9 @@ cargo build -p sockio-conformance
 WAITING_SUITES=(cluster_churn_memory large_emit_bursts churn_memory reference_diff)
 # Every other test target of the workspace but the root crate's, by name. Both runs select the
 # same packages as the build above, so that Cargo unifies the same features and builds nothing.
-mapfile -t OTHER_SUITES < <(cargo metadata --no-deps --format-version 1 | python3 -c '
+# Listed in a command substitution, not a process substitution, so that `set -e` sees a failure
+# (which would otherwise leave the list empty and run none of these suites).
+other_suites="$(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 waiting = set(sys.argv[1:])
 for package in json.load(sys.stdin)["packages"]:
@@ -72,7 +74,12 @@ for package in json.load(sys.stdin)["packages"]:
     for target in package["targets"]:
         if "test" in target["kind"] and target["name"] not in waiting:
             print(target["name"])
-' "${WAITING_SUITES[@]}" | sort -u)
+' "${WAITING_SUITES[@]}" | sort -u)"
+if [[ -z "$other_suites" ]]; then
+    echo "no test target found by cargo metadata" >&2
+    exit 1
+fi
+mapfile -t OTHER_SUITES <<<"$other_suites"
 as_test_args() {
     for suite in "$@"; do
         printf -- '--test\n%s\n' "$suite"
@@ -81,9 +88,13 @@ as_test_args() {
 mapfile -t waiting_args < <(as_test_args "${WAITING_SUITES[@]}")
 mapfile -t other_args < <(as_test_args "${OTHER_SUITES[@]}")
 waiting_log="$(mktemp)"
-cargo test --workspace --exclude sockio "${waiting_args[@]}" >"$waiting_log" 2>&1 &
+# In a process group of its own (setsid, from util-linux, which Debian always has): cargo, the
+# test binaries it starts and what they start are ended together if this script ends first
+# (bash runs the EXIT trap on INT, TERM and HUP too). Without it, killing cargo alone leaves its
+# running test binary behind, and `pkill -P` is not on every machine (procps).
+setsid cargo test --workspace --exclude sockio "${waiting_args[@]}" >"$waiting_log" 2>&1 &
 waiting_pid=$!
-trap 'pkill -TERM -P "$waiting_pid" 2>/dev/null || true; kill "$waiting_pid" 2>/dev/null || true; rm -f "$waiting_log"' EXIT
+trap 'kill -TERM -- -"$waiting_pid" 2>/dev/null || true; rm -f "$waiting_log"' EXIT
 
 cargo test --workspace --exclude sockio --lib --bins --examples --benches "${other_args[@]}"
 # The official-client suite runs once, as the conformance matrix below. tests/official_clients.rs
@@ -97,7 +108,10 @@ cargo test -p sockio --no-default-features --features threads "${THREADS_TESTS[@
 echo "== the conformance suites run beside the tests above (${WAITING_SUITES[*]})"
 waiting_status=0
 wait "$waiting_pid" || waiting_status=$?
+# Reaped: from here on its pid may be another process's, which the trap must not signal.
+trap - EXIT
 cat "$waiting_log"
+rm -f "$waiting_log"
 if [[ "$waiting_status" -ne 0 ]]; then
     echo "the conformance suites run beside the others failed (exit status $waiting_status)" >&2
     exit 1
