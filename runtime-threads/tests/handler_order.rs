@@ -198,8 +198,9 @@ fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_
 /// before its disconnect handler too (the close's drive holds the dispatch without a departure
 /// of its own: the `Disconnect` comes with the verdict). The callback waits (50 ms) for the
 /// disconnect handler: in the right order it waits in vain, and logs first. (Not longer: a
-/// callback run apart that takes over `callback_batch::RELIEF_AFTER`, 100 ms, lets the steps
-/// behind it go on, the hold's release among them.) The tokio test of the same name is in
+/// callback run apart that is still running at the relief's second look, 100 to 200 ms after it
+/// started (`callback_batch::RELIEF_AFTER`), lets the steps behind it go on, the hold's release
+/// among them.) The tokio test of the same name is in
 /// tests/handler_order.rs.
 #[test]
 fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler() {
