@@ -91,8 +91,10 @@ waiting_log="$(mktemp)"
 # In a process group of its own (setsid, from util-linux, which Debian always has): cargo, the
 # test binaries it starts and what they start are ended together if this script ends first
 # (bash runs the EXIT trap on INT, TERM and HUP too). Without it, killing cargo alone leaves its
-# running test binary behind, and `pkill -P` is not on every machine (procps).
-setsid cargo test --workspace --exclude sockio "${waiting_args[@]}" >"$waiting_log" 2>&1 &
+# running test binary behind, and `pkill -P` is not on every machine (procps). `-w`: were this
+# shell ever to run it as a process group's leader, setsid would fork, and `wait` still gets
+# the suites' exit status.
+setsid -w cargo test --workspace --exclude sockio "${waiting_args[@]}" >"$waiting_log" 2>&1 &
 waiting_pid=$!
 trap 'kill -TERM -- -"$waiting_pid" 2>/dev/null || true; rm -f "$waiting_log"' EXIT
 
