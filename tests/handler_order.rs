@@ -243,15 +243,9 @@ async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnec
     });
     let running = serve(&io).await;
     let addr = running.addr;
-    let sid = tokio::task::spawn_blocking(move || {
-        let sid = sockio_testkit::raw_polling::open(addr, "/socket.io/");
-        let uri = sockio_testkit::raw_polling::session_uri("/socket.io/", &sid);
-        let posted = sockio_testkit::raw_polling::request(addr, "POST", &uri, b"40");
-        assert_eq!(posted.status, 200, "{posted:?}");
-        sid
-    })
-    .await
-    .expect("the polling client");
+    let sid = tokio::task::spawn_blocking(move || sockio_testkit::raw_polling::connecting(addr))
+        .await
+        .expect("the polling client");
     recv(&mut connecting, "the connect handler's emit").await;
     let shutting = io.clone();
     let shutdown = tokio::spawn(async move { shutting.shutdown(Duration::from_secs(10)).await });

@@ -93,13 +93,20 @@ pub fn open(addr: SocketAddr, path: &str) -> String {
     open["sid"].as_str().expect("a sid").to_owned()
 }
 
-/// Opens a Socket.IO session over polling and connects the main namespace, reading the
-/// server's answer: the client then holds no request, as between two polls. Returns the sid.
-pub fn connected_between_polls(addr: SocketAddr) -> String {
+/// Opens a Socket.IO session over polling and POSTs the main namespace's CONNECT, without
+/// reading the answer (which waits for the connect handler). Returns the sid.
+pub fn connecting(addr: SocketAddr) -> String {
     let sid = open(addr, "/socket.io/");
     let uri = session_uri("/socket.io/", &sid);
     let posted = request(addr, "POST", &uri, b"40");
     assert_eq!(posted.status, 200, "namespace connect: {posted:?}");
+    sid
+}
+
+/// Opens a Socket.IO session over polling and connects the main namespace, reading the
+/// server's answer: the client then holds no request, as between two polls. Returns the sid.
+pub fn connected_between_polls(addr: SocketAddr) -> String {
+    let sid = connecting(addr);
     let packets = poll_packets(addr, &sid);
     assert!(
         packets.first().is_some_and(|p| p.starts_with("40")),
