@@ -267,3 +267,56 @@ async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnec
     );
     shutdown.await.expect("the shutdown");
 }
+
+/// An emit that overflows its client's outbound queue closes the connection: its own callback,
+/// told that the emit was not sent, runs before the socket's disconnect handler, as the
+/// callbacks that departure cancelled do. The client (over polling) never polls, so the queue
+/// fills. Only the overflowing emit's callback is slow here: run on its own, it would log after
+/// the disconnect handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() {
+    for round in 0..3 {
+        let io = Server::builder().max_buffered(8, 1 << 20).build();
+        let (tx, mut log) = mpsc::unbounded_channel::<String>();
+        let in_callback = tx.clone();
+        io.on("go", move |socket: Socket, _: Option<Value>| {
+            let log = in_callback.clone();
+            async move {
+                // Past half the queue (4 of 8 packets) an emit waits a second for the client's
+                // writer and then marks it stuck: later emits are queued at once.
+                for n in 0..6 {
+                    socket.emit("warm-up", &n).await.expect("queued");
+                }
+                for n in 0..20 {
+                    let log = log.clone();
+                    let emitted = socket.emit("update", &n).callback(
+                        None,
+                        move |outcome: Result<Value, sockio::CallError>| {
+                            if let Err(sockio::CallError::Command(error)) = &outcome
+                                && error.is_overflow()
+                            {
+                                std::thread::sleep(Duration::from_millis(50));
+                                let _ = log.send("the overflowing emit's callback".into());
+                            }
+                        },
+                    );
+                    let _ = emitted.await;
+                }
+            }
+        });
+        io.on_disconnect(move |_socket: Socket, reason| {
+            let _ = tx.send(format!("disconnect ({reason})"));
+            async {}
+        });
+        let running = serve(&io).await;
+        joins_and_posts(running.addr, br#"42["go"]"#).await;
+        assert_eq!(
+            entries(&mut log, 2).await,
+            [
+                "the overflowing emit's callback",
+                "disconnect (outbound queue full)"
+            ],
+            "round {round}"
+        );
+    }
+}

@@ -299,10 +299,21 @@ impl ConnCell {
         busy: &AtomicUsize,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> Driven<R> {
+        self.drive_locked_settling(busy, |state, now, _| f(state, now))
+    }
+
+    /// [`ConnCell::drive_locked`] for a command that settles a callback itself (an emit that
+    /// could not be queued tells its callback so): what `f` adds to its third argument joins the
+    /// drive's callbacks, ahead of them, and counts for [`Driven::held`] as they do.
+    pub fn drive_locked_settling<R>(
+        &self,
+        busy: &AtomicUsize,
+        f: impl FnOnce(&mut ConnState, Instant, &mut Vec<(AckCallback, AckOutcome)>) -> R,
+    ) -> Driven<R> {
         let now = Instant::now();
         let mut state = self.lock();
-        let result = f(&mut state, now);
         let mut callbacks = Vec::new();
+        let result = f(&mut state, now, &mut callbacks);
         let events = state.drain(&mut callbacks);
         let held = sockio_core::api::callbacks_hold_dispatch(
             callbacks.iter().map(|(_, outcome)| outcome),

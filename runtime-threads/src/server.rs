@@ -640,7 +640,7 @@ impl Server {
         cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
-        self.drive_calling_back(cell, CallbacksRun::Here, f)
+        self.drive_calling_back(cell, CallbacksRun::Here, |state, now, _| f(state, now))
     }
 
     /// [`drive`](Self::drive) for a drive made inside an application's own call (an emit, a
@@ -656,7 +656,7 @@ impl Server {
         cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
-        self.drive_calling_back(cell, CallbacksRun::Apart, f)
+        self.drive_calling_back(cell, CallbacksRun::Apart, |state, now, _| f(state, now))
     }
 
     /// Runs acknowledgement callbacks where `run` says. Those run apart count as live work
@@ -713,13 +713,15 @@ impl Server {
         }
     }
 
+    /// Drives `cell` with `f`, which may settle callbacks itself
+    /// ([`ConnCell::drive_locked_settling`]), and runs the drive's callbacks where `run` says.
     fn drive_calling_back<R>(
         &self,
         cell: &Arc<ConnCell>,
         run: CallbacksRun,
-        f: impl FnOnce(&mut ConnState, Instant) -> R,
+        f: impl FnOnce(&mut ConnState, Instant, &mut Vec<(AckCallback, AckOutcome)>) -> R,
     ) -> R {
-        let driven = cell.drive_locked(&self.inner.serving.busy, f);
+        let driven = cell.drive_locked_settling(&self.inner.serving.busy, f);
         if let Some(at) = driven.rearm {
             self.inner.timers.schedule(at, cell);
         }
@@ -1170,35 +1172,38 @@ impl Server {
         cell: &Arc<ConnCell>,
         defer: Defer,
     ) -> Option<QueuedOn> {
-        let result = self.drive_apart(cell, |state, now| {
-            let queued = outgoing.queue_on(&mut state.conn, now, defer)?;
-            if let (QueuedOn::Queued(Some(id)), Some(callback)) = (queued, outgoing.callback()) {
-                let answer = callback.clone();
-                let answer: AckCallback = Box::new(move |outcome| answer(outcome));
-                state.acks.insert(id, answer);
-            }
-            Ok::<_, CommandError>(queued)
-        });
-        match result {
-            Ok(queued) => Some(queued),
-            Err(error) => {
-                sockio_net::report_undelivered(sid, &error);
-                if let Some(callback) = outgoing.callback() {
+        let apart = CallbacksRun::Apart;
+        let result = self.drive_calling_back(cell, apart, |state, now, settled| {
+            let queued = outgoing.queue_on(&mut state.conn, now, defer);
+            match (&queued, outgoing.callback()) {
+                (Ok(QueuedOn::Queued(Some(id))), Some(callback)) => {
+                    let answer = callback.clone();
+                    let answer: AckCallback = Box::new(move |outcome| answer(outcome));
+                    state.acks.insert(*id, answer);
+                }
+                (Err(error), Some(callback)) => {
                     // The recipient was picked while still a member (a socket leaving is
                     // forgotten by the hub only once its disconnect is handled): its callback
                     // still hears how the emit ended, as a call would. On a thread of its own,
                     // as an answer comes on another thread: never inside the emit, whose caller
                     // may hold what the callback needs, nor through the handler pool, whose
-                    // workers may all wait for it.
+                    // workers may all wait for it. Settled in this drive, so that when the
+                    // emit's overflow closed the connection, the disconnect handler runs after
+                    // it.
                     let callback = callback.clone();
-                    self.call_back(
-                        CallbacksRun::Apart,
-                        vec![(
-                            Box::new(move |outcome| callback(outcome)),
-                            AckOutcome::NotSent(error),
-                        )],
-                    );
+                    settled.push((
+                        Box::new(move |outcome| callback(outcome)),
+                        AckOutcome::NotSent(error.clone()),
+                    ));
                 }
+                _ => {}
+            }
+            queued
+        });
+        match result {
+            Ok(queued) => Some(queued),
+            Err(error) => {
+                sockio_net::report_undelivered(sid, &error);
                 None
             }
         }

@@ -255,3 +255,54 @@ fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_hand
     );
     shutdown.join().expect("the shutdown");
 }
+
+/// An emit that overflows its client's outbound queue closes the connection: its own callback,
+/// told that the emit was not sent, runs before the socket's disconnect handler, as the
+/// callbacks that departure cancelled do. The client (over polling) never polls, so the queue
+/// fills. Only the overflowing emit's callback is slow here (50 ms, under the relief's 100 ms):
+/// run on its own, it would log after the disconnect handler. The tokio test of the same name is
+/// in tests/handler_order.rs.
+#[test]
+fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() {
+    for round in 0..3 {
+        let io = Server::builder().max_buffered(8, 1 << 20).build();
+        let (log, added) = Log::new();
+        let in_go = log.clone();
+        io.on("go", move |socket: Socket, _: Option<Value>| {
+            // Past half the queue (4 of 8 packets) an emit waits a second for the client's
+            // writer and then marks it stuck: later emits are queued at once.
+            for n in 0..6 {
+                socket.emit("warm-up", &n).send().expect("queued");
+            }
+            for n in 0..20 {
+                let log = in_go.clone();
+                let _ = socket
+                    .emit("update", &n)
+                    .callback(None, move |outcome: Result<Value, CallError>| {
+                        if let Err(CallError::Command(error)) = &outcome
+                            && error.is_overflow()
+                        {
+                            std::thread::sleep(Duration::from_millis(50));
+                            log.add("the overflowing emit's callback");
+                        }
+                    })
+                    .send();
+            }
+        });
+        let in_disconnect = log.clone();
+        io.on_disconnect(move |_socket: Socket, reason| {
+            in_disconnect.add(format!("disconnect ({reason})"));
+        });
+        let addr = serve(&io);
+        post_after_joining(addr, br#"42["go"]"#);
+        assert_eq!(
+            log.wait_for(&added, 2),
+            [
+                "the overflowing emit's callback",
+                "disconnect (outbound queue full)"
+            ],
+            "round {round}"
+        );
+        io.abort();
+    }
+}

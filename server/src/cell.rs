@@ -231,9 +231,23 @@ impl ConnCell {
         &self,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> (R, Settled) {
+        self.drive_settling(|state, now, _| f(state, now))
+    }
+
+    /// [`ConnCell::drive_keeping_callbacks`] for a command that settles a callback itself (an
+    /// emit that could not be queued tells its callback so): what `f` adds to its third argument
+    /// joins the drive's settled callbacks, ahead of them, and so counts for
+    /// [`Settled::holds_dispatch`] as they do.
+    pub(crate) fn drive_settling<R>(
+        &self,
+        f: impl FnOnce(&mut ConnState, Instant, &mut Vec<(AckCallback, AckOutcome)>) -> R,
+    ) -> (R, Settled) {
         let mut drained = Drained::Nothing;
-        let (result, settled) =
-            self.drive_with(|state, now| (f(state, now), None), false, &mut drained);
+        let (result, settled) = self.drive_with(
+            |state, now, settled| (f(state, now, settled), None),
+            false,
+            &mut drained,
+        );
         if !matches!(drained, Drained::Nothing) {
             self.task_wake.notify();
         }
@@ -252,7 +266,7 @@ impl ConnCell {
     ) -> Drained {
         let mut drained = Drained::Nothing;
         let ((), settled) =
-            self.drive_with(|state, now| ((), input(state, now)), true, &mut drained);
+            self.drive_with(|state, now, _| ((), input(state, now)), true, &mut drained);
         self.call_back(settled);
         drained
     }
@@ -264,14 +278,19 @@ impl ConnCell {
     #[inline]
     fn drive_with<R>(
         &self,
-        input: impl FnOnce(&mut ConnState, Instant) -> (R, Option<SocketEvent>),
+        input: impl FnOnce(
+            &mut ConnState,
+            Instant,
+            &mut Vec<(AckCallback, AckOutcome)>,
+        ) -> (R, Option<SocketEvent>),
         claim: bool,
         drained: &mut Drained,
     ) -> (R, Settled) {
         let now = Instant::now();
         let mut state = self.lock();
-        let (result, first) = input(&mut state, now);
-        let callbacks = state.drain(first, claim, drained);
+        let mut callbacks = Vec::new();
+        let (result, first) = input(&mut state, now, &mut callbacks);
+        state.drain(first, claim, drained, &mut callbacks);
         // Looked at only when callbacks were settled (rare). Set under the lock that queued
         // the departure: no dispatcher takes it in between.
         let holds_dispatch = sockio_core::api::callbacks_hold_dispatch(
@@ -453,17 +472,17 @@ impl ConnCell {
 impl ConnState {
     /// The drain rule: empty the outputs and events of the core connection. Leaves what became of
     /// the events in `drained` (with `claim`, the first may be claimed: see
-    /// [`ConnCell::drive_claiming`]) and returns the ack callbacks to run once the lock is
-    /// released.
+    /// [`ConnCell::drive_claiming`]) and adds the ack callbacks to run once the lock is released
+    /// to `callbacks`.
     fn drain(
         &mut self,
         first: Option<SocketEvent>,
         claim: bool,
         drained: &mut Drained,
-    ) -> Vec<(AckCallback, AckOutcome)> {
-        let mut callbacks = Vec::new();
+        callbacks: &mut Vec<(AckCallback, AckOutcome)>,
+    ) {
         if let Some(event) = first {
-            self.take_event(event, claim, drained, &mut callbacks);
+            self.take_event(event, claim, drained, callbacks);
         }
         loop {
             let mut progressed = false;
@@ -486,13 +505,12 @@ impl ConnState {
             }
             while let Some(event) = self.conn.poll_event() {
                 progressed = true;
-                self.take_event(event, claim, drained, &mut callbacks);
+                self.take_event(event, claim, drained, callbacks);
             }
             if !progressed {
                 break;
             }
         }
-        callbacks
     }
 
     /// One event of the drain: an acknowledgement's callback is collected, anything else goes to

@@ -597,7 +597,17 @@ impl<Rt: Runtime> Server<Rt> {
         cell: &Arc<ConnCell>,
         f: impl FnOnce(&mut ConnState, Instant) -> R,
     ) -> R {
-        let (result, settled) = cell.drive_keeping_callbacks(f);
+        self.drive_apart_settling(cell, |state, now, _| f(state, now))
+    }
+
+    /// [`Server::drive_apart`] for a command that settles a callback itself
+    /// ([`ConnCell::drive_settling`]).
+    fn drive_apart_settling<R>(
+        &self,
+        cell: &Arc<ConnCell>,
+        f: impl FnOnce(&mut ConnState, Instant, &mut Vec<(AckCallback, AckOutcome)>) -> R,
+    ) -> R {
+        let (result, settled) = cell.drive_settling(f);
         let hold = settled.holds_dispatch.then(|| HeldDispatch(cell.clone()));
         self.call_back_apart(settled.callbacks, hold);
         result
@@ -775,34 +785,35 @@ impl<Rt: Runtime> Server<Rt> {
         cell: &Arc<ConnCell>,
         defer: Defer,
     ) -> Option<QueuedOn> {
-        let result = self.drive_apart(cell, |state, now| {
-            let queued = outgoing.queue_on(&mut state.conn, now, defer)?;
-            if let (QueuedOn::Queued(Some(id)), Some(callback)) = (queued, outgoing.callback()) {
-                let answer = callback.clone();
-                let answer: AckCallback = Box::new(move |outcome| answer(outcome));
-                state.acks.insert(id, answer);
+        let result = self.drive_apart_settling(cell, |state, now, settled| {
+            let queued = outgoing.queue_on(&mut state.conn, now, defer);
+            match (&queued, outgoing.callback()) {
+                (Ok(QueuedOn::Queued(Some(id))), Some(callback)) => {
+                    let answer = callback.clone();
+                    let answer: AckCallback = Box::new(move |outcome| answer(outcome));
+                    state.acks.insert(*id, answer);
+                }
+                (Err(error), Some(callback)) => {
+                    // The recipient was picked while still a member (a socket leaving is
+                    // forgotten by the hub only once its disconnect is handled): its callback
+                    // still hears how the emit ended, as a call would. On a task of its own, as
+                    // an answer would come: never inside the emit, whose caller may hold what
+                    // the callback needs. Settled in this drive, so that when the emit's
+                    // overflow closed the connection, the disconnect handler runs after it.
+                    let callback = callback.clone();
+                    settled.push((
+                        Box::new(move |outcome| callback(outcome)),
+                        AckOutcome::NotSent(error.clone()),
+                    ));
+                }
+                _ => {}
             }
-            Ok::<_, CommandError>(queued)
+            queued
         });
         match result {
             Ok(queued) => Some(queued),
             Err(error) => {
                 sockio_net::report_undelivered(sid, &error);
-                if let Some(callback) = outgoing.callback() {
-                    // The recipient was picked while still a member (a socket leaving is
-                    // forgotten by the hub only once its disconnect is handled): its callback
-                    // still hears how the emit ended, as a call would. On a task of its own, as
-                    // an answer would come: never inside the emit, whose caller may hold what
-                    // the callback needs.
-                    let callback = callback.clone();
-                    self.call_back_apart(
-                        vec![(
-                            Box::new(move |outcome| callback(outcome)),
-                            AckOutcome::NotSent(error),
-                        )],
-                        None,
-                    );
-                }
                 None
             }
         }
