@@ -150,9 +150,38 @@ async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disco
     }
 }
 
-/// The same order for a disconnect made from outside any handler, by the server.
+/// The same order for a disconnect made from outside any handler, by the server, and for a client
+/// that closes its connection. (The second passed with `callbacks_hold_dispatch` forced off too,
+/// where the first failed: the close arrives in a POST, and what keeps that order is the way a
+/// POST's departure reaches the dispatch, not the hold. It guards that way.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect_handler() {
+    callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(
+        Departure::ServerDisconnects,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_cancelled_by_the_client_closing_run_before_the_disconnect_handler() {
+    callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(Departure::ClientCloses)
+        .await;
+}
+
+/// How the socket leaves while an emit to it waits for its answer.
+enum Departure {
+    /// `Server::disconnect`.
+    ServerDisconnects,
+    /// The client sends Engine.IO's close packet.
+    ClientCloses,
+}
+
+/// A polling client joins `/`; the server emits to it asking for an answer, then the socket
+/// leaves as `departure` says: the emit's callback, cancelled by that departure, runs (slowly)
+/// before the disconnect handler, five rounds.
+async fn callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(
+    departure: Departure,
+) {
     for round in 0..5 {
         let io = Server::builder().build();
         let (tx, mut log) = mpsc::unbounded_channel::<String>();
@@ -168,7 +197,7 @@ async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect
         });
         let running = serve(&io).await;
         let addr = running.addr;
-        tokio::task::spawn_blocking(move || {
+        let engine_sid = tokio::task::spawn_blocking(move || {
             sockio_testkit::raw_polling::connected_between_polls(addr)
         })
         .await
@@ -183,11 +212,25 @@ async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect
             })
             .await
             .expect("the question is queued");
-        io.disconnect(&sid).await.expect("disconnect");
+        let reason = match departure {
+            Departure::ServerDisconnects => {
+                io.disconnect(&sid).await.expect("disconnect");
+                "server namespace disconnect"
+            }
+            Departure::ClientCloses => {
+                tokio::task::spawn_blocking(move || {
+                    let uri = sockio_testkit::raw_polling::session_uri("/socket.io/", &engine_sid);
+                    sockio_testkit::raw_polling::request(addr, "POST", &uri, b"1")
+                })
+                .await
+                .expect("the close packet");
+                "transport close"
+            }
+        };
         let entries = entries(&mut log, 2).await;
         assert_eq!(
             entries,
-            ["callback", "disconnect (server namespace disconnect)"],
+            ["callback".to_owned(), format!("disconnect ({reason})")],
             "round {round}"
         );
     }
