@@ -15,44 +15,22 @@
 
 mod api_support;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "smol")]
+use api_support::runtimes::on_smol;
+#[cfg(feature = "tokio")]
+use api_support::runtimes::on_tokio;
+use api_support::runtimes::{Spawn, serve};
 use api_support::{GatedSids, HttpConn, Node, recv, within};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sockio::server::{Handled, Runtime, Server, ServerError, Socket};
+use sockio::server::{Handled, Runtime, Server, Socket};
 use sockio_testkit::raw_polling;
 use tokio::sync::mpsc;
-
-/// `serve_std` running on the server's runtime; resolves to its result.
-type Serving = Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>;
-
-/// Starts `serve_std` for a listener on the runtime's own executor.
-type Spawn<Rt> = fn(Server<Rt>, std::net::TcpListener) -> Serving;
-
-#[cfg(feature = "tokio")]
-fn on_tokio(io: Server<sockio::tokio::Tokio>, listener: std::net::TcpListener) -> Serving {
-    let task = tokio::spawn(async move { io.serve_std(listener).await });
-    Box::pin(async move { task.await.expect("the serving task") })
-}
-
-#[cfg(feature = "smol")]
-fn on_smol(io: Server<sockio::smol::Smol>, listener: std::net::TcpListener) -> Serving {
-    // A smol task is a future any executor can await; smol's own threads run it.
-    Box::pin(smol::spawn(async move { io.serve_std(listener).await }))
-}
-
-/// Serves `io` on a fresh loopback port.
-fn serve<Rt: Runtime>(io: &Server<Rt>, spawn: Spawn<Rt>) -> (SocketAddr, Serving) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    (addr, spawn(io.clone(), listener))
-}
 
 /// `shutdown` with a 20 s grace on a task of its own; resolves to how long it took.
 fn timed_shutdown<Rt: Runtime>(io: &Server<Rt>) -> tokio::task::JoinHandle<Duration> {

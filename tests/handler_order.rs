@@ -4,16 +4,31 @@
 //! handler that goes on after `disconnect` may find its socket gone, as in python-socketio,
 //! whose `disconnect` runs the disconnect handler before it returns.) The threads runtime has
 //! the same test (runtime-threads/tests/handler_order.rs).
+//!
+//! Every test is generic over the runtime: the server, its handlers and its listener run on tokio
+//! or on smol (smol's executor beside the test's tokio runtime, which only drives the clients).
+//! On smol, give the executor two threads, as `scripts/test.sh` does: on its default one, tasks
+//! never run side by side, and the order tests pass with or without what they check.
+//!
+//! ```text
+//! cargo test -p sockio --test handler_order                                                # tokio
+//! SMOL_THREADS=2 cargo test -p sockio --no-default-features --features smol --test handler_order
+//! ```
 
-#![cfg(feature = "tokio")]
+#![cfg(any(feature = "tokio", feature = "smol"))]
 
 mod api_support;
 
 use std::time::Duration;
 
-use api_support::{recv, serve};
+use api_support::recv;
+#[cfg(feature = "smol")]
+use api_support::runtimes::on_smol;
+#[cfg(feature = "tokio")]
+use api_support::runtimes::on_tokio;
+use api_support::runtimes::{Spawn, serve};
 use serde_json::Value;
-use sockio::{Server, Socket};
+use sockio::server::{Runtime, Server, Socket};
 use sockio_testkit::raw_polling::post_after_joining;
 use tokio::sync::mpsc;
 
@@ -33,31 +48,33 @@ async fn joins_and_posts(addr: std::net::SocketAddr, packets: &'static [u8]) {
         .expect("the client");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it() {
-    let io = Server::builder().async_handlers(false).build();
+async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it<
+    Rt: Runtime,
+>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().async_handlers(false).build();
     let (tx, mut log) = mpsc::unbounded_channel::<String>();
     let in_quit = tx.clone();
-    io.on("quit", move |socket: Socket, _: Option<Value>| {
+    io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
         let log = in_quit.clone();
         async move {
             let _ = log.send("quit".into());
             socket.disconnect().await.expect("disconnect");
             // Still the socket's handler: it goes on with the socket.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            socket.server().sleep(Duration::from_millis(100)).await;
             let joined = socket.enter_room("after");
             let _ = log.send(format!("quit returns, enter_room {joined:?}"));
         }
     });
-    io.on_disconnect(move |socket: Socket, reason| {
+    io.on_disconnect(move |socket: Socket<Rt>, reason| {
         let _ = tx.send(format!(
             "disconnect ({reason}), rooms {}",
             socket.rooms().len()
         ));
         async {}
     });
-    let running = serve(&io).await;
-    let addr = running.addr;
+    let (addr, _serving) = serve(&io, spawn);
     joins_and_posts(addr, br#"42["quit"]"#).await;
     let entries = entries(&mut log, 3).await;
     assert_eq!(
@@ -75,12 +92,11 @@ async fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that
 /// its socket are dropped unhandled (python-socketio drops an event whose socket is no longer
 /// connected at its turn), and the disconnect handler runs next. Both events come in one POST,
 /// so the second waits in the queue while the first's handler runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
-    let io = Server::builder().async_handlers(false).build();
+async fn events_queued_behind_a_server_side_disconnect_are_dropped<Rt: Runtime>(spawn: Spawn<Rt>) {
+    let io = Server::<Rt>::builder().async_handlers(false).build();
     let (tx, mut log) = mpsc::unbounded_channel::<String>();
     let in_quit = tx.clone();
-    io.on("quit", move |socket: Socket, _: Option<Value>| {
+    io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
         let log = in_quit.clone();
         async move {
             socket.disconnect().await.expect("disconnect");
@@ -88,16 +104,15 @@ async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
         }
     });
     let in_later = tx.clone();
-    io.on("later", move |_socket: Socket, _: Option<Value>| {
+    io.on("later", move |_socket: Socket<Rt>, _: Option<Value>| {
         let _ = in_later.send("later".into());
         async {}
     });
-    io.on_disconnect(move |_socket: Socket, reason| {
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
         let _ = tx.send(format!("disconnect ({reason})"));
         async {}
     });
-    let running = serve(&io).await;
-    let addr = running.addr;
+    let (addr, _serving) = serve(&io, spawn);
     joins_and_posts(addr, b"42[\"quit\"]\x1e42[\"later\"]").await;
     let entries = entries(&mut log, 2).await;
     assert_eq!(
@@ -111,14 +126,19 @@ async fn events_queued_behind_a_server_side_disconnect_are_dropped() {
 /// handler, with or without `async_handlers`: the connection's task would take the disconnect
 /// as soon as it is queued (or as soon as the handler returns) while the callbacks run on a task
 /// of their own. Several rounds: the order was a race. The threads runtime has the same test.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_handler() {
+async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_handler<
+    Rt: Runtime,
+>(
+    spawn: Spawn<Rt>,
+) {
     for async_handlers in [false, true] {
         for round in 0..5 {
-            let io = Server::builder().async_handlers(async_handlers).build();
+            let io = Server::<Rt>::builder()
+                .async_handlers(async_handlers)
+                .build();
             let (tx, mut log) = mpsc::unbounded_channel::<String>();
             let in_quit = tx.clone();
-            io.on("quit", move |socket: Socket, _: Option<Value>| {
+            io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
                 let log = in_quit.clone();
                 async move {
                     socket
@@ -133,12 +153,11 @@ async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disco
                     socket.disconnect().await.expect("disconnect");
                 }
             });
-            io.on_disconnect(move |_socket: Socket, reason| {
+            io.on_disconnect(move |_socket: Socket<Rt>, reason| {
                 let _ = tx.send(format!("disconnect ({reason})"));
                 async {}
             });
-            let running = serve(&io).await;
-            let addr = running.addr;
+            let (addr, _serving) = serve(&io, spawn);
             joins_and_posts(addr, br#"42["quit"]"#).await;
             let entries = entries(&mut log, 2).await;
             assert_eq!(
@@ -151,21 +170,30 @@ async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disco
 }
 
 /// The same order for a disconnect made from outside any handler, by the server, and for a client
-/// that closes its connection. (The second passed with `callbacks_hold_dispatch` forced off too,
-/// where the first failed: the close arrives in a POST, and what keeps that order is the way a
-/// POST's departure reaches the dispatch, not the hold. It guards that way.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect_handler() {
+/// that closes its connection. (On tokio the second passed with `callbacks_hold_dispatch` forced
+/// off too, where the first failed; on smol with two threads both failed.)
+async fn callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect_handler<
+    Rt: Runtime,
+>(
+    spawn: Spawn<Rt>,
+) {
     callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(
+        spawn,
         Departure::ServerDisconnects,
     )
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callbacks_cancelled_by_the_client_closing_run_before_the_disconnect_handler() {
-    callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(Departure::ClientCloses)
-        .await;
+async fn callbacks_cancelled_by_the_client_closing_run_before_the_disconnect_handler<
+    Rt: Runtime,
+>(
+    spawn: Spawn<Rt>,
+) {
+    callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(
+        spawn,
+        Departure::ClientCloses,
+    )
+    .await;
 }
 
 /// How the socket leaves while an emit to it waits for its answer.
@@ -179,24 +207,26 @@ enum Departure {
 /// A polling client joins `/`; the server emits to it asking for an answer, then the socket
 /// leaves as `departure` says: the emit's callback, cancelled by that departure, runs (slowly)
 /// before the disconnect handler, five rounds.
-async fn callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(
+async fn callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler<Rt: Runtime>(
+    spawn: Spawn<Rt>,
     departure: Departure,
 ) {
     for round in 0..5 {
-        let io = Server::builder().build();
+        let io = Server::<Rt>::builder().build();
         let (tx, mut log) = mpsc::unbounded_channel::<String>();
         let (sid_tx, mut sids) = mpsc::unbounded_channel::<String>();
-        io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
-            let _ = sid_tx.send(socket.sid().to_string());
-            async { Ok(()) }
-        });
+        io.on_connect(
+            move |socket: Socket<Rt>, _handshake, _auth: Option<Value>| {
+                let _ = sid_tx.send(socket.sid().to_string());
+                async { Ok(()) }
+            },
+        );
         let in_disconnect = tx.clone();
-        io.on_disconnect(move |_socket: Socket, reason| {
+        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
             let _ = in_disconnect.send(format!("disconnect ({reason})"));
             async {}
         });
-        let running = serve(&io).await;
-        let addr = running.addr;
+        let (addr, _serving) = serve(&io, spawn);
         let engine_sid = tokio::task::spawn_blocking(move || {
             sockio_testkit::raw_polling::connected_between_polls(addr)
         })
@@ -242,50 +272,52 @@ async fn callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler(
 /// handler too. Here the close is the server's shutdown, whose callbacks ran on a task of their
 /// own while the disconnect handler could already run. The callback waits (up to a second) for
 /// the disconnect handler: in the right order it waits in vain, and logs first.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler() {
-    let io = Server::builder().build();
+async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler<
+    Rt: Runtime,
+>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
     let (tx, mut log) = mpsc::unbounded_channel::<String>();
     let (connecting_tx, mut connecting) = mpsc::unbounded_channel::<()>();
-    let (go_tx, go) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
     let go = std::sync::Arc::new(std::sync::Mutex::new(Some(go)));
     // The disconnect handler tells the callback that it ran.
     let (ran_tx, ran) = std::sync::mpsc::channel::<()>();
     let ran = std::sync::Arc::new(std::sync::Mutex::new(Some(ran)));
     let in_callback = tx.clone();
-    io.on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
-        let log = in_callback.clone();
-        let connecting = connecting_tx.clone();
-        let go = go.lock().expect("go").take().expect("one connect");
-        let ran = std::sync::Mutex::new(ran.lock().expect("ran").take().expect("one connect"));
-        async move {
-            socket
-                .emit("question", &1)
-                .callback(None, move |_answer: Result<Value, sockio::CallError>| {
-                    let _ = ran
-                        .lock()
-                        .expect("ran")
-                        .recv_timeout(Duration::from_secs(1));
-                    let _ = log.send("callback".into());
-                })
-                .await
-                .expect("the question is queued");
-            let _ = connecting.send(());
-            // Accepted once the connection has closed.
-            tokio::task::spawn_blocking(move || go.recv_timeout(Duration::from_secs(15)))
-                .await
-                .expect("the wait")
-                .expect("go");
-            Ok(())
-        }
-    });
-    io.on_disconnect(move |_socket: Socket, reason| {
+    io.on_connect(
+        move |socket: Socket<Rt>, _handshake, _auth: Option<Value>| {
+            let log = in_callback.clone();
+            let connecting = connecting_tx.clone();
+            let go = go.lock().expect("go").take().expect("one connect");
+            let ran = std::sync::Mutex::new(ran.lock().expect("ran").take().expect("one connect"));
+            async move {
+                socket
+                    .emit("question", &1)
+                    .callback(None, move |_answer: Result<Value, sockio::CallError>| {
+                        let _ = ran
+                            .lock()
+                            .expect("ran")
+                            .recv_timeout(Duration::from_secs(1));
+                        let _ = log.send("callback".into());
+                    })
+                    .await
+                    .expect("the question is queued");
+                let _ = connecting.send(());
+                // Accepted once the connection has closed.
+                // Any executor's: tokio's channels need no tokio runtime.
+                let _ = go.await;
+                Ok(())
+            }
+        },
+    );
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
         let _ = tx.send(format!("disconnect ({reason})"));
         let _ = ran_tx.send(());
         async {}
     });
-    let running = serve(&io).await;
-    let addr = running.addr;
+    let (addr, _serving) = serve(&io, spawn);
     let sid = tokio::task::spawn_blocking(move || sockio_testkit::raw_polling::connecting(addr))
         .await
         .expect("the polling client");
@@ -316,13 +348,14 @@ async fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnec
 /// callbacks that departure cancelled do. The client (over polling) never polls, so the queue
 /// fills. Only the overflowing emit's callback is slow here: run on its own, it would log after
 /// the disconnect handler.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() {
+async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
     for round in 0..3 {
-        let io = Server::builder().max_buffered(8, 1 << 20).build();
+        let io = Server::<Rt>::builder().max_buffered(8, 1 << 20).build();
         let (tx, mut log) = mpsc::unbounded_channel::<String>();
         let in_callback = tx.clone();
-        io.on("go", move |socket: Socket, _: Option<Value>| {
+        io.on("go", move |socket: Socket<Rt>, _: Option<Value>| {
             let log = in_callback.clone();
             async move {
                 // Past half the queue (4 of 8 packets) an emit waits a second for the client's
@@ -347,12 +380,12 @@ async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_hand
                 }
             }
         });
-        io.on_disconnect(move |_socket: Socket, reason| {
+        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
             let _ = tx.send(format!("disconnect ({reason})"));
             async {}
         });
-        let running = serve(&io).await;
-        joins_and_posts(running.addr, br#"42["go"]"#).await;
+        let (addr, _serving) = serve(&io, spawn);
+        joins_and_posts(addr, br#"42["go"]"#).await;
         assert_eq!(
             entries(&mut log, 2).await,
             [
@@ -363,3 +396,39 @@ async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_hand
         );
     }
 }
+
+/// Each test above, on each runtime the crate is built with: the server, its handlers and its
+/// listener on tokio, or on smol's executor beside the test's tokio runtime.
+macro_rules! on_every_runtime {
+    ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "tokio")]
+        mod tokio_runtime {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::on_tokio).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "smol")]
+        mod smol_runtime {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::on_smol).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_runtime!(
+    without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it,
+    events_queued_behind_a_server_side_disconnect_are_dropped,
+    callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disconnect_handler,
+    callbacks_cancelled_by_the_servers_disconnect_run_before_the_disconnect_handler,
+    callbacks_cancelled_by_the_client_closing_run_before_the_disconnect_handler,
+    callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler,
+    the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler,
+);

@@ -3,6 +3,9 @@
 //! client for the non-Socket.IO paths and raw Engine.IO error responses.
 #![allow(dead_code)]
 
+#[cfg(any(feature = "tokio", feature = "smol"))]
+pub mod runtimes;
+
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::process::Stdio;
