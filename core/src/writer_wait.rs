@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::api::SharedCallback;
+use crate::api::{AckOutcome, SharedCallback};
 use crate::payload::Args;
 use crate::socketio::{CommandError, Connection, EncodedFrames, Packet};
 
@@ -115,6 +115,21 @@ pub enum QueuedOn {
     Deferred(u64),
 }
 
+/// An emit callback, as a runtime keeps it for one recipient's answer or runs it.
+pub type RecipientCallback = Box<dyn FnOnce(AckOutcome) + Send>;
+
+/// What becomes of an emit's callback at one recipient, after [`Outgoing::queue_on`].
+pub enum CallbackAt {
+    /// The packet was queued asking for an answer with this ack id: keep the callback for it.
+    Awaits(u64, RecipientCallback),
+    /// The packet was not queued (the recipient left, or its queue overflowed, which closed the
+    /// connection): the callback hears it now, as a call would. A runtime settles it with the
+    /// callbacks of the same drive, so that it runs before the disconnect handler of a departure
+    /// that drive queued ([`crate::api::callbacks_hold_dispatch`]), and never inside the emit,
+    /// whose caller may hold what the callback needs.
+    Settled(RecipientCallback, AckOutcome),
+}
+
 impl<'a> Outgoing<'a> {
     pub fn new(
         namespace: &'a Arc<str>,
@@ -148,6 +163,24 @@ impl<'a> Outgoing<'a> {
         match self {
             Outgoing::Encoded { .. } => None,
             Outgoing::WithCallback { callback, .. } => Some(callback),
+        }
+    }
+
+    /// What becomes of the emit's callback, if it asked for one, after `queued`, the result of
+    /// [`Outgoing::queue_on`] at one recipient (`None` also while deferred).
+    pub fn callback_at(&self, queued: &Result<QueuedOn, CommandError>) -> Option<CallbackAt> {
+        let callback = self.callback()?;
+        let recipient = || -> RecipientCallback {
+            let callback = callback.clone();
+            Box::new(move |outcome| callback(outcome))
+        };
+        match queued {
+            Ok(QueuedOn::Queued(Some(id))) => Some(CallbackAt::Awaits(*id, recipient())),
+            Ok(_) => None,
+            Err(error) => Some(CallbackAt::Settled(
+                recipient(),
+                AckOutcome::NotSent(error.clone()),
+            )),
         }
     }
 

@@ -19,7 +19,9 @@ use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
     CommandError, DisconnectReason, Endpoint, Handshake, NamespaceFilter, SocketConfig, SocketEvent,
 };
-use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
+use sockio_core::writer_wait::{
+    CallbackAt, Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait,
+};
 
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -1175,28 +1177,12 @@ impl Server {
         let apart = CallbacksRun::Apart;
         let result = self.drive_calling_back(cell, apart, |state, now, settled| {
             let queued = outgoing.queue_on(&mut state.conn, now, defer);
-            match (&queued, outgoing.callback()) {
-                (Ok(QueuedOn::Queued(Some(id))), Some(callback)) => {
-                    let answer = callback.clone();
-                    let answer: AckCallback = Box::new(move |outcome| answer(outcome));
-                    state.acks.insert(*id, answer);
+            match outgoing.callback_at(&queued) {
+                Some(CallbackAt::Awaits(id, callback)) => {
+                    state.acks.insert(id, callback);
                 }
-                (Err(error), Some(callback)) => {
-                    // The recipient was picked while still a member (a socket leaving is
-                    // forgotten by the hub only once its disconnect is handled): its callback
-                    // still hears how the emit ended, as a call would. On a thread of its own,
-                    // as an answer comes on another thread: never inside the emit, whose caller
-                    // may hold what the callback needs, nor through the handler pool, whose
-                    // workers may all wait for it. Settled in this drive, so that when the
-                    // emit's overflow closed the connection, the disconnect handler runs after
-                    // it.
-                    let callback = callback.clone();
-                    settled.push((
-                        Box::new(move |outcome| callback(outcome)),
-                        AckOutcome::NotSent(error.clone()),
-                    ));
-                }
-                _ => {}
+                Some(CallbackAt::Settled(callback, outcome)) => settled.push((callback, outcome)),
+                None => {}
             }
             queued
         });

@@ -17,7 +17,9 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{CommandError, Endpoint, NamespaceFilter, SocketConfig};
-use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
+use sockio_core::writer_wait::{
+    CallbackAt, Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait,
+};
 
 use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
@@ -787,26 +789,12 @@ impl<Rt: Runtime> Server<Rt> {
     ) -> Option<QueuedOn> {
         let result = self.drive_apart_settling(cell, |state, now, settled| {
             let queued = outgoing.queue_on(&mut state.conn, now, defer);
-            match (&queued, outgoing.callback()) {
-                (Ok(QueuedOn::Queued(Some(id))), Some(callback)) => {
-                    let answer = callback.clone();
-                    let answer: AckCallback = Box::new(move |outcome| answer(outcome));
-                    state.acks.insert(*id, answer);
+            match outgoing.callback_at(&queued) {
+                Some(CallbackAt::Awaits(id, callback)) => {
+                    state.acks.insert(id, callback);
                 }
-                (Err(error), Some(callback)) => {
-                    // The recipient was picked while still a member (a socket leaving is
-                    // forgotten by the hub only once its disconnect is handled): its callback
-                    // still hears how the emit ended, as a call would. On a task of its own, as
-                    // an answer would come: never inside the emit, whose caller may hold what
-                    // the callback needs. Settled in this drive, so that when the emit's
-                    // overflow closed the connection, the disconnect handler runs after it.
-                    let callback = callback.clone();
-                    settled.push((
-                        Box::new(move |outcome| callback(outcome)),
-                        AckOutcome::NotSent(error.clone()),
-                    ));
-                }
-                _ => {}
+                Some(CallbackAt::Settled(callback, outcome)) => settled.push((callback, outcome)),
+                None => {}
             }
             queued
         });
