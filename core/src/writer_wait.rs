@@ -118,18 +118,6 @@ pub enum QueuedOn {
 /// An emit callback, as a runtime keeps it for one recipient's answer or runs it.
 pub type RecipientCallback = Box<dyn FnOnce(AckOutcome) + Send>;
 
-/// What becomes of an emit's callback at one recipient, after [`Outgoing::queue_on`].
-pub enum CallbackAt {
-    /// The packet was queued asking for an answer with this ack id: keep the callback for it.
-    Awaits(u64, RecipientCallback),
-    /// The packet was not queued (the recipient left, or its queue overflowed, which closed the
-    /// connection): the callback hears it now, as a call would. A runtime settles it with the
-    /// callbacks of the same drive, so that it runs before the disconnect handler of a departure
-    /// that drive queued ([`crate::api::callbacks_hold_dispatch`]), and never inside the emit,
-    /// whose caller may hold what the callback needs.
-    Settled(RecipientCallback, AckOutcome),
-}
-
 impl<'a> Outgoing<'a> {
     pub fn new(
         namespace: &'a Arc<str>,
@@ -166,22 +154,37 @@ impl<'a> Outgoing<'a> {
         }
     }
 
-    /// What becomes of the emit's callback, if it asked for one, after `queued`, the result of
-    /// [`Outgoing::queue_on`] at one recipient (`None` also while deferred).
-    pub fn callback_at(&self, queued: &Result<QueuedOn, CommandError>) -> Option<CallbackAt> {
-        let callback = self.callback()?;
+    /// [`Outgoing::queue_on`], and what becomes of the emit's callback, if it asked for one, at
+    /// this recipient: queued asking for an answer, `keep` takes the callback with the ack id the
+    /// answer will carry; not queued (the recipient left, or its queue overflowed, which closed
+    /// the connection), the callback joins `settled`, told `NotSent`, as a call would be. A
+    /// runtime runs `settled` with the callbacks of the same drive, so that it runs before the
+    /// disconnect handler of a departure that drive queued
+    /// ([`crate::api::callbacks_hold_dispatch`]), and never inside the emit, whose caller may hold
+    /// what the callback needs.
+    pub fn queue_keeping_callback(
+        &self,
+        conn: &mut Connection,
+        now: Instant,
+        defer: Defer,
+        keep: impl FnOnce(u64, RecipientCallback),
+        settled: &mut Vec<(RecipientCallback, AckOutcome)>,
+    ) -> Result<QueuedOn, CommandError> {
+        let queued = self.queue_on(conn, now, defer);
+        let Some(callback) = self.callback() else {
+            return queued;
+        };
         let recipient = || -> RecipientCallback {
             let callback = callback.clone();
             Box::new(move |outcome| callback(outcome))
         };
-        match queued {
-            Ok(QueuedOn::Queued(Some(id))) => Some(CallbackAt::Awaits(*id, recipient())),
-            Ok(_) => None,
-            Err(error) => Some(CallbackAt::Settled(
-                recipient(),
-                AckOutcome::NotSent(error.clone()),
-            )),
+        match &queued {
+            Ok(QueuedOn::Queued(Some(id))) => keep(*id, recipient()),
+            // Deferred: nothing to keep yet.
+            Ok(_) => {}
+            Err(error) => settled.push((recipient(), AckOutcome::NotSent(error.clone()))),
         }
+        queued
     }
 
     /// Queues the packet on `conn` at `now`, unless `defer` says to wait and the connection's

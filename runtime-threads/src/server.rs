@@ -19,9 +19,7 @@ use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
     CommandError, DisconnectReason, Endpoint, Handshake, NamespaceFilter, SocketConfig, SocketEvent,
 };
-use sockio_core::writer_wait::{
-    CallbackAt, Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait,
-};
+use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
 
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -1176,15 +1174,11 @@ impl Server {
     ) -> Option<QueuedOn> {
         let apart = CallbacksRun::Apart;
         let result = self.drive_calling_back(cell, apart, |state, now, settled| {
-            let queued = outgoing.queue_on(&mut state.conn, now, defer);
-            match outgoing.callback_at(&queued) {
-                Some(CallbackAt::Awaits(id, callback)) => {
-                    state.acks.insert(id, callback);
-                }
-                Some(CallbackAt::Settled(callback, outcome)) => settled.push((callback, outcome)),
-                None => {}
-            }
-            queued
+            let acks = &mut state.acks;
+            let keep = |id, callback| {
+                acks.insert(id, callback);
+            };
+            outgoing.queue_keeping_callback(&mut state.conn, now, defer, keep, settled)
         });
         match result {
             Ok(queued) => Some(queued),

@@ -17,9 +17,7 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{CommandError, Endpoint, NamespaceFilter, SocketConfig};
-use sockio_core::writer_wait::{
-    CallbackAt, Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait,
-};
+use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
 
 use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
@@ -788,15 +786,11 @@ impl<Rt: Runtime> Server<Rt> {
         defer: Defer,
     ) -> Option<QueuedOn> {
         let result = self.drive_apart_settling(cell, |state, now, settled| {
-            let queued = outgoing.queue_on(&mut state.conn, now, defer);
-            match outgoing.callback_at(&queued) {
-                Some(CallbackAt::Awaits(id, callback)) => {
-                    state.acks.insert(id, callback);
-                }
-                Some(CallbackAt::Settled(callback, outcome)) => settled.push((callback, outcome)),
-                None => {}
-            }
-            queued
+            let acks = &mut state.acks;
+            let keep = |id, callback| {
+                acks.insert(id, callback);
+            };
+            outgoing.queue_keeping_callback(&mut state.conn, now, defer, keep, settled)
         });
         match result {
             Ok(queued) => Some(queued),
