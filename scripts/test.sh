@@ -45,8 +45,8 @@ echo "== cargo test"
 # The tests that depend on the root crate's runtime feature run on smol and threads too (the
 # default run is tokio): the chat demo checked with its smoke test, smol's hyper embedding,
 # shutdown of the Socket.IO and of the raw Engine.IO server, the order of a socket's handlers and
-# callbacks. smol's executor runs on two threads there, as the README tells users to set it: on
-# its default one, tasks never run side by side and the order tests could not fail.
+# callbacks. smol's executor runs on two threads for all of them, as the README tells users to set
+# it: on its default one, tasks never run side by side, and the order tests could not fail.
 SMOL_TESTS=(--test chat_example --test smol_hyper --test api_shutdown --test api_engine_shutdown
     --test handler_order)
 THREADS_TESTS=(--test chat_example)

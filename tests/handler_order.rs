@@ -397,6 +397,50 @@ async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_hand
     }
 }
 
+/// A handler (without `async_handlers`) disconnects its socket, then emits to it asking for an
+/// answer: the emit is not sent, and its callback, told so, runs before the socket's disconnect
+/// handler, which an earlier drive (the disconnect's) queued. The threads runtime has the same
+/// test.
+async fn the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnect_handler<
+    Rt: Runtime,
+>(
+    spawn: Spawn<Rt>,
+) {
+    for round in 0..3 {
+        let io = Server::<Rt>::builder().async_handlers(false).build();
+        let (tx, mut log) = mpsc::unbounded_channel::<String>();
+        let in_quit = tx.clone();
+        io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
+            let log = in_quit.clone();
+            async move {
+                socket.disconnect().await.expect("disconnect");
+                let emitted = socket.emit("question", &1).callback(
+                    None,
+                    move |outcome: Result<Value, sockio::CallError>| {
+                        std::thread::sleep(Duration::from_millis(50));
+                        let _ = log.send(format!("callback ({})", outcome.is_err()));
+                    },
+                );
+                let _ = emitted.await;
+            }
+        });
+        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+            let _ = tx.send(format!("disconnect ({reason})"));
+            async {}
+        });
+        let (addr, _serving) = serve(&io, spawn);
+        joins_and_posts(addr, br#"42["quit"]"#).await;
+        assert_eq!(
+            entries(&mut log, 2).await,
+            [
+                "callback (true)",
+                "disconnect (server namespace disconnect)"
+            ],
+            "round {round}"
+        );
+    }
+}
+
 /// Each test above, on each runtime the crate is built with: the server, its handlers and its
 /// listener on tokio, or on smol's executor beside the test's tokio runtime.
 macro_rules! on_every_runtime {
@@ -431,4 +475,5 @@ on_every_runtime!(
     callbacks_cancelled_by_the_client_closing_run_before_the_disconnect_handler,
     callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler,
     the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler,
+    the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnect_handler,
 );

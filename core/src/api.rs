@@ -263,8 +263,10 @@ pub fn is_departure(event: &SocketEvent) -> bool {
 /// that a disconnect handler runs after them: when it cancelled one (its socket or connection
 /// left: the socket's `Disconnect` is queued now, or, for a socket whose connect handler still
 /// runs, at that handler's verdict), or when a departure ([`is_departure`]) waits behind the
-/// callbacks of acknowledgements answered before it. Other events need not wait for a slow
-/// callback.
+/// callbacks of acknowledgements answered, or of emits not sent (`NotSent`: the recipient had
+/// left, or the emit overflowed its queue and closed the connection), before it. `queued` is every
+/// event still waiting, those earlier drives queued included. Other events need not wait for a
+/// slow callback.
 pub fn callbacks_hold_dispatch<'a>(
     outcomes: impl IntoIterator<Item = &'a AckOutcome>,
     queued: impl IntoIterator<Item = &'a SocketEvent>,

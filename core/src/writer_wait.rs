@@ -159,9 +159,10 @@ impl<'a> Outgoing<'a> {
     /// answer will carry; not queued (the recipient left, or its queue overflowed, which closed
     /// the connection), the callback joins `settled`, told `NotSent`, as a call would be. A
     /// runtime runs `settled` with the callbacks of the same drive, so that it runs before the
-    /// disconnect handler of a departure that drive queued
-    /// ([`crate::api::callbacks_hold_dispatch`]), and never inside the emit, whose caller may hold
-    /// what the callback needs.
+    /// disconnect handler of a departure still waiting for its dispatch, queued by that drive or
+    /// an earlier one ([`crate::api::callbacks_hold_dispatch`]; on the threads runtime, a callback
+    /// that outlasts its relief, 100 to 200 ms, lets the dispatch go on), and never inside the
+    /// emit, whose caller may hold what the callback needs.
     pub fn queue_keeping_callback(
         &self,
         conn: &mut Connection,

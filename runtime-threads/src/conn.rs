@@ -211,8 +211,9 @@ pub(crate) struct Driven<R> {
     /// An entry for the timer thread to schedule at that time (see [`Arming`]).
     pub rearm: Option<Instant>,
     /// The drive settled callbacks that hold the connection's dispatch until they have run
-    /// ([`sockio_core::api::callbacks_hold_dispatch`]: it cancelled some, or queued a departure
-    /// behind them); the caller then calls [`ConnCell::release_hold`].
+    /// ([`sockio_core::api::callbacks_hold_dispatch`]: it cancelled some, or a departure, queued
+    /// by this drive or an earlier one, waits behind them); the caller then calls
+    /// [`ConnCell::release_hold`].
     pub held: bool,
 }
 
@@ -315,16 +316,28 @@ impl ConnCell {
         let mut callbacks = Vec::new();
         let result = f(&mut state, now, &mut callbacks);
         let events = state.drain(&mut callbacks);
-        let held = sockio_core::api::callbacks_hold_dispatch(
-            callbacks.iter().map(|(_, outcome)| outcome),
-            &events,
-        );
         let deadline = state.conn.poll_timeout();
         let rearm = state.arming.after_drive(deadline, now);
+        // Whether the callbacks hold the dispatch ([`Driven::held`]) is decided under the
+        // queue's lock, together with counting the hold: the departure they hold may be one an
+        // earlier drive queued, which no dispatcher may take in between. (Rare: only a drive
+        // that settled callbacks asks.)
+        let holds = |queue: &EventQueue, new: &[(SocketEvent, usize)]| {
+            sockio_core::api::callbacks_hold_dispatch(
+                callbacks.iter().map(|(_, outcome)| outcome),
+                new.iter().chain(&queue.events).map(|(event, _)| event),
+            )
+        };
+        let mut held = false;
         let schedule = if events.is_empty() {
-            // A cancellation whose departure comes later (a pending connect's verdict).
-            if held {
-                lock(&self.queue).held += 1;
+            // A cancellation whose departure comes later (a pending connect's verdict), or one
+            // queued by an earlier drive.
+            if !callbacks.is_empty() {
+                let mut queue = lock(&self.queue);
+                held = holds(&queue, &[]);
+                if held {
+                    queue.held += 1;
+                }
             }
             false
         } else {
@@ -343,6 +356,7 @@ impl ConnCell {
             // Queued under the connection's lock, so events keep the order the core made them in
             // even when several threads drive the connection.
             let mut queue = lock(&self.queue);
+            held = !callbacks.is_empty() && holds(&queue, &events);
             if held {
                 queue.held += 1;
             }

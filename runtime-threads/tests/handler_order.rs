@@ -306,3 +306,43 @@ fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() 
         io.abort();
     }
 }
+
+/// A handler (without `async_handlers`) disconnects its socket, then emits to it asking for an
+/// answer: the emit is not sent, and its callback, told so, runs before the socket's disconnect
+/// handler, which an earlier drive (the disconnect's) queued. The callback takes 50 ms (under the
+/// relief's 100 ms): run apart without holding the dispatch, it would log after the disconnect
+/// handler. The tokio and smol test of the same name is in tests/handler_order.rs.
+#[test]
+fn the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnect_handler() {
+    for round in 0..3 {
+        let io = Server::builder().async_handlers(false).build();
+        let (log, added) = Log::new();
+        let in_quit = log.clone();
+        io.on("quit", move |socket: Socket, _: Option<Value>| {
+            socket.disconnect().expect("disconnect");
+            let in_callback = in_quit.clone();
+            let _ = socket
+                .emit("question", &1)
+                .callback(None, move |outcome: Result<Value, CallError>| {
+                    std::thread::sleep(Duration::from_millis(50));
+                    in_callback.add(format!("callback ({})", outcome.is_err()));
+                })
+                .send();
+        });
+        let in_disconnect = log.clone();
+        io.on_disconnect(move |_socket: Socket, reason| {
+            in_disconnect.add(format!("disconnect ({reason})"));
+        });
+        let addr = serve(&io);
+        post_after_joining(addr, br#"42["quit"]"#);
+        assert_eq!(
+            log.wait_for(&added, 2),
+            [
+                "callback (true)",
+                "disconnect (server namespace disconnect)"
+            ],
+            "round {round}"
+        );
+        io.abort();
+    }
+}
