@@ -46,8 +46,8 @@ pub(crate) struct Settled {
     pub callbacks: Vec<(AckCallback, AckOutcome)>,
     /// The connection's dispatch is held until these callbacks have run, so that a disconnect
     /// handler runs after the callbacks its departure cancelled, and after those settled before
-    /// it was dispatched ([`sockio_core::api::callbacks_hold_dispatch`]). Whoever runs them releases the hold with
-    /// a [`HeldDispatch`].
+    /// it was dispatched ([`sockio_core::api::callbacks_hold_dispatch`]). Whoever runs them
+    /// releases the hold with a [`HeldDispatch`].
     pub holds_dispatch: bool,
 }
 
