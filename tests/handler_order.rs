@@ -133,40 +133,76 @@ async fn callbacks_cancelled_by_a_disconnect_from_a_handler_run_before_the_disco
 ) {
     for async_handlers in [false, true] {
         for round in 0..5 {
-            let io = Server::<Rt>::builder()
-                .async_handlers(async_handlers)
-                .build();
-            let (tx, mut log) = mpsc::unbounded_channel::<String>();
-            let in_quit = tx.clone();
-            io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
-                let log = in_quit.clone();
-                async move {
-                    socket
-                        .emit("question", &1)
-                        .callback(None, move |_answer: Result<Value, sockio::CallError>| {
-                            // A callback that takes its time: the disconnect handler must wait.
-                            std::thread::sleep(Duration::from_millis(20));
-                            let _ = log.send("callback".into());
-                        })
-                        .await
-                        .expect("the question is queued");
-                    socket.disconnect().await.expect("disconnect");
-                }
-            });
-            io.on_disconnect(move |_socket: Socket<Rt>, reason| {
-                let _ = tx.send(format!("disconnect ({reason})"));
-                async {}
-            });
-            let (addr, _serving) = serve(&io, spawn);
-            joins_and_posts(addr, br#"42["quit"]"#).await;
-            let entries = entries(&mut log, 2).await;
-            assert_eq!(
-                entries,
-                ["callback", "disconnect (server namespace disconnect)"],
-                "async_handlers {async_handlers}, round {round}"
-            );
+            let what = format!("async_handlers {async_handlers}, round {round}");
+            emit_and_disconnect_in_a_handler(
+                spawn,
+                async_handlers,
+                EmitAt::BeforeDisconnect,
+                &what,
+            )
+            .await;
         }
     }
+}
+
+/// When a handler emits to its own socket, asking for an answer, against its `disconnect`.
+#[derive(Clone, Copy)]
+enum EmitAt {
+    /// Queued, then cancelled by the disconnect.
+    BeforeDisconnect,
+    /// Not sent: the socket has left.
+    AfterDisconnect,
+}
+
+/// A polling client sends `quit`, whose handler emits to its socket with a callback (taking
+/// 50 ms) and disconnects it, in the order `at` says: the callback, told the emit failed, runs
+/// before the disconnect handler.
+async fn emit_and_disconnect_in_a_handler<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+    async_handlers: bool,
+    at: EmitAt,
+    what: &str,
+) {
+    let io = Server::<Rt>::builder()
+        .async_handlers(async_handlers)
+        .build();
+    let (tx, mut log) = mpsc::unbounded_channel::<String>();
+    let in_quit = tx.clone();
+    io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
+        let log = in_quit.clone();
+        async move {
+            if let EmitAt::AfterDisconnect = at {
+                socket.disconnect().await.expect("disconnect");
+            }
+            let emitted = socket.emit("question", &1).callback(
+                None,
+                move |outcome: Result<Value, sockio::CallError>| {
+                    // A callback that takes its time: the disconnect handler must wait.
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = log.send(format!("callback ({})", outcome.is_err()));
+                },
+            );
+            let emitted = emitted.await;
+            if let EmitAt::BeforeDisconnect = at {
+                emitted.expect("the question is queued");
+                socket.disconnect().await.expect("disconnect");
+            }
+        }
+    });
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+        let _ = tx.send(format!("disconnect ({reason})"));
+        async {}
+    });
+    let (addr, _serving) = serve(&io, spawn);
+    joins_and_posts(addr, br#"42["quit"]"#).await;
+    assert_eq!(
+        entries(&mut log, 2).await,
+        [
+            "callback (true)",
+            "disconnect (server namespace disconnect)"
+        ],
+        "{what}"
+    );
 }
 
 /// The same order for a disconnect made from outside any handler, by the server, and for a client
@@ -407,37 +443,8 @@ async fn the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnec
     spawn: Spawn<Rt>,
 ) {
     for round in 0..3 {
-        let io = Server::<Rt>::builder().async_handlers(false).build();
-        let (tx, mut log) = mpsc::unbounded_channel::<String>();
-        let in_quit = tx.clone();
-        io.on("quit", move |socket: Socket<Rt>, _: Option<Value>| {
-            let log = in_quit.clone();
-            async move {
-                socket.disconnect().await.expect("disconnect");
-                let emitted = socket.emit("question", &1).callback(
-                    None,
-                    move |outcome: Result<Value, sockio::CallError>| {
-                        std::thread::sleep(Duration::from_millis(50));
-                        let _ = log.send(format!("callback ({})", outcome.is_err()));
-                    },
-                );
-                let _ = emitted.await;
-            }
-        });
-        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
-            let _ = tx.send(format!("disconnect ({reason})"));
-            async {}
-        });
-        let (addr, _serving) = serve(&io, spawn);
-        joins_and_posts(addr, br#"42["quit"]"#).await;
-        assert_eq!(
-            entries(&mut log, 2).await,
-            [
-                "callback (true)",
-                "disconnect (server namespace disconnect)"
-            ],
-            "round {round}"
-        );
+        let what = format!("round {round}");
+        emit_and_disconnect_in_a_handler(spawn, false, EmitAt::AfterDisconnect, &what).await;
     }
 }
 
