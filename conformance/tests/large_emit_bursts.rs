@@ -13,7 +13,9 @@ mod in_process;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use in_process::{join_over_websocket, serve_async, serve_threads};
+use in_process::{
+    ReceiveBuffer, join_over_websocket, join_over_websocket_with, serve_async, serve_threads,
+};
 use serde_json::Value;
 use sockio_server::{Runtime, Server, Socket};
 use tungstenite::Message;
@@ -191,10 +193,17 @@ fn both_read_everything(addr: SocketAddr, ask: Ask) {
     both_read_the_burst(addr, ask, LARGE, Duration::from_millis(20));
 }
 
+/// What a paced client's kernel may hold for it unread: 64 KiB (128 KiB as Linux counts it).
+/// These tests measure how long pings wait behind what the server holds, in its queue and its
+/// socket; left to grow, the client's own buffer took about 1.2 MB, 1.2 s of reading at 1 MB/s
+/// and more on a loaded machine, where a paced client reads slower than its pace (the CI run of
+/// 56423bc: the other client closed with `ping timeout` after 604 of 800 messages).
+const PACED_RECEIVE: ReceiveBuffer = ReceiveBuffer::AtMost(64 * 1024);
+
 /// The asking client and another one each read all of `burst`, the other taking `pace` over
 /// each message.
 fn both_read_the_burst(addr: SocketAddr, ask: Ask, burst: Burst, pace: Duration) {
-    let other = join_over_websocket(addr, Duration::from_secs(20));
+    let other = join_over_websocket_with(addr, Duration::from_secs(20), PACED_RECEIVE);
     let asker = join_over_websocket(addr, Duration::from_secs(20));
     let other = std::thread::spawn(move || read_burst(other, Ask::Not, burst, pace));
     assert_eq!(
@@ -369,7 +378,7 @@ fn a_reader_back_from_a_pause_answers_pings_in_time(addr: SocketAddr) {
         messages: 1_400,
         size: 10_000,
     };
-    let other = join_over_websocket(addr, Duration::from_secs(20));
+    let other = join_over_websocket_with(addr, Duration::from_secs(20), PACED_RECEIVE);
     let asker = join_over_websocket(addr, Duration::from_secs(20));
     let other = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1_500));
@@ -413,7 +422,8 @@ fn pings_reach_a_reader_back_from_a_pause_on_threads() {
 /// sending faster than it read would fill its queue with the answers). Every pong was left unread
 /// with the rest, and the client, reading all along, was closed with `ping timeout`.
 fn an_engine_io_client_answers_pings_behind_a_pushed_backlog(addr: SocketAddr) {
-    let mut ws = in_process::open_websocket(addr, "engine.io", Duration::from_secs(20));
+    let mut ws =
+        in_process::open_websocket_with(addr, "engine.io", Duration::from_secs(20), PACED_RECEIVE);
     ws.send(Message::text("4start")).expect("start");
     let mut received = 0;
     while received < PUSHED {

@@ -36,7 +36,32 @@ pub fn join_over_websocket(
     addr: SocketAddr,
     read_timeout: std::time::Duration,
 ) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
-    let mut ws = open_websocket(addr, "socket.io", read_timeout);
+    join_over_websocket_with(addr, read_timeout, ReceiveBuffer::Kernels)
+}
+
+/// How much a test client's own kernel may hold received and not yet read.
+#[allow(dead_code)] // not every test file that serves in-process paces its clients
+#[derive(Clone, Copy)]
+pub enum ReceiveBuffer {
+    /// What the kernel grows it to. On loopback it grew to about 1.2 MB for a client reading
+    /// 1 MB/s (`ss -tn` during `pings_do_not_wait_behind_the_kernels_buffers_on_tokio`).
+    Kernels,
+    /// At most this many bytes (`SO_RCVBUF`, set before connecting, which stops the kernel
+    /// growing it; Linux doubles the value for its bookkeeping). A test of how long the
+    /// server's pings wait behind what the server holds bounds the client's side with it: what
+    /// the client's kernel took is out of every server's reach, and on a loaded machine a paced
+    /// client reads it slower than its pace says.
+    AtMost(usize),
+}
+
+/// [`join_over_websocket`] with the client's receive buffer as `receive`.
+#[allow(dead_code)] // not every test file that serves in-process joins over a WebSocket
+pub fn join_over_websocket_with(
+    addr: SocketAddr,
+    read_timeout: std::time::Duration,
+    receive: ReceiveBuffer,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let mut ws = open_websocket_with(addr, "socket.io", read_timeout, receive);
     ws.send(tungstenite::Message::text("40")).expect("CONNECT");
     let joined = ws.read().expect("the CONNECT reply");
     assert!(
@@ -54,9 +79,36 @@ pub fn open_websocket(
     path: &str,
     read_timeout: std::time::Duration,
 ) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://{addr}/{path}/?EIO=4&transport=websocket"))
-            .expect("WebSocket handshake");
+    open_websocket_with(addr, path, read_timeout, ReceiveBuffer::Kernels)
+}
+
+/// [`open_websocket`] with the client's receive buffer as `receive`.
+#[allow(dead_code)] // not every test file that serves in-process opens a WebSocket
+pub fn open_websocket_with(
+    addr: SocketAddr,
+    path: &str,
+    read_timeout: std::time::Duration,
+    receive: ReceiveBuffer,
+) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("a TCP socket");
+    if let ReceiveBuffer::AtMost(bytes) = receive {
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+    }
+    socket.connect(&addr.into()).expect("connected");
+    let stream = std::net::TcpStream::from(socket);
+    // As `tungstenite::connect` does.
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let stream = tungstenite::stream::MaybeTlsStream::Plain(stream);
+    let (mut ws, _) = tungstenite::client(
+        format!("ws://{addr}/{path}/?EIO=4&transport=websocket"),
+        stream,
+    )
+    .expect("WebSocket handshake");
     let tungstenite::stream::MaybeTlsStream::Plain(stream) = ws.get_ref() else {
         panic!("a plain TCP stream");
     };
