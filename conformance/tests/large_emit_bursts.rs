@@ -196,8 +196,9 @@ fn both_read_everything(addr: SocketAddr, ask: Ask) {
 /// What a paced client's kernel may hold for it unread: 64 KiB (128 KiB as Linux counts it).
 /// These tests measure how long pings wait behind what the server holds, in its queue and its
 /// socket; left to grow, the client's own buffer took about 1.2 MB, 1.2 s of reading at 1 MB/s
-/// and more on a loaded machine, where a paced client reads slower than its pace (the CI run of
-/// 56423bc: the other client closed with `ping timeout` after 604 of 800 messages).
+/// and more on a loaded machine, where a paced client reads slower than its pace (a CI run on
+/// 56423bc: the other client's connection ended after 604 of 800 messages, most likely on the
+/// 3 s ping timeout).
 const PACED_RECEIVE: ReceiveBuffer = ReceiveBuffer::AtMost(64 * 1024);
 
 /// The asking client and another one each read all of `burst`, the other taking `pace` over
