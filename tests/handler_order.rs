@@ -41,6 +41,14 @@ async fn entries(log: &mut mpsc::UnboundedReceiver<String>, count: usize) -> Vec
     entries
 }
 
+/// Logs each disconnect handler's run as `disconnect (<reason>)`.
+fn log_disconnects<Rt: Runtime>(io: &Server<Rt>, log: mpsc::UnboundedSender<String>) {
+    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
+        let _ = log.send(format!("disconnect ({reason})"));
+        async {}
+    });
+}
+
 /// A client joins `/` over polling and sends `packets` in one POST (off the runtime's threads).
 async fn joins_and_posts(addr: std::net::SocketAddr, packets: &'static [u8]) {
     tokio::task::spawn_blocking(move || post_after_joining(addr, packets))
@@ -108,10 +116,7 @@ async fn events_queued_behind_a_server_side_disconnect_are_dropped<Rt: Runtime>(
         let _ = in_later.send("later".into());
         async {}
     });
-    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
-        let _ = tx.send(format!("disconnect ({reason})"));
-        async {}
-    });
+    log_disconnects(&io, tx);
     let (addr, _serving) = serve(&io, spawn);
     joins_and_posts(addr, b"42[\"quit\"]\x1e42[\"later\"]").await;
     let entries = entries(&mut log, 2).await;
@@ -189,10 +194,7 @@ async fn emit_and_disconnect_in_a_handler<Rt: Runtime>(
             }
         }
     });
-    io.on_disconnect(move |_socket: Socket<Rt>, reason| {
-        let _ = tx.send(format!("disconnect ({reason})"));
-        async {}
-    });
+    log_disconnects(&io, tx);
     let (addr, _serving) = serve(&io, spawn);
     joins_and_posts(addr, br#"42["quit"]"#).await;
     assert_eq!(
@@ -257,11 +259,7 @@ async fn callbacks_cancelled_by_a_departure_run_before_the_disconnect_handler<Rt
                 async { Ok(()) }
             },
         );
-        let in_disconnect = tx.clone();
-        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
-            let _ = in_disconnect.send(format!("disconnect ({reason})"));
-            async {}
-        });
+        log_disconnects(&io, tx.clone());
         let (addr, _serving) = serve(&io, spawn);
         let engine_sid = tokio::task::spawn_blocking(move || {
             sockio_testkit::raw_polling::connected_between_polls(addr)
@@ -416,10 +414,7 @@ async fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_hand
                 }
             }
         });
-        io.on_disconnect(move |_socket: Socket<Rt>, reason| {
-            let _ = tx.send(format!("disconnect ({reason})"));
-            async {}
-        });
+        log_disconnects(&io, tx);
         let (addr, _serving) = serve(&io, spawn);
         joins_and_posts(addr, br#"42["go"]"#).await;
         assert_eq!(

@@ -47,6 +47,14 @@ impl Log {
     }
 }
 
+/// Logs each disconnect handler's run as `disconnect (<reason>)`.
+fn log_disconnects(io: &Server, log: &Log) {
+    let log = log.clone();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        log.add(format!("disconnect ({reason})"));
+    });
+}
+
 #[test]
 fn without_async_handlers_a_disconnect_handler_runs_after_the_handler_that_called_it() {
     let io = Server::builder().async_handlers(false).build();
@@ -98,10 +106,7 @@ fn events_queued_behind_a_server_side_disconnect_are_dropped() {
     io.on("later", move |_socket: Socket, _: Option<Value>| {
         in_later.add("later");
     });
-    let in_disconnect = log.clone();
-    io.on_disconnect(move |_socket: Socket, reason| {
-        in_disconnect.add(format!("disconnect ({reason})"));
-    });
+    log_disconnects(&io, &log);
     let addr = serve(&io);
     post_after_joining(addr, b"42[\"quit\"]\x1e42[\"later\"]");
     assert_eq!(
@@ -124,10 +129,7 @@ fn callbacks_cancelled_by_a_ping_timeout_run_before_the_disconnect_handler() {
         let _ = sid_tx.send(socket.sid().to_string());
         Ok(())
     });
-    let in_disconnect = log.clone();
-    io.on_disconnect(move |_socket: Socket, reason| {
-        in_disconnect.add(format!("disconnect ({reason})"));
-    });
+    log_disconnects(&io, &log);
     let addr = serve(&io);
     // The client joins, then never polls again: it answers no ping.
     connected_between_polls(addr);
@@ -202,10 +204,7 @@ fn emit_and_disconnect_in_a_handler(at: EmitAt, round: usize) {
             socket.disconnect().expect("disconnect");
         }
     });
-    let in_disconnect = log.clone();
-    io.on_disconnect(move |_socket: Socket, reason| {
-        in_disconnect.add(format!("disconnect ({reason})"));
-    });
+    log_disconnects(&io, &log);
     let addr = serve(&io);
     post_after_joining(addr, br#"42["quit"]"#);
     assert_eq!(
@@ -315,10 +314,7 @@ fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() 
                     .send();
             }
         });
-        let in_disconnect = log.clone();
-        io.on_disconnect(move |_socket: Socket, reason| {
-            in_disconnect.add(format!("disconnect ({reason})"));
-        });
+        log_disconnects(&io, &log);
         let addr = serve(&io);
         post_after_joining(addr, br#"42["go"]"#);
         assert_eq!(
