@@ -35,6 +35,12 @@ fn compiled_broker(broker: BrokerUrl) -> Result<BrokerUrl, UrlError> {
 /// it was delivered. Half that leaves room for what subscribers have not read yet.
 pub const REDIS_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
+/// The largest message published on RabbitMQ by default: RabbitMQ 4's own default
+/// `max_message_size` (16 MiB since 4.0; 128 MiB before). The broker answers a larger publish by
+/// closing the channel (406 PRECONDITION_FAILED), which fails the whole batch in flight with it,
+/// so such a message is refused here, with its size, before it is sent.
+pub const AMQP_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
 impl ClientManager {
     /// A manager on the broker at `url`: `redis://[[user]:password@]host[:port][/db]`,
     /// `unix:///path/to/redis.sock[?db=N]` (Redis or Valkey pub/sub) or
@@ -84,12 +90,13 @@ impl ClientManager {
     /// The largest message (bytes of python-socketio's JSON message) this manager publishes; an
     /// emit of a larger one fails with a publish error (its local clients still get it). By
     /// default [`REDIS_MAX_MESSAGE`] on Redis (three quarters of it with kombu's framing, whose
-    /// envelope carries the message in base64, a third larger), and on RabbitMQ the largest
-    /// message sockio's subscribers take ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE)).
-    /// Raise it only with the broker's own limits raised (on Redis,
-    /// `client-output-buffer-limit pubsub`), and not past 64 MiB (48 MiB with kombu's framing,
-    /// whose base64 envelope is a third larger): sockio's subscribers drop larger messages on
-    /// both brokers ([`resp::MAX_RECEIVED`](super::resp::MAX_RECEIVED)).
+    /// envelope carries the message in base64, a third larger), and [`AMQP_MAX_MESSAGE`] on
+    /// RabbitMQ. Raise it only with the broker's own limits raised (on Redis,
+    /// `client-output-buffer-limit pubsub`; on RabbitMQ, `max_message_size`), and not past
+    /// 64 MiB (48 MiB with kombu's framing, whose base64 envelope is a third larger): sockio's
+    /// subscribers drop larger messages on both brokers
+    /// ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE),
+    /// [`resp::MAX_RECEIVED`](super::resp::MAX_RECEIVED)).
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
@@ -100,7 +107,7 @@ impl ClientManager {
     /// [`max_message_size`](Self::max_message_size)).
     pub fn message_limit(&self) -> usize {
         self.max_message.unwrap_or(match &self.broker {
-            BrokerUrl::Amqp(_) => usize::try_from(super::amqp::MAX_MESSAGE).unwrap_or(usize::MAX),
+            BrokerUrl::Amqp(_) => AMQP_MAX_MESSAGE,
             BrokerUrl::Redis(config) if config.framing == RedisFraming::Kombu => {
                 REDIS_MAX_MESSAGE / 4 * 3
             }
@@ -173,7 +180,9 @@ mod tests {
         let redis = ClientManager::from_url("redis://127.0.0.1:6379").expect("url");
         assert_eq!(redis.message_limit(), REDIS_MAX_MESSAGE);
         let amqp = ClientManager::from_url("amqp://guest:guest@127.0.0.1:5672//").expect("url");
-        assert_eq!(amqp.message_limit() as u64, super::super::amqp::MAX_MESSAGE);
+        // RabbitMQ 4's default `max_message_size`: a larger publish would close the channel.
+        assert_eq!(amqp.message_limit(), 16 << 20);
+        assert!(amqp.message_limit() as u64 <= super::super::amqp::MAX_MESSAGE);
         let kombu = ClientManager::kombu("redis://127.0.0.1:6379").expect("url");
         assert_eq!(kombu.message_limit(), REDIS_MAX_MESSAGE / 4 * 3);
         let small = redis.max_message_size(4);
