@@ -418,15 +418,22 @@ impl RedisLink {
             next_seq: 0,
             name_refused: None,
         };
-        if let Some(password) = &config.password {
-            match &config.username {
-                Some(user) => encode_command(
+        // As redis-py: a user without a password logs in with an empty one (`AUTH user ""`,
+        // which a `nopass` user accepts), rather than staying the `default` user.
+        match (&config.username, &config.password) {
+            (Some(user), password) => {
+                let password = password.as_deref().unwrap_or_default();
+                encode_command(
                     &mut link.outbox,
                     &[b"AUTH", user.as_bytes(), password.as_bytes()],
-                ),
-                None => encode_command(&mut link.outbox, &[b"AUTH", password.as_bytes()]),
+                );
+                link.expect.push_back(Expect::Auth);
             }
-            link.expect.push_back(Expect::Auth);
+            (None, Some(password)) => {
+                encode_command(&mut link.outbox, &[b"AUTH", password.as_bytes()]);
+                link.expect.push_back(Expect::Auth);
+            }
+            (None, None) => {}
         }
         if config.db != 0 {
             let db = config.db.to_string();
@@ -933,6 +940,32 @@ mod tests {
             link.poll_event(),
             Some(LinkEvent::Message(Bytes::from_static(b"{}")))
         );
+    }
+
+    /// The URL's credentials log in as redis-py logs in with them: a user alone with an empty
+    /// password (a `nopass` ACL user), a password alone as the `default` user, neither with no
+    /// `AUTH` at all.
+    #[test]
+    fn the_urls_credentials_log_in_as_redis_py_does() {
+        let first_command = |url: &str| {
+            let super::super::url::BrokerUrl::Redis(config) =
+                super::super::url::BrokerUrl::parse(url).expect("url")
+            else {
+                panic!("{url} is not a Redis URL");
+            };
+            let mut link = RedisLink::publisher(&config, "socketio", "");
+            link.poll_transmit().unwrap_or_default()
+        };
+        let auth_alice_empty = b"*3\r\n$4\r\nAUTH\r\n$5\r\nalice\r\n$0\r\n\r\n";
+        assert!(first_command("redis://alice@h").starts_with(auth_alice_empty));
+        assert!(first_command("redis://alice:@h").starts_with(auth_alice_empty));
+        assert!(
+            first_command("redis://alice:pw@h")
+                .starts_with(b"*3\r\n$4\r\nAUTH\r\n$5\r\nalice\r\n$2\r\npw\r\n")
+        );
+        assert!(first_command("redis://:pw@h").starts_with(b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"));
+        assert!(first_command("redis://:@h").is_empty());
+        assert!(first_command("redis://h").is_empty());
     }
 
     /// A quiet subscriber's `PING` (the runtimes send one after 15 s of silence) goes out as a
