@@ -98,6 +98,12 @@ impl HttpReader {
         };
     }
 
+    /// Notes that the connection ends after a refused head: its client may still be sending the
+    /// rest of that head or a body, of a size nobody knows.
+    pub fn leave_rest(&mut self) {
+        self.unread = UNKNOWN_UNREAD;
+    }
+
     /// Bytes received after the last request (the first WebSocket frames after an upgrade).
     /// Its capacity is cut to its length: the WebSocket keeps the buffer for the connection's
     /// life, growing it to its own read size when it needs to.

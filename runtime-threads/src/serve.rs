@@ -1317,8 +1317,11 @@ fn next_request<H: Host>(
         Ok(head) => head,
         Err(Incoming::Bad(status, text)) => {
             // A head that did not parse (or whose framing is refused): the connection closes
-            // after the answer, so its body cannot be taken for the next response.
+            // after the answer, so its body cannot be taken for the next response. What its
+            // client still sends is drained before the close, which would otherwise reset the
+            // connection, and the reset could destroy the answer before its client read it.
             let _ = write_response(stream, &plain(status, text), false, false);
+            reader.leave_rest();
             return NextRequest::End;
         }
         Err(_) => return NextRequest::End,

@@ -451,6 +451,37 @@ fn a_body_over_the_limit_sent_whole_gets_its_413_before_the_close() {
     io.abort();
 }
 
+/// A head refused while its client is still sending (framing with both `Transfer-Encoding` and
+/// `Content-Length`, followed by a long body; a header too large, still arriving) gets its answer
+/// before the close: what follows it is drained first, where closing with it unread reset the
+/// connection and the client's write failed.
+#[test]
+fn a_head_refused_while_its_client_still_sends_gets_its_answer() {
+    let io = Server::builder().build();
+    let addr = serve(&io);
+    let length = 16 << 20;
+    let framing = format!(
+        "POST /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\n\
+         Transfer-Encoding: chunked\r\nContent-Length: {length}\r\n\r\n"
+    );
+    let large_header = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\nX-A: ";
+    for (head, expected) in [(framing.as_str(), 400), (large_header, 431)] {
+        let mut client = Raw::open(addr);
+        let mut request = head.as_bytes().to_vec();
+        request.resize(request.len() + length, b'x');
+        let mut writer = client.stream.try_clone().expect("clone");
+        let sent = std::thread::spawn(move || writer.write_all(&request).is_ok());
+        assert!(
+            sent.join().expect("the writer"),
+            "the server took what followed the {expected} head"
+        );
+        let (head, _) = client.response();
+        assert_eq!(status(&head), expected, "{head}");
+        client.assert_closed();
+    }
+    io.abort();
+}
+
 /// A POST the core refuses at its start (it overlaps one whose body is still awaited) is answered
 /// without `100 Continue`, and the connection closes without waiting for the body.
 #[test]
