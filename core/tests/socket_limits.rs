@@ -86,6 +86,34 @@ fn emits_to_a_pending_socket_past_the_cap_close_the_connection() {
     );
 }
 
+/// The sockets of one client whose connects are all pending share its cap: what they hold
+/// together is one outbound queue's worth, not one per namespace (a client opening many
+/// namespaces whose connect handlers take their time held up to `max_namespaces` queues).
+#[test]
+fn pending_sockets_of_one_client_share_its_cap() {
+    let mut config = sio_config_any();
+    config.engine.max_buffered_packets = 10;
+    let (mut h, sid, ws) = joined_then_sent(config, "40/a,");
+    h.ws_send_text(ws, "40/b,");
+    h.ws_send_text(ws, "40/c,");
+    h.take_events(&sid);
+    for namespace in ["/a", "/b", "/c"] {
+        for _ in 0..3 {
+            h.command(&sid, |c, now| {
+                c.emit(now, namespace, "e", vec![], vec![], None)
+            })
+            .expect("buffered");
+        }
+    }
+    // Nine held in all, under a cap of ten with room for a CONNECT reply: the next one closes
+    // the connection, whichever namespace it is for.
+    let tenth = h.command(&sid, |c, now| c.emit(now, "/a", "e", vec![], vec![], None));
+    assert!(
+        matches!(tenth, Err(CommandError::Send(SendError::QueueFull))),
+        "{tenth:?}"
+    );
+}
+
 /// A CONNECT reply that overflows the client's queue ends the connection; the socket the
 /// application accepted then leaves with that reason, so its disconnect handler runs.
 #[test]

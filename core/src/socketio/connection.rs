@@ -873,12 +873,30 @@ impl Connection {
             self.config.engine.max_buffered_packets,
             self.config.engine.max_buffered_bytes,
         );
-        match self.namespaces.get_mut(namespace) {
+        match self.namespaces.get(namespace) {
             Some(NamespaceState::Connected(_)) => {
                 let result = self.engine.send_frames(now, frames.frames());
                 self.process_engine_events(now);
-                result.map_err(CommandError::from)
+                return result.map_err(CommandError::from);
             }
+            Some(NamespaceState::Pending { .. }) => {}
+            None => return Err(CommandError::NotConnected(namespace.to_owned())),
+        }
+        // What every pending socket of this client holds counts against the one cap: each of
+        // them goes into the same outbound queue once accepted.
+        let (held_packets, held_bytes) = self
+            .namespaces
+            .iter()
+            .filter_map(|(_, state)| match state {
+                NamespaceState::Pending {
+                    buffered_packets,
+                    buffered_bytes,
+                    ..
+                } => Some((*buffered_packets, *buffered_bytes)),
+                NamespaceState::Connected(_) => None,
+            })
+            .fold((0, 0), |(packets, bytes), (p, b)| (packets + p, bytes + b));
+        match self.namespaces.get_mut(namespace) {
             Some(NamespaceState::Pending {
                 sid,
                 buffered,
@@ -900,7 +918,7 @@ impl Connection {
                 {
                     return Err(CommandError::Send(error));
                 }
-                if *buffered_packets + count > packet_room || *buffered_bytes + bytes > byte_room {
+                if held_packets + count > packet_room || held_bytes + bytes > byte_room {
                     // The same policy as the outbound queue: disconnect rather than drop silently.
                     self.close_with(
                         now,
@@ -914,7 +932,7 @@ impl Connection {
                 buffered.push(frames);
                 Ok(())
             }
-            None => Err(CommandError::NotConnected(namespace.to_owned())),
+            _ => Err(CommandError::NotConnected(namespace.to_owned())),
         }
     }
 
