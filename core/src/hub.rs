@@ -103,6 +103,11 @@ impl<H: Clone> Hub<H> {
     /// it): the owners are hashed without a defence against ids chosen to collide.
     pub fn register_socket(&mut self, namespace: &str, sid: Sid, handle: H) {
         let entry = self.namespaces.entry(namespace.to_owned()).or_default();
+        // A v4 socket's sid is known before the socket exists (`/nsp#<engine sid>`), so others
+        // may have entered a room of that name: the socket's own room is its alone.
+        if !entry.owners.contains_key(sid.as_str()) {
+            entry.rooms.close_room(sid.as_str());
+        }
         entry.rooms.join(&sid, sid.as_str());
         entry.owners.insert(sid, handle);
     }
@@ -407,6 +412,25 @@ mod tests {
         let closed = hub.close_room("/", "r");
         assert_eq!(closed, Ok(vec![Sid::from("b")]));
         assert!(hub.participants("/", "r").is_empty());
+    }
+
+    /// A room entered under a sid before that socket existed (a v4 sid can be predicted) is
+    /// emptied when the socket registers: emits to its sid reach it alone.
+    #[test]
+    fn a_room_named_after_a_socket_before_it_existed_becomes_its_alone() {
+        let mut hub = Hub::new();
+        hub.register_socket("/", Sid::from("x"), 1u8);
+        hub.enter_room("/", "x", "/admin#s2").unwrap();
+        hub.register_socket("/", Sid::from("/admin#s2"), 2u8);
+        assert_eq!(
+            sids(hub.recipients("/", &["/admin#s2"], NONE)),
+            vec![("/admin#s2".into(), 2)]
+        );
+        assert_eq!(hub.rooms_of("/", "x"), vec!["x".to_owned()]);
+        // Registering again (a new handle) keeps what the socket itself joined.
+        hub.enter_room("/", "/admin#s2", "lobby").unwrap();
+        hub.register_socket("/", Sid::from("/admin#s2"), 3u8);
+        assert!(hub.rooms_of("/", "/admin#s2").contains(&"lobby".to_owned()));
     }
 
     #[test]
