@@ -69,6 +69,43 @@ async fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
     client(move || assert_session_gone(addr, &uri)).await;
 }
 
+/// A polling client that sends acknowledged events past what its queue takes (the acks wait for
+/// room there, the handlers for the acks, and its reading behind them) and then takes nothing,
+/// no GET, is timed out as any client that takes no ping: its reading paused behind its backlog
+/// kept it for good, the acks' waits polling for room every 2 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_client_that_takes_nothing_behind_its_acks_times_out() {
+    let io = Server::builder()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(300))
+        .build();
+    io.on("e", |_socket: Socket, _: Option<serde_json::Value>| async {
+        1
+    });
+    let (tx, mut reasons) = mpsc::unbounded_channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+        async {}
+    });
+    let run = api_support::serve(&io).await;
+    let addr = run.addr;
+    // More than the 10,000 packets of the client's queue, half of which makes the acks wait.
+    let body = (0..12_000)
+        .map(|id| format!("42{id}[\"e\"]"))
+        .collect::<Vec<_>>()
+        .join("\x1e");
+    let _post = client(move || {
+        let uri = joined(addr);
+        let (last, rest) = body.as_bytes().split_last().expect("a body");
+        let mut post = unfinished_post(addr, &uri, body.len(), rest);
+        std::io::Write::write_all(&mut post, &[*last]).expect("the body's last byte");
+        // Its answer, which comes once every event was handed over, is never read.
+        post
+    })
+    .await;
+    assert_eq!(recv(&mut reasons, "the disconnect").await, "ping timeout");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     let (run, mut reasons) = socket_io().await;

@@ -30,6 +30,44 @@ fn socket_io_refuses_an_overlapping_post_and_ends_the_session() {
     io.abort();
 }
 
+/// A polling client that sends acknowledged events past what its queue takes and then takes
+/// nothing, no GET, is not kept: timed out as any client that takes no ping, though its reading
+/// is paused behind its backlog, or closed when the acks overflow its queue (this runtime queues
+/// an ack without waiting for room, which the async runtimes do: their twin in
+/// `tests/api_polling_posts.rs` was kept for good before the core's rule).
+#[test]
+fn a_polling_client_that_takes_nothing_behind_its_acks_times_out() {
+    let io = Server::builder()
+        .ping_interval(std::time::Duration::from_millis(300))
+        .ping_timeout(std::time::Duration::from_millis(300))
+        .build();
+    io.on("e", |_socket: Socket, _: Option<serde_json::Value>| 1);
+    let (tx, reasons) = std::sync::mpsc::channel();
+    io.on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(reason.as_str().to_owned());
+    });
+    let addr = support::serve(&io);
+    let uri = joined(addr);
+    // More than the 10,000 packets of the client's queue.
+    let body = (0..12_000)
+        .map(|id| format!("42{id}[\"e\"]"))
+        .collect::<Vec<_>>()
+        .join("\x1e");
+    let (last, rest) = body.as_bytes().split_last().expect("a body");
+    let mut post = sockio_testkit::raw_polling::unfinished_post(addr, &uri, body.len(), rest);
+    std::io::Write::write_all(&mut post, &[*last]).expect("the body's last byte");
+    // Its answer is never read.
+    let reason = reasons
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("the disconnect");
+    assert!(
+        ["ping timeout", "outbound queue full"].contains(&reason.as_str()),
+        "{reason}"
+    );
+    drop(post);
+    io.abort();
+}
+
 #[test]
 fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     let (io, reasons) = posts::socket_io();

@@ -288,6 +288,9 @@ enum Heartbeat {
         awaiting_pong: bool,
         pong_deadline: Option<Instant>,
         refreshed: bool,
+        /// When the last ping was queued: while reading is paused, a ping the client has not
+        /// taken a ping timeout later ends the session (`handle_timeout`).
+        ping_queued: Option<Instant>,
     },
     /// v3: the client pings; the session dies when no ping arrives by `deadline` (`None`: never).
     ClientPings { deadline: Option<Instant> },
@@ -444,6 +447,7 @@ impl Session {
                 awaiting_pong: false,
                 pong_deadline: None,
                 refreshed: false,
+                ping_queued: None,
             },
             ProtocolVersion::V3 => Heartbeat::ClientPings {
                 deadline: client_ping_deadline(&config, now),
@@ -1284,6 +1288,7 @@ impl Session {
                 awaiting_pong,
                 pong_deadline,
                 refreshed,
+                ping_queued,
             } => {
                 let paused = self.paused.is_some();
                 if !paused && pong_deadline.is_some_and(|d| now >= d) {
@@ -1291,6 +1296,25 @@ impl Session {
                     return;
                 }
                 if next_ping.is_some_and(|t| now >= t) {
+                    let ping_unsent = self
+                        .queue
+                        .iter()
+                        .take_while(|queued| queued.is_open_or_heartbeat())
+                        .any(Frame::is_ping);
+                    // A pause excuses the pong the server does not read, not the ping the
+                    // client does not take: a polling client that sends no GET, or a WebSocket
+                    // whose client reads nothing, for a whole ping timeout is gone, as it would
+                    // be unpaused. Else such a client, its reading paused behind a backlog that
+                    // waits for it to take what it was sent, was kept for good.
+                    if paused
+                        && ping_unsent
+                        && ping_queued
+                            .and_then(|queued| deadline_after(queued, self.config.ping_timeout))
+                            .is_some_and(|due| now >= due)
+                    {
+                        self.close_now(CloseReason::PingTimeout);
+                        return;
+                    }
                     if paused {
                         // The pong cannot be seen, so the pings go on at the interval as if it
                         // had come: the client times out a server whose pings stop, and the
@@ -1309,12 +1333,8 @@ impl Session {
                     // interval, past the queue's cap as heartbeats do (`push_control`), so a
                     // client that read none of them grew its queue by one every interval for as
                     // long as it stayed.
-                    let ping_unsent = self
-                        .queue
-                        .iter()
-                        .take_while(|queued| queued.is_open_or_heartbeat())
-                        .any(Frame::is_ping);
                     if !ping_unsent {
+                        *ping_queued = Some(now);
                         self.push_control(now, Frame::bare(PacketType::Ping));
                     }
                 }
