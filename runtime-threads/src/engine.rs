@@ -749,8 +749,11 @@ impl WsSession for EngineWebSocket {
         // While the client's outbound queue is more than half full, what is read waits for the
         // writer to catch up (as on the Socket.IO server's reading threads): a client sending a
         // burst of large messages that the application answers was closed, `outbound queue
-        // full`, however fast it read.
-        lock(&self.cell.state).session.writer_behind()
+        // full`, however fast it read. So it does while another thread delivers this session's
+        // messages (`OrderedDelivery::is_busy`): it delivers until the queue is empty, which a
+        // client sending faster than the callbacks run would never let happen.
+        let writer_behind = lock(&self.cell.state).session.writer_behind();
+        writer_behind || lock(&self.cell.delivery).is_busy()
     }
 
     fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage> {

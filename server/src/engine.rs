@@ -719,7 +719,13 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
         // threads runtime's reading thread: the pump reads a client while its writes wait for
         // the socket, and a client sending faster than it read would have the answers fill its
         // queue.
-        let behind = || lock(&self.cell.state).session.writer_behind();
+        // Also while another task delivers this session's messages (`OrderedDelivery::is_busy`):
+        // it delivers until the queue is empty, which a client sending faster than the callbacks
+        // run would never let happen.
+        let behind = || {
+            let writer_behind = lock(&self.cell.state).session.writer_behind();
+            writer_behind || lock(&self.cell.delivery).is_busy()
+        };
         behind().then_some(async move {
             while behind() {
                 let recheck = Instant::now() + sockio_core::writer_wait::ROOM_RECHECK;

@@ -96,6 +96,15 @@ impl<T> OrderedDelivery<T> {
     pub fn extend(&mut self, items: impl IntoIterator<Item = T>) {
         self.queue.extend(items);
     }
+
+    /// Whether a thread or task is handing the notices out now. A session's reader asks between
+    /// its reads, when its own deliveries are over: then another one delivers (it lost the race
+    /// to a timer or an application's `send` right after queueing), and must not be left
+    /// delivering what the reader goes on queueing, for as long as the client sends, while the
+    /// queue grows with nothing to bound it. The reader waits for it instead, as for its writer.
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
 }
 
 /// Hands every queued item to `handle`, in order, on the calling thread, unless another thread
@@ -168,6 +177,8 @@ mod tests {
         deliver_in_order(&delivery, |item| {
             seen.push(item);
             if item == 1 {
+                // A reader asking between its reads sees someone delivering.
+                assert!(lock(&delivery).is_busy());
                 lock(&delivery).push(3);
                 // Another caller meanwhile finds delivery busy and leaves the item queued.
                 let mut other = Vec::new();
@@ -176,6 +187,10 @@ mod tests {
             }
         });
         assert_eq!(seen, [1, 2, 3]);
+        assert!(
+            !lock(&delivery).is_busy(),
+            "nobody delivers once it is empty"
+        );
         // Idle again: the next caller delivers.
         lock(&delivery).push(4);
         let mut later = Vec::new();
