@@ -99,6 +99,25 @@ fn server<Rt: Runtime>(queue_bytes: usize, (interval, timeout): Heartbeat) -> Se
                 .expect("emit");
         }
     });
+    io.on(
+        "timed_burst",
+        |socket: Socket<Rt>, spec: Value| async move {
+            let Burst { messages, size } = asked(&spec);
+            let data = "x".repeat(size);
+            let mut longest = Duration::ZERO;
+            for _ in 0..messages {
+                let started = Instant::now();
+                socket
+                    .server()
+                    .emit("m", &data)
+                    .to("burst")
+                    .await
+                    .expect("emit");
+                longest = longest.max(started.elapsed());
+            }
+            u64::try_from(longest.as_millis()).unwrap_or(u64::MAX)
+        },
+    );
     io
 }
 
@@ -136,6 +155,25 @@ fn threads_server(queue_bytes: usize, (interval, timeout): Heartbeat) -> sockio_
                 .expect("emit");
         }
     });
+    io.on(
+        "timed_burst",
+        |socket: sockio_threads::Socket, spec: Value| {
+            let Burst { messages, size } = asked(&spec);
+            let data = "x".repeat(size);
+            let mut longest = Duration::ZERO;
+            for _ in 0..messages {
+                let started = Instant::now();
+                socket
+                    .server()
+                    .emit("m", &data)
+                    .to("burst")
+                    .send()
+                    .expect("emit");
+                longest = longest.max(started.elapsed());
+            }
+            u64::try_from(longest.as_millis()).unwrap_or(u64::MAX)
+        },
+    );
     io
 }
 
@@ -266,6 +304,63 @@ fn a_stuck_client_does_not_hold_up_the_others(addr: SocketAddr) {
         started.elapsed()
     );
     drop(stuck);
+}
+
+/// Clients in the room that stopped reading hold an emit up once, side by side, each for the
+/// second (`WRITER_STALL`) its writer is given: the longest of a burst's emits (the handler times
+/// each) stays under two seconds beside four of them, where waiting for them one after another
+/// took four.
+fn stuck_clients_are_waited_for_side_by_side(addr: SocketAddr) {
+    let stuck: Vec<Client> = (0..4)
+        .map(|_| join_over_websocket_with(addr, Duration::from_secs(20), PACED_RECEIVE))
+        .collect();
+    let mut asker = join_over_websocket(addr, Duration::from_secs(20));
+    let messages = 60;
+    asker
+        .send(Message::text(format!(
+            r#"421["timed_burst",{{"n":{messages},"size":{SIZE}}}]"#
+        )))
+        .expect("timed_burst");
+    let (mut received, mut longest) = (0, None);
+    while longest.is_none() {
+        match asker.read().expect("the burst and its answer") {
+            Message::Text(text) if text.starts_with(r#"42["m","#) => received += 1,
+            Message::Text(text) if text.as_str() == "2" => {
+                let _ = asker.send(Message::text("3"));
+            }
+            Message::Text(text) if text.starts_with("431[") => {
+                longest = text["431[".len()..text.len() - 1].parse::<u64>().ok();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(received, messages, "the asking client");
+    let longest = Duration::from_millis(longest.unwrap_or(u64::MAX));
+    assert!(
+        longest < Duration::from_secs(2),
+        "an emit waited {longest:?} beside four clients that stopped reading"
+    );
+    drop(stuck);
+}
+
+#[test]
+fn stuck_clients_are_waited_for_side_by_side_on_tokio() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _entered = runtime.enter();
+    let io = server::<sockio_tokio::Tokio>(DEFAULT_QUEUE / 4, DEFAULT_HEARTBEAT);
+    stuck_clients_are_waited_for_side_by_side(serve_async(&io));
+}
+
+#[test]
+fn stuck_clients_are_waited_for_side_by_side_on_smol() {
+    let io = server::<sockio_smol::Smol>(DEFAULT_QUEUE / 4, DEFAULT_HEARTBEAT);
+    stuck_clients_are_waited_for_side_by_side(serve_async(&io));
+}
+
+#[test]
+fn stuck_clients_are_waited_for_side_by_side_on_threads() {
+    let io = threads_server(DEFAULT_QUEUE / 4, DEFAULT_HEARTBEAT);
+    stuck_clients_are_waited_for_side_by_side(serve_threads(&io));
 }
 
 #[test]

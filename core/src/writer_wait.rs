@@ -59,6 +59,57 @@ impl WriterWait {
     }
 }
 
+/// One emit's waits for its deferred recipients, side by side: each recipient's stall clock runs
+/// from the same moment, so k recipients that stopped reading hold the emit up for one
+/// [`WRITER_STALL`], not k of them one after another (and a recipient behind but reading, later
+/// in the list, is not kept waiting behind the stuck ones ahead of it).
+#[derive(Debug)]
+pub struct DeferredRecipients<T> {
+    waiting: Vec<(T, WriterWait, Defer)>,
+}
+
+impl<T> DeferredRecipients<T> {
+    /// The recipients an emit deferred (their writers were worth waiting for).
+    pub fn new(recipients: impl IntoIterator<Item = T>) -> Self {
+        DeferredRecipients {
+            waiting: recipients
+                .into_iter()
+                .map(|recipient| (recipient, WriterWait::default(), Defer::WhileWriterBehind))
+                .collect(),
+        }
+    }
+
+    /// True once every recipient got the packet (or is gone).
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Tries every recipient still waiting, at `now`: `attempt` queues the packet as its
+    /// [`Defer`] allows and returns the writer's `bytes_taken` while it must still wait, `None`
+    /// once queued (or the recipient is gone). One whose writer took nothing for
+    /// [`WRITER_STALL`] is tried again at once with [`Defer::MarkStuck`]. Call again after
+    /// [`ROOM_RECHECK`] while [`is_empty`](Self::is_empty) is false.
+    pub fn attempt_each(
+        &mut self,
+        now: Instant,
+        mut attempt: impl FnMut(&T, Defer) -> Option<u64>,
+    ) {
+        self.waiting.retain_mut(|(recipient, wait, defer)| {
+            loop {
+                let Some(taken) = attempt(recipient, *defer) else {
+                    return false;
+                };
+                // A writer already marked holds nothing back; were it to, it would be tried again
+                // at the next pass rather than here without end.
+                if *defer == Defer::MarkStuck || wait.look(now, taken) == WriterLook::Wait {
+                    return true;
+                }
+                *defer = Defer::MarkStuck;
+            }
+        });
+    }
+}
+
 /// One emit's packet for a server's clients: encoded once when no callback is asked for; else
 /// made for each recipient, which gets its own ack id (the runtime keeps the callback under it).
 pub enum Outgoing<'a> {
@@ -231,6 +282,36 @@ impl<'a> Outgoing<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Recipients stuck side by side are given up on together, one stall after the first look,
+    /// while one that takes data is still waited for.
+    #[test]
+    fn deferred_recipients_stall_side_by_side() {
+        let start = sockio_testkit::clock::start();
+        let mut waits = DeferredRecipients::new([0u64, 1, 2]);
+        let mut marked = Vec::new();
+        let mut pass = |waits: &mut DeferredRecipients<u64>, at: Duration| {
+            let now = start + at;
+            waits.attempt_each(now, |&recipient, defer| match (recipient, defer) {
+                (_, Defer::MarkStuck) => {
+                    marked.push((recipient, at));
+                    None
+                }
+                // Recipient 0 takes a byte per millisecond; 1 and 2 take nothing.
+                (0, _) => Some(u64::try_from(at.as_millis()).unwrap_or(u64::MAX)),
+                _ => Some(0),
+            });
+        };
+        let mut at = Duration::ZERO;
+        while at < WRITER_STALL {
+            pass(&mut waits, at);
+            at += ROOM_RECHECK;
+        }
+        assert!(!waits.is_empty());
+        pass(&mut waits, at);
+        assert_eq!(marked, [(1, WRITER_STALL), (2, WRITER_STALL)]);
+        assert!(!waits.is_empty(), "the one taking data is still waited for");
+    }
 
     #[test]
     fn a_writer_taking_data_is_waited_for_however_long_it_takes() {

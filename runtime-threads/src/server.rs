@@ -19,7 +19,9 @@ use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{
     CommandError, DisconnectReason, Endpoint, Handshake, NamespaceFilter, SocketConfig, SocketEvent,
 };
-use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
+use sockio_core::writer_wait::{
+    Defer, DeferredRecipients, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait,
+};
 
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -1118,11 +1120,20 @@ impl Server {
                 deferred.push((sid, cell));
             }
         }
-        for (sid, cell) in deferred {
-            until_the_writer_has_room(|defer| match self.queue_to(&outgoing, &sid, &cell, defer) {
-                Some(QueuedOn::Deferred(taken)) => Err(taken),
-                _ => Ok(()),
+        // The deferred recipients are waited for side by side: one after another, k clients
+        // that stopped reading held the emit up for k seconds.
+        let mut waits = DeferredRecipients::new(deferred);
+        loop {
+            waits.attempt_each(Instant::now(), |(sid, cell), defer| {
+                match self.queue_to(&outgoing, sid, cell, defer) {
+                    Some(QueuedOn::Deferred(taken)) => Some(taken),
+                    _ => None,
+                }
             });
+            if waits.is_empty() {
+                break;
+            }
+            std::thread::sleep(ROOM_RECHECK);
         }
         reached
     }

@@ -17,7 +17,7 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{CommandError, Endpoint, NamespaceFilter, SocketConfig};
-use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn, ROOM_RECHECK, WriterLook, WriterWait};
+use sockio_core::writer_wait::{Defer, DeferredRecipients, Outgoing, QueuedOn, ROOM_RECHECK};
 
 use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
@@ -742,17 +742,21 @@ impl<Rt: Runtime> Server<Rt> {
                 deferred.push((sid, cell));
             }
         }
-        for (sid, cell) in deferred {
-            let mut wait = WriterWait::default();
-            let mut defer = Defer::WhileWriterBehind;
-            while let Some(QueuedOn::Deferred(taken)) = self.queue_to(&outgoing, &sid, &cell, defer)
-            {
-                let now = Instant::now();
-                match wait.look(now, taken) {
-                    WriterLook::Wait => self.inner.runtime.sleep_until(now + ROOM_RECHECK).await,
-                    WriterLook::Stuck => defer = Defer::MarkStuck,
+        // The deferred recipients are waited for side by side: one after another, k clients
+        // that stopped reading held the emit up for k seconds.
+        let mut waits = DeferredRecipients::new(deferred);
+        loop {
+            let now = Instant::now();
+            waits.attempt_each(now, |(sid, cell), defer| {
+                match self.queue_to(&outgoing, sid, cell, defer) {
+                    Some(QueuedOn::Deferred(taken)) => Some(taken),
+                    _ => None,
                 }
+            });
+            if waits.is_empty() {
+                break;
             }
+            self.inner.runtime.sleep_until(now + ROOM_RECHECK).await;
         }
         reached
     }
