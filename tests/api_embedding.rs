@@ -213,6 +213,27 @@ async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
     }
 }
 
+/// A WebSocket upgrade that did not come through a hyper connection (a plain `http::Request`
+/// handed to `handle_request`, or a server that cannot upgrade) has nothing to take the socket
+/// from: it is refused with 400, where it was answered 101 and the socket then closed as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_without_a_connection_to_take_is_refused() {
+    let io = Server::builder().build();
+    let request = http::Request::get("/socket.io/?EIO=4&transport=websocket")
+        .header("host", "a")
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .body(String::new())
+        .expect("request");
+    match io.handle_request(request, None).await {
+        Handled::Response(response) => assert_eq!(response.status(), 400),
+        other => panic!("handed back {other:?}"),
+    }
+    assert_eq!(io.connection_count(), 0);
+}
+
 /// A browser reaching an embedding server over HTTP/2 (axum behind TLS, say) sends no `Host`
 /// header: the authority is in the URI. The default same-origin CORS compares the page's
 /// `Origin` with it, so a same-origin page's handshake, POST and poll are accepted over h2 as

@@ -362,8 +362,17 @@ impl<Rt: Runtime> EngineServer<Rt> {
         if !self.inner.endpoint.matches_path(request.uri().path()) {
             return Handled::NotSocketIo(request);
         }
-        let upgrade = sockio_core::engineio::is_websocket_upgrade(request.headers())
-            .then(|| hyper::upgrade::on(&mut request));
+        // Taken from the extensions, not with `hyper::upgrade::on`, which gives a request
+        // without one an upgrade that fails only after its 101 was sent: such a request (not
+        // from a hyper connection) is refused before the core opens a session for it.
+        let upgrade = if sockio_core::engineio::is_websocket_upgrade(request.headers()) {
+            match request.extensions_mut().remove::<OnUpgrade>() {
+                Some(upgrade) => Some(upgrade),
+                None => return Handled::Response(crate::ws_pump::upgrade_unavailable()),
+            }
+        } else {
+            None
+        };
         let (parts, body) = request.into_parts();
         let id = RequestId(self.inner.next_request.fetch_add(1, Ordering::Relaxed));
         let limits = BodyLimits {
