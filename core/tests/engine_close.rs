@@ -163,6 +163,28 @@ fn packets_posted_while_a_close_waits_for_the_next_poll_are_dropped() {
     }
 }
 
+/// So is a body that does not parse: the close packet waiting for the next poll stays, and the
+/// session ends with the server's reason, where it ended at once with `ParseError` and the
+/// poll found the session gone (a review of the core against engine.io's `onPacket`).
+#[test]
+fn a_bad_body_posted_while_a_close_waits_for_the_next_poll_is_dropped() {
+    for (config, eio, bad, close) in [
+        (eio3(), "3", "9:x", "1:1"),
+        (EngineConfig::default(), "4", "4x\u{1e}", "1"),
+    ] {
+        let mut h = Harness::engine(config);
+        let (sid, poll) = open_polling(&mut h, eio);
+        h.command(&sid, |s, now| s.close(now, CloseReason::ServerShuttingDown));
+        assert_eq!(h.post(&poll, bad.as_bytes()).body_text(), "ok", "{eio}");
+        assert_eq!(h.get(&poll).body_text(), close, "{eio}");
+        assert_events_and_gone(
+            &mut h,
+            &sid,
+            vec![EngineEvent::Closed(CloseReason::ServerShuttingDown)],
+        );
+    }
+}
+
 #[test]
 fn send_after_server_close_is_refused() {
     let mut h = Harness::engine(EngineConfig::default());

@@ -754,8 +754,24 @@ fn v4_a_paused_client_that_takes_no_ping_for_a_ping_timeout_is_gone() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, _poll) = open_polling(&mut h, "4");
     h.command(&sid, |s, now| s.pause_reading(now));
-    // The ping is queued at 25 s; the next paused ping, at 50 s, finds it untaken.
-    h.advance(ms(49_999));
+    // The ping is queued at 25 s, and still untaken a ping timeout later, at 45 s, as unpaused.
+    h.advance(ms(44_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
+/// The untaken ping ends a paused session a ping timeout after it was queued, not at the next
+/// ping an interval later.
+#[test]
+fn v4_a_paused_untaken_ping_is_timed_at_its_own_deadline() {
+    let mut config = EngineConfig::default();
+    config.ping_interval = ms(60_000);
+    config.ping_timeout = ms(5_000);
+    let mut h = Harness::engine(config);
+    let (sid, _poll) = open_polling(&mut h, "4");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.advance(ms(64_999));
     assert!(h.sessions.contains_key(sid.as_str()));
     h.advance(ms(1));
     assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);

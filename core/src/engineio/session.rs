@@ -1295,26 +1295,18 @@ impl Session {
                     self.close_now(CloseReason::PingTimeout);
                     return;
                 }
+                // A pause excuses the pong the server does not read, not the ping the client
+                // does not take: a polling client that sends no GET, or a WebSocket whose
+                // client reads nothing, for a whole ping timeout is gone, as it would be
+                // unpaused. Else such a client, its reading paused behind a backlog that waits
+                // for it to take what it was sent, was kept for good.
+                let untaken = Self::untaken_ping_due(&self.queue, &self.config, *ping_queued);
+                if paused && untaken.is_some_and(|due| now >= due) {
+                    self.close_now(CloseReason::PingTimeout);
+                    return;
+                }
                 if next_ping.is_some_and(|t| now >= t) {
-                    let ping_unsent = self
-                        .queue
-                        .iter()
-                        .take_while(|queued| queued.is_open_or_heartbeat())
-                        .any(Frame::is_ping);
-                    // A pause excuses the pong the server does not read, not the ping the
-                    // client does not take: a polling client that sends no GET, or a WebSocket
-                    // whose client reads nothing, for a whole ping timeout is gone, as it would
-                    // be unpaused. Else such a client, its reading paused behind a backlog that
-                    // waits for it to take what it was sent, was kept for good.
-                    if paused
-                        && ping_unsent
-                        && ping_queued
-                            .and_then(|queued| deadline_after(queued, self.config.ping_timeout))
-                            .is_some_and(|due| now >= due)
-                    {
-                        self.close_now(CloseReason::PingTimeout);
-                        return;
-                    }
+                    let ping_unsent = untaken.is_some() || Self::ping_unsent(&self.queue);
                     if paused {
                         // The pong cannot be seen, so the pings go on at the interval as if it
                         // had come: the client times out a server whose pings stop, and the
@@ -1571,11 +1563,14 @@ impl Session {
             Heartbeat::ServerPings {
                 next_ping,
                 pong_deadline,
+                ping_queued,
                 ..
             } => {
                 consider(*next_ping);
                 if self.paused.is_none() {
                     consider(*pong_deadline);
+                } else {
+                    consider(self.untaken_ping_deadline(*ping_queued));
                 }
             }
             Heartbeat::ClientPings { deadline } => {
@@ -1937,8 +1932,43 @@ impl Session {
     }
 
     /// Closes at once (a protocol violation or timeout): nothing more is delivered.
+    /// Whether a ping waits in `queue` for the client to take it (pings go ahead of the
+    /// messages, behind the open packet and other heartbeats).
+    fn ping_unsent(queue: &VecDeque<Frame>) -> bool {
+        queue
+            .iter()
+            .take_while(|queued| queued.is_open_or_heartbeat())
+            .any(Frame::is_ping)
+    }
+
+    /// When an untaken ping, queued at `ping_queued`, ends a paused session: a ping timeout
+    /// after it was queued (`None` while no ping waits to be taken).
+    fn untaken_ping_due(
+        queue: &VecDeque<Frame>,
+        config: &EngineConfig,
+        ping_queued: Option<Instant>,
+    ) -> Option<Instant> {
+        let queued = ping_queued?;
+        if !Self::ping_unsent(queue) {
+            return None;
+        }
+        deadline_after(queued, config.ping_timeout)
+    }
+
+    /// [`untaken_ping_due`](Self::untaken_ping_due) of this session.
+    fn untaken_ping_deadline(&self, ping_queued: Option<Instant>) -> Option<Instant> {
+        Self::untaken_ping_due(&self.queue, &self.config, ping_queued)
+    }
+
     fn close_now(&mut self, reason: CloseReason) {
         if self.state == State::Closed {
+            return;
+        }
+        // While a server close waits to deliver its packet, what the client sends is ignored
+        // (engine.io's `onPacket` once the socket is no longer open), a body that does not
+        // parse too: it must not drop the close packet queued for the next GET, nor change the
+        // reason the application was given.
+        if reason == CloseReason::ParseError && matches!(self.state, State::Closing { .. }) {
             return;
         }
         self.queue.clear();
