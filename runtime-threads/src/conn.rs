@@ -54,10 +54,11 @@ pub(crate) use crate::ws_writer::WsWake;
 
 thread_local! {
     /// The connection whose input this thread is feeding to the core (its WebSocket reader, or
-    /// the request thread of one of its POSTs), by address; 0 for none. The acknowledgement
+    /// the request thread of one of its POSTs), if any. The acknowledgement
     /// callbacks an answer settles run there, and a blocking `call` to that same client made
     /// in one could never read its own answer: the thread that would read it is waiting.
-    static FEEDING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static FEEDING: std::cell::RefCell<Option<Arc<ConnCell>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 pub(crate) struct ConnState {
@@ -247,20 +248,32 @@ impl ConnCell {
     /// Runs `feed` (a drive with the client's input) with this thread marked as the one
     /// reading this client ([`is_fed_here`](Self::is_fed_here)), then restores the mark.
     pub fn feeding<R>(self: &Arc<Self>, feed: impl FnOnce() -> R) -> R {
-        struct Restore(usize);
+        struct Restore(Option<Arc<ConnCell>>);
         impl Drop for Restore {
             fn drop(&mut self) {
-                FEEDING.with(|mark| mark.set(self.0));
+                let previous = self.0.take();
+                FEEDING.with(|mark| *mark.borrow_mut() = previous);
             }
         }
-        let _restore = Restore(FEEDING.with(|mark| mark.replace(self.address())));
+        let _restore = Restore(FEEDING.with(|mark| mark.replace(Some(self.clone()))));
         feed()
     }
 
     /// Whether the calling thread is feeding this connection's input (inside
     /// [`feeding`](Self::feeding)): what the client sends next is read only once it returns.
     pub fn is_fed_here(&self) -> bool {
-        FEEDING.with(|mark| mark.get() == self.address())
+        FEEDING.with(|mark| {
+            mark.borrow()
+                .as_ref()
+                .is_some_and(|cell| cell.address() == self.address())
+        })
+    }
+
+    /// The connection whose input the calling thread is feeding (inside
+    /// [`feeding`](Self::feeding)), if any: a callback running there that waits holds that
+    /// client's reading up.
+    pub fn fed_cell() -> Option<Arc<ConnCell>> {
+        FEEDING.with(|mark| mark.borrow().clone())
     }
 
     /// Its identity among the connections alive at once (see [`reading_waits`](crate::reading_waits)).
@@ -271,7 +284,7 @@ impl ConnCell {
     /// The connection whose input the calling thread is feeding (inside
     /// [`feeding`](Self::feeding)), by [`address`](Self::address); `None` outside any.
     pub fn fed_here() -> Option<usize> {
-        Some(FEEDING.with(std::cell::Cell::get)).filter(|&address| address != 0)
+        FEEDING.with(|mark| mark.borrow().as_ref().map(|cell| cell.address()))
     }
 
     /// Counts a `call` waiting for this client's answer until the returned guard drops.

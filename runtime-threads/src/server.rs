@@ -1123,6 +1123,7 @@ impl Server {
         // The deferred recipients are waited for side by side: one after another, k clients
         // that stopped reading held the emit up for k seconds.
         let mut waits = DeferredRecipients::new(deferred);
+        let mut reader_paused = None;
         loop {
             waits.attempt_each(Instant::now(), |(sid, cell), defer| {
                 match self.queue_to(&outgoing, sid, cell, defer) {
@@ -1133,6 +1134,7 @@ impl Server {
             if waits.is_empty() {
                 break;
             }
+            reader_paused.get_or_insert_with(|| ReaderPaused::new(self));
             std::thread::sleep(ROOM_RECHECK);
         }
         reached
@@ -1409,6 +1411,9 @@ impl Call {
         // The timer thread times the call out; the wait has a bound of its own all the same, so
         // that a stalled timer thread cannot hold the caller forever.
         let _waiting = cell.call_waiting();
+        let _reader_paused = reading_wait
+            .as_ref()
+            .map(|_| ReaderPaused::new(&self.server));
         let answered = match self.timeout.checked_add(CALL_TIMEOUT_SLACK) {
             Some(bound) => rx.recv_timeout(bound).map_err(|error| match error {
                 std::sync::mpsc::RecvTimeoutError::Timeout => CallError::Timeout,
@@ -1417,6 +1422,38 @@ impl Call {
             None => rx.recv().map_err(|_| CallError::Disconnected),
         };
         answered?.into_result()
+    }
+}
+
+/// The reading of the connection this thread feeds (a callback settled by its client's answer
+/// runs there), paused until dropped: a wait in that callback (for another client's answer, for
+/// a recipient's writer) holds the client's reading up, and its heartbeat must not count the
+/// wait against it, the server being the one not reading, as while its backlog is full. Its
+/// client was closed with `ping timeout` once such a wait passed the ping timeout.
+struct ReaderPaused {
+    server: Server,
+    reader: Option<Arc<ConnCell>>,
+}
+
+impl ReaderPaused {
+    fn new(server: &Server) -> Self {
+        let reader = ConnCell::fed_cell();
+        if let Some(cell) = &reader {
+            server.drive(cell, |state, now| state.conn.pause_reading(now));
+        }
+        ReaderPaused {
+            server: server.clone(),
+            reader,
+        }
+    }
+}
+
+impl Drop for ReaderPaused {
+    fn drop(&mut self) {
+        if let Some(cell) = &self.reader {
+            self.server
+                .drive(cell, |state, now| state.conn.resume_reading(now));
+        }
     }
 }
 

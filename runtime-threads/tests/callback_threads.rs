@@ -258,7 +258,13 @@ fn a_blocking_callback_does_not_hold_up_the_rest_of_its_batch() {
 /// the thread reading the first, and reports who called and how it went.
 fn calling_the_peer_from_the_callback()
 -> (Server, std::sync::mpsc::Receiver<(String, CallInCallback)>) {
-    let io = Server::builder().build();
+    calling_the_peer_from_the_callback_on(Server::builder().build())
+}
+
+/// [`calling_the_peer_from_the_callback`] on `io`.
+fn calling_the_peer_from_the_callback_on(
+    io: Server,
+) -> (Server, std::sync::mpsc::Receiver<(String, CallInCallback)>) {
     let (tx, outcomes) = channel::<(String, CallInCallback)>();
     io.on("go", move |socket: Socket, peer: String| {
         let server = socket.server().clone();
@@ -354,6 +360,51 @@ fn callbacks_calling_each_others_clients_do_not_wait_on_each_other() {
     let (who, answered) = recv(&outcomes, "A's call");
     assert_eq!(who, sid_a);
     assert_eq!(answered.0.expect("answered"), Value::from("from b"));
+    io.abort();
+}
+
+/// Answers the server's pings on `client` (and reads what else comes) until `until`.
+fn answer_pings(mut client: Ws, until: Instant) -> Ws {
+    while Instant::now() < until {
+        if next_text(&mut client) == "2" {
+            client.send(Message::text("3")).expect("a pong");
+        }
+    }
+    client
+}
+
+/// While a callback on the thread reading client A waits for another client's answer, nothing
+/// reads A's pongs: A's heartbeat must not count that against it, the server being the one not
+/// reading (as for a backlog). A was closed with `ping timeout` once the wait passed the ping
+/// timeout.
+#[test]
+fn a_callback_waiting_on_its_readers_thread_does_not_time_its_client_out() {
+    let io = Server::builder()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(300))
+        .build();
+    let (gone, disconnects) = channel();
+    io.on_disconnect(move |socket: Socket, reason| {
+        let _ = gone.send((socket.sid().to_string(), reason.as_str().to_owned()));
+    });
+    let (io, outcomes) = calling_the_peer_from_the_callback_on(io);
+    let addr = serve(&io);
+    let [(mut a, sid_a, question_a), (b, _, _)] = two_clients_asked(addr);
+    // A answers: A's reading thread calls B, which never answers, for 3 s.
+    a.send(Message::text(format!("43{}[]", ack_id(&question_a))))
+        .expect("A's answer");
+    let until = Instant::now() + Duration::from_secs(4);
+    let b = std::thread::spawn(move || answer_pings(b, until));
+    let a = answer_pings(a, until);
+    let (who, (answer, _)) = recv(&outcomes, "A's call");
+    assert_eq!(who, sid_a);
+    assert!(matches!(answer, Err(CallError::Timeout)), "{answer:?}");
+    assert_eq!(
+        disconnects.try_recv().ok(),
+        None,
+        "no client left while the callback waited"
+    );
+    drop((a, b.join().expect("B's pings")));
     io.abort();
 }
 
