@@ -81,6 +81,8 @@ pub(crate) struct HttpReader {
     /// client was told not to send): the connection cannot go on, and its client may still be
     /// sending them. [`UNKNOWN_UNREAD`] for a chunked body.
     unread: usize,
+    /// The last head refused for its framing was a `HEAD` request's: its answer has no body.
+    refused_head_request: bool,
 }
 
 impl HttpReader {
@@ -102,6 +104,12 @@ impl HttpReader {
     /// rest of that head or a body, of a size nobody knows.
     pub fn leave_rest(&mut self) {
         self.unread = UNKNOWN_UNREAD;
+    }
+
+    /// Whether the head [`read_head`](Self::read_head) just refused was a `HEAD` request's (known
+    /// when it parsed and its framing was refused): the refusal is answered without a body.
+    pub fn refused_a_head_request(&self) -> bool {
+        self.refused_head_request
     }
 
     /// Bytes received after the last request (the first WebSocket frames after an upgrade).
@@ -128,6 +136,7 @@ impl HttpReader {
     pub fn read_head(&mut self, mut stream: impl Read) -> Result<Head, Incoming> {
         // Each request starts with its whole body to read; and a body read leaves no cursor.
         self.unread = 0;
+        self.refused_head_request = false;
         debug_assert_eq!(self.pos, 0);
         // How much of the buffer was searched for the head's end without finding it: a head
         // that comes in small pieces is searched once, not once more per piece.
@@ -170,7 +179,9 @@ impl HttpReader {
         let mut head = parse_head(Bytes::copy_from_slice(&self.buf[head_start..head_end]))
             .map_err(|(status, text)| Incoming::Bad(status, text))?;
         self.buf.drain(..head_end);
+        self.refused_head_request = head.method == Method::HEAD;
         head.framing = framing(&head.headers, head.version).map_err(bad)?;
+        self.refused_head_request = false;
         head.expects_continue = head.framing != Framing::Length(0)
             && head.version == Version::HTTP_11
             && head

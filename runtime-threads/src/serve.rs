@@ -1320,7 +1320,8 @@ fn next_request<H: Host>(
             // after the answer, so its body cannot be taken for the next response. What its
             // client still sends is drained before the close, which would otherwise reset the
             // connection, and the reset could destroy the answer before its client read it.
-            let _ = write_response(stream, &plain(status, text), false, false);
+            let to_head = reader.refused_a_head_request();
+            let _ = write_response(stream, &plain(status, text), false, to_head);
             reader.leave_rest();
             return NextRequest::End;
         }

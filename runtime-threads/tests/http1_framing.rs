@@ -710,6 +710,11 @@ fn a_head_refused_before_its_body_gets_no_body() {
             "HEAD /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
             413,
         ),
+        // Refused for its framing, after its head parsed.
+        (
+            "HEAD /x HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+            400,
+        ),
     ] {
         let mut client = Raw::open(addr);
         client.send(request.as_bytes());
