@@ -214,8 +214,8 @@ async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
 }
 
 /// A WebSocket upgrade that did not come through a hyper connection (a plain `http::Request`
-/// handed to `handle_request`, or a server that cannot upgrade) has nothing to take the socket
-/// from: it is refused with 400, where it was answered 101 and the socket then closed as failed.
+/// handed to `handle_request`) has nothing to take the socket from: it is refused with 400,
+/// where it was answered 101 and the socket then closed as failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_without_a_connection_to_take_is_refused() {
     let io = Server::builder().build();

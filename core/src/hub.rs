@@ -104,7 +104,8 @@ impl<H: Clone> Hub<H> {
     pub fn register_socket(&mut self, namespace: &str, sid: Sid, handle: H) {
         let entry = self.namespaces.entry(namespace.to_owned()).or_default();
         // A v4 socket's sid is known before the socket exists (`/nsp#<engine sid>`), so others
-        // may have entered a room of that name: the socket's own room is its alone.
+        // may have entered a room of that name: on this server, the socket's own room is its
+        // alone (the others of a cluster keep their own rooms).
         if !entry.owners.contains_key(sid.as_str()) {
             entry.rooms.close_room(sid.as_str());
         }

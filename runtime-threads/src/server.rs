@@ -1370,6 +1370,8 @@ impl Call {
             let Some(bus) = self.server.inner.bus.clone() else {
                 return Err(CallError::UnknownSid(sid));
             };
+            // Waited for here, on this thread, as a call to a client of this server.
+            let _reader_paused = ReaderPaused::new(&self.server);
             return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout);
         };
         if cell.is_fed_here() {

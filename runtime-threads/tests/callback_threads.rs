@@ -380,8 +380,8 @@ fn answer_pings(mut client: Ws, until: Instant) -> Ws {
 #[test]
 fn a_callback_waiting_on_its_readers_thread_does_not_time_its_client_out() {
     let io = Server::builder()
-        .ping_interval(Duration::from_millis(300))
-        .ping_timeout(Duration::from_millis(300))
+        .ping_interval(Duration::from_secs(1))
+        .ping_timeout(Duration::from_secs(1))
         .build();
     let (gone, disconnects) = channel();
     io.on_disconnect(move |socket: Socket, reason| {

@@ -1931,7 +1931,6 @@ impl Session {
         self.respond(id, origin, error_response(code, None));
     }
 
-    /// Closes at once (a protocol violation or timeout): nothing more is delivered.
     /// Whether a ping waits in `queue` for the client to take it (pings go ahead of the
     /// messages, behind the open packet and other heartbeats).
     fn ping_unsent(queue: &VecDeque<Frame>) -> bool {
@@ -1960,6 +1959,7 @@ impl Session {
         Self::untaken_ping_due(&self.queue, &self.config, ping_queued)
     }
 
+    /// Closes at once (a protocol violation or timeout): nothing more is delivered.
     fn close_now(&mut self, reason: CloseReason) {
         if self.state == State::Closed {
             return;

@@ -883,19 +883,33 @@ impl Connection {
             None => return Err(CommandError::NotConnected(namespace.to_owned())),
         }
         // What every pending socket of this client holds counts against the one cap: each of
-        // them goes into the same outbound queue once accepted.
-        let (held_packets, held_bytes) = self
+        // them goes into the same outbound queue once accepted, behind its CONNECT reply, for
+        // which room is kept as the outbound queue keeps it (`Session::send_frames`): a packet
+        // and its bytes per pending socket. (What that queue holds meanwhile is not counted: it
+        // drains while the connects wait.)
+        let version = self.version;
+        let (held_packets, held_bytes, replies_packets, replies_bytes) = self
             .namespaces
             .iter()
-            .filter_map(|(_, state)| match state {
+            .filter_map(|(pending_namespace, state)| match state {
                 NamespaceState::Pending {
+                    sid,
                     buffered_packets,
                     buffered_bytes,
                     ..
-                } => Some((*buffered_packets, *buffered_bytes)),
+                } => Some((
+                    *buffered_packets,
+                    *buffered_bytes,
+                    connect_reply_bytes(version, pending_namespace, sid),
+                )),
                 NamespaceState::Connected(_) => None,
             })
-            .fold((0, 0), |(packets, bytes), (p, b)| (packets + p, bytes + b));
+            .fold(
+                (0, 0, 0, 0),
+                |(packets, bytes, replies, reply_bytes), (p, b, r)| {
+                    (packets + p, bytes + b, replies + 1, reply_bytes + r)
+                },
+            );
         match self.namespaces.get_mut(namespace) {
             Some(NamespaceState::Pending {
                 sid,
@@ -903,21 +917,21 @@ impl Connection {
                 buffered_packets,
                 buffered_bytes,
             }) => {
-                // As the outbound queue does (`Session::send_frames`), keeping room, a packet
-                // and its bytes, for the CONNECT reply that the accept queues ahead of what is
-                // held here.
-                let reply_bytes: usize =
-                    message_frames(&connect_reply(self.version, namespace, sid))
-                        .map(|frame| frame.len())
-                        .sum();
-                let packet_room = max_packets.saturating_sub(1);
-                let byte_room = max_bytes.saturating_sub(reply_bytes);
+                // A packet larger alone than the queue with this socket's reply is refused, as
+                // the outbound queue refuses it, and closes no one.
+                let reply_bytes = connect_reply_bytes(version, namespace, sid);
                 let bytes: usize = frames.frames().iter().map(Frame::len).sum();
                 let count = frames.frames().len();
-                if let Some(error) = SendError::refusing_whole(count, bytes, packet_room, byte_room)
-                {
+                if let Some(error) = SendError::refusing_whole(
+                    count,
+                    bytes,
+                    max_packets.saturating_sub(1),
+                    max_bytes.saturating_sub(reply_bytes),
+                ) {
                     return Err(CommandError::Send(error));
                 }
+                let packet_room = max_packets.saturating_sub(replies_packets);
+                let byte_room = max_bytes.saturating_sub(replies_bytes);
                 if held_packets + count > packet_room || held_bytes + bytes > byte_room {
                     // The same policy as the outbound queue: disconnect rather than drop silently.
                     self.close_with(
@@ -1422,6 +1436,14 @@ impl Connection {
         self.attachment_deadline = None;
         self.connect_deadline = None;
     }
+}
+
+/// The bytes of the CONNECT reply to the socket `sid` of `namespace`, for which a pending
+/// socket's holding keeps room.
+fn connect_reply_bytes(version: SocketVersion, namespace: &str, sid: &Sid) -> usize {
+    message_frames(&connect_reply(version, namespace, sid))
+        .map(|frame| frame.len())
+        .sum()
 }
 
 /// The CONNECT reply that accepts socket `sid` into `namespace` (v5 names the socket id; v4
