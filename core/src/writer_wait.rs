@@ -59,6 +59,10 @@ impl WriterWait {
     }
 }
 
+/// How many waiting recipients one [`ROOM_RECHECK`] of [`DeferredRecipients::recheck_after`]
+/// covers.
+pub const RECHECKED_AT_ONCE: usize = 64;
+
 /// One emit's waits for its deferred recipients, side by side: each recipient's stall clock runs
 /// from the same moment, so k recipients that stopped reading hold the emit up for one
 /// [`WRITER_STALL`], not k of them one after another (and a recipient behind but reading, later
@@ -82,6 +86,16 @@ impl<T> DeferredRecipients<T> {
     /// True once every recipient got the packet (or is gone).
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
+    }
+
+    /// How long to wait before the next [`attempt_each`](Self::attempt_each): [`ROOM_RECHECK`],
+    /// once more for every [`RECHECKED_AT_ONCE`] recipients waiting. Each attempt drives its
+    /// recipient's connection, so a pass over a large room of slow readers every 2 ms cost a
+    /// drive per recipient and 2 ms; spaced out, the passes cost about as many drives a second
+    /// however many wait, and a stall is still noticed within about that much of its second.
+    pub fn recheck_after(&self) -> Duration {
+        let rounds = u32::try_from(self.waiting.len() / RECHECKED_AT_ONCE).unwrap_or(u32::MAX);
+        ROOM_RECHECK.saturating_mul(rounds.saturating_add(1))
     }
 
     /// Tries every recipient still waiting, at `now`: `attempt` queues the packet as its
@@ -282,6 +296,20 @@ impl<'a> Outgoing<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_waiting_recipients_are_looked_at_less_often() {
+        assert_eq!(DeferredRecipients::new(0..1).recheck_after(), ROOM_RECHECK);
+        assert_eq!(DeferredRecipients::new(0..63).recheck_after(), ROOM_RECHECK);
+        assert_eq!(
+            DeferredRecipients::new(0..64).recheck_after(),
+            ROOM_RECHECK * 2
+        );
+        assert_eq!(
+            DeferredRecipients::new(0..1000).recheck_after(),
+            ROOM_RECHECK * 16
+        );
+    }
 
     /// Recipients stuck side by side are given up on together, one stall after the first look,
     /// while one that takes data is still waited for.

@@ -1087,10 +1087,11 @@ impl Server {
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
     /// each connection. A recipient whose queue is more than half full (`Session::writer_behind`)
     /// gets the packet once its writer (the writer pool, or its polling GETs) made room, waited
-    /// for while the writer is taking data and looked at every [`ROOM_RECHECK`]; one whose writer
-    /// took nothing for a second is queued to at once, by this emit and the ones after until it
-    /// takes something (the core's rule, [`sockio_core::writer_wait`]). Emits faster than a client's writer closed
-    /// that client with `outbound queue full` however fast it read
+    /// for while the writer is taking data and looked at every [`ROOM_RECHECK`] (less often in a
+    /// large room, [`DeferredRecipients::recheck_after`]); one whose writer took nothing for a
+    /// second is queued to at once, by this emit and the ones after until it takes something
+    /// (the core's rule, [`sockio_core::writer_wait`]). Emits faster than a client's writer
+    /// closed that client with `outbound queue full` however fast it read
     /// (`conformance/tests/large_emit_bursts.rs`). Each recipient is checked and queued to in one
     /// drive. No thread that emits writes to a client itself, so the wait cannot hold up the
     /// writer it waits for. Without `wait` (the broker's subscriber, which must go on reading
@@ -1135,7 +1136,7 @@ impl Server {
                 break;
             }
             reader_paused.get_or_insert_with(|| ReaderPaused::new(self));
-            std::thread::sleep(ROOM_RECHECK);
+            std::thread::sleep(waits.recheck_after());
         }
         reached
     }

@@ -17,7 +17,7 @@ use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
 use sockio_core::socketio::{CommandError, Endpoint, NamespaceFilter, SocketConfig};
-use sockio_core::writer_wait::{Defer, DeferredRecipients, Outgoing, QueuedOn, ROOM_RECHECK};
+use sockio_core::writer_wait::{Defer, DeferredRecipients, Outgoing, QueuedOn};
 
 use crate::lifecycle::{BusyGuard, Lifecycle, ShutdownEnd};
 use crate::runtime::{Runtime, until};
@@ -712,8 +712,9 @@ impl<Rt: Runtime> Server<Rt> {
     /// Delivers one emit to this server's clients: selects recipients, encodes once, queues on
     /// each connection. A recipient whose queue is more than half full (`Session::writer_behind`)
     /// gets the packet once its writer made room, waited for while the writer is taking data and
-    /// looked at every [`ROOM_RECHECK`]; one whose writer took nothing for a second is queued to
-    /// at once, by this emit and the ones after until it takes something (the core's rule,
+    /// looked at every `ROOM_RECHECK` (less often in a large room,
+    /// [`DeferredRecipients::recheck_after`]); one whose writer took nothing for a second is
+    /// queued to at once, by this emit and the ones after until it takes something (the core's rule,
     /// [`sockio_core::writer_wait`]). Emits faster than a client's writer, in a loop or from
     /// concurrent handlers, closed that client with `outbound queue full` however fast it read
     /// (`conformance/tests/large_emit_bursts.rs`). Each recipient is checked and queued to in
@@ -756,7 +757,10 @@ impl<Rt: Runtime> Server<Rt> {
             if waits.is_empty() {
                 break;
             }
-            self.inner.runtime.sleep_until(now + ROOM_RECHECK).await;
+            self.inner
+                .runtime
+                .sleep_until(now + waits.recheck_after())
+                .await;
         }
         reached
     }
