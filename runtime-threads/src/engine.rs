@@ -523,12 +523,20 @@ impl EngineServer {
                         state.waiters.insert(id, tx);
                         state.session.handle_request(now, id, &request);
                     });
-                    Handled::Response(await_answer(rx, watch, || {
+                    let answer = await_answer(rx, watch, || {
                         self.drive(&cell, |state, now| {
                             state.waiters.remove(&id);
                             state.session.handle_request_aborted(now, id);
                         });
-                    }))
+                    });
+                    if request.method() == http::Method::POST {
+                        // Its messages went to another thread delivering this session's
+                        // (`OrderedDelivery::is_busy`): answered only once that one is done,
+                        // else the client's next POSTs would queue behind it without bound, as
+                        // the WebSocket reader waits for it.
+                        crate::conn::sleep_while(|| lock(&cell.delivery).is_busy());
+                    }
+                    Handled::Response(answer)
                 }
             }
             _ => Handled::Response(plain(StatusCode::NOT_FOUND, "not found")),

@@ -547,6 +547,15 @@ impl<Rt: Runtime> EngineServer<Rt> {
         };
         let response = rx.await;
         held.answered = true;
+        if request.method() == http::Method::POST {
+            // Its messages went to another task delivering this session's (`OrderedDelivery::
+            // is_busy`): answered only once that one is done, else the client's next POSTs
+            // would queue behind it without bound, as the WebSocket reader waits for it.
+            while lock(&held.cell.delivery).is_busy() {
+                let recheck = Instant::now() + sockio_core::writer_wait::ROOM_RECHECK;
+                self.inner.runtime.sleep_until(recheck).await;
+            }
+        }
         match response {
             Ok(response) => response.map(Full::new),
             // The session ended without answering: the client must not hang on it.
