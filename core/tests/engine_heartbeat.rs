@@ -412,6 +412,41 @@ fn v3_no_ping_timeout_while_reading_is_paused() {
     let _ = ws;
 }
 
+/// v3: a paused client's unread pings are excused, not the output it does not take: a polling
+/// client with a message waiting that takes nothing for a whole interval plus timeout is gone,
+/// paused or not (as a paused v4 client that takes no ping), by the second deadline after what
+/// it last took. Kept for good before, while its reading stayed paused behind a backlog that
+/// waited for it to take what it was sent.
+#[test]
+fn v3_a_paused_client_that_takes_nothing_waiting_is_gone() {
+    let mut h = Harness::engine(eio3());
+    let (sid, poll) = open_polling(&mut h, "3");
+    h.advance(ms(10_000));
+    h.post(&poll, b"1:2");
+    assert_eq!(h.get(&poll).body_text(), "1:3");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    h.command(&sid, |s, now| s.send(now, text("for you")))
+        .expect("queued");
+    // Pinged at 10 s, its pong taken after: the deadline at 55 s finds that taken, the next,
+    // at 100 s, nothing more.
+    h.advance(ms(89_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+
+    // One that takes what waits for it stays, however long its reading is paused.
+    let mut h = Harness::engine(eio3());
+    let (sid, poll) = open_polling(&mut h, "3");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    for _ in 0..6 {
+        h.command(&sid, |s, now| s.send(now, text("for you")))
+            .expect("queued");
+        h.advance(ms(30_000));
+        assert!(h.get(&poll).body_text().contains("for you"));
+    }
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
 #[test]
 fn v3_no_ping_within_interval_plus_timeout_is_a_ping_timeout() {
     let mut h = Harness::engine(eio3());

@@ -293,7 +293,14 @@ enum Heartbeat {
         ping_queued: Option<Instant>,
     },
     /// v3: the client pings; the session dies when no ping arrives by `deadline` (`None`: never).
-    ClientPings { deadline: Option<Instant> },
+    /// `taken`: the session's `bytes_taken` when the deadline was last set (`None` until the
+    /// client pinged or a deadline passed: the handshake's answer is taken after the session is
+    /// made); while reading is paused, a deadline that passes with output waiting and nothing
+    /// taken since ends the session all the same (`handle_timeout`).
+    ClientPings {
+        deadline: Option<Instant>,
+        taken: Option<u64>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -451,6 +458,7 @@ impl Session {
             },
             ProtocolVersion::V3 => Heartbeat::ClientPings {
                 deadline: client_ping_deadline(&config, now),
+                taken: None,
             },
         };
         let transport = match websocket {
@@ -568,7 +576,7 @@ impl Session {
                 );
             }
             Heartbeat::ServerPings { .. } => {}
-            Heartbeat::ClientPings { deadline } => {
+            Heartbeat::ClientPings { deadline, .. } => {
                 *deadline = unfrozen(
                     *deadline,
                     paused_for,
@@ -1331,9 +1339,19 @@ impl Session {
                     }
                 }
             }
-            Heartbeat::ClientPings { deadline } => {
-                if self.paused.is_none() && deadline.is_some_and(|d| now >= d) {
-                    self.close_now(CloseReason::PingTimeout);
+            Heartbeat::ClientPings { deadline, taken } => {
+                if deadline.is_some_and(|d| now >= d) {
+                    if self.paused.is_none() {
+                        self.close_now(CloseReason::PingTimeout);
+                    } else if !self.queue.is_empty() && *taken == Some(self.taken) {
+                        // Paused, the client's pings go unread, which is the server's doing; but
+                        // a client that took none of what waits for it for a whole ping interval
+                        // and timeout is gone, as a v4 client that takes no ping.
+                        self.close_now(CloseReason::PingTimeout);
+                    } else {
+                        *deadline = client_ping_deadline(&self.config, now);
+                        *taken = Some(self.taken);
+                    }
                 }
             }
         }
@@ -1573,10 +1591,9 @@ impl Session {
                     consider(self.untaken_ping_deadline(*ping_queued));
                 }
             }
-            Heartbeat::ClientPings { deadline } => {
-                if self.paused.is_none() {
-                    consider(*deadline);
-                }
+            Heartbeat::ClientPings { deadline, .. } => {
+                // While paused too: what the client takes is looked at then.
+                consider(*deadline);
             }
         }
         if let Some(probe) = &self.probe
@@ -1643,8 +1660,9 @@ impl Session {
                 }
             },
             PacketType::Ping => match &mut self.heartbeat {
-                Heartbeat::ClientPings { deadline } => {
+                Heartbeat::ClientPings { deadline, taken } => {
                     *deadline = client_ping_deadline(&self.config, now);
+                    *taken = Some(self.taken);
                     // A client that pings without ever reading would otherwise grow the queue
                     // with pongs: they count against the cap like everything else.
                     if self.queue.len() >= self.config.max_buffered_packets {
