@@ -37,12 +37,29 @@ pub enum WriterLook {
 pub struct WriterWait {
     /// `bytes_taken` at the last look, and when it was first seen at that value.
     last: Option<(u64, Instant)>,
+    /// When this wait last looked.
+    looked: Option<Instant>,
 }
+
+/// A gap between two looks of one wait past which the time in between is not held against the
+/// writer: the waiting emit itself did not run (its task or thread, or the whole process, was
+/// held up on a loaded machine), so most likely neither did the writer. Counted, such a gap of a
+/// second marked a writer stuck at the first look after it, before it could take anything, and
+/// the emits after it overflowed the queue of a client reading all along.
+pub const LOOK_GAP: Duration = Duration::from_millis(250);
 
 impl WriterWait {
     /// Looks at a recipient whose queue is more than half full, at `now`, its
     /// `Session::bytes_taken` being `taken`.
     pub fn look(&mut self, now: Instant, taken: u64) -> WriterLook {
+        let gap = self
+            .looked
+            .replace(now)
+            .map(|looked| now.saturating_duration_since(looked));
+        if gap.is_some_and(|gap| gap >= LOOK_GAP) {
+            self.last = Some((taken, now));
+            return WriterLook::Wait;
+        }
         match self.last {
             Some((seen, since)) if seen == taken => {
                 if now.saturating_duration_since(since) >= WRITER_STALL {
@@ -95,7 +112,9 @@ impl<T> DeferredRecipients<T> {
     /// however many wait, and a stall is still noticed within about that much of its second.
     pub fn recheck_after(&self) -> Duration {
         let rounds = u32::try_from(self.waiting.len() / RECHECKED_AT_ONCE).unwrap_or(u32::MAX);
-        ROOM_RECHECK.saturating_mul(rounds.saturating_add(1))
+        ROOM_RECHECK
+            .saturating_mul(rounds.saturating_add(1))
+            .min(LOOK_GAP / 2)
     }
 
     /// Tries every recipient still waiting, at `now`: `attempt` queues the packet as its
@@ -297,6 +316,23 @@ impl<'a> Outgoing<'a> {
 mod tests {
     use super::*;
 
+    /// A look that comes long after the one before (the emit itself was held up) starts the
+    /// writer's time again: the gap is not held against it.
+    #[test]
+    fn a_gap_between_looks_is_not_held_against_the_writer() {
+        let start = sockio_testkit::clock::start();
+        let mut wait = WriterWait::default();
+        assert_eq!(wait.look(start, 7), WriterLook::Wait);
+        let late = start + WRITER_STALL + LOOK_GAP;
+        assert_eq!(wait.look(late, 7), WriterLook::Wait, "the emit did not run");
+        let mut at = late;
+        while at < late + WRITER_STALL - ROOM_RECHECK {
+            at += ROOM_RECHECK;
+            assert_eq!(wait.look(at, 7), WriterLook::Wait);
+        }
+        assert_eq!(wait.look(at + ROOM_RECHECK, 7), WriterLook::Stuck);
+    }
+
     #[test]
     fn many_waiting_recipients_are_looked_at_less_often() {
         assert_eq!(DeferredRecipients::new(0..1).recheck_after(), ROOM_RECHECK);
@@ -352,12 +388,22 @@ mod tests {
         }
     }
 
+    /// Looks every [`ROOM_RECHECK`] from `from` until before `to`, as a waiting emit does, each
+    /// finding `taken`: all of them say wait.
+    fn look_until(wait: &mut WriterWait, from: Instant, to: Instant, taken: u64) {
+        let mut at = from;
+        while at < to {
+            assert_eq!(wait.look(at, taken), WriterLook::Wait, "{:?}", at - from);
+            at += ROOM_RECHECK;
+        }
+    }
+
     #[test]
     fn a_writer_that_takes_nothing_for_the_stall_is_stuck() {
         let start = sockio_testkit::clock::start();
         let mut wait = WriterWait::default();
-        assert_eq!(wait.look(start, 10), WriterLook::Wait);
         let almost = start + WRITER_STALL - Duration::from_millis(1);
+        look_until(&mut wait, start, almost, 10);
         assert_eq!(wait.look(almost, 10), WriterLook::Wait);
         assert_eq!(wait.look(start + WRITER_STALL, 10), WriterLook::Stuck);
     }
@@ -366,10 +412,15 @@ mod tests {
     fn taking_something_restarts_the_stall() {
         let start = sockio_testkit::clock::start();
         let mut wait = WriterWait::default();
-        assert_eq!(wait.look(start, 10), WriterLook::Wait);
         let later = start + WRITER_STALL - Duration::from_millis(1);
-        assert_eq!(wait.look(later, 11), WriterLook::Wait);
-        assert_eq!(wait.look(start + WRITER_STALL, 11), WriterLook::Wait);
+        look_until(&mut wait, start, later, 10);
+        look_until(&mut wait, later, start + WRITER_STALL + ROOM_RECHECK, 11);
+        look_until(
+            &mut wait,
+            start + WRITER_STALL + ROOM_RECHECK,
+            later + WRITER_STALL,
+            11,
+        );
         assert_eq!(wait.look(later + WRITER_STALL, 11), WriterLook::Stuck);
     }
 }

@@ -422,6 +422,20 @@ fn a_body_over_the_limit_expecting_100_continue_gets_413_at_once() {
     io.abort();
 }
 
+/// Writes `request` whole (from another thread, the server reading or draining it meanwhile),
+/// then reads its answer, `expected`, and the close: a write cut short by a reset fails.
+fn assert_sent_whole_then_answered(client: &mut Raw, request: Vec<u8>, expected: u16) {
+    let mut writer = client.stream.try_clone().expect("clone");
+    let sent = std::thread::spawn(move || writer.write_all(&request).is_ok());
+    assert!(
+        sent.join().expect("the writer"),
+        "the server took all that was sent before its {expected}"
+    );
+    let (head, _) = client.response();
+    assert_eq!(status(&head), expected, "{head}");
+    client.assert_closed();
+}
+
 /// A client that sends a body over the limit whole, reading nothing until it has sent it all
 /// (as an upload does), gets to send it and then reads the 413: the server reads and drops the
 /// rest before the connection ends. Closing with those bytes unread reset the connection, and
@@ -439,15 +453,7 @@ fn a_body_over_the_limit_sent_whole_gets_its_413_before_the_close() {
     )
     .into_bytes();
     request.resize(request.len() + length, b'x');
-    let mut writer = client.stream.try_clone().expect("clone");
-    let sent = std::thread::spawn(move || writer.write_all(&request).is_ok());
-    assert!(
-        sent.join().expect("the writer"),
-        "the server took the whole body"
-    );
-    let (head, _) = client.response();
-    assert_eq!(status(&head), 413, "{head}");
-    client.assert_closed();
+    assert_sent_whole_then_answered(&mut client, request, 413);
     io.abort();
 }
 
@@ -466,18 +472,9 @@ fn a_head_refused_while_its_client_still_sends_gets_its_answer() {
     );
     let large_header = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\nX-A: ";
     for (head, expected) in [(framing.as_str(), 400), (large_header, 431)] {
-        let mut client = Raw::open(addr);
         let mut request = head.as_bytes().to_vec();
         request.resize(request.len() + length, b'x');
-        let mut writer = client.stream.try_clone().expect("clone");
-        let sent = std::thread::spawn(move || writer.write_all(&request).is_ok());
-        assert!(
-            sent.join().expect("the writer"),
-            "the server took what followed the {expected} head"
-        );
-        let (head, _) = client.response();
-        assert_eq!(status(&head), expected, "{head}");
-        client.assert_closed();
+        assert_sent_whole_then_answered(&mut Raw::open(addr), request, expected);
     }
     io.abort();
 }
