@@ -1122,21 +1122,18 @@ impl Server {
             }
         }
         // The deferred recipients are waited for side by side: one after another, k clients
-        // that stopped reading held the emit up for k seconds.
+        // that stopped reading held the emit up for k seconds. Each was just found behind, so
+        // the first look again is after a wait.
         let mut waits = DeferredRecipients::new(deferred);
-        let mut reader_paused = None;
-        loop {
+        let _reader_paused = (!waits.is_empty()).then(|| ReaderPaused::new(self));
+        while !waits.is_empty() {
+            std::thread::sleep(waits.recheck_after());
             waits.attempt_each(Instant::now(), |(sid, cell), defer| {
                 match self.queue_to(&outgoing, sid, cell, defer) {
                     Some(QueuedOn::Deferred(taken)) => Some(taken),
                     _ => None,
                 }
             });
-            if waits.is_empty() {
-                break;
-            }
-            reader_paused.get_or_insert_with(|| ReaderPaused::new(self));
-            std::thread::sleep(waits.recheck_after());
         }
         reached
     }

@@ -744,23 +744,20 @@ impl<Rt: Runtime> Server<Rt> {
             }
         }
         // The deferred recipients are waited for side by side: one after another, k clients
-        // that stopped reading held the emit up for k seconds.
+        // that stopped reading held the emit up for k seconds. Each was just found behind, so
+        // the first look again is after a wait.
         let mut waits = DeferredRecipients::new(deferred);
-        loop {
-            let now = Instant::now();
-            waits.attempt_each(now, |(sid, cell), defer| {
+        while !waits.is_empty() {
+            self.inner
+                .runtime
+                .sleep_until(Instant::now() + waits.recheck_after())
+                .await;
+            waits.attempt_each(Instant::now(), |(sid, cell), defer| {
                 match self.queue_to(&outgoing, sid, cell, defer) {
                     Some(QueuedOn::Deferred(taken)) => Some(taken),
                     _ => None,
                 }
             });
-            if waits.is_empty() {
-                break;
-            }
-            self.inner
-                .runtime
-                .sleep_until(now + waits.recheck_after())
-                .await;
         }
         reached
     }

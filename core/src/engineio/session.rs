@@ -1308,13 +1308,15 @@ impl Session {
                 // client reads nothing, for a whole ping timeout is gone, as it would be
                 // unpaused. Else such a client, its reading paused behind a backlog that waits
                 // for it to take what it was sent, was kept for good.
-                let untaken = Self::untaken_ping_due(&self.queue, &self.config, *ping_queued);
-                if paused && untaken.is_some_and(|due| now >= due) {
+                if paused
+                    && Self::untaken_ping_due(&self.queue, &self.config, *ping_queued)
+                        .is_some_and(|due| now >= due)
+                {
                     self.close_now(CloseReason::PingTimeout);
                     return;
                 }
                 if next_ping.is_some_and(|t| now >= t) {
-                    let ping_unsent = untaken.is_some() || Self::ping_unsent(&self.queue);
+                    let ping_unsent = Self::ping_unsent(&self.queue);
                     if paused {
                         // The pong cannot be seen, so the pings go on at the interval as if it
                         // had come: the client times out a server whose pings stop, and the
@@ -1588,7 +1590,11 @@ impl Session {
                 if self.paused.is_none() {
                     consider(*pong_deadline);
                 } else {
-                    consider(self.untaken_ping_deadline(*ping_queued));
+                    consider(Self::untaken_ping_due(
+                        &self.queue,
+                        &self.config,
+                        *ping_queued,
+                    ));
                 }
             }
             Heartbeat::ClientPings { deadline, .. } => {
@@ -1970,11 +1976,6 @@ impl Session {
             return None;
         }
         deadline_after(queued, config.ping_timeout)
-    }
-
-    /// [`untaken_ping_due`](Self::untaken_ping_due) of this session.
-    fn untaken_ping_deadline(&self, ping_queued: Option<Instant>) -> Option<Instant> {
-        Self::untaken_ping_due(&self.queue, &self.config, ping_queued)
     }
 
     /// Closes at once (a protocol violation or timeout): nothing more is delivered.
