@@ -354,6 +354,41 @@ fn a_path_with_a_fragment_for_a_raw_engine_io_server_is_refused() {
     let _ = sockio::server::engine::EngineServer::<sockio::tokio::Tokio>::new(config);
 }
 
+/// A cookie browsers would drop (`SameSite=None` without `Secure`) is refused where it is set:
+/// sticky sessions behind a load balancer would silently not stick.
+#[test]
+#[should_panic(expected = "cookie with SameSite=None must be Secure")]
+fn a_same_site_none_cookie_without_secure_is_refused() {
+    let _ = Server::builder().cookie(Some(CookieConfig {
+        same_site: Some(SameSite::None),
+        ..Default::default()
+    }));
+}
+
+/// So is a cookie name a `Set-Cookie` header cannot hold, given whole in a configuration or to
+/// a raw Engine.IO server (the header dropped the characters, so the cookie had another name).
+#[test]
+#[should_panic(expected = "invalid cookie name")]
+fn a_cookie_name_with_a_space_in_a_socket_config_is_refused() {
+    let mut config = sockio::core::socketio::SocketConfig::default();
+    config.engine.cookie = Some(CookieConfig {
+        name: "my io".to_owned(),
+        ..Default::default()
+    });
+    let _ = Server::builder().socket_config(config);
+}
+
+#[test]
+#[should_panic(expected = "invalid cookie path")]
+fn a_cookie_path_with_a_semicolon_for_a_raw_engine_io_server_is_refused() {
+    let mut config = sockio::server::engine::EngineConfig::default();
+    config.cookie = Some(CookieConfig {
+        path: Some("/a;b".to_owned()),
+        ..Default::default()
+    });
+    let _ = sockio::server::engine::EngineServer::<sockio::tokio::Tokio>::new(config);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transports_outside_the_allow_list_are_refused() {
     // Polling only: no upgrade offered, a WebSocket is refused as the reference server refuses an

@@ -570,9 +570,14 @@ macro_rules! server_builder_options {
         }
 
         /// The sticky-session cookie (default none). `CookieConfig::default()` is `io`, path `/`,
-        /// HttpOnly, SameSite=Lax.
+        /// HttpOnly, SameSite=Lax. Panics on a cookie
+        /// [`CookieConfig::validate`]($crate::http::CookieConfig::validate) refuses (a name,
+        /// path or domain a `Set-Cookie` header cannot hold, or `SameSite=None` without
+        /// `Secure`, which browsers drop).
+        #[track_caller]
         pub fn cookie(mut self, cookie: Option<$crate::http::CookieConfig>) -> Self {
             self.config.engine.cookie = cookie;
+            self.config.engine.assert_cookie_is_valid();
             self
         }
 
@@ -728,10 +733,12 @@ macro_rules! server_builder_options {
         /// with the namespaces that have handlers accepted too (see
         /// [`NamespaceFilter`]($crate::socketio::NamespaceFilter)). Panics as
         /// [`path`](Self::path) does when its path holds `?` or `#`, and as
-        /// [`max_buffered`](Self::max_buffered) does on an outbound queue of 0.
+        /// [`max_buffered`](Self::max_buffered) does on an outbound queue of 0, and as
+        /// [`cookie`](Self::cookie) does on a cookie that fails its check.
         #[track_caller]
         pub fn socket_config(mut self, config: $crate::socketio::SocketConfig) -> Self {
             config.engine.assert_path_can_match();
+            config.engine.assert_cookie_is_valid();
             config.engine.assert_queue_can_hold_a_reply();
             self.config = config;
             self

@@ -187,6 +187,17 @@ impl EngineConfig {
         );
     }
 
+    /// Panics when the cookie is one [`CookieConfig::validate`] refuses: characters a
+    /// `Set-Cookie` header cannot hold in its name, path or domain, or `SameSite=None` without
+    /// `Secure`, which browsers drop (sticky sessions would silently not stick). Every
+    /// constructor taking a configuration checks it.
+    #[track_caller]
+    pub fn assert_cookie_is_valid(&self) {
+        if let Some(Err(error)) = self.cookie.as_ref().map(CookieConfig::validate) {
+            panic!("{error}");
+        }
+    }
+
     /// Panics when `max_buffered_packets` or `max_buffered_bytes` is 0, which is not "no limit":
     /// no Socket.IO CONNECT reply fits such a queue, so every client would be disconnected as
     /// it connects. The Socket.IO builders check it (`max_buffered`, `socket_config`).

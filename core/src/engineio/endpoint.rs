@@ -204,10 +204,13 @@ pub(crate) fn upgrade_refusal(request: &Request) -> Option<Response> {
 
 impl Endpoint {
     /// An endpoint with `config`, making session ids with `sids`. Panics when the configured
-    /// path holds `?` or `#` ([`EngineConfig::assert_path_can_match`]).
+    /// path holds `?` or `#` ([`EngineConfig::assert_path_can_match`]), or on a cookie
+    /// [`CookieConfig::validate`](crate::http::CookieConfig::validate) refuses
+    /// ([`EngineConfig::assert_cookie_is_valid`]).
     #[track_caller]
     pub fn new(mut config: EngineConfig, sids: impl SidGenerator + 'static) -> Self {
         config.assert_path_can_match();
+        config.assert_cookie_is_valid();
         config.normalize();
         let path = config.path.clone();
         Endpoint {

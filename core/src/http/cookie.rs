@@ -74,6 +74,10 @@ pub enum InvalidCookieConfig {
     /// The domain has control characters, `;` or non-ASCII characters.
     #[error("invalid cookie domain {0:?}")]
     Domain(String),
+    /// `SameSite=None` without `Secure`, which browsers drop (RFC 6265bis): the sticky session
+    /// it is for would silently not stick.
+    #[error("cookie with SameSite=None must be Secure (browsers drop it otherwise)")]
+    SameSiteNoneWithoutSecure,
 }
 
 /// RFC 7230 `tchar`.
@@ -92,7 +96,9 @@ fn is_cookie_octet(b: u8) -> bool {
 }
 
 impl CookieConfig {
-    /// Checks that every field can be written as is.
+    /// Checks that every field can be written as is, and that browsers keep the cookie
+    /// (`SameSite=None` only with `Secure`). Every server checks it when built (it panics on a
+    /// configuration that fails it).
     pub fn validate(&self) -> Result<(), InvalidCookieConfig> {
         if self.name.is_empty() || !self.name.chars().all(is_token_char) {
             return Err(InvalidCookieConfig::Name(self.name.clone()));
@@ -106,6 +112,9 @@ impl CookieConfig {
             && !domain.chars().all(is_attr_char)
         {
             return Err(InvalidCookieConfig::Domain(domain.clone()));
+        }
+        if self.same_site == Some(SameSite::None) && !self.secure {
+            return Err(InvalidCookieConfig::SameSiteNoneWithoutSecure);
         }
         Ok(())
     }
@@ -242,9 +251,10 @@ mod tests {
             (
                 CookieConfig {
                     same_site: Some(SameSite::None),
+                    secure: true,
                     ..base()
                 },
-                "io=Z5b2a7UQ1sOWVfPXAAAB; SameSite=None",
+                "io=Z5b2a7UQ1sOWVfPXAAAB; Secure; SameSite=None",
             ),
             (
                 CookieConfig {
@@ -326,6 +336,14 @@ mod tests {
         assert_eq!(
             c.validate().unwrap_err().to_string(),
             "invalid cookie domain \"a;b\""
+        );
+        let c = CookieConfig {
+            same_site: Some(SameSite::None),
+            ..base()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(InvalidCookieConfig::SameSiteNoneWithoutSecure)
         );
     }
 }

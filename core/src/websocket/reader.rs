@@ -224,6 +224,10 @@ impl FrameReader {
         let (len, mask_at) = match head[1] & 0x7F {
             126 => (u64::from(u16::from_be_bytes([head[2], head[3]])), 4),
             127 => {
+                if head[2] & 0x80 != 0 {
+                    // RFC 6455 5.2: the most significant bit of a 64-bit length must be 0.
+                    return Err(ReadError::Protocol("64-bit length with its top bit set"));
+                }
                 let mut bytes = [0u8; 8];
                 bytes.copy_from_slice(&head[2..10]);
                 (u64::from_be_bytes(bytes), 10)
@@ -238,7 +242,10 @@ impl FrameReader {
             _ => 0,
         };
         let size = so_far.saturating_add(len);
-        if size > self.max_message as u64 {
+        // A control frame is no message and holds at most 125 bytes (`check_start`): a message
+        // limit set below that must not refuse a client's ping or close.
+        let is_control = opcode & 0x08 != 0;
+        if !is_control && size > self.max_message as u64 {
             return Err(ReadError::TooLong {
                 size,
                 max: self.max_message,
@@ -248,7 +255,7 @@ impl FrameReader {
             fin,
             opcode,
             mask,
-            // Within `max_message`, so it fits a usize.
+            // Within `max_message`, or a control frame's 125 bytes, so it fits a usize.
             len: len as usize,
             done: 0,
             payload: Vec::new(),

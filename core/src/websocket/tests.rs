@@ -156,6 +156,11 @@ fn protocol_violations_are_errors_with_their_close_codes() {
             CloseCode::PROTOCOL_ERROR,
         ),
         (
+            "64-bit length with its top bit set",
+            [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4].to_vec(),
+            CloseCode::PROTOCOL_ERROR,
+        ),
+        (
             "too long",
             client_frame(0x82, &[0; 1025], MASK),
             CloseCode::TOO_BIG,
@@ -484,6 +489,27 @@ fn a_ping_between_fragments_of_a_message_at_the_limit_is_accepted() {
             Incoming::Message(WsMessage::Binary(Bytes::from(vec![1; 125]))),
         ]
     );
+}
+
+/// A control frame is no message: a message limit below a control frame's 125 bytes does not
+/// refuse a client's ping or its close's reason.
+#[test]
+fn control_frames_are_read_whole_under_a_message_limit_below_125_bytes() {
+    let mut input = client_frame(0x89, &[7; 125], MASK);
+    input.extend(client_frame(
+        0x88,
+        &[[0x03, 0xE8].as_slice(), &[b'r'; 100]].concat(),
+        MASK,
+    ));
+    let (found, result) = read_in_steps(&mut FrameReader::new(10), &input, input.len());
+    assert_eq!(result, Ok(()));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0], Incoming::Ping(Bytes::from(vec![7; 125])));
+    assert!(matches!(found[1], Incoming::Close(..)), "{found:?}");
+    // A message is still held to the limit.
+    let message = client_frame(0x82, &[0; 11], MASK);
+    let (_, result) = read_in_steps(&mut FrameReader::new(10), &message, message.len());
+    assert_eq!(result, Err(ReadError::TooLong { size: 11, max: 10 }));
 }
 
 #[derive(Debug, Clone)]
