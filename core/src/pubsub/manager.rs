@@ -41,6 +41,9 @@ pub const REDIS_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// so such a message is refused here, with its size, before it is sent.
 pub const AMQP_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
+/// The longest name AMQP 0-9-1 carries (a `shortstr`): exchanges, queues, vhosts.
+const AMQP_MAX_NAME: usize = 255;
+
 impl ClientManager {
     /// A manager on the broker at `url`: `redis://[[user]:password@]host[:port][/db]`,
     /// `unix:///path/to/redis.sock[?db=N]` (Redis or Valkey pub/sub) or
@@ -81,8 +84,16 @@ impl ClientManager {
     }
 
     /// The channel (Redis) or exchange (AMQP) name; `socketio` by default, as python-socketio.
+    /// Panics on RabbitMQ when the name is longer than the 255 bytes AMQP gives an exchange
+    /// name: every declare would fail, so the server would start and never hear the others.
     #[must_use]
+    #[track_caller]
     pub fn channel(mut self, channel: &str) -> Self {
+        assert!(
+            !matches!(self.broker, BrokerUrl::Amqp(_)) || channel.len() <= AMQP_MAX_NAME,
+            "channel of {} bytes: an AMQP exchange name holds at most {AMQP_MAX_NAME}",
+            channel.len()
+        );
         self.channel = channel.to_owned();
         self
     }
@@ -193,5 +204,22 @@ mod tests {
             refused.0.contains("5 bytes") && refused.0.contains("limit of 4"),
             "{refused:?}"
         );
+    }
+
+    /// An exchange name AMQP cannot carry is refused where it is set: the server would start
+    /// and never hear the others. Redis channels have no such limit.
+    #[cfg(all(feature = "redis", feature = "amqp"))]
+    #[test]
+    fn an_amqp_channel_over_255_bytes_is_refused() {
+        let long = "x".repeat(256);
+        let redis = ClientManager::from_url("redis://127.0.0.1:6379").expect("url");
+        assert_eq!(redis.channel(&long).channel_name(), long);
+        let amqp = || ClientManager::from_url("amqp://127.0.0.1//").expect("url");
+        assert_eq!(amqp().channel(&long[..255]).channel_name(), &long[..255]);
+        let refused = std::panic::catch_unwind(|| amqp().channel(&long)).expect_err("refused");
+        let message = refused
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(message.contains("at most 255"), "{message}");
     }
 }

@@ -150,13 +150,16 @@ impl BrokerUrl {
     }
 }
 
+/// The query's pairs, decoded as the Python clients decode theirs (`parse_qs`, yarl): `+` is a
+/// space, so that one URL means the same password or file to both.
 fn parse_query(query: &str) -> Result<Query, UrlError> {
+    let decode = |text: &str| percent_decode(&text.replace('+', " "));
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((percent_decode(name)?, percent_decode(value)?))
+            Ok((decode(name)?, decode(value)?))
         })
         .collect()
 }
@@ -206,6 +209,10 @@ fn tls_options(
     let key = query_value(query, names.key);
     if !tls {
         let setting = [
+            // kombu's `?ssl=1` turns TLS on for `amqp://` (port 5671): read as plain text, the
+            // login and every message would cross in the clear to a broker that also listens
+            // without TLS, so it is refused for the scheme that says TLS.
+            ("ssl", query_value(query, "ssl").is_some()),
             (names.ca_file, ca_file.is_some()),
             (names.certificate, certificate.is_some()),
             (names.key, key.is_some()),
@@ -497,6 +504,12 @@ mod tests {
     /// winning over it; the query's `db` wins over the path's.
     #[test]
     fn redis_urls_read_as_redis_py() {
+        // `+` in the query is a space to redis-py, kombu and aio-pika; `%2B` is a plus.
+        assert_eq!(
+            redis("redis://h?password=a+b%2Bc").password.as_deref(),
+            Some("a b+c")
+        );
+        assert_eq!(redis("redis://u:a+b@h").password.as_deref(), Some("a+b"));
         let empty = redis("redis://:@127.0.0.1:6379/0");
         assert_eq!((empty.username, empty.password), (None, None));
         let unix = redis("unix:///tmp/redis.sock?db=1&password=secret");
@@ -663,6 +676,22 @@ mod tests {
                 "amqps://"
             ))
         );
+        for url in [
+            "amqp://u:p@h//?ssl=1",
+            "pyamqp://h?ssl=true",
+            "amqp://h?ssl=0",
+        ] {
+            assert_eq!(
+                BrokerUrl::parse(url),
+                Err(UrlError::TlsSettingWithoutTls("ssl".into(), "amqps://")),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            BrokerUrl::parse("redis://h?ssl=true"),
+            Err(UrlError::TlsSettingWithoutTls("ssl".into(), "rediss://"))
+        );
+        assert!(BrokerUrl::parse("amqps://h?ssl=1").is_ok());
         assert!(matches!(
             BrokerUrl::parse("rediss://h?ssl_certfile=/c.pem"),
             Err(UrlError::Malformed(_))
