@@ -250,12 +250,13 @@ impl<'a> Outgoing<'a> {
     pub fn queue_keeping_callback(
         &self,
         conn: &mut Connection,
+        sid: &str,
         now: Instant,
         defer: Defer,
         keep: impl FnOnce(u64, RecipientCallback),
         settled: &mut Vec<(RecipientCallback, AckOutcome)>,
     ) -> Result<QueuedOn, CommandError> {
-        let queued = self.queue_on(conn, now, defer);
+        let queued = self.queue_on(conn, sid, now, defer);
         let Some(callback) = self.callback() else {
             return queued;
         };
@@ -272,16 +273,28 @@ impl<'a> Outgoing<'a> {
         queued
     }
 
-    /// Queues the packet on `conn` at `now`, unless `defer` says to wait and the connection's
-    /// writer is worth waiting for: checked and queued under the one borrow, so that emits
-    /// waiting for the same writer cannot together overflow a queue that just made room.
+    /// Queues the packet on `conn`, for its socket `sid`, at `now`, unless `defer` says to wait
+    /// and the connection's writer is worth waiting for: checked and queued under the one
+    /// borrow, so that emits waiting for the same writer cannot together overflow a queue that
+    /// just made room. A `sid` the connection no longer holds in the namespace (the client
+    /// connected to it again before the old socket was forgotten) is `NotConnected`: the new
+    /// socket does not get what was meant for the old one.
     #[inline]
     pub fn queue_on(
         &self,
         conn: &mut Connection,
+        sid: &str,
         now: Instant,
         defer: Defer,
     ) -> Result<QueuedOn, CommandError> {
+        let namespace = match self {
+            Outgoing::Encoded { namespace, .. } | Outgoing::WithCallback { namespace, .. } => {
+                namespace
+            }
+        };
+        if !conn.holds_socket(namespace, sid) {
+            return Err(CommandError::NotConnected(namespace.to_string()));
+        }
         if let Some(taken) = defer.holds_back(conn) {
             return Ok(QueuedOn::Deferred(taken));
         }

@@ -268,3 +268,56 @@ fn broadcast_to_a_closing_connection_is_an_error() {
         Err(CommandError::Send(SendError::Closed))
     );
 }
+
+/// A client that left a namespace and connected to it again before the server forgot the old
+/// socket: what is emitted to the old socket (picked from the rooms by its sid) is not for the
+/// new one, which holds its own buffer behind its CONNECT reply. Before, it reached the new
+/// socket right after its CONNECT reply, rooms it never joined included.
+#[test]
+fn what_was_meant_for_a_socket_that_left_does_not_reach_its_successor() {
+    use sockio_core::payload::Args;
+    use sockio_core::writer_wait::{Defer, Outgoing, QueuedOn};
+    use std::sync::Arc;
+
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, old) = h.sio_ws_joined();
+    h.ws_send_text(ws, "41");
+    h.ws_send_text(ws, "40");
+    let events = h.take_events(&sid);
+    assert!(
+        matches!(events.last(), Some(SocketEvent::Connect { namespace, .. }) if &**namespace == "/"),
+        "{events:?}"
+    );
+    let namespace: Arc<str> = Arc::from("/");
+    let outgoing = |event| Outgoing::new(&namespace, event, Args::from_parts(vec![], vec![]), None);
+    let to_old = outgoing("for the old").queue_on(
+        h.sessions.get_mut(sid.as_str()).expect("the connection"),
+        &old,
+        h.now,
+        Defer::Never,
+    );
+    assert!(
+        matches!(&to_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
+        "{to_old:?}"
+    );
+    let new = h
+        .command(&sid, |c, _| c.sockets().map(|(_, s)| s.clone()).next())
+        .expect("the new socket, still connecting");
+    assert_ne!(new, old);
+    let to_new = outgoing("for the new").queue_on(
+        h.sessions.get_mut(sid.as_str()).expect("the connection"),
+        &new,
+        h.now,
+        Defer::Never,
+    );
+    assert!(matches!(to_new, Ok(QueuedOn::Queued(None))), "{to_new:?}");
+    h.command(&sid, |c, now| c.accept_connect(now, "/"))
+        .expect("accepted");
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec![
+            format!("40{{\"sid\":\"{new}\"}}"),
+            "42[\"for the new\"]".to_owned()
+        ]
+    );
+}

@@ -1189,7 +1189,7 @@ impl Server {
             let keep = |id, callback| {
                 acks.insert(id, callback);
             };
-            outgoing.queue_keeping_callback(&mut state.conn, now, defer, keep, settled)
+            outgoing.queue_keeping_callback(&mut state.conn, sid, now, defer, keep, settled)
         });
         match result {
             Ok(queued) => Some(queued),

@@ -399,6 +399,19 @@ impl Connection {
         }
     }
 
+    /// Whether `sid` is this client's socket in `namespace`, connected or still connecting. A
+    /// recipient picked by its sid may no longer be: the client left the namespace and connected
+    /// to it again before the server forgot the old socket, and what was meant for the old one
+    /// must not reach the new one.
+    pub fn holds_socket(&self, namespace: &str, sid: &str) -> bool {
+        match self.namespaces.get(namespace) {
+            Some(NamespaceState::Connected(held) | NamespaceState::Pending { sid: held, .. }) => {
+                &**held == sid
+            }
+            None => false,
+        }
+    }
+
     /// The namespaces the client is connected to, with its socket id in each.
     pub fn connected_namespaces(&self) -> impl Iterator<Item = (&ByteString, &Sid)> {
         self.namespaces
@@ -846,7 +859,10 @@ impl Connection {
 
     /// Sends a packet encoded once for many clients (a broadcast) to this client's socket in
     /// `namespace` (the caller selected it from that namespace's rooms). A socket whose connect is
-    /// still pending gets it right after its CONNECT reply.
+    /// still pending gets it right after its CONNECT reply. A caller that picked the socket by its
+    /// sid checks [`holds_socket`](Self::holds_socket) first (as
+    /// [`Outgoing::queue_on`](crate::writer_wait::Outgoing::queue_on) does): the client may have
+    /// connected to the namespace again since.
     ///
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
