@@ -157,7 +157,8 @@ pub enum ServerError {
     #[error("no socket {0} in this namespace on this server")]
     UnknownSid(String),
     /// `enter_room` of another socket's own room (its sid), or `close_room` of a socket's own
-    /// room: only that socket is in it (python-socketio refuses both too).
+    /// room, for a socket of this server: only that socket is in it (python-socketio allows
+    /// both).
     #[error(
         "room {0} is a socket's own room (its sid): it cannot be entered by another socket or closed"
     )]

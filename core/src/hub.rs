@@ -37,10 +37,11 @@ pub struct UnknownSocket {
     pub sid: String,
 }
 
-/// A room command named a socket's own room (its sid): only that socket is ever in it, as in
-/// python-socketio, which refuses the same with `cannot enter a sid room` and `cannot close a
-/// sid room`. Were it allowed, a socket entering another's sid room would receive every emit
-/// meant for that client alone, and closing one would cut its socket off from them.
+/// A room command named a socket's own room (its sid): only that socket is ever in it (unlike
+/// python-socketio, which allows both). Were it allowed, a socket entering another's sid room
+/// would receive every emit meant for that client alone, and closing one would cut its socket
+/// off from them. Only the sids of this hub's own sockets are known here: another server of a
+/// cluster can still be given a room named after one of them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("room {room} of namespace {namespace} is a socket's own room (its sid)")]
 pub struct SidRoom {
