@@ -18,6 +18,7 @@
 mod api_support;
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::{Node, STEP, listen};
@@ -1750,4 +1751,76 @@ async fn the_emitters_room_changes_and_disconnect_reach_a_server() {
     .await
     .expect("the poll");
     assert_eq!(seen, "41");
+}
+
+/// A disconnect handler run by a graceful shutdown `call`s a client of another server, which
+/// answers after 2.5 s: the shutting-down server still hears the other servers until its
+/// shutdown is over, so the call gets its answer and the shutdown ends soon after. Before, its
+/// listener stopped within a second of the shutdown's start, and the call timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_while_shutting_down_gets_its_answer_from_another_server() {
+    const SLOW_ANSWER: &str = r#"
+const options = { transports: ["websocket"], forceNew: true, reconnection: false };
+const a = io(URL, options);
+const b = io(URL_B, options);
+await connected(a);
+await connected(b);
+b.on("last-words", (ack) => setTimeout(() => ack("heard"), 2500));
+out("sids", { a: a.id, b: b.id });
+await command();
+process.exit(0);
+"#;
+    let Some(RedisChannel {
+        addr,
+        channel,
+        manager,
+        ..
+    }) = redis_channel()
+    else {
+        return;
+    };
+    type Rt = sockio::tokio::Tokio;
+    let server_a = clustered::<Rt>(&manager);
+    let server_b = clustered::<Rt>(&manager);
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let sid_b = Arc::new(std::sync::Mutex::new(String::new()));
+    let target = sid_b.clone();
+    server_a.on_disconnect(move |socket: Socket<Rt>, _reason| {
+        let answers = answers_tx.clone();
+        let target = target.lock().expect("b's sid").clone();
+        async move {
+            let answer = socket
+                .server()
+                .call("last-words", &())
+                .to(&target)
+                .timeout(Duration::from_secs(8))
+                .answer::<String>()
+                .await;
+            let _ = answers.send(answer);
+        }
+    });
+    let (listener_a, addr_a) = listen().await;
+    let serving = server_a.clone();
+    tokio::spawn(async move { serving.serve_listener(listener_a).await });
+    let (listener_b, addr_b) = listen().await;
+    let serving = server_b.clone();
+    tokio::spawn(async move { serving.serve_listener(listener_b).await });
+    wait_for_subscribers(&addr, &channel, 2).await;
+
+    let script = SLOW_ANSWER.replace("URL_B", &format!("\"http://{addr_b}\""));
+    let mut client = Node::spawn(&format!("http://{addr_a}"), &script);
+    let sids = client.expect("sids").await;
+    *sid_b.lock().expect("b's sid") = sids["b"].as_str().expect("b's sid").to_owned();
+
+    let begun = std::time::Instant::now();
+    server_a.shutdown(Duration::from_secs(30)).await;
+    let took = begun.elapsed();
+    let answer = answers.recv().await.expect("the disconnect handler ran");
+    assert!(
+        matches!(&answer, Ok(heard) if heard == "heard"),
+        "{answer:?}"
+    );
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+    client.send("done").await;
+    client.finish().await;
 }

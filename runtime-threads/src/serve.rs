@@ -137,6 +137,13 @@ impl Serving {
         }
     }
 
+    /// Whether a graceful shutdown is over (everything closed, or the grace spent): listening to
+    /// the other servers goes on until then, so that the answers to what closing handlers asked
+    /// of them still arrive.
+    pub fn is_shutdown_over(&self) -> bool {
+        self.shutdown_over.load(Ordering::SeqCst)
+    }
+
     /// Starts a graceful shutdown: new handshakes are refused from now on. The accept loops go
     /// on until the returned guard is dropped (when the shutdown is over, or unwinds): a polling
     /// client between two requests fetches its close packet on a new connection, and a new
@@ -1038,9 +1045,7 @@ fn accept_loop_checking<H: Host>(
     // The same line as before and as the async runtimes print (tests and users read the address).
     tracing::info!(addr = ?listener.local_addr().ok(), "sockio serving on threads");
     loop {
-        if serving.generation.load(Ordering::SeqCst) != generation
-            || serving.shutdown_over.load(Ordering::SeqCst)
-        {
+        if serving.generation.load(Ordering::SeqCst) != generation || serving.is_shutdown_over() {
             return Ok(());
         }
         match listener.accept() {

@@ -1202,7 +1202,8 @@ impl Server {
 }
 
 /// Starts the subscriber thread and the thread that reports remote callbacks not answered in
-/// time; both end once the server is gone or shutting down.
+/// time; the first ends once the server is gone or its shutdown is over, the second once the
+/// server is gone.
 fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
     let weak = Arc::downgrade(inner);
     let alive = weak.clone();
@@ -1217,7 +1218,7 @@ fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
         move || {
             alive
                 .upgrade()
-                .is_some_and(|inner| !inner.serving.shutting_down.load(Ordering::SeqCst))
+                .is_some_and(|inner| !inner.serving.is_shutdown_over())
         },
     );
     let weak = Arc::downgrade(inner);

@@ -514,3 +514,66 @@ fn a_callback_answered_through_the_broker_may_call_across_servers() {
     client.send("done");
     client.finish();
 }
+
+/// A disconnect handler run by a graceful shutdown `call`s a client of another server, which
+/// answers after 2.5 s: the shutting-down server still hears the other servers until its
+/// shutdown is over, so the call gets its answer and the shutdown ends soon after. Before, its
+/// listener stopped within a second of the shutdown's start, and the call timed out.
+#[test]
+fn a_call_made_while_shutting_down_gets_its_answer_from_another_server() {
+    const SLOW_ANSWER: &str = r#"
+const options = { transports: ["websocket"], forceNew: true, reconnection: false };
+const a = io(URL, options);
+const b = io(URL_B, options);
+await connected(a);
+await connected(b);
+b.on("last-words", (ack) => setTimeout(() => ack("heard"), 2500));
+out("sids", { a: a.id, b: b.id });
+await command();
+process.exit(0);
+"#;
+    let Some((url, broker)) = redis() else {
+        return;
+    };
+    let channel = fresh_channel();
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&channel);
+    let (server_a, url_a) = serve(&manager);
+    let (_server_b, url_b) = serve(&manager);
+    broker.wait_for_listeners(&channel, 2);
+    let (answers_tx, answers) = std::sync::mpsc::channel();
+    let sid_b = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let target = sid_b.clone();
+    let answers_tx = std::sync::Mutex::new(answers_tx);
+    server_a.on_disconnect(move |socket, _reason| {
+        let target = target.lock().expect("b's sid").clone();
+        let answer = socket
+            .server()
+            .call("last-words", &())
+            .to(&target)
+            .timeout(Duration::from_secs(8))
+            .answer::<String>();
+        let _ = answers_tx.lock().expect("the channel").send(answer);
+    });
+    let mut client = Node::spawn(
+        &url_a,
+        &SLOW_ANSWER.replace("URL_B", &format!("\"{url_b}\"")),
+    );
+    let sids = client.expect("sids");
+    *sid_b.lock().expect("b's sid") = sids["b"].as_str().expect("b's sid").to_owned();
+
+    let begun = Instant::now();
+    server_a.shutdown(Duration::from_secs(30));
+    let took = begun.elapsed();
+    let answer = answers
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the disconnect handler ran");
+    assert!(
+        matches!(&answer, Ok(heard) if heard == "heard"),
+        "{answer:?}"
+    );
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+    client.send("done");
+    client.finish();
+}

@@ -44,13 +44,15 @@ impl Lifecycle {
         ShutdownEnd(self.clone())
     }
 
-    /// Whether a graceful shutdown is over: accept loops stop.
-    fn accepting_ended(&self) -> bool {
+    /// Whether a graceful shutdown is over (everything closed, or the grace spent): accept loops
+    /// stop, and so does listening to the other servers, which goes on until then so that the
+    /// answers to what closing handlers asked of them still arrive.
+    pub fn is_shutdown_over(&self) -> bool {
         self.accepting_ended.load(Ordering::SeqCst)
     }
 
     /// Completes once a shutdown is over: an accept loop races its `accept` against this.
-    /// Listen before checking [`accepting_ended`](Self::accepting_ended), so an end in between
+    /// Listen before checking [`is_shutdown_over`](Self::is_shutdown_over), so an end in between
     /// is not missed.
     pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
         self.stopping.listen()
@@ -96,7 +98,7 @@ pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
 ) {
     loop {
         let stopping = lifecycle.stopping();
-        if lifecycle.accepting_ended() {
+        if lifecycle.is_shutdown_over() {
             return;
         }
         let accept = pin!(runtime.accept(listener));

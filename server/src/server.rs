@@ -199,7 +199,7 @@ impl<Rt: Runtime> Server<Rt> {
                 move || {
                     alive
                         .upgrade()
-                        .is_some_and(|inner| !inner.lifecycle.is_shutting_down())
+                        .is_some_and(|inner| !inner.lifecycle.is_shutdown_over())
                 },
             );
             inner
