@@ -1,7 +1,8 @@
 //! Log lines a client can trigger at will are throttled (`sockio_core::log_throttle`): a client
 //! sending events its handler cannot read, or that make it panic, gets at most 10 lines of each
 //! kind written per 10 s, on tokio and threads (the two crates that log), and what it wrote into
-//! them (a variant name echoed by serde's error, a panic message) cannot start a line of its own.
+//! them (a variant name echoed by serde's error, a panic message) cannot start a line of its own,
+//! nor make a line longer than a cut of it.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -49,9 +50,12 @@ fn flood(addr: SocketAddr) {
     assert_eq!(request(addr, "POST", &uri, b"40").body, "ok");
     poll_until(addr, &sid, "40", sockio_testkit::node_script::STEP);
     let mut packets = Vec::new();
+    // Long enough that a line holding it whole would be 4 KB: lines hold a cut of it (the POST
+    // stays under `max_http_buffer_size`).
+    let what = format!("{FORGED}{}", "y".repeat(4_000));
     for _ in 0..SENT {
-        packets.push(format!(r#"42["pick","{FORGED}"]"#));
-        packets.push(format!(r#"42["boom","{FORGED}"]"#));
+        packets.push(format!(r#"42["pick","{what}"]"#));
+        packets.push(format!(r#"42["boom","{what}"]"#));
     }
     packets.push(r#"427["done"]"#.to_owned());
     assert_eq!(
@@ -70,6 +74,8 @@ fn check(log: &str) {
             .any(|line| line.starts_with("ERROR sockio_server: FORGED")),
         "{log}"
     );
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a line of {longest} bytes");
 }
 
 #[test]

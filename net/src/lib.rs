@@ -11,7 +11,7 @@ pub mod listen;
 mod log;
 mod server_id;
 mod unsent;
-pub use log::{report_unacknowledged, report_undelivered};
+pub use log::{LOGGED_TEXT_MAX, for_log, report_unacknowledged, report_undelivered};
 pub use server_id::{ServerId, next_server_id};
 pub use unsent::{UNSENT_LIMIT, limit_unsent};
 

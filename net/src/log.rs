@@ -42,7 +42,7 @@ macro_rules! log_handler_panicked {
         $crate::throttled_log!(
             error,
             handler = $handler,
-            panic = %($message).escape_debug(),
+            panic = %$crate::for_log(&$message),
             "a handler panicked"
         )
     };
@@ -56,8 +56,8 @@ macro_rules! log_arguments_mismatch {
             warn,
             sid = %$sid,
             namespace = $namespace,
-            event = $event,
-            error = %($error).to_string().escape_debug(),
+            event = %$crate::for_log($event),
+            error = %$crate::for_log(&($error).to_string()),
             "event arguments do not match the handler's type; event dropped"
         )
     };
@@ -69,8 +69,8 @@ macro_rules! log_unsendable_reply {
     ($event:expr, $error:expr) => {
         $crate::throttled_log!(
             warn,
-            event = $event,
-            error = %($error).to_string().escape_debug(),
+            event = %$crate::for_log($event),
+            error = %$crate::for_log(&($error).to_string()),
             "the handler's return value cannot be sent as an ack"
         )
     };
@@ -82,7 +82,7 @@ macro_rules! log_broker_message_ignored {
     ($ignored:expr) => {
         $crate::throttled_log!(
             warn,
-            ignored = %($ignored).to_string().escape_debug(),
+            ignored = %$crate::for_log(&($ignored).to_string()),
             "ignoring a message from the broker"
         )
     };
@@ -101,6 +101,26 @@ macro_rules! log_broker_message_dropped {
             "dropped a message from the broker larger than the limit"
         )
     };
+}
+
+/// The most of a text from outside (a client's event name, a broker message's field) a log line
+/// holds, in bytes of its escaped form.
+pub const LOGGED_TEXT_MAX: usize = 512;
+
+/// `text` escaped (so it cannot start a line of its own) and cut to [`LOGGED_TEXT_MAX`] bytes,
+/// saying how much was left out: a 64 MiB field of a broker message, or a 1 MB event name,
+/// must not become a log line of its size ten times every 10 s.
+pub fn for_log(text: &str) -> String {
+    let mut out = String::new();
+    for (at, c) in text.char_indices() {
+        let escaped = c.escape_debug();
+        if out.len() + escaped.len() > LOGGED_TEXT_MAX {
+            out.push_str(&format!("... ({} more bytes)", text.len() - at));
+            return out;
+        }
+        out.extend(escaped);
+    }
+    out
 }
 
 /// An emit that did not reach one of its recipients: a warning when it overflowed the client's
@@ -151,5 +171,23 @@ pub fn report_unacknowledged(error: &sockio_core::socketio::CommandError) {
         );
     } else {
         tracing::debug!(%error, "acknowledgement not delivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_text_is_escaped_and_cut() {
+        assert_eq!(for_log("a\nb\"c"), "a\\nb\\\"c");
+        let long = "x".repeat(10_000);
+        let logged = for_log(&long);
+        assert!(logged.starts_with(&"x".repeat(LOGGED_TEXT_MAX)), "{logged}");
+        assert!(logged.ends_with(&format!("... ({} more bytes)", 10_000 - LOGGED_TEXT_MAX)));
+        // Cut between characters, never inside one or inside an escape.
+        let logged = for_log(&"é\n".repeat(1_000));
+        assert!(logged.len() <= LOGGED_TEXT_MAX + 32, "{}", logged.len());
+        assert!(logged.contains("é\\n... ("), "{logged}");
     }
 }

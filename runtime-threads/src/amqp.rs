@@ -238,13 +238,17 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
                 }
             },
         };
-        let Some(batch) = batch else {
+        let Some(mut batch) = batch else {
             if let Some(open) = connection.take() {
                 open.close();
             }
             return;
         };
-        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        // Moved out, not copied: the jobs are kept only to be answered.
+        let payloads: Vec<Vec<u8>> = batch
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.payload))
+            .collect();
         let mut progress = PublishBatch::new(payloads.len());
         // The second attempt publishes only what the first did not get confirmed.
         while progress.next_attempt() {

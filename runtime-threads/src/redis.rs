@@ -111,8 +111,12 @@ pub(crate) fn run_publisher(
     let mut opened = 0u64;
     let mut connection: Option<Connection> = None;
     let mut last_used: Option<Instant> = None;
-    while let Some(batch) = next_batch(&jobs) {
-        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+    while let Some(mut batch) = next_batch(&jobs) {
+        // Moved out, not copied: the jobs are kept only to be answered.
+        let payloads: Vec<Vec<u8>> = batch
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.payload))
+            .collect();
         let mut progress = PublishBatch::new(payloads.len());
         if last_used.is_some_and(|at: Instant| at.elapsed() >= PUBLISHER_IDLE_LIMIT) {
             connection = None;

@@ -259,13 +259,17 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                 }
             },
         };
-        let Some(batch) = batch else {
+        let Some(mut batch) = batch else {
             if let Some(open) = connection.take() {
                 open.close(&runtime).await;
             }
             return;
         };
-        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+        // Moved out, not copied: the jobs are kept only to be answered.
+        let payloads: Vec<Vec<u8>> = batch
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.payload))
+            .collect();
         let mut progress = PublishBatch::new(payloads.len());
         while progress.next_attempt() {
             let open = match connection.as_mut() {

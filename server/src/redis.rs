@@ -117,8 +117,12 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
     let mut opened = 0u64;
     let mut connection: Option<Connection<Rt>> = None;
     let mut last_used: Option<Instant> = None;
-    while let Some(batch) = next_batch(&mut jobs).await {
-        let payloads: Vec<Vec<u8>> = batch.iter().map(|job| job.payload.clone()).collect();
+    while let Some(mut batch) = next_batch(&mut jobs).await {
+        // Moved out, not copied: the jobs are kept only to be answered.
+        let payloads: Vec<Vec<u8>> = batch
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.payload))
+            .collect();
         let mut progress = PublishBatch::new(payloads.len());
         if last_used.is_some_and(|at: Instant| at.elapsed() >= PUBLISHER_IDLE_LIMIT) {
             connection = None;
