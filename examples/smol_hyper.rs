@@ -15,24 +15,41 @@
 mod app {
     use std::convert::Infallible;
 
-    use bytes::Bytes;
-    use http_body_util::BodyExt;
+    use http::StatusCode;
+    use http_body_util::{BodyExt, Limited};
+
+    /// The largest request body the application reads: anything a client sends is read into
+    /// memory, so a body with no bound would let one client take all of it.
+    pub const MAX_BODY: usize = 64 * 1024;
 
     pub async fn handle(
         request: http::Request<hyper::body::Incoming>,
     ) -> Result<http::Response<String>, Infallible> {
         let (parts, body) = request.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_else(|_| Bytes::new());
+        let announced = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        // Refused before reading when its length says so; a chunked body, once it goes past.
+        if announced.is_some_and(|length| length > MAX_BODY as u64) {
+            return Ok(too_large());
+        }
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return Ok(too_large()),
+        };
         Ok(http::Response::new(format!(
             "Hello from the application on smol: {} {} ({} bytes)\n",
             parts.method,
             parts.uri.path(),
             body.len()
         )))
+    }
+
+    fn too_large() -> http::Response<String> {
+        let mut response = http::Response::new(format!("request body over {MAX_BODY} bytes\n"));
+        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        response
     }
 }
 

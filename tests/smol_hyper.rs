@@ -11,6 +11,8 @@
 
 mod example_support;
 
+use std::io::{Read, Write};
+
 use example_support::{Example, http};
 use serde_json::json;
 use sockio_testkit::node_script::NodeScript;
@@ -56,6 +58,18 @@ fn a_hyper_server_on_smol_serves_socket_io_and_its_own_application() {
             )
         );
     }
+    // The application reads at most 64 KiB of a body: a longer one is refused, from its
+    // announced length before a byte of it is read (none is sent here).
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("a read timeout");
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .expect("send the head");
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).expect("the answer");
+    assert_eq!(&head, b"HTTP/1.1 413");
     let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"");
     assert_eq!(open.status, 200);
     assert!(open.text().starts_with("0{\"sid\":"), "{}", open.text());
