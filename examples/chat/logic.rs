@@ -150,6 +150,8 @@ pub trait ChatSocket {
     fn sid(&self) -> &Sid;
     /// The rooms of socket `sid`; empty once it is gone.
     fn rooms_of(&self, sid: &Sid) -> Vec<String>;
+    /// The sockets in `room`.
+    fn participants(&self, room: &str) -> Vec<Sid>;
     fn session_of(&self, sid: &Sid) -> Option<Session>;
     fn save_session(&self, session: &Session) -> Result<(), String>;
     fn enter_room(&self, room: &str) -> Result<(), String>;
@@ -165,6 +167,9 @@ macro_rules! chat_socket {
             }
             fn rooms_of(&self, sid: &sockio::core::engineio::Sid) -> Vec<String> {
                 self.server().rooms(sid)
+            }
+            fn participants(&self, room: &str) -> Vec<sockio::core::engineio::Sid> {
+                self.server().participants(room)
             }
             fn session_of(
                 &self,
@@ -252,6 +257,9 @@ impl Outs {
 #[derive(Clone, Default)]
 pub struct Chat {
     names: Arc<Mutex<HashMap<String, Sid>>>,
+    /// Held from counting a user's rooms to entering the new one: one client's `join` events
+    /// are handled side by side, and each would otherwise pass the count before any entered.
+    joins: Arc<Mutex<()>>,
 }
 
 impl Chat {
@@ -297,16 +305,14 @@ impl Chat {
         }
     }
 
-    /// The names of the users in chat room `room`, sorted.
-    ///
-    /// sockio has no "who is in this room" query, so this asks, for each user, whether that
-    /// user's socket is in the room. Fine for a demo-sized chat.
-    fn users_in(&self, socket: &impl ChatSocket, room: &str) -> Vec<String> {
-        let key = room_key(room);
-        let sids: Vec<Sid> = self.names().values().cloned().collect();
-        let mut users: Vec<String> = sids
+    /// The names of the users in chat room `room`, sorted (python-socketio's
+    /// `get_participants`, then each one's session), leaving out `leaving`: a socket whose
+    /// disconnect handler runs is still in its rooms.
+    fn users_in(&self, socket: &impl ChatSocket, room: &str, leaving: Option<&Sid>) -> Vec<String> {
+        let mut users: Vec<String> = socket
+            .participants(&room_key(room))
             .iter()
-            .filter(|sid| socket.rooms_of(sid).contains(&key))
+            .filter(|sid| Some(*sid) != leaving)
             .filter_map(|sid| socket.session_of(sid).map(|s| s.name))
             .collect();
         users.sort_by_key(|name| name.to_lowercase());
@@ -371,7 +377,31 @@ fn valid_name(name: &str) -> Result<String, ConnectRefused> {
     if name.chars().any(char::is_control) {
         return refuse("Names cannot contain control characters.".to_owned());
     }
+    // Invisible characters and direction overrides would let "bob\u{200b}" pass for "bob", or
+    // a name turn the page's text around it.
+    if name.chars().any(is_invisible) {
+        return refuse("Names cannot contain invisible or direction characters.".to_owned());
+    }
     Ok(name.to_owned())
+}
+
+/// Format characters that show nothing (zero-width spaces and joiners, the soft hyphen, the
+/// byte-order mark, word joiners) or turn text around (bidirectional marks and overrides).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
 }
 
 /// Room names are short lowercase words, so "Lobby" and "lobby " are the same room.
@@ -432,7 +462,7 @@ impl Chat {
         println!("{name} connected ({})", socket.sid());
 
         let mut outs = Outs::default();
-        let users = self.users_in(socket, LOBBY);
+        let users = self.users_in(socket, LOBBY, None);
         let joined = Presence {
             room: LOBBY,
             name: &name,
@@ -464,7 +494,7 @@ impl Chat {
             let left = Presence {
                 room: &room,
                 name: &name,
-                users: self.users_in(socket, &room),
+                users: self.users_in(socket, &room, Some(socket.sid())),
                 reason: Some(reason.to_owned()),
             };
             outs.broadcast(socket, room_key(&room), "user left", &left);
@@ -477,6 +507,10 @@ impl Chat {
         let ack = (|| {
             let name = name_of(socket)?;
             let room = valid_room(room)?;
+            let joining = self
+                .joins
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if !is_in(socket, &room) {
                 if chat_rooms(socket).len() >= MAX_ROOMS_PER_USER {
                     return Err(format!("You can be in at most {MAX_ROOMS_PER_USER} rooms."));
@@ -485,12 +519,13 @@ impl Chat {
                 let joined = Presence {
                     room: &room,
                     name: &name,
-                    users: self.users_in(socket, &room),
+                    users: self.users_in(socket, &room, None),
                     reason: None,
                 };
                 outs.broadcast(socket, room_key(&room), "user joined", &joined);
             }
-            let users = self.users_in(socket, &room);
+            drop(joining);
+            let users = self.users_in(socket, &room, None);
             Ok(Joined { room, users })
         })();
         (ack, outs)
@@ -511,7 +546,7 @@ impl Chat {
             let left = Presence {
                 room: &room,
                 name: &name,
-                users: self.users_in(socket, &room),
+                users: self.users_in(socket, &room, None),
                 reason: Some("left the room".to_owned()),
             };
             // The leaver is out of the room already, so a plain emit to the room reaches exactly

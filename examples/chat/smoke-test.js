@@ -115,6 +115,11 @@ check("empty and too long names are refused", async () => {
   assert.equal((await refused(undefined)).message, "invalid name");
 });
 
+check("names with invisible characters, which could pass for another's, are refused", async () => {
+  assert.equal((await refused(`${aliceName}\u200b`)).message, "invalid name");
+  assert.equal((await refused(`\u202e${aliceName}`)).message, "invalid name");
+});
+
 check("both join a room; the acks carry the room's users", async () => {
   const a = await request(alice.socket, "join", ROOM);
   assert.deepEqual(a, { Ok: { room: ROOM, users: [aliceName] } });
@@ -123,6 +128,16 @@ check("both join a room; the acks carry the room's users", async () => {
   assert.equal(b.Ok.room, ROOM);
   assert.deepEqual(b.Ok.users.sort(), [aliceName, bobName].sort());
   assert.deepEqual((await joined).users.sort(), [aliceName, bobName].sort());
+});
+
+check("a burst of joins cannot take a user past 10 rooms", async () => {
+  // Sent at once, so that the server handles them side by side.
+  const rooms = Array.from({ length: 30 }, (_, i) => `burst-${i}`);
+  const acks = await Promise.all(rooms.map((room) => request(alice.socket, "join", room)));
+  const joined = acks.filter((ack) => "Ok" in ack).length;
+  // Alice is in the lobby and ROOM already: 8 more at most.
+  assert.equal(joined, 8, JSON.stringify(acks));
+  for (const room of rooms) await request(alice.socket, "leave", room);
 });
 
 check("invalid room names are refused", async () => {

@@ -7,6 +7,7 @@ const MAX_IMAGE_BYTES = 512 * 1024; // the server checks too; this only spares a
 const ACK_TIMEOUT_MS = 10000; // a message without an answer by then is shown as failed
 const TYPING_SEND_EVERY_MS = 1000; // at most one "typing" emit per second while typing...
 const TYPING_SHOW_MS = 3000; // ...and each one shows "X is typing…" for 3 s
+const MAX_LINES = 500; // per room: older lines (and the images they hold) are let go
 
 // Connect only once the user has picked a name (it goes in `auth`, checked by the server).
 // Same origin as the page, so no URL is needed.
@@ -54,6 +55,7 @@ function switchTo(name) {
 function forgetRoom(name) {
   const r = state.rooms.get(name);
   if (!r) return;
+  for (const img of r.log.querySelectorAll("img")) URL.revokeObjectURL(img.src);
   r.log.remove();
   for (const timer of r.typing.values()) clearTimeout(timer);
   state.rooms.delete(name);
@@ -145,6 +147,7 @@ function addLine(roomName, { from, text, imageUrl, at, own = false, notice = fal
   const box = $("logs");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   r.log.append(li);
+  while (r.log.children.length > MAX_LINES) removeLine(r.log.firstElementChild);
   if (roomName === state.current) {
     if (atBottom || own) li.scrollIntoView({ block: "end" });
   } else if (!notice) {
@@ -152,6 +155,12 @@ function addLine(roomName, { from, text, imageUrl, at, own = false, notice = fal
     renderRooms();
   }
   return li;
+}
+
+// A line's image is a Blob URL, which keeps the image in memory until revoked.
+function removeLine(li) {
+  for (const img of li.querySelectorAll("img")) URL.revokeObjectURL(img.src);
+  li.remove();
 }
 
 function notice(roomName, text) {
