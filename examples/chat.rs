@@ -50,7 +50,7 @@ mod app {
     /// Sends what a handler asked for, in order. An emit fails only on a programming error (a
     /// reserved event name), never because a client went away, so a failure is logged.
     async fn send(io: &Server, outs: Outs) {
-        for out in outs.0 {
+        for out in outs.emits {
             let mut emit = io.emit_args(out.event, out.args).to(&out.room);
             if let Some(skip) = &out.skip {
                 emit = emit.skip_sid(skip);
@@ -58,6 +58,10 @@ mod app {
             if let Err(error) = emit.await {
                 eprintln!("emit failed: {error}");
             }
+        }
+        // Gone already is fine: the old socket timed out meanwhile.
+        for sid in outs.disconnect {
+            let _ = io.disconnect(&sid).await;
         }
     }
 
@@ -149,7 +153,7 @@ mod app {
     /// Sends what a handler asked for, in order (blocking until queued on every recipient's
     /// connection, not until delivered). A failure is a programming error, logged.
     fn send(io: &Server, outs: Outs) {
-        for out in outs.0 {
+        for out in outs.emits {
             let mut emit = io.emit_args(out.event, out.args).to(&out.room);
             if let Some(skip) = &out.skip {
                 emit = emit.skip_sid(skip);
@@ -157,6 +161,10 @@ mod app {
             if let Err(error) = emit.send() {
                 eprintln!("emit failed: {error}");
             }
+        }
+        // Gone already is fine: the old socket timed out meanwhile.
+        for sid in outs.disconnect {
+            let _ = io.disconnect(&sid);
         }
     }
 

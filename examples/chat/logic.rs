@@ -56,7 +56,15 @@ const ASSETS: &[(&str, &str, &str)] = &[
 #[derive(Deserialize)]
 struct Auth {
     name: String,
+    /// A secret the page made when it loaded, the same on each of its reconnections: a page
+    /// whose connection dropped without the server noticing (a network change) takes its name
+    /// back from its own old socket, which still holds it until the heartbeat times it out.
+    #[serde(default)]
+    resume: Option<String>,
 }
+
+/// The longest `resume` secret kept.
+const MAX_RESUME_CHARS: usize = 64;
 
 /// Sent as the `data` of a refused connection (`err.data` in the page's `connect_error`).
 #[derive(Serialize)]
@@ -200,9 +208,13 @@ pub struct Out {
     pub skip: Option<Sid>,
 }
 
-/// The emits a handler asks for, in order.
+/// What a handler asks for: emits, in order, then sockets to disconnect.
 #[derive(Default)]
-pub struct Outs(pub Vec<Out>);
+pub struct Outs {
+    pub emits: Vec<Out>,
+    /// The old sockets of pages that came back under their own name (see `Auth::resume`).
+    pub disconnect: Vec<Sid>,
+}
 
 impl Outs {
     /// To everyone in `room` but `socket` (python-socketio's `skip_sid`).
@@ -240,7 +252,7 @@ impl Outs {
     ) {
         // Fails only for data serde cannot encode, a programming error: logged, not shown to users.
         match payload::to_args(data) {
-            Ok(args) => self.0.push(Out {
+            Ok(args) => self.emits.push(Out {
                 event,
                 args,
                 room,
@@ -253,17 +265,23 @@ impl Outs {
 
 // ----- state -----------------------------------------------------------------------------------
 
-/// The names in use: lowercased name → the socket holding it. Cloned into every handler.
+/// Who holds a name: the socket, and the secret of the page it came from.
+struct Holder {
+    sid: Sid,
+    resume: Option<String>,
+}
+
+/// The names in use: lowercased name → its holder. Cloned into every handler.
 #[derive(Clone, Default)]
 pub struct Chat {
-    names: Arc<Mutex<HashMap<String, Sid>>>,
+    names: Arc<Mutex<HashMap<String, Holder>>>,
     /// Held from counting a user's rooms to entering the new one: one client's `join` events
     /// are handled side by side, and each would otherwise pass the count before any entered.
     joins: Arc<Mutex<()>>,
 }
 
 impl Chat {
-    fn names(&self) -> MutexGuard<'_, HashMap<String, Sid>> {
+    fn names(&self) -> MutexGuard<'_, HashMap<String, Holder>> {
         // A panicking handler must not make the chat unusable for everyone else.
         self.names
             .lock()
@@ -271,8 +289,15 @@ impl Chat {
     }
 
     /// Takes `name` for `socket`, or says why not. Checking and taking happen under one lock, so
-    /// two people connecting with the same name at the same moment cannot both get it.
-    fn claim(&self, socket: &impl ChatSocket, name: &str) -> Result<(), ConnectRefused> {
+    /// two people connecting with the same name at the same moment cannot both get it. A page
+    /// coming back with the secret its name was taken with gets it back: the old socket to
+    /// disconnect is returned.
+    fn claim(
+        &self,
+        socket: &impl ChatSocket,
+        name: &str,
+        resume: Option<String>,
+    ) -> Result<Option<Sid>, ConnectRefused> {
         let mut names = self.names();
         let key = name.to_lowercase();
         // A connected socket is always in the room named after its sid; if the holder is in no
@@ -281,8 +306,23 @@ impl Chat {
         let taken = |key: &str| {
             names
                 .get(key)
-                .is_some_and(|sid| !socket.rooms_of(sid).is_empty())
+                .is_some_and(|holder| !socket.rooms_of(&holder.sid).is_empty())
         };
+        let resumed = taken(&key)
+            && resume.is_some()
+            && names
+                .get(&key)
+                .is_some_and(|holder| holder.resume == resume);
+        if resumed {
+            let old = names.insert(
+                key,
+                Holder {
+                    sid: socket.sid().clone(),
+                    resume,
+                },
+            );
+            return Ok(old.map(|holder| holder.sid));
+        }
         if taken(&key) {
             let suggestion = (2..100).map(|n| format!("{name}{n}")).find(|candidate| {
                 candidate.chars().count() <= MAX_NAME_CHARS && !taken(&candidate.to_lowercase())
@@ -292,15 +332,21 @@ impl Chat {
                 suggestion,
             }));
         }
-        names.insert(key, socket.sid().clone());
-        Ok(())
+        names.insert(
+            key,
+            Holder {
+                sid: socket.sid().clone(),
+                resume,
+            },
+        );
+        Ok(None)
     }
 
     /// Frees `name` if `sid` still holds it.
     fn release(&self, name: &str, sid: &Sid) {
         let mut names = self.names();
         let key = name.to_lowercase();
-        if names.get(&key) == Some(sid) {
+        if names.get(&key).is_some_and(|holder| &holder.sid == sid) {
             names.remove(&key);
         }
     }
@@ -445,12 +491,14 @@ impl Chat {
         socket: &impl ChatSocket,
         auth: Option<Value>,
     ) -> Result<Outs, ConnectRefused> {
-        let wanted = auth
-            .and_then(|auth| serde_json::from_value::<Auth>(auth).ok())
-            .map(|auth| auth.name)
+        let auth = auth.and_then(|auth| serde_json::from_value::<Auth>(auth).ok());
+        let (wanted, resume) = auth
+            .map(|auth| (auth.name, auth.resume))
             .unwrap_or_default();
         let name = valid_name(&wanted)?;
-        self.claim(socket, &name)?;
+        let resume = resume
+            .filter(|secret| !secret.is_empty() && secret.chars().count() <= MAX_RESUME_CHARS);
+        let replaced = self.claim(socket, &name, resume)?;
         // These fail only if the socket is already gone; then nobody will see the refusal anyway.
         let entered = socket
             .save_session(&Session { name: name.clone() })
@@ -478,6 +526,7 @@ impl Chat {
             users,
         };
         outs.emit_to_socket(socket, "welcome", &welcome);
+        outs.disconnect.extend(replaced);
         Ok(outs)
     }
 

@@ -109,6 +109,22 @@ check("a name already in use is refused with data (case-insensitive)", async () 
   assert.ok(err.data.suggestion, "a suggestion is offered");
 });
 
+check("a page reconnecting with its own secret takes its name back from its old socket", async () => {
+  const daveName = `dave${tag}`;
+  const resume = crypto.randomBytes(16).toString("hex");
+  const first = await connect(daveName, { auth: { name: daveName, resume } });
+  // Another page (another secret) cannot take it...
+  const other = await connect(daveName, { auth: { name: daveName, resume: "not-the-same" } })
+    .then(() => null, (err) => err);
+  assert.equal(other?.message, "name taken");
+  // ...the same page, whose old connection the server still holds, can: the old one is let go.
+  const gone = next(first.socket, "disconnect", () => true);
+  const second = await connect(daveName, { auth: { name: daveName, resume } });
+  assert.equal(second.welcome.name, daveName);
+  assert.equal(await gone, "io server disconnect");
+  second.socket.disconnect();
+});
+
 check("empty and too long names are refused", async () => {
   assert.equal((await refused("   ")).message, "invalid name");
   assert.equal((await refused("x".repeat(21))).message, "invalid name");

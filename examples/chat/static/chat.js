@@ -12,6 +12,13 @@ const MAX_LINES = 500; // per room: older lines (and the images they hold) are l
 // Connect only once the user has picked a name (it goes in `auth`, checked by the server).
 // Same origin as the page, so no URL is needed.
 const socket = io({ autoConnect: false });
+// Made once per page and sent with each connection: when the network drops without the server
+// noticing, the page's automatic reconnection takes its name back from its own old connection
+// (which the server would otherwise keep until its heartbeat times out) instead of being told
+// the name is taken. `getRandomValues`, unlike `randomUUID`, works on a plain-HTTP LAN address.
+const RESUME = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
+  b.toString(16).padStart(2, "0"),
+).join("");
 
 const $ = (id) => document.getElementById(id);
 
@@ -263,7 +270,7 @@ $("login").addEventListener("submit", (event) => {
   for (const name of [...state.rooms.keys()]) forgetRoom(name);
   state.current = LOBBY;
   state.name = null;
-  socket.auth = { name: $("name").value };
+  socket.auth = { name: $("name").value, resume: RESUME };
   $("login-error").textContent = "";
   $("status").textContent = "connecting…";
   socket.connect();
