@@ -23,6 +23,11 @@
 //! - It keeps one timer: the poller's timeout is the earliest `poll_timeout()` of all connections.
 //! - WebSocket frames are *pulled* with `poll_ws` only while the socket accepts bytes, so a client
 //!   that stops reading fills the core's bounded queue (and gets disconnected), not our memory.
+//! - It reads from a client only while that client's writer keeps up (`writer_behind`): a
+//!   WebSocket's reading pauses, and a POST's events are handed over 64 at a time (`step_posts`,
+//!   `handle_post_step`), until the answers to what was read are written ([`Server::read_on`]).
+//!   Read on regardless, and a burst of events fills the queue with their answers and closes a
+//!   client however fast it reads.
 //!
 //! Application logic ([`on_event`]): accept every connection to `/`, greet it with `welcome`,
 //! echo `message` as `message-back`, acknowledge `message-with-ack` with its own arguments.
@@ -36,6 +41,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -61,6 +67,8 @@ const MAX_HEADERS: usize = 64;
 const WS_READ: usize = 16 * 1024;
 /// We pull frames from the core while less than this waits in a WebSocket's outbox.
 const WS_OUTBOX: usize = 16 * 1024;
+/// Most events one POST hands the application before its writer is looked at again.
+const POST_STEP: NonZeroU32 = NonZeroU32::new(64).expect("not zero");
 
 #[allow(dead_code)] // tests include this file as a module and call `run` themselves
 fn main() -> io::Result<()> {
@@ -99,6 +107,7 @@ pub fn run(listener: std::net::TcpListener, stop: Arc<AtomicBool>) -> io::Result
         }
         server.handle_timeouts(now);
         server.run_ready(now);
+        server.read_on(now);
         server.forget_finished();
     }
     server.shut_down(Instant::now());
@@ -163,6 +172,8 @@ struct WsConn {
     sid: Sid,
     /// False after a write would block, until the poller says the socket drained.
     writable: bool,
+    /// Reading stopped while the session's writer was behind ([`Server::read_on`] resumes it).
+    read_paused: bool,
 }
 
 /// Session ids are the only credential of a polling client: 15 bytes from the OS, like the
@@ -289,6 +300,45 @@ impl Server {
         }
     }
 
+    /// Reads on where reading waited for a writer that has caught up since: the rest of a POST,
+    /// a step at a time, and WebSockets whose reading paused. Repeats while that gets something
+    /// done, as what it hands over is answered and written in the same turn.
+    fn read_on(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            let stepping: Vec<Sid> = self
+                .clients
+                .iter()
+                .filter(|(_, c)| c.unfinished_post().is_some() && !c.engine().writer_behind())
+                .map(|(sid, _)| sid.clone())
+                .collect();
+            for sid in stepping {
+                if let Some(connection) = self.clients.get_mut(&sid) {
+                    connection.handle_post_step(now);
+                    self.drain(&sid, now);
+                    progressed = true;
+                }
+            }
+            for (token, socket) in &mut self.net.sockets {
+                if let Socket::WebSocket(conn) = socket
+                    && conn.read_paused
+                    && !self
+                        .clients
+                        .get(&conn.sid)
+                        .is_some_and(|client| client.engine().writer_behind())
+                {
+                    conn.read_paused = false;
+                    self.net.ready.push_back(*token);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+            self.run_ready(now);
+        }
+    }
+
     /// A client is forgotten once its session ended and its WebSocket took the last frames
     /// (`poll_ws` still hands out queued packets and the close after `Closed`).
     fn forget_finished(&mut self) {
@@ -379,6 +429,9 @@ impl Server {
                 upgrade_headers,
             } => {
                 let sid = connection.sid().clone();
+                let mut connection = connection;
+                // A POST's events are handed over a step at a time ([`Server::read_on`]).
+                connection.step_posts(POST_STEP);
                 self.clients.insert(sid.clone(), connection);
                 match (response, ws_key) {
                     (Some(response), _) => self.net.respond_on(token, &response, false),
@@ -477,6 +530,7 @@ impl Server {
             id,
             sid,
             writable: true,
+            read_paused: false,
         };
         self.net.sockets.insert(token, Socket::WebSocket(conn));
         if !http.input.is_empty() && self.ws_input(token, &http.input, now) {
@@ -493,6 +547,16 @@ impl Server {
             let Some(Socket::WebSocket(conn)) = self.net.sockets.get_mut(&token) else {
                 return;
             };
+            // The answers to what was read wait to be written: read on once they are, or they
+            // would fill the client's queue and close it, however fast it reads.
+            if self
+                .clients
+                .get(&conn.sid)
+                .is_some_and(|client| client.engine().writer_behind())
+            {
+                conn.read_paused = true;
+                break;
+            }
             let read = match conn.stream.read(&mut chunk) {
                 // A client that drops the TCP connection without the close handshake (a closing
                 // browser tab, an exiting process) left normally, as the reference server sees it.

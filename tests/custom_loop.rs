@@ -1,6 +1,6 @@
 //! `examples/custom_loop.rs` (sockio-core driven by a hand-written, single-threaded event loop)
 //! serves the official socket.io-client 4.x over polling only, WebSocket only, and polling upgraded
-//! to WebSocket.
+//! to WebSocket, a burst of 20,000 events sent without waiting included.
 
 #[path = "../examples/custom_loop.rs"]
 mod custom_loop;
@@ -19,7 +19,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// For each transport mode: connect, get `welcome` with our socket id, check the transport, get
 /// `message` echoed as `message-back` (a Buffer included), get the ack of `message-with-ack` with
-/// the same arguments, disconnect. Prints `ok <mode>` per mode; exits 0 only if all passed.
+/// the same arguments, 20,000 `message`s sent at once all echoed in order, disconnect. Prints
+/// `ok <mode>` per mode; exits 0 only if all passed.
 const CLIENT_SCRIPT: &str = r#"
 "use strict";
 const assert = require("assert");
@@ -66,6 +67,26 @@ async function exercise(mode) {
     });
     assert.deepStrictEqual(acked, args, "the ack carries the arguments");
     assert.strictEqual(engine.transport.name, expected, "transport after the exchange");
+
+    // A burst sent without waiting: every echo arrives, in order. The loop reads on only as
+    // fast as its writer takes the echoes, or they would fill the client's queue and close it.
+    const N = 20000;
+    let got = 0;
+    let inOrder = true;
+    const all = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`burst: ${got} of ${N} echoes`)), 30000);
+      socket.on("message-back", (i) => {
+        if (i !== got) inOrder = false;
+        got += 1;
+        if (got === N) { clearTimeout(timer); resolve(); }
+      });
+      socket.once("disconnect", (reason) => reject(new Error(`burst: ${reason} after ${got} of ${N}`)));
+    });
+    for (let i = 0; i < N; i++) socket.emit("message", i);
+    await all;
+    assert.ok(inOrder, "the echoes of the burst in order");
+    socket.off("message-back");
+    socket.off("disconnect");
 
     const gone = waitFor(socket, "disconnect");
     socket.disconnect();
