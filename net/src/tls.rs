@@ -190,6 +190,7 @@ impl ServerCertVerifier for AcceptAnyServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sockio_core::pubsub::ClientIdentity;
 
     fn options(ca_file: Option<&str>) -> TlsOptions {
         TlsOptions {
@@ -218,6 +219,26 @@ mod tests {
             .expect("no certificate fails");
         let _ = std::fs::remove_file(&path);
         assert!(matches!(error, TlsError::NoCertificates(_)), "{error}");
+    }
+
+    /// A client certificate whose key is in the same file (Python's `load_cert_chain` with a
+    /// certificate file alone), as the URL's certificate file alone gives it.
+    #[test]
+    fn a_client_certificate_and_its_key_in_one_file_are_read() {
+        let made = sockio_testkit::tls::TestCertificates::generate().expect("certificates");
+        let read = |path: String| std::fs::read_to_string(path).expect("a PEM file");
+        let both = std::env::temp_dir().join(format!("sockio-tls-both-{}.pem", std::process::id()));
+        let pem = read(made.server_certificate()) + &read(made.server_key());
+        std::fs::write(&both, pem).expect("write a temp file");
+        let both_path = both.to_str().expect("a UTF-8 path").to_owned();
+        let mut options = options(Some(&made.ca_file()));
+        options.client_identity = Some(ClientIdentity {
+            certificate_file: both_path.clone(),
+            key_file: both_path,
+        });
+        let built = TlsClient::new(&options);
+        let _ = std::fs::remove_file(&both);
+        assert!(built.is_ok(), "{:?}", built.err());
     }
 
     #[test]

@@ -233,10 +233,15 @@ fn tls_options(
             certificate_file: certificate.to_owned(),
             key_file: key.to_owned(),
         }),
+        // As Python's `load_cert_chain(certfile)`: the key is in the certificate's file.
+        (Some(both), None) => Some(ClientIdentity {
+            certificate_file: both.to_owned(),
+            key_file: both.to_owned(),
+        }),
         (None, None) => None,
-        _ => {
+        (None, Some(_)) => {
             return Err(UrlError::Malformed(
-                "a client certificate needs both its certificate and its key file",
+                "a client key file needs its certificate file",
             ));
         }
     };
@@ -693,9 +698,20 @@ mod tests {
         );
         assert!(BrokerUrl::parse("amqps://h?ssl=1").is_ok());
         assert!(matches!(
-            BrokerUrl::parse("rediss://h?ssl_certfile=/c.pem"),
+            BrokerUrl::parse("rediss://h?ssl_keyfile=/k.pem"),
             Err(UrlError::Malformed(_))
         ));
+        // A certificate file alone holds its key too, as redis-py and aio-pika read it.
+        match BrokerUrl::parse("rediss://h?ssl_certfile=/both.pem") {
+            Ok(BrokerUrl::Redis(config)) => assert_eq!(
+                config.tls.and_then(|tls| tls.client_identity),
+                Some(ClientIdentity {
+                    certificate_file: "/both.pem".into(),
+                    key_file: "/both.pem".into(),
+                })
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             BrokerUrl::parse("rediss://h?ssl_cert_reqs=maybe"),
             Err(UrlError::Malformed(_))
