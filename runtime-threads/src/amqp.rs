@@ -44,13 +44,9 @@ impl Connection {
     /// held messages) are left to the caller.
     fn open(config: &AmqpConfig, link: AmqpLink) -> Result<Connection, Failure> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let stream = BrokerStream::connect_tcp(
-            &config.host,
-            config.port,
-            config.tls.as_ref(),
-            CONNECT_TIMEOUT,
-        )
-        .map_err(Failure::Connect)?;
+        let stream =
+            BrokerStream::connect_tcp(&config.host, config.port, config.tls.as_ref(), deadline)
+                .map_err(Failure::Connect)?;
         // One write may block as long as the broker may take to confirm a batch.
         stream.set_write_timeout(Some(PUBLISH_TIMEOUT))?;
         let mut connection = Connection { stream, link };

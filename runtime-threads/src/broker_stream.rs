@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(feature = "redis")]
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sockio_core::pubsub::TlsOptions;
 use sockio_net::tls::rustls::{ClientConnection, StreamOwned};
@@ -19,20 +19,29 @@ pub(crate) enum BrokerStream {
 }
 
 impl BrokerStream {
-    /// Connects to the first address of `host` that answers within `timeout`, then runs the TLS
-    /// handshake when `tls` asks for it, bounded by the same timeout.
+    /// Connects to the first address of `host` that answers by `deadline`, then runs the TLS
+    /// handshake when `tls` asks for it, by the same deadline: the addresses tried one after
+    /// another share it, as the async runtimes bound the whole connect (the name lookup itself
+    /// is the system resolver's, which has no timeout to give).
     pub(crate) fn connect_tcp(
         host: &str,
         port: u16,
         tls: Option<&TlsOptions>,
-        timeout: Duration,
+        deadline: Instant,
     ) -> io::Result<BrokerStream> {
         let client = tls
             .map(sockio_net::tls::TlsClient::new)
             .transpose()
             .map_err(io::Error::other)?;
+        let left = || {
+            Some(deadline.saturating_duration_since(Instant::now())).filter(|left| !left.is_zero())
+        };
+        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
         let mut last = io::Error::other("the host name resolves to no address");
         for addr in (host, port).to_socket_addrs()? {
+            let Some(timeout) = left() else {
+                return Err(timed_out());
+            };
             let stream = match TcpStream::connect_timeout(&addr, timeout) {
                 Ok(stream) => stream,
                 Err(error) => {
@@ -44,6 +53,7 @@ impl BrokerStream {
             return match &client {
                 None => Ok(BrokerStream::Tcp(stream)),
                 Some(client) => {
+                    let timeout = left().ok_or_else(timed_out)?;
                     stream.set_read_timeout(Some(timeout))?;
                     stream.set_write_timeout(Some(timeout))?;
                     Ok(BrokerStream::Tls(Box::new(
@@ -119,4 +129,28 @@ impl Write for BrokerStream {
             BrokerStream::Unix(s) => s.flush(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deadline is the whole connect's: one already spent tries no address, however many
+    /// the name has, rather than giving each its own timeout.
+    #[test]
+    fn a_spent_deadline_tries_no_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let spent = Instant::now();
+        let result = BrokerStream::connect_tcp("127.0.0.1", port, None, spent);
+        assert!(
+            matches!(&result, Err(error) if error.kind() == io::ErrorKind::TimedOut),
+            "{:?}",
+            result.err()
+        );
+        let open = BrokerStream::connect_tcp("127.0.0.1", port, None, spent + CONNECT);
+        assert!(open.is_ok(), "{:?}", open.err());
+    }
+
+    const CONNECT: Duration = Duration::from_secs(5);
 }

@@ -25,9 +25,11 @@ struct Connection {
 
 impl Connection {
     fn open(config: &RedisConfig, link: RedisLink) -> Result<Connection, Failure> {
+        // One deadline for the connect and the set-up, as the async runtimes have.
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
         let stream = match &config.address {
             RedisAddress::Tcp { host, port } => {
-                BrokerStream::connect_tcp(host, *port, config.tls.as_ref(), CONNECT_TIMEOUT)
+                BrokerStream::connect_tcp(host, *port, config.tls.as_ref(), deadline)
             }
             RedisAddress::Unix { path } => BrokerStream::connect_unix(path),
         }
@@ -36,7 +38,6 @@ impl Connection {
         stream.set_write_timeout(Some(PUBLISH_TIMEOUT))?;
         let mut connection = Connection { stream, link };
         connection.flush()?;
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
         while !connection.link.is_ready() {
             connection.read_by(deadline)?;
         }
