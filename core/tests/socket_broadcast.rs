@@ -320,4 +320,15 @@ fn what_was_meant_for_a_socket_that_left_does_not_reach_its_successor() {
             "42[\"for the new\"]".to_owned()
         ]
     );
+    // Nor does a disconnect meant for the old socket (a handler of one of its events, still
+    // running) remove the new one.
+    let kick_old = h.command(&sid, |c, now| c.disconnect_socket(now, "/", &old));
+    assert!(
+        matches!(&kick_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
+        "{kick_old:?}"
+    );
+    assert!(h.ws_take_text(ws).is_empty());
+    h.command(&sid, |c, now| c.disconnect_socket(now, "/", &new))
+        .expect("the new socket is disconnected");
+    assert_eq!(h.ws_take_text(ws), vec!["41".to_owned()]);
 }

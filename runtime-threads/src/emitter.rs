@@ -69,7 +69,9 @@ impl Emitter {
         }
     }
 
-    /// Puts client `sid` of `namespace` in `room`, on whichever server holds it.
+    /// Puts client `sid` of `namespace` in `room`, on whichever server holds it. The order is
+    /// sid, room, namespace (python-socketio's manager takes sid, namespace, room: all strings,
+    /// so a port that keeps Python's order compiles and names the wrong room).
     pub fn enter_room(&self, sid: &str, room: &str, namespace: &str) -> Result<(), PublishError> {
         self.bus.publish(&Message::EnterRoom {
             sid: sid.to_owned(),
@@ -79,7 +81,8 @@ impl Emitter {
         })
     }
 
-    /// Takes client `sid` of `namespace` out of `room`, on whichever server holds it.
+    /// Takes client `sid` of `namespace` out of `room`, on whichever server holds it (sid,
+    /// room, namespace, as [`enter_room`](Self::enter_room)).
     pub fn leave_room(&self, sid: &str, room: &str, namespace: &str) -> Result<(), PublishError> {
         self.bus.publish(&Message::LeaveRoom {
             sid: sid.to_owned(),

@@ -243,8 +243,9 @@ impl Server {
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
                 if let Some(cell) = self.owner(&namespace, &sid) {
-                    let result = self
-                        .drive_apart(&cell, |state, now| state.conn.disconnect(now, &namespace));
+                    let result = self.drive_apart(&cell, |state, now| {
+                        state.conn.disconnect_socket(now, &namespace, &sid)
+                    });
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "remote disconnect not applied");
                     }
@@ -1746,7 +1747,9 @@ impl Namespace {
             };
         };
         self.server
-            .drive_apart(&cell, |state, now| state.conn.disconnect(now, &self.name))
+            .drive_apart(&cell, |state, now| {
+                state.conn.disconnect_socket(now, &self.name, sid)
+            })
             .map_err(ServerError::from)
     }
 

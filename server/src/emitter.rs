@@ -33,7 +33,9 @@ impl<Rt: Runtime> std::fmt::Debug for Emitter<Rt> {
 
 impl<Rt: Runtime> Emitter<Rt> {
     /// An emitter on `manager`'s broker and channel. The broker is reached on the first publish
-    /// (and reached again after a failure).
+    /// (and reached again after a failure). Its publisher runs on the runtime current where it
+    /// is made (on tokio, the runtime of the calling task): once that runtime shuts down, every
+    /// emit fails with "the publisher stopped", so make it where it will be used.
     pub fn new(manager: &ClientManager) -> Self {
         Self::on(&Cluster::Broker(Box::new(manager.clone())))
     }
@@ -75,7 +77,9 @@ impl<Rt: Runtime> Emitter<Rt> {
         }
     }
 
-    /// Puts client `sid` of `namespace` in `room`, on whichever server holds it.
+    /// Puts client `sid` of `namespace` in `room`, on whichever server holds it. The order is
+    /// sid, room, namespace (python-socketio's manager takes sid, namespace, room: all strings,
+    /// so a port that keeps Python's order compiles and names the wrong room).
     pub async fn enter_room(
         &self,
         sid: &str,
@@ -92,7 +96,8 @@ impl<Rt: Runtime> Emitter<Rt> {
             .await
     }
 
-    /// Takes client `sid` of `namespace` out of `room`, on whichever server holds it.
+    /// Takes client `sid` of `namespace` out of `room`, on whichever server holds it (sid,
+    /// room, namespace, as [`enter_room`](Self::enter_room)).
     pub async fn leave_room(
         &self,
         sid: &str,

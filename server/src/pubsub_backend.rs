@@ -86,12 +86,17 @@ pub trait PubSubBackend: Send + Sync + 'static {
     /// is lost, a silently dead one included (keepalives); the server then logs it and listens
     /// again after 1 s, doubling to 60 s while attempts fail (a successful `listen` starts over),
     /// as python-socketio's listener does. What was published in between does not reach this
-    /// server. A `listen` still pending when the server ends is dropped.
+    /// server. A `listen` still pending when the server ends is dropped; until then it is waited
+    /// for however long it takes, so bound its time yourself (a connect that never answers would
+    /// leave the server deaf, with nothing logged).
     fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>>;
 }
 
 /// How long a publish may take.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Messages the subscriber delivers before it lets the runtime's other tasks run.
+const DELIVERIES_BETWEEN_YIELDS: u32 = 64;
 
 /// Publishes queued messages through `backend` until every sender is gone.
 pub(crate) async fn run_publisher<Rt: Runtime>(
@@ -131,8 +136,10 @@ async fn publish<Rt: Runtime>(
     {
         Some(Ok(result)) => result,
         Some(Err(panic)) => Err(panicked("publish", &*panic)),
+        // Dropped part way: the backend may have sent some or all of it already.
         None => Err(PublishError(format!(
-            "the custom client manager did not publish within {PUBLISH_TIMEOUT:?}"
+            "the custom client manager did not publish within {PUBLISH_TIMEOUT:?}; the messages \
+             may still arrive"
         ))),
     }
 }
@@ -225,9 +232,16 @@ where
     D: Fn(Bytes),
     A: Fn() -> bool,
 {
+    let mut delivered = 0u32;
     loop {
         if !alive() {
             return false;
+        }
+        // A stream that is always ready (a backlog in a channel with no cooperative budget) would
+        // otherwise keep this task's thread from every other task until it is drained.
+        delivered = delivered.wrapping_add(1);
+        if delivered % DELIVERIES_BETWEEN_YIELDS == 0 {
+            crate::runtime::yield_now().await;
         }
         let next = AssertUnwindSafe(messages.next()).catch_unwind();
         match until(runtime, Instant::now() + ALIVE_EVERY, next).await {

@@ -255,8 +255,9 @@ impl<Rt: Runtime> Server<Rt> {
             }
             Ok(Remote::Disconnect { sid, namespace }) => {
                 if let Some(cell) = self.owner(&namespace, &sid) {
-                    let result = self
-                        .drive_apart(&cell, |state, now| state.conn.disconnect(now, &namespace));
+                    let result = self.drive_apart(&cell, |state, now| {
+                        state.conn.disconnect_socket(now, &namespace, &sid)
+                    });
                     if let Err(error) = result {
                         tracing::debug!(%sid, %error, "remote disconnect not applied");
                     }
@@ -1267,9 +1268,9 @@ impl<Rt: Runtime> Namespace<Rt> {
                 None => Box::pin(self.disconnect(sid)).await,
             };
         };
-        let result = self
-            .server
-            .drive_apart(&cell, |state, now| state.conn.disconnect(now, &self.name));
+        let result = self.server.drive_apart(&cell, |state, now| {
+            state.conn.disconnect_socket(now, &self.name, sid)
+        });
         result.map_err(ServerError::from)
     }
 

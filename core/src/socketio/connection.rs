@@ -984,6 +984,22 @@ impl Connection {
         self.send_packet(now, &Packet::ack(namespace, ack_id, args, attachments))
     }
 
+    /// [`disconnect`](Self::disconnect) of the socket picked by its `sid`: `NotConnected` when
+    /// `sid` is not (or no longer) the client's socket in `namespace`, as after the client left
+    /// it and connected again before the old socket was forgotten, so that a disconnect meant for
+    /// the old socket does not remove the new one.
+    pub fn disconnect_socket(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        sid: &str,
+    ) -> Result<(), CommandError> {
+        if !self.holds_socket(namespace, sid) {
+            return Err(CommandError::NotConnected(namespace.to_owned()));
+        }
+        self.disconnect(now, namespace)
+    }
+
     /// Removes the client's socket from `namespace` (it receives a DISCONNECT packet). The
     /// Engine.IO connection stays open; the client closes it when no namespace is left.
     ///
