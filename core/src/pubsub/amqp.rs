@@ -640,10 +640,11 @@ impl AmqpLink {
         connection_name: &str,
         steps: &[Step],
     ) -> Result<Self, LinkError> {
-        for name in [exchange, queue, config.vhost.as_str(), connection_name] {
+        // The connection name travels as a long string (in the client properties), unbounded.
+        for name in [exchange, queue, config.vhost.as_str()] {
             if name.len() > 255 {
                 return Err(LinkError::Invalid(
-                    "exchange, queue, vhost and connection names are limited to 255 bytes",
+                    "exchange, queue and vhost names are limited to 255 bytes",
                 ));
             }
         }
@@ -1404,6 +1405,22 @@ mod tests {
             out.push((frame.kind, frame.channel, class, id, frame.payload));
         }
         out
+    }
+
+    /// A 255-byte exchange, the longest AMQP carries, makes links whose connection names are
+    /// longer still (they are long strings): the manager accepts such a channel, so its links
+    /// must be made.
+    #[test]
+    fn a_255_byte_exchange_makes_links() {
+        let exchange = "x".repeat(255);
+        let queue = queue_name(&"0".repeat(32));
+        let subscriber_name = subscriber_name(&exchange, &queue);
+        assert!(subscriber_name.len() > 255);
+        assert!(AmqpLink::subscriber(&config(), &exchange, &queue, &subscriber_name).is_ok());
+        let publisher_name = publisher_name(&exchange);
+        assert!(AmqpLink::publisher(&config(), &exchange, &publisher_name).is_ok());
+        let too_long = "x".repeat(256);
+        assert!(AmqpLink::publisher(&config(), &too_long, "p").is_err());
     }
 
     #[test]

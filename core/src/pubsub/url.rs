@@ -406,6 +406,11 @@ fn parse_amqp(rest: &str, query: &Query, tls: bool) -> Result<AmqpConfig, UrlErr
         None | Some("") => "/".to_owned(),
         Some(vhost) => percent_decode(vhost)?,
     };
+    if vhost.len() > 255 {
+        return Err(UrlError::Malformed(
+            "an AMQP vhost name holds at most 255 bytes",
+        ));
+    }
     // aio-pika's `no_verify_ssl=1` skips verifying the server.
     let verify_server = match query_value(query, "no_verify_ssl") {
         None => None,
@@ -697,6 +702,11 @@ mod tests {
             Err(UrlError::TlsSettingWithoutTls("ssl".into(), "rediss://"))
         );
         assert!(BrokerUrl::parse("amqps://h?ssl=1").is_ok());
+        assert!(matches!(
+            BrokerUrl::parse(&format!("amqp://h/{}", "v".repeat(256))),
+            Err(UrlError::Malformed(_))
+        ));
+        assert!(BrokerUrl::parse(&format!("amqp://h/{}", "v".repeat(255))).is_ok());
         assert!(matches!(
             BrokerUrl::parse("rediss://h?ssl_keyfile=/k.pem"),
             Err(UrlError::Malformed(_))
