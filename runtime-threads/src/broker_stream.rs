@@ -19,10 +19,10 @@ pub(crate) enum BrokerStream {
 }
 
 impl BrokerStream {
-    /// Connects to the first address of `host` that answers by `deadline`, then runs the TLS
-    /// handshake when `tls` asks for it, by the same deadline: the addresses tried one after
-    /// another share it, as the async runtimes bound the whole connect (the name lookup itself
-    /// is the system resolver's, which has no timeout to give).
+    /// Connects to the first address of `host` that answers by `deadline`, each address given
+    /// an equal share of the time left, then runs the TLS handshake when `tls` asks for it, each
+    /// of its reads and writes bounded by the time left then (the name lookup itself is the
+    /// system resolver's, which has no timeout to give).
     pub(crate) fn connect_tcp(
         host: &str,
         port: u16,
@@ -38,11 +38,16 @@ impl BrokerStream {
         };
         let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
         let mut last = io::Error::other("the host name resolves to no address");
-        for addr in (host, port).to_socket_addrs()? {
-            let Some(timeout) = left() else {
+        let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
+        for (tried, addr) in addrs.iter().enumerate() {
+            let Some(time_left) = left() else {
                 return Err(timed_out());
             };
-            let stream = match TcpStream::connect_timeout(&addr, timeout) {
+            // Each address left gets its share of the time left: one that drops packets (a
+            // broken IPv6 route ahead of a working IPv4 one) must not take it all.
+            let untried = u32::try_from(addrs.len() - tried).unwrap_or(u32::MAX);
+            let timeout = time_left / untried;
+            let stream = match TcpStream::connect_timeout(addr, timeout) {
                 Ok(stream) => stream,
                 Err(error) => {
                     last = error;
