@@ -342,12 +342,17 @@ impl Chat {
         Ok(None)
     }
 
-    /// Frees `name` if `sid` still holds it.
-    fn release(&self, name: &str, sid: &Sid) {
+    /// Frees `name` if `sid` still holds it; false when another socket holds it now.
+    fn release(&self, name: &str, sid: &Sid) -> bool {
         let mut names = self.names();
         let key = name.to_lowercase();
-        if names.get(&key).is_some_and(|holder| &holder.sid == sid) {
-            names.remove(&key);
+        match names.get(&key) {
+            Some(holder) if &holder.sid == sid => {
+                names.remove(&key);
+                true
+            }
+            Some(_) => false,
+            None => true,
         }
     }
 
@@ -431,8 +436,11 @@ fn valid_name(name: &str) -> Result<String, ConnectRefused> {
     Ok(name.to_owned())
 }
 
-/// Format characters that show nothing (zero-width spaces and joiners, the soft hyphen, the
-/// byte-order mark, word joiners) or turn text around (bidirectional marks and overrides).
+/// The common characters that show nothing (zero-width spaces and joiners, the soft hyphen,
+/// the byte-order mark, word joiners, fillers, tags, interlinear annotation marks, line and
+/// paragraph separators) or turn text around (bidirectional marks and overrides). Variation
+/// selectors are let through, as emoji need them; a chat with real stakes would compare names
+/// by their Unicode confusable skeleton instead.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -440,13 +448,16 @@ fn is_invisible(c: char) -> bool {
             | '\u{034F}'
             | '\u{061C}'
             | '\u{115F}'..='\u{1160}'
-            | '\u{180E}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180E}'
             | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
+            | '\u{2028}'..='\u{202E}'
             | '\u{2060}'..='\u{206F}'
             | '\u{3164}'
             | '\u{FEFF}'
             | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 
@@ -510,7 +521,8 @@ impl Chat {
         println!("{name} connected ({})", socket.sid());
 
         let mut outs = Outs::default();
-        let users = self.users_in(socket, LOBBY, None);
+        // A replaced socket is still in the lobby under the same name until it is disconnected.
+        let users = self.users_in(socket, LOBBY, replaced.as_ref());
         let joined = Presence {
             room: LOBBY,
             name: &name,
@@ -538,7 +550,10 @@ impl Chat {
             return outs;
         };
         println!("{name} disconnected ({reason})");
-        self.release(&name, socket.sid());
+        if !self.release(&name, socket.sid()) {
+            // Replaced by the same page's new connection (`Auth::resume`): the user stays.
+            return outs;
+        }
         for room in chat_rooms(socket) {
             let left = Presence {
                 room: &room,

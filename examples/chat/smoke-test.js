@@ -119,10 +119,21 @@ check("a page reconnecting with its own secret takes its name back from its old 
   assert.equal(other?.message, "name taken");
   // ...the same page, whose old connection the server still holds, can: the old one is let go.
   const gone = next(first.socket, "disconnect", () => true);
+  const left = [];
+  const leaving = (p) => p.name === daveName && left.push(p);
+  alice.socket.on("user left", leaving);
   const second = await connect(daveName, { auth: { name: daveName, resume } });
   assert.equal(second.welcome.name, daveName);
+  assert.equal(second.welcome.users.filter((u) => u === daveName).length, 1, "listed once");
   assert.equal(await gone, "io server disconnect");
+  // The others see no "dave left" for the replaced connection: a marker emitted after it shows
+  // that nothing came before it.
+  await request(second.socket, "join", `${ROOM}-marker`);
+  alice.socket.off("user left", leaving);
+  assert.deepEqual(left, []);
+  const reallyLeft = next(alice.socket, "user left", (p) => p.name === daveName && p.room === "lobby");
   second.socket.disconnect();
+  assert.ok(!(await reallyLeft).users.includes(daveName));
 });
 
 check("empty and too long names are refused", async () => {
