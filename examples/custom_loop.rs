@@ -27,7 +27,11 @@
 //!   WebSocket's reading pauses, and a POST's events are handed over 64 at a time (`step_posts`,
 //!   `handle_post_step`), until the answers to what was read are written ([`Server::read_on`]).
 //!   Read on regardless, and a burst of events fills the queue with their answers and closes a
-//!   client however fast it reads.
+//!   client however fast it reads. The check comes before each 16 KiB read, so the messages of
+//!   one read (about a thousand short events) are all handed over: a queue configured for fewer
+//!   packets than that still overflows (the runtimes hold a read's messages apart instead); and
+//!   while reading waits, a client's pong waits unread with it (the runtimes tell the core with
+//!   `pause_reading`, which this loop leaves out).
 //!
 //! Application logic ([`on_event`]): accept every connection to `/`, greet it with `welcome`,
 //! echo `message` as `message-back`, acknowledge `message-with-ack` with its own arguments.

@@ -61,8 +61,9 @@ impl Default for CookieConfig {
     }
 }
 
-/// A [`CookieConfig`] field that cannot appear in a `Set-Cookie` header as
-/// is. [`CookieConfig::header_value`] drops the offending characters.
+/// Why [`CookieConfig::validate`] refuses a configuration: a field that cannot appear in a
+/// `Set-Cookie` header as is (whose offending characters [`CookieConfig::header_value`] drops),
+/// or attributes browsers refuse together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCookieConfig {
     /// The name is empty or has characters outside the HTTP token set.
