@@ -449,3 +449,69 @@ async fn a_publish_that_hangs_fails_after_its_bound() {
         .expect("the next publish is tried");
     assert_eq!(backend.publishes.load(Ordering::SeqCst), 2);
 }
+
+/// A backend's future or stream whose drop panics (its own code runs there: a guard that
+/// unwraps a poisoned lock): the timed-out publish and the ended stream are dropped with the
+/// panic caught, and the publisher and the listener go on. Before, the panic unwound their
+/// tasks, and every later emit failed with "the publisher stopped" and the server heard the
+/// others no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_whose_drop_panics_keeps_publishing_and_listening() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("dropped");
+        }
+    }
+    #[derive(Clone, Default)]
+    struct DropPanics {
+        publishes: Arc<AtomicUsize>,
+        listens: Arc<AtomicUsize>,
+    }
+    impl PubSubBackend for DropPanics {
+        fn publish(&self, _: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>> {
+            if self.publishes.fetch_add(1, Ordering::SeqCst) == 0 {
+                let guard = PanicsOnDrop;
+                return Box::pin(async move {
+                    std::future::pending::<()>().await;
+                    drop(guard);
+                    Ok(())
+                });
+            }
+            Box::pin(async { Ok(()) })
+        }
+        fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
+            let first = self.listens.fetch_add(1, Ordering::SeqCst) == 0;
+            Box::pin(async move {
+                if first {
+                    // Ends at once, and panics as it is dropped.
+                    let guard = PanicsOnDrop;
+                    let ended = futures_util::StreamExt::map(
+                        futures_util::stream::empty::<Bytes>(),
+                        move |message| {
+                            let _ = &guard;
+                            message
+                        },
+                    );
+                    return Ok(Box::pin(ended) as MessageStream);
+                }
+                Ok(Box::pin(futures_util::stream::pending()) as MessageStream)
+            })
+        }
+    }
+    let backend = DropPanics::default();
+    let io = sockio::Server::builder()
+        .custom_client_manager(backend.clone())
+        .build();
+    match io.emit("lost", &()).await {
+        Err(EmitError::Publish(PublishError(reason))) => {
+            assert!(reason.contains("did not publish within 5s"), "{reason}");
+        }
+        other => panic!("expected a publish error, got {other:?}"),
+    }
+    io.emit("next", &()).await.expect("the publisher goes on");
+    eventually("a second listen", || {
+        backend.listens.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+}

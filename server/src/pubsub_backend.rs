@@ -127,13 +127,10 @@ async fn publish<Rt: Runtime>(
         Err(panic) => return Err(panicked("publish", &*panic)),
     };
     let deadline = Instant::now() + PUBLISH_TIMEOUT;
-    match until(
-        runtime,
-        deadline,
-        AssertUnwindSafe(publishing).catch_unwind(),
-    )
-    .await
-    {
+    let mut publishing = AssertUnwindSafe(publishing).catch_unwind();
+    let published = until(runtime, deadline, &mut publishing).await;
+    drop_caught(publishing, "publish");
+    match published {
         Some(Ok(result)) => result,
         Some(Err(panic)) => Err(panicked("publish", &*panic)),
         // Dropped part way: the backend may have sent some or all of it already.
@@ -141,6 +138,15 @@ async fn publish<Rt: Runtime>(
             "the custom client manager did not publish within {PUBLISH_TIMEOUT:?}; the messages \
              may still arrive"
         ))),
+    }
+}
+
+/// Drops `value`, a backend's future or stream, catching a panic of its own code in `Drop` (a
+/// guard that unwraps a lock that an earlier panic poisoned): it must not end the publisher's
+/// or the listener's task, which every later emit or message depends on.
+fn drop_caught<T>(value: T, method: &str) {
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        panicked(&format!("dropping what {method} gave"), &*panic);
     }
 }
 
@@ -177,7 +183,9 @@ pub(crate) async fn run_subscriber<Rt, D, A>(
                 } else {
                     tracing::info!("listening to the custom client manager");
                 }
-                if !receive(&runtime, &mut messages, &deliver, &alive).await {
+                let listen_again = receive(&runtime, &mut messages, &deliver, &alive).await;
+                drop_caught(messages, "listen");
+                if !listen_again {
                     return;
                 }
                 tracing::error!(retry_in = ?reconnect.retry_in(), "the custom client manager's message stream ended");
@@ -240,7 +248,7 @@ where
         // A stream that is always ready (a backlog in a channel with no cooperative budget) would
         // otherwise keep this task's thread from every other task until it is drained.
         delivered = delivered.wrapping_add(1);
-        if delivered % DELIVERIES_BETWEEN_YIELDS == 0 {
+        if delivered.is_multiple_of(DELIVERIES_BETWEEN_YIELDS) {
             crate::runtime::yield_now().await;
         }
         let next = AssertUnwindSafe(messages.next()).catch_unwind();
