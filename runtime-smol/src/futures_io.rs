@@ -110,6 +110,15 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for FuturesIo<T> {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
+    /// hyper writes a response's head and body with one vectored write when this is true; when
+    /// false (hyper's default) it copies the body into the head's buffer first, and that buffer
+    /// keeps the size of the largest response for the life of the connection (a 1 MiB polling
+    /// answer left 1 MiB per kept-alive connection). smol's sockets write vectored for real; for
+    /// a stream that does not, futures-io writes the first buffer, and hyper goes on with the rest.
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
@@ -235,5 +244,93 @@ mod tests {
     fn a_stream_that_claims_too_much_fills_only_what_it_was_given() {
         let (_, filled) = read_once(&mut FuturesIo::new(Overclaiming), 8);
         assert_eq!(filled, [1; 8]);
+    }
+
+    /// A connection whose reads give one request and then wait, and whose writes record how
+    /// many buffers each held.
+    struct Recorder {
+        request: Cursor<Vec<u8>>,
+        buffers_per_write: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+        written: std::sync::Arc<std::sync::Mutex<usize>>,
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            match Pin::new(&mut self.request).poll_read(cx, buf) {
+                // The client waits for its answer: no end of stream.
+                Poll::Ready(Ok(0)) => Poll::Pending,
+                other => other,
+            }
+        }
+    }
+
+    impl smol::io::AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.buffers_per_write.lock().unwrap().push(1);
+            *self.written.lock().unwrap() += buf.len();
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let lengths: Vec<usize> = bufs.iter().map(|b| b.len()).filter(|&n| n > 0).collect();
+            self.buffers_per_write.lock().unwrap().push(lengths.len());
+            let total = lengths.iter().sum();
+            *self.written.lock().unwrap() += total;
+            Poll::Ready(Ok(total))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// hyper writes a response's head and its body together in one vectored write, rather than
+    /// copying the body into its head buffer (which then keeps that size for the connection's
+    /// life): a 1 MiB polling answer is not copied, nor held after it is sent.
+    #[test]
+    fn hyper_writes_the_body_apart_from_the_head() {
+        const BODY: usize = 256 * 1024;
+        let buffers_per_write = std::sync::Arc::default();
+        let written = std::sync::Arc::default();
+        let io = FuturesIo::new(Recorder {
+            request: Cursor::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+            buffers_per_write: std::sync::Arc::clone(&buffers_per_write),
+            written: std::sync::Arc::clone(&written),
+        });
+        let service = hyper::service::service_fn(|_request| async {
+            let body = http_body_util::Full::new(bytes::Bytes::from(vec![7u8; BODY]));
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        });
+        let serving = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        let answered = async {
+            while *written.lock().unwrap() < BODY {
+                smol::Timer::after(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        smol::block_on(smol::future::or(
+            async {
+                let _ = serving.await;
+            },
+            answered,
+        ));
+        assert!(*written.lock().unwrap() > BODY);
+        let most = buffers_per_write.lock().unwrap().iter().copied().max();
+        assert!(most >= Some(2), "{:?}", buffers_per_write.lock().unwrap());
     }
 }
