@@ -11,6 +11,22 @@ use socket2::{Domain, Socket, Type};
 /// drops SYNs, and every client whose SYN was dropped waits for its retransmission, a full second.
 pub const ACCEPT_BACKLOG: i32 = 4096;
 
+/// Whether a failed `accept` concerns only the connection it would have given (a client that
+/// reset or went unreachable while it waited in the backlog; `accept(2)` says to retry those as
+/// at once), rather than the listener or the process (out of file descriptors), after which an
+/// accept loop pauses before it tries again.
+pub fn accept_error_is_the_clients(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::NetworkDown
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::HostUnreachable
+    )
+}
+
 /// Binds a TCP listener to the first address of `addr` that binds, with [`ACCEPT_BACKLOG`] and,
 /// as std does, `SO_REUSEADDR` (a restarted server gets its port back while connections of the
 /// previous one are in TIME_WAIT). The listener is blocking, as std's.
@@ -36,6 +52,16 @@ pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_gone_from_the_backlog_is_not_the_listeners_error() {
+        let clients = [io::ErrorKind::ConnectionAborted, io::ErrorKind::ConnectionReset];
+        for kind in clients {
+            assert!(accept_error_is_the_clients(&io::Error::from(kind)), "{kind:?}");
+        }
+        // EMFILE: the process is out of file descriptors.
+        assert!(!accept_error_is_the_clients(&io::Error::from_raw_os_error(24)));
+    }
 
     #[test]
     fn binds_and_accepts() {

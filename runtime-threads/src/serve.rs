@@ -1082,6 +1082,10 @@ fn accept_loop_checking<H: Host>(
                         | io::ErrorKind::TimedOut
                         | io::ErrorKind::Interrupted
                 ) => {}
+            // A client that left the backlog before it was accepted: the next one, at once.
+            Err(error) if sockio_net::listen::accept_error_is_the_clients(&error) => {
+                tracing::debug!(%error, "a connection left before it was accepted");
+            }
             Err(error) => {
                 // Out of file descriptors and the like: keep serving the others.
                 tracing::warn!(%error, "accept failed");

@@ -105,6 +105,12 @@ pub(crate) async fn accept_until_shutdown<Rt: Runtime>(
         match select(accept, pin!(stopping)).await {
             Either::Right(_) => return,
             Either::Left((Ok((stream, remote)), _)) => serve(stream, remote),
+            // A client that left the backlog before it was accepted: the next one, at once.
+            Either::Left((Err(error), _))
+                if sockio_net::listen::accept_error_is_the_clients(&error) =>
+            {
+                tracing::debug!(%error, "a connection left before it was accepted");
+            }
             Either::Left((Err(error), stopping)) => {
                 // Out of file descriptors and the like: keep serving the others, after a pause
                 // that a shutdown cuts short.
