@@ -1824,3 +1824,30 @@ process.exit(0);
     client.send("done").await;
     client.finish().await;
 }
+
+/// An emit with a callback whose future is dropped before the broker took it (a `select!`, a
+/// timeout around it) withdraws its remote callback at once: nothing waits for answers nobody
+/// will hear. Before, the callback and what it holds stayed until its deadline, under the cap
+/// of pending callbacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_emit_withdraws_its_remote_callback() {
+    let Some(RedisChannel { manager, .. }) = redis_channel() else {
+        return;
+    };
+    let server = clustered::<sockio::tokio::Tokio>(&manager);
+    let held = Arc::new(());
+    let in_callback = held.clone();
+    let emit = server.emit("question", &()).to("some room").callback(
+        Some(Duration::from_secs(60)),
+        move |_: Result<String, _>| {
+            let _ = &in_callback;
+        },
+    );
+    let mut emit = emit.into_future();
+    // One poll: registered and handed to the publisher, whose answer has not come yet.
+    let polled = futures_util::poll!(emit.as_mut());
+    assert!(polled.is_pending(), "the broker answered within one poll");
+    assert_eq!(Arc::strong_count(&held), 2, "the callback is registered");
+    drop(emit);
+    assert_eq!(Arc::strong_count(&held), 1, "the callback is withdrawn");
+}

@@ -55,12 +55,20 @@ mod tests {
 
     #[test]
     fn a_client_gone_from_the_backlog_is_not_the_listeners_error() {
-        let clients = [io::ErrorKind::ConnectionAborted, io::ErrorKind::ConnectionReset];
+        let clients = [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+        ];
         for kind in clients {
-            assert!(accept_error_is_the_clients(&io::Error::from(kind)), "{kind:?}");
+            assert!(
+                accept_error_is_the_clients(&io::Error::from(kind)),
+                "{kind:?}"
+            );
         }
         // EMFILE: the process is out of file descriptors.
-        assert!(!accept_error_is_the_clients(&io::Error::from_raw_os_error(24)));
+        assert!(!accept_error_is_the_clients(&io::Error::from_raw_os_error(
+            24
+        )));
     }
 
     #[test]

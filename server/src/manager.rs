@@ -73,6 +73,36 @@ pub(crate) struct Bus {
     pub pending: std::sync::Mutex<PendingCallbacks<RemoteCallback>>,
 }
 
+/// A remote callback registered in a [`Bus`], withdrawn when this is dropped unless
+/// [`keep`](Self::keep) was called: a caller that drops its emit or call future part way (a
+/// `select!`, a timeout around it) leaves no entry waiting for answers nobody will hear until
+/// its deadline, holding a place under the cap of pending callbacks.
+pub(crate) struct Withdrawn<'a> {
+    bus: &'a Bus,
+    id: Option<u64>,
+}
+
+impl<'a> Withdrawn<'a> {
+    pub fn on_drop(bus: &'a Bus, id: Option<u64>) -> Self {
+        Withdrawn { bus, id }
+    }
+
+    /// The callback stays: what it waits for was sent.
+    pub fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Withdrawn<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            // Dropped after the lock, outside it: the callback is the application's.
+            let withdrawn = crate::server::lock(&self.bus.pending).cancel(id);
+            drop(withdrawn);
+        }
+    }
+}
+
 impl Bus {
     /// Publishes `message` and waits until the broker took it.
     pub async fn publish(&self, message: &Message) -> Result<(), PublishError> {

@@ -30,7 +30,7 @@ use crate::handlers::{
     BoxFuture, ConnectResult, HandlerRegistry, NamespaceHandler, NamespaceHandlers, ServerId,
     typed_event,
 };
-use crate::manager::{Bus, Cluster, RemoteCallback};
+use crate::manager::{Bus, Cluster, RemoteCallback, Withdrawn};
 use crate::socket::Socket;
 use sockio_core::pubsub::remote::{
     EmitTarget, RoomChange, plan_call, plan_emit, room_change_elsewhere,
@@ -689,6 +689,8 @@ impl<Rt: Runtime> Server<Rt> {
                 .as_ref()
                 .map(|(callback, timeout)| (callback, *timeout)),
         )?;
+        // Until it is published, the emit's remote callback goes if this future is dropped.
+        let withdrawn = Withdrawn::on_drop(&bus, plan.remote_ack);
         self.deliver_here(
             &emit.namespace,
             &emit.event,
@@ -701,12 +703,8 @@ impl<Rt: Runtime> Server<Rt> {
         let Some(message) = plan.message else {
             return Ok(());
         };
-        if let Err(error) = bus.publish(&message).await {
-            if let Some(id) = plan.remote_ack {
-                lock(&bus.pending).cancel(id);
-            }
-            return Err(error.into());
-        }
+        bus.publish(&message).await?;
+        withdrawn.keep();
         Ok(())
     }
 
@@ -1011,10 +1009,9 @@ async fn call_remote(
         callback,
         timeout,
     )?;
-    if let Err(error) = bus.publish(&message).await {
-        lock(&bus.pending).cancel(id);
-        return Err(error.into());
-    }
+    // Whatever ends this future, the answer is no longer awaited: answered, failed or dropped.
+    let _withdrawn = Withdrawn::on_drop(bus, Some(id));
+    bus.publish(&message).await?;
     match rx.await {
         Ok(outcome) => outcome.into_result(),
         Err(_) => Err(CallError::Disconnected),
