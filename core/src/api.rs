@@ -325,37 +325,72 @@ fn drop_events_of(
     before - queue.len()
 }
 
-/// About how many bytes `event` holds while it waits for a handler: 32 per JSON value (the
-/// size of a `serde_json::Value`), its strings and object keys, its attachments; a small
-/// constant for the other events. Computed once, when the event is queued.
+/// About how many bytes `event` holds while it waits for a handler: its event name and
+/// namespace, each JSON value by [`value_weight`]'s rule, its attachments; a connect's auth
+/// object the same way; a small constant for the rest. Computed once, when the event is queued.
+/// A client chooses all of these, so each must count: an event name as long as the message
+/// limit weighed nothing more than a short one, and 1,024 such events were held per client.
 pub fn event_weight(event: &SocketEvent) -> usize {
     const EVENT: usize = 128;
     match event {
         SocketEvent::Event {
-            args, attachments, ..
-        }
-        | SocketEvent::Ack {
-            args, attachments, ..
-        } => {
-            let values: usize = args.iter().map(value_weight).sum();
-            let binary: usize = attachments.iter().map(bytes::Bytes::len).sum();
-            EVENT + values + binary
-        }
+            namespace,
+            event,
+            args,
+            attachments,
+            ..
+        } => EVENT + namespace.len() + event.len() + args_weight(args, attachments),
+        SocketEvent::Ack {
+            namespace,
+            args,
+            attachments,
+            ..
+        } => EVENT + namespace.len() + args_weight(args, attachments),
+        SocketEvent::Connect {
+            namespace, auth, ..
+        } => EVENT + namespace.len() + auth.as_ref().map_or(0, value_weight),
         _ => EVENT,
     }
 }
 
-/// A value's bytes by [`event_weight`]'s rule. Recursive: parsed values nest at most as deep as
-/// the decoder allows (`socketio::json`).
+fn args_weight(args: &[Value], attachments: &[bytes::Bytes]) -> usize {
+    let values: usize = args.iter().map(value_weight).sum();
+    let binary: usize = attachments.iter().map(bytes::Bytes::len).sum();
+    values + binary
+}
+
+/// The heap a non-empty parsed object takes before its entries: `serde_json`'s ordered map
+/// allocates its entries and its hash index on the first key, room for a few.
+const OBJECT_TABLES: usize = 192;
+/// Per object entry, besides its key's text and its value: the entry's key `String`, its hash,
+/// its slot in the index, the key's own allocation.
+const OBJECT_ENTRY: usize = 64;
+/// A parsed array's vector holds room for at least this many values.
+const ARRAY_MIN_CAPACITY: usize = 4;
+
+/// A value's bytes as parsed: 32 per value (the size of a `serde_json::Value`), a string's
+/// text, an object's tables, entries and keys, an array's unused room when it is short (so
+/// that `[{"a":0},...]` or `[[0],...]`, a few bytes of text per element, weigh about what they
+/// take). Recursive: parsed values nest at most as deep as the decoder allows
+/// (`socketio::json`).
 fn value_weight(value: &Value) -> usize {
-    std::mem::size_of::<Value>()
+    const VALUE: usize = std::mem::size_of::<Value>();
+    VALUE
         + match value {
             Value::String(text) => text.len(),
-            Value::Array(items) => items.iter().map(value_weight).sum(),
-            Value::Object(map) => map
-                .iter()
-                .map(|(key, value)| key.len() + value_weight(value))
-                .sum(),
+            Value::Array(items) if items.is_empty() => 0,
+            Value::Array(items) => {
+                let spare = ARRAY_MIN_CAPACITY.saturating_sub(items.len());
+                spare * VALUE + items.iter().map(value_weight).sum::<usize>()
+            }
+            Value::Object(map) if map.is_empty() => 0,
+            Value::Object(map) => {
+                OBJECT_TABLES
+                    + map
+                        .iter()
+                        .map(|(key, value)| OBJECT_ENTRY + key.len() + value_weight(value))
+                        .sum::<usize>()
+            }
             Value::Null | Value::Bool(_) | Value::Number(_) => 0,
         }
 }
@@ -1054,17 +1089,47 @@ mod tests {
         };
         let value = std::mem::size_of::<Value>();
         let empty = event_weight(&event(vec![], vec![]));
-        // `[0, 0, 0]` inside one argument: four values.
-        let zeros = event_weight(&event(vec![serde_json::json!([0, 0, 0])], vec![]));
-        assert_eq!(zeros - empty, 4 * value);
-        // A string's bytes, an object's keys.
+        // `[0, 0, 0, 0]` inside one argument: five values.
+        let zeros = event_weight(&event(vec![serde_json::json!([0, 0, 0, 0])], vec![]));
+        assert_eq!(zeros - empty, 5 * value);
+        // A short array counts the room its vector has anyway.
+        let short = event_weight(&event(vec![serde_json::json!([0])], vec![]));
+        assert_eq!(short - empty, 5 * value);
+        // A string's bytes, an object's tables, entry and key.
         let text = event_weight(&event(vec![serde_json::json!({"key": "hello"})], vec![]));
-        assert_eq!(text - empty, 2 * value + 3 + 5);
+        assert_eq!(text - empty, 2 * value + OBJECT_TABLES + OBJECT_ENTRY + 3 + 5);
         let binary = event_weight(&event(vec![], vec![bytes::Bytes::from(vec![0; 1000])]));
         assert_eq!(binary - empty, 1000);
         // The weight of a message of many short values is many times its text.
         let many = vec![serde_json::json!(0); 1000];
         assert!(event_weight(&event(many, vec![])) - empty >= 16 * 2 * 1000);
+        // `[{"a":0},...]`: 8 bytes of text per element, well over 200 of weight.
+        let objects = vec![Value::Array(vec![serde_json::json!({"a": 0}); 1000])];
+        assert!(event_weight(&event(objects, vec![])) - empty >= 250 * 1000);
+    }
+
+    /// What a client chose besides the arguments counts too: an event name or a namespace as
+    /// long as a message, a connect's auth object. They weighed 128 bytes each, so 1,024 events
+    /// named with 1 MB each were held for one client.
+    #[test]
+    fn an_events_name_namespace_and_a_connects_auth_count() {
+        use super::*;
+        let long = "x".repeat(100_000);
+        let named = SocketEvent::Event {
+            namespace: ByteString::from(long.as_str()),
+            sid: Sid::from("s"),
+            event: long.clone(),
+            args: vec![],
+            attachments: vec![],
+            ack_id: None,
+        };
+        assert!(event_weight(&named) >= 200_000);
+        let connect = SocketEvent::Connect {
+            namespace: ByteString::from("/"),
+            sid: Sid::from("s"),
+            auth: Some(serde_json::json!({ "token": long })),
+        };
+        assert!(event_weight(&connect) >= 100_000);
     }
 
     use super::*;

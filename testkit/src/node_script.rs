@@ -120,11 +120,17 @@ impl NodeScript {
 
     /// The next line, which must carry `tag`; returns its value.
     pub fn expect(&mut self, tag: &str) -> Value {
-        let line = match self.lines.recv_timeout(STEP) {
+        self.expect_within(tag, STEP)
+    }
+
+    /// [`expect`](Self::expect), waiting up to `within` (for a line that ends a long stretch of
+    /// the script's work, which a loaded machine may take well past [`STEP`] to do).
+    pub fn expect_within(&mut self, tag: &str, within: Duration) -> Value {
+        let line = match self.lines.recv_timeout(within) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => {
                 panic!(
-                    "no {tag:?} from the node script within {STEP:?}; lines so far: {:?}",
+                    "no {tag:?} from the node script within {within:?}; lines so far: {:?}",
                     self.seen
                 )
             }
