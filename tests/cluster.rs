@@ -1759,17 +1759,6 @@ async fn the_emitters_room_changes_and_disconnect_reach_a_server() {
 /// listener stopped within a second of the shutdown's start, and the call timed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_made_while_shutting_down_gets_its_answer_from_another_server() {
-    const SLOW_ANSWER: &str = r#"
-const options = { transports: ["websocket"], forceNew: true, reconnection: false };
-const a = io(URL, options);
-const b = io(URL_B, options);
-await connected(a);
-await connected(b);
-b.on("last-words", (ack) => setTimeout(() => ack("heard"), 2500));
-out("sids", { a: a.id, b: b.id });
-await command();
-process.exit(0);
-"#;
     let Some(RedisChannel {
         addr,
         channel,
@@ -1807,7 +1796,8 @@ process.exit(0);
     tokio::spawn(async move { serving.serve_listener(listener_b).await });
     wait_for_subscribers(&addr, &channel, 2).await;
 
-    let script = SLOW_ANSWER.replace("URL_B", &format!("\"http://{addr_b}\""));
+    let script = sockio_testkit::handler_scripts::SLOW_ANSWERING_CLUSTER_CLIENTS
+        .replace("URL_B", &format!("\"http://{addr_b}\""));
     let mut client = Node::spawn(&format!("http://{addr_a}"), &script);
     let sids = client.expect("sids").await;
     *sid_b.lock().expect("b's sid") = sids["b"].as_str().expect("b's sid").to_owned();

@@ -1097,7 +1097,10 @@ mod tests {
         assert_eq!(short - empty, 5 * value);
         // A string's bytes, an object's tables, entry and key.
         let text = event_weight(&event(vec![serde_json::json!({"key": "hello"})], vec![]));
-        assert_eq!(text - empty, 2 * value + OBJECT_TABLES + OBJECT_ENTRY + 3 + 5);
+        assert_eq!(
+            text - empty,
+            2 * value + OBJECT_TABLES + OBJECT_ENTRY + 3 + 5
+        );
         let binary = event_weight(&event(vec![], vec![bytes::Bytes::from(vec![0; 1000])]));
         assert_eq!(binary - empty, 1000);
         // The weight of a message of many short values is many times its text.

@@ -521,17 +521,6 @@ fn a_callback_answered_through_the_broker_may_call_across_servers() {
 /// listener stopped within a second of the shutdown's start, and the call timed out.
 #[test]
 fn a_call_made_while_shutting_down_gets_its_answer_from_another_server() {
-    const SLOW_ANSWER: &str = r#"
-const options = { transports: ["websocket"], forceNew: true, reconnection: false };
-const a = io(URL, options);
-const b = io(URL_B, options);
-await connected(a);
-await connected(b);
-b.on("last-words", (ack) => setTimeout(() => ack("heard"), 2500));
-out("sids", { a: a.id, b: b.id });
-await command();
-process.exit(0);
-"#;
     let Some((url, broker)) = redis() else {
         return;
     };
@@ -558,7 +547,8 @@ process.exit(0);
     });
     let mut client = Node::spawn(
         &url_a,
-        &SLOW_ANSWER.replace("URL_B", &format!("\"{url_b}\"")),
+        &sockio_testkit::handler_scripts::SLOW_ANSWERING_CLUSTER_CLIENTS
+            .replace("URL_B", &format!("\"{url_b}\"")),
     );
     let sids = client.expect("sids");
     *sid_b.lock().expect("b's sid") = sids["b"].as_str().expect("b's sid").to_owned();

@@ -140,3 +140,19 @@ out("connected", socket.id);
 await command();
 process.exit(0);
 "#;
+
+/// Two clients of two servers sharing a client manager, `a` on `URL` and `b` on `URL_B` (replace
+/// it as for [`TWO_CLUSTER_CLIENTS`]): prints the sids (`sids`, `{a, b}`); `b` answers
+/// `last-words` with `heard` after 2.5 s; exits on the first command. For both runtimes' test of
+/// a call made while its server shuts down.
+pub const SLOW_ANSWERING_CLUSTER_CLIENTS: &str = r#"
+const options = { transports: ["websocket"], forceNew: true, reconnection: false };
+const a = io(URL, options);
+const b = io(URL_B, options);
+await connected(a);
+await connected(b);
+b.on("last-words", (ack) => setTimeout(() => ack("heard"), 2500));
+out("sids", { a: a.id, b: b.id });
+await command();
+process.exit(0);
+"#;
