@@ -326,7 +326,7 @@ fn drop_events_of(
 }
 
 /// About how many bytes `event` holds while it waits for a handler: its event name and
-/// namespace, each JSON value by [`value_weight`]'s rule, its attachments; a connect's auth
+/// namespace, each JSON value by `value_weight`'s rule, its attachments; a connect's auth
 /// object the same way; a small constant for the rest. Computed once, when the event is queued.
 /// A client chooses all of these, so each must count: an event name as long as the message
 /// limit weighed nothing more than a short one, and 1,024 such events were held per client.
