@@ -551,12 +551,19 @@ mod counted {
             Tokio.local_addr(listener)
         }
 
-        fn connect(
+        fn resolve(
             &self,
             host: &str,
             port: u16,
+        ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send {
+            Tokio.resolve(host, port)
+        }
+
+        fn connect(
+            &self,
+            addr: SocketAddr,
         ) -> impl Future<Output = io::Result<Self::Stream>> + Send {
-            Tokio.connect(host, port)
+            Tokio.connect(addr)
         }
 
         fn connect_unix(

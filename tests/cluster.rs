@@ -440,6 +440,101 @@ async fn a_broker_certificate_the_url_does_not_trust_fails_the_emit_with_the_rea
         .expect("ssl_cert_reqs=none publishes");
 }
 
+/// A broker host whose first address never answers (a broken IPv6 route ahead of a working IPv4
+/// one drops the SYN) is still reached through the next one: each address gets its share of the
+/// connect's deadline. The first address took all of it, and the emit failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_first_address_never_answers_is_reached_through_the_next() {
+    let redis = redis_url();
+    let amqp = amqp_url();
+    let (Some(_), Some(_)) = (broker_addr(&redis), broker_addr(&amqp)) else {
+        return;
+    };
+    let emit_through = |url: String| async move {
+        let manager = ClientManager::from_url(&url)
+            .expect("a broker URL")
+            .channel(&fresh_channel());
+        clustered::<silent_first_address::SilentFirstAddress>(&manager)
+            .emit("news", &"published")
+            .await
+    };
+    let (redis, amqp) = tokio::join!(emit_through(redis), emit_through(amqp));
+    redis.expect("published through Redis");
+    amqp.expect("published through RabbitMQ");
+}
+
+/// tokio, but every host name resolves first to an address whose connects never complete.
+mod silent_first_address {
+    use std::future::Future;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use sockio::server::Runtime;
+    use sockio::tokio::Tokio;
+
+    /// Port 9 (discard) of a documentation address: never the broker's.
+    const SILENT: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
+        9,
+    );
+
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct SilentFirstAddress;
+
+    impl Runtime for SilentFirstAddress {
+        type Listener = <Tokio as Runtime>::Listener;
+        type Stream = <Tokio as Runtime>::Stream;
+        type UnixStream = <Tokio as Runtime>::UnixStream;
+
+        fn spawn<F>(&self, future: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            Tokio.spawn(future);
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+            Tokio.sleep_until(deadline)
+        }
+
+        fn listener_from_std(&self, listener: std::net::TcpListener) -> io::Result<Self::Listener> {
+            Tokio.listener_from_std(listener)
+        }
+
+        fn accept(
+            &self,
+            listener: &Self::Listener,
+        ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send {
+            Tokio.accept(listener)
+        }
+
+        fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr> {
+            Tokio.local_addr(listener)
+        }
+
+        async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            let mut addrs = vec![SILENT];
+            addrs.extend(Tokio.resolve(host, port).await?);
+            Ok(addrs)
+        }
+
+        async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+            if addr == SILENT {
+                std::future::pending::<()>().await;
+            }
+            Tokio.connect(addr).await
+        }
+
+        fn connect_unix(
+            &self,
+            path: &str,
+        ) -> impl Future<Output = io::Result<Self::UnixStream>> + Send {
+            Tokio.connect_unix(path)
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_tokio_and_smol_share_clients_through_amqp() {
     let url = amqp_url();

@@ -1,5 +1,6 @@
 //! Network pieces every sockio runtime shares and the core must not hold (it does no I/O):
-//! listening sockets ([`listen`]), what an accepted connection may hold unsent
+//! listening sockets ([`listen`]), the time each of a host's addresses gets to connect
+//! ([`connect_share`]), what an accepted connection may hold unsent
 //! ([`limit_unsent`]), servers' identities for thread marks ([`next_server_id`]), log lines written through a budget ([`throttled_log!`]: the
 //! budget is the core's, the clock and `tracing` are here; and the lines both runtimes write for
 //! what remote input can trigger, such as [`log_handler_panicked!`], and an emit that did not reach
@@ -7,10 +8,12 @@
 //! connections (`tls`, with the `tls` feature, which the runtimes' broker features turn on).
 //! WebSocket framing is protocol, so it is the core's (`sockio_core::websocket`).
 
+mod connect_share;
 pub mod listen;
 mod log;
 mod server_id;
 mod unsent;
+pub use connect_share::connect_share;
 pub use log::{LOGGED_TEXT_MAX, for_log, report_unacknowledged, report_undelivered};
 pub use server_id::{ServerId, next_server_id};
 pub use unsent::{UNSENT_LIMIT, limit_unsent};

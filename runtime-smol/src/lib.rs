@@ -77,8 +77,12 @@ impl sockio_server::Runtime for Smol {
         listener.get_ref().local_addr()
     }
 
-    async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
-        let stream = TcpStream::connect(host, port).await?;
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        smol::net::resolve((host, port)).await
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let stream = TcpStream::connect(addr).await?;
         let _ = stream.set_nodelay(true);
         Ok(FuturesIo::new(stream))
     }

@@ -39,21 +39,11 @@ impl TcpStream {
         }
     }
 
-    /// Connects to the first address of `host:port` that answers.
-    pub(crate) async fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
-        let mut last_error = None;
-        for addr in smol::net::resolve((host, port)).await? {
-            match Async::<std::net::TcpStream>::connect(addr).await {
-                Ok(stream) => return Ok(TcpStream::new(stream)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{host}:{port} resolves to no address"),
-            )
-        }))
+    /// Connects to `addr`.
+    pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+        Ok(TcpStream::new(
+            Async::<std::net::TcpStream>::connect(addr).await?,
+        ))
     }
 
     /// The peer's address.

@@ -40,13 +40,11 @@ impl BrokerStream {
         let mut last = io::Error::other("the host name resolves to no address");
         let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
         for (tried, addr) in addrs.iter().enumerate() {
-            let Some(time_left) = left() else {
+            let Some(timeout) =
+                sockio_net::connect_share(deadline, Instant::now(), addrs.len() - tried)
+            else {
                 return Err(timed_out());
             };
-            // Each address left gets its share of the time left: one that drops packets (a
-            // broken IPv6 route ahead of a working IPv4 one) must not take it all.
-            let untried = u32::try_from(addrs.len() - tried).unwrap_or(u32::MAX);
-            let timeout = time_left / untried;
             let stream = match TcpStream::connect_timeout(addr, timeout) {
                 Ok(stream) => stream,
                 Err(error) => {

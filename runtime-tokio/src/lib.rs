@@ -158,9 +158,14 @@ impl sockio_server::Runtime for Tokio {
         listener.local_addr()
     }
 
-    async fn connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
-        let stream =
-            polled_on_a_tokio_runtime(tokio::net::TcpStream::connect((host, port))).await?;
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        polled_on_a_tokio_runtime(tokio::net::lookup_host((host, port)))
+            .await
+            .map(Iterator::collect)
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let stream = polled_on_a_tokio_runtime(tokio::net::TcpStream::connect(addr)).await?;
         let _ = stream.set_nodelay(true);
         Ok(TokioIo::new(stream))
     }

@@ -41,7 +41,13 @@ impl<Rt: Runtime> Connection<Rt> {
         let io = until(
             runtime,
             deadline,
-            BrokerIo::connect_tcp(runtime, &config.host, config.port, config.tls.as_ref()),
+            BrokerIo::connect_tcp(
+                runtime,
+                &config.host,
+                config.port,
+                config.tls.as_ref(),
+                deadline,
+            ),
         )
         .await
         .ok_or(Failure::Timeout)?

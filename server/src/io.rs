@@ -66,23 +66,39 @@ pub(crate) enum BrokerIo<Rt: crate::runtime::Runtime> {
 }
 
 impl<Rt: crate::runtime::Runtime> BrokerIo<Rt> {
-    /// Connects over TCP, with the TLS handshake done when `tls` asks for it: a certificate the
-    /// broker's name does not match fails here, as a connection failure.
+    /// Connects over TCP by `deadline`, with the TLS handshake done when `tls` asks for it: a
+    /// certificate the broker's name does not match fails here, as a connection failure. The
+    /// host's addresses are tried in turn, each with its share of the time left
+    /// ([`sockio_net::connect_share`]), as the threads runtime does.
     pub(crate) async fn connect_tcp(
         runtime: &Rt,
         host: &str,
         port: u16,
         tls: Option<&sockio_core::pubsub::TlsOptions>,
+        deadline: Instant,
     ) -> io::Result<Self> {
-        let Some(options) = tls else {
-            return Ok(BrokerIo::Tcp(HyperIo(runtime.connect(host, port).await?)));
+        let client = tls
+            .map(sockio_net::tls::TlsClient::new)
+            .transpose()
+            .map_err(io::Error::other)?;
+        let stream = until(
+            runtime,
+            deadline,
+            connect_any(runtime, host, port, deadline),
+        )
+        .await
+        .ok_or_else(connect_timed_out)??;
+        let Some(client) = client else {
+            return Ok(BrokerIo::Tcp(HyperIo(stream)));
         };
-        let client = sockio_net::tls::TlsClient::new(options).map_err(io::Error::other)?;
-        let stream = runtime.connect(host, port).await?;
         let connector = futures_rustls::TlsConnector::from(client.config);
-        let tls = connector
-            .connect(client.server_name, HyperIo(stream))
-            .await?;
+        let tls = until(
+            runtime,
+            deadline,
+            connector.connect(client.server_name, HyperIo(stream)),
+        )
+        .await
+        .ok_or_else(connect_timed_out)??;
         Ok(BrokerIo::Tls(Box::new(tls)))
     }
 
@@ -164,4 +180,40 @@ impl<Rt: crate::runtime::Runtime> futures_util::AsyncWrite for BrokerIo<Rt> {
             BrokerIo::Unix(io) => Pin::new(io).poll_close(cx),
         }
     }
+}
+
+fn connect_timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connecting timed out")
+}
+
+/// Connects to the first address of `host:port` that answers, each tried for its share of the
+/// time left before `deadline`.
+async fn connect_any<Rt: crate::runtime::Runtime>(
+    runtime: &Rt,
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> io::Result<Rt::Stream> {
+    let addrs = runtime.resolve(host, port).await?;
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{host}:{port} resolves to no address"),
+    );
+    for (tried, addr) in addrs.iter().enumerate() {
+        let Some(share) = sockio_net::connect_share(deadline, Instant::now(), addrs.len() - tried)
+        else {
+            return Err(connect_timed_out());
+        };
+        match until(runtime, Instant::now() + share, runtime.connect(*addr)).await {
+            Some(Ok(stream)) => return Ok(stream),
+            Some(Err(error)) => last = error,
+            None => {
+                last = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connecting to {addr} timed out"),
+                )
+            }
+        }
+    }
+    Err(last)
 }

@@ -35,7 +35,7 @@ impl<Rt: Runtime> Connection<Rt> {
             RedisAddress::Tcp { host, port } => until(
                 runtime,
                 deadline,
-                BrokerIo::connect_tcp(runtime, host, *port, config.tls.as_ref()),
+                BrokerIo::connect_tcp(runtime, host, *port, config.tls.as_ref(), deadline),
             )
             .await
             .ok_or(Failure::Timeout)?,

@@ -50,12 +50,17 @@ pub trait Runtime: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// The address the listener is bound to.
     fn local_addr(&self, listener: &Self::Listener) -> io::Result<SocketAddr>;
 
-    /// Opens a TCP connection to `host:port` (the message broker of a client manager).
-    fn connect(
+    /// The addresses of `host:port` (the message broker of a client manager), in the order to
+    /// try them.
+    fn resolve(
         &self,
         host: &str,
         port: u16,
-    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
+
+    /// Opens a TCP connection to `addr`. The server bounds the wait: each of a broker's
+    /// addresses gets its share of one deadline ([`sockio_net::connect_share`]).
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
     /// Connects to the Unix-domain socket at `path` (a broker's `unix://` URL).
     fn connect_unix(&self, path: &str)
