@@ -8,10 +8,12 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+    SignatureScheme,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -50,8 +52,18 @@ impl TlsClient {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Config)?;
-        let builder = if options.verify_server {
+        let builder = if options.verify_server && options.check_server_name {
             builder.with_root_certificates(roots(options.ca_file.as_deref())?)
+        } else if options.verify_server {
+            let chain = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(options.ca_file.as_deref())?),
+                provider,
+            )
+            .build()
+            .map_err(|error| TlsError::Config(rustls::Error::General(error.to_string())))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyServerName(chain)))
         } else {
             tracing::warn!(
                 server = %options.server_name,
@@ -137,6 +149,55 @@ fn certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certificates)
 }
 
+/// `ssl_check_hostname=false`: the certificate chain is verified as always, but a certificate
+/// that does not name the server is accepted.
+#[derive(Debug)]
+struct AnyServerName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyServerName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            // webpki checks the name after the chain: this error means the chain was trusted.
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            verdict => verdict,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 /// `ssl_cert_reqs=none` / `no_verify_ssl=1`: any certificate is accepted, but the handshake's
 /// signatures are still checked so the session keys belong to whoever holds that certificate.
 #[derive(Debug)]
@@ -198,7 +259,77 @@ mod tests {
             ca_file: ca_file.map(str::to_owned),
             client_identity: None,
             verify_server: true,
+            check_server_name: true,
         }
+    }
+
+    /// Runs a whole handshake in memory between a client with `options` and a server holding
+    /// the test certificate (for `localhost` and `127.0.0.1`); the client's verdict.
+    fn handshake(
+        options: &TlsOptions,
+        made: &sockio_testkit::tls::TestCertificates,
+    ) -> Result<(), rustls::Error> {
+        let settings = TlsClient::new(options).expect("client settings");
+        let chain = certificates(&made.server_certificate()).expect("the server's certificate");
+        let key = PrivateKeyDer::from_pem_file(made.server_key()).expect("the server's key");
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server settings");
+        let mut server = rustls::ServerConnection::new(Arc::new(server_config)).expect("server");
+        let mut client =
+            ClientConnection::new(settings.config, settings.server_name).expect("client");
+        for _ in 0..16 {
+            if !client.is_handshaking() {
+                return Ok(());
+            }
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).expect("client bytes");
+            server
+                .read_tls(&mut wire.as_slice())
+                .expect("to the server");
+            // The server's own errors show up as the client's (its alert).
+            let _ = server.process_new_packets();
+            wire.clear();
+            server.write_tls(&mut wire).expect("server bytes");
+            client
+                .read_tls(&mut wire.as_slice())
+                .expect("to the client");
+            client.process_new_packets()?;
+        }
+        panic!("the handshake did not end");
+    }
+
+    #[test]
+    fn ssl_check_hostname_false_takes_a_trusted_certificate_for_another_name() {
+        let made = sockio_testkit::tls::TestCertificates::generate().expect("certificates");
+        let mut options = options(Some(&made.ca_file()));
+        assert_eq!(handshake(&options, &made), Ok(()));
+        options.server_name = "broker.example".into();
+        assert!(
+            matches!(
+                handshake(&options, &made),
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. }
+                ))
+            ),
+            "another name is refused while the name is checked"
+        );
+        options.check_server_name = false;
+        assert_eq!(handshake(&options, &made), Ok(()));
+        // The chain is still verified.
+        options.ca_file = Some(made.other_ca_file());
+        assert_eq!(
+            handshake(&options, &made),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        );
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct TlsOptions {
     /// `false` accepts any server certificate (`ssl_cert_reqs=none`, `no_verify_ssl=1`): the
     /// connection is encrypted but not authenticated.
     pub verify_server: bool,
+    /// `false` (`ssl_check_hostname=false`, redis-py's): the server's certificate must still be
+    /// signed by a trusted authority, but need not carry `server_name` (a broker reached by an
+    /// address its certificate does not list).
+    pub check_server_name: bool,
 }
 
 /// Files of a client certificate for TLS.
@@ -203,6 +207,7 @@ fn tls_options(
     host: &str,
     tls: bool,
     verify_server: Option<bool>,
+    check_server_name: Option<bool>,
 ) -> Result<Option<TlsOptions>, UrlError> {
     let ca_file = query_value(query, names.ca_file);
     let certificate = query_value(query, names.certificate);
@@ -217,6 +222,7 @@ fn tls_options(
             (names.certificate, certificate.is_some()),
             (names.key, key.is_some()),
             ("verification", verify_server.is_some()),
+            ("ssl_check_hostname", check_server_name.is_some()),
         ]
         .into_iter()
         .find(|(_, present)| *present);
@@ -250,6 +256,7 @@ fn tls_options(
         ca_file: ca_file.map(str::to_owned),
         client_identity,
         verify_server: verify_server.unwrap_or(true),
+        check_server_name: check_server_name.unwrap_or(true),
     }))
 }
 
@@ -357,7 +364,38 @@ fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlE
             ));
         }
     };
-    let tls = tls_options(query, &REDIS_TLS, &host, tls, verify_server)?;
+    // redis-py's `ssl_check_hostname` (its `to_bool`, but a value it would read as true only by
+    // being something other than a false word is refused here rather than guessed).
+    let check_server_name = match query_value(query, "ssl_check_hostname") {
+        None => None,
+        Some(v)
+            if ["0", "f", "false", "n", "no"]
+                .iter()
+                .any(|w| v.eq_ignore_ascii_case(w)) =>
+        {
+            Some(false)
+        }
+        Some(v)
+            if ["1", "t", "true", "y", "yes"]
+                .iter()
+                .any(|w| v.eq_ignore_ascii_case(w)) =>
+        {
+            Some(true)
+        }
+        Some(_) => {
+            return Err(UrlError::Malformed(
+                "ssl_check_hostname must be true or false",
+            ));
+        }
+    };
+    let tls = tls_options(
+        query,
+        &REDIS_TLS,
+        &host,
+        tls,
+        verify_server,
+        check_server_name,
+    )?;
     Ok(RedisConfig {
         address: RedisAddress::Tcp { host, port },
         db,
@@ -389,7 +427,7 @@ fn parse_redis_unix(rest: &str, query: &Query) -> Result<RedisConfig, UrlError> 
         db: query_db(query)?,
         username,
         password,
-        tls: tls_options(query, &REDIS_TLS, "", false, None)?,
+        tls: tls_options(query, &REDIS_TLS, "", false, None, None)?,
         framing: RedisFraming::PubSub,
     })
 }
@@ -418,7 +456,7 @@ fn parse_amqp(rest: &str, query: &Query, tls: bool) -> Result<AmqpConfig, UrlErr
         Some("0" | "false" | "no") => Some(true),
         Some(_) => return Err(UrlError::Malformed("no_verify_ssl must be 0 or 1")),
     };
-    let tls = tls_options(query, &AMQP_TLS, &host, tls, verify_server)?;
+    let tls = tls_options(query, &AMQP_TLS, &host, tls, verify_server, None)?;
     Ok(AmqpConfig {
         host,
         port,
@@ -584,6 +622,7 @@ mod tests {
                 ca_file: None,
                 client_identity: None,
                 verify_server: true,
+                check_server_name: true,
             })
         );
         let full = redis(
@@ -602,6 +641,30 @@ mod tests {
         assert!(tls.verify_server);
         let unverified = redis("rediss://h?ssl_cert_reqs=none");
         assert!(!unverified.tls.expect("TLS").verify_server);
+        for (value, checked) in [
+            ("false", false),
+            ("No", false),
+            ("0", false),
+            ("TRUE", true),
+        ] {
+            let url = redis(&format!("rediss://h?ssl_check_hostname={value}"));
+            let tls = url.tls.expect("TLS");
+            assert_eq!(tls.check_server_name, checked, "{value}");
+            assert!(tls.verify_server);
+        }
+        assert_eq!(
+            BrokerUrl::parse("rediss://h?ssl_check_hostname=maybe"),
+            Err(UrlError::Malformed(
+                "ssl_check_hostname must be true or false"
+            ))
+        );
+        assert_eq!(
+            BrokerUrl::parse("redis://h?ssl_check_hostname=false"),
+            Err(UrlError::TlsSettingWithoutTls(
+                "ssl_check_hostname".into(),
+                "rediss://"
+            ))
+        );
 
         let BrokerUrl::Amqp(amqps) =
             BrokerUrl::parse("amqps://u:p@mq.example/prod?cafile=/ca.pem&no_verify_ssl=0").unwrap()
