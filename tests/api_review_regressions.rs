@@ -408,3 +408,48 @@ async fn wait_for(condition: impl Fn() -> bool, limit: Duration) -> bool {
     }
     condition()
 }
+
+/// A socket disconnected from its own connect handler (a ban found while setting it up) is
+/// connected, told to leave, and heard leaving; the disconnect was refused (`NotConnected`) and
+/// the socket stayed connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_socket_disconnected_by_its_connect_handler_leaves_after_its_connect() {
+    let io = Server::builder().build();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let asked = tx.clone();
+    io.of("/a").on_connect(move |socket: Socket, _h, _a| {
+        let asked = asked.clone();
+        async move {
+            let _ = asked.send(format!("disconnect: {:?}", socket.disconnect().await));
+            Ok(())
+        }
+    });
+    io.of("/a").on_disconnect(move |_socket: Socket, reason| {
+        let _ = tx.send(format!("left: {reason:?}"));
+        async {}
+    });
+    let run = serve(&io).await;
+    let addr = run.addr;
+    let sid = open(addr).await;
+    let q = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    http(addr, "POST", &q, b"40\x1e40/a,").await;
+    assert_eq!(
+        recv(&mut rx, "the disconnect's result").await,
+        "disconnect: Ok(())"
+    );
+    assert_eq!(
+        recv(&mut rx, "the disconnect handler").await,
+        "left: ServerNamespaceDisconnect"
+    );
+    let mut received = String::new();
+    for _ in 0..20 {
+        received.push_str(&http(addr, "GET", &q, b"").await.text());
+        if received.contains("41/a,") {
+            break;
+        }
+    }
+    let connect = received.find("40/a,{").expect("the CONNECT of /a");
+    let disconnect = received.find("41/a,").expect("the DISCONNECT of /a");
+    assert!(connect < disconnect, "{received:?}");
+    assert_eq!(io.of("/a").participants("/a").len(), 0);
+}

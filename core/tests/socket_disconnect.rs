@@ -189,19 +189,75 @@ fn server_disconnects_one_namespace() {
     assert!(!h.sessions.contains_key(sid.as_str()));
 }
 
+/// A disconnect while the socket's connect awaits the application's verdict (asked from its
+/// connect handler, another handler, another server) is not lost: accepted, the socket gets its
+/// CONNECT, what was emitted to it meanwhile, then its DISCONNECT, and the application hears it
+/// leave. It was refused (`NotConnected`, which callers read as "already gone"), and the socket
+/// was then connected for good.
 #[test]
-fn server_disconnect_of_a_pending_namespace_is_refused() {
+fn a_server_disconnect_of_a_pending_socket_follows_its_accepted_connect() {
+    let mut h = Harness::socket(sio_config_any());
+    let (sid, ws, _) = h.sio_ws_joined();
+    h.ws_send_text(ws, "40/admin,");
+    let admin = match h.take_events(&sid).as_slice() {
+        [SocketEvent::Connect { sid, .. }] => sid.clone(),
+        other => panic!("{other:?}"),
+    };
+    h.command(&sid, |c, now| c.disconnect(now, "/admin"))
+        .unwrap();
+    // Asked twice (the handler and an admin at once): still one disconnect.
+    h.command(&sid, |c, now| c.disconnect(now, "/admin"))
+        .unwrap();
+    h.command(&sid, |c, now| {
+        c.emit(now, "/admin", "welcome", vec![], vec![], None)
+    })
+    .unwrap();
+    assert!(h.ws_take_text(ws).is_empty(), "nothing before the verdict");
+    assert!(strip(h.take_events(&sid)).is_empty());
+
+    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .unwrap();
+    assert_eq!(
+        h.ws_take_text(ws),
+        vec![
+            format!(r#"40/admin,{{"sid":"{admin}"}}"#),
+            r#"42/admin,["welcome"]"#.to_owned(),
+            "41/admin,".to_owned(),
+        ]
+    );
+    assert_eq!(
+        strip(h.take_events(&sid)),
+        vec![disconnect(
+            "/admin",
+            &admin,
+            DisconnectReason::ServerNamespaceDisconnect
+        )]
+    );
+    assert_eq!(h.conn(&sid).socket_id("/admin"), None);
+    // `/` and the connection stay.
+    assert!(h.sessions.contains_key(sid.as_str()));
+    assert!(h.conn(&sid).socket_id("/").is_some());
+}
+
+/// Refused instead, such a socket only gets its CONNECT_ERROR: it never existed for the client.
+#[test]
+fn a_server_disconnect_of_a_pending_socket_then_refused_sends_only_the_refusal() {
     let mut h = Harness::socket(sio_config_any());
     let (sid, ws, _) = h.sio_ws_joined();
     h.ws_send_text(ws, "40/admin,");
     strip(h.take_events(&sid));
+    h.command(&sid, |c, now| c.disconnect(now, "/admin"))
+        .unwrap();
+    h.command(&sid, |c, now| {
+        c.reject_connect(now, "/admin", "banned", None)
+    })
+    .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec![r#"44/admin,{"message":"banned"}"#]);
+    assert!(strip(h.take_events(&sid)).is_empty());
     assert_eq!(
         h.command(&sid, |c, now| c.disconnect(now, "/admin")),
         Err(CommandError::NotConnected("/admin".to_owned()))
     );
-    // Still pending: the application may answer it.
-    h.command(&sid, |c, now| c.accept_connect(now, "/admin"))
-        .unwrap();
 }
 
 #[test]

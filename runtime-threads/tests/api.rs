@@ -1682,3 +1682,38 @@ fn a_path_with_a_fragment_for_a_raw_engine_io_server_is_refused() {
     config.path = "/engine.io/#top".to_owned();
     let _ = sockio_threads::engine::EngineServer::new(config);
 }
+
+/// A socket disconnected from its own connect handler is connected, told to leave right after,
+/// and heard leaving; the disconnect was refused (`NotConnected`) and the socket stayed.
+#[test]
+fn a_socket_disconnected_by_its_connect_handler_leaves_after_its_connect() {
+    use sockio_testkit::raw_polling::{open, poll_packets, request, session_uri};
+    let io = Server::builder().build();
+    let (tx, said) = channel::<String>();
+    let asked = tx.clone();
+    io.of("/a").on_connect(move |socket: Socket, _h, _a| {
+        let _ = asked.send(format!("disconnect: {:?}", socket.disconnect()));
+        Ok(())
+    });
+    io.of("/a")
+        .on_disconnect(move |_socket: Socket, reason: DisconnectReason| {
+            let _ = tx.send(format!("left: {}", reason.as_str()));
+        });
+    let addr = serve(&io);
+    let sid = open(addr, "/socket.io/");
+    let uri = session_uri("/socket.io/", &sid);
+    let _ = request(addr, "POST", &uri, b"40\x1e40/a,");
+    assert_eq!(recv(&said, "the disconnect's result"), "disconnect: Ok(())");
+    assert_eq!(
+        recv(&said, "the disconnect handler"),
+        "left: server namespace disconnect"
+    );
+    let mut packets = Vec::new();
+    while !packets.iter().any(|p: &String| p.starts_with("41/a,")) {
+        packets.extend(poll_packets(addr, &sid));
+    }
+    let connect = packets.iter().position(|p| p.starts_with("40/a,{"));
+    let disconnect = packets.iter().position(|p| p.starts_with("41/a,"));
+    assert!(connect.is_some() && connect < disconnect, "{packets:?}");
+    io.abort();
+}

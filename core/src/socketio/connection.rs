@@ -267,6 +267,9 @@ enum NamespaceState {
         /// The packets (frames) of `buffered`.
         buffered_packets: usize,
         buffered_bytes: usize,
+        /// The application disconnected the socket before its verdict
+        /// ([`Connection::disconnect`]): accepted, it is disconnected right after its CONNECT.
+        disconnect_asked: bool,
     },
     Connected(Sid),
 }
@@ -691,7 +694,12 @@ impl Connection {
             NamespaceState::Connected(sid.clone()),
         );
         self.connect_deadline = None;
-        if let Some(NamespaceState::Pending { buffered, .. }) = previous {
+        if let Some(NamespaceState::Pending {
+            buffered,
+            disconnect_asked,
+            ..
+        }) = previous
+        {
             for frames in buffered {
                 if self.engine.send_frames(now, frames.frames()).is_err() {
                     break;
@@ -701,6 +709,11 @@ impl Connection {
             // (its `Disconnect` comes with the events), so the verdict still succeeds, as when
             // the reply itself overflows.
             self.process_engine_events(now);
+            if disconnect_asked && self.holds_socket(namespace, &sid) {
+                // The same: a DISCONNECT that overflows the queue still leaves the socket
+                // disconnected.
+                let _ = self.disconnect(now, namespace);
+            }
         }
         Ok(sid)
     }
@@ -932,6 +945,7 @@ impl Connection {
                 buffered,
                 buffered_packets,
                 buffered_bytes,
+                ..
             }) => {
                 // A packet larger alone than the queue with this socket's reply is refused, as
                 // the outbound queue refuses it, and closes no one.
@@ -1003,6 +1017,12 @@ impl Connection {
     /// Removes the client's socket from `namespace` (it receives a DISCONNECT packet). The
     /// Engine.IO connection stays open; the client closes it when no namespace is left.
     ///
+    /// A socket whose connect still awaits the application's verdict (its connect handler runs)
+    /// is disconnected once the verdict comes: accepted, it gets its CONNECT, what was emitted to
+    /// it meanwhile, then the DISCONNECT, and its [`SocketEvent::Disconnect`] is reported then
+    /// (the application set it up, so it hears it leave); refused, it only gets the
+    /// CONNECT_ERROR. A disconnect asked for again meanwhile is `Ok` too.
+    ///
     /// An `Err(CommandError::Send(_))` means the packet could not be queued (a full outbound
     /// queue, which closes the whole connection): the socket has still left, and its
     /// [`SocketEvent::Disconnect`] is reported, before the connection's `Closed`.
@@ -1010,11 +1030,17 @@ impl Connection {
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
     pub fn disconnect(&mut self, now: Instant, namespace: &str) -> Result<(), CommandError> {
-        // A pending namespace stays pending (the application still owes it an answer).
-        let Some(NamespaceState::Connected(sid)) = self.namespaces.get(namespace) else {
-            return Err(CommandError::NotConnected(namespace.to_owned()));
+        let sid = match self.namespaces.get_mut(namespace) {
+            Some(NamespaceState::Connected(sid)) => sid.clone(),
+            // It stays pending: the application still owes it an answer.
+            Some(NamespaceState::Pending {
+                disconnect_asked, ..
+            }) => {
+                *disconnect_asked = true;
+                return Ok(());
+            }
+            None => return Err(CommandError::NotConnected(namespace.to_owned())),
         };
-        let sid = sid.clone();
         self.namespaces.remove(namespace);
         self.forget_acks_of(namespace);
         // Reported before the packet is queued: a full queue closes the connection, and nothing
@@ -1324,6 +1350,7 @@ impl Connection {
                 buffered: Vec::new(),
                 buffered_packets: 0,
                 buffered_bytes: 0,
+                disconnect_asked: false,
             },
         );
         self.events.push_back(SocketEvent::Connect {
@@ -1437,13 +1464,18 @@ impl Connection {
         for (ns, state) in self.namespaces.take_all() {
             match state {
                 NamespaceState::Connected(sid) => namespaces.push((ns, sid)),
-                NamespaceState::Pending { sid, .. } => {
+                NamespaceState::Pending {
+                    sid,
+                    disconnect_asked,
+                    ..
+                } => {
                     // Nothing of it will be sent: its buffered emits go.
                     let pending = NamespaceState::Pending {
                         sid,
                         buffered: Vec::new(),
                         buffered_packets: 0,
                         buffered_bytes: 0,
+                        disconnect_asked,
                     };
                     self.namespaces.insert(ns, pending);
                     self.left_pending.get_or_insert_with(|| {
