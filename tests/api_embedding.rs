@@ -169,6 +169,73 @@ async fn plain_hyper_with_a_tower_service_builder() {
     serving.abort();
 }
 
+/// A concurrency limit inside the layer limits the application's requests only: a polling
+/// client's held GET took the limit's permit (readiness the layer took from the wrapped service
+/// in `poll_ready`) for as long as it was held, so one idle client blocked every route behind a
+/// limit of 1 until its poll ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_poll_takes_nothing_from_a_concurrency_limit_behind_the_layer() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceBuilder;
+    use tower::limit::GlobalConcurrencyLimitLayer;
+
+    let io = Server::builder().build();
+    let permits = Arc::new(tokio::sync::Semaphore::new(1));
+    let (listener, addr) = listen().await;
+    let serving = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = ServiceBuilder::new()
+                .layer(SocketIoLayer::new(io.clone()))
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(permits.clone()))
+                .service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                    Ok::<_, Infallible>(http::Response::new(format!(
+                        "app: {}",
+                        request.uri().path()
+                    )))
+                });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+
+    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"").await;
+    let body = open.text();
+    let handshake: Value = serde_json::from_str(&body[1..]).expect("the open packet");
+    let sid = handshake["sid"].as_str().expect("a sid").to_owned();
+    let session = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    // Nothing to send: the server holds this GET until its next ping (25 s).
+    let held = tokio::spawn({
+        let session = session.clone();
+        async move { http(addr, "GET", &session, b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "the poll is held");
+
+    let hello = tokio::time::timeout(Duration::from_secs(5), http(addr, "GET", "/hello", b""))
+        .await
+        .expect("the application answers while a poll is held");
+    assert_eq!(hello.text(), "app: /hello");
+    // Nor does the client's own next request wait for the application.
+    let post = tokio::time::timeout(Duration::from_secs(5), http(addr, "POST", &session, b"40"))
+        .await
+        .expect("the client's POST is answered while its poll is held");
+    assert_eq!(post.text(), "ok");
+    held.abort();
+    serving.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handle_request_hands_back_requests_outside_the_socket_io_path() {
     let io = Server::builder().build();

@@ -60,15 +60,18 @@ where
     type Error = S::Error;
     type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: a Socket.IO request needs nothing of the wrapped service, and readiness
+    /// taken from it here would be held by the Socket.IO request that follows (a long poll, up
+    /// to `ping_interval`): behind a `ConcurrencyLimit` a few idle polling clients held every
+    /// permit, blocking the application's routes and their own next requests. Requests for the
+    /// wrapped service wait for its readiness in their future (as `ServiceExt::oneshot`).
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let server = self.server.clone();
-        // The ready clone serves this request; the fresh clone stays for the next poll_ready.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = self.inner.clone();
         Box::pin(async move {
             // In the core's order (`Handshake::from_request`), then this crate's `ConnectInfo`.
             let extensions = request.extensions();
@@ -80,6 +83,7 @@ where
             match server.handle_request(request, remote).await {
                 Handled::Response(response) => Ok(response.map(Either::Left)),
                 Handled::NotSocketIo(request) => {
+                    std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
                     let response = inner.call(request).await?;
                     Ok(response.map(Either::Right))
                 }
