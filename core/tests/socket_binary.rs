@@ -506,6 +506,59 @@ fn the_attachment_wait_is_frozen_while_reading_is_paused() {
     );
 }
 
+/// While the driver holds what it reads of the client (its writer is behind: messages other than
+/// the heartbeat go back from `handle_ws_heartbeat` to be handed over later), the attachments may
+/// be among what it holds: the wait for them is frozen from the first message held until the
+/// held ones are handed over. It ran on, and a client sent to faster than it read was closed
+/// with `AttachmentTimeout` for attachments it had sent in time.
+#[test]
+fn the_attachment_wait_is_frozen_while_the_driver_holds_input() {
+    let mut config = SocketConfig::default();
+    config.attachment_timeout = Duration::from_secs(5);
+    let mut h = Harness::socket(config);
+    let (sid, ws, id) = h.sio_ws_joined();
+    h.ws_send_text(ws, UPLOAD);
+    h.advance(Duration::from_secs(2));
+    let held = h
+        .command(&sid, |c, now| {
+            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[1])))
+        })
+        .expect("an attachment is given back to hold");
+    h.advance(Duration::from_secs(10));
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "timed out while the attachment was held"
+    );
+    h.ws_send(ws, held);
+    assert_eq!(h.take_events(&sid), vec![upload(&id, vec![bin(&[1])])]);
+
+    // One of two attachments held, the other never sent: the rest of the wait (3 s) runs once
+    // the held one is handed over.
+    h.ws_send_text(
+        ws,
+        r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+    );
+    h.advance(Duration::from_secs(2));
+    let held = h
+        .command(&sid, |c, now| {
+            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[2])))
+        })
+        .expect("an attachment is given back to hold");
+    h.advance(Duration::from_secs(10));
+    h.ws_send(ws, held);
+    h.advance(Duration::from_millis(2_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.ws_take_text(ws).last().map(String::as_str),
+        Some("<close>")
+    );
+    assert_eq!(
+        h.take_events(&sid),
+        parse_error_close(&id, ParseError::AttachmentTimeout)
+    );
+}
+
 #[test]
 fn a_completed_packet_clears_the_attachment_timeout() {
     let mut config = SocketConfig::default();

@@ -312,6 +312,11 @@ pub struct Connection {
     handshake: Arc<Handshake>,
     decoder: Decoder,
     attachment_deadline: Option<Instant>,
+    /// Since when the driver holds what it reads of the client (the first message
+    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat) gave back, until the driver hands the
+    /// held messages over): the wait for attachments times nothing out meanwhile, as while
+    /// reading is paused, since the attachments may be among what is held.
+    input_held_since: Option<Instant>,
     connect_deadline: Option<Instant>,
     namespaces: SmallMap<ByteString, NamespaceState>,
     next_ack_id: u64,
@@ -357,6 +362,7 @@ impl Connection {
             version,
             handshake: Arc::new(handshake),
             attachment_deadline: None,
+            input_held_since: None,
             namespaces: SmallMap::new(),
             next_ack_id: 0,
             awaited_acks: AwaitedAcks::default(),
@@ -480,6 +486,8 @@ impl Connection {
         let kept = self.engine.handle_ws_heartbeat(now, conn, message);
         if kept.is_none() {
             self.process_engine_events(now);
+        } else if self.input_held_since.is_none() {
+            self.input_held_since = Some(now);
         }
         kept
     }
@@ -517,6 +525,15 @@ impl Connection {
         message: WsMessage,
     ) -> Option<SocketEvent> {
         self.debug_assert_drained();
+        if let Some(since) = self.input_held_since.take() {
+            // The held messages are handed over: the attachment wait goes on, moved out by the
+            // time they were held.
+            self.attachment_deadline = unfrozen(
+                self.attachment_deadline,
+                now.saturating_duration_since(since),
+                deadline_after(now, self.config.attachment_timeout),
+            );
+        }
         let message = self.engine.receive_ws_message(now, conn, message);
         // What the session queued came before the message.
         self.process_engine_events(now);
@@ -643,8 +660,7 @@ impl Connection {
             );
             return;
         }
-        let reading = self.engine.reading_paused_since().is_none();
-        if reading && self.attachment_deadline.is_some_and(|d| now >= d) {
+        if self.attachment_wait_runs() && self.attachment_deadline.is_some_and(|d| now >= d) {
             self.attachment_deadline = None;
             self.decoder.reset();
             self.close_with(
@@ -1133,13 +1149,19 @@ impl Connection {
         }
         // Every drive of a connection asks (each recipient of a broadcast).
         let mut earliest = earlier(self.engine.poll_timeout(), self.connect_deadline);
-        if self.engine.reading_paused_since().is_none() {
+        if self.attachment_wait_runs() {
             earliest = earlier(earliest, self.attachment_deadline);
         }
         earlier(earliest, self.awaited_acks.earliest_deadline())
     }
 
     // ----- internals --------------------------------------------------------------------------
+
+    /// Whether the wait for a packet's attachments counts now: not while reading is paused nor
+    /// while the driver holds what it read.
+    fn attachment_wait_runs(&self) -> bool {
+        self.engine.reading_paused_since().is_none() && self.input_held_since.is_none()
+    }
 
     /// The drain rule, checked in debug builds at every input: this connection's events were
     /// drained since the last input or command. (The Engine.IO session checks its own outputs;
