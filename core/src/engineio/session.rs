@@ -521,7 +521,8 @@ impl Session {
     /// events (backpressure). Until every such reader has called
     /// [`resume_reading`](Self::resume_reading), the heartbeat cannot tell a live client from a
     /// dead one, whose pong (v4) or ping (v3) may be waiting unread: it times nothing out, and
-    /// the time paused does not count against the client. The server's v4 pings go on at the
+    /// the time paused does not count against the client. Nor does a WebSocket upgrade under
+    /// way time out: the client's upgrade packet may wait behind what is not read. The server's v4 pings go on at the
     /// interval meanwhile, the next one not waiting for the unread pong (the client times out a
     /// server whose pings stop); a v3 client's pings are not answered until reading resumes, so
     /// such a client may time the server out during a long pause.
@@ -560,6 +561,15 @@ impl Session {
         }
         let paused_for = now.saturating_duration_since(paused.since);
         self.paused = None;
+        if let Some(probe) = &mut self.probe {
+            // The client's side of the upgrade may wait on what was not read (engine.io-client
+            // sends the upgrade packet only once its last POST is answered): moved out too.
+            probe.deadline = unfrozen(
+                probe.deadline,
+                paused_for,
+                deadline_after(now, self.config.upgrade_timeout),
+            );
+        }
         match &mut self.heartbeat {
             Heartbeat::ServerPings {
                 awaiting_pong: true,
@@ -1279,7 +1289,8 @@ impl Session {
             }
             State::Open => {}
         }
-        if let Some(probe) = &mut self.probe
+        if self.paused.is_none()
+            && let Some(probe) = &mut self.probe
             && !probe.cancelled
             && probe.deadline.is_some_and(|d| now >= d)
         {
@@ -1602,7 +1613,8 @@ impl Session {
                 consider(*deadline);
             }
         }
-        if let Some(probe) = &self.probe
+        if self.paused.is_none()
+            && let Some(probe) = &self.probe
             && !probe.cancelled
         {
             consider(probe.deadline);
