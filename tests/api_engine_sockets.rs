@@ -80,3 +80,47 @@ async fn an_engine_socket_sends_binary_and_closes_by_sid() {
     within("shutdown", engine.shutdown(Duration::from_millis(100))).await;
     server.abort();
 }
+
+/// One POST of many short messages, each echoed by the callback (the module's own example):
+/// handed to the callbacks a step at a time, each once the client's writer caught up, the echoes
+/// all reach the client over its polls, in order. Handed over at once, the echoes filled the
+/// client's queue past its cap (10,000 packets) in one go, and the session closed with
+/// `outbound queue full` before the client could poll (certain on a one-thread executor).
+#[tokio::test(flavor = "current_thread")]
+async fn a_post_of_many_echoed_messages_is_stepped_and_every_echo_arrives() {
+    const MESSAGES: usize = 20_000;
+    let engine = EngineServer::default();
+    engine.on_message(|socket, data| {
+        let _ = socket.send(data);
+    });
+    let (ends, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    engine.on_disconnect(move |_socket, reason| {
+        let _ = ends.send(reason);
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    let server = tokio::spawn(async move { serving.serve_std(listener).await });
+
+    let sid = tokio::task::spawn_blocking(move || raw_polling::open(addr, "/engine.io/"))
+        .await
+        .expect("a session");
+    let body = (0..MESSAGES)
+        .map(|n| format!("4m{n}"))
+        .collect::<Vec<_>>()
+        .join("\u{1e}");
+    let uri = session_uri("/engine.io/", &sid);
+    let post = tokio::task::spawn_blocking(move || {
+        raw_polling::request(addr, "POST", &uri, body.as_bytes())
+    });
+    let polls = tokio::task::spawn_blocking(move || {
+        raw_polling::poll_messages(addr, "/engine.io/", &sid, MESSAGES)
+    });
+    let posted = within("the POST's answer", post).await.expect("the POST");
+    assert_eq!((posted.status, posted.body.as_str()), (200, "ok"));
+    let echoes = within("every echo", polls).await.expect("the polls");
+    let expected: Vec<String> = (0..MESSAGES).map(|n| format!("m{n}")).collect();
+    assert!(echoes == expected, "echoes out of order or lost");
+    assert!(ended.try_recv().is_err(), "the session ended");
+    server.abort();
+}

@@ -473,10 +473,14 @@ impl EngineServer {
                 if response.is_none() {
                     ws_writers.insert(id, wake.clone());
                 }
+                let mut session = *session;
+                // A POST's messages reach the callbacks a step at a time, each step taken once
+                // the client's writer caught up (below), as a WebSocket's are read.
+                session.step_posts(sockio_core::api::POST_STEP_MESSAGES);
                 let cell = Arc::new(SessionCell {
                     sid: session.sid().clone(),
                     state: Mutex::new(SessionState {
-                        session: *session,
+                        session,
                         waiters: HashMap::new(),
                         ws_writers,
                         arming: Arming::default(),
@@ -523,6 +527,13 @@ impl EngineServer {
                         state.waiters.insert(id, tx);
                         state.session.handle_request(now, id, &request);
                     });
+                    // This POST, if of more messages than one step: each next step once the
+                    // client's writer caught up. Handed over at once, the echoes of a 1 MB body
+                    // of short messages filled the client's queue past its cap.
+                    while lock(&cell.state).session.unfinished_post() == Some(id) {
+                        crate::conn::sleep_while(|| is_behind(&cell));
+                        self.drive(&cell, |state, now| state.session.handle_post_step(now));
+                    }
                     let answer = await_answer(rx, watch, || {
                         self.drive(&cell, |state, now| {
                             state.waiters.remove(&id);
@@ -760,8 +771,7 @@ impl WsSession for EngineWebSocket {
         // full`, however fast it read. So it does while another thread delivers this session's
         // messages (`OrderedDelivery::is_busy`): it delivers until the queue is empty, which a
         // client sending faster than the callbacks run would never let happen.
-        let writer_behind = lock(&self.cell.state).session.writer_behind();
-        writer_behind || lock(&self.cell.delivery).is_busy()
+        is_behind(&self.cell)
     }
 
     fn heartbeat(&self, id: RequestId, message: WsMessage) -> Option<WsMessage> {
@@ -780,6 +790,14 @@ impl WsSession for EngineWebSocket {
             state.session.handle_ws_closed(now, id, failed);
         });
     }
+}
+
+/// Whether what a session's client sends must wait: its queue is more than half full
+/// (`Session::writer_behind`), or another thread still delivers its earlier messages
+/// (`OrderedDelivery::is_busy`), which it does until none is left.
+fn is_behind(cell: &SessionCell) -> bool {
+    let writer_behind = lock(&cell.state).session.writer_behind();
+    writer_behind || lock(&cell.delivery).is_busy()
 }
 
 #[cfg(test)]

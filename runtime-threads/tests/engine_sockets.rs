@@ -65,3 +65,41 @@ fn an_engine_socket_sends_binary_and_closes_by_sid() {
     );
     engine.shutdown(Duration::from_millis(100));
 }
+
+/// One POST of many short messages (about 800 KB), each echoed by the callback: handed to the
+/// callbacks a step at a time, each once the client's writer caught up, the echoes all reach
+/// the client over its polls, in order. (Handed over at once, as before, this passed too here:
+/// the polls' threads drained the queue as fast as the POST's thread filled it. On the async
+/// servers, whose POST task does not yield meanwhile, it did not: `tests/api_engine_sockets.rs`.)
+#[test]
+fn a_post_of_many_echoed_messages_is_stepped_and_every_echo_arrives() {
+    const MESSAGES: usize = 100_000;
+    let engine = EngineServer::default();
+    engine.on_message(|socket, data| {
+        let _ = socket.send(data);
+    });
+    let (ends, ended) = channel();
+    engine.on_disconnect(move |_socket, reason| {
+        let _ = ends.send(reason);
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+
+    let sid = raw_polling::open(addr, "/engine.io/");
+    let body = (0..MESSAGES)
+        .map(|n| format!("4m{n}"))
+        .collect::<Vec<_>>()
+        .join("\u{1e}");
+    let uri = session_uri("/engine.io/", &sid);
+    let post =
+        std::thread::spawn(move || raw_polling::request(addr, "POST", &uri, body.as_bytes()));
+    let echoes = raw_polling::poll_messages(addr, "/engine.io/", &sid, MESSAGES);
+    let posted = post.join().expect("the POST");
+    assert_eq!((posted.status, posted.body.as_str()), (200, "ok"));
+    let expected: Vec<String> = (0..MESSAGES).map(|n| format!("m{n}")).collect();
+    assert!(echoes == expected, "echoes out of order or lost");
+    assert!(ended.try_recv().is_err(), "the session ended");
+    engine.abort();
+}

@@ -463,10 +463,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 if response.is_none() {
                     ws_writers.insert(id, writer.clone());
                 }
+                let mut session = *session;
+                // A POST's messages reach the callbacks a step at a time, each step taken once
+                // the client's writer caught up (`poll`), as a WebSocket's are read.
+                session.step_posts(sockio_core::api::POST_STEP_MESSAGES);
                 let cell = Arc::new(SessionCell {
                     sid: session.sid().clone(),
                     state: Mutex::new(SessionState {
-                        session: *session,
+                        session,
                         waiters: HashMap::new(),
                         ws_writers,
                         deadline: None,
@@ -545,6 +549,13 @@ impl<Rt: Runtime> EngineServer<Rt> {
             id,
             answered: false,
         };
+        // This POST, if of more messages than one step: each next step once the client's writer
+        // caught up. Handed over at once, the echoes of a 1 MB body of short messages filled the
+        // client's queue past its cap (the session closed) before its next poll could run.
+        while lock(&held.cell.state).session.unfinished_post() == Some(id) {
+            self.caught_up(&held.cell).await;
+            self.drive(&held.cell, |state, now| state.session.handle_post_step(now));
+        }
         let response = rx.await;
         held.answered = true;
         if request.method() == http::Method::POST {
@@ -560,6 +571,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
             Ok(response) => response.map(Full::new),
             // The session ended without answering: the client must not hang on it.
             Err(_) => plain(StatusCode::BAD_REQUEST, "session closed"),
+        }
+    }
+
+    /// Completes once `cell`'s client is no longer [`is_behind`].
+    async fn caught_up(&self, cell: &SessionCell) {
+        while is_behind(cell) {
+            let recheck = Instant::now() + sockio_core::writer_wait::ROOM_RECHECK;
+            self.inner.runtime.sleep_until(recheck).await;
         }
     }
 
@@ -712,6 +731,14 @@ impl<Rt: Runtime> EngineServer<Rt> {
     }
 }
 
+/// Whether what a session's client sends must wait: its queue is more than half full
+/// (`Session::writer_behind`), or another task still delivers its earlier messages
+/// (`OrderedDelivery::is_busy`), which it does until none is left.
+fn is_behind(cell: &SessionCell) -> bool {
+    let writer_behind = lock(&cell.state).session.writer_behind();
+    writer_behind || lock(&cell.delivery).is_busy()
+}
+
 /// A raw Engine.IO session's WebSocket, as the shared pump sees it.
 struct SessionWebSocket<Rt: Runtime> {
     server: EngineServer<Rt>,
@@ -740,16 +767,7 @@ impl<Rt: Runtime> crate::ws_pump::WsSession for SessionWebSocket<Rt> {
         // Also while another task delivers this session's messages (`OrderedDelivery::is_busy`):
         // it delivers until the queue is empty, which a client sending faster than the callbacks
         // run would never let happen.
-        let behind = || {
-            let writer_behind = lock(&self.cell.state).session.writer_behind();
-            writer_behind || lock(&self.cell.delivery).is_busy()
-        };
-        behind().then_some(async move {
-            while behind() {
-                let recheck = Instant::now() + sockio_core::writer_wait::ROOM_RECHECK;
-                self.server.inner.runtime.sleep_until(recheck).await;
-            }
-        })
+        is_behind(&self.cell).then_some(self.server.caught_up(&self.cell))
     }
 
     fn holds_input_while_throttled(&self) -> bool {

@@ -125,6 +125,34 @@ pub fn post_after_joining(addr: SocketAddr, body: &[u8]) -> String {
     sid
 }
 
+/// Polls Engine.IO session `sid` (under `path`) until `count` messages arrived, each poll on a
+/// connection of its own; returns their data, in order. Pings and noops are skipped; anything
+/// else (a close, an error status) fails the test with how many had arrived.
+pub fn poll_messages(addr: SocketAddr, path: &str, sid: &str, count: usize) -> Vec<String> {
+    let uri = session_uri(path, sid);
+    let mut messages = Vec::new();
+    while messages.len() < count {
+        let answer = request(addr, "GET", &uri, b"");
+        assert_eq!(
+            answer.status,
+            200,
+            "{answer:?} after {} messages",
+            messages.len()
+        );
+        for packet in answer.body.split('\x1e') {
+            match packet.strip_prefix('4') {
+                Some(data) => messages.push(data.to_owned()),
+                None => assert!(
+                    ["2", "6"].contains(&packet),
+                    "{packet:?} after {} messages",
+                    messages.len()
+                ),
+            }
+        }
+    }
+    messages
+}
+
 /// Polls Socket.IO session `sid` once, on a connection of its own; returns the packets.
 pub fn poll_packets(addr: SocketAddr, sid: &str) -> Vec<String> {
     let answer = request(addr, "GET", &session_uri("/socket.io/", sid), b"");
