@@ -769,7 +769,9 @@ impl Server {
     /// state may be half updated, so it is not served further; the client is told, its sockets'
     /// disconnect handlers run (`forced close`), and the other connections are not touched.
     fn close_after_bug(&self, cell: &Arc<ConnCell>) {
-        self.drive(cell, |state, now| {
+        // Apart: it may run on the timer thread, where a callback that blocks would stop every
+        // connection's timers.
+        self.drive_apart(cell, |state, now| {
             // Whether the timer thread still holds an entry for it is unknown too.
             state.arming.forget();
             state.conn.close(now, CloseReason::ForcedClose);
