@@ -1078,7 +1078,12 @@ impl Server {
         let Some(message) = plan.message else {
             return Ok(());
         };
-        if let Err(error) = bus.publish(&message) {
+        // The publish waits for the broker (up to its connect and publish timeouts): from a
+        // callback on a client's reading thread, that client is not read meanwhile.
+        let reader_paused = ReaderPaused::new(self);
+        let published = bus.publish(&message);
+        drop(reader_paused);
+        if let Err(error) = published {
             if let Some(id) = plan.remote_ack {
                 lock(&bus.pending).cancel(id);
             }
@@ -1743,7 +1748,11 @@ impl Namespace {
                 sid,
             );
             return match message {
-                Some(message) => Ok(bus.publish(&message)?),
+                Some(message) => {
+                    // As an emit's publish: its client is not read while the broker is waited for.
+                    let _reader_paused = ReaderPaused::new(&self.server);
+                    Ok(bus.publish(&message)?)
+                }
                 // It connected here in the meantime.
                 None => self.disconnect(sid),
             };
