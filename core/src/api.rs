@@ -829,7 +829,10 @@ macro_rules! emit_callback_methods {
         /// (or `Err` when the client did not answer within `timeout` or went away, or when the
         /// emit could not be queued for it, with the error a `call` to it gets). The
         /// callback runs outside every lock, on whichever task or thread received the answer:
-        /// keep it short, or start a background task. An emit that reached no client, with no
+        /// keep it short, or start a background task (on tokio and smol, the answer of a client
+        /// of another server runs it on the task that reads the broker, so one that blocks
+        /// there stops this server hearing the others; the threads runtime runs those apart).
+        /// An emit that reached no client, with no
         /// client manager to reach others (or with `ignore_queue`), calls it once, at once,
         /// with `Err` (`CommandError::NotConnected`).
         ///
