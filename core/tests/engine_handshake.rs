@@ -221,6 +221,33 @@ fn b64_handshake_opens_normally_and_marks_the_session_text_only() {
     }
 }
 
+/// An empty `b64` is no `b64`, as the reference server reads it (`!req._query.b64`): binary
+/// goes as binary. It was read as `b64=1`.
+#[test]
+fn an_empty_b64_keeps_binary() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let sid = h.open_polling("EIO=4&b64=");
+    h.command(&sid, |s, now| {
+        s.send(now, PacketData::Binary(Bytes::from_static(&[1, 2, 3])))
+    })
+    .unwrap();
+    let poll = h
+        .get(&format!("/engine.io/?EIO=4&transport=polling&sid={sid}&b64="))
+        .response();
+    // v4 polling carries binary as `b` + base64 either way; a WebSocket shows the difference.
+    assert_eq!(body_text(&poll), "bAQID");
+    let ws = h
+        .ws_connect(&format!("/engine.io/?EIO=4&transport=websocket&sid={sid}&b64="))
+        .unwrap();
+    h.ws_send_text(ws, "2probe");
+    h.ws_send_text(ws, "5");
+    h.command(&sid, |s, now| {
+        s.send(now, PacketData::Binary(Bytes::from_static(&[1, 2, 3])))
+    })
+    .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec!["3probe", "<binary:010203>"]);
+}
+
 #[test]
 fn a_websocket_upgrade_without_key_or_version_13_is_refused_before_any_session() {
     for (key, version) in [

@@ -320,6 +320,24 @@ fn v3_post_binary_payload_is_decoded() {
     assert!(h.sessions.contains_key(sid.as_str()));
 }
 
+/// Only the exact `application/octet-stream` marks a binary body, as the reference server
+/// compares it: with parameters, the body is a text payload. It was read as binary.
+#[test]
+fn v3_post_octet_stream_with_parameters_is_text() {
+    let mut h = Harness::engine(eio3());
+    let (sid, q) = open(&mut h, "EIO=3");
+    let response = h
+        .send(
+            Method::POST,
+            &q,
+            &[("content-type", "application/octet-stream; charset=UTF-8")],
+            b"3:4hi",
+        )
+        .response();
+    assert_eq!(body_text(&response), "ok");
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Message(text("hi"))]);
+}
+
 #[test]
 fn a_request_with_another_eio_than_its_session_is_refused_and_the_session_goes_on() {
     // The reference server's PROTOCOL_MISMATCH (400, code 3); a missing or unknown EIO reads as

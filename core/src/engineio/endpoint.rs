@@ -446,7 +446,8 @@ impl Endpoint {
                 transport,
                 websocket,
                 eio,
-                b64: b64.is_some(),
+                // The reference server's `!req._query.b64`: an empty value is no `b64`.
+                b64: b64.is_some_and(|b64| !b64.is_empty()),
                 origin,
             },
         }

@@ -894,7 +894,8 @@ impl Session {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/octet-stream"));
+            // Exactly, as the reference server compares it: with parameters the body is text.
+            .is_some_and(|v| v == "application/octet-stream");
         let reader = if jsonp.is_some() {
             payload::decode_jsonp_post(&body).and_then(|text| {
                 payload::PayloadReader::new(Bytes::from(text), self.version, false)
@@ -1130,7 +1131,7 @@ impl Session {
         }
         self.probe = Some(Box::new(Probe {
             conn: id,
-            supports_binary: query.get("b64").is_none(),
+            supports_binary: query.get("b64").is_none_or(str::is_empty),
             deadline: deadline_after(now, self.config.upgrade_timeout),
             probed: false,
             cancelled: false,

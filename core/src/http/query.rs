@@ -13,8 +13,10 @@ pub struct Query {
 }
 
 impl Query {
-    /// Maximum number of pairs kept by [`Query::parse`].
-    pub const MAX_PAIRS: usize = 256;
+    /// Maximum number of pairs kept by [`Query::parse`]: Node's `querystring` default
+    /// (`maxKeys`), which the reference server parses with. With 256, a request whose `sid` came
+    /// after 256 other pairs was read as having none: a new handshake.
+    pub const MAX_PAIRS: usize = 1000;
 
     /// Parses a raw query string such as `EIO=4&transport=polling&t=N8hyd6w`.
     ///
@@ -357,11 +359,12 @@ mod tests {
 
     #[test]
     fn pair_cap() {
-        let raw: Vec<String> = (0..1000).map(|i| format!("k{i}=v{i}")).collect();
+        let raw: Vec<String> = (0..1500).map(|i| format!("k{i}=v{i}")).collect();
         let q = Query::parse(&raw.join("&"));
-        assert_eq!(q.len(), Query::MAX_PAIRS);
-        assert_eq!(q.get("k255"), Some("v255"));
-        assert_eq!(q.get("k256"), None);
+        assert_eq!(q.len(), 1000);
+        assert_eq!(q.get("k999"), Some("v999"));
+        assert_eq!(q.get("k1000"), None);
+        assert_eq!(Query::find(&raw.join("&"), "k999").as_deref(), Some("v999"));
     }
 
     #[test]
