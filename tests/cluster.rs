@@ -440,6 +440,61 @@ async fn a_broker_certificate_the_url_does_not_trust_fails_the_emit_with_the_rea
         .expect("ssl_cert_reqs=none publishes");
 }
 
+/// With a client manager, a socket of this server named in the wrong namespace is refused as
+/// without one (`UnknownSid`): socket ids are unique across namespaces, so no other server holds
+/// it there. Room changes and disconnects were published and returned `Ok`, doing nothing, and a
+/// call waited out its whole timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_of_this_server_in_another_namespace_is_refused_with_a_client_manager() {
+    use std::time::Instant;
+
+    use sockio::server::{CallError, ServerError};
+
+    let url = redis_url();
+    let Some(_) = broker_addr(&url) else {
+        return;
+    };
+    let manager = ClientManager::from_url(&url)
+        .expect("a broker URL")
+        .channel(&fresh_channel());
+    let io = clustered::<sockio::tokio::Tokio>(&manager);
+    let (tx, mut connected) = tokio::sync::mpsc::unbounded_channel();
+    io.on_connect(move |socket: Socket<sockio::tokio::Tokio>, _h, _a| {
+        let _ = tx.send(socket.sid().to_string());
+        async { Ok(()) }
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = io.clone();
+    let server = tokio::spawn(async move { serving.serve_std(listener).await });
+    tokio::task::spawn_blocking(move || sockio_testkit::raw_polling::connected_between_polls(addr))
+        .await
+        .expect("a client joined to /");
+    let sid = api_support::recv(&mut connected, "the connect handler").await;
+
+    let chat = io.of("/chat");
+    let unknown = |result: Result<(), ServerError>| {
+        assert!(
+            matches!(&result, Err(ServerError::UnknownSid(s)) if *s == sid),
+            "{result:?}"
+        );
+    };
+    unknown(chat.enter_room(&sid, "room"));
+    unknown(chat.leave_room(&sid, "room"));
+    unknown(chat.disconnect(&sid).await);
+    let started = Instant::now();
+    let called = chat
+        .call("question", &())
+        .to(&sid)
+        .timeout(Duration::from_secs(30))
+        .await;
+    assert!(matches!(called, Err(CallError::UnknownSid(_))), "{called:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the call waited");
+    // The socket itself is untouched.
+    assert_eq!(io.rooms(&sid), vec![sid.clone()]);
+    server.abort();
+}
+
 /// A broker host whose first address never answers (a broken IPv6 route ahead of a working IPv4
 /// one drops the SYN) is still reached through the next one: each address gets its share of the
 /// connect's deadline. The first address took all of it, and the emit failed.

@@ -139,6 +139,14 @@ impl<H: Clone> Hub<H> {
             .is_some_and(|entry| entry.owners.contains_key(sid))
     }
 
+    /// True when socket `sid` is registered in any namespace: socket ids are unique across
+    /// namespaces, so no other server holds a socket of that id.
+    pub fn holds_sid(&self, sid: &str) -> bool {
+        self.namespaces
+            .values()
+            .any(|entry| entry.owners.contains_key(sid))
+    }
+
     /// The namespaces that have sockets, sorted (python-socketio's `get_namespaces`).
     pub fn namespaces(&self) -> Vec<String> {
         let mut namespaces: Vec<String> = self

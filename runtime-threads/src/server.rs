@@ -1377,6 +1377,10 @@ impl Call {
             let Some(bus) = self.server.inner.bus.clone() else {
                 return Err(CallError::UnknownSid(sid));
             };
+            if self.server.hub().holds_sid(&sid) {
+                // A socket of this server in another namespace: no server holds it in this one.
+                return Err(CallError::UnknownSid(sid));
+            }
             // Waited for here, on this thread, as a call to a client of this server.
             let _reader_paused = ReaderPaused::new(&self.server);
             return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout);
@@ -1753,7 +1757,11 @@ impl Namespace {
                     let _reader_paused = ReaderPaused::new(&self.server);
                     Ok(bus.publish(&message)?)
                 }
-                // It connected here in the meantime.
+                // It connected here in the meantime; or it is a socket of this server in
+                // another namespace, refused as without a client manager.
+                None if self.server.owner(&self.name, sid).is_none() => {
+                    Err(ServerError::UnknownSid(sid.to_owned()))
+                }
                 None => self.disconnect(sid),
             };
         };

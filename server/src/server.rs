@@ -952,6 +952,10 @@ impl<Rt: Runtime> Call<Rt> {
             let Some(bus) = self.server.inner.bus.clone() else {
                 return Err(CallError::UnknownSid(sid));
             };
+            if self.server.inner.hub().holds_sid(&sid) {
+                // A socket of this server in another namespace: no server holds it in this one.
+                return Err(CallError::UnknownSid(sid));
+            }
             return call_remote(&bus, self.event, args, &self.namespace, sid, self.timeout).await;
         };
         let (tx, rx) = oneshot::channel();
@@ -1261,7 +1265,11 @@ impl<Rt: Runtime> Namespace<Rt> {
             );
             return match message {
                 Some(message) => Ok(bus.publish(&message).await?),
-                // It connected here in the meantime.
+                // It connected here in the meantime; or it is a socket of this server in
+                // another namespace, refused as without a client manager.
+                None if self.server.owner(&self.name, sid).is_none() => {
+                    Err(ServerError::UnknownSid(sid.to_owned()))
+                }
                 None => Box::pin(self.disconnect(sid)).await,
             };
         };

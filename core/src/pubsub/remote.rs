@@ -152,7 +152,9 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
 }
 
 /// The local-or-remote decision for a room change or disconnect of socket `sid`: `None` when the
-/// socket is this server's (act locally), else the message for the server that holds it.
+/// socket is this server's (act locally), in `namespace` or in another one (sids are unique
+/// across namespaces, so no server holds it in `namespace`: the local call refuses it, as
+/// without a client manager), else the message for the server that holds it.
 pub fn room_change_elsewhere<H: Clone>(
     hub: &Hub<H>,
     me: &str,
@@ -160,7 +162,7 @@ pub fn room_change_elsewhere<H: Clone>(
     namespace: &str,
     sid: &str,
 ) -> Option<Message> {
-    if hub.contains(namespace, sid) {
+    if hub.contains(namespace, sid) || hub.holds_sid(sid) {
         return None;
     }
     let host_id = Some(me.to_owned());
@@ -591,6 +593,11 @@ mod tests {
         assert!(!only_local(&hub, "/", &[]));
         assert_eq!(
             room_change_elsewhere(&hub, "me", RoomChange::Enter("r"), "/", "mine"),
+            None
+        );
+        // A socket of this server in another namespace: no server holds it in this one.
+        assert_eq!(
+            room_change_elsewhere(&hub, "me", RoomChange::Enter("r"), "/other", "mine"),
             None
         );
         assert_eq!(
