@@ -522,10 +522,10 @@ impl Session {
     /// [`resume_reading`](Self::resume_reading), the heartbeat cannot tell a live client from a
     /// dead one, whose pong (v4) or ping (v3) may be waiting unread: it times nothing out, and
     /// the time paused does not count against the client. Nor does a WebSocket upgrade under
-    /// way time out: the client's upgrade packet may wait behind what is not read. The server's v4 pings go on at the
-    /// interval meanwhile, the next one not waiting for the unread pong (the client times out a
-    /// server whose pings stop); a v3 client's pings are not answered until reading resumes, so
-    /// such a client may time the server out during a long pause.
+    /// way time out: the client's upgrade packet may wait behind what is not read. The server's
+    /// v4 pings go on at the interval meanwhile, the next one not waiting for the unread pong
+    /// (the client times out a server whose pings stop); a v3 client's pings are not answered
+    /// until reading resumes, so such a client may time the server out during a long pause.
     pub fn pause_reading(&mut self, now: Instant) {
         if let Some(paused) = &mut self.paused {
             paused.readers = paused.readers.saturating_add(1);
