@@ -232,12 +232,16 @@ fn an_empty_b64_keeps_binary() {
     })
     .unwrap();
     let poll = h
-        .get(&format!("/engine.io/?EIO=4&transport=polling&sid={sid}&b64="))
+        .get(&format!(
+            "/engine.io/?EIO=4&transport=polling&sid={sid}&b64="
+        ))
         .response();
     // v4 polling carries binary as `b` + base64 either way; a WebSocket shows the difference.
     assert_eq!(body_text(&poll), "bAQID");
     let ws = h
-        .ws_connect(&format!("/engine.io/?EIO=4&transport=websocket&sid={sid}&b64="))
+        .ws_connect(&format!(
+            "/engine.io/?EIO=4&transport=websocket&sid={sid}&b64="
+        ))
         .unwrap();
     h.ws_send_text(ws, "2probe");
     h.ws_send_text(ws, "5");
