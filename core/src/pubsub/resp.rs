@@ -564,8 +564,15 @@ impl RedisLink {
 
     /// A subscribed connection receives `["message", channel, payload]` pushes.
     fn handle_push(&mut self, reply: Reply) -> Result<(), LinkError> {
-        let Reply::Array(Some(items)) = reply else {
-            return Err(LinkError::Protocol("pub/sub push is not an array"));
+        let items = match reply {
+            Reply::Array(Some(items)) => items,
+            // The only command sent on a subscribed connection is the keepalive PING: refused
+            // (a user whose ACL grants `SUBSCRIBE` and `PUBLISH` but not `PING`, which is all
+            // python-socketio's redis-py needs, or a renamed command), its answer still shows
+            // the connection alive. Taken as a failure, it tore the subscription down after
+            // every quiet interval, losing what was published while it was down.
+            Reply::Error(_) => return Ok(()),
+            _ => return Err(LinkError::Protocol("pub/sub push is not an array")),
         };
         match items.as_slice() {
             [
@@ -995,6 +1002,29 @@ mod tests {
         assert!(
             link.handle_input(b"*2\r\n$5\r\nweird\r\n$0\r\n\r\n")
                 .is_err()
+        );
+    }
+
+    /// A refused keepalive `PING` (an ACL user without `+ping`, enough for python-socketio's
+    /// redis-py, which never pings a subscription; or a renamed command) still shows the
+    /// connection alive: the messages go on. It was a protocol error, and the subscription was
+    /// torn down and made again after every quiet interval.
+    #[test]
+    fn a_refused_ping_on_the_subscribed_connection_leaves_the_messages_flowing() {
+        let mut link = RedisLink::subscriber(&config(None, 0), "socketio", "s");
+        let _ = link.poll_transmit();
+        link.handle_input(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        link.ping();
+        let _ = link.poll_transmit();
+        link.handle_input(b"-NOPERM User u has no permissions to run the 'ping' command\r\n")
+            .expect("a refused ping is no failure");
+        link.handle_input(b"*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$2\r\n{}\r\n")
+            .unwrap();
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Message(Bytes::from_static(b"{}")))
         );
     }
 
