@@ -380,11 +380,16 @@ where
     D: Fn(Bytes),
     A: Fn() -> bool,
 {
+    let mut budget = crate::runtime::YieldBudget::default();
     loop {
         // Deliveries may already wait in the link (they can arrive with the consumer's setup).
+        let mut delivered = 0;
         while let Some(event) = connection.link.poll_event() {
             match event {
-                LinkEvent::Message(payload) => deliver(payload),
+                LinkEvent::Message(payload) => {
+                    deliver(payload);
+                    delivered += 1;
+                }
                 other => log_event(&other),
             }
         }
@@ -396,6 +401,8 @@ where
         if !alive() {
             return None;
         }
+        // This read and what it delivered.
+        budget.spend(delivered + 1).await;
         let wake = connection.wake_at(Instant::now() + ALIVE_EVERY);
         let result = match until(runtime, wake, connection.read_some()).await {
             Some(read) => read,

@@ -95,9 +95,6 @@ pub trait PubSubBackend: Send + Sync + 'static {
 /// How long a publish may take.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Messages the subscriber delivers before it lets the runtime's other tasks run.
-const DELIVERIES_BETWEEN_YIELDS: u32 = 64;
-
 /// Publishes queued messages through `backend` until every sender is gone.
 pub(crate) async fn run_publisher<Rt: Runtime>(
     runtime: Rt,
@@ -240,17 +237,14 @@ where
     D: Fn(Bytes),
     A: Fn() -> bool,
 {
-    let mut delivered = 0u32;
+    let mut budget = crate::runtime::YieldBudget::default();
     loop {
         if !alive() {
             return false;
         }
         // A stream that is always ready (a backlog in a channel with no cooperative budget) would
         // otherwise keep this task's thread from every other task until it is drained.
-        delivered = delivered.wrapping_add(1);
-        if delivered.is_multiple_of(DELIVERIES_BETWEEN_YIELDS) {
-            crate::runtime::yield_now().await;
-        }
+        budget.spend(1).await;
         let next = AssertUnwindSafe(messages.next()).catch_unwind();
         match until(runtime, Instant::now() + ALIVE_EVERY, next).await {
             Some(Ok(Some(message))) => deliver(message),

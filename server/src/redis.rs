@@ -217,12 +217,17 @@ where
 {
     // A quiet channel is pinged, and taken as dead when the ping's answer does not come.
     let mut watch = QuietWatch::new(Instant::now());
+    let mut budget = crate::runtime::YieldBudget::default();
     loop {
         // Messages may already wait in the link (they can come with the subscription's
         // confirmation, read by `Connection::open`).
+        let mut delivered = 0;
         while let Some(event) = connection.link.poll_event() {
             match event {
-                LinkEvent::Message(payload) => deliver(payload),
+                LinkEvent::Message(payload) => {
+                    deliver(payload);
+                    delivered += 1;
+                }
                 LinkEvent::TooLarge { size } => sockio_net::log_broker_message_dropped!(
                     "Redis",
                     size,
@@ -234,6 +239,8 @@ where
         if !alive() {
             return None;
         }
+        // This read and what it delivered.
+        budget.spend(delivered + 1).await;
         let wake = watch.poll_timeout().min(Instant::now() + ALIVE_EVERY);
         match until(runtime, wake, connection.read_some()).await {
             Some(Ok(())) => watch.handle_traffic(Instant::now()),

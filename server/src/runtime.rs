@@ -166,3 +166,26 @@ pub(crate) async fn yield_now() {
     })
     .await;
 }
+
+/// A loop's work since it last let the executor run other tasks. A broker's subscriber whose
+/// socket always has more to read (a backlog of other servers' messages) never waits, and on an
+/// executor without a cooperative budget (smol's) it kept its thread from every other task, the
+/// clients' writers and heartbeats among them, until the backlog was drained.
+#[derive(Debug, Default)]
+pub(crate) struct YieldBudget {
+    spent: u32,
+}
+
+impl YieldBudget {
+    /// Reads and deliveries between two yields.
+    const UNITS: u32 = 64;
+
+    /// Counts `units` of work, and yields once the budget is spent.
+    pub(crate) async fn spend(&mut self, units: u32) {
+        self.spent = self.spent.saturating_add(units);
+        if self.spent >= Self::UNITS {
+            self.spent = 0;
+            yield_now().await;
+        }
+    }
+}
