@@ -1054,7 +1054,6 @@ impl Server {
             &self.hub(),
             &bus.host_id,
             &mut lock(&bus.pending),
-            Instant::now(),
             EmitTarget {
                 event: &emit.event,
                 args: &args,
@@ -1088,6 +1087,10 @@ impl Server {
                 lock(&bus.pending).cancel(id);
             }
             return Err(error.into());
+        }
+        if let Some(id) = plan.remote_ack {
+            // Answers are taken for the timeout from now, the other servers having the message.
+            lock(&bus.pending).start(id, Instant::now());
         }
         Ok(())
     }
@@ -1516,7 +1519,6 @@ fn call_remote(
     let (message, id) = plan_call(
         &bus.host_id,
         &mut lock(&bus.pending),
-        Instant::now(),
         &event,
         args,
         namespace,
@@ -1528,6 +1530,8 @@ fn call_remote(
         lock(&bus.pending).cancel(id);
         return Err(error.into());
     }
+    // The call's timeout runs from now, the other servers having the question.
+    lock(&bus.pending).start(id, Instant::now());
     // The remote-callback timer times the call out; the wait has a bound of its own all the
     // same, as a local call's, so that a timer thread that could not start or stalls cannot hold
     // the caller forever (the callback is then withdrawn: a late answer finds nothing).

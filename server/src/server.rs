@@ -677,7 +677,6 @@ impl<Rt: Runtime> Server<Rt> {
             &self.inner.hub(),
             &bus.host_id,
             &mut lock(&bus.pending),
-            Instant::now(),
             EmitTarget {
                 event: &emit.event,
                 args: &args,
@@ -705,6 +704,10 @@ impl<Rt: Runtime> Server<Rt> {
         };
         bus.publish(&message).await?;
         withdrawn.keep();
+        if let Some(id) = plan.remote_ack {
+            // Answers are taken for the timeout from now, the other servers having the message.
+            lock(&bus.pending).start(id, Instant::now());
+        }
         Ok(())
     }
 
@@ -1005,7 +1008,6 @@ async fn call_remote(
     let (message, id) = plan_call(
         &bus.host_id,
         &mut lock(&bus.pending),
-        Instant::now(),
         &event,
         args,
         namespace,
@@ -1016,6 +1018,8 @@ async fn call_remote(
     // Whatever ends this future, the answer is no longer awaited: answered, failed or dropped.
     let _withdrawn = Withdrawn::on_drop(bus, Some(id));
     bus.publish(&message).await?;
+    // The call's timeout runs from now, the other servers having the question.
+    lock(&bus.pending).start(id, Instant::now());
     match rx.await {
         Ok(outcome) => outcome.into_result(),
         Err(_) => Err(CallError::Disconnected),

@@ -54,8 +54,11 @@ impl<C> Expired<C> {
 
 struct Pending<C> {
     callback: C,
-    /// `None`: a timeout too long for the clock, which never comes.
+    /// `None`: not started yet ([`PendingCallbacks::start`]), or a timeout too long for the
+    /// clock, which never comes.
     deadline: Option<Instant>,
+    /// How long answers are taken once started; `None` once started.
+    unstarted: Option<Duration>,
     expect: Expect,
     /// An answer came.
     answered: bool,
@@ -104,17 +107,32 @@ impl<C: Clone> PendingCallbacks<C> {
         timeout: Option<Duration>,
         expect: Expect,
     ) -> Result<u64, TooManyPending> {
+        let id = self.register_unstarted(callback, timeout, expect)?;
+        self.start(id, now);
+        Ok(id)
+    }
+
+    /// [`register`](Self::register) for a message not published yet: its timeout starts with
+    /// [`start`](Self::start), once the message is out. Counted from before the publish, it ran
+    /// while the emit waited for this server's slow readers and for the broker, and could end
+    /// before the other servers even had the message (their answers then found nothing). The
+    /// caller must start it, or [`cancel`](Self::cancel) it when the publish fails: until then
+    /// it never expires.
+    pub fn register_unstarted(
+        &mut self,
+        callback: C,
+        timeout: Option<Duration>,
+        expect: Expect,
+    ) -> Result<u64, TooManyPending> {
         if self.entries.len() >= MAX_PENDING_REMOTE_ACKS {
             return Err(TooManyPending);
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let timeout = timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
-        // As every timer of the core: too long for the clock is never.
-        let deadline = crate::engineio::deadline_after(now, timeout);
         let pending = Pending {
             callback,
-            deadline,
+            deadline: None,
+            unstarted: Some(timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT)),
             expect,
             answered: false,
         };
@@ -122,10 +140,23 @@ impl<C: Clone> PendingCallbacks<C> {
         if let Some(replaced) = self.entries.insert(id, pending) {
             self.forget_deadline(id, &replaced);
         }
-        if let Some(deadline) = deadline {
+        Ok(id)
+    }
+
+    /// Starts the timeout of callback `id` at `now` (its message was published); nothing for one
+    /// already started or gone.
+    pub fn start(&mut self, id: u64, now: Instant) {
+        let Some(pending) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Some(timeout) = pending.unstarted.take() else {
+            return;
+        };
+        // As every timer of the core: too long for the clock is never.
+        pending.deadline = crate::engineio::deadline_after(now, timeout);
+        if let Some(deadline) = pending.deadline {
             self.deadlines.insert((deadline, id));
         }
-        Ok(id)
     }
 
     /// The callback to call with an answer for `id`, if it is still waiting.
@@ -215,6 +246,39 @@ mod tests {
             .unwrap();
         assert_eq!(pending.answer(id), Some("cb"));
         assert_eq!(pending.answer(id), None);
+        assert!(pending.is_empty());
+    }
+
+    /// A callback registered before its message is published waits, however long the publish
+    /// takes, and its timeout runs from the start.
+    #[test]
+    fn an_unstarted_callbacks_timeout_runs_from_its_start() {
+        let mut pending = PendingCallbacks::default();
+        let now = sockio_testkit::clock::start();
+        let id = pending
+            .register_unstarted("call", Some(Duration::from_secs(5)), Expect::One)
+            .unwrap();
+        assert_eq!(pending.next_deadline(), None);
+        assert!(pending.expire(now + Duration::from_secs(60)).is_empty());
+        let published = now + Duration::from_secs(60);
+        pending.start(id, published);
+        // Started once only.
+        pending.start(id, published + Duration::from_secs(30));
+        assert_eq!(
+            pending.next_deadline(),
+            Some(published + Duration::from_secs(5))
+        );
+        assert!(
+            pending
+                .expire(published + Duration::from_millis(4_999))
+                .is_empty()
+        );
+        assert_eq!(
+            pending.expire(published + Duration::from_secs(5)),
+            vec![Expired::Unanswered("call")]
+        );
+        // Gone: starting it does nothing.
+        pending.start(id, published);
         assert!(pending.is_empty());
     }
 

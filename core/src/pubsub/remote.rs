@@ -6,7 +6,7 @@
 //! [`triage`] applies what the [`Hub`] can do by itself (room changes) and returns what needs the
 //! runtime's connections ([`Remote`]): deliveries, disconnects and answers to callbacks.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -228,7 +228,6 @@ pub fn plan_emit<H: Clone, C: Clone>(
     hub: &Hub<H>,
     host_id: &str,
     pending: &mut PendingCallbacks<C>,
-    now: Instant,
     emit: EmitTarget<'_>,
     callback: Option<(&C, Option<Duration>)>,
 ) -> Result<ClusterEmit, TooManyPending> {
@@ -243,9 +242,8 @@ pub fn plan_emit<H: Clone, C: Clone>(
             // python-socketio's callback names one room (or sid); the answer only echoes it.
             sid: Value::String(emit.rooms.first().cloned().unwrap_or_default()),
             namespace: emit.namespace.to_owned(),
-            id: pending.register(
+            id: pending.register_unstarted(
                 callback.clone(),
-                now,
                 timeout,
                 remote_answers(hub, emit, timeout),
             )?,
@@ -295,7 +293,6 @@ fn remote_answers<H: Clone>(
 pub fn plan_call<C: Clone>(
     host_id: &str,
     pending: &mut PendingCallbacks<C>,
-    now: Instant,
     event: &str,
     args: Args,
     namespace: &str,
@@ -303,7 +300,7 @@ pub fn plan_call<C: Clone>(
     callback: C,
     timeout: Duration,
 ) -> Result<(Message, u64), TooManyPending> {
-    let id = pending.register(callback, now, Some(timeout), Expect::One)?;
+    let id = pending.register_unstarted(callback, Some(timeout), Expect::One)?;
     let message = Message::Emit {
         event: event.to_owned(),
         args,
@@ -485,11 +482,10 @@ mod tests {
             skip: &[],
         };
         let mine: &'static [String] = Box::leak(Box::new(["mine".to_owned()]));
-        let local =
-            plan_emit(&hub, "me", &mut pending, now, to(mine), Some((&"cb", None))).unwrap();
+        let local = plan_emit(&hub, "me", &mut pending, to(mine), Some((&"cb", None))).unwrap();
         assert!(local.message.is_none() && local.remote_ack.is_none() && pending.is_empty());
         let room: &'static [String] = Box::leak(Box::new(["room".to_owned()]));
-        let plan = plan_emit(&hub, "me", &mut pending, now, to(room), Some((&"cb", None))).unwrap();
+        let plan = plan_emit(&hub, "me", &mut pending, to(room), Some((&"cb", None))).unwrap();
         let id = plan.remote_ack.expect("a remote callback");
         let Some(Message::Emit {
             callback, host_id, ..
@@ -506,7 +502,6 @@ mod tests {
         let (message, call) = plan_call(
             "me",
             &mut pending,
-            now,
             "q",
             Args::new(),
             "/",
@@ -518,6 +513,9 @@ mod tests {
         assert!(
             matches!(message, Message::Emit { ref rooms, .. } if rooms == &["theirs".to_owned()])
         );
+        // Its timeout runs from the publish.
+        assert!(pending.expire(now + Duration::from_secs(10)).is_empty());
+        pending.start(call, now);
         assert_eq!(
             pending.expire(now + Duration::from_secs(1)),
             vec![super::super::callbacks::Expired::Unanswered("call")]
@@ -552,17 +550,12 @@ mod tests {
                 rooms: &rooms,
                 skip: &skip,
             };
-            plan_emit(
-                &hub,
-                "me",
-                &mut pending,
-                now,
-                target,
-                Some((&callback, timeout)),
-            )
-            .unwrap()
-            .remote_ack
-            .expect("a remote callback")
+            let id = plan_emit(&hub, "me", &mut pending, target, Some((&callback, timeout)))
+                .unwrap()
+                .remote_ack
+                .expect("a remote callback");
+            pending.start(id, now);
+            id
         };
         plan(&["theirs"], "theirs", Some(timeout));
         plan(&["shared"], "shared", Some(timeout));
