@@ -65,10 +65,16 @@ impl TlsClient {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyServerName(chain)))
         } else {
-            tracing::warn!(
-                server = %options.server_name,
-                "broker TLS without verifying the server's certificate: encrypted, not authenticated"
-            );
+            // Once per process: the settings are made for every connection attempt (so a
+            // rotated CA file is read again), and a warning per reconnect filled the log.
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    server = %options.server_name,
+                    "broker TLS without verifying the server's certificate: encrypted, not authenticated"
+                );
+            }
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))

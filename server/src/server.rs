@@ -377,6 +377,12 @@ impl<Rt: Runtime> Server<Rt> {
     /// io.emit("news", &("headline", 3)).to("room-a").skip_sid(sid).await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// The emit completes only once every recipient's queue took it (it waits for slow readers)
+    /// and, with a client manager, the broker took it. An emit future dropped before that (a
+    /// `select!`, a timeout around it) stops where it is: recipients it was still waiting for get
+    /// nothing and their callbacks are not called, and with a client manager the message may not
+    /// be published.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emit<Rt> {
         Emit::new(self.clone(), event, payload::to_args(data))
     }
