@@ -322,13 +322,10 @@ fn upgrade_timeout_closes_the_probe_and_polling_continues() {
     assert_eq!(h.get(&poll).body_text(), "4polling again");
 }
 
-/// While reading is paused (the application behind the client's events, its POST's answer held),
-/// the upgrade does not time out: engine.io-client sends its upgrade packet only once its last
-/// POST is answered. Time paused is added to the wait on resuming (to at most a fresh one). The
-/// probe was closed at its deadline, and the client, polling paused for the upgrade, was stuck
-/// until it timed out.
-#[test]
-fn the_upgrade_wait_is_frozen_while_reading_is_paused() {
+/// A v4 session (upgrade timeout 10 s) whose probe was answered, its reading paused 4 s later
+/// for 20 s and then resumed: 6 s of the upgrade's wait are left. Returns the harness, the sid
+/// and the probe.
+fn probe_paused_for_20_s() -> (Harness<Endpoint>, String, sockio_core::engineio::RequestId) {
     let mut config = EngineConfig::default();
     config.upgrade_timeout = Duration::from_secs(10);
     let mut h = Harness::engine(config);
@@ -340,13 +337,23 @@ fn the_upgrade_wait_is_frozen_while_reading_is_paused() {
     h.command(&sid, |s, now| s.pause_reading(now));
     h.advance(Duration::from_secs(20));
     assert!(
-        !h.ws_take_text(ws).contains(&"<close>".to_owned()),
+        h.ws_take_text(ws).is_empty(),
         "the probe timed out while reading was paused"
     );
     h.command(&sid, |s, now| s.resume_reading(now));
-    // 6 s were left when reading paused.
+    (h, sid, ws)
+}
+
+/// While reading is paused (the application behind the client's events, its POST's answer held),
+/// the upgrade does not time out: engine.io-client sends its upgrade packet only once its last
+/// POST is answered. Time paused is added to the wait on resuming (to at most a fresh one). The
+/// probe was closed at its deadline, and the client, polling paused for the upgrade, was stuck
+/// until it timed out.
+#[test]
+fn the_upgrade_wait_is_frozen_while_reading_is_paused() {
+    let (mut h, sid, ws) = probe_paused_for_20_s();
     h.advance(Duration::from_millis(5_999));
-    assert!(!h.ws_take_text(ws).contains(&"<close>".to_owned()));
+    assert!(h.ws_take_text(ws).is_empty());
     h.ws_send_text(ws, "5");
     assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
     assert_eq!(h.sessions[sid.as_str()].transport(), Transport::WebSocket);
@@ -355,17 +362,7 @@ fn the_upgrade_wait_is_frozen_while_reading_is_paused() {
 /// The rest of the wait still runs out after a pause.
 #[test]
 fn an_upgrade_paused_then_never_finished_times_out_after_the_rest_of_its_wait() {
-    let mut config = EngineConfig::default();
-    config.upgrade_timeout = Duration::from_secs(10);
-    let mut h = Harness::engine(config);
-    let (sid, _poll, ws_uri) = open(&mut h, "4");
-    let ws = h.ws_connect(&ws_uri).unwrap();
-    h.ws_send_text(ws, "2probe");
-    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
-    h.advance(Duration::from_secs(4));
-    h.command(&sid, |s, now| s.pause_reading(now));
-    h.advance(Duration::from_secs(20));
-    h.command(&sid, |s, now| s.resume_reading(now));
+    let (mut h, sid, ws) = probe_paused_for_20_s();
     h.advance(Duration::from_millis(5_999));
     assert!(h.ws_take_text(ws).is_empty());
     h.advance(Duration::from_millis(1));
