@@ -532,6 +532,39 @@ fn the_attachment_wait_is_frozen_while_the_driver_holds_input() {
     h.ws_send(ws, held);
     assert_eq!(h.take_events(&sid), vec![upload(&id, vec![bin(&[1])])]);
 
+    // Two held, handed over one at a time (the driver's writer fell behind again in between):
+    // frozen until the last is handed over.
+    h.ws_send_text(
+        ws,
+        r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+    );
+    h.advance(Duration::from_secs(2));
+    let first = h
+        .command(&sid, |c, now| {
+            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[3])))
+        })
+        .expect("held");
+    let second = h
+        .command(&sid, |c, now| {
+            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[4])))
+        })
+        .expect("held");
+    h.advance(Duration::from_secs(1));
+    h.ws_send(ws, first);
+    // Past the 3 s that were left (and short of the heartbeat's own timeout).
+    h.advance(Duration::from_secs(5));
+    assert!(
+        h.sessions.contains_key(sid.as_str()),
+        "timed out while the second attachment was still held"
+    );
+    h.ws_send(ws, second);
+    match h.take_events(&sid).as_slice() {
+        [SocketEvent::Event { attachments, .. }] => {
+            assert_eq!(attachments, &vec![bin(&[3]), bin(&[4])]);
+        }
+        other => panic!("{other:?}"),
+    }
+
     // One of two attachments held, the other never sent: the rest of the wait (3 s) runs once
     // the held one is handed over.
     h.ws_send_text(

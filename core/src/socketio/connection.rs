@@ -313,10 +313,12 @@ pub struct Connection {
     decoder: Decoder,
     attachment_deadline: Option<Instant>,
     /// Since when the driver holds what it reads of the client (the first message
-    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat) gave back, until the driver hands the
-    /// held messages over): the wait for attachments times nothing out meanwhile, as while
-    /// reading is paused, since the attachments may be among what is held.
-    input_held_since: Option<Instant>,
+    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat) gave back, until the driver handed the
+    /// last of them over), and how many it holds: the wait for attachments times nothing out
+    /// meanwhile, as while reading is paused, since the attachments may be among what is held.
+    /// Drivers hand held messages over in order, before any read later, so each message
+    /// received while some are held is one of them.
+    input_held: Option<(Instant, u32)>,
     connect_deadline: Option<Instant>,
     namespaces: SmallMap<ByteString, NamespaceState>,
     next_ack_id: u64,
@@ -362,7 +364,7 @@ impl Connection {
             version,
             handshake: Arc::new(handshake),
             attachment_deadline: None,
-            input_held_since: None,
+            input_held: None,
             namespaces: SmallMap::new(),
             next_ack_id: 0,
             awaited_acks: AwaitedAcks::default(),
@@ -486,8 +488,9 @@ impl Connection {
         let kept = self.engine.handle_ws_heartbeat(now, conn, message);
         if kept.is_none() {
             self.process_engine_events(now);
-        } else if self.input_held_since.is_none() {
-            self.input_held_since = Some(now);
+        } else {
+            let (_, held) = self.input_held.get_or_insert((now, 0));
+            *held = held.saturating_add(1);
         }
         kept
     }
@@ -525,14 +528,15 @@ impl Connection {
         message: WsMessage,
     ) -> Option<SocketEvent> {
         self.debug_assert_drained();
-        if let Some(since) = self.input_held_since.take() {
-            // The held messages are handed over: the attachment wait goes on, moved out by the
-            // time they were held.
-            self.attachment_deadline = unfrozen(
-                self.attachment_deadline,
-                now.saturating_duration_since(since),
-                deadline_after(now, self.config.attachment_timeout),
-            );
+        if let Some((since, held)) = &mut self.input_held {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                // The last held message is handed over: the attachment wait goes on, moved out
+                // by the time they were held.
+                let since = *since;
+                self.input_held = None;
+                self.unfreeze_attachment_wait(now, since);
+            }
         }
         let message = self.engine.receive_ws_message(now, conn, message);
         // What the session queued came before the message.
@@ -630,14 +634,8 @@ impl Connection {
         self.engine.resume_reading(now);
         if let Some(since) = since
             && self.engine.reading_paused_since().is_none()
-            && let Some(deadline) = self.attachment_deadline
         {
-            // As the heartbeat's: moved out by the time paused, to at most a fresh wait.
-            self.attachment_deadline = unfrozen(
-                Some(deadline),
-                now.saturating_duration_since(since),
-                deadline_after(now, self.config.attachment_timeout),
-            );
+            self.unfreeze_attachment_wait(now, since);
         }
     }
 
@@ -1160,7 +1158,17 @@ impl Connection {
     /// Whether the wait for a packet's attachments counts now: not while reading is paused nor
     /// while the driver holds what it read.
     fn attachment_wait_runs(&self) -> bool {
-        self.engine.reading_paused_since().is_none() && self.input_held_since.is_none()
+        self.engine.reading_paused_since().is_none() && self.input_held.is_none()
+    }
+
+    /// The wait for attachments, frozen since `since`, goes on: as the heartbeat's, moved out by
+    /// the time frozen, to at most a fresh wait.
+    fn unfreeze_attachment_wait(&mut self, now: Instant, since: Instant) {
+        self.attachment_deadline = unfrozen(
+            self.attachment_deadline,
+            now.saturating_duration_since(since),
+            deadline_after(now, self.config.attachment_timeout),
+        );
     }
 
     /// The drain rule, checked in debug builds at every input: this connection's events were
