@@ -1054,6 +1054,7 @@ impl Server {
             &self.hub(),
             &bus.host_id,
             &mut lock(&bus.pending),
+            Instant::now(),
             EmitTarget {
                 event: &emit.event,
                 args: &args,
@@ -1519,6 +1520,7 @@ fn call_remote(
     let (message, id) = plan_call(
         &bus.host_id,
         &mut lock(&bus.pending),
+        Instant::now(),
         &event,
         args,
         namespace,

@@ -683,6 +683,7 @@ impl<Rt: Runtime> Server<Rt> {
             &self.inner.hub(),
             &bus.host_id,
             &mut lock(&bus.pending),
+            Instant::now(),
             EmitTarget {
                 event: &emit.event,
                 args: &args,
@@ -1014,6 +1015,7 @@ async fn call_remote(
     let (message, id) = plan_call(
         &bus.host_id,
         &mut lock(&bus.pending),
+        Instant::now(),
         &event,
         args,
         namespace,

@@ -1,13 +1,20 @@
 //! Callbacks of emits whose recipients are on other servers: registered under an id that
 //! travels in the emit's `callback` field, answered by [`Message::Callback`](super::Message)
 //! messages addressed to this host, and expired on a deadline so that an answer that never comes
-//! (the client left, its server died) neither leaks the entry nor goes unreported.
+//! (the client left, its server died) neither leaks the entry nor goes unreported. The deadline
+//! of an emit's callback counts from its publish ([`PendingCallbacks::start`]); until then a
+//! provisional one ([`UNSTARTED_GRACE`] later) bounds an entry its caller never started nor
+//! cancelled.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 /// How long a remote callback without a timeout of its own waits for answers.
 pub const DEFAULT_REMOTE_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much longer than its timeout an entry not yet started may wait: its emit waits for this
+/// server's slow readers and for the broker before it is published and started, and a caller
+/// that never starts nor cancels it (a bug, a panic in between) must not hold it for good.
+pub const UNSTARTED_GRACE: Duration = Duration::from_secs(300);
 /// Most remote callbacks waiting at once; past it, emits with callbacks to other servers fail.
 pub const MAX_PENDING_REMOTE_ACKS: usize = 65_536;
 
@@ -107,7 +114,7 @@ impl<C: Clone> PendingCallbacks<C> {
         timeout: Option<Duration>,
         expect: Expect,
     ) -> Result<u64, TooManyPending> {
-        let id = self.register_unstarted(callback, timeout, expect)?;
+        let id = self.register_unstarted(callback, now, timeout, expect)?;
         self.start(id, now);
         Ok(id)
     }
@@ -116,11 +123,12 @@ impl<C: Clone> PendingCallbacks<C> {
     /// [`start`](Self::start), once the message is out. Counted from before the publish, it ran
     /// while the emit waited for this server's slow readers and for the broker, and could end
     /// before the other servers even had the message (their answers then found nothing). The
-    /// caller must start it, or [`cancel`](Self::cancel) it when the publish fails: until then
-    /// it never expires.
+    /// caller starts it, or [`cancel`](Self::cancel)s it when the publish fails; until then it
+    /// expires only at a provisional deadline, [`UNSTARTED_GRACE`] past its timeout from `now`.
     pub fn register_unstarted(
         &mut self,
         callback: C,
+        now: Instant,
         timeout: Option<Duration>,
         expect: Expect,
     ) -> Result<u64, TooManyPending> {
@@ -129,16 +137,23 @@ impl<C: Clone> PendingCallbacks<C> {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
+        let timeout = timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT);
+        // As every timer of the core: too long for the clock is never.
+        let provisional =
+            crate::engineio::deadline_after(now, timeout.saturating_add(UNSTARTED_GRACE));
         let pending = Pending {
             callback,
-            deadline: None,
-            unstarted: Some(timeout.unwrap_or(DEFAULT_REMOTE_ACK_TIMEOUT)),
+            deadline: provisional,
+            unstarted: Some(timeout),
             expect,
             answered: false,
         };
         // Replacing one only after ids wrapped around u64 with the old one still waiting.
         if let Some(replaced) = self.entries.insert(id, pending) {
             self.forget_deadline(id, &replaced);
+        }
+        if let Some(deadline) = provisional {
+            self.deadlines.insert((deadline, id));
         }
         Ok(id)
     }
@@ -152,6 +167,9 @@ impl<C: Clone> PendingCallbacks<C> {
         let Some(timeout) = pending.unstarted.take() else {
             return;
         };
+        if let Some(provisional) = pending.deadline {
+            self.deadlines.remove(&(provisional, id));
+        }
         // As every timer of the core: too long for the clock is never.
         pending.deadline = crate::engineio::deadline_after(now, timeout);
         if let Some(deadline) = pending.deadline {
@@ -256,9 +274,12 @@ mod tests {
         let mut pending = PendingCallbacks::default();
         let now = sockio_testkit::clock::start();
         let id = pending
-            .register_unstarted("call", Some(Duration::from_secs(5)), Expect::One)
+            .register_unstarted("call", now, Some(Duration::from_secs(5)), Expect::One)
             .unwrap();
-        assert_eq!(pending.next_deadline(), None);
+        assert_eq!(
+            pending.next_deadline(),
+            Some(now + Duration::from_secs(5) + UNSTARTED_GRACE)
+        );
         assert!(pending.expire(now + Duration::from_secs(60)).is_empty());
         let published = now + Duration::from_secs(60);
         pending.start(id, published);
@@ -280,6 +301,19 @@ mod tests {
         // Gone: starting it does nothing.
         pending.start(id, published);
         assert!(pending.is_empty());
+        // One never started nor cancelled goes at its provisional deadline.
+        pending
+            .register_unstarted("lost", now, Some(Duration::from_secs(5)), Expect::One)
+            .unwrap();
+        assert!(
+            pending
+                .expire(now + Duration::from_secs(5) + UNSTARTED_GRACE - Duration::from_millis(1))
+                .is_empty()
+        );
+        assert_eq!(
+            pending.expire(now + Duration::from_secs(5) + UNSTARTED_GRACE),
+            vec![Expired::Unanswered("lost")]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! [`triage`] applies what the [`Hub`] can do by itself (room changes) and returns what needs the
 //! runtime's connections ([`Remote`]): deliveries, disconnects and answers to callbacks.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -207,7 +207,9 @@ pub fn only_local<H: Clone>(hub: &Hub<H>, namespace: &str, rooms: &[String]) -> 
 pub struct ClusterEmit {
     /// The message to publish; `None` when the emit can only reach this server's clients.
     pub message: Option<Message>,
-    /// The remote callback registered for the answers, to cancel if publishing fails.
+    /// The remote callback registered for the answers: to start
+    /// ([`PendingCallbacks::start`]) once the message is published, or to cancel if publishing
+    /// fails.
     pub remote_ack: Option<u64>,
 }
 
@@ -228,6 +230,7 @@ pub fn plan_emit<H: Clone, C: Clone>(
     hub: &Hub<H>,
     host_id: &str,
     pending: &mut PendingCallbacks<C>,
+    now: Instant,
     emit: EmitTarget<'_>,
     callback: Option<(&C, Option<Duration>)>,
 ) -> Result<ClusterEmit, TooManyPending> {
@@ -244,6 +247,7 @@ pub fn plan_emit<H: Clone, C: Clone>(
             namespace: emit.namespace.to_owned(),
             id: pending.register_unstarted(
                 callback.clone(),
+                now,
                 timeout,
                 remote_answers(hub, emit, timeout),
             )?,
@@ -293,6 +297,7 @@ fn remote_answers<H: Clone>(
 pub fn plan_call<C: Clone>(
     host_id: &str,
     pending: &mut PendingCallbacks<C>,
+    now: Instant,
     event: &str,
     args: Args,
     namespace: &str,
@@ -300,7 +305,7 @@ pub fn plan_call<C: Clone>(
     callback: C,
     timeout: Duration,
 ) -> Result<(Message, u64), TooManyPending> {
-    let id = pending.register_unstarted(callback, Some(timeout), Expect::One)?;
+    let id = pending.register_unstarted(callback, now, Some(timeout), Expect::One)?;
     let message = Message::Emit {
         event: event.to_owned(),
         args,
@@ -482,10 +487,11 @@ mod tests {
             skip: &[],
         };
         let mine: &'static [String] = Box::leak(Box::new(["mine".to_owned()]));
-        let local = plan_emit(&hub, "me", &mut pending, to(mine), Some((&"cb", None))).unwrap();
+        let local =
+            plan_emit(&hub, "me", &mut pending, now, to(mine), Some((&"cb", None))).unwrap();
         assert!(local.message.is_none() && local.remote_ack.is_none() && pending.is_empty());
         let room: &'static [String] = Box::leak(Box::new(["room".to_owned()]));
-        let plan = plan_emit(&hub, "me", &mut pending, to(room), Some((&"cb", None))).unwrap();
+        let plan = plan_emit(&hub, "me", &mut pending, now, to(room), Some((&"cb", None))).unwrap();
         let id = plan.remote_ack.expect("a remote callback");
         let Some(Message::Emit {
             callback, host_id, ..
@@ -502,6 +508,7 @@ mod tests {
         let (message, call) = plan_call(
             "me",
             &mut pending,
+            now,
             "q",
             Args::new(),
             "/",
@@ -550,10 +557,17 @@ mod tests {
                 rooms: &rooms,
                 skip: &skip,
             };
-            let id = plan_emit(&hub, "me", &mut pending, target, Some((&callback, timeout)))
-                .unwrap()
-                .remote_ack
-                .expect("a remote callback");
+            let id = plan_emit(
+                &hub,
+                "me",
+                &mut pending,
+                now,
+                target,
+                Some((&callback, timeout)),
+            )
+            .unwrap()
+            .remote_ack
+            .expect("a remote callback");
             pending.start(id, now);
             id
         };
