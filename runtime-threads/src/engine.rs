@@ -530,16 +530,28 @@ impl EngineServer {
                     // This POST, if of more messages than one step: each next step once the
                     // client's writer caught up. Handed over at once, the echoes of a 1 MB body
                     // of short messages filled the client's queue past its cap.
-                    while lock(&cell.state).session.unfinished_post() == Some(id) {
-                        crate::conn::sleep_while(|| is_behind(&cell));
-                        self.drive(&cell, |state, now| state.session.handle_post_step(now));
-                    }
-                    let answer = await_answer(rx, watch, || {
+                    // A client that hangs up meanwhile ends the session with the rest unhandled,
+                    // as on the Socket.IO server.
+                    let abort = || {
                         self.drive(&cell, |state, now| {
                             state.waiters.remove(&id);
                             state.session.handle_request_aborted(now, id);
                         });
-                    });
+                    };
+                    let mut client = crate::serve::HangupWatch::new(watch);
+                    while lock(&cell.state).session.unfinished_post() == Some(id) {
+                        let mut hung_up = false;
+                        crate::conn::sleep_while(|| {
+                            hung_up = client.hung_up();
+                            !hung_up && is_behind(&cell)
+                        });
+                        if hung_up {
+                            abort();
+                            return Handled::Response(plain(StatusCode::BAD_REQUEST, "aborted"));
+                        }
+                        self.drive(&cell, |state, now| state.session.handle_post_step(now));
+                    }
+                    let answer = await_answer(rx, watch, abort);
                     if request.method() == http::Method::POST {
                         // Its messages went to another thread delivering this session's
                         // (`OrderedDelivery::is_busy`): answered only once that one is done,

@@ -1458,13 +1458,13 @@ pub(crate) fn await_answer(
 
 /// A request's client, looked at for its hang-up at most every [`HANGUP_CHECK`] (a look costs
 /// three system calls, and the waits that ask run their checks every few milliseconds).
-struct HangupWatch<'a> {
+pub(crate) struct HangupWatch<'a> {
     stream: Option<&'a TcpStream>,
     next_look: Instant,
 }
 
 impl<'a> HangupWatch<'a> {
-    fn new(stream: Option<&'a TcpStream>) -> Self {
+    pub(crate) fn new(stream: Option<&'a TcpStream>) -> Self {
         Self {
             stream,
             next_look: Instant::now() + HANGUP_CHECK,
@@ -1472,7 +1472,7 @@ impl<'a> HangupWatch<'a> {
     }
 
     /// True once the client has hung up, as far as the last look saw.
-    fn hung_up(&mut self) -> bool {
+    pub(crate) fn hung_up(&mut self) -> bool {
         let Some(stream) = self.stream else {
             return false;
         };
