@@ -250,6 +250,18 @@ fn an_empty_b64_keeps_binary() {
     })
     .unwrap();
     assert_eq!(h.ws_take_text(ws), vec!["3probe", "<binary:010203>"]);
+
+    // A session opened over WebSocket with an empty `b64` gets binary frames too.
+    let mut h = Harness::engine(EngineConfig::default());
+    let ws = h
+        .ws_connect("/engine.io/?EIO=4&transport=websocket&b64=")
+        .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec![OPEN_NO_UPGRADES]);
+    h.command("sid-000001", |s, now| {
+        s.send(now, PacketData::Binary(Bytes::from_static(&[1, 2, 3])))
+    })
+    .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec!["<binary:010203>"]);
 }
 
 #[test]
