@@ -344,50 +344,7 @@ fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlE
             .map_err(|_| UrlError::Malformed("bad database number"))?,
         (Some(_), _) => query_db(query)?,
     };
-    // redis-py's `ssl_cert_reqs`: `none` skips verifying the server; `optional` and `required`
-    // verify it (a server always presents a certificate).
-    let verify_server = match query_value(query, "ssl_cert_reqs") {
-        None => None,
-        Some(v) if v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("cert_none") => {
-            Some(false)
-        }
-        Some(v)
-            if ["optional", "required", "cert_optional", "cert_required"]
-                .iter()
-                .any(|known| v.eq_ignore_ascii_case(known)) =>
-        {
-            Some(true)
-        }
-        Some(_) => {
-            return Err(UrlError::Malformed(
-                "ssl_cert_reqs must be none, optional or required",
-            ));
-        }
-    };
-    // redis-py's `ssl_check_hostname` (its `to_bool`, but a value it would read as true only by
-    // being something other than a false word is refused here rather than guessed).
-    let check_server_name = match query_value(query, "ssl_check_hostname") {
-        None => None,
-        Some(v)
-            if ["0", "f", "false", "n", "no"]
-                .iter()
-                .any(|w| v.eq_ignore_ascii_case(w)) =>
-        {
-            Some(false)
-        }
-        Some(v)
-            if ["1", "t", "true", "y", "yes"]
-                .iter()
-                .any(|w| v.eq_ignore_ascii_case(w)) =>
-        {
-            Some(true)
-        }
-        Some(_) => {
-            return Err(UrlError::Malformed(
-                "ssl_check_hostname must be true or false",
-            ));
-        }
-    };
+    let (verify_server, check_server_name) = redis_verification(query)?;
     let tls = tls_options(
         query,
         &REDIS_TLS,
@@ -404,6 +361,42 @@ fn parse_redis(rest: &str, query: &Query, tls: bool) -> Result<RedisConfig, UrlE
         tls,
         framing: RedisFraming::PubSub,
     })
+}
+
+/// redis-py's verification settings of a `rediss://` URL: `ssl_cert_reqs` (`none` skips
+/// verifying the server; `optional` and `required` verify it, a server always presenting a
+/// certificate) and `ssl_check_hostname` (its `to_bool`: an empty value is unset; a value it would
+/// read as true only by being no false word is refused here rather than guessed).
+fn redis_verification(query: &Query) -> Result<(Option<bool>, Option<bool>), UrlError> {
+    let one_of = |v: &str, words: &[&str]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+    let verify_server = match query_value(query, "ssl_cert_reqs") {
+        None => None,
+        Some(v) if one_of(v, &["none", "cert_none"]) => Some(false),
+        Some(v)
+            if one_of(
+                v,
+                &["optional", "required", "cert_optional", "cert_required"],
+            ) =>
+        {
+            Some(true)
+        }
+        Some(_) => {
+            return Err(UrlError::Malformed(
+                "ssl_cert_reqs must be none, optional or required",
+            ));
+        }
+    };
+    let check_server_name = match query_value(query, "ssl_check_hostname") {
+        None | Some("") => None,
+        Some(v) if one_of(v, &["0", "f", "false", "n", "no"]) => Some(false),
+        Some(v) if one_of(v, &["1", "t", "true", "y", "yes"]) => Some(true),
+        Some(_) => {
+            return Err(UrlError::Malformed(
+                "ssl_check_hostname must be true or false",
+            ));
+        }
+    };
+    Ok((verify_server, check_server_name))
 }
 
 fn query_db(query: &Query) -> Result<u32, UrlError> {
@@ -427,7 +420,18 @@ fn parse_redis_unix(rest: &str, query: &Query) -> Result<RedisConfig, UrlError> 
         db: query_db(query)?,
         username,
         password,
-        tls: tls_options(query, &REDIS_TLS, "", false, None, None)?,
+        tls: {
+            // Refused there as every TLS setting on a plain-text URL.
+            let (verify_server, check_server_name) = redis_verification(query)?;
+            tls_options(
+                query,
+                &REDIS_TLS,
+                "",
+                false,
+                verify_server,
+                check_server_name,
+            )?
+        },
         framing: RedisFraming::PubSub,
     })
 }
@@ -658,6 +662,20 @@ mod tests {
                 "ssl_check_hostname must be true or false"
             ))
         );
+        // Empty is unset, as redis-py reads it.
+        let unset = redis("rediss://h?ssl_check_hostname=");
+        assert!(unset.tls.expect("TLS").check_server_name);
+        assert_eq!(
+            BrokerUrl::parse("unix:///run/redis.sock?ssl_check_hostname=false"),
+            Err(UrlError::TlsSettingWithoutTls(
+                "ssl_check_hostname".into(),
+                "rediss://"
+            ))
+        );
+        assert!(matches!(
+            BrokerUrl::parse("unix:///run/redis.sock?ssl_cert_reqs=none"),
+            Err(UrlError::TlsSettingWithoutTls(..))
+        ));
         assert_eq!(
             BrokerUrl::parse("redis://h?ssl_check_hostname=false"),
             Err(UrlError::TlsSettingWithoutTls(
