@@ -23,6 +23,25 @@ async fn poll(addr: std::net::SocketAddr, sid: &str) -> raw_polling::Answer {
         .expect("a poll")
 }
 
+/// Serves `engine` on a free port of 127.0.0.1 and opens a polling session: the address, the
+/// serving task and the session's sid.
+async fn serve_and_open(
+    engine: &EngineServer,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<Result<(), sockio::ServerError>>,
+    String,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    let server = tokio::spawn(async move { serving.serve_std(listener).await });
+    let sid = tokio::task::spawn_blocking(move || raw_polling::open(addr, "/engine.io/"))
+        .await
+        .expect("a session");
+    (addr, server, sid)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_socket_sends_binary_and_closes_by_sid() {
     let engine = EngineServer::default();
@@ -34,14 +53,7 @@ async fn an_engine_socket_sends_binary_and_closes_by_sid() {
     engine.on_disconnect(move |socket, reason| {
         let _ = ends.send((socket.sid().to_string(), reason));
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let serving = engine.clone();
-    let server = tokio::spawn(async move { serving.serve_std(listener).await });
-
-    let sid = tokio::task::spawn_blocking(move || raw_polling::open(addr, "/engine.io/"))
-        .await
-        .expect("a session");
+    let (addr, server, sid) = serve_and_open(&engine).await;
     let socket = recv(&mut connected, "on_connect").await;
     assert_eq!(socket.sid().to_string(), sid);
     assert_eq!(socket.transport(), Transport::Polling);
@@ -97,14 +109,7 @@ async fn a_post_of_many_echoed_messages_is_stepped_and_every_echo_arrives() {
     engine.on_disconnect(move |_socket, reason| {
         let _ = ends.send(reason);
     });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let serving = engine.clone();
-    let server = tokio::spawn(async move { serving.serve_std(listener).await });
-
-    let sid = tokio::task::spawn_blocking(move || raw_polling::open(addr, "/engine.io/"))
-        .await
-        .expect("a session");
+    let (addr, server, sid) = serve_and_open(&engine).await;
     let body = (0..MESSAGES)
         .map(|n| format!("4m{n}"))
         .collect::<Vec<_>>()

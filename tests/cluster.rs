@@ -448,13 +448,9 @@ async fn a_broker_certificate_the_url_does_not_trust_fails_the_emit_with_the_rea
 async fn a_socket_of_this_server_in_another_namespace_is_refused_with_a_client_manager() {
     use sockio::server::{CallError, ServerError};
 
-    let url = redis_url();
-    let Some(_) = broker_addr(&url) else {
+    let Some(RedisChannel { manager, .. }) = redis_channel() else {
         return;
     };
-    let manager = ClientManager::from_url(&url)
-        .expect("a broker URL")
-        .channel(&fresh_channel());
     let io = clustered::<sockio::tokio::Tokio>(&manager);
     let (tx, mut connected) = tokio::sync::mpsc::unbounded_channel();
     io.on_connect(move |socket: Socket<sockio::tokio::Tokio>, _h, _a| {

@@ -506,6 +506,23 @@ fn the_attachment_wait_is_frozen_while_reading_is_paused() {
     );
 }
 
+/// A binary event with two attachments.
+const UPLOAD_TWO: &str =
+    r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+
+/// The attachment `[byte]` read by a driver whose writer is behind: given back to hold.
+fn hold(
+    h: &mut Harness<sockio_core::socketio::Endpoint>,
+    sid: &str,
+    ws: sockio_core::engineio::RequestId,
+    byte: u8,
+) -> WsMessage {
+    h.command(sid, |c, now| {
+        c.handle_ws_heartbeat(now, ws, WsMessage::Binary(Bytes::from(vec![byte])))
+    })
+    .expect("an attachment is given back to hold")
+}
+
 /// While the driver holds what it reads of the client (its writer is behind: messages other than
 /// the heartbeat go back from `handle_ws_heartbeat` to be handed over later), the attachments may
 /// be among what it holds: the wait for them is frozen from the first message held until the
@@ -519,11 +536,7 @@ fn the_attachment_wait_is_frozen_while_the_driver_holds_input() {
     let (sid, ws, id) = h.sio_ws_joined();
     h.ws_send_text(ws, UPLOAD);
     h.advance(Duration::from_secs(2));
-    let held = h
-        .command(&sid, |c, now| {
-            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[1])))
-        })
-        .expect("an attachment is given back to hold");
+    let held = hold(&mut h, &sid, ws, 1);
     h.advance(Duration::from_secs(10));
     assert!(
         h.sessions.contains_key(sid.as_str()),
@@ -534,21 +547,10 @@ fn the_attachment_wait_is_frozen_while_the_driver_holds_input() {
 
     // Two held, handed over one at a time (the driver's writer fell behind again in between):
     // frozen until the last is handed over.
-    h.ws_send_text(
-        ws,
-        r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
-    );
+    h.ws_send_text(ws, UPLOAD_TWO);
     h.advance(Duration::from_secs(2));
-    let first = h
-        .command(&sid, |c, now| {
-            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[3])))
-        })
-        .expect("held");
-    let second = h
-        .command(&sid, |c, now| {
-            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[4])))
-        })
-        .expect("held");
+    let first = hold(&mut h, &sid, ws, 3);
+    let second = hold(&mut h, &sid, ws, 4);
     h.advance(Duration::from_secs(1));
     h.ws_send(ws, first);
     // Past the 3 s that were left (and short of the heartbeat's own timeout).
@@ -567,16 +569,9 @@ fn the_attachment_wait_is_frozen_while_the_driver_holds_input() {
 
     // One of two attachments held, the other never sent: the rest of the wait (3 s) runs once
     // the held one is handed over.
-    h.ws_send_text(
-        ws,
-        r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
-    );
+    h.ws_send_text(ws, UPLOAD_TWO);
     h.advance(Duration::from_secs(2));
-    let held = h
-        .command(&sid, |c, now| {
-            c.handle_ws_heartbeat(now, ws, WsMessage::Binary(bin(&[2])))
-        })
-        .expect("an attachment is given back to hold");
+    let held = hold(&mut h, &sid, ws, 2);
     h.advance(Duration::from_secs(10));
     h.ws_send(ws, held);
     h.advance(Duration::from_millis(2_999));

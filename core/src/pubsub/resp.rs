@@ -907,11 +907,7 @@ mod tests {
 
     #[test]
     fn a_message_over_the_limit_is_reported_and_the_next_one_delivered() {
-        let mut link = RedisLink::subscriber(&config(None, 0), "socketio", "s");
-        let _ = link.poll_transmit();
-        link.handle_input(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
-            .unwrap();
-        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        let mut link = subscribed();
         let size = MAX_RECEIVED + 10;
         link.handle_input(
             format!("*3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n${size}\r\n").as_bytes(),
@@ -975,16 +971,22 @@ mod tests {
         assert!(first_command("redis://h").is_empty());
     }
 
-    /// A quiet subscriber's `PING` (the runtimes send one after 15 s of silence) goes out as a
-    /// command, and its answer on the subscribed connection (`["pong", ""]`), like a later
-    /// subscription's confirmation, is taken without an event: messages go on arriving after it.
-    #[test]
-    fn a_subscribers_ping_and_its_pong_leave_the_messages_flowing() {
+    /// A subscriber link whose subscription is confirmed (`Ready` taken).
+    fn subscribed() -> RedisLink {
         let mut link = RedisLink::subscriber(&config(None, 0), "socketio", "s");
         let _ = link.poll_transmit();
         link.handle_input(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
             .unwrap();
         assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        link
+    }
+
+    /// A quiet subscriber's `PING` (the runtimes send one after 15 s of silence) goes out as a
+    /// command, and its answer on the subscribed connection (`["pong", ""]`), like a later
+    /// subscription's confirmation, is taken without an event: messages go on arriving after it.
+    #[test]
+    fn a_subscribers_ping_and_its_pong_leave_the_messages_flowing() {
+        let mut link = subscribed();
         link.ping();
         assert_eq!(link.poll_transmit().unwrap(), b"*1\r\n$4\r\nPING\r\n");
         link.handle_input(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
@@ -1011,11 +1013,7 @@ mod tests {
     /// torn down and made again after every quiet interval.
     #[test]
     fn a_refused_ping_on_the_subscribed_connection_leaves_the_messages_flowing() {
-        let mut link = RedisLink::subscriber(&config(None, 0), "socketio", "s");
-        let _ = link.poll_transmit();
-        link.handle_input(b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
-            .unwrap();
-        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        let mut link = subscribed();
         link.ping();
         let _ = link.poll_transmit();
         link.handle_input(b"-NOPERM User u has no permissions to run the 'ping' command\r\n")
