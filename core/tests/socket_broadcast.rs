@@ -311,6 +311,15 @@ fn what_was_meant_for_a_socket_that_left_does_not_reach_its_successor() {
         Defer::Never,
     );
     assert!(matches!(to_new, Ok(QueuedOn::Queued(None))), "{to_new:?}");
+    // A call to the old socket is not one to the new (it was StillConnecting here).
+    let call_old = |c: &mut sockio_core::socketio::Connection, now| {
+        c.call(now, "/", &old, "q", vec![], vec![], None)
+    };
+    let asked_old = h.command(&sid, call_old);
+    assert!(
+        matches!(&asked_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
+        "{asked_old:?}"
+    );
     h.command(&sid, |c, now| c.accept_connect(now, "/"))
         .expect("accepted");
     assert_eq!(
@@ -320,6 +329,22 @@ fn what_was_meant_for_a_socket_that_left_does_not_reach_its_successor() {
             "42[\"for the new\"]".to_owned()
         ]
     );
+    // Nor does a call to the old socket reach the new one, nor the answer of the old socket's
+    // handler (the new socket's client numbers its acknowledgements afresh).
+    let asked_old = h.command(&sid, call_old);
+    assert!(
+        matches!(&asked_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
+        "{asked_old:?}"
+    );
+    let answered_old = h.command(&sid, |c, now| c.ack_socket(now, "/", &old, 0, vec![], vec![]));
+    assert!(
+        matches!(&answered_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
+        "{answered_old:?}"
+    );
+    assert!(h.ws_take_text(ws).is_empty());
+    h.command(&sid, |c, now| c.ack_socket(now, "/", &new, 0, vec![], vec![]))
+        .expect("the new socket's own answer");
+    assert_eq!(h.ws_take_text(ws), vec!["430[]".to_owned()]);
     // Nor does a disconnect meant for the old socket (a handler of one of its events, still
     // running) remove the new one.
     let kick_old = h.command(&sid, |c, now| c.disconnect_socket(now, "/", &old));

@@ -280,14 +280,15 @@ fn a_call_to_a_pending_socket_is_refused_until_it_is_connected() {
     let mut h = Harness::socket(sio_config_any());
     let (sid, ws, _) = h.sio_ws_joined();
     h.ws_send_text(ws, "40/admin,");
-    assert!(matches!(
-        h.take_events(&sid).first(),
-        Some(SocketEvent::Connect { .. })
-    ));
+    let Some(SocketEvent::Connect { sid: socket, .. }) = h.take_events(&sid).into_iter().next()
+    else {
+        panic!("no Connect event");
+    };
     let call = |c: &mut Connection, now| {
         c.call(
             now,
             "/admin",
+            &socket,
             "question",
             vec![json!(1)],
             vec![],
@@ -313,6 +314,7 @@ fn a_call_to_a_pending_socket_is_refused_until_it_is_connected() {
         h.command(&sid, |c, now| c.call(
             now,
             "/other",
+            &socket,
             "q",
             vec![],
             vec![],

@@ -932,7 +932,7 @@ impl Server {
             ack_id,
         } = received;
         let namespace: Arc<str> = Arc::from(&*namespace);
-        let socket = Socket::new(self.clone(), namespace.clone(), sid);
+        let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
         let Some(handler) = self.event_handler(&namespace, &event) else {
             tracing::debug!(namespace = &*namespace, event, "no handler for event");
             if self.inner.async_handlers {
@@ -950,7 +950,7 @@ impl Server {
                 return;
             };
             if let Some(ack_id) = ack_id {
-                server.acknowledge_when_there_is_room(&cell, &namespace, ack_id, reply);
+                server.acknowledge_when_there_is_room(&cell, &namespace, &sid, ack_id, reply);
             }
         };
         if !self.inner.async_handlers {
@@ -1164,6 +1164,7 @@ impl Server {
         &self,
         cell: &Arc<ConnCell>,
         namespace: &str,
+        sid: &str,
         ack_id: u64,
         reply: Args,
     ) {
@@ -1176,7 +1177,7 @@ impl Server {
                 Ok(reply.take().map(|reply| {
                     state
                         .conn
-                        .ack(now, namespace, ack_id, reply.values, reply.attachments)
+                        .ack_socket(now, namespace, sid, ack_id, reply.values, reply.attachments)
                 }))
             })
         });
@@ -1409,6 +1410,7 @@ impl Call {
             let id = state.conn.call(
                 now,
                 &self.namespace,
+                &sid,
                 &self.event,
                 args.values,
                 args.attachments,

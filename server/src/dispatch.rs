@@ -82,6 +82,7 @@ fn answering<Rt: Runtime>(
     server: ServerId,
     cell: Arc<ConnCell>,
     namespace: ByteString,
+    sid: Sid,
     ack_id: Option<u64>,
     handler: BoxFuture<Option<Args>>,
 ) -> HandOff {
@@ -90,7 +91,8 @@ fn answering<Rt: Runtime>(
         if let Some(Some(reply)) = catch_handler_panic("event", server, handler).await
             && let Some(ack_id) = ack_id
         {
-            acknowledge_when_there_is_room(&runtime, &cell, &namespace, ack_id, reply).await;
+            acknowledge_when_there_is_room(&runtime, &cell, &namespace, &sid, ack_id, reply)
+                .await;
         }
     })
 }
@@ -113,6 +115,7 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
     runtime: &Rt,
     cell: &ConnCell,
     namespace: &str,
+    sid: &str,
     ack_id: u64,
     reply: Args,
 ) {
@@ -126,7 +129,7 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
             Some(
                 state
                     .conn
-                    .ack(now, namespace, ack_id, reply.values, reply.attachments),
+                    .ack_socket(now, namespace, sid, ack_id, reply.values, reply.attachments),
             )
         });
         match result {
@@ -196,6 +199,7 @@ async fn in_flight_below(cell: &ConnCell, limit: usize) {
 fn acknowledge_if_room(
     cell: &ConnCell,
     namespace: &str,
+    sid: &str,
     ack_id: Option<u64>,
     reply: Args,
 ) -> Result<Option<Instant>, (u64, Args)> {
@@ -213,7 +217,7 @@ fn acknowledge_if_room(
                 Some(
                     state
                         .conn
-                        .ack(now, namespace, ack_id, sent.values, sent.attachments),
+                        .ack_socket(now, namespace, sid, ack_id, sent.values, sent.attachments),
                 )
             }
             None => None,
@@ -377,6 +381,7 @@ impl<Rt: Runtime> Server<Rt> {
         &self,
         cell: &Arc<ConnCell>,
         namespace: ByteString,
+        sid: Sid,
         ack_id: Option<u64>,
         handler: BoxFuture<Option<Args>>,
     ) -> HandOff {
@@ -385,6 +390,7 @@ impl<Rt: Runtime> Server<Rt> {
             self.id(),
             cell.clone(),
             namespace,
+            sid,
             ack_id,
             handler,
         )
@@ -446,7 +452,7 @@ impl<Rt: Runtime> Server<Rt> {
             args,
             ack_id,
         } = received;
-        let socket = Socket::new(self.clone(), namespace.clone(), sid);
+        let socket = Socket::new(self.clone(), namespace.clone(), sid.clone());
         let Some(mut handler) = self.call_event_handler(socket, &namespace, event, args) else {
             return Started::Done;
         };
@@ -459,7 +465,7 @@ impl<Rt: Runtime> Server<Rt> {
         } else if cell.in_flight.load(Ordering::SeqCst) >= self.inner.handlers_per_client {
             // Bound this client's concurrent handlers; waiting here lets the backlog grow and so
             // pauses the client's reads.
-            let run = self.answering(cell, namespace, ack_id, handler);
+            let run = self.answering(cell, namespace, sid, ack_id, handler);
             let server = self.clone();
             let cell = cell.clone();
             return Started::Waiting(Box::pin(async move {
@@ -489,7 +495,7 @@ impl<Rt: Runtime> Server<Rt> {
                 // A panicking handler's event gets no acknowledgement.
                 None => (true, None),
                 Some(Poll::Ready(Some(reply))) => {
-                    match acknowledge_if_room(cell, &namespace, ack_id, reply) {
+                    match acknowledge_if_room(cell, &namespace, &sid, ack_id, reply) {
                         Ok(acknowledged) => (true, acknowledged),
                         Err((ack_id, reply)) => {
                             // The client's queue is more than half full: the answer waits for
@@ -501,7 +507,7 @@ impl<Rt: Runtime> Server<Rt> {
                             let waiting = cell.clone();
                             let run: HandOff = Box::pin(async move {
                                 acknowledge_when_there_is_room(
-                                    &runtime, &waiting, &namespace, ack_id, reply,
+                                    &runtime, &waiting, &namespace, &sid, ack_id, reply,
                                 )
                                 .await;
                             });
@@ -524,7 +530,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return Started::Done;
             }
         }
-        let run = self.answering(cell, namespace, ack_id, handler);
+        let run = self.answering(cell, namespace, sid, ack_id, handler);
         if !async_handlers {
             return Started::Waiting(run);
         }

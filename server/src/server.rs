@@ -973,6 +973,7 @@ impl<Rt: Runtime> Call<Rt> {
             let id = state.conn.call(
                 now,
                 &self.namespace,
+                &sid,
                 &self.event,
                 args.values,
                 args.attachments,

@@ -863,19 +863,26 @@ impl Connection {
         Ok(ack_id)
     }
 
-    /// [`emit`](Self::emit) for a caller that waits for the answer (a `call`): asks for an
-    /// acknowledgement, and refuses a socket whose connect is still pending
+    /// [`emit`](Self::emit) for a caller that waits for the answer (a `call`) from the socket
+    /// `sid`: asks for an acknowledgement, refuses a socket whose connect is still pending
     /// ([`CommandError::StillConnecting`]) rather than holding the question, whose answer could
-    /// only come after the connect handler, the caller most often, returned.
+    /// only come after the connect handler, the caller most often, returned, and is
+    /// `NotConnected` when `sid` is no longer the client's socket in `namespace` (the client
+    /// left it and connected again before the server forgot the old socket).
+    #[allow(clippy::too_many_arguments)]
     pub fn call(
         &mut self,
         now: Instant,
         namespace: &str,
+        sid: &str,
         event: &str,
         args: Vec<Value>,
         attachments: Vec<Bytes>,
         timeout: Option<Duration>,
     ) -> Result<u64, CommandError> {
+        if !self.holds_socket(namespace, sid) {
+            return Err(CommandError::NotConnected(namespace.to_owned()));
+        }
         if let Some(NamespaceState::Pending { .. }) = self.namespaces.get(namespace) {
             return Err(CommandError::StillConnecting(namespace.to_owned()));
         }
@@ -994,7 +1001,32 @@ impl Connection {
         }
     }
 
-    /// Answers the client's event `ack_id` in `namespace` with `args`.
+    /// [`ack`](Self::ack) from the socket `sid`, the one whose event is answered:
+    /// `NotConnected` when `sid` is no longer the client's socket in `namespace`, as after the
+    /// client left it and connected again while the old socket's handler ran. The new socket's
+    /// client numbers its acknowledgements afresh, so the old answer would settle one of its
+    /// emits with another event's reply.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
+    pub fn ack_socket(
+        &mut self,
+        now: Instant,
+        namespace: &str,
+        sid: &str,
+        ack_id: u64,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), CommandError> {
+        if self.socket_id(namespace).is_none_or(|held| &**held != sid) {
+            return Err(CommandError::NotConnected(namespace.to_owned()));
+        }
+        self.ack(now, namespace, ack_id, args, attachments)
+    }
+
+    /// Answers the client's event `ack_id` in `namespace` with `args`, whichever socket the
+    /// client has there now ([`ack_socket`](Self::ack_socket) answers only from the socket
+    /// whose event it was).
     ///
     /// A command, like an input: drain [`poll_output`](Self::poll_output) and
     /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
