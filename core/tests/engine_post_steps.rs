@@ -162,15 +162,57 @@ fn a_body_that_fails_to_decode_closes_after_its_last_good_packet() {
 }
 
 #[test]
-fn a_v3_body_with_a_bad_packet_past_the_first_step_is_refused_whole() {
-    // As the reference v3 parser: none of its packets is handed over, however far from the
-    // first step the bad one lies (the steps decode the body as they go, so it is looked
-    // through first).
+fn a_v3_text_body_with_a_bad_packet_past_the_first_step_closes_after_its_good_ones() {
+    // As parser-v3's `decodePayload`, which hands each packet over as it reads it.
     let mut h = Harness::engine(eio3());
     let (sid, uri) = stepping(&mut h, "3", 1);
-    let mut body = body("3", &["4a", "2", "4b", "4c"]);
-    body.push_str("9:4d");
-    let answer = h.post(&uri, body.as_bytes()).response();
+    let mut body = body("3", &["4a", "4b"]);
+    body.push_str("9:4c");
+    let post = h.post(&uri, body.as_bytes()).held();
+    assert_eq!(h.take_events(&sid), messages(&["a"]));
+    h.command(&sid, |s, now| s.handle_post_step(now));
+    let mut expected = messages(&["b"]);
+    expected.push(EngineEvent::Closed(CloseReason::ParseError));
+    assert_eq!(h.take_events(&sid), expected);
+    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+}
+
+/// `packets` (text) as a v3 binary POST body: a 0 byte, the length one digit per byte, 0xFF,
+/// the packet.
+fn v3_binary_body(packets: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for packet in packets {
+        body.push(0);
+        body.extend(packet.len().to_string().bytes().map(|digit| digit - b'0'));
+        body.push(0xff);
+        body.extend_from_slice(packet.as_bytes());
+    }
+    body
+}
+
+fn post_v3_binary(
+    h: &mut Harness<sockio_core::engineio::Endpoint>,
+    uri: &str,
+    body: &[u8],
+) -> Sent {
+    h.send(
+        http::Method::POST,
+        uri,
+        &[("content-type", "application/octet-stream")],
+        body,
+    )
+}
+
+#[test]
+fn a_v3_binary_body_with_a_bad_packet_past_the_first_step_is_refused_whole() {
+    // As parser-v3's `decodePayloadAsBinary`, which reads the framing whole before it hands a
+    // packet over: none is handed over, however far from the first step the bad one lies (the
+    // steps decode the body as they go, so it is looked through first).
+    let mut h = Harness::engine(eio3());
+    let (sid, uri) = stepping(&mut h, "3", 1);
+    let mut body = v3_binary_body(&["4a", "2", "4b", "4c"]);
+    body.extend([0, 9, 0xff, b'4', b'd']);
+    let answer = post_v3_binary(&mut h, &uri, &body).response();
     assert_eq!(body_text(&answer), "ok");
     assert_eq!(
         h.take_events(&sid),
@@ -180,11 +222,13 @@ fn a_v3_body_with_a_bad_packet_past_the_first_step_is_refused_whole() {
 }
 
 #[test]
-fn a_v3_body_is_looked_through_past_what_would_end_the_session() {
+fn a_v3_binary_body_is_looked_through_past_what_would_end_the_session() {
     // The close packet stops heartbeats going ahead, not the look for a bad packet behind it.
     let mut h = Harness::engine(eio3());
     let (sid, uri) = stepping(&mut h, "3", 1);
-    let answer = h.post(&uri, b"2:4a2:4b1:12:4cx:").response();
+    let mut body = v3_binary_body(&["4a", "4b", "1", "4c"]);
+    body.extend([0, 9, 0xff]);
+    let answer = post_v3_binary(&mut h, &uri, &body).response();
     assert_eq!(body_text(&answer), "ok");
     assert_eq!(
         h.take_events(&sid),

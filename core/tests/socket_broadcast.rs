@@ -336,14 +336,18 @@ fn what_was_meant_for_a_socket_that_left_does_not_reach_its_successor() {
         matches!(&asked_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
         "{asked_old:?}"
     );
-    let answered_old = h.command(&sid, |c, now| c.ack_socket(now, "/", &old, 0, vec![], vec![]));
+    let answered_old = h.command(&sid, |c, now| {
+        c.ack_socket(now, "/", &old, 0, vec![], vec![])
+    });
     assert!(
         matches!(&answered_old, Err(CommandError::NotConnected(ns)) if ns == "/"),
         "{answered_old:?}"
     );
     assert!(h.ws_take_text(ws).is_empty());
-    h.command(&sid, |c, now| c.ack_socket(now, "/", &new, 0, vec![], vec![]))
-        .expect("the new socket's own answer");
+    h.command(&sid, |c, now| {
+        c.ack_socket(now, "/", &new, 0, vec![], vec![])
+    })
+    .expect("the new socket's own answer");
     assert_eq!(h.ws_take_text(ws), vec!["430[]".to_owned()]);
     // Nor does a disconnect meant for the old socket (a handler of one of its events, still
     // running) remove the new one.

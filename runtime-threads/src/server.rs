@@ -1175,9 +1175,14 @@ impl Server {
                     return Err(taken);
                 }
                 Ok(reply.take().map(|reply| {
-                    state
-                        .conn
-                        .ack_socket(now, namespace, sid, ack_id, reply.values, reply.attachments)
+                    state.conn.ack_socket(
+                        now,
+                        namespace,
+                        sid,
+                        ack_id,
+                        reply.values,
+                        reply.attachments,
+                    )
                 }))
             })
         });

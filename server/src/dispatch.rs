@@ -91,8 +91,7 @@ fn answering<Rt: Runtime>(
         if let Some(Some(reply)) = catch_handler_panic("event", server, handler).await
             && let Some(ack_id) = ack_id
         {
-            acknowledge_when_there_is_room(&runtime, &cell, &namespace, &sid, ack_id, reply)
-                .await;
+            acknowledge_when_there_is_room(&runtime, &cell, &namespace, &sid, ack_id, reply).await;
         }
     })
 }
@@ -126,11 +125,14 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
                 return None;
             }
             let reply = reply.take()?;
-            Some(
-                state
-                    .conn
-                    .ack_socket(now, namespace, sid, ack_id, reply.values, reply.attachments),
-            )
+            Some(state.conn.ack_socket(
+                now,
+                namespace,
+                sid,
+                ack_id,
+                reply.values,
+                reply.attachments,
+            ))
         });
         match result {
             Some(Ok(_)) => return,
@@ -213,13 +215,14 @@ fn acknowledge_if_room(
                 reply = Some(kept);
                 None
             }
-            Some(sent) => {
-                Some(
-                    state
-                        .conn
-                        .ack_socket(now, namespace, sid, ack_id, sent.values, sent.attachments),
-                )
-            }
+            Some(sent) => Some(state.conn.ack_socket(
+                now,
+                namespace,
+                sid,
+                ack_id,
+                sent.values,
+                sent.attachments,
+            )),
             None => None,
         };
         (result, now)

@@ -421,7 +421,8 @@ impl PostRest {
 
 /// What a look at a stepped POST's whole body found ([`Session::heartbeats_ahead`]).
 struct AheadScan {
-    /// A v3 body with a bad packet: refused whole, as the reference v3 parser does.
+    /// A v3 binary body with a bad packet: refused whole, as the reference v3 parser does
+    /// ([`PayloadReader::refuses_whole_on_error`]).
     refused: bool,
     /// The heartbeats to hand over ahead of the messages: those before this index.
     before: usize,
@@ -936,8 +937,7 @@ impl Session {
                 None => break,
             }
         }
-        if failed && self.version == ProtocolVersion::V3 {
-            // The reference v3 parser refuses the whole body.
+        if failed && reader.refuses_whole_on_error() {
             first.clear();
         }
         if reader.is_done() && first.len() <= step {
@@ -1005,8 +1005,8 @@ impl Session {
 
     /// Looks through a stepped POST's `body` for the heartbeats that may go ahead of its
     /// messages (a v4 pong, a v3 ping: what a WebSocket's reader lets overtake,
-    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)), and, v3, for a bad packet, which
-    /// refuses the whole body. None goes ahead of a packet that would end the session (a close,
+    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)), and, in a v3 binary body, for a bad
+    /// packet, which refuses the whole body. None goes ahead of a packet that would end the session (a close,
     /// a heartbeat in the wrong direction), nor, v3, a ping whose pong would not fit in the
     /// queue (which closes it): the messages before such a packet are handed over first.
     fn heartbeats_ahead(&self, mut body: payload::PayloadReader) -> AheadScan {
@@ -1023,7 +1023,7 @@ impl Session {
                 .max_buffered_packets
                 .saturating_sub(self.queue.len()),
         };
-        let v3 = self.version == ProtocolVersion::V3;
+        let refuses_whole = body.refuses_whole_on_error();
         let mut scan = AheadScan {
             refused: false,
             before: usize::MAX,
@@ -1032,7 +1032,7 @@ impl Session {
         let mut index = 0;
         while let Some(packet) = body.next_sliced() {
             let Ok(packet) = packet else {
-                scan.refused = v3;
+                scan.refused = refuses_whole;
                 break;
             };
             if scan.before == usize::MAX {
@@ -1044,8 +1044,8 @@ impl Session {
                 } else if packet.kind == heartbeat {
                     scan.count += 1;
                 }
-            } else if !v3 {
-                // Past the barrier only a v3 body's bad packet matters.
+            } else if !refuses_whole {
+                // Past the barrier only a bad packet of a body refused whole matters.
                 break;
             }
             index += 1;
