@@ -73,14 +73,20 @@ impl Connection {
     /// Reads once; a read timeout is `Failure::Timeout`.
     fn read_some(&mut self) -> Result<(), Failure> {
         let mut buffer = [0u8; 16 * 1024];
-        let read = match self.stream.read(&mut buffer) {
-            Ok(0) => return Err(Failure::Closed),
-            Ok(read) => read,
-            // The read timeout ran out: Unix reports it as WouldBlock, Windows as TimedOut (std's
-            // `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT) is a timeout
-            // too: what was written on it may have arrived.
-            Err(error) if is_timeout_kind(error.kind()) => return Err(Failure::Timeout),
-            Err(error) => return Err(error.into()),
+        let read = loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Err(Failure::Closed),
+                Ok(read) => break read,
+                // A signal caught by this thread: a socket with a read timeout reports it even
+                // with SA_RESTART. The connection is fine; taken for lost, a batch Redis already
+                // ran was published again and the subscription left deaf until restored.
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                // The read timeout ran out: Unix reports it as WouldBlock, Windows as TimedOut
+                // (std's `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT) is
+                // a timeout too: what was written on it may have arrived.
+                Err(error) if is_timeout_kind(error.kind()) => return Err(Failure::Timeout),
+                Err(error) => return Err(error.into()),
+            }
         };
         self.link.handle_input(&buffer[..read])?;
         Ok(())
