@@ -12,7 +12,7 @@
 //! starts after the callbacks its departure cancelled, as on a reading thread.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::conn::lock;
@@ -30,6 +30,10 @@ struct Waiting {
     started: u64,
     /// The runner in charge; a relieved one stops taking callbacks.
     runner: u64,
+    /// The runner in charge found nothing left and stopped: a [`Lane`] starts a new batch.
+    finished: bool,
+    /// A relief thread is looking in on the batch.
+    relief_watching: bool,
 }
 
 struct Batch {
@@ -44,26 +48,73 @@ struct Batch {
 
 /// Runs `steps` in order on a thread of their own; `live` is dropped once all have run.
 pub(crate) fn run_apart(steps: Vec<Step>, live: Box<dyn Send + Sync>, server: ServerId) {
+    start(steps.into(), live, server);
+}
+
+/// Starts a batch of `steps` on a thread of its own and returns it.
+fn start(steps: VecDeque<Step>, live: Box<dyn Send + Sync>, server: ServerId) -> Weak<Batch> {
     let batch = Arc::new(Batch {
         waiting: Mutex::new(Waiting {
-            steps: steps.into(),
+            steps,
             started: 0,
             runner: 0,
+            finished: false,
+            relief_watching: false,
         }),
         emptied: Condvar::new(),
         _live: live,
         server,
     });
+    let started = Arc::downgrade(&batch);
     run_on_own_thread("sockio-callback", None, Box::new(move || run(&batch, 0)));
+    started
+}
+
+/// Steps that come one at a time from one source (the answers the cluster's subscriber reads):
+/// each joins the batch still running, in order, or starts one, so a burst of them costs one
+/// thread (and a relief while one blocks), not a thread each.
+#[derive(Default)]
+pub(crate) struct Lane {
+    /// The batch last started; gone once its runners are (it holds the work's `live` count).
+    running: Mutex<Weak<Batch>>,
+}
+
+impl Lane {
+    /// Runs `step` after the steps before it; `live` makes the count a new batch holds.
+    pub(crate) fn run(
+        &self,
+        step: Step,
+        live: impl FnOnce() -> Box<dyn Send + Sync>,
+        server: ServerId,
+    ) {
+        let mut running = lock(&self.running);
+        if let Some(batch) = running.upgrade() {
+            let mut waiting = lock(&batch.waiting);
+            if !waiting.finished {
+                waiting.steps.push_back(step);
+                if !waiting.relief_watching {
+                    waiting.relief_watching = true;
+                    let seen = waiting.started;
+                    drop(waiting);
+                    start_relief(batch.clone(), seen);
+                }
+                return;
+            }
+        }
+        *running = start(VecDeque::from([step]), live(), server);
+    }
 }
 
 /// Runs the batch's waiting callbacks as runner `runner` until none is left or another runner
 /// takes over, marked as a thread a `shutdown` called from a callback must not wait on.
 fn run(batch: &Arc<Batch>, runner: u64) {
     {
-        let waiting = lock(&batch.waiting);
-        if waiting.steps.len() > 1 {
-            start_relief(batch.clone(), waiting.started);
+        let mut waiting = lock(&batch.waiting);
+        if waiting.steps.len() > 1 && !waiting.relief_watching {
+            waiting.relief_watching = true;
+            let seen = waiting.started;
+            drop(waiting);
+            start_relief(batch.clone(), seen);
         }
     }
     marked_must_not_wait(batch.server, || {
@@ -79,8 +130,9 @@ fn next(batch: &Batch, runner: u64) -> Option<Step> {
         return None;
     }
     let next = waiting.steps.pop_front();
-    if next.is_some() {
-        waiting.started += 1;
+    match next {
+        Some(_) => waiting.started += 1,
+        None => waiting.finished = true,
     }
     if waiting.steps.is_empty() {
         batch.emptied.notify_all();
@@ -88,14 +140,17 @@ fn next(batch: &Batch, runner: u64) -> Option<Step> {
     next
 }
 
-/// Starts a relief for a runner that had started `seen` callbacks.
+/// Starts a relief for a runner that had started `seen` callbacks (the caller marked the batch
+/// `relief_watching`).
 fn start_relief(batch: Arc<Batch>, seen: u64) {
+    let relieved = batch.clone();
     let started = std::thread::Builder::new()
         .name("sockio-callback".to_owned())
-        .spawn(move || relieve(&batch, seen));
+        .spawn(move || relieve(&relieved, seen));
     if let Err(error) = started {
         // The batch still runs, in order, on its runner.
         tracing::debug!(%error, "no relief thread for a batch of callbacks");
+        lock(&batch.waiting).relief_watching = false;
     }
 }
 
@@ -104,6 +159,7 @@ fn relieve(batch: &Arc<Batch>, mut seen: u64) {
     let mut waiting = lock(&batch.waiting);
     loop {
         if waiting.steps.is_empty() {
+            waiting.relief_watching = false;
             return;
         }
         let now = Instant::now();
@@ -119,10 +175,138 @@ fn relieve(batch: &Arc<Batch>, mut seen: u64) {
         if waiting.started == seen {
             waiting.runner += 1;
             let runner = waiting.runner;
+            // The new runner looks for a relief of its own.
+            waiting.relief_watching = false;
             drop(waiting);
             run(batch, runner);
             return;
         }
         seen = waiting.started;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::{Receiver, channel};
+
+    const TEST_SERVER: ServerId = usize::MAX - 1;
+
+    /// Counts the batches alive (their `live` values not yet dropped).
+    struct Live(Arc<AtomicUsize>);
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn live(count: &Arc<AtomicUsize>) -> impl FnOnce() -> Box<dyn Send + Sync> + use<> {
+        let count = count.clone();
+        move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            Box::new(Live(count))
+        }
+    }
+
+    fn recv(ran: &Receiver<(usize, String)>) -> (usize, String) {
+        ran.recv_timeout(Duration::from_secs(10))
+            .expect("a step ran")
+    }
+
+    fn thread_name() -> String {
+        std::thread::current().name().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn a_lane_runs_its_steps_in_order_on_one_thread_while_none_blocks() {
+        let lane = Lane::default();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let (gate_tx, gate) = channel::<()>();
+        let (ran_tx, ran) = channel();
+        // The first step waits until the others are queued, so they join its batch.
+        let first = ran_tx.clone();
+        lane.run(
+            Box::new(move || {
+                let _ = gate.recv();
+                let _ = first.send((0, format!("{:?}", std::thread::current().id())));
+            }),
+            live(&alive),
+            TEST_SERVER,
+        );
+        for i in 1..50 {
+            let sent = ran_tx.clone();
+            lane.run(
+                Box::new(move || {
+                    let _ = sent.send((i, format!("{:?}", std::thread::current().id())));
+                }),
+                live(&alive),
+                TEST_SERVER,
+            );
+        }
+        assert_eq!(alive.load(Ordering::SeqCst), 1, "one batch for the burst");
+        gate_tx.send(()).expect("the first step waits");
+        let steps: Vec<_> = (0..50).map(|_| recv(&ran)).collect();
+        assert_eq!(
+            steps.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            (0..50).collect::<Vec<_>>()
+        );
+        assert!(
+            steps.iter().all(|(_, thread)| *thread == steps[0].1),
+            "one thread ran them all"
+        );
+        // The batch ends once its steps are done (a graceful shutdown waits for that), and a
+        // later step starts another.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive.load(Ordering::SeqCst) != 0 {
+            assert!(Instant::now() < deadline, "the batch never ended");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sent = ran_tx.clone();
+        lane.run(
+            Box::new(move || {
+                let _ = sent.send((50, thread_name()));
+            }),
+            live(&alive),
+            TEST_SERVER,
+        );
+        assert_eq!(recv(&ran), (50, "sockio-callback".to_owned()));
+    }
+
+    #[test]
+    fn a_step_that_blocks_does_not_hold_up_the_lane() {
+        // The step that blocks waits for the next step, as a blocking `call` in a callback waits
+        // for an answer that comes through the same lane.
+        let lane = Lane::default();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let (answer_tx, answer) = channel::<()>();
+        let (done_tx, done) = channel();
+        let (started_tx, started) = channel();
+        lane.run(
+            Box::new(move || {
+                let _ = started_tx.send(());
+                let waited = answer.recv_timeout(Duration::from_secs(10)).is_ok();
+                let _ = done_tx.send(waited);
+            }),
+            live(&alive),
+            TEST_SERVER,
+        );
+        // Started alone: its runner saw no step behind it.
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first step started");
+        lane.run(
+            Box::new(move || {
+                let _ = answer_tx.send(());
+            }),
+            live(&alive),
+            TEST_SERVER,
+        );
+        assert_eq!(
+            done.recv_timeout(Duration::from_secs(20)),
+            Ok(true),
+            "the blocked step got what the step behind it sent"
+        );
     }
 }

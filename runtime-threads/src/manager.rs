@@ -85,6 +85,8 @@ pub(crate) struct Bus {
     max_message: usize,
     unpublished: Arc<UnpublishedCount>,
     pub pending: Mutex<PendingCallbacks<RemoteCallback>>,
+    /// Where the callbacks the other servers' answers settle run, in order.
+    pub answered: crate::callback_batch::Lane,
 }
 
 impl Bus {
@@ -209,6 +211,7 @@ pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
         },
         unpublished: Arc::default(),
         pending: Mutex::new(PendingCallbacks::default()),
+        answered: Default::default(),
     });
     let manager = match cluster {
         Cluster::Broker(manager) => manager,
