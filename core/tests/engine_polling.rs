@@ -794,6 +794,8 @@ fn poll_response_headers() {
         assert_eq!(body_text(&post), "ok", "{flavour:?}");
         assert_eq!(header(&post, "content-type"), Some("text/html"));
         assert_eq!(header(&post, "content-length"), Some("2"));
+        // engine.io's `headers()` adds it to every polling answer, the POST's `ok` too.
+        assert_eq!(header(&post, "cache-control"), Some("no-store"));
     }
     // The v4 figure spelled out: "4héllo" is 7 bytes.
     assert_eq!(V4.poll_body(&["héllo"]).len(), 7);

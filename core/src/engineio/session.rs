@@ -912,6 +912,8 @@ impl Session {
             payload::PayloadReader::new(body, self.version, binary_body)
         };
         let mut ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+        ok.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if is_internet_explorer(request.headers()) {
             disable_ie_xss_filter(&mut ok);
         }
