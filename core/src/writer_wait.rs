@@ -35,41 +35,45 @@ pub enum WriterLook {
 /// One emit's wait for one recipient's writer.
 #[derive(Debug, Default)]
 pub struct WriterWait {
-    /// `bytes_taken` at the last look, and when it was first seen at that value.
-    last: Option<(u64, Instant)>,
+    /// `bytes_taken` at the last look, and how long the writer has been held to have taken
+    /// nothing since it was first seen at that value (the time between looks, each gap counted
+    /// up to [`COUNTED_GAP`]).
+    last: Option<(u64, Duration)>,
     /// When this wait last looked.
     looked: Option<Instant>,
 }
 
-/// A gap between two looks of one wait past which the time in between is not held against the
-/// writer: the waiting emit itself did not run (its task or thread, or the whole process, was
-/// held up on a loaded machine), so most likely neither did the writer. Counted, such a gap of a
-/// second marked a writer stuck at the first look after it, before it could take anything, and
-/// the emits after it overflowed the queue of a client reading all along.
+/// A gap between two looks of one wait past which the time in between is not all held against
+/// the writer: the waiting emit itself did not run (its task or thread, or the whole process,
+/// was held up on a loaded machine), so most likely neither did the writer. Counted whole, such
+/// a gap of a second marked a writer stuck at the first look after it, before it could take
+/// anything, and the emits after it overflowed the queue of a client reading all along.
 pub const LOOK_GAP: Duration = Duration::from_millis(250);
+
+/// The most of one gap between looks held against a writer that took nothing: what a look every
+/// [`recheck_after`](DeferredRecipients::recheck_after) at most adds. Not counted at all, gaps of
+/// [`LOOK_GAP`] on a machine that stayed loaded never let a client that stopped reading be
+/// found stuck, and every emit to it waited for the heartbeat to close it.
+const COUNTED_GAP: Duration = Duration::from_millis(125);
 
 impl WriterWait {
     /// Looks at a recipient whose queue is more than half full, at `now`, its
     /// `Session::bytes_taken` being `taken`.
     pub fn look(&mut self, now: Instant, taken: u64) -> WriterLook {
-        let gap = self
-            .looked
-            .replace(now)
-            .map(|looked| now.saturating_duration_since(looked));
-        if gap.is_some_and(|gap| gap >= LOOK_GAP) {
-            self.last = Some((taken, now));
-            return WriterLook::Wait;
-        }
-        match self.last {
-            Some((seen, since)) if seen == taken => {
-                if now.saturating_duration_since(since) >= WRITER_STALL {
+        let gap = self.looked.replace(now).map_or(Duration::ZERO, |looked| {
+            now.saturating_duration_since(looked)
+        });
+        match &mut self.last {
+            Some((seen, stalled)) if *seen == taken => {
+                *stalled = stalled.saturating_add(gap.min(COUNTED_GAP));
+                if *stalled >= WRITER_STALL {
                     WriterLook::Stuck
                 } else {
                     WriterLook::Wait
                 }
             }
             _ => {
-                self.last = Some((taken, now));
+                self.last = Some((taken, Duration::ZERO));
                 WriterLook::Wait
             }
         }
@@ -114,7 +118,7 @@ impl<T> DeferredRecipients<T> {
         let rounds = u32::try_from(self.waiting.len() / RECHECKED_AT_ONCE).unwrap_or(u32::MAX);
         ROOM_RECHECK
             .saturating_mul(rounds.saturating_add(1))
-            .min(LOOK_GAP / 2)
+            .min(COUNTED_GAP)
     }
 
     /// Tries every recipient still waiting, at `now`: `attempt` queues the packet as its
@@ -329,8 +333,8 @@ impl<'a> Outgoing<'a> {
 mod tests {
     use super::*;
 
-    /// A look that comes long after the one before (the emit itself was held up) starts the
-    /// writer's time again: the gap is not held against it.
+    /// A look that comes long after the one before (the emit itself was held up) holds only
+    /// [`COUNTED_GAP`] of the gap against the writer.
     #[test]
     fn a_gap_between_looks_is_not_held_against_the_writer() {
         let start = sockio_testkit::clock::start();
@@ -338,12 +342,28 @@ mod tests {
         assert_eq!(wait.look(start, 7), WriterLook::Wait);
         let late = start + WRITER_STALL + LOOK_GAP;
         assert_eq!(wait.look(late, 7), WriterLook::Wait, "the emit did not run");
-        let mut at = late;
-        while at < late + WRITER_STALL - ROOM_RECHECK {
-            at += ROOM_RECHECK;
-            assert_eq!(wait.look(at, 7), WriterLook::Wait);
+        let stuck_at = late + WRITER_STALL - COUNTED_GAP;
+        look_until(&mut wait, late + ROOM_RECHECK, stuck_at, 7);
+        assert_eq!(wait.look(stuck_at, 7), WriterLook::Stuck);
+    }
+
+    /// On a machine that stays loaded, every look long after the one before, a writer that
+    /// takes nothing is still found stuck (each gap counted as [`COUNTED_GAP`]); before, every
+    /// such gap started its time again, and it never was.
+    #[test]
+    fn a_writer_looked_at_only_after_long_gaps_is_still_found_stuck() {
+        let start = sockio_testkit::clock::start();
+        let mut wait = WriterWait::default();
+        let looks = u32::try_from(WRITER_STALL.as_nanos() / COUNTED_GAP.as_nanos()).unwrap_or(0);
+        for look in 0..=looks {
+            let now = start + LOOK_GAP * 2 * look;
+            let expected = if look < looks {
+                WriterLook::Wait
+            } else {
+                WriterLook::Stuck
+            };
+            assert_eq!(wait.look(now, 3), expected, "look {look}");
         }
-        assert_eq!(wait.look(at + ROOM_RECHECK, 7), WriterLook::Stuck);
     }
 
     #[test]
