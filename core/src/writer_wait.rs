@@ -43,18 +43,15 @@ pub struct WriterWait {
     looked: Option<Instant>,
 }
 
-/// A gap between two looks of one wait past which the time in between is not all held against
-/// the writer: the waiting emit itself did not run (its task or thread, or the whole process,
-/// was held up on a loaded machine), so most likely neither did the writer. Counted whole, such
-/// a gap of a second marked a writer stuck at the first look after it, before it could take
-/// anything, and the emits after it overflowed the queue of a client reading all along.
-pub const LOOK_GAP: Duration = Duration::from_millis(250);
-
-/// The most of one gap between looks held against a writer that took nothing: what a look every
-/// [`recheck_after`](DeferredRecipients::recheck_after) at most adds. Not counted at all, gaps of
-/// [`LOOK_GAP`] on a machine that stayed loaded never let a client that stopped reading be
-/// found stuck, and every emit to it waited for the heartbeat to close it.
-const COUNTED_GAP: Duration = Duration::from_millis(125);
+/// The most of one gap between two looks of a wait held against a writer that took nothing:
+/// what a look every [`recheck_after`](DeferredRecipients::recheck_after) at most adds. A longer
+/// gap means the waiting emit itself did not run (its task or thread, or the whole process, was
+/// held up on a loaded machine), so most likely neither did the writer: counted whole, a gap of
+/// a second marked a writer stuck at the first look after it, before it could take anything,
+/// and the emits after it overflowed the queue of a client reading all along. Not counted at
+/// all, gaps on a machine that stayed loaded never let a client that stopped reading be found
+/// stuck, and every emit to it waited for the heartbeat to close it.
+pub const COUNTED_GAP: Duration = Duration::from_millis(125);
 
 impl WriterWait {
     /// Looks at a recipient whose queue is more than half full, at `now`, its
@@ -340,7 +337,7 @@ mod tests {
         let start = sockio_testkit::clock::start();
         let mut wait = WriterWait::default();
         assert_eq!(wait.look(start, 7), WriterLook::Wait);
-        let late = start + WRITER_STALL + LOOK_GAP;
+        let late = start + WRITER_STALL + COUNTED_GAP * 2;
         assert_eq!(wait.look(late, 7), WriterLook::Wait, "the emit did not run");
         let stuck_at = late + WRITER_STALL - COUNTED_GAP;
         look_until(&mut wait, late + ROOM_RECHECK, stuck_at, 7);
@@ -356,7 +353,7 @@ mod tests {
         let mut wait = WriterWait::default();
         let looks = u32::try_from(WRITER_STALL.as_nanos() / COUNTED_GAP.as_nanos()).unwrap_or(0);
         for look in 0..=looks {
-            let now = start + LOOK_GAP * 2 * look;
+            let now = start + COUNTED_GAP * 4 * look;
             let expected = if look < looks {
                 WriterLook::Wait
             } else {
