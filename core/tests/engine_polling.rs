@@ -647,6 +647,38 @@ fn a_closing_session_still_refuses_an_overlapping_post() {
     );
 }
 
+/// `close_at_once` (an abort: the server cut its clients' connections) does not wait for a poll
+/// that cannot come; a held GET still gets the close packet, and a close already waiting for its
+/// poll keeps its reason.
+#[test]
+fn close_at_once_ends_a_session_without_waiting_for_a_poll() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _q) = open(&mut h, "EIO=4");
+    h.command(&sid, |s, _| s.close_at_once(CloseReason::ForcedClose));
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Closed(CloseReason::ForcedClose)]
+    );
+
+    let (sid, q) = open(&mut h, "EIO=4");
+    let held = h.get(&q).held();
+    h.command(&sid, |s, _| s.close_at_once(CloseReason::ForcedClose));
+    assert_eq!(body_text(&h.take_response(held).expect("answered")), "1");
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Closed(CloseReason::ForcedClose)]
+    );
+
+    let (sid, _q) = open(&mut h, "EIO=4");
+    h.command(&sid, |s, now| s.close(now, CloseReason::ServerShuttingDown));
+    assert!(h.take_events(&sid).is_empty(), "waiting for the next poll");
+    h.command(&sid, |s, _| s.close_at_once(CloseReason::ForcedClose));
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Closed(CloseReason::ServerShuttingDown)]
+    );
+}
+
 #[test]
 fn post_over_max_http_buffer_size_is_413_and_keeps_the_session() {
     // The reference server (engine.io 6, which also serves Engine.IO 3 clients) answers 413 and

@@ -416,9 +416,10 @@ impl EngineServer {
     pub fn abort(&self) {
         self.inner.serving.stop_accepting();
         self.inner.serving.cut_streams();
+        // At once: the cut streams bring no poll that a close packet would wait for.
         for cell in self.cells() {
-            self.drive(&cell, |state, now| {
-                state.session.close(now, CloseReason::ForcedClose)
+            self.drive(&cell, |state, _| {
+                state.session.close_at_once(CloseReason::ForcedClose)
             });
         }
     }

@@ -568,9 +568,10 @@ impl Server {
     pub fn abort(&self) {
         self.inner.serving.stop_accepting();
         self.inner.serving.cut_streams();
+        // At once: the cut streams bring no poll that a close packet would wait for.
         for cell in self.cells() {
             self.drive_apart(&cell, |state, now| {
-                state.conn.close(now, CloseReason::ForcedClose)
+                state.conn.close_at_once(now, CloseReason::ForcedClose)
             });
         }
     }

@@ -214,6 +214,45 @@ fn a_polling_client_between_two_requests_gets_its_close_packet() {
     );
 }
 
+/// An abort cuts every connection, so no poll comes for a close packet to wait for: a polling
+/// client holding no request is gone at once (it stayed counted for `close_timeout`, 30 s).
+#[test]
+fn an_abort_ends_a_polling_client_between_two_requests_at_once() {
+    let io = Server::builder().build();
+    let (addr, reasons, serving) = serve_recording_reasons(&io);
+    let _sid = raw_polling::connected_between_polls(addr);
+    assert_eq!(io.connection_count(), 1);
+    io.abort();
+    assert_eq!(
+        reasons.recv_timeout(STEP).expect("the disconnect"),
+        "forced close"
+    );
+    assert_eq!(io.connection_count(), 0);
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+}
+
+/// The same on the raw Engine.IO server: its session is closed, and its callback told, at once.
+#[test]
+fn an_engine_abort_ends_a_polling_session_between_two_requests_at_once() {
+    let engine = EngineServer::new(EngineConfig::default());
+    let (closed_tx, closed) = channel();
+    engine.on_disconnect(move |_socket, reason| {
+        let _ = closed_tx.send(reason);
+    });
+    match engine.handle_request(engine_handshake()) {
+        Handled::Response(response) => assert_eq!(response.status(), 200),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(engine.session_count(), 1);
+    engine.abort();
+    assert_eq!(
+        closed.recv_timeout(STEP).expect("the disconnect"),
+        CloseReason::ForcedClose
+    );
+    assert_eq!(engine.session_count(), 0);
+}
+
 /// Events dropped unhandled behind a server-side disconnect are no live work: a later shutdown
 /// returns once the connections are closed rather than waiting out its grace for them.
 #[test]

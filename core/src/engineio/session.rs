@@ -1470,6 +1470,15 @@ impl Session {
         }
     }
 
+    /// Closes the session without waiting for the client's next poll: for a server that cut
+    /// its clients' connections (an abort), so that no poll would come, and a close waiting for
+    /// one would end only at `close_timeout`. What is queued is dropped; a held GET still gets
+    /// the close packet. A close already waiting keeps its reason.
+    pub fn close_at_once(&mut self, reason: CloseReason) {
+        let reason = self.close_reason.clone().unwrap_or(reason);
+        self.close_now(reason);
+    }
+
     // ----- outputs ----------------------------------------------------------------------------
 
     /// The next HTTP response or WebSocket wake-up. Drain until `None` after every input.

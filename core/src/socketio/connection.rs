@@ -1127,6 +1127,25 @@ impl Connection {
         self.close_with(now, DisconnectReason::Engine(reason.clone()), reason);
     }
 
+    /// [`close`](Self::close) without waiting for the client's next poll
+    /// ([`Session::close_at_once`]): for a server that cut its clients' connections (an abort).
+    /// The sockets leave and `Closed` is reported now.
+    ///
+    /// A command, like an input: drain [`poll_output`](Self::poll_output) and
+    /// [`poll_event`](Self::poll_event) afterwards (the crate's drain rule).
+    pub fn close_at_once(&mut self, now: Instant, reason: CloseReason) {
+        if self.closed {
+            return;
+        }
+        self.close_with(
+            now,
+            DisconnectReason::Engine(reason.clone()),
+            reason.clone(),
+        );
+        self.engine.close_at_once(reason);
+        self.process_engine_events(now);
+    }
+
     // ----- outputs ----------------------------------------------------------------------------
 
     /// See [`Session::poll_output`].
