@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 use sockio_core::engineio::{
-    Endpoint, EngineConfig, EngineEvent, PacketData, Transport, WsMessage,
+    CloseReason, Endpoint, EngineConfig, EngineEvent, PacketData, Transport, WsMessage,
 };
 use support::*;
 
@@ -320,6 +320,33 @@ fn upgrade_timeout_closes_the_probe_and_polling_continues() {
     // Data queued during the failed probe is delivered over polling.
     send(&mut h, &sid, text("polling again"));
     assert_eq!(h.get(&poll).body_text(), "4polling again");
+}
+
+/// A server close waiting for the client's next poll (up to `close_timeout`, 30 s) does not keep
+/// a probe past its `upgrade_timeout`: engine.io's upgrade timer runs whatever the socket's state.
+#[test]
+fn upgrade_timeout_closes_the_probe_while_a_close_waits_for_a_poll() {
+    let mut config = EngineConfig::default();
+    config.upgrade_timeout = Duration::from_secs(10);
+    let mut h = Harness::engine(config);
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    h.command(&sid, |s, now| s.close(now, CloseReason::ServerShuttingDown));
+    h.advance(Duration::from_millis(9_999));
+    assert!(h.ws_take_text(ws).is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.ws_take_text(ws), vec!["<close>"]);
+    assert!(
+        h.take_events(&sid).is_empty(),
+        "the close still waits for its poll"
+    );
+    h.advance(Duration::from_secs(20));
+    assert_eq!(
+        h.take_events(&sid),
+        vec![EngineEvent::Closed(CloseReason::ServerShuttingDown)]
+    );
 }
 
 /// A v4 session (upgrade timeout 10 s) whose probe was answered, its reading paused 4 s later

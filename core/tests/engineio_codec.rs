@@ -290,24 +290,29 @@ fn v3_binary_payload_invalid_utf8_string() {
     );
 }
 
+/// parser-v3's `decodePayload` hands each text packet over as it reads it, so those before a bad
+/// one are delivered with the error; its `decodePayloadAsBinary` reads the framing whole first.
 #[test]
-fn v3_rejects_whole_payload() {
+fn v3_text_keeps_the_packets_before_a_bad_one_and_binary_rejects_the_whole_payload() {
     assert_eq!(
         decode(b"5:4hel", V3, false),
         failed(DecodeError::LengthMismatch)
     );
-    // The first packet is fine, the second is not: nothing is delivered.
+    let a_then = |error| DecodedPayload {
+        packets: vec![Packet::text(PacketType::Message, "a")],
+        error: Some(error),
+    };
     assert_eq!(
         decode(b"2:4a1:9", V3, false),
-        failed(DecodeError::UnknownType)
+        a_then(DecodeError::UnknownType)
     );
     assert_eq!(
         decode(b"2:4a2:4", V3, false),
-        failed(DecodeError::LengthMismatch)
+        a_then(DecodeError::LengthMismatch)
     );
     assert_eq!(
         decode(b"2:4ax", V3, false),
-        failed(DecodeError::InvalidLength)
+        a_then(DecodeError::InvalidLength)
     );
     assert_eq!(
         decode(&[0, 2, 0xff, b'4', b'a', 0, 2, 0xff, b'9'], V3, true),

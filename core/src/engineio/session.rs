@@ -1287,23 +1287,16 @@ impl Session {
                 if deadline.is_some_and(|d| now >= d) {
                     self.state = State::Open;
                     self.finish_reported();
+                } else {
+                    // A probe still gets its `upgrade_timeout` while the close packet waits for
+                    // a poll (engine.io's upgrade timer runs whatever the socket's state).
+                    self.expire_probe(now);
                 }
                 return;
             }
             State::Open => {}
         }
-        if self.paused.is_none()
-            && let Some(probe) = &mut self.probe
-            && !probe.cancelled
-            && probe.deadline.is_some_and(|d| now >= d)
-        {
-            // An upgrade that never finished: close the probe, keep serving over polling.
-            probe.cancelled = true;
-            probe.frames.clear();
-            probe.frames.push_back(WsAction::Close);
-            let conn = probe.conn;
-            self.report_ws_ready(conn);
-        }
+        self.expire_probe(now);
         match &mut self.heartbeat {
             Heartbeat::ServerPings {
                 next_ping,
@@ -1599,7 +1592,7 @@ impl Session {
         let mut consider = |t: Option<Instant>| earliest = super::earlier(earliest, t);
         match self.state {
             State::Closed => return None,
-            State::Closing { deadline } => return deadline,
+            State::Closing { deadline } => return super::earlier(deadline, self.probe_deadline()),
             State::Open => {}
         }
         match &self.heartbeat {
@@ -1625,13 +1618,31 @@ impl Session {
                 consider(*deadline);
             }
         }
-        if self.paused.is_none()
-            && let Some(probe) = &self.probe
-            && !probe.cancelled
-        {
-            consider(probe.deadline);
-        }
+        consider(self.probe_deadline());
         earliest
+    }
+
+    /// When a WebSocket probe that has not finished its upgrade is given up on (not while
+    /// reading is paused: its client's messages may be what is not read).
+    fn probe_deadline(&self) -> Option<Instant> {
+        match &self.probe {
+            Some(probe) if self.paused.is_none() && !probe.cancelled => probe.deadline,
+            _ => None,
+        }
+    }
+
+    /// Closes the probe of an upgrade that never finished, once its deadline has passed;
+    /// polling goes on.
+    fn expire_probe(&mut self, now: Instant) {
+        if self.probe_deadline().is_some_and(|d| now >= d)
+            && let Some(probe) = &mut self.probe
+        {
+            probe.cancelled = true;
+            probe.frames.clear();
+            probe.frames.push_back(WsAction::Close);
+            let conn = probe.conn;
+            self.report_ws_ready(conn);
+        }
     }
 
     // ----- internals --------------------------------------------------------------------------
