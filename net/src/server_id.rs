@@ -19,7 +19,17 @@ mod tests {
 
     #[test]
     fn identities_are_never_zero_nor_repeated() {
-        let (a, b) = (next_server_id(), next_server_id());
-        assert!(a != 0 && b != 0 && a != b);
+        // From several threads at once, as servers are made.
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..1000).map(|_| next_server_id()).collect::<Vec<_>>()))
+            .collect();
+        let mut ids: Vec<ServerId> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a thread"))
+            .collect();
+        assert!(!ids.contains(&0));
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4000, "an identity was given twice");
     }
 }
