@@ -18,8 +18,8 @@ pub enum RedisAddress {
     Unix { path: String },
 }
 
-/// A parsed `redis://`, `rediss://` or `unix://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `redis://`, `rediss://` or `unix://` URL. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     pub address: RedisAddress,
     pub db: u32,
@@ -56,8 +56,8 @@ pub enum RedisFraming {
     Kombu,
 }
 
-/// A parsed `amqp://` or `amqps://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `amqp://` or `amqps://` URL. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
     pub host: String,
     pub port: u16,
@@ -66,6 +66,41 @@ pub struct AmqpConfig {
     pub password: String,
     /// Set for `amqps://`.
     pub tls: Option<TlsOptions>,
+}
+
+/// Stands for a password in `Debug` output (a configuration logged with `{:?}`).
+struct Hidden;
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<hidden>\"")
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("address", &self.address)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| Hidden))
+            .field("tls", &self.tls)
+            .field("framing", &self.framing)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("vhost", &self.vhost)
+            .field("username", &self.username)
+            .field("password", &Hidden)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// How to secure a broker connection with TLS.
@@ -109,6 +144,11 @@ pub enum UrlError {
         "`{0}` is not a broker URL (expected redis://, rediss://, unix://, amqp:// or amqps://)"
     )]
     Scheme(String),
+    /// The URL has no `scheme://` (the URL itself is not repeated: it may hold a password).
+    #[error(
+        "not a broker URL: it must start with redis://, rediss://, unix://, amqp:// or amqps://"
+    )]
+    NoScheme,
     #[error("`{0}` is a TLS setting: use it with {1}")]
     TlsSettingWithoutTls(String, &'static str),
     #[error("bad broker URL: {0}")]
@@ -135,9 +175,7 @@ impl BrokerUrl {
     }
 
     pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| UrlError::Scheme(url.to_owned()))?;
+        let (scheme, rest) = url.split_once("://").ok_or(UrlError::NoScheme)?;
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, parse_query(query)?),
             None => (rest, Vec::new()),
@@ -155,23 +193,27 @@ impl BrokerUrl {
 }
 
 /// The query's pairs, decoded as the Python clients decode theirs (`parse_qs`, yarl): `+` is a
-/// space, so that one URL means the same password or file to both.
+/// space, so that one URL means the same password or file to both. A name without a value
+/// (`ssl_ca_certs=`, as a template leaves an unset variable) is no setting, as `parse_qs`
+/// drops blank values (and `ssl.create_default_context` takes an empty file name for none).
 fn parse_query(query: &str) -> Result<Query, UrlError> {
     let decode = |text: &str| percent_decode(&text.replace('+', " "));
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(name)?, decode(value)?))
-        })
-        .collect()
+    let mut pairs = Query::new();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = decode(value)?;
+        if !value.is_empty() {
+            pairs.push((decode(name)?, value));
+        }
+    }
+    Ok(pairs)
 }
 
+/// The first value of `name`, as redis-py (`parse_qs(...)[name][0]`) and yarl (aio-pika) read
+/// a repeated one.
 fn query_value<'q>(query: &'q Query, name: &str) -> Option<&'q str> {
     query
         .iter()
-        .rev()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
 }
@@ -471,25 +513,35 @@ fn parse_amqp(rest: &str, query: &Query, tls: bool) -> Result<AmqpConfig, UrlErr
     })
 }
 
+/// Python's `unquote`: `%` and two hex digits is that byte; a `%` not followed by two hex digits
+/// stays as it is (a password `50%off` typed unescaped means the same to both).
 fn percent_decode(text: &str) -> Result<String, UrlError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(UrlError::Malformed("bad percent escape"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex_digit(*high).zip(hex_digit(*low)),
+            _ => None,
+        };
+        match escaped {
+            Some((high, low)) => {
+                out.push(high << 4 | low);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
         }
     }
     String::from_utf8(out).map_err(|_| UrlError::Malformed("not UTF-8 after unescaping"))
+}
+
+fn hex_digit(byte: u8) -> Option<u8> {
+    char::from(byte)
+        .to_digit(16)
+        .and_then(|digit| u8::try_from(digit).ok())
 }
 
 #[cfg(test)]
@@ -501,6 +553,43 @@ mod tests {
             BrokerUrl::Redis(config) => config,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A configuration logged with `{:?}` (or a `ClientManager` holding it) shows no password.
+    #[test]
+    fn debug_output_hides_passwords() {
+        for url in [
+            "redis://user:s3cret@h:6379/1",
+            "redis://h?password=s3cret",
+            "amqp://guest:s3cret@h//",
+        ] {
+            let parsed = BrokerUrl::parse(url).unwrap();
+            let shown = format!("{parsed:?}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("<hidden>"), "{shown}");
+        }
+    }
+
+    /// Query values as redis-py (`parse_qs`) and yarl read them: a blank one is no setting, a
+    /// repeated one is its first, and a `%` without two hex digits after it stays as it is.
+    #[test]
+    fn query_values_read_as_the_python_clients_do() {
+        let plain = redis("rediss://h");
+        assert_eq!(redis("rediss://h?ssl_ca_certs=&ssl_cert_reqs=&db="), plain);
+        assert_eq!(redis("redis://h/2?db=").db, 2);
+        let first = redis("rediss://h?ssl_cert_reqs=required&ssl_cert_reqs=none");
+        assert!(first.tls.expect("TLS").verify_server);
+        assert_eq!(redis("redis://h?db=3&db=4").db, 3);
+        assert_eq!(
+            redis("redis://h?password=50%off").password,
+            Some("50%off".to_owned())
+        );
+        // (`+` is a space in a query, as in `parse_qs`: so `%+1` is tried in the userinfo.)
+        assert_eq!(redis("redis://x%+1:pw@h").username, Some("x%+1".to_owned()));
+        assert_eq!(
+            redis("redis://:p%40ss%2x@h").password,
+            Some("p@ss%2x".to_owned())
+        );
     }
 
     #[test]
@@ -811,10 +900,14 @@ mod tests {
             BrokerUrl::parse("kafka://h"),
             Err(UrlError::Scheme(_))
         ));
-        assert!(matches!(
-            BrokerUrl::parse("localhost:6379"),
-            Err(UrlError::Scheme(_))
-        ));
+        assert_eq!(
+            BrokerUrl::parse("redis:/:s3cret@localhost:6379"),
+            Err(UrlError::NoScheme)
+        );
+        assert!(
+            !UrlError::NoScheme.to_string().contains("s3cret"),
+            "the error repeats no part of the URL"
+        );
         assert!(matches!(
             BrokerUrl::parse("redis://h:99999"),
             Err(UrlError::Malformed(_))
