@@ -103,15 +103,63 @@ impl TlsClient {
     }
 
     /// Runs the handshake over a blocking stream, so a refused certificate is reported as a
-    /// connection failure rather than at the first publish.
+    /// connection failure rather than at the first publish. `time_left` is asked before each
+    /// exchange with the peer, and sets the stream's timeouts to what is left of the handshake's
+    /// deadline (`None`: it has passed, a `TimedOut` error): each read or write waiting its own
+    /// whole timeout, a peer sending a byte at a time could stretch the handshake without end.
     pub fn connect_blocking<S: Read + Write>(
         &self,
         mut stream: S,
+        mut time_left: impl FnMut(&mut S) -> std::io::Result<Option<std::time::Duration>>,
     ) -> std::io::Result<rustls::StreamOwned<ClientConnection, S>> {
+        use std::io::{Error, ErrorKind};
         let mut connection = ClientConnection::new(self.config.clone(), self.server_name.clone())
-            .map_err(std::io::Error::other)?;
+            .map_err(Error::other)?;
+        let timed_out = || Error::new(ErrorKind::TimedOut, "the TLS handshake took too long");
+        // One read or write at a time (rustls' `complete_io` loops until the handshake is over),
+        // each bounded by what is left.
         while connection.is_handshaking() {
-            connection.complete_io(&mut stream)?;
+            if time_left(&mut stream)?.is_none() {
+                return Err(timed_out());
+            }
+            let exchanged = if connection.wants_write() {
+                connection.write_tls(&mut stream).map(|_| ())
+            } else {
+                match connection.read_tls(&mut stream) {
+                    Ok(0) => Err(Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "the broker closed the connection during the TLS handshake",
+                    )),
+                    Ok(_) => connection
+                        .process_new_packets()
+                        .map(|_| ())
+                        .map_err(|error| {
+                            // The alert that tells the broker why, as `complete_io` sends it.
+                            let _ = connection.write_tls(&mut stream);
+                            Error::new(ErrorKind::InvalidData, error)
+                        }),
+                    Err(error) => Err(error),
+                }
+            };
+            match exchanged {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                // A read timeout: Unix reports it as WouldBlock.
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Err(timed_out()),
+                Err(error) => return Err(error),
+            }
+        }
+        // The handshake's last flight (the client's Finished).
+        while connection.wants_write() {
+            if time_left(&mut stream)?.is_none() {
+                return Err(timed_out());
+            }
+            match connection.write_tls(&mut stream) {
+                Ok(_) => {}
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Err(timed_out()),
+                Err(error) => return Err(error),
+            }
         }
         Ok(rustls::StreamOwned::new(connection, stream))
     }

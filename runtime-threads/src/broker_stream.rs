@@ -56,11 +56,17 @@ impl BrokerStream {
             return match &client {
                 None => Ok(BrokerStream::Tcp(stream)),
                 Some(client) => {
-                    let timeout = left().ok_or_else(timed_out)?;
-                    stream.set_read_timeout(Some(timeout))?;
-                    stream.set_write_timeout(Some(timeout))?;
+                    // Each exchange of the handshake gets what is left of the deadline.
+                    let time_left = |stream: &mut TcpStream| {
+                        let Some(timeout) = left() else {
+                            return Ok(None);
+                        };
+                        stream.set_read_timeout(Some(timeout))?;
+                        stream.set_write_timeout(Some(timeout))?;
+                        Ok(Some(timeout))
+                    };
                     Ok(BrokerStream::Tls(Box::new(
-                        client.connect_blocking(stream)?,
+                        client.connect_blocking(stream, time_left)?,
                     )))
                 }
             };
@@ -153,6 +159,49 @@ mod tests {
         );
         let open = BrokerStream::connect_tcp("127.0.0.1", port, None, spent + CONNECT);
         assert!(open.is_ok(), "{:?}", open.err());
+    }
+
+    /// A broker that answers the TLS handshake a byte at a time, each well within a read's
+    /// timeout, cannot stretch the connect past its deadline: every exchange of the handshake
+    /// gets what is left of it. (Each read had the whole timeout, and this went on for as long
+    /// as the bytes kept coming: the record announced is 16 KiB.)
+    #[test]
+    fn a_tls_handshake_answered_a_byte_at_a_time_ends_at_the_deadline() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            let Ok((mut peer, _)) = listener.accept() else {
+                return;
+            };
+            // A handshake record of 16 KiB, announced, then sent a byte every 50 ms.
+            if peer.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]).is_err() {
+                return;
+            }
+            for _ in 0..16_384 {
+                std::thread::sleep(Duration::from_millis(50));
+                if peer.write_all(&[0x02]).is_err() {
+                    return;
+                }
+            }
+        });
+        let tls = TlsOptions {
+            server_name: "localhost".to_owned(),
+            ca_file: None,
+            client_identity: None,
+            verify_server: false,
+            check_server_name: true,
+        };
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_millis(500);
+            let result = BrokerStream::connect_tcp("127.0.0.1", port, Some(&tls), deadline);
+            let _ = done_tx.send(result.map(|_| ()).map_err(|error| error.kind()));
+        });
+        let result = done
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the connect ends (it ran on while bytes came)");
+        assert_eq!(result, Err(io::ErrorKind::TimedOut));
     }
 
     const CONNECT: Duration = Duration::from_secs(5);
