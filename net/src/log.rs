@@ -103,6 +103,21 @@ macro_rules! log_broker_message_dropped {
     };
 }
 
+/// A batch of `$messages` messages could not be published (`$error`). Throttled: with the
+/// broker down, an application emitting in a loop fails a batch per emit, each after its own
+/// connect attempts, and wrote a line for each.
+#[macro_export]
+macro_rules! log_publish_failed {
+    ($error:expr, $messages:expr) => {
+        $crate::throttled_log!(
+            error,
+            error = %$error,
+            messages = $messages,
+            "publishing to the broker failed"
+        )
+    };
+}
+
 /// The most of a text from outside (a client's event name, a broker message's field) a log line
 /// holds, in bytes of its escaped form.
 pub const LOGGED_TEXT_MAX: usize = 512;

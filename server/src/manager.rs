@@ -333,10 +333,10 @@ pub(crate) async fn next_batch(
     Some(batch)
 }
 
-/// Tells everyone waiting on `batch` how publishing went; logs a failure once.
+/// Tells everyone waiting on `batch` how publishing went; logs a failure (throttled).
 pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
     if let Err(error) = &result {
-        tracing::error!(%error, messages = batch.len(), "publishing to the broker failed");
+        sockio_net::log_publish_failed!(error, batch.len());
     }
     reply_all(batch, &result);
 }
