@@ -55,9 +55,9 @@ pub struct EncodedPayload {
 
 /// The packets of a decoded polling body.
 ///
-/// The packets before the first bad one come *and* the error (the reference parsers stop there
-/// but have already emitted the earlier packets), except in a v3 binary body, which is refused
-/// whole ([`PayloadReader::refuses_whole_on_error`]): `packets` is empty then.
+/// The packets before the first bad one come *and* the error: the reference parsers stop there
+/// but have already emitted the earlier packets (v3's `decodePayload` and
+/// `decodePayloadAsBinary` hand each packet over as they read it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedPayload {
     pub packets: Vec<Packet>,
@@ -204,15 +204,11 @@ pub fn decode_payload(body: Bytes, version: ProtocolVersion, binary_body: bool) 
         Ok(reader) => reader,
         Err(error) => return DecodedPayload::err(error),
     };
-    let refuses_whole = reader.refuses_whole_on_error();
     let mut packets = Vec::new();
     for packet in reader {
         match packet {
             Ok(packet) => packets.push(packet),
             Err(error) => {
-                if refuses_whole {
-                    packets.clear();
-                }
                 return DecodedPayload {
                     packets,
                     error: Some(error),
@@ -285,14 +281,6 @@ impl PayloadReader {
             read: 0,
             failed: false,
         })
-    }
-
-    /// Whether a bad packet refuses the packets before it too: a v3 binary body, whose framing
-    /// the reference v3 parser reads whole before it hands any packet over (`parser-v3`
-    /// `decodePayloadAsBinary`). Its text bodies (`decodePayload`) and v4's hand each packet over
-    /// as it is read, so those before a bad one are delivered, then the session closes.
-    pub fn refuses_whole_on_error(&self) -> bool {
-        matches!(self.format, Format::V3Binary { .. })
     }
 
     /// Reads the body again from its first packet.
@@ -771,10 +759,11 @@ mod tests {
         }
     }
 
-    /// parser-v3's `decodePayload` hands each text packet over as it reads it: those before a
-    /// bad one are delivered. Its `decodePayloadAsBinary` reads the framing whole first.
+    /// parser-v3's `decodePayload` and `decodePayloadAsBinary` hand each packet over as they
+    /// read it: those before a bad one are delivered.
     #[test]
-    fn a_v3_text_body_keeps_the_packets_before_a_bad_one_and_a_binary_body_none() {
+    fn a_v3_body_keeps_the_packets_before_a_bad_one() {
+        let hello = || vec![Packet::text(PacketType::Message, "hello")];
         for (input, err) in [
             (&b"6:4hello1"[..], DecodeError::InvalidLength),
             (b"6:4hello5:4x", DecodeError::LengthMismatch),
@@ -784,17 +773,23 @@ mod tests {
             assert_eq!(
                 d,
                 DecodedPayload {
-                    packets: vec![Packet::text(PacketType::Message, "hello")],
+                    packets: hello(),
                     error: Some(err)
                 },
                 "{input:?}"
             );
         }
         let binary = [
-            0u8, 6, 0xff, b'4', b'h', b'e', b'l', b'l', b'o', 0, 5, 0xff, b'4',
+            0u8, 6, 0xff, b'4', b'h', b'e', b'l', b'l', b'o', 0, 1, 0xff, b'9',
         ];
         let d = decode_payload(Bytes::copy_from_slice(&binary), ProtocolVersion::V3, true);
-        assert_eq!(d, DecodedPayload::err(DecodeError::LengthMismatch));
+        assert_eq!(
+            d,
+            DecodedPayload {
+                packets: hello(),
+                error: Some(DecodeError::UnknownType)
+            }
+        );
     }
 
     #[test]

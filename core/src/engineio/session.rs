@@ -421,9 +421,6 @@ impl PostRest {
 
 /// What a look at a stepped POST's whole body found ([`Session::heartbeats_ahead`]).
 struct AheadScan {
-    /// A v3 binary body with a bad packet: refused whole, as the reference v3 parser does
-    /// ([`PayloadReader::refuses_whole_on_error`]).
-    refused: bool,
     /// The heartbeats to hand over ahead of the messages: those before this index.
     before: usize,
     /// How many there are.
@@ -939,9 +936,6 @@ impl Session {
                 None => break,
             }
         }
-        if failed && reader.refuses_whole_on_error() {
-            first.clear();
-        }
         if reader.is_done() && first.len() <= step {
             self.respond(id, &origin, ok);
             let mut packets = first.into_iter();
@@ -958,11 +952,6 @@ impl Session {
         let mut whole = reader;
         whole.rewind();
         let scan = self.heartbeats_ahead(whole.clone());
-        if scan.refused {
-            self.respond(id, &origin, ok);
-            self.close_now(CloseReason::ParseError);
-            return;
-        }
         let heartbeat = self.heartbeat_kind();
         if scan.count > 0 {
             // Looked at in place, the heartbeats' data copied out (a pong echoing a v3 ping's
@@ -1007,8 +996,8 @@ impl Session {
 
     /// Looks through a stepped POST's `body` for the heartbeats that may go ahead of its
     /// messages (a v4 pong, a v3 ping: what a WebSocket's reader lets overtake,
-    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)), and, in a v3 binary body, for a bad
-    /// packet, which refuses the whole body. None goes ahead of a packet that would end the session (a close,
+    /// [`handle_ws_heartbeat`](Self::handle_ws_heartbeat)). None goes ahead of a packet that
+    /// would end the session (a close, a bad packet,
     /// a heartbeat in the wrong direction), nor, v3, a ping whose pong would not fit in the
     /// queue (which closes it): the messages before such a packet are handed over first.
     fn heartbeats_ahead(&self, mut body: payload::PayloadReader) -> AheadScan {
@@ -1025,30 +1014,24 @@ impl Session {
                 .max_buffered_packets
                 .saturating_sub(self.queue.len()),
         };
-        let refuses_whole = body.refuses_whole_on_error();
         let mut scan = AheadScan {
-            refused: false,
             before: usize::MAX,
             count: 0,
         };
         let mut index = 0;
         while let Some(packet) = body.next_sliced() {
             let Ok(packet) = packet else {
-                scan.refused = refuses_whole;
                 break;
             };
-            if scan.before == usize::MAX {
-                if packet.kind == PacketType::Close
-                    || packet.kind == wrong_way
-                    || (packet.kind == heartbeat && scan.count == room)
-                {
-                    scan.before = index;
-                } else if packet.kind == heartbeat {
-                    scan.count += 1;
-                }
-            } else if !refuses_whole {
-                // Past the barrier only a bad packet of a body refused whole matters.
+            if packet.kind == PacketType::Close
+                || packet.kind == wrong_way
+                || (packet.kind == heartbeat && scan.count == room)
+            {
+                scan.before = index;
                 break;
+            }
+            if packet.kind == heartbeat {
+                scan.count += 1;
             }
             index += 1;
         }
