@@ -61,35 +61,39 @@ impl Connection {
     /// Reads once, waiting until `deadline` at most (not a whole read timeout past it); a wait
     /// that ends without input is `Failure::Timeout`.
     fn read_by(&mut self, deadline: Instant) -> Result<(), Failure> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::Timeout);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Failure::Timeout);
+            }
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            // Interrupted: read again with what is left.
+            if self.read_some()? {
+                return Ok(());
+            }
         }
-        self.stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-        self.read_some()
     }
 
-    /// Reads once; a read timeout is `Failure::Timeout`.
-    fn read_some(&mut self) -> Result<(), Failure> {
+    /// Reads once; a read timeout is `Failure::Timeout`. False when a signal interrupted the
+    /// read before anything came.
+    fn read_some(&mut self) -> Result<bool, Failure> {
         let mut buffer = [0u8; 16 * 1024];
-        let read = loop {
-            match self.stream.read(&mut buffer) {
-                Ok(0) => return Err(Failure::Closed),
-                Ok(read) => break read,
-                // A signal caught by this thread: a socket with a read timeout reports it even
-                // with SA_RESTART. The connection is fine; taken for lost, a batch Redis already
-                // ran was published again and the subscription left deaf until restored.
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                // The read timeout ran out: Unix reports it as WouldBlock, Windows as TimedOut
-                // (std's `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT) is
-                // a timeout too: what was written on it may have arrived.
-                Err(error) if is_timeout_kind(error.kind()) => return Err(Failure::Timeout),
-                Err(error) => return Err(error.into()),
-            }
+        let read = match self.stream.read(&mut buffer) {
+            Ok(0) => return Err(Failure::Closed),
+            Ok(read) => read,
+            // A signal caught by this thread: a socket with a read timeout reports it even with
+            // SA_RESTART. The connection is fine; taken for lost, a batch Redis already ran was
+            // published again and the subscription left deaf until restored.
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => return Ok(false),
+            // The read timeout ran out: Unix reports it as WouldBlock, Windows as TimedOut (std's
+            // `set_read_timeout`). A connection the kernel gave up on (ETIMEDOUT) is a timeout
+            // too: what was written on it may have arrived.
+            Err(error) if is_timeout_kind(error.kind()) => return Err(Failure::Timeout),
+            Err(error) => return Err(error.into()),
         };
         self.link.handle_input(&buffer[..read])?;
-        Ok(())
+        Ok(true)
     }
 
     /// Publishes what `batch` has not had answered of `payloads`, and waits for the answers.
@@ -222,8 +226,11 @@ fn receive(
         }
         // The read timeout is ALIVE_EVERY: the watch is looked at after each quiet ALIVE_EVERY.
         match connection.read_some() {
-            Ok(()) => watch.handle_traffic(Instant::now()),
-            Err(Failure::Timeout) => match watch.handle_timeout(Instant::now()) {
+            Ok(true) => watch.handle_traffic(Instant::now()),
+            // A quiet read, or one a signal cut short: the watch says whether the quiet has
+            // lasted too long (by the clock, so signals more often than ALIVE_EVERY do not
+            // keep a dead connection alive).
+            Ok(false) | Err(Failure::Timeout) => match watch.handle_timeout(Instant::now()) {
                 QuietCheck::Wait => {}
                 QuietCheck::Dead => return Some(Failure::Timeout),
                 QuietCheck::Ping => {
