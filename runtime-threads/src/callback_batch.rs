@@ -44,16 +44,22 @@ struct Batch {
     _live: Box<dyn Send + Sync>,
     /// The server whose callbacks these are.
     server: ServerId,
+    /// [`RELIEF_AFTER`], but in tests.
+    relief_after: Duration,
 }
 
 /// Runs `steps` in order on a thread of their own; `live` is dropped once all have run.
 pub(crate) fn run_apart(steps: Vec<Step>, live: Box<dyn Send + Sync>, server: ServerId) {
-    start(steps.into(), live, server);
+    start_runner(new_batch(steps.into(), live, server, RELIEF_AFTER));
 }
 
-/// Starts a batch of `steps` on a thread of its own and returns it.
-fn start(steps: VecDeque<Step>, live: Box<dyn Send + Sync>, server: ServerId) -> Weak<Batch> {
-    let batch = Arc::new(Batch {
+fn new_batch(
+    steps: VecDeque<Step>,
+    live: Box<dyn Send + Sync>,
+    server: ServerId,
+    relief_after: Duration,
+) -> Arc<Batch> {
+    Arc::new(Batch {
         waiting: Mutex::new(Waiting {
             steps,
             started: 0,
@@ -64,19 +70,32 @@ fn start(steps: VecDeque<Step>, live: Box<dyn Send + Sync>, server: ServerId) ->
         emptied: Condvar::new(),
         _live: live,
         server,
-    });
-    let started = Arc::downgrade(&batch);
+        relief_after,
+    })
+}
+
+/// Runs `batch` on a thread of its own.
+fn start_runner(batch: Arc<Batch>) {
     run_on_own_thread("sockio-callback", None, Box::new(move || run(&batch, 0)));
-    started
 }
 
 /// Steps that come one at a time from one source (the answers the cluster's subscriber reads):
 /// each joins the batch still running, in order, or starts one, so a burst of them costs one
 /// thread (and a relief while one blocks), not a thread each.
-#[derive(Default)]
 pub(crate) struct Lane {
     /// The batch last started; gone once its runners are (it holds the work's `live` count).
     running: Mutex<Weak<Batch>>,
+    /// [`RELIEF_AFTER`], but in tests.
+    relief_after: Duration,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Lane {
+            running: Mutex::default(),
+            relief_after: RELIEF_AFTER,
+        }
+    }
 }
 
 impl Lane {
@@ -101,7 +120,12 @@ impl Lane {
                 return;
             }
         }
-        *running = start(VecDeque::from([step]), live(), server);
+        let batch = new_batch(VecDeque::from([step]), live(), server, self.relief_after);
+        *running = Arc::downgrade(&batch);
+        // Started with the lane unlocked (a runner that cannot get a thread runs here, and its
+        // callbacks may come back to the lane); meanwhile steps join the batch, not yet run.
+        drop(running);
+        start_runner(batch);
     }
 }
 
@@ -155,7 +179,7 @@ fn start_relief(batch: Arc<Batch>, seen: u64) {
 }
 
 fn relieve(batch: &Arc<Batch>, mut seen: u64) {
-    let mut look_at = Instant::now() + RELIEF_AFTER;
+    let mut look_at = Instant::now() + batch.relief_after;
     let mut waiting = lock(&batch.waiting);
     loop {
         if waiting.steps.is_empty() {
@@ -171,7 +195,7 @@ fn relieve(batch: &Arc<Batch>, mut seen: u64) {
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
             continue;
         }
-        look_at = now + RELIEF_AFTER;
+        look_at = now + batch.relief_after;
         if waiting.started == seen {
             waiting.runner += 1;
             let runner = waiting.runner;
@@ -221,7 +245,11 @@ mod tests {
 
     #[test]
     fn a_lane_runs_its_steps_in_order_on_one_thread_while_none_blocks() {
-        let lane = Lane::default();
+        // No relief within the test, however slow the machine: the first step waits on purpose.
+        let lane = Lane {
+            relief_after: Duration::from_secs(3600),
+            ..Lane::default()
+        };
         let alive = Arc::new(AtomicUsize::new(0));
         let (gate_tx, gate) = channel::<()>();
         let (ran_tx, ran) = channel();
