@@ -175,7 +175,16 @@ impl BrokerUrl {
     }
 
     pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
-        let (scheme, rest) = url.split_once("://").ok_or(UrlError::NoScheme)?;
+        let (scheme, rest) = url
+            .split_once("://")
+            // What comes before it must look like a scheme (RFC 3986's letters, digits, `+`,
+            // `-`, `.`), or it may be a URL's userinfo, password and all, which the error shows.
+            .filter(|(scheme, _)| {
+                scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            })
+            .ok_or(UrlError::NoScheme)?;
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, parse_query(query)?),
             None => (rest, Vec::new()),
@@ -907,6 +916,11 @@ mod tests {
         assert!(
             !UrlError::NoScheme.to_string().contains("s3cret"),
             "the error repeats no part of the URL"
+        );
+        // A `://` further on (in the query) does not make what precedes it a scheme.
+        assert_eq!(
+            BrokerUrl::parse("redis//:s3cret@h/0?ssl_ca_certs=file:///ca.pem"),
+            Err(UrlError::NoScheme)
         );
         assert!(matches!(
             BrokerUrl::parse("redis://h:99999"),
