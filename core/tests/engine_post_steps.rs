@@ -6,7 +6,9 @@ mod support;
 use std::num::NonZeroU32;
 
 use http::{HeaderMap, StatusCode};
-use sockio_core::engineio::{CloseReason, EngineConfig, EngineEvent, PacketData, Transport};
+use sockio_core::engineio::{
+    CloseReason, EngineConfig, EngineEvent, PacketData, RequestId, Transport,
+};
 use sockio_core::socketio::SocketEvent;
 use support::*;
 
@@ -147,18 +149,29 @@ fn a_close_packet_in_a_step_drops_what_follows_and_answers_the_post() {
     assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
 }
 
+/// The POST `post` of a body `a`, `b`, then a bad packet, stepped one message at a time: `a` is
+/// handed over, the next step hands `b` over and closes the session with a parse error, and the
+/// POST is answered `ok`.
+fn hands_over_a_and_b_then_closes(
+    h: &mut Harness<sockio_core::engineio::Endpoint>,
+    sid: &str,
+    post: RequestId,
+) {
+    assert_eq!(h.take_events(sid), messages(&["a"]));
+    h.command(sid, |s, now| s.handle_post_step(now));
+    let mut expected = messages(&["b"]);
+    expected.push(EngineEvent::Closed(CloseReason::ParseError));
+    assert_eq!(h.take_events(sid), expected);
+    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+}
+
 #[test]
 fn a_body_that_fails_to_decode_closes_after_its_last_good_packet() {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, uri) = stepping(&mut h, "4", 1);
     // The third segment is not an Engine.IO packet.
     let post = h.post(&uri, b"4a\x1e4b\x1ezz").held();
-    assert_eq!(h.take_events(&sid), messages(&["a"]));
-    h.command(&sid, |s, now| s.handle_post_step(now));
-    let mut expected = messages(&["b"]);
-    expected.push(EngineEvent::Closed(CloseReason::ParseError));
-    assert_eq!(h.take_events(&sid), expected);
-    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+    hands_over_a_and_b_then_closes(&mut h, &sid, post);
 }
 
 #[test]
@@ -169,12 +182,7 @@ fn a_v3_text_body_with_a_bad_packet_past_the_first_step_closes_after_its_good_on
     let mut body = body("3", &["4a", "4b"]);
     body.push_str("9:4c");
     let post = h.post(&uri, body.as_bytes()).held();
-    assert_eq!(h.take_events(&sid), messages(&["a"]));
-    h.command(&sid, |s, now| s.handle_post_step(now));
-    let mut expected = messages(&["b"]);
-    expected.push(EngineEvent::Closed(CloseReason::ParseError));
-    assert_eq!(h.take_events(&sid), expected);
-    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+    hands_over_a_and_b_then_closes(&mut h, &sid, post);
 }
 
 /// `packets` (text) as a v3 binary POST body: a 0 byte, the length one digit per byte, 0xFF,
@@ -211,12 +219,7 @@ fn a_v3_binary_body_with_a_bad_packet_past_the_first_step_closes_after_its_good_
     let mut body = v3_binary_body(&["4a", "4b"]);
     body.extend([0, 1, 0xff, b'9']);
     let post = post_v3_binary(&mut h, &uri, &body).held();
-    assert_eq!(h.take_events(&sid), messages(&["a"]));
-    h.command(&sid, |s, now| s.handle_post_step(now));
-    let mut expected = messages(&["b"]);
-    expected.push(EngineEvent::Closed(CloseReason::ParseError));
-    assert_eq!(h.take_events(&sid), expected);
-    assert_eq!(body_text(&h.take_response(post).expect("answered")), "ok");
+    hands_over_a_and_b_then_closes(&mut h, &sid, post);
 }
 
 #[test]

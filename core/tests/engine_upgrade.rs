@@ -299,8 +299,14 @@ fn a_binary_frame_on_the_probe_closes_only_the_probe() {
     assert!(h.take_events(&sid).is_empty());
 }
 
-#[test]
-fn upgrade_timeout_closes_the_probe_and_polling_continues() {
+/// A v4 session (upgrade timeout 10 s) whose WebSocket probe was answered: the harness, the sid,
+/// the polling URI and the probe.
+fn answered_probe() -> (
+    Harness<Endpoint>,
+    String,
+    String,
+    sockio_core::engineio::RequestId,
+) {
     let mut config = EngineConfig::default();
     config.upgrade_timeout = Duration::from_secs(10);
     let mut h = Harness::engine(config);
@@ -308,6 +314,12 @@ fn upgrade_timeout_closes_the_probe_and_polling_continues() {
     let ws = h.ws_connect(&ws_uri).unwrap();
     h.ws_send_text(ws, "2probe");
     assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    (h, sid, poll, ws)
+}
+
+#[test]
+fn upgrade_timeout_closes_the_probe_and_polling_continues() {
+    let (mut h, sid, poll, ws) = answered_probe();
     h.advance(Duration::from_millis(9_999));
     assert!(h.ws_take_text(ws).is_empty());
     h.advance(Duration::from_millis(1));
@@ -326,13 +338,7 @@ fn upgrade_timeout_closes_the_probe_and_polling_continues() {
 /// a probe past its `upgrade_timeout`: engine.io's upgrade timer runs whatever the socket's state.
 #[test]
 fn upgrade_timeout_closes_the_probe_while_a_close_waits_for_a_poll() {
-    let mut config = EngineConfig::default();
-    config.upgrade_timeout = Duration::from_secs(10);
-    let mut h = Harness::engine(config);
-    let (sid, _poll, ws_uri) = open(&mut h, "4");
-    let ws = h.ws_connect(&ws_uri).unwrap();
-    h.ws_send_text(ws, "2probe");
-    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    let (mut h, sid, _poll, ws) = answered_probe();
     h.command(&sid, |s, now| s.close(now, CloseReason::ServerShuttingDown));
     h.advance(Duration::from_millis(9_999));
     assert!(h.ws_take_text(ws).is_empty());
@@ -353,13 +359,7 @@ fn upgrade_timeout_closes_the_probe_while_a_close_waits_for_a_poll() {
 /// for 20 s and then resumed: 6 s of the upgrade's wait are left. Returns the harness, the sid
 /// and the probe.
 fn probe_paused_for_20_s() -> (Harness<Endpoint>, String, sockio_core::engineio::RequestId) {
-    let mut config = EngineConfig::default();
-    config.upgrade_timeout = Duration::from_secs(10);
-    let mut h = Harness::engine(config);
-    let (sid, _poll, ws_uri) = open(&mut h, "4");
-    let ws = h.ws_connect(&ws_uri).unwrap();
-    h.ws_send_text(ws, "2probe");
-    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    let (mut h, sid, _poll, ws) = answered_probe();
     h.advance(Duration::from_secs(4));
     h.command(&sid, |s, now| s.pause_reading(now));
     h.advance(Duration::from_secs(20));
