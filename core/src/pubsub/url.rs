@@ -189,10 +189,17 @@ impl BrokerUrl {
             Some((rest, query)) => (rest, parse_query(query)?),
             None => (rest, Vec::new()),
         };
+        // redis-py's `parse_url` unescapes each query value once more after `parse_qs` did.
+        let redis_query = || -> Result<Query, UrlError> {
+            query
+                .iter()
+                .map(|(name, value)| Ok((name.clone(), percent_decode(value)?)))
+                .collect()
+        };
         match scheme {
-            "redis" | "valkey" => parse_redis(rest, &query, false).map(BrokerUrl::Redis),
-            "rediss" | "valkeys" => parse_redis(rest, &query, true).map(BrokerUrl::Redis),
-            "unix" => parse_redis_unix(rest, &query).map(BrokerUrl::Redis),
+            "redis" | "valkey" => parse_redis(rest, &redis_query()?, false).map(BrokerUrl::Redis),
+            "rediss" | "valkeys" => parse_redis(rest, &redis_query()?, true).map(BrokerUrl::Redis),
+            "unix" => parse_redis_unix(rest, &redis_query()?).map(BrokerUrl::Redis),
             // `pyamqp` is kombu's name for the same transport.
             "amqp" | "pyamqp" => parse_amqp(rest, &query, false).map(BrokerUrl::Amqp),
             "amqps" => parse_amqp(rest, &query, true).map(BrokerUrl::Amqp),
@@ -593,6 +600,12 @@ mod tests {
             redis("redis://h?password=50%off").password,
             Some("50%off".to_owned())
         );
+        // redis-py unescapes a query value twice (not the userinfo, nor aio-pika's query).
+        assert_eq!(
+            redis("redis://h?password=%2541").password,
+            Some("A".to_owned())
+        );
+        assert_eq!(redis("redis://:%2541@h").password, Some("%41".to_owned()));
         // (`+` is a space in a query, as in `parse_qs`: so `%+1` is tried in the userinfo.)
         assert_eq!(redis("redis://x%+1:pw@h").username, Some("x%+1".to_owned()));
         assert_eq!(
