@@ -132,3 +132,39 @@ sockio_server::runtime_api!(
     smol::io::AsyncRead,
     smol::io::AsyncWrite
 );
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// `sleep(Duration::ZERO)` lets the executor's other tasks run, as Python's `sleep(0)`: a
+    /// timer already due was ready at once on smol, and a loop of such sleeps kept a one-thread
+    /// executor to itself.
+    #[test]
+    fn a_sleep_of_zero_lets_other_tasks_run() {
+        let io = crate::Server::builder().build();
+        let executor = smol::LocalExecutor::new();
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let looping = {
+            let other_ran = other_ran.clone();
+            executor.spawn(async move {
+                for _ in 0..10_000 {
+                    if other_ran.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    io.sleep(Duration::ZERO).await;
+                }
+                false
+            })
+        };
+        let other = {
+            let other_ran = other_ran.clone();
+            executor.spawn(async move { other_ran.store(true, Ordering::SeqCst) })
+        };
+        let saw_the_other = smol::block_on(executor.run(looping));
+        smol::block_on(executor.run(other));
+        assert!(saw_the_other, "the loop never let the other task run");
+    }
+}

@@ -483,6 +483,11 @@ impl Server {
 
     /// Sleeps (python-socketio's `sleep`): blocks the calling thread.
     pub fn sleep(&self, duration: Duration) {
+        if duration.is_zero() {
+            // Python's `sleep(0)`: give the core to another thread (std's sleep of zero does
+            // nothing).
+            return std::thread::yield_now();
+        }
         std::thread::sleep(duration)
     }
 

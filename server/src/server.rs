@@ -484,7 +484,9 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// Runs `task` in the background (python-socketio's `start_background_task`).
     ///
-    /// The handle resolves to the task's output; dropping it does not stop the task.
+    /// The handle resolves to the task's output; dropping it does not stop the task. A panic of
+    /// the task is raised again where the handle is awaited (the threads runtime's `join` gives
+    /// `None` instead).
     pub fn start_background_task<F>(&self, task: F) -> BackgroundTask<F::Output>
     where
         F: Future + Send + 'static,
@@ -495,8 +497,14 @@ impl<Rt: Runtime> Server<Rt> {
         BackgroundTask(Some(handle))
     }
 
-    /// Sleeps (python-socketio's `sleep`).
+    /// Sleeps (python-socketio's `sleep`). `sleep(Duration::ZERO)` lets the runtime's other
+    /// tasks run first, as Python's `sleep(0)` does: a timer already due does not pause a task
+    /// on every runtime (on smol it is ready at once), so a loop of `sleep(ZERO)` kept a
+    /// one-thread executor to itself.
     pub async fn sleep(&self, duration: Duration) {
+        if duration.is_zero() {
+            return crate::runtime::yield_now().await;
+        }
         self.inner
             .runtime
             .sleep_until(crate::runtime::after(duration))
