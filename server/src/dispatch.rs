@@ -368,7 +368,7 @@ impl<Rt: Runtime> Server<Rt> {
         for (namespace, sid) in &sockets {
             self.forget_socket(namespace, sid);
         }
-        self.inner.remove_connection(&cell.sid);
+        self.inner.remove_connection(cell);
         cell.finish_dispatch();
         // At most a few lines: a process ending with its runtime drops every connection's task.
         sockio_net::throttled_log!(
@@ -621,7 +621,7 @@ impl<Rt: Runtime> Server<Rt> {
             }
             SocketEvent::Closed(reason) => {
                 tracing::debug!(sid = %cell.sid, %reason, "connection closed");
-                self.inner.remove_connection(&cell.sid);
+                self.inner.remove_connection(cell);
                 cell.finish_dispatch();
             }
             _ => {}
