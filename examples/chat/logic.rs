@@ -299,10 +299,10 @@ impl Chat {
         resume: Option<String>,
     ) -> Result<Option<Sid>, ConnectRefused> {
         let mut names = self.names();
-        let key = name.to_lowercase();
+        let key = name_key(name);
         // A connected socket is always in the room named after its sid; if the holder is in no
-        // room at all, it is gone (a client that vanished mid-connect never gets a disconnect
-        // event), and the name is free again.
+        // room at all, it is gone (it left, or never finished connecting), and the name is free
+        // again.
         let taken = |key: &str| {
             names
                 .get(key)
@@ -325,7 +325,7 @@ impl Chat {
         }
         if taken(&key) {
             let suggestion = (2..100).map(|n| format!("{name}{n}")).find(|candidate| {
-                candidate.chars().count() <= MAX_NAME_CHARS && !taken(&candidate.to_lowercase())
+                candidate.chars().count() <= MAX_NAME_CHARS && !taken(&name_key(candidate))
             });
             return Err(ConnectRefused::new("name taken").with_data(Refusal {
                 detail: format!("Someone is already called {name:?}."),
@@ -345,7 +345,7 @@ impl Chat {
     /// Frees `name` if `sid` still holds it; false when another socket holds it now.
     fn release(&self, name: &str, sid: &Sid) -> bool {
         let mut names = self.names();
-        let key = name.to_lowercase();
+        let key = name_key(name);
         match names.get(&key) {
             Some(holder) if &holder.sid == sid => {
                 names.remove(&key);
@@ -436,11 +436,25 @@ fn valid_name(name: &str) -> Result<String, ConnectRefused> {
     Ok(name.to_owned())
 }
 
+/// Which name `name` counts as when names are compared: lowercase, without variation selectors
+/// (which emoji need, so names may hold them, but which show nothing after a letter: "bob" with
+/// one must not pass for "bob"). A chat with real stakes would compare names by their Unicode
+/// confusable skeleton instead.
+fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(|&c| !is_variation_selector(c))
+        .collect::<String>()
+        .to_lowercase()
+}
+
+fn is_variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
 /// The common characters that show nothing (zero-width spaces and joiners, the soft hyphen,
 /// the byte-order mark, word joiners, fillers, tags, interlinear annotation marks, line and
 /// paragraph separators) or turn text around (bidirectional marks and overrides). Variation
-/// selectors are let through, as emoji need them; a chat with real stakes would compare names
-/// by their Unicode confusable skeleton instead.
+/// selectors are let through, as emoji need them ([`name_key`] leaves them out).
 fn is_invisible(c: char) -> bool {
     matches!(
         c,

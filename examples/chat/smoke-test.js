@@ -145,6 +145,8 @@ check("empty and too long names are refused", async () => {
 check("names with invisible characters, which could pass for another's, are refused", async () => {
   assert.equal((await refused(`${aliceName}\u200b`)).message, "invalid name");
   assert.equal((await refused(`\u202e${aliceName}`)).message, "invalid name");
+  // A variation selector (emoji need them) shows nothing after a letter: the name is taken.
+  assert.equal((await refused(`${aliceName}\ufe0f`)).message, "name taken");
 });
 
 check("both join a room; the acks carry the room's users", async () => {

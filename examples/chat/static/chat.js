@@ -28,7 +28,26 @@ const state = {
   current: LOBBY,
   rooms: new Map(), // room name → { users, log (an <ol>), unread, typing: Map(name → timer) }
   lastTypingSent: 0,
+  // Settled once this connection is back in the rooms the page shows (see "welcome"). While the
+  // client reconnects, what is sent waits for it: the client would send it on the new socket
+  // before the rooms are joined again, and the server would refuse it ("You are not in ...").
+  rejoined: Promise.resolve(),
+  waitingForRejoin: false,
+  markRejoined: () => {},
 };
+
+// Messages sent from now on wait until the rooms are joined again after a reconnection. (Once
+// per wait: a second disconnect before the rooms are back keeps the wait already there.)
+function awaitRejoin() {
+  if (state.waitingForRejoin) return;
+  state.waitingForRejoin = true;
+  state.rejoined = new Promise((resolve) => {
+    state.markRejoined = () => {
+      state.waitingForRejoin = false;
+      resolve();
+    };
+  });
+}
 
 // ----- rooms ------------------------------------------------------------------------------------
 
@@ -198,6 +217,7 @@ async function deliver(li, event, data) {
   status.textContent = "sending…";
   li.append(status);
   try {
+    await state.rejoined;
     const { at } = await request(event, data);
     status.textContent = "✓";
     status.title = "delivered at " + time(at);
@@ -327,9 +347,11 @@ socket.on("welcome", ({ name, room: lobby, users }) => {
   notice(lobby, reconnected ? "Reconnected." : `You are in #${lobby} as ${name}.`);
   // After an automatic reconnection the server sees a brand-new socket, in the lobby only: join
   // again the rooms we were in.
-  for (const other of state.rooms.keys()) {
-    if (other !== lobby) joinRoom(other, { show: false });
-  }
+  const rejoins = [...state.rooms.keys()]
+    .filter((other) => other !== lobby)
+    .map((other) => joinRoom(other, { show: false }));
+  // (A room that cannot be joined again says so; what waits for it is then refused by the server.)
+  Promise.all(rejoins).then(() => state.markRejoined());
   switchTo(state.rooms.has(state.current) ? state.current : lobby);
 });
 
@@ -398,6 +420,7 @@ socket.on("connect_error", (err) => {
 
 socket.on("disconnect", (reason) => {
   $("status").textContent = "disconnected: " + reason;
+  awaitRejoin();
   // After "io server disconnect" the client does not reconnect by itself; other reasons (network,
   // server restart) reconnect automatically and the page keeps its state meanwhile.
   if (!socket.active && reason !== "io client disconnect") showLogin("Disconnected by the server.");
