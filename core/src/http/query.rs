@@ -227,7 +227,17 @@ impl<'a> Iterator for RawPairs<'a> {
 
 /// Percent-decodes one key or value (`+` is a space).
 fn decode(input: &str) -> Cow<'_, str> {
-    if !input.bytes().any(|b| b == b'%' || b == b'+') {
+    unescape(input, true)
+}
+
+/// Percent-decodes `input` as Node's `querystring` and Python's `unquote` do: `%` and two hex
+/// digits is that byte, any other `%` stays as it is, and bytes that are not UTF-8 become U+FFFD.
+/// With `plus_is_space`, `+` is a space (a query's keys and values).
+pub(crate) fn unescape(input: &str, plus_is_space: bool) -> Cow<'_, str> {
+    if !input
+        .bytes()
+        .any(|b| b == b'%' || (plus_is_space && b == b'+'))
+    {
         return Cow::Borrowed(input);
     }
     let bytes = input.as_bytes();
@@ -235,7 +245,7 @@ fn decode(input: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }

@@ -186,20 +186,20 @@ impl BrokerUrl {
             })
             .ok_or(UrlError::NoScheme)?;
         let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, parse_query(query)?),
+            Some((rest, query)) => (rest, parse_query(query)),
             None => (rest, Vec::new()),
         };
         // redis-py's `parse_url` unescapes each query value once more after `parse_qs` did.
-        let redis_query = || -> Result<Query, UrlError> {
+        let redis_query = || -> Query {
             query
                 .iter()
-                .map(|(name, value)| Ok((name.clone(), percent_decode(value)?)))
+                .map(|(name, value)| (name.clone(), percent_decode(value)))
                 .collect()
         };
         match scheme {
-            "redis" | "valkey" => parse_redis(rest, &redis_query()?, false).map(BrokerUrl::Redis),
-            "rediss" | "valkeys" => parse_redis(rest, &redis_query()?, true).map(BrokerUrl::Redis),
-            "unix" => parse_redis_unix(rest, &redis_query()?).map(BrokerUrl::Redis),
+            "redis" | "valkey" => parse_redis(rest, &redis_query(), false).map(BrokerUrl::Redis),
+            "rediss" | "valkeys" => parse_redis(rest, &redis_query(), true).map(BrokerUrl::Redis),
+            "unix" => parse_redis_unix(rest, &redis_query()).map(BrokerUrl::Redis),
             // `pyamqp` is kombu's name for the same transport.
             "amqp" | "pyamqp" => parse_amqp(rest, &query, false).map(BrokerUrl::Amqp),
             "amqps" => parse_amqp(rest, &query, true).map(BrokerUrl::Amqp),
@@ -208,21 +208,17 @@ impl BrokerUrl {
     }
 }
 
-/// The query's pairs, decoded as the Python clients decode theirs (`parse_qs`, yarl): `+` is a
-/// space, so that one URL means the same password or file to both. A name without a value
-/// (`ssl_ca_certs=`, as a template leaves an unset variable) is no setting, as `parse_qs`
-/// drops blank values (and `ssl.create_default_context` takes an empty file name for none).
-fn parse_query(query: &str) -> Result<Query, UrlError> {
-    let decode = |text: &str| percent_decode(&text.replace('+', " "));
-    let mut pairs = Query::new();
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = decode(value)?;
-        if !value.is_empty() {
-            pairs.push((decode(name)?, value));
-        }
-    }
-    Ok(pairs)
+/// The query's pairs, decoded as the Python clients decode theirs (`parse_qs`, yarl) and as the
+/// core decodes a request's (`crate::http::Query`): `+` is a space, so that one URL means the
+/// same password or file to both. A name without a value (`ssl_ca_certs=`, as a template leaves
+/// an unset variable) is no setting, as `parse_qs` drops blank values (and
+/// `ssl.create_default_context` takes an empty file name for none).
+fn parse_query(query: &str) -> Query {
+    crate::http::Query::parse(query)
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
 }
 
 /// The first value of `name`, as redis-py (`parse_qs(...)[name][0]`) and yarl (aio-pika) read
@@ -337,11 +333,8 @@ fn credentials(
     };
     // An empty user or password is none, as redis-py, kombu and aio-pika read it
     // (`redis://:@host` sends no AUTH, `amqp://guest:@host` logs in as guest/guest).
-    let user = Some(percent_decode(user)?).filter(|u| !u.is_empty());
-    let password = password
-        .map(percent_decode)
-        .transpose()?
-        .filter(|p| !p.is_empty());
+    let user = Some(percent_decode(user)).filter(|u| !u.is_empty());
+    let password = password.map(percent_decode).filter(|p| !p.is_empty());
     Ok((user, password, rest))
 }
 
@@ -473,7 +466,7 @@ fn parse_redis_unix(rest: &str, query: &Query) -> Result<RedisConfig, UrlError> 
     }
     Ok(RedisConfig {
         address: RedisAddress::Unix {
-            path: percent_decode(path)?,
+            path: percent_decode(path),
         },
         db: query_db(query)?,
         username,
@@ -504,7 +497,7 @@ fn parse_amqp(rest: &str, query: &Query, tls: bool) -> Result<AmqpConfig, UrlErr
     let vhost = match vhost {
         // RabbitMQ's convention: no path is the default vhost "/"; "/x" is "x"; "/%2f" is "/".
         None | Some("") => "/".to_owned(),
-        Some(vhost) => percent_decode(vhost)?,
+        Some(vhost) => percent_decode(vhost),
     };
     if vhost.len() > 255 {
         return Err(UrlError::Malformed(
@@ -529,35 +522,10 @@ fn parse_amqp(rest: &str, query: &Query, tls: bool) -> Result<AmqpConfig, UrlErr
     })
 }
 
-/// Python's `unquote`: `%` and two hex digits is that byte; a `%` not followed by two hex digits
-/// stays as it is (a password `50%off` typed unescaped means the same to both).
-fn percent_decode(text: &str) -> Result<String, UrlError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'%', high, low]) => hex_digit(*high).zip(hex_digit(*low)),
-            _ => None,
-        };
-        match escaped {
-            Some((high, low)) => {
-                out.push(high << 4 | low);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| UrlError::Malformed("not UTF-8 after unescaping"))
-}
-
-fn hex_digit(byte: u8) -> Option<u8> {
-    char::from(byte)
-        .to_digit(16)
-        .and_then(|digit| u8::try_from(digit).ok())
+/// Python's `unquote` (the query's own unescaping, `+` left alone): a password `50%off` typed
+/// unescaped means the same to both.
+fn percent_decode(text: &str) -> String {
+    crate::http::query::unescape(text, false).into_owned()
 }
 
 #[cfg(test)]
