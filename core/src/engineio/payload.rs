@@ -20,6 +20,7 @@ use bytestring::ByteString;
 
 use super::ProtocolVersion;
 use super::packet::{DecodeError, Packet, PacketData, WsMessage, decode_text_in};
+use crate::http::query;
 
 /// v4 packet separator (ASCII record separator), chosen because it never appears in JSON.
 const SEPARATOR: u8 = 0x1e;
@@ -566,8 +567,8 @@ fn form_decode(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
         match b {
             b'+' => out.push(b' '),
             b'%' => {
-                let hi = iter.next().and_then(|&h| hex_value(h));
-                let lo = iter.next().and_then(|&l| hex_value(l));
+                let hi = iter.next().and_then(|&h| query::hex_value(h));
+                let lo = iter.next().and_then(|&l| query::hex_value(l));
                 match (hi, lo) {
                     (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
                     _ => return Err(DecodeError::InvalidJsonp),
@@ -577,15 +578,6 @@ fn form_decode(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
         }
     }
     Ok(out)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// `data.replace(/(\\)?\\n/g, (m, slashes) => slashes ? m : "\n")`: scanning left to right,
