@@ -323,7 +323,7 @@ impl EngineServer {
 
     /// Serves one accepted TCP connection on the calling thread until it closes (embedding).
     pub fn serve_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
-        connection_loop(self, stream, remote, None);
+        connection_loop(self, stream, remote, None, self.serving().abort_epoch());
     }
 
     /// Handles one HTTP request (its body already read, at most `max_http_buffer_size + 1`
@@ -415,7 +415,7 @@ impl EngineServer {
     /// `forced close`). Serving again afterwards works.
     pub fn abort(&self) {
         self.inner.serving.stop_accepting();
-        self.inner.serving.cut_streams();
+        self.inner.serving.abort_streams();
         // At once: the cut streams bring no poll that a close packet would wait for.
         for cell in self.cells() {
             self.drive(&cell, |state, _| {
@@ -452,7 +452,7 @@ impl EngineServer {
         }
         let shutting_down = || self.inner.serving.shutting_down.load(Ordering::SeqCst);
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
-        let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
+        let registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && shutting_down() {
             return Handled::Response(self.inner.endpoint.shutting_down(&request));
         }
@@ -492,9 +492,12 @@ impl EngineServer {
                 lock(&self.inner.sessions).insert(cell.sid.clone(), cell.clone());
                 // Drains what the handshake produced and tells the application. A handshake that
                 // passed the check above just before `shutdown` listed the sessions is closed
-                // like them.
+                // like them, and one registered after `abort` listed them is closed at once.
+                let aborted = registering.as_ref().is_some_and(Registering::aborted);
                 self.drive(&cell, |state, now| {
-                    if shutting_down() {
+                    if aborted {
+                        state.session.close_at_once(CloseReason::ForcedClose);
+                    } else if shutting_down() {
                         state.session.close(now, CloseReason::ServerShuttingDown);
                     }
                 });

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use sockio_core::engineio::{RequestId, WsAction, WsBatch, WsMessage};
+use sockio_core::engineio::{CloseReason, RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::held_input::HeldInput;
 use sockio_core::http::{Request, Response};
 use sockio_core::socketio::{RemoteAddr, Routing};
@@ -75,6 +75,10 @@ pub(crate) struct Serving {
     shutdown_over: AtomicBool,
     /// Bumped by `shutdown` and `abort`: accept loops started before stop.
     pub generation: AtomicU64,
+    /// Bumped by `abort` before it cuts the streams and lists the connections: a stream tracked,
+    /// or a handshake registered, after that listing sees the change and ends itself
+    /// ([`AbortEpoch`]).
+    aborts: AtomicU64,
     /// Queued or running handler events, accepted WebSocket upgrades until their WebSocket ended,
     /// and handshakes until their connection is registered (graceful shutdown waits for them).
     pub busy: AtomicUsize,
@@ -89,18 +93,44 @@ pub(crate) struct Serving {
 /// once the handshake's connection is registered: `shutdown` then waits for a handshake that
 /// passed the check (whose connection it closes on registration), instead of returning before
 /// that connection exists.
-pub(crate) struct Registering<'a>(&'a Serving);
+pub(crate) struct Registering<'a> {
+    serving: &'a Serving,
+    began: AbortEpoch,
+}
 
 impl<'a> Registering<'a> {
     pub(crate) fn new(serving: &'a Serving) -> Self {
         serving.busy.fetch_add(1, Ordering::SeqCst);
-        Registering(serving)
+        Registering {
+            serving,
+            began: serving.abort_epoch(),
+        }
+    }
+
+    /// Whether `abort` ran since this handshake began: asked once its connection is registered,
+    /// so that a connection `abort` did not find is closed by the handshake itself.
+    pub(crate) fn aborted(&self) -> bool {
+        self.began.is_over(self.serving)
     }
 }
 
 impl Drop for Registering<'_> {
     fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.serving.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many times the server was aborted when a connection was accepted or a handshake began.
+/// `abort` cuts the streams it finds tracked and closes the connections it finds registered; one
+/// accepted, or registered, a moment later would be missed and serve on. Each compares its epoch
+/// with the server's once it is tracked or registered: `abort` bumps the count before it looks,
+/// so either it sees the stream or connection, or the stream or connection sees the change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AbortEpoch(u64);
+
+impl AbortEpoch {
+    fn is_over(self, serving: &Serving) -> bool {
+        serving.aborts.load(Ordering::SeqCst) != self.0
     }
 }
 
@@ -127,14 +157,23 @@ impl Drop for Tracked<'_> {
 impl Serving {
     /// Tracks `stream` until the returned guard drops: at the end of its thread's work, or when
     /// that thread unwinds.
-    fn track<'s>(&'s self, stream: &Arc<TcpStream>) -> Tracked<'s> {
+    /// A stream accepted in `accepted` that an `abort` since then did not find is cut here.
+    fn track<'s>(&'s self, stream: &Arc<TcpStream>, accepted: AbortEpoch) -> Tracked<'s> {
         let key = self.next_stream.fetch_add(1, Ordering::Relaxed);
         lock(&self.streams).insert(key, stream.clone());
+        if accepted.is_over(self) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
         Tracked {
             serving: self,
             key,
             stream: stream.clone(),
         }
+    }
+
+    /// The epoch a connection accepted, or a handshake begun, now belongs to.
+    pub(crate) fn abort_epoch(&self) -> AbortEpoch {
+        AbortEpoch(self.aborts.load(Ordering::SeqCst))
     }
 
     /// Whether a graceful shutdown is over (everything closed, or the grace spent): listening to
@@ -189,8 +228,12 @@ impl Serving {
         true
     }
 
-    /// Cuts every open TCP stream (`shutdown(Both)`), without telling the clients.
-    pub fn cut_streams(&self) {
+    /// Cuts every open TCP stream (`shutdown(Both)`), without telling the clients, and those
+    /// accepted before but tracked only after this (their epoch is over). The caller then closes
+    /// the registered connections; a handshake registered after that closes its own
+    /// ([`Registering::aborted`]).
+    pub fn abort_streams(&self) {
+        self.aborts.fetch_add(1, Ordering::SeqCst);
         let streams: Vec<Arc<TcpStream>> = lock(&self.streams).values().cloned().collect();
         for stream in streams {
             let _ = stream.shutdown(Shutdown::Both);
@@ -439,7 +482,9 @@ impl<S: WsSession> Upgrading<S> {
     pub fn run(self, stream: TcpStream, leftover: Vec<u8>) {
         let session = self.session.clone();
         let stream = Arc::new(stream);
-        let _tracked = session.serving().track(&stream);
+        let _tracked = session
+            .serving()
+            .track(&stream, session.serving().abort_epoch());
         self.run_tracked(stream, leftover);
     }
 }
@@ -716,7 +761,8 @@ impl Middleware {
     /// Serves one accepted TCP connection on the calling thread until it closes, as
     /// [`Server::serve_connection`] does, with the fallback answering what is not Socket.IO.
     pub fn serve_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
-        connection_loop(&self.server, stream, remote, Some(&self.fallback));
+        let accepted = self.server.serving().abort_epoch();
+        connection_loop(&self.server, stream, remote, Some(&self.fallback), accepted);
     }
 
     /// Listens on `addr` and serves until the server shuts down or is aborted; see
@@ -795,7 +841,7 @@ impl Server {
     /// Socket.IO path get 404 ([`Middleware::serve_connection`] passes them to an application
     /// instead). For embedding in a server that accepts its own connections.
     pub fn serve_connection(&self, stream: TcpStream, remote: Option<SocketAddr>) {
-        connection_loop(self, stream, remote, None);
+        connection_loop(self, stream, remote, None, self.serving().abort_epoch());
     }
 
     /// Handles one HTTP request (its body already read, at most `max_http_buffer_size + 1`
@@ -875,7 +921,7 @@ impl Server {
         }
         let now = std::time::Instant::now();
         let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
-        let _registering = is_handshake.then(|| Registering::new(&self.inner.serving));
+        let registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             return Handled::Response(self.inner.endpoint.shutting_down(&request));
         }
@@ -904,7 +950,14 @@ impl Server {
                 }
                 self.adopt(&cell);
                 // Drain what the handshake produced (a protocol v4 client's implicit `/` connect).
-                self.drive(&cell, |_, _| ());
+                // An abort that listed the connections before this one was registered left it
+                // to us.
+                let aborted = registering.as_ref().is_some_and(Registering::aborted);
+                self.drive(&cell, |state, now| {
+                    if aborted {
+                        state.conn.close_at_once(now, CloseReason::ForcedClose);
+                    }
+                });
                 match response {
                     Some(response) => Handled::Response(response),
                     None => self.upgrade(&request, cell, id, wake, upgrade_headers),
@@ -1050,6 +1103,7 @@ fn accept_loop_checking<H: Host>(
         }
         match listener.accept() {
             Ok((stream, remote)) => {
+                let accepted = serving.abort_epoch();
                 if serving.generation.load(Ordering::SeqCst) != generation {
                     // The wake-up of `stop_accepting`, or a client just too late, which learns
                     // the server is going away rather than seeing its connection dropped.
@@ -1068,7 +1122,7 @@ fn accept_loop_checking<H: Host>(
                     .stack_size(CONNECTION_STACK)
                     .spawn(move || {
                         let _slot = slot;
-                        connection_loop(&host, stream, Some(remote), fallback.as_ref());
+                        connection_loop(&host, stream, Some(remote), fallback.as_ref(), accepted);
                     });
                 if let Err(error) = spawned {
                     tracing::warn!(%error, "cannot start a connection thread; connection dropped");
@@ -1188,6 +1242,7 @@ pub(crate) fn connection_loop<H: Host>(
     stream: TcpStream,
     remote: Option<SocketAddr>,
     fallback: Option<&Fallback>,
+    accepted: AbortEpoch,
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
@@ -1196,7 +1251,7 @@ pub(crate) fn connection_loop<H: Host>(
     let _ = stream.set_read_timeout(Some(host.header_timeout()));
     let _ = stream.set_write_timeout(Some(host.write_timeout()));
     let stream = Arc::new(stream);
-    let _tracked = host.serving().track(&stream);
+    let _tracked = host.serving().track(&stream, accepted);
     let max_body = host.max_body();
     let mut reader = HttpReader::default();
     let outside_answered = fallback.is_none();
@@ -2036,6 +2091,45 @@ mod tests {
             std::thread::yield_now();
         }
         (server, done)
+    }
+
+    /// A connection accepted just before `abort` but tracked only after it cut the streams is
+    /// cut too, instead of serving on.
+    #[test]
+    fn a_connection_accepted_before_an_abort_and_tracked_after_it_is_cut() {
+        let server = Server::builder().build();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (stream, remote) = listener.accept().expect("accept");
+        let accepted = server.serving().abort_epoch();
+        server.abort();
+        let host = server.clone();
+        let serving = std::thread::spawn(move || {
+            connection_loop(&host, stream, Some(remote), None, accepted);
+        });
+        // Written whole or not at all: the server may have cut the stream already.
+        let _ =
+            client.write_all(b"GET /elsewhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer);
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+        serving.join().expect("the connection's thread");
+    }
+
+    /// A handshake that began before an `abort` learns of it once registered (and closes its
+    /// connection, which `abort` did not find); one that began after does not.
+    #[test]
+    fn a_handshake_knows_whether_an_abort_came_since_it_began() {
+        let server = Server::builder().build();
+        let serving = server.serving();
+        let before = Registering::new(serving);
+        server.abort();
+        let after = Registering::new(serving);
+        assert!(before.aborted());
+        assert!(!after.aborted());
     }
 
     /// The answer to one request on a new connection to `addr`.

@@ -572,7 +572,7 @@ impl Server {
     /// handlers run with `forced close`). Serving again afterwards (on the same port) works.
     pub fn abort(&self) {
         self.inner.serving.stop_accepting();
-        self.inner.serving.cut_streams();
+        self.inner.serving.abort_streams();
         // At once: the cut streams bring no poll that a close packet would wait for.
         for cell in self.cells() {
             self.drive_apart(&cell, |state, now| {

@@ -227,7 +227,8 @@ fn an_abort_ends_a_polling_client_between_two_requests_at_once() {
         reasons.recv_timeout(STEP).expect("the disconnect"),
         "forced close"
     );
-    assert_eq!(io.connection_count(), 0);
+    // The connection leaves the table once its disconnect handlers have run, just after.
+    assert!(drops_to_zero(|| io.connection_count()));
     let served = serving.join().expect("the serving thread");
     assert!(served.is_ok(), "{served:?}");
 }
@@ -250,7 +251,7 @@ fn an_engine_abort_ends_a_polling_session_between_two_requests_at_once() {
         closed.recv_timeout(STEP).expect("the disconnect"),
         CloseReason::ForcedClose
     );
-    assert_eq!(engine.session_count(), 0);
+    assert!(drops_to_zero(|| engine.session_count()));
 }
 
 /// Events dropped unhandled behind a server-side disconnect are no live work: a later shutdown
@@ -438,6 +439,18 @@ fn shutdown_waits_for_the_callbacks_its_closes_cancel() {
     );
     let served = serving.join().expect("the serving thread");
     assert!(served.is_ok(), "{served:?}");
+}
+
+/// Whether `count` is zero within [`STEP`] (what "at once" means here: not `close_timeout`).
+fn drops_to_zero(count: impl Fn() -> usize) -> bool {
+    let started = Instant::now();
+    while count() != 0 {
+        if started.elapsed() > STEP {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
 }
 
 fn sid_of_uri(uri: &str) -> String {
