@@ -438,3 +438,31 @@ process.exit(0);
         "the connect handler ran again after {sid}"
     );
 }
+
+/// An empty namespace name is the default namespace `/`, as python-socketio reads
+/// `namespace or '/'`: handlers registered on `of("")`, emits to `.namespace("")` and an
+/// accepted-namespaces list holding `""` all mean `/` (they registered handlers that never ran
+/// and emitted to nobody, without an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_namespace_name_is_the_default_namespace() {
+    let io = Server::builder().namespaces([""]).build();
+    io.of("")
+        .on("double", |_socket: Socket, n: i64| async move { n * 2 });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const socket = io(URL, { reconnection: false });
+socket.on("news", (text) => { out("news", text); process.exit(0); });
+await connected(socket);
+out("double", await emitWithAck(socket, "double", 21));
+"#,
+    );
+    assert_eq!(client.expect("double").await, json!([42]));
+    io.emit("news", &"to everyone")
+        .namespace("")
+        .await
+        .expect("emit");
+    assert_eq!(client.expect("news").await, json!("to everyone"));
+    client.finish().await;
+}

@@ -21,6 +21,13 @@ use bytestring::ByteString;
 /// other namespaces: that takes `any_namespace` (python-socketio's `namespaces='*'`).
 pub const CATCH_ALL_NAMESPACE: &str = "*";
 
+/// The namespace a name given by the application means: an empty one is the default namespace
+/// `/`, as python-socketio reads `namespace or '/'` (a namespace left empty in a configuration
+/// would otherwise register handlers that never run and emit to nobody, without an error).
+pub fn namespace_or_root(namespace: &str) -> &str {
+    if namespace.is_empty() { "/" } else { namespace }
+}
+
 /// The handler [`route_event`] chose for an event.
 #[derive(Debug, PartialEq)]
 pub enum EventRoute<'r, E, A, C> {
@@ -734,8 +741,13 @@ macro_rules! server_builder_options {
             I: IntoIterator<Item = S>,
             S: Into<String>,
         {
-            let mut listed: ::std::collections::HashSet<String> =
-                namespaces.into_iter().map(Into::into).collect();
+            let mut listed: ::std::collections::HashSet<String> = namespaces
+                .into_iter()
+                .map(|namespace| {
+                    let namespace: String = namespace.into();
+                    $crate::api::namespace_or_root(&namespace).to_owned()
+                })
+                .collect();
             if listed.is_empty() {
                 listed.insert("/".to_owned());
             }
@@ -903,7 +915,7 @@ macro_rules! emit_target_methods {
 
         /// The namespace (default `/`).
         pub fn namespace(mut self, namespace: &str) -> Self {
-            self.spec.namespace = ::std::sync::Arc::from(namespace);
+            self.spec.namespace = ::std::sync::Arc::from($crate::api::namespace_or_root(namespace));
             self
         }
     };

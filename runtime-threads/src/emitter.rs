@@ -76,7 +76,7 @@ impl Emitter {
         self.bus.publish(&Message::EnterRoom {
             sid: sid.to_owned(),
             room: room.to_owned(),
-            namespace: namespace.to_owned(),
+            namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
             host_id: Some(self.bus.host_id.clone()),
         })
     }
@@ -87,7 +87,7 @@ impl Emitter {
         self.bus.publish(&Message::LeaveRoom {
             sid: sid.to_owned(),
             room: room.to_owned(),
-            namespace: namespace.to_owned(),
+            namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
             host_id: Some(self.bus.host_id.clone()),
         })
     }
@@ -96,7 +96,7 @@ impl Emitter {
     pub fn close_room(&self, room: &str, namespace: &str) -> Result<(), PublishError> {
         self.bus.publish(&Message::CloseRoom {
             room: room.to_owned(),
-            namespace: namespace.to_owned(),
+            namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
             host_id: Some(self.bus.host_id.clone()),
         })
     }
@@ -105,7 +105,7 @@ impl Emitter {
     pub fn disconnect(&self, sid: &str, namespace: &str) -> Result<(), PublishError> {
         self.bus.publish(&Message::Disconnect {
             sid: sid.to_owned(),
-            namespace: namespace.to_owned(),
+            namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
             host_id: Some(self.bus.host_id.clone()),
         })
     }

@@ -284,7 +284,7 @@ impl Server {
     pub fn of(&self, namespace: &str) -> Namespace {
         Namespace {
             server: self.clone(),
-            name: Arc::from(namespace),
+            name: Arc::from(sockio_core::api::namespace_or_root(namespace)),
         }
     }
 
@@ -1369,7 +1369,7 @@ impl Call {
 
     /// The namespace (default `/`).
     pub fn namespace(mut self, namespace: &str) -> Self {
-        self.namespace = Arc::from(namespace);
+        self.namespace = Arc::from(sockio_core::api::namespace_or_root(namespace));
         self
     }
 

@@ -90,7 +90,7 @@ impl<Rt: Runtime> Emitter<Rt> {
             .publish(&Message::EnterRoom {
                 sid: sid.to_owned(),
                 room: room.to_owned(),
-                namespace: namespace.to_owned(),
+                namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
                 host_id: Some(self.bus.host_id.clone()),
             })
             .await
@@ -108,7 +108,7 @@ impl<Rt: Runtime> Emitter<Rt> {
             .publish(&Message::LeaveRoom {
                 sid: sid.to_owned(),
                 room: room.to_owned(),
-                namespace: namespace.to_owned(),
+                namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
                 host_id: Some(self.bus.host_id.clone()),
             })
             .await
@@ -119,7 +119,7 @@ impl<Rt: Runtime> Emitter<Rt> {
         self.bus
             .publish(&Message::CloseRoom {
                 room: room.to_owned(),
-                namespace: namespace.to_owned(),
+                namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
                 host_id: Some(self.bus.host_id.clone()),
             })
             .await
@@ -130,7 +130,7 @@ impl<Rt: Runtime> Emitter<Rt> {
         self.bus
             .publish(&Message::Disconnect {
                 sid: sid.to_owned(),
-                namespace: namespace.to_owned(),
+                namespace: sockio_core::api::namespace_or_root(namespace).to_owned(),
                 host_id: Some(self.bus.host_id.clone()),
             })
             .await

@@ -293,7 +293,7 @@ impl<Rt: Runtime> Server<Rt> {
     pub fn of(&self, namespace: &str) -> Namespace<Rt> {
         Namespace {
             server: self.clone(),
-            name: Arc::from(namespace),
+            name: Arc::from(sockio_core::api::namespace_or_root(namespace)),
         }
     }
 
@@ -950,7 +950,7 @@ impl<Rt: Runtime> Call<Rt> {
 
     /// The namespace (default `/`).
     pub fn namespace(mut self, namespace: &str) -> Self {
-        self.namespace = Arc::from(namespace);
+        self.namespace = Arc::from(sockio_core::api::namespace_or_root(namespace));
         self
     }
 
