@@ -254,6 +254,13 @@ fn emit_to_a_slow_consumer_fails_the_same_way() {
         events.last(),
         Some(&SocketEvent::Closed(CloseReason::OutboundQueueFull))
     );
+    // The refused emit's ack was never handed out: no cancellation of it follows the error.
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, SocketEvent::AckCancelled { .. })),
+        "{events:?}"
+    );
     assert!(!h.sessions.contains_key(sid.as_str()));
 }
 

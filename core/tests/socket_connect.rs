@@ -569,6 +569,31 @@ fn v4_reject_sends_the_data_else_the_message() {
     assert!(h.sessions.contains_key(sid.as_str()));
 }
 
+/// The 2.x server sends `err.data || err.message`: data that JavaScript reads as false gives way
+/// to the message (`ConnectRefused::with_data(())` is `null`).
+#[test]
+fn v4_reject_with_data_read_as_false_sends_the_message() {
+    let mut h = Harness::socket(only(&["/", "/admin"]));
+    let (sid, ws) = h.sio_ws_v4_joined();
+    for data in [json!(null), json!(false), json!(0), json!(""), json!(0.0)] {
+        h.ws_send_text(ws, "40/admin,");
+        strip(h.take_events(&sid));
+        h.command(&sid, |c, now| {
+            c.reject_connect(now, "/admin", "nope", Some(data.clone()))
+        })
+        .unwrap();
+        assert_eq!(h.ws_take_text(ws), vec![r#"44/admin,"nope""#], "{data}");
+    }
+    // Truthy data is sent as it is.
+    h.ws_send_text(ws, "40/admin,");
+    strip(h.take_events(&sid));
+    h.command(&sid, |c, now| {
+        c.reject_connect(now, "/admin", "nope", Some(json!([])))
+    })
+    .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec![r#"44/admin,[]"#]);
+}
+
 #[test]
 fn v4_unknown_namespace_gets_an_object() {
     // The default filter: only `/`.

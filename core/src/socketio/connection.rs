@@ -834,31 +834,32 @@ impl Connection {
             None => return Err(CommandError::NotConnected(namespace.to_owned())),
         };
         let ack_id = match ack_timeout {
-            Some(timeout) => {
-                if self.awaited_acks.len() >= self.config.max_pending_acks {
-                    return Err(CommandError::TooManyPendingAcks);
-                }
+            Some(_) if self.awaited_acks.len() >= self.config.max_pending_acks => {
+                return Err(CommandError::TooManyPendingAcks);
+            }
+            Some(_) => {
                 let id = self.next_ack_id;
                 self.next_ack_id = self.next_ack_id.wrapping_add(1);
-                self.awaited_acks.insert(
-                    id,
-                    AwaitedAck {
-                        namespace: ByteString::from(namespace),
-                        sid,
-                        // A timeout too large to represent means "no deadline".
-                        deadline: timeout.and_then(|t| deadline_after(now, t)),
-                    },
-                );
                 Some(id)
             }
             None => None,
         };
         let packet = Packet::event(namespace, event, args, attachments, ack_id);
-        if let Err(error) = self.deliver(now, namespace, EncodedFrames::new(&packet)) {
-            if let Some(id) = ack_id {
-                self.awaited_acks.remove(id);
-            }
-            return Err(error);
+        self.deliver(now, namespace, EncodedFrames::new(&packet))?;
+        // Awaited only once delivered: a delivery that fails closes the connection, and the
+        // close's sweep of the awaited acks would report this one cancelled (`AckCancelled`) to a
+        // caller that got an error and never learnt its id. No answer can come before this: the
+        // client's input is handled after this call.
+        if let (Some(id), Some(timeout)) = (ack_id, ack_timeout) {
+            self.awaited_acks.insert(
+                id,
+                AwaitedAck {
+                    namespace: ByteString::from(namespace),
+                    sid,
+                    // A timeout too large to represent means "no deadline".
+                    deadline: timeout.and_then(|t| deadline_after(now, t)),
+                },
+            );
         }
         Ok(ack_id)
     }
@@ -1612,7 +1613,22 @@ pub fn connect_error_payload(version: SocketVersion, message: &str, data: Option
             }
             Value::Object(object)
         }
-        SocketVersion::V4 => data.unwrap_or_else(|| Value::String(message.to_owned())),
+        // The 2.x server sends `err.data || err.message`: data JavaScript reads as false
+        // (`null`, `false`, `0`, `""`) gives way to the message.
+        SocketVersion::V4 => data
+            .filter(|data| !is_falsy(data))
+            .unwrap_or_else(|| Value::String(message.to_owned())),
+    }
+}
+
+/// Whether JavaScript reads `value` as false in a condition.
+fn is_falsy(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(_) | Value::Object(_) => false,
     }
 }
 
