@@ -899,7 +899,8 @@ macro_rules! emit_target_methods {
             self
         }
 
-        /// Sends to every room listed.
+        /// Sends to every room listed. An empty list adds none: an emit left with no room at all
+        /// goes to everyone in the namespace, as python-socketio's `emit(to=[])` does.
         pub fn to_rooms<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, rooms: I) -> Self {
             self.spec
                 .rooms

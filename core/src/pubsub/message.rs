@@ -277,7 +277,7 @@ impl Message {
                 event: required_str(&map, "event")?,
                 args: decode_data(&map)?,
                 namespace,
-                rooms: one_or_list_field(&map, "room")?,
+                rooms: rooms_field(&map)?,
                 skip: one_or_list_field(&map, "skip_sid")?,
                 callback: decode_callback(&map)?,
                 host_id,
@@ -416,6 +416,17 @@ fn one_or_list_field(
             .map(|one| vec![one])
             .ok_or(DecodeError::Field(key)),
     }
+}
+
+/// An emit's rooms: none (`null` or missing) is everyone. An empty list names no room; here it
+/// would read as none, and reach everyone, where python-socketio's `get_participants` fails on it
+/// and the emit reaches nobody: refused (python-socketio never publishes one; another publisher's
+/// empty selection must not become a broadcast).
+fn rooms_field(map: &Map<String, Value>) -> Result<Vec<String>, DecodeError> {
+    if matches!(map.get("room"), Some(Value::Array(items)) if items.is_empty()) {
+        return Err(DecodeError::Field("room"));
+    }
+    one_or_list_field(map, "room")
 }
 
 fn decode_callback(map: &Map<String, Value>) -> Result<Option<RemoteAck>, DecodeError> {
@@ -561,6 +572,19 @@ mod tests {
     }
 
     /// python-socketio rooms are any hashable value: `enter_room(sid, 42)` and `emit(..,
+    /// An emit to an empty list of rooms from another publisher reaches nobody (python-socketio
+    /// fails on it), instead of every client of the namespace; `null` is still everyone.
+    #[test]
+    fn an_emit_to_an_empty_room_list_is_refused() {
+        let empty = json!({"method": "emit", "event": "e", "data": [], "room": []});
+        assert_eq!(decode_json(empty), Err(DecodeError::Field("room")));
+        let everyone =
+            decode_json(json!({"method": "emit", "event": "e", "data": [], "room": null}));
+        assert!(matches!(everyone, Ok(Message::Emit { rooms, .. }) if rooms.is_empty()));
+        let no_skip = json!({"method": "emit", "event": "e", "data": [], "skip_sid": []});
+        assert!(decode_json(no_skip).is_ok());
+    }
+
     /// room=42)` publish a number, which names the room "42" here instead of failing the message.
     #[test]
     fn numeric_rooms_from_python_name_their_decimal_text() {
