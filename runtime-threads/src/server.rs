@@ -210,7 +210,7 @@ impl Server {
         let Some(bus) = self.inner.bus.clone() else {
             return;
         };
-        let remote = triage(payload, &bus.host_id, &mut self.hub());
+        let remote = triage(payload, &bus.host_id, || self.hub());
         match remote {
             Err(ignored) => sockio_net::log_broker_message_ignored!(ignored),
             Ok(Remote::Deliver {

@@ -230,7 +230,7 @@ impl<Rt: Runtime> Server<Rt> {
         let Some(bus) = self.inner.bus.clone() else {
             return;
         };
-        let remote = triage(payload, &bus.host_id, &mut self.inner.hub());
+        let remote = triage(payload, &bus.host_id, || self.inner.hub());
         match remote {
             Err(ignored) => sockio_net::log_broker_message_ignored!(ignored),
             Ok(Remote::Deliver {

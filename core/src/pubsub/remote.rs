@@ -6,6 +6,7 @@
 //! [`triage`] applies what the [`Hub`] can do by itself (room changes) and returns what needs the
 //! runtime's connections ([`Remote`]): deliveries, disconnects and answers to callbacks.
 
+use std::ops::DerefMut;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -77,9 +78,15 @@ pub enum Ignored {
     SidRoom(#[from] SidRoom),
 }
 
-/// Decodes `payload` and applies it for host `me`: room changes to sockets in `hub` are done
-/// here; the rest is returned.
-pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Remote, Ignored> {
+/// Decodes `payload` and applies it for host `me`: room changes to sockets in the hub are done
+/// here; the rest is returned. The hub is asked for (`hub`, which locks it) only once the message
+/// is decoded and only for a room change or disconnect: decoding a large emit, or this server's
+/// own echo, holds up no connect, broadcast or room change meanwhile.
+pub fn triage<H: Clone, G: DerefMut<Target = Hub<H>>>(
+    payload: &[u8],
+    me: &str,
+    hub: impl FnOnce() -> G,
+) -> Result<Remote, Ignored> {
     let message = Message::decode(payload)?;
     if !message.is_for(me) {
         return Ok(Remote::Done);
@@ -112,7 +119,7 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
             }
         }
         Message::Disconnect { sid, namespace, .. } => {
-            if hub.contains(&namespace, &sid) {
+            if hub().contains(&namespace, &sid) {
                 Remote::Disconnect { sid, namespace }
             } else {
                 Remote::Done
@@ -126,7 +133,7 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
         } => {
             // Only the server holding the socket acts; for the others it is unknown. Another
             // socket's own room is refused there, as a local enter_room would be.
-            match hub.enter_room(&namespace, &sid, &room) {
+            match hub().enter_room(&namespace, &sid, &room) {
                 Err(EnterRoomError::SidRoom(refused)) => return Err(refused.into()),
                 _ => Remote::Done,
             }
@@ -137,14 +144,14 @@ pub fn triage<H: Clone>(payload: &[u8], me: &str, hub: &mut Hub<H>) -> Result<Re
             namespace,
             ..
         } => {
-            let _ = hub.leave_room(&namespace, &sid, &room);
+            let _ = hub().leave_room(&namespace, &sid, &room);
             Remote::Done
         }
         Message::CloseRoom {
             room, namespace, ..
         } => {
             // A socket's own room stays (the sender could not tell it was one).
-            hub.close_room(&namespace, &room)?;
+            hub().close_room(&namespace, &room)?;
             Remote::Done
         }
         Message::Callback { id, args, .. } => Remote::Answer { id, args },
@@ -334,26 +341,58 @@ mod tests {
         hub
     }
 
+    fn triage_in(payload: &[u8], me: &str, hub: &mut Hub<u8>) -> Result<Remote, Ignored> {
+        triage(payload, me, move || hub)
+    }
+
     fn bytes(value: serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(&value).unwrap()
+    }
+
+    /// Emits, answers and this server's own echo never lock the hub (a runtime's hub lock is
+    /// taken by `hub`): only room changes and disconnects need it.
+    #[test]
+    fn only_room_changes_and_disconnects_ask_for_the_hub() {
+        let untouched = || -> &'static mut Hub<u8> { panic!("the hub was asked for") };
+        for message in [
+            json!({"method": "emit", "event": "e", "data": [], "host_id": "me"}),
+            json!({"method": "emit", "event": "e", "data": [1], "host_id": "other"}),
+            json!({"method": "callback", "rid": "x", "sid": "s", "namespace": "/", "id": 1,
+                   "args": [], "host_id": "me"}),
+            json!({"method": "enter_room", "sid": "s", "room": "r", "namespace": "/", "host_id": "me"}),
+        ] {
+            assert!(
+                triage(&bytes(message.clone()), "me", untouched).is_ok(),
+                "{message}"
+            );
+        }
+        let mut hub = hub();
+        let mut asked = false;
+        let enter =
+            bytes(json!({"method": "enter_room", "sid": "mine", "room": "r", "namespace": "/"}));
+        let _ = triage(&enter, "me", || {
+            asked = true;
+            &mut hub
+        });
+        assert!(asked);
     }
 
     #[test]
     fn own_messages_are_skipped_but_callbacks_for_me_are_answered() {
         let mut hub = hub();
         let own = bytes(json!({"method": "emit", "event": "e", "data": [], "host_id": "me"}));
-        assert_eq!(triage(&own, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&own, "me", &mut hub), Ok(Remote::Done));
         let answer = bytes(
             json!({"method": "callback", "host_id": "me", "sid": "s", "namespace": "/", "id": 9, "args": ["ok"]}),
         );
         assert_eq!(
-            triage(&answer, "me", &mut hub),
+            triage_in(&answer, "me", &mut hub),
             Ok(Remote::Answer {
                 id: 9,
                 args: Args::from_parts(vec![json!("ok")], vec![])
             })
         );
-        assert_eq!(triage(&answer, "other", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&answer, "other", &mut hub), Ok(Remote::Done));
     }
 
     #[test]
@@ -362,16 +401,16 @@ mod tests {
         let enter = bytes(
             json!({"method": "enter_room", "sid": "mine", "room": "r", "namespace": "/", "host_id": "x"}),
         );
-        assert_eq!(triage(&enter, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&enter, "me", &mut hub), Ok(Remote::Done));
         assert!(hub.rooms_of("/", "mine").contains(&"r".to_owned()));
         let elsewhere = bytes(
             json!({"method": "enter_room", "sid": "theirs", "room": "r", "namespace": "/", "host_id": "x"}),
         );
-        assert_eq!(triage(&elsewhere, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&elsewhere, "me", &mut hub), Ok(Remote::Done));
         assert_eq!(hub.participants("/", "r"), vec![Sid::from("mine")]);
         assert!(hub.has_participants("/", "r"));
         let close = bytes(json!({"method": "close_room", "room": "r", "host_id": "x"}));
-        assert_eq!(triage(&close, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&close, "me", &mut hub), Ok(Remote::Done));
         assert!(hub.participants("/", "r").is_empty());
         assert!(!hub.has_participants("/", "r"));
     }
@@ -391,20 +430,20 @@ mod tests {
             json!({"method": "enter_room", "sid": "mine", "room": "other", "namespace": "/", "host_id": "x"}),
         );
         assert_eq!(
-            triage(&enter, "me", &mut hub),
+            triage_in(&enter, "me", &mut hub),
             Err(Ignored::SidRoom(refused.clone()))
         );
         assert_eq!(hub.rooms_of("/", "mine"), vec!["mine".to_owned()]);
         let close = bytes(json!({"method": "close_room", "room": "other", "host_id": "x"}));
         assert_eq!(
-            triage(&close, "me", &mut hub),
+            triage_in(&close, "me", &mut hub),
             Err(Ignored::SidRoom(refused))
         );
         assert_eq!(hub.participants("/", "other"), vec![Sid::from("other")]);
         let not_here = bytes(
             json!({"method": "enter_room", "sid": "theirs", "room": "other", "namespace": "/", "host_id": "x"}),
         );
-        assert_eq!(triage(&not_here, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&not_here, "me", &mut hub), Ok(Remote::Done));
     }
 
     #[test]
@@ -412,21 +451,21 @@ mod tests {
         let mut hub = hub();
         let disconnect = bytes(json!({"method": "disconnect", "sid": "mine", "namespace": "/"}));
         assert_eq!(
-            triage(&disconnect, "me", &mut hub),
+            triage_in(&disconnect, "me", &mut hub),
             Ok(Remote::Disconnect {
                 sid: "mine".into(),
                 namespace: "/".into()
             })
         );
         let not_mine = bytes(json!({"method": "disconnect", "sid": "theirs", "namespace": "/"}));
-        assert_eq!(triage(&not_mine, "me", &mut hub), Ok(Remote::Done));
+        assert_eq!(triage_in(&not_mine, "me", &mut hub), Ok(Remote::Done));
         let emit = bytes(
             json!({"method": "emit", "event": "e", "data": [1], "room": "mine",
                                 "callback": ["mine", "/", 4], "host_id": "origin"}),
         );
         let Ok(Remote::Deliver {
             reply_to, rooms, ..
-        }) = triage(&emit, "me", &mut hub)
+        }) = triage_in(&emit, "me", &mut hub)
         else {
             panic!("not a delivery");
         };
@@ -451,7 +490,7 @@ mod tests {
         );
         let Ok(Remote::Deliver {
             reply_to, rooms, ..
-        }) = triage(&numeric, "me", &mut hub)
+        }) = triage_in(&numeric, "me", &mut hub)
         else {
             panic!("not a delivery");
         };
@@ -468,7 +507,7 @@ mod tests {
         ));
         let reserved = bytes(json!({"method": "emit", "event": "disconnect", "data": []}));
         assert_eq!(
-            triage(&reserved, "me", &mut hub),
+            triage_in(&reserved, "me", &mut hub),
             Err(Ignored::ReservedEvent("disconnect".into()))
         );
     }
