@@ -104,8 +104,9 @@ impl ClientManager {
     /// envelope carries the message in base64, a third larger), and [`AMQP_MAX_MESSAGE`] on
     /// RabbitMQ. Raise it only with the broker's own limits raised (on Redis,
     /// `client-output-buffer-limit pubsub`; on RabbitMQ, `max_message_size`), and not past
-    /// 64 MiB (48 MiB with kombu's framing, whose base64 envelope is a third larger): sockio's
-    /// subscribers drop larger messages on both brokers
+    /// 64 MiB (with kombu's framing, 48 MiB less the envelope's own few hundred bytes and the
+    /// channel's name: the envelope carries the message in base64, a third larger):
+    /// sockio's subscribers drop larger messages, with a log line, on both brokers
     /// ([`amqp::MAX_MESSAGE`](super::amqp::MAX_MESSAGE),
     /// [`resp::MAX_RECEIVED`](super::resp::MAX_RECEIVED)).
     #[must_use]
