@@ -12,6 +12,7 @@ mod connect_share;
 pub mod listen;
 mod log;
 mod server_id;
+pub mod sid_table;
 mod unsent;
 pub use connect_share::connect_share;
 pub use log::{LOGGED_TEXT_MAX, for_log, report_unacknowledged, report_undelivered};

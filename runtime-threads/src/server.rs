@@ -920,13 +920,11 @@ impl Server {
             }
             SocketEvent::Closed(reason) => {
                 tracing::debug!(sid = %cell.sid, %reason, "connection closed");
-                let mut connections = lock(&self.inner.connections);
-                if connections
-                    .get(&cell.sid)
-                    .is_some_and(|known| Arc::ptr_eq(known, cell))
-                {
-                    connections.remove(&cell.sid);
-                }
+                sockio_net::sid_table::remove_if_same(
+                    &mut lock(&self.inner.connections),
+                    &cell.sid,
+                    cell,
+                );
             }
             _ => {}
         }

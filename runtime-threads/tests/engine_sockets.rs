@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sockio_testkit::raw_polling::{self, session_uri};
-use sockio_threads::engine::{CloseReason, EngineServer, Transport};
+use sockio_threads::engine::{CloseReason, EngineServer, Sid, Transport};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -102,4 +102,46 @@ fn a_post_of_many_echoed_messages_is_stepped_and_every_echo_arrives() {
     assert!(echoes == expected, "echoes out of order or lost");
     assert!(ended.try_recv().is_err(), "the session ended");
     engine.abort();
+}
+
+/// A custom sid generator that gives an id again: the newer session takes the sid, and the older
+/// one's end no longer drops it from the table (it was unreachable by its sid afterwards, its
+/// polls answered "Session ID unknown").
+#[test]
+fn an_old_sessions_end_leaves_a_newer_one_with_its_sid() {
+    let engine = EngineServer::with_sid_generator(Default::default(), || Sid::from("X"));
+    let (ends, ended) = channel();
+    engine.on_disconnect(move |socket, reason| {
+        let _ = ends.send((socket.sid().to_string(), reason));
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    std::thread::spawn(move || serving.serve_std(listener));
+
+    let (mut first, _) =
+        tungstenite::connect(format!("ws://{addr}/engine.io/?EIO=4&transport=websocket"))
+            .expect("the first session, over WebSocket");
+    let open = first.read().expect("its open packet");
+    assert!(
+        open.to_text().is_ok_and(|t| t.contains("\"sid\":\"X\"")),
+        "{open:?}"
+    );
+    assert_eq!(raw_polling::open(addr, "/engine.io/"), "X");
+    // The first session ends at once with its WebSocket.
+    first.close(None).expect("close");
+    while first.read().is_ok() {}
+    let (sid, _) = ended.recv_timeout(WAIT).expect("the first session's end");
+    assert_eq!(sid, "X");
+    assert_eq!(engine.session_count(), 1);
+    let newer = engine.socket("X").expect("the newer session by its sid");
+    newer
+        .send_binary(Bytes::from_static(&[7]))
+        .expect("send to the newer session");
+    let polled = raw_polling::request(addr, "GET", &session_uri("/engine.io/", "X"), b"");
+    assert_eq!(
+        (polled.status, polled.body.as_str()),
+        (200, "bBw=="),
+        "{polled:?}"
+    );
 }

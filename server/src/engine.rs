@@ -718,7 +718,12 @@ impl<Rt: Runtime> EngineServer<Rt> {
         deliver_in_order(&cell.delivery, |notice| {
             let callbacks = callbacks.get_or_insert_with(|| self.callbacks());
             if matches!(notice, SessionNotice::Closed(_)) {
-                lock(&self.inner.sessions).remove(&cell.sid);
+                // Not a newer session that took the sid (a custom sid generator's repeat).
+                sockio_net::sid_table::remove_if_same(
+                    &mut lock(&self.inner.sessions),
+                    &cell.sid,
+                    cell,
+                );
             }
             let socket = EngineSocket {
                 server: self.clone(),

@@ -98,13 +98,7 @@ impl<Rt: Runtime> Inner<Rt> {
     /// Forgets a connection whose `Closed` event has been handled, unless its sid now names
     /// another connection (a custom `sid_generator` may give an id again), as on threads.
     pub fn remove_connection(&self, cell: &Arc<ConnCell>) {
-        let mut connections = lock(&self.connections);
-        if connections
-            .get(&cell.sid)
-            .is_some_and(|known| Arc::ptr_eq(known, cell))
-        {
-            connections.remove(&cell.sid);
-        }
+        sockio_net::sid_table::remove_if_same(&mut lock(&self.connections), &cell.sid, cell);
     }
 }
 
