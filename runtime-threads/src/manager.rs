@@ -77,6 +77,38 @@ impl Drop for Unpublished {
 /// A callback of an emit answered on another server.
 pub(crate) type RemoteCallback = Arc<dyn Fn(AckOutcome) + Send + Sync>;
 
+/// The wake-up of the thread that times remote callbacks out.
+#[derive(Default)]
+pub(crate) struct ExpiryWake {
+    started: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl ExpiryWake {
+    /// A callback's timeout started.
+    pub fn notify(&self) {
+        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.changed.notify_one();
+    }
+
+    /// Sleeps until `deadline`, or until a timeout started since the last sleep ended.
+    pub fn sleep_until(&self, deadline: Instant) {
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*started {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            started = self
+                .changed
+                .wait_timeout(started, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *started = false;
+    }
+}
+
 /// A server's (or emitter's) connection to its cluster.
 pub(crate) struct Bus {
     pub host_id: String,
@@ -85,11 +117,24 @@ pub(crate) struct Bus {
     max_message: usize,
     unpublished: Arc<UnpublishedCount>,
     pub pending: Mutex<PendingCallbacks<RemoteCallback>>,
+    /// Wakes the thread that times remote callbacks out when one's timeout starts, which may end
+    /// before the deadline that thread sleeps until.
+    pub expiry: Arc<ExpiryWake>,
     /// Where the callbacks the other servers' answers settle run, in order.
     pub answered: crate::callback_batch::Lane,
 }
 
 impl Bus {
+    /// Starts the timeout of remote callback `id` now (its message was published), and tells the
+    /// thread that times callbacks out, whose sleep may end later than this timeout.
+    pub fn start_timeout(&self, id: u64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .start(id, Instant::now());
+        self.expiry.notify();
+    }
+
     /// Publishes `message` and blocks until the broker took it.
     pub fn publish(&self, message: &Message) -> Result<(), PublishError> {
         let payload = message.encode();
@@ -211,6 +256,7 @@ pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
         },
         unpublished: Arc::default(),
         pending: Mutex::new(PendingCallbacks::default()),
+        expiry: Arc::default(),
         answered: Default::default(),
     });
     let manager = match cluster {
@@ -379,5 +425,29 @@ pub(crate) fn answer_settled(settled: Settled<PublishJob>) {
     }
     if !settled.unsettled.is_empty() {
         answer_batch(settled.unsettled, Err(settled.unsettled_error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A timeout started while the expiry thread sleeps wakes it (it slept up to a second past
+    /// a short timeout); one started before it sleeps is not missed either.
+    #[test]
+    fn a_started_timeout_wakes_the_expiry_sleep() {
+        let wake = Arc::new(ExpiryWake::default());
+        wake.notify();
+        // Far off: only the notification ends these sleeps.
+        wake.sleep_until(Instant::now() + Duration::from_secs(3600));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let sleeper = wake.clone();
+        std::thread::spawn(move || {
+            sleeper.sleep_until(Instant::now() + Duration::from_secs(3600));
+            let _ = done_tx.send(());
+        });
+        wake.notify();
+        done.recv_timeout(Duration::from_secs(20))
+            .expect("the sleep ended by the notification");
     }
 }

@@ -1100,7 +1100,7 @@ impl Server {
         }
         if let Some(id) = plan.remote_ack {
             // Answers are taken for the timeout from now, the other servers having the message.
-            lock(&bus.pending).start(id, Instant::now());
+            bus.start_timeout(id);
         }
         Ok(())
     }
@@ -1263,7 +1263,7 @@ fn start_listening(inner: &Arc<Inner>, manager: &Cluster, bus: &Arc<Bus>) {
 /// Reports remote callbacks that were not answered in time, until the server is gone.
 fn expire_remote_callbacks(weak: &std::sync::Weak<Inner>) {
     loop {
-        let next = {
+        let (next, started) = {
             let Some(inner) = weak.upgrade() else {
                 return;
             };
@@ -1291,11 +1291,12 @@ fn expire_remote_callbacks(weak: &std::sync::Weak<Inner>) {
             .run_apart(timed_out);
             // Checked at least every second, so the server's end is noticed.
             let soon = now + Duration::from_secs(1);
-            lock(&bus.pending)
+            let next = lock(&bus.pending)
                 .next_deadline()
-                .map_or(soon, |deadline| deadline.min(soon))
+                .map_or(soon, |deadline| deadline.min(soon));
+            (next, bus.expiry.clone())
         };
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        started.sleep_until(next);
     }
 }
 
@@ -1549,7 +1550,7 @@ fn call_remote(
         return Err(error.into());
     }
     // The call's timeout runs from now, the other servers having the question.
-    lock(&bus.pending).start(id, Instant::now());
+    bus.start_timeout(id);
     // The remote-callback timer times the call out; the wait has a bound of its own all the
     // same, as a local call's, so that a timer thread that could not start or stalls cannot hold
     // the caller forever (the callback is then withdrawn: a late answer finds nothing).

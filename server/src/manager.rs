@@ -21,6 +21,7 @@ use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 use crate::publish_slots::{PublishSlot, PublishSlots};
 use crate::pubsub_backend::PubSubBackend;
 use crate::runtime::Runtime;
+use crate::wake_signal::WakeSignal;
 
 /// Most publishes queued for the broker or being published at once; past it, emits wait (and
 /// room changes made from synchronous methods, and answers to remote callbacks, fail with a log
@@ -71,6 +72,9 @@ pub(crate) struct Bus {
     max_message: usize,
     slots: Arc<PublishSlots>,
     pub pending: std::sync::Mutex<PendingCallbacks<RemoteCallback>>,
+    /// Wakes the task that times remote callbacks out when one's timeout starts, which may end
+    /// before the deadline that task sleeps until.
+    pub expiry: Arc<WakeSignal>,
 }
 
 /// A remote callback registered in a [`Bus`], withdrawn when this is dropped unless
@@ -104,6 +108,13 @@ impl Drop for Withdrawn<'_> {
 }
 
 impl Bus {
+    /// Starts the timeout of remote callback `id` now (its message was published), and tells the
+    /// task that times callbacks out, whose sleep may end later than this timeout.
+    pub fn start_timeout(&self, id: u64) {
+        crate::server::lock(&self.pending).start(id, Instant::now());
+        self.expiry.notify();
+    }
+
     /// Publishes `message` and waits until the broker took it.
     pub async fn publish(&self, message: &Message) -> Result<(), PublishError> {
         let payload = message.encode();
@@ -213,6 +224,7 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
             Cluster::Custom(_) => usize::MAX,
         },
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
+        expiry: Arc::new(WakeSignal::new()),
     });
     let manager = match cluster {
         Cluster::Broker(manager) => manager,
@@ -380,6 +392,7 @@ mod tests {
             slots: PublishSlots::new(PUBLISH_QUEUE),
             max_message: usize::MAX,
             pending: std::sync::Mutex::new(PendingCallbacks::default()),
+            expiry: Arc::new(WakeSignal::new()),
         };
         (bus, receiver)
     }

@@ -722,7 +722,7 @@ impl<Rt: Runtime> Server<Rt> {
         withdrawn.keep();
         if let Some(id) = plan.remote_ack {
             // Answers are taken for the timeout from now, the other servers having the message.
-            lock(&bus.pending).start(id, Instant::now());
+            bus.start_timeout(id);
         }
         Ok(())
     }
@@ -828,13 +828,15 @@ impl<Rt: Runtime> Server<Rt> {
 /// Reports remote callbacks that were not answered in time, until the server is gone.
 async fn expire_remote_callbacks<Rt: Runtime>(weak: std::sync::Weak<Inner<Rt>>) {
     loop {
-        let (runtime, next) = {
+        let (runtime, next, started) = {
             let Some(inner) = weak.upgrade() else {
                 return;
             };
             let Some(bus) = inner.bus.clone() else {
                 return;
             };
+            // Timeouts started from here on wake the sleep below.
+            bus.expiry.clear();
             let now = std::time::Instant::now();
             let expired = lock(&bus.pending).expire(now);
             for expired in expired {
@@ -848,9 +850,11 @@ async fn expire_remote_callbacks<Rt: Runtime>(weak: std::sync::Weak<Inner<Rt>>) 
             let next = lock(&bus.pending)
                 .next_deadline()
                 .map_or(soon, |deadline| deadline.min(soon));
-            (inner.runtime.clone(), next)
+            (inner.runtime.clone(), next, bus.expiry.clone())
         };
-        runtime.sleep_until(next).await;
+        let sleep = std::pin::pin!(runtime.sleep_until(next));
+        let woken = std::pin::pin!(started.notified());
+        futures_util::future::select(sleep, woken).await;
     }
 }
 
@@ -1037,7 +1041,7 @@ async fn call_remote(
     let _withdrawn = Withdrawn::on_drop(bus, Some(id));
     bus.publish(&message).await?;
     // The call's timeout runs from now, the other servers having the question.
-    lock(&bus.pending).start(id, Instant::now());
+    bus.start_timeout(id);
     match rx.await {
         Ok(outcome) => outcome.into_result(),
         Err(_) => Err(CallError::Disconnected),
