@@ -295,18 +295,24 @@ fn a_websocket_upgrade_without_key_or_version_13_is_refused_before_any_session()
 }
 
 /// The runtimes ask the core whether a request opens a session (refused while shutting down);
-/// only a request without `sid` does, whatever else its query holds.
+/// only a request without `sid` does, whatever else its query holds, and not the CORS preflight
+/// of one (answered as ever during a shutdown, so that a browser can read the 503 that follows).
 #[test]
 fn a_request_without_sid_is_a_handshake() {
     use sockio_core::engineio::endpoint::is_handshake;
     let uri = |s: &str| s.parse::<http::Uri>().expect("uri");
-    assert!(is_handshake(&uri("/socket.io/?EIO=4&transport=polling")));
-    assert!(is_handshake(&uri("/socket.io/")));
-    assert!(is_handshake(&uri(
-        "/socket.io/?EIO=4&transport=polling&sidx=1"
-    )));
-    assert!(!is_handshake(&uri(
-        "/socket.io/?EIO=4&transport=polling&sid=abc"
-    )));
-    assert!(!is_handshake(&uri("/socket.io/?sid=abc&EIO=4")));
+    let get = |s: &str| is_handshake(&http::Method::GET, &uri(s));
+    assert!(get("/socket.io/?EIO=4&transport=polling"));
+    assert!(get("/socket.io/"));
+    assert!(get("/socket.io/?EIO=4&transport=polling&sidx=1"));
+    assert!(!get("/socket.io/?EIO=4&transport=polling&sid=abc"));
+    assert!(!get("/socket.io/?sid=abc&EIO=4"));
+    assert!(is_handshake(
+        &http::Method::POST,
+        &uri("/socket.io/?EIO=4&transport=polling")
+    ));
+    assert!(!is_handshake(
+        &http::Method::OPTIONS,
+        &uri("/socket.io/?EIO=4&transport=polling")
+    ));
 }

@@ -451,7 +451,8 @@ impl EngineServer {
             return Handled::NotSocketIo(request);
         }
         let shutting_down = || self.inner.serving.shutting_down.load(Ordering::SeqCst);
-        let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
+        let is_handshake =
+            sockio_core::engineio::endpoint::is_handshake(request.method(), request.uri());
         let registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && shutting_down() {
             return Handled::Response(self.inner.endpoint.shutting_down(&request));

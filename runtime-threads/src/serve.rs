@@ -920,7 +920,8 @@ impl Server {
             return Handled::NotSocketIo(request);
         }
         let now = std::time::Instant::now();
-        let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
+        let is_handshake =
+            sockio_core::engineio::endpoint::is_handshake(request.method(), request.uri());
         let registering = is_handshake.then(|| Registering::new(&self.inner.serving));
         if is_handshake && self.inner.serving.shutting_down.load(Ordering::SeqCst) {
             return Handled::Response(self.inner.endpoint.shutting_down(&request));

@@ -186,7 +186,9 @@ fn a_handshake_racing_shutdown_is_closed_and_later_ones_get_503() {
 #[test]
 fn a_polling_client_between_two_requests_gets_its_close_packet() {
     let grace = Duration::from_secs(20);
-    let io = Server::builder().build();
+    let io = Server::builder()
+        .cors_allowed_origins(sockio_threads::AllowedOrigins::Any)
+        .build();
     let (addr, reasons, serving) = serve_recording_reasons(&io);
     let sid = raw_polling::connected_between_polls(addr);
 
@@ -201,6 +203,26 @@ fn a_polling_client_between_two_requests_gets_its_close_packet() {
     // A new client, on a connection accepted during the grace, is told the server is going away.
     let handshake = raw_polling::request(addr, "GET", "/socket.io/?EIO=4&transport=polling", b"");
     assert_eq!(handshake.status, 503, "{handshake:?}");
+    // The CORS preflight of a handshake is answered as ever, so that a browser reads the 503
+    // above rather than a CORS failure.
+    let preflight = http::Request::options("/socket.io/?EIO=4&transport=polling")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "x-token")
+        .body(Bytes::new())
+        .expect("request");
+    match io.handle_request(preflight) {
+        Handled::Response(response) => {
+            assert_eq!(response.status(), 204, "{response:?}");
+            assert!(
+                response
+                    .headers()
+                    .contains_key("access-control-allow-origin"),
+                "{response:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     let packets = raw_polling::poll_packets(addr, &sid);
     assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
     let took = shut.recv_timeout(grace).expect("shutdown");

@@ -440,7 +440,8 @@ impl<Rt: Runtime> EngineServer<Rt> {
         // A handshake counts as running work from before its shutdown check until its session is
         // registered (the end of this call): `shutdown` then waits for one that passed the check,
         // and it is closed below, instead of outliving a `shutdown` that already returned.
-        let is_handshake = sockio_core::engineio::endpoint::is_handshake(request.uri());
+        let is_handshake =
+            sockio_core::engineio::endpoint::is_handshake(request.method(), request.uri());
         let _registering = is_handshake.then(|| BusyGuard::new(&self.inner.lifecycle));
         if is_handshake && self.inner.lifecycle.is_shutting_down() {
             return self.inner.endpoint.shutting_down(&request).map(Full::new);

@@ -297,7 +297,7 @@ impl<Rt: Runtime> Server<Rt> {
             Ok(body) => body,
             Err(answer) => return Handled::Response(answer),
         };
-        let is_handshake = sockio_core::engineio::endpoint::is_handshake(&parts.uri);
+        let is_handshake = sockio_core::engineio::endpoint::is_handshake(&parts.method, &parts.uri);
         // Only a handshake reads the client's address (into the connection's environ); the
         // extension costs two allocations, which the other requests are spared.
         if is_handshake && let Some(remote) = remote {

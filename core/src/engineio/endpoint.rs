@@ -89,10 +89,13 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     lists_token(headers, &header::UPGRADE, b"websocket")
 }
 
-/// True when the request opens a new session (no `sid` in its query): the one kind of request a
-/// server refuses while shutting down, and the only one that reads the client's address.
-pub fn is_handshake(uri: &::http::Uri) -> bool {
-    Query::find(uri.query().unwrap_or(""), "sid").is_none()
+/// True when the request opens a new session (no `sid` in its query, and not the CORS preflight
+/// of such a request): the one kind of request a server refuses while shutting down, and the only
+/// one that reads the client's address. A preflight is answered as ever during a shutdown: a
+/// browser cannot read a refused preflight, and would report a CORS error instead of the 503
+/// that the handshake itself then gets.
+pub fn is_handshake(method: &::http::Method, uri: &::http::Uri) -> bool {
+    method != ::http::Method::OPTIONS && Query::find(uri.query().unwrap_or(""), "sid").is_none()
 }
 
 /// True when `j` is a valid JSONP callback index (decimal digits, as the clients send).
