@@ -458,8 +458,50 @@ socket.emit("flood");
     }
 }
 
+/// Tells, when dropped, that what held it was let go.
+struct DropSignal(std::sync::mpsc::Sender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Once a shutdown closed everything, the server lets its handlers go: one holding a clone of the
+/// server (to emit) kept it, its tasks and its cluster connection alive for good, a cycle through
+/// the handler registry.
+async fn a_finished_shutdown_lets_go_of_handlers_that_hold_the_server<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
+    let (dropped_tx, dropped) = std::sync::mpsc::channel();
+    let signal = DropSignal(dropped_tx);
+    let held = io.clone();
+    io.on("shout", move |_socket: Socket<Rt>, text: String| {
+        let _keep = &signal;
+        let held = held.clone();
+        async move {
+            let _ = held.emit("shouted", &text).await;
+        }
+    });
+    let (_addr, serving) = serve(&io, spawn);
+    within("shutdown", io.shutdown(Duration::from_secs(20))).await;
+    let let_go = tokio::task::spawn_blocking(move || dropped.recv_timeout(Duration::from_secs(10)));
+    let_go
+        .await
+        .expect("the wait")
+        .expect("the handler, and the server clone it held, let go");
+    let served = within("serve_std to return", serving).await;
+    assert!(served.is_ok(), "{served:?}");
+}
+
 #[cfg(feature = "tokio")]
 mod tokio_runtime {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_finished_shutdown_lets_go_of_handlers_that_hold_the_server() {
+        super::a_finished_shutdown_lets_go_of_handlers_that_hold_the_server(super::on_tokio).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes() {
         super::shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes(
@@ -508,6 +550,11 @@ mod tokio_runtime {
 
 #[cfg(feature = "smol")]
 mod smol_runtime {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_finished_shutdown_lets_go_of_handlers_that_hold_the_server() {
+        super::a_finished_shutdown_lets_go_of_handlers_that_hold_the_server(super::on_smol).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes() {
         super::shutdown_disconnects_clients_waits_for_handlers_and_refuses_new_handshakes(

@@ -407,7 +407,11 @@ impl EngineServer {
                 busy = self.inner.serving.busy.load(Ordering::SeqCst),
                 "shutdown grace period over with sessions still open or work still running"
             );
+            return;
         }
+        // Nothing is left to call them, and a callback holding a clone of this server would keep
+        // it, and its timer thread, alive for good.
+        *self.callbacks_mut() = EngineCallbacks::default();
     }
 
     /// Kills the server as if its process died: accept loops stop, every TCP stream is cut
@@ -705,6 +709,10 @@ impl Host for EngineServer {
 
     fn matches_path(&self, path: &str) -> bool {
         self.inner.endpoint.matches_path(path)
+    }
+
+    fn body_too_large(&self, head: &crate::http1::Head) -> Response {
+        self.inner.endpoint.body_too_large(&head.uri, &head.headers)
     }
 
     fn write_timeout(&self) -> Duration {

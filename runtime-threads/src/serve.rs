@@ -391,6 +391,9 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     fn write_timeout(&self) -> Duration;
     /// Whether a request for `path` is the server's (under its Socket.IO or Engine.IO path).
     fn matches_path(&self, path: &str) -> bool;
+    /// The core's 413 for a request under the path refused before its body is read
+    /// (`Endpoint::body_too_large`).
+    fn body_too_large(&self, head: &Head) -> Response;
     /// The session a started POST belongs to.
     type Started: Send + 'static;
     /// A new id for a request, under which its POST's start is reported and it is routed.
@@ -625,6 +628,10 @@ impl Host for Server {
 
     fn matches_path(&self, path: &str) -> bool {
         self.inner.endpoint.matches_path(path)
+    }
+
+    fn body_too_large(&self, head: &Head) -> Response {
+        self.inner.endpoint.body_too_large(&head.uri, &head.headers)
     }
 
     type Started = Arc<ConnCell>;
@@ -1411,7 +1418,11 @@ fn next_request<H: Host>(
         // Refused before its client sends the body (it waits for `100 Continue`), as every body
         // over the limit is (by the core, or below in `connection_loop`); the connection closes,
         // as it would with the body's rest unread.
-        let too_large = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        let too_large = if host.matches_path(head.uri.path()) {
+            host.body_too_large(&head)
+        } else {
+            plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        };
         let _ = write_response(stream, &too_large, false, to_head);
         reader.leave_body(&head);
         return NextRequest::End;

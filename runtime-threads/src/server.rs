@@ -543,11 +543,11 @@ impl Server {
 
     /// The rest of [`shutdown`](Self::shutdown), from the wait for the connections and handlers.
     fn finish_shutdown(&self, deadline: Option<Instant>, grace: Duration, accepting: ShutdownEnd) {
-        if !self
+        let done = self
             .inner
             .serving
-            .wait_idle(grace, || self.connection_count())
-        {
+            .wait_idle(grace, || self.connection_count());
+        if !done {
             tracing::warn!(
                 connections = self.connection_count(),
                 // Events and callbacks still being handled, handshakes and upgrades under way.
@@ -564,6 +564,16 @@ impl Server {
             tracing::warn!(
                 "shutdown grace period over with messages for the other servers not yet published"
             );
+        }
+        // Once everything closed, nothing is left to call the handlers: they are let go, so that
+        // one holding a clone of this server (to emit) does not keep it, its threads and its
+        // cluster connection alive once the application dropped its own handles.
+        if done {
+            self.inner
+                .handlers
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
     }
 

@@ -650,3 +650,42 @@ fn an_engine_shutdown_called_from_its_own_callback_returns() {
     assert!(served.is_ok(), "{served:?}");
     assert_eq!(engine.session_count(), 0);
 }
+
+/// Tells, when dropped, that what held it was let go.
+struct DropSignal(std::sync::mpsc::Sender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Once a shutdown closed everything, the server lets its handlers go: one holding a clone of the
+/// server (to emit) kept it, its threads and its timers alive for good, a cycle through the
+/// handler registry.
+#[test]
+fn a_finished_shutdown_lets_go_of_handlers_that_hold_the_server() {
+    let io = Server::builder().build();
+    let (dropped_tx, dropped) = channel();
+    let signal = DropSignal(dropped_tx);
+    let held = io.clone();
+    io.on("shout", move |_socket: Socket, text: String| {
+        let _keep = &signal;
+        let _ = held.emit("shouted", &text).send();
+    });
+    let (addr, _reasons, serving) = serve_recording_reasons(&io);
+    let _sid = raw_polling::connected_between_polls(addr);
+    let shut = timed_in_background({
+        let io = io.clone();
+        move || io.shutdown(Duration::from_secs(20))
+    });
+    let packets = raw_polling::poll_packets(addr, &_sid);
+    assert_eq!(packets.last().map(String::as_str), Some("1"), "{packets:?}");
+    shut.recv_timeout(Duration::from_secs(20))
+        .expect("shutdown");
+    dropped
+        .recv_timeout(STEP)
+        .expect("the handler, and the server clone it held, let go");
+    let served = serving.join().expect("the serving thread");
+    assert!(served.is_ok(), "{served:?}");
+}

@@ -345,7 +345,11 @@ impl<Rt: Runtime> EngineServer<Rt> {
                 busy = self.inner.lifecycle.busy(),
                 "shutdown grace period over with sessions still open or work still running"
             );
+            return;
         }
+        // Nothing is left to call them, and a callback holding a clone of this server would keep
+        // it, and its timer task, alive for good.
+        *self.callbacks_mut() = EngineCallbacks::default();
     }
 
     /// Handles one HTTP request: Engine.IO requests are answered (long-polls are held until there
@@ -379,8 +383,12 @@ impl<Rt: Runtime> EngineServer<Rt> {
             max: self.inner.config.max_http_buffer_size,
             wait: self.inner.config.http_header_timeout,
         };
-        if let Some(refused) = refused_before_body(&parts, limits.max) {
-            return Handled::Response(refused);
+        if refused_before_body(&parts, limits.max) {
+            let refused = self
+                .inner
+                .endpoint
+                .body_too_large(&parts.uri, &parts.headers);
+            return Handled::Response(refused.map(Full::new));
         }
         let started = self.start_post(&parts, id).await;
         let body = match body_after_start(&self.inner.runtime, started, body, limits).await {

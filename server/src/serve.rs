@@ -177,8 +177,8 @@ impl<Rt: Runtime> Server<Rt> {
             max: self.inner.config.engine.max_http_buffer_size,
             wait: self.inner.config.engine.http_header_timeout,
         };
-        if let Some(refused) = refused_before_body(&parts, limits.max) {
-            return refused;
+        if refused_before_body(&parts, limits.max) {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         let body = match read_body(&self.inner.runtime, body, limits).await {
             Ok(body) if body.len() > limits.max => {

@@ -559,6 +559,14 @@ impl<Rt: Runtime> Server<Rt> {
             .lifecycle
             .wait_idle(&inner.runtime, grace, || inner.connection_count())
             .await;
+        // Once everything closed, nothing is left to call the handlers: they are let go, so that
+        // one holding a clone of this server (to emit) does not keep it, its tasks and its
+        // cluster connection alive once the application dropped its own handles.
+        let forget_handlers = || {
+            if done {
+                inner.handlers.store(Arc::new(HandlerRegistry::default()));
+            }
+        };
         if !done {
             tracing::warn!(
                 connections = self.inner.connection_count(),
@@ -586,6 +594,7 @@ impl<Rt: Runtime> Server<Rt> {
                 );
             }
         }
+        forget_handlers();
     }
 
     // ----- internals --------------------------------------------------------------------------

@@ -44,14 +44,12 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse 
     response
 }
 
-/// The answer to a request whose client waits for `100 Continue` before sending a body past
-/// `max`: 413 at once, as the threads runtime answers it, instead of a `100 Continue` (which
-/// hyper sends when the body is first read) and a 413 after the whole body came. The body is
-/// not read, so the connection closes after the answer.
-pub(crate) fn refused_before_body(
-    parts: &http::request::Parts,
-    max: usize,
-) -> Option<SocketIoResponse> {
+/// Whether a request's client waits for `100 Continue` before sending a body past `max`: it is
+/// answered 413 at once (by the core under the Socket.IO path, `body_too_large`), as the threads
+/// runtime answers it, instead of a `100 Continue` (which hyper sends when the body is first
+/// read) and a 413 after the whole body came. The body is not read, so the connection closes
+/// after the answer.
+pub(crate) fn refused_before_body(parts: &http::request::Parts, max: usize) -> bool {
     let waits = parts.version == http::Version::HTTP_11
         && parts
             .headers
@@ -61,8 +59,7 @@ pub(crate) fn refused_before_body(
         let length = parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
         length.trim().parse::<u64>().ok()
     };
-    (waits && declared().is_some_and(|length| length > max as u64))
-        .then(|| plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+    waits && declared().is_some_and(|length| length > max as u64)
 }
 
 /// How a body read ended other than with the body.
@@ -289,8 +286,12 @@ impl<Rt: Runtime> Server<Rt> {
             max: self.inner.config.engine.max_http_buffer_size,
             wait: self.inner.config.engine.http_header_timeout,
         };
-        if let Some(refused) = refused_before_body(&parts, limits.max) {
-            return Handled::Response(refused);
+        if refused_before_body(&parts, limits.max) {
+            let refused = self
+                .inner
+                .endpoint
+                .body_too_large(&parts.uri, &parts.headers);
+            return Handled::Response(refused.map(Full::new));
         }
         let started = self.start_post(&parts, id).await;
         let body = match body_after_start(&self.inner.runtime, started, body, limits).await {

@@ -281,6 +281,19 @@ impl Endpoint {
         self.rejection(websocket, EngineErrorCode::UnknownSid, None, &origin)
     }
 
+    /// The answer to a request under the path whose body the driver refuses before reading it:
+    /// its client waits for `100 Continue` (`Expect: 100-continue`) with a `Content-Length` over
+    /// `max_http_buffer_size`. The 413 the core gives such a body once read, with the CORS
+    /// headers the request's origin gets (the answer did not depend on whether the client sent
+    /// `Expect`, which curl does for bodies over 1 KiB, and a browser reads the status rather than
+    /// a CORS error).
+    pub fn body_too_large(&self, uri: &::http::Uri, headers: &HeaderMap) -> Response {
+        let mut response = super::session::payload_too_large();
+        let origin = self.config.cors.check_parts(uri, headers);
+        self.config.cors.apply(&origin, response.headers_mut());
+        response
+    }
+
     /// The answer to a handshake while the server shuts down (the driver refuses those, and
     /// closes a session whose handshake raced the start of the shutdown): 503, with the CORS
     /// headers the request's origin gets, so a browser sees the status rather than a CORS error.

@@ -235,6 +235,16 @@ struct PendingGet {
     from_ie: bool,
 }
 
+/// The answer to a body over `max_http_buffer_size` (the reference server's: a plain 413 that
+/// keeps the session).
+pub(crate) fn payload_too_large() -> Response {
+    plain_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "text/html",
+        Bytes::from_static(b"payload too large"),
+    )
+}
+
 /// Whether a request's `User-Agent` is Internet Explorer's, whose XSS filter can block polling
 /// answers: the reference server answers its polls and POSTs with `X-XSS-Protection: 0`.
 fn is_internet_explorer(headers: &HeaderMap) -> bool {
@@ -880,12 +890,7 @@ impl Session {
         let body = request.body().clone();
         if body.len() > self.config.max_http_buffer_size {
             // As the reference server: refuse the body, keep the session; the client gives up.
-            let response = plain_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "text/html",
-                Bytes::from_static(b"payload too large"),
-            );
-            self.respond(id, &origin, response);
+            self.respond(id, &origin, payload_too_large());
             return;
         }
         let binary_body = request

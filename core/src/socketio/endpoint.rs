@@ -72,6 +72,11 @@ impl Endpoint {
         self.engine.shutting_down(request)
     }
 
+    /// See [`crate::engineio::endpoint::Endpoint::body_too_large`].
+    pub fn body_too_large(&self, uri: &::http::Uri, headers: &::http::HeaderMap) -> Response {
+        self.engine.body_too_large(uri, headers)
+    }
+
     /// See [`crate::engineio::endpoint::Endpoint::session_gone`].
     pub fn session_gone(&self, request: &Request) -> Response {
         self.engine.session_gone(request)
