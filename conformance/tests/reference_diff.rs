@@ -3404,9 +3404,14 @@ fn compare(runtime: &str) {
             failures.push(case.name.clone());
         }
     }
+    let count = |kind: fn(&Expect) -> bool| cases.iter().filter(|c| kind(&c.expect)).count();
     println!(
-        "[{runtime}] {} cases, {} failed, in {:.1?}",
+        "[{runtime}] {} cases ({} answered the same, {} differing with both answers held, {} \
+         differing in a few rewritten lines), {} failed, in {:.1?}",
         cases.len(),
+        count(|e| matches!(e, Expect::Same)),
+        count(|e| matches!(e, Expect::Differs { .. })),
+        count(|e| matches!(e, Expect::Rewritten { .. })),
         failures.len(),
         started.elapsed()
     );

@@ -503,6 +503,8 @@ impl Server {
     /// for too: up to 5 s for a client that neither answers the close nor hangs up
     /// (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
+    /// Once everything closed within the grace, it lets go of its handlers (nothing is left to
+    /// call them), so one that holds a clone of the server does not keep it alive.
     ///
     /// Called from one of this server's handlers or emit callbacks (another server's wait as
     /// anywhere else, so two servers' handlers shutting each other down wait on each other until

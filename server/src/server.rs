@@ -522,6 +522,8 @@ impl<Rt: Runtime> Server<Rt> {
     /// handshake is waited for too: up to 5 s for a client that neither answers the close nor
     /// hangs up (`sockio_core::websocket::CLOSE_LINGER`).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
+    /// Once everything closed within the grace, it lets go of its handlers (nothing is left to
+    /// call them), so one that holds a clone of the server does not keep it alive.
     ///
     /// Called from one of this server's handlers, it begins the shutdown (handshakes refused,
     /// every client told) and returns at once, the rest going on on a task of its own: waiting
