@@ -62,9 +62,9 @@ fn negotiate_values<'a>(values: impl Iterator<Item = &'a str>) -> Option<Content
                 q = parse_q(value);
             }
         }
-        let Some(q) = q else {
-            continue; // a malformed q-value: ignore the entry
-        };
+        // A malformed q-value refuses the entry's coding, as Node's `negotiator` (whose q is then
+        // NaN) does: dropping the entry would let a `*` accept what the client named.
+        let q = q.unwrap_or(0);
         let slot = if coding.eq_ignore_ascii_case("gzip") {
             &mut gzip
         } else if coding.eq_ignore_ascii_case("deflate") {
@@ -279,8 +279,10 @@ mod tests {
         assert_eq!(ae("identity, br"), None);
         assert_eq!(ae("gzip;q=0, deflate;q=0"), None);
         assert_eq!(ae("gzip;q=0, deflate;q=0.000"), None);
-        // Malformed q-values are ignored entries.
+        // A malformed q-value refuses its coding, even beside a `*` (negotiator's NaN).
         assert_eq!(ae("gzip;q=abc, deflate;q=0.1"), Some(Deflate));
+        assert_eq!(ae("gzip;q=abc, *"), Some(Deflate));
+        assert_eq!(ae("gzip;q=abc, deflate;q=x, *"), None);
         assert_eq!(ae("gzip;q=2"), None);
         assert_eq!(ae(" , ,gzip"), Some(Gzip));
         let bin = HeaderValue::from_bytes(b"gzip\xff").unwrap();
