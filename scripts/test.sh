@@ -11,6 +11,11 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+echo "== Cargo.lock is up to date"
+# Every cargo command below would otherwise quietly resolve the dependencies again and test other
+# versions than the committed ones.
+cargo metadata --locked --format-version 1 >/dev/null
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -30,7 +35,9 @@ for features in "" "--no-default-features --features threads" "--no-default-feat
     # shellcheck disable=SC2086 # the features are separate words on purpose
     cargo clippy -p sockio --lib $features -- -D warnings
 done
-if cargo tree -p sockio -e normal --prefix none | grep -E '^(rustls|futures-rustls|ring) '; then
+# Listed first: a failing `cargo tree` inside the `if` would pass the check without one.
+root_deps="$(cargo tree -p sockio -e normal --prefix none)"
+if grep -E '^(rustls|futures-rustls|ring) ' <<<"$root_deps"; then
     echo "the root crate's default build must not compile a broker client or TLS" >&2
     exit 1
 fi
@@ -99,7 +106,11 @@ waiting_log="$(mktemp)"
 # the suites' exit status.
 setsid -w cargo test --workspace --exclude sockio "${waiting_args[@]}" >"$waiting_log" 2>&1 &
 waiting_pid=$!
-trap 'kill -TERM -- -"$waiting_pid" 2>/dev/null || true; rm -f "$waiting_log"' EXIT
+# A step below that fails ends this script: what the suites beside it printed so far is shown
+# then, not lost with the log.
+trap 'kill -TERM -- -"$waiting_pid" 2>/dev/null || true
+      echo "== output of the suites run beside (cut short)"; cat "$waiting_log" 2>/dev/null || true
+      rm -f "$waiting_log"' EXIT
 
 cargo test --workspace --exclude sockio --lib --bins --examples --benches "${other_args[@]}"
 # The official-client suite runs once, as the conformance matrix below. tests/official_clients.rs
@@ -132,7 +143,8 @@ cargo build -p sockio-conformance
 cargo run -p sockio-bench -- smoke
 
 echo "== forbidden dependencies of sockio-core"
-if cargo tree -p sockio-core -e normal --prefix none | grep -E '^(tokio|smol|async-io|async-std|futures-io|mio|hyper|tungstenite|async-tungstenite|getrandom|rand) ' ; then
+core_deps="$(cargo tree -p sockio-core -e normal --prefix none)"
+if grep -E '^(tokio|smol|async-io|async-std|futures-io|mio|hyper|tungstenite|async-tungstenite|getrandom|rand) ' <<<"$core_deps"; then
     echo "sockio-core must stay sans-IO: the crates above are forbidden" >&2
     exit 1
 fi

@@ -119,9 +119,12 @@ fn events_queued_behind_a_server_side_disconnect_are_dropped() {
 
 #[test]
 fn callbacks_cancelled_by_a_ping_timeout_run_before_the_disconnect_handler() {
+    // The heartbeat ends the client about 2 s after its handshake: long enough for both
+    // questions to be queued first on a loaded machine (at 100 ms each, a stall let the close
+    // come first, and the callbacks then ran without a connection to cancel them).
     let io = Server::builder()
-        .ping_interval(Duration::from_millis(100))
-        .ping_timeout(Duration::from_millis(100))
+        .ping_interval(Duration::from_secs(1))
+        .ping_timeout(Duration::from_secs(1))
         .build();
     let (log, added) = Log::new();
     let (sid_tx, sids) = channel();
@@ -181,8 +184,9 @@ enum EmitAt {
 
 /// A polling client sends `quit`, whose handler (without `async_handlers`) emits to its socket
 /// with a callback and disconnects it, in the order `at` says: the callback, told the emit
-/// failed, runs before the disconnect handler. It takes 50 ms, under the relief's 100 ms, so the
-/// order holds by the dispatch's hold, not by the relief.
+/// failed, runs before the disconnect handler. It takes 20 ms, well under the relief's 100 ms (a
+/// loaded machine's stall must not let the relief run the steps behind it), so the order holds by
+/// the dispatch's hold, not by the relief.
 fn emit_and_disconnect_in_a_handler(at: EmitAt, round: usize) {
     let io = Server::builder().async_handlers(false).build();
     let (log, added) = Log::new();
@@ -195,7 +199,7 @@ fn emit_and_disconnect_in_a_handler(at: EmitAt, round: usize) {
         let emitted = socket
             .emit("question", &1)
             .callback(None, move |outcome: Result<Value, CallError>| {
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(20));
                 in_callback.add(format!("callback ({})", outcome.is_err()));
             })
             .send();
@@ -221,7 +225,7 @@ fn emit_and_disconnect_in_a_handler(at: EmitAt, round: usize) {
 /// A socket whose connect handler still runs when its connection closes leaves once the handler
 /// accepts it: the callbacks of what that handler emitted to it, cancelled at the close, run
 /// before its disconnect handler too (the close's drive holds the dispatch without a departure
-/// of its own: the `Disconnect` comes with the verdict). The callback waits (50 ms) for the
+/// of its own: the `Disconnect` comes with the verdict). The callback waits (20 ms) for the
 /// disconnect handler: in the right order it waits in vain, and logs first. (Not longer: a
 /// callback run apart that is still running at the relief's second look, 100 to 200 ms after it
 /// started (`callback_batch::RELIEF_AFTER`), lets the steps behind it go on, the hold's release
@@ -245,7 +249,7 @@ fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_hand
         socket
             .emit("question", &1)
             .callback(None, move |_answer: Result<Value, CallError>| {
-                let _ = ran.lock().unwrap().recv_timeout(Duration::from_millis(50));
+                let _ = ran.lock().unwrap().recv_timeout(Duration::from_millis(20));
                 log.add("callback");
             })
             .send()
@@ -284,7 +288,7 @@ fn callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_hand
 /// An emit that overflows its client's outbound queue closes the connection: its own callback,
 /// told that the emit was not sent, runs before the socket's disconnect handler, as the
 /// callbacks that departure cancelled do. The client (over polling) never polls, so the queue
-/// fills. Only the overflowing emit's callback is slow here (50 ms, under the relief's 100 ms):
+/// fills. Only the overflowing emit's callback is slow here (20 ms, under the relief's 100 ms):
 /// run on its own, it would log after the disconnect handler. The tokio test of the same name is
 /// in tests/handler_order.rs.
 #[test]
@@ -307,7 +311,7 @@ fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() 
                         if let Err(CallError::Command(error)) = &outcome
                             && error.is_overflow()
                         {
-                            std::thread::sleep(Duration::from_millis(50));
+                            std::thread::sleep(Duration::from_millis(20));
                             log.add("the overflowing emit's callback");
                         }
                     })
@@ -331,7 +335,7 @@ fn the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler() 
 
 /// A handler (without `async_handlers`) disconnects its socket, then emits to it asking for an
 /// answer: the emit is not sent, and its callback, told so, runs before the socket's disconnect
-/// handler, which an earlier drive (the disconnect's) queued. The callback takes 50 ms (under the
+/// handler, which an earlier drive (the disconnect's) queued. The callback takes 20 ms (under the
 /// relief's 100 ms): run apart without holding the dispatch, it would log after the disconnect
 /// handler. The tokio and smol test of the same name is in tests/handler_order.rs.
 #[test]

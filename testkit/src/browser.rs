@@ -110,7 +110,7 @@ const CHILD_READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// procps' `kill`, which sends the child browser's processes SIGSTOP and SIGKILL (std can only
 /// SIGKILL its own children, and the workspace forbids `unsafe`).
-const KILL_PROGRAM: &str = "/bin/kill";
+pub(crate) const KILL_PROGRAM: &str = "/bin/kill";
 
 // ------------------------------------------------------------------------------------------------
 // Installation

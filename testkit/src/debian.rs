@@ -12,35 +12,45 @@ use crate::{run_install, with_file_lock};
 /// first fails. An exclusive lock on a file in the temp directory keeps concurrent test processes
 /// from running apt at the same time (apt would refuse the second).
 pub fn ensure_program(program: &Path, package: &str) -> Result<PathBuf, String> {
-    if program.exists() {
-        return Ok(program.to_path_buf());
+    ensure_installed(&program.display().to_string(), || program.exists(), package)?;
+    Ok(program.to_path_buf())
+}
+
+/// Makes sure `what` is there (`present`), installing Debian's `package` when it is not and the
+/// process runs as root, as [`ensure_program`] does.
+pub fn ensure_installed(
+    what: &str,
+    present: impl Fn() -> bool,
+    package: &str,
+) -> Result<(), String> {
+    if present() {
+        return Ok(());
     }
     if !is_root() {
         return Err(format!(
-            "{} is missing and this process is not root: install Debian's `{package}` \
-             package (apt-get install {package})",
-            program.display()
+            "{what} is missing and this process is not root: install Debian's `{package}` \
+             package (apt-get install {package})"
         ));
     }
-    let lock_path = std::env::temp_dir().join(format!("sockio-testkit-{package}-install.lock"));
-    let result = with_file_lock(&lock_path, || {
+    // One lock for every package: apt refuses to run twice at once.
+    let lock_path = std::env::temp_dir().join("sockio-testkit-apt-install.lock");
+    let install = ["install", "-y", package];
+    with_file_lock(&lock_path, || {
         // Another process may have installed it while this one waited for the lock.
-        if program.exists() {
+        if present() {
             return Ok(());
         }
-        apt_get(&["install", "-y", package]).or_else(|first| {
+        apt_get(&install).or_else(|first| {
             apt_get(&["update"])
-                .and_then(|()| apt_get(&["install", "-y", package]))
+                .and_then(|()| apt_get(&install))
                 .map_err(|second| format!("{first}\nafter apt-get update: {second}"))
         })
-    });
-    result?;
-    if program.exists() {
-        Ok(program.to_path_buf())
+    })?;
+    if present() {
+        Ok(())
     } else {
         Err(format!(
-            "apt-get install {package} succeeded but {} does not exist",
-            program.display()
+            "apt-get install {package} succeeded but {what} is still missing"
         ))
     }
 }

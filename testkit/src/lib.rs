@@ -342,6 +342,16 @@ fn install_python(dir: &Path) -> Result<(), String> {
     if venv.exists() {
         fs::remove_dir_all(&venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
+    // Debian's python3 makes a venv only with its `python3-venv` package (ensurepip).
+    let has_ensurepip = || {
+        Command::new("python3")
+            .args(["-c", "import ensurepip"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    crate::debian::ensure_installed("python3's ensurepip (venv)", has_ensurepip, "python3-venv")?;
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "venv"]).arg(&venv).current_dir(dir);
     run_install(cmd, "python3 -m venv")?;

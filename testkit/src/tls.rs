@@ -243,9 +243,15 @@ impl TlsTerminator {
 impl Drop for TlsTerminator {
     fn drop(&mut self) {
         // The whole group: socat forks a child per connection, which would outlive the parent.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.child.id())])
-            .status();
+        // procps' `kill` (a bare machine lacks it), installed when missing as for the browser.
+        match crate::debian::ensure_program(Path::new(crate::browser::KILL_PROGRAM), "procps") {
+            Ok(kill) => {
+                let _ = Command::new(kill)
+                    .args(["-TERM", "--", &format!("-{}", self.child.id())])
+                    .status();
+            }
+            Err(error) => eprintln!("socat's forked children may outlive it: {error}"),
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
