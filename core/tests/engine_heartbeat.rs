@@ -447,6 +447,27 @@ fn v3_a_paused_client_that_takes_nothing_waiting_is_gone() {
     assert!(h.sessions.contains_key(sid.as_str()));
 }
 
+/// Paused, a v3 client is gone only for output that waited a whole ping interval and timeout
+/// untaken: what was queued a moment before a deadline does not count at that deadline (it
+/// closed a live WebSocket client whose writer had not pulled it yet), but does at the next.
+#[test]
+fn v3_a_paused_client_is_not_gone_for_output_queued_just_before_a_deadline() {
+    let mut h = Harness::engine(eio3());
+    let (sid, _poll) = open_polling(&mut h, "3");
+    h.command(&sid, |s, now| s.pause_reading(now));
+    // The deadline at 45 s finds nothing waiting.
+    h.advance(ms(89_999));
+    h.command(&sid, |s, now| s.send(now, text("just now")))
+        .expect("queued");
+    h.advance(ms(1));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    // Untaken through the next interval and timeout: gone.
+    h.advance(ms(44_999));
+    assert!(h.sessions.contains_key(sid.as_str()));
+    h.advance(ms(1));
+    assert_closed_with(&mut h, &sid, CloseReason::PingTimeout);
+}
+
 #[test]
 fn v3_no_ping_within_interval_plus_timeout_is_a_ping_timeout() {
     let mut h = Harness::engine(eio3());

@@ -305,11 +305,14 @@ enum Heartbeat {
     /// v3: the client pings; the session dies when no ping arrives by `deadline` (`None`: never).
     /// `taken`: the session's `bytes_taken` when the deadline was last set (`None` until the
     /// client pinged or a deadline passed: the handshake's answer is taken after the session is
-    /// made); while reading is paused, a deadline that passes with output waiting and nothing
-    /// taken since ends the session all the same (`handle_timeout`).
+    /// made); while reading is paused, a deadline that passes with output that already waited
+    /// when `taken` was recorded (`waiting`) and nothing taken since ends the session all the same
+    /// (`handle_timeout`): that output waited a whole ping interval and timeout, where output
+    /// queued a moment before the deadline did not.
     ClientPings {
         deadline: Option<Instant>,
         taken: Option<u64>,
+        waiting: bool,
     },
 }
 
@@ -467,6 +470,7 @@ impl Session {
             ProtocolVersion::V3 => Heartbeat::ClientPings {
                 deadline: client_ping_deadline(&config, now),
                 taken: None,
+                waiting: false,
             },
         };
         let transport = match websocket {
@@ -1336,18 +1340,25 @@ impl Session {
                     }
                 }
             }
-            Heartbeat::ClientPings { deadline, taken } => {
+            Heartbeat::ClientPings {
+                deadline,
+                taken,
+                waiting,
+            } => {
                 if deadline.is_some_and(|d| now >= d) {
                     if self.paused.is_none() {
                         self.close_now(CloseReason::PingTimeout);
-                    } else if !self.queue.is_empty() && *taken == Some(self.taken) {
+                    } else if *waiting && !self.queue.is_empty() && *taken == Some(self.taken) {
                         // Paused, the client's pings go unread, which is the server's doing; but
                         // a client that took none of what waits for it for a whole ping interval
-                        // and timeout is gone, as a v4 client that takes no ping.
+                        // and timeout is gone, as a v4 client that takes no ping. (The queue
+                        // only grows at its back: with nothing taken, what waited then waits
+                        // still.)
                         self.close_now(CloseReason::PingTimeout);
                     } else {
                         *deadline = client_ping_deadline(&self.config, now);
                         *taken = Some(self.taken);
+                        *waiting = !self.queue.is_empty();
                     }
                 }
             }
@@ -1689,7 +1700,11 @@ impl Session {
                 }
             },
             PacketType::Ping => match &mut self.heartbeat {
-                Heartbeat::ClientPings { deadline, taken } => {
+                Heartbeat::ClientPings {
+                    deadline,
+                    taken,
+                    waiting,
+                } => {
                     *deadline = client_ping_deadline(&self.config, now);
                     *taken = Some(self.taken);
                     // A client that pings without ever reading would otherwise grow the queue
@@ -1698,6 +1713,8 @@ impl Session {
                         self.close_now(CloseReason::OutboundQueueFull);
                         return None;
                     }
+                    // The pong below waits from now on.
+                    *waiting = true;
                     // The reference server answers a bare pong, whatever the ping carried.
                     self.push_control(now, Frame::bare(PacketType::Pong));
                 }
