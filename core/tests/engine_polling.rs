@@ -755,6 +755,29 @@ fn v3_jsonp_post_form_field_d_is_decoded() {
     );
 }
 
+/// A JSONP form the reference server's `querystring` gives no string `d` (none, or several) is
+/// read as nothing: answered `ok`, the session kept; a bad `%` escape in another field is no
+/// error (they closed the session with a parse error).
+#[test]
+fn v3_jsonp_post_without_one_d_field_is_ignored() {
+    let mut h = Harness::engine(eio3());
+    let (sid, _) = open(&mut h, "EIO=3");
+    let q = format!("/engine.io/?EIO=3&transport=polling&j=0&sid={sid}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for body in [&b"x=1"[..], b"d=2:4a&d=2:4b", b""] {
+        let response = h.send(Method::POST, &q, &form, body).response();
+        assert_eq!(
+            (response.status(), body_text(&response).as_str()),
+            (StatusCode::OK, "ok")
+        );
+        assert!(h.take_events(&sid).is_empty(), "{body:?}");
+        assert!(h.sessions.contains_key(sid.as_str()), "{body:?}");
+    }
+    let response = h.send(Method::POST, &q, &form, b"%zz=1&d=3:4hi").response();
+    assert_eq!(body_text(&response), "ok");
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Message(text("hi"))]);
+}
+
 /// JSONP wraps whatever the session's Engine.IO version writes (PROTOCOL 1.1: `j` whatever the
 /// EIO version): a v4 session's payload is v4's, packets separated by U+001E, binary as `b`.
 #[test]

@@ -214,7 +214,7 @@ pub fn eio_decode(data: &[u8]) {
             }
         }
         eio_mode::JSONP_BODY => {
-            if let Ok(payload_text) = decode_jsonp_post(body) {
+            if let Some(payload_text) = decode_jsonp_post(body) {
                 payload(
                     Bytes::from(payload_text.clone()),
                     ProtocolVersion::V3,

@@ -166,8 +166,6 @@ pub enum DecodeError {
     InvalidLength,
     #[error("payload length does not match its content")]
     LengthMismatch,
-    #[error("invalid JSONP body")]
-    InvalidJsonp,
     /// A binary (`application/octet-stream`) polling body in Engine.IO 4, which only has the
     /// text payload format.
     #[error("binary payloads are not supported by this protocol version")]

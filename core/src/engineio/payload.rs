@@ -532,52 +532,25 @@ pub fn encode_jsonp(payload_text: &str, j: &str) -> Option<Bytes> {
 /// The reference server undoes this in two passes, mirrored exactly: `/(\\)?\\n/g` turns a
 /// `\n` not preceded by a backslash into a newline, then `/\\\\n/g` turns `\\n` into `\n`.
 ///
-/// Errors: a missing or repeated `d` field or a bad `%` escape is [`DecodeError::InvalidJsonp`];
-/// a value that is not UTF-8 is [`DecodeError::InvalidUtf8`]. Other fields are ignored.
-pub fn decode_jsonp_post(body: &[u8]) -> Result<String, DecodeError> {
+/// The form is read as the reference server's Node `querystring` reads it: `+` is a space, a bad
+/// `%` escape stays as it is, bytes that are not UTF-8 become U+FFFD, other fields are ignored.
+/// `None` when there is no `d` field, or several (`querystring` makes a list of them): the
+/// reference server then reads nothing from the body, and answers `ok` all the same.
+pub fn decode_jsonp_post(body: &[u8]) -> Option<String> {
+    let form = String::from_utf8_lossy(body);
     let mut found: Option<String> = None;
-    for pair in body.split(|&b| b == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (key, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
-            None => (pair, &[][..]),
-        };
-        if form_decode(key)? != b"d" {
+    let pairs = form.split('&').filter(|pair| !pair.is_empty());
+    for pair in pairs.take(crate::http::Query::MAX_PAIRS) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if query::unescape(key, true) != "d" {
             continue;
         }
         if found.is_some() {
-            // qs would turn a repeated key into an array, which the reference server ignores.
-            return Err(DecodeError::InvalidJsonp);
+            return None;
         }
-        let value = String::from_utf8(form_decode(value)?).map_err(|_| DecodeError::InvalidUtf8)?;
-        found = Some(value);
+        found = Some(query::unescape(value, true).into_owned());
     }
-    let data = found.ok_or(DecodeError::InvalidJsonp)?;
-    Ok(unescape_double_slashes(&unescape_newlines(&data)))
-}
-
-/// `application/x-www-form-urlencoded` decoding of one key or value: `+` is a space, `%XX` a
-/// byte.
-fn form_decode(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut iter = input.iter();
-    while let Some(&b) = iter.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = iter.next().and_then(|&h| query::hex_value(h));
-                let lo = iter.next().and_then(|&l| query::hex_value(l));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(DecodeError::InvalidJsonp),
-                }
-            }
-            b => out.push(b),
-        }
-    }
-    Ok(out)
+    found.map(|data| unescape_double_slashes(&unescape_newlines(&data)))
 }
 
 /// `data.replace(/(\\)?\\n/g, (m, slashes) => slashes ? m : "\n")`: scanning left to right,
@@ -905,27 +878,26 @@ mod tests {
 
     #[test]
     fn jsonp_post_form_decoding() {
-        assert_eq!(decode_jsonp_post(b"d=3%3A4hi").as_deref(), Ok("3:4hi"));
+        assert_eq!(decode_jsonp_post(b"d=3%3A4hi").as_deref(), Some("3:4hi"));
         assert_eq!(
             decode_jsonp_post(b"x=1&d=3:4a+b&y").as_deref(),
-            Ok("3:4a b")
+            Some("3:4a b")
         );
-        assert_eq!(decode_jsonp_post(b"%64=1%3a2").as_deref(), Ok("1:2"));
-        assert_eq!(decode_jsonp_post(b"d").as_deref(), Ok(""));
-        assert_eq!(decode_jsonp_post(b"d=%E2%82%AC").as_deref(), Ok("€"));
-        assert_eq!(decode_jsonp_post(b""), Err(DecodeError::InvalidJsonp));
-        assert_eq!(decode_jsonp_post(b"x=1"), Err(DecodeError::InvalidJsonp));
+        assert_eq!(decode_jsonp_post(b"%64=1%3a2").as_deref(), Some("1:2"));
+        assert_eq!(decode_jsonp_post(b"d").as_deref(), Some(""));
         assert_eq!(
-            decode_jsonp_post(b"d=1&d=2"),
-            Err(DecodeError::InvalidJsonp)
+            decode_jsonp_post(b"d=%E2%82%AC").as_deref(),
+            Some("\u{20ac}")
         );
-        assert_eq!(decode_jsonp_post(b"d=%zz"), Err(DecodeError::InvalidJsonp));
-        assert_eq!(decode_jsonp_post(b"d=%4"), Err(DecodeError::InvalidJsonp));
-        assert_eq!(decode_jsonp_post(b"d=%ff"), Err(DecodeError::InvalidUtf8));
-        assert_eq!(
-            decode_jsonp_post(b"%zz=1&d=1"),
-            Err(DecodeError::InvalidJsonp)
-        );
+        // Nothing to read, as `querystring` gives the reference server no string `d`.
+        assert_eq!(decode_jsonp_post(b""), None);
+        assert_eq!(decode_jsonp_post(b"x=1"), None);
+        assert_eq!(decode_jsonp_post(b"d=1&d=2"), None);
+        // Bad escapes stay as they are; bytes that are not UTF-8 become U+FFFD.
+        assert_eq!(decode_jsonp_post(b"d=%zz").as_deref(), Some("%zz"));
+        assert_eq!(decode_jsonp_post(b"d=%4").as_deref(), Some("%4"));
+        assert_eq!(decode_jsonp_post(b"d=%ff").as_deref(), Some("\u{fffd}"));
+        assert_eq!(decode_jsonp_post(b"%zz=1&d=1").as_deref(), Some("1"));
     }
 
     #[test]
@@ -941,7 +913,7 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(
                 decode_jsonp_post(input).as_deref(),
-                Ok(expected),
+                Some(expected),
                 "{input:?}"
             );
         }
@@ -979,7 +951,7 @@ mod tests {
             let posted = form_encode(&client_escape(data));
             assert_eq!(
                 decode_jsonp_post(posted.as_bytes()).as_deref(),
-                Ok(data),
+                Some(data),
                 "{data:?}"
             );
         }

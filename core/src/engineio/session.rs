@@ -903,10 +903,20 @@ impl Session {
             .and_then(|v| v.to_str().ok())
             // Exactly, as the reference server compares it: with parameters the body is text.
             .is_some_and(|v| v == "application/octet-stream");
+        let mut ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
+        ok.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if is_internet_explorer(request.headers()) {
+            disable_ie_xss_filter(&mut ok);
+        }
         let reader = if jsonp.is_some() {
-            payload::decode_jsonp_post(&body).and_then(|text| {
-                payload::PayloadReader::new(Bytes::from(text), self.version, false)
-            })
+            let Some(text) = payload::decode_jsonp_post(&body) else {
+                // No `d` field, or several: the reference server reads nothing, answers `ok`
+                // and keeps the session.
+                self.respond(id, &origin, ok);
+                return;
+            };
+            payload::PayloadReader::new(Bytes::from(text), self.version, false)
         } else if binary_body && self.version == ProtocolVersion::V4 {
             // Engine.IO 4 has no binary payload format; the reference server refuses and closes.
             self.respond_error(id, &origin, EngineErrorCode::BadRequest);
@@ -917,12 +927,6 @@ impl Session {
         } else {
             payload::PayloadReader::new(body, self.version, binary_body)
         };
-        let mut ok = plain_response(StatusCode::OK, "text/html", Bytes::from_static(b"ok"));
-        ok.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if is_internet_explorer(request.headers()) {
-            disable_ie_xss_filter(&mut ok);
-        }
         let Ok(mut reader) = reader else {
             self.respond(id, &origin, ok);
             self.close_now(CloseReason::ParseError);

@@ -120,8 +120,7 @@ impl<'a> IntoIterator for &'a Query {
     }
 }
 
-/// The value of one hex digit (either case); shared with the JSONP form decoder.
-pub(crate) fn hex_value(byte: u8) -> Option<u8> {
+fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),
