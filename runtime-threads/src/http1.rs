@@ -29,7 +29,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use sockio_core::http::{Request, Response};
 
@@ -687,6 +687,14 @@ pub(crate) fn write_response(
         status.canonical_reason().unwrap_or("")
     );
     write_headers(&mut out, response.headers(), true);
+    // A server with a clock sends when it answered (RFC 9110 §6.6.1), unless the answer has one.
+    if !status.is_informational() && !response.headers().contains_key(DATE) {
+        let _ = write!(
+            out,
+            "Date: {}\r\n",
+            httpdate::fmt_http_date(std::time::SystemTime::now())
+        );
+    }
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;

@@ -279,6 +279,11 @@ fn a_204_has_no_content_length() {
     assert_eq!(header(&preflight, "content-length"), None, "{preflight}");
     let (next, body) = client.response();
     assert_eq!((status(&next), body.as_str()), (404, "not found"), "{next}");
+    // Both say when they were answered (RFC 9110 §6.6.1), as hyper's answers do.
+    for head in [&preflight, &next] {
+        let date = header(head, "date").unwrap_or_else(|| panic!("no Date in {head}"));
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+    }
     io.abort();
 }
 
