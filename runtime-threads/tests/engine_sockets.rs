@@ -5,7 +5,7 @@
 //! called once and the session is gone.
 
 use std::net::TcpListener;
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,13 +14,11 @@ use sockio_threads::engine::{CloseReason, EngineServer, Sid, Transport};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-#[test]
-fn an_engine_socket_sends_binary_and_closes_by_sid() {
-    let engine = EngineServer::default();
-    let (connects, connected) = channel();
-    engine.on_connect(move |socket| {
-        let _ = connects.send(socket.clone());
-    });
+/// Serves `engine` on a free port from a thread of its own; the receiver gets each session's
+/// sid and close reason as `on_disconnect` hears them.
+fn serve_recording_ends(
+    engine: &EngineServer,
+) -> (std::net::SocketAddr, Receiver<(String, CloseReason)>) {
     let (ends, ended) = channel();
     engine.on_disconnect(move |socket, reason| {
         let _ = ends.send((socket.sid().to_string(), reason));
@@ -29,6 +27,17 @@ fn an_engine_socket_sends_binary_and_closes_by_sid() {
     let addr = listener.local_addr().expect("address");
     let serving = engine.clone();
     std::thread::spawn(move || serving.serve_std(listener));
+    (addr, ended)
+}
+
+#[test]
+fn an_engine_socket_sends_binary_and_closes_by_sid() {
+    let engine = EngineServer::default();
+    let (connects, connected) = channel();
+    engine.on_connect(move |socket| {
+        let _ = connects.send(socket.clone());
+    });
+    let (addr, ended) = serve_recording_ends(&engine);
 
     let sid = raw_polling::open(addr, "/engine.io/");
     let socket = connected.recv_timeout(WAIT).expect("on_connect");
@@ -110,14 +119,7 @@ fn a_post_of_many_echoed_messages_is_stepped_and_every_echo_arrives() {
 #[test]
 fn an_old_sessions_end_leaves_a_newer_one_with_its_sid() {
     let engine = EngineServer::with_sid_generator(Default::default(), || Sid::from("X"));
-    let (ends, ended) = channel();
-    engine.on_disconnect(move |socket, reason| {
-        let _ = ends.send((socket.sid().to_string(), reason));
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let serving = engine.clone();
-    std::thread::spawn(move || serving.serve_std(listener));
+    let (addr, ended) = serve_recording_ends(&engine);
 
     let (mut first, _) =
         tungstenite::connect(format!("ws://{addr}/engine.io/?EIO=4&transport=websocket"))
