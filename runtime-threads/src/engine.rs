@@ -364,6 +364,8 @@ impl EngineServer {
     /// `grace`; the accept loops stop then (until then a polling client between two requests can
     /// fetch its close packet on a new connection).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
+    /// Once every session closed within the grace, it lets go of its callbacks (nothing is left
+    /// to call them), so one that holds a clone of the server does not keep it alive.
     pub fn shutdown(&self, grace: Duration) {
         let from_callback = CALLING_BACK.with(std::cell::Cell::get) == self.inner.id;
         // From a callback, the end (the accept loops stopped) comes from the thread below.
@@ -411,7 +413,10 @@ impl EngineServer {
         }
         // Nothing is left to call them, and a callback holding a clone of this server would keep
         // it, and its timer thread, alive for good.
-        *self.callbacks_mut() = EngineCallbacks::default();
+        // Taken out under the lock, dropped after it: what a callback holds may itself look at
+        // the callbacks when dropped.
+        let callbacks = std::mem::take(&mut *self.callbacks_mut());
+        drop(callbacks);
     }
 
     /// Kills the server as if its process died: accept loops stop, every TCP stream is cut

@@ -436,16 +436,25 @@ mod tests {
     /// a short timeout); one started before it sleeps is not missed either.
     #[test]
     fn a_started_timeout_wakes_the_expiry_sleep() {
+        // Far off, on threads of their own: only the notification ends these sleeps, and the
+        // test fails rather than hangs without it.
+        let asleep = |wake: &Arc<ExpiryWake>| {
+            let (done_tx, done) = std::sync::mpsc::channel();
+            let sleeper = wake.clone();
+            std::thread::spawn(move || {
+                sleeper.sleep_until(Instant::now() + Duration::from_secs(3600));
+                let _ = done_tx.send(());
+            });
+            done
+        };
         let wake = Arc::new(ExpiryWake::default());
+        // Before the sleep.
         wake.notify();
-        // Far off: only the notification ends these sleeps.
-        wake.sleep_until(Instant::now() + Duration::from_secs(3600));
-        let (done_tx, done) = std::sync::mpsc::channel();
-        let sleeper = wake.clone();
-        std::thread::spawn(move || {
-            sleeper.sleep_until(Instant::now() + Duration::from_secs(3600));
-            let _ = done_tx.send(());
-        });
+        asleep(&wake)
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a sleep after a notification ends at once");
+        // During it.
+        let done = asleep(&wake);
         wake.notify();
         done.recv_timeout(Duration::from_secs(20))
             .expect("the sleep ended by the notification");

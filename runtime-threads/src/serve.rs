@@ -99,11 +99,16 @@ pub(crate) struct Registering<'a> {
 }
 
 impl<'a> Registering<'a> {
+    /// On a connection's thread, the handshake dates from when its connection was accepted (an
+    /// abort between that and now cut its stream, and the connection it registers must close);
+    /// elsewhere (a request handed over by an embedding) from now.
     pub(crate) fn new(serving: &'a Serving) -> Self {
         serving.busy.fetch_add(1, Ordering::SeqCst);
         Registering {
             serving,
-            began: serving.abort_epoch(),
+            began: CONNECTION_ACCEPTED
+                .with(std::cell::Cell::get)
+                .unwrap_or_else(|| serving.abort_epoch()),
         }
     }
 
@@ -120,11 +125,34 @@ impl Drop for Registering<'_> {
     }
 }
 
+thread_local! {
+    /// The [`AbortEpoch`] of the connection this thread serves ([`connection_loop`]), if any.
+    static CONNECTION_ACCEPTED: std::cell::Cell<Option<AbortEpoch>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Marks the calling thread as serving a connection accepted in an epoch, until dropped.
+struct ServingConnection(Option<AbortEpoch>);
+
+impl ServingConnection {
+    fn mark(accepted: AbortEpoch) -> Self {
+        ServingConnection(CONNECTION_ACCEPTED.with(|mark| mark.replace(Some(accepted))))
+    }
+}
+
+impl Drop for ServingConnection {
+    fn drop(&mut self) {
+        CONNECTION_ACCEPTED.with(|mark| mark.set(self.0));
+    }
+}
+
 /// How many times the server was aborted when a connection was accepted or a handshake began.
 /// `abort` cuts the streams it finds tracked and closes the connections it finds registered; one
 /// accepted, or registered, a moment later would be missed and serve on. Each compares its epoch
 /// with the server's once it is tracked or registered: `abort` bumps the count before it looks,
-/// so either it sees the stream or connection, or the stream or connection sees the change.
+/// so either it sees the stream or connection, or the stream or connection sees the change. A
+/// handshake on a connection's thread dates from the connection's acceptance; one an embedding
+/// hands over (`handle_request`) from when it is handed over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct AbortEpoch(u64);
 
@@ -1260,6 +1288,7 @@ pub(crate) fn connection_loop<H: Host>(
     let _ = stream.set_write_timeout(Some(host.write_timeout()));
     let stream = Arc::new(stream);
     let _tracked = host.serving().track(&stream, accepted);
+    let _serving = ServingConnection::mark(accepted);
     let max_body = host.max_body();
     let mut reader = HttpReader::default();
     let outside_answered = fallback.is_none();
@@ -2138,10 +2167,17 @@ mod tests {
         let server = Server::builder().build();
         let serving = server.serving();
         let before = Registering::new(serving);
+        let accepted = serving.abort_epoch();
         server.abort();
         let after = Registering::new(serving);
         assert!(before.aborted());
         assert!(!after.aborted());
+        // On the thread of a connection accepted before the abort, a handshake that begins after
+        // it still dates from the connection.
+        let on_connection = ServingConnection::mark(accepted);
+        assert!(Registering::new(serving).aborted());
+        drop(on_connection);
+        assert!(!Registering::new(serving).aborted());
     }
 
     /// The answer to one request on a new connection to `addr`.

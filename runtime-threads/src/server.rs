@@ -571,11 +571,16 @@ impl Server {
         // one holding a clone of this server (to emit) does not keep it, its threads and its
         // cluster connection alive once the application dropped its own handles.
         if done {
-            self.inner
-                .handlers
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+            // Taken out under the lock, dropped after it: what a closure holds may itself look
+            // at the handlers when dropped.
+            let handlers = std::mem::take(
+                &mut *self
+                    .inner
+                    .handlers
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            drop(handlers);
         }
     }
 

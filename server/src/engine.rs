@@ -325,6 +325,8 @@ impl<Rt: Runtime> EngineServer<Rt> {
     /// `grace`; the accept loops stop then (until then a polling client between two requests can
     /// fetch its close packet on a new connection).
     /// A server stays shut down: serving it again returns at once, and handshakes keep getting 503.
+    /// Once every session closed within the grace, it lets go of its callbacks (nothing is left
+    /// to call them), so one that holds a clone of the server does not keep it alive.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         let _accepting = inner.lifecycle.begin_shutdown();
@@ -349,7 +351,10 @@ impl<Rt: Runtime> EngineServer<Rt> {
         }
         // Nothing is left to call them, and a callback holding a clone of this server would keep
         // it, and its timer task, alive for good.
-        *self.callbacks_mut() = EngineCallbacks::default();
+        // Taken out under the lock, dropped after it: what a callback holds may itself look at
+        // the callbacks when dropped.
+        let callbacks = std::mem::take(&mut *self.callbacks_mut());
+        drop(callbacks);
     }
 
     /// Handles one HTTP request: Engine.IO requests are answered (long-polls are held until there

@@ -36,13 +36,12 @@ impl ContentEncoding {
     }
 }
 
-/// Parses a qvalue into thousandths; `None` if malformed or out of range.
+/// Parses a qvalue into thousandths, as Node's `negotiator` reads one (`parseFloat`, no range
+/// check): a number past 1 ranks above 1, a negative one is 0 (refused); `None` when it is no
+/// number at all.
 fn parse_q(raw: &str) -> Option<u16> {
-    let q: f32 = raw.trim().parse().ok()?;
-    if !(0.0..=1.0).contains(&q) {
-        return None;
-    }
-    Some((q * 1000.0).round() as u16)
+    let q: f32 = raw.trim().parse().ok().filter(|q: &f32| !q.is_nan())?;
+    Some((q.clamp(0.0, 65.535) * 1000.0).round() as u16)
 }
 
 /// Negotiates over the (comma-separated) values of `Accept-Encoding`.
@@ -62,8 +61,8 @@ fn negotiate_values<'a>(values: impl Iterator<Item = &'a str>) -> Option<Content
                 q = parse_q(value);
             }
         }
-        // A malformed q-value refuses the entry's coding, as Node's `negotiator` (whose q is then
-        // NaN) does: dropping the entry would let a `*` accept what the client named.
+        // A q-value that is no number refuses the entry's coding, as Node's `negotiator` (whose
+        // q is then NaN) does: dropping the entry would let a `*` accept what the client named.
         let q = q.unwrap_or(0);
         let slot = if coding.eq_ignore_ascii_case("gzip") {
             &mut gzip
@@ -283,7 +282,10 @@ mod tests {
         assert_eq!(ae("gzip;q=abc, deflate;q=0.1"), Some(Deflate));
         assert_eq!(ae("gzip;q=abc, *"), Some(Deflate));
         assert_eq!(ae("gzip;q=abc, deflate;q=x, *"), None);
-        assert_eq!(ae("gzip;q=2"), None);
+        // Out of range, as negotiator reads it: past 1 ranks first, below 0 is refused.
+        assert_eq!(ae("gzip;q=2"), Some(Gzip));
+        assert_eq!(ae("deflate;q=1, gzip;q=2"), Some(Gzip));
+        assert_eq!(ae("gzip;q=-1, *"), Some(Deflate));
         assert_eq!(ae(" , ,gzip"), Some(Gzip));
         let bin = HeaderValue::from_bytes(b"gzip\xff").unwrap();
         assert_eq!(negotiate(Some(&bin)), None);

@@ -571,7 +571,6 @@ mod tests {
         assert_eq!(host_id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
     }
 
-    /// python-socketio rooms are any hashable value: `enter_room(sid, 42)` and `emit(..,
     /// An emit to an empty list of rooms from another publisher reaches nobody (python-socketio
     /// fails on it), instead of every client of the namespace; `null` is still everyone.
     #[test]
@@ -585,6 +584,7 @@ mod tests {
         assert!(decode_json(no_skip).is_ok());
     }
 
+    /// python-socketio rooms are any hashable value: `enter_room(sid, 42)` and `emit(..,
     /// room=42)` publish a number, which names the room "42" here instead of failing the message.
     #[test]
     fn numeric_rooms_from_python_name_their_decimal_text() {
