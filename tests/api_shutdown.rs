@@ -262,6 +262,25 @@ async fn a_polling_client_between_two_requests_gets_its_close_packet<Rt: Runtime
     .await
     .expect("the handshake");
     assert_eq!(handshake.status, 503, "{handshake:?}");
+    // The CORS preflight of a handshake is answered as ever, so that a browser reads the 503
+    // above rather than a CORS failure.
+    let preflight = HttpConn::open(addr)
+        .await
+        .request(
+            "OPTIONS",
+            "/socket.io/?EIO=4&transport=polling",
+            &[
+                ("Origin", &format!("http://{addr}")),
+                ("Access-Control-Request-Method", "GET"),
+            ],
+            b"",
+        )
+        .await;
+    assert_eq!(preflight.status, 204, "{preflight:?}");
+    assert!(
+        preflight.header("access-control-allow-origin").is_some(),
+        "{preflight:?}"
+    );
     let packets = tokio::task::spawn_blocking(move || raw_polling::poll_packets(addr, &sid))
         .await
         .expect("the poll");
