@@ -79,6 +79,11 @@ impl PubSubBackend for Postgres {
         })
     }
 
+    /// `NOTIFY` takes payloads shorter than 8,000 bytes.
+    fn max_message_size(&self) -> usize {
+        7999
+    }
+
     fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
         let (url, channel) = (self.url.clone(), self.channel.clone());
         Box::pin(async move {
@@ -370,6 +375,47 @@ async fn a_tokio_and_a_smol_server_share_clients_through_a_backend() {
     clients.finish().await;
     server_a.shutdown(Duration::from_secs(5)).await;
     eventually("A's stream dropped", || backend.live_listeners() == 1).await;
+}
+
+/// A backend with a message limit (as PostgreSQL's `NOTIFY` has): an emit over it fails before
+/// it is queued, so it cannot fail the other emits of the batch it would have been published
+/// in, and the backend never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_over_the_backends_limit_fails_alone_before_it_is_queued() {
+    #[derive(Clone, Default)]
+    struct Limited {
+        inner: InProcess,
+        largest: Arc<AtomicUsize>,
+    }
+    impl PubSubBackend for Limited {
+        fn publish(&self, messages: Vec<Bytes>) -> BoxFuture<Result<(), PublishError>> {
+            for message in &messages {
+                self.largest.fetch_max(message.len(), Ordering::SeqCst);
+            }
+            self.inner.publish(messages)
+        }
+        fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>> {
+            self.inner.listen()
+        }
+        fn max_message_size(&self) -> usize {
+            300
+        }
+    }
+    let backend = Limited::default();
+    let io = sockio::Server::builder()
+        .custom_client_manager(backend.clone())
+        .build();
+    let (big, small) = tokio::join!(
+        io.emit("news", &"x".repeat(400)).into_future(),
+        io.emit("news", &"short").into_future()
+    );
+    assert!(
+        matches!(&big, Err(EmitError::Publish(error)) if error.0.contains("limit")),
+        "{big:?}"
+    );
+    assert!(small.is_ok(), "{small:?}");
+    let largest = backend.largest.load(Ordering::SeqCst);
+    assert!((1..=300).contains(&largest), "largest published: {largest}");
 }
 
 /// A backend that panics in `publish` and `listen` (once each): the emit fails with the

@@ -252,7 +252,7 @@ pub(crate) fn start_bus(cluster: &Cluster) -> Arc<Bus> {
         jobs,
         max_message: match cluster {
             Cluster::Broker(manager) => manager.message_limit(),
-            Cluster::Custom(_) => usize::MAX,
+            Cluster::Custom(backend) => backend.max_message_size(),
         },
         unpublished: Arc::default(),
         pending: Mutex::new(PendingCallbacks::default()),

@@ -46,6 +46,14 @@ pub trait PubSubBackend: Send + Sync + 'static {
     /// over), as python-socketio's listener does. What was published in between does not reach
     /// this server.
     fn listen(&self, messages: MessageSender) -> Result<(), ListenError>;
+
+    /// The largest message (bytes) this backend publishes, if it has a limit (PostgreSQL's
+    /// `NOTIFY` takes under 8,000 bytes): an emit of a larger one fails with a publish error
+    /// before it is queued, as with the Redis and RabbitMQ managers, rather than failing the
+    /// batch it would have been published in, and the other emits in it. None by default.
+    fn max_message_size(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// Where a [`PubSubBackend`] puts the messages of its channel. Bounded: [`send`](Self::send)

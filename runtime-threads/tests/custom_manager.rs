@@ -66,6 +66,11 @@ impl PubSubBackend for Postgres {
         Ok(())
     }
 
+    /// `NOTIFY` takes payloads shorter than 8,000 bytes.
+    fn max_message_size(&self) -> usize {
+        7999
+    }
+
     fn listen(&self, messages: MessageSender) -> Result<(), ListenError> {
         let mut client = Client::connect(&self.url, NoTls)?;
         client.batch_execute(&format!("LISTEN \"{}\"", self.channel))?;

@@ -221,7 +221,7 @@ pub(crate) fn start_bus<Rt: Runtime>(runtime: &Rt, cluster: &Cluster) -> Arc<Bus
         slots: PublishSlots::new(PUBLISH_QUEUE),
         max_message: match cluster {
             Cluster::Broker(manager) => manager.message_limit(),
-            Cluster::Custom(_) => usize::MAX,
+            Cluster::Custom(backend) => backend.max_message_size(),
         },
         pending: std::sync::Mutex::new(PendingCallbacks::default()),
         expiry: Arc::new(WakeSignal::new()),

@@ -90,6 +90,14 @@ pub trait PubSubBackend: Send + Sync + 'static {
     /// for however long it takes, so bound its time yourself (a connect that never answers would
     /// leave the server deaf, with nothing logged).
     fn listen(&self) -> BoxFuture<Result<MessageStream, ListenError>>;
+
+    /// The largest message (bytes) this backend publishes, if it has a limit (PostgreSQL's
+    /// `NOTIFY` takes under 8,000 bytes): an emit of a larger one fails with a publish error
+    /// before it is queued, as with the Redis and RabbitMQ managers, rather than failing the
+    /// batch it would have been published in, and the other emits in it. None by default.
+    fn max_message_size(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// How long a publish may take.

@@ -25,7 +25,7 @@ macro_rules! runtime_api {
         /// A write-only client manager for processes that are not servers.
         pub type Emitter = $crate::Emitter<$rt>;
         /// An external emit being configured, from
-        /// [`Emitter::emit`](sockio_server::Emitter::emit); `.await` it.
+        /// [`Emitter::emit`](sockio_server::Emitter::emit); `.send().await` it.
         pub type ExternalEmit = $crate::ExternalEmit<$rt>;
         /// The tower layer serving Socket.IO in a tower-based app (hyper; axum on tokio).
         pub type SocketIoLayer = $crate::SocketIoLayer<$rt>;
