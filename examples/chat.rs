@@ -69,7 +69,9 @@ mod app {
     pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         // Defaults suit this chat: same-origin CORS (the page comes from this server), and a
         // 1,000,000-byte message limit, above a 512 KB image even base64-encoded for HTTP polling.
-        let io = Server::builder().build();
+        // One user's events are handled one after the other, so their messages reach the room
+        // in the order they were sent (side by side, a second line could overtake the first).
+        let io = Server::builder().async_handlers(false).build();
         let chat = Chat::default();
 
         // Handlers receive the socket and the data. Those that need the table of names each get
@@ -170,7 +172,8 @@ mod app {
 
     /// The chat server on threads: the same handlers, blocking instead of `async`.
     pub fn run() -> Result<(), Box<dyn std::error::Error>> {
-        let io = Server::builder().build();
+        // One user's events one after the other, as on tokio and smol (message order).
+        let io = Server::builder().async_handlers(false).build();
         let chat = Chat::default();
 
         let c = chat.clone();
