@@ -316,3 +316,47 @@ fn a_request_without_sid_is_a_handshake() {
         &uri("/socket.io/?EIO=4&transport=polling")
     ));
 }
+
+/// The runtimes ask the core which requests are refused before their body is read: an
+/// HTTP/1.1 client waiting for `100 Continue` with a `Content-Length` past the limit, only.
+#[test]
+fn a_body_announced_past_the_limit_is_refused_before_it_is_read() {
+    use http::{HeaderMap, HeaderValue, Version};
+    use sockio_core::engineio::endpoint::waits_to_send_a_body_over;
+    let head = |expect: Option<&'static str>, length: &'static str| {
+        let mut headers = HeaderMap::new();
+        if let Some(expect) = expect {
+            headers.insert("expect", HeaderValue::from_static(expect));
+        }
+        headers.insert("content-length", HeaderValue::from_static(length));
+        headers
+    };
+    let v11 = Version::HTTP_11;
+    assert!(waits_to_send_a_body_over(
+        v11,
+        &head(Some("100-continue"), "11"),
+        10
+    ));
+    assert!(waits_to_send_a_body_over(
+        v11,
+        &head(Some("100-Continue"), " 11 "),
+        10
+    ));
+    assert!(!waits_to_send_a_body_over(
+        v11,
+        &head(Some("100-continue"), "10"),
+        10
+    ));
+    assert!(!waits_to_send_a_body_over(v11, &head(None, "11"), 10));
+    assert!(!waits_to_send_a_body_over(
+        v11,
+        &head(Some("100-continue"), "x"),
+        10
+    ));
+    let v10 = Version::HTTP_10;
+    assert!(!waits_to_send_a_body_over(
+        v10,
+        &head(Some("100-continue"), "11"),
+        10
+    ));
+}

@@ -47,7 +47,7 @@ use crate::runtime::{Runtime, until};
 use crate::server::OsRandomSids;
 use crate::service::{
     BodyLimits, Handled, PostInFlight, SocketIoResponse, body_after_start, plain, post_refusal,
-    refused_before_body, refused_post,
+    refused_post,
 };
 use crate::wake_signal::WakeSignal;
 use crate::ws_pump::WsSession;
@@ -388,11 +388,10 @@ impl<Rt: Runtime> EngineServer<Rt> {
             max: self.inner.config.max_http_buffer_size,
             wait: self.inner.config.http_header_timeout,
         };
-        if refused_before_body(&parts, limits.max) {
-            let refused = self
-                .inner
-                .endpoint
-                .body_too_large(&parts.uri, &parts.headers);
+        let endpoint = &self.inner.endpoint;
+        if let Some(refused) =
+            endpoint.refused_before_body(parts.version, &parts.uri, &parts.headers)
+        {
             return Handled::Response(refused.map(Full::new));
         }
         let started = self.start_post(&parts, id).await;

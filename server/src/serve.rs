@@ -14,9 +14,7 @@ use crate::error::ServerError;
 use crate::handlers::{BoxFuture, catch_panic, catch_panic_now};
 use crate::runtime::Runtime;
 use crate::server::Server;
-use crate::service::{
-    BodyLimits, Handled, SocketIoResponse, plain, read_body, refused_before_body,
-};
+use crate::service::{BodyLimits, Handled, SocketIoResponse, plain, read_body};
 
 /// Answers the requests that are not Socket.IO's when serving with [`Server::serve_with`]. It
 /// gets the request with its body read (at most `max_http_buffer_size` bytes; a larger body is
@@ -177,7 +175,11 @@ impl<Rt: Runtime> Server<Rt> {
             max: self.inner.config.engine.max_http_buffer_size,
             wait: self.inner.config.engine.http_header_timeout,
         };
-        if refused_before_body(&parts, limits.max) {
+        if sockio_core::engineio::endpoint::waits_to_send_a_body_over(
+            parts.version,
+            &parts.headers,
+            limits.max,
+        ) {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         let body = match read_body(&self.inner.runtime, body, limits).await {

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
-use http::{StatusCode, header};
+use http::StatusCode;
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
@@ -42,24 +42,6 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> SocketIoResponse 
     let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response
-}
-
-/// Whether a request's client waits for `100 Continue` before sending a body past `max`: it is
-/// answered 413 at once (by the core under the Socket.IO path, `body_too_large`), as the threads
-/// runtime answers it, instead of a `100 Continue` (which hyper sends when the body is first
-/// read) and a 413 after the whole body came. The body is not read, so the connection closes
-/// after the answer.
-pub(crate) fn refused_before_body(parts: &http::request::Parts, max: usize) -> bool {
-    let waits = parts.version == http::Version::HTTP_11
-        && parts
-            .headers
-            .get(header::EXPECT)
-            .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let declared = || {
-        let length = parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
-        length.trim().parse::<u64>().ok()
-    };
-    waits && declared().is_some_and(|length| length > max as u64)
 }
 
 /// How a body read ended other than with the body.
@@ -286,11 +268,10 @@ impl<Rt: Runtime> Server<Rt> {
             max: self.inner.config.engine.max_http_buffer_size,
             wait: self.inner.config.engine.http_header_timeout,
         };
-        if refused_before_body(&parts, limits.max) {
-            let refused = self
-                .inner
-                .endpoint
-                .body_too_large(&parts.uri, &parts.headers);
+        let endpoint = &self.inner.endpoint;
+        if let Some(refused) =
+            endpoint.refused_before_body(parts.version, &parts.uri, &parts.headers)
+        {
             return Handled::Response(refused.map(Full::new));
         }
         let started = self.start_post(&parts, id).await;

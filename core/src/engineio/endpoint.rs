@@ -89,6 +89,26 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     lists_token(headers, &header::UPGRADE, b"websocket")
 }
 
+/// Whether a request's client waits for `100 Continue` (HTTP/1.1, `Expect: 100-continue`) before
+/// sending a body whose `Content-Length` is past `max`: such a request is answered 413 at once,
+/// instead of with `100 Continue` and a 413 after the whole body came; the body is never read,
+/// so the connection closes after the answer.
+pub fn waits_to_send_a_body_over(
+    version: ::http::Version,
+    headers: &HeaderMap,
+    max: usize,
+) -> bool {
+    let waits = version == ::http::Version::HTTP_11
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = || {
+        let length = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
+        length.trim().parse::<u64>().ok()
+    };
+    waits && declared().is_some_and(|length| length > max as u64)
+}
+
 /// True when the request opens a new session (no `sid` in its query, and not the CORS preflight
 /// of such a request): the one kind of request a server refuses while shutting down, and the only
 /// one that reads the client's address. A preflight is answered as ever during a shutdown: a
@@ -279,6 +299,19 @@ impl Endpoint {
         let origin = self.config.cors.check_request(request);
         let websocket = is_websocket_upgrade(request.headers());
         self.rejection(websocket, EngineErrorCode::UnknownSid, None, &origin)
+    }
+
+    /// [`body_too_large`](Self::body_too_large) for a request whose head says its client waits
+    /// for `100 Continue` before sending a body past `max_http_buffer_size`
+    /// ([`waits_to_send_a_body_over`]); `None` for any other, whose body the driver reads.
+    pub fn refused_before_body(
+        &self,
+        version: ::http::Version,
+        uri: &::http::Uri,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
+        waits_to_send_a_body_over(version, headers, self.config.max_http_buffer_size)
+            .then(|| self.body_too_large(uri, headers))
     }
 
     /// The answer to a request under the path whose body the driver refuses before reading it:

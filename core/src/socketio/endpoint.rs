@@ -72,6 +72,16 @@ impl Endpoint {
         self.engine.shutting_down(request)
     }
 
+    /// See [`crate::engineio::endpoint::Endpoint::refused_before_body`].
+    pub fn refused_before_body(
+        &self,
+        version: ::http::Version,
+        uri: &::http::Uri,
+        headers: &::http::HeaderMap,
+    ) -> Option<Response> {
+        self.engine.refused_before_body(version, uri, headers)
+    }
+
     /// See [`crate::engineio::endpoint::Endpoint::body_too_large`].
     pub fn body_too_large(&self, uri: &::http::Uri, headers: &::http::HeaderMap) -> Response {
         self.engine.body_too_large(uri, headers)
