@@ -8,6 +8,7 @@
 //! PORT=8080 cargo run --example chat       # another port
 //! cargo run --example chat --no-default-features --features threads   # the same chat on threads
 //! node examples/chat/smoke-test.js http://127.0.0.1:3000   # scripted check with the Node client
+//! node examples/chat/page-test.js http://127.0.0.1:3000 /usr/bin/chromium   # the page, in Chromium
 //! ```
 //!
 //! The chat is written once (`chat/logic.rs`: validation, the table of names, room keys, what

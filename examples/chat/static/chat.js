@@ -28,25 +28,43 @@ const state = {
   current: LOBBY,
   rooms: new Map(), // room name → { users, log (an <ol>), unread, typing: Map(name → timer) }
   lastTypingSent: 0,
-  // Settled once this connection is back in the rooms the page shows (see "welcome"). While the
-  // client reconnects, what is sent waits for it: the client would send it on the new socket
-  // before the rooms are joined again, and the server would refuse it ("You are not in ...").
-  rejoined: Promise.resolve(),
-  waitingForRejoin: false,
-  markRejoined: () => {},
+  // While the client reconnects, what is sent waits here until the new connection is back in the
+  // rooms the page shows (see "welcome"): the client would send it on the new socket before the
+  // rooms are joined again, and the server would refuse it ("You are not in ..."). `null` when
+  // nothing needs to wait.
+  rejoin: null, // { promise, resolve, reject }
+  // Counts disconnections, so that a rejoin finished for an earlier connection (one that dropped
+  // again while its rooms were being joined) does not let waiting messages out early.
+  connection: 0,
 };
 
 // Messages sent from now on wait until the rooms are joined again after a reconnection. (Once
 // per wait: a second disconnect before the rooms are back keeps the wait already there.)
 function awaitRejoin() {
-  if (state.waitingForRejoin) return;
-  state.waitingForRejoin = true;
-  state.rejoined = new Promise((resolve) => {
-    state.markRejoined = () => {
-      state.waitingForRejoin = false;
-      resolve();
-    };
+  if (state.rejoin) return;
+  const rejoin = {};
+  rejoin.promise = new Promise((resolve, reject) => {
+    rejoin.resolve = resolve;
+    rejoin.reject = reject;
   });
+  // A message that fails this way says so on its own line; nobody else awaits the promise.
+  rejoin.promise.catch(() => {});
+  state.rejoin = rejoin;
+}
+
+// The rooms are back for `connection`: what waited goes out, unless that connection dropped since.
+function markRejoined(connection) {
+  if (connection !== state.connection || !state.rejoin) return;
+  state.rejoin.resolve();
+  state.rejoin = null;
+}
+
+// This login is over (signed out, or put out by the server): what waited for it fails instead of
+// going out later on a connection that may carry someone else's name.
+function abandonRejoin(why) {
+  if (!state.rejoin) return;
+  state.rejoin.reject(new Error(why));
+  state.rejoin = null;
 }
 
 // ----- rooms ------------------------------------------------------------------------------------
@@ -217,7 +235,7 @@ async function deliver(li, event, data) {
   status.textContent = "sending…";
   li.append(status);
   try {
-    await state.rejoined;
+    if (state.rejoin) await state.rejoin.promise;
     const { at } = await request(event, data);
     status.textContent = "✓";
     status.title = "delivered at " + time(at);
@@ -290,6 +308,10 @@ $("login").addEventListener("submit", (event) => {
   for (const name of [...state.rooms.keys()]) forgetRoom(name);
   state.current = LOBBY;
   state.name = null;
+  // What the client still holds back from the earlier login (an emit made while it was
+  // disconnected) would otherwise go out first on this connection, under the new name. Its
+  // acknowledgement then times out, and its line says it was not delivered.
+  socket.sendBuffer = [];
   socket.auth = { name: $("name").value, resume: RESUME };
   $("login-error").textContent = "";
   $("status").textContent = "connecting…";
@@ -298,6 +320,7 @@ $("login").addEventListener("submit", (event) => {
 
 $("sign-out").addEventListener("click", () => {
   socket.disconnect(); // the others see us leave with the reason "client namespace disconnect"
+  abandonRejoin("signed out before it was sent");
   showLogin();
 });
 
@@ -323,7 +346,8 @@ $("text").addEventListener("input", () => {
   const now = Date.now();
   if ($("text").value && now - state.lastTypingSent > TYPING_SEND_EVERY_MS) {
     state.lastTypingSent = now;
-    socket.emit("typing", state.current);
+    // Volatile: dropped when not connected, rather than sent late (maybe under a later login).
+    socket.volatile.emit("typing", state.current);
   }
 });
 
@@ -351,7 +375,8 @@ socket.on("welcome", ({ name, room: lobby, users }) => {
     .filter((other) => other !== lobby)
     .map((other) => joinRoom(other, { show: false }));
   // (A room that cannot be joined again says so; what waits for it is then refused by the server.)
-  Promise.all(rejoins).then(() => state.markRejoined());
+  const connection = state.connection;
+  Promise.all(rejoins).then(() => markRejoined(connection));
   switchTo(state.rooms.has(state.current) ? state.current : lobby);
 });
 
@@ -412,6 +437,7 @@ socket.on("connect_error", (err) => {
   } else {
     // The server refused us (ConnectRefused): `err.message` is its message, `err.data` its data.
     $("status").textContent = "not connected";
+    abandonRejoin("the server refused the reconnection before it was sent");
     const suggestion = err.data?.suggestion;
     if (suggestion) $("name").value = suggestion;
     showLogin((err.data?.detail ?? err.message) + (suggestion ? ` How about ${suggestion}?` : ""));
@@ -420,8 +446,12 @@ socket.on("connect_error", (err) => {
 
 socket.on("disconnect", (reason) => {
   $("status").textContent = "disconnected: " + reason;
+  state.connection += 1;
   awaitRejoin();
   // After "io server disconnect" the client does not reconnect by itself; other reasons (network,
   // server restart) reconnect automatically and the page keeps its state meanwhile.
-  if (!socket.active && reason !== "io client disconnect") showLogin("Disconnected by the server.");
+  if (!socket.active && reason !== "io client disconnect") {
+    abandonRejoin("disconnected by the server before it was sent");
+    showLogin("Disconnected by the server.");
+  }
 });
