@@ -167,8 +167,12 @@ process.exit(0);
     for client in &mut clients {
         assert_eq!(client.expect("marker").await, json!("after"));
     }
-    // A socket's own room can be neither entered by another socket nor closed (as in
+    // A socket's own room can be neither entered by another socket, left nor closed (unlike
     // python-socketio): the emit to it below reaches its socket alone.
+    assert!(matches!(
+        io.leave_room(&sids[1], &sids[1]),
+        Err(ServerError::SidRoom(_))
+    ));
     assert!(matches!(
         io.enter_room(&sids[0], &sids[1]),
         Err(ServerError::SidRoom(_))

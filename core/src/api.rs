@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engineio::Sid;
-use crate::hub::{EnterRoomError, SidRoom, UnknownSocket};
+use crate::hub::{RoomChangeError, SidRoom, UnknownSocket};
 use crate::payload::{Args, PayloadError};
 use crate::socketio::{CommandError, SocketEvent};
 use bytestring::ByteString;
@@ -163,11 +163,11 @@ pub type ConnectResult = Result<(), ConnectRefused>;
 pub enum ServerError {
     #[error("no socket {0} in this namespace on this server")]
     UnknownSid(String),
-    /// `enter_room` of another socket's own room (its sid), or `close_room` of a socket's own
-    /// room, for a socket of this server: only that socket is in it (python-socketio allows
-    /// both).
+    /// `enter_room` of another socket's own room (its sid), `close_room` of a socket's own room
+    /// for a socket of this server, or `leave_room` of a socket's own room: only that socket is
+    /// in it, always (python-socketio allows all three).
     #[error(
-        "room {0} is a socket's own room (its sid): it cannot be entered by another socket or closed"
+        "room {0} is a socket's own room (its sid): it cannot be entered by another socket, left or closed"
     )]
     SidRoom(String),
     #[error("session data: {0}")]
@@ -476,11 +476,11 @@ impl From<SidRoom> for ServerError {
     }
 }
 
-impl From<EnterRoomError> for ServerError {
-    fn from(error: EnterRoomError) -> Self {
+impl From<RoomChangeError> for ServerError {
+    fn from(error: RoomChangeError) -> Self {
         match error {
-            EnterRoomError::UnknownSocket(error) => error.into(),
-            EnterRoomError::SidRoom(error) => error.into(),
+            RoomChangeError::UnknownSocket(error) => error.into(),
+            RoomChangeError::SidRoom(error) => error.into(),
         }
     }
 }

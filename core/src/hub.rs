@@ -49,10 +49,10 @@ pub struct SidRoom {
     pub room: String,
 }
 
-/// Why a socket could not enter a room.
+/// Why a socket could not enter or leave a room.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum EnterRoomError {
+pub enum RoomChangeError {
     #[error(transparent)]
     UnknownSocket(#[from] UnknownSocket),
     #[error(transparent)]
@@ -171,7 +171,7 @@ impl<H: Clone> Hub<H> {
         namespace: &str,
         sid: &str,
         room: &str,
-    ) -> Result<(), EnterRoomError> {
+    ) -> Result<(), RoomChangeError> {
         // The socket first: a server that does not hold it has nothing to refuse.
         if !self.contains(namespace, sid) {
             return Err(unknown(namespace, sid).into());
@@ -193,14 +193,15 @@ impl<H: Clone> Hub<H> {
         Ok(())
     }
 
-    /// Takes socket `sid` of `namespace` out of `room`.
+    /// Takes socket `sid` of `namespace` out of `room`; its own room (its sid) is refused.
     pub fn leave_room(
         &mut self,
         namespace: &str,
         sid: &str,
         room: &str,
-    ) -> Result<(), UnknownSocket> {
+    ) -> Result<(), RoomChangeError> {
         let entry = self.known_mut(namespace, sid)?;
+        may_leave(namespace, sid, room)?;
         entry.rooms.leave(&Sid::from(sid), room);
         Ok(())
     }
@@ -317,6 +318,17 @@ impl<H: Clone> Hub<H> {
     }
 }
 
+/// Refuses to take socket `sid` out of its own room (its sid): what is meant for that
+/// client alone goes through that room, so an emit to it would reach nobody while the socket
+/// is still connected (and a `call`, which finds the socket itself, still would). Needs no
+/// hub: a server checks it for a socket of another server too.
+pub fn may_leave(namespace: &str, sid: &str, room: &str) -> Result<(), SidRoom> {
+    if room == sid {
+        return Err(sid_room(namespace, room));
+    }
+    Ok(())
+}
+
 fn sid_room(namespace: &str, room: &str) -> SidRoom {
     SidRoom {
         namespace: namespace.to_owned(),
@@ -378,8 +390,8 @@ mod tests {
         }
         hub.register_socket("/other", Sid::from("e"), 9);
         hub.enter_room("/", "a", "lobby").unwrap();
-        // A socket out of every room, its own included, still hears the whole namespace.
-        hub.leave_room("/", "b", "b").unwrap();
+        // A socket out of every room but its own still hears the whole namespace.
+        hub.leave_room("/", "a", "lobby").unwrap();
         hub.forget_socket("/", "c");
         let everyone = vec![("a".into(), 0), ("b".into(), 1), ("d".into(), 3)];
         assert_eq!(sids(hub.recipients("/", NONE, NONE)), everyone);
@@ -451,15 +463,19 @@ mod tests {
         hub.register_socket("/chat", Sid::from("c"), 2u8);
         let refused = sid_room("/", "b");
         assert_eq!(hub.enter_room("/", "a", "b"), Err(refused.clone().into()));
-        assert_eq!(hub.close_room("/", "b"), Err(refused));
+        assert_eq!(hub.close_room("/", "b"), Err(refused.clone()));
         // b alone still hears what is meant for it.
         assert_eq!(
             sids(hub.recipients("/", &["b"], NONE)),
             vec![("b".into(), 1)]
         );
-        // Its own room, once left, can be entered again by itself; a sid of another namespace
-        // is an ordinary room name here.
-        hub.leave_room("/", "b", "b").unwrap();
+        // Nor can it leave it; entering it again is harmless. A sid of another namespace is an
+        // ordinary room name here.
+        assert_eq!(hub.leave_room("/", "b", "b"), Err(refused.clone().into()));
+        assert_eq!(
+            sids(hub.recipients("/", &["b"], NONE)),
+            vec![("b".into(), 1)]
+        );
         hub.enter_room("/", "b", "b").unwrap();
         hub.enter_room("/", "a", "c").unwrap();
         assert_eq!(hub.close_room("/", "c"), Ok(vec![Sid::from("a")]));

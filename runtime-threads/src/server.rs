@@ -1726,8 +1726,10 @@ impl Namespace {
         Ok(self.server.hub().enter_room(&self.name, sid, room)?)
     }
 
-    /// Takes socket `sid` out of `room` (on its own server, with a client manager).
+    /// Takes socket `sid` out of `room` (on its own server, with a client manager). Its own
+    /// room (its sid) is refused: [`ServerError::SidRoom`].
     pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        sockio_core::hub::may_leave(&self.name, sid, room)?;
         if self.publish_elsewhere(RoomChange::Leave(room), sid) {
             return Ok(());
         }

@@ -269,8 +269,12 @@ await commands();
         until(&mut client, &both, "marker", json!("after")),
         [json!([["marker", "after"]]), json!([["marker", "after"]])]
     );
-    // A socket's own room can be neither entered by another socket nor closed (as in
+    // A socket's own room can be neither entered by another socket, left nor closed (unlike
     // python-socketio): the emit to it below reaches its socket alone.
+    assert!(matches!(
+        io.leave_room(&sids["websocket"], &sids["websocket"]),
+        Err(ServerError::SidRoom(_))
+    ));
     assert!(matches!(
         io.enter_room(&sids["polling"], &sids["websocket"]),
         Err(ServerError::SidRoom(_))

@@ -1230,8 +1230,10 @@ impl<Rt: Runtime> Namespace<Rt> {
         Ok(self.server.inner.hub().enter_room(&self.name, sid, room)?)
     }
 
-    /// Takes socket `sid` out of `room` (on its own server, with a client manager).
+    /// Takes socket `sid` out of `room` (on its own server, with a client manager). Its own
+    /// room (its sid) is refused: [`ServerError::SidRoom`].
     pub fn leave_room(&self, sid: &str, room: &str) -> Result<(), ServerError> {
+        sockio_core::hub::may_leave(&self.name, sid, room)?;
         if self.publish_elsewhere(RoomChange::Leave(room), sid) {
             return Ok(());
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::hub::{EnterRoomError, Hub, SidRoom};
+use crate::hub::{Hub, RoomChangeError, SidRoom};
 use crate::payload::Args;
 
 use super::callbacks::{Expect, PendingCallbacks, TooManyPending};
@@ -134,7 +134,7 @@ pub fn triage<H: Clone, G: DerefMut<Target = Hub<H>>>(
             // Only the server holding the socket acts; for the others it is unknown. Another
             // socket's own room is refused there, as a local enter_room would be.
             match hub().enter_room(&namespace, &sid, &room) {
-                Err(EnterRoomError::SidRoom(refused)) => return Err(refused.into()),
+                Err(RoomChangeError::SidRoom(refused)) => return Err(refused.into()),
                 _ => Remote::Done,
             }
         }
@@ -144,8 +144,11 @@ pub fn triage<H: Clone, G: DerefMut<Target = Hub<H>>>(
             namespace,
             ..
         } => {
-            let _ = hub().leave_room(&namespace, &sid, &room);
-            Remote::Done
+            // A socket's own room is refused there, as a local leave_room would be.
+            match hub().leave_room(&namespace, &sid, &room) {
+                Err(RoomChangeError::SidRoom(refused)) => return Err(refused.into()),
+                _ => Remote::Done,
+            }
         }
         Message::CloseRoom {
             room, namespace, ..
@@ -437,6 +440,14 @@ mod tests {
         let close = bytes(json!({"method": "close_room", "room": "other", "host_id": "x"}));
         assert_eq!(
             triage_in(&close, "me", &mut hub),
+            Err(Ignored::SidRoom(refused.clone()))
+        );
+        assert_eq!(hub.participants("/", "other"), vec![Sid::from("other")]);
+        let leave = bytes(
+            json!({"method": "leave_room", "sid": "other", "room": "other", "namespace": "/", "host_id": "x"}),
+        );
+        assert_eq!(
+            triage_in(&leave, "me", &mut hub),
             Err(Ignored::SidRoom(refused))
         );
         assert_eq!(hub.participants("/", "other"), vec![Sid::from("other")]);
