@@ -307,6 +307,9 @@ fn a_request_without_sid_is_a_handshake() {
     assert!(get("/socket.io/?EIO=4&transport=polling&sidx=1"));
     assert!(!get("/socket.io/?EIO=4&transport=polling&sid=abc"));
     assert!(!get("/socket.io/?sid=abc&EIO=4"));
+    // An empty `sid` is none (the reference server's `!req._query.sid`).
+    assert!(get("/socket.io/?EIO=4&transport=polling&sid="));
+    assert!(get("/socket.io/?EIO=4&transport=polling&sid=abc&sid="));
     assert!(is_handshake(
         &http::Method::POST,
         &uri("/socket.io/?EIO=4&transport=polling")
@@ -359,4 +362,31 @@ fn a_body_announced_past_the_limit_is_refused_before_it_is_read() {
         &head(Some("100-continue"), "11"),
         10
     ));
+}
+
+/// A repeated query parameter is read as the reference server reads it (engine.io 6:
+/// `Object.fromEntries(url.searchParams)`): the last one counts, however many pairs come first.
+#[test]
+fn the_last_of_a_repeated_query_parameter_counts() {
+    // Without v3: the first EIO would be refused with code 5.
+    let mut h = Harness::engine(EngineConfig::default());
+    let response = h
+        .get("/engine.io/?EIO=3&transport=websocket&transport=polling&EIO=4")
+        .response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(&response), OPEN_V4_POLLING);
+    // A stale sid before the session's own.
+    let q = "/engine.io/?EIO=4&transport=polling&sid=nobody&sid=sid-000001";
+    assert_eq!(h.post(q, b"4x").response().status(), StatusCode::OK);
+    // And past a thousand other pairs (Node's `querystring` limit, which engine.io 6 no longer
+    // has).
+    let many = format!(
+        "/engine.io/?EIO=4&transport=polling&{}sid=sid-000001",
+        "t=1&".repeat(1500)
+    );
+    assert_eq!(h.post(&many, b"4y").response().status(), StatusCode::OK);
+    // An empty sid opens a new session.
+    let response = h.get("/engine.io/?EIO=4&transport=polling&sid=").response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(h.sessions.contains_key("sid-000002"));
 }

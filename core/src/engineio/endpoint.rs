@@ -109,13 +109,15 @@ pub fn waits_to_send_a_body_over(
     waits && declared().is_some_and(|length| length > max as u64)
 }
 
-/// True when the request opens a new session (no `sid` in its query, and not the CORS preflight
+/// True when the request opens a new session (no `sid` in its query, or an empty one, as the
+/// reference server's `!req._query.sid` reads it, and not the CORS preflight
 /// of such a request): the one kind of request a server refuses while shutting down, and the only
 /// one that reads the client's address. A preflight is answered as ever during a shutdown: a
 /// browser cannot read a refused preflight, and would report a CORS error instead of the 503
 /// that the handshake itself then gets.
 pub fn is_handshake(method: &::http::Method, uri: &::http::Uri) -> bool {
-    method != ::http::Method::OPTIONS && Query::find(uri.query().unwrap_or(""), "sid").is_none()
+    method != ::http::Method::OPTIONS
+        && Query::find(uri.query().unwrap_or(""), "sid").is_none_or(|sid| sid.is_empty())
 }
 
 /// True when `j` is a valid JSONP callback index (decimal digits, as the clients send).
@@ -486,12 +488,13 @@ impl Endpoint {
             return reject(EngineErrorCode::BadRequest, None, &origin);
         }
         match sid {
-            Some(sid) => Checked::Existing {
+            // The reference server's `!req._query.sid`: an empty value is no `sid`.
+            Some(sid) if !sid.is_empty() => Checked::Existing {
                 sid,
                 websocket,
                 origin,
             },
-            None => Checked::Handshake {
+            _ => Checked::Handshake {
                 transport,
                 websocket,
                 eio,

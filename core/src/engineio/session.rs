@@ -1117,19 +1117,19 @@ impl Session {
                 None,
             )))
         };
-        let query = Query::from_uri(request.uri());
+        let [eio, b64] = Query::find_each(request.uri().query().unwrap_or(""), ["EIO", "b64"]);
         if self.state != State::Open
             || !self.config.allow_upgrades
             || !self.config.allows(Transport::WebSocket)
             || self.probe.is_some()
             || !matches!(self.transport, ActiveTransport::Polling { .. })
-            || !self.speaks(query.get("EIO"))
+            || !self.speaks(eio.as_deref())
         {
             return refuse();
         }
         self.probe = Some(Box::new(Probe {
             conn: id,
-            supports_binary: query.get("b64").is_none_or(str::is_empty),
+            supports_binary: b64.is_none_or(|b64| b64.is_empty()),
             deadline: deadline_after(now, self.config.upgrade_timeout),
             probed: false,
             cancelled: false,

@@ -1,21 +1,24 @@
-//! Query-string parsing (`application/x-www-form-urlencoded` style, as
-//! Node's `querystring` module parses Engine.IO request URLs).
+//! Query-string parsing (`application/x-www-form-urlencoded` style, as engine.io 6 reads an
+//! Engine.IO request's URL: `Object.fromEntries(new URL(url).searchParams)`, in which the last of
+//! a repeated key wins and no number of pairs is too many).
 
 use std::borrow::Cow;
 
 /// Decoded key/value pairs of a URL query string, in their original order.
 ///
 /// The query string is peer input, so at most [`Query::MAX_PAIRS`] pairs are
-/// kept; any further pairs are ignored.
+/// kept; any further pairs are ignored. [`Query::find`] and [`Query::find_each`], which keep
+/// nothing, read them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     pairs: Vec<(String, String)>,
 }
 
 impl Query {
-    /// Maximum number of pairs kept by [`Query::parse`]: Node's `querystring` default
-    /// (`maxKeys`), which the reference server parses with. With 256, a request whose `sid` came
-    /// after 256 other pairs was read as having none: a new handshake.
+    /// Maximum number of pairs kept by [`Query::parse`] (Node's `querystring` default
+    /// `maxKeys`, which the reference server reads a JSONP form with). What the server routes
+    /// on is looked up with [`Query::find_each`], which has no such limit, as the reference
+    /// server's `URLSearchParams` has none.
     pub const MAX_PAIRS: usize = 1000;
 
     /// Parses a raw query string such as `EIO=4&transport=polling&t=N8hyd6w`.
@@ -40,8 +43,9 @@ impl Query {
         Query { pairs }
     }
 
-    /// The decoded value of the first pair of `raw` whose decoded key is `key`, found the way
-    /// [`Query::parse`] would find it but without keeping the other pairs.
+    /// The decoded value of the last pair of `raw` whose decoded key is `key` (as the reference
+    /// server reads a repeated key), found the way [`Query::get`] would find it in
+    /// [`Query::parse`]'s pairs, but without keeping the other pairs or a limit on their number.
     ///
     /// A plain byte scan: routing looks up a few keys in every polling request, and `str::split`
     /// took about 1,300 instructions per lookup of an Engine.IO query (bench/ANALYSIS.md).
@@ -50,7 +54,7 @@ impl Query {
         found
     }
 
-    /// [`Query::find`] for several keys in one scan of `raw`: the value of each key's first pair,
+    /// [`Query::find`] for several keys in one scan of `raw`: the value of each key's last pair,
     /// in the order of `keys`. A request's router reads several parameters, and a scan per key
     /// read the whole query again for every key it lacks (bench/ANALYSIS.md).
     pub fn find_each<'a, const N: usize>(
@@ -58,16 +62,11 @@ impl Query {
         keys: [&str; N],
     ) -> [Option<Cow<'a, str>>; N] {
         let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-        let mut missing = N;
         for pair in RawPairs::new(raw) {
-            if missing == 0 {
-                break;
-            }
             let key = pair.key();
             for (slot, wanted) in found.iter_mut().zip(keys) {
-                if slot.is_none() && *key == *wanted {
+                if *key == *wanted {
                     *slot = Some(pair.value());
-                    missing -= 1;
                 }
             }
         }
@@ -79,10 +78,12 @@ impl Query {
         uri.query().map(Query::parse).unwrap_or_default()
     }
 
-    /// The value of the first pair whose key is `key`.
+    /// The value of the last pair whose key is `key` (as the reference server reads a repeated
+    /// key).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
+            .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
@@ -156,13 +157,11 @@ impl<'a> RawPair<'a> {
     }
 }
 
-/// The non-empty pairs of a raw query, at most [`Query::MAX_PAIRS`] of them, split as
-/// [`Query::parse`] splits them. One pass finds a segment's end, its first `=` and its escapes
+/// The non-empty pairs of a raw query, all of them, split as [`Query::parse`] splits them. One pass finds a segment's end, its first `=` and its escapes
 /// together, eight bytes to a step (`crate::swar`).
 struct RawPairs<'a> {
     raw: &'a str,
     at: usize,
-    pairs: usize,
 }
 
 impl<'a> RawPairs<'a> {
@@ -170,7 +169,6 @@ impl<'a> RawPairs<'a> {
         RawPairs {
             raw: raw.strip_prefix('?').unwrap_or(raw),
             at: 0,
-            pairs: 0,
         }
     }
 }
@@ -181,7 +179,7 @@ impl<'a> Iterator for RawPairs<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         use crate::swar::{first_match, lanes_equal};
         let bytes = self.raw.as_bytes();
-        while self.at < bytes.len() && self.pairs < Query::MAX_PAIRS {
+        while self.at < bytes.len() {
             let start = self.at;
             let (mut equals, mut key_escaped, mut value_escaped) = (None, false, false);
             let mut from = start;
@@ -207,7 +205,6 @@ impl<'a> Iterator for RawPairs<'a> {
             };
             self.at = end + 1;
             if end > start {
-                self.pairs += 1;
                 // `&` and `=` are ASCII, so these are character boundaries.
                 let (key, value) = match equals {
                     Some(at) => (&self.raw[start..at], &self.raw[at + 1..end]),
@@ -277,7 +274,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn find_agrees_with_parse_on_the_first_pair_of_a_key() {
+    fn find_agrees_with_parse_on_the_last_pair_of_a_key() {
         for raw in [
             "?a=1&b=x%20y&a=2&c+d=e+f&flag&%zz=bad%",
             "&&a==1&&b=&=v&a%3D=3&%61=4&",
@@ -297,9 +294,10 @@ mod tests {
                 );
             }
         }
-        // Past the pair limit neither sees a key.
+        // Past the limit of the pairs parse keeps, find still sees a key, as the reference
+        // server does.
         let many = format!("{}late=1", "x=1&".repeat(Query::MAX_PAIRS));
-        assert_eq!(Query::find(&many, "late"), None);
+        assert_eq!(Query::find(&many, "late").as_deref(), Some("1"));
         assert_eq!(Query::parse(&many).get("late"), None);
     }
 
@@ -354,9 +352,13 @@ mod tests {
     }
 
     #[test]
-    fn repeated_keys_first_wins() {
+    fn repeated_keys_last_wins() {
         let q = Query::parse("sid=one&sid=two");
-        assert_eq!(q.get("sid"), Some("one"));
+        assert_eq!(q.get("sid"), Some("two"));
+        assert_eq!(
+            Query::find("sid=one&sid=two", "sid").as_deref(),
+            Some("two")
+        );
         let all: Vec<_> = (&q).into_iter().filter(|(k, _)| *k == "sid").collect();
         assert_eq!(all, vec![("sid", "one"), ("sid", "two")]);
     }
@@ -375,6 +377,10 @@ mod tests {
         assert_eq!(q.get("k999"), Some("v999"));
         assert_eq!(q.get("k1000"), None);
         assert_eq!(Query::find(&raw.join("&"), "k999").as_deref(), Some("v999"));
+        assert_eq!(
+            Query::find(&raw.join("&"), "k1499").as_deref(),
+            Some("v1499")
+        );
     }
 
     #[test]

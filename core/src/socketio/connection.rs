@@ -110,7 +110,8 @@ impl Handshake {
         Query::from_uri(&self.uri)
     }
 
-    /// The first value of query parameter `key`.
+    /// The value of query parameter `key` (the last one when it is repeated, as the reference
+    /// server's `handshake.query` holds it).
     pub fn query_param(&self, key: &str) -> Option<Cow<'_, str>> {
         Query::find(self.uri.query()?, key)
     }
