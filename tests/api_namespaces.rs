@@ -439,6 +439,54 @@ process.exit(0);
     );
 }
 
+/// socket.io-client 2.x does the same on a Manager already open: `manager.socket(nsp)` sends
+/// CONNECT at once and `.connect()` sends it again. One answer, one connect handler call; the
+/// server closed the whole connection for the repeat, and the client, reconnecting, asked twice
+/// again, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_client_connect_repeated_before_its_answer_gets_the_one_answer() {
+    let io = Server::builder().allow_eio3(true).build();
+    let (calls, mut connects) = mpsc::unbounded_channel();
+    io.of("/admin")
+        .on_connect(move |socket: Socket, _handshake, _auth: Option<Value>| {
+            let _ = calls.send(socket.sid().to_string());
+            async { Ok(()) }
+        })
+        .on("hello", |_socket: Socket, _: Option<Value>| async { "pong" });
+    let running = serve(&io).await;
+    let mut client = Node::spawn(
+        &running.url,
+        r#"
+const v2 = require("socket.io-client-v2");
+const manager = v2.Manager(URL, { transports: ["websocket"], reconnection: false });
+const main = manager.socket("/");
+main.on("disconnect", (reason) => out("main disconnected", reason));
+await new Promise((resolve) => main.once("connect", resolve));
+const admin = manager.socket("/admin");
+admin.connect();
+let connects = 0;
+admin.on("connect", () => { connects += 1; });
+await new Promise((resolve) => admin.once("connect", resolve));
+const pong = await new Promise((resolve) => admin.emit("hello", null, resolve));
+out("pong", pong);
+// Time for a second answer, were one coming.
+await new Promise((resolve) => setTimeout(resolve, 300));
+out("connects", connects);
+out("both connected", main.connected && admin.connected);
+process.exit(0);
+"#,
+    );
+    assert_eq!(client.expect("pong").await, json!("pong"));
+    assert_eq!(client.expect("connects").await, json!(1));
+    assert_eq!(client.expect("both connected").await, json!(true));
+    client.finish().await;
+    let sid = recv(&mut connects, "the connect handler").await;
+    assert!(
+        connects.try_recv().is_err(),
+        "the connect handler ran again after {sid}"
+    );
+}
+
 /// An empty namespace name is the default namespace `/`, as python-socketio reads
 /// `namespace or '/'`: handlers registered on `of("")`, emits to `.namespace("")` and an
 /// accepted-namespaces list holding `""` all mean `/` (they registered handlers that never ran

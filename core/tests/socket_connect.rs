@@ -547,6 +547,28 @@ fn v4_custom_namespace_with_query_auth() {
     assert_eq!(h.conn(&sid).socket_id("/admin"), Some(&id));
 }
 
+/// socket.io-client 2.x sends a namespace's CONNECT again when `socket.connect()` is called
+/// before the first is answered (as v5 clients do): one socket answers both, before and after
+/// its verdict, and the connection's other namespaces go on.
+#[test]
+fn v4_connect_repeated_before_or_after_its_answer_gets_the_one_answer() {
+    let mut h = Harness::socket(only(&["/", "/admin"]));
+    let (sid, ws) = h.sio_ws_v4_joined();
+    h.ws_send_text(ws, "40/admin,");
+    h.ws_send_text(ws, "40/admin,");
+    assert_eq!(strip(h.take_events(&sid)), vec![connect("/admin", None)]);
+    assert!(h.ws_take_text(ws).is_empty());
+    let id = h
+        .command(&sid, |c, now| c.accept_connect(now, "/admin"))
+        .unwrap();
+    assert_eq!(h.ws_take_text(ws), vec!["40/admin,"]);
+    h.ws_send_text(ws, "40/admin,");
+    assert!(h.take_events(&sid).is_empty());
+    assert!(h.ws_take_text(ws).is_empty());
+    assert_eq!(h.conn(&sid).socket_id("/admin"), Some(&id));
+    assert!(h.sessions.contains_key(sid.as_str()));
+}
+
 #[test]
 fn v4_reject_sends_the_data_else_the_message() {
     let mut h = Harness::socket(only(&["/", "/admin", "/other"]));

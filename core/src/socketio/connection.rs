@@ -1394,9 +1394,11 @@ impl Connection {
             // of the first, and a client already answered needs nothing more. Closing, as the
             // Node.js server does for a namespace already joined, would cut every namespace of the
             // connection off; python-socketio answers CONNECT_ERROR (`Unable to connect`) to a
-            // socket the client already has. (A v4 client's `/` is joined without a CONNECT:
-            // one is a violation.)
-            (PacketKind::Connect, Some(_)) if self.version == SocketVersion::V5 => {}
+            // socket the client already has. socket.io-client 2.x (v4) does the same for any
+            // namespace but `/` (`socket.connect()` before the answer sends CONNECT again); its
+            // `/` is joined without a CONNECT: one is a violation.
+            (PacketKind::Connect, Some(_))
+                if self.version == SocketVersion::V5 || &*namespace != "/" => {}
             (PacketKind::Connect, Some(_)) => self.violation(now, "second CONNECT to a namespace"),
             (PacketKind::ConnectError, _) => self.violation(now, "CONNECT_ERROR from a client"),
             (_, Some(NamespaceState::Pending { .. })) => {
