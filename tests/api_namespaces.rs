@@ -452,7 +452,9 @@ async fn a_v2_client_connect_repeated_before_its_answer_gets_the_one_answer() {
             let _ = calls.send(socket.sid().to_string());
             async { Ok(()) }
         })
-        .on("hello", |_socket: Socket, _: Option<Value>| async { "pong" });
+        .on("hello", |_socket: Socket, _: Option<Value>| async {
+            "pong"
+        });
     let running = serve(&io).await;
     let mut client = Node::spawn(
         &running.url,

@@ -631,7 +631,7 @@ fn wrong_shape_placeholders_stay_objects() {
         json!({"_placeholder": false, "num": 0}),
         json!({"_placeholder": "true", "num": 0}),
         json!({"_placeholder": true, "num": -1}),
-        json!({"_placeholder": true, "num": 0.0}),
+        json!({"_placeholder": true, "num": 0.5}),
         json!({"_placeholder": true, "num": "0"}),
     ] {
         let value: Value = from_value(&object, &attachments).unwrap();
@@ -643,6 +643,12 @@ fn wrong_shape_placeholders_stay_objects() {
             "{object} is not binary"
         );
     }
+    // A whole number written as a float is the same number to the reference parser.
+    let object = json!({"_placeholder": true, "num": 0.0});
+    assert_eq!(
+        from_value::<Bytes>(&object, &attachments).unwrap(),
+        b(b"zero")
+    );
     // Extra keys do not make a placeholder an object (the reference parser's rule).
     let object = json!({"_placeholder": true, "num": 0, "extra": 1});
     assert_eq!(

@@ -353,6 +353,19 @@ fn placeholders_are_what_the_reference_parser_resolves() {
     let args = sockio_core::payload::Args::from_parts(p.args().to_vec(), p.attachments.clone());
     let data: Bytes = sockio_core::payload::from_args(&args).unwrap();
     assert_eq!(data, bytes);
+    // A `num` written as a float is the same number to the reference parser (JavaScript has
+    // one number type).
+    let second = Bytes::from_static(b"\x03");
+    for (text, expected) in [
+        (r#"52-["a",{"_placeholder":true,"num":1.0}]"#, &second),
+        (r#"52-["a",{"_placeholder":true,"num":1e0}]"#, &second),
+        (r#"52-["a",{"_placeholder":true,"num":0.0}]"#, &bytes),
+    ] {
+        let p = decode_all(text, &[bytes.clone(), second.clone()]).unwrap();
+        let args = sockio_core::payload::Args::from_parts(p.args().to_vec(), p.attachments.clone());
+        let data: Bytes = sockio_core::payload::from_args(&args).unwrap();
+        assert_eq!(&data, expected, "{text}");
+    }
     // A BINARY packet declaring no attachments is not reconstructed (the reference parser
     // hands it on at once), so a placeholder-shaped object in it is data, as in a text packet.
     let p = decode_all(r#"50-["a",{"_placeholder":true,"num":0}]"#, &[]).unwrap();
@@ -531,6 +544,8 @@ fn placeholder_out_of_range() {
         r#"51-["a",{"_placeholder":true,"num":1}]"#,
         r#"51-["a",{"_placeholder":true,"num":-1}]"#,
         r#"51-["a",{"_placeholder":true,"num":0.5}]"#,
+        r#"51-["a",{"_placeholder":true,"num":1.0}]"#,
+        r#"51-["a",{"_placeholder":true,"num":1e300}]"#,
         r#"51-["a",{"_placeholder":true,"num":"0"}]"#,
         r#"51-["a",{"_placeholder":true}]"#,
         r#"51-["a",[[{"x":{"_placeholder":true,"num":18446744073709551615}}]]]"#,

@@ -353,13 +353,20 @@ pub fn placeholder_num(value: &Value) -> Option<u64> {
     placeholder_num_of(value.as_object()?)
 }
 
-/// [`placeholder_num`] of an object: `_placeholder` is `true` and `num` a non-negative integer,
-/// whatever other keys it has (the reference parser's rule).
+/// [`placeholder_num`] of an object: `_placeholder` is `true` and `num` a non-negative integer
+/// (written with a fraction or an exponent too), whatever other keys it has (the reference
+/// parser's rule).
 pub(crate) fn placeholder_num_of(map: &serde_json::Map<String, Value>) -> Option<u64> {
     if map.get(PLACEHOLDER_KEY) != Some(&Value::Bool(true)) {
         return None;
     }
-    map.get("num")?.as_u64()
+    let num = map.get("num")?;
+    // JSON has one number type: `0.0` and `1e0` are the integers 0 and 1 to the reference
+    // parser (a JavaScript number), while serde_json keeps them as floats.
+    num.as_u64().or_else(|| {
+        let float = num.as_f64()?;
+        (float >= 0.0 && float.fract() == 0.0 && float < u64::MAX as f64).then_some(float as u64)
+    })
 }
 
 /// The first placeholder in `values` that names none of `count` attachments: the `num` it holds
