@@ -395,7 +395,13 @@ impl<Rt: Runtime> EngineServer<Rt> {
             return Handled::Response(refused.map(Full::new));
         }
         let started = self.start_post(&parts, id).await;
-        let body = match body_after_start(&self.inner.runtime, started, body, limits).await {
+        let body = match body_after_start(&self.inner.runtime, started, body, limits, |cut| {
+            self.inner
+                .endpoint
+                .body_cut(&parts.uri, &parts.headers, cut)
+        })
+        .await
+        {
             Ok(body) => body,
             Err(answer) => return Handled::Response(answer),
         };

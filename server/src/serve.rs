@@ -14,7 +14,7 @@ use crate::error::ServerError;
 use crate::handlers::{BoxFuture, catch_panic, catch_panic_now};
 use crate::runtime::Runtime;
 use crate::server::Server;
-use crate::service::{BodyLimits, Handled, SocketIoResponse, plain, read_body};
+use crate::service::{BodyLimits, Handled, SocketIoResponse, plain, read_body, to_hyper};
 
 /// Answers the requests that are not Socket.IO's when serving with [`Server::serve_with`]. It
 /// gets the request with its body read (at most `max_http_buffer_size` bytes; a larger body is
@@ -187,7 +187,7 @@ impl<Rt: Runtime> Server<Rt> {
                 return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
             }
             Ok(body) => body,
-            Err(failure) => return failure.answer(),
+            Err(failure) => return to_hyper(failure.cut().answer()),
         };
         if let Some(remote) = remote {
             parts.extensions.insert(RemoteAddr(remote));

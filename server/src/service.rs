@@ -10,6 +10,7 @@ use http::StatusCode;
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::OnUpgrade;
+use sockio_core::engineio::endpoint::BodyCut;
 use sockio_core::engineio::{RequestId, WsMessage, WsPulled};
 use sockio_core::socketio::{RemoteAddr, Routing};
 use sockio_core::websocket::Outbox;
@@ -34,7 +35,7 @@ pub enum Handled<B> {
     NotSocketIo(http::Request<B>),
 }
 
-fn to_hyper(response: sockio_core::http::Response) -> SocketIoResponse {
+pub(crate) fn to_hyper(response: sockio_core::http::Response) -> SocketIoResponse {
     response.map(Full::new)
 }
 
@@ -54,16 +55,17 @@ pub(crate) enum BodyFailure {
 }
 
 impl BodyFailure {
-    /// The answer to a request whose body failed: 400, or 408 when it stalled.
-    pub(crate) fn answer(self) -> SocketIoResponse {
+    /// Logs the failure, and says which kind it was for the core's answer (400, or 408 when it
+    /// stalled).
+    pub(crate) fn cut(self) -> BodyCut {
         match self {
             BodyFailure::Failed(error) => {
                 tracing::debug!(%error, "request body failed");
-                plain(StatusCode::BAD_REQUEST, "bad body")
+                BodyCut::Failed
             }
             BodyFailure::Stalled => {
                 tracing::debug!("request body stalled: nothing came for http_header_timeout");
-                plain(StatusCode::REQUEST_TIMEOUT, "request body timed out")
+                BodyCut::Stalled
             }
         }
     }
@@ -158,13 +160,16 @@ impl<F: FnOnce()> Drop for PostInFlight<F> {
 /// Reads a request's body once its POST's start was reported to its session (`started`, from
 /// the server's `start_post`). `Err` is the answer to send instead of routing the request: the
 /// refusal of an overlapping POST (its body read and dropped first, since hyper would close the
-/// connection with it unread, and a reset can lose the answer on its way to the client), or 400
-/// for a body that failed (the dropped `PostInFlight` tells the session its client went away).
+/// connection with it unread, and a reset can lose the answer on its way to the client), or the
+/// core's answer to a body that failed or stalled (`cut_answer`: the endpoint's `body_cut`, 400
+/// or 408 with the CORS headers of the request's origin; the dropped `PostInFlight` tells the
+/// session its client went away).
 pub(crate) async fn body_after_start<B, F, Rt: Runtime>(
     runtime: &Rt,
     started: Result<Option<PostInFlight<F>>, SocketIoResponse>,
     body: B,
     limits: BodyLimits,
+    cut_answer: impl FnOnce(BodyCut) -> sockio_core::http::Response,
 ) -> Result<Bytes, SocketIoResponse>
 where
     B: Body<Data = Bytes>,
@@ -180,7 +185,7 @@ where
     };
     let body = read_body(runtime, body, limits)
         .await
-        .map_err(BodyFailure::answer)?;
+        .map_err(|failure| to_hyper(cut_answer(failure.cut())))?;
     if let Some(post) = post {
         post.finish();
     }
@@ -275,7 +280,11 @@ impl<Rt: Runtime> Server<Rt> {
             return Handled::Response(refused.map(Full::new));
         }
         let started = self.start_post(&parts, id).await;
-        let body = match body_after_start(&self.inner.runtime, started, body, limits).await {
+        let body = match body_after_start(&self.inner.runtime, started, body, limits, |cut| {
+            endpoint.body_cut(&parts.uri, &parts.headers, cut)
+        })
+        .await
+        {
             Ok(body) => body,
             Err(answer) => return Handled::Response(answer),
         };

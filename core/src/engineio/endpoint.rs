@@ -109,6 +109,31 @@ pub fn waits_to_send_a_body_over(
     waits && declared().is_some_and(|length| length > max as u64)
 }
 
+/// How the read of a request's body ended without the body ([`Endpoint::body_cut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCut {
+    /// The body's stream failed: malformed chunking, or the client went away.
+    Failed,
+    /// Nothing more of the body came for `http_header_timeout`.
+    Stalled,
+}
+
+impl BodyCut {
+    /// The plain answer: 400 for a body that failed, 408 for one that stalled. (Under the
+    /// Socket.IO path, [`Endpoint::body_cut`] adds the CORS headers.)
+    pub fn answer(self) -> Response {
+        let (status, text): (_, &'static [u8]) = match self {
+            BodyCut::Failed => (StatusCode::BAD_REQUEST, b"bad body"),
+            BodyCut::Stalled => (StatusCode::REQUEST_TIMEOUT, b"request body timed out"),
+        };
+        plain_response(
+            status,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(text),
+        )
+    }
+}
+
 /// True when the request opens a new session (no `sid` in its query, or an empty one, as the
 /// reference server's `!req._query.sid` reads it, and not the CORS preflight
 /// of such a request): the one kind of request a server refuses while shutting down, and the only
@@ -324,6 +349,17 @@ impl Endpoint {
     /// a CORS error).
     pub fn body_too_large(&self, uri: &::http::Uri, headers: &HeaderMap) -> Response {
         let mut response = super::session::payload_too_large();
+        let origin = self.config.cors.check_parts(uri, headers);
+        self.config.cors.apply(&origin, response.headers_mut());
+        response
+    }
+
+    /// The answer to a request under the path whose body the driver could not read (`cut`): 400
+    /// when it failed (malformed chunking, the client went away mid-body), 408 when nothing of it
+    /// came for `http_header_timeout`. With the CORS headers the request's origin gets, as every
+    /// other answer under the path, so a browser page reads the status rather than a CORS error.
+    pub fn body_cut(&self, uri: &::http::Uri, headers: &HeaderMap, cut: BodyCut) -> Response {
+        let mut response = cut.answer();
         let origin = self.config.cors.check_parts(uri, headers);
         self.config.cors.apply(&origin, response.headers_mut());
         response

@@ -87,6 +87,16 @@ impl Endpoint {
         self.engine.body_too_large(uri, headers)
     }
 
+    /// See [`crate::engineio::endpoint::Endpoint::body_cut`].
+    pub fn body_cut(
+        &self,
+        uri: &::http::Uri,
+        headers: &::http::HeaderMap,
+        cut: crate::engineio::endpoint::BodyCut,
+    ) -> Response {
+        self.engine.body_cut(uri, headers, cut)
+    }
+
     /// See [`crate::engineio::endpoint::Endpoint::session_gone`].
     pub fn session_gone(&self, request: &Request) -> Response {
         self.engine.session_gone(request)
