@@ -21,9 +21,8 @@ use sockio_core::pubsub::amqp::{
 use sockio_core::pubsub::failure::{AmqpFailure, is_timeout_kind};
 
 use crate::broker_stream::BrokerStream;
-use crate::manager::{
-    ALIVE_EVERY, PublishJob, answer_settled, batch_from, next_batch, sleep_while_alive,
-};
+use crate::manager::{ALIVE_EVERY, PublishJob, batch_from, next_batch, sleep_while_alive};
+use sockio_net::answer_settled;
 
 type Failure = AmqpFailure;
 

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use sockio_core::api::{AckOutcome, PublishError};
 use sockio_core::pubsub::batch::MAX_BATCH;
-#[cfg(any(feature = "redis", feature = "amqp"))]
-use sockio_core::pubsub::batch::Settled;
 use sockio_core::pubsub::manager::check_message_size;
 use sockio_core::pubsub::{BrokerUrl, ClientManager, Message, PendingCallbacks};
 
@@ -307,7 +305,7 @@ fn not_compiled(broker: &BrokerUrl) -> String {
 fn refuse_all(receiver: &Receiver<PublishJob>, reason: &str) {
     tracing::error!(reason, "the client manager cannot publish");
     while let Some(batch) = next_batch(receiver) {
-        answer_batch(batch, Err(PublishError(reason.to_owned())));
+        sockio_net::answer_batch(batch, Err(PublishError(reason.to_owned())));
     }
 }
 
@@ -395,36 +393,11 @@ pub(crate) fn batch_from(first: PublishJob, receiver: &Receiver<PublishJob>) -> 
     batch
 }
 
-/// Tells everyone waiting on `batch` how publishing went; logs a failure (throttled).
-pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
-    if let Err(error) = &result {
-        sockio_net::log_publish_failed!(error, batch.len());
-    }
-    reply_all(batch, &result);
-}
-
-fn reply_all(batch: Vec<PublishJob>, result: &Result<(), PublishError>) {
-    for job in batch {
-        if let Some(reply) = job.reply {
-            let _ = reply.send(result.clone());
+impl sockio_net::PublishAnswer for PublishJob {
+    fn answer(self, result: Result<(), PublishError>) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(result);
         }
-    }
-}
-
-/// Tells everyone waiting on a batch its own message's outcome: sent, refused by the broker
-/// (with the broker's error; logged once for the batch), or never answered (with the last
-/// attempt's error).
-#[cfg(any(feature = "redis", feature = "amqp"))]
-pub(crate) fn answer_settled(settled: Settled<PublishJob>) {
-    reply_all(settled.sent, &Ok(()));
-    if let Some((_, first)) = settled.refused.first() {
-        tracing::error!(error = %first, messages = settled.refused.len(), "the broker refused messages");
-    }
-    for (job, error) in settled.refused {
-        reply_all(vec![job], &Err(error));
-    }
-    if !settled.unsettled.is_empty() {
-        answer_batch(settled.unsettled, Err(settled.unsettled_error));
     }
 }
 

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, next_batch, sleep_while_alive};
+use sockio_net::answer_batch;
 
 /// Why a [`PubSubBackend`] could not subscribe.
 pub type ListenError = Box<dyn std::error::Error + Send + Sync + 'static>;

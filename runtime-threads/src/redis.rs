@@ -14,7 +14,8 @@ use sockio_core::pubsub::{QuietCheck, QuietWatch, Reconnect};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::broker_stream::BrokerStream;
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, next_batch, sleep_while_alive};
+use sockio_net::answer_settled;
 
 type Failure = RedisFailure;
 

@@ -18,8 +18,9 @@ use sockio_core::pubsub::amqp::{
 use sockio_core::pubsub::failure::AmqpFailure;
 
 use crate::io::BrokerIo;
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
+use sockio_net::answer_settled;
 
 /// How long a write may wait without the broker taking a byte (a resource alarm blocks
 /// publishing connections; a path may stall), however long the whole write takes.

@@ -13,8 +13,6 @@ use futures_util::StreamExt;
 use sockio_core::api::PublishError;
 pub use sockio_core::pubsub::ClientManager;
 use sockio_core::pubsub::batch::MAX_BATCH;
-#[cfg(any(feature = "redis", feature = "amqp"))]
-use sockio_core::pubsub::batch::Settled;
 use sockio_core::pubsub::manager::check_message_size;
 use sockio_core::pubsub::{BrokerUrl, Message, PendingCallbacks};
 
@@ -345,36 +343,11 @@ pub(crate) async fn next_batch(
     Some(batch)
 }
 
-/// Tells everyone waiting on `batch` how publishing went; logs a failure (throttled).
-pub(crate) fn answer_batch(batch: Vec<PublishJob>, result: Result<(), PublishError>) {
-    if let Err(error) = &result {
-        sockio_net::log_publish_failed!(error, batch.len());
-    }
-    reply_all(batch, &result);
-}
-
-fn reply_all(batch: Vec<PublishJob>, result: &Result<(), PublishError>) {
-    for job in batch {
-        if let Some(reply) = job.reply {
-            let _ = reply.send(result.clone());
+impl sockio_net::PublishAnswer for PublishJob {
+    fn answer(self, result: Result<(), PublishError>) {
+        if let Some(reply) = self.reply {
+            let _ = reply.send(result);
         }
-    }
-}
-
-/// Tells everyone waiting on a batch its own message's outcome: sent, refused by the broker
-/// (with the broker's error; logged once for the batch), or never answered (with the last
-/// attempt's error).
-#[cfg(any(feature = "redis", feature = "amqp"))]
-pub(crate) fn answer_settled(settled: Settled<PublishJob>) {
-    reply_all(settled.sent, &Ok(()));
-    if let Some((_, first)) = settled.refused.first() {
-        tracing::error!(error = %first, messages = settled.refused.len(), "the broker refused messages");
-    }
-    for (job, error) in settled.refused {
-        reply_all(vec![job], &Err(error));
-    }
-    if !settled.unsettled.is_empty() {
-        answer_batch(settled.unsettled, Err(settled.unsettled_error));
     }
 }
 

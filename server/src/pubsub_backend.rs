@@ -14,8 +14,9 @@ use sockio_core::api::PublishError;
 use sockio_core::pubsub::Reconnect;
 
 use crate::handlers::BoxFuture;
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_batch, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
+use sockio_net::answer_batch;
 
 /// A stream of messages from a [`PubSubBackend`].
 pub type MessageStream = std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;

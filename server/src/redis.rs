@@ -17,8 +17,9 @@ use sockio_core::pubsub::{QuietCheck, QuietWatch, Reconnect};
 use sockio_core::pubsub::{RedisAddress, RedisConfig};
 
 use crate::io::{BrokerIo, HyperIo};
-use crate::manager::{ALIVE_EVERY, PublishJob, answer_settled, next_batch, sleep_while_alive};
+use crate::manager::{ALIVE_EVERY, PublishJob, next_batch, sleep_while_alive};
 use crate::runtime::{Runtime, until};
+use sockio_net::answer_settled;
 
 struct Connection<Rt: Runtime> {
     io: BrokerIo<Rt>,
