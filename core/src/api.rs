@@ -148,9 +148,27 @@ impl ConnectRefused {
     }
 
     /// Adds data for the client (`err.data` in the JavaScript client).
-    pub fn with_data(mut self, data: impl Serialize) -> Self {
-        self.data = serde_json::to_value(data).ok();
-        self
+    ///
+    /// # Panics
+    ///
+    /// When `data` cannot be written as JSON (a map with keys that are not strings, a
+    /// `Serialize` implementation that fails): a refusal without the data the handler meant to
+    /// send would go out unnoticed. In a connect handler, the panic refuses the connect with
+    /// [`ConnectRefused::internal_error`] and is logged. [`ConnectRefused::try_with_data`] returns
+    /// the error instead.
+    pub fn with_data(self, data: impl Serialize) -> Self {
+        match self.try_with_data(data) {
+            Ok(refused) => refused,
+            Err(error) => {
+                panic!("ConnectRefused::with_data: the data cannot be written as JSON: {error}")
+            }
+        }
+    }
+
+    /// [`ConnectRefused::with_data`], returning the error when `data` cannot be written as JSON.
+    pub fn try_with_data(mut self, data: impl Serialize) -> Result<Self, serde_json::Error> {
+        self.data = Some(serde_json::to_value(data)?);
+        Ok(self)
     }
 }
 
@@ -733,7 +751,9 @@ macro_rules! server_builder_options {
         /// list; the default is `["/"]`, so `/` is accepted without handlers). A list without
         /// `/` accepts `/` only once it has handlers. As in python-socketio, an empty list is
         /// `["/"]`. A list holding `"*"` accepts every namespace ([`any_namespace`]), as
-        /// python-socketio's string `'*'` does (its list `['*']` names a namespace `*`).
+        /// python-socketio's string `'*'` does (its list `['*']` names a namespace `*`). Like
+        /// python's one `namespaces` option, this sets the whole policy: after an earlier
+        /// [`any_namespace`], a list without `"*"` accepts only what it names.
         ///
         /// [`any_namespace`]: Self::any_namespace
         pub fn namespaces<I, S>(mut self, namespaces: I) -> Self
@@ -978,6 +998,19 @@ impl TryFrom<SocketEvent> for ReceivedEvent {
 
 #[cfg(test)]
 mod tests {
+    /// Data that cannot be written as JSON is not dropped from a refusal without a word.
+    #[test]
+    fn refusal_data_that_is_not_json_is_an_error() {
+        use super::ConnectRefused;
+        use std::collections::HashMap;
+        let refused = ConnectRefused::new("no").with_data(serde_json::json!({"a": 1}));
+        assert_eq!(refused.data, Some(serde_json::json!({"a": 1})));
+        let not_json = || HashMap::from([((1, 2), "x")]);
+        assert!(ConnectRefused::new("no").try_with_data(not_json()).is_err());
+        let panicked = std::panic::catch_unwind(|| ConnectRefused::new("no").with_data(not_json()));
+        assert!(panicked.is_err());
+    }
+
     /// A server-side disconnect takes its socket's queued events out (and out of the backlog's
     /// count); other sockets' events, other kinds of event, and every event when the client left
     /// on its own stay.
