@@ -91,9 +91,9 @@ fn is_attr_char(c: char) -> bool {
     (' '..='~').contains(&c) && c != ';'
 }
 
-/// RFC 6265 `cookie-octet`.
-fn is_cookie_octet(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e)
+/// What `encodeURIComponent` leaves as it is (all of them RFC 6265 cookie octets).
+fn is_uri_component_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b)
 }
 
 impl CookieConfig {
@@ -126,23 +126,21 @@ impl CookieConfig {
     /// (absent ones left out), e.g. `io=<sid>; Path=/; HttpOnly; SameSite=Lax`
     /// by default.
     ///
-    /// `sid` is written as is when it only has cookie-value characters;
-    /// otherwise each byte outside that set, and `%`, is percent-encoded.
+    /// `sid` is written as JavaScript's `encodeURIComponent` writes it, as engine.io's
+    /// `cookie.serialize` does: the default ids (base64url) as they are, any other byte
+    /// percent-encoded (`%` too, so that a load balancer or a page decoding the value gets the
+    /// sid back).
     /// Characters of the name, path or domain that are not allowed there are
     /// dropped (see [`CookieConfig::validate`]).
     pub fn header_value(&self, sid: &str) -> HeaderValue {
         let mut out = String::with_capacity(64 + sid.len());
         out.extend(self.name.chars().filter(|&c| is_token_char(c)));
         out.push('=');
-        if sid.bytes().all(is_cookie_octet) {
-            out.push_str(sid);
-        } else {
-            for b in sid.bytes() {
-                if is_cookie_octet(b) && b != b'%' {
-                    out.push(char::from(b));
-                } else {
-                    let _ = write!(out, "%{b:02X}");
-                }
+        for b in sid.bytes() {
+            if is_uri_component_char(b) {
+                out.push(char::from(b));
+            } else {
+                let _ = write!(out, "%{b:02X}");
             }
         }
         if let Some(max_age) = self.max_age {
@@ -295,7 +293,8 @@ mod tests {
         let c = base();
         // base64url-style ids are already valid cookie values.
         assert_eq!(c.header_value("a-b_c.d~e"), "io=a-b_c.d~e");
-        assert_eq!(c.header_value("ab%cd"), "io=ab%cd");
+        assert_eq!(c.header_value("ab%cd"), "io=ab%25cd");
+        assert_eq!(c.header_value("a+b/c=d!*'()"), "io=a%2Bb%2Fc%3Dd!*'()");
         assert_eq!(c.header_value("a b;c"), "io=a%20b%3Bc");
         assert_eq!(c.header_value("x\"y,z\\%"), "io=x%22y%2Cz%5C%25");
         assert_eq!(c.header_value("é"), "io=%C3%A9");
