@@ -96,7 +96,7 @@ mod tests {
         let port = listener.local_addr().expect("address").port();
         // Installed when missing (Debian's iproute2), so that the check is never skipped.
         let ss =
-            sockio_testkit::debian::ensure_program(std::path::Path::new("/usr/bin/ss"), "iproute2")
+            sockio_testkit::debian::ensure_program(std::path::Path::new("/bin/ss"), "iproute2")
                 .expect("ss");
         let out = std::process::Command::new(ss)
             .args(["-ltnH", &format!("sport = :{port}")])
