@@ -2,7 +2,8 @@
 //! `on_connect` hands over a socket, `EngineServer::socket` finds it by sid, it reports its
 //! transport, sends binary that a polling client reads base64-encoded, and `close` ends the
 //! session: the client's next poll gets the close packet, `on_disconnect` is called once and
-//! the session is gone.
+//! the session is gone; a session whose sid a newer one took (a repeating sid generator) ends
+//! without taking the sid from it.
 
 #![cfg(feature = "tokio")]
 
@@ -128,4 +129,66 @@ async fn a_post_of_many_echoed_messages_is_stepped_and_every_echo_arrives() {
     assert!(echoes == expected, "echoes out of order or lost");
     assert!(ended.try_recv().is_err(), "the session ended");
     server.abort();
+}
+
+/// A custom sid generator that gives an id again: the newer session takes the sid, and the older
+/// one's end leaves it there (`sockio_net::sid_table::remove_if_same`; the threads runtime's twin
+/// is in `runtime-threads/tests/engine_sockets.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_sessions_end_leaves_a_newer_one_with_its_sid() {
+    use std::io::{Read, Write};
+    let engine = EngineServer::with_sid_generator(Default::default(), || {
+        sockio::core::engineio::Sid::from("X")
+    });
+    let (ends, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    engine.on_disconnect(move |socket, reason| {
+        let _ = ends.send((socket.sid().to_string(), reason));
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let serving = engine.clone();
+    tokio::spawn(async move { serving.serve_std(listener).await });
+
+    // The first session over a WebSocket written by hand: it ends as soon as its connection does.
+    let first = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        stream
+            .write_all(
+                b"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n\
+                  Connection: Upgrade\r\nUpgrade: websocket\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .expect("the upgrade request");
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 512];
+        while !String::from_utf8_lossy(&seen).contains("\"sid\":\"X\"") {
+            let read = stream.read(&mut chunk).expect("the open packet");
+            assert!(read > 0, "closed before the open packet: {seen:?}");
+            seen.extend_from_slice(&chunk[..read]);
+        }
+        stream
+    })
+    .await
+    .expect("the first session");
+    let second = tokio::task::spawn_blocking(move || raw_polling::open(addr, "/engine.io/"))
+        .await
+        .expect("the second session");
+    assert_eq!(second, "X");
+    drop(first);
+    let (sid, _) = recv(&mut ended, "the first session's end").await;
+    assert_eq!(sid, "X");
+    assert_eq!(engine.session_count(), 1);
+    let newer = engine.socket("X").expect("the newer session by its sid");
+    newer
+        .send_binary(Bytes::from_static(&[7]))
+        .expect("send to the newer session");
+    let polled = poll(addr, "X").await;
+    assert_eq!(
+        (polled.status, polled.body.as_str()),
+        (200, "bBw=="),
+        "{polled:?}"
+    );
 }
