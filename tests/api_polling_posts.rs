@@ -19,8 +19,8 @@ use api_support::recv;
 use sockio::server::engine::{CloseReason, EngineConfig, EngineServer};
 use sockio::{Server, Socket};
 use sockio_testkit::raw_polling::{
-    assert_chunked_posts_are_read, assert_overlap_refused, assert_session_gone, open, request,
-    session_uri, unfinished_post, unfinished_upgrade,
+    self, assert_chunked_posts_are_read, assert_overlap_refused, assert_session_gone, open,
+    request, session_uri, unfinished_post, unfinished_upgrade,
 };
 use std_serving::{Work, serve_std_on, tokio_block_on};
 use tokio::sync::mpsc;
@@ -182,26 +182,6 @@ async fn an_oversized_post_waiting_for_continue_is_refused_before_its_body() {
     );
 }
 
-/// Writes `head` then `body` on a new connection and returns the answer's head, lowercased.
-fn answer_head(addr: SocketAddr, head: &str, body: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("read timeout");
-    stream.write_all(head.as_bytes()).expect("write the head");
-    stream.write_all(body).expect("write the body");
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(read) => answer.extend_from_slice(&chunk[..read]),
-        }
-    }
-    String::from_utf8_lossy(&answer).to_lowercase()
-}
-
 /// A POST body that cannot be read (malformed chunking: 400) or stops coming (408 after
 /// `http_header_timeout`) is answered with the CORS headers of its origin, as every other
 /// answer under the path: a browser page reads the status instead of a CORS error.
@@ -215,31 +195,24 @@ async fn a_post_whose_body_fails_or_stalls_is_answered_with_cors_headers() {
         .build();
     let run = api_support::serve(&io).await;
     let addr = run.addr;
-    let (failed, stalled) = client(move || {
+    client(move || {
         let uri = joined(addr);
-        let head = |framing: &str| {
-            format!(
-                "POST {uri} HTTP/1.1\r\nHost: a\r\nOrigin: http://page.test\r\n{framing}\r\n\r\n"
-            )
-        };
-        let failed = answer_head(addr, &head("Transfer-Encoding: chunked"), b"zz\r\n");
-        let stalled = answer_head(addr, &head("Content-Length: 10"), b"4");
-        (failed, stalled)
+        raw_polling::assert_a_malformed_body_is_answered_with_cors_headers(
+            addr,
+            &uri,
+            "http://page.test",
+        );
+        let head = format!(
+            "POST {uri} HTTP/1.1\r\nHost: a\r\nOrigin: http://page.test\r\nContent-Length: 10\r\n\r\n"
+        );
+        let stalled = raw_polling::answer_head(addr, &head, b"4");
+        assert!(stalled.starts_with("http/1.1 408 request timeout\r\n"), "{stalled}");
+        assert!(
+            stalled.contains("access-control-allow-origin: http://page.test\r\n"),
+            "{stalled}"
+        );
     })
     .await;
-    for (answer, status) in [
-        (&failed, "400 bad request"),
-        (&stalled, "408 request timeout"),
-    ] {
-        assert!(
-            answer.starts_with(&format!("http/1.1 {status}\r\n")),
-            "{answer}"
-        );
-        assert!(
-            answer.contains("access-control-allow-origin: http://page.test\r\n"),
-            "{answer}"
-        );
-    }
 }
 
 /// A raw Engine.IO server whose close reasons come out of the returned channel.

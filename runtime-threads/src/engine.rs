@@ -720,6 +720,14 @@ impl Host for EngineServer {
         self.inner.endpoint.body_too_large(&head.uri, &head.headers)
     }
 
+    fn body_cut(
+        &self,
+        head: &crate::http1::Head,
+        cut: sockio_core::engineio::endpoint::BodyCut,
+    ) -> Response {
+        self.inner.endpoint.body_cut(&head.uri, &head.headers, cut)
+    }
+
     fn write_timeout(&self) -> Duration {
         self.inner.config.write_timeout()
     }

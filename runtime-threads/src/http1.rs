@@ -449,6 +449,11 @@ pub(crate) struct Head {
 }
 
 impl Head {
+    /// True when the body comes in chunks (the one framing whose body can be malformed).
+    pub fn is_chunked(&self) -> bool {
+        matches!(self.framing, Framing::Chunked)
+    }
+
     /// True when the client waits for `100 Continue` before sending the body (RFC 9110
     /// §10.1.1; ignored for HTTP/1.0 and for an empty body, as hyper does).
     pub fn expects_continue(&self) -> bool {

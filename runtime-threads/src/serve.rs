@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
+use sockio_core::engineio::endpoint::BodyCut;
 use sockio_core::engineio::{CloseReason, RequestId, WsAction, WsBatch, WsMessage};
 use sockio_core::held_input::HeldInput;
 use sockio_core::http::{Request, Response};
@@ -422,6 +423,9 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     /// The core's 413 for a request under the path refused before its body is read
     /// (`Endpoint::body_too_large`).
     fn body_too_large(&self, head: &Head) -> Response;
+    /// The core's 400 or 408 for a request under the path whose body could not be read
+    /// (`Endpoint::body_cut`), with its origin's CORS headers.
+    fn body_cut(&self, head: &Head, cut: BodyCut) -> Response;
     /// The session a started POST belongs to.
     type Started: Send + 'static;
     /// A new id for a request, under which its POST's start is reported and it is routed.
@@ -660,6 +664,10 @@ impl Host for Server {
 
     fn body_too_large(&self, head: &Head) -> Response {
         self.inner.endpoint.body_too_large(&head.uri, &head.headers)
+    }
+
+    fn body_cut(&self, head: &Head, cut: BodyCut) -> Response {
+        self.inner.endpoint.body_cut(&head.uri, &head.headers, cut)
     }
 
     type Started = Arc<ConnCell>;
@@ -1488,6 +1496,10 @@ fn next_request<H: Host>(
             return NextRequest::Answered;
         }
     };
+    // Only a chunked body can be malformed; its answer under the path is the core's, with the
+    // origin's CORS headers, made now while the head is at hand (reading the body takes it).
+    let bad_body = (head.is_chunked() && host.matches_path(head.uri.path()))
+        .then(|| host.body_cut(&head, BodyCut::Failed));
     // A client waiting for `100 Continue` sends the body once told to.
     let told = !head.expects_continue() || write_continue(stream).is_ok();
     match told.then(|| reader.read_body(stream, head, max_body)) {
@@ -1506,7 +1518,8 @@ fn next_request<H: Host>(
             // Malformed chunk framing: answered as a malformed head is, and the connection
             // closes, since where the next request would start is unknown.
             if let Some(Incoming::Bad(status, text)) = other {
-                let _ = write_response(stream, &plain(status, text), false, to_head);
+                let answer = bad_body.unwrap_or_else(|| plain(status, text));
+                let _ = write_response(stream, &answer, false, to_head);
             }
             NextRequest::End
         }

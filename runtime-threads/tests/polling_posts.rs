@@ -68,6 +68,26 @@ fn a_polling_client_that_takes_nothing_behind_its_acks_times_out() {
     io.abort();
 }
 
+/// A POST body that cannot be read (malformed chunking) gets the core's 400 with the CORS
+/// headers of its origin, as every other answer under the path (a stalled one closes the
+/// connection here: README).
+#[test]
+fn a_malformed_post_body_is_answered_with_cors_headers() {
+    let io = Server::builder()
+        .cors_allowed_origins(sockio_threads::AllowedOrigins::List(vec![
+            "http://page.test".to_owned(),
+        ]))
+        .build();
+    let addr = support::serve(&io);
+    let uri = joined(addr);
+    sockio_testkit::raw_polling::assert_a_malformed_body_is_answered_with_cors_headers(
+        addr,
+        &uri,
+        "http://page.test",
+    );
+    io.abort();
+}
+
 #[test]
 fn socket_io_ends_the_session_of_a_post_whose_client_leaves_mid_body() {
     let (io, reasons) = posts::socket_io();

@@ -502,6 +502,44 @@ pub fn read_answer(stream: &mut TcpStream) -> Answer {
     parse_answer(&raw)
 }
 
+/// Writes `head` (a whole request head) then `body` on a connection of its own, and returns the
+/// head of the answer, lowercased, without waiting for the connection's end.
+pub fn answer_head(addr: SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut stream = connect(addr);
+    stream.write_all(head.as_bytes()).expect("write the head");
+    stream.write_all(body).expect("write the body");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => answer.extend_from_slice(&chunk[..read]),
+        }
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+/// A POST to session `uri` whose chunked body is malformed gets the core's 400 with the CORS
+/// headers of its `origin` (which the server must allow), as every other answer under the path.
+pub fn assert_a_malformed_body_is_answered_with_cors_headers(
+    addr: SocketAddr,
+    uri: &str,
+    origin: &str,
+) {
+    let head = format!(
+        "POST {uri} HTTP/1.1\r\nHost: a\r\nOrigin: {origin}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let answer = answer_head(addr, &head, b"zz\r\n");
+    assert!(
+        answer.starts_with("http/1.1 400 bad request\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(&format!("access-control-allow-origin: {origin}\r\n")),
+        "{answer}"
+    );
+}
+
 /// The answer in `raw`, a whole HTTP response.
 fn parse_answer(raw: &[u8]) -> Answer {
     let text = String::from_utf8_lossy(raw).into_owned();
