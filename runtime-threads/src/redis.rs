@@ -41,6 +41,9 @@ impl Connection {
         connection.flush()?;
         while !connection.link.is_ready() {
             connection.read_by(deadline)?;
+            // What an answer let go (the commands held behind a login retried without the
+            // user name, for a server older than Redis 6).
+            connection.flush()?;
         }
         connection.stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
         // The events (`Ready`, and messages published as the subscription started, which can

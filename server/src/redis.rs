@@ -52,6 +52,9 @@ impl<Rt: Runtime> Connection<Rt> {
             until(runtime, deadline, connection.read_some())
                 .await
                 .ok_or(Failure::Timeout)??;
+            // What an answer let go (the commands held behind a login retried without the
+            // user name, for a server older than Redis 6).
+            connection.flush_waiting(runtime, CONNECT_TIMEOUT).await?;
         }
         // The events (`Ready`, and messages published as the subscription started, which can
         // come in the same read as its confirmation) are left to the caller.

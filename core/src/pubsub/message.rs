@@ -1,5 +1,5 @@
 //! The messages servers and emitters exchange over a broker, in python-socketio's JSON dialect
-//! (5.15 and later; see `PROTOCOL.md` §3), so Python and Rust servers and emitters can share one
+//! (5.15.1 and later; see `PROTOCOL.md` §3), so Python and Rust servers and emitters can share one
 //! channel.
 //!
 //! Every message is a JSON object with a `method` key. [`Message::decode`] is total: anything

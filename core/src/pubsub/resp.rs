@@ -61,6 +61,14 @@ pub enum LinkError {
     },
 }
 
+/// The error a server older than Redis 6 answers to `AUTH user password` (redis-py's
+/// `AuthenticationWrongNumberOfArgsError`): `ERR wrong number of arguments for 'auth' command`.
+fn is_auth_arity_error(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("wrong number of arguments for 'auth' command")
+}
+
 /// Encodes one command as a RESP array of bulk strings.
 pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
@@ -371,6 +379,18 @@ pub struct RedisLink {
     next_seq: u64,
     /// Why the server refused the connection's name, if it did.
     name_refused: Option<String>,
+    /// While a two-argument `AUTH user password` is unanswered: the password, to log in again
+    /// with it alone on a server older than Redis 6 (which takes no user name), as redis-py does;
+    /// and the commands after it, held back until then (the server would refuse them unlogged).
+    auth_retry: Option<AuthRetry>,
+}
+
+/// See [`RedisLink::auth_retry`](RedisLink).
+#[derive(Debug)]
+struct AuthRetry {
+    /// `None` once the password alone was sent: a second refusal ends the link.
+    password: Option<Vec<u8>>,
+    held: Vec<u8>,
 }
 
 impl RedisLink {
@@ -383,7 +403,7 @@ impl RedisLink {
     pub fn subscriber(config: &RedisConfig, channel: &str, name: &str) -> Self {
         let mut link = Self::new(config, channel, name, true);
         let channel = link.channel.clone();
-        encode_command(&mut link.outbox, &[b"SUBSCRIBE", &channel]);
+        encode_command(link.out(), &[b"SUBSCRIBE", &channel]);
         link.expect.push_back(Expect::Subscribe);
         link
     }
@@ -417,6 +437,7 @@ impl RedisLink {
             ready: false,
             next_seq: 0,
             name_refused: None,
+            auth_retry: None,
         };
         // As redis-py: a user without a password logs in with an empty one (`AUTH user ""`,
         // which a `nopass` user accepts), rather than staying the `default` user.
@@ -428,6 +449,10 @@ impl RedisLink {
                     &[b"AUTH", user.as_bytes(), password.as_bytes()],
                 );
                 link.expect.push_back(Expect::Auth);
+                link.auth_retry = Some(AuthRetry {
+                    password: Some(password.as_bytes().to_vec()),
+                    held: Vec::new(),
+                });
             }
             (None, Some(password)) => {
                 encode_command(&mut link.outbox, &[b"AUTH", password.as_bytes()]);
@@ -437,7 +462,7 @@ impl RedisLink {
         }
         if config.db != 0 {
             let db = config.db.to_string();
-            encode_command(&mut link.outbox, &[b"SELECT", db.as_bytes()]);
+            encode_command(link.out(), &[b"SELECT", db.as_bytes()]);
             link.expect.push_back(Expect::Select);
         }
         let name: String = name
@@ -445,7 +470,7 @@ impl RedisLink {
             .map(|c| if c.is_ascii_graphic() { c } else { '_' })
             .collect();
         if !name.is_empty() {
-            encode_command(&mut link.outbox, &[b"CLIENT", b"SETNAME", name.as_bytes()]);
+            encode_command(link.out(), &[b"CLIENT", b"SETNAME", name.as_bytes()]);
             link.expect.push_back(Expect::SetName);
         }
         link
@@ -459,11 +484,11 @@ impl RedisLink {
         self.next_seq += 1;
         let channel = self.channel.clone();
         match &self.kombu {
-            None => encode_command(&mut self.outbox, &[b"PUBLISH", &channel, payload]),
+            None => encode_command(self.out(), &[b"PUBLISH", &channel, payload]),
             Some(kombu) => {
                 let tag = format!("{}.{seq}", kombu.tag_prefix);
                 let envelope = kombu::wrap(payload, &kombu.exchange, &tag);
-                encode_command(&mut self.outbox, &[b"PUBLISH", &channel, &envelope]);
+                encode_command(self.out(), &[b"PUBLISH", &channel, &envelope]);
             }
         }
         self.expect.push_back(Expect::Publish(seq));
@@ -473,7 +498,7 @@ impl RedisLink {
     /// Queues a `PING` on a subscribed link, to find out whether a quiet connection still works
     /// (its answer is consumed here; any input proves the connection alive).
     pub fn ping(&mut self) {
-        encode_command(&mut self.outbox, &[b"PING"]);
+        encode_command(self.out(), &[b"PING"]);
     }
 
     /// The sequence numbers of publishes not answered yet (to fail them when the link dies).
@@ -493,6 +518,14 @@ impl RedisLink {
     /// True once set up.
     pub fn is_ready(&self) -> bool {
         self.ready
+    }
+
+    /// Where a command goes: held back while a two-argument `AUTH` is unanswered, else out.
+    fn out(&mut self) -> &mut Vec<u8> {
+        match &mut self.auth_retry {
+            Some(retry) => &mut retry.held,
+            None => &mut self.outbox,
+        }
     }
 
     /// Bytes to write to the socket, if any.
@@ -533,6 +566,26 @@ impl RedisLink {
             Expect::Publish(_) => "PUBLISH",
         };
         match (expect, reply) {
+            // A server older than Redis 6 takes `AUTH password` only: logged in again with the
+            // password alone (redis-py's fallback), then the held commands go.
+            (Expect::Auth, Reply::Error(message)) if is_auth_arity_error(&message) => {
+                let password = self
+                    .auth_retry
+                    .as_mut()
+                    .and_then(|retry| retry.password.take());
+                let Some(password) = password else {
+                    return Err(LinkError::Refused { command, message });
+                };
+                encode_command(&mut self.outbox, &[b"AUTH", &password]);
+                self.expect.push_front(Expect::Auth);
+                return Ok(());
+            }
+            (Expect::Auth, Reply::Simple(_)) => {
+                // Logged in: what waited for it goes.
+                if let Some(retry) = self.auth_retry.take() {
+                    self.outbox.extend_from_slice(&retry.held);
+                }
+            }
             // The connection's name only shows in the operators' `CLIENT LIST`: a user whose
             // ACL does not grant `CLIENT`, or a server that renamed the command, still gets a
             // working link (python-socketio's redis-py sets no name at all).
@@ -542,7 +595,7 @@ impl RedisLink {
                     .push_back(LinkEvent::PublishRefused { seq, message });
             }
             (_, Reply::Error(message)) => return Err(LinkError::Refused { command, message }),
-            (Expect::Auth | Expect::Select | Expect::SetName, Reply::Simple(_)) => {}
+            (Expect::Select | Expect::SetName, Reply::Simple(_)) => {}
             (Expect::Subscribe, Reply::Array(Some(items))) => {
                 if !matches!(items.first(), Some(Reply::Bulk(Some(kind))) if kind.as_ref() == b"subscribe")
                 {
@@ -1090,6 +1143,74 @@ mod tests {
             ],
         );
         assert_eq!(link.poll_transmit().unwrap(), expected);
+    }
+
+    /// A server older than Redis 6 refuses `AUTH user password` for its arity: the link logs in
+    /// again with the password alone, as redis-py does, and only then sends the commands it held
+    /// back (unlogged, the server would refuse them); a second refusal ends the link.
+    #[test]
+    fn a_server_without_users_is_logged_in_with_the_password_alone() {
+        let url = |url: &str| {
+            let super::super::url::BrokerUrl::Redis(config) =
+                super::super::url::BrokerUrl::parse(url).expect("url")
+            else {
+                panic!("{url} is not a Redis URL");
+            };
+            config
+        };
+        let arity = b"-ERR wrong number of arguments for 'auth' command\r\n";
+        let mut link = RedisLink::subscriber(&url("redis://default:pw@h/2"), "socketio", "s");
+        assert_eq!(
+            link.poll_transmit().unwrap(),
+            b"*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$2\r\npw\r\n"
+        );
+        link.handle_input(arity).unwrap();
+        assert_eq!(
+            link.poll_transmit().unwrap(),
+            b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+        );
+        assert!(!link.is_ready());
+        link.handle_input(b"+OK\r\n").unwrap();
+        let held = link.poll_transmit().unwrap();
+        assert!(
+            held.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$6\r\nCLIENT\r\n"),
+            "{}",
+            String::from_utf8_lossy(&held)
+        );
+        assert!(held.ends_with(b"*2\r\n$9\r\nSUBSCRIBE\r\n$8\r\nsocketio\r\n"));
+        link.handle_input(b"+OK\r\n+OK\r\n*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+            .unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        // A publisher's publishes wait for the login too.
+        let mut link = RedisLink::publisher(&url("redis://default:pw@h"), "socketio", "");
+        let _ = link.poll_transmit();
+        let seq = link.publish(b"early");
+        assert_eq!(link.poll_transmit(), None, "held until logged in");
+        link.handle_input(arity).unwrap();
+        let _ = link.poll_transmit();
+        link.handle_input(b"+OK\r\n").unwrap();
+        assert!(link.poll_transmit().unwrap().ends_with(b"$5\r\nearly\r\n"));
+        link.handle_input(b":1\r\n").unwrap();
+        assert_eq!(link.poll_event(), Some(LinkEvent::Ready));
+        assert_eq!(
+            link.poll_event(),
+            Some(LinkEvent::Published { seq, receivers: 1 })
+        );
+        // A password the old server refuses too ends the link.
+        let mut link = RedisLink::publisher(&url("redis://default:bad@h"), "socketio", "");
+        let _ = link.poll_transmit();
+        link.handle_input(arity).unwrap();
+        assert_eq!(
+            link.handle_input(arity),
+            Err(LinkError::Refused {
+                command: "AUTH",
+                message: "ERR wrong number of arguments for 'auth' command".into()
+            })
+        );
+        // Without a user there is nothing to fall back to.
+        let mut link = RedisLink::publisher(&url("redis://:pw@h"), "socketio", "");
+        let _ = link.poll_transmit();
+        assert!(link.handle_input(arity).is_err());
     }
 
     #[test]
