@@ -279,7 +279,7 @@ pub(crate) fn run_publisher(config: AmqpConfig, exchange: String, jobs: Receiver
                 }
             }
         }
-        answer_settled(progress.split(batch));
+        answer_settled(progress.split(batch), crate::manager::log_batch);
     }
 }
 

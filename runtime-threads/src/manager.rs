@@ -305,7 +305,7 @@ fn not_compiled(broker: &BrokerUrl) -> String {
 fn refuse_all(receiver: &Receiver<PublishJob>, reason: &str) {
     tracing::error!(reason, "the client manager cannot publish");
     while let Some(batch) = next_batch(receiver) {
-        sockio_net::answer_batch(batch, Err(PublishError(reason.to_owned())));
+        sockio_net::answer_batch(batch, Err(PublishError(reason.to_owned())), log_batch);
     }
 }
 
@@ -391,6 +391,18 @@ pub(crate) fn batch_from(first: PublishJob, receiver: &Receiver<PublishJob>) -> 
         }
     }
     batch
+}
+
+/// Logs what a batch's outcome asks for, here, with this runtime's target and throttles.
+pub(crate) fn log_batch(line: sockio_net::BatchLog<'_>) {
+    match line {
+        sockio_net::BatchLog::Failed { error, messages } => {
+            sockio_net::log_publish_failed!(error, messages);
+        }
+        sockio_net::BatchLog::Refused { first, messages } => {
+            tracing::error!(error = %first, messages, "the broker refused messages");
+        }
+    }
 }
 
 impl sockio_net::PublishAnswer for PublishJob {

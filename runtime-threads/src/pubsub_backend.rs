@@ -127,7 +127,7 @@ pub(crate) fn run_publisher(backend: &Arc<dyn PubSubBackend>, jobs: &Receiver<Pu
             .collect();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| backend.publish(messages)))
             .unwrap_or_else(|panic| Err(panicked("publish", &*panic)));
-        answer_batch(batch, result);
+        answer_batch(batch, result, crate::manager::log_batch);
     }
 }
 

@@ -159,7 +159,7 @@ pub(crate) fn run_publisher(
             }
         }
         last_used = Some(Instant::now());
-        answer_settled(progress.split(batch));
+        answer_settled(progress.split(batch), crate::manager::log_batch);
     }
 }
 

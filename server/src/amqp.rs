@@ -311,7 +311,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
                 }
             }
         }
-        answer_settled(progress.split(batch));
+        answer_settled(progress.split(batch), crate::manager::log_batch);
     }
 }
 

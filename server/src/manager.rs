@@ -343,6 +343,18 @@ pub(crate) async fn next_batch(
     Some(batch)
 }
 
+/// Logs what a batch's outcome asks for, here, with this runtime's target and throttles.
+pub(crate) fn log_batch(line: sockio_net::BatchLog<'_>) {
+    match line {
+        sockio_net::BatchLog::Failed { error, messages } => {
+            sockio_net::log_publish_failed!(error, messages);
+        }
+        sockio_net::BatchLog::Refused { first, messages } => {
+            tracing::error!(error = %first, messages, "the broker refused messages");
+        }
+    }
+}
+
 impl sockio_net::PublishAnswer for PublishJob {
     fn answer(self, result: Result<(), PublishError>) {
         if let Some(reply) = self.reply {

@@ -117,7 +117,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
             .map(|job| Bytes::from(std::mem::take(&mut job.payload)))
             .collect();
         let result = publish(&runtime, &*backend, messages).await;
-        answer_batch(batch, result);
+        answer_batch(batch, result, crate::manager::log_batch);
     }
 }
 

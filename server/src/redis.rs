@@ -154,7 +154,7 @@ pub(crate) async fn run_publisher<Rt: Runtime>(
             }
         }
         last_used = Some(Instant::now());
-        answer_settled(progress.split(batch));
+        answer_settled(progress.split(batch), crate::manager::log_batch);
     }
 }
 
