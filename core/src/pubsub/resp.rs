@@ -362,8 +362,8 @@ struct KombuPublishing {
     tag_prefix: String,
 }
 
-/// One Redis connection used for pub/sub, without I/O.
-#[derive(Debug)]
+/// One Redis connection used for pub/sub, without I/O. Its `Debug` shows no password (nor the
+/// bytes waiting to be written, which may hold the `AUTH` command).
 pub struct RedisLink {
     decoder: Decoder,
     outbox: Vec<u8>,
@@ -385,12 +385,37 @@ pub struct RedisLink {
     auth_retry: Option<AuthRetry>,
 }
 
-/// See [`RedisLink::auth_retry`](RedisLink).
-#[derive(Debug)]
+/// See [`RedisLink::auth_retry`](RedisLink). Its `Debug` shows no password.
 struct AuthRetry {
     /// `None` once the password alone was sent: a second refusal ends the link.
     password: Option<Vec<u8>>,
     held: Vec<u8>,
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLink")
+            .field("outbox_bytes", &self.outbox.len())
+            .field("expect", &self.expect)
+            .field("events", &self.events)
+            .field("channel", &String::from_utf8_lossy(&self.channel))
+            .field("kombu", &self.kombu)
+            .field("subscriber", &self.subscriber)
+            .field("ready", &self.ready)
+            .field("next_seq", &self.next_seq)
+            .field("name_refused", &self.name_refused)
+            .field("auth_retry", &self.auth_retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AuthRetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRetry")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("held_bytes", &self.held.len())
+            .finish()
+    }
 }
 
 impl RedisLink {
@@ -1159,6 +1184,14 @@ mod tests {
             config
         };
         let arity = b"-ERR wrong number of arguments for 'auth' command\r\n";
+        let mut link = RedisLink::subscriber(&url("redis://default:s3cret@h/2"), "socketio", "s");
+        // Its Debug shows neither the password nor the AUTH command waiting to go.
+        let shown = format!("{link:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("115, 51"),
+            "{shown}"
+        );
+        let _ = link.poll_transmit();
         let mut link = RedisLink::subscriber(&url("redis://default:pw@h/2"), "socketio", "s");
         assert_eq!(
             link.poll_transmit().unwrap(),
