@@ -227,14 +227,19 @@ async function main() {
     await check("a message sent during an outage waits for the room, through a second outage during the rejoin", async () => {
       const text = "through two outages";
       const arrived = next(watcher, "message", (m) => m.text === text);
+      // On the WebSocket: an outage during the upgrade would wait for it, and the message go
+      // out before it.
+      await page.waitFor("the WebSocket upgrade", `socket.io.engine.transport.name === "websocket"`);
       // The second outage comes as the page's rejoin requests are out (the page's own "welcome"
       // listener, registered first, has sent them); the first, right away.
-      await page.run(`
+      const waiting = await page.eval(`(() => {
         socket.once("welcome", () => socket.io.engine.close());
         socket.io.engine.close();
         $("text").value = ${JSON.stringify(text)};
         $("composer").requestSubmit();
-      `);
+        return state.rejoin !== null && !socket.connected;
+      })()`);
+      assert.ok(waiting, "the message waits for a rejoin");
       assert.equal(await page.delivery(text), "✓");
       const message = await arrived;
       assert.equal(message.from, aliceName);

@@ -36,7 +36,16 @@ const state = {
   // Counts disconnections, so that a rejoin finished for an earlier connection (one that dropped
   // again while its rooms were being joined) does not let waiting messages out early.
   connection: 0,
+  // Counts logins, so that what one login started (reading an image, a join or leave answered
+  // late) does not go out, or show its error, under the next.
+  login: 0,
 };
+
+// Settles once what the user sends may go out: at once, or after the rooms are joined again
+// (rejected when the login ends first).
+function afterRejoin() {
+  return state.rejoin ? state.rejoin.promise : Promise.resolve();
+}
 
 // Messages sent from now on wait until the rooms are joined again after a reconnection. (Once
 // per wait: a second disconnect before the rooms are back keeps the wait already there.)
@@ -235,7 +244,7 @@ async function deliver(li, event, data) {
   status.textContent = "sending…";
   li.append(status);
   try {
-    if (state.rejoin) await state.rejoin.promise;
+    await afterRejoin();
     const { at } = await request(event, data);
     status.textContent = "✓";
     status.title = "delivered at " + time(at);
@@ -263,31 +272,39 @@ async function sendImage(file) {
   }
   // An ArrayBuffer anywhere in the data makes the client send it as a binary attachment
   // (no base64); the server receives it in a `Bytes` field.
+  const login = state.login;
   const data = await file.arrayBuffer();
+  if (login !== state.login) return; // signed out meanwhile: not sent under the next name
   const li = addLine(roomName, { from: state.name, imageUrl: URL.createObjectURL(file), own: true });
   deliver(li, "image", { room: roomName, data });
 }
 
 // Asks the server to put us in a room; `show` switches to it once the server agrees.
-async function joinRoom(name, { show }) {
+// `afterOutage`: a join the user asked for waits, as messages do, while the rooms are joined
+// again after a reconnection (the rejoin itself does not).
+async function joinRoom(name, { show, afterOutage = false }) {
+  const login = state.login;
   try {
+    if (afterOutage) await afterRejoin();
     const joined = await request("join", name); // `joined.room` is the server's spelling
     $("join-error").textContent = "";
     room(joined.room).users = joined.users;
     if (show) switchTo(joined.room);
     else renderRooms();
   } catch (error) {
-    $("join-error").textContent = `Cannot join "${name}": ${error.message}`;
+    if (login === state.login) $("join-error").textContent = `Cannot join "${name}": ${error.message}`;
   }
 }
 
 async function leaveRoom(name) {
+  const login = state.login;
   try {
+    await afterRejoin();
     await request("leave", name);
     forgetRoom(name);
     switchTo(LOBBY);
   } catch (error) {
-    $("join-error").textContent = `Cannot leave #${name}: ${error.message}`;
+    if (login === state.login) $("join-error").textContent = `Cannot leave #${name}: ${error.message}`;
   }
 }
 
@@ -308,6 +325,7 @@ $("login").addEventListener("submit", (event) => {
   for (const name of [...state.rooms.keys()]) forgetRoom(name);
   state.current = LOBBY;
   state.name = null;
+  state.login += 1;
   // What the client still holds back from the earlier login (an emit made while it was
   // disconnected) would otherwise go out first on this connection, under the new name. Its
   // acknowledgement then times out, and its line says it was not delivered.
@@ -327,7 +345,7 @@ $("sign-out").addEventListener("click", () => {
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const name = $("room-name").value.trim();
-  if (name) joinRoom(name, { show: true });
+  if (name) joinRoom(name, { show: true, afterOutage: true });
   $("room-name").value = "";
 });
 
@@ -346,7 +364,8 @@ $("text").addEventListener("input", () => {
   const now = Date.now();
   if ($("text").value && now - state.lastTypingSent > TYPING_SEND_EVERY_MS) {
     state.lastTypingSent = now;
-    // Volatile: dropped when not connected, rather than sent late (maybe under a later login).
+    // Volatile: dropped when not connected, rather than sent late (maybe under a later login);
+    // also, over polling, while a request is on its way: a lost one only hides the indicator.
     socket.volatile.emit("typing", state.current);
   }
 });
