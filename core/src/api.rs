@@ -151,8 +151,8 @@ impl ConnectRefused {
     ///
     /// # Panics
     ///
-    /// When `data` cannot be written as JSON (a map with keys that are not strings, a
-    /// `Serialize` implementation that fails): a refusal without the data the handler meant to
+    /// When `data` cannot be written as JSON (a map keyed by tuples or other composite values,
+    /// a `Serialize` implementation that fails): a refusal without the data the handler meant to
     /// send would go out unnoticed. In a connect handler, the panic refuses the connect with
     /// [`ConnectRefused::internal_error`] and is logged. [`ConnectRefused::try_with_data`] returns
     /// the error instead.

@@ -1518,7 +1518,11 @@ fn next_request<H: Host>(
             // Malformed chunk framing: answered as a malformed head is, and the connection
             // closes, since where the next request would start is unknown.
             if let Some(Incoming::Bad(status, text)) = other {
-                let answer = bad_body.unwrap_or_else(|| plain(status, text));
+                // The core's answer is the 400 of a malformed body; another status (431 for
+                // trailers too large) keeps its own.
+                let answer = bad_body
+                    .filter(|_| status == StatusCode::BAD_REQUEST)
+                    .unwrap_or_else(|| plain(status, text));
                 let _ = write_response(stream, &answer, false, to_head);
             }
             NextRequest::End

@@ -45,7 +45,8 @@ impl Query {
 
     /// The decoded value of the last pair of `raw` whose decoded key is `key` (as the reference
     /// server reads a repeated key), found the way [`Query::get`] would find it in
-    /// [`Query::parse`]'s pairs, but without keeping the other pairs or a limit on their number.
+    /// [`Query::parse`]'s pairs, but without keeping the other pairs or a limit on their number
+    /// (so past [`Query::MAX_PAIRS`] pairs the two can differ).
     ///
     /// A plain byte scan: routing looks up a few keys in every polling request, and `str::split`
     /// took about 1,300 instructions per lookup of an Engine.IO query (bench/ANALYSIS.md).

@@ -15,8 +15,8 @@
 //! [`SocketEvent::Connect`], and the application answers with
 //! [`accept_connect`](Connection::accept_connect) or [`reject_connect`](Connection::reject_connect).
 //! Packets for a namespace the client has not joined, or a CONNECT_ERROR from the client, break the
-//! protocol and close the whole connection; a v5 client's repeated CONNECT to a namespace it joins
-//! or joined is answered once (see `handle_packet`).
+//! protocol and close the whole connection; a client's repeated CONNECT to a namespace it joins
+//! or joined is answered once, `/` of a v4 client excepted (see `handle_packet`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
