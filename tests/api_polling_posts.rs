@@ -150,25 +150,11 @@ async fn an_oversized_post_waiting_for_continue_is_refused_before_its_body() {
     let (run, _reasons) = socket_io().await;
     let addr = run.addr;
     let head = client(move || {
-        use std::io::{Read, Write};
         let uri = joined(addr);
-        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
-            .expect("read timeout");
         let head = format!(
             "POST {uri} HTTP/1.1\r\nHost: a\r\nOrigin: http://a\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
         );
-        stream.write_all(head.as_bytes()).expect("write the head");
-        let mut answer = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => answer.extend_from_slice(&chunk[..read]),
-            }
-        }
-        String::from_utf8_lossy(&answer).to_lowercase()
+        raw_polling::answer_head(addr, &head, b"")
     })
     .await;
     assert!(

@@ -20,14 +20,8 @@ const os = require("node:os");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
 
-function loadClient() {
-  try {
-    return require("socket.io-client");
-  } catch {
-    return require(path.join(__dirname, "../../testkit/clients/node_modules/socket.io-client"));
-  }
-}
-const { io } = loadClient();
+const support = require("./test-support");
+const { io } = support;
 
 const url = process.argv[2] || "http://127.0.0.1:3000";
 const chromiumPath = process.argv[3] || "/usr/bin/chromium";
@@ -180,21 +174,7 @@ function connect(name) {
 }
 
 // Resolves with the next `event` on `socket` whose data satisfies `match`.
-function next(socket, event, match) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.off(event, listener);
-      reject(new Error(`no ${JSON.stringify(event)} within ${TIMEOUT_MS} ms`));
-    }, TIMEOUT_MS);
-    function listener(data) {
-      if (!match(data)) return;
-      clearTimeout(timer);
-      socket.off(event, listener);
-      resolve(data);
-    }
-    socket.on(event, listener);
-  });
-}
+const next = (socket, event, match) => support.next(socket, event, match, TIMEOUT_MS);
 
 // ----- the checks ---------------------------------------------------------------------------------
 

@@ -12,17 +12,9 @@
 
 const assert = require("node:assert/strict");
 const crypto = require("node:crypto");
-const path = require("node:path");
 
-// socket.io-client from NODE_PATH or a local node_modules, else from the repository's testkit.
-function loadClient() {
-  try {
-    return require("socket.io-client");
-  } catch {
-    return require(path.join(__dirname, "../../testkit/clients/node_modules/socket.io-client"));
-  }
-}
-const { io } = loadClient();
+const support = require("./test-support");
+const { io } = support;
 
 const url = process.argv[2] || "http://127.0.0.1:3000";
 const tag = crypto.randomInt(1000, 9999);
@@ -42,21 +34,8 @@ function connect(name, options = {}) {
 }
 
 // Resolves with the next `event` on `socket` whose data satisfies `match`.
-function next(socket, event, match = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.off(event, listener);
-      reject(new Error(`no ${JSON.stringify(event)} within ${TIMEOUT_MS} ms`));
-    }, TIMEOUT_MS);
-    function listener(data) {
-      if (!match(data)) return;
-      clearTimeout(timer);
-      socket.off(event, listener);
-      resolve(data);
-    }
-    socket.on(event, listener);
-  });
-}
+const next = (socket, event, match = () => true) =>
+  support.next(socket, event, match, TIMEOUT_MS);
 
 // Emits with an acknowledgement; the chat's acks are Rust `Result`s: {Ok: value} or {Err: why}.
 function request(socket, event, data) {

@@ -118,6 +118,22 @@ macro_rules! log_publish_failed {
     };
 }
 
+/// Logs what a broker batch's outcome asks for (`$line`, a [`BatchLog`](crate::BatchLog)),
+/// from the runtime that expands it: its target and its own throttle.
+#[macro_export]
+macro_rules! log_batch {
+    ($line:expr) => {
+        match $line {
+            $crate::BatchLog::Failed { error, messages } => {
+                $crate::log_publish_failed!(error, messages);
+            }
+            $crate::BatchLog::Refused { first, messages } => {
+                $crate::__tracing::error!(error = %first, messages, "the broker refused messages");
+            }
+        }
+    };
+}
+
 /// The most of a text from outside (a client's event name, a broker message's field) a log line
 /// holds, in bytes of its escaped form.
 pub const LOGGED_TEXT_MAX: usize = 512;

@@ -345,14 +345,7 @@ pub(crate) async fn next_batch(
 
 /// Logs what a batch's outcome asks for, here, with this runtime's target and throttles.
 pub(crate) fn log_batch(line: sockio_net::BatchLog<'_>) {
-    match line {
-        sockio_net::BatchLog::Failed { error, messages } => {
-            sockio_net::log_publish_failed!(error, messages);
-        }
-        sockio_net::BatchLog::Refused { first, messages } => {
-            tracing::error!(error = %first, messages, "the broker refused messages");
-        }
-    }
+    sockio_net::log_batch!(line);
 }
 
 impl sockio_net::PublishAnswer for PublishJob {
