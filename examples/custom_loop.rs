@@ -39,8 +39,11 @@
 //! Left out to stay short: TLS, idle timeouts for keep-alive connections and slow request heads,
 //! a write timeout (a closed connection whose client stopped reading keeps its socket and last
 //! frames here until the client goes; a production loop cuts the socket after
-//! `EngineConfig::write_timeout` without progress), a cap on the number of connections, and
-//! fairness between very busy sockets in one turn.
+//! `EngineConfig::write_timeout` without progress), a cap on the number of connections,
+//! fairness between very busy sockets in one turn, and telling a session of a POST before its
+//! body is read (`post_target`, `handle_post_started`: bodies are read whole here first, so a
+//! client that leaves mid-body, or a POST overlapping one whose body still arrives, is not seen
+//! as such; the session ends at its heartbeat instead of with a transport error).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};

@@ -27,8 +27,12 @@ async fn app(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt::init();
     let sio = Server::builder().build();
-    sio.on_connect(|socket: Socket, _handshake, _auth| async move {
-        println!("connect {}", socket.sid());
+    sio.on_connect(|socket: Socket, handshake, _auth| async move {
+        // python-socketio's `environ['REMOTE_ADDR']`: the address put in the request below.
+        let from = handshake
+            .remote_addr
+            .map_or_else(|| "an unknown address".to_owned(), |addr| addr.to_string());
+        println!("connect {} from {from}", socket.sid());
         Ok(())
     });
     sio.on(
@@ -41,18 +45,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("disconnect {} ({reason})", socket.sid());
     });
 
-    // `app = socketio.Middleware(sio, app)`
-    let service = ServiceBuilder::new()
-        .layer(SocketIoLayer::new(sio))
-        .service_fn(app);
-
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     // The bound address: with `ADDR=127.0.0.1:0` the OS picks the port (the tests do that).
     println!("listening on http://{}/", listener.local_addr()?);
     loop {
-        let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
+        let (stream, remote) = listener.accept().await?;
+        // `app = socketio.Middleware(sio, app)`; the client's address (a `SocketAddr` in the
+        // request's extensions) is what connect handlers see as `handshake.remote_addr`.
+        let service = ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(remote);
+                request
+            })
+            .layer(SocketIoLayer::new(sio.clone()))
+            .service_fn(app);
+        let service = TowerToHyperService::new(service);
         tokio::spawn(async move {
             let served = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

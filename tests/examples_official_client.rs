@@ -149,7 +149,8 @@ fn middleware_serves_socket_io_and_passes_other_requests_to_the_wrapped_app() {
         assert_eq!(connected["via"], json!(via));
         assert_eq!(connected["transport"], json!(final_transport(via)), "{via}");
         let id = connected["id"].as_str().expect("socket id");
-        example.expect_exact(&format!("connect {id}"));
+        // The client's address reaches the connect handler (`handshake.remote_addr`).
+        example.expect_line(&format!("connect {id} from 127.0.0.1:"));
         example.expect_exact(&format!(r#"message {{"via":"{via}"}}"#));
         client.send("next");
         assert_eq!(client.expect("disconnect"), json!("io client disconnect"));
