@@ -336,6 +336,27 @@ fn a_path_with_a_query_is_refused() {
     let _ = Server::builder().path("/socket.io/?x=1");
 }
 
+/// A path holding what requests only send percent-encoded would match none of them; the encoded
+/// spelling is the one that works.
+#[test]
+#[should_panic(expected = "give the path as requests spell it")]
+fn a_path_with_a_raw_space_is_refused() {
+    let _ = Server::builder().path("/chat room/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_percent_encoded_path_serves_its_requests() {
+    let io = Server::builder().path("/chat%20room/").build();
+    let running = serve(&io).await;
+    let addr = running.addr;
+    let sid = tokio::task::spawn_blocking(move || {
+        sockio_testkit::raw_polling::open(addr, "/chat%20room/")
+    })
+    .await
+    .expect("a handshake");
+    assert!(!sid.is_empty());
+}
+
 /// The same path given whole in a configuration, or to a raw Engine.IO server, is refused too:
 /// both used to build a server that answered every request with 404.
 #[test]

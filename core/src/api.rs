@@ -721,7 +721,9 @@ macro_rules! server_builder_options {
 
         /// The URL path (default `/socket.io/`; leading and trailing slashes are added, so
         /// python-socketio's `socket.io` is `/socket.io/`). Panics when `path` holds `?` or
-        /// `#`, which no request path can (a server with it would answer nothing).
+        /// `#`, which no request path can, or a space, control or non-ASCII character, which
+        /// requests send percent-encoded: give it as they spell it (`/chat%20room/`), since a
+        /// server with it would answer nothing.
         #[track_caller]
         pub fn path(mut self, path: &str) -> Self {
             self.config.engine.path = path.to_owned();

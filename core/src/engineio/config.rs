@@ -176,13 +176,21 @@ impl EngineConfig {
         self.path = self.normalized_path();
     }
 
-    /// Panics when `path` holds `?` or `#`, which no request path can: a server with it would
+    /// Panics when `path` holds `?` or `#`, which no request path can, or a character a
+    /// request's path only holds percent-encoded (a space, a control or non-ASCII character):
+    /// requests are matched against their path as sent, so a server with such a path would
     /// answer nothing. Every constructor taking a configuration checks it.
     #[track_caller]
     pub fn assert_path_can_match(&self) {
         assert!(
             !self.path.contains(['?', '#']),
             "path {:?}: a URL path cannot hold '?' or '#' (the query is not part of it)",
+            self.path
+        );
+        assert!(
+            self.path.bytes().all(|b| b.is_ascii_graphic()),
+            "path {:?}: a URL path holds spaces, control and non-ASCII characters only \
+             percent-encoded; give the path as requests spell it (\"/chat%20room/\")",
             self.path
         );
     }
