@@ -215,6 +215,47 @@ fn server_close_gives_up_waiting_after_close_timeout() {
     assert_eq!(json_body(&h.get(&poll).response())["code"], 1);
 }
 
+/// The close wait is for the client's next poll: a backlog that takes several polls, each
+/// within `close_timeout` of the last, is delivered whole before the close packet, however long
+/// it takes in all (its end was dropped at `close_timeout` after the close, and the client found
+/// its session gone).
+#[test]
+fn a_close_waits_for_a_backlog_taken_over_several_polls() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    let big = "x".repeat(700 * 1024);
+    h.command(&sid, |s, now| {
+        for _ in 0..3 {
+            s.send(now, text(&big))?;
+        }
+        s.close(now, CloseReason::ForcedClose);
+        Ok::<_, SendError>(())
+    })
+    .unwrap();
+    let mut messages = 0;
+    for _ in 0..3 {
+        h.advance(Duration::from_secs(20));
+        let body = h.get(&poll).body_text();
+        assert!(!body.starts_with('1'), "the close came before the backlog");
+        messages += body
+            .split('\u{1e}')
+            .filter(|p| *p == format!("4{big}"))
+            .count();
+        assert!(h.take_events(&sid).is_empty());
+        if messages == 3 {
+            break;
+        }
+    }
+    assert_eq!(messages, 3);
+    h.advance(Duration::from_secs(20));
+    assert_eq!(h.get(&poll).body_text(), "1");
+    assert_events_and_gone(
+        &mut h,
+        &sid,
+        vec![EngineEvent::Closed(CloseReason::ForcedClose)],
+    );
+}
+
 #[test]
 fn no_heartbeat_while_waiting_to_deliver_a_close() {
     let mut h = Harness::engine(EngineConfig::default());

@@ -258,6 +258,45 @@ fn an_upgrade_packet_without_the_probe_exchange_upgrades() {
     );
 }
 
+/// A POST whose body was still arriving when the WebSocket took over belongs to the polling
+/// transport the session left: its client going away ends nothing (engine.io's discarded
+/// polling transport reports no error to the socket). It closed the upgraded session.
+#[test]
+fn a_post_aborted_after_the_upgrade_leaves_the_websocket_session_open() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll, ws_uri) = open(&mut h, "4");
+    let post = h
+        .post_started(&sid, &poll, &http::HeaderMap::new())
+        .expect("goes on to be answered with its body read");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    h.ws_send_text(ws, "2probe");
+    assert_eq!(h.ws_take_text(ws), vec!["3probe"]);
+    h.ws_send_text(ws, "5");
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
+    h.abort(post);
+    assert!(h.take_events(&sid).is_empty());
+    send(&mut h, &sid, text("still here"));
+    assert_eq!(h.ws_take_text(ws), vec!["4still here"]);
+}
+
+/// A `5` that comes before the server's writer pulled the `3probe` (a client that does not wait
+/// for it) still gets the `3probe` first, on the upgraded WebSocket: it was dropped with the
+/// probe's state.
+#[test]
+fn a_3probe_not_yet_written_when_the_upgrade_completes_is_still_sent() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, _poll, ws_uri) = open(&mut h, "4");
+    let ws = h.ws_connect(&ws_uri).unwrap();
+    for message in ["2probe", "5"] {
+        h.command_without_ws_reads(&sid, |s, now| {
+            s.handle_ws_message(now, ws, WsMessage::Text(message.into()))
+        });
+    }
+    send(&mut h, &sid, text("after"));
+    assert_eq!(h.ws_take_text(ws), vec!["3probe", "4after"]);
+    assert_eq!(h.take_events(&sid), vec![EngineEvent::Upgraded]);
+}
+
 #[test]
 fn an_upgrade_with_another_eio_than_the_session_is_refused() {
     // The reference server's PROTOCOL_MISMATCH: a missing or unknown EIO reads as 3.

@@ -1258,6 +1258,11 @@ impl Session {
             if self.post_rest.as_ref().is_some_and(|rest| rest.id == id) {
                 self.post_rest = None;
             }
+            if let ActiveTransport::WebSocket { .. } = self.transport {
+                // Polling is over: a POST of the transport the session left is no longer its
+                // (engine.io's discarded polling transport reports nothing to the socket).
+                return;
+            }
             self.finish(CloseReason::TransportError(
                 "post request closed prematurely",
             ));
@@ -1786,7 +1791,18 @@ impl Session {
                 ..
             }) if !post_unanswered => {
                 let supports_binary = probe.supports_binary;
+                // A `3probe` not pulled yet (the client sent `5` without waiting for it) goes
+                // out first on the WebSocket, as engine.io writes it at once: it was dropped.
+                let unsent_probe_answers = std::mem::take(&mut probe.frames);
                 self.probe = None;
+                for action in unsent_probe_answers.into_iter().rev() {
+                    if let WsAction::Send(WsMessage::Text(text)) = action {
+                        let frame = Frame::Text(text);
+                        self.queued_bytes += frame.len();
+                        self.controls_ahead += 1;
+                        self.queue.push_front(frame);
+                    }
+                }
                 if let ActiveTransport::Polling { pending } = &mut self.transport
                     && let Some(get) = pending.take()
                 {
@@ -1895,7 +1911,7 @@ impl Session {
     /// way, a held GET with nothing queued is released with a noop so the client can pause
     /// polling; what is queued still goes to polling, as the reference server's `flush` does, so
     /// the heartbeat keeps working over polling however long the client takes to finish.
-    fn flush_polling(&mut self, _now: Instant) {
+    fn flush_polling(&mut self, now: Instant) {
         let ActiveTransport::Polling { pending } = &mut self.transport else {
             return;
         };
@@ -1954,6 +1970,15 @@ impl Session {
                 self.state = State::Open;
             }
             self.finish_reported();
+        } else if let State::Closing { .. } = self.state {
+            // A backlog bigger than one answer takes several polls before the close packet:
+            // the wait is for the client's next poll, not for the whole backlog, which a slow
+            // client could take longer than `close_timeout` to read (its end was dropped, and
+            // the client, finding its session gone, reconnected). engine.io waits for the whole
+            // buffer to drain before its close timer starts.
+            self.state = State::Closing {
+                deadline: deadline_after(now, self.config.close_timeout),
+            };
         }
     }
 
