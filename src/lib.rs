@@ -3,9 +3,9 @@
 //! A Socket.IO server for Rust: every official client's protocol (Engine.IO v3/v4, Socket.IO
 //! v4/v5), python-socketio's API, and a pure sans-IO protocol engine ([`core`]) that runs on any
 //! executor. Pick the runtime with a feature: `tokio` (default), `smol` or `threads`. The chosen runtime's
-//! types are at the crate root; with several features on, each runtime is also in its own module
-//! (`sockio::tokio`, `sockio::smol`, `sockio::threads`) and the root holds the first of tokio,
-//! smol and threads that is on. The features `redis` and `amqp` compile the message-queue
+//! types are at the crate root; each runtime whose feature is on is also in its own module
+//! (`sockio::tokio`, `sockio::smol`, `sockio::threads`), and with several on the root holds the
+//! first of tokio, smol and threads that is on. The features `redis` and `amqp` compile the message-queue
 //! client managers (`ClientManager::from_url`), for servers that share their clients.
 //!
 //! ```no_run

@@ -235,8 +235,8 @@ struct PendingGet {
     from_ie: bool,
 }
 
-/// The answer to a body over `max_http_buffer_size` (the reference server's: a plain 413 that
-/// keeps the session).
+/// The answer to a body over `max_http_buffer_size`: a plain 413 that keeps the session
+/// (engine.io 6.6 closes it; README "Where sockio differs from the Node.js server").
 pub(crate) fn payload_too_large() -> Response {
     plain_response(
         StatusCode::PAYLOAD_TOO_LARGE,
