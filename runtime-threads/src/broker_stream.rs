@@ -2,9 +2,11 @@
 //! Unix-domain socket. Each is used by one thread; timeouts are set on the socket underneath.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 #[cfg(feature = "redis")]
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use sockio_core::pubsub::TlsOptions;
@@ -21,8 +23,9 @@ pub(crate) enum BrokerStream {
 impl BrokerStream {
     /// Connects to the first address of `host` that answers by `deadline`, each address given
     /// an equal share of the time left, then runs the TLS handshake when `tls` asks for it, each
-    /// of its reads and writes bounded by the time left then (the name lookup itself is the
-    /// system resolver's, which has no timeout to give).
+    /// of its reads and writes bounded by the time left then. The name lookup, which the system
+    /// resolver gives no timeout, is bounded by the same deadline ([`finish_by`]), as the async
+    /// runtimes bound theirs.
     pub(crate) fn connect_tcp(
         host: &str,
         port: u16,
@@ -38,7 +41,7 @@ impl BrokerStream {
         };
         let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
         let mut last = io::Error::other("the host name resolves to no address");
-        let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
+        let addrs = resolve(host, port, deadline)?;
         for (tried, addr) in addrs.iter().enumerate() {
             let Some(timeout) =
                 sockio_net::connect_share(deadline, Instant::now(), addrs.len() - tried)
@@ -74,9 +77,12 @@ impl BrokerStream {
         Err(last)
     }
 
+    /// Connects to a Unix-domain socket by `deadline`: std's connect has no timeout, and Linux
+    /// blocks it while the listener's accept queue is full (a Redis that stopped accepting).
     #[cfg(feature = "redis")]
-    pub(crate) fn connect_unix(path: &str) -> io::Result<BrokerStream> {
-        UnixStream::connect(path).map(BrokerStream::Unix)
+    pub(crate) fn connect_unix(path: &str, deadline: Instant) -> io::Result<BrokerStream> {
+        let path = path.to_owned();
+        finish_by(deadline, move || UnixStream::connect(path)).map(BrokerStream::Unix)
     }
 
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -105,6 +111,63 @@ impl BrokerStream {
             BrokerStream::Tls(s) => s.sock.set_nonblocking(nonblocking),
             #[cfg(feature = "redis")]
             BrokerStream::Unix(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+}
+
+/// `host`'s addresses, looked up by `deadline` (an IP address is taken as it is, with no
+/// thread).
+fn resolve(host: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let host = host.to_owned();
+    finish_by(deadline, move || {
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+    })
+}
+
+/// Blocking calls that outlived their caller's deadline and still run ([`finish_by`]).
+static LEFT_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// At most this many calls left running at once: past it a connect fails at once instead of
+/// leaving one more thread behind (a broker that stays unreachable is retried with backoff).
+const MAX_LEFT_RUNNING: usize = 8;
+
+/// Runs `work`, a blocking call std gives no timeout, on a thread of its own and waits for it
+/// until `deadline`: then the caller gets `TimedOut`, and the thread is left to finish (its result
+/// dropped), counted in [`LEFT_RUNNING`] until it does.
+fn finish_by<T: Send + 'static>(
+    deadline: Instant,
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
+    if LEFT_RUNNING.load(Ordering::Relaxed) >= MAX_LEFT_RUNNING {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "earlier connects to the broker are still blocked in the system",
+        ));
+    }
+    let (done, result) = sync_channel(1);
+    LEFT_RUNNING.fetch_add(1, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name("sockio-broker-connect".to_owned())
+        .spawn(move || {
+            let _ = done.send(work());
+            LEFT_RUNNING.fetch_sub(1, Ordering::Relaxed);
+        });
+    if let Err(error) = spawned {
+        LEFT_RUNNING.fetch_sub(1, Ordering::Relaxed);
+        return Err(error);
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    match result.recv_timeout(left) {
+        Ok(outcome) => outcome,
+        Err(RecvTimeoutError::Timeout) => Err(timed_out()),
+        Err(RecvTimeoutError::Disconnected) => {
+            Err(io::Error::other("the connecting thread panicked"))
         }
     }
 }
@@ -202,6 +265,64 @@ mod tests {
             .recv_timeout(Duration::from_secs(30))
             .expect("the connect ends (it ran on while bytes came)");
         assert_eq!(result, Err(io::ErrorKind::TimedOut));
+    }
+
+    /// A blocking call std gives no timeout (a name lookup, a Unix-socket connect to a
+    /// listener whose queue is full) ends for its caller at the deadline: it held the emits
+    /// waiting for the publisher for as long as the system took.
+    #[test]
+    fn a_call_with_no_timeout_of_its_own_ends_at_the_deadline() {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let result = finish_by(deadline, move || {
+            let _ = blocked.recv();
+            Ok(())
+        });
+        assert_eq!(
+            result.map_err(|error| error.kind()),
+            Err(io::ErrorKind::TimedOut)
+        );
+        assert!(Instant::now() >= deadline);
+        drop(release);
+        let answered = finish_by(Instant::now() + CONNECT, || Ok(7));
+        assert_eq!(answered.map_err(|error| error.kind()), Ok(7));
+    }
+
+    /// A Redis on a Unix socket that stopped accepting (its accept queue full) fails the connect
+    /// at its deadline; std's connect waited until the listener took it, holding every emit.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_unix_socket_whose_accept_queue_is_full_fails_the_connect_at_the_deadline() {
+        let dir = std::env::temp_dir().join(format!("sockio-unix-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let path = dir.join("redis.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let path = path.to_str().expect("a UTF-8 path").to_owned();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Connections nobody accepts, until the queue (the system's somaxconn at most) is full.
+            let mut queued = Vec::new();
+            let outcome: Result<(), io::ErrorKind> = loop {
+                let deadline = Instant::now() + Duration::from_millis(300);
+                match BrokerStream::connect_unix(&path, deadline) {
+                    Ok(stream) if queued.len() < 70_000 => queued.push(stream),
+                    Ok(_) => break Err(io::ErrorKind::Other),
+                    Err(error) => break Err(error.kind()),
+                }
+            };
+            let _ = done_tx.send((outcome, queued.len()));
+        });
+        let (outcome, queued) = done
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the connect to a full queue ends (it waited for an accept)");
+        assert_eq!(
+            outcome,
+            Err(io::ErrorKind::TimedOut),
+            "after {queued} queued"
+        );
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     const CONNECT: Duration = Duration::from_secs(5);

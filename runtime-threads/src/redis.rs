@@ -32,7 +32,7 @@ impl Connection {
             RedisAddress::Tcp { host, port } => {
                 BrokerStream::connect_tcp(host, *port, config.tls.as_ref(), deadline)
             }
-            RedisAddress::Unix { path } => BrokerStream::connect_unix(path),
+            RedisAddress::Unix { path } => BrokerStream::connect_unix(path, deadline),
         }
         .map_err(Failure::Connect)?;
         stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
