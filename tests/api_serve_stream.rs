@@ -178,6 +178,9 @@ async fn smol_serves_a_tls_stream() {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let io = io.clone();
+                // What sockio's own listener gives its connections.
+                sockio_smol::tune_tcp_stream(&tcp);
+                assert!(tcp.get_ref().nodelay().expect("TCP_NODELAY read back"));
                 smol::spawn(async move {
                     if let Ok(tls) = acceptor.accept(tcp).await {
                         sockio_smol::serve_stream(io, tls, None).await;
@@ -203,6 +206,9 @@ async fn tokio_serves_a_tls_stream() {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let io = io.clone();
+            // What sockio's own listener gives its connections.
+            sockio::tokio::tune_tcp_stream(&tcp);
+            assert!(tcp.nodelay().expect("TCP_NODELAY read back"));
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
                     sockio::tokio::serve_stream(io, tls, None).await;

@@ -19,7 +19,7 @@ pub use connect_share::connect_share;
 pub use log::{LOGGED_TEXT_MAX, for_log, report_unacknowledged, report_undelivered};
 pub use publish_answers::{BatchLog, PublishAnswer, answer_batch, answer_settled};
 pub use server_id::{ServerId, next_server_id};
-pub use unsent::{UNSENT_LIMIT, limit_unsent};
+pub use unsent::{UNSENT_LIMIT, limit_unsent, tune_client_connection};
 
 // What `throttled_log!` expands to, reachable from the crates that call it.
 #[doc(hidden)]

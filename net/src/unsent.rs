@@ -29,6 +29,14 @@ where
     }
 }
 
+/// Gives a client connection accepted outside sockio what sockio's own listeners give theirs:
+/// `TCP_NODELAY` (Socket.IO packets are small and wait for an answer) and [`UNSENT_LIMIT`].
+/// Failures are ignored: the connection works without either.
+pub fn tune_client_connection<S: std::os::fd::AsFd>(stream: &S) {
+    let _ = socket2::SockRef::from(stream).set_tcp_nodelay(true);
+    limit_unsent(stream);
+}
+
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::*;
@@ -46,5 +54,18 @@ mod tests {
                 .expect("read back"),
             UNSENT_LIMIT
         );
+    }
+
+    #[test]
+    fn a_tuned_connection_sends_at_once_and_holds_at_most_the_limit_unsent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
+        let _client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connected");
+        let (accepted, _) = listener.accept().expect("accepted");
+        assert!(!accepted.nodelay().expect("read back"));
+        tune_client_connection(&accepted);
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.tcp_nodelay().expect("read back"));
+        assert_eq!(socket.tcp_notsent_lowat().expect("read back"), UNSENT_LIMIT);
     }
 }

@@ -94,11 +94,21 @@ impl sockio_server::Runtime for Smol {
     }
 }
 
+/// Gives a TCP connection your code accepted (a `smol::net::TcpStream` or an
+/// `Async<std::net::TcpStream>`, to hand to [`serve_stream`]) what sockio's own listener gives
+/// each: `TCP_NODELAY`, and a limit of 128 KiB on the bytes waiting unsent in the kernel, so that
+/// a slow reader's heartbeat pings, which the server sends ahead of its backlog, are not queued
+/// behind megabytes of it (its client timed out). Failures (a socket that is not TCP) are
+/// ignored, as the connection works without either.
+pub fn tune_tcp_stream<S: std::os::fd::AsFd>(stream: &S) {
+    sockio_net::tune_client_connection(stream);
+}
+
 /// Serves one connection of any futures-io stream (a Unix socket, a TLS stream from
 /// `futures-rustls`, a `smol::Async` of any socket, ...) as HTTP/1.1 with WebSocket upgrades,
 /// until the client closes it; requests outside the Socket.IO path get 404. Spawn one per
 /// accepted connection. `remote` is the address connect handlers see (`None` when the transport
-/// has none).
+/// has none). The stream is used as given: tune a TCP connection first with [`tune_tcp_stream`].
 ///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {

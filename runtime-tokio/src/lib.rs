@@ -176,10 +176,21 @@ impl sockio_server::Runtime for Tokio {
     }
 }
 
+/// Gives a TCP connection your code accepted (to hand to [`serve_stream`], or from the listener
+/// an axum server with [`SocketIoLayer`] accepts on) what sockio's own listener gives each:
+/// `TCP_NODELAY`, and a limit of 128 KiB on the bytes waiting unsent in the kernel, so that a
+/// slow reader's heartbeat pings, which the server sends ahead of its backlog, are not queued
+/// behind megabytes of it (its client timed out). Failures are ignored, as the connection works
+/// without either.
+pub fn tune_tcp_stream(stream: &tokio::net::TcpStream) {
+    sockio_net::tune_client_connection(stream);
+}
+
 /// Serves one connection of any tokio-io stream (a Unix socket, a TLS stream from
 /// `tokio-rustls`, a `tokio::io::duplex` pipe, ...) as HTTP/1.1 with WebSocket upgrades, until the
 /// client closes it; requests outside the Socket.IO path get 404. Spawn one per accepted
 /// connection. `remote` is the address connect handlers see (`None` when the transport has none).
+/// The stream is used as given: tune a TCP connection first with [`tune_tcp_stream`].
 pub async fn serve_stream<S>(server: Server, stream: S, remote: Option<SocketAddr>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
