@@ -256,6 +256,33 @@ fn a_close_waits_for_a_backlog_taken_over_several_polls() {
     );
 }
 
+/// A client that stops polling halfway through that backlog is dropped `close_timeout` after
+/// its last poll.
+#[test]
+fn a_close_gives_up_close_timeout_after_the_last_poll_of_a_backlog() {
+    let mut h = Harness::engine(EngineConfig::default());
+    let (sid, poll) = open_polling(&mut h, "4");
+    let big = "x".repeat(700 * 1024);
+    h.command(&sid, |s, now| {
+        for _ in 0..3 {
+            s.send(now, text(&big))?;
+        }
+        s.close(now, CloseReason::ForcedClose);
+        Ok::<_, SendError>(())
+    })
+    .unwrap();
+    h.advance(Duration::from_secs(20));
+    assert!(h.get(&poll).body_text().starts_with('4'));
+    h.advance(Duration::from_millis(29_999));
+    assert!(h.take_events(&sid).is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_events_and_gone(
+        &mut h,
+        &sid,
+        vec![EngineEvent::Closed(CloseReason::ForcedClose)],
+    );
+}
+
 #[test]
 fn no_heartbeat_while_waiting_to_deliver_a_close() {
     let mut h = Harness::engine(EngineConfig::default());

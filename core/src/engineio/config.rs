@@ -56,8 +56,8 @@ pub struct EngineConfig {
     /// How long an unfinished upgrade probe may take before it is cancelled.
     pub upgrade_timeout: Duration,
     /// How long a server-side close waits for the client's next poll to deliver the close packet
-    /// (counted from the close: with packets queued before it, the close goes alone in the poll
-    /// after them).
+    /// (counted from the close, and again from each poll that takes part of a backlog queued
+    /// before it; the close goes alone in the poll after them).
     pub close_timeout: Duration,
     /// How long a client may take to send an HTTP request head, and the longest wait for more
     /// of a request body (runtimes enforce it: a connection that sends its head slowly, or stops

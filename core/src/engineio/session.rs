@@ -1248,7 +1248,8 @@ impl Session {
 
     /// Reports that the client of a held GET, or of a POST whose body was being read
     /// ([`handle_post_started`](Self::handle_post_started)), went away before it was answered:
-    /// the session ends with a transport error, as with the reference server.
+    /// the session ends with a transport error, as with the reference server, unless it has
+    /// upgraded to WebSocket since (a POST of the polling it left).
     pub fn handle_request_aborted(&mut self, _now: Instant, id: RequestId) {
         self.debug_assert_drained();
         if self.post_in_flight == Some(id) {
