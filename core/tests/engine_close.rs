@@ -215,12 +215,9 @@ fn server_close_gives_up_waiting_after_close_timeout() {
     assert_eq!(json_body(&h.get(&poll).response())["code"], 1);
 }
 
-/// The close wait is for the client's next poll: a backlog that takes several polls, each
-/// within `close_timeout` of the last, is delivered whole before the close packet, however long
-/// it takes in all (its end was dropped at `close_timeout` after the close, and the client found
-/// its session gone).
-#[test]
-fn a_close_waits_for_a_backlog_taken_over_several_polls() {
+/// A polling session closed by the server behind three messages of 700 KiB, more than one poll
+/// answer holds (`POLL_ANSWER_BYTES`); with its sid, poll URI and the messages' text.
+fn closed_behind_a_backlog() -> (Harness<Endpoint>, String, String, String) {
     let mut h = Harness::engine(EngineConfig::default());
     let (sid, poll) = open_polling(&mut h, "4");
     let big = "x".repeat(700 * 1024);
@@ -232,6 +229,16 @@ fn a_close_waits_for_a_backlog_taken_over_several_polls() {
         Ok::<_, SendError>(())
     })
     .unwrap();
+    (h, sid, poll, big)
+}
+
+/// The close wait is for the client's next poll: a backlog that takes several polls, each
+/// within `close_timeout` of the last, is delivered whole before the close packet, however long
+/// it takes in all (its end was dropped at `close_timeout` after the close, and the client found
+/// its session gone).
+#[test]
+fn a_close_waits_for_a_backlog_taken_over_several_polls() {
+    let (mut h, sid, poll, big) = closed_behind_a_backlog();
     let mut messages = 0;
     for _ in 0..3 {
         h.advance(Duration::from_secs(20));
@@ -260,17 +267,7 @@ fn a_close_waits_for_a_backlog_taken_over_several_polls() {
 /// its last poll.
 #[test]
 fn a_close_gives_up_close_timeout_after_the_last_poll_of_a_backlog() {
-    let mut h = Harness::engine(EngineConfig::default());
-    let (sid, poll) = open_polling(&mut h, "4");
-    let big = "x".repeat(700 * 1024);
-    h.command(&sid, |s, now| {
-        for _ in 0..3 {
-            s.send(now, text(&big))?;
-        }
-        s.close(now, CloseReason::ForcedClose);
-        Ok::<_, SendError>(())
-    })
-    .unwrap();
+    let (mut h, sid, poll, _) = closed_behind_a_backlog();
     h.advance(Duration::from_secs(20));
     assert!(h.get(&poll).body_text().starts_with('4'));
     h.advance(Duration::from_millis(29_999));
