@@ -443,6 +443,96 @@ async fn the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnec
     }
 }
 
+/// With async handlers (the default), a connect handler that waits holds up only its own
+/// namespace: the client's events on its other namespaces are handled meanwhile, as by
+/// python-socketio and the Node.js server. Here the `/admin` connect handler waits for a `/`
+/// event the client sends after the CONNECT, in the same POST (before, it waited in vain: the
+/// event was queued behind it). The threads runtime has the same test.
+async fn a_waiting_connect_handler_holds_up_only_its_own_namespace<Rt: Runtime>(spawn: Spawn<Rt>) {
+    let io = Server::<Rt>::builder().build();
+    let (tx, mut log) = mpsc::unbounded_channel::<String>();
+    let pinged = std::sync::Arc::new(tokio::sync::Notify::new());
+    log_pings(&io, &tx, &pinged);
+    io.of("/admin").on_connect(
+        move |_socket: Socket<Rt>, _handshake, _auth: Option<Value>| {
+            let log = tx.clone();
+            let pinged = pinged.clone();
+            // Any executor's: tokio's `Notify` needs no tokio runtime.
+            async move {
+                pinged.notified().await;
+                let _ = log.send("admin connect".into());
+                Ok(())
+            }
+        },
+    );
+    let (addr, _serving) = serve(&io, spawn);
+    joins_and_posts(addr, b"40/admin,\x1e42[\"ping\"]").await;
+    assert_eq!(entries(&mut log, 2).await, ["ping", "admin connect"]);
+}
+
+/// The same for a disconnect handler; and the namespace's next event, the client joining it
+/// again, waits for that handler: one namespace's connects and disconnects stay in order.
+async fn a_waiting_disconnect_handler_holds_up_only_its_own_namespace<Rt: Runtime>(
+    spawn: Spawn<Rt>,
+) {
+    let io = Server::<Rt>::builder().build();
+    let (tx, mut log) = mpsc::unbounded_channel::<String>();
+    let pinged = std::sync::Arc::new(tokio::sync::Notify::new());
+    log_pings(&io, &tx, &pinged);
+    let in_connect = tx.clone();
+    io.of("/admin")
+        .on_connect(
+            move |_socket: Socket<Rt>, _handshake, _auth: Option<Value>| {
+                let _ = in_connect.send("admin connect".into());
+                async { Ok(()) }
+            },
+        )
+        .on_disconnect(move |_socket: Socket<Rt>, reason| {
+            let log = tx.clone();
+            let pinged = pinged.clone();
+            async move {
+                pinged.notified().await;
+                let _ = log.send(format!("admin disconnect ({reason})"));
+            }
+        });
+    let (addr, _serving) = serve(&io, spawn);
+    let sid = tokio::task::spawn_blocking(move || post_after_joining(addr, b"40/admin,"))
+        .await
+        .expect("the client");
+    assert_eq!(entries(&mut log, 1).await, ["admin connect"]);
+    tokio::task::spawn_blocking(move || {
+        let uri = sockio_testkit::raw_polling::session_uri("/socket.io/", &sid);
+        let body = b"41/admin,\x1e42[\"ping\"]\x1e40/admin,";
+        let posted = sockio_testkit::raw_polling::request(addr, "POST", &uri, body);
+        assert_eq!(posted.status, 200, "{posted:?}");
+    })
+    .await
+    .expect("the client");
+    assert_eq!(
+        entries(&mut log, 3).await,
+        [
+            "ping",
+            "admin disconnect (client namespace disconnect)",
+            "admin connect"
+        ]
+    );
+}
+
+/// Logs each `ping` event on `/` and tells `pinged`.
+fn log_pings<Rt: Runtime>(
+    io: &Server<Rt>,
+    log: &mpsc::UnboundedSender<String>,
+    pinged: &std::sync::Arc<tokio::sync::Notify>,
+) {
+    let log = log.clone();
+    let pinged = pinged.clone();
+    io.on("ping", move |_socket: Socket<Rt>, _: Option<Value>| {
+        let _ = log.send("ping".into());
+        pinged.notify_one();
+        async {}
+    });
+}
+
 /// Each test above, on each runtime the crate is built with: the server, its handlers and its
 /// listener on tokio, or on smol's executor beside the test's tokio runtime.
 macro_rules! on_every_runtime {
@@ -478,4 +568,6 @@ on_every_runtime!(
     callbacks_cancelled_while_a_connect_is_pending_run_before_the_disconnect_handler,
     the_callback_of_an_emit_that_overflowed_runs_before_the_disconnect_handler,
     the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnect_handler,
+    a_waiting_connect_handler_holds_up_only_its_own_namespace,
+    a_waiting_disconnect_handler_holds_up_only_its_own_namespace,
 );

@@ -92,6 +92,7 @@ pub use serde_json;
 pub mod api;
 pub mod engineio;
 pub mod held_input;
+pub mod held_namespaces;
 pub mod http;
 pub mod hub;
 pub mod log_throttle;

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bytestring::ByteString;
 use event_listener::Event;
 use futures_channel::oneshot;
 use sockio_core::engineio::{Output, RequestId, Sid};
+use sockio_core::held_namespaces::HeldNamespaces;
 use sockio_core::http::Response;
 use sockio_core::small_map::SmallMap;
 use sockio_core::socketio::{Connection, SocketEvent};
@@ -86,6 +88,9 @@ pub(crate) struct ConnState {
     /// Drives whose settled callbacks have not run yet and hold the dispatch
     /// ([`Settled::holds_dispatch`]): while any is left, nobody takes an event.
     dispatch_holds: u32,
+    /// Namespaces whose connect or disconnect handler runs on a task of its own (with async
+    /// handlers), and the events the dispatcher parked behind them.
+    held: HeldNamespaces,
     /// The timer the connection's task holds: only a deadline earlier than it wakes the task
     /// ([`ConnCell::arm`]); one that moved later is found when the held timer fires.
     arming: Arming,
@@ -156,6 +161,7 @@ impl ConnCell {
                 dispatching: false,
                 throttled: false,
                 dispatch_holds: 0,
+                held: HeldNamespaces::default(),
                 arming: Arming::default(),
             }),
             task_wake: WakeSignal::new(),
@@ -344,12 +350,7 @@ impl ConnCell {
         let event = if state.dispatch_holds > 0 {
             None
         } else {
-            sockio_core::queue::pop_front_releasing(&mut state.dispatch_queue).map(
-                |(event, weight)| {
-                    state.backlog.remove(weight);
-                    event
-                },
-            )
+            state.pop_unparked()
         };
         if event.is_none() {
             state.dispatching = false;
@@ -364,6 +365,28 @@ impl ConnCell {
             self.drained.notify(usize::MAX);
         }
         event
+    }
+
+    /// Holds `namespace` while its connect or disconnect handler, just taken by the holder of the
+    /// dispatcher's role, runs on a task of its own: its later events, and the connection's end,
+    /// are parked until [`ConnCell::release_namespace`] ([`HeldNamespaces`]).
+    pub fn hold_namespace(&self, namespace: ByteString) {
+        self.lock().held.hold(namespace);
+    }
+
+    /// `namespace`'s handler running apart is done: the events parked behind it go back to the
+    /// front of the queue, and the connection's task takes them unless a dispatcher is at work.
+    pub fn release_namespace(&self, namespace: &str) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let back = state
+            .held
+            .release(namespace, &mut state.dispatch_queue, &mut state.backlog);
+        let wake = back && !state.dispatching && state.dispatch_holds == 0;
+        drop(guard);
+        if wake {
+            self.task_wake.notify();
+        }
     }
 
     /// Sends the next `events` event handlings to tasks of their own.
@@ -545,9 +568,27 @@ impl ConnState {
     /// Empties the dispatch queue: the events nobody will handle (the connection is abandoned).
     pub fn take_dispatch_queue(&mut self) -> impl Iterator<Item = SocketEvent> + use<> {
         self.backlog = Backlog::default();
-        std::mem::take(&mut self.dispatch_queue)
-            .into_iter()
-            .map(|(event, _)| event)
+        self.held.take_parked().chain(
+            std::mem::take(&mut self.dispatch_queue)
+                .into_iter()
+                .map(|(event, _)| event),
+        )
+    }
+
+    /// The next event of the queue that need not wait for a held namespace; those that must are
+    /// parked on the way.
+    fn pop_unparked(&mut self) -> Option<SocketEvent> {
+        loop {
+            let (event, weight) =
+                sockio_core::queue::pop_front_releasing(&mut self.dispatch_queue)?;
+            self.backlog.remove(weight);
+            if self.held.is_empty() {
+                return Some(event);
+            }
+            if let Some((event, _)) = self.held.park(event, weight) {
+                return Some(event);
+            }
+        }
     }
 
     fn queue_for_dispatch(&mut self, event: SocketEvent, claim: bool, drained: &mut Drained) {
@@ -561,7 +602,11 @@ impl ConnState {
         }
         // Nothing waits before it and nobody dispatches: the queue would hand this event to the
         // claimer at once anyway.
-        if claim && !self.dispatching && self.dispatch_holds == 0 && self.dispatch_queue.is_empty()
+        if claim
+            && !self.dispatching
+            && self.dispatch_holds == 0
+            && self.held.is_empty()
+            && self.dispatch_queue.is_empty()
         {
             self.dispatching = true;
             *drained = Drained::Claimed(event);

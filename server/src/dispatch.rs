@@ -21,6 +21,7 @@ use sockio_core::api::{
     CATCH_ALL_NAMESPACE, EventRoute, LifecycleRoute, ReceivedEvent, route_event, route_lifecycle,
 };
 use sockio_core::engineio::{CloseReason, Sid};
+use sockio_core::held_namespaces::lifecycle_namespace;
 use sockio_core::payload::Args;
 use sockio_core::socketio::SocketEvent;
 use sockio_core::writer_wait::ROOM_RECHECK;
@@ -142,6 +143,19 @@ async fn acknowledge_when_there_is_room<Rt: Runtime>(
             }
             None => runtime.sleep_until(Instant::now() + ROOM_RECHECK).await,
         }
+    }
+}
+
+/// Releases a namespace held while its handler ran apart, when that handling ends or is dropped
+/// part way (its runtime shut down): the events parked behind it must not wait for good.
+struct ReleaseNamespace {
+    cell: Arc<ConnCell>,
+    namespace: ByteString,
+}
+
+impl Drop for ReleaseNamespace {
+    fn drop(&mut self) {
+        self.cell.release_namespace(&self.namespace);
     }
 }
 
@@ -401,9 +415,55 @@ impl<Rt: Runtime> Server<Rt> {
 
     /// `event`'s handling as a future of its own, to run now or later on another task.
     fn handling(self: &Arc<Self>, cell: &Arc<ConnCell>, event: SocketEvent) -> HandOff {
+        let apart = self
+            .inner
+            .async_handlers
+            .then(|| lifecycle_namespace(&event).cloned())
+            .flatten();
         let server = self.clone();
         let owner = cell.clone();
-        Box::pin(async move { server.handle_event(&owner, event).await })
+        let handling: HandOff = Box::pin(async move { server.handle_event(&owner, event).await });
+        match apart {
+            Some(namespace) => self.apart_when_waiting(cell, namespace, handling),
+            None => handling,
+        }
+    }
+
+    /// A connect or disconnect `handling` (with async handlers) that goes on on a task of its
+    /// own once it has to wait, its namespace held meanwhile ([`ConnCell::hold_namespace`]): the
+    /// returned handling is over when it finished or went apart, so the client's events of other
+    /// namespaces are not held up by a connect handler waiting for a database, or for one of
+    /// them (python-socketio and the Node.js server go on with them too).
+    fn apart_when_waiting(
+        self: &Arc<Self>,
+        cell: &Arc<ConnCell>,
+        namespace: ByteString,
+        handling: HandOff,
+    ) -> HandOff {
+        let server = self.clone();
+        let cell = cell.clone();
+        let mut handling = Some(handling);
+        Box::pin(poll_fn(move |cx| {
+            let Some(mut rest) = handling.take() else {
+                return Poll::Ready(());
+            };
+            if rest.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            // Held before the dispatcher takes its next event, which this returns to.
+            cell.hold_namespace(namespace.clone());
+            let released = ReleaseNamespace {
+                cell: cell.clone(),
+                namespace: namespace.clone(),
+            };
+            let busy = BusyGuard::new(&server.inner.lifecycle);
+            server.inner.runtime.spawn(async move {
+                rest.await;
+                drop(released);
+                drop(busy);
+            });
+            Poll::Ready(())
+        }))
     }
 
     /// Handles `cell`'s queued events on the calling task, as long as each finishes without
