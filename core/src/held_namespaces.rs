@@ -34,7 +34,7 @@ struct Holds {
     held: Vec<ByteString>,
     /// Events taken from the queue while their namespace (or, for `Closed`, any) was held, with
     /// their weights, in the order they were taken.
-    parked: Vec<(SocketEvent, usize)>,
+    parked: VecDeque<(SocketEvent, usize)>,
 }
 
 /// The namespace of a connect or disconnect: the events whose handler may run apart.
@@ -79,7 +79,7 @@ impl HeldNamespaces {
             other => dispatched_namespace(other).is_some_and(|of| holds.held.contains(of)),
         };
         if waits {
-            holds.parked.push((event, weight));
+            holds.parked.push_back((event, weight));
             return None;
         }
         Some((event, weight))
@@ -103,7 +103,7 @@ impl HeldNamespaces {
         holds.held.swap_remove(at);
         let everything = holds.held.is_empty();
         let mut back = Vec::new();
-        let mut kept = Vec::new();
+        let mut kept = VecDeque::new();
         for (event, weight) in holds.parked.drain(..) {
             let goes_back = match &event {
                 SocketEvent::Closed(_) => everything,
@@ -112,7 +112,7 @@ impl HeldNamespaces {
             if goes_back {
                 back.push((event, weight));
             } else {
-                kept.push((event, weight));
+                kept.push_back((event, weight));
             }
         }
         holds.parked = kept;
@@ -126,6 +126,18 @@ impl HeldNamespaces {
             queue.push_front((event, weight));
         }
         any
+    }
+
+    /// [`drop_events_of_disconnected`](crate::api::drop_events_of_disconnected) for the parked
+    /// events, called with it for every event queued: an event of a socket the server
+    /// disconnected is not handled, parked or not. Returns how many were taken out.
+    pub fn drop_events_of_disconnected(&mut self, queued: &SocketEvent) -> usize {
+        let Some(holds) = self.0.as_mut() else {
+            return 0;
+        };
+        // Parked events are not in the runtime's backlog.
+        let mut uncounted = Backlog::default();
+        crate::api::drop_events_of_disconnected(&mut holds.parked, &mut uncounted, queued)
     }
 
     /// Takes every parked event out (the connection is abandoned: nobody will handle them).
@@ -247,6 +259,21 @@ mod tests {
         assert!(!holds.release("/b", &mut queue, &mut backlog));
         assert!(queue.is_empty());
         assert_eq!(holds.take_parked().count(), 1);
+    }
+
+    #[test]
+    fn a_server_side_disconnect_drops_its_sockets_parked_events() {
+        let mut holds = HeldNamespaces::default();
+        holds.hold("/a".into());
+        assert!(holds.park(event("/a", "raced"), 1).is_none());
+        let left = SocketEvent::Disconnect {
+            namespace: "/a".into(),
+            sid: Sid::new("/a-sid"),
+            reason: DisconnectReason::ServerNamespaceDisconnect,
+        };
+        assert_eq!(holds.drop_events_of_disconnected(&disconnect("/a")), 0);
+        assert_eq!(holds.drop_events_of_disconnected(&left), 1);
+        assert_eq!(holds.take_parked().count(), 0);
     }
 
     #[test]

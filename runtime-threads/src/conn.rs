@@ -15,7 +15,9 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bytestring::ByteString;
 use sockio_core::engineio::{Output, RequestId, Sid};
+use sockio_core::held_namespaces::HeldNamespaces;
 use sockio_core::http::Response;
 use sockio_core::socketio::{Connection, SocketEvent};
 
@@ -98,6 +100,9 @@ struct EventQueue {
     /// parks until they have ([`ConnCell::release_hold`]), so a socket's disconnect handler runs
     /// after the callbacks its departure cancelled even when a dispatcher is already at work.
     held: usize,
+    /// Namespaces whose connect or disconnect handler runs on a job of its own (with async
+    /// handlers), and the events parked behind them.
+    namespaces: HeldNamespaces,
 }
 
 /// What the dispatcher of a connection does next.
@@ -130,7 +135,7 @@ impl EventQueue {
                 &mut self.events,
                 &mut self.backlog,
                 &event,
-            );
+            ) + self.namespaces.drop_events_of_disconnected(&event);
             if dropped > 0 {
                 self.dropped += dropped;
                 sockio_net::log_events_of_disconnected_dropped!(dropped);
@@ -147,6 +152,41 @@ impl EventQueue {
         Some(event)
     }
 
+    /// Parks the events at the front that wait for a held namespace ([`HeldNamespaces`]), so
+    /// the next event is one that need not.
+    fn park_for_held_namespaces(&mut self) {
+        while !self.namespaces.is_empty() {
+            let Some((event, weight)) = self.events.pop_front() else {
+                return;
+            };
+            match self.namespaces.park(event, weight) {
+                Some(unparked) => {
+                    self.events.push_front(unparked);
+                    return;
+                }
+                None => self.backlog.remove(weight),
+            }
+        }
+    }
+
+    /// See [`ConnCell::release_namespace`].
+    fn release_namespace(&mut self, namespace: &str) -> bool {
+        let back = self
+            .namespaces
+            .release(namespace, &mut self.events, &mut self.backlog);
+        back && !std::mem::replace(&mut self.scheduled, true)
+    }
+
+    /// See [`ConnCell::unschedule_if_empty`].
+    fn unschedule_if_empty(&mut self) -> bool {
+        self.park_for_held_namespaces();
+        if self.events.is_empty() {
+            self.scheduled = false;
+            return true;
+        }
+        false
+    }
+
     /// See [`ConnCell::release_hold`].
     fn release_hold(&mut self) -> bool {
         self.held = self.held.saturating_sub(1);
@@ -159,6 +199,7 @@ impl EventQueue {
             self.parked = true;
             return Next::Parked;
         }
+        self.park_for_held_namespaces();
         if let Some(cap) = cap
             && matches!(self.events.front(), Some((SocketEvent::Event { .. }, _)))
         {
@@ -240,6 +281,7 @@ impl ConnCell {
                 parked: false,
                 dropped: 0,
                 held: 0,
+                namespaces: HeldNamespaces::default(),
             }),
             calls_waiting: AtomicUsize::new(0),
         })
@@ -407,6 +449,27 @@ impl ConnCell {
         lock(&self.queue).release_hold()
     }
 
+    /// Holds `namespace` while its connect or disconnect handler, just taken by the dispatcher,
+    /// runs apart: its later events, and the connection's end, are parked until
+    /// [`release_namespace`](Self::release_namespace) ([`HeldNamespaces`]).
+    pub fn hold_namespace(&self, namespace: ByteString) {
+        lock(&self.queue).namespaces.hold(namespace);
+    }
+
+    /// `namespace`'s handler running apart is done: the events parked behind it go back to the
+    /// front of the queue; true when the connection then needs a dispatcher (none is queued,
+    /// running or parked), which the caller starts.
+    pub fn release_namespace(&self, namespace: &str) -> bool {
+        lock(&self.queue).release_namespace(namespace)
+    }
+
+    /// For a dispatcher about to run a handler itself: unschedules the connection if no event
+    /// waits (a later one then starts a dispatcher of its own), and says so. False: events wait,
+    /// and the dispatcher must go on with them.
+    pub fn unschedule_if_empty(&self) -> bool {
+        lock(&self.queue).unschedule_if_empty()
+    }
+
     /// A handler slot taken by [`next_event`](Self::next_event) is free again; true when dispatch
     /// was parked and must be resumed by the caller.
     pub fn handler_finished(&self) -> bool {
@@ -501,6 +564,7 @@ mod tests {
             parked: false,
             dropped: 0,
             held: 0,
+            namespaces: HeldNamespaces::default(),
         }
     }
 
@@ -617,6 +681,28 @@ mod tests {
         queue.held = 1;
         assert!(!queue.release_hold());
         assert_eq!(name(&queue.next(None)), "b");
+    }
+
+    #[test]
+    fn a_held_namespace_parks_its_events_until_released_and_the_release_schedules_a_dispatcher() {
+        let mut queue = queue();
+        queue.namespaces.hold(ByteString::from_static("/"));
+        assert!(queue.push(weighed(vec![
+            event("parked"),
+            SocketEvent::Closed(sockio_core::engineio::CloseReason::TransportClose)
+        ])));
+        assert!(queue.unschedule_if_empty(), "everything parked");
+        assert_eq!(queue.backlog.events, 0, "parked events leave the backlog");
+        assert!(
+            queue.release_namespace("/"),
+            "the events went back: a dispatcher must start"
+        );
+        assert_eq!(queue.backlog.events, 2);
+        assert!(!queue.push(weighed(vec![])), "scheduled by the release");
+        assert_eq!(name(&queue.next(None)), "parked");
+        assert_eq!(name(&queue.next(None)), "another kind");
+        assert!(matches!(queue.next(None), Next::Empty));
+        assert!(!queue.release_namespace("/"), "not held any more");
     }
 
     #[test]

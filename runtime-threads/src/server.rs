@@ -13,6 +13,7 @@ use sockio_core::api::{
     route_event, route_lifecycle,
 };
 use sockio_core::engineio::{CloseReason, Sid, SidGenerator, SidMap, Transport};
+use sockio_core::held_namespaces::lifecycle_namespace;
 use sockio_core::hub::Hub;
 use sockio_core::payload::{self, Args};
 use sockio_core::socketio::packet::{RESERVED_EVENTS, handler_event_refusal};
@@ -844,20 +845,60 @@ impl Server {
                 Next::Last(event) => (event, Place::Here),
                 Next::Parked | Next::Empty => return,
             };
-            let handled = sockio_core::api::catch_panic(|| self.handle_event(cell, event, place));
-            if let Err(panic) = handled {
-                // Handlers catch their own panics: this is a sockio bug. Left alone, the
-                // connection would stay scheduled with nobody dispatching its events.
-                tracing::error!(sid = %cell.sid, panic, "dispatching an event panicked; the connection is closed");
-                let closed = sockio_core::api::catch_panic(|| self.close_after_bug(cell));
-                if closed.is_err() {
-                    tracing::error!(sid = %cell.sid, "closing the connection panicked too");
+            if cap.is_some()
+                && let Some(namespace) = lifecycle_namespace(&event)
+            {
+                // With async handlers, a connect or disconnect handler runs apart, holding only
+                // its namespace, so one that waits (for a database, or for an event of the
+                // client's other namespaces) does not hold up those (python-socketio and the
+                // Node.js server go on with them too).
+                let namespace = namespace.clone();
+                cell.hold_namespace(namespace.clone());
+                if cell.unschedule_if_empty() {
+                    // Nothing else to dispatch: here, one hand-over less per connect.
+                    self.dispatch_apart(cell, event, &namespace);
+                    return;
                 }
+                let server = self.clone();
+                let apart = cell.clone();
+                self.submit(Box::new(move || {
+                    server.dispatch_apart(&apart, event, &namespace);
+                }));
+                continue;
             }
-            self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+            self.dispatch(cell, event, place);
             if matches!(place, Place::Here) {
                 return;
             }
+        }
+    }
+
+    /// Handles one event taken from `cell`'s queue (counted in the server's live work until
+    /// then).
+    fn dispatch(&self, cell: &Arc<ConnCell>, event: SocketEvent, place: Place) {
+        let handled = sockio_core::api::catch_panic(|| self.handle_event(cell, event, place));
+        if let Err(panic) = handled {
+            // Handlers catch their own panics: this is a sockio bug. Left alone, the
+            // connection would stay scheduled with nobody dispatching its events.
+            tracing::error!(sid = %cell.sid, panic, "dispatching an event panicked; the connection is closed");
+            let closed = sockio_core::api::catch_panic(|| self.close_after_bug(cell));
+            if closed.is_err() {
+                tracing::error!(sid = %cell.sid, "closing the connection panicked too");
+            }
+        }
+        self.inner.serving.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Handles a connect or disconnect whose `namespace` the dispatcher held for it, then
+    /// releases the namespace, resuming the dispatch of the events parked behind it.
+    fn dispatch_apart(&self, cell: &Arc<ConnCell>, event: SocketEvent, namespace: &str) {
+        self.dispatch(cell, event, Place::Here);
+        if cell.release_namespace(namespace) {
+            let server = self.clone();
+            let cell = cell.clone();
+            self.inner
+                .pool
+                .submit_without_waiting(Box::new(move || server.run_queue(&cell)));
         }
     }
 

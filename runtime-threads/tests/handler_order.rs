@@ -344,3 +344,86 @@ fn the_callback_of_an_emit_to_a_socket_that_left_runs_before_the_disconnect_hand
         emit_and_disconnect_in_a_handler(EmitAt::AfterDisconnect, round);
     }
 }
+
+/// A signal the `/` `ping` handler gives (after logging `ping`), for a handler of `/admin` that
+/// waits for it: up to 30 s, past the 15 s [`Log::wait_for`] gives the test.
+#[derive(Clone)]
+struct Pinged(Arc<Mutex<Receiver<()>>>);
+
+impl Pinged {
+    /// Registers the `ping` handler of `/`.
+    fn on_ping(io: &Server, log: &Log) -> Pinged {
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        let log = log.clone();
+        io.on("ping", move |_socket: Socket, _: Option<Value>| {
+            log.add("ping");
+            let _ = tx.lock().unwrap().send(());
+        });
+        Pinged(Arc::new(Mutex::new(rx)))
+    }
+
+    fn wait(&self) {
+        let _ = self.0.lock().unwrap().recv_timeout(Duration::from_secs(30));
+    }
+}
+
+/// With async handlers (the default), a connect handler that waits holds up only its own
+/// namespace: the client's events on its other namespaces are handled meanwhile, as by
+/// python-socketio and the Node.js server. Here the `/admin` connect handler waits for a `/`
+/// event the client sends after the CONNECT, in the same POST (before, it waited in vain: the
+/// event was queued behind it). tests/handler_order.rs has the same test for the async runtimes.
+#[test]
+fn a_waiting_connect_handler_holds_up_only_its_own_namespace() {
+    let io = Server::builder().build();
+    let (log, added) = Log::new();
+    let pinged = Pinged::on_ping(&io, &log);
+    let in_connect = log.clone();
+    io.of("/admin")
+        .on_connect(move |_socket: Socket, _handshake, _auth: Option<Value>| {
+            pinged.wait();
+            in_connect.add("admin connect");
+            Ok(())
+        });
+    let addr = serve(&io);
+    post_after_joining(addr, b"40/admin,\x1e42[\"ping\"]");
+    assert_eq!(log.wait_for(&added, 2), ["ping", "admin connect"]);
+    io.abort();
+}
+
+/// The same for a disconnect handler; and the namespace's next event, the client joining it
+/// again, waits for that handler: one namespace's connects and disconnects stay in order.
+#[test]
+fn a_waiting_disconnect_handler_holds_up_only_its_own_namespace() {
+    let io = Server::builder().build();
+    let (log, added) = Log::new();
+    let pinged = Pinged::on_ping(&io, &log);
+    let in_connect = log.clone();
+    let in_disconnect = log.clone();
+    io.of("/admin")
+        .on_connect(move |_socket: Socket, _handshake, _auth: Option<Value>| {
+            in_connect.add("admin connect");
+            Ok(())
+        })
+        .on_disconnect(move |_socket: Socket, reason| {
+            pinged.wait();
+            in_disconnect.add(format!("admin disconnect ({reason})"));
+        });
+    let addr = serve(&io);
+    let sid = post_after_joining(addr, b"40/admin,");
+    assert_eq!(log.wait_for(&added, 1), ["admin connect"]);
+    let uri = sockio_testkit::raw_polling::session_uri("/socket.io/", &sid);
+    let body = b"41/admin,\x1e42[\"ping\"]\x1e40/admin,";
+    let posted = sockio_testkit::raw_polling::request(addr, "POST", &uri, body);
+    assert_eq!(posted.status, 200, "{posted:?}");
+    assert_eq!(
+        log.wait_for(&added, 3),
+        [
+            "admin connect",
+            "ping",
+            "admin disconnect (client namespace disconnect)",
+            "admin connect"
+        ]
+    );
+    io.abort();
+}

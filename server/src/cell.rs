@@ -596,7 +596,7 @@ impl ConnState {
             &mut self.dispatch_queue,
             &mut self.backlog,
             &event,
-        );
+        ) + self.held.drop_events_of_disconnected(&event);
         if dropped > 0 {
             sockio_net::log_events_of_disconnected_dropped!(dropped);
         }
