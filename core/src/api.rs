@@ -736,7 +736,10 @@ macro_rules! server_builder_options {
         /// handler that finishes without waiting runs on the task that read its event either way
         /// (no task is spawned for it), as a Python handler without an `await` runs to its end
         /// before the next one starts; after one that ran 100 µs or more, the next events get
-        /// tasks of their own so long handlers spread over the runtime's threads.
+        /// tasks of their own so long handlers spread over the runtime's threads. A connect or
+        /// disconnect handler that has to wait goes on apart too, holding up only its own
+        /// namespace's later connects and disconnects (and the connection's end), not the
+        /// client's other namespaces; with `false` it holds up everything after it.
         pub fn async_handlers(mut self, concurrent: bool) -> Self {
             self.sync_handlers = !concurrent;
             self
