@@ -123,9 +123,23 @@ impl HeldNamespaces {
         let any = !back.is_empty();
         for (event, weight) in back.into_iter().rev() {
             backlog.add(weight);
-            queue.push_front((event, weight));
+            if matches!(event, SocketEvent::Closed(_)) {
+                // Last: behind the events of other namespaces put back before and not yet
+                // taken (nothing follows it from the connection).
+                queue.push_back((event, weight));
+            } else {
+                queue.push_front((event, weight));
+            }
         }
         any
+    }
+
+    /// The parked events, for the runtimes' look at the departures waiting for dispatch
+    /// ([`callbacks_hold_dispatch`](crate::api::callbacks_hold_dispatch)).
+    pub fn parked(&self) -> impl Iterator<Item = &SocketEvent> {
+        self.0
+            .iter()
+            .flat_map(|holds| holds.parked.iter().map(|(event, _)| event))
     }
 
     /// [`drop_events_of_disconnected`](crate::api::drop_events_of_disconnected) for the parked
@@ -247,6 +261,22 @@ mod tests {
         assert_eq!(names(&queue), ["disconnect:/b", "closed"]);
         assert!(holds.is_empty());
         assert_eq!(holds.take_parked().count(), 0);
+    }
+
+    #[test]
+    fn closed_goes_back_behind_the_events_released_before_it_and_not_yet_taken() {
+        let mut holds = HeldNamespaces::default();
+        holds.hold("/a".into());
+        holds.hold("/b".into());
+        assert!(holds.park(disconnect("/a"), 1).is_none());
+        assert!(holds.park(closed(), 1).is_none());
+        assert_eq!(holds.parked().count(), 2);
+        let mut queue = VecDeque::new();
+        let mut backlog = Backlog::default();
+        assert!(holds.release("/a", &mut queue, &mut backlog));
+        assert!(holds.release("/b", &mut queue, &mut backlog));
+        assert_eq!(names(&queue), ["disconnect:/a", "closed"]);
+        assert_eq!(holds.parked().count(), 0);
     }
 
     #[test]

@@ -380,7 +380,10 @@ impl ConnCell {
         let holds = |queue: &EventQueue, new: &[(SocketEvent, usize)]| {
             sockio_core::api::callbacks_hold_dispatch(
                 callbacks.iter().map(|(_, outcome)| outcome),
-                new.iter().chain(&queue.events).map(|(event, _)| event),
+                new.iter()
+                    .chain(&queue.events)
+                    .map(|(event, _)| event)
+                    .chain(queue.namespaces.parked()),
             )
         };
         let mut held = false;

@@ -301,7 +301,11 @@ impl ConnCell {
         // the departure: no dispatcher takes it in between.
         let holds_dispatch = sockio_core::api::callbacks_hold_dispatch(
             callbacks.iter().map(|(_, outcome)| outcome),
-            state.dispatch_queue.iter().map(|(event, _)| event),
+            state
+                .dispatch_queue
+                .iter()
+                .map(|(event, _)| event)
+                .chain(state.held.parked()),
         );
         if holds_dispatch {
             state.dispatch_holds += 1;
@@ -355,8 +359,8 @@ impl ConnCell {
         if event.is_none() {
             state.dispatching = false;
         }
-        let wake_readers =
-            event.is_some() && state.throttled && state.backlog.halved(DISPATCH_BACKLOG);
+        // (Parking events, too, shrinks the backlog.)
+        let wake_readers = state.throttled && state.backlog.halved(DISPATCH_BACKLOG);
         if wake_readers {
             state.throttled = false;
         }

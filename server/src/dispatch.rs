@@ -10,6 +10,7 @@
 //! with the role, so the reader never blocks on a handler and the order stays intact.
 
 use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
+use futures_util::FutureExt;
 use sockio_core::api::{
     CATCH_ALL_NAMESPACE, EventRoute, LifecycleRoute, ReceivedEvent, route_event, route_lifecycle,
 };
@@ -458,7 +460,19 @@ impl<Rt: Runtime> Server<Rt> {
             };
             let busy = BusyGuard::new(&server.inner.lifecycle);
             server.inner.runtime.spawn(async move {
-                rest.await;
+                if AssertUnwindSafe(rest).catch_unwind().await.is_err() {
+                    // Handlers' panics are caught: this is a sockio bug, which must not leave
+                    // a connect unanswered (the core would hold the connection's end back for
+                    // it for good). The connection is closed, as the threads runtime does.
+                    tracing::error!(
+                        sid = %released.cell.sid,
+                        "handling a connect or disconnect panicked; the connection is closed"
+                    );
+                    released.cell.drive(|state, now| {
+                        state.conn.close(now, CloseReason::ForcedClose);
+                        state.conn.abandon_pending_connects(now);
+                    });
+                }
                 drop(released);
                 drop(busy);
             });
