@@ -522,11 +522,10 @@ proptest! {
         version in versions(),
         binary_body in any::<bool>(),
     ) {
+        // (A body with a bad packet keeps the packets before it, in both versions:
+        // `v3_keeps_the_packets_before_a_bad_one`.)
         let body = Bytes::from(bytes.clone());
-        let decoded = decode_payload(body.clone(), version, binary_body);
-        if version == V3 && decoded.error.is_some() {
-            prop_assert!(decoded.packets.is_empty());
-        }
+        let _ = decode_payload(body.clone(), version, binary_body);
         let _ = Packet::decode_ws(WsMessage::Binary(body), version);
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let _ = Packet::decode_text(text, version);
@@ -548,10 +547,7 @@ proptest! {
         version in versions(),
         binary_body in any::<bool>(),
     ) {
-        let decoded = decode_payload(Bytes::from(bytes.clone()), version, binary_body);
-        if version == V3 && decoded.error.is_some() {
-            prop_assert!(decoded.packets.is_empty());
-        }
+        let _ = decode_payload(Bytes::from(bytes.clone()), version, binary_body);
         let _ = decode_jsonp_post(&bytes);
     }
 
