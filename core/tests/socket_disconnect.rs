@@ -453,17 +453,17 @@ fn forced_close_over_polling_gives_up_waiting_for_a_poll() {
     assert!(h.sessions.contains_key(sid.as_str()));
     h.advance(Duration::from_secs(1));
     assert!(!h.sessions.contains_key(sid.as_str()));
-    // No AckTimeout for a connection being closed: one Disconnect, the awaited ack cancelled when
-    // the connection ends, then Closed.
+    // No AckTimeout for a connection being closed: the awaited ack cancelled when the connection
+    // ends, then (as when one socket leaves) its Disconnect, then Closed.
     assert_eq!(
         strip(h.take_events(&sid)),
         vec![
-            disconnect("/", &id, DisconnectReason::Engine(CloseReason::ForcedClose)),
             SocketEvent::AckCancelled {
                 namespace: "/".into(),
                 sid: id.clone(),
                 ack_id: 0
             },
+            disconnect("/", &id, DisconnectReason::Engine(CloseReason::ForcedClose)),
             SocketEvent::Closed(CloseReason::ForcedClose)
         ]
     );

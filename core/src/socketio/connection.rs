@@ -1572,6 +1572,9 @@ impl Connection {
                 }
             }
         }
+        // The acknowledgements are cancelled before the departures are reported, as when one
+        // socket leaves: a driver handling events in order runs their callbacks first.
+        self.cancel_acks(|_| true);
         namespaces.sort();
         for (namespace, sid) in namespaces {
             self.events.push_back(SocketEvent::Disconnect {
@@ -1580,7 +1583,6 @@ impl Connection {
                 reason: reason.clone(),
             });
         }
-        self.cancel_acks(|_| true);
         self.decoder.reset();
         self.attachment_deadline = None;
         self.connect_deadline = None;
