@@ -85,6 +85,28 @@ impl HeldNamespaces {
         Some((event, weight))
     }
 
+    /// Parks the events at the front of `queue` that must wait for a held namespace, uncounting
+    /// them from `backlog`, so that the next event there is one that need not (or none). The
+    /// runtimes' dispatchers call it before taking an event.
+    pub fn park_front(
+        &mut self,
+        queue: &mut VecDeque<(SocketEvent, usize)>,
+        backlog: &mut Backlog,
+    ) {
+        while !self.is_empty() {
+            let Some((event, weight)) = queue.pop_front() else {
+                return;
+            };
+            match self.park(event, weight) {
+                Some(unparked) => {
+                    queue.push_front(unparked);
+                    return;
+                }
+                None => backlog.remove(weight),
+            }
+        }
+    }
+
     /// Releases `namespace` (its handler is done): the events parked behind it, then a parked
     /// `Closed` once nothing is held, go back to the front of `queue`, in their order, counted in
     /// `backlog` again. Returns whether any went back.
@@ -304,6 +326,26 @@ mod tests {
         assert_eq!(holds.drop_events_of_disconnected(&disconnect("/a")), 0);
         assert_eq!(holds.drop_events_of_disconnected(&left), 1);
         assert_eq!(holds.take_parked().count(), 0);
+    }
+
+    #[test]
+    fn park_front_parks_up_to_the_first_event_that_need_not_wait() {
+        let mut holds = HeldNamespaces::default();
+        holds.hold("/a".into());
+        let mut queue = VecDeque::from([
+            (disconnect("/a"), 1),
+            (connect("/a"), 2),
+            (event("/b", "goes"), 4),
+            (event("/a", "after"), 8),
+        ]);
+        let mut backlog = Backlog {
+            events: 4,
+            bytes: 15,
+        };
+        holds.park_front(&mut queue, &mut backlog);
+        assert_eq!(names(&queue), ["goes:/b", "after:/a"]);
+        assert_eq!((backlog.events, backlog.bytes), (2, 12));
+        assert_eq!(holds.parked().count(), 2);
     }
 
     #[test]

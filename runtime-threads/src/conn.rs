@@ -155,18 +155,8 @@ impl EventQueue {
     /// Parks the events at the front that wait for a held namespace ([`HeldNamespaces`]), so
     /// the next event is one that need not.
     fn park_for_held_namespaces(&mut self) {
-        while !self.namespaces.is_empty() {
-            let Some((event, weight)) = self.events.pop_front() else {
-                return;
-            };
-            match self.namespaces.park(event, weight) {
-                Some(unparked) => {
-                    self.events.push_front(unparked);
-                    return;
-                }
-                None => self.backlog.remove(weight),
-            }
-        }
+        self.namespaces
+            .park_front(&mut self.events, &mut self.backlog);
     }
 
     /// See [`ConnCell::release_namespace`].

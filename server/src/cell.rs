@@ -582,17 +582,11 @@ impl ConnState {
     /// The next event of the queue that need not wait for a held namespace; those that must are
     /// parked on the way.
     fn pop_unparked(&mut self) -> Option<SocketEvent> {
-        loop {
-            let (event, weight) =
-                sockio_core::queue::pop_front_releasing(&mut self.dispatch_queue)?;
-            self.backlog.remove(weight);
-            if self.held.is_empty() {
-                return Some(event);
-            }
-            if let Some((event, _)) = self.held.park(event, weight) {
-                return Some(event);
-            }
-        }
+        self.held
+            .park_front(&mut self.dispatch_queue, &mut self.backlog);
+        let (event, weight) = sockio_core::queue::pop_front_releasing(&mut self.dispatch_queue)?;
+        self.backlog.remove(weight);
+        Some(event)
     }
 
     fn queue_for_dispatch(&mut self, event: SocketEvent, claim: bool, drained: &mut Drained) {
